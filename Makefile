@@ -1,0 +1,28 @@
+# Two commands do all the set-up on a fresh machine:
+#   make join   creates .venv, installs everything, and starts a node
+#   make test   creates .venv, installs everything, and runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: join test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned exactly: a looser requirement pulls several GB of CUDA packages.
+	$(BIN)/pip install --quiet torch==2.13.0
+	# libp2p builds fastecdsa from source: needs gcc, python3-dev and libgmp-dev.
+	@$(PYTHON) scripts/check_build_deps.py
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+join: $(STAMP)
+	$(BIN)/swarm join $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV)

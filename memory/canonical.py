@@ -1,0 +1,85 @@
+"""Canonical msgpack: one byte string per value, so hashes and signatures agree everywhere.
+
+Rules: maps have string keys in sorted order, integers take their shortest form (msgpack does this),
+floats are always float64 and finite, tuples are written as arrays. `unpack` refuses anything that
+`pack` would not have produced, which is what lets a content id name exactly one record.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+MAX_DEPTH = 16
+
+
+class NonCanonical(ValueError):
+    """The bytes decode, but are not the canonical encoding of what they hold."""
+
+
+_PLAIN = (bool, int, str, bytes, type(None))
+
+
+def _normalise(value: Any, depth: int = 0) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:                      # exact-type checks first: this runs per value
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError("non-finite floats have no canonical form")
+        return value
+    if depth > MAX_DEPTH:
+        raise ValueError("value nested too deeply")
+    if kind is dict or isinstance(value, Mapping):
+        for key in value:
+            if type(key) is not str:
+                raise TypeError(f"map keys must be str, got {type(key).__name__}")
+        return {key: _normalise(value[key], depth + 1) for key in sorted(value)}
+    if kind is list or kind is tuple:
+        return [_normalise(v, depth + 1) for v in value]
+    for base in (bool, int, float, str, bytes):   # subclasses, e.g. str enums: write the base value
+        if isinstance(value, base):
+            # str() of a str enum is "Cls.NAME"; str.__str__ gives the value itself
+            plain = str.__str__(value) if base is str else base(value)
+            return _normalise(plain, depth)
+    raise TypeError(f"cannot encode {kind.__name__}")
+
+
+def pack(value: Any) -> bytes:
+    """Encode `value` canonically (sorted map keys, float64, no NaN)."""
+    return msgpack.packb(_normalise(value), use_bin_type=True, use_single_float=False)
+
+
+def unpack(data: bytes) -> Any:
+    """Decode canonical bytes; raise `NonCanonical` (or ValueError) for anything else."""
+    try:
+        # unpackb bounds every array/map/str length by len(data), so a hostile header cannot
+        # make it allocate more than the input's size.
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError,
+            TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not msgpack: {exc}") from exc
+    try:
+        again = pack(value)
+    except (TypeError, ValueError) as exc:
+        raise NonCanonical(str(exc)) from exc
+    if again != data:
+        raise NonCanonical("bytes are not in canonical form")
+    return value
+
+
+def digest_hex(data: bytes, size: int = 32) -> str:
+    """blake2b of `data`, hex, `size` bytes long."""
+    return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """The name of a configuration: blake2b-128 of its canonical encoding (32 hex chars).
+
+    Two configs with the same knobs and values (in any order) have the same hash; `1` and `1.0`
+    differ, so callers normalise values through their typed model before hashing.
+    """
+    return digest_hex(pack(dict(config)), 16)

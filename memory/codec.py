@@ -1,0 +1,126 @@
+"""Sign, encode and decode records. Decoding either yields a valid `Record` or names why not.
+
+Wire form: canonical msgpack `[payload, signature]`, where payload is the canonical msgpack map of
+{v, kind, author, seq, ts, body} and signature is the author's Ed25519 signature over
+`SIGNING_DOMAIN + payload`. The record id is blake2b-256 of the payload (the signed bytes), hex.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from typing import Any
+
+import msgpack
+import pydantic
+
+from memory import canonical, crypto
+from memory.records import BODIES, SCHEMA_VERSION, Body, Record
+
+MAX_RECORD_BYTES = 64 * 1024
+MAX_CLOCK_SKEW_MS = 10 * 60 * 1000       # a record may be at most 10 minutes in our future
+_ENVELOPE_KEYS = frozenset({"v", "kind", "author", "seq", "ts", "body"})
+
+
+class Reason(str, enum.Enum):
+    """Why a record was refused; each is counted by the store."""
+
+    OVERSIZE = "oversize"
+    MALFORMED = "malformed"
+    UNKNOWN_VERSION = "unknown_version"
+    UNKNOWN_KIND = "unknown_kind"
+    BAD_AUTHOR = "bad_author"
+    SCHEMA = "schema"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    BAD_SIGNATURE = "bad_signature"
+
+
+class Rejected(ValueError):
+    """A record that must not be stored, with the reason."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def sign(keypair: crypto.Keypair, kind: str, seq: int, body: Body, ts: int | None = None) -> Record:
+    """Make a signed record of `kind` with `body`, authored by `keypair`, as its `seq`-th record."""
+    if kind not in BODIES or not isinstance(body, BODIES[kind]):
+        raise TypeError(f"a {kind!r} record needs a {BODIES.get(kind, Body).__name__} body")
+    if seq < 1:
+        raise ValueError("seq starts at 1")
+    envelope = {"v": SCHEMA_VERSION, "kind": kind, "author": keypair.peer_id, "seq": seq,
+                "ts": now_ms() if ts is None else ts, "body": body.model_dump(mode="python")}
+    payload = canonical.pack(envelope)
+    signature = keypair.sign(payload)
+    raw = canonical.pack([payload, signature])
+    return Record(id=canonical.digest_hex(payload), v=SCHEMA_VERSION, kind=kind,
+                  author=keypair.peer_id, seq=seq, ts=envelope["ts"], body=body,
+                  signature=signature, raw=raw)
+
+
+def _split(raw: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
+    try:
+        outer = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        envelope = msgpack.unpackb(outer[0], raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many types; all mean "not our encoding"
+        raise Rejected(Reason.MALFORMED, f"not msgpack: {str(exc)[:100]}") from exc
+    if not (isinstance(outer, list) and len(outer) == 2
+            and isinstance(outer[0], bytes) and isinstance(outer[1], bytes)):
+        raise Rejected(Reason.MALFORMED, "expected [payload, signature]")
+    if canonical.pack(outer) != raw:
+        raise Rejected(Reason.MALFORMED, "outer array is not canonical")
+    if not isinstance(envelope, dict) or set(envelope) != _ENVELOPE_KEYS:
+        raise Rejected(Reason.MALFORMED, "payload is not a record envelope")
+    return outer[0], outer[1], envelope
+
+
+def _check_envelope(envelope: dict[str, Any], now: int) -> type[Body]:
+    version, kind = envelope["v"], envelope["kind"]
+    if version != SCHEMA_VERSION:
+        raise Rejected(Reason.UNKNOWN_VERSION, f"schema version {version!r}")
+    if not isinstance(kind, str) or kind not in BODIES:
+        raise Rejected(Reason.UNKNOWN_KIND, f"kind {str(kind)[:40]!r}")
+    try:
+        crypto.public_key_from_peer_id(envelope["author"])
+    except (crypto.BadPeerId, AttributeError, TypeError) as exc:
+        raise Rejected(Reason.BAD_AUTHOR, str(exc)) from exc
+    seq, ts = envelope["seq"], envelope["ts"]
+    if type(seq) is not int or not 1 <= seq < 2**63:
+        raise Rejected(Reason.SCHEMA, "seq must be an integer >= 1")
+    if type(ts) is not int or not 0 <= ts < 2**53:
+        raise Rejected(Reason.SCHEMA, "ts must be milliseconds since the epoch")
+    if ts > now + MAX_CLOCK_SKEW_MS:
+        raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts {ts} is {(ts - now) // 1000} s ahead")
+    return BODIES[kind]
+
+
+def _validate_body(model: type[Body], body: Any) -> Body:
+    try:
+        return model.model_validate(body, strict=True)
+    except pydantic.ValidationError as exc:
+        raise Rejected(Reason.SCHEMA, str(exc.errors()[0].get("msg", exc))[:200]) from exc
+
+
+def decode(raw: bytes, now: int | None = None) -> Record:
+    """Validate `raw` completely (size, encoding, version, kind, schema, time, signature)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise Rejected(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
+    payload, signature, envelope = _split(raw)
+    model = _check_envelope(envelope, now_ms() if now is None else now)
+    body = _validate_body(model, envelope["body"])
+    # One re-encoding checks both that the payload is canonical and that the body is exactly
+    # what its model writes (strict validation still turns ints into floats and fills defaults),
+    # so no two encodings of one fact can coexist under different ids.
+    if canonical.pack({**envelope, "body": body.model_dump(mode="python")}) != payload:
+        raise Rejected(Reason.SCHEMA, "payload is not the canonical form of its record")
+    if not crypto.verify(envelope["author"], payload, signature):
+        raise Rejected(Reason.BAD_SIGNATURE)
+    return Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
+                  author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
+                  signature=signature, raw=raw)

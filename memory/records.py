@@ -1,0 +1,214 @@
+"""The record kinds: immutable facts, each signed by its author.
+
+A record is an envelope (schema version `v`, `kind`, `author` peer id, per-author `seq` starting at 1,
+`ts` in milliseconds since the epoch) around a kind-specific `body`. Bodies are strict pydantic
+models: no coercion, no unknown fields, every field present on the wire. docs/RECORDS.md describes
+every field; tests/golden/ holds records that later versions must still read.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+SCHEMA_VERSION = 1
+
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]          # a record id
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]          # a config hash
+TrackId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=80)]
+Text = Annotated[str, Field(max_length=8000)]
+Short = Annotated[str, Field(max_length=400)]
+Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]
+Config = Annotated[dict[Name, Scalar], Field(max_length=128)]     # knob -> value
+Ids = Annotated[list[Hex64], Field(max_length=512)]
+Ms = Annotated[int, Field(ge=0, lt=2**53)]
+
+
+class Body(BaseModel):
+    """Base of every record body: strict, frozen, no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Hardware(Body):
+    """What a machine can do; recorded on `node` and `run` records."""
+
+    accelerator: Literal["cpu", "cuda", "mps"] = Field(description="where training runs")
+    device_name: Short = Field(description="CPU model or GPU name")
+    cores: Annotated[int, Field(ge=0, le=4096)] = Field(description="CPU cores (threads) available")
+    memory_gb: Annotated[float, Field(ge=0)] = Field(description="RAM, or GPU memory for cuda")
+    platform: Short = Field(description="operating system and architecture")
+
+
+class NodeBody(Body):
+    """Hello: who this node is and what it can do (republished on change, newest wins)."""
+
+    name: Name
+    hardware: Hardware
+    software: Annotated[dict[Name, Short], Field(max_length=32)]
+    addrs: Annotated[list[Short], Field(max_length=32)]
+    capabilities: Annotated[list[Name], Field(max_length=32)]
+
+
+class RoleBody(Body):
+    """A node takes a role for its next unit of work, and says why."""
+
+    role: Literal["experimenter", "verifier", "statistician", "meta_analyst"]
+    reason: Short
+    scores: Annotated[dict[Name, float], Field(max_length=16)]
+
+
+class HypothesisBody(Body):
+    """An experiment worth running: a diff over a track's base config, and why."""
+
+    track: TrackId
+    diff: Config
+    rationale: Text
+    source: Literal["agent", "strategy", "human"]
+
+
+class ClaimLeaseBody(Body):
+    """I am doing this work until `expires_ts`; others skip it until then."""
+
+    track: TrackId
+    work: Literal["experiment", "verify", "assess", "synthesize"]
+    config_hash: Hex32 | None
+    target: Hex64 | None = Field(description="the claim or hypothesis the work is for")
+    expires_ts: Ms
+
+
+class RunMetrics(Body):
+    """What one training run measured. val_bpb is None when the run did not finish."""
+
+    val_bpb: float | None
+    train_loss: float | None
+    tokens: Annotated[int, Field(ge=0)]
+    steps: Annotated[int, Field(ge=0)]
+    wall_s: Annotated[float, Field(ge=0)]
+    tokens_per_s: Annotated[float, Field(ge=0)]
+    mfu: float | None
+    peak_mem_mb: float | None
+    params: Annotated[int, Field(ge=0)]
+
+
+class RunBody(Body):
+    """One training run: the full config (anyone can replay it), seed, outcome and metrics."""
+
+    track: TrackId
+    config: Config
+    config_hash: Hex32
+    seed: Annotated[int, Field(ge=0, lt=2**32)]
+    status: Literal["ok", "crash", "nan", "timeout", "refused"]
+    metrics: RunMetrics
+    hardware: Hardware
+    software: Annotated[dict[Name, Short], Field(max_length=32)]
+    purpose: Literal["baseline", "candidate", "screen", "confirm", "verify", "replay", "manual"]
+    ref: Hex64 | None = Field(description="the hypothesis or claim this run serves")
+    error: Short | None
+
+
+class ClaimBody(Body):
+    """A candidate config beats the track baseline; the evidence is the listed runs."""
+
+    track: TrackId
+    baseline_hash: Hex32
+    candidate_hash: Hex32
+    diff: Config
+    baseline_runs: Ids
+    candidate_runs: Ids
+    effect: float = Field(description="mean candidate val_bpb minus mean baseline (negative = better)")
+    summary: Text
+
+
+class VerificationBody(Body):
+    """An independent re-run of a claim: a replayed seed and fresh seeds."""
+
+    claim: Hex64
+    outcome: Literal["confirmed", "refuted", "inconclusive"]
+    replay_run: Hex64 | None
+    replay_match: bool | None
+    runs: Ids
+    effect: float | None
+    reason: Short
+
+
+class AssessmentBody(Body):
+    """The statistician's verdict on a claim, with the numbers behind it."""
+
+    claim: Hex64
+    verdict: Literal["supported", "not_supported"]
+    test: Literal["welch", "paired", "sequential"]
+    p_value: float | None
+    q_value: float | None
+    effect: float | None
+    noise_floor: float | None
+    n: Annotated[int, Field(ge=0)]
+    reason: Short
+
+
+class KnobEffect(Body):
+    """One knob setting's estimated effect on val_bpb (negative = better)."""
+
+    knob: Name
+    value: Scalar
+    effect: float
+    stderr: float | None
+    n: Annotated[int, Field(ge=0)]
+
+
+class FindingBody(Body):
+    """A meta-analysis: what helped, what did not, what was never tried."""
+
+    track: TrackId
+    title: Short
+    text: Text
+    effects: Annotated[list[KnobEffect], Field(max_length=256)]
+    refs: Ids
+
+
+class NoiseFloorBody(Body):
+    """Seed noise of a track: the spread of one config's val_bpb across seeds."""
+
+    track: TrackId
+    config_hash: Hex32
+    n: Annotated[int, Field(ge=2)]
+    mean: float
+    std: Annotated[float, Field(ge=0)]
+    runs: Ids
+
+
+BODIES: dict[str, type[Body]] = {
+    "node": NodeBody,
+    "role": RoleBody,
+    "hypothesis": HypothesisBody,
+    "claim_lease": ClaimLeaseBody,
+    "run": RunBody,
+    "claim": ClaimBody,
+    "verification": VerificationBody,
+    "assessment": AssessmentBody,
+    "finding": FindingBody,
+    "noise_floor": NoiseFloorBody,
+}
+KINDS = tuple(BODIES)
+
+
+class Record(BaseModel):
+    """A validated, signed record as stored: envelope fields, body, signature, id and raw bytes."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    v: int
+    kind: str
+    author: str
+    seq: int
+    ts: int
+    body: Body
+    signature: bytes
+    raw: bytes
+
+    def envelope(self) -> dict[str, Any]:
+        """The signed fields, as a plain dict (what `payload` encodes)."""
+        return {"v": self.v, "kind": self.kind, "author": self.author, "seq": self.seq,
+                "ts": self.ts, "body": self.body.model_dump(mode="python")}

@@ -1,0 +1,7 @@
+"""swarm: the CLI and the node daemon that wires memory, network, harness and roles together.
+
+cli.py       the `swarm` entry point (typer); command groups live in commands/
+output.py    tables for people, JSON for programs, one-line errors
+commands/    one module per command group, each with register(app, bench_app)
+bench/       benchmark scripts behind `swarm bench ...`
+"""

@@ -1,0 +1,37 @@
+"""The `swarm` command line. Each command group lives in swarm/commands/ and registers itself here.
+
+Command modules import heavy libraries (torch, libp2p) inside their functions, never at the top,
+so browsing commands start fast.
+"""
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from swarm import commands
+
+app = typer.Typer(
+    name="swarm",
+    help="A peer-to-peer research swarm: train small models, keep only verified improvements.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks (figures for the issues' targets).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+for module in commands.modules():
+    module.register(app, bench_app)
+
+
+@app.callback()
+def _root(verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                      help="More logging (-v info, -vv debug).")) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Entry point of the `swarm` script."""
+    app()

@@ -1,0 +1,68 @@
+"""How commands print: a rich table for people, JSON for programs, one-line errors for both."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a one-line error (no traceback) and exit with `code`."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if type(value).__name__ == "Decimal":
+        return float(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Write `value` as JSON to stdout (bytes as hex, decimals as floats)."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
+
+
+def rows_as_dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows as a list of {column: value} dicts."""
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def _cell(value: Any, width: int = 48) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
+    text = _plain(value)
+    text = text if isinstance(text, str) else json.dumps(text, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                empty: str = "nothing yet") -> None:
+    """Print rows as a rich table, or `empty` when there are none."""
+    if not rows:
+        console.print(f"[dim]{title}: {empty}[/]")
+        return
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
