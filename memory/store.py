@@ -109,7 +109,7 @@ class Store:
         with self._lock:
             for statement in schema.ddl() + views.ddl():
                 self._con.execute(statement)
-            found = self._con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            found = self._one("SELECT value FROM meta WHERE key = 'format'")
             if found is None:
                 self._con.execute("INSERT INTO meta VALUES ('format', ?)", [DB_FORMAT])
             elif found[0] != DB_FORMAT:
@@ -126,6 +126,12 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        # fetchall, never fetchone: DuckDB 2.0 refuses further work on a connection whose last
+        # result was not read to the end.
+        rows = self._con.execute(sql, list(params)).fetchall()
+        return rows[0] if rows else None
 
     # ---- writing -------------------------------------------------------------------------------
 
@@ -232,19 +238,18 @@ class Store:
     def get(self, record_id: str) -> Record | None:
         """The record with this id, decoded, or None."""
         with self._lock:
-            row = self._con.execute("SELECT raw FROM records WHERE id = ?", [record_id]).fetchone()
+            row = self._one("SELECT raw FROM records WHERE id = ?", [record_id])
         return None if row is None else codec.decode(row[0], now=2**52)
 
     def count(self) -> int:
         """How many records the store holds."""
         with self._lock:
-            return self._con.execute("SELECT count(*) FROM records").fetchone()[0]
+            return self._one("SELECT count(*) FROM records")[0]
 
     def next_seq(self, author: str) -> int:
         """The seq `author`'s next record should carry (1 + the highest held)."""
         with self._lock:
-            row = self._con.execute(
-                "SELECT coalesce(max(seq), 0) FROM records WHERE author = ?", [author]).fetchone()
+            row = self._one("SELECT coalesce(max(seq), 0) FROM records WHERE author = ?", [author])
         return int(row[0]) + 1
 
     # ---- anti-entropy --------------------------------------------------------------------------
