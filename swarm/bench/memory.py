@@ -43,10 +43,11 @@ def _ingest(store: Any, raws: list[bytes], batch: int) -> dict[str, float]:
     rates = []
     start = time.perf_counter()
     for i in range(0, len(raws), batch):
+        chunk = raws[i:i + batch]
         t0 = time.perf_counter()
-        report = store.ingest(raws[i:i + batch])
-        assert report.accepted == len(raws[i:i + batch]), report.as_dict()
-        rates.append((time.perf_counter() - t0) and len(raws[i:i + batch]) / (time.perf_counter() - t0))
+        report = store.ingest(chunk)
+        rates.append(len(chunk) / max(time.perf_counter() - t0, 1e-9))
+        assert report.accepted == len(chunk), report.as_dict()
     total = time.perf_counter() - start
     return {"records_per_s": len(raws) / total, "batch_median_records_per_s": statistics.median(rates)}
 
@@ -72,7 +73,10 @@ def _repair(full: Any, raws: list[bytes], path: Path, loss: str) -> dict[str, An
     missing = len(raws) - len(keep)
     payload = sum(len(r) for r in sent)
     framing = 4 * max(1, -(-payload // (256 * 1024)))            # 4-byte length prefix per batch
-    overhead = len(digest) + len(have) + framing + (payload - sum(len(r) for r in sent[:missing]))
+    # Everything but the missing records themselves: digest, summary, framing, and any record
+    # sent that the replica already held (records_sent - missing_records of them).
+    resent = sorted(map(len, sent))[: max(0, len(sent) - missing)]
+    overhead = len(digest) + len(have) + framing + sum(resent)
     return {"loss": loss, "missing_records": missing, "records_sent": len(sent),
             "missing_bytes": payload, "summary_bytes": len(have), "round_trips": 1,
             "overhead_bytes": overhead, "overhead_pct": 100 * overhead / max(1, payload),
