@@ -47,7 +47,7 @@ def evaluate_bpb(model: torch.nn.Module, tokens: np.ndarray, token_bytes: np.nda
         with autocast or contextlib.nullcontext():
             logits = model(x)
         nll = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten(),
-                              reduction="sum")
+                              reduction="none").double().sum()      # sum in float64
         total_nll += float(nll)
         total_bytes += int(nbytes[y].sum())
     model.train(was_training)
