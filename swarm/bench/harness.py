@@ -113,8 +113,8 @@ def run_bench(threads: int, seeds: int, rounds: int, steps: int, home: Path | No
     """Everything above; returns the report as a dict."""
     torch.set_num_threads(threads)
     cpu = torch.device("cpu")
-    peaks = {"fp32": measure_peak_flops(cpu, torch.float32, reps=10),
-             "bf16": measure_peak_flops(cpu, torch.bfloat16, reps=10)}
+    peaks = {"fp32": measure_peak_flops(cpu, torch.float32, reps=20),
+             "bf16": measure_peak_flops(cpu, torch.bfloat16, reps=20)}
     note(f"peak matmul FLOP/s at {threads} threads: fp32 {peaks['fp32']:.3g}, bf16 {peaks['bf16']:.3g}")
     from node.home import resolve_home
     ready = prepare(get_track("tinystories-cpu"), resolve_home(home), data_dir)

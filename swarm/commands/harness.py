@@ -30,7 +30,7 @@ def tracks(json_out: bool = typer.Option(False, "--json", help="JSON for program
     if json_out:
         print_json(rows)
         return
-    cols = ["name", "id", "accelerator", "data", "vocab", "eval_bytes", "budget_tokens", "description"]
+    cols = ["name", "id", "accelerator", "data", "vocab", "budget_tokens"]
     print_table("tracks", cols, [[r[c] if c != "id" or r[c] else "(pinned on first fetch)"
                                   for c in cols] for r in rows])
 
