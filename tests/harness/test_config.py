@@ -86,3 +86,10 @@ def test_time_refusal() -> None:
     check_time(1e6, 10**9, 1e9, timeout_s=None)          # no limit: never refused
     with pytest.raises(Refused, match="limit is 10 s"):
         check_time(1e6, 10**6, 1e9, timeout_s=10)        # needs 2000 s
+
+
+def test_every_knob_is_documented() -> None:
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "HARNESS.md").read_text()
+    missing = [k for k in KNOBS if f"| `{k}` |" not in doc]
+    assert not missing, f"knobs missing from docs/HARNESS.md: {missing}"
