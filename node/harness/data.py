@@ -95,6 +95,7 @@ def _fetch_split(spec: DataSpec, split: str, folder: Path,
     # a prefix comfortably longer than the split: the recipe drops separator lines
     raw = folder / f"{split}.raw"
     if not raw.exists():
+        log.info("fetching the first %d bytes of %s", size + size // 10 + 4096, url)
         download(url, raw, max_bytes=size + size // 10 + 4096, progress=progress)
     out = folder / f"{split}.txt"
     tmp = out.with_suffix(".tmp")

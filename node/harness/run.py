@@ -82,6 +82,9 @@ def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, An
     cfg, track = spec.config, spec.track
     steps = feasibility.check_budget(cfg, track.budget.tokens)
     device = choose_device(spec.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True      # the few fp32 matmuls left under bf16
+        torch.backends.cudnn.allow_tf32 = True
     tok = Tokenizer.load(Path(spec.tokenizer))
     vocab = tok.vocab_size
     with torch.device("meta"):

@@ -123,8 +123,11 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None) -> RunResult:
                                 stdout=subprocess.PIPE, stderr=errf, env=child_env(spec.threads),
                                 cwd=REPO_ROOT, start_new_session=True)
     try:
-        proc.stdin.write(spec.model_dump_json().encode())
-        proc.stdin.close()
+        try:
+            proc.stdin.write(spec.model_dump_json().encode())
+            proc.stdin.close()
+        except BrokenPipeError:             # died before reading its spec: reported below
+            pass
         threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
         verdict = _watch_child(proc, spec, lines, watch, started)
         wall = time.monotonic() - started

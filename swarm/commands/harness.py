@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from swarm.output import console, fail, print_json, print_table
+from swarm.output import err_console, fail, print_json, print_table
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -39,7 +39,7 @@ def _progress_bars():
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeRemainingColumn)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err_console,
                     transient=True)
 
 
@@ -136,7 +136,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0, help="Seeds of 
     from node.harness.data import DataError, shared_data_dir
     from node.harness.hardware import available_cores
     from swarm.bench.harness import run_bench
-    note = (lambda s: None) if json_out else (lambda s: console.print(f"[dim]{s}[/]"))
+    note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
     try:
         report = run_bench(threads or available_cores(), seeds, rounds, steps, home,
                            data_dir or shared_data_dir(), seed_budget, note)

@@ -57,6 +57,6 @@ def test_run_json_on_the_cpu_track(tmp_path) -> None:
                            "--threads", "1", "--data-dir", str(shared_data_dir()),
                            "--home", str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout[res.stdout.index("{"):])
+    out = json.loads(res.stdout)                   # stdout is pure JSON: progress goes to stderr
     assert out["status"] == "ok" and out["metrics"]["steps"] == 2 and out["seed"] == 1
     assert out["track"] == TRACKS["tinystories-cpu"].with_budget(2048).id != TRACKS["tinystories-cpu"].id
