@@ -121,7 +121,7 @@ def run_bench(threads: int, seeds: int, rounds: int, steps: int, home: Path | No
     tokens = np.load(ready.train_tokens)
     vocab = get_track("tinystories-cpu").tokenizer.vocab_size
     sizes = {}
-    for name, shape in SIZES.items():
+    for name, shape in (SIZES if rounds else {}).items():
         sizes[name] = throughput(shape, tokens, vocab, peaks, rounds, steps)
         note(f"{name}: harness {sizes[name]['harness']['tokens_per_s']:.0f} tok/s, textbook "
              f"{sizes[name]['textbook']['tokens_per_s']:.0f} tok/s, ratio {sizes[name]['ratio']:.2f}")

@@ -128,6 +128,8 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0, help="Seeds of 
                                                   help="Budget of the seed runs (default: the track's)."),
                   data_dir: Path = typer.Option(None, "--data-dir", help="Local train/valid text."),
                   home: Path = typer.Option(None, "--home", help="Home folder."),
+                  throughput: bool = typer.Option(True, "--throughput/--no-throughput",
+                                                  help="Measure tokens/s against the textbook GPT."),
                   out: Path = typer.Option(None, "--out", help="Also write the JSON report here."),
                   json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Tokens/s and MFU against a textbook GPT (3 sizes), and tinystories-cpu seed noise."""
@@ -138,8 +140,8 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0, help="Seeds of 
     from swarm.bench.harness import run_bench
     note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
     try:
-        report = run_bench(threads or available_cores(), seeds, rounds, steps, home,
-                           data_dir or shared_data_dir(), seed_budget, note)
+        report = run_bench(threads or available_cores(), seeds, rounds if throughput else 0,
+                           steps, home, data_dir or shared_data_dir(), seed_budget, note)
     except DataError as exc:
         fail(str(exc))
     if out:
