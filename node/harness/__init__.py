@@ -1,0 +1,42 @@
+"""The training harness: tracks, data, tokenizer, GPT, training loop, val_bpb, one process per run.
+
+config.py       the typed, flat, range-checked experiment config (`Config`, `build_config`)
+tracks.py       tracks (data + tokenizer + eval + budget + base config), ids are content hashes
+data.py         the track's text: local files or a hub download, sha256-pinned
+download.py     resumable, prefix-capped, checksum-verified HTTPS downloads
+tokenizer.py    deterministic byte-level BPE
+prepare.py      data + tokenizer + token arrays, cached under the home
+model.py        the GPT
+train.py        batches, schedule, AdamW, n-gram teacher, the loop
+evaluate.py     val_bpb
+feasibility.py  refusals before a run (memory, budget, time)
+hardware.py     device description, free memory, measured peak FLOP/s
+spec.py         RunSpec (parent -> child), RunResult (child -> parent), `to_run_body`
+run.py          the child: `python -m node.harness.run` (JSON lines on stdout)
+runner.py       the parent: limits, crash/hang/OOM handling
+experiment.py   `run_experiment`, the API for roles
+
+Importing this package does not import torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["run_experiment", "to_run_body", "RunResult", "TRACKS", "get_track", "Refused"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: the roles layer and the CLI import this package without paying for torch
+    if name == "run_experiment":
+        from node.harness.experiment import run_experiment
+        return run_experiment
+    if name in ("to_run_body", "RunResult"):
+        from node.harness import spec
+        return getattr(spec, name)
+    if name in ("TRACKS", "get_track"):
+        from node.harness import tracks
+        return getattr(tracks, name)
+    if name == "Refused":
+        from node.harness.config import Refused
+        return Refused
+    raise AttributeError(name)

@@ -1,0 +1,107 @@
+"""What the node offers a run: device, description, memory, and its measured peak matmul FLOP/s.
+
+Peak FLOP/s is measured (best of a few large matmuls in the run's dtype and thread count) and
+cached under the home, so MFU divides by what this machine really does, not by a datasheet.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from memory.records import Hardware
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def ram_bytes(kind: str = "MemAvailable") -> int:
+    """MemAvailable (or MemTotal) from /proc/meminfo; 0 when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(kind + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def describe(device: torch.device, threads: int) -> Hardware:
+    """The `memory.records.Hardware` of the device a run uses."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return Hardware(accelerator="cuda", device_name=props.name[:400], cores=available_cores(),
+                        memory_gb=round(props.total_memory / 2**30, 2),
+                        platform=platform.platform()[:400])
+    return Hardware(accelerator="cpu", device_name=cpu_name()[:400], cores=threads,
+                    memory_gb=round(ram_bytes("MemTotal") / 2**30, 2),
+                    platform=platform.platform()[:400])
+
+
+def memory_free(device: torch.device) -> int:
+    """Bytes a run may still allocate on `device`."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return ram_bytes()
+
+
+def _time_matmul(n: int, dtype: torch.dtype, device: torch.device, reps: int) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    best = float("inf")
+    for _ in range(reps + 1):                 # the first is a warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / 4)
+    return 2 * n**3 / best
+
+
+def measure_peak_flops(device: torch.device, dtype: torch.dtype, reps: int = 5) -> float:
+    """Best matmul FLOP/s over a few square products (1024 on CPU, 8192 on CUDA)."""
+    n = 8192 if device.type == "cuda" else 1024
+    return _time_matmul(n, dtype, device, reps)
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype, threads: int, cache: Path | None) -> float:
+    """Measured peak matmul FLOP/s for this device, dtype and thread count, cached in `cache`."""
+    key = f"{describe(device, threads).device_name}|{device.type}|{dtype}|{threads}|{torch.__version__}"
+    table: dict[str, Any] = {}
+    if cache is not None and cache.exists():
+        try:
+            table = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            table = {}
+    if key not in table:
+        table[key] = measure_peak_flops(device, dtype)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(table, indent=1))
+            tmp.replace(cache)
+    return float(table[key])

@@ -1,0 +1,166 @@
+"""One run, in its own process: `python -m node.harness.run < spec.json`.
+
+Protocol (stdout, one JSON object per line): `{"event": "start", ...}`, then `{"event":
+"progress", ...}` lines, then exactly one `{"event": "result", "result": RunResult}`; a refused,
+failed or NaN run still ends with a result. Nothing else is written to stdout. The parent
+(runner.py) enforces the wall-clock and memory limits and turns a silent death into a result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from typing import Any
+
+from memory.canonical import config_hash
+from node.harness.config import Refused
+from node.harness.spec import RunResult, RunSpec, empty_metrics
+
+HARNESS_VERSION = "1"
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Write one protocol line."""
+    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _fault(kind: str | None, model: Any):
+    """Test-only failure injection (needs SWARM_HARNESS_FAULTS=1): real crashes, hangs, OOMs."""
+    if kind is None or os.environ.get("SWARM_HARNESS_FAULTS") != "1":
+        return None
+
+    def hit(step: int) -> None:
+        if step != 2:
+            return
+        if kind == "crash":
+            os.abort()                                  # dies by SIGABRT, no result line
+        if kind == "raise":
+            raise RuntimeError("injected failure")
+        if kind == "hang":
+            time.sleep(3600)
+        if kind == "oom":
+            hog = []
+            while True:                                 # grows until the parent's guard kills it
+                hog.append(bytearray(64 << 20))
+        if kind == "nan":
+            import torch
+            with torch.no_grad():
+                model.head.weight.fill_(float("nan"))
+    return hit
+
+
+def _software(torch_version: str, precision: str, compiled: bool, threads: int) -> dict[str, str]:
+    return {"harness": HARNESS_VERSION, "torch": torch_version, "python": platform.python_version(),
+            "precision": precision, "compile": str(compiled).lower(), "threads": str(threads)}
+
+
+def _peak_mem_mb(device: Any) -> float:
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check, train and evaluate; returns (metrics, context). Raises Refused / NonFinite / others."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from node.harness import feasibility, hardware
+    from node.harness.evaluate import evaluate_bpb
+    from node.harness.model import flops_per_token
+    from node.harness.tokenizer import Tokenizer
+    from node.harness.train import Trainer, choose_device, choose_precision, train_loop
+
+    torch.set_num_threads(spec.threads)
+    cfg, track = spec.config, spec.track
+    steps = feasibility.check_budget(cfg, track.budget.tokens)
+    device = choose_device(spec.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True      # the few fp32 matmuls left under bf16
+        torch.backends.cudnn.allow_tf32 = True
+    tok = Tokenizer.load(Path(spec.tokenizer))
+    vocab = tok.vocab_size
+    with torch.device("meta"):
+        from node.harness.model import GPT
+        params = GPT(cfg, vocab).num_params()
+    free = hardware.memory_free(device)
+    if spec.memory_limit_mb and device.type == "cpu":
+        free = min(free, int(spec.memory_limit_mb * 2**20))
+    feasibility.check_fits(cfg, vocab, params, free, device.type)
+    precision = choose_precision(spec.precision, device, params)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    cache = Path(spec.cache) / "peak_flops.json" if spec.cache else None
+    peak = hardware.peak_flops(device, dtype, spec.threads, cache)
+    fpt = flops_per_token(cfg, vocab, params)
+    feasibility.check_time(fpt, track.budget.tokens, peak, spec.timeout_s)
+    compiled = spec.compile == "on" or (spec.compile == "auto" and device.type == "cuda"
+                                        and steps >= 300)
+    ctx = {"hardware": hardware.describe(device, spec.threads), "params": params,
+           "software": _software(torch.__version__, precision, compiled, spec.threads)}
+    emit({"event": "start", "params": params, "steps": steps, "device": device.type,
+          "precision": precision, "compile": compiled, "peak_flops": peak})
+    trainer = Trainer(cfg, vocab, np.load(spec.train_tokens), spec.seed, device, precision,
+                      compiled, steps)
+    out = train_loop(trainer, emit, spec.progress_every_s,
+                     check_every=1 if device.type == "cpu" else 25,
+                     fault=_fault(spec.fault, trainer.model))
+    val = evaluate_bpb(trainer.model, np.load(spec.eval_tokens), tok.token_bytes(), cfg.seq_len,
+                       cfg.batch_size, device, trainer.autocast())
+    tps = out["tokens"] / out["train_s"]
+    metrics = {"val_bpb": val, "train_loss": out["train_loss"], "tokens": out["tokens"],
+               "steps": out["steps"], "wall_s": time.perf_counter() - started,
+               "tokens_per_s": tps, "mfu": fpt * tps / peak, "peak_mem_mb": _peak_mem_mb(device),
+               "params": params}
+    return metrics, ctx
+
+
+def _status_of(exc: BaseException) -> tuple[str, str]:
+    from node.harness.train import NonFinite
+    if isinstance(exc, Refused):
+        return "refused", str(exc)
+    if isinstance(exc, NonFinite):
+        return "nan", str(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return "crash", f"out of memory: {str(exc).splitlines()[0] if str(exc) else ''}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return "crash", f"{type(exc).__name__}: {text}"[:400]
+
+
+def result_for(spec: RunSpec, status: str, error: str | None, metrics: dict[str, Any],
+               ctx: dict[str, Any]) -> RunResult:
+    """Assemble the RunResult of `spec`."""
+    from node.harness.runner import fallback_context
+    ctx = {**fallback_context(spec.threads), **ctx}
+    dump = spec.config.model_dump()
+    return RunResult(status=status, error=error, track=spec.track.id, config=dump,
+                     config_hash=config_hash(dump), seed=spec.seed,
+                     budget_tokens=spec.track.budget.tokens,
+                     metrics=empty_metrics(**{"params": ctx.get("params", 0), **metrics}),
+                     hardware=ctx["hardware"], software=ctx["software"])
+
+
+def main() -> int:
+    """Read the spec from stdin, run it, print the protocol lines."""
+    started = time.perf_counter()
+    spec = RunSpec.model_validate_json(sys.stdin.read())
+    metrics: dict[str, Any] = {}
+    ctx: dict[str, Any] = {}
+    status, error = "ok", None
+    try:
+        metrics, ctx = execute(spec, started)
+    except Exception as exc:        # every failure becomes a result: the protocol's promise
+        status, error = _status_of(exc)
+        metrics = {"wall_s": time.perf_counter() - started}
+    emit({"event": "result", "result": result_for(spec, status, error, metrics, ctx).model_dump()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The parent side of a run: start `python -m node.harness.run`, watch it, always get a result.
+
+The child gets its spec on stdin and its own process group. The parent reads its JSON lines, kills
+the group when the wall-clock limit passes (status `timeout`) or when its resident memory passes
+the node's grant (status `crash`, "out of memory"), and turns a child that dies without a result
+line (segfault, abort, OOM killer) into a `crash` result carrying the last line of its stderr.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from memory.records import Hardware
+from node.harness.spec import RunResult, RunSpec
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POLL_S = 0.1
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+def fallback_context(threads: int) -> dict[str, Any]:
+    """Hardware and software of this machine without importing torch (for runs that died early)."""
+    from node.harness.hardware import cpu_name, ram_bytes
+    hw = Hardware(accelerator="cpu", device_name=cpu_name()[:400], cores=threads,
+                  memory_gb=round(ram_bytes("MemTotal") / 2**30, 2),
+                  platform=platform.platform()[:400])
+    return {"hardware": hw, "params": 0,
+            "software": {"harness": "1", "python": platform.python_version(), "threads": str(threads)}}
+
+
+def child_env(threads: int) -> dict[str, str]:
+    """The child's environment: our code first on the path, thread pools sized to the grant."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def _reader(stream: Any, out: queue.Queue) -> None:
+    for raw in stream:
+        out.put(raw)
+    out.put(None)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _died(proc: subprocess.Popen, stderr_path: Path) -> str:
+    code = proc.returncode
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    lines = [ln for ln in stderr_path.read_text(errors="replace").splitlines() if ln.strip()]
+    return f"child {how} without a result" + (f": {lines[-1].strip()}" if lines else "")
+
+
+class _Watch:
+    """State of one child: its last progress and its result, if any."""
+
+    def __init__(self, on_event: OnEvent | None) -> None:
+        self.on_event, self.progress, self.result = on_event, {}, None
+
+    def line(self, raw: bytes) -> None:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            log.warning("child wrote a non-protocol line: %r", raw[:200])
+            return
+        kind = event.get("event")
+        if kind == "result":
+            self.result = event["result"]
+        elif kind == "progress":
+            self.progress = event
+        if self.on_event:
+            self.on_event(event)
+
+
+def _synthesise(spec: RunSpec, status: str, error: str, watch: _Watch, wall: float) -> RunResult:
+    from node.harness.run import result_for
+    p = watch.progress
+    metrics = {"wall_s": wall, "tokens": p.get("tokens", 0), "steps": p.get("step", 0),
+               "tokens_per_s": float(p.get("tokens_per_s", 0.0)),
+               "train_loss": float(p["loss"]) if "loss" in p else None}
+    return result_for(spec, status, error, metrics, {})
+
+
+def run_spec(spec: RunSpec, on_event: OnEvent | None = None) -> RunResult:
+    """Run `spec` in a subprocess under its time and memory limits; never raises for the child."""
+    watch = _Watch(on_event)
+    lines: queue.Queue = queue.Queue()
+    with tempfile.NamedTemporaryFile(prefix="swarm-run-", suffix=".stderr", delete=False) as errf:
+        stderr_path = Path(errf.name)
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "node.harness.run"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=errf, env=child_env(spec.threads),
+                                cwd=REPO_ROOT, start_new_session=True)
+    try:
+        try:
+            proc.stdin.write(spec.model_dump_json().encode())
+            proc.stdin.close()
+        except BrokenPipeError:             # died before reading its spec: reported below
+            pass
+        threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+        verdict = _watch_child(proc, spec, lines, watch, started)
+        wall = time.monotonic() - started
+        if verdict is not None:
+            return _synthesise(spec, verdict[0], verdict[1], watch, wall)
+        if watch.result is not None:
+            return RunResult.model_validate(watch.result)
+        return _synthesise(spec, "crash", _died(proc, stderr_path), watch, wall)
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+        stderr_path.unlink(missing_ok=True)
+
+
+def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watch: _Watch,
+                 started: float) -> tuple[str, str] | None:
+    """Pump lines until the child's stdout closes; a (status, error) when a limit killed it."""
+    deadline = started + spec.timeout_s if spec.timeout_s else None
+    while True:
+        try:
+            raw = lines.get(timeout=POLL_S)
+        except queue.Empty:
+            raw = b""
+        if raw is None:
+            proc.wait()
+            return None
+        if raw:
+            watch.line(raw)
+        if deadline is not None and time.monotonic() > deadline:
+            _kill(proc)
+            return "timeout", f"no result within the {spec.timeout_s:.0f} s limit"
+        rss = _rss_mb(proc.pid)
+        if spec.memory_limit_mb and rss > spec.memory_limit_mb:
+            _kill(proc)
+            return "crash", f"out of memory: {rss:.0f} MB resident > the {spec.memory_limit_mb:.0f} MB limit"

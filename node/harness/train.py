@@ -1,0 +1,189 @@
+"""The training loop of one run: batches, schedule, AdamW, the n-gram teacher, then val_bpb.
+
+`Trainer` owns the model, optimiser and batch stream so the benchmark can time its steps in the
+same process; `train` runs a whole spec and returns the metrics. Seeded end to end: on CPU the same
+spec, seed and thread count give bit-identical numbers.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from node.harness.config import Config
+from node.harness.model import GPT
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class NonFinite(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_device(requested: str) -> torch.device:
+    """cuda when asked for or available under auto, else cpu."""
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def choose_precision(requested: str, device: torch.device, params: int) -> str:
+    """bf16 on CUDA; on CPU only with native bf16 and a model big enough to gain (DESIGN.md)."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    # measured here: bf16 autocast is 6-40% faster from ~0.8M params, 11% slower below
+    return "bf16" if cpu_has_bf16() and params >= 600_000 else "fp32"
+
+
+def lr_multiplier(cfg: Config, progress: float) -> float:
+    """Schedule factor in [min_lr_frac, 1] at `progress` (0..1) through the budget."""
+    if cfg.warmup_frac and progress < cfg.warmup_frac:
+        return (progress + 1e-9) / cfg.warmup_frac
+    lo = cfg.min_lr_frac
+    rest = (progress - cfg.warmup_frac) / max(1e-9, 1.0 - cfg.warmup_frac)
+    if cfg.schedule == "cosine":
+        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(1.0, rest)))
+    if cfg.schedule == "linear":
+        return lo + (1 - lo) * (1 - min(1.0, rest))
+    decay_start = 1.0 - cfg.decay_frac                    # wsd: stable, then linear decay
+    if progress < decay_start or cfg.decay_frac == 0:
+        return 1.0
+    return lo + (1 - lo) * (1 - (progress - decay_start) / cfg.decay_frac)
+
+
+class Batches:
+    """Random windows of the token stream, from a seeded generator (same seed, same batches)."""
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int) -> None:
+        if len(tokens) <= seq_len + 1:
+            raise ValueError(f"the train split has {len(tokens)} tokens, fewer than seq_len + 2")
+        self.tokens = torch.from_numpy(tokens.astype(np.int64))
+        self.rng = np.random.default_rng(seed)
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.span = torch.arange(seq_len + 1)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y), each (batch_size, seq_len), y shifted by one."""
+        starts = self.rng.integers(0, len(self.tokens) - self.seq_len - 1, size=self.batch_size)
+        rows = self.tokens[torch.from_numpy(starts)[:, None] + self.span]
+        return rows[:, :-1], rows[:, 1:]
+
+
+def bigram_teacher(tokens: np.ndarray, vocab_size: int) -> torch.Tensor:
+    """Next-token probabilities P(b | a), (vocab, vocab): bigram counts smoothed toward unigram."""
+    t = tokens.astype(np.int64)
+    pair = np.bincount(t[:-1] * vocab_size + t[1:], minlength=vocab_size * vocab_size)
+    counts = torch.from_numpy(pair.reshape(vocab_size, vocab_size).astype(np.float32))
+    unigram = (counts.sum(0) + 1) / (counts.sum() + vocab_size)
+    # Dirichlet smoothing: unseen pairs fall back to the unigram distribution
+    return (counts + unigram) / (counts.sum(1, keepdim=True) + 1)
+
+
+def make_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for `precision == "bf16"`, else a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Trainer:
+    """Model, optimiser and batches of one run; `step()` does one optimiser step."""
+
+    def __init__(self, cfg: Config, vocab_size: int, tokens: np.ndarray, seed: int,
+                 device: torch.device, precision: str, compile_model: bool, total_steps: int) -> None:
+        torch.manual_seed(seed)
+        self.cfg, self.device, self.precision = cfg, device, precision
+        self.total_steps, self.step_no = total_steps, 0
+        self.model = GPT(cfg, vocab_size).to(device)
+        self.params = self.model.num_params()
+        self.forward = torch.compile(self.model) if compile_model else self.model
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        other = [p for p in self.model.parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+        self.batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed)
+        self.teacher = bigram_teacher(tokens, vocab_size).to(device) if cfg.ngram_steps else None
+        self.autocast = lambda: make_autocast(device, precision)
+
+    def _teacher_weight(self) -> float:
+        if self.teacher is None or self.step_no >= self.cfg.ngram_steps:
+            return 0.0
+        return self.cfg.ngram_weight * (1 - self.step_no / self.cfg.ngram_steps)
+
+    def step(self) -> torch.Tensor:
+        """One optimiser step; returns the (detached) next-token cross-entropy."""
+        cfg = self.cfg
+        lr = cfg.lr * lr_multiplier(cfg, self.step_no / self.total_steps)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x, y = self.batches.next()
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with self.autocast():
+            logits = self.forward(x)
+        logits = logits.float()
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss, alpha = ce, self._teacher_weight()
+        if alpha:
+            # soft cross-entropy toward the bigram teacher's next-token distribution
+            soft = -(self.teacher[x] * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+            loss = (1 - alpha) * ce + alpha * soft
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step_no += 1
+        return ce.detach()
+
+
+def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
+               fault: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run all steps, emitting progress; returns tokens, steps, train loss and train seconds."""
+    cfg, steps = trainer.cfg, trainer.total_steps
+    losses: list[torch.Tensor] = []
+    t0 = last = time.perf_counter()
+    for step in range(steps):
+        if fault:
+            fault(step)
+        losses.append(trainer.step())
+        done = step + 1
+        if done % check_every == 0 or done == steps:
+            value = float(losses[-1])                     # syncs the device: not every step on GPU
+            if not math.isfinite(value):
+                raise NonFinite(f"loss is {value} at step {done}")
+            now = time.perf_counter()
+            if now - last >= every_s or done == steps:
+                last = now
+                emit({"event": "progress", "step": done, "steps": steps,
+                      "tokens": done * cfg.tokens_per_step, "loss": round(value, 6),
+                      "tokens_per_s": round(done * cfg.tokens_per_step / (now - t0), 1),
+                      "elapsed_s": round(now - t0, 3)})
+        if len(losses) > 256:
+            losses = losses[-64:]
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    tail = torch.stack(losses[-min(len(losses), 50):]).float()
+    if not torch.isfinite(tail).all():
+        raise NonFinite("loss is not finite at the end of training")
+    return {"tokens": steps * cfg.tokens_per_step, "steps": steps,
+            "train_loss": float(tail.mean()), "train_s": seconds}

@@ -1,0 +1,170 @@
+"""`swarm run`, `swarm tracks` and `swarm bench harness`: the training harness from the shell.
+
+torch is imported inside the command functions only: `import swarm.cli` stays fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from swarm.output import err_console, fail, print_json, print_table
+
+
+def _track_rows() -> list[dict[str, Any]]:
+    from node.harness.tracks import TRACKS
+    rows = []
+    for t in TRACKS.values():
+        rows.append({"name": t.name, "id": t.id if t.data.pinned else None,
+                     "accelerator": t.accelerator, "data": t.data.name,
+                     "data_pinned": t.data.pinned, "vocab": t.tokenizer.vocab_size,
+                     "eval_bytes": t.eval.prefix_bytes, "budget_tokens": t.budget.tokens,
+                     "base_config_hash": t.base.hash(), "description": t.description})
+    return rows
+
+
+def tracks(json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
+    """List the tracks and their ids (content hashes of data, tokenizer, eval, budget, base)."""
+    rows = _track_rows()
+    if json_out:
+        print_json(rows)
+        return
+    cols = ["name", "id", "accelerator", "data", "vocab", "budget_tokens"]
+    print_table("tracks", cols, [[r[c] if c != "id" or r[c] else "(pinned on first fetch)"
+                                  for c in cols] for r in rows])
+
+
+def _progress_bars():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err_console,
+                    transient=True)
+
+
+def _prepare_hook(bars, tasks: dict[str, Any]):
+    def hook(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total, info="")
+        bars.update(tasks[stage], completed=done, total=total)
+    return hook
+
+
+def _event_hook(bars, tasks: dict[str, Any]):
+    def hook(event: dict[str, Any]) -> None:
+        if event.get("event") == "start":
+            tasks["train"] = bars.add_task("train", total=event["steps"],
+                                           info=f"{event['params']:,} params, {event['precision']}")
+        elif event.get("event") == "progress" and "train" in tasks:
+            bars.update(tasks["train"], completed=event["step"],
+                        info=f"loss {event['loss']:.3f}  {event['tokens_per_s']:,.0f} tok/s")
+    return hook
+
+
+def _show_result(result: Any) -> None:
+    m = result.metrics
+    rows = [("status", result.status), ("error", result.error), ("val_bpb", m.val_bpb),
+            ("train_loss", m.train_loss), ("tokens", m.tokens), ("steps", m.steps),
+            ("wall_s", m.wall_s), ("tokens_per_s", m.tokens_per_s), ("mfu", m.mfu),
+            ("peak_mem_mb", m.peak_mem_mb), ("params", m.params), ("track", result.track),
+            ("config_hash", result.config_hash), ("seed", result.seed),
+            ("hardware", f"{result.hardware.accelerator} {result.hardware.device_name} "
+                         f"x{result.hardware.cores}"),
+            ("software", " ".join(f"{k}={v}" for k, v in result.software.items()))]
+    print_table("run", ["field", "value"], [r for r in rows if r[1] is not None])
+
+
+def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Track name or id."),
+        sets: list[str] = typer.Option([], "--set", help="knob=value (repeatable)."),
+        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
+        budget_tokens: int = typer.Option(None, "--budget-tokens", min=1,
+                                          help="Training tokens (changes the track id)."),
+        threads: int = typer.Option(None, "--threads", min=1, help="CPU threads to use."),
+        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
+        home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
+        json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
+    """Run one experiment locally (in a subprocess) and print its result."""
+    from node.harness.config import Refused, parse_sets
+    from node.harness.data import DataError
+    from node.harness.experiment import run_experiment
+    from node.harness.tracks import get_track
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    try:
+        chosen = get_track(track)
+        overrides = parse_sets(sets)
+    except KeyError as exc:
+        fail(exc.args[0])
+    except Refused as exc:
+        fail(str(exc))
+    tasks: dict[str, Any] = {}
+    bars = _progress_bars()
+    try:
+        with bars:
+            result = run_experiment(chosen, overrides, seed, budget_tokens, threads, timeout,
+                                    home=home, data_dir=data_dir, device=device,
+                                    on_event=_event_hook(bars, tasks),
+                                    on_prepare=_prepare_hook(bars, tasks))
+    except DataError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(result.model_dump())
+    if result.status == "refused":
+        fail(f"refused: {result.error}")
+    if not json_out:
+        _show_result(result)
+    if result.status != "ok":
+        raise typer.Exit(1)
+
+
+def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0, help="Seeds of tinystories-cpu."),
+                  threads: int = typer.Option(None, "--threads", min=1, help="CPU threads."),
+                  rounds: int = typer.Option(7, "--rounds", min=1, help="Interleaved rounds per size."),
+                  steps: int = typer.Option(10, "--steps", min=1, help="Steps per round."),
+                  seed_budget: int = typer.Option(None, "--seed-budget-tokens", min=1,
+                                                  help="Budget of the seed runs (default: the track's)."),
+                  data_dir: Path = typer.Option(None, "--data-dir", help="Local train/valid text."),
+                  home: Path = typer.Option(None, "--home", help="Home folder."),
+                  throughput: bool = typer.Option(True, "--throughput/--no-throughput",
+                                                  help="Measure tokens/s against the textbook GPT."),
+                  out: Path = typer.Option(None, "--out", help="Also write the JSON report here."),
+                  json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
+    """Tokens/s and MFU against a textbook GPT (3 sizes), and tinystories-cpu seed noise."""
+    import json
+
+    from node.harness.data import DataError, shared_data_dir
+    from node.harness.hardware import available_cores
+    from swarm.bench.harness import run_bench
+    note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
+    try:
+        report = run_bench(threads or available_cores(), seeds, rounds if throughput else 0,
+                           steps, home, data_dir or shared_data_dir(), seed_budget, note)
+    except DataError as exc:
+        fail(str(exc))
+    if out:
+        out.write_text(json.dumps(report, indent=2))
+    if json_out:
+        print_json(report)
+        return
+    rows = [[name, r["params"], r["harness"]["precision"], r["harness"]["tokens_per_s"],
+             r["harness"]["mfu"], r["harness_fp32"]["tokens_per_s"], r["textbook"]["tokens_per_s"],
+             r["textbook"]["mfu"], r["ratio"], r["ratio_fp32"]] for name, r in report["sizes"].items()]
+    print_table(f"throughput, {report['threads']} threads (medians)",
+                ["size", "params", "precision", "harness tok/s", "harness MFU", "fp32 tok/s",
+                 "textbook tok/s", "textbook MFU", "ratio", "ratio fp32"], rows)
+    noise = report["seed_noise"]
+    if noise:
+        print_table("tinystories-cpu seed noise", ["seeds ok", "val_bpb mean", "val_bpb std",
+                                                   "median tok/s", "median wall s"],
+                    [[noise["n_ok"], noise["mean"], noise["std"], noise["median_tokens_per_s"],
+                      noise["median_wall_s"]]])
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add `run`, `tracks` and `bench harness`."""
+    app.command("run")(run)
+    app.command("tracks")(tracks)
+    bench_app.command("harness")(bench_harness)

@@ -1,0 +1,62 @@
+"""`swarm tracks`, `swarm run`: tables and JSON, one-line errors, a fast-starting CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from node.harness.data import shared_data_dir
+from node.harness.runner import REPO_ROOT, child_env
+from node.harness.tracks import TRACKS
+from swarm.cli import app
+
+cli = CliRunner()
+
+
+def test_cli_import_does_not_load_torch() -> None:
+    code = "import sys, swarm.cli, node.harness; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=child_env(1), cwd=REPO_ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tracks_json_and_table() -> None:
+    res = cli.invoke(app, ["tracks", "--json"])
+    assert res.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows["tinystories-cpu"]["id"] == TRACKS["tinystories-cpu"].id
+    assert rows["tinystories-gpu"]["id"] is None and not rows["tinystories-gpu"]["data_pinned"]
+    table = cli.invoke(app, ["tracks"])
+    assert table.exit_code == 0 and "tinystories" in table.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--set", "lr"], "knob=value"),
+    (["run", "--set", "nope=1"], "unknown knob"),
+    (["run", "--set", "lr=7"], "refused: lr"),
+    (["run", "--track", "nope"], "unknown track"),
+    (["run", "--device", "tpu"], "--device"),
+])
+def test_run_bad_input_is_one_line(args: list[str], message: str, tmp_path) -> None:
+    res = cli.invoke(app, [*args, "--home", str(tmp_path)])
+    assert res.exit_code == 1 and message in " ".join(res.output.split())
+    assert "Traceback" not in res.output and not list(tmp_path.iterdir())   # nothing changed
+
+
+def test_run_missing_local_data_is_one_line(tmp_path) -> None:
+    res = cli.invoke(app, ["run", "--data-dir", str(tmp_path), "--home", str(tmp_path / "h")])
+    assert res.exit_code == 1 and "train.txt is missing" in " ".join(res.output.split())
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
+def test_run_json_on_the_cpu_track(tmp_path) -> None:
+    res = cli.invoke(app, ["run", "--track", "tinystories-cpu", "--seed", "1", "--budget-tokens", "2048",
+                           "--threads", "1", "--data-dir", str(shared_data_dir()),
+                           "--home", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)                   # stdout is pure JSON: progress goes to stderr
+    assert out["status"] == "ok" and out["metrics"]["steps"] == 2 and out["seed"] == 1
+    assert out["track"] == TRACKS["tinystories-cpu"].with_budget(2048).id != TRACKS["tinystories-cpu"].id

@@ -1,0 +1,91 @@
+"""The run subprocess: its JSON-lines contract, determinism, and every failure becoming a result."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from memory.records import RunBody
+from node.harness.experiment import run_experiment
+from node.harness.runner import REPO_ROOT, child_env
+from node.harness.spec import RunResult, RunSpec, to_run_body
+
+
+@pytest.fixture()
+def run(track, home, corpus, monkeypatch):
+    monkeypatch.setenv("SWARM_HARNESS_FAULTS", "1")
+
+    def go(overrides=None, seed=0, **kw) -> RunResult:
+        kw.setdefault("threads", 1)
+        return run_experiment(track, overrides or {}, seed, home=home, data_dir=corpus[0], **kw)
+    return go
+
+
+def test_json_lines_contract(prepared, home) -> None:
+    spec = RunSpec(track=prepared.track, config=prepared.track.base, seed=3, threads=1,
+                   tokenizer=str(prepared.tokenizer), train_tokens=str(prepared.train_tokens),
+                   eval_tokens=str(prepared.eval_tokens), cache=str(home), progress_every_s=0.01)
+    proc = subprocess.run([sys.executable, "-m", "node.harness.run"], input=spec.model_dump_json(),
+                          capture_output=True, text=True, env=child_env(1), cwd=REPO_ROOT, timeout=120)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]   # every line is JSON
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "result" and kinds.count("result") == 1
+    assert "progress" in kinds
+    prog = next(e for e in events if e["event"] == "progress")
+    assert set(prog) >= {"step", "tokens", "loss", "tokens_per_s"}
+    result = RunResult.model_validate(events[-1]["result"])
+    m = result.metrics
+    assert result.status == "ok" and result.track == prepared.track.id
+    assert m.steps == 4096 // 128 and m.tokens == 4096 and 0 < m.val_bpb < 10
+    assert m.params > 0 and m.tokens_per_s > 0 and m.mfu > 0 and m.peak_mem_mb > 0
+    assert result.config_hash == prepared.track.base.hash()
+
+
+def test_same_seed_same_numbers_and_run_body(run) -> None:
+    a, b = run(seed=7), run(seed=7)
+    assert a.status == b.status == "ok"
+    assert abs(a.metrics.val_bpb - b.metrics.val_bpb) < 1e-6
+    assert a.metrics.train_loss == b.metrics.train_loss
+    body = to_run_body(a, "replay", "ab" * 32)
+    assert isinstance(body, RunBody) and body.purpose == "replay" and body.metrics == a.metrics
+    assert body.config == a.config and body.track == a.track
+
+
+def test_refused_specs_become_results(run) -> None:
+    bad = run({"n_head": 3})
+    assert bad.status == "refused" and "divisible" in bad.error
+    assert to_run_body(bad, "manual").status == "refused"
+    big = run({"n_embd": 1024, "n_head": 8, "n_layer": 24}, memory_limit_mb=700)
+    assert big.status == "refused" and "GiB" in big.error
+    assert run(budget_tokens=100).status == "refused"
+
+
+@pytest.mark.parametrize("fault,status,error", [
+    ("crash", "crash", "SIGABRT"),
+    ("raise", "crash", "injected failure"),
+    ("nan", "nan", "loss is nan"),
+])
+def test_failures_become_results(run, fault: str, status: str, error: str) -> None:
+    res = run(fault=fault)
+    assert res.status == status and error in res.error
+    assert to_run_body(res, "manual").status == status
+
+
+def test_hang_becomes_timeout(run) -> None:
+    res = run(fault="hang", timeout_s=12)
+    assert res.status == "timeout" and "12 s" in res.error
+
+
+def test_memory_exhaustion_becomes_crash(run) -> None:
+    res = run(fault="oom", memory_limit_mb=1500)
+    assert res.status == "crash" and "out of memory" in res.error
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_run_bf16_compiled(run) -> None:
+    res = run(device="cuda", budget_tokens=128 * 400)
+    assert res.status == "ok" and res.hardware.accelerator == "cuda"
+    assert res.software["precision"] == "bf16"
