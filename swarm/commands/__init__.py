@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("network",)
 
 
 def modules() -> list[ModuleType]:
