@@ -20,32 +20,54 @@ class NonCanonical(ValueError):
     """The bytes decode, but are not the canonical encoding of what they hold."""
 
 
-_PLAIN = (bool, int, str, bytes, type(None))
+_PLAIN = frozenset({bool, int, str, bytes, type(None)})
 
 
-def _normalise(value: Any, depth: int = 0) -> Any:
-    kind = type(value)
-    if kind in _PLAIN:                      # exact-type checks first: this runs per value
-        return value
+def _leaf(value: Any, kind: type, depth: int) -> Any:
     if kind is float:
         if not math.isfinite(value):
             raise ValueError("non-finite floats have no canonical form")
         return value
+    return _normalise(value, depth)
+
+
+def _normalise(value: Any, depth: int = 0) -> Any:
+    # Leaves are handled inline by the container loops below: this runs for every value of
+    # every record the store ingests, and Python calls are the cost.
     if depth > MAX_DEPTH:
         raise ValueError("value nested too deeply")
-    if kind is dict or isinstance(value, Mapping):
-        for key in value:
-            if type(key) is not str:
-                raise TypeError(f"map keys must be str, got {type(key).__name__}")
-        return {key: _normalise(value[key], depth + 1) for key in sorted(value)}
+    kind = type(value)
+    if kind is dict or (kind not in _PLAIN and isinstance(value, Mapping)):
+        out = {}
+        for key in _sorted_keys(value):
+            item = value[key]
+            item_kind = type(item)
+            out[key] = item if item_kind in _PLAIN else _leaf(item, item_kind, depth + 1)
+        return out
     if kind is list or kind is tuple:
-        return [_normalise(v, depth + 1) for v in value]
+        return [v if type(v) in _PLAIN else _leaf(v, type(v), depth + 1) for v in value]
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return _leaf(value, kind, depth)
     for base in (bool, int, float, str, bytes):   # subclasses, e.g. str enums: write the base value
         if isinstance(value, base):
             # str() of a str enum is "Cls.NAME"; str.__str__ gives the value itself
             plain = str.__str__(value) if base is str else base(value)
             return _normalise(plain, depth)
     raise TypeError(f"cannot encode {kind.__name__}")
+
+
+def _sorted_keys(value: Mapping[Any, Any]) -> list[str]:
+    # Sorting mixed key types raises; a sorted list of one type is all str iff its first is.
+    try:
+        keys = sorted(value)
+    except TypeError:
+        keys = [None]
+    if keys and not isinstance(keys[0], str):
+        bad = next(k for k in value if not isinstance(k, str))
+        raise TypeError(f"map keys must be str, got {type(bad).__name__}")
+    return keys
 
 
 def pack(value: Any) -> bytes:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Iterable
+from concurrent.futures import Executor
 from typing import Any
 
 import msgpack
@@ -73,7 +75,7 @@ def _split(raw: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
     if not (isinstance(outer, list) and len(outer) == 2
             and isinstance(outer[0], bytes) and isinstance(outer[1], bytes)):
         raise Rejected(Reason.MALFORMED, "expected [payload, signature]")
-    if canonical.pack(outer) != raw:
+    if msgpack.packb(outer, use_bin_type=True) != raw:     # two byte strings: no maps to sort
         raise Rejected(Reason.MALFORMED, "outer array is not canonical")
     if not isinstance(envelope, dict) or set(envelope) != _ENVELOPE_KEYS:
         raise Rejected(Reason.MALFORMED, "payload is not a record envelope")
@@ -107,20 +109,80 @@ def _validate_body(model: type[Body], body: Any) -> Body:
         raise Rejected(Reason.SCHEMA, str(exc.errors()[0].get("msg", exc))[:200]) from exc
 
 
-def decode(raw: bytes, now: int | None = None) -> Record:
-    """Validate `raw` completely (size, encoding, version, kind, schema, time, signature)."""
+def peek_id(raw: bytes) -> str | None:
+    """The id `raw` would have if valid (blake2b of its payload), without validating; None if unreadable.
+
+    Lets the store skip the expensive checks for records it already holds.
+    """
+    try:
+        outer = msgpack.unpackb(raw, raw=False)
+    except Exception:  # noqa: BLE001 - any decoding failure means "no id"
+        return None
+    if isinstance(outer, list) and len(outer) == 2 and isinstance(outer[0], bytes):
+        return canonical.digest_hex(outer[0])
+    return None
+
+
+def _parse(raw: bytes, now: int) -> Record:
+    """Every check but the signature's; the returned record is not yet trusted."""
     if len(raw) > MAX_RECORD_BYTES:
         raise Rejected(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
     payload, signature, envelope = _split(raw)
-    model = _check_envelope(envelope, now_ms() if now is None else now)
+    model = _check_envelope(envelope, now)
     body = _validate_body(model, envelope["body"])
     # One re-encoding checks both that the payload is canonical and that the body is exactly
     # what its model writes (strict validation still turns ints into floats and fills defaults),
     # so no two encodings of one fact can coexist under different ids.
     if canonical.pack({**envelope, "body": body.model_dump(mode="python")}) != payload:
         raise Rejected(Reason.SCHEMA, "payload is not the canonical form of its record")
-    if not crypto.verify(envelope["author"], payload, signature):
-        raise Rejected(Reason.BAD_SIGNATURE)
     return Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
                   author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
                   signature=signature, raw=raw)
+
+
+def _payload(record: Record) -> bytes:
+    return msgpack.unpackb(record.raw, raw=False)[0]
+
+
+def decode(raw: bytes, now: int | None = None) -> Record:
+    """Validate `raw` completely (size, encoding, version, kind, schema, time, signature)."""
+    record = _parse(raw, now_ms() if now is None else now)
+    if not crypto.verify(record.author, _payload(record), record.signature):
+        raise Rejected(Reason.BAD_SIGNATURE)
+    return record
+
+
+def decode_many(raws: Iterable[bytes], now: int | None = None,
+                pool: Executor | None = None) -> list[Record | Rejected]:
+    """`decode` for many records; signatures are checked on `pool` (libsodium releases the GIL)."""
+    now = now_ms() if now is None else now
+    results: list[Record | Rejected] = []
+    for raw in raws:
+        try:
+            results.append(_parse(raw, now))
+        except Rejected as rejected:
+            results.append(rejected)
+    parsed = [i for i, r in enumerate(results) if isinstance(r, Record)]
+    for i, ok in zip(parsed, _verify_all([results[i] for i in parsed], pool)):
+        if not ok:
+            results[i] = Rejected(Reason.BAD_SIGNATURE)
+    return results
+
+
+def _verify_all(records: list[Any], pool: Executor | None) -> list[bool]:
+    if pool is None or len(records) < 64:
+        return _verify_chunk(records)
+    # One chunk per worker plus one for this thread: futures per record would cost more than
+    # the signatures they check.
+    workers = getattr(pool, "_max_workers", 1)
+    size = -(-len(records) // (workers + 1))
+    chunks = [records[i:i + size] for i in range(0, len(records), size)]
+    futures = [pool.submit(_verify_chunk, chunk) for chunk in chunks[1:]]
+    verdicts = _verify_chunk(chunks[0])
+    for future in futures:
+        verdicts += future.result()
+    return verdicts
+
+
+def _verify_chunk(records: list[Record]) -> list[bool]:
+    return [crypto.verify(r.author, _payload(r), r.signature) for r in records]

@@ -7,9 +7,13 @@ every field; tests/golden/ holds records that later versions must still read.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      model_validator)
+
+from memory.canonical import config_hash
 
 SCHEMA_VERSION = 1
 
@@ -107,6 +111,12 @@ class RunBody(Body):
     ref: Hex64 | None = Field(description="the hypothesis or claim this run serves")
     error: Short | None
 
+    @model_validator(mode="after")
+    def _hash_names_config(self) -> RunBody:
+        if self.config_hash != config_hash(self.config):
+            raise ValueError("config_hash is not the hash of config")
+        return self
+
 
 class ClaimBody(Body):
     """A candidate config beats the track baseline; the evidence is the listed runs."""
@@ -193,10 +203,9 @@ BODIES: dict[str, type[Body]] = {
 KINDS = tuple(BODIES)
 
 
-class Record(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Record:
     """A validated, signed record as stored: envelope fields, body, signature, id and raw bytes."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     id: str
     v: int
@@ -209,6 +218,6 @@ class Record(BaseModel):
     raw: bytes
 
     def envelope(self) -> dict[str, Any]:
-        """The signed fields, as a plain dict (what `payload` encodes)."""
+        """The signed fields, as a plain dict (what the payload encodes)."""
         return {"v": self.v, "kind": self.kind, "author": self.author, "seq": self.seq,
                 "ts": self.ts, "body": self.body.model_dump(mode="python")}

@@ -1,0 +1,120 @@
+"""Table layout of the store, derived from the record models so the two cannot drift apart.
+
+`records` holds every accepted record (raw signed bytes included). Each kind also has an insert-only
+typed table (`runs`, `claims`, ...) with the envelope columns and the body's fields as columns:
+nested models are flattened into their fields, dicts and lists become JSON.
+"""
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, Union
+
+import pyarrow as pa
+from memory.records import BODIES, Body, Record
+
+TABLE_NAMES: dict[str, str] = {
+    "node": "nodes", "role": "roles", "hypothesis": "hypotheses", "claim_lease": "claim_leases",
+    "run": "runs", "claim": "claims", "verification": "verifications",
+    "assessment": "assessments", "finding": "findings", "noise_floor": "noise_floors",
+}
+ENVELOPE_COLUMNS = [("id", "VARCHAR PRIMARY KEY"), ("author", "VARCHAR NOT NULL"),
+                    ("seq", "UBIGINT NOT NULL"), ("ts", "BIGINT NOT NULL")]
+_ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "UBIGINT": pa.uint64(),
+          "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "JSON": pa.string(), "BLOB": pa.binary()}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One typed-table column: its SQL type and where it sits in the body's dumped dict."""
+
+    name: str
+    sql_type: str
+    path: tuple[str, ...]
+
+    def get(self, dumped: dict[str, Any]) -> Any:
+        """This column's value from `body.model_dump()`."""
+        value: Any = dumped
+        for name in self.path:
+            value = value[name]
+        if self.sql_type == "JSON" and value is not None:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return value
+
+
+def _sql_type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _sql_type(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _sql_type(args[0]) if len(args) == 1 else "JSON"
+    if origin is Literal:
+        return "VARCHAR"
+    return {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}.get(annotation, "JSON")
+
+
+def _columns(model: type[Body], prefix: tuple[str, ...] = ()) -> list[Column]:
+    columns: list[Column] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Body):
+            columns += _columns(annotation, prefix + (name,))   # flatten nested models
+            continue
+        sql_type = _sql_type(annotation)
+        columns.append(Column(name, sql_type, prefix + (name,)))
+    names = [c.name for c in columns]
+    assert len(names) == len(set(names)), f"flattening {model.__name__} repeats a column name"
+    return columns
+
+
+BODY_COLUMNS: dict[str, list[Column]] = {kind: _columns(model) for kind, model in BODIES.items()}
+
+
+def ddl() -> list[str]:
+    """CREATE statements for every table (idempotent)."""
+    statements = [
+        "CREATE TABLE IF NOT EXISTS records (id VARCHAR PRIMARY KEY, author VARCHAR NOT NULL, "
+        "seq UBIGINT NOT NULL, kind VARCHAR NOT NULL, ts BIGINT NOT NULL, id8 UBIGINT NOT NULL, "
+        "size INTEGER NOT NULL, raw BLOB NOT NULL)",
+        # (author, seq) pairs held under more than one id: the author equivocated.
+        "CREATE TABLE IF NOT EXISTS equivocations (author VARCHAR NOT NULL, seq UBIGINT NOT NULL, "
+        "PRIMARY KEY (author, seq))",
+        "CREATE TABLE IF NOT EXISTS rejections (reason VARCHAR PRIMARY KEY, n BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    ]
+    for kind, table in TABLE_NAMES.items():
+        cols = [f"{n} {t}" for n, t in ENVELOPE_COLUMNS]
+        cols += [f"{c.name} {c.sql_type}" for c in BODY_COLUMNS[kind]]
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)})")
+    return statements
+
+
+def records_table(records: list[Record]) -> pa.Table:
+    """The `records` rows of `records` as an Arrow table."""
+    return pa.table({
+        "id": pa.array([r.id for r in records], pa.string()),
+        "author": pa.array([r.author for r in records], pa.string()),
+        "seq": pa.array([r.seq for r in records], pa.uint64()),
+        "kind": pa.array([r.kind for r in records], pa.string()),
+        "ts": pa.array([r.ts for r in records], pa.int64()),
+        "id8": pa.array([int(r.id[:16], 16) for r in records], pa.uint64()),
+        "size": pa.array([len(r.raw) for r in records], pa.int32()),
+        "raw": pa.array([r.raw for r in records], pa.binary()),
+    })
+
+
+def kind_table(kind: str, records: list[Record]) -> pa.Table:
+    """The typed-table rows of `records` (all of `kind`) as an Arrow table."""
+    data: dict[str, pa.Array] = {
+        "id": pa.array([r.id for r in records], pa.string()),
+        "author": pa.array([r.author for r in records], pa.string()),
+        "seq": pa.array([r.seq for r in records], pa.uint64()),
+        "ts": pa.array([r.ts for r in records], pa.int64()),
+    }
+    dumped = [r.body.model_dump(mode="python") for r in records]
+    for col in BODY_COLUMNS[kind]:
+        data[col.name] = pa.array([col.get(d) for d in dumped], _ARROW[col.sql_type])
+    return pa.table(data)

@@ -1,0 +1,310 @@
+"""The node's memory: one DuckDB file holding every accepted record, typed tables and views.
+
+Ingest is batched: a batch is validated in Python, then written in one transaction through Arrow
+(`INSERT OR IGNORE`), so a crash leaves either the whole batch or none of it. Any two stores that
+ingested the same set of records, in any order and with any duplicates, answer every view alike.
+
+DuckDB lets one process hold the file read-write, and then no other process may open it at all;
+a connection refuses concurrent use. So a `Store` serialises its methods with a lock, and read-only
+browsing of a file nobody holds goes through `open_read_only`.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from memory import antientropy, codec, schema, views
+from memory.records import Record
+from memory.sqlguard import SAFE_CONFIG, check_read_only
+
+log = logging.getLogger(__name__)
+DB_FORMAT = "1"
+
+
+class StoreError(RuntimeError):
+    """The memory file cannot be opened or used."""
+
+
+@dataclass
+class IngestReport:
+    """What happened to a batch: accepted, already held, or rejected (by reason)."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    accepted_ids: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        """Add `other`'s counts to this report."""
+        self.accepted += other.accepted
+        self.duplicate += other.duplicate
+        for reason, n in other.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + n
+        self.accepted_ids += other.accepted_ids
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able summary (without the id list)."""
+        return {"accepted": self.accepted, "duplicate": self.duplicate,
+                "rejected": dict(sorted(self.rejected.items()))}
+
+
+@dataclass
+class QueryResult:
+    """Columns and rows of a query."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only, config=dict(SAFE_CONFIG))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreError(f"{path} is held by another process (is `swarm join` running?)") from exc
+        raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
+
+
+class Store:
+    """Read-write access to one memory file. Thread-safe: every method holds the store's lock."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = _connect(self.path, read_only=False)
+        self._lock = threading.RLock()
+        self._version = 0                      # bumped on every write; invalidates caches
+        self._cache: dict[str, tuple[int, Any]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1)),
+                                        thread_name_prefix="verify")
+        self._create()
+
+    def _create(self) -> None:
+        with self._lock:
+            for statement in schema.ddl() + views.ddl():
+                self._con.execute(statement)
+            found = self._con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if found is None:
+                self._con.execute("INSERT INTO meta VALUES ('format', ?)", [DB_FORMAT])
+            elif found[0] != DB_FORMAT:
+                raise StoreError(f"{self.path} has format {found[0]}; this version reads {DB_FORMAT}")
+
+    def close(self) -> None:
+        """Checkpoint and close the file."""
+        with self._lock:
+            self._con.close()
+            self._pool.shutdown()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    def ingest(self, raws: Iterable[bytes], now: int | None = None) -> IngestReport:
+        """Validate raw records and store the new valid ones, all in one transaction."""
+        raws = list(raws)
+        report = IngestReport()
+        with self._lock:
+            known = self._known_ids([codec.peek_id(raw) for raw in raws])
+            # Records already held skip validation: their content was checked when first stored.
+            unseen = [raw for raw in raws if codec.peek_id(raw) not in known]
+            report.duplicate += len(raws) - len(unseen)
+            fresh: dict[str, Record] = {}
+            for result in codec.decode_many(unseen, now, self._pool):
+                if isinstance(result, codec.Rejected):
+                    self._count_rejection(result, report)
+                elif result.id in fresh:
+                    report.duplicate += 1
+                else:
+                    fresh[result.id] = result
+            self._write(list(fresh.values()), report)
+        return report
+
+    def add(self, records: Iterable[Record]) -> IngestReport:
+        """Store this node's own freshly signed records (re-validated like everyone else's)."""
+        return self.ingest(record.raw for record in records)
+
+    @staticmethod
+    def _count_rejection(rejected: codec.Rejected, report: IngestReport) -> None:
+        reason = rejected.reason.value
+        report.rejected[reason] = report.rejected.get(reason, 0) + 1
+        log.debug("rejected record (%s): %s", reason, rejected.detail)
+
+    def _known_ids(self, ids: Sequence[str | None]) -> set[str]:
+        wanted = [i for i in ids if i is not None]
+        if not wanted:
+            return set()
+        import pyarrow as pa
+        self._con.register("_peek", pa.table({"id": pa.array(wanted, pa.string())}))
+        try:
+            rows = self._con.execute(
+                "SELECT id FROM records WHERE id IN (SELECT id FROM _peek)").fetchall()
+        finally:
+            self._con.unregister("_peek")
+        return {row[0] for row in rows}
+
+    def _write(self, records: list[Record], report: IngestReport) -> None:
+        con = self._con
+        con.begin()
+        try:
+            if records:
+                self._insert("records", schema.records_table(records))
+                by_kind: dict[str, list[Record]] = collections.defaultdict(list)
+                for record in records:
+                    by_kind[record.kind].append(record)
+                for kind, group in by_kind.items():
+                    self._insert(schema.TABLE_NAMES[kind], schema.kind_table(kind, group))
+                self._flag_equivocations(records)
+            for reason, n in report.rejected.items():
+                con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
+                            "DO UPDATE SET n = n + excluded.n", [reason, n])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        report.accepted += len(records)
+        report.accepted_ids += [r.id for r in records]
+        if records:
+            self._version += 1
+
+    def _insert(self, table: str, rows: Any) -> None:
+        self._con.register("_batch", rows)
+        try:
+            self._con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _batch")
+        finally:
+            self._con.unregister("_batch")
+
+    def _flag_equivocations(self, records: list[Record]) -> None:
+        import pyarrow as pa
+        pairs = pa.table({"author": pa.array([r.author for r in records], pa.string()),
+                          "seq": pa.array([r.seq for r in records], pa.uint64())})
+        self._con.register("_pairs", pairs)
+        try:
+            # Only the batch's (author, seq) pairs can have gained a second id.
+            self._con.execute(
+                "INSERT OR IGNORE INTO equivocations "
+                "SELECT r.author, r.seq FROM records r "
+                "JOIN (SELECT DISTINCT author, seq FROM _pairs) p "
+                "  ON r.author = p.author AND r.seq = p.seq "
+                "GROUP BY r.author, r.seq HAVING count(*) > 1")
+        finally:
+            self._con.unregister("_pairs")
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        """Run a read-only SELECT (checked) and return all rows."""
+        check_read_only(sql)
+        with self._lock:
+            cursor = self._con.execute(sql, list(params))
+            columns = [d[0] for d in cursor.description]
+            return QueryResult(columns, cursor.fetchall())
+
+    def get(self, record_id: str) -> Record | None:
+        """The record with this id, decoded, or None."""
+        with self._lock:
+            row = self._con.execute("SELECT raw FROM records WHERE id = ?", [record_id]).fetchone()
+        return None if row is None else codec.decode(row[0], now=2**52)
+
+    def count(self) -> int:
+        """How many records the store holds."""
+        with self._lock:
+            return self._con.execute("SELECT count(*) FROM records").fetchone()[0]
+
+    def next_seq(self, author: str) -> int:
+        """The seq `author`'s next record should carry (1 + the highest held)."""
+        with self._lock:
+            row = self._con.execute(
+                "SELECT coalesce(max(seq), 0) FROM records WHERE author = ?", [author]).fetchone()
+        return int(row[0]) + 1
+
+    # ---- anti-entropy --------------------------------------------------------------------------
+
+    def _cached(self, key: str, compute: Any) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        value = compute(self._con)
+        self._cache[key] = (self._version, value)
+        return value
+
+    def digest(self) -> bytes:
+        """16 bytes that differ (practically always) when two stores hold different sets."""
+        with self._lock:
+            return self._cached("digest", antientropy.digest)
+
+    def have(self) -> dict[str, list[Any]]:
+        """What this store holds, compactly: {author: [max_seq, [[lo, hi], ...gaps], xor8]}."""
+        with self._lock:
+            return self._cached("have", antientropy.have)
+
+    def seq_vector(self) -> dict[str, int]:
+        """Per author, the highest seq s such that seqs 1..s are all held."""
+        return {author: (gaps[0][0] - 1 if gaps else top)
+                for author, (top, gaps, _xor) in self.have().items()}
+
+    def missing_for(self, have: Any, batch_bytes: int = 256 * 1024) -> Iterator[list[bytes]]:
+        """Raw records the holder of `have` lacks, in batches of about `batch_bytes`.
+
+        Streams from its own cursor (a consistent snapshot), so a long catch-up never holds the
+        store's lock while the caller sends batches over the network.
+        """
+        peer = antientropy.parse_have(have)
+        with self._lock:
+            cursor = self._con.cursor()
+        try:
+            yield from antientropy.batches(antientropy.missing(cursor, peer), batch_bytes)
+        finally:
+            cursor.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per kind, rejections by reason, flagged authors, file size."""
+        with self._lock:
+            return _stats(self._con, self.path)
+
+
+def _stats(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, Any]:
+    kinds = dict(con.execute("SELECT kind, count(*) FROM records GROUP BY kind ORDER BY kind").fetchall())
+    rejected = dict(con.execute("SELECT reason, n FROM rejections ORDER BY reason").fetchall())
+    total, authors, size = con.execute(
+        "SELECT count(*), count(DISTINCT author), coalesce(sum(size), 0) FROM records").fetchone()
+    flagged = con.execute("SELECT count(*) FROM flagged_authors").fetchone()[0]
+    return {"records": total, "authors": authors, "record_bytes": int(size), "by_kind": kinds,
+            "rejected": rejected, "flagged_authors": flagged,
+            "file_bytes": path.stat().st_size if path.exists() else 0}
+
+
+class ReadOnlyMemory:
+    """Browse a memory file no process holds: read-only, external access off."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"no memory at {self.path}")
+        self._con = _connect(self.path, read_only=True)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        """Run a read-only SELECT (checked) and return all rows."""
+        check_read_only(sql)
+        cursor = self._con.execute(sql, list(params))
+        return QueryResult([d[0] for d in cursor.description], cursor.fetchall())
+
+    def stats(self) -> dict[str, Any]:
+        """As `Store.stats`."""
+        return _stats(self._con, self.path)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._con.close()

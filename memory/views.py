@@ -1,0 +1,85 @@
+"""Derived state as SQL views over the records: every replica computes the same answer from the same set.
+
+Determinism rules: val_bpb is aggregated as exact integers (nano-bpb, HUGEINT sums) and converted to
+floating point once at the end, so summation order cannot change a digit; every ranking breaks ties
+by an id. Authors who equivocated (two records under one seq) are excluded from runs and claims.
+"""
+from __future__ import annotations
+
+# val_bpb at or above this is a diverged run, not a result to rank (and keeps HUGEINT sums in range).
+MAX_RANKED_BPB = 1000
+
+VIEWS: dict[str, str] = {
+    "flagged_authors": """
+        SELECT author, count(*) AS equivocated_seqs, min(seq) AS first_seq
+        FROM equivocations GROUP BY author""",
+    "valid_runs": """
+        SELECT * FROM runs WHERE author NOT IN (SELECT author FROM equivocations)""",
+    "valid_claims": """
+        SELECT * FROM claims WHERE author NOT IN (SELECT author FROM equivocations)""",
+    # Per (track, config): seed statistics from exact integer sums.
+    "seed_stats": f"""
+        WITH r AS (
+            SELECT track, config_hash, config, seed, author,
+                   CAST(round(val_bpb * 1e9) AS HUGEINT) AS x
+            FROM valid_runs
+            WHERE status = 'ok' AND val_bpb IS NOT NULL AND val_bpb >= 0
+              AND val_bpb < {MAX_RANKED_BPB}),
+        g AS (
+            SELECT track, config_hash, min(config) AS config, count(*) AS n,
+                   count(DISTINCT seed) AS seeds, count(DISTINCT author) AS authors,
+                   sum(x) AS sx, sum(x * x) AS sxx, min(x) AS lo, max(x) AS hi
+            FROM r GROUP BY track, config_hash)
+        SELECT track, config_hash, config, n, seeds, authors,
+               CAST(sx AS DOUBLE) / n / 1e9 AS mean,
+               CASE WHEN n > 1 THEN sqrt(CAST(n * sxx - sx * sx AS DOUBLE) / (n * (n - 1))) / 1e9
+                    END AS std,
+               CAST(lo AS DOUBLE) / 1e9 AS best, CAST(hi AS DOUBLE) / 1e9 AS worst
+        FROM g""",
+    "latest_assessments": """
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT a.*, row_number() OVER (PARTITION BY claim ORDER BY ts DESC, id DESC) AS rn
+            FROM assessments a WHERE author NOT IN (SELECT author FROM equivocations))
+        WHERE rn = 1""",
+    # Only verifications by someone other than the claim's author count.
+    "independent_verifications": """
+        SELECT v.* FROM verifications v JOIN claims c ON c.id = v.claim
+        WHERE v.author <> c.author AND v.author NOT IN (SELECT author FROM equivocations)""",
+    "claim_status": """
+        WITH ver AS (
+            SELECT claim, count(*) FILTER (WHERE outcome = 'confirmed') AS confirmed,
+                   count(*) FILTER (WHERE outcome = 'refuted') AS refuted,
+                   count(*) FILTER (WHERE outcome = 'inconclusive') AS inconclusive
+            FROM independent_verifications GROUP BY claim)
+        SELECT c.id AS claim, c.track, c.author, c.ts, c.candidate_hash, c.baseline_hash, c.diff,
+               c.effect, a.verdict, a.p_value, a.q_value,
+               coalesce(v.confirmed, 0) AS confirmed, coalesce(v.refuted, 0) AS refuted,
+               coalesce(v.inconclusive, 0) AS inconclusive,
+               CASE WHEN coalesce(v.refuted, 0) > 0 THEN 'refuted'
+                    WHEN a.verdict IS NULL THEN 'pending'
+                    WHEN a.verdict = 'not_supported' THEN 'not_supported'
+                    WHEN coalesce(v.confirmed, 0) > 0 THEN 'verified'
+                    WHEN coalesce(v.inconclusive, 0) > 0 THEN 'inconclusive'
+                    ELSE 'supported' END AS status
+        FROM valid_claims c
+        LEFT JOIN latest_assessments a ON a.claim = c.id
+        LEFT JOIN ver v ON v.claim = c.id""",
+    "leaderboard": """
+        WITH verified AS (
+            SELECT DISTINCT track, candidate_hash FROM claim_status WHERE status = 'verified')
+        SELECT row_number() OVER (PARTITION BY s.track ORDER BY s.mean, s.config_hash) AS rank,
+               s.track, s.config_hash, s.mean, s.std, s.n, s.seeds, s.authors, s.best,
+               (v.candidate_hash IS NOT NULL) AS verified, s.config
+        FROM seed_stats s
+        LEFT JOIN verified v ON v.track = s.track AND v.candidate_hash = s.config_hash""",
+    "noise_floor": """
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT n.*, row_number() OVER (PARTITION BY track ORDER BY ts DESC, id DESC) AS rn
+            FROM noise_floors n WHERE author NOT IN (SELECT author FROM equivocations))
+        WHERE rn = 1""",
+}
+
+
+def ddl() -> list[str]:
+    """CREATE OR REPLACE VIEW statements, in dependency order."""
+    return [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
