@@ -20,6 +20,7 @@ from memory.records import BODIES, SCHEMA_VERSION, Body, Record
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_CLOCK_SKEW_MS = 10 * 60 * 1000       # a record may be at most 10 minutes in our future
+_WIRE = {"wire": True}     # validation context: floats must arrive as floats
 _ENVELOPE_KEYS = frozenset({"v", "kind", "author", "seq", "ts", "body"})
 
 
@@ -69,7 +70,6 @@ def sign(keypair: crypto.Keypair, kind: str, seq: int, body: Body, ts: int | Non
 def _split(raw: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
     try:
         outer = msgpack.unpackb(raw, raw=False, strict_map_key=True)
-        envelope = msgpack.unpackb(outer[0], raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types; all mean "not our encoding"
         raise Rejected(Reason.MALFORMED, f"not msgpack: {str(exc)[:100]}") from exc
     if not (isinstance(outer, list) and len(outer) == 2
@@ -77,6 +77,10 @@ def _split(raw: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
         raise Rejected(Reason.MALFORMED, "expected [payload, signature]")
     if msgpack.packb(outer, use_bin_type=True) != raw:     # two byte strings: no maps to sort
         raise Rejected(Reason.MALFORMED, "outer array is not canonical")
+    try:
+        envelope = canonical.unpack(outer[0])
+    except ValueError as exc:
+        raise Rejected(Reason.MALFORMED, f"payload: {exc}") from exc
     if not isinstance(envelope, dict) or set(envelope) != _ENVELOPE_KEYS:
         raise Rejected(Reason.MALFORMED, "payload is not a record envelope")
     return outer[0], outer[1], envelope
@@ -104,7 +108,7 @@ def _check_envelope(envelope: dict[str, Any], now: int) -> type[Body]:
 
 def _validate_body(model: type[Body], body: Any) -> Body:
     try:
-        return model.model_validate(body, strict=True)
+        return model.model_validate(body, strict=True, context=_WIRE)
     except pydantic.ValidationError as exc:
         raise Rejected(Reason.SCHEMA, str(exc.errors()[0].get("msg", exc))[:200]) from exc
 
@@ -129,12 +133,9 @@ def _parse(raw: bytes, now: int) -> Record:
         raise Rejected(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
     payload, signature, envelope = _split(raw)
     model = _check_envelope(envelope, now)
+    # The payload is canonical (checked by `canonical.unpack`), and strict wire validation neither
+    # coerces nor fills defaults, so the body is exactly what its model writes: one fact, one id.
     body = _validate_body(model, envelope["body"])
-    # One re-encoding checks both that the payload is canonical and that the body is exactly
-    # what its model writes (strict validation still turns ints into floats and fills defaults),
-    # so no two encodings of one fact can coexist under different ids.
-    if canonical.pack({**envelope, "body": body.model_dump(mode="python")}) != payload:
-        raise Rejected(Reason.SCHEMA, "payload is not the canonical form of its record")
     return Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
                   author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
                   signature=signature, raw=raw)
@@ -153,35 +154,38 @@ def decode(raw: bytes, now: int | None = None) -> Record:
 
 
 def decode_many(raws: Iterable[bytes], now: int | None = None,
-                pool: Executor | None = None) -> list[Record | Rejected]:
-    """`decode` for many records; signatures are checked on `pool` (libsodium releases the GIL)."""
+                pool: Executor | None = None, chunk: int = 256) -> list[Record | Rejected]:
+    """`decode` for many records.
+
+    With a `pool`, each chunk's signatures are checked there (libsodium releases the GIL) while
+    this thread parses the next chunk, so the two costs overlap on two cores.
+    """
     now = now_ms() if now is None else now
     results: list[Record | Rejected] = []
+    pending: list[tuple[list[int], Any]] = []
+    todo: list[int] = []
     for raw in raws:
         try:
             results.append(_parse(raw, now))
+            todo.append(len(results) - 1)
         except Rejected as rejected:
             results.append(rejected)
-    parsed = [i for i, r in enumerate(results) if isinstance(r, Record)]
-    for i, ok in zip(parsed, _verify_all([results[i] for i in parsed], pool)):
-        if not ok:
-            results[i] = Rejected(Reason.BAD_SIGNATURE)
+        if len(todo) >= chunk:
+            pending.append(_check(todo, results, pool))
+            todo = []
+    if todo:
+        pending.append(_check(todo, results, pool))
+    for indexes, verdicts in pending:
+        verdicts = verdicts.result() if hasattr(verdicts, "result") else verdicts
+        for i, ok in zip(indexes, verdicts):
+            if not ok:
+                results[i] = Rejected(Reason.BAD_SIGNATURE)
     return results
 
 
-def _verify_all(records: list[Any], pool: Executor | None) -> list[bool]:
-    if pool is None or len(records) < 64:
-        return _verify_chunk(records)
-    # One chunk per worker plus one for this thread: futures per record would cost more than
-    # the signatures they check.
-    workers = getattr(pool, "_max_workers", 1)
-    size = -(-len(records) // (workers + 1))
-    chunks = [records[i:i + size] for i in range(0, len(records), size)]
-    futures = [pool.submit(_verify_chunk, chunk) for chunk in chunks[1:]]
-    verdicts = _verify_chunk(chunks[0])
-    for future in futures:
-        verdicts += future.result()
-    return verdicts
+def _check(indexes: list[int], results: list[Any], pool: Executor | None) -> tuple[list[int], Any]:
+    records = [results[i] for i in indexes]
+    return indexes, (pool.submit(_verify_chunk, records) if pool else _verify_chunk(records))
 
 
 def _verify_chunk(records: list[Record]) -> list[bool]:

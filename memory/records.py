@@ -10,20 +10,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat,
+                      StrictInt, StrictStr, ValidationInfo, model_validator)
 
 from memory.canonical import config_hash
 
 SCHEMA_VERSION = 1
 
+def _float_on_wire(value: Any, info: ValidationInfo) -> Any:
+    # On the wire a float must be a float64: an integer would re-encode differently, giving one
+    # fact two encodings. Code building records in Python may still pass 3 for 3.0.
+    if type(value) is int and info.context and info.context.get("wire"):
+        raise ValueError("expected a float, got an integer")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_float_on_wire)]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]          # a record id
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]          # a config hash
 TrackId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=80)]
 Text = Annotated[str, Field(max_length=8000)]
 Short = Annotated[str, Field(max_length=400)]
-Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]
+Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]   # smart union: types kept
 Config = Annotated[dict[Name, Scalar], Field(max_length=128)]     # knob -> value
 Ids = Annotated[list[Hex64], Field(max_length=512)]
 Ms = Annotated[int, Field(ge=0, lt=2**53)]
@@ -32,7 +41,7 @@ Ms = Annotated[int, Field(ge=0, lt=2**53)]
 class Body(BaseModel):
     """Base of every record body: strict, frozen, no unknown fields."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Hardware(Body):
@@ -41,7 +50,7 @@ class Hardware(Body):
     accelerator: Literal["cpu", "cuda", "mps"] = Field(description="where training runs")
     device_name: Short = Field(description="CPU model or GPU name")
     cores: Annotated[int, Field(ge=0, le=4096)] = Field(description="CPU cores (threads) available")
-    memory_gb: Annotated[float, Field(ge=0)] = Field(description="RAM, or GPU memory for cuda")
+    memory_gb: Annotated[Float, Field(ge=0)] = Field(description="RAM, or GPU memory for cuda")
     platform: Short = Field(description="operating system and architecture")
 
 
@@ -60,7 +69,7 @@ class RoleBody(Body):
 
     role: Literal["experimenter", "verifier", "statistician", "meta_analyst"]
     reason: Short
-    scores: Annotated[dict[Name, float], Field(max_length=16)]
+    scores: Annotated[dict[Name, Float], Field(max_length=16)]
 
 
 class HypothesisBody(Body):
@@ -85,14 +94,14 @@ class ClaimLeaseBody(Body):
 class RunMetrics(Body):
     """What one training run measured. val_bpb is None when the run did not finish."""
 
-    val_bpb: float | None
-    train_loss: float | None
+    val_bpb: Float | None
+    train_loss: Float | None
     tokens: Annotated[int, Field(ge=0)]
     steps: Annotated[int, Field(ge=0)]
-    wall_s: Annotated[float, Field(ge=0)]
-    tokens_per_s: Annotated[float, Field(ge=0)]
-    mfu: float | None
-    peak_mem_mb: float | None
+    wall_s: Annotated[Float, Field(ge=0)]
+    tokens_per_s: Annotated[Float, Field(ge=0)]
+    mfu: Float | None
+    peak_mem_mb: Float | None
     params: Annotated[int, Field(ge=0)]
 
 
@@ -127,7 +136,7 @@ class ClaimBody(Body):
     diff: Config
     baseline_runs: Ids
     candidate_runs: Ids
-    effect: float = Field(description="mean candidate val_bpb minus mean baseline (negative = better)")
+    effect: Float = Field(description="mean candidate val_bpb minus mean baseline (negative = better)")
     summary: Text
 
 
@@ -139,7 +148,7 @@ class VerificationBody(Body):
     replay_run: Hex64 | None
     replay_match: bool | None
     runs: Ids
-    effect: float | None
+    effect: Float | None
     reason: Short
 
 
@@ -149,10 +158,10 @@ class AssessmentBody(Body):
     claim: Hex64
     verdict: Literal["supported", "not_supported"]
     test: Literal["welch", "paired", "sequential"]
-    p_value: float | None
-    q_value: float | None
-    effect: float | None
-    noise_floor: float | None
+    p_value: Float | None
+    q_value: Float | None
+    effect: Float | None
+    noise_floor: Float | None
     n: Annotated[int, Field(ge=0)]
     reason: Short
 
@@ -162,8 +171,8 @@ class KnobEffect(Body):
 
     knob: Name
     value: Scalar
-    effect: float
-    stderr: float | None
+    effect: Float
+    stderr: Float | None
     n: Annotated[int, Field(ge=0)]
 
 
@@ -183,8 +192,8 @@ class NoiseFloorBody(Body):
     track: TrackId
     config_hash: Hex32
     n: Annotated[int, Field(ge=2)]
-    mean: float
-    std: Annotated[float, Field(ge=0)]
+    mean: Float
+    std: Annotated[Float, Field(ge=0)]
     runs: Ids
 
 

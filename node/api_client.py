@@ -1,0 +1,86 @@
+"""Client of a running daemon's local read API (the daemon owns the DuckDB file while it runs).
+
+The daemon writes `HOME/api.json` ({"url", "pid"}) and `HOME/api.token` (mode 0600). Requests carry
+`Authorization: Bearer TOKEN`. docs/PROTOCOL.md describes the endpoints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from memory.store import QueryResult
+
+API_FILE = "api.json"
+TOKEN_FILE = "api.token"
+TIMEOUT_S = 30.0
+
+
+class ApiError(RuntimeError):
+    """The daemon refused a request or could not be reached."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def connect(home: Path) -> ApiClient | None:
+    """A client for the daemon running on `home`, or None when no daemon runs there."""
+    try:
+        info = json.loads((home / API_FILE).read_text())
+        token = (home / TOKEN_FILE).read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not _alive(int(info.get("pid", 0))):
+        return None            # a file left by a daemon that died: browse the file directly
+    return ApiClient(str(info["url"]), token)
+
+
+class ApiClient:
+    """Talks to one daemon over HTTP on 127.0.0.1."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+
+    def _request(self, path: str, body: bytes | None = None,
+                 content_type: str = "application/json") -> Any:
+        request = urllib.request.Request(self.url + path, data=body,
+                                         method="POST" if body is not None else "GET")
+        request.add_header("Authorization", f"Bearer {self._token}")
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except ValueError:
+                message = exc.reason
+            raise ApiError(str(message)) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise ApiError(f"cannot reach the daemon at {self.url}: {exc}") from exc
+
+    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> QueryResult:
+        """Run a read-only SELECT in the daemon."""
+        reply = self._request("/query", json.dumps({"sql": sql, "params": list(params)}).encode())
+        return QueryResult(list(reply["columns"]), [tuple(row) for row in reply["rows"]])
+
+    def ingest(self, raws: list[bytes]) -> dict[str, Any]:
+        """Hand raw records to the daemon, which validates and stores them."""
+        import msgpack
+        return self._request("/ingest", msgpack.packb(raws, use_bin_type=True),
+                             "application/msgpack")
+
+    def close(self) -> None:
+        """Nothing to release (one HTTP request per call)."""

@@ -1,0 +1,192 @@
+"""Browsing the memory: leaderboard, findings, runs, show, sql, export."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from swarm.output import console, fail, print_json, print_table
+from swarm.reader import as_dicts, open_reader, run_query
+
+HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
+JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
+TRACK = typer.Option(None, "--track", "-t", help="Only this track.")
+EXPORT_TABLES = ("records", "nodes", "roles", "hypotheses", "claim_leases", "runs", "claims",
+                 "verifications", "assessments", "findings", "noise_floors", "equivocations",
+                 "leaderboard", "seed_stats", "claim_status", "noise_floor")
+
+
+def _short(value: Any, n: int = 12) -> str:
+    return "" if value is None else str(value)[:n]
+
+
+def _when(ts_ms: int | None) -> str:
+    if ts_ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _compact(config: Any) -> str:
+    return json.dumps(config, separators=(",", "="))[1:-1].replace('"', "") if config else ""
+
+
+def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help="Rows per track."),
+                json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Configs ranked by mean val_bpb over seeds, per track (lower is better)."""
+    with open_reader(home) as reader:
+        result = run_query(reader, "SELECT * FROM leaderboard WHERE (? IS NULL OR track = ?) "
+                           "AND rank <= ? ORDER BY track, rank", [track, track, limit])
+    rows = as_dicts(result)
+    if json_out:
+        return print_json(rows)
+    print_table("leaderboard (val_bpb, lower is better)",
+                ["rank", "track", "config", "val_bpb", "± sd", "runs", "seeds", "verified", "knobs"],
+                [(r["rank"], r["track"], _short(r["config_hash"], 10), r["mean"], r["std"], r["n"],
+                  r["seeds"], "yes" if r["verified"] else "", _compact(r["config"])) for r in rows])
+
+
+def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Findings of the meta-analysis first, then every claim and its status."""
+    with open_reader(home) as reader:
+        found = as_dicts(run_query(
+            reader, "SELECT id, author, ts, track, title, text, effects, refs FROM findings "
+            "WHERE (? IS NULL OR track = ?) ORDER BY ts DESC, id", [track, track]))
+        claims = as_dicts(run_query(
+            reader, "SELECT * FROM claim_status WHERE (? IS NULL OR track = ?) "
+            "ORDER BY ts DESC, claim", [track, track]))
+    if json_out:
+        return print_json({"findings": found, "claims": claims})
+    print_table("findings", ["when", "track", "title", "text", "effects"],
+                [(_when(f["ts"]), f["track"], f["title"], f["text"], len(f["effects"])) for f in found],
+                empty="none yet (the meta-analyst publishes them)")
+    print_table("claims", ["claim", "track", "status", "effect", "p", "q", "confirmed", "refuted", "diff"],
+                [(_short(c["claim"]), c["track"], c["status"], c["effect"], c["p_value"],
+                  c["q_value"], c["confirmed"], c["refuted"], _compact(c["diff"])) for c in claims])
+
+
+class Status(str, Enum):
+    ok = "ok"
+    crash = "crash"
+    nan = "nan"
+    timeout = "timeout"
+    refused = "refused"
+
+
+def runs(track: Optional[str] = TRACK,
+         config: Optional[str] = typer.Option(None, help="Only this config hash (or a prefix)."),
+         author: Optional[str] = typer.Option(None, help="Only this author's peer id."),
+         status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
+         limit: int = typer.Option(50, help="Most recent N runs."),
+         json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Training runs, most recent first."""
+    state = status.value if status else None
+    with open_reader(home) as reader:
+        rows = as_dicts(run_query(reader, """
+            SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
+                   tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
+            FROM runs WHERE (? IS NULL OR track = ?) AND (? IS NULL OR config_hash LIKE ? || '%')
+              AND (? IS NULL OR author = ?) AND (? IS NULL OR status = ?)
+            ORDER BY ts DESC, id LIMIT ?""",
+            [track, track, config, config, author, author, state, state, limit]))
+    if json_out:
+        return print_json(rows)
+    print_table("runs", ["run", "when", "author", "track", "config", "seed", "status", "val_bpb",
+                         "tok/s", "purpose"],
+                [(_short(r["id"]), _when(r["ts"]), "…" + r["author"][-8:], r["track"],
+                  _short(r["config_hash"], 10), r["seed"], r["status"], r["val_bpb"],
+                  r["tokens_per_s"], r["purpose"]) for r in rows])
+
+
+def show(record_id: str = typer.Argument(..., help="A record id, or a unique prefix (4+ hex chars)."),
+         json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """One record in full: envelope, body, and for a claim its current status."""
+    from memory import codec
+
+    prefix = record_id.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{4,64}", prefix):
+        fail(f"not a record id: {record_id!r} (ids are hex; give at least 4 characters)")
+    with open_reader(home) as reader:
+        found = run_query(reader, "SELECT id, raw FROM records WHERE starts_with(id, ?) "
+                          "ORDER BY id LIMIT 2", [prefix]).rows
+        if not found:
+            fail(f"no record with id {prefix}")
+        if len(found) > 1:
+            fail(f"id prefix {prefix} is ambiguous ({found[0][0][:16]}…, {found[1][0][:16]}…)")
+        raw = found[0][1] if isinstance(found[0][1], bytes) else bytes.fromhex(found[0][1])
+        record = codec.decode(raw, now=2**52)   # stored records were checked; skip the clock check
+        status = None
+        if record.kind == "claim":
+            rows = as_dicts(run_query(reader, "SELECT status, verdict, p_value, q_value, "
+                                      "confirmed, refuted FROM claim_status WHERE claim = ?", [record.id]))
+            status = rows[0] if rows else {"status": "excluded (author equivocated)"}
+    out: dict[str, Any] = {"id": record.id, **record.envelope(), "time": _when(record.ts)}
+    if status is not None:
+        out["claim_status"] = status
+    if json_out:
+        return print_json(out)
+    console.print(f"[bold]{record.kind}[/] {record.id}")
+    console.print(f"author {record.author}  seq {record.seq}  {_when(record.ts)} UTC")
+    console.print_json(json.dumps(out["body"], default=str))
+    if status is not None:
+        console.print_json(json.dumps({"claim_status": status}, default=str))
+
+
+def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and views: see docs)."),
+        json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Run a read-only SQL query over the memory (no file or network access)."""
+    with open_reader(home) as reader:
+        result = run_query(reader, query)
+    if json_out:
+        return print_json([dict(zip(result.columns, row)) for row in result.rows])
+    print_table(f"{len(result.rows)} rows", result.columns, result.rows, empty="no rows")
+
+
+class Format(str, Enum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
+           out: Path = typer.Option(..., "--out", help="Folder to write one file per table into."),
+           json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Write every table and view to files for analysis elsewhere (pandas, R, DuckDB...)."""
+    import pyarrow as pa
+    from rich.progress import track as progress
+
+    if out.exists() and not out.is_dir():
+        fail(f"{out} exists and is not a folder")
+    written = []
+    with open_reader(home) as reader:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in progress(EXPORT_TABLES, description="exporting", disable=json_out,
+                             console=console, transient=True):
+            columns = "* EXCLUDE (raw)" if name == "records" else "*"
+            result = run_query(reader, f"SELECT {columns} FROM {name}")
+            table = pa.table({c: [row[i] for row in result.rows] for i, c in enumerate(result.columns)})
+            path = out / f"{name}.{fmt.value}"
+            _write_table(table, path, fmt)
+            written.append({"table": name, "rows": table.num_rows, "path": str(path)})
+    if json_out:
+        return print_json(written)
+    print_table(f"exported to {out}", ["table", "rows", "file"],
+                [(w["table"], w["rows"], w["path"]) for w in written])
+
+
+def _write_table(table: Any, path: Path, fmt: Format) -> None:
+    if fmt is Format.parquet:
+        import pyarrow.parquet as pq
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as pcsv
+        pcsv.write_csv(table, path)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add the browsing commands to the CLI."""
+    for command in (leaderboard, findings, runs, show, sql, export):
+        app.command()(command)

@@ -1,0 +1,125 @@
+"""`swarm memory import|export|stats`: signed records as a file, and what the memory holds."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from swarm.output import console, fail, print_json, print_table
+from swarm.reader import open_reader, run_query
+
+HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
+JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
+BATCH = 2000
+
+memory_app = typer.Typer(help="Move signed records in and out; what the memory holds.",
+                         no_args_is_help=True)
+
+
+def _progress(total: int, quiet: bool) -> Any:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    console=console, transient=True, disable=quiet)
+
+
+def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, Any]:
+    from memory import stream
+    from memory.store import IngestReport
+
+    total = IngestReport()
+    batch: list[bytes] = []
+    for raw in stream.read(src):
+        batch.append(raw)
+        if len(batch) >= BATCH:
+            total.merge(ingest(batch))
+            batch = []
+            progress.update(task, completed=src.tell())
+    if batch:
+        total.merge(ingest(batch))
+    return total.as_dict()
+
+
+@memory_app.command("import")
+def import_(file: Path = typer.Argument(..., help="A record stream from `swarm memory export`."),
+            json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Validate and add the records of FILE; report accepted / duplicate / rejected by reason."""
+    from memory import stream
+    from memory.store import IngestReport, Store, StoreError
+    from node import api_client
+    from node.home import ensure_home, memory_path, resolve_home
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    resolved = resolve_home(home)
+    client = api_client.connect(resolved)
+    with open(file, "rb") as src, _progress(file.stat().st_size, json_out) as progress:
+        task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        try:
+            if client is not None:
+                def via_daemon(batch: list[bytes]) -> IngestReport:
+                    return IngestReport(**client.ingest(batch))
+                report = _ingest_file(src, via_daemon, progress, task)
+            else:
+                with Store(memory_path(ensure_home(resolved))) as store:
+                    report = _ingest_file(src, store.ingest, progress, task)
+        except stream.NotARecordStream as exc:
+            fail(f"{file}: {exc} (records before the damage were kept)")
+        except (StoreError, api_client.ApiError) as exc:
+            fail(str(exc))
+    if json_out:
+        return print_json(report)
+    rows = [("accepted", report["accepted"]), ("duplicate", report["duplicate"])]
+    rows += [(f"rejected: {reason}", n) for reason, n in report["rejected"].items()]
+    print_table(f"imported {file}", ["outcome", "records"], rows)
+
+
+@memory_app.command("export")
+def export(file: Path = typer.Argument(..., help="Where to write the record stream."),
+           kind: Optional[str] = typer.Option(None, help="Only records of this kind."),
+           json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """Write every signed record (or one kind's) to FILE, for another node to import."""
+    from memory import stream
+
+    with open_reader(home) as reader:
+        rows = run_query(reader, "SELECT raw FROM records WHERE (? IS NULL OR kind = ?) "
+                         "ORDER BY author, seq, id", [kind, kind]).rows
+    raws = (raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows)
+    tmp = file.with_name(file.name + ".part")
+    try:
+        with open(tmp, "wb") as out:
+            n = stream.write(out, raws)
+        tmp.replace(file)          # never leave a half-written stream under the final name
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        fail(f"cannot write {file}: {exc}")
+    if json_out:
+        return print_json({"records": n, "path": str(file), "bytes": file.stat().st_size})
+    console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)")
+
+
+@memory_app.command("stats")
+def stats(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+    """What the memory holds: records per kind, authors, rejections by reason, size."""
+    from memory.store import memory_stats
+
+    with open_reader(home) as reader:
+        info = reader.stats() if hasattr(reader, "stats") else memory_stats(reader)
+    if json_out:
+        return print_json(info)
+    rows: list[tuple[str, Any]] = [("records", info["records"]), ("authors", info["authors"]),
+                                   ("record bytes", info["record_bytes"])]
+    if "file_bytes" in info:
+        rows.append(("file bytes", info["file_bytes"]))
+    rows += [(f"kind: {k}", n) for k, n in info["by_kind"].items()]
+    rows += [(f"rejected: {r}", n) for r, n in info["rejected"].items()]
+    rows.append(("flagged authors (equivocated)", info["flagged_authors"]))
+    print_table("memory", ["", "count"], rows)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add `swarm memory ...` and `swarm bench memory` to the CLI."""
+    from swarm.bench.memory import bench_memory
+
+    app.add_typer(memory_app, name="memory")
+    bench_app.command("memory")(bench_memory)

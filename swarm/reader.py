@@ -1,0 +1,72 @@
+"""Open the memory for browsing: through a running daemon's API, or the file directly (read-only).
+
+Every failure becomes a one-line error for the user (missing home, file held by another process,
+bad SQL), never a traceback.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from memory.sqlguard import UnsafeQuery
+from memory.store import QueryResult, ReadOnlyMemory, Reader, StoreError
+from node import api_client
+from node.home import memory_path, resolve_home
+from swarm.output import fail
+
+# Columns stored as JSON text; --json output parses them back into objects.
+JSON_COLUMNS = {"config", "diff", "software", "addrs", "capabilities", "scores", "baseline_runs",
+                "candidate_runs", "runs", "effects", "refs"}
+
+
+@contextmanager
+def open_reader(home: Path | None) -> Iterator[Reader]:
+    """A reader for `home`'s memory; exits with a clear error when there is none."""
+    resolved = resolve_home(home)
+    client = api_client.connect(resolved)
+    if client is not None:
+        yield client
+        return
+    path = memory_path(resolved)
+    if not resolved.is_dir():
+        fail(f"no swarm home at {resolved} (pass --home DIR, set SWARM_HOME, "
+             "or create one with `swarm join` or `swarm memory import FILE`)")
+    if not path.exists():
+        fail(f"no memory in {resolved} yet (start `swarm join` or run `swarm memory import FILE`)")
+    try:
+        memory = ReadOnlyMemory(path)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        yield memory
+    finally:
+        memory.close()
+
+
+def run_query(reader: Reader, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+    """`reader.query`, with errors turned into one-line messages."""
+    try:
+        return reader.query(sql, params)
+    except UnsafeQuery as exc:
+        fail(str(exc))
+    except duckdb.Error as exc:
+        fail(f"SQL error: {str(exc).splitlines()[0]}")
+    except api_client.ApiError as exc:
+        fail(f"daemon: {exc}")
+
+
+def as_dicts(result: QueryResult) -> list[dict[str, Any]]:
+    """Rows as dicts, with JSON columns parsed."""
+    out = []
+    for row in result.rows:
+        item = dict(zip(result.columns, row))
+        for key in JSON_COLUMNS.intersection(item):
+            if isinstance(item[key], str):
+                item[key] = json.loads(item[key])
+        out.append(item)
+    return out
