@@ -216,11 +216,17 @@ class Daemon:
                         capabilities=["gossip", "sync"])
         if machine.unchanged(self.home, body):
             return                                      # republished on change only
-        loop = asyncio.get_running_loop()
-        seq = await loop.run_in_executor(self._ingest_pool, self.store.next_seq, self.keypair.peer_id)
-        record = sign(self.keypair, "node", seq, body)
+        record = sign(self.keypair, "node", await self._next_seq(), body)
         await self.ingest_and_announce([record.raw])
         machine.remember(self.home, body)
+
+    async def _next_seq(self) -> int:
+        # Not store.next_seq: with DuckDB 2.0 its fetchone() leaves the result open and the
+        # connection then refuses the next ingest ("unfinished result"). query() fetches all.
+        result = await self.in_reader(
+            self.store.query, "SELECT coalesce(max(seq), 0) + 1 FROM records WHERE author = ?",
+            [self.keypair.peer_id])
+        return int(result.rows[0][0])
 
     # ---- status ----
 
