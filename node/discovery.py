@@ -45,7 +45,7 @@ async def _dial_loop(net: NetHost, addrs: list[str]) -> None:
         now = time.monotonic()
         for addr in [a for a, at in due.items() if at <= now]:
             if _connected_to(net, addr):
-                due[addr] = now + REDIAL_MAX_S          # check again later (it may drop)
+                due[addr] = now + REDIAL_MIN_S          # check again soon: it may drop
                 continue
             try:
                 await net.connect(addr)

@@ -22,7 +22,8 @@ from node.peers import PeerBook
 log = logging.getLogger(__name__)
 
 SYNC_SESSION_S = 300.0          # a whole pull, however large, must finish within this
-SYNC_SERVE_LIMIT = 4            # concurrent pulls we answer
+SYNC_SERVE_LIMIT = 8            # concurrent pulls we answer, all peers together
+SYNC_SERVE_PER_PEER = 2         # ... and per peer, so one peer's stalled streams cannot starve others
 DIAL_TIMEOUT_S = 10.0
 
 
@@ -59,6 +60,7 @@ class NetHost:
         self.last_sync: float | None = None
         self.queue_high_water = 0
         self._pulling: set[str] = set()
+        self._serving: dict[str, int] = {}
         self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
 
     # ---- lifecycle ----
@@ -155,9 +157,10 @@ class NetHost:
 
     async def _serve_sync(self, stream: Any) -> None:
         peer_id = str(stream.muxed_conn.peer_id)
-        if self.peers.is_banned(peer_id):
-            await stream.reset()
+        if self.peers.is_banned(peer_id) or self._serving.get(peer_id, 0) >= SYNC_SERVE_PER_PEER:
+            await _reset(stream)
             return
+        self._serving[peer_id] = self._serving.get(peer_id, 0) + 1
         try:
             async with self._serve_limit:
                 with trio.move_on_after(SYNC_SESSION_S):
@@ -166,7 +169,11 @@ class NetHost:
         except ProtocolError as exc:
             log.debug("sync from %s failed: %s", peer_id, exc)
             self._count_invalid(peer_id)
+            await _reset(stream)            # drop whatever else it sends, unread
         finally:
+            self._serving[peer_id] -= 1
+            if not self._serving[peer_id]:
+                del self._serving[peer_id]
             await _close(stream)
 
     async def pull_from(self, peer_id: str) -> sync.PullResult | None:
@@ -190,6 +197,8 @@ class NetHost:
         except ProtocolError as exc:
             log.debug("sync with %s failed: %s", peer_id, exc)
             self._count_invalid(peer_id)
+            if stream is not None:
+                await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
             log.debug("sync with %s not possible: %r", peer_id, exc)
         finally:

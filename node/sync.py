@@ -16,6 +16,7 @@ records we already hold, or a session past its deadline ends the exchange with `
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +33,8 @@ BATCH_BYTES = 256 * 1024
 MAX_HAVE_BYTES = 8 * 1024 * 1024        # the seq vector of ~100k authors
 MAX_BATCH_RECORDS = 4096
 MAX_STALE_BATCHES = 3                    # batches in a row with nothing new: the peer is looping
-FRAME_TIMEOUT = 15.0                     # a stalled peer is dropped after this long
+# a stalled peer is dropped after this long (tests shorten it through the environment)
+FRAME_TIMEOUT = float(os.environ.get("SWARM_SYNC_FRAME_TIMEOUT", "15"))
 
 
 class SyncStore(Protocol):

@@ -98,9 +98,10 @@ def launch(home: Path, network: str, bootstrap: list[str] = (), extra: list[str]
            env: dict[str, str] | None = None, wait: bool = True) -> Node:
     """Start `swarm join` on a free loopback port with `home`; wait until its API answers."""
     home.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-c", "from swarm.cli import main; main()", "join", "--home", str(home),
-            "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--network", network,
-            "--sync-interval", "1"]
+    verbosity = os.environ.get("SWARM_TEST_NODE_LOG", "-v")       # -vv for debug logs in node.log
+    argv = [sys.executable, "-c", "from swarm.cli import main; main()", verbosity, "join",
+            "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
+            "--network", network, "--sync-interval", "1"]
     for addr in bootstrap:
         argv += ["--bootstrap", addr]
     log = open(home / "node.log", "ab")
@@ -162,12 +163,15 @@ def kill_all() -> None:
 
 
 def make_records(n: int, keypair: Keypair | None = None, first_seq: int = 1,
-                 track: str = "net-test") -> list[bytes]:
-    """`n` valid signed hypothesis records by `keypair` (a fresh key by default)."""
+                 track: str = "net-test", ts: int | None = None) -> list[bytes]:
+    """`n` valid signed hypothesis records by `keypair` (a fresh key by default).
+
+    With `keypair` and `ts` fixed, every process makes the same records (Ed25519 is deterministic).
+    """
     keypair = keypair or Keypair.generate()
     return [codec.sign(keypair, "hypothesis", seq,
                        HypothesisBody(track=track, diff={"depth": seq}, rationale=f"test {seq}",
-                                      source="human")).raw
+                                      source="human"), ts=ts).raw
             for seq in range(first_seq, first_seq + n)]
 
 
