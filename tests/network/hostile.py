@@ -54,8 +54,9 @@ async def respond(stream: Any) -> None:
             await stream.write(struct.pack(">I", 0xFFFFFFF0) + b"x" * 1000)
         elif mode == "endless":
             dupes = make_records(3, Keypair(b"\x01" * 32), ts=1_700_000_000_000)
-            for _ in range(1000):
-                await stream.write(pack({"t": "batch", "r": dupes}))
+            with trio.move_on_after(60):             # endless, until the node hangs up
+                while True:
+                    await stream.write(pack({"t": "batch", "r": dupes}))
         else:                                    # say nothing; notice when the node hangs up
             with trio.move_on_after(60):
                 while await stream.read(1024):
