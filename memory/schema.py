@@ -20,7 +20,9 @@ TABLE_NAMES: dict[str, str] = {
     "run": "runs", "claim": "claims", "verification": "verifications",
     "assessment": "assessments", "finding": "findings", "noise_floor": "noise_floors",
 }
-ENVELOPE_COLUMNS = [("id", "VARCHAR PRIMARY KEY"), ("author", "VARCHAR NOT NULL"),
+# Typed tables need no primary key: the store inserts a record into them only in the transaction
+# that first inserts it into `records`, whose key is the id.
+ENVELOPE_COLUMNS = [("id", "VARCHAR NOT NULL"), ("author", "VARCHAR NOT NULL"),
                     ("seq", "UBIGINT NOT NULL"), ("ts", "BIGINT NOT NULL")]
 _ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "UBIGINT": pa.uint64(),
           "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "JSON": pa.string(), "BLOB": pa.binary()}

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from memory import antientropy, codec, schema, views
+from memory.keyset import KeySet
 from memory.records import Record
 from memory.sqlguard import SAFE_CONFIG, check_read_only
 
@@ -104,12 +107,19 @@ class Store:
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
                                         thread_name_prefix="verify")
         self._create()
+        # 64-bit keys of what the file holds: batches are checked against these in memory
+        # instead of by SQL joins that scan every record (see keyset.py).
+        self._ids = KeySet(self._column("SELECT id8 AS k FROM records"))
+        self._pairs = KeySet(self._column("SELECT hash(author, seq) AS k FROM records"))
+
+    def _column(self, sql: str) -> np.ndarray:
+        return self._con.execute(sql).fetchnumpy()["k"]
 
     def _create(self) -> None:
         with self._lock:
             for statement in schema.ddl() + views.ddl():
                 self._con.execute(statement)
-            found = self._con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            found = self._one("SELECT value FROM meta WHERE key = 'format'")
             if found is None:
                 self._con.execute("INSERT INTO meta VALUES ('format', ?)", [DB_FORMAT])
             elif found[0] != DB_FORMAT:
@@ -127,6 +137,12 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        # fetchall, never fetchone: DuckDB 2.0 refuses further work on a connection whose last
+        # result was not read to the end.
+        rows = self._con.execute(sql, list(params)).fetchall()
+        return rows[0] if rows else None
+
     # ---- writing -------------------------------------------------------------------------------
 
     def ingest(self, raws: Iterable[bytes], now: int | None = None) -> IngestReport:
@@ -134,9 +150,10 @@ class Store:
         raws = list(raws)
         report = IngestReport()
         with self._lock, _gc_paused():
-            known = self._known_ids([codec.peek_id(raw) for raw in raws])
+            ids = [codec.peek_id(raw) for raw in raws]
+            known = self._known_ids(ids)
             # Records already held skip validation: their content was checked when first stored.
-            unseen = [raw for raw in raws if codec.peek_id(raw) not in known]
+            unseen = [raw for raw, i in zip(raws, ids) if i not in known]
             report.duplicate += len(raws) - len(unseen)
             fresh: dict[str, Record] = {}
             for result in codec.decode_many(unseen, now, self._pool):
@@ -160,11 +177,12 @@ class Store:
         log.debug("rejected record (%s): %s", reason, rejected.detail)
 
     def _known_ids(self, ids: Sequence[str | None]) -> set[str]:
-        wanted = [i for i in ids if i is not None]
-        if not wanted:
+        present = [i for i in ids if i is not None]
+        maybe = self._ids.contains(np.array([int(i[:16], 16) for i in present], dtype=np.uint64))
+        candidates = [i for i, hit in zip(present, maybe) if hit]
+        if not candidates:              # the usual case: nothing in the batch is held already
             return set()
-        import pyarrow as pa
-        self._con.register("_peek", pa.table({"id": pa.array(wanted, pa.string())}))
+        self._con.register("_peek", pa.table({"id": pa.array(candidates, pa.string())}))
         try:
             rows = self._con.execute(
                 "SELECT id FROM records WHERE id IN (SELECT id FROM _peek)").fetchall()
@@ -174,16 +192,19 @@ class Store:
 
     def _write(self, records: list[Record], report: IngestReport) -> None:
         con = self._con
+        pair_keys = np.zeros(0, dtype=np.uint64)
         con.begin()
         try:
             if records:
-                self._insert("records", schema.records_table(records))
+                inserted = self._insert("records", schema.records_table(records))
+                if inserted != len(records):      # the id filter let a held record through
+                    raise StoreError(f"batch of {len(records)} inserted {inserted} records")
                 by_kind: dict[str, list[Record]] = collections.defaultdict(list)
                 for record in records:
                     by_kind[record.kind].append(record)
                 for kind, group in by_kind.items():
                     self._insert(schema.TABLE_NAMES[kind], schema.kind_table(kind, group))
-                self._flag_equivocations(records)
+                pair_keys = self._flag_equivocations(records)
             for reason, n in report.rejected.items():
                 con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
                             "DO UPDATE SET n = n + excluded.n", [reason, n])
@@ -191,33 +212,45 @@ class Store:
         except BaseException:
             con.rollback()
             raise
+        if records:
+            self._ids.add(np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64))
+            self._pairs.add(pair_keys)
+            self._version += 1
         report.accepted += len(records)
         report.accepted_ids += [r.id for r in records]
-        if records:
-            self._version += 1
 
-    def _insert(self, table: str, rows: Any) -> None:
+    def _insert(self, table: str, rows: pa.Table) -> int:
+        verb = "INSERT OR IGNORE" if table == "records" else "INSERT"   # only records has a key
         self._con.register("_batch", rows)
         try:
-            self._con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _batch")
+            return self._con.execute(
+                f"{verb} INTO {table} BY NAME SELECT * FROM _batch").fetchall()[0][0]
         finally:
             self._con.unregister("_batch")
 
-    def _flag_equivocations(self, records: list[Record]) -> None:
-        import pyarrow as pa
+    def _flag_equivocations(self, records: list[Record]) -> np.ndarray:
+        """Record (author, seq) pairs now held under two ids; return the batch's pair keys."""
         pairs = pa.table({"author": pa.array([r.author for r in records], pa.string()),
                           "seq": pa.array([r.seq for r in records], pa.uint64())})
         self._con.register("_pairs", pairs)
         try:
-            # Only the batch's (author, seq) pairs can have gained a second id.
-            self._con.execute(
-                "INSERT OR IGNORE INTO equivocations "
-                "SELECT r.author, r.seq FROM records r "
-                "JOIN (SELECT DISTINCT author, seq FROM _pairs) p "
-                "  ON r.author = p.author AND r.seq = p.seq "
-                "GROUP BY r.author, r.seq HAVING count(*) > 1")
+            keys = self._column("SELECT hash(author, seq) AS k FROM _pairs")
+            _, first = np.unique(keys, return_index=True)
+            repeated = np.ones(keys.size, dtype=bool)
+            repeated[first] = False                       # a pair twice within this batch
+            suspects = self._pairs.contains(keys) | np.isin(keys, keys[repeated])
+            if suspects.any():        # rare: only then pay for a query over the records table
+                self._con.register("_suspects", pairs.filter(pa.array(suspects)))
+                self._con.execute(
+                    "INSERT OR IGNORE INTO equivocations "
+                    "SELECT r.author, r.seq FROM records r "
+                    "JOIN (SELECT DISTINCT author, seq FROM _suspects) p "
+                    "  ON r.author = p.author AND r.seq = p.seq "
+                    "GROUP BY r.author, r.seq HAVING count(*) > 1")
+                self._con.unregister("_suspects")
         finally:
             self._con.unregister("_pairs")
+        return keys
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -232,19 +265,18 @@ class Store:
     def get(self, record_id: str) -> Record | None:
         """The record with this id, decoded, or None."""
         with self._lock:
-            row = self._con.execute("SELECT raw FROM records WHERE id = ?", [record_id]).fetchone()
+            row = self._one("SELECT raw FROM records WHERE id = ?", [record_id])
         return None if row is None else codec.decode(row[0], now=2**52)
 
     def count(self) -> int:
         """How many records the store holds."""
         with self._lock:
-            return self._con.execute("SELECT count(*) FROM records").fetchone()[0]
+            return self._one("SELECT count(*) FROM records")[0]
 
     def next_seq(self, author: str) -> int:
         """The seq `author`'s next record should carry (1 + the highest held)."""
         with self._lock:
-            row = self._con.execute(
-                "SELECT coalesce(max(seq), 0) FROM records WHERE author = ?", [author]).fetchone()
+            row = self._one("SELECT coalesce(max(seq), 0) FROM records WHERE author = ?", [author])
         return int(row[0]) + 1
 
     # ---- anti-entropy --------------------------------------------------------------------------

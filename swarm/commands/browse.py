@@ -165,7 +165,7 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         out.mkdir(parents=True, exist_ok=True)
         for name in progress(EXPORT_TABLES, description="exporting", disable=json_out,
                              console=console, transient=True):
-            columns = "* EXCLUDE (raw)" if name == "records" else "*"
+            columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
             result = run_query(reader, f"SELECT {columns} FROM {name}")
             table = pa.table({c: [row[i] for row in result.rows] for i, c in enumerate(result.columns)})
             path = out / f"{name}.{fmt.value}"
