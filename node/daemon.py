@@ -221,12 +221,9 @@ class Daemon:
         machine.remember(self.home, body)
 
     async def _next_seq(self) -> int:
-        # Not store.next_seq: with DuckDB 2.0 its fetchone() leaves the result open and the
-        # connection then refuses the next ingest ("unfinished result"). query() fetches all.
-        result = await self.in_reader(
-            self.store.query, "SELECT coalesce(max(seq), 0) + 1 FROM records WHERE author = ?",
-            [self.keypair.peer_id])
-        return int(result.rows[0][0])
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ingest_pool, self.store.next_seq,
+                                          self.keypair.peer_id)
 
     # ---- status ----
 
