@@ -62,7 +62,8 @@ class GossipBatcher:
         self.on_ingested = on_ingested
         self.dropped = 0
         self._pending: list[tuple[str, bytes]] = []
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()            # a full batch is waiting
+        self._first = asyncio.Event()           # something is waiting
 
     def add(self, peer_id: str, raw: bytes) -> None:
         """Queue one record (called on the asyncio loop, from the bridge)."""
@@ -70,16 +71,19 @@ class GossipBatcher:
             self.dropped += 1
             return
         self._pending.append((peer_id, raw))
+        self._first.set()
         if len(self._pending) >= MAX_BATCH:
             self._wake.set()
 
     async def run(self) -> None:
-        """Flush every FLUSH_S (or as soon as a batch is full) until cancelled."""
+        """Sleep until a record arrives, collect for FLUSH_S (less if a batch fills), ingest; repeat."""
         while True:
+            await self._first.wait()              # idle: no timer wakes an idle node
             try:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_S)
             except asyncio.TimeoutError:
                 pass
+            self._first.clear()
             self._wake.clear()
             await self.flush()
 

@@ -8,6 +8,7 @@ is committed, the host stopped, every thread joined, the home lock released.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import logging
 import os
@@ -49,17 +50,11 @@ class DaemonConfig:
     """Everything `swarm join` passes to the daemon."""
 
     home: Path
-    listen: list[str] = field(default_factory=lambda: ["/ip4/0.0.0.0/tcp/7400"])
-    bootstrap: list[str] = field(default_factory=list)
-    mdns: bool = True
-    dht: bool = True
-    network: str = "main"
-    sync_interval_s: float = 3.0
+    net: NetConfig = field(default_factory=NetConfig)
     duration_s: float | None = None
     track: str | None = None          # used once the training harness lands
     threads: int | None = None        # idem
     max_runs: int | None = None       # idem
-    gossip_drop: float = 0.0          # test hook (SWARM_TEST_GOSSIP_DROP)
 
 
 class HomeLock:
@@ -159,11 +154,8 @@ class Daemon:
             self.peers.save(self.home)
 
     def _net_config(self) -> NetConfig:
-        c = self.config
-        return NetConfig(seed=self.keypair.seed, listen=c.listen, bootstrap=c.bootstrap,
-                         mdns=c.mdns, dht=c.dht, network=c.network,
-                         sync_interval_s=c.sync_interval_s, saved=load_saved_addrs(self.home),
-                         gossip_drop=c.gossip_drop)
+        return dataclasses.replace(self.config.net, seed=self.keypair.seed,
+                                   saved=load_saved_addrs(self.home))
 
     async def _wait_for_stop(self) -> None:
         timeout = self.config.duration_s
@@ -234,7 +226,7 @@ class Daemon:
         digest = await self.in_reader(self.store.digest)
         last = self.net.last_sync
         return {
-            **info, "network": self.config.network, "api": f"http://127.0.0.1:{self.api.port}",
+            **info, "network": self.config.net.network, "api": f"http://127.0.0.1:{self.api.port}",
             "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "peers": self.peers.connected_count(), "known_peers": len(self.peers.snapshot()),
             "records": count.rows[0][0], "digest": digest.hex(),

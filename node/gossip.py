@@ -56,7 +56,7 @@ def widen_outbound_queues(pubsub: Any) -> int:
     """Raise every per-peer outbound queue to OUTBOUND_QUEUE slots; return the fullest queue's length.
 
     libp2p creates each queue with 32 slots and drops RPCs silently when it is full; the watcher in
-    node/host.py calls this every half second (a burst before that is repaired by sync).
+    node/host.py calls this every second (a burst before that is repaired by sync).
     """
     deepest = 0
     for queue in list(pubsub.peer_queues.values()):

@@ -29,9 +29,9 @@ DIAL_TIMEOUT_S = 10.0
 
 @dataclass
 class NetConfig:
-    """How the host runs."""
+    """How the host runs (the daemon fills in `seed` and `saved` from the home)."""
 
-    seed: bytes
+    seed: bytes = b""
     listen: list[str] = field(default_factory=lambda: ["/ip4/0.0.0.0/tcp/7400"])
     bootstrap: list[str] = field(default_factory=list)
     mdns: bool = True
@@ -130,7 +130,7 @@ class NetHost:
             for peer_id in self.peers.expired_bans():
                 self.pubsub.remove_from_blacklist(_peer_id(peer_id))
                 log.info("ban on %s lifted", peer_id)
-            await trio.sleep(0.5)
+            await trio.sleep(1.0)
 
     # ---- bans ----
 

@@ -33,6 +33,8 @@ BATCH_BYTES = 256 * 1024
 MAX_HAVE_BYTES = 8 * 1024 * 1024        # the seq vector of ~100k authors
 MAX_BATCH_RECORDS = 4096
 MAX_STALE_BATCHES = 3                    # batches in a row with nothing new: the peer is looping
+READ_AHEAD = 4                           # batches read while the store ingests (~1 MB)
+MAX_INGEST_RECORDS = 8192                # records per ingest transaction
 # a stalled peer is dropped after this long (tests shorten it through the environment)
 FRAME_TIMEOUT = float(os.environ.get("SWARM_SYNC_FRAME_TIMEOUT", "15"))
 
@@ -91,25 +93,71 @@ async def pull(stream: Any, store: SyncStore, network: str,
     _expect(reply, "differ")
     have = await trio.to_thread.run_sync(store.have)
     await write_frame(stream, {"t": "have", "h": have}, timeout=FRAME_TIMEOUT)
+    # Read ahead while the store ingests: the reader stays up to READ_AHEAD batches in front, and
+    # the ingester takes every batch already read in one transaction.
+    send, receive = trio.open_memory_channel[Any](READ_AHEAD)
+    failure: ProtocolError | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read_batches, stream, send)
+        try:
+            await _ingest_batches(receive, store, result, on_batch)
+        except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return result
+
+
+async def _read_batches(stream: Any, send: Any) -> None:
+    """Read batch frames into `send` until "end"; a violation is sent as a ProtocolError item."""
+    async with send:
+        try:
+            while True:
+                message = await read_frame(stream, timeout=FRAME_TIMEOUT)
+                if isinstance(message, dict) and message.get("t") == "end":
+                    return
+                await send.send(_check_batch(_expect(message, "batch").get("r")))
+        except ProtocolError as exc:
+            await send.send(exc)
+
+
+async def _ingest_batches(receive: Any, store: SyncStore, result: PullResult,
+                          on_batch: Callable[[Any], None] | None) -> None:
     stale = 0
+    async with receive:
+        async for item in receive:
+            group, failure = _drain([item], receive)
+            records = [raw for batch in group for raw in batch]
+            if records:
+                report = await trio.to_thread.run_sync(store.ingest, records)
+                _add(result, report, len(group))
+                if on_batch is not None:
+                    on_batch(report)
+                if report.rejected:
+                    raise ProtocolError(f"peer sent invalid records: {dict(report.rejected)}")
+                stale = 0 if report.accepted else stale + len(group)
+                if stale >= MAX_STALE_BATCHES:
+                    raise ProtocolError("peer keeps sending records we already hold")
+            if failure is not None:
+                raise failure
+
+
+def _drain(group: list[Any], receive: Any) -> tuple[list[list[bytes]], ProtocolError | None]:
+    """Batches already waiting in `receive` (after `group`), and a ProtocolError if one came."""
     while True:
-        message = await read_frame(stream, timeout=FRAME_TIMEOUT)
-        if isinstance(message, dict) and message.get("t") == "end":
-            return result
-        records = _check_batch(_expect(message, "batch").get("r"))
-        report = await trio.to_thread.run_sync(store.ingest, records)
-        _add(result, report)
-        if on_batch is not None:
-            on_batch(report)
-        if report.rejected:
-            raise ProtocolError(f"peer sent invalid records: {dict(report.rejected)}")
-        stale = 0 if report.accepted else stale + 1
-        if stale >= MAX_STALE_BATCHES:
-            raise ProtocolError("peer keeps sending records we already hold")
+        if isinstance(group[-1], ProtocolError):
+            return group[:-1], group[-1]
+        if sum(len(batch) for batch in group) >= MAX_INGEST_RECORDS:
+            return group, None
+        try:
+            group.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return group, None
 
 
-def _add(result: PullResult, report: Any) -> None:
-    result.batches += 1
+def _add(result: PullResult, report: Any, batches: int) -> None:
+    result.batches += batches
     result.accepted += report.accepted
     result.duplicate += report.duplicate
     for reason, count in report.rejected.items():

@@ -37,15 +37,16 @@ def join(
                                         "syncs with a random peer."),
 ) -> None:
     """Start a node: find peers, gossip new records, catch up, serve the local read API."""
+    from memory.store import StoreError
     from node.daemon import AlreadyRunning, Daemon, DaemonConfig
     from node.home import resolve_home
-    from memory.store import StoreError
+    from node.host import NetConfig
 
-    config = DaemonConfig(home=resolve_home(home), listen=listen, bootstrap=bootstrap,
-                          mdns=not no_mdns, dht=not no_dht, network=network,
-                          sync_interval_s=sync_interval, duration_s=duration, track=track,
-                          threads=threads, max_runs=max_runs,
-                          gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
+    net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
+                    network=network, sync_interval_s=sync_interval,
+                    gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
+    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration, track=track,
+                          threads=threads, max_runs=max_runs)
     try:
         _run(Daemon(config))
     except AlreadyRunning as exc:
@@ -58,8 +59,13 @@ def join(
 
 def _run(daemon: Any) -> None:
     import asyncio
+    import logging
 
     import uvloop
+
+    # libp2p logs expected network failures (an unreachable peer) at WARNING; show them with -vv only
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("libp2p").setLevel(logging.ERROR)
 
     def ready(info: dict[str, Any]) -> None:
         console.print(f"[bold]peer id[/] {info['peer_id']}")
