@@ -1,0 +1,238 @@
+"""The node daemon behind `swarm join`: the memory, the libp2p host and the local API in one process.
+
+The application runs on asyncio (uvloop); the libp2p host runs under trio in its own thread
+(node/bridge.py). Gossip arrives through the bridge into a batcher that ingests every ~100 ms; sync
+ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM: the current batch
+is committed, the host stopped, every thread joined, the home lock released.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from memory.codec import sign
+from memory.records import NodeBody
+from memory.store import IngestReport, Store
+from node import machine
+from node.api_routes import routes
+from node.api_server import ApiServer
+from node.batcher import Arrivals, GossipBatcher, record_id
+from node.bridge import TrioThread, post
+from node.home import ensure_home, memory_path
+from node.host import NetConfig, NetHost
+from node.identity import load_or_create
+from node.peers import PeerBook, load_saved_addrs
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LOCK_FILE = "daemon.lock"
+SAVE_PEERS_S = 30.0
+MAX_ANNOUNCE = 1000        # an import larger than this spreads by sync, not a gossip flood
+
+
+class AlreadyRunning(RuntimeError):
+    """Another daemon holds this home."""
+
+
+@dataclass
+class DaemonConfig:
+    """Everything `swarm join` passes to the daemon."""
+
+    home: Path
+    net: NetConfig = field(default_factory=NetConfig)
+    duration_s: float | None = None
+    track: str | None = None          # used once the training harness lands
+    threads: int | None = None        # idem
+    max_runs: int | None = None       # idem
+
+
+class HomeLock:
+    """An exclusive flock on HOME/daemon.lock: one daemon per home."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise AlreadyRunning naming the holder."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"a swarm node (pid {holder}) is already running on {self.path.parent}; "
+                                 "stop it first, or use another --home") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Release the lock (the file stays; its lock is what counts)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Daemon:
+    """One node: run() until stop() (or a signal, or --duration)."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.home = ensure_home(config.home)
+        self.peers = PeerBook()
+        self.arrivals = Arrivals()
+        self.rejected: dict[str, int] = {}
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest")
+        self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="api-read")
+        self.store: Store
+        self.net: NetHost
+        self.bridge: TrioThread
+        self.api: ApiServer
+
+    def stop(self) -> None:
+        """Ask run() to shut down (safe from a signal handler)."""
+        self._stop.set()
+
+    async def run(self, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Start everything, serve until stopped, then shut down cleanly."""
+        lock = HomeLock(self.home)
+        lock.acquire()
+        try:
+            self.keypair = load_or_create(self.home)
+            self.store = Store(memory_path(self.home))
+            try:
+                await self._serve(on_ready)
+            finally:
+                self.store.close()
+        finally:
+            self._ingest_pool.shutdown()
+            self._read_pool.shutdown()
+            lock.release()
+
+    async def _serve(self, on_ready: Callable[[dict[str, Any]], None] | None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        batcher = GossipBatcher(self.store, self._ingest_pool, self._on_gossip_ingested)
+        self.net = NetHost(self._net_config(), self.store, self.peers,
+                           on_gossip=lambda peer, raw: post(loop, batcher.add, peer, raw))
+        self.net.on_synced = self.arrivals.add
+        self.bridge = TrioThread(self.net.main, name="libp2p")
+        await asyncio.to_thread(self.bridge.start)
+        self.api = ApiServer(self.home, routes(self))
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            url = await self.api.start()
+            tasks = [asyncio.create_task(batcher.run()), asyncio.create_task(self._housekeeping())]
+            await self._publish_node_record()
+            if on_ready is not None:
+                on_ready({**await self.bridge.call(self.net.info), "api": url})
+            await self._wait_for_stop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await batcher.flush()                       # the current batch is committed
+            await self.api.stop()
+            if not await asyncio.to_thread(self.bridge.stop, 15.0):
+                log.warning("libp2p thread did not stop in time")
+            self.peers.save(self.home)
+
+    def _net_config(self) -> NetConfig:
+        return dataclasses.replace(self.config.net, seed=self.keypair.seed,
+                                   saved=load_saved_addrs(self.home))
+
+    async def _wait_for_stop(self) -> None:
+        timeout = self.config.duration_s
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.info("--duration reached; stopping")
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_PEERS_S)
+            if not self.bridge.alive:
+                log.warning("libp2p thread died (%r); stopping", self.bridge.error)
+                self.stop()
+            await asyncio.to_thread(self.peers.save, self.home)
+
+    # ---- records ----
+
+    def _on_gossip_ingested(self, per_peer: dict[str, int], report: IngestReport) -> None:
+        for peer_id, count in per_peer.items():
+            self.peers.received(peer_id, count)
+        self._count(report)
+        self.arrivals.add(report.accepted_ids)
+
+    def _count(self, report: IngestReport) -> None:
+        for reason, count in report.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+    async def in_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store read in the API's worker threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)
+
+    async def ingest_and_announce(self, raws: list[bytes]) -> IngestReport:
+        """Store records handed to this node (import, own work) and gossip the new ones."""
+        loop = asyncio.get_running_loop()
+        report = await loop.run_in_executor(self._ingest_pool, self.store.ingest, raws)
+        self._count(report)
+        self.arrivals.add(report.accepted_ids)
+        if 0 < report.accepted <= MAX_ANNOUNCE:
+            accepted = set(report.accepted_ids)
+            for raw in raws:
+                if record_id(raw) in accepted:
+                    await self.bridge.call(self.net.publish, raw)
+        return report
+
+    async def _publish_node_record(self) -> None:
+        info = await self.bridge.call(self.net.info)
+        body = NodeBody(name=machine.name(), hardware=machine.hardware(),
+                        software=machine.software(), addrs=info["addrs"][:32],
+                        capabilities=["gossip", "sync"])
+        if machine.unchanged(self.home, body):
+            return                                      # republished on change only
+        record = sign(self.keypair, "node", await self._next_seq(), body)
+        await self.ingest_and_announce([record.raw])
+        machine.remember(self.home, body)
+
+    async def _next_seq(self) -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ingest_pool, self.store.next_seq,
+                                          self.keypair.peer_id)
+
+    # ---- status ----
+
+    async def status(self) -> dict[str, Any]:
+        """What `swarm status` shows."""
+        info = await self.bridge.call(self.net.info)
+        count = await self.in_reader(self.store.query, "SELECT count(*) FROM records")
+        digest = await self.in_reader(self.store.digest)
+        last = self.net.last_sync
+        return {
+            **info, "network": self.config.net.network, "api": f"http://127.0.0.1:{self.api.port}",
+            "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
+            "peers": self.peers.connected_count(), "known_peers": len(self.peers.snapshot()),
+            "records": count.rows[0][0], "digest": digest.hex(),
+            "last_sync": None if last is None else time.strftime(
+                "%Y-%m-%dT%H:%M:%S", time.localtime(last)),
+            "current_work": "keeping the memory in sync (training harness not installed yet)",
+            "rejected": {"invalid_from_peers": sum(p["rejected"] for p in self.peers.snapshot()),
+                         **self.rejected},
+        }

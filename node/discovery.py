@@ -1,0 +1,230 @@
+"""Finding peers: bootstrap addresses and saved peers (redialed with backoff), mDNS on the LAN, and
+provider records in the Kademlia DHT under the swarm network's key, so nodes learn of peers beyond the
+one they bootstrapped from. Also the connection notifee that starts a sync with every new peer.
+
+Runs on the trio side, inside NetHost.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from node.host import NetHost
+
+log = logging.getLogger(__name__)
+
+REDIAL_MIN_S = 5.0
+REDIAL_MAX_S = 300.0
+DHT_INTERVAL_S = 15.0
+MAX_DHT_DIALS = 20              # connections we seek through the DHT (bootstrap peers come on top)
+
+
+async def start(net: NetHost, nursery: trio.Nursery) -> None:
+    """Start every discovery mechanism that `net.config` enables."""
+    nursery.start_soon(_dial_loop, net, list(dict.fromkeys(net.config.bootstrap + net.config.saved)))
+    if net.config.mdns:
+        await _start_mdns(net, nursery)
+    if net.config.dht:
+        await nursery.start(_run_dht, net)
+
+
+# ---- bootstrap and saved peers ----
+
+async def _dial_loop(net: NetHost, addrs: list[str]) -> None:
+    """Keep dialing each address until connected; back off exponentially while it fails."""
+    due = {addr: 0.0 for addr in addrs}
+    delay = {addr: REDIAL_MIN_S for addr in addrs}
+    while due:
+        now = time.monotonic()
+        for addr in [a for a, at in due.items() if at <= now]:
+            if _connected_to(net, addr):
+                due[addr] = now + REDIAL_MIN_S          # check again soon: it may drop
+                continue
+            try:
+                await net.connect(addr)
+                log.info("connected to %s", addr)
+                delay[addr] = REDIAL_MIN_S
+            except Exception as exc:  # noqa: BLE001 - dial failures are expected
+                log.debug("dial %s failed: %r", addr, exc)
+                delay[addr] = min(delay[addr] * 2, REDIAL_MAX_S)
+            due[addr] = time.monotonic() + delay[addr]
+        await trio.sleep(1.0)
+
+
+def _connected_to(net: NetHost, addr: str) -> bool:
+    peer = addr.rsplit("/p2p/", 1)[-1]
+    return peer in net.connected_peers()
+
+
+# ---- mDNS ----
+
+async def _start_mdns(net: NetHost, nursery: trio.Nursery) -> None:
+    from libp2p.discovery.events.peerDiscovery import peerDiscovery
+    from libp2p.discovery.mdns.mdns import create_mdns_discovery
+
+    fingerprint = hashlib.blake2b(net.config.network.encode(), digest_size=8).hexdigest()
+    try:
+        mdns = create_mdns_discovery(net.host.get_network(), host=net.host,
+                                     private_network_fingerprint=fingerprint)
+        mdns.start()
+    except OSError as exc:                      # no multicast on this machine: carry on without
+        log.warning("mDNS unavailable: %s", exc)
+        return
+    send, receive = trio.open_memory_channel[Any](64)
+    token = trio.lowlevel.current_trio_token()
+
+    def found(info: Any) -> None:               # zeroconf's thread: hand over, never raise
+        try:
+            token.run_sync_soon(_offer, send, info)
+        except trio.RunFinishedError:
+            pass
+
+    peerDiscovery.register_peer_discovered_handler(found)
+    nursery.start_soon(_mdns_dialer, net, receive, mdns, found)
+
+
+def _offer(send: Any, info: Any) -> None:
+    try:
+        send.send_nowait(info)
+    except (trio.WouldBlock, trio.ClosedResourceError):
+        pass
+
+
+async def _mdns_dialer(net: NetHost, receive: Any, mdns: Any, handler: Any) -> None:
+    from libp2p.discovery.events.peerDiscovery import peerDiscovery
+
+    try:
+        async for info in receive:
+            if str(info.peer_id) in net.connected_peers() or info.peer_id == net.host.get_id():
+                continue
+            try:
+                with trio.fail_after(10):
+                    await net.host.connect(info)
+                log.info("mDNS: connected to %s", info.peer_id)
+            except Exception as exc:  # noqa: BLE001
+                log.debug("mDNS: dial %s failed: %r", info.peer_id, exc)
+    finally:
+        peerDiscovery.unregister_peer_discovered_handler(handler)
+        mdns.stop()
+
+
+# ---- Kademlia DHT ----
+
+async def _run_dht(net: NetHost, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+    from libp2p.tools.anyio_service import background_trio_service
+
+    dht = KadDHT(net.host, DHTMode.SERVER)
+    net.dht = dht
+    key = hashlib.sha256(f"/swarm/{net.config.network}/providers".encode()).hexdigest()
+    async with background_trio_service(dht):
+        task_status.started()
+        while True:
+            await trio.sleep(DHT_INTERVAL_S)
+            await _dht_round(net, dht, key)
+
+
+async def _dht_round(net: NetHost, dht: Any, key: str) -> None:
+    """Add connected peers to the routing table, announce ourselves, dial providers we lack."""
+    try:
+        with trio.move_on_after(DHT_INTERVAL_S):
+            for pid in net.host.get_connected_peers():
+                await dht.add_peer(pid)
+            await dht.provide(key)
+            providers = await dht.find_providers(key, count=MAX_DHT_DIALS)
+            connected = set(net.connected_peers())
+            for info in providers:
+                if str(info.peer_id) in connected or info.peer_id == net.host.get_id():
+                    continue
+                if len(connected) >= MAX_DHT_DIALS or net.peers.is_banned(str(info.peer_id)):
+                    break
+                with trio.move_on_after(10):
+                    await net.host.connect(info)
+                    connected.add(str(info.peer_id))
+                    log.info("DHT: connected to %s", info.peer_id)
+    except Exception as exc:  # noqa: BLE001 - DHT queries fail routinely on a small net
+        log.debug("DHT round failed: %r", exc)
+
+
+# ---- connection events ----
+
+class ConnectionEvents:
+    """libp2p notifee: track peers, refuse banned ones, and sync with every new connection."""
+
+    def __init__(self, net: NetHost) -> None:
+        self.net = net
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        pid = conn.muxed_conn.peer_id
+        peer_id = str(pid)
+        if self.net.peers.is_banned(peer_id):
+            self.net.nursery.start_soon(self.net.disconnect, pid)
+            return
+        addrs = [f"{a}/p2p/{peer_id}" for a in network.peerstore.addrs(pid)] if _has_addrs(
+            network, pid) else None
+        self.net.peers.seen(peer_id, addrs, connected=True)
+        if self.net.nursery is not None:
+            self.net.nursery.start_soon(self.net.pull_from, peer_id)
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        peer_id = str(conn.muxed_conn.peer_id)
+        if not network.connections.get(conn.muxed_conn.peer_id):
+            self.net.peers.seen(peer_id, connected=False)
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        pass
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        pass
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        pass
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        pass
+
+
+def _has_addrs(network: Any, pid: Any) -> bool:
+    try:
+        return bool(network.peerstore.addrs(pid))
+    except Exception:  # noqa: BLE001 - peerstore raises when it knows no address
+        return False
+
+
+# ---- addresses ----
+
+def dialable_addrs(host: Any) -> list[str]:
+    """The host's addresses with the wildcard 0.0.0.0 replaced by this machine's IPv4 addresses."""
+    out: list[str] = []
+    for addr in host.get_addrs():
+        text = str(addr)
+        if text.startswith("/ip4/0.0.0.0/"):
+            out += [text.replace("/ip4/0.0.0.0/", f"/ip4/{ip}/", 1) for ip in local_ipv4()]
+        else:
+            out.append(text)
+    return list(dict.fromkeys(out))
+
+
+def local_ipv4() -> list[str]:
+    """This machine's IPv4 addresses, LAN first, loopback last."""
+    found: set[str] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.add(str(info[4][0]))
+    except OSError:
+        pass
+    try:                                        # the address of the default route, sends nothing
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            found.add(probe.getsockname()[0])
+    except OSError:
+        pass
+    found.add("127.0.0.1")
+    return sorted(found, key=lambda ip: (ipaddress.ip_address(ip).is_loopback, ip))

@@ -1,0 +1,282 @@
+"""The libp2p side of a node (trio): host, gossip, sync protocol, connections, bans.
+
+`NetHost.main` is the trio entry point that node/bridge.py runs in its own thread. Everything else in
+this class runs in that thread too; the asyncio side calls in through `TrioThread.call` and receives
+gossip through the `on_gossip` callback (posted to its loop, never called directly).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from node import discovery, gossip, sync
+from node.framing import ProtocolError
+from node.peers import PeerBook
+
+log = logging.getLogger(__name__)
+
+SYNC_SESSION_S = 300.0          # a whole pull, however large, must finish within this
+SYNC_SERVE_LIMIT = 8            # concurrent pulls we answer, all peers together
+SYNC_SERVE_PER_PEER = 2         # ... and per peer, so one peer's stalled streams cannot starve others
+DIAL_TIMEOUT_S = 10.0
+
+
+@dataclass
+class NetConfig:
+    """How the host runs (the daemon fills in `seed` and `saved` from the home)."""
+
+    seed: bytes = b""
+    listen: list[str] = field(default_factory=lambda: ["/ip4/0.0.0.0/tcp/7400"])
+    bootstrap: list[str] = field(default_factory=list)
+    mdns: bool = True
+    dht: bool = True
+    network: str = "main"
+    sync_interval_s: float = 3.0
+    saved: list[str] = field(default_factory=list)     # addresses of peers seen in earlier runs
+    gossip_drop: float = 0.0      # test hook: drop this fraction of received gossip before ingest
+
+
+class NetHost:
+    """A py-libp2p host with GossipSub, the sync protocol, discovery and a ban policy."""
+
+    def __init__(self, config: NetConfig, store: Any, peers: PeerBook,
+                 on_gossip: Callable[[str, bytes], None]) -> None:
+        self.config = config
+        self.store = store
+        self.peers = peers
+        self.on_gossip = on_gossip
+        self.topic = gossip.topic_for(config.network)
+        self.host: Any = None
+        self.pubsub: Any = None
+        self.nursery: trio.Nursery | None = None
+        self.dht: Any = None
+        self.on_synced: Callable[[list[str]], None] = lambda ids: None   # thread-safe, may not raise
+        self.last_sync: float | None = None
+        self.queue_high_water = 0
+        self._pulling: set[str] = set()
+        self._serving: dict[str, int] = {}
+        self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
+
+    # ---- lifecycle ----
+
+    async def main(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the host until cancelled; report ready once listening and subscribed."""
+        from libp2p.tools.anyio_service import background_trio_service
+
+        self.host = self._make_host()
+        router, self.pubsub = gossip.make_router_and_pubsub(self.host)
+        listen = [_multiaddr(addr) for addr in self.config.listen]
+        try:
+            async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
+                self.nursery = nursery
+                async with background_trio_service(self.pubsub), background_trio_service(router):
+                    await self.pubsub.wait_until_ready()
+                    await self._start(nursery)
+                    task_status.started()
+                    await trio.sleep_forever()
+        finally:
+            self.nursery = None
+            if self.pubsub is not None:
+                self.pubsub.seen_messages.stop()   # a plain thread libp2p never stops itself
+
+    def _make_host(self) -> Any:
+        from libp2p import new_host
+        from libp2p.crypto.ed25519 import create_new_key_pair
+
+        # TCP + Noise + Yamux (the defaults once QUIC is off); mDNS is started by node/discovery.py
+        # so that it can be scoped to this swarm network
+        return new_host(key_pair=create_new_key_pair(self.config.seed), muxer_preference="YAMUX")
+
+    async def _start(self, nursery: trio.Nursery) -> None:
+        from libp2p.custom_types import TProtocol
+
+        self.pubsub.set_topic_validator(
+            self.topic, gossip.make_validator(self.peers, self._ban_soon), False)
+        subscription = await self.pubsub.subscribe(self.topic)
+        self.host.set_stream_handler(TProtocol(sync.PROTOCOL_ID), self._serve_sync)
+        self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
+        nursery.start_soon(self._read_gossip, subscription)
+        nursery.start_soon(self._sync_loop)
+        nursery.start_soon(self._watch)
+        await discovery.start(self, nursery)
+
+    # ---- gossip ----
+
+    async def publish(self, raw: bytes) -> None:
+        """Announce one record on the swarm topic."""
+        await self.pubsub.publish(self.topic, raw)
+
+    async def _read_gossip(self, subscription: Any) -> None:
+        own = self.host.get_id().to_bytes()
+        while True:
+            msg = await subscription.get()
+            if msg.from_id == own:
+                continue                      # our own publish, already stored
+            if self.config.gossip_drop and random.random() < self.config.gossip_drop:
+                continue                      # test hook: simulated gossip loss
+            self.on_gossip(_peer_str(msg.from_id), msg.data)
+
+    async def _watch(self) -> None:
+        """Widen and watch pubsub's outbound queues; lift expired bans."""
+        while True:
+            self.queue_high_water = max(self.queue_high_water,
+                                        gossip.widen_outbound_queues(self.pubsub))
+            for peer_id in self.peers.expired_bans():
+                self.pubsub.remove_from_blacklist(_peer_id(peer_id))
+                log.info("ban on %s lifted", peer_id)
+            await trio.sleep(1.0)
+
+    # ---- bans ----
+
+    def _ban_soon(self, peer_id: str) -> None:
+        """Called from the validator (sync code): disconnect the peer from a task."""
+        if self.nursery is not None:
+            self.nursery.start_soon(self.ban, peer_id)
+
+    async def ban(self, peer_id: str) -> None:
+        """Drop `peer_id`: no pubsub, no sync, disconnected (until the ban expires)."""
+        log.warning("banning %s for %.0f s: too much invalid data", peer_id, self.peers.ban_s)
+        pid = _peer_id(peer_id)
+        self.pubsub.add_to_blacklist(pid)
+        await self.disconnect(pid)
+
+    async def disconnect(self, pid: Any) -> None:
+        """Close all connections to `pid`, ignoring failures."""
+        try:
+            await self.host.disconnect(pid)
+        except Exception as exc:  # noqa: BLE001 - already gone is fine
+            log.debug("disconnect %s: %r", pid, exc)
+
+    # ---- sync ----
+
+    async def _serve_sync(self, stream: Any) -> None:
+        peer_id = str(stream.muxed_conn.peer_id)
+        if self.peers.is_banned(peer_id) or self._serving.get(peer_id, 0) >= SYNC_SERVE_PER_PEER:
+            await _reset(stream)
+            return
+        self._serving[peer_id] = self._serving.get(peer_id, 0) + 1
+        try:
+            async with self._serve_limit:
+                with trio.move_on_after(SYNC_SESSION_S):
+                    sent = await sync.serve(stream, self.store, self.config.network)
+                    log.debug("sync: sent %d records to %s", sent, peer_id)
+        except ProtocolError as exc:
+            log.debug("sync from %s failed: %s", peer_id, exc)
+            self._count_invalid(peer_id)
+            await _reset(stream)            # drop whatever else it sends, unread
+        finally:
+            self._serving[peer_id] -= 1
+            if not self._serving[peer_id]:
+                del self._serving[peer_id]
+            await _close(stream)
+
+    async def pull_from(self, peer_id: str) -> sync.PullResult | None:
+        """Pull what `peer_id` has and we lack; None if it could not be done (logged, counted)."""
+        from libp2p.custom_types import TProtocol
+
+        if peer_id in self._pulling or self.peers.is_banned(peer_id):
+            return None
+        self._pulling.add(peer_id)
+        stream = None
+        try:
+            with trio.move_on_after(SYNC_SESSION_S):
+                with trio.fail_after(DIAL_TIMEOUT_S):
+                    stream = await self.host.new_stream(_peer_id(peer_id),
+                                                        [TProtocol(sync.PROTOCOL_ID)])
+                result = await sync.pull(stream, self.store, self.config.network,
+                                         on_batch=lambda report: self._pulled(peer_id, report))
+                self.peers.synced(peer_id)
+                self.last_sync = time.time()
+                return result
+        except ProtocolError as exc:
+            log.debug("sync with %s failed: %s", peer_id, exc)
+            self._count_invalid(peer_id)
+            if stream is not None:
+                await _reset(stream)        # drop whatever else it sends, unread
+        except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
+            log.debug("sync with %s not possible: %r", peer_id, exc)
+        finally:
+            self._pulling.discard(peer_id)
+            if stream is not None:
+                await _close(stream)
+        return None
+
+    def _pulled(self, peer_id: str, report: Any) -> None:
+        self.peers.received(peer_id, report.accepted)
+        self.on_synced(report.accepted_ids)
+
+    def _count_invalid(self, peer_id: str) -> None:
+        if self.peers.invalid(peer_id) and self.nursery is not None:
+            self.nursery.start_soon(self.ban, peer_id)
+
+    async def _sync_loop(self) -> None:
+        """Every few seconds pull from one random connected peer: repairs lost gossip."""
+        while True:
+            await trio.sleep(self.config.sync_interval_s * random.uniform(0.7, 1.3))
+            connected = self.connected_peers()
+            if connected:
+                self.nursery.start_soon(self.pull_from, random.choice(connected))
+
+    # ---- queries (called through the bridge) ----
+
+    def connected_peers(self) -> list[str]:
+        """Peer ids of the peers connected now."""
+        return [str(pid) for pid in self.host.get_connected_peers()]
+
+    async def connect(self, addr: str) -> str:
+        """Dial a `/.../p2p/ID` multiaddr; return the peer id. Raises on failure."""
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+
+        info = info_from_p2p_addr(_multiaddr(addr))
+        if self.peers.is_banned(str(info.peer_id)):
+            raise ConnectionRefusedError(f"{info.peer_id} is banned")
+        with trio.fail_after(DIAL_TIMEOUT_S):
+            await self.host.connect(info)
+        return str(info.peer_id)
+
+    async def info(self) -> dict[str, Any]:
+        """Peer id, dialable addresses and gossip health, JSON-able."""
+        return {"peer_id": str(self.host.get_id()),
+                "addrs": discovery.dialable_addrs(self.host),
+                "connected": len(self.host.get_connected_peers()),
+                "mesh_peers": len(self.pubsub.router.mesh.get(self.topic, ())),
+                "outbound_queue_high_water": self.queue_high_water}
+
+
+def _multiaddr(text: str) -> Any:
+    import multiaddr
+
+    return multiaddr.Multiaddr(text)
+
+
+def _peer_id(text: str) -> Any:
+    from libp2p.peer.id import ID
+
+    return ID.from_base58(text)
+
+
+def _peer_str(raw: bytes) -> str:
+    from libp2p.peer.id import ID
+
+    return str(ID(raw))
+
+
+async def _close(stream: Any) -> None:
+    try:
+        with trio.move_on_after(2):
+            await stream.close()
+    except Exception:  # noqa: BLE001 - the peer may already have reset it
+        await _reset(stream)
+
+
+async def _reset(stream: Any) -> None:
+    try:
+        await stream.reset()
+    except Exception:  # noqa: BLE001
+        pass

@@ -1,0 +1,152 @@
+"""What this node knows about other peers: addresses, last seen, records received, rejections, bans.
+
+Shared by the trio side (host, gossip, sync) and the asyncio side (API, status), so every method takes
+a lock. Addresses of peers seen are saved in `HOME/peers.json` and redialed after a restart.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PEERS_FILE = "peers.json"
+MAX_SAVED_PEERS = 200
+INVALID_LIMIT = 10          # invalid messages within INVALID_WINDOW_S before a peer is banned
+INVALID_WINDOW_S = 60.0
+BAN_S = 300.0
+
+
+@dataclass
+class PeerState:
+    """One peer, as `swarm peers` shows it."""
+
+    peer_id: str
+    addrs: list[str] = field(default_factory=list)
+    connected: bool = False
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    received: int = 0               # records from this peer that were new to us
+    rejected: int = 0               # invalid records or protocol violations
+    last_sync: float | None = None
+    banned_until: float | None = None
+    recent_invalid: list[float] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        """The JSON-able view (no internal bookkeeping)."""
+        view = asdict(self)
+        view.pop("recent_invalid")
+        return view
+
+
+class PeerBook:
+    """Thread-safe peer table with a ban policy for peers that keep sending invalid data."""
+
+    def __init__(self, ban_s: float = BAN_S, invalid_limit: int = INVALID_LIMIT) -> None:
+        self._lock = threading.Lock()
+        self._peers: dict[str, PeerState] = {}
+        self.ban_s = ban_s
+        self.invalid_limit = invalid_limit
+
+    def _get(self, peer_id: str) -> PeerState:
+        state = self._peers.get(peer_id)
+        if state is None:
+            state = self._peers[peer_id] = PeerState(peer_id, first_seen=time.time())
+        return state
+
+    def seen(self, peer_id: str, addrs: list[str] | None = None, connected: bool | None = None) -> None:
+        """Note that `peer_id` is alive (optionally with its addresses and connection state)."""
+        with self._lock:
+            state = self._get(peer_id)
+            state.last_seen = time.time()
+            if addrs:
+                state.addrs = sorted(set(addrs))[:16]
+            if connected is not None:
+                state.connected = connected
+
+    def received(self, peer_id: str, count: int) -> None:
+        """Count `count` new records that arrived from `peer_id`."""
+        with self._lock:
+            state = self._get(peer_id)
+            state.received += count
+            state.last_seen = time.time()
+
+    def synced(self, peer_id: str) -> None:
+        """Note a completed sync exchange with `peer_id`."""
+        with self._lock:
+            self._get(peer_id).last_sync = time.time()
+
+    def invalid(self, peer_id: str, count: int = 1) -> bool:
+        """Count invalid data from `peer_id`; True when this pushes it over the limit (ban it now)."""
+        now = time.time()
+        with self._lock:
+            state = self._get(peer_id)
+            state.rejected += count
+            state.recent_invalid = [t for t in state.recent_invalid if now - t < INVALID_WINDOW_S]
+            state.recent_invalid += [now] * min(count, self.invalid_limit)
+            if len(state.recent_invalid) >= self.invalid_limit and not self._banned(state, now):
+                state.banned_until = now + self.ban_s
+                state.recent_invalid = []
+                return True
+            return False
+
+    def is_banned(self, peer_id: str) -> bool:
+        """Whether `peer_id` is serving a ban right now."""
+        with self._lock:
+            state = self._peers.get(peer_id)
+            return state is not None and self._banned(state, time.time())
+
+    @staticmethod
+    def _banned(state: PeerState, now: float) -> bool:
+        return state.banned_until is not None and state.banned_until > now
+
+    def expired_bans(self) -> list[str]:
+        """Peers whose ban has run out (cleared here, so each is returned once)."""
+        now = time.time()
+        with self._lock:
+            done = [s for s in self._peers.values() if s.banned_until and s.banned_until <= now]
+            for state in done:
+                state.banned_until = None
+            return [s.peer_id for s in done]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """All peers, most recently seen first, as JSON-able dicts."""
+        with self._lock:
+            states = sorted(self._peers.values(), key=lambda s: -s.last_seen)
+            return [s.public() for s in states]
+
+    def connected_count(self) -> int:
+        """How many peers are connected now."""
+        with self._lock:
+            return sum(1 for s in self._peers.values() if s.connected)
+
+    # ---- persistence ----
+
+    def save(self, home: Path) -> None:
+        """Write the addresses of the peers seen most recently to HOME/peers.json (atomically)."""
+        with self._lock:
+            states = sorted(self._peers.values(), key=lambda s: -s.last_seen)[:MAX_SAVED_PEERS]
+            data = [{"peer_id": s.peer_id, "addrs": s.addrs, "last_seen": s.last_seen}
+                    for s in states if s.addrs and not self._banned(s, time.time())]
+        tmp = home / (PEERS_FILE + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, home / PEERS_FILE)
+
+
+def load_saved_addrs(home: Path) -> list[str]:
+    """Dialable `/.../p2p/ID` addresses of peers seen before; [] if none or unreadable."""
+    path = home / PEERS_FILE
+    try:
+        data = json.loads(path.read_text())
+        return [addr for entry in data for addr in entry["addrs"] if isinstance(addr, str)]
+    except FileNotFoundError:
+        return []
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable %s: %s", path, exc)
+        return []
