@@ -29,13 +29,14 @@ class GateParams:
     """The gate's knobs; the defaults are the ones `swarm bench gate` measured."""
 
     promote_sd: float = 0.5        # screening: promote when better by this many noise sds
-    confirm_max: int = 4           # confirmation runs at most (screening run excluded)
-    alpha: float = 0.01            # one-sided p a claim needs (strict)
+    confirm_max: int = 6           # confirmation runs at most (screening run excluded)
+    alpha: float = 0.02            # one-sided p a claim needs (strict)
     fdr_q: float = 0.05            # Benjamini-Hochberg across the track's claims
     min_effect_sd: float = 0.5     # |effect| must reach this many noise sds
+    min_confirm: int = 3           # confirmation runs a claim needs (an honest one has confirm_max)
     verify_seeds: int = 3          # a verifier's fresh seeds
     verify_alpha: float = 0.05     # one-sided p of the fresh seeds against the baseline
-    min_baseline: int = 5          # baseline seeds before the noise floor is trusted
+    min_baseline: int = 16         # baseline seeds before the noise floor is trusted
 
 
 @dataclass(frozen=True)
@@ -175,14 +176,20 @@ class Verdict:
     reason: str
 
 
-def decide(results: Sequence[TestResult], noise_sd: float,
+def decide(results: Sequence[TestResult], noise_sd: float | Sequence[float],
            params: GateParams = GateParams()) -> list[Verdict]:
-    """Verdicts for all claims of a track at once: strict p, BH q, minimum effect."""
+    """Verdicts for all claims of a track at once: strict p, BH q, minimum effect.
+
+    `noise_sd` is the noise floor, one for all or one per result (claims may have other baselines).
+    """
     qs = benjamini_hochberg([r.p for r in results])
+    sds = [float(noise_sd)] * len(results) if isinstance(noise_sd, (int, float)) else list(noise_sd)
     verdicts = []
-    for r, q in zip(results, qs):
-        need = params.min_effect_sd * noise_sd
-        if r.p > params.alpha:
+    for r, q, sd in zip(results, qs, sds):
+        need = params.min_effect_sd * sd
+        if r.n < params.min_confirm:
+            why, ok = f"n={r.n} < {params.min_confirm} confirmation runs", False
+        elif r.p > params.alpha:
             why, ok = f"p={r.p:.3g} > alpha={params.alpha}", False
         elif q > params.fdr_q:
             why, ok = f"q={q:.3g} > {params.fdr_q} (BH over {len(results)} claims)", False
@@ -190,7 +197,7 @@ def decide(results: Sequence[TestResult], noise_sd: float,
             why, ok = f"effect {r.effect:+.4g} smaller than {params.min_effect_sd} noise sd ({need:.3g})", False
         else:
             why, ok = (f"{r.test} p={r.p:.3g} q={q:.3g} effect {r.effect:+.4g} "
-                       f"(noise sd {noise_sd:.3g}, n={r.n})"), True
+                       f"(noise sd {sd:.3g}, n={r.n})"), True
         verdicts.append(Verdict(ok, q, why))
     return verdicts
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULES: tuple[str, ...] = ("browse", "memory_cmds")
+_MODULES: tuple[str, ...] = ("browse", "memory_cmds", "roles")
 
 
 def modules() -> list[ModuleType]:
