@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats as _sp
 
 Test = Literal["welch", "paired", "sequential"]
 
@@ -60,6 +59,12 @@ class NoiseFloor:
     std: float
 
 
+def _sp():
+    # scipy.stats takes ~0.5 s to import: only pay for it when a test is actually computed
+    from scipy import stats
+    return stats
+
+
 def _clean(values: Sequence[float]) -> np.ndarray:
     arr = np.asarray(list(values), dtype=float)
     if arr.ndim != 1 or not np.all(np.isfinite(arr)):
@@ -84,7 +89,7 @@ def welch(candidate: Sequence[float], baseline: Sequence[float]) -> TestResult:
     c, b = _clean(candidate), _clean(baseline)
     if c.size < 2 or b.size < 2:
         raise ValueError("Welch's test needs at least 2 runs on each side")
-    res = _sp.ttest_ind(c, b, equal_var=False, alternative="less")
+    res = _sp().ttest_ind(c, b, equal_var=False, alternative="less")
     vc, vb = c.var(ddof=1) / c.size, b.var(ddof=1) / b.size
     df = (vc + vb) ** 2 / (vc**2 / (c.size - 1) + vb**2 / (b.size - 1)) if vc + vb > 0 else math.nan
     return TestResult("welch", float(res.statistic), float(df), _p_or_one(res.pvalue),
@@ -96,7 +101,7 @@ def paired(candidate: Sequence[float], baseline: Sequence[float]) -> TestResult:
     c, b = _clean(candidate), _clean(baseline)
     if c.size != b.size or c.size < 2:
         raise ValueError("a paired test needs at least 2 pairs, equally many on each side")
-    res = _sp.ttest_rel(c, b, alternative="less")
+    res = _sp().ttest_rel(c, b, alternative="less")
     return TestResult("paired", float(res.statistic), float(c.size - 1), _p_or_one(res.pvalue),
                       float((c - b).mean()), int(c.size))
 
@@ -118,7 +123,7 @@ def sequential(candidate: Sequence[float], baseline: Sequence[float]) -> TestRes
         t = -math.inf if effect < 0 else (math.inf if effect > 0 else 0.0)
     else:
         t = effect / se
-    p = float(_sp.t.cdf(t, df)) if math.isfinite(t) else (0.0 if t < 0 else 1.0)
+    p = float(_sp().t.cdf(t, df)) if math.isfinite(t) else (0.0 if t < 0 else 1.0)
     return TestResult("sequential", t, float(df), p, effect, int(c.size))
 
 
