@@ -77,6 +77,27 @@ VIEWS: dict[str, str] = {
             SELECT n.*, row_number() OVER (PARTITION BY track ORDER BY ts DESC, id DESC) AS rn
             FROM noise_floors n WHERE author NOT IN (SELECT author FROM equivocations))
         WHERE rn = 1""",
+    # Authors whose claim failed an independent replay: the number they reported is not what
+    # their own seed gives.
+    "suspect_authors": """
+        SELECT c.author, count(DISTINCT v.claim) AS failed_replays, min(v.claim) AS first_claim
+        FROM independent_verifications v JOIN valid_claims c ON c.id = v.claim
+        WHERE v.replay_match = false GROUP BY c.author""",
+    # Experiments (screened configs) that produced no claim: tried, not worth repeating.
+    "dead_ends": """
+        SELECT r.track, r.config_hash, min(r.config) AS config, count(*) AS runs,
+               count(*) FILTER (WHERE r.status = 'ok') AS ok_runs, min(r.ref) AS ref,
+               max(r.ts) AS last_ts
+        FROM valid_runs r
+        WHERE r.purpose IN ('screen', 'confirm') AND NOT EXISTS (
+            SELECT 1 FROM valid_claims c
+            WHERE c.track = r.track AND c.candidate_hash = r.config_hash)
+        GROUP BY r.track, r.config_hash""",
+    # Which roles each node took, how often, and when last: the swarm's role mix.
+    "role_mix": """
+        SELECT author, role, count(*) AS times, max(ts) AS last_ts
+        FROM roles WHERE author NOT IN (SELECT author FROM equivocations)
+        GROUP BY author, role""",
 }
 
 

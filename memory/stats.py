@@ -1,0 +1,236 @@
+"""Statistics of the gate: when does a claim count? Pure functions, shared by roles and the benchmark.
+
+The gate (measured by `swarm bench gate`, see docs/ROLES.md):
+1. screen a candidate with ONE run against the baseline mean the swarm knows from many seeds;
+   promote it when better by `promote_sd` noise sds;
+2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
+   stopping early as soon as the running mean is not better than the baseline mean;
+3. the statistician tests the confirmation runs against the baseline runs (one-sided), controls the
+   false-discovery rate across all claims of the track (Benjamini-Hochberg, q = 0.05) and asks for a
+   minimum effect relative to the noise floor;
+4. an independent verifier replays one seed (the number must match) and runs fresh seeds.
+val_bpb: lower is better, so effects are candidate minus baseline and "better" means negative.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Test = Literal["welch", "paired", "sequential"]
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """The gate's knobs; the defaults are the ones `swarm bench gate` measured."""
+
+    promote_sd: float = 0.5        # screening: promote when better by this many noise sds
+    confirm_max: int = 6           # confirmation runs at most (screening run excluded)
+    alpha: float = 0.02            # one-sided p a claim needs (strict)
+    fdr_q: float = 0.05            # Benjamini-Hochberg across the track's claims
+    min_effect_sd: float = 0.5     # |effect| must reach this many noise sds
+    min_confirm: int = 3           # confirmation runs a claim needs (an honest one has confirm_max)
+    verify_seeds: int = 3          # a verifier's fresh seeds
+    verify_alpha: float = 0.05     # one-sided p of the fresh seeds against the baseline
+    min_baseline: int = 16         # baseline seeds before the noise floor is trusted
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A one-sided test that the candidate's val_bpb is lower than the baseline's."""
+
+    test: Test
+    statistic: float
+    df: float
+    p: float
+    effect: float                   # mean(candidate) - mean(baseline); negative = better
+    n: int                          # candidate runs used
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The seed noise of one config: n runs, their mean and sample std."""
+
+    n: int
+    mean: float
+    std: float
+
+
+def _sp():
+    # scipy.stats takes ~0.5 s to import: only pay for it when a test is actually computed
+    from scipy import stats
+    return stats
+
+
+def _clean(values: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(list(values), dtype=float)
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)):
+        raise ValueError("values must be a flat sequence of finite numbers")
+    return arr
+
+
+def _p_or_one(p: float) -> float:
+    return 1.0 if math.isnan(p) else float(p)
+
+
+def noise_floor(values: Sequence[float]) -> NoiseFloor:
+    """Mean and sample standard deviation (ddof 1) of one config's val_bpb across seeds."""
+    arr = _clean(values)
+    if arr.size < 2:
+        raise ValueError("a noise floor needs at least 2 runs")
+    return NoiseFloor(n=int(arr.size), mean=float(arr.mean()), std=float(arr.std(ddof=1)))
+
+
+def welch(candidate: Sequence[float], baseline: Sequence[float]) -> TestResult:
+    """One-sided Welch t-test (unequal variances): is the candidate's mean lower?"""
+    c, b = _clean(candidate), _clean(baseline)
+    if c.size < 2 or b.size < 2:
+        raise ValueError("Welch's test needs at least 2 runs on each side")
+    res = _sp().ttest_ind(c, b, equal_var=False, alternative="less")
+    vc, vb = c.var(ddof=1) / c.size, b.var(ddof=1) / b.size
+    df = (vc + vb) ** 2 / (vc**2 / (c.size - 1) + vb**2 / (b.size - 1)) if vc + vb > 0 else math.nan
+    return TestResult("welch", float(res.statistic), float(df), _p_or_one(res.pvalue),
+                      float(c.mean() - b.mean()), int(c.size))
+
+
+def paired(candidate: Sequence[float], baseline: Sequence[float]) -> TestResult:
+    """One-sided paired t-test over runs on the same seeds (same order on both sides)."""
+    c, b = _clean(candidate), _clean(baseline)
+    if c.size != b.size or c.size < 2:
+        raise ValueError("a paired test needs at least 2 pairs, equally many on each side")
+    res = _sp().ttest_rel(c, b, alternative="less")
+    return TestResult("paired", float(res.statistic), float(c.size - 1), _p_or_one(res.pvalue),
+                      float((c - b).mean()), int(c.size))
+
+
+def sequential(candidate: Sequence[float], baseline: Sequence[float]) -> TestResult:
+    """One-sided pooled-variance t-test of confirmation runs against the baseline's many seeds.
+
+    Seed noise is a property of the track, so the baseline's runs estimate it for both sides:
+    with 3-4 confirmation runs, Welch's df would be 2-3 and its power near zero (see DESIGN.md).
+    """
+    c, b = _clean(candidate), _clean(baseline)
+    if c.size < 1 or b.size < 2 or c.size + b.size < 3:
+        raise ValueError("the sequential test needs >= 1 confirmation run and >= 2 baseline runs")
+    ss = ((c - c.mean()) ** 2).sum() + ((b - b.mean()) ** 2).sum()
+    df = c.size + b.size - 2
+    se = math.sqrt(ss / df * (1 / c.size + 1 / b.size))
+    effect = float(c.mean() - b.mean())
+    if se == 0:
+        t = -math.inf if effect < 0 else (math.inf if effect > 0 else 0.0)
+    else:
+        t = effect / se
+    p = float(_sp().t.cdf(t, df)) if math.isfinite(t) else (0.0 if t < 0 else 1.0)
+    return TestResult("sequential", t, float(df), p, effect, int(c.size))
+
+
+TESTS = {"welch": welch, "paired": paired, "sequential": sequential}
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """BH-adjusted q-values, in the input's order (monotone in p, capped at 1)."""
+    p = np.asarray(list(pvalues), dtype=float)
+    if p.size == 0:
+        return []
+    if np.any((p < 0) | (p > 1) | ~np.isfinite(p)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * p.size / np.arange(1, p.size + 1)
+    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
+    q = np.empty_like(p)
+    q[order] = np.minimum(q_sorted, 1.0)
+    return [float(x) for x in q]
+
+
+# ---- the gate's decisions ---------------------------------------------------------------------
+
+def promotes(screen_bpb: float, base: NoiseFloor, params: GateParams = GateParams()) -> bool:
+    """Screening: is one run better than the known baseline mean by `promote_sd` noise sds?"""
+    return screen_bpb < base.mean - params.promote_sd * base.std
+
+
+def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
+                    params: GateParams = GateParams()) -> bool:
+    """Sequential confirmation: run another seed? No once the running mean is not better, or at max."""
+    if not confirm_bpb:
+        return True
+    if float(np.mean(confirm_bpb)) >= base.mean:
+        return False
+    return len(confirm_bpb) < params.confirm_max
+
+
+def worth_claiming(confirm_bpb: Sequence[float], baseline_bpb: Sequence[float],
+                   params: GateParams = GateParams()) -> bool:
+    """Does the confirmation evidence pass the statistician's own bar (before FDR)?"""
+    if not confirm_bpb or len(baseline_bpb) < 2:
+        return False
+    res = sequential(confirm_bpb, baseline_bpb)
+    floor = noise_floor(baseline_bpb)
+    return res.p <= params.alpha and -res.effect >= params.min_effect_sd * floor.std
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The statistician's verdict on one claim."""
+
+    supported: bool
+    q: float
+    reason: str
+
+
+def decide(results: Sequence[TestResult], noise_sd: float | Sequence[float],
+           params: GateParams = GateParams()) -> list[Verdict]:
+    """Verdicts for all claims of a track at once: strict p, BH q, minimum effect.
+
+    `noise_sd` is the noise floor, one for all or one per result (claims may have other baselines).
+    """
+    qs = benjamini_hochberg([r.p for r in results])
+    sds = [float(noise_sd)] * len(results) if isinstance(noise_sd, (int, float)) else list(noise_sd)
+    verdicts = []
+    for r, q, sd in zip(results, qs, sds):
+        need = params.min_effect_sd * sd
+        if r.n < params.min_confirm:
+            why, ok = f"n={r.n} < {params.min_confirm} confirmation runs", False
+        elif r.p > params.alpha:
+            why, ok = f"p={r.p:.3g} > alpha={params.alpha}", False
+        elif q > params.fdr_q:
+            why, ok = f"q={q:.3g} > {params.fdr_q} (BH over {len(results)} claims)", False
+        elif -r.effect < need:
+            why, ok = f"effect {r.effect:+.4g} smaller than {params.min_effect_sd} noise sd ({need:.3g})", False
+        else:
+            why, ok = (f"{r.test} p={r.p:.3g} q={q:.3g} effect {r.effect:+.4g} "
+                       f"(noise sd {sd:.3g}, n={r.n})"), True
+        verdicts.append(Verdict(ok, q, why))
+    return verdicts
+
+
+Outcome = Literal["confirmed", "refuted", "inconclusive"]
+
+
+def replay_tolerance(same_hardware: bool, noise_sd: float) -> float:
+    """How far a replayed seed may land from the reported val_bpb.
+
+    Same CPU class, same threads: a fixed-seed, fixed-step run is bit-identical, so only
+    float formatting is allowed for. Across hardware, kernels differ a little (DESIGN.md measured
+    0.002 bpb after 100 steps for another thread count): allow a noise sd, at least 0.005.
+    """
+    return 1e-6 if same_hardware else max(noise_sd, 0.005)
+
+
+def verification_outcome(replay_match: bool | None, fresh_bpb: Sequence[float],
+                         baseline_bpb: Sequence[float],
+                         params: GateParams = GateParams()) -> tuple[Outcome, float | None, str]:
+    """The verifier's outcome: a failed replay refutes; fresh seeds confirm, refute or stay unclear."""
+    if replay_match is False:
+        return "refuted", None, "the replayed seed does not reproduce the claimed val_bpb"
+    if not fresh_bpb or len(baseline_bpb) < 2:
+        return "inconclusive", None, "no fresh runs finished"
+    res = sequential(fresh_bpb, baseline_bpb)
+    if res.p <= params.verify_alpha and res.effect < 0:
+        return "confirmed", res.effect, f"fresh seeds p={res.p:.3g}, effect {res.effect:+.4g}"
+    if res.effect >= 0:
+        return "refuted", res.effect, f"fresh seeds not better: effect {res.effect:+.4g}"
+    return "inconclusive", res.effect, f"fresh seeds p={res.p:.3g} > {params.verify_alpha}"

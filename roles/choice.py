@@ -1,0 +1,64 @@
+"""Emergent role choice: score the open work per role from the memory, weight by what this node's
+hardware can do, add randomness so nodes do not herd, publish the choice as a `role` record.
+
+Scores (before weights): verifier = supported claims awaiting an independent re-run; statistician =
+claims awaiting assessment + 1 when the noise floor is stale; meta_analyst = new outcomes since the
+last finding / 10; experimenter = 1 + open hypotheses / 2 (there is always an experiment to run).
+A node that cannot train the track's budget in reasonable time (`can_train` false) weights the
+training roles down by 20x, so it prefers statistics and meta-analysis.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from memory import records as R
+from roles import evidence
+from roles.base import ROLE_NAMES, RoleName
+from roles.context import Context
+from roles.meta_analyst import MetaAnalyst
+from roles.statistician import Statistician
+from roles.verifier import Verifier
+
+# How much one unit of open work is worth per role: checking and assessing claims unblocks
+# everyone else's progress, so it outranks starting new experiments.
+VALUE = {"verifier": 3.0, "statistician": 3.0, "meta_analyst": 1.0, "experimenter": 1.0}
+TRAINING_ROLES = ("experimenter", "verifier")
+SLOW_NODE_WEIGHT = 0.05
+NOISE = 0.5            # sd of the log-normal jitter on each score
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen role, why, and every role's score."""
+
+    role: RoleName
+    reason: str
+    scores: dict[str, float]
+
+
+def open_work(ctx: Context) -> dict[str, float]:
+    """Units of open work per role, read from the memory."""
+    pending = len(evidence.claims(ctx, "pending"))
+    return {
+        "verifier": float(len(Verifier.open_claims(ctx))),
+        "statistician": pending + (1.0 if Statistician.floor_is_stale(ctx) else 0.0),
+        "meta_analyst": MetaAnalyst.new_outcomes(ctx) / 10.0,
+        "experimenter": 1.0 + len(evidence.open_hypotheses(ctx)) / 2.0,
+    }
+
+
+def choose(ctx: Context, can_train: bool = True, pinned: RoleName | None = None) -> Choice:
+    """Pick this node's next role (or the pinned one) and publish the `role` record."""
+    work = open_work(ctx)
+    scores: dict[str, float] = {}
+    for role in ROLE_NAMES:
+        weight = VALUE[role] * (1.0 if can_train or role not in TRAINING_ROLES else SLOW_NODE_WEIGHT)
+        scores[role] = round(work[role] * weight * math.exp(ctx.rng.gauss(0.0, NOISE)), 6)
+    if pinned is not None:
+        role, reason = pinned, f"pinned by --role; open work {work[pinned]:g}"
+    else:
+        role = max(ROLE_NAMES, key=lambda r: (scores[r], r))
+        reason = f"{work[role]:g} unit(s) of open work" + ("" if can_train else "; slow node")
+    ctx.publish("role", R.RoleBody(role=role, reason=reason[:400], scores=scores))
+    return Choice(role, reason, scores)

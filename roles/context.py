@@ -1,0 +1,78 @@
+"""What every role works with: the memory, a way to publish signed records, a way to train.
+
+`Context` is deliberately small so roles run the same over a bare `Store` (tests, one machine)
+and inside a running node (swarm/worker.py hands in a publisher that also gossips).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from memory import codec
+from memory.crypto import Keypair
+from memory.records import Body, Record, RunBody
+from memory.stats import GateParams
+from memory.store import Store
+
+log = logging.getLogger(__name__)
+
+# (full config, seed, purpose, ref) -> the run's record body (crashes included).
+Runner = Callable[[Mapping[str, Any], int, str, "str | None"], RunBody]
+
+
+class Publisher(Protocol):
+    """Signs a body as this node's next record and stores (and maybe gossips) it."""
+
+    def __call__(self, kind: str, body: Body) -> Record: ...
+
+
+class StorePublisher:
+    """Publishes into a local Store only (tests, offline use)."""
+
+    def __init__(self, store: Store, keypair: Keypair) -> None:
+        self.store, self.keypair = store, keypair
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, body: Body) -> Record:
+        """Sign with the author's next seq and add to the store."""
+        with self._lock:
+            record = codec.sign(self.keypair, kind, self.store.next_seq(self.keypair.peer_id), body)
+            report = self.store.add([record])
+            if report.rejected:
+                raise ValueError(f"own record rejected: {report.rejected}")
+        return record
+
+
+@dataclass
+class Context:
+    """One node's view of one track, and its means to act."""
+
+    store: Store
+    me: str                                   # this node's peer id
+    publish: Publisher
+    track: str                                # the track id runs are recorded under
+    base_config: dict[str, Any]               # the track's full base config
+    run: Runner | None                        # None: this node cannot train (roles that train skip)
+    params: GateParams = field(default_factory=GateParams)
+    rng: random.Random = field(default_factory=random.Random)
+    lease_s: float = 600.0                    # how long a lease holds without renewal
+    clock: Callable[[], float] = time.time
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch (leases compare against record timestamps)."""
+        return int(self.clock() * 1000)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Bump a named counter (agent fallbacks, dropped answers, crashed runs, ...)."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """A query's rows as dicts."""
+        result = self.store.query(sql, list(params))
+        return [dict(zip(result.columns, row)) for row in result.rows]

@@ -1,0 +1,50 @@
+"""A compact digest of the memory for the research agent: what is known about one track.
+
+Bounded in size (a few KB) whatever the memory holds: the best config, the baseline's noise,
+verified and refuted claims, dead ends, knob effects and open hypotheses, newest first.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from roles import evidence
+from roles.context import Context
+from roles.meta_analyst import estimate
+
+LIMIT = 20
+
+
+def _diff(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def digest(ctx: Context) -> dict[str, Any]:
+    """The digest as a JSON-able dict."""
+    base = evidence.baseline(ctx)
+    floor = base.floor()
+    best = base.config
+    claims = evidence.claims(ctx)
+    dead = ctx.rows("SELECT config, ok_runs FROM dead_ends WHERE track = ? "
+                    "ORDER BY last_ts DESC LIMIT ?", [ctx.track, LIMIT])
+    return {
+        "track": ctx.track,
+        "best_config": best,
+        "baseline": None if floor is None else {"mean_val_bpb": round(floor.mean, 5),
+                                                "noise_sd": round(floor.std, 5), "n": floor.n},
+        "verified": [{"diff": c["diff"], "effect": c["effect"]}
+                     for c in claims if c["status"] == "verified"][-LIMIT:],
+        "refuted_or_not_supported": [{"diff": c["diff"], "status": c["status"]} for c in claims
+                                     if c["status"] in ("refuted", "not_supported")][-LIMIT:],
+        "dead_ends": [{k: v for k, v in _diff(d["config"]).items() if best.get(k) != v}
+                      for d in dead],
+        "knob_effects": [{"knob": e.knob, "value": e.value, "effect": round(e.effect, 5),
+                          "stderr": None if e.stderr is None else round(e.stderr, 5), "n": e.n}
+                         for e in estimate(ctx)[:LIMIT]],
+        "open_hypotheses": [h["diff"] for h in evidence.open_hypotheses(ctx)][:LIMIT],
+    }
+
+
+def digest_text(ctx: Context) -> str:
+    """The digest as compact JSON text."""
+    return json.dumps(digest(ctx), separators=(",", ":"), default=str)

@@ -1,0 +1,118 @@
+"""Experimenter: top up the baseline's seeds, then screen one hypothesis and confirm it sequentially.
+
+Every run is published as it finishes (crashes too). A candidate that fails screening or
+confirmation stays in the memory as a dead end (`dead_ends` view); one that passes the
+statistician's own bar is published as a `claim` with its confirmation runs as evidence (the
+screening run is not evidence: it was selected for being good).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from memory import records as R, stats
+from memory.canonical import config_hash
+from roles import evidence, leases
+from roles.base import Proposal, Proposer
+from roles.context import Context
+
+log = logging.getLogger(__name__)
+BASELINE_PER_UNIT = 3          # baseline seeds per unit of work, so roles get re-chosen often
+
+
+class Experimenter:
+    """Runs experiments proposed by `proposer` (agent or strategy) or taken from open hypotheses."""
+
+    name = "experimenter"
+
+    def __init__(self, proposer: Proposer) -> None:
+        self.proposer = proposer
+
+    def work(self, ctx: Context) -> str | None:
+        """Top up the baseline, or run one experiment."""
+        if ctx.run is None:
+            return None
+        base = evidence.baseline(ctx)
+        if len(base.values) < ctx.params.min_baseline:
+            return self._top_up(ctx, base)
+        picked = self._hypothesis(ctx, base)
+        if picked is None:
+            return None
+        hyp_id, diff = picked
+        return self._experiment(ctx, base, hyp_id, diff)
+
+    # ---- steps -------------------------------------------------------------------------------
+
+    def _run(self, ctx: Context, config: dict[str, Any], seed: int, purpose: str,
+             ref: str | None) -> tuple[str, float | None]:
+        body = ctx.run(config, seed, purpose, ref)
+        record = ctx.publish("run", body)
+        ctx.count("runs")
+        if body.status != "ok":
+            ctx.count(f"runs_{body.status}")
+        return record.id, body.metrics.val_bpb if body.status == "ok" else None
+
+    def _top_up(self, ctx: Context, base: evidence.Baseline) -> str:
+        need = min(BASELINE_PER_UNIT, ctx.params.min_baseline - len(base.values))
+        for _ in range(need):
+            self._run(ctx, base.config, ctx.rng.randrange(2**31), "baseline", None)
+        return f"ran {need} baseline seed(s) of {base.hash[:8]}"
+
+    def _hypothesis(self, ctx: Context, base: evidence.Baseline) -> tuple[str, dict] | None:
+        tried = evidence.tried_configs(ctx)
+        for hyp in evidence.open_hypotheses(ctx):
+            config = {**base.config, **hyp["diff"]}
+            if not leases.held_by_other(ctx, "experiment", config_hash(config), hyp["id"]) \
+                    and not leases.near_duplicate(config, tried):
+                return hyp["id"], hyp["diff"]
+        proposal = self.proposer.propose(ctx)
+        if proposal is None:
+            return None
+        return self._publish_hypothesis(ctx, proposal), proposal.diff
+
+    @staticmethod
+    def _publish_hypothesis(ctx: Context, proposal: Proposal) -> str:
+        body = R.HypothesisBody(track=ctx.track, diff=proposal.diff,
+                                rationale=proposal.rationale[:8000], source=proposal.source)
+        return ctx.publish("hypothesis", body).id
+
+    def _seeds(self, ctx: Context, base: evidence.Baseline) -> list[int]:
+        # The baseline's own seeds first, so candidate and baseline runs pair up by seed.
+        seeds = list(dict.fromkeys(base.seeds))
+        ctx.rng.shuffle(seeds)
+        return seeds + [ctx.rng.randrange(2**31) for _ in range(ctx.params.confirm_max + 1)]
+
+    def _experiment(self, ctx: Context, base: evidence.Baseline, hyp_id: str, diff: dict) -> str:
+        candidate = {**base.config, **diff}
+        chash = config_hash(candidate)
+        if not leases.take(ctx, "experiment", chash, hyp_id):
+            return f"backed off {chash[:8]}: leased by another node"
+        floor = base.floor()
+        seeds = iter(self._seeds(ctx, base))
+        _, screen = self._run(ctx, candidate, next(seeds), "screen", hyp_id)
+        if screen is None or not stats.promotes(screen, floor, ctx.params):
+            return f"dead end {diff}: screen {screen} vs baseline {floor.mean:.4f}"
+        ids, values = self._confirm(ctx, candidate, seeds, floor, hyp_id)
+        if not stats.worth_claiming(values, base.values, ctx.params):
+            return f"dead end {diff}: confirmation {values} vs baseline {floor.mean:.4f}"
+        effect = sum(values) / len(values) - floor.mean
+        claim = R.ClaimBody(
+            track=ctx.track, baseline_hash=base.hash, candidate_hash=chash, diff=diff,
+            baseline_runs=base.run_ids[-512:], candidate_runs=ids, effect=effect,
+            summary=f"{diff} improves val_bpb by {-effect:.4g} over {len(values)} confirmation "
+                    f"seeds (baseline {floor.mean:.4f} +- {floor.std:.2g}, n={floor.n})")
+        claim_id = ctx.publish("claim", claim).id
+        ctx.count("claims")
+        return f"claimed {diff}: effect {effect:+.4g} ({claim_id[:8]})"
+
+    def _confirm(self, ctx: Context, candidate: dict, seeds: Any, floor: stats.NoiseFloor,
+                 hyp_id: str) -> tuple[list[str], list[float]]:
+        ids: list[str] = []
+        values: list[float] = []
+        while stats.keep_confirming(values, floor, ctx.params):
+            run_id, value = self._run(ctx, candidate, next(seeds), "confirm", hyp_id)
+            if value is None:             # a crash ends the confirmation: no claim on it
+                return ids, []
+            ids.append(run_id)
+            values.append(value)
+        return ids, values

@@ -1,0 +1,44 @@
+"""The real `Runner`: one training run through the harness's `run_experiment` (a subprocess)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from memory.records import RunBody
+
+log = logging.getLogger(__name__)
+
+
+class HarnessRunner:
+    """Runs a full config with a seed on one track, budget and thread count; returns the run body."""
+
+    def __init__(self, track: str, budget_tokens: int | None = None, threads: int | None = None,
+                 home: Path | None = None, data_dir: Path | None = None,
+                 timeout_s: float | None = None) -> None:
+        from node.harness import get_track     # lazy: keeps torch and friends out of imports
+
+        self.track = get_track(track).with_budget(budget_tokens)
+        self.threads, self.home, self.data_dir, self.timeout_s = threads, home, data_dir, timeout_s
+
+    def prepare(self) -> tuple[str, dict[str, Any]]:
+        """Fetch data and train the tokenizer now; return the track id runs carry and its base config."""
+        from node.harness.prepare import prepare
+        from node.home import resolve_home
+
+        ready = prepare(self.track, resolve_home(self.home), self.data_dir, None)
+        self.track = ready.track
+        track_id = self.track.id if self.track.data.pinned else self.track.name
+        return track_id, self.track.base.model_dump()
+
+    def __call__(self, config: Mapping[str, Any], seed: int, purpose: str,
+                 ref: str | None) -> RunBody:
+        """One run (never raises for the run itself: crashes come back as results)."""
+        from node.harness import run_experiment, to_run_body
+
+        result = run_experiment(self.track, dict(config), seed, threads=self.threads,
+                                timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir)
+        log.info("run %s seed %d: %s val_bpb=%s", purpose, seed, result.status,
+                 result.metrics.val_bpb)
+        return to_run_body(result, purpose, ref)

@@ -1,0 +1,72 @@
+"""Claim leases: say what you are about to do so others skip it; an expired lease frees the work.
+
+A lease names its work by kind and by a config hash (experiments) or a target record (a claim to
+verify or assess, a hypothesis). Two nodes that lease the same work at once both see both leases
+after sync; the earlier (ts, id) wins and the other backs off. Near-duplicate experiments are
+caught by `config_distance`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from memory import records as R
+from roles.context import Context
+
+NEAR_DUPLICATE = 0.1      # configs closer than this count as the same experiment
+
+
+def active(ctx: Context, work: str) -> list[dict[str, Any]]:
+    """Unexpired leases of `work` on the context's track, oldest first."""
+    return ctx.rows("SELECT id, author, ts, config_hash, target, expires_ts FROM claim_leases "
+                    "WHERE track = ? AND work = ? AND expires_ts > ? ORDER BY ts, id",
+                    [ctx.track, work, ctx.now_ms()])
+
+
+def held_by_other(ctx: Context, work: str, config_hash: str | None = None,
+                  target: str | None = None) -> bool:
+    """Is this work leased by another node right now?"""
+    for lease in active(ctx, work):
+        same = ((config_hash is not None and lease["config_hash"] == config_hash)
+                or (target is not None and lease["target"] == target))
+        if same and lease["author"] != ctx.me:
+            return True
+    return False
+
+
+def take(ctx: Context, work: str, config_hash: str | None = None, target: str | None = None,
+         seconds: float | None = None) -> bool:
+    """Publish a lease for this work unless someone else holds it; False when we must back off."""
+    if held_by_other(ctx, work, config_hash, target):
+        return False
+    body = R.ClaimLeaseBody(track=ctx.track, work=work, config_hash=config_hash, target=target,
+                            expires_ts=ctx.now_ms() + int(1000 * (seconds or ctx.lease_s)))
+    mine = ctx.publish("claim_lease", body)
+    # A lease that arrived (by sync) with an earlier (ts, id) wins the race.
+    for lease in active(ctx, work):
+        if ((config_hash is not None and lease["config_hash"] == config_hash)
+                or (target is not None and lease["target"] == target)):
+            return lease["id"] == mine.id or lease["author"] == ctx.me
+    return True
+
+
+def _knob_distance(a: Any, b: Any) -> float:
+    if a == b:
+        return 0.0
+    numeric = (int, float)
+    if isinstance(a, numeric) and isinstance(b, numeric) and not isinstance(a, bool) \
+            and not isinstance(b, bool):
+        if a > 0 and b > 0:
+            return min(1.0, abs(math.log2(a / b)))          # doubling = 1
+        return min(1.0, abs(a - b) / max(abs(a), abs(b)))
+    return 1.0
+
+
+def config_distance(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Distance between configs: a changed category counts 1, a doubled number 1, small steps less."""
+    return sum(_knob_distance(a.get(k), b.get(k)) for k in set(a) | set(b))
+
+
+def near_duplicate(config: dict[str, Any], tried: list[dict[str, Any]]) -> bool:
+    """Is `config` the same experiment as (or within NEAR_DUPLICATE of) one already tried?"""
+    return any(config_distance(config, other) < NEAR_DUPLICATE for other in tried)

@@ -1,0 +1,114 @@
+"""Meta-analyst: per-knob effect estimates over every finished run of a track, published as a finding.
+
+The estimate is a ridge-regularised least-squares fit of val_bpb on one-hot (knob, value) settings
+that differ from the track's base config, with an intercept for the base config. With single-knob
+experiments this is the difference of means; with combined diffs it splits the credit. Standard
+errors come from the residual variance. What helped (effect + 2 se < 0), what hurt, what is unclear,
+and which knobs were never varied.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from memory import records as R
+from roles import evidence
+from roles.context import Context
+
+log = logging.getLogger(__name__)
+RIDGE = 1e-6
+MAX_EFFECTS = 256
+
+
+def _features(configs: list[dict[str, Any]], base: dict[str, Any]) -> list[tuple[str, Any]]:
+    seen: dict[tuple[str, str], tuple[str, Any]] = {}
+    for config in configs:
+        for knob, value in config.items():
+            if base.get(knob) != value:
+                seen.setdefault((knob, json.dumps(value)), (knob, value))
+    return [seen[k] for k in sorted(seen)]
+
+
+def estimate(ctx: Context) -> list[R.KnobEffect]:
+    """Per (knob, value) effect on val_bpb relative to the base config, with standard errors."""
+    rows = ctx.rows("SELECT config, val_bpb FROM valid_runs WHERE track = ? AND status = 'ok' "
+                    "AND val_bpb IS NOT NULL ORDER BY id", [ctx.track])
+    configs = [evidence._config(r["config"]) for r in rows]
+    y = np.array([r["val_bpb"] for r in rows], dtype=float)
+    feats = _features(configs, ctx.base_config)
+    if not feats or y.size < 3:
+        return []
+    X = np.ones((y.size, len(feats) + 1))
+    for j, (knob, value) in enumerate(feats, start=1):
+        X[:, j] = [1.0 if c.get(knob) == value and ctx.base_config.get(knob) != value else 0.0
+                   for c in configs]
+    gram = X.T @ X + RIDGE * np.eye(X.shape[1])
+    coef = np.linalg.solve(gram, X.T @ y)
+    resid = y - X @ coef
+    dof = max(1, y.size - X.shape[1])
+    cov = np.linalg.inv(gram) * float(resid @ resid) / dof
+    out = []
+    for j, (knob, value) in enumerate(feats, start=1):
+        n = int(X[:, j].sum())
+        se = float(np.sqrt(max(cov[j, j], 0.0))) if y.size > X.shape[1] else None
+        out.append(R.KnobEffect(knob=knob, value=value, effect=float(coef[j]), stderr=se, n=n))
+    return sorted(out, key=lambda e: e.effect)[:MAX_EFFECTS]
+
+
+def _label(e: R.KnobEffect) -> str:
+    se = f" +- {e.stderr:.2g}" if e.stderr is not None else ""
+    return f"{e.knob}={e.value} {e.effect:+.4f}{se} (n={e.n})"
+
+
+def summarize(ctx: Context, effects: list[R.KnobEffect]) -> str:
+    """The finding's text: helped, hurt, unclear, never tried, claim outcomes."""
+    def sure(e: R.KnobEffect, sign: int) -> bool:
+        return e.stderr is not None and sign * (e.effect + sign * 2 * e.stderr) < 0
+    helped = [_label(e) for e in effects if sure(e, 1)]
+    hurt = [_label(e) for e in effects if sure(e, -1)]
+    unclear = [_label(e) for e in effects if not sure(e, 1) and not sure(e, -1)]
+    varied = {e.knob for e in effects}
+    never = sorted(k for k in ctx.base_config if k not in varied)
+    status = ctx.rows("SELECT status, count(*) AS n FROM claim_status WHERE track = ? "
+                      "GROUP BY status ORDER BY status", [ctx.track])
+    parts = [f"helped: {', '.join(helped) or 'nothing yet'}",
+             f"did not help: {', '.join(hurt) or 'nothing'}",
+             f"unclear: {', '.join(unclear) or 'nothing'}",
+             f"never tried: {', '.join(never) or 'nothing'}",
+             "claims: " + (", ".join(f"{r['status']} {r['n']}" for r in status) or "none")]
+    return "\n".join(parts)[:8000]
+
+
+class MetaAnalyst:
+    """Synthesises the track's outcomes into a `finding` when there is something new."""
+
+    name = "meta_analyst"
+
+    @staticmethod
+    def new_outcomes(ctx: Context) -> int:
+        """Runs and verifications on the track since its latest finding."""
+        last = ctx.rows("SELECT coalesce(max(ts), 0) AS ts FROM findings WHERE track = ?",
+                        [ctx.track])[0]["ts"]
+        return ctx.rows(
+            "SELECT (SELECT count(*) FROM runs WHERE track = ? AND ts > ?) + "
+            "(SELECT count(*) FROM verifications v JOIN claims c ON c.id = v.claim "
+            " WHERE c.track = ? AND v.ts > ?) AS n", [ctx.track, last, ctx.track, last])[0]["n"]
+
+    def work(self, ctx: Context) -> str | None:
+        """Publish a finding when new outcomes arrived since the last one."""
+        if self.new_outcomes(ctx) == 0:
+            return None
+        effects = estimate(ctx)
+        refs = [r["claim"] for r in ctx.rows(
+            "SELECT claim FROM claim_status WHERE track = ? AND status IN ('verified', 'refuted') "
+            "ORDER BY ts DESC, claim LIMIT 512", [ctx.track])]
+        best = [e for e in effects if e.effect < 0][:1]
+        title = f"{len(effects)} knob settings estimated" + (
+            f"; best so far {best[0].knob}={best[0].value} ({best[0].effect:+.4f})" if best else "")
+        ctx.publish("finding", R.FindingBody(track=ctx.track, title=title[:400],
+                                             text=summarize(ctx, effects), effects=effects,
+                                             refs=refs))
+        return f"finding: {title}"

@@ -1,0 +1,99 @@
+"""The research agent through the real anthropic SDK against a loopback Messages API server."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from roles.agent import ClaudeAgent, make_proposer, parse_answer
+from roles.experimenter import Experimenter
+from roles.strategy import Strategy
+from tests.roles.messages_server import MessagesServer
+from tests.roles.simulated import BASE, SimRunner, context
+
+GOOD = json.dumps({"diff": {"lr": 0.006}, "rationale": "A higher lr suits a short budget."})
+
+
+def no_swiglu(config: dict[str, Any]) -> str | None:
+    return "activation: swiglu is not allowed here" if config.get("activation") == "swiglu" else None
+
+
+def agent(url: str) -> ClaudeAgent:
+    return ClaudeAgent(Strategy(), validate=no_swiglu, model="claude-test", base_url=url,
+                       api_key="test-key", timeout_s=10)
+
+
+def test_valid_answer_becomes_a_published_hypothesis(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer([GOOD]) as server:
+        proposal = agent(server.url).propose(ctx)
+    assert (proposal.diff, proposal.source) == ({"lr": 0.006}, "agent")
+    sent = server.requests[0]
+    assert sent["path"] == "/v1/messages" and "test-key" in sent["key"]
+    assert sent["body"]["model"] == "claude-test"
+    digest = json.loads(sent["body"]["messages"][0]["content"].split("\n")[1])
+    assert digest["best_config"] == BASE and digest["track"] == ctx.track
+
+
+def test_malformed_then_invalid_answers_are_retried_with_the_error(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    bad_knob = json.dumps({"diff": {"activation": "swiglu"}, "rationale": "try swiglu"})
+    with MessagesServer(["I think you should raise the lr!", bad_knob, GOOD]) as server:
+        proposal = agent(server.url).propose(ctx)
+    assert proposal.diff == {"lr": 0.006}
+    assert ctx.counters["agent_invalid_answers"] == 2
+    last = server.requests[2]["body"]["messages"]
+    assert "swiglu is not allowed" in last[-1]["content"] and last[-2]["role"] == "assistant"
+
+
+def test_repeatedly_invalid_answers_are_dropped_and_counted(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer(["nope", "{not json", json.dumps({"diff": {}, "rationale": ""})]) as server:
+        assert agent(server.url).propose(ctx) is None
+    assert ctx.counters["agent_dropped"] == 1 and len(server.requests) == 3
+
+
+@pytest.mark.parametrize("error", [(429, "rate_limit_error"), (500, "api_error"),
+                                   (529, "overloaded_error")])
+def test_api_errors_fall_back_to_the_strategy(store, keys, error) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer([error]) as server:
+        proposal = agent(server.url).propose(ctx)
+    assert proposal is not None and proposal.source == "strategy"
+    assert ctx.counters["agent_fallbacks"] == 1
+
+
+def test_unreachable_server_falls_back(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    proposal = agent("http://127.0.0.1:9").propose(ctx)          # nothing listens on port 9
+    assert proposal.source == "strategy"
+
+
+def test_experimenter_runs_the_agents_hypothesis(store, keys) -> None:
+    runner = SimRunner()
+    ctx = context(store, keys[0], runner)
+    exp = Experimenter(Strategy())
+    while exp.work(ctx).startswith("ran"):
+        pass                                               # baseline topped up (and one experiment)
+    with MessagesServer([GOOD]) as server:
+        Experimenter(agent(server.url)).work(ctx)
+    rows = store.query("SELECT source, diff FROM hypotheses WHERE source = 'agent'").rows
+    assert rows == [("agent", '{"lr":0.006}')]
+
+
+def test_proposer_selection(monkeypatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert isinstance(make_proposer("auto"), Strategy)
+    with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
+        make_proposer("claude")
+    with pytest.raises(ValueError, match="offline"):
+        make_proposer("sometimes")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    assert isinstance(make_proposer("auto", base_url="http://127.0.0.1:9"), ClaudeAgent)
+    assert isinstance(make_proposer("offline"), Strategy)
+
+
+def test_parse_answer_rejects_unknown_knobs() -> None:
+    with pytest.raises(ValueError, match="unknown knobs"):
+        parse_answer('{"diff": {"depth": 9}, "rationale": "x"}', BASE, None, [])

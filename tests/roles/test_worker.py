@@ -1,0 +1,41 @@
+"""Worker loops (no network): nodes sharing one memory reach a verified claim with no role assigned."""
+from __future__ import annotations
+
+from roles.base import Proposal
+from swarm.worker import Worker
+from tests.roles.simulated import SD, SimRunner, context
+
+
+class LrFirst:
+    """Proposes the helpful change first, then nothing (keeps the test short)."""
+
+    def __init__(self) -> None:
+        self.left = [{"lr": 0.006}]
+
+    def propose(self, ctx):
+        return Proposal(self.left.pop(), "test", "human") if self.left else None
+
+
+def test_two_workers_reach_an_independently_verified_claim(store, keys) -> None:
+    runner = SimRunner({("lr", 0.006): -5 * SD})
+    workers = [Worker(context(store, k, runner, i), LrFirst(), max_runs=60) for i, k in
+               enumerate(keys[:2])]
+    for _ in range(40):
+        for w in workers:
+            w.step()
+        done = store.query("SELECT status FROM claim_status").rows
+        if done == [("verified",)]:
+            break
+    assert store.query("SELECT status FROM claim_status").rows == [("verified",)]
+    roles = {r[0] for r in store.query("SELECT DISTINCT role FROM roles").rows}
+    assert {"experimenter", "statistician", "verifier"} <= roles
+    claim_author = store.query("SELECT author FROM claims").rows[0][0]
+    verifier = store.query("SELECT author FROM verifications").rows[0][0]
+    assert claim_author != verifier
+    assert all(w.progress.runs > 0 for w in workers) or sum(w.progress.runs for w in workers) > 10
+
+
+def test_max_runs_stops_the_loop(store, keys) -> None:
+    w = Worker(context(store, keys[0], SimRunner(), 1), LrFirst(), pinned="experimenter", max_runs=4)
+    w.run()
+    assert w.progress.runs >= 4 and w.progress.roles == {"experimenter": w.progress.roles["experimenter"]}
