@@ -2,8 +2,12 @@
 
 The application runs on asyncio (uvloop); the libp2p host runs under trio in its own thread
 (node/bridge.py). Gossip arrives through the bridge into a batcher that ingests every ~100 ms; sync
-ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM: the current batch
-is committed, the host stopped, every thread joined, the home lock released.
+ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM: the services are
+stopped (bounded), the current batch is committed, the host stopped, every thread joined, the home
+lock released.
+
+Services are work that runs beside the daemon in threads of their own (the research worker: swarm/
+starts it through `on_started`, so node/ never imports the roles layer).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from memory.codec import sign
 from memory.records import NodeBody
@@ -39,6 +43,26 @@ T = TypeVar("T")
 LOCK_FILE = "daemon.lock"
 SAVE_PEERS_S = 30.0
 MAX_ANNOUNCE = 1000        # an import larger than this spreads by sync, not a gossip flood
+SERVICE_STOP_S = 30.0      # how long shutdown waits for each service's thread
+IDLE_WORK = "keeping the memory in sync (no work loop)"
+
+
+class Service(Protocol):
+    """Work beside the daemon, in its own thread: stopped (and joined) first at shutdown."""
+
+    def stop(self) -> None:
+        """Ask the service to stop soon (from the event loop's thread)."""
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for it to end; False when it is still running."""
+
+    def status(self) -> dict[str, Any]:
+        """What `swarm status` shows about it (JSON-able)."""
+
+
+# (the running daemon, its event loop) -> the services it started; called once the node record
+# is published, on the event loop's thread.
+StartServices = Callable[["Daemon", asyncio.AbstractEventLoop], list[Service]]
 
 
 class AlreadyRunning(RuntimeError):
@@ -52,9 +76,6 @@ class DaemonConfig:
     home: Path
     net: NetConfig = field(default_factory=NetConfig)
     duration_s: float | None = None
-    track: str | None = None          # used once the training harness lands
-    threads: int | None = None        # idem
-    max_runs: int | None = None       # idem
 
 
 class HomeLock:
@@ -97,6 +118,8 @@ class Daemon:
         self.rejected: dict[str, int] = {}
         self.started = time.time()
         self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.services: list[Service] = []
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest")
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="api-read")
         self.store: Store
@@ -108,7 +131,13 @@ class Daemon:
         """Ask run() to shut down (safe from a signal handler)."""
         self._stop.set()
 
-    async def run(self, on_ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def stop_threadsafe(self) -> None:
+        """Ask run() to shut down from another thread (a service that finished its work)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self, on_ready: Callable[[dict[str, Any]], None] | None = None,
+                  on_started: StartServices | None = None) -> None:
         """Start everything, serve until stopped, then shut down cleanly."""
         lock = HomeLock(self.home)
         lock.acquire()
@@ -116,7 +145,7 @@ class Daemon:
             self.keypair = load_or_create(self.home)
             self.store = Store(memory_path(self.home))
             try:
-                await self._serve(on_ready)
+                await self._serve(on_ready, on_started)
             finally:
                 self.store.close()
         finally:
@@ -124,8 +153,9 @@ class Daemon:
             self._read_pool.shutdown()
             lock.release()
 
-    async def _serve(self, on_ready: Callable[[dict[str, Any]], None] | None) -> None:
-        loop = asyncio.get_running_loop()
+    async def _serve(self, on_ready: Callable[[dict[str, Any]], None] | None,
+                     on_started: StartServices | None) -> None:
+        loop = self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         batcher = GossipBatcher(self.store, self._ingest_pool, self._on_gossip_ingested)
@@ -140,10 +170,13 @@ class Daemon:
             url = await self.api.start()
             tasks = [asyncio.create_task(batcher.run()), asyncio.create_task(self._housekeeping())]
             await self._publish_node_record()
+            if on_started is not None:
+                self.services = on_started(self, loop)
             if on_ready is not None:
                 on_ready({**await self.bridge.call(self.net.info), "api": url})
             await self._wait_for_stop()
         finally:
+            await self._stop_services()                 # they publish through the host: first
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -152,6 +185,13 @@ class Daemon:
             if not await asyncio.to_thread(self.bridge.stop, 15.0):
                 log.warning("libp2p thread did not stop in time")
             self.peers.save(self.home)
+
+    async def _stop_services(self) -> None:
+        for service in self.services:
+            service.stop()
+        for service in self.services:
+            if not await asyncio.to_thread(service.join, SERVICE_STOP_S):
+                log.warning("%s did not stop within %.0f s", type(service).__name__, SERVICE_STOP_S)
 
     def _net_config(self) -> NetConfig:
         return dataclasses.replace(self.config.net, seed=self.keypair.seed,
@@ -232,7 +272,7 @@ class Daemon:
             "records": count.rows[0][0], "digest": digest.hex(),
             "last_sync": None if last is None else time.strftime(
                 "%Y-%m-%dT%H:%M:%S", time.localtime(last)),
-            "current_work": "keeping the memory in sync (training harness not installed yet)",
+            "current_work": [s.status() for s in self.services] or IDLE_WORK,
             "rejected": {"invalid_from_peers": sum(p["rejected"] for p in self.peers.snapshot()),
                          **self.rejected},
         }

@@ -63,6 +63,7 @@ class Context:
     lease_s: float = 600.0                    # how long a lease holds without renewal
     clock: Callable[[], float] = time.time
     counters: dict[str, int] = field(default_factory=dict)
+    held: list[Any] = field(default_factory=list)   # leases (ClaimLeaseBody) of the current work
 
     def now_ms(self) -> int:
         """Milliseconds since the epoch (leases compare against record timestamps)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,21 @@ log = logging.getLogger(__name__)
 
 
 class HarnessRunner:
-    """Runs a full config with a seed on one track, budget and thread count; returns the run body."""
+    """Runs a full config with a seed on one track, budget and thread count; returns the run body.
 
-    def __init__(self, track: str, budget_tokens: int | None = None, threads: int | None = None,
+    `stop` (an Event the node sets at shutdown) kills the current run; the call then raises the
+    harness's `Cancelled`, so the interrupted run is never published.
+    """
+
+    def __init__(self, track: Any, budget_tokens: int | None = None, threads: int | None = None,
                  home: Path | None = None, data_dir: Path | None = None,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, stop: threading.Event | None = None) -> None:
         from node.harness import get_track     # lazy: keeps torch and friends out of imports
 
-        self.track = get_track(track).with_budget(budget_tokens)
+        track = get_track(track) if isinstance(track, str) else track
+        self.track = track.with_budget(budget_tokens)
         self.threads, self.home, self.data_dir, self.timeout_s = threads, home, data_dir, timeout_s
+        self.stop = stop
 
     def prepare(self) -> tuple[str, dict[str, Any]]:
         """Fetch data and train the tokenizer now; return the track id runs carry and its base config."""
@@ -38,7 +45,8 @@ class HarnessRunner:
         from node.harness import run_experiment, to_run_body
 
         result = run_experiment(self.track, dict(config), seed, threads=self.threads,
-                                timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir)
+                                timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir,
+                                stop=self.stop)
         log.info("run %s seed %d: %s val_bpb=%s", purpose, seed, result.status,
                  result.metrics.val_bpb)
         return to_run_body(result, purpose, ref)

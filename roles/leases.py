@@ -4,6 +4,10 @@ A lease names its work by kind and by a config hash (experiments) or a target re
 verify or assess, a hypothesis). Two nodes that lease the same work at once both see both leases
 after sync; the earlier (ts, id) wins and the other backs off. Near-duplicate experiments are
 caught by `config_distance`.
+
+A lease lasts `ctx.lease_s`; work that runs longer keeps it by `renew` (the worker calls it before
+each training run), so a live node's work is never taken over, while a dead node's lease simply
+expires and frees the work.
 """
 from __future__ import annotations
 
@@ -42,12 +46,32 @@ def take(ctx: Context, work: str, config_hash: str | None = None, target: str | 
     body = R.ClaimLeaseBody(track=ctx.track, work=work, config_hash=config_hash, target=target,
                             expires_ts=ctx.now_ms() + int(1000 * (seconds or ctx.lease_s)))
     mine = ctx.publish("claim_lease", body)
+    won = True
     # A lease that arrived (by sync) with an earlier (ts, id) wins the race.
     for lease in active(ctx, work):
         if ((config_hash is not None and lease["config_hash"] == config_hash)
                 or (target is not None and lease["target"] == target)):
-            return lease["id"] == mine.id or lease["author"] == ctx.me
-    return True
+            won = lease["id"] == mine.id or lease["author"] == ctx.me
+            break
+    if won:
+        ctx.held.append(body)
+    return won
+
+
+def renew(ctx: Context, needed_s: float = 0.0) -> int:
+    """Re-publish the leases of the current work that would expire within max(lease_s / 2,
+    needed_s) (the expected length of the next run), for another max(lease_s, 2 x needed_s).
+    Returns how many were renewed."""
+    margin_ms = int(1000 * max(ctx.lease_s / 2, needed_s))
+    length_ms = int(1000 * max(ctx.lease_s, 2 * needed_s))
+    renewed = 0
+    for i, lease in enumerate(ctx.held):
+        if lease.expires_ts - ctx.now_ms() < margin_ms:
+            fresh = lease.model_copy(update={"expires_ts": ctx.now_ms() + length_ms})
+            ctx.publish("claim_lease", fresh)
+            ctx.held[i] = fresh
+            renewed += 1
+    return renewed
 
 
 def _knob_distance(a: Any, b: Any) -> float:

@@ -19,7 +19,8 @@ from typing import Any
 from memory import codec
 from memory.records import Body, Record, RunBody
 from memory.stats import GateParams
-from roles import choice
+from node.harness.runner import Cancelled
+from roles import choice, evidence, leases
 from roles.base import Role, RoleName
 from roles.context import Context, Runner
 from roles.experimenter import Experimenter
@@ -51,35 +52,68 @@ class DaemonPublisher:
 
 @dataclass
 class Progress:
-    """What the progress display and `swarm status` show."""
+    """What the progress display and `swarm status` show (written by the worker thread only)."""
 
     role: str = "starting"
-    doing: str = ""
+    doing: str = "preparing the track"
     runs: int = 0
     roles: dict[str, int] = field(default_factory=dict)
+    run_started: float | None = None           # monotonic start of the current training run
+    step_started: float | None = None          # monotonic start of the current unit of work
+    role_mix: dict[str, int] = field(default_factory=dict)
+    best: dict[str, Any] = field(default_factory=dict)
     train_s: float = 0.0
     busy_s: float = 0.0
+    lease_renewals: int = 0
+
+    def totals(self) -> tuple[float, float]:
+        """(busy s, training s) so far, the step and the run under way included."""
+        now = time.monotonic()
+        busy = self.busy_s + (now - self.step_started if self.step_started is not None else 0.0)
+        train = self.train_s + (now - self.run_started if self.run_started is not None else 0.0)
+        return busy, train
 
     def coordination_share(self) -> float:
-        """Share of busy time not spent training (memory reads, choosing, publishing)."""
-        return (self.busy_s - self.train_s) / self.busy_s if self.busy_s > 0 else 0.0
+        """Share of busy time not spent training (memory reads, choosing, publishing, leases)."""
+        busy, train = self.totals()
+        return (busy - train) / busy if busy > 0 else 0.0
+
+    def mean_run_s(self) -> float:
+        """Mean seconds per training run so far (0 before the first)."""
+        return self.train_s / self.runs if self.runs else 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able copy for `swarm status` and the display."""
+        current = (None if self.run_started is None
+                   else {"what": self.doing, "running_s": round(time.monotonic() - self.run_started, 1)})
+        busy, train = self.totals()
+        return {"role": self.role, "doing": self.doing, "current_run": current, "runs": self.runs,
+                "my_roles": dict(self.roles), "role_mix": dict(self.role_mix),
+                "best": dict(self.best), "train_s": round(train, 3),
+                "busy_s": round(busy, 3), "lease_renewals": self.lease_renewals,
+                "coordination_share": round(self.coordination_share(), 5)}
 
 
 class TimedRunner:
-    """Wraps a Runner to count runs and the time spent training."""
+    """Wraps a Runner: renews the current work's leases before each run, counts runs and the time
+    spent training (everything else in a step is coordination)."""
 
-    def __init__(self, runner: Runner, progress: Progress) -> None:
-        self.runner, self.progress = runner, progress
+    def __init__(self, runner: Runner, progress: Progress, ctx: Context) -> None:
+        self.runner, self.progress, self.ctx = runner, progress, ctx
 
     def __call__(self, config: Mapping[str, Any], seed: int, purpose: str,
                  ref: str | None) -> RunBody:
+        # A run can outlast the lease (tinystories-cpu: minutes per run, several runs per unit).
+        self.progress.lease_renewals += leases.renew(self.ctx, 1.5 * self.progress.mean_run_s())
         self.progress.doing = f"{purpose} run, seed {seed}"
-        started = time.monotonic()
+        started = self.progress.run_started = time.monotonic()
         try:
-            return self.runner(config, seed, purpose, ref)
+            body = self.runner(config, seed, purpose, ref)
         finally:
             self.progress.train_s += time.monotonic() - started
-            self.progress.runs += 1
+            self.progress.run_started = None
+        self.progress.runs += 1            # a cancelled run (exception) is not a run
+        return body
 
 
 class Worker:
@@ -87,45 +121,73 @@ class Worker:
 
     def __init__(self, ctx: Context, proposer: Any, pinned: RoleName | None = None,
                  can_train: bool = True, max_runs: int | None = None,
-                 duration_s: float | None = None) -> None:
+                 duration_s: float | None = None, stop_event: threading.Event | None = None) -> None:
         self.progress = Progress()
         if ctx.run is not None:
-            ctx.run = TimedRunner(ctx.run, self.progress)
+            ctx.run = TimedRunner(ctx.run, self.progress, ctx)
         self.ctx, self.pinned, self.can_train = ctx, pinned, can_train
         self.max_runs, self.duration_s = max_runs, duration_s
         self.roles: dict[str, Role] = {"experimenter": Experimenter(proposer),
                                        "verifier": Verifier(), "statistician": Statistician(),
                                        "meta_analyst": MetaAnalyst()}
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
+
+    def stop(self) -> None:
+        """Ask the loop to stop (a running HarnessRunner sharing the event kills its run)."""
+        self.stop_event.set()
+
+    def out_of_budget(self, started: float) -> bool:
+        """--max-runs or --duration reached."""
+        return ((self.max_runs is not None and self.progress.runs >= self.max_runs)
+                or (self.duration_s is not None and time.monotonic() - started >= self.duration_s))
 
     def done(self, started: float) -> bool:
-        """Stopped, or --max-runs / --duration reached."""
-        return (self.stop_event.is_set()
-                or (self.max_runs is not None and self.progress.runs >= self.max_runs)
-                or (self.duration_s is not None and time.monotonic() - started >= self.duration_s))
+        """Stopped, or out of budget."""
+        return self.stop_event.is_set() or self.out_of_budget(started)
 
     def step(self) -> str | None:
         """Choose a role and do one unit of its work."""
+        self.ctx.held.clear()              # the last unit's leases are left to expire
         picked = choice.choose(self.ctx, self.can_train, self.pinned)
         self.progress.role = picked.role
+        self.progress.doing = f"working as {picked.role}"
         self.progress.roles[picked.role] = self.progress.roles.get(picked.role, 0) + 1
         summary = self.roles[picked.role].work(self.ctx)
         log.info("%s: %s", picked.role, summary or "nothing to do")
         return summary
 
+    def refresh_view(self) -> None:
+        """The swarm's role mix and best config, for the display and `swarm status`."""
+        mix: dict[str, int] = {}
+        for row in self.ctx.rows("SELECT role, sum(times) AS n FROM role_mix GROUP BY role"):
+            mix[row["role"]] = int(row["n"])
+        self.progress.role_mix = mix
+        base = evidence.baseline(self.ctx)
+        diff = {k: v for k, v in base.config.items() if self.ctx.base_config.get(k) != v}
+        mean = sum(base.values) / len(base.values) if base.values else None
+        self.progress.best = {"config_hash": base.hash, "diff": diff, "val_bpb": mean,
+                              "runs": len(base.values)}
+
     def run(self) -> None:
         """Loop until done; errors in one step are logged and the loop goes on."""
         started = time.monotonic()
         while not self.done(started):
-            t0 = time.monotonic()
+            t0 = self.progress.step_started = time.monotonic()
             try:
                 summary = self.step()
+                self.refresh_view()
+            except Cancelled:
+                log.info("current run stopped: the node is shutting down")
+                break
             except Exception:                        # a bug in one step must not stop the node
                 log.exception("work step failed")
                 summary = None
-            self.progress.busy_s += time.monotonic() - t0
+            self.progress.busy_s, self.progress.step_started = (
+                self.progress.busy_s + time.monotonic() - t0, None)
             if summary is None:
+                self.progress.doing = "idle: no open work"
                 self.stop_event.wait(IDLE_S)
+        self.progress.doing, self.progress.step_started = "stopped", None
 
 
 def make_context(daemon: Any, loop: asyncio.AbstractEventLoop, track_id: str,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run_experiment", "to_run_body", "RunResult", "TRACKS", "get_track", "Refused"]
+__all__ = ["run_experiment", "to_run_body", "RunResult", "TRACKS", "get_track", "Refused", "Cancelled"]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,6 +36,9 @@ def __getattr__(name: str) -> Any:
     if name in ("TRACKS", "get_track"):
         from node.harness import tracks
         return getattr(tracks, name)
+    if name == "Cancelled":
+        from node.harness.runner import Cancelled
+        return Cancelled
     if name == "Refused":
         from node.harness.config import Refused
         return Refused

@@ -31,6 +31,10 @@ POLL_S = 0.1
 OnEvent = Callable[[dict[str, Any]], None]
 
 
+class Cancelled(RuntimeError):
+    """The caller's stop event was set: the child was killed and there is no result to publish."""
+
+
 def fallback_context(threads: int) -> dict[str, Any]:
     """Hardware and software of this machine without importing torch (for runs that died early)."""
     from node.harness.hardware import cpu_name, ram_bytes
@@ -112,8 +116,13 @@ def _synthesise(spec: RunSpec, status: str, error: str, watch: _Watch, wall: flo
     return result_for(spec, status, error, metrics, {})
 
 
-def run_spec(spec: RunSpec, on_event: OnEvent | None = None) -> RunResult:
-    """Run `spec` in a subprocess under its time and memory limits; never raises for the child."""
+def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
+             stop: threading.Event | None = None) -> RunResult:
+    """Run `spec` in a subprocess under its time and memory limits; never raises for the child.
+
+    When `stop` is set (the node shuts down) the child is killed within POLL_S and `Cancelled`
+    raised: an interrupted run is no outcome of its config, so it must not become a record.
+    """
     watch = _Watch(on_event)
     lines: queue.Queue = queue.Queue()
     with tempfile.NamedTemporaryFile(prefix="swarm-run-", suffix=".stderr", delete=False) as errf:
@@ -129,7 +138,7 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None) -> RunResult:
         except BrokenPipeError:             # died before reading its spec: reported below
             pass
         threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-        verdict = _watch_child(proc, spec, lines, watch, started)
+        verdict = _watch_child(proc, spec, lines, watch, started, stop)
         wall = time.monotonic() - started
         if verdict is not None:
             return _synthesise(spec, verdict[0], verdict[1], watch, wall)
@@ -143,7 +152,7 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None) -> RunResult:
 
 
 def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watch: _Watch,
-                 started: float) -> tuple[str, str] | None:
+                 started: float, stop: threading.Event | None = None) -> tuple[str, str] | None:
     """Pump lines until the child's stdout closes; a (status, error) when a limit killed it."""
     deadline = started + spec.timeout_s if spec.timeout_s else None
     while True:
@@ -156,6 +165,9 @@ def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watc
             return None
         if raw:
             watch.line(raw)
+        if stop is not None and stop.is_set():
+            _kill(proc)
+            raise Cancelled("run stopped: the node is shutting down")
         if deadline is not None and time.monotonic() > deadline:
             _kill(proc)
             return "timeout", f"no result within the {spec.timeout_s:.0f} s limit"

@@ -92,13 +92,15 @@ class Node:
 
 
 def launch(home: Path, network: str, bootstrap: Sequence[str] = (), extra: Sequence[str] = (),
-           env: dict[str, str] | None = None, wait: bool = True) -> Node:
-    """Start `swarm join` on a free loopback port with `home`; wait until its API answers."""
+           env: dict[str, str] | None = None, wait: bool = True, work: bool = False) -> Node:
+    """Start `swarm join` on a free loopback port with `home`; wait until its API answers.
+
+    Without `work` the node only keeps the memory in sync (`--no-work`): no training."""
     home.mkdir(parents=True, exist_ok=True)
     verbosity = os.environ.get("SWARM_NODE_LOG", "-v")     # -vv: debug logs in HOME/node.log
     argv = [sys.executable, "-c", "from swarm.cli import main; main()", verbosity, "join",
             "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
-            "--network", network, "--sync-interval", "1"]
+            "--network", network, "--sync-interval", "1", *([] if work else ["--no-work"])]
     for addr in bootstrap:
         argv += ["--bootstrap", addr]
     log = open(home / "node.log", "ab")
@@ -137,10 +139,10 @@ def log_tail(home: Path, lines: int = 30) -> str:
 
 
 def launch_swarm(root: Path, n: int, network: str, extra: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> list[Node]:
+                 env: dict[str, str] | None = None, work: bool = False) -> list[Node]:
     """`n` nodes: the first, then the rest bootstrapping from it (started in parallel)."""
-    first = launch(root / "node0", network, extra=extra, env=env)
-    rest = [launch(root / f"node{i}", network, [first.addr], extra, env, wait=False)
+    first = launch(root / "node0", network, extra=extra, env=env, work=work)
+    rest = [launch(root / f"node{i}", network, [first.addr], extra, env, wait=False, work=work)
             for i in range(1, n)]
     for node in rest:
         wait_until_serving(node)

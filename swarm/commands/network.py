@@ -1,6 +1,7 @@
 """`swarm join` (run a node), `swarm status` (this node), `swarm peers` (who it knows)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,27 +29,59 @@ def join(
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
                                 "never exchange records)."),
-    track: Optional[str] = typer.Option(None, "--track", help="Track to work on (used once the "
-                                        "training harness lands)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Training threads (harness)."),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Stop after N runs (harness)."),
+    work: bool = typer.Option(True, "--work/--no-work", help="Run the research loop (roles, "
+                              "training) beside the node, or only keep the memory in sync."),
+    track: str = typer.Option("tinystories-cpu", "--track", help="Track to work on."),
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", help="Training tokens "
+                                                "per run (another budget is another track id)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Training threads per run."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the track's "
+                                            "train.txt and valid.txt."),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Stop the node after N "
+                                           "training runs."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds."),
+    role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
+                                       "statistician or meta_analyst (default: chosen each step)."),
+    agent: str = typer.Option("auto", "--agent", help="Who proposes experiments: auto (Claude "
+                              "when ANTHROPIC_API_KEY is set), offline (built-in strategy), claude."),
+    agent_model: Optional[str] = typer.Option(None, "--agent-model", help="Claude model id "
+                                              "(default $SWARM_AGENT_MODEL or claude-sonnet-4-5)."),
+    lease: float = typer.Option(600.0, "--lease", help="Seconds a claim lease holds; renewed "
+                                "before each run while the work goes on."),
+    run_timeout: Optional[float] = typer.Option(None, "--run-timeout", help="Wall-clock limit "
+                                                "of one training run in seconds."),
+    min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
+                                               "before experiments (gate default 16)."),
+    gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
+                                   "confirm_max=3, verify_seeds=2, alpha=0.05."),
     sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between repair "
                                         "syncs with a random peer."),
 ) -> None:
-    """Start a node: find peers, gossip new records, catch up, serve the local read API."""
+    """Start a node: find peers, gossip new records, catch up, serve the local read API, and run
+    the research loop (choose a role, train or assess or verify, publish, repeat)."""
     from memory.store import StoreError
     from node.daemon import AlreadyRunning, Daemon, DaemonConfig
     from node.home import resolve_home
     from node.host import NetConfig
+    from swarm.node_work import NodeWork, WorkOptions, gate_params
 
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval,
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
-    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration, track=track,
-                          threads=threads, max_runs=max_runs)
+    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration)
+    starter = None
+    if work:
+        try:
+            options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
+                                  data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
+                                  agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
+                                  gate=gate_params(gate, min_baseline))
+            options.check()
+        except (KeyError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+        starter = NodeWork.starter(options)
     try:
-        _run(Daemon(config))
+        _run(Daemon(config), starter)
     except AlreadyRunning as exc:
         fail(str(exc))
     except StoreError as exc:
@@ -57,11 +90,13 @@ def join(
         fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
 
 
-def _run(daemon: Any) -> None:
+def _run(daemon: Any, starter: Any) -> None:
     import asyncio
     import logging
 
     import uvloop
+
+    from swarm import progress_view
 
     # libp2p logs expected network failures (an unreachable peer) at WARNING; show them with -vv only
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
@@ -75,8 +110,12 @@ def _run(daemon: Any) -> None:
         console.print("to join this swarm from another machine, run:")
         console.print(f"  swarm join --bootstrap {lan[0]}", highlight=False, soft_wrap=True)
 
+    def work() -> dict[str, Any] | None:
+        return daemon.services[0].status() if daemon.services else None
+
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(daemon.run(on_ready=ready))
+        with progress_view.live(console, work) if starter else contextlib.nullcontext():
+            runner.run(daemon.run(on_ready=ready, on_started=starter))
     console.print("node stopped")
 
 
@@ -106,9 +145,16 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         info = _offline_status(home)
     if json_out:
         return print_json(info)
+    from swarm.progress_view import work_rows
+
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in info.items() if key != "addrs"]
+            for key, value in info.items() if key not in ("addrs", "current_work")]
     rows += [("addr", addr) for addr in info.get("addrs", [])]
+    work = info.get("current_work")
+    for loop in work if isinstance(work, list) else []:
+        rows += [(f"work: {name}", value) for name, value in work_rows(loop)]
+    if isinstance(work, str):
+        rows.append(("current_work", work))
     print_table("node status", ["field", "value"], rows)
 
 

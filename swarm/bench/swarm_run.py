@@ -1,0 +1,162 @@
+"""`swarm bench swarm`: a whole swarm end to end, and each node's coordination share.
+
+N `swarm join` processes on loopback (the real daemon, libp2p, DuckDB and training harness) work on
+`tinystories-cpu` with a tiny token budget and the offline strategy until a claim has been assessed
+and verified by a peer other than its author. The swarm is seeded with one `hypothesis` record
+(default: batch_size 4, which truly helps at a 20k-token budget: ~0.05 bpb, several noise sds), so
+the run does not depend on the strategy's luck. Then every node's worker reports how long it was
+busy and how much of that was training; the rest (role choice, memory queries, publishing,
+leases) is coordination. The end-to-end test (tests/roles/test_e2e.py) runs the same code.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from memory import codec
+from memory.crypto import Keypair
+from memory.records import HypothesisBody
+from swarm.bench.nodes import Node, kill_all, launch_swarm, log_tail, wait_for
+from swarm.output import console, fail, print_json, print_table
+
+log = logging.getLogger(__name__)
+
+# A claim that went through assessment and an independent verification, from one replica.
+VERIFIED_SQL = """
+    SELECT c.id, c.author, a.verdict, v.author AS verifier, v.outcome, s.status
+    FROM claims c JOIN latest_assessments a ON a.claim = c.id
+    JOIN verifications v ON v.claim = c.id AND v.author <> c.author
+    JOIN claim_status s ON s.claim = c.id
+    ORDER BY c.ts LIMIT 1"""
+
+
+@dataclass
+class SwarmRun:
+    """What the end-to-end run uses; the defaults keep it at ~2 minutes on 2 cores."""
+
+    nodes: int = 3
+    track: str = "tinystories-cpu"
+    budget_tokens: int = 20_000
+    threads: int = 1
+    min_baseline: int = 4
+    gate: dict[str, Any] = field(default_factory=lambda: {"confirm_max": 3, "verify_seeds": 2})
+    lease_s: float = 60.0
+    hypothesis: dict[str, Any] = field(default_factory=lambda: {"batch_size": 4})
+    timeout_s: float = 300.0
+
+    def args(self, data_dir: Path) -> list[str]:
+        """The `swarm join` options every node gets."""
+        argv = ["--track", self.track, "--budget-tokens", str(self.budget_tokens),
+                "--threads", str(self.threads), "--data-dir", str(data_dir), "--agent", "offline",
+                "--min-baseline", str(self.min_baseline), "--lease", str(self.lease_s)]
+        for key, value in self.gate.items():
+            argv += ["--gate", f"{key}={value}"]
+        return argv
+
+    def track_id(self) -> str:
+        """The id runs carry: the track with this budget."""
+        from node.harness import get_track
+        return get_track(self.track).with_budget(self.budget_tokens).id
+
+
+@dataclass
+class Outcome:
+    """A finished end-to-end run."""
+
+    nodes: list[Node]
+    claim: dict[str, Any]
+    wall_s: float
+
+
+def seed_hypothesis(node: Node, track_id: str, diff: dict[str, Any]) -> None:
+    """Publish a `hypothesis` (by a key of its own, as a person would) through `node`."""
+    record = codec.sign(Keypair.generate(), "hypothesis", 1, HypothesisBody(
+        track=track_id, diff=diff, rationale="seeded by the end-to-end run", source="human"))
+    node.ingest([record.raw])
+
+
+def verified_claim(node: Node) -> dict[str, Any] | None:
+    """The first claim in `node`'s replica with an assessment and a non-author verification."""
+    reply = node.query(VERIFIED_SQL)
+    return dict(zip(reply["columns"], reply["rows"][0])) if reply["rows"] else None
+
+
+def _check_alive(nodes: list[Node]) -> None:
+    for node in nodes:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"node {node.home.name} exited with {node.proc.returncode}:\n"
+                                 f"{log_tail(node.home)}")
+
+
+def run(root: Path, network: str, spec: SwarmRun, data_dir: Path) -> Outcome:
+    """Start the swarm, seed it, wait until a claim is assessed and independently verified."""
+    started = time.monotonic()
+    nodes = launch_swarm(root, spec.nodes, network, extra=spec.args(data_dir), work=True)
+    seed_hypothesis(nodes[0], spec.track_id(), spec.hypothesis)
+
+    def done() -> dict[str, Any] | None:
+        _check_alive(nodes)
+        return verified_claim(nodes[0])
+
+    claim = wait_for(done, spec.timeout_s, "an assessed, independently verified claim", interval=2)
+    return Outcome(nodes, claim, time.monotonic() - started)
+
+
+def coordination(nodes: list[Node]) -> list[dict[str, Any]]:
+    """Each node's busy time, training time and coordination share (from its worker)."""
+    out = []
+    for node in nodes:
+        work = node.status()["current_work"][0]
+        out.append({"node": node.home.name, "runs": work["runs"], "roles": work["my_roles"],
+                    "busy_s": work["busy_s"], "train_s": work["train_s"],
+                    "coordination_s": round(work["busy_s"] - work["train_s"], 3),
+                    "coordination_share": work["coordination_share"],
+                    "lease_renewals": work["lease_renewals"]})
+    return out
+
+
+def bench(
+    nodes: int = typer.Option(3, "--nodes", help="Node processes."),
+    budget_tokens: int = typer.Option(20_000, "--budget-tokens", help="Training tokens per run."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="tinystories-cpu's files "
+                                            "(default ../shared/data/tinystories)."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Give up after S seconds."),
+    json_out: bool = typer.Option(False, "--json", help="JSON instead of tables."),
+) -> None:
+    """Run a swarm until a claim is independently verified; report wall time and each node's
+    coordination share (time not spent training / busy time; target < 2%)."""
+    from node.harness.data import shared_data_dir
+
+    data_dir = data_dir or shared_data_dir()
+    if data_dir is None:
+        fail("no tinystories data here; pass --data-dir with train.txt and valid.txt")
+    spec = SwarmRun(nodes=nodes, budget_tokens=budget_tokens, timeout_s=timeout)
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
+        try:
+            outcome = run(Path(tmp), f"bench-{uuid.uuid4().hex[:8]}", spec, data_dir)
+            per_node = coordination(outcome.nodes)
+        finally:
+            kill_all()
+    busy = sum(n["busy_s"] for n in per_node)
+    report = {"spec": asdict(spec), "wall_s": round(outcome.wall_s, 1), "claim": outcome.claim,
+              "nodes": per_node, "coordination_share_overall":
+                  round(sum(n["coordination_s"] for n in per_node) / busy, 5) if busy else None}
+    if json_out:
+        return print_json(report)
+    console.print(f"claim {outcome.claim['id'][:12]} by {outcome.claim['author'][-8:]}: "
+                  f"{outcome.claim['verdict']}, verified by {outcome.claim['verifier'][-8:]} "
+                  f"({outcome.claim['outcome']}) after {report['wall_s']} s")
+    print_table("coordination per node", ["node", "runs", "busy s", "train s", "coord s", "share"],
+                [(n["node"], n["runs"], n["busy_s"], n["train_s"], n["coordination_s"],
+                  f"{100 * n['coordination_share']:.2f}%") for n in per_node])
+    console.print(f"overall coordination share {100 * (report['coordination_share_overall'] or 0):.2f}%"
+                  f" (target < 2%)")
+    log.debug(json.dumps(report, default=str))

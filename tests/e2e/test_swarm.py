@@ -1,0 +1,35 @@
+"""The whole swarm: three `swarm join` processes on loopback train tinystories-cpu (tiny budget),
+choose their roles from the memory, and get a claim assessed and independently verified."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from node.harness.data import shared_data_dir
+from swarm.bench.swarm_run import SwarmRun, coordination, run
+
+DATA = shared_data_dir()
+
+
+@pytest.mark.skipif(DATA is None, reason="tinystories-cpu's data (../shared/data/tinystories) "
+                                         "is not here and cannot be downloaded offline")
+def test_three_nodes_reach_an_independently_verified_claim(tmp_path: Path) -> None:
+    spec = SwarmRun(timeout_s=240)
+    outcome = run(tmp_path, f"e2e-{uuid.uuid4().hex[:8]}", spec, DATA)
+    claim = outcome.claim
+    assert claim["verdict"] == "supported" and claim["verifier"] != claim["author"]
+    assert claim["outcome"] == "confirmed" and claim["status"] == "verified"
+    node = outcome.nodes[0]
+    rows = node.query("SELECT diff, candidate_runs FROM claims WHERE id = ?", [claim["id"]])["rows"]
+    assert '"batch_size":4' in rows[0][0].replace(" ", "")        # the seeded, truly helpful change
+    runs = node.query("SELECT author, purpose, status, track FROM runs")["rows"]
+    assert {r[3] for r in runs} == {spec.track_id()} and all(r[2] == "ok" for r in runs)
+    assert {"baseline", "screen", "confirm", "replay", "verify"} <= {r[1] for r in runs}
+    assert len({r[0] for r in runs}) >= 2                         # more than one node trained
+    roles = node.query("SELECT DISTINCT role FROM roles")["rows"]
+    assert len(roles) >= 2
+    assert {"experimenter", "statistician", "verifier"} <= {r[0] for r in roles}
+    for entry in coordination(outcome.nodes):                     # every node reports its timing
+        assert entry["busy_s"] + 1.0 >= entry["train_s"] > 0      # 1 s: read while a step ends
