@@ -47,7 +47,8 @@ class SwarmRun:
     budget_tokens: int = 20_000
     threads: int = 1
     min_baseline: int = 4
-    gate: dict[str, Any] = field(default_factory=lambda: {"confirm_max": 3, "verify_seeds": 2})
+    gate: dict[str, Any] = field(default_factory=lambda: {"confirm_max": 2, "min_confirm": 2,
+                                                             "verify_seeds": 2})
     lease_s: float = 60.0
     hypothesis: dict[str, Any] = field(default_factory=lambda: {"batch_size": 4})
     timeout_s: float = 300.0

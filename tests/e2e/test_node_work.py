@@ -1,0 +1,91 @@
+"""`swarm join` with its work loop, as a process: status shows the worker, SIGTERM during a
+training run stops the node promptly with nothing half-published, --max-runs ends the node, and bad
+work options are refused with one line before anything starts."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from memory.store import Store
+from node.home import memory_path
+from node.harness.data import shared_data_dir
+from swarm.bench.nodes import launch, wait_for
+
+DATA = shared_data_dir()
+needs_data = pytest.mark.skipif(DATA is None, reason="tinystories-cpu's data is not here")
+CLI = [sys.executable, "-c", "from swarm.cli import main; main()"]
+
+
+def _work_args(*extra: str) -> list[str]:
+    return ["--budget-tokens", "20000", "--threads", "1", "--data-dir", str(DATA),
+            "--agent", "offline", *extra]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.split(") ")[1][0] != "Z"
+
+
+@needs_data
+def test_sigterm_during_a_run_stops_the_node_and_kills_the_run(tmp_path: Path) -> None:
+    node = launch(tmp_path / "a", f"w-{uuid.uuid4().hex[:8]}", extra=_work_args(), work=True)
+    work = wait_for(lambda: (w := node.status()["current_work"][0])["current_run"] and w, 60,
+                    "a training run")
+    assert work["role"] == "experimenter" and work["track"] == "tinystories-cpu"
+    assert "baseline run" in work["current_run"]["what"]
+    runs = wait_for(lambda: _children(node.proc.pid), 10, "the run's child process")
+    started = time.monotonic()
+    assert node.stop(signal.SIGTERM, timeout=30) == 0
+    assert time.monotonic() - started < 15
+    assert not any(_alive(pid) for pid in runs)                  # the training child is gone
+    log = (node.home / "node.log").read_text()
+    assert "node stopped" in log and "Traceback" not in log
+    with Store(memory_path(node.home)) as store:            # no record of the killed run
+        assert store.query("SELECT count(*) FROM runs WHERE status <> 'ok'").rows == [(0,)]
+
+
+@needs_data
+def test_max_runs_ends_the_node_after_its_unit_of_work(tmp_path: Path) -> None:
+    node = launch(tmp_path / "a", f"w-{uuid.uuid4().hex[:8]}",
+                  extra=_work_args("--max-runs", "1", "--role", "experimenter"), work=True)
+    assert node.proc.wait(120) == 0
+    with Store(memory_path(node.home)) as store:
+        rows = store.query("SELECT purpose, status FROM runs").rows
+        roles = store.query("SELECT DISTINCT role FROM roles").rows
+    assert rows == [("baseline", "ok")] * 3                      # one unit: 3 baseline seeds
+    assert roles == [("experimenter",)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--role", "boss"], "--role must be one of"),
+    (["--agent", "gpt"], "--agent must be auto, offline or claude"),
+    (["--track", "nope"], "unknown track 'nope'"),
+    (["--gate", "alpha"], "--gate wants KEY=VALUE"),
+    (["--gate", "confirm_max=lots"], "--gate confirm_max wants a number"),
+    (["--min-baseline", "1"], "--min-baseline must be at least 2"),
+])
+def test_bad_work_options_are_refused_in_one_line(tmp_path: Path, args: list[str],
+                                                  message: str) -> None:
+    done = subprocess.run([*CLI, "join", "--home", str(tmp_path / "h"), "--no-mdns", "--listen",
+                           "/ip4/127.0.0.1/tcp/0", *args], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
