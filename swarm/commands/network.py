@@ -78,7 +78,7 @@ def join(
                                   gate=gate_params(gate, min_baseline))
             options.check()
         except (KeyError, ValueError) as exc:
-            fail(str(exc).strip("'\""))
+            fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
         starter = NodeWork.starter(options)
     try:
         _run(Daemon(config), starter)
