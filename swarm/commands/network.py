@@ -57,8 +57,10 @@ def join(
     sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between repair "
                                         "syncs with a random peer."),
 ) -> None:
-    """Start a node: find peers, gossip new records, catch up, serve the local read API, and run
-    the research loop (choose a role, train or assess or verify, publish, repeat)."""
+    """Start a node and its research loop (choose a role, work, publish, repeat).
+
+    The node finds peers, gossips new records, catches up and serves the local read API; beside it
+    the worker trains, assesses or verifies (--no-work: only keep the memory in sync)."""
     from memory.store import StoreError
     from node.daemon import AlreadyRunning, Daemon, DaemonConfig
     from node.home import resolve_home
