@@ -1,0 +1,47 @@
+"""The worker's progress as `swarm status` rows and as the live panel of `swarm join`."""
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+from rich.console import Console
+
+from swarm import progress_view
+from swarm.worker import Progress
+
+WORK = {"track": "tinystories-cpu", "role": "verifier", "current_run": {"what": "replay run, seed 7",
+        "running_s": 12.0}, "runs": 5, "role_mix": {"experimenter": 4, "verifier": 1},
+        "best": {"val_bpb": 2.25, "runs": 6, "diff": {"batch_size": 4}},
+        "busy_s": 100.0, "coordination_share": 0.0125}
+
+
+def test_rows_show_role_run_best_mix_and_share() -> None:
+    rows = dict(progress_view.work_rows(WORK))
+    assert rows["role"] == "verifier" and rows["current run"] == "replay run, seed 7 (12 s)"
+    assert rows["swarm's best"] == 'val_bpb 2.2500 over 6 runs: {"batch_size": 4}'
+    assert rows["role mix (swarm)"] == "experimenter 4, verifier 1"
+    assert rows["coordination share"].startswith("1.25% of 100 s")
+
+
+def test_live_panel_draws_on_a_terminal_only() -> None:
+    out = io.StringIO()
+    tty = Console(file=out, force_terminal=True, width=100)
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    with progress_view.live(tty, lambda: WORK):
+        assert root.handlers != handlers            # logs go through the console meanwhile
+        time.sleep(1.2)
+    assert root.handlers == handlers and "swarm's best" in out.getvalue()
+    piped = io.StringIO()
+    with progress_view.live(Console(file=piped, force_terminal=False), lambda: WORK):
+        pass
+    assert piped.getvalue() == ""
+
+
+def test_progress_counts_the_step_and_run_under_way() -> None:
+    p = Progress(busy_s=10.0, train_s=9.0, runs=1)
+    p.step_started = p.run_started = time.monotonic() - 5.0
+    busy, train = p.totals()
+    assert 15.0 <= busy < 15.5 and 14.0 <= train < 14.5
+    assert abs(p.coordination_share() - 1.0 / busy) < 0.01
