@@ -57,14 +57,15 @@ def sign(keypair: crypto.Keypair, kind: str, seq: int, body: Body, ts: int | Non
         raise TypeError(f"a {kind!r} record needs a {BODIES.get(kind, Body).__name__} body")
     if seq < 1:
         raise ValueError("seq starts at 1")
+    data = body.model_dump(mode="python")
     envelope = {"v": SCHEMA_VERSION, "kind": kind, "author": keypair.peer_id, "seq": seq,
-                "ts": now_ms() if ts is None else ts, "body": body.model_dump(mode="python")}
+                "ts": now_ms() if ts is None else ts, "body": data}
     payload = canonical.pack(envelope)
     signature = keypair.sign(payload)
     raw = canonical.pack([payload, signature])
     return Record(id=canonical.digest_hex(payload), v=SCHEMA_VERSION, kind=kind,
                   author=keypair.peer_id, seq=seq, ts=envelope["ts"], body=body,
-                  signature=signature, raw=raw)
+                  signature=signature, raw=raw, data=data)
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
@@ -138,7 +139,7 @@ def _parse(raw: bytes, now: int) -> Record:
     body = _validate_body(model, envelope["body"])
     return Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
                   author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
-                  signature=signature, raw=raw)
+                  signature=signature, raw=raw, data=envelope["body"])
 
 
 def _payload(record: Record) -> bytes:

@@ -225,6 +225,7 @@ class Record:
     body: Body
     signature: bytes
     raw: bytes
+    data: dict[str, Any]     # the body as plain values (what the payload holds), for storage
 
     def envelope(self) -> dict[str, Any]:
         """The signed fields, as a plain dict (what the payload encodes)."""

@@ -37,7 +37,7 @@ class Column:
     path: tuple[str, ...]
 
     def get(self, dumped: dict[str, Any]) -> Any:
-        """This column's value from `body.model_dump()`."""
+        """This column's value from a body's plain values (`Record.data`)."""
         value: Any = dumped
         for name in self.path:
             value = value[name]
@@ -116,7 +116,6 @@ def kind_table(kind: str, records: list[Record]) -> pa.Table:
         "seq": pa.array([r.seq for r in records], pa.uint64()),
         "ts": pa.array([r.ts for r in records], pa.int64()),
     }
-    dumped = [r.body.model_dump(mode="python") for r in records]
     for col in BODY_COLUMNS[kind]:
-        data[col.name] = pa.array([col.get(d) for d in dumped], _ARROW[col.sql_type])
+        data[col.name] = pa.array([col.get(r.data) for r in records], _ARROW[col.sql_type])
     return pa.table(data)

@@ -48,16 +48,24 @@ def open_reader(home: Path | None) -> Iterator[Reader]:
         memory.close()
 
 
-def run_query(reader: Reader, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-    """`reader.query`, with errors turned into one-line messages."""
+@contextmanager
+def query_errors() -> Iterator[None]:
+    """Turn query errors inside the block into one-line messages and exit code 1."""
     try:
-        return reader.query(sql, params)
+        yield
     except UnsafeQuery as exc:
         fail(str(exc))
     except duckdb.Error as exc:
         fail(f"SQL error: {str(exc).splitlines()[0]}")
     except api_client.ApiError as exc:
         fail(f"daemon: {exc}")
+
+
+def run_query(reader: Reader, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+    """`reader.query`, with errors turned into one-line messages."""
+    with query_errors():
+        return reader.query(sql, params)
+    raise AssertionError("unreachable")     # fail() exits
 
 
 def as_dicts(result: QueryResult) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from memory.canonical import config_hash
@@ -65,59 +67,80 @@ def _peak_mem_mb(device: Any) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check, train and evaluate; returns (metrics, context). Raises Refused / NonFinite / others."""
-    from pathlib import Path
+@dataclass
+class Plan:
+    """A spec that passed every check, with what the checks worked out."""
 
-    import numpy as np
+    device: Any
+    tokenizer: Any
+    params: int
+    steps: int
+    precision: str
+    peak_flops: float
+    flops_per_token: float
+    compiled: bool
+
+
+def plan_run(spec: RunSpec) -> Plan:
+    """Every check before training (budget, memory, time), in that order; raises Refused."""
     import torch
 
     from node.harness import feasibility, hardware
-    from node.harness.evaluate import evaluate_bpb
-    from node.harness.model import flops_per_token
+    from node.harness.model import GPT, flops_per_token
     from node.harness.tokenizer import Tokenizer
-    from node.harness.train import Trainer, choose_device, choose_precision, train_loop
+    from node.harness.train import choose_device, choose_precision
 
     torch.set_num_threads(spec.threads)
-    cfg, track = spec.config, spec.track
-    steps = feasibility.check_budget(cfg, track.budget.tokens)
+    cfg, budget = spec.config, spec.track.budget.tokens
+    steps = feasibility.check_budget(cfg, budget)
     device = choose_device(spec.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True      # the few fp32 matmuls left under bf16
         torch.backends.cudnn.allow_tf32 = True
     tok = Tokenizer.load(Path(spec.tokenizer))
-    vocab = tok.vocab_size
-    with torch.device("meta"):
-        from node.harness.model import GPT
-        params = GPT(cfg, vocab).num_params()
+    with torch.device("meta"):                            # count params without allocating
+        params = GPT(cfg, tok.vocab_size).num_params()
     free = hardware.memory_free(device)
     if spec.memory_limit_mb and device.type == "cpu":
         free = min(free, int(spec.memory_limit_mb * 2**20))
-    feasibility.check_fits(cfg, vocab, params, free, device.type)
+    feasibility.check_fits(cfg, tok.vocab_size, params, free, device.type)
     precision = choose_precision(spec.precision, device, params)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     cache = Path(spec.cache) / "peak_flops.json" if spec.cache else None
     peak = hardware.peak_flops(device, dtype, spec.threads, cache)
-    fpt = flops_per_token(cfg, vocab, params)
-    feasibility.check_time(fpt, track.budget.tokens, peak, spec.timeout_s)
+    fpt = flops_per_token(cfg, tok.vocab_size, params)
+    feasibility.check_time(fpt, budget, peak, spec.timeout_s)
     compiled = spec.compile == "on" or (spec.compile == "auto" and device.type == "cuda"
                                         and steps >= 300)
-    ctx = {"hardware": hardware.describe(device, spec.threads), "params": params,
-           "software": _software(torch.__version__, precision, compiled, spec.threads)}
-    emit({"event": "start", "params": params, "steps": steps, "device": device.type,
-          "precision": precision, "compile": compiled, "peak_flops": peak})
-    trainer = Trainer(cfg, vocab, np.load(spec.train_tokens), spec.seed, device, precision,
-                      compiled, steps)
+    return Plan(device, tok, params, steps, precision, peak, fpt, compiled)
+
+
+def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check, train and evaluate; returns (metrics, context). Raises Refused / NonFinite / others."""
+    import numpy as np
+    import torch
+
+    from node.harness.evaluate import evaluate_bpb
+    from node.harness.hardware import describe
+    from node.harness.train import Trainer, train_loop
+
+    plan, cfg = plan_run(spec), spec.config
+    ctx = {"hardware": describe(plan.device, spec.threads), "params": plan.params,
+           "software": _software(torch.__version__, plan.precision, plan.compiled, spec.threads)}
+    emit({"event": "start", "params": plan.params, "steps": plan.steps, "device": plan.device.type,
+          "precision": plan.precision, "compile": plan.compiled, "peak_flops": plan.peak_flops})
+    trainer = Trainer(cfg, plan.tokenizer.vocab_size, np.load(spec.train_tokens), spec.seed,
+                      plan.device, plan.precision, plan.compiled, plan.steps)
     out = train_loop(trainer, emit, spec.progress_every_s,
-                     check_every=1 if device.type == "cpu" else 25,
+                     check_every=1 if plan.device.type == "cpu" else 25,
                      fault=_fault(spec.fault, trainer.model))
-    val = evaluate_bpb(trainer.model, np.load(spec.eval_tokens), tok.token_bytes(), cfg.seq_len,
-                       cfg.batch_size, device, trainer.autocast())
+    val = evaluate_bpb(trainer.model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
+                       cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
     tps = out["tokens"] / out["train_s"]
     metrics = {"val_bpb": val, "train_loss": out["train_loss"], "tokens": out["tokens"],
                "steps": out["steps"], "wall_s": time.perf_counter() - started,
-               "tokens_per_s": tps, "mfu": fpt * tps / peak, "peak_mem_mb": _peak_mem_mb(device),
-               "params": params}
+               "tokens_per_s": tps, "mfu": plan.flops_per_token * tps / plan.peak_flops,
+               "peak_mem_mb": _peak_mem_mb(plan.device), "params": plan.params}
     return metrics, ctx
 
 

@@ -11,14 +11,14 @@ from typing import Any, Optional
 import typer
 
 from swarm.output import console, fail, print_json, print_table
-from swarm.reader import as_dicts, open_reader, run_query
+from swarm.reader import as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
 TRACK = typer.Option(None, "--track", "-t", help="Only this track.")
 EXPORT_TABLES = ("records", "nodes", "roles", "hypotheses", "claim_leases", "runs", "claims",
                  "verifications", "assessments", "findings", "noise_floors", "equivocations",
-                 "leaderboard", "seed_stats", "claim_status", "noise_floor")
+                 "leaderboard", "seed_stats", "config_support", "claim_status", "noise_floor")
 
 
 def _short(value: Any, n: int = 12) -> str:
@@ -38,10 +38,10 @@ def _compact(config: Any) -> str:
 def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help="Rows per track."),
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Configs ranked by mean val_bpb over seeds, per track (lower is better)."""
-    with open_reader(home) as reader:
-        result = run_query(reader, "SELECT * FROM leaderboard WHERE (? IS NULL OR track = ?) "
-                           "AND rank <= ? ORDER BY track, rank", [track, track, limit])
-    rows = as_dicts(result)
+    from memory.leaderboard import top
+
+    with open_reader(home) as reader, query_errors():
+        rows = top(reader, track, limit)
     if json_out:
         return print_json(rows)
     print_table("leaderboard (val_bpb, lower is better)",

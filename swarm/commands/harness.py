@@ -85,8 +85,10 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
+        record: bool = typer.Option(True, "--record/--no-record",
+                                    help="Sign the run and add it to the home's memory."),
         json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
-    """Run one experiment locally (in a subprocess) and print its result."""
+    """Run one experiment locally (in a subprocess), print its result and record it in the memory."""
     from node.harness.config import Refused, parse_sets
     from node.harness.data import DataError
     from node.harness.experiment import run_experiment
@@ -110,14 +112,46 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
                                     on_prepare=_prepare_hook(bars, tasks))
     except DataError as exc:
         fail(str(exc))
+    run_id = _record(result, home) if record and result.status != "refused" else None
     if json_out:
-        print_json(result.model_dump())
+        print_json({**result.model_dump(), "record_id": run_id})
     if result.status == "refused":
         fail(f"refused: {result.error}")
     if not json_out:
         _show_result(result)
+        if run_id:
+            err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _record(result: Any, home: Path | None) -> str | None:
+    """Sign the run with the node's key and store it; the record id, or None if it could not be."""
+    from memory import codec
+    from memory.store import Store, StoreError
+    from node import api_client
+    from node.harness.spec import to_run_body
+    from node.home import memory_path, resolve_home
+    from node.identity import IdentityError, load_or_create
+
+    resolved = resolve_home(home)
+    if api_client.connect(resolved) is not None:
+        # The running node is the only process that may sign this identity's next record:
+        # a second signer could reuse its seq and get the node flagged as equivocating.
+        err_console.print("[yellow]not recorded:[/] a node runs on this home; its worker records "
+                          "the runs it does (stop it to record manual runs)")
+        return None
+    try:
+        keypair = load_or_create(resolved)
+        with Store(memory_path(resolved)) as store:
+            record = codec.sign(keypair, "run", store.next_seq(keypair.peer_id),
+                                to_run_body(result, purpose="manual"))
+            report = store.add([record])
+    except (IdentityError, StoreError) as exc:
+        fail(f"the run finished but was not recorded: {exc}")
+    if report.accepted != 1:
+        fail(f"the run finished but the memory refused its record: {report.as_dict()}")
+    return record.id
 
 
 def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0, help="Seeds of tinystories-cpu."),

@@ -60,3 +60,10 @@ def test_run_json_on_the_cpu_track(tmp_path) -> None:
     out = json.loads(res.stdout)                   # stdout is pure JSON: progress goes to stderr
     assert out["status"] == "ok" and out["metrics"]["steps"] == 2 and out["seed"] == 1
     assert out["track"] == TRACKS["tinystories-cpu"].with_budget(2048).id != TRACKS["tinystories-cpu"].id
+    # the run was signed with the home's identity and stored: browsing sees it
+    runs = json.loads(cli.invoke(app, ["runs", "--json", "--home", str(tmp_path)]).stdout)
+    assert [r["id"] for r in runs] == [out["record_id"]]
+    assert runs[0]["val_bpb"] == out["metrics"]["val_bpb"] and runs[0]["purpose"] == "manual"
+    shown = json.loads(cli.invoke(app, ["show", out["record_id"][:10], "--json",
+                                        "--home", str(tmp_path)]).stdout)
+    assert shown["body"]["config_hash"] == out["config_hash"] and shown["seq"] == 1
