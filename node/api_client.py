@@ -82,5 +82,10 @@ class ApiClient:
         return self._request("/ingest", msgpack.packb(raws, use_bin_type=True),
                              "application/msgpack")
 
+    def publish(self, kind: str, body: dict[str, Any]) -> str:
+        """Have the daemon sign `body` as this node's next `kind` record and publish it; its id."""
+        reply = self._request("/publish", json.dumps({"kind": kind, "body": body}).encode())
+        return str(reply["id"])
+
     def close(self) -> None:
         """Nothing to release (one HTTP request per call)."""

@@ -79,6 +79,26 @@ def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
         return 200, {"accepted": report.accepted, "duplicate": report.duplicate,
                      "rejected": dict(report.rejected)}
 
+    async def publish(request: Request) -> tuple[int, Any]:
+        # Another process of this node (e.g. `swarm run`) hands over a body; the daemon signs it,
+        # since it alone allocates this identity's seqs.
+        import pydantic
+
+        from memory.records import BODIES
+        payload = request.json()
+        if not isinstance(payload, dict) or payload.get("kind") not in BODIES:
+            raise HttpError(400, f"expected {{kind, body}} with kind one of {', '.join(BODIES)}")
+        try:
+            body = BODIES[payload["kind"]].model_validate(payload.get("body"))
+        except pydantic.ValidationError as exc:
+            raise HttpError(400, f"invalid {payload['kind']} body: {exc.errors()[0]['msg']}") from exc
+        from node.daemon import PublishError
+        try:
+            record = await daemon.publish(payload["kind"], body)
+        except PublishError as exc:
+            raise HttpError(500, str(exc)) from exc
+        return 200, {"id": record.id, "seq": record.seq}
+
     async def arrivals(request: Request) -> tuple[int, Any]:
         try:
             since = int(request.query.get("since", "0"))
@@ -87,4 +107,5 @@ def routes(daemon: Daemon) -> dict[tuple[str, str], Handler]:
         return 200, await asyncio.to_thread(daemon.arrivals.since, since)
 
     return {("POST", "/query"): query, ("GET", "/status"): status, ("GET", "/peers"): peers,
-            ("POST", "/ingest"): ingest, ("GET", "/arrivals"): arrivals}
+            ("POST", "/ingest"): ingest, ("POST", "/publish"): publish,
+            ("GET", "/arrivals"): arrivals}

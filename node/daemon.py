@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from memory.codec import sign
-from memory.records import NodeBody
+from memory.records import Body, NodeBody, Record
 from memory.store import IngestReport, Store
 from node import machine
 from node.api_routes import routes
@@ -107,6 +107,10 @@ class HomeLock:
             self._fd = None
 
 
+class PublishError(RuntimeError):
+    """This node's own record could not be stored."""
+
+
 class Daemon:
     """One node: run() until stop() (or a signal, or --duration)."""
 
@@ -121,6 +125,10 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.services: list[Service] = []
         self._ingest_pool = ThreadPoolExecutor(1, thread_name_prefix="ingest")
+        # Everything this node signs goes through publish(), one at a time: two signers reading
+        # the same "next seq" would publish two records under one seq, and every peer would then
+        # flag this node as equivocating.
+        self._publish_lock = asyncio.Lock()
         self._read_pool = ThreadPoolExecutor(2, thread_name_prefix="api-read")
         self.store: Store
         self.net: NetHost
@@ -241,6 +249,15 @@ class Daemon:
                     await self.bridge.call(self.net.publish, raw)
         return report
 
+    async def publish(self, kind: str, body: Body) -> Record:
+        """Sign `body` as this node's next record, store it and gossip it (the node's only signer)."""
+        async with self._publish_lock:
+            record = sign(self.keypair, kind, await self._next_seq(), body)
+            report = await self.ingest_and_announce([record.raw])
+        if report.accepted != 1:
+            raise PublishError(f"own {kind} record was not stored: {report.as_dict()}")
+        return record
+
     async def _publish_node_record(self) -> None:
         info = await self.bridge.call(self.net.info)
         body = NodeBody(name=machine.name(), hardware=machine.hardware(),
@@ -248,8 +265,7 @@ class Daemon:
                         capabilities=["gossip", "sync"])
         if machine.unchanged(self.home, body):
             return                                      # republished on change only
-        record = sign(self.keypair, "node", await self._next_seq(), body)
-        await self.ingest_and_announce([record.raw])
+        await self.publish("node", body)
         machine.remember(self.home, body)
 
     async def _next_seq(self) -> int:

@@ -1,9 +1,8 @@
 """The node's work loop: choose a role, work, publish, repeat (what `swarm join` runs beside the daemon).
 
 The loop runs in its own thread: training blocks for minutes, while the daemon's asyncio loop keeps
-gossip and sync going. Records are signed here and handed to the daemon's `ingest_and_announce`
-(stored and gossiped). The worker starts after the daemon published its `node` record, and is the
-only other signer of this node's records, so seqs never collide.
+gossip and sync going. Records go through `Daemon.publish`, which signs every record of this node
+one at a time (so seqs never collide), stores it and gossips it.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory import codec
 from memory.records import Body, Record, RunBody
 from memory.stats import GateParams
 from node.harness.runner import Cancelled
@@ -33,21 +31,15 @@ IDLE_S = 2.0           # pause when no role had anything to do
 
 
 class DaemonPublisher:
-    """Signs with the node's key and stores + gossips through the running daemon."""
+    """Publishes through the running daemon, which signs every record of this node (one signer)."""
 
     def __init__(self, daemon: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.daemon, self.loop = daemon, loop
-        self._lock = threading.Lock()
 
     def __call__(self, kind: str, body: Body) -> Record:
-        """Sign as the next seq, ingest and announce; wait until stored."""
-        with self._lock:
-            keypair = self.daemon.keypair
-            record = codec.sign(keypair, kind, self.daemon.store.next_seq(keypair.peer_id), body)
-            future = asyncio.run_coroutine_threadsafe(
-                self.daemon.ingest_and_announce([record.raw]), self.loop)
-            future.result(timeout=60)
-        return record
+        """Sign as the node's next seq, store and gossip; wait until stored."""
+        future = asyncio.run_coroutine_threadsafe(self.daemon.publish(kind, body), self.loop)
+        return future.result(timeout=60)
 
 
 @dataclass

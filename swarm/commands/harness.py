@@ -125,8 +125,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         raise typer.Exit(1)
 
 
-def _record(result: Any, home: Path | None) -> str | None:
-    """Sign the run with the node's key and store it; the record id, or None if it could not be."""
+def _record(result: Any, home: Path | None) -> str:
+    """Sign the run as this node (through its daemon when one runs) and store it; the record id."""
     from memory import codec
     from memory.store import Store, StoreError
     from node import api_client
@@ -135,17 +135,18 @@ def _record(result: Any, home: Path | None) -> str | None:
     from node.identity import IdentityError, load_or_create
 
     resolved = resolve_home(home)
-    if api_client.connect(resolved) is not None:
-        # The running node is the only process that may sign this identity's next record:
-        # a second signer could reuse its seq and get the node flagged as equivocating.
-        err_console.print("[yellow]not recorded:[/] a node runs on this home; its worker records "
-                          "the runs it does (stop it to record manual runs)")
-        return None
+    body = to_run_body(result, purpose="manual")
+    client = api_client.connect(resolved)
+    if client is not None:
+        # A node runs on this home: it alone signs this identity's records (it allocates the seqs).
+        try:
+            return client.publish("run", body.model_dump(mode="json"))
+        except api_client.ApiError as exc:
+            fail(f"the run finished but the node did not record it: {exc}")
     try:
         keypair = load_or_create(resolved)
         with Store(memory_path(resolved)) as store:
-            record = codec.sign(keypair, "run", store.next_seq(keypair.peer_id),
-                                to_run_body(result, purpose="manual"))
+            record = codec.sign(keypair, "run", store.next_seq(keypair.peer_id), body)
             report = store.add([record])
     except (IdentityError, StoreError) as exc:
         fail(f"the run finished but was not recorded: {exc}")

@@ -12,7 +12,7 @@ from memory import canonical, codec, synthetic
 from memory.antientropy import parse_have
 from memory.store import Store, StoreError
 from node import identity
-from tests.helpers import BASE, CANDIDATE, TRACK, bodies, envelope, run, sign_raw
+from tests.helpers import BASE, CANDIDATE, bodies, envelope, run, sign_raw
 from tests.memory.snapshots import snapshot
 
 

@@ -92,3 +92,36 @@ def test_api_serves_concurrent_reads_while_gossip_ingests(tmp_path: Path, networ
         thread.join(60)
     assert not errors
     wait_for(lambda: node.status()["records"] == 201, 10, "all records stored")
+
+
+def test_concurrent_publishes_through_the_node_never_reuse_a_seq(tmp_path: Path, network: str) -> None:
+    from node.api_client import connect
+    from tests.helpers import bodies
+
+    node = launch(tmp_path / "a", network)
+    client = connect(node.home)
+    assert client is not None
+    body = bodies()["hypothesis"].model_dump(mode="json")
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def publish(i: int) -> None:
+        try:
+            ids.append(client.publish("hypothesis", {**body, "rationale": f"idea {i}"}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(set(ids)) == 12
+    seqs = node.query("SELECT seq FROM records WHERE author = (SELECT author FROM nodes LIMIT 1) "
+                      "ORDER BY seq")["rows"]
+    assert [s for (s,) in seqs] == list(range(1, 14))          # the node record, then 12 more
+    assert node.query("SELECT count(*) FROM flagged_authors")["rows"] == [[0]]
+    with pytest.raises(Exception, match="invalid hypothesis body"):
+        client.publish("hypothesis", {**body, "source": "oracle"})
+    with pytest.raises(Exception, match="expected"):
+        client.publish("gossip", body)
