@@ -75,39 +75,43 @@ def pack(value: Any) -> bytes:
     return msgpack.packb(_normalise(value), use_bin_type=True, use_single_float=False)
 
 
-def _sorted_map(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    try:
-        ordered = keys == sorted(keys)
-    except TypeError:                       # str mixed with bytes keys
-        ordered = False
-    # sorted and all of one type: they are all str iff the first is
-    if not ordered or (keys and type(keys[0]) is not str):
-        raise NonCanonical("map keys must be sorted strings")
-    value = dict(pairs)
-    if len(value) != len(keys):
-        raise NonCanonical("map keys repeat")
-    return value
+def _keys_sorted(value: Any, depth: int = 0) -> bool:
+    """True if every map inside `value` has string keys in sorted order (containers only walked)."""
+    if depth > MAX_DEPTH:
+        return False
+    if type(value) is dict:
+        keys = list(value)
+        try:
+            if keys != sorted(keys):
+                return False
+        except TypeError:                  # str mixed with bytes keys
+            return False
+        if keys and type(keys[0]) is not str:   # sorted and of one type: all str iff the first
+            return False
+        children = value.values()
+    else:
+        children = value
+    return all(_keys_sorted(v, depth + 1) for v in children if type(v) is dict or type(v) is list)
 
 
 def unpack(data: bytes) -> Any:
     """Decode canonical bytes; raise `NonCanonical` (or ValueError) for anything else.
 
-    Maps are checked for sorted string keys as they are read; re-packing the result in wire order
-    (in C) then reproduces `data` exactly iff every integer, float and length was written minimally
-    and floats are float64. Non-finite floats pass this check: validators refuse them.
+    Re-packing the decoded value in its wire order (in C) reproduces `data` exactly iff every
+    integer, float and length was written minimally, floats are float64 and no map key repeats;
+    a walk over the containers then checks that map keys are sorted strings. Non-finite floats
+    pass both checks: validators refuse them.
     """
     try:
         # unpackb bounds every array/map/str length by len(data), so a hostile header cannot
         # make it allocate more than the input's size.
-        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
-                                object_pairs_hook=_sorted_map)
-    except NonCanonical:
-        raise
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # msgpack raises many types; all mean "not our encoding"
         raise ValueError(f"not msgpack: {str(exc)[:100]}") from exc
     if msgpack.packb(value, use_bin_type=True, use_single_float=False) != data:
         raise NonCanonical("bytes are not in canonical form")
+    if not _keys_sorted(value):
+        raise NonCanonical("map keys must be sorted strings")
     return value
 
 

@@ -128,7 +128,7 @@ def peek_id(raw: bytes) -> str | None:
     return None
 
 
-def _parse(raw: bytes, now: int) -> Record:
+def _parse(raw: bytes, now: int) -> tuple[Record, bytes]:
     """Every check but the signature's; the returned record is not yet trusted."""
     if len(raw) > MAX_RECORD_BYTES:
         raise Rejected(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
@@ -137,57 +137,75 @@ def _parse(raw: bytes, now: int) -> Record:
     # The payload is canonical (checked by `canonical.unpack`), and strict wire validation neither
     # coerces nor fills defaults, so the body is exactly what its model writes: one fact, one id.
     body = _validate_body(model, envelope["body"])
-    return Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
-                  author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
-                  signature=signature, raw=raw, data=envelope["body"])
-
-
-def _payload(record: Record) -> bytes:
-    return msgpack.unpackb(record.raw, raw=False)[0]
+    record = Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
+                    author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
+                    signature=signature, raw=raw, data=envelope["body"])
+    return record, payload
 
 
 def decode(raw: bytes, now: int | None = None) -> Record:
     """Validate `raw` completely (size, encoding, version, kind, schema, time, signature)."""
-    record = _parse(raw, now_ms() if now is None else now)
-    if not crypto.verify(record.author, _payload(record), record.signature):
+    record, payload = _parse(raw, now_ms() if now is None else now)
+    if not crypto.verify(record.author, payload, record.signature):
         raise Rejected(Reason.BAD_SIGNATURE)
     return record
 
 
-def decode_many(raws: Iterable[bytes], now: int | None = None,
-                pool: Executor | None = None, chunk: int = 256) -> list[Record | Rejected]:
-    """`decode` for many records.
+class BatchDecode:
+    """Decoding many records, with the signature checks running on a pool.
 
-    With a `pool`, each chunk's signatures are checked there (libsodium releases the GIL) while
-    this thread parses the next chunk, so the two costs overlap on two cores.
+    Parsing happens at construction; each chunk's signatures are checked on `pool` (libsodium
+    releases the GIL) while this thread parses the next chunk. `parsed()` gives the records that
+    passed every other check, so callers can prepare them while the signatures are still being
+    checked; `results()` waits for the verdicts.
     """
-    now = now_ms() if now is None else now
-    results: list[Record | Rejected] = []
-    pending: list[tuple[list[int], Any]] = []
-    todo: list[int] = []
-    for raw in raws:
-        try:
-            results.append(_parse(raw, now))
-            todo.append(len(results) - 1)
-        except Rejected as rejected:
-            results.append(rejected)
-        if len(todo) >= chunk:
-            pending.append(_check(todo, results, pool))
-            todo = []
-    if todo:
-        pending.append(_check(todo, results, pool))
-    for indexes, verdicts in pending:
-        verdicts = verdicts.result() if hasattr(verdicts, "result") else verdicts
-        for i, ok in zip(indexes, verdicts):
-            if not ok:
-                results[i] = Rejected(Reason.BAD_SIGNATURE)
-    return results
+
+    def __init__(self, raws: Iterable[bytes], now: int | None = None,
+                 pool: Executor | None = None, chunk: int = 256) -> None:
+        now = now_ms() if now is None else now
+        self._results: list[Record | Rejected] = []
+        self._pending: list[tuple[list[int], Any]] = []
+        todo: list[int] = []
+        checks: list[tuple[str, bytes, bytes]] = []
+        for raw in raws:
+            try:
+                record, payload = _parse(raw, now)
+            except Rejected as rejected:
+                self._results.append(rejected)
+                continue
+            todo.append(len(self._results))
+            checks.append((record.author, payload, record.signature))
+            self._results.append(record)
+            if len(todo) >= chunk:
+                self._pending.append((todo, _submit(checks, pool)))
+                todo, checks = [], []
+        if todo:
+            self._pending.append((todo, _submit(checks, pool)))
+
+    def parsed(self) -> list[Record]:
+        """Records that passed every check but (perhaps not yet) the signature's."""
+        return [r for r in self._results if isinstance(r, Record)]
+
+    def results(self) -> list[Record | Rejected]:
+        """Every input's outcome, in order (waits for the signature checks)."""
+        for indexes, verdicts in self._pending:
+            verdicts = verdicts.result() if hasattr(verdicts, "result") else verdicts
+            for i, ok in zip(indexes, verdicts):
+                if not ok:
+                    self._results[i] = Rejected(Reason.BAD_SIGNATURE)
+        self._pending = []
+        return self._results
 
 
-def _check(indexes: list[int], results: list[Any], pool: Executor | None) -> tuple[list[int], Any]:
-    records = [results[i] for i in indexes]
-    return indexes, (pool.submit(_verify_chunk, records) if pool else _verify_chunk(records))
+def decode_many(raws: Iterable[bytes], now: int | None = None,
+                pool: Executor | None = None) -> list[Record | Rejected]:
+    """`decode` for many records, signatures checked on `pool` when given."""
+    return BatchDecode(raws, now, pool).results()
 
 
-def _verify_chunk(records: list[Record]) -> list[bool]:
-    return [crypto.verify(r.author, _payload(r), r.signature) for r in records]
+def _submit(checks: list[tuple[str, bytes, bytes]], pool: Executor | None) -> Any:
+    return pool.submit(_verify_chunk, checks) if pool else _verify_chunk(checks)
+
+
+def _verify_chunk(checks: list[tuple[str, bytes, bytes]]) -> list[bool]:
+    return [crypto.verify(author, payload, signature) for author, payload, signature in checks]

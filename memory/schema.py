@@ -28,22 +28,30 @@ _ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "UBIGINT": pa.uint64(),
           "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "JSON": pa.string(), "BLOB": pa.binary()}
 
 
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))   # json.dumps(**kw) builds one per call
+
+
 @dataclass(frozen=True)
 class Column:
-    """One typed-table column: its SQL type and where it sits in the body's dumped dict."""
+    """One typed-table column: its SQL type and where it sits in the body's plain values."""
 
     name: str
     sql_type: str
     path: tuple[str, ...]
 
-    def get(self, dumped: dict[str, Any]) -> Any:
-        """This column's value from a body's plain values (`Record.data`)."""
-        value: Any = dumped
-        for name in self.path:
-            value = value[name]
-        if self.sql_type == "JSON" and value is not None:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"))
-        return value
+    def values(self, bodies: list[dict[str, Any]]) -> list[Any]:
+        """This column's values from many bodies (`Record.data`); one comprehension per column,
+        since this runs for every field of every record ingested."""
+        if len(self.path) == 1:
+            key = self.path[0]
+            values = [b[key] for b in bodies]
+        else:
+            outer, key = self.path
+            values = [b[outer][key] for b in bodies]
+        if self.sql_type == "JSON":
+            encode = _JSON.encode
+            return [None if v is None else encode(v) for v in values]
+        return values
 
 
 def _sql_type(annotation: Any) -> str:
@@ -63,6 +71,7 @@ def _columns(model: type[Body], prefix: tuple[str, ...] = ()) -> list[Column]:
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, Body):
+            assert not prefix, "bodies nest models one level deep at most"
             columns += _columns(annotation, prefix + (name,))   # flatten nested models
             continue
         sql_type = _sql_type(annotation)
@@ -108,6 +117,17 @@ def records_table(records: list[Record]) -> pa.Table:
     })
 
 
+def tables(records: list[Record]) -> dict[str, pa.Table]:
+    """Arrow tables for a batch: `records` and the typed table of each kind present."""
+    by_kind: dict[str, list[Record]] = {}
+    for record in records:
+        by_kind.setdefault(record.kind, []).append(record)
+    out = {"records": records_table(records)}
+    for kind, group in by_kind.items():
+        out[TABLE_NAMES[kind]] = kind_table(kind, group)
+    return out
+
+
 def kind_table(kind: str, records: list[Record]) -> pa.Table:
     """The typed-table rows of `records` (all of `kind`) as an Arrow table."""
     data: dict[str, pa.Array] = {
@@ -116,6 +136,7 @@ def kind_table(kind: str, records: list[Record]) -> pa.Table:
         "seq": pa.array([r.seq for r in records], pa.uint64()),
         "ts": pa.array([r.ts for r in records], pa.int64()),
     }
+    bodies = [r.data for r in records]
     for col in BODY_COLUMNS[kind]:
-        data[col.name] = pa.array([col.get(r.data) for r in records], _ARROW[col.sql_type])
+        data[col.name] = pa.array(col.values(bodies), _ARROW[col.sql_type])
     return pa.table(data)

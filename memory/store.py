@@ -10,7 +10,6 @@ browsing of a file nobody holds goes through `open_read_only`.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import gc
 import logging
@@ -155,15 +154,21 @@ class Store:
             # Records already held skip validation: their content was checked when first stored.
             unseen = [raw for raw, i in zip(raws, ids) if i not in known]
             report.duplicate += len(raws) - len(unseen)
+            batch = codec.BatchDecode(unseen, now, self._pool)
+            # Prepare the rows while the pool is still checking signatures.
+            candidates = list({r.id: r for r in batch.parsed()}.values())
+            tables = schema.tables(candidates)
             fresh: dict[str, Record] = {}
-            for result in codec.decode_many(unseen, now, self._pool):
+            for result in batch.results():
                 if isinstance(result, codec.Rejected):
                     self._count_rejection(result, report)
                 elif result.id in fresh:
                     report.duplicate += 1
                 else:
                     fresh[result.id] = result
-            self._write(list(fresh.values()), report)
+            if len(fresh) != len(candidates):           # a bad signature: rebuild without it
+                tables = schema.tables(list(fresh.values()))
+            self._write(list(fresh.values()), tables, report)
         return report
 
     def add(self, records: Iterable[Record]) -> IngestReport:
@@ -190,20 +195,18 @@ class Store:
             self._con.unregister("_peek")
         return {row[0] for row in rows}
 
-    def _write(self, records: list[Record], report: IngestReport) -> None:
+    def _write(self, records: list[Record], tables: dict[str, pa.Table],
+               report: IngestReport) -> None:
         con = self._con
         pair_keys = np.zeros(0, dtype=np.uint64)
         con.begin()
         try:
             if records:
-                inserted = self._insert("records", schema.records_table(records))
+                inserted = self._insert("records", tables.pop("records"))
                 if inserted != len(records):      # the id filter let a held record through
                     raise StoreError(f"batch of {len(records)} inserted {inserted} records")
-                by_kind: dict[str, list[Record]] = collections.defaultdict(list)
-                for record in records:
-                    by_kind[record.kind].append(record)
-                for kind, group in by_kind.items():
-                    self._insert(schema.TABLE_NAMES[kind], schema.kind_table(kind, group))
+                for table, rows in tables.items():
+                    self._insert(table, rows)
                 pair_keys = self._flag_equivocations(records)
             for reason, n in report.rejected.items():
                 con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
