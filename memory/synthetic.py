@@ -40,7 +40,8 @@ def runs(authors: list[Keypair], n: int, track: str = "synthetic-track", configs
     """`n` signed run records spread over `authors` and `configs` configs, seq numbers in order."""
     rng = random.Random(seed)
     seqs = {a.peer_id: 0 for a in authors}
-    stamp = codec.now_ms() if ts is None else ts
+    # Timestamps count up to now (or to `ts`): never ahead of the clock, however many records.
+    stamp = (codec.now_ms() if ts is None else ts) - n
     for i in range(n):
         author = authors[i % len(authors)]
         c = rng.randrange(configs)
