@@ -46,7 +46,8 @@ def runs(authors: list[Keypair], n: int, track: str = "synthetic-track", configs
         author = authors[i % len(authors)]
         c = rng.randrange(configs)
         config = {"depth": 2 + c % 4, "width": 64 * (1 + c % 3), "lr": round(0.001 * (1 + c % 7), 4),
-                  "activation": ["gelu", "relu2", "swiglu"][c % 3]}
+                  "activation": ["gelu", "relu2", "swiglu"][c % 3],
+                  "init_scale": round(0.5 + c / configs, 6)}     # `configs` distinct configs
         true_bpb = 1.0 + 0.01 * ((c * 7919) % 23) / 23
         seqs[author.peer_id] += 1
         body = run_body(track, config, seed=rng.randrange(2**31),
