@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from node import discovery, gossip, sync
+from node.batcher import record_id
 from node.framing import ProtocolError
 from node.peers import PeerBook
 
@@ -25,6 +26,7 @@ SYNC_SESSION_S = 300.0          # a whole pull, however large, must finish withi
 SYNC_SERVE_LIMIT = 8            # concurrent pulls we answer, all peers together
 SYNC_SERVE_PER_PEER = 2         # ... and per peer, so one peer's stalled streams cannot starve others
 DIAL_TIMEOUT_S = 10.0
+REANNOUNCE_MAX = 1000         # records pulled by one sync that are gossiped on (see _pulled)
 
 
 @dataclass
@@ -189,8 +191,10 @@ class NetHost:
                 with trio.fail_after(DIAL_TIMEOUT_S):
                     stream = await self.host.new_stream(_peer_id(peer_id),
                                                         [TProtocol(sync.PROTOCOL_ID)])
-                result = await sync.pull(stream, self.store, self.config.network,
-                                         on_batch=lambda report: self._pulled(peer_id, report))
+                budget = [REANNOUNCE_MAX]
+                result = await sync.pull(
+                    stream, self.store, self.config.network,
+                    on_batch=lambda report, raws: self._pulled(peer_id, report, raws, budget))
                 self.peers.synced(peer_id)
                 self.last_sync = time.time()
                 return result
@@ -207,9 +211,21 @@ class NetHost:
                 await _close(stream)
         return None
 
-    def _pulled(self, peer_id: str, report: Any) -> None:
+    def _pulled(self, peer_id: str, report: Any, raws: list[bytes], budget: list[int]) -> None:
         self.peers.received(peer_id, report.accepted)
         self.on_synced(report.accepted_ids)
+        # Records new to us by sync (made during a partition, or lost from gossip) are likely new
+        # to our mesh neighbours too: gossip them on, so the rest of the swarm has them in
+        # milliseconds rather than after its own periodic syncs find them. Capped per pull, so a
+        # newcomer's catch-up of a whole memory is never re-broadcast.
+        if 0 < report.accepted <= budget[0] and self.nursery is not None:
+            budget[0] -= report.accepted
+            accepted = set(report.accepted_ids)
+            for raw in raws:
+                if record_id(raw) in accepted:
+                    self.nursery.start_soon(self.publish, raw)
+        else:
+            budget[0] = 0
 
     def _count_invalid(self, peer_id: str) -> None:
         if self.peers.invalid(peer_id) and self.nursery is not None:

@@ -78,10 +78,11 @@ def _check_batch(records: Any) -> list[bytes]:
 # ---- requester ----
 
 async def pull(stream: Any, store: SyncStore, network: str,
-               on_batch: Callable[[Any], None] | None = None) -> PullResult:
+               on_batch: Callable[[Any, list[bytes]], None] | None = None) -> PullResult:
     """Pull from the peer on `stream` everything it has that `store` lacks; ingest it batch by batch.
 
-    `on_batch(report)` is called with the store's IngestReport after each batch.
+    `on_batch(report, raws)` is called with the store's IngestReport and the raw records after
+    each ingest.
     """
     result = PullResult()
     digest = await trio.to_thread.run_sync(store.digest)
@@ -123,7 +124,7 @@ async def _read_batches(stream: Any, send: Any) -> None:
 
 
 async def _ingest_batches(receive: Any, store: SyncStore, result: PullResult,
-                          on_batch: Callable[[Any], None] | None) -> None:
+                          on_batch: Callable[[Any, list[bytes]], None] | None) -> None:
     stale = 0
     async with receive:
         async for item in receive:
@@ -133,7 +134,7 @@ async def _ingest_batches(receive: Any, store: SyncStore, result: PullResult,
                 report = await trio.to_thread.run_sync(store.ingest, records)
                 _add(result, report, len(group))
                 if on_batch is not None:
-                    on_batch(report)
+                    on_batch(report, records)
                 if report.rejected:
                     raise ProtocolError(f"peer sent invalid records: {dict(report.rejected)}")
                 stale = 0 if report.accepted else stale + len(group)

@@ -159,15 +159,17 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
           seconds: float = typer.Option(20.0, help="Length of the sustained-rate phase."),
           catch_up: int = typer.Option(100_000, "--catch-up", help="Records for the catch-up "
                                        "phase (0 skips it)."),
+          sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between repair "
+                                              "syncs (swarm join's default: what users run)."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of tables.")) -> None:
     """Measure propagation, delivery, partition healing, catch-up, and CPU/memory per node."""
     network = f"bench-{uuid.uuid4().hex[:6]}"
-    results: dict[str, Any] = {"nodes": nodes}
+    results: dict[str, Any] = {"nodes": nodes, "sync_interval_s": sync_interval}
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         root = Path(tmp)
         try:
             console.print(f"starting {nodes} nodes ...")
-            swarm = launch_swarm(root, nodes, network)
+            swarm = launch_swarm(root, nodes, network, sync_interval=sync_interval)
             wait_for(lambda: all(n.status()["mesh_peers"] >= 1 for n in swarm), 60, "meshes")
             time.sleep(3)                                   # let the gossip mesh settle
             results["idle"] = _strip(_cpu_share(swarm, 10.0))
@@ -176,11 +178,11 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
             load = _cpu_share(swarm, seconds, lambda: _publish_steady(swarm, raws, rate))
             results["load"] = _strip(load)
             results["propagation"] = _propagation(swarm, load["_result"], since, 5.0)
-            results["partition"] = _partition(swarm, root, network, per_side=200)
+            results["partition"] = _partition(swarm, root, network, 200, sync_interval)
             kill_all()
             if catch_up:
                 console.print(f"catch-up of {catch_up} records ...")
-                results["catch_up"] = _catch_up(root, network, catch_up)
+                results["catch_up"] = _catch_up(root, network, catch_up, sync_interval)
         finally:
             kill_all()
     _show(results, json_out)

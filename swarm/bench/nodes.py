@@ -92,15 +92,18 @@ class Node:
 
 
 def launch(home: Path, network: str, bootstrap: Sequence[str] = (), extra: Sequence[str] = (),
-           env: dict[str, str] | None = None, wait: bool = True, work: bool = False) -> Node:
+           env: dict[str, str] | None = None, wait: bool = True, work: bool = False,
+           sync_interval: float = 1.0) -> Node:
     """Start `swarm join` on a free loopback port with `home`; wait until its API answers.
 
-    Without `work` the node only keeps the memory in sync (`--no-work`): no training."""
+    Without `work` the node only keeps the memory in sync (`--no-work`): no training. Tests sync
+    every second to converge fast; the benchmark passes what users run (`swarm join`'s 3 s)."""
     home.mkdir(parents=True, exist_ok=True)
     verbosity = os.environ.get("SWARM_NODE_LOG", "-v")     # -vv: debug logs in HOME/node.log
     argv = [sys.executable, "-c", "from swarm.cli import main; main()", verbosity, "join",
             "--home", str(home), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
-            "--network", network, "--sync-interval", "1", *([] if work else ["--no-work"])]
+            "--network", network, "--sync-interval", str(sync_interval),
+            *([] if work else ["--no-work"])]
     for addr in bootstrap:
         argv += ["--bootstrap", addr]
     log = open(home / "node.log", "ab")
@@ -139,11 +142,13 @@ def log_tail(home: Path, lines: int = 30) -> str:
 
 
 def launch_swarm(root: Path, n: int, network: str, extra: Sequence[str] = (),
-                 env: dict[str, str] | None = None, work: bool = False) -> list[Node]:
+                 env: dict[str, str] | None = None, work: bool = False,
+                 sync_interval: float = 1.0) -> list[Node]:
     """`n` nodes: the first, then the rest bootstrapping from it (started in parallel)."""
-    first = launch(root / "node0", network, extra=extra, env=env, work=work)
-    rest = [launch(root / f"node{i}", network, [first.addr], extra, env, wait=False, work=work)
-            for i in range(1, n)]
+    first = launch(root / "node0", network, extra=extra, env=env, work=work,
+                   sync_interval=sync_interval)
+    rest = [launch(root / f"node{i}", network, [first.addr], extra, env, wait=False, work=work,
+                   sync_interval=sync_interval) for i in range(1, n)]
     for node in rest:
         wait_until_serving(node)
     return [first, *rest]
