@@ -26,6 +26,8 @@ SYNC_SESSION_S = 300.0          # a whole pull, however large, must finish withi
 SYNC_SERVE_LIMIT = 8            # concurrent pulls we answer, all peers together
 SYNC_SERVE_PER_PEER = 2         # ... and per peer, so one peer's stalled streams cannot starve others
 DIAL_TIMEOUT_S = 10.0
+FOLLOW_UP_S = 0.5             # next periodic pull after one that brought new records
+IDLE_BACKOFF = 3.0            # while in sync, pulls back off to this many sync intervals
 REANNOUNCE_MAX = 1000         # records pulled by one sync that are gossiped on (see _pulled)
 
 
@@ -232,12 +234,18 @@ class NetHost:
             self.nursery.start_soon(self.ban, peer_id)
 
     async def _sync_loop(self) -> None:
-        """Every few seconds pull from one random connected peer: repairs lost gossip."""
+        """Pull from one random connected peer, repeatedly: repairs lost gossip and partitions.
+
+        Adaptive: right after a pull that brought new records (the swarm is changing) pull again
+        soon, so a healed partition converges in seconds; while pulls find us in sync, back off
+        from `sync_interval_s` to IDLE_BACKOFF times it, so an idle node costs little CPU."""
+        wait = self.config.sync_interval_s
         while True:
-            await trio.sleep(self.config.sync_interval_s * random.uniform(0.7, 1.3))
+            await trio.sleep(wait * random.uniform(0.7, 1.3))
             connected = self.connected_peers()
             if connected:
-                self.nursery.start_soon(self.pull_from, random.choice(connected))
+                result = await self.pull_from(random.choice(connected))
+                wait = next_sync_wait(wait, result, self.config.sync_interval_s)
 
     # ---- queries (called through the bridge) ----
 
@@ -275,6 +283,13 @@ def _peer_id(text: str) -> Any:
     from libp2p.peer.id import ID
 
     return ID.from_base58(text)
+
+
+def next_sync_wait(wait: float, result: sync.PullResult | None, base: float) -> float:
+    """Seconds until the next periodic pull, given the last one's outcome."""
+    if result is not None and result.accepted > 0:
+        return FOLLOW_UP_S
+    return min(max(2 * wait, base), IDLE_BACKOFF * base)
 
 
 def _peer_str(raw: bytes) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import typer
 
 from swarm.bench.nodes import Node, kill_all, launch, launch_swarm, wait_for
-from swarm.output import console, print_json, print_table
+from swarm.output import err_console, print_json, print_table
 
 
 def _records(n: int, authors: int = 20, seed: int = 0) -> list[bytes]:
@@ -102,7 +102,8 @@ def _propagation(nodes: list[Node], origin: dict[str, int], since_ms: int,
             f"delivered_within_{settle_s:.0f}s_pct": 100 * (total - late) / max(total, 1)}
 
 
-def _partition(nodes: list[Node], root: Path, network: str, per_side: int) -> dict[str, Any]:
+def _partition(nodes: list[Node], root: Path, network: str, per_side: int,
+               sync_interval: float) -> dict[str, Any]:
     """Stop a third of the nodes, add records on both sides, restart, time until digests agree."""
     from memory.store import Store
     from node.home import memory_path
@@ -119,7 +120,8 @@ def _partition(nodes: list[Node], root: Path, network: str, per_side: int) -> di
             store.ingest(raws[per_side + i::len(cut)])
     start = time.monotonic()
     bootstrap = [stay[0].addr]
-    restarted = [launch(n.home, network, bootstrap, wait=False) for n in cut]
+    restarted = [launch(n.home, network, bootstrap, wait=False, sync_interval=sync_interval)
+                 for n in cut]
     from swarm.bench.nodes import wait_until_serving
     for node in restarted:
         wait_until_serving(node)
@@ -132,7 +134,7 @@ def _partition(nodes: list[Node], root: Path, network: str, per_side: int) -> di
             "restart_to_serving_s": round(ready, 2), "heal_to_identical_s": round(converged - ready, 2)}
 
 
-def _catch_up(root: Path, network: str, count: int) -> dict[str, Any]:
+def _catch_up(root: Path, network: str, count: int, sync_interval: float) -> dict[str, Any]:
     """A node holding `count` records, then a new node joining it: time until it holds them all."""
     from memory.store import Store
     from node.home import memory_path
@@ -143,10 +145,11 @@ def _catch_up(root: Path, network: str, count: int) -> dict[str, Any]:
     with Store(memory_path(seed_home)) as store:
         for i in range(0, count, 20_000):
             store.ingest(raws[i:i + 20_000])
-    seed = launch(seed_home, network + "-catchup")
+    seed = launch(seed_home, network + "-catchup", sync_interval=sync_interval)
     want = seed.status()["records"]
     start = time.monotonic()
-    new = launch(root / "catchup-new", network + "-catchup", [seed.addr])
+    new = launch(root / "catchup-new", network + "-catchup", [seed.addr],
+                 sync_interval=sync_interval)
     serving = time.monotonic() - start
     wait_for(lambda: new.status()["records"] >= want, 600, "catch-up", 0.2)
     total = time.monotonic() - start
@@ -168,7 +171,7 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         root = Path(tmp)
         try:
-            console.print(f"starting {nodes} nodes ...")
+            err_console.print(f"starting {nodes} nodes ...")          # stdout stays JSON
             swarm = launch_swarm(root, nodes, network, sync_interval=sync_interval)
             wait_for(lambda: all(n.status()["mesh_peers"] >= 1 for n in swarm), 60, "meshes")
             time.sleep(3)                                   # let the gossip mesh settle
@@ -181,7 +184,7 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
             results["partition"] = _partition(swarm, root, network, 200, sync_interval)
             kill_all()
             if catch_up:
-                console.print(f"catch-up of {catch_up} records ...")
+                err_console.print(f"catch-up of {catch_up} records ...")
                 results["catch_up"] = _catch_up(root, network, catch_up, sync_interval)
         finally:
             kill_all()
