@@ -16,7 +16,6 @@ from typing import Any
 import trio
 
 from node import discovery, gossip, sync
-from node.batcher import record_id
 from node.framing import ProtocolError
 from node.peers import PeerBook
 
@@ -28,7 +27,6 @@ SYNC_SERVE_PER_PEER = 2         # ... and per peer, so one peer's stalled stream
 DIAL_TIMEOUT_S = 10.0
 FOLLOW_UP_S = 0.5             # next periodic pull after one that brought new records
 IDLE_BACKOFF = 3.0            # while in sync, pulls back off to this many sync intervals
-REANNOUNCE_MAX = 1000         # records pulled by one sync that are gossiped on (see _pulled)
 
 
 @dataclass
@@ -41,7 +39,7 @@ class NetConfig:
     mdns: bool = True
     dht: bool = True
     network: str = "main"
-    sync_interval_s: float = 3.0
+    sync_interval_s: float = 1.0
     saved: list[str] = field(default_factory=list)     # addresses of peers seen in earlier runs
     gossip_drop: float = 0.0      # test hook: drop this fraction of received gossip before ingest
 
@@ -193,10 +191,8 @@ class NetHost:
                 with trio.fail_after(DIAL_TIMEOUT_S):
                     stream = await self.host.new_stream(_peer_id(peer_id),
                                                         [TProtocol(sync.PROTOCOL_ID)])
-                budget = [REANNOUNCE_MAX]
-                result = await sync.pull(
-                    stream, self.store, self.config.network,
-                    on_batch=lambda report, raws: self._pulled(peer_id, report, raws, budget))
+                result = await sync.pull(stream, self.store, self.config.network,
+                                         on_batch=lambda report: self._pulled(peer_id, report))
                 self.peers.synced(peer_id)
                 self.last_sync = time.time()
                 return result
@@ -213,21 +209,9 @@ class NetHost:
                 await _close(stream)
         return None
 
-    def _pulled(self, peer_id: str, report: Any, raws: list[bytes], budget: list[int]) -> None:
+    def _pulled(self, peer_id: str, report: Any) -> None:
         self.peers.received(peer_id, report.accepted)
         self.on_synced(report.accepted_ids)
-        # Records new to us by sync (made during a partition, or lost from gossip) are likely new
-        # to our mesh neighbours too: gossip them on, so the rest of the swarm has them in
-        # milliseconds rather than after its own periodic syncs find them. Capped per pull, so a
-        # newcomer's catch-up of a whole memory is never re-broadcast.
-        if 0 < report.accepted <= budget[0] and self.nursery is not None:
-            budget[0] -= report.accepted
-            accepted = set(report.accepted_ids)
-            for raw in raws:
-                if record_id(raw) in accepted:
-                    self.nursery.start_soon(self.publish, raw)
-        else:
-            budget[0] = 0
 
     def _count_invalid(self, peer_id: str) -> None:
         if self.peers.invalid(peer_id) and self.nursery is not None:
@@ -239,7 +223,7 @@ class NetHost:
         Adaptive: right after a pull that brought new records (the swarm is changing) pull again
         soon, so a healed partition converges in seconds; while pulls find us in sync, back off
         from `sync_interval_s` to IDLE_BACKOFF times it, so an idle node costs little CPU."""
-        wait = self.config.sync_interval_s
+        wait = FOLLOW_UP_S        # a node that just started has likely missed something
         while True:
             await trio.sleep(wait * random.uniform(0.7, 1.3))
             connected = self.connected_peers()
@@ -286,10 +270,13 @@ def _peer_id(text: str) -> Any:
 
 
 def next_sync_wait(wait: float, result: sync.PullResult | None, base: float) -> float:
-    """Seconds until the next periodic pull, given the last one's outcome."""
+    """Seconds until the next periodic pull, given the last one's outcome: soon after news,
+    backing off only while pulls find the two memories identical."""
     if result is not None and result.accepted > 0:
         return FOLLOW_UP_S
-    return min(max(2 * wait, base), IDLE_BACKOFF * base)
+    if result is not None and result.in_sync:
+        return min(max(2 * wait, base), IDLE_BACKOFF * base)
+    return base           # failed, or the memories differ but the peer had nothing new for us
 
 
 def _peer_str(raw: bytes) -> str:

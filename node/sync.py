@@ -78,11 +78,10 @@ def _check_batch(records: Any) -> list[bytes]:
 # ---- requester ----
 
 async def pull(stream: Any, store: SyncStore, network: str,
-               on_batch: Callable[[Any, list[bytes]], None] | None = None) -> PullResult:
+               on_batch: Callable[[Any], None] | None = None) -> PullResult:
     """Pull from the peer on `stream` everything it has that `store` lacks; ingest it batch by batch.
 
-    `on_batch(report, raws)` is called with the store's IngestReport and the raw records after
-    each ingest.
+    `on_batch(report)` is called with the store's IngestReport after each batch.
     """
     result = PullResult()
     digest = await trio.to_thread.run_sync(store.digest)
@@ -124,7 +123,7 @@ async def _read_batches(stream: Any, send: Any) -> None:
 
 
 async def _ingest_batches(receive: Any, store: SyncStore, result: PullResult,
-                          on_batch: Callable[[Any, list[bytes]], None] | None) -> None:
+                          on_batch: Callable[[Any], None] | None) -> None:
     stale = 0
     async with receive:
         async for item in receive:
@@ -134,7 +133,7 @@ async def _ingest_batches(receive: Any, store: SyncStore, result: PullResult,
                 report = await trio.to_thread.run_sync(store.ingest, records)
                 _add(result, report, len(group))
                 if on_batch is not None:
-                    on_batch(report, records)
+                    on_batch(report)
                 if report.rejected:
                     raise ProtocolError(f"peer sent invalid records: {dict(report.rejected)}")
                 stale = 0 if report.accepted else stale + len(group)

@@ -162,7 +162,7 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
           seconds: float = typer.Option(20.0, help="Length of the sustained-rate phase."),
           catch_up: int = typer.Option(100_000, "--catch-up", help="Records for the catch-up "
                                        "phase (0 skips it)."),
-          sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between repair "
+          sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
                                               "syncs (swarm join's default: what users run)."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of tables.")) -> None:
     """Measure propagation, delivery, partition healing, catch-up, and CPU/memory per node."""

@@ -96,8 +96,7 @@ def launch(home: Path, network: str, bootstrap: Sequence[str] = (), extra: Seque
            sync_interval: float = 1.0) -> Node:
     """Start `swarm join` on a free loopback port with `home`; wait until its API answers.
 
-    Without `work` the node only keeps the memory in sync (`--no-work`): no training. Tests sync
-    every second to converge fast; the benchmark passes what users run (`swarm join`'s 3 s)."""
+    Without `work` the node only keeps the memory in sync (`--no-work`): no training."""
     home.mkdir(parents=True, exist_ok=True)
     verbosity = os.environ.get("SWARM_NODE_LOG", "-v")     # -vv: debug logs in HOME/node.log
     argv = [sys.executable, "-c", "from swarm.cli import main; main()", verbosity, "join",

@@ -54,8 +54,8 @@ def join(
                                                "before experiments (gate default 16)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
-    sync_interval: float = typer.Option(3.0, "--sync-interval", help="Seconds between repair "
-                                        "syncs with a random peer."),
+    sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
+                                        "syncs with a random peer (up to 3x that while in sync)."),
 ) -> None:
     """Start a node and its research loop (choose a role, work, publish, repeat).
 

@@ -45,21 +45,3 @@ def test_gossip_loss_is_repaired_by_sync(tmp_path: Path, network: str) -> None:
         nodes[0].ingest(raws[i:i + 5])
     wait_for(lambda: all(n.has_all(ids_of(raws)) for n in nodes), 20, "every record everywhere")
 
-
-def test_records_pulled_by_sync_are_gossiped_on(tmp_path: Path, network: str) -> None:
-    # Periodic repair is off (an hour apart), so b and c can only get the newcomer's records if
-    # a, which pulls them on connect, gossips them on. The newcomer runs without the DHT and
-    # only knows a: nobody else dials it.
-    from memory.store import Store
-    from node.home import memory_path
-
-    hour = 3600.0
-    a, b, c = launch_swarm(tmp_path, 3, network, sync_interval=hour)
-    wait_for(lambda: all(n.status()["mesh_peers"] >= 2 for n in (a, b, c)), 30, "a full mesh")
-    raws = make_records(30)
-    newcomer_home = tmp_path / "newcomer"
-    with Store(memory_path(newcomer_home)) as store:       # records made while offline
-        assert store.ingest(raws).accepted == 30
-    launch(newcomer_home, network, [a.addr], extra=["--no-dht"], sync_interval=hour)
-    wait_for(lambda: all(n.has_all(ids_of(raws)) for n in (a, b, c)), 20,
-             "the newcomer's records on every node")

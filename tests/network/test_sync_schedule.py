@@ -15,6 +15,8 @@ def test_pulls_follow_up_after_news_and_back_off_while_in_sync() -> None:
     assert max(waits) == IDLE_BACKOFF * base
 
 
-def test_a_failed_pull_keeps_the_schedule_going() -> None:
+def test_no_back_off_while_memories_differ_or_pulls_fail() -> None:
     assert next_sync_wait(FOLLOW_UP_S, None, 3.0) == 3.0
-    assert next_sync_wait(9.0, None, 3.0) == 9.0
+    assert next_sync_wait(9.0, None, 3.0) == 3.0
+    differ = PullResult(in_sync=False, accepted=0)     # the peer lacks what we have, not vice versa
+    assert next_sync_wait(6.0, differ, 3.0) == 3.0
