@@ -1,7 +1,17 @@
 """The shared memory: signed records and the DuckDB store every peer replicates. Imports nothing of ours.
 
-canonical.py  canonical msgpack, content ids, config hashes
-crypto.py     Ed25519 keys, libp2p peer ids, signatures (no libp2p import)
-records.py    the record kinds (strict pydantic bodies)
-codec.py      sign / encode / decode-and-validate, with named rejection reasons
+canonical.py    canonical msgpack, content ids, config hashes
+crypto.py       Ed25519 keys, libp2p peer ids, signatures (no libp2p import)
+records.py      the record kinds (strict pydantic bodies)
+codec.py        sign / decode-and-validate with named rejection reasons; BatchDecode for many
+schema.py       tables derived from the record models; Arrow rows for a batch
+keyset.py       compact sets of 64-bit keys that spare each batch a scan of every record
+store.py        Store (read-write, one process), ReadOnlyMemory (browsing), memory_stats
+views.py        derived state as SQL views: seed stats, leaderboard, claim status, noise floor
+leaderboard.py  the leaderboard as the CLI shows it: top-N per track with config and support
+antientropy.py  have-summaries, digest, and what a peer lacks (for sync)
+sqlguard.py     user SQL: one SELECT only; connections without file or network access
+stream.py       record stream files (swarm memory export / import)
+stats.py        Welch / paired t, Benjamini-Hochberg, noise floor, the claim gate
+synthetic.py    realistic signed records for tests, benchmarks and demos
 """

@@ -197,12 +197,6 @@ class BatchDecode:
         return self._results
 
 
-def decode_many(raws: Iterable[bytes], now: int | None = None,
-                pool: Executor | None = None) -> list[Record | Rejected]:
-    """`decode` for many records, signatures checked on `pool` when given."""
-    return BatchDecode(raws, now, pool).results()
-
-
 def _submit(checks: list[tuple[str, bytes, bytes]], pool: Executor | None) -> Any:
     return pool.submit(_verify_chunk, checks) if pool else _verify_chunk(checks)
 

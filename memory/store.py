@@ -6,7 +6,7 @@ ingested the same set of records, in any order and with any duplicates, answer e
 
 DuckDB lets one process hold the file read-write, and then no other process may open it at all;
 a connection refuses concurrent use. So a `Store` serialises its methods with a lock, and read-only
-browsing of a file nobody holds goes through `open_read_only`.
+browsing of a file nobody holds goes through `ReadOnlyMemory`.
 """
 from __future__ import annotations
 

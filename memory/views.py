@@ -11,6 +11,15 @@ from __future__ import annotations
 # inside BIGINT: (1e9)^2 < 9.2e18).
 MAX_RANKED_BPB = 1000
 
+def _newest(table: str, per: str) -> str:
+    """The newest record of `table` for each value of `per` (ties broken by id), flagged authors out."""
+    return f"""
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT t.*, row_number() OVER (PARTITION BY {per} ORDER BY ts DESC, id DESC) AS rn
+            FROM {table} t WHERE author NOT IN (SELECT author FROM equivocations))
+        WHERE rn = 1"""
+
+
 VIEWS: dict[str, str] = {
     "flagged_authors": """
         SELECT author, count(*) AS equivocated_seqs, min(seq) AS first_seq
@@ -43,11 +52,7 @@ VIEWS: dict[str, str] = {
     "config_support": """
         SELECT track, config_hash, count(DISTINCT seed) AS seeds, count(DISTINCT author) AS authors
         FROM valid_runs WHERE status = 'ok' AND val_bpb IS NOT NULL GROUP BY track, config_hash""",
-    "latest_assessments": """
-        SELECT * EXCLUDE (rn) FROM (
-            SELECT a.*, row_number() OVER (PARTITION BY claim ORDER BY ts DESC, id DESC) AS rn
-            FROM assessments a WHERE author NOT IN (SELECT author FROM equivocations))
-        WHERE rn = 1""",
+    "latest_assessments": _newest("assessments", per="claim"),
     # Only verifications by someone other than the claim's author count.
     "independent_verifications": """
         SELECT v.* FROM verifications v JOIN claims c ON c.id = v.claim
@@ -81,11 +86,7 @@ VIEWS: dict[str, str] = {
                (v.candidate_hash IS NOT NULL) AS verified
         FROM seed_stats s
         LEFT JOIN verified v ON v.track = s.track AND v.candidate_hash = s.config_hash""",
-    "noise_floor": """
-        SELECT * EXCLUDE (rn) FROM (
-            SELECT n.*, row_number() OVER (PARTITION BY track ORDER BY ts DESC, id DESC) AS rn
-            FROM noise_floors n WHERE author NOT IN (SELECT author FROM equivocations))
-        WHERE rn = 1""",
+    "noise_floor": _newest("noise_floors", per="track"),
     # Authors whose claim failed an independent replay: the number they reported is not what
     # their own seed gives.
     "suspect_authors": """
