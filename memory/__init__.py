@@ -3,7 +3,10 @@
 canonical.py    canonical msgpack, content ids, config hashes
 crypto.py       Ed25519 keys, libp2p peer ids, signatures (no libp2p import)
 records.py      the record kinds (strict pydantic bodies)
-codec.py        sign / decode-and-validate with named rejection reasons; BatchDecode for many
+codec.py        sign / decode-and-validate with named rejection reasons; envelope-only reads
+batch.py        decoding a batch: in-process with signatures on threads, or in helper processes
+helpers.py      the record-checking helper processes (pool, pipes, failure handling)
+check_worker.py the helper process itself (python -m memory.check_worker)
 schema.py       tables derived from the record models; Arrow rows for a batch
 keyset.py       compact sets of 64-bit keys that spare each batch a scan of every record
 store.py        Store (read-write, one process), ReadOnlyMemory (browsing), memory_stats

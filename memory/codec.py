@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Iterable
-from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -128,15 +128,20 @@ def peek_id(raw: bytes) -> str | None:
     return None
 
 
-def _parse(raw: bytes, now: int) -> tuple[Record, bytes]:
-    """Every check but the signature's; the returned record is not yet trusted."""
+def _checked(raw: bytes, now: int) -> tuple[bytes, bytes, dict[str, Any], Body]:
+    """Every check but the signature's: payload, signature, envelope and validated body."""
     if len(raw) > MAX_RECORD_BYTES:
         raise Rejected(Reason.OVERSIZE, f"{len(raw)} bytes > {MAX_RECORD_BYTES}")
     payload, signature, envelope = _split(raw)
     model = _check_envelope(envelope, now)
     # The payload is canonical (checked by `canonical.unpack`), and strict wire validation neither
     # coerces nor fills defaults, so the body is exactly what its model writes: one fact, one id.
-    body = _validate_body(model, envelope["body"])
+    return payload, signature, envelope, _validate_body(model, envelope["body"])
+
+
+def parse_unsigned(raw: bytes, now: int) -> tuple[Record, bytes]:
+    """Every check but the signature's; the returned record is not yet trusted."""
+    payload, signature, envelope, body = _checked(raw, now)
     record = Record(id=canonical.digest_hex(payload), v=envelope["v"], kind=envelope["kind"],
                     author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], body=body,
                     signature=signature, raw=raw, data=envelope["body"])
@@ -145,61 +150,54 @@ def _parse(raw: bytes, now: int) -> tuple[Record, bytes]:
 
 def decode(raw: bytes, now: int | None = None) -> Record:
     """Validate `raw` completely (size, encoding, version, kind, schema, time, signature)."""
-    record, payload = _parse(raw, now_ms() if now is None else now)
+    record, payload = parse_unsigned(raw, now_ms() if now is None else now)
     if not crypto.verify(record.author, payload, record.signature):
         raise Rejected(Reason.BAD_SIGNATURE)
     return record
 
 
-class BatchDecode:
-    """Decoding many records, with the signature checks running on a pool.
+def check(raw: bytes, now: int) -> None:
+    """Every check `decode` makes, without building the record; raises `Rejected`."""
+    payload, signature, envelope, _body = _checked(raw, now)
+    if not crypto.verify(envelope["author"], payload, signature):
+        raise Rejected(Reason.BAD_SIGNATURE)
 
-    Parsing happens at construction; each chunk's signatures are checked on `pool` (libsodium
-    releases the GIL) while this thread parses the next chunk. `parsed()` gives the records that
-    passed every other check, so callers can prepare them while the signatures are still being
-    checked; `results()` waits for the verdicts.
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What the store needs of a record: id, envelope fields, plain body and raw bytes.
+
+    Made by `read_envelope`, which checks only the envelope: until a full check (`decode`)
+    has passed, nothing in it may be trusted.
     """
 
-    def __init__(self, raws: Iterable[bytes], now: int | None = None,
-                 pool: Executor | None = None, chunk: int = 256) -> None:
-        now = now_ms() if now is None else now
-        self._results: list[Record | Rejected] = []
-        self._pending: list[tuple[list[int], Any]] = []
-        todo: list[int] = []
-        checks: list[tuple[str, bytes, bytes]] = []
-        for raw in raws:
-            try:
-                record, payload = _parse(raw, now)
-            except Rejected as rejected:
-                self._results.append(rejected)
-                continue
-            todo.append(len(self._results))
-            checks.append((record.author, payload, record.signature))
-            self._results.append(record)
-            if len(todo) >= chunk:
-                self._pending.append((todo, _submit(checks, pool)))
-                todo, checks = [], []
-        if todo:
-            self._pending.append((todo, _submit(checks, pool)))
-
-    def parsed(self) -> list[Record]:
-        """Records that passed every check but (perhaps not yet) the signature's."""
-        return [r for r in self._results if isinstance(r, Record)]
-
-    def results(self) -> list[Record | Rejected]:
-        """Every input's outcome, in order (waits for the signature checks)."""
-        for indexes, verdicts in self._pending:
-            verdicts = verdicts.result() if hasattr(verdicts, "result") else verdicts
-            for i, ok in zip(indexes, verdicts):
-                if not ok:
-                    self._results[i] = Rejected(Reason.BAD_SIGNATURE)
-        self._pending = []
-        return self._results
+    id: str
+    kind: str
+    author: str
+    seq: int
+    ts: int
+    raw: bytes
+    data: dict[str, Any]
 
 
-def _submit(checks: list[tuple[str, bytes, bytes]], pool: Executor | None) -> Any:
-    return pool.submit(_verify_chunk, checks) if pool else _verify_chunk(checks)
+def read_envelope(raw: bytes, now: int, record_id: str | None = None) -> Decoded | None:
+    """The envelope and plain body of `raw`, checking only what reading them needs; None if unreadable.
 
-
-def _verify_chunk(checks: list[tuple[str, bytes, bytes]]) -> list[bool]:
-    return [crypto.verify(author, payload, signature) for author, payload, signature in checks]
+    A subset of `decode`'s checks, so None always means `decode` would refuse it. Used where the
+    full check runs elsewhere (a helper process) and this thread only prepares the rows.
+    """
+    if len(raw) > MAX_RECORD_BYTES:
+        return None
+    try:
+        payload, _signature = msgpack.unpackb(raw, raw=False)
+        envelope = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        if type(envelope) is not dict or envelope.keys() != _ENVELOPE_KEYS:
+            return None
+        _check_envelope(envelope, now)
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not prepared here
+        return None
+    if type(envelope["body"]) is not dict:
+        return None
+    return Decoded(id=record_id or canonical.digest_hex(payload), kind=envelope["kind"],
+                   author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], raw=raw,
+                   data=envelope["body"])

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat,
                       StrictInt, StrictStr, ValidationInfo, model_validator)
 
-from memory.canonical import config_hash
+from memory.canonical import config_hash, config_hash_canonical
 
 SCHEMA_VERSION = 1
 
@@ -121,8 +121,12 @@ class RunBody(Body):
     error: Short | None
 
     @model_validator(mode="after")
-    def _hash_names_config(self) -> RunBody:
-        if self.config_hash != config_hash(self.config):
+    def _hash_names_config(self, info: ValidationInfo) -> RunBody:
+        # On the wire the config arrived in canonical form, so it is hashed as it stands; a
+        # config built in Python is put in canonical form first.
+        wire = bool(info.context and info.context.get("wire"))
+        expected = config_hash_canonical(self.config) if wire else config_hash(self.config)
+        if self.config_hash != expected:
             raise ValueError("config_hash is not the hash of config")
         return self
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 import pyarrow as pa
+from memory.codec import Decoded
 from memory.records import BODIES, Body, Record
 
+Row = Record | Decoded     # what a table row is made from: a validated record, or its checked fields
 TABLE_NAMES: dict[str, str] = {
     "node": "nodes", "role": "roles", "hypothesis": "hypotheses", "claim_lease": "claim_leases",
     "run": "runs", "claim": "claims", "verification": "verifications",
@@ -28,7 +30,25 @@ _ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "UBIGINT": pa.uint64(),
           "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "JSON": pa.string(), "BLOB": pa.binary()}
 
 
-_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))   # json.dumps(**kw) builds one per call
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# json.dumps(v, sort_keys=True, separators=(",", ":")), minus the per-call set-up (a new C encoder
+# and a circular-reference memo each time), which cost more than the encoding of a small config.
+# Validated bodies hold no cycles.
+_C_ENCODER = json.encoder.c_make_encoder     # None where the C accelerator is missing
+
+
+def to_json(value: Any) -> str:
+    """`value` as canonical JSON text: sorted keys, no spaces, ASCII only."""
+    if _JSON_CHUNKS is None:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return "".join(_JSON_CHUNKS(value, 0))
+
+
+_JSON_CHUNKS = None if _C_ENCODER is None else _C_ENCODER(
+    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
 
 
 @dataclass(frozen=True)
@@ -49,8 +69,7 @@ class Column:
             outer, key = self.path
             values = [b[outer][key] for b in bodies]
         if self.sql_type == "JSON":
-            encode = _JSON.encode
-            return [None if v is None else encode(v) for v in values]
+            return [None if v is None else to_json(v) for v in values]
         return values
 
 
@@ -103,7 +122,7 @@ def ddl() -> list[str]:
     return statements
 
 
-def records_table(records: list[Record]) -> pa.Table:
+def records_table(records: list[Row]) -> pa.Table:
     """The `records` rows of `records` as an Arrow table."""
     return pa.table({
         "id": pa.array([r.id for r in records], pa.string()),
@@ -117,9 +136,9 @@ def records_table(records: list[Record]) -> pa.Table:
     })
 
 
-def tables(records: list[Record]) -> dict[str, pa.Table]:
+def tables(records: list[Row]) -> dict[str, pa.Table]:
     """Arrow tables for a batch: `records` and the typed table of each kind present."""
-    by_kind: dict[str, list[Record]] = {}
+    by_kind: dict[str, list[Row]] = {}
     for record in records:
         by_kind.setdefault(record.kind, []).append(record)
     out = {"records": records_table(records)}
@@ -128,7 +147,7 @@ def tables(records: list[Record]) -> dict[str, pa.Table]:
     return out
 
 
-def kind_table(kind: str, records: list[Record]) -> pa.Table:
+def kind_table(kind: str, records: list[Row]) -> pa.Table:
     """The typed-table rows of `records` (all of `kind`) as an Arrow table."""
     data: dict[str, pa.Array] = {
         "id": pa.array([r.id for r in records], pa.string()),

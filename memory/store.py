@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,17 @@ import numpy as np
 import pyarrow as pa
 
 from memory import antientropy, codec, schema, views
+from memory.batch import HelperDecode, SignaturePool, ThreadedDecode
+from memory.helpers import HelperPool, default_helpers
 from memory.keyset import KeySet
 from memory.records import Record
+from memory.schema import Row
 from memory.sqlguard import SAFE_CONFIG, check_read_only
 
 log = logging.getLogger(__name__)
 DB_FORMAT = "1"
+HELPER_MIN_BATCH = 1000     # smaller batches are checked in-process (a helper starts in ~0.5 s)
+Decoder = ThreadedDecode | HelperDecode
 
 
 class StoreError(RuntimeError):
@@ -94,8 +98,12 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 class Store:
     """Read-write access to one memory file. Thread-safe: every method holds the store's lock."""
 
-    def __init__(self, path: Path | str) -> None:
-        """Open (creating if needed) the memory at `path`; ":memory:" keeps it in RAM (tests)."""
+    def __init__(self, path: Path | str, helpers: int | None = None) -> None:
+        """Open (creating if needed) the memory at `path`; ":memory:" keeps it in RAM (tests).
+
+        Batches of `HELPER_MIN_BATCH` records or more are checked in `helpers` helper processes
+        (default: one per core, at most four; 0: never), started on the first such batch.
+        """
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,8 +111,9 @@ class Store:
         self._lock = threading.RLock()
         self._version = 0                      # bumped on every write; invalidates caches
         self._cache: dict[str, tuple[int, Any]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
-                                        thread_name_prefix="verify")
+        self._signatures = SignaturePool(min(4, os.cpu_count() or 2))
+        self._helpers: HelperPool | None = None          # started on the first big batch
+        self._helper_count = default_helpers() if helpers is None else helpers
         self._create()
         # 64-bit keys of what the file holds: batches are checked against these in memory
         # instead of by SQL joins that scan every record (see keyset.py).
@@ -133,7 +142,9 @@ class Store:
         """Checkpoint and close the file."""
         with self._lock:
             self._con.close()
-            self._pool.shutdown()
+            self._signatures.close()
+            if self._helpers is not None:
+                self._helpers.close()
 
     def __enter__(self) -> Store:
         return self
@@ -159,22 +170,102 @@ class Store:
             # Records already held skip validation: their content was checked when first stored.
             unseen = [raw for raw, i in zip(raws, ids) if i not in known]
             report.duplicate += len(raws) - len(unseen)
-            batch = codec.BatchDecode(unseen, now, self._pool)
-            # Prepare the rows while the pool is still checking signatures.
-            candidates = list({r.id: r for r in batch.parsed()}.values())
-            tables = schema.tables(candidates)
-            fresh: dict[str, Record] = {}
-            for result in batch.results():
-                if isinstance(result, codec.Rejected):
-                    self._count_rejection(result, report)
-                elif result.id in fresh:
-                    report.duplicate += 1
-                else:
-                    fresh[result.id] = result
-            if len(fresh) != len(candidates):           # a bad signature: rebuild without it
-                tables = schema.tables(list(fresh.values()))
-            self._write(list(fresh.values()), tables, report)
+            unseen_ids = [i for i in ids if i not in known]
+            batch = self._decoder(unseen, unseen_ids, codec.now_ms() if now is None else now)
+            candidates: dict[str, Row] = {}
+            for record in batch.parsed():
+                candidates.setdefault(record.id, record)
+            self._write(batch, list(candidates.values()), report)
         return report
+
+    def _write(self, batch: Decoder, candidates: list[Row], report: IngestReport) -> None:
+        """Insert the batch's records in one transaction, committed once every check has passed.
+
+        The rows go in while the records are still being checked elsewhere, so the insert
+        overlaps the checking. A record that fails (rare: a forger, a corrupted copy) means
+        rolling back and inserting again without it, still before anything is committed.
+        """
+        con = self._con
+        con.begin()
+        try:
+            try:
+                pair_keys = self._insert_records(candidates)
+                prepared = True
+            except Exception:  # noqa: BLE001 - unchecked rows; redone below from checked ones
+                # Rows read by `codec.read_envelope` are not validated yet, and a hostile
+                # record can make them unbuildable. The checked rows always build.
+                con.rollback()
+                con.begin()
+                prepared = False
+            fresh = self._verdicts(batch, report)
+            if (not prepared or len(fresh) != len(candidates)
+                    or any(fresh[r.id] is not r for r in candidates)):
+                con.rollback()
+                con.begin()
+                pair_keys = self._insert_records(list(fresh.values()))
+            for reason, n in report.rejected.items():
+                con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
+                            "DO UPDATE SET n = n + excluded.n", [reason, n])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        records = list(fresh.values())
+        if records:
+            self._ids.add(np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64))
+            self._pairs.add(pair_keys)
+            self._version += 1
+        report.accepted += len(records)
+        report.accepted_ids += [r.id for r in records]
+
+    def _verdicts(self, batch: Decoder, report: IngestReport) -> dict[str, Row]:
+        """The batch's valid records by id (the first valid copy of each); counts the rest."""
+        fresh: dict[str, Row] = {}
+        for result in batch.results():
+            if isinstance(result, codec.Rejected):
+                self._count_rejection(result, report)
+            elif result.id in fresh:
+                report.duplicate += 1
+            else:
+                fresh[result.id] = result
+        return fresh
+
+    def _insert_records(self, records: list[Row]) -> np.ndarray:
+        """Insert rows for `records` (none held yet) into every table; their (author, seq) keys."""
+        if not records:
+            return np.zeros(0, dtype=np.uint64)
+        tables = schema.tables(records)
+        inserted = self._insert("records", tables.pop("records"))
+        if inserted != len(records):      # the id filter let a held record through
+            raise StoreError(f"batch of {len(records)} inserted {inserted} records")
+        for table, rows in tables.items():
+            self._insert(table, rows)
+        return self._flag_equivocations(records)
+
+    def _decoder(self, raws: list[bytes], ids: list[str | None], now: int) -> Decoder:
+        """Helper processes check a big batch (started now if need be); threads, a small one."""
+        if len(raws) < HELPER_MIN_BATCH or self._helper_count < 1:
+            return ThreadedDecode(raws, now, self._signatures)
+        if self._helpers is not None and not self._helpers.alive:
+            # A helper died (killed, out of memory): its checks were redone in this process.
+            # Do not keep paying for helpers that may die again; threads are slower but sure.
+            log.warning("record-checking helpers stopped; checking records in-process")
+            self._helpers.close()
+            self._helpers, self._helper_count = None, 0
+            return ThreadedDecode(raws, now, self._signatures)
+        if self._helpers is None:
+            try:
+                self._helpers = HelperPool(self._helper_count)
+            except OSError as exc:
+                log.warning("cannot start record-checking helpers (%s); checking in-process", exc)
+                self._helper_count = 0
+                return ThreadedDecode(raws, now, self._signatures)
+        return HelperDecode(raws, ids, now, self._helpers)
+
+    def helper_pids(self) -> list[int]:
+        """Process ids of the running record-checking helpers (none until a big batch)."""
+        with self._lock:
+            return [] if self._helpers is None else self._helpers.pids
 
     def add(self, records: Iterable[Record]) -> IngestReport:
         """Store this node's own freshly signed records (re-validated like everyone else's)."""
@@ -200,33 +291,6 @@ class Store:
             self._con.unregister("_peek")
         return {row[0] for row in rows}
 
-    def _write(self, records: list[Record], tables: dict[str, pa.Table],
-               report: IngestReport) -> None:
-        con = self._con
-        pair_keys = np.zeros(0, dtype=np.uint64)
-        con.begin()
-        try:
-            if records:
-                inserted = self._insert("records", tables.pop("records"))
-                if inserted != len(records):      # the id filter let a held record through
-                    raise StoreError(f"batch of {len(records)} inserted {inserted} records")
-                for table, rows in tables.items():
-                    self._insert(table, rows)
-                pair_keys = self._flag_equivocations(records)
-            for reason, n in report.rejected.items():
-                con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
-                            "DO UPDATE SET n = n + excluded.n", [reason, n])
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-        if records:
-            self._ids.add(np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64))
-            self._pairs.add(pair_keys)
-            self._version += 1
-        report.accepted += len(records)
-        report.accepted_ids += [r.id for r in records]
-
     def _insert(self, table: str, rows: pa.Table) -> int:
         verb = "INSERT OR IGNORE" if table == "records" else "INSERT"   # only records has a key
         self._con.register("_batch", rows)
@@ -236,7 +300,7 @@ class Store:
         finally:
             self._con.unregister("_batch")
 
-    def _flag_equivocations(self, records: list[Record]) -> np.ndarray:
+    def _flag_equivocations(self, records: list[Row]) -> np.ndarray:
         """Record (author, seq) pairs now held under two ids; return the batch's pair keys."""
         pairs = pa.table({"author": pa.array([r.author for r in records], pa.string()),
                           "seq": pa.array([r.seq for r in records], pa.uint64())})

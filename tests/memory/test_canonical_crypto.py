@@ -1,10 +1,13 @@
 """Canonical encoding, content ids, peer ids and signatures."""
 from __future__ import annotations
 
+import json
+
 import msgpack
 import pytest
+from hypothesis import given, strategies as st
 
-from memory import canonical, crypto
+from memory import canonical, crypto, schema
 
 
 def test_pack_sorts_keys_and_round_trips() -> None:
@@ -66,3 +69,22 @@ def test_signatures_are_domain_separated() -> None:
     import nacl.signing
     plain = nacl.signing.SigningKey(key.seed).sign(message).signature
     assert not crypto.verify(key.peer_id, message, plain)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(_json_values)
+def test_typed_tables_write_json_exactly_as_json_dumps_does(value) -> None:
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    assert schema.to_json(value) == expected
+
+
+def test_json_columns_refuse_what_is_not_json() -> None:
+    for bad in ({"x": float("nan")}, {"x": b"bytes"}, {"x": {1, 2}}):
+        with pytest.raises((TypeError, ValueError)):
+            schema.to_json(bad)

@@ -8,23 +8,48 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from memory import stream, synthetic
-from memory.store import Store
-
-BATCH = 250
+from memory.store import HELPER_MIN_BATCH, Store
 
 
-def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path: Path) -> None:
+def _helper_pids() -> set[int]:
+    """Running record-checking helpers (any process whose command line names the module)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"memory.check_worker" in (entry / "cmdline").read_bytes():
+                pids.add(int(entry.name))
+        except OSError:            # it exited meanwhile
+            pass
+    return pids
+
+
+def _gone(pids: set[int], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while pids & _helper_pids():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# 250: checked in-process; HELPER_MIN_BATCH: checked by helper processes, which must not outlive
+# the writer.
+@pytest.mark.parametrize("batch", [250, HELPER_MIN_BATCH])
+def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path: Path, batch: int) -> None:
     source = tmp_path / "records.swarm"
     with open(source, "wb") as f:
-        stream.write(f, (r.raw for r in synthetic.runs(synthetic.keypairs(4), 6000)))
+        stream.write(f, (r.raw for r in synthetic.runs(synthetic.keypairs(4), 24 * batch)))
     db = tmp_path / "memory.duckdb"
     rng = random.Random(0)
     kills = 0
     for attempt in range(6):
         child = subprocess.Popen(
-            [sys.executable, "-m", "tests.memory.crash_writer", str(db), str(source), str(BATCH)],
+            [sys.executable, "-m", "tests.memory.crash_writer", str(db), str(source), str(batch)],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+        before = _helper_pids()
         acked = 0
         deadline = time.monotonic() + 60
         target = rng.randint(1, 6)                       # kill after a few acknowledged batches
@@ -34,15 +59,19 @@ def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path: Path) -> None:
                 target -= 1
                 if target == 0:
                     time.sleep(rng.random() * 0.05)       # land somewhere inside the next batch
+                    helpers = _helper_pids() - before
                     child.send_signal(signal.SIGKILL)
                     kills += 1
                     break
             if line.startswith("DONE") or time.monotonic() > deadline:
                 break
         child.wait(timeout=30)
+        if target == 0 and batch >= HELPER_MIN_BATCH:
+            assert helpers, "the writer started no helpers"
+            assert _gone(helpers), "helpers outlived their killed writer"
         with Store(db) as store:
             held = store.count()
             runs = store.query("SELECT count(*) FROM runs").rows[0][0]
         assert held >= acked, f"attempt {attempt}: acknowledged {acked}, found {held}"
-        assert held % BATCH == 0 and runs == held, f"attempt {attempt}: partial batch ({held})"
+        assert held % batch == 0 and runs == held, f"attempt {attempt}: partial batch ({held})"
     assert kills >= 5
