@@ -41,10 +41,20 @@ def default_helpers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-class _Helper:
-    """One `memory.check_worker` process, a thread writing its requests and one reading answers."""
+_Request = tuple[int, bytes, "Future[list[Verdict]]"]   # tag, framed request, its answer
+IN_FLIGHT = 2     # requests a helper holds at once: one to work on, one ready in its pipe
 
-    def __init__(self) -> None:
+
+class _Helper:
+    """One `memory.check_worker` process, a thread feeding it requests and one reading answers.
+
+    Requests come from a queue shared by every helper, and each helper holds at most `IN_FLIGHT`
+    of them: whichever helper gets more CPU takes more work. Dealing requests out up front left
+    one helper idle at the end of each batch while another, sharing a core with the store's
+    thread, still had several to do.
+    """
+
+    def __init__(self, requests: queue.SimpleQueue[_Request | None]) -> None:
         env = dict(os.environ)
         # The helper must run this very code: put its package first, and (-P) keep the current
         # directory off its path, where an unrelated `memory` package could shadow ours.
@@ -52,9 +62,10 @@ class _Helper:
         self._proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "memory.check_worker"], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._requests = requests
         self._pending: dict[int, Future[list[Verdict]]] = {}
         self._lock = threading.Lock()          # guards _pending and _alive
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._room = threading.Semaphore(IN_FLIGHT)
         self._alive = True
         threading.Thread(target=self._write_requests, name="check-writer", daemon=True).start()
         threading.Thread(target=self._read_answers, name="check-reader", daemon=True).start()
@@ -69,30 +80,30 @@ class _Helper:
         """The helper's process id."""
         return self._proc.pid
 
-    @property
-    def load(self) -> int:
-        """Requests sent and not yet answered."""
-        return len(self._pending)
-
-    def submit(self, tag: int, request: list[Any], future: Future[list[Verdict]]) -> None:
-        """Queue a request; `future` gets its answer. Raises `HelperGone` if the helper has gone."""
-        with self._lock:
-            if not self._alive:
-                raise HelperGone("record-checking helper has exited")
-            self._pending[tag] = future
-        # Queued, not written: a write blocks whenever the pipe is full, and the caller has
-        # its own work to get on with meanwhile.
-        self._outbox.put(frame([tag, *request]))
-
     def _write_requests(self) -> None:
         stdin = self._proc.stdin
-        try:
-            while (data := self._outbox.get()) is not None:
+        while True:
+            self._room.acquire()
+            request = self._requests.get()
+            if request is None:                 # the pool is closing: one None per helper
+                break
+            tag, data, future = request
+            with self._lock:
+                alive = self._alive
+                if alive:
+                    self._pending[tag] = future
+            if not alive:           # taken by a dead helper's thread: the caller checks it itself
+                future.set_exception(HelperGone("record-checking helper has exited"))
+                continue
+            try:
                 stdin.write(data)
                 stdin.flush()
+            except (OSError, ValueError) as exc:   # broken pipe: the helper has gone
+                self._fail(f"cannot reach record-checking helper: {exc}")
+        try:
             stdin.close()                     # the helper exits when its stdin ends
-        except (OSError, ValueError) as exc:   # broken pipe: the helper has gone
-            self._fail(f"cannot reach record-checking helper: {exc}")
+        except OSError:
+            pass
 
     def _read_answers(self) -> None:
         try:
@@ -100,6 +111,7 @@ class _Helper:
                 tag, answer = msgpack.unpackb(body, raw=False)
                 with self._lock:
                     future = self._pending.pop(tag)
+                self._room.release()
                 future.set_result(answer)
         except Exception as exc:  # noqa: BLE001 - any failure here means the helper is unusable
             self._fail(f"record-checking helper answered badly: {exc}")
@@ -110,14 +122,15 @@ class _Helper:
         with self._lock:
             was_alive, self._alive = self._alive, False
             pending, self._pending = self._pending, {}
-        if was_alive and pending:
-            log.warning("%s; checking %d pending requests in-process", why, len(pending))
+        if was_alive:
+            self._room.release(1_000_000)     # the writer thread must never wait on a dead helper
+            if pending:
+                log.warning("%s; checking %d pending requests in-process", why, len(pending))
         for future in pending.values():
             future.set_exception(HelperGone(why))
 
-    def close(self) -> None:
-        """Let the helper finish what is queued, then exit; reap it."""
-        self._outbox.put(None)
+    def reap(self) -> None:
+        """Wait for the process to exit (after its stdin closed); kill it if it will not."""
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -127,10 +140,11 @@ class _Helper:
 
 
 class HelperPool:
-    """Record-checking helper processes; each request goes to the least loaded."""
+    """Record-checking helper processes fed from one queue of requests."""
 
     def __init__(self, processes: int) -> None:
-        self._helpers = [_Helper() for _ in range(processes)]
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._helpers = [_Helper(self._requests) for _ in range(processes)]
         self._tags = itertools.count()
 
     @property
@@ -148,14 +162,18 @@ class HelperPool:
 
         Raises `HelperGone` if no helper is left.
         """
-        live = [h for h in self._helpers if h.alive]
-        if not live:
+        if not any(h.alive for h in self._helpers):
             raise HelperGone("every record-checking helper has exited")
         future: Future[list[Verdict]] = Future()
-        min(live, key=lambda h: h.load).submit(next(self._tags), [now, raws], future)
+        tag = next(self._tags)
+        # Framed here, written by whichever helper's thread takes it: a write blocks whenever
+        # a pipe is full, and the caller has its own work to get on with meanwhile.
+        self._requests.put((tag, frame([tag, now, raws]), future))
         return future
 
     def close(self) -> None:
-        """Stop every helper."""
+        """Let the helpers finish what they hold, then exit; reap them."""
+        for _ in self._helpers:
+            self._requests.put(None)
         for helper in self._helpers:
-            helper.close()
+            helper.reap()
