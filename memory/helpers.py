@@ -3,8 +3,8 @@
 A batch's records are parsed, validated and signature-checked; all of it is Python or holds the
 GIL for part of the time, so threads cannot spread it over cores. Measured on 2 cores: with
 signatures checked on threads beside the parsing thread, only about half of the checking overlapped
-the parsing. Helper processes have GILs of their own. Each starts in about half a second (it
-imports pydantic), so stores start them only on the first batch big enough to need them.
+the parsing. Helper processes have GILs of their own. Each starts in about 0.3 s (it imports
+pydantic), so stores start them only on the first batch big enough to need them.
 
 A helper that dies fails its pending requests with `HelperGone`; the caller then checks those
 records itself, so a crash costs time, never a verdict.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 import pyarrow as pa
+
 from memory.codec import Decoded
 from memory.records import BODIES, Body, Record
 
@@ -36,8 +37,10 @@ def _not_json(value: Any) -> Any:
 
 # json.dumps(v, sort_keys=True, separators=(",", ":")), minus the per-call set-up (a new C encoder
 # and a circular-reference memo each time), which cost more than the encoding of a small config.
-# Validated bodies hold no cycles.
-_C_ENCODER = json.encoder.c_make_encoder     # None where the C accelerator is missing
+# Validated bodies hold no cycles. c_make_encoder is None where the C accelerator is missing.
+_C_ENCODER = json.encoder.c_make_encoder
+_JSON_CHUNKS = None if _C_ENCODER is None else _C_ENCODER(
+    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
 
 
 def to_json(value: Any) -> str:
@@ -45,10 +48,6 @@ def to_json(value: Any) -> str:
     if _JSON_CHUNKS is None:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return "".join(_JSON_CHUNKS(value, 0))
-
-
-_JSON_CHUNKS = None if _C_ENCODER is None else _C_ENCODER(
-    None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The node's memory: one DuckDB file holding every accepted record, typed tables and views.
 
-Ingest is batched: a batch is validated in Python, then written in one transaction through Arrow
-(`INSERT OR IGNORE`), so a crash leaves either the whole batch or none of it. Any two stores that
-ingested the same set of records, in any order and with any duplicates, answer every view alike.
+Ingest is batched: a batch is checked (big ones in helper processes, see batch.py), then written in
+one transaction through Arrow (`INSERT OR IGNORE`), so a crash leaves either the whole batch or
+none of it. Any two stores that ingested the same set of records, in any order and with any
+duplicates, answer every view alike.
 
 DuckDB lets one process hold the file read-write, and then no other process may open it at all;
 a connection refuses concurrent use. So a `Store` serialises its methods with a lock, and read-only
@@ -34,7 +35,7 @@ from memory.sqlguard import SAFE_CONFIG, check_read_only
 
 log = logging.getLogger(__name__)
 DB_FORMAT = "1"
-HELPER_MIN_BATCH = 1000     # smaller batches are checked in-process (a helper starts in ~0.5 s)
+HELPER_MIN_BATCH = 1000     # smaller batches are checked in-process (a helper starts in ~0.3 s)
 Decoder = ThreadedDecode | HelperDecode
 
 
