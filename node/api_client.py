@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from memory.store import QueryResult
+from node.api_server import API_FILE, TOKEN_FILE
 
-API_FILE = "api.json"
-TOKEN_FILE = "api.token"
 TIMEOUT_S = 30.0
 
 
@@ -70,6 +69,10 @@ class ApiClient:
             raise ApiError(str(message)) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise ApiError(f"cannot reach the daemon at {self.url}: {exc}") from exc
+
+    def get(self, path: str) -> Any:
+        """GET one of the daemon's JSON endpoints (`/status`, `/peers`, ...)."""
+        return self._request(path)
 
     def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> QueryResult:
         """Run a read-only SELECT in the daemon."""

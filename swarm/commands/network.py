@@ -5,8 +5,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
@@ -123,20 +121,15 @@ def _run(daemon: Any, starter: Any) -> None:
 
 def _api_get(home: Optional[Path], path: str) -> Any | None:
     """GET `path` from the daemon on `home`; None when no daemon runs there."""
-    from node.api_server import API_FILE, TOKEN_FILE
+    from node import api_client
     from node.home import resolve_home
 
-    root = resolve_home(home)
-    try:
-        url = json.loads((root / API_FILE).read_text())["url"]
-        token = (root / TOKEN_FILE).read_text().strip()
-    except (OSError, ValueError, KeyError):
+    client = api_client.connect(resolve_home(home))
+    if client is None:
         return None
-    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
+        return client.get(path)
+    except api_client.ApiError:
         return None                     # api.json left by a daemon that died
 
 
