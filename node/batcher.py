@@ -14,23 +14,13 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-import msgpack
-
-from memory.canonical import digest_hex
+from memory.codec import peek_id
 
 log = logging.getLogger(__name__)
 
 FLUSH_S = 0.1
 MAX_BATCH = 2000
 MAX_PENDING = 50_000                  # beyond this, gossip is dropped (sync repairs it) not buffered
-
-
-def record_id(raw: bytes) -> str | None:
-    """The id of a raw record (blake2b-256 of its signed payload), or None if it is not one."""
-    try:
-        return digest_hex(msgpack.unpackb(raw, raw=False)[0])
-    except Exception:  # noqa: BLE001 - malformed bytes have no id; the store rejects them
-        return None
 
 
 class Arrivals:
@@ -97,6 +87,6 @@ class GossipBatcher:
             accepted = set(report.accepted_ids)
             per_peer: dict[str, int] = {}
             for peer_id, raw in batch:
-                if record_id(raw) in accepted:
+                if peek_id(raw) in accepted:
                     per_peer[peer_id] = per_peer.get(peer_id, 0) + 1
             self.on_ingested(per_peer, report)

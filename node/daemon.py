@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from memory.codec import sign
+from memory.codec import peek_id, sign
 from memory.records import Body, NodeBody, Record
 from memory.store import IngestReport, Store
 from node import machine
 from node.api_routes import routes
 from node.api_server import ApiServer
-from node.batcher import Arrivals, GossipBatcher, record_id
+from node.batcher import Arrivals, GossipBatcher
 from node.bridge import TrioThread, post
 from node.home import ensure_home, memory_path
 from node.host import NetConfig, NetHost
@@ -245,7 +245,7 @@ class Daemon:
         if 0 < report.accepted <= MAX_ANNOUNCE:
             accepted = set(report.accepted_ids)
             for raw in raws:
-                if record_id(raw) in accepted:
+                if peek_id(raw) in accepted:
                     await self.bridge.call(self.net.publish, raw)
         return report
 

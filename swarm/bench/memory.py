@@ -5,7 +5,6 @@ Everything is measured side by side in one process on synthetic but realistic si
 """
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import tempfile
@@ -16,6 +15,7 @@ from typing import Any
 import msgpack
 import typer
 
+from swarm.bench import procstat
 from swarm.output import console, print_json, print_table
 
 
@@ -40,15 +40,6 @@ def _make_records(n: int, authors: int) -> list[bytes]:
                                  transient=True)]
 
 
-def _process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far; 0.0 where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _ingest(store: Any, raws: list[bytes], batch: int) -> dict[str, float]:
     rates = []
     start, cpu = time.perf_counter(), time.process_time()
@@ -60,7 +51,7 @@ def _ingest(store: Any, raws: list[bytes], batch: int) -> dict[str, float]:
         assert report.accepted == len(chunk), report.as_dict()
     total, cpu = time.perf_counter() - start, time.process_time() - cpu
     helpers = store.helper_pids()
-    helper_cpu = sum(_process_cpu_s(pid) for pid in helpers)   # they live only for this ingest
+    helper_cpu = sum(procstat.cpu_seconds(pid) for pid in helpers)   # they live only for this ingest
     # CPU time per record (this process's threads, plus the helper processes) does not depend on
     # what else the machine is running; records/s on an idle n-core machine is bounded by about
     # n / cpu_s_per_record.

@@ -7,7 +7,6 @@ clock. A script, not a timed test: the figures go into the issue.
 """
 from __future__ import annotations
 
-import os
 import random
 import signal
 import statistics
@@ -19,6 +18,7 @@ from typing import Any
 
 import typer
 
+from swarm.bench import procstat
 from swarm.bench.nodes import Node, kill_all, launch, launch_swarm, wait_for
 from swarm.output import err_console, print_json, print_table
 
@@ -31,19 +31,14 @@ def _records(n: int, authors: int = 20, seed: int = 0) -> list[bytes]:
 
 
 def _ids(raws: list[bytes]) -> list[str]:
-    from node.batcher import record_id
+    from memory.codec import peek_id
 
-    return [record_id(raw) or "" for raw in raws]
+    return [peek_id(raw) or "" for raw in raws]
 
 
 def _usage(node: Node) -> tuple[float, float]:
-    """(CPU seconds used so far, resident memory in MB) of a node process, from /proc."""
-    fields = Path(f"/proc/{node.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    rss_kb = next(int(line.split()[1]) for line in
-                  Path(f"/proc/{node.proc.pid}/status").read_text().splitlines()
-                  if line.startswith("VmRSS"))
-    return ticks / os.sysconf("SC_CLK_TCK"), rss_kb / 1024
+    """(CPU seconds used so far, resident memory in MB) of a node process."""
+    return procstat.cpu_seconds(node.proc.pid), procstat.rss_mb(node.proc.pid)
 
 
 def _cpu_share(nodes: list[Node], seconds: float, during: Any = None) -> dict[str, float]:
