@@ -152,13 +152,6 @@ class TrioThread:
             self._schedule(scope.cancel, quiet=True)
             raise
 
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run the plain function `fn(*args)` in the trio thread soon (fire and forget).
-
-        `fn` must not raise; wrap it if it might.
-        """
-        self._schedule(fn, *args)
-
     def _schedule(self, fn: Callable[..., Any], *args: Any, quiet: bool = False) -> None:
         token = self._token
         if token is None or self._nursery is None:

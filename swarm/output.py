@@ -39,11 +39,6 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
 
 
-def rows_as_dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Rows as a list of {column: value} dicts."""
-    return [dict(zip(columns, row)) for row in rows]
-
-
 def _cell(value: Any, width: int = 48) -> str:
     if value is None:
         return ""
