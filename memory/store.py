@@ -190,7 +190,7 @@ class Store:
         con.begin()
         try:
             try:
-                pair_keys = self._insert_records(candidates)
+                keys = self._insert_records(candidates)
                 prepared = True
             except Exception:  # noqa: BLE001 - unchecked rows; redone below from checked ones
                 # Rows read by `codec.read_envelope` are not validated yet, and a hostile
@@ -203,7 +203,7 @@ class Store:
                     or any(fresh[r.id] is not r for r in candidates)):
                 con.rollback()
                 con.begin()
-                pair_keys = self._insert_records(list(fresh.values()))
+                keys = self._insert_records(list(fresh.values()))
             for reason, n in report.rejected.items():
                 con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
                             "DO UPDATE SET n = n + excluded.n", [reason, n])
@@ -213,7 +213,8 @@ class Store:
             raise
         records = list(fresh.values())
         if records:
-            self._ids.add(np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64))
+            id_keys, pair_keys = keys
+            self._ids.add(id_keys)
             self._pairs.add(pair_keys)
             self._version += 1
         report.accepted += len(records)
@@ -231,17 +232,18 @@ class Store:
                 fresh[result.id] = result
         return fresh
 
-    def _insert_records(self, records: list[Row]) -> np.ndarray:
-        """Insert rows for `records` (none held yet) into every table; their (author, seq) keys."""
+    def _insert_records(self, records: list[Row]) -> tuple[np.ndarray, np.ndarray]:
+        """Insert rows for `records` (none held yet) into every table; their id and pair keys."""
         if not records:
-            return np.zeros(0, dtype=np.uint64)
+            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
         tables = schema.tables(records)
-        inserted = self._insert("records", tables.pop("records"))
+        rows = tables.pop("records")
+        inserted = self._insert("records", rows)
         if inserted != len(records):      # the id filter let a held record through
             raise StoreError(f"batch of {len(records)} inserted {inserted} records")
-        for table, rows in tables.items():
-            self._insert(table, rows)
-        return self._flag_equivocations(records)
+        for table, typed_rows in tables.items():
+            self._insert(table, typed_rows)
+        return rows.column("id8").to_numpy(), self._flag_equivocations(records)
 
     def _decoder(self, raws: list[bytes], ids: list[str | None], now: int) -> Decoder:
         """Helper processes check a big batch (started now if need be); threads, a small one."""
