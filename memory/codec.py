@@ -18,7 +18,10 @@ from memory import canonical, crypto
 from memory.records import BODIES, SCHEMA_VERSION, Body, Record
 
 MAX_RECORD_BYTES = 64 * 1024
-MAX_CLOCK_SKEW_MS = 10 * 60 * 1000       # a record may be at most 10 minutes in our future
+# A record may be at most 2 minutes in our future: enough for volunteers' clocks (NTP keeps them within
+# seconds), and a record stamped ahead can win a "newest per key" view (memory/views.py) only until
+# our clock reaches its ts, so this also bounds how long it can pin such a view.
+MAX_CLOCK_SKEW_MS = 2 * 60 * 1000
 _WIRE = {"wire": True}     # validation context: floats must arrive as floats
 _ENVELOPE_KEYS = frozenset({"v", "kind", "author", "seq", "ts", "body"})
 

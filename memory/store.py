@@ -274,6 +274,14 @@ class Store:
         """Store this node's own freshly signed records (re-validated like everyone else's)."""
         return self.ingest(record.raw for record in records)
 
+    def count_rejections(self, counts: dict[str, int]) -> None:
+        """Add records refused before ingest (gossip validation, quotas) to `rejections`."""
+        if not counts:
+            return
+        with self._lock:
+            self._con.executemany("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
+                                  "DO UPDATE SET n = n + excluded.n", list(counts.items()))
+
     @staticmethod
     def _count_rejection(rejected: codec.Rejected, report: IngestReport) -> None:
         reason = rejected.reason.value

@@ -44,6 +44,7 @@ LOCK_FILE = "daemon.lock"
 SAVE_PEERS_S = 30.0
 MAX_ANNOUNCE = 1000        # an import larger than this spreads by sync, not a gossip flood
 SERVICE_STOP_S = 30.0      # how long shutdown waits for each service's thread
+HOST_CHECK_S = 1.0         # how often the libp2p thread is checked (and gossip refusals saved)
 IDLE_WORK = "keeping the memory in sync (no work loop)"
 
 
@@ -121,6 +122,7 @@ class Daemon:
         self.arrivals = Arrivals()
         self.rejected: dict[str, int] = {}
         self.started = time.time()
+        self.host_restarts = 0
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.services: list[Service] = []
@@ -134,6 +136,7 @@ class Daemon:
         self.net: NetHost
         self.bridge: TrioThread
         self.api: ApiServer
+        self._on_gossip: Callable[[str, bytes], Any]
 
     def stop(self) -> None:
         """Ask run() to shut down (safe from a signal handler)."""
@@ -167,16 +170,14 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         batcher = GossipBatcher(self.store, self._ingest_pool, self._on_gossip_ingested)
-        self.net = NetHost(self._net_config(), self.store, self.peers,
-                           on_gossip=lambda peer, raw: post(loop, batcher.add, peer, raw))
-        self.net.on_synced = self.arrivals.add
-        self.bridge = TrioThread(self.net.main, name="libp2p")
-        await asyncio.to_thread(self.bridge.start)
+        self._on_gossip = lambda peer, raw: post(loop, batcher.add, peer, raw)
+        await self._start_host()
         self.api = ApiServer(self.home, routes(self))
         tasks: list[asyncio.Task[Any]] = []
         try:
             url = await self.api.start()
-            tasks = [asyncio.create_task(batcher.run()), asyncio.create_task(self._housekeeping())]
+            tasks = [asyncio.create_task(batcher.run()), asyncio.create_task(self._housekeeping()),
+                     asyncio.create_task(self._watch_host())]
             await self._publish_node_record()
             if on_started is not None:
                 self.services = on_started(self, loop)
@@ -189,6 +190,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await batcher.flush()                       # the current batch is committed
+            await self._save_refusals()
             await self.api.stop()
             if not await asyncio.to_thread(self.bridge.stop, 15.0):
                 log.warning("libp2p thread did not stop in time")
@@ -212,12 +214,41 @@ class Daemon:
         except asyncio.TimeoutError:
             log.info("--duration reached; stopping")
 
+    async def _start_host(self, previous: NetHost | None = None) -> None:
+        """Build the libp2p host and start its thread (again, after a crash: same store, peers,
+        quotas; the memory stays open)."""
+        self.net = NetHost(self._net_config(), self.store, self.peers, on_gossip=self._on_gossip)
+        if previous is not None:
+            self.net.quotas, self.net.tally = previous.quotas, previous.tally
+        self.net.on_synced = self.arrivals.add
+        self.bridge = TrioThread(self.net.main, name="libp2p")
+        await asyncio.to_thread(self.bridge.start)
+
+    async def _watch_host(self) -> None:
+        """Restart the libp2p host if its thread ever ends on its own; count gossip refusals."""
+        while True:
+            await asyncio.sleep(HOST_CHECK_S)
+            await self._save_refusals()
+            if self.bridge.alive or self._stop.is_set():
+                continue
+            log.warning("libp2p thread died (%r); restarting the host", self.bridge.error)
+            await asyncio.to_thread(self.bridge.stop, 5.0)
+            try:
+                await self._start_host(previous=self.net)
+                self.host_restarts += 1
+            except Exception as exc:  # noqa: BLE001 - try again at the next check
+                log.warning("libp2p host restart failed: %r", exc)
+
+    async def _save_refusals(self) -> None:
+        counts = self.net.tally.take()
+        if counts:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._ingest_pool, self.store.count_rejections, counts)
+            self._count_reasons(counts)
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(SAVE_PEERS_S)
-            if not self.bridge.alive:
-                log.warning("libp2p thread died (%r); stopping", self.bridge.error)
-                self.stop()
             await asyncio.to_thread(self.peers.save, self.home)
 
     # ---- records ----
@@ -229,7 +260,10 @@ class Daemon:
         self.arrivals.add(report.accepted_ids)
 
     def _count(self, report: IngestReport) -> None:
-        for reason, count in report.rejected.items():
+        self._count_reasons(report.rejected)
+
+    def _count_reasons(self, counts: dict[str, int]) -> None:
+        for reason, count in counts.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + count
 
     async def in_reader(self, fn: Callable[..., T], *args: Any) -> T:
@@ -291,4 +325,5 @@ class Daemon:
             "current_work": [s.status() for s in self.services] or IDLE_WORK,
             "rejected": {"invalid_from_peers": sum(p["rejected"] for p in self.peers.snapshot()),
                          **self.rejected},
+            "host_restarts": self.host_restarts, "stream_failures": self.net.stream_failures,
         }

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from memory.codec import MAX_RECORD_BYTES, Rejected, decode
 from node.peers import PeerBook
+from node.quota import Quotas
 
 log = logging.getLogger(__name__)
 
 GOSSIP_PROTOCOL = "/meshsub/1.1.0"
 SUBSCRIPTION_QUEUE = 4096       # libp2p's default 32 drops silently under a burst
 OUTBOUND_QUEUE = 1024           # per peer; libp2p's default is 32
+PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
+GOSSIP_THRESHOLD = -20.0        # below: no IHAVE gossip to or from it
+GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
 
 
 def topic_for(network: str) -> str:
@@ -33,12 +38,43 @@ def message_id(msg: Any) -> bytes:
     return hashlib.blake2b(msg.data, digest_size=20).digest()
 
 
-def make_router_and_pubsub(host: Any) -> tuple[Any, Any]:
-    """A GossipSub router and Pubsub service for `host`, configured as above."""
+def score_params(app_score: Callable[[str], float] | None = None) -> Any:
+    """GossipSub v1.1 peer-scoring parameters (docs/PROTOCOL.md, "Hostile peers").
+
+    py-libp2p 0.8.1 decays every counter once per heartbeat (1 s here). Invalid messages (P4, which
+    includes records dropped over quota) and this node's own strikes (P6, `app_score(peer_id)`, <= 0)
+    pull a peer's score down; below the publish threshold its messages are dropped before
+    validation, below the graylist threshold its RPCs are ignored. First deliveries (P2) earn a
+    little back. IP colocation (P7) weighs almost nothing: volunteers share home routers and NATs.
+    """
+    from libp2p.pubsub.score import ScoreParams, TopicScoreParams
+
+    def app(peer: Any) -> float:
+        return app_score(str(peer)) if app_score is not None else 0.0
+
+    return ScoreParams(
+        p2_first_message_deliveries=TopicScoreParams(weight=0.05, cap=200.0, decay=0.999),
+        p4_invalid_messages=TopicScoreParams(weight=1.0, cap=10_000.0, decay=0.99),
+        p5_behavior_penalty_weight=1.0, p5_behavior_penalty_decay=0.99,
+        p5_behavior_penalty_threshold=10.0,
+        p6_appl_slack_weight=1.0, p6_appl_slack_decay=1.0,
+        p7_ip_colocation_weight=0.001, p7_ip_colocation_threshold=50,
+        publish_threshold=PUBLISH_THRESHOLD, gossip_threshold=GOSSIP_THRESHOLD,
+        graylist_threshold=GRAYLIST_THRESHOLD, accept_px_threshold=0.0,
+        app_specific_score_fn=app)
+
+
+def make_router_and_pubsub(host: Any, app_score: Callable[[str], float] | None = None
+                           ) -> tuple[Any, Any]:
+    """A GossipSub router and Pubsub service for `host`, configured as above, with peer scoring
+    (`app_score(peer_id)`: this node's own opinion of a peer, <= 0) and node/patches.py applied."""
     import libp2p.pubsub.pubsub as pubsub_module
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
 
+    from node import patches
+
+    patches.apply()                 # before Pubsub() registers its stream handler
     # read at subscribe() time; the default 32-slot channel drops messages when we fall behind
     pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE
     router = GossipSub(
@@ -46,6 +82,7 @@ def make_router_and_pubsub(host: Any) -> tuple[Any, Any]:
         heartbeat_initial_delay=0.1, heartbeat_interval=1, time_to_live=30,
         gossip_window=3, gossip_history=5,
         spam_protection_enabled=False, eclipse_protection_enabled=False,
+        score_params=score_params(app_score),
     )
     pubsub = Pubsub(host, router, msg_id_constructor=message_id, cache_size=4096,
                     max_inbound_rpc_size=4 * MAX_RECORD_BYTES)
@@ -67,21 +104,54 @@ def widen_outbound_queues(pubsub: Any) -> int:
     return deepest
 
 
-def make_validator(peers: PeerBook, on_ban: Callable[[str], None]) -> Callable[[Any, Any], bool]:
-    """The topic validator: size, encoding, schema, time and signature of the record (memory.codec).
+class Tally:
+    """Thread-safe counts by reason of gossip refused before ingest (drained into `rejections`)."""
 
-    An invalid message is dropped before it is forwarded and counted against the peer that sent it;
-    when a peer passes the limit, `on_ban(peer_id)` is called (it must not raise).
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, reason: str) -> None:
+        """Count one refusal."""
+        with self._lock:
+            self._counts[reason] = self._counts.get(reason, 0) + 1
+
+    def take(self) -> dict[str, int]:
+        """The counts since the last call (and reset them)."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            return counts
+
+
+def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
+                   on_ban: Callable[[str], None]) -> Callable[[Any, Any], bool]:
+    """The topic validator: size, encoding, schema, time and signature of the record (memory.codec),
+    then the forwarding peer's and the author's quotas (node/quota.py).
+
+    A refused message is not forwarded and its reason is counted in `tally`. An invalid one is a
+    strike against the peer that sent it; over quota, every QuotaConfig.strike_every-th is. When a
+    peer passes the strike limit, `on_ban(peer_id)` is called (it must not raise). This node's own
+    publishes are checked, never rationed: they were stored already.
     """
     def validate(forwarder: Any, msg: Any) -> bool:
+        peer_id = str(forwarder)
         try:
-            decode(msg.data)
-            return True
+            record = decode(msg.data)
         except Rejected as exc:
-            peer_id = str(forwarder)
             log.debug("invalid gossip from %s: %s", peer_id, exc)
-            if peers.invalid(peer_id):
-                on_ban(peer_id)
-            return False
+            tally.add(exc.reason.value)
+            return _strike(peer_id)
+        if peer_id == own_id:
+            return True
+        reason, strike = quotas.admit(peer_id, record.author, len(msg.data))
+        if reason is None:
+            return True
+        tally.add(reason)
+        return _strike(peer_id) if strike else False
+
+    def _strike(peer_id: str) -> bool:
+        if peers.invalid(peer_id):
+            on_ban(peer_id)
+        return False
 
     return validate

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from node import discovery, gossip, sync
+from node import discovery, gossip, patches, quiet, quota, sync
 from node.framing import ProtocolError
 from node.peers import PeerBook
 
@@ -61,6 +61,9 @@ class NetHost:
         self.on_synced: Callable[[list[str]], None] = lambda ids: None   # thread-safe, may not raise
         self.last_sync: float | None = None
         self.queue_high_water = 0
+        self.stream_failures = 0      # inbound streams whose handler raised (contained)
+        self.quotas = quota.Quotas()
+        self.tally = gossip.Tally()   # gossip refused by reason; the daemon moves it to the store
         self._pulling: set[str] = set()
         self._serving: dict[str, int] = {}
         self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
@@ -72,7 +75,9 @@ class NetHost:
         from libp2p.tools.anyio_service import background_trio_service
 
         self.host = self._make_host()
-        router, self.pubsub = gossip.make_router_and_pubsub(self.host)
+        patches.contain_streams(self.host, self._stream_failed)
+        router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
+        self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
         listen = [_multiaddr(addr) for addr in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
@@ -91,6 +96,8 @@ class NetHost:
         from libp2p import new_host
         from libp2p.crypto.ed25519 import create_new_key_pair
 
+        quiet.library_logs()            # importing libp2p reset its logger to bypass ours
+
         # TCP + Noise + Yamux (the defaults once QUIC is off); mDNS is started by node/discovery.py
         # so that it can be scoped to this swarm network
         return new_host(key_pair=create_new_key_pair(self.config.seed), muxer_preference="YAMUX")
@@ -98,8 +105,12 @@ class NetHost:
     async def _start(self, nursery: trio.Nursery) -> None:
         from libp2p.custom_types import TProtocol
 
-        self.pubsub.set_topic_validator(
-            self.topic, gossip.make_validator(self.peers, self._ban_soon), False)
+        if not self.quotas.known_authors():
+            known = await trio.to_thread.run_sync(quota.load_authors, self.quotas, self.store)
+            log.debug("quotas: %d known authors", known)
+        validator = gossip.make_validator(self.peers, self.quotas, self.tally,
+                                          str(self.host.get_id()), self._ban_soon)
+        self.pubsub.set_topic_validator(self.topic, validator, False)
         subscription = await self.pubsub.subscribe(self.topic)
         self.host.set_stream_handler(TProtocol(sync.PROTOCOL_ID), self._serve_sync)
         self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
@@ -133,6 +144,13 @@ class NetHost:
                 self.pubsub.remove_from_blacklist(_peer_id(peer_id))
                 log.info("ban on %s lifted", peer_id)
             await trio.sleep(1.0)
+
+    def _stream_failed(self, peer_id: str, protocol: str, exc: BaseException) -> None:
+        """A protocol handler raised on a stream from `peer_id` (patches.contain_streams).
+
+        No strike: the failure may be this node's own. Counted, and logged at DEBUG."""
+        self.stream_failures += 1
+        log.debug("%s stream from %s failed: %r", protocol, peer_id, exc)
 
     # ---- bans ----
 
@@ -182,7 +200,8 @@ class NetHost:
         """Pull what `peer_id` has and we lack; None if it could not be done (logged, counted)."""
         from libp2p.custom_types import TProtocol
 
-        if peer_id in self._pulling or self.peers.is_banned(peer_id):
+        if (peer_id in self._pulling or self.peers.is_banned(peer_id)
+                or self.peers.refuses(peer_id, sync.PROTOCOL_ID)):
             return None
         self._pulling.add(peer_id)
         stream = None
@@ -203,6 +222,8 @@ class NetHost:
                 await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
             log.debug("sync with %s not possible: %r", peer_id, exc)
+            if refused_protocol(exc):
+                self.peers.refused(peer_id, sync.PROTOCOL_ID)
         finally:
             self._pulling.discard(peer_id)
             if stream is not None:
@@ -226,7 +247,8 @@ class NetHost:
         wait = FOLLOW_UP_S        # a node that just started has likely missed something
         while True:
             await trio.sleep(wait * random.uniform(0.7, 1.3))
-            connected = self.connected_peers()
+            connected = [p for p in self.connected_peers()
+                         if not self.peers.refuses(p, sync.PROTOCOL_ID)]
             if connected:
                 result = await self.pull_from(random.choice(connected))
                 wait = next_sync_wait(wait, result, self.config.sync_interval_s)
@@ -277,6 +299,13 @@ def next_sync_wait(wait: float, result: sync.PullResult | None, base: float) -> 
     if result is not None and result.in_sync:
         return min(max(2 * wait, base), IDLE_BACKOFF * base)
     return base           # failed, or the memories differ but the peer had nothing new for us
+
+
+def refused_protocol(exc: BaseException) -> bool:
+    """Whether opening a stream failed because the peer does not speak the protocol (it answered
+    multistream-select with `na`), as opposed to a network failure."""
+    cause = exc.__cause__ or exc
+    return "not supported" in str(cause)
 
 
 def _peer_str(raw: bytes) -> str:

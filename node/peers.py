@@ -21,6 +21,10 @@ MAX_SAVED_PEERS = 200
 INVALID_LIMIT = 10          # invalid messages within INVALID_WINDOW_S before a peer is banned
 INVALID_WINDOW_S = 60.0
 BAN_S = 300.0
+STRIKE_SCORE = 10.0         # GossipSub application score per recent strike (gossip.score_params)
+BANNED_SCORE = -1000.0
+REFUSAL_MIN_S = 60.0        # a peer that does not speak a protocol is not asked again for this long
+REFUSAL_MAX_S = 3600.0      # ... doubling each time it refuses again
 
 
 @dataclass
@@ -37,11 +41,13 @@ class PeerState:
     last_sync: float | None = None
     banned_until: float | None = None
     recent_invalid: list[float] = field(default_factory=list)
+    refusals: dict[str, tuple[float, float]] = field(default_factory=dict)  # protocol: (until, wait)
 
     def public(self) -> dict[str, Any]:
         """The JSON-able view (no internal bookkeeping)."""
         view = asdict(self)
         view.pop("recent_invalid")
+        view["refuses"] = sorted(view.pop("refusals"))
         return view
 
 
@@ -95,6 +101,36 @@ class PeerBook:
                 state.recent_invalid = []
                 return True
             return False
+
+    def app_score(self, peer_id: str) -> float:
+        """This node's opinion of `peer_id` for GossipSub scoring (P6): minus STRIKE_SCORE per
+        strike within INVALID_WINDOW_S, BANNED_SCORE while banned, 0 for a peer never struck."""
+        now = time.time()
+        with self._lock:
+            state = self._peers.get(peer_id)
+            if state is None:
+                return 0.0
+            if self._banned(state, now):
+                return BANNED_SCORE
+            return -STRIKE_SCORE * sum(1 for t in state.recent_invalid if now - t < INVALID_WINDOW_S)
+
+    def refused(self, peer_id: str, protocol: str) -> None:
+        """`peer_id` does not speak `protocol`: do not ask again for a while (doubling each time,
+        REFUSAL_MIN_S up to REFUSAL_MAX_S). Remembered while this node runs."""
+        now = time.time()
+        with self._lock:
+            state = self._get(peer_id)
+            _, wait = state.refusals.get(protocol, (0.0, REFUSAL_MIN_S / 2))
+            wait = min(2 * wait, REFUSAL_MAX_S)
+            state.refusals[protocol] = (now + wait, wait)
+        log.info("%s does not speak %s; not asking again for %.0f s", peer_id, protocol, wait)
+
+    def refuses(self, peer_id: str, protocol: str) -> bool:
+        """Whether `peer_id` refused `protocol` recently (see `refused`)."""
+        with self._lock:
+            state = self._peers.get(peer_id)
+            until = state.refusals.get(protocol, (0.0, 0.0))[0] if state is not None else 0.0
+            return until > time.time()
 
     def is_banned(self, peer_id: str) -> bool:
         """Whether `peer_id` is serving a ban right now."""

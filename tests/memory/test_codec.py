@@ -110,6 +110,14 @@ def test_far_future_timestamp(keys) -> None:
     codec.decode(sign_raw(keys[0], near))
 
 
+def test_clock_skew_is_two_minutes(keys) -> None:
+    """Issue 9: a record stamped 9 minutes ahead was accepted and pinned "newest" views."""
+    assert codec.MAX_CLOCK_SKEW_MS == 120_000
+    for ahead in (3 * 60_000, 9 * 60_000):
+        env = _valid_env(keys) | {"ts": codec.now_ms() + ahead}
+        assert _reason(sign_raw(keys[0], env)) is Reason.FUTURE_TIMESTAMP
+
+
 def test_tampered_bytes_and_foreign_signatures(keys) -> None:
     raw = codec.sign(keys[0], "role", 1, bodies()["role"]).raw
     payload, signature = msgpack.unpackb(raw)

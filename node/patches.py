@@ -1,0 +1,142 @@
+"""Narrow fixes to py-libp2p 0.8.1 for bytes a remote peer controls, applied before the host is built.
+
+`apply()` is called by node/host.py (and by anything else that builds a pubsub service, e.g. the
+fuzzing peer) before `Pubsub(...)` is constructed; it is idempotent. `contain_streams(host)` then wraps
+the host's one inbound-stream entry point so that whatever any protocol handler raises costs that
+stream only, never the host. Each patch says which upstream behaviour it works around; drop it once
+the pinned py-libp2p has the fix (tests/network/test_hostile_frames.py fails without them).
+
+Why patches and not a restart of the host after the fact: a restart drops every connection and the
+mesh, so one hostile peer could still keep a node off the network by sending one frame a second.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_APPLIED = False
+
+
+def apply() -> None:
+    """Install the py-libp2p patches (once per process)."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    _patch_pubsub_stream_handler()
+    _patch_signature_validator()
+    _patch_push_msg()
+    _APPLIED = True
+
+
+def _patch_pubsub_stream_handler() -> None:
+    """One invalid protobuf RPC on `/meshsub/1.1.0` must cost the stream, not the host.
+
+    py-libp2p 0.8.1's `Pubsub.stream_handler` catches only StreamError, ParseError and
+    IncompleteReadError around `continuously_read_stream`, whose `RPC.ParseFromString` raises
+    `google.protobuf.message.DecodeError` for 8-33 bytes of invalid protobuf; the error escapes into
+    the connection's nursery and ends the whole trio run (reproduced: the node shut down within 1-4 s).
+    Same family as upstream libp2p/py-libp2p#1120 (pubsub's write path caught StreamClosed but not
+    StreamReset and crashed the service) and #416 ("any individual peer failure should not disrupt the
+    function of the host"); no upstream report of the read-side DecodeError was found. The patched
+    handler treats it like the handled errors (reset the stream, drop the peer from pubsub) and
+    reports it through `pubsub.on_invalid_rpc(peer_id)` (set by node/host.py) as a strike.
+    """
+    from google.protobuf.message import DecodeError
+    from libp2p.pubsub.pubsub import Pubsub
+
+    original = Pubsub.stream_handler
+
+    async def stream_handler(self: Any, stream: Any) -> None:
+        try:
+            await original(self, stream)
+        except DecodeError as exc:
+            peer_id = stream.muxed_conn.peer_id
+            log.debug("invalid pubsub RPC from %s: %s", peer_id, exc)
+            hook = getattr(self, "on_invalid_rpc", None)
+            if hook is not None:
+                hook(str(peer_id))
+            await reset(stream)
+            self._handle_dead_peer(peer_id)
+
+    stream_handler.__doc__ = original.__doc__
+    Pubsub.stream_handler = stream_handler   # type: ignore[method-assign]
+
+
+def _patch_signature_validator() -> None:
+    """A pubsub message whose `key` field is not a protobuf PublicKey is invalid, not fatal.
+
+    py-libp2p 0.8.1's `pubsub.validators.signature_validator` re-raises the DecodeError of
+    `deserialize_public_key(msg.key)`; it runs inside `Pubsub.push_msg`, a task of the Pubsub service,
+    whose failure ends the service and then the host (found by swarm/bench/fuzzpeer.py: a valid RPC
+    whose message has a non-Ed25519 `from` and 38 random bytes of `key`). Same family as upstream
+    libp2p/py-libp2p#1120. Here any exception while checking the signature means "invalid" (False).
+    """
+    import libp2p.pubsub.pubsub as pubsub_module
+
+    original = pubsub_module.signature_validator
+
+    def signature_validator(msg: Any) -> bool:
+        try:
+            return bool(original(msg))
+        except Exception as exc:  # noqa: BLE001 - unparseable key or signature: invalid
+            log.debug("pubsub message with an unreadable key: %r", exc)
+            return False
+
+    pubsub_module.signature_validator = signature_validator
+
+
+def _patch_push_msg() -> None:
+    """Whatever one received message makes `Pubsub.push_msg` raise costs that message only.
+
+    In py-libp2p 0.8.1 `push_msg` runs as a task of the Pubsub service (`manager.run_task`), and an
+    exception in any such task stops the service, which ends the host: the failure mode of upstream
+    libp2p/py-libp2p#1120 and #910 (there on the write path and on peer negotiation). The patched
+    task logs and drops the message instead. No strike: the failure may be this node's own.
+    """
+    from libp2p.pubsub.pubsub import Pubsub
+
+    original = Pubsub.push_msg
+
+    async def push_msg(self: Any, msg_forwarder: Any, msg: Any) -> None:
+        try:
+            await original(self, msg_forwarder, msg)
+        except Exception as exc:  # noqa: BLE001 - one message, not the service
+            log.debug("dropped a pubsub message from %s: %r", msg_forwarder, exc)
+
+    push_msg.__doc__ = original.__doc__
+    Pubsub.push_msg = push_msg   # type: ignore[method-assign]
+
+
+def contain_streams(host: Any, on_error: Callable[[str, str, BaseException], None]) -> None:
+    """Wrap the host's inbound-stream handler: a handler's exception resets that stream only.
+
+    py-libp2p runs every inbound stream's protocol handler inside its connection's nursery
+    (`SwarmConn._handle_muxed_stream`), so any exception a handler lets escape ends the host. This
+    catches `Exception` (never trio's Cancelled, a BaseException) after the handler, resets the stream
+    and reports `(peer id, protocol, error)` to `on_error`, which must not raise. Uses the network's
+    public `set_stream_handler`, so nothing in the library is replaced.
+    """
+    network = host.get_network()
+    inner: Callable[[Any], Awaitable[None]] = network.common_stream_handler
+
+    async def contained(stream: Any) -> None:
+        try:
+            await inner(stream)
+        except Exception as exc:  # noqa: BLE001 - the point: a stream's failure stays its own
+            peer = str(getattr(stream.muxed_conn, "peer_id", "?"))
+            protocol = str(stream.get_protocol() or "(negotiating)")
+            on_error(peer, protocol, exc)
+            await reset(stream)
+
+    network.set_stream_handler(contained)
+
+
+async def reset(stream: Any) -> None:
+    """Reset `stream`, ignoring every failure (it may already be gone)."""
+    try:
+        await stream.reset()
+    except Exception:  # noqa: BLE001
+        pass

@@ -1,0 +1,73 @@
+"""Quiet logs by default: py-libp2p's noise below WARNING, repeated warnings rate-limited.
+
+py-libp2p configures its own `libp2p` logger when it is imported (no handler, no propagation, level
+WARNING), so its messages bypass our format and land on stderr through Python's last-resort handler:
+`Failed to read DHT message from stream:` with nothing after the colon, or a 7-line `Failed to open
+stream to peer` at ERROR each time a peer lacks a protocol. `library_logs()` (called once libp2p is
+imported) routes it through our handlers: its WARNINGs and known noise show with -vv only.
+`RateLimit` lets the same warning (logger + message template) through once per `window_s` and says how
+many were held back.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+# py-libp2p messages that describe an ordinary remote failure, at ERROR or WARNING
+NOISE = ("Failed to open stream to peer", "Failed to read DHT message", "Incomplete DHT message",
+         "DHT message too large", "Received an invalid-signed-record")
+WINDOW_S = 60.0
+
+
+def library_logs() -> None:
+    """Route py-libp2p's logging through our handlers: WARNING and up normally, everything with
+    -vv (root at DEBUG). Call after `import libp2p` (its import resets the `libp2p` logger)."""
+    lib = logging.getLogger("libp2p")
+    lib.handlers.clear()
+    lib.propagate = True
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    lib.setLevel(logging.DEBUG if debug else logging.WARNING)
+    for name, child in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("libp2p.") and isinstance(child, logging.Logger):
+            child.setLevel(logging.NOTSET)     # e.g. its auto-connector sets itself to INFO
+    install()
+
+
+def is_noise(record: logging.LogRecord) -> bool:
+    """A py-libp2p message about an ordinary remote failure (shown with -vv only)."""
+    return record.name.startswith("libp2p") and str(record.msg).startswith(NOISE)
+
+
+class RateLimit(logging.Filter):
+    """A handler filter: drop py-libp2p noise (unless -vv); let a given WARNING-or-worse message
+    through at most once per `window_s`."""
+
+    def __init__(self, window_s: float = WINDOW_S) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if is_noise(record):
+            return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last, held = self._last.get(key, (-self.window_s, 0))
+        if now - last < self.window_s:
+            self._last[key] = (last, held + 1)
+            return False
+        self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar held back in the last {self.window_s:.0f} s)"
+        if len(self._last) > 10_000:
+            self._last.clear()
+        return True
+
+
+def install() -> None:
+    """Install one RateLimit on every handler of the root logger (idempotent)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RateLimit) for f in handler.filters):
+            handler.addFilter(RateLimit())
