@@ -54,7 +54,7 @@ def score_params(app_score: Callable[[str], float] | None = None) -> Any:
 
     return ScoreParams(
         p2_first_message_deliveries=TopicScoreParams(weight=0.05, cap=200.0, decay=0.999),
-        p4_invalid_messages=TopicScoreParams(weight=1.0, cap=10_000.0, decay=0.99),
+        p4_invalid_messages=TopicScoreParams(weight=0.2, cap=10_000.0, decay=0.99),
         p5_behavior_penalty_weight=1.0, p5_behavior_penalty_decay=0.99,
         p5_behavior_penalty_threshold=10.0,
         p6_appl_slack_weight=1.0, p6_appl_slack_decay=1.0,

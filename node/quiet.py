@@ -1,10 +1,11 @@
-"""Quiet logs by default: py-libp2p's noise below WARNING, repeated warnings rate-limited.
+"""Quiet logs by default: py-libp2p silent unless -v, repeated warnings rate-limited.
 
 py-libp2p configures its own `libp2p` logger when it is imported (no handler, no propagation, level
 WARNING), so its messages bypass our format and land on stderr through Python's last-resort handler:
 `Failed to read DHT message from stream:` with nothing after the colon, or a 7-line `Failed to open
 stream to peer` at ERROR each time a peer lacks a protocol. `library_logs()` (called once libp2p is
-imported) routes it through our handlers: its WARNINGs and known noise show with -vv only.
+imported) routes it through our handlers: nothing by default, WARNING and up with -v, all with -vv
+(known noise, NOISE, with -vv only).
 `RateLimit` lets the same warning (logger + message template) through once per `window_s` and says how
 many were held back.
 """
@@ -20,17 +21,24 @@ WINDOW_S = 60.0
 
 
 def library_logs() -> None:
-    """Route py-libp2p's logging through our handlers: WARNING and up normally, everything with
-    -vv (root at DEBUG). Call after `import libp2p` (its import resets the `libp2p` logger)."""
+    """Route py-libp2p's logging through our handlers: nothing by default (its warnings and errors
+    are about remote peers' failures), WARNING and up with -v, everything with -vv. Call after
+    `import libp2p` (its import resets the `libp2p` logger)."""
     lib = logging.getLogger("libp2p")
     lib.handlers.clear()
     lib.propagate = True
-    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
-    lib.setLevel(logging.DEBUG if debug else logging.WARNING)
+    lib.setLevel(library_level(logging.getLogger().getEffectiveLevel()))
     for name, child in list(logging.root.manager.loggerDict.items()):
         if name.startswith("libp2p.") and isinstance(child, logging.Logger):
             child.setLevel(logging.NOTSET)     # e.g. its auto-connector sets itself to INFO
     install()
+
+
+def library_level(ours: int) -> int:
+    """py-libp2p's log level for our root level: -vv all, -v WARNING, default none."""
+    if ours <= logging.DEBUG:
+        return logging.DEBUG
+    return logging.WARNING if ours <= logging.INFO else logging.CRITICAL + 1
 
 
 def is_noise(record: logging.LogRecord) -> bool:

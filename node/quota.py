@@ -35,12 +35,12 @@ class QuotaConfig:
     peer_bytes_per_hour: float = 512e6
     peer_new_rate: float = 0.5          # never-seen authors introduced per second, per peer
     peer_new_burst: float = 10.0
-    author_rate: float = 2.0            # records/s per established author
+    author_rate: float = 5.0            # records/s per established author
     author_burst: float = 100.0
     author_bytes_per_hour: float = 16e6
-    new_author_factor: float = 0.05     # a brand-new author starts at this share of the above
-    ramp_s: float = 6 * HOUR            # ... reaching the full rate after this long
-    ramp_records: int = 200             # ... or after this many accepted records
+    new_author_factor: float = 0.2      # a brand-new author starts at this share of the above
+    ramp_s: float = HOUR                # ... reaching the full rate after this long
+    ramp_records: int = 1000            # ... or after this many accepted records
     strike_every: int = 50              # over-quota records from one peer per strike against it
     max_authors: int = 200_000
     max_peers: int = 4096

@@ -331,6 +331,27 @@ async def _drop(stream: Any, rng: random.Random) -> None:
         pass
 
 
+async def send_frames(target: str, protocol: str, frames: list[bytes], linger_s: float = 3.0) -> None:
+    """With a fresh key: connect to `target`, write `frames` on one `protocol` stream, stay
+    connected `linger_s` (the node's sync pull finds we do not speak its protocol)."""
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    from memory.crypto import Keypair
+
+    host = new_host(key_pair=create_new_key_pair(Keypair.generate().seed), muxer_preference="YAMUX")
+    info = info_from_p2p_addr(multiaddr.Multiaddr(target))
+    async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        await host.connect(info)
+        stream = await host.new_stream(info.peer_id, [TProtocol(protocol)])
+        for frame in frames:
+            await stream.write(frame)
+        await trio.sleep(linger_s)
+
+
 def fuzz(target: str, seconds: float, seed: int = 0, network: str = "main") -> FuzzReport:
     """Fuzz the node at `target` for `seconds` in this thread (runs its own trio loop)."""
     import logging
