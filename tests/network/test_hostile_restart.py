@@ -1,0 +1,51 @@
+"""If the libp2p thread ever dies anyway, the daemon restarts the host and keeps the memory open."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from memory.records import HypothesisBody
+from node.daemon import Daemon, DaemonConfig
+from node.host import NetConfig
+
+
+class Crash(Exception):
+    """What a bug escaping into the trio run would raise."""
+
+
+def _crash() -> None:                  # a run_sync_soon callback that raises ends the trio run
+    raise Crash("simulated escape from a protocol handler")
+
+
+async def _until(condition, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def test_a_dead_libp2p_thread_is_restarted_and_the_memory_stays_open(tmp_path: Path,
+                                                                      network: str) -> None:
+    config = DaemonConfig(home=tmp_path, net=NetConfig(
+        listen=["/ip4/127.0.0.1/tcp/0"], mdns=False, dht=False, network=network))
+    daemon = Daemon(config)
+    body = HypothesisBody(track="t", diff={"depth": 1}, rationale="r", source="human")
+
+    async def scenario() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(daemon.run(on_ready=lambda info: ready.set()))
+        await asyncio.wait_for(ready.wait(), 120)
+        first = await daemon.publish("hypothesis", body)
+        old = daemon.bridge
+        old._token.run_sync_soon(_crash)
+        await _until(lambda: daemon.host_restarts == 1 and daemon.bridge.alive, 60)
+        assert not old.alive and daemon.bridge is not old
+        status = await daemon.status()                   # through the new host
+        assert status["host_restarts"] == 1 and status["peer_id"]
+        second = await daemon.publish("hypothesis", body.model_copy(update={"rationale": "again"}))
+        assert second.seq == first.seq + 1              # same store, still open, same signer
+        assert (await daemon.status())["records"] == 3   # node record + two hypotheses
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
+
+    asyncio.run(scenario())

@@ -1,0 +1,100 @@
+"""Quotas, protocol back-off, quiet logs and peer scoring, without a network (fast)."""
+from __future__ import annotations
+
+import logging
+import time
+
+from node import quiet
+from node.peers import PeerBook
+from node.quota import QuotaConfig, Quotas, flood_bound
+
+
+def test_a_fresh_key_flood_from_one_peer_gets_only_its_quota() -> None:
+    config = QuotaConfig()
+    quotas = Quotas(config)
+    quotas.know("honest", time.time() - 7200, 500)           # an author seen for two hours
+    start = time.monotonic()
+    accepted, reasons, strikes = 0, {}, 0
+    for i in range(20_000):                                  # 2,000 fresh keys x 10 records
+        reason, strike = quotas.admit("hostile", f"key{i % 2000}", 1000)
+        accepted += reason is None
+        reasons[reason] = reasons.get(reason, 0) + 1
+        strikes += strike
+    elapsed = time.monotonic() - start
+    assert accepted <= flood_bound(config, elapsed, 10)
+    assert reasons["quota_new_authors"] > 19_000
+    assert strikes == (20_000 - accepted) // config.strike_every
+    # the flood costs honest peers and established authors nothing
+    assert all(quotas.admit("honest-peer", "honest", 1000)[0] is None for _ in range(50))
+    assert quotas.counts()["quota_new_authors"] == reasons["quota_new_authors"]
+
+
+def test_a_new_author_starts_small_and_an_established_one_gets_the_full_rate() -> None:
+    config = QuotaConfig()
+    quotas = Quotas(config)
+    burst = config.author_burst * config.new_author_factor
+    fresh = [quotas.admit("p", "new", 100)[0] for _ in range(int(burst) + 10)]
+    assert fresh.count(None) in (int(burst), int(burst) + 1)
+    assert "quota_author" in fresh
+    quotas.know("old", time.time() - 2 * config.ramp_s, 10)
+    assert [quotas.admit("p", "old", 100)[0] for _ in range(int(config.author_burst))] == [None] * int(
+        config.author_burst)
+    assert quotas.admit("p", "old", 100)[0] == "quota_author"
+    big = Quotas(QuotaConfig(author_bytes_per_hour=10_000))
+    big.know("a", 0.0, 10)
+    assert big.admit("p", "a", 9_000)[0] is None
+    assert big.admit("p", "a", 9_000)[0] == "quota_author_bytes"
+
+
+def test_a_peer_that_refuses_a_protocol_is_not_asked_again_for_a_while() -> None:
+    peers = PeerBook()
+    assert not peers.refuses("p", "/swarm/sync/1.0.0")
+    peers.refused("p", "/swarm/sync/1.0.0")
+    assert peers.refuses("p", "/swarm/sync/1.0.0") and not peers.refuses("p", "/other")
+    state = peers._peers["p"]
+    first = state.refusals["/swarm/sync/1.0.0"][1]
+    peers.refused("p", "/swarm/sync/1.0.0")
+    assert state.refusals["/swarm/sync/1.0.0"][1] == 2 * first          # backs off further
+    assert peers.snapshot()[0]["refuses"] == ["/swarm/sync/1.0.0"]
+
+
+def test_strikes_lower_the_application_score() -> None:
+    peers = PeerBook(invalid_limit=3)
+    assert peers.app_score("p") == 0.0
+    peers.invalid("p")
+    assert peers.app_score("p") < 0
+    peers.invalid("p", 2)                                   # banned
+    assert peers.is_banned("p") and peers.app_score("p") <= -1000
+
+
+def test_repeated_warnings_are_rate_limited_and_library_noise_hidden() -> None:
+    limit = quiet.RateLimit(window_s=60)
+
+    def record(name: str, msg: str, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, msg, None, None)
+
+    assert limit.filter(record("node.host", "banning %s"))
+    assert not any(limit.filter(record("node.host", "banning %s")) for _ in range(5))
+    assert limit.filter(record("node.host", "other"))
+    assert limit.filter(record("node.host", "debug", logging.DEBUG))
+    assert not limit.filter(record("libp2p.kad_dht.kad_dht", "Failed to read DHT message from "
+                                   "stream: %s", logging.WARNING))
+    assert quiet.library_level(logging.WARNING) > logging.CRITICAL          # default: silent
+    assert quiet.library_level(logging.INFO) == logging.WARNING             # -v
+    assert quiet.library_level(logging.DEBUG) == logging.DEBUG              # -vv
+
+
+def test_library_logs_go_through_our_handlers() -> None:
+    import libp2p  # noqa: F401 - its import sets propagate=False on its logger
+
+    lib = logging.getLogger("libp2p")
+    saved = lib.level, lib.propagate, list(lib.handlers)
+    try:
+        quiet.library_logs()
+        assert lib.propagate and not lib.handlers
+        assert logging.getLogger("libp2p.network.auto_connector").level == logging.NOTSET
+    finally:                                    # leave pytest's own handlers as they were
+        lib.level, lib.propagate, lib.handlers = saved[0], saved[1], saved[2]
+        for handler in logging.getLogger().handlers:
+            for f in [f for f in handler.filters if isinstance(f, quiet.RateLimit)]:
+                handler.removeFilter(f)
