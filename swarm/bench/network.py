@@ -159,9 +159,15 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
                                        "phase (0 skips it)."),
           sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
                                               "syncs (swarm join's default: what users run)."),
+          flood: bool = typer.Option(False, "--flood", help="Instead: honest propagation across "
+                                     "5 nodes while one hostile peer floods fresh keys."),
+          fuzz: float = typer.Option(0.0, "--fuzz", help="Instead: fuzz a node for this many "
+                                     "seconds; frames sent, restarts, honest records lost."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of tables.")) -> None:
     """Measure propagation, delivery, partition healing, catch-up, and CPU/memory per node."""
     network = f"bench-{uuid.uuid4().hex[:6]}"
+    if flood or fuzz:
+        return _show(_hostile(network, flood, fuzz, rate, seconds), json_out)
     results: dict[str, Any] = {"nodes": nodes, "sync_interval_s": sync_interval}
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         root = Path(tmp)
@@ -184,6 +190,28 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
         finally:
             kill_all()
     _show(results, json_out)
+
+
+def _hostile(network: str, flood: bool, fuzz: float, rate: float, seconds: float) -> dict[str, Any]:
+    """The hostile-peer phases (swarm/bench/hostile_bench.py)."""
+    from swarm.bench import hostile_bench
+
+    results: dict[str, Any] = {"nodes": 5 if flood else 2}
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
+        try:
+            if flood:
+                err_console.print("flood: 5 nodes, one hostile peer at its full rate ...")
+                honest = _records(20 + int(rate * seconds), seed=21)
+                results["flood"] = hostile_bench.flood(Path(tmp), network, honest, rate, 2000, 10,
+                                                       _publish_steady, _propagation)
+                kill_all()
+            if fuzz:
+                err_console.print(f"fuzz: {fuzz:.0f} s on every protocol ...")
+                results["fuzz"] = hostile_bench.fuzz(Path(tmp), network,
+                                                     _records(40, seed=22), fuzz)
+        finally:
+            kill_all()
+    return results
 
 
 def _strip(usage: dict[str, Any]) -> dict[str, float]:
