@@ -6,7 +6,10 @@ api_client.py  client of a running daemon's local read API (browsing commands)
 daemon.py      `swarm join`: store, libp2p host, local API, signals, one daemon per home
 bridge.py      trio (libp2p) in its own thread, callable from asyncio
 host.py        the libp2p host: gossip, sync protocol, connections, bans (trio side)
-gossip.py      GossipSub settings, topic, record validator
+gossip.py      GossipSub settings, peer scoring, topic, record validator (checks + quotas)
+patches.py     narrow start-up fixes to py-libp2p 0.8.1; per-stream containment of handlers
+quota.py       token buckets per connected peer and per author for gossip
+quiet.py       py-libp2p logging routed through ours; repeated warnings rate-limited
 sync.py        /swarm/sync/1.0.0: digest, have, missing batches
 framing.py     length-prefixed msgpack frames with bounded reads and deadlines
 discovery.py   bootstrap/saved peers, mDNS, Kademlia DHT providers; connection events

@@ -4,4 +4,7 @@ memory.py    `swarm bench memory`: ingest rate, query latency, size, anti-entrop
 harness.py   `swarm bench harness`: tokens/s and MFU against a textbook GPT, seed noise of a track
 textbook.py  the reference: a plain eager PyTorch GPT training step, straight from the textbook
 procstat.py  CPU time and memory of a process, from /proc
+fuzzpeer.py  a fuzzing peer: random and mutated frames on every protocol a node speaks
+floodpeer.py a flooding peer: valid records from many fresh keys over one connection
+hostile_bench.py  `swarm bench network --flood/--fuzz`: propagation under a flood; a fuzzing run
 """
