@@ -69,7 +69,9 @@ async def _start_mdns(net: NetHost, nursery: trio.Nursery) -> None:
     from libp2p.discovery.events.peerDiscovery import peerDiscovery
     from libp2p.discovery.mdns.mdns import create_mdns_discovery
 
-    fingerprint = hashlib.blake2b(net.config.network.encode(), digest_size=8).hexdigest()
+    # DNS-SD service names are at most 15 bytes: "p2p-" + 10 hex digits (a 16-digit fingerprint
+    # made zeroconf refuse the registration, so no node was ever announced on the LAN)
+    fingerprint = hashlib.blake2b(net.config.network.encode(), digest_size=5).hexdigest()
     try:
         mdns = create_mdns_discovery(net.host.get_network(), host=net.host,
                                      private_network_fingerprint=fingerprint)

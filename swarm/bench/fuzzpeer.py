@@ -156,7 +156,7 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
     elif choice == 1:
         del data[rng.randrange(len(data)):]
     elif choice == 2:
-        data += data
+        data.extend(bytes(data))
     else:
         data[rng.randrange(len(data)):] = rng.randbytes(rng.randint(1, 16))
     return bytes(data)
@@ -295,6 +295,30 @@ class Fuzzer:
             pass
 
 
+MDNS_GROUP = ("224.0.0.251", 5353)
+
+
+def mdns_garbage(rng: random.Random, packets: int) -> int:
+    """Send `packets` malformed mDNS packets (a DNS header claiming records that are not there, or
+    mutated queries for libp2p's service) to the mDNS group; return how many were sent."""
+    import socket
+
+    query = (b"\x00\x00\x84\x00\x00\x00\x00\x01\x00\x00\x00\x00"
+             b"\x04_p2p\x04_udp\x05local\x00\x00\x0c\x00\x01")
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP) as sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        for _ in range(packets):
+            packet = mutate(rng, query) if rng.random() < 0.7 else (
+                query[:4] + rng.randbytes(8) + random_bytes(rng))
+            try:
+                sock.sendto(packet, MDNS_GROUP)
+                sent += 1
+            except OSError:
+                break
+    return sent
+
+
 def _records(rng: random.Random) -> list[bytes]:
     """A few real signed records (valid payloads for the pubsub frames)."""
     from memory import codec
@@ -369,8 +393,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--network", default="main")
+    parser.add_argument("--mdns", type=int, default=0,
+                        help="also send this many malformed mDNS packets to the LAN's mDNS group")
     args = parser.parse_args(argv)
     report = fuzz(args.target, args.seconds, args.seed, args.network)
+    if args.mdns:
+        report.count("mdns", mdns_garbage(random.Random(args.seed), args.mdns))
     print(json.dumps(asdict(report)), flush=True)
 
 
