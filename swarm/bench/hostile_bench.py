@@ -60,6 +60,9 @@ def flood(root: Path, network: str, honest: list[bytes], rate: float, authors: i
     for i, raw in enumerate(warm):              # honest authors are known, as in a live swarm
         nodes[i % len(nodes)].ingest([raw])
     time.sleep(3)
+    calm, steady = steady[:len(steady) // 2], steady[len(steady) // 2:]
+    since = int(time.time() * 1000)             # the same swarm and load, without the flood
+    before = propagation(nodes, publish(nodes, calm, rate), since, 5.0)
     start = time.monotonic()
     hostile = _spawn("swarm.bench.floodpeer", nodes[0].addr, "--network", network + "-flood",
                      "--authors", str(authors), "--per-author", str(per_author))
@@ -79,6 +82,8 @@ def flood(root: Path, network: str, honest: list[bytes], rate: float, authors: i
             "honest_p99_ms": figures["latency_ms_p99"],
             "honest_median_ms": figures["latency_ms_median"],
             "honest_within_1s_pct": round(figures["delivered_within_1s_pct"], 2),
+            "no_flood_p99_ms": before["latency_ms_p99"],
+            "no_flood_median_ms": before["latency_ms_median"],
             "host_restarts": sum(n.status()["host_restarts"] for n in nodes)}
 
 

@@ -201,7 +201,7 @@ def _hostile(network: str, flood: bool, fuzz: float, rate: float, seconds: float
         try:
             if flood:
                 err_console.print("flood: 5 nodes, one hostile peer at its full rate ...")
-                honest = _records(20 + int(rate * seconds), seed=21)
+                honest = _records(20 + 2 * int(rate * seconds), seed=21)   # warm, calm, flood
                 results["flood"] = hostile_bench.flood(Path(tmp), network, honest, rate, 2000, 10,
                                                        _publish_steady, _propagation)
                 kill_all()
