@@ -79,3 +79,10 @@ def install() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RateLimit) for f in handler.filters):
             handler.addFilter(RateLimit())
+
+
+def uninstall() -> None:
+    """Remove what `install` added (tests that run a daemon inside pytest's own logging)."""
+    for handler in logging.getLogger().handlers:
+        for f in [f for f in handler.filters if isinstance(f, RateLimit)]:
+            handler.removeFilter(f)

@@ -120,17 +120,19 @@ class Quotas:
         if reason is not None:
             return reason, self._drop(p, reason)
         if a is None:
-            a = self._authors[author] = self._standing(wall, 0, now)
-            self._bound(self._authors, self.config.max_authors)
-            p.new_authors.tokens -= 1
-            factor = a.factor(wall, self.config)
-            a.records.refill(now, factor)
-            a.bytes.refill(now, factor)
+            a = self._introduce(p, author, now)
         self._authors.move_to_end(author)
         for bucket, n in ((p.records, 1), (p.bytes, size), (a.records, 1), (a.bytes, size)):
             bucket.tokens -= n
         a.accepted += 1
         return None, False
+
+    def _introduce(self, p: PeerStanding, author: str, now: float) -> AuthorStanding:
+        """A never-seen author's first record, charged to `p`'s new-author budget."""
+        a = self._authors[author] = self._standing(time.time(), 0, now)
+        self._bound(self._authors, self.config.max_authors)
+        p.new_authors.tokens -= 1
+        return a
 
     def _check(self, p: PeerStanding, a: AuthorStanding | None, size: int, now: float,
                factor: float) -> str | None:

@@ -5,6 +5,7 @@ import asyncio
 from pathlib import Path
 
 from memory.records import HypothesisBody
+from node import quiet
 from node.daemon import Daemon, DaemonConfig
 from node.host import NetConfig
 
@@ -48,4 +49,7 @@ def test_a_dead_libp2p_thread_is_restarted_and_the_memory_stays_open(tmp_path: P
         daemon.stop()
         await asyncio.wait_for(task, 60)
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        quiet.uninstall()                       # the daemon installed it on pytest's handlers

@@ -95,6 +95,4 @@ def test_library_logs_go_through_our_handlers() -> None:
         assert logging.getLogger("libp2p.network.auto_connector").level == logging.NOTSET
     finally:                                    # leave pytest's own handlers as they were
         lib.level, lib.propagate, lib.handlers = saved[0], saved[1], saved[2]
-        for handler in logging.getLogger().handlers:
-            for f in [f for f in handler.filters if isinstance(f, quiet.RateLimit)]:
-                handler.removeFilter(f)
+        quiet.uninstall()
