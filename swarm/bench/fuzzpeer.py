@@ -197,6 +197,7 @@ class Fuzzer:
         self.topic = f"/swarm/{network}/records/1"
         self.report = FuzzReport()
         self.records = _records(self.rng)
+        self._turn = 0
 
     async def run(self) -> FuzzReport:
         """Fuzz until the time is up; return what was sent."""
@@ -235,7 +236,8 @@ class Fuzzer:
                 await self._shot(host, info.peer_id, protocols)
 
     async def _shot(self, host: Any, peer: Any, protocols: list[str]) -> None:
-        protocol = self.rng.choice(protocols)
+        protocol = protocols[self._turn % len(protocols)]      # every protocol in turn
+        self._turn += 1
         if self.rng.random() < 0.05:
             async with trio.open_nursery() as nursery:
                 for _ in range(BURST):

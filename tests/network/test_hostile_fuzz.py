@@ -27,7 +27,7 @@ def test_a_fuzzing_peer_costs_streams_never_the_node(tmp_path: Path, network: st
     out, err = fuzzer.communicate(timeout=FUZZ_S + 120)
     report = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     print(json.dumps(report))
-    assert report.get("frames", 0) > 50, err[-2000:]
+    assert report.get("frames", 0) > 20, err[-2000:]
     assert {"/meshsub/1.1.0", "/ipfs/kad/1.0.0", "/ipfs/id/push/1.0.0"} <= set(report["by_protocol"])
     assert a.proc.poll() is None and a.status()["host_restarts"] == 0
     after_a, after_b = make_records(5), make_records(5)
