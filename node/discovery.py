@@ -69,9 +69,7 @@ async def _start_mdns(net: NetHost, nursery: trio.Nursery) -> None:
     from libp2p.discovery.events.peerDiscovery import peerDiscovery
     from libp2p.discovery.mdns.mdns import create_mdns_discovery
 
-    # DNS-SD service names are at most 15 bytes: "p2p-" + 10 hex digits (a 16-digit fingerprint
-    # made zeroconf refuse the registration, so no node was ever announced on the LAN)
-    fingerprint = hashlib.blake2b(net.config.network.encode(), digest_size=5).hexdigest()
+    fingerprint = mdns_fingerprint(net.config.network)
     try:
         mdns = create_mdns_discovery(net.host.get_network(), host=net.host,
                                      private_network_fingerprint=fingerprint)
@@ -90,6 +88,13 @@ async def _start_mdns(net: NetHost, nursery: trio.Nursery) -> None:
 
     peerDiscovery.register_peer_discovered_handler(found)
     nursery.start_soon(_mdns_dialer, net, receive, mdns, found)
+
+
+def mdns_fingerprint(network: str) -> str:
+    """The mDNS service scope of a swarm network: 10 hex digits, so that py-libp2p's service name
+    `p2p-<fingerprint>` fits DNS-SD's 15 bytes (16 digits made zeroconf refuse the registration,
+    so no node was ever announced on the LAN)."""
+    return hashlib.blake2b(network.encode(), digest_size=5).hexdigest()
 
 
 def _offer(send: Any, info: Any) -> None:

@@ -96,3 +96,10 @@ def test_library_logs_go_through_our_handlers() -> None:
     finally:                                    # leave pytest's own handlers as they were
         lib.level, lib.propagate, lib.handlers = saved[0], saved[1], saved[2]
         quiet.uninstall()
+
+
+def test_the_mdns_service_name_fits_dns_sd() -> None:
+    from node.discovery import mdns_fingerprint
+
+    names = {f"p2p-{mdns_fingerprint(n)}" for n in ("main", "test-1234abcd", "x" * 200)}
+    assert len(names) == 3 and all(len(name) <= 15 for name in names)
