@@ -7,7 +7,9 @@ daemon.py      `swarm join`: store, libp2p host, local API, signals, one daemon 
 bridge.py      trio (libp2p) in its own thread, callable from asyncio
 host.py        the libp2p host: gossip, sync protocol, connections, bans (trio side)
 gossip.py      GossipSub settings, topic, record validator
-sync.py        /swarm/sync/1.0.0: digest, have, missing batches
+sync.py        /swarm/sync/2.0.0 (range-based reconciliation); dispatch to 1.0.0
+sync_v1.py     /swarm/sync/1.0.0 (digest, have, missing batches), kept for older nodes
+syncwire.py    what both versions share: pull result, batch checks, ingest, record producer
 framing.py     length-prefixed msgpack frames with bounded reads and deadlines
 discovery.py   bootstrap/saved peers, mDNS, Kademlia DHT providers; connection events
 peers.py       the peer table: last seen, records received, strikes, bans, peers.json

@@ -1,0 +1,334 @@
+"""Range-based set reconciliation (the Negentropy / RBSR family) over record keys (ts, id8).
+
+Every record is a key (ts, id8): its timestamp and the first 8 bytes of its id as an unsigned
+integer. Keys are totally ordered, so any two bounds delimit a range [lo, hi). The fingerprint of a
+range is blake2b-64 of (how many keys, their id8 sum mod 2**64): a sorted array with prefix sums
+answers it in two binary searches, whatever the range's size.
+
+One side (the requester R) wants what the other (the responder S) holds and R lacks. R asks:
+
+    ["s", lo, hi]          split: S answers True when `fp` (an optional 4th item) equals its own,
+                           S's keys in the range when it holds at most LEAF, else BRANCH sub-ranges
+                           [[hi, count, fp], ...] cut at S's own keys (equal counts)
+    ["h", lo, hi, ids]     have: R holds exactly `ids` (<= LEAF of them) in the range; S answers
+                           with the number of records it sends: every one of its keys not in `ids`
+    ["w", ids]             want: S sends the records with these keys (which S listed)
+
+R decides per sub-range from S's count and fingerprint: equal or empty on S: done; R holds at most
+LEAF keys there: "h"; else "s". Counts shrink by BRANCH per level, so the number of round trips
+grows with log(size) and every frame stays bounded (MAX_REQUESTS requests of bounded size). Keys
+ordered by time first keep recent differences (lost gossip) in few ranges. A fresh node (no keys)
+sends one "h" for the whole range and receives everything in one round trip.
+Why our own code: the negentropy packages on PyPI wrap a C++ build; ours is ~250 lines of numpy.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BRANCH = 16                 # sub-ranges per split
+LEAF = 16                   # at most this many keys: list them instead of splitting further
+MAX_REQUESTS = 512          # requests per frame (a frame stays under ~300 KB either way)
+MAX_SUBS = 64               # sub-ranges accepted in one split answer
+FP_BYTES = 8
+TS_END = 2**53              # record timestamps are < 2**53 (memory/codec.py)
+START: tuple[int, int] = (0, 0)
+END: tuple[int, int] = (TS_END, 0)
+_MASK = 2**64 - 1
+Bound = tuple[int, int]
+
+
+def fingerprint(count: int, total: int) -> bytes:
+    """The fingerprint of a range holding `count` keys whose id8 sum (mod 2**64) is `total`."""
+    return hashlib.blake2b(count.to_bytes(8, "little") + (total & _MASK).to_bytes(8, "little"),
+                           digest_size=FP_BYTES).digest()
+
+
+# ---- bounds on the wire ----
+
+def encode_bound(bound: Bound) -> Any:
+    """`ts` alone when the id part is 0, else [ts, the id8's big-endian bytes without trailing 0s]."""
+    ts, key = bound
+    return ts if key == 0 else [ts, key.to_bytes(8, "big").rstrip(b"\0")]
+
+
+def decode_bound(value: Any) -> Bound:
+    """Inverse of `encode_bound`; ValueError for anything else (including non-shortest forms)."""
+    if type(value) is int and 0 <= value <= TS_END:
+        return (value, 0)
+    if (isinstance(value, list) and len(value) == 2 and type(value[0]) is int
+            and 0 <= value[0] < TS_END and isinstance(value[1], bytes)
+            and 1 <= len(value[1]) <= 8 and value[1][-1] != 0):
+        return (value[0], int.from_bytes(value[1].ljust(8, b"\0"), "big"))
+    raise ValueError(f"bad range bound {str(value)[:60]}")
+
+
+def encode_keys(keys: np.ndarray) -> bytes:
+    """id8 keys as concatenated 8-byte big-endian integers."""
+    return np.asarray(keys, dtype=">u8").tobytes()
+
+
+def decode_keys(value: Any, limit: int) -> np.ndarray:
+    """Inverse of `encode_keys`, at most `limit` keys; ValueError otherwise."""
+    if not isinstance(value, bytes) or len(value) % 8 or len(value) > 8 * limit:
+        raise ValueError(f"a key list is bytes, a multiple of 8 long, at most {limit} keys")
+    return np.frombuffer(value, dtype=">u8").astype(np.uint64)
+
+
+# ---- a sorted snapshot of one side's keys ----
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Keys sorted by (ts, id8), with prefix sums of id8 for O(log n) range fingerprints."""
+
+    ts: np.ndarray          # int64
+    keys: np.ndarray        # uint64 (id8)
+    sums: np.ndarray        # uint64, len n + 1: sums[i] = keys[:i].sum() mod 2**64
+
+    @classmethod
+    def build(cls, ts: Iterable[int] | np.ndarray, keys: Iterable[int] | np.ndarray) -> Snapshot:
+        """A snapshot of arbitrary (ts, id8) pairs (sorted and deduplicated here)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        keys = np.asarray(keys, dtype=np.uint64)
+        order = np.lexsort((keys, ts))
+        ts, keys = ts[order], keys[order]
+        if ts.size:
+            keep = np.ones(ts.size, dtype=bool)
+            keep[1:] = (ts[1:] != ts[:-1]) | (keys[1:] != keys[:-1])
+            ts, keys = ts[keep], keys[keep]
+        return cls.sorted(ts, keys)
+
+    @classmethod
+    def sorted(cls, ts: np.ndarray, keys: np.ndarray) -> Snapshot:
+        """A snapshot of pairs already sorted by (ts, id8)."""
+        sums = np.zeros(keys.size + 1, dtype=np.uint64)
+        np.cumsum(keys, dtype=np.uint64, out=sums[1:])      # wraps mod 2**64, as intended
+        return cls(ts, keys, sums)
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def position(self, bound: Bound) -> int:
+        """How many keys are below `bound`."""
+        ts, key = bound
+        if ts >= TS_END:
+            return len(self)
+        lo = int(np.searchsorted(self.ts, ts, "left"))
+        hi = int(np.searchsorted(self.ts, ts, "right"))
+        if lo == hi or key == 0:
+            return lo
+        return lo + int(np.searchsorted(self.keys[lo:hi], np.uint64(key), "left"))
+
+    def fingerprint(self, i: int, j: int) -> bytes:
+        """Fingerprint of the keys at positions [i, j)."""
+        return fingerprint(j - i, int(self.sums[j]) - int(self.sums[i]))
+
+    def bound_at(self, i: int) -> Bound:
+        """The shortest bound b with key[i-1] < b <= key[i] (END past the last key)."""
+        if i >= len(self):
+            return END
+        ts, key = int(self.ts[i]), int(self.keys[i])
+        if i == 0 or int(self.ts[i - 1]) != ts:
+            return (ts, 0)
+        previous = int(self.keys[i - 1])
+        for size in range(1, 9):
+            prefix = key & ~((1 << (64 - 8 * size)) - 1) & _MASK
+            if prefix > previous:
+                return (ts, prefix)
+        return (ts, key)
+
+    def split(self, i: int, j: int, hi: Bound) -> list[list[Any]]:
+        """BRANCH sub-ranges of [i, j) with equal counts: [[hi, count, fp], ...] on the wire."""
+        edges = [i + (j - i) * k // BRANCH for k in range(1, BRANCH)] + [j]
+        out, start = [], i
+        for k, edge in enumerate(edges):
+            upper = hi if k == len(edges) - 1 else self.bound_at(edge)
+            out.append([encode_bound(upper), edge - start, self.fingerprint(start, edge)])
+            start = edge
+        return out
+
+
+# ---- the responder ----
+
+def _range(request: list[Any], size: int) -> tuple[Bound, Bound]:
+    if len(request) != size:
+        raise ValueError(f"a {request[0]!r} request has {size} items")
+    lo, hi = decode_bound(request[1]), decode_bound(request[2])
+    if not lo < hi:
+        raise ValueError("a range's lower bound must be below its upper bound")
+    return lo, hi
+
+
+def answer(snapshot: Snapshot, requests: Any) -> tuple[list[Any], np.ndarray]:
+    """S's replies to one frame of requests, and the keys of the records to send (in order).
+
+    ValueError when the requests are malformed (the caller ends the exchange)."""
+    if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
+        raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
+    replies, send = [], []
+    for request in requests:
+        if not isinstance(request, list) or not request or request[0] not in ("s", "h", "w"):
+            raise ValueError(f"unknown request {str(request)[:60]}")
+        reply, keys = _ANSWERS[request[0]](snapshot, request)
+        replies.append(reply)
+        if keys.size:
+            send.append(keys)
+    return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.uint64)
+
+
+def _answer_split(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
+    lo, hi = _range(request[:3], 3)
+    if len(request) > 4:
+        raise ValueError("a split request has at most 4 items")
+    i, j = snapshot.position(lo), snapshot.position(hi)
+    if len(request) == 4 and snapshot.fingerprint(i, j) == request[3]:
+        return True, np.zeros(0, dtype=np.uint64)
+    if j - i <= LEAF:
+        return ["i", encode_keys(snapshot.keys[i:j])], np.zeros(0, dtype=np.uint64)
+    return ["f", snapshot.split(i, j, hi)], np.zeros(0, dtype=np.uint64)
+
+
+def _answer_have(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
+    lo, hi = _range(request, 4)
+    theirs = decode_keys(request[3], LEAF)
+    mine = snapshot.keys[snapshot.position(lo):snapshot.position(hi)]
+    keys = mine[~np.isin(mine, theirs)]
+    return int(keys.size), keys
+
+
+def _answer_want(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
+    if len(request) != 2:
+        raise ValueError("a want request has 2 items")
+    wanted = decode_keys(request[1], LEAF)
+    keys = wanted[np.isin(wanted, snapshot.keys)]      # only what we hold
+    return int(keys.size), keys
+
+
+_ANSWERS = {"s": _answer_split, "h": _answer_have, "w": _answer_want}
+
+
+# ---- the requester ----
+
+@dataclass
+class Requester:
+    """R's side: which requests to send next, given S's replies. Bounded: MAX_REQUESTS a frame."""
+
+    snapshot: Snapshot
+    pending: deque[list[Any]] = field(default_factory=deque)
+    in_sync: bool = False
+    rounds: int = 0
+
+    def first(self) -> list[Any]:
+        """The opening request: "h" with our keys if we hold few, else "s" with our fingerprint."""
+        n = len(self.snapshot)
+        if n <= LEAF:
+            return [["h", encode_bound(START), encode_bound(END), encode_keys(self.snapshot.keys)]]
+        return [["s", encode_bound(START), encode_bound(END), self.snapshot.fingerprint(0, n)]]
+
+    def next_frame(self) -> list[Any]:
+        """Up to MAX_REQUESTS pending requests (empty: the exchange is over)."""
+        count = min(MAX_REQUESTS, len(self.pending))
+        return [self.pending.popleft() for _ in range(count)]
+
+    def absorb(self, requests: list[Any], replies: Any) -> None:
+        """Take S's replies to `requests`; queue what to ask next. ValueError if they are malformed."""
+        self.rounds += 1
+        if not isinstance(replies, list) or len(replies) != len(requests):
+            raise ValueError("one reply per request expected")
+        for request, reply in zip(requests, replies):
+            if request[0] != "s":
+                if type(reply) is not int or reply < 0:
+                    raise ValueError("a have/want reply is a record count")
+            elif reply is True:
+                self.in_sync = self.in_sync or (request[1] == encode_bound(START)
+                                                and request[2] == encode_bound(END))
+            elif isinstance(reply, list) and len(reply) == 2 and reply[0] == "f":
+                self._subranges(decode_bound(request[1]), decode_bound(request[2]), reply[1])
+            elif isinstance(reply, list) and len(reply) == 2 and reply[0] == "i":
+                self._their_keys(decode_bound(request[1]), decode_bound(request[2]), reply[1])
+            else:
+                raise ValueError(f"bad split reply {str(reply)[:60]}")
+
+    def _subranges(self, lo: Bound, hi: Bound, subs: Any) -> None:
+        if not isinstance(subs, list) or not 1 <= len(subs) <= MAX_SUBS:
+            raise ValueError(f"a split answer has 1 to {MAX_SUBS} sub-ranges")
+        start = lo
+        for k, sub in enumerate(subs):
+            if not (isinstance(sub, list) and len(sub) == 3 and type(sub[1]) is int
+                    and sub[1] >= 0 and isinstance(sub[2], bytes) and len(sub[2]) == FP_BYTES):
+                raise ValueError(f"bad sub-range {str(sub)[:60]}")
+            upper = decode_bound(sub[0])
+            if not start < upper <= hi or (k == len(subs) - 1 and upper != hi):
+                raise ValueError("sub-ranges must be increasing and end at the range's end")
+            self._compare(start, upper, sub[1], sub[2])
+            start = upper
+
+    def _compare(self, lo: Bound, hi: Bound, count: int, fp: bytes) -> None:
+        i, j = self.snapshot.position(lo), self.snapshot.position(hi)
+        if count == 0 or (count == j - i and fp == self.snapshot.fingerprint(i, j)):
+            return
+        if j - i <= LEAF:
+            self.pending.append(["h", encode_bound(lo), encode_bound(hi),
+                                 encode_keys(self.snapshot.keys[i:j])])
+        else:
+            self.pending.append(["s", encode_bound(lo), encode_bound(hi)])
+
+    def _their_keys(self, lo: Bound, hi: Bound, value: Any) -> None:
+        theirs = decode_keys(value, LEAF)
+        mine = self.snapshot.keys[self.snapshot.position(lo):self.snapshot.position(hi)]
+        lacking = theirs[~np.isin(theirs, mine)]
+        if lacking.size:
+            self.pending.append(["w", encode_keys(lacking)])
+
+
+def reconcile(mine: Snapshot, theirs: Snapshot) -> tuple[np.ndarray, int]:
+    """Run the whole exchange in-process (tests, docs): the keys `theirs` sends, and round trips."""
+    requester = Requester(mine)
+    frame, sent = requester.first(), []
+    while frame:
+        replies, keys = answer(theirs, frame)
+        sent.append(keys)
+        requester.absorb(frame, replies)
+        frame = requester.next_frame()
+    return np.concatenate(sent), requester.rounds
+
+
+class Index:
+    """A store's keys kept sorted as records arrive: a sorted base plus unsorted recent additions,
+    merged (not re-sorted) when a snapshot is taken. Not thread-safe: the store's lock guards it."""
+
+    def __init__(self, ts: np.ndarray, keys: np.ndarray) -> None:
+        """`ts` and `keys` already sorted by (ts, id8), e.g. by the database."""
+        self._snapshot = Snapshot.sorted(np.asarray(ts, np.int64), np.asarray(keys, np.uint64))
+        self._recent: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, ts: np.ndarray, keys: np.ndarray) -> None:
+        """Add the keys of newly stored records (each stored once)."""
+        if len(keys):
+            self._recent.append((np.asarray(ts, np.int64), np.asarray(keys, np.uint64)))
+
+    def snapshot(self) -> Snapshot:
+        """The keys held now, sorted, with prefix sums."""
+        if self._recent:
+            base = self._snapshot
+            new = Snapshot.build(np.concatenate([t for t, _ in self._recent]),
+                                 np.concatenate([k for _, k in self._recent]))
+            at = _positions(base, new)
+            self._snapshot = Snapshot.sorted(np.insert(base.ts, at, new.ts),
+                                             np.insert(base.keys, at, new.keys))
+            self._recent = []
+        return self._snapshot
+
+
+def _positions(base: Snapshot, new: Snapshot) -> np.ndarray:
+    """Insertion points of many sorted keys into `base` (vectorised; ties on ts resolved by id8)."""
+    at = np.searchsorted(base.ts, new.ts, "left")
+    right = np.searchsorted(base.ts, new.ts, "right")
+    for k in np.nonzero(at != right)[0]:          # same ts as a held key: rare
+        at[k] += np.searchsorted(base.keys[at[k]:right[k]], new.keys[k], "left")
+    return at
