@@ -8,14 +8,15 @@ answers it in two binary searches, whatever the range's size.
 One side (the requester R) wants what the other (the responder S) holds and R lacks. R asks:
 
     ["s", lo, hi]          split: S answers True when `fp` (an optional 4th item) equals its own,
-                           S's keys in the range when it holds at most LEAF, else BRANCH sub-ranges
-                           [[hi, count, fp], ...] cut at S's own keys (equal counts)
+                           ["i", S's keys] when it holds at most LEAF there, else BRANCH
+                           sub-ranges cut at S's own keys (equal counts):
+                           ["f", [inner bounds as deltas], fingerprints concatenated]
     ["h", lo, hi, ids]     have: R holds exactly `ids` (<= LEAF of them) in the range; S answers
                            with the number of records it sends: every one of its keys not in `ids`
     ["w", ids]             want: S sends the records with these keys (which S listed)
 
-R decides per sub-range from S's count and fingerprint: equal or empty on S: done; R holds at most
-LEAF keys there: "h"; else "s". Counts shrink by BRANCH per level, so the number of round trips
+R decides per sub-range from S's fingerprint: equal to R's, or that of an empty range: done; R holds
+at most LEAF keys there: "h"; else "s". Counts shrink by BRANCH per level, so the number of round trips
 grows with log(size) and every frame stays bounded (MAX_REQUESTS requests of bounded size). Keys
 ordered by time first keep recent differences (lost gossip) in few ranges. A fresh node (no keys)
 sends one "h" for the whole range and receives everything in one round trip.
@@ -33,7 +34,7 @@ import numpy as np
 
 BRANCH = 16                 # sub-ranges per split
 LEAF = 16                   # at most this many keys: list them instead of splitting further
-MAX_REQUESTS = 512          # requests per frame (a frame stays under ~300 KB either way)
+MAX_REQUESTS = 2048         # requests per frame (a frame stays under ~700 KB either way)
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
 FP_BYTES = 8
 TS_END = 2**53              # record timestamps are < 2**53 (memory/codec.py)
@@ -47,6 +48,9 @@ def fingerprint(count: int, total: int) -> bytes:
     """The fingerprint of a range holding `count` keys whose id8 sum (mod 2**64) is `total`."""
     return hashlib.blake2b(count.to_bytes(8, "little") + (total & _MASK).to_bytes(8, "little"),
                            digest_size=FP_BYTES).digest()
+
+
+_EMPTY = fingerprint(0, 0)
 
 
 # ---- bounds on the wire ----
@@ -66,6 +70,20 @@ def decode_bound(value: Any) -> Bound:
             and 1 <= len(value[1]) <= 8 and value[1][-1] != 0):
         return (value[0], int.from_bytes(value[1].ljust(8, b"\0"), "big"))
     raise ValueError(f"bad range bound {str(value)[:60]}")
+
+
+def encode_delta(previous: Bound, bound: Bound) -> Any:
+    """`bound` relative to a lower `previous` one: the ts difference, alone or with the id8 part
+    (as `encode_bound`). Inner bounds of a split are sent this way: mostly 1-3 bytes each."""
+    return encode_bound((bound[0] - previous[0], bound[1]))
+
+
+def decode_delta(previous: Bound, value: Any) -> Bound:
+    """Inverse of `encode_delta`; ValueError for anything else."""
+    delta, key = decode_bound(value)
+    if previous[0] + delta >= TS_END:
+        raise ValueError("bound past the end")
+    return (previous[0] + delta, key)
 
 
 def encode_keys(keys: np.ndarray) -> bytes:
@@ -142,15 +160,19 @@ class Snapshot:
                 return (ts, prefix)
         return (ts, key)
 
-    def split(self, i: int, j: int, hi: Bound) -> list[list[Any]]:
-        """BRANCH sub-ranges of [i, j) with equal counts: [[hi, count, fp], ...] on the wire."""
+    def split(self, i: int, j: int, lo: Bound) -> list[Any]:
+        """BRANCH sub-ranges of [i, j) (the range starting at `lo`) with equal counts, on the wire:
+        ["f", inner bounds (each as a delta from the previous), fingerprints (concatenated)]."""
         edges = [i + (j - i) * k // BRANCH for k in range(1, BRANCH)] + [j]
-        out, start = [], i
-        for k, edge in enumerate(edges):
-            upper = hi if k == len(edges) - 1 else self.bound_at(edge)
-            out.append([encode_bound(upper), edge - start, self.fingerprint(start, edge)])
+        bounds, fps, start, previous = [], [], i, lo
+        for edge in edges:
+            if edge < j:
+                bound = self.bound_at(edge)
+                bounds.append(encode_delta(previous, bound))
+                previous = bound
+            fps.append(self.fingerprint(start, edge))
             start = edge
-        return out
+        return ["f", bounds, b"".join(fps)]
 
 
 # ---- the responder ----
@@ -190,7 +212,7 @@ def _answer_split(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarr
         return True, np.zeros(0, dtype=np.uint64)
     if j - i <= LEAF:
         return ["i", encode_keys(snapshot.keys[i:j])], np.zeros(0, dtype=np.uint64)
-    return ["f", snapshot.split(i, j, hi)], np.zeros(0, dtype=np.uint64)
+    return snapshot.split(i, j, lo), np.zeros(0, dtype=np.uint64)
 
 
 def _answer_have(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
@@ -247,31 +269,31 @@ class Requester:
             elif reply is True:
                 self.in_sync = self.in_sync or (request[1] == encode_bound(START)
                                                 and request[2] == encode_bound(END))
-            elif isinstance(reply, list) and len(reply) == 2 and reply[0] == "f":
-                self._subranges(decode_bound(request[1]), decode_bound(request[2]), reply[1])
+            elif isinstance(reply, list) and len(reply) == 3 and reply[0] == "f":
+                self._subranges(decode_bound(request[1]), decode_bound(request[2]), reply[1:])
             elif isinstance(reply, list) and len(reply) == 2 and reply[0] == "i":
                 self._their_keys(decode_bound(request[1]), decode_bound(request[2]), reply[1])
             else:
                 raise ValueError(f"bad split reply {str(reply)[:60]}")
 
-    def _subranges(self, lo: Bound, hi: Bound, subs: Any) -> None:
-        if not isinstance(subs, list) or not 1 <= len(subs) <= MAX_SUBS:
-            raise ValueError(f"a split answer has 1 to {MAX_SUBS} sub-ranges")
+    def _subranges(self, lo: Bound, hi: Bound, reply: list[Any]) -> None:
+        bounds, fps = reply
+        if not (isinstance(bounds, list) and isinstance(fps, bytes) and len(bounds) < MAX_SUBS
+                and len(fps) == FP_BYTES * (len(bounds) + 1)):
+            raise ValueError(f"a split answer is [inner bounds, fingerprints] of 1 to {MAX_SUBS} "
+                             "sub-ranges")
         start = lo
-        for k, sub in enumerate(subs):
-            if not (isinstance(sub, list) and len(sub) == 3 and type(sub[1]) is int
-                    and sub[1] >= 0 and isinstance(sub[2], bytes) and len(sub[2]) == FP_BYTES):
-                raise ValueError(f"bad sub-range {str(sub)[:60]}")
-            upper = decode_bound(sub[0])
-            if not start < upper <= hi or (k == len(subs) - 1 and upper != hi):
-                raise ValueError("sub-ranges must be increasing and end at the range's end")
-            self._compare(start, upper, sub[1], sub[2])
+        for k in range(len(bounds) + 1):
+            upper = decode_delta(start, bounds[k]) if k < len(bounds) else hi
+            if not start < upper <= hi or (k < len(bounds) and upper == hi):
+                raise ValueError("sub-ranges must be increasing and inside the range")
+            self._compare(start, upper, fps[k * FP_BYTES:(k + 1) * FP_BYTES])
             start = upper
 
-    def _compare(self, lo: Bound, hi: Bound, count: int, fp: bytes) -> None:
+    def _compare(self, lo: Bound, hi: Bound, fp: bytes) -> None:
         i, j = self.snapshot.position(lo), self.snapshot.position(hi)
-        if count == 0 or (count == j - i and fp == self.snapshot.fingerprint(i, j)):
-            return
+        if fp == self.snapshot.fingerprint(i, j) or fp == _EMPTY:
+            return                      # same keys, or S holds none there: nothing to pull
         if j - i <= LEAF:
             self.pending.append(["h", encode_bound(lo), encode_bound(hi),
                                  encode_keys(self.snapshot.keys[i:j])])

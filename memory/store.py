@@ -406,17 +406,21 @@ class Store:
                 self._keys = reconcile.Index(found["ts"], found["id8"])
             return self._keys.snapshot()
 
-    def records_by_keys(self, keys: np.ndarray, batch_bytes: int = 256 * 1024
+    def records_by_keys(self, keys: np.ndarray | None, batch_bytes: int = 256 * 1024
                         ) -> Iterator[list[bytes]]:
-        """The raw records whose id8 is in `keys`, in batches of about `batch_bytes`, oldest first.
+        """The raw records whose id8 is in `keys` (None: every record), in batches of about
+        `batch_bytes`, in no particular order.
 
         Streams from its own cursor, like `missing_for`, so the lock is not held while sending."""
         with self._lock:
             cursor = self._con.cursor()
         try:
-            cursor.register("_want", pa.table({"k": pa.array(keys, pa.uint64())}))
-            result = cursor.execute("SELECT raw FROM records WHERE id8 IN (SELECT k FROM _want) "
-                                    "ORDER BY ts, id8")
+            if keys is None:
+                result = cursor.execute("SELECT raw FROM records")
+            else:
+                cursor.register("_want", pa.table({"k": pa.array(keys, pa.uint64())}))
+                result = cursor.execute(
+                    "SELECT raw FROM records WHERE id8 IN (SELECT k FROM _want)")
             yield from antientropy.batches(antientropy.raws(result), batch_bytes)
         finally:
             cursor.close()

@@ -34,6 +34,10 @@ class Stream(Protocol):
     async def write(self, data: bytes) -> None: ...
 
 
+class Stalled(ProtocolError):
+    """The peer sent nothing, or took nothing, within the deadline."""
+
+
 class Metered:
     """A stream wrapper that counts the bytes read and written through it (sync's wire figures)."""
 
@@ -83,7 +87,7 @@ async def read_frame(stream: Stream, max_bytes: int = MAX_FRAME_BYTES, timeout: 
             raise ProtocolError(f"frame of {size} bytes exceeds the {max_bytes}-byte limit")
         body = await read_exactly(stream, size)
     if scope.cancelled_caught:
-        raise ProtocolError(f"no complete frame within {timeout:.0f} s")
+        raise Stalled(f"no complete frame within {timeout:.0f} s")
     return unpack(body)
 
 
@@ -117,4 +121,4 @@ async def write_frame(stream: Stream, message: Any, timeout: float = 10.0) -> No
         except _stream_errors() as exc:
             raise PeerGone(f"stream failed: {type(exc).__name__}") from exc
     if scope.cancelled_caught:
-        raise ProtocolError(f"peer did not take a frame within {timeout:.0f} s")
+        raise Stalled(f"peer did not take a frame within {timeout:.0f} s")

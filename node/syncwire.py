@@ -128,7 +128,8 @@ async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: Pull
         raise failure
 
 
-async def send_records(stream: Any, produce: Callable[[], Iterator[list[bytes]]]) -> int:
+async def send_records(stream: Any, produce: Callable[[], Iterator[list[bytes]]],
+                       timeout: float = FRAME_TIMEOUT) -> int:
     """Send the batches `produce()` yields (run in ONE worker thread, one DuckDB cursor) as batch
     frames; return the number of records sent. A ValueError while producing is the peer's
     (its request was malformed): ProtocolError."""
@@ -138,7 +139,7 @@ async def send_records(stream: Any, produce: Callable[[], Iterator[list[bytes]]]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_produce, produce, send)
         try:
-            sent = await _send_batches(stream, receive)
+            sent = await _send_batches(stream, receive, timeout)
         except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
             failure = exc
         nursery.cancel_scope.cancel()
@@ -147,13 +148,13 @@ async def send_records(stream: Any, produce: Callable[[], Iterator[list[bytes]]]
     return sent
 
 
-async def _send_batches(stream: Any, receive: Any) -> int:
+async def _send_batches(stream: Any, receive: Any, timeout: float) -> int:
     sent = 0
     async with receive:
         async for item in receive:
             if isinstance(item, ProtocolError):
                 raise item
-            await write_frame(stream, {"t": "batch", "r": item}, timeout=FRAME_TIMEOUT)
+            await write_frame(stream, {"t": "batch", "r": item}, timeout=timeout)
             sent += len(item)
     return sent
 

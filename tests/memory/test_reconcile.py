@@ -88,10 +88,10 @@ def test_malformed_requests_are_refused(requests) -> None:
 
 def test_malformed_answers_are_refused() -> None:
     requester = Requester(Snapshot.build(range(40), range(1, 41)))
-    split = [["s", 0, 50]]
-    for replies in ([], [5], [["f", []]], [["f", [[60, 1, b"x" * 8]]]], [["f", [[50, 1, b"x"]]]],
-                    [["f", [[20, 1, b"x" * 8], [10, 1, b"x" * 8], [50, 1, b"x" * 8]]]],
-                    [["i", b"123"]], [None]):
+    split, fp = [["s", 0, 50]], b"x" * 8
+    for replies in ([], [5], [["f", [], b""]], [["f", [60], fp * 2]], [["f", [], b"x"]],
+                    [["f", [20, 0], fp * 3]], [["f", [20, 40], fp * 3]], [["f", [10], fp]],
+                    [["i", b"123"]], [None], [["f", [[0, b"\x00"]], fp * 2]]):
         with pytest.raises(ValueError):
             requester.absorb(split, replies)
 
