@@ -48,20 +48,24 @@ class SyncAborted(Exception):
 # ---- requester ----
 
 async def pull(stream: Any, store: Any, network: str,
-               on_batch: Callable[[Any], None] | None = None) -> PullResult:
+               on_batch: Callable[[Any], None] | None = None,
+               result: PullResult | None = None) -> PullResult:
     """Pull from the peer on `stream` what it has and `store` lacks, in the version negotiated.
 
-    `on_batch(report)` is called with the store's IngestReport after each ingest."""
+    `on_batch(report)` is called with the store's IngestReport after each ingest. `result`, if
+    given, is filled in as the pull goes (its figures stay readable when the pull fails)."""
     metered = Metered(stream)
-    protocol = _protocol(stream)
+    result = result if result is not None else PullResult()
+    result.protocol = _protocol(stream)
     try:
-        if protocol == sync_v1.PROTOCOL_ID:
-            result = await sync_v1.pull(metered, store, network, on_batch)
+        if result.protocol == sync_v1.PROTOCOL_ID:
+            await sync_v1.pull(metered, store, network, on_batch, result)
         else:
-            result = await _pull(metered, store, network, on_batch)
+            await _pull(metered, store, network, on_batch, result)
     except FrameTooLarge as exc:
         raise SyncAborted(str(exc)) from exc
-    result.bytes_read, result.bytes_written = metered.read_bytes, metered.written_bytes
+    finally:
+        result.bytes_read, result.bytes_written = metered.read_bytes, metered.written_bytes
     return result
 
 
@@ -71,8 +75,7 @@ def _protocol(stream: Any) -> str:
 
 
 async def _pull(stream: Any, store: Any, network: str,
-                on_batch: Callable[[Any], None] | None) -> PullResult:
-    result = PullResult(protocol=PROTOCOL_ID)
+                on_batch: Callable[[Any], None] | None, result: PullResult) -> None:
     requester = reconcile.Requester(await trio.to_thread.run_sync(store.reconcile_snapshot))
     frame = requester.first()
     await write_frame(stream, {"t": "open", "n": network, "q": frame}, timeout=FRAME_TIMEOUT)
@@ -82,6 +85,7 @@ async def _pull(stream: Any, store: Any, network: str,
         while frame:
             if not await _round(stream, requester, frame, send):
                 return                                    # another swarm network
+            result.rounds = requester.rounds
             frame = requester.next_frame()
             message = {"t": "q", "q": frame} if frame else {"t": "done"}
             await write_frame(stream, message, timeout=FRAME_TIMEOUT)
@@ -89,8 +93,7 @@ async def _pull(stream: Any, store: Any, network: str,
                 raise ProtocolError("reconciliation does not end")
 
     await read_and_ingest(converse, store, result, on_batch)
-    result.in_sync, result.rounds = requester.in_sync, requester.rounds
-    return result
+    result.in_sync = requester.in_sync
 
 
 async def _round(stream: Any, requester: reconcile.Requester, frame: list[Any], send: Any) -> bool:

@@ -24,9 +24,10 @@ MAX_HAVE_BYTES = 8 * 1024 * 1024        # the seq vector of ~100k authors
 
 
 async def pull(stream: Any, store: Any, network: str,
-               on_batch: Callable[[Any], None] | None = None) -> PullResult:
+               on_batch: Callable[[Any], None] | None = None,
+               result: PullResult | None = None) -> PullResult:
     """Pull from the peer on `stream` everything it has that `store` lacks (1.0.0 exchange)."""
-    result = PullResult(protocol=PROTOCOL_ID)
+    result = result if result is not None else PullResult(protocol=PROTOCOL_ID)
     digest = await trio.to_thread.run_sync(store.digest)
     await write_frame(stream, {"t": "digest", "d": digest, "n": network})
     reply = await read_frame(stream, max_bytes=256, timeout=FRAME_TIMEOUT)

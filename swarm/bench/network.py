@@ -177,7 +177,7 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
             if sync_records:
                 results.update(syncbench.run(root, network, sync_records, sync_authors, cache))
             if sync_only:
-                return _show({k: v for k, v in results.items() if k.startswith("sync_")}, json_out)
+                return _show({k: v for k, v in results.items() if isinstance(v, dict)}, json_out)
             err_console.print(f"starting {nodes} nodes ...")          # stdout stays JSON
             swarm = launch_swarm(root, nodes, network, sync_interval=sync_interval)
             wait_for(lambda: all(n.status()["mesh_peers"] >= 1 for n in swarm), 60, "meshes")
