@@ -13,7 +13,10 @@ One side (the requester R) wants what the other (the responder S) holds and R la
                            ["f", [inner bounds as deltas], fingerprints concatenated]
     ["h", lo, hi, ids]     have: R holds exactly `ids` (<= LEAF of them) in the range; S answers
                            with the number of records it sends: every one of its keys not in `ids`
-    ["w", ids]             want: S sends the records with these keys (which S listed)
+    ["w", lo, hi, ids]     want: S sends the records with these keys (which S listed there)
+
+S sends at most ROUND_BYTES of records a round; a have/want that does not fit is answered
+["m", sent, resume bound] and R asks for the rest in its next frame (R's pace sets S's).
 
 R decides per sub-range from S's fingerprint: equal to R's, or that of an empty range: done; R holds
 at most LEAF keys there: "h"; else "s". Counts shrink by BRANCH per level, so the number of round trips
@@ -32,10 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from memory.codec import MAX_RECORD_BYTES
+
 BRANCH = 16                 # sub-ranges per split
 LEAF = 16                   # at most this many keys: list them instead of splitting further
 MAX_REQUESTS = 2048         # requests per frame (a frame stays under ~700 KB either way)
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
+ROUND_BYTES = 8 * 1024 * 1024   # records S sends per round (more: the requester asks again)
+MAX_ROUND_BYTES = ROUND_BYTES + LEAF * MAX_RECORD_BYTES     # past the budget by one request
 FP_BYTES = 8
 TS_END = 2**53              # record timestamps are < 2**53 (memory/codec.py)
 START: tuple[int, int] = (0, 0)
@@ -107,26 +114,30 @@ class Snapshot:
     ts: np.ndarray          # int64
     keys: np.ndarray        # uint64 (id8)
     sums: np.ndarray        # uint64, len n + 1: sums[i] = keys[:i].sum() mod 2**64
+    sizes: np.ndarray       # int64: each record's size in bytes (what a round's budget counts)
 
     @classmethod
-    def build(cls, ts: Iterable[int] | np.ndarray, keys: Iterable[int] | np.ndarray) -> Snapshot:
-        """A snapshot of arbitrary (ts, id8) pairs (sorted and deduplicated here)."""
+    def build(cls, ts: Iterable[int] | np.ndarray, keys: Iterable[int] | np.ndarray,
+              sizes: Iterable[int] | np.ndarray | None = None) -> Snapshot:
+        """A snapshot of arbitrary (ts, id8) pairs (sorted and deduplicated here); sizes 0 if
+        not given."""
         ts = np.asarray(ts, dtype=np.int64)
         keys = np.asarray(keys, dtype=np.uint64)
+        sizes = np.zeros(ts.size, np.int64) if sizes is None else np.asarray(sizes, np.int64)
         order = np.lexsort((keys, ts))
-        ts, keys = ts[order], keys[order]
+        ts, keys, sizes = ts[order], keys[order], sizes[order]
         if ts.size:
             keep = np.ones(ts.size, dtype=bool)
             keep[1:] = (ts[1:] != ts[:-1]) | (keys[1:] != keys[:-1])
-            ts, keys = ts[keep], keys[keep]
-        return cls.sorted(ts, keys)
+            ts, keys, sizes = ts[keep], keys[keep], sizes[keep]
+        return cls.sorted(ts, keys, sizes)
 
     @classmethod
-    def sorted(cls, ts: np.ndarray, keys: np.ndarray) -> Snapshot:
+    def sorted(cls, ts: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> Snapshot:
         """A snapshot of pairs already sorted by (ts, id8)."""
         sums = np.zeros(keys.size + 1, dtype=np.uint64)
         np.cumsum(keys, dtype=np.uint64, out=sums[1:])      # wraps mod 2**64, as intended
-        return cls(ts, keys, sums)
+        return cls(ts, keys, sums, sizes)
 
     def __len__(self) -> int:
         return int(self.keys.size)
@@ -186,49 +197,71 @@ def _range(request: list[Any], size: int) -> tuple[Bound, Bound]:
     return lo, hi
 
 
-def answer(snapshot: Snapshot, requests: Any) -> tuple[list[Any], np.ndarray]:
-    """S's replies to one frame of requests, and the keys of the records to send (in order).
+def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
+           ) -> tuple[list[Any], np.ndarray]:
+    """S's replies to one frame of requests, and the keys of the records to send.
 
+    The records sent in one round stay within `budget` bytes (past it by one request at most):
+    a request that does not fit is answered ["m", records sent, bound to resume from].
     ValueError when the requests are malformed (the caller ends the exchange)."""
     if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
         raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
-    replies, send = [], []
+    replies, send, first = [], [], True
     for request in requests:
         if not isinstance(request, list) or not request or request[0] not in ("s", "h", "w"):
             raise ValueError(f"unknown request {str(request)[:60]}")
-        reply, keys = _ANSWERS[request[0]](snapshot, request)
+        if request[0] == "s":
+            replies.append(_answer_split(snapshot, request))
+            continue
+        reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
         replies.append(reply)
-        if keys.size:
-            send.append(keys)
+        if positions.size:
+            send.append(snapshot.keys[positions])
+            budget -= int(snapshot.sizes[positions].sum())
+            first = False
     return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.uint64)
 
 
-def _answer_split(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
+def _answer_split(snapshot: Snapshot, request: list[Any]) -> Any:
     lo, hi = _range(request[:3], 3)
     if len(request) > 4:
         raise ValueError("a split request has at most 4 items")
     i, j = snapshot.position(lo), snapshot.position(hi)
     if len(request) == 4 and snapshot.fingerprint(i, j) == request[3]:
-        return True, np.zeros(0, dtype=np.uint64)
+        return True
     if j - i <= LEAF:
-        return ["i", encode_keys(snapshot.keys[i:j])], np.zeros(0, dtype=np.uint64)
-    return snapshot.split(i, j, lo), np.zeros(0, dtype=np.uint64)
+        return ["i", encode_keys(snapshot.keys[i:j])]
+    return snapshot.split(i, j, lo)
 
 
-def _answer_have(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
+def _listed(snapshot: Snapshot, request: list[Any]) -> tuple[Bound, np.ndarray, np.ndarray]:
+    """The range's lower bound, the positions of S's keys in it, and which of them are listed."""
     lo, hi = _range(request, 4)
-    theirs = decode_keys(request[3], LEAF)
-    mine = snapshot.keys[snapshot.position(lo):snapshot.position(hi)]
-    keys = mine[~np.isin(mine, theirs)]
-    return int(keys.size), keys
+    listed = decode_keys(request[3], LEAF)
+    i, j = snapshot.position(lo), snapshot.position(hi)
+    return lo, np.arange(i, j), np.isin(snapshot.keys[i:j], listed)
 
 
-def _answer_want(snapshot: Snapshot, request: list[Any]) -> tuple[Any, np.ndarray]:
-    if len(request) != 2:
-        raise ValueError("a want request has 2 items")
-    wanted = decode_keys(request[1], LEAF)
-    keys = wanted[np.isin(wanted, snapshot.keys)]      # only what we hold
-    return int(keys.size), keys
+def _answer_have(snapshot: Snapshot, request: list[Any], budget: int,
+                 first: bool) -> tuple[Any, np.ndarray]:
+    lo, at, listed = _listed(snapshot, request)
+    positions = at[~listed]
+    fits = int(np.searchsorted(np.cumsum(snapshot.sizes[positions]), budget, "right"))
+    if first:
+        fits = max(fits, 1)              # every round sends something: the exchange progresses
+    if fits >= positions.size:
+        return int(positions.size), positions
+    resume = snapshot.bound_at(int(positions[fits])) if fits else lo
+    return ["m", fits, encode_bound(resume)], positions[:fits]
+
+
+def _answer_want(snapshot: Snapshot, request: list[Any], budget: int,
+                 first: bool) -> tuple[Any, np.ndarray]:
+    _, at, listed = _listed(snapshot, request)
+    held = at[listed]                                    # the listed keys S holds
+    if not first and int(snapshot.sizes[held].sum()) > budget:
+        return ["m", 0, request[1]], held[:0]            # all or nothing: ask again next round
+    return int(held.size), held
 
 
 _ANSWERS = {"s": _answer_split, "h": _answer_have, "w": _answer_want}
@@ -264,8 +297,7 @@ class Requester:
             raise ValueError("one reply per request expected")
         for request, reply in zip(requests, replies):
             if request[0] != "s":
-                if type(reply) is not int or reply < 0:
-                    raise ValueError("a have/want reply is a record count")
+                self._sent(request, reply)
             elif reply is True:
                 self.in_sync = self.in_sync or (request[1] == encode_bound(START)
                                                 and request[2] == encode_bound(END))
@@ -275,6 +307,27 @@ class Requester:
                 self._their_keys(decode_bound(request[1]), decode_bound(request[2]), reply[1])
             else:
                 raise ValueError(f"bad split reply {str(reply)[:60]}")
+
+    def _sent(self, request: list[Any], reply: Any) -> None:
+        """A have/want reply: a record count, or ["m", count, resume bound] (ask the rest again)."""
+        if type(reply) is int and reply >= 0:
+            return
+        if not (isinstance(reply, list) and len(reply) == 3 and reply[0] == "m"
+                and type(reply[1]) is int and reply[1] >= 0):
+            raise ValueError(f"bad have/want reply {str(reply)[:60]}")
+        lo, hi = decode_bound(request[1]), decode_bound(request[2])
+        resume = decode_bound(reply[2])
+        if not lo <= resume < hi or (request[0] == "w" and resume != lo):
+            raise ValueError("a resume bound must lie inside the range")
+        if request[0] == "w":
+            self.pending.append(request)
+        else:
+            self._have(resume, hi)
+
+    def _have(self, lo: Bound, hi: Bound) -> None:
+        i, j = self.snapshot.position(lo), self.snapshot.position(hi)
+        self.pending.append(["h", encode_bound(lo), encode_bound(hi),
+                             encode_keys(self.snapshot.keys[i:j])])
 
     def _subranges(self, lo: Bound, hi: Bound, reply: list[Any]) -> None:
         bounds, fps = reply
@@ -295,8 +348,7 @@ class Requester:
         if fp == self.snapshot.fingerprint(i, j) or fp == _EMPTY:
             return                      # same keys, or S holds none there: nothing to pull
         if j - i <= LEAF:
-            self.pending.append(["h", encode_bound(lo), encode_bound(hi),
-                                 encode_keys(self.snapshot.keys[i:j])])
+            self._have(lo, hi)
         else:
             self.pending.append(["s", encode_bound(lo), encode_bound(hi)])
 
@@ -305,7 +357,13 @@ class Requester:
         mine = self.snapshot.keys[self.snapshot.position(lo):self.snapshot.position(hi)]
         lacking = theirs[~np.isin(theirs, mine)]
         if lacking.size:
-            self.pending.append(["w", encode_keys(lacking)])
+            self.pending.append(["w", encode_bound(lo), encode_bound(hi), encode_keys(lacking)])
+
+
+def promised(replies: list[Any]) -> int:
+    """How many records S said it sent with these replies."""
+    return sum(r if type(r) is int else r[1] for r in replies
+               if type(r) is int or (isinstance(r, list) and r and r[0] == "m"))
 
 
 def reconcile(mine: Snapshot, theirs: Snapshot) -> tuple[np.ndarray, int]:
@@ -324,25 +382,27 @@ class Index:
     """A store's keys kept sorted as records arrive: a sorted base plus unsorted recent additions,
     merged (not re-sorted) when a snapshot is taken. Not thread-safe: the store's lock guards it."""
 
-    def __init__(self, ts: np.ndarray, keys: np.ndarray) -> None:
-        """`ts` and `keys` already sorted by (ts, id8), e.g. by the database."""
-        self._snapshot = Snapshot.sorted(np.asarray(ts, np.int64), np.asarray(keys, np.uint64))
-        self._recent: list[tuple[np.ndarray, np.ndarray]] = []
+    def __init__(self, ts: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """`ts`, `keys` and record `sizes` already sorted by (ts, id8), e.g. by the database."""
+        self._snapshot = Snapshot.sorted(np.asarray(ts, np.int64), np.asarray(keys, np.uint64),
+                                         np.asarray(sizes, np.int64))
+        self._recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, ts: np.ndarray, keys: np.ndarray) -> None:
+    def add(self, ts: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Add the keys of newly stored records (each stored once)."""
         if len(keys):
-            self._recent.append((np.asarray(ts, np.int64), np.asarray(keys, np.uint64)))
+            self._recent.append((np.asarray(ts, np.int64), np.asarray(keys, np.uint64),
+                                 np.asarray(sizes, np.int64)))
 
     def snapshot(self) -> Snapshot:
         """The keys held now, sorted, with prefix sums."""
         if self._recent:
             base = self._snapshot
-            new = Snapshot.build(np.concatenate([t for t, _ in self._recent]),
-                                 np.concatenate([k for _, k in self._recent]))
+            new = Snapshot.build(*(np.concatenate(column) for column in zip(*self._recent)))
             at = _positions(base, new)
             self._snapshot = Snapshot.sorted(np.insert(base.ts, at, new.ts),
-                                             np.insert(base.keys, at, new.keys))
+                                             np.insert(base.keys, at, new.keys),
+                                             np.insert(base.sizes, at, new.sizes))
             self._recent = []
         return self._snapshot
 

@@ -219,7 +219,8 @@ class Store:
             self._pairs.add(pair_keys)
             if self._keys is not None:
                 self._keys.add(np.array([r.ts for r in records], dtype=np.int64),
-                               np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64))
+                               np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64),
+                               np.array([len(r.raw) for r in records], dtype=np.int64))
             self._version += 1
         report.accepted += len(records)
         report.accepted_ids += [r.id for r in records]
@@ -402,8 +403,8 @@ class Store:
         with self._lock:
             if self._keys is None:
                 found = self._con.execute(
-                    "SELECT ts, id8 FROM records ORDER BY ts, id8").fetchnumpy()
-                self._keys = reconcile.Index(found["ts"], found["id8"])
+                    "SELECT ts, id8, size FROM records ORDER BY ts, id8").fetchnumpy()
+                self._keys = reconcile.Index(found["ts"], found["id8"], found["size"])
             return self._keys.snapshot()
 
     def records_by_keys(self, keys: np.ndarray | None, batch_bytes: int = 256 * 1024

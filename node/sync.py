@@ -19,6 +19,7 @@ R for hanging up (a failure of R's own); only for malformed requests and stalls.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -80,32 +81,40 @@ async def _pull(stream: Any, store: Any, network: str,
     frame = requester.first()
     await write_frame(stream, {"t": "open", "n": network, "q": frame}, timeout=FRAME_TIMEOUT)
 
-    async def converse(send: Any) -> None:
+    async def converse(push: Any) -> None:
         nonlocal frame
         while frame:
-            if not await _round(stream, requester, frame, send):
+            if not await _round(stream, requester, frame, push):
                 return                                    # another swarm network
             result.rounds = requester.rounds
             frame = requester.next_frame()
+            # Read every round to its end at once (py-libp2p's Yamux fails a writer that waits
+            # 5 s for window), and ask for the next only when the store has caught up: our
+            # ingest sets S's pace, and at most two rounds of records are held here.
+            while frame and result.queued_bytes > reconcile.ROUND_BYTES:
+                await trio.sleep(0.05)
             message = {"t": "q", "q": frame} if frame else {"t": "done"}
             await write_frame(stream, message, timeout=FRAME_TIMEOUT)
             if requester.rounds >= MAX_ROUNDS:
                 raise ProtocolError("reconciliation does not end")
 
-    await read_and_ingest(converse, store, result, on_batch)
+    await read_and_ingest(converse, store, result, on_batch, read_ahead=math.inf)
     result.in_sync = requester.in_sync
 
 
-async def _round(stream: Any, requester: reconcile.Requester, frame: list[Any], send: Any) -> bool:
-    """Read this round's batches (onto `send`) and its answer; False if S is of another network."""
-    received = 0
+async def _round(stream: Any, requester: reconcile.Requester, frame: list[Any], push: Any) -> bool:
+    """Read this round's batches (handing them to `push`) and its answer; False if S is of
+    another network."""
+    received = size = 0
     while True:
         message = await read_frame(stream, timeout=FRAME_TIMEOUT)
         kind = message.get("t") if isinstance(message, dict) else None
         if kind == "batch":
             batch = check_batch(message.get("r"))
-            received += len(batch)
-            await send.send(batch)
+            received, size = received + len(batch), size + sum(len(raw) for raw in batch)
+            if size > reconcile.MAX_ROUND_BYTES:
+                raise ProtocolError("peer sent more records in a round than the protocol allows")
+            await push(batch)
         elif kind == "other_network" and requester.rounds == 0:
             return False
         else:
@@ -114,7 +123,7 @@ async def _round(stream: Any, requester: reconcile.Requester, frame: list[Any], 
                 requester.absorb(frame, replies)
             except ValueError as exc:
                 raise ProtocolError(f"bad reconciliation answer: {exc}") from exc
-            if received and not sum(r for r in replies if type(r) is int):
+            if received and not reconcile.promised(replies):
                 raise ProtocolError("peer sent records nobody asked for")
             return True
 

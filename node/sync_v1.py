@@ -38,12 +38,12 @@ async def pull(stream: Any, store: Any, network: str,
     have = await trio.to_thread.run_sync(store.have)
     await write_frame(stream, {"t": "have", "h": have}, timeout=FRAME_TIMEOUT)
 
-    async def read_batches(send: Any) -> None:
+    async def read_batches(push: Any) -> None:
         while True:
             message = await read_frame(stream, timeout=FRAME_TIMEOUT)
             if isinstance(message, dict) and message.get("t") == "end":
                 return
-            await send.send(check_batch(expect(message, "batch").get("r")))
+            await push(check_batch(expect(message, "batch").get("r")))
 
     await read_and_ingest(read_batches, store, result, on_batch)
     return result

@@ -39,6 +39,7 @@ class PullResult:
     record_bytes: int = 0         # bytes of the raw records received
     bytes_read: int = 0           # sync frames, both ways, headers included
     bytes_written: int = 0
+    queued_bytes: int = 0         # records read from the stream and not yet ingested
 
 
 def expect(message: Any, kind: str) -> dict[str, Any]:
@@ -71,6 +72,7 @@ async def ingest_batches(receive: Any, store: Any, result: PullResult,
             if records:
                 report = await trio.to_thread.run_sync(store.ingest, records)
                 _add(result, report, group)
+                result.queued_bytes -= sum(len(raw) for raw in records)
                 if on_batch is not None:
                     on_batch(report)
                 if report.rejected:
@@ -105,14 +107,20 @@ def _add(result: PullResult, report: Any, group: list[list[bytes]]) -> None:
 
 
 async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: PullResult,
-                          on_batch: Callable[[Any], None] | None) -> None:
-    """Run `reader(send)` (which puts batches, or a ProtocolError, on `send`) beside the ingester."""
-    send, receive = trio.open_memory_channel[Any](READ_AHEAD)
+                          on_batch: Callable[[Any], None] | None,
+                          read_ahead: float = READ_AHEAD) -> None:
+    """Run `reader(push)` beside the ingester: `await push(batch)` hands a batch over (waiting
+    while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull."""
+    send, receive = trio.open_memory_channel[Any](read_ahead)
+
+    async def push(batch: list[bytes]) -> None:
+        result.queued_bytes += sum(len(raw) for raw in batch)
+        await send.send(batch)
 
     async def read() -> None:
         async with send:
             try:
-                await reader(send)
+                await reader(push)
             except ProtocolError as exc:
                 await send.send(exc)
 

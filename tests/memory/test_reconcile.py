@@ -99,18 +99,38 @@ def test_malformed_answers_are_refused() -> None:
 def test_index_merges_new_keys_as_a_rebuild_would() -> None:
     rng = np.random.default_rng(3)
     ts, keys = rng.integers(0, 50, 3000), rng.integers(1, 2**63, 3000, dtype=np.uint64)
-    index = Index(*_sorted(ts[:1000], keys[:1000]))
-    index.add(ts[1000:1010], keys[1000:1010])
+    sizes = rng.integers(100, 2000, 3000)
+    first = Snapshot.build(ts[:1000], keys[:1000], sizes[:1000])
+    index = Index(first.ts, first.keys, first.sizes)
+    index.add(ts[1000:1010], keys[1000:1010], sizes[1000:1010])
     index.snapshot()
-    index.add(ts[1010:], keys[1010:])
-    merged, rebuilt = index.snapshot(), Snapshot.build(ts, keys)
-    assert np.array_equal(merged.ts, rebuilt.ts) and np.array_equal(merged.keys, rebuilt.keys)
-    assert np.array_equal(merged.sums, rebuilt.sums)
+    index.add(ts[1010:], keys[1010:], sizes[1010:])
+    merged, rebuilt = index.snapshot(), Snapshot.build(ts, keys, sizes)
+    for column in ("ts", "keys", "sums", "sizes"):
+        assert np.array_equal(getattr(merged, column), getattr(rebuilt, column)), column
 
 
-def _sorted(ts: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    snap = Snapshot.build(ts, keys)
-    return snap.ts, snap.keys
+def test_rounds_are_paged_by_bytes_and_resume_where_they_stopped() -> None:
+    rng = np.random.default_rng(5)
+    n = 5000
+    ts, keys = np.arange(n) * 3, rng.integers(1, 2**64 - 1, n, dtype=np.uint64)
+    theirs = Snapshot.build(ts, keys, rng.integers(500, 1500, n))
+    lacking = rng.random(n) < 0.2
+    mine = Snapshot.build(ts[~lacking], keys[~lacking])
+    for start in (Snapshot.build([], []), mine):
+        requester, frame, sent = Requester(start), None, []
+        frame = requester.first()
+        while frame:
+            replies, got = answer(theirs, frame, budget=100_000)
+            size = int(theirs.sizes[np.isin(theirs.keys, got)].sum())
+            assert size <= 100_000 + LEAF * 1500            # a round passes its budget by little
+            sent.append(got)
+            requester.absorb(frame, replies)
+            frame = requester.next_frame()
+        got = np.concatenate(sent)
+        want = keys if start is not mine else keys[lacking]
+        assert len(got) == len(want) and set(got.tolist()) == set(want.tolist())
+        assert requester.rounds >= int(theirs.sizes[np.isin(theirs.keys, want)].sum()) // 110_000
 
 
 def test_two_stores_reconcile_through_their_snapshots(tmp_path) -> None:
