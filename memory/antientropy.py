@@ -107,11 +107,12 @@ def missing(cursor: duckdb.DuckDBPyConnection, peer: Have) -> Iterator[bytes]:
     """Stream the raw records `peer` lacks, ordered by (author, seq, id)."""
     cursor.register("_have", peer.authors)
     cursor.register("_gaps", peer.gaps)
-    result = cursor.execute(_MISSING)
-    while True:
-        rows = result.fetchmany(1024)
-        if not rows:
-            return
+    return raws(cursor.execute(_MISSING))
+
+
+def raws(result: duckdb.DuckDBPyConnection) -> Iterator[bytes]:
+    """Stream the first column of a query's rows (raw records), 1024 rows at a time."""
+    while rows := result.fetchmany(1024):
         for (raw,) in rows:
             yield raw
 

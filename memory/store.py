@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from memory import antientropy, codec, schema, views
+from memory import antientropy, codec, reconcile, schema, views
 from memory.batch import HelperDecode, SignaturePool, ThreadedDecode
 from memory.helpers import HelperPool, default_helpers
 from memory.keyset import KeySet
@@ -120,6 +120,7 @@ class Store:
         # instead of by SQL joins that scan every record (see keyset.py).
         self._ids = KeySet(self._column("SELECT id8 AS k FROM records"))
         self._pairs = KeySet(self._column("SELECT hash(author, seq) AS k FROM records"))
+        self._keys: reconcile.Index | None = None       # (ts, id8) for sync, built on first use
 
     def _column(self, sql: str) -> np.ndarray:
         return self._con.execute(sql).fetchnumpy()["k"]
@@ -216,6 +217,10 @@ class Store:
             id_keys, pair_keys = keys
             self._ids.add(id_keys)
             self._pairs.add(pair_keys)
+            if self._keys is not None:
+                self._keys.add(np.array([r.ts for r in records], dtype=np.int64),
+                               np.array([int(r.id[:16], 16) for r in records], dtype=np.uint64),
+                               np.array([len(r.raw) for r in records], dtype=np.int64))
             self._version += 1
         report.accepted += len(records)
         report.accepted_ids += [r.id for r in records]
@@ -398,6 +403,34 @@ class Store:
             cursor = self._con.cursor()
         try:
             yield from antientropy.batches(antientropy.missing(cursor, peer), batch_bytes)
+        finally:
+            cursor.close()
+
+    def reconcile_snapshot(self) -> reconcile.Snapshot:
+        """Every held record's (ts, id8) key, sorted, for range-based reconciliation (sync 2.0.0)."""
+        with self._lock:
+            if self._keys is None:
+                found = self._con.execute(
+                    "SELECT ts, id8, size FROM records ORDER BY ts, id8").fetchnumpy()
+                self._keys = reconcile.Index(found["ts"], found["id8"], found["size"])
+            return self._keys.snapshot()
+
+    def records_by_keys(self, keys: np.ndarray | None, batch_bytes: int = 256 * 1024
+                        ) -> Iterator[list[bytes]]:
+        """The raw records whose id8 is in `keys` (None: every record), in batches of about
+        `batch_bytes`, in no particular order.
+
+        Streams from its own cursor, like `missing_for`, so the lock is not held while sending."""
+        with self._lock:
+            cursor = self._con.cursor()
+        try:
+            if keys is None:
+                result = cursor.execute("SELECT raw FROM records")
+            else:
+                cursor.register("_want", pa.table({"k": pa.array(keys, pa.uint64())}))
+                result = cursor.execute(
+                    "SELECT raw FROM records WHERE id8 IN (SELECT k FROM _want)")
+            yield from antientropy.batches(antientropy.raws(result), batch_bytes)
         finally:
             cursor.close()
 

@@ -22,11 +22,40 @@ class ProtocolError(Exception):
     """The remote peer broke the framing or message rules (garbage, oversize, stall, early close)."""
 
 
+class PeerGone(ProtocolError):
+    """The stream was closed or reset by the peer: a violation only where the protocol says so
+    (a responder whose requester hangs up has nothing to hold against it)."""
+
+
 class Stream(Protocol):
     """What framing needs from a py-libp2p INetStream."""
 
     async def read(self, n: int | None = None) -> bytes: ...
     async def write(self, data: bytes) -> None: ...
+
+
+class Stalled(ProtocolError):
+    """The peer sent nothing, or took nothing, within the deadline."""
+
+
+class Metered:
+    """A stream wrapper that counts the bytes read and written through it (sync's wire figures)."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.read_bytes = 0
+        self.written_bytes = 0
+
+    async def read(self, n: int | None = None) -> bytes:
+        """Read like the wrapped stream, counting."""
+        data = await self.stream.read(n)
+        self.read_bytes += len(data)
+        return data
+
+    async def write(self, data: bytes) -> None:
+        """Write like the wrapped stream, counting."""
+        await self.stream.write(data)
+        self.written_bytes += len(data)
 
 
 def _stream_errors() -> tuple[type[BaseException], ...]:
@@ -42,11 +71,11 @@ async def read_exactly(stream: Stream, size: int) -> bytes:
         while remaining:
             chunk = await stream.read(min(remaining, READ_CHUNK))
             if not chunk:
-                raise ProtocolError(f"stream ended {remaining} bytes short")
+                raise PeerGone(f"stream ended {remaining} bytes short")
             parts.append(chunk)
             remaining -= len(chunk)
     except _stream_errors() as exc:
-        raise ProtocolError(f"stream failed: {type(exc).__name__}") from exc
+        raise PeerGone(f"stream failed: {type(exc).__name__}") from exc
     return b"".join(parts)
 
 
@@ -58,7 +87,7 @@ async def read_frame(stream: Stream, max_bytes: int = MAX_FRAME_BYTES, timeout: 
             raise ProtocolError(f"frame of {size} bytes exceeds the {max_bytes}-byte limit")
         body = await read_exactly(stream, size)
     if scope.cancelled_caught:
-        raise ProtocolError(f"no complete frame within {timeout:.0f} s")
+        raise Stalled(f"no complete frame within {timeout:.0f} s")
     return unpack(body)
 
 
@@ -76,15 +105,20 @@ def pack(message: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+class FrameTooLarge(ValueError):
+    """This node built a frame over the limit: its own failure, never the peer's."""
+
+
 async def write_frame(stream: Stream, message: Any, timeout: float = 10.0) -> None:
-    """Write one frame; raise `ProtocolError` if the peer does not take it within `timeout` s."""
+    """Write one frame; raise `ProtocolError` if the peer does not take it within `timeout` s,
+    `FrameTooLarge` (before writing anything) if it is over MAX_FRAME_BYTES."""
     data = pack(message)
     if len(data) - HEADER.size > MAX_FRAME_BYTES:
-        raise ValueError(f"refusing to send a {len(data)}-byte frame")
+        raise FrameTooLarge(f"refusing to send a {len(data)}-byte frame")
     with trio.move_on_after(timeout) as scope:
         try:
             await stream.write(data)
         except _stream_errors() as exc:
-            raise ProtocolError(f"stream failed: {type(exc).__name__}") from exc
+            raise PeerGone(f"stream failed: {type(exc).__name__}") from exc
     if scope.cancelled_caught:
-        raise ProtocolError(f"peer did not take a frame within {timeout:.0f} s")
+        raise Stalled(f"peer did not take a frame within {timeout:.0f} s")

@@ -112,7 +112,8 @@ class NetHost:
                                           str(self.host.get_id()), self._ban_soon)
         self.pubsub.set_topic_validator(self.topic, validator, False)
         subscription = await self.pubsub.subscribe(self.topic)
-        self.host.set_stream_handler(TProtocol(sync.PROTOCOL_ID), self._serve_sync)
+        for protocol in sync.PROTOCOLS:          # 2.0.0, and 1.0.0 for nodes of earlier versions
+            self.host.set_stream_handler(TProtocol(protocol), self._serve_sync)
         self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
         nursery.start_soon(self._read_gossip, subscription)
         nursery.start_soon(self._sync_loop)
@@ -208,8 +209,8 @@ class NetHost:
         try:
             with trio.move_on_after(SYNC_SESSION_S):
                 with trio.fail_after(DIAL_TIMEOUT_S):
-                    stream = await self.host.new_stream(_peer_id(peer_id),
-                                                        [TProtocol(sync.PROTOCOL_ID)])
+                    stream = await self.host.new_stream(
+                        _peer_id(peer_id), [TProtocol(p) for p in sync.PROTOCOLS])
                 result = await sync.pull(stream, self.store, self.config.network,
                                          on_batch=lambda report: self._pulled(peer_id, report))
                 self.peers.synced(peer_id)

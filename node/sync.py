@@ -1,230 +1,180 @@
-"""`/swarm/sync/1.0.0`: catch up and repair gossip loss by pulling what a peer has and we lack.
+"""`/swarm/sync/2.0.0`: catch up and repair gossip loss by range-based set reconciliation.
 
-Requester (R) and responder (S), one stream, length-prefixed msgpack frames (node/framing.py):
+Requester (R) and responder (S), one stream, length-prefixed msgpack frames (node/framing.py); the
+requests and replies are memory/reconcile.py's:
 
-    R -> S  {"t": "digest", "d": <16 bytes>, "n": <swarm network name>}
-    S -> R  {"t": "in_sync"}                       equal digests: done in half a round trip
-         or {"t": "other_network"}                 a node of another swarm: done, nothing to do
-         or {"t": "differ"}
-    R -> S  {"t": "have", "h": store.have()}        per-author max seq, gaps, xor
-    S -> R  {"t": "batch", "r": [raw, ...]} ...     ~256 KB each, every one ingested (verified) by R
-    S -> R  {"t": "end", "n": <records sent>}
+    R -> S  {"t": "open", "n": <swarm network name>, "q": [request]}      the opening request
+    S -> R  {"t": "other_network"}                                       another swarm: done
+    S -> R  {"t": "batch", "r": [raw, ...]} ...   the records this round's requests asked for
+    S -> R  {"t": "a", "a": [reply, ...]}         one reply per request
+    R -> S  {"t": "q", "q": [request, ...]}       at most 512; and so on, round after round
+    R -> S  {"t": "done"}                         nothing left to ask
 
-Every read is bounded in size and time; a batch with any invalid record, a peer that keeps sending
-records we already hold, or a session past its deadline ends the exchange with `ProtocolError`.
+Frames stay bounded whatever the memory's size; round trips grow with log(size); the records are
+most of the bytes. R ingests (and so fully verifies) the records as they arrive and gives S a strike for any
+violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
+R for hanging up (a failure of R's own); only for malformed requests and stalls.
+`/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.0.0.
 """
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import math
+from collections.abc import Callable
+from typing import Any
 
 import trio
 
-from memory.codec import MAX_RECORD_BYTES
-from node.framing import ProtocolError, read_frame, write_frame
+from memory import reconcile
+from node import sync_v1
+from node.framing import (FrameTooLarge, Metered, PeerGone, ProtocolError, Stalled, read_frame,
+                          write_frame)
+from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, check_batch, expect,
+                           read_and_ingest, send_records)
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_ID = "/swarm/sync/1.0.0"
-BATCH_BYTES = 256 * 1024
-MAX_HAVE_BYTES = 8 * 1024 * 1024        # the seq vector of ~100k authors
-MAX_BATCH_RECORDS = 4096
-MAX_STALE_BATCHES = 3                    # batches in a row with nothing new: the peer is looping
-READ_AHEAD = 4                           # batches read while the store ingests (~1 MB)
-MAX_INGEST_RECORDS = 8192                # records per ingest transaction
-# a stalled peer is dropped after this long (tests shorten it through the environment)
-FRAME_TIMEOUT = float(os.environ.get("SWARM_SYNC_FRAME_TIMEOUT", "15"))
+PROTOCOL_ID = "/swarm/sync/2.0.0"
+PROTOCOLS = (PROTOCOL_ID, sync_v1.PROTOCOL_ID)      # offered in this order of preference
+MAX_HAVE_BYTES = sync_v1.MAX_HAVE_BYTES
+MAX_REQUEST_BYTES = 256 * 1024       # 512 requests of at most ~170 bytes each fit with room
+MAX_ROUNDS = 10_000                  # ~log16(size) levels, each at most size/2048 frames
+REQUESTER_TIMEOUT = 120.0            # S waits this long for R to read or ask (R ingests as it reads)
 
 
-class SyncStore(Protocol):
-    """The store methods sync uses (memory.store.Store)."""
-
-    def digest(self) -> bytes: ...
-    def have(self) -> dict[str, Any]: ...
-    def missing_for(self, have: dict[str, Any], batch_bytes: int = ...) -> Iterator[list[bytes]]: ...
-    def ingest(self, raws: Any) -> Any: ...
-
-
-@dataclass
-class PullResult:
-    """What one pull from a peer brought."""
-
-    in_sync: bool = False
-    batches: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-
-def _expect(message: Any, kind: str) -> dict[str, Any]:
-    if not isinstance(message, dict) or message.get("t") != kind:
-        got = message.get("t") if isinstance(message, dict) else type(message).__name__
-        raise ProtocolError(f"expected a {kind!r} frame, got {str(got)[:40]!r}")
-    return message
-
-
-def _check_batch(records: Any) -> list[bytes]:
-    if not isinstance(records, list) or len(records) > MAX_BATCH_RECORDS:
-        raise ProtocolError("a batch must be a list of at most 4096 records")
-    for raw in records:
-        if not isinstance(raw, bytes) or len(raw) > MAX_RECORD_BYTES:
-            raise ProtocolError("a batch holds a non-bytes or oversize record")
-    return records
+class SyncAborted(Exception):
+    """This node could not go on (e.g. it built a frame over the limit): never the peer's fault."""
 
 
 # ---- requester ----
 
-async def pull(stream: Any, store: SyncStore, network: str,
-               on_batch: Callable[[Any], None] | None = None) -> PullResult:
-    """Pull from the peer on `stream` everything it has that `store` lacks; ingest it batch by batch.
+async def pull(stream: Any, store: Any, network: str,
+               on_batch: Callable[[Any], None] | None = None,
+               result: PullResult | None = None) -> PullResult:
+    """Pull from the peer on `stream` what it has and `store` lacks, in the version negotiated.
 
-    `on_batch(report)` is called with the store's IngestReport after each batch.
-    """
-    result = PullResult()
-    digest = await trio.to_thread.run_sync(store.digest)
-    await write_frame(stream, {"t": "digest", "d": digest, "n": network})
-    reply = await read_frame(stream, max_bytes=256, timeout=FRAME_TIMEOUT)
-    if isinstance(reply, dict) and reply.get("t") in ("in_sync", "other_network"):
-        result.in_sync = reply["t"] == "in_sync"
-        return result
-    _expect(reply, "differ")
-    have = await trio.to_thread.run_sync(store.have)
-    await write_frame(stream, {"t": "have", "h": have}, timeout=FRAME_TIMEOUT)
-    # Read ahead while the store ingests: the reader stays up to READ_AHEAD batches in front, and
-    # the ingester takes every batch already read in one transaction.
-    send, receive = trio.open_memory_channel[Any](READ_AHEAD)
-    failure: ProtocolError | None = None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_read_batches, stream, send)
-        try:
-            await _ingest_batches(receive, store, result, on_batch)
-        except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
-            failure = exc
-        nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    `on_batch(report)` is called with the store's IngestReport after each ingest. `result`, if
+    given, is filled in as the pull goes (its figures stay readable when the pull fails)."""
+    metered = Metered(stream)
+    result = result if result is not None else PullResult()
+    result.protocol = _protocol(stream)
+    try:
+        if result.protocol == sync_v1.PROTOCOL_ID:
+            await sync_v1.pull(metered, store, network, on_batch, result)
+        else:
+            await _pull(metered, store, network, on_batch, result)
+    except FrameTooLarge as exc:
+        raise SyncAborted(str(exc)) from exc
+    finally:
+        result.bytes_read, result.bytes_written = metered.read_bytes, metered.written_bytes
     return result
 
 
-async def _read_batches(stream: Any, send: Any) -> None:
-    """Read batch frames into `send` until "end"; a violation is sent as a ProtocolError item."""
-    async with send:
-        try:
-            while True:
-                message = await read_frame(stream, timeout=FRAME_TIMEOUT)
-                if isinstance(message, dict) and message.get("t") == "end":
-                    return
-                await send.send(_check_batch(_expect(message, "batch").get("r")))
-        except ProtocolError as exc:
-            await send.send(exc)
+def _protocol(stream: Any) -> str:
+    get = getattr(stream, "get_protocol", None)
+    return str(get() or PROTOCOL_ID) if get is not None else PROTOCOL_ID
 
 
-async def _ingest_batches(receive: Any, store: SyncStore, result: PullResult,
-                          on_batch: Callable[[Any], None] | None) -> None:
-    stale = 0
-    async with receive:
-        async for item in receive:
-            group, failure = _drain([item], receive)
-            records = [raw for batch in group for raw in batch]
-            if records:
-                report = await trio.to_thread.run_sync(store.ingest, records)
-                _add(result, report, len(group))
-                if on_batch is not None:
-                    on_batch(report)
-                if report.rejected:
-                    raise ProtocolError(f"peer sent invalid records: {dict(report.rejected)}")
-                stale = 0 if report.accepted else stale + len(group)
-                if stale >= MAX_STALE_BATCHES:
-                    raise ProtocolError("peer keeps sending records we already hold")
-            if failure is not None:
-                raise failure
+async def _pull(stream: Any, store: Any, network: str,
+                on_batch: Callable[[Any], None] | None, result: PullResult) -> None:
+    requester = reconcile.Requester(await trio.to_thread.run_sync(store.reconcile_snapshot))
+    frame = requester.first()
+    await write_frame(stream, {"t": "open", "n": network, "q": frame}, timeout=FRAME_TIMEOUT)
+
+    async def converse(push: Any) -> None:
+        nonlocal frame
+        while frame:
+            if not await _round(stream, requester, frame, push):
+                return                                    # another swarm network
+            result.rounds = requester.rounds
+            frame = requester.next_frame()
+            # Read every round to its end at once (py-libp2p's Yamux fails a writer that waits
+            # 5 s for window), and ask for the next only when the store has caught up: our
+            # ingest sets S's pace, and at most two rounds of records are held here.
+            while frame and result.queued_bytes > reconcile.ROUND_BYTES:
+                await trio.sleep(0.05)
+            message = {"t": "q", "q": frame} if frame else {"t": "done"}
+            await write_frame(stream, message, timeout=FRAME_TIMEOUT)
+            if requester.rounds >= MAX_ROUNDS:
+                raise ProtocolError("reconciliation does not end")
+
+    await read_and_ingest(converse, store, result, on_batch, read_ahead=math.inf)
+    result.in_sync = requester.in_sync
 
 
-def _drain(group: list[Any], receive: Any) -> tuple[list[list[bytes]], ProtocolError | None]:
-    """Batches already waiting in `receive` (after `group`), and a ProtocolError if one came."""
+async def _round(stream: Any, requester: reconcile.Requester, frame: list[Any], push: Any) -> bool:
+    """Read this round's batches (handing them to `push`) and its answer; False if S is of
+    another network."""
+    received = size = 0
     while True:
-        if isinstance(group[-1], ProtocolError):
-            return group[:-1], group[-1]
-        if sum(len(batch) for batch in group) >= MAX_INGEST_RECORDS:
-            return group, None
-        try:
-            group.append(receive.receive_nowait())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            return group, None
-
-
-def _add(result: PullResult, report: Any, batches: int) -> None:
-    result.batches += batches
-    result.accepted += report.accepted
-    result.duplicate += report.duplicate
-    for reason, count in report.rejected.items():
-        result.rejected[reason] = result.rejected.get(reason, 0) + count
+        message = await read_frame(stream, timeout=FRAME_TIMEOUT)
+        kind = message.get("t") if isinstance(message, dict) else None
+        if kind == "batch":
+            batch = check_batch(message.get("r"))
+            received, size = received + len(batch), size + sum(len(raw) for raw in batch)
+            if size > reconcile.MAX_ROUND_BYTES:
+                raise ProtocolError("peer sent more records in a round than the protocol allows")
+            await push(batch)
+        elif kind == "other_network" and requester.rounds == 0:
+            return False
+        else:
+            replies = expect(message, "a").get("a")
+            try:
+                requester.absorb(frame, replies)
+            except ValueError as exc:
+                raise ProtocolError(f"bad reconciliation answer: {exc}") from exc
+            if received and not reconcile.promised(replies):
+                raise ProtocolError("peer sent records nobody asked for")
+            return True
 
 
 # ---- responder ----
 
-async def serve(stream: Any, store: SyncStore, network: str) -> int:
-    """Answer one pull on `stream` for swarm `network`; return the number of records sent."""
-    request = _expect(await read_frame(stream, max_bytes=256, timeout=FRAME_TIMEOUT), "digest")
-    if request.get("n") != network:         # another swarm on the same LAN: not an error
+async def serve(stream: Any, store: Any, network: str) -> int:
+    """Answer one pull on `stream` (either version) for swarm `network`; return records sent.
+
+    A requester that hangs up or resets the stream ends the exchange quietly: no ProtocolError."""
+    try:
+        if _protocol(stream) == sync_v1.PROTOCOL_ID:
+            return await sync_v1.serve(stream, store, network)
+        return await _serve(stream, store, network)
+    except PeerGone as exc:
+        log.debug("sync: requester went away: %s", exc)
+        return 0
+
+
+async def _serve(stream: Any, store: Any, network: str) -> int:
+    opening = expect(await read_frame(stream, MAX_REQUEST_BYTES, FRAME_TIMEOUT), "open")
+    if opening.get("n") != network:          # another swarm on the same LAN: not an error
         await write_frame(stream, {"t": "other_network"})
         return 0
-    if await trio.to_thread.run_sync(store.digest) == request.get("d"):
-        await write_frame(stream, {"t": "in_sync"})
-        return 0
-    await write_frame(stream, {"t": "differ"})
-    have = _expect(await read_frame(stream, MAX_HAVE_BYTES, FRAME_TIMEOUT), "have").get("h")
-    if not isinstance(have, dict):
-        raise ProtocolError("'have' must be a map")
-    # missing_for runs in ONE worker thread (one DuckDB cursor) and stays at most one batch ahead,
-    # so a slow reader holds the producer back instead of filling memory.
-    send, receive = trio.open_memory_channel[Any](0)
-    failure: ProtocolError | None = None
+    snapshot = await trio.to_thread.run_sync(store.reconcile_snapshot)
+    requests, sent = opening.get("q"), 0
+    try:
+        for _ in range(MAX_ROUNDS):
+            sent += await _answer(stream, store, snapshot, requests)
+            # R reads at the pace its store ingests and verifies: a slow requester is no
+            # violation, so the waits are long and a stall ends the exchange quietly
+            message = await read_frame(stream, MAX_REQUEST_BYTES, REQUESTER_TIMEOUT)
+            if isinstance(message, dict) and message.get("t") == "done":
+                return sent
+            requests = expect(message, "q").get("q")
+    except Stalled as exc:
+        log.debug("sync: requester too slow: %s", exc)
+        return sent
+    raise ProtocolError("reconciliation does not end")
+
+
+async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, requests: Any) -> int:
+    """Answer one frame of requests: the records asked for, then the replies."""
+    try:
+        replies, keys = await trio.to_thread.run_sync(reconcile.answer, snapshot, requests)
+    except ValueError as exc:
+        raise ProtocolError(f"bad reconciliation request: {exc}") from exc
     sent = 0
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_produce, store, have, send)
-        try:
-            sent = await _send_batches(stream, receive)
-        except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
-            failure = exc
-        nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    await write_frame(stream, {"t": "end", "n": sent})
+    if keys.size:
+        every = keys.size == len(snapshot)       # a fresh node: no need to look keys up
+        sent = await send_records(stream, lambda: store.records_by_keys(
+            None if every else keys, BATCH_BYTES), timeout=REQUESTER_TIMEOUT)
+    await write_frame(stream, {"t": "a", "a": replies}, timeout=REQUESTER_TIMEOUT)
     return sent
-
-
-async def _send_batches(stream: Any, receive: Any) -> int:
-    sent = 0
-    async with receive:
-        async for item in receive:
-            if isinstance(item, ProtocolError):
-                raise item
-            await write_frame(stream, {"t": "batch", "r": item}, timeout=FRAME_TIMEOUT)
-            sent += len(item)
-    return sent
-
-
-async def _produce(store: SyncStore, have: dict[str, Any], send: Any) -> None:
-    def handoff(item: Any) -> bool:
-        try:
-            trio.from_thread.run(send.send, item)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError,
-                trio.Cancelled):
-            return False             # the reader is gone: stop producing
-        return True
-
-    def produce() -> None:
-        try:
-            for batch in store.missing_for(have, batch_bytes=BATCH_BYTES):
-                if not handoff(batch):
-                    return
-        except ValueError as exc:
-            handoff(ProtocolError(f"malformed 'have': {str(exc)[:100]}"))
-
-    async with send:
-        # abandon_on_cancel: if the reader fails, the thread ends at its next handoff
-        await trio.to_thread.run_sync(produce, abandon_on_cancel=True)

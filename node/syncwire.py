@@ -1,0 +1,189 @@
+"""What both sync versions share: the pull result, frame checks, batched ingest, record producer.
+
+The requester reads record batches ahead while its store ingests them (READ_AHEAD batches, every
+batch already read in one transaction); the responder reads records from its store in one worker
+thread that stays one batch ahead of the network, so a slow reader holds it back.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from memory.codec import MAX_RECORD_BYTES
+from node.framing import ProtocolError, write_frame
+
+BATCH_BYTES = 256 * 1024
+MAX_BATCH_RECORDS = 4096
+MAX_STALE_BATCHES = 3                    # batches in a row with nothing new: the peer is looping
+READ_AHEAD = 4                           # batches read while the store ingests (~1 MB)
+MAX_INGEST_RECORDS = 8192                # records per ingest transaction
+# a stalled peer is dropped after this long (tests shorten it through the environment)
+FRAME_TIMEOUT = float(os.environ.get("SWARM_SYNC_FRAME_TIMEOUT", "15"))
+
+
+@dataclass
+class PullResult:
+    """What one pull from a peer brought, and what it cost on the wire."""
+
+    in_sync: bool = False
+    batches: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    protocol: str = ""
+    rounds: int = 0               # request/answer round trips after the opening one
+    record_bytes: int = 0         # bytes of the raw records received
+    bytes_read: int = 0           # sync frames, both ways, headers included
+    bytes_written: int = 0
+    queued_bytes: int = 0         # records read from the stream and not yet ingested
+
+
+def expect(message: Any, kind: str) -> dict[str, Any]:
+    """`message` if it is a frame of type `kind`, else ProtocolError."""
+    if not isinstance(message, dict) or message.get("t") != kind:
+        got = message.get("t") if isinstance(message, dict) else type(message).__name__
+        raise ProtocolError(f"expected a {kind!r} frame, got {str(got)[:40]!r}")
+    return message
+
+
+def check_batch(records: Any) -> list[bytes]:
+    """The records of a batch frame, if it is a list of at most 4096 raw records of legal size."""
+    if not isinstance(records, list) or len(records) > MAX_BATCH_RECORDS:
+        raise ProtocolError("a batch must be a list of at most 4096 records")
+    for raw in records:
+        if not isinstance(raw, bytes) or len(raw) > MAX_RECORD_BYTES:
+            raise ProtocolError("a batch holds a non-bytes or oversize record")
+    return records
+
+
+async def ingest_batches(receive: Any, store: Any, result: PullResult,
+                         on_batch: Callable[[Any], None] | None) -> None:
+    """Ingest the batches arriving on `receive` (several per transaction when they queue up);
+    a ProtocolError item, invalid records or a run of stale batches end the pull."""
+    stale = 0
+    async with receive:
+        async for item in receive:
+            group, failure = _drain([item], receive)
+            records = [raw for batch in group for raw in batch]
+            if records:
+                report = await trio.to_thread.run_sync(store.ingest, records)
+                _add(result, report, group)
+                result.queued_bytes -= sum(len(raw) for raw in records)
+                if on_batch is not None:
+                    on_batch(report)
+                if report.rejected:
+                    raise ProtocolError(f"peer sent invalid records: {dict(report.rejected)}")
+                stale = 0 if report.accepted else stale + len(group)
+                if stale >= MAX_STALE_BATCHES:
+                    raise ProtocolError("peer keeps sending records we already hold")
+            if failure is not None:
+                raise failure
+
+
+def _drain(group: list[Any], receive: Any) -> tuple[list[list[bytes]], ProtocolError | None]:
+    """Batches already waiting in `receive` (after `group`), and a ProtocolError if one came."""
+    while True:
+        if isinstance(group[-1], ProtocolError):
+            return group[:-1], group[-1]
+        if sum(len(batch) for batch in group) >= MAX_INGEST_RECORDS:
+            return group, None
+        try:
+            group.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return group, None
+
+
+def _add(result: PullResult, report: Any, group: list[list[bytes]]) -> None:
+    result.batches += len(group)
+    result.record_bytes += sum(len(raw) for batch in group for raw in batch)
+    result.accepted += report.accepted
+    result.duplicate += report.duplicate
+    for reason, count in report.rejected.items():
+        result.rejected[reason] = result.rejected.get(reason, 0) + count
+
+
+async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: PullResult,
+                          on_batch: Callable[[Any], None] | None,
+                          read_ahead: float = READ_AHEAD) -> None:
+    """Run `reader(push)` beside the ingester: `await push(batch)` hands a batch over (waiting
+    while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull."""
+    send, receive = trio.open_memory_channel[Any](read_ahead)
+
+    async def push(batch: list[bytes]) -> None:
+        result.queued_bytes += sum(len(raw) for raw in batch)
+        await send.send(batch)
+
+    async def read() -> None:
+        async with send:
+            try:
+                await reader(push)
+            except ProtocolError as exc:
+                await send.send(exc)
+
+    failure: ProtocolError | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        try:
+            await ingest_batches(receive, store, result, on_batch)
+        except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+async def send_records(stream: Any, produce: Callable[[], Iterator[list[bytes]]],
+                       timeout: float = FRAME_TIMEOUT) -> int:
+    """Send the batches `produce()` yields (run in ONE worker thread, one DuckDB cursor) as batch
+    frames; return the number of records sent. A ValueError while producing is the peer's
+    (its request was malformed): ProtocolError."""
+    send, receive = trio.open_memory_channel[Any](0)
+    failure: ProtocolError | None = None
+    sent = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_produce, produce, send)
+        try:
+            sent = await _send_batches(stream, receive, timeout)
+        except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return sent
+
+
+async def _send_batches(stream: Any, receive: Any, timeout: float) -> int:
+    sent = 0
+    async with receive:
+        async for item in receive:
+            if isinstance(item, ProtocolError):
+                raise item
+            await write_frame(stream, {"t": "batch", "r": item}, timeout=timeout)
+            sent += len(item)
+    return sent
+
+
+async def _produce(produce: Callable[[], Iterator[list[bytes]]], send: Any) -> None:
+    def handoff(item: Any) -> bool:
+        try:
+            trio.from_thread.run(send.send, item)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError,
+                trio.Cancelled):
+            return False             # the reader is gone: stop producing
+        return True
+
+    def run() -> None:
+        try:
+            for batch in produce():
+                if not handoff(batch):
+                    return
+        except ValueError as exc:
+            handoff(ProtocolError(f"malformed request: {str(exc)[:100]}"))
+
+    async with send:
+        # abandon_on_cancel: if the reader fails, the thread ends at its next handoff
+        await trio.to_thread.run_sync(run, abandon_on_cancel=True)
