@@ -128,7 +128,7 @@ class GPT(nn.Module):
             self.register_buffer("rope_sin", sin, persistent=False)
         self.windowed = [w is not None for w in cfg.layer_windows()]
         if any(self.windowed):
-            self.register_buffer("window_mask", window_mask(cfg.seq_len, cfg.attn_window),
+            self.register_buffer("band_mask", window_mask(cfg.seq_len, cfg.attn_window),
                                  persistent=False)
         self._init_weights(0.02 * cfg.init_scale)
 
@@ -152,7 +152,7 @@ class GPT(nn.Module):
             x = x + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         rope = (self.rope_cos, self.rope_sin) if self.cfg.pos_encoding == "rope" else None
         for block, windowed in zip(self.blocks, self.windowed):
-            x = block(x, rope, self.window_mask if windowed else None)
+            x = block(x, rope, self.band_mask if windowed else None)
         logits = self.head(self.norm(x))
         if self.cfg.logit_softcap:
             cap = self.cfg.logit_softcap         # bounds the logits to (-cap, cap), in fp32
