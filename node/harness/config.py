@@ -76,7 +76,8 @@ class Config(BaseModel):
     logit_softcap: float = Field(0.0, ge=0.0, le=100.0,
                                  description="cap * tanh(logits / cap) on the output (0 = off)",
                                  json_schema_extra=OPT_IN)
-    z_loss: float = Field(0.0, ge=0.0, le=0.1, description="weight of mean logsumexp(logits)^2 (0 = off)",
+    z_loss: float = Field(0.0, ge=0.0, le=0.1,
+                          description="weight of mean logsumexp(logits)^2 (0 = off)",
                           json_schema_extra=OPT_IN)
     attn_pattern: str = Field("L", pattern=r"^[SL]{1,48}$",
                               description="per-layer attention, tiled: S sliding window, L full",
@@ -199,8 +200,8 @@ def _choices(field: Any) -> list[Any] | None:
 
 def knob_table() -> list[dict[str, Any]]:
     """Every knob with its type, range, default and description (docs, `swarm tracks`, search):
-    `min`/`max` (None for non-numbers), `log` (search on a log scale), `choices` (the values of a
-    choice or bool knob, suggestions for a pattern string), `opt_in` (left out of dumps at default)."""
+    `min`/`max` (None for non-numbers), `log` (search on a log scale), `choices` (the values of
+    a choice or bool knob, suggestions for a pattern string), `opt_in` (out of dumps at default)."""
     rows = []
     for name, field in Config.model_fields.items():
         lo = hi = None

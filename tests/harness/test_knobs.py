@@ -21,7 +21,7 @@ IDS_ON_MAIN = {
     ("tinystories-cpu", None): "tinystories-cpu:1c8bad0569f51e13a82b7ce5a0b3c596",
     ("tinystories-cpu", 200_000): "tinystories-cpu:2333de3956d96b673ff7aeb7326ddd23",
     ("tinystories-cpu", 1_000_000): "tinystories-cpu:4bbe3886934e2a8b9311d865acb2d914",
-    ("tinystories-gpu", None): "tinystories-gpu:89645379c51e101b47491952ac89b4c9",   # pinned a.., b..
+    ("tinystories-gpu", None): "tinystories-gpu:89645379c51e101b47491952ac89b4c9",  # pinned a, b
 }
 BASE_HASHES_ON_MAIN = {"tinystories-cpu": "27d7d9fed3cc958f06a3862ee7f47c7b",
                        "tinystories-gpu": "37fee9b61f81792020c5be73175708fc"}
@@ -119,7 +119,8 @@ def test_muon_takes_the_block_matrices_only() -> None:
     names = {id(p): n for n, p in tr.model.named_parameters()}
     on_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
     on_adamw = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
-    assert on_muon == {n for n, p in tr.model.named_parameters() if n.startswith("blocks.") and p.dim() == 2}
+    matrices = {n for n, p in tr.model.named_parameters() if n.startswith("blocks.") and p.dim() == 2}
+    assert on_muon == matrices
     assert on_adamw == set(names.values()) - on_muon and "head.weight" in on_adamw
     adam, mu = one_step_deltas(), one_step_deltas(optimizer="muon")
     for name, delta in adam.items():
