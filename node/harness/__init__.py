@@ -7,7 +7,8 @@ download.py     resumable, prefix-capped, checksum-verified HTTPS downloads
 tokenizer.py    deterministic byte-level BPE
 prepare.py      data + tokenizer + token arrays, cached under the home
 model.py        the GPT
-train.py        batches, schedule, AdamW, n-gram teacher, the loop
+train.py        batches, schedule, n-gram teacher, z-loss, the loop
+optim.py        AdamW / Muon param groups, embedding lr, weight EMA
 evaluate.py     val_bpb
 feasibility.py  refusals before a run (memory, budget, time)
 hardware.py     device description, free memory, measured peak FLOP/s

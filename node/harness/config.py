@@ -6,16 +6,27 @@ here; checks that need the track or the node (memory, budget) live in `feasibili
 """
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
+                      model_serializer, model_validator)
 
 from memory.canonical import config_hash
 
 
 class Refused(ValueError):
     """A spec that will not be run; the message is the one-line reason."""
+
+
+# Field metadata the search helper reads (through `knob_table`), kept in `json_schema_extra`:
+#   "log": True       -> search the range on a log scale
+#   "choices": [...]  -> suggested values of a free-form (pattern-checked) string knob
+#   "opt_in": True    -> an experiment knob: left out of the dump (so out of every hash) while it
+#                        holds its default, so adding it changed no base config and no track id
+LOG = {"log": True}
+OPT_IN = {"opt_in": True}
 
 
 class Config(BaseModel):
@@ -34,9 +45,11 @@ class Config(BaseModel):
     tie_embeddings: bool = Field(True, description="share the input embedding and the output head")
     dropout: float = Field(0.0, ge=0.0, le=0.5, description="dropout after attention and MLP")
     qk_norm: bool = Field(False, description="normalise queries and keys per head")
-    init_scale: float = Field(1.0, ge=0.1, le=10.0, description="multiplier on the 0.02 init std")
+    init_scale: float = Field(1.0, ge=0.1, le=10.0, description="multiplier on the 0.02 init std",
+                              json_schema_extra=LOG)
     # ---- optimisation
-    lr: float = Field(3e-3, ge=1e-5, le=1.0, description="peak learning rate (AdamW)")
+    lr: float = Field(3e-3, ge=1e-5, le=1.0, description="peak learning rate (AdamW)",
+                      json_schema_extra=LOG)
     schedule: Literal["cosine", "wsd", "linear"] = Field(
         "cosine", description="lr after warmup: cosine, warmup-stable-decay, or linear decay")
     warmup_frac: float = Field(0.05, ge=0.0, le=0.5, description="share of the budget spent warming up")
@@ -51,6 +64,29 @@ class Config(BaseModel):
     # ---- n-gram teacher (distillation toward a bigram model early in training)
     ngram_steps: int = Field(0, ge=0, le=1_000_000, description="steps distilled toward a bigram teacher")
     ngram_weight: float = Field(0.5, ge=0.0, le=1.0, description="teacher's loss weight at step 0")
+    # ---- experiment knobs (techniques that won elsewhere); each off by default and opt-in
+    optimizer: Literal["adamw", "muon"] = Field(
+        "adamw", description="muon: Muon for the blocks' matrices, AdamW for the rest",
+        json_schema_extra=OPT_IN)
+    muon_lr: float = Field(0.02, ge=1e-4, le=1.0, description="peak Muon learning rate",
+                           json_schema_extra={**OPT_IN, **LOG})
+    embed_lr_mult: float = Field(1.0, ge=0.01, le=100.0,
+                                 description="embedding learning rate / lr (1 = the same)",
+                                 json_schema_extra={**OPT_IN, **LOG})
+    logit_softcap: float = Field(0.0, ge=0.0, le=100.0,
+                                 description="cap * tanh(logits / cap) on the output (0 = off)",
+                                 json_schema_extra=OPT_IN)
+    z_loss: float = Field(0.0, ge=0.0, le=0.1,
+                          description="weight of mean logsumexp(logits)^2 (0 = off)",
+                          json_schema_extra=OPT_IN)
+    attn_pattern: str = Field("L", pattern=r"^[SL]{1,48}$",
+                              description="per-layer attention, tiled: S sliding window, L full",
+                              json_schema_extra={**OPT_IN, "choices": ["L", "SL", "SSL", "SSSL"]})
+    attn_window: int = Field(64, ge=4, le=8192, description="tokens an S layer attends to",
+                             json_schema_extra={**OPT_IN, **LOG})
+    ema_decay: float = Field(0.0, ge=0.0, le=0.9999,
+                             description="evaluate an EMA of the weights with this decay (0 = off)",
+                             json_schema_extra=OPT_IN)
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -60,7 +96,26 @@ class Config(BaseModel):
             raise ValueError("rope needs an even head size (n_embd / n_head)")
         if self.schedule == "wsd" and self.warmup_frac + self.decay_frac > 1.0:
             raise ValueError("warmup_frac + decay_frac must be <= 1 for wsd")
+        if any(self.layer_windows()) and self.attn_window >= self.seq_len:
+            raise ValueError(f"attn_window ({self.attn_window}) must be below seq_len "
+                             f"({self.seq_len}) for sliding-window (S) layers")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_opt_in_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Opt-in knobs at their default are left out: the dump (and so every config hash and track
+        # id) is exactly what it was before the knob existed. Validation fills them back in.
+        data = handler(self)
+        for name in OPT_IN_KNOBS:
+            if name in data and data[name] == Config.model_fields[name].default:
+                del data[name]
+        return data
+
+    def layer_windows(self) -> list[int | None]:
+        """Each layer's attention window: `attn_window` for S, None (full) for L; the pattern is
+        tiled over the layers and the last layer is always full (as in nanochat's SSSL)."""
+        tiled = (self.attn_pattern * self.n_layer)[: self.n_layer - 1] + "L"
+        return [self.attn_window if kind == "S" else None for kind in tiled]
 
     @property
     def head_dim(self) -> int:
@@ -78,6 +133,8 @@ class Config(BaseModel):
 
 
 KNOBS: tuple[str, ...] = tuple(Config.model_fields)
+OPT_IN_KNOBS: tuple[str, ...] = tuple(
+    name for name, f in Config.model_fields.items() if (f.json_schema_extra or {}).get("opt_in"))
 
 
 def _error_line(exc: ValidationError) -> str:
@@ -133,8 +190,18 @@ def parse_sets(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _choices(field: Any) -> list[Any] | None:
+    if typing.get_origin(field.annotation) is Literal:
+        return list(typing.get_args(field.annotation))
+    if field.annotation is bool:
+        return [False, True]
+    return (field.json_schema_extra or {}).get("choices")
+
+
 def knob_table() -> list[dict[str, Any]]:
-    """Every knob with its type, range, default and description (docs and `swarm tracks`)."""
+    """Every knob with its type, range, default and description (docs, `swarm tracks`, search):
+    `min`/`max` (None for non-numbers), `log` (search on a log scale), `choices` (the values of
+    a choice or bool knob, suggestions for a pattern string), `opt_in` (out of dumps at default)."""
     rows = []
     for name, field in Config.model_fields.items():
         lo = hi = None
@@ -142,6 +209,9 @@ def knob_table() -> list[dict[str, Any]]:
             lo = getattr(meta, "ge", lo)
             hi = getattr(meta, "le", hi)
         kind = getattr(field.annotation, "__name__", str(field.annotation))
+        extra = field.json_schema_extra or {}
         rows.append({"knob": name, "type": kind, "min": lo, "max": hi,
-                     "default": field.default, "description": field.description})
+                     "default": field.default, "description": field.description,
+                     "log": bool(extra.get("log")), "choices": _choices(field),
+                     "opt_in": bool(extra.get("opt_in"))})
     return rows

@@ -16,7 +16,7 @@ MAX_TEACHER_BYTES = 2 * 2**30           # a dense bigram table: vocab^2 floats
 def estimate_memory(cfg: Config, vocab_size: int, params: int) -> int:
     """Rough peak bytes of one training step."""
     tokens = cfg.batch_size * cfg.seq_len
-    states = params * 4 * 4                                   # weights, grads, adam m and v
+    states = params * 4 * (5 if cfg.ema_decay else 4)         # weights, grads, adam m, v (+ EMA)
     per_layer = cfg.n_embd * (16 + 6 * cfg.mlp_ratio) + 4 * cfg.n_head
     activations = tokens * cfg.n_layer * per_layer * 4
     logits = tokens * vocab_size * 4 * 3                      # logits, softmax, their grad

@@ -2,6 +2,7 @@
 
 Pre-norm blocks (attention + MLP), causal SDPA attention (fused kernels on CPU and CUDA), optional
 RoPE and QK-norm, GELU / ReLU^2 / SwiGLU MLPs, LayerNorm or RMSNorm, tied or separate output head.
+Opt-in: sliding-window layers (`attn_pattern`, a boolean SDPA mask) and logit soft-capping.
 `forward` returns logits; the loss lives in train.py, next to the n-gram teacher.
 """
 from __future__ import annotations
@@ -37,6 +38,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
 
 
+def window_mask(seq_len: int, window: int) -> torch.Tensor:
+    """(seq_len, seq_len) bool, True where query i may attend key j: j <= i and i - j < window."""
+    offset = torch.arange(seq_len)[:, None] - torch.arange(seq_len)[None, :]
+    return (offset >= 0) & (offset < window)
+
+
 class Attention(nn.Module):
     """Multi-head causal self-attention through `F.scaled_dot_product_attention`."""
 
@@ -48,14 +55,17 @@ class Attention(nn.Module):
         self.q_norm = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
         self.k_norm = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        # full layers keep is_causal (the fused kernels); a sliding-window layer passes its mask
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=mask is None,
+                                           attn_mask=None if mask is None else mask[:t, :t],
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
@@ -93,8 +103,9 @@ class Block(nn.Module):
         self.attn, self.mlp = Attention(cfg), MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), rope))
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), rope, mask))
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
@@ -115,6 +126,10 @@ class GPT(nn.Module):
             cos, sin = rope_tables(cfg.seq_len, cfg.head_dim)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+        self.windowed = [w is not None for w in cfg.layer_windows()]
+        if any(self.windowed):
+            self.register_buffer("band_mask", window_mask(cfg.seq_len, cfg.attn_window),
+                                 persistent=False)
         self._init_weights(0.02 * cfg.init_scale)
 
     def _init_weights(self, std: float) -> None:
@@ -136,13 +151,18 @@ class GPT(nn.Module):
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         rope = (self.rope_cos, self.rope_sin) if self.cfg.pos_encoding == "rope" else None
-        for block in self.blocks:
-            x = block(x, rope)
-        return self.head(self.norm(x))
+        for block, windowed in zip(self.blocks, self.windowed):
+            x = block(x, rope, self.band_mask if windowed else None)
+        logits = self.head(self.norm(x))
+        if self.cfg.logit_softcap:
+            cap = self.cfg.logit_softcap         # bounds the logits to (-cap, cap), in fp32
+            logits = cap * torch.tanh(logits.float() / cap)
+        return logits
 
 
 def flops_per_token(cfg: Config, vocab_size: int, params: int) -> float:
     """Training FLOPs per token: 6 x matmul params + attention (the PaLM / nanoGPT estimate)."""
     embed = vocab_size * cfg.n_embd * (0 if cfg.tie_embeddings else 1)   # a lookup, not a matmul
     embed += cfg.seq_len * cfg.n_embd if cfg.pos_encoding == "learned" else 0
-    return 6.0 * (params - embed) + 12.0 * cfg.n_layer * cfg.n_embd * cfg.seq_len
+    context = sum(min(w or cfg.seq_len, cfg.seq_len) for w in cfg.layer_windows())
+    return 6.0 * (params - embed) + 12.0 * cfg.n_embd * context

@@ -134,7 +134,7 @@ def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, An
     out = train_loop(trainer, emit, spec.progress_every_s,
                      check_every=1 if plan.device.type == "cpu" else 25,
                      fault=_fault(spec.fault, trainer.model))
-    val = evaluate_bpb(trainer.model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
+    val = evaluate_bpb(trainer.eval_model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
                        cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
     tps = out["tokens"] / out["train_s"]
     metrics = {"val_bpb": val, "train_loss": out["train_loss"], "tokens": out["tokens"],

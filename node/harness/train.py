@@ -1,5 +1,8 @@
 """The training loop of one run: batches, schedule, AdamW, the n-gram teacher, then val_bpb.
 
+Opt-in knobs handled here: Muon and the embedding lr (through optim.py), z-loss, and a weight EMA
+that `eval_model` hands to evaluation.
+
 `Trainer` owns the model, optimiser and batch stream so the benchmark can time its steps in the
 same process; `train` runs a whole spec and returns the metrics. Seeded end to end: on CPU the same
 spec, seed and thread count give bit-identical numbers.
@@ -19,6 +22,7 @@ import torch.nn.functional as F
 
 from node.harness.config import Config
 from node.harness.model import GPT
+from node.harness.optim import build_optimizers, make_ema, set_lr
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -97,6 +101,12 @@ def bigram_teacher(tokens: np.ndarray, vocab_size: int) -> torch.Tensor:
     return (counts + unigram) / (counts.sum(1, keepdim=True) + 1)
 
 
+def z_loss_term(logits: torch.Tensor) -> torch.Tensor:
+    """PaLM's z-loss: mean over positions of logsumexp(logits)^2, keeping the softmax normaliser
+    near 1 (log Z near 0); weighted by `z_loss` in the training loss."""
+    return torch.logsumexp(logits, dim=-1).square().mean()
+
+
 def make_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast for `precision == "bf16"`, else a no-op."""
     if precision == "bf16":
@@ -115,14 +125,16 @@ class Trainer:
         self.model = GPT(cfg, vocab_size).to(device)
         self.params = self.model.num_params()
         self.forward = torch.compile(self.model) if compile_model else self.model
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        other = [p for p in self.model.parameters() if p.dim() < 2]
-        self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+        self.opts = build_optimizers(self.model, cfg, fused=device.type == "cuda")
+        self.ema = make_ema(self.model, cfg.ema_decay)
         self.batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed)
         self.teacher = bigram_teacher(tokens, vocab_size).to(device) if cfg.ngram_steps else None
         self.autocast = lambda: make_autocast(device, precision)
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights to evaluate: their EMA when `ema_decay` is on, else the model itself."""
+        return self.model if self.ema is None else self.ema.module
 
     def _teacher_weight(self) -> float:
         if self.teacher is None or self.step_no >= self.cfg.ngram_steps:
@@ -132,9 +144,7 @@ class Trainer:
     def step(self) -> torch.Tensor:
         """One optimiser step; returns the (detached) next-token cross-entropy."""
         cfg = self.cfg
-        lr = cfg.lr * lr_multiplier(cfg, self.step_no / self.total_steps)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        set_lr(self.opts, lr_multiplier(cfg, self.step_no / self.total_steps))
         x, y = self.batches.next()
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with self.autocast():
@@ -146,11 +156,16 @@ class Trainer:
             # soft cross-entropy toward the bigram teacher's next-token distribution
             soft = -(self.teacher[x] * F.log_softmax(logits, dim=-1)).sum(-1).mean()
             loss = (1 - alpha) * ce + alpha * soft
+        if cfg.z_loss:
+            loss = loss + cfg.z_loss * z_loss_term(logits)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
+        for opt in self.opts:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step_no += 1
         return ce.detach()
 

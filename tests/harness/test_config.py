@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from memory.canonical import config_hash
-from node.harness.config import KNOBS, Config, Refused, build_config, knob_table, parse_sets
+from node.harness.config import KNOBS, OPT_IN_KNOBS, Config, Refused, build_config, knob_table, parse_sets
 from node.harness.feasibility import check_budget, check_fits, check_time, estimate_memory
 
 BASE = Config().model_dump()
@@ -59,7 +59,7 @@ def test_hash_is_canonical_ints_stay_ints_floats_stay_floats() -> None:
     assert a.hash() == config_hash(dump) == config_hash(dict(reversed(dump.items())))
     assert a.hash() == Config().hash()
     assert build_config(BASE, {"lr": 1e-3}).hash() != a.hash()
-    assert set(dump) == set(KNOBS)
+    assert set(dump) == set(KNOBS) - set(OPT_IN_KNOBS)     # opt-in knobs at default: left out
 
 
 def test_budget_refusals() -> None:
