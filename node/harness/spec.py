@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.records import Hardware, RunBody, RunMetrics
+from memory.records import CurvePoint, Hardware, RunBody, RunMetrics, Sample
 from node.harness.config import Config
 from node.harness.tracks import Track
 
@@ -50,6 +50,9 @@ class RunResult(BaseModel):
     metrics: RunMetrics
     hardware: Hardware
     software: dict[str, str]
+    curve: list[CurvePoint] = Field(default_factory=list, description="thinned loss curve")
+    samples: list[Sample] = Field(default_factory=list, description="texts from fixed prompts")
+    quality: dict[str, float] | None = Field(None, description="offline measures of the samples")
 
 
 def empty_metrics(**known: Any) -> RunMetrics:
@@ -67,4 +70,5 @@ def to_run_body(result: RunResult, purpose: str, ref: str | None = None) -> RunB
     return RunBody(track=result.track, config=result.config, config_hash=result.config_hash,
                    seed=result.seed, status=result.status, metrics=result.metrics,
                    hardware=result.hardware, software=result.software, purpose=purpose,
-                   ref=ref, error=error)
+                   ref=ref, error=error, curve=result.curve, samples=result.samples,
+                   quality=result.quality)
