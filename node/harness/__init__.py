@@ -9,6 +9,9 @@ prepare.py      data + tokenizer + token arrays, cached under the home
 model.py        the GPT
 train.py        batches, schedule, AdamW, n-gram teacher, the loop
 evaluate.py     val_bpb
+curve.py        the bounded loss curve (at most 64 evenly thinned points)
+samples.py      deterministic samples from fixed prompts after training
+quality.py      offline quality measures of the samples (repetition, distinct-n, ...)
 feasibility.py  refusals before a run (memory, budget, time)
 hardware.py     device description, free memory, measured peak FLOP/s
 spec.py         RunSpec (parent -> child), RunResult (child -> parent), `to_run_body`

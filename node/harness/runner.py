@@ -51,9 +51,12 @@ def fallback_context(threads: int) -> dict[str, Any]:
             "software": {"harness": "1", "python": platform.python_version(), "threads": str(threads)}}
 
 
-def child_env(threads: int) -> dict[str, str]:
-    """The child's environment: our code first on the path, thread pools sized to the grant."""
+def child_env(threads: int, visible_devices: str | None = None) -> dict[str, str]:
+    """The child's environment: our code first on the path, thread pools sized to the grant, and
+    pinned to `visible_devices` (CUDA_VISIBLE_DEVICES) when given."""
     env = dict(os.environ)
+    if visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible_devices
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
@@ -182,7 +185,8 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
         stderr_path = Path(errf.name)
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "node.harness.run"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=errf, env=child_env(spec.threads),
+                                stdout=subprocess.PIPE, stderr=errf,
+                                env=child_env(spec.threads, spec.visible_devices),
                                 cwd=REPO_ROOT, start_new_session=True)
     try:
         try:

@@ -32,6 +32,8 @@ class RunSpec(BaseModel):
     timeout_s: float | None = Field(None, gt=0, description="the parent's wall-clock limit")
     memory_limit_mb: float | None = Field(None, gt=0, description="memory the node grants")
     progress_every_s: float = Field(1.0, gt=0)
+    visible_devices: str | None = Field(None, max_length=200,
+                                        description="CUDA_VISIBLE_DEVICES of the child (one GPU per worker)")
     fault: Literal["crash", "raise", "hang", "oom", "nan"] | None = None
 
 
