@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -54,7 +53,6 @@ def _fault(kind: str | None, model: Any):
         if kind == "raise":
             raise RuntimeError("injected failure")
         if kind == "hang":
-            _spawn_grandchild()
             time.sleep(3600)
         if kind == "oom":
             hog = []
@@ -76,7 +74,14 @@ def _peak_mem_mb(device: Any) -> float:
     import torch
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        import resource
+    except ImportError:                      # Windows: the peak working set instead
+        import psutil
+        info = psutil.Process().memory_info()
+        return getattr(info, "peak_wset", info.rss) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024    # bytes on macOS, KiB elsewhere
 
 
 @dataclass
@@ -208,6 +213,8 @@ def main() -> int:
     ctx: dict[str, Any] = {}
     status, error = "ok", None
     curve = LossCurve()
+    if spec.fault == "hang" and os.environ.get("SWARM_HARNESS_FAULTS") == "1":
+        _spawn_grandchild()          # at once: the timeout may come before training starts
     try:
         metrics, ctx = execute(spec, started, curve)
     except Exception as exc:        # every failure becomes a result: the protocol's promise
