@@ -1,7 +1,8 @@
 """Deterministic samples after training: fixed prompts, a fixed sampling seed and temperature.
 
-Each prompt is continued token by token (top-k sampling from the model's forward, on the run's
-device) until a newline (the end of a TinyStories paragraph) or `MAX_NEW_TOKENS`. The random draws
+The prompts are continued together, token by token (one batched forward per token, top-k sampling
+from the model's logits, on the run's device), each until a newline (the end of a TinyStories
+paragraph) or `MAX_NEW_TOKENS`. The random draws
 come from one CPU generator seeded with `SAMPLE_SEED` and the logits are sampled on the CPU in
 float64, so the same model gives the same text, and two runs with the same seed the same samples.
 """
@@ -29,22 +30,32 @@ def _next_token(logits: torch.Tensor, gen: torch.Generator) -> int:
     return int(idx[torch.multinomial(probs, 1, generator=gen)])
 
 
+def _batch(windows: list[list[int]], device: torch.device) -> torch.Tensor:
+    # Right-padding is harmless: attention is causal, so a sequence's last real position never
+    # sees the padding after it.
+    width = max(len(w) for w in windows)
+    return torch.tensor([w + [0] * (width - len(w)) for w in windows], device=device)
+
+
 @torch.no_grad()
-def continue_text(model: torch.nn.Module, tokenizer: Any, prompt: str, seq_len: int,
-                  device: torch.device, gen: torch.Generator,
-                  autocast: contextlib.AbstractContextManager | None = None) -> str:
-    """The model's continuation of `prompt` (the prompt itself not included)."""
-    ids = [int(t) for t in tokenizer.encode(prompt)]
-    start = len(ids)
+def continue_texts(model: torch.nn.Module, tokenizer: Any, prompts: tuple[str, ...], seq_len: int,
+                   device: torch.device, gen: torch.Generator,
+                   autocast: contextlib.AbstractContextManager | None = None) -> list[str]:
+    """The model's continuations of `prompts` (prompts not included), all advanced in one batch:
+    one forward per new token for every unfinished prompt, draws in prompt order."""
+    ids = [[int(t) for t in tokenizer.encode(p)] for p in prompts]
+    starts = [len(i) for i in ids]
+    active = list(range(len(prompts)))
     for _ in range(MAX_NEW_TOKENS):
-        x = torch.tensor([ids[-seq_len:]], device=device)
-        with autocast or contextlib.nullcontext():
-            logits = model(x)[0, -1].float()
-        ids.append(_next_token(logits, gen))
-        if "\n" in tokenizer.decode(ids[-1:]):
+        if not active:
             break
-    text = tokenizer.decode(ids[start:])
-    return text.split("\n", 1)[0][:MAX_TEXT_CHARS]
+        windows = [ids[i][-seq_len:] for i in active]
+        with autocast or contextlib.nullcontext():
+            logits = model(_batch(windows, device)).float()
+        for row, i in enumerate(active):
+            ids[i].append(_next_token(logits[row, len(windows[row]) - 1], gen))
+        active = [i for i in active if "\n" not in tokenizer.decode(ids[i][-1:])]
+    return [tokenizer.decode(i[s:]).split("\n", 1)[0][:MAX_TEXT_CHARS] for i, s in zip(ids, starts)]
 
 
 def write_samples(model: torch.nn.Module, tokenizer: Any, seq_len: int, device: torch.device,
@@ -54,8 +65,8 @@ def write_samples(model: torch.nn.Module, tokenizer: Any, seq_len: int, device: 
     model.eval()
     gen = torch.Generator().manual_seed(SAMPLE_SEED)
     try:
-        return [{"prompt": p, "text": continue_text(model, tokenizer, p, seq_len, device, gen,
-                                                    autocast() if autocast else None)}
-                for p in PROMPTS]
+        texts = continue_texts(model, tokenizer, PROMPTS, seq_len, device, gen,
+                               autocast() if autocast else None)
     finally:
         model.train(was_training)
+    return [{"prompt": p, "text": t} for p, t in zip(PROMPTS, texts)]

@@ -65,3 +65,19 @@ def test_training_vocabulary_is_cached_beside_the_tokens(tmp_path) -> None:
     assert vocab == set(quality.words(text))
     assert quality.training_vocabulary(path, tok) == vocab
     assert (tmp_path / "train.words.txt").exists()
+
+
+def test_batched_sampling_reads_each_prompt_at_its_own_last_token() -> None:
+    import torch
+
+    from node.harness.model import GPT
+    from node.harness.samples import _batch
+    from tests.harness.conftest import TINY
+    torch.manual_seed(0)
+    model = GPT(TINY, 300).eval()
+    short, long = [1, 2, 3], [4, 5, 6, 7, 8, 9]
+    with torch.no_grad():
+        both = model(_batch([short, long], torch.device("cpu")))
+        for row, seq in enumerate((short, long)):
+            alone = model(torch.tensor([seq]))[0, -1]
+            assert torch.allclose(both[row, len(seq) - 1], alone, atol=1e-5)
