@@ -15,7 +15,7 @@ import msgpack
 import pydantic
 
 from memory import canonical, crypto
-from memory.records import BODIES, SCHEMA_VERSION, Body, Record
+from memory.records import BODIES, BODIES_BY_VERSION, SCHEMA_VERSION, Body, Record
 
 MAX_RECORD_BYTES = 64 * 1024
 # A record may be at most 2 minutes in our future: enough for volunteers' clocks (NTP keeps them within
@@ -91,9 +91,10 @@ def _split(raw: bytes) -> tuple[bytes, bytes, dict[str, Any]]:
 
 def _check_envelope(envelope: dict[str, Any], now: int) -> type[Body]:
     version, kind = envelope["v"], envelope["kind"]
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version not in BODIES_BY_VERSION:
         raise Rejected(Reason.UNKNOWN_VERSION, f"schema version {version!r}")
-    if not isinstance(kind, str) or kind not in BODIES:
+    bodies = BODIES_BY_VERSION[version]
+    if not isinstance(kind, str) or kind not in bodies:
         raise Rejected(Reason.UNKNOWN_KIND, f"kind {str(kind)[:40]!r}")
     try:
         crypto.public_key_from_peer_id(envelope["author"])
@@ -106,14 +107,18 @@ def _check_envelope(envelope: dict[str, Any], now: int) -> type[Body]:
         raise Rejected(Reason.SCHEMA, "ts must be milliseconds since the epoch")
     if ts > now + MAX_CLOCK_SKEW_MS:
         raise Rejected(Reason.FUTURE_TIMESTAMP, f"ts {ts} is {(ts - now) // 1000} s ahead")
-    return BODIES[kind]
+    return bodies[kind]
 
 
 def _validate_body(model: type[Body], body: Any) -> Body:
     try:
-        return model.model_validate(body, strict=True, context=_WIRE)
+        validated = model.model_validate(body, strict=True, context=_WIRE)
     except pydantic.ValidationError as exc:
         raise Rejected(Reason.SCHEMA, str(exc.errors()[0].get("msg", exc))[:200]) from exc
+    # Extra keys are refused above, so a shorter map lacks a field a default filled in.
+    if len(body) != len(model.model_fields):
+        raise Rejected(Reason.SCHEMA, "a body field is missing")
+    return validated
 
 
 def peek_id(raw: bytes) -> str | None:

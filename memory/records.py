@@ -4,6 +4,10 @@ A record is an envelope (schema version `v`, `kind`, `author` peer id, per-autho
 `ts` in milliseconds since the epoch) around a kind-specific `body`. Bodies are strict pydantic
 models: no coercion, no unknown fields, every field present on the wire. docs/RECORDS.md describes
 every field; tests/golden/ holds records that later versions must still read.
+
+Versions: 2 added `curve`, `samples` and `quality` to `run` bodies and the `judgement` kind. A v1
+record still decodes with its v1 model (`BODIES_BY_VERSION`), so its bytes, id and views are as
+before; new records are written as v2.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
 
 from memory.canonical import config_hash, config_hash_canonical
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # what this version writes; it reads every key of BODIES_BY_VERSION
 
 def _float_on_wire(value: Any, info: ValidationInfo) -> Any:
     # On the wire a float must be a float64: an integer would re-encode differently, giving one
@@ -105,8 +109,8 @@ class RunMetrics(Body):
     params: Annotated[int, Field(ge=0)]
 
 
-class RunBody(Body):
-    """One training run: the full config (anyone can replay it), seed, outcome and metrics."""
+class RunBodyV1(Body):
+    """One training run as schema version 1 wrote it: config, seed, outcome and metrics."""
 
     track: TrackId
     config: Config
@@ -121,7 +125,7 @@ class RunBody(Body):
     error: Short | None
 
     @model_validator(mode="after")
-    def _hash_names_config(self, info: ValidationInfo) -> RunBody:
+    def _hash_names_config(self, info: ValidationInfo) -> RunBodyV1:
         # On the wire the config arrived in canonical form, so it is hashed as it stands; a
         # config built in Python is put in canonical form first.
         wire = bool(info.context and info.context.get("wire"))
@@ -129,6 +133,35 @@ class RunBody(Body):
         if self.config_hash != expected:
             raise ValueError("config_hash is not the hash of config")
         return self
+
+
+MAX_CURVE_POINTS = 64
+MAX_SAMPLES = 8
+
+
+class CurvePoint(Body):
+    """One point of a run's loss curve: the mean training loss of the steps up to `step`."""
+
+    step: Annotated[int, Field(ge=0, lt=2**53)]
+    train_loss: Float
+
+
+class Sample(Body):
+    """Text the trained model wrote after a fixed prompt (deterministic: fixed seed, temperature)."""
+
+    prompt: Annotated[str, Field(max_length=200)]
+    text: Annotated[str, Field(max_length=1200)]
+
+
+class RunBody(RunBodyV1):
+    """One training run (schema v2): v1's fields plus what a person reads: the loss curve, samples
+    from fixed prompts and offline quality measures of those samples (None when there are none)."""
+
+    # Defaults serve code building records in Python only: on the wire every field must be present
+    # (codec checks it), so one fact keeps one encoding.
+    curve: Annotated[list[CurvePoint], Field(max_length=MAX_CURVE_POINTS)] = Field(default_factory=list)
+    samples: Annotated[list[Sample], Field(max_length=MAX_SAMPLES)] = Field(default_factory=list)
+    quality: Annotated[dict[Name, Float], Field(max_length=32)] | None = None
 
 
 class ClaimBody(Body):
@@ -201,6 +234,16 @@ class NoiseFloorBody(Body):
     runs: Ids
 
 
+class JudgementBody(Body):
+    """An LLM judge's scores for one run's samples against a written rubric: testimony, like any record."""
+
+    run: Hex64 = Field(description="the run whose samples were judged")
+    judge: Name = Field(description="the judging model")
+    rubric: Name = Field(description="the rubric's name and version")
+    scores: Annotated[dict[Name, Annotated[Float, Field(ge=0, le=10)]], Field(min_length=1, max_length=16)]
+    reason: Short
+
+
 BODIES: dict[str, type[Body]] = {
     "node": NodeBody,
     "role": RoleBody,
@@ -212,8 +255,13 @@ BODIES: dict[str, type[Body]] = {
     "assessment": AssessmentBody,
     "finding": FindingBody,
     "noise_floor": NoiseFloorBody,
+    "judgement": JudgementBody,
 }
 KINDS = tuple(BODIES)
+# The body model of every kind in each schema version this code reads.
+BODIES_V1: dict[str, type[Body]] = {**{k: m for k, m in BODIES.items() if k != "judgement"},
+                                    "run": RunBodyV1}
+BODIES_BY_VERSION: dict[int, dict[str, type[Body]]] = {1: BODIES_V1, SCHEMA_VERSION: BODIES}
 
 
 @dataclass(frozen=True, slots=True)

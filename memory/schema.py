@@ -2,7 +2,9 @@
 
 `records` holds every accepted record (raw signed bytes included). Each kind also has an insert-only
 typed table (`runs`, `claims`, ...) with the envelope columns and the body's fields as columns:
-nested models are flattened into their fields, dicts and lists become JSON.
+nested models are flattened into their fields, dicts and lists become JSON. Columns come from the
+newest schema version; a field older versions lack (a v1 run's `curve`) is NULL in their rows, and
+`ddl` adds such columns to a file made by an older version.
 """
 from __future__ import annotations
 
@@ -15,13 +17,14 @@ from typing import Any, Literal, Union
 import pyarrow as pa
 
 from memory.codec import Decoded
-from memory.records import BODIES, Body, Record
+from memory.records import BODIES, BODIES_V1, Body, Record
 
 Row = Record | Decoded     # what a table row is made from: a validated record, or its checked fields
 TABLE_NAMES: dict[str, str] = {
     "node": "nodes", "role": "roles", "hypothesis": "hypotheses", "claim_lease": "claim_leases",
     "run": "runs", "claim": "claims", "verification": "verifications",
     "assessment": "assessments", "finding": "findings", "noise_floor": "noise_floors",
+    "judgement": "judgements",
 }
 # Typed tables need no primary key: the store inserts a record into them only in the transaction
 # that first inserts it into `records`, whose key is the id.
@@ -57,13 +60,14 @@ class Column:
     name: str
     sql_type: str
     path: tuple[str, ...]
+    newer: bool = False       # the field is absent from bodies of an older schema version
 
     def values(self, bodies: list[dict[str, Any]]) -> list[Any]:
         """This column's values from many bodies (`Record.data`); one comprehension per column,
         since this runs for every field of every record ingested."""
         if len(self.path) == 1:
             key = self.path[0]
-            values = [b[key] for b in bodies]
+            values = [b.get(key) for b in bodies] if self.newer else [b[key] for b in bodies]
         else:
             outer, key = self.path
             values = [b[outer][key] for b in bodies]
@@ -99,7 +103,14 @@ def _columns(model: type[Body], prefix: tuple[str, ...] = ()) -> list[Column]:
     return columns
 
 
-BODY_COLUMNS: dict[str, list[Column]] = {kind: _columns(model) for kind, model in BODIES.items()}
+def _kind_columns(kind: str, model: type[Body]) -> list[Column]:
+    old = BODIES_V1.get(kind)
+    known = set() if old is None else {c.name for c in _columns(old)}
+    return [Column(c.name, c.sql_type, c.path, newer=old is not None and c.name not in known)
+            for c in _columns(model)]
+
+
+BODY_COLUMNS: dict[str, list[Column]] = {kind: _kind_columns(kind, m) for kind, m in BODIES.items()}
 
 
 def ddl() -> list[str]:
@@ -118,6 +129,9 @@ def ddl() -> list[str]:
         cols = [f"{n} {t}" for n, t in ENVELOPE_COLUMNS]
         cols += [f"{c.name} {c.sql_type}" for c in BODY_COLUMNS[kind]]
         statements.append(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)})")
+        # a file written by an older version gains the newer fields (NULL in its old rows)
+        statements += [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {c.name} {c.sql_type}"
+                       for c in BODY_COLUMNS[kind] if c.newer]
     return statements
 
 

@@ -23,16 +23,28 @@ def keypairs(n: int, seed: int = 0) -> list[Keypair]:
     return [Keypair(rng.randbytes(32)) for _ in range(n)]
 
 
+def readable(val_bpb: float) -> dict:
+    """A short loss curve, one sample and quality measures: what a v2 run adds for people."""
+    curve = [R.CurvePoint(step=100 * i, train_loss=round(val_bpb * (0.7 + 2.0 / i), 6))
+             for i in range(1, 9)]
+    samples = [R.Sample(prompt="once upon a time", text=" there was a little dog named max.")]
+    quality = {"repetition": 0.0, "distinct_1": 0.9, "distinct_2": 1.0, "ends_sentence": 1.0,
+               "unknown_words": 0.0}
+    return {"curve": curve, "samples": samples, "quality": quality}
+
+
 def run_body(track: str, config: dict, seed: int, val_bpb: float | None,
-             status: str = "ok", purpose: str = "manual", ref: str | None = None) -> R.RunBody:
-    """A run body with plausible metrics around `val_bpb`."""
+             status: str = "ok", purpose: str = "manual", ref: str | None = None,
+             extras: bool = False) -> R.RunBody:
+    """A run body with plausible metrics around `val_bpb`; `extras` adds `readable`'s fields."""
     metrics = R.RunMetrics(
         val_bpb=val_bpb, train_loss=None if val_bpb is None else val_bpb * 0.7, tokens=1_000_000,
         steps=1000, wall_s=180.0, tokens_per_s=5555.5, mfu=0.05, peak_mem_mb=512.0, params=850_000)
     return R.RunBody(track=track, config=config, config_hash=canonical.config_hash(config),
                      seed=seed, status=status, metrics=metrics, hardware=HARDWARE,
                      software=SOFTWARE, purpose=purpose, ref=ref,
-                     error=None if status == "ok" else "synthetic failure")
+                     error=None if status == "ok" else "synthetic failure",
+                     **(readable(val_bpb) if extras and val_bpb is not None else {}))
 
 
 def runs(authors: list[Keypair], n: int, track: str = "synthetic-track", configs: int = 50,

@@ -21,13 +21,14 @@ class HarnessRunner:
 
     def __init__(self, track: Any, budget_tokens: int | None = None, threads: int | None = None,
                  home: Path | None = None, data_dir: Path | None = None,
-                 timeout_s: float | None = None, stop: threading.Event | None = None) -> None:
+                 timeout_s: float | None = None, stop: threading.Event | None = None,
+                 visible_devices: str | None = None) -> None:
         from node.harness import get_track     # lazy: keeps torch and friends out of imports
 
         track = get_track(track) if isinstance(track, str) else track
         self.track = track.with_budget(budget_tokens)
         self.threads, self.home, self.data_dir, self.timeout_s = threads, home, data_dir, timeout_s
-        self.stop = stop
+        self.stop, self.visible_devices = stop, visible_devices     # the GPU(s) runs may use
 
     def prepare(self) -> tuple[str, dict[str, Any]]:
         """Fetch data and train the tokenizer now; return the track id runs carry and its base config."""
@@ -46,7 +47,7 @@ class HarnessRunner:
 
         result = run_experiment(self.track, dict(config), seed, threads=self.threads,
                                 timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir,
-                                stop=self.stop)
+                                stop=self.stop, visible_devices=self.visible_devices)
         log.info("run %s seed %d: %s val_bpb=%s", purpose, seed, result.status,
                  result.metrics.val_bpb)
         return to_run_body(result, purpose, ref)

@@ -4,7 +4,12 @@ The estimate is a ridge-regularised least-squares fit of val_bpb on one-hot (kno
 that differ from the track's base config, with an intercept for the base config. With single-knob
 experiments this is the difference of means; with combined diffs it splits the credit. Standard
 errors come from the residual variance. What helped (effect + 2 se < 0), what hurt, what is unclear,
-and which knobs were never varied.
+and which knobs were never varied. The same fit over each offline quality measure of the runs'
+samples (and the mean LLM-judge score, where `judgement` records exist) is reported beside each
+setting's val_bpb effect: a lower loss that writes repetitive text shows up here.
+
+With a judge (roles/judge.py, when ANTHROPIC_API_KEY is set) the meta-analyst also judges a few
+unjudged runs of other nodes in each of its steps.
 """
 from __future__ import annotations
 
@@ -37,13 +42,19 @@ def estimate(ctx: Context) -> list[R.KnobEffect]:
     rows = ctx.rows("SELECT config, val_bpb FROM valid_runs WHERE track = ? AND status = 'ok' "
                     "AND val_bpb IS NOT NULL ORDER BY id", [ctx.track])
     configs = [evidence._config(r["config"]) for r in rows]
-    y = np.array([r["val_bpb"] for r in rows], dtype=float)
-    feats = _features(configs, ctx.base_config)
+    return fit(configs, [r["val_bpb"] for r in rows], ctx.base_config)
+
+
+def fit(configs: list[dict[str, Any]], values: list[float],
+        base_config: dict[str, Any]) -> list[R.KnobEffect]:
+    """Per (knob, value) effect on `values` (one per config) relative to `base_config`."""
+    y = np.array(values, dtype=float)
+    feats = _features(configs, base_config)
     if not feats or y.size < 3:
         return []
     X = np.ones((y.size, len(feats) + 1))
     for j, (knob, value) in enumerate(feats, start=1):
-        X[:, j] = [1.0 if c.get(knob) == value and ctx.base_config.get(knob) != value else 0.0
+        X[:, j] = [1.0 if c.get(knob) == value and base_config.get(knob) != value else 0.0
                    for c in configs]
     gram = X.T @ X + RIDGE * np.eye(X.shape[1])
     coef = np.linalg.solve(gram, X.T @ y)
@@ -56,6 +67,51 @@ def estimate(ctx: Context) -> list[R.KnobEffect]:
         se = float(np.sqrt(max(cov[j, j], 0.0))) if y.size > X.shape[1] else None
         out.append(R.KnobEffect(knob=knob, value=value, effect=float(coef[j]), stderr=se, n=n))
     return sorted(out, key=lambda e: e.effect)[:MAX_EFFECTS]
+
+
+def quality_values(ctx: Context) -> dict[str, tuple[list[dict[str, Any]], list[float]]]:
+    """(configs, values) per quality measure over the track's ok runs, and per the mean judge
+    score (`judge`: each run's mean over its judgements' mean scores, flagged judges left out)."""
+    out: dict[str, tuple[list[dict[str, Any]], list[float]]] = {}
+    rows = ctx.rows("SELECT config, quality FROM valid_runs WHERE track = ? AND status = 'ok' "
+                    "AND quality IS NOT NULL ORDER BY id", [ctx.track])
+    for row in rows:
+        config = evidence._config(row["config"])
+        for name, value in json.loads(row["quality"]).items():
+            if isinstance(value, (int, float)):
+                out.setdefault(name, ([], []))[0].append(config)
+                out[name][1].append(float(value))
+    per_run: dict[str, tuple[dict[str, Any], list[float]]] = {}
+    for row in ctx.rows("SELECT r.id, r.config, j.scores FROM valid_runs r "
+                        "JOIN judgements j ON j.run = r.id WHERE r.track = ? AND r.status = 'ok' "
+                        "AND j.author NOT IN (SELECT author FROM equivocations) "
+                        "ORDER BY r.id, j.id", [ctx.track]):
+        scores = list(json.loads(row["scores"]).values())
+        entry = per_run.setdefault(row["id"], (evidence._config(row["config"]), []))
+        entry[1].append(sum(scores) / len(scores))
+    if per_run:
+        out["judge"] = ([c for c, _ in per_run.values()],
+                        [sum(v) / len(v) for _, v in per_run.values()])
+    return out
+
+
+def quality_effects(ctx: Context) -> dict[str, dict[tuple[str, str], R.KnobEffect]]:
+    """measure -> (knob, value as JSON) -> the setting's effect on that measure."""
+    return {name: {(e.knob, json.dumps(e.value)): e for e in fit(configs, values, ctx.base_config)}
+            for name, (configs, values) in sorted(quality_values(ctx).items())}
+
+
+def quality_lines(effects: list[R.KnobEffect],
+                  by_measure: dict[str, dict[tuple[str, str], R.KnobEffect]]) -> list[str]:
+    """One line per knob setting: its val_bpb effect, then its effect on each quality measure."""
+    lines = []
+    for e in effects:
+        key = (e.knob, json.dumps(e.value))
+        parts = [f"{name} {q.effect:+.3f}" + (f" +- {q.stderr:.2g}" if q.stderr is not None else "")
+                 for name, table in by_measure.items() if (q := table.get(key)) is not None]
+        if parts:
+            lines.append(f"  {e.knob}={e.value}: val_bpb {e.effect:+.4f}; " + ", ".join(parts))
+    return lines
 
 
 def _label(e: R.KnobEffect) -> str:
@@ -79,6 +135,11 @@ def summarize(ctx: Context, effects: list[R.KnobEffect]) -> str:
              f"unclear: {', '.join(unclear) or 'nothing'}",
              f"never tried: {', '.join(never) or 'nothing'}",
              "claims: " + (", ".join(f"{r['status']} {r['n']}" for r in status) or "none")]
+    lines = quality_lines(effects, quality_effects(ctx))
+    if lines:
+        parts.append("effects on sample quality (repetition, unknown_words: lower is better; "
+                     "distinct_*, ends_sentence, judge: higher is better):")
+        parts += lines
     return "\n".join(parts)[:8000]
 
 
@@ -86,6 +147,9 @@ class MetaAnalyst:
     """Synthesises the track's outcomes into a `finding` when there is something new."""
 
     name = "meta_analyst"
+
+    def __init__(self, judge: Any = None) -> None:
+        self.judge = judge            # a roles.judge.ClaudeJudge, or None (no API key)
 
     @staticmethod
     def new_outcomes(ctx: Context) -> int:
@@ -98,6 +162,14 @@ class MetaAnalyst:
             " WHERE c.track = ? AND v.ts > ?) AS n", [ctx.track, last, ctx.track, last])[0]["n"]
 
     def work(self, ctx: Context) -> str | None:
+        """Judge a few runs (with a judge), then publish a finding when new outcomes arrived."""
+        judged = self.judge.work(ctx) if self.judge is not None else 0
+        finding = self.synthesize(ctx)
+        if judged:
+            return f"{judged} runs judged" + (f"; {finding}" if finding else "")
+        return finding
+
+    def synthesize(self, ctx: Context) -> str | None:
         """Publish a finding when new outcomes arrived since the last one."""
         if self.new_outcomes(ctx) == 0:
             return None

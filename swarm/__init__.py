@@ -2,6 +2,7 @@
 
 cli.py       the `swarm` entry point (typer); command groups live in commands/
 output.py    tables for people, JSON for programs, one-line errors
+readable.py  a run's samples, quality measures and loss curve for `swarm show`
 commands/    one module per command group, each with register(app, bench_app)
 bench/       benchmark scripts behind `swarm bench ...`
 """

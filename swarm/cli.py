@@ -35,3 +35,7 @@ def _root(verbose: int = typer.Option(0, "--verbose", "-v", count=True,
 def main() -> None:
     """Entry point of the `swarm` script."""
     app()
+
+
+if __name__ == "__main__":      # `python -m swarm.cli ...`
+    main()

@@ -4,7 +4,8 @@ Started by the daemon once its `node` record is published (`Daemon.run(on_starte
 roles loop (swarm/worker.py) in a thread of its own; stops at shutdown, killing the current
 training run (no record for it); asks the daemon to stop once `--max-runs` / `--duration` are
 reached. A node whose data cannot be had still works: without a runner it takes the roles that
-need no training (statistician, meta-analyst).
+need no training (statistician, meta-analyst). A box with several GPUs runs one worker per GPU
+(`device_plan`), each training in its own processes pinned to its device (CUDA_VISIBLE_DEVICES).
 """
 from __future__ import annotations
 
@@ -74,25 +75,44 @@ def gate_params(overrides: list[str], min_baseline: int | None) -> GateParams:
     return GateParams(**values)
 
 
-class NodeWork:
-    """The worker thread of one node (a `node.daemon.Service`)."""
+def device_plan(visible: str | None, gpu_count: int) -> list[str | None]:
+    """The CUDA_VISIBLE_DEVICES of each worker: one worker per GPU this process may use (those
+    `visible` lists, else 0..gpu_count-1); a single unpinned worker (None) without GPUs."""
+    if visible is not None:
+        listed = [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+        return (listed[:gpu_count] or [None]) if gpu_count else [None]
+    return [str(i) for i in range(gpu_count)] or [None]
 
-    def __init__(self, daemon: Any, loop: asyncio.AbstractEventLoop, options: WorkOptions) -> None:
+
+def gpu_count() -> int:
+    """CUDA devices torch sees (0 without CUDA)."""
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+class NodeWork:
+    """One worker thread of a node (a `node.daemon.Service`); `device` pins its runs to one GPU."""
+
+    def __init__(self, daemon: Any, loop: asyncio.AbstractEventLoop, options: WorkOptions,
+                 device: str | None = None) -> None:
         from swarm.worker import Progress
 
-        self.daemon, self.loop, self.options = daemon, loop, options
+        self.daemon, self.loop, self.options, self.device = daemon, loop, options, device
         self.stop_event = threading.Event()
         self.progress = Progress()            # replaced by the worker's own once it exists
         self.error: str | None = None
-        self.thread = threading.Thread(target=self._main, name="worker", daemon=True)
+        name = "worker" if device is None else f"worker-gpu{device}"
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     @classmethod
-    def starter(cls, options: WorkOptions) -> Any:
-        """The daemon's `on_started` hook: start one NodeWork and hand it back."""
+    def starter(cls, options: WorkOptions, devices: list[str | None] | None = None) -> Any:
+        """The daemon's `on_started` hook: start one NodeWork per device and hand them back."""
         def start(daemon: Any, loop: asyncio.AbstractEventLoop) -> list[NodeWork]:
-            work = cls(daemon, loop, options)
-            work.thread.start()
-            return [work]
+            plan = devices or device_plan(os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_count())
+            works = [cls(daemon, loop, options, device) for device in plan]
+            for work in works:
+                work.thread.start()
+            return works
         return start
 
     # ---- the Service interface ----
@@ -148,7 +168,8 @@ class NodeWork:
 
         opts = self.options
         runner = HarnessRunner(opts.track, opts.budget_tokens, opts.threads, self.daemon.home,
-                               opts.data_dir, opts.run_timeout_s, stop=self.stop_event)
+                               opts.data_dir, opts.run_timeout_s, stop=self.stop_event,
+                               visible_devices=self.device)
         self.progress.doing = f"preparing {opts.track} (data, tokenizer)"
         try:
             track_id, base = runner.prepare()

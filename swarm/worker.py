@@ -22,6 +22,7 @@ from roles import choice, evidence, leases
 from roles.base import Role, RoleName
 from roles.context import Context, Runner
 from roles.experimenter import Experimenter
+from roles.judge import make_judge
 from roles.meta_analyst import MetaAnalyst
 from roles.statistician import Statistician
 from roles.verifier import Verifier
@@ -121,7 +122,7 @@ class Worker:
         self.max_runs, self.duration_s = max_runs, duration_s
         self.roles: dict[str, Role] = {"experimenter": Experimenter(proposer),
                                        "verifier": Verifier(), "statistician": Statistician(),
-                                       "meta_analyst": MetaAnalyst()}
+                                       "meta_analyst": MetaAnalyst(judge=make_judge())}
         self.stop_event = stop_event or threading.Event()
 
     def stop(self) -> None:

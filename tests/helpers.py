@@ -24,7 +24,7 @@ def bodies(claim_id: str = ZERO_ID, run_id: str = ZERO_ID) -> dict[str, R.Body]:
         "claim_lease": R.ClaimLeaseBody(track=TRACK, work="experiment",
                                         config_hash=canonical.config_hash(CANDIDATE), target=None,
                                         expires_ts=codec.now_ms() + 60_000),
-        "run": synthetic.run_body(TRACK, BASE, seed=1, val_bpb=1.25),
+        "run": synthetic.run_body(TRACK, BASE, seed=1, val_bpb=1.25, extras=True),
         "claim": R.ClaimBody(track=TRACK, baseline_hash=canonical.config_hash(BASE),
                              candidate_hash=canonical.config_hash(CANDIDATE), diff={"depth": 4},
                              baseline_runs=[run_id], candidate_runs=[run_id], effect=-0.01,
@@ -40,6 +40,9 @@ def bodies(claim_id: str = ZERO_ID, run_id: str = ZERO_ID) -> dict[str, R.Body]:
                                                        stderr=0.002, n=6)], refs=[claim_id]),
         "noise_floor": R.NoiseFloorBody(track=TRACK, config_hash=canonical.config_hash(BASE), n=5,
                                         mean=1.25, std=0.002, runs=[run_id]),
+        "judgement": R.JudgementBody(run=run_id, judge="claude-test", rubric="stories-v1",
+                                     scores={"coherence": 3.0, "grammar": 4.0, "on_story": 3.0},
+                                     reason="simple but coherent"),
     }
 
 
@@ -59,6 +62,7 @@ def sign_raw(keypair: Keypair, env: dict[str, Any]) -> bytes:
 
 
 def run(keypair: Keypair, seq: int, config: dict[str, Any], seed: int, bpb: float | None,
-        status: str = "ok", ts: int | None = None) -> R.Record:
-    """A signed run record."""
-    return codec.sign(keypair, "run", seq, synthetic.run_body(TRACK, config, seed, bpb, status), ts=ts)
+        status: str = "ok", ts: int | None = None, extras: bool = False) -> R.Record:
+    """A signed run record (`extras`: with a curve, a sample and quality measures)."""
+    body = synthetic.run_body(TRACK, config, seed, bpb, status, extras=extras)
+    return codec.sign(keypair, "run", seq, body, ts=ts)

@@ -10,6 +10,9 @@ model.py        the GPT
 train.py        batches, schedule, n-gram teacher, z-loss, the loop
 optim.py        AdamW / Muon param groups, embedding lr, weight EMA
 evaluate.py     val_bpb
+curve.py        the bounded loss curve (at most 64 evenly thinned points)
+samples.py      deterministic samples from fixed prompts after training
+quality.py      offline quality measures of the samples (repetition, distinct-n, ...)
 feasibility.py  refusals before a run (memory, budget, time)
 hardware.py     device description, free memory, measured peak FLOP/s
 spec.py         RunSpec (parent -> child), RunResult (child -> parent), `to_run_body`

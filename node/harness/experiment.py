@@ -39,12 +39,14 @@ def run_experiment(track: Track | str, config_overrides: Mapping[str, Any] | Non
                    data_dir: Path | str | None = None, device: str = "auto",
                    precision: str = "auto", memory_limit_mb: float | None = None,
                    on_event: OnEvent | None = None, on_prepare: StageProgress | None = None,
-                   fault: str | None = None, stop: threading.Event | None = None) -> RunResult:
+                   fault: str | None = None, stop: threading.Event | None = None,
+                   visible_devices: str | None = None) -> RunResult:
     """Run one experiment in a subprocess and return its result (status ok|crash|nan|timeout|refused).
 
     Raises KeyError for an unknown track name and `DataError` when the track's data cannot be had;
     everything about the run itself comes back as a result. Setting `stop` kills the run and
-    raises `runner.Cancelled` (a node shutting down).
+    raises `runner.Cancelled` (a node shutting down). `visible_devices` pins the run's process
+    to those GPUs (CUDA_VISIBLE_DEVICES).
     """
     track = (get_track(track) if isinstance(track, str) else track).with_budget(budget_tokens)
     threads = threads or available_cores()
@@ -59,5 +61,5 @@ def run_experiment(track: Track | str, config_overrides: Mapping[str, Any] | Non
                    precision=precision, tokenizer=str(ready.tokenizer),
                    train_tokens=str(ready.train_tokens), eval_tokens=str(ready.eval_tokens),
                    cache=str(cache_dir(root)), timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
-                   memory_limit_mb=memory_limit_mb, fault=fault)
+                   memory_limit_mb=memory_limit_mb, fault=fault, visible_devices=visible_devices)
     return run_spec(spec, on_event, stop)

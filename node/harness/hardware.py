@@ -1,5 +1,7 @@
 """What the node offers a run: device, description, memory, and its measured peak matmul FLOP/s.
 
+Memory and cores come from psutil (Linux, macOS, Windows; only Linux is tested here).
+
 Peak FLOP/s is measured (best of a few large matmuls in the run's dtype and thread count) and
 cached under the home, so MFU divides by what this machine really does, not by a datasheet.
 """
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 
 from memory.records import Hardware
@@ -29,22 +32,21 @@ def cpu_name() -> str:
 
 
 def available_cores() -> int:
-    """CPU cores this process may run on."""
+    """CPU cores this process may run on (its affinity where the OS has one, e.g. not macOS)."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+        return len(psutil.Process().cpu_affinity() or []) or psutil.cpu_count() or 1
+    except (AttributeError, psutil.Error):       # no cpu_affinity on macOS
+        return psutil.cpu_count() or os.cpu_count() or 1
 
 
-def ram_bytes(kind: str = "MemAvailable") -> int:
-    """MemAvailable (or MemTotal) from /proc/meminfo; 0 when unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(kind + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def memory_available() -> int:
+    """Bytes of RAM that can be had without swapping (psutil's `available`)."""
+    return int(psutil.virtual_memory().available)
+
+
+def memory_total() -> int:
+    """Bytes of physical RAM."""
+    return int(psutil.virtual_memory().total)
 
 
 def describe(device: torch.device, threads: int) -> Hardware:
@@ -55,7 +57,7 @@ def describe(device: torch.device, threads: int) -> Hardware:
                         memory_gb=round(props.total_memory / 2**30, 2),
                         platform=platform.platform()[:400])
     return Hardware(accelerator="cpu", device_name=cpu_name()[:400], cores=threads,
-                    memory_gb=round(ram_bytes("MemTotal") / 2**30, 2),
+                    memory_gb=round(memory_total() / 2**30, 2),
                     platform=platform.platform()[:400])
 
 
@@ -63,7 +65,7 @@ def memory_free(device: torch.device) -> int:
     """Bytes a run may still allocate on `device`."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    return ram_bytes()
+    return memory_available()
 
 
 def _time_matmul(n: int, dtype: torch.dtype, device: torch.device, reps: int) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +27,17 @@ def emit(event: dict[str, Any]) -> None:
     """Write one protocol line."""
     sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
     sys.stdout.flush()
+
+
+def _spawn_grandchild() -> None:
+    """Start a sleeper in a session of its own (out of our process group); its pid goes to the
+    file named by SWARM_HARNESS_FAULT_PIDS, so a test can check that a timeout killed it too."""
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                             start_new_session=True)
+    if path := os.environ.get("SWARM_HARNESS_FAULT_PIDS"):
+        with open(path, "a") as f:
+            f.write(f"{child.pid}\n")
 
 
 def _fault(kind: str | None, model: Any):
@@ -64,7 +74,14 @@ def _peak_mem_mb(device: Any) -> float:
     import torch
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        import resource
+    except ImportError:                      # Windows: the peak working set instead
+        import psutil
+        info = psutil.Process().memory_info()
+        return getattr(info, "peak_wset", info.rss) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024    # bytes on macOS, KiB elsewhere
 
 
 @dataclass
@@ -115,8 +132,22 @@ def plan_run(spec: RunSpec) -> Plan:
     return Plan(device, tok, params, steps, precision, peak, fpt, compiled)
 
 
-def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Check, train and evaluate; returns (metrics, context). Raises Refused / NonFinite / others."""
+def readable(trainer: Any, plan: Plan, spec: RunSpec) -> dict[str, Any]:
+    """Samples from the fixed prompts and their offline quality measures (docs/HARNESS.md)."""
+    from node.harness.quality import measure, training_vocabulary
+    from node.harness.samples import write_samples
+
+    samples = write_samples(trainer.eval_model, plan.tokenizer, spec.config.seq_len, plan.device,
+                            trainer.autocast)
+    vocab = training_vocabulary(Path(spec.train_tokens), plan.tokenizer)
+    return {"samples": samples, "quality": measure([s["text"] for s in samples], vocab)}
+
+
+def execute(spec: RunSpec, started: float,
+            curve: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check, train, evaluate and write samples; returns (metrics, context).
+
+    Raises Refused / NonFinite / others; `curve` (a LossCurve) keeps the losses read until then."""
     import numpy as np
     import torch
 
@@ -133,7 +164,7 @@ def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, An
                       plan.device, plan.precision, plan.compiled, plan.steps)
     out = train_loop(trainer, emit, spec.progress_every_s,
                      check_every=1 if plan.device.type == "cpu" else 25,
-                     fault=_fault(spec.fault, trainer.model))
+                     fault=_fault(spec.fault, trainer.model), curve=curve)
     val = evaluate_bpb(trainer.eval_model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
                        cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
     tps = out["tokens"] / out["train_s"]
@@ -141,6 +172,8 @@ def execute(spec: RunSpec, started: float) -> tuple[dict[str, Any], dict[str, An
                "steps": out["steps"], "wall_s": time.perf_counter() - started,
                "tokens_per_s": tps, "mfu": plan.flops_per_token * tps / plan.peak_flops,
                "peak_mem_mb": _peak_mem_mb(plan.device), "params": plan.params}
+    ctx.update(readable(trainer, plan, spec))
+    metrics["wall_s"] = time.perf_counter() - started          # samples included
     return metrics, ctx
 
 
@@ -166,21 +199,28 @@ def result_for(spec: RunSpec, status: str, error: str | None, metrics: dict[str,
                      config_hash=config_hash(dump), seed=spec.seed,
                      budget_tokens=spec.track.budget.tokens,
                      metrics=empty_metrics(**{"params": ctx.get("params", 0), **metrics}),
-                     hardware=ctx["hardware"], software=ctx["software"])
+                     hardware=ctx["hardware"], software=ctx["software"],
+                     curve=ctx.get("curve", []), samples=ctx.get("samples", []),
+                     quality=ctx.get("quality"))
 
 
 def main() -> int:
     """Read the spec from stdin, run it, print the protocol lines."""
+    from node.harness.curve import LossCurve
     started = time.perf_counter()
     spec = RunSpec.model_validate_json(sys.stdin.read())
     metrics: dict[str, Any] = {}
     ctx: dict[str, Any] = {}
     status, error = "ok", None
+    curve = LossCurve()
+    if spec.fault == "hang" and os.environ.get("SWARM_HARNESS_FAULTS") == "1":
+        _spawn_grandchild()          # at once: the timeout may come before training starts
     try:
-        metrics, ctx = execute(spec, started)
+        metrics, ctx = execute(spec, started, curve)
     except Exception as exc:        # every failure becomes a result: the protocol's promise
         status, error = _status_of(exc)
         metrics = {"wall_s": time.perf_counter() - started}
+    ctx["curve"] = curve.points()        # a failed run keeps the curve up to its failure
     emit({"event": "result", "result": result_for(spec, status, error, metrics, ctx).model_dump()})
     return 0
 

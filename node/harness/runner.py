@@ -1,9 +1,11 @@
 """The parent side of a run: start `python -m node.harness.run`, watch it, always get a result.
 
 The child gets its spec on stdin and its own process group. The parent reads its JSON lines, kills
-the group when the wall-clock limit passes (status `timeout`) or when its resident memory passes
-the node's grant (status `crash`, "out of memory"), and turns a child that dies without a result
-line (segfault, abort, OOM killer) into a `crash` result carrying the last line of its stderr.
+the child's whole process tree when the wall-clock limit passes (status `timeout`) or when the
+tree's resident memory passes the node's grant (status `crash`, "out of memory"), and turns a child
+that dies without a result line (segfault, abort, OOM killer) into a `crash` result carrying the
+last line of its stderr. Memory and the process tree are read through psutil, so the guard works
+on Linux, macOS and Windows alike (only Linux is tested here; see docs/HARNESS.md).
 """
 from __future__ import annotations
 
@@ -22,12 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from memory.records import Hardware
+from node.harness.curve import LossCurve
 from node.harness.spec import RunResult, RunSpec
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 0.1
+GUARD_FLOOR_MB = 1024.0       # never below this: the torch runtime alone is ~400 MB
 OnEvent = Callable[[dict[str, Any]], None]
 
 
@@ -37,17 +43,20 @@ class Cancelled(RuntimeError):
 
 def fallback_context(threads: int) -> dict[str, Any]:
     """Hardware and software of this machine without importing torch (for runs that died early)."""
-    from node.harness.hardware import cpu_name, ram_bytes
+    from node.harness.hardware import cpu_name, memory_total
     hw = Hardware(accelerator="cpu", device_name=cpu_name()[:400], cores=threads,
-                  memory_gb=round(ram_bytes("MemTotal") / 2**30, 2),
+                  memory_gb=round(memory_total() / 2**30, 2),
                   platform=platform.platform()[:400])
     return {"hardware": hw, "params": 0,
             "software": {"harness": "1", "python": platform.python_version(), "threads": str(threads)}}
 
 
-def child_env(threads: int) -> dict[str, str]:
-    """The child's environment: our code first on the path, thread pools sized to the grant."""
+def child_env(threads: int, visible_devices: str | None = None) -> dict[str, str]:
+    """The child's environment: our code first on the path, thread pools sized to the grant, and
+    pinned to `visible_devices` (CUDA_VISIBLE_DEVICES) when given."""
     env = dict(os.environ)
+    if visible_devices is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible_devices
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
@@ -55,14 +64,61 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _rss_mb(pid: int) -> float:
+def _tree(pid: int) -> list[psutil.Process]:
+    """The process `pid` and all its descendants (those still alive)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+class TreeMemory:
+    """Resident memory of a process and its descendants.
+
+    Listing descendants scans every process of the machine (~5-40 ms), reading one's RSS costs
+    ~0.05 ms; so the list is refreshed every `refresh_s` and the RSS read at every call.
+    """
+
+    def __init__(self, pid: int, refresh_s: float = 1.0) -> None:
+        self.pid, self.refresh_s, self.listed, self.procs = pid, refresh_s, float("-inf"), []
+
+    def rss_mb(self) -> float:
+        """MiB resident in the tree now (0 when it is gone)."""
+        if time.monotonic() - self.listed >= self.refresh_s:
+            self.procs, self.listed = _tree(self.pid), time.monotonic()
+        total = 0
+        for proc in self.procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:        # exited since the listing
+                pass
+        return total / 2**20
+
+
+def memory_limit_mb(spec: RunSpec) -> float:
+    """The run's resident-memory limit: the node's grant, else 90% of what is available now
+    (a laptop must not be driven into swap; the fit check refused anything needing over 80%)."""
+    if spec.memory_limit_mb:
+        return spec.memory_limit_mb
+    from node.harness.hardware import memory_available
+    return max(GUARD_FLOOR_MB, 0.9 * memory_available() / 2**20)
+
+
+def kill_tree(pid: int, wait_s: float = 5.0) -> None:
+    """SIGKILL `pid` and every descendant (listed first, so none is orphaned and missed)."""
+    procs = _tree(pid)
+    if hasattr(os, "killpg"):
+        try:
+            os.killpg(pid, signal.SIGKILL)      # the group: also catches a child mid-fork
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=wait_s)
 
 
 def _reader(stream: Any, out: queue.Queue) -> None:
@@ -72,10 +128,7 @@ def _reader(stream: Any, out: queue.Queue) -> None:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_tree(proc.pid)
     proc.wait()
 
 
@@ -91,6 +144,7 @@ class _Watch:
 
     def __init__(self, on_event: OnEvent | None) -> None:
         self.on_event, self.progress, self.result = on_event, {}, None
+        self.curve = LossCurve()      # from progress lines: the curve of a run killed midway
 
     def line(self, raw: bytes) -> None:
         try:
@@ -103,6 +157,8 @@ class _Watch:
             self.result = event["result"]
         elif kind == "progress":
             self.progress = event
+            if isinstance(event.get("step"), int) and isinstance(event.get("loss"), (int, float)):
+                self.curve.add(event["step"], float(event["loss"]))
         if self.on_event:
             self.on_event(event)
 
@@ -113,7 +169,7 @@ def _synthesise(spec: RunSpec, status: str, error: str, watch: _Watch, wall: flo
     metrics = {"wall_s": wall, "tokens": p.get("tokens", 0), "steps": p.get("step", 0),
                "tokens_per_s": float(p.get("tokens_per_s", 0.0)),
                "train_loss": float(p["loss"]) if "loss" in p else None}
-    return result_for(spec, status, error, metrics, {})
+    return result_for(spec, status, error, metrics, {"curve": watch.curve.points()})
 
 
 def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
@@ -129,7 +185,8 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
         stderr_path = Path(errf.name)
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "node.harness.run"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=errf, env=child_env(spec.threads),
+                                stdout=subprocess.PIPE, stderr=errf,
+                                env=child_env(spec.threads, spec.visible_devices),
                                 cwd=REPO_ROOT, start_new_session=True)
     try:
         try:
@@ -155,6 +212,7 @@ def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watc
                  started: float, stop: threading.Event | None = None) -> tuple[str, str] | None:
     """Pump lines until the child's stdout closes; a (status, error) when a limit killed it."""
     deadline = started + spec.timeout_s if spec.timeout_s else None
+    memory, limit_mb = TreeMemory(proc.pid), memory_limit_mb(spec)
     while True:
         try:
             raw = lines.get(timeout=POLL_S)
@@ -171,7 +229,7 @@ def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watc
         if deadline is not None and time.monotonic() > deadline:
             _kill(proc)
             return "timeout", f"no result within the {spec.timeout_s:.0f} s limit"
-        rss = _rss_mb(proc.pid)
-        if spec.memory_limit_mb and rss > spec.memory_limit_mb:
+        rss = memory.rss_mb()
+        if rss > limit_mb:
             _kill(proc)
-            return "crash", f"out of memory: {rss:.0f} MB resident > the {spec.memory_limit_mb:.0f} MB limit"
+            return "crash", f"out of memory: {rss:.0f} MB resident > the {limit_mb:.0f} MB limit"

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.records import Hardware, RunBody, RunMetrics
+from memory.records import CurvePoint, Hardware, RunBody, RunMetrics, Sample
 from node.harness.config import Config
 from node.harness.tracks import Track
 
@@ -32,6 +32,8 @@ class RunSpec(BaseModel):
     timeout_s: float | None = Field(None, gt=0, description="the parent's wall-clock limit")
     memory_limit_mb: float | None = Field(None, gt=0, description="memory the node grants")
     progress_every_s: float = Field(1.0, gt=0)
+    visible_devices: str | None = Field(None, max_length=200,
+                                        description="CUDA_VISIBLE_DEVICES of the child (one GPU per worker)")
     fault: Literal["crash", "raise", "hang", "oom", "nan"] | None = None
 
 
@@ -50,6 +52,9 @@ class RunResult(BaseModel):
     metrics: RunMetrics
     hardware: Hardware
     software: dict[str, str]
+    curve: list[CurvePoint] = Field(default_factory=list, description="thinned loss curve")
+    samples: list[Sample] = Field(default_factory=list, description="texts from fixed prompts")
+    quality: dict[str, float] | None = Field(None, description="offline measures of the samples")
 
 
 def empty_metrics(**known: Any) -> RunMetrics:
@@ -67,4 +72,5 @@ def to_run_body(result: RunResult, purpose: str, ref: str | None = None) -> RunB
     return RunBody(track=result.track, config=result.config, config_hash=result.config_hash,
                    seed=result.seed, status=result.status, metrics=result.metrics,
                    hardware=result.hardware, software=result.software, purpose=purpose,
-                   ref=ref, error=error)
+                   ref=ref, error=error, curve=result.curve, samples=result.samples,
+                   quality=result.quality)

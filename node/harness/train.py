@@ -171,8 +171,10 @@ class Trainer:
 
 
 def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
-               fault: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run all steps, emitting progress; returns tokens, steps, train loss and train seconds."""
+               fault: Callable[[int], None] | None = None, curve: Any = None) -> dict[str, Any]:
+    """Run all steps, emitting progress; returns tokens, steps, train loss and train seconds.
+
+    `curve` (a `node.harness.curve.LossCurve`) gets every loss read, for the run's loss curve."""
     cfg, steps = trainer.cfg, trainer.total_steps
     losses: list[torch.Tensor] = []
     t0 = last = time.perf_counter()
@@ -183,6 +185,8 @@ def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
         done = step + 1
         if done % check_every == 0 or done == steps:
             value = float(losses[-1])                     # syncs the device: not every step on GPU
+            if curve is not None:
+                curve.add(done, value)
             if not math.isfinite(value):
                 raise NonFinite(f"loss is {value} at step {done}")
             now = time.perf_counter()

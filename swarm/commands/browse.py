@@ -132,6 +132,9 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
     console.print(f"[bold]{record.kind}[/] {record.id}")
     console.print(f"author {record.author}  seq {record.seq}  {_when(record.ts)} UTC")
     console.print_json(json.dumps(out["body"], default=str))
+    if record.kind == "run":
+        from swarm.readable import print_run_readable
+        print_run_readable(console, out["body"])
     if status is not None:
         console.print_json(json.dumps({"claim_status": status}, default=str))
 

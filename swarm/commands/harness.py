@@ -73,6 +73,9 @@ def _show_result(result: Any) -> None:
                          f"x{result.hardware.cores}"),
             ("software", " ".join(f"{k}={v}" for k, v in result.software.items()))]
     print_table("run", ["field", "value"], [r for r in rows if r[1] is not None])
+    from swarm.output import console
+    from swarm.readable import print_run_readable
+    print_run_readable(console, result.model_dump())
 
 
 def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Track name or id."),

@@ -4,13 +4,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 import torch
 
 from memory.records import RunBody
 from node.harness.experiment import run_experiment
-from node.harness.runner import REPO_ROOT, child_env
+from node.harness.runner import GUARD_FLOOR_MB, REPO_ROOT, child_env, memory_limit_mb
+from node.harness.samples import PROMPTS
 from node.harness.spec import RunResult, RunSpec, to_run_body
 
 
@@ -49,9 +52,15 @@ def test_same_seed_same_numbers_and_run_body(run) -> None:
     assert a.status == b.status == "ok"
     assert abs(a.metrics.val_bpb - b.metrics.val_bpb) < 1e-6
     assert a.metrics.train_loss == b.metrics.train_loss
+    # the same seed writes the same samples; the curve and the quality measures come with them
+    assert [s.prompt for s in a.samples] == list(PROMPTS) and a.samples == b.samples
+    assert any(s.text.strip() for s in a.samples)
+    assert a.curve == b.curve and len(a.curve) == a.metrics.steps == 32      # 32 steps: one point each
+    assert a.quality == b.quality and set(a.quality) >= {"repetition", "distinct_1", "unknown_words"}
     body = to_run_body(a, "replay", "ab" * 32)
     assert isinstance(body, RunBody) and body.purpose == "replay" and body.metrics == a.metrics
     assert body.config == a.config and body.track == a.track
+    assert (body.curve, body.samples, body.quality) == (a.curve, a.samples, a.quality)
 
 
 def test_refused_specs_become_results(run) -> None:
@@ -74,9 +83,32 @@ def test_failures_become_results(run, fault: str, status: str, error: str) -> No
     assert to_run_body(res, "manual").status == status
 
 
-def test_hang_becomes_timeout(run) -> None:
-    res = run(fault="hang", timeout_s=12)
-    assert res.status == "timeout" and "12 s" in res.error
+def test_hang_becomes_timeout_and_the_whole_tree_dies(run, tmp_path, monkeypatch) -> None:
+    pids = tmp_path / "pids"
+    monkeypatch.setenv("SWARM_HARNESS_FAULT_PIDS", str(pids))
+    res = run(fault="hang", timeout_s=15)
+    assert res.status == "timeout" and "15 s" in res.error
+    # the run had started a grandchild in a session of its own (not in the run's process group)
+    (grandchild,) = [int(p) for p in pids.read_text().split()]
+    deadline = time.monotonic() + 30
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_default_memory_guard_follows_available_memory(prepared) -> None:
+    spec = RunSpec(track=prepared.track, config=prepared.track.base, seed=0, threads=1,
+                   tokenizer="t", train_tokens="a", eval_tokens="b")
+    limit = memory_limit_mb(spec)
+    assert GUARD_FLOOR_MB <= limit <= psutil.virtual_memory().total / 2**20
+    assert memory_limit_mb(spec.model_copy(update={"memory_limit_mb": 700.0})) == 700.0
 
 
 def test_memory_exhaustion_becomes_crash(run) -> None:

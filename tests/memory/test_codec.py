@@ -57,7 +57,7 @@ def test_non_canonical_payload_is_malformed(keys) -> None:
 
 
 def test_unknown_version(keys) -> None:
-    env = _valid_env(keys) | {"v": 2}
+    env = _valid_env(keys) | {"v": R.SCHEMA_VERSION + 1}
     assert _reason(sign_raw(keys[0], env)) is Reason.UNKNOWN_VERSION
 
 
@@ -127,3 +127,37 @@ def test_tampered_bytes_and_foreign_signatures(keys) -> None:
     assert _reason(forged) is Reason.BAD_SIGNATURE
     assert _reason(canonical.pack([payload, signature[:-1] + bytes([signature[-1] ^ 1])])) \
         is Reason.BAD_SIGNATURE
+
+
+def test_v1_bodies_still_decode_and_v2_fields_are_v2_only(keys) -> None:
+    v1_run = {k: v for k, v in bodies()["run"].model_dump().items()
+              if k not in ("curve", "samples", "quality")}
+    record = codec.decode(sign_raw(keys[0], envelope(keys[0], "run", 1, v1_run, v=1)))
+    assert record.v == 1 and type(record.body) is R.RunBodyV1
+    # a v2 run must carry every field; a v1 run may not carry v2's, nor may v1 hold a judgement
+    assert _reason(sign_raw(keys[0], envelope(keys[0], "run", 1, v1_run))) is Reason.SCHEMA
+    v2_run = bodies()["run"].model_dump()
+    assert _reason(sign_raw(keys[0], envelope(keys[0], "run", 1, v2_run, v=1))) is Reason.SCHEMA
+    judgement = envelope(keys[0], "judgement", 1, bodies()["judgement"], v=1)
+    assert _reason(sign_raw(keys[0], judgement)) is Reason.UNKNOWN_KIND
+
+
+def test_run_v2_fields_are_bounded(keys) -> None:
+    body = bodies()["run"]
+    points = [R.CurvePoint(step=i, train_loss=1.0) for i in range(R.MAX_CURVE_POINTS + 1)]
+    with pytest.raises(ValueError):
+        R.RunBody.model_validate(body.model_dump() | {"curve": points})
+    env = envelope(keys[0], "run", 1, body.model_dump() | {"quality": {"x": 1}})   # int on the wire
+    assert _reason(sign_raw(keys[0], env)) is Reason.SCHEMA
+
+
+def test_a_run_at_every_v2_bound_stays_far_under_the_size_limit(keys) -> None:
+    body = bodies()["run"]
+    config = {f"knob_{i:02d}": 0.001 * i for i in range(40)}          # more knobs than the harness has
+    full = body.model_dump() | {
+        "config": config, "config_hash": canonical.config_hash(config),
+        "curve": [{"step": 10**9 + i, "train_loss": 1 / 3} for i in range(R.MAX_CURVE_POINTS)],
+        "samples": [{"prompt": "p" * 200, "text": "é" * 1200} for _ in range(R.MAX_SAMPLES)],
+        "quality": {f"measure_{i:02d}": 1 / 3 for i in range(32)}}
+    record = codec.sign(keys[0], "run", 1, R.RunBody.model_validate(full))
+    assert len(record.raw) < codec.MAX_RECORD_BYTES // 2

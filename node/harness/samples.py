@@ -1,0 +1,72 @@
+"""Deterministic samples after training: fixed prompts, a fixed sampling seed and temperature.
+
+The prompts are continued together, token by token (one batched forward per token, top-k sampling
+from the model's logits, on the run's device), each until a newline (the end of a TinyStories
+paragraph) or `MAX_NEW_TOKENS`. The random draws
+come from one CPU generator seeded with `SAMPLE_SEED` and the logits are sampled on the CPU in
+float64, so the same model gives the same text, and two runs with the same seed the same samples.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+# Lower-case like the TinyStories tracks' text; a fixed set, so every run is read alike.
+PROMPTS = ("once upon a time,", "one day, a little girl named lily", "the dog was very hungry.",
+           "tom and his mom went to the park")
+SAMPLE_SEED = 1234
+TEMPERATURE = 0.8
+TOP_K = 40
+MAX_NEW_TOKENS = 120
+MAX_TEXT_CHARS = 600          # a record bound: 4 samples of at most 600 characters
+
+
+def _next_token(logits: torch.Tensor, gen: torch.Generator) -> int:
+    logits = logits.double().cpu() / TEMPERATURE
+    top, idx = torch.topk(logits, min(TOP_K, logits.numel()))
+    probs = torch.softmax(top, dim=-1)
+    return int(idx[torch.multinomial(probs, 1, generator=gen)])
+
+
+def _batch(windows: list[list[int]], device: torch.device) -> torch.Tensor:
+    # Right-padding is harmless: attention is causal, so a sequence's last real position never
+    # sees the padding after it.
+    width = max(len(w) for w in windows)
+    return torch.tensor([w + [0] * (width - len(w)) for w in windows], device=device)
+
+
+@torch.no_grad()
+def continue_texts(model: torch.nn.Module, tokenizer: Any, prompts: tuple[str, ...], seq_len: int,
+                   device: torch.device, gen: torch.Generator,
+                   autocast: contextlib.AbstractContextManager | None = None) -> list[str]:
+    """The model's continuations of `prompts` (prompts not included), all advanced in one batch:
+    one forward per new token for every unfinished prompt, draws in prompt order."""
+    ids = [[int(t) for t in tokenizer.encode(p)] for p in prompts]
+    starts = [len(i) for i in ids]
+    active = list(range(len(prompts)))
+    for _ in range(MAX_NEW_TOKENS):
+        if not active:
+            break
+        windows = [ids[i][-seq_len:] for i in active]
+        with autocast or contextlib.nullcontext():
+            logits = model(_batch(windows, device)).float()
+        for row, i in enumerate(active):
+            ids[i].append(_next_token(logits[row, len(windows[row]) - 1], gen))
+        active = [i for i in active if "\n" not in tokenizer.decode(ids[i][-1:])]
+    return [tokenizer.decode(i[s:]).split("\n", 1)[0][:MAX_TEXT_CHARS] for i, s in zip(ids, starts)]
+
+
+def write_samples(model: torch.nn.Module, tokenizer: Any, seq_len: int, device: torch.device,
+                  autocast: Any = None) -> list[dict[str, str]]:
+    """`{prompt, text}` for every prompt of `PROMPTS`, deterministic for a given model."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(SAMPLE_SEED)
+    try:
+        texts = continue_texts(model, tokenizer, PROMPTS, seq_len, device, gen,
+                               autocast() if autocast else None)
+    finally:
+        model.train(was_training)
+    return [{"prompt": p, "text": t} for p, t in zip(PROMPTS, texts)]

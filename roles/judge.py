@@ -1,0 +1,122 @@
+"""The judge: Claude scores other nodes' run samples against a short written rubric.
+
+A node with `ANTHROPIC_API_KEY` set judges, as part of its meta-analyst work, up to
+`PER_STEP` finished runs of the track that have samples, were written by other nodes and have no
+judgement yet (newest first). Each answer must be a JSON object of integer scores 0-10 for every
+criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge model,
+rubric version, scores, the run judged, the reason). A judgement is testimony like any record: it
+says what this node's judge thought, not that the run is good. API errors end judging for the
+step; an answer that does not validate is counted and dropped (no record).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from typing import Any
+
+from memory import records as R
+from roles.context import Context
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "claude-sonnet-4-5"
+RUBRIC_VERSION = "stories-v1"
+CRITERIA = ("coherence", "grammar", "on_story")
+PER_STEP = 2
+RUBRIC = """You judge short story continuations written by a very small language model trained on
+children's stories (TinyStories). Each sample is a fixed prompt and the model's continuation of it,
+up to the end of a paragraph or a length limit. The text is lower-cased on purpose: ignore case.
+Score the continuations taken together, each criterion an integer from 0 (worst) to 10 (best):
+- coherence: the sentences make sense and follow from each other; no loops or word salad.
+- grammar: the sentences are grammatical English (spelling included; ignore case).
+- on_story: the continuation stays on the story its prompt began (same characters, setting, events).
+Answer with one JSON object and nothing else:
+{"coherence": n, "grammar": n, "on_story": n, "reason": "one short sentence"}"""
+
+
+class InvalidJudgement(ValueError):
+    """The judge's answer is not a JSON object of valid scores and a reason."""
+
+
+def parse_judgement(text: str) -> tuple[dict[str, float], str]:
+    """(scores, reason) from the judge's answer, or InvalidJudgement saying what is wrong."""
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    try:
+        answer = json.loads(match.group(0)) if match else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise InvalidJudgement("no JSON object found")
+    scores = {c: answer.get(c) for c in CRITERIA}
+    bad = [c for c, v in scores.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 10]
+    if bad:
+        raise InvalidJudgement(f"scores must be numbers from 0 to 10: {', '.join(bad)}")
+    reason = answer.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidJudgement("a reason is required")
+    return {c: float(v) for c, v in scores.items()}, reason.strip()[:400]
+
+
+def samples_text(samples: list[dict[str, Any]]) -> str:
+    """The samples as the judge reads them: numbered prompt / continuation pairs."""
+    return "\n\n".join(f"Sample {i}\nprompt: {s.get('prompt', '')}\ncontinuation: {s.get('text', '')}"
+                       for i, s in enumerate(samples, start=1))
+
+
+def unjudged_runs(ctx: Context, limit: int = PER_STEP) -> list[dict[str, Any]]:
+    """Finished runs of the track by other nodes, with samples and no judgement yet (newest first)."""
+    return ctx.rows(
+        "SELECT id, samples FROM valid_runs r WHERE track = ? AND status = 'ok' AND author <> ? "
+        "AND samples IS NOT NULL AND json_array_length(samples) > 0 "
+        "AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.run = r.id) "
+        "ORDER BY ts DESC, id LIMIT ?", [ctx.track, ctx.me, limit])
+
+
+class ClaudeJudge:
+    """Judges runs' samples through the Messages API and publishes `judgement` records."""
+
+    def __init__(self, model: str | None = None, base_url: str | None = None,
+                 api_key: str | None = None, timeout_s: float = 60.0, per_step: int = PER_STEP) -> None:
+        import anthropic               # lazy: only nodes with a key pay for the import
+
+        self.model = model or os.environ.get("SWARM_JUDGE_MODEL") or DEFAULT_MODEL
+        self.per_step = per_step
+        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s,
+                                          max_retries=0)
+        self._api_error = anthropic.APIError
+
+    def judge_run(self, samples: list[dict[str, Any]]) -> tuple[dict[str, float], str]:
+        """Ask for scores of `samples`; raises the SDK's APIError or InvalidJudgement."""
+        reply = self.client.messages.create(
+            model=self.model, max_tokens=300, system=RUBRIC,
+            messages=[{"role": "user", "content": samples_text(samples)}])
+        return parse_judgement("".join(getattr(b, "text", "") for b in reply.content))
+
+    def work(self, ctx: Context) -> int:
+        """Judge up to `per_step` unjudged runs; the number of judgements published."""
+        published = 0
+        for row in unjudged_runs(ctx, self.per_step):
+            try:
+                scores, reason = self.judge_run(json.loads(row["samples"]))
+            except self._api_error as exc:
+                ctx.count("judge_errors")
+                log.warning("judge unavailable (%s); no judging this step", type(exc).__name__)
+                break
+            except InvalidJudgement as exc:
+                ctx.count("judge_invalid_answers")
+                log.info("judge answer for run %s dropped: %s", row["id"][:8], exc)
+                continue
+            ctx.publish("judgement", R.JudgementBody(run=row["id"], judge=self.model[:80],
+                                                     rubric=RUBRIC_VERSION, scores=scores,
+                                                     reason=reason))
+            published += 1
+        return published
+
+
+def make_judge(base_url: str | None = None) -> ClaudeJudge | None:
+    """A judge when ANTHROPIC_API_KEY is set and SWARM_JUDGE is not `off`; else None."""
+    if not os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("SWARM_JUDGE") == "off":
+        return None
+    return ClaudeJudge(base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL"))

@@ -1,0 +1,83 @@
+"""The parts of a run a person reads: the thinned loss curve and the offline quality measures."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from node.harness import quality
+from node.harness.curve import LossCurve
+from node.harness.runner import _Watch
+from node.harness.tokenizer import train_bpe
+
+
+def test_short_curves_keep_every_reading() -> None:
+    curve = LossCurve()
+    for step in range(1, 11):
+        curve.add(step, 10.0 / step)
+    curve.add(11, float("nan"))                     # skipped: records hold finite floats
+    assert [p["step"] for p in curve.points()] == list(range(1, 11))
+
+
+@pytest.mark.parametrize("n", [65, 100, 1000, 12_345])
+def test_long_curves_are_thinned_evenly_with_bucket_means(n: int) -> None:
+    curve = LossCurve()
+    for step in range(1, n + 1):
+        curve.add(step, float(step))
+    points = curve.points()
+    assert 32 < len(points) <= 64 and points[-1]["step"] == n
+    steps = [p["step"] for p in points]
+    gaps = {b - a for a, b in zip(steps, steps[1:-1])}
+    assert len(gaps) == 1                            # evenly spaced (the last may be partial)
+    gap = gaps.pop()
+    first = points[0]
+    assert first["step"] == gap and first["train_loss"] == pytest.approx((1 + gap) / 2)
+
+
+def test_a_killed_runs_curve_comes_from_its_progress_lines() -> None:
+    watch = _Watch(None)
+    for step in (5, 10, 15):
+        watch.line(json.dumps({"event": "progress", "step": step, "loss": 4.0}).encode())
+    watch.line(b'{"event": "progress", "step": "x", "loss": 1}')       # ignored, not a crash
+    assert [p["step"] for p in watch.curve.points()] == [5, 10, 15]
+
+
+def test_quality_measures() -> None:
+    loop = "the dog ran to the park. " * 6
+    good = "lily saw a big red ball and she was very happy!"
+    vocab = set(quality.words(good + loop))
+    q = quality.measure([loop, good + " zorbly"], vocab)
+    assert q["repetition"] == pytest.approx((1 - 6 / 33) / 2, abs=1e-6)     # the loop repeats; `good` does not
+    assert 0 < q["distinct_1"] < 1 and 0 < q["distinct_2"] < 1
+    assert q["ends_sentence"] == 0.5                                  # `zorbly` ends mid-sentence
+    assert q["unknown_words"] == pytest.approx(1 / (36 + 12), abs=1e-6)
+    assert quality.measure([], vocab)["unknown_words"] == 0.0
+    assert quality.SENTENCE_END.search('she said, "hi."') and not quality.SENTENCE_END.search("and")
+
+
+def test_training_vocabulary_is_cached_beside_the_tokens(tmp_path) -> None:
+    text = "once upon a time there was a girl named lily. she liked the sun.\n" * 50
+    tok = train_bpe(text, 300)
+    path = tmp_path / "train.npy"
+    np.save(path, tok.encode(text))
+    vocab = quality._vocabulary(np.load(path), tok, chunk=7)        # blocks cut mid-word
+    assert vocab == set(quality.words(text))
+    assert quality.training_vocabulary(path, tok) == vocab
+    assert (tmp_path / "train.words.txt").exists()
+
+
+def test_batched_sampling_reads_each_prompt_at_its_own_last_token() -> None:
+    import torch
+
+    from node.harness.model import GPT
+    from node.harness.samples import _batch
+    from tests.harness.conftest import TINY
+    torch.manual_seed(0)
+    model = GPT(TINY, 300).eval()
+    short, long = [1, 2, 3], [4, 5, 6, 7, 8, 9]
+    with torch.no_grad():
+        both = model(_batch([short, long], torch.device("cpu")))
+        for row, seq in enumerate((short, long)):
+            alone = model(torch.tensor([seq]))[0, -1]
+            assert torch.allclose(both[row, len(seq) - 1], alone, atol=1e-5)

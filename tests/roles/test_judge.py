@@ -1,0 +1,102 @@
+"""The judge through the real anthropic SDK against a loopback Messages API server, and the
+meta-analyst reporting knob effects on sample quality beside val_bpb."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memory import codec, records as R, synthetic
+from roles.judge import CRITERIA, RUBRIC_VERSION, ClaudeJudge, make_judge, parse_judgement
+from roles.meta_analyst import MetaAnalyst, quality_effects
+from tests.roles.messages_server import MessagesServer
+from tests.roles.simulated import BASE, TRACK, context
+
+GOOD = json.dumps({"coherence": 6, "grammar": 7, "on_story": 5, "reason": "Simple, mostly sensible."})
+
+
+def _runs(store, key, n: int, config=None, quality=None, start_seq: int = 1) -> list[R.Record]:
+    records = []
+    for i in range(n):
+        body = synthetic.run_body(TRACK, dict(config or BASE), seed=i, val_bpb=1.0 + 0.001 * i,
+                                  extras=True)
+        if quality is not None:
+            body = R.RunBody.model_validate(body.model_dump() | {"quality": quality})
+        records.append(codec.sign(key, "run", start_seq + i, body))
+    store.add(records)
+    return records
+
+
+def judge(url: str, per_step: int = 2) -> ClaudeJudge:
+    return ClaudeJudge(model="claude-test", base_url=url, api_key="test-key", timeout_s=10,
+                       per_step=per_step)
+
+
+def test_unjudged_runs_of_others_are_judged_once(store, keys) -> None:
+    ctx = context(store, keys[0], None)
+    _runs(store, keys[0], 1)                                  # our own run: never judged by us
+    others = _runs(store, keys[1], 3)
+    with MessagesServer([GOOD, "I liked it", GOOD, GOOD]) as server:
+        assert judge(server.url).work(ctx) == 1               # 2 tried: one answer was not JSON
+        assert judge(server.url).work(ctx) == 2               # the dropped one is tried again
+        assert judge(server.url).work(ctx) == 0               # nothing left: no request
+    assert len(server.requests) == 4 and ctx.counters["judge_invalid_answers"] == 1
+    sent = server.requests[0]["body"]
+    assert sent["model"] == "claude-test" and "on_story" in sent["system"]
+    assert "once upon a time" in sent["messages"][0]["content"]
+    rows = ctx.rows("SELECT run, judge, rubric, scores, author FROM judgements ORDER BY run")
+    assert sorted(r["run"] for r in rows) == sorted(r.id for r in others)
+    assert {(r["judge"], r["rubric"], r["author"]) for r in rows} == {
+        ("claude-test", RUBRIC_VERSION, keys[0].peer_id)}
+    assert json.loads(rows[0]["scores"]) == {"coherence": 6.0, "grammar": 7.0, "on_story": 5.0}
+
+
+def test_api_errors_end_judging_for_the_step(store, keys) -> None:
+    ctx = context(store, keys[0], None)
+    _runs(store, keys[1], 2)
+    with MessagesServer([(529, "overloaded_error")]) as server:
+        assert judge(server.url).work(ctx) == 0
+    assert len(server.requests) == 1 and ctx.counters["judge_errors"] == 1
+    assert ctx.rows("SELECT count(*) AS n FROM judgements")[0]["n"] == 0
+
+
+@pytest.mark.parametrize("answer", ["", "{}", '{"coherence": 11, "grammar": 1, "on_story": 1, '
+                                    '"reason": "x"}', '{"coherence": true, "grammar": 1, '
+                                    '"on_story": 1, "reason": "x"}',
+                                    '{"coherence": 1, "grammar": 1, "on_story": 1}'])
+def test_invalid_answers_are_refused(answer: str) -> None:
+    with pytest.raises(ValueError):
+        parse_judgement(answer)
+    scores, reason = parse_judgement("Here: " + GOOD)
+    assert set(scores) == set(CRITERIA) and reason == "Simple, mostly sensible."
+
+
+def test_no_key_no_judge(monkeypatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert make_judge() is None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("SWARM_JUDGE", "off")
+    assert make_judge() is None
+    monkeypatch.delenv("SWARM_JUDGE")
+    assert isinstance(make_judge("http://127.0.0.1:9"), ClaudeJudge)
+
+
+def test_meta_analyst_judges_and_reports_quality_beside_val_bpb(store, keys) -> None:
+    ctx = context(store, keys[0], None)
+    looping = {"repetition": 0.4, "distinct_1": 0.3, "distinct_2": 0.4, "ends_sentence": 0.0,
+               "unknown_words": 0.01}
+    fine = {"repetition": 0.0, "distinct_1": 0.7, "distinct_2": 0.9, "ends_sentence": 1.0,
+            "unknown_words": 0.01}
+    _runs(store, keys[1], 4, BASE, fine)
+    _runs(store, keys[1], 4, {**BASE, "lr": 0.01}, looping, start_seq=5)
+    effects = quality_effects(ctx)
+    rep = effects["repetition"][("lr", "0.01")]
+    assert rep.effect == pytest.approx(0.4, abs=1e-6) and rep.n == 4
+    bad = json.dumps({"coherence": 1, "grammar": 2, "on_story": 0, "reason": "loops"})
+    with MessagesServer([bad, bad]) as server:
+        summary = MetaAnalyst(judge(server.url)).work(ctx)
+    assert summary.startswith("2 runs judged; finding:")
+    text = ctx.rows("SELECT text FROM findings")[0]["text"]
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("lr=0.01"))
+    assert "val_bpb" in line and "repetition +0.400" in line and "ends_sentence -1.000" in line
+    assert "judge" in quality_effects(ctx)                    # the newest runs were judged
