@@ -53,6 +53,8 @@ def test_real_effect_is_claimed_assessed_and_independently_verified(store, keys)
     assert "confirmed" in Verifier().work(b)
     assert status(store, claim) == "verified"
     assert evidence.best_config(b)["lr"] == 0.006          # only verified claims move the best
+    assert evidence.best_config(a) == BASE     # a does not trust b's fresh seeds (never replayed)
+    Statistician().work(a)                     # a's noise floor: its own (trusted) baseline runs
     floor = store.query("SELECT n, std FROM noise_floor").rows[0]
     assert floor[0] >= 8 and 0.0005 < floor[1] < 0.005
 
