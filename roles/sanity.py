@@ -5,8 +5,9 @@ check below names a quantity the harness fixes or bounds; a run that breaks one 
 all evidence (baselines, claims, leaderboards, trust), with the reason kept for `swarm show`.
 
 The checks need what the node knows about the track: `TrackFacts` (its id and, when known, its
-token budget). Without a budget the token checks are skipped (a simulated track in tests); the
-node's own track always has one (swarm/worker.py).
+token budget). Without a budget (a simulated track in tests, a track id the node cannot resolve
+to a harness track) only the bounds that need no harness knowledge apply: val_bpb, mfu, a crash
+carrying a number; the node's own track always has a budget (swarm/node_work.py).
 """
 from __future__ import annotations
 
@@ -85,11 +86,11 @@ def _mfu_reason(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _budget_reason(row: dict[str, Any], cfg: Config, budget: int | None) -> str | None:
+def _budget_reason(row: dict[str, Any], cfg: Config, budget: int) -> str | None:
     tokens, steps = row.get("tokens"), row.get("steps")
     if not isinstance(tokens, int) or not isinstance(steps, int):
         return "tokens or steps missing"
-    if row.get("status") != "ok" or budget is None:
+    if row.get("status") != "ok":
         return None                        # an unfinished run stops anywhere; it is no evidence
     if tokens != steps * cfg.tokens_per_step:
         return (f"tokens {tokens} != steps {steps} x {cfg.tokens_per_step} tokens per step")
@@ -116,7 +117,10 @@ def _reason(row: dict[str, Any], facts: TrackFacts) -> str | None:
     why = _bpb_reason(row) or _mfu_reason(row)
     if why:
         return why
+    budget = facts.budgets[track]
+    if budget is None:
+        return None                       # not a harness track this node can identify
     cfg, why = harness_config(row.get("config"))
     if cfg is None:
         return why
-    return _budget_reason(row, cfg, facts.budgets[track])
+    return _budget_reason(row, cfg, budget)

@@ -313,3 +313,21 @@ def get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts
             cache.popitem(last=False)
     cache.move_to_end(key)
     return hit
+
+
+def cli_facts(reader: Any) -> sanity.TrackFacts:
+    """Track facts for browsing every track in the memory: the shipped tracks' budgets where a
+    track id is one of theirs (other budgets are other ids: their token checks are skipped)."""
+    from node.harness.tracks import TRACKS
+
+    shipped = {t.id: t.budget.tokens for t in TRACKS.values() if t.data.pinned}
+    tracks = [r[0] for r in reader.query("SELECT DISTINCT track FROM runs ORDER BY track", []).rows]
+    return sanity.TrackFacts({t: shipped.get(t) for t in tracks})
+
+
+def all_tracks(reader: Any, roots: frozenset[str], track: str | None = None,
+               params: stats.GateParams | None = None) -> dict[str, Verdicts]:
+    """This node's verdicts on every track of the memory (or one), for browsing."""
+    facts = cli_facts(reader)
+    names = [t for t in facts.budgets if track is None or t == track]
+    return {t: get(reader, t, roots, facts, params or stats.GateParams()) for t in names}
