@@ -193,9 +193,13 @@ def compute(replays: list[Replay], roots: frozenset[str]) -> TrustState:
     level = _levels(replays, roots, distrusted, outcome)
     for _ in range(MAX_ROUNDS):
         new_outcome, losers = _outcomes(replays, level, roots)
-        if losers == distrusted and new_outcome == outcome:
+        # Distrust only grows (an author caught while trusted stays caught when its loss of
+        # trust takes its own replay out of the count): the rounds end.
+        merged = {a: sorted(set(distrusted.get(a, [])) | set(losers.get(a, [])))
+                  for a in sorted(set(distrusted) | set(losers))}
+        if merged == distrusted and new_outcome == outcome:
             break
-        distrusted, outcome = losers, new_outcome
+        distrusted, outcome = merged, new_outcome
         level = _levels(replays, roots, distrusted, outcome)
     return _explain(replays, roots, level, distrusted, outcome)
 
@@ -244,7 +248,7 @@ def _outcomes(replays: list[Replay], level: dict[str, float], roots: frozenset[s
         for rep in sorted(reps, key=lambda r: r.id):
             if outcome[target] == "refuted" and rep.target_author not in roots:
                 losers[rep.target_author].append(target)
-            elif rep.match != (outcome[target] == "reproduced") and rep.replayer not in roots:
+            if rep.match != (outcome[target] == "reproduced") and rep.replayer not in roots:
                 losers[rep.replayer].append(rep.id)
     return outcome, {a: sorted(set(v)) for a, v in sorted(losers.items())}
 
