@@ -11,6 +11,7 @@ carrying a number; the node's own track always has a budget (swarm/node_work.py)
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -53,6 +54,17 @@ def _config(value: Any) -> dict[str, Any] | None:
 
 def harness_config(value: Any) -> tuple[Config | None, str | None]:
     """The harness's validated config for a run's config, or the reason it would refuse it."""
+    if isinstance(value, str) and len(value) <= 2048:
+        return _harness_config_text(value)      # stored runs: the canonical JSON text, memoised
+    return _harness_config(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _harness_config_text(text: str) -> tuple[Config | None, str | None]:
+    return _harness_config(text)
+
+
+def _harness_config(value: Any) -> tuple[Config | None, str | None]:
     config = _config(value)
     if config is None:
         return None, "config is not a map"

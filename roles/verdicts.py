@@ -28,7 +28,7 @@ GRACE_MS = 3_600_000          # a claim whose cited runs are still unknown after
 _RUN_COLUMNS = ("id, author, ts, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
                 "mfu, purpose, ref, accelerator, device_name, cores")
 _CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[tuple, Verdicts]] = weakref.WeakKeyDictionary()
-_CACHE_SIZE = 4           # states kept per reader (one per track and roots in practice)
+_CACHE_SIZE = 16          # entries kept per reader (a few tracks and roots, two keys each)
 
 
 def _rows(reader: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -301,17 +301,24 @@ def _key(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
 def get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
         params: stats.GateParams) -> Verdicts:
     """The verdicts for this memory state (cached until runs or claims change)."""
-    key = _key(reader, track, roots, facts, params)
     try:
         cache = _CACHE.setdefault(reader, OrderedDict())
     except TypeError:                      # a reader that cannot be weakly referenced: no cache
         return Verdicts(reader, track, roots, facts, params)
+    # A Store counts its writes: an unchanged count answers without a query.
+    version = getattr(reader, "_version", None)
+    quick = ("version", version, track, tuple(sorted(roots)), repr(facts), repr(params))
+    if version is not None and quick in cache:
+        return cache[quick]
+    key = _key(reader, track, roots, facts, params)
     hit = cache.get(key)
     if hit is None:
         hit = cache[key] = Verdicts(reader, track, roots, facts, params)
-        while len(cache) > _CACHE_SIZE:
-            cache.popitem(last=False)
     cache.move_to_end(key)
+    if version is not None:
+        cache[quick] = hit
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
     return hit
 
 

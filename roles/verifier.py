@@ -37,14 +37,17 @@ class Verifier:
     @staticmethod
     def open_claims(ctx: Context) -> list[dict[str, Any]]:
         """Claims by others that still need a re-run, that this node has not re-run and that
-        nobody trusted is re-running; claims of untrusted authors first (they are spot checks
-        that decide a verdict), then oldest first."""
+        nobody trusted is re-running; claims of untrusted authors (spot checks that decide a
+        verdict) first while the spot-check share allows, then oldest first."""
         mine = {r["ref"] for r in ctx.rows("SELECT ref FROM valid_runs WHERE author = ? AND "
                                            "purpose = 'verify'", [ctx.me])}
         mine |= {r["claim"] for r in ctx.rows("SELECT claim FROM verifications WHERE author = ?",
                                               [ctx.me])}
+        # A claim by an untrusted author is a spot check: within the spot-check share only, so
+        # a flood of claims from free keys cannot take the honest nodes' runs.
+        spot = spotcheck.budget_left(evidence.verdicts_of(ctx))
         out = [c for c in evidence.claims(ctx) if c["status"] in OPEN
-               and c["author"] != ctx.me and c["id"] not in mine
+               and (c["trusted"] or spot) and c["author"] != ctx.me and c["id"] not in mine
                and not leases.held_by_other(ctx, "verify", target=c["id"])]
         return sorted(out, key=lambda c: (c["trusted"], c["ts"], c["id"]))
 

@@ -180,4 +180,7 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `swarm trust` and `swarm bench trust`."""
+    from swarm.bench import trust as bench_trust
+
     app.add_typer(trust_app, name="trust")
+    bench_app.command("trust")(bench_trust.bench)
