@@ -53,13 +53,15 @@ class Statistician:
 
     @staticmethod
     def awaiting(ctx: Context) -> list[verdicts.ClaimView]:
-        """Claims this node can test that no trusted author has assessed (and nobody trusted is
-        assessing): claims citing unknown runs are not among them, they await nothing we can do."""
+        """Claims by trusted authors that this node can test and no trusted author has assessed
+        (nor is assessing). Claims citing unknown runs await nothing anyone can do; claims by
+        untrusted authors go to the verifiers' spot checks (a flood of them from free keys
+        must not keep the statisticians busy)."""
         v = evidence.verdicts_of(ctx)
         assessed = {r["claim"] for r in ctx.rows(
             "SELECT a.claim, a.author FROM assessments a JOIN valid_claims c ON c.id = a.claim "
             "WHERE c.track = ?", [ctx.track]) if v.trust.trusted(r["author"])}
-        return [c for c in v.claims if c.test is not None and c.verdict is not None
+        return [c for c in v.claims if c.trusted and c.test is not None and c.verdict is not None
                 and c.id not in assessed and not leases.held_by_other(ctx, "assess", target=c.id)]
 
     def _assess(self, ctx: Context) -> str | None:

@@ -160,7 +160,8 @@ def test_impossible_numbers_are_excluded_and_no_role_raises(store, keys) -> None
 
 def test_ghost_claims_and_endless_leases_do_not_change_role_choice(store, keys) -> None:
     runner = Runner({("lr", 0.006): -5 * SD})
-    a, b = node(store, keys[0], runner, 1), node(store, keys[1], runner, 2)
+    a = node(store, keys[0], runner, 1)
+    b = node(store, keys[1], runner, 2, pinned=frozenset({keys[0].peer_id}))
     baseline_ready(a)
     Experimenter(Fixed({"lr": 0.006})).work(a)
     claim = evidence.claims(b)[0]["id"]
@@ -179,7 +180,8 @@ def test_ghost_claims_and_endless_leases_do_not_change_role_choice(store, keys) 
     assert not leases.held_by_other(b, "assess", target=claim)
     assert not leases.held_by_other(b, "experiment", config_hash({**BASE, "lr": 0.008}))
     assert "assessed 1" in Statistician().work(b)
-    later = node(store, keys[1], runner, 2, clock=lambda: codec.now_ms() / 1000 + 7200)
+    later = node(store, keys[1], runner, 2, clock=lambda: codec.now_ms() / 1000 + 7200,
+                 pinned=b.pinned)
     assert choice.open_work(later)["statistician"] == 0          # stale ghosts stay no work
     statuses = {c["status"] for c in evidence.claims(b) if c["author"] != a.me}
     assert statuses == {"pending"}
