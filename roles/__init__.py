@@ -1,1 +1,20 @@
-"""roles: the four roles, role choice and the research agent (imports memory and node.harness)."""
+"""roles: the four roles, role choice and the research agent (imports memory and node.harness).
+
+context.py        Context (store, publisher, track, roots, budget, runner, params), StorePublisher
+base.py           the Role interface, Proposal, Proposer
+sanity.py         sanity bounds: runs whose numbers are impossible for their track, and why
+trust.py          trust roots (HOME/trust.json) and trust earned by matching replays (docs/TRUST.md)
+verdicts.py       this node's verdicts from trusted, sane runs: claims, baselines, leaderboard, best
+spotcheck.py      which untrusted runs a verifier replays, by influence, within a share of runs
+evidence.py       what roles read: best config, baseline runs, claims, tried configs, hypotheses
+leases.py         claim_lease records: take / held_by_other / renew; near-duplicate configs
+experimenter.py   baseline top-up, screen, sequential confirmation, claim
+statistician.py   noise floors and assessments (advice to other nodes)
+verifier.py       replays and fresh seeds of claims; spot checks
+meta_analyst.py   knob effects with standard errors; `finding` records
+choice.py         open work per role x value x hardware weight x jitter; `role` record
+strategy.py       offline proposals guided by the knob effects
+agent.py          Claude through the anthropic SDK
+digest.py         the compact memory digest the agent sees
+harness_runner.py the real runner (node.harness.run_experiment)
+"""

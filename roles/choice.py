@@ -1,8 +1,9 @@
 """Emergent role choice: score the open work per role from the memory, weight by what this node's
 hardware can do, add randomness so nodes do not herd, publish the choice as a `role` record.
 
-Scores (before weights): verifier = supported claims awaiting an independent re-run; statistician =
-claims awaiting assessment + 1 when the noise floor is stale; meta_analyst = new outcomes since the
+Scores (before weights): verifier = claims awaiting an independent re-run (+ 0.3 when a spot
+check is due: roles/spotcheck.py); statistician = claims this node can test that no trusted author
+assessed + 1 when the noise floor is stale (claims citing runs nobody has are no work for anyone); meta_analyst = new outcomes since the
 last finding / 10; experimenter = 1 + open hypotheses / 2 (there is always an experiment to run).
 A node that cannot train the track's budget in reasonable time (`can_train` false) weights the
 training roles down by 20x, so it prefers statistics and meta-analysis.
@@ -16,7 +17,6 @@ from memory import records as R
 from roles import evidence
 from roles.base import ROLE_NAMES, RoleName
 from roles.context import Context
-from roles.meta_analyst import MetaAnalyst
 from roles.statistician import Statistician
 from roles.verifier import Verifier
 
@@ -26,6 +26,7 @@ VALUE = {"verifier": 3.0, "statistician": 3.0, "meta_analyst": 1.0, "experimente
 TRAINING_ROLES = ("experimenter", "verifier")
 SLOW_NODE_WEIGHT = 0.05
 NOISE = 0.5            # sd of the log-normal jitter on each score
+SPOT_CHECK = 0.3       # a pending spot check is worth less than a claim waiting for review
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,24 @@ class Choice:
     scores: dict[str, float]
 
 
+def new_outcomes(ctx: Context) -> int:
+    """Runs that count here (trusted, sane) newer than the latest finding by a trusted author:
+    untrusted keys can neither flood the meta-analyst with runs nor silence it with findings."""
+    v = evidence.verdicts_of(ctx)
+    last = max([r["ts"] for r in ctx.rows("SELECT author, ts FROM findings WHERE track = ? "
+                                           "ORDER BY ts DESC LIMIT 256", [ctx.track])
+                if v.trust.trusted(r["author"])] or [0])
+    return sum(1 for r in v.runs.values() if r["ts"] > last and v.counts(r))
+
+
 def open_work(ctx: Context) -> dict[str, float]:
     """Units of open work per role, read from the memory."""
-    pending = len(evidence.claims(ctx, "pending"))
     return {
-        "verifier": float(len(Verifier.open_claims(ctx))),
-        "statistician": pending + (1.0 if Statistician.floor_is_stale(ctx) else 0.0),
-        "meta_analyst": MetaAnalyst.new_outcomes(ctx) / 10.0,
+        "verifier": len(Verifier.open_claims(ctx))
+        + SPOT_CHECK * min(1, len(Verifier.spot_checks(ctx))),
+        "statistician": len(Statistician.awaiting(ctx))
+        + (1.0 if Statistician.floor_is_stale(ctx) else 0.0),
+        "meta_analyst": new_outcomes(ctx) / 10.0,
         "experimenter": 1.0 + len(evidence.open_hypotheses(ctx)) / 2.0,
     }
 

@@ -64,6 +64,13 @@ class Context:
     clock: Callable[[], float] = time.time
     counters: dict[str, int] = field(default_factory=dict)
     held: list[Any] = field(default_factory=list)   # leases (ClaimLeaseBody) of the current work
+    pinned: frozenset[str] = frozenset()      # keys the user trusts (trust roots besides `me`)
+    budget_tokens: int | None = None          # the track's budget (None: token checks skipped)
+
+    @property
+    def roots(self) -> frozenset[str]:
+        """Trust roots: this node's key and the pinned keys (docs/TRUST.md)."""
+        return self.pinned | {self.me}
 
     def now_ms(self) -> int:
         """Milliseconds since the epoch (leases compare against record timestamps)."""

@@ -24,7 +24,7 @@ def digest(ctx: Context) -> dict[str, Any]:
     base = evidence.baseline(ctx)
     floor = base.floor()
     best = base.config
-    claims = evidence.claims(ctx)
+    claims = [c for c in evidence.claims(ctx) if c["trusted"]]   # untrusted claims are no news
     dead = ctx.rows("SELECT config, ok_runs FROM dead_ends WHERE track = ? "
                     "ORDER BY last_ts DESC LIMIT ?", [ctx.track, LIMIT])
     return {

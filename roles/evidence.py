@@ -1,5 +1,6 @@
 """Reading the evidence roles need out of the memory: the track's best config, its baseline runs,
-claims by status, what was tried. Every answer comes from records and views, never local state."""
+claims by status, what was tried. Every answer comes from records and this node's trust roots
+(roles/verdicts.py: sane runs by trusted authors only), never from other local state."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from typing import Any
 
 from memory import stats
 from memory.canonical import config_hash
+from roles import sanity, verdicts
 from roles.context import Context
 
 
@@ -30,26 +32,31 @@ def _config(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
+def facts(ctx: Context) -> sanity.TrackFacts:
+    """What this node knows of its track (for the sanity bounds)."""
+    return sanity.TrackFacts({ctx.track: ctx.budget_tokens})
+
+
+def verdicts_of(ctx: Context) -> verdicts.Verdicts:
+    """This node's conclusions on its track, from trusted, sane evidence (cached)."""
+    return verdicts.get(ctx.store, ctx.track, ctx.roots, facts(ctx), ctx.params)
+
+
 def best_config(ctx: Context) -> dict[str, Any]:
-    """The track's best verified config (lowest mean), else its base config."""
-    rows = ctx.rows(
-        "SELECT s.config FROM claim_status c JOIN seed_stats s "
-        "  ON s.track = c.track AND s.config_hash = c.candidate_hash "
-        "WHERE c.track = ? AND c.status = 'verified' AND c.author NOT IN "
-        "  (SELECT author FROM suspect_authors) ORDER BY s.mean, s.config_hash LIMIT 1",
-        [ctx.track])
-    return _config(rows[0]["config"]) if rows else dict(ctx.base_config)
+    """The track's best verified config by a trusted author (lowest trusted mean), else the base."""
+    best = verdicts_of(ctx).best()
+    return best[1] if best is not None else dict(ctx.base_config)
 
 
 def ok_runs(ctx: Context, chash: str) -> list[dict[str, Any]]:
-    """Finished runs of one config on the track, oldest first."""
-    return ctx.rows("SELECT id, seed, val_bpb, purpose FROM valid_runs WHERE track = ? AND "
-                    "config_hash = ? AND status = 'ok' AND val_bpb IS NOT NULL ORDER BY ts, id",
-                    [ctx.track, chash])
+    """Unselected runs of one config that count here (sane, trusted, baseline/verify/replay
+    purpose, one per seed), oldest first."""
+    return [{k: r[k] for k in ("id", "seed", "val_bpb", "purpose")}
+            for r in verdicts_of(ctx).baseline_runs(chash)]
 
 
 def baseline(ctx: Context, config: dict[str, Any] | None = None) -> Baseline:
-    """The baseline (default: the best config) and its runs, excluding candidate-purpose runs."""
+    """The baseline (default: the best config) and its unselected, trusted runs."""
     config = best_config(ctx) if config is None else config
     chash = config_hash(config)
     runs = ok_runs(ctx, chash)
@@ -67,26 +74,21 @@ def runs_by_id(ctx: Context, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def claims(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    """Claims on the track (optionally of one status) with their evidence lists, oldest first."""
-    sql = ("SELECT s.claim AS id, s.author, s.status, s.effect, s.diff, c.baseline_hash, "
-           "c.candidate_hash, c.baseline_runs, c.candidate_runs FROM claim_status s "
-           "JOIN claims c ON c.id = s.claim WHERE s.track = ?")
-    args: list[Any] = [ctx.track]
-    if status is not None:
-        sql += " AND s.status = ?"
-        args.append(status)
-    rows = ctx.rows(sql + " ORDER BY s.ts, s.claim", args)
-    for row in rows:
-        for key in ("diff", "baseline_runs", "candidate_runs"):
-            row[key] = json.loads(row[key]) if isinstance(row[key], str) else row[key]
-    return rows
+    """Claims on the track as this node judges them (optionally of one status), oldest first;
+    each row says whether its author is trusted here."""
+    rows = [c.as_row() for c in verdicts_of(ctx).claims]
+    return [r for r in rows if status is None or r["status"] == status]
 
 
 def tried_configs(ctx: Context) -> list[dict[str, Any]]:
-    """Every config that was screened, confirmed or claimed on the track (to skip repeats)."""
-    rows = ctx.rows("SELECT DISTINCT config FROM valid_runs WHERE track = ? AND purpose IN "
-                    "('screen', 'confirm', 'candidate')", [ctx.track])
-    return [_config(r["config"]) for r in rows]
+    """Every config that a trusted author screened, confirmed or claimed on the track (to skip
+    repeats; untrusted keys cannot fence configs off)."""
+    v = verdicts_of(ctx)
+    seen: dict[str, dict[str, Any]] = {}
+    for run in v.runs.values():
+        if run["purpose"] in ("screen", "confirm", "candidate") and v.trust.trusted(run["author"]):
+            seen.setdefault(run["config_hash"], _config(run["config"]))
+    return list(seen.values())
 
 
 def open_hypotheses(ctx: Context) -> list[dict[str, Any]]:
@@ -94,8 +96,11 @@ def open_hypotheses(ctx: Context) -> list[dict[str, Any]]:
     best = best_config(ctx)
     tried = {config_hash(c) for c in tried_configs(ctx)}
     out = []
-    for row in ctx.rows("SELECT id, diff, rationale, source FROM hypotheses WHERE track = ? "
-                        "ORDER BY ts, id", [ctx.track]):
+    trusted = verdicts_of(ctx).trust.trusted
+    for row in ctx.rows("SELECT id, author, diff, rationale, source FROM hypotheses "
+                        "WHERE track = ? ORDER BY ts, id", [ctx.track]):
+        if not trusted(row.pop("author")):
+            continue                   # a flood of hypotheses from free keys costs no runs
         diff = _config(row["diff"])
         if config_hash({**best, **diff}) not in tried and {**best, **diff} != best:
             out.append({**row, "diff": diff})

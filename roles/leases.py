@@ -15,16 +15,30 @@ import math
 from typing import Any
 
 from memory import records as R
+from roles import evidence
 from roles.context import Context
 
 NEAR_DUPLICATE = 0.1      # configs closer than this count as the same experiment
+# No honest lease runs longer than this (the worker renews in steps of a few run lengths): a lease
+# expiring later than now + MAX_LEASE_S is no promise anyone keeps, and holds nothing.
+MAX_LEASE_S = 6 * 3600
+# Work whose result counts only when a trusted author does it: a lease on it by someone this node
+# does not trust holds nothing (a free key could otherwise block every claim's review).
+TRUSTED_WORK = ("verify", "assess")
 
 
 def active(ctx: Context, work: str) -> list[dict[str, Any]]:
-    """Unexpired leases of `work` on the context's track, oldest first."""
-    return ctx.rows("SELECT id, author, ts, config_hash, target, expires_ts FROM claim_leases "
-                    "WHERE track = ? AND work = ? AND expires_ts > ? ORDER BY ts, id",
-                    [ctx.track, work, ctx.now_ms()])
+    """Unexpired leases of `work` on the context's track that hold (see `MAX_LEASE_S`,
+    `TRUSTED_WORK`), oldest first."""
+    now = ctx.now_ms()
+    rows = ctx.rows("SELECT id, author, ts, config_hash, target, expires_ts FROM claim_leases "
+                    "WHERE track = ? AND work = ? AND expires_ts > ? AND expires_ts <= ? "
+                    "AND expires_ts - ts <= ? ORDER BY ts, id",
+                    [ctx.track, work, now, now + MAX_LEASE_S * 1000, MAX_LEASE_S * 1000])
+    if work not in TRUSTED_WORK or not rows:
+        return rows
+    trusted = evidence.verdicts_of(ctx).trust.trusted
+    return [r for r in rows if r["author"] == ctx.me or trusted(r["author"])]
 
 
 def held_by_other(ctx: Context, work: str, config_hash: str | None = None,
@@ -44,7 +58,7 @@ def take(ctx: Context, work: str, config_hash: str | None = None, target: str | 
     if held_by_other(ctx, work, config_hash, target):
         return False
     body = R.ClaimLeaseBody(track=ctx.track, work=work, config_hash=config_hash, target=target,
-                            expires_ts=ctx.now_ms() + int(1000 * (seconds or ctx.lease_s)))
+                            expires_ts=ctx.now_ms() + int(1000 * min(MAX_LEASE_S, seconds or ctx.lease_s)))
     mine = ctx.publish("claim_lease", body)
     won = True
     # A lease that arrived (by sync) with an earlier (ts, id) wins the race.
@@ -63,7 +77,7 @@ def renew(ctx: Context, needed_s: float = 0.0) -> int:
     needed_s) (the expected length of the next run), for another max(lease_s, 2 x needed_s).
     Returns how many were renewed."""
     margin_ms = int(1000 * max(ctx.lease_s / 2, needed_s))
-    length_ms = int(1000 * max(ctx.lease_s, 2 * needed_s))
+    length_ms = int(1000 * min(MAX_LEASE_S, max(ctx.lease_s, 2 * needed_s)))
     renewed = 0
     for i, lease in enumerate(ctx.held):
         if lease.expires_ts - ctx.now_ms() < margin_ms:

@@ -39,8 +39,8 @@ def _features(configs: list[dict[str, Any]], base: dict[str, Any]) -> list[tuple
 
 def estimate(ctx: Context) -> list[R.KnobEffect]:
     """Per (knob, value) effect on val_bpb relative to the base config, with standard errors."""
-    rows = ctx.rows("SELECT config, val_bpb FROM valid_runs WHERE track = ? AND status = 'ok' "
-                    "AND val_bpb IS NOT NULL ORDER BY id", [ctx.track])
+    v = evidence.verdicts_of(ctx)        # sane runs by trusted authors only (docs/TRUST.md)
+    rows = sorted((r for r in v.runs.values() if v.counts(r)), key=lambda r: r["id"])
     configs = [evidence._config(r["config"]) for r in rows]
     return fit(configs, [r["val_bpb"] for r in rows], ctx.base_config)
 

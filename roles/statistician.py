@@ -1,17 +1,19 @@
-"""Statistician: publish the track's noise floor and assess pending claims.
+"""Statistician: publish the track's noise floor and assess claims.
 
-A claim's candidate evidence is its listed runs minus any screening run (selected, so biased);
-its baseline evidence is every finished run of the baseline config in the memory (the claimant
-cannot pick a flattering subset). All claims of the track are tested together so Benjamini-
-Hochberg controls the false-discovery rate across them.
+The statistics are this node's own (roles/verdicts.py): a claim's candidate evidence is its listed
+runs minus any screening run (selected, so biased) and any run that does not count here; its
+baseline evidence is every unselected trusted run of the baseline config in the memory (the
+claimant cannot pick a flattering subset). The track's trusted claims are tested together so
+Benjamini-Hochberg controls the false-discovery rate across them. The published assessment is
+advice to others: every node re-derives it.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
 
 from memory import records as R, stats
-from roles import evidence, leases
+from roles import evidence, leases, verdicts
 from roles.context import Context
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,10 @@ class Statistician:
         base = evidence.baseline(ctx)
         if len(base.values) < 2:
             return False
-        rows = ctx.rows("SELECT config_hash, n FROM noise_floor WHERE track = ?", [ctx.track])
+        trusted = evidence.verdicts_of(ctx).trust.trusted
+        rows = [r for r in ctx.rows("SELECT author, config_hash, n FROM noise_floors WHERE "
+                                    "track = ? ORDER BY ts DESC, id DESC LIMIT 256", [ctx.track])
+                if trusted(r["author"])]
         return not rows or (rows[0]["config_hash"], rows[0]["n"]) != (base.hash, len(base.values))
 
     def _noise_floor(self, ctx: Context) -> str | None:
@@ -46,36 +51,32 @@ class Statistician:
             runs=base.run_ids[-512:]))
         return f"noise floor {floor.std:.3g} (n={floor.n})"
 
+    @staticmethod
+    def awaiting(ctx: Context) -> list[verdicts.ClaimView]:
+        """Claims by trusted authors that this node can test and no trusted author has assessed
+        (nor is assessing). Claims citing unknown runs await nothing anyone can do; claims by
+        untrusted authors go to the verifiers' spot checks (a flood of them from free keys
+        must not keep the statisticians busy)."""
+        v = evidence.verdicts_of(ctx)
+        assessed = {r["claim"] for r in ctx.rows(
+            "SELECT a.claim, a.author FROM assessments a JOIN valid_claims c ON c.id = a.claim "
+            "WHERE c.track = ?", [ctx.track]) if v.trust.trusted(r["author"])}
+        return [c for c in v.claims if c.trusted and c.test is not None and c.verdict is not None
+                and c.id not in assessed and not leases.held_by_other(ctx, "assess", target=c.id)]
+
     def _assess(self, ctx: Context) -> str | None:
-        pending = [c for c in evidence.claims(ctx, "pending")
-                   if not leases.held_by_other(ctx, "assess", target=c["id"])]
-        if not pending:
-            return None
-        tested = {c["id"]: t for c in evidence.claims(ctx) if (t := self._test(ctx, c)) is not None}
-        family = list(tested)
-        verdicts = dict(zip(family, stats.decide([tested[i][0] for i in family],
-                                                 [tested[i][1].std for i in family], ctx.params)))
         published = 0
-        for claim in pending:
-            if claim["id"] not in tested:
-                continue                   # its evidence has not reached this replica yet
-            (result, floor), verdict = tested[claim["id"]], verdicts[claim["id"]]
+        for claim in self.awaiting(ctx):
+            (result, floor), verdict = claim.test, claim.verdict
             ctx.publish("assessment", R.AssessmentBody(
-                claim=claim["id"], verdict="supported" if verdict.supported else "not_supported",
-                test=result.test, p_value=result.p, q_value=verdict.q, effect=result.effect,
-                noise_floor=floor.std, n=result.n, reason=verdict.reason[:400]))
+                claim=claim.id, verdict="supported" if verdict.supported else "not_supported",
+                test=result.test, p_value=_finite(result.p), q_value=_finite(verdict.q),
+                effect=_finite(result.effect), noise_floor=_finite(floor.std), n=result.n,
+                reason=verdict.reason[:400]))
             published += 1
         return f"assessed {published} claim(s)" if published else None
 
-    @staticmethod
-    def _test(ctx: Context, claim: dict[str, Any]) -> tuple[stats.TestResult, stats.NoiseFloor] | None:
-        runs = evidence.runs_by_id(ctx, claim["candidate_runs"])
-        if len(runs) < len(claim["candidate_runs"]):
-            return None
-        values = [r["val_bpb"] for r in runs
-                  if r["status"] == "ok" and r["purpose"] != "screen" and r["val_bpb"] is not None
-                  and r["config_hash"] == claim["candidate_hash"] and r["track"] == ctx.track]
-        base = [r["val_bpb"] for r in evidence.ok_runs(ctx, claim["baseline_hash"])]
-        if not values or len(base) < 2:
-            return None
-        return stats.sequential(values, base), stats.noise_floor(base)
+
+def _finite(x: float | None) -> float | None:
+    """A number a record can carry (records refuse inf and nan)."""
+    return x if x is not None and math.isfinite(x) else None

@@ -1,8 +1,11 @@
-"""Verifier: re-run another peer's supported claim: replay one of its seeds, then fresh seeds.
+"""Verifier: re-run another peer's claim (replay one of its runs, then fresh seeds), or spot-check
+the most influential run of a not-yet-trusted author.
 
-The replay must land on the reported val_bpb (near-exact on the same CPU class, looser across
-hardware). A replay that does not match refutes the claim, and the `suspect_authors` view then
-names its author. Only verifications by someone other than the claim's author count (views.py).
+A replay is a `run` with purpose `replay` and `ref` = the run replayed; it must land on the
+reported val_bpb (near-exact on the same hardware, looser across hardware: roles/trust.py `judge`).
+Replays are how authors earn trust here and how fabricators lose it (docs/TRUST.md). Fresh seeds
+(purpose `verify`, `ref` = the claim) confirm the effect. The `verification` record is advice to
+other nodes; each node re-derives the claim's status from the runs (roles/verdicts.py).
 """
 from __future__ import annotations
 
@@ -10,73 +13,114 @@ import logging
 from typing import Any
 
 from memory import records as R, stats
-from roles import evidence, leases
+from roles import evidence, leases, spotcheck, trust
 from roles.context import Context
 
 log = logging.getLogger(__name__)
+OPEN = ("supported", "inconclusive", "disputed")      # claims that still need a re-run
 
 
-def _hardware_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    return row["accelerator"], row["device_name"], row["cores"]
+def _row(body: R.RunBody) -> dict[str, Any]:
+    """A run body as the `runs` columns `trust.judge` compares."""
+    m, hw = body.metrics, body.hardware
+    return {"track": body.track, "config_hash": body.config_hash, "config": body.config,
+            "seed": body.seed, "status": body.status, "val_bpb": m.val_bpb, "tokens": m.tokens,
+            "steps": m.steps, "mfu": m.mfu, "accelerator": hw.accelerator,
+            "device_name": hw.device_name, "cores": hw.cores}
 
 
 class Verifier:
-    """Independent re-runs of supported claims."""
+    """Independent re-runs of claims, and spot checks of untrusted authors."""
 
     name = "verifier"
 
     @staticmethod
     def open_claims(ctx: Context) -> list[dict[str, Any]]:
-        """Supported claims by others that this node has not verified and nobody else holds."""
-        mine = {r["claim"] for r in ctx.rows("SELECT claim FROM verifications WHERE author = ?",
-                                             [ctx.me])}
-        return [c for c in evidence.claims(ctx, "supported")
-                if c["author"] != ctx.me and c["id"] not in mine
-                and not leases.held_by_other(ctx, "verify", target=c["id"])]
+        """Claims by others that still need a re-run, that this node has not re-run and that
+        nobody trusted is re-running; claims of untrusted authors (spot checks that decide a
+        verdict) first while the spot-check share allows, then oldest first."""
+        mine = {r["ref"] for r in ctx.rows("SELECT ref FROM valid_runs WHERE author = ? AND "
+                                           "purpose = 'verify'", [ctx.me])}
+        mine |= {r["claim"] for r in ctx.rows("SELECT claim FROM verifications WHERE author = ?",
+                                              [ctx.me])}
+        # A claim by an untrusted author is a spot check: within the spot-check share only, so
+        # a flood of claims from free keys cannot take the honest nodes' runs.
+        spot = spotcheck.budget_left(evidence.verdicts_of(ctx))
+        out = [c for c in evidence.claims(ctx) if c["status"] in OPEN
+               and (c["trusted"] or spot) and c["author"] != ctx.me and c["id"] not in mine
+               and not leases.held_by_other(ctx, "verify", target=c["id"])]
+        return sorted(out, key=lambda c: (c["trusted"], c["ts"], c["id"]))
+
+    @staticmethod
+    def spot_checks(ctx: Context) -> list[dict[str, Any]]:
+        """Runs worth a spot check now (roles/spotcheck.py), not leased by anyone trusted."""
+        return [r for r in spotcheck.candidates(ctx) if r["author"] != ctx.me
+                and not leases.held_by_other(ctx, "verify", target=r["id"])]
 
     def work(self, ctx: Context) -> str | None:
-        """Verify the oldest open claim."""
+        """Verify the first open claim, else spot-check the most influential untrusted run."""
         if ctx.run is None:
             return None
+        v = evidence.verdicts_of(ctx)
         for claim in self.open_claims(ctx):
-            runs = [r for r in evidence.runs_by_id(ctx, claim["candidate_runs"]) if r["status"] == "ok"]
+            runs = [v.runs[i] for i in claim["candidate_runs"] if i in v.runs
+                    and v.runs[i]["status"] == "ok"]
             if runs and leases.take(ctx, "verify", claim["candidate_hash"], claim["id"]):
                 return self._verify(ctx, claim, runs)
+        for run in self.spot_checks(ctx)[:1]:
+            if leases.take(ctx, "verify", run["config_hash"], run["id"]):
+                match, _, _ = self._replay(ctx, run)
+                ctx.count("spot_checks")
+                return f"spot check of {run['id'][:8]} by {run['author'][:12]}: match={match}"
         return None
 
-    def _verify(self, ctx: Context, claim: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-        base = [r["val_bpb"] for r in evidence.ok_runs(ctx, claim["baseline_hash"])]
-        floor_sd = stats.noise_floor(base).std if len(base) >= 2 else 0.0
-        target = ctx.rng.choice(runs)
+    def _replay(self, ctx: Context, target: dict[str, Any]) -> tuple[bool | None, R.RunBody, str]:
+        """Replay `target` with its own seed: did it reproduce (None: no answer), the replay's
+        body and record id."""
         config = evidence._config(target["config"])
-        body = ctx.run(config, target["seed"], "replay", claim["id"])
+        body = ctx.run(config, target["seed"], "replay", target["id"])
         replay_id = ctx.publish("run", body).id
-        match: bool | None = None
-        if body.status == "ok":
-            tol = stats.replay_tolerance(self._same_hardware(body, target), floor_sd)
-            match = abs(body.metrics.val_bpb - target["val_bpb"]) <= tol
+        return trust.judge(_row(body), target, evidence.facts(ctx)), body, replay_id
+
+    def _target(self, ctx: Context, runs: list[dict[str, Any]]) -> dict[str, Any]:
+        disputed = [r for r in runs
+                    if evidence.verdicts_of(ctx).trust.run_outcome.get(r["id"]) == "disputed"]
+        return disputed[0] if disputed else ctx.rng.choice(runs)
+
+    def _verify(self, ctx: Context, claim: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+        v = evidence.verdicts_of(ctx)
+        base = [float(r["val_bpb"]) for r in
+                v.baseline_runs(claim["baseline_hash"], frozenset({claim["author"]}))]
+        target = self._target(ctx, runs)
+        match, body, replay_id = self._replay(ctx, target)
         fresh_ids, fresh = [], []
         if match is not False:           # a failed replay needs no fresh seeds to refute
-            used = {r["seed"] for r in runs}
-            for _ in range(ctx.params.verify_seeds):
-                seed = ctx.rng.randrange(2**31)
-                while seed in used:
-                    seed = ctx.rng.randrange(2**31)
-                run = ctx.run(config, seed, "verify", claim["id"])
-                fresh_ids.append(ctx.publish("run", run).id)
-                if run.status == "ok":
-                    fresh.append(run.metrics.val_bpb)
+            fresh_ids, fresh = self._fresh(ctx, claim, target, runs)
         outcome, effect, reason = stats.verification_outcome(match, fresh, base, ctx.params)
         if match is False:
-            reason = (f"replay of seed {target['seed']} gave {body.metrics.val_bpb:.6f}, "
-                      f"claimed {target['val_bpb']:.6f}")
+            got = body.metrics.val_bpb
+            reason = (f"replay of seed {target['seed']} gave "
+                      f"{'nothing' if got is None else format(got, '.6f')}, "
+                      f"claimed {target['val_bpb']}")
         ctx.publish("verification", R.VerificationBody(
-            claim=claim["id"], outcome=outcome, replay_run=replay_id, replay_match=match,
-            runs=fresh_ids, effect=effect, reason=reason[:400]))
+            claim=claim["id"], outcome=outcome, replay_run=replay_id, replay_match=match, runs=fresh_ids, effect=effect, reason=reason[:400]))
         ctx.count(f"verified_{outcome}")
         return f"verification of {claim['id'][:8]}: {outcome} ({reason})"
 
     @staticmethod
-    def _same_hardware(body: R.RunBody, target: dict[str, Any]) -> bool:
-        hw = body.hardware
-        return (hw.accelerator, hw.device_name, hw.cores) == _hardware_key(target)
+    def _fresh(ctx: Context, claim: dict[str, Any], target: dict[str, Any],
+               runs: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
+        config = evidence._config(target["config"])
+        used = {r["seed"] for r in runs}
+        ids: list[str] = []
+        values: list[float] = []
+        for _ in range(ctx.params.verify_seeds):
+            seed = ctx.rng.randrange(2**31)
+            while seed in used:
+                seed = ctx.rng.randrange(2**31)
+            used.add(seed)
+            run = ctx.run(config, seed, "verify", claim["id"])
+            ids.append(ctx.publish("run", run).id)
+            if run.status == "ok":
+                values.append(run.metrics.val_bpb)
+        return ids, values

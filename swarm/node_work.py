@@ -39,6 +39,7 @@ class WorkOptions:
     lease_s: float = 600.0
     run_timeout_s: float | None = None
     gate: GateParams = field(default_factory=GateParams)
+    trust: tuple[str, ...] = ()           # peer ids pinned by --trust (kept in HOME/trust.json)
 
     def check(self) -> None:
         """Raise ValueError with one line on a bad option (before the node starts)."""
@@ -53,6 +54,10 @@ class WorkOptions:
             raise ValueError("--agent claude needs ANTHROPIC_API_KEY (or use --agent offline)")
         if self.lease_s <= 0:
             raise ValueError("--lease must be positive")
+        from memory.crypto import public_key_from_peer_id
+
+        for peer in self.trust:
+            public_key_from_peer_id(peer)       # BadPeerId (a ValueError) names the bad one
 
 
 def gate_params(overrides: list[str], min_baseline: int | None) -> GateParams:
@@ -82,6 +87,16 @@ def device_plan(visible: str | None, gpu_count: int) -> list[str | None]:
         listed = [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
         return (listed[:gpu_count] or [None]) if gpu_count else [None]
     return [str(i) for i in range(gpu_count)] or [None]
+
+
+def bootstrap_peers(addrs: list[str]) -> list[str]:
+    """The peer ids named by `/p2p/ID` in bootstrap multiaddrs."""
+    out = []
+    for addr in addrs:
+        parts = str(addr).split("/")
+        if "p2p" in parts and parts.index("p2p") + 1 < len(parts):
+            out.append(parts[parts.index("p2p") + 1])
+    return out
 
 
 def gpu_count() -> int:
@@ -153,12 +168,35 @@ class NodeWork:
 
         opts = self.options
         runner, track_id, base = self._runner()
-        ctx = make_context(self.daemon, self.loop, track_id, base, runner, opts.gate, opts.lease_s)
+        ctx = make_context(self.daemon, self.loop, track_id, base, runner, opts.gate, opts.lease_s,
+                           pinned=self._roots(), budget_tokens=self._budget(runner))
         proposer = make_proposer(opts.agent, harness_validator, opts.agent_model)
         worker = Worker(ctx, proposer, pinned=opts.role, can_train=runner is not None,  # type: ignore[arg-type]
                         max_runs=opts.max_runs, stop_event=self.stop_event)
         self.progress = worker.progress
         return worker
+
+    def _roots(self) -> frozenset[str]:
+        """Pinned keys: HOME/trust.json, plus --trust; on a first join (no trust.json yet) the
+        peers this node bootstrapped through are pinned too, and logged (docs/TRUST.md)."""
+        from roles import trust
+
+        home = self.daemon.home
+        if not (home / trust.TRUST_FILE).exists():
+            for peer in bootstrap_peers(getattr(self.daemon.config.net, "bootstrap", [])):
+                trust.pin(home, peer, "bootstrapped through on first join", source="bootstrap")
+                log.info("trusting %s (bootstrapped through; swarm trust remove to undo)", peer)
+        for peer in self.options.trust:
+            trust.pin(home, peer, "swarm join --trust", source="join")
+        return frozenset(trust.load_pins(home))
+
+    def _budget(self, runner: Any) -> int | None:
+        """The track's token budget (the sanity bounds check runs against it)."""
+        from node.harness import get_track
+
+        track = runner.track if runner is not None else \
+            get_track(self.options.track).with_budget(self.options.budget_tokens)
+        return track.budget.tokens
 
     def _runner(self) -> tuple[Any, str, dict[str, Any]]:
         """The harness runner with the track prepared (data, tokenizer), or None when the data

@@ -185,9 +185,11 @@ class Worker:
 
 def make_context(daemon: Any, loop: asyncio.AbstractEventLoop, track_id: str,
                  base_config: dict[str, Any], runner: Runner | None,
-                 params: GateParams, lease_s: float) -> Context:
-    """A role context over a running daemon."""
+                 params: GateParams, lease_s: float, pinned: frozenset[str] = frozenset(),
+                 budget_tokens: int | None = None) -> Context:
+    """A role context over a running daemon (trust roots: its key + `pinned`; docs/TRUST.md)."""
     return Context(store=daemon.store, me=daemon.keypair.peer_id,
                    publish=DaemonPublisher(daemon, loop), track=track_id,
                    base_config=base_config, run=runner, params=params,
-                   rng=random.Random(), lease_s=lease_s)
+                   rng=random.Random(), lease_s=lease_s, pinned=pinned,
+                   budget_tokens=budget_tokens)

@@ -37,36 +37,45 @@ def _compact(config: Any) -> str:
 
 def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help="Rows per track."),
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Configs ranked by mean val_bpb over seeds, per track (lower is better)."""
-    from memory.leaderboard import top
+    """Configs ranked by mean val_bpb over seeds of trusted, sane runs, per track (lower is
+    better); configs with untrusted runs only follow, marked, unranked (docs/TRUST.md)."""
+    from swarm.commands.trust import leaderboard_rows
 
     with open_reader(home) as reader, query_errors():
-        rows = top(reader, track, limit)
+        rows = leaderboard_rows(reader, home, track, limit)
     if json_out:
         return print_json(rows)
     print_table("leaderboard (val_bpb, lower is better)",
-                ["rank", "track", "config", "val_bpb", "± sd", "runs", "seeds", "verified", "knobs"],
+                ["rank", "track", "config", "val_bpb", "± sd", "runs", "seeds", "verified",
+                 "trusted", "knobs"],
                 [(r["rank"], r["track"], _short(r["config_hash"], 10), r["mean"], r["std"], r["n"],
-                  r["seeds"], "yes" if r["verified"] else "", _compact(r["config"])) for r in rows])
+                  r["seeds"], "yes" if r["verified"] else "", "yes" if r["trusted"] else "NO",
+                  _compact(r["config"])) for r in rows])
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Findings of the meta-analysis first, then every claim and its status."""
+    """Findings of the meta-analysis first, then every claim and its status as derived here;
+    claims by authors this node does not trust are listed apart."""
+    from swarm.commands.trust import claim_rows
+
     with open_reader(home) as reader:
         found = as_dicts(run_query(
             reader, "SELECT id, author, ts, track, title, text, effects, refs FROM findings "
             "WHERE (? IS NULL OR track = ?) ORDER BY ts DESC, id", [track, track]))
-        claims = as_dicts(run_query(
-            reader, "SELECT * FROM claim_status WHERE (? IS NULL OR track = ?) "
-            "ORDER BY ts DESC, claim", [track, track]))
+        with query_errors():
+            claims = claim_rows(reader, home, track)
+    trusted = [c for c in claims if c["trusted"]]
+    untrusted = [c for c in claims if not c["trusted"]]
     if json_out:
-        return print_json({"findings": found, "claims": claims})
+        return print_json({"findings": found, "claims": trusted, "untrusted_claims": untrusted})
     print_table("findings", ["when", "track", "title", "text", "effects"],
                 [(_when(f["ts"]), f["track"], f["title"], f["text"], len(f["effects"])) for f in found],
                 empty="none yet (the meta-analyst publishes them)")
-    print_table("claims", ["claim", "track", "status", "effect", "p", "q", "confirmed", "refuted", "diff"],
-                [(_short(c["claim"]), c["track"], c["status"], c["effect"], c["p_value"],
-                  c["q_value"], c["confirmed"], c["refuted"], _compact(c["diff"])) for c in claims])
+    for title, group in (("claims (status derived here from trusted runs)", trusted),
+                         ("claims by authors not trusted here (provisional)", untrusted)):
+        print_table(title, ["claim", "track", "status", "effect", "p", "q", "diff"],
+                    [(_short(c["claim"]), c["track"], c["status"], c["effect"], c["p_value"],
+                      c["q_value"], _compact(c["diff"])) for c in group])
 
 
 class Status(str, Enum):
@@ -106,6 +115,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """One record in full: envelope, body, and for a claim its current status."""
     from memory import codec
+    from swarm.commands.trust import explain
 
     prefix = record_id.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{4,64}", prefix):
@@ -124,9 +134,13 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
             rows = as_dicts(run_query(reader, "SELECT status, verdict, p_value, q_value, "
                                       "confirmed, refuted FROM claim_status WHERE claim = ?", [record.id]))
             status = rows[0] if rows else {"status": "excluded (author equivocated)"}
+        with query_errors():
+            here = explain(reader, home, record)
     out: dict[str, Any] = {"id": record.id, **record.envelope(), "time": _when(record.ts)}
     if status is not None:
         out["claim_status"] = status
+    if here is not None:
+        out["here"] = here          # what this node concludes (docs/TRUST.md)
     if json_out:
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
@@ -137,6 +151,8 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         print_run_readable(console, out["body"])
     if status is not None:
         console.print_json(json.dumps({"claim_status": status}, default=str))
+    if here is not None:
+        console.print_json(json.dumps({"here": here}, default=str))
 
 
 def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and views: see docs)."),

@@ -52,6 +52,8 @@ def join(
                                                "before experiments (gate default 16)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
+    trust: list[str] = typer.Option([], "--trust", help="Peer id whose runs this node trusts "
+                                    "(repeatable; kept in HOME/trust.json, see swarm trust)."),
     sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
                                         "syncs with a random peer (up to 3x that while in sync)."),
 ) -> None:
@@ -75,7 +77,7 @@ def join(
             options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
                                   data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
                                   agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
-                                  gate=gate_params(gate, min_baseline))
+                                  gate=gate_params(gate, min_baseline), trust=tuple(trust))
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))

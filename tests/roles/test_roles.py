@@ -41,9 +41,14 @@ def baseline_ready(ctx: Any) -> None:
         exp.work(ctx)
 
 
+def pins(key: Any) -> frozenset[str]:
+    """b trusts a (as if a were the peer b bootstrapped through: docs/TRUST.md)."""
+    return frozenset({key.peer_id})
+
+
 def test_real_effect_is_claimed_assessed_and_independently_verified(store, keys) -> None:
     runner = SimRunner({("lr", 0.006): -5 * SD})
-    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2)
+    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2, pinned=pins(keys[0]))
     baseline_ready(a)
     assert "claimed" in Experimenter(Fixed({"lr": 0.006})).work(a)
     claim = only_claim(store)
@@ -53,6 +58,8 @@ def test_real_effect_is_claimed_assessed_and_independently_verified(store, keys)
     assert "confirmed" in Verifier().work(b)
     assert status(store, claim) == "verified"
     assert evidence.best_config(b)["lr"] == 0.006          # only verified claims move the best
+    assert evidence.best_config(a) == BASE     # a does not trust b's fresh seeds (never replayed)
+    Statistician().work(a)                     # a's noise floor over its own baseline runs
     floor = store.query("SELECT n, std FROM noise_floor").rows[0]
     assert floor[0] >= 8 and 0.0005 < floor[1] < 0.005
 
@@ -74,8 +81,8 @@ def test_fabricated_claim_is_refuted_and_its_author_suspect(store, keys) -> None
         diff={"norm": "rmsnorm"}, baseline_runs=base.run_ids, candidate_runs=ids, effect=-0.01,
         summary="rmsnorm helps"))
     claim = only_claim(store)
-    Statistician().work(b)
-    assert status(store, claim) == "supported"   # the numbers as reported do pass
+    assert Statistician().work(b) is None        # b does not trust the cheat: no assessment,
+    assert evidence.claims(b)[0]["status"] == "supported"   # but as reported the numbers pass
     assert "refuted" in Verifier().work(b)
     assert status(store, claim) == "refuted"
     suspects = store.query("SELECT author FROM suspect_authors").rows
@@ -85,7 +92,7 @@ def test_fabricated_claim_is_refuted_and_its_author_suspect(store, keys) -> None
 
 def test_claim_verified_only_by_its_author_stays_unverified(store, keys) -> None:
     runner = SimRunner({("lr", 0.006): -5 * SD})
-    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2)
+    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2, pinned=pins(keys[0]))
     baseline_ready(a)
     Experimenter(Fixed({"lr": 0.006})).work(a)
     Statistician().work(b)
@@ -100,7 +107,7 @@ def test_claim_verified_only_by_its_author_stays_unverified(store, keys) -> None
 
 def test_lucky_seed_claim_is_not_accepted(store, keys) -> None:
     runner = SimRunner()                        # no knob has any effect
-    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2)
+    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2, pinned=pins(keys[0]))
     baseline_ready(a)
     base = evidence.baseline(a)
     cand = {**BASE, "activation": "relu2"}
@@ -158,7 +165,7 @@ def test_near_duplicates() -> None:
 
 def test_role_choice_follows_open_work_and_hardware(store, keys) -> None:
     runner = SimRunner({("lr", 0.006): -5 * SD})
-    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2)
+    a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2, pinned=pins(keys[0]))
     baseline_ready(a)
     Experimenter(Fixed({"lr": 0.006})).work(a)
     assert choice.open_work(b)["statistician"] >= 1

@@ -1,0 +1,68 @@
+"""Spot checks: which runs of not-yet-trusted authors a verifier replays, most influential first.
+
+A run's influence is what it would change if its author were trusted: 3 = it is evidence of a claim
+that would pass (a claim's verdict), 2 = its config would top the leaderboard, 1 = it is a baseline
+run of the current best config (the baseline). Runs of no influence are never spot-checked. The
+swarm spends at most `SPOT_SHARE` of the track's trusted runs on replays (docs/TRUST.md).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from roles import evidence
+from roles.context import Context
+from roles.verdicts import Verdicts
+
+SPOT_SHARE = 0.10
+_LIVE = ("supported", "verified", "inconclusive", "disputed")
+
+
+def _replayed(v: Verdicts) -> set[str]:
+    """Runs some trusted author already replayed (their outcome is known or in dispute)."""
+    return {r.target for r in v.trust.replays if v.trust.trusted(r.replayer)}
+
+
+def _top_mean(v: Verdicts) -> float | None:
+    ranked = [r for r in v.leaderboard(limit=1) if r["trusted"]]
+    return ranked[0]["mean"] if ranked else None
+
+
+def influence(v: Verdicts, best_hash: str) -> dict[str, int]:
+    """Influence per spot-checkable run (author neither trusted nor distrusted, sane, finished)."""
+    out: dict[str, int] = {}
+    for claim in v.claims:
+        if not claim.trusted and claim.status in _LIVE:
+            for run_id in claim.counted:
+                out[run_id] = 3
+    top = _top_mean(v)
+    for row in v.leaderboard(limit=10**6):
+        if not row["trusted"] and (top is None or row["mean"] < top):
+            for run in v.by_config[row["config_hash"]]:
+                out.setdefault(run["id"], 2)
+    for run in v.by_config.get(best_hash, []):
+        if run["purpose"] == "baseline":
+            out.setdefault(run["id"], 1)
+    skip = _replayed(v)
+    return {i: w for i, w in out.items() if i not in skip and _checkable(v, v.runs[i])}
+
+
+def _checkable(v: Verdicts, run: dict[str, Any]) -> bool:
+    return (run["status"] == "ok" and run["id"] not in v.insane
+            and not v.trust.trusted(run["author"]) and not v.trust.distrusted(run["author"]))
+
+
+def budget_left(v: Verdicts) -> bool:
+    """Is the track's share of trusted replays below `SPOT_SHARE` of its trusted runs?"""
+    trusted = [r for r in v.runs.values() if v.trust.trusted(r["author"])]
+    replays = sum(1 for r in trusted if r["purpose"] == "replay")
+    return replays < SPOT_SHARE * max(1, len(trusted))
+
+
+def candidates(ctx: Context) -> list[dict[str, Any]]:
+    """Runs worth a spot check now, most influential first (ties: oldest, then id)."""
+    v = evidence.verdicts_of(ctx)
+    if not budget_left(v):
+        return []
+    weights = influence(v, evidence.baseline(ctx).hash)
+    runs = [v.runs[i] for i in weights]
+    return sorted(runs, key=lambda r: (-weights[r["id"]], r["ts"], r["id"]))

@@ -1,0 +1,314 @@
+"""Trust earned by reproduced work (docs/TRUST.md): which authors' runs count as evidence here.
+
+Roots are this node's own key and the keys its user pinned (HOME/trust.json). Everyone else earns
+trust when an author this node already trusts replayed one of their runs (a `run` record with
+purpose `replay` and `ref` = the run replayed: same track, config and seed, the same accelerator
+kind) and got the same val_bpb within the harness's replay tolerance. Trust flows from the roots
+with a decay per hop and a cap, so keys that only vouch for each other gain nothing. A run that
+trusted replays contradict (more disagreeing trusted replayers than agreeing ones) makes its
+author distrusted; equal numbers leave the run disputed until a further replay settles it, and the
+losing side of a settled dispute is distrusted too. All of it is recomputed from records and
+roots, in a fixed order, so two nodes with the same records and roots agree.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memory import stats
+from roles import sanity
+
+log = logging.getLogger(__name__)
+
+DECAY = 0.5          # a vouch passes on half of the voucher's trust
+CAP = 0.5            # earned trust never exceeds this (roots hold 1.0)
+THRESHOLD = 0.25     # trusted from here: one vouch by a root, or by an author a root vouched for
+MAX_ROUNDS = 16      # distrust / trust alternations before the answer is taken as it stands
+CROSS_HW_REFUTE = 0.1  # bpb: a cross-hardware replay this far off contradicts the run
+TRUST_FILE = "trust.json"
+
+_REPLAYS = """
+    SELECT r.id, r.author, r.ts, r.track, r.config_hash, r.config, r.seed, r.status, r.val_bpb,
+           r.tokens, r.steps, r.mfu, r.accelerator, r.device_name, r.cores,
+           t.id AS t_id, t.author AS t_author, t.ts AS t_ts, t.track AS t_track,
+           t.config_hash AS t_config_hash, t.config AS t_config, t.seed AS t_seed,
+           t.status AS t_status, t.val_bpb AS t_val_bpb, t.tokens AS t_tokens, t.steps AS t_steps,
+           t.mfu AS t_mfu, t.accelerator AS t_accelerator, t.device_name AS t_device_name,
+           t.cores AS t_cores
+    FROM valid_runs r JOIN valid_runs t ON t.id = r.ref
+    WHERE r.purpose = 'replay' AND r.author <> t.author
+    ORDER BY r.ts, r.id"""
+
+
+# ---- roots, in the home --------------------------------------------------------------------------
+
+def load_pins(home: Path) -> dict[str, dict[str, Any]]:
+    """The pinned keys in HOME/trust.json: peer id -> {note, source, added_ts} (empty when none)."""
+    path = Path(home) / TRUST_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return {}
+    pins = data.get("pinned", {}) if isinstance(data, dict) else {}
+    return {str(k): dict(v) for k, v in pins.items() if isinstance(v, dict)}
+
+
+def save_pins(home: Path, pins: dict[str, dict[str, Any]]) -> None:
+    """Write HOME/trust.json atomically."""
+    path = Path(home) / TRUST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pinned": pins}, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def pin(home: Path, peer_id: str, note: str = "", source: str = "user") -> None:
+    """Add (or re-note) a pinned key."""
+    pins = load_pins(home)
+    pins[peer_id] = {"note": note, "source": source, "added_ts": int(time.time() * 1000)}
+    save_pins(home, pins)
+
+
+def unpin(home: Path, peer_id: str) -> bool:
+    """Remove a pinned key; False when it was not pinned."""
+    pins = load_pins(home)
+    if pins.pop(peer_id, None) is None:
+        return False
+    save_pins(home, pins)
+    return True
+
+
+# ---- the computation -----------------------------------------------------------------------------
+
+@dataclass
+class AuthorTrust:
+    """One author's standing on this node, and why."""
+
+    author: str
+    level: float = 0.0
+    status: str = "untrusted"              # root | trusted | untrusted | distrusted
+    vouchers: list[str] = field(default_factory=list)        # trusted authors whose replays matched
+    matched: list[str] = field(default_factory=list)         # its runs reproduced (run ids)
+    mismatched: list[str] = field(default_factory=list)      # its runs contradicted (run ids)
+    lost: list[str] = field(default_factory=list)            # its replays outvoted (replay run ids)
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One replay run compared with the run it replays."""
+
+    id: str
+    replayer: str
+    target: str
+    target_author: str
+    match: bool
+
+
+@dataclass
+class TrustState:
+    """Who counts here: per-author trust and per-run replay outcomes."""
+
+    roots: frozenset[str]
+    authors: dict[str, AuthorTrust]
+    replays: list[Replay]
+    run_outcome: dict[str, str]            # run id -> reproduced | refuted | disputed
+
+    def trusted(self, author: str) -> bool:
+        """Do this author's runs count as evidence?"""
+        return author in self.roots or (a := self.authors.get(author)) is not None \
+            and a.status == "trusted"
+
+    def distrusted(self, author: str) -> bool:
+        """Was this author caught by a trusted replay (evidence kept in `authors`)?"""
+        a = self.authors.get(author)
+        return a is not None and a.status == "distrusted"
+
+    def level(self, author: str) -> float:
+        """Trust level in [0, 1]."""
+        return 1.0 if author in self.roots else getattr(self.authors.get(author), "level", 0.0)
+
+    def standing(self, author: str) -> AuthorTrust:
+        """The author's standing (a fresh untrusted one for authors never seen)."""
+        if author in self.authors:
+            return self.authors[author]
+        if author in self.roots:
+            return AuthorTrust(author, 1.0, "root", why="root: own key or pinned")
+        return AuthorTrust(author, why="no replay by a trusted author yet")
+
+
+def _row_side(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    keys = ("id", "author", "track", "config_hash", "config", "seed", "status", "val_bpb",
+            "tokens", "steps", "mfu", "accelerator", "device_name", "cores")
+    return {k: row[prefix + k] for k in keys}
+
+
+def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts) -> bool | None:
+    """Does run `mine` (a replay) reproduce run `theirs`? None when it says nothing either way.
+
+    Same device and core count: a fixed-seed run is bit-identical, so 1e-6 decides both ways.
+    Other hardware of the same accelerator kind: within 0.005 is a match, more than
+    `CROSS_HW_REFUTE` a mismatch (no kernel difference moves a result that far), between the two
+    proves nothing. Another accelerator kind is another experiment."""
+    same = all(mine[k] == theirs[k] for k in ("track", "config_hash", "seed", "accelerator"))
+    if not same or mine["status"] != "ok" or sanity.reason(mine, facts) is not None:
+        return None                       # another experiment, or a replay that proves nothing
+    if theirs["status"] != "ok" or sanity.reason(theirs, facts) is not None:
+        return False                      # the target's number cannot be reproduced: it is none
+    exact = all(mine[k] == theirs[k] for k in ("device_name", "cores"))
+    gap = abs(float(mine["val_bpb"]) - float(theirs["val_bpb"]))
+    if gap <= stats.replay_tolerance(exact, 0.0):
+        return True
+    return False if exact or gap > CROSS_HW_REFUTE else None
+
+
+def _compare(row: dict[str, Any], facts: sanity.TrackFacts) -> Replay | None:
+    """The replay's verdict on its target, or None when the two are not comparable."""
+    mine, theirs = _row_side(row, ""), _row_side(row, "t_")
+    match = judge(mine, theirs, facts)
+    if match is None:
+        return None
+    return Replay(mine["id"], mine["author"], theirs["id"], theirs["author"], match)
+
+
+def load_replays(reader: Any, facts: sanity.TrackFacts) -> list[Replay]:
+    """Every comparable replay in the memory, oldest first."""
+    result = reader.query(_REPLAYS, [])
+    rows = [dict(zip(result.columns, r)) for r in result.rows]
+    return [rep for row in rows if (rep := _compare(row, facts)) is not None]
+
+
+def compute(replays: list[Replay], roots: frozenset[str]) -> TrustState:
+    """Trust from replays and roots: alternate trust levels and distrust until nothing changes."""
+    distrusted: dict[str, list[str]] = {}
+    outcome: dict[str, str] = {}
+    level = _levels(replays, roots, distrusted, outcome)
+    for _ in range(MAX_ROUNDS):
+        new_outcome, losers = _outcomes(replays, level, roots)
+        # Distrust only grows (an author caught while trusted stays caught when its loss of
+        # trust takes its own replay out of the count): the rounds end.
+        merged = {a: sorted(set(distrusted.get(a, [])) | set(losers.get(a, [])))
+                  for a in sorted(set(distrusted) | set(losers))}
+        if merged == distrusted and new_outcome == outcome:
+            break
+        distrusted, outcome = merged, new_outcome
+        level = _levels(replays, roots, distrusted, outcome)
+    return _explain(replays, roots, level, distrusted, outcome)
+
+
+def _levels(replays: list[Replay], roots: frozenset[str], distrusted: dict[str, list[str]],
+            outcome: dict[str, str]) -> dict[str, float]:
+    """Levels with distrusted authors fixed at 0: repeat the capped, decayed sum to a fixpoint.
+    A matching replay of a run that trusted replays dispute or refute vouches for nobody."""
+    vouchers: dict[str, set[str]] = defaultdict(set)
+    for rep in replays:
+        if rep.match and outcome.get(rep.target, "reproduced") == "reproduced":
+            vouchers[rep.target_author].add(rep.replayer)
+    level = {r: 1.0 for r in roots}
+    for _ in range(len(vouchers) + 1):
+        changed = False
+        for author in sorted(vouchers):
+            if author in roots or author in distrusted:
+                continue
+            total = sum(DECAY * level.get(v, 0.0) for v in sorted(vouchers[author])
+                        if v not in distrusted and level.get(v, 0.0) >= THRESHOLD)
+            new = min(CAP, total)
+            if new != level.get(author, 0.0):
+                level[author], changed = new, True
+        if not changed:
+            break
+    return level
+
+
+def _outcomes(replays: list[Replay], level: dict[str, float], roots: frozenset[str]
+              ) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Per run: reproduced / refuted / disputed by its trusted replayers; who lost, and on what."""
+    by_target: dict[str, list[Replay]] = defaultdict(list)
+    for rep in replays:
+        if level.get(rep.replayer, 0.0) >= THRESHOLD:
+            by_target[rep.target].append(rep)
+    outcome: dict[str, str] = {}
+    losers: dict[str, list[str]] = defaultdict(list)
+    for target in sorted(by_target):
+        reps = by_target[target]
+        yes = {r.replayer for r in reps if r.match}
+        no = {r.replayer for r in reps if not r.match}
+        if len(yes) == len(no):
+            outcome[target] = "disputed"
+            continue
+        outcome[target] = "reproduced" if len(yes) > len(no) else "refuted"
+        for rep in sorted(reps, key=lambda r: r.id):
+            if outcome[target] == "refuted" and rep.target_author not in roots:
+                losers[rep.target_author].append(target)
+            if rep.match != (outcome[target] == "reproduced") and rep.replayer not in roots:
+                losers[rep.replayer].append(rep.id)
+    return outcome, {a: sorted(set(v)) for a, v in sorted(losers.items())}
+
+
+def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, float],
+             distrusted: dict[str, list[str]], outcome: dict[str, str]) -> TrustState:
+    authors: dict[str, AuthorTrust] = {}
+    for rep in replays:
+        for who in (rep.replayer, rep.target_author):
+            authors.setdefault(who, AuthorTrust(who, level.get(who, 0.0)))
+        target = authors[rep.target_author]
+        trusted_replayer = level.get(rep.replayer, 0.0) >= THRESHOLD
+        if rep.match and trusted_replayer and outcome.get(rep.target) == "reproduced":
+            target.matched.append(rep.target)
+            target.vouchers.append(rep.replayer)
+        elif not rep.match and trusted_replayer and outcome.get(rep.target) == "refuted":
+            target.mismatched.append(rep.target)
+    for author, a in authors.items():
+        a.matched, a.vouchers = sorted(set(a.matched)), sorted(set(a.vouchers))
+        a.mismatched = sorted(set(a.mismatched))
+        a.lost = [x for x in distrusted.get(author, []) if x not in a.mismatched]
+        a.status, a.why = _status(a, roots, distrusted)
+        a.level = 0.0 if a.status == "distrusted" else (1.0 if author in roots else a.level)
+    for root in roots:
+        authors.setdefault(root, AuthorTrust(root, 1.0, "root", why="root: own key or pinned"))
+    return TrustState(roots, authors, replays, outcome)
+
+
+def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[str]]
+            ) -> tuple[str, str]:
+    if a.author in roots:
+        extra = f"; contradicted on {len(a.mismatched)} run(s)" if a.mismatched else ""
+        return "root", "root: own key or pinned" + extra
+    if a.author in distrusted:
+        if a.mismatched:
+            return "distrusted", (f"trusted replays contradicted {len(a.mismatched)} run(s), "
+                                  f"first {a.mismatched[0][:12]}")
+        return "distrusted", f"its replay {a.lost[0][:12]} was outvoted by trusted replays"
+    if a.level >= THRESHOLD:
+        return "trusted", (f"{len(a.matched)} run(s) reproduced by "
+                           f"{', '.join(v[:12] for v in a.vouchers[:3])}")
+    if a.matched:
+        return "untrusted", f"reproduced only by authors below {THRESHOLD} trust"
+    return "untrusted", "no replay by a trusted author yet"
+
+
+def listing(state: TrustState, runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Authors with their standing, why, and influence (their share of the sane finished runs
+    and claims this node holds), roots first, then by level, then by id.
+
+    `runs`: author -> their sane finished runs (any track)."""
+    total = max(1, sum(len(v) for v in runs.values()))
+    authors = sorted(set(runs) | set(state.authors) | set(state.roots))
+    rows = []
+    for author in authors:
+        a = state.standing(author)
+        n = len(runs.get(author, []))
+        rows.append({"author": author, "status": a.status, "level": round(state.level(author), 4),
+                     "why": a.why, "vouchers": a.vouchers, "reproduced": a.matched,
+                     "contradicted": a.mismatched, "outvoted_replays": a.lost, "runs": n,
+                     "influence": round(n / total, 4)})
+    order = {"root": 0, "trusted": 1, "untrusted": 2, "distrusted": 3}
+    return sorted(rows, key=lambda r: (order[r["status"]], -r["level"], r["author"]))

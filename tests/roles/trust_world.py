@@ -1,0 +1,95 @@
+"""Helpers for the trust tests: honest nodes on the simulated track with a real budget, and
+hostile keys that sign whatever they like (real signatures, real store)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from memory import canonical, codec, records as R, synthetic
+from memory.crypto import Keypair
+from memory.store import Store
+from roles import evidence
+from roles.context import Context
+from roles.experimenter import Experimenter
+from roles.base import Proposal
+from tests.roles.simulated import BASE, SD, TRACK, SimRunner, context
+
+BUDGET = 1_024_000            # 1000 whole steps of 8 x 128 tokens (the harness defaults)
+STEPS = 1000
+
+
+class Runner(SimRunner):
+    """SimRunner whose metrics are what the harness would report for BUDGET."""
+
+    def __call__(self, config: Any, seed: int, purpose: str, ref: str | None) -> R.RunBody:
+        body = super().__call__(config, seed, purpose, ref)
+        return body.model_copy(update={"metrics": body.metrics.model_copy(
+            update={"tokens": BUDGET, "steps": STEPS})})
+
+
+class Fixed:
+    """A proposer of one diff."""
+
+    def __init__(self, diff: dict[str, Any]) -> None:
+        self.diff = diff
+
+    def propose(self, ctx: Any) -> Proposal:
+        return Proposal(self.diff, "test", "human")
+
+
+def node(store: Store, key: Keypair, runner: SimRunner | None, seed: int = 0, **kw: Any) -> Context:
+    """An honest node's role context with the track's budget known."""
+    return context(store, key, runner, seed, budget_tokens=BUDGET, **kw)
+
+
+def baseline_ready(ctx: Context) -> None:
+    """Run baseline seeds until the gate's minimum."""
+    exp = Experimenter(Fixed({"lr": 0.006}))
+    while len(evidence.baseline(ctx).values) < ctx.params.min_baseline:
+        exp.work(ctx)
+
+
+def hostile(n: int) -> list[Keypair]:
+    """`n` fresh keys (free: that is the point)."""
+    return [Keypair(os.urandom(32)) for _ in range(n)]
+
+
+def sign(store: Store, key: Keypair, kind: str, body: R.Body, ts: int | None = None) -> R.Record:
+    """Sign `body` as `key`'s next record and add it to `store`."""
+    record = codec.sign(key, kind, store.next_seq(key.peer_id), body, ts=ts)
+    report = store.add([record])
+    assert not report.rejected, report.rejected
+    return record
+
+
+def sign_many(store: Store, items: list[tuple[Keypair, str, R.Body]]) -> list[R.Record]:
+    """Sign many bodies (each as its key's next record) and add them in one batch."""
+    seqs: dict[str, int] = {}
+    records = []
+    for key, kind, body in items:
+        seq = seqs.get(key.peer_id) or store.next_seq(key.peer_id)
+        seqs[key.peer_id] = seq + 1
+        records.append(codec.sign(key, kind, seq, body))
+    report = store.add(records)
+    assert not report.rejected, report.rejected
+    return records
+
+
+def run_body(config: dict[str, Any], seed: int, bpb: float | None, purpose: str = "confirm",
+             ref: str | None = None, status: str = "ok", **metrics: Any) -> R.RunBody:
+    """A run body on the simulated track with harness-consistent metrics unless overridden."""
+    body = synthetic.run_body(TRACK, dict(config), seed, bpb, status=status, purpose=purpose, ref=ref)
+    update = {"tokens": BUDGET, "steps": STEPS, **metrics}
+    return body.model_copy(update={"metrics": body.metrics.model_copy(update=update)})
+
+
+def claim_body(base_hash: str, config: dict[str, Any], diff: dict[str, Any], base_ids: list[str],
+               ids: list[str], effect: float = -0.01) -> R.ClaimBody:
+    """A claim that `config` beats the baseline."""
+    return R.ClaimBody(track=TRACK, baseline_hash=base_hash, candidate_hash=canonical.config_hash(config),
+                       diff=diff, baseline_runs=base_ids[-512:], candidate_runs=ids, effect=effect,
+                       summary="claimed")
+
+
+__all__ = ["BASE", "SD", "TRACK", "BUDGET", "Runner", "Fixed", "node", "baseline_ready", "hostile",
+           "sign", "sign_many", "run_body", "claim_body"]
