@@ -73,19 +73,23 @@ def quality_values(ctx: Context) -> dict[str, tuple[list[dict[str, Any]], list[f
     """(configs, values) per quality measure over the track's ok runs, and per the mean judge
     score (`judge`: each run's mean over its judgements' mean scores, flagged judges left out)."""
     out: dict[str, tuple[list[dict[str, Any]], list[float]]] = {}
-    rows = ctx.rows("SELECT config, quality FROM valid_runs WHERE track = ? AND status = 'ok' "
+    v = evidence.verdicts_of(ctx)        # as for val_bpb: sane runs by trusted authors only
+    counted = {i for i, r in v.runs.items() if v.counts(r)}
+    rows = ctx.rows("SELECT id, config, quality FROM valid_runs WHERE track = ? AND status = 'ok' "
                     "AND quality IS NOT NULL ORDER BY id", [ctx.track])
-    for row in rows:
+    for row in (r for r in rows if r["id"] in counted):
         config = evidence._config(row["config"])
         for name, value in json.loads(row["quality"]).items():
             if isinstance(value, (int, float)):
                 out.setdefault(name, ([], []))[0].append(config)
                 out[name][1].append(float(value))
     per_run: dict[str, tuple[dict[str, Any], list[float]]] = {}
-    for row in ctx.rows("SELECT r.id, r.config, j.scores FROM valid_runs r "
+    for row in ctx.rows("SELECT r.id, r.config, j.author AS judge, j.scores FROM valid_runs r "
                         "JOIN judgements j ON j.run = r.id WHERE r.track = ? AND r.status = 'ok' "
                         "AND j.author NOT IN (SELECT author FROM equivocations) "
                         "ORDER BY r.id, j.id", [ctx.track]):
+        if row["id"] not in counted or not v.trust.trusted(row["judge"]):
+            continue                     # a judgement is testimony: only trusted judges count
         scores = list(json.loads(row["scores"]).values())
         entry = per_run.setdefault(row["id"], (evidence._config(row["config"]), []))
         entry[1].append(sum(scores) / len(scores))

@@ -82,7 +82,7 @@ def test_no_key_no_judge(monkeypatch) -> None:
 
 
 def test_meta_analyst_judges_and_reports_quality_beside_val_bpb(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))   # trusts the runs
     looping = {"repetition": 0.4, "distinct_1": 0.3, "distinct_2": 0.4, "ends_sentence": 0.0,
                "unknown_words": 0.01}
     fine = {"repetition": 0.0, "distinct_1": 0.7, "distinct_2": 0.9, "ends_sentence": 1.0,
