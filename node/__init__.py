@@ -8,6 +8,7 @@ bridge.py      trio (libp2p) in its own thread, callable from asyncio
 host.py        the libp2p host: gossip, sync protocol, connections, bans (trio side)
 gossip.py      GossipSub settings, topic, record validator
 sync.py        /swarm/sync/1.0.0: digest, have, missing batches
+blob.py        /swarm/blob/1.0.0: track files by sha256, chunk-verified, resumable, rate-limited
 framing.py     length-prefixed msgpack frames with bounded reads and deadlines
 discovery.py   bootstrap/saved peers, mDNS, Kademlia DHT providers; connection events
 peers.py       the peer table: last seen, records received, strikes, bans, peers.json

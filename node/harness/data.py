@@ -172,7 +172,10 @@ def _from_peers(spec: DataSpec, folder: Path, progress: Progress | None) -> dict
     out = {}
     for split in SPLITS:
         sha, size = spec.pin(split)
-        tmp = fetch(sha, size, folder / f"{split}.tmp")    # type: ignore[arg-type]
+        try:
+            tmp = fetch(sha, size, folder / f"{split}.tmp")    # type: ignore[arg-type]
+        except DataError as exc:
+            raise DataError(f"peers: {exc}") from None
         out[split] = _install(tmp, spec, split, "peers")
     return out
 
