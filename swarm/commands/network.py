@@ -22,7 +22,8 @@ def join(
     listen: list[str] = typer.Option([DEFAULT_LISTEN], "--listen", help="Multiaddr to listen on "
                                      "(repeatable; /tcp/0 picks a free port)."),
     bootstrap: list[str] = typer.Option([], "--bootstrap", help="Multiaddr of a peer to join "
-                                        "through (repeatable; printed by every node at start)."),
+                                        "through (repeatable; printed by every node at start; "
+                                        "also $SWARM_BOOTSTRAP and HOME/bootstrap.txt)."),
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not look for peers on the LAN."),
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
@@ -65,6 +66,13 @@ def join(
     from node.host import NetConfig
     from swarm.node_work import NodeWork, WorkOptions, gate_params
 
+    from node.listen import AddressError, bootstrap_addrs, check_listen
+
+    try:
+        check_listen(listen)
+        bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
+    except AddressError as exc:
+        fail(str(exc))
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval,
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
