@@ -1,7 +1,8 @@
 """A track's text: named by sha256, taken from the first source that yields those exact bytes.
 
 Sources, in order (each one tried is reported in one log line):
-1. an explicit data dir (`--data-dir`, then `$SWARM_DATA_DIR`) holding `train.txt` and `valid.txt`;
+1. an explicit data dir (`--data-dir`, then `$SWARM_DATA_DIR`) holding `train.txt` and `valid.txt`
+   (when given, it is the only source: wrong or missing files are an error, not a fall-through);
 2. the copy cached under the home (`HOME/cache/data/NAME/`);
 3. the copy embedded in the package (`data_files/NAME/*.txt.xz`; the `tinystories-cpu` sample);
 4. peers that hold the bytes (`node/blob.py` registers itself here while the host runs);
@@ -118,7 +119,7 @@ def _check(path: Path, spec: DataSpec, split: str, where: str) -> str:
     sha, size = spec.pin(split)
     name = f"{split}.txt"
     if not path.is_file():
-        raise DataError(f"{where}: no {name}")
+        raise DataError(f"{where}: {name} is missing")
     if sha is not None and path.stat().st_size != size:
         raise DataError(f"{where}: {name} has {path.stat().st_size} bytes, the pin {size}")
     got = sha256_file(path)
@@ -201,11 +202,13 @@ def _data_dir(data_dir: Path | str | None) -> tuple[Path, str] | None:
     return (Path(env), f"SWARM_DATA_DIR {env}") if env else None
 
 
-def _attempt(spec: DataSpec, label: str, get: Callable[[], dict],
-             tried: list[str]) -> dict[str, tuple[Path, str]] | None:
+def _attempt(spec: DataSpec, label: str, get: Callable[[], dict], tried: list[str],
+             strict: bool = False) -> dict[str, tuple[Path, str]] | None:
     try:
         files = get()
     except DataError as exc:
+        if strict:
+            raise
         reason = str(exc)
         # a wrong file is worth a warning; a source that simply does not have it is not
         (log.warning if "sha256" in reason or "bytes, the pin" in reason else log.info)(
@@ -223,12 +226,17 @@ def resolve_data(spec: DataSpec, home: Path, data_dir: Path | str | None = None,
                  progress: Progress | None = None) -> dict[str, tuple[Path, str]]:
     """{split: (path, sha256)} of the verified text; raise `DataError` with a one-line reason
     listing every source tried and what each gave."""
-    folder = cache_dir(home) / "data" / spec.name
     explicit = _data_dir(data_dir)
-    sources: list[tuple[str, Callable[[], dict]]] = []
     if explicit is not None:
-        sources.append((explicit[1], lambda: local_files(spec, explicit[0], explicit[1])))
-    sources.append(("cache", lambda: local_files(spec, folder, "cache")))
+        # the user named the folder: its files or a one-line error, never another source quietly
+        try:
+            return _attempt(spec, explicit[1], lambda: local_files(spec, *explicit), [], True)
+        except DataError as exc:
+            raise DataError(f"{exc} (without --data-dir / SWARM_DATA_DIR the other sources "
+                            f"are tried)") from None
+    folder = cache_dir(home) / "data" / spec.name
+    sources: list[tuple[str, Callable[[], dict]]] = [
+        ("cache", lambda: local_files(spec, folder, "cache"))]
     for label, fn in (("embedded copy", _from_embedded), ("peers", _from_peers),
                       ("upstream", _from_upstream)):
         sources.append((label, lambda fn=fn: _fetch_into(fn, spec, folder, progress)))

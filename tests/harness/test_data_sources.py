@@ -36,7 +36,7 @@ def test_fresh_home_without_network_gets_the_embedded_copy(tmp_path: Path, caplo
     files = resolve_data(CPU.data, tmp_path / "home")
     assert files["train"][1] == CPU.data.train_sha256 == data_mod.sha256_file(files["train"][0])
     assert files["valid"][1] == CPU.data.valid_sha256
-    assert "embedded copy: ok" in caplog.text and "cache: no train.txt" in caplog.text
+    assert "embedded copy: ok" in caplog.text and "cache: train.txt is missing" in caplog.text
     assert data_mod.held(CPU.data.train_sha256) == files["train"][0]       # servable to peers
     caplog.clear()
     resolve_data(CPU.data, tmp_path / "home")                 # second time: the cache
@@ -44,8 +44,7 @@ def test_fresh_home_without_network_gets_the_embedded_copy(tmp_path: Path, caplo
     assert CPU.id == "tinystories-cpu:1c8bad0569f51e13a82b7ce5a0b3c596"      # id unchanged
 
 
-def test_a_wrong_data_dir_is_reported_and_the_pinned_bytes_still_win(tmp_path: Path, caplog,
-                                                                       monkeypatch) -> None:
+def test_a_wrong_data_dir_is_one_line_naming_source_and_hash(tmp_path: Path, monkeypatch) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
     packed = embedded_dir(CPU.data)
@@ -55,11 +54,12 @@ def test_a_wrong_data_dir_is_reported_and_the_pinned_bytes_still_win(tmp_path: P
     with (bad / "train.txt").open("r+b") as f:                # same size, one byte changed
         f.write(b"X")
     monkeypatch.setenv("SWARM_DATA_DIR", str(bad))
-    files = resolve_data(CPU.data, tmp_path / "home")
-    assert files["train"][1] == CPU.data.train_sha256
-    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warning) == 1 and f"SWARM_DATA_DIR {bad}: train.txt has sha256" in warning[0]
-    assert CPU.data.train_sha256[:16] in warning[0]
+    with pytest.raises(DataError) as err:                     # named by the user: no fall-through
+        resolve_data(CPU.data, tmp_path / "home")
+    text = str(err.value)
+    assert f"SWARM_DATA_DIR {bad}: train.txt has sha256" in text and "\n" not in text
+    assert CPU.data.train_sha256[:16] in text
+    assert not (tmp_path / "home").exists()                   # nothing else was tried
 
 
 def test_local_files_checksum_refusal(tmp_path: Path, corpus, track) -> None:
@@ -69,13 +69,14 @@ def test_local_files_checksum_refusal(tmp_path: Path, corpus, track) -> None:
     bad.mkdir()
     (bad / "train.txt").write_bytes(data["train"][:-1] + b"X")
     (bad / "valid.txt").write_bytes(data["valid"])
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError, match=f"--data-dir {bad}: train.txt has sha256"):
         resolve_data(track.data, tmp_path / "home", bad)
+    with pytest.raises(DataError) as err:                     # no source has it
+        resolve_data(track.data, tmp_path / "home")
     text = str(err.value)
-    assert f"--data-dir {bad}: train.txt has sha256" in text and "\n" not in text
-    for source in ("cache: no train.txt", "embedded copy: none", "peers: no host running",
+    for source in ("cache: train.txt is missing", "embedded copy: none", "peers: no host running",
                    "upstream: none pinned"):
-        assert source in text
+        assert source in text and "\n" not in text
 
 
 # ---- upstream: parquet rows at a pinned revision, through huggingface_hub's own cache ----
