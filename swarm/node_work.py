@@ -3,8 +3,9 @@
 Started by the daemon once its `node` record is published (`Daemon.run(on_started=...)`); runs the
 roles loop (swarm/worker.py) in a thread of its own; stops at shutdown, killing the current
 training run (no record for it); asks the daemon to stop once `--max-runs` / `--duration` are
-reached. A node whose data cannot be had still works: without a runner it takes the roles that
-need no training (statistician, meta-analyst).
+reached. A node whose data cannot be had says so in one line and still works: without a runner it takes
+the roles that need no training (statistician, meta-analyst); with a pinned training role
+(`--role experimenter|verifier`) its work loop stops with that line instead.
 """
 from __future__ import annotations
 
