@@ -173,17 +173,18 @@ class BlobService:
 
     # ---- fetching ----
 
-    def fetch_blocking(self, sha: str, size: int, dest: Path) -> Path:
+    def fetch_blocking(self, sha: str, size: int | None, dest: Path) -> Path:
         """`data.PeerFetch` for other threads: fetch through the host's trio thread."""
         try:
             return trio.from_thread.run(self.fetch, sha, size, dest, trio_token=self.token)
         except trio.RunFinishedError:
             raise data.DataError("the host stopped") from None
 
-    async def fetch(self, sha: str, size: int, dest: Path) -> Path:
-        """Fetch the blob `sha` of `size` bytes into `dest` from a connected peer; raise
-        `DataError` naming each peer tried and what went wrong."""
-        if size > MAX_BLOB:
+    async def fetch(self, sha: str, size: int | None, dest: Path) -> Path:
+        """Fetch the blob `sha` of `size` bytes (None: any size up to MAX_BLOB, for upstream files
+        pinned by hash only) into `dest` from a connected peer; raise `DataError` naming each
+        peer tried and what went wrong."""
+        if size is not None and size > MAX_BLOB:
             raise data.DataError(f"{size} bytes is over the {MAX_BLOB}-byte blob limit")
         peers = await self._peers()
         if not peers:
@@ -192,7 +193,7 @@ class BlobService:
         for peer in peers:
             try:
                 await self._fetch_from(peer, sha, size, dest)
-                log.info("blob %s…: %d bytes from %s", sha[:12], size, peer[:16])
+                log.info("blob %s…: %d bytes from %s", sha[:12], dest.stat().st_size, peer[:16])
                 return dest
             except (BlobError, ProtocolError) as exc:
                 tried.append(f"{peer[:16]}… {exc}")
@@ -208,15 +209,15 @@ class BlobService:
         random.shuffle(peers)
         return peers
 
-    async def _fetch_from(self, peer: str, sha: str, size: int, dest: Path) -> None:
+    async def _fetch_from(self, peer: str, sha: str, size: int | None, dest: Path) -> None:
         part = dest.with_name(dest.name + ".part")
         for _ in range(2):        # a second round only when the kept .part failed its check
-            start = _complete_chunks(part, size)
+            start = _complete_chunks(part, MAX_BLOB if size is None else size)
             stream = await self._open(peer)
             try:
-                hashes = await self._ask(stream, sha, size, start)
+                hashes, total = await self._ask(stream, sha, size, start)
                 if await trio.to_thread.run_sync(_keep_verified, part, hashes, start) == start:
-                    await self._receive(stream, part, hashes, start, size)
+                    await self._receive(stream, part, hashes, start, total)
                     break
             finally:
                 await _close(stream)
@@ -235,7 +236,8 @@ class BlobService:
         with trio.fail_after(10):
             return await self.host.new_stream(ID.from_base58(peer), [TProtocol(PROTOCOL_ID)])
 
-    async def _ask(self, stream: Any, sha: str, size: int, start: int) -> list[bytes]:
+    async def _ask(self, stream: Any, sha: str, size: int | None,
+                   start: int) -> tuple[list[bytes], int]:
         await write_frame(stream, {"sha256": sha, "from": start})
         reply = await read_frame(stream, timeout=FRAME_TIMEOUT_S)
         if isinstance(reply, dict) and reply.get("error") == "unknown":
@@ -274,17 +276,22 @@ def _keep_verified(part: Path, hashes: list[bytes], upto: int) -> int:
     return upto
 
 
-def _valid_manifest(reply: Any, size: int) -> list[bytes]:
+def _valid_manifest(reply: Any, size: int | None) -> tuple[list[bytes], int]:
+    """(chunk hashes, size) of a manifest that fits the pinned size (or any size up to MAX_BLOB)."""
     if not isinstance(reply, dict) or set(reply) != {"size", "chunk", "hashes"}:
         raise BlobError("sent a malformed manifest")
-    if reply["size"] != size or reply["chunk"] != CHUNK:
-        raise BlobError(f"offers {reply['size']!r} bytes in {reply['chunk']!r}-byte chunks, "
-                        f"the pin is {size} in {CHUNK}")
+    offered = reply["size"]
+    fits = offered == size if size is not None else (
+        isinstance(offered, int) and not isinstance(offered, bool) and 0 < offered <= MAX_BLOB)
+    if not fits or reply["chunk"] != CHUNK:
+        raise BlobError(f"offers {offered!r} bytes in {reply['chunk']!r}-byte chunks, "
+                        f"the pin is {size if size is not None else 'at most ' + str(MAX_BLOB)} "
+                        f"in {CHUNK}")
     hashes = reply["hashes"]
-    if (not isinstance(hashes, list) or len(hashes) != -(-size // CHUNK)
+    if (not isinstance(hashes, list) or len(hashes) != -(-offered // CHUNK)
             or not all(isinstance(h, bytes) and len(h) == 32 for h in hashes)):
         raise BlobError("sent a manifest whose chunk hashes do not fit the size")
-    return hashes
+    return hashes, offered
 
 
 def _valid_chunk(frame: Any, index: int, hashes: list[bytes], size: int) -> bytes:

@@ -6,7 +6,8 @@ Sources, in order (each one tried is reported in one log line):
 2. the copy cached under the home (`HOME/cache/data/NAME/`);
 3. the copy embedded in the package (`data_files/NAME/*.txt.xz`; the `tinystories-cpu` sample);
 4. peers that hold the bytes (`node/blob.py` registers itself here while the host runs);
-5. upstream at a pinned revision (`node/harness/hub.py`; only specs with a `source`).
+5. upstream at a pinned revision (`node/harness/hub.py`; only specs with a `source`): each
+   upstream file is asked of peers by its sha256 first, then of the hub.
 Whatever the source, the bytes are kept only if they hash to the pins; anything fetched or
 unpacked lands in the cache, so the next start is source 2.
 """
@@ -32,8 +33,8 @@ HUB = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = Path(__file__).resolve().parent / "data_files"
 Progress = Callable[[int, "int | None"], None]
-# (sha256, size, dest) -> dest, or raise DataError: set by node/blob.py while a host runs
-PeerFetch = Callable[[str, int, Path], Path]
+# (sha256, size or None, dest) -> dest, or raise DataError: set by node/blob.py while a host runs
+PeerFetch = Callable[[str, "int | None", Path], Path]
 _peer_fetch: PeerFetch | None = None
 _held: dict[str, Path] = {}                 # sha256 -> verified file this process may serve
 _held_lock = threading.Lock()
@@ -188,7 +189,7 @@ def _from_upstream(spec: DataSpec, folder: Path, progress: Progress | None) -> d
         raise DataError("upstream: none pinned for this data set")
     try:
         made = hub.fetch_and_prepare(spec.source, {s: spec.pin(s)[1] for s in SPLITS}, folder,
-                                     progress)
+                                     progress, _peer_fetch, hold)
     except HubError as exc:
         raise DataError(f"upstream {spec.source.repo}@{spec.source.revision[:12]}: {exc}") from None
     where = f"upstream {spec.source.repo}@{spec.source.revision[:12]}"

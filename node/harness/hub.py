@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, "int | None"], None]
+PeerFetch = Callable[[str, "int | None", Path], Path]   # (sha256, size or None, dest) -> dest
 
 
 class HubError(RuntimeError):
@@ -57,11 +58,30 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_file(source: HubSource, item: HubFile, cache: Path) -> Path:
-    """The pinned file from the hub (or the hub cache under `cache`), sha256 checked."""
+def _from_peers(item: HubFile, cache: Path, peer_fetch: PeerFetch | None) -> Path | None:
+    """The file from a peer that holds it (by its sha256), or None (the reason is logged)."""
+    if peer_fetch is None:
+        return None
+    dest = cache / "by-sha256" / item.sha256
+    if dest.is_file() and file_sha256(dest) == item.sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return peer_fetch(item.sha256, None, dest)
+    except RuntimeError as exc:                 # DataError: no peer has it, or none is connected
+        log.info("upstream file %s from peers: %s", item.path, exc)
+        return None
+
+
+def fetch_file(source: HubSource, item: HubFile, cache: Path,
+               peer_fetch: PeerFetch | None = None) -> Path:
+    """The pinned file from a peer, else the hub (or the hub cache under `cache`), sha256 checked."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    path = _from_peers(item, cache, peer_fetch)
+    if path is not None and file_sha256(path) == item.sha256:
+        return path
     try:
         path = Path(hf_hub_download(source.repo, item.path, repo_type="dataset",
                                     revision=source.revision, cache_dir=cache))
@@ -105,12 +125,20 @@ def prepare_rows(source: HubSource, files: list[Path], size: int, out: Path) -> 
 
 
 def fetch_and_prepare(source: HubSource, sizes: dict[str, int], folder: Path,
-                      progress: Progress | None = None) -> dict[str, Path]:
-    """{split: NAME.tmp} prepared from the pinned upstream files (the caller checks the pins)."""
+                      progress: Progress | None = None, peer_fetch: PeerFetch | None = None,
+                      on_file: Callable[[str, Path], None] = lambda sha, path: None,
+                      ) -> dict[str, Path]:
+    """{split: NAME.tmp} prepared from the pinned upstream files (the caller checks the pins).
+
+    Each upstream file is asked of peers first (by its sha256), then of the hub; `on_file` hears
+    of every verified file (so this node can serve it in turn)."""
     cache = folder.parent.parent / "hub"           # HOME/cache/hub, beside HOME/cache/data
     out = {}
     for split, size in sizes.items():
-        files = [fetch_file(source, item, cache) for item in getattr(source, split)]
+        files = []
+        for item in getattr(source, split):
+            files.append(fetch_file(source, item, cache, peer_fetch))
+            on_file(item.sha256, files[-1])
         log.info("preparing %s from %d upstream file(s), recipe %s", split, len(files),
                  source.recipe)
         if progress:

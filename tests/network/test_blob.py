@@ -148,3 +148,40 @@ def test_request_validation_and_the_rate_limit() -> None:
     assert bucket.wait_for(1000) == pytest.approx(1.0)   # then 1000 units per second
     now[0] = 1.0
     assert bucket.wait_for(100) == pytest.approx(0.1)
+
+
+def test_upstream_files_come_from_a_peer_by_their_sha256(tmp_path: Path, monkeypatch) -> None:
+    # An unpinned upstream track: its parquet files are pinned by sha256, so a peer that fetched
+    # them serves them, and a node with no internet and an empty hub cache prepares from them.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from huggingface_hub import constants
+
+    from node.harness.data import DataSpec
+    from node.harness.hub import HubFile, HubSource
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(data_mod, "_held", {})
+    files = {}
+    for split, rows in (("train", 3000), ("valid", 300)):
+        path = tmp_path / "server" / f"{split}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"text": [f"Story {i} of {split}." for i in range(rows)]}), path)
+        files[split] = HubFile(path=f"data/{split}.parquet",
+                               sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        data_mod.hold(files[split].sha256, path)
+    source = HubSource(repo="test/stories", revision="a" * 40, train=(files["train"],),
+                       valid=(files["valid"],))
+    spec = DataSpec(name="peer-hub", train_sha256=None, valid_sha256=None, train_bytes=20_000,
+                    valid_bytes=2_000, recipe=source.recipe, source=source)
+    got: dict[str, Any] = {}
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        got["files"] = await trio.to_thread.run_sync(resolve_data, spec, tmp_path / "fresh")
+        got["served"] = server.served_bytes
+
+    with_two_hosts(body)
+    train = got["files"]["train"][0].read_bytes()
+    assert train.startswith(b"story 0 of train.\n\nstory 1 of train.") and len(train) == 20_000
+    assert got["served"] == sum((tmp_path / "server" / f"{s}.parquet").stat().st_size
+                                for s in ("train", "valid"))
