@@ -4,4 +4,5 @@ memory.py    `swarm bench memory`: ingest rate, query latency, size, anti-entrop
 harness.py   `swarm bench harness`: tokens/s and MFU against a textbook GPT, seed noise of a track
 textbook.py  the reference: a plain eager PyTorch GPT training step, straight from the textbook
 procstat.py  CPU time and memory of a process, from /proc
+blob.py      `swarm bench blob`: blob transfer MB/s and a fresh node's fetch of tinystories-cpu from a peer
 """

@@ -202,9 +202,11 @@ def _when(ts: float | None) -> str:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add join, status, peers and `bench network` to the CLI."""
+    """Add join, status, peers, `bench network` and `bench blob` to the CLI."""
     app.command()(join)
     app.command()(status)
     app.command()(peers)
+    from swarm.bench import blob as bench_blob
     from swarm.bench import network as bench_network
     bench_app.command("network")(bench_network.bench)
+    bench_app.command("blob")(bench_blob.bench)

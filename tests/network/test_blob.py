@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,39 +19,10 @@ from node.framing import read_frame, write_frame
 from node.harness import data as data_mod
 from node.harness.data import DataError, resolve_data
 from node.harness.tracks import TRACKS
+from swarm.bench.blob import with_two_hosts
 
 CPU = TRACKS["tinystories-cpu"].data
 log = logging.getLogger(__name__)
-
-
-def _new_host() -> Any:
-    from libp2p import new_host
-    from libp2p.crypto.ed25519 import create_new_key_pair
-
-    return new_host(key_pair=create_new_key_pair(), muxer_preference="YAMUX")
-
-
-def with_two_hosts(body: Callable[[BlobService, BlobService], Awaitable[None]]) -> None:
-    """Run `body(server, client)` with two connected hosts, each with a BlobService."""
-    import multiaddr
-    from libp2p.peer.peerinfo import PeerInfo
-
-    async def main() -> None:
-        a, b = _new_host(), _new_host()
-        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
-        async with a.run(listen_addrs=listen), b.run(listen_addrs=listen):
-            server, client = BlobService(a), BlobService(b)
-            server.register()
-            client.register()                 # the client's fetch is the one data.py uses
-            with trio.fail_after(10):
-                await b.connect(PeerInfo(a.get_id(), a.get_addrs()))
-            try:
-                with trio.fail_after(120):
-                    await body(server, client)
-            finally:
-                client.close()
-
-    trio.run(main)
 
 
 @pytest.fixture()
