@@ -154,6 +154,8 @@ class BlobService:
         size = path.stat().st_size                      # type: ignore[union-attr]
         await write_frame(stream, {"size": size, "chunk": CHUNK, "hashes": hashes},
                           timeout=FRAME_TIMEOUT_S)
+        if len(self._buckets) > 4096:          # bounded: many peers over a long uptime
+            self._buckets.clear()
         bucket = self._buckets.setdefault(peer, TokenBucket(self.rate, 4 * CHUNK))
         for index in range(start, len(hashes)):
             block = await trio.to_thread.run_sync(_read_chunk, path, index)
