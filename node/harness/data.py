@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-from node.harness.hub import HubError, HubSource
+from node.harness.hub import HubError, HubSource, fetch_and_prepare
 from node.harness.hub import file_sha256 as sha256_file
 from node.home import cache_dir
 
@@ -183,16 +183,14 @@ def _from_peers(spec: DataSpec, folder: Path, progress: Progress | None) -> dict
 
 
 def _from_upstream(spec: DataSpec, folder: Path, progress: Progress | None) -> dict:
-    from node.harness import hub     # lazy: huggingface_hub and pyarrow only when needed
-
     if spec.source is None:
         raise DataError("upstream: none pinned for this data set")
-    try:
-        made = hub.fetch_and_prepare(spec.source, {s: spec.pin(s)[1] for s in SPLITS}, folder,
-                                     progress, _peer_fetch, hold)
-    except HubError as exc:
-        raise DataError(f"upstream {spec.source.repo}@{spec.source.revision[:12]}: {exc}") from None
     where = f"upstream {spec.source.repo}@{spec.source.revision[:12]}"
+    try:
+        made = fetch_and_prepare(spec.source, {s: spec.pin(s)[1] for s in SPLITS}, folder,
+                                 progress, _peer_fetch, hold)
+    except HubError as exc:
+        raise DataError(f"{where}: {exc}") from None
     return {s: _install(made[s], spec, s, where) for s in SPLITS}
 
 
