@@ -82,6 +82,8 @@ def fetch_file(source: HubSource, item: HubFile, cache: Path,
     path = _from_peers(item, cache, peer_fetch)
     if path is not None and file_sha256(path) == item.sha256:
         return path
+    if not log.isEnabledFor(logging.DEBUG):    # its retry warnings: our one line says it all
+        logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         path = Path(hf_hub_download(source.repo, item.path, repo_type="dataset",
                                     revision=source.revision, cache_dir=cache))
