@@ -13,8 +13,10 @@ quiet.py       py-libp2p logging routed through ours; repeated warnings rate-lim
 sync.py        /swarm/sync/2.0.0 (range-based reconciliation); dispatch to 1.0.0
 sync_v1.py     /swarm/sync/1.0.0 (digest, have, missing batches), kept for older nodes
 syncwire.py    what both versions share: pull result, batch checks, ingest, record producer
+blob.py        /swarm/blob/1.0.0: track files by sha256, chunk-verified, resumable, rate-limited
 framing.py     length-prefixed msgpack frames with bounded reads and deadlines
 discovery.py   bootstrap/saved peers, mDNS, Kademlia DHT providers; connection events
+listen.py      join-time checks: listen multiaddrs and free ports, bootstrap sources (flag, env, file)
 peers.py       the peer table: last seen, records received, strikes, bans, peers.json
 batcher.py     gossip records ingested in ~100 ms batches; arrival times
 machine.py     this machine's hardware and software for the `node` record

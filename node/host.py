@@ -67,6 +67,7 @@ class NetHost:
         self._pulling: set[str] = set()
         self._serving: dict[str, int] = {}
         self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
+        self.blobs: Any = None                 # node/blob.py: track files by sha256
 
     # ---- lifecycle ----
 
@@ -89,6 +90,8 @@ class NetHost:
                     await trio.sleep_forever()
         finally:
             self.nursery = None
+            if self.blobs is not None:
+                self.blobs.close()
             if self.pubsub is not None:
                 self.pubsub.seen_messages.stop()   # a plain thread libp2p never stops itself
 
@@ -114,6 +117,9 @@ class NetHost:
         subscription = await self.pubsub.subscribe(self.topic)
         for protocol in sync.PROTOCOLS:          # 2.0.0, and 1.0.0 for nodes of earlier versions
             self.host.set_stream_handler(TProtocol(protocol), self._serve_sync)
+        from node.blob import BlobService
+        self.blobs = BlobService(self.host, self.peers.is_banned)
+        self.blobs.register()
         self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
         nursery.start_soon(self._read_gossip, subscription)
         nursery.start_soon(self._sync_loop)

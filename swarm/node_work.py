@@ -3,9 +3,11 @@
 Started by the daemon once its `node` record is published (`Daemon.run(on_started=...)`); runs the
 roles loop (swarm/worker.py) in a thread of its own; stops at shutdown, killing the current
 training run (no record for it); asks the daemon to stop once `--max-runs` / `--duration` are
-reached. A node whose data cannot be had still works: without a runner it takes the roles that
-need no training (statistician, meta-analyst). A box with several GPUs runs one worker per GPU
-(`device_plan`), each training in its own processes pinned to its device (CUDA_VISIBLE_DEVICES).
+reached. A node whose data cannot be had says so in one line and still works: without a runner it takes
+the roles that need no training (statistician, meta-analyst); with a pinned training role
+(`--role experimenter|verifier`) its work loop stops with that line instead. A box with several
+GPUs runs one worker per GPU (`device_plan`), each training in its own processes pinned to its
+device (CUDA_VISIBLE_DEVICES).
 """
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ from memory.stats import GateParams
 
 log = logging.getLogger(__name__)
 ROLES = ("experimenter", "verifier", "statistician", "meta_analyst")
+TRAINING_ROLES = ("experimenter", "verifier")
+
+
+class NoData(RuntimeError):
+    """A pinned training role without the track's data; one line."""
 
 
 @dataclass
@@ -116,6 +123,7 @@ class NodeWork:
         self.stop_event = threading.Event()
         self.progress = Progress()            # replaced by the worker's own once it exists
         self.error: str | None = None
+        self.data_missing: str | None = None  # why this node cannot train, when it cannot
         name = "worker" if device is None else f"worker-gpu{device}"
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -144,7 +152,8 @@ class NodeWork:
     def status(self) -> dict[str, Any]:
         """The worker's progress (role, current run, role mix, the swarm's best, timing)."""
         return {"track": self.options.track, **self.progress.snapshot(),
-                **({"error": self.error} if self.error else {})}
+                **({"error": self.error} if self.error else {}),
+                **({"no_data": self.data_missing} if self.data_missing else {})}
 
     # ---- the thread ----
 
@@ -156,6 +165,10 @@ class NodeWork:
                 if not self.stop_event.is_set():          # the loop ended on its own budget
                     log.info("--max-runs / --duration reached; stopping the node")
                     self.daemon.stop_threadsafe()
+        except NoData as exc:                  # one line, no traceback; the node keeps syncing
+            self.error = str(exc)
+            self.progress.doing = "stopped: no data for a training role"
+            log.error("%s", exc)
         except Exception as exc:               # the node keeps syncing; status shows why
             self.error = f"{type(exc).__name__}: {exc}"
             self.progress.doing = "stopped on an error"
@@ -212,8 +225,12 @@ class NodeWork:
         try:
             track_id, base = runner.prepare()
         except DataError as exc:
-            log.warning("cannot train %s (%s); working as statistician / meta-analyst only",
-                        opts.track, exc)
+            # never a silent downgrade: one line says why, and a pinned training role stops here
+            if opts.role in TRAINING_ROLES:
+                raise NoData(f"--role {opts.role} needs {opts.track}'s data: {exc}") from None
+            log.warning("no data for %s, so this node will not train (statistician / "
+                        "meta-analyst only): %s", opts.track, exc)
+            self.data_missing = str(exc)
             track = runner.track
             return None, track.id if track.data.pinned else track.name, track.base.model_dump()
         return runner, track_id, base

@@ -2,8 +2,9 @@
 
 config.py       the typed, flat, range-checked experiment config (`Config`, `build_config`)
 tracks.py       tracks (data + tokenizer + eval + budget + base config), ids are content hashes
-data.py         the track's text: local files or a hub download, sha256-pinned
-download.py     resumable, prefix-capped, checksum-verified HTTPS downloads
+data.py         the track's text by sha256: data dir, cache, embedded copy, peers, upstream
+hub.py          upstream parquet rows at a pinned dataset revision (huggingface_hub)
+data_files/     the embedded tinystories-cpu sample (xz) and its CDLA-Sharing-1.0 notice
 tokenizer.py    deterministic byte-level BPE
 prepare.py      data + tokenizer + token arrays, cached under the home
 model.py        the GPT

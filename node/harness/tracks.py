@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memory.canonical import config_hash
 from node.harness.config import Config
 from node.harness.data import HUB, DataSpec
+from node.harness.hub import HubFile, HubSource
 from node.harness.tokenizer import ALGORITHM
 
 
@@ -90,10 +91,21 @@ TINYSTORIES_4M = DataSpec(
     train_bytes=4_192_330, valid_bytes=794_375,
     train_url=f"{HUB}/TinyStories-train.txt", valid_url=f"{HUB}/TinyStories-valid.txt",
 )
-# A ~1 GB slice for one GPU; no copy exists here to hash, so it is pinned on first fetch.
-TINYSTORIES_1G = TINYSTORIES_4M.model_copy(update={
-    "name": "tinystories-lower-1g", "train_sha256": None, "valid_sha256": None,
-    "train_bytes": 1_000_000_000, "valid_bytes": 8_000_000})
+# The GPU track's data comes from the dataset's parquet rows at a pinned commit. Only the first
+# train shard is pinned (its sha256 is known), so the train split is the first 400 MB of its
+# prepared rows (the shard holds 529,930 stories, ~480 MB). The prepared bytes have no copy here to
+# hash, so the split hashes are pinned on first fetch.
+TINYSTORIES_HUB = HubSource(
+    repo="roneneldan/TinyStories", revision="f54c09fd23315a6f9c86f9dc80f725de7d8f9c64",
+    train=(HubFile(path="data/train-00000-of-00004-2d5a1467fff1081b.parquet",
+                   sha256="77cf780cebe52b6e83e3a2ac84bc56d8059363113e41d17a023f1d8b2ed0fc0b"),),
+    valid=(HubFile(path="data/validation-00000-of-00001-869c898b519ad725.parquet",
+                   sha256="33406a6206554cfc279c29c11f4df51528af487aa1a602b075566fc83c49dcab"),),
+)
+TINYSTORIES_400M = DataSpec(
+    name="tinystories-lower-400m", train_sha256=None, valid_sha256=None,
+    train_bytes=400_000_000, valid_bytes=8_000_000, recipe=TINYSTORIES_HUB.recipe,
+    source=TINYSTORIES_HUB)
 
 TRACKS: dict[str, Track] = {t.name: t for t in (
     Track(name="tinystories-cpu",
@@ -103,7 +115,7 @@ TRACKS: dict[str, Track] = {t.name: t for t in (
           budget=Budget(tokens=2_500_000), base=Config()),
     Track(name="tinystories-gpu",
           description="~30M-param GPT, BPE 4096, 400M tokens: about 5 minutes on one current GPU",
-          accelerator="cuda", data=TINYSTORIES_1G,
+          accelerator="cuda", data=TINYSTORIES_400M,
           tokenizer=TokenizerSpec(vocab_size=4096, train_bytes=50_000_000),
           eval=EvalSpec(prefix_bytes=4_000_000), budget=Budget(tokens=400_000_000),
           base=Config(n_layer=8, n_embd=512, n_head=8, activation="swiglu", norm="rmsnorm",

@@ -7,4 +7,5 @@ procstat.py  CPU time and memory of a process, from /proc
 fuzzpeer.py  a fuzzing peer: random and mutated frames on every protocol a node speaks
 floodpeer.py a flooding peer: valid records from many fresh keys over one connection
 hostile_bench.py  `swarm bench network --flood/--fuzz`: propagation under a flood; a fuzzing run
+blob.py      `swarm bench blob`: blob transfer MB/s and a fresh node's fetch of tinystories-cpu from a peer
 """

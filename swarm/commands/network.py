@@ -22,7 +22,8 @@ def join(
     listen: list[str] = typer.Option([DEFAULT_LISTEN], "--listen", help="Multiaddr to listen on "
                                      "(repeatable; /tcp/0 picks a free port)."),
     bootstrap: list[str] = typer.Option([], "--bootstrap", help="Multiaddr of a peer to join "
-                                        "through (repeatable; printed by every node at start)."),
+                                        "through (repeatable; printed by every node at start; "
+                                        "also $SWARM_BOOTSTRAP and HOME/bootstrap.txt)."),
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not look for peers on the LAN."),
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
@@ -67,6 +68,13 @@ def join(
     from node.host import NetConfig
     from swarm.node_work import NodeWork, WorkOptions, gate_params
 
+    from node.listen import AddressError, bootstrap_addrs, check_listen
+
+    try:
+        check_listen(listen)
+        bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
+    except AddressError as exc:
+        fail(str(exc))
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval,
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
@@ -196,9 +204,11 @@ def _when(ts: float | None) -> str:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add join, status, peers and `bench network` to the CLI."""
+    """Add join, status, peers, `bench network` and `bench blob` to the CLI."""
     app.command()(join)
     app.command()(status)
     app.command()(peers)
+    from swarm.bench import blob as bench_blob
     from swarm.bench import network as bench_network
     bench_app.command("network")(bench_network.bench)
+    bench_app.command("blob")(bench_blob.bench)

@@ -16,16 +16,16 @@ import pytest
 from memory.store import Store
 from node.home import memory_path
 from node.harness.data import shared_data_dir
-from swarm.bench.nodes import launch, wait_for
+from swarm.bench.nodes import launch, log_tail, wait_for
 
 DATA = shared_data_dir()
 needs_data = pytest.mark.skipif(DATA is None, reason="tinystories-cpu's data is not here")
 CLI = [sys.executable, "-c", "from swarm.cli import main; main()"]
 
 
-def _work_args(*extra: str) -> list[str]:
-    return ["--budget-tokens", "20000", "--threads", "1", "--data-dir", str(DATA),
-            "--agent", "offline", *extra]
+def _work_args(*extra: str, data_dir: bool = True) -> list[str]:
+    return ["--budget-tokens", "20000", "--threads", "1", "--agent", "offline",
+            *(["--data-dir", str(DATA)] if data_dir else []), *extra]
 
 
 def _children(pid: int) -> list[int]:
@@ -65,11 +65,13 @@ def test_sigterm_during_a_run_stops_the_node_and_kills_the_run(tmp_path: Path) -
         assert store.query("SELECT count(*) FROM runs WHERE status <> 'ok'").rows == [(0,)]
 
 
-@needs_data
 def test_max_runs_ends_the_node_after_its_unit_of_work(tmp_path: Path) -> None:
-    node = launch(tmp_path / "a", f"w-{uuid.uuid4().hex[:8]}",
-                  extra=_work_args("--max-runs", "1", "--role", "experimenter"), work=True)
-    assert node.proc.wait(120) == 0
+    # a fresh home, no --data-dir, no SWARM_DATA_DIR: the data comes from the embedded copy
+    node = launch(tmp_path / "a", f"w-{uuid.uuid4().hex[:8]}", env={"SWARM_DATA_DIR": ""},
+                  extra=_work_args("--max-runs", "1", "--role", "experimenter", data_dir=False),
+                  work=True)
+    assert node.proc.wait(300) == 0, log_tail(node.home)
+    assert "embedded copy: ok" in (node.home / "node.log").read_text()
     with Store(memory_path(node.home)) as store:
         rows = store.query("SELECT purpose, status FROM runs").rows
         roles = store.query("SELECT DISTINCT role FROM roles").rows

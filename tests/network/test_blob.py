@@ -1,0 +1,158 @@
+"""/swarm/blob/1.0.0 between real py-libp2p hosts on loopback: a fresh node gets the
+tinystories-cpu files from a peer by sha256; resume, unknown hashes, wrong sizes and hostile
+peers (bad chunks, a lying manifest) are each refused with one line."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from node import blob
+from node.blob import CHUNK, BlobService, TokenBucket
+from node.framing import read_frame, write_frame
+from node.harness import data as data_mod
+from node.harness.data import DataError, resolve_data
+from node.harness.tracks import TRACKS
+from swarm.bench.blob import with_two_hosts
+
+CPU = TRACKS["tinystories-cpu"].data
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture()
+def held_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The server's copy of the tinystories-cpu files (from the embedded copy)."""
+    monkeypatch.delenv("SWARM_DATA_DIR", raising=False)
+    monkeypatch.setattr(data_mod, "_held", {})
+    files = resolve_data(CPU, tmp_path / "server")
+    return {split: path for split, (path, _) in files.items()}
+
+
+def test_a_fresh_node_fetches_the_track_from_a_peer(tmp_path: Path, held_cpu, monkeypatch) -> None:
+    monkeypatch.setattr(data_mod, "EMBEDDED", tmp_path / "no-embedded-copy")   # a bare node
+    got: dict[str, Any] = {}
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        started = time.perf_counter()
+        got["files"] = await trio.to_thread.run_sync(resolve_data, CPU, tmp_path / "fresh")
+        got["s"] = time.perf_counter() - started
+        got["served"] = server.served_bytes
+
+    with_two_hosts(body)
+    files = got["files"]
+    assert files["train"][1] == CPU.train_sha256 and files["valid"][1] == CPU.valid_sha256
+    assert files["train"][0].parent == tmp_path / "fresh" / "cache" / "data" / CPU.name
+    assert got["served"] == CPU.train_bytes + CPU.valid_bytes
+    mb = (CPU.train_bytes + CPU.valid_bytes) / 1e6
+    log.warning("blob: %.2f MB from a peer in %.2f s (%.1f MB/s, incl. verify)", mb, got["s"],
+                mb / got["s"])
+
+
+def test_resume_unknown_hash_and_wrong_size(tmp_path: Path, held_cpu) -> None:
+    valid = held_cpu["valid"].read_bytes()
+    dest = tmp_path / "valid.txt"
+    part = tmp_path / "valid.txt.part"
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        part.write_bytes(valid[: 3 * CHUNK + 1000])            # three whole chunks and a bit
+        await client.fetch(CPU.valid_sha256, CPU.valid_bytes, dest)
+        assert dest.read_bytes() == valid and not part.exists()
+        assert server.served_bytes == CPU.valid_bytes - 3 * CHUNK       # resumed at chunk 3
+        part.write_bytes(valid[:CHUNK] + b"x" * CHUNK + valid[2 * CHUNK: 3 * CHUNK])
+        dest.unlink()
+        await client.fetch(CPU.valid_sha256, CPU.valid_bytes, dest)  # chunk 1 was bad: redone
+        assert dest.read_bytes() == valid
+        with pytest.raises(DataError, match="does not hold it"):
+            await client.fetch(hashlib.sha256(b"nobody has this").hexdigest(), 10, dest)
+        with pytest.raises(DataError, match=f"offers {CPU.valid_bytes} bytes"):
+            await client.fetch(CPU.valid_sha256, CPU.valid_bytes - 1, dest)
+
+    with_two_hosts(body)
+
+
+def _hostile(manifest_of: Callable[[bytes], list[bytes]], payload: bytes) -> Callable:
+    async def serve(stream: Any) -> None:
+        await read_frame(stream)
+        await write_frame(stream, {"size": len(payload), "chunk": CHUNK,
+                                   "hashes": manifest_of(payload)})
+        for i in range(0, len(payload), CHUNK):
+            await write_frame(stream, {"i": i // CHUNK, "d": payload[i:i + CHUNK]})
+        await stream.close()
+    return serve
+
+
+@pytest.mark.parametrize("manifest_of, message", [
+    (lambda p: [hashlib.sha256(b"other").digest()] * -(-len(p) // CHUNK),
+     "chunk 0 does not match the manifest"),
+    (lambda p: [hashlib.sha256(p[i:i + CHUNK]).digest() for i in range(0, len(p), CHUNK)],
+     "sent bytes hashing to"),
+])
+def test_hostile_peer_bytes_are_refused(tmp_path: Path, manifest_of, message) -> None:
+    from libp2p.custom_types import TProtocol
+
+    payload = b"not the pinned bytes " * 40_000                    # ~840 KB, 4 chunks
+    want = hashlib.sha256(b"y" * len(payload)).hexdigest()
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        server.host.set_stream_handler(TProtocol(blob.PROTOCOL_ID), _hostile(manifest_of, payload))
+        with pytest.raises(DataError, match=message):
+            await client.fetch(want, len(payload), tmp_path / "x")
+        assert not (tmp_path / "x").exists()
+
+    with_two_hosts(body)
+
+
+def test_request_validation_and_the_rate_limit() -> None:
+    for bad in ({"sha256": "AB" * 32, "from": 0}, {"sha256": "ab" * 32, "from": -1},
+                {"sha256": "ab" * 32}, ["ab" * 32, 0], {"sha256": "ab" * 32, "from": True}):
+        with pytest.raises(blob.ProtocolError):
+            blob._valid_request(bad)
+    now = [0.0]
+    bucket = TokenBucket(rate=1000, burst=500, clock=lambda: now[0])
+    assert bucket.wait_for(500) == 0                     # the burst
+    assert bucket.wait_for(1000) == pytest.approx(1.0)   # then 1000 units per second
+    now[0] = 1.0
+    assert bucket.wait_for(100) == pytest.approx(0.1)
+
+
+def test_upstream_files_come_from_a_peer_by_their_sha256(tmp_path: Path, monkeypatch) -> None:
+    # An unpinned upstream track: its parquet files are pinned by sha256, so a peer that fetched
+    # them serves them, and a node with no internet and an empty hub cache prepares from them.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from huggingface_hub import constants
+
+    from node.harness.data import DataSpec
+    from node.harness.hub import HubFile, HubSource
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(data_mod, "_held", {})
+    files = {}
+    for split, rows in (("train", 3000), ("valid", 300)):
+        path = tmp_path / "server" / f"{split}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"text": [f"Story {i} of {split}." for i in range(rows)]}), path)
+        files[split] = HubFile(path=f"data/{split}.parquet",
+                               sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        data_mod.hold(files[split].sha256, path)
+    source = HubSource(repo="test/stories", revision="a" * 40, train=(files["train"],),
+                       valid=(files["valid"],))
+    spec = DataSpec(name="peer-hub", train_sha256=None, valid_sha256=None, train_bytes=20_000,
+                    valid_bytes=2_000, recipe=source.recipe, source=source)
+    got: dict[str, Any] = {}
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        got["files"] = await trio.to_thread.run_sync(resolve_data, spec, tmp_path / "fresh")
+        got["served"] = server.served_bytes
+
+    with_two_hosts(body)
+    train = got["files"]["train"][0].read_bytes()
+    assert train.startswith(b"story 0 of train.\n\nstory 1 of train.") and len(train) == 20_000
+    assert got["served"] == sum((tmp_path / "server" / f"{s}.parquet").stat().st_size
+                                for s in ("train", "valid"))
