@@ -28,7 +28,7 @@ from memory.codec import peek_id, sign
 from memory.records import Body, NodeBody, Record
 from memory.store import IngestReport, Store
 from node import machine
-from node.api_routes import routes
+from node.api_routes import DEFAULT_QUERY_TIMEOUT_S, routes
 from node.api_server import ApiServer
 from node.batcher import Arrivals, GossipBatcher
 from node.bridge import TrioThread, post
@@ -76,6 +76,7 @@ class DaemonConfig:
     home: Path
     net: NetConfig = field(default_factory=NetConfig)
     duration_s: float | None = None
+    query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S      # the local API's default time limit
 
 
 class HomeLock:
@@ -172,7 +173,7 @@ class Daemon:
         self.net.on_synced = self.arrivals.add
         self.bridge = TrioThread(self.net.main, name="libp2p")
         await asyncio.to_thread(self.bridge.start)
-        self.api = ApiServer(self.home, routes(self))
+        self.api = ApiServer(self.home, routes(self, self.config.query_timeout_s))
         tasks: list[asyncio.Task[Any]] = []
         try:
             url = await self.api.start()

@@ -136,11 +136,16 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         console.print_json(json.dumps({"claim_status": status}, default=str))
 
 
+SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API's default is 5 s
+
+
 def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and views: see docs)."),
-        json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+        json_out: bool = JSON, home: Optional[Path] = HOME,
+        query_timeout: float = typer.Option(SQL_TIMEOUT_S, "--query-timeout", min=0.1,
+                                            help="Stop the query after S seconds.")) -> None:
     """Run a read-only SQL query over the memory (no file or network access)."""
     with open_reader(home) as reader:
-        result = run_query(reader, query)
+        result = run_query(reader, query, timeout_s=query_timeout)
     if json_out:
         return print_json([dict(zip(result.columns, row)) for row in result.rows])
     print_table(f"{len(result.rows)} rows", result.columns, result.rows, empty="no rows")

@@ -54,6 +54,8 @@ def join(
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
     sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
                                         "syncs with a random peer (up to 3x that while in sync)."),
+    query_timeout: float = typer.Option(5.0, "--query-timeout", min=0.1, help="Seconds a query "
+                                        "through the local API may run unless it asks for more."),
 ) -> None:
     """Start a node and its research loop (choose a role, work, publish, repeat).
 
@@ -68,7 +70,8 @@ def join(
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval,
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
-    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration)
+    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
+                          query_timeout_s=query_timeout)
     starter = None
     if work:
         try:
