@@ -287,8 +287,7 @@ class Daemon:
             "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "peers": self.peers.connected_count(), "known_peers": len(self.peers.snapshot()),
             "records": count.rows[0][0], "digest": digest.hex(),
-            "last_sync": None if last is None else time.strftime(
-                "%Y-%m-%dT%H:%M:%S", time.localtime(last)),
+            "last_sync": None if last is None else int(last * 1000),     # epoch ms, as in --json
             "current_work": [s.status() for s in self.services] or IDLE_WORK,
             "rejected": {"invalid_from_peers": sum(p["rejected"] for p in self.peers.snapshot()),
                          **self.rejected},

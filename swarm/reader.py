@@ -23,6 +23,9 @@ from swarm.output import fail
 JSON_COLUMNS = {"config", "diff", "software", "addrs", "capabilities", "scores", "baseline_runs",
                 "candidate_runs", "runs", "effects", "refs"}
 
+# `--track X` keeps track id X, or every id `X:<hash>` of track name X (one per budget); 3 params.
+TRACK_MATCH = "(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?)"
+
 
 @contextmanager
 def open_reader(home: Path | None) -> Iterator[Reader]:

@@ -9,20 +9,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
-from swarm.output import console, fail, print_json, print_table
-from swarm.reader import as_dicts, open_reader, query_errors, run_query
+from swarm.output import console, fail, print_json, print_table, short_id, track_labels, when
+from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
-TRACK = typer.Option(None, "--track", "-t", help="Only this track.")
+TRACK = typer.Option(None, "--track", "-t", help="Only this track: its name (every budget) or id.")
 EXPORT_TABLES = ("records", "nodes", "roles", "hypotheses", "claim_leases", "runs", "claims",
                  "verifications", "assessments", "findings", "noise_floors", "equivocations",
                  "leaderboard", "seed_stats", "config_support", "claim_status", "noise_floor")
-
-
-def _short(value: Any, n: int = 12) -> str:
-    return "" if value is None else str(value)[:n]
 
 
 def _when(ts_ms: int | None) -> str:
@@ -44,28 +41,36 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help
         rows = top(reader, track, limit)
     if json_out:
         return print_json(rows)
+    labels = track_labels([r["track"] for r in rows])
     print_table("leaderboard (val_bpb, lower is better)",
-                ["rank", "track", "config", "val_bpb", "± sd", "runs", "seeds", "verified", "knobs"],
-                [(r["rank"], r["track"], _short(r["config_hash"], 10), r["mean"], r["std"], r["n"],
-                  r["seeds"], "yes" if r["verified"] else "", _compact(r["config"])) for r in rows])
+                ["#", "track", "config", "val_bpb", "± sd", "runs", "seeds", "ver", "diff from base"],
+                [(r["rank"], labels[r["track"]], short_id(r["config_hash"]), r["mean"], r["std"],
+                  r["n"], r["seeds"], "yes" if r["verified"] else "", _compact(r["diff"]) or "(base)")
+                 for r in rows])
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Findings of the meta-analysis first, then every claim and its status."""
+    """The newest finding of the meta-analysis per track, in full; then every claim and its status."""
     with open_reader(home) as reader:
         found = as_dicts(run_query(
             reader, "SELECT id, author, ts, track, title, text, effects, refs FROM findings "
-            "WHERE (? IS NULL OR track = ?) ORDER BY ts DESC, id", [track, track]))
+            f"WHERE {TRACK_MATCH} QUALIFY row_number() OVER (PARTITION BY track "
+            "ORDER BY ts DESC, id) = 1 ORDER BY ts DESC, id", [track] * 3))
         claims = as_dicts(run_query(
-            reader, "SELECT * FROM claim_status WHERE (? IS NULL OR track = ?) "
-            "ORDER BY ts DESC, claim", [track, track]))
+            reader, f"SELECT * FROM claim_status WHERE {TRACK_MATCH} ORDER BY ts DESC, claim",
+            [track] * 3))
     if json_out:
         return print_json({"findings": found, "claims": claims})
-    print_table("findings", ["when", "track", "title", "text", "effects"],
-                [(_when(f["ts"]), f["track"], f["title"], f["text"], len(f["effects"])) for f in found],
-                empty="none yet (the meta-analyst publishes them)")
-    print_table("claims", ["claim", "track", "status", "effect", "p", "q", "confirmed", "refuted", "diff"],
-                [(_short(c["claim"]), c["track"], c["status"], c["effect"], c["p_value"],
+    labels = track_labels([f["track"] for f in found] + [c["track"] for c in claims])
+    console.print("findings (the newest per track)" if found else
+                  "[dim]findings: none yet (the meta-analyst publishes them)[/]")
+    for f in found:
+        console.print(f"[bold]{labels[f['track']]}[/] ({when(f['ts'])} UTC, finding "
+                      f"{short_id(f['id'])}, {len(f['effects'])} effects): [bold]{escape(f['title'])}[/]",
+                      highlight=False)
+        console.print(f["text"], highlight=False, markup=False)
+    print_table("claims", ["claim", "track", "status", "effect", "p", "q", "conf", "ref", "diff"],
+                [(short_id(c["claim"]), labels[c["track"]], c["status"], c["effect"], c["p_value"],
                   c["q_value"], c["confirmed"], c["refuted"], _compact(c["diff"])) for c in claims])
 
 
@@ -89,17 +94,18 @@ def runs(track: Optional[str] = TRACK,
         rows = as_dicts(run_query(reader, """
             SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
                    tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
-            FROM runs WHERE (? IS NULL OR track = ?) AND (? IS NULL OR config_hash LIKE ? || '%')
+            FROM runs WHERE {match} AND (? IS NULL OR config_hash LIKE ? || '%')
               AND (? IS NULL OR author = ?) AND (? IS NULL OR status = ?)
-            ORDER BY ts DESC, id LIMIT ?""",
-            [track, track, config, config, author, author, state, state, limit]))
+            ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
+            [track, track, track, config, config, author, author, state, state, limit]))
     if json_out:
         return print_json(rows)
-    print_table("runs", ["run", "when", "author", "track", "config", "seed", "status", "val_bpb",
-                         "tok/s", "purpose"],
-                [(_short(r["id"]), _when(r["ts"]), "…" + r["author"][-8:], r["track"],
-                  _short(r["config_hash"], 10), r["seed"], r["status"], r["val_bpb"],
-                  r["tokens_per_s"], r["purpose"]) for r in rows])
+    labels = track_labels([r["track"] for r in rows])
+    print_table("runs (times UTC)", ["run", "when", "author", "track", "config", "seed", "status",
+                                     "val_bpb", "purpose"],
+                [(short_id(r["id"]), when(r["ts"]), r["author"][-8:], labels[r["track"]],
+                  short_id(r["config_hash"]), r["seed"], r["status"], r["val_bpb"], r["purpose"])
+                 for r in rows])
 
 
 def show(record_id: str = typer.Argument(..., help="A record id, or a unique prefix (4+ hex chars)."),
@@ -124,7 +130,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
             rows = as_dicts(run_query(reader, "SELECT status, verdict, p_value, q_value, "
                                       "confirmed, refuted FROM claim_status WHERE claim = ?", [record.id]))
             status = rows[0] if rows else {"status": "excluded (author equivocated)"}
-    out: dict[str, Any] = {"id": record.id, **record.envelope(), "time": _when(record.ts)}
+    out: dict[str, Any] = {"id": record.id, **record.envelope()}
     if status is not None:
         out["claim_status"] = status
     if json_out:

@@ -106,9 +106,11 @@ def _run(daemon: Any, starter: Any) -> None:
         logging.getLogger("libp2p").setLevel(logging.ERROR)
 
     def ready(info: dict[str, Any]) -> None:
-        console.print(f"[bold]peer id[/] {info['peer_id']}")
-        console.print(f"listening on {', '.join(info['addrs'])}")
-        console.print(f"local API {info['api']}")
+        # soft_wrap: a multiaddr or peer id is never cut into lines, even when piped to a file
+        console.print(f"[bold]peer id[/] {info['peer_id']}", soft_wrap=True, highlight=False)
+        console.print(f"listening on {', '.join(info['addrs'])}", soft_wrap=True, highlight=False)
+        console.print(f"local app {info['api']} (API; dashboard: {info['api']}/)",
+                      soft_wrap=True, highlight=False)
         lan = [a for a in info["addrs"] if "/ip4/127." not in a] or info["addrs"]
         console.print("to join this swarm from another machine, run:")
         console.print(f"  swarm join --bootstrap {lan[0]}", highlight=False, soft_wrap=True)
@@ -145,8 +147,12 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         return print_json(info)
     from swarm.progress_view import work_rows
 
+    from swarm.output import when
+    shown = dict(info)
+    if isinstance(info.get("last_sync"), int):
+        shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in info.items() if key not in ("addrs", "current_work")]
+            for key, value in shown.items() if key not in ("addrs", "current_work")]
     rows += [("addr", addr) for addr in info.get("addrs", [])]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
@@ -172,12 +178,21 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     if found is None:
         found = _saved_peers(home)
     if json_out:
-        return print_json(found)
+        return print_json([_times_as_ms(p) for p in found])
     print_table("peers", ["peer", "connected", "last seen", "received", "rejected", "banned", "addr"],
                 [(p["peer_id"], "yes" if p.get("connected") else "", _when(p.get("last_seen")),
                   p.get("received", ""), p.get("rejected", ""),
                   "yes" if p.get("banned_until") else "", (p.get("addrs") or [""])[0])
                  for p in found], empty="none known (is `swarm join` running?)")
+
+
+def _times_as_ms(peer: dict[str, Any]) -> dict[str, Any]:
+    """A peer's times (seconds in the peer table) as epoch ms, the one time format of --json."""
+    return {k: int(v * 1000) if k in PEER_TIMES and isinstance(v, (int, float)) else v
+            for k, v in peer.items()}
+
+
+PEER_TIMES = {"first_seen", "last_seen", "last_sync", "banned_until"}
 
 
 def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
