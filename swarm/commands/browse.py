@@ -41,12 +41,30 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help
         rows = top(reader, track, limit)
     if json_out:
         return print_json(rows)
-    labels = track_labels([r["track"] for r in rows])
-    print_table("leaderboard (val_bpb, lower is better)",
-                ["#", "track", "config", "val_bpb", "± sd", "runs", "seeds", "ver", "diff from base"],
-                [(r["rank"], labels[r["track"]], short_id(r["config_hash"]), r["mean"], r["std"],
+    title, label = _track_title("leaderboard (val_bpb, lower is better)", [r["track"] for r in rows])
+    print_table(title, ["#", *label.columns, "config", "val_bpb", "± sd", "runs", "seeds", "ver",
+                        "diff from base"],
+                [(r["rank"], *label(r["track"]), short_id(r["config_hash"]), r["mean"], r["std"],
                   r["n"], r["seeds"], "yes" if r["verified"] else "", _compact(r["diff"]) or "(base)")
                  for r in rows])
+
+
+class _TrackLabel:
+    """A track column for tables that span several tracks; none (the track in the title) for one."""
+
+    def __init__(self, track_ids: list[str]) -> None:
+        self.labels = track_labels(track_ids)
+        self.columns = ["track"] if len(self.labels) > 1 else []
+
+    def __call__(self, track: str) -> list[str]:
+        return [self.labels[track]] if self.columns else []
+
+
+def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
+    label = _TrackLabel(track_ids)
+    if not label.columns and label.labels:
+        title = f"{title}: {next(iter(label.labels.values()))}"
+    return title, label
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
@@ -69,8 +87,9 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
                       f"{short_id(f['id'])}, {len(f['effects'])} effects): [bold]{escape(f['title'])}[/]",
                       highlight=False)
         console.print(f["text"], highlight=False, markup=False)
-    print_table("claims", ["claim", "track", "status", "effect", "p", "q", "conf", "ref", "diff"],
-                [(short_id(c["claim"]), labels[c["track"]], c["status"], c["effect"], c["p_value"],
+    title, label = _track_title("claims", [c["track"] for c in claims])
+    print_table(title, ["claim", *label.columns, "status", "effect", "p", "q", "conf", "ref", "diff"],
+                [(short_id(c["claim"]), *label(c["track"]), c["status"], c["effect"], c["p_value"],
                   c["q_value"], c["confirmed"], c["refuted"], _compact(c["diff"])) for c in claims])
 
 
@@ -100,10 +119,10 @@ def runs(track: Optional[str] = TRACK,
             [track, track, track, config, config, author, author, state, state, limit]))
     if json_out:
         return print_json(rows)
-    labels = track_labels([r["track"] for r in rows])
-    print_table("runs (times UTC)", ["run", "when", "author", "track", "config", "seed", "status",
-                                     "val_bpb", "purpose"],
-                [(short_id(r["id"]), when(r["ts"]), r["author"][-8:], labels[r["track"]],
+    title, label = _track_title("runs (times UTC)", [r["track"] for r in rows])
+    print_table(title, ["run", "when", *label.columns, "config", "seed", "status", "val_bpb",
+                        "purpose"],
+                [(short_id(r["id"]), when(r["ts"]), *label(r["track"]),
                   short_id(r["config_hash"]), r["seed"], r["status"], r["val_bpb"], r["purpose"])
                  for r in rows])
 

@@ -83,8 +83,9 @@ def join(
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
         starter = NodeWork.starter(options)
+    from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), starter)
+        _run(Daemon(config), with_dashboard(starter), live_panel=starter is not None)
     except AlreadyRunning as exc:
         fail(str(exc))
     except StoreError as exc:
@@ -93,7 +94,7 @@ def join(
         fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
 
 
-def _run(daemon: Any, starter: Any) -> None:
+def _run(daemon: Any, starter: Any, live_panel: bool) -> None:
     import asyncio
     import logging
 
@@ -119,7 +120,7 @@ def _run(daemon: Any, starter: Any) -> None:
         return daemon.services[0].status() if daemon.services else None
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        with progress_view.live(console, work) if starter else contextlib.nullcontext():
+        with progress_view.live(console, work) if live_panel else contextlib.nullcontext():
             runner.run(daemon.run(on_ready=ready, on_started=starter))
     console.print("node stopped")
 
