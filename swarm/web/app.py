@@ -51,7 +51,8 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
                   [("overview", ""), ("leaderboard", "leaderboard"), ("knobs", "knobs"),
                    ("runs", "runs")])
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<title>swarm: {PAGES[view]}</title>{head}</head><body>'
+            f'<title>swarm: {PAGES[view]}</title><link rel="icon" href="data:,">{head}'
+            f'</head><body>'
             f'<nav>{nav}<span id="live"></span></nav><main id="main"></main>'
             f'<script type="application/json" id="boot">{boot}</script>'
             f'<script>swarmDashboard.start()</script></body></html>')

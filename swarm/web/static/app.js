@@ -130,19 +130,21 @@ var swarmDashboard = (function () {
                                               what: "now"}] : []);
       chart(s, {height: 260, layer: [
         {data: {values: data.marks}, mark: {type: "point", opacity: 0.45, filled: true, size: 30},
-         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)"},
+         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: {type: "utc"}},
                     y: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
                     color: {field: "purpose", type: "nominal", title: "run"},
                     tooltip: [{field: "purpose"}, {field: "val_bpb"}, {field: "id"}]}},
         {data: {values: data.claims.filter(function (x) { return x.val_bpb !== null; })},
          mark: {type: "point", shape: "triangle-up", size: 140, filled: true},
-         encoding: {x: {field: "ts", type: "temporal"}, y: {field: "val_bpb", type: "quantitative"},
+         encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
+                    y: {field: "val_bpb", type: "quantitative"},
                     stroke: {field: "status", type: "nominal", title: "claim"},
                     fill: {value: "#222"},
                     tooltip: [{field: "status"}, {field: "effect"}, {field: "claim"}]}},
         {data: {values: steps}, mark: {type: "line", interpolate: "step-after", strokeWidth: 2.5,
                                        color: "#0a7"},
-         encoding: {x: {field: "ts", type: "temporal"}, y: {field: "val_bpb", type: "quantitative"},
+         encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
+                    y: {field: "val_bpb", type: "quantitative"},
                     tooltip: [{field: "what"}, {field: "val_bpb"}]}}]});
     }
     var bests = section("Verified best, step by step", [table(["when", "val_bpb", "what"],
@@ -341,6 +343,9 @@ var swarmDashboard = (function () {
   function live() {
     if (!window.EventSource) return;
     var source = new EventSource(boot.root + "events"), first = true, label = document.getElementById("live");
+    // Close the stream when leaving the page: a page kept in the back/forward cache would hold
+    // its connection, and browsers allow only 6 per host.
+    window.addEventListener("pagehide", function () { source.close(); });
     source.addEventListener("records", function (e) {
       label.textContent = "live: " + JSON.parse(e.data).records + " records";
       if (!first) refresh();
