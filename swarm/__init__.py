@@ -4,4 +4,5 @@ cli.py       the `swarm` entry point (typer); command groups live in commands/
 output.py    tables for people, JSON for programs, one-line errors
 commands/    one module per command group, each with register(app, bench_app)
 bench/       benchmark scripts behind `swarm bench ...`
+web/         the web dashboard (pages, JSON twins, live events) and `swarm report`
 """

@@ -45,13 +45,31 @@ def tracks(reader: Reader) -> list[dict[str, Any]]:
     return found
 
 
-def pick_track(reader: Reader, track: str | None) -> str | None:
+def pick_track(reader: Reader, track: str | None,
+               found: list[dict[str, Any]] | None = None) -> str | None:
     """The track id for `track` (an id, or a name: its busiest id), else the busiest track."""
-    found = tracks(reader)
-    for t in found:
+    for t in tracks(reader) if found is None else found:
         if track is None or track in (t["track"], t["track"].split(":", 1)[0]):
             return t["track"]
     return None
+
+
+def _newest(track_filter: str, limit: int) -> str:
+    # The newest `limit` rows by ts, read through a ts cut-off first: DuckDB then skips the older
+    # row groups by their min/max, instead of carrying every row's text through a top-N.
+    return f"""
+        WITH cut AS (SELECT coalesce(min(ts), 0) AS ts FROM (
+            SELECT ts FROM valid_runs WHERE {track_filter} ORDER BY ts DESC LIMIT {int(limit)}))
+        SELECT * FROM valid_runs WHERE {track_filter} AND ts >= (SELECT ts FROM cut)"""
+
+
+def means(reader: Reader, track: str, hashes: list[str]) -> dict[str, float]:
+    """`seed_stats` means of these configs (filtered before aggregating: fast at a million runs)."""
+    if not hashes:
+        return {}
+    found = reader.query(f"SELECT config_hash, mean FROM seed_stats WHERE track = ? AND config_hash "
+                         f"IN ({', '.join('?' for _ in hashes)})", [track, *hashes])
+    return dict(found.rows)
 
 
 def baseline(reader: Reader, track: str) -> dict[str, Any] | None:
@@ -63,15 +81,16 @@ def baseline(reader: Reader, track: str) -> dict[str, Any] | None:
 
 def overview(reader: Reader, track: str | None, node: dict[str, Any] | None = None) -> dict[str, Any]:
     """Running best over time with marks, runs per hour per node, role mix, peers, counts."""
-    chosen = pick_track(reader, track)
-    out: dict[str, Any] = {"track": chosen, "tracks": tracks(reader), "node": node}
+    found = tracks(reader)
+    chosen = pick_track(reader, track, found)
+    out: dict[str, Any] = {"track": chosen, "tracks": found, "node": node}
     if chosen is None:
         return {**out, "best": [], "marks": [], "claims": [], "runs_per_hour": [], "role_mix": [],
                 "peers": _peers(reader), "counts": {}, "baseline": None}
     return {**out, "baseline": baseline(reader, chosen), "best": best_over_time(reader, chosen),
             "marks": _marks(reader, chosen), "claims": _claim_marks(reader, chosen),
             "runs_per_hour": _per_hour(reader, chosen), "role_mix": _role_mix(reader),
-            "peers": _peers(reader), "counts": _counts(reader, chosen)}
+            "peers": _peers(reader), "counts": _counts(reader, chosen, found)}
 
 
 def best_over_time(reader: Reader, track: str) -> list[dict[str, Any]]:
@@ -80,12 +99,15 @@ def best_over_time(reader: Reader, track: str) -> list[dict[str, Any]]:
     steps = [] if floor is None else [{"ts": floor["ts"], "val_bpb": floor["mean"],
                                        "what": "baseline"}]
     verified = _rows(reader, """
-        SELECT min(v.ts) AS ts, s.mean AS val_bpb, c.diff
+        SELECT min(v.ts) AS ts, c.candidate_hash, c.diff
         FROM claim_status c JOIN independent_verifications v ON v.claim = c.claim
-        JOIN seed_stats s ON s.track = c.track AND s.config_hash = c.candidate_hash
         WHERE c.track = ? AND c.status = 'verified' AND v.outcome = 'confirmed'
-        GROUP BY c.claim, s.mean, c.diff ORDER BY ts""", [track])
+        GROUP BY c.claim, c.candidate_hash, c.diff ORDER BY ts""", [track])
+    mean = means(reader, track, [r["candidate_hash"] for r in verified])
     for row in verified:
+        row["val_bpb"] = mean.get(row["candidate_hash"])
+        if row["val_bpb"] is None:
+            continue
         if not steps or row["val_bpb"] < steps[-1]["val_bpb"]:
             steps.append({"ts": row["ts"], "val_bpb": row["val_bpb"],
                           "what": _diff_text(row["diff"])})
@@ -97,18 +119,18 @@ def _diff_text(diff: Any) -> str:
 
 
 def _marks(reader: Reader, track: str) -> list[dict[str, Any]]:
-    return _rows(reader, """
-        SELECT id, ts, val_bpb, purpose, author FROM valid_runs
-        WHERE track = ? AND status = 'ok' AND val_bpb IS NOT NULL
-        ORDER BY ts DESC LIMIT ?""", [track, MAX_MARKS])
+    return _rows(reader, f"""
+        SELECT id, ts, val_bpb, purpose, author FROM ({_newest("track = ?", MAX_MARKS)})
+        WHERE status = 'ok' AND val_bpb IS NOT NULL ORDER BY ts DESC LIMIT ?""",
+        [track, track, MAX_MARKS])
 
 
 def _claim_marks(reader: Reader, track: str) -> list[dict[str, Any]]:
-    return _rows(reader, """
-        SELECT c.claim, c.ts, c.status, c.diff, c.effect, s.mean AS val_bpb
-        FROM claim_status c
-        LEFT JOIN seed_stats s ON s.track = c.track AND s.config_hash = c.candidate_hash
-        WHERE c.track = ? ORDER BY c.ts""", [track])
+    found = _rows(reader, """
+        SELECT claim, ts, status, diff, effect, candidate_hash FROM claim_status
+        WHERE track = ? ORDER BY ts""", [track])
+    mean = means(reader, track, sorted({c["candidate_hash"] for c in found}))
+    return [{**c, "val_bpb": mean.get(c.pop("candidate_hash"))} for c in found]
 
 
 def _per_hour(reader: Reader, track: str) -> list[dict[str, Any]]:
@@ -130,13 +152,11 @@ def _peers(reader: Reader) -> list[dict[str, Any]]:
                max(ts) AS ts FROM nodes GROUP BY author ORDER BY ts DESC LIMIT 200""")
 
 
-def _counts(reader: Reader, track: str) -> dict[str, Any]:
-    runs = _rows(reader, "SELECT count(*) AS runs, count(DISTINCT author) AS authors FROM valid_runs "
-                         "WHERE track = ?", [track])[0]
+def _counts(reader: Reader, track: str, found: list[dict[str, Any]]) -> dict[str, Any]:
     claims = {r["status"]: r["n"] for r in _rows(
         reader, "SELECT status, count(*) AS n FROM claim_status WHERE track = ? GROUP BY status",
         [track])}
-    return {**runs, "claims": claims}
+    return {"runs": next(t["runs"] for t in found if t["track"] == track), "claims": claims}
 
 
 def leaderboard(reader: Reader, track: str | None, limit: int = 20) -> dict[str, Any]:
@@ -208,14 +228,13 @@ def knobs(reader: Reader, track: str | None) -> dict[str, Any]:
 def runs(reader: Reader, track: str | None = None, status: str | None = None,
          purpose: str | None = None, author: str | None = None, limit: int = MAX_RUNS) -> dict[str, Any]:
     """The newest runs (filtered), each with its config's diff from the track's base config."""
-    found = _rows(reader, """
+    match = ("(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?) AND (? IS NULL OR "
+             "status = ?) AND (? IS NULL OR purpose = ?) AND (? IS NULL OR author = ?)")
+    filters = [track, track, track, status, status, purpose, purpose, author, author]
+    found = _rows(reader, f"""
         SELECT id, author, ts, track, config_hash, seed, status, val_bpb, train_loss, wall_s,
-               purpose, config FROM valid_runs
-        WHERE (? IS NULL OR track = ? OR split_part(track, ':', 1) = ?)
-          AND (? IS NULL OR status = ?) AND (? IS NULL OR purpose = ?)
-          AND (? IS NULL OR author = ?)
-        ORDER BY ts DESC, id LIMIT ?""",
-        [track, track, track, status, status, purpose, purpose, author, author, min(limit, MAX_RUNS)])
+               purpose, config FROM ({_newest(match, min(limit, MAX_RUNS))})
+        ORDER BY ts DESC, id LIMIT ?""", [*filters, *filters, min(limit, MAX_RUNS)])
     bases = base_configs(reader)
     for row in found:
         row["diff"] = config_diff(row.pop("config"), bases.get(row["track"]))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,19 @@ def test_a_big_body_is_refused_before_it_is_read(tmp_path: Path, network: str) -
             answer = _answer(sock)         # answered and closed while the body is unsent
         assert answer.split(b"\r\n", 1)[0].split()[1] == status, answer[:200]
     assert node.status()["records"] == 1                # only its own node record
+    # The dashboard is mounted into the node's local app: read-only pages without the token.
+    overview = json.loads(urllib.request.urlopen(node.url + "/json/overview", timeout=20).read())
+    assert overview["node"]["peer_id"] == node.status()["peer_id"]
+    assert [p["name"] for p in overview["peers"]] and overview["track"] is None
+    with pytest.raises(urllib.error.HTTPError) as no_token:
+        urllib.request.urlopen(node.url + "/status", timeout=20)
+    assert no_token.value.code == 401
     with pytest.raises(urllib.error.HTTPError) as foreign_host:
         _foreign_host(node)               # a DNS-rebinding page names its own host
     assert foreign_host.value.code == 400
 
 
 def _foreign_host(node: Node) -> Any:
-    import urllib.request
     request = urllib.request.Request(node.url + "/status", headers={
         "Host": "evil.example:80", "Authorization": f"Bearer {node.token}"})
     return urllib.request.urlopen(request, timeout=20)

@@ -116,7 +116,7 @@ var swarmDashboard = (function () {
     var c = data.counts || {};
     var claims = c.claims || {};
     main.appendChild(el("p", {"class": "counts"}, [
-      (c.runs || 0) + " runs by " + (c.authors || 0) + " nodes; claims: " +
+      (c.runs || 0) + " runs; " + (data.peers || []).length + " nodes; claims: " +
       (Object.keys(claims).map(function (k) { return claims[k] + " " + k; }).join(", ") || "none") +
       (data.baseline ? "; baseline " + num(data.baseline.mean) + " ± " + num(data.baseline.std) +
        " (" + data.baseline.n + " seeds)" : "; no baseline yet")]));
