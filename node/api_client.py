@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.store import QueryResult
-from node.api_server import API_FILE, TOKEN_FILE
+from node.home import API_FILE, TOKEN_FILE     # not api_server: browsing never loads uvicorn
 
 TIMEOUT_S = 30.0
 

@@ -33,10 +33,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from node.home import API_FILE, TOKEN_FILE
+
 log = logging.getLogger(__name__)
 
-API_FILE = "api.json"
-TOKEN_FILE = "api.token"
 MAX_BODY = 32 * 1024 * 1024         # an import batch; larger requests get 413
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 STOP_S = 5.0
