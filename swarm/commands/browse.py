@@ -17,9 +17,9 @@ from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_q
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
 TRACK = typer.Option(None, "--track", "-t", help="Only this track: its name (every budget) or id.")
-EXPORT_TABLES = ("records", "nodes", "roles", "hypotheses", "claim_leases", "runs", "claims",
-                 "verifications", "assessments", "findings", "noise_floors", "equivocations",
-                 "leaderboard", "seed_stats", "config_support", "claim_status", "noise_floor")
+# Every table and view of the memory, read from the database itself so new ones are exported too.
+EXPORT_LIST = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+               "AND table_name <> 'meta' ORDER BY table_type, table_name")
 
 
 def _when(ts_ms: int | None) -> str:
@@ -193,7 +193,8 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
     written = []
     with open_reader(home) as reader:
         out.mkdir(parents=True, exist_ok=True)
-        for name in progress(EXPORT_TABLES, description="exporting", disable=json_out,
+        names = [name for (name,) in run_query(reader, EXPORT_LIST).rows]
+        for name in progress(names, description="exporting", disable=json_out,
                              console=console, transient=True):
             columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
             result = run_query(reader, f"SELECT {columns} FROM {name}")

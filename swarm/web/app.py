@@ -47,9 +47,10 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
     head = inline if inline is not None else (
         f'<link rel="stylesheet" href="{root}static/app.css">' + "".join(
             f'<script src="{root}static/{name}"></script>' for name in SCRIPTS))
-    nav = "".join(f'<a href="{root}{path}">{PAGES[name]}</a>' for name, path in
-                  [("overview", ""), ("leaderboard", "leaderboard"), ("knobs", "knobs"),
-                   ("runs", "runs")])
+    # In a report (`inline`), the views are sections of one file: the links are anchors.
+    nav = "".join(f'<a href="{"#" + name if inline is not None else root + path}">{PAGES[name]}</a>'
+                  for name, path in [("overview", ""), ("leaderboard", "leaderboard"),
+                                     ("knobs", "knobs"), ("runs", "runs")])
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<title>swarm: {PAGES[view]}</title><link rel="icon" href="data:,">{head}'
             f'</head><body>'

@@ -102,6 +102,7 @@ def test_export_writes_every_table(filled, tmp_path, fmt) -> None:
     code, text, _ = swarm("export", "--format", fmt, "--out", str(out), "--json")
     written = {w["table"]: w["rows"] for w in json.loads(text)}
     assert code == 0 and written["runs"] == 4 and written["leaderboard"] == 2
+    assert {"dead_ends", "valid_runs", "role_mix", "rejections"} <= set(written)   # views too
     assert (out / f"runs.{fmt}").exists()
     if fmt == "parquet":
         import pyarrow.parquet as pq

@@ -34,7 +34,10 @@ var swarmDashboard = (function () {
   }
 
   function link(path, text) {
-    if (boot.report) return el("a", {href: "#" + path.replace(/\//g, "-")}, [text]);
+    if (boot.report) {           // a report holds claim pages, not run pages
+      return path.indexOf("claims/") === 0 ? el("a", {href: "#" + path.replace(/\//g, "-")}, [text])
+                                          : el("span", {}, [text]);
+    }
     return el("a", {href: boot.root + path}, [text]);
   }
 
