@@ -72,7 +72,7 @@ def join(
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
                           query_timeout_s=query_timeout)
-    starter = None
+    starter = summary = None
     if work:
         try:
             options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
@@ -83,9 +83,10 @@ def join(
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
         starter = NodeWork.starter(options)
+        summary = (track, options.gate.min_baseline)
     from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), with_dashboard(starter), live_panel=starter is not None)
+        _run(Daemon(config), with_dashboard(starter), summary)
     except AlreadyRunning as exc:
         fail(str(exc))
     except StoreError as exc:
@@ -94,7 +95,8 @@ def join(
         fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
 
 
-def _run(daemon: Any, starter: Any, live_panel: bool) -> None:
+def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
+    """Run the daemon; with `summary` (track, baseline seeds wanted), the live work panel."""
     import asyncio
     import logging
 
@@ -116,13 +118,22 @@ def _run(daemon: Any, starter: Any, live_panel: bool) -> None:
         console.print("to join this swarm from another machine, run:")
         console.print(f"  swarm join --bootstrap {lan[0]}", highlight=False, soft_wrap=True)
 
+    swarm = None
+
     def work() -> dict[str, Any] | None:
-        return daemon.services[0].status() if daemon.services else None
+        nonlocal swarm
+        if not daemon.services:
+            return None
+        if swarm is None and summary is not None:
+            swarm = progress_view.SwarmSummary(daemon.store, *summary)
+        return {**daemon.services[0].status(), "swarm": swarm.get() if swarm else {}}
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        with progress_view.live(console, work) if live_panel else contextlib.nullcontext():
+        with progress_view.live(console, work) if summary else contextlib.nullcontext():
             runner.run(daemon.run(on_ready=ready, on_started=starter))
-    console.print("node stopped")
+    last = work() if summary else None
+    console.print("node stopped" + (f": {progress_view.summary_line(last)}" if last else ""),
+                  soft_wrap=True, highlight=False)
 
 
 def _api_get(home: Optional[Path], path: str) -> Any | None:
