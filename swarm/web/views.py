@@ -87,30 +87,35 @@ def overview(reader: Reader, track: str | None, node: dict[str, Any] | None = No
     if chosen is None:
         return {**out, "best": [], "marks": [], "claims": [], "runs_per_hour": [], "role_mix": [],
                 "peers": _peers(reader), "counts": {}, "baseline": None}
-    return {**out, "baseline": baseline(reader, chosen), "best": best_over_time(reader, chosen),
-            "marks": _marks(reader, chosen), "claims": _claim_marks(reader, chosen),
-            "runs_per_hour": _per_hour(reader, chosen), "role_mix": _role_mix(reader),
-            "peers": _peers(reader), "counts": _counts(reader, chosen, found)}
+    claims = _claim_marks(reader, chosen)          # claim_status once: best, marks and counts
+    statuses: dict[str, int] = {}
+    for c in claims:
+        statuses[c["status"]] = statuses.get(c["status"], 0) + 1
+    return {**out, "baseline": baseline(reader, chosen),
+            "best": best_over_time(reader, chosen, claims), "marks": _marks(reader, chosen),
+            "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
+            "role_mix": _role_mix(reader), "peers": _peers(reader),
+            "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
+                       "claims": statuses}}
 
 
-def best_over_time(reader: Reader, track: str) -> list[dict[str, Any]]:
-    """The verified best as steps: the baseline's mean, then each verified claim that beat it."""
+def best_over_time(reader: Reader, track: str,
+                   claims: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The verified best as steps: the baseline's mean, then each verified claim that beat it
+    (at the time of its first confirming independent verification)."""
     floor = baseline(reader, track)
     steps = [] if floor is None else [{"ts": floor["ts"], "val_bpb": floor["mean"],
                                        "what": "baseline"}]
-    verified = _rows(reader, """
-        SELECT min(v.ts) AS ts, c.candidate_hash, c.diff
-        FROM claim_status c JOIN independent_verifications v ON v.claim = c.claim
-        WHERE c.track = ? AND c.status = 'verified' AND v.outcome = 'confirmed'
-        GROUP BY c.claim, c.candidate_hash, c.diff ORDER BY ts""", [track])
-    mean = means(reader, track, [r["candidate_hash"] for r in verified])
-    for row in verified:
-        row["val_bpb"] = mean.get(row["candidate_hash"])
-        if row["val_bpb"] is None:
-            continue
-        if not steps or row["val_bpb"] < steps[-1]["val_bpb"]:
-            steps.append({"ts": row["ts"], "val_bpb": row["val_bpb"],
-                          "what": _diff_text(row["diff"])})
+    verified = [c for c in (_claim_marks(reader, track) if claims is None else claims)
+                if c["status"] == "verified" and c["val_bpb"] is not None]
+    confirmed = dict(reader.query(
+        f"SELECT claim, min(ts) FROM independent_verifications WHERE outcome = 'confirmed' AND "
+        f"claim IN ({', '.join('?' for _ in verified)}) GROUP BY claim",
+        [c["claim"] for c in verified]).rows) if verified else {}
+    for c in sorted(verified, key=lambda c: confirmed.get(c["claim"], c["ts"])):
+        if not steps or c["val_bpb"] < steps[-1]["val_bpb"]:
+            steps.append({"ts": confirmed.get(c["claim"], c["ts"]), "val_bpb": c["val_bpb"],
+                          "what": _diff_text(c["diff"])})
     return steps
 
 
@@ -119,8 +124,9 @@ def _diff_text(diff: Any) -> str:
 
 
 def _marks(reader: Reader, track: str) -> list[dict[str, Any]]:
+    # No ids or authors: 2,000 points are drawn, and their text would triple the payload.
     return _rows(reader, f"""
-        SELECT id, ts, val_bpb, purpose, author FROM ({_newest("track = ?", MAX_MARKS)})
+        SELECT ts, val_bpb, purpose FROM ({_newest("track = ?", MAX_MARKS)})
         WHERE status = 'ok' AND val_bpb IS NOT NULL ORDER BY ts DESC LIMIT ?""",
         [track, track, MAX_MARKS])
 
@@ -150,13 +156,6 @@ def _peers(reader: Reader) -> list[dict[str, Any]]:
     return _rows(reader, """
         SELECT author, arg_max(name, ts) AS name, arg_max(accelerator, ts) AS accelerator,
                max(ts) AS ts FROM nodes GROUP BY author ORDER BY ts DESC LIMIT 200""")
-
-
-def _counts(reader: Reader, track: str, found: list[dict[str, Any]]) -> dict[str, Any]:
-    claims = {r["status"]: r["n"] for r in _rows(
-        reader, "SELECT status, count(*) AS n FROM claim_status WHERE track = ? GROUP BY status",
-        [track])}
-    return {"runs": next(t["runs"] for t in found if t["track"] == track), "claims": claims}
 
 
 def leaderboard(reader: Reader, track: str | None, limit: int = 20) -> dict[str, Any]:

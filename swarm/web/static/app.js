@@ -136,7 +136,7 @@ var swarmDashboard = (function () {
          encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: {type: "utc"}},
                     y: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
                     color: {field: "purpose", type: "nominal", title: "run"},
-                    tooltip: [{field: "purpose"}, {field: "val_bpb"}, {field: "id"}]}},
+                    tooltip: [{field: "purpose"}, {field: "val_bpb"}]}},
         {data: {values: data.claims.filter(function (x) { return x.val_bpb !== null; })},
          mark: {type: "point", shape: "triangle-up", size: 140, filled: true},
          encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
