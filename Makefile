@@ -22,6 +22,8 @@ join: $(STAMP)
 	$(BIN)/swarm join $(ARGS)
 
 test: $(STAMP)
+	# the dashboard's page tests run in headless Chromium (Debian's package; skipped without it)
+	@$(PYTHON) scripts/check_build_deps.py --browser
 	$(BIN)/python -m pytest $(ARGS)
 
 clean:

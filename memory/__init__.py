@@ -17,5 +17,5 @@ reconcile.py    range-based set reconciliation over (ts, id8) keys (for sync 2.0
 sqlguard.py     user SQL: one SELECT only; connections without file or network access
 stream.py       record stream files (swarm memory export / import)
 stats.py        Welch / paired t, Benjamini-Hochberg, noise floor, the claim gate
-synthetic.py    realistic signed records for tests, benchmarks and demos
+synthetic.py    realistic signed records for tests, benchmarks and demos; history(): a small swarm
 """

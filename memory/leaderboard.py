@@ -22,16 +22,41 @@ _SUPPORT = """
 
 
 def top(reader: Reader, track: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """The best `limit` configs of each track (or of `track`), best first, ranks from 1."""
-    tracks = [track] if track is not None else [
-        t for (t,) in reader.query("SELECT DISTINCT track FROM valid_runs ORDER BY track").rows]
+    """The best `limit` configs of each track, best first, ranks from 1.
+
+    `track` keeps one track id, or every id of a track name (`tinystories-cpu` matches
+    `tinystories-cpu:<hash>` at every budget)."""
+    tracks = [t for (t,) in reader.query("SELECT DISTINCT track FROM valid_runs ORDER BY track").rows
+              if track is None or track in (t, t.split(":", 1)[0])]
     rows: list[dict[str, Any]] = []
     for name in tracks:
         ranked = reader.query(_RANKED, [name, limit])
         rows += [{"rank": i, **dict(zip(ranked.columns, row))} for i, row in enumerate(ranked.rows, 1)]
     if rows:
         _add_support(reader, rows)
+        add_diffs(reader, rows)
     return rows
+
+
+def base_configs(reader: Reader) -> dict[str, dict[str, Any]]:
+    """Each track's base config: the config of its baseline runs."""
+    found = reader.query("SELECT track, any_value(config) FROM valid_runs "
+                         "WHERE purpose = 'baseline' GROUP BY track")
+    return {t: json.loads(c) if isinstance(c, str) else (c or {}) for t, c in found.rows}
+
+
+def config_diff(config: dict[str, Any] | None, base: dict[str, Any] | None) -> dict[str, Any]:
+    """The knobs of `config` that differ from `base` (all of them when there is no base)."""
+    if base is None:
+        return dict(config or {})
+    return {k: v for k, v in (config or {}).items() if base.get(k) != v}
+
+
+def add_diffs(reader: Reader, rows: list[dict[str, Any]]) -> None:
+    """Give each row (with `track` and `config`) its `diff` from the track's base config."""
+    bases = base_configs(reader)
+    for row in rows:
+        row["diff"] = config_diff(row.get("config"), bases.get(row["track"]))
 
 
 def _add_support(reader: Reader, rows: list[dict[str, Any]]) -> None:

@@ -6,8 +6,12 @@ none of it. Any two stores that ingested the same set of records, in any order a
 duplicates, answer every view alike.
 
 DuckDB lets one process hold the file read-write, and then no other process may open it at all;
-a connection refuses concurrent use. So a `Store` serialises its methods with a lock, and read-only
-browsing of a file nobody holds goes through `ReadOnlyMemory`.
+a connection refuses concurrent use. So a `Store` serialises its writes with a lock, and read-only
+browsing of a file nobody holds goes through `ReadOnlyMemory`. Reads (`query`, `read`) run on a
+cursor of their own, never under that lock: a slow query cannot hold up ingest, and it can be
+stopped (`ReadQuery.cancel`, or its time limit) from another thread. DuckDB's `memory_limit` is per
+database; a `Store` sets it (`memory_limit`, default a quarter of RAM, at least 1 GiB) instead of
+DuckDB's 80% of RAM, so no query can take the machine.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +79,57 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
+class QueryTimeout(ValueError):
+    """A read ran past its time limit and was stopped."""
+
+
+class ReadQuery:
+    """One read-only query on a cursor of its own, which another thread may cancel.
+
+    `cancel()` and the time limit both call DuckDB's `interrupt()`: the query stops within
+    milliseconds and its memory is released, instead of running on for a client that has gone.
+    """
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+        self.cancelled = False
+
+    def run(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
+        """Check and run `sql`; QueryTimeout past `timeout_s`; duckdb.Error for a bad query."""
+        check_read_only(sql)
+        timer = None if timeout_s is None else threading.Timer(timeout_s, self._cursor.interrupt)
+        started = time.monotonic()
+        try:
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
+            cursor = self._cursor.execute(sql, list(params))
+            return QueryResult([d[0] for d in cursor.description], cursor.fetchall())
+        except duckdb.InterruptException as exc:
+            if timeout_s is not None and not self.cancelled:
+                raise QueryTimeout(f"query stopped after {time.monotonic() - started:.1f} s "
+                                   f"(time limit {timeout_s:g} s; see --query-timeout)") from exc
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._cursor.close()
+
+    def cancel(self) -> None:
+        """Stop the query now (from any thread); `run` then raises duckdb.InterruptException."""
+        self.cancelled = True
+        self._cursor.interrupt()
+
+
+def default_memory_limit() -> str:
+    """DuckDB's memory cap for one store: a quarter of RAM, at least 1 GiB."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        ram = 8 << 30
+    return f"{max(1 << 30, ram // 4) >> 20}MB"
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     # A batch allocates thousands of small objects and no reference cycles; letting the cyclic
@@ -99,16 +155,23 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 class Store:
     """Read-write access to one memory file. Thread-safe: every method holds the store's lock."""
 
-    def __init__(self, path: Path | str, helpers: int | None = None) -> None:
+    def __init__(self, path: Path | str, helpers: int | None = None,
+                 memory_limit: str | None = None) -> None:
         """Open (creating if needed) the memory at `path`; ":memory:" keeps it in RAM (tests).
 
         Batches of `HELPER_MIN_BATCH` records or more are checked in `helpers` helper processes
         (default: one per core, at most four; 0: never), started on the first such batch.
+        `memory_limit` caps DuckDB's memory (reads and writes together; default
+        `default_memory_limit()`).
         """
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = _connect(self.path, read_only=False)
+        self._con.execute("SET memory_limit = ?", [memory_limit or default_memory_limit()])
+        # Readers' cursors are made from a connection that never writes, so making one never
+        # waits for a batch being written on `_con`.
+        self._read_root = self._con.cursor()
         self._lock = threading.RLock()
         self._version = 0                      # bumped on every write; invalidates caches
         self._cache: dict[str, tuple[int, Any]] = {}
@@ -143,6 +206,7 @@ class Store:
     def close(self) -> None:
         """Checkpoint and close the file."""
         with self._lock:
+            self._read_root.close()
             self._con.close()
             self._signatures.close()
             if self._helpers is not None:
@@ -342,13 +406,13 @@ class Store:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        """Run a read-only SELECT (checked) and return all rows."""
-        check_read_only(sql)
-        with self._lock:
-            cursor = self._con.execute(sql, list(params))
-            columns = [d[0] for d in cursor.description]
-            return QueryResult(columns, cursor.fetchall())
+    def read(self) -> ReadQuery:
+        """A cancellable read on a cursor of its own (a consistent snapshot, no lock held)."""
+        return ReadQuery(self._read_root.cursor())
+
+    def query(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
+        """Run a read-only SELECT (checked) on its own cursor and return all rows."""
+        return self.read().run(sql, params, timeout_s)
 
     def get(self, record_id: str) -> Record | None:
         """The record with this id, decoded, or None."""
@@ -442,7 +506,8 @@ class Store:
 class Reader(Protocol):
     """Anything that answers read-only SQL: a Store, a ReadOnlyMemory, or a daemon's API client."""
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult: ...
+    def query(self, sql: str, params: Sequence[Any] = (),
+              timeout_s: float | None = None) -> QueryResult: ...
 
 
 def memory_stats(reader: Reader) -> dict[str, Any]:
@@ -473,12 +538,11 @@ class ReadOnlyMemory:
         if not self.path.exists():
             raise StoreError(f"no memory at {self.path}")
         self._con = _connect(self.path, read_only=True)
+        self._con.execute("SET memory_limit = ?", [default_memory_limit()])
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        """Run a read-only SELECT (checked) and return all rows."""
-        check_read_only(sql)
-        cursor = self._con.execute(sql, list(params))
-        return QueryResult([d[0] for d in cursor.description], cursor.fetchall())
+    def query(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
+        """Run a read-only SELECT (checked) and return all rows; QueryTimeout past `timeout_s`."""
+        return ReadQuery(self._con.cursor()).run(sql, params, timeout_s)
 
     def stats(self) -> dict[str, Any]:
         """As `Store.stats`."""

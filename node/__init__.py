@@ -20,6 +20,6 @@ listen.py      join-time checks: listen multiaddrs and free ports, bootstrap sou
 peers.py       the peer table: last seen, records received, strikes, bans, peers.json
 batcher.py     gossip records ingested in ~100 ms batches; arrival times
 machine.py     this machine's hardware and software for the `node` record
-api_server.py  the local read API's tiny HTTP server (127.0.0.1, bearer token)
-api_routes.py  its endpoints: /query /status /peers /ingest /arrivals
+api_server.py  the local app: Starlette on uvicorn in the daemon's loop (127.0.0.1, token gate)
+api_routes.py  the API's endpoints: /query /status /peers /ingest /publish /arrivals; timed reads
 """

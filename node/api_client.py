@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from memory.store import QueryResult
-from node.api_server import API_FILE, TOKEN_FILE
+from node.home import API_FILE, TOKEN_FILE     # not api_server: browsing never loads uvicorn
 
 TIMEOUT_S = 30.0
 
 
 class ApiError(RuntimeError):
     """The daemon refused a request or could not be reached."""
+
+
+class QueryRefused(ApiError):
+    """The daemon refused a query (400): bad SQL with DuckDB's message, or past its time limit."""
 
 
 def _alive(pid: int) -> bool:
@@ -52,21 +56,22 @@ class ApiClient:
         self._token = token
 
     def _request(self, path: str, body: bytes | None = None,
-                 content_type: str = "application/json") -> Any:
+                 content_type: str = "application/json", timeout_s: float = TIMEOUT_S) -> Any:
         request = urllib.request.Request(self.url + path, data=body,
                                          method="POST" if body is not None else "GET")
         request.add_header("Authorization", f"Bearer {self._token}")
         if body is not None:
             request.add_header("Content-Type", content_type)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             try:
                 message = json.loads(exc.read()).get("error", exc.reason)
             except ValueError:
                 message = exc.reason
-            raise ApiError(str(message)) from exc
+            raise (QueryRefused if exc.code == 400 and path == "/query" else ApiError)(
+                str(message)) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise ApiError(f"cannot reach the daemon at {self.url}: {exc}") from exc
 
@@ -74,9 +79,12 @@ class ApiClient:
         """GET one of the daemon's JSON endpoints (`/status`, `/peers`, ...)."""
         return self._request(path)
 
-    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> QueryResult:
-        """Run a read-only SELECT in the daemon."""
-        reply = self._request("/query", json.dumps({"sql": sql, "params": list(params)}).encode())
+    def query(self, sql: str, params: list[Any] | tuple[Any, ...] = (),
+              timeout_s: float | None = None) -> QueryResult:
+        """Run a read-only SELECT in the daemon (its --query-timeout unless `timeout_s`)."""
+        body = {"sql": sql, "params": list(params), "timeout_s": timeout_s}
+        reply = self._request("/query", json.dumps(body).encode(),
+                              timeout_s=TIMEOUT_S + (timeout_s or 0))
         return QueryResult(list(reply["columns"]), [tuple(row) for row in reply["rows"]])
 
     def ingest(self, raws: list[bytes]) -> dict[str, Any]:

@@ -1,36 +1,45 @@
-"""The daemon's local read API: a tiny HTTP/1.1 server on 127.0.0.1 (stdlib asyncio only).
+"""The daemon's local app: one Starlette app served by uvicorn inside the daemon's asyncio loop.
 
 While `swarm join` runs it owns the DuckDB file, so browsing commands ask it instead of opening the
 file. It writes `HOME/api.json` = {"url", "pid"} (removed at clean shutdown) and `HOME/api.token`
-(mode 0600); every request must carry `Authorization: Bearer TOKEN`.
+(mode 0600). The API's endpoints (node/api_routes.py) need `Authorization: Bearer TOKEN`; the token
+is checked from the headers before any body is read, and a body over `MAX_BODY` is refused unread.
+Apps mounted later by a start-up hook (the dashboard, swarm/web/) are read-only and need no token.
+Every request must name 127.0.0.1 or localhost as its Host, so a web page cannot reach the app
+through a DNS name that resolves to this machine (DNS rebinding).
 
-    POST /query   {"sql": str, "params": list}  -> {"columns": [...], "rows": [[...]]} | 400 {"error"}
-    GET  /status                                -> what `swarm status` shows
-    GET  /peers                                 -> [{peer_id, addrs, last_seen, received, ...}]
-    POST /ingest  msgpack list of raw records   -> {"accepted", "duplicate", "rejected"}
-    GET  /arrivals?since=MS                     -> [[record_id, stored_at_ms], ...] (benchmarks)
+We keep uvicorn's own server loop but not its signal handling: the daemon owns SIGINT/SIGTERM.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from node.home import API_FILE, TOKEN_FILE
 
 log = logging.getLogger(__name__)
 
-API_FILE = "api.json"
-TOKEN_FILE = "api.token"
 MAX_BODY = 32 * 1024 * 1024         # an import batch; larger requests get 413
-HEADER_TIMEOUT_S = 10.0
-
-Handler = Callable[["Request"], Awaitable[tuple[int, Any]]]
+LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+STOP_S = 5.0
 
 
 class HttpError(Exception):
@@ -41,105 +50,162 @@ class HttpError(Exception):
         self.status = status
 
 
-class Request:
-    """One parsed request."""
+class JsonResponse(Response):
+    """JSON as the old server wrote it (NaN allowed, unknown types as strings)."""
 
-    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
-        parts = urlsplit(target)
-        self.method, self.path, self.headers, self.body = method, parts.path, headers, body
-        self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    media_type = "application/json"
 
-    def json(self) -> Any:
-        """The body as JSON, or HttpError 400."""
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str).encode()
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request's body, or HttpError 413 as soon as it passes `limit` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+    # `Connection: close`: the unread body is never read; the connection ends with the answer.
+    response = JsonResponse({"error": message}, status_code=status, headers={"connection": "close"})
+    await response(scope, _no_receive, send)
+
+
+async def _no_receive() -> Any:
+    raise RuntimeError("the gate never reads a refused request's body")
+
+
+class TokenGate:
+    """ASGI middleware: the API's paths need the bearer token, checked before any body is read."""
+
+    def __init__(self, app: ASGIApp, token: str, protected: set[str]) -> None:
+        self.app, self.protected = app, protected
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.protected:
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
+            return await _refuse(scope, send, 401, "missing or wrong token (see HOME/api.token)")
         try:
-            return json.loads(self.body or b"null")
-        except ValueError as exc:
-            raise HttpError(400, f"body is not JSON: {exc}") from exc
+            length = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            return await _refuse(scope, send, 400, "bad Content-Length")
+        if length > MAX_BODY:
+            return await _refuse(scope, send, 413, f"body over {MAX_BODY} bytes")
+        await self.app(scope, receive, send)
 
 
-class ApiServer:
-    """Serve `routes` {(method, path): handler} on 127.0.0.1 with bearer-token auth."""
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return JsonResponse({"error": str(exc)}, status_code=exc.status)
 
-    def __init__(self, home: Path, routes: dict[tuple[str, str], Handler], port: int = 0) -> None:
-        self.home, self.routes, self.port = home, routes, port
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JsonResponse({"error": f"no endpoint {request.method} {request.url.path}"},
+                        status_code=404)
+
+
+async def _internal(request: Request, exc: Exception) -> Response:
+    log.warning("API request %s failed: %r", request.url.path, exc, exc_info=True)
+    return JsonResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def build_app(routes: list[BaseRoute], token: str) -> Starlette:
+    """The local app: `routes` behind the token gate, on local Host names only."""
+    protected = {getattr(route, "path", "") for route in routes}
+    return Starlette(
+        routes=list(routes),
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS),
+                    Middleware(TokenGate, token=token, protected=protected)],
+        exception_handlers={HttpError: _http_error, 404: _not_found, 405: _not_found,
+                            Exception: _internal})
+
+
+class _DaemonOwnedSignals(uvicorn.Server):
+    """uvicorn's server without its signal handlers (the daemon's loop handles the signals)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+class AppServer:
+    """Serve a Starlette app with uvicorn as a task of the running asyncio loop, on 127.0.0.1."""
+
+    def __init__(self, app: Starlette, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.app, self.host, self.port = app, host, port
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        """Listen and serve; return the URL once uvicorn accepts connections."""
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                http="h11", ws="none", timeout_graceful_shutdown=2)
+        self._server = _DaemonOwnedSignals(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()             # re-raise the start-up failure
+                raise OSError(f"the local app on {self.url} stopped at start-up")
+            await asyncio.sleep(0.01)
+        return self.url
+
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Serve `app` under `path` (after the existing routes; no token: read-only apps only)."""
+        self.app.router.routes.append(Mount(path, app=app))
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish (bounded), close the listener."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), STOP_S)
+        except asyncio.TimeoutError:
+            self._server.force_exit = True
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class ApiServer(AppServer):
+    """The local API: `routes` behind a fresh bearer token; writes api.token and api.json."""
+
+    def __init__(self, home: Path, routes: list[BaseRoute], port: int = 0) -> None:
+        self.home = home
         self.token = secrets.token_hex(32)
-        self._server: asyncio.Server | None = None
+        super().__init__(build_app(routes, self.token), port)
 
     async def start(self) -> str:
         """Listen, write the token and api.json; return the URL."""
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{self.port}"
+        url = await super().start()
         _write_private(self.home / TOKEN_FILE, self.token + "\n")
         _write_private(self.home / API_FILE, json.dumps({"url": url, "pid": os.getpid()}) + "\n")
         return url
 
     async def stop(self) -> None:
-        """Remove api.json, stop accepting and close the listener."""
+        """Remove api.json, then stop serving."""
         (self.home / API_FILE).unlink(missing_ok=True)
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(_read_request(reader), HEADER_TIMEOUT_S)
-            status, payload = await self._dispatch(request)
-        except HttpError as exc:
-            status, payload = exc.status, {"error": str(exc)}
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the server
-            log.warning("API request failed: %r", exc, exc_info=True)
-            status, payload = 500, {"error": f"internal error: {type(exc).__name__}"}
-        await _respond(writer, status, payload)
-
-    async def _dispatch(self, request: Request) -> tuple[int, Any]:
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-            raise HttpError(401, "missing or wrong token (see HOME/api.token)")
-        handler = self.routes.get((request.method, request.path))
-        if handler is None:
-            raise HttpError(404, f"no endpoint {request.method} {request.path}")
-        return await handler(request)
-
-
-async def _read_request(reader: asyncio.StreamReader) -> Request:
-    line = (await reader.readline()).decode("latin-1").split()
-    if len(line) != 3:
-        raise HttpError(400, "bad request line")
-    headers: dict[str, str] = {}
-    while True:
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        if len(headers) > 100:
-            raise HttpError(400, "too many headers")
-        name, _, value = raw.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0") or 0)
-    if length > MAX_BODY:
-        raise HttpError(413, f"body over {MAX_BODY} bytes")
-    body = await reader.readexactly(length) if length else b""
-    return Request(line[0].upper(), line[1], headers, body)
-
-
-async def _respond(writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
-    body = json.dumps(payload, default=str).encode()
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: close\r\n\r\n")
-    try:
-        writer.write(head.encode() + body)
-        await writer.drain()
-        writer.close()
-    except ConnectionError:
-        pass
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            413: "Payload Too Large", 500: "Internal Server Error"}
+        await super().stop()
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -28,7 +28,7 @@ from memory.codec import peek_id, sign
 from memory.records import Body, NodeBody, Record
 from memory.store import IngestReport, Store
 from node import machine
-from node.api_routes import routes
+from node.api_routes import DEFAULT_QUERY_TIMEOUT_S, routes
 from node.api_server import ApiServer
 from node.batcher import Arrivals, GossipBatcher
 from node.bridge import TrioThread, post
@@ -77,6 +77,7 @@ class DaemonConfig:
     home: Path
     net: NetConfig = field(default_factory=NetConfig)
     duration_s: float | None = None
+    query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S      # the local API's default time limit
 
 
 class HomeLock:
@@ -172,7 +173,7 @@ class Daemon:
         batcher = GossipBatcher(self.store, self._ingest_pool, self._on_gossip_ingested)
         self._on_gossip = lambda peer, raw: post(loop, batcher.add, peer, raw)
         await self._start_host()
-        self.api = ApiServer(self.home, routes(self))
+        self.api = ApiServer(self.home, routes(self, self.config.query_timeout_s))
         tasks: list[asyncio.Task[Any]] = []
         try:
             url = await self.api.start()
@@ -320,8 +321,7 @@ class Daemon:
             "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "peers": self.peers.connected_count(), "known_peers": len(self.peers.snapshot()),
             "records": count.rows[0][0], "digest": digest.hex(),
-            "last_sync": None if last is None else time.strftime(
-                "%Y-%m-%dT%H:%M:%S", time.localtime(last)),
+            "last_sync": None if last is None else int(last * 1000),     # epoch ms, as in --json
             "current_work": [s.status() for s in self.services] or IDLE_WORK,
             "rejected": {"invalid_from_peers": sum(p["rejected"] for p in self.peers.snapshot()),
                          **self.rejected},

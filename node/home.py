@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 MEMORY_FILE = "memory.duckdb"
+API_FILE = "api.json"        # {"url", "pid"} of the running daemon's local app
+TOKEN_FILE = "api.token"     # its API's bearer token (mode 0600)
 IDENTITY_FILE = "identity.key"
 CACHE_DIR = "cache"
 

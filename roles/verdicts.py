@@ -336,5 +336,5 @@ def all_tracks(reader: Any, roots: frozenset[str], track: str | None = None,
                params: stats.GateParams | None = None) -> dict[str, Verdicts]:
     """This node's verdicts on every track of the memory (or one), for browsing."""
     facts = cli_facts(reader)
-    names = [t for t in facts.budgets if track is None or t == track]
+    names = [t for t in facts.budgets if track is None or track in (t, t.split(":")[0])]
     return {t: get(reader, t, roots, facts, params or stats.GateParams()) for t in names}

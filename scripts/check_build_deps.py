@@ -3,6 +3,9 @@
 fastecdsa (pinned by libp2p 0.8.1) compiles from source: it needs a C compiler, the Python headers
 and GMP's headers. On Debian/Ubuntu as root we install libgmp-dev ourselves; elsewhere we say what
 is missing in one line instead of letting pip fail deep inside a compiler log.
+
+`--browser`: the dashboard's page tests drive a headless Chromium; install Debian's `chromium`
+package the same way (root + apt-get), else say how. Never fatal: those tests skip without it.
 """
 from __future__ import annotations
 
@@ -18,6 +21,24 @@ def _gmp_header_present() -> bool:
     candidates = [Path("/usr/include/gmp.h"), Path("/usr/local/include/gmp.h")]
     candidates += list(Path("/usr/include").glob("*-linux-gnu/gmp.h"))
     return any(p.exists() for p in candidates)
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def browser() -> int:
+    """Make sure a Chromium is on PATH for the page tests, installing Debian's where we can."""
+    if any(shutil.which(name) for name in BROWSERS):
+        return 0
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing chromium (the dashboard's page tests run in it)...", flush=True)
+        if subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False).returncode:
+            subprocess.run(["apt-get", "update", "-q"], check=False)
+            subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False)
+    if not any(shutil.which(name) for name in BROWSERS):
+        print("no chromium: the dashboard's page tests will be skipped (Debian/Ubuntu: "
+              "apt-get install chromium)", file=sys.stderr)
+    return 0
 
 
 def main() -> int:
@@ -40,4 +61,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(browser() if "--browser" in sys.argv[1:] else main())

@@ -5,4 +5,5 @@ output.py    tables for people, JSON for programs, one-line errors
 readable.py  a run's samples, quality measures and loss curve for `swarm show`
 commands/    one module per command group, each with register(app, bench_app)
 bench/       benchmark scripts behind `swarm bench ...`
+web/         the web dashboard (pages, JSON twins, live events) and `swarm report`
 """

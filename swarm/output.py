@@ -56,8 +56,34 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         console.print(f"[dim]{title}: {empty}[/]")
         return
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name in columns:
-        table.add_column(name, overflow="fold")
+    for i, name in enumerate(columns):
+        # Ids, times and numbers never break across lines; the last column (free text) folds.
+        last = i == len(columns) - 1
+        table.add_column(name, overflow="fold" if last else "ellipsis", no_wrap=not last)
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
     console.print(table)
+
+
+def short_id(value: Any, n: int = 8) -> str:
+    """The first `n` characters of an id (like git's short hashes); '' for None."""
+    return "" if value is None else str(value)[:n]
+
+
+def when(ts_ms: int | None) -> str:
+    """A compact UTC time for tables: `MM-DD HH:MM` (the year only when it is not this one)."""
+    if ts_ms is None:
+        return ""
+    import datetime as dt
+    moment = dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc)
+    this_year = moment.year == dt.datetime.now(dt.timezone.utc).year
+    return moment.strftime("%m-%d %H:%M" if this_year else "%Y-%m-%d")
+
+
+def track_labels(track_ids: Sequence[str]) -> dict[str, str]:
+    """Short labels for track ids (`name:hash`): the name where only one id has it, else name:hash8."""
+    names: dict[str, int] = {}
+    for track in set(track_ids):
+        names[track.split(":", 1)[0]] = names.get(track.split(":", 1)[0], 0) + 1
+    return {t: (name if names[name] == 1 else f"{name}:{rest[:8]}")
+            for t in set(track_ids) for name, _, rest in [t.partition(":")]}

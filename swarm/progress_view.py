@@ -22,6 +22,51 @@ def _best(best: dict[str, Any]) -> str:
     return f"val_bpb {best['val_bpb']:.4f} over {best.get('runs', 0)} runs: {diff}"
 
 
+class SwarmSummary:
+    """What the swarm has done on a track, for the live panel: re-read at most every few seconds.
+
+    Reads the daemon's store (its own cursor, never the write lock), so drawing never waits for
+    ingest."""
+
+    def __init__(self, reader: Any, track: str, min_baseline: int, every_s: float = 3.0) -> None:
+        self.reader, self.track, self.min_baseline, self.every_s = reader, track, min_baseline, every_s
+        self._at, self._last = 0.0, {}
+
+    def get(self) -> dict[str, Any]:
+        """The latest summary (re-read when older than `every_s`); {} when the read fails."""
+        import time
+        if time.monotonic() - self._at >= self.every_s:
+            self._at = time.monotonic()
+            try:
+                self._last = self._read()
+            except Exception:  # noqa: BLE001 - the panel must never stop the node
+                logging.getLogger(__name__).debug("live panel read failed", exc_info=True)
+        return self._last
+
+    def _read(self) -> dict[str, Any]:
+        match = "(track = ? OR split_part(track, ':', 1) = ?)"
+        one = [self.track, self.track]
+        baseline = self.reader.query(f"SELECT count(*) FROM valid_runs WHERE {match} AND purpose = "
+                                     "'baseline' AND status = 'ok'", one).rows[0][0]
+        claims = dict(self.reader.query(f"SELECT status, count(*) FROM claim_status WHERE {match} "
+                                        "GROUP BY status ORDER BY status", one).rows)
+        findings = self.reader.query(f"SELECT count(*) FROM findings WHERE {match}", one).rows[0][0]
+        return {"baseline": baseline, "min_baseline": self.min_baseline, "claims": claims,
+                "findings": findings}
+
+
+def swarm_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows for the swarm's progress on the track: the baseline count, claims, findings."""
+    if not summary:
+        return []
+    n, target = summary["baseline"], summary["min_baseline"]
+    base = (f"{n}/{target} seeds; experiments start after it" if n < target
+            else f"{n} seeds (done)")
+    claims = ", ".join(f"{count} {status}" for status, count in summary["claims"].items())
+    return [("baseline", base), ("claims", claims or "none yet"),
+            ("findings", str(summary["findings"]))]
+
+
 def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, value) rows describing one work loop's progress."""
     current = work.get("current_run")
@@ -29,13 +74,22 @@ def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
     mix = ", ".join(f"{role} {n}" for role, n in sorted(work.get("role_mix", {}).items()))
     rows = [("role", work.get("role", "")), ("current run", run),
             ("runs by this node", str(work.get("runs", 0))),
-            ("swarm's best", _best(work.get("best", {}))),
+            ("verified best", _best(work.get("best", {}))),
+            *swarm_rows(work.get("swarm", {})),
             ("role mix (swarm)", mix or "none yet"),
             ("coordination share", f"{100 * work.get('coordination_share', 0.0):.2f}% of "
                                    f"{work.get('busy_s', 0.0):.0f} s busy")]
     if work.get("error"):
         rows.append(("error", work["error"]))
     return rows
+
+
+def summary_line(work: dict[str, Any]) -> str:
+    """One line for the end of `swarm join`: what this node did and where the swarm stands."""
+    swarm = work.get("swarm") or {}
+    claims = ", ".join(f"{n} {s}" for s, n in (swarm.get("claims") or {}).items()) or "no claims"
+    return (f"{work.get('runs', 0)} runs by this node; {claims}; verified best "
+            f"{_best(work.get('best', {}))}")
 
 
 def panel(work: dict[str, Any] | None) -> Table:

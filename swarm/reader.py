@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from memory.sqlguard import UnsafeQuery
-from memory.store import QueryResult, ReadOnlyMemory, Reader, StoreError
+from memory.store import QueryResult, QueryTimeout, ReadOnlyMemory, Reader, StoreError
 from node import api_client
 from node.home import memory_path, resolve_home
 from swarm.output import fail
@@ -22,6 +22,9 @@ from swarm.output import fail
 # Columns stored as JSON text; --json output parses them back into objects.
 JSON_COLUMNS = {"config", "diff", "software", "addrs", "capabilities", "scores", "baseline_runs",
                 "candidate_runs", "runs", "effects", "refs"}
+
+# `--track X` keeps track id X, or every id `X:<hash>` of track name X (one per budget); 3 params.
+TRACK_MATCH = "(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?)"
 
 
 @contextmanager
@@ -55,16 +58,19 @@ def query_errors() -> Iterator[None]:
         yield
     except UnsafeQuery as exc:
         fail(str(exc))
-    except duckdb.Error as exc:
+    except (duckdb.Error, api_client.QueryRefused) as exc:
         fail(f"SQL error: {str(exc).splitlines()[0]}")
+    except QueryTimeout as exc:
+        fail(str(exc))
     except api_client.ApiError as exc:
         fail(f"daemon: {exc}")
 
 
-def run_query(reader: Reader, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+def run_query(reader: Reader, sql: str, params: Sequence[Any] = (),
+              timeout_s: float | None = None) -> QueryResult:
     """`reader.query`, with errors turned into one-line messages."""
     with query_errors():
-        return reader.query(sql, params)
+        return reader.query(sql, params, timeout_s=timeout_s)
     raise AssertionError("unreachable")     # fail() exits
 
 

@@ -29,6 +29,7 @@ from roles.verifier import Verifier
 
 log = logging.getLogger(__name__)
 IDLE_S = 2.0           # pause when no role had anything to do
+IDLE_MAX_S = 60.0      # the longest idle wait of a node that cannot train
 
 
 class DaemonPublisher:
@@ -138,6 +139,16 @@ class Worker:
         """Stopped, or out of budget."""
         return self.stop_event.is_set() or self.out_of_budget(started)
 
+    def idle_wait(self, idle_steps: int) -> float:
+        """Seconds to wait after `idle_steps` idle steps in a row.
+
+        A node that cannot train (no data) finds nothing to do most of the time; each step
+        publishes a `role` record, so it backs off (doubling, up to IDLE_MAX_S) instead of
+        publishing one every IDLE_S seconds. A node that trains always waits IDLE_S."""
+        if self.can_train:
+            return IDLE_S
+        return min(IDLE_MAX_S, IDLE_S * 2 ** max(0, idle_steps - 1))
+
     def step(self) -> str | None:
         """Choose a role and do one unit of its work."""
         self.ctx.held.clear()              # the last unit's leases are left to expire
@@ -163,7 +174,7 @@ class Worker:
 
     def run(self) -> None:
         """Loop until done; errors in one step are logged and the loop goes on."""
-        started = time.monotonic()
+        started, idle = time.monotonic(), 0
         while not self.done(started):
             t0 = self.progress.step_started = time.monotonic()
             try:
@@ -177,9 +188,10 @@ class Worker:
                 summary = None
             self.progress.busy_s, self.progress.step_started = (
                 self.progress.busy_s + time.monotonic() - t0, None)
+            idle = 0 if summary is not None else idle + 1
             if summary is None:
                 self.progress.doing = "idle: no open work"
-                self.stop_event.wait(IDLE_S)
+                self.stop_event.wait(self.idle_wait(idle))
         self.progress.doing, self.progress.step_started = "stopped", None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-_MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "roles", "trust")
+_MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "roles", "trust", "web")
 
 
 def modules() -> list[ModuleType]:

@@ -1,7 +1,6 @@
 """Browsing the memory: leaderboard, findings, runs, show, sql, export."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from enum import Enum
@@ -9,26 +8,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
-from swarm.output import console, fail, print_json, print_table
-from swarm.reader import as_dicts, open_reader, query_errors, run_query
+from swarm.output import console, fail, print_json, print_table, short_id, track_labels, when
+from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
-TRACK = typer.Option(None, "--track", "-t", help="Only this track.")
-EXPORT_TABLES = ("records", "nodes", "roles", "hypotheses", "claim_leases", "runs", "claims",
-                 "verifications", "assessments", "findings", "noise_floors", "equivocations",
-                 "leaderboard", "seed_stats", "config_support", "claim_status", "noise_floor")
-
-
-def _short(value: Any, n: int = 12) -> str:
-    return "" if value is None else str(value)[:n]
-
-
-def _when(ts_ms: int | None) -> str:
-    if ts_ms is None:
-        return ""
-    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+TRACK = typer.Option(None, "--track", "-t", help="Only this track: its name (every budget) or id.")
+# Every table and view of the memory, read from the database itself so new ones are exported too.
+EXPORT_LIST = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+               "AND table_name <> 'meta' ORDER BY table_type, table_name")
 
 
 def _compact(config: Any) -> str:
@@ -45,37 +35,67 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help
         rows = leaderboard_rows(reader, home, track, limit)
     if json_out:
         return print_json(rows)
-    print_table("leaderboard (val_bpb, lower is better)",
-                ["rank", "track", "config", "val_bpb", "± sd", "runs", "seeds", "verified",
-                 "trusted", "knobs"],
-                [(r["rank"], r["track"], _short(r["config_hash"], 10), r["mean"], r["std"], r["n"],
-                  r["seeds"], "yes" if r["verified"] else "", "yes" if r["trusted"] else "NO",
-                  _compact(r["config"])) for r in rows])
+    title, label = _track_title("leaderboard (val_bpb, lower is better)", [r["track"] for r in rows])
+    print_table(title, ["#", *label.columns, "config", "val_bpb", "± sd", "runs", "seeds", "status",
+                        "diff from base"],
+                [(r.get("rank", ""), *label(r["track"]), short_id(r["config_hash"]), r["mean"],
+                  r["std"], r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)")
+                 for r in rows])
+
+
+def _standing(row: dict[str, Any]) -> str:
+    """verified / untrusted (ranked only once trusted authors' runs back it) / nothing."""
+    return "untrusted" if not row["trusted"] else "verified" if row["verified"] else ""
+
+
+class _TrackLabel:
+    """A track column for tables that span several tracks; none (the track in the title) for one."""
+
+    def __init__(self, track_ids: list[str]) -> None:
+        self.labels = track_labels(track_ids)
+        self.columns = ["track"] if len(self.labels) > 1 else []
+
+    def __call__(self, track: str) -> list[str]:
+        return [self.labels[track]] if self.columns else []
+
+
+def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
+    label = _TrackLabel(track_ids)
+    if not label.columns and label.labels:
+        title = f"{title}: {next(iter(label.labels.values()))}"
+    return title, label
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Findings of the meta-analysis first, then every claim and its status as derived here;
-    claims by authors this node does not trust are listed apart."""
+    """The newest finding of the meta-analysis per track, in full; then every claim and its status
+    as derived here; claims by authors this node does not trust are listed apart."""
     from swarm.commands.trust import claim_rows
 
     with open_reader(home) as reader:
         found = as_dicts(run_query(
             reader, "SELECT id, author, ts, track, title, text, effects, refs FROM findings "
-            "WHERE (? IS NULL OR track = ?) ORDER BY ts DESC, id", [track, track]))
+            f"WHERE {TRACK_MATCH} QUALIFY row_number() OVER (PARTITION BY track "
+            "ORDER BY ts DESC, id) = 1 ORDER BY ts DESC, id", [track] * 3))
         with query_errors():
             claims = claim_rows(reader, home, track)
     trusted = [c for c in claims if c["trusted"]]
     untrusted = [c for c in claims if not c["trusted"]]
     if json_out:
         return print_json({"findings": found, "claims": trusted, "untrusted_claims": untrusted})
-    print_table("findings", ["when", "track", "title", "text", "effects"],
-                [(_when(f["ts"]), f["track"], f["title"], f["text"], len(f["effects"])) for f in found],
-                empty="none yet (the meta-analyst publishes them)")
-    for title, group in (("claims (status derived here from trusted runs)", trusted),
-                         ("claims by authors not trusted here (provisional)", untrusted)):
-        print_table(title, ["claim", "track", "status", "effect", "p", "q", "diff"],
-                    [(_short(c["claim"]), c["track"], c["status"], c["effect"], c["p_value"],
-                      c["q_value"], _compact(c["diff"])) for c in group])
+    labels = track_labels([f["track"] for f in found] + [c["track"] for c in claims])
+    console.print("findings (the newest per track)" if found else
+                  "[dim]findings: none yet (the meta-analyst publishes them)[/]")
+    for f in found:
+        console.print(f"[bold]{labels[f['track']]}[/] ({when(f['ts'])} UTC, finding "
+                      f"{short_id(f['id'])}, {len(f['effects'])} effects): [bold]{escape(f['title'])}[/]",
+                      highlight=False)
+        console.print(f["text"], highlight=False, markup=False)
+    for heading, group in (("claims (status derived here from trusted runs)", trusted),
+                           ("claims by authors not trusted here (provisional)", untrusted)):
+        title, label = _track_title(heading, [c["track"] for c in group])
+        print_table(title, ["claim", *label.columns, "status", "effect", "p", "q", "diff"],
+                    [(short_id(c["claim"]), *label(c["track"]), c["status"], c["effect"],
+                      c["p_value"], c["q_value"], _compact(c["diff"])) for c in group])
 
 
 class Status(str, Enum):
@@ -98,17 +118,18 @@ def runs(track: Optional[str] = TRACK,
         rows = as_dicts(run_query(reader, """
             SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
                    tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
-            FROM runs WHERE (? IS NULL OR track = ?) AND (? IS NULL OR config_hash LIKE ? || '%')
+            FROM runs WHERE {match} AND (? IS NULL OR config_hash LIKE ? || '%')
               AND (? IS NULL OR author = ?) AND (? IS NULL OR status = ?)
-            ORDER BY ts DESC, id LIMIT ?""",
-            [track, track, config, config, author, author, state, state, limit]))
+            ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
+            [track, track, track, config, config, author, author, state, state, limit]))
     if json_out:
         return print_json(rows)
-    print_table("runs", ["run", "when", "author", "track", "config", "seed", "status", "val_bpb",
-                         "tok/s", "purpose"],
-                [(_short(r["id"]), _when(r["ts"]), "…" + r["author"][-8:], r["track"],
-                  _short(r["config_hash"], 10), r["seed"], r["status"], r["val_bpb"],
-                  r["tokens_per_s"], r["purpose"]) for r in rows])
+    title, label = _track_title("runs (times UTC)", [r["track"] for r in rows])
+    print_table(title, ["run", "when", *label.columns, "config", "seed", "status", "val_bpb",
+                        "purpose"],
+                [(short_id(r["id"]), when(r["ts"]), *label(r["track"]),
+                  short_id(r["config_hash"]), r["seed"], r["status"], r["val_bpb"], r["purpose"])
+                 for r in rows])
 
 
 def show(record_id: str = typer.Argument(..., help="A record id, or a unique prefix (4+ hex chars)."),
@@ -136,7 +157,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
             status = rows[0] if rows else {"status": "excluded (author equivocated)"}
         with query_errors():
             here = explain(reader, home, record)
-    out: dict[str, Any] = {"id": record.id, **record.envelope(), "time": _when(record.ts)}
+    out: dict[str, Any] = {"id": record.id, **record.envelope()}
     if status is not None:
         out["claim_status"] = status
     if here is not None:
@@ -144,7 +165,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
     if json_out:
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
-    console.print(f"author {record.author}  seq {record.seq}  {_when(record.ts)} UTC")
+    console.print(f"author {record.author}  seq {record.seq}  {when(record.ts)} UTC")
     console.print_json(json.dumps(out["body"], default=str))
     if record.kind == "run":
         from swarm.readable import print_run_readable
@@ -155,11 +176,16 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         console.print_json(json.dumps({"here": here}, default=str))
 
 
+SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API's default is 5 s
+
+
 def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and views: see docs)."),
-        json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+        json_out: bool = JSON, home: Optional[Path] = HOME,
+        query_timeout: float = typer.Option(SQL_TIMEOUT_S, "--query-timeout", min=0.1,
+                                            help="Stop the query after S seconds.")) -> None:
     """Run a read-only SQL query over the memory (no file or network access)."""
     with open_reader(home) as reader:
-        result = run_query(reader, query)
+        result = run_query(reader, query, timeout_s=query_timeout)
     if json_out:
         return print_json([dict(zip(result.columns, row)) for row in result.rows])
     print_table(f"{len(result.rows)} rows", result.columns, result.rows, empty="no rows")
@@ -182,7 +208,8 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
     written = []
     with open_reader(home) as reader:
         out.mkdir(parents=True, exist_ok=True)
-        for name in progress(EXPORT_TABLES, description="exporting", disable=json_out,
+        names = [name for (name,) in run_query(reader, EXPORT_LIST).rows]
+        for name in progress(names, description="exporting", disable=json_out,
                              console=console, transient=True):
             columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
             result = run_query(reader, f"SELECT {columns} FROM {name}")

@@ -57,6 +57,8 @@ def join(
                                     "(repeatable; kept in HOME/trust.json, see swarm trust)."),
     sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
                                         "syncs with a random peer (up to 3x that while in sync)."),
+    query_timeout: float = typer.Option(5.0, "--query-timeout", min=0.1, help="Seconds a query "
+                                        "through the local API may run unless it asks for more."),
 ) -> None:
     """Start a node and its research loop (choose a role, work, publish, repeat).
 
@@ -78,8 +80,9 @@ def join(
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval,
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
-    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration)
-    starter = None
+    config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
+                          query_timeout_s=query_timeout)
+    starter = summary = None
     if work:
         try:
             options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
@@ -90,8 +93,10 @@ def join(
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
         starter = NodeWork.starter(options)
+        summary = (track, options.gate.min_baseline)
+    from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), starter)
+        _run(Daemon(config), with_dashboard(starter), summary)
     except AlreadyRunning as exc:
         fail(str(exc))
     except StoreError as exc:
@@ -100,7 +105,8 @@ def join(
         fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
 
 
-def _run(daemon: Any, starter: Any) -> None:
+def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
+    """Run the daemon; with `summary` (track, baseline seeds wanted), the live work panel."""
     import asyncio
     import logging
 
@@ -113,20 +119,31 @@ def _run(daemon: Any, starter: Any) -> None:
         logging.getLogger("libp2p").setLevel(logging.ERROR)
 
     def ready(info: dict[str, Any]) -> None:
-        console.print(f"[bold]peer id[/] {info['peer_id']}")
-        console.print(f"listening on {', '.join(info['addrs'])}")
-        console.print(f"local API {info['api']}")
+        # soft_wrap: a multiaddr or peer id is never cut into lines, even when piped to a file
+        console.print(f"[bold]peer id[/] {info['peer_id']}", soft_wrap=True, highlight=False)
+        console.print(f"listening on {', '.join(info['addrs'])}", soft_wrap=True, highlight=False)
+        console.print(f"local app {info['api']} (API; dashboard: {info['api']}/)",
+                      soft_wrap=True, highlight=False)
         lan = [a for a in info["addrs"] if "/ip4/127." not in a] or info["addrs"]
         console.print("to join this swarm from another machine, run:")
         console.print(f"  swarm join --bootstrap {lan[0]}", highlight=False, soft_wrap=True)
 
+    swarm = None
+
     def work() -> dict[str, Any] | None:
-        return daemon.services[0].status() if daemon.services else None
+        nonlocal swarm
+        if not daemon.services:
+            return None
+        if swarm is None and summary is not None:
+            swarm = progress_view.SwarmSummary(daemon.store, *summary)
+        return {**daemon.services[0].status(), "swarm": swarm.get() if swarm else {}}
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        with progress_view.live(console, work) if starter else contextlib.nullcontext():
+        with progress_view.live(console, work) if summary else contextlib.nullcontext():
             runner.run(daemon.run(on_ready=ready, on_started=starter))
-    console.print("node stopped")
+    last = work() if summary else None
+    console.print("node stopped" + (f": {progress_view.summary_line(last)}" if last else ""),
+                  soft_wrap=True, highlight=False)
 
 
 def _api_get(home: Optional[Path], path: str) -> Any | None:
@@ -152,8 +169,12 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         return print_json(info)
     from swarm.progress_view import work_rows
 
+    from swarm.output import when
+    shown = dict(info)
+    if isinstance(info.get("last_sync"), int):
+        shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in info.items() if key not in ("addrs", "current_work")]
+            for key, value in shown.items() if key not in ("addrs", "current_work")]
     rows += [("addr", addr) for addr in info.get("addrs", [])]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
@@ -179,12 +200,21 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     if found is None:
         found = _saved_peers(home)
     if json_out:
-        return print_json(found)
+        return print_json([_times_as_ms(p) for p in found])
     print_table("peers", ["peer", "connected", "last seen", "received", "rejected", "banned", "addr"],
                 [(p["peer_id"], "yes" if p.get("connected") else "", _when(p.get("last_seen")),
                   p.get("received", ""), p.get("rejected", ""),
                   "yes" if p.get("banned_until") else "", (p.get("addrs") or [""])[0])
                  for p in found], empty="none known (is `swarm join` running?)")
+
+
+def _times_as_ms(peer: dict[str, Any]) -> dict[str, Any]:
+    """A peer's times (seconds in the peer table) as epoch ms, the one time format of --json."""
+    return {k: int(v * 1000) if k in PEER_TIMES and isinstance(v, (int, float)) else v
+            for k, v in peer.items()}
+
+
+PEER_TIMES = {"first_seen", "last_seen", "last_sync", "banned_until"}
 
 
 def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from memory.leaderboard import add_diffs
 from swarm.output import fail, print_json, print_table
 from swarm.reader import open_reader, query_errors
 
@@ -61,6 +62,7 @@ def leaderboard_rows(reader: Any, home: Path | None, track: str | None,
                         "authors": len({r["author"] for r in runs}),
                         "best": min(values) if values else None,
                         "config": _config(v.by_config[row["config_hash"]][0]["config"])})
+    add_diffs(reader, out)
     return out
 
 

@@ -107,6 +107,7 @@ def test_export_writes_every_table(filled, tmp_path, fmt) -> None:
     code, text, _ = swarm("export", "--format", fmt, "--out", str(out), "--json")
     written = {w["table"]: w["rows"] for w in json.loads(text)}
     assert code == 0 and written["runs"] == 4 and written["leaderboard"] == 2
+    assert {"dead_ends", "valid_runs", "role_mix", "rejections"} <= set(written)   # views too
     assert (out / f"runs.{fmt}").exists()
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -186,3 +187,24 @@ def test_bench_memory_runs_small(tmp_path) -> None:
     result = json.loads(out)
     assert code == 0 and result["records"] == 400
     assert all(r["converged"] and r["records_sent"] == r["missing_records"] for r in result["repair"])
+
+
+def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
+    """A newcomer's terminal: no line over 80 columns, 8-char ids, the track's name, not its hash."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    for command in (["leaderboard"], ["runs"], ["findings"], ["runs", "--track", "tinystories-cpu"]):
+        result = narrow.invoke(app, command, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert max(map(len, lines)) <= 80, (command, result.stdout)
+        assert "tinystories-cpu" in result.stdout and synthetic.HISTORY_TRACK not in result.stdout
+    board = json.loads(narrow.invoke(app, ["leaderboard", "--json"]).stdout)
+    out = narrow.invoke(app, ["leaderboard"]).stdout
+    assert board[0]["config_hash"][:8] in out and board[0]["config_hash"][:9] not in out
+    assert "init_scale=2.0" in out and board[0]["diff"] == {"init_scale": 2.0}
+    runs = json.loads(narrow.invoke(app, ["runs", "--track", "tinystories-cpu", "--json"]).stdout)
+    assert len(runs) == 34 and all(isinstance(r["ts"], int) for r in runs)   # epoch ms
+    findings = narrow.invoke(app, ["findings"]).stdout
+    assert "depth=6 is within noise" in findings.replace("\n", " ")          # in full

@@ -53,7 +53,7 @@ def test_sigterm_during_a_run_stops_the_node_and_kills_the_run(tmp_path: Path) -
     assert "baseline run" in work["current_run"]["what"]
     table = subprocess.run([*CLI, "status", "--home", str(node.home)], capture_output=True,
                            text=True, timeout=60)
-    assert table.returncode == 0 and "work: role" in table.stdout and "swarm's best" in table.stdout
+    assert table.returncode == 0 and "work: role" in table.stdout and "verified best" in table.stdout
     runs = wait_for(lambda: _children(node.proc.pid), 10, "the run's child process")
     started = time.monotonic()
     assert node.stop(signal.SIGTERM, timeout=30) == 0

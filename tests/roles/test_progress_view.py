@@ -19,7 +19,7 @@ WORK = {"track": "tinystories-cpu", "role": "verifier", "current_run": {"what": 
 def test_rows_show_role_run_best_mix_and_share() -> None:
     rows = dict(progress_view.work_rows(WORK))
     assert rows["role"] == "verifier" and rows["current run"] == "replay run, seed 7 (12 s)"
-    assert rows["swarm's best"] == 'val_bpb 2.2500 over 6 runs: {"batch_size": 4}'
+    assert rows["verified best"] == 'val_bpb 2.2500 over 6 runs: {"batch_size": 4}'
     assert rows["role mix (swarm)"] == "experimenter 4, verifier 1"
     assert rows["coordination share"].startswith("1.25% of 100 s")
 
@@ -32,7 +32,7 @@ def test_live_panel_draws_on_a_terminal_only() -> None:
     with progress_view.live(tty, lambda: WORK):
         assert root.handlers != handlers            # logs go through the console meanwhile
         time.sleep(1.2)
-    assert root.handlers == handlers and "swarm's best" in out.getvalue()
+    assert root.handlers == handlers and "verified best" in out.getvalue()
     piped = io.StringIO()
     with progress_view.live(Console(file=piped, force_terminal=False), lambda: WORK):
         pass
@@ -45,3 +45,22 @@ def test_progress_counts_the_step_and_run_under_way() -> None:
     busy, train = p.totals()
     assert 15.0 <= busy < 15.5 and 14.0 <= train < 14.5
     assert abs(p.coordination_share() - 1.0 / busy) < 0.01
+
+
+def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None:
+    from memory import synthetic
+    from memory.store import Store
+
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        store.add(synthetic.history(baseline=9)[:15])          # 3 nodes, 3 roles, 9 baseline runs
+        early = progress_view.SwarmSummary(store, "tinystories-cpu", 16).get()
+        assert dict(progress_view.swarm_rows(early))["baseline"] == (
+            "9/16 seeds; experiments start after it")
+    with Store(tmp_path / "n.duckdb", helpers=0) as store:
+        store.add(synthetic.history())
+        rows = dict(progress_view.work_rows({**WORK, "swarm": progress_view.SwarmSummary(
+            store, "tinystories-cpu", 16).get()}))
+    assert rows["baseline"] == "16 seeds (done)" and rows["findings"] == "1"
+    assert rows["claims"] == "1 not_supported, 1 verified"
+    line = progress_view.summary_line({**WORK, "swarm": {"claims": {"verified": 1}}})
+    assert line.startswith("5 runs by this node; 1 verified; verified best val_bpb 2.2500")

@@ -39,3 +39,13 @@ def test_max_runs_stops_the_loop(store, keys) -> None:
     w = Worker(context(store, keys[0], SimRunner(), 1), LrFirst(), pinned="experimenter", max_runs=4)
     w.run()
     assert w.progress.runs >= 4 and w.progress.roles == {"experimenter": w.progress.roles["experimenter"]}
+
+
+def test_a_node_that_cannot_train_backs_off_when_idle(store, keys) -> None:
+    from swarm.worker import IDLE_MAX_S, IDLE_S, Worker
+
+    ctx = context(store, keys[0], None, 1)
+    worker = Worker(ctx, None, can_train=False)
+    waits = [worker.idle_wait(n) for n in range(1, 10)]
+    assert waits[0] == IDLE_S and waits == sorted(waits) and waits[-1] == IDLE_MAX_S
+    assert Worker(context(store, keys[1], None, 2), None).idle_wait(9) == IDLE_S

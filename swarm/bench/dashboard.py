@@ -1,0 +1,84 @@
+"""`swarm bench dashboard`: latency of each dashboard JSON view on a big memory.
+
+The memory: `records` synthetic runs (the `swarm bench memory` generator: 20 authors, n/20
+configs) plus a small swarm's history (claims, verifications, a finding) on the same track. Each
+view is requested through Starlette's TestClient (routing, the DuckDB queries, JSON encoding);
+targets (issue 13): under 300 ms for the overview and the leaderboard, under 1 s for any page.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from swarm.output import print_json, print_table
+
+TRACK = "synthetic-track"
+
+
+def _build(path: Path, records: int) -> None:
+    from memory import synthetic
+    from memory.store import Store
+    from swarm.bench.memory import _make_records
+
+    raws = _make_records(records, 20)
+    with Store(path) as store:
+        for i in range(0, len(raws), 20000):
+            store.ingest(raws[i:i + 20000])
+        store.add(synthetic.history(track=TRACK))
+        store._con.execute("CHECKPOINT")
+
+
+def _latency(client: Any, path: str, repeats: int) -> dict[str, float]:
+    times, cpu = [], []
+    for _ in range(repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        response = client.get(path)
+        times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - cpu_start) * 1000)
+        assert response.status_code == 200, (path, response.text[:200])
+    times.sort()
+    # CPU time (this process, DuckDB's threads included) barely depends on what else the machine
+    # runs; wall time on a busy shared machine does.
+    return {"median_ms": statistics.median(times),
+            "p90_ms": times[min(len(times) - 1, len(times) * 9 // 10)],
+            "cpu_median_ms": statistics.median(cpu)}
+
+
+def bench(records: int = typer.Option(1_000_000, help="Synthetic runs in the memory."),
+          repeats: int = typer.Option(10, help="Requests per view."),
+          keep: Path = typer.Option(None, "--memory", help="Reuse (or create) this memory file "
+                                    "instead of a temporary one."),
+          json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """Median and p90 latency of every dashboard JSON view."""
+    from starlette.testclient import TestClient
+
+    from memory.store import ReadOnlyMemory
+    from swarm.web.app import dashboard_app
+
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
+        path = keep or Path(tmp) / "memory.duckdb"
+        if not path.exists():
+            _build(path, records)
+        memory = ReadOnlyMemory(path)
+        runs = memory.query("SELECT count(*) FROM valid_runs").rows[0][0]
+        claim = memory.query("SELECT claim FROM claim_status WHERE status = 'verified'").rows[0][0]
+        run = memory.query("SELECT id FROM runs ORDER BY ts DESC LIMIT 1").rows[0][0]
+        client = TestClient(dashboard_app(memory), base_url="http://127.0.0.1")
+        views = {"overview": "/json/overview", "leaderboard": "/json/leaderboard",
+                 "knobs": "/json/knobs", "runs": "/json/runs", "claim": f"/json/claims/{claim}",
+                 "run": f"/json/runs/{run}"}
+        result = {"runs": runs, "load_average": os.getloadavg()[0],
+                  "views": {name: _latency(client, url, repeats) for name, url in views.items()}}
+        memory.close()
+    if json_out:
+        return print_json(result)
+    print_table(f"dashboard JSON latency: {result['runs']:,} runs (load average "
+                f"{result['load_average']:.1f})", ["view", "median", "p90", "CPU median"],
+                [(name, f"{v['median_ms']:.0f} ms", f"{v['p90_ms']:.0f} ms",
+                  f"{v['cpu_median_ms']:.0f} ms") for name, v in result["views"].items()])

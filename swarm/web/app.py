@@ -1,0 +1,161 @@
+"""The dashboard: a read-only Starlette app of pages, their JSON twins and live events.
+
+    /                 overview          /json/overview?track=
+    /leaderboard      leaderboard       /json/leaderboard?track=
+    /knobs            knob effects      /json/knobs?track=
+    /runs             runs table        /json/runs?track=&status=&purpose=&author=
+    /runs/{id}        one run           /json/runs/{id}
+    /claims/{id}      one claim         /json/claims/{id}
+    /events           server-sent events: `records` with the record count whenever it changes
+    /static/...       app.js, app.css, vendor/ (vega, vega-lite, vega-embed with their licences)
+
+Served by `swarm dashboard` (a memory file no daemon holds, or a running daemon through its API)
+and mounted into a running `swarm join`'s local app (`mount_into`). Pages load nothing from
+outside 127.0.0.1; every page is the same shell that app.js fills from the JSON twin.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from memory.store import Reader
+from swarm.web import views
+
+STATIC = Path(__file__).parent / "static"
+EVENT_POLL_S = 1.0
+KEEPALIVE_S = 15.0
+NodeState = Callable[[], Awaitable[dict[str, Any]]]
+PAGES = {"overview": "Overview", "leaderboard": "Leaderboard", "knobs": "Knob effects",
+         "runs": "Runs", "run": "Run", "claim": "Claim"}
+
+
+def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None = None) -> str:
+    """The HTML of a page: the view's name and parameters for app.js, which draws it.
+
+    `inline` (for `swarm report`) replaces the links to scripts and styles with their text."""
+    boot = html.escape(json.dumps({"view": view, "params": params, "root": root}), quote=False)
+    head = inline if inline is not None else (
+        f'<link rel="stylesheet" href="{root}static/app.css">' + "".join(
+            f'<script src="{root}static/{name}"></script>' for name in SCRIPTS))
+    # In a report (`inline`), the views are sections of one file: the links are anchors.
+    nav = "".join(f'<a href="{"#" + name if inline is not None else root + path}">{PAGES[name]}</a>'
+                  for name, path in [("overview", ""), ("leaderboard", "leaderboard"),
+                                     ("knobs", "knobs"), ("runs", "runs")])
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<title>swarm: {PAGES[view]}</title><link rel="icon" href="data:,">{head}'
+            f'</head><body>'
+            f'<nav>{nav}<span id="live"></span></nav><main id="main"></main>'
+            f'<script type="application/json" id="boot">{boot}</script>'
+            f'<script>swarmDashboard.start()</script></body></html>')
+
+
+SCRIPTS = ["vendor/vega.min.js", "vendor/vega-lite.min.js", "vendor/vega-embed.min.js", "app.js"]
+
+
+class Dashboard:
+    """The views over one reader; `node_state` adds the running node's status to the overview."""
+
+    def __init__(self, reader: Reader, node_state: NodeState | None = None) -> None:
+        self.reader, self.node_state = reader, node_state
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # DuckDB work runs in a thread: the event loop (and the daemon it may belong to) stays free.
+        return await asyncio.to_thread(fn, self.reader, *args)
+
+    async def overview(self, request: Request) -> Response:
+        node = await self.node_state() if self.node_state is not None else None
+        return _json(await self._call(views.overview, request.query_params.get("track"), node))
+
+    async def leaderboard(self, request: Request) -> Response:
+        return _json(await self._call(views.leaderboard, request.query_params.get("track")))
+
+    async def knobs(self, request: Request) -> Response:
+        return _json(await self._call(views.knobs, request.query_params.get("track")))
+
+    async def runs(self, request: Request) -> Response:
+        q = request.query_params
+        return _json(await self._call(views.runs, q.get("track"), q.get("status"),
+                                      q.get("purpose"), q.get("author")))
+
+    async def run(self, request: Request) -> Response:
+        return _found(await self._call(views.run, request.path_params["id"]), "run")
+
+    async def claim(self, request: Request) -> Response:
+        return _found(await self._call(views.claim, request.path_params["id"]), "claim")
+
+    async def events(self, request: Request) -> Response:
+        return StreamingResponse(self._event_stream(request), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store"})
+
+    async def _event_stream(self, request: Request) -> AsyncIterator[str]:
+        last, quiet = None, 0.0
+        yield "retry: 3000\n\n"
+        while not await request.is_disconnected():
+            count = await self._call(_record_count)
+            if count != last:
+                last, quiet = count, 0.0
+                yield f"event: records\ndata: {json.dumps({'records': count})}\n\n"
+            elif quiet >= KEEPALIVE_S:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(EVENT_POLL_S)
+            quiet += EVENT_POLL_S
+
+
+def _record_count(reader: Reader) -> int:
+    return int(reader.query("SELECT count(*) FROM records").rows[0][0])
+
+
+def _json(value: Any) -> Response:
+    return JSONResponse(value)
+
+
+def _found(value: Any, what: str) -> Response:
+    if value is None:
+        return JSONResponse({"error": f"no {what} with that id"}, status_code=404)
+    return JSONResponse(value)
+
+
+def _page(view: str, **fixed: Any) -> Callable[[Request], Awaitable[Response]]:
+    async def page(request: Request) -> Response:
+        params = {**dict(request.query_params), **request.path_params, **fixed}
+        root = request.scope.get("root_path", "").rstrip("/") + "/"
+        return HTMLResponse(shell(view, params, root))
+    return page
+
+
+def dashboard_app(reader: Reader, node_state: NodeState | None = None) -> Starlette:
+    """The dashboard's Starlette app over `reader`."""
+    d = Dashboard(reader, node_state)
+    return Starlette(routes=[
+        Route("/", _page("overview")), Route("/leaderboard", _page("leaderboard")),
+        Route("/knobs", _page("knobs")), Route("/runs", _page("runs")),
+        Route("/runs/{id:str}", _page("run")), Route("/claims/{id:str}", _page("claim")),
+        Route("/json/overview", d.overview), Route("/json/leaderboard", d.leaderboard),
+        Route("/json/knobs", d.knobs), Route("/json/runs", d.runs),
+        Route("/json/runs/{id:str}", d.run), Route("/json/claims/{id:str}", d.claim),
+        Route("/events", d.events), Mount("/static", StaticFiles(directory=STATIC)),
+    ])
+
+
+def mount_into(daemon: Any) -> None:
+    """Serve the dashboard from a running daemon's local app (a start-up hook of `swarm join`)."""
+    daemon.api.mount("/", dashboard_app(daemon.store, daemon.status))
+
+
+def with_dashboard(start: Any | None) -> Any:
+    """A `swarm join` start-up hook that mounts the dashboard, then runs `start` (the worker)."""
+    def started(daemon: Any, loop: Any) -> list[Any]:
+        mount_into(daemon)
+        return start(daemon, loop) if start is not None else []
+    return started

@@ -1,0 +1,35 @@
+"""`swarm dashboard`: serve the dashboard for a home on 127.0.0.1 until Ctrl-C.
+
+When a daemon runs on the home it owns the memory file, so the dashboard reads through its API
+(the daemon's own local app serves the same pages too); otherwise it opens the file read-only.
+"""
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from memory.store import Reader
+from node.api_server import LOCAL_HOSTS
+from swarm.web.app import dashboard_app
+
+
+def local_app(reader: Reader) -> Starlette:
+    """The dashboard, answering only requests that name this machine (no DNS rebinding)."""
+    app = dashboard_app(reader)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)
+    return app
+
+
+def serve(reader: Reader, port: int, on_listening: Callable[[str], None]) -> None:
+    """Serve until interrupted (uvicorn handles Ctrl-C here: this process is only the dashboard)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    on_listening(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+    config = uvicorn.Config(local_app(reader), log_level="warning", access_log=False,
+                            lifespan="off", http="h11", ws="none", timeout_graceful_shutdown=1)
+    uvicorn.Server(config).run(sockets=[sock])

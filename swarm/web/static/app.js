@@ -1,0 +1,379 @@
+// The swarm dashboard: fills the page shell from the view's JSON twin and draws Vega-Lite charts.
+// Nothing is loaded from outside the page's own origin. In a report (`swarm report`), the data
+// is embedded in the page (window.SWARM_REPORT) and every view is drawn one after the other.
+"use strict";
+var swarmDashboard = (function () {
+  var boot = null;
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    (children || []).forEach(function (c) {
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  function num(v, digits) {
+    if (v === null || v === undefined) return "";
+    if (typeof v !== "number") return String(v);
+    return v.toFixed(digits === undefined ? 4 : digits);
+  }
+
+  function when(ms) {
+    if (!ms) return "";
+    return new Date(ms).toISOString().slice(5, 16).replace("T", " ");
+  }
+
+  function short(id) { return id ? String(id).slice(0, 8) : ""; }
+
+  function diffText(diff) {
+    var keys = Object.keys(diff || {});
+    return keys.length ? keys.map(function (k) { return k + "=" + JSON.stringify(diff[k]); }).join(", ")
+                       : "(base)";
+  }
+
+  function link(path, text) {
+    if (boot.report) {           // a report holds claim pages, not run pages
+      return path.indexOf("claims/") === 0 ? el("a", {href: "#" + path.replace(/\//g, "-")}, [text])
+                                          : el("span", {}, [text]);
+    }
+    return el("a", {href: boot.root + path}, [text]);
+  }
+
+  // A table; each cell may be a string/node or {text, value, key} (value kept in data-value).
+  function table(columns, rows, name) {
+    var head = el("tr", {}, columns.map(function (c) { return el("th", {}, [c]); }));
+    var body = rows.map(function (r) {
+      return el("tr", {}, r.map(function (cell, i) {
+        if (cell && typeof cell === "object" && !(cell instanceof Node)) {
+          var attrs = {"data-key": cell.key || columns[i]};
+          if (cell.value !== undefined && cell.value !== null) attrs["data-value"] = String(cell.value);
+          return el("td", attrs, [cell.text]);
+        }
+        return el("td", {}, [cell === null || cell === undefined ? "" : cell]);
+      }));
+    });
+    var t = el("table", {"data-table": name || ""}, [el("thead", {}, [head]), el("tbody", {}, body)]);
+    makeSortable(t);
+    return t;
+  }
+
+  function makeSortable(t) {
+    var heads = t.querySelectorAll("th");
+    heads.forEach(function (th, i) {
+      th.addEventListener("click", function () {
+        var rows = Array.prototype.slice.call(t.tBodies[0].rows);
+        var dir = th.getAttribute("data-sort") === "asc" ? -1 : 1;
+        heads.forEach(function (h) { h.removeAttribute("data-sort"); });
+        th.setAttribute("data-sort", dir > 0 ? "asc" : "desc");
+        rows.sort(function (a, b) {
+          var x = a.cells[i].getAttribute("data-value") || a.cells[i].textContent;
+          var y = b.cells[i].getAttribute("data-value") || b.cells[i].textContent;
+          var nx = parseFloat(x), ny = parseFloat(y);
+          if (!isNaN(nx) && !isNaN(ny)) return dir * (nx - ny);
+          return dir * String(x).localeCompare(String(y));
+        });
+        rows.forEach(function (r) { t.tBodies[0].appendChild(r); });
+      });
+    });
+  }
+
+  function chart(target, spec) {
+    var box = el("div", {"class": "chart"});
+    target.appendChild(box);
+    spec.$schema = undefined;
+    spec.width = spec.width || "container";
+    spec.background = "transparent";
+    return vegaEmbed(box, spec, {actions: false, renderer: "svg"}).catch(function (err) {
+      box.textContent = "chart failed: " + err;
+      throw err;
+    });
+  }
+
+  function section(title, children) {
+    return el("section", {}, [el("h2", {}, [title])].concat(children || []));
+  }
+
+  function empty(text) { return el("p", {"class": "empty"}, [text]); }
+
+  // ---- views ---------------------------------------------------------------------------------
+
+  function trackPicker(data, view) {
+    if (boot.report || !data.tracks || data.tracks.length < 2) return el("span", {});
+    var select = el("select", {id: "track"}, data.tracks.map(function (t) {
+      var o = el("option", {value: t.track}, [t.label + " (" + t.runs + " runs)"]);
+      if (t.track === data.track) o.selected = true;
+      return o;
+    }));
+    select.addEventListener("change", function () {
+      window.location.search = "?track=" + encodeURIComponent(select.value);
+    });
+    return select;
+  }
+
+  function overview(data, main) {
+    var label = (data.tracks || []).filter(function (t) { return t.track === data.track; });
+    main.appendChild(el("h1", {}, ["Overview: " + (label.length ? label[0].label : "no runs yet"),
+                                   " ", trackPicker(data, "overview")]));
+    var c = data.counts || {};
+    var claims = c.claims || {};
+    main.appendChild(el("p", {"class": "counts"}, [
+      (c.runs || 0) + " runs; " + (data.peers || []).length + " nodes; claims: " +
+      (Object.keys(claims).map(function (k) { return claims[k] + " " + k; }).join(", ") || "none") +
+      (data.baseline ? "; baseline " + num(data.baseline.mean) + " ± " + num(data.baseline.std) +
+       " (" + data.baseline.n + " seeds)" : "; no baseline yet")]));
+    var best = data.best || [];
+    var s = section("Verified best over time", []);
+    main.appendChild(s);
+    if (!data.marks.length) { s.appendChild(empty("no finished runs yet")); }
+    else {
+      var end = Math.max.apply(null, data.marks.map(function (m) { return m.ts; }));
+      var steps = best.concat(best.length ? [{ts: end, val_bpb: best[best.length - 1].val_bpb,
+                                              what: "now"}] : []);
+      chart(s, {height: 260, layer: [
+        {data: {values: data.marks}, mark: {type: "point", opacity: 0.45, filled: true, size: 30},
+         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: {type: "utc"}},
+                    y: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
+                    color: {field: "purpose", type: "nominal", title: "run"},
+                    tooltip: [{field: "purpose"}, {field: "val_bpb"}]}},
+        {data: {values: data.claims.filter(function (x) { return x.val_bpb !== null; })},
+         mark: {type: "point", shape: "triangle-up", size: 140, filled: true},
+         encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
+                    y: {field: "val_bpb", type: "quantitative"},
+                    stroke: {field: "status", type: "nominal", title: "claim"},
+                    fill: {value: "#222"},
+                    tooltip: [{field: "status"}, {field: "effect"}, {field: "claim"}]}},
+        {data: {values: steps}, mark: {type: "line", interpolate: "step-after", strokeWidth: 2.5,
+                                       color: "#0a7"},
+         encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
+                    y: {field: "val_bpb", type: "quantitative"},
+                    tooltip: [{field: "what"}, {field: "val_bpb"}]}}]});
+    }
+    var bests = section("Verified best, step by step", [table(["when", "val_bpb", "what"],
+      best.map(function (b) {
+        return [when(b.ts), {text: num(b.val_bpb), value: b.val_bpb, key: "val_bpb"}, b.what];
+      }), "best")]);
+    main.appendChild(bests);
+    var claimRows = (data.claims || []).slice().reverse().map(function (x) {
+      return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status, diffText(x.diff),
+              {text: num(x.effect), value: x.effect, key: "effect"}];
+    });
+    main.appendChild(section("Claims", claimRows.length ?
+      [table(["claim", "when", "status", "diff", "effect"], claimRows, "claims")] : [empty("none yet")]));
+    var hours = section("Runs per hour, per node", []);
+    main.appendChild(hours);
+    if (data.runs_per_hour.length) {
+      chart(hours, {height: 160, data: {values: data.runs_per_hour.map(function (r) {
+        return {hour: r.hour, node: short(r.author.slice(-8)), runs: r.runs}; })},
+        mark: "bar", encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
+                                   title: "hour (UTC)"},
+                                y: {field: "runs", type: "quantitative", aggregate: "sum"},
+                                color: {field: "node", type: "nominal"}}});
+    } else { hours.appendChild(empty("no runs yet")); }
+    var roles = section("Role mix over time", []);
+    main.appendChild(roles);
+    if (data.role_mix.length) {
+      chart(roles, {height: 140, data: {values: data.role_mix}, mark: "bar",
+        encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
+                       title: "hour (UTC)"},
+                   y: {field: "n", type: "quantitative", aggregate: "sum", title: "role choices"},
+                   color: {field: "role", type: "nominal"}}});
+    } else { roles.appendChild(empty("no role records yet")); }
+    main.appendChild(section("Peers", [table(["node", "name", "accelerator", "last record"],
+      (data.peers || []).map(function (p) {
+        return [p.author.slice(-8), p.name, p.accelerator, when(p.ts)]; }), "peers")]));
+    if (data.node) {
+      var keys = ["peer_id", "records", "peers", "uptime_s", "network"];
+      main.appendChild(section("This node", [table(["field", "value"], keys.map(function (k) {
+        return [k, String(data.node[k])]; }), "node")]));
+    }
+  }
+
+  function leaderboard(data, main) {
+    main.appendChild(el("h1", {}, ["Leaderboard", " ", trackPicker(data, "leaderboard")]));
+    if (!data.rows.length) { main.appendChild(empty("no finished runs yet")); return; }
+    var labels = {};
+    data.rows.forEach(function (r) { labels[r.config_hash] = "#" + r.rank + " " + diffText(r.diff); });
+    main.appendChild(table(["#", "config", "diff from base", "mean val_bpb", "± sd", "runs", "seeds",
+                            "verified"],
+      data.rows.map(function (r) {
+        return [String(r.rank), short(r.config_hash), diffText(r.diff),
+                {text: num(r.mean), value: r.mean, key: "mean"},
+                {text: num(r.std), value: r.std, key: "std"}, {text: String(r.n), value: r.n, key: "n"},
+                String(r.seeds), r.verified ? "verified" : ""];
+      }), "leaderboard"));
+    var s = section("Every seed against the baseline's noise band", []);
+    main.appendChild(s);
+    var layers = [];
+    if (data.baseline) {
+      var b = data.baseline;
+      layers.push({data: {values: [{lo: b.mean - 2 * b.std, hi: b.mean + 2 * b.std}]},
+                   mark: {type: "rect", opacity: 0.15, color: "#888"},
+                   encoding: {x: {field: "lo", type: "quantitative"}, x2: {field: "hi"}}});
+      layers.push({data: {values: [{mean: b.mean}]}, mark: {type: "rule", strokeDash: [4, 3]},
+                   encoding: {x: {field: "mean", type: "quantitative"}}});
+    }
+    layers.push({data: {values: data.seeds.map(function (x) {
+                   return {config: labels[x.config_hash], val_bpb: x.val_bpb, seed: x.seed}; })},
+                 mark: {type: "tick", thickness: 2},
+                 encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false},
+                                title: "val_bpb (band: baseline mean ± 2 sd)"},
+                            y: {field: "config", type: "nominal", sort: null, title: null},
+                            tooltip: [{field: "seed"}, {field: "val_bpb"}]}});
+    chart(s, {height: Math.max(120, 22 * data.rows.length), layer: layers});
+  }
+
+  function knobs(data, main) {
+    main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
+    if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
+    main.appendChild(el("p", {}, [el("b", {}, [data.finding.title]), " (" + when(data.finding.ts) +
+                                  " UTC): " + data.finding.text]));
+    var rows = data.effects.map(function (e) {
+      return {what: e.knob + "=" + JSON.stringify(e.value), effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
+    });
+    var s = section("Effect on val_bpb ± 2 standard errors (negative is better)", []);
+    main.appendChild(s);
+    chart(s, {height: Math.max(100, 24 * rows.length), data: {values: rows}, layer: [
+      {mark: "rule", encoding: {y: {field: "what", type: "nominal", sort: null, title: null},
+                                x: {field: "lo", type: "quantitative", title: "effect"}, x2: {field: "hi"}}},
+      {mark: {type: "point", filled: true, size: 60},
+       encoding: {y: {field: "what", type: "nominal", sort: null}, x: {field: "effect", type: "quantitative"}}},
+      {data: {values: [{zero: 0}]}, mark: {type: "rule", strokeDash: [3, 3]},
+       encoding: {x: {field: "zero", type: "quantitative"}}}]});
+    main.appendChild(table(["knob", "effect", "± 2 se", "n"], rows.map(function (r) {
+      return [r.what, {text: num(r.effect), value: r.effect, key: "effect"},
+              r.lo === null ? "" : num((r.hi - r.lo) / 2), String(r.n)]; }), "knobs"));
+    main.appendChild(section("Never tried", [data.never_tried.length ?
+      el("p", {}, [data.never_tried.join(", ")]) : empty("every knob of the base config was tried")]));
+  }
+
+  function runs(data, main) {
+    main.appendChild(el("h1", {}, ["Runs (newest " + data.runs.length + ")"]));
+    var filter = el("input", {id: "filter", placeholder: "filter: track, status, purpose, author, diff"});
+    main.appendChild(filter);
+    var t = table(["run", "when", "track", "status", "purpose", "author", "diff", "seed", "val_bpb"],
+      data.runs.map(function (r) {
+        return [link("runs/" + r.id, short(r.id)), when(r.ts), r.track.split(":")[0], r.status,
+                r.purpose, r.author.slice(-8), diffText(r.diff), String(r.seed),
+                {text: num(r.val_bpb), value: r.val_bpb, key: "val_bpb"}];
+      }), "runs");
+    main.appendChild(t);
+    filter.addEventListener("input", function () {
+      var q = filter.value.toLowerCase();
+      Array.prototype.forEach.call(t.tBodies[0].rows, function (row) {
+        row.style.display = row.textContent.toLowerCase().indexOf(q) >= 0 ? "" : "none";
+      });
+    });
+  }
+
+  function run(data, main) {
+    var b = data.body, m = b.metrics || {};
+    main.appendChild(el("h1", {}, ["Run " + short(data.id)]));
+    main.appendChild(table(["field", "value"], [
+      ["id", data.id], ["author", data.author], ["when (UTC)", when(data.ts)], ["track", b.track],
+      ["status", b.status], ["purpose", b.purpose], ["seed", String(b.seed)],
+      ["diff from base", diffText(data.diff)],
+      ["val_bpb", {text: num(m.val_bpb), value: m.val_bpb, key: "val_bpb"}],
+      ["train_loss", num(m.train_loss)], ["tokens", String(m.tokens)], ["wall_s", num(m.wall_s, 1)]],
+      "run"));
+    var s = section("Loss curve", []);
+    main.appendChild(s);
+    if (data.curve && data.curve.length) {
+      chart(s, {height: 220, data: {values: data.curve}, mark: {type: "line", point: true},
+                encoding: {x: {field: "step", type: "quantitative"},
+                           y: {field: "train_loss", type: "quantitative", scale: {zero: false}}}});
+    } else { s.appendChild(empty("this run stored no loss curve (older harness)")); }
+    if (data.samples && data.samples.length) {
+      main.appendChild(section("Samples", data.samples.map(function (x) {
+        return el("pre", {}, [x.prompt + "▸" + x.text]); })));
+    }
+  }
+
+  function claim(data, main) {
+    var c = data.claim;
+    main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + diffText(c.diff)]));
+    main.appendChild(el("p", {"class": "status-" + c.status}, [c.status + ": " + data.why]));
+    main.appendChild(table(["field", "value"], [
+      ["summary", data.summary], ["effect", {text: num(c.effect), value: c.effect, key: "effect"}],
+      ["effect in noise sds", num(data.effect_in_sd, 2)], ["p", num(c.p_value)], ["q", num(c.q_value)],
+      ["confirmed / refuted", c.confirmed + " / " + c.refuted]], "claim"));
+    var s = section("Evidence: candidate runs against the baseline runs", []);
+    main.appendChild(s);
+    chart(s, {height: 90, data: {values: data.evidence}, mark: {type: "tick", thickness: 2},
+              encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
+                         y: {field: "side", type: "nominal", title: null},
+                         color: {field: "side", type: "nominal"}}});
+    main.appendChild(section("Assessments", [table(["when", "verdict", "test", "p", "q", "n", "reason"],
+      data.assessments.map(function (a) {
+        return [when(a.ts), a.verdict, a.test, num(a.p_value), num(a.q_value), String(a.n), a.reason];
+      }), "assessments")]));
+    main.appendChild(section("Verifications", [table(["when", "outcome", "replay match", "by", "reason"],
+      data.verifications.map(function (v) {
+        return [when(v.ts), v.outcome, String(v.replay_match), v.author.slice(-8), v.reason]; }),
+      "verifications")]));
+  }
+
+  var VIEWS = {overview: overview, leaderboard: leaderboard, knobs: knobs, runs: runs, run: run,
+               claim: claim};
+
+  function jsonPath(view, params) {
+    if (view === "run") return "json/runs/" + encodeURIComponent(params.id);
+    if (view === "claim") return "json/claims/" + encodeURIComponent(params.id);
+    var q = Object.keys(params).filter(function (k) { return params[k]; }).map(function (k) {
+      return k + "=" + encodeURIComponent(params[k]); }).join("&");
+    return "json/" + view + (q ? "?" + q : "");
+  }
+
+  function draw(view, data, main) {
+    main.setAttribute("data-view", view);
+    VIEWS[view](data, main);
+    main.setAttribute("data-drawn", "yes");
+  }
+
+  function refresh() {
+    var main = document.getElementById("main");
+    return fetch(boot.root + jsonPath(boot.view, boot.params)).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    }).then(function (data) {
+      var fresh = el("main", {id: "main"});
+      draw(boot.view, data, fresh);
+      main.replaceWith(fresh);
+    });
+  }
+
+  function live() {
+    if (!window.EventSource) return;
+    var source = new EventSource(boot.root + "events"), first = true, label = document.getElementById("live");
+    // Close the stream when leaving the page: a page kept in the back/forward cache would hold
+    // its connection, and browsers allow only 6 per host.
+    window.addEventListener("pagehide", function () { source.close(); });
+    source.addEventListener("records", function (e) {
+      label.textContent = "live: " + JSON.parse(e.data).records + " records";
+      if (!first) refresh();
+      first = false;
+    });
+  }
+
+  function startReport() {
+    var main = document.getElementById("main");
+    window.SWARM_REPORT.sections.forEach(function (s) {
+      var part = el("div", {id: s.anchor, "class": "report-part"});
+      main.appendChild(part);
+      draw(s.view, s.data, part);
+    });
+    main.setAttribute("data-drawn", "yes");
+  }
+
+  function start() {
+    boot = JSON.parse(document.getElementById("boot").textContent);
+    boot.report = !!window.SWARM_REPORT;
+    if (boot.report) return startReport();
+    refresh().then(live).catch(function (err) {
+      document.getElementById("main").appendChild(empty("could not load: " + err.message));
+    });
+  }
+
+  return {start: start};
+})();

@@ -1,0 +1,128 @@
+"""The dashboard's pages and `swarm report` in a real headless Chromium (Debian's package).
+
+Each page loads with no console error, requests nothing outside 127.0.0.1, draws its charts (SVG
+marks counted) and shows the same numbers as the CLI's --json. Screenshots are kept in
+$SWARM_TEST_ARTEFACTS (default: the test's tmp dir), never in the repository.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from memory.store import ReadOnlyMemory
+from node.home import memory_path
+from swarm.web.serve import local_app
+from tests.web.browser import Browser, find_chromium
+from tests.web.conftest import cli_json
+
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get "
+                                "install chromium; `make` installs it where it can)")
+DRAWN = ("!!document.querySelector('main[data-drawn]') && Array.from("
+         "document.querySelectorAll('.chart')).every(c => c.querySelector('svg .role-mark'))")
+MARKS = "Array.from(document.querySelectorAll('.chart')).map(c => c.querySelectorAll('svg .role-mark > *').length)"
+
+
+def _values(table: str, key: str) -> str:
+    return (f"Array.from(document.querySelectorAll('table[data-table={table}] td[data-key={key}]'))"
+            ".map(td => Number(td.dataset.value))")
+
+
+@pytest.fixture
+def artefacts(tmp_path: Path) -> Path:
+    path = Path(os.environ.get("SWARM_TEST_ARTEFACTS", tmp_path / "screenshots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def site(history_home: Path) -> Iterator[str]:
+    """The dashboard of `history_home` served by uvicorn on 127.0.0.1 (as `swarm dashboard`)."""
+    memory = ReadOnlyMemory(memory_path(history_home))
+    server = uvicorn.Server(uvicorn.Config(local_app(memory), host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(10)
+    memory.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM is not None
+    b = Browser(CHROMIUM)
+    yield b
+    b.close()
+
+
+def _load(browser: Browser, url: str, shot: Path) -> list[int]:
+    """Open `url`, wait for it to be drawn, check errors and requests; its marks per chart."""
+    browser.open(url)
+    browser.wait_for(DRAWN)
+    marks = browser.evaluate(MARKS)
+    browser.screenshot(shot)
+    assert browser.errors() == []
+    origin = url.split("/")[0] + "//" + url.split("/")[2] + "/"
+    assert [u for u in browser.requested_urls() if not u.startswith((origin, "data:"))] == []
+    return marks
+
+
+def test_every_page_draws_with_the_clis_numbers(site: str, browser: Browser, artefacts: Path) -> None:
+    board = cli_json("leaderboard")
+    claims = cli_json("findings")["claims"]
+    runs = cli_json("runs", "--limit", "500")
+    marks = _load(browser, site, artefacts / "overview.png")
+    assert len(marks) == 3 and all(n > 0 for n in marks)
+    assert marks[0] >= len(runs)                         # every run is a mark on the best chart
+    marks = _load(browser, site + "leaderboard", artefacts / "leaderboard.png")
+    assert marks and marks[0] > 0
+    assert browser.evaluate(_values("leaderboard", "mean")) == pytest.approx([r["mean"] for r in board])
+    assert browser.evaluate(_values("leaderboard", "n")) == [r["n"] for r in board]
+    assert _load(browser, site + "knobs", artefacts / "knobs.png")[0] > 0
+    _load(browser, site + "runs", artefacts / "runs.png")
+    assert browser.evaluate(_values("runs", "val_bpb")) == pytest.approx([r["val_bpb"] for r in runs])
+    claim = next(c for c in claims if c["status"] == "verified")
+    assert _load(browser, site + f"claims/{claim['claim']}", artefacts / "claim.png")
+    assert browser.evaluate(_values("claim", "effect")) == pytest.approx([claim["effect"]])
+    _load(browser, site + f"runs/{runs[0]['id']}", artefacts / "run.png")
+    assert browser.evaluate(_values("run", "val_bpb")) == pytest.approx([runs[0]["val_bpb"]])
+
+
+def test_the_report_renders_offline(history_home: Path, tmp_path: Path, artefacts: Path) -> None:
+    from typer.testing import CliRunner
+
+    from swarm.cli import app
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert CHROMIUM is not None
+    offline = Browser(CHROMIUM, offline=True)
+    try:
+        offline.open(out.as_uri())
+        offline.wait_for(DRAWN)
+        marks = offline.evaluate(MARKS)
+        offline.screenshot(artefacts / "report.png")
+        assert offline.errors() == [] and all(n > 0 for n in marks)
+        assert [u for u in offline.requested_urls() if not u.startswith(("file://", "data:"))] == []
+        board = cli_json("leaderboard")
+        shown = offline.evaluate(_values("leaderboard", "mean"))
+        assert shown == pytest.approx([r["mean"] for r in board])
+        sections = offline.evaluate("document.querySelectorAll('.report-part').length")
+        assert sections == 3 + len(cli_json("findings")["claims"]) + 1
+        anchors = offline.evaluate("Array.from(document.querySelectorAll('a')).map(a => "
+                                   "a.getAttribute('href')).filter(h => !h.startsWith('#'))")
+        assert anchors == []                        # every link stays inside the file
+    finally:
+        offline.close()
