@@ -43,7 +43,7 @@ def filled(home: Path) -> dict:
 
 def test_leaderboard_table_and_json(filled) -> None:
     code, out, _ = swarm("leaderboard")
-    assert code == 0 and "leaderboard" in out and "yes" in out      # trusted column
+    assert code == 0 and "leaderboard" in out and "untrusted" not in out   # both ranked: trusted
     code, out, _ = swarm("leaderboard", "--json")
     rows = json.loads(out)
     assert [r["rank"] for r in rows] == [1, 2]
@@ -51,7 +51,7 @@ def test_leaderboard_table_and_json(filled) -> None:
     assert rows[0]["config"] == CANDIDATE and rows[0]["verified"] is False
     assert rows[0]["trusted"] is True
     assert rows[0]["mean"] == pytest.approx(1.205)
-    assert set(rows[0]) >= {"track", "config_hash", "mean", "std", "n", "seeds", "authors"}
+    assert set(rows[0]) >= {"track", "config_hash", "mean", "std", "n", "seeds", "authors", "diff"}
 
 
 def test_findings_show_findings_then_claims(filled) -> None:
