@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "docs" / "schema"
 VECTOR_DIR = ROOT / "docs" / "vectors"
-GOLDEN = ROOT / "tests" / "golden" / "records-v1.swarm"
+GOLDEN = ROOT / "tests" / "golden" / "records-v2.swarm"
 GOLDEN_SEED = 2026                 # tests/golden/make_golden.py signs with synthetic.keypairs(3, 2026)
 WIRE_RULES = (
     "Validated on the msgpack payload, not on JSON: ints in their shortest encoding, floats always "
