@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from memory import records as R, stats
-from roles import evidence, leases
+from roles import evidence, leases, search_evidence
 from roles.context import Context
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class Statistician:
         tested = {c["id"]: t for c in evidence.claims(ctx) if (t := self._test(ctx, c)) is not None}
         family = list(tested)
         verdicts = dict(zip(family, stats.decide([tested[i][0] for i in family],
-                                                 [tested[i][1].std for i in family], ctx.params)))
+                                                 [tested[i][1].std for i in family], ctx.params,
+                                                 family=search_evidence.screened_family(ctx))))
         published = 0
         for claim in pending:
             if claim["id"] not in tested:
@@ -78,4 +79,4 @@ class Statistician:
         base = [r["val_bpb"] for r in evidence.ok_runs(ctx, claim["baseline_hash"])]
         if not values or len(base) < 2:
             return None
-        return stats.sequential(values, base), stats.noise_floor(base)
+        return stats.claim_test(values, base, ctx.params), stats.noise_floor(base)
