@@ -157,18 +157,20 @@ class Portfolio:
         self.asked: dict[str, int] = {}
 
     def order(self, ctx: Context) -> list[str]:
-        """Proposer names, most promising first (a Gamma-Poisson posterior draw of gain per run)."""
+        """Proposer names, most promising first, drawn from their records in the memory."""
+        return self.draw(ctx.rng, search_evidence.source_records(ctx))
+
+    def draw(self, rng: Any, records: dict[str, search_evidence.SourceRecord]) -> list[str]:
+        """One Thompson draw: each source's gain per run ~ Gamma(prior + gain sd) / (prior + runs)
+        (a Gamma-Poisson posterior), best first; with probability `explore`, a uniform order."""
         names = sorted(self.proposers)
-        if ctx.rng.random() < self.explore:
-            ctx.rng.shuffle(names)
+        if rng.random() < self.explore:
+            rng.shuffle(names)
             return names
-        floor = ctx.rows("SELECT std FROM noise_floor WHERE track = ?", [ctx.track])
-        sd = float(floor[0]["std"]) if floor and floor[0]["std"] else 1.0
-        records = search_evidence.source_records(ctx, sd)
         draws = {}
         for name in names:
             rec = records.get(name, search_evidence.SourceRecord())
-            draws[name] = ctx.rng.gammavariate(self.prior_gain_sd + rec.gain_sd, 1.0) / (
+            draws[name] = rng.gammavariate(self.prior_gain_sd + rec.gain_sd, 1.0) / (
                 self.prior_runs + rec.runs)
         return sorted(names, key=lambda n: -draws[n])
 

@@ -74,8 +74,9 @@ class SourceRecord:
     verified: int = 0
 
 
-def source_records(ctx: Context, noise_sd: float) -> dict[str, SourceRecord]:
-    """Per proposer: screen and confirm runs spent, and the verified improvement they bought."""
+def source_records(ctx: Context, noise_sd: float = 1.0) -> dict[str, SourceRecord]:
+    """Per proposer: screen and confirm runs spent, and the verified improvement they bought
+    (in the noise sds of the claim's assessment; `noise_sd` where it has none)."""
     out: dict[str, SourceRecord] = {}
     for row in ctx.rows(
             "SELECT h.source, h.rationale, count(r.id) AS runs FROM hypotheses h "
@@ -85,11 +86,13 @@ def source_records(ctx: Context, noise_sd: float) -> dict[str, SourceRecord]:
         rec.runs += int(row["runs"])
     for row in ctx.rows(
             "SELECT s.claim, any_value(s.effect) AS effect, any_value(h.source) AS source, "
-            "any_value(h.rationale) AS rationale FROM claim_status s JOIN valid_runs r "
-            "ON r.track = s.track AND r.config_hash = s.candidate_hash AND r.purpose = 'screen' "
-            "JOIN hypotheses h ON h.id = r.ref WHERE s.track = ? AND s.status = 'verified' "
-            "GROUP BY s.claim", [ctx.track]):
+            "any_value(h.rationale) AS rationale, any_value(a.noise_floor) AS sd "
+            "FROM claim_status s JOIN valid_runs r ON r.track = s.track "
+            "AND r.config_hash = s.candidate_hash AND r.purpose = 'screen' "
+            "JOIN hypotheses h ON h.id = r.ref LEFT JOIN latest_assessments a ON a.claim = s.claim "
+            "WHERE s.track = ? AND s.status = 'verified' GROUP BY s.claim", [ctx.track]):
         rec = out.setdefault(source_of(row["source"], row["rationale"] or ""), SourceRecord())
         rec.verified += 1
-        rec.gain_sd += max(0.0, -float(row["effect"] or 0.0)) / max(noise_sd, 1e-12)
+        sd = float(row["sd"]) if row["sd"] else noise_sd
+        rec.gain_sd += max(0.0, -float(row["effect"] or 0.0)) / max(sd, 1e-12)
     return out
