@@ -90,8 +90,10 @@ class OptunaProposer:
     """Multi-knob proposals from an optuna sampler over the study rebuilt from the memory."""
 
     def __init__(self, kind: str = "tpe", validate: Validate | None = None,
-                 knobs: dict[str, Knob] | None = None, attempts: int = 24) -> None:
+                 knobs: dict[str, Knob] | None = None, attempts: int = 24,
+                 local: float = 0.7, max_knobs: int = 4) -> None:
         self.kind, self.validate, self.knobs, self.attempts = kind, validate, knobs, attempts
+        self.local, self.max_knobs = local, max_knobs
         self.name = kind
         self.widen = 0
         self.calls = 0
@@ -112,7 +114,7 @@ class OptunaProposer:
         while True:
             self.calls += 1
             study, space = self.study(ctx, best, node_seed(ctx.me, self.kind, self.calls))
-            diff = self._ask(study, space, best, tried)
+            diff = self._ask(study, space, best, tried, ctx.rng)
             if diff is not None:
                 return Proposal(diff, f"{self.name}: {len(study.trials)} trials in the study; "
                                       f"window x{2 ** self.widen}", "strategy")
@@ -123,11 +125,17 @@ class OptunaProposer:
             log.info("%s: nothing new in the window; widening to x%d", self.name, 2**self.widen)
 
     def _ask(self, study: optuna.Study, space: Space, best: dict[str, Any],
-             tried: list[dict[str, Any]]) -> dict[str, Any] | None:
+             tried: list[dict[str, Any]], rng: Any = None) -> dict[str, Any] | None:
         for _ in range(self.attempts):
             trial = study.ask()
             config = space.sample(lambda n, d: _suggest(trial, n, d))
             diff = {k: v for k, v in config.items() if best.get(k) != v}
+            if rng is not None and len(diff) > 1 and rng.random() < self.local:
+                # a trust region: most proposals move only a few of the sampled knobs (the
+                # study learns from the configs actually run, whatever their origin)
+                keep = rng.sample(sorted(diff), min(len(diff), rng.randint(1, self.max_knobs)))
+                diff = {k: diff[k] for k in keep}
+                config = {**best, **diff}
             bad = (not diff or leases.near_duplicate(config, tried)
                    or (self.validate is not None and self.validate(config) is not None))
             if not bad:
