@@ -1,6 +1,6 @@
 """Statistics of the gate: when does a claim count? Pure functions, shared by roles and the benchmark.
 
-The gate (measured by `swarm bench gate`, see docs/ROLES.md):
+The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.md):
 1. screen a candidate with ONE run against the baseline mean the swarm knows from many seeds;
    promote it when better by `promote_sd` noise sds;
 2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
@@ -26,7 +26,7 @@ Test = Literal["welch", "paired", "sequential"]
 
 @dataclass(frozen=True)
 class GateParams:
-    """The gate's knobs; the defaults are the ones `swarm bench gate` measured."""
+    """The gate's knobs (docs/ROLES.md says what `swarm bench gate` measured with them)."""
 
     promote_sd: float = 0.5        # screening: promote when better by this many noise sds
     confirm_max: int = 6           # confirmation runs at most (screening run excluded)
