@@ -29,7 +29,7 @@ class GateParams:
     """The gate's knobs (docs/ROLES.md says what `swarm bench gate` measured with them)."""
 
     promote_sd: float = 0.5        # screening: promote when better by this many noise sds
-    confirm_max: int = 6           # confirmation runs at most (screening run excluded)
+    confirm_max: int = 12          # confirmation runs at most (screening run excluded)
     alpha: float = 0.02            # one-sided p a claim needs (strict)
     fdr_q: float = 0.05            # Benjamini-Hochberg across the track's claims
     min_effect_sd: float = 0.5     # |effect| must reach this many noise sds

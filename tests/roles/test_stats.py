@@ -61,7 +61,7 @@ def test_gate_decisions() -> None:
     assert stats.keep_confirming([], base)
     assert not stats.keep_confirming([1.001], base)          # running mean not better: stop
     assert stats.keep_confirming([0.997, 0.998], base)
-    assert not stats.keep_confirming([0.997] * 6, base)       # at confirm_max
+    assert not stats.keep_confirming([0.997] * 12, base)      # at confirm_max
 
 
 def test_decide_needs_strict_p_fdr_and_minimum_effect() -> None:
