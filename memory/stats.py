@@ -1,13 +1,14 @@
 """Statistics of the gate: when does a claim count? Pure functions, shared by roles and the benchmark.
 
-The gate (measured by `swarm bench gate`, see docs/ROLES.md):
+The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.md):
 1. screen a candidate with ONE run against the baseline mean the swarm knows from many seeds;
    promote it when better by `promote_sd` noise sds;
 2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
    stopping early as soon as the running mean is not better than the baseline mean;
-3. the statistician tests the confirmation runs against the baseline runs (one-sided), controls the
-   false-discovery rate across all claims of the track (Benjamini-Hochberg, q = 0.05) and asks for a
-   minimum effect relative to the noise floor;
+3. the statistician tests the confirmation runs against the baseline runs (one-sided Welch with the
+   candidate's variance shrunk toward the noise floor, `claim_test`), controls the false-discovery
+   rate over every candidate the track screened (`family_q`, q = 0.05) and asks for a minimum
+   effect relative to the noise floor;
 4. an independent verifier replays one seed (the number must match) and runs fresh seeds.
 val_bpb: lower is better, so effects are candidate minus baseline and "better" means negative.
 """
@@ -25,10 +26,10 @@ Test = Literal["welch", "paired", "sequential"]
 
 @dataclass(frozen=True)
 class GateParams:
-    """The gate's knobs; the defaults are the ones `swarm bench gate` measured."""
+    """The gate's knobs (docs/ROLES.md says what `swarm bench gate` measured with them)."""
 
     promote_sd: float = 0.5        # screening: promote when better by this many noise sds
-    confirm_max: int = 6           # confirmation runs at most (screening run excluded)
+    confirm_max: int = 12          # confirmation runs at most (screening run excluded)
     alpha: float = 0.02            # one-sided p a claim needs (strict)
     fdr_q: float = 0.05            # Benjamini-Hochberg across the track's claims
     min_effect_sd: float = 0.5     # |effect| must reach this many noise sds
@@ -36,6 +37,10 @@ class GateParams:
     verify_seeds: int = 3          # a verifier's fresh seeds
     verify_alpha: float = 0.05     # one-sided p of the fresh seeds against the baseline
     min_baseline: int = 16         # baseline seeds before the noise floor is trusted
+    min_start: int = 6             # baseline seeds before screening starts (it fills up meanwhile)
+    crash_max: int = 2             # crashed confirmation runs replaced by other seeds, at most
+    prior_df: float = 4.0          # weight (df) of the track's noise floor in a candidate's variance
+    null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening), see decide()
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,41 @@ def sequential(candidate: Sequence[float], baseline: Sequence[float]) -> TestRes
     return TestResult("sequential", t, float(df), p, effect, int(c.size))
 
 
-TESTS = {"welch": welch, "paired": paired, "sequential": sequential}
+def shrunk_welch(candidate: Sequence[float], baseline: Sequence[float],
+                 floor_sd: float | None = None, prior_df: float = 4.0) -> TestResult:
+    """One-sided Welch test with the candidate's variance shrunk toward the track's noise floor.
+
+    With 1-6 confirmation runs the candidate's own variance is too rough for Welch (df 2-5, no
+    power), and the pooled test is wrong when the candidate is noisier than the baseline. So the
+    candidate's variance is a weighted mean of the noise floor (weight `prior_df`) and its own
+    sample variance (weight n - 1), with df = prior_df + n - 1; the baseline keeps its own variance
+    and n - 1 df; Welch-Satterthwaite combines the two (as limma's moderated t does).
+    Reported as test "welch" (the assessment record's `test` field names the family of test).
+    """
+    c, b = _clean(candidate), _clean(baseline)
+    if c.size < 1 or b.size < 2:
+        raise ValueError("the shrunk Welch test needs >= 1 candidate run and >= 2 baseline runs")
+    prior = float(b.std(ddof=1)) if floor_sd is None else float(floor_sd)
+    own = float(((c - c.mean()) ** 2).sum())
+    df_c = prior_df + c.size - 1
+    vc = (prior_df * prior**2 + own) / df_c / c.size if df_c > 0 else 0.0
+    vb = float(b.var(ddof=1)) / b.size
+    effect = float(c.mean() - b.mean())
+    if vc + vb == 0:
+        t, df = (-math.inf if effect < 0 else (math.inf if effect > 0 else 0.0)), math.nan
+        return TestResult("welch", t, df, 0.0 if t < 0 else 1.0, effect, int(c.size))
+    df = (vc + vb) ** 2 / ((vc**2 / df_c if df_c > 0 else 0.0) + vb**2 / (b.size - 1))
+    t = effect / math.sqrt(vc + vb)
+    return TestResult("welch", t, float(df), float(_sp().t.cdf(t, df)), effect, int(c.size))
+
+
+def claim_test(candidate: Sequence[float], baseline: Sequence[float],
+               params: GateParams = GateParams()) -> TestResult:
+    """The gate's test of confirmation (or fresh) runs against the baseline's runs."""
+    return shrunk_welch(candidate, baseline, None, params.prior_df)
+
+
+TESTS = {"welch": welch, "paired": paired, "sequential": sequential, "shrunk_welch": shrunk_welch}
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
@@ -164,12 +203,25 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
 
 def worth_claiming(confirm_bpb: Sequence[float], baseline_bpb: Sequence[float],
                    params: GateParams = GateParams()) -> bool:
-    """Does the confirmation evidence pass the statistician's own bar (before FDR)?"""
+    """Does the confirmation evidence pass the statistician's own bar (before the family's FDR)?"""
     if not confirm_bpb or len(baseline_bpb) < 2:
         return False
-    res = sequential(confirm_bpb, baseline_bpb)
+    res = claim_test(confirm_bpb, baseline_bpb, params)
     floor = noise_floor(baseline_bpb)
     return res.p <= params.alpha and -res.effect >= params.min_effect_sd * floor.std
+
+
+def family_q(pvalues: Sequence[float], family: int | None, null_promote: float = 1.0) -> list[float]:
+    """BH q-values of the tested claims inside the family of every screened candidate.
+
+    A claim's test uses fresh runs, so under the null its p is uniform *given* promotion, and
+    P(promoted and p <= t) <= null_promote * t: `null_promote * p` is a valid p-value for the whole
+    screen-then-confirm procedure. Candidates that were screened but never claimed enter with p = 1.
+    So BH runs over `family` (>= the claims) values: it binds as the search grows.
+    """
+    p = [min(1.0, null_promote * float(x)) for x in pvalues]
+    padding = max(0, (family or 0) - len(p))
+    return benjamini_hochberg(p + [1.0] * padding)[: len(p)]
 
 
 @dataclass(frozen=True)
@@ -182,12 +234,18 @@ class Verdict:
 
 
 def decide(results: Sequence[TestResult], noise_sd: float | Sequence[float],
-           params: GateParams = GateParams()) -> list[Verdict]:
+           params: GateParams = GateParams(), family: int | None = None) -> list[Verdict]:
     """Verdicts for all claims of a track at once: strict p, BH q, minimum effect.
 
     `noise_sd` is the noise floor, one for all or one per result (claims may have other baselines).
+    `family`: how many candidates the track screened (claimed or not); given, BH runs over that
+    whole family with each claim's p scaled by `params.null_promote` (`family_q`); None keeps
+    BH over the claims alone (version 0.1).
     """
-    qs = benjamini_hochberg([r.p for r in results])
+    if family is None:
+        qs = benjamini_hochberg([r.p for r in results])
+    else:
+        qs = family_q([r.p for r in results], family, params.null_promote)
     sds = [float(noise_sd)] * len(results) if isinstance(noise_sd, (int, float)) else list(noise_sd)
     verdicts = []
     for r, q, sd in zip(results, qs, sds):
@@ -197,7 +255,8 @@ def decide(results: Sequence[TestResult], noise_sd: float | Sequence[float],
         elif r.p > params.alpha:
             why, ok = f"p={r.p:.3g} > alpha={params.alpha}", False
         elif q > params.fdr_q:
-            why, ok = f"q={q:.3g} > {params.fdr_q} (BH over {len(results)} claims)", False
+            why, ok = (f"q={q:.3g} > {params.fdr_q} (BH over "
+                       f"{family or len(results)} screened candidates)"), False
         elif -r.effect < need:
             why, ok = f"effect {r.effect:+.4g} smaller than {params.min_effect_sd} noise sd ({need:.3g})", False
         else:
@@ -228,7 +287,7 @@ def verification_outcome(replay_match: bool | None, fresh_bpb: Sequence[float],
         return "refuted", None, "the replayed seed does not reproduce the claimed val_bpb"
     if not fresh_bpb or len(baseline_bpb) < 2:
         return "inconclusive", None, "no fresh runs finished"
-    res = sequential(fresh_bpb, baseline_bpb)
+    res = claim_test(fresh_bpb, baseline_bpb, params)
     if res.p <= params.verify_alpha and res.effect < 0:
         return "confirmed", res.effect, f"fresh seeds p={res.p:.3g}, effect {res.effect:+.4g}"
     if res.effect >= 0:

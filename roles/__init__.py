@@ -1,4 +1,4 @@
-"""roles: the four roles, role choice and the research agent (imports memory and node.harness).
+"""roles: the four roles, role choice, the proposers and the research agent (imports memory and node.harness).
 
 context.py        Context (store, publisher, track, roots, budget, runner, params), StorePublisher
 base.py           the Role interface, Proposal, Proposer
@@ -17,4 +17,7 @@ strategy.py       offline proposals guided by the knob effects
 agent.py          Claude through the anthropic SDK
 digest.py         the compact memory digest the agent sees
 harness_runner.py the real runner (node.harness.run_experiment)
+proposers.py          optuna proposers (TPE, random) rebuilt from the memory; the portfolio bandit
+proposers_space.py    the knob space: optuna distributions from the harness's Config fields
+search_evidence.py    what the search reads: outcomes, leased configs, screened family, source records
 """

@@ -3,7 +3,9 @@
 The answer must be a JSON object `{"diff": {knob: value, ...}, "rationale": "one paragraph"}` whose
 diff validates as an experiment over the track's best config. An invalid answer is sent back with
 the validation error (up to `retries` times), then dropped and counted. API errors, rate limits and
-timeouts fall back to the built-in strategy for that step; nothing raises out of `propose`.
+timeouts fall back to `fallback` (or, inside the portfolio, to the other proposers: `propose`
+returns None); nothing raises out of `propose`. When the API answers that the model does not exist
+(model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
 """
 from __future__ import annotations
 
@@ -11,15 +13,17 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from roles import digest, evidence, leases
-from roles.base import Proposal
+from roles.base import Proposal, Proposer
 from roles.context import Context
-from roles.strategy import Strategy, Validate
+from roles.strategy import Validate
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
+FAMILIES = ("sonnet", "opus", "haiku")
 SYSTEM = (
     "You are the research agent of a peer-to-peer swarm that trains small language models under a "
     "fixed token budget and keeps only changes that survive seed variance and an independent "
@@ -56,35 +60,75 @@ def parse_answer(text: str, best: dict[str, Any], validate: Validate | None,
     return diff, rationale
 
 
+def pick_model(models: list[tuple[str, str]], wanted: str) -> str | None:
+    """A current model for `wanted`: the newest of its family (sonnet/opus/haiku), else the newest.
+
+    `models` are (id, created_at ISO text) pairs from the Models API.
+    """
+    family = next((f for f in FAMILIES if f in wanted), None)
+    same = [m for m in models if family is not None and family in m[0]]
+    pool = same or models
+    return max(pool, key=lambda m: (m[1], m[0]))[0] if pool else None
+
+
 class ClaudeAgent:
     """Proposer backed by the Messages API; falls back to `fallback` on any API failure."""
 
-    def __init__(self, fallback: Strategy, validate: Validate | None = None,
+    def __init__(self, fallback: Proposer | None, validate: Validate | None = None,
                  model: str | None = None, base_url: str | None = None,
-                 api_key: str | None = None, retries: int = 2, timeout_s: float = 60.0) -> None:
+                 api_key: str | None = None, retries: int = 2, timeout_s: float = 60.0,
+                 suggest: Callable[[Context], list[dict[str, Any]]] | None = None) -> None:
         import anthropic               # lazy: only nodes with a key pay for the import
 
         self.fallback, self.validate, self.retries = fallback, validate, retries
+        self.suggest = suggest
         self.model = model or os.environ.get("SWARM_AGENT_MODEL") or DEFAULT_MODEL
         self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s,
                                           max_retries=0)
-        self._api_error = anthropic.APIError
+        self._api_error, self._not_found = anthropic.APIError, anthropic.NotFoundError
+
+    def _fall_back(self, ctx: Context, exc: Exception) -> Proposal | None:
+        ctx.count("agent_fallbacks")
+        log.warning("agent unavailable (%s); other proposers for this step", type(exc).__name__)
+        return None if self.fallback is None else self.fallback.propose(ctx)
+
+    def _replace_model(self, ctx: Context) -> bool:
+        """After a 404 for the model: switch to a current one from the Models API."""
+        try:
+            listed = [(m.id, str(m.created_at)) for m in self.client.models.list(limit=100)]
+        except self._api_error as exc:
+            log.warning("the Models API did not answer (%s)", type(exc).__name__)
+            return False
+        picked = pick_model([m for m in listed if m[0] != self.model], self.model)
+        if picked is None:
+            return False
+        log.warning("model %s does not exist; using %s", self.model, picked)
+        ctx.count("agent_model_replaced")
+        self.model = picked
+        return True
+
+    def _create(self, ctx: Context, messages: list[dict[str, Any]]) -> Any:
+        try:
+            return self.client.messages.create(model=self.model, max_tokens=1024,
+                                               system=SYSTEM, messages=messages)
+        except self._not_found:
+            if not self._replace_model(ctx):
+                raise
+            return self.client.messages.create(model=self.model, max_tokens=1024,
+                                               system=SYSTEM, messages=messages)
 
     def propose(self, ctx: Context) -> Proposal | None:
-        """Ask Claude; on API failure use the strategy; on repeated invalid answers, drop."""
+        """Ask Claude; on API failure use the fallback; on repeated invalid answers, drop."""
         best = evidence.best_config(ctx)
         tried = evidence.tried_configs(ctx)
+        text_digest = digest.digest_text(ctx, self.suggest(ctx) if self.suggest else None)
         messages: list[dict[str, Any]] = [{"role": "user", "content": (
-            "Memory digest:\n" + digest.digest_text(ctx) + "\nPropose the next experiment.")}]
+            "Memory digest:\n" + text_digest + "\nPropose the next experiment.")}]
         for _attempt in range(self.retries + 1):
             try:
-                reply = self.client.messages.create(model=self.model, max_tokens=1024,
-                                                    system=SYSTEM, messages=messages)
+                reply = self._create(ctx, messages)
             except self._api_error as exc:
-                ctx.count("agent_fallbacks")
-                log.warning("agent unavailable (%s); built-in strategy for this step",
-                            type(exc).__name__)
-                return self.fallback.propose(ctx)
+                return self._fall_back(ctx, exc)
             text = "".join(getattr(b, "text", "") for b in reply.content)
             try:
                 diff, rationale = parse_answer(text, best, self.validate, tried)
@@ -102,14 +146,19 @@ class ClaudeAgent:
 
 
 def make_proposer(mode: str, validate: Validate | None = None, model: str | None = None,
-                  base_url: str | None = None) -> Strategy | ClaudeAgent:
-    """`offline`: the strategy; `auto`: Claude when ANTHROPIC_API_KEY is set; `claude`: Claude."""
-    strategy = Strategy(validate)
+                  base_url: str | None = None) -> Proposer:
+    """The portfolio of proposers: TPE and random search, plus Claude with `auto` and a key or
+    with `claude`; `offline` never calls the API."""
+    from roles.proposers import OptunaProposer, make_portfolio   # lazy: optuna's import
+
     if mode not in ("auto", "offline", "claude"):
         raise ValueError(f"--agent must be auto, offline or claude, not {mode!r}")
     key = os.environ.get("ANTHROPIC_API_KEY")
     if mode == "offline" or (mode == "auto" and not key):
-        return strategy
+        return make_portfolio(validate)
     if not key:
         raise ValueError("--agent claude needs ANTHROPIC_API_KEY")
-    return ClaudeAgent(strategy, validate, model, base_url or os.environ.get("ANTHROPIC_BASE_URL"))
+    tpe = OptunaProposer("tpe", validate)
+    agent = ClaudeAgent(None, validate, model, base_url or os.environ.get("ANTHROPIC_BASE_URL"),
+                        suggest=tpe.suggestions)
+    return make_portfolio(validate, agent)

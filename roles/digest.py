@@ -1,7 +1,8 @@
 """A compact digest of the memory for the research agent: what is known about one track.
 
 Bounded in size (a few KB) whatever the memory holds: the best config, the baseline's noise,
-verified and refuted claims, dead ends, knob effects and open hypotheses, newest first.
+verified and refuted claims, dead ends, knob effects, open hypotheses, newest first, and the
+optimizer's next suggestions (so the agent adds ideas rather than repeating the optimizer).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def _diff(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def digest(ctx: Context) -> dict[str, Any]:
-    """The digest as a JSON-able dict."""
+def digest(ctx: Context, suggestions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The digest as a JSON-able dict (`suggestions`: the optimizer's next diffs, if any)."""
     base = evidence.baseline(ctx)
     floor = base.floor()
     best = base.config
@@ -42,9 +43,10 @@ def digest(ctx: Context) -> dict[str, Any]:
                           "stderr": None if e.stderr is None else round(e.stderr, 5), "n": e.n}
                          for e in estimate(ctx)[:LIMIT]],
         "open_hypotheses": [h["diff"] for h in evidence.open_hypotheses(ctx)][:LIMIT],
+        "optimizer_suggestions": list(suggestions or [])[:LIMIT],
     }
 
 
-def digest_text(ctx: Context) -> str:
+def digest_text(ctx: Context, suggestions: list[dict[str, Any]] | None = None) -> str:
     """The digest as compact JSON text."""
-    return json.dumps(digest(ctx), separators=(",", ":"), default=str)
+    return json.dumps(digest(ctx, suggestions), separators=(",", ":"), default=str)

@@ -1,6 +1,10 @@
 """Experimenter: top up the baseline's seeds, then screen one hypothesis and confirm it sequentially.
 
-Every run is published as it finishes (crashes too). A candidate that fails screening or
+Screening starts once the baseline has `min_start` seeds; until it has `min_baseline`, every
+experiment unit also adds one baseline seed (the test accounts for the baseline's few df).
+Every run is published as it finishes (crashes too). A crashed confirmation run is replaced by
+another seed, up to `crash_max` times; crashed runs stay listed in the claim's evidence and counted
+in its summary, never silently dropped. A candidate that fails screening or
 confirmation stays in the memory as a dead end (`dead_ends` view); one that passes the
 statistician's own bar is published as a `claim` with its confirmation runs as evidence (the
 screening run is not evidence: it was selected for being good).
@@ -33,8 +37,11 @@ class Experimenter:
         if ctx.run is None:
             return None
         base = evidence.baseline(ctx)
-        if len(base.values) < ctx.params.min_baseline:
+        if len(base.values) < min(ctx.params.min_start, ctx.params.min_baseline):
             return self._top_up(ctx, base)
+        if len(base.values) < ctx.params.min_baseline:
+            self._run(ctx, base.config, ctx.rng.randrange(2**31), "baseline", None)
+            base = evidence.baseline(ctx)
         picked = self._hypothesis(ctx, base)
         if picked is None:
             return None
@@ -80,7 +87,8 @@ class Experimenter:
         # The baseline's own seeds first, so candidate and baseline runs pair up by seed.
         seeds = list(dict.fromkeys(base.seeds))
         ctx.rng.shuffle(seeds)
-        return seeds + [ctx.rng.randrange(2**31) for _ in range(ctx.params.confirm_max + 1)]
+        extra = ctx.params.confirm_max + ctx.params.crash_max + 1
+        return seeds + [ctx.rng.randrange(2**31) for _ in range(extra)]
 
     def _experiment(self, ctx: Context, base: evidence.Baseline, hyp_id: str, diff: dict) -> str:
         candidate = {**base.config, **diff}
@@ -92,27 +100,36 @@ class Experimenter:
         _, screen = self._run(ctx, candidate, next(seeds), "screen", hyp_id)
         if screen is None or not stats.promotes(screen, floor, ctx.params):
             return f"dead end {diff}: screen {screen} vs baseline {floor.mean:.4f}"
-        ids, values = self._confirm(ctx, candidate, seeds, floor, hyp_id)
+        ids, values, crashes = self._confirm(ctx, candidate, seeds, floor, hyp_id)
         if not stats.worth_claiming(values, base.values, ctx.params):
-            return f"dead end {diff}: confirmation {values} vs baseline {floor.mean:.4f}"
+            return (f"dead end {diff}: confirmation {values} vs baseline {floor.mean:.4f}"
+                    + (f" ({crashes} crashed)" if crashes else ""))
         effect = sum(values) / len(values) - floor.mean
         claim = R.ClaimBody(
             track=ctx.track, baseline_hash=base.hash, candidate_hash=chash, diff=diff,
             baseline_runs=base.run_ids[-512:], candidate_runs=ids, effect=effect,
             summary=f"{diff} improves val_bpb by {-effect:.4g} over {len(values)} confirmation "
-                    f"seeds (baseline {floor.mean:.4f} +- {floor.std:.2g}, n={floor.n})")
+                    f"seeds (baseline {floor.mean:.4f} +- {floor.std:.2g}, n={floor.n})"
+                    + (f"; {crashes} crashed confirmation run(s) replaced" if crashes else ""))
         claim_id = ctx.publish("claim", claim).id
         ctx.count("claims")
         return f"claimed {diff}: effect {effect:+.4g} ({claim_id[:8]})"
 
     def _confirm(self, ctx: Context, candidate: dict, seeds: Any, floor: stats.NoiseFloor,
-                 hyp_id: str) -> tuple[list[str], list[float]]:
+                 hyp_id: str) -> tuple[list[str], list[float], int]:
+        """Confirmation runs (ids of all, values of the finished ones) and how many crashed."""
         ids: list[str] = []
         values: list[float] = []
+        crashes = 0
         while stats.keep_confirming(values, floor, ctx.params):
             run_id, value = self._run(ctx, candidate, next(seeds), "confirm", hyp_id)
-            if value is None:             # a crash ends the confirmation: no claim on it
-                return ids, []
-            ids.append(run_id)
+            ids.append(run_id)                  # crashed runs stay in the evidence list
+            if value is None:
+                crashes += 1
+                ctx.count("confirm_crashes")
+                if crashes > ctx.params.crash_max:
+                    log.info("%d crashed confirmation runs: giving up on %s", crashes, hyp_id[:8])
+                    return ids, [], crashes
+                continue                        # replaced by the next seed
             values.append(value)
-        return ids, values
+        return ids, values, crashes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 
-from memory import records as R, stats
+from memory import records as R
 from roles import evidence, leases, verdicts
 from roles.context import Context
 

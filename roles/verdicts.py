@@ -95,6 +95,10 @@ class Verdicts:
             self.by_config.setdefault(run["config_hash"], []).append(run)
             self.by_ref.setdefault(run["ref"], []).append(run)
         self.insane = {r["id"]: why for r in runs if (why := sanity.reason(r, facts))}
+        # The FDR family: every candidate trusted authors screened (claimed or not); screens by
+        # untrusted keys stay out, or a flood of them would dilute honest claims' q-values.
+        self.screened = len({r["config_hash"] for r in runs if r["purpose"] == "screen"
+                             and self.trust.trusted(r["author"])})
         self.claims = [self._claim(c) for c in _rows(
             reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
                     "baseline_runs, candidate_runs, effect FROM valid_claims WHERE track = ? "
@@ -175,7 +179,7 @@ class Verdicts:
         if not values or len(base) < 2:
             claim.reason = f"{len(values)} candidate and {len(base)} baseline runs count"
             return
-        claim.test = (stats.sequential(values, base), stats.noise_floor(base))
+        claim.test = (stats.claim_test(values, base, self.params), stats.noise_floor(base))
 
     def _candidate_problem(self, claim: ClaimView, run_id: str) -> str | None:
         run = self.runs[run_id]
@@ -199,7 +203,7 @@ class Verdicts:
         if not claims:
             return []
         return stats.decide([c.test[0] for c in claims], [c.test[1].std for c in claims],
-                            self.params)
+                            self.params, family=max(self.screened, len(claims)))
 
     def _status(self, claim: ClaimView, verdict: stats.Verdict | None) -> None:
         outcomes = {self.trust.run_outcome.get(i) for i in claim.candidate_runs}

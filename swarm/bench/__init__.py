@@ -9,4 +9,6 @@ fuzzpeer.py  a fuzzing peer: random and mutated frames on every protocol a node 
 floodpeer.py a flooding peer: valid records from many fresh keys over one connection
 hostile_bench.py  `swarm bench network --flood/--fuzz`: propagation under a flood; a fuzzing run
 blob.py      `swarm bench blob`: blob transfer MB/s and a fresh node's fetch of tinystories-cpu from a peer
+search.py    `swarm bench search` (and `bench gate`): the search and the gate on simulated surfaces
+search_surface.py  the simulated response surfaces with a known optimum, and their runner
 """

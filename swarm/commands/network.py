@@ -42,9 +42,9 @@ def join(
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
     agent: str = typer.Option("auto", "--agent", help="Who proposes experiments: auto (Claude "
-                              "when ANTHROPIC_API_KEY is set), offline (built-in strategy), claude."),
+                              "too, when ANTHROPIC_API_KEY is set), offline (TPE + random search), claude."),
     agent_model: Optional[str] = typer.Option(None, "--agent-model", help="Claude model id "
-                                              "(default $SWARM_AGENT_MODEL or claude-sonnet-4-5)."),
+                                              "(default $SWARM_AGENT_MODEL or claude-sonnet-4-6)."),
     lease: float = typer.Option(600.0, "--lease", help="Seconds a claim lease holds; renewed "
                                 "before each run while the work goes on."),
     run_timeout: Optional[float] = typer.Option(None, "--run-timeout", help="Wall-clock limit "

@@ -8,17 +8,36 @@ from typing import Any
 
 
 class MessagesServer:
-    """Answers POST /v1/messages with scripted replies: text (200) or (status, error type)."""
+    """Answers POST /v1/messages with scripted replies: text (200) or (status, error type).
 
-    def __init__(self, script: list[str | tuple[int, str]]) -> None:
-        self.script, self.requests = list(script), []
+    With `models` (id, created_at) given, GET /v1/models lists them and a message naming any other
+    model gets the API's 404 `not_found_error` (the script is not consumed).
+    """
+
+    def __init__(self, script: list[str | tuple[int, str]],
+                 models: list[tuple[str, str]] | None = None) -> None:
+        self.script, self.requests, self.models = list(script), [], models
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                server.requests.append({"path": self.path, "body": None, "key": None})
+                if not self.path.startswith("/v1/models") or server.models is None:
+                    return self._send(404, {"type": "error", "error": {
+                        "type": "not_found_error", "message": "no such endpoint"}})
+                data = [{"type": "model", "id": i, "display_name": i, "created_at": at}
+                        for i, at in server.models]
+                self._send(200, {"data": data, "has_more": False,
+                                 "first_id": data[0]["id"] if data else None,
+                                 "last_id": data[-1]["id"] if data else None})
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 server.requests.append({"path": self.path, "body": body,
                                         "key": self.headers.get("x-api-key") or self.headers.get("authorization")})
+                if server.models is not None and body.get("model") not in dict(server.models):
+                    return self._send(404, {"type": "error", "error": {
+                        "type": "not_found_error", "message": f"model: {body.get('model')}"}})
                 step = server.script.pop(0) if server.script else (500, "api_error")
                 if isinstance(step, tuple):
                     self._send(step[0], {"type": "error",

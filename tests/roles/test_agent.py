@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from roles.agent import ClaudeAgent, make_proposer, parse_answer
+from roles.agent import ClaudeAgent, make_proposer, parse_answer, pick_model
 from roles.experimenter import Experimenter
+from roles.proposers import OptunaProposer, Portfolio
 from roles.strategy import Strategy
 from tests.roles.messages_server import MessagesServer
 from tests.roles.simulated import BASE, SimRunner, context
@@ -84,14 +85,63 @@ def test_experimenter_runs_the_agents_hypothesis(store, keys) -> None:
 
 def test_proposer_selection(monkeypatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert isinstance(make_proposer("auto"), Strategy)
+    offline = make_proposer("auto")
+    assert isinstance(offline, Portfolio) and sorted(offline.proposers) == ["random", "tpe"]
     with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
         make_proposer("claude")
     with pytest.raises(ValueError, match="offline"):
         make_proposer("sometimes")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
-    assert isinstance(make_proposer("auto", base_url="http://127.0.0.1:9"), ClaudeAgent)
-    assert isinstance(make_proposer("offline"), Strategy)
+    online = make_proposer("auto", base_url="http://127.0.0.1:9")
+    assert isinstance(online.proposers["agent"], ClaudeAgent)
+    assert "agent" not in make_proposer("offline").proposers
+
+
+MODELS = [("claude-sonnet-4-6", "2026-02-17T00:00:00Z"), ("claude-opus-4-6", "2026-02-05T00:00:00Z"),
+          ("claude-sonnet-4-5-20250929", "2025-09-29T00:00:00Z"),
+          ("claude-haiku-4-5-20251001", "2025-10-01T00:00:00Z")]
+
+
+def test_unknown_model_is_replaced_from_the_models_api(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer([GOOD, GOOD], models=MODELS) as server:
+        bot = ClaudeAgent(None, model="claude-sonnet-3-retired", base_url=server.url,
+                          api_key="test-key", timeout_s=10)
+        first = bot.propose(ctx)
+        second = bot.propose(ctx)                       # no second 404: the model was kept
+    assert first.diff == {"lr": 0.006} and second.diff == {"lr": 0.006}
+    paths = [r["path"] for r in server.requests]
+    assert paths[0] == "/v1/messages" and paths[1].startswith("/v1/models")
+    assert [r["body"]["model"] for r in server.requests if r["body"]] == [
+        "claude-sonnet-3-retired", "claude-sonnet-4-6", "claude-sonnet-4-6"]
+    assert ctx.counters["agent_model_replaced"] == 1 and bot.model == "claude-sonnet-4-6"
+
+
+def test_unknown_model_without_a_models_list_falls_back(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer([GOOD], models=[]) as server:   # every model is unknown, none listed
+        bot = ClaudeAgent(None, model="claude-gone", base_url=server.url, api_key="k",
+                          timeout_s=10)
+        assert bot.propose(ctx) is None
+    assert ctx.counters["agent_fallbacks"] == 1
+
+
+def test_pick_model_prefers_the_newest_of_the_same_family() -> None:
+    assert pick_model(MODELS, "claude-opus-3") == "claude-opus-4-6"
+    assert pick_model(MODELS, "claude-haiku-3") == "claude-haiku-4-5-20251001"
+    assert pick_model(MODELS, "something-else") == "claude-sonnet-4-6"
+    assert pick_model([], "claude-sonnet-4") is None
+
+
+def test_the_digest_carries_the_optimizers_suggestions(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    tpe = OptunaProposer("tpe", knobs=None)
+    with MessagesServer([GOOD]) as server:
+        ClaudeAgent(None, base_url=server.url, api_key="k", timeout_s=10,
+                    suggest=tpe.suggestions).propose(ctx)
+    digest = json.loads(server.requests[0]["body"]["messages"][0]["content"].split("\n")[1])
+    assert len(digest["optimizer_suggestions"]) == 3
+    assert all(set(d) <= set(BASE) and d for d in digest["optimizer_suggestions"])
 
 
 def test_parse_answer_rejects_unknown_knobs() -> None:

@@ -38,7 +38,7 @@ def only_claim(store: Any) -> str:
 def baseline_ready(ctx: Any) -> None:
     exp = Experimenter(Fixed({"lr": 0.006}))
     while len(evidence.baseline(ctx).values) < ctx.params.min_baseline:
-        exp.work(ctx)
+        exp._top_up(ctx, evidence.baseline(ctx))       # baseline only (screening starts earlier)
 
 
 def pins(key: Any) -> frozenset[str]:

@@ -61,7 +61,7 @@ def test_gate_decisions() -> None:
     assert stats.keep_confirming([], base)
     assert not stats.keep_confirming([1.001], base)          # running mean not better: stop
     assert stats.keep_confirming([0.997, 0.998], base)
-    assert not stats.keep_confirming([0.997] * 6, base)       # at confirm_max
+    assert not stats.keep_confirming([0.997] * 12, base)      # at confirm_max
 
 
 def test_decide_needs_strict_p_fdr_and_minimum_effect() -> None:
@@ -80,3 +80,38 @@ def test_verification_outcomes() -> None:
     assert stats.verification_outcome(True, [1.003, 1.001, 1.002], baseline)[0] == "refuted"
     assert stats.verification_outcome(None, [], baseline)[0] == "inconclusive"
     assert stats.replay_tolerance(True, 0.002) < 1e-5 < stats.replay_tolerance(False, 0.002)
+
+
+def test_shrunk_welch_matches_hand_computation() -> None:
+    # c = [1, 3]: mean 2, ss 2; b = [4, 6, 5]: mean 5, var 1; floor 1 with prior df 2:
+    # v_c = (2*1 + 2) / 3 = 4/3, df_c = 3; se^2 = (4/3)/2 + 1/3 = 1, t = -3;
+    # df = 1 / ((2/3)^2/3 + (1/3)^2/2) = 54/11.
+    res = stats.shrunk_welch([1, 3], [4, 6, 5], floor_sd=1.0, prior_df=2.0)
+    assert res.statistic == pytest.approx(-3.0) and res.df == pytest.approx(54 / 11)
+    assert res.effect == pytest.approx(-3.0) and res.test == "welch"
+    # one candidate run: its variance is the floor's, df = prior df: se^2 = 1 + 1/3
+    one = stats.shrunk_welch([2], [4, 6, 5], floor_sd=1.0, prior_df=2.0)
+    assert one.statistic == pytest.approx(-3 / math.sqrt(4 / 3))
+
+
+def test_shrunk_welch_sees_a_noisier_candidate_where_the_pooled_test_does_not() -> None:
+    # Same means; the candidate's spread is 4x the baseline's. The pooled test takes the
+    # baseline's small noise for both sides and is far more confident than the shrunk Welch test.
+    base = [1.0, 1.002, 0.998, 1.001, 0.999, 1.0, 1.001, 0.999] * 2
+    cand = [0.992, 1.000, 0.984, 0.996, 0.988]
+    pooled = stats.sequential(cand, base)
+    shrunk = stats.shrunk_welch(cand, base, prior_df=4.0)
+    assert shrunk.effect == pytest.approx(pooled.effect)
+    assert shrunk.p > 10 * pooled.p and shrunk.df < pooled.df
+
+
+def test_family_bh_binds_over_every_screened_candidate() -> None:
+    # Two claims, p .001 and .01, scaled by 0.5 -> .0005 and .005. Alone: q = .001 and .005.
+    # In a family of 10 screened candidates (8 never claimed, p = 1): q = .0005*10 = .005 and
+    # .005*10/2 = .025; in a family of 40: .02 and .1 -> the second claim is turned down.
+    assert stats.family_q([0.001, 0.01], 2, 0.5) == pytest.approx([0.001, 0.005])
+    assert stats.family_q([0.001, 0.01], 10, 0.5) == pytest.approx([0.005, 0.025])
+    assert stats.family_q([0.001, 0.01], 40, 0.5) == pytest.approx([0.02, 0.1])
+    results = [stats.TestResult("welch", -5.0, 10, p, -0.004, 4) for p in (0.001, 0.01)]
+    assert [v.supported for v in stats.decide(results, 0.002, family=40)] == [True, False]
+    assert [v.supported for v in stats.decide(results, 0.002)] == [True, True]

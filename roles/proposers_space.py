@@ -1,0 +1,147 @@
+"""The knob space the optimizer proposers search: optuna distributions from the `Config` fields.
+
+Every knob of the track's config that `Config` declares becomes a distribution:
+- `Literal[...]` and `bool` knobs: categorical;
+- floats whose range spans >= 100x (lr, init_scale): log-uniform; other floats: uniform;
+- ints whose range spans >= 64x (n_embd, batch_size, seq_len, n_head): a categorical grid of
+  powers of two times the current value (the harness wants divisible shapes, not n_embd = 301);
+  other ints (n_layer, ngram_steps): uniform ints.
+Knobs of other types (optional values, strings) are left alone. A window around the best config
+keeps proposals sane (lr 1e-5..1 in one step is not); `widen` doubles it, up to the full range.
+Conditional knobs are only sampled when their parent makes them matter (`CONDITIONS`).
+"""
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
+
+# child knob -> (parent knob, when the child matters, given the parent's value)
+CONDITIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "decay_frac": ("schedule", lambda v: v == "wsd"),
+    "ngram_weight": ("ngram_steps", lambda v: isinstance(v, (int, float)) and v > 0),
+}
+LOG_SPAN = 100.0           # floats spanning more than this factor are searched on a log scale
+GRID_SPAN = 64.0           # ints spanning more than this factor are searched on a x2 grid
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One searchable knob: its kind and its `Config` bounds."""
+
+    name: str
+    kind: str                      # "cat" | "log" | "float" | "grid" | "int"
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
+def _bounds(field: Any) -> tuple[float | None, float | None]:
+    lo = hi = None
+    for meta in field.metadata:
+        lo = getattr(meta, "ge", lo)
+        hi = getattr(meta, "le", hi)
+    return lo, hi
+
+
+def _knob(name: str, field: Any) -> Knob | None:
+    ann = field.annotation
+    if ann is bool:
+        return Knob(name, "cat", choices=(False, True))
+    if typing.get_origin(ann) is typing.Literal:
+        return Knob(name, "cat", choices=tuple(typing.get_args(ann)))
+    lo, hi = _bounds(field)
+    if ann not in (int, float) or lo is None or hi is None:
+        return None
+    wide = lo > 0 and hi / lo >= (LOG_SPAN if ann is float else GRID_SPAN)
+    kind = {(float, True): "log", (float, False): "float", (int, True): "grid",
+            (int, False): "int"}[(ann, wide)]
+    return Knob(name, kind, float(lo), float(hi))
+
+
+def config_knobs() -> dict[str, Knob]:
+    """Every searchable knob the harness's `Config` declares (lazy import: pydantic model)."""
+    from node.harness.config import Config
+    return {n: k for n, f in Config.model_fields.items() if (k := _knob(n, f)) is not None}
+
+
+def _window(knob: Knob, v: Any, widen: int) -> BaseDistribution:
+    """The knob's distribution around the current value `v`, `widen` doublings wide."""
+    if knob.kind == "cat":
+        return CategoricalDistribution(list(knob.choices))
+    lo, hi = knob.lo, knob.hi
+    grow = 2.0 ** widen
+    if knob.kind == "log" and v > 0:
+        return FloatDistribution(max(lo, v / 4 / grow), min(hi, v * 4 * grow), log=True)
+    if knob.kind == "grid" and v > 0:
+        steps = 2 + widen
+        grid = sorted({int(v * 2.0**k) for k in range(-steps, steps + 1)
+                       if lo <= v * 2.0**k <= hi and float(v * 2.0**k).is_integer()})
+        return CategoricalDistribution(grid or [int(v)])
+    half = min((hi - lo) * 0.25, max(abs(v), (hi - lo) * 0.05)) * grow
+    if knob.kind == "int":
+        half = max(1, round(half))
+        return IntDistribution(int(max(lo, v - half)), int(min(hi, v + half)))
+    return FloatDistribution(max(lo, v - half), min(hi, v + half))
+
+
+def _cover(dist: BaseDistribution, values: list[Any]) -> BaseDistribution:
+    """Stretch `dist` so every observed value lies inside (a rebuilt trial must fit its space)."""
+    if isinstance(dist, CategoricalDistribution):
+        extra = [v for v in values if v not in dist.choices]
+        return dist if not extra else CategoricalDistribution(
+            list(dist.choices) + sorted(set(extra), key=repr))
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not nums:
+        return dist
+    lo, hi = min([dist.low, *nums]), max([dist.high, *nums])
+    if isinstance(dist, IntDistribution):
+        return IntDistribution(int(math.floor(lo)), int(math.ceil(hi)))
+    if dist.log and lo <= 0:
+        return dist
+    return FloatDistribution(lo, hi, log=dist.log)
+
+
+class Space:
+    """The distributions of the knobs of `best` (windowed around it, covering `observed`)."""
+
+    def __init__(self, best: dict[str, Any], observed: list[dict[str, Any]] | None = None,
+                 widen: int = 0, knobs: dict[str, Knob] | None = None) -> None:
+        knobs = config_knobs() if knobs is None else knobs
+        self.best = dict(best)
+        self.dists: dict[str, BaseDistribution] = {}
+        for name, knob in knobs.items():
+            if name in best and best[name] is not None:
+                seen = [c[name] for c in observed or [] if name in c]
+                self.dists[name] = _cover(_window(knob, best[name], widen), seen)
+
+    def active(self, name: str, config: dict[str, Any]) -> bool:
+        """Does this knob matter in `config` (conditional knobs)?"""
+        parent = CONDITIONS.get(name)
+        return parent is None or parent[0] not in config or parent[1](config[parent[0]])
+
+    def params(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A config's values for the knobs of this space that matter in it (a trial's params)."""
+        return {k: config[k] for k in self.dists if k in config and self.active(k, config)}
+
+    def distributions(self, params: dict[str, Any]) -> dict[str, BaseDistribution]:
+        """The distributions of the given params (for `optuna.trial.create_trial`)."""
+        return {k: self.dists[k] for k in params}
+
+    def sample(self, suggest: Callable[[str, BaseDistribution], Any]) -> dict[str, Any]:
+        """A full config: the best config with every active knob drawn by `suggest`, in order."""
+        config = dict(self.best)
+        for name, dist in self.dists.items():
+            if self.active(name, config):
+                config[name] = suggest(name, dist)
+        return config
+
+    def fits(self, config: dict[str, Any]) -> bool:
+        """Does every value of `config` lie in this space (else it cannot be a trial)?"""
+        return all(self.dists[k]._contains(self.dists[k].to_internal_repr(v))
+                   for k, v in self.params(config).items())

@@ -1,0 +1,157 @@
+"""The search: optuna proposers rebuilt from the memory, the portfolio's bandit, crash-tolerant
+confirmation. Real Store, real signed records, training simulated by `SimRunner`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memory import records as R, synthetic
+from memory.canonical import config_hash
+from memory.store import Store
+from roles import search_evidence
+from roles.base import Proposal
+from roles.experimenter import Experimenter
+from roles.proposers import OptunaProposer, Portfolio
+from roles.proposers_space import Knob, Space
+from tests.roles.simulated import BASE, SD, SimRunner, context
+
+KNOBS = {"lr": Knob("lr", "log", 1e-5, 1.0), "n_layer": Knob("n_layer", "int", 1, 48),
+         "activation": Knob("activation", "cat", choices=("gelu", "relu2", "swiglu")),
+         "norm": Knob("norm", "cat", choices=("layernorm", "rmsnorm"))}
+
+
+class Fixed:
+    """A proposer that proposes one diff under a given name."""
+
+    def __init__(self, diff: dict[str, Any], name: str) -> None:
+        self.diff, self.name = diff, name
+
+    def propose(self, ctx: Any) -> Proposal:
+        return Proposal(self.diff, f"{self.name}: fixed", "strategy")
+
+
+def _fill(store: Store, keys: list, configs: int) -> None:
+    """Experiments until the track has outcomes of `configs` configs."""
+    ctx = context(store, keys[0], SimRunner({("norm", "rmsnorm"): -2 * SD}), seed=3)
+    exp = Experimenter(OptunaProposer("tpe", knobs=KNOBS))
+    while len(search_evidence.outcomes(ctx)) < configs:
+        exp.work(ctx)
+
+
+def test_two_stores_with_the_same_records_build_the_same_study(store, keys, tmp_path: Path) -> None:
+    _fill(store, keys, 4)
+    ids = [r[0] for r in store.query("SELECT id FROM records ORDER BY id DESC").rows]
+    with Store(tmp_path / "other.duckdb") as other:
+        other.add([store.get(i) for i in ids])              # another arrival order
+        a, b = context(store, keys[1], None), context(other, keys[1], None)
+        pa, pb = OptunaProposer("tpe", knobs=KNOBS), OptunaProposer("tpe", knobs=KNOBS)
+        sa, _ = pa.study(a, seed=7)
+        sb, _ = pb.study(b, seed=7)
+        assert len(sa.trials) >= 4
+        assert [(t.params, t.value) for t in sa.trials] == [(t.params, t.value) for t in sb.trials]
+        assert pa.propose(a).diff == pb.propose(b).diff      # same node, same records: same ask
+
+
+def test_leased_configs_are_pending_trials(store, keys) -> None:
+    _fill(store, keys, 2)
+    me, other = context(store, keys[0], None), context(store, keys[1], None)
+    diff = {"lr": 0.02, "norm": "rmsnorm"}
+    hyp = other.publish("hypothesis", R.HypothesisBody(track=other.track, diff=diff,
+                                                       rationale="tpe: x", source="strategy"))
+    from roles import leases
+    assert leases.take(other, "experiment", config_hash({**BASE, **diff}), hyp.id)
+    study, _ = OptunaProposer("tpe", knobs=KNOBS).study(me)
+    running = [t for t in study.trials if t.state.name == "RUNNING"]
+    assert [t.params for t in running] == [{**{k: BASE[k] for k in KNOBS}, **diff}]
+    assert search_evidence.pending(other, BASE) == []        # its own lease is not pending
+
+
+def test_a_dry_window_widens_instead_of_idling(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    knobs = {"n_layer": KNOBS["n_layer"]}
+    assert sorted(Space(BASE, knobs=knobs).dists["n_layer"].to_external_repr(x)
+                  for x in (1, 6)) == [1, 6]                 # window 1..6 around 3
+    exp = Experimenter(OptunaProposer("random", knobs=knobs))
+    for _ in range(12):
+        exp.work(ctx)
+    seen = {o.config["n_layer"] for o in search_evidence.outcomes(ctx)}
+    assert seen >= {1, 2, 3, 4, 5, 6} and max(seen) > 6     # went past the first window
+    assert ctx.counters.get("random_widened", 0) >= 1
+
+
+def _verified(ctx_a: Any, ctx_b: Any, runner: SimRunner, name: str, diff: dict[str, Any],
+              gain: float, runs: int) -> None:
+    """A hypothesis by `name`, `runs` runs spent on it, and (gain > 0) a verified claim."""
+    hyp = ctx_a.publish("hypothesis", R.HypothesisBody(
+        track=ctx_a.track, diff=diff, rationale=f"{name}: test", source="strategy"))
+    config = {**BASE, **diff}
+    ids = [ctx_a.publish("run", runner(config, s, "screen" if s == 0 else "confirm", hyp.id)).id
+           for s in range(runs)]
+    if gain <= 0:
+        return
+    claim = ctx_a.publish("claim", R.ClaimBody(
+        track=ctx_a.track, baseline_hash=config_hash(BASE), candidate_hash=config_hash(config),
+        diff=diff, baseline_runs=[], candidate_runs=ids[1:], effect=-gain * SD, summary="x"))
+    ctx_b.publish("assessment", R.AssessmentBody(
+        claim=claim.id, verdict="supported", test="welch", p_value=0.001, q_value=0.01,
+        effect=-gain * SD, noise_floor=SD, n=runs - 1, reason="test"))
+    ctx_b.publish("verification", R.VerificationBody(
+        claim=claim.id, outcome="confirmed", replay_run=ids[1], replay_match=True, runs=[],
+        effect=-gain * SD, reason="test"))
+
+
+def test_the_bandit_prefers_the_source_that_verified_more_per_run(store, keys) -> None:
+    runner = SimRunner()
+    a, b = context(store, keys[0], runner, seed=5), context(store, keys[1], runner)
+    _verified(a, b, runner, "good", {"norm": "rmsnorm"}, 3.0, 20)
+    _verified(a, b, runner, "good", {"activation": "relu2"}, 2.0, 20)
+    _verified(a, b, runner, "bad", {"n_layer": 4}, 0.0, 40)
+    records = search_evidence.source_records(a)
+    assert (records["good"].verified, records["bad"].verified) == (2, 0)
+    assert records["good"].gain_sd == pytest.approx(5.0) and records["bad"].runs == 40
+    bandit = Portfolio({"good": Fixed({"lr": 0.01}, "good"), "bad": Fixed({"lr": 0.02}, "bad")})
+    assert bandit.order(a)[0] in ("good", "bad")             # reads the records itself
+    firsts = [bandit.draw(a.rng, records)[0] for _ in range(1000)]
+    assert firsts.count("good") > 0.8 * 1000
+    assert firsts.count("bad") > 0                          # exploration never stops
+    split = [bandit.draw(a.rng, {})[0] for _ in range(1000)]     # no records: both asked
+    assert 0.4 < split.count("good") / 1000 < 0.6
+
+
+class CrashOnce(SimRunner):
+    """Crashes the first confirmation run of any candidate."""
+
+    def __init__(self, effects: dict) -> None:
+        super().__init__(effects)
+        self.crashed = 0
+
+    def __call__(self, config, seed, purpose, ref) -> R.RunBody:
+        if purpose == "confirm" and not self.crashed:
+            self.crashed += 1
+            self.calls += 1
+            return synthetic.run_body(self_track(), dict(config), seed, None, status="crash",
+                                      purpose=purpose, ref=ref)
+        return super().__call__(config, seed, purpose, ref)
+
+
+def self_track() -> str:
+    from tests.roles.simulated import TRACK
+    return TRACK
+
+
+def test_a_crashed_confirmation_run_is_replaced_not_fatal(store, keys) -> None:
+    runner = CrashOnce({("norm", "rmsnorm"): -5 * SD})
+    ctx = context(store, keys[0], runner, seed=1)
+    exp = Experimenter(Fixed({"norm": "rmsnorm"}, "fixed"))
+    while len(search_evidence.outcomes(ctx)) < 1 or ctx.counters.get("claims", 0) == 0:
+        summary = exp.work(ctx)
+        assert "dead end" not in summary
+    assert runner.crashed == 1 and ctx.counters["confirm_crashes"] == 1
+    claim = store.query("SELECT candidate_runs, summary FROM claims").rows[0]
+    statuses = store.query("SELECT status FROM runs WHERE purpose = 'confirm' ORDER BY ts").rows
+    assert statuses[0] == ("crash",) and len(statuses) >= 4
+    assert "1 crashed confirmation run" in claim[1]
+    assert len(json.loads(claim[0])) == len(statuses)                  # the crashed run stays in the evidence
