@@ -6,23 +6,13 @@ from typing import Any
 from memory import records as R
 from memory.canonical import config_hash
 from roles import choice, evidence, leases
-from roles.base import Proposal
 from roles.experimenter import Experimenter
 from roles.meta_analyst import MetaAnalyst, estimate
 from roles.statistician import Statistician
 from roles.strategy import Strategy
 from roles.verifier import Verifier
 from tests.roles.simulated import BASE, SD, SimRunner, context
-
-
-class Fixed:
-    """A proposer that proposes one diff."""
-
-    def __init__(self, diff: dict[str, Any]) -> None:
-        self.diff = diff
-
-    def propose(self, ctx: Any) -> Proposal:
-        return Proposal(self.diff, "test", "human")
+from tests.roles.trust_world import Fixed, baseline_ready
 
 
 def status(store: Any, claim_id: str) -> str:
@@ -33,12 +23,6 @@ def only_claim(store: Any) -> str:
     rows = store.query("SELECT id FROM claims").rows
     assert len(rows) == 1
     return rows[0][0]
-
-
-def baseline_ready(ctx: Any) -> None:
-    exp = Experimenter(Fixed({"lr": 0.006}))
-    while len(evidence.baseline(ctx).values) < ctx.params.min_baseline:
-        exp._top_up(ctx, evidence.baseline(ctx))       # baseline only (screening starts earlier)
 
 
 def pins(key: Any) -> frozenset[str]:

@@ -46,7 +46,7 @@ def baseline_ready(ctx: Context) -> None:
     """Run baseline seeds until the gate's minimum."""
     exp = Experimenter(Fixed({"lr": 0.006}))
     while len(evidence.baseline(ctx).values) < ctx.params.min_baseline:
-        exp.work(ctx)
+        exp._top_up(ctx, evidence.baseline(ctx))       # baseline only (screening starts earlier)
 
 
 def hostile(n: int) -> list[Keypair]:
