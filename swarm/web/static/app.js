@@ -20,6 +20,12 @@ var swarmDashboard = (function () {
     return v.toFixed(digits === undefined ? 4 : digits);
   }
 
+  // p and q values: small ones in exponent form (4 decimals would show 0.0000).
+  function pval(v) {
+    if (v === null || v === undefined) return "";
+    return v < 0.001 ? v.toExponential(2) : v.toFixed(4);
+  }
+
   function when(ms) {
     if (!ms) return "";
     return new Date(ms).toISOString().slice(5, 16).replace("T", " ");
@@ -327,15 +333,15 @@ var swarmDashboard = (function () {
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
       ["effect in noise sds", num(data.effect_in_sd, 2)],
-      ["p", {text: num(c.p_value), value: c.p_value, key: "p_value"}],
-      ["q", {text: num(c.q_value), value: c.q_value, key: "q_value"}],
+      ["p", {text: pval(c.p_value), value: c.p_value, key: "p_value"}],
+      ["q", {text: pval(c.q_value), value: c.q_value, key: "q_value"}],
       ["runs counted", c.counted.length + " of " + c.candidate_runs.length + " cited"]], "claim"));
-    var s = section("Evidence: candidate runs against the baseline runs (hollow: does not count here)", []);
+    var s = section("Evidence: candidate runs against the baseline runs (crosses do not count here)", []);
     main.appendChild(s);
     var points = data.evidence.filter(function (e) { return e.val_bpb !== null; }).map(function (e) {
       return {side: e.side, val_bpb: e.val_bpb, seed: e.seed,
               evidence: e.counts ? "counts here" : "does not count"}; });
-    chart(s, {height: 110, data: {values: points}, mark: {type: "point", size: 50},
+    chart(s, {height: 110, data: {values: points}, mark: {type: "point", size: 50, filled: true},
               encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
                          y: {field: "side", type: "nominal", title: null},
                          color: {field: "side", type: "nominal"},
@@ -351,8 +357,8 @@ var swarmDashboard = (function () {
     main.appendChild(section("Assessments (others' advice; the status above is derived here)",
       [table(["when", "by", "trust", "verdict", "test", "p", "q", "n", "reason"],
       data.assessments.map(function (a) {
-        return [when(a.ts), a.author.slice(-8), a.author_status, a.verdict, a.test, num(a.p_value),
-                num(a.q_value), String(a.n), a.reason];
+        return [when(a.ts), a.author.slice(-8), a.author_status, a.verdict, a.test, pval(a.p_value),
+                pval(a.q_value), String(a.n), a.reason];
       }), "assessments")]));
     main.appendChild(section("Verifications (others' advice)",
       [table(["when", "outcome", "replay match", "by", "trust", "reason"],
@@ -366,8 +372,8 @@ var swarmDashboard = (function () {
     return table(["claim", "when", "status", "effect", "p", "q", "diff", "why"], rows.map(function (x) {
       return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status,
               {text: num(x.effect), value: x.effect, key: "effect"},
-              {text: num(x.p_value), value: x.p_value, key: "p_value"},
-              {text: num(x.q_value), value: x.q_value, key: "q_value"}, diffText(x.diff), x.reason];
+              {text: pval(x.p_value), value: x.p_value, key: "p_value"},
+              {text: pval(x.q_value), value: x.q_value, key: "q_value"}, diffText(x.diff), x.reason];
     }), name);
   }
 
