@@ -128,9 +128,9 @@ class Conclusions:
         from roles import sanity, trust, verdicts
 
         facts = verdicts.cli_facts(self.reader)
-        result = self.reader.query("SELECT id, author, track, config_hash, config, seed, status, "
-                                   "val_bpb, tokens, steps, mfu FROM valid_runs WHERE status = 'ok'",
-                                   [])
+        result = self.reader.query(
+            "SELECT id, author, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
+            "mfu FROM valid_runs WHERE status = 'ok'", [])
         runs: dict[str, list[dict[str, Any]]] = {}
         for row in result.rows:
             run = dict(zip(result.columns, row))
@@ -140,5 +140,6 @@ class Conclusions:
         rows = trust.listing(self.trust_state(), runs)
         for row in rows:
             pinned = pins.get(row["author"])
-            row["pinned"] = None if pinned is None else {k: pinned.get(k) for k in ("note", "source")}
+            row["pinned"] = None if pinned is None else {
+                k: pinned.get(k) for k in ("note", "source")}
         return rows

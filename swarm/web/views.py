@@ -253,8 +253,8 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
 
 def _run_row(v: Any, run_id: str, side: str, why_not: str | None) -> dict[str, Any]:
     run = v.runs.get(run_id, {})
-    return {"id": run_id, "side": side, "seed": run.get("seed"), "val_bpb": _clean(run.get("val_bpb")),
-            "author": run.get("author"), "ts": run.get("ts"), "counts": why_not is None,
+    return {"id": run_id, "side": side, "seed": run.get("seed"),
+            "val_bpb": _clean(run.get("val_bpb")), "author": run.get("author"), "ts": run.get("ts"), "counts": why_not is None,
             "why_not": why_not if run else "not in this replica"}
 
 

@@ -20,7 +20,8 @@ from tests.web.conftest import FAKE_DIFF, cli_json
 @pytest.fixture
 def client(history_home: Path):
     memory = ReadOnlyMemory(memory_path(history_home))
-    with TestClient(dashboard_app(memory, history_home), base_url="http://127.0.0.1") as test_client:
+    app = dashboard_app(memory, history_home)
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
     memory.close()
 
@@ -164,7 +165,8 @@ def test_live_events_announce_new_records(tmp_path: Path) -> None:
 
     store = Store(tmp_path / "m.duckdb", helpers=0)
     store.add(synthetic.history()[:5])
-    config = uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0, log_level="warning", lifespan="off")
+    config = uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0, log_level="warning",
+                            lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
@@ -46,8 +45,8 @@ def artefacts(tmp_path: Path) -> Path:
 def site(history_home: Path) -> Iterator[str]:
     """The dashboard of `history_home` served by uvicorn on 127.0.0.1 (as `swarm dashboard`)."""
     memory = ReadOnlyMemory(memory_path(history_home))
-    server = uvicorn.Server(uvicorn.Config(local_app(memory, history_home), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(local_app(memory, history_home), host="127.0.0.1",
+                                           port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
