@@ -87,10 +87,12 @@ class _Author:
 
 
 def history(nodes: int = 3, baseline: int = 16, seed: int = 0, end_ts: int | None = None,
-            track: str = HISTORY_TRACK) -> list[R.Record]:
+            track: str = HISTORY_TRACK, confirms: int = 2) -> list[R.Record]:
     """A small swarm's history on one track, in time order: node and role records, a baseline of
     `baseline` seeds, screens of `HISTORY_TRIES`, confirmations, claims, assessments, independent
-    verifications, a noise floor and a finding. One claim (`init_scale=2.0`) ends verified."""
+    verifications, a noise floor and a finding. One claim (`init_scale=2.0`) ends verified as the
+    records testify; a node re-deriving it (roles/verdicts.py, which sets screens aside) needs
+    `confirms` >= 3 confirmation runs to agree."""
     rng = random.Random(seed)
     people = [_Author(k) for k in keypairs(nodes, seed=seed + 100)]
     clock = [(codec.now_ms() if end_ts is None else end_ts) - 6 * 3_600_000]
@@ -134,7 +136,8 @@ def history(nodes: int = 3, baseline: int = 16, seed: int = 0, end_ts: int | Non
                                     effect=effect, stderr=0.01, n=len(screen)))
         if effect > -0.003:
             continue                                    # a dead end: never promoted
-        confirm = screen + [trained(who, config, 1.74 + effect, "confirm", hyp.id) for _ in range(2)]
+        confirm = screen + [trained(who, config, 1.74 + effect, "confirm", hyp.id)
+                            for _ in range(confirms)]
         _claim_round(emit, people, n, track, base_hash, config, diff, base_runs, confirm, effect,
                      lambda c: trained(people[(n + 2) % nodes], config, 1.74 + effect, "verify", c))
     emit(people[-1], "role", R.RoleBody(role="meta_analyst", reason="6 new outcomes",

@@ -13,6 +13,7 @@ in a fixed order with ties broken by id, so two nodes with the same records and 
 from __future__ import annotations
 
 import json
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ GRACE_MS = 3_600_000          # a claim whose cited runs are still unknown after
 _RUN_COLUMNS = ("id, author, ts, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
                 "mfu, purpose, ref, accelerator, device_name, cores")
 _CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[tuple, Verdicts]] = weakref.WeakKeyDictionary()
+_LOCK = threading.RLock()
 _CACHE_SIZE = 16          # entries kept per reader (a few tracks and roots, two keys each)
 
 
@@ -281,12 +283,15 @@ class Verdicts:
             row["rank"] = rank
         return rows[:limit] + self._untrusted_rows(hashes, {r["config_hash"] for r in rows}, limit)
 
+    def untrusted_runs(self, chash: str) -> list[dict[str, Any]]:
+        """A config's sane finished runs by authors not trusted here (shown, marked, never counted)."""
+        return [r for r in self.by_config.get(chash, []) if r["status"] == "ok"
+                and r["id"] not in self.insane and not self.trust.trusted(r["author"])]
+
     def _untrusted_rows(self, hashes: list[str], ranked: set[str], limit: int) -> list[dict]:
         out = []
         for chash in hashes:
-            values = [float(r["val_bpb"]) for r in self.by_config[chash]
-                      if r["status"] == "ok"
-                      and r["id"] not in self.insane and not self.trust.trusted(r["author"])]
+            values = [float(r["val_bpb"]) for r in self.untrusted_runs(chash)]
             if values and chash not in ranked:
                 out.append({"config_hash": chash, "mean": sum(values) / len(values),
                             "n": len(values), "trusted": False, "verified": False, "rank": None})
@@ -304,7 +309,16 @@ def _key(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
 
 def get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
         params: stats.GateParams) -> Verdicts:
-    """The verdicts for this memory state (cached until runs or claims change)."""
+    """The verdicts for this memory state (cached until runs or claims change).
+
+    One at a time: the dashboard's request threads and the roles share a reader, and a second
+    caller then waits for the first computation instead of repeating it."""
+    with _LOCK:
+        return _get(reader, track, roots, facts, params)
+
+
+def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
+         params: stats.GateParams) -> Verdicts:
     try:
         cache = _CACHE.setdefault(reader, OrderedDict())
     except TypeError:                      # a reader that cannot be weakly referenced: no cache

@@ -69,10 +69,13 @@ def bench(records: int = typer.Option(1_000_000, help="Synthetic runs in the mem
         runs = memory.query("SELECT count(*) FROM valid_runs").rows[0][0]
         claim = memory.query("SELECT claim FROM claim_status WHERE status = 'verified'").rows[0][0]
         run = memory.query("SELECT id FROM runs ORDER BY ts DESC LIMIT 1").rows[0][0]
-        client = TestClient(dashboard_app(memory), base_url="http://127.0.0.1")
+        # A home of its own: no key, no pins, so every author is untrusted (the verdicts are still
+        # computed over every run of the track, which is what this measures).
+        client = TestClient(dashboard_app(memory, Path(tmp) / "home"), base_url="http://127.0.0.1")
         views = {"overview": "/json/overview", "leaderboard": "/json/leaderboard",
-                 "knobs": "/json/knobs", "runs": "/json/runs", "claim": f"/json/claims/{claim}",
-                 "run": f"/json/runs/{run}"}
+                 "claims": "/json/claims", "knobs": "/json/knobs", "runs": "/json/runs",
+                 "claim": f"/json/claims/{claim}", "run": f"/json/runs/{run}",
+                 "trust": "/json/trust"}
         result = {"runs": runs, "load_average": os.getloadavg()[0],
                   "views": {name: _latency(client, url, repeats) for name, url in views.items()}}
         memory.close()

@@ -29,10 +29,10 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Configs ranked by mean val_bpb over seeds of trusted, sane runs, per track (lower is
     better); configs with untrusted runs only follow, marked, unranked (docs/TRUST.md)."""
-    from swarm.commands.trust import leaderboard_rows
+    from swarm.conclusions import Conclusions
 
     with open_reader(home) as reader, query_errors():
-        rows = leaderboard_rows(reader, home, track, limit)
+        rows = Conclusions(reader, home).leaderboard_rows(track, limit)
     if json_out:
         return print_json(rows)
     title, label = _track_title("leaderboard (val_bpb, lower is better)", [r["track"] for r in rows])
@@ -69,7 +69,7 @@ def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """The newest finding of the meta-analysis per track, in full; then every claim and its status
     as derived here; claims by authors this node does not trust are listed apart."""
-    from swarm.commands.trust import claim_rows
+    from swarm.conclusions import Conclusions
 
     with open_reader(home) as reader:
         found = as_dicts(run_query(
@@ -77,7 +77,7 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
             f"WHERE {TRACK_MATCH} QUALIFY row_number() OVER (PARTITION BY track "
             "ORDER BY ts DESC, id) = 1 ORDER BY ts DESC, id", [track] * 3))
         with query_errors():
-            claims = claim_rows(reader, home, track)
+            claims = Conclusions(reader, home).claim_rows(track)
     trusted = [c for c in claims if c["trusted"]]
     untrusted = [c for c in claims if not c["trusted"]]
     if json_out:
@@ -136,7 +136,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """One record in full: envelope, body, and for a claim its current status."""
     from memory import codec
-    from swarm.commands.trust import explain
+    from swarm.conclusions import Conclusions
 
     prefix = record_id.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{4,64}", prefix):
@@ -156,7 +156,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
                                       "confirmed, refuted FROM claim_status WHERE claim = ?", [record.id]))
             status = rows[0] if rows else {"status": "excluded (author equivocated)"}
         with query_errors():
-            here = explain(reader, home, record)
+            here = Conclusions(reader, home).explain(record)
     out: dict[str, Any] = {"id": record.id, **record.envelope()}
     if status is not None:
         out["claim_status"] = status

@@ -26,7 +26,7 @@ def dashboard(home: Optional[Path] = HOME,
 
     with open_reader(home) as reader:
         try:
-            serve(reader, port, listening)
+            serve(reader, home, port, listening)
         except OSError as exc:
             fail(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc} (try --port 0)")
 
@@ -35,12 +35,13 @@ def report(out: Path = typer.Option(..., "--out", help="The HTML file to write."
            track: Optional[str] = typer.Option(None, "--track", "-t", help="Track name or id "
                                                "(default: the one with the most runs)."),
            home: Optional[Path] = HOME) -> None:
-    """Write the dashboard's views of a track as one self-contained HTML file (opens offline)."""
+    """Write the dashboard's views of a track as one self-contained HTML file (opens offline),
+    with this home's verdicts (its trust roots)."""
     from swarm.reader import open_reader, query_errors
     from swarm.web.report import render
 
     with open_reader(home) as reader, query_errors():
-        text = render(reader, track)
+        text = render(reader, home, track)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -5,13 +5,17 @@
     /knobs            knob effects      /json/knobs?track=
     /runs             runs table        /json/runs?track=&status=&purpose=&author=
     /runs/{id}        one run           /json/runs/{id}
+    /claims           claims            /json/claims?track=   (trusted and untrusted apart)
     /claims/{id}      one claim         /json/claims/{id}
+    /trust            who is trusted    /json/trust
     /events           server-sent events: `records` with the record count whenever it changes
     /static/...       app.js, app.css, vendor/ (vega, vega-lite, vega-embed with their licences)
 
 Served by `swarm dashboard` (a memory file no daemon holds, or a running daemon through its API)
 and mounted into a running `swarm join`'s local app (`mount_into`). Pages load nothing from
-outside 127.0.0.1; every page is the same shell that app.js fills from the JSON twin.
+outside 127.0.0.1; every page is the same shell that app.js fills from the JSON twin. Every view
+shows this node's own verdicts: the app knows the home, whose own key and pinned keys are the
+trust roots (read again on each request, so `swarm trust add` shows on the next page load).
 """
 from __future__ import annotations
 
@@ -29,14 +33,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from memory.store import Reader
+from swarm.conclusions import Conclusions
 from swarm.web import views
 
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 1.0
 KEEPALIVE_S = 15.0
 NodeState = Callable[[], Awaitable[dict[str, Any]]]
-PAGES = {"overview": "Overview", "leaderboard": "Leaderboard", "knobs": "Knob effects",
-         "runs": "Runs", "run": "Run", "claim": "Claim"}
+PAGES = {"overview": "Overview", "leaderboard": "Leaderboard", "claims": "Claims",
+         "knobs": "Knob effects", "runs": "Runs", "trust": "Trust", "run": "Run", "claim": "Claim"}
+NAV = [("overview", ""), ("leaderboard", "leaderboard"), ("claims", "claims"), ("knobs", "knobs"),
+       ("runs", "runs"), ("trust", "trust")]
 
 
 def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None = None) -> str:
@@ -49,8 +56,7 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
             f'<script src="{root}static/{name}"></script>' for name in SCRIPTS))
     # In a report (`inline`), the views are sections of one file: the links are anchors.
     nav = "".join(f'<a href="{"#" + name if inline is not None else root + path}">{PAGES[name]}</a>'
-                  for name, path in [("overview", ""), ("leaderboard", "leaderboard"),
-                                     ("knobs", "knobs"), ("runs", "runs")])
+                  for name, path in NAV)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<title>swarm: {PAGES[view]}</title><link rel="icon" href="data:,">{head}'
             f'</head><body>'
@@ -63,14 +69,17 @@ SCRIPTS = ["vendor/vega.min.js", "vendor/vega-lite.min.js", "vendor/vega-embed.m
 
 
 class Dashboard:
-    """The views over one reader; `node_state` adds the running node's status to the overview."""
+    """The views over one reader with one home's trust roots; `node_state` adds the running
+    node's status to the overview."""
 
-    def __init__(self, reader: Reader, node_state: NodeState | None = None) -> None:
-        self.reader, self.node_state = reader, node_state
+    def __init__(self, reader: Reader, home: Path | None,
+                 node_state: NodeState | None = None) -> None:
+        self.reader, self.home, self.node_state = reader, home, node_state
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        # DuckDB work runs in a thread: the event loop (and the daemon it may belong to) stays free.
-        return await asyncio.to_thread(fn, self.reader, *args)
+        # DuckDB and verdict work runs in a thread: the event loop (and the daemon it may belong
+        # to) stays free. One Conclusions per request: its verdicts are computed once for it.
+        return await asyncio.to_thread(lambda: fn(Conclusions(self.reader, self.home), *args))
 
     async def overview(self, request: Request) -> Response:
         node = await self.node_state() if self.node_state is not None else None
@@ -78,6 +87,12 @@ class Dashboard:
 
     async def leaderboard(self, request: Request) -> Response:
         return _json(await self._call(views.leaderboard, request.query_params.get("track")))
+
+    async def claims(self, request: Request) -> Response:
+        return _json(await self._call(views.claims, request.query_params.get("track")))
+
+    async def trust(self, request: Request) -> Response:
+        return _json(await self._call(views.trust))
 
     async def knobs(self, request: Request) -> Response:
         return _json(await self._call(views.knobs, request.query_params.get("track")))
@@ -101,7 +116,7 @@ class Dashboard:
         last, quiet = None, 0.0
         yield "retry: 3000\n\n"
         while not await request.is_disconnected():
-            count = await self._call(_record_count)
+            count = await asyncio.to_thread(_record_count, self.reader)
             if count != last:
                 last, quiet = count, 0.0
                 yield f"event: records\ndata: {json.dumps({'records': count})}\n\n"
@@ -134,14 +149,18 @@ def _page(view: str, **fixed: Any) -> Callable[[Request], Awaitable[Response]]:
     return page
 
 
-def dashboard_app(reader: Reader, node_state: NodeState | None = None) -> Starlette:
-    """The dashboard's Starlette app over `reader`."""
-    d = Dashboard(reader, node_state)
+def dashboard_app(reader: Reader, home: Path | None,
+                  node_state: NodeState | None = None) -> Starlette:
+    """The dashboard's Starlette app over `reader`, concluding with `home`'s trust roots (None:
+    $SWARM_HOME or ~/.swarm, as the CLI resolves it)."""
+    d = Dashboard(reader, home, node_state)
     return Starlette(routes=[
         Route("/", _page("overview")), Route("/leaderboard", _page("leaderboard")),
-        Route("/knobs", _page("knobs")), Route("/runs", _page("runs")),
+        Route("/claims", _page("claims")), Route("/knobs", _page("knobs")),
+        Route("/runs", _page("runs")), Route("/trust", _page("trust")),
         Route("/runs/{id:str}", _page("run")), Route("/claims/{id:str}", _page("claim")),
         Route("/json/overview", d.overview), Route("/json/leaderboard", d.leaderboard),
+        Route("/json/claims", d.claims), Route("/json/trust", d.trust),
         Route("/json/knobs", d.knobs), Route("/json/runs", d.runs),
         Route("/json/runs/{id:str}", d.run), Route("/json/claims/{id:str}", d.claim),
         Route("/events", d.events), Mount("/static", StaticFiles(directory=STATIC)),
@@ -150,7 +169,7 @@ def dashboard_app(reader: Reader, node_state: NodeState | None = None) -> Starle
 
 def mount_into(daemon: Any) -> None:
     """Serve the dashboard from a running daemon's local app (a start-up hook of `swarm join`)."""
-    daemon.api.mount("/", dashboard_app(daemon.store, daemon.status))
+    daemon.api.mount("/", dashboard_app(daemon.store, daemon.home, daemon.status))
 
 
 def with_dashboard(start: Any | None) -> Any:

@@ -6,25 +6,31 @@ to an issue. Links between views become anchors inside the file.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from memory.store import Reader
+from swarm.conclusions import Conclusions
 from swarm.web import views
 from swarm.web.app import SCRIPTS, STATIC, shell
 
 MAX_RUN_PAGES = 0        # run pages are not inlined (a track may have thousands); the table is
 
 
-def sections(reader: Reader, track: str | None) -> list[dict[str, Any]]:
-    """Every view of the track, in reading order, each with its data and anchor."""
+def sections(reader: Reader, home: Path | None, track: str | None) -> list[dict[str, Any]]:
+    """Every view of the track as `home`'s node concludes it, in reading order, each with its
+    data and anchor (one `Conclusions`: the verdicts are computed once for all of them)."""
+    c = Conclusions(reader, home)
     chosen = views.pick_track(reader, track)
-    out = [{"view": "overview", "anchor": "overview", "data": views.overview(reader, chosen)},
-           {"view": "leaderboard", "anchor": "leaderboard", "data": views.leaderboard(reader, chosen)},
-           {"view": "knobs", "anchor": "knobs", "data": views.knobs(reader, chosen)}]
+    out = [{"view": "overview", "anchor": "overview", "data": views.overview(c, chosen)},
+           {"view": "leaderboard", "anchor": "leaderboard", "data": views.leaderboard(c, chosen)},
+           {"view": "claims", "anchor": "claims", "data": views.claims(c, chosen)},
+           {"view": "knobs", "anchor": "knobs", "data": views.knobs(c, chosen)}]
     for claim in out[0]["data"]["claims"]:
         out.append({"view": "claim", "anchor": f"claims-{claim['claim']}",
-                    "data": views.claim(reader, claim["claim"])})
-    out.append({"view": "runs", "anchor": "runs", "data": views.runs(reader, chosen)})
+                    "data": views.claim(c, claim["claim"])})
+    out.append({"view": "runs", "anchor": "runs", "data": views.runs(c, chosen)})
+    out.append({"view": "trust", "anchor": "trust", "data": views.trust(c)})
     return out
 
 
@@ -33,9 +39,9 @@ def _inline_script(text: str) -> str:
     return "<script>" + text.replace("</script", "<\\/script") + "</script>"
 
 
-def render(reader: Reader, track: str | None) -> str:
+def render(reader: Reader, home: Path | None, track: str | None) -> str:
     """The report's HTML."""
-    data = json.dumps({"sections": sections(reader, track)}, allow_nan=False)
+    data = json.dumps({"sections": sections(reader, home, track)}, allow_nan=False)
     assets = "<style>" + (STATIC / "app.css").read_text() + "</style>"
     assets += "".join(_inline_script((STATIC / name).read_text()) for name in SCRIPTS)
     assets += _inline_script(f"window.SWARM_REPORT = {data};")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -17,19 +18,21 @@ from node.api_server import LOCAL_HOSTS
 from swarm.web.app import dashboard_app
 
 
-def local_app(reader: Reader) -> Starlette:
-    """The dashboard, answering only requests that name this machine (no DNS rebinding)."""
-    app = dashboard_app(reader)
+def local_app(reader: Reader, home: Path | None) -> Starlette:
+    """The dashboard (with `home`'s trust roots), answering only requests that name this machine
+    (no DNS rebinding)."""
+    app = dashboard_app(reader, home)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)
     return app
 
 
-def serve(reader: Reader, port: int, on_listening: Callable[[str], None]) -> None:
+def serve(reader: Reader, home: Path | None, port: int,
+          on_listening: Callable[[str], None]) -> None:
     """Serve until interrupted (uvicorn handles Ctrl-C here: this process is only the dashboard)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     on_listening(f"http://127.0.0.1:{sock.getsockname()[1]}/")
-    config = uvicorn.Config(local_app(reader), log_level="warning", access_log=False,
+    config = uvicorn.Config(local_app(reader, home), log_level="warning", access_log=False,
                             lifespan="off", http="h11", ws="none", timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])

@@ -1,8 +1,12 @@
-"""What each dashboard view shows, as JSON-able dicts read from the memory (any `Reader`).
+"""What each dashboard view shows, as JSON-able dicts: this node's own conclusions.
 
-Every time is epoch milliseconds (UTC), as in the CLI's `--json`. The leaderboard's `rows` are
-exactly `swarm leaderboard --json`; `findings`/`claims` are `swarm findings --json`'s shapes.
-Queries stay bounded at a million runs: filters on track and config hash, LIMITs on what is listed.
+Every view takes a `Conclusions` (swarm/conclusions.py: the memory's reader and the home's trust
+roots) made for its request, so statuses, ranks, baselines and the verified best are the ones this
+node derives from trusted, sane runs (docs/TRUST.md), exactly as the CLI shows them: the
+leaderboard's `rows` are `swarm leaderboard --json`, `claims`/`untrusted_claims` are
+`swarm findings --json`'s, the trust view's `authors` are `swarm trust --json`. Other keys' records
+(assessments, verifications, noise floors, findings) are shown as testimony, never as the verdict.
+Every time is epoch milliseconds (UTC), as in the CLI's `--json`.
 """
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import math
 from typing import Any
 
 from memory import codec
-from memory.leaderboard import base_configs, config_diff, top
+from memory.leaderboard import base_configs, config_diff
 from memory.store import Reader
+from swarm.conclusions import Conclusions
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
@@ -63,80 +68,102 @@ def _newest(track_filter: str, limit: int) -> str:
         SELECT * FROM valid_runs WHERE {track_filter} AND ts >= (SELECT ts FROM cut)"""
 
 
-def means(reader: Reader, track: str, hashes: list[str]) -> dict[str, float]:
-    """`seed_stats` means of these configs (filtered before aggregating: fast at a million runs)."""
-    if not hashes:
-        return {}
-    found = reader.query(f"SELECT config_hash, mean FROM seed_stats WHERE track = ? AND config_hash "
-                         f"IN ({', '.join('?' for _ in hashes)})", [track, *hashes])
-    return dict(found.rows)
+def baseline(v: Any) -> dict[str, Any] | None:
+    """The track's noise floor as derived here: the base config's unselected runs that count
+    (one per seed): {config_hash, n, mean, std, ts}; None before two such runs exist."""
+    if v is None:
+        return None
+    tally: dict[str, int] = {}
+    for run in v.runs.values():
+        if run["purpose"] == "baseline" and v.counts(run):
+            tally[run["config_hash"]] = tally.get(run["config_hash"], 0) + 1
+    if not tally:
+        return None
+    chash = min(tally, key=lambda h: (-tally[h], h))       # the most-run base config, ties by hash
+    runs = v.baseline_runs(chash)
+    if len(runs) < 2:
+        return None
+    values = [float(r["val_bpb"]) for r in runs]
+    mean = sum(values) / len(values)
+    std = (sum((x - mean) ** 2 for x in values) / (len(values) - 1)) ** 0.5
+    return {"config_hash": chash, "n": len(runs), "mean": mean, "std": std,
+            "ts": max(r["ts"] for r in runs)}
 
 
-def baseline(reader: Reader, track: str) -> dict[str, Any] | None:
-    """The track's newest noise floor: {config_hash, n, mean, std, ts}."""
-    found = _rows(reader, "SELECT config_hash, n, mean, std, ts FROM noise_floor WHERE track = ?",
-                  [track])
-    return found[0] if found else None
-
-
-def overview(reader: Reader, track: str | None, node: dict[str, Any] | None = None) -> dict[str, Any]:
+def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
     """Running best over time with marks, runs per hour per node, role mix, peers, counts."""
+    reader = c.reader
     found = tracks(reader)
     chosen = pick_track(reader, track, found)
     out: dict[str, Any] = {"track": chosen, "tracks": found, "node": node}
-    if chosen is None:
+    v = c.track(chosen) if chosen is not None else None
+    if v is None:
         return {**out, "best": [], "marks": [], "claims": [], "runs_per_hour": [], "role_mix": [],
                 "peers": _peers(reader), "counts": {}, "baseline": None}
-    claims = _claim_marks(reader, chosen)          # claim_status once: best, marks and counts
-    statuses: dict[str, int] = {}
-    for c in claims:
-        statuses[c["status"]] = statuses.get(c["status"], 0) + 1
-    return {**out, "baseline": baseline(reader, chosen),
-            "best": best_over_time(reader, chosen, claims), "marks": _marks(reader, chosen),
+    claims = _claim_marks(c, v)
+    floor = baseline(v)
+    return {**out, "baseline": floor, "best": best_over_time(v, floor), "marks": _marks(v),
             "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
             "role_mix": _role_mix(reader), "peers": _peers(reader),
             "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
-                       "claims": statuses}}
+                       "claims": _tally(x["status"] for x in claims if x["trusted"]),
+                       "untrusted_claims": _tally(x["status"] for x in claims if not x["trusted"])}}
 
 
-def best_over_time(reader: Reader, track: str,
-                   claims: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The verified best as steps: the baseline's mean, then each verified claim that beat it
-    (at the time of its first confirming independent verification)."""
-    floor = baseline(reader, track)
+def _tally(statuses: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for status in statuses:
+        out[status] = out.get(status, 0) + 1
+    return out
+
+
+def best_over_time(v: Any, floor: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The verified best as steps: the baseline's mean, then each claim verified here that beat
+    it (its config's trusted mean), at the time its last counted fresh seed arrived."""
     steps = [] if floor is None else [{"ts": floor["ts"], "val_bpb": floor["mean"],
                                        "what": "baseline"}]
-    verified = [c for c in (_claim_marks(reader, track) if claims is None else claims)
-                if c["status"] == "verified" and c["val_bpb"] is not None]
-    confirmed = dict(reader.query(
-        f"SELECT claim, min(ts) FROM independent_verifications WHERE outcome = 'confirmed' AND "
-        f"claim IN ({', '.join('?' for _ in verified)}) GROUP BY claim",
-        [c["claim"] for c in verified]).rows) if verified else {}
-    for c in sorted(verified, key=lambda c: confirmed.get(c["claim"], c["ts"])):
-        if not steps or c["val_bpb"] < steps[-1]["val_bpb"]:
-            steps.append({"ts": confirmed.get(c["claim"], c["ts"]), "val_bpb": c["val_bpb"],
-                          "what": _diff_text(c["diff"])})
+    found = []
+    for claim in v.verified():
+        mean = v.mean(claim.candidate_hash)
+        if mean is not None:
+            found.append((_verified_ts(v, claim), claim.id, mean[0], claim.diff))
+    for ts, _, value, diff in sorted(found, key=lambda f: (f[0], f[1])):
+        if not steps or value < steps[-1]["val_bpb"]:
+            steps.append({"ts": ts, "val_bpb": value, "what": _diff_text(diff)})
     return steps
+
+
+def _verified_ts(v: Any, claim: Any) -> int:
+    fresh = [r["ts"] for r in v.by_ref.get(claim.id, [])
+             if r["purpose"] == "verify" and r["author"] != claim.author and v.counts(r)]
+    return max(fresh, default=claim.ts)
 
 
 def _diff_text(diff: Any) -> str:
     return ",".join(f"{k}={v}" for k, v in (diff or {}).items()) or "(base)"
 
 
-def _marks(reader: Reader, track: str) -> list[dict[str, Any]]:
-    # No ids or authors: 2,000 points are drawn, and their text would triple the payload.
-    return _rows(reader, f"""
-        SELECT ts, val_bpb, purpose FROM ({_newest("track = ?", MAX_MARKS)})
-        WHERE status = 'ok' AND val_bpb IS NOT NULL ORDER BY ts DESC LIMIT ?""",
-        [track, track, MAX_MARKS])
+def _marks(v: Any) -> list[dict[str, Any]]:
+    # The newest finished runs; no ids or authors: 2,000 points are drawn, and their text would
+    # triple the payload. `counts`: evidence here (sane, by a trusted author).
+    done = [r for r in v.runs.values() if r["status"] == "ok" and r["val_bpb"] is not None]
+    done.sort(key=lambda r: (r["ts"], r["id"]), reverse=True)
+    return [{"ts": r["ts"], "val_bpb": _clean(r["val_bpb"]), "purpose": r["purpose"],
+             "counts": v.why_not(r["id"]) is None} for r in done[:MAX_MARKS]]
 
 
-def _claim_marks(reader: Reader, track: str) -> list[dict[str, Any]]:
-    found = _rows(reader, """
-        SELECT claim, ts, status, diff, effect, candidate_hash FROM claim_status
-        WHERE track = ? ORDER BY ts""", [track])
-    mean = means(reader, track, sorted({c["candidate_hash"] for c in found}))
-    return [{**c, "val_bpb": mean.get(c.pop("candidate_hash"))} for c in found]
+def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
+    """The track's claims as derived here, oldest first, each at its config's mean (trusted runs;
+    an untrusted claim's at its author's own runs, as its provisional status is computed)."""
+    out = []
+    for row in reversed(c.claim_rows(v.track)):
+        admit = frozenset() if row["trusted"] else frozenset({row["author"]})
+        mean = v.mean(row["candidate_hash"], admit)
+        out.append({"claim": row["claim"], "ts": row["ts"], "status": row["status"],
+                    "trusted": row["trusted"], "diff": row["diff"], "effect": row["effect"],
+                    "val_bpb": None if mean is None else mean[0]})
+    return out
 
 
 def _per_hour(reader: Reader, track: str) -> list[dict[str, Any]]:
@@ -158,61 +185,113 @@ def _peers(reader: Reader) -> list[dict[str, Any]]:
                max(ts) AS ts FROM nodes GROUP BY author ORDER BY ts DESC LIMIT 200""")
 
 
-def leaderboard(reader: Reader, track: str | None, limit: int = 20) -> dict[str, Any]:
-    """`swarm leaderboard --json`'s rows for the track, with every seed's value and the baseline."""
-    chosen = pick_track(reader, track)
-    if chosen is None:
-        return {"track": None, "rows": [], "seeds": [], "baseline": None}
-    rows = [{k: _clean(v) for k, v in r.items()} for r in top(reader, chosen, limit)]
-    hashes = [r["config_hash"] for r in rows]
-    seeds = _rows(reader, f"""
-        SELECT config_hash, seed, val_bpb, id FROM valid_runs
-        WHERE track = ? AND status = 'ok' AND val_bpb IS NOT NULL
-          AND config_hash IN ({', '.join('?' for _ in hashes)})""", [chosen, *hashes]) if hashes else []
-    return {"track": chosen, "rows": rows, "seeds": seeds, "baseline": baseline(reader, chosen)}
+def leaderboard(c: Conclusions, track: str | None, limit: int = 20) -> dict[str, Any]:
+    """`swarm leaderboard --json`'s rows for the track, every seed of theirs (those that count
+    here, and untrusted ones marked `counts: false`) and the baseline's noise band."""
+    chosen = pick_track(c.reader, track)
+    v = c.track(chosen) if chosen is not None else None
+    if v is None:
+        return {"track": chosen, "rows": [], "seeds": [], "baseline": None}
+    rows = [{k: _clean(x) for k, x in r.items()} for r in c.leaderboard_rows(chosen, limit)]
+    seeds = []
+    for row in rows:
+        counted = v.config_runs(row["config_hash"]) if row["trusted"] else []
+        for run, counts in [(r, True) for r in counted] + [
+                (r, False) for r in v.untrusted_runs(row["config_hash"])]:
+            seeds.append({"config_hash": row["config_hash"], "seed": run["seed"],
+                          "val_bpb": _clean(run["val_bpb"]), "id": run["id"],
+                          "author": run["author"], "counts": counts})
+    return {"track": chosen, "rows": rows, "seeds": seeds, "baseline": baseline(v)}
 
 
-def claim(reader: Reader, claim_id: str) -> dict[str, Any] | None:
-    """A claim: its status and why, the evidence against the baseline, assessments, verifications."""
-    found = _rows(reader, "SELECT * FROM claim_status WHERE claim = ?", [claim_id])
-    if not found:
+def claims(c: Conclusions, track: str | None) -> dict[str, Any]:
+    """`swarm findings --json`'s claims of the track: trusted and untrusted apart."""
+    chosen = pick_track(c.reader, track)
+    rows = c.claim_rows(chosen) if chosen is not None else []
+    return {"track": chosen, "claims": [r for r in rows if r["trusted"]],
+            "untrusted_claims": [r for r in rows if not r["trusted"]]}
+
+
+def claim(c: Conclusions, claim_id: str) -> dict[str, Any] | None:
+    """A claim as derived here: its status and why, which runs counted and which did not (and
+    why), the test against the trusted baseline; others' assessments and verifications as advice."""
+    found = _rows(c.reader, "SELECT track, summary FROM valid_claims WHERE id = ?", [claim_id])
+    v = c.track(found[0]["track"]) if found else None
+    view = next((x for x in v.claims if x.id == claim_id), None) if v is not None else None
+    if view is None:
         return None
-    body = _rows(reader, "SELECT baseline_runs, candidate_runs, summary FROM claims WHERE id = ?",
-                 [claim_id])[0]
-    ids = body["baseline_runs"] + body["candidate_runs"]
-    evidence = _rows(reader, f"SELECT id, seed, val_bpb, author, ts FROM valid_runs WHERE id IN "
-                             f"({', '.join('?' for _ in ids)})", ids) if ids else []
-    for run in evidence:
-        run["side"] = "candidate" if run["id"] in body["candidate_runs"] else "baseline"
-    floor = baseline(reader, found[0]["track"])
-    status = found[0]
-    sd = floor["std"] if floor else None
-    return {"claim": status, "summary": body["summary"], "evidence": evidence, "baseline": floor,
-            "effect_in_sd": None if not sd or status["effect"] is None else status["effect"] / sd,
-            "assessments": _rows(reader, "SELECT * FROM assessments WHERE claim = ? ORDER BY ts",
-                                 [claim_id]),
-            "verifications": _rows(reader, "SELECT * FROM verifications WHERE claim = ? ORDER BY ts",
-                                   [claim_id]),
-            "why": _why(status)}
+    row = next(r for r in c.claim_rows(v.track) if r["claim"] == claim_id)
+    test, floor = view.test if view.test is not None else (None, None)
+    standing = c.trust_state()
+    return {"claim": row, "summary": found[0]["summary"], "evidence": _evidence(v, view),
+            "baseline": None if floor is None else {"n": floor.n, "mean": floor.mean,
+                                                    "std": floor.std},
+            "measured_effect": None if test is None else test.effect,
+            "effect_in_sd": None if test is None or not floor.std else test.effect / floor.std,
+            "assessments": _advice(c, "assessments", claim_id, standing),
+            "verifications": _advice(c, "verifications", claim_id, standing),
+            "why": _why(row)}
 
 
-def _why(status: dict[str, Any]) -> str:
+def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
+    """Cited candidate runs (counted or why not), the baseline runs that counted (or cited and
+    why not), and fresh verification seeds."""
+    admit = frozenset({view.author})
+    out = [_run_row(v, i, "candidate", view.excluded.get(i)) for i in view.candidate_runs]
+    counted = v.baseline_runs(view.baseline_hash, admit)
+    used = {r["id"] for r in counted}
+    out += [_run_row(v, r["id"], "baseline", None) for r in counted]
+    out += [_run_row(v, i, "baseline", v.why_not(i, admit) or "not an unselected run of the "
+                     "baseline config (screens and repeated seeds are set aside)")
+            for i in view.baseline_runs if i not in used]
+    for run in v.by_ref.get(view.id, []):
+        if run["purpose"] == "verify":
+            why = "by the claimant" if run["author"] == view.author else v.why_not(run["id"])
+            out.append(_run_row(v, run["id"], "verify", why))
+    return out
+
+
+def _run_row(v: Any, run_id: str, side: str, why_not: str | None) -> dict[str, Any]:
+    run = v.runs.get(run_id, {})
+    return {"id": run_id, "side": side, "seed": run.get("seed"),
+            "val_bpb": _clean(run.get("val_bpb")), "author": run.get("author"), "ts": run.get("ts"), "counts": why_not is None,
+            "why_not": why_not if run else "not in this replica"}
+
+
+def _advice(c: Conclusions, table: str, claim_id: str, standing: Any) -> list[dict[str, Any]]:
+    rows = _rows(c.reader, f"SELECT * FROM {table} WHERE claim = ? ORDER BY ts, id", [claim_id])
+    for row in rows:
+        row["author_status"] = standing.standing(row["author"]).status
+    return rows
+
+
+def _why(row: dict[str, Any]) -> str:
     reasons = {
-        "pending": "no statistician has assessed it yet",
-        "not_supported": f"the test did not support it (p={status['p_value']}, q={status['q_value']})",
-        "supported": "the test supports it; no independent verification yet",
-        "verified": f"supported, and confirmed by {status['confirmed']} independent re-run(s)",
-        "refuted": f"an independent re-run refuted it ({status['refuted']})",
-        "inconclusive": "independent re-runs were inconclusive"}
-    return reasons.get(status["status"], status["status"])
+        "pending": "not testable here yet",
+        "stale": "its cited runs are still unknown here after the grace period",
+        "not_supported": "the test here does not support it",
+        "supported": "the test here supports it; no trusted fresh seeds confirm it yet",
+        "verified": "supported here, and trusted fresh seeds by others confirm it",
+        "inconclusive": "supported here, but trusted fresh seeds did not confirm it",
+        "disputed": "trusted replays of a cited run disagree",
+        "refuted": "a trusted replay contradicts a cited run"}
+    text = reasons.get(row["status"], row["status"])
+    text += f" ({row['reason']})" if row["reason"] else ""
+    if not row["trusted"]:
+        text = "provisional (its author is not trusted here): " + text
+    return text
 
 
-def knobs(reader: Reader, track: str | None) -> dict[str, Any]:
-    """The newest finding's knob effects (± 2 se) and the base config's knobs never varied."""
+def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
+    """The newest finding's knob effects (± 2 se) and the base config's knobs never varied; the
+    finding is its author's testimony (as in `swarm findings`), with the author's standing here."""
+    reader = c.reader
     chosen = pick_track(reader, track)
-    found = _rows(reader, "SELECT id, ts, title, text, effects FROM findings WHERE track = ? "
-                          "ORDER BY ts DESC, id LIMIT 1", [chosen]) if chosen else []
+    found = _rows(reader, "SELECT id, author, ts, title, text, effects FROM findings WHERE "
+                          "track = ? ORDER BY ts DESC, id LIMIT 1", [chosen]) if chosen else []
     finding = found[0] if found else None
+    if finding is not None:
+        finding["author_status"] = c.trust_state().standing(finding["author"]).status
     effects = []
     for e in (finding or {}).get("effects", []):
         se = e.get("stderr")
@@ -224,9 +303,11 @@ def knobs(reader: Reader, track: str | None) -> dict[str, Any]:
             "never_tried": sorted(k for k in base if k not in tried)}
 
 
-def runs(reader: Reader, track: str | None = None, status: str | None = None,
+def runs(c: Conclusions, track: str | None = None, status: str | None = None,
          purpose: str | None = None, author: str | None = None, limit: int = MAX_RUNS) -> dict[str, Any]:
-    """The newest runs (filtered), each with its config's diff from the track's base config."""
+    """The newest runs (filtered), each with its config's diff from the track's base config and
+    its author's standing here (`author_status`: root, trusted, untrusted, distrusted)."""
+    reader = c.reader
     match = ("(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?) AND (? IS NULL OR "
              "status = ?) AND (? IS NULL OR purpose = ?) AND (? IS NULL OR author = ?)")
     filters = [track, track, track, status, status, purpose, purpose, author, author]
@@ -235,13 +316,17 @@ def runs(reader: Reader, track: str | None = None, status: str | None = None,
                purpose, config FROM ({_newest(match, min(limit, MAX_RUNS))})
         ORDER BY ts DESC, id LIMIT ?""", [*filters, *filters, min(limit, MAX_RUNS)])
     bases = base_configs(reader)
+    standing = c.trust_state()
     for row in found:
         row["diff"] = config_diff(row.pop("config"), bases.get(row["track"]))
+        row["author_status"] = standing.standing(row["author"]).status
     return {"runs": found}
 
 
-def run(reader: Reader, run_id: str) -> dict[str, Any] | None:
-    """One run in full: its body (with `curve` and `samples` when the harness stored them)."""
+def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
+    """One run in full: its body (with `curve` and `samples` when the harness stored them) and
+    `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`)."""
+    reader = c.reader
     found = reader.query("SELECT raw, track FROM records r JOIN runs USING (id) WHERE r.id = ?",
                          [run_id]).rows
     if not found:
@@ -252,4 +337,11 @@ def run(reader: Reader, run_id: str) -> dict[str, Any] | None:
     base = base_configs(reader).get(found[0][1])
     return {"id": record.id, "author": record.author, "ts": record.ts, "body": body,
             "diff": config_diff(body.get("config"), base), "curve": body.get("curve"),
-            "samples": body.get("samples")}
+            "samples": body.get("samples"), "here": c.explain(record)}
+
+
+def trust(c: Conclusions) -> dict[str, Any]:
+    """Who is trusted here and why: `swarm trust --json`'s rows, and the roots' own key."""
+    from swarm.conclusions import own_peer_id
+
+    return {"authors": c.authors(), "own": own_peer_id(c.home)}

@@ -56,6 +56,10 @@ def test_a_big_body_is_refused_before_it_is_read(tmp_path: Path, network: str) -
     overview = json.loads(urllib.request.urlopen(node.url + "/json/overview", timeout=20).read())
     assert overview["node"]["peer_id"] == node.status()["peer_id"]
     assert [p["name"] for p in overview["peers"]] and overview["track"] is None
+    # It concludes with the node's home: its own key is a trust root there.
+    trust = json.loads(urllib.request.urlopen(node.url + "/json/trust", timeout=20).read())
+    assert trust["own"] == overview["node"]["peer_id"]
+    assert [a["status"] for a in trust["authors"] if a["author"] == trust["own"]] == ["root"]
     with pytest.raises(urllib.error.HTTPError) as no_token:
         urllib.request.urlopen(node.url + "/status", timeout=20)
     assert no_token.value.code == 401

@@ -1,4 +1,9 @@
-"""A home holding a small swarm's history (memory/synthetic.py: real signed records, real DuckDB)."""
+"""A home holding a small swarm's history (memory/synthetic.py: real signed records, real DuckDB).
+
+The history's three authors are pinned in the home (trust roots), so their claims are judged
+here; a fourth key, trusted by nobody, adds a fabricated claim that must only ever show as
+untrusted (docs/TRUST.md).
+"""
 from __future__ import annotations
 
 import json
@@ -8,17 +13,46 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from memory import synthetic
+from memory import canonical, codec, records as R, synthetic
 from memory.store import Store
 from node.home import memory_path
+from roles import trust
+
+FAKE_DIFF = {"width": 512}          # the fabricator's config, far better than anything real
+
+
+def history() -> list[R.Record]:
+    """The swarm's records (3 confirmation runs per claim: enough for a verdict derived here)."""
+    return synthetic.history(confirms=3)
+
+
+def fabrication(after_ts: int, baseline_runs: list[str]) -> list[R.Record]:
+    """An untrusted key's runs (sane numbers, impossible to believe) and its claim on them."""
+    (fake,) = synthetic.keypairs(1, seed=999)
+    config = {**synthetic.HISTORY_BASE, **FAKE_DIFF}
+    runs = [codec.sign(fake, "run", i + 1, synthetic.run_body(
+        synthetic.HISTORY_TRACK, config, seed=500 + i, val_bpb=1.5 + 0.001 * i, purpose="confirm"),
+        ts=after_ts + 1000 * (i + 1)) for i in range(4)]
+    claim = R.ClaimBody(track=synthetic.HISTORY_TRACK,
+                        baseline_hash=canonical.config_hash(synthetic.HISTORY_BASE),
+                        candidate_hash=canonical.config_hash(config), diff=FAKE_DIFF,
+                        baseline_runs=baseline_runs, candidate_runs=[r.id for r in runs],
+                        effect=-0.24, summary="width=512 beats everything")
+    return runs + [codec.sign(fake, "claim", 5, claim, ts=after_ts + 10_000)]
 
 
 @pytest.fixture
 def history_home(home: Path) -> Path:
-    """A home whose memory holds `synthetic.history()` (no daemon runs on it)."""
+    """A home whose memory holds the history and the fabrication, with the history's authors
+    pinned (no daemon runs on it)."""
+    records = history()
+    base = [r.id for r in records if r.kind == "run" and r.body.purpose == "baseline"]
+    records += fabrication(max(r.ts for r in records), base)
     with Store(memory_path(home), helpers=0) as store:
-        report = store.add(synthetic.history())
-        assert report.accepted == len(synthetic.history()) and not report.rejected
+        report = store.add(records)
+        assert report.accepted == len(records) and not report.rejected
+    for author in sorted({r.author for r in history()}):
+        trust.pin(home, author, note="test swarm")
     return home
 
 

@@ -12,27 +12,41 @@ from starlette.testclient import TestClient
 from memory import synthetic
 from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
+from roles import trust, verdicts
 from swarm.web.app import dashboard_app
-from tests.web.conftest import cli_json
+from tests.web.conftest import FAKE_DIFF, cli_json
 
 
 @pytest.fixture
 def client(history_home: Path):
     memory = ReadOnlyMemory(memory_path(history_home))
-    with TestClient(dashboard_app(memory), base_url="http://127.0.0.1") as test_client:
+    app = dashboard_app(memory, history_home)
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client
     memory.close()
 
 
-def test_overview_shows_the_verified_best_over_time(client: TestClient) -> None:
+def _fake(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["diff"] == FAKE_DIFF]
+
+
+def test_overview_shows_the_verified_best_derived_here(client: TestClient) -> None:
     data = client.get("/json/overview").json()
+    board = cli_json("leaderboard")
     assert data["track"] == synthetic.HISTORY_TRACK
     assert [step["what"] for step in data["best"]] == ["baseline", "init_scale=2.0"]
-    assert data["best"][1]["val_bpb"] < data["best"][0]["val_bpb"]
+    verified = next(r for r in board if r["verified"])
+    assert data["best"][1]["val_bpb"] == pytest.approx(verified["mean"])
+    assert data["best"][0]["val_bpb"] == pytest.approx(data["baseline"]["mean"])
+    # The fabricated claim (far lower val_bpb) is counted apart and never becomes the best.
     assert data["counts"]["claims"] == {"verified": 1, "not_supported": 1}
+    assert data["counts"]["untrusted_claims"] == {"supported": 1}
+    assert min(step["val_bpb"] for step in data["best"]) > 1.6
     assert {m["purpose"] for m in data["marks"]} >= {"baseline", "screen", "confirm", "verify"}
+    assert [m["val_bpb"] for m in data["marks"] if not m["counts"]] == pytest.approx(
+        [1.503, 1.502, 1.501, 1.5])
     assert len(data["peers"]) == 3 and sum(r["runs"] for r in data["runs_per_hour"]) == len(
-        [m for m in data["marks"]])
+        data["marks"])
     assert {r["role"] for r in data["role_mix"]} >= {"experimenter", "verifier"}
     assert client.get("/json/overview", params={"track": "tinystories-cpu"}).json() == data
 
@@ -41,46 +55,107 @@ def test_leaderboard_rows_are_the_clis(client: TestClient) -> None:
     data = client.get("/json/leaderboard").json()
     assert data["rows"] == cli_json("leaderboard")
     assert data["rows"][0]["diff"] == {"init_scale": 2.0} and data["rows"][0]["verified"]
-    per_config = {}
+    (fake,) = _fake(data["rows"])
+    assert fake["rank"] is None and not fake["trusted"] and data["rows"][-1] == fake
+    per_config: dict[str, list[bool]] = {}
     for seed in data["seeds"]:
-        per_config.setdefault(seed["config_hash"], []).append(seed["val_bpb"])
-    assert {h: len(v) for h, v in per_config.items()} == {r["config_hash"]: r["n"] for r in data["rows"]}
+        per_config.setdefault(seed["config_hash"], []).append(seed["counts"])
+    # Every seed that counts for a ranked row, and the untrusted row's seeds, marked as such.
+    assert {h: v.count(True) or v.count(False) for h, v in per_config.items()} == {
+        r["config_hash"]: r["n"] for r in data["rows"]}
+    assert per_config[fake["config_hash"]] == [False] * 4
     assert data["baseline"]["n"] == 16
 
 
-def test_claim_page_explains_its_status(client: TestClient) -> None:
-    claims = cli_json("findings")["claims"]
-    for claim in claims:
+def test_claims_are_the_findings_claims_trusted_and_untrusted_apart(client: TestClient) -> None:
+    cli = cli_json("findings")
+    data = client.get("/json/claims").json()
+    assert data["claims"] == cli["claims"] and data["untrusted_claims"] == cli["untrusted_claims"]
+    assert _fake(data["untrusted_claims"]) and not _fake(data["claims"])
+    assert sorted(c["status"] for c in data["claims"]) == ["not_supported", "verified"]
+
+
+def test_claim_page_explains_which_evidence_counted(client: TestClient) -> None:
+    cli = cli_json("findings")
+    for claim in cli["claims"] + cli["untrusted_claims"]:
         data = client.get(f"/json/claims/{claim['claim']}").json()
-        assert data["claim"]["status"] == claim["status"]
-        assert data["claim"]["p_value"] == claim["p_value"]
-        assert {r["side"] for r in data["evidence"]} == {"baseline", "candidate"}
-        assert data["assessments"] and data["why"]
+        assert data["claim"] == claim
+        shown = cli_json("show", claim["claim"])["here"]
+        assert {k: data["claim"][k] for k in shown} == shown
+        sides = {(e["side"], e["counts"]) for e in data["evidence"]}
+        assert {("baseline", True), ("candidate", True)} <= sides
+        # Screening runs are cited but set aside, with the reason.
+        screens = [e for e in data["evidence"] if e["side"] == "candidate" and not e["counts"]]
+        assert all("screening" in e["why_not"] for e in screens)
+        assert len(screens) == len(claim["excluded"])
+        assert data["why"] and data["baseline"]["n"] == 16
         if claim["status"] == "verified":
-            assert data["verifications"][0]["replay_match"] is True
+            assert data["verifications"][0]["author_status"] == "root"
+            assert [e["counts"] for e in data["evidence"] if e["side"] == "verify"] == [True, True]
             assert data["effect_in_sd"] < -1
+    fake = _fake(cli["untrusted_claims"])[0]
+    data = client.get(f"/json/claims/{fake['claim']}").json()
+    assert data["why"].startswith("provisional") and not data["claim"]["trusted"]
     assert client.get("/json/claims/" + "0" * 64).status_code == 404
+
+
+def test_trust_view_is_the_clis(client: TestClient, history_home: Path) -> None:
+    data = client.get("/json/trust").json()
+    assert data["authors"] == cli_json("trust")
+    statuses = sorted(a["status"] for a in data["authors"])
+    assert statuses == ["root", "root", "root", "untrusted"]
+    assert data["own"] is None                          # this home has no key of its own yet
+
+
+def test_roots_are_read_per_request(client: TestClient, history_home: Path) -> None:
+    """Unpinning the history's authors (`swarm trust remove`) changes the next answer."""
+    for author in [a["author"] for a in cli_json("trust") if a["status"] == "root"]:
+        assert trust.unpin(history_home, author)
+    data = client.get("/json/overview").json()
+    assert data["counts"]["claims"] == {} and data["best"] == []
+    assert all(not r["trusted"] for r in client.get("/json/leaderboard").json()["rows"])
+    assert client.get("/json/claims").json() == {
+        "track": synthetic.HISTORY_TRACK, **{k: v for k, v in cli_json("findings").items()
+                                             if k != "findings"}}
+
+
+def test_one_request_computes_the_verdicts_once(client: TestClient,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = verdicts.get
+    monkeypatch.setattr(verdicts, "get", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    claim_id = cli_json("findings")["claims"][0]["claim"]
+    calls.clear()
+    for path in ["/json/overview", "/json/leaderboard", f"/json/claims/{claim_id}", "/json/claims"]:
+        client.get(path)
+        assert calls == [synthetic.HISTORY_TRACK], path
+        calls.clear()
 
 
 def test_knobs_runs_and_a_run_without_a_curve(client: TestClient) -> None:
     knobs = client.get("/json/knobs").json()
     assert {e["knob"] for e in knobs["effects"]} == {"init_scale", "depth", "lr", "activation", "width"}
     assert all(e["lo"] < e["effect"] < e["hi"] for e in knobs["effects"])
-    assert knobs["never_tried"] == []
+    assert knobs["never_tried"] == [] and knobs["finding"]["author_status"] == "root"
     runs = client.get("/json/runs", params={"purpose": "verify"}).json()["runs"]
     assert len(runs) == 2 and all(r["diff"] == {"init_scale": 2.0} for r in runs)
     cli_runs = cli_json("runs", "--limit", "500")
-    assert {r["id"] for r in client.get("/json/runs").json()["runs"]} == {r["id"] for r in cli_runs}
+    every = client.get("/json/runs").json()["runs"]
+    assert {r["id"] for r in every} == {r["id"] for r in cli_runs}
+    assert {r["author_status"] for r in every if r["diff"] == FAKE_DIFF} == {"untrusted"}
     run = client.get(f"/json/runs/{runs[0]['id']}").json()
     assert run["body"]["purpose"] == "verify" and not run["curve"]   # no curve points
+    assert run["here"] == cli_json("show", runs[0]["id"])["here"] and run["here"]["counts"]
     assert client.get("/json/runs/" + "0" * 64).status_code == 404
 
 
 def test_pages_are_shells_that_load_only_local_assets(client: TestClient) -> None:
-    for path in ["/", "/leaderboard", "/knobs", "/runs", "/runs/abc", "/claims/abc"]:
+    for path in ["/", "/leaderboard", "/claims", "/knobs", "/runs", "/trust", "/runs/abc",
+                 "/claims/abc"]:
         page = client.get(path)
         assert page.status_code == 200 and "swarmDashboard.start()" in page.text
         assert "http" not in page.text.replace("http://127.0.0.1", "")
+        assert '<a href="/trust">Trust</a>' in page.text
     for asset in ["app.js", "app.css", "vendor/vega.min.js", "vendor/LICENSE.vega-lite"]:
         assert client.get(f"/static/{asset}").status_code == 200
 
@@ -90,7 +165,8 @@ def test_live_events_announce_new_records(tmp_path: Path) -> None:
 
     store = Store(tmp_path / "m.duckdb", helpers=0)
     store.add(synthetic.history()[:5])
-    config = uvicorn.Config(dashboard_app(store), port=0, log_level="warning", lifespan="off")
+    config = uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0, log_level="warning",
+                            lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
@@ -46,8 +45,8 @@ def artefacts(tmp_path: Path) -> Path:
 def site(history_home: Path) -> Iterator[str]:
     """The dashboard of `history_home` served by uvicorn on 127.0.0.1 (as `swarm dashboard`)."""
     memory = ReadOnlyMemory(memory_path(history_home))
-    server = uvicorn.Server(uvicorn.Config(local_app(memory), host="127.0.0.1", port=0,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(local_app(memory, history_home), host="127.0.0.1",
+                                           port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -81,8 +80,10 @@ def _load(browser: Browser, url: str, shot: Path) -> list[int]:
 
 def test_every_page_draws_with_the_clis_numbers(site: str, browser: Browser, artefacts: Path) -> None:
     board = cli_json("leaderboard")
-    claims = cli_json("findings")["claims"]
+    found = cli_json("findings")
+    claims = found["claims"]
     runs = cli_json("runs", "--limit", "500")
+    authors = cli_json("trust")
     marks = _load(browser, site, artefacts / "overview.png")
     assert len(marks) == 3 and all(n > 0 for n in marks)
     assert marks[0] >= len(runs)                         # every run is a mark on the best chart
@@ -90,12 +91,24 @@ def test_every_page_draws_with_the_clis_numbers(site: str, browser: Browser, art
     assert marks and marks[0] > 0
     assert browser.evaluate(_values("leaderboard", "mean")) == pytest.approx([r["mean"] for r in board])
     assert browser.evaluate(_values("leaderboard", "n")) == [r["n"] for r in board]
+    assert browser.evaluate("Array.from(document.querySelectorAll('table[data-table=leaderboard] "
+                            "tbody tr')).map(r => r.cells[7].textContent)") == [
+        "untrusted" if not r["trusted"] else "verified" if r["verified"] else "" for r in board]
+    _load(browser, site + "claims", artefacts / "claims.png")
+    for table in ("claims", "untrusted_claims"):
+        assert browser.evaluate(_values(table, "p_value")) == pytest.approx(
+            [c["p_value"] for c in found[table]])
+    _load(browser, site + "trust", artefacts / "trust.png")
+    assert browser.evaluate(_values("trust", "runs")) == [a["runs"] for a in authors]
+    assert browser.evaluate(_values("trust", "influence")) == pytest.approx(
+        [a["influence"] for a in authors])
     assert _load(browser, site + "knobs", artefacts / "knobs.png")[0] > 0
     _load(browser, site + "runs", artefacts / "runs.png")
     assert browser.evaluate(_values("runs", "val_bpb")) == pytest.approx([r["val_bpb"] for r in runs])
     claim = next(c for c in claims if c["status"] == "verified")
     assert _load(browser, site + f"claims/{claim['claim']}", artefacts / "claim.png")
     assert browser.evaluate(_values("claim", "effect")) == pytest.approx([claim["effect"]])
+    assert browser.evaluate(_values("claim", "p_value")) == pytest.approx([claim["p_value"]])
     _load(browser, site + f"runs/{runs[0]['id']}", artefacts / "run.png")
     assert browser.evaluate(_values("run", "val_bpb")) == pytest.approx([runs[0]["val_bpb"]])
 
@@ -120,7 +133,10 @@ def test_the_report_renders_offline(history_home: Path, tmp_path: Path, artefact
         shown = offline.evaluate(_values("leaderboard", "mean"))
         assert shown == pytest.approx([r["mean"] for r in board])
         sections = offline.evaluate("document.querySelectorAll('.report-part').length")
-        assert sections == 3 + len(cli_json("findings")["claims"]) + 1
+        found = cli_json("findings")
+        # overview, leaderboard, claims, knobs, one per claim (trusted or not), runs, trust
+        assert sections == 4 + len(found["claims"]) + len(found["untrusted_claims"]) + 2
+        assert offline.evaluate(_values("trust", "runs")) == [a["runs"] for a in cli_json("trust")]
         anchors = offline.evaluate("Array.from(document.querySelectorAll('a')).map(a => "
                                    "a.getAttribute('href')).filter(h => !h.startsWith('#'))")
         assert anchors == []                        # every link stays inside the file

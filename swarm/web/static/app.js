@@ -20,6 +20,12 @@ var swarmDashboard = (function () {
     return v.toFixed(digits === undefined ? 4 : digits);
   }
 
+  // p and q values: small ones in exponent form (4 decimals would show 0.0000).
+  function pval(v) {
+    if (v === null || v === undefined) return "";
+    return v < 0.001 ? v.toExponential(2) : v.toFixed(4);
+  }
+
   function when(ms) {
     if (!ms) return "";
     return new Date(ms).toISOString().slice(5, 16).replace("T", " ");
@@ -117,10 +123,13 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Overview: " + (label.length ? label[0].label : "no runs yet"),
                                    " ", trackPicker(data, "overview")]));
     var c = data.counts || {};
-    var claims = c.claims || {};
+    var claims = c.claims || {}, others = c.untrusted_claims || {};
+    function tally(t) {
+      return Object.keys(t).map(function (k) { return t[k] + " " + k; }).join(", ") || "none";
+    }
     main.appendChild(el("p", {"class": "counts"}, [
-      (c.runs || 0) + " runs; " + (data.peers || []).length + " nodes; claims: " +
-      (Object.keys(claims).map(function (k) { return claims[k] + " " + k; }).join(", ") || "none") +
+      (c.runs || 0) + " runs; " + (data.peers || []).length + " nodes; claims (as derived here): " +
+      tally(claims) + (Object.keys(others).length ? "; untrusted claims: " + tally(others) : "") +
       (data.baseline ? "; baseline " + num(data.baseline.mean) + " ± " + num(data.baseline.std) +
        " (" + data.baseline.n + " seeds)" : "; no baseline yet")]));
     var best = data.best || [];
@@ -132,17 +141,24 @@ var swarmDashboard = (function () {
       var steps = best.concat(best.length ? [{ts: end, val_bpb: best[best.length - 1].val_bpb,
                                               what: "now"}] : []);
       chart(s, {height: 260, layer: [
-        {data: {values: data.marks}, mark: {type: "point", opacity: 0.45, filled: true, size: 30},
+        {data: {values: data.marks.map(function (m) {
+           return {ts: m.ts, val_bpb: m.val_bpb, purpose: m.purpose,
+                   evidence: m.counts ? "counts here" : "does not count"}; })},
+         mark: {type: "point", opacity: 0.45, size: 30},
          encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: {type: "utc"}},
                     y: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
                     color: {field: "purpose", type: "nominal", title: "run"},
-                    tooltip: [{field: "purpose"}, {field: "val_bpb"}]}},
-        {data: {values: data.claims.filter(function (x) { return x.val_bpb !== null; })},
-         mark: {type: "point", shape: "triangle-up", size: 140, filled: true},
+                    shape: {field: "evidence", type: "nominal", title: "evidence",
+                            scale: {domain: ["counts here", "does not count"],
+                                    range: ["circle", "cross"]}},
+                    tooltip: [{field: "purpose"}, {field: "val_bpb"}, {field: "evidence"}]}},
+        {data: {values: data.claims.filter(function (x) { return x.val_bpb !== null; }).map(
+           function (x) { return {ts: x.ts, val_bpb: x.val_bpb, claim: x.claim, effect: x.effect,
+                                  status: x.trusted ? x.status : "untrusted: " + x.status}; })},
+         mark: {type: "point", shape: "triangle-up", size: 140, filled: false, strokeWidth: 2},
          encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
                     y: {field: "val_bpb", type: "quantitative"},
                     stroke: {field: "status", type: "nominal", title: "claim"},
-                    fill: {value: "#222"},
                     tooltip: [{field: "status"}, {field: "effect"}, {field: "claim"}]}},
         {data: {values: steps}, mark: {type: "line", interpolate: "step-after", strokeWidth: 2.5,
                                        color: "#0a7"},
@@ -156,11 +172,13 @@ var swarmDashboard = (function () {
       }), "best")]);
     main.appendChild(bests);
     var claimRows = (data.claims || []).slice().reverse().map(function (x) {
-      return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status, diffText(x.diff),
+      return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status,
+              x.trusted ? "" : "untrusted", diffText(x.diff),
               {text: num(x.effect), value: x.effect, key: "effect"}];
     });
-    main.appendChild(section("Claims", claimRows.length ?
-      [table(["claim", "when", "status", "diff", "effect"], claimRows, "claims")] : [empty("none yet")]));
+    main.appendChild(section("Claims (status derived here)", claimRows.length ?
+      [table(["claim", "when", "status", "author", "diff", "effect"], claimRows, "claims")]
+      : [empty("none yet")]));
     var hours = section("Runs per hour, per node", []);
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
@@ -194,14 +212,18 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Leaderboard", " ", trackPicker(data, "leaderboard")]));
     if (!data.rows.length) { main.appendChild(empty("no finished runs yet")); return; }
     var labels = {};
-    data.rows.forEach(function (r) { labels[r.config_hash] = "#" + r.rank + " " + diffText(r.diff); });
+    data.rows.forEach(function (r) {
+      labels[r.config_hash] = (r.trusted ? "#" + r.rank : "untrusted") + " " + diffText(r.diff);
+    });
+    main.appendChild(el("p", {}, ["Ranked by the mean of runs that count here (sane, by trusted " +
+                                  "authors); configs with untrusted runs only follow, unranked."]));
     main.appendChild(table(["#", "config", "diff from base", "mean val_bpb", "± sd", "runs", "seeds",
-                            "verified"],
+                            "status"],
       data.rows.map(function (r) {
-        return [String(r.rank), short(r.config_hash), diffText(r.diff),
+        return [r.trusted ? String(r.rank) : "", short(r.config_hash), diffText(r.diff),
                 {text: num(r.mean), value: r.mean, key: "mean"},
                 {text: num(r.std), value: r.std, key: "std"}, {text: String(r.n), value: r.n, key: "n"},
-                String(r.seeds), r.verified ? "verified" : ""];
+                String(r.seeds), !r.trusted ? "untrusted" : r.verified ? "verified" : ""];
       }), "leaderboard"));
     var s = section("Every seed against the baseline's noise band", []);
     main.appendChild(s);
@@ -215,12 +237,19 @@ var swarmDashboard = (function () {
                    encoding: {x: {field: "mean", type: "quantitative"}}});
     }
     layers.push({data: {values: data.seeds.map(function (x) {
-                   return {config: labels[x.config_hash], val_bpb: x.val_bpb, seed: x.seed}; })},
+                   return {config: labels[x.config_hash], val_bpb: x.val_bpb, seed: x.seed,
+                           evidence: x.counts ? "counts here" : "untrusted"}; })},
                  mark: {type: "tick", thickness: 2},
                  encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false},
                                 title: "val_bpb (band: baseline mean ± 2 sd)"},
                             y: {field: "config", type: "nominal", sort: null, title: null},
-                            tooltip: [{field: "seed"}, {field: "val_bpb"}]}});
+                            color: {field: "evidence", type: "nominal", title: "seed",
+                                    scale: {domain: ["counts here", "untrusted"],
+                                            range: ["#1f77b4", "#d62728"]}},
+                            strokeDash: {field: "evidence", type: "nominal", legend: null,
+                                         scale: {domain: ["counts here", "untrusted"],
+                                                 range: [[1, 0], [2, 2]]}},
+                            tooltip: [{field: "seed"}, {field: "val_bpb"}, {field: "evidence"}]}});
     chart(s, {height: Math.max(120, 22 * data.rows.length), layer: layers});
   }
 
@@ -228,7 +257,8 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
     if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
     main.appendChild(el("p", {}, [el("b", {}, [data.finding.title]), " (" + when(data.finding.ts) +
-                                  " UTC): " + data.finding.text]));
+                                  " UTC, by …" + data.finding.author.slice(-8) + ", " +
+                                  data.finding.author_status + " here): " + data.finding.text]));
     var rows = data.effects.map(function (e) {
       return {what: e.knob + "=" + JSON.stringify(e.value), effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
     });
@@ -252,10 +282,11 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Runs (newest " + data.runs.length + ")"]));
     var filter = el("input", {id: "filter", placeholder: "filter: track, status, purpose, author, diff"});
     main.appendChild(filter);
-    var t = table(["run", "when", "track", "status", "purpose", "author", "diff", "seed", "val_bpb"],
+    var t = table(["run", "when", "track", "status", "purpose", "author", "trust", "diff", "seed",
+                   "val_bpb"],
       data.runs.map(function (r) {
         return [link("runs/" + r.id, short(r.id)), when(r.ts), r.track.split(":")[0], r.status,
-                r.purpose, r.author.slice(-8), diffText(r.diff), String(r.seed),
+                r.purpose, r.author.slice(-8), r.author_status, diffText(r.diff), String(r.seed),
                 {text: num(r.val_bpb), value: r.val_bpb, key: "val_bpb"}];
       }), "runs");
     main.appendChild(t);
@@ -275,6 +306,8 @@ var swarmDashboard = (function () {
       ["status", b.status], ["purpose", b.purpose], ["seed", String(b.seed)],
       ["diff from base", diffText(data.diff)],
       ["val_bpb", {text: num(m.val_bpb), value: m.val_bpb, key: "val_bpb"}],
+      ["evidence here", !data.here ? "" : data.here.counts ? "counts" :
+                        "does not count: " + data.here.why_not],
       ["train_loss", num(m.train_loss)], ["tokens", String(m.tokens)], ["wall_s", num(m.wall_s, 1)]],
       "run"));
     var s = section("Loss curve", []);
@@ -295,27 +328,81 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + diffText(c.diff)]));
     main.appendChild(el("p", {"class": "status-" + c.status}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary], ["effect", {text: num(c.effect), value: c.effect, key: "effect"}],
-      ["effect in noise sds", num(data.effect_in_sd, 2)], ["p", num(c.p_value)], ["q", num(c.q_value)],
-      ["confirmed / refuted", c.confirmed + " / " + c.refuted]], "claim"));
-    var s = section("Evidence: candidate runs against the baseline runs", []);
+      ["summary", data.summary], ["author", c.author.slice(-8) + (c.trusted ? "" : " (untrusted)")],
+      ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
+      ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
+                                key: "measured_effect"}],
+      ["effect in noise sds", num(data.effect_in_sd, 2)],
+      ["p", {text: pval(c.p_value), value: c.p_value, key: "p_value"}],
+      ["q", {text: pval(c.q_value), value: c.q_value, key: "q_value"}],
+      ["runs counted", c.counted.length + " of " + c.candidate_runs.length + " cited"]], "claim"));
+    var s = section("Evidence: candidate runs against the baseline runs (crosses do not count here)", []);
     main.appendChild(s);
-    chart(s, {height: 90, data: {values: data.evidence}, mark: {type: "tick", thickness: 2},
+    var points = data.evidence.filter(function (e) { return e.val_bpb !== null; }).map(function (e) {
+      return {side: e.side, val_bpb: e.val_bpb, seed: e.seed,
+              evidence: e.counts ? "counts here" : "does not count"}; });
+    chart(s, {height: 110, data: {values: points}, mark: {type: "point", size: 50, filled: true},
               encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
                          y: {field: "side", type: "nominal", title: null},
-                         color: {field: "side", type: "nominal"}}});
-    main.appendChild(section("Assessments", [table(["when", "verdict", "test", "p", "q", "n", "reason"],
+                         color: {field: "side", type: "nominal"},
+                         shape: {field: "evidence", type: "nominal",
+                                 scale: {domain: ["counts here", "does not count"],
+                                         range: ["circle", "cross"]}},
+                         tooltip: [{field: "seed"}, {field: "val_bpb"}, {field: "evidence"}]}});
+    var excluded = data.evidence.filter(function (e) { return !e.counts; });
+    main.appendChild(section("Runs that do not count here, and why", [excluded.length ?
+      table(["run", "side", "author", "val_bpb", "why not"], excluded.map(function (e) {
+        return [link("runs/" + e.id, short(e.id)), e.side, (e.author || "").slice(-8),
+                num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")]));
+    main.appendChild(section("Assessments (others' advice; the status above is derived here)",
+      [table(["when", "by", "trust", "verdict", "test", "p", "q", "n", "reason"],
       data.assessments.map(function (a) {
-        return [when(a.ts), a.verdict, a.test, num(a.p_value), num(a.q_value), String(a.n), a.reason];
+        return [when(a.ts), a.author.slice(-8), a.author_status, a.verdict, a.test, pval(a.p_value),
+                pval(a.q_value), String(a.n), a.reason];
       }), "assessments")]));
-    main.appendChild(section("Verifications", [table(["when", "outcome", "replay match", "by", "reason"],
+    main.appendChild(section("Verifications (others' advice)",
+      [table(["when", "outcome", "replay match", "by", "trust", "reason"],
       data.verifications.map(function (v) {
-        return [when(v.ts), v.outcome, String(v.replay_match), v.author.slice(-8), v.reason]; }),
+        return [when(v.ts), v.outcome, String(v.replay_match), v.author.slice(-8), v.author_status,
+                v.reason]; }),
       "verifications")]));
   }
 
-  var VIEWS = {overview: overview, leaderboard: leaderboard, knobs: knobs, runs: runs, run: run,
-               claim: claim};
+  function claimTable(rows, name) {
+    return table(["claim", "when", "status", "effect", "p", "q", "diff", "why"], rows.map(function (x) {
+      return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status,
+              {text: num(x.effect), value: x.effect, key: "effect"},
+              {text: pval(x.p_value), value: x.p_value, key: "p_value"},
+              {text: pval(x.q_value), value: x.q_value, key: "q_value"}, diffText(x.diff), x.reason];
+    }), name);
+  }
+
+  function claims(data, main) {
+    main.appendChild(el("h1", {}, ["Claims", " ", trackPicker(data, "claims")]));
+    main.appendChild(section("Status derived here from trusted runs", [data.claims.length ?
+      claimTable(data.claims, "claims") : empty("none yet")]));
+    main.appendChild(section("By authors not trusted here (provisional)", [
+      data.untrusted_claims.length ? claimTable(data.untrusted_claims, "untrusted_claims")
+                                   : empty("none")]));
+  }
+
+  function trust(data, main) {
+    main.appendChild(el("h1", {}, ["Trust: who counts here and why"]));
+    main.appendChild(el("p", {}, ["Roots: this node's own key" + (data.own ? " (…" +
+      data.own.slice(-8) + ")" : " (none yet)") + " and the pinned keys (swarm trust add). " +
+      "Others earn trust when a trusted author replays one of their runs and it matches."]));
+    main.appendChild(table(["author", "status", "pinned", "level", "runs", "influence", "why"],
+      data.authors.map(function (a) {
+        return [a.author.slice(-12), a.status, a.pinned ? (a.pinned.note || a.pinned.source) : "",
+                {text: num(a.level, 2), value: a.level, key: "level"},
+                {text: String(a.runs), value: a.runs, key: "runs"},
+                {text: (100 * a.influence).toFixed(1) + "%", value: a.influence, key: "influence"},
+                a.why];
+      }), "trust"));
+  }
+
+  var VIEWS = {overview: overview, leaderboard: leaderboard, claims: claims, knobs: knobs,
+               runs: runs, run: run, claim: claim, trust: trust};
 
   function jsonPath(view, params) {
     if (view === "run") return "json/runs/" + encodeURIComponent(params.id);

@@ -1,0 +1,145 @@
+"""This node's own conclusions, for people: the browsing commands and the dashboard.
+
+Verdicts come from sane runs by authors trusted here (roles/verdicts.py), with this home's roots:
+its own key and the keys pinned in HOME/trust.json (docs/TRUST.md). One `Conclusions` serves one
+command or one dashboard request: each track's verdicts are computed once and shared by every
+listing drawn from them (roles.verdicts also caches them across requests until the memory changes).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from memory.leaderboard import add_diffs
+
+
+def own_peer_id(home: Path) -> str | None:
+    """This home's node key, if it has one (browsing never creates one)."""
+    from node.home import IDENTITY_FILE
+    from node.identity import load_or_create
+
+    return load_or_create(home).peer_id if (home / IDENTITY_FILE).exists() else None
+
+
+def home_roots(home: Path) -> frozenset[str]:
+    """The home's trust roots: its own key and the pinned keys."""
+    from roles import trust
+
+    me = own_peer_id(home)
+    return frozenset(trust.load_pins(home)) | ({me} if me else set())
+
+
+def _config(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _spread(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None where undefined)."""
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, (sum((x - mean) ** 2 for x in values) / (len(values) - 1)) ** 0.5
+
+
+class Conclusions:
+    """What this home's node concludes from `reader`'s memory (one per command or request)."""
+
+    def __init__(self, reader: Any, home: Path | None) -> None:
+        from node.home import resolve_home
+
+        self.reader, self.home = reader, resolve_home(home)
+        self.roots = home_roots(self.home)
+        self._verdicts: dict[str | None, dict[str, Any]] = {}
+        self._trust: Any = None
+
+    def verdicts(self, track: str | None = None) -> dict[str, Any]:
+        """track id -> `roles.verdicts.Verdicts`, for every track or one (an id or a name)."""
+        from roles import verdicts
+
+        if track not in self._verdicts:
+            self._verdicts[track] = verdicts.all_tracks(self.reader, self.roots, track)
+        return self._verdicts[track]
+
+    def track(self, track: str) -> Any:
+        """The verdicts of one track id (None when it has no runs)."""
+        return self.verdicts(track).get(track)
+
+    def trust_state(self) -> Any:
+        """`roles.trust.TrustState` over the whole memory, with this home's roots."""
+        from roles import trust, verdicts
+
+        if self._trust is None:
+            facts = verdicts.cli_facts(self.reader)
+            self._trust = trust.compute(trust.load_replays(self.reader, facts), self.roots)
+        return self._trust
+
+    def leaderboard_rows(self, track: str | None, limit: int) -> list[dict[str, Any]]:
+        """`swarm leaderboard --json`: configs ranked by the mean of their trusted, sane runs;
+        configs with untrusted runs only follow, marked `trusted: false`, unranked."""
+        out = []
+        for name, v in self.verdicts(track).items():
+            for row in v.leaderboard(limit):
+                runs = (v.config_runs(row["config_hash"]) if row["trusted"]
+                        else v.untrusted_runs(row["config_hash"]))
+                values = [float(r["val_bpb"]) for r in runs]
+                out.append({**row, "track": name, "std": _spread(values)[1],
+                            "seeds": len({r["seed"] for r in runs}),
+                            "authors": len({r["author"] for r in runs}),
+                            "best": min(values) if values else None,
+                            "config": _config(v.by_config[row["config_hash"]][0]["config"])})
+        add_diffs(self.reader, out)
+        return out
+
+    def claim_rows(self, track: str | None) -> list[dict[str, Any]]:
+        """Every claim with this node's status, newest first; `trusted` says if its author counts
+        (`swarm findings --json` splits them into `claims` and `untrusted_claims`)."""
+        rows = []
+        now = int(time.time() * 1000)
+        for name, v in self.verdicts(track).items():
+            for c in v.claims:
+                status = "stale" if v.stale(c, now) else c.status
+                rows.append({**c.as_row(), "claim": c.id, "track": name, "status": status,
+                             "counted": c.counted, "excluded": c.excluded})
+        return sorted(rows, key=lambda r: (-r["ts"], r["claim"]))
+
+    def explain(self, record: Any) -> dict[str, Any] | None:
+        """For `swarm show` and the dashboard: which evidence counted here and which did not, and
+        why (claims and runs); None for other kinds."""
+        if record.kind == "claim":
+            for row in self.claim_rows(record.body.track):
+                if row["claim"] == record.id:
+                    keep = ("status", "trusted", "reason", "p_value", "q_value", "counted",
+                            "excluded")
+                    return {k: row[k] for k in keep}
+        if record.kind == "run":
+            v = self.track(record.body.track)
+            if v is not None:
+                why = v.why_not(record.id)
+                return {"counts": why is None, "why_not": why,
+                        "replay_outcome": v.trust.run_outcome.get(record.id)}
+        return None
+
+    def authors(self) -> list[dict[str, Any]]:
+        """`swarm trust --json`: authors with their trust here, why, influence, and pin."""
+        from roles import sanity, trust, verdicts
+
+        facts = verdicts.cli_facts(self.reader)
+        result = self.reader.query(
+            "SELECT id, author, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
+            "mfu FROM valid_runs WHERE status = 'ok'", [])
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for row in result.rows:
+            run = dict(zip(result.columns, row))
+            if sanity.reason(run, facts) is None:
+                runs.setdefault(run["author"], []).append(run)
+        pins = trust.load_pins(self.home)
+        rows = trust.listing(self.trust_state(), runs)
+        for row in rows:
+            pinned = pins.get(row["author"])
+            row["pinned"] = None if pinned is None else {
+                k: pinned.get(k) for k in ("note", "source")}
+        return rows
