@@ -66,6 +66,7 @@ class Context:
     held: list[Any] = field(default_factory=list)   # leases (ClaimLeaseBody) of the current work
     pinned: frozenset[str] = frozenset()      # keys the user trusts (trust roots besides `me`)
     budget_tokens: int | None = None          # the track's budget (None: token checks skipped)
+    refused: dict[str, str] = field(default_factory=dict)  # hypothesis/claim id -> why no work
 
     @property
     def roots(self) -> frozenset[str]:
@@ -79,6 +80,12 @@ class Context:
     def count(self, name: str, n: int = 1) -> None:
         """Bump a named counter (agent fallbacks, dropped answers, crashed runs, ...)."""
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def refuse(self, record_id: str, why: str) -> None:
+        """Note a record no node can work on (counted once per record: `refused_<kind of why>`)."""
+        if record_id not in self.refused:
+            self.refused[record_id] = why
+            self.count("refused_" + why.split(":")[0].replace(" ", "_").replace("(s)", "s"))
 
     def rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """A query's rows as dicts."""

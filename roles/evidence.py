@@ -101,6 +101,10 @@ def open_hypotheses(ctx: Context) -> list[dict[str, Any]]:
                         "WHERE track = ? ORDER BY ts, id", [ctx.track]):
         if not trusted(row.pop("author")):
             continue                   # a flood of hypotheses from free keys costs no runs
+        why = sanity.diff_reason(best, row["diff"])
+        if why is not None:            # e.g. a knob this harness lacks: refused, counted once
+            ctx.refuse(row["id"], why)
+            continue
         diff = _config(row["diff"])
         if config_hash({**best, **diff}) not in tried and {**best, **diff} != best:
             out.append({**row, "diff": diff})

@@ -64,6 +64,18 @@ def _harness_config_text(text: str) -> tuple[Config | None, str | None]:
     return _harness_config(text)
 
 
+def diff_reason(base: dict[str, Any], diff: Any) -> str | None:
+    """Why a hypothesis's or claim's diff over `base` is no work for anyone (unknown knobs, a
+    config the harness refuses), or None. docs/PROTOCOL.md: peers must name knobs the harness has."""
+    changes = _config(diff)
+    if changes is None:
+        return "diff is not a map"
+    unknown = sorted(k for k in changes if k not in Config.model_fields)
+    if unknown:
+        return f"unknown knob(s): {', '.join(unknown)[:200]}"
+    return _harness_config({**base, **changes})[1]
+
+
 def _harness_config(value: Any) -> tuple[Config | None, str | None]:
     config = _config(value)
     if config is None:

@@ -176,6 +176,9 @@ class Verdicts:
         if missing:
             claim.reason = f"{len(missing)} cited run(s) not in this replica"
             return
+        if (why := sanity.diff_reason({}, claim.diff)) is not None:
+            claim.reason = f"refused: {why}"       # no work for anyone: never tested
+            return
         values = [float(self.runs[i]["val_bpb"]) for i in claim.counted]
         base = [float(r["val_bpb"]) for r in self.baseline_runs(claim.baseline_hash, admit)]
         if not values or len(base) < 2:
