@@ -24,6 +24,7 @@ import typer
 from memory import codec
 from memory.crypto import Keypair
 from memory.records import HypothesisBody
+from node.identity import load_or_create
 from swarm.bench.nodes import Node, kill_all, launch_swarm, log_tail, wait_for
 from swarm.output import console, fail, print_json, print_table
 
@@ -77,9 +78,10 @@ class Outcome:
     wall_s: float
 
 
-def seed_hypothesis(node: Node, track_id: str, diff: dict[str, Any]) -> None:
-    """Publish a `hypothesis` (by a key of its own, as a person would) through `node`."""
-    record = codec.sign(Keypair.generate(), "hypothesis", 1, HypothesisBody(
+def seed_hypothesis(node: Node, track_id: str, diff: dict[str, Any], key: Keypair) -> None:
+    """Publish a `hypothesis` (by a key of its own, as a person would) through `node`. Every node
+    was started with `--trust` for that key: a hypothesis by an untrusted key costs no runs."""
+    record = codec.sign(key, "hypothesis", 1, HypothesisBody(
         track=track_id, diff=diff, rationale="seeded by the end-to-end run", source="human"))
     node.ingest([record.raw])
 
@@ -100,8 +102,14 @@ def _check_alive(nodes: list[Node]) -> None:
 def run(root: Path, network: str, spec: SwarmRun, data_dir: Path) -> Outcome:
     """Start the swarm, seed it, wait until a claim is assessed and independently verified."""
     started = time.monotonic()
-    nodes = launch_swarm(root, spec.nodes, network, extra=spec.args(data_dir), work=True)
-    seed_hypothesis(nodes[0], spec.track_id(), spec.hypothesis)
+    person = Keypair.generate()
+    # One lab's machines: each node pins the others and the person who seeds the hypothesis (as
+    # `swarm join --trust` does), so they share one baseline instead of each building its own and
+    # spot-checking the others first (docs/TRUST.md; tests/e2e/test_trust_e2e.py covers strangers).
+    keys = [load_or_create(root / f"node{i}").peer_id for i in range(spec.nodes)]
+    pins = [arg for peer in [*keys, person.peer_id] for arg in ("--trust", peer)]
+    nodes = launch_swarm(root, spec.nodes, network, work=True, extra=spec.args(data_dir) + pins)
+    seed_hypothesis(nodes[0], spec.track_id(), spec.hypothesis, person)
 
     def done() -> dict[str, Any] | None:
         _check_alive(nodes)

@@ -16,7 +16,9 @@ DATA = shared_data_dir()
 @pytest.mark.skipif(DATA is None, reason="tinystories-cpu's data (../shared/data/tinystories) "
                                          "is not here and cannot be downloaded offline")
 def test_three_nodes_reach_an_independently_verified_claim(tmp_path: Path) -> None:
-    spec = SwarmRun(timeout_s=240)
+    # ~4-5 minutes on an idle 2-core machine (three nodes share two cores); the bound is generous
+    # so that a loaded machine passes too: the test waits for records, it does not time the swarm.
+    spec = SwarmRun(timeout_s=900)
     outcome = run(tmp_path, f"e2e-{uuid.uuid4().hex[:8]}", spec, DATA)
     claim = outcome.claim
     assert claim["verdict"] == "supported" and claim["verifier"] != claim["author"]
@@ -25,7 +27,8 @@ def test_three_nodes_reach_an_independently_verified_claim(tmp_path: Path) -> No
     rows = node.query("SELECT diff, candidate_runs FROM claims WHERE id = ?", [claim["id"]])["rows"]
     assert '"batch_size":4' in rows[0][0].replace(" ", "")        # the seeded, truly helpful change
     runs = node.query("SELECT author, purpose, status, track FROM runs")["rows"]
-    assert {r[3] for r in runs} == {spec.track_id()} and all(r[2] == "ok" for r in runs)
+    # "refused": a proposed config the harness turns down for this tiny budget, a recorded result
+    assert {r[3] for r in runs} == {spec.track_id()} and all(r[2] in ("ok", "refused") for r in runs)
     assert {"baseline", "screen", "confirm", "replay", "verify"} <= {r[1] for r in runs}
     assert len({r[0] for r in runs}) >= 2                         # more than one node trained
     roles = node.query("SELECT DISTINCT role FROM roles")["rows"]

@@ -17,11 +17,13 @@ from node.harness.tracks import TRACKS
 from node.harness.train import Trainer, z_loss_term
 
 # Computed on main (9d21279) before these knobs existed: adding them must change none of them.
+# tinystories-gpu's id changed on purpose since: its data is now the hub's parquet rows at a pinned
+# revision (node/harness/hub.py), and the source is part of the id.
 IDS_ON_MAIN = {
     ("tinystories-cpu", None): "tinystories-cpu:1c8bad0569f51e13a82b7ce5a0b3c596",
     ("tinystories-cpu", 200_000): "tinystories-cpu:2333de3956d96b673ff7aeb7326ddd23",
     ("tinystories-cpu", 1_000_000): "tinystories-cpu:4bbe3886934e2a8b9311d865acb2d914",
-    ("tinystories-gpu", None): "tinystories-gpu:89645379c51e101b47491952ac89b4c9",  # pinned a, b
+    ("tinystories-gpu", None): "tinystories-gpu:4fc31472949bfd545dfb1f891bd6ec1c",  # pinned a, b
 }
 BASE_HASHES_ON_MAIN = {"tinystories-cpu": "27d7d9fed3cc958f06a3862ee7f47c7b",
                        "tinystories-gpu": "37fee9b61f81792020c5be73175708fc"}
