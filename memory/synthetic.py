@@ -68,11 +68,11 @@ def runs(authors: list[Keypair], n: int, track: str = "synthetic-track", configs
 
 
 HISTORY_TRACK = "tinystories-cpu:" + "5" * 16
-HISTORY_BASE = {"depth": 4, "width": 128, "lr": 0.003, "init_scale": 1.0, "activation": "gelu"}
+HISTORY_BASE = {"n_layer": 4, "n_embd": 128, "lr": 0.003, "init_scale": 1.0, "activation": "gelu"}
 # (diff, true effect on val_bpb): one real improvement, one too small to confirm, the rest nothing
 # or worse; as a swarm finds them.
-HISTORY_TRIES = [({"init_scale": 2.0}, -0.08), ({"depth": 6}, -0.004), ({"lr": 0.01}, 0.05),
-                 ({"activation": "swiglu"}, 0.0), ({"width": 256}, 0.001), ({"lr": 0.001}, 0.03)]
+HISTORY_TRIES = [({"init_scale": 2.0}, -0.08), ({"n_layer": 6}, -0.004), ({"lr": 0.01}, 0.05),
+                 ({"activation": "swiglu"}, 0.0), ({"n_embd": 256}, 0.001), ({"lr": 0.001}, 0.03)]
 
 
 class _Author:

@@ -18,7 +18,7 @@ from memory.store import Store
 from node.home import memory_path
 from roles import trust
 
-FAKE_DIFF = {"width": 512}          # the fabricator's config, far better than anything real
+FAKE_DIFF = {"n_embd": 512}          # the fabricator's config, far better than anything real
 
 
 def history() -> list[R.Record]:
@@ -37,7 +37,7 @@ def fabrication(after_ts: int, baseline_runs: list[str]) -> list[R.Record]:
                         baseline_hash=canonical.config_hash(synthetic.HISTORY_BASE),
                         candidate_hash=canonical.config_hash(config), diff=FAKE_DIFF,
                         baseline_runs=baseline_runs, candidate_runs=[r.id for r in runs],
-                        effect=-0.24, summary="width=512 beats everything")
+                        effect=-0.24, summary="n_embd=512 beats everything")
     return runs + [codec.sign(fake, "claim", 5, claim, ts=after_ts + 10_000)]
 
 

@@ -134,7 +134,7 @@ def test_one_request_computes_the_verdicts_once(client: TestClient,
 
 def test_knobs_runs_and_a_run_without_a_curve(client: TestClient) -> None:
     knobs = client.get("/json/knobs").json()
-    assert {e["knob"] for e in knobs["effects"]} == {"init_scale", "depth", "lr", "activation", "width"}
+    assert {e["knob"] for e in knobs["effects"]} == {"init_scale", "n_layer", "lr", "activation", "n_embd"}
     assert all(e["lo"] < e["effect"] < e["hi"] for e in knobs["effects"])
     assert knobs["never_tried"] == [] and knobs["finding"]["author_status"] == "root"
     runs = client.get("/json/runs", params={"purpose": "verify"}).json()["runs"]
