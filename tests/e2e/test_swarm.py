@@ -13,6 +13,7 @@ from swarm.bench.swarm_run import SwarmRun, coordination, run
 DATA = shared_data_dir()
 
 
+@pytest.mark.timeout(1000)       # pyproject's 300 s default would cut the generous wait below
 @pytest.mark.skipif(DATA is None, reason="tinystories-cpu's data (../shared/data/tinystories) "
                                          "is not here and cannot be downloaded offline")
 def test_three_nodes_reach_an_independently_verified_claim(tmp_path: Path) -> None:
