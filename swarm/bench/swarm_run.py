@@ -132,6 +132,31 @@ def coordination(nodes: list[Node]) -> list[dict[str, Any]]:
     return out
 
 
+QUALITY_SQL = "SELECT val_bpb, quality FROM runs WHERE status = 'ok' AND quality IS NOT NULL"
+
+
+def quality_correlations(node: Node) -> dict[str, dict[str, Any]]:
+    """For each offline quality measure: Pearson's and Spearman's correlation with val_bpb over
+    the ok runs in `node`'s replica (issue 14 asks how well loss tracks what a person reads)."""
+    from scipy import stats
+
+    rows = [(bpb, q if isinstance(q, dict) else json.loads(q))
+            for bpb, q in node.query(QUALITY_SQL)["rows"]]
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted({k for _, q in rows for k in q}):
+        pairs = [(bpb, q[name]) for bpb, q in rows if q.get(name) is not None]
+        out[name] = _correlation(pairs, stats)
+    return out
+
+
+def _correlation(pairs: list[tuple[float, float]], stats: Any) -> dict[str, Any]:
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len(pairs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:   # undefined: say so, not nan
+        return {"n": len(pairs), "pearson": None, "spearman": None}
+    return {"n": len(pairs), "pearson": round(float(stats.pearsonr(xs, ys)[0]), 3),
+            "spearman": round(float(stats.spearmanr(xs, ys)[0]), 3)}
+
+
 def bench(
     nodes: int = typer.Option(3, "--nodes", help="Node processes."),
     budget_tokens: int = typer.Option(20_000, "--budget-tokens", help="Training tokens per run."),
@@ -152,11 +177,12 @@ def bench(
         try:
             outcome = run(Path(tmp), f"bench-{uuid.uuid4().hex[:8]}", spec, data_dir)
             per_node = coordination(outcome.nodes)
+            quality = quality_correlations(outcome.nodes[0])
         finally:
             kill_all()
     busy = sum(n["busy_s"] for n in per_node)
     report = {"spec": asdict(spec), "wall_s": round(outcome.wall_s, 1), "claim": outcome.claim,
-              "nodes": per_node, "coordination_share_overall":
+              "nodes": per_node, "quality_vs_val_bpb": quality, "coordination_share_overall":
                   round(sum(n["coordination_s"] for n in per_node) / busy, 5) if busy else None}
     if json_out:
         return print_json(report)
@@ -168,4 +194,6 @@ def bench(
                   f"{100 * n['coordination_share']:.2f}%") for n in per_node])
     console.print(f"overall coordination share {100 * (report['coordination_share_overall'] or 0):.2f}%"
                   f" (target < 2%)")
+    print_table("quality measures against val_bpb (ok runs)", ["measure", "n", "pearson", "spearman"],
+                [(k, v["n"], v["pearson"], v["spearman"]) for k, v in quality.items()])
     log.debug(json.dumps(report, default=str))
