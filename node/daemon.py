@@ -251,6 +251,7 @@ class Daemon:
         while True:
             await asyncio.sleep(SAVE_PEERS_S)
             await asyncio.to_thread(self.peers.save, self.home)
+            await self._publish_node_record()       # e.g. a relayed address, once reserved
 
     # ---- records ----
 
@@ -297,7 +298,7 @@ class Daemon:
         info = await self.bridge.call(self.net.info)
         body = NodeBody(name=machine.name(), hardware=machine.hardware(),
                         software=machine.software(), addrs=info["addrs"][:32],
-                        capabilities=["gossip", "sync"])
+                        capabilities=["gossip", "sync"] + (["relay"] if self.config.net.relay else []))
         if machine.unchanged(self.home, body):
             return                                      # republished on change only
         await self.publish("node", body)
@@ -309,6 +310,11 @@ class Daemon:
                                           self.keypair.peer_id)
 
     # ---- status ----
+
+    async def peer_table(self) -> list[dict[str, Any]]:
+        """What `swarm peers` shows: the peer table, with how each connected peer is linked."""
+        links = await self.bridge.call(self.net.links)
+        return [{**p, "link": links.get(p["peer_id"], "")} for p in self.peers.snapshot()]
 
     async def status(self) -> dict[str, Any]:
         """What `swarm status` shows."""

@@ -25,6 +25,10 @@ def join(
                                         "through (repeatable; printed by every node at start; "
                                         "also $SWARM_BOOTSTRAP and HOME/bootstrap.txt)."),
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not look for peers on the LAN."),
+    relay: bool = typer.Option(False, "--relay", help="Relay for nodes behind NAT (circuit relay "
+                               "v2, capped per IP and in total); for a publicly reachable node."),
+    reachability: str = typer.Option("auto", "--reachability", help="auto (ask peers to dial "
+                                     "back), public, or private (reserve a relay slot, hole-punch)."),
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
                                 "never exchange records)."),
@@ -77,8 +81,14 @@ def join(
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
     except AddressError as exc:
         fail(str(exc))
+    from node.nat import MODES
+    from node.relay import RelayCaps
+
+    if reachability not in MODES:
+        fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
-                    network=network, sync_interval_s=sync_interval,
+                    network=network, sync_interval_s=sync_interval, reachability=reachability,
+                    relay=RelayCaps() if relay else None,
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
                           query_timeout_s=query_timeout)
@@ -201,11 +211,18 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         found = _saved_peers(home)
     if json_out:
         return print_json([_times_as_ms(p) for p in found])
-    print_table("peers", ["peer", "connected", "last seen", "received", "rejected", "banned", "addr"],
-                [(p["peer_id"], "yes" if p.get("connected") else "", _when(p.get("last_seen")),
+    print_table("peers", ["peer", "link", "last seen", "received", "rejected", "banned", "addr"],
+                [(p["peer_id"][:20], _link(p), _when(p.get("last_seen")),
                   p.get("received", ""), p.get("rejected", ""),
                   "yes" if p.get("banned_until") else "", (p.get("addrs") or [""])[0])
                  for p in found], empty="none known (is `swarm join` running?)")
+
+
+def _link(peer: dict[str, Any]) -> str:
+    """How a peer is connected: direct / relayed / hole-punched, '' when not connected."""
+    if not peer.get("connected"):
+        return ""
+    return peer.get("link") or "yes"
 
 
 def _times_as_ms(peer: dict[str, Any]) -> dict[str, Any]:
