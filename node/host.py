@@ -44,6 +44,7 @@ class NetConfig:
     gossip_drop: float = 0.0      # test hook: drop this fraction of received gossip before ingest
     reachability: str = "auto"    # auto | public | private (node/nat.py)
     relay: Any = None             # a node/relay.py RelayCaps: serve as a circuit relay (--relay)
+    hole_punch: bool = True       # DCUtR; benchmarks turn it off to measure relayed links
 
 
 class NetHost:
@@ -124,7 +125,8 @@ class NetHost:
         self.blobs = BlobService(self.host, self.peers.is_banned)
         self.blobs.register()
         self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
-        self.nat = nat.Nat(self, self.config.reachability, self.config.relay)
+        self.nat = nat.Nat(self, self.config.reachability, self.config.relay,
+                           self.config.hole_punch)
         await self.nat.start(nursery)
         nursery.start_soon(self._read_gossip, subscription)
         nursery.start_soon(self._sync_loop)

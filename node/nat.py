@@ -47,12 +47,14 @@ RESERVE_REFRESH = 0.5         # renew a reservation after this share of its TTL
 class Nat:
     """The reachability side of a NetHost (trio; built and started by NetHost._start)."""
 
-    def __init__(self, net: NetHost, mode: str = "auto", caps: relay_mod.RelayCaps | None = None):
+    def __init__(self, net: NetHost, mode: str = "auto", caps: relay_mod.RelayCaps | None = None,
+                 hole_punch: bool = True):
         if mode not in MODES:
             raise ValueError(f"reachability must be one of {', '.join(MODES)}, not {mode!r}")
         self.net = net
         self.mode = mode
         self.caps = caps                       # None: not a relay
+        self.hole_punch = hole_punch           # False: stay relayed (benchmarks compare both)
         self.verdict = {"public": "public", "private": "private"}.get(mode, "unknown")
         self.checked_at = 0.0
         self.relay: Any = None                 # CappedRelay when --relay
@@ -83,7 +85,7 @@ class Nat:
             self.circuit = CircuitV2Protocol(host, allow_hop=False)
         # STOP only: a relayed dial must not also make a reservation (we reserve ourselves)
         self.transport = CircuitV2Transport(host, self.circuit, RelayConfig(roles=RelayRole.STOP))
-        self.dcutr = DCUtRProtocol(host)
+        self.dcutr = DCUtRProtocol(host) if self.hole_punch else None
         host.set_stream_handler(TProtocol(DIALBACK_PROTOCOL), self._serve_dialback)
         await nursery.start(self._run_services)
         nursery.start_soon(self._loop)
@@ -92,9 +94,13 @@ class Nat:
     async def _run_services(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         from libp2p.tools.anyio_service import background_trio_service
 
-        async with background_trio_service(self.circuit), background_trio_service(self.dcutr):
-            task_status.started()
-            await trio.sleep_forever()
+        async with background_trio_service(self.circuit):
+            if self.dcutr is None:
+                task_status.started()
+                await trio.sleep_forever()
+            async with background_trio_service(self.dcutr):
+                task_status.started()
+                await trio.sleep_forever()
 
     # ---- the loop ----
 

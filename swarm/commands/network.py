@@ -89,6 +89,7 @@ def join(
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval, reachability=reachability,
                     relay=RelayCaps() if relay else None,
+                    hole_punch=not os.environ.get("SWARM_TEST_NO_HOLE_PUNCH"),
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
                           query_timeout_s=query_timeout)
@@ -251,11 +252,13 @@ def _when(ts: float | None) -> str:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add join, status, peers, `bench network` and `bench blob` to the CLI."""
+    """Add join, status, peers, `bench network`, `bench blob` and `bench nat` to the CLI."""
     app.command()(join)
     app.command()(status)
     app.command()(peers)
     from swarm.bench import blob as bench_blob
+    from swarm.bench import nat as bench_nat
     from swarm.bench import network as bench_network
     bench_app.command("network")(bench_network.bench)
     bench_app.command("blob")(bench_blob.bench)
+    bench_app.command("nat")(bench_nat.bench)
