@@ -9,7 +9,9 @@ Used by tests/network/test_nat.py and `swarm bench nat`. Needs root, `ip` (iprou
 
 Each NAT box is a home router: outbound connections are masqueraded to its WAN address, and only
 replies (conntrack `established,related`) come back in, so a node in h1 can dial out but cannot be
-dialed. Every name carries a per-run prefix; `destroy()` kills the processes inside and deletes the
+dialed. Unsolicited connections to the router itself are dropped silently, as most home routers do
+(answering them with a reset would leave a conntrack entry that makes the NAT pick another port for
+the node's own hole-punching SYN, and no hole punch could succeed). Every name carries a per-run prefix; `destroy()` kills the processes inside and deletes the
 namespaces (their veths and nftables tables go with them), and is safe to call twice.
 """
 from __future__ import annotations
@@ -39,6 +41,10 @@ NAT_RULES = """table ip swarm_nat {
         type filter hook forward priority 0; policy drop;
         ct state established,related accept
         iifname "lan0" accept
+    }
+    chain router_in {
+        type filter hook input priority 0; policy accept;
+        iifname "wan0" ct state new drop
     }
 }
 """
