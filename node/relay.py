@@ -14,6 +14,7 @@ relayed address without any other channel (docs/PROTOCOL.md "Relay").
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 PEERS_PROTOCOL = "/swarm/relay/peers/1.0.0"
 MAX_LISTED = 64               # peers named in one answer
 PEERS_TIMEOUT_S = 10.0
+_CIRCUIT: contextvars.ContextVar[trio.CancelScope] = contextvars.ContextVar("circuit")
 
 
 @dataclass
@@ -125,14 +127,29 @@ def make_relay(host: Any, caps: RelayCaps) -> Any:
             try:
                 # the library checks the duration only when data flows; this is a hard deadline
                 with trio.move_on_after(caps.circuit_duration_s + 1) as scope:
-                    await super()._handle_connect(stream, msg)
-                if scope.cancelled_caught:
+                    token = _CIRCUIT.set(scope)
+                    try:
+                        await super()._handle_connect(stream, msg)
+                    finally:
+                        _CIRCUIT.reset(token)
+                if scope.cancelled_caught and trio.current_time() >= scope.deadline:
                     self.refused["circuit_duration"] += 1
                     await _reset(stream)
             finally:
                 self.circuits[ip] -= 1
                 if self.circuits[ip] <= 0:
                     del self.circuits[ip]
+
+        async def _relay_data(self, *args: Any, **kwargs: Any) -> None:
+            # when one direction ends (EOF, reset, the byte budget), end the circuit: in 0.8.1 the
+            # other direction's read on the stream the library reset is never woken, and the
+            # circuit (and its per-IP slot) would stay until the deadline
+            try:
+                await super()._relay_data(*args, **kwargs)
+            finally:
+                scope = _CIRCUIT.get(None)
+                if scope is not None:
+                    scope.cancel()
 
         async def _refuse(self, stream: Any, reason: str) -> None:
             from libp2p.relay.circuit_v2.protocol_buffer import StatusCode
@@ -143,7 +160,7 @@ def make_relay(host: Any, caps: RelayCaps) -> Any:
             code = (StatusCode.PERMISSION_DENIED if reason == "reserve_for_other_peer"
                     else StatusCode.RESOURCE_LIMIT_EXCEEDED)
             await self._send_status(stream, code, reason)
-            await _reset(stream)
+            await _close(stream)      # not a reset: that can overtake the status on the wire
 
         def holders(self, network: str, asking: Any) -> list[str]:
             """Peer ids holding a reservation here for `network`, `asking` excluded."""
