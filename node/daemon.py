@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -42,6 +43,8 @@ T = TypeVar("T")
 
 LOCK_FILE = "daemon.lock"
 SAVE_PEERS_S = 30.0
+RELAYS_SQL = ("SELECT arg_max(addrs, ts), arg_max(capabilities, ts) FROM nodes GROUP BY author "
+              "ORDER BY max(ts) DESC LIMIT 200")        # each author's newest node record
 MAX_ANNOUNCE = 1000        # an import larger than this spreads by sync, not a gossip flood
 SERVICE_STOP_S = 30.0      # how long shutdown waits for each service's thread
 HOST_CHECK_S = 1.0         # how often the libp2p thread is checked (and gossip refusals saved)
@@ -251,6 +254,7 @@ class Daemon:
         while True:
             await asyncio.sleep(SAVE_PEERS_S)
             await asyncio.to_thread(self.peers.save, self.home)
+            await self._learn_relays()
             await self._publish_node_record()       # e.g. a relayed address, once reserved
 
     # ---- records ----
@@ -304,6 +308,12 @@ class Daemon:
         await self.publish("node", body)
         machine.remember(self.home, body)
 
+    async def _learn_relays(self) -> None:
+        """Hand the addresses of relays named in `node` records (capability `relay`) to the host:
+        a node behind NAT without a relay dials one of them (node/nat.py)."""
+        found = await self.in_reader(self.store.query, RELAYS_SQL)
+        await self.bridge.call(self.net.nat.learn_relays, relay_addrs(found.rows))
+
     async def _next_seq(self) -> int:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._ingest_pool, self.store.next_seq,
@@ -333,3 +343,17 @@ class Daemon:
                          **self.rejected},
             "host_restarts": self.host_restarts, "stream_failures": self.net.stream_failures,
         }
+
+
+def relay_addrs(rows: list[Any]) -> list[str]:
+    """The addresses of the nodes whose newest record says `relay` (rows of RELAYS_SQL)."""
+    return [a for row in rows if "relay" in _json_list(row[1]) for a in _json_list(row[0])]
+
+
+def _json_list(text: Any) -> list[str]:
+    """A JSON list of strings from a query cell ([] for anything else)."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -40,6 +40,7 @@ DIALBACK_TIMEOUT_S = 5.0
 DIALBACK_PEER_GAP_S = 30.0    # one dial-back per peer per this many seconds (we serve)
 DIALBACK_ASK = 3              # peers asked per check
 MAX_RELAYS = 2
+MAX_KNOWN_RELAYS = 32
 MAX_RELAYED_DIALS = 16        # peers we keep connected through relays
 RESERVE_REFRESH = 0.5         # renew a reservation after this share of its TTL
 
@@ -63,6 +64,8 @@ class Nat:
         self.dcutr: Any = None
         self.reservations: dict[str, tuple[float, list[str]]] = {}   # relay -> (expiry, addrs)
         self.ever_relayed: set[str] = set()
+        self.known_relays: list[str] = []      # from `node` records with the `relay` capability
+        self._tried: dict[str, float] = {}
         self._served: dict[str, float] = {}
         self._dialback_limit = trio.CapacityLimiter(4)
 
@@ -119,6 +122,7 @@ class Nat:
                 RECHECK_S if self.verdict != "unknown" else 0):
             await self.check_reachability()
         if self.verdict == "private":
+            await self._seek_relay()
             await self._hold_reservations()
             await self._dial_relayed_peers()
 
@@ -210,6 +214,29 @@ class Nat:
             if link != "relayed" and HOP_PROTOCOL in [str(p) for p in protocols]:
                 out.append(peer_id)
         return out
+
+    async def learn_relays(self, addrs: list[str]) -> None:
+        """Relay addresses from `node` records (newest first); direct `.../p2p/ID` ones, 32 kept."""
+        self.known_relays = [a for a in dict.fromkeys(addrs)
+                             if "/p2p/" in a and "/p2p-circuit" not in a][:MAX_KNOWN_RELAYS]
+
+    async def _seek_relay(self) -> None:
+        """Without a relay among our peers, dial one relay named in `node` records (one address
+        per round, each retried after RECHECK_S: records are not proof that it exists)."""
+        if len(self.reservations) >= MAX_RELAYS or self.relay_candidates():
+            return
+        connected = set(self.net.connected_peers())
+        for addr in self.known_relays:
+            if addr.rsplit("/p2p/", 1)[-1] in connected or (
+                    time.time() - self._tried.get(addr, 0.0) < RECHECK_S):
+                continue
+            self._tried[addr] = time.time()
+            try:
+                await self.net.connect(addr)
+                log.info("dialed relay %s from a node record", addr)
+            except Exception as exc:  # noqa: BLE001 - gone, or never was
+                log.debug("relay %s from a node record: %r", addr, exc)
+            return
 
     async def _hold_reservations(self) -> None:
         now = time.time()

@@ -177,3 +177,29 @@ async def _wait_no_circuit(relay: Any) -> None:
         while relay.relay.info()["circuits"]:
             await trio.sleep(0.1)
     print(f"circuit gone after {trio.current_time() - start:.1f} s")
+
+
+def test_relays_are_learned_from_node_records(tmp_path) -> None:
+    """A `node` record whose capabilities say `relay` names a relay to dial; circuit addresses
+    and other nodes' addresses are not relays."""
+    from memory import codec
+    from memory.crypto import Keypair
+    from memory.store import Store
+    from node.daemon import RELAYS_SQL, relay_addrs
+    from node.nat import Nat
+    from tests.helpers import bodies
+
+    relay, plain = Keypair.generate(), Keypair.generate()
+    direct = f"/ip4/203.0.113.1/tcp/7400/p2p/{relay.peer_id}"
+    body = bodies()["node"]
+    records = [codec.sign(relay, "node", 1, body.model_copy(update={
+                   "addrs": [direct, f"{direct}/p2p-circuit/p2p/{plain.peer_id}"],
+                   "capabilities": ["gossip", "relay"]})).raw,
+               codec.sign(plain, "node", 1, body.model_copy(update={
+                   "addrs": [f"/ip4/10.0.0.9/tcp/7400/p2p/{plain.peer_id}"]})).raw]
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        assert store.ingest(records).accepted == 2
+        rows = store.query(RELAYS_SQL).rows
+    nat = Nat(None)                       # type: ignore[arg-type] - learn_relays needs no host
+    trio.run(nat.learn_relays, relay_addrs(rows))
+    assert nat.known_relays == [direct]
