@@ -185,7 +185,10 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     if isinstance(info.get("last_sync"), int):
         shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in shown.items() if key not in ("addrs", "current_work")]
+            for key, value in shown.items() if key not in ("addrs", "current_work", "nat", "relay")]
+    for group in ("nat", "relay"):                   # one row per field, so they fit 80 columns
+        rows += [(f"{group}: {k}", v if isinstance(v, (str, int)) else json.dumps(v))
+                 for k, v in (info.get(group) or {}).items() if k != "relayed_addrs"]
     rows += [("addr", addr) for addr in info.get("addrs", [])]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
