@@ -3,7 +3,8 @@
 Builds the swarm/bench/netns.py set-up, starts a relay (`--relay`, on a swarm network of its own, so
 that records between the two homes can only travel over their own link, relayed or hole-punched) and
 one node per home, and measures record propagation between the two homes: first with hole punching
-off (every record crosses the relay), then with it on, once the link is upgraded (when it is).
+off (every record crosses the relay), then with it on, once the link is upgraded (when it is),
+and, as the baseline under the same machine load, between two public nodes without NAT.
 tests/network/test_nat.py uses `start_lab` too.
 """
 from __future__ import annotations
@@ -37,12 +38,13 @@ class NatSwarm:
 
 
 def launch_in(lab: NatLab, where: str, home: Path, ip: str, network: str,
-              extra: list[str], env: dict[str, str] | None = None, wait: bool = True) -> NsNode:
-    """`swarm join --no-work` inside namespace `where`, listening on ip:PORT."""
+              extra: list[str], env: dict[str, str] | None = None, wait: bool = True,
+              port: int = PORT) -> NsNode:
+    """`swarm join --no-work` inside namespace `where`, listening on ip:port."""
     home.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-c", "from swarm.cli import main; main()",
             os.environ.get("SWARM_NODE_LOG", "-v"), "join", "--home", str(home),
-            "--listen", f"/ip4/{ip}/tcp/{PORT}", "--no-mdns", "--no-dht", "--no-work",
+            "--listen", f"/ip4/{ip}/tcp/{port}", "--no-mdns", "--no-dht", "--no-work",
             "--network", network, *extra]
     log = open(home / "node.log", "ab")
     proc = lab.popen(where, argv, stdout=log, stderr=subprocess.STDOUT,
@@ -99,7 +101,7 @@ def bench(
     reason = unavailable()
     if reason:
         fail(f"cannot build namespaces: {reason}")
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"public_baseline": _baseline(records, rate)}
     for phase, punch in (("relayed", False), ("hole_punch", True)):
         results[phase] = _phase(punch, records, rate)
     if out:
@@ -123,6 +125,23 @@ def _phase(hole_punch: bool, records: int, rate: float) -> dict[str, Any]:
             result["propagation"] = propagation(a, b, records, rate)
             result["relay"] = swarm.relay.status().get("relay")
             return result
+    finally:
+        nodes.kill_all()
+        lab.destroy()
+
+
+def _baseline(records: int, rate: float) -> dict[str, Any]:
+    """The same measurement between two public nodes (both on the WAN segment, no NAT, no relay),
+    under the same machine load: what the relayed and hole-punched figures compare with."""
+    lab = NatLab(homes=0).build()
+    try:
+        with tempfile.TemporaryDirectory(prefix="swarm-nat-") as root:
+            network = f"nat-{uuid.uuid4().hex[:6]}"
+            a = launch_in(lab, "wan", Path(root) / "a", PUBLIC_IP, network, [])
+            boot = ["--bootstrap", f"/ip4/{PUBLIC_IP}/tcp/{PORT}/p2p/{a.status()['peer_id']}"]
+            b = launch_in(lab, "wan", Path(root) / "b", PUBLIC_IP, network, boot, port=PORT + 1)
+            nodes.wait_for(lambda: link_between(a, b), 60, "a link between the nodes", 0.5)
+            return {"link": link_between(a, b), "propagation": propagation(a, b, records, rate)}
     finally:
         nodes.kill_all()
         lab.destroy()
