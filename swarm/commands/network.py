@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -215,18 +215,27 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         found = _saved_peers(home)
     if json_out:
         return print_json([_times_as_ms(p) for p in found])
-    print_table("peers", ["peer", "link", "last seen", "received", "rejected", "banned", "addr"],
-                [(p["peer_id"][:20], _link(p), _when(p.get("last_seen")),
+    from swarm.output import when
+
+    # 80 columns: the peer id's first 16 characters (all start 12D3KooW), times as MM-DD HH:MM UTC
+    print_table("peers", ["peer", "link", "last seen", "recv", "rej", "addr"],
+                [(p["peer_id"][:16], _link(p), when(_ms(p.get("last_seen"))),
                   p.get("received", ""), p.get("rejected", ""),
-                  "yes" if p.get("banned_until") else "", (p.get("addrs") or [""])[0])
+                  (p.get("addrs") or [""])[0].split("/p2p/")[0])
                  for p in found], empty="none known (is `swarm join` running?)")
 
 
 def _link(peer: dict[str, Any]) -> str:
-    """How a peer is connected: direct / relayed / hole-punched, '' when not connected."""
+    """How a peer is connected: direct / relayed / hole-punched; banned; '' when not connected."""
+    if (peer.get("banned_until") or 0) > time.time():
+        return "banned"
     if not peer.get("connected"):
         return ""
     return peer.get("link") or "yes"
+
+
+def _ms(ts: float | None) -> int | None:
+    return int(ts * 1000) if ts else None
 
 
 def _times_as_ms(peer: dict[str, Any]) -> dict[str, Any]:
@@ -246,12 +255,6 @@ def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
         return json.loads((resolve_home(home) / PEERS_FILE).read_text())
     except (OSError, ValueError):
         return []
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -10,6 +10,8 @@ made (not root, no `ip`/`nft`). Whether hole punching upgraded the link is print
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from swarm.bench.netns import NatLab, unavailable
 from tests.network.launcher import ids_of, make_records, wait_for
 
 pytestmark = pytest.mark.timeout(240)
+CLI = [sys.executable, "-c", "from swarm.cli import main; main()"]
 
 
 @pytest.fixture
@@ -59,6 +62,10 @@ def test_two_homes_behind_nat_exchange_records_through_a_relay(lab: NatLab,
     b.ingest(late_b)
     wait_for(lambda: b.has_all(ids_of(late_a)) and a.has_all(ids_of(late_b)), 60,
              "gossip between the homes")
+
+    table = subprocess.run(["ip", "netns", "exec", a.ns, *CLI, "peers", "--home", str(a.home)],
+                           capture_output=True, text=True, timeout=60).stdout
+    assert "relayed" in table or "hole-punched" in table, table      # `swarm peers`: the link
 
     punched = _wait_quietly(lambda: natbench.link_between(a, b) == "hole-punched", 20)
     relay = swarm.relay.status()["relay"]

@@ -203,3 +203,10 @@ def test_relays_are_learned_from_node_records(tmp_path) -> None:
     nat = Nat(None)                       # type: ignore[arg-type] - learn_relays needs no host
     trio.run(nat.learn_relays, relay_addrs(rows))
     assert nat.known_relays == [direct]
+
+
+def test_an_unknown_reachability_is_refused_in_one_line(tmp_path) -> None:
+    from tests.network.test_listen import _join, _one_line_error
+
+    _one_line_error(_join(tmp_path, "--reachability", "sometimes"),
+                    "--reachability must be one of auto, public, private")
