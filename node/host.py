@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from node import discovery, gossip, nat, patches, quiet, quota, sync
-from node.framing import ProtocolError
+from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,8 @@ class NetHost:
                 return result
         except ProtocolError as exc:
             log.debug("sync with %s failed: %s", peer_id, exc)
-            self._count_invalid(peer_id)
+            if not (isinstance(exc, PeerGone) and self.nat.met_through_relay(peer_id)):
+                self._count_invalid(peer_id)    # (a relay's byte or time cap cuts links: no fault)
             if stream is not None:
                 await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected

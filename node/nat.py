@@ -328,6 +328,10 @@ class Nat:
                                    str(pid) in self.ever_relayed)
                 for pid, conns in list(network.connections.items()) if conns}
 
+    def met_through_relay(self, peer_id: str) -> bool:
+        """Whether `peer_id` was (or is) reached through a relay, whose caps may cut the link."""
+        return peer_id in self.ever_relayed
+
     def links(self) -> dict[str, str]:
         """How each connected peer is reached: direct, relayed or hole-punched."""
         return self._links()

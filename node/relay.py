@@ -79,6 +79,7 @@ def make_relay(host: Any, caps: RelayCaps) -> Any:
             self.reservation_ip: dict[Any, str] = {}
             self.circuits: Counter[str] = Counter()     # open circuits by source IP
             self.networks: dict[Any, str] = {}          # holder -> swarm network it named
+            self.opened = 0                              # circuits accepted, all time
 
         async def _handle_reserve(self, stream: Any, msg: Any) -> None:
             reason = self._reserve_refusal(stream, msg)
@@ -124,6 +125,7 @@ def make_relay(host: Any, caps: RelayCaps) -> Any:
                 await self._refuse(stream, "circuits_per_ip")
                 return
             self.circuits[ip] += 1
+            self.opened += 1
             try:
                 # the library checks the duration only when data flows; this is a hard deadline
                 with trio.move_on_after(caps.circuit_duration_s + 1) as scope:
@@ -171,7 +173,8 @@ def make_relay(host: Any, caps: RelayCaps) -> Any:
             """Reservations, circuits and refusals, for `swarm status`."""
             self._drop_stale()
             return {"reservations": len(self.reservation_ip),
-                    "circuits": sum(self.circuits.values()), "refused": dict(self.refused),
+                    "circuits": sum(self.circuits.values()), "circuits_opened": self.opened,
+                    "refused": dict(self.refused),
                     "caps": caps.as_dict()}
 
     return CappedRelay()

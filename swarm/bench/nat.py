@@ -57,11 +57,15 @@ def launch_in(lab: NatLab, where: str, home: Path, ip: str, network: str,
     return node
 
 
-def start_lab(lab: NatLab, root: Path, hole_punch: bool = True) -> NatSwarm:
-    """The relay in `wan`, then one node in each home bootstrapping from it."""
+def start_lab(lab: NatLab, root: Path, hole_punch: bool = True,
+              relay_caps: dict[str, int] | None = None) -> NatSwarm:
+    """The relay in `wan` (with `relay_caps` instead of the defaults), then one node in each home
+    bootstrapping from it."""
     env = {} if hole_punch else {"SWARM_TEST_NO_HOLE_PUNCH": "1"}
     network = f"nat-{uuid.uuid4().hex[:6]}"
-    relay = launch_in(lab, "wan", root / "relay", PUBLIC_IP, f"{network}-relay", ["--relay"], env)
+    relay_env = {**env, "SWARM_TEST_RELAY_CAPS": json.dumps(relay_caps or {})}
+    relay = launch_in(lab, "wan", root / "relay", PUBLIC_IP, f"{network}-relay", ["--relay"],
+                      relay_env)
     boot = ["--bootstrap", f"/ip4/{PUBLIC_IP}/tcp/{PORT}/p2p/{relay.status()['peer_id']}"]
     homes = [launch_in(lab, f"h{i}", root / f"home{i}", lab.private_ip(i), network, boot, env,
                        wait=False) for i in (1, 2)]

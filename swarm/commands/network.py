@@ -82,13 +82,12 @@ def join(
     except AddressError as exc:
         fail(str(exc))
     from node.nat import MODES
-    from node.relay import RelayCaps
 
     if reachability not in MODES:
         fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval, reachability=reachability,
-                    relay=RelayCaps() if relay else None,
+                    relay=_relay_caps() if relay else None,
                     hole_punch=not os.environ.get("SWARM_TEST_NO_HOLE_PUNCH"),
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
@@ -114,6 +113,16 @@ def join(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
+
+
+def _relay_caps() -> Any:
+    """The relay's caps: the defaults, or (tests) those in $SWARM_TEST_RELAY_CAPS as JSON."""
+    from node.relay import RelayCaps
+
+    try:
+        return RelayCaps(**json.loads(os.environ.get("SWARM_TEST_RELAY_CAPS") or "{}"))
+    except (TypeError, ValueError) as exc:
+        fail(f"SWARM_TEST_RELAY_CAPS: {exc}")
 
 
 def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:

@@ -83,3 +83,23 @@ def _wait_quietly(condition, timeout: float) -> bool:
         return True
     except AssertionError:
         return False
+
+
+def test_a_catch_up_larger_than_a_circuit_resumes_on_the_next_circuit(lab: NatLab,
+                                                                      tmp_path: Path) -> None:
+    """Hole punching off, so the relay is the only path; it cuts each circuit after 1 MiB. A
+    catch-up of ~1.6 MB still completes: each cut drops the link (no strike: the relay cut it),
+    the node redials through the relay, and the next pull asks only for what is still missing.
+    (Each circuit must carry at least one sync batch, 256 KiB, for a catch-up to progress.)"""
+    from swarm.bench.network import _records
+
+    cap = 1024 * 1024
+    swarm = natbench.start_lab(lab, tmp_path, hole_punch=False, relay_caps={"circuit_bytes": cap})
+    a, b = swarm.homes
+    raws = _records(2400, seed=5)
+    assert sum(map(len, raws)) > 1.3 * cap
+    assert a.ingest(raws)["accepted"] == 2400
+    wait_for(lambda: b.has_all(ids_of(raws)), 120, "b's catch-up through the relay", 0.5)
+    assert swarm.relay.status()["relay"]["circuits_opened"] >= 2
+    assert natbench.link_between(b, a) in ("", "relayed")
+    assert not [p for p in b.request("/peers") if p.get("banned_until")]

@@ -210,3 +210,4 @@ def test_an_unknown_reachability_is_refused_in_one_line(tmp_path) -> None:
 
     _one_line_error(_join(tmp_path, "--reachability", "sometimes"),
                     "--reachability must be one of auto, public, private")
+
