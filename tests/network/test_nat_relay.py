@@ -211,3 +211,53 @@ def test_an_unknown_reachability_is_refused_in_one_line(tmp_path) -> None:
     _one_line_error(_join(tmp_path, "--reachability", "sometimes"),
                     "--reachability must be one of auto, public, private")
 
+
+
+def test_dial_back_dials_only_the_askers_ip_and_answers_each_peer_once_per_gap() -> None:
+    """`/swarm/dialback/1.0.0` with real hosts: an open port is reachable, a closed one is not,
+    a second request within the gap and a malformed one are closed unanswered."""
+    import socket
+    from types import SimpleNamespace
+
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import PeerInfo
+
+    from node.framing import ProtocolError, read_frame, write_frame
+    from node.nat import DIALBACK_PROTOCOL, Nat
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))                       # bound, not listening: refused
+    open_port, closed_port = listener.getsockname()[1], closed.getsockname()[1]
+
+    async def ask(client: Any, server: Any, request: Any) -> Any:
+        stream = await client.new_stream(server.get_id(), [TProtocol(DIALBACK_PROTOCOL)])
+        await write_frame(stream, request)
+        try:
+            return await read_frame(stream, timeout=15)
+        except ProtocolError:
+            return None                                 # closed unanswered
+
+    async def main() -> None:
+        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        server, first, second = new_host(), new_host(), new_host()
+        nat = Nat(SimpleNamespace(host=server))         # type: ignore[arg-type]
+        server.set_stream_handler(TProtocol(DIALBACK_PROTOCOL), nat._serve_dialback)
+        async with server.run(listen), first.run(listen), second.run(listen):
+            for client in (first, second):
+                await client.connect(PeerInfo(server.get_id(), server.get_addrs()))
+            with trio.fail_after(60):
+                assert await ask(first, server, {"port": open_port}) == {"ok": True}
+                assert await ask(first, server, {"port": open_port}) is None      # too soon
+                assert await ask(second, server, {"port": "7400"}) is None        # malformed
+                assert await ask(second, server, {"port": closed_port}) == {"ok": False}
+
+    try:
+        trio.run(main)
+    finally:
+        listener.close()
+        closed.close()
