@@ -71,7 +71,8 @@ class NetHost:
         self._serving: dict[str, int] = {}
         self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
         self.blobs: Any = None                 # node/blob.py: track files by sha256
-        self.nat: Any = None                   # node/nat.py: reachability, relays, hole punching
+        # node/nat.py: reachability, relays, hole punching (started with the host)
+        self.nat = nat.Nat(self, config.reachability, config.relay, config.hole_punch)
 
     # ---- lifecycle ----
 
@@ -125,8 +126,6 @@ class NetHost:
         self.blobs = BlobService(self.host, self.peers.is_banned)
         self.blobs.register()
         self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
-        self.nat = nat.Nat(self, self.config.reachability, self.config.relay,
-                           self.config.hole_punch)
         await self.nat.start(nursery)
         nursery.start_soon(self._read_gossip, subscription)
         nursery.start_soon(self._sync_loop)
