@@ -16,6 +16,8 @@ syncwire.py    what both versions share: pull result, batch checks, ingest, reco
 blob.py        /swarm/blob/1.0.0: track files by sha256, chunk-verified, resumable, rate-limited
 framing.py     length-prefixed msgpack frames with bounded reads and deadlines
 discovery.py   bootstrap/saved peers, mDNS, Kademlia DHT providers; connection events
+nat.py         reachability: dial-back check, relay reservations, relayed dials, DCUtR, links
+relay.py       `--relay`: circuit relay v2 hop with per-IP/global caps; relay peer listing
 listen.py      join-time checks: listen multiaddrs and free ports, bootstrap sources (flag, env, file)
 peers.py       the peer table: last seen, records received, strikes, bans, peers.json
 batcher.py     gossip records ingested in ~100 ms batches; arrival times

@@ -155,7 +155,7 @@ def routes(daemon: Daemon, query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S) -> 
         return JsonResponse({**await daemon.status(), "reads": dict(reads.counts)})
 
     async def peers(request: Request) -> Response:
-        return JsonResponse(daemon.peers.snapshot())
+        return JsonResponse(await daemon.peer_table())
 
     async def ingest(request: Request) -> Response:
         raws = _raw_records(await read_body(request))

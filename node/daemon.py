@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -42,6 +43,8 @@ T = TypeVar("T")
 
 LOCK_FILE = "daemon.lock"
 SAVE_PEERS_S = 30.0
+RELAYS_SQL = ("SELECT arg_max(addrs, ts), arg_max(capabilities, ts) FROM nodes GROUP BY author "
+              "ORDER BY max(ts) DESC LIMIT 200")        # each author's newest node record
 MAX_ANNOUNCE = 1000        # an import larger than this spreads by sync, not a gossip flood
 SERVICE_STOP_S = 30.0      # how long shutdown waits for each service's thread
 HOST_CHECK_S = 1.0         # how often the libp2p thread is checked (and gossip refusals saved)
@@ -251,6 +254,8 @@ class Daemon:
         while True:
             await asyncio.sleep(SAVE_PEERS_S)
             await asyncio.to_thread(self.peers.save, self.home)
+            await self._learn_relays()
+            await self._publish_node_record()       # e.g. a relayed address, once reserved
 
     # ---- records ----
 
@@ -297,11 +302,17 @@ class Daemon:
         info = await self.bridge.call(self.net.info)
         body = NodeBody(name=machine.name(), hardware=machine.hardware(),
                         software=machine.software(), addrs=info["addrs"][:32],
-                        capabilities=["gossip", "sync"])
+                        capabilities=["gossip", "sync"] + (["relay"] if self.config.net.relay else []))
         if machine.unchanged(self.home, body):
             return                                      # republished on change only
         await self.publish("node", body)
         machine.remember(self.home, body)
+
+    async def _learn_relays(self) -> None:
+        """Hand the addresses of relays named in `node` records (capability `relay`) to the host:
+        a node behind NAT without a relay dials one of them (node/nat.py)."""
+        found = await self.in_reader(self.store.query, RELAYS_SQL)
+        await self.bridge.call(self.net.nat.learn_relays, relay_addrs(found.rows))
 
     async def _next_seq(self) -> int:
         loop = asyncio.get_running_loop()
@@ -309,6 +320,11 @@ class Daemon:
                                           self.keypair.peer_id)
 
     # ---- status ----
+
+    async def peer_table(self) -> list[dict[str, Any]]:
+        """What `swarm peers` shows: the peer table, with how each connected peer is linked."""
+        links = await self.bridge.call(self.net.links)
+        return [{**p, "link": links.get(p["peer_id"], "")} for p in self.peers.snapshot()]
 
     async def status(self) -> dict[str, Any]:
         """What `swarm status` shows."""
@@ -327,3 +343,17 @@ class Daemon:
                          **self.rejected},
             "host_restarts": self.host_restarts, "stream_failures": self.net.stream_failures,
         }
+
+
+def relay_addrs(rows: list[Any]) -> list[str]:
+    """The addresses of the nodes whose newest record says `relay` (rows of RELAYS_SQL)."""
+    return [a for row in rows if "relay" in _json_list(row[1]) for a in _json_list(row[0])]
+
+
+def _json_list(text: Any) -> list[str]:
+    """A JSON list of strings from a query cell ([] for anything else)."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

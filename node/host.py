@@ -15,8 +15,8 @@ from typing import Any
 
 import trio
 
-from node import discovery, gossip, patches, quiet, quota, sync
-from node.framing import ProtocolError
+from node import discovery, gossip, nat, patches, quiet, quota, sync
+from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ class NetConfig:
     sync_interval_s: float = 1.0
     saved: list[str] = field(default_factory=list)     # addresses of peers seen in earlier runs
     gossip_drop: float = 0.0      # test hook: drop this fraction of received gossip before ingest
+    reachability: str = "auto"    # auto | public | private (node/nat.py)
+    relay: Any = None             # a node/relay.py RelayCaps: serve as a circuit relay (--relay)
+    hole_punch: bool = True       # DCUtR; benchmarks turn it off to measure relayed links
 
 
 class NetHost:
@@ -68,6 +71,8 @@ class NetHost:
         self._serving: dict[str, int] = {}
         self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
         self.blobs: Any = None                 # node/blob.py: track files by sha256
+        # node/nat.py: reachability, relays, hole punching (started with the host)
+        self.nat = nat.Nat(self, config.reachability, config.relay, config.hole_punch)
 
     # ---- lifecycle ----
 
@@ -121,6 +126,7 @@ class NetHost:
         self.blobs = BlobService(self.host, self.peers.is_banned)
         self.blobs.register()
         self.host.get_network().register_notifee(discovery.ConnectionEvents(self))
+        await self.nat.start(nursery)
         nursery.start_soon(self._read_gossip, subscription)
         nursery.start_soon(self._sync_loop)
         nursery.start_soon(self._watch)
@@ -224,7 +230,8 @@ class NetHost:
                 return result
         except ProtocolError as exc:
             log.debug("sync with %s failed: %s", peer_id, exc)
-            self._count_invalid(peer_id)
+            if not (isinstance(exc, PeerGone) and self.nat.met_through_relay(peer_id)):
+                self._count_invalid(peer_id)    # (a relay's byte or time cap cuts links: no fault)
             if stream is not None:
                 await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
@@ -280,10 +287,14 @@ class NetHost:
     async def info(self) -> dict[str, Any]:
         """Peer id, dialable addresses and gossip health, JSON-able."""
         return {"peer_id": str(self.host.get_id()),
-                "addrs": discovery.dialable_addrs(self.host),
+                "addrs": discovery.dialable_addrs(self.host) + self.nat.relayed_addrs(),
                 "connected": len(self.host.get_connected_peers()),
                 "mesh_peers": len(self.pubsub.router.mesh.get(self.topic, ())),
-                "outbound_queue_high_water": self.queue_high_water}
+                "outbound_queue_high_water": self.queue_high_water, **self.nat.info()}
+
+    async def links(self) -> dict[str, str]:
+        """How each connected peer is reached: direct, relayed or hole-punched."""
+        return self.nat.links()
 
 
 def _multiaddr(text: str) -> Any:

@@ -6,6 +6,8 @@ is missing in one line instead of letting pip fail deep inside a compiler log.
 
 `--browser`: the dashboard's page tests drive a headless Chromium; install Debian's `chromium`
 package the same way (root + apt-get), else say how. Never fatal: those tests skip without it.
+It also installs Debian's `nftables` (the `nft` tool) the same way: tests/network/test_nat.py builds
+NATs in network namespaces with it (as root; skipped without it).
 """
 from __future__ import annotations
 
@@ -41,6 +43,19 @@ def browser() -> int:
     return 0
 
 
+def nat_tools() -> int:
+    """Make sure `nft` is there for the NAT test in namespaces (it needs root anyway)."""
+    if shutil.which("nft") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return 0
+    print("installing nftables (the NAT test builds home routers with nft)...", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "-q", "nftables"], check=False).returncode:
+        subprocess.run(["apt-get", "update", "-q"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-q", "nftables"], check=False)
+    if not shutil.which("nft"):
+        print("no nft: the NAT test will be skipped (apt-get install nftables)", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     missing = []
     if not (shutil.which("gcc") or shutil.which("cc")):
@@ -61,4 +76,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(browser() if "--browser" in sys.argv[1:] else main())
+    sys.exit(browser() | nat_tools() if "--browser" in sys.argv[1:] else main())

@@ -8,6 +8,8 @@ procstat.py  CPU time and memory of a process, from /proc
 fuzzpeer.py  a fuzzing peer: random and mutated frames on every protocol a node speaks
 floodpeer.py a flooding peer: valid records from many fresh keys over one connection
 hostile_bench.py  `swarm bench network --flood/--fuzz`: propagation under a flood; a fuzzing run
+nat.py       `swarm bench nat`: propagation between two homes behind NAT, relayed and hole-punched
+netns.py     the namespaces of `bench nat` and the NAT test: a WAN, homes behind nftables NATs
 blob.py      `swarm bench blob`: blob transfer MB/s and a fresh node's fetch of tinystories-cpu from a peer
 search.py    `swarm bench search` (and `bench gate`): the search and the gate on simulated surfaces
 search_surface.py  the simulated response surfaces with a known optimum, and their runner

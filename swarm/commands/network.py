@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,6 +25,10 @@ def join(
                                         "through (repeatable; printed by every node at start; "
                                         "also $SWARM_BOOTSTRAP and HOME/bootstrap.txt)."),
     no_mdns: bool = typer.Option(False, "--no-mdns", help="Do not look for peers on the LAN."),
+    relay: bool = typer.Option(False, "--relay", help="Relay for nodes behind NAT (circuit relay "
+                               "v2, capped per IP and in total); for a publicly reachable node."),
+    reachability: str = typer.Option("auto", "--reachability", help="auto (ask peers to dial "
+                                     "back), public, or private (reserve a relay slot, hole-punch)."),
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
                                 "never exchange records)."),
@@ -77,8 +81,14 @@ def join(
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
     except AddressError as exc:
         fail(str(exc))
+    from node.nat import MODES
+
+    if reachability not in MODES:
+        fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
-                    network=network, sync_interval_s=sync_interval,
+                    network=network, sync_interval_s=sync_interval, reachability=reachability,
+                    relay=_relay_caps() if relay else None,
+                    hole_punch=not os.environ.get("SWARM_TEST_NO_HOLE_PUNCH"),
                     gossip_drop=float(os.environ.get("SWARM_TEST_GOSSIP_DROP", "0") or 0))
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
                           query_timeout_s=query_timeout)
@@ -103,6 +113,16 @@ def join(
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
+
+
+def _relay_caps() -> Any:
+    """The relay's caps: the defaults, or (tests) those in $SWARM_TEST_RELAY_CAPS as JSON."""
+    from node.relay import RelayCaps
+
+    try:
+        return RelayCaps(**json.loads(os.environ.get("SWARM_TEST_RELAY_CAPS") or "{}"))
+    except (TypeError, ValueError) as exc:
+        fail(f"SWARM_TEST_RELAY_CAPS: {exc}")
 
 
 def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
@@ -174,7 +194,10 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     if isinstance(info.get("last_sync"), int):
         shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in shown.items() if key not in ("addrs", "current_work")]
+            for key, value in shown.items() if key not in ("addrs", "current_work", "nat", "relay")]
+    for group in ("nat", "relay"):                   # one row per field, so they fit 80 columns
+        rows += [(f"{group}: {k}", v if isinstance(v, (str, int)) else json.dumps(v))
+                 for k, v in (info.get(group) or {}).items() if k != "relayed_addrs"]
     rows += [("addr", addr) for addr in info.get("addrs", [])]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
@@ -201,11 +224,27 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         found = _saved_peers(home)
     if json_out:
         return print_json([_times_as_ms(p) for p in found])
-    print_table("peers", ["peer", "connected", "last seen", "received", "rejected", "banned", "addr"],
-                [(p["peer_id"], "yes" if p.get("connected") else "", _when(p.get("last_seen")),
+    from swarm.output import when
+
+    # 80 columns: the peer id's first 16 characters (all start 12D3KooW), times as MM-DD HH:MM UTC
+    print_table("peers", ["peer", "link", "last seen", "recv", "rej", "addr"],
+                [(p["peer_id"][:16], _link(p), when(_ms(p.get("last_seen"))),
                   p.get("received", ""), p.get("rejected", ""),
-                  "yes" if p.get("banned_until") else "", (p.get("addrs") or [""])[0])
+                  (p.get("addrs") or [""])[0].split("/p2p/")[0])
                  for p in found], empty="none known (is `swarm join` running?)")
+
+
+def _link(peer: dict[str, Any]) -> str:
+    """How a peer is connected: direct / relayed / hole-punched; banned; '' when not connected."""
+    if (peer.get("banned_until") or 0) > time.time():
+        return "banned"
+    if not peer.get("connected"):
+        return ""
+    return peer.get("link") or "yes"
+
+
+def _ms(ts: float | None) -> int | None:
+    return int(ts * 1000) if ts else None
 
 
 def _times_as_ms(peer: dict[str, Any]) -> dict[str, Any]:
@@ -227,18 +266,14 @@ def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
         return []
 
 
-def _when(ts: float | None) -> str:
-    if not ts:
-        return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add join, status, peers, `bench network` and `bench blob` to the CLI."""
+    """Add join, status, peers, `bench network`, `bench blob` and `bench nat` to the CLI."""
     app.command()(join)
     app.command()(status)
     app.command()(peers)
     from swarm.bench import blob as bench_blob
+    from swarm.bench import nat as bench_nat
     from swarm.bench import network as bench_network
     bench_app.command("network")(bench_network.bench)
     bench_app.command("blob")(bench_blob.bench)
+    bench_app.command("nat")(bench_nat.bench)
