@@ -295,17 +295,17 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
     return "untrusted", "no replay by a trusted author yet"
 
 
-def listing(state: TrustState, runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def listing(state: TrustState, runs: dict[str, int]) -> list[dict[str, Any]]:
     """Authors with their standing, why, and influence (their share of the sane finished runs
     and claims this node holds), roots first, then by level, then by id.
 
-    `runs`: author -> their sane finished runs (any track)."""
-    total = max(1, sum(len(v) for v in runs.values()))
+    `runs`: author -> how many sane finished runs of theirs (any track)."""
+    total = max(1, sum(runs.values()))
     authors = sorted(set(runs) | set(state.authors) | set(state.roots))
     rows = []
     for author in authors:
         a = state.standing(author)
-        n = len(runs.get(author, []))
+        n = runs.get(author, 0)
         rows.append({"author": author, "status": a.status, "level": round(state.level(author), 4),
                      "why": a.why, "vouchers": a.vouchers, "reproduced": a.matched,
                      "contradicted": a.mismatched, "outvoted_replays": a.lost, "runs": n,

@@ -21,6 +21,42 @@ from swarm.output import print_json, print_table
 TRACK = "synthetic-track"
 
 
+REPLAYERS = 4            # keys that replay synthetic runs (pinned by the bench's home)
+REPLAYS = 400            # replays of synthetic runs: most match, every tenth contradicts
+
+
+def _replays(raws: list[bytes]) -> list[Any]:
+    """Replays by `REPLAYERS` keys of runs of the first 16 synthetic authors: their authors earn
+    trust (matching replays by a root), or lose it (every tenth replay contradicts its run)."""
+    from memory import codec, synthetic
+
+    keys = synthetic.keypairs(REPLAYERS, seed=99)
+    seqs = [0] * REPLAYERS
+    out = []
+    step = max(1, len(raws) // REPLAYS)
+    for n, i in enumerate(range(0, len(raws), step)):
+        target = codec.decode(raws[i], now=2**52)
+        if i % 20 >= 16:
+            continue                        # the last four authors are never replayed: untrusted
+        body = target.body
+        off = 0.01 if n % 10 == 9 else 0.0
+        seqs[n % REPLAYERS] += 1
+        replay = synthetic.run_body(body.track, body.config, body.seed,
+                                    round(body.metrics.val_bpb + off, 6), purpose="replay",
+                                    ref=target.id)
+        out.append(codec.sign(keys[n % REPLAYERS], "run", seqs[n % REPLAYERS], replay,
+                              ts=target.ts + 1))
+    return out
+
+
+def roots() -> list[str]:
+    """The keys the bench's home pins: the replayers and the synthetic history's nodes."""
+    from memory import synthetic
+
+    return [k.peer_id for k in synthetic.keypairs(REPLAYERS, seed=99)
+            + synthetic.keypairs(3, seed=100)]
+
+
 def _build(path: Path, records: int) -> None:
     from memory import synthetic
     from memory.store import Store
@@ -31,6 +67,7 @@ def _build(path: Path, records: int) -> None:
         for i in range(0, len(raws), 20000):
             store.ingest(raws[i:i + 20000])
         store.add(synthetic.history(track=TRACK))
+        store.add(_replays(raws))
         store._con.execute("CHECKPOINT")
 
 

@@ -73,10 +73,7 @@ def baseline(v: Any) -> dict[str, Any] | None:
     (one per seed): {config_hash, n, mean, std, ts}; None before two such runs exist."""
     if v is None:
         return None
-    tally: dict[str, int] = {}
-    for run in v.runs.values():
-        if run["purpose"] == "baseline" and v.counts(run):
-            tally[run["config_hash"]] = tally.get(run["config_hash"], 0) + 1
+    tally = v.baseline_tally()
     if not tally:
         return None
     chash = min(tally, key=lambda h: (-tally[h], h))       # the most-run base config, ties by hash
@@ -135,7 +132,7 @@ def best_over_time(v: Any, floor: dict[str, Any] | None) -> list[dict[str, Any]]
 
 
 def _verified_ts(v: Any, claim: Any) -> int:
-    fresh = [r["ts"] for r in v.by_ref.get(claim.id, [])
+    fresh = [r["ts"] for r in v.refs(claim.id)
              if r["purpose"] == "verify" and r["author"] != claim.author and v.counts(r)]
     return max(fresh, default=claim.ts)
 
@@ -147,10 +144,8 @@ def _diff_text(diff: Any) -> str:
 def _marks(v: Any) -> list[dict[str, Any]]:
     # The newest finished runs; no ids or authors: 2,000 points are drawn, and their text would
     # triple the payload. `counts`: evidence here (sane, by a trusted author).
-    done = [r for r in v.runs.values() if r["status"] == "ok" and r["val_bpb"] is not None]
-    done.sort(key=lambda r: (r["ts"], r["id"]), reverse=True)
     return [{"ts": r["ts"], "val_bpb": _clean(r["val_bpb"]), "purpose": r["purpose"],
-             "counts": v.why_not(r["id"]) is None} for r in done[:MAX_MARKS]]
+             "counts": bool(r["counts"])} for r in v.newest_finished(MAX_MARKS)]
 
 
 def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
@@ -244,7 +239,7 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
     out += [_run_row(v, i, "baseline", v.why_not(i, admit) or "not an unselected run of the "
                      "baseline config (screens and repeated seeds are set aside)")
             for i in view.baseline_runs if i not in used]
-    for run in v.by_ref.get(view.id, []):
+    for run in v.refs(view.id):
         if run["purpose"] == "verify":
             why = "by the claimant" if run["author"] == view.author else v.why_not(run["id"])
             out.append(_run_row(v, run["id"], "verify", why))
@@ -252,7 +247,7 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
 
 
 def _run_row(v: Any, run_id: str, side: str, why_not: str | None) -> dict[str, Any]:
-    run = v.runs.get(run_id, {})
+    run = v.run(run_id) or {}
     return {"id": run_id, "side": side, "seed": run.get("seed"),
             "val_bpb": _clean(run.get("val_bpb")), "author": run.get("author"), "ts": run.get("ts"), "counts": why_not is None,
             "why_not": why_not if run else "not in this replica"}
