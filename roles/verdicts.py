@@ -523,6 +523,12 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
     return hit
 
 
+def forget() -> None:
+    """Drop every cached verdict (benchmarks measure the computation itself)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
 def cli_facts(reader: Any) -> sanity.TrackFacts:
     """Track facts for browsing every track in the memory: the shipped tracks' budgets where a
     track id is one of theirs (other budgets are other ids: their token checks are skipped)."""
