@@ -40,8 +40,10 @@ _REPLAYS = """
            t.status AS t_status, t.val_bpb AS t_val_bpb, t.tokens AS t_tokens, t.steps AS t_steps,
            t.mfu AS t_mfu, t.accelerator AS t_accelerator, t.device_name AS t_device_name,
            t.cores AS t_cores
-    FROM valid_runs r JOIN valid_runs t ON t.id = r.ref
-    WHERE r.purpose = 'replay' AND r.author <> t.author
+    FROM (SELECT * FROM valid_runs WHERE purpose = 'replay') r
+    JOIN (SELECT * FROM valid_runs WHERE id IN (SELECT ref FROM valid_runs WHERE purpose = 'replay')) t
+      ON t.id = r.ref
+    WHERE r.author <> t.author
     ORDER BY r.ts, r.id"""
 
 

@@ -423,10 +423,22 @@ class Verdicts:
         """The `limit` best configs by trusted mean (first counted run per seed), and the `limit`
         best of those with untrusted sane runs only."""
         src = self._sane("r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status")
-        found = self.reader.query(_RANKING.format(src=src.source, author=evidence_sql.AUTHOR_IN),
-                                  [*src.params, self.trusted_authors, limit,
-                                   self.trusted_authors, limit]).rows
+        later = self._repeated_seeds(src)
+        skip = f"AND id NOT IN ({_LIST})" if later else ""
+        sql = _RANKING.format(src=src.source, author=evidence_sql.AUTHOR_IN, skip=skip)
+        found = self.reader.query(sql, [*([later] * 2 if later else []), self.trusted_authors,
+                                        *src.params, limit, limit]).rows
         return [h for h, t in found if t], [h for h, t in found if not t]
+
+    def _repeated_seeds(self, src: evidence_sql.Sane) -> list[str]:
+        """Counted runs that repeat a seed of their config (not its first counted run by ts, id):
+        a 64-bit hash of (config, seed) finds the candidates, Python settles them exactly."""
+        found = _rows(self.reader, _REPEATS.format(src=src.source, author=evidence_sql.AUTHOR_IN),
+                      [*src.params, self.trusted_authors] * 2)
+        groups: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for row in found:
+            groups.setdefault((row["config_hash"], row["seed"]), []).append((row["ts"], row["id"]))
+        return sorted(i for runs in groups.values() for _, i in sorted(runs)[1:])
 
     def untrusted_runs(self, chash: str) -> list[dict[str, Any]]:
         """A config's sane finished runs by authors not trusted here (shown, marked, never counted)."""
@@ -456,28 +468,39 @@ class Verdicts:
         purpose and `counts` (evidence here)."""
         src = self._sane("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status")
         return _rows(self.reader, _NEWEST.format(src=src.source, author=evidence_sql.AUTHOR_IN),
-                     [*src.params, self.trusted_authors, limit, limit])
+                     [self.track, limit, self.trusted_authors, *src.params, limit])
 
 
-# The leaderboard's ranking over every run of the track: trusted configs by the mean of their
-# first counted run per seed (exact decimal sums: the same order on every node), then configs
-# with untrusted sane runs only. Params: the source's, trusted authors, limit, trusted, limit.
+# The leaderboard's ranking over every run of the track, in one pass: trusted configs by the mean
+# of their first counted run per seed (later repeats skipped; exact decimal sums: the same order
+# on every node), then configs with untrusted sane runs only. Params: the skipped ids (twice, when
+# any), trusted authors, the source's, limit, limit.
 _RANKING = """
-    WITH s AS (SELECT * FROM {src} WHERE sane AND status = 'ok'),
-    c AS (SELECT config_hash, arg_min(val_bpb, struct_pack(ts := ts, id := id)) AS x
-          FROM s WHERE {author} GROUP BY config_hash, seed),
-    m AS (SELECT config_hash, avg(CAST(x AS DECIMAL(18, 12))) AS mean FROM c GROUP BY ALL)
-    SELECT config_hash, true FROM (SELECT * FROM m ORDER BY mean, config_hash LIMIT ?)
+    WITH a AS (
+        SELECT config_hash,
+               sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t {skip}) AS t_sum,
+               count(*) FILTER (WHERE t {skip}) AS t_n,
+               sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
+               count(*) FILTER (WHERE NOT t) AS u_n
+        FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok') GROUP BY ALL)
+    (SELECT config_hash, true FROM a WHERE t_n > 0 ORDER BY t_sum / t_n, config_hash LIMIT ?)
     UNION ALL
-    SELECT config_hash, false FROM (
-        SELECT config_hash, avg(CAST(val_bpb AS DECIMAL(18, 12))) AS mean FROM s
-        WHERE NOT {author} AND config_hash NOT IN (SELECT config_hash FROM m)
-        GROUP BY ALL ORDER BY mean, config_hash LIMIT ?)"""
-# The newest finished runs, read through a ts cut-off first (DuckDB then skips older row groups).
+    (SELECT config_hash, false FROM a WHERE t_n = 0 AND u_n > 0
+     ORDER BY u_sum / u_n, config_hash LIMIT ?)"""
+# Counted runs whose (config, seed) hash occurs more than once (a superset of the repeated seeds).
+_REPEATS = """
+    SELECT config_hash, seed, ts, id FROM {src}
+    WHERE sane AND status = 'ok' AND {author} AND hash(config_hash, seed) IN (
+        SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
+                       WHERE sane AND status = 'ok' AND {author} GROUP BY k HAVING count(*) > 1))"""
+# The newest finished runs: a ts cut-off from the plain table first (DuckDB then skips older row
+# groups), the sanity bounds only for the rows above it.
 _NEWEST = """
-    WITH s AS (SELECT * FROM {src} WHERE status = 'ok' AND val_bpb IS NOT NULL)
-    SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM s
-    WHERE ts >= (SELECT coalesce(min(ts), 0) FROM (SELECT ts FROM s ORDER BY ts DESC LIMIT ?))
+    WITH cut AS (SELECT coalesce(min(ts), 0) AS ts FROM (
+        SELECT ts FROM valid_runs WHERE track = ? AND status = 'ok' AND val_bpb IS NOT NULL
+        ORDER BY ts DESC LIMIT ?))
+    SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
+    WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= (SELECT ts FROM cut)
     ORDER BY ts DESC, id DESC LIMIT ?"""
 _LIST = "SELECT unnest(?::VARCHAR[])"
 

@@ -26,24 +26,21 @@ TRACK = "synthetic-track"
 
 
 REPLAYERS = 4            # keys that replay synthetic runs (pinned by the bench's home)
-REPLAYS = 400            # replays of synthetic runs: most match, every tenth contradicts
+REPLAYS = 400            # replays of synthetic runs: those of one author contradict them
 
 
 def _replays(raws: list[bytes]) -> list[Any]:
-    """Replays by `REPLAYERS` keys of runs of the first 16 synthetic authors: their authors earn
-    trust (matching replays by a root), or lose it (every tenth replay contradicts its run)."""
+    """Replays by `REPLAYERS` keys of runs of the first 16 synthetic authors: 15 of them earn
+    trust (matching replays by a root), the 16th loses it (its replays contradict its runs)."""
     from memory import codec, synthetic
 
     keys = synthetic.keypairs(REPLAYERS, seed=99)
     seqs = [0] * REPLAYERS
     out = []
-    step = max(1, len(raws) // REPLAYS)
-    for n, i in enumerate(range(0, len(raws), step)):
+    for n, i in enumerate(_targets(len(raws))):
         target = codec.decode(raws[i], now=2**52)
-        if i % 20 >= 16:
-            continue                        # the last four authors are never replayed: untrusted
         body = target.body
-        off = 0.01 if n % 10 == 9 else 0.0
+        off = 0.01 if i % 20 == 15 else 0.0
         seqs[n % REPLAYERS] += 1
         replay = synthetic.run_body(body.track, body.config, body.seed,
                                     round(body.metrics.val_bpb + off, 6), purpose="replay",
@@ -51,6 +48,13 @@ def _replays(raws: list[bytes]) -> list[Any]:
         out.append(codec.sign(keys[n % REPLAYERS], "run", seqs[n % REPLAYERS], replay,
                               ts=target.ts + 1))
     return out
+
+
+def _targets(n: int) -> list[int]:
+    """Indexes of the runs replayed: spread over the memory, authors 0-15 in turn (run i is by
+    synthetic author i % 20)."""
+    step = max(20, n // REPLAYS)
+    return [k * step - k * step % 20 + k % 16 for k in range(min(REPLAYS, n // step))]
 
 
 def roots() -> list[str]:
@@ -96,8 +100,8 @@ def _latency(client: Any, path: str, repeats: int, cold: bool) -> dict[str, floa
 
 
 def _home(path: Path) -> Path:
-    """A home that pins the bench's roots (no key of its own): the replayed synthetic authors
-    earn trust, every tenth replay distrusts one, the last four authors stay untrusted."""
+    """A home that pins the bench's roots (no key of its own): 15 synthetic authors earn trust
+    by matching replays, one is distrusted, the last four stay untrusted."""
     from roles import trust
 
     for peer in roots():
