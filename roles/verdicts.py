@@ -99,7 +99,7 @@ class Verdicts:
                  params: stats.GateParams) -> None:
         self.reader, self.track, self.roots, self.facts, self.params = (
             reader, track, roots, facts, params)
-        self.trust = trust.compute(trust.load_replays(reader, facts), roots)
+        self.trust = trust_state(reader, roots, facts)
         # Roots are never distrusted: the trusted authors are exactly those whose runs count.
         self.trusted_authors = sorted(set(roots) | {
             a for a, s in self.trust.authors.items() if s.status == "trusted"})
@@ -109,6 +109,7 @@ class Verdicts:
         self._config_cache: dict[str, list[dict[str, Any]]] = {}
         self._ref_cache: dict[str, list[dict[str, Any]]] = {}
         self._boards: dict[int, list[dict[str, Any]]] = {}
+        self._memo: dict[tuple, Any] = {}
         rows = _rows(reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
                              "baseline_runs, candidate_runs, effect FROM valid_claims "
                              "WHERE track = ? ORDER BY ts, id", [track])
@@ -457,6 +458,16 @@ class Verdicts:
 
     def baseline_tally(self) -> dict[str, int]:
         """Counted runs of purpose `baseline` per config (which config is the base one)."""
+        return dict(self._once(("tally",), self._baseline_tally))
+
+    def _once(self, key: tuple, compute: Any) -> Any:
+        """Computed once per `Verdicts` (they stand for one state of the memory)."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    def _baseline_tally(self) -> dict[str, int]:
         src = self._sane("r.config_hash, r.author, r.status, r.purpose")
         return dict(self.reader.query(
             f"SELECT config_hash, count(*) FROM {src.source} WHERE sane AND status = 'ok' AND "
@@ -466,9 +477,13 @@ class Verdicts:
     def newest_finished(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` finished runs with a val_bpb, newest first: ts, id, val_bpb,
         purpose and `counts` (evidence here)."""
+        return [dict(r) for r in self._once(("newest", limit), lambda: self._newest(limit))]
+
+    def _newest(self, limit: int) -> list[dict[str, Any]]:
         src = self._sane("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status")
+        cut = self.reader.query(_CUT, [self.track, limit]).rows[0][0]
         return _rows(self.reader, _NEWEST.format(src=src.source, author=evidence_sql.AUTHOR_IN),
-                     [self.track, limit, self.trusted_authors, *src.params, limit])
+                     [self.trusted_authors, *src.params, cut, limit])
 
 
 # The leaderboard's ranking over every run of the track, in one pass: trusted configs by the mean
@@ -493,14 +508,15 @@ _REPEATS = """
     WHERE sane AND status = 'ok' AND {author} AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' AND {author} GROUP BY k HAVING count(*) > 1))"""
-# The newest finished runs: a ts cut-off from the plain table first (DuckDB then skips older row
-# groups), the sanity bounds only for the rows above it.
-_NEWEST = """
-    WITH cut AS (SELECT coalesce(min(ts), 0) AS ts FROM (
+# The newest finished runs: a ts cut-off from the plain table first, then a constant filter on it
+# (DuckDB skips the older row groups by their min/max) and the sanity bounds for the rows above.
+_CUT = """
+    SELECT coalesce(min(ts), 0) FROM (
         SELECT ts FROM valid_runs WHERE track = ? AND status = 'ok' AND val_bpb IS NOT NULL
-        ORDER BY ts DESC LIMIT ?))
+        ORDER BY ts DESC LIMIT ?)"""
+_NEWEST = """
     SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
-    WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= (SELECT ts FROM cut)
+    WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
 _LIST = "SELECT unnest(?::VARCHAR[])"
 
@@ -544,6 +560,32 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
     while len(cache) > _CACHE_SIZE:
         cache.popitem(last=False)
     return hit
+
+
+def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
+    """Trust over every replay in the memory with these roots (cached like the verdicts: until a
+    record arrives)."""
+    with _LOCK:
+        return _memo(reader, ("trust", tuple(sorted(roots)), repr(facts)),
+                     lambda: trust.compute(trust.load_replays(reader, facts), roots))
+
+
+def _memo(reader: Any, what: tuple, compute: Any) -> Any:
+    try:
+        cache = _CACHE.setdefault(reader, OrderedDict())
+    except TypeError:
+        return compute()
+    version = getattr(reader, "_version", None)
+    if version is None:
+        version = tuple(reader.query("SELECT (SELECT count(*) FROM runs), "
+                                     "(SELECT count(*) FROM claims)", []).rows[0])
+    key = ("memo", version, *what)
+    if key not in cache:
+        cache[key] = compute()
+    cache.move_to_end(key)
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return cache[key]
 
 
 def forget() -> None:

@@ -43,14 +43,14 @@ class ReferenceVerdicts(Verdicts):
                 untrusted.append((sum(values) / len(values), chash))
         return [h for _, h in sorted(means)[:limit]], [h for _, h in sorted(untrusted)[:limit]]
 
-    def baseline_tally(self) -> dict[str, int]:
+    def _baseline_tally(self) -> dict[str, int]:
         tally: dict[str, int] = {}
         for run in self.runs.values():
             if run["purpose"] == "baseline" and self.counts(run):
                 tally[run["config_hash"]] = tally.get(run["config_hash"], 0) + 1
         return tally
 
-    def newest_finished(self, limit: int) -> list[dict[str, Any]]:
+    def _newest(self, limit: int) -> list[dict[str, Any]]:
         done = [r for r in self.runs.values() if r["status"] == "ok" and r["val_bpb"] is not None]
         done.sort(key=lambda r: (r["ts"], r["id"]), reverse=True)
         return [{"ts": r["ts"], "id": r["id"], "val_bpb": r["val_bpb"], "purpose": r["purpose"],

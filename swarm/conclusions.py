@@ -70,11 +70,11 @@ class Conclusions:
 
     def trust_state(self) -> Any:
         """`roles.trust.TrustState` over the whole memory, with this home's roots."""
-        from roles import trust, verdicts
+        from roles import verdicts
 
         if self._trust is None:
-            facts = verdicts.cli_facts(self.reader)
-            self._trust = trust.compute(trust.load_replays(self.reader, facts), self.roots)
+            self._trust = verdicts.trust_state(self.reader, self.roots,
+                                               verdicts.cli_facts(self.reader))
         return self._trust
 
     def leaderboard_rows(self, track: str | None, limit: int) -> list[dict[str, Any]]:

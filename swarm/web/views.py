@@ -59,13 +59,12 @@ def pick_track(reader: Reader, track: str | None,
     return None
 
 
-def _newest(track_filter: str, limit: int) -> str:
-    # The newest `limit` rows by ts, read through a ts cut-off first: DuckDB then skips the older
-    # row groups by their min/max, instead of carrying every row's text through a top-N.
-    return f"""
-        WITH cut AS (SELECT coalesce(min(ts), 0) AS ts FROM (
-            SELECT ts FROM valid_runs WHERE {track_filter} ORDER BY ts DESC LIMIT {int(limit)}))
-        SELECT * FROM valid_runs WHERE {track_filter} AND ts >= (SELECT ts FROM cut)"""
+def _cut(reader: Reader, where: str, params: list[Any], limit: int) -> int:
+    """The ts of the `limit`-th newest row matching `where`: a query that then filters on
+    `ts >= ?` (a constant) lets DuckDB skip the older row groups by their min/max, instead of
+    carrying every row's text through a top-N."""
+    return reader.query(f"SELECT coalesce(min(ts), 0) FROM (SELECT ts FROM valid_runs WHERE "
+                        f"{where} ORDER BY ts DESC LIMIT {int(limit)})", params).rows[0][0]
 
 
 def baseline(v: Any) -> dict[str, Any] | None:
@@ -303,13 +302,17 @@ def runs(c: Conclusions, track: str | None = None, status: str | None = None,
     """The newest runs (filtered), each with its config's diff from the track's base config and
     its author's standing here (`author_status`: root, trusted, untrusted, distrusted)."""
     reader = c.reader
-    match = ("(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?) AND (? IS NULL OR "
-             "status = ?) AND (? IS NULL OR purpose = ?) AND (? IS NULL OR author = ?)")
-    filters = [track, track, track, status, status, purpose, purpose, author, author]
+    # Only the filters asked for: DuckDB then scans just their columns.
+    wanted = [("(track = ? OR split_part(track, ':', 1) = ?)", [track, track], track),
+              ("status = ?", [status], status), ("purpose = ?", [purpose], purpose),
+              ("author = ?", [author], author)]
+    match = " AND ".join([sql for sql, _, value in wanted if value is not None] or ["true"])
+    filters = [p for _, params, value in wanted if value is not None for p in params]
+    limit = min(limit, MAX_RUNS)
     found = _rows(reader, f"""
         SELECT id, author, ts, track, config_hash, seed, status, val_bpb, train_loss, wall_s,
-               purpose, config FROM ({_newest(match, min(limit, MAX_RUNS))})
-        ORDER BY ts DESC, id LIMIT ?""", [*filters, *filters, min(limit, MAX_RUNS)])
+               purpose, config FROM valid_runs WHERE {match} AND ts >= ?
+        ORDER BY ts DESC, id LIMIT ?""", [*filters, _cut(reader, match, filters, limit), limit])
     bases = base_configs(reader)
     standing = c.trust_state()
     for row in found:
