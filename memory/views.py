@@ -20,6 +20,21 @@ def _newest(table: str, per: str) -> str:
         WHERE rn = 1"""
 
 
+def _unclaimed(promoted: bool) -> str:
+    """Configs screened (and, if `promoted`, confirmed) that produced no claim on their track, one
+    row each over their screen and confirm runs."""
+    return f"""
+        SELECT r.track, r.config_hash, min(r.config) AS config, count(*) AS runs,
+               count(*) FILTER (WHERE r.status = 'ok') AS ok_runs, min(r.ref) AS ref,
+               max(r.ts) AS last_ts
+        FROM valid_runs r
+        WHERE r.purpose IN ('screen', 'confirm') AND NOT EXISTS (
+            SELECT 1 FROM valid_claims c
+            WHERE c.track = r.track AND c.candidate_hash = r.config_hash)
+        GROUP BY r.track, r.config_hash
+        HAVING {'' if promoted else 'NOT '}bool_or(r.purpose = 'confirm')"""
+
+
 VIEWS: dict[str, str] = {
     "flagged_authors": """
         SELECT author, count(*) AS equivocated_seqs, min(seq) AS first_seq
@@ -93,16 +108,11 @@ VIEWS: dict[str, str] = {
         SELECT c.author, count(DISTINCT v.claim) AS failed_replays, min(v.claim) AS first_claim
         FROM independent_verifications v JOIN valid_claims c ON c.id = v.claim
         WHERE v.replay_match = false GROUP BY c.author""",
-    # Experiments (screened configs) that produced no claim: tried, not worth repeating.
-    "dead_ends": """
-        SELECT r.track, r.config_hash, min(r.config) AS config, count(*) AS runs,
-               count(*) FILTER (WHERE r.status = 'ok') AS ok_runs, min(r.ref) AS ref,
-               max(r.ts) AS last_ts
-        FROM valid_runs r
-        WHERE r.purpose IN ('screen', 'confirm') AND NOT EXISTS (
-            SELECT 1 FROM valid_claims c
-            WHERE c.track = r.track AND c.candidate_hash = r.config_hash)
-        GROUP BY r.track, r.config_hash""",
+    # Screened configs that were never promoted (no confirmation run) and produced no claim:
+    # tried, not worth repeating. A config that was promoted and then failed its confirmation is
+    # not a dead end (it looked promising on its screen): `failed_confirmations` holds those.
+    "dead_ends": _unclaimed(promoted=False),
+    "failed_confirmations": _unclaimed(promoted=True),
     # Which roles each node took, how often, and when last: the swarm's role mix.
     "role_mix": """
         SELECT author, role, count(*) AS times, max(ts) AS last_ts

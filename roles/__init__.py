@@ -5,6 +5,8 @@ base.py           the Role interface, Proposal, Proposer
 sanity.py         sanity bounds: runs whose numbers are impossible for their track, and why
 trust.py          trust roots (HOME/trust.json) and trust earned by matching replays (docs/TRUST.md)
 verdicts.py       this node's verdicts from trusted, sane runs: claims, baselines, leaderboard, best
+evidence_sql.py   the sanity bounds and trusted authors as DuckDB predicates (verdicts at scale)
+verdicts_ref.py   the same verdicts by a Python pass over every run: the reference tests check
 spotcheck.py      which untrusted runs a verifier replays, by influence, within a share of runs
 evidence.py       what roles read: best config, baseline runs, claims, tried configs, hypotheses
 leases.py         claim_lease records: take / held_by_other / renew; near-duplicate configs

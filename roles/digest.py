@@ -26,8 +26,10 @@ def digest(ctx: Context, suggestions: list[dict[str, Any]] | None = None) -> dic
     floor = base.floor()
     best = base.config
     claims = [c for c in evidence.claims(ctx) if c["trusted"]]   # untrusted claims are no news
-    dead = ctx.rows("SELECT config, ok_runs FROM dead_ends WHERE track = ? "
-                    "ORDER BY last_ts DESC LIMIT ?", [ctx.track, LIMIT])
+    # What the agent should not repeat: screens never promoted and failed confirmations alike.
+    dead = ctx.rows("SELECT config, ok_runs, last_ts FROM dead_ends WHERE track = ? UNION ALL "
+                    "SELECT config, ok_runs, last_ts FROM failed_confirmations WHERE track = ? "
+                    "ORDER BY last_ts DESC LIMIT ?", [ctx.track, ctx.track, LIMIT])
     return {
         "track": ctx.track,
         "best_config": best,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,12 @@ class HarnessRunner:
     """Runs a full config with a seed on one track, budget and thread count; returns the run body.
 
     `stop` (an Event the node sets at shutdown) kills the current run; the call then raises the
-    harness's `Cancelled`, so the interrupted run is never published.
+    harness's `Cancelled`, so the interrupted run is never published. `on_progress`, when set, gets
+    each progress event of the run under way (the harness's `{"event": "progress", "step",
+    "steps", "loss", "elapsed_s", ...}`, about once a second): the live panel of `swarm join`.
     """
+
+    on_progress: Callable[[dict[str, Any]], None] | None = None
 
     def __init__(self, track: Any, budget_tokens: int | None = None, threads: int | None = None,
                  home: Path | None = None, data_dir: Path | None = None,
@@ -47,7 +51,12 @@ class HarnessRunner:
 
         result = run_experiment(self.track, dict(config), seed, threads=self.threads,
                                 timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir,
-                                stop=self.stop, visible_devices=self.visible_devices)
+                                stop=self.stop, visible_devices=self.visible_devices,
+                                on_event=self._event)
         log.info("run %s seed %d: %s val_bpb=%s", purpose, seed, result.status,
                  result.metrics.val_bpb)
         return to_run_body(result, purpose, ref)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "progress" and self.on_progress is not None:
+            self.on_progress(event)

@@ -40,8 +40,10 @@ _REPLAYS = """
            t.status AS t_status, t.val_bpb AS t_val_bpb, t.tokens AS t_tokens, t.steps AS t_steps,
            t.mfu AS t_mfu, t.accelerator AS t_accelerator, t.device_name AS t_device_name,
            t.cores AS t_cores
-    FROM valid_runs r JOIN valid_runs t ON t.id = r.ref
-    WHERE r.purpose = 'replay' AND r.author <> t.author
+    FROM (SELECT * FROM valid_runs WHERE purpose = 'replay') r
+    JOIN (SELECT * FROM valid_runs WHERE id IN (SELECT ref FROM valid_runs WHERE purpose = 'replay')) t
+      ON t.id = r.ref
+    WHERE r.author <> t.author
     ORDER BY r.ts, r.id"""
 
 
@@ -295,17 +297,17 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
     return "untrusted", "no replay by a trusted author yet"
 
 
-def listing(state: TrustState, runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def listing(state: TrustState, runs: dict[str, int]) -> list[dict[str, Any]]:
     """Authors with their standing, why, and influence (their share of the sane finished runs
     and claims this node holds), roots first, then by level, then by id.
 
-    `runs`: author -> their sane finished runs (any track)."""
-    total = max(1, sum(len(v) for v in runs.values()))
+    `runs`: author -> how many sane finished runs of theirs (any track)."""
+    total = max(1, sum(runs.values()))
     authors = sorted(set(runs) | set(state.authors) | set(state.roots))
     rows = []
     for author in authors:
         a = state.standing(author)
-        n = len(runs.get(author, []))
+        n = runs.get(author, 0)
         rows.append({"author": author, "status": a.status, "level": round(state.level(author), 4),
                      "why": a.why, "vouchers": a.vouchers, "reproduced": a.matched,
                      "contradicted": a.mismatched, "outvoted_replays": a.lost, "runs": n,

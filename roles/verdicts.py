@@ -7,11 +7,17 @@ statistics are re-derived from runs. A claim by an author this node does not tru
 provisional status (its author's own runs admitted for it alone) so verifiers can spot-check it;
 it is marked untrusted and never moves the best config or the leaderboard top.
 
-Everything is recomputed when the memory's runs or claims change (a cache keyed by their counts),
-in a fixed order with ties broken by id, so two nodes with the same records and roots agree.
+Everything is recomputed when the memory's runs or claims change (a cache keyed by the store's
+write counter, else by their counts), in a fixed order with ties broken by id, so two nodes with
+the same records and roots agree. The recomputation never walks every run in Python: trust reads
+the replays only, claims read the runs they cite and their configs' runs, and the aggregates over
+all runs (the leaderboard's ranking, the newest marks) are SQL with the sanity bounds and the
+trusted authors as predicates (roles/evidence_sql.py). roles/verdicts_ref.py computes the same
+verdicts by a Python pass over every run: the reference the SQL path is tested against.
 """
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import weakref
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory import stats
-from roles import sanity, trust
+from roles import evidence_sql, sanity, trust
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
 # verification, replays (one value per seed: a replay repeats its target's seed).
@@ -82,46 +88,164 @@ class ClaimView:
 
 
 class Verdicts:
-    """This node's conclusions on one track."""
+    """This node's conclusions on one track.
+
+    Aggregates over every run (the leaderboard's ranking, the overview's marks) are SQL over the
+    sane runs by trusted authors (roles/evidence_sql.py); runs are read into Python only for the
+    configs, claims and ids asked about. `runs`, `by_config`, `by_ref` and `insane` still hold
+    every run of the track, read on first use (roles that walk all runs)."""
 
     def __init__(self, reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
                  params: stats.GateParams) -> None:
-        self.track, self.roots, self.facts, self.params = track, roots, facts, params
-        self.trust = trust.compute(trust.load_replays(reader, facts), roots)
-        runs = _rows(reader, f"SELECT {_RUN_COLUMNS} FROM valid_runs WHERE track = ? "
-                             "ORDER BY ts, id", [track])
-        self.runs = {r["id"]: r for r in runs}
-        self.by_config: dict[str, list[dict[str, Any]]] = {}
-        self.by_ref: dict[str, list[dict[str, Any]]] = {}
-        for run in runs:
-            self.by_config.setdefault(run["config_hash"], []).append(run)
-            self.by_ref.setdefault(run["ref"], []).append(run)
-        self.insane = {r["id"]: why for r in runs if (why := sanity.reason(r, facts))}
+        self.reader, self.track, self.roots, self.facts, self.params = (
+            reader, track, roots, facts, params)
+        self.trust = trust_state(reader, roots, facts)
+        # Roots are never distrusted: the trusted authors are exactly those whose runs count.
+        self.trusted_authors = sorted(set(roots) | {
+            a for a, s in self.trust.authors.items() if s.status == "trusted"})
+        self._lock = threading.RLock()
+        self._why: dict[str, str | None] = {}
+        self._run_cache: dict[str, dict[str, Any] | None] = {}
+        self._config_cache: dict[str, list[dict[str, Any]]] = {}
+        self._ref_cache: dict[str, list[dict[str, Any]]] = {}
+        self._boards: dict[int, list[dict[str, Any]]] = {}
+        self._memo: dict[tuple, Any] = {}
+        rows = _rows(reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
+                             "baseline_runs, candidate_runs, effect FROM valid_claims "
+                             "WHERE track = ? ORDER BY ts, id", [track])
+        self._preload(rows)
         # The FDR family: every candidate trusted authors screened (claimed or not); screens by
         # untrusted keys stay out, or a flood of them would dilute honest claims' q-values.
-        self.screened = len({r["config_hash"] for r in runs if r["purpose"] == "screen"
-                             and self.trust.trusted(r["author"])})
-        self.claims = [self._claim(c) for c in _rows(
-            reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
-                    "baseline_runs, candidate_runs, effect FROM valid_claims WHERE track = ? "
-                    "ORDER BY ts, id", [track])]
+        self.screened = self._screened()
+        self.claims = [self._claim(c) for c in rows]
         self._judge_claims()
+
+    # ---- reading runs ----------------------------------------------------------------------------
+
+    def _load(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        rows = _rows(self.reader, f"SELECT {_RUN_COLUMNS} FROM valid_runs WHERE track = ? AND "
+                                  f"({where}) ORDER BY ts, id", [self.track, *params])
+        with self._lock:
+            for row in rows:
+                self._run_cache[row["id"]] = row
+        return rows
+
+    def _preload(self, claims: list[dict[str, Any]]) -> None:
+        """Every run the claims' verdicts read, in one query: cited runs, the runs of their
+        baseline and candidate configs, fresh seeds that cite them."""
+        ids = sorted({i for c in claims for k in ("baseline_runs", "candidate_runs")
+                      for i in _ids(c[k])})
+        hashes = sorted({c[k] for c in claims for k in ("baseline_hash", "candidate_hash")})
+        refs = sorted(c["id"] for c in claims)
+        if not claims:
+            return
+        rows = self._load(f"id IN ({_LIST}) OR config_hash IN ({_LIST}) OR ref IN ({_LIST})",
+                          [ids, hashes, refs])
+        self._group(self._config_cache, hashes, rows, "config_hash")
+        self._group(self._ref_cache, refs, rows, "ref")
+        for i in ids:
+            self._run_cache.setdefault(i, None)
+
+    @staticmethod
+    def _group(cache: dict[str, list[dict[str, Any]]], keys: list[str],
+               rows: list[dict[str, Any]], column: str) -> None:
+        wanted = set(keys)
+        grouped: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+        for row in rows:
+            if row[column] in wanted:
+                grouped[row[column]].append(row)
+        cache.update(grouped)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run of the track (None when this replica has no such run on this track)."""
+        full = self.__dict__.get("runs")
+        if full is not None:
+            return full.get(run_id)
+        if run_id not in self._run_cache:
+            if not self._load("id = ?", [run_id]):
+                self._run_cache[run_id] = None
+        return self._run_cache.get(run_id)
+
+    def config_rows(self, chash: str) -> list[dict[str, Any]]:
+        """Every run of a config on the track, oldest first."""
+        if chash not in self._config_cache:
+            self.load_configs([chash])
+        return self._config_cache[chash]
+
+    def load_configs(self, hashes: list[str]) -> None:
+        """Read the runs of these configs in one query (for `config_rows`)."""
+        need = sorted({h for h in hashes if h not in self._config_cache})
+        if need:
+            rows = self._load(f"config_hash IN ({_LIST})", [need])
+            with self._lock:
+                self._group(self._config_cache, need, rows, "config_hash")
+
+    def refs(self, ref: str) -> list[dict[str, Any]]:
+        """The track's runs whose `ref` is this id (fresh seeds of a claim, replays of a run)."""
+        if ref not in self._ref_cache:
+            rows = self._load("ref = ?", [ref])
+            with self._lock:
+                self._ref_cache[ref] = rows
+        return self._ref_cache[ref]
+
+    @functools.cached_property
+    def runs(self) -> dict[str, dict[str, Any]]:
+        """Every run of the track by id, oldest first (read on first use)."""
+        rows = _rows(self.reader, f"SELECT {_RUN_COLUMNS} FROM valid_runs WHERE track = ? "
+                                  "ORDER BY ts, id", [self.track])
+        return {r["id"]: r for r in rows}
+
+    @functools.cached_property
+    def by_config(self) -> dict[str, list[dict[str, Any]]]:
+        """Every run of the track by config hash, oldest first."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for run in self.runs.values():
+            out.setdefault(run["config_hash"], []).append(run)
+        return out
+
+    @functools.cached_property
+    def by_ref(self) -> dict[str, list[dict[str, Any]]]:
+        """Every run of the track by its `ref`, oldest first."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for run in self.runs.values():
+            out.setdefault(run["ref"], []).append(run)
+        return out
+
+    @functools.cached_property
+    def insane(self) -> dict[str, str]:
+        """Run id -> why it is impossible, for every insane run of the track."""
+        return {i: why for i, r in self.runs.items() if (why := self.insanity(r))}
+
+    def insanity(self, run: dict[str, Any]) -> str | None:
+        """Why this run breaks the sanity bounds (None when it is sane); memoised per run."""
+        if run["id"] not in self._why:
+            self._why[run["id"]] = sanity.reason(run, self.facts)
+        return self._why[run["id"]]
+
+    def _sane(self, columns: str) -> evidence_sql.Sane:
+        return evidence_sql.sane_runs(self.reader, self.facts, self.track, columns)
+
+    def _screened(self) -> int:
+        return self.reader.query(
+            "SELECT count(DISTINCT config_hash) FROM valid_runs WHERE track = ? AND "
+            f"purpose = 'screen' AND {evidence_sql.AUTHOR_IN}",
+            [self.track, self.trusted_authors]).rows[0][0]
 
     # ---- evidence --------------------------------------------------------------------------------
 
     def counts(self, run: dict[str, Any], admit: frozenset[str] = frozenset()) -> bool:
         """Is this run evidence here (sane, finished, by a trusted or admitted author)?"""
-        return (run["status"] == "ok" and run["id"] not in self.insane
+        return (run["status"] == "ok" and self.insanity(run) is None
                 and (self.trust.trusted(run["author"]) or run["author"] in admit)
                 and not self.trust.distrusted(run["author"]))
 
     def why_not(self, run_id: str, admit: frozenset[str] = frozenset()) -> str | None:
         """Why a run does not count (None when it does)."""
-        run = self.runs.get(run_id)
+        run = self.run(run_id)
         if run is None:
             return "not in this replica (or not on this track)"
-        if run_id in self.insane:
-            return self.insane[run_id]
+        if (why := self.insanity(run)) is not None:
+            return why
         if run["status"] != "ok":
             return f"status {run['status']}"
         if self.trust.distrusted(run["author"]):
@@ -134,7 +258,7 @@ class Verdicts:
         """Unselected runs of a config that count, one per seed (the oldest), oldest first."""
         seen: set[int] = set()
         out = []
-        for run in self.by_config.get(chash, []):
+        for run in self.config_rows(chash):
             if (run["purpose"] in BASELINE_PURPOSES
                     and run["seed"] not in seen and self.counts(run, admit)):
                 seen.add(run["seed"])
@@ -145,7 +269,7 @@ class Verdicts:
         """Every counted run of a config, one per seed (for its mean on the leaderboard)."""
         seen: set[int] = set()
         out = []
-        for run in self.by_config.get(chash, []):
+        for run in self.config_rows(chash):
             if run["seed"] not in seen and self.counts(run, admit):
                 seen.add(run["seed"])
                 out.append(run)
@@ -166,7 +290,7 @@ class Verdicts:
 
     def _evidence(self, claim: ClaimView) -> None:
         admit = frozenset({claim.author})
-        missing = [i for i in claim.candidate_runs if i not in self.runs]
+        missing = [i for i in claim.candidate_runs if self.run(i) is None]
         for run_id in claim.candidate_runs:
             why = self.why_not(run_id, admit) or self._candidate_problem(claim, run_id)
             if why:
@@ -179,7 +303,7 @@ class Verdicts:
         if (why := sanity.diff_reason({}, claim.diff)) is not None:
             claim.reason = f"refused: {why}"       # no work for anyone: never tested
             return
-        values = [float(self.runs[i]["val_bpb"]) for i in claim.counted]
+        values = [float(self.run(i)["val_bpb"]) for i in claim.counted]
         base = [float(r["val_bpb"]) for r in self.baseline_runs(claim.baseline_hash, admit)]
         if not values or len(base) < 2:
             claim.reason = f"{len(values)} candidate and {len(base)} baseline runs count"
@@ -187,7 +311,7 @@ class Verdicts:
         claim.test = (stats.claim_test(values, base, self.params), stats.noise_floor(base))
 
     def _candidate_problem(self, claim: ClaimView, run_id: str) -> str | None:
-        run = self.runs[run_id]
+        run = self.run(run_id)
         if run["purpose"] == "screen":
             return "a screening run (selected for being good)"
         if run["config_hash"] != claim.candidate_hash:
@@ -227,7 +351,7 @@ class Verdicts:
             self._verification(claim, verdict)
 
     def _verification(self, claim: ClaimView, verdict: stats.Verdict) -> None:
-        fresh = [float(r["val_bpb"]) for r in self.by_ref.get(claim.id, [])
+        fresh = [float(r["val_bpb"]) for r in self.refs(claim.id)
                  if r["purpose"] == "verify"
                  and r["config_hash"] == claim.candidate_hash and r["author"] != claim.author
                  and self.counts(r)]
@@ -263,7 +387,7 @@ class Verdicts:
         ranked = []
         for claim in self.verified():
             m = self.mean(claim.candidate_hash)
-            run = next((self.runs[i] for i in claim.counted), None)
+            run = next((self.run(i) for i in claim.counted), None)
             if m is not None and run is not None:
                 ranked.append((m[0], claim.candidate_hash, run["config"]))
         if not ranked:
@@ -272,11 +396,21 @@ class Verdicts:
         return chash, json.loads(config) if isinstance(config, str) else dict(config)
 
     def leaderboard(self, limit: int = 20) -> list[dict[str, Any]]:
-        """Configs ranked by trusted mean; untrusted configs follow, marked, never ranked."""
+        """Configs ranked by trusted mean; untrusted configs follow, marked, never ranked.
+
+        SQL picks the `limit` best of each kind over every run; their means are then computed
+        from their runs exactly as `mean` does (ranks: means to 1e-12, ties by hash)."""
+        with self._lock:
+            if limit not in self._boards:
+                self._boards[limit] = self._leaderboard(limit)
+            return [dict(r) for r in self._boards[limit]]
+
+    def _leaderboard(self, limit: int) -> list[dict[str, Any]]:
+        ranked, untrusted = self._ranking(limit)
+        self.load_configs(ranked + untrusted)
         verified = {c.candidate_hash for c in self.verified()}
-        hashes = sorted(self.by_config)
         rows = []
-        for chash in hashes:
+        for chash in ranked:
             m = self.mean(chash)
             if m is not None:
                 rows.append({"config_hash": chash, "mean": m[0], "n": m[1], "trusted": True,
@@ -284,22 +418,107 @@ class Verdicts:
         rows.sort(key=lambda r: (r["mean"], r["config_hash"]))
         for rank, row in enumerate(rows, 1):
             row["rank"] = rank
-        return rows[:limit] + self._untrusted_rows(hashes, {r["config_hash"] for r in rows}, limit)
+        return rows + self._untrusted_rows(untrusted, limit)
+
+    def _ranking(self, limit: int) -> tuple[list[str], list[str]]:
+        """The `limit` best configs by trusted mean (first counted run per seed), and the `limit`
+        best of those with untrusted sane runs only."""
+        src = self._sane("r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status")
+        later = self._repeated_seeds(src)
+        skip = f"AND id NOT IN ({_LIST})" if later else ""
+        sql = _RANKING.format(src=src.source, author=evidence_sql.AUTHOR_IN, skip=skip)
+        found = self.reader.query(sql, [*([later] * 2 if later else []), self.trusted_authors,
+                                        *src.params, limit, limit]).rows
+        return [h for h, t in found if t], [h for h, t in found if not t]
+
+    def _repeated_seeds(self, src: evidence_sql.Sane) -> list[str]:
+        """Counted runs that repeat a seed of their config (not its first counted run by ts, id):
+        a 64-bit hash of (config, seed) finds the candidates, Python settles them exactly."""
+        found = _rows(self.reader, _REPEATS.format(src=src.source, author=evidence_sql.AUTHOR_IN),
+                      [*src.params, self.trusted_authors] * 2)
+        groups: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for row in found:
+            groups.setdefault((row["config_hash"], row["seed"]), []).append((row["ts"], row["id"]))
+        return sorted(i for runs in groups.values() for _, i in sorted(runs)[1:])
 
     def untrusted_runs(self, chash: str) -> list[dict[str, Any]]:
         """A config's sane finished runs by authors not trusted here (shown, marked, never counted)."""
-        return [r for r in self.by_config.get(chash, []) if r["status"] == "ok"
-                and r["id"] not in self.insane and not self.trust.trusted(r["author"])]
+        return [r for r in self.config_rows(chash) if r["status"] == "ok"
+                and self.insanity(r) is None and not self.trust.trusted(r["author"])]
 
-    def _untrusted_rows(self, hashes: list[str], ranked: set[str], limit: int) -> list[dict]:
+    def _untrusted_rows(self, hashes: list[str], limit: int) -> list[dict]:
         out = []
         for chash in hashes:
             values = [float(r["val_bpb"]) for r in self.untrusted_runs(chash)]
-            if values and chash not in ranked:
+            if values:
                 out.append({"config_hash": chash, "mean": sum(values) / len(values),
                             "n": len(values), "trusted": False, "verified": False, "rank": None})
         out.sort(key=lambda r: (r["mean"], r["config_hash"]))
         return out[:limit]
+
+    def baseline_tally(self) -> dict[str, int]:
+        """Counted runs of purpose `baseline` per config (which config is the base one)."""
+        return dict(self._once(("tally",), self._baseline_tally))
+
+    def _once(self, key: tuple, compute: Any) -> Any:
+        """Computed once per `Verdicts` (they stand for one state of the memory)."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    def _baseline_tally(self) -> dict[str, int]:
+        src = self._sane("r.config_hash, r.author, r.status, r.purpose")
+        return dict(self.reader.query(
+            f"SELECT config_hash, count(*) FROM {src.source} WHERE sane AND status = 'ok' AND "
+            f"purpose = 'baseline' AND {evidence_sql.AUTHOR_IN} GROUP BY config_hash",
+            [*src.params, self.trusted_authors]).rows)
+
+    def newest_finished(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` finished runs with a val_bpb, newest first: ts, id, val_bpb,
+        purpose and `counts` (evidence here)."""
+        return [dict(r) for r in self._once(("newest", limit), lambda: self._newest(limit))]
+
+    def _newest(self, limit: int) -> list[dict[str, Any]]:
+        src = self._sane("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status")
+        cut = self.reader.query(_CUT, [self.track, limit]).rows[0][0]
+        return _rows(self.reader, _NEWEST.format(src=src.source, author=evidence_sql.AUTHOR_IN),
+                     [self.trusted_authors, *src.params, cut, limit])
+
+
+# The leaderboard's ranking over every run of the track, in one pass: trusted configs by the mean
+# of their first counted run per seed (later repeats skipped; exact decimal sums: the same order
+# on every node), then configs with untrusted sane runs only. Params: the skipped ids (twice, when
+# any), trusted authors, the source's, limit, limit.
+_RANKING = """
+    WITH a AS (
+        SELECT config_hash,
+               sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t {skip}) AS t_sum,
+               count(*) FILTER (WHERE t {skip}) AS t_n,
+               sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
+               count(*) FILTER (WHERE NOT t) AS u_n
+        FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok') GROUP BY ALL)
+    (SELECT config_hash, true FROM a WHERE t_n > 0 ORDER BY t_sum / t_n, config_hash LIMIT ?)
+    UNION ALL
+    (SELECT config_hash, false FROM a WHERE t_n = 0 AND u_n > 0
+     ORDER BY u_sum / u_n, config_hash LIMIT ?)"""
+# Counted runs whose (config, seed) hash occurs more than once (a superset of the repeated seeds).
+_REPEATS = """
+    SELECT config_hash, seed, ts, id FROM {src}
+    WHERE sane AND status = 'ok' AND {author} AND hash(config_hash, seed) IN (
+        SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
+                       WHERE sane AND status = 'ok' AND {author} GROUP BY k HAVING count(*) > 1))"""
+# The newest finished runs: a ts cut-off from the plain table first, then a constant filter on it
+# (DuckDB skips the older row groups by their min/max) and the sanity bounds for the rows above.
+_CUT = """
+    SELECT coalesce(min(ts), 0) FROM (
+        SELECT ts FROM valid_runs WHERE track = ? AND status = 'ok' AND val_bpb IS NOT NULL
+        ORDER BY ts DESC LIMIT ?)"""
+_NEWEST = """
+    SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
+    WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
+    ORDER BY ts DESC, id DESC LIMIT ?"""
+_LIST = "SELECT unnest(?::VARCHAR[])"
 
 
 def _key(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
@@ -341,6 +560,38 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
     while len(cache) > _CACHE_SIZE:
         cache.popitem(last=False)
     return hit
+
+
+def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
+    """Trust over every replay in the memory with these roots (cached like the verdicts: until a
+    record arrives)."""
+    with _LOCK:
+        return _memo(reader, ("trust", tuple(sorted(roots)), repr(facts)),
+                     lambda: trust.compute(trust.load_replays(reader, facts), roots))
+
+
+def _memo(reader: Any, what: tuple, compute: Any) -> Any:
+    try:
+        cache = _CACHE.setdefault(reader, OrderedDict())
+    except TypeError:
+        return compute()
+    version = getattr(reader, "_version", None)
+    if version is None:
+        version = tuple(reader.query("SELECT (SELECT count(*) FROM runs), "
+                                     "(SELECT count(*) FROM claims)", []).rows[0])
+    key = ("memo", version, *what)
+    if key not in cache:
+        cache[key] = compute()
+    cache.move_to_end(key)
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return cache[key]
+
+
+def forget() -> None:
+    """Drop every cached verdict (benchmarks measure the computation itself)."""
+    with _LOCK:
+        _CACHE.clear()
 
 
 def cli_facts(reader: Any) -> sanity.TrackFacts:

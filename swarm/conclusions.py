@@ -70,11 +70,11 @@ class Conclusions:
 
     def trust_state(self) -> Any:
         """`roles.trust.TrustState` over the whole memory, with this home's roots."""
-        from roles import trust, verdicts
+        from roles import verdicts
 
         if self._trust is None:
-            facts = verdicts.cli_facts(self.reader)
-            self._trust = trust.compute(trust.load_replays(self.reader, facts), self.roots)
+            self._trust = verdicts.trust_state(self.reader, self.roots,
+                                               verdicts.cli_facts(self.reader))
         return self._trust
 
     def leaderboard_rows(self, track: str | None, limit: int) -> list[dict[str, Any]]:
@@ -90,7 +90,7 @@ class Conclusions:
                             "seeds": len({r["seed"] for r in runs}),
                             "authors": len({r["author"] for r in runs}),
                             "best": min(values) if values else None,
-                            "config": _config(v.by_config[row["config_hash"]][0]["config"])})
+                            "config": _config(v.config_rows(row["config_hash"])[0]["config"])})
         add_diffs(self.reader, out)
         return out
 
@@ -125,17 +125,9 @@ class Conclusions:
 
     def authors(self) -> list[dict[str, Any]]:
         """`swarm trust --json`: authors with their trust here, why, influence, and pin."""
-        from roles import sanity, trust, verdicts
+        from roles import evidence_sql, trust, verdicts
 
-        facts = verdicts.cli_facts(self.reader)
-        result = self.reader.query(
-            "SELECT id, author, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
-            "mfu FROM valid_runs WHERE status = 'ok'", [])
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for row in result.rows:
-            run = dict(zip(result.columns, row))
-            if sanity.reason(run, facts) is None:
-                runs.setdefault(run["author"], []).append(run)
+        runs = evidence_sql.sane_counts(self.reader, verdicts.cli_facts(self.reader))
         pins = trust.load_pins(self.home)
         rows = trust.listing(self.trust_state(), runs)
         for row in rows:

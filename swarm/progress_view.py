@@ -67,12 +67,37 @@ def swarm_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ("findings", str(summary["findings"]))]
 
 
+def _duration(seconds: float) -> str:
+    """Compact: 45 s, 3 m 20 s, 1 h 05 m."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} m {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} m"
+
+
+def run_progress(current: dict[str, Any] | None) -> str | None:
+    """The run under way once the harness reported: step, loss and training time left."""
+    if not current or current.get("step") is None:
+        return None
+    text = f"step {current['step']}/{current['steps']}"
+    if current.get("loss") is not None:
+        text += f", loss {current['loss']:.3f}"
+    if current.get("left_s") is not None:
+        text += f", ~{_duration(current['left_s'])} left"
+    return text
+
+
 def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, value) rows describing one work loop's progress."""
     current = work.get("current_run")
-    run = (f"{current['what']} ({current['running_s']:.0f} s)" if current else work.get("doing", ""))
+    run = (f"{current['what']} ({_duration(current['running_s'])})" if current
+           else work.get("doing", ""))
+    step = run_progress(current)
     mix = ", ".join(f"{role} {n}" for role, n in sorted(work.get("role_mix", {}).items()))
     rows = [("role", work.get("role", "")), ("current run", run),
+            *([("run progress", step)] if step else []),
             ("runs by this node", str(work.get("runs", 0))),
             ("verified best", _best(work.get("best", {}))),
             *swarm_rows(work.get("swarm", {})),

@@ -59,6 +59,20 @@ class Progress:
     train_s: float = 0.0
     busy_s: float = 0.0
     lease_renewals: int = 0
+    run_step: dict[str, Any] = field(default_factory=dict)   # the run under way: step, loss
+
+    def on_run_progress(self, event: dict[str, Any]) -> None:
+        """A progress event of the run under way (from the harness, about once a second)."""
+        step, steps, elapsed = event.get("step"), event.get("steps"), event.get("elapsed_s")
+        if not (isinstance(step, int) and isinstance(steps, int) and 0 < step <= steps):
+            return
+        loss = event.get("loss")
+        out: dict[str, Any] = {"step": step, "steps": steps,
+                               "loss": loss if isinstance(loss, (int, float)) else None}
+        if isinstance(elapsed, (int, float)) and elapsed >= 0:
+            # Training time left at the pace so far (the evaluation after it is not counted).
+            out["left_s"] = round(elapsed / step * (steps - step), 1)
+        self.run_step = out
 
     def totals(self) -> tuple[float, float]:
         """(busy s, training s) so far, the step and the run under way included."""
@@ -79,7 +93,8 @@ class Progress:
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able copy for `swarm status` and the display."""
         current = (None if self.run_started is None
-                   else {"what": self.doing, "running_s": round(time.monotonic() - self.run_started, 1)})
+                   else {"what": self.doing, **self.run_step,
+                         "running_s": round(time.monotonic() - self.run_started, 1)})
         busy, train = self.totals()
         return {"role": self.role, "doing": self.doing, "current_run": current, "runs": self.runs,
                 "my_roles": dict(self.roles), "role_mix": dict(self.role_mix),
@@ -94,18 +109,21 @@ class TimedRunner:
 
     def __init__(self, runner: Runner, progress: Progress, ctx: Context) -> None:
         self.runner, self.progress, self.ctx = runner, progress, ctx
+        if hasattr(runner, "on_progress"):      # the harness's runner reports steps and loss
+            runner.on_progress = progress.on_run_progress
 
     def __call__(self, config: Mapping[str, Any], seed: int, purpose: str,
                  ref: str | None) -> RunBody:
         # A run can outlast the lease (tinystories-cpu: minutes per run, several runs per unit).
         self.progress.lease_renewals += leases.renew(self.ctx, 1.5 * self.progress.mean_run_s())
         self.progress.doing = f"{purpose} run, seed {seed}"
+        self.progress.run_step = {}
         started = self.progress.run_started = time.monotonic()
         try:
             body = self.runner(config, seed, purpose, ref)
         finally:
             self.progress.train_s += time.monotonic() - started
-            self.progress.run_started = None
+            self.progress.run_started, self.progress.run_step = None, {}
         self.progress.runs += 1            # a cancelled run (exception) is not a run
         return body
 

@@ -59,13 +59,12 @@ def pick_track(reader: Reader, track: str | None,
     return None
 
 
-def _newest(track_filter: str, limit: int) -> str:
-    # The newest `limit` rows by ts, read through a ts cut-off first: DuckDB then skips the older
-    # row groups by their min/max, instead of carrying every row's text through a top-N.
-    return f"""
-        WITH cut AS (SELECT coalesce(min(ts), 0) AS ts FROM (
-            SELECT ts FROM valid_runs WHERE {track_filter} ORDER BY ts DESC LIMIT {int(limit)}))
-        SELECT * FROM valid_runs WHERE {track_filter} AND ts >= (SELECT ts FROM cut)"""
+def _cut(reader: Reader, where: str, params: list[Any], limit: int) -> int:
+    """The ts of the `limit`-th newest row matching `where`: a query that then filters on
+    `ts >= ?` (a constant) lets DuckDB skip the older row groups by their min/max, instead of
+    carrying every row's text through a top-N."""
+    return reader.query(f"SELECT coalesce(min(ts), 0) FROM (SELECT ts FROM valid_runs WHERE "
+                        f"{where} ORDER BY ts DESC LIMIT {int(limit)})", params).rows[0][0]
 
 
 def baseline(v: Any) -> dict[str, Any] | None:
@@ -73,10 +72,7 @@ def baseline(v: Any) -> dict[str, Any] | None:
     (one per seed): {config_hash, n, mean, std, ts}; None before two such runs exist."""
     if v is None:
         return None
-    tally: dict[str, int] = {}
-    for run in v.runs.values():
-        if run["purpose"] == "baseline" and v.counts(run):
-            tally[run["config_hash"]] = tally.get(run["config_hash"], 0) + 1
+    tally = v.baseline_tally()
     if not tally:
         return None
     chash = min(tally, key=lambda h: (-tally[h], h))       # the most-run base config, ties by hash
@@ -135,7 +131,7 @@ def best_over_time(v: Any, floor: dict[str, Any] | None) -> list[dict[str, Any]]
 
 
 def _verified_ts(v: Any, claim: Any) -> int:
-    fresh = [r["ts"] for r in v.by_ref.get(claim.id, [])
+    fresh = [r["ts"] for r in v.refs(claim.id)
              if r["purpose"] == "verify" and r["author"] != claim.author and v.counts(r)]
     return max(fresh, default=claim.ts)
 
@@ -147,10 +143,8 @@ def _diff_text(diff: Any) -> str:
 def _marks(v: Any) -> list[dict[str, Any]]:
     # The newest finished runs; no ids or authors: 2,000 points are drawn, and their text would
     # triple the payload. `counts`: evidence here (sane, by a trusted author).
-    done = [r for r in v.runs.values() if r["status"] == "ok" and r["val_bpb"] is not None]
-    done.sort(key=lambda r: (r["ts"], r["id"]), reverse=True)
     return [{"ts": r["ts"], "val_bpb": _clean(r["val_bpb"]), "purpose": r["purpose"],
-             "counts": v.why_not(r["id"]) is None} for r in done[:MAX_MARKS]]
+             "counts": bool(r["counts"])} for r in v.newest_finished(MAX_MARKS)]
 
 
 def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
@@ -244,7 +238,7 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
     out += [_run_row(v, i, "baseline", v.why_not(i, admit) or "not an unselected run of the "
                      "baseline config (screens and repeated seeds are set aside)")
             for i in view.baseline_runs if i not in used]
-    for run in v.by_ref.get(view.id, []):
+    for run in v.refs(view.id):
         if run["purpose"] == "verify":
             why = "by the claimant" if run["author"] == view.author else v.why_not(run["id"])
             out.append(_run_row(v, run["id"], "verify", why))
@@ -252,7 +246,7 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
 
 
 def _run_row(v: Any, run_id: str, side: str, why_not: str | None) -> dict[str, Any]:
-    run = v.runs.get(run_id, {})
+    run = v.run(run_id) or {}
     return {"id": run_id, "side": side, "seed": run.get("seed"),
             "val_bpb": _clean(run.get("val_bpb")), "author": run.get("author"), "ts": run.get("ts"), "counts": why_not is None,
             "why_not": why_not if run else "not in this replica"}
@@ -308,13 +302,17 @@ def runs(c: Conclusions, track: str | None = None, status: str | None = None,
     """The newest runs (filtered), each with its config's diff from the track's base config and
     its author's standing here (`author_status`: root, trusted, untrusted, distrusted)."""
     reader = c.reader
-    match = ("(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?) AND (? IS NULL OR "
-             "status = ?) AND (? IS NULL OR purpose = ?) AND (? IS NULL OR author = ?)")
-    filters = [track, track, track, status, status, purpose, purpose, author, author]
+    # Only the filters asked for: DuckDB then scans just their columns.
+    wanted = [("(track = ? OR split_part(track, ':', 1) = ?)", [track, track], track),
+              ("status = ?", [status], status), ("purpose = ?", [purpose], purpose),
+              ("author = ?", [author], author)]
+    match = " AND ".join([sql for sql, _, value in wanted if value is not None] or ["true"])
+    filters = [p for _, params, value in wanted if value is not None for p in params]
+    limit = min(limit, MAX_RUNS)
     found = _rows(reader, f"""
         SELECT id, author, ts, track, config_hash, seed, status, val_bpb, train_loss, wall_s,
-               purpose, config FROM ({_newest(match, min(limit, MAX_RUNS))})
-        ORDER BY ts DESC, id LIMIT ?""", [*filters, *filters, min(limit, MAX_RUNS)])
+               purpose, config FROM valid_runs WHERE {match} AND ts >= ?
+        ORDER BY ts DESC, id LIMIT ?""", [*filters, _cut(reader, match, filters, limit), limit])
     bases = base_configs(reader)
     standing = c.trust_state()
     for row in found:

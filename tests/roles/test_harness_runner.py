@@ -1,6 +1,7 @@
 """The real runner and validator over the real harness (tiny track, tiny budget, subprocess runs)."""
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -72,3 +73,35 @@ def test_strategy_with_the_validator_proposes_only_valid_configs(store, keys) ->
         proposal = Strategy(harness_validator, explore=1.0).propose(ctx)
         assert proposal is not None
         assert harness_validator({**best, **proposal.diff}) is None
+
+
+def test_the_live_panel_shows_a_real_runs_step_loss_and_time_left(runner: HarnessRunner, store,
+                                                                   keys) -> None:
+    from rich.console import Console
+
+    from swarm import progress_view
+    from swarm.worker import Progress, TimedRunner
+
+    progress = Progress()
+    timed = TimedRunner(runner, progress, context(store, keys[0], None, 3))
+    assert runner.on_progress == progress.on_run_progress     # the worker hears the harness
+    panels: list[str] = []
+
+    def redraw(event: dict) -> None:              # the worker's callback, then a redraw
+        progress.on_run_progress(event)
+        out = Console(width=80, record=True, file=io.StringIO())
+        out.print(progress_view.panel({"track": "tinystories-cpu", **progress.snapshot()}))
+        panels.append(out.export_text())
+
+    runner.on_progress = redraw
+    try:
+        body = timed({**TINY.model_dump(), "lr": 0.01}, 3, "screen", None)
+    finally:
+        runner.on_progress = None
+    assert body.status == "ok" and panels                 # ...which reported at least the end
+    last = panels[-1]
+    steps = body.metrics.steps
+    assert "current run         screen run, seed 3 (" in last
+    assert f"run progress        step {steps}/{steps}, loss " in last and "~0 s left" in last
+    assert all(len(line) <= 80 for panel in panels for line in panel.splitlines())
+    assert progress.snapshot()["current_run"] is None     # cleared once the run is over

@@ -64,3 +64,21 @@ def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None
     assert rows["claims"] == "1 not_supported, 1 verified"
     line = progress_view.summary_line({**WORK, "swarm": {"claims": {"verified": 1}}})
     assert line.startswith("5 runs by this node; 1 verified; verified best val_bpb 2.2500")
+
+
+def test_a_run_under_way_shows_its_step_loss_and_time_left_at_80_columns() -> None:
+    p = Progress(doing="confirm run, seed 123456789")
+    p.run_started = time.monotonic() - 125.0
+    p.on_run_progress({"event": "progress", "step": 120, "steps": 400, "loss": 2.34567,
+                       "elapsed_s": 60.0, "tokens": 0})
+    p.on_run_progress({"event": "progress", "step": "junk", "steps": 400})   # ignored
+    work = {**WORK, **p.snapshot(), "swarm": {"baseline": 9, "min_baseline": 16,
+                                              "claims": {"pending": 2}, "findings": 0}}
+    rows = dict(progress_view.work_rows(work))
+    assert rows["current run"] == "confirm run, seed 123456789 (2 m 05 s)"
+    assert rows["run progress"] == "step 120/400, loss 2.346, ~2 m 20 s left"
+    out = Console(width=80, record=True, file=io.StringIO())
+    out.print(progress_view.panel(work))
+    text = out.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert "step 120/400, loss 2.346, ~2 m 20 s left" in text           # on one line

@@ -122,7 +122,8 @@ def test_null_changes_produce_dead_ends_not_verified_claims(store, keys) -> None
         pass
     verified = store.query("SELECT count(*) FROM claim_status WHERE status = 'verified'").rows
     assert verified == [(0,)]
-    experiments = store.query("SELECT (SELECT count(*) FROM dead_ends) + (SELECT count(*) FROM claims)").rows
+    experiments = store.query("SELECT (SELECT count(*) FROM dead_ends) + (SELECT count(*) FROM "
+                              "failed_confirmations) + (SELECT count(*) FROM claims)").rows
     assert experiments == [(n,)]
     # a dead end is not proposed again
     tried = evidence.tried_configs(a)

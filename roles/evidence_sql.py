@@ -1,0 +1,86 @@
+"""The sanity bounds and trust as SQL over one track's runs, for verdicts at a million runs.
+
+`roles/sanity.py` says, run by run in Python, why a run is impossible; this module states the same
+bounds as DuckDB predicates so the aggregates a leaderboard needs (per config: first counted run
+per seed, their mean) are computed next to the data instead of in a Python pass over every run.
+The two must agree run for run: tests/roles/test_verdicts_sql.py checks them against each other
+on randomized stores, insane runs included.
+
+The one bound SQL cannot state, "the harness accepts this config", is decided in Python once per
+distinct config of a track whose budget is known (memoised by config text in `sanity`), and enters
+the query as a list of accepted config hashes with their tokens per step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from roles import sanity
+
+# The `ok` run's val_bpb bounds, the unfinished run's missing val_bpb, mfu in [0, 1]: sanity.py's
+# _bpb_reason and _mfu_reason, clause for clause.
+_SANE = f"""
+    (CASE WHEN r.status = 'ok'
+          THEN r.val_bpb IS NOT NULL AND isfinite(r.val_bpb) AND r.val_bpb > 0
+               AND r.val_bpb <= {sanity.MAX_BPB}
+          ELSE r.val_bpb IS NULL END)
+    AND (r.mfu IS NULL OR (isfinite(r.mfu) AND r.mfu >= 0 AND r.mfu <= 1))"""
+# A known budget: the harness accepts the config (it has a tokens-per-step), tokens and steps are
+# there, and a finished run trained the budget in whole steps (sanity._budget_reason).
+_BUDGET = """
+    AND h.tps IS NOT NULL AND r.tokens IS NOT NULL AND r.steps IS NOT NULL
+    AND (r.status IS DISTINCT FROM 'ok'
+         OR (r.tokens = CAST(r.steps AS HUGEINT) * h.tps AND r.steps = CAST(? AS BIGINT) // h.tps))"""
+
+
+@dataclass(frozen=True)
+class Sane:
+    """SQL for one track's runs with a `sane` column: `FROM {source}` binds `params` first."""
+
+    source: str
+    params: list[Any]
+
+
+def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = "r.*") -> Sane:
+    """A subquery of the track's valid runs (`columns` of `r`), each with `sane`: true when
+    `sanity.reason` would find nothing wrong with it."""
+    budget = facts.budgets.get(track)
+    if not facts.knows(track):
+        return Sane(f"(SELECT {columns}, false AS sane FROM valid_runs r WHERE r.track = ?)",
+                    [track])
+    if budget is None:
+        return Sane(f"(SELECT {columns}, ({_SANE}) AS sane FROM valid_runs r WHERE r.track = ?)",
+                    [track])
+    hashes, tps = accepted_configs(reader, track)
+    return Sane(f"""(SELECT {columns}, coalesce(({_SANE} {_BUDGET}), false) AS sane
+        FROM valid_runs r LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS hash,
+                                            unnest(?::BIGINT[]) AS tps) h ON h.hash = r.config_hash
+        WHERE r.track = ?)""", [budget, hashes, tps, track])
+
+
+def accepted_configs(reader: Any, track: str) -> tuple[list[str], list[int]]:
+    """The track's config hashes the harness accepts, with their tokens per step."""
+    result = reader.query("SELECT config_hash, any_value(config) FROM valid_runs WHERE track = ? "
+                          "GROUP BY config_hash", [track])
+    hashes, tps = [], []
+    for chash, config in result.rows:
+        cfg, _ = sanity.harness_config(config)
+        if cfg is not None:
+            hashes.append(chash)
+            tps.append(cfg.tokens_per_step)
+    return hashes, tps
+
+
+# A predicate on `author` for a list parameter (a semi-join: fast over a million runs).
+AUTHOR_IN = "author IN (SELECT unnest(?::VARCHAR[]))"
+
+
+def sane_counts(reader: Any, facts: sanity.TrackFacts) -> dict[str, int]:
+    """Author -> how many sane finished runs of theirs the memory holds (every track in `facts`)."""
+    out: dict[str, int] = {}
+    for track in sorted(facts.budgets):
+        src = sane_runs(reader, facts, track, "r.author, r.status")
+        for author, n in reader.query(f"SELECT author, count(*) FROM {src.source} WHERE sane "
+                                      "AND status = 'ok' GROUP BY author", src.params).rows:
+            out[author] = out.get(author, 0) + n
+    return out

@@ -1,0 +1,165 @@
+"""The SQL path of the verdicts (roles/verdicts.py + roles/evidence_sql.py) against the reference
+Python pass over every run (roles/verdicts_ref.py), on randomized real stores: insane runs,
+trusted, untrusted and distrusted authors, replays that match and that contradict, repeated
+seeds, claims by trusted and untrusted authors, a track with a known budget and one without."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from memory import canonical, codec, records as R, stats, synthetic
+from memory.crypto import Keypair
+from memory.store import Store
+from node.harness.config import Config
+from roles import evidence_sql, sanity
+from roles.verdicts import Verdicts
+from roles.verdicts_ref import ReferenceVerdicts
+
+BUDGET = 1024 * 40                # 40 steps of the default config's 1024 tokens
+HARNESS = "tinystories-cpu:" + "7" * 16     # judged with a budget: the harness bounds apply
+SIM = "sim-track"                           # judged without one
+BASE = Config().model_dump()
+CONFIGS = [BASE] + [{**BASE, "lr": lr} for lr in (0.001, 0.002, 0.004, 0.006)] + [
+    {**BASE, "batch_size": 4}, {**BASE, "n_head": 3}]           # the last one the harness refuses
+# What makes a run impossible, as metric overrides (and the sane ones the checks keep).
+INSANE = [dict(val_bpb=0.0), dict(val_bpb=9.5), dict(mfu=2.0), dict(tokens=10),
+          dict(steps=7), dict(status="crash")]
+
+
+class World:
+    """A store being filled with one randomized history."""
+
+    def __init__(self, store: Store, rng: random.Random) -> None:
+        self.store, self.rng = store, rng
+        self.keys = synthetic.keypairs(9, seed=rng.randrange(1000))
+        self.seq = {k.peer_id: 0 for k in self.keys}
+        self.ts = 1_000_000
+        self.runs: list[R.Record] = []
+        self.claims: list[R.Record] = []
+        self.pending: list[R.Record] = []
+
+    def sign(self, key: Keypair, kind: str, body: R.Body) -> R.Record:
+        self.seq[key.peer_id] += 1
+        self.ts += self.rng.choice([0, 1, 5])              # equal timestamps happen
+        record = codec.sign(key, kind, self.seq[key.peer_id], body, ts=self.ts)
+        self.pending.append(record)
+        (self.runs if kind == "run" else self.claims).append(record)
+        return record
+
+    def flush(self) -> None:
+        """Store what was signed, in one transaction."""
+        assert self.store.add(self.pending).accepted == len(self.pending)
+        self.pending = []
+
+    def run(self, key: Keypair, track: str, purpose: str = "baseline", ref: str | None = None,
+            config: dict | None = None, seed: int | None = None, bpb: float | None = None
+            ) -> R.Record:
+        config = config if config is not None else self.rng.choice(CONFIGS)
+        seed = seed if seed is not None else self.rng.randrange(6)      # seeds repeat
+        bpb = bpb if bpb is not None else round(1.5 + self.rng.gauss(0, 0.05), 6)
+        tps = config["batch_size"] * config["seq_len"]
+        body = synthetic.run_body(track, config, seed, bpb, purpose=purpose, ref=ref)
+        metrics = {"tokens": BUDGET // tps * tps, "steps": BUDGET // tps, "mfu": 0.05}
+        if self.rng.random() < 0.15:
+            metrics.update(self.rng.choice(INSANE))
+        status = metrics.pop("status", "ok")
+        if status != "ok" and self.rng.random() < 0.5:
+            metrics["val_bpb"] = None                     # a crash without a number: sane
+        body = body.model_copy(update={"status": status, "metrics": body.metrics.model_copy(
+            update=metrics)})
+        return self.sign(key, "run", body)
+
+    def claim(self, key: Keypair, track: str) -> R.Record:
+        mine = [r for r in self.runs if r.body.track == track and r.author == key.peer_id
+                and r.body.purpose in ("confirm", "screen")]
+        base = [r for r in self.runs if r.body.track == track and r.body.purpose == "baseline"]
+        cited = self.rng.sample(mine, min(len(mine), 4)) if mine else []
+        candidate = cited[0].body.config if cited else self.rng.choice(CONFIGS)
+        if self.rng.random() < 0.2:
+            cited.append(self.rng.choice(self.runs))                  # another config's run
+        body = R.ClaimBody(
+            track=track, baseline_hash=canonical.config_hash(BASE),
+            candidate_hash=canonical.config_hash(candidate),
+            diff={k: v for k, v in candidate.items() if BASE.get(k) != v},
+            baseline_runs=[r.id for r in base[:8]],
+            candidate_runs=[r.id for r in cited] or ["ab" * 32],        # a run never seen
+            effect=-0.02, summary="better")
+        return self.sign(key, "claim", body)
+
+
+def _fill(store: Store, seed: int) -> tuple[World, frozenset[str]]:
+    w = World(store, random.Random(seed))
+    root, pinned, *others = w.keys
+    for _ in range(160):
+        track = w.rng.choice([HARNESS, SIM])
+        purpose = w.rng.choice(["baseline", "baseline", "screen", "confirm", "manual"])
+        w.run(w.rng.choice(w.keys), track, purpose, config=BASE if purpose == "baseline" else None)
+    for _ in range(6):
+        w.claim(w.rng.choice(w.keys), w.rng.choice([HARNESS, SIM]))
+    claims = [(c.id, c.body.track, c.body.candidate_hash) for c in w.claims]
+    for claim_id, track, chash in claims:                     # fresh seeds of claims
+        config = next((r.body.config for r in w.runs if r.body.config_hash == chash), BASE)
+        for _ in range(w.rng.randrange(3)):
+            w.run(w.rng.choice(w.keys), track, "verify", claim_id, config=config)
+    honest = others[5]                  # never contradicted: a root's matching replay trusts it
+    for target in w.rng.sample(w.runs, 40):                  # replays: match, contradict, neither
+        replayer = w.rng.choice([root, pinned, *others[:3]])
+        if target.author in (replayer.peer_id, honest.peer_id, others[6].peer_id):   # 6: unknown
+            continue
+        m = target.body.metrics
+        off = w.rng.choice([0.0, 0.0, 0.0, 0.03, 0.5])
+        w.run(replayer, target.body.track, "replay", target.id, config=target.body.config,
+              seed=target.body.seed, bpb=None if m.val_bpb is None else round(m.val_bpb + off, 6))
+    for track in (HARNESS, SIM):
+        target = w.run(honest, track, "baseline", config=BASE, bpb=1.5)
+        if target.body.status == "ok" and target.body.metrics.val_bpb is not None:
+            w.run(root, track, "replay", target.id, config=BASE, seed=target.body.seed,
+                  bpb=target.body.metrics.val_bpb)
+    w.flush()
+    return w, frozenset({root.peer_id, pinned.peer_id})
+
+
+def _same_rows(fast: list[dict[str, Any]], slow: list[dict[str, Any]]) -> None:
+    assert [{k: v for k, v in r.items() if k != "mean"} for r in fast] == [
+        {k: v for k, v in r.items() if k != "mean"} for r in slow]
+    assert [r["mean"] for r in fast] == pytest.approx([r["mean"] for r in slow], rel=1e-12)
+
+
+def _claim_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if v is None else pytest.approx(v, rel=1e-9))
+            if k in ("p_value", "q_value") else v for k, v in row.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sql_verdicts_agree_with_the_python_pass(tmp_path, seed: int) -> None:
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        facts = sanity.TrackFacts({HARNESS: BUDGET, SIM: None})
+        statuses = set()
+        for track in (HARNESS, SIM):
+            fast = Verdicts(store, track, roots, facts, stats.GateParams())
+            slow = ReferenceVerdicts(store, track, roots, facts, stats.GateParams())
+            src = evidence_sql.sane_runs(store, facts, track, "r.id")
+            sane = dict(store.query(f"SELECT id, sane FROM {src.source}", src.params).rows)
+            assert sane == {i: sanity.reason(r, facts) is None for i, r in slow.runs.items()}
+            assert 0 < sum(sane.values()) < len(sane)          # both kinds were drawn
+            for limit in (3, 10**6):
+                _same_rows(fast.leaderboard(limit), slow.leaderboard(limit))
+            assert [c.as_row() for c in fast.claims] == [_claim_row(c.as_row()) for c in slow.claims]
+            assert fast.screened == slow.screened
+            assert fast.baseline_tally() == slow.baseline_tally()
+            assert fast.newest_finished(25) == slow.newest_finished(25)
+            assert fast.best() == slow.best()
+            statuses |= {fast.trust.standing(a).status for a in world.seq}
+        counts = {a: len([r for r in world.runs if r.author == a and r.body.status == "ok"
+                          and sanity.reason(_row(store, r.id), facts) is None])
+                  for a in world.seq}
+        assert evidence_sql.sane_counts(store, facts) == {a: n for a, n in counts.items() if n}
+    assert {"root", "trusted", "untrusted", "distrusted"} <= statuses
+
+
+def _row(store: Store, run_id: str) -> dict[str, Any]:
+    found = store.query("SELECT * FROM valid_runs WHERE id = ?", [run_id])
+    return dict(zip(found.columns, found.rows[0]))
