@@ -155,3 +155,27 @@ def test_a_crashed_confirmation_run_is_replaced_not_fatal(store, keys) -> None:
     assert statuses[0] == ("crash",) and len(statuses) >= 4
     assert "1 crashed confirmation run" in claim[1]
     assert len(json.loads(claim[0])) == len(statuses)                  # the crashed run stays in the evidence
+
+
+def test_proposals_fit_the_tracks_budget(store, keys) -> None:
+    # At 4,000 tokens (3 steps of 8 x 128) the harness refuses ngram_steps > 3 and batch_size 32
+    # (one step is over the budget): the space is cut by the harness's own check, and what the
+    # combination of knobs still breaks is re-asked, so no proposal is a run the harness refuses.
+    from node.harness.config import Config, build_config
+    from node.harness.feasibility import check_budget
+    from roles.strategy import budget_validator, harness_validator
+
+    base = Config().model_dump()
+    assert harness_validator({**base, "ngram_steps": 4}, 4_000) is not None
+    assert harness_validator({**base, "ngram_steps": 4}) is None         # no budget: ranges only
+    ctx = context(store, keys[0], None, budget_tokens=4_000)
+    ctx.base_config = base
+    for kind in ("tpe", "random"):
+        proposer = OptunaProposer(kind, budget_validator(4_000), attempts=6)
+        _, space = proposer.study(ctx)
+        assert space.dists["ngram_steps"].high == 3
+        assert 32 not in space.dists["batch_size"].choices
+        assert 16 in space.dists["batch_size"].choices
+        for _ in range(12):
+            diff = proposer.propose(ctx).diff
+            check_budget(build_config(base, diff), 4_000)              # raises when refused
