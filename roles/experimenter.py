@@ -60,10 +60,14 @@ class Experimenter:
         return record.id, body.metrics.val_bpb if body.status == "ok" else None
 
     def _top_up(self, ctx: Context, base: evidence.Baseline) -> str:
-        need = min(BASELINE_PER_UNIT, ctx.params.min_baseline - len(base.values))
-        for _ in range(need):
+        # Up to BASELINE_PER_UNIT seeds, re-reading the baseline after each: nodes that start
+        # together stop as soon as their seeds together reach the minimum (not 3 each).
+        ran = 0
+        while ran < BASELINE_PER_UNIT and len(base.values) < ctx.params.min_baseline:
             self._run(ctx, base.config, ctx.rng.randrange(2**31), "baseline", None)
-        return f"ran {need} baseline seed(s) of {base.hash[:8]}"
+            ran += 1
+            base = evidence.baseline(ctx)
+        return f"ran {ran} baseline seed(s) of {base.hash[:8]}"
 
     def _hypothesis(self, ctx: Context, base: evidence.Baseline) -> tuple[str, dict] | None:
         tried = evidence.tried_configs(ctx)

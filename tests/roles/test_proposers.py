@@ -2,6 +2,7 @@
 confirmation. Real Store, real signed records, training simulated by `SimRunner`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from roles.base import Proposal
 from roles.experimenter import Experimenter
 from roles.proposers import OptunaProposer, Portfolio
 from roles.proposers_space import Knob, Space
-from tests.roles.simulated import BASE, SD, SimRunner, context
+from tests.roles.simulated import BASE, PARAMS, SD, SimRunner, context
 
+PARAMS_4 = dataclasses.replace(PARAMS, min_baseline=4)
 KNOBS = {"lr": Knob("lr", "log", 1e-5, 1.0), "n_layer": Knob("n_layer", "int", 1, 48),
          "activation": Knob("activation", "cat", choices=("gelu", "relu2", "swiglu")),
          "norm": Knob("norm", "cat", choices=("layernorm", "rmsnorm"))}
@@ -179,3 +181,20 @@ def test_proposals_fit_the_tracks_budget(store, keys) -> None:
         for _ in range(12):
             diff = proposer.propose(ctx).diff
             check_budget(build_config(base, diff), 4_000)              # raises when refused
+
+
+def test_nodes_topping_up_together_stop_at_the_minimum(store, keys) -> None:
+    # Another node's baseline seed lands while each of ours runs: together they reach the
+    # minimum (4) after two of ours, so this node stops there instead of running its unit of 3.
+    runner = SimRunner()
+    other = context(store, keys[1], runner)
+
+    def run_beside(config: Any, seed: int, purpose: str, ref: Any) -> R.RunBody:
+        other.publish("run", runner(config, seed + 1, purpose, ref))
+        return runner(config, seed, purpose, ref)
+
+    ctx = context(store, keys[0], run_beside, params=PARAMS_4,
+                  pinned=frozenset({keys[1].peer_id}))
+    assert Experimenter(Fixed({"lr": 0.006}, "x")).work(ctx) == (
+        f"ran 2 baseline seed(s) of {config_hash(BASE)[:8]}")
+    assert store.query("SELECT count(*) FROM runs WHERE purpose = 'baseline'").rows == [(4,)]
