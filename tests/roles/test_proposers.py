@@ -198,3 +198,23 @@ def test_nodes_topping_up_together_stop_at_the_minimum(store, keys) -> None:
     assert Experimenter(Fixed({"lr": 0.006}, "x")).work(ctx) == (
         f"ran 2 baseline seed(s) of {config_hash(BASE)[:8]}")
     assert store.query("SELECT count(*) FROM runs WHERE purpose = 'baseline'").rows == [(4,)]
+
+
+def test_continuous_proposals_are_binned_in_the_knob_estimate() -> None:
+    # One feature per distinct lr would grow the fit with every run and estimate nothing.
+    import random
+
+    from roles.meta_analyst import BINS, fit
+
+    rng = random.Random(0)
+    configs = [dict(BASE) for _ in range(20)] + [
+        {**BASE, "lr": 10 ** rng.uniform(-4, -1.5), "norm": rng.choice(["layernorm", "rmsnorm"])}
+        for _ in range(300)]
+    values = [1 + 0.02 * (c["lr"] > 0.01) - 0.01 * (c["norm"] == "rmsnorm") + rng.gauss(0, SD)
+              for c in configs]
+    effects = fit(configs, values, BASE)
+    lrs = sorted((e.value, e.effect) for e in effects if e.knob == "lr")
+    assert len(lrs) == BINS and sum(e.n for e in effects if e.knob == "lr") == 300
+    assert lrs[-1][1] > 0.015 and abs(lrs[0][1]) < 0.005               # the harm is where it is
+    norm = [e.effect for e in effects if e.knob == "norm"]
+    assert len(norm) == 1 and abs(norm[0] + 0.01) < 0.002
