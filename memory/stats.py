@@ -6,7 +6,7 @@ The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.
 2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
    stopping early for futility once the running mean (over >= 2 runs) is not better than the
    baseline mean, and for efficacy once the claim test reaches `stop_alpha` over >= `min_confirm`
-   runs (a Pocock-like bound: 0.005 per look over up to 12 looks keeps the overall one-sided
+   runs (a strict bound per look, 0.001, over up to 12 looks keeps the overall one-sided
    error near `alpha`; a real effect then costs ~4 confirmation runs instead of `confirm_max`);
 3. the statistician tests the confirmation runs against the baseline runs (one-sided Welch with the
    candidate's variance shrunk toward the noise floor, `claim_test`), controls the false-discovery
@@ -44,7 +44,7 @@ class GateParams:
     crash_max: int = 2             # crashed confirmation runs replaced by other seeds, at most
     prior_df: float = 4.0          # weight (df) of the track's noise floor in a candidate's variance
     null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening), see decide()
-    stop_alpha: float = 0.005      # confirmation stops early once the claim test reaches this p
+    stop_alpha: float = 0.001      # confirmation stops early once the claim test reaches this p
 
 
 @dataclass(frozen=True)
