@@ -7,7 +7,7 @@ The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.
    stopping early for futility once the running mean (over >= 2 runs) is not better than the
    baseline mean, and for efficacy once the claim test reaches `stop_alpha` over >= `min_confirm`
    runs (a strict bound per look, 0.001, over up to 12 looks keeps the overall one-sided
-   error near `alpha`; a real effect then costs ~4 confirmation runs instead of `confirm_max`);
+   error near `alpha`; a real 2-sd effect then costs ~5 confirmation runs, not `confirm_max`);
 3. the statistician tests the confirmation runs against the baseline runs (one-sided Welch with the
    candidate's variance shrunk toward the noise floor, `claim_test`), controls the false-discovery
    rate over every candidate the track screened (`family_q`, q = 0.05) and asks for a minimum
