@@ -4,7 +4,10 @@ The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.
 1. screen a candidate with ONE run against the baseline mean the swarm knows from many seeds;
    promote it when better by `promote_sd` noise sds;
 2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
-   stopping early as soon as the running mean is not better than the baseline mean;
+   stopping early for futility once the running mean (over >= 2 runs) is not better than the
+   baseline mean, and for efficacy once the claim test reaches `stop_alpha` over >= `min_confirm`
+   runs (a strict bound per look, 0.001, over up to 12 looks keeps the overall one-sided
+   error near `alpha`; a real 2-sd effect then costs ~5 confirmation runs, not `confirm_max`);
 3. the statistician tests the confirmation runs against the baseline runs (one-sided Welch with the
    candidate's variance shrunk toward the noise floor, `claim_test`), controls the false-discovery
    rate over every candidate the track screened (`family_q`, q = 0.05) and asks for a minimum
@@ -41,6 +44,7 @@ class GateParams:
     crash_max: int = 2             # crashed confirmation runs replaced by other seeds, at most
     prior_df: float = 4.0          # weight (df) of the track's noise floor in a candidate's variance
     null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening), see decide()
+    stop_alpha: float = 0.001      # confirmation stops early once the claim test reaches this p
 
 
 @dataclass(frozen=True)
@@ -192,13 +196,19 @@ def promotes(screen_bpb: float, base: NoiseFloor, params: GateParams = GateParam
 
 
 def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
-                    params: GateParams = GateParams()) -> bool:
-    """Sequential confirmation: run another seed? No once the running mean is not better, or at max."""
-    if not confirm_bpb:
-        return True
-    if float(np.mean(confirm_bpb)) >= base.mean:
+                    params: GateParams = GateParams(),
+                    baseline_bpb: Sequence[float] | None = None) -> bool:
+    """Sequential confirmation: run another seed? No at `confirm_max`; no once the running mean
+    over >= 2 runs (one run alone is too noisy to give up on) is not better than the baseline
+    mean; no once, given the baseline's runs, the claim test reaches `stop_alpha` (efficacy)."""
+    n = len(confirm_bpb)
+    if n >= params.confirm_max:
         return False
-    return len(confirm_bpb) < params.confirm_max
+    if n >= min(2, params.min_confirm) and float(np.mean(confirm_bpb)) >= base.mean:
+        return False
+    if baseline_bpb is not None and n >= params.min_confirm and len(baseline_bpb) >= 2:
+        return claim_test(confirm_bpb, baseline_bpb, params).p > params.stop_alpha
+    return True
 
 
 def worth_claiming(confirm_bpb: Sequence[float], baseline_bpb: Sequence[float],

@@ -21,8 +21,10 @@ from roles.statistician import Statistician
 from roles.verifier import Verifier
 
 # How much one unit of open work is worth per role: checking and assessing claims unblocks
-# everyone else's progress, so it outranks starting new experiments.
-VALUE = {"verifier": 3.0, "statistician": 3.0, "meta_analyst": 1.0, "experimenter": 1.0}
+# everyone else's progress, so it outranks starting new experiments. The statistician's work
+# trains nothing (a second at most), so it goes first whatever the jitter: a claim left waiting
+# behind a training run waits minutes (the end-to-end swarm waited 4 of its ~15).
+VALUE = {"verifier": 3.0, "statistician": 30.0, "meta_analyst": 1.0, "experimenter": 1.0}
 TRAINING_ROLES = ("experimenter", "verifier")
 SLOW_NODE_WEIGHT = 0.05
 NOISE = 0.5            # sd of the log-normal jitter on each score

@@ -60,10 +60,14 @@ class Experimenter:
         return record.id, body.metrics.val_bpb if body.status == "ok" else None
 
     def _top_up(self, ctx: Context, base: evidence.Baseline) -> str:
-        need = min(BASELINE_PER_UNIT, ctx.params.min_baseline - len(base.values))
-        for _ in range(need):
+        # Up to BASELINE_PER_UNIT seeds, re-reading the baseline after each: nodes that start
+        # together stop as soon as their seeds together reach the minimum (not 3 each).
+        ran = 0
+        while ran < BASELINE_PER_UNIT and len(base.values) < ctx.params.min_baseline:
             self._run(ctx, base.config, ctx.rng.randrange(2**31), "baseline", None)
-        return f"ran {need} baseline seed(s) of {base.hash[:8]}"
+            ran += 1
+            base = evidence.baseline(ctx)
+        return f"ran {ran} baseline seed(s) of {base.hash[:8]}"
 
     def _hypothesis(self, ctx: Context, base: evidence.Baseline) -> tuple[str, dict] | None:
         tried = evidence.tried_configs(ctx)
@@ -100,7 +104,7 @@ class Experimenter:
         _, screen = self._run(ctx, candidate, next(seeds), "screen", hyp_id)
         if screen is None or not stats.promotes(screen, floor, ctx.params):
             return f"dead end {diff}: screen {screen} vs baseline {floor.mean:.4f}"
-        ids, values, crashes = self._confirm(ctx, candidate, seeds, floor, hyp_id)
+        ids, values, crashes = self._confirm(ctx, candidate, seeds, base, hyp_id)
         if not stats.worth_claiming(values, base.values, ctx.params):
             return (f"dead end {diff}: confirmation {values} vs baseline {floor.mean:.4f}"
                     + (f" ({crashes} crashed)" if crashes else ""))
@@ -115,13 +119,14 @@ class Experimenter:
         ctx.count("claims")
         return f"claimed {diff}: effect {effect:+.4g} ({claim_id[:8]})"
 
-    def _confirm(self, ctx: Context, candidate: dict, seeds: Any, floor: stats.NoiseFloor,
+    def _confirm(self, ctx: Context, candidate: dict, seeds: Any, base: evidence.Baseline,
                  hyp_id: str) -> tuple[list[str], list[float], int]:
         """Confirmation runs (ids of all, values of the finished ones) and how many crashed."""
         ids: list[str] = []
         values: list[float] = []
         crashes = 0
-        while stats.keep_confirming(values, floor, ctx.params):
+        floor = base.floor()
+        while stats.keep_confirming(values, floor, ctx.params, base.values):
             run_id, value = self._run(ctx, candidate, next(seeds), "confirm", hyp_id)
             ids.append(run_id)                  # crashed runs stay in the evidence list
             if value is None:

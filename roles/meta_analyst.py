@@ -3,7 +3,10 @@
 The estimate is a ridge-regularised least-squares fit of val_bpb on one-hot (knob, value) settings
 that differ from the track's base config, with an intercept for the base config. With single-knob
 experiments this is the difference of means; with combined diffs it splits the credit. Standard
-errors come from the residual variance. What helped (effect + 2 se < 0), what hurt, what is unclear,
+errors come from the residual variance. A numeric knob with more than `MAX_LEVELS` distinct values
+(the optimizer proposes continuous ones: one feature per value would grow the fit with every run
+and estimate nothing) is binned: `BINS` bins of equal width (on a log scale when its values span
+more than 10x), each reported at the median value of its runs. What helped (effect + 2 se < 0), what hurt, what is unclear,
 and which knobs were never varied. The same fit over each offline quality measure of the runs'
 samples (and the mean LLM-judge score, where `judgement` records exist) is reported beside each
 setting's val_bpb effect: a lower loss that writes repetitive text shows up here.
@@ -26,6 +29,40 @@ from roles.context import Context
 log = logging.getLogger(__name__)
 RIDGE = 1e-6
 MAX_EFFECTS = 256
+MAX_LEVELS = 8             # distinct values of a numeric knob kept as they are
+BINS = 6                   # bins of a numeric knob with more distinct values
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _bin_map(values: list[Any]) -> dict[Any, Any]:
+    """value -> its bin's representative (the median value of the bin's occurrences)."""
+    xs = np.array(values, dtype=float)
+    scale = np.log if xs.min() > 0 and xs.max() > 10 * xs.min() else (lambda a: a)
+    t = scale(xs)
+    edges = np.linspace(t.min(), t.max(), BINS + 1)[1:-1]
+    which = np.searchsorted(edges, t, side="right")
+    out: dict[Any, Any] = {}
+    for b in np.unique(which):
+        members = sorted(v for v, w in zip(values, which) if w == b)
+        rep = members[(len(members) - 1) // 2]                  # a value that really ran
+        out.update({v: rep for v in members})
+    return out
+
+
+def binned(configs: list[dict[str, Any]], base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configs with each many-valued numeric knob's non-base values mapped to their bin."""
+    maps: dict[str, dict[Any, Any]] = {}
+    knobs = {k for c in configs for k in c}
+    for knob in sorted(knobs):
+        values = [c[knob] for c in configs if knob in c and c[knob] != base.get(knob)]
+        if len(set(values)) > MAX_LEVELS and all(_numeric(v) for v in values):
+            maps[knob] = _bin_map(values)
+    if not maps:
+        return configs
+    return [{k: maps[k].get(v, v) if k in maps else v for k, v in c.items()} for c in configs]
 
 
 def _features(configs: list[dict[str, Any]], base: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -49,6 +86,7 @@ def fit(configs: list[dict[str, Any]], values: list[float],
         base_config: dict[str, Any]) -> list[R.KnobEffect]:
     """Per (knob, value) effect on `values` (one per config) relative to `base_config`."""
     y = np.array(values, dtype=float)
+    configs = binned(configs, base_config)
     feats = _features(configs, base_config)
     if not feats or y.size < 3:
         return []

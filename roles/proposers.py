@@ -98,13 +98,17 @@ class OptunaProposer:
         self.widen = 0
         self.calls = 0
 
+    def _feasible(self, config: dict[str, Any]) -> bool:
+        return self.validate is None or self.validate(config) is None
+
     def study(self, ctx: Context, best: dict[str, Any] | None = None,
               seed: int = 0) -> tuple[optuna.Study, Space]:
         """The study as the memory holds it now, and the space it was built over."""
         best = evidence.best_config(ctx) if best is None else best
         done = search_evidence.outcomes(ctx)
         running = search_evidence.pending(ctx, best)
-        space = Space(best, [o.config for o in done] + running, self.widen, self.knobs)
+        space = Space(best, [o.config for o in done] + running, self.widen, self.knobs,
+                      self._feasible)
         return build_study(space, done, running, make_sampler(self.kind, seed)), space
 
     def propose(self, ctx: Context) -> Proposal | None:

@@ -9,6 +9,11 @@ Every knob of the track's config that `Config` declares becomes a distribution:
 Knobs of other types (optional values, strings) are left alone. A window around the best config
 keeps proposals sane (lr 1e-5..1 in one step is not); `widen` doubles it, up to the full range.
 Conditional knobs are only sampled when their parent makes them matter (`CONDITIONS`).
+Given `feasible` (the harness's own check for the track's budget, `strategy.harness_validator`),
+each knob's window is cut to the values the harness accepts with the best config's other knobs
+(bisection on that check for numbers, a filter for choices): e.g. `ngram_steps` never above the
+run's steps at a tiny budget. The rules stay the harness's; combinations it still refuses are
+re-asked by the proposer.
 """
 from __future__ import annotations
 
@@ -107,18 +112,58 @@ def _cover(dist: BaseDistribution, values: list[Any]) -> BaseDistribution:
     return FloatDistribution(lo, hi, log=dist.log)
 
 
+Feasible = Callable[[dict[str, Any]], bool]
+
+
+def _edge(ok: Feasible, best: dict[str, Any], name: str, inside: float, outside: float,
+          integer: bool) -> float:
+    """The feasible value nearest `outside`, by bisection from the feasible `inside`."""
+    for _ in range(40):
+        if (abs(outside - inside) <= 1) if integer else (
+                abs(outside - inside) <= 1e-6 * max(abs(inside), abs(outside), 1e-12)):
+            break
+        mid = (inside + outside) // 2 if integer else (inside + outside) / 2
+        if ok({**best, name: mid}):
+            inside = mid
+        else:
+            outside = mid
+    return inside
+
+
+def _fit(dist: BaseDistribution, name: str, best: dict[str, Any], ok: Feasible) -> BaseDistribution:
+    """`dist` cut to the values `ok` accepts with `best`'s other knobs (monotone per knob)."""
+    v = best[name]
+    if isinstance(dist, CategoricalDistribution):
+        keep = [c for c in dist.choices if c == v or ok({**best, name: c})]
+        return CategoricalDistribution(keep)
+    integer = isinstance(dist, IntDistribution)
+    lo, hi = dist.low, dist.high
+    if not ok({**best, name: hi}):
+        hi = _edge(ok, best, name, v, hi, integer)
+    if not ok({**best, name: lo}):
+        lo = _edge(ok, best, name, v, lo, integer)
+    if integer:
+        return IntDistribution(int(lo), int(hi))
+    return FloatDistribution(lo, hi, log=dist.log) if lo < hi else dist
+
+
 class Space:
     """The distributions of the knobs of `best` (windowed around it, covering `observed`)."""
 
     def __init__(self, best: dict[str, Any], observed: list[dict[str, Any]] | None = None,
-                 widen: int = 0, knobs: dict[str, Knob] | None = None) -> None:
+                 widen: int = 0, knobs: dict[str, Knob] | None = None,
+                 feasible: Feasible | None = None) -> None:
         knobs = config_knobs() if knobs is None else knobs
         self.best = dict(best)
         self.dists: dict[str, BaseDistribution] = {}
+        fit = feasible is not None and feasible(self.best)
         for name, knob in knobs.items():
             if name in best and best[name] is not None:
                 seen = [c[name] for c in observed or [] if name in c]
-                self.dists[name] = _cover(_window(knob, best[name], widen), seen)
+                dist = _window(knob, best[name], widen)
+                if fit:
+                    dist = _fit(dist, name, self.best, feasible)  # type: ignore[arg-type]
+                self.dists[name] = _cover(dist, seen)
 
     def active(self, name: str, config: dict[str, Any]) -> bool:
         """Does this knob matter in `config` (conditional knobs)?"""

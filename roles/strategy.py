@@ -7,6 +7,7 @@ can) and skipped when it repeats or nearly repeats a tried config.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -77,11 +78,21 @@ class Strategy:
         return None
 
 
-def harness_validator(config: dict[str, Any]) -> str | None:
-    """Validate a config with the training harness's own rules (lazy import)."""
+def harness_validator(config: dict[str, Any], budget_tokens: int | None = None) -> str | None:
+    """Validate a config with the training harness's own rules (lazy import): its range checks
+    and, given the track's token budget, its budget check (e.g. `ngram_steps` above the run's
+    steps), so proposers never propose a run the harness would refuse at that budget."""
     from node.harness.config import Refused, build_config
+    from node.harness.feasibility import check_budget
     try:
-        build_config(config, {})
+        cfg = build_config(config, {})
+        if budget_tokens:
+            check_budget(cfg, budget_tokens)
     except Refused as exc:
         return str(exc)
     return None
+
+
+def budget_validator(budget_tokens: int | None) -> Validate:
+    """`harness_validator` for one track budget (None: the range checks alone)."""
+    return functools.partial(harness_validator, budget_tokens=budget_tokens)

@@ -176,14 +176,14 @@ class NodeWork:
 
     def _make_worker(self) -> Any:
         from roles.agent import make_proposer
-        from roles.strategy import harness_validator
+        from roles.strategy import budget_validator
         from swarm.worker import Worker, make_context
 
         opts = self.options
         runner, track_id, base = self._runner()
         ctx = make_context(self.daemon, self.loop, track_id, base, runner, opts.gate, opts.lease_s,
                            pinned=self._roots(), budget_tokens=self._budget(runner))
-        proposer = make_proposer(opts.agent, harness_validator, opts.agent_model)
+        proposer = make_proposer(opts.agent, budget_validator(ctx.budget_tokens), opts.agent_model)
         worker = Worker(ctx, proposer, pinned=opts.role, can_train=runner is not None,  # type: ignore[arg-type]
                         max_runs=opts.max_runs, stop_event=self.stop_event)
         self.progress = worker.progress

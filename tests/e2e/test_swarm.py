@@ -28,7 +28,8 @@ def test_three_nodes_reach_an_independently_verified_claim(tmp_path: Path) -> No
     rows = node.query("SELECT diff, candidate_runs FROM claims WHERE id = ?", [claim["id"]])["rows"]
     assert '"batch_size":4' in rows[0][0].replace(" ", "")        # the seeded, truly helpful change
     runs = node.query("SELECT author, purpose, status, track FROM runs")["rows"]
-    # "refused": a proposed config the harness turns down for this tiny budget, a recorded result
+    # "refused": a config the harness turns down at run time on this node (memory or time), a
+    # recorded result; configs over the tiny budget are no longer proposed (roles/proposers.py)
     assert {r[3] for r in runs} == {spec.track_id()} and all(r[2] in ("ok", "refused") for r in runs)
     assert {"baseline", "screen", "confirm", "replay", "verify"} <= {r[1] for r in runs}
     assert len({r[0] for r in runs}) >= 2                         # more than one node trained

@@ -2,6 +2,7 @@
 lease expires and frees the work. Real Store, real signed records, a clock the test moves."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from memory.canonical import config_hash
@@ -76,7 +77,9 @@ def test_worker_keeps_its_lease_through_an_experiment_longer_than_the_lease(stor
     diff = {"lr": 0.006}
     other = context(store, keys[1], None, 2, lease_s=10, clock=clock)
     runner = SlowRunner(clock, other, config_hash({**BASE, **diff}), {("lr", 0.006): -0.01})
-    ctx = context(store, keys[0], runner, 1, lease_s=10, clock=clock)
+    # no efficacy stop: the confirmation runs to confirm_max, an experiment several leases long
+    ctx = context(store, keys[0], runner, 1, lease_s=10, clock=clock,
+                  params=dataclasses.replace(PARAMS, stop_alpha=0.0))
     worker = Worker(ctx, Once(diff), pinned="experimenter")
     while len(runner.seen) == 0:
         worker.step()                                 # baseline top-ups, then the experiment

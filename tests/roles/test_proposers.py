@@ -2,6 +2,7 @@
 confirmation. Real Store, real signed records, training simulated by `SimRunner`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from roles.base import Proposal
 from roles.experimenter import Experimenter
 from roles.proposers import OptunaProposer, Portfolio
 from roles.proposers_space import Knob, Space
-from tests.roles.simulated import BASE, SD, SimRunner, context
+from tests.roles.simulated import BASE, PARAMS, SD, SimRunner, context
 
+PARAMS_4 = dataclasses.replace(PARAMS, min_baseline=4)
 KNOBS = {"lr": Knob("lr", "log", 1e-5, 1.0), "n_layer": Knob("n_layer", "int", 1, 48),
          "activation": Knob("activation", "cat", choices=("gelu", "relu2", "swiglu")),
          "norm": Knob("norm", "cat", choices=("layernorm", "rmsnorm"))}
@@ -155,3 +157,64 @@ def test_a_crashed_confirmation_run_is_replaced_not_fatal(store, keys) -> None:
     assert statuses[0] == ("crash",) and len(statuses) >= 4
     assert "1 crashed confirmation run" in claim[1]
     assert len(json.loads(claim[0])) == len(statuses)                  # the crashed run stays in the evidence
+
+
+def test_proposals_fit_the_tracks_budget(store, keys) -> None:
+    # At 4,000 tokens (3 steps of 8 x 128) the harness refuses ngram_steps > 3 and batch_size 32
+    # (one step is over the budget): the space is cut by the harness's own check, and what the
+    # combination of knobs still breaks is re-asked, so no proposal is a run the harness refuses.
+    from node.harness.config import Config, build_config
+    from node.harness.feasibility import check_budget
+    from roles.strategy import budget_validator, harness_validator
+
+    base = Config().model_dump()
+    assert harness_validator({**base, "ngram_steps": 4}, 4_000) is not None
+    assert harness_validator({**base, "ngram_steps": 4}) is None         # no budget: ranges only
+    ctx = context(store, keys[0], None, budget_tokens=4_000)
+    ctx.base_config = base
+    for kind in ("tpe", "random"):
+        proposer = OptunaProposer(kind, budget_validator(4_000), attempts=6)
+        _, space = proposer.study(ctx)
+        assert space.dists["ngram_steps"].high == 3
+        assert 32 not in space.dists["batch_size"].choices
+        assert 16 in space.dists["batch_size"].choices
+        for _ in range(12):
+            diff = proposer.propose(ctx).diff
+            check_budget(build_config(base, diff), 4_000)              # raises when refused
+
+
+def test_nodes_topping_up_together_stop_at_the_minimum(store, keys) -> None:
+    # Another node's baseline seed lands while each of ours runs: together they reach the
+    # minimum (4) after two of ours, so this node stops there instead of running its unit of 3.
+    runner = SimRunner()
+    other = context(store, keys[1], runner)
+
+    def run_beside(config: Any, seed: int, purpose: str, ref: Any) -> R.RunBody:
+        other.publish("run", runner(config, seed + 1, purpose, ref))
+        return runner(config, seed, purpose, ref)
+
+    ctx = context(store, keys[0], run_beside, params=PARAMS_4,
+                  pinned=frozenset({keys[1].peer_id}))
+    assert Experimenter(Fixed({"lr": 0.006}, "x")).work(ctx) == (
+        f"ran 2 baseline seed(s) of {config_hash(BASE)[:8]}")
+    assert store.query("SELECT count(*) FROM runs WHERE purpose = 'baseline'").rows == [(4,)]
+
+
+def test_continuous_proposals_are_binned_in_the_knob_estimate() -> None:
+    # One feature per distinct lr would grow the fit with every run and estimate nothing.
+    import random
+
+    from roles.meta_analyst import BINS, fit
+
+    rng = random.Random(0)
+    configs = [dict(BASE) for _ in range(20)] + [
+        {**BASE, "lr": 10 ** rng.uniform(-4, -1.5), "norm": rng.choice(["layernorm", "rmsnorm"])}
+        for _ in range(300)]
+    values = [1 + 0.02 * (c["lr"] > 0.01) - 0.01 * (c["norm"] == "rmsnorm") + rng.gauss(0, SD)
+              for c in configs]
+    effects = fit(configs, values, BASE)
+    lrs = sorted((e.value, e.effect) for e in effects if e.knob == "lr")
+    assert len(lrs) == BINS and sum(e.n for e in effects if e.knob == "lr") == 300
+    assert lrs[-1][1] > 0.015 and abs(lrs[0][1]) < 0.005               # the harm is where it is
+    norm = [e.effect for e in effects if e.knob == "norm"]
+    assert len(norm) == 1 and abs(norm[0] + 0.01) < 0.002

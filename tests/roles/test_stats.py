@@ -59,9 +59,21 @@ def test_gate_decisions() -> None:
     base = stats.NoiseFloor(n=10, mean=1.0, std=0.002)
     assert stats.promotes(0.998, base) and not stats.promotes(0.9995, base)
     assert stats.keep_confirming([], base)
-    assert not stats.keep_confirming([1.001], base)          # running mean not better: stop
+    assert stats.keep_confirming([1.001], base)               # one run is too noisy to give up on
+    assert not stats.keep_confirming([1.001, 1.0002], base)   # running mean not better: stop
     assert stats.keep_confirming([0.997, 0.998], base)
     assert not stats.keep_confirming([0.997] * 12, base)      # at confirm_max
+
+
+def test_confirmation_stops_once_the_claim_test_is_strong() -> None:
+    baseline = [1.0 + 0.002 * z for z in (-1.5, -1, -0.5, -0.2, 0, 0, 0.2, 0.5, 1, 1.5)]
+    base = stats.noise_floor(baseline)
+    strong, weak = [0.994, 0.9945, 0.9938], [0.9990, 0.9986, 0.9992]
+    assert stats.claim_test(strong, baseline).p <= stats.GateParams.stop_alpha
+    assert not stats.keep_confirming(strong, base, baseline_bpb=baseline)      # efficacy: stop
+    assert stats.keep_confirming(strong[:2], base, baseline_bpb=baseline)      # < min_confirm
+    assert stats.keep_confirming(weak, base, baseline_bpb=baseline)            # not yet clear
+    assert stats.keep_confirming(strong, base)                 # without the baseline's runs: on
 
 
 def test_decide_needs_strict_p_fdr_and_minimum_effect() -> None:
