@@ -204,6 +204,14 @@ def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
     The records sent in one round stay within `budget` bytes (past it by one request at most):
     a request that does not fit is answered ["m", records sent, bound to resume from].
     ValueError when the requests are malformed (the caller ends the exchange)."""
+    replies, positions = answer_at(snapshot, requests, budget)
+    return replies, snapshot.keys[positions]
+
+
+def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
+              ) -> tuple[list[Any], np.ndarray]:
+    """As `answer`, with the snapshot positions of the records to send instead of their keys
+    (so the responder can also read their timestamps: see `ts_span`)."""
     if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
         raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
     replies, send, first = [], [], True
@@ -216,10 +224,18 @@ def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
         reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
         replies.append(reply)
         if positions.size:
-            send.append(snapshot.keys[positions])
+            send.append(positions)
             budget -= int(snapshot.sizes[positions].sum())
             first = False
-    return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.uint64)
+    return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.int64)
+
+
+def ts_span(snapshot: Snapshot, positions: np.ndarray) -> tuple[int, int] | None:
+    """The lowest and highest timestamp of the records at `positions` (None if there are none):
+    the responder reads them from its store within that span, not by a scan of every record."""
+    if not positions.size:
+        return None
+    return int(snapshot.ts[positions].min()), int(snapshot.ts[positions].max())
 
 
 def _answer_split(snapshot: Snapshot, request: list[Any]) -> Any:

@@ -168,13 +168,14 @@ async def _serve(stream: Any, store: Any, network: str) -> int:
 async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, requests: Any) -> int:
     """Answer one frame of requests: the records asked for, then the replies."""
     try:
-        replies, keys = await trio.to_thread.run_sync(reconcile.answer, snapshot, requests)
+        replies, at = await trio.to_thread.run_sync(reconcile.answer_at, snapshot, requests)
     except ValueError as exc:
         raise ProtocolError(f"bad reconciliation request: {exc}") from exc
     sent = 0
-    if keys.size:
-        every = keys.size == len(snapshot)       # a fresh node: no need to look keys up
+    if at.size:
+        every = at.size == len(snapshot)         # a fresh node: no need to look keys up
+        keys, span = snapshot.keys[at], reconcile.ts_span(snapshot, at)
         sent = await send_records(stream, lambda: store.records_by_keys(
-            None if every else keys, BATCH_BYTES), timeout=REQUESTER_TIMEOUT)
+            None if every else keys, BATCH_BYTES, span), timeout=REQUESTER_TIMEOUT)
     await write_frame(stream, {"t": "a", "a": replies}, timeout=REQUESTER_TIMEOUT)
     return sent
