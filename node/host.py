@@ -79,6 +79,7 @@ class NetHost:
         patches.contain_streams(self.host, self._stream_failed)
         router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
         self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
+        self.pubsub.on_score_gate = lambda peer_id: self.tally.add("score_gate")
         listen = [_multiaddr(addr) for addr in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
