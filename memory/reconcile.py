@@ -33,13 +33,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from memory.codec import MAX_RECORD_BYTES
 
 BRANCH = 16                 # sub-ranges per split
 LEAF = 16                   # at most this many keys: list them instead of splitting further
-MAX_REQUESTS = 2048         # requests per frame (a frame stays under ~700 KB either way)
+MAX_REQUESTS = 2048         # requests per frame
+REQUEST_BYTES = 240 * 1024  # R's frames pack to at most this (node/sync.py: S reads up to 1 MiB;
+                            # nodes of the first 2.0.0 build, 256 KiB): 2048 "h" requests would not
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
 ROUND_BYTES = 8 * 1024 * 1024   # records S sends per round (more: the requester asks again)
 MAX_ROUND_BYTES = ROUND_BYTES + LEAF * MAX_RECORD_BYTES     # past the budget by one request
@@ -302,9 +305,16 @@ class Requester:
         return [["s", encode_bound(START), encode_bound(END), self.snapshot.fingerprint(0, n)]]
 
     def next_frame(self) -> list[Any]:
-        """Up to MAX_REQUESTS pending requests (empty: the exchange is over)."""
-        count = min(MAX_REQUESTS, len(self.pending))
-        return [self.pending.popleft() for _ in range(count)]
+        """Up to MAX_REQUESTS pending requests packing to at most REQUEST_BYTES (empty: the
+        exchange is over). The rest wait for the next frame."""
+        frame: list[Any] = []
+        size = 0
+        while self.pending and len(frame) < MAX_REQUESTS:
+            size += len(msgpack.packb(self.pending[0], use_bin_type=True))
+            if frame and size > REQUEST_BYTES:
+                break
+            frame.append(self.pending.popleft())
+        return frame
 
     def absorb(self, requests: list[Any], replies: Any) -> None:
         """Take S's replies to `requests`; queue what to ask next. ValueError if they are malformed."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_ID = "/swarm/sync/2.0.0"
 PROTOCOLS = (PROTOCOL_ID, sync_v1.PROTOCOL_ID)      # offered in this order of preference
 MAX_HAVE_BYTES = sync_v1.MAX_HAVE_BYTES
-MAX_REQUEST_BYTES = 256 * 1024       # 512 requests of at most ~170 bytes each fit with room
+MAX_REQUEST_BYTES = 1024 * 1024      # what S reads; R sends at most reconcile.REQUEST_BYTES
 MAX_ROUNDS = 10_000                  # ~log16(size) levels, each at most size/2048 frames
 REQUESTER_TIMEOUT = 120.0            # S waits this long for R to read or ask (R ingests as it reads)
 
