@@ -3,7 +3,7 @@
 Real py-libp2p hosts on loopback in one trio run: a node (NetHost, as `swarm join` runs it) and a
 plain GossipSub peer. The peer's first record goes through; once the node holds enough recent strikes
 against the peer (its application score, below the publish threshold, short of a ban), the peer's
-records are dropped before validation and each drop is counted. The peer writes its records to the
+records are dropped before validation and each drop is counted, and is a strike. The peer writes its records to the
 node's pubsub stream itself, as a hostile peer ignoring the node's PRUNE would (an honest GossipSub
 peer stops sending once the node prunes it from its mesh).
 """
@@ -31,7 +31,7 @@ async def _until(condition: Any) -> None:
             await trio.sleep(0.05)
 
 
-async def _scenario(store: Store) -> tuple[dict[str, int], list[bytes]]:
+async def _scenario(store: Store) -> tuple[dict[str, int], list[bytes], float]:
     from libp2p import new_host
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -43,7 +43,7 @@ async def _scenario(store: Store) -> tuple[dict[str, int], list[bytes]]:
                    store, PeerBook(), lambda peer, raw: received.append(raw))
     other = new_host(key_pair=create_new_key_pair(Keypair.generate().seed), muxer_preference="YAMUX")
     router, pubsub = gossip.make_router_and_pubsub(other)
-    topic, records = gossip.topic_for("gate"), make_records(6)
+    topic, records = gossip.topic_for("gate"), make_records(4)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.main)
         addr = f"{node.host.get_addrs()[0]}"
@@ -66,9 +66,10 @@ async def _scenario(store: Store) -> tuple[dict[str, int], list[bytes]]:
                              counts["score_gate"] >= len(records) - 1)
                 await trio.sleep(0.5)                            # nothing more comes
                 counts.update(node.tally.take())
+                score = node.peers.app_score(str(other.get_id()))
                 pubsub.seen_messages.stop()
         nursery.cancel_scope.cancel()
-    return dict(counts), received
+    return dict(counts), received, score
 
 
 async def _push(pubsub: Any, to: Any, topic: str, raw: bytes) -> None:
@@ -87,6 +88,8 @@ async def _push(pubsub: Any, to: Any, topic: str, raw: bytes) -> None:
 
 def test_records_dropped_by_the_score_gate_are_counted() -> None:
     with Store(":memory:") as store:
-        counts, received = trio.run(_scenario, store)
-    assert counts == {"score_gate": 5}            # every later record, by that reason only
+        counts, received, score = trio.run(_scenario, store)
+    assert counts == {"score_gate": 3}            # every later record, by that reason only
     assert len(received) == 1                     # none reached the node's ingest
+    strikes = int(-gossip.PUBLISH_THRESHOLD // peers.STRIKE_SCORE) + 1
+    assert score == -peers.STRIKE_SCORE * (strikes + 3)      # each drop was a strike
