@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 _COMPACT_AT = 65_536
+_MAX_RECENT = 16            # recent additions kept as separate arrays before they are merged
 
 
 class KeySet:
@@ -49,3 +50,7 @@ class KeySet:
             self._recent_count += keys.size
             if self._recent_count > _COMPACT_AT:
                 self._compact()
+            elif len(self._recent) > _MAX_RECENT:
+                # many small additions (gossip: a record or two per batch) would make every
+                # `contains` loop over thousands of arrays: merge them into one
+                self._recent = [np.concatenate(self._recent)]

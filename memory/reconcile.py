@@ -33,13 +33,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from memory.codec import MAX_RECORD_BYTES
 
 BRANCH = 16                 # sub-ranges per split
 LEAF = 16                   # at most this many keys: list them instead of splitting further
-MAX_REQUESTS = 2048         # requests per frame (a frame stays under ~700 KB either way)
+MAX_REQUESTS = 2048         # requests per frame
+REQUEST_BYTES = 240 * 1024  # R's frames pack to at most this (node/sync.py: S reads up to 1 MiB;
+                            # nodes of the first 2.0.0 build, 256 KiB): 2048 "h" requests would not
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
 ROUND_BYTES = 8 * 1024 * 1024   # records S sends per round (more: the requester asks again)
 MAX_ROUND_BYTES = ROUND_BYTES + LEAF * MAX_RECORD_BYTES     # past the budget by one request
@@ -204,6 +207,14 @@ def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
     The records sent in one round stay within `budget` bytes (past it by one request at most):
     a request that does not fit is answered ["m", records sent, bound to resume from].
     ValueError when the requests are malformed (the caller ends the exchange)."""
+    replies, positions = answer_at(snapshot, requests, budget)
+    return replies, snapshot.keys[positions]
+
+
+def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
+              ) -> tuple[list[Any], np.ndarray]:
+    """As `answer`, with the snapshot positions of the records to send instead of their keys
+    (so the responder can also read their timestamps: see `ts_span`)."""
     if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
         raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
     replies, send, first = [], [], True
@@ -216,10 +227,18 @@ def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
         reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
         replies.append(reply)
         if positions.size:
-            send.append(snapshot.keys[positions])
+            send.append(positions)
             budget -= int(snapshot.sizes[positions].sum())
             first = False
-    return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.uint64)
+    return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.int64)
+
+
+def ts_span(snapshot: Snapshot, positions: np.ndarray) -> tuple[int, int] | None:
+    """The lowest and highest timestamp of the records at `positions` (None if there are none):
+    the responder reads them from its store within that span, not by a scan of every record."""
+    if not positions.size:
+        return None
+    return int(snapshot.ts[positions].min()), int(snapshot.ts[positions].max())
 
 
 def _answer_split(snapshot: Snapshot, request: list[Any]) -> Any:
@@ -286,9 +305,16 @@ class Requester:
         return [["s", encode_bound(START), encode_bound(END), self.snapshot.fingerprint(0, n)]]
 
     def next_frame(self) -> list[Any]:
-        """Up to MAX_REQUESTS pending requests (empty: the exchange is over)."""
-        count = min(MAX_REQUESTS, len(self.pending))
-        return [self.pending.popleft() for _ in range(count)]
+        """Up to MAX_REQUESTS pending requests packing to at most REQUEST_BYTES (empty: the
+        exchange is over). The rest wait for the next frame."""
+        frame: list[Any] = []
+        size = 0
+        while self.pending and len(frame) < MAX_REQUESTS:
+            size += len(msgpack.packb(self.pending[0], use_bin_type=True))
+            if frame and size > REQUEST_BYTES:
+                break
+            frame.append(self.pending.popleft())
+        return frame
 
     def absorb(self, requests: list[Any], replies: Any) -> None:
         """Take S's replies to `requests`; queue what to ask next. ValueError if they are malformed."""

@@ -479,12 +479,14 @@ class Store:
                 self._keys = reconcile.Index(found["ts"], found["id8"], found["size"])
             return self._keys.snapshot()
 
-    def records_by_keys(self, keys: np.ndarray | None, batch_bytes: int = 256 * 1024
-                        ) -> Iterator[list[bytes]]:
+    def records_by_keys(self, keys: np.ndarray | None, batch_bytes: int = 256 * 1024,
+                        span: tuple[int, int] | None = None) -> Iterator[list[bytes]]:
         """The raw records whose id8 is in `keys` (None: every record), in batches of about
-        `batch_bytes`, in no particular order.
+        `batch_bytes`; with `span` (the lowest and highest ts among them), in (ts, id8) order.
 
-        Streams from its own cursor, like `missing_for`, so the lock is not held while sending."""
+        A span lets DuckDB skip the row groups outside it (their ts min/max), so one sync round
+        reads its own records, not every record held. Streams from its own cursor, like
+        `missing_for`, so the lock is not held while sending."""
         with self._lock:
             cursor = self._con.cursor()
         try:
@@ -492,8 +494,10 @@ class Store:
                 result = cursor.execute("SELECT raw FROM records")
             else:
                 cursor.register("_want", pa.table({"k": pa.array(keys, pa.uint64())}))
+                low, high = span if span is not None else (0, 2**63 - 1)
                 result = cursor.execute(
-                    "SELECT raw FROM records WHERE id8 IN (SELECT k FROM _want)")
+                    "SELECT raw FROM records WHERE ts BETWEEN ? AND ? "
+                    "AND id8 IN (SELECT k FROM _want) ORDER BY ts, id8", [low, high])
             yield from antientropy.batches(antientropy.raws(result), batch_bytes)
         finally:
             cursor.close()

@@ -1,7 +1,10 @@
-"""Collect records that arrive by gossip and ingest them in one transaction every ~100 ms.
+"""Collect records that arrive by gossip and ingest them in batches, at most one transaction per 100 ms.
 
-DuckDB commits are the expensive part of ingest, so records are never stored one per transaction.
-Runs on the asyncio side; the store call itself runs in a worker thread.
+DuckDB commits are the expensive part of ingest, so a busy node never stores records one per
+transaction: what arrives while a batch is being ingested, or within FLUSH_S of the last one's start,
+waits and goes in together. A record that arrives after a quiet spell is ingested at once (waiting
+FLUSH_S for company was a fixed 100 ms on every hop of honest gossip). Runs on the asyncio side; the
+store call itself runs in a worker thread.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from memory.codec import peek_id
 
 log = logging.getLogger(__name__)
 
-FLUSH_S = 0.1
+FLUSH_S = 0.1                         # at most one ingest transaction per this many seconds
 MAX_BATCH = 2000
 MAX_PENDING = 50_000                  # beyond this, gossip is dropped (sync repairs it) not buffered
 
@@ -54,6 +57,7 @@ class GossipBatcher:
         self._pending: list[tuple[str, bytes]] = []
         self._wake = asyncio.Event()            # a full batch is waiting
         self._first = asyncio.Event()           # something is waiting
+        self._last = -FLUSH_S                   # when the last ingest started (monotonic)
 
     def add(self, peer_id: str, raw: bytes) -> None:
         """Queue one record (called on the asyncio loop, from the bridge)."""
@@ -66,15 +70,19 @@ class GossipBatcher:
             self._wake.set()
 
     async def run(self) -> None:
-        """Sleep until a record arrives, collect for FLUSH_S (less if a batch fills), ingest; repeat."""
+        """Sleep until a record arrives; ingest what waits once FLUSH_S have passed since the last
+        ingest started (at once after a quiet spell; sooner if a batch fills); repeat."""
         while True:
             await self._first.wait()              # idle: no timer wakes an idle node
-            try:
-                await asyncio.wait_for(self._wake.wait(), FLUSH_S)
-            except asyncio.TimeoutError:
-                pass
+            wait = self._last + FLUSH_S - time.monotonic()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
             self._first.clear()
             self._wake.clear()
+            self._last = time.monotonic()
             await self.flush()
 
     async def flush(self) -> None:

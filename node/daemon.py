@@ -1,8 +1,8 @@
 """The node daemon behind `swarm join`: the memory, the libp2p host and the local API in one process.
 
 The application runs on asyncio (uvloop); the libp2p host runs under trio in its own thread
-(node/bridge.py). Gossip arrives through the bridge into a batcher that ingests every ~100 ms; sync
-ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM: the services are
+(node/bridge.py). Gossip arrives through the bridge into a batcher (at most one ingest per ~100 ms);
+sync ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM: the services are
 stopped (bounded), the current batch is committed, the host stopped, every thread joined, the home
 lock released.
 

@@ -84,6 +84,7 @@ class NetHost:
         patches.contain_streams(self.host, self._stream_failed)
         router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
         self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
+        self.pubsub.on_score_gate = self._score_gated                # read by node/patches.py
         listen = [_multiaddr(addr) for addr in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
@@ -247,6 +248,13 @@ class NetHost:
     def _pulled(self, peer_id: str, report: Any) -> None:
         self.peers.received(peer_id, report.accepted)
         self.on_synced(report.accepted_ids)
+
+    def _score_gated(self, peer_id: str) -> None:
+        """A message from `peer_id` was dropped by the publish score gate: counted, and a strike
+        (a peer below the threshold got there by strikes or invalid messages; one that keeps
+        sending must still reach the ban, which the gate would otherwise spare it)."""
+        self.tally.add("score_gate")
+        self._count_invalid(peer_id)
 
     def _count_invalid(self, peer_id: str) -> None:
         if self.peers.invalid(peer_id) and self.nursery is not None:

@@ -28,6 +28,8 @@ def apply() -> None:
     _patch_pubsub_stream_handler()
     _patch_signature_validator()
     _patch_push_msg()
+    _patch_score_gate()
+    _patch_score_thresholds()
     _APPLIED = True
 
 
@@ -108,6 +110,69 @@ def _patch_push_msg() -> None:
 
     push_msg.__doc__ = original.__doc__
     Pubsub.push_msg = push_msg   # type: ignore[method-assign]
+
+
+def _patch_score_gate() -> None:
+    """Report each message dropped by GossipSub's publish score gate to `pubsub.on_score_gate`.
+
+    Not a fix: py-libp2p 0.8.1's `Pubsub.push_msg` drops a message from a peer whose score is below
+    the publish threshold with a DEBUG line only, so those drops were missing from `rejections`.
+    This runs the same checks, in the same order (blacklists, already seen, then the gate), before
+    the original; a gated message is reported (node/host.py counts it as `score_gate`) and dropped
+    exactly as the original would have dropped it.
+    """
+    from libp2p.pubsub.pubsub import Pubsub
+
+    original = Pubsub.push_msg
+
+    async def push_msg(self: Any, msg_forwarder: Any, msg: Any) -> None:
+        hook = getattr(self, "on_score_gate", None)
+        if hook is not None and _below_publish_gate(self, msg_forwarder, msg):
+            hook(str(msg_forwarder))
+            return
+        await original(self, msg_forwarder, msg)
+
+    push_msg.__doc__ = original.__doc__
+    Pubsub.push_msg = push_msg   # type: ignore[method-assign]
+
+
+def _patch_score_thresholds() -> None:
+    """The publish and gossip thresholds compare a peer's whole score, as GossipSub v1.1 says.
+
+    py-libp2p 0.8.1's `PeerScorer.allow_publish` and `allow_gossip`, for a message of one topic
+    (all of ours), compare only that topic's score (P1-P4) plus P5 with the threshold, leaving out
+    the application score (P6) and IP colocation (P7): this node's strikes never brought a peer
+    below the publish threshold (found by tests/network/test_hostile_score_gate.py). The spec's
+    thresholds apply to the score (libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md, "Score
+    Thresholds"), which `PeerScorer.score` computes; `is_graylisted` already uses it. No upstream
+    report was found.
+    """
+    from libp2p.pubsub.score import PeerScorer
+
+    def allow_publish(self: Any, peer: Any, topics: list[str]) -> bool:
+        return bool(topics) and self.score(peer, topics) >= self.params.publish_threshold
+
+    def allow_gossip(self: Any, peer: Any, topics: list[str]) -> bool:
+        return bool(topics) and self.score(peer, topics) >= self.params.gossip_threshold
+
+    allow_publish.__doc__ = PeerScorer.allow_publish.__doc__
+    allow_gossip.__doc__ = PeerScorer.allow_gossip.__doc__
+    PeerScorer.allow_publish = allow_publish   # type: ignore[method-assign]
+    PeerScorer.allow_gossip = allow_gossip     # type: ignore[method-assign]
+
+
+def _below_publish_gate(pubsub: Any, forwarder: Any, msg: Any) -> bool:
+    """Whether `Pubsub.push_msg` would drop `msg` at its score gate (False when unsure)."""
+    from libp2p.peer.id import ID
+
+    try:
+        scorer = getattr(pubsub.router, "scorer", None)
+        if (scorer is None or pubsub.is_peer_blacklisted(forwarder)
+                or pubsub.is_peer_blacklisted(ID(msg.from_id)) or pubsub._is_msg_seen(msg)):
+            return False
+        return not scorer.allow_publish(forwarder, list(msg.topicIDs))
+    except Exception:  # noqa: BLE001 - let the original decide
+        return False
 
 
 def contain_streams(host: Any, on_error: Callable[[str, str, BaseException], None]) -> None:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_ID = "/swarm/sync/2.0.0"
 PROTOCOLS = (PROTOCOL_ID, sync_v1.PROTOCOL_ID)      # offered in this order of preference
 MAX_HAVE_BYTES = sync_v1.MAX_HAVE_BYTES
-MAX_REQUEST_BYTES = 256 * 1024       # 512 requests of at most ~170 bytes each fit with room
+MAX_REQUEST_BYTES = 1024 * 1024      # what S reads; R sends at most reconcile.REQUEST_BYTES
 MAX_ROUNDS = 10_000                  # ~log16(size) levels, each at most size/2048 frames
 REQUESTER_TIMEOUT = 120.0            # S waits this long for R to read or ask (R ingests as it reads)
 
@@ -168,13 +168,14 @@ async def _serve(stream: Any, store: Any, network: str) -> int:
 async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, requests: Any) -> int:
     """Answer one frame of requests: the records asked for, then the replies."""
     try:
-        replies, keys = await trio.to_thread.run_sync(reconcile.answer, snapshot, requests)
+        replies, at = await trio.to_thread.run_sync(reconcile.answer_at, snapshot, requests)
     except ValueError as exc:
         raise ProtocolError(f"bad reconciliation request: {exc}") from exc
     sent = 0
-    if keys.size:
-        every = keys.size == len(snapshot)       # a fresh node: no need to look keys up
+    if at.size:
+        every = at.size == len(snapshot)         # a fresh node: no need to look keys up
+        keys, span = snapshot.keys[at], reconcile.ts_span(snapshot, at)
         sent = await send_records(stream, lambda: store.records_by_keys(
-            None if every else keys, BATCH_BYTES), timeout=REQUESTER_TIMEOUT)
+            None if every else keys, BATCH_BYTES, span), timeout=REQUESTER_TIMEOUT)
     await write_frame(stream, {"t": "a", "a": replies}, timeout=REQUESTER_TIMEOUT)
     return sent
