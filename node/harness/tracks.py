@@ -109,7 +109,7 @@ TINYSTORIES_400M = DataSpec(
 
 TRACKS: dict[str, Track] = {t.name: t for t in (
     Track(name="tinystories-cpu",
-          description="0.85M-param GPT, BPE 2048, 2.5M tokens: about 3 minutes on a 2-core laptop",
+          description="0.85M-param GPT, BPE 2048, 2.5M tokens: about 5 minutes on a 2-core laptop",
           accelerator="cpu", data=TINYSTORIES_4M,
           tokenizer=TokenizerSpec(vocab_size=2048), eval=EvalSpec(prefix_bytes=262_144),
           budget=Budget(tokens=2_500_000), base=Config()),
