@@ -30,7 +30,32 @@ def apply() -> None:
     _patch_push_msg()
     _patch_score_gate()
     _patch_score_thresholds()
+    _patch_teardown_race()
     _APPLIED = True
+
+
+def _patch_teardown_race() -> None:
+    """Banning a peer while it disconnects must not end the pubsub service.
+
+    py-libp2p 0.8.1's `Pubsub._teardown_if_connected` (run when a peer is blacklisted, i.e. when
+    node/host.py bans it) awaits `stream.reset()` and then does `del self.peers[peer_id]`; if the
+    peer's own disconnect (`_handle_dead_peer`) removed it during that await, the `KeyError` ends the
+    service's task group and the trio thread (seen in the fuzzing test: one host restart). The
+    patched version removes the peer only if it is still there. Same family as libp2p/py-libp2p#416;
+    no upstream report of this race was found.
+    """
+    from libp2p.pubsub.pubsub import Pubsub
+
+    async def _teardown_if_connected(self: Any, peer_id: Any) -> None:
+        stream = self.peers.get(peer_id)
+        if stream is not None:
+            await reset(stream)
+            if self.peers.get(peer_id) is stream:
+                del self.peers[peer_id]
+        self._forget_all_subscriptions(peer_id)
+
+    _teardown_if_connected.__doc__ = Pubsub._teardown_if_connected.__doc__
+    Pubsub._teardown_if_connected = _teardown_if_connected   # type: ignore[method-assign]
 
 
 def _patch_pubsub_stream_handler() -> None:

@@ -103,3 +103,32 @@ def test_the_mdns_service_name_fits_dns_sd() -> None:
 
     names = {f"p2p-{mdns_fingerprint(n)}" for n in ("main", "test-1234abcd", "x" * 200)}
     assert len(names) == 3 and all(len(name) <= 15 for name in names)
+
+
+def test_banning_a_peer_while_it_disconnects_costs_nothing() -> None:
+    # The race the fuzzing test hit: the ban's teardown awaits the stream reset, the peer's own
+    # disconnect removes it meanwhile, and py-libp2p 0.8.1's `del self.peers[peer]` raised KeyError,
+    # ending the pubsub service (one host restart). Real `_teardown_if_connected`, with the pubsub
+    # state it touches and a stream whose reset lets the disconnect run first.
+    import trio
+    from libp2p.pubsub.pubsub import Pubsub
+
+    from node import patches
+
+    patches.apply()
+
+    class Stream:
+        async def reset(self) -> None:
+            await trio.sleep(0)
+            state.peers.pop("peer", None)                       # the disconnect, during the await
+
+    class State:
+        peers = {"peer": Stream()}
+        forgotten: list[str] = []
+
+        def _forget_all_subscriptions(self, peer: str) -> None:
+            self.forgotten.append(peer)
+
+    state = State()
+    trio.run(Pubsub._teardown_if_connected, state, "peer")
+    assert state.peers == {} and state.forgotten == ["peer"]
