@@ -24,7 +24,8 @@ join: $(STAMP)
 test: $(STAMP)
 	# the dashboard's page tests run in headless Chromium (Debian's package; skipped without it)
 	@$(PYTHON) scripts/check_build_deps.py --browser
-	$(BIN)/python -m pytest $(ARGS)
+	# one worker per core, at most 4 (pytest-xdist): most tests wait on processes and the network
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 $(ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -14,19 +14,25 @@ from memory import stream, synthetic
 from memory.store import HELPER_MIN_BATCH, Store
 
 
-def _helper_pids() -> set[int]:
-    """Running record-checking helpers (any process whose command line names the module)."""
+def _ppid(proc: Path) -> int:
+    return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _helper_pids(parent: int | None = None) -> set[int]:
+    """Running record-checking helpers (processes whose command line names the module), of
+    `parent` only when given: other tests may run helpers of their own at the same time."""
     pids = set()
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"memory.check_worker" in (entry / "cmdline").read_bytes():
+            if entry.name.isdigit() and b"memory.check_worker" in (entry / "cmdline").read_bytes() \
+                    and parent in (None, _ppid(entry)):
                 pids.add(int(entry.name))
         except OSError:            # it exited meanwhile
             pass
     return pids
 
 
-def _gone(pids: set[int], timeout: float = 10.0) -> bool:
+def _gone(pids: set[int], timeout: float = 60.0) -> bool:     # generous: a loaded machine
     deadline = time.monotonic() + timeout
     while pids & _helper_pids():
         if time.monotonic() > deadline:
@@ -50,7 +56,6 @@ def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path: Path, batch: int) 
         child = subprocess.Popen(
             [sys.executable, "-m", "tests.memory.crash_writer", str(db), str(source), str(batch)],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
-        before = _helper_pids()
         acked = 0
         deadline = time.monotonic() + 60
         target = rng.randint(1, 6)                       # kill after a few acknowledged batches
@@ -60,7 +65,7 @@ def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path: Path, batch: int) 
                 target -= 1
                 if target == 0:
                     time.sleep(rng.random() * 0.05)       # land somewhere inside the next batch
-                    helpers = _helper_pids() - before
+                    helpers = _helper_pids(child.pid)
                     child.send_signal(signal.SIGKILL)
                     kills += 1
                     break
