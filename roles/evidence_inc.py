@@ -87,6 +87,8 @@ class Aggregates:
         self._tally: dict[str, int] | None = None
         self._screened: set[str] | None = None
         self._newest: dict[int, list[dict[str, Any]]] = {}
+        # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
+        self.arrived: list[tuple[str, str, str | None]] | None = None
 
     # ---- queries ---------------------------------------------------------------------------------
 
@@ -190,7 +192,8 @@ class Aggregates:
                 or not self.mark <= upto <= self.mark + MAX_ADVANCE):
             return fresh
         with self._lock:
-            touched = self._touched(upto) if upto > self.mark else []
+            fresh.arrived = self._arrived(upto) if upto > self.mark else []
+            touched = sorted({h for _, h, _ in fresh.arrived})
             if not touched:
                 fresh._configs, fresh._tally = self._configs, self._tally
                 fresh._screened, fresh._newest = self._screened, dict(self._newest)
@@ -209,11 +212,11 @@ class Aggregates:
                 fresh._newest[limit] = merged[:limit]
         return fresh
 
-    def _touched(self, upto: int) -> list[str]:
-        """The track's configs with runs stored in [mark, upto)."""
-        return sorted(h for (h,) in self.reader.query(
-            "SELECT DISTINCT config_hash FROM runs WHERE track = ? AND rowid >= ? AND rowid < ?",
-            [self.track, self.mark, upto]).rows)
+    def _arrived(self, upto: int) -> list[tuple[str, str, str | None]]:
+        """The track's runs stored in [mark, upto): id, config hash, ref."""
+        return [tuple(r) for r in self.reader.query(
+            "SELECT id, config_hash, ref FROM runs WHERE track = ? AND rowid >= ? AND rowid < ?",
+            [self.track, self.mark, upto]).rows]
 
     @staticmethod
     def _moved(old: dict[str, Any], new: dict[str, Any], touched: list[str]) -> dict[str, Any]:

@@ -117,6 +117,8 @@ class Verdicts:
         self._ref_cache: dict[str, list[dict[str, Any]]] = {}
         self._boards: dict[int, list[dict[str, Any]]] = {}
         self._memo: dict[tuple, Any] = {}
+        if base is not None and self.agg.arrived is not None:
+            self._carry(base, self.agg.arrived)
         rows = _rows(reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
                              "baseline_runs, candidate_runs, effect FROM valid_claims "
                              "WHERE track = ? ORDER BY ts, id", [track])
@@ -137,14 +139,28 @@ class Verdicts:
                 self._run_cache[row["id"]] = row
         return rows
 
+    def _carry(self, base: Verdicts, arrived: list[tuple[str, str, str | None]]) -> None:
+        """Keep what `base` read of runs that the runs arrived since (id, config, ref) leave
+        as they were: rows never change, a config's or a ref's list only grows."""
+        ids = {i for i, _, _ in arrived}
+        hashes = {h for _, h, _ in arrived}
+        refs = {r for _, _, r in arrived}
+        with base._lock:
+            self._why.update(base._why)
+            self._run_cache.update((i, r) for i, r in base._run_cache.items() if i not in ids)
+            self._config_cache.update(
+                (h, rows) for h, rows in base._config_cache.items() if h not in hashes)
+            self._ref_cache.update((r, rows) for r, rows in base._ref_cache.items() if r not in refs)
+
     def _preload(self, claims: list[dict[str, Any]]) -> None:
-        """Every run the claims' verdicts read, in one query: cited runs, the runs of their
-        baseline and candidate configs, fresh seeds that cite them."""
+        """Every run the claims' verdicts read and this object does not hold yet, in one query:
+        cited runs, the runs of their baseline and candidate configs, fresh seeds citing them."""
         ids = sorted({i for c in claims for k in ("baseline_runs", "candidate_runs")
-                      for i in _ids(c[k])})
-        hashes = sorted({c[k] for c in claims for k in ("baseline_hash", "candidate_hash")})
-        refs = sorted(c["id"] for c in claims)
-        if not claims:
+                      for i in _ids(c[k])} - set(self._run_cache))
+        hashes = sorted({c[k] for c in claims for k in ("baseline_hash", "candidate_hash")}
+                        - set(self._config_cache))
+        refs = sorted({c["id"] for c in claims} - set(self._ref_cache))
+        if not (ids or hashes or refs):
             return
         rows = self._load(f"id IN ({_LIST}) OR config_hash IN ({_LIST}) OR ref IN ({_LIST})",
                           [ids, hashes, refs])
