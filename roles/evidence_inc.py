@@ -22,6 +22,7 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+from memory import views
 from roles import evidence_sql, sanity
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
@@ -65,14 +66,7 @@ _NEWEST = """
 Row = tuple[Decimal | None, int, Decimal | None, int]     # t_sum, t_n, u_sum, u_n
 
 
-def mark(reader: Any) -> int:
-    """One past the highest rowid of `runs`: the runs stored so far are those below it."""
-    return int(reader.query("SELECT coalesce(max(rowid), -1) + 1 FROM runs", []).rows[0][0])
-
-
-def equivocations(reader: Any) -> int:
-    """How many (author, seq) pairs are held twice (grows when an author is caught)."""
-    return int(reader.query("SELECT count(*) FROM equivocations", []).rows[0][0])
+mark, equivocations = views.runs_mark, views.equivocation_count
 
 
 class Aggregates:

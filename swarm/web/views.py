@@ -17,6 +17,7 @@ from typing import Any
 from memory import codec
 from memory.leaderboard import base_configs, config_diff
 from memory.store import Reader
+from memory.views import track_runs
 from swarm.conclusions import Conclusions
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
@@ -42,8 +43,10 @@ def _clean(value: Any) -> Any:
 
 def tracks(reader: Reader) -> list[dict[str, Any]]:
     """Every track with runs, most runs first, with a short label (the name where unique)."""
-    found = _rows(reader, "SELECT track, count(*) AS runs, max(ts) AS last_ts FROM valid_runs "
-                          "GROUP BY track ORDER BY runs DESC, track")
+    # Kept per reader and moved on as runs arrive (memory.views.track_runs): no scan per request.
+    counts = track_runs(reader).items()
+    found = [{"track": t, "runs": n, "last_ts": ts}
+             for t, (n, ts) in sorted(counts, key=lambda x: (-x[1][0], x[0]))]
     names = [t["track"].split(":", 1)[0] for t in found]
     for t, name in zip(found, names):
         t["label"] = name if names.count(name) == 1 else f"{name}:{t['track'].split(':', 1)[-1][:8]}"
