@@ -174,7 +174,10 @@ def moving(reader: Any, name: str, full: Callable[[int], Any],
     return value
 
 
-_VALID = "author NOT IN (SELECT author FROM equivocations) AND rowid >= ? AND rowid < ?"
+VALID_RANGE = _VALID = "author NOT IN (SELECT author FROM equivocations) AND rowid >= ? AND rowid < ?"
+
+
+# (VALID_RANGE: valid runs stored in a rowid range [?, ?).)
 
 
 def track_runs(reader: Any) -> dict[str, tuple[int, int]]:

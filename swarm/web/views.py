@@ -17,7 +17,7 @@ from typing import Any
 from memory import codec
 from memory.leaderboard import base_configs, config_diff
 from memory.store import Reader
-from memory.views import track_runs
+from memory.views import VALID_RANGE as _VALID, moving, track_runs
 from swarm.conclusions import Conclusions
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
@@ -164,10 +164,23 @@ def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
 
 
 def _per_hour(reader: Reader, track: str) -> list[dict[str, Any]]:
-    return _rows(reader, """
-        SELECT (ts // 3600000) * 3600000 AS hour, author, count(*) AS runs FROM valid_runs
-        WHERE track = ? AND ts >= (SELECT max(ts) FROM valid_runs WHERE track = ?) - 48 * 3600000
-        GROUP BY ALL ORDER BY hour, author""", [track, track])
+    """Runs per hour per author over the track's last 48 hours (of its newest run's ts)."""
+    def counted(lo: int, hi: int) -> dict[tuple[int, str], int]:
+        return {(h, a): n for h, a, n in reader.query(
+            "SELECT (ts // 3600000) * 3600000, author, count(*) FROM runs WHERE track = ? AND "
+            f"{_VALID} GROUP BY ALL", [track, lo, hi]).rows}
+
+    def step(old: dict[tuple[int, str], int], lo: int, hi: int) -> dict[tuple[int, str], int]:
+        out = dict(old)
+        for key, n in counted(lo, hi).items():
+            out[key] = out.get(key, 0) + n
+        return out
+    # Every hour's counts, kept per reader and moved on as runs arrive (memory.views.moving):
+    # a million runs are not grouped again for each request.
+    hours = moving(reader, f"per_hour:{track}", lambda hi: counted(0, hi), step)
+    start = max((h for h, _ in hours), default=0) - 48 * 3_600_000
+    return [{"hour": h, "author": a, "runs": n} for (h, a), n in sorted(hours.items())
+            if h >= start]
 
 
 def _role_mix(reader: Reader) -> list[dict[str, Any]]:
