@@ -196,6 +196,15 @@ def track_runs(reader: Any) -> dict[str, tuple[int, int]]:
     return dict(moving(reader, "track_runs", lambda hi: counted(0, hi), step))
 
 
+def run_tracks(reader: Any) -> set[str]:
+    """Every track with a run (valid or not)."""
+    def tracks(lo: int, hi: int) -> set[str]:
+        return {t for (t,) in reader.query("SELECT DISTINCT track FROM runs WHERE rowid >= ? AND "
+                                           "rowid < ?", [lo, hi]).rows}
+    return set(moving(reader, "run_tracks", lambda hi: tracks(0, hi),
+                      lambda old, lo, hi: old | tracks(lo, hi)))
+
+
 def base_config_texts(reader: Any) -> dict[str, Any]:
     """Track -> the config of one of its baseline runs (JSON text), over every run; recomputed
     only when a baseline run arrives."""

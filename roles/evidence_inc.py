@@ -31,7 +31,8 @@ _FULL = """
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t {skip}) AS t_sum,
            count(*) FILTER (WHERE t {skip}) AS t_n,
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-           count(*) FILTER (WHERE NOT t) AS u_n
+           count(*) FILTER (WHERE NOT t) AS u_n,
+           count(*) FILTER (WHERE t AND purpose = 'baseline') AS b_n
     FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok') GROUP BY ALL"""
 # A few configs' rows: the first counted run per seed by a window (cheap over their runs only).
 _SOME = """
@@ -39,7 +40,8 @@ _SOME = """
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t AND k = 1) AS t_sum,
            count(*) FILTER (WHERE t AND k = 1) AS t_n,
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-           count(*) FILTER (WHERE NOT t) AS u_n
+           count(*) FILTER (WHERE NOT t) AS u_n,
+           count(*) FILTER (WHERE t AND purpose = 'baseline') AS b_n
     FROM (SELECT *, row_number() OVER (PARTITION BY config_hash, seed, t ORDER BY ts, id) AS k
           FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok'))
     GROUP BY ALL"""
@@ -49,9 +51,6 @@ _REPEATS = """
     WHERE sane AND status = 'ok' AND {author} AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' AND {author} GROUP BY k HAVING count(*) > 1))"""
-_TALLY = """
-    SELECT config_hash, count(*) FROM {src}
-    WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
 _SCREENED = "SELECT DISTINCT config_hash FROM {src} WHERE purpose = 'screen' AND {author}"
 # The newest finished runs: a ts cut-off first, then a constant filter on it (DuckDB skips the
 # older row groups by their min/max) and the sanity bounds for the rows above it.
@@ -63,7 +62,8 @@ _NEWEST = """
     SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
     WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
-Row = tuple[Decimal | None, int, Decimal | None, int]     # t_sum, t_n, u_sum, u_n
+# t_sum, t_n, u_sum, u_n as in `Aggregates.configs`; b_n: its counted runs of purpose `baseline`
+Row = tuple[Decimal | None, int, Decimal | None, int, int]
 
 
 mark, equivocations = views.runs_mark, views.equivocation_count
@@ -78,7 +78,6 @@ class Aggregates:
         self.mark, self.equivocated = upto, equivocated
         self._lock = threading.RLock()
         self._configs: dict[str, Row] | None = None
-        self._tally: dict[str, int] | None = None
         self._screened: set[str] | None = None
         self._newest: dict[int, list[dict[str, Any]]] = {}
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
@@ -103,19 +102,20 @@ class Aggregates:
 
     def configs(self) -> dict[str, Row]:
         """Config hash -> (sum and count of its first counted run per seed by trusted authors,
-        sum and count of its sane finished runs by the others)."""
+        sum and count of its sane finished runs by the others, how many of its counted runs
+        are of purpose `baseline`): one grouped pass over every run of the track."""
         with self._lock:
             if self._configs is None:
                 self._configs = self._all_configs()
             return self._configs
 
     def _all_configs(self) -> dict[str, Row]:
-        src = self._src("r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status")
+        src = self._src(_COLUMNS)
         later = self._repeated(src)
         skip = f"AND id NOT IN ({_LIST})" if later else ""
         sql = _FULL.format(src=src.source, author=evidence_sql.AUTHOR_IN, skip=skip)
         params = [*([later] * 2 if later else []), self.trusted, *src.params]
-        return {h: (ts, tn, us, un) for h, ts, tn, us, un in self.reader.query(sql, params).rows}
+        return {h: tuple(row) for h, *row in self.reader.query(sql, params).rows}
 
     def _repeated(self, src: evidence_sql.Sane) -> list[str]:
         """Counted runs that repeat a seed of their config (not its first counted run by ts, id):
@@ -126,18 +126,16 @@ class Aggregates:
         return sorted(i for runs in groups.values() for _, i in sorted(runs)[1:])
 
     def _some_configs(self, hashes: list[str]) -> dict[str, Row]:
-        src = self._src("r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status",
-                        configs=hashes)
+        src = self._src(_COLUMNS, configs=hashes)
         sql = _SOME.format(src=src.source, author=evidence_sql.AUTHOR_IN)
-        rows = self.reader.query(sql, [self.trusted, *src.params]).rows
-        return {h: (ts, tn, us, un) for h, ts, tn, us, un in rows}
+        return {h: tuple(row) for h, *row in self.reader.query(sql, [self.trusted, *src.params]).rows}
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
         rows = self.configs()
-        trusted = ((ts / tn, h) for h, (ts, tn, _, _) in rows.items() if tn)
-        others = ((us / un, h) for h, (_, tn, us, un) in rows.items() if not tn and un)
+        trusted = ((ts / tn, h) for h, (ts, tn, _, _, _) in rows.items() if tn)
+        others = ((us / un, h) for h, (_, tn, us, un, _) in rows.items() if not tn and un)
         return ([h for _, h in heapq.nsmallest(limit, trusted)],
                 [h for _, h in heapq.nsmallest(limit, others)])
 
@@ -145,11 +143,7 @@ class Aggregates:
 
     def tally(self) -> dict[str, int]:
         """Counted runs of purpose `baseline` per config."""
-        with self._lock:
-            if self._tally is None:
-                src = self._src("r.config_hash, r.author, r.status, r.purpose")
-                self._tally = dict(self._query(_TALLY, src))
-            return self._tally
+        return {h: row[4] for h, row in self.configs().items() if row[4]}
 
     def screened(self) -> set[str]:
         """Configs screened by trusted authors (the FDR family)."""
@@ -189,14 +183,11 @@ class Aggregates:
             fresh.arrived = self._arrived(upto) if upto > self.mark else []
             touched = sorted({h for _, h, _ in fresh.arrived})
             if not touched:
-                fresh._configs, fresh._tally = self._configs, self._tally
+                fresh._configs = self._configs
                 fresh._screened, fresh._newest = self._screened, dict(self._newest)
                 return fresh
             if self._configs is not None:
                 fresh._configs = self._moved(self._configs, fresh._some_configs(touched), touched)
-            if self._tally is not None:
-                src = fresh._src("r.config_hash, r.author, r.status, r.purpose", configs=touched)
-                fresh._tally = self._moved(self._tally, dict(fresh._query(_TALLY, src)), touched)
             if self._screened is not None:
                 src = fresh._plain("r.config_hash, r.author, r.purpose", (self.mark, upto))
                 fresh._screened = self._screened | {h for (h,) in fresh._query(_SCREENED, src)}
@@ -222,3 +213,4 @@ class Aggregates:
 
 
 _LIST = "SELECT unnest(?::VARCHAR[])"
+_COLUMNS = "r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status, r.purpose"

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory import stats
+from memory import codec, schema, stats, views
 from roles import evidence_inc, evidence_sql, sanity, trust
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
@@ -185,8 +185,10 @@ class Verdicts:
         if full is not None:
             return full.get(run_id)
         if run_id not in self._run_cache:
-            if not self._load("id = ?", [run_id]):
-                self._run_cache[run_id] = None
+            row = _run_row(self.reader, run_id)
+            with self._lock:
+                self._run_cache[run_id] = row if row is not None and row["track"] == self.track \
+                    else None
         return self._run_cache.get(run_id)
 
     def config_rows(self, chash: str) -> list[dict[str, Any]]:
@@ -483,6 +485,19 @@ class Verdicts:
 _LIST = "SELECT unnest(?::VARCHAR[])"
 
 
+def _run_row(reader: Any, run_id: str) -> dict[str, Any] | None:
+    """One valid run's `_RUN_COLUMNS` by id, from its record (the `records` table's key finds it
+    at once, where `runs` would be scanned), built as the store builds its `runs` row."""
+    found = reader.query("SELECT raw FROM records WHERE id = ? AND kind = 'run' AND author NOT IN "
+                         "(SELECT author FROM equivocations)", [run_id]).rows
+    if not found:
+        return None
+    raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
+    record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
+    row = schema.kind_table("run", [record]).to_pylist()[0]
+    return {k.strip(): row[k.strip()] for k in _RUN_COLUMNS.split(",")}
+
+
 def _key(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
          params: stats.GateParams) -> tuple:
     counts = reader.query("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM claims)",
@@ -593,7 +608,7 @@ def cli_facts(reader: Any) -> sanity.TrackFacts:
     from node.harness.tracks import TRACKS
 
     shipped = {t.id: t.budget.tokens for t in TRACKS.values() if t.data.pinned}
-    tracks = [r[0] for r in reader.query("SELECT DISTINCT track FROM runs ORDER BY track", []).rows]
+    tracks = sorted(views.run_tracks(reader))       # kept per reader, moved on as runs arrive
     return sanity.TrackFacts({t: shipped.get(t) for t in tracks})
 
 

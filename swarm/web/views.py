@@ -341,14 +341,14 @@ def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
     """One run in full: its body (with `curve` and `samples` when the harness stored them) and
     `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`)."""
     reader = c.reader
-    found = reader.query("SELECT raw, track FROM records r JOIN runs USING (id) WHERE r.id = ?",
-                         [run_id]).rows
+    # The records table's key finds it at once; `runs` has no index and would be scanned.
+    found = reader.query("SELECT raw FROM records WHERE id = ? AND kind = 'run'", [run_id]).rows
     if not found:
         return None
     raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
     record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
     body = record.body.model_dump(mode="json")
-    base = base_configs(reader).get(found[0][1])
+    base = base_configs(reader).get(record.body.track)
     return {"id": record.id, "author": record.author, "ts": record.ts, "body": body,
             "diff": config_diff(body.get("config"), base), "curve": body.get("curve"),
             "samples": body.get("samples"), "here": c.explain(record)}

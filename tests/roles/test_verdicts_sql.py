@@ -13,7 +13,7 @@ from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import evidence_sql, sanity
+from roles import evidence_sql, sanity, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -151,6 +151,10 @@ def test_sql_verdicts_agree_with_the_python_pass(tmp_path, seed: int) -> None:
                           and sanity.reason(_row(store, r.id), facts) is None])
                   for a in world.seq}
         assert evidence_sql.sane_counts(store, facts) == {a: n for a, n in counts.items() if n}
+        for record in world.runs[:60]:            # a run looked up by id reads its record
+            found = store.query(f"SELECT {verdicts._RUN_COLUMNS} FROM valid_runs WHERE id = ?",
+                                [record.id])
+            assert verdicts._run_row(store, record.id) == dict(zip(found.columns, found.rows[0]))
     assert {"root", "trusted", "untrusted", "distrusted"} <= statuses
 
 
