@@ -488,9 +488,10 @@ _LIST = "SELECT unnest(?::VARCHAR[])"
 def _run_row(reader: Any, run_id: str) -> dict[str, Any] | None:
     """One valid run's `_RUN_COLUMNS` by id, from its record (the `records` table's key finds it
     at once, where `runs` would be scanned), built as the store builds its `runs` row."""
-    found = reader.query("SELECT raw FROM records WHERE id = ? AND kind = 'run' AND author NOT IN "
-                         "(SELECT author FROM equivocations)", [run_id]).rows
-    if not found:
+    # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.
+    found = reader.query("SELECT raw, kind, author FROM records WHERE id = ?", [run_id]).rows
+    if not found or found[0][1] != "run" or reader.query(
+            "SELECT count(*) FROM equivocations WHERE author = ?", [found[0][2]]).rows[0][0]:
         return None
     raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
     record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check

@@ -342,8 +342,9 @@ def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
     `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`)."""
     reader = c.reader
     # The records table's key finds it at once; `runs` has no index and would be scanned.
-    found = reader.query("SELECT raw FROM records WHERE id = ? AND kind = 'run'", [run_id]).rows
-    if not found:
+    # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.
+    found = reader.query("SELECT raw, kind FROM records WHERE id = ?", [run_id]).rows
+    if not found or found[0][1] != "run":
         return None
     raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
     record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
