@@ -13,7 +13,7 @@ from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import evidence_sql, sanity, verdicts
+from roles import evidence_sql, sanity, trust, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -211,4 +211,7 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
                 _same_verdicts(v, Verdicts(store, track, roots, facts, stats.GateParams()))
                 _same_verdicts(v, ReferenceVerdicts(store, track, roots, facts, stats.GateParams()))
                 held[track] = v
+            kept = verdicts.trust_state(store, roots, facts)        # kept unless replays moved
+            fresh = trust.compute(trust.load_replays(store, facts), roots)
+            assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
         assert moved >= 4                   # most rounds moved on instead of recomputing
