@@ -31,8 +31,7 @@ _FULL = """
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t {skip}) AS t_sum,
            count(*) FILTER (WHERE t {skip}) AS t_n,
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-           count(*) FILTER (WHERE NOT t) AS u_n,
-           count(*) FILTER (WHERE t AND purpose = 'baseline') AS b_n
+           count(*) FILTER (WHERE NOT t) AS u_n
     FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok') GROUP BY ALL"""
 # A few configs' rows: the first counted run per seed by a window (cheap over their runs only).
 _SOME = """
@@ -40,8 +39,7 @@ _SOME = """
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t AND k = 1) AS t_sum,
            count(*) FILTER (WHERE t AND k = 1) AS t_n,
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-           count(*) FILTER (WHERE NOT t) AS u_n,
-           count(*) FILTER (WHERE t AND purpose = 'baseline') AS b_n
+           count(*) FILTER (WHERE NOT t) AS u_n
     FROM (SELECT *, row_number() OVER (PARTITION BY config_hash, seed, t ORDER BY ts, id) AS k
           FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok'))
     GROUP BY ALL"""
@@ -51,6 +49,9 @@ _REPEATS = """
     WHERE sane AND status = 'ok' AND {author} AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' AND {author} GROUP BY k HAVING count(*) > 1))"""
+_TALLY = """
+    SELECT config_hash, count(*) FROM {src}
+    WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
 _SCREENED = "SELECT DISTINCT config_hash FROM {src} WHERE purpose = 'screen' AND {author}"
 # The newest finished runs: a ts cut-off first, then a constant filter on it (DuckDB skips the
 # older row groups by their min/max) and the sanity bounds for the rows above it.
@@ -62,11 +63,42 @@ _NEWEST = """
     SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
     WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
-# t_sum, t_n, u_sum, u_n as in `Aggregates.configs`; b_n: its counted runs of purpose `baseline`
-Row = tuple[Decimal | None, int, Decimal | None, int, int]
+Row = tuple[Decimal | None, int, Decimal | None, int]     # t_sum, t_n, u_sum, u_n
 
 
 mark, equivocations = views.runs_mark, views.equivocation_count
+
+
+class _PerConfig:
+    """A table keyed by config hash, computed on first use: in full, or (moved on) from an
+    earlier state's table with the rows of the configs touched since recomputed. States nobody
+    asked about pass their touched configs on, so one query catches up over several records."""
+
+    def __init__(self) -> None:
+        self.value: dict[str, Any] | None = None
+        self.base: dict[str, Any] | None = None
+        self.touched: set[str] = set()
+
+    def get(self, full: Any, some: Any) -> dict[str, Any]:
+        """The table: `full()` computes it all, `some(hashes)` the rows of those configs."""
+        if self.value is None:
+            if self.base is None:
+                self.value = full()
+            else:
+                hashes = sorted(self.touched)
+                self.value = {h: r for h, r in self.base.items() if h not in self.touched}
+                self.value.update(some(hashes) if hashes else {})
+            self.base, self.touched = None, set()
+        return self.value
+
+    def moved(self, touched: list[str]) -> _PerConfig:
+        """This table for a later state, in which `touched` configs got runs."""
+        out = _PerConfig()
+        if self.value is not None:
+            out.base, out.touched = self.value, set(touched)
+        elif self.base is not None:
+            out.base, out.touched = self.base, self.touched | set(touched)
+        return out
 
 
 class Aggregates:
@@ -77,7 +109,7 @@ class Aggregates:
         self.reader, self.track, self.facts, self.trusted = reader, track, facts, list(trusted)
         self.mark, self.equivocated = upto, equivocated
         self._lock = threading.RLock()
-        self._configs: dict[str, Row] | None = None
+        self._configs, self._tally = _PerConfig(), _PerConfig()
         self._screened: set[str] | None = None
         self._newest: dict[int, list[dict[str, Any]]] = {}
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
@@ -102,12 +134,9 @@ class Aggregates:
 
     def configs(self) -> dict[str, Row]:
         """Config hash -> (sum and count of its first counted run per seed by trusted authors,
-        sum and count of its sane finished runs by the others, how many of its counted runs
-        are of purpose `baseline`): one grouped pass over every run of the track."""
+        sum and count of its sane finished runs by the others)."""
         with self._lock:
-            if self._configs is None:
-                self._configs = self._all_configs()
-            return self._configs
+            return self._configs.get(self._all_configs, self._some_configs)
 
     def _all_configs(self) -> dict[str, Row]:
         src = self._src(_COLUMNS)
@@ -134,8 +163,8 @@ class Aggregates:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
         rows = self.configs()
-        trusted = ((ts / tn, h) for h, (ts, tn, _, _, _) in rows.items() if tn)
-        others = ((us / un, h) for h, (_, tn, us, un, _) in rows.items() if not tn and un)
+        trusted = ((ts / tn, h) for h, (ts, tn, _, _) in rows.items() if tn)
+        others = ((us / un, h) for h, (_, tn, us, un) in rows.items() if not tn and un)
         return ([h for _, h in heapq.nsmallest(limit, trusted)],
                 [h for _, h in heapq.nsmallest(limit, others)])
 
@@ -143,7 +172,11 @@ class Aggregates:
 
     def tally(self) -> dict[str, int]:
         """Counted runs of purpose `baseline` per config."""
-        return {h: row[4] for h, row in self.configs().items() if row[4]}
+        def tally(hashes: list[str] | None = None) -> dict[str, int]:
+            src = self._src("r.config_hash, r.author, r.status, r.purpose", configs=hashes)
+            return dict(self._query(_TALLY, src))
+        with self._lock:
+            return self._tally.get(tally, tally)
 
     def screened(self) -> set[str]:
         """Configs screened by trusted authors (the FDR family)."""
@@ -182,12 +215,11 @@ class Aggregates:
         with self._lock:
             fresh.arrived = self._arrived(upto) if upto > self.mark else []
             touched = sorted({h for _, h, _ in fresh.arrived})
+            # The per-config tables catch up when first asked for (a claim page needs neither).
+            fresh._configs, fresh._tally = self._configs.moved(touched), self._tally.moved(touched)
             if not touched:
-                fresh._configs = self._configs
                 fresh._screened, fresh._newest = self._screened, dict(self._newest)
                 return fresh
-            if self._configs is not None:
-                fresh._configs = self._moved(self._configs, fresh._some_configs(touched), touched)
             if self._screened is not None:
                 src = fresh._plain("r.config_hash, r.author, r.purpose", (self.mark, upto))
                 fresh._screened = self._screened | {h for (h,) in fresh._query(_SCREENED, src)}
@@ -202,14 +234,6 @@ class Aggregates:
         return [tuple(r) for r in self.reader.query(
             "SELECT id, config_hash, ref FROM runs WHERE track = ? AND rowid >= ? AND rowid < ?",
             [self.track, self.mark, upto]).rows]
-
-    @staticmethod
-    def _moved(old: dict[str, Any], new: dict[str, Any], touched: list[str]) -> dict[str, Any]:
-        out = dict(old)
-        for chash in touched:
-            out.pop(chash, None)
-        out.update(new)
-        return out
 
 
 _LIST = "SELECT unnest(?::VARCHAR[])"
