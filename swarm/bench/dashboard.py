@@ -185,6 +185,8 @@ def bench(records: int = typer.Option(1_000_000, help="Synthetic runs in the mem
                      "claim": f"/json/claims/{claim}", "run": f"/json/runs/{run}",
                      "trust": "/json/trust"}
             arrivals = _Arrivals(store)
+            for url in views.values():        # the node's first look, not part of any case
+                client.get(url)
             result = {"runs": runs, "cases": {
                 "warm": _case(client, views, repeats),
                 "new_record": _case(client, views, repeats, arrivals.one),
