@@ -10,7 +10,8 @@ check_worker.py the helper process itself (python -m memory.check_worker)
 schema.py       tables derived from the record models; Arrow rows for a batch
 keyset.py       compact sets of 64-bit keys that spare each batch a scan of every record
 store.py        Store (read-write, one process), ReadOnlyMemory (browsing), memory_stats
-views.py        derived state as SQL views: seed stats, leaderboard, claim status, noise floor
+views.py        derived state as SQL views: seed stats, leaderboard, claim status, noise floor;
+                values over every run moved on as runs arrive (runs per track, base configs)
 leaderboard.py  the leaderboard as the CLI shows it: top-N per track with config and support
 antientropy.py  have-summaries, digest, and what a peer lacks (for sync 1.0.0)
 reconcile.py    range-based set reconciliation over (ts, id8) keys (for sync 2.0.0)

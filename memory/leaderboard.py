@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from memory import views
 from memory.store import Reader
 
 _RANKED = """
@@ -40,9 +41,8 @@ def top(reader: Reader, track: str | None = None, limit: int = 20) -> list[dict[
 
 def base_configs(reader: Reader) -> dict[str, dict[str, Any]]:
     """Each track's base config: the config of its baseline runs."""
-    found = reader.query("SELECT track, any_value(config) FROM valid_runs "
-                         "WHERE purpose = 'baseline' GROUP BY track")
-    return {t: json.loads(c) if isinstance(c, str) else (c or {}) for t, c in found.rows}
+    found = views.base_config_texts(reader)
+    return {t: json.loads(c) if isinstance(c, str) else (c or {}) for t, c in found.items()}
 
 
 def config_diff(config: dict[str, Any] | None, base: dict[str, Any] | None) -> dict[str, Any]:

@@ -47,6 +47,17 @@ def run_body(track: str, config: dict, seed: int, val_bpb: float | None,
                      **(readable(val_bpb) if extras and val_bpb is not None else {}))
 
 
+def run_config(c: int, configs: int) -> dict:
+    """The `c`-th of `configs` distinct synthetic configs."""
+    return {"depth": 2 + c % 4, "width": 64 * (1 + c % 3), "lr": round(0.001 * (1 + c % 7), 4),
+            "activation": ["gelu", "relu2", "swiglu"][c % 3], "init_scale": round(0.5 + c / configs, 6)}
+
+
+def true_bpb(c: int) -> float:
+    """The synthetic config `c`'s true val_bpb (its runs scatter around it with sd 0.002)."""
+    return 1.0 + 0.01 * ((c * 7919) % 23) / 23
+
+
 def runs(authors: list[Keypair], n: int, track: str = "synthetic-track", configs: int = 50,
          seed: int = 0, ts: int | None = None) -> Iterator[R.Record]:
     """`n` signed run records spread over `authors` and `configs` configs, seq numbers in order."""
@@ -57,13 +68,9 @@ def runs(authors: list[Keypair], n: int, track: str = "synthetic-track", configs
     for i in range(n):
         author = authors[i % len(authors)]
         c = rng.randrange(configs)
-        config = {"depth": 2 + c % 4, "width": 64 * (1 + c % 3), "lr": round(0.001 * (1 + c % 7), 4),
-                  "activation": ["gelu", "relu2", "swiglu"][c % 3],
-                  "init_scale": round(0.5 + c / configs, 6)}     # `configs` distinct configs
-        true_bpb = 1.0 + 0.01 * ((c * 7919) % 23) / 23
         seqs[author.peer_id] += 1
-        body = run_body(track, config, seed=rng.randrange(2**31),
-                        val_bpb=round(true_bpb + rng.gauss(0, 0.002), 6))
+        body = run_body(track, run_config(c, configs), seed=rng.randrange(2**31),
+                        val_bpb=round(true_bpb(c) + rng.gauss(0, 0.002), 6))
         yield codec.sign(author, "run", seqs[author.peer_id], body, ts=stamp + i)
 
 

@@ -7,6 +7,11 @@ by an id. Authors who equivocated (two records under one seq) are excluded from 
 """
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
 # val_bpb at or above this is a diverged run, not a result to rank (and keeps squares of micro-bpb
 # inside BIGINT: (1e9)^2 < 9.2e18).
 MAX_RANKED_BPB = 1000
@@ -124,3 +129,91 @@ VIEWS: dict[str, str] = {
 def ddl() -> list[str]:
     """CREATE OR REPLACE VIEW statements, in dependency order."""
     return [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
+
+
+# ---- values over every run, moved on as runs arrive ----------------------------------------------
+# The `runs` table is insert-only: its rowids count up in the order runs were stored, so the runs
+# stored between two looks are a rowid range. A value over every run that only grows with them
+# (runs per track, the tracks' base configs) is kept per reader and updated from that range,
+# instead of a scan of every run per dashboard request. Equivocations remove an author's runs from
+# `valid_runs`: a new one means a full recomputation.
+
+_MOVING: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, int, Any]]] = \
+    weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def runs_mark(reader: Any) -> int:
+    """One past the highest rowid of `runs`: the runs stored so far are those below it."""
+    return int(reader.query("SELECT coalesce(max(rowid), -1) + 1 FROM runs", []).rows[0][0])
+
+
+def equivocation_count(reader: Any) -> int:
+    """How many (author, seq) pairs are held twice (grows when an author is caught)."""
+    return int(reader.query("SELECT count(*) FROM equivocations", []).rows[0][0])
+
+
+def moving(reader: Any, name: str, full: Callable[[int], Any],
+           step: Callable[[Any, int, int], Any]) -> Any:
+    """`full(upto)`: the value over the runs below `upto`; `step(value, lo, hi)`: it updated
+    with the runs in [lo, hi). Kept per reader (recomputed for one that cannot be weakly
+    referenced, e.g. a daemon's API client)."""
+    upto, caught = runs_mark(reader), equivocation_count(reader)
+    with _LOCK:
+        try:
+            held = _MOVING.setdefault(reader, {})
+        except TypeError:
+            return full(upto)
+        found = held.get(name)
+    if found is None or found[1] != caught or found[0] > upto:
+        value = full(upto)
+    else:
+        value = found[2] if found[0] == upto else step(found[2], found[0], upto)
+    with _LOCK:
+        held[name] = (upto, caught, value)
+    return value
+
+
+VALID_RANGE = _VALID = "author NOT IN (SELECT author FROM equivocations) AND rowid >= ? AND rowid < ?"
+
+
+# (VALID_RANGE: valid runs stored in a rowid range [?, ?).)
+
+
+def track_runs(reader: Any) -> dict[str, tuple[int, int]]:
+    """Track -> (valid runs, newest ts), over every run."""
+    def counted(lo: int, hi: int) -> dict[str, tuple[int, int]]:
+        return {t: (n, ts) for t, n, ts in reader.query(
+            f"SELECT track, count(*), max(ts) FROM runs WHERE {_VALID} GROUP BY track",
+            [lo, hi]).rows}
+
+    def step(old: dict[str, tuple[int, int]], lo: int, hi: int) -> dict[str, tuple[int, int]]:
+        out = dict(old)
+        for t, (n, ts) in counted(lo, hi).items():
+            n0, ts0 = out.get(t, (0, ts))
+            out[t] = (n0 + n, max(ts0, ts))
+        return out
+    return dict(moving(reader, "track_runs", lambda hi: counted(0, hi), step))
+
+
+def run_tracks(reader: Any) -> set[str]:
+    """Every track with a run (valid or not)."""
+    def tracks(lo: int, hi: int) -> set[str]:
+        return {t for (t,) in reader.query("SELECT DISTINCT track FROM runs WHERE rowid >= ? AND "
+                                           "rowid < ?", [lo, hi]).rows}
+    return set(moving(reader, "run_tracks", lambda hi: tracks(0, hi),
+                      lambda old, lo, hi: old | tracks(lo, hi)))
+
+
+def base_config_texts(reader: Any) -> dict[str, Any]:
+    """Track -> the config of one of its baseline runs (JSON text), over every run; recomputed
+    only when a baseline run arrives."""
+    def full(hi: int) -> dict[str, Any]:
+        return dict(reader.query(f"SELECT track, any_value(config) FROM runs WHERE {_VALID} AND "
+                                 "purpose = 'baseline' GROUP BY track", [0, hi]).rows)
+
+    def step(old: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+        new = reader.query(f"SELECT count(*) FROM runs WHERE {_VALID} AND purpose = 'baseline'",
+                           [lo, hi]).rows[0][0]
+        return full(hi) if new else old
+    return dict(moving(reader, "base_configs", full, step))

@@ -6,6 +6,7 @@ sanity.py         sanity bounds: runs whose numbers are impossible for their tra
 trust.py          trust roots (HOME/trust.json) and trust earned by matching replays (docs/TRUST.md)
 verdicts.py       this node's verdicts from trusted, sane runs: claims, baselines, leaderboard, best
 evidence_sql.py   the sanity bounds and trusted authors as DuckDB predicates (verdicts at scale)
+evidence_inc.py   the verdicts' aggregates over every run, moved on from the runs stored since
 verdicts_ref.py   the same verdicts by a Python pass over every run: the reference tests check
 spotcheck.py      which untrusted runs a verifier replays, by influence, within a share of runs
 evidence.py       what roles read: best config, baseline runs, claims, tried configs, hypotheses

@@ -41,27 +41,55 @@ class Sane:
     params: list[Any]
 
 
-def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = "r.*") -> Sane:
+def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = "r.*",
+              rows: tuple[int, int] | None = None, configs: list[str] | None = None) -> Sane:
     """A subquery of the track's valid runs (`columns` of `r`), each with `sane`: true when
-    `sanity.reason` would find nothing wrong with it."""
+    `sanity.reason` would find nothing wrong with it.
+
+    `rows` keeps the runs whose rowid is in [lo, hi) (the `runs` table is insert-only: rowids
+    count up in the order runs were stored, so a range is "what arrived between two looks");
+    `configs` keeps the runs of those config hashes. Both serve roles/evidence_inc.py."""
     budget = facts.budgets.get(track)
+    where, params = _bounds(track, rows, configs)
     if not facts.knows(track):
-        return Sane(f"(SELECT {columns}, false AS sane FROM valid_runs r WHERE r.track = ?)",
-                    [track])
+        return Sane(f"(SELECT {columns}, false AS sane FROM runs r WHERE {where})", params)
     if budget is None:
-        return Sane(f"(SELECT {columns}, ({_SANE}) AS sane FROM valid_runs r WHERE r.track = ?)",
-                    [track])
-    hashes, tps = accepted_configs(reader, track)
+        return Sane(f"(SELECT {columns}, ({_SANE}) AS sane FROM runs r WHERE {where})", params)
+    hashes, tps = accepted_configs(reader, track, configs)
     return Sane(f"""(SELECT {columns}, coalesce(({_SANE} {_BUDGET}), false) AS sane
-        FROM valid_runs r LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS hash,
-                                            unnest(?::BIGINT[]) AS tps) h ON h.hash = r.config_hash
-        WHERE r.track = ?)""", [budget, hashes, tps, track])
+        FROM runs r LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS hash,
+                                      unnest(?::BIGINT[]) AS tps) h ON h.hash = r.config_hash
+        WHERE {where})""", [budget, hashes, tps, *params])
 
 
-def accepted_configs(reader: Any, track: str) -> tuple[list[str], list[int]]:
-    """The track's config hashes the harness accepts, with their tokens per step."""
-    result = reader.query("SELECT config_hash, any_value(config) FROM valid_runs WHERE track = ? "
-                          "GROUP BY config_hash", [track])
+def _bounds(track: str, rows: tuple[int, int] | None,
+            configs: list[str] | None) -> tuple[str, list[Any]]:
+    """The WHERE clause of `sane_runs` over `runs r` (valid_runs' equivocation filter included)."""
+    where = "r.track = ? AND r.author NOT IN (SELECT author FROM equivocations)"
+    params: list[Any] = [track]
+    if rows is not None:
+        where += " AND r.rowid >= ? AND r.rowid < ?"
+        params += list(rows)
+    if configs is not None:
+        where += " AND r.config_hash IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(configs)
+    return where, params
+
+
+def plain_runs(track: str, columns: str, rows: tuple[int, int] | None = None,
+               configs: list[str] | None = None) -> Sane:
+    """`sane_runs` without the `sane` column (nothing read to judge configs)."""
+    where, params = _bounds(track, rows, configs)
+    return Sane(f"(SELECT {columns} FROM runs r WHERE {where})", params)
+
+
+def accepted_configs(reader: Any, track: str,
+                     configs: list[str] | None = None) -> tuple[list[str], list[int]]:
+    """The track's config hashes the harness accepts (of `configs` only, when given), with their
+    tokens per step."""
+    only = "" if configs is None else " AND config_hash IN (SELECT unnest(?::VARCHAR[]))"
+    result = reader.query("SELECT config_hash, any_value(config) FROM valid_runs WHERE track = ?"
+                          f"{only} GROUP BY config_hash", [track] + ([] if configs is None else [configs]))
     hashes, tps = [], []
     for chash, config in result.rows:
         cfg, _ = sanity.harness_config(config)

@@ -25,8 +25,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory import stats
-from roles import evidence_sql, sanity, trust
+from memory import codec, schema, stats, views
+from roles import evidence_inc, evidence_sql, sanity, trust
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
 # verification, replays (one value per seed: a replay repeats its target's seed).
@@ -96,13 +96,20 @@ class Verdicts:
     every run of the track, read on first use (roles that walk all runs)."""
 
     def __init__(self, reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
-                 params: stats.GateParams) -> None:
+                 params: stats.GateParams, base: Verdicts | None = None) -> None:
+        """The verdicts as the memory stands; `base`, the same track's verdicts at an earlier
+        state, lets the aggregates over every run move on from it (roles/evidence_inc.py)."""
         self.reader, self.track, self.roots, self.facts, self.params = (
             reader, track, roots, facts, params)
+        # The mark first: the aggregates count the runs below it, whatever arrives meanwhile.
+        upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
         self.trust = trust_state(reader, roots, facts)
         # Roots are never distrusted: the trusted authors are exactly those whose runs count.
         self.trusted_authors = sorted(set(roots) | {
             a for a, s in self.trust.authors.items() if s.status == "trusted"})
+        self.agg = (base.agg.advance(upto, self.trusted_authors, equivocated) if base is not None
+                    else evidence_inc.Aggregates(reader, track, facts, self.trusted_authors, upto,
+                                                 equivocated))
         self._lock = threading.RLock()
         self._why: dict[str, str | None] = {}
         self._run_cache: dict[str, dict[str, Any] | None] = {}
@@ -110,6 +117,8 @@ class Verdicts:
         self._ref_cache: dict[str, list[dict[str, Any]]] = {}
         self._boards: dict[int, list[dict[str, Any]]] = {}
         self._memo: dict[tuple, Any] = {}
+        if base is not None and self.agg.arrived is not None:
+            self._carry(base, self.agg.arrived)
         rows = _rows(reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
                              "baseline_runs, candidate_runs, effect FROM valid_claims "
                              "WHERE track = ? ORDER BY ts, id", [track])
@@ -130,14 +139,28 @@ class Verdicts:
                 self._run_cache[row["id"]] = row
         return rows
 
+    def _carry(self, base: Verdicts, arrived: list[tuple[str, str, str | None]]) -> None:
+        """Keep what `base` read of runs that the runs arrived since (id, config, ref) leave
+        as they were: rows never change, a config's or a ref's list only grows."""
+        ids = {i for i, _, _ in arrived}
+        hashes = {h for _, h, _ in arrived}
+        refs = {r for _, _, r in arrived}
+        with base._lock:
+            self._why.update(base._why)
+            self._run_cache.update((i, r) for i, r in base._run_cache.items() if i not in ids)
+            self._config_cache.update(
+                (h, rows) for h, rows in base._config_cache.items() if h not in hashes)
+            self._ref_cache.update((r, rows) for r, rows in base._ref_cache.items() if r not in refs)
+
     def _preload(self, claims: list[dict[str, Any]]) -> None:
-        """Every run the claims' verdicts read, in one query: cited runs, the runs of their
-        baseline and candidate configs, fresh seeds that cite them."""
+        """Every run the claims' verdicts read and this object does not hold yet, in one query:
+        cited runs, the runs of their baseline and candidate configs, fresh seeds citing them."""
         ids = sorted({i for c in claims for k in ("baseline_runs", "candidate_runs")
-                      for i in _ids(c[k])})
-        hashes = sorted({c[k] for c in claims for k in ("baseline_hash", "candidate_hash")})
-        refs = sorted(c["id"] for c in claims)
-        if not claims:
+                      for i in _ids(c[k])} - set(self._run_cache))
+        hashes = sorted({c[k] for c in claims for k in ("baseline_hash", "candidate_hash")}
+                        - set(self._config_cache))
+        refs = sorted({c["id"] for c in claims} - set(self._ref_cache))
+        if not (ids or hashes or refs):
             return
         rows = self._load(f"id IN ({_LIST}) OR config_hash IN ({_LIST}) OR ref IN ({_LIST})",
                           [ids, hashes, refs])
@@ -162,8 +185,10 @@ class Verdicts:
         if full is not None:
             return full.get(run_id)
         if run_id not in self._run_cache:
-            if not self._load("id = ?", [run_id]):
-                self._run_cache[run_id] = None
+            row = _run_row(self.reader, run_id)
+            with self._lock:
+                self._run_cache[run_id] = row if row is not None and row["track"] == self.track \
+                    else None
         return self._run_cache.get(run_id)
 
     def config_rows(self, chash: str) -> list[dict[str, Any]]:
@@ -222,14 +247,8 @@ class Verdicts:
             self._why[run["id"]] = sanity.reason(run, self.facts)
         return self._why[run["id"]]
 
-    def _sane(self, columns: str) -> evidence_sql.Sane:
-        return evidence_sql.sane_runs(self.reader, self.facts, self.track, columns)
-
     def _screened(self) -> int:
-        return self.reader.query(
-            "SELECT count(DISTINCT config_hash) FROM valid_runs WHERE track = ? AND "
-            f"purpose = 'screen' AND {evidence_sql.AUTHOR_IN}",
-            [self.track, self.trusted_authors]).rows[0][0]
+        return len(self.agg.screened())
 
     # ---- evidence --------------------------------------------------------------------------------
 
@@ -423,23 +442,7 @@ class Verdicts:
     def _ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (first counted run per seed), and the `limit`
         best of those with untrusted sane runs only."""
-        src = self._sane("r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status")
-        later = self._repeated_seeds(src)
-        skip = f"AND id NOT IN ({_LIST})" if later else ""
-        sql = _RANKING.format(src=src.source, author=evidence_sql.AUTHOR_IN, skip=skip)
-        found = self.reader.query(sql, [*([later] * 2 if later else []), self.trusted_authors,
-                                        *src.params, limit, limit]).rows
-        return [h for h, t in found if t], [h for h, t in found if not t]
-
-    def _repeated_seeds(self, src: evidence_sql.Sane) -> list[str]:
-        """Counted runs that repeat a seed of their config (not its first counted run by ts, id):
-        a 64-bit hash of (config, seed) finds the candidates, Python settles them exactly."""
-        found = _rows(self.reader, _REPEATS.format(src=src.source, author=evidence_sql.AUTHOR_IN),
-                      [*src.params, self.trusted_authors] * 2)
-        groups: dict[tuple[str, int], list[tuple[int, str]]] = {}
-        for row in found:
-            groups.setdefault((row["config_hash"], row["seed"]), []).append((row["ts"], row["id"]))
-        return sorted(i for runs in groups.values() for _, i in sorted(runs)[1:])
+        return self.agg.ranking(limit)
 
     def untrusted_runs(self, chash: str) -> list[dict[str, Any]]:
         """A config's sane finished runs by authors not trusted here (shown, marked, never counted)."""
@@ -468,11 +471,7 @@ class Verdicts:
             return self._memo[key]
 
     def _baseline_tally(self) -> dict[str, int]:
-        src = self._sane("r.config_hash, r.author, r.status, r.purpose")
-        return dict(self.reader.query(
-            f"SELECT config_hash, count(*) FROM {src.source} WHERE sane AND status = 'ok' AND "
-            f"purpose = 'baseline' AND {evidence_sql.AUTHOR_IN} GROUP BY config_hash",
-            [*src.params, self.trusted_authors]).rows)
+        return dict(self.agg.tally())
 
     def newest_finished(self, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` finished runs with a val_bpb, newest first: ts, id, val_bpb,
@@ -480,45 +479,24 @@ class Verdicts:
         return [dict(r) for r in self._once(("newest", limit), lambda: self._newest(limit))]
 
     def _newest(self, limit: int) -> list[dict[str, Any]]:
-        src = self._sane("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status")
-        cut = self.reader.query(_CUT, [self.track, limit]).rows[0][0]
-        return _rows(self.reader, _NEWEST.format(src=src.source, author=evidence_sql.AUTHOR_IN),
-                     [self.trusted_authors, *src.params, cut, limit])
+        return self.agg.newest(limit)
 
 
-# The leaderboard's ranking over every run of the track, in one pass: trusted configs by the mean
-# of their first counted run per seed (later repeats skipped; exact decimal sums: the same order
-# on every node), then configs with untrusted sane runs only. Params: the skipped ids (twice, when
-# any), trusted authors, the source's, limit, limit.
-_RANKING = """
-    WITH a AS (
-        SELECT config_hash,
-               sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t {skip}) AS t_sum,
-               count(*) FILTER (WHERE t {skip}) AS t_n,
-               sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-               count(*) FILTER (WHERE NOT t) AS u_n
-        FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok') GROUP BY ALL)
-    (SELECT config_hash, true FROM a WHERE t_n > 0 ORDER BY t_sum / t_n, config_hash LIMIT ?)
-    UNION ALL
-    (SELECT config_hash, false FROM a WHERE t_n = 0 AND u_n > 0
-     ORDER BY u_sum / u_n, config_hash LIMIT ?)"""
-# Counted runs whose (config, seed) hash occurs more than once (a superset of the repeated seeds).
-_REPEATS = """
-    SELECT config_hash, seed, ts, id FROM {src}
-    WHERE sane AND status = 'ok' AND {author} AND hash(config_hash, seed) IN (
-        SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
-                       WHERE sane AND status = 'ok' AND {author} GROUP BY k HAVING count(*) > 1))"""
-# The newest finished runs: a ts cut-off from the plain table first, then a constant filter on it
-# (DuckDB skips the older row groups by their min/max) and the sanity bounds for the rows above.
-_CUT = """
-    SELECT coalesce(min(ts), 0) FROM (
-        SELECT ts FROM valid_runs WHERE track = ? AND status = 'ok' AND val_bpb IS NOT NULL
-        ORDER BY ts DESC LIMIT ?)"""
-_NEWEST = """
-    SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
-    WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
-    ORDER BY ts DESC, id DESC LIMIT ?"""
 _LIST = "SELECT unnest(?::VARCHAR[])"
+
+
+def _run_row(reader: Any, run_id: str) -> dict[str, Any] | None:
+    """One valid run's `_RUN_COLUMNS` by id, from its record (the `records` table's key finds it
+    at once, where `runs` would be scanned), built as the store builds its `runs` row."""
+    # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.
+    found = reader.query("SELECT raw, kind, author FROM records WHERE id = ?", [run_id]).rows
+    if not found or found[0][1] != "run" or reader.query(
+            "SELECT count(*) FROM equivocations WHERE author = ?", [found[0][2]]).rows[0][0]:
+        return None
+    raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
+    record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
+    row = schema.kind_table("run", [record]).to_pylist()[0]
+    return {k.strip(): row[k.strip()] for k in _RUN_COLUMNS.split(",")}
 
 
 def _key(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
@@ -553,7 +531,8 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
     key = _key(reader, track, roots, facts, params)
     hit = cache.get(key)
     if hit is None:
-        hit = cache[key] = Verdicts(reader, track, roots, facts, params)
+        hit = cache[key] = Verdicts(reader, track, roots, facts, params,
+                                    base=_earlier(cache, track, roots, facts, params))
     cache.move_to_end(key)
     if version is not None:
         cache[quick] = hit
@@ -562,36 +541,66 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
     return hit
 
 
+def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
+             facts: sanity.TrackFacts, params: stats.GateParams) -> Verdicts | None:
+    """The newest cached verdicts of the same question at an earlier state (their aggregates
+    over every run move on to the new state instead of being recomputed)."""
+    for held in reversed(cache.values()):
+        if (isinstance(held, Verdicts) and held.track == track and held.roots == roots
+                and held.facts == facts and held.params == params):
+            return held
+    return None
+
+
+@dataclass
+class _Trust:
+    """A trust state and what it was computed from: the runs below `mark`, the equivocations,
+    and every run id a replay names (a later run with one of these ids changes the outcome)."""
+
+    state: trust.TrustState
+    mark: int
+    equivocated: int
+    refs: list[str]
+
+    def holds(self, reader: Any, upto: int, equivocated: int) -> bool:
+        """Is this still the trust of the memory as of `upto`? Trust reads replays and the runs
+        they replay only: it holds unless a replay, or a run some replay names, arrived."""
+        if equivocated != self.equivocated or upto < self.mark:
+            return False
+        if upto == self.mark:
+            return True
+        return reader.query(
+            "SELECT count(*) FROM runs WHERE rowid >= ? AND rowid < ? AND (purpose = 'replay' "
+            "OR id IN (SELECT unnest(?::VARCHAR[])))", [self.mark, upto, self.refs]).rows[0][0] == 0
+
+
+_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, _Trust]] = weakref.WeakKeyDictionary()
+
+
 def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
-    """Trust over every replay in the memory with these roots (cached like the verdicts: until a
-    record arrives)."""
+    """Trust over every replay in the memory with these roots (kept until a replay, or a run that
+    a replay names, arrives)."""
     with _LOCK:
-        return _memo(reader, ("trust", tuple(sorted(roots)), repr(facts)),
-                     lambda: trust.compute(trust.load_replays(reader, facts), roots))
-
-
-def _memo(reader: Any, what: tuple, compute: Any) -> Any:
-    try:
-        cache = _CACHE.setdefault(reader, OrderedDict())
-    except TypeError:
-        return compute()
-    version = getattr(reader, "_version", None)
-    if version is None:
-        version = tuple(reader.query("SELECT (SELECT count(*) FROM runs), "
-                                     "(SELECT count(*) FROM claims)", []).rows[0])
-    key = ("memo", version, *what)
-    if key not in cache:
-        cache[key] = compute()
-    cache.move_to_end(key)
-    while len(cache) > _CACHE_SIZE:
-        cache.popitem(last=False)
-    return cache[key]
+        compute = lambda: trust.compute(trust.load_replays(reader, facts), roots)  # noqa: E731
+        try:
+            held = _TRUST.setdefault(reader, {})
+        except TypeError:                  # a reader that cannot be weakly referenced: no cache
+            return compute()
+        key = (tuple(sorted(roots)), repr(facts))
+        upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
+        found = held.get(key)
+        if found is None or not found.holds(reader, upto, equivocated):
+            refs = [r for (r,) in reader.query("SELECT DISTINCT ref FROM runs WHERE purpose = "
+                                               "'replay' AND ref IS NOT NULL", []).rows]
+            found = held[key] = _Trust(compute(), upto, equivocated, refs)
+        return found.state
 
 
 def forget() -> None:
     """Drop every cached verdict (benchmarks measure the computation itself)."""
     with _LOCK:
         _CACHE.clear()
+        _TRUST.clear()
 
 
 def cli_facts(reader: Any) -> sanity.TrackFacts:
@@ -600,7 +609,7 @@ def cli_facts(reader: Any) -> sanity.TrackFacts:
     from node.harness.tracks import TRACKS
 
     shipped = {t.id: t.budget.tokens for t in TRACKS.values() if t.data.pinned}
-    tracks = [r[0] for r in reader.query("SELECT DISTINCT track FROM runs ORDER BY track", []).rows]
+    tracks = sorted(views.run_tracks(reader))       # kept per reader, moved on as runs arrive
     return sanity.TrackFacts({t: shipped.get(t) for t in tracks})
 
 

@@ -2,6 +2,7 @@
 
 memory.py    `swarm bench memory`: ingest rate, query latency, size, anti-entropy repair cost
 dashboard.py `swarm bench dashboard`: latency of each dashboard JSON view on a big memory
+memory_gen.py the bench memory's generator, fast: synthetic signed runs bulk-loaded, cached
 harness.py   `swarm bench harness`: tokens/s and MFU against a textbook GPT, seed noise of a track
 textbook.py  the reference: a plain eager PyTorch GPT training step, straight from the textbook
 procstat.py  CPU time and memory of a process, from /proc

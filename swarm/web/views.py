@@ -17,6 +17,7 @@ from typing import Any
 from memory import codec
 from memory.leaderboard import base_configs, config_diff
 from memory.store import Reader
+from memory.views import VALID_RANGE as _VALID, moving, track_runs
 from swarm.conclusions import Conclusions
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
@@ -42,8 +43,10 @@ def _clean(value: Any) -> Any:
 
 def tracks(reader: Reader) -> list[dict[str, Any]]:
     """Every track with runs, most runs first, with a short label (the name where unique)."""
-    found = _rows(reader, "SELECT track, count(*) AS runs, max(ts) AS last_ts FROM valid_runs "
-                          "GROUP BY track ORDER BY runs DESC, track")
+    # Kept per reader and moved on as runs arrive (memory.views.track_runs): no scan per request.
+    counts = track_runs(reader).items()
+    found = [{"track": t, "runs": n, "last_ts": ts}
+             for t, (n, ts) in sorted(counts, key=lambda x: (-x[1][0], x[0]))]
     names = [t["track"].split(":", 1)[0] for t in found]
     for t, name in zip(found, names):
         t["label"] = name if names.count(name) == 1 else f"{name}:{t['track'].split(':', 1)[-1][:8]}"
@@ -161,10 +164,23 @@ def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
 
 
 def _per_hour(reader: Reader, track: str) -> list[dict[str, Any]]:
-    return _rows(reader, """
-        SELECT (ts // 3600000) * 3600000 AS hour, author, count(*) AS runs FROM valid_runs
-        WHERE track = ? AND ts >= (SELECT max(ts) FROM valid_runs WHERE track = ?) - 48 * 3600000
-        GROUP BY ALL ORDER BY hour, author""", [track, track])
+    """Runs per hour per author over the track's last 48 hours (of its newest run's ts)."""
+    def counted(lo: int, hi: int) -> dict[tuple[int, str], int]:
+        return {(h, a): n for h, a, n in reader.query(
+            "SELECT (ts // 3600000) * 3600000, author, count(*) FROM runs WHERE track = ? AND "
+            f"{_VALID} GROUP BY ALL", [track, lo, hi]).rows}
+
+    def step(old: dict[tuple[int, str], int], lo: int, hi: int) -> dict[tuple[int, str], int]:
+        out = dict(old)
+        for key, n in counted(lo, hi).items():
+            out[key] = out.get(key, 0) + n
+        return out
+    # Every hour's counts, kept per reader and moved on as runs arrive (memory.views.moving):
+    # a million runs are not grouped again for each request.
+    hours = moving(reader, f"per_hour:{track}", lambda hi: counted(0, hi), step)
+    start = max((h for h, _ in hours), default=0) - 48 * 3_600_000
+    return [{"hour": h, "author": a, "runs": n} for (h, a), n in sorted(hours.items())
+            if h >= start]
 
 
 def _role_mix(reader: Reader) -> list[dict[str, Any]]:
@@ -325,14 +341,15 @@ def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
     """One run in full: its body (with `curve` and `samples` when the harness stored them) and
     `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`)."""
     reader = c.reader
-    found = reader.query("SELECT raw, track FROM records r JOIN runs USING (id) WHERE r.id = ?",
-                         [run_id]).rows
-    if not found:
+    # The records table's key finds it at once; `runs` has no index and would be scanned.
+    # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.
+    found = reader.query("SELECT raw, kind FROM records WHERE id = ?", [run_id]).rows
+    if not found or found[0][1] != "run":
         return None
     raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
     record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
     body = record.body.model_dump(mode="json")
-    base = base_configs(reader).get(found[0][1])
+    base = base_configs(reader).get(record.body.track)
     return {"id": record.id, "author": record.author, "ts": record.ts, "body": body,
             "diff": config_diff(body.get("config"), base), "curve": body.get("curve"),
             "samples": body.get("samples"), "here": c.explain(record)}

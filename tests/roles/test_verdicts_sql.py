@@ -13,7 +13,7 @@ from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import evidence_sql, sanity
+from roles import evidence_sql, sanity, trust, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -145,21 +145,79 @@ def test_sql_verdicts_agree_with_the_python_pass(tmp_path, seed: int) -> None:
             sane = dict(store.query(f"SELECT id, sane FROM {src.source}", src.params).rows)
             assert sane == {i: sanity.reason(r, facts) is None for i, r in slow.runs.items()}
             assert 0 < sum(sane.values()) < len(sane)          # both kinds were drawn
-            for limit in (3, 10**6):
-                _same_rows(fast.leaderboard(limit), slow.leaderboard(limit))
-            assert [c.as_row() for c in fast.claims] == [_claim_row(c.as_row()) for c in slow.claims]
-            assert fast.screened == slow.screened
-            assert fast.baseline_tally() == slow.baseline_tally()
-            assert fast.newest_finished(25) == slow.newest_finished(25)
-            assert fast.best() == slow.best()
+            _same_verdicts(fast, slow)
             statuses |= {fast.trust.standing(a).status for a in world.seq}
         counts = {a: len([r for r in world.runs if r.author == a and r.body.status == "ok"
                           and sanity.reason(_row(store, r.id), facts) is None])
                   for a in world.seq}
         assert evidence_sql.sane_counts(store, facts) == {a: n for a, n in counts.items() if n}
+        for record in world.runs[:60]:            # a run looked up by id reads its record
+            found = store.query(f"SELECT {verdicts._RUN_COLUMNS} FROM valid_runs WHERE id = ?",
+                                [record.id])
+            assert verdicts._run_row(store, record.id) == dict(zip(found.columns, found.rows[0]))
     assert {"root", "trusted", "untrusted", "distrusted"} <= statuses
 
 
 def _row(store: Store, run_id: str) -> dict[str, Any]:
     found = store.query("SELECT * FROM valid_runs WHERE id = ?", [run_id])
     return dict(zip(found.columns, found.rows[0]))
+
+
+def _same_verdicts(fast: Verdicts, slow: Verdicts) -> None:
+    for limit in (3, 10**6):
+        _same_rows(fast.leaderboard(limit), slow.leaderboard(limit))
+    assert [c.as_row() for c in fast.claims] == [_claim_row(c.as_row()) for c in slow.claims]
+    assert fast.screened == slow.screened
+    assert fast.baseline_tally() == slow.baseline_tally()
+    assert fast.newest_finished(25) == slow.newest_finished(25)
+    assert fast.best() == slow.best()
+
+
+def _more(w: World, round_: int) -> None:
+    """A round of arrivals: runs of held configs (seeds repeat), screens, insane runs, runs of the
+    other track, a claim, and in the last round a replay (trust moves: a full recomputation)."""
+    for _ in range(12):
+        track = w.rng.choice([HARNESS, SIM])
+        purpose = w.rng.choice(["baseline", "screen", "confirm", "manual", "verify"])
+        w.run(w.rng.choice(w.keys), track, purpose, config=BASE if purpose == "baseline" else None)
+    if round_ == 1:
+        w.claim(w.rng.choice(w.keys), w.rng.choice([HARNESS, SIM]))
+    if round_ == 2:
+        target = next(r for r in reversed(w.runs) if r.body.metrics.val_bpb is not None
+                      and r.author != w.keys[0].peer_id)
+        w.run(w.keys[0], target.body.track, "replay", target.id, config=target.body.config,
+              seed=target.body.seed, bpb=target.body.metrics.val_bpb)
+    w.flush()
+
+
+@pytest.mark.parametrize("seed", [2])
+def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> None:
+    """Verdicts built from an earlier state's (only the runs stored since read; the configs they
+    touch recomputed) equal fresh ones and the Python pass, after each round of arrivals."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        facts = sanity.TrackFacts({HARNESS: BUDGET, SIM: None})
+        held = {}
+        for track in (HARNESS, SIM):
+            held[track] = Verdicts(store, track, roots, facts, stats.GateParams())
+            _same_verdicts(held[track], held[track])       # every aggregate computed once
+        moved = 0
+        for round_ in range(3):
+            _more(world, round_)
+            for track in (HARNESS, SIM):
+                before = held[track].agg
+                v = Verdicts(store, track, roots, facts, stats.GateParams(), base=held[track])
+                moved += v.agg._configs.base is not None and v.agg.trusted == before.trusted
+                _same_verdicts(v, Verdicts(store, track, roots, facts, stats.GateParams()))
+                _same_verdicts(v, ReferenceVerdicts(store, track, roots, facts, stats.GateParams()))
+                held[track] = v
+            kept = verdicts.trust_state(store, roots, facts)        # kept unless replays moved
+            fresh = trust.compute(trust.load_replays(store, facts), roots)
+            assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
+        assert moved >= 4
+        unasked = {t: Verdicts(store, t, roots, facts, stats.GateParams(), base=held[t])
+                   for t in (HARNESS, SIM)}       # nobody asks for these states' leaderboards
+        _more(world, 3)
+        for track in (HARNESS, SIM):             # ...so the next one catches up over both rounds
+            v = Verdicts(store, track, roots, facts, stats.GateParams(), base=unasked[track])
+            _same_verdicts(v, Verdicts(store, track, roots, facts, stats.GateParams()))                   # most rounds moved on instead of recomputing
