@@ -55,6 +55,7 @@ MAX_REQUESTS = 2048         # requests per frame
 REQUEST_BYTES = 240 * 1024  # R's frames pack to at most this (node/sync.py: S reads up to 1 MiB;
                             # nodes of the first 2.0.0 build, 256 KiB): 2048 "h" requests would not
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
+SKETCH_KEYS = 4_000_000     # keys S sketches per frame (~1 s); past it, "x" is answered False
 ROUND_BYTES = 8 * 1024 * 1024   # records S sends per round (more: the requester asks again)
 MAX_ROUND_BYTES = ROUND_BYTES + LEAF * MAX_RECORD_BYTES     # past the budget by one request
 FP_BYTES = 8
@@ -233,14 +234,19 @@ def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES, v21:
     if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
         raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
     kinds = ("s", "h", "w", "x") if v21 else ("s", "h", "w")
-    replies, send, first = [], [], True
+    replies, send, first, sketched = [], [], True, 0
     for request in requests:
         if not isinstance(request, list) or not request or request[0] not in kinds:
             raise ValueError(f"unknown request {str(request)[:60]}")
         if request[0] == "s":
             replies.append(_answer_split(snapshot, request, v21))
             continue
-        reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
+        if request[0] == "x":
+            reply, positions, size = _answer_sketch(snapshot, request, budget, first,
+                                                    SKETCH_KEYS - sketched)
+            sketched += size
+        else:
+            reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
         replies.append(reply)
         if positions.size:
             send.append(positions)
@@ -305,27 +311,31 @@ def _answer_want(snapshot: Snapshot, request: list[Any], budget: int,
     return int(held.size), held
 
 
-def _answer_sketch(snapshot: Snapshot, request: list[Any], budget: int,
-                   first: bool) -> tuple[Any, np.ndarray]:
+def _answer_sketch(snapshot: Snapshot, request: list[Any], budget: int, first: bool,
+                   allowance: int) -> tuple[Any, np.ndarray, int]:
     """The records of S in the range that R's sketch lacks (paged as a have), or False when the
-    difference does not decode (or names a key S does not hold there)."""
+    difference does not decode (or names a key S does not hold there), or when sketching the
+    range would pass this frame's `allowance` of keys; and how many keys S sketched."""
     if len(request) != 5 or not isinstance(request[3], bytes) or len(request[3]) != 8:
         raise ValueError("a sketch request is [\"x\", lo, hi, 8-byte salt, cells]")
     lo, hi = _range(request[:3], 3)
     theirs, salt = sketch.Sketch.decode(request[4]), int.from_bytes(request[3], "big")
     i, j = snapshot.position(lo), snapshot.position(hi)
+    none = np.zeros(0, dtype=np.int64)
+    if j - i > allowance:            # bounded work per frame; an honest R splits instead
+        return False, none, 0
     mine = sketch.Sketch.build(snapshot.keys[i:j], salt, len(theirs))
     found = sketch.difference(mine, theirs, salt)
     if found is None:
-        return False, np.zeros(0, dtype=np.int64)
+        return False, none, j - i
     lacking = np.array(found[0], dtype=np.uint64)
     wanted = np.isin(snapshot.keys[i:j], lacking)
     if int(wanted.sum()) != np.unique(lacking).size:   # peeled a key S does not hold: not decoded
-        return False, np.zeros(0, dtype=np.int64)
-    return _page(snapshot, np.arange(i, j)[wanted], lo, budget, first)
+        return False, none, j - i
+    return (*_page(snapshot, np.arange(i, j)[wanted], lo, budget, first), j - i)
 
 
-_ANSWERS = {"h": _answer_have, "w": _answer_want, "x": _answer_sketch}
+_ANSWERS = {"h": _answer_have, "w": _answer_want}
 
 
 # ---- the requester ----

@@ -119,3 +119,14 @@ def test_a_scattered_difference_is_sketched_and_costs_little(budget) -> None:
         # ~5% at this size (3% at a million records: sketches of bigger ranges); 2.0.0: ~25%
         assert wire < 0.08 * 680 * lacking.sum() and 3 * wire < old_wire
         assert requester.rounds <= old_requester.rounds
+
+
+def test_a_frame_of_huge_sketches_is_answered_false_past_the_responders_allowance(
+        monkeypatch) -> None:
+    rng = np.random.default_rng(6)
+    snap = Snapshot.build(np.arange(3000), _keys(rng, 3000))
+    monkeypatch.setattr(reconcile, "SKETCH_KEYS", 5000)
+    whole = ["x", 0, reconcile.encode_bound(reconcile.END), b"saltsalt",
+             Sketch.build(snap.keys[:-1], int.from_bytes(b"saltsalt", "big"), 9).encode()]
+    replies, _ = answer(snap, [whole, whole, whole])
+    assert replies == [1, 1, False]          # 3,000 keys sketched twice; a third would pass 5,000
