@@ -125,8 +125,8 @@ def test_a_frame_of_huge_sketches_is_answered_false_past_the_responders_allowanc
         monkeypatch) -> None:
     rng = np.random.default_rng(6)
     snap = Snapshot.build(np.arange(3000), _keys(rng, 3000))
-    monkeypatch.setattr(reconcile, "SKETCH_KEYS", 5000)
+    monkeypatch.setattr(reconcile, "SKETCH_KEYS", 7000)
     whole = ["x", 0, reconcile.encode_bound(reconcile.END), b"saltsalt",
              Sketch.build(snap.keys[:-1], int.from_bytes(b"saltsalt", "big"), 9).encode()]
     replies, _ = answer(snap, [whole, whole, whole])
-    assert replies == [1, 1, False]          # 3,000 keys sketched twice; a third would pass 5,000
+    assert replies == [1, 1, False]          # 3,000 keys sketched twice; a third would pass 7,000
