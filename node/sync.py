@@ -91,6 +91,7 @@ async def _pull(stream: Any, store: Any, network: str,
             if not await _round(stream, requester, frame, push):
                 return                                    # another swarm network
             result.rounds = requester.rounds
+            result.sketches, result.sketches_failed = requester.sketches, requester.sketches_failed
             frame = requester.next_frame()
             # Read every round to its end at once (py-libp2p's Yamux fails a writer that waits
             # 5 s for window), and ask for the next only when the store has caught up: our

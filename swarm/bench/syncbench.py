@@ -1,11 +1,12 @@
-"""`swarm bench network --sync-records N`: catch-up and repair through `/swarm/sync/2.0.0`.
+"""`swarm bench network --sync-records N`: catch-up and repair through `/swarm/sync/2.1.0`.
 
 A real node process (`swarm join`) serves a memory of N records by A authors; this process is the
 other node: a py-libp2p host with a store of its own that pulls through `node.sync.pull` over
 loopback, so the figures are exact: seconds (first pull start to last record ingested and verified;
 pulls repeat, as a node's do, until the memory holds every record),
 round trips, and sync bytes on the wire (both ways, frame headers included; Noise and Yamux
-framing not counted) per byte of records received.
+framing not counted) per byte of records received; sketches sent (and failed to decode), and the
+machine's 1-minute load average before and after (a shared machine's load skews the times).
 
 Three pulls: a fresh node (catch-up), a node missing 1% of the records at random (gossip loss),
 and a node missing the newest 1% (it was away). Signing a million records takes minutes, so the
@@ -13,6 +14,7 @@ records and the three memories are built once and kept under `--cache` (default 
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
@@ -100,6 +102,7 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
 
     from memory.store import Store
 
+    load = os.getloadavg()[0]
     with Store(store_path) as store:
         before = _held(store)
         start, pulls = time.monotonic(), []
@@ -114,7 +117,10 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
             "round_trips": sum(r.rounds for r, _ in pulls), "protocol": pulls[0][0].protocol,
             "wire_bytes": wire, "record_bytes": gained,
             "wire_overhead_pct": round(100 * (wire - gained) / max(gained, 1), 2),
-            "rejected": sum(sum(r.rejected.values()) for r, _ in pulls)}
+            "rejected": sum(sum(r.rejected.values()) for r, _ in pulls),
+            "sketches": sum(r.sketches for r, _ in pulls),
+            "sketches_failed": sum(r.sketches_failed for r, _ in pulls),
+            "load_1min": [round(load, 1), round(os.getloadavg()[0], 1)]}   # before, after
 
 
 def _held(store: Any) -> tuple[int, int]:
