@@ -19,11 +19,15 @@ import random
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
+
+import typer
 
 from swarm.output import err_console
 
 CHUNK = 20_000
+PHASES = ("catch_up", "repair_scattered_1pct", "repair_newest_1pct")
 MAX_PULLS = 20
 
 
@@ -152,9 +156,14 @@ async def _pull(addr: str, store: Any, network: str) -> tuple[Any, str]:
     return result, error
 
 
-def run(root: Path, network: str, count: int, authors: int, cache: Path) -> dict[str, Any]:
+def run(root: Path, network: str, count: int, authors: int, cache: Path,
+        phases: Sequence[str] = PHASES) -> dict[str, Any]:
     """Catch-up and repair figures against a node serving `count` records by `authors` authors:
-    {"sync_catch_up": {...}, "sync_repair_scattered_1pct": {...}, "sync_repair_newest_1pct": {...}}."""
+    {"sync_catch_up": {...}, "sync_repair_scattered_1pct": {...}, "sync_repair_newest_1pct": {...}}
+    (the `phases` asked for)."""
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise typer.BadParameter(f"unknown sync phase {sorted(unknown)[0]!r}; one of {PHASES}")
     from node.home import memory_path
     from swarm.bench.nodes import kill_all, launch
 
@@ -166,6 +175,8 @@ def run(root: Path, network: str, count: int, authors: int, cache: Path) -> dict
     try:
         seed = launch(seed_home, network + "-sync")
         for name, source in paths.items():
+            if name not in phases:
+                continue
             target = root / f"sync-{name}.duckdb"
             if source is not None:
                 shutil.copy(source, target)
