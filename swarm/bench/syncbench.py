@@ -112,6 +112,8 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
         start, pulls = time.monotonic(), []
         while _held(store)[0] < want and len(pulls) < MAX_PULLS:
             pulls.append(trio.run(_pull, addr, store, network))
+            err_console.print(f"  pull {len(pulls)}: {_held(store)[0]} of {want} records after "
+                              f"{time.monotonic() - start:.0f} s (load {os.getloadavg()[0]:.1f})")
         seconds = time.monotonic() - start
         after = _held(store)
     wire = sum(r.bytes_read + r.bytes_written for r, _ in pulls)
