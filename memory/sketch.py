@@ -91,7 +91,7 @@ class Sketch:
 
     @classmethod
     def decode(cls, value: Any) -> Sketch:
-        """Inverse of `encode`; ValueError unless it is MIN_CELLS..MAX_CELLS cells, a multiple of 3."""
+        """Inverse of `encode`; ValueError unless MIN_CELLS..MAX_CELLS cells, a multiple of 3."""
         if not isinstance(value, bytes) or len(value) % (3 * CELL_BYTES):
             raise ValueError("a sketch is bytes, a multiple of 3 cells of 13 bytes")
         m = len(value) // CELL_BYTES

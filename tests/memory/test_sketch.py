@@ -21,7 +21,8 @@ def test_a_sketch_difference_gives_the_keys_each_side_lacks() -> None:
     shared, only_mine, only_theirs = _keys(rng, 3000), _keys(rng, 40), _keys(rng, 7)
     salt, cells = 12345, sketch.cells_for(2 * 47)     # ample: this test is not about failures
     mine = Sketch.build(np.concatenate([shared, only_mine]), salt, cells)
-    theirs = Sketch.decode(Sketch.build(np.concatenate([only_theirs, shared]), salt, cells).encode())
+    built = Sketch.build(np.concatenate([only_theirs, shared]), salt, cells)
+    theirs = Sketch.decode(built.encode())
     found = sketch.difference(mine, theirs, salt)
     assert found is not None
     assert sorted(found[0]) == sorted(only_mine.tolist())
