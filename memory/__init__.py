@@ -14,7 +14,8 @@ views.py        derived state as SQL views: seed stats, leaderboard, claim statu
                 values over every run moved on as runs arrive (runs per track, base configs)
 leaderboard.py  the leaderboard as the CLI shows it: top-N per track with config and support
 antientropy.py  have-summaries, digest, and what a peer lacks (for sync 1.0.0)
-reconcile.py    range-based set reconciliation over (ts, id8) keys (for sync 2.0.0)
+reconcile.py    range-based set reconciliation over (ts, id8) keys (for sync 2.x)
+sketch.py       invertible Bloom lookup tables of id8 keys (sync 2.1.0 sparse differences)
 sqlguard.py     user SQL: one SELECT only; connections without file or network access
 stream.py       record stream files (swarm memory export / import)
 stats.py        Welch / paired t, Benjamini-Hochberg, noise floor, the claim gate

@@ -15,6 +15,8 @@ import nacl.signing
 
 # protobuf PublicKey{Type: Ed25519 (1), Data: 32 bytes}, wrapped in an identity multihash (0x00, len 36)
 _PEER_ID_PREFIX = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
+_ALPHABET = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"      # base58btc
+_DIGITS = bytes(_ALPHABET.index(i) if i in _ALPHABET else 255 for i in range(256))
 # Domain separation: a signature over a record can never be replayed as some other signed message.
 SIGNING_DOMAIN = b"swarm/record/v1\x00"
 
@@ -30,11 +32,26 @@ def peer_id_from_public_key(public_key: bytes) -> str:
     return base58.b58encode(_PEER_ID_PREFIX + public_key).decode("ascii")
 
 
+def _b58decode(text: str) -> bytes:
+    """base58btc `text` as bytes (leading '1's are zero bytes); ValueError for anything else.
+
+    Our own loop, 3x faster than the `base58` package's (which also strips whitespace): a
+    catch-up checks a record of a new author every few records, at 100,000 authors."""
+    digits = text.encode("ascii").translate(_DIGITS)
+    if 255 in digits:
+        raise ValueError("not a base58 character")
+    value = 0
+    for digit in digits:
+        value = value * 58 + digit
+    zeros = len(digits) - len(digits.lstrip(b"\0"))
+    return bytes(zeros) + (value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b"")
+
+
 @functools.lru_cache(maxsize=65536)
 def public_key_from_peer_id(peer_id: str) -> bytes:
     """The 32-byte Ed25519 public key embedded in a peer id; `BadPeerId` if there is none."""
     try:
-        raw = base58.b58decode(peer_id.encode("ascii"))
+        raw = _b58decode(peer_id) if len(peer_id) < 80 else b""
     except (ValueError, UnicodeEncodeError) as exc:
         raise BadPeerId(f"not base58: {peer_id[:60]!r}") from exc
     if len(raw) != 38 or not raw.startswith(_PEER_ID_PREFIX):

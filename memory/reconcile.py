@@ -14,6 +14,14 @@ One side (the requester R) wants what the other (the responder S) holds and R la
     ["h", lo, hi, ids]     have: R holds exactly `ids` (<= LEAF of them) in the range; S answers
                            with the number of records it sends: every one of its keys not in `ids`
     ["w", lo, hi, ids]     want: S sends the records with these keys (which S listed there)
+    ["x", lo, hi, salt, sketch]   (2.1.0) R's sketch of its keys there (memory/sketch.py): S
+                           subtracts its own, sends the records R lacks and answers their number,
+                           or False when the difference does not decode (R then splits the range)
+
+In 2.1.0 a split answer also gives S's key count per sub-range (["f", bounds, fingerprints,
+counts]): R sketches a sub-range whose counts differ by at most a quarter of S's (a sparse
+difference, e.g. gossip loss scattered over the whole history) instead of splitting it down to
+leaves, so such a repair costs ~20 bytes per missing record instead of ~200.
 
 S sends at most ROUND_BYTES of records a round; a have/want that does not fit is answered
 ["m", sent, resume bound] and R asks for the rest in its next frame (R's pace sets S's).
@@ -28,7 +36,9 @@ Why our own code: the negentropy packages on PyPI wrap a C++ build; ours is ~250
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import deque
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +46,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from memory import sketch
 from memory.codec import MAX_RECORD_BYTES
 
 BRANCH = 16                 # sub-ranges per split
@@ -44,6 +55,7 @@ MAX_REQUESTS = 2048         # requests per frame
 REQUEST_BYTES = 240 * 1024  # R's frames pack to at most this (node/sync.py: S reads up to 1 MiB;
                             # nodes of the first 2.0.0 build, 256 KiB): 2048 "h" requests would not
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
+SKETCH_KEYS = 4_000_000     # keys S sketches per frame (~1 s); past it, "x" is answered False
 ROUND_BYTES = 8 * 1024 * 1024   # records S sends per round (more: the requester asks again)
 MAX_ROUND_BYTES = ROUND_BYTES + LEAF * MAX_RECORD_BYTES     # past the budget by one request
 FP_BYTES = 8
@@ -174,10 +186,13 @@ class Snapshot:
                 return (ts, prefix)
         return (ts, key)
 
-    def split(self, i: int, j: int, lo: Bound) -> list[Any]:
+    def split(self, i: int, j: int, lo: Bound, counts: bool = True) -> list[Any]:
         """BRANCH sub-ranges of [i, j) (the range starting at `lo`) with equal counts, on the wire:
-        ["f", inner bounds (each as a delta from the previous), fingerprints (concatenated)]."""
+        ["f", inner bounds (each as a delta from the previous), fingerprints (concatenated)],
+        and with `counts` (2.1.0) the sub-ranges' key counts as a 4th item."""
         edges = [i + (j - i) * k // BRANCH for k in range(1, BRANCH)] + [j]
+        if counts:
+            sizes = [b - a for a, b in zip([i, *edges[:-1]], edges)]
         bounds, fps, start, previous = [], [], i, lo
         for edge in edges:
             if edge < j:
@@ -186,7 +201,7 @@ class Snapshot:
                 previous = bound
             fps.append(self.fingerprint(start, edge))
             start = edge
-        return ["f", bounds, b"".join(fps)]
+        return ["f", bounds, b"".join(fps), *([sizes] if counts else [])]
 
 
 # ---- the responder ----
@@ -200,31 +215,38 @@ def _range(request: list[Any], size: int) -> tuple[Bound, Bound]:
     return lo, hi
 
 
-def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
+def answer(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES, v21: bool = True
            ) -> tuple[list[Any], np.ndarray]:
     """S's replies to one frame of requests, and the keys of the records to send.
 
     The records sent in one round stay within `budget` bytes (past it by one request at most):
     a request that does not fit is answered ["m", records sent, bound to resume from].
+    `v21`: the 2.1.0 exchange (counts in split answers, sketches), else 2.0.0's.
     ValueError when the requests are malformed (the caller ends the exchange)."""
-    replies, positions = answer_at(snapshot, requests, budget)
+    replies, positions = answer_at(snapshot, requests, budget, v21)
     return replies, snapshot.keys[positions]
 
 
-def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES
+def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES, v21: bool = True
               ) -> tuple[list[Any], np.ndarray]:
     """As `answer`, with the snapshot positions of the records to send instead of their keys
     (so the responder can also read their timestamps: see `ts_span`)."""
     if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
         raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
-    replies, send, first = [], [], True
+    kinds = ("s", "h", "w", "x") if v21 else ("s", "h", "w")
+    replies, send, first, sketched = [], [], True, 0
     for request in requests:
-        if not isinstance(request, list) or not request or request[0] not in ("s", "h", "w"):
+        if not isinstance(request, list) or not request or request[0] not in kinds:
             raise ValueError(f"unknown request {str(request)[:60]}")
         if request[0] == "s":
-            replies.append(_answer_split(snapshot, request))
+            replies.append(_answer_split(snapshot, request, v21))
             continue
-        reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
+        if request[0] == "x":
+            reply, positions, size = _answer_sketch(snapshot, request, budget, first,
+                                                    SKETCH_KEYS - sketched)
+            sketched += size
+        else:
+            reply, positions = _ANSWERS[request[0]](snapshot, request, budget, first)
         replies.append(reply)
         if positions.size:
             send.append(positions)
@@ -241,7 +263,7 @@ def ts_span(snapshot: Snapshot, positions: np.ndarray) -> tuple[int, int] | None
     return int(snapshot.ts[positions].min()), int(snapshot.ts[positions].max())
 
 
-def _answer_split(snapshot: Snapshot, request: list[Any]) -> Any:
+def _answer_split(snapshot: Snapshot, request: list[Any], v21: bool = True) -> Any:
     lo, hi = _range(request[:3], 3)
     if len(request) > 4:
         raise ValueError("a split request has at most 4 items")
@@ -250,7 +272,7 @@ def _answer_split(snapshot: Snapshot, request: list[Any]) -> Any:
         return True
     if j - i <= LEAF:
         return ["i", encode_keys(snapshot.keys[i:j])]
-    return snapshot.split(i, j, lo)
+    return snapshot.split(i, j, lo, counts=v21)
 
 
 def _listed(snapshot: Snapshot, request: list[Any]) -> tuple[Bound, np.ndarray, np.ndarray]:
@@ -264,7 +286,13 @@ def _listed(snapshot: Snapshot, request: list[Any]) -> tuple[Bound, np.ndarray, 
 def _answer_have(snapshot: Snapshot, request: list[Any], budget: int,
                  first: bool) -> tuple[Any, np.ndarray]:
     lo, at, listed = _listed(snapshot, request)
-    positions = at[~listed]
+    return _page(snapshot, at[~listed], lo, budget, first)
+
+
+def _page(snapshot: Snapshot, positions: np.ndarray, lo: Bound, budget: int,
+          first: bool) -> tuple[Any, np.ndarray]:
+    """Send the records at `positions` (in key order) that fit the round's budget: their number,
+    or ["m", sent, the bound to resume from]."""
     fits = int(np.searchsorted(np.cumsum(snapshot.sizes[positions]), budget, "right"))
     if first:
         fits = max(fits, 1)              # every round sends something: the exchange progresses
@@ -283,7 +311,31 @@ def _answer_want(snapshot: Snapshot, request: list[Any], budget: int,
     return int(held.size), held
 
 
-_ANSWERS = {"s": _answer_split, "h": _answer_have, "w": _answer_want}
+def _answer_sketch(snapshot: Snapshot, request: list[Any], budget: int, first: bool,
+                   allowance: int) -> tuple[Any, np.ndarray, int]:
+    """The records of S in the range that R's sketch lacks (paged as a have), or False when the
+    difference does not decode (or names a key S does not hold there), or when sketching the
+    range would pass this frame's `allowance` of keys; and how many keys S sketched."""
+    if len(request) != 5 or not isinstance(request[3], bytes) or len(request[3]) != 8:
+        raise ValueError("a sketch request is [\"x\", lo, hi, 8-byte salt, cells]")
+    lo, hi = _range(request[:3], 3)
+    theirs, salt = sketch.Sketch.decode(request[4]), int.from_bytes(request[3], "big")
+    i, j = snapshot.position(lo), snapshot.position(hi)
+    none = np.zeros(0, dtype=np.int64)
+    if j - i > allowance:            # bounded work per frame; an honest R splits instead
+        return False, none, 0
+    mine = sketch.Sketch.build(snapshot.keys[i:j], salt, len(theirs))
+    found = sketch.difference(mine, theirs, salt)
+    if found is None:
+        return False, none, j - i
+    lacking = np.array(found[0], dtype=np.uint64)
+    wanted = np.isin(snapshot.keys[i:j], lacking)
+    if int(wanted.sum()) != np.unique(lacking).size:   # peeled a key S does not hold: not decoded
+        return False, none, j - i
+    return (*_page(snapshot, np.arange(i, j)[wanted], lo, budget, first), j - i)
+
+
+_ANSWERS = {"h": _answer_have, "w": _answer_want}
 
 
 # ---- the requester ----
@@ -293,9 +345,13 @@ class Requester:
     """R's side: which requests to send next, given S's replies. Bounded: MAX_REQUESTS a frame."""
 
     snapshot: Snapshot
+    v21: bool = True            # the 2.1.0 exchange (sketches); False: 2.0.0's
+    salt: Callable[[], bytes] = lambda: os.urandom(8)     # a fresh salt per sketch
     pending: deque[list[Any]] = field(default_factory=deque)
     in_sync: bool = False
     rounds: int = 0
+    sketches: int = 0           # sketch requests sent, and how many did not decode
+    sketches_failed: int = 0
 
     def first(self) -> list[Any]:
         """The opening request: "h" with our keys if we hold few, else "s" with our fingerprint."""
@@ -327,7 +383,7 @@ class Requester:
             elif reply is True:
                 self.in_sync = self.in_sync or (request[1] == encode_bound(START)
                                                 and request[2] == encode_bound(END))
-            elif isinstance(reply, list) and len(reply) == 3 and reply[0] == "f":
+            elif isinstance(reply, list) and len(reply) == 3 + self.v21 and reply[0] == "f":
                 self._subranges(decode_bound(request[1]), decode_bound(request[2]), reply[1:])
             elif isinstance(reply, list) and len(reply) == 2 and reply[0] == "i":
                 self._their_keys(decode_bound(request[1]), decode_bound(request[2]), reply[1])
@@ -335,8 +391,13 @@ class Requester:
                 raise ValueError(f"bad split reply {str(reply)[:60]}")
 
     def _sent(self, request: list[Any], reply: Any) -> None:
-        """A have/want reply: a record count, or ["m", count, resume bound] (ask the rest again)."""
+        """A have/want/sketch reply: a record count, or ["m", count, resume bound] (ask the rest
+        again), or (sketch) False: split the range instead."""
         if type(reply) is int and reply >= 0:
+            return
+        if reply is False and request[0] == "x":
+            self.sketches_failed += 1
+            self.pending.append(["s", request[1], request[2]])
             return
         if not (isinstance(reply, list) and len(reply) == 3 and reply[0] == "m"
                 and type(reply[1]) is int and reply[1] >= 0):
@@ -347,6 +408,8 @@ class Requester:
             raise ValueError("a resume bound must lie inside the range")
         if request[0] == "w":
             self.pending.append(request)
+        elif request[0] == "x":
+            self.pending.append(["s", encode_bound(resume), request[2]])
         else:
             self._have(resume, hi)
 
@@ -356,27 +419,43 @@ class Requester:
                              encode_keys(self.snapshot.keys[i:j])])
 
     def _subranges(self, lo: Bound, hi: Bound, reply: list[Any]) -> None:
-        bounds, fps = reply
+        bounds, fps, counts = reply[0], reply[1], reply[2] if self.v21 else None
         if not (isinstance(bounds, list) and isinstance(fps, bytes) and len(bounds) < MAX_SUBS
                 and len(fps) == FP_BYTES * (len(bounds) + 1)):
             raise ValueError(f"a split answer is [inner bounds, fingerprints] of 1 to {MAX_SUBS} "
                              "sub-ranges")
+        if counts is not None and not (isinstance(counts, list) and len(counts) == len(bounds) + 1
+                                       and all(type(c) is int and c >= 0 for c in counts)):
+            raise ValueError("a split answer's counts are one integer >= 0 per sub-range")
         start = lo
         for k in range(len(bounds) + 1):
             upper = decode_delta(start, bounds[k]) if k < len(bounds) else hi
             if not start < upper <= hi or (k < len(bounds) and upper == hi):
                 raise ValueError("sub-ranges must be increasing and inside the range")
-            self._compare(start, upper, fps[k * FP_BYTES:(k + 1) * FP_BYTES])
+            self._compare(start, upper, fps[k * FP_BYTES:(k + 1) * FP_BYTES],
+                          None if counts is None else counts[k])
             start = upper
 
-    def _compare(self, lo: Bound, hi: Bound, fp: bytes) -> None:
+    def _compare(self, lo: Bound, hi: Bound, fp: bytes, theirs: int | None) -> None:
         i, j = self.snapshot.position(lo), self.snapshot.position(hi)
         if fp == self.snapshot.fingerprint(i, j) or fp == _EMPTY:
             return                      # same keys, or S holds none there: nothing to pull
         if j - i <= LEAF:
             self._have(lo, hi)
+        elif theirs is not None and 4 * max(abs(theirs - (j - i)), 1) <= theirs \
+                and sketch.cells_for(abs(theirs - (j - i))) <= sketch.MAX_CELLS:
+            self._sketch(lo, hi, i, j, abs(theirs - (j - i)))
         else:
             self.pending.append(["s", encode_bound(lo), encode_bound(hi)])
+
+    def _sketch(self, lo: Bound, hi: Bound, i: int, j: int, difference: int) -> None:
+        """Ask with a sketch of our keys in [lo, hi), sized for `difference` missing keys (when
+        counts are equal but fingerprints differ, a few swapped)."""
+        salt = self.salt()
+        cells = sketch.cells_for(max(difference, 2))
+        built = sketch.Sketch.build(self.snapshot.keys[i:j], int.from_bytes(salt, "big"), cells)
+        self.sketches += 1
+        self.pending.append(["x", encode_bound(lo), encode_bound(hi), salt, built.encode()])
 
     def _their_keys(self, lo: Bound, hi: Bound, value: Any) -> None:
         theirs = decode_keys(value, LEAF)
@@ -392,12 +471,12 @@ def promised(replies: list[Any]) -> int:
                if type(r) is int or (isinstance(r, list) and r and r[0] == "m"))
 
 
-def reconcile(mine: Snapshot, theirs: Snapshot) -> tuple[np.ndarray, int]:
+def reconcile(mine: Snapshot, theirs: Snapshot, v21: bool = True) -> tuple[np.ndarray, int]:
     """Run the whole exchange in-process (tests, docs): the keys `theirs` sends, and round trips."""
-    requester = Requester(mine)
+    requester = Requester(mine, v21)
     frame, sent = requester.first(), []
     while frame:
-        replies, keys = answer(theirs, frame)
+        replies, keys = answer(theirs, frame, v21=v21)
         sent.append(keys)
         requester.absorb(frame, replies)
         frame = requester.next_frame()

@@ -10,7 +10,7 @@ gossip.py      GossipSub settings, peer scoring, topic, record validator (checks
 patches.py     narrow start-up fixes to py-libp2p 0.8.1; per-stream containment of handlers
 quota.py       token buckets per connected peer and per author for gossip
 quiet.py       py-libp2p logging routed through ours; repeated warnings rate-limited
-sync.py        /swarm/sync/2.0.0 (range-based reconciliation); dispatch to 1.0.0
+sync.py        /swarm/sync/2.1.0 (range-based reconciliation, sketches); 2.0.0, 1.0.0
 sync_v1.py     /swarm/sync/1.0.0 (digest, have, missing batches), kept for older nodes
 syncwire.py    what both versions share: pull result, batch checks, ingest, record producer
 blob.py        /swarm/blob/1.0.0: track files by sha256, chunk-verified, resumable, rate-limited

@@ -121,7 +121,7 @@ class NetHost:
                                           str(self.host.get_id()), self._ban_soon)
         self.pubsub.set_topic_validator(self.topic, validator, False)
         subscription = await self.pubsub.subscribe(self.topic)
-        for protocol in sync.PROTOCOLS:          # 2.0.0, and 1.0.0 for nodes of earlier versions
+        for protocol in sync.PROTOCOLS:          # 2.1.0; 2.0.0 and 1.0.0 for earlier versions
             self.host.set_stream_handler(TProtocol(protocol), self._serve_sync)
         from node.blob import BlobService
         self.blobs = BlobService(self.host, self.peers.is_banned)

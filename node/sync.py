@@ -1,4 +1,4 @@
-"""`/swarm/sync/2.0.0`: catch up and repair gossip loss by range-based set reconciliation.
+"""`/swarm/sync/2.1.0` (and 2.0.0): catch up and repair gossip loss by range-based set reconciliation.
 
 Requester (R) and responder (S), one stream, length-prefixed msgpack frames (node/framing.py); the
 requests and replies are memory/reconcile.py's:
@@ -14,7 +14,9 @@ Frames stay bounded whatever the memory's size; round trips grow with log(size);
 most of the bytes. R ingests (and so fully verifies) the records as they arrive and gives S a strike for any
 violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
 R for hanging up (a failure of R's own); only for malformed requests and stalls.
-`/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.0.0.
+2.1.0 adds S's key counts to split answers and R's sketch requests (memory/sketch.py) for sparse
+differences; 2.0.0 is the same exchange without them, still served and used with 2.0.0 nodes.
+`/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.x.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, check_batch, 
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_ID = "/swarm/sync/2.0.0"
-PROTOCOLS = (PROTOCOL_ID, sync_v1.PROTOCOL_ID)      # offered in this order of preference
+PROTOCOL_ID = "/swarm/sync/2.1.0"
+PROTOCOL_V20 = "/swarm/sync/2.0.0"
+PROTOCOLS = (PROTOCOL_ID, PROTOCOL_V20, sync_v1.PROTOCOL_ID)   # offered in this order of preference
 MAX_HAVE_BYTES = sync_v1.MAX_HAVE_BYTES
 MAX_REQUEST_BYTES = 1024 * 1024      # what S reads; R sends at most reconcile.REQUEST_BYTES
 MAX_ROUNDS = 10_000                  # ~log16(size) levels, each at most size/2048 frames
@@ -62,7 +65,8 @@ async def pull(stream: Any, store: Any, network: str,
         if result.protocol == sync_v1.PROTOCOL_ID:
             await sync_v1.pull(metered, store, network, on_batch, result)
         else:
-            await _pull(metered, store, network, on_batch, result)
+            await _pull(metered, store, network, on_batch, result,
+                        v21=result.protocol != PROTOCOL_V20)
     except FrameTooLarge as exc:
         raise SyncAborted(str(exc)) from exc
     finally:
@@ -76,8 +80,8 @@ def _protocol(stream: Any) -> str:
 
 
 async def _pull(stream: Any, store: Any, network: str,
-                on_batch: Callable[[Any], None] | None, result: PullResult) -> None:
-    requester = reconcile.Requester(await trio.to_thread.run_sync(store.reconcile_snapshot))
+                on_batch: Callable[[Any], None] | None, result: PullResult, v21: bool) -> None:
+    requester = reconcile.Requester(await trio.to_thread.run_sync(store.reconcile_snapshot), v21)
     frame = requester.first()
     await write_frame(stream, {"t": "open", "n": network, "q": frame}, timeout=FRAME_TIMEOUT)
 
@@ -87,6 +91,7 @@ async def _pull(stream: Any, store: Any, network: str,
             if not await _round(stream, requester, frame, push):
                 return                                    # another swarm network
             result.rounds = requester.rounds
+            result.sketches, result.sketches_failed = requester.sketches, requester.sketches_failed
             frame = requester.next_frame()
             # Read every round to its end at once (py-libp2p's Yamux fails a writer that waits
             # 5 s for window), and ask for the next only when the store has caught up: our
@@ -137,13 +142,13 @@ async def serve(stream: Any, store: Any, network: str) -> int:
     try:
         if _protocol(stream) == sync_v1.PROTOCOL_ID:
             return await sync_v1.serve(stream, store, network)
-        return await _serve(stream, store, network)
+        return await _serve(stream, store, network, v21=_protocol(stream) != PROTOCOL_V20)
     except PeerGone as exc:
         log.debug("sync: requester went away: %s", exc)
         return 0
 
 
-async def _serve(stream: Any, store: Any, network: str) -> int:
+async def _serve(stream: Any, store: Any, network: str, v21: bool) -> int:
     opening = expect(await read_frame(stream, MAX_REQUEST_BYTES, FRAME_TIMEOUT), "open")
     if opening.get("n") != network:          # another swarm on the same LAN: not an error
         await write_frame(stream, {"t": "other_network"})
@@ -152,7 +157,7 @@ async def _serve(stream: Any, store: Any, network: str) -> int:
     requests, sent = opening.get("q"), 0
     try:
         for _ in range(MAX_ROUNDS):
-            sent += await _answer(stream, store, snapshot, requests)
+            sent += await _answer(stream, store, snapshot, requests, v21)
             # R reads at the pace its store ingests and verifies: a slow requester is no
             # violation, so the waits are long and a stall ends the exchange quietly
             message = await read_frame(stream, MAX_REQUEST_BYTES, REQUESTER_TIMEOUT)
@@ -165,10 +170,12 @@ async def _serve(stream: Any, store: Any, network: str) -> int:
     raise ProtocolError("reconciliation does not end")
 
 
-async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, requests: Any) -> int:
+async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, requests: Any,
+                  v21: bool) -> int:
     """Answer one frame of requests: the records asked for, then the replies."""
     try:
-        replies, at = await trio.to_thread.run_sync(reconcile.answer_at, snapshot, requests)
+        replies, at = await trio.to_thread.run_sync(
+            lambda: reconcile.answer_at(snapshot, requests, v21=v21))
     except ValueError as exc:
         raise ProtocolError(f"bad reconciliation request: {exc}") from exc
     sent = 0

@@ -36,6 +36,8 @@ class PullResult:
     rejected: dict[str, int] = field(default_factory=dict)
     protocol: str = ""
     rounds: int = 0               # request/answer round trips after the opening one
+    sketches: int = 0             # 2.1.0 sketch requests sent, and how many did not decode
+    sketches_failed: int = 0
     record_bytes: int = 0         # bytes of the raw records received
     bytes_read: int = 0           # sync frames, both ways, headers included
     bytes_written: int = 0

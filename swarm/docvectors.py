@@ -3,7 +3,7 @@
 records.json: one record of each kind from the golden file (tests/golden/records-v1.swarm) with its
 signing seed, envelope, canonical payload, signature, raw bytes and id; and records that must be
 refused, each with the reason. sync.json: the 1.0.0 digest and `have` of the golden set, and a
-2.0.0 reconciliation exchange between two small key sets, frame by frame.
+2.1.0 reconciliation exchange between two small key sets, frame by frame.
 """
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def exchange(mine: Any, theirs: Any) -> list[dict[str, Any]]:
 
 
 def sync_vectors(golden: Path) -> dict[str, Any]:
-    """The 1.0.0 digest and have of the golden set; a 2.0.0 exchange of two small key sets."""
+    """The 1.0.0 digest and have of the golden set; a 2.1.0 exchange of two small key sets."""
     from memory.reconcile import Snapshot
     from memory.store import Store
 

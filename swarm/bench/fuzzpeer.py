@@ -28,8 +28,8 @@ import trio
 
 PUBSUB = "/meshsub/1.1.0"
 SYNC = "/swarm/sync/1.0.0"
-KNOWN = [PUBSUB, "/meshsub/1.0.0", SYNC, "/swarm/sync/2.0.0", "/ipfs/id/1.0.0",
-         "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/kad/1.0.0"]
+KNOWN = [PUBSUB, "/meshsub/1.0.0", SYNC, "/swarm/sync/2.0.0", "/swarm/sync/2.1.0",
+         "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/kad/1.0.0"]
 ROTATE_S = 4.0           # a fresh key this often (a ban on the old one does not end the run)
 BURST = 32               # concurrent streams in a "many streams" shot
 STREAM_WAIT_S = 0.2      # how long a shot listens for the node's answer

@@ -1,5 +1,5 @@
 """`swarm bench network`: propagation latency, delivery, partition healing, catch-up, CPU and memory;
-with `--sync-records`, catch-up and repair through sync 2.0.0 at scale (swarm/bench/syncbench.py).
+with `--sync-records`, catch-up and repair through sync 2.1.0 at scale (swarm/bench/syncbench.py).
 
 N real node processes on loopback (swarm/bench/nodes.py), each with its own home. Records are signed
 here and handed to random nodes through their local API (`POST /ingest`, which stores and announces
@@ -165,10 +165,13 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
           fuzz: float = typer.Option(0.0, "--fuzz", help="Instead: fuzz a node for this many "
                                      "seconds; frames sent, restarts, honest records lost."),
           sync_records: int = typer.Option(0, "--sync-records", help="Catch-up and repair "
-                                           "through sync 2.0.0 against a memory of this many "
+                                           "through sync 2.1.0 against a memory of this many "
                                            "records (0 skips it; the issue's figure: 1000000)."),
           sync_authors: int = typer.Option(100_000, "--sync-authors", help="Authors of those."),
-          sync_only: bool = typer.Option(False, "--sync-only", help="Only the sync 2.0.0 part."),
+          sync_only: bool = typer.Option(False, "--sync-only", help="Only the sync 2.1.0 part."),
+          sync_phase: list[str] = typer.Option(
+              list(syncbench.PHASES), "--sync-phase", help="Which sync pulls to measure "
+              "(repeatable): catch_up, repair_scattered_1pct, repair_newest_1pct."),
           cache: Path = typer.Option(Path(".bench"), "--cache", help="Where the signed records "
                                      "and memories of the sync part are kept between runs."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of tables.")) -> None:
@@ -181,7 +184,8 @@ def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopb
         root = Path(tmp)
         try:
             if sync_records:
-                results.update(syncbench.run(root, network, sync_records, sync_authors, cache))
+                results.update(syncbench.run(root, network, sync_records, sync_authors, cache,
+                                             sync_phase))
             if sync_only:
                 return _show({k: v for k, v in results.items() if isinstance(v, dict)}, json_out)
             err_console.print(f"starting {nodes} nodes ...")          # stdout stays JSON

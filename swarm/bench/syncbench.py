@@ -1,11 +1,12 @@
-"""`swarm bench network --sync-records N`: catch-up and repair through `/swarm/sync/2.0.0`.
+"""`swarm bench network --sync-records N`: catch-up and repair through `/swarm/sync/2.1.0`.
 
 A real node process (`swarm join`) serves a memory of N records by A authors; this process is the
 other node: a py-libp2p host with a store of its own that pulls through `node.sync.pull` over
 loopback, so the figures are exact: seconds (first pull start to last record ingested and verified;
 pulls repeat, as a node's do, until the memory holds every record),
 round trips, and sync bytes on the wire (both ways, frame headers included; Noise and Yamux
-framing not counted) per byte of records received.
+framing not counted) per byte of records received; sketches sent (and failed to decode), and the
+machine's 1-minute load average before and after (a shared machine's load skews the times).
 
 Three pulls: a fresh node (catch-up), a node missing 1% of the records at random (gossip loss),
 and a node missing the newest 1% (it was away). Signing a million records takes minutes, so the
@@ -13,15 +14,20 @@ records and the three memories are built once and kept under `--cache` (default 
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
+
+import typer
 
 from swarm.output import err_console
 
 CHUNK = 20_000
+PHASES = ("catch_up", "repair_scattered_1pct", "repair_newest_1pct")
 MAX_PULLS = 20
 
 
@@ -100,11 +106,14 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
 
     from memory.store import Store
 
+    load = os.getloadavg()[0]
     with Store(store_path) as store:
         before = _held(store)
         start, pulls = time.monotonic(), []
         while _held(store)[0] < want and len(pulls) < MAX_PULLS:
             pulls.append(trio.run(_pull, addr, store, network))
+            err_console.print(f"  pull {len(pulls)}: {_held(store)[0]} of {want} records after "
+                              f"{time.monotonic() - start:.0f} s (load {os.getloadavg()[0]:.1f})")
         seconds = time.monotonic() - start
         after = _held(store)
     wire = sum(r.bytes_read + r.bytes_written for r, _ in pulls)
@@ -114,7 +123,10 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
             "round_trips": sum(r.rounds for r, _ in pulls), "protocol": pulls[0][0].protocol,
             "wire_bytes": wire, "record_bytes": gained,
             "wire_overhead_pct": round(100 * (wire - gained) / max(gained, 1), 2),
-            "rejected": sum(sum(r.rejected.values()) for r, _ in pulls)}
+            "rejected": sum(sum(r.rejected.values()) for r, _ in pulls),
+            "sketches": sum(r.sketches for r, _ in pulls),
+            "sketches_failed": sum(r.sketches_failed for r, _ in pulls),
+            "load_1min": [round(load, 1), round(os.getloadavg()[0], 1)]}   # before, after
 
 
 def _held(store: Any) -> tuple[int, int]:
@@ -146,9 +158,14 @@ async def _pull(addr: str, store: Any, network: str) -> tuple[Any, str]:
     return result, error
 
 
-def run(root: Path, network: str, count: int, authors: int, cache: Path) -> dict[str, Any]:
+def run(root: Path, network: str, count: int, authors: int, cache: Path,
+        phases: Sequence[str] = PHASES) -> dict[str, Any]:
     """Catch-up and repair figures against a node serving `count` records by `authors` authors:
-    {"sync_catch_up": {...}, "sync_repair_scattered_1pct": {...}, "sync_repair_newest_1pct": {...}}."""
+    {"sync_catch_up": {...}, "sync_repair_scattered_1pct": {...}, "sync_repair_newest_1pct": {...}}
+    (the `phases` asked for)."""
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        raise typer.BadParameter(f"unknown sync phase {sorted(unknown)[0]!r}; one of {PHASES}")
     from node.home import memory_path
     from swarm.bench.nodes import kill_all, launch
 
@@ -160,6 +177,8 @@ def run(root: Path, network: str, count: int, authors: int, cache: Path) -> dict
     try:
         seed = launch(seed_home, network + "-sync")
         for name, source in paths.items():
+            if name not in phases:
+                continue
             target = root / f"sync-{name}.duckdb"
             if source is not None:
                 shutil.copy(source, target)

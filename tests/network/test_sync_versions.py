@@ -48,8 +48,9 @@ def stores(tmp_path):
         yield s, r
 
 
-@pytest.mark.parametrize("served", [sync.PROTOCOLS, (sync_v1.PROTOCOL_ID,)],
-                         ids=["new-node", "old-node"])
+@pytest.mark.parametrize("served", [sync.PROTOCOLS, (sync.PROTOCOL_V20, sync_v1.PROTOCOL_ID),
+                                    (sync_v1.PROTOCOL_ID,)],
+                         ids=["new-node", "node-of-2.0.0", "old-node"])
 def test_a_new_node_pulls_from_new_and_old_nodes(stores, served) -> None:
     s, r = stores
 
