@@ -104,7 +104,8 @@ def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random")) -> dict[
 
     surface = Surface(cond.surface, _base())
     runner = SurfaceRunner(surface, TRACK, cond.noise, cond.crash, salt=cond.rep)
-    out: dict[str, Any] = {"curve": {}, "first_verified_at": None, "stalled": False}
+    out: dict[str, Any] = {"curve": {}, "first_verified_at": None, "stalled": False,
+                           "max_idle": 0}
     with Store(":memory:") as store:
         workers = _workers(store, cond, runner, sources)
         ctx, idle = workers[0].ctx, 0
@@ -114,6 +115,7 @@ def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random")) -> dict[
                 worker.step()
                 idle = 0 if runner.runs > before else idle + 1
                 out["stalled"] = idle >= STALL_STEPS
+                out["max_idle"] = max(out["max_idle"], idle)
                 if out["first_verified_at"] is None and verified_claims(ctx):
                     out["first_verified_at"] = runner.runs
                 for cp in cond.checkpoints:
@@ -337,7 +339,8 @@ def summarize(arm: str, results: list[dict[str, Any]], checkpoints: tuple[int, .
             "final_gain": _median([r["final_gain"] for r in results]),
             "first_verified_at": _median([r["first_verified_at"] for r in results]),
             "verified": verified, "false_share": false / verified if verified else None,
-            "stalled": sum(bool(r["stalled"]) for r in results)}
+            "stalled": sum(bool(r["stalled"]) for r in results),
+            "max_idle": max((r.get("max_idle") or 0 for r in results), default=0)}
 
 
 def _fmt(v: Any) -> str:
@@ -388,11 +391,12 @@ def bench(
     console.print(f"{runs} runs x {reps} reps, {nodes} nodes, crash {crash:.0%}; gain in noise "
                   "sds of the best verified config (optimum 5.5); medians over reps")
     cols = ["surface", "noise", "arm", *[f"gain@{cp}" for cp in cps], "1st verified",
-            "verified", "false", "stalled"]
+            "verified", "false", "stalled", "idle"]
     print_table("search", cols, [(r["surface"], r["noise"], r["arm"],
                                   *[_fmt(r[f"gain@{cp}"]) for cp in cps],
                                   _fmt(r["first_verified_at"]), r["verified"],
-                                  _fmt(r["false_share"]), r["stalled"]) for r in rows])
+                                  _fmt(r["false_share"]),
+                                  "yes" if r["stalled"] else "no", r["max_idle"]) for r in rows])
 
 
 def _gate_report(noises: list[str], crash: float, reps: int, nodes: int, candidates: int,
