@@ -1,7 +1,8 @@
 """Experimenter: top up the baseline's seeds, then screen one hypothesis and confirm it sequentially.
 
 Screening runs one seed, and another while the last lands in the gray zone around the baseline
-mean (`stats.screen_again`, up to `screen_max`). Screening starts once the baseline has `min_start` seeds; until it has `min_baseline`, every
+mean (`stats.screen_again`, up to `screen_max`). Screening starts once the baseline has
+`min_start` seeds; until it has `min_baseline`, every
 experiment unit also adds one baseline seed (the test accounts for the baseline's few df).
 Every run is published as it finishes (crashes too). A crashed confirmation run is replaced by
 another seed, up to `crash_max` times; crashed runs stay listed in the claim's evidence and counted
