@@ -45,6 +45,10 @@ class GateParams:
     prior_df: float = 4.0          # weight (df) of the track's noise floor in a candidate's variance
     null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening), see decide()
     stop_alpha: float = 0.001      # confirmation stops early once the claim test reaches this p
+    confirm_cap: int = 24          # confirmation runs at most for a candidate noisier than the floor
+    verify_max: int = 12           # a verifier's fresh seeds at most (noisy candidates get more)
+    futility_from: int = 3         # confirmation runs before the first futility look (x noise ratio)
+    screen_max: int = 3            # screening runs at most while they land in the gray zone
 
 
 @dataclass(frozen=True)
@@ -195,16 +199,55 @@ def promotes(screen_bpb: float, base: NoiseFloor, params: GateParams = GateParam
     return screen_bpb < base.mean - params.promote_sd * base.std
 
 
+def screen_again(screen_bpb: float, base: NoiseFloor, params: GateParams = GateParams()) -> bool:
+    """A second screening run for a first one in the gray zone: within `promote_sd` noise sds of
+    the baseline mean on either side. The second run alone must pass `promotes`.
+
+    Why: one run of a candidate twice as noisy as the baseline misses the bar 23% of the time at a
+    2-sd effect (power can never reach 0.8 after that); the second chance recovers ~70% of those.
+    Why this zone: for a no-effect candidate of any noise, with q = P(one run passes) <= 1/2 and
+    g = P(gray), q + g = 1 - q (the zone is symmetric about the mean), so
+    P(promoted) = q + g q <= q + g / 2 = 1/2: `null_promote` (0.5) still bounds it (family_q)."""
+    return abs(screen_bpb - base.mean) <= params.promote_sd * base.std
+
+
+def noise_ratio(confirm_bpb: Sequence[float], floor_sd: float,
+                params: GateParams = GateParams()) -> float:
+    """The candidate's variance over the noise floor's, >= 1: its own sample variance shrunk
+    toward the floor with `prior_df` as in `shrunk_welch` (one run or none: exactly 1)."""
+    c = _clean(confirm_bpb)
+    if c.size < 2 or floor_sd <= 0:
+        return 1.0
+    own = float(((c - c.mean()) ** 2).sum())
+    shrunk = (params.prior_df * floor_sd**2 + own) / (params.prior_df + c.size - 1)
+    return max(1.0, shrunk / floor_sd**2)
+
+
+def _scaled(runs: int, ratio: float, cap: int) -> int:
+    # Runs for a candidate `ratio` times noisier (in variance): same power needs ratio x runs.
+    # Rounded, not ceiled: a ratio a little over 1 (a noise-floor candidate's estimate, half of
+    # the time) costs no extra run.
+    return max(runs, min(cap, int(runs * ratio + 0.5)))
+
+
 def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
                     params: GateParams = GateParams(),
                     baseline_bpb: Sequence[float] | None = None) -> bool:
-    """Sequential confirmation: run another seed? No at `confirm_max`; no once the running mean
-    over >= 2 runs (one run alone is too noisy to give up on) is not better than the baseline
-    mean; no once, given the baseline's runs, the claim test reaches `stop_alpha` (efficacy)."""
+    """Sequential confirmation: run another seed? No at the cap; no once the running mean is not
+    better than the baseline mean (futility); no once, given the baseline's runs, the claim test
+    reaches `stop_alpha` (efficacy).
+
+    The cap (`confirm_max`) and the futility look (from 2 runs: one run alone is too noisy to give
+    up on) scale with the candidate's estimated variance ratio (`noise_ratio`), up to
+    `confirm_cap`: a candidate twice as noisy needs ~4x the runs for the same power, and its mean
+    over 2 runs is not better in 8% of real 2-sd cases (futility at 2 and the cap together lost
+    17% of them)."""
     n = len(confirm_bpb)
-    if n >= params.confirm_max:
+    ratio = noise_ratio(confirm_bpb, base.std, params)
+    if n >= _scaled(params.confirm_max, ratio, max(params.confirm_cap, params.confirm_max)):
         return False
-    if n >= min(2, params.min_confirm) and float(np.mean(confirm_bpb)) >= base.mean:
+    first_look = _scaled(params.futility_from, ratio, params.confirm_cap)
+    if n >= first_look and float(np.mean(confirm_bpb)) >= base.mean:
         return False
     if baseline_bpb is not None and n >= params.min_confirm and len(baseline_bpb) >= 2:
         return claim_test(confirm_bpb, baseline_bpb, params).p > params.stop_alpha
@@ -303,3 +346,13 @@ def verification_outcome(replay_match: bool | None, fresh_bpb: Sequence[float],
     if res.effect >= 0:
         return "refuted", res.effect, f"fresh seeds not better: effect {res.effect:+.4g}"
     return "inconclusive", res.effect, f"fresh seeds p={res.p:.3g} > {params.verify_alpha}"
+
+
+def verify_runs(confirm_bpb: Sequence[float], baseline_bpb: Sequence[float],
+                params: GateParams = GateParams()) -> int:
+    """Fresh seeds a verifier runs for a claim: `verify_seeds` times the candidate's variance
+    ratio estimated from its confirmation runs (`noise_ratio`), at most `verify_max`."""
+    if len(baseline_bpb) < 2:
+        return params.verify_seeds
+    ratio = noise_ratio(confirm_bpb, float(np.std(_clean(baseline_bpb), ddof=1)), params)
+    return _scaled(params.verify_seeds, ratio, max(params.verify_max, params.verify_seeds))

@@ -1,6 +1,8 @@
 """Experimenter: top up the baseline's seeds, then screen one hypothesis and confirm it sequentially.
 
-Screening starts once the baseline has `min_start` seeds; until it has `min_baseline`, every
+Screening runs one seed, and another while the last lands in the gray zone around the baseline
+mean (`stats.screen_again`, up to `screen_max`). Screening starts once the baseline has
+`min_start` seeds; until it has `min_baseline`, every
 experiment unit also adds one baseline seed (the test accounts for the baseline's few df).
 Every run is published as it finishes (crashes too). A crashed confirmation run is replaced by
 another seed, up to `crash_max` times; crashed runs stay listed in the claim's evidence and counted
@@ -91,7 +93,8 @@ class Experimenter:
         # The baseline's own seeds first, so candidate and baseline runs pair up by seed.
         seeds = list(dict.fromkeys(base.seeds))
         ctx.rng.shuffle(seeds)
-        extra = ctx.params.confirm_max + ctx.params.crash_max + 1
+        extra = (max(ctx.params.confirm_max, ctx.params.confirm_cap) + ctx.params.crash_max
+                 + ctx.params.screen_max)
         return seeds + [ctx.rng.randrange(2**31) for _ in range(extra)]
 
     def _experiment(self, ctx: Context, base: evidence.Baseline, hyp_id: str, diff: dict) -> str:
@@ -101,9 +104,9 @@ class Experimenter:
             return f"backed off {chash[:8]}: leased by another node"
         floor = base.floor()
         seeds = iter(self._seeds(ctx, base))
-        _, screen = self._run(ctx, candidate, next(seeds), "screen", hyp_id)
-        if screen is None or not stats.promotes(screen, floor, ctx.params):
-            return f"dead end {diff}: screen {screen} vs baseline {floor.mean:.4f}"
+        screens = self._screen(ctx, candidate, seeds, floor, hyp_id)
+        if screens[-1] is None or not stats.promotes(screens[-1], floor, ctx.params):
+            return f"dead end {diff}: screen {screens} vs baseline {floor.mean:.4f}"
         ids, values, crashes = self._confirm(ctx, candidate, seeds, base, hyp_id)
         if not stats.worth_claiming(values, base.values, ctx.params):
             return (f"dead end {diff}: confirmation {values} vs baseline {floor.mean:.4f}"
@@ -118,6 +121,17 @@ class Experimenter:
         claim_id = ctx.publish("claim", claim).id
         ctx.count("claims")
         return f"claimed {diff}: effect {effect:+.4g} ({claim_id[:8]})"
+
+    def _screen(self, ctx: Context, candidate: dict, seeds: Any, floor: stats.NoiseFloor,
+                hyp_id: str) -> list[float | None]:
+        """Screening runs: one, and another while the last lands in the gray zone
+        (`stats.screen_again`), up to `screen_max`; the last decides."""
+        values: list[float | None] = []
+        while len(values) < max(1, ctx.params.screen_max):
+            values.append(self._run(ctx, candidate, next(seeds), "screen", hyp_id)[1])
+            if values[-1] is None or not stats.screen_again(values[-1], floor, ctx.params):
+                break
+        return values
 
     def _confirm(self, ctx: Context, candidate: dict, seeds: Any, base: evidence.Baseline,
                  hyp_id: str) -> tuple[list[str], list[float], int]:

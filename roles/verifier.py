@@ -29,6 +29,10 @@ def _row(body: R.RunBody) -> dict[str, Any]:
             "device_name": hw.device_name, "cores": hw.cores}
 
 
+def _values(runs: list[dict[str, Any]]) -> list[float]:
+    return [float(r["val_bpb"]) for r in runs if r.get("val_bpb") is not None]
+
+
 class Verifier:
     """Independent re-runs of claims, and spot checks of untrusted authors."""
 
@@ -95,7 +99,8 @@ class Verifier:
         match, body, replay_id = self._replay(ctx, target)
         fresh_ids, fresh = [], []
         if match is not False:           # a failed replay needs no fresh seeds to refute
-            fresh_ids, fresh = self._fresh(ctx, claim, target, runs)
+            fresh_ids, fresh = self._fresh(ctx, claim, target, runs,
+                                           stats.verify_runs(_values(runs), base, ctx.params))
         outcome, effect, reason = stats.verification_outcome(match, fresh, base, ctx.params)
         if match is False:
             got = body.metrics.val_bpb
@@ -109,12 +114,14 @@ class Verifier:
 
     @staticmethod
     def _fresh(ctx: Context, claim: dict[str, Any], target: dict[str, Any],
-               runs: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
+               runs: list[dict[str, Any]], count: int) -> tuple[list[str], list[float]]:
+        """`count` fresh seeds (`stats.verify_runs`: more for a candidate noisier than the
+        floor, judged from its confirmation runs)."""
         config = evidence._config(target["config"])
         used = {r["seed"] for r in runs}
         ids: list[str] = []
         values: list[float] = []
-        for _ in range(ctx.params.verify_seeds):
+        for _ in range(count):
             seed = ctx.rng.randrange(2**31)
             while seed in used:
                 seed = ctx.rng.randrange(2**31)

@@ -14,4 +14,5 @@ netns.py     the namespaces of `bench nat` and the NAT test: a WAN, homes behind
 blob.py      `swarm bench blob`: blob transfer MB/s and a fresh node's fetch of tinystories-cpu from a peer
 search.py    `swarm bench search` (and `bench gate`): the search and the gate on simulated surfaces
 search_surface.py  the simulated response surfaces with a known optimum, and their runner
+search_sim.py the gate's rules alone over many candidates (`bench search --mode sim`)
 """

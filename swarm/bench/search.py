@@ -18,6 +18,9 @@ whether the proposals ever stalled.
 `--mode gate` (also `swarm bench gate`): candidates with known effects (`--null-share` without
 effect, the rest helping or hurting by `--effect` sds) go through the same roles; reports false
 verified findings and power, beside the greedy rule on the same candidates.
+`--mode sim`: the gate's rules alone (swarm/bench/search_sim.py), `--candidates` x `--reps` draws
+at `--effect` sds and without effect: fast, so many draws; no roles, no FDR family, no crashes.
+Swarm arms report `max_idle`: the longest stretch of worker steps without a run (a stall is 40).
 """
 from __future__ import annotations
 
@@ -104,7 +107,8 @@ def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random")) -> dict[
 
     surface = Surface(cond.surface, _base())
     runner = SurfaceRunner(surface, TRACK, cond.noise, cond.crash, salt=cond.rep)
-    out: dict[str, Any] = {"curve": {}, "first_verified_at": None, "stalled": False}
+    out: dict[str, Any] = {"curve": {}, "first_verified_at": None, "stalled": False,
+                           "max_idle": 0}
     with Store(":memory:") as store:
         workers = _workers(store, cond, runner, sources)
         ctx, idle = workers[0].ctx, 0
@@ -114,6 +118,7 @@ def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random")) -> dict[
                 worker.step()
                 idle = 0 if runner.runs > before else idle + 1
                 out["stalled"] = idle >= STALL_STEPS
+                out["max_idle"] = max(out["max_idle"], idle)
                 if out["first_verified_at"] is None and verified_claims(ctx):
                     out["first_verified_at"] = runner.runs
                 for cp in cond.checkpoints:
@@ -337,7 +342,8 @@ def summarize(arm: str, results: list[dict[str, Any]], checkpoints: tuple[int, .
             "final_gain": _median([r["final_gain"] for r in results]),
             "first_verified_at": _median([r["first_verified_at"] for r in results]),
             "verified": verified, "false_share": false / verified if verified else None,
-            "stalled": sum(bool(r["stalled"]) for r in results)}
+            "stalled": sum(bool(r["stalled"]) for r in results),
+            "max_idle": max((r.get("max_idle") or 0 for r in results), default=0)}
 
 
 def _fmt(v: Any) -> str:
@@ -347,7 +353,8 @@ def _fmt(v: Any) -> str:
 
 
 def bench(
-    mode: str = typer.Option("search", help="search (arms over surfaces) or gate (known effects)."),
+    mode: str = typer.Option("search", help="search (arms over surfaces), gate (known effects "
+                             "through the roles) or sim (the gate's rules alone, many draws)."),
     surfaces: list[str] = typer.Option(["separable"], "--surface", help="separable, "
                                        "interactions, rugged (repeatable)."),
     noises: list[str] = typer.Option(["normal"], "--noise", help="normal, t3, hetero "
@@ -367,10 +374,12 @@ def bench(
     """Compare the swarm's search and gate with TPE, random search and the greedy rule."""
     bad = ([s for s in surfaces if s not in SURFACES] + [n for n in noises if n not in NOISES]
            + [a for a in arms if a not in ARMS])
-    if bad or mode not in ("search", "gate") or not 0 <= crash < 1 or not 0 <= null_share < 1 \
+    if bad or mode not in ("search", "gate", "sim") or not 0 <= crash < 1 or not 0 <= null_share < 1 \
             or runs < 1 or reps < 1 or nodes < 1 or candidates < 1 or min_baseline < 2:
         raise typer.BadParameter(f"bad option value(s): {bad or 'ranges'}")
     params = stats.GateParams(min_baseline=min_baseline)
+    if mode == "sim":
+        return _sim_report(noises, effect, candidates, reps, params, nodes, json_out)
     if mode == "gate":
         return _gate_report(noises, crash, reps, nodes, candidates, null_share, effect, params,
                             json_out)
@@ -388,11 +397,12 @@ def bench(
     console.print(f"{runs} runs x {reps} reps, {nodes} nodes, crash {crash:.0%}; gain in noise "
                   "sds of the best verified config (optimum 5.5); medians over reps")
     cols = ["surface", "noise", "arm", *[f"gain@{cp}" for cp in cps], "1st verified",
-            "verified", "false", "stalled"]
+            "verified", "false", "stalled", "idle"]
     print_table("search", cols, [(r["surface"], r["noise"], r["arm"],
                                   *[_fmt(r[f"gain@{cp}"]) for cp in cps],
                                   _fmt(r["first_verified_at"]), r["verified"],
-                                  _fmt(r["false_share"]), r["stalled"]) for r in rows])
+                                  _fmt(r["false_share"]),
+                                  "yes" if r["stalled"] else "no", r["max_idle"]) for r in rows])
 
 
 def _gate_report(noises: list[str], crash: float, reps: int, nodes: int, candidates: int,
@@ -422,6 +432,27 @@ def _gate_report(noises: list[str], crash: float, reps: int, nodes: int, candida
     print_table("gate vs greedy", ["noise", "rule", "false accepts", "power", "accepted", "runs"],
                 [(r["noise"], r["rule"], f"{r['false_share']:.1%}", _fmt(r["power"]),
                   r["accepted"], r["runs"]) for r in rows])
+
+
+def _sim_report(noises: list[str], effect: float, draws: int, reps: int,
+                params: stats.GateParams, nodes: int, json_out: bool) -> None:
+    from swarm.bench.search_sim import simulate
+
+    rows = []
+    for noise in noises:
+        scale = 2.0 if noise == "hetero" else 1.0      # t3 is not simulated here: normal draws
+        for eff in (effect, 0.0):
+            res = simulate(eff, scale, draws * reps, params, max(1, nodes - 1), seed=len(rows))
+            rows.append({"noise": noise, "effect_sd": eff, "draws": res.draws,
+                         "verified_share": res.rate(), "runs_per_candidate": res.runs / res.draws,
+                         "lost": res.lost})
+    if json_out:
+        return print_json({"params": asdict(params), "results": rows})
+    console.print("the gate's rules alone (memory/stats.py), one candidate at a time: power at "
+                  f"{effect} sd and the share of no-effect candidates verified")
+    print_table("gate rules", ["noise", "effect sd", "draws", "verified", "runs/cand"],
+                [(r["noise"], f"{r['effect_sd']:g}", r["draws"], f"{r['verified_share']:.2%}",
+                  f"{r['runs_per_candidate']:.1f}") for r in rows])
 
 
 def gate_bench(

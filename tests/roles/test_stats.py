@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -59,10 +60,47 @@ def test_gate_decisions() -> None:
     base = stats.NoiseFloor(n=10, mean=1.0, std=0.002)
     assert stats.promotes(0.998, base) and not stats.promotes(0.9995, base)
     assert stats.keep_confirming([], base)
-    assert stats.keep_confirming([1.001], base)               # one run is too noisy to give up on
-    assert not stats.keep_confirming([1.001, 1.0002], base)   # running mean not better: stop
+    assert stats.keep_confirming([1.001, 1.0002], base)       # 2 runs are too noisy to give up on
+    assert not stats.keep_confirming([1.001, 1.0002, 1.0001], base)  # mean not better: stop
     assert stats.keep_confirming([0.997, 0.998], base)
     assert not stats.keep_confirming([0.997] * 12, base)      # at confirm_max
+
+
+def test_screening_gray_zone_and_its_null_bound() -> None:
+    base = stats.NoiseFloor(n=16, mean=1.0, std=0.002)       # gray zone: 1 +- 0.5 sd = +-0.001
+    assert stats.screen_again(0.9995, base) and stats.screen_again(1.001, base)
+    assert not stats.screen_again(0.998, base)                # promoted: no second run needed
+    assert not stats.screen_again(1.0012, base)               # clearly not better: dead end
+    # A no-effect candidate of any noise s is promoted with P <= 1/2 (q + g q + g^2 q with
+    # q + g + q = 1). Hand-computed at s = 1 sd: q = Phi(-0.5) = 0.30854, g = 0.38292:
+    # 0.30854 * (1 + 0.38292 + 0.14663) = 0.47193; at s = 2: q = 0.40129, g = 0.19741: 0.49614.
+    for s, expected in ((1.0, 0.47193), (2.0, 0.49614)):
+        rng, promoted, n = random.Random(int(s)), 0, 20000
+        for _ in range(n):
+            for _ in range(stats.GateParams.screen_max):
+                value = rng.gauss(1.0, 0.002 * s)
+                if stats.promotes(value, base) or not stats.screen_again(value, base):
+                    promoted += stats.promotes(value, base)
+                    break
+        assert abs(promoted / n - expected) < 0.012 and promoted / n < 0.5 + 0.012
+
+
+def test_noise_ratio_scales_futility_cap_and_verification_by_hand() -> None:
+    # [1, 3]: ss 2; floor 1, prior df 4: (4*1 + 2) / (4 + 1) = 1.2. [0, 4]: ss 8: 12/5 = 2.4.
+    assert stats.noise_ratio([1, 3], 1.0) == pytest.approx(1.2)
+    assert stats.noise_ratio([0, 4], 1.0) == pytest.approx(2.4)
+    assert stats.noise_ratio([2], 1.0) == 1.0 and stats.noise_ratio([2, 2.1], 1.0) == 1.0
+    base = stats.NoiseFloor(n=16, mean=0.0, std=1.0)
+    # [-3, 1, 3]: mean 1/3 (not better), ss 18.67: ratio (4 + 18.67) / 6 = 3.78, so the first
+    # futility look is at round(3 * 3.78) = 11 runs, not 3: a noisy candidate is not dropped yet.
+    assert stats.keep_confirming([-3, 1, 3], base)
+    assert not stats.keep_confirming([0.5, 0.4, 0.6], base)     # ratio 1: the look is at 3
+    noisy = [-4.0, 2.0] * 6                                      # mean -1, ratio ~7: cap 24
+    assert stats.keep_confirming(noisy, base) and not stats.keep_confirming(noisy * 2, base)
+    baseline = [-1.0, 0.0, 1.0]                                  # sd 1
+    assert stats.verify_runs([0, 4], baseline) == 7             # round(3 * 2.4)
+    assert stats.verify_runs([1.0, 1.1, 0.9], baseline) == 3     # no noisier than the floor
+    assert stats.verify_runs(noisy, baseline) == 12              # at verify_max
 
 
 def test_confirmation_stops_once_the_claim_test_is_strong() -> None:
