@@ -11,7 +11,8 @@ later state from an earlier one by reading only the runs that arrived in between
 holds exact decimal sums, so a new run adds its value (a trusted run only when it is its seed's
 first by ts and id: one query per new seed, which DuckDB filters while scanning, finds the first
 run held); the baseline tally adds counts; the ranking's sorted order moves the touched configs
-by bisection. No step reads a column of every run (`config_hash IN (...)` would). It falls back to a full computation when the inputs every row depends on changed: the
+by bisection. No step reads a column of every run (`config_hash IN (...)` would). It falls back
+to a full computation when the inputs every row depends on changed: the
 trusted authors (trust follows replays), the equivocating authors, or the track's facts. Each
 part is computed on first use, so a view that needs no ranking pays for none.
 tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the

@@ -181,7 +181,8 @@ def _same_aggregates(moved: Any, fresh: Any) -> None:
 
 def _more(w: World, round_: int) -> None:
     """A round of arrivals: runs of held configs (seeds repeat), screens, insane runs, runs of the
-    other track, a root's runs with an older ts than runs already held, a claim, and in the last round a replay (trust moves: a full recomputation)."""
+    other track, a root's runs with an older ts than runs already held, a claim, and in the last
+    round a replay (trust moves: a full recomputation)."""
     for _ in range(12):
         track = w.rng.choice([HARNESS, SIM])
         purpose = w.rng.choice(["baseline", "screen", "confirm", "manual", "verify"])
