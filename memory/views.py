@@ -143,14 +143,34 @@ _MOVING: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, int, Any]]] = \
 _LOCK = threading.Lock()
 
 
+_COUNTS: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
+
+
+def _count(reader: Any, sql: str) -> int:
+    """One integer the memory's writes alone change: kept per reader until a Store's write
+    counter moves (a request asks for the mark several times; each is a query otherwise)."""
+    version = getattr(reader, "_version", None)
+    try:
+        held = _COUNTS.setdefault(reader, {}) if version is not None else None
+    except TypeError:                      # a reader that cannot be weakly referenced
+        held = None
+    hit = held.get(sql) if held is not None else None
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    value = int(reader.query(sql, []).rows[0][0])
+    if held is not None:
+        held[sql] = (version, value)       # read after `version`: at least as new as it
+    return value
+
+
 def runs_mark(reader: Any) -> int:
     """One past the highest rowid of `runs`: the runs stored so far are those below it."""
-    return int(reader.query("SELECT coalesce(max(rowid), -1) + 1 FROM runs", []).rows[0][0])
+    return _count(reader, "SELECT coalesce(max(rowid), -1) + 1 FROM runs")
 
 
 def equivocation_count(reader: Any) -> int:
     """How many (author, seq) pairs are held twice (grows when an author is caught)."""
-    return int(reader.query("SELECT count(*) FROM equivocations", []).rows[0][0])
+    return _count(reader, "SELECT count(*) FROM equivocations")
 
 
 def moving(reader: Any, name: str, full: Callable[[int], Any],

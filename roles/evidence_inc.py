@@ -7,9 +7,12 @@ over a million runs takes seconds; a new run changes only its own config's row o
 
 `Aggregates` holds them for one track as of a mark: the runs whose rowid is below it (the `runs`
 table is insert-only, so rowids count up in arrival order). `advance` makes the aggregates of a
-later state from an earlier one by reading only the runs that arrived in between and recomputing
-the rows of the configs they touched (exactly: a config's row is always computed from all of its
-runs). It falls back to a full computation when the inputs every row depends on changed: the
+later state from an earlier one by reading only the runs that arrived in between: a config's row
+holds exact decimal sums, so a new run adds its value (a trusted run only when it is its seed's
+first by ts and id: one query per new seed, which DuckDB filters while scanning, finds the first
+run held); the baseline tally adds counts; the ranking's sorted order moves the touched configs
+by bisection. No step reads a column of every run (`config_hash IN (...)` would). It falls back
+to a full computation when the inputs every row depends on changed: the
 trusted authors (trust follows replays), the equivocating authors, or the track's facts. Each
 part is computed on first use, so a view that needs no ranking pays for none.
 tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
@@ -17,7 +20,7 @@ Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
 
-import heapq
+import bisect
 import threading
 from decimal import Decimal
 from typing import Any
@@ -26,6 +29,7 @@ from memory import views
 from roles import evidence_sql, sanity
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
+MAX_SEEDS = 16               # more new trusted seeds than this: re-read the touched configs
 _FULL = """
     SELECT config_hash,
            sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t {skip}) AS t_sum,
@@ -43,6 +47,14 @@ _SOME = """
     FROM (SELECT *, row_number() OVER (PARTITION BY config_hash, seed, t ORDER BY ts, id) AS k
           FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok'))
     GROUP BY ALL"""
+# A range's sane finished runs, each with the value the sums add and whether it is trusted.
+_NEW = """
+    SELECT config_hash, seed, ts, id, CAST(val_bpb AS DECIMAL(18, 12)), {author} AS t
+    FROM {src} WHERE sane AND status = 'ok'"""
+# Counted runs of one seed (an integer literal: DuckDB filters the scan by it) of some configs.
+_FIRST = """
+    SELECT config_hash, ts, id, CAST(val_bpb AS DECIMAL(18, 12)) FROM {src}
+    WHERE seed = {seed} AND sane AND status = 'ok' AND {author}"""
 # Counted runs whose (config, seed) hash occurs more than once (a superset of the repeated seeds).
 _REPEATS = """
     SELECT config_hash, seed, ts, id FROM {src}
@@ -70,34 +82,79 @@ mark, equivocations = views.runs_mark, views.equivocation_count
 
 
 class _PerConfig:
-    """A table keyed by config hash, computed on first use: in full, or (moved on) from an
-    earlier state's table with the rows of the configs touched since recomputed. States nobody
-    asked about pass their touched configs on, so one query catches up over several records."""
+    """A value over every config, computed on first use: in full, or (moved on) from an earlier
+    state's value and the configs touched since. States nobody asked about pass their touched
+    configs on, so one step catches up over several records."""
 
     def __init__(self) -> None:
-        self.value: dict[str, Any] | None = None
-        self.base: dict[str, Any] | None = None
+        self.value: Any = None
+        self.base: Any = None
+        self.since = 0                     # the mark of the state `base` is the value of
         self.touched: set[str] = set()
 
-    def get(self, full: Any, some: Any) -> dict[str, Any]:
-        """The table: `full()` computes it all, `some(hashes)` the rows of those configs."""
+    def get(self, full: Any, step: Any) -> Any:
+        """The value: `full()` computes it all, `step(base, hashes, since)` moves `base` on."""
         if self.value is None:
             if self.base is None:
                 self.value = full()
             else:
-                hashes = sorted(self.touched)
-                self.value = {h: r for h, r in self.base.items() if h not in self.touched}
-                self.value.update(some(hashes) if hashes else {})
+                self.value = step(self.base, sorted(self.touched), self.since)
             self.base, self.touched = None, set()
         return self.value
 
-    def moved(self, touched: list[str]) -> _PerConfig:
-        """This table for a later state, in which `touched` configs got runs."""
+    def moved(self, touched: list[str], mark: int) -> _PerConfig:
+        """This value for a later state, in which `touched` configs got runs (`mark`: this
+        value's state's)."""
         out = _PerConfig()
         if self.value is not None:
-            out.base, out.touched = self.value, set(touched)
+            out.base, out.touched, out.since = self.value, set(touched), mark
         elif self.base is not None:
-            out.base, out.touched = self.base, self.touched | set(touched)
+            out.base, out.touched, out.since = self.base, self.touched | set(touched), self.since
+        return out
+
+
+def _rows_step(some: Any) -> Any:
+    """A step for a table keyed by config: the touched configs' rows recomputed by `some`."""
+    def step(base: dict[str, Any], hashes: list[str], since: int = 0) -> dict[str, Any]:
+        value = dict(base)                 # a dict copy: far cheaper than a comprehension
+        for h in hashes:
+            value.pop(h, None)
+        value.update(some(hashes) if hashes else {})
+        return value
+    return step
+
+
+class _Ranked:
+    """Every config in order of its ranking key: (trusted mean, hash) for configs with counted
+    runs, (untrusted mean, hash) for those with untrusted sane runs only. Kept sorted as rows
+    change, so a new run costs a bisection, not a pass over every config."""
+
+    def __init__(self, trusted: list[tuple[Any, str]], others: list[tuple[Any, str]],
+                 keys: dict[str, tuple[bool, Any]]) -> None:
+        self.trusted, self.others, self.keys = trusted, others, keys
+
+    @staticmethod
+    def _key(row: Row) -> tuple[bool, Any] | None:
+        ts, tn, us, un = row
+        return (True, ts / tn) if tn else (False, us / un) if un else None
+
+    @classmethod
+    def of(cls, rows: dict[str, Row]) -> _Ranked:
+        """The order of these configs' rows."""
+        keys = {h: k for h, r in rows.items() if (k := cls._key(r)) is not None}
+        return cls(sorted((m, h) for h, (t, m) in keys.items() if t),
+                   sorted((m, h) for h, (t, m) in keys.items() if not t), keys)
+
+    def moved(self, rows: dict[str, Row], hashes: list[str]) -> _Ranked:
+        """The order once these configs' rows are as in `rows`."""
+        out = _Ranked(list(self.trusted), list(self.others), dict(self.keys))
+        for h in hashes:
+            if (old := out.keys.pop(h, None)) is not None:
+                listed = out.trusted if old[0] else out.others
+                del listed[bisect.bisect_left(listed, (old[1], h))]
+            if h in rows and (new := self._key(rows[h])) is not None:
+                out.keys[h] = new
+                bisect.insort(out.trusted if new[0] else out.others, (new[1], h))
         return out
 
 
@@ -109,7 +166,7 @@ class Aggregates:
         self.reader, self.track, self.facts, self.trusted = reader, track, facts, list(trusted)
         self.mark, self.equivocated = upto, equivocated
         self._lock = threading.RLock()
-        self._configs, self._tally = _PerConfig(), _PerConfig()
+        self._configs, self._tally, self._ranked = _PerConfig(), _PerConfig(), _PerConfig()
         self._screened: set[str] | None = None
         self._newest: dict[int, list[dict[str, Any]]] = {}
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
@@ -136,7 +193,7 @@ class Aggregates:
         """Config hash -> (sum and count of its first counted run per seed by trusted authors,
         sum and count of its sane finished runs by the others)."""
         with self._lock:
-            return self._configs.get(self._all_configs, self._some_configs)
+            return self._configs.get(self._all_configs, self._step_configs)
 
     def _all_configs(self) -> dict[str, Row]:
         src = self._src(_COLUMNS)
@@ -159,24 +216,79 @@ class Aggregates:
         sql = _SOME.format(src=src.source, author=evidence_sql.AUTHOR_IN)
         return {h: tuple(row) for h, *row in self.reader.query(sql, [self.trusted, *src.params]).rows}
 
+    def _step_configs(self, base: dict[str, Row], hashes: list[str],
+                      since: int) -> dict[str, Row]:
+        """`base`, the table as of `since`, updated with the sane finished runs stored since:
+        sums of exact decimals, so the rows are those a full computation gives. A new trusted run
+        counts when it is its seed's first (by ts, id), in place of the one that was."""
+        new = self._sane_since(since)
+        found = {seed for _, seed, _, _, _, t in new if t}
+        if len(found) > MAX_SEEDS or None in found:  # one query per seed: past a few, re-read
+            return _rows_step(self._some_configs)(base, hashes)
+        seeds = sorted(found)
+        firsts = self._first_runs(since, seeds, sorted({h for h, *_ in new}))
+        value = dict(base)
+        for chash, seed, ts, run_id, bpb, trusted in sorted(new, key=lambda r: (r[2], r[3])):
+            t_sum, t_n, u_sum, u_n = value.get(chash, (None, 0, None, 0))
+            if not trusted:
+                value[chash] = (t_sum, t_n, bpb + (u_sum or 0), u_n + 1)
+            elif (first := firsts.get((chash, seed))) is None:
+                firsts[(chash, seed)] = (ts, run_id, bpb)
+                value[chash] = (bpb + (t_sum or 0), t_n + 1, u_sum, u_n)
+            elif (ts, run_id) < first[:2]:  # an older run arrived late: it is the seed's first
+                firsts[(chash, seed)] = (ts, run_id, bpb)
+                value[chash] = (t_sum + bpb - first[2], t_n, u_sum, u_n)
+        return value
+
+    def _sane_since(self, since: int) -> list[tuple[Any, ...]]:
+        """The sane finished runs stored in [since, mark): config, seed, ts, id, val_bpb (as
+        the sums take it), by a trusted author."""
+        src = self._src(_COLUMNS, (since, self.mark))
+        sql = _NEW.format(src=src.source, author=evidence_sql.AUTHOR_IN)
+        return self.reader.query(sql, [self.trusted, *src.params]).rows
+
+    def _first_runs(self, since: int, seeds: list[int],
+                    hashes: list[str]) -> dict[tuple[str, int], tuple[int, str, Decimal]]:
+        """(config, seed) -> the first counted run (ts, id, val_bpb) of these seeds of these
+        configs stored below `since`. One query per seed: an equality on `seed` is a filter
+        DuckDB applies while scanning, so only that seed's runs are read further."""
+        if not seeds:
+            return {}
+        accepted = evidence_sql.accepted_configs(self.reader, self.track, hashes,
+                                                 (since, self.mark))
+        out: dict[tuple[str, int], tuple[int, str, Decimal]] = {}
+        for seed in seeds:
+            src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS,
+                                         (0, since), hashes, accepted)
+            sql = _FIRST.format(src=src.source, author=evidence_sql.AUTHOR_IN, seed=int(seed))
+            for chash, ts, run_id, bpb in self.reader.query(sql, [*src.params, self.trusted]).rows:
+                if (chash, seed) not in out or (ts, run_id) < out[(chash, seed)][:2]:
+                    out[(chash, seed)] = (ts, run_id, bpb)
+        return out
+
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
-        rows = self.configs()
-        trusted = ((ts / tn, h) for h, (ts, tn, _, _) in rows.items() if tn)
-        others = ((us / un, h) for h, (_, tn, us, un) in rows.items() if not tn and un)
-        return ([h for _, h in heapq.nsmallest(limit, trusted)],
-                [h for _, h in heapq.nsmallest(limit, others)])
+        with self._lock:
+            ranked = self._ranked.get(lambda: _Ranked.of(self.configs()),
+                                      lambda base, hashes, _: base.moved(self.configs(), hashes))
+        return [h for _, h in ranked.trusted[:limit]], [h for _, h in ranked.others[:limit]]
 
     # ---- the other aggregates --------------------------------------------------------------------
 
     def tally(self) -> dict[str, int]:
         """Counted runs of purpose `baseline` per config."""
-        def tally(hashes: list[str] | None = None) -> dict[str, int]:
-            src = self._src("r.config_hash, r.author, r.status, r.purpose", configs=hashes)
-            return dict(self._query(_TALLY, src))
+        def tally(rows: tuple[int, int] | None = None) -> dict[str, int]:
+            return dict(self._query(_TALLY, self._src("r.config_hash, r.author, r.status, "
+                                                      "r.purpose", rows)))
+
+        def step(base: dict[str, int], _: list[str], since: int) -> dict[str, int]:
+            value = dict(base)             # counts only grow: add those of the runs since
+            for chash, n in tally((since, self.mark)).items():
+                value[chash] = value.get(chash, 0) + n
+            return value
         with self._lock:
-            return self._tally.get(tally, tally)
+            return self._tally.get(tally, step)
 
     def screened(self) -> set[str]:
         """Configs screened by trusted authors (the FDR family)."""
@@ -216,7 +328,9 @@ class Aggregates:
             fresh.arrived = self._arrived(upto) if upto > self.mark else []
             touched = sorted({h for _, h, _ in fresh.arrived})
             # The per-config tables catch up when first asked for (a claim page needs neither).
-            fresh._configs, fresh._tally = self._configs.moved(touched), self._tally.moved(touched)
+            fresh._configs = self._configs.moved(touched, self.mark)
+            fresh._tally = self._tally.moved(touched, self.mark)
+            fresh._ranked = self._ranked.moved(touched, self.mark)
             if not touched:
                 fresh._screened, fresh._newest = self._screened, dict(self._newest)
                 return fresh

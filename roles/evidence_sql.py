@@ -42,20 +42,22 @@ class Sane:
 
 
 def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = "r.*",
-              rows: tuple[int, int] | None = None, configs: list[str] | None = None) -> Sane:
+              rows: tuple[int, int] | None = None, configs: list[str] | None = None,
+              accepted: tuple[list[str], list[int]] | None = None) -> Sane:
     """A subquery of the track's valid runs (`columns` of `r`), each with `sane`: true when
     `sanity.reason` would find nothing wrong with it.
 
     `rows` keeps the runs whose rowid is in [lo, hi) (the `runs` table is insert-only: rowids
     count up in the order runs were stored, so a range is "what arrived between two looks");
-    `configs` keeps the runs of those config hashes. Both serve roles/evidence_inc.py."""
+    `configs` keeps the runs of those config hashes. Both serve roles/evidence_inc.py, which may
+    also pass `accepted`: `accepted_configs` of these runs' configs, known from other runs."""
     budget = facts.budgets.get(track)
     where, params = _bounds(track, rows, configs)
     if not facts.knows(track):
         return Sane(f"(SELECT {columns}, false AS sane FROM runs r WHERE {where})", params)
     if budget is None:
         return Sane(f"(SELECT {columns}, ({_SANE}) AS sane FROM runs r WHERE {where})", params)
-    hashes, tps = accepted_configs(reader, track, configs)
+    hashes, tps = accepted or accepted_configs(reader, track, configs, rows)
     return Sane(f"""(SELECT {columns}, coalesce(({_SANE} {_BUDGET}), false) AS sane
         FROM runs r LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS hash,
                                       unnest(?::BIGINT[]) AS tps) h ON h.hash = r.config_hash
@@ -83,13 +85,13 @@ def plain_runs(track: str, columns: str, rows: tuple[int, int] | None = None,
     return Sane(f"(SELECT {columns} FROM runs r WHERE {where})", params)
 
 
-def accepted_configs(reader: Any, track: str,
-                     configs: list[str] | None = None) -> tuple[list[str], list[int]]:
-    """The track's config hashes the harness accepts (of `configs` only, when given), with their
-    tokens per step."""
-    only = "" if configs is None else " AND config_hash IN (SELECT unnest(?::VARCHAR[]))"
-    result = reader.query("SELECT config_hash, any_value(config) FROM valid_runs WHERE track = ?"
-                          f"{only} GROUP BY config_hash", [track] + ([] if configs is None else [configs]))
+def accepted_configs(reader: Any, track: str, configs: list[str] | None = None,
+                     rows: tuple[int, int] | None = None) -> tuple[list[str], list[int]]:
+    """The track's config hashes the harness accepts (of `configs` only, when given; of the runs
+    with rowids in `rows`, when given), with their tokens per step."""
+    where, params = _bounds(track, rows, configs)
+    result = reader.query(f"SELECT config_hash, any_value(config) FROM runs r WHERE {where} "
+                          "GROUP BY config_hash", params)
     hashes, tps = [], []
     for chash, config in result.rows:
         cfg, _ = sanity.harness_config(config)

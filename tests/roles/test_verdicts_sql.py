@@ -173,13 +173,24 @@ def _same_verdicts(fast: Verdicts, slow: Verdicts) -> None:
     assert fast.best() == slow.best()
 
 
+def _same_aggregates(moved: Any, fresh: Any) -> None:
+    """The per-config rows (exact decimal sums) and the whole ranking, not only its top."""
+    assert moved.configs() == fresh.configs()
+    assert moved.ranking(10**6) == fresh.ranking(10**6)
+
+
 def _more(w: World, round_: int) -> None:
     """A round of arrivals: runs of held configs (seeds repeat), screens, insane runs, runs of the
-    other track, a claim, and in the last round a replay (trust moves: a full recomputation)."""
+    other track, a root's runs with an older ts than runs already held, a claim, and in the last
+    round a replay (trust moves: a full recomputation)."""
     for _ in range(12):
         track = w.rng.choice([HARNESS, SIM])
         purpose = w.rng.choice(["baseline", "screen", "confirm", "manual", "verify"])
         w.run(w.rng.choice(w.keys), track, purpose, config=BASE if purpose == "baseline" else None)
+    for track in (HARNESS, SIM):        # signed long ago, stored now: its seed's first run
+        now, w.ts = w.ts, w.ts - 5_000
+        w.run(w.keys[0], track, "baseline", config=BASE)
+        w.ts = now
     if round_ == 1:
         w.claim(w.rng.choice(w.keys), w.rng.choice([HARNESS, SIM]))
     if round_ == 2:
@@ -208,7 +219,9 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
                 before = held[track].agg
                 v = Verdicts(store, track, roots, facts, stats.GateParams(), base=held[track])
                 moved += v.agg._configs.base is not None and v.agg.trusted == before.trusted
-                _same_verdicts(v, Verdicts(store, track, roots, facts, stats.GateParams()))
+                fresh_v = Verdicts(store, track, roots, facts, stats.GateParams())
+                _same_verdicts(v, fresh_v)
+                _same_aggregates(v.agg, fresh_v.agg)
                 _same_verdicts(v, ReferenceVerdicts(store, track, roots, facts, stats.GateParams()))
                 held[track] = v
             kept = verdicts.trust_state(store, roots, facts)        # kept unless replays moved
