@@ -26,7 +26,8 @@ class SwarmSummary:
     """What the swarm has done on a track, for the live panel: re-read at most every few seconds.
 
     Reads the daemon's store (its own cursor, never the write lock), so drawing never waits for
-    ingest."""
+    ingest. Only the findings count comes from here; the baseline count and the claims come from
+    the worker (`Progress.claims`), as this node derives them from evidence it trusts."""
 
     def __init__(self, reader: Any, track: str, min_baseline: int, every_s: float = 3.0) -> None:
         self.reader, self.track, self.min_baseline, self.every_s = reader, track, min_baseline, every_s
@@ -45,19 +46,21 @@ class SwarmSummary:
 
     def _read(self) -> dict[str, Any]:
         match = "(track = ? OR split_part(track, ':', 1) = ?)"
-        one = [self.track, self.track]
-        baseline = self.reader.query(f"SELECT count(*) FROM valid_runs WHERE {match} AND purpose = "
-                                     "'baseline' AND status = 'ok'", one).rows[0][0]
-        claims = dict(self.reader.query(f"SELECT status, count(*) FROM claim_status WHERE {match} "
-                                        "GROUP BY status ORDER BY status", one).rows)
-        findings = self.reader.query(f"SELECT count(*) FROM findings WHERE {match}", one).rows[0][0]
-        return {"baseline": baseline, "min_baseline": self.min_baseline, "claims": claims,
-                "findings": findings}
+        findings = self.reader.query(f"SELECT count(*) FROM findings WHERE {match}",
+                                     [self.track, self.track]).rows[0][0]
+        return {"min_baseline": self.min_baseline, "findings": findings}
+
+
+def with_work(summary: dict[str, Any], work: dict[str, Any]) -> dict[str, Any]:
+    """The panel's swarm summary completed with the worker's own counts (baseline, claims)."""
+    if not summary or work.get("baseline_runs") is None:
+        return summary
+    return {**summary, "baseline": work["baseline_runs"], "claims": work.get("claims") or {}}
 
 
 def swarm_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """Rows for the swarm's progress on the track: the baseline count, claims, findings."""
-    if not summary:
+    if not summary or "baseline" not in summary:
         return []
     n, target = summary["baseline"], summary["min_baseline"]
     base = (f"{n}/{target} seeds; experiments start after it" if n < target

@@ -56,6 +56,10 @@ class Progress:
     step_started: float | None = None          # monotonic start of the current unit of work
     role_mix: dict[str, int] = field(default_factory=dict)
     best: dict[str, Any] = field(default_factory=dict)
+    # As this node derives them (trusted authors only), never the records' own say: a hostile key
+    # could otherwise fill the panel with "verified" claims or a finished baseline.
+    claims: dict[str, int] = field(default_factory=dict)
+    baseline_runs: int | None = None           # trusted runs of the track's base config
     train_s: float = 0.0
     busy_s: float = 0.0
     lease_renewals: int = 0
@@ -98,7 +102,8 @@ class Progress:
         busy, train = self.totals()
         return {"role": self.role, "doing": self.doing, "current_run": current, "runs": self.runs,
                 "my_roles": dict(self.roles), "role_mix": dict(self.role_mix),
-                "best": dict(self.best), "train_s": round(train, 3),
+                "best": dict(self.best), "claims": dict(self.claims),
+                "baseline_runs": self.baseline_runs, "train_s": round(train, 3),
                 "busy_s": round(busy, 3), "lease_renewals": self.lease_renewals,
                 "coordination_share": round(self.coordination_share(), 5)}
 
@@ -189,10 +194,20 @@ class Worker:
         mean = sum(base.values) / len(base.values) if base.values else None
         self.progress.best = {"config_hash": base.hash, "diff": diff, "val_bpb": mean,
                               "runs": len(base.values)}
+        tally: dict[str, int] = {}
+        for claim in evidence.verdicts_of(self.ctx).claims:
+            if claim.trusted:
+                tally[claim.status] = tally.get(claim.status, 0) + 1
+        self.progress.claims = dict(sorted(tally.items()))
+        self.progress.baseline_runs = len(evidence.baseline(self.ctx, self.ctx.base_config).values)
 
     def run(self) -> None:
         """Loop until done; errors in one step are logged and the loop goes on."""
         started, idle = time.monotonic(), 0
+        try:
+            self.refresh_view()                      # the panel has counts before the first run
+        except Exception:                            # noqa: BLE001 - only the display is late
+            log.debug("first view refresh failed", exc_info=True)
         while not self.done(started):
             t0 = self.progress.step_started = time.monotonic()
             try:

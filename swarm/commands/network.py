@@ -156,7 +156,8 @@ def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
             return None
         if swarm is None and summary is not None:
             swarm = progress_view.SwarmSummary(daemon.store, *summary)
-        return {**daemon.services[0].status(), "swarm": swarm.get() if swarm else {}}
+        status = daemon.services[0].status()
+        return {**status, "swarm": progress_view.with_work(swarm.get(), status) if swarm else {}}
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         with progress_view.live(console, work) if summary else contextlib.nullcontext():

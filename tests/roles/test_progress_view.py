@@ -47,21 +47,45 @@ def test_progress_counts_the_step_and_run_under_way() -> None:
     assert abs(p.coordination_share() - 1.0 / busy) < 0.01
 
 
+def _panel_rows(store, pinned: frozenset[str]) -> dict[str, str]:
+    """The live panel's swarm rows for a node (no key of its own in the history) pinning `pinned`."""
+    import random
+
+    from memory import synthetic
+    from memory.crypto import Keypair
+    from memory.stats import GateParams
+    from roles.context import Context, StorePublisher
+    from swarm.worker import Worker
+
+    me = Keypair.generate()
+    ctx = Context(store=store, me=me.peer_id, publish=StorePublisher(store, me),
+                  track=synthetic.HISTORY_TRACK, base_config=dict(synthetic.HISTORY_BASE),
+                  run=None, params=GateParams(min_baseline=16), rng=random.Random(0), pinned=pinned)
+    worker = Worker(ctx, proposer=None, can_train=False)
+    worker.refresh_view()
+    work = {**WORK, **worker.progress.snapshot()}
+    summary = progress_view.SwarmSummary(store, "tinystories-cpu", 16).get()
+    return dict(progress_view.work_rows({**work, "swarm": progress_view.with_work(summary, work)}))
+
+
 def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None:
     from memory import synthetic
     from memory.store import Store
 
+    authors = frozenset(k.peer_id for k in synthetic.keypairs(3, seed=100))   # history's nodes
     with Store(tmp_path / "m.duckdb", helpers=0) as store:
         store.add(synthetic.history(baseline=9)[:15])          # 3 nodes, 3 roles, 9 baseline runs
-        early = progress_view.SwarmSummary(store, "tinystories-cpu", 16).get()
-        assert dict(progress_view.swarm_rows(early))["baseline"] == (
-            "9/16 seeds; experiments start after it")
+        assert _panel_rows(store, authors)["baseline"] == "9/16 seeds; experiments start after it"
     with Store(tmp_path / "n.duckdb", helpers=0) as store:
-        store.add(synthetic.history())
-        rows = dict(progress_view.work_rows({**WORK, "swarm": progress_view.SwarmSummary(
-            store, "tinystories-cpu", 16).get()}))
-    assert rows["baseline"] == "16 seeds (done)" and rows["findings"] == "1"
-    assert rows["claims"] == "1 not_supported, 1 verified"
+        store.add(synthetic.history(confirms=3))
+        rows = _panel_rows(store, authors)
+        assert rows["baseline"] == "16 seeds (done)" and rows["findings"] == "1"
+        assert rows["claims"] == "1 not_supported, 1 verified"
+        # The same records by keys this node does not trust: their testimony says "verified"
+        # (claim_status), but the panel shows what this node derives, so nothing counts.
+        said = store.query("SELECT status FROM claim_status WHERE status = 'verified'").rows
+        assert said and _panel_rows(store, frozenset())["claims"] == "none yet"
+        assert _panel_rows(store, frozenset())["baseline"] == "0/16 seeds; experiments start after it"
     line = progress_view.summary_line({**WORK, "swarm": {"claims": {"verified": 1}}})
     assert line.startswith("5 runs by this node; 1 verified; verified best val_bpb 2.2500")
 
