@@ -170,13 +170,17 @@ def summarize(ctx: Context, effects: list[R.KnobEffect]) -> str:
     unclear = [_label(e) for e in effects if not sure(e, 1) and not sure(e, -1)]
     varied = {e.knob for e in effects}
     never = sorted(k for k in ctx.base_config if k not in varied)
-    status = ctx.rows("SELECT status, count(*) AS n FROM claim_status WHERE track = ? "
-                      "GROUP BY status ORDER BY status", [ctx.track])
+    # Claims as this node derives them (trusted authors, its own tests), not the records' say:
+    # a finding is this node's testimony and must not repeat a stranger's "verified".
+    tally: dict[str, int] = {}
+    for claim in evidence.verdicts_of(ctx).claims:
+        if claim.trusted:
+            tally[claim.status] = tally.get(claim.status, 0) + 1
     parts = [f"helped: {', '.join(helped) or 'nothing yet'}",
              f"did not help: {', '.join(hurt) or 'nothing'}",
              f"unclear: {', '.join(unclear) or 'nothing'}",
              f"never tried: {', '.join(never) or 'nothing'}",
-             "claims: " + (", ".join(f"{r['status']} {r['n']}" for r in status) or "none")]
+             "claims: " + (", ".join(f"{k} {n}" for k, n in sorted(tally.items())) or "none")]
     lines = quality_lines(effects, quality_effects(ctx))
     if lines:
         parts.append("effects on sample quality (repetition, unknown_words: lower is better; "
@@ -216,9 +220,9 @@ class MetaAnalyst:
         if self.new_outcomes(ctx) == 0:
             return None
         effects = estimate(ctx)
-        refs = [r["claim"] for r in ctx.rows(
-            "SELECT claim FROM claim_status WHERE track = ? AND status IN ('verified', 'refuted') "
-            "ORDER BY ts DESC, claim LIMIT 512", [ctx.track])]
+        settled = [c for c in evidence.verdicts_of(ctx).claims
+                   if c.trusted and c.status in ("verified", "refuted")]
+        refs = [c.id for c in sorted(settled, key=lambda c: (-c.ts, c.id))[:512]]
         best = [e for e in effects if e.effect < 0][:1]
         title = f"{len(effects)} knob settings estimated" + (
             f"; best so far {best[0].knob}={best[0].value} ({best[0].effect:+.4f})" if best else "")

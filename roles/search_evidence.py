@@ -1,8 +1,10 @@
 """What the search reads out of the memory: outcomes per config, configs leased (running) by
 others, the family of screened candidates, and each proposer's record.
 
-Outcomes come from the `seed_stats` view over `valid_runs`: when the trust work narrows those to
-trusted runs, the optimizer's study follows without a change here.
+Everything here is evidence this node trusts (docs/TRUST.md): outcomes are the sane runs of
+trusted authors, as the leaderboard's means are, and a proposer's record counts trusted runs and the
+claims verified here. A key nobody trusts can neither steer the optimizer's study with invented
+outcomes nor make the bandit favour or starve a proposer with invented "verified" claims.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory.canonical import config_hash
+from roles import evidence, evidence_sql
 from roles.context import Context
 
 
@@ -28,12 +31,25 @@ class Outcome:
     n: int
 
 
+# Per config: trusted, sane, finished runs; sums of micro-bpb integers, so the mean is the same
+# whatever order DuckDB adds them in (the study is rebuilt the same way on every node).
+_OUTCOMES = """
+    SELECT config_hash, any_value(config) AS config, count(*) AS n,
+           sum(CAST(round(val_bpb * 1e6) AS BIGINT)) AS sx
+    FROM {source} WHERE sane AND status = 'ok' AND {author_in}
+    GROUP BY config_hash ORDER BY config_hash"""
+
+
 def outcomes(ctx: Context) -> list[Outcome]:
-    """Every config of the track with finished runs, in config-hash order (order-free rebuilds)."""
-    rows = ctx.rows("SELECT config_hash, config, mean, n FROM seed_stats WHERE track = ? "
-                    "ORDER BY config_hash", [ctx.track])
-    return [Outcome(r["config_hash"], dict(_json(r["config"])), float(r["mean"]), int(r["n"]))
-            for r in rows]
+    """Every config of the track with trusted finished runs, in config-hash order (order-free
+    rebuilds); the mean is over every such run."""
+    v = evidence.verdicts_of(ctx)
+    src = evidence_sql.sane_runs(v.reader, v.facts, ctx.track,
+                                 "r.config_hash, r.config, r.val_bpb, r.status, r.author")
+    rows = ctx.rows(_OUTCOMES.format(source=src.source, author_in=evidence_sql.AUTHOR_IN),
+                    [*src.params, list(v.trusted_authors)])
+    return [Outcome(r["config_hash"], dict(_json(r["config"])), int(r["sx"]) / r["n"] / 1e6,
+                    int(r["n"])) for r in rows]
 
 
 def pending(ctx: Context, best: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,24 +85,36 @@ class SourceRecord:
 
 
 def source_records(ctx: Context, noise_sd: float = 1.0) -> dict[str, SourceRecord]:
-    """Per proposer: screen and confirm runs spent, and the verified improvement they bought
-    (in the noise sds of the claim's assessment; `noise_sd` where it has none)."""
+    """Per proposer: screen and confirm runs by trusted authors spent on its hypotheses, and the
+    improvement bought by the claims verified here (in the noise sds of this node's own test of
+    the claim; `noise_sd` where it has none)."""
+    v = evidence.verdicts_of(ctx)
     out: dict[str, SourceRecord] = {}
     for row in ctx.rows(
             "SELECT h.source, h.rationale, count(r.id) AS runs FROM hypotheses h "
-            "LEFT JOIN valid_runs r ON r.ref = h.id AND r.track = h.track WHERE h.track = ? "
-            "GROUP BY h.id, h.source, h.rationale", [ctx.track]):
+            "LEFT JOIN valid_runs r ON r.ref = h.id AND r.track = h.track "
+            f"AND r.{evidence_sql.AUTHOR_IN} WHERE h.track = ? "
+            "GROUP BY h.id, h.source, h.rationale", [list(v.trusted_authors), ctx.track]):
         rec = out.setdefault(source_of(row["source"], row["rationale"] or ""), SourceRecord())
         rec.runs += int(row["runs"])
-    for row in ctx.rows(
-            "SELECT s.claim, any_value(s.effect) AS effect, any_value(h.source) AS source, "
-            "any_value(h.rationale) AS rationale, any_value(a.noise_floor) AS sd "
-            "FROM claim_status s JOIN valid_runs r ON r.track = s.track "
-            "AND r.config_hash = s.candidate_hash AND r.purpose = 'screen' "
-            "JOIN hypotheses h ON h.id = r.ref LEFT JOIN latest_assessments a ON a.claim = s.claim "
-            "WHERE s.track = ? AND s.status = 'verified' GROUP BY s.claim", [ctx.track]):
-        rec = out.setdefault(source_of(row["source"], row["rationale"] or ""), SourceRecord())
+    for claim in v.verified():
+        hyp = _screened_by(ctx, claim.candidate_hash, v.trusted_authors)
+        if hyp is None:
+            continue
+        rec = out.setdefault(source_of(hyp["source"], hyp["rationale"] or ""), SourceRecord())
         rec.verified += 1
-        sd = float(row["sd"]) if row["sd"] else noise_sd
-        rec.gain_sd += max(0.0, -float(row["effect"] or 0.0)) / max(sd, 1e-12)
+        effect, sd = claim.effect, noise_sd
+        if claim.test is not None:
+            effect, sd = claim.test[0].effect, claim.test[1].std or noise_sd
+        rec.gain_sd += max(0.0, -float(effect)) / max(sd, 1e-12)
     return out
+
+
+def _screened_by(ctx: Context, chash: str, trusted: list[str]) -> dict[str, Any] | None:
+    """The hypothesis whose screen (by a trusted author) first tried this config on the track."""
+    rows = ctx.rows(
+        "SELECT h.source, h.rationale FROM valid_runs r JOIN hypotheses h ON h.id = r.ref "
+        "WHERE r.track = ? AND r.config_hash = ? AND r.purpose = 'screen' "
+        f"AND r.{evidence_sql.AUTHOR_IN} "
+        "ORDER BY r.ts, r.id LIMIT 1", [ctx.track, chash, list(trusted)])
+    return rows[0] if rows else None

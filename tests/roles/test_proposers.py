@@ -48,7 +48,10 @@ def test_two_stores_with_the_same_records_build_the_same_study(store, keys, tmp_
     ids = [r[0] for r in store.query("SELECT id FROM records ORDER BY id DESC").rows]
     with Store(tmp_path / "other.duckdb") as other:
         other.add([store.get(i) for i in ids])              # another arrival order
-        a, b = context(store, keys[1], None), context(other, keys[1], None)
+        pins = frozenset({keys[0].peer_id})                 # outcomes count from trusted keys
+        a, b = context(store, keys[1], None, pinned=pins), context(other, keys[1], None,
+                                                                   pinned=pins)
+        assert search_evidence.outcomes(context(store, keys[1], None)) == []   # a stranger's
         pa, pb = OptunaProposer("tpe", knobs=KNOBS), OptunaProposer("tpe", knobs=KNOBS)
         sa, _ = pa.study(a, seed=7)
         sb, _ = pb.study(b, seed=7)
@@ -86,7 +89,9 @@ def test_a_dry_window_widens_instead_of_idling(store, keys) -> None:
 
 def _verified(ctx_a: Any, ctx_b: Any, runner: SimRunner, name: str, diff: dict[str, Any],
               gain: float, runs: int) -> None:
-    """A hypothesis by `name`, `runs` runs spent on it, and (gain > 0) a verified claim."""
+    """A hypothesis by `name`, `runs` runs spent on it by `ctx_a` and (gain > 0) a claim with
+    the evidence that verifies it: `ctx_a`'s baseline, its confirmation runs, 3 fresh seeds by
+    `ctx_b`. `runner` must make `diff` truly better by `gain` noise sds."""
     hyp = ctx_a.publish("hypothesis", R.HypothesisBody(
         track=ctx_a.track, diff=diff, rationale=f"{name}: test", source="strategy"))
     config = {**BASE, **diff}
@@ -94,26 +99,44 @@ def _verified(ctx_a: Any, ctx_b: Any, runner: SimRunner, name: str, diff: dict[s
            for s in range(runs)]
     if gain <= 0:
         return
+    base = [r["id"] for r in ctx_a.rows("SELECT id FROM valid_runs WHERE purpose = 'baseline'")]
     claim = ctx_a.publish("claim", R.ClaimBody(
         track=ctx_a.track, baseline_hash=config_hash(BASE), candidate_hash=config_hash(config),
-        diff=diff, baseline_runs=[], candidate_runs=ids[1:], effect=-gain * SD, summary="x"))
-    ctx_b.publish("assessment", R.AssessmentBody(
-        claim=claim.id, verdict="supported", test="welch", p_value=0.001, q_value=0.01,
-        effect=-gain * SD, noise_floor=SD, n=runs - 1, reason="test"))
-    ctx_b.publish("verification", R.VerificationBody(
-        claim=claim.id, outcome="confirmed", replay_run=ids[1], replay_match=True, runs=[],
-        effect=-gain * SD, reason="test"))
+        diff=diff, baseline_runs=base, candidate_runs=ids[1:], effect=-gain * SD, summary="x"))
+    for seed in range(1000, 1003):
+        ctx_b.publish("run", runner(config, seed, "verify", claim.id))
+
+
+def _forged(ctx: Any, name: str, diff: dict[str, Any]) -> None:
+    """A claim "verified" by records alone: no evidence behind the testimony."""
+    hyp = ctx.publish("hypothesis", R.HypothesisBody(
+        track=ctx.track, diff=diff, rationale=f"{name}: forged", source="strategy"))
+    claim = ctx.publish("claim", R.ClaimBody(
+        track=ctx.track, baseline_hash=config_hash(BASE), candidate_hash=config_hash(
+            {**BASE, **diff}), diff=diff, baseline_runs=[], candidate_runs=[hyp.id],
+        effect=-10 * SD, summary="x"))
+    ctx.publish("assessment", R.AssessmentBody(
+        claim=claim.id, verdict="supported", test="welch", p_value=1e-9, q_value=1e-9,
+        effect=-10 * SD, noise_floor=SD, n=9, reason="forged"))
+    ctx.publish("verification", R.VerificationBody(
+        claim=claim.id, outcome="confirmed", replay_run=hyp.id, replay_match=True, runs=[],
+        effect=-10 * SD, reason="forged"))
 
 
 def test_the_bandit_prefers_the_source_that_verified_more_per_run(store, keys) -> None:
-    runner = SimRunner()
-    a, b = context(store, keys[0], runner, seed=5), context(store, keys[1], runner)
+    runner = SimRunner({("norm", "rmsnorm"): -3 * SD, ("activation", "relu2"): -2 * SD})
+    a = context(store, keys[0], runner, seed=5, pinned=frozenset({keys[1].peer_id}))
+    b = context(store, keys[1], runner)
+    for seed in range(100, 108):
+        a.publish("run", runner(BASE, seed, "baseline", None))
     _verified(a, b, runner, "good", {"norm": "rmsnorm"}, 3.0, 20)
     _verified(a, b, runner, "good", {"activation": "relu2"}, 2.0, 20)
     _verified(a, b, runner, "bad", {"n_layer": 4}, 0.0, 40)
+    # A stranger's records testify to a verified claim for "bad": it buys "bad" nothing here.
+    _forged(context(store, keys[2], runner), "bad", {"lr": 0.5})
     records = search_evidence.source_records(a)
     assert (records["good"].verified, records["bad"].verified) == (2, 0)
-    assert records["good"].gain_sd == pytest.approx(5.0) and records["bad"].runs == 40
+    assert records["good"].gain_sd == pytest.approx(5.0, rel=0.35) and records["bad"].runs == 40
     bandit = Portfolio({"good": Fixed({"lr": 0.01}, "good"), "bad": Fixed({"lr": 0.02}, "bad")})
     assert bandit.order(a)[0] in ("good", "bad")             # reads the records itself
     firsts = [bandit.draw(a.rng, records)[0] for _ in range(1000)]
