@@ -9,11 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from roles import evidence
+from roles import evidence, evidence_sql
 from roles.context import Context
 from roles.meta_analyst import estimate
 
 LIMIT = 20
+# What the agent should not repeat: configs trusted authors screened (promoted or not) that no
+# trusted author claimed; the dead_ends and failed_confirmations views together, but over trusted
+# keys only, so a stranger can neither fill the list nor push honest dead ends out of it.
+_DEAD = f"""
+    SELECT min(r.config) AS config, count(*) FILTER (WHERE r.status = 'ok') AS ok_runs,
+           max(r.ts) AS last_ts
+    FROM valid_runs r
+    WHERE r.track = ? AND r.purpose IN ('screen', 'confirm') AND r.{evidence_sql.AUTHOR_IN}
+      AND NOT EXISTS (SELECT 1 FROM valid_claims c WHERE c.track = r.track
+                      AND c.candidate_hash = r.config_hash AND c.{evidence_sql.AUTHOR_IN})
+    GROUP BY r.config_hash ORDER BY last_ts DESC, r.config_hash LIMIT ?"""
 
 
 def _diff(value: Any) -> Any:
@@ -26,10 +37,8 @@ def digest(ctx: Context, suggestions: list[dict[str, Any]] | None = None) -> dic
     floor = base.floor()
     best = base.config
     claims = [c for c in evidence.claims(ctx) if c["trusted"]]   # untrusted claims are no news
-    # What the agent should not repeat: screens never promoted and failed confirmations alike.
-    dead = ctx.rows("SELECT config, ok_runs, last_ts FROM dead_ends WHERE track = ? UNION ALL "
-                    "SELECT config, ok_runs, last_ts FROM failed_confirmations WHERE track = ? "
-                    "ORDER BY last_ts DESC LIMIT ?", [ctx.track, ctx.track, LIMIT])
+    trusted = list(evidence.verdicts_of(ctx).trusted_authors)
+    dead = ctx.rows(_DEAD, [ctx.track, trusted, trusted, LIMIT])
     return {
         "track": ctx.track,
         "best_config": best,

@@ -147,3 +147,19 @@ def test_the_digest_carries_the_optimizers_suggestions(store, keys) -> None:
 def test_parse_answer_rejects_unknown_knobs() -> None:
     with pytest.raises(ValueError, match="unknown knobs"):
         parse_answer('{"diff": {"depth": 9}, "rationale": "x"}', BASE, None, [])
+
+
+def test_the_digests_dead_ends_are_trusted_authors_screens_only(store, keys) -> None:
+    from memory import records as R
+    from roles.digest import digest
+
+    runner = SimRunner()
+    me, stranger = context(store, keys[0], runner), context(store, keys[1], runner)
+    for ctx, diff in ((me, {"lr": 0.01}), (stranger, {"lr": 0.02}), (stranger, {"n_layer": 5})):
+        hyp = ctx.publish("hypothesis", R.HypothesisBody(track=ctx.track, diff=diff,
+                                                         rationale="t", source="strategy"))
+        ctx.publish("run", runner({**BASE, **diff}, 1, "screen", hyp.id))
+    assert store.query("SELECT count(*) FROM dead_ends").rows[0][0] == 3   # the records' say
+    assert digest(me)["dead_ends"] == [{"lr": 0.01}]       # the stranger's screens are no news
+    trusting = context(store, keys[0], runner, pinned=frozenset({keys[1].peer_id}))
+    assert len(digest(trusting)["dead_ends"]) == 3
