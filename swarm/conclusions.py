@@ -14,6 +14,10 @@ from typing import Any
 
 from memory.leaderboard import add_diffs
 
+# A semi-join on a list parameter (as roles/evidence_sql.py AUTHOR_IN), repeated here: the swarm
+# layer states its own SQL.
+_AUTHOR_IN = "author IN (SELECT unnest(?::VARCHAR[]))"
+
 
 def own_peer_id(home: Path) -> str | None:
     """This home's node key, if it has one (browsing never creates one)."""
@@ -76,6 +80,25 @@ class Conclusions:
             self._trust = verdicts.trust_state(self.reader, self.roots,
                                                verdicts.cli_facts(self.reader))
         return self._trust
+
+    def trusted_authors(self) -> list[str]:
+        """The keys whose records count here: the roots and the authors trusted by earned trust."""
+        state = self.trust_state()
+        return sorted(set(self.roots) | {a for a, s in state.authors.items()
+                                         if s.status == "trusted"})
+
+    def newest_findings(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        """The newest finding per track (of the tracks `where` matches) by an author trusted
+        here; where no trusted author has one, the newest by anyone, `trusted: false`. A finding
+        is its author's testimony: a stranger's newer one must not hide a trusted one."""
+        result = self.reader.query(
+            "SELECT id, author, ts, track, title, text, effects, refs, "
+            f"{_AUTHOR_IN} AS trusted FROM findings WHERE {where} "
+            f"QUALIFY row_number() OVER (PARTITION BY track ORDER BY {_AUTHOR_IN} DESC, ts DESC, "
+            "id) = 1 ORDER BY ts DESC, id", [self.trusted_authors(), *params,
+                                             self.trusted_authors()])
+        return [{c: _config(v) if c in ("effects", "refs") else v
+                 for c, v in zip(result.columns, row)} for row in result.rows]
 
     def leaderboard_rows(self, track: str | None, limit: int) -> list[dict[str, Any]]:
         """`swarm leaderboard --json`: configs ranked by the mean of their trusted, sane runs;

@@ -71,13 +71,10 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
     as derived here; claims by authors this node does not trust are listed apart."""
     from swarm.conclusions import Conclusions
 
-    with open_reader(home) as reader:
-        found = as_dicts(run_query(
-            reader, "SELECT id, author, ts, track, title, text, effects, refs FROM findings "
-            f"WHERE {TRACK_MATCH} QUALIFY row_number() OVER (PARTITION BY track "
-            "ORDER BY ts DESC, id) = 1 ORDER BY ts DESC, id", [track] * 3))
-        with query_errors():
-            claims = Conclusions(reader, home).claim_rows(track)
+    with open_reader(home) as reader, query_errors():
+        here = Conclusions(reader, home)
+        found = here.newest_findings(TRACK_MATCH, [track] * 3)
+        claims = here.claim_rows(track)
     trusted = [c for c in claims if c["trusted"]]
     untrusted = [c for c in claims if not c["trusted"]]
     if json_out:
@@ -86,9 +83,10 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
     console.print("findings (the newest per track)" if found else
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
     for f in found:
+        by = "" if f["trusted"] else f", by {short_id(f['author'])}, not trusted here"
         console.print(f"[bold]{labels[f['track']]}[/] ({when(f['ts'])} UTC, finding "
-                      f"{short_id(f['id'])}, {len(f['effects'])} effects): [bold]{escape(f['title'])}[/]",
-                      highlight=False)
+                      f"{short_id(f['id'])}, {len(f['effects'])} effects{by}): "
+                      f"[bold]{escape(f['title'])}[/]", highlight=False)
         console.print(f["text"], highlight=False, markup=False)
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):

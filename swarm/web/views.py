@@ -294,13 +294,14 @@ def _why(row: dict[str, Any]) -> str:
 
 def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
     """The newest finding's knob effects (± 2 se) and the base config's knobs never varied; the
-    finding is its author's testimony (as in `swarm findings`), with the author's standing here."""
+    finding is its author's testimony (as in `swarm findings`: the newest by a trusted author,
+    else the newest, marked), with the author's standing here."""
     reader = c.reader
     chosen = pick_track(reader, track)
-    found = _rows(reader, "SELECT id, author, ts, title, text, effects FROM findings WHERE "
-                          "track = ? ORDER BY ts DESC, id LIMIT 1", [chosen]) if chosen else []
+    found = c.newest_findings("track = ?", [chosen]) if chosen else []
     finding = found[0] if found else None
     if finding is not None:
+        del finding["refs"], finding["track"]
         finding["author_status"] = c.trust_state().standing(finding["author"]).status
     effects = []
     for e in (finding or {}).get("effects", []):

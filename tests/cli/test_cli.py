@@ -61,6 +61,20 @@ def test_findings_show_findings_then_claims(filled) -> None:
     assert data["findings"][0]["title"] == "depth helps"
     # derived here: one candidate run and two baseline runs of non-baseline purpose
     assert data["claims"][0]["status"] == "pending" and data["untrusted_claims"] == []
+    assert data["findings"][0]["trusted"] is False and "not trusted here" in out  # b's, marked
+
+
+def test_a_strangers_newer_finding_does_not_hide_a_trusted_one(filled, home: Path) -> None:
+    a, stranger = synthetic.keypairs(1, seed=9)[0], synthetic.keypairs(1, seed=77)[0]
+    body = bodies()["finding"]
+    mine = codec.sign(a, "finding", 6, body.model_copy(update={"title": "trusted finding"}))
+    loud = codec.sign(stranger, "finding", 1, body.model_copy(update={"title": "loud finding"}),
+                      ts=mine.ts + 60_000)
+    with Store(memory_path(home)) as store:
+        store.add([mine, loud])
+    data = json.loads(swarm("findings", "--json")[1])
+    assert [(f["title"], f["trusted"]) for f in data["findings"]] == [("trusted finding", True)]
+    assert "loud finding" not in swarm("findings")[1]
 
 
 def test_runs_filters(filled) -> None:
