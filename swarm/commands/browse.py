@@ -25,7 +25,7 @@ def _compact(config: Any) -> str:
     return json.dumps(config, separators=(",", "="))[1:-1].replace('"', "") if config else ""
 
 
-def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, help="Rows per track."),
+def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=1, help="Rows per track."),
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Configs ranked by mean val_bpb over seeds of trusted, sane runs, per track (lower is
     better); configs with untrusted runs only follow, marked, unranked (docs/TRUST.md)."""
@@ -108,7 +108,7 @@ def runs(track: Optional[str] = TRACK,
          config: Optional[str] = typer.Option(None, help="Only this config hash (or a prefix)."),
          author: Optional[str] = typer.Option(None, help="Only this author's peer id."),
          status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
-         limit: int = typer.Option(50, help="Most recent N runs."),
+         limit: int = typer.Option(50, min=1, help="Most recent N runs."),
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Training runs, most recent first."""
     state = status.value if status else None

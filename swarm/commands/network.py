@@ -35,31 +35,31 @@ def join(
     work: bool = typer.Option(True, "--work/--no-work", help="Run the research loop (roles, "
                               "training) beside the node, or only keep the memory in sync."),
     track: str = typer.Option("tinystories-cpu", "--track", help="Track to work on."),
-    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", help="Training tokens "
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", min=1, help="Training tokens "
                                                 "per run (another budget is another track id)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Training threads per run."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Training threads per run."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the track's "
                                             "train.txt and valid.txt."),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Stop the node after N "
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Stop the node after N "
                                            "training runs."),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds."),
+    duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Stop after S seconds."),
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
     agent: str = typer.Option("auto", "--agent", help="Who proposes experiments: auto (Claude "
                               "too, when ANTHROPIC_API_KEY is set), offline (TPE + random search), claude."),
     agent_model: Optional[str] = typer.Option(None, "--agent-model", help="Claude model id "
                                               "(default $SWARM_AGENT_MODEL or claude-sonnet-4-6)."),
-    lease: float = typer.Option(600.0, "--lease", help="Seconds a claim lease holds; renewed "
+    lease: float = typer.Option(600.0, "--lease", min=1.0, help="Seconds a claim lease holds; renewed "
                                 "before each run while the work goes on."),
-    run_timeout: Optional[float] = typer.Option(None, "--run-timeout", help="Wall-clock limit "
+    run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, help="Wall-clock limit "
                                                 "of one training run in seconds."),
-    min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
+    min_baseline: Optional[int] = typer.Option(None, "--min-baseline", min=2, help="Baseline seeds "
                                                "before experiments (gate default 16)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
     trust: list[str] = typer.Option([], "--trust", help="Peer id whose runs this node trusts "
                                     "(repeatable; kept in HOME/trust.json, see swarm trust)."),
-    sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
+    sync_interval: float = typer.Option(1.0, "--sync-interval", min=0.05, help="Seconds between repair "
                                         "syncs with a random peer (up to 3x that while in sync)."),
     query_timeout: float = typer.Option(5.0, "--query-timeout", min=0.1, help="Seconds a query "
                                         "through the local API may run unless it asks for more."),

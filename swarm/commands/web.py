@@ -12,7 +12,7 @@ HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.
 
 
 def dashboard(home: Optional[Path] = HOME,
-              port: int = typer.Option(8740, "--port", help="Port on 127.0.0.1 (0: any free one)."),
+              port: int = typer.Option(8740, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one)."),
               ) -> None:
     """Serve the web dashboard of this home's memory on 127.0.0.1 (read-only; Ctrl-C stops it).
 

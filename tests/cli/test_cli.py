@@ -222,3 +222,14 @@ def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
     assert len(runs) == 34 and all(isinstance(r["ts"], int) for r in runs)   # epoch ms
     findings = narrow.invoke(app, ["findings"]).stdout
     assert "depth=6 is within noise" in findings.replace("\n", " ")          # in full
+
+
+@pytest.mark.parametrize("args", [["join", "--budget-tokens", "-1"], ["join", "--threads", "0"],
+                                  ["join", "--max-runs", "0"], ["join", "--lease", "0"],
+                                  ["join", "--min-baseline", "1"], ["dashboard", "--port", "99999"],
+                                  ["leaderboard", "--limit", "-5"], ["runs", "--limit", "0"]])
+def test_out_of_range_options_are_refused_before_anything_starts(home: Path, args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Invalid value" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (home / "node.lock").exists() and "Traceback" not in result.output
