@@ -1,15 +1,17 @@
 """What both sync versions share: the pull result, frame checks, batched ingest, record producer.
 
 The requester reads record batches ahead while its store ingests them (READ_AHEAD batches, every
-batch already read in one transaction); the responder reads records from its store in one worker
-thread that stays one batch ahead of the network, so a slow reader holds it back.
+batch already read in one transaction), each batch first admitted against the sync quotas (a
+`Ration`, node/syncquota.py: records over quota are dropped, never stored); the responder reads
+records from its store in one worker thread that stays one batch ahead of the network, so a slow
+reader holds it back.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -42,6 +44,19 @@ class PullResult:
     bytes_read: int = 0           # sync frames, both ways, headers included
     bytes_written: int = 0
     queued_bytes: int = 0         # records read from the stream and not yet ingested
+    dropped: dict[str, int] = field(default_factory=dict)   # over quota, by reason (not stored)
+
+
+class Ration(Protocol):
+    """Admission of a pull's records before ingest (node/syncquota.py `SyncRation`)."""
+
+    dropped: dict[str, int]
+
+    async def admit(self, raws: list[bytes]) -> list[bytes]:
+        """The records within quota (the rest are dropped and counted)."""
+
+    def settle(self, accepted_ids: list[str]) -> None:
+        """After ingesting what `admit` kept: these were stored."""
 
 
 def expect(message: Any, kind: str) -> dict[str, Any]:
@@ -63,18 +78,17 @@ def check_batch(records: Any) -> list[bytes]:
 
 
 async def ingest_batches(receive: Any, store: Any, result: PullResult,
-                         on_batch: Callable[[Any], None] | None) -> None:
-    """Ingest the batches arriving on `receive` (several per transaction when they queue up);
-    a ProtocolError item, invalid records or a run of stale batches end the pull."""
+                         on_batch: Callable[[Any], None] | None,
+                         ration: Ration | None = None) -> None:
+    """Ingest the batches arriving on `receive` (several per transaction when they queue up),
+    what `ration` admits of them; a ProtocolError item, invalid records or a run of stale
+    batches end the pull (records dropped over quota are neither stale nor a violation)."""
     stale = 0
     async with receive:
         async for item in receive:
             group, failure = _drain([item], receive)
-            records = [raw for batch in group for raw in batch]
-            if records:
-                report = await trio.to_thread.run_sync(store.ingest, records)
-                _add(result, report, group)
-                result.queued_bytes -= sum(len(raw) for raw in records)
+            report = await _ingest(group, store, result, ration)
+            if report is not None:
                 if on_batch is not None:
                     on_batch(report)
                 if report.rejected:
@@ -84,6 +98,23 @@ async def ingest_batches(receive: Any, store: Any, result: PullResult,
                     raise ProtocolError("peer keeps sending records we already hold")
             if failure is not None:
                 raise failure
+
+
+async def _ingest(group: list[list[bytes]], store: Any, result: PullResult,
+                  ration: Ration | None) -> Any:
+    """Admit and ingest one group of batches: the store's report, None if nothing was ingested."""
+    received = [raw for batch in group for raw in batch]
+    records = received if ration is None or not received else await ration.admit(received)
+    report = None
+    if records:
+        report = await trio.to_thread.run_sync(store.ingest, records)
+        if ration is not None:
+            ration.settle(report.accepted_ids)
+        _add(result, report, group)
+    result.queued_bytes -= sum(len(raw) for raw in received)    # R asks for more when it is low
+    if ration is not None:
+        result.dropped = dict(ration.dropped)
+    return report
 
 
 def _drain(group: list[Any], receive: Any) -> tuple[list[list[bytes]], ProtocolError | None]:
@@ -110,9 +141,10 @@ def _add(result: PullResult, report: Any, group: list[list[bytes]]) -> None:
 
 async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: PullResult,
                           on_batch: Callable[[Any], None] | None,
-                          read_ahead: float = READ_AHEAD) -> None:
+                          read_ahead: float = READ_AHEAD, ration: Ration | None = None) -> None:
     """Run `reader(push)` beside the ingester: `await push(batch)` hands a batch over (waiting
-    while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull."""
+    while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull.
+    `ration` admits records before ingest (None: all)."""
     send, receive = trio.open_memory_channel[Any](read_ahead)
 
     async def push(batch: list[bytes]) -> None:
@@ -130,7 +162,7 @@ async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: Pull
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read)
         try:
-            await ingest_batches(receive, store, result, on_batch)
+            await ingest_batches(receive, store, result, on_batch, ration)
         except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
             failure = exc
         nursery.cancel_scope.cancel()
