@@ -13,7 +13,8 @@ requests and replies are memory/reconcile.py's:
 Frames stay bounded whatever the memory's size; round trips grow with log(size); the records are
 most of the bytes. R ingests (and so fully verifies) the records as they arrive and gives S a strike for any
 violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
-R for hanging up (a failure of R's own); only for malformed requests and stalls.
+R for hanging up (a failure of R's own); only for malformed requests and stalls. R admits the
+records against its sync quotas before ingest (node/syncquota.py: over quota, dropped and counted).
 2.1.0 adds S's key counts to split answers and R's sketch requests (memory/sketch.py) for sparse
 differences; 2.0.0 is the same exchange without them, still served and used with 2.0.0 nodes.
 `/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.x.
