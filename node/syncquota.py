@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
@@ -227,7 +227,8 @@ def _bound(table: OrderedDict[str, Any], limit: int) -> None:
 
 @dataclass
 class SyncRation:
-    """One pull's admission: `admit` before each ingest, `settle` after it (node/syncwire.py).
+    """One pull's admission (node/syncwire.py): `admit` each batch as it arrives, `settle` after
+    the ingest of the batches it kept (in the same order).
 
     `on_drop(reasons, strikes)` hears of every drop (count them, strike the peer); it may not
     raise. `dropped` holds this pull's drops by reason."""
@@ -236,24 +237,28 @@ class SyncRation:
     peer: str
     on_drop: Callable[[dict[str, int], int], None] = lambda reasons, strikes: None
     dropped: dict[str, int] = field(default_factory=dict)
-    _admitted: list[Head] = field(default_factory=list)
+    _admitted: deque[list[Head]] = field(default_factory=deque)
 
     async def admit(self, raws: list[bytes]) -> list[bytes]:
         """The records of `raws` within quota (charged); the rest are dropped and counted."""
         heads = await trio.to_thread.run_sync(read_heads, raws)
         keep, drops, strikes = self.quotas.admit(self.peer, heads)
-        self._admitted = [h for h, k in zip(heads, keep) if k]
         if drops:
             for reason, n in drops.items():
                 self.dropped[reason] = self.dropped.get(reason, 0) + n
             self.on_drop(drops, strikes)
-        return [raw for raw, k in zip(raws, keep) if k]
+        kept = [raw for raw, k in zip(raws, keep) if k]
+        if kept:
+            self._admitted.append([h for h, k in zip(heads, keep) if k])
+        return kept
 
-    def settle(self, accepted_ids: list[str]) -> None:
-        """After the ingest of what `admit` kept: refund what was not stored."""
+    def settle(self, batches: int, accepted_ids: list[str]) -> None:
+        """The next `batches` kept batches were ingested, storing `accepted_ids`: refund the
+        rest (already held)."""
         stored = set(accepted_ids)
-        self.quotas.refund(self.peer, [h for h in self._admitted if h.id not in stored])
-        self._admitted = []
+        for _ in range(min(batches, len(self._admitted))):
+            self.quotas.refund(self.peer, [h for h in self._admitted.popleft()
+                                           if h.id not in stored])
 
     def finish(self) -> None:
         """The pull is over (however it ended)."""

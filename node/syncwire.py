@@ -53,10 +53,11 @@ class Ration(Protocol):
     dropped: dict[str, int]
 
     async def admit(self, raws: list[bytes]) -> list[bytes]:
-        """The records within quota (the rest are dropped and counted)."""
+        """The records of one batch within quota (the rest are dropped and counted)."""
 
-    def settle(self, accepted_ids: list[str]) -> None:
-        """After ingesting what `admit` kept: these were stored."""
+    def settle(self, batches: int, accepted_ids: list[str]) -> None:
+        """After ingesting the next `batches` (non-empty) batches `admit` kept: these ids were
+        stored."""
 
 
 def expect(message: Any, kind: str) -> dict[str, Any]:
@@ -80,15 +81,20 @@ def check_batch(records: Any) -> list[bytes]:
 async def ingest_batches(receive: Any, store: Any, result: PullResult,
                          on_batch: Callable[[Any], None] | None,
                          ration: Ration | None = None) -> None:
-    """Ingest the batches arriving on `receive` (several per transaction when they queue up),
-    what `ration` admits of them; a ProtocolError item, invalid records or a run of stale
-    batches end the pull (records dropped over quota are neither stale nor a violation)."""
+    """Ingest the batches arriving on `receive` (several per transaction when they queue up);
+    a ProtocolError item, invalid records or a run of stale batches end the pull. `ration`
+    admitted them as they arrived and hears what was stored."""
     stale = 0
     async with receive:
         async for item in receive:
             group, failure = _drain([item], receive)
-            report = await _ingest(group, store, result, ration)
-            if report is not None:
+            records = [raw for batch in group for raw in batch]
+            if records:
+                report = await trio.to_thread.run_sync(store.ingest, records)
+                if ration is not None:
+                    ration.settle(sum(1 for batch in group if batch), report.accepted_ids)
+                _add(result, report, group)
+                result.queued_bytes -= sum(len(raw) for raw in records)
                 if on_batch is not None:
                     on_batch(report)
                 if report.rejected:
@@ -98,23 +104,6 @@ async def ingest_batches(receive: Any, store: Any, result: PullResult,
                     raise ProtocolError("peer keeps sending records we already hold")
             if failure is not None:
                 raise failure
-
-
-async def _ingest(group: list[list[bytes]], store: Any, result: PullResult,
-                  ration: Ration | None) -> Any:
-    """Admit and ingest one group of batches: the store's report, None if nothing was ingested."""
-    received = [raw for batch in group for raw in batch]
-    records = received if ration is None or not received else await ration.admit(received)
-    report = None
-    if records:
-        report = await trio.to_thread.run_sync(store.ingest, records)
-        if ration is not None:
-            ration.settle(report.accepted_ids)
-        _add(result, report, group)
-    result.queued_bytes -= sum(len(raw) for raw in received)    # R asks for more when it is low
-    if ration is not None:
-        result.dropped = dict(ration.dropped)
-    return report
 
 
 def _drain(group: list[Any], receive: Any) -> tuple[list[list[bytes]], ProtocolError | None]:
@@ -144,10 +133,17 @@ async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: Pull
                           read_ahead: float = READ_AHEAD, ration: Ration | None = None) -> None:
     """Run `reader(push)` beside the ingester: `await push(batch)` hands a batch over (waiting
     while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull.
-    `ration` admits records before ingest (None: all)."""
+    `ration` admits each batch as it is pushed, so while the store ingests one group (None: all);
+    records over quota are never queued, and a batch of nothing but those is neither stale nor
+    a violation."""
     send, receive = trio.open_memory_channel[Any](read_ahead)
 
     async def push(batch: list[bytes]) -> None:
+        if ration is not None and batch:
+            batch = await ration.admit(batch)
+            result.dropped = dict(ration.dropped)
+            if not batch:
+                return
         result.queued_bytes += sum(len(raw) for raw in batch)
         await send.send(batch)
 

@@ -104,7 +104,7 @@ def test_a_ration_reads_real_records_and_leaves_unreadable_ones_to_ingest() -> N
     kept = trio.run(ration.admit, raws + [b"\x00garbage"])
     assert len(kept) == 7 and kept[-1] == b"\x00garbage"       # 3 authors x 2, and the garbage
     assert seen == [({"quota_sync_new_authors": 4}, 0)] and ration.dropped == seen[0][0]
-    ration.settle([])                                          # none stored: bytes refunded
+    ration.settle(1, [])                                       # none stored: bytes refunded
     ration.finish()
     assert not sync.may_pull("p")
 
