@@ -1,7 +1,7 @@
 """Sync quotas: how much what one peer serves by sync may add to this node's memory.
 
-A pull's records are admitted before ingest (so dropped records are never stored, served or
-relayed) against wall-clock token buckets:
+A pull's records are admitted batch by batch as they are read, before ingest (so dropped records
+are never stored, served or relayed), against wall-clock token buckets:
 
 - per serving peer: bytes of every record (`peer_bytes`), bytes of records by authors without
   standing (`new_bytes`), and authors this node has never seen (`new_authors`);

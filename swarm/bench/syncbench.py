@@ -119,8 +119,8 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
         while _held(store)[0] < want and len(pulls) < MAX_PULLS:
             pulls.append(trio.run(_pull, addr, store, network,
                                   syncquota.SyncRation(rationing, addr)))
-            if pulls[-1][0].dropped and not pulls[-1][0].accepted:
-                break                       # over quota: a node would pause pulls from this peer
+            if pulls[-1][0].dropped:
+                break                   # over quota: a node pauses pulls from this peer (>= 60 s)
             err_console.print(f"  pull {len(pulls)}: {_held(store)[0]} of {want} records after "
                               f"{time.monotonic() - start:.0f} s (load {os.getloadavg()[0]:.1f})")
         seconds = time.monotonic() - start
