@@ -74,3 +74,22 @@ def test_an_honest_catch_up_of_many_authors_arrives_whole_without_drops_or_strik
     wait_for(lambda: _count(fresh, "old") == len(honest), 60, "the whole memory on the fresh node")
     assert not _quota_drops(fresh)
     assert all(p["rejected"] == 0 and not p["banned_until"] for p in fresh.request("/peers"))
+
+
+def test_records_refused_over_quota_are_not_asked_for_again_in_a_loop(
+        tmp_path: Path, network: str) -> None:
+    # a memory a little past the budget: the refused records would be asked for by every pull,
+    # but a pull that dropped records pauses pulls from that peer (60 s at first)
+    over = 100
+    limit = int(SyncQuotaConfig().scaled(SCALE).new_authors_per_hour)
+    honest = [r for _ in range(limit + over) for r in make_records(1, Keypair.generate(),
+                                                                     track="old")]
+    _memory(tmp_path / "seed", honest)
+    seed = launch(tmp_path / "seed", network)
+    node = launch(tmp_path / "node", network, [seed.addr], env={SCALE_ENV: str(SCALE)})
+    wait_for(lambda: _quota_drops(node), 30, "the first pull's drops counted")
+    first = _quota_drops(node)
+    assert over <= sum(first.values()) <= over + 5 and _count(node, "old") <= limit
+    time.sleep(8)                                   # 8 sync intervals: no pull from the seed
+    assert _quota_drops(node) == first
+    assert not any(p["banned_until"] for p in node.request("/peers"))
