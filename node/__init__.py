@@ -9,6 +9,7 @@ host.py        the libp2p host: gossip, sync protocol, connections, bans (trio s
 gossip.py      GossipSub settings, peer scoring, topic, record validator (checks + quotas)
 patches.py     narrow start-up fixes to py-libp2p 0.8.1; per-stream containment of handlers
 quota.py       token buckets per connected peer and per author for gossip
+syncquota.py   wall-clock budgets per serving peer and per author for records pulled by sync
 quiet.py       py-libp2p logging routed through ours; repeated warnings rate-limited
 sync.py        /swarm/sync/2.1.0 (range-based reconciliation, sketches); 2.0.0, 1.0.0
 sync_v1.py     /swarm/sync/1.0.0 (digest, have, missing batches), kept for older nodes

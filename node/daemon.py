@@ -224,6 +224,7 @@ class Daemon:
         self.net = NetHost(self._net_config(), self.store, self.peers, on_gossip=self._on_gossip)
         if previous is not None:
             self.net.quotas, self.net.tally = previous.quotas, previous.tally
+            self.net.sync_quotas = previous.sync_quotas
         self.net.on_synced = self.arrivals.add
         self.bridge = TrioThread(self.net.main, name="libp2p")
         await asyncio.to_thread(self.bridge.start)

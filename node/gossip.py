@@ -105,16 +105,17 @@ def widen_outbound_queues(pubsub: Any) -> int:
 
 
 class Tally:
-    """Thread-safe counts by reason of gossip refused before ingest (drained into `rejections`)."""
+    """Thread-safe counts by reason of records refused before ingest, gossip and sync quota drops
+    (drained into `rejections`)."""
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, reason: str) -> None:
-        """Count one refusal."""
+    def add(self, reason: str, n: int = 1) -> None:
+        """Count `n` refusals for `reason`."""
         with self._lock:
-            self._counts[reason] = self._counts.get(reason, 0) + 1
+            self._counts[reason] = self._counts.get(reason, 0) + n
 
     def take(self) -> dict[str, int]:
         """The counts since the last call (and reset them)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from node import discovery, gossip, nat, patches, quiet, quota, sync
+from node import discovery, gossip, nat, patches, quiet, quota, sync, syncquota
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 
@@ -66,6 +66,7 @@ class NetHost:
         self.queue_high_water = 0
         self.stream_failures = 0      # inbound streams whose handler raised (contained)
         self.quotas = quota.Quotas()
+        self.sync_quotas = syncquota.SyncQuotas(self.quotas, syncquota.config_from_environment())
         self.tally = gossip.Tally()   # gossip refused by reason; the daemon moves it to the store
         self._pulling: set[str] = set()
         self._serving: dict[str, int] = {}
@@ -215,17 +216,21 @@ class NetHost:
         from libp2p.custom_types import TProtocol
 
         if (peer_id in self._pulling or self.peers.is_banned(peer_id)
-                or self.peers.refuses(peer_id, sync.PROTOCOL_ID)):
+                or self.peers.refuses(peer_id, sync.PROTOCOL_ID)
+                or not self.sync_quotas.may_pull(peer_id)):
             return None
         self._pulling.add(peer_id)
         stream = None
+        ration = syncquota.SyncRation(
+            self.sync_quotas, peer_id, lambda drops, strikes: self._over_quota(peer_id, drops, strikes))
         try:
             with trio.move_on_after(SYNC_SESSION_S):
                 with trio.fail_after(DIAL_TIMEOUT_S):
                     stream = await self.host.new_stream(
                         _peer_id(peer_id), [TProtocol(p) for p in sync.PROTOCOLS])
                 result = await sync.pull(stream, self.store, self.config.network,
-                                         on_batch=lambda report: self._pulled(peer_id, report))
+                                         on_batch=lambda report: self._pulled(peer_id, report),
+                                         ration=ration)
                 self.peers.synced(peer_id)
                 self.last_sync = time.time()
                 return result
@@ -240,6 +245,7 @@ class NetHost:
             if refused_protocol(exc):
                 self.peers.refused(peer_id, sync.PROTOCOL_ID)
         finally:
+            ration.finish()
             self._pulling.discard(peer_id)
             if stream is not None:
                 await _close(stream)
@@ -248,6 +254,14 @@ class NetHost:
     def _pulled(self, peer_id: str, report: Any) -> None:
         self.peers.received(peer_id, report.accepted)
         self.on_synced(report.accepted_ids)
+
+    def _over_quota(self, peer_id: str, drops: dict[str, int], strikes: int) -> None:
+        """A pull from `peer_id` dropped records over the sync quotas: counted, and strikes."""
+        for reason, n in drops.items():
+            self.tally.add(reason, n)
+        log.debug("sync from %s: dropped over quota %s", peer_id, drops)
+        if strikes and self.peers.invalid(peer_id, strikes) and self.nursery is not None:
+            self.nursery.start_soon(self.ban, peer_id)
 
     def _score_gated(self, peer_id: str) -> None:
         """A message from `peer_id` was dropped by the publish score gate: counted, and a strike
@@ -270,7 +284,8 @@ class NetHost:
         while True:
             await trio.sleep(wait * random.uniform(0.7, 1.3))
             connected = [p for p in self.connected_peers()
-                         if not self.peers.refuses(p, sync.PROTOCOL_ID)]
+                         if not self.peers.refuses(p, sync.PROTOCOL_ID)
+                         and self.sync_quotas.may_pull(p)]
             if connected:
                 result = await self.pull_from(random.choice(connected))
                 wait = next_sync_wait(wait, result, self.config.sync_interval_s)

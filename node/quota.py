@@ -109,6 +109,17 @@ class Quotas:
         self._authors[author] = standing
         self._bound(self._authors, self.config.max_authors)
 
+    def first_seen(self, author: str) -> float | None:
+        """When this node first saw `author` (epoch seconds), or None if it never did."""
+        standing = self._authors.get(author)
+        return None if standing is None else standing.first_seen
+
+    def met(self, author: str) -> None:
+        """Note an author first seen now other than by gossip (a record stored by sync)."""
+        if author not in self._authors:
+            self._authors[author] = self._standing(time.time(), 0, time.monotonic())
+            self._bound(self._authors, self.config.max_authors)
+
     def admit(self, peer: str, author: str, size: int) -> tuple[str | None, bool]:
         """(None, False) if the record fits every bucket (then charged), else (reason, strike):
         `strike` is True when this drop makes `peer` earn a strike."""
@@ -120,19 +131,18 @@ class Quotas:
         if reason is not None:
             return reason, self._drop(p, reason)
         if a is None:
-            a = self._introduce(p, author, now)
+            a = self._introduce(p, author)
         self._authors.move_to_end(author)
         for bucket, n in ((p.records, 1), (p.bytes, size), (a.records, 1), (a.bytes, size)):
             bucket.tokens -= n
         a.accepted += 1
         return None, False
 
-    def _introduce(self, p: PeerStanding, author: str, now: float) -> AuthorStanding:
+    def _introduce(self, p: PeerStanding, author: str) -> AuthorStanding:
         """A never-seen author's first record, charged to `p`'s new-author budget."""
-        a = self._authors[author] = self._standing(time.time(), 0, now)
-        self._bound(self._authors, self.config.max_authors)
+        self.met(author)
         p.new_authors.tokens -= 1
-        return a
+        return self._authors[author]
 
     def _check(self, p: PeerStanding, a: AuthorStanding | None, size: int, now: float,
                factor: float) -> str | None:

@@ -13,7 +13,8 @@ requests and replies are memory/reconcile.py's:
 Frames stay bounded whatever the memory's size; round trips grow with log(size); the records are
 most of the bytes. R ingests (and so fully verifies) the records as they arrive and gives S a strike for any
 violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
-R for hanging up (a failure of R's own); only for malformed requests and stalls.
+R for hanging up (a failure of R's own); only for malformed requests and stalls. R admits the
+records against its sync quotas before ingest (node/syncquota.py: over quota, dropped and counted).
 2.1.0 adds S's key counts to split answers and R's sketch requests (memory/sketch.py) for sparse
 differences; 2.0.0 is the same exchange without them, still served and used with 2.0.0 nodes.
 `/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.x.
@@ -31,7 +32,7 @@ from memory import reconcile
 from node import sync_v1
 from node.framing import (FrameTooLarge, Metered, PeerGone, ProtocolError, Stalled, read_frame,
                           write_frame)
-from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, check_batch, expect,
+from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, Ration, check_batch, expect,
                            read_and_ingest, send_records)
 
 log = logging.getLogger(__name__)
@@ -53,20 +54,21 @@ class SyncAborted(Exception):
 
 async def pull(stream: Any, store: Any, network: str,
                on_batch: Callable[[Any], None] | None = None,
-               result: PullResult | None = None) -> PullResult:
+               result: PullResult | None = None, ration: Ration | None = None) -> PullResult:
     """Pull from the peer on `stream` what it has and `store` lacks, in the version negotiated.
 
     `on_batch(report)` is called with the store's IngestReport after each ingest. `result`, if
-    given, is filled in as the pull goes (its figures stay readable when the pull fails)."""
+    given, is filled in as the pull goes (its figures stay readable when the pull fails).
+    `ration` (node/syncquota.py) admits the records before ingest; None admits all."""
     metered = Metered(stream)
     result = result if result is not None else PullResult()
     result.protocol = _protocol(stream)
     try:
         if result.protocol == sync_v1.PROTOCOL_ID:
-            await sync_v1.pull(metered, store, network, on_batch, result)
+            await sync_v1.pull(metered, store, network, on_batch, result, ration)
         else:
             await _pull(metered, store, network, on_batch, result,
-                        v21=result.protocol != PROTOCOL_V20)
+                        v21=result.protocol != PROTOCOL_V20, ration=ration)
     except FrameTooLarge as exc:
         raise SyncAborted(str(exc)) from exc
     finally:
@@ -80,7 +82,8 @@ def _protocol(stream: Any) -> str:
 
 
 async def _pull(stream: Any, store: Any, network: str,
-                on_batch: Callable[[Any], None] | None, result: PullResult, v21: bool) -> None:
+                on_batch: Callable[[Any], None] | None, result: PullResult, v21: bool,
+                ration: Ration | None = None) -> None:
     requester = reconcile.Requester(await trio.to_thread.run_sync(store.reconcile_snapshot), v21)
     frame = requester.first()
     await write_frame(stream, {"t": "open", "n": network, "q": frame}, timeout=FRAME_TIMEOUT)
@@ -103,7 +106,7 @@ async def _pull(stream: Any, store: Any, network: str,
             if requester.rounds >= MAX_ROUNDS:
                 raise ProtocolError("reconciliation does not end")
 
-    await read_and_ingest(converse, store, result, on_batch, read_ahead=math.inf)
+    await read_and_ingest(converse, store, result, on_batch, read_ahead=math.inf, ration=ration)
     result.in_sync = requester.in_sync
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 
 from node.framing import ProtocolError, read_frame, write_frame
-from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, check_batch, expect,
+from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, Ration, check_batch, expect,
                            read_and_ingest, send_records)
 
 PROTOCOL_ID = "/swarm/sync/1.0.0"
@@ -25,8 +25,9 @@ MAX_HAVE_BYTES = 8 * 1024 * 1024        # the seq vector of ~100k authors
 
 async def pull(stream: Any, store: Any, network: str,
                on_batch: Callable[[Any], None] | None = None,
-               result: PullResult | None = None) -> PullResult:
-    """Pull from the peer on `stream` everything it has that `store` lacks (1.0.0 exchange)."""
+               result: PullResult | None = None, ration: Ration | None = None) -> PullResult:
+    """Pull from the peer on `stream` everything it has that `store` lacks (1.0.0 exchange);
+    `ration` admits the records before ingest."""
     result = result if result is not None else PullResult(protocol=PROTOCOL_ID)
     digest = await trio.to_thread.run_sync(store.digest)
     await write_frame(stream, {"t": "digest", "d": digest, "n": network})
@@ -45,7 +46,7 @@ async def pull(stream: Any, store: Any, network: str,
                 return
             await push(check_batch(expect(message, "batch").get("r")))
 
-    await read_and_ingest(read_batches, store, result, on_batch)
+    await read_and_ingest(read_batches, store, result, on_batch, ration=ration)
     return result
 
 

@@ -1,15 +1,17 @@
 """What both sync versions share: the pull result, frame checks, batched ingest, record producer.
 
 The requester reads record batches ahead while its store ingests them (READ_AHEAD batches, every
-batch already read in one transaction); the responder reads records from its store in one worker
-thread that stays one batch ahead of the network, so a slow reader holds it back.
+batch already read in one transaction), each batch first admitted against the sync quotas (a
+`Ration`, node/syncquota.py: records over quota are dropped, never stored); the responder reads
+records from its store in one worker thread that stays one batch ahead of the network, so a slow
+reader holds it back.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -42,6 +44,20 @@ class PullResult:
     bytes_read: int = 0           # sync frames, both ways, headers included
     bytes_written: int = 0
     queued_bytes: int = 0         # records read from the stream and not yet ingested
+    dropped: dict[str, int] = field(default_factory=dict)   # over quota, by reason (not stored)
+
+
+class Ration(Protocol):
+    """Admission of a pull's records before ingest (node/syncquota.py `SyncRation`)."""
+
+    dropped: dict[str, int]
+
+    async def admit(self, raws: list[bytes]) -> list[bytes]:
+        """The records of one batch within quota (the rest are dropped and counted)."""
+
+    def settle(self, batches: int, accepted_ids: list[str]) -> None:
+        """After ingesting the next `batches` (non-empty) batches `admit` kept: these ids were
+        stored."""
 
 
 def expect(message: Any, kind: str) -> dict[str, Any]:
@@ -63,9 +79,11 @@ def check_batch(records: Any) -> list[bytes]:
 
 
 async def ingest_batches(receive: Any, store: Any, result: PullResult,
-                         on_batch: Callable[[Any], None] | None) -> None:
+                         on_batch: Callable[[Any], None] | None,
+                         ration: Ration | None = None) -> None:
     """Ingest the batches arriving on `receive` (several per transaction when they queue up);
-    a ProtocolError item, invalid records or a run of stale batches end the pull."""
+    a ProtocolError item, invalid records or a run of stale batches end the pull. `ration`
+    admitted them as they arrived and hears what was stored."""
     stale = 0
     async with receive:
         async for item in receive:
@@ -73,6 +91,8 @@ async def ingest_batches(receive: Any, store: Any, result: PullResult,
             records = [raw for batch in group for raw in batch]
             if records:
                 report = await trio.to_thread.run_sync(store.ingest, records)
+                if ration is not None:
+                    ration.settle(sum(1 for batch in group if batch), report.accepted_ids)
                 _add(result, report, group)
                 result.queued_bytes -= sum(len(raw) for raw in records)
                 if on_batch is not None:
@@ -110,12 +130,20 @@ def _add(result: PullResult, report: Any, group: list[list[bytes]]) -> None:
 
 async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: PullResult,
                           on_batch: Callable[[Any], None] | None,
-                          read_ahead: float = READ_AHEAD) -> None:
+                          read_ahead: float = READ_AHEAD, ration: Ration | None = None) -> None:
     """Run `reader(push)` beside the ingester: `await push(batch)` hands a batch over (waiting
-    while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull."""
+    while `read_ahead` batches are queued); a ProtocolError the reader raises ends the pull.
+    `ration` admits each batch as it is pushed, so while the store ingests one group (None: all);
+    records over quota are never queued, and a batch of nothing but those is neither stale nor
+    a violation."""
     send, receive = trio.open_memory_channel[Any](read_ahead)
 
     async def push(batch: list[bytes]) -> None:
+        if ration is not None and batch:
+            batch = await ration.admit(batch)
+            result.dropped = dict(ration.dropped)
+            if not batch:
+                return
         result.queued_bytes += sum(len(raw) for raw in batch)
         await send.send(batch)
 
@@ -130,7 +158,7 @@ async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: Pull
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read)
         try:
-            await ingest_batches(receive, store, result, on_batch)
+            await ingest_batches(receive, store, result, on_batch, ration)
         except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
             failure = exc
         nursery.cancel_scope.cancel()

@@ -7,6 +7,8 @@ pulls repeat, as a node's do, until the memory holds every record),
 round trips, and sync bytes on the wire (both ways, frame headers included; Noise and Yamux
 framing not counted) per byte of records received; sketches sent (and failed to decode), and the
 machine's 1-minute load average before and after (a shared machine's load skews the times).
+The pulls are rationed as a node's are (node/syncquota.py, the defaults, or scaled by
+$SWARM_SYNC_QUOTA_SCALE): records dropped over quota are reported by reason.
 
 Three pulls: a fresh node (catch-up), a node missing 1% of the records at random (gossip loss),
 and a node missing the newest 1% (it was away). Signing a million records takes minutes, so the
@@ -105,13 +107,20 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
     import trio
 
     from memory.store import Store
+    from node import quota, syncquota
 
     load = os.getloadavg()[0]
     with Store(store_path) as store:
+        quotas = quota.Quotas()
+        quota.load_authors(quotas, store)
+        rationing = syncquota.SyncQuotas(quotas, syncquota.config_from_environment())
         before = _held(store)
         start, pulls = time.monotonic(), []
         while _held(store)[0] < want and len(pulls) < MAX_PULLS:
-            pulls.append(trio.run(_pull, addr, store, network))
+            pulls.append(trio.run(_pull, addr, store, network,
+                                  syncquota.SyncRation(rationing, addr)))
+            if pulls[-1][0].dropped:
+                break                   # over quota: a node pauses pulls from this peer (>= 60 s)
             err_console.print(f"  pull {len(pulls)}: {_held(store)[0]} of {want} records after "
                               f"{time.monotonic() - start:.0f} s (load {os.getloadavg()[0]:.1f})")
         seconds = time.monotonic() - start
@@ -124,9 +133,19 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
             "wire_bytes": wire, "record_bytes": gained,
             "wire_overhead_pct": round(100 * (wire - gained) / max(gained, 1), 2),
             "rejected": sum(sum(r.rejected.values()) for r, _ in pulls),
+            "dropped_over_quota": _dropped(pulls),
             "sketches": sum(r.sketches for r, _ in pulls),
             "sketches_failed": sum(r.sketches_failed for r, _ in pulls),
             "load_1min": [round(load, 1), round(os.getloadavg()[0], 1)]}   # before, after
+
+
+def _dropped(pulls: list[tuple[Any, str]]) -> dict[str, int]:
+    """Records the pulls dropped over the sync quotas, by reason."""
+    total: dict[str, int] = {}
+    for result, _ in pulls:
+        for reason, n in result.dropped.items():
+            total[reason] = total.get(reason, 0) + n
+    return total
 
 
 def _held(store: Any) -> tuple[int, int]:
@@ -134,7 +153,7 @@ def _held(store: Any) -> tuple[int, int]:
     return tuple(store.query("SELECT count(*), coalesce(sum(size), 0) FROM records").rows[0])
 
 
-async def _pull(addr: str, store: Any, network: str) -> tuple[Any, str]:
+async def _pull(addr: str, store: Any, network: str, ration: Any) -> tuple[Any, str]:
     """One pull over a fresh connection: its figures, and the error that ended it ("" if none)."""
     import multiaddr
     from libp2p import new_host
@@ -150,7 +169,7 @@ async def _pull(addr: str, store: Any, network: str) -> tuple[Any, str]:
         await host.connect(info)
         stream = await host.new_stream(info.peer_id, [TProtocol(p) for p in sync.PROTOCOLS])
         try:
-            await sync.pull(stream, store, network, result=result)
+            await sync.pull(stream, store, network, result=result, ration=ration)
         except ProtocolError as exc:
             error = str(exc)
             err_console.print(f"  pull ended early ({error}); pulling again")

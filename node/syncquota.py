@@ -1,0 +1,276 @@
+"""Sync quotas: how much what one peer serves by sync may add to this node's memory.
+
+A pull's records are admitted batch by batch as they are read, before ingest (so dropped records
+are never stored, served or relayed), against wall-clock token buckets:
+
+- per serving peer: bytes of every record (`peer_bytes`), bytes of records by authors without
+  standing (`new_bytes`), and authors this node has never seen (`new_authors`);
+- per author, whichever peer served it: bytes (`author_bytes`).
+
+An author has standing once this node has known it for `standing_s` (an hour: first seen by
+gossip or sync, or, for authors already in the memory at start-up, its first record's ts).
+A record's own ts never refills anything: the responder stamps its records as it likes, so record
+time would let a backdated flood through (docs/PROTOCOL.md, "Quotas for sync", says why and gives
+the numbers). The budgets are sized so that the bench memory (1,000,000 records, 677 MB, by 100,000
+authors) catches up from one peer in one go with room to spare; a responder that serves a flood of
+fresh keys gets at most that much stored per hour, then drops, strikes and a ban.
+
+Every `strike_every`-th record dropped is a strike against the peer. A pull that dropped records
+pauses pulls from that peer (a minute, doubling up to an hour; cleared by a pull without drops):
+the reconciliation would ask for the refused records again at once, and the repair must not spin.
+Admitted records that were not stored (already held) give their bytes back.
+Runs on the trio thread only (like the gossip validator); `counts()` may be read from any thread.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, NamedTuple
+
+import msgpack
+import trio
+
+from memory import canonical
+from node.quota import HOUR, Quotas, TokenBucket
+
+MIB, GIB = 1 << 20, 1 << 30
+SCALE_ENV = "SWARM_SYNC_QUOTA_SCALE"      # tests shrink every budget by this factor
+
+
+@dataclass(frozen=True)
+class SyncQuotaConfig:
+    """Sync quota parameters; each budget refills over an hour and starts full."""
+
+    peer_bytes_per_hour: float = 2 * GIB      # every record one peer serves
+    new_bytes_per_hour: float = 1 * GIB       # ... by authors without standing (bench: 677 MB)
+    new_authors_per_hour: float = 200_000     # never-seen authors one peer introduces (bench: 100k)
+    author_bytes_per_hour: float = 64 * MIB   # one author, from all peers (bench: 6.8 KB each)
+    standing_s: float = HOUR
+    strike_every: int = 50
+    pause_min_s: float = 60.0
+    pause_max_s: float = HOUR
+    max_authors: int = 200_000
+    max_peers: int = 4096
+
+    def scaled(self, factor: float) -> SyncQuotaConfig:
+        """The same rules with every budget times `factor`."""
+        budgets = {f.name: getattr(self, f.name) * factor for f in fields(self)
+                   if f.name.endswith("_per_hour")}
+        return replace(self, **budgets)
+
+
+def config_from_environment() -> SyncQuotaConfig:
+    """The default config, scaled by $SWARM_SYNC_QUOTA_SCALE if set (tests)."""
+    scale = os.environ.get(SCALE_ENV)
+    return SyncQuotaConfig().scaled(float(scale)) if scale else SyncQuotaConfig()
+
+
+class Head(NamedTuple):
+    """What admission needs of a received record, read without validating it."""
+
+    id: str | None
+    author: str | None
+    size: int
+
+
+def read_heads(raws: list[bytes]) -> list[Head]:
+    """Id, author and size of each raw record (None where unreadable: ingest will refuse it)."""
+    return [_head(raw) for raw in raws]
+
+
+def _head(raw: bytes) -> Head:
+    try:
+        payload, _ = msgpack.unpackb(raw, raw=False)
+        # the envelope is canonical (sorted keys), so "author" comes first in any valid record;
+        # reading only that is 4x faster than the whole body (the full check is ingest's)
+        envelope = msgpack.Unpacker(raw=False)
+        envelope.feed(payload)
+        envelope.read_map_header()
+        author = envelope.unpack() == "author" and envelope.unpack()
+        return Head(canonical.digest_hex(payload), author if isinstance(author, str) else None,
+                    len(raw))
+    except Exception:  # noqa: BLE001 - anything unreadable is left to ingest's full check
+        return Head(None, None, len(raw))
+
+
+@dataclass
+class _Peer:
+    bytes: TokenBucket
+    new_bytes: TokenBucket
+    new_authors: TokenBucket
+    over: int = 0
+    paused_until: float = 0.0
+    pause_s: float = 0.0
+
+
+@dataclass
+class SyncQuotas:
+    """The buckets of every serving peer and author (see the module docstring). `quotas` is the
+    gossip quotas' table of authors and when they were first seen, shared with it."""
+
+    quotas: Quotas
+    config: SyncQuotaConfig = field(default_factory=SyncQuotaConfig)
+
+    def __post_init__(self) -> None:
+        self._peers: OrderedDict[str, _Peer] = OrderedDict()
+        self._authors: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._dropped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def may_pull(self, peer: str) -> bool:
+        """False while pulls from `peer` are paused after one that dropped records."""
+        p = self._peers.get(peer)
+        return p is None or p.paused_until <= time.monotonic()
+
+    def admit(self, peer: str, heads: list[Head]) -> tuple[list[bool], dict[str, int], int]:
+        """Which records to keep (those charged), the drops by reason, and strikes earned."""
+        now, wall = time.monotonic(), time.time()
+        p = self._peer(peer, now)
+        keep, drops, strikes = [], {}, 0
+        for head in heads:
+            reason = self._admit_one(p, head, now, wall)
+            keep.append(reason is None)
+            if reason is not None:
+                drops[reason] = drops.get(reason, 0) + 1
+                p.over += 1
+                strikes += p.over % self.config.strike_every == 0
+        with self._lock:
+            for reason, n in drops.items():
+                self._dropped[reason] = self._dropped.get(reason, 0) + n
+        return keep, drops, strikes
+
+    def _admit_one(self, p: _Peer, head: Head, now: float, wall: float) -> str | None:
+        if head.author is None:
+            return None                            # unreadable: ingest refuses it, a strike
+        first_seen = self.quotas.first_seen(head.author)
+        standing = first_seen is not None and wall - first_seen >= self.config.standing_s
+        if not p.bytes.has(head.size, now):
+            return "quota_sync_peer"
+        if not standing and not p.new_bytes.has(head.size, now):
+            return "quota_sync_new_bytes"
+        if first_seen is None and not p.new_authors.has(1, now):
+            return "quota_sync_new_authors"
+        a = self._author(head.author, now)
+        if not a.has(head.size, now):
+            return "quota_sync_author"
+        charged = [p.bytes, a] if standing else [p.bytes, p.new_bytes, a]
+        for bucket in charged:
+            bucket.tokens -= head.size
+        if first_seen is None:
+            p.new_authors.tokens -= 1
+            self.quotas.met(head.author)
+        return None
+
+    def refund(self, peer: str, heads: list[Head]) -> None:
+        """Give back the bytes of admitted records that were not stored (already held)."""
+        p = self._peers.get(peer)
+        for head in heads:
+            if head.author is None:
+                continue
+            first_seen = self.quotas.first_seen(head.author)
+            standing = first_seen is not None and time.time() - first_seen >= self.config.standing_s
+            buckets = [self._authors.get(head.author)]
+            if p is not None:
+                buckets += [p.bytes] + ([] if standing else [p.new_bytes])
+            for bucket in buckets:
+                if bucket is not None:
+                    bucket.tokens = min(bucket.burst, bucket.tokens + head.size)
+
+    def finished(self, peer: str, dropped: bool) -> None:
+        """A pull from `peer` ended: pause further pulls if it dropped records, else clear."""
+        p = self._peers.get(peer)
+        if p is None:
+            return
+        if dropped:
+            p.pause_s = min(max(2 * p.pause_s, self.config.pause_min_s), self.config.pause_max_s)
+            p.paused_until = time.monotonic() + p.pause_s
+        else:
+            p.pause_s = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """Records dropped over sync quota so far, by reason."""
+        with self._lock:
+            return dict(self._dropped)
+
+    def _peer(self, peer: str, now: float) -> _Peer:
+        p = self._peers.get(peer)
+        if p is None:
+            c = self.config
+            p = self._peers[peer] = _Peer(_hourly(c.peer_bytes_per_hour, now),
+                                          _hourly(c.new_bytes_per_hour, now),
+                                          _hourly(c.new_authors_per_hour, now))
+            _bound(self._peers, c.max_peers)
+        self._peers.move_to_end(peer)
+        return p
+
+    def _author(self, author: str, now: float) -> TokenBucket:
+        a = self._authors.get(author)
+        if a is None:
+            a = self._authors[author] = _hourly(self.config.author_bytes_per_hour, now)
+            _bound(self._authors, self.config.max_authors)
+        self._authors.move_to_end(author)
+        return a
+
+
+def _hourly(per_hour: float, now: float) -> TokenBucket:
+    return TokenBucket(per_hour / HOUR, per_hour, now)
+
+
+def _bound(table: OrderedDict[str, Any], limit: int) -> None:
+    while len(table) > limit:
+        table.popitem(last=False)
+
+
+@dataclass
+class SyncRation:
+    """One pull's admission (node/syncwire.py): `admit` each batch as it arrives, `settle` after
+    the ingest of the batches it kept (in the same order).
+
+    `on_drop(reasons, strikes)` hears of every drop (count them, strike the peer); it may not
+    raise. `dropped` holds this pull's drops by reason."""
+
+    quotas: SyncQuotas
+    peer: str
+    on_drop: Callable[[dict[str, int], int], None] = lambda reasons, strikes: None
+    dropped: dict[str, int] = field(default_factory=dict)
+    _admitted: deque[list[Head]] = field(default_factory=deque)
+
+    async def admit(self, raws: list[bytes]) -> list[bytes]:
+        """The records of `raws` within quota (charged); the rest are dropped and counted."""
+        heads = await trio.to_thread.run_sync(read_heads, raws)
+        keep, drops, strikes = self.quotas.admit(self.peer, heads)
+        if drops:
+            for reason, n in drops.items():
+                self.dropped[reason] = self.dropped.get(reason, 0) + n
+            self.on_drop(drops, strikes)
+        kept = [raw for raw, k in zip(raws, keep) if k]
+        if kept:
+            self._admitted.append([h for h, k in zip(heads, keep) if k])
+        return kept
+
+    def settle(self, batches: int, accepted_ids: list[str]) -> None:
+        """The next `batches` kept batches were ingested, storing `accepted_ids`: refund the
+        rest (already held)."""
+        stored = set(accepted_ids)
+        for _ in range(min(batches, len(self._admitted))):
+            self.quotas.refund(self.peer, [h for h in self._admitted.popleft()
+                                           if h.id not in stored])
+
+    def finish(self) -> None:
+        """The pull is over (however it ended)."""
+        self.quotas.finished(self.peer, bool(self.dropped))
+
+
+def flood_bound(config: SyncQuotaConfig, seconds: float, per_author: int,
+                record_bytes: int) -> int:
+    """The most records by fresh keys (`per_author` records of `record_bytes` each) that one
+    peer's sync responses can get stored in `seconds`."""
+    grown = seconds / HOUR
+    authors = config.new_authors_per_hour * (1 + grown)
+    by_bytes = min(config.new_bytes_per_hour, config.peer_bytes_per_hour) * (1 + grown)
+    each = min(per_author, int(config.author_bytes_per_hour * (1 + grown) // record_bytes))
+    return int(min(authors * each, by_bytes // record_bytes))

@@ -1,0 +1,95 @@
+"""Records that arrive by sync are rationed (node/syncquota.py): a responder serving a flood of fresh
+keys gets at most its quota stored, then strikes and a ban; an honest catch-up of many authors
+arrives whole. The nodes run with every sync budget scaled down ($SWARM_SYNC_QUOTA_SCALE), the
+memories with them, so the ratios are those of the bench memory against the real budgets."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from memory.crypto import Keypair
+from memory.store import Store
+from node.home import memory_path
+from node.peers import INVALID_LIMIT
+from node.syncquota import SCALE_ENV, SyncQuotaConfig, flood_bound
+from tests.network.launcher import ids_of, launch, make_records, wait_for
+
+FLOOD_KEYS = 2000
+SCALE = 0.0025               # 500 never-seen authors per peer an hour, 2.7 MB of their records
+
+
+def _memory(home: Path, raws: list[bytes]) -> None:
+    memory_path(home).parent.mkdir(parents=True, exist_ok=True)
+    with Store(memory_path(home)) as store:
+        assert store.ingest(raws).accepted == len(raws)
+
+
+def _count(node, track: str) -> int:
+    return node.query("SELECT count(*) FROM hypotheses WHERE track = ?", [track])["rows"][0][0]
+
+
+def _quota_drops(node) -> dict[str, int]:
+    rows = node.query("SELECT reason, n FROM rejections WHERE reason LIKE 'quota_sync%'")["rows"]
+    return dict(rows)
+
+
+def test_a_sync_responder_serving_fresh_keys_gets_its_quota_then_a_ban(
+        tmp_path: Path, network: str) -> None:
+    flood = [r for _ in range(FLOOD_KEYS) for r in make_records(1, Keypair.generate(), track="flood")]
+    _memory(tmp_path / "hostile", flood)       # a node serves what it holds: a perfect flooder
+    env = {SCALE_ENV: str(SCALE)}
+    start = time.monotonic()
+    hostile = launch(tmp_path / "hostile", network)
+    a = launch(tmp_path / "a", network, [hostile.addr], env=env)
+    b = launch(tmp_path / "b", network, [a.addr], env=env)
+    wait_for(lambda: _quota_drops(a), 30, "sync quota drops counted on a")
+    peers = {p["peer_id"]: p for p in a.request("/peers")}
+    wait_for(lambda: a.request("/peers") and any(
+        p["banned_until"] for p in a.request("/peers")), 30, "the flooding responder banned")
+    good = make_records(5)
+    b.ingest(good)                                        # an honest peer's records still arrive
+    wait_for(lambda: a.has_all(ids_of(good)), 30, "honest records on a")
+    config = SyncQuotaConfig().scaled(SCALE)
+    bound = flood_bound(config, time.monotonic() - start, 1, max(len(r) for r in flood))
+    stored = _count(a, "flood")
+    assert 0 < stored <= bound < FLOOD_KEYS / 3
+    # counted by reason; the ban (10 strikes, one per 50 drops) cut the pull: the rest unread
+    drops = _quota_drops(a).get("quota_sync_new_authors", 0)
+    assert INVALID_LIMIT * config.strike_every <= drops <= FLOOD_KEYS - stored
+    banned = [p for p in a.request("/peers") if p["banned_until"]]
+    assert [p["peer_id"] for p in banned] == [hostile.status()["peer_id"]]
+    assert peers and a.status()["host_restarts"] == 0
+
+
+def test_an_honest_catch_up_of_many_authors_arrives_whole_without_drops_or_strikes(
+        tmp_path: Path, network: str) -> None:
+    # half the never-seen authors a peer may introduce in an hour, as the bench memory is of
+    # the real budget (100,000 of 200,000), 3 records each
+    config = SyncQuotaConfig().scaled(SCALE * 4)
+    authors = int(config.new_authors_per_hour // 2)
+    honest = [r for _ in range(authors) for r in make_records(3, Keypair.generate(), track="old")]
+    _memory(tmp_path / "seed", honest)
+    seed = launch(tmp_path / "seed", network)
+    fresh = launch(tmp_path / "fresh", network, [seed.addr], env={SCALE_ENV: str(SCALE * 4)})
+    wait_for(lambda: _count(fresh, "old") == len(honest), 60, "the whole memory on the fresh node")
+    assert not _quota_drops(fresh)
+    assert all(p["rejected"] == 0 and not p["banned_until"] for p in fresh.request("/peers"))
+
+
+def test_records_refused_over_quota_are_not_asked_for_again_in_a_loop(
+        tmp_path: Path, network: str) -> None:
+    # a memory a little past the budget: the refused records would be asked for by every pull,
+    # but a pull that dropped records pauses pulls from that peer (60 s at first)
+    over = 100
+    limit = int(SyncQuotaConfig().scaled(SCALE).new_authors_per_hour)
+    honest = [r for _ in range(limit + over) for r in make_records(1, Keypair.generate(),
+                                                                     track="old")]
+    _memory(tmp_path / "seed", honest)
+    seed = launch(tmp_path / "seed", network)
+    node = launch(tmp_path / "node", network, [seed.addr], env={SCALE_ENV: str(SCALE)})
+    wait_for(lambda: _quota_drops(node), 30, "the first pull's drops counted")
+    first = _quota_drops(node)
+    assert over <= sum(first.values()) <= over + 5 and _count(node, "old") <= limit
+    time.sleep(8)                                   # 8 sync intervals: no pull from the seed
+    assert _quota_drops(node) == first
+    assert not any(p["banned_until"] for p in node.request("/peers"))
