@@ -222,7 +222,7 @@ class NetHost:
         self._pulling.add(peer_id)
         stream = None
         ration = syncquota.SyncRation(
-            self.sync_quotas, peer_id, lambda drops, strikes: self._over_quota(peer_id, drops, strikes))
+            self.sync_quotas, peer_id, lambda drops: self._over_quota(peer_id, drops))
         try:
             with trio.move_on_after(SYNC_SESSION_S):
                 with trio.fail_after(DIAL_TIMEOUT_S):
@@ -255,13 +255,12 @@ class NetHost:
         self.peers.received(peer_id, report.accepted)
         self.on_synced(report.accepted_ids)
 
-    def _over_quota(self, peer_id: str, drops: dict[str, int], strikes: int) -> None:
-        """A pull from `peer_id` dropped records over the sync quotas: counted, and strikes."""
+    def _over_quota(self, peer_id: str, drops: dict[str, int]) -> None:
+        """A pull from `peer_id` dropped records over the sync quotas: counted, never a strike
+        (node/syncquota.py: a grown honest memory is past the budget too; the pull pauses)."""
         for reason, n in drops.items():
             self.tally.add(reason, n)
         log.debug("sync from %s: dropped over quota %s", peer_id, drops)
-        if strikes and self.peers.invalid(peer_id, strikes) and self.nursery is not None:
-            self.nursery.start_soon(self.ban, peer_id)
 
     def _score_gated(self, peer_id: str) -> None:
         """A message from `peer_id` was dropped by the publish score gate: counted, and a strike

@@ -13,11 +13,14 @@ A record's own ts never refills anything: the responder stamps its records as it
 time would let a backdated flood through (docs/PROTOCOL.md, "Quotas for sync", says why and gives
 the numbers). The budgets are sized so that the bench memory (1,000,000 records, 677 MB, by 100,000
 authors) catches up from one peer in one go with room to spare; a responder that serves a flood of
-fresh keys gets at most that much stored per hour, then drops, strikes and a ban.
+fresh keys gets at most that much stored per hour, then drops.
 
-Every `strike_every`-th record dropped is a strike against the peer. A pull that dropped records
-pauses pulls from that peer (a minute, doubling up to an hour; cleared by a pull without drops):
-the reconciliation would ask for the refused records again at once, and the repair must not spin.
+Drops are never strikes: a memory larger than the budget is what an honest peer of a grown swarm
+serves a fresh node, and banning it would cut the fresh node off (honest nodes banned each other
+that way before sync 2.0). Instead, a pull that dropped records pauses pulls from that peer (a
+minute, doubling up to an hour; cleared by a pull without drops): the reconciliation would ask
+for the refused records again at once, and the repair must not spin. A grown memory so arrives
+at the budget's rate; a flood costs the node one budget per peer id and hour, and one pull a pause.
 Admitted records that were not stored (already held) give their bytes back.
 Runs on the trio thread only (like the gossip validator); `counts()` may be read from any thread.
 """
@@ -50,7 +53,6 @@ class SyncQuotaConfig:
     new_authors_per_hour: float = 200_000     # never-seen authors one peer introduces (bench: 100k)
     author_bytes_per_hour: float = 64 * MIB   # one author, from all peers (bench: 6.8 KB each)
     standing_s: float = HOUR
-    strike_every: int = 50
     pause_min_s: float = 60.0
     pause_max_s: float = HOUR
     max_authors: int = 200_000
@@ -102,7 +104,6 @@ class _Peer:
     bytes: TokenBucket
     new_bytes: TokenBucket
     new_authors: TokenBucket
-    over: int = 0
     paused_until: float = 0.0
     pause_s: float = 0.0
 
@@ -126,26 +127,25 @@ class SyncQuotas:
         p = self._peers.get(peer)
         return p is None or p.paused_until <= time.monotonic()
 
-    def admit(self, peer: str, heads: list[Head]) -> tuple[list[bool], dict[str, int], int]:
-        """Which records to keep (those charged), the drops by reason, and strikes earned."""
+    def admit(self, peer: str, heads: list[Head]) -> tuple[list[bool], dict[str, int]]:
+        """Which records to keep (those charged), and the drops by reason."""
         now, wall = time.monotonic(), time.time()
         p = self._peer(peer, now)
-        keep, drops, strikes = [], {}, 0
+        keep: list[bool] = []
+        drops: dict[str, int] = {}
         for head in heads:
             reason = self._admit_one(p, head, now, wall)
             keep.append(reason is None)
             if reason is not None:
                 drops[reason] = drops.get(reason, 0) + 1
-                p.over += 1
-                strikes += p.over % self.config.strike_every == 0
         with self._lock:
             for reason, n in drops.items():
                 self._dropped[reason] = self._dropped.get(reason, 0) + n
-        return keep, drops, strikes
+        return keep, drops
 
     def _admit_one(self, p: _Peer, head: Head, now: float, wall: float) -> str | None:
         if head.author is None:
-            return None                            # unreadable: ingest refuses it, a strike
+            return None                            # unreadable: ingest refuses it (a strike)
         first_seen = self.quotas.first_seen(head.author)
         standing = first_seen is not None and wall - first_seen >= self.config.standing_s
         if not p.bytes.has(head.size, now):
@@ -230,23 +230,23 @@ class SyncRation:
     """One pull's admission (node/syncwire.py): `admit` each batch as it arrives, `settle` after
     the ingest of the batches it kept (in the same order).
 
-    `on_drop(reasons, strikes)` hears of every drop (count them, strike the peer); it may not
-    raise. `dropped` holds this pull's drops by reason."""
+    `on_drop(reasons)` hears of every drop (to count them); it may not raise. `dropped` holds
+    this pull's drops by reason."""
 
     quotas: SyncQuotas
     peer: str
-    on_drop: Callable[[dict[str, int], int], None] = lambda reasons, strikes: None
+    on_drop: Callable[[dict[str, int]], None] = lambda reasons: None
     dropped: dict[str, int] = field(default_factory=dict)
     _admitted: deque[list[Head]] = field(default_factory=deque)
 
     async def admit(self, raws: list[bytes]) -> list[bytes]:
         """The records of `raws` within quota (charged); the rest are dropped and counted."""
         heads = await trio.to_thread.run_sync(read_heads, raws)
-        keep, drops, strikes = self.quotas.admit(self.peer, heads)
+        keep, drops = self.quotas.admit(self.peer, heads)
         if drops:
             for reason, n in drops.items():
                 self.dropped[reason] = self.dropped.get(reason, 0) + n
-            self.on_drop(drops, strikes)
+            self.on_drop(drops)
         kept = [raw for raw, k in zip(raws, keep) if k]
         if kept:
             self._admitted.append([h for h, k in zip(heads, keep) if k])

@@ -1,5 +1,6 @@
 """Records that arrive by sync are rationed (node/syncquota.py): a responder serving a flood of fresh
-keys gets at most its quota stored, then strikes and a ban; an honest catch-up of many authors
+keys gets at most its quota stored, then drops and a pause (never strikes: an honest grown memory
+is past the budget too); an honest catch-up of many authors
 arrives whole. The nodes run with every sync budget scaled down ($SWARM_SYNC_QUOTA_SCALE), the
 memories with them, so the ratios are those of the bench memory against the real budgets."""
 from __future__ import annotations
@@ -10,7 +11,6 @@ from pathlib import Path
 from memory.crypto import Keypair
 from memory.store import Store
 from node.home import memory_path
-from node.peers import INVALID_LIMIT
 from node.syncquota import SCALE_ENV, SyncQuotaConfig, flood_bound
 from tests.network.launcher import ids_of, launch, make_records, wait_for
 
@@ -33,7 +33,7 @@ def _quota_drops(node) -> dict[str, int]:
     return dict(rows)
 
 
-def test_a_sync_responder_serving_fresh_keys_gets_its_quota_then_a_ban(
+def test_a_sync_responder_serving_fresh_keys_gets_its_quota_then_drops_and_a_pause(
         tmp_path: Path, network: str) -> None:
     flood = [r for _ in range(FLOOD_KEYS) for r in make_records(1, Keypair.generate(), track="flood")]
     _memory(tmp_path / "hostile", flood)       # a node serves what it holds: a perfect flooder
@@ -44,8 +44,6 @@ def test_a_sync_responder_serving_fresh_keys_gets_its_quota_then_a_ban(
     b = launch(tmp_path / "b", network, [a.addr], env=env)
     wait_for(lambda: _quota_drops(a), 30, "sync quota drops counted on a")
     peers = {p["peer_id"]: p for p in a.request("/peers")}
-    wait_for(lambda: a.request("/peers") and any(
-        p["banned_until"] for p in a.request("/peers")), 30, "the flooding responder banned")
     good = make_records(5)
     b.ingest(good)                                        # an honest peer's records still arrive
     wait_for(lambda: a.has_all(ids_of(good)), 30, "honest records on a")
@@ -53,11 +51,14 @@ def test_a_sync_responder_serving_fresh_keys_gets_its_quota_then_a_ban(
     bound = flood_bound(config, time.monotonic() - start, 1, max(len(r) for r in flood))
     stored = _count(a, "flood")
     assert 0 < stored <= bound < FLOOD_KEYS / 3
-    # counted by reason; the ban (10 strikes, one per 50 drops) cut the pull: the rest unread
+    # counted by reason, each refused record once: the pull that dropped them paused the next
     drops = _quota_drops(a).get("quota_sync_new_authors", 0)
-    assert INVALID_LIMIT * config.strike_every <= drops <= FLOOD_KEYS - stored
-    banned = [p for p in a.request("/peers") if p["banned_until"]]
-    assert [p["peer_id"] for p in banned] == [hostile.status()["peer_id"]]
+    served = hostile.query("SELECT count(*) FROM records")["rows"][0][0]   # its own ones too
+    assert 0 < drops <= served - stored
+    time.sleep(5)                    # 5 sync intervals: the hostile peer is not pulled again (a
+    # pull would drop ~1,500 more); b, which took its own share of the flood, may offer a few
+    assert _quota_drops(a).get("quota_sync_new_authors", 0) - drops < 100
+    assert not any(p["banned_until"] for p in a.request("/peers"))
     assert peers and a.status()["host_restarts"] == 0
 
 

@@ -19,15 +19,14 @@ def _fresh(n: int, per_author: int = 1, size: int = SIZE) -> list[Head]:
     return [Head(f"id{i}", f"key{i // per_author}", size) for i in range(n * per_author)]
 
 
-def test_a_fresh_key_flood_gets_the_documented_bound_then_drops_and_strikes() -> None:
+def test_a_fresh_key_flood_gets_the_documented_bound_then_drops() -> None:
     sync = SyncQuotas(Quotas(), SMALL)
     start = time.monotonic()
-    keep, drops, strikes = sync.admit("hostile", _fresh(20_000))
+    keep, drops = sync.admit("hostile", _fresh(20_000))
     elapsed = time.monotonic() - start
     assert 0 < sum(keep) <= flood_bound(SMALL, elapsed, 1, SIZE)
     assert sum(keep) >= SMALL.new_authors_per_hour            # the whole allowance, no less
     assert drops == {"quota_sync_new_authors": 20_000 - sum(keep)}
-    assert strikes == drops["quota_sync_new_authors"] // SMALL.strike_every
     assert sync.counts() == drops
     # another peer's budget is its own: the flood costs honest peers nothing
     assert all(sync.admit("honest", _fresh(10))[0])
@@ -37,7 +36,7 @@ def test_a_backdated_flood_is_bounded_by_bytes_whatever_its_timestamps() -> None
     # records' own ts play no part: standing comes from when this node met the author
     config = SyncQuotaConfig(new_authors_per_hour=1e9, new_bytes_per_hour=1e6)
     sync = SyncQuotas(Quotas(), config)
-    keep, drops, _ = sync.admit("hostile", _fresh(10_000, size=1000))
+    keep, drops = sync.admit("hostile", _fresh(10_000, size=1000))
     assert sum(keep) == 1000 and drops == {"quota_sync_new_bytes": 9000}
     assert sync.quotas.first_seen("key0") >= time.time() - 60     # met now, not when stamped
 
@@ -45,8 +44,8 @@ def test_a_backdated_flood_is_bounded_by_bytes_whatever_its_timestamps() -> None
 def test_an_honest_catch_up_the_shape_of_the_bench_fits_with_room_to_spare() -> None:
     # the bench memory scaled down 100x: 10,000 records by 1,000 authors, 6.8 MB
     sync = SyncQuotas(Quotas(), SMALL)
-    keep, drops, strikes = sync.admit("seed", _fresh(1000, per_author=10, size=680))
-    assert all(keep) and not drops and not strikes
+    keep, drops = sync.admit("seed", _fresh(1000, per_author=10, size=680))
+    assert all(keep) and not drops
     # and at full size, with the real budgets: 1,000,000 records by 100,000 authors
     full = SyncQuotas(Quotas(), SyncQuotaConfig())
     for chunk in range(10):
@@ -59,7 +58,7 @@ def test_authors_with_standing_skip_the_new_author_budgets_but_not_their_own() -
     quotas.know("old", time.time() - 7200, 10)
     config = SyncQuotaConfig(new_bytes_per_hour=1000, author_bytes_per_hour=50_000)
     sync = SyncQuotas(quotas, config)
-    keep, drops, _ = sync.admit("p", [Head(f"{i}", "old", 1000) for i in range(60)])
+    keep, drops = sync.admit("p", [Head(f"{i}", "old", 1000) for i in range(60)])
     assert sum(keep) == 50 and drops == {"quota_sync_author": 10}
     assert sync.admit("p", [Head("n", "new", 1000), Head("n2", "new", 1000)])[0] == [True, False]
 
@@ -68,7 +67,7 @@ def test_the_peer_bytes_budget_caps_everything_one_peer_serves() -> None:
     quotas = Quotas()
     quotas.know("old", time.time() - 7200, 10)
     sync = SyncQuotas(quotas, SyncQuotaConfig(peer_bytes_per_hour=5000))
-    keep, drops, _ = sync.admit("p", [Head(f"{i}", "old", 1000) for i in range(8)])
+    keep, drops = sync.admit("p", [Head(f"{i}", "old", 1000) for i in range(8)])
     assert sum(keep) == 5 and drops == {"quota_sync_peer": 3}
 
 
@@ -99,11 +98,11 @@ def test_a_ration_reads_real_records_and_leaves_unreadable_ones_to_ingest() -> N
     heads = read_heads(raws + [b"\x00garbage"])
     assert len({h.author for h in heads[:-1]}) == 5 and heads[-1] == Head(None, None, 8)
     sync = SyncQuotas(Quotas(), SyncQuotaConfig(new_authors_per_hour=3))
-    seen: list[tuple[dict[str, int], int]] = []
-    ration = SyncRation(sync, "p", lambda drops, strikes: seen.append((drops, strikes)))
+    seen: list[dict[str, int]] = []
+    ration = SyncRation(sync, "p", seen.append)
     kept = trio.run(ration.admit, raws + [b"\x00garbage"])
     assert len(kept) == 7 and kept[-1] == b"\x00garbage"       # 3 authors x 2, and the garbage
-    assert seen == [({"quota_sync_new_authors": 4}, 0)] and ration.dropped == seen[0][0]
+    assert seen == [{"quota_sync_new_authors": 4}] and ration.dropped == seen[0]
     ration.settle(1, [])                                       # none stored: bytes refunded
     ration.finish()
     assert not sync.may_pull("p")
