@@ -234,3 +234,40 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
         for track in (HARNESS, SIM):             # ...so the next one catches up over both rounds
             v = Verdicts(store, track, roots, facts, stats.GateParams(), base=unasked[track])
             _same_verdicts(v, Verdicts(store, track, roots, facts, stats.GateParams()))                   # most rounds moved on instead of recomputing
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int) -> None:
+    """A change of who is trusted (roots added and dropped, with runs arriving in the same step,
+    and states nobody asked about in between) moves the per-config rows by the changed authors'
+    runs only (no full computation): rows, ranking and verdicts equal fresh ones and the
+    Python pass, repeated seeds (replays, reruns) included."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        keys = [k.peer_id for k in world.keys]
+        facts = sanity.TrackFacts({HARNESS: BUDGET, SIM: None})
+        params = stats.GateParams()
+        steps = [frozenset({keys[0], keys[2]}),                 # one root dropped, one added
+                 frozenset({keys[0], keys[1], keys[3], keys[4]}),
+                 frozenset({keys[5]})]
+        for track in (HARNESS, SIM):
+            held = Verdicts(store, track, roots, facts, params)
+            _same_verdicts(held, held)                         # every aggregate computed once
+            for n, new_roots in enumerate(steps):
+                if n == 1:
+                    _more(world, 0)                            # runs arrive with the change
+                v = Verdicts(store, track, new_roots, facts, params, base=held)
+                assert v.agg.trusted != held.agg.trusted
+                assert v.agg._configs.prep is not None          # moved on, not recomputed
+                fresh = Verdicts(store, track, new_roots, facts, params)
+                _same_aggregates(v.agg, fresh.agg)
+                _same_verdicts(v, fresh)
+                _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+                held = v
+            unasked = Verdicts(store, track, roots, facts, params, base=held)
+            _more(world, 1)                                    # two changes, one catch-up
+            v = Verdicts(store, track, steps[0], facts, params, base=unasked)
+            fresh = Verdicts(store, track, steps[0], facts, params)
+            _same_aggregates(v.agg, fresh.agg)
+            _same_verdicts(v, fresh)
+        assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
