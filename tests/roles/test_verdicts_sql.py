@@ -193,6 +193,12 @@ def _more(w: World, round_: int) -> None:
         w.ts = now
     if round_ == 1:
         w.claim(w.rng.choice(w.keys), w.rng.choice([HARNESS, SIM]))
+        target = w.run(w.keys[8], SIM, "baseline", config=BASE, bpb=1.5)
+        w.pending.remove(target)           # its replay is stored first, the target a round later
+        w.run(w.keys[0], SIM, "replay", target.id, config=BASE, seed=target.body.seed, bpb=1.5)
+        w.late = [target]
+    if round_ == 2:
+        w.pending += getattr(w, "late", [])
     if round_ == 2:
         target = next(r for r in reversed(w.runs) if r.body.metrics.val_bpb is not None
                       and r.author != w.keys[0].peer_id)
@@ -225,6 +231,7 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
                 _same_verdicts(v, ReferenceVerdicts(store, track, roots, facts, stats.GateParams()))
                 held[track] = v
             kept = verdicts.trust_state(store, roots, facts)        # kept unless replays moved
+            assert verdicts._replays(store).load(facts) == trust.load_replays(store, facts)
             fresh = trust.compute(trust.load_replays(store, facts), roots)
             assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
         assert moved >= 4
