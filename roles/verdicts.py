@@ -543,11 +543,12 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
 
 def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
              facts: sanity.TrackFacts, params: stats.GateParams) -> Verdicts | None:
-    """The newest cached verdicts of the same question at an earlier state (their aggregates
-    over every run move on to the new state instead of being recomputed)."""
+    """The newest cached verdicts of the same track at an earlier state (their aggregates over
+    every run move on to the new state instead of being recomputed): other roots too, since
+    the aggregates move across a change of the trusted authors by those authors' runs."""
     for held in reversed(cache.values()):
-        if (isinstance(held, Verdicts) and held.track == track and held.roots == roots
-                and held.facts == facts and held.params == params):
+        if (isinstance(held, Verdicts) and held.track == track and held.facts == facts
+                and held.params == params):
             return held
     return None
 
