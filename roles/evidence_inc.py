@@ -63,14 +63,11 @@ _REPEATS = """
     WHERE sane AND status = 'ok' AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' GROUP BY k HAVING count(*) > 1))"""
-# A change of trust: per config, the sums of the sane finished runs by the authors whose trust
-# changed (`gained`: trusted now), apart for the runs outside repeated seeds (`{list}`: their ids).
+# A change of trust: per config, the sums of the sane finished runs of the authors whose trust
+# changed (the source holds only theirs), apart for those trusted now (`gained`).
 _DELTA = """
-    SELECT config_hash, {gained} AS gained,
-           sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE id NOT IN ({list})) AS s1,
-           count(*) FILTER (WHERE id NOT IN ({list})) AS n1,
-           sum(CAST(val_bpb AS DECIMAL(18, 12))) AS s, count(*) AS n
-    FROM {src} WHERE sane AND status = 'ok' AND {author} GROUP BY ALL"""
+    SELECT config_hash, {author} AS gained, sum(CAST(val_bpb AS DECIMAL(18, 12))) AS s, count(*)
+    FROM {src} WHERE sane AND status = 'ok' GROUP BY ALL"""
 _TALLY = """
     SELECT config_hash, count(*) FROM {src}
     WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
@@ -177,8 +174,9 @@ class _Ranked:
     change, so a new run costs a bisection, not a pass over every config."""
 
     def __init__(self, trusted: list[tuple[Any, str]], others: list[tuple[Any, str]],
-                 keys: dict[str, tuple[bool, Any]]) -> None:
+                 keys: dict[str, tuple[bool, Any]], rows: dict[str, Row] | None = None) -> None:
         self.trusted, self.others, self.keys = trusted, others, keys
+        self.rows = rows                   # the rows ordered (never changed: each state copies)
 
     @staticmethod
     def _key(row: Row) -> tuple[bool, Any] | None:
@@ -186,15 +184,29 @@ class _Ranked:
         return (True, ts / tn) if tn else (False, us / un) if un else None
 
     @classmethod
-    def of(cls, rows: dict[str, Row]) -> _Ranked:
-        """The order of these configs' rows."""
-        keys = {h: k for h, r in rows.items() if (k := cls._key(r)) is not None}
-        return cls(sorted((m, h) for h, (t, m) in keys.items() if t),
-                   sorted((m, h) for h, (t, m) in keys.items() if not t), keys)
+    def of(cls, rows: dict[str, Row], earlier: _Ranked | None = None) -> _Ranked:
+        """The order of these configs' rows; from `earlier`'s order when given (after a change
+        of trust): its rows that are still the same objects keep their place, only the others
+        are keyed and sorted, and the two sorted runs are merged (Timsort merges two runs in a
+        pass)."""
+        if earlier is None or earlier.rows is None:
+            keys = {h: k for h, r in rows.items() if (k := cls._key(r)) is not None}
+            return cls(sorted((m, h) for h, (t, m) in keys.items() if t),
+                       sorted((m, h) for h, (t, m) in keys.items() if not t), keys, rows)
+        held = earlier.rows
+        changed = {h for h, r in rows.items() if held.get(h) is not r} | (held.keys() - rows)
+        keys = {h: k for h, k in earlier.keys.items() if h not in changed}
+        new = {h: k for h in changed if h in rows and (k := cls._key(rows[h])) is not None}
+        keys.update(new)
+        trusted = [x for x in earlier.trusted if x[1] not in changed]
+        others = [x for x in earlier.others if x[1] not in changed]
+        return cls(sorted(trusted + sorted((m, h) for h, (t, m) in new.items() if t)),
+                   sorted(others + sorted((m, h) for h, (t, m) in new.items() if not t)),
+                   keys, rows)
 
     def moved(self, rows: dict[str, Row], hashes: list[str]) -> _Ranked:
         """The order once these configs' rows are as in `rows`."""
-        out = _Ranked(list(self.trusted), list(self.others), dict(self.keys))
+        out = _Ranked(list(self.trusted), list(self.others), dict(self.keys), rows)
         for h in hashes:
             if (old := out.keys.pop(h, None)) is not None:
                 listed = out.trusted if old[0] else out.others
@@ -216,6 +228,7 @@ class Aggregates:
         self._configs, self._tally, self._ranked = _PerConfig(), _PerConfig(), _PerConfig()
         self._screened: set[str] | None = None
         self._newest: dict[int, list[dict[str, Any]]] = {}
+        self._earlier: _Ranked | None = None   # an earlier state's order (a change of trust)
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
         self.arrived: list[tuple[str, str, str | None]] | None = None
 
@@ -337,23 +350,29 @@ class Aggregates:
 
     def _retrust(self, table: _Table, since: int, old: list[str], new: list[str]) -> _Table:
         """`table`, as of `since` with `old` as the trusted authors, as `new` would have it: the
-        runs of the authors whose trust changed move between the sums (one query over their
-        runs); the repeated seeds that hold one of them get their first counted run again."""
-        gained, lost = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-        if not gained and not lost:
+        runs of the authors whose trust changed move between the sums (one grouped query over
+        their runs); the repeated seeds that hold one of them get their first counted run again."""
+        gained, changed = set(new) - set(old), set(new) ^ set(old)
+        if not changed:
             return table
-        ids = sorted(r[1] for runs in table.repeats.values() for r in runs)
-        src = self._src(_COLUMNS, (0, since))
-        sql = _DELTA.format(src=src.source, author=evidence_sql.AUTHOR_IN, list=_LIST,
-                            gained=evidence_sql.AUTHOR_IN)
+        src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (0, since),
+                                     authors=sorted(changed))
+        sql = _DELTA.format(src=src.source, author=evidence_sql.AUTHOR_IN)
+        # Their runs in repeated seeds are not in the trusted sums as such: settled below.
+        repeated: dict[tuple[str, bool], tuple[Decimal, int]] = {}
+        for (chash, _), runs in table.repeats.items():
+            for _, _, author, bpb in runs:
+                if author in changed:
+                    s, n = repeated.get((chash, author in gained), (Decimal(0), 0))
+                    repeated[(chash, author in gained)] = (s + bpb, n + 1)
         rows = dict(table.rows)
-        for chash, plus, s1, n1, s, n in self.reader.query(
-                sql, [gained, ids, ids, *src.params, gained + lost]).rows:
+        for chash, plus, s, n in self.reader.query(sql, [sorted(gained), *src.params]).rows:
             sign = 1 if plus else -1
+            rs, rn = repeated.get((chash, bool(plus)), (Decimal(0), 0))
             t_sum, t_n, u_sum, u_n = rows.get(chash, (None, 0, None, 0))
-            rows[chash] = (_plus(t_sum, s1, sign), t_n + sign * n1,
-                           _plus(u_sum, s, -sign), u_n - sign * n)
-        changed, before, after = set(gained + lost), set(old), set(new)
+            rows[chash] = _normal((_plus(t_sum, s - rs, sign), t_n + sign * (n - rn),
+                                   _plus(u_sum, s, -sign), u_n - sign * n))
+        before, after = set(old), set(new)
         for (chash, _), runs in table.repeats.items():
             if changed.isdisjoint(r[2] for r in runs):
                 continue
@@ -363,14 +382,14 @@ class Aggregates:
                 t_sum, t_n = t_sum - was[3], t_n - 1
             if now is not None:
                 t_sum, t_n = (t_sum or 0) + now[3], t_n + 1
-            rows[chash] = (t_sum, t_n, u_sum, u_n)
-        return _Table({h: _normal(r) for h, r in rows.items()}, table.repeats)
+            rows[chash] = _normal((t_sum, t_n, u_sum, u_n))
+        return _Table(rows, table.repeats)
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
         with self._lock:
-            ranked = self._ranked.get(lambda: _Ranked.of(self.configs()),
+            ranked = self._ranked.get(lambda: _Ranked.of(self.configs(), self._earlier),
                                       lambda base, hashes, _: base.moved(self.configs(), hashes))
         return [h for _, h in ranked.trusted[:limit]], [h for _, h in ranked.others[:limit]]
 
@@ -433,6 +452,7 @@ class Aggregates:
                 fresh._configs = self._configs.moved(
                     touched, self.mark, lambda table, since: fresh._retrust(table, since, old,
                                                                             fresh.trusted))
+                fresh._earlier = self._ranked.value or self._earlier
                 return fresh
             # The per-config tables catch up when first asked for (a claim page needs neither).
             fresh._configs = self._configs.moved(touched, self.mark)
