@@ -17,8 +17,8 @@ from typing import Any
 
 from roles import sanity, trust
 
-_COLUMNS = ("id, author, ts, track, config_hash, config, seed, status, val_bpb, tokens, steps, mfu, "
-            "accelerator, device_name, cores, ref, purpose")
+_COLUMNS = ("id, author, ts, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
+            "mfu, accelerator, device_name, cores, ref, purpose")
 _VALID = "author NOT IN (SELECT author FROM equivocations)"
 _VERSIONS = itertools.count(1)         # unique across readers and full reads
 
