@@ -543,14 +543,13 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
 
 def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
              facts: sanity.TrackFacts, params: stats.GateParams) -> Verdicts | None:
-    """The newest cached verdicts of the same track at an earlier state (their aggregates over
-    every run move on to the new state instead of being recomputed): other roots too, since
-    the aggregates move across a change of the trusted authors by those authors' runs."""
-    for held in reversed(cache.values()):
-        if (isinstance(held, Verdicts) and held.track == track and held.facts == facts
-                and held.params == params):
-            return held
-    return None
+    """The newest cached verdicts of the same question at an earlier state (their aggregates
+    over every run move on to the new state instead of being recomputed); else those of the
+    same track with other roots: the aggregates move across a change of the trusted authors by
+    those authors' runs, far cheaper than a full computation."""
+    same = [h for h in reversed(cache.values()) if isinstance(h, Verdicts) and h.track == track
+            and h.facts == facts and h.params == params]
+    return next((h for h in same if h.roots == roots), same[0] if same else None)
 
 
 _REPLAYS: weakref.WeakKeyDictionary[Any, replays_inc.Replays] = weakref.WeakKeyDictionary()

@@ -12,8 +12,10 @@ leaderboard, under 1 s for any page. Three cases per view:
 - after a new record: a new signed run (a trusted author's, of a held config) is ingested through
   `Store.ingest` before every request: a live swarm's usual case, records arrive every few seconds;
 - recomputed: every cached verdict dropped before every request (a node's first request);
-- trust_pin: before every request a new run is ingested and an untrusted author (1/20 of the runs)
-  is pinned or unpinned in the home (its roots: who is trusted changes); overview and leaderboard;
+- trust_pin: before every request a new run is ingested and one of the five untrusted authors
+  (1/20 of the runs each) is pinned or unpinned in the home: its roots, so who is trusted,
+  change to a set not met before (Gray code over the five); overview and leaderboard, 15 each
+  at most;
 - trust_replay: before every request a root's replay contradicts a run of a trusted author, who
   is then distrusted (1/20 of the runs stop counting): overview and leaderboard, 7 requests each
   at most (the memory has 15 trusted authors to distrust).
@@ -125,16 +127,21 @@ class _Arrivals:
         record = codec.sign(key, "run", self.store.next_seq(key.peer_id), body)
         assert self.store.ingest([record.raw]).accepted == 1
 
-    def pin_toggle(self, home: Path) -> None:
-        """Ingest one more run, then pin or unpin an untrusted synthetic author (50,000 runs):
-        the home's roots, so who is trusted, change before every request."""
+    def pin_step(self, home: Path) -> None:
+        """Ingest one more run, then pin or unpin one of the five synthetic authors that are not
+        trusted (50,000 runs each): the home's roots step through the subsets of those five in
+        Gray code order, so every request meets a set of roots it has not met before, one author
+        (1/20 of the runs) away from the last."""
         from memory import synthetic
         from roles import trust
 
         self.one()
-        peer = synthetic.keypairs(20)[16].peer_id
+        self.pins = getattr(self, "pins", 0) + 1
+        assert self.pins < 32, "five authors: 31 new sets of roots"
+        flipped = (self.pins ^ self.pins >> 1) ^ ((self.pins - 1) ^ (self.pins - 1) >> 1)
+        peer = synthetic.keypairs(20)[15 + flipped.bit_length() - 1].peer_id
         if not trust.unpin(home, peer):
-            trust.pin(home, peer, note="bench toggle")
+            trust.pin(home, peer, note="bench step")
 
     def distrust(self) -> None:
         """Ingest a root's replay that contradicts a run of the next trusted synthetic author:
@@ -225,8 +232,8 @@ def bench(records: int = typer.Option(1_000_000, help="Synthetic runs in the mem
                 "warm": _case(client, views, repeats),
                 "new_record": _case(client, views, repeats, arrivals.one),
                 "recomputed": _case(client, views, max(1, repeats // 2), verdicts.forget),
-                "trust_pin": _case(client, main, repeats,
-                                   lambda: arrivals.pin_toggle(Path(tmp) / "home")),
+                "trust_pin": _case(client, main, min(repeats, 15),
+                                   lambda: arrivals.pin_step(Path(tmp) / "home")),
                 "trust_replay": _case(client, main, min(repeats, 7), arrivals.distrust)}}
     if json_out:
         return print_json(result)
