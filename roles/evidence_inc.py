@@ -195,7 +195,9 @@ class _Ranked:
                        sorted((m, h) for h, (t, m) in keys.items() if not t), keys, rows)
         held = earlier.rows
         changed = {h for h, r in rows.items() if held.get(h) is not r} | (held.keys() - rows)
-        keys = {h: k for h, k in earlier.keys.items() if h not in changed}
+        keys = dict(earlier.keys)          # a copy in C, then the changed ones replaced
+        for h in changed:
+            keys.pop(h, None)
         new = {h: k for h in changed if h in rows and (k := cls._key(rows[h])) is not None}
         keys.update(new)
         trusted = [x for x in earlier.trusted if x[1] not in changed]
