@@ -43,32 +43,37 @@ class Sane:
 
 def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = "r.*",
               rows: tuple[int, int] | None = None, configs: list[str] | None = None,
-              accepted: tuple[list[str], list[int]] | None = None) -> Sane:
+              accepted: tuple[list[str], list[int]] | None = None,
+              authors: list[str] | None = None) -> Sane:
     """A subquery of the track's valid runs (`columns` of `r`), each with `sane`: true when
     `sanity.reason` would find nothing wrong with it.
 
     `rows` keeps the runs whose rowid is in [lo, hi) (the `runs` table is insert-only: rowids
     count up in the order runs were stored, so a range is "what arrived between two looks");
-    `configs` keeps the runs of those config hashes. Both serve roles/evidence_inc.py, which may
-    also pass `accepted`: `accepted_configs` of these runs' configs, known from other runs."""
+    `configs` keeps the runs of those config hashes, `authors` those of these authors. They serve
+    roles/evidence_inc.py, which may also pass `accepted`: `accepted_configs` of these runs'
+    configs, known from other runs."""
     budget = facts.budgets.get(track)
-    where, params = _bounds(track, rows, configs)
+    where, params = _bounds(track, rows, configs, authors)
     if not facts.knows(track):
         return Sane(f"(SELECT {columns}, false AS sane FROM runs r WHERE {where})", params)
     if budget is None:
         return Sane(f"(SELECT {columns}, ({_SANE}) AS sane FROM runs r WHERE {where})", params)
-    hashes, tps = accepted or accepted_configs(reader, track, configs, rows)
+    hashes, tps = accepted or accepted_configs(reader, track, configs, rows, authors)
     return Sane(f"""(SELECT {columns}, coalesce(({_SANE} {_BUDGET}), false) AS sane
         FROM runs r LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS hash,
                                       unnest(?::BIGINT[]) AS tps) h ON h.hash = r.config_hash
         WHERE {where})""", [budget, hashes, tps, *params])
 
 
-def _bounds(track: str, rows: tuple[int, int] | None,
-            configs: list[str] | None) -> tuple[str, list[Any]]:
+def _bounds(track: str, rows: tuple[int, int] | None, configs: list[str] | None,
+            authors: list[str] | None = None) -> tuple[str, list[Any]]:
     """The WHERE clause of `sane_runs` over `runs r` (valid_runs' equivocation filter included)."""
     where = "r.track = ? AND r.author NOT IN (SELECT author FROM equivocations)"
     params: list[Any] = [track]
+    if authors is not None:            # first: DuckDB then reads the other columns of few rows
+        where = "r.author IN (SELECT unnest(?::VARCHAR[])) AND " + where
+        params.insert(0, authors)
     if rows is not None:
         where += " AND r.rowid >= ? AND r.rowid < ?"
         params += list(rows)
@@ -86,10 +91,11 @@ def plain_runs(track: str, columns: str, rows: tuple[int, int] | None = None,
 
 
 def accepted_configs(reader: Any, track: str, configs: list[str] | None = None,
-                     rows: tuple[int, int] | None = None) -> tuple[list[str], list[int]]:
+                     rows: tuple[int, int] | None = None,
+                     authors: list[str] | None = None) -> tuple[list[str], list[int]]:
     """The track's config hashes the harness accepts (of `configs` only, when given; of the runs
-    with rowids in `rows`, when given), with their tokens per step."""
-    where, params = _bounds(track, rows, configs)
+    with rowids in `rows`, or by `authors`, when given), with their tokens per step."""
+    where, params = _bounds(track, rows, configs, authors)
     result = reader.query(f"SELECT config_hash, any_value(config) FROM runs r WHERE {where} "
                           "GROUP BY config_hash", params)
     hashes, tps = [], []

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory import codec, schema, stats, views
-from roles import evidence_inc, evidence_sql, sanity, trust
+from roles import evidence_inc, evidence_sql, replays_inc, sanity, trust
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
 # verification, replays (one value per seed: a replay repeats its target's seed).
@@ -544,56 +544,45 @@ def _get(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFact
 def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
              facts: sanity.TrackFacts, params: stats.GateParams) -> Verdicts | None:
     """The newest cached verdicts of the same question at an earlier state (their aggregates
-    over every run move on to the new state instead of being recomputed)."""
-    for held in reversed(cache.values()):
-        if (isinstance(held, Verdicts) and held.track == track and held.roots == roots
-                and held.facts == facts and held.params == params):
-            return held
-    return None
+    over every run move on to the new state instead of being recomputed); else those of the
+    same track with other roots: the aggregates move across a change of the trusted authors by
+    those authors' runs, far cheaper than a full computation."""
+    same = [h for h in reversed(cache.values()) if isinstance(h, Verdicts) and h.track == track
+            and h.facts == facts and h.params == params]
+    return next((h for h in same if h.roots == roots), same[0] if same else None)
 
 
-@dataclass
-class _Trust:
-    """A trust state and what it was computed from: the runs below `mark`, the equivocations,
-    and every run id a replay names (a later run with one of these ids changes the outcome)."""
-
-    state: trust.TrustState
-    mark: int
-    equivocated: int
-    refs: list[str]
-
-    def holds(self, reader: Any, upto: int, equivocated: int) -> bool:
-        """Is this still the trust of the memory as of `upto`? Trust reads replays and the runs
-        they replay only: it holds unless a replay, or a run some replay names, arrived."""
-        if equivocated != self.equivocated or upto < self.mark:
-            return False
-        if upto == self.mark:
-            return True
-        return reader.query(
-            "SELECT count(*) FROM runs WHERE rowid >= ? AND rowid < ? AND (purpose = 'replay' "
-            "OR id IN (SELECT unnest(?::VARCHAR[])))", [self.mark, upto, self.refs]).rows[0][0] == 0
+_REPLAYS: weakref.WeakKeyDictionary[Any, replays_inc.Replays] = weakref.WeakKeyDictionary()
+_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[int, trust.TrustState]]] = \
+    weakref.WeakKeyDictionary()
 
 
-_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, _Trust]] = weakref.WeakKeyDictionary()
+def _replays(reader: Any) -> replays_inc.Replays:
+    """The memory's replays and their targets, moved on to its current state (under _LOCK)."""
+    upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
+    held = _REPLAYS.get(reader)
+    if held is None or held.equivocated != equivocated or upto < held.mark:
+        held = replays_inc.Replays.read(reader, upto, equivocated)
+    elif upto > held.mark:
+        held = held.moved(reader, upto)
+    _REPLAYS[reader] = held
+    return held
 
 
 def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
     """Trust over every replay in the memory with these roots (kept until a replay, or a run that
-    a replay names, arrives)."""
+    a replay names, arrives; the replays themselves are read once and moved on)."""
     with _LOCK:
-        compute = lambda: trust.compute(trust.load_replays(reader, facts), roots)  # noqa: E731
         try:
             held = _TRUST.setdefault(reader, {})
         except TypeError:                  # a reader that cannot be weakly referenced: no cache
-            return compute()
+            return trust.compute(trust.load_replays(reader, facts), roots)
+        replays = _replays(reader)
         key = (tuple(sorted(roots)), repr(facts))
-        upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
         found = held.get(key)
-        if found is None or not found.holds(reader, upto, equivocated):
-            refs = [r for (r,) in reader.query("SELECT DISTINCT ref FROM runs WHERE purpose = "
-                                               "'replay' AND ref IS NOT NULL", []).rows]
-            found = held[key] = _Trust(compute(), upto, equivocated, refs)
-        return found.state
+        if found is None or found[0] != replays.version:
+            found = held[key] = (replays.version, trust.compute(replays.load(facts), roots))
+        return found[1]
 
 
 def forget() -> None:
@@ -601,6 +590,7 @@ def forget() -> None:
     with _LOCK:
         _CACHE.clear()
         _TRUST.clear()
+        _REPLAYS.clear()
 
 
 def cli_facts(reader: Any) -> sanity.TrackFacts:

@@ -11,7 +11,14 @@ leaderboard, under 1 s for any page. Three cases per view:
 - warm: the memory does not change between requests (the verdicts are cached);
 - after a new record: a new signed run (a trusted author's, of a held config) is ingested through
   `Store.ingest` before every request: a live swarm's usual case, records arrive every few seconds;
-- recomputed: every cached verdict dropped before every request (a node's first request).
+- recomputed: every cached verdict dropped before every request (a node's first request);
+- trust_pin: before every request a new run is ingested and one of the five untrusted authors
+  (1/20 of the runs each) is pinned or unpinned in the home: its roots, so who is trusted,
+  change to a set not met before (Gray code over the five); overview and leaderboard, 15 each
+  at most;
+- trust_replay: before every request a root's replay contradicts a run of a trusted author, who
+  is then distrusted (1/20 of the runs stop counting): overview and leaderboard, 7 requests each
+  at most (the memory has 15 trusted authors to distrust).
 
 Wall time is what the targets are about; CPU time (this process, DuckDB's threads included)
 barely depends on what else the machine runs, and the load average is reported with each case.
@@ -120,6 +127,39 @@ class _Arrivals:
         record = codec.sign(key, "run", self.store.next_seq(key.peer_id), body)
         assert self.store.ingest([record.raw]).accepted == 1
 
+    def pin_step(self, home: Path) -> None:
+        """Ingest one more run, then pin or unpin one of the five synthetic authors that are not
+        trusted (50,000 runs each): the home's roots step through the subsets of those five in
+        Gray code order, so every request meets a set of roots it has not met before, one author
+        (1/20 of the runs) away from the last."""
+        from memory import synthetic
+        from roles import trust
+
+        self.one()
+        self.pins = getattr(self, "pins", 0) + 1
+        assert self.pins < 32, "five authors: 31 new sets of roots"
+        flipped = (self.pins ^ self.pins >> 1) ^ ((self.pins - 1) ^ (self.pins - 1) >> 1)
+        peer = synthetic.keypairs(20)[15 + flipped.bit_length() - 1].peer_id
+        if not trust.unpin(home, peer):
+            trust.pin(home, peer, note="bench step")
+
+    def distrust(self) -> None:
+        """Ingest a root's replay that contradicts a run of the next trusted synthetic author:
+        that author's runs (1/20 of the memory) stop counting, so who is trusted changes."""
+        from memory import codec, synthetic
+
+        author = self.distrusted = getattr(self, "distrusted", -1) + 1
+        assert author < 15, "only 15 synthetic authors are trusted"
+        target = codec.decode(_raw(self.store, 20 * 7 + author), now=2**52)
+        body = target.body
+        replay = synthetic.run_body(body.track, body.config, body.seed,
+                                    round(body.metrics.val_bpb + 0.01, 6), purpose="replay",
+                                    ref=target.id)
+        key = synthetic.keypairs(REPLAYERS, seed=99)[0]
+        record = codec.sign(key, "run", self.store.next_seq(key.peer_id), replay,
+                            ts=target.ts + 1)
+        assert self.store.ingest([record.raw]).accepted == 1
+
 
 def _latency(client: Any, path: str, repeats: int, before: Any = None) -> dict[str, float]:
     times, cpu = [], []
@@ -185,12 +225,16 @@ def bench(records: int = typer.Option(1_000_000, help="Synthetic runs in the mem
                      "claim": f"/json/claims/{claim}", "run": f"/json/runs/{run}",
                      "trust": "/json/trust"}
             arrivals = _Arrivals(store)
+            main = {k: views[k] for k in ("overview", "leaderboard")}
             for url in views.values():        # the node's first look, not part of any case
                 client.get(url)
             result = {"runs": runs, "cases": {
                 "warm": _case(client, views, repeats),
                 "new_record": _case(client, views, repeats, arrivals.one),
-                "recomputed": _case(client, views, max(1, repeats // 2), verdicts.forget)}}
+                "recomputed": _case(client, views, max(1, repeats // 2), verdicts.forget),
+                "trust_pin": _case(client, main, min(repeats, 15),
+                                   lambda: arrivals.pin_step(Path(tmp) / "home")),
+                "trust_replay": _case(client, main, min(repeats, 7), arrivals.distrust)}}
     if json_out:
         return print_json(result)
     _print(result)
@@ -202,5 +246,6 @@ def _print(result: dict[str, Any]) -> None:
              "load average " + ", ".join(f"{k} {c['load_average']:.1f}" for k, c in cases.items()))
     print_table(title, ["view", *cases], [
         (name, *(f"{c['views'][name]['median_ms']:.0f} / {c['views'][name]['p90_ms']:.0f} "
-                 f"({c['views'][name]['cpu_median_ms']:.0f})" for c in cases.values()))
+                 f"({c['views'][name]['cpu_median_ms']:.0f})" if name in c["views"] else "-"
+                 for c in cases.values()))
         for name in cases["warm"]["views"]])

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from starlette.staticfiles import StaticFiles
 from memory.store import Reader
 from swarm.conclusions import Conclusions
 from swarm.web import views
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 1.0
@@ -167,9 +171,27 @@ def dashboard_app(reader: Reader, home: Path | None,
     ])
 
 
+def warm_up(reader: Reader, home: Path | None) -> threading.Thread:
+    """Compute the busiest track's verdicts in the background as the server starts (the first
+    computation reads every run: seconds at a million runs), so the first page finds them
+    cached. A request that arrives meanwhile waits for this computation (roles.verdicts computes
+    one at a time) and then uses it: it costs at most what it would have cost alone."""
+    def run() -> None:
+        try:
+            c = Conclusions(reader, home)
+            views.leaderboard(c, None)
+            views.overview(c, None)
+        except Exception:                  # a warm-up that fails leaves the requests to compute
+            log.warning("dashboard warm-up failed", exc_info=True)
+    thread = threading.Thread(target=run, name="dashboard-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def mount_into(daemon: Any) -> None:
     """Serve the dashboard from a running daemon's local app (a start-up hook of `swarm join`)."""
     daemon.api.mount("/", dashboard_app(daemon.store, daemon.home, daemon.status))
+    warm_up(daemon.store, daemon.home)
 
 
 def with_dashboard(start: Any | None) -> Any:

@@ -15,7 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from memory.store import Reader
 from node.api_server import LOCAL_HOSTS
-from swarm.web.app import dashboard_app
+from swarm.web.app import dashboard_app, warm_up
 
 
 def local_app(reader: Reader, home: Path | None) -> Starlette:
@@ -33,6 +33,7 @@ def serve(reader: Reader, home: Path | None, port: int,
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     on_listening(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+    warm_up(reader, home)                  # the first page should not pay the first computation
     config = uvicorn.Config(local_app(reader, home), log_level="warning", access_log=False,
                             lifespan="off", http="h11", ws="none", timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])

@@ -193,6 +193,12 @@ def _more(w: World, round_: int) -> None:
         w.ts = now
     if round_ == 1:
         w.claim(w.rng.choice(w.keys), w.rng.choice([HARNESS, SIM]))
+        target = w.run(w.keys[8], SIM, "baseline", config=BASE, bpb=1.5)
+        w.pending.remove(target)           # its replay is stored first, the target a round later
+        w.run(w.keys[0], SIM, "replay", target.id, config=BASE, seed=target.body.seed, bpb=1.5)
+        w.late = [target]
+    if round_ == 2:
+        w.pending += getattr(w, "late", [])
     if round_ == 2:
         target = next(r for r in reversed(w.runs) if r.body.metrics.val_bpb is not None
                       and r.author != w.keys[0].peer_id)
@@ -225,6 +231,7 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
                 _same_verdicts(v, ReferenceVerdicts(store, track, roots, facts, stats.GateParams()))
                 held[track] = v
             kept = verdicts.trust_state(store, roots, facts)        # kept unless replays moved
+            assert verdicts._replays(store).load(facts) == trust.load_replays(store, facts)
             fresh = trust.compute(trust.load_replays(store, facts), roots)
             assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
         assert moved >= 4
@@ -234,3 +241,40 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
         for track in (HARNESS, SIM):             # ...so the next one catches up over both rounds
             v = Verdicts(store, track, roots, facts, stats.GateParams(), base=unasked[track])
             _same_verdicts(v, Verdicts(store, track, roots, facts, stats.GateParams()))                   # most rounds moved on instead of recomputing
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int) -> None:
+    """A change of who is trusted (roots added and dropped, with runs arriving in the same step,
+    and states nobody asked about in between) moves the per-config rows by the changed authors'
+    runs only (no full computation): rows, ranking and verdicts equal fresh ones and the
+    Python pass, repeated seeds (replays, reruns) included."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        keys = [k.peer_id for k in world.keys]
+        facts = sanity.TrackFacts({HARNESS: BUDGET, SIM: None})
+        params = stats.GateParams()
+        steps = [frozenset({keys[0], keys[2]}),                 # one root dropped, one added
+                 frozenset({keys[0], keys[1], keys[3], keys[4]}),
+                 frozenset({keys[5]})]
+        for track in (HARNESS, SIM):
+            held = Verdicts(store, track, roots, facts, params)
+            _same_verdicts(held, held)                         # every aggregate computed once
+            for n, new_roots in enumerate(steps):
+                if n == 1:
+                    _more(world, 0)                            # runs arrive with the change
+                v = Verdicts(store, track, new_roots, facts, params, base=held)
+                assert v.agg.trusted != held.agg.trusted
+                assert v.agg._configs.prep is not None          # moved on, not recomputed
+                fresh = Verdicts(store, track, new_roots, facts, params)
+                _same_aggregates(v.agg, fresh.agg)
+                _same_verdicts(v, fresh)
+                _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+                held = v
+            unasked = Verdicts(store, track, roots, facts, params, base=held)
+            _more(world, 1)                                    # two changes, one catch-up
+            v = Verdicts(store, track, steps[0], facts, params, base=unasked)
+            fresh = Verdicts(store, track, steps[0], facts, params)
+            _same_aggregates(v.agg, fresh.agg)
+            _same_verdicts(v, fresh)
+        assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())

@@ -13,7 +13,7 @@ from memory import synthetic
 from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
 from roles import trust, verdicts
-from swarm.web.app import dashboard_app
+from swarm.web.app import dashboard_app, warm_up
 from tests.web.conftest import FAKE_DIFF, cli_json
 
 
@@ -130,6 +130,27 @@ def test_one_request_computes_the_verdicts_once(client: TestClient,
         client.get(path)
         assert calls == [synthetic.HISTORY_TRACK], path
         calls.clear()
+
+
+def test_the_warm_up_computes_what_the_first_page_needs(history_home: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`swarm dashboard` (on a home without a daemon) warms the verdicts as it starts: the first
+    requests then compute nothing, and answer what they would have answered alone."""
+    memory = ReadOnlyMemory(memory_path(history_home))
+    try:
+        verdicts.forget()
+        app = TestClient(dashboard_app(memory, history_home), base_url="http://127.0.0.1")
+        alone = [app.get(p).json() for p in ("/json/leaderboard", "/json/overview")]
+        verdicts.forget()
+        warm_up(memory, history_home).join(timeout=120)
+        made = []
+        real = verdicts.Verdicts.__init__
+        monkeypatch.setattr(verdicts.Verdicts, "__init__",
+                            lambda self, *a, **k: made.append(a[1]) or real(self, *a, **k))
+        assert [app.get(p).json() for p in ("/json/leaderboard", "/json/overview")] == alone
+        assert made == []
+    finally:
+        memory.close()
 
 
 def test_knobs_runs_and_a_run_without_a_curve(client: TestClient) -> None:
