@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -346,6 +347,27 @@ def summarize(arm: str, results: list[dict[str, Any]], checkpoints: tuple[int, .
             "max_idle": max((r.get("max_idle") or 0 for r in results), default=0)}
 
 
+def _rep(arm: str, cond: Cond, partial: str | None) -> dict[str, Any]:
+    """One repetition, announced on stderr when it starts and ends (a run of the whole command
+    takes hours: its table comes only at the end), its result appended to `partial`."""
+    where = f"{arm} {cond.surface} {cond.noise} crash {cond.crash:g} rep {cond.rep}"
+    typer.echo(f"[{time.strftime('%H:%M:%S')}] {where}: started", err=True)
+    started = time.monotonic()
+    result = run_arm(arm, cond)
+    seconds = time.monotonic() - started
+    typer.echo(f"[{time.strftime('%H:%M:%S')}] {where}: done in {seconds:.0f} s, gain "
+               f"{_fmt(result['final_gain'])}, first verified at "
+               f"{_fmt(result['first_verified_at'])}, verified {result['verified']} "
+               f"(false {result['false_verified']})", err=True)
+    if partial:
+        line = {"arm": arm, "surface": cond.surface, "noise": cond.noise, "crash": cond.crash,
+                "nodes": cond.nodes, "runs_asked": cond.runs, "rep": cond.rep,
+                "seconds": round(seconds, 1), **result}
+        with open(partial, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, default=str) + "\n")
+    return result
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -370,6 +392,8 @@ def bench(
     effect: float = typer.Option(2.0, help="Effect of the others in noise sds (gate mode)."),
     min_baseline: int = typer.Option(stats.GateParams.min_baseline, help="Baseline seeds."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON."),
+    partial: str | None = typer.Option(None, "--partial", help="Append each repetition's "
+                                       "result to this file as a JSON line as it finishes."),
 ) -> None:
     """Compare the swarm's search and gate with TPE, random search and the greedy rule."""
     bad = ([s for s in surfaces if s not in SURFACES] + [n for n in noises if n not in NOISES]
@@ -388,8 +412,8 @@ def bench(
     for surface in surfaces:
         for noise in noises:
             for arm in arms:
-                results = [run_arm(arm, Cond(surface, noise, crash, nodes, runs, rep, cps, params))
-                           for rep in range(reps)]
+                results = [_rep(arm, Cond(surface, noise, crash, nodes, runs, rep, cps, params),
+                                partial) for rep in range(reps)]
                 rows.append({"surface": surface, "noise": noise, "crash": crash,
                              **summarize(arm, results, cps)})
     if json_out:
