@@ -6,7 +6,8 @@ real Store, interleaved unit by unit, with the training run replaced by a simula
 with a known optimum (swarm/bench/search_surface.py). Arms:
 
 - `swarm`: the portfolio (TPE + random search) through the gate;
-- `tpe_gated`, `random_gated`: one proposer alone, through the same gate (same loop);
+- `tpe_gated`, `random_gated`, `gp_gated`: one proposer alone (`gp`: optuna's GPSampler),
+  through the same gate (same loop);
 - `tpe`, `random`: optuna ask-and-tell, one run per config, no gate; the best single run wins;
 - `greedy`: karpathy/autoresearch's rule: one run per change (1-3 knobs moved from the record),
   kept when lower than the record's run, and the record moves to each kept run.
@@ -41,7 +42,7 @@ from swarm.bench.search_surface import NOISES, SURFACES, SurfaceRunner, Surface
 from swarm.output import console, print_json, print_table
 
 TRACK = "sim-search"
-ARMS = ("swarm", "tpe_gated", "random_gated", "tpe", "random", "greedy")
+ARMS = ("swarm", "tpe_gated", "random_gated", "gp_gated", "tpe", "random", "greedy")
 STALL_STEPS = 40           # worker steps in a row without a run: the search has stalled
 
 
@@ -82,7 +83,7 @@ def _workers(store: Store, cond: Cond, runner: SurfaceRunner, sources: tuple[str
         ctx = Context(store=store, me=key.peer_id, publish=StorePublisher(store, key), track=TRACK,
                       base_config=_base(), run=runner, params=cond.params,
                       rng=random.Random(cond.rep * 1009 + i))
-        portfolio = proposer or make_portfolio(_validator())
+        portfolio = proposer or make_portfolio(_validator(), gp="gp" in sources)
         if proposer is None:
             portfolio.proposers = {k: v for k, v in portfolio.proposers.items() if k in sources}
         out.append(Worker(ctx, portfolio))
@@ -234,7 +235,7 @@ def run_arm(arm: str, cond: Cond) -> dict[str, Any]:
     """One arm on one condition."""
     if arm == "swarm":
         return swarm_arm(cond)
-    if arm in ("tpe_gated", "random_gated"):
+    if arm in ("tpe_gated", "random_gated", "gp_gated"):
         return swarm_arm(cond, (arm.split("_")[0],))
     if arm in ("tpe", "random"):
         return ungated_arm(cond, arm)
