@@ -43,7 +43,7 @@ def verdicts_of(ctx: Context) -> verdicts.Verdicts:
 
 
 def best_config(ctx: Context) -> dict[str, Any]:
-    """The track's best verified config by a trusted author (lowest trusted mean), else the base."""
+    """The track's best verified config by a trusted author (`Verdicts.best`), else the base."""
     best = verdicts_of(ctx).best()
     return best[1] if best is not None else dict(ctx.base_config)
 

@@ -35,6 +35,10 @@ from roles.strategy import Validate
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 MAX_TRIALS = 1000          # the study keeps the best configs when the track has more
+# A Gaussian process costs O(n^3) in its trials per fit, and each ask fits and optimises an
+# acquisition function: 7-20 CPU s per ask at 50-500 trials on the 2-core build machine
+# (docs/ROLES.md), against milliseconds for TPE. Its study keeps the best 200.
+GP_MAX_TRIALS = 200
 MAX_WIDEN = 4
 
 
@@ -45,13 +49,18 @@ def node_seed(me: str, *parts: Any) -> int:
 
 
 def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
-    """`tpe` (multivariate, grouped for conditional knobs, constant liar) or `random`."""
+    """`tpe` (multivariate, grouped for conditional knobs, constant liar), `random`, or `gp`
+    (optuna's GPSampler: a Gaussian process with log expected improvement over the knobs every
+    trial has; the conditional knobs are sampled at random; RUNNING trials are taken into
+    account by the sampler itself)."""
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if kind != "tpe":
-        raise ValueError(f"unknown sampler {kind!r} (tpe or random)")
+    if kind not in ("tpe", "gp"):
+        raise ValueError(f"unknown sampler {kind!r} (tpe, random or gp)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                           constant_liar=True)
 
@@ -65,12 +74,12 @@ def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
 
 
 def build_study(space: Space, done: list[search_evidence.Outcome], running: list[dict[str, Any]],
-                sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """A study holding the track's outcomes (best MAX_TRIALS) and the running configs."""
+                sampler: optuna.samplers.BaseSampler, max_trials: int = MAX_TRIALS) -> optuna.Study:
+    """A study holding the track's outcomes (the best `max_trials`) and the running configs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(direction="minimize", sampler=sampler)
-        kept = sorted(done, key=lambda o: (o.mean, o.hash))[:MAX_TRIALS]
+        kept = sorted(done, key=lambda o: (o.mean, o.hash))[:max_trials]
         for o in sorted(kept, key=lambda o: o.hash):
             _add(study, space, o.config, TrialState.COMPLETE, o.mean)
         for config in running:
@@ -95,6 +104,7 @@ class OptunaProposer:
         self.kind, self.validate, self.knobs, self.attempts = kind, validate, knobs, attempts
         self.local, self.max_knobs = local, max_knobs
         self.name = kind
+        self.max_trials = GP_MAX_TRIALS if kind == "gp" else MAX_TRIALS
         self.widen = 0
         self.calls = 0
 
@@ -109,7 +119,8 @@ class OptunaProposer:
         running = search_evidence.pending(ctx, best)
         space = Space(best, [o.config for o in done] + running, self.widen, self.knobs,
                       self._feasible)
-        return build_study(space, done, running, make_sampler(self.kind, seed)), space
+        return build_study(space, done, running, make_sampler(self.kind, seed),
+                           self.max_trials), space
 
     def propose(self, ctx: Context) -> Proposal | None:
         """A new, valid multi-knob config; widens the search when the window is exhausted."""
@@ -199,10 +210,14 @@ class Portfolio:
 
 def make_portfolio(validate: Validate | None = None, agent: Proposer | None = None,
                    knobs: dict[str, Knob] | None = None,
-                   extra: dict[str, Callable[[], Proposer]] | None = None) -> Portfolio:
-    """TPE, random search and (with a key) the Claude agent."""
+                   extra: dict[str, Callable[[], Proposer]] | None = None,
+                   gp: bool = False) -> Portfolio:
+    """TPE, random search, (with a key) the Claude agent and (`gp`) optuna's GPSampler: off by
+    default, each of its asks costs seconds of CPU where TPE's cost milliseconds."""
     proposers: dict[str, Proposer] = {"tpe": OptunaProposer("tpe", validate, knobs),
                                       "random": OptunaProposer("random", validate, knobs)}
+    if gp:
+        proposers["gp"] = OptunaProposer("gp", validate, knobs)
     if agent is not None:
         proposers["agent"] = agent
     for name, make in (extra or {}).items():

@@ -402,17 +402,44 @@ class Verdicts:
         return (sum(values) / len(values), len(values)) if values else None
 
     def best(self) -> tuple[str, dict[str, Any]] | None:
-        """The best verified config (lowest trusted mean, ties by hash): (hash, config)."""
-        ranked = []
-        for claim in self.verified():
-            m = self.mean(claim.candidate_hash)
-            run = next((self.run(i) for i in claim.counted), None)
-            if m is not None and run is not None:
-                ranked.append((m[0], claim.candidate_hash, run["config"]))
-        if not ranked:
+        """The best verified config: (hash, config), or None before the first verified claim.
+
+        Verified claims are walked in claim order (ts, id). One tested against the current best
+        (its baseline is that config), or the first one, becomes the best: the gate compared
+        them. One tested against another config (an older best, claims made concurrently)
+        displaces the current best only when its evidence mean beats the current best's by
+        `min_effect_sd` noise sds. The evidence mean is that of the claim's counted confirmation
+        runs and its verifiers' fresh seeds, which stop arriving once the claim is verified:
+        the best moves when a claim is verified, never with the noise of later runs (ranking by
+        trusted means did: the best config's own baseline seeds pulled its mean back up and the
+        best flipped to an older config; docs/ROLES.md)."""
+        found = self._once(("best",), self._best)
+        return None if found is None else (found[0], dict(found[1]))    # callers may edit it
+
+    def _best(self) -> tuple[str, dict[str, Any]] | None:
+        current: tuple[str, float, dict[str, Any]] | None = None
+        for claim in sorted(self.verified(), key=lambda c: (c.ts, c.id)):
+            found = self._evidence_mean(claim)
+            if found is None:
+                continue
+            mean, config = found
+            if current is None or claim.baseline_hash == current[0] \
+                    or mean < current[1] - self.params.min_effect_sd * claim.test[1].std:
+                current = (claim.candidate_hash, mean, config)
+        return None if current is None else (current[0], current[2])
+
+    def _evidence_mean(self, claim: ClaimView) -> tuple[float, dict[str, Any]] | None:
+        """The mean of a verified claim's counted runs and trusted fresh seeds, and its config."""
+        runs = [self.run(i) for i in claim.counted]
+        runs += [r for r in self.refs(claim.id) if r["purpose"] == "verify"
+                 and r["config_hash"] == claim.candidate_hash and r["author"] != claim.author
+                 and self.counts(r)]
+        runs = [r for r in runs if r is not None]
+        if not runs or claim.test is None:
             return None
-        _, chash, config = min(ranked)
-        return chash, json.loads(config) if isinstance(config, str) else dict(config)
+        config = runs[0]["config"]
+        config = json.loads(config) if isinstance(config, str) else dict(config)
+        return sum(float(r["val_bpb"]) for r in runs) / len(runs), config
 
     def leaderboard(self, limit: int = 20) -> list[dict[str, Any]]:
         """Configs ranked by trusted mean; untrusted configs follow, marked, never ranked.

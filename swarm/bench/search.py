@@ -6,7 +6,8 @@ real Store, interleaved unit by unit, with the training run replaced by a simula
 with a known optimum (swarm/bench/search_surface.py). Arms:
 
 - `swarm`: the portfolio (TPE + random search) through the gate;
-- `tpe_gated`, `random_gated`: one proposer alone, through the same gate (same loop);
+- `tpe_gated`, `random_gated`, `gp_gated`: one proposer alone (`gp`: optuna's GPSampler),
+  through the same gate (same loop);
 - `tpe`, `random`: optuna ask-and-tell, one run per config, no gate; the best single run wins;
 - `greedy`: karpathy/autoresearch's rule: one run per change (1-3 knobs moved from the record),
   kept when lower than the record's run, and the record moves to each kept run.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,7 +42,7 @@ from swarm.bench.search_surface import NOISES, SURFACES, SurfaceRunner, Surface
 from swarm.output import console, print_json, print_table
 
 TRACK = "sim-search"
-ARMS = ("swarm", "tpe_gated", "random_gated", "tpe", "random", "greedy")
+ARMS = ("swarm", "tpe_gated", "random_gated", "gp_gated", "tpe", "random", "greedy")
 STALL_STEPS = 40           # worker steps in a row without a run: the search has stalled
 
 
@@ -81,7 +83,7 @@ def _workers(store: Store, cond: Cond, runner: SurfaceRunner, sources: tuple[str
         ctx = Context(store=store, me=key.peer_id, publish=StorePublisher(store, key), track=TRACK,
                       base_config=_base(), run=runner, params=cond.params,
                       rng=random.Random(cond.rep * 1009 + i))
-        portfolio = proposer or make_portfolio(_validator())
+        portfolio = proposer or make_portfolio(_validator(), gp="gp" in sources)
         if proposer is None:
             portfolio.proposers = {k: v for k, v in portfolio.proposers.items() if k in sources}
         out.append(Worker(ctx, portfolio))
@@ -233,7 +235,7 @@ def run_arm(arm: str, cond: Cond) -> dict[str, Any]:
     """One arm on one condition."""
     if arm == "swarm":
         return swarm_arm(cond)
-    if arm in ("tpe_gated", "random_gated"):
+    if arm in ("tpe_gated", "random_gated", "gp_gated"):
         return swarm_arm(cond, (arm.split("_")[0],))
     if arm in ("tpe", "random"):
         return ungated_arm(cond, arm)
@@ -346,6 +348,27 @@ def summarize(arm: str, results: list[dict[str, Any]], checkpoints: tuple[int, .
             "max_idle": max((r.get("max_idle") or 0 for r in results), default=0)}
 
 
+def _rep(arm: str, cond: Cond, partial: str | None) -> dict[str, Any]:
+    """One repetition, announced on stderr when it starts and ends (a run of the whole command
+    takes hours: its table comes only at the end), its result appended to `partial`."""
+    where = f"{arm} {cond.surface} {cond.noise} crash {cond.crash:g} rep {cond.rep}"
+    typer.echo(f"[{time.strftime('%H:%M:%S')}] {where}: started", err=True)
+    started = time.monotonic()
+    result = run_arm(arm, cond)
+    seconds = time.monotonic() - started
+    typer.echo(f"[{time.strftime('%H:%M:%S')}] {where}: done in {seconds:.0f} s, gain "
+               f"{_fmt(result['final_gain'])}, first verified at "
+               f"{_fmt(result['first_verified_at'])}, verified {result['verified']} "
+               f"(false {result['false_verified']})", err=True)
+    if partial:
+        line = {"arm": arm, "surface": cond.surface, "noise": cond.noise, "crash": cond.crash,
+                "nodes": cond.nodes, "runs_asked": cond.runs, "rep": cond.rep,
+                "seconds": round(seconds, 1), **result}
+        with open(partial, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, default=str) + "\n")
+    return result
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -370,6 +393,8 @@ def bench(
     effect: float = typer.Option(2.0, help="Effect of the others in noise sds (gate mode)."),
     min_baseline: int = typer.Option(stats.GateParams.min_baseline, help="Baseline seeds."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON."),
+    partial: str | None = typer.Option(None, "--partial", help="Append each repetition's "
+                                       "result to this file as a JSON line as it finishes."),
 ) -> None:
     """Compare the swarm's search and gate with TPE, random search and the greedy rule."""
     bad = ([s for s in surfaces if s not in SURFACES] + [n for n in noises if n not in NOISES]
@@ -388,8 +413,8 @@ def bench(
     for surface in surfaces:
         for noise in noises:
             for arm in arms:
-                results = [run_arm(arm, Cond(surface, noise, crash, nodes, runs, rep, cps, params))
-                           for rep in range(reps)]
+                results = [_rep(arm, Cond(surface, noise, crash, nodes, runs, rep, cps, params),
+                                partial) for rep in range(reps)]
                 rows.append({"surface": surface, "noise": noise, "crash": crash,
                              **summarize(arm, results, cps)})
     if json_out:

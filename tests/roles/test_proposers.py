@@ -241,3 +241,20 @@ def test_continuous_proposals_are_binned_in_the_knob_estimate() -> None:
     assert lrs[-1][1] > 0.015 and abs(lrs[0][1]) < 0.005               # the harm is where it is
     norm = [e.effect for e in effects if e.knob == "norm"]
     assert len(norm) == 1 and abs(norm[0] + 0.01) < 0.002
+
+
+def test_the_gp_sampler_is_a_source_of_its_own(store, keys) -> None:
+    import optuna
+    from roles.proposers import make_portfolio
+
+    _fill(store, keys, 12)                    # past GPSampler's 10 startup trials
+    ctx = context(store, keys[1], None)
+    gp = OptunaProposer("gp", knobs=KNOBS)
+    study, _ = gp.study(ctx)
+    assert isinstance(study.sampler, optuna.samplers.GPSampler)
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) >= 12
+    proposal = gp.propose(ctx)
+    assert proposal is not None and search_evidence.source_of("strategy", proposal.rationale) == "gp"
+    tried = {o.hash for o in search_evidence.outcomes(ctx)}
+    assert proposal.diff and config_hash({**BASE, **proposal.diff}) not in tried
+    assert "gp" in make_portfolio(gp=True).proposers and "gp" not in make_portfolio().proposers
