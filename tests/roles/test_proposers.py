@@ -248,7 +248,7 @@ def test_the_gp_sampler_is_a_source_of_its_own(store, keys) -> None:
     from roles.proposers import make_portfolio
 
     _fill(store, keys, 12)                    # past GPSampler's 10 startup trials
-    ctx = context(store, keys[1], None)
+    ctx = context(store, keys[1], None, pinned=frozenset({keys[0].peer_id}))   # _fill's outcomes
     gp = OptunaProposer("gp", knobs=KNOBS)
     study, _ = gp.study(ctx)
     assert isinstance(study.sampler, optuna.samplers.GPSampler)
