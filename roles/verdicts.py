@@ -413,20 +413,25 @@ class Verdicts:
         the best moves when a claim is verified, never with the noise of later runs (ranking by
         trusted means did: the best config's own baseline seeds pulled its mean back up and the
         best flipped to an older config; docs/ROLES.md)."""
-        found = self._once(("best",), self._best)
-        return None if found is None else (found[0], dict(found[1]))    # callers may edit it
+        steps = self.best_steps()
+        return None if not steps else (steps[-1][0].candidate_hash, dict(steps[-1][2]))
 
-    def _best(self) -> tuple[str, dict[str, Any]] | None:
-        current: tuple[str, float, dict[str, Any]] | None = None
+    def best_steps(self) -> list[tuple[ClaimView, float, dict[str, Any]]]:
+        """Each verified claim that became the best (`best`'s walk), in order, with its evidence
+        mean and config: the best's history, as the dashboard draws it."""
+        return list(self._once(("best_steps",), self._best_steps))
+
+    def _best_steps(self) -> list[tuple[ClaimView, float, dict[str, Any]]]:
+        steps: list[tuple[ClaimView, float, dict[str, Any]]] = []
         for claim in sorted(self.verified(), key=lambda c: (c.ts, c.id)):
             found = self._evidence_mean(claim)
             if found is None:
                 continue
             mean, config = found
-            if current is None or claim.baseline_hash == current[0] \
-                    or mean < current[1] - self.params.min_effect_sd * claim.test[1].std:
-                current = (claim.candidate_hash, mean, config)
-        return None if current is None else (current[0], current[2])
+            if not steps or claim.baseline_hash == steps[-1][0].candidate_hash \
+                    or mean < steps[-1][1] - self.params.min_effect_sd * claim.test[1].std:
+                steps.append((claim, mean, config))
+        return steps
 
     def _evidence_mean(self, claim: ClaimView) -> tuple[float, dict[str, Any]] | None:
         """The mean of a verified claim's counted runs and trusted fresh seeds, and its config."""

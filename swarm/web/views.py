@@ -118,18 +118,13 @@ def _tally(statuses: Any) -> dict[str, int]:
 
 
 def best_over_time(v: Any, floor: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The verified best as steps: the baseline's mean, then each claim verified here that beat
-    it (its config's trusted mean), at the time its last counted fresh seed arrived."""
+    """The verified best as steps: the baseline's mean, then each claim that became the best
+    (`Verdicts.best_steps`: the rule the nodes use, at the claim's evidence mean, which stops
+    moving once it is verified), at the time its last counted fresh seed arrived."""
     steps = [] if floor is None else [{"ts": floor["ts"], "val_bpb": floor["mean"],
                                        "what": "baseline"}]
-    found = []
-    for claim in v.verified():
-        mean = v.mean(claim.candidate_hash)
-        if mean is not None:
-            found.append((_verified_ts(v, claim), claim.id, mean[0], claim.diff))
-    for ts, _, value, diff in sorted(found, key=lambda f: (f[0], f[1])):
-        if not steps or value < steps[-1]["val_bpb"]:
-            steps.append({"ts": ts, "val_bpb": value, "what": _diff_text(diff)})
+    for claim, mean, _ in v.best_steps():
+        steps.append({"ts": _verified_ts(v, claim), "val_bpb": mean, "what": _diff_text(claim.diff)})
     return steps
 
 
