@@ -53,7 +53,7 @@ def join(
                                 "before each run while the work goes on."),
     run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, help="Wall-clock limit "
                                                 "of one training run in seconds."),
-    min_baseline: Optional[int] = typer.Option(None, "--min-baseline", min=2, help="Baseline seeds "
+    min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
                                                "before experiments (gate default 16)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),

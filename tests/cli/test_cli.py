@@ -226,7 +226,7 @@ def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
 
 @pytest.mark.parametrize("args", [["join", "--budget-tokens", "-1"], ["join", "--threads", "0"],
                                   ["join", "--max-runs", "0"], ["join", "--lease", "0"],
-                                  ["join", "--min-baseline", "1"], ["dashboard", "--port", "99999"],
+                                  ["dashboard", "--port", "99999"],
                                   ["leaderboard", "--limit", "-5"], ["runs", "--limit", "0"]])
 def test_out_of_range_options_are_refused_before_anything_starts(home: Path, args: list[str]) -> None:
     result = runner.invoke(app, args)
