@@ -73,6 +73,15 @@ def runs_by_id(ctx: Context, ids: list[str]) -> list[dict[str, Any]]:
                     f"({', '.join('?' * len(ids))}) ORDER BY ts, id", list(ids))
 
 
+def claim_tally(ctx: Context) -> dict[str, int]:
+    """How many claims by trusted authors have each status, as this node derives them."""
+    tally: dict[str, int] = {}
+    for claim in verdicts_of(ctx).claims:
+        if claim.trusted:
+            tally[claim.status] = tally.get(claim.status, 0) + 1
+    return dict(sorted(tally.items()))
+
+
 def claims(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
     """Claims on the track as this node judges them (optionally of one status), oldest first;
     each row says whether its author is trusted here."""

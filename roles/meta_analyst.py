@@ -172,15 +172,12 @@ def summarize(ctx: Context, effects: list[R.KnobEffect]) -> str:
     never = sorted(k for k in ctx.base_config if k not in varied)
     # Claims as this node derives them (trusted authors, its own tests), not the records' say:
     # a finding is this node's testimony and must not repeat a stranger's "verified".
-    tally: dict[str, int] = {}
-    for claim in evidence.verdicts_of(ctx).claims:
-        if claim.trusted:
-            tally[claim.status] = tally.get(claim.status, 0) + 1
+    tally = evidence.claim_tally(ctx)
     parts = [f"helped: {', '.join(helped) or 'nothing yet'}",
              f"did not help: {', '.join(hurt) or 'nothing'}",
              f"unclear: {', '.join(unclear) or 'nothing'}",
              f"never tried: {', '.join(never) or 'nothing'}",
-             "claims: " + (", ".join(f"{k} {n}" for k, n in sorted(tally.items())) or "none")]
+             "claims: " + (", ".join(f"{k} {n}" for k, n in tally.items()) or "none")]
     lines = quality_lines(effects, quality_effects(ctx))
     if lines:
         parts.append("effects on sample quality (repetition, unknown_words: lower is better; "

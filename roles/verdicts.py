@@ -87,6 +87,12 @@ class ClaimView:
                 "reason": self.reason, "p_value": self.p, "q_value": self.q}
 
 
+def trusted_authors(roots: frozenset[str], state: Any) -> list[str]:
+    """The keys whose runs count, sorted: the roots and the authors `state` (a TrustState)
+    trusts. Roots are never distrusted."""
+    return sorted(set(roots) | {a for a, s in state.authors.items() if s.status == "trusted"})
+
+
 class Verdicts:
     """This node's conclusions on one track.
 
@@ -104,9 +110,7 @@ class Verdicts:
         # The mark first: the aggregates count the runs below it, whatever arrives meanwhile.
         upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
         self.trust = trust_state(reader, roots, facts)
-        # Roots are never distrusted: the trusted authors are exactly those whose runs count.
-        self.trusted_authors = sorted(set(roots) | {
-            a for a, s in self.trust.authors.items() if s.status == "trusted"})
+        self.trusted_authors = trusted_authors(roots, self.trust)
         self.agg = (base.agg.advance(upto, self.trusted_authors, equivocated) if base is not None
                     else evidence_inc.Aggregates(reader, track, facts, self.trusted_authors, upto,
                                                  equivocated))

@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.leaderboard import add_diffs
-
-# A semi-join on a list parameter (as roles/evidence_sql.py AUTHOR_IN), repeated here: the swarm
-# layer states its own SQL.
-_AUTHOR_IN = "author IN (SELECT unnest(?::VARCHAR[]))"
+from roles.evidence_sql import AUTHOR_IN
 
 
 def own_peer_id(home: Path) -> str | None:
@@ -83,9 +80,9 @@ class Conclusions:
 
     def trusted_authors(self) -> list[str]:
         """The keys whose records count here: the roots and the authors trusted by earned trust."""
-        state = self.trust_state()
-        return sorted(set(self.roots) | {a for a, s in state.authors.items()
-                                         if s.status == "trusted"})
+        from roles import verdicts
+
+        return verdicts.trusted_authors(self.roots, self.trust_state())
 
     def newest_findings(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         """The newest finding per track (of the tracks `where` matches) by an author trusted
@@ -93,8 +90,8 @@ class Conclusions:
         is its author's testimony: a stranger's newer one must not hide a trusted one."""
         result = self.reader.query(
             "SELECT id, author, ts, track, title, text, effects, refs, "
-            f"{_AUTHOR_IN} AS trusted FROM findings WHERE {where} "
-            f"QUALIFY row_number() OVER (PARTITION BY track ORDER BY {_AUTHOR_IN} DESC, ts DESC, "
+            f"{AUTHOR_IN} AS trusted FROM findings WHERE {where} "
+            f"QUALIFY row_number() OVER (PARTITION BY track ORDER BY {AUTHOR_IN} DESC, ts DESC, "
             "id) = 1 ORDER BY ts DESC, id", [self.trusted_authors(), *params,
                                              self.trusted_authors()])
         return [{c: _config(v) if c in ("effects", "refs") else v

@@ -194,11 +194,7 @@ class Worker:
         mean = sum(base.values) / len(base.values) if base.values else None
         self.progress.best = {"config_hash": base.hash, "diff": diff, "val_bpb": mean,
                               "runs": len(base.values)}
-        tally: dict[str, int] = {}
-        for claim in evidence.verdicts_of(self.ctx).claims:
-            if claim.trusted:
-                tally[claim.status] = tally.get(claim.status, 0) + 1
-        self.progress.claims = dict(sorted(tally.items()))
+        self.progress.claims = evidence.claim_tally(self.ctx)
         self.progress.baseline_runs = len(evidence.baseline(self.ctx, self.ctx.base_config).values)
 
     def run(self) -> None:
