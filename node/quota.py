@@ -107,7 +107,7 @@ class Quotas:
         """Note an author already in the memory (at start-up); `first_seen` in epoch seconds."""
         standing = self._standing(min(first_seen, time.time()), accepted, time.monotonic())
         self._authors[author] = standing
-        self._bound(self._authors, self.config.max_authors)
+        bound_lru(self._authors, self.config.max_authors)
 
     def first_seen(self, author: str) -> float | None:
         """When this node first saw `author` (epoch seconds), or None if it never did."""
@@ -118,7 +118,7 @@ class Quotas:
         """Note an author first seen now other than by gossip (a record stored by sync)."""
         if author not in self._authors:
             self._authors[author] = self._standing(time.time(), 0, time.monotonic())
-            self._bound(self._authors, self.config.max_authors)
+            bound_lru(self._authors, self.config.max_authors)
 
     def admit(self, peer: str, author: str, size: int) -> tuple[str | None, bool]:
         """(None, False) if the record fits every bucket (then charged), else (reason, strike):
@@ -182,14 +182,9 @@ class Quotas:
                 TokenBucket(c.peer_rate, c.peer_burst, now),
                 TokenBucket(c.peer_bytes_per_hour / HOUR, c.peer_bytes_per_hour, now),
                 TokenBucket(c.peer_new_rate, c.peer_new_burst, now))
-            self._bound(self._peers, self.config.max_peers)
+            bound_lru(self._peers, self.config.max_peers)
         self._peers.move_to_end(peer)
         return p
-
-    @staticmethod
-    def _bound(table: OrderedDict[str, Any], limit: int) -> None:
-        while len(table) > limit:
-            table.popitem(last=False)
 
     def counts(self) -> dict[str, int]:
         """Records dropped over quota so far, by reason."""
@@ -210,6 +205,12 @@ def load_authors(quotas: Quotas, store: Any) -> int:
     for author, first_ts_ms, count in rows:
         quotas.know(author, first_ts_ms / 1000.0, int(count))
     return len(rows)
+
+
+def bound_lru(table: OrderedDict[str, Any], limit: int) -> None:
+    """Forget the least recently used entries of `table` beyond `limit` (kept in use order)."""
+    while len(table) > limit:
+        table.popitem(last=False)
 
 
 def flood_bound(config: QuotaConfig, seconds: float, per_author: int) -> int:

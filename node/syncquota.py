@@ -38,7 +38,7 @@ import msgpack
 import trio
 
 from memory import canonical
-from node.quota import HOUR, Quotas, TokenBucket
+from node.quota import HOUR, Quotas, TokenBucket, bound_lru
 
 MIB, GIB = 1 << 20, 1 << 30
 SCALE_ENV = "SWARM_SYNC_QUOTA_SCALE"      # tests shrink every budget by this factor
@@ -203,7 +203,7 @@ class SyncQuotas:
             p = self._peers[peer] = _Peer(_hourly(c.peer_bytes_per_hour, now),
                                           _hourly(c.new_bytes_per_hour, now),
                                           _hourly(c.new_authors_per_hour, now))
-            _bound(self._peers, c.max_peers)
+            bound_lru(self._peers, c.max_peers)
         self._peers.move_to_end(peer)
         return p
 
@@ -211,18 +211,13 @@ class SyncQuotas:
         a = self._authors.get(author)
         if a is None:
             a = self._authors[author] = _hourly(self.config.author_bytes_per_hour, now)
-            _bound(self._authors, self.config.max_authors)
+            bound_lru(self._authors, self.config.max_authors)
         self._authors.move_to_end(author)
         return a
 
 
 def _hourly(per_hour: float, now: float) -> TokenBucket:
     return TokenBucket(per_hour / HOUR, per_hour, now)
-
-
-def _bound(table: OrderedDict[str, Any], limit: int) -> None:
-    while len(table) > limit:
-        table.popitem(last=False)
 
 
 @dataclass
