@@ -8,21 +8,23 @@ over a million runs takes seconds; a new run changes only its own config's row o
 `Aggregates` holds them for one track as of a mark: the runs whose rowid is below it (the `runs`
 table is insert-only, so rowids count up in arrival order). `advance` makes the aggregates of a
 later state from an earlier one by reading only the runs that arrived in between: a config's row
-holds exact decimal sums, so a new run adds its value (a trusted run only when it is its seed's
-first by ts and id: one query per new seed, which DuckDB filters while scanning, finds the first
-run held); the baseline tally adds counts; the ranking's sorted order moves the touched configs
-by bisection. No step reads a column of every run (`config_hash IN (...)` would). It falls back
-to a full computation when the inputs every row depends on changed: the
-trusted authors (trust follows replays), the equivocating authors, or the track's facts. Each
-part is computed on first use, so a view that needs no ranking pays for none.
+holds exact integer sums (val_bpb in units of 1e-12), so a new run adds its value (a trusted run
+only when it is its seed's first by ts and id: one query per new seed, which DuckDB filters while
+scanning, finds the first run held); the baseline tally adds counts; the ranking's sorted order
+moves the touched configs by bisection. No step reads a column of every run (`config_hash IN
+(...)` would). A change of the trusted authors (trust follows replays and pins) moves the rows by
+the runs of the authors whose trust changed (`_retrust`), in one step however many changes
+happened since the last ranked state; the ranking then picks its best few in one pass. An
+equivocation or a change of the track's facts means a full computation. Each part is computed
+on first use, so a view that needs no ranking pays for none.
 tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
 Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
-from decimal import Decimal
 from typing import Any
 
 from memory import views
@@ -30,44 +32,40 @@ from roles import evidence_sql, sanity
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
 MAX_SEEDS = 16               # more new trusted seeds than this: re-read the touched configs
-_FULL = """
-    SELECT config_hash,
-           sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t) AS t_sum,
-           count(*) FILTER (WHERE t) AS t_n,
-           sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-           count(*) FILTER (WHERE NOT t) AS u_n
-    FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok') GROUP BY ALL"""
+# Values are exact integers: val_bpb as DECIMAL(18, 12) (rounded to 1e-12 once, so sums do not
+# depend on the order DuckDB adds them in) counted in units of 1e-12. A row's value converts the
+# decimal, a group's sum converts the decimal sum (HUGEINT: Python ints, no Decimal objects).
+_PICO = "CAST(CAST(val_bpb AS DECIMAL(18, 12)) * 1000000000000 AS BIGINT)"
+_SUM = "CAST(coalesce(sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE {where}), 0) " \
+       "* 1000000000000 AS HUGEINT)"
+_FULL = f"""
+    SELECT config_hash, {_SUM.format(where="t")} AS t_sum, count(*) FILTER (WHERE t) AS t_n,
+           {_SUM.format(where="NOT t")} AS u_sum, count(*) FILTER (WHERE NOT t) AS u_n
+    FROM (SELECT *, {{author}} AS t FROM {{src}} WHERE sane AND status = 'ok') GROUP BY ALL"""
 # A few configs' rows: the first counted run per seed by a window (cheap over their runs only).
-_SOME = """
-    SELECT config_hash,
-           sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE t AND k = 1) AS t_sum,
+_SOME = f"""
+    SELECT config_hash, {_SUM.format(where="t AND k = 1")} AS t_sum,
            count(*) FILTER (WHERE t AND k = 1) AS t_n,
-           sum(CAST(val_bpb AS DECIMAL(18, 12))) FILTER (WHERE NOT t) AS u_sum,
-           count(*) FILTER (WHERE NOT t) AS u_n
+           {_SUM.format(where="NOT t")} AS u_sum, count(*) FILTER (WHERE NOT t) AS u_n
     FROM (SELECT *, row_number() OVER (PARTITION BY config_hash, seed, t ORDER BY ts, id) AS k
-          FROM (SELECT *, {author} AS t FROM {src} WHERE sane AND status = 'ok'))
+          FROM (SELECT *, {{author}} AS t FROM {{src}} WHERE sane AND status = 'ok'))
     GROUP BY ALL"""
-# A range's sane finished runs, each with the value the sums add and whether it is trusted.
-_NEW = """
-    SELECT config_hash, seed, ts, id, CAST(val_bpb AS DECIMAL(18, 12)), {author} AS t
-    FROM {src} WHERE sane AND status = 'ok'"""
+# Sane finished runs (config, seed, ts, id, author, value) of some source.
+_RUNS = f"""
+    SELECT config_hash, seed, ts, id, author, {_PICO} FROM {{src}} WHERE sane AND status = 'ok'"""
 # Sane finished runs of one seed (an integer literal: DuckDB filters the scan by it) of some
 # configs, by any author.
-_FIRST = """
-    SELECT config_hash, seed, ts, id, author, CAST(val_bpb AS DECIMAL(18, 12)) FROM {src}
-    WHERE seed = {seed} AND sane AND status = 'ok'"""
+_FIRST = _RUNS + " AND seed = {seed}"
 # Sane finished runs, by any author, whose (config, seed) hash occurs more than once (a superset
 # of the repeated seeds: Python settles them exactly). Trust does not enter: kept across changes.
-_REPEATS = """
-    SELECT config_hash, seed, ts, id, author, CAST(val_bpb AS DECIMAL(18, 12)) FROM {src}
-    WHERE sane AND status = 'ok' AND hash(config_hash, seed) IN (
+_REPEATS = _RUNS + """ AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' GROUP BY k HAVING count(*) > 1))"""
 # A change of trust: per config, the sums of the sane finished runs of the authors whose trust
 # changed (the source holds only theirs), apart for those trusted now (`gained`).
-_DELTA = """
-    SELECT config_hash, {author} AS gained, sum(CAST(val_bpb AS DECIMAL(18, 12))) AS s, count(*)
-    FROM {src} WHERE sane AND status = 'ok' GROUP BY ALL"""
+_DELTA = f"""
+    SELECT config_hash, {{author}} AS gained, {_SUM.format(where="true")} AS s, count(*)
+    FROM {{src}} WHERE sane AND status = 'ok' GROUP BY ALL"""
 _TALLY = """
     SELECT config_hash, count(*) FROM {src}
     WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
@@ -78,22 +76,24 @@ _CUT = """
     SELECT coalesce(min(ts), 0) FROM (
         SELECT ts FROM {src} WHERE status = 'ok' AND val_bpb IS NOT NULL
         ORDER BY ts DESC LIMIT ?)"""
+# Trust does not enter (a run counts when `sane` and its author is trusted): kept across changes.
 _NEWEST = """
-    SELECT ts, id, val_bpb, purpose, (sane AND {author}) AS counts FROM {src}
+    SELECT ts, id, val_bpb, purpose, author, sane FROM {src}
     WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
-Row = tuple[Decimal | None, int, Decimal | None, int]     # t_sum, t_n, u_sum, u_n
-Run = tuple[int, str, str, Decimal]                      # ts, id, author, val_bpb
+Row = tuple[int, int, int, int]           # t_sum, t_n, u_sum, u_n (sums in 1e-12 units)
+Run = tuple[int, str, str, int]           # ts, id, author, val_bpb (in 1e-12 units)
 Repeats = dict[tuple[str, int], list[Run]]               # (config, seed) -> its runs, oldest first
 
 
 class _Table:
     """The per-config rows as of a mark, with what a change of trust needs to move them on
     without a full computation: every (config, seed) held by two or more sane finished runs
-    (by any author), with those runs (few: replays, reruns of a seed)."""
+    (by any author), with those runs (few: replays, reruns of a seed); `trusted`: the authors
+    whose runs the rows count."""
 
-    def __init__(self, rows: dict[str, Row], repeats: Repeats) -> None:
-        self.rows, self.repeats = rows, repeats
+    def __init__(self, rows: dict[str, Row], repeats: Repeats, trusted: list[str]) -> None:
+        self.rows, self.repeats, self.trusted = rows, repeats, trusted
 
 
 def _first(runs: list[Run], trusted: set[str]) -> Run | None:
@@ -101,17 +101,8 @@ def _first(runs: list[Run], trusted: set[str]) -> Run | None:
     return next((r for r in runs if r[2] in trusted), None)
 
 
-def _plus(total: Decimal | None, value: Decimal | None, sign: int) -> Decimal | None:
-    return total if value is None else (total or 0) + sign * value
-
-
-def _normal(row: tuple[Any, int, Any, int]) -> Row:
-    """A row as a full computation gives it: no sum where nothing is counted."""
-    ts, tn, us, un = row
-    return (ts if tn else None, tn, us if un else None, un)
-
-
 mark, equivocations = views.runs_mark, views.equivocation_count
+_EMPTY: Row = (0, 0, 0, 0)
 
 
 class _PerConfig:
@@ -124,37 +115,29 @@ class _PerConfig:
         self.base: Any = None
         self.since = 0                     # the mark of the state `base` is the value of
         self.touched: set[str] = set()
-        self.prep: Any = None              # prep(base, since): base as the later state counts it
 
-    def get(self, full: Any, step: Any) -> Any:
-        """The value: `full()` computes it all, `step(base, hashes, since)` moves `base` on."""
+    def get(self, full: Any, step: Any, prep: Any = None) -> Any:
+        """The value: `full()` computes it all, `step(base, hashes, since)` moves `base` on;
+        `prep(base, since)`, when given, first turns `base` into the value this state would
+        have had at `since` (a change of trust: one step over any number of changes)."""
         if self.value is None:
             if self.base is None:
                 self.value = full()
             else:
-                base = self.base if self.prep is None else self.prep(self.base, self.since)
+                base = self.base if prep is None else prep(self.base, self.since)
                 self.value = step(base, sorted(self.touched), self.since)
-            self.base, self.touched, self.prep = None, set(), None
+            self.base, self.touched = None, set()
         return self.value
 
-    def moved(self, touched: list[str], mark: int, prep: Any = None) -> _PerConfig:
+    def moved(self, touched: list[str], mark: int) -> _PerConfig:
         """This value for a later state, in which `touched` configs got runs (`mark`: this
-        value's state's); `prep(base, since)`, when given, turns a base value into the one the
-        later state would have had at `since` (a change of trust), before the step."""
+        value's state's)."""
         out = _PerConfig()
         if self.value is not None:
-            out.base, out.touched, out.since, out.prep = self.value, set(touched), mark, prep
+            out.base, out.touched, out.since = self.value, set(touched), mark
         elif self.base is not None:
             out.base, out.touched, out.since = self.base, self.touched | set(touched), self.since
-            out.prep = _then(self.prep, prep)
         return out
-
-
-def _then(first: Any, second: Any) -> Any:
-    """Two preparations, one after the other (either may be None)."""
-    if first is None or second is None:
-        return first or second
-    return lambda base, since: second(first(base, since), since)
 
 
 def _rows_step(some: Any) -> Any:
@@ -170,53 +153,61 @@ def _rows_step(some: Any) -> Any:
 
 class _Ranked:
     """Every config in order of its ranking key: (trusted mean, hash) for configs with counted
-    runs, (untrusted mean, hash) for those with untrusted sane runs only. Kept sorted as rows
-    change, so a new run costs a bisection, not a pass over every config."""
+    runs, (untrusted mean, hash) for those with untrusted sane runs only. A mean's key is the
+    integer floor(sum * 2**64 / n): exact (two different means of fewer than 2**32 runs each
+    differ by at least 2**-64), and integers compare fast.
 
-    def __init__(self, trusted: list[tuple[Any, str]], others: list[tuple[Any, str]],
-                 keys: dict[str, tuple[bool, Any]], rows: dict[str, Row] | None = None) -> None:
-        self.trusted, self.others, self.keys = trusted, others, keys
+    Made from rows in full (a first computation, a change of trust: most rows moved), it only
+    picks the best few (one pass, `heapq.nsmallest`); the sorted order of every config is made
+    when a later state moves on from it, and kept sorted as rows change from then on, so a new
+    run costs a bisection, not a pass over every config."""
+
+    def __init__(self, rows: dict[str, Row],
+                 order: tuple[list[tuple[int, str]], list[tuple[int, str]]] | None = None) -> None:
         self.rows = rows                   # the rows ordered (never changed: each state copies)
+        self._order = order                # (trusted, others) sorted, once made
+        self._tops: dict[int, tuple[list[str], list[str]]] = {}
 
     @staticmethod
-    def _key(row: Row) -> tuple[bool, Any] | None:
+    def _key(row: Row | None) -> tuple[bool, int] | None:
+        if row is None:
+            return None
         ts, tn, us, un = row
-        return (True, ts / tn) if tn else (False, us / un) if un else None
+        return (True, (ts << 64) // tn) if tn else (False, (us << 64) // un) if un else None
 
-    @classmethod
-    def of(cls, rows: dict[str, Row], earlier: _Ranked | None = None) -> _Ranked:
-        """The order of these configs' rows; from `earlier`'s order when given (after a change
-        of trust): its rows that are still the same objects keep their place, only the others
-        are keyed and sorted, and the two sorted runs are merged (Timsort merges two runs in a
-        pass)."""
-        if earlier is None or earlier.rows is None:
-            keys = {h: k for h, r in rows.items() if (k := cls._key(r)) is not None}
-            return cls(sorted((m, h) for h, (t, m) in keys.items() if t),
-                       sorted((m, h) for h, (t, m) in keys.items() if not t), keys, rows)
-        held = earlier.rows
-        changed = {h for h, r in rows.items() if held.get(h) is not r} | (held.keys() - rows)
-        keys = dict(earlier.keys)          # a copy in C, then the changed ones replaced
-        for h in changed:
-            keys.pop(h, None)
-        new = {h: k for h in changed if h in rows and (k := cls._key(rows[h])) is not None}
-        keys.update(new)
-        trusted = [x for x in earlier.trusted if x[1] not in changed]
-        others = [x for x in earlier.others if x[1] not in changed]
-        return cls(sorted(trusted + sorted((m, h) for h, (t, m) in new.items() if t)),
-                   sorted(others + sorted((m, h) for h, (t, m) in new.items() if not t)),
-                   keys, rows)
+    def _keys(self, trusted: bool) -> list[tuple[int, str]]:
+        # A list comprehension, row fields by index: the fastest pass over every row here.
+        if trusted:
+            return [((r[0] << 64) // r[1], h) for h, r in self.rows.items() if r[1]]
+        return [((r[2] << 64) // r[3], h) for h, r in self.rows.items() if r[3] and not r[1]]
+
+    def order(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """Every keyed config, sorted: (trusted, others)."""
+        if self._order is None:
+            self._order = (sorted(self._keys(True)), sorted(self._keys(False)))
+        return self._order
+
+    def top(self, limit: int) -> tuple[list[str], list[str]]:
+        """The first `limit` hashes of each order."""
+        if limit not in self._tops:
+            if self._order is not None:
+                best = (self._order[0][:limit], self._order[1][:limit])
+            else:
+                best = (heapq.nsmallest(limit, self._keys(True)),
+                        heapq.nsmallest(limit, self._keys(False)))
+            self._tops[limit] = ([h for _, h in best[0]], [h for _, h in best[1]])
+        return self._tops[limit]
 
     def moved(self, rows: dict[str, Row], hashes: list[str]) -> _Ranked:
         """The order once these configs' rows are as in `rows`."""
-        out = _Ranked(list(self.trusted), list(self.others), dict(self.keys), rows)
+        trusted, others = (list(x) for x in self.order())
         for h in hashes:
-            if (old := out.keys.pop(h, None)) is not None:
-                listed = out.trusted if old[0] else out.others
+            if (old := self._key(self.rows.get(h))) is not None:
+                listed = trusted if old[0] else others
                 del listed[bisect.bisect_left(listed, (old[1], h))]
-            if h in rows and (new := self._key(rows[h])) is not None:
-                out.keys[h] = new
-                bisect.insort(out.trusted if new[0] else out.others, (new[1], h))
-        return out
+            if (new := self._key(rows.get(h))) is not None:
+                bisect.insort(trusted if new[0] else others, (new[1], h))
+        return _Ranked(rows, (trusted, others))
 
 
 class Aggregates:
@@ -229,8 +220,7 @@ class Aggregates:
         self._lock = threading.RLock()
         self._configs, self._tally, self._ranked = _PerConfig(), _PerConfig(), _PerConfig()
         self._screened: set[str] | None = None
-        self._newest: dict[int, list[dict[str, Any]]] = {}
-        self._earlier: _Ranked | None = None   # an earlier state's order (a change of trust)
+        self._newest: dict[int, list[tuple[Any, ...]]] = {}   # limit -> its _NEWEST rows
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
         self.arrived: list[tuple[str, str, str | None]] | None = None
 
@@ -258,7 +248,7 @@ class Aggregates:
 
     def _table(self) -> _Table:
         with self._lock:
-            return self._configs.get(self._all_configs, self._step_configs)
+            return self._configs.get(self._all_configs, self._step_configs, self._retrust)
 
     def _all_configs(self) -> _Table:
         src = self._src(_COLUMNS)
@@ -267,7 +257,7 @@ class Aggregates:
         rows = {h: tuple(row) for h, *row in self.reader.query(sql, [self.trusted,
                                                                      *src.params]).rows}
         # The trusted sums hold every trusted run: take off those that repeat a seed of their
-        # config and are not its first counted run (by ts, id). Exact decimals, in Python: an
+        # config and are not its first counted run (by ts, id). Exact integers, in Python: an
         # `id NOT IN (...)` filter over every run costs more.
         trusted = set(self.trusted)
         for (chash, _), runs in repeats.items():
@@ -275,8 +265,8 @@ class Aggregates:
             for run in runs:
                 if run[2] in trusted and run is not first:
                     t_sum, t_n, u_sum, u_n = rows[chash]
-                    rows[chash] = _normal((t_sum - run[3], t_n - 1, u_sum, u_n))
-        return _Table(rows, repeats)
+                    rows[chash] = (t_sum - run[3], t_n - 1, u_sum, u_n)
+        return _Table(rows, repeats, self.trusted)
 
     def _repeated(self, src: evidence_sql.Sane) -> Repeats:
         """Every (config, seed) held by two or more sane finished runs, with those runs: a 64-bit
@@ -291,13 +281,11 @@ class Aggregates:
     def _some_repeats(self, hashes: list[str]) -> Repeats:
         """The repeated seeds of these configs (their sane finished runs read whole)."""
         src = self._src(_COLUMNS, configs=hashes)
-        return _groups(self.reader.query(
-            f"SELECT config_hash, seed, ts, id, author, CAST(val_bpb AS DECIMAL(18, 12)) FROM "
-            f"{src.source} WHERE sane AND status = 'ok'", src.params).rows)
+        return _groups(self.reader.query(_RUNS.format(src=src.source), src.params).rows)
 
     def _step_configs(self, base: _Table, hashes: list[str], since: int) -> _Table:
         """`base`, the table as of `since`, updated with the sane finished runs stored since:
-        sums of exact decimals, so the rows are those a full computation gives. A new trusted run
+        sums of exact integers, so the rows are those a full computation gives. A new trusted run
         counts when it is its seed's first (by ts, id), in place of the one that was."""
         new = self._sane_since(since)
         seeds = sorted({seed for _, seed, *_ in new if seed is not None})
@@ -305,7 +293,8 @@ class Aggregates:
             # One query per seed: past a few, re-read the touched configs.
             repeats = {k: v for k, v in base.repeats.items() if k[0] not in set(hashes)}
             repeats.update(self._some_repeats(hashes) if hashes else {})
-            return _Table(_rows_step(self._some_configs)(base.rows, hashes), repeats)
+            return _Table(_rows_step(self._some_configs)(base.rows, hashes), repeats,
+                          self.trusted)
         held = self._held_runs(since, seeds, sorted({h for h, *_ in new}), base.repeats)
         trusted = set(self.trusted)
         value, repeats = dict(base.rows), dict(base.repeats)
@@ -316,22 +305,20 @@ class Aggregates:
             runs.sort()
             if len(runs) > 1:
                 repeats[(chash, seed)] = list(runs)
-            t_sum, t_n, u_sum, u_n = value.get(chash, (None, 0, None, 0))
+            t_sum, t_n, u_sum, u_n = value.get(chash, _EMPTY)
             if author not in trusted:
-                value[chash] = (t_sum, t_n, bpb + (u_sum or 0), u_n + 1)
+                value[chash] = (t_sum, t_n, u_sum + bpb, u_n + 1)
             elif old is None:
-                value[chash] = (bpb + (t_sum or 0), t_n + 1, u_sum, u_n)
+                value[chash] = (t_sum + bpb, t_n + 1, u_sum, u_n)
             elif (ts, run_id) < old[:2]:   # an older run arrived late: it is the seed's first
                 value[chash] = (t_sum + bpb - old[3], t_n, u_sum, u_n)
-        return _Table(value, repeats)
+        return _Table(value, repeats, self.trusted)
 
     def _sane_since(self, since: int) -> list[tuple[Any, ...]]:
         """The sane finished runs stored in [since, mark): config, seed, ts, id, author,
         val_bpb (as the sums take it)."""
         src = self._src(_COLUMNS, (since, self.mark))
-        return self.reader.query(
-            f"SELECT config_hash, seed, ts, id, author, CAST(val_bpb AS DECIMAL(18, 12)) FROM "
-            f"{src.source} WHERE sane AND status = 'ok'", src.params).rows
+        return self.reader.query(_RUNS.format(src=src.source), src.params).rows
 
     def _held_runs(self, since: int, seeds: list[int], hashes: list[str],
                    repeats: Repeats) -> Repeats:
@@ -356,10 +343,13 @@ class Aggregates:
                 out.setdefault(key, runs)  # a repeated seed's runs are those held already
         return out
 
-    def _retrust(self, table: _Table, since: int, old: list[str], new: list[str]) -> _Table:
-        """`table`, as of `since` with `old` as the trusted authors, as `new` would have it: the
-        runs of the authors whose trust changed move between the sums (one grouped query over
-        their runs); the repeated seeds that hold one of them get their first counted run again."""
+    def _retrust(self, table: _Table, since: int) -> _Table:
+        """`table`, as of `since` with `table.trusted` as the trusted authors, as this state's
+        trusted authors would have it: the runs of the authors whose trust changed move between
+        the sums (one grouped query over their runs); the repeated seeds that hold one of them
+        get their first counted run again. Integer sums, so any number of changes in between
+        make one step, from the table's trust to this state's."""
+        old, new = table.trusted, self.trusted
         gained, changed = set(new) - set(old), set(new) ^ set(old)
         if not changed:
             return table
@@ -367,19 +357,21 @@ class Aggregates:
                                      authors=sorted(changed))
         sql = _DELTA.format(src=src.source, author=evidence_sql.AUTHOR_IN)
         # Their runs in repeated seeds are not in the trusted sums as such: settled below.
-        repeated: dict[tuple[str, bool], tuple[Decimal, int]] = {}
+        repeated: dict[tuple[str, bool], tuple[int, int]] = {}
         for (chash, _), runs in table.repeats.items():
             for _, _, author, bpb in runs:
                 if author in changed:
-                    s, n = repeated.get((chash, author in gained), (Decimal(0), 0))
+                    s, n = repeated.get((chash, author in gained), (0, 0))
                     repeated[(chash, author in gained)] = (s + bpb, n + 1)
         rows = dict(table.rows)
         for chash, plus, s, n in self.reader.query(sql, [sorted(gained), *src.params]).rows:
-            sign = 1 if plus else -1
-            rs, rn = repeated.get((chash, bool(plus)), (Decimal(0), 0))
-            t_sum, t_n, u_sum, u_n = rows.get(chash, (None, 0, None, 0))
-            rows[chash] = _normal((_plus(t_sum, s - rs, sign), t_n + sign * (n - rn),
-                                   _plus(u_sum, s, -sign), u_n - sign * n))
+            t_sum, t_n, u_sum, u_n = rows[chash]
+            rows[chash] = ((t_sum + s, t_n + n, u_sum - s, u_n - n) if plus else
+                           (t_sum - s, t_n - n, u_sum + s, u_n + n))
+        for (chash, plus), (s, n) in repeated.items():     # not moved into the trusted sums
+            t_sum, t_n, u_sum, u_n = rows[chash]
+            rows[chash] = (t_sum - s, t_n - n, u_sum, u_n) if plus else (t_sum + s, t_n + n,
+                                                                          u_sum, u_n)
         before, after = set(old), set(new)
         for (chash, _), runs in table.repeats.items():
             if changed.isdisjoint(r[2] for r in runs):
@@ -389,17 +381,17 @@ class Aggregates:
             if was is not None:
                 t_sum, t_n = t_sum - was[3], t_n - 1
             if now is not None:
-                t_sum, t_n = (t_sum or 0) + now[3], t_n + 1
-            rows[chash] = _normal((t_sum, t_n, u_sum, u_n))
-        return _Table(rows, table.repeats)
+                t_sum, t_n = t_sum + now[3], t_n + 1
+            rows[chash] = (t_sum, t_n, u_sum, u_n)
+        return _Table(rows, table.repeats, self.trusted)
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
         with self._lock:
-            ranked = self._ranked.get(lambda: _Ranked.of(self.configs(), self._earlier),
+            ranked = self._ranked.get(lambda: _Ranked(self.configs()),
                                       lambda base, hashes, _: base.moved(self.configs(), hashes))
-        return [h for _, h in ranked.trusted[:limit]], [h for _, h in ranked.others[:limit]]
+            return ranked.top(limit)
 
     # ---- the other aggregates --------------------------------------------------------------------
 
@@ -430,17 +422,18 @@ class Aggregates:
         with self._lock:
             if limit not in self._newest:
                 self._newest[limit] = self._newest_in(None, limit)
-            return self._newest[limit]
+            found = self._newest[limit]
+        trusted = set(self.trusted)
+        return [{"ts": ts, "id": i, "val_bpb": v, "purpose": p,
+                 "counts": bool(sane) and a in trusted} for ts, i, v, p, a, sane in found]
 
     def _newest_in(self, rows: tuple[int, int] | None, limit: int,
-                   configs: list[str] | None = None) -> list[dict[str, Any]]:
+                   configs: list[str] | None = None) -> list[tuple[Any, ...]]:
         src = self._src("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status", rows, configs)
         plain = self._plain("r.ts, r.status, r.val_bpb", rows)
         cut = self.reader.query(_CUT.format(src=plain.source), [*plain.params, limit]).rows[0][0]
         sql = _NEWEST.format(src=src.source, author=evidence_sql.AUTHOR_IN)
-        found = self.reader.query(sql, [self.trusted, *src.params, cut, limit]).rows
-        return [{"ts": ts, "id": i, "val_bpb": v, "purpose": p, "counts": bool(c)}
-                for ts, i, v, p, c in found]
+        return [tuple(r) for r in self.reader.query(sql, [*src.params, cut, limit]).rows]
 
     # ---- moving on -------------------------------------------------------------------------------
 
@@ -453,28 +446,23 @@ class Aggregates:
         with self._lock:
             fresh.arrived = self._arrived(upto) if upto > self.mark else []
             touched = sorted({h for _, h, _ in fresh.arrived})
-            if list(trusted) != self.trusted:
-                # Trust moved: the per-config table moves on by the runs of the authors whose
-                # trust changed; the rest (a few small queries, a sort) is computed anew.
-                old = list(self.trusted)
-                fresh._configs = self._configs.moved(
-                    touched, self.mark, lambda table, since: fresh._retrust(table, since, old,
-                                                                            fresh.trusted))
-                fresh._earlier = self._ranked.value or self._earlier
-                return fresh
-            # The per-config tables catch up when first asked for (a claim page needs neither).
+            # The per-config table catches up when first asked for (a claim page needs none);
+            # across a change of trust it first moves by the changed authors' runs (_retrust).
             fresh._configs = self._configs.moved(touched, self.mark)
-            fresh._tally = self._tally.moved(touched, self.mark)
-            fresh._ranked = self._ranked.moved(touched, self.mark)
+            same = list(trusted) == self.trusted
+            if same:                       # else computed anew (a few small queries, a sort)
+                fresh._tally = self._tally.moved(touched, self.mark)
+                fresh._ranked = self._ranked.moved(touched, self.mark)
+                fresh._screened = self._screened
             if not touched:
-                fresh._screened, fresh._newest = self._screened, dict(self._newest)
+                fresh._newest = dict(self._newest)
                 return fresh
-            if self._screened is not None:
+            if same and self._screened is not None:
                 src = fresh._plain("r.config_hash, r.author, r.purpose", (self.mark, upto))
                 fresh._screened = self._screened | {h for (h,) in fresh._query(_SCREENED, src)}
-            for limit, old in self._newest.items():
+            for limit, old in self._newest.items():      # trust does not enter: kept
                 new = fresh._newest_in((self.mark, upto), limit, touched)
-                merged = sorted(old + new, key=lambda r: (r["ts"], r["id"]), reverse=True)
+                merged = sorted(old + new, key=lambda r: (r[0], r[1]), reverse=True)
                 fresh._newest[limit] = merged[:limit]
         return fresh
 
@@ -494,5 +482,4 @@ def _groups(rows: list[tuple[Any, ...]], at_least: int = 2) -> Repeats:
     return {k: sorted(v) for k, v in out.items() if len(v) >= at_least}
 
 
-_LIST = "SELECT unnest(?::VARCHAR[])"
 _COLUMNS = "r.config_hash, r.seed, r.author, r.val_bpb, r.ts, r.id, r.status, r.purpose"

@@ -265,7 +265,7 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
                     _more(world, 0)                            # runs arrive with the change
                 v = Verdicts(store, track, new_roots, facts, params, base=held)
                 assert v.agg.trusted != held.agg.trusted
-                assert v.agg._configs.prep is not None          # moved on, not recomputed
+                assert v.agg._configs.base is not None          # moved on, not recomputed
                 fresh = Verdicts(store, track, new_roots, facts, params)
                 _same_aggregates(v.agg, fresh.agg)
                 _same_verdicts(v, fresh)
@@ -278,3 +278,61 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
             _same_aggregates(v.agg, fresh.agg)
             _same_verdicts(v, fresh)
         assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
+
+
+def _replay(w: World, replayer: Keypair, author: str, off: float) -> None:
+    """`replayer` replays three sane finished runs of `author` that nobody replayed (off by
+    `off`: 0 matches); three, as a run (the replay too) may come out insane."""
+    replayed = {r.body.ref for r in w.runs if r.body.purpose == "replay"}
+    targets = [r for r in w.runs if r.author == author and r.body.status == "ok"
+               and r.body.purpose != "replay" and r.id not in replayed
+               and r.body.metrics.val_bpb is not None and r.body.metrics.mfu == 0.05
+               and r.body.metrics.val_bpb < 9 and r.body.metrics.tokens != 10
+               and r.body.metrics.steps != 7]
+    for target in targets[:3]:
+        w.run(replayer, target.body.track, "replay", target.id, config=target.body.config,
+              seed=target.body.seed, bpb=round(target.body.metrics.val_bpb + off, 6))
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_trust_changes_by_replays_and_pins_between_unranked_states(tmp_path, seed: int) -> None:
+    """Trust changed by a root's contradicting replay (an author distrusted), a root's matching
+    replay (one trusted), a pin and an unpin, with runs arriving, and with states asked only for
+    the overview's aggregates (newest runs, baseline tally) in between: every later state moves
+    on from the last ranked one in one step (no full computation), and equals fresh verdicts and
+    the Python pass."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        root, pinned, *others = world.keys
+        facts, params = sanity.TrackFacts({HARNESS: BUDGET, SIM: None}), stats.GateParams()
+        held = {t: Verdicts(store, t, roots, facts, params) for t in (HARNESS, SIM)}
+        for v in held.values():
+            _same_verdicts(v, v)
+        before = verdicts.trust_state(store, roots, facts)
+        victim = next(a for a in sorted(before.authors) if a not in roots
+                      and before.standing(a).status == "trusted")
+        newcomer = next(k for k in others if before.standing(k.peer_id).status == "untrusted")
+        steps = [lambda: (_replay(world, root, victim, 0.5), roots)[1],
+                 lambda: (_replay(world, root, newcomer.peer_id, 0.0), roots)[1],
+                 lambda: roots | {others[2].peer_id},
+                 lambda: roots - {pinned.peer_id}]
+        for n, step in enumerate(steps):
+            now = step()
+            _more(world, 0)
+            for track in (HARNESS, SIM):
+                v = Verdicts(store, track, now, facts, params, base=held[track])
+                assert v.agg._configs.base is not None           # moved on, not recomputed
+                fresh = Verdicts(store, track, now, facts, params)
+                assert v.newest_finished(25) == fresh.newest_finished(25)
+                assert v.baseline_tally() == fresh.baseline_tally()
+                if n % 2:                  # else only the overview's aggregates were asked
+                    _same_aggregates(v.agg, fresh.agg)
+                    _same_verdicts(v, fresh)
+                    _same_verdicts(v, ReferenceVerdicts(store, track, now, facts, params))
+                held[track] = v
+            if n == 0:
+                assert verdicts.trust_state(store, now, facts).standing(victim).status \
+                    == "distrusted"
+            if n == 1:
+                assert verdicts.trust_state(store, now, facts).standing(
+                    newcomer.peer_id).status == "trusted"
