@@ -157,10 +157,10 @@ class _Ranked:
     integer floor(sum * 2**64 / n): exact (two different means of fewer than 2**32 runs each
     differ by at least 2**-64), and integers compare fast.
 
-    Made from rows in full (a first computation, a change of trust: most rows moved), it only
-    picks the best few (one pass, `heapq.nsmallest`); the sorted order of every config is made
-    when a later state moves on from it, and kept sorted as rows change from then on, so a new
-    run costs a bisection, not a pass over every config."""
+    After a change of trust (most rows moved) it only picks the best few (one pass,
+    `heapq.nsmallest`); the sorted order of every config is made when a later state moves on from
+    it (with a full computation of the rows, at once), and kept sorted as rows change from then on, so a
+    new run costs a bisection, not a pass over every config."""
 
     def __init__(self, rows: dict[str, Row],
                  order: tuple[list[tuple[int, str]], list[tuple[int, str]]] | None = None) -> None:
@@ -223,6 +223,7 @@ class Aggregates:
         self._newest: dict[int, list[tuple[Any, ...]]] = {}   # limit -> its _NEWEST rows
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
         self.arrived: list[tuple[str, str, str | None]] | None = None
+        self._full = False                 # this state computed the per-config rows in full
 
     # ---- queries ---------------------------------------------------------------------------------
 
@@ -251,6 +252,7 @@ class Aggregates:
             return self._configs.get(self._all_configs, self._step_configs, self._retrust)
 
     def _all_configs(self) -> _Table:
+        self._full = True
         src = self._src(_COLUMNS)
         repeats = self._repeated(src)
         sql = _FULL.format(src=src.source, author=evidence_sql.AUTHOR_IN)
@@ -389,9 +391,15 @@ class Aggregates:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
         with self._lock:
-            ranked = self._ranked.get(lambda: _Ranked(self.configs()),
+            ranked = self._ranked.get(self._all_ranked,
                                       lambda base, hashes, _: base.moved(self.configs(), hashes))
             return ranked.top(limit)
+
+    def _all_ranked(self) -> _Ranked:
+        ranked = _Ranked(self.configs())
+        if self._full:                     # with a full computation (seconds): sorted at once,
+            ranked.order()                 # so the next record's request does not sort
+        return ranked
 
     # ---- the other aggregates --------------------------------------------------------------------
 
