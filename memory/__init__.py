@@ -5,6 +5,7 @@ crypto.py       Ed25519 keys, libp2p peer ids, signatures (no libp2p import)
 records.py      the record kinds (strict pydantic bodies)
 codec.py        sign / decode-and-validate with named rejection reasons; envelope-only reads
 batch.py        decoding a batch: in-process with signatures on threads, or in helper processes
+                (which also build the valid records' rows)
 helpers.py      the record-checking helper processes (pool, pipes, failure handling)
 check_worker.py the helper process itself (python -m memory.check_worker)
 schema.py       tables derived from the record models; Arrow rows for a batch

@@ -5,9 +5,10 @@ trusted), then `results()` (every input's verdict, in order; waits for the check
 
 - `ThreadedDecode`, for small batches: this thread parses and validates each record while a
   thread pool checks signatures (libsodium releases the GIL while it verifies).
-- `HelperDecode`, for big batches: helper processes (helpers.py) do every check, and this thread
-  only reads envelopes (`codec.read_envelope`) to prepare the rows meanwhile. The GIL made the
-  threaded way lose about half its overlap on 2 cores; processes do not share it.
+- `HelperDecode`, for big batches: helper processes (helpers.py) do every check and build the
+  valid records' rows (Arrow tables), so each record is parsed once and this thread only inserts.
+  The GIL made the threaded way lose about half its overlap on 2 cores; processes do not share
+  it. (It has its own interface: `outcome()`.)
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import pyarrow as pa
+
 from memory import check_worker, codec, crypto
-from memory.codec import Decoded, Reason, Rejected
-from memory.helpers import HelperGone, HelperPool
+from memory.codec import Reason, Rejected
+from memory.helpers import Answer, HelperGone, HelperPool
 from memory.records import Record
 
 Check = tuple[str, bytes, bytes]          # author peer id, signed payload, signature
@@ -83,54 +86,40 @@ class ThreadedDecode:
 
 
 class HelperDecode:
-    """Every check in helper processes; here, only the envelopes are read to prepare rows."""
+    """Every check, and the rows of the valid records, in helper processes."""
 
-    def __init__(self, raws: Sequence[bytes], ids: Sequence[str | None], now: int,
-                 helpers: HelperPool, chunk: int = 256) -> None:
+    def __init__(self, raws: Sequence[bytes], now: int, helpers: HelperPool,
+                 chunk: int = 256) -> None:
         self._now = now
-        # Send everything first, so the helpers start while this thread reads envelopes.
-        self._chunks: list[tuple[int, Sequence[bytes], Future[list[Any]] | None]] = []
+        self._chunks: list[tuple[Sequence[bytes], Future[Answer] | None]] = []
         for start in range(0, len(raws), chunk):
             part = raws[start:start + chunk]
             try:
-                future: Future[list[Any]] | None = helpers.check(part, now)
+                future: Future[Answer] | None = helpers.check(part, now)
             except HelperGone:
                 future = None                    # checked here when the verdicts are wanted
-            self._chunks.append((start, part, future))
-        self._rows = [codec.read_envelope(raw, now, i) for raw, i in zip(raws, ids)]
+            self._chunks.append((part, future))
 
-    def parsed(self) -> list[Decoded]:
-        """Rows for records whose envelope reads; not yet checked."""
-        return [row for row in self._rows if row is not None]
+    def outcome(self) -> tuple[list[Rejected | None], dict[str, pa.Table]]:
+        """Every input's verdict in order (None: valid), and the valid records' rows by table
+        (`schema.tables`, in input order); waits for the helpers."""
+        verdicts: list[Rejected | None] = []
+        parts: dict[str, list[pa.Table]] = {}
+        for part, future in self._chunks:
+            answers, tables = self._answer(part, future)
+            verdicts += [None if v is None else Rejected(Reason(v[0]), v[1]) for v in answers]
+            for name, table in tables.items():
+                parts.setdefault(name, []).append(table)
+        return verdicts, {name: pa.concat_tables(tables) for name, tables in parts.items()}
 
-    def results(self) -> list[Decoded | Record | Rejected]:
-        """Every input's outcome, in order (waits for the helpers)."""
-        out: list[Decoded | Record | Rejected] = []
-        for start, part, future in self._chunks:
-            for i, verdict in enumerate(self._verdicts(part, future)):
-                row = self._rows[start + i]
-                if verdict is not None:
-                    out.append(Rejected(Reason(verdict[0]), verdict[1]))
-                elif row is not None:
-                    out.append(row)
-                else:     # cannot happen (read_envelope checks a subset of decode's); be sure
-                    out.append(_decode_here(part[i], self._now))
-        return out
-
-    def _verdicts(self, part: Sequence[bytes], future: Future[list[Any]] | None) -> list[Any]:
+    def _answer(self, part: Sequence[bytes], future: Future[Answer] | None
+                ) -> tuple[list[Any], check_worker.Tables]:
         if future is not None:
             try:
-                verdicts = future.result()
+                verdicts, tables = future.result()
             except HelperGone:
                 pass                 # the helper died: check here (slower, same verdicts)
             else:
                 if len(verdicts) == len(part):
-                    return verdicts
+                    return verdicts, check_worker.from_ipc(tables)
         return check_worker.check(list(part), self._now)
-
-
-def _decode_here(raw: bytes, now: int) -> Record | Rejected:
-    try:
-        return codec.decode(raw, now)
-    except Rejected as rejected:
-        return rejected

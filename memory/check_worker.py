@@ -2,9 +2,11 @@
 
 Reads requests on stdin and answers on stdout, in order. Each message is a frame: a 4-byte
 big-endian length, then a msgpack value. A request is `[tag, now, [raw, ...]]`; the answer is
-`[tag, verdicts]`, one verdict per raw record, as `codec.decode(raw, now)` would judge it: None
-when valid, else `[reason, detail]`. The helper exits when stdin closes, as it does when its
-parent dies.
+`[tag, verdicts, tables]`: one verdict per raw record, as `codec.decode(raw, now)` would judge it
+(None when valid, else `[reason, detail]`), and the store's rows of the valid ones, in input
+order (`schema.tables`: {table name: Arrow IPC stream bytes}). The records are parsed once, here:
+the store's thread only inserts the rows (it used to read every envelope again to build them).
+The helper exits when stdin closes, as it does when its parent dies.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ import sys
 from typing import Any, BinaryIO
 
 import msgpack
+import pyarrow as pa
 
-from memory import codec
+from memory import codec, schema
 
 HEADER = struct.Struct(">I")
 Verdict = list[str] | None          # None: valid; else [reason, detail]
+Tables = dict[str, pa.Table]         # the valid records' rows, by table (schema.tables)
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:
@@ -40,17 +44,35 @@ def frame(value: Any) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def check(raws: list[bytes], now: int) -> list[Verdict]:
-    """Fully check each raw record, as the store would; one verdict each."""
+def check(raws: list[bytes], now: int) -> tuple[list[Verdict], Tables]:
+    """Fully check each raw record, as the store would: one verdict each, and the rows of the
+    valid ones (in input order)."""
     verdicts: list[Verdict] = []
+    rows: list[codec.Decoded] = []
     for raw in raws:
         try:
-            codec.check(raw, now)
+            rows.append(codec.checked_row(raw, now))
         except codec.Rejected as rejected:
             verdicts.append([rejected.reason.value, rejected.detail])
         else:
             verdicts.append(None)
-    return verdicts
+    return verdicts, schema.tables(rows) if rows else {}
+
+
+def to_ipc(tables: Tables) -> dict[str, bytes]:
+    """Tables as Arrow IPC stream bytes (what crosses the pipe)."""
+    out = {}
+    for name, table in tables.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        out[name] = sink.getvalue().to_pybytes()
+    return out
+
+
+def from_ipc(data: dict[str, bytes]) -> Tables:
+    """Inverse of `to_ipc`."""
+    return {name: pa.ipc.open_stream(body).read_all() for name, body in data.items()}
 
 
 def main() -> None:
@@ -61,7 +83,8 @@ def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while (body := read_frame(stdin)) is not None:
         tag, now, raws = msgpack.unpackb(body, raw=False)
-        stdout.write(frame([tag, check(raws, now)]))
+        verdicts, tables = check(raws, now)
+        stdout.write(frame([tag, verdicts, to_ipc(tables)]))
         stdout.flush()
 
 

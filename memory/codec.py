@@ -170,9 +170,18 @@ def decode(raw: bytes, now: int | None = None) -> Record:
 
 def check(raw: bytes, now: int) -> None:
     """Every check `decode` makes, without building the record; raises `Rejected`."""
+    checked_row(raw, now)
+
+
+def checked_row(raw: bytes, now: int) -> Decoded:
+    """Every check `decode` makes; what the store needs of the record (`Decoded`, here fully
+    checked), without building the `Record`. Raises `Rejected`."""
     payload, signature, envelope, _body = _checked(raw, now)
     if not crypto.verify(envelope["author"], payload, signature):
         raise Rejected(Reason.BAD_SIGNATURE)
+    return Decoded(id=canonical.digest_hex(payload), kind=envelope["kind"],
+                   author=envelope["author"], seq=envelope["seq"], ts=envelope["ts"], raw=raw,
+                   data=envelope["body"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +189,7 @@ class Decoded:
     """What the store needs of a record: id, envelope fields, plain body and raw bytes.
 
     Made by `read_envelope`, which checks only the envelope: until a full check (`decode`)
-    has passed, nothing in it may be trusted.
+    has passed, nothing in it may be trusted; or by `checked_row`, after every check.
     """
 
     id: str

@@ -1,7 +1,8 @@
 """Helper processes that check records (`memory.check_worker`), for big batches.
 
-A batch's records are parsed, validated and signature-checked; all of it is Python or holds the
-GIL for part of the time, so threads cannot spread it over cores. Measured on 2 cores: with
+A batch's records are parsed, validated and signature-checked, and the valid ones' table rows
+built (so the store's thread only inserts them); all of it is Python or holds the GIL for part of
+the time, so threads cannot spread it over cores. Measured on 2 cores: with
 signatures checked on threads beside the parsing thread, only about half of the checking overlapped
 the parsing. Helper processes have GILs of their own. Each starts in about 0.3 s (it imports
 pydantic), so stores start them only on the first batch big enough to need them.
@@ -26,6 +27,8 @@ import msgpack
 
 from memory.check_worker import Verdict, frame, read_frame
 
+Answer = tuple[list[Verdict], dict[str, bytes]]    # verdicts, the valid rows' tables (IPC bytes)
+
 log = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -40,7 +43,7 @@ def default_helpers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-_Request = tuple[int, bytes, "Future[list[Verdict]]"]   # tag, framed request, its answer
+_Request = tuple[int, bytes, "Future[Answer]"]   # tag, framed request, its answer
 IN_FLIGHT = 2     # requests a helper holds at once: one to work on, one ready in its pipe
 
 
@@ -62,7 +65,7 @@ class _Helper:
             [sys.executable, "-P", "-m", "memory.check_worker"], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._requests = requests
-        self._pending: dict[int, Future[list[Verdict]]] = {}
+        self._pending: dict[int, Future[Answer]] = {}
         self._lock = threading.Lock()          # guards _pending and _alive
         self._room = threading.Semaphore(IN_FLIGHT)
         self._alive = True
@@ -107,11 +110,11 @@ class _Helper:
     def _read_answers(self) -> None:
         try:
             while (body := read_frame(self._proc.stdout)) is not None:
-                tag, answer = msgpack.unpackb(body, raw=False)
+                tag, verdicts, tables = msgpack.unpackb(body, raw=False)
                 with self._lock:
                     future = self._pending.pop(tag)
                 self._room.release()
-                future.set_result(answer)
+                future.set_result((verdicts, tables))
         except Exception as exc:  # noqa: BLE001 - any failure here means the helper is unusable
             self._fail(f"record-checking helper answered badly: {exc}")
             return
@@ -156,14 +159,15 @@ class HelperPool:
         """The helpers' process ids."""
         return [h.pid for h in self._helpers]
 
-    def check(self, raws: Sequence[bytes], now: int) -> Future[list[Verdict]]:
-        """Start fully checking `raws` (as `codec.decode` at time `now`); one verdict each.
+    def check(self, raws: Sequence[bytes], now: int) -> Future[Answer]:
+        """Start fully checking `raws` (as `codec.decode` at time `now`): one verdict each, and
+        the rows of the valid ones (`check_worker.check`, the tables as IPC bytes).
 
         Raises `HelperGone` if no helper is left.
         """
         if not any(h.alive for h in self._helpers):
             raise HelperGone("every record-checking helper has exited")
-        future: Future[list[Verdict]] = Future()
+        future: Future[Answer] = Future()
         tag = next(self._tags)
         # Framed here, written by whichever helper's thread takes it: a write blocks whenever
         # a pipe is full, and the caller has its own work to get on with meanwhile.

@@ -236,15 +236,71 @@ class Store:
             # Records already held skip validation: their content was checked when first stored.
             unseen = [raw for raw, i in zip(raws, ids) if i not in known]
             report.duplicate += len(raws) - len(unseen)
-            unseen_ids = [i for i in ids if i not in known]
-            batch = self._decoder(unseen, unseen_ids, codec.now_ms() if now is None else now)
+            now = codec.now_ms() if now is None else now
+            batch = self._decoder(unseen, now)
+            if isinstance(batch, HelperDecode):
+                self._write_checked(batch, unseen, now, report)
+                return report
             candidates: dict[str, Row] = {}
             for record in batch.parsed():
                 candidates.setdefault(record.id, record)
             self._write(batch, list(candidates.values()), report)
         return report
 
-    def _write(self, batch: Decoder, candidates: list[Row], report: IngestReport) -> None:
+    def _write_checked(self, batch: HelperDecode, raws: list[bytes], now: int,
+                       report: IngestReport) -> None:
+        """Insert, in one transaction, the rows the helpers built for the batch's valid records."""
+        verdicts, tables = batch.outcome()
+        for verdict in verdicts:
+            if verdict is not None:
+                self._count_rejection(verdict, report)
+        records = tables.get("records")
+        ids: list[str] = [] if records is None else records.column("id").to_pylist()
+        if len(set(ids)) != len(ids):
+            tables, ids = self._first_copies(raws, verdicts, now, report)
+        con = self._con
+        con.begin()
+        try:
+            keys = self._insert_tables(tables) if ids else None
+            self._count_rejections_in_transaction(report)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        if keys is not None:
+            rows = tables["records"]
+            self._ids.add(keys[0])
+            self._pairs.add(keys[1])
+            if self._keys is not None:
+                self._keys.add(rows.column("ts").to_numpy(), keys[0],
+                               rows.column("size").to_numpy().astype(np.int64))
+            self._version += 1
+        report.accepted += len(ids)
+        report.accepted_ids += ids
+
+    @staticmethod
+    def _first_copies(raws: list[bytes], verdicts: list[codec.Rejected | None], now: int,
+                      report: IngestReport) -> tuple[dict[str, pa.Table], list[str]]:
+        """Rows of the first valid copy of each id (the same payload validly signed twice, by two
+        signatures of one message: rare, so rebuilt here from the checked records)."""
+        fresh: dict[str, Row] = {}
+        for raw, verdict in zip(raws, verdicts):
+            row = codec.read_envelope(raw, now) if verdict is None else None
+            if row is None:
+                continue
+            if row.id in fresh:
+                report.duplicate += 1
+            else:
+                fresh[row.id] = row
+        rows = list(fresh.values())
+        return (schema.tables(rows) if rows else {}), [r.id for r in rows]
+
+    def _count_rejections_in_transaction(self, report: IngestReport) -> None:
+        for reason, n in report.rejected.items():
+            self._con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
+                              "DO UPDATE SET n = n + excluded.n", [reason, n])
+
+    def _write(self, batch: ThreadedDecode, candidates: list[Row], report: IngestReport) -> None:
         """Insert the batch's records in one transaction, committed once every check has passed.
 
         The rows go in while the records are still being checked elsewhere, so the insert
@@ -269,9 +325,7 @@ class Store:
                 con.rollback()
                 con.begin()
                 keys = self._insert_records(list(fresh.values()))
-            for reason, n in report.rejected.items():
-                con.execute("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
-                            "DO UPDATE SET n = n + excluded.n", [reason, n])
+            self._count_rejections_in_transaction(report)
             con.commit()
         except BaseException:
             con.rollback()
@@ -289,7 +343,7 @@ class Store:
         report.accepted += len(records)
         report.accepted_ids += [r.id for r in records]
 
-    def _verdicts(self, batch: Decoder, report: IngestReport) -> dict[str, Row]:
+    def _verdicts(self, batch: ThreadedDecode, report: IngestReport) -> dict[str, Row]:
         """The batch's valid records by id (the first valid copy of each); counts the rest."""
         fresh: dict[str, Row] = {}
         for result in batch.results():
@@ -305,16 +359,21 @@ class Store:
         """Insert rows for `records` (none held yet) into every table; their id and pair keys."""
         if not records:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
-        tables = schema.tables(records)
-        rows = tables.pop("records")
-        inserted = self._insert("records", rows)
-        if inserted != len(records):      # the id filter let a held record through
-            raise StoreError(f"batch of {len(records)} inserted {inserted} records")
-        for table, typed_rows in tables.items():
-            self._insert(table, typed_rows)
-        return rows.column("id8").to_numpy(), self._flag_equivocations(records)
+        return self._insert_tables(schema.tables(records))
 
-    def _decoder(self, raws: list[bytes], ids: list[str | None], now: int) -> Decoder:
+    def _insert_tables(self, tables: dict[str, pa.Table]) -> tuple[np.ndarray, np.ndarray]:
+        """Insert `schema.tables` of records none held yet; their id and pair keys."""
+        rows = tables["records"]
+        inserted = self._insert("records", rows)
+        if inserted != rows.num_rows:      # the id filter let a held record through
+            raise StoreError(f"batch of {rows.num_rows} inserted {inserted} records")
+        for table, typed_rows in tables.items():
+            if table != "records":
+                self._insert(table, typed_rows)
+        return (rows.column("id8").to_numpy(),
+                self._flag_equivocations(rows.select(["author", "seq"])))
+
+    def _decoder(self, raws: list[bytes], now: int) -> Decoder:
         """Helper processes check a big batch (started now if need be); threads, a small one."""
         if len(raws) < HELPER_MIN_BATCH or self._helper_count < 1:
             return ThreadedDecode(raws, now, self._signatures)
@@ -332,7 +391,7 @@ class Store:
                 log.warning("cannot start record-checking helpers (%s); checking in-process", exc)
                 self._helper_count = 0
                 return ThreadedDecode(raws, now, self._signatures)
-        return HelperDecode(raws, ids, now, self._helpers)
+        return HelperDecode(raws, now, self._helpers)
 
     def helper_pids(self) -> list[int]:
         """Process ids of the running record-checking helpers (none until a big batch)."""
@@ -380,10 +439,8 @@ class Store:
         finally:
             self._con.unregister("_batch")
 
-    def _flag_equivocations(self, records: list[Row]) -> np.ndarray:
+    def _flag_equivocations(self, pairs: pa.Table) -> np.ndarray:
         """Record (author, seq) pairs now held under two ids; return the batch's pair keys."""
-        pairs = pa.table({"author": pa.array([r.author for r in records], pa.string()),
-                          "seq": pa.array([r.seq for r in records], pa.uint64())})
         self._con.register("_pairs", pairs)
         try:
             keys = self._column("SELECT hash(author, seq) AS k FROM _pairs")

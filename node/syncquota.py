@@ -131,6 +131,10 @@ class SyncQuotas:
         """Which records to keep (those charged), and the drops by reason."""
         now, wall = time.monotonic(), time.time()
         p = self._peer(peer, now)
+        # One clock reading per batch: the peer's buckets refill once here, not per record
+        # (this runs on the trio thread for every record a catch-up brings).
+        for bucket in (p.bytes, p.new_bytes, p.new_authors):
+            bucket.refill(now)
         keep: list[bool] = []
         drops: dict[str, int] = {}
         for head in heads:
@@ -148,18 +152,20 @@ class SyncQuotas:
             return None                            # unreadable: ingest refuses it (a strike)
         first_seen = self.quotas.first_seen(head.author)
         standing = first_seen is not None and wall - first_seen >= self.config.standing_s
-        if not p.bytes.has(head.size, now):
+        size = head.size
+        if p.bytes.tokens < size:
             return "quota_sync_peer"
-        if not standing and not p.new_bytes.has(head.size, now):
+        if not standing and p.new_bytes.tokens < size:
             return "quota_sync_new_bytes"
-        if first_seen is None and not p.new_authors.has(1, now):
+        if first_seen is None and p.new_authors.tokens < 1:
             return "quota_sync_new_authors"
         a = self._author(head.author, now)
-        if not a.has(head.size, now):
+        if not a.has(size, now):
             return "quota_sync_author"
-        charged = [p.bytes, a] if standing else [p.bytes, p.new_bytes, a]
-        for bucket in charged:
-            bucket.tokens -= head.size
+        a.tokens -= size
+        p.bytes.tokens -= size
+        if not standing:
+            p.new_bytes.tokens -= size
         if first_seen is None:
             p.new_authors.tokens -= 1
             self.quotas.met(head.author)

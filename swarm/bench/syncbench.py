@@ -5,8 +5,10 @@ other node: a py-libp2p host with a store of its own that pulls through `node.sy
 loopback, so the figures are exact: seconds (first pull start to last record ingested and verified;
 pulls repeat, as a node's do, until the memory holds every record),
 round trips, and sync bytes on the wire (both ways, frame headers included; Noise and Yamux
-framing not counted) per byte of records received; sketches sent (and failed to decode), and the
-machine's 1-minute load average before and after (a shared machine's load skews the times).
+framing not counted) per byte of records received; sketches sent (and failed to decode); CPU
+seconds of the pulling process, its record-checking helpers and the serving node, and their sum
+per record pulled (less sensitive to a shared machine's load than the time); and the machine's
+1-minute load average before and after (a shared machine's load skews the times).
 The pulls are rationed as a node's are (node/syncquota.py, the defaults, or scaled by
 $SWARM_SYNC_QUOTA_SCALE): records dropped over quota are reported by reason.
 
@@ -26,6 +28,7 @@ from typing import Any
 
 import typer
 
+from swarm.bench import procstat
 from swarm.output import err_console
 
 CHUNK = 20_000
@@ -101,15 +104,19 @@ def variants(cache: Path, count: int, authors: int) -> dict[str, Path | None]:
                                           [peek_id(r) or "" for r in raws[count - count // 100:]])}
 
 
-def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> dict[str, Any]:
+def pull_until_equal(addr: str, store_path: Path, network: str, want: int,
+                     seed_pid: int | None = None) -> dict[str, Any]:
     """Pull from the node at `addr` into the memory at `store_path` until it holds `want` records,
-    as a node does (a pull cut short by the 300 s session limit continues in the next one)."""
+    as a node does (a pull cut short by the 300 s session limit continues in the next one).
+    CPU seconds: this process (threads included), its record-checking helpers, and the serving
+    node `seed_pid`'s."""
     import trio
 
     from memory.store import Store
     from node import quota, syncquota
 
     load = os.getloadavg()[0]
+    cpu_start, seed_start = time.process_time(), _cpu(seed_pid)
     with Store(store_path) as store:
         quotas = quota.Quotas()
         quota.load_authors(quotas, store)
@@ -125,6 +132,10 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
                               f"{time.monotonic() - start:.0f} s (load {os.getloadavg()[0]:.1f})")
         seconds = time.monotonic() - start
         after = _held(store)
+        helpers_cpu = sum(procstat.cpu_seconds(pid) for pid in store.helper_pids())
+    cpu = {"requester": round(time.process_time() - cpu_start, 1),
+           "requester_helpers": round(helpers_cpu, 1),
+           "responder": round(_cpu(seed_pid) - seed_start, 1)}
     wire = sum(r.bytes_read + r.bytes_written for r, _ in pulls)
     gained = after[1] - before[1]
     return {"records_pulled": after[0] - before[0], "seconds": round(seconds, 2),
@@ -136,7 +147,14 @@ def pull_until_equal(addr: str, store_path: Path, network: str, want: int) -> di
             "dropped_over_quota": _dropped(pulls),
             "sketches": sum(r.sketches for r, _ in pulls),
             "sketches_failed": sum(r.sketches_failed for r, _ in pulls),
+            "cpu_s": cpu, "cpu_us_per_record": round(
+                1e6 * sum(cpu.values()) / max(after[0] - before[0], 1), 1),
             "load_1min": [round(load, 1), round(os.getloadavg()[0], 1)]}   # before, after
+
+
+def _cpu(pid: int | None) -> float:
+    """CPU seconds process `pid` has used (0 if none)."""
+    return 0.0 if pid is None else procstat.cpu_seconds(pid)
 
 
 def _dropped(pulls: list[tuple[Any, str]]) -> dict[str, int]:
@@ -203,7 +221,7 @@ def run(root: Path, network: str, count: int, authors: int, cache: Path,
                 shutil.copy(source, target)
             err_console.print(f"sync: {name} ...")
             figures = pull_until_equal(seed.addr, target, network + "-sync",
-                                       seed.status()["records"])
+                                       seed.status()["records"], seed.proc.pid)
             results[f"sync_{name}"] = {"memory_records": count, "authors": authors, **figures}
             target.unlink()
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from memory import canonical, codec, synthetic
+from memory import canonical, check_worker, codec, schema, synthetic
 from memory.batch import HelperDecode
 from memory.helpers import HelperPool
 from memory.store import HELPER_MIN_BATCH, Store
@@ -72,15 +72,15 @@ def test_a_helper_that_dies_mid_batch_costs_time_not_verdicts(keys) -> None:
     try:
         pid = pool.pids[0]
         os.kill(pid, signal.SIGSTOP)               # it takes the requests but never answers
-        decode = HelperDecode(raws, ids, codec.now_ms(), pool, chunk=100)
+        decode = HelperDecode(raws, codec.now_ms(), pool, chunk=100)
         os.kill(pid, signal.SIGKILL)
-        results = decode.results()
+        verdicts, tables = decode.outcome()
     finally:
         pool.close()
     assert not pool.alive
-    rejected = [i for i, r in enumerate(results) if isinstance(r, codec.Rejected)]
-    assert rejected == [123] and results[123].reason is codec.Reason.BAD_SIGNATURE
-    assert [r.id for r in results if not isinstance(r, codec.Rejected)] == ids[:123] + ids[124:]
+    rejected = [i for i, r in enumerate(verdicts) if r is not None]
+    assert rejected == [123] and verdicts[123].reason is codec.Reason.BAD_SIGNATURE
+    assert tables["records"].column("id").to_pylist() == ids[:123] + ids[124:]
 
 
 def test_store_falls_back_to_in_process_checks_once_helpers_die(tmp_path: Path, keys) -> None:
@@ -99,3 +99,34 @@ def test_small_batches_never_start_helpers(tmp_path: Path, keys, helpers: int) -
     with Store(tmp_path / "m.duckdb", helpers=helpers) as store:
         store.ingest(r.raw for r in synthetic.runs(keys, HELPER_MIN_BATCH - 1))
         assert not store.helper_pids()
+
+
+def test_the_rows_helpers_build_are_those_of_the_valid_records(keys) -> None:
+    raws = [r.raw for r in synthetic.runs(keys, 300, seed=13)]
+    raws[17] = raws[17][:-1] + bytes([raws[17][-1] ^ 1])          # a signature bit flipped
+    raws[200] = raws[200][:-5]                                    # truncated
+    now = codec.now_ms()
+    verdicts, tables = check_worker.check(raws, now)
+    assert [i for i, v in enumerate(verdicts) if v is not None] == [17, 200]
+    assert verdicts[17][0] == "bad_signature" and verdicts[200][0] == "malformed"
+    valid = [codec.read_envelope(raw, now) for i, raw in enumerate(raws) if i not in (17, 200)]
+    expected = schema.tables(valid)
+    shipped = check_worker.from_ipc(check_worker.to_ipc(tables))      # as they cross the pipe
+    assert set(shipped) == set(expected) == {"records", "runs"}
+    assert all(shipped[name].equals(expected[name]) for name in expected)
+
+
+def test_a_tampered_record_in_a_big_batch_is_rejected_counted_and_not_stored(
+        tmp_path: Path, keys) -> None:
+    raws = [r.raw for r in synthetic.runs(keys, 2 * HELPER_MIN_BATCH, seed=17)]
+    tampered = raws[1500] = raws[1500][:-1] + bytes([raws[1500][-1] ^ 1])
+    with Store(tmp_path / "m.duckdb", helpers=2) as store:
+        report = store.ingest(raws)
+        assert store.helper_pids()                                  # the helpers checked it
+        assert report.accepted == len(raws) - 1 and report.rejected == {"bad_signature": 1}
+        assert codec.peek_id(tampered) not in report.accepted_ids
+        assert store.get(codec.peek_id(tampered)) is None          # nor under the valid id
+        assert store.query("SELECT count(*) FROM runs").rows == [(len(raws) - 1,)]
+        assert store.stats()["rejected"] == {"bad_signature": 1}
+        again = store.ingest(raws)                                  # held ones skip the checks
+        assert again.duplicate == len(raws) - 1 and again.rejected == {"bad_signature": 1}
