@@ -8,15 +8,17 @@ The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.
    baseline mean, and for efficacy once the claim test reaches `stop_alpha` over >= `min_confirm`
    runs (a strict bound per look, 0.001, over up to 12 looks keeps the overall one-sided
    error near `alpha`; a real 2-sd effect then costs ~5 confirmation runs, not `confirm_max`);
-3. the statistician tests the confirmation runs against the baseline runs (one-sided Welch with the
-   candidate's variance shrunk toward the noise floor, `claim_test`), controls the false-discovery
-   rate over every candidate the track screened (`family_q`, q = 0.05) and asks for a minimum
-   effect relative to the noise floor;
+3. the statistician tests the confirmation runs against the baseline runs made before the claim
+   (one-sided Welch with the candidate's variance shrunk toward the noise floor, `claim_test`),
+   controls the false-discovery rate online over every candidate the track screened (LOND,
+   `decide`, q = 0.05: a decision never changes as later candidates arrive) and asks for a
+   minimum effect relative to the noise floor;
 4. an independent verifier replays one seed (the number must match) and runs fresh seeds.
 val_bpb: lower is better, so effects are candidate minus baseline and "better" means negative.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ class GateParams:
     promote_sd: float = 0.5        # screening: promote when better by this many noise sds
     confirm_max: int = 12          # confirmation runs at most (screening run excluded)
     alpha: float = 0.02            # one-sided p a claim needs (strict)
-    fdr_q: float = 0.05            # Benjamini-Hochberg across the track's claims
+    fdr_q: float = 0.05            # LOND over the track's screened family (decide)
     min_effect_sd: float = 0.5     # |effect| must reach this many noise sds
     min_confirm: int = 3           # confirmation runs a claim needs (an honest one has confirm_max)
     verify_seeds: int = 3          # a verifier's fresh seeds
@@ -43,7 +45,8 @@ class GateParams:
     min_start: int = 6             # baseline seeds before screening starts (it fills up meanwhile)
     crash_max: int = 2             # crashed confirmation runs replaced by other seeds, at most
     prior_df: float = 4.0          # weight (df) of the track's noise floor in a candidate's variance
-    null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening), see decide()
+    null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening)
+    null_claim: float = 2.5        # bound on P(no-effect candidate promoted, claimed at p <= t) / t
     stop_alpha: float = 0.001      # confirmation stops early once the claim test reaches this p
     confirm_cap: int = 24          # confirmation runs at most for a candidate noisier than the floor
     verify_max: int = 12           # a verifier's fresh seeds at most (noisy candidates get more)
@@ -207,7 +210,7 @@ def screen_again(screen_bpb: float, base: NoiseFloor, params: GateParams = GateP
     2-sd effect (power can never reach 0.8 after that); the second chance recovers ~70% of those.
     Why this zone: for a no-effect candidate of any noise, with q = P(one run passes) <= 1/2 and
     g = P(gray), q + g = 1 - q (the zone is symmetric about the mean), so
-    P(promoted) = q + g q <= q + g / 2 = 1/2: `null_promote` (0.5) still bounds it (family_q)."""
+    P(promoted) = q + g q <= q + g / 2 = 1/2: `null_promote` (0.5) still bounds it."""
     return abs(screen_bpb - base.mean) <= params.promote_sd * base.std
 
 
@@ -232,10 +235,11 @@ def _scaled(runs: int, ratio: float, cap: int) -> int:
 
 def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
                     params: GateParams = GateParams(),
-                    baseline_bpb: Sequence[float] | None = None) -> bool:
+                    baseline_bpb: Sequence[float] | None = None, bar: float = 1.0) -> bool:
     """Sequential confirmation: run another seed? No at the cap; no once the running mean is not
     better than the baseline mean (futility); no once, given the baseline's runs, the claim test
-    reaches `stop_alpha` (efficacy).
+    reaches `stop_alpha`, or the claim's `bar` where that is lower (efficacy; `claim_bar`: the p
+    the claim needs in its family slot).
 
     The cap (`confirm_max`) and the futility look (from 2 runs: one run alone is too noisy to give
     up on) scale with the candidate's estimated variance ratio (`noise_ratio`), up to
@@ -250,31 +254,70 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
     if n >= first_look and float(np.mean(confirm_bpb)) >= base.mean:
         return False
     if baseline_bpb is not None and n >= params.min_confirm and len(baseline_bpb) >= 2:
-        return claim_test(confirm_bpb, baseline_bpb, params).p > params.stop_alpha
+        return claim_test(confirm_bpb, baseline_bpb, params).p > min(params.stop_alpha, bar)
     return True
 
 
 def worth_claiming(confirm_bpb: Sequence[float], baseline_bpb: Sequence[float],
-                   params: GateParams = GateParams()) -> bool:
-    """Does the confirmation evidence pass the statistician's own bar (before the family's FDR)?"""
+                   params: GateParams = GateParams(), bar: float = 1.0) -> bool:
+    """Does the confirmation evidence pass the statistician's bar: `alpha`, the family's `bar`
+    (`claim_bar` of the claim's slot) and the minimum effect?"""
     if not confirm_bpb or len(baseline_bpb) < 2:
         return False
     res = claim_test(confirm_bpb, baseline_bpb, params)
     floor = noise_floor(baseline_bpb)
-    return res.p <= params.alpha and -res.effect >= params.min_effect_sd * floor.std
+    return res.p <= min(params.alpha, bar) and -res.effect >= params.min_effect_sd * floor.std
 
 
-def family_q(pvalues: Sequence[float], family: int | None, null_promote: float = 1.0) -> list[float]:
-    """BH q-values of the tested claims inside the family of every screened candidate.
+# ---- multiplicity: LOND over the track's screened family ---------------------------------------
+#
+# The family is every candidate trusted authors screened, in one order every node derives from the
+# records (`roles/verdicts.py`: by the key (ts, id) of a candidate's first trusted screen). Test j
+# of that order is given the share gamma_j of the error budget, with sum_j gamma_j = 1 over an
+# endless family, and a claim in slot j is a discovery when
+#     null_claim * p <= fdr_q * gamma_j * (D + 1),
+# D the discoveries among the claims before it (LOND: Javanmard & Montanari 2018; FDR <= fdr_q
+# for independent or positively dependent p-values, Zrnic, Ramdas & Jordan 2021). A decision
+# depends only on the claims before it, so it stays as later screens and claims arrive; BH over
+# the whole family (before) moved every q-value up as the family grew.
 
-    A claim's test uses fresh runs, so under the null its p is uniform *given* promotion, and
-    P(promoted and p <= t) <= null_promote * t: `null_promote * p` is a valid p-value for the whole
-    screen-then-confirm procedure. Candidates that were screened but never claimed enter with p = 1.
-    So BH runs over `family` (>= the claims) values: it binds as the search grows.
-    """
-    p = [min(1.0, null_promote * float(x)) for x in pvalues]
-    padding = max(0, (family or 0) - len(p))
-    return benjamini_hochberg(p + [1.0] * padding)[: len(p)]
+GAMMA_SHIFT = 50        # gamma_j = (j + 50)^-1.5 / zeta(1.5, 51): nearly flat over the first
+GAMMA_POWER = 1.5       # ~50 slots, 1.9e-3 at slot 100, 5.4e-4 at 300; 9% of the budget lies
+#                         beyond slot 5,000 (the heavier 1/(j ln^2 j) tail left 37% beyond 10,000)
+
+
+@functools.lru_cache(maxsize=1)
+def _gamma_norm() -> float:
+    from scipy.special import zeta
+    return float(zeta(GAMMA_POWER, GAMMA_SHIFT + 1))    # sum over j >= 1 of (j + shift)^-power
+
+
+def lond_gamma(slot: int) -> float:
+    """The share of the error budget of the family's `slot`-th test (1-based); they sum to 1."""
+    if slot < 1:
+        raise ValueError("slots count from 1")
+    return (slot + GAMMA_SHIFT) ** -GAMMA_POWER / _gamma_norm()
+
+
+def online_q(p: float, slot: int, discoveries: int, params: GateParams = GateParams()) -> float:
+    """A claim's q in its slot: `null_claim * p / (gamma_slot * (D + 1))`, capped at 1; the claim
+    is a discovery when q <= `fdr_q`.
+
+    `null_claim * p` is meant as a valid p-value for the whole screen-then-confirm procedure: for a
+    no-effect candidate, P(promoted and claimed at p <= t) <= null_claim * t. Promotion alone
+    bounds it by `null_promote` (1/2) only if p were uniform given promotion; it is not: the
+    sequential looks stop at the first p under the bar, and promotion favours a baseline whose
+    mean came out high, which the claim test then meets again. `swarm bench search --mode sim`
+    measured 2.4 t at t = 1e-3 (equal noise, docs/ROLES.md). A screened candidate never claimed
+    counts with p = 1 and only takes its slot."""
+    if discoveries < 0:
+        raise ValueError("discoveries cannot be negative")
+    return min(1.0, params.null_claim * p / (lond_gamma(slot) * (discoveries + 1)))
+
+
+def claim_bar(slot: int, discoveries: int, params: GateParams = GateParams()) -> float:
+    """The largest claim p that is a discovery in this slot after `discoveries` (online_q <= q)."""
+    return params.fdr_q * lond_gamma(slot) * (discoveries + 1) / params.null_claim
 
 
 @dataclass(frozen=True)
@@ -286,37 +329,25 @@ class Verdict:
     reason: str
 
 
-def decide(results: Sequence[TestResult], noise_sd: float | Sequence[float],
-           params: GateParams = GateParams(), family: int | None = None) -> list[Verdict]:
-    """Verdicts for all claims of a track at once: strict p, BH q, minimum effect.
-
-    `noise_sd` is the noise floor, one for all or one per result (claims may have other baselines).
-    `family`: how many candidates the track screened (claimed or not); given, BH runs over that
-    whole family with each claim's p scaled by `params.null_promote` (`family_q`); None keeps
-    BH over the claims alone (version 0.1).
-    """
-    if family is None:
-        qs = benjamini_hochberg([r.p for r in results])
-    else:
-        qs = family_q([r.p for r in results], family, params.null_promote)
-    sds = [float(noise_sd)] * len(results) if isinstance(noise_sd, (int, float)) else list(noise_sd)
-    verdicts = []
-    for r, q, sd in zip(results, qs, sds):
-        need = params.min_effect_sd * sd
-        if r.n < params.min_confirm:
-            why, ok = f"n={r.n} < {params.min_confirm} confirmation runs", False
-        elif r.p > params.alpha:
-            why, ok = f"p={r.p:.3g} > alpha={params.alpha}", False
-        elif q > params.fdr_q:
-            why, ok = (f"q={q:.3g} > {params.fdr_q} (BH over "
-                       f"{family or len(results)} screened candidates)"), False
-        elif -r.effect < need:
-            why, ok = f"effect {r.effect:+.4g} smaller than {params.min_effect_sd} noise sd ({need:.3g})", False
-        else:
-            why, ok = (f"{r.test} p={r.p:.3g} q={q:.3g} effect {r.effect:+.4g} "
-                       f"(noise sd {sd:.3g}, n={r.n})"), True
-        verdicts.append(Verdict(ok, q, why))
-    return verdicts
+def decide(result: TestResult, noise_sd: float, params: GateParams = GateParams(),
+           slot: int = 1, discoveries: int = 0) -> Verdict:
+    """The verdict on one claim in its family slot after `discoveries` earlier discoveries:
+    enough runs, strict p, online q (`online_q`), minimum effect."""
+    q = online_q(result.p, slot, discoveries, params)
+    need = params.min_effect_sd * noise_sd
+    if result.n < params.min_confirm:
+        return Verdict(False, q, f"n={result.n} < {params.min_confirm} confirmation runs")
+    if result.p > params.alpha:
+        return Verdict(False, q, f"p={result.p:.3g} > alpha={params.alpha}")
+    if q > params.fdr_q:
+        return Verdict(False, q, f"q={q:.3g} > {params.fdr_q} (LOND: slot {slot} of the screened "
+                                 f"family, {discoveries} discoveries before)")
+    if -result.effect < need:
+        return Verdict(False, q, f"effect {result.effect:+.4g} smaller than {params.min_effect_sd} "
+                                 f"noise sd ({need:.3g})")
+    return Verdict(True, q, f"{result.test} p={result.p:.3g} q={q:.3g} (slot {slot}, "
+                            f"{discoveries} before) effect {result.effect:+.4g} "
+                            f"(noise sd {noise_sd:.3g}, n={result.n})")
 
 
 Outcome = Literal["confirmed", "refuted", "inconclusive"]

@@ -69,7 +69,13 @@ _DELTA = f"""
 _TALLY = """
     SELECT config_hash, count(*) FROM {src}
     WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
-_SCREENED = "SELECT DISTINCT config_hash FROM {src} WHERE purpose = 'screen' AND {author}"
+# Each config's first screen (by ts, id) by a trusted author: its place in the FDR family.
+_SCREENED = """
+    SELECT config_hash, ts, id FROM (
+        SELECT config_hash, ts, id,
+               row_number() OVER (PARTITION BY config_hash ORDER BY ts, id) AS k
+        FROM {src} WHERE purpose = 'screen' AND {author})
+    WHERE k = 1"""
 # The newest finished runs: a ts cut-off first, then a constant filter on it (DuckDB skips the
 # older row groups by their min/max) and the sanity bounds for the rows above it.
 _CUT = """
@@ -219,7 +225,7 @@ class Aggregates:
         self.mark, self.equivocated = upto, equivocated
         self._lock = threading.RLock()
         self._configs, self._tally, self._ranked = _PerConfig(), _PerConfig(), _PerConfig()
-        self._screened: set[str] | None = None
+        self._screened: dict[str, tuple[int, str]] | None = None
         self._newest: dict[int, list[tuple[Any, ...]]] = {}   # limit -> its _NEWEST rows
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
         self.arrived: list[tuple[str, str, str | None]] | None = None
@@ -417,12 +423,13 @@ class Aggregates:
         with self._lock:
             return self._tally.get(tally, step)
 
-    def screened(self) -> set[str]:
-        """Configs screened by trusted authors (the FDR family)."""
+    def screened(self) -> dict[str, tuple[int, str]]:
+        """Configs screened by trusted authors (the FDR family), each with the (ts, id) of its
+        first such screen."""
         with self._lock:
             if self._screened is None:
-                src = self._plain("r.config_hash, r.author, r.purpose")
-                self._screened = {h for (h,) in self._query(_SCREENED, src)}
+                src = self._plain("r.config_hash, r.author, r.purpose, r.ts, r.id")
+                self._screened = _first_screens({}, self._query(_SCREENED, src))
             return self._screened
 
     def newest(self, limit: int) -> list[dict[str, Any]]:
@@ -466,8 +473,9 @@ class Aggregates:
                 fresh._newest = dict(self._newest)
                 return fresh
             if same and self._screened is not None:
-                src = fresh._plain("r.config_hash, r.author, r.purpose", (self.mark, upto))
-                fresh._screened = self._screened | {h for (h,) in fresh._query(_SCREENED, src)}
+                src = fresh._plain("r.config_hash, r.author, r.purpose, r.ts, r.id",
+                                   (self.mark, upto))
+                fresh._screened = _first_screens(self._screened, fresh._query(_SCREENED, src))
             for limit, old in self._newest.items():      # trust does not enter: kept
                 new = fresh._newest_in((self.mark, upto), limit, touched)
                 merged = sorted(old + new, key=lambda r: (r[0], r[1]), reverse=True)
@@ -479,6 +487,17 @@ class Aggregates:
         return [tuple(r) for r in self.reader.query(
             "SELECT id, config_hash, ref FROM runs WHERE track = ? AND rowid >= ? AND rowid < ?",
             [self.track, self.mark, upto]).rows]
+
+
+def _first_screens(known: dict[str, tuple[int, str]],
+                   rows: list[tuple[Any, ...]]) -> dict[str, tuple[int, str]]:
+    """`known` with (config, ts, id) rows merged in: each config keeps its smallest (ts, id)."""
+    out = dict(known)
+    for chash, ts, rid in rows:
+        key = (int(ts), str(rid))
+        if chash not in out or key < out[chash]:
+            out[chash] = key
+    return out
 
 
 def _groups(rows: list[tuple[Any, ...]], at_least: int = 2) -> Repeats:

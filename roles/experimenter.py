@@ -107,8 +107,10 @@ class Experimenter:
         screens = self._screen(ctx, candidate, seeds, floor, hyp_id)
         if screens[-1] is None or not stats.promotes(screens[-1], floor, ctx.params):
             return f"dead end {diff}: screen {screens} vs baseline {floor.mean:.4f}"
-        ids, values, crashes = self._confirm(ctx, candidate, seeds, base, hyp_id)
-        if not stats.worth_claiming(values, base.values, ctx.params):
+        # The p its claim will need in the family (LOND): confirm until it is reached.
+        bar = evidence.verdicts_of(ctx).claim_bar(chash)
+        ids, values, crashes = self._confirm(ctx, candidate, seeds, base, hyp_id, bar)
+        if not stats.worth_claiming(values, base.values, ctx.params, bar):
             return (f"dead end {diff}: confirmation {values} vs baseline {floor.mean:.4f}"
                     + (f" ({crashes} crashed)" if crashes else ""))
         effect = sum(values) / len(values) - floor.mean
@@ -134,13 +136,13 @@ class Experimenter:
         return values
 
     def _confirm(self, ctx: Context, candidate: dict, seeds: Any, base: evidence.Baseline,
-                 hyp_id: str) -> tuple[list[str], list[float], int]:
+                 hyp_id: str, bar: float = 1.0) -> tuple[list[str], list[float], int]:
         """Confirmation runs (ids of all, values of the finished ones) and how many crashed."""
         ids: list[str] = []
         values: list[float] = []
         crashes = 0
         floor = base.floor()
-        while stats.keep_confirming(values, floor, ctx.params, base.values):
+        while stats.keep_confirming(values, floor, ctx.params, base.values, bar):
             run_id, value = self._run(ctx, candidate, next(seeds), "confirm", hyp_id)
             ids.append(run_id)                  # crashed runs stay in the evidence list
             if value is None:

@@ -2,10 +2,11 @@
 
 The statistics are this node's own (roles/verdicts.py): a claim's candidate evidence is its listed
 runs minus any screening run (selected, so biased) and any run that does not count here; its
-baseline evidence is every unselected trusted run of the baseline config in the memory (the
-claimant cannot pick a flattering subset). The track's trusted claims are tested together so
-Benjamini-Hochberg controls the false-discovery rate across them. The published assessment is
-advice to others: every node re-derives it.
+baseline evidence is every unselected trusted run of the baseline config in the memory made
+before the claim (the claimant cannot pick a flattering subset). LOND over the family of every
+candidate trusted authors screened controls the false-discovery rate, claim by claim in (ts, id)
+order, so a verdict does not change as later screens and claims arrive. The published
+assessment is advice to others: every node re-derives it.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ verdicts by a Python pass over every run: the reference the SQL path is tested a
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import threading
@@ -127,8 +128,9 @@ class Verdicts:
                              "baseline_runs, candidate_runs, effect FROM valid_claims "
                              "WHERE track = ? ORDER BY ts, id", [track])
         self._preload(rows)
-        # The FDR family: every candidate trusted authors screened (claimed or not); screens by
-        # untrusted keys stay out, or a flood of them would dilute honest claims' q-values.
+        # The FDR family: every candidate trusted authors screened (claimed or not), in the order
+        # of its first trusted screen; screens by untrusted keys stay out, or a flood of them
+        # would push honest claims to later slots with smaller shares of the error budget.
         self.screened = self._screened()
         self.claims = [self._claim(c) for c in rows]
         self._judge_claims()
@@ -251,8 +253,9 @@ class Verdicts:
             self._why[run["id"]] = sanity.reason(run, self.facts)
         return self._why[run["id"]]
 
-    def _screened(self) -> int:
-        return len(self.agg.screened())
+    def _screened(self) -> dict[str, tuple[int, str]]:
+        """Config hash -> (ts, id) of its first screen by a trusted author."""
+        return dict(self.agg.screened())
 
     # ---- evidence --------------------------------------------------------------------------------
 
@@ -327,11 +330,21 @@ class Verdicts:
             claim.reason = f"refused: {why}"       # no work for anyone: never tested
             return
         values = [float(self.run(i)["val_bpb"]) for i in claim.counted]
-        base = [float(r["val_bpb"]) for r in self.baseline_runs(claim.baseline_hash, admit)]
+        base = self._frozen_baseline(claim)
         if not values or len(base) < 2:
             claim.reason = f"{len(values)} candidate and {len(base)} baseline runs count"
             return
         claim.test = (stats.claim_test(values, base, self.params), stats.noise_floor(base))
+
+    def _frozen_baseline(self, claim: ClaimView) -> list[float]:
+        """The claim's baseline evidence: the unselected counted runs of its baseline config that
+        come before it in (ts, id) order. Runs made after the claim do not move its p-value, so
+        its verdict stays as the baseline gathers seeds (the claimant still cannot pick: every
+        such run counts, whoever made it)."""
+        key = (claim.ts, claim.id)
+        return [float(r["val_bpb"]) for r in self.baseline_runs(claim.baseline_hash,
+                                                                 frozenset({claim.author}))
+                if (r["ts"], r["id"]) < key]
 
     def _candidate_problem(self, claim: ClaimView, run_id: str) -> str | None:
         run = self.run(run_id)
@@ -342,20 +355,64 @@ class Verdicts:
         return None
 
     def _judge_claims(self) -> None:
-        tested = [c for c in self.claims if c.test is not None]
-        family = [c for c in tested if c.trusted]
-        verdicts = dict(zip((c.id for c in family), self._decide(family)))
-        for claim in tested:
-            if claim.id not in verdicts:   # provisional: judged within the trusted family
-                verdicts[claim.id] = self._decide(family + [claim])[-1]
+        """LOND over the screened family (memory/stats.py): the trusted claims in (ts, id)
+        order, each in its family slot, after the discoveries among the trusted claims before it.
+        A verdict reads nothing that comes after its claim, so later screens and claims leave it
+        as it is. A claim by an untrusted author is judged provisionally, in the slot its key
+        would take, and is never a discovery for the others."""
+        trusted = [c for c in self.claims if c.trusted]
+        keys, slot_of = self._slots(trusted)
+        verdicts: dict[str, stats.Verdict] = {}
+        found: list[tuple[int, str]] = []          # keys of the discoveries so far, in order
+        for claim in trusted:
+            if claim.test is not None:
+                verdict = self._decide(claim, slot_of[claim.id], len(found))
+                verdicts[claim.id] = verdict
+                if verdict.supported:
+                    found.append((claim.ts, claim.id))
+        self.discoveries = len(found)
+        for claim in self.claims:
+            if not claim.trusted and claim.test is not None:
+                key = (claim.ts, claim.id)
+                verdicts[claim.id] = self._decide(claim, bisect.bisect_left(keys, key) + 1,
+                                                  bisect.bisect_left(found, key))
         for claim in self.claims:
             self._status(claim, verdicts.get(claim.id))
 
-    def _decide(self, claims: list[ClaimView]) -> list[stats.Verdict]:
-        if not claims:
-            return []
-        return stats.decide([c.test[0] for c in claims], [c.test[1].std for c in claims],
-                            self.params, family=max(self.screened, len(claims)))
+    def _slots(self, trusted: list[ClaimView]) -> tuple[list[tuple[int, str]], dict[str, int]]:
+        """The family's keys in order, and each trusted claim's slot (1-based). A claim takes
+        its candidate's slot (the first trusted screen's key) when that screen comes before it
+        and no earlier trusted claim took it; otherwise its own, at its key (an unscreened
+        candidate, a claim repeated)."""
+        taken: set[str] = set()
+        own: list[tuple[int, str]] = []
+        key_of: dict[str, tuple[int, str]] = {}
+        for claim in trusted:
+            key, first = (claim.ts, claim.id), self.screened.get(claim.candidate_hash)
+            if first is not None and first < key and claim.candidate_hash not in taken:
+                taken.add(claim.candidate_hash)
+                key_of[claim.id] = first
+            else:
+                own.append(key)
+                key_of[claim.id] = key
+        keys = sorted(set(self.screened.values()) | set(own))
+        return keys, {cid: bisect.bisect_left(keys, k) + 1 for cid, k in key_of.items()}
+
+    def claim_bar(self, candidate_hash: str) -> float:
+        """The p a claim on this candidate published now needs (`stats.claim_bar`): its screen's
+        slot (the family's end when unscreened) after the discoveries so far. Discoveries only
+        add up, so the bar a claim meets later is at least this one."""
+        trusted = [c for c in self.claims if c.trusted]
+        keys, _ = self._slots(trusted)
+        first = self.screened.get(candidate_hash)
+        taken = any(c.candidate_hash == candidate_hash for c in trusted)
+        slot = bisect.bisect_left(keys, first) + 1 if first is not None and not taken \
+            else len(keys) + 1
+        return stats.claim_bar(slot, self.discoveries, self.params)
+
+    def _decide(self, claim: ClaimView, slot: int, discoveries: int) -> stats.Verdict:
+        result, floor = claim.test
+        return stats.decide(result, floor.std, self.params, slot, discoveries)
 
     def _status(self, claim: ClaimView, verdict: stats.Verdict | None) -> None:
         outcomes = {self.trust.run_outcome.get(i) for i in claim.candidate_runs}
@@ -381,9 +438,8 @@ class Verdicts:
         claim.status, claim.reason = "supported", verdict.reason
         if not fresh:
             return
-        base = [float(r["val_bpb"]) for r in self.baseline_runs(claim.baseline_hash,
-                                                                 frozenset({claim.author}))]
-        outcome, _, why = stats.verification_outcome(None, fresh, base, self.params)
+        outcome, _, why = stats.verification_outcome(None, fresh, self._frozen_baseline(claim),
+                                                     self.params)
         # Fresh seeds that are not better leave the claim inconclusive, never refuted: only a
         # trusted replay that disagrees refutes (anyone can fail to reproduce an effect).
         claim.status = "verified" if outcome == "confirmed" else "inconclusive"

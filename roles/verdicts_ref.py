@@ -25,9 +25,13 @@ class ReferenceVerdicts(Verdicts):
     def refs(self, ref: str) -> list[dict[str, Any]]:
         return self.by_ref.get(ref, [])
 
-    def _screened(self) -> int:
-        return len({r["config_hash"] for r in self.runs.values() if r["purpose"] == "screen"
-                    and self.trust.trusted(r["author"])})
+    def _screened(self) -> dict[str, tuple[int, str]]:
+        first: dict[str, tuple[int, str]] = {}
+        for r in self.runs.values():
+            if r["purpose"] == "screen" and self.trust.trusted(r["author"]):
+                key = (int(r["ts"]), r["id"])
+                first[r["config_hash"]] = min(first.get(r["config_hash"], key), key)
+        return first
 
     def _ranking(self, limit: int) -> tuple[list[str], list[str]]:
         means = []

@@ -19,8 +19,11 @@ whether the proposals ever stalled.
 `--mode gate` (also `swarm bench gate`): candidates with known effects (`--null-share` without
 effect, the rest helping or hurting by `--effect` sds) go through the same roles; reports false
 verified findings and power, beside the greedy rule on the same candidates.
-`--mode sim`: the gate's rules alone (swarm/bench/search_sim.py), `--candidates` x `--reps` draws
-at `--effect` sds and without effect: fast, so many draws; no roles, no FDR family, no crashes.
+`--mode sim`: the gate's rules alone (swarm/bench/search_sim.py): `--reps` tracks of
+`--candidates` screened candidates each (`--null-share` without effect, up to 1: a global null),
+the others `--effect` sds better, `--crash` of runs crashing, LOND over each track's family:
+power, the false discovery proportion of supported and of verified claims; fast, so many draws;
+no roles.
 Swarm arms report `max_idle`: the longest stretch of worker steps without a run (a stall is 40).
 """
 from __future__ import annotations
@@ -399,12 +402,14 @@ def bench(
     """Compare the swarm's search and gate with TPE, random search and the greedy rule."""
     bad = ([s for s in surfaces if s not in SURFACES] + [n for n in noises if n not in NOISES]
            + [a for a in arms if a not in ARMS])
-    if bad or mode not in ("search", "gate", "sim") or not 0 <= crash < 1 or not 0 <= null_share < 1 \
+    top = 1.0 if mode == "sim" else 0.999999           # a global null: in the simulation only
+    if bad or mode not in ("search", "gate", "sim") or not 0 <= crash < 1 or not 0 <= null_share <= top \
             or runs < 1 or reps < 1 or nodes < 1 or candidates < 1 or min_baseline < 2:
         raise typer.BadParameter(f"bad option value(s): {bad or 'ranges'}")
     params = stats.GateParams(min_baseline=min_baseline)
     if mode == "sim":
-        return _sim_report(noises, effect, candidates, reps, params, nodes, json_out)
+        return _sim_report(noises, effect, candidates, reps, null_share, crash, params, nodes,
+                           json_out)
     if mode == "gate":
         return _gate_report(noises, crash, reps, nodes, candidates, null_share, effect, params,
                             json_out)
@@ -459,25 +464,35 @@ def _gate_report(noises: list[str], crash: float, reps: int, nodes: int, candida
                   r["accepted"], r["runs"]) for r in rows])
 
 
-def _sim_report(noises: list[str], effect: float, draws: int, reps: int,
-                params: stats.GateParams, nodes: int, json_out: bool) -> None:
-    from swarm.bench.search_sim import simulate
+def _sim_report(noises: list[str], effect: float, candidates: int, reps: int, null_share: float,
+                crash: float, params: stats.GateParams, nodes: int, json_out: bool) -> None:
+    from swarm.bench.search_sim import family
 
     rows = []
     for noise in noises:
         scale = 2.0 if noise == "hetero" else 1.0      # t3 is not simulated here: normal draws
-        for eff in (effect, 0.0):
-            res = simulate(eff, scale, draws * reps, params, max(1, nodes - 1), seed=len(rows))
-            rows.append({"noise": noise, "effect_sd": eff, "draws": res.draws,
-                         "verified_share": res.rate(), "runs_per_candidate": res.runs / res.draws,
-                         "lost": res.lost})
+        res = family(candidates, reps, null_share, effect, scale, crash, params,
+                     max(1, nodes - 1), seed=len(rows))
+        fdr_supported, fdr_verified = res.fdr()
+        rows.append({"noise": noise, "effect_sd": effect, "null_share": null_share,
+                     "crash": crash, "tracks": reps, "candidates": candidates,
+                     "real": res.real.draws, "power": res.real.rate(),
+                     "null": res.null.draws, "null_supported": res.null.supported,
+                     "null_verified": res.null.verified,
+                     "fdr_supported": fdr_supported, "fdr_verified": fdr_verified,
+                     "runs_per_real": res.real.runs / max(1, res.real.draws),
+                     "runs_per_null": res.null.runs / max(1, res.null.draws),
+                     "lost_real": res.real.lost})
     if json_out:
         return print_json({"params": asdict(params), "results": rows})
-    console.print("the gate's rules alone (memory/stats.py), one candidate at a time: power at "
-                  f"{effect} sd and the share of no-effect candidates verified")
-    print_table("gate rules", ["noise", "effect sd", "draws", "verified", "runs/cand"],
-                [(r["noise"], f"{r['effect_sd']:g}", r["draws"], f"{r['verified_share']:.2%}",
-                  f"{r['runs_per_candidate']:.1f}") for r in rows])
+    console.print(f"the gate's rules alone (memory/stats.py): {reps} tracks x {candidates} "
+                  f"candidates, {null_share:.0%} without effect, the others {effect} sd better, "
+                  f"crash {crash:.0%}; FDR = mean false share per track")
+    print_table("gate rules", ["noise", "power", "FDR supported", "FDR verified",
+                               "nulls verified", "runs/real", "runs/null"],
+                [(r["noise"], _fmt(r["power"]), f"{r['fdr_supported']:.2%}",
+                  f"{r['fdr_verified']:.2%}", f"{r['null_verified']}/{r['null']}",
+                  f"{r['runs_per_real']:.1f}", f"{r['runs_per_null']:.1f}") for r in rows])
 
 
 def gate_bench(

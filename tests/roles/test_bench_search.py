@@ -65,11 +65,11 @@ def test_swarm_arm_drives_the_real_roles_without_stalling() -> None:
 def test_sim_mode_runs_the_gate_rules() -> None:
     out = CliRunner().invoke(app, ["bench", "search", "--mode", "sim", "--noise", "normal",
                                    "--noise", "hetero", "--effect", "4", "--candidates", "20",
-                                   "--reps", "1", "--json"])
+                                   "--reps", "10", "--null-share", "0.5", "--json"])
     assert out.exit_code == 0, out.output
     rows = json.loads(out.stdout)["results"]
-    assert [(r["noise"], r["effect_sd"]) for r in rows] == [
-        ("normal", 4.0), ("normal", 0.0), ("hetero", 4.0), ("hetero", 0.0)]
-    real, null = rows[0], rows[1]
-    assert real["verified_share"] > 0.8 and null["verified_share"] < 0.1   # 4-sd effects pass
-    assert rows[2]["runs_per_candidate"] > real["runs_per_candidate"]      # noisier costs more
+    assert [r["noise"] for r in rows] == ["normal", "hetero"]
+    normal, hetero = rows
+    assert normal["power"] > 0.8 and normal["fdr_verified"] < 0.1      # 4-sd effects pass
+    assert normal["real"] + normal["null"] == 200
+    assert hetero["runs_per_real"] > normal["runs_per_real"]            # noisier costs more

@@ -118,7 +118,7 @@ def test_decide_needs_strict_p_fdr_and_minimum_effect() -> None:
     strong = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.004, 4)
     tiny = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.0002, 4)   # significant but tiny
     weak = stats.TestResult("sequential", -1.0, 10, 0.2, -0.001, 4)
-    verdicts = stats.decide([strong, tiny, weak], noise_sd=0.002)
+    verdicts = [stats.decide(r, noise_sd=0.002) for r in (strong, tiny, weak)]
     assert [v.supported for v in verdicts] == [True, False, False]
     assert "noise sd" in verdicts[1].reason and "alpha" in verdicts[2].reason
 
@@ -155,13 +155,33 @@ def test_shrunk_welch_sees_a_noisier_candidate_where_the_pooled_test_does_not() 
     assert shrunk.p > 10 * pooled.p and shrunk.df < pooled.df
 
 
-def test_family_bh_binds_over_every_screened_candidate() -> None:
-    # Two claims, p .001 and .01, scaled by 0.5 -> .0005 and .005. Alone: q = .001 and .005.
-    # In a family of 10 screened candidates (8 never claimed, p = 1): q = .0005*10 = .005 and
-    # .005*10/2 = .025; in a family of 40: .02 and .1 -> the second claim is turned down.
-    assert stats.family_q([0.001, 0.01], 2, 0.5) == pytest.approx([0.001, 0.005])
-    assert stats.family_q([0.001, 0.01], 10, 0.5) == pytest.approx([0.005, 0.025])
-    assert stats.family_q([0.001, 0.01], 40, 0.5) == pytest.approx([0.02, 0.1])
-    results = [stats.TestResult("welch", -5.0, 10, p, -0.004, 4) for p in (0.001, 0.01)]
-    assert [v.supported for v in stats.decide(results, 0.002, family=40)] == [True, False]
-    assert [v.supported for v in stats.decide(results, 0.002)] == [True, True]
+def test_lond_gamma_sums_to_one_and_decreases() -> None:
+    g = [stats.lond_gamma(j) for j in range(1, 20_001)]
+    assert all(a > b for a, b in zip(g, g[1:]))
+    # (j + 50)^-1.5 / zeta(1.5, 51); by Euler-Maclaurin zeta(1.5, 51) ~ 2 / sqrt(51) + 51^-1.5 / 2
+    # = 0.28143; the tail past slot 20,000 holds ~ 2 / sqrt(20,051) / 0.28143 ~ 5%
+    z = 2 / math.sqrt(51) + 51 ** -1.5 / 2
+    assert stats.lond_gamma(1) == pytest.approx(51 ** -1.5 / z, rel=1e-4)
+    assert sum(g) == pytest.approx(1 - 2 / math.sqrt(20_051) / z, abs=1e-4)
+    with pytest.raises(ValueError):
+        stats.lond_gamma(0)
+
+
+def test_lond_on_a_small_family_by_hand() -> None:
+    # Family of 4 screened candidates (slots 1-4); claims in slots 2 and 4 (1 and 3 were never
+    # claimed: p = 1, they only hold their slots). gamma_2 = 52^-1.5 / Z, gamma_4 = 54^-1.5 / Z.
+    z = stats._gamma_norm()
+    g2, g4 = 52 ** -1.5 / z, 54 ** -1.5 / z                 # 0.00948, 0.00895
+    params = stats.GateParams()
+    # q = null_claim * p / (gamma_slot * (D + 1)), null_claim = 2.5
+    assert stats.online_q(1e-4, 2, 0, params) == pytest.approx(2.5e-4 / g2)
+    assert stats.online_q(2e-4, 4, 1, params) == pytest.approx(2.5 * 2e-4 / (2 * g4))
+    assert stats.claim_bar(4, 1, params) == pytest.approx(0.05 * 2 * g4 / 2.5)
+    first = stats.TestResult("welch", -6.0, 10, 1e-4, -0.004, 4)     # q = 0.026: discovery
+    second = stats.TestResult("welch", -4.0, 10, 2e-4, -0.004, 4)
+    assert stats.decide(first, 0.002, params, slot=2).supported
+    alone = stats.decide(second, 0.002, params, slot=4, discoveries=0)   # q = 0.0558 > 0.05
+    after = stats.decide(second, 0.002, params, slot=4, discoveries=1)   # q = 0.0279
+    assert alone.q == pytest.approx(0.0558, abs=1e-4) and after.q == pytest.approx(0.0279, abs=1e-4)
+    assert not alone.supported and "LOND: slot 4" in alone.reason
+    assert after.supported
