@@ -19,6 +19,6 @@ reconcile.py    range-based set reconciliation over (ts, id8) keys (for sync 2.x
 sketch.py       invertible Bloom lookup tables of id8 keys (sync 2.1.0 sparse differences)
 sqlguard.py     user SQL: one SELECT only; connections without file or network access
 stream.py       record stream files (swarm memory export / import)
-stats.py        Welch / paired t, Benjamini-Hochberg, noise floor, the claim gate
+stats.py        Welch / paired t, LOND over the screened family, noise floor, the claim gate
 synthetic.py    realistic signed records for tests, benchmarks and demos; history(): a small swarm
 """
