@@ -180,21 +180,6 @@ def claim_test(candidate: Sequence[float], baseline: Sequence[float],
 TESTS = {"welch": welch, "paired": paired, "sequential": sequential, "shrunk_welch": shrunk_welch}
 
 
-def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
-    """BH-adjusted q-values, in the input's order (monotone in p, capped at 1)."""
-    p = np.asarray(list(pvalues), dtype=float)
-    if p.size == 0:
-        return []
-    if np.any((p < 0) | (p > 1) | ~np.isfinite(p)):
-        raise ValueError("p-values must lie in [0, 1]")
-    order = np.argsort(p, kind="stable")
-    ranked = p[order] * p.size / np.arange(1, p.size + 1)
-    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
-    q = np.empty_like(p)
-    q[order] = np.minimum(q_sorted, 1.0)
-    return [float(x) for x in q]
-
-
 # ---- the gate's decisions ---------------------------------------------------------------------
 
 def promotes(screen_bpb: float, base: NoiseFloor, params: GateParams = GateParams()) -> bool:

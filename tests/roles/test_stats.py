@@ -34,15 +34,6 @@ def test_sequential_pooled_matches_closed_form_for_one_df() -> None:
     assert res.p == pytest.approx(0.5 + math.atan(t) / math.pi)
 
 
-def test_benjamini_hochberg_order_and_monotonicity() -> None:
-    # sorted .005 .01 .03 .04 -> p*m/i = .02 .02 .04 .04 (already monotone), back in input order
-    assert stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.02, 0.04, 0.04, 0.02])
-    # a larger p early is pulled down by a smaller later ratio: .02*2/1=.04 vs .03*2/2=.03
-    assert stats.benjamini_hochberg([0.02, 0.03]) == pytest.approx([0.03, 0.03])
-    assert stats.benjamini_hochberg([0.9, 0.8]) == pytest.approx([0.9, 0.9])
-    assert stats.benjamini_hochberg([]) == []
-
-
 def test_noise_floor_is_sample_std() -> None:
     floor = stats.noise_floor([1.0, 1.002, 1.004])
     assert (floor.n, floor.mean, floor.std) == (3, pytest.approx(1.002), pytest.approx(0.002))
@@ -52,8 +43,6 @@ def test_noise_floor_is_sample_std() -> None:
 def test_bad_input_is_a_clear_error(bad: list) -> None:
     with pytest.raises(ValueError):
         stats.noise_floor(bad)
-    with pytest.raises(ValueError):
-        stats.benjamini_hochberg([1.5])
 
 
 def test_gate_decisions() -> None:
