@@ -4,10 +4,11 @@ The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.
 1. screen a candidate with ONE run against the baseline mean the swarm knows from many seeds;
    promote it when better by `promote_sd` noise sds;
 2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
-   stopping early for futility once the running mean (over >= 2 runs) is not better than the
+   stopping early for futility once the running mean (over >= 3 runs) is not better than the
    baseline mean, and for efficacy once the claim test reaches `stop_alpha` over >= `min_confirm`
-   runs (a strict bound per look, 0.001, over up to 12 looks keeps the overall one-sided
-   error near `alpha`; a real 2-sd effect then costs ~5 confirmation runs, not `confirm_max`);
+   runs (6, more for a noisier candidate: with fewer, its own variance cannot tell it from one
+   as noisy as the floor; a strict bound per look, 0.001, keeps the overall one-sided error near
+   `alpha`; a real 2-sd effect then costs ~7 confirmation runs, not `confirm_max`);
 3. the statistician tests the confirmation runs against the baseline runs made before the claim
    (one-sided Welch with the candidate's variance shrunk toward the noise floor, `claim_test`),
    controls the false-discovery rate online over every candidate the track screened (LOND,
@@ -34,21 +35,21 @@ class GateParams:
     """The gate's knobs (docs/ROLES.md says what `swarm bench gate` measured with them)."""
 
     promote_sd: float = 0.5        # screening: promote when better by this many noise sds
-    confirm_max: int = 12          # confirmation runs at most (screening run excluded)
+    confirm_max: int = 16          # confirmation runs at most (screening run excluded)
     alpha: float = 0.02            # one-sided p a claim needs (strict)
     fdr_q: float = 0.05            # LOND over the track's screened family (decide)
     min_effect_sd: float = 0.5     # |effect| must reach this many noise sds
-    min_confirm: int = 3           # confirmation runs a claim needs (an honest one has confirm_max)
+    min_confirm: int = 6           # confirmation runs before efficacy (x noise ratio); a claim's minimum
     verify_seeds: int = 3          # a verifier's fresh seeds
     verify_alpha: float = 0.05     # one-sided p of the fresh seeds against the baseline
     min_baseline: int = 16         # baseline seeds before the noise floor is trusted
     min_start: int = 6             # baseline seeds before screening starts (it fills up meanwhile)
-    crash_max: int = 2             # crashed confirmation runs replaced by other seeds, at most
+    crash_max: int = 2             # crashed confirmation runs replaced, at most (+1 per 8 finished)
     prior_df: float = 4.0          # weight (df) of the track's noise floor in a candidate's variance
     null_promote: float = 0.5      # bound on P(a no-effect candidate passes screening)
-    null_claim: float = 2.5        # bound on P(no-effect candidate promoted, claimed at p <= t) / t
+    null_claim: float = 3.0        # bound on P(no-effect candidate promoted, claimed at p <= t) / t
     stop_alpha: float = 0.001      # confirmation stops early once the claim test reaches this p
-    confirm_cap: int = 24          # confirmation runs at most for a candidate noisier than the floor
+    confirm_cap: int = 48          # confirmation runs at most for a candidate noisier than the floor
     verify_max: int = 12           # a verifier's fresh seeds at most (noisy candidates get more)
     futility_from: int = 3         # confirmation runs before the first futility look (x noise ratio)
     screen_max: int = 3            # screening runs at most while they land in the gray zone
@@ -143,6 +144,14 @@ def sequential(candidate: Sequence[float], baseline: Sequence[float]) -> TestRes
     return TestResult("sequential", t, float(df), p, effect, int(c.size))
 
 
+def _candidate_variance(c: np.ndarray, prior: float, prior_df: float) -> tuple[float, float]:
+    """The candidate's per-run variance and its df: its own sample variance shrunk toward the
+    noise floor `prior` with weight `prior_df` (df = prior_df + n - 1)."""
+    own_ss = float(((c - c.mean()) ** 2).sum())
+    df_c = prior_df + c.size - 1
+    return ((prior_df * prior**2 + own_ss) / df_c if df_c > 0 else 0.0), df_c
+
+
 def shrunk_welch(candidate: Sequence[float], baseline: Sequence[float],
                  floor_sd: float | None = None, prior_df: float = 4.0) -> TestResult:
     """One-sided Welch test with the candidate's variance shrunk toward the track's noise floor.
@@ -150,17 +159,16 @@ def shrunk_welch(candidate: Sequence[float], baseline: Sequence[float],
     With 1-6 confirmation runs the candidate's own variance is too rough for Welch (df 2-5, no
     power), and the pooled test is wrong when the candidate is noisier than the baseline. So the
     candidate's variance is a weighted mean of the noise floor (weight `prior_df`) and its own
-    sample variance (weight n - 1), with df = prior_df + n - 1; the baseline keeps its own variance
-    and n - 1 df; Welch-Satterthwaite combines the two (as limma's moderated t does).
-    Reported as test "welch" (the assessment record's `test` field names the family of test).
+    sample variance (weight n - 1), with df = prior_df + n - 1 (`_candidate_variance`); the
+    baseline keeps its own variance and n - 1 df; Welch-Satterthwaite combines the two (as
+    limma's moderated t does). Reported as test "welch" (the assessment's `test` names the family).
     """
     c, b = _clean(candidate), _clean(baseline)
     if c.size < 1 or b.size < 2:
         raise ValueError("the shrunk Welch test needs >= 1 candidate run and >= 2 baseline runs")
     prior = float(b.std(ddof=1)) if floor_sd is None else float(floor_sd)
-    own = float(((c - c.mean()) ** 2).sum())
-    df_c = prior_df + c.size - 1
-    vc = (prior_df * prior**2 + own) / df_c / c.size if df_c > 0 else 0.0
+    var_c, df_c = _candidate_variance(c, prior, prior_df)
+    vc = var_c / c.size
     vb = float(b.var(ddof=1)) / b.size
     effect = float(c.mean() - b.mean())
     if vc + vb == 0:
@@ -201,14 +209,12 @@ def screen_again(screen_bpb: float, base: NoiseFloor, params: GateParams = GateP
 
 def noise_ratio(confirm_bpb: Sequence[float], floor_sd: float,
                 params: GateParams = GateParams()) -> float:
-    """The candidate's variance over the noise floor's, >= 1: its own sample variance shrunk
-    toward the floor with `prior_df` as in `shrunk_welch` (one run or none: exactly 1)."""
+    """The candidate's variance over the noise floor's, >= 1, as the claim test estimates it
+    (`_candidate_variance`; one run or none: exactly 1)."""
     c = _clean(confirm_bpb)
     if c.size < 2 or floor_sd <= 0:
         return 1.0
-    own = float(((c - c.mean()) ** 2).sum())
-    shrunk = (params.prior_df * floor_sd**2 + own) / (params.prior_df + c.size - 1)
-    return max(1.0, shrunk / floor_sd**2)
+    return max(1.0, _candidate_variance(c, floor_sd, params.prior_df)[0] / floor_sd**2)
 
 
 def _scaled(runs: int, ratio: float, cap: int) -> int:
@@ -226,11 +232,12 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
     reaches `stop_alpha`, or the claim's `bar` where that is lower (efficacy; `claim_bar`: the p
     the claim needs in its family slot).
 
-    The cap (`confirm_max`) and the futility look (from 2 runs: one run alone is too noisy to give
-    up on) scale with the candidate's estimated variance ratio (`noise_ratio`), up to
-    `confirm_cap`: a candidate twice as noisy needs ~4x the runs for the same power, and its mean
-    over 2 runs is not better in 8% of real 2-sd cases (futility at 2 and the cap together lost
-    17% of them)."""
+    The cap (`confirm_max`), the futility look (`futility_from`) and the first efficacy look
+    (`min_confirm`) scale with the candidate's estimated variance ratio (`noise_ratio`), up to
+    `confirm_cap`: a candidate twice as noisy needs ~4x the runs for the same power, its mean over
+    2 runs is not better in 8% of real 2-sd cases, and efficacy stops from 3 runs on let
+    no-effect candidates twice as noisy be claimed at 8.5-12.5x the bar (their few runs looked as
+    quiet as the floor by chance); from 6 runs on, 5.2x (3.0x at equal noise)."""
     n = len(confirm_bpb)
     ratio = noise_ratio(confirm_bpb, base.std, params)
     if n >= _scaled(params.confirm_max, ratio, max(params.confirm_cap, params.confirm_max)):
@@ -238,9 +245,18 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
     first_look = _scaled(params.futility_from, ratio, params.confirm_cap)
     if n >= first_look and float(np.mean(confirm_bpb)) >= base.mean:
         return False
-    if baseline_bpb is not None and n >= params.min_confirm and len(baseline_bpb) >= 2:
+    efficacy_from = _scaled(params.min_confirm, ratio, params.confirm_cap)
+    if baseline_bpb is not None and n >= efficacy_from and len(baseline_bpb) >= 2:
         return claim_test(confirm_bpb, baseline_bpb, params).p > min(params.stop_alpha, bar)
     return True
+
+
+def crashes_allowed(finished: int, params: GateParams = GateParams()) -> int:
+    """Crashed confirmation runs a candidate may have (each replaced by another seed) after
+    `finished` good ones: `crash_max`, one more per 8 finished. A fixed 2 gave up on a noisy
+    candidate's ~30 runs in 19% of cases at a 5% crash rate (the scaled cap needs that many); a
+    config that crashes most of the time still runs out within a few runs."""
+    return params.crash_max + finished // 8
 
 
 def worth_claiming(confirm_bpb: Sequence[float], baseline_bpb: Sequence[float],
@@ -293,8 +309,8 @@ def online_q(p: float, slot: int, discoveries: int, params: GateParams = GatePar
     bounds it by `null_promote` (1/2) only if p were uniform given promotion; it is not: the
     sequential looks stop at the first p under the bar, and promotion favours a baseline whose
     mean came out high, which the claim test then meets again. `swarm bench search --mode sim`
-    measured 2.4 t at t = 1e-3 (equal noise, docs/ROLES.md). A screened candidate never claimed
-    counts with p = 1 and only takes its slot."""
+    measured 3.0 t at t = 1e-3 (equal noise; 5.2 t at twice the noise, docs/ROLES.md). A
+    screened candidate never claimed counts with p = 1 and only takes its slot."""
     if discoveries < 0:
         raise ValueError("discoveries cannot be negative")
     return min(1.0, params.null_claim * p / (lond_gamma(slot) * (discoveries + 1)))

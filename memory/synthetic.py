@@ -99,7 +99,7 @@ def history(nodes: int = 3, baseline: int = 16, seed: int = 0, end_ts: int | Non
     `baseline` seeds, screens of `HISTORY_TRIES`, confirmations, claims, assessments, independent
     verifications, a noise floor and a finding. One claim (`init_scale=2.0`) ends verified as the
     records testify; a node re-deriving it (roles/verdicts.py, which sets screens aside) needs
-    `confirms` >= 3 confirmation runs to agree."""
+    `confirms` >= `GateParams.min_confirm` (6) confirmation runs to agree."""
     rng = random.Random(seed)
     people = [_Author(k) for k in keypairs(nodes, seed=seed + 100)]
     clock = [(codec.now_ms() if end_ts is None else end_ts) - 6 * 3_600_000]

@@ -5,8 +5,8 @@ mean (`stats.screen_again`, up to `screen_max`). Screening starts once the basel
 `min_start` seeds; until it has `min_baseline`, every
 experiment unit also adds one baseline seed (the test accounts for the baseline's few df).
 Every run is published as it finishes (crashes too). A crashed confirmation run is replaced by
-another seed, up to `crash_max` times; crashed runs stay listed in the claim's evidence and counted
-in its summary, never silently dropped. A candidate that fails screening or
+another seed, up to `stats.crashes_allowed` times (2, one more per 8 finished runs); crashed runs
+stay listed in the claim's evidence and counted in its summary, never silently dropped. A candidate that fails screening or
 confirmation stays in the memory as a dead end (`dead_ends` view); one that passes the
 statistician's own bar is published as a `claim` with its confirmation runs as evidence (the
 screening run is not evidence: it was selected for being good).
@@ -93,8 +93,8 @@ class Experimenter:
         # The baseline's own seeds first, so candidate and baseline runs pair up by seed.
         seeds = list(dict.fromkeys(base.seeds))
         ctx.rng.shuffle(seeds)
-        extra = (max(ctx.params.confirm_max, ctx.params.confirm_cap) + ctx.params.crash_max
-                 + ctx.params.screen_max)
+        most = max(ctx.params.confirm_max, ctx.params.confirm_cap)
+        extra = most + stats.crashes_allowed(most, ctx.params) + ctx.params.screen_max + 1
         return seeds + [ctx.rng.randrange(2**31) for _ in range(extra)]
 
     def _experiment(self, ctx: Context, base: evidence.Baseline, hyp_id: str, diff: dict) -> str:
@@ -127,11 +127,17 @@ class Experimenter:
     def _screen(self, ctx: Context, candidate: dict, seeds: Any, floor: stats.NoiseFloor,
                 hyp_id: str) -> list[float | None]:
         """Screening runs: one, and another while the last lands in the gray zone
-        (`stats.screen_again`), up to `screen_max`; the last decides."""
+        (`stats.screen_again`), up to `screen_max`; the last decides. One crashed screening run
+        is replaced by another seed (at 5% crashes, a crash as a dead end cost 6% of power); a
+        second crash is a dead end."""
         values: list[float | None] = []
-        while len(values) < max(1, ctx.params.screen_max):
+        while len(values) < max(1, ctx.params.screen_max) + values.count(None):
             values.append(self._run(ctx, candidate, next(seeds), "screen", hyp_id)[1])
-            if values[-1] is None or not stats.screen_again(values[-1], floor, ctx.params):
+            if values[-1] is None:
+                if values.count(None) > 1:
+                    break
+                ctx.count("screen_crashes")
+            elif not stats.screen_again(values[-1], floor, ctx.params):
                 break
         return values
 
@@ -148,7 +154,7 @@ class Experimenter:
             if value is None:
                 crashes += 1
                 ctx.count("confirm_crashes")
-                if crashes > ctx.params.crash_max:
+                if crashes > stats.crashes_allowed(len(values), ctx.params):
                     log.info("%d crashed confirmation runs: giving up on %s", crashes, hyp_id[:8])
                     return ids, [], crashes
                 continue                        # replaced by the next seed

@@ -81,10 +81,15 @@ def _draw(track: _Track, effect: float, noise: float, res: SimResult) -> float |
 
 
 def _screen(track: _Track, effect: float, noise: float, res: SimResult) -> bool:
-    for _ in range(track.params.screen_max):
+    done = crashed = 0
+    while done < track.params.screen_max:
         value = _draw(track, effect, noise, res)
         if value is None:
-            return False                     # the experimenter's dead end: a crashed screen
+            crashed += 1                     # as the experimenter: one crashed screen is
+            if crashed > 1:                  # replaced by another seed, a second is a dead end
+                return False
+            continue
+        done += 1
         if stats.promotes(value, track.floor, track.params):
             return True
         if not stats.screen_again(value, track.floor, track.params):
@@ -99,7 +104,7 @@ def _confirm(track: _Track, effect: float, noise: float, res: SimResult, bar: fl
         value = _draw(track, effect, noise, res)
         if value is None:
             crashes += 1
-            if crashes > track.params.crash_max:
+            if crashes > stats.crashes_allowed(len(values), track.params):
                 return []
             continue
         values.append(value)

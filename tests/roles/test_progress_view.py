@@ -77,7 +77,7 @@ def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None
         store.add(synthetic.history(baseline=9)[:15])          # 3 nodes, 3 roles, 9 baseline runs
         assert _panel_rows(store, authors)["baseline"] == "9/16 seeds; experiments start after it"
     with Store(tmp_path / "n.duckdb", helpers=0) as store:
-        store.add(synthetic.history(confirms=3))
+        store.add(synthetic.history(confirms=6))
         rows = _panel_rows(store, authors)
         assert rows["baseline"] == "16 seeds (done)" and rows["findings"] == "1"
         assert rows["claims"] == "1 not_supported, 1 verified"

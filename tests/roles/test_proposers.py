@@ -147,14 +147,15 @@ def test_the_bandit_prefers_the_source_that_verified_more_per_run(store, keys) -
 
 
 class CrashOnce(SimRunner):
-    """Crashes the first confirmation run of any candidate."""
+    """Crashes the first run of any candidate with this purpose (confirmation by default)."""
 
-    def __init__(self, effects: dict) -> None:
+    def __init__(self, effects: dict, purpose: str = "confirm") -> None:
         super().__init__(effects)
         self.crashed = 0
+        self.purpose = purpose
 
     def __call__(self, config, seed, purpose, ref) -> R.RunBody:
-        if purpose == "confirm" and not self.crashed:
+        if purpose == self.purpose and not self.crashed:
             self.crashed += 1
             self.calls += 1
             return synthetic.run_body(self_track(), dict(config), seed, None, status="crash",
@@ -180,6 +181,17 @@ def test_a_crashed_confirmation_run_is_replaced_not_fatal(store, keys) -> None:
     assert statuses[0] == ("crash",) and len(statuses) >= 4
     assert "1 crashed confirmation run" in claim[1]
     assert len(json.loads(claim[0])) == len(statuses)                  # the crashed run stays in the evidence
+
+
+def test_a_crashed_screening_run_is_replaced_once(store, keys) -> None:
+    runner = CrashOnce({("norm", "rmsnorm"): -5 * SD}, purpose="screen")
+    ctx = context(store, keys[0], runner, seed=1)
+    exp = Experimenter(Fixed({"norm": "rmsnorm"}, "fixed"))
+    while ctx.counters.get("claims", 0) == 0:
+        assert "dead end" not in exp.work(ctx)
+    assert runner.crashed == 1 and ctx.counters["screen_crashes"] == 1
+    screens = store.query("SELECT status FROM runs WHERE purpose = 'screen' ORDER BY ts").rows
+    assert screens == [("crash",), ("ok",)]             # the crash stays in the memory
 
 
 def test_proposals_fit_the_tracks_budget(store, keys) -> None:

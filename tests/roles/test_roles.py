@@ -55,7 +55,7 @@ def test_fabricated_claim_is_refuted_and_its_author_suspect(store, keys) -> None
     base = evidence.baseline(cheat)
     cand = {**BASE, "norm": "rmsnorm"}
     ids = []
-    for seed in (11, 12, 13, 14):             # ...but the cheat reports 5 sd better than it ran
+    for seed in range(11, 17):                # ...but the cheat reports 5 sd better than it ran
         body = runner(cand, seed, "confirm", None)
         fake = body.model_copy(update={"metrics": body.metrics.model_copy(
             update={"val_bpb": body.metrics.val_bpb - 5 * SD})})

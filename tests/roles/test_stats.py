@@ -52,7 +52,8 @@ def test_gate_decisions() -> None:
     assert stats.keep_confirming([1.001, 1.0002], base)       # 2 runs are too noisy to give up on
     assert not stats.keep_confirming([1.001, 1.0002, 1.0001], base)  # mean not better: stop
     assert stats.keep_confirming([0.997, 0.998], base)
-    assert not stats.keep_confirming([0.997] * 12, base)      # at confirm_max
+    assert stats.keep_confirming([0.997] * 15, base)
+    assert not stats.keep_confirming([0.997] * 16, base)      # at confirm_max
 
 
 def test_screening_gray_zone_and_its_null_bound() -> None:
@@ -84,7 +85,7 @@ def test_noise_ratio_scales_futility_cap_and_verification_by_hand() -> None:
     # futility look is at round(3 * 3.78) = 11 runs, not 3: a noisy candidate is not dropped yet.
     assert stats.keep_confirming([-3, 1, 3], base)
     assert not stats.keep_confirming([0.5, 0.4, 0.6], base)     # ratio 1: the look is at 3
-    noisy = [-4.0, 2.0] * 6                                      # mean -1, ratio ~7: cap 24
+    noisy = [-4.0, 2.0] * 12                                     # mean -1, ratio ~9: cap 48
     assert stats.keep_confirming(noisy, base) and not stats.keep_confirming(noisy * 2, base)
     baseline = [-1.0, 0.0, 1.0]                                  # sd 1
     assert stats.verify_runs([0, 4], baseline) == 7             # round(3 * 2.4)
@@ -97,19 +98,23 @@ def test_confirmation_stops_once_the_claim_test_is_strong() -> None:
     base = stats.noise_floor(baseline)
     strong, weak = [0.994, 0.9945, 0.9938], [0.9990, 0.9986, 0.9992]
     assert stats.claim_test(strong, baseline).p <= stats.GateParams.stop_alpha
+    assert stats.keep_confirming(strong, base, baseline_bpb=baseline)          # < min_confirm
+    strong = strong * 2                                        # 6 runs, still tight: ratio 1
+    assert stats.claim_test(strong, baseline).p <= stats.GateParams.stop_alpha
     assert not stats.keep_confirming(strong, base, baseline_bpb=baseline)      # efficacy: stop
-    assert stats.keep_confirming(strong[:2], base, baseline_bpb=baseline)      # < min_confirm
     assert stats.keep_confirming(weak, base, baseline_bpb=baseline)            # not yet clear
     assert stats.keep_confirming(strong, base)                 # without the baseline's runs: on
 
 
 def test_decide_needs_strict_p_fdr_and_minimum_effect() -> None:
-    strong = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.004, 4)
-    tiny = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.0002, 4)   # significant but tiny
-    weak = stats.TestResult("sequential", -1.0, 10, 0.2, -0.001, 4)
-    verdicts = [stats.decide(r, noise_sd=0.002) for r in (strong, tiny, weak)]
-    assert [v.supported for v in verdicts] == [True, False, False]
+    strong = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.004, 6)
+    tiny = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.0002, 6)   # significant but tiny
+    weak = stats.TestResult("sequential", -1.0, 10, 0.2, -0.001, 6)
+    few = stats.TestResult("sequential", -6.0, 10, 1e-5, -0.004, 5)     # < min_confirm runs
+    verdicts = [stats.decide(r, noise_sd=0.002) for r in (strong, tiny, weak, few)]
+    assert [v.supported for v in verdicts] == [True, False, False, False]
     assert "noise sd" in verdicts[1].reason and "alpha" in verdicts[2].reason
+    assert "confirmation runs" in verdicts[3].reason
 
 
 def test_verification_outcomes() -> None:
@@ -162,15 +167,15 @@ def test_lond_on_a_small_family_by_hand() -> None:
     z = stats._gamma_norm()
     g2, g4 = 52 ** -1.5 / z, 54 ** -1.5 / z                 # 0.00948, 0.00895
     params = stats.GateParams()
-    # q = null_claim * p / (gamma_slot * (D + 1)), null_claim = 2.5
-    assert stats.online_q(1e-4, 2, 0, params) == pytest.approx(2.5e-4 / g2)
-    assert stats.online_q(2e-4, 4, 1, params) == pytest.approx(2.5 * 2e-4 / (2 * g4))
-    assert stats.claim_bar(4, 1, params) == pytest.approx(0.05 * 2 * g4 / 2.5)
-    first = stats.TestResult("welch", -6.0, 10, 1e-4, -0.004, 4)     # q = 0.026: discovery
-    second = stats.TestResult("welch", -4.0, 10, 2e-4, -0.004, 4)
+    # q = null_claim * p / (gamma_slot * (D + 1)), null_claim = 3
+    assert stats.online_q(1e-4, 2, 0, params) == pytest.approx(3e-4 / g2)
+    assert stats.online_q(2e-4, 4, 1, params) == pytest.approx(3 * 2e-4 / (2 * g4))
+    assert stats.claim_bar(4, 1, params) == pytest.approx(0.05 * 2 * g4 / 3)
+    first = stats.TestResult("welch", -6.0, 10, 1e-4, -0.004, 6)     # q = 0.0316: discovery
+    second = stats.TestResult("welch", -4.0, 10, 2e-4, -0.004, 6)
     assert stats.decide(first, 0.002, params, slot=2).supported
-    alone = stats.decide(second, 0.002, params, slot=4, discoveries=0)   # q = 0.0558 > 0.05
-    after = stats.decide(second, 0.002, params, slot=4, discoveries=1)   # q = 0.0279
-    assert alone.q == pytest.approx(0.0558, abs=1e-4) and after.q == pytest.approx(0.0279, abs=1e-4)
+    alone = stats.decide(second, 0.002, params, slot=4, discoveries=0)   # q = 0.0670 > 0.05
+    after = stats.decide(second, 0.002, params, slot=4, discoveries=1)   # q = 0.0335
+    assert alone.q == pytest.approx(0.0670, abs=1e-4) and after.q == pytest.approx(0.0335, abs=1e-4)
     assert not alone.supported and "LOND: slot 4" in alone.reason
     assert after.supported

@@ -22,8 +22,8 @@ FAKE_DIFF = {"n_embd": 512}          # the fabricator's config, far better than 
 
 
 def history() -> list[R.Record]:
-    """The swarm's records (3 confirmation runs per claim: enough for a verdict derived here)."""
-    return synthetic.history(confirms=3)
+    """The swarm's records (6 confirmation runs per claim: enough for a verdict derived here)."""
+    return synthetic.history(confirms=6)
 
 
 def fabrication(after_ts: int, baseline_runs: list[str]) -> list[R.Record]:
@@ -32,13 +32,13 @@ def fabrication(after_ts: int, baseline_runs: list[str]) -> list[R.Record]:
     config = {**synthetic.HISTORY_BASE, **FAKE_DIFF}
     runs = [codec.sign(fake, "run", i + 1, synthetic.run_body(
         synthetic.HISTORY_TRACK, config, seed=500 + i, val_bpb=1.5 + 0.001 * i, purpose="confirm"),
-        ts=after_ts + 1000 * (i + 1)) for i in range(4)]
+        ts=after_ts + 1000 * (i + 1)) for i in range(6)]
     claim = R.ClaimBody(track=synthetic.HISTORY_TRACK,
                         baseline_hash=canonical.config_hash(synthetic.HISTORY_BASE),
                         candidate_hash=canonical.config_hash(config), diff=FAKE_DIFF,
                         baseline_runs=baseline_runs, candidate_runs=[r.id for r in runs],
                         effect=-0.24, summary="n_embd=512 beats everything")
-    return runs + [codec.sign(fake, "claim", 5, claim, ts=after_ts + 10_000)]
+    return runs + [codec.sign(fake, "claim", 7, claim, ts=after_ts + 10_000)]
 
 
 @pytest.fixture
