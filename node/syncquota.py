@@ -135,6 +135,7 @@ class _Peer:
     pause_s: float = 0.0
 
     def refill(self, now: float) -> None:
+        """Add to each bucket what accrued until `now`."""
         for bucket in (self.bytes, self.new_bytes, self.new_authors):
             bucket.refill(now)
 
