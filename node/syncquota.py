@@ -25,7 +25,9 @@ that way before sync 2.0). Instead, a pull that dropped records pauses pulls fro
 minute, doubling up to an hour; cleared by a pull without drops): the reconciliation would ask
 for the refused records again at once, and the repair must not spin. A grown memory so arrives
 at the budget's rate; a flood costs the node one budget per peer id and hour (at most
-`address_factor` of them per address), and one pull a pause.
+`address_factor` of them per address), and one pull a pause. A pull that the address's own
+budgets cut short pauses pulls from every peer at that address alike (checked once the stream
+is open: only then is the address known), so fresh peer ids there cost no pull each.
 Admitted records that were not stored (already held) give their bytes back.
 Runs on the trio thread only (like the gossip validator); `counts()` may be read from any thread.
 """
@@ -161,10 +163,14 @@ class SyncQuotas:
         self._dropped: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def may_pull(self, peer: str) -> bool:
-        """False while pulls from `peer` are paused after one that dropped records."""
-        p = self._peers.get(peer)
-        return p is None or p.paused_until <= time.monotonic()
+    def may_pull(self, peer: str, address: str | None = None) -> bool:
+        """False while pulls from `peer` are paused after one that dropped records, or (given
+        its `address`) while pulls from every peer at that address are."""
+        now = time.monotonic()
+        paused = [self._peers.get(peer)]
+        if address is not None:
+            paused.append(self._addresses.get(address_key(address)))
+        return all(p is None or p.paused_until <= now for p in paused)
 
     def admit(self, peer: str, heads: list[Head], address: str | None = None
               ) -> tuple[list[bool], dict[str, int]]:
@@ -233,16 +239,24 @@ class SyncQuotas:
                 if bucket is not None:
                     bucket.tokens = min(bucket.burst, bucket.tokens + head.size)
 
-    def finished(self, peer: str, dropped: bool) -> None:
-        """A pull from `peer` ended: pause further pulls if it dropped records, else clear."""
-        p = self._peers.get(peer)
-        if p is None:
-            return
-        if dropped:
-            p.pause_s = min(max(2 * p.pause_s, self.config.pause_min_s), self.config.pause_max_s)
-            p.paused_until = time.monotonic() + p.pause_s
-        else:
-            p.pause_s = 0.0
+    def finished(self, peer: str, drops: dict[str, int], address: str | None = None) -> None:
+        """A pull from `peer` at `address` ended with `drops` (by reason): pause further pulls
+        from the peer if it dropped records, else clear its pause; and from every peer at the
+        address if the address's own budgets dropped some (a fresh peer id there would drop the
+        same records: each would cost a pull's reading for nothing), else clear that pause."""
+        pauses = [(self._peers.get(peer), bool(drops))]
+        if address is not None:
+            pauses.append((self._addresses.get(address_key(address)),
+                           any(reason in drops for reason in _ADDRESS_REASONS)))
+        for p, dropped in pauses:
+            if p is None:
+                continue
+            if dropped:
+                p.pause_s = min(max(2 * p.pause_s, self.config.pause_min_s),
+                                self.config.pause_max_s)
+                p.paused_until = time.monotonic() + p.pause_s
+            else:
+                p.pause_s = 0.0
 
     def counts(self) -> dict[str, int]:
         """Records dropped over sync quota so far, by reason."""
@@ -297,6 +311,14 @@ class SyncRation:
     address: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
     _admitted: deque[list[Head]] = field(default_factory=deque)
+    _skipped: bool = False
+
+    def open(self, address: str) -> bool:
+        """The pull's stream is open, to remote IP `address`: False while pulls from there are
+        paused (the caller then hangs up, and `finish` changes no pause)."""
+        self.address = address
+        self._skipped = not self.quotas.may_pull(self.peer, address)
+        return not self._skipped
 
     async def admit(self, raws: list[bytes]) -> list[bytes]:
         """The records of `raws` within quota (charged); the rest are dropped and counted."""
@@ -321,7 +343,8 @@ class SyncRation:
 
     def finish(self) -> None:
         """The pull is over (however it ended)."""
-        self.quotas.finished(self.peer, bool(self.dropped))
+        if not self._skipped:
+            self.quotas.finished(self.peer, self.dropped, self.address)
 
 
 def flood_bound(config: SyncQuotaConfig, seconds: float, per_author: int,

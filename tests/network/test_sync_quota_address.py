@@ -41,7 +41,8 @@ def _count(store: Store, track: str) -> int:
 async def _pull_each(store: Store, quotas: SyncQuotas,
                      servers: list[tuple[str, list[bytes]]]) -> list[tuple[str, int, dict]]:
     """Serve each memory from a host of its own (fresh key) listening on its IP; pull from each in
-    turn. Per server: the address the requester saw, records stored, drops by reason."""
+    turn, as `NetHost.pull_from` does. Per server: the address the requester saw, records stored,
+    and drops by reason (or "paused": the address's pulls were, so this one did not happen)."""
     import multiaddr
     from libp2p import new_host
     from libp2p.custom_types import TProtocol
@@ -71,11 +72,13 @@ async def _pull_each(store: Store, quotas: SyncQuotas,
                     with trio.fail_after(60):
                         stream = await client.new_stream(
                             server.get_id(), [TProtocol(p) for p in sync.PROTOCOLS])
-                        ration.address = remote_ip(stream)
-                        await sync.pull(stream, store, "net", ration=ration)
+                        paused = not ration.open(remote_ip(stream))   # as pull_from does
+                        if not paused:
+                            await sync.pull(stream, store, "net", ration=ration)
                         await stream.close()
                     ration.finish()
-                    results.append((ration.address, store.count() - before, dict(ration.dropped)))
+                    results.append((ration.address, store.count() - before,
+                                    "paused" if paused else dict(ration.dropped)))
     return results
 
 
@@ -91,12 +94,35 @@ def test_fresh_peer_ids_from_one_address_share_its_budget_and_each_keeps_its_own
     # each peer id: at most its own budget (the first two spend the address's)
     assert all(n <= PER_PEER + 1 for n in stored) and stored[0] >= PER_PEER
     assert results[0][2] == {"quota_sync_new_authors": 2 * PER_PEER - stored[0]}
-    # together: at most the address's budget, however many fresh keys; the later ones get nothing
+    # together: at most the address's budget, however many fresh keys; the third gets nothing
+    # (its pull dropped everything over the address's budget), and pulls from that address
+    # pause: the fourth key is not pulled from at all
     assert sum(stored) <= CONFIG.address_factor * PER_PEER + 1
-    assert stored[-1] == 0 and results[FLOODERS - 1][2] == {
+    assert stored[2:] == [0, 0] and results[2][2] == {
         "quota_sync_address_new_authors": 2 * PER_PEER}
+    assert results[3][2] == "paused"
     # another address's peer is untouched by the flood
     assert honest_stored == PER_PEER // 2 and not results[-1][2]
+
+
+def test_a_pull_the_address_budget_cut_short_pauses_every_peer_id_there() -> None:
+    quotas = SyncQuotas(Quotas(), SyncQuotaConfig(new_authors_per_hour=10, address_factor=1.0))
+    first = SyncRation(quotas, "p")
+    assert first.open("10.1.2.3")
+    quotas.admit("p", [_head(f"k{i}") for i in range(15)], "10.1.2.3")   # peer's own budget
+    first.dropped = {"quota_sync_new_authors": 5}
+    first.finish()
+    assert quotas.may_pull("q", "10.1.2.3")          # only p paused: the address's budget spoke
+    second = SyncRation(quotas, "q")
+    assert second.open("10.1.2.3")
+    keep, drops = quotas.admit("q", [_head(f"j{i}") for i in range(5)], "10.1.2.3")
+    assert not any(keep) and drops == {"quota_sync_address_new_authors": 5}
+    second.dropped = drops
+    second.finish()
+    fresh = SyncRation(quotas, "fresh key")           # a new peer id there: no pull at all
+    assert not fresh.open("10.1.2.3") and not quotas.may_pull("fresh key", "10.1.2.3")
+    fresh.finish()                                    # a pull that did not happen: no change
+    assert quotas.may_pull("fresh key") and quotas.may_pull("r", "10.9.9.9")
 
 
 def test_the_per_peer_budget_applies_within_an_address_budget_to_spare() -> None:
