@@ -97,9 +97,10 @@ def test_fresh_peer_ids_from_one_address_share_its_budget_and_each_keeps_its_own
     # together: at most the address's budget, however many fresh keys; the third gets nothing
     # (its pull dropped everything over the address's budget), and pulls from that address
     # pause: the fourth key is not pulled from at all
+    # (the address's budget refills at 80 authors an hour: a slow run may let one through)
     assert sum(stored) <= CONFIG.address_factor * PER_PEER + 1
-    assert stored[2:] == [0, 0] and results[2][2] == {
-        "quota_sync_address_new_authors": 2 * PER_PEER}
+    assert stored[2] <= 1 and stored[3] == 0
+    assert results[2][2] == {"quota_sync_address_new_authors": 2 * PER_PEER - stored[2]}
     assert results[3][2] == "paused"
     # another address's peer is untouched by the flood
     assert honest_stored == PER_PEER // 2 and not results[-1][2]
