@@ -18,6 +18,7 @@ import trio
 from node import discovery, gossip, nat, patches, quiet, quota, sync, syncquota
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
+from node.relay import remote_ip
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,9 @@ class NetHost:
                 with trio.fail_after(DIAL_TIMEOUT_S):
                     stream = await self.host.new_stream(
                         _peer_id(peer_id), [TProtocol(p) for p in sync.PROTOCOLS])
+                # fresh peer ids from one address share that address's budget (and pause) too
+                if not ration.open(remote_ip(stream)):
+                    return None
                 result = await sync.pull(stream, self.store, self.config.network,
                                          on_batch=lambda report: self._pulled(peer_id, report),
                                          ration=ration)

@@ -180,12 +180,14 @@ async def _pull(addr: str, store: Any, network: str, ration: Any) -> tuple[Any, 
 
     from node import sync
     from node.framing import ProtocolError
+    from node.relay import remote_ip
 
     host, result, error = new_host(), sync.PullResult(), ""
     async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
         await host.connect(info)
         stream = await host.new_stream(info.peer_id, [TProtocol(p) for p in sync.PROTOCOLS])
+        ration.address = remote_ip(stream)          # as a node's pulls are rationed
         try:
             await sync.pull(stream, store, network, result=result, ration=ration)
         except ProtocolError as exc:

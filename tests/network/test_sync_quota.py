@@ -83,13 +83,13 @@ def test_a_pull_that_dropped_records_pauses_pulls_from_that_peer() -> None:
     sync = SyncQuotas(Quotas(), SyncQuotaConfig(new_authors_per_hour=1))
     sync.admit("p", _fresh(3))
     assert sync.may_pull("p")
-    sync.finished("p", dropped=True)
+    sync.finished("p", {"quota_sync_new_authors": 2})
     assert not sync.may_pull("p") and sync.may_pull("other")
     first = sync._peers["p"].pause_s
     sync._peers["p"].paused_until = 0.0
-    sync.finished("p", dropped=True)
+    sync.finished("p", {"quota_sync_new_authors": 2})
     assert sync._peers["p"].pause_s == 2 * first                 # backs off further
-    sync.finished("p", dropped=False)
+    sync.finished("p", {})
     assert sync._peers["p"].pause_s == 0.0
 
 
