@@ -236,7 +236,7 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
     (`min_confirm`) scale with the candidate's estimated variance ratio (`noise_ratio`), up to
     `confirm_cap`: a candidate twice as noisy needs ~4x the runs for the same power, its mean over
     2 runs is not better in 8% of real 2-sd cases, and efficacy stops from 3 runs on let
-    no-effect candidates twice as noisy be claimed at 8.5-12.5x the bar (their few runs looked as
+    no-effect candidates twice as noisy be claimed at 8.6-12.2x the bar (their few runs looked as
     quiet as the floor by chance); from 6 runs on, 5.2x (3.0x at equal noise)."""
     n = len(confirm_bpb)
     ratio = noise_ratio(confirm_bpb, base.std, params)
