@@ -160,6 +160,15 @@ def _rows_step(base: config_rows.Rows, found: dict[str, Row], hashes: list[str],
     return value
 
 
+class _Grouped:
+    """The holder of every author's runs grouped by config (roles/author_sums.py), shared by a
+    line of states: whichever first needs them groups them, once, for all."""
+
+    def __init__(self) -> None:
+        self.sums: author_sums.AuthorSums | None = None
+        self.lock = threading.Lock()
+
+
 class Aggregates:
     """A track's run aggregates as of `mark`, with `trusted` as the authors whose runs count."""
 
@@ -169,9 +178,9 @@ class Aggregates:
         self.mark, self.equivocated = upto, equivocated
         self._lock = threading.RLock()
         self._configs, self._tally = _PerConfig(), _PerConfig()
-        # Every author's runs grouped by config, once a change of trust needed them (shared by
-        # the states moved on from this one: see `advance`).
-        self._authors: author_sums.AuthorSums | None = None
+        # Every author's runs grouped by config, once a change of trust needed them: one holder
+        # shared by every state moved on from this one (`advance`), whenever it is filled.
+        self._grouped_runs = _Grouped()
         self._screened: dict[str, tuple[int, str]] | None = None
         self._newest: dict[int, list[tuple[Any, ...]]] = {}   # limit -> its _NEWEST rows
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
@@ -344,10 +353,10 @@ class Aggregates:
         grouped runs of every author (read once, as of `since`, when none are held for these
         rows' index or they are far from `since`) and the authors' runs stored between their
         mark and `since` (a rowid range)."""
-        held = self._authors
-        if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
-            held = self._grouped(since, index)
-        self._authors = held
+        with self._grouped_runs.lock:
+            held = self._grouped_runs.sums
+            if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
+                held = self._grouped_runs.sums = self._grouped(since, index)
         lo, hi = sorted((held.mark, since))
         late: dict[str, list[tuple[Any, ...]]] = {}
         if lo < hi:
@@ -365,6 +374,14 @@ class Aggregates:
         src = self._src(_COLUMNS, (0, since))
         rows = self.reader.query(_BY_AUTHOR.format(src=src.source), src.params).rows
         return author_sums.AuthorSums.of(rows, since, index)
+
+    def group_authors(self) -> None:
+        """Group every author's runs now, as the first change of trust would (about a second at
+        a million runs): the dashboard's warm-up does it, so that change costs what later ones
+        do."""
+        with self._lock:
+            index = self._table().rows.index
+        self._runs_of([], self.mark, index)
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
@@ -430,7 +447,7 @@ class Aggregates:
             # across a change of trust it first moves by the changed authors' runs (_retrust).
             fresh._configs = self._configs.moved(touched, self.mark)
             same = list(trusted) == self.trusted
-            fresh._authors = self._authors
+            fresh._grouped_runs = self._grouped_runs
             if same:                       # else computed anew (a few small queries)
                 fresh._tally = self._tally.moved(touched, self.mark)
                 fresh._screened = self._screened

@@ -302,7 +302,7 @@ def test_trust_change_from_runs_grouped_at_a_later_mark_in_python_integers(
         for track in (HARNESS, SIM):
             v = Verdicts(store, track, new_roots, facts, params, base=held[track])
             grouped = v.agg._grouped(v.agg.mark, held[track].agg._table().rows.index)
-            v.agg._authors = grouped               # as of a later mark than the table moved
+            v.agg._grouped_runs.sums = grouped     # as of a later mark than the table moved
             changed = set(v.agg.trusted) ^ set(held[track].agg.trusted)
             assert grouped.mark > held[track].agg.mark
             assert any(r.author in changed and r.body.track == track
@@ -311,7 +311,7 @@ def test_trust_change_from_runs_grouped_at_a_later_mark_in_python_integers(
             _same_aggregates(v.agg, fresh.agg)
             _same_verdicts(v, fresh)
             _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
-            assert v.agg._authors is grouped                # used, not grouped again
+            assert v.agg._grouped_runs.sums is grouped      # used, not grouped again
 
 
 def _replay(w: World, replayer: Keypair, author: str, off: float) -> None:
