@@ -10,16 +10,15 @@ table is insert-only, so rowids count up in arrival order). `advance` makes the 
 later state from an earlier one by reading only the runs that arrived in between: a config's row
 holds exact integer sums (val_bpb in units of 1e-12), so a new run adds its value (a trusted run
 only when it is its seed's first by ts and id: one query per new seed, which DuckDB filters while
-scanning, finds the first run held); the baseline tally adds counts; the ranking's sorted order
+scanning, finds the first run held); the baseline tally adds counts; the ranking
 picks its best few from the rows' arrays (roles/config_rows.py: a partition of the float means,
 then an exact sort of the candidates). No step reads a column of every run (`config_hash IN
 (...)` would). A change of the trusted authors (trust follows replays and pins) moves the rows by
 the runs of the authors whose trust changed (`_retrust`), in one step however many changes
 happened since the last computed state: a vectorised add of those authors' per-config sums, kept
 in memory once grouped (roles/author_sums.py). An equivocation or a change of the track's facts
-means a full computation. Each part is computed
-on first use, so a view that needs no ranking pays for none.
-tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
+means a full computation. Each part is computed on first use, so a view that needs no ranking
+pays for none. tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
 Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
