@@ -7,6 +7,8 @@ trust.py          trust roots (HOME/trust.json) and trust earned by matching rep
 verdicts.py       this node's verdicts from trusted, sane runs: claims, baselines, leaderboard, best
 evidence_sql.py   the sanity bounds and trusted authors as DuckDB predicates (verdicts at scale)
 evidence_inc.py   the verdicts' aggregates over every run, moved on from the runs stored since
+config_rows.py    the per-config rows as arrays; the best few picked exactly (partition, then sort)
+author_sums.py    per author and config, the sums of its runs, grouped once (changes of trust)
 verdicts_ref.py   the same verdicts by a Python pass over every run: the reference tests check
 spotcheck.py      which untrusted runs a verifier replays, by influence, within a share of runs
 evidence.py       what roles read: best config, baseline runs, claims, tried configs, hypotheses

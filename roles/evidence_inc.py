@@ -10,25 +10,24 @@ table is insert-only, so rowids count up in arrival order). `advance` makes the 
 later state from an earlier one by reading only the runs that arrived in between: a config's row
 holds exact integer sums (val_bpb in units of 1e-12), so a new run adds its value (a trusted run
 only when it is its seed's first by ts and id: one query per new seed, which DuckDB filters while
-scanning, finds the first run held); the baseline tally adds counts; the ranking's sorted order
-moves the touched configs by bisection. No step reads a column of every run (`config_hash IN
+scanning, finds the first run held); the baseline tally adds counts; the ranking
+picks its best few from the rows' arrays (roles/config_rows.py: a partition of the float means,
+then an exact sort of the candidates). No step reads a column of every run (`config_hash IN
 (...)` would). A change of the trusted authors (trust follows replays and pins) moves the rows by
 the runs of the authors whose trust changed (`_retrust`), in one step however many changes
-happened since the last ranked state; the ranking then picks its best few in one pass. An
-equivocation or a change of the track's facts means a full computation. Each part is computed
-on first use, so a view that needs no ranking pays for none.
-tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
+happened since the last computed state: a vectorised add of those authors' per-config sums, kept
+in memory once grouped (roles/author_sums.py). An equivocation or a change of the track's facts
+means a full computation. Each part is computed on first use, so a view that needs no ranking
+pays for none. tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
 Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
 
-import bisect
-import heapq
 import threading
 from typing import Any
 
 from memory import views
-from roles import evidence_sql, sanity
+from roles import author_sums, config_rows, evidence_sql, sanity
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
 MAX_SEEDS = 16               # more new trusted seeds than this: re-read the touched configs
@@ -61,11 +60,16 @@ _FIRST = _RUNS + " AND seed = {seed}"
 _REPEATS = _RUNS + """ AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' GROUP BY k HAVING count(*) > 1))"""
-# A change of trust: per config, the sums of the sane finished runs of the authors whose trust
-# changed (the source holds only theirs), apart for those trusted now (`gained`).
-_DELTA = f"""
-    SELECT config_hash, {{author}} AS gained, {_SUM.format(where="true")} AS s, count(*)
-    FROM {{src}} WHERE sane AND status = 'ok' GROUP BY ALL"""
+# A change of trust: per author and config, the sums of the sane finished runs (of every author
+# once, roles/author_sums.py; then of the changed authors' runs stored since, a rowid range).
+# A change of trust: per author and config, the sums of the sane finished runs (of every author
+# once, as lists per author: roles/author_sums.py); then per config, those of the changed authors'
+# runs stored since (a rowid range).
+_BY_AUTHOR = f"""
+    SELECT author, list(config_hash), list(s), list(n) FROM (
+        SELECT author, config_hash, {_SUM.format(where="true")} AS s, count(*) AS n FROM {{src}}
+        WHERE sane AND status = 'ok' GROUP BY ALL)
+    GROUP BY author"""
 _TALLY = """
     SELECT config_hash, count(*) FROM {src}
     WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
@@ -87,7 +91,7 @@ _NEWEST = """
     SELECT ts, id, val_bpb, purpose, author, sane FROM {src}
     WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
-Row = tuple[int, int, int, int]           # t_sum, t_n, u_sum, u_n (sums in 1e-12 units)
+Row = config_rows.Row                     # t_sum, t_n, u_sum, u_n (sums in 1e-12 units)
 Run = tuple[int, str, str, int]           # ts, id, author, val_bpb (in 1e-12 units)
 Repeats = dict[tuple[str, int], list[Run]]               # (config, seed) -> its runs, oldest first
 
@@ -98,7 +102,7 @@ class _Table:
     (by any author), with those runs (few: replays, reruns of a seed); `trusted`: the authors
     whose runs the rows count."""
 
-    def __init__(self, rows: dict[str, Row], repeats: Repeats, trusted: list[str]) -> None:
+    def __init__(self, rows: config_rows.Rows, repeats: Repeats, trusted: list[str]) -> None:
         self.rows, self.repeats, self.trusted = rows, repeats, trusted
 
 
@@ -146,74 +150,22 @@ class _PerConfig:
         return out
 
 
-def _rows_step(some: Any) -> Any:
-    """A step for a table keyed by config: the touched configs' rows recomputed by `some`."""
-    def step(base: dict[str, Any], hashes: list[str], since: int = 0) -> dict[str, Any]:
-        value = dict(base)                 # a dict copy: far cheaper than a comprehension
-        for h in hashes:
-            value.pop(h, None)
-        value.update(some(hashes) if hashes else {})
-        return value
-    return step
+def _rows_step(base: config_rows.Rows, found: dict[str, Row], hashes: list[str],
+               more_runs: int) -> config_rows.Rows:
+    """`base` with the touched configs' rows as `found` recomputed them (absent: no runs)."""
+    value = base.copy(more_runs)
+    for h in hashes:
+        value.set(h, found.get(h, _EMPTY))
+    return value
 
 
-class _Ranked:
-    """Every config in order of its ranking key: (trusted mean, hash) for configs with counted
-    runs, (untrusted mean, hash) for those with untrusted sane runs only. A mean's key is the
-    integer floor(sum * 2**64 / n): exact (two different means of fewer than 2**32 runs each
-    differ by at least 2**-64), and integers compare fast.
+class _Grouped:
+    """The holder of every author's runs grouped by config (roles/author_sums.py), shared by a
+    line of states: whichever first needs them groups them, once, for all."""
 
-    After a change of trust (most rows moved) it only picks the best few (one pass,
-    `heapq.nsmallest`); the sorted order of every config is made when a later state moves on from
-    it (with a full computation of the rows, at once), and kept sorted as rows change from then on, so a
-    new run costs a bisection, not a pass over every config."""
-
-    def __init__(self, rows: dict[str, Row],
-                 order: tuple[list[tuple[int, str]], list[tuple[int, str]]] | None = None) -> None:
-        self.rows = rows                   # the rows ordered (never changed: each state copies)
-        self._order = order                # (trusted, others) sorted, once made
-        self._tops: dict[int, tuple[list[str], list[str]]] = {}
-
-    @staticmethod
-    def _key(row: Row | None) -> tuple[bool, int] | None:
-        if row is None:
-            return None
-        ts, tn, us, un = row
-        return (True, (ts << 64) // tn) if tn else (False, (us << 64) // un) if un else None
-
-    def _keys(self, trusted: bool) -> list[tuple[int, str]]:
-        # A list comprehension, row fields by index: the fastest pass over every row here.
-        if trusted:
-            return [((r[0] << 64) // r[1], h) for h, r in self.rows.items() if r[1]]
-        return [((r[2] << 64) // r[3], h) for h, r in self.rows.items() if r[3] and not r[1]]
-
-    def order(self) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-        """Every keyed config, sorted: (trusted, others)."""
-        if self._order is None:
-            self._order = (sorted(self._keys(True)), sorted(self._keys(False)))
-        return self._order
-
-    def top(self, limit: int) -> tuple[list[str], list[str]]:
-        """The first `limit` hashes of each order."""
-        if limit not in self._tops:
-            if self._order is not None:
-                best = (self._order[0][:limit], self._order[1][:limit])
-            else:
-                best = (heapq.nsmallest(limit, self._keys(True)),
-                        heapq.nsmallest(limit, self._keys(False)))
-            self._tops[limit] = ([h for _, h in best[0]], [h for _, h in best[1]])
-        return self._tops[limit]
-
-    def moved(self, rows: dict[str, Row], hashes: list[str]) -> _Ranked:
-        """The order once these configs' rows are as in `rows`."""
-        trusted, others = (list(x) for x in self.order())
-        for h in hashes:
-            if (old := self._key(self.rows.get(h))) is not None:
-                listed = trusted if old[0] else others
-                del listed[bisect.bisect_left(listed, (old[1], h))]
-            if (new := self._key(rows.get(h))) is not None:
-                bisect.insort(trusted if new[0] else others, (new[1], h))
-        return _Ranked(rows, (trusted, others))
+    def __init__(self) -> None:
+        self.sums: author_sums.AuthorSums | None = None
+        self.lock = threading.Lock()
 
 
 class Aggregates:
@@ -224,12 +176,14 @@ class Aggregates:
         self.reader, self.track, self.facts, self.trusted = reader, track, facts, list(trusted)
         self.mark, self.equivocated = upto, equivocated
         self._lock = threading.RLock()
-        self._configs, self._tally, self._ranked = _PerConfig(), _PerConfig(), _PerConfig()
+        self._configs, self._tally = _PerConfig(), _PerConfig()
+        # Every author's runs grouped by config, once a change of trust needed them: one holder
+        # shared by every state moved on from this one (`advance`), whenever it is filled.
+        self._grouped_runs = _Grouped()
         self._screened: dict[str, tuple[int, str]] | None = None
         self._newest: dict[int, list[tuple[Any, ...]]] = {}   # limit -> its _NEWEST rows
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
         self.arrived: list[tuple[str, str, str | None]] | None = None
-        self._full = False                 # this state computed the per-config rows in full
 
     # ---- queries ---------------------------------------------------------------------------------
 
@@ -251,19 +205,20 @@ class Aggregates:
     def configs(self) -> dict[str, Row]:
         """Config hash -> (sum and count of its first counted run per seed by trusted authors,
         sum and count of its sane finished runs by the others)."""
-        return self._table().rows
+        return self._table().rows.as_dict()
 
     def _table(self) -> _Table:
         with self._lock:
             return self._configs.get(self._all_configs, self._step_configs, self._retrust)
 
     def _all_configs(self) -> _Table:
-        self._full = True
         src = self._src(_COLUMNS)
         repeats = self._repeated(src)
         sql = _FULL.format(src=src.source, author=evidence_sql.AUTHOR_IN)
         rows = {h: tuple(row) for h, *row in self.reader.query(sql, [self.trusted,
                                                                      *src.params]).rows}
+        # Before the repeats come off: every sane finished run of the config.
+        bound = max((r[1] + r[3] for r in rows.values()), default=0)
         # The trusted sums hold every trusted run: take off those that repeat a seed of their
         # config and are not its first counted run (by ts, id). Exact integers, in Python: an
         # `id NOT IN (...)` filter over every run costs more.
@@ -274,7 +229,7 @@ class Aggregates:
                 if run[2] in trusted and run is not first:
                     t_sum, t_n, u_sum, u_n = rows[chash]
                     rows[chash] = (t_sum - run[3], t_n - 1, u_sum, u_n)
-        return _Table(rows, repeats, self.trusted)
+        return _Table(config_rows.Rows.of(rows, bound), repeats, self.trusted)
 
     def _repeated(self, src: evidence_sql.Sane) -> Repeats:
         """Every (config, seed) held by two or more sane finished runs, with those runs: a 64-bit
@@ -301,11 +256,12 @@ class Aggregates:
             # One query per seed: past a few, re-read the touched configs.
             repeats = {k: v for k, v in base.repeats.items() if k[0] not in set(hashes)}
             repeats.update(self._some_repeats(hashes) if hashes else {})
-            return _Table(_rows_step(self._some_configs)(base.rows, hashes), repeats,
+            found = self._some_configs(hashes) if hashes else {}
+            return _Table(_rows_step(base.rows, found, hashes, self.mark - since), repeats,
                           self.trusted)
         held = self._held_runs(since, seeds, sorted({h for h, *_ in new}), base.repeats)
         trusted = set(self.trusted)
-        value, repeats = dict(base.rows), dict(base.repeats)
+        value, repeats = base.rows.copy(self.mark - since), dict(base.repeats)
         for chash, seed, ts, run_id, author, bpb in sorted(new, key=lambda r: (r[2], r[3])):
             runs = held.setdefault((chash, seed), [])
             old = _first(runs, trusted)
@@ -313,13 +269,13 @@ class Aggregates:
             runs.sort()
             if len(runs) > 1:
                 repeats[(chash, seed)] = list(runs)
-            t_sum, t_n, u_sum, u_n = value.get(chash, _EMPTY)
+            t_sum, t_n, u_sum, u_n = value.get(chash)
             if author not in trusted:
-                value[chash] = (t_sum, t_n, u_sum + bpb, u_n + 1)
+                value.set(chash, (t_sum, t_n, u_sum + bpb, u_n + 1))
             elif old is None:
-                value[chash] = (t_sum + bpb, t_n + 1, u_sum, u_n)
+                value.set(chash, (t_sum + bpb, t_n + 1, u_sum, u_n))
             elif (ts, run_id) < old[:2]:   # an older run arrived late: it is the seed's first
-                value[chash] = (t_sum + bpb - old[3], t_n, u_sum, u_n)
+                value.set(chash, (t_sum + bpb - old[3], t_n, u_sum, u_n))
         return _Table(value, repeats, self.trusted)
 
     def _sane_since(self, since: int) -> list[tuple[Any, ...]]:
@@ -354,58 +310,83 @@ class Aggregates:
     def _retrust(self, table: _Table, since: int) -> _Table:
         """`table`, as of `since` with `table.trusted` as the trusted authors, as this state's
         trusted authors would have it: the runs of the authors whose trust changed move between
-        the sums (one grouped query over their runs); the repeated seeds that hold one of them
-        get their first counted run again. Integer sums, so any number of changes in between
-        make one step, from the table's trust to this state's."""
+        the sums (their per-config sums, `_runs_of`, added to one side and taken off the other);
+        the repeated seeds that hold one of them get their first counted run again. Integer
+        sums, so any number of changes in between make one step, from the table's trust to
+        this state's."""
         old, new = table.trusted, self.trusted
         gained, changed = set(new) - set(old), set(new) ^ set(old)
         if not changed:
             return table
-        src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (0, since),
-                                     authors=sorted(changed))
-        sql = _DELTA.format(src=src.source, author=evidence_sql.AUTHOR_IN)
-        # Their runs in repeated seeds are not in the trusted sums as such: settled below.
+        rows = table.rows.copy()
+        moved = self._runs_of(sorted(changed), since, table.rows.index)
+        for author, (positions, sums, counts) in moved.items():
+            rows.move(positions, sums, counts, author in gained)
+        # Their runs in repeated seeds are not in the trusted sums as such: settled here.
         repeated: dict[tuple[str, bool], tuple[int, int]] = {}
         for (chash, _), runs in table.repeats.items():
             for _, _, author, bpb in runs:
                 if author in changed:
                     s, n = repeated.get((chash, author in gained), (0, 0))
                     repeated[(chash, author in gained)] = (s + bpb, n + 1)
-        rows = dict(table.rows)
-        for chash, plus, s, n in self.reader.query(sql, [sorted(gained), *src.params]).rows:
-            t_sum, t_n, u_sum, u_n = rows[chash]
-            rows[chash] = ((t_sum + s, t_n + n, u_sum - s, u_n - n) if plus else
-                           (t_sum - s, t_n - n, u_sum + s, u_n + n))
         for (chash, plus), (s, n) in repeated.items():     # not moved into the trusted sums
-            t_sum, t_n, u_sum, u_n = rows[chash]
-            rows[chash] = (t_sum - s, t_n - n, u_sum, u_n) if plus else (t_sum + s, t_n + n,
-                                                                          u_sum, u_n)
+            t_sum, t_n, u_sum, u_n = rows.get(chash)
+            rows.set(chash, (t_sum - s, t_n - n, u_sum, u_n) if plus else (t_sum + s, t_n + n,
+                                                                            u_sum, u_n))
         before, after = set(old), set(new)
         for (chash, _), runs in table.repeats.items():
             if changed.isdisjoint(r[2] for r in runs):
                 continue
             was, now = _first(runs, before), _first(runs, after)
-            t_sum, t_n, u_sum, u_n = rows[chash]
+            t_sum, t_n, u_sum, u_n = rows.get(chash)
             if was is not None:
                 t_sum, t_n = t_sum - was[3], t_n - 1
             if now is not None:
                 t_sum, t_n = t_sum + now[3], t_n + 1
-            rows[chash] = (t_sum, t_n, u_sum, u_n)
+            rows.set(chash, (t_sum, t_n, u_sum, u_n))
         return _Table(rows, table.repeats, self.trusted)
+
+    def _runs_of(self, authors: list[str], since: int,
+                 index: config_rows.Index) -> dict[str, author_sums.Sums]:
+        """Each author's sane finished runs stored below `since`, grouped by config: from the
+        grouped runs of every author (read once, as of `since`, when none are held for these
+        rows' index or they are far from `since`) and the authors' runs stored between their
+        mark and `since` (a rowid range)."""
+        with self._grouped_runs.lock:
+            held = self._grouped_runs.sums
+            if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
+                held = self._grouped_runs.sums = self._grouped(since, index)
+        lo, hi = sorted((held.mark, since))
+        late: dict[str, list[tuple[Any, ...]]] = {}
+        if lo < hi:
+            src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (lo, hi),
+                                         authors=authors)
+            for author, *lists in self.reader.query(_BY_AUTHOR.format(src=src.source),
+                                                    src.params).rows:
+                late[author] = list(zip(*lists))
+        sign = 1 if since >= held.mark else -1
+        return {a: held.at(a, late.get(a, []), sign) for a in authors}
+
+    def _grouped(self, since: int, index: config_rows.Index) -> author_sums.AuthorSums:
+        """Every author's sane finished runs below `since`, grouped by config (one query, lists
+        per author: a tuple per (author, config) costs twice as much to fetch)."""
+        src = self._src(_COLUMNS, (0, since))
+        rows = self.reader.query(_BY_AUTHOR.format(src=src.source), src.params).rows
+        return author_sums.AuthorSums.of(rows, since, index)
+
+    def group_authors(self) -> None:
+        """Group every author's runs now, as the first change of trust would (about a second at
+        a million runs): the dashboard's warm-up does it, so that change costs what later ones
+        do."""
+        with self._lock:
+            index = self._table().rows.index
+        self._runs_of([], self.mark, index)
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those
         with untrusted sane runs only (by their mean)."""
         with self._lock:
-            ranked = self._ranked.get(self._all_ranked,
-                                      lambda base, hashes, _: base.moved(self.configs(), hashes))
-            return ranked.top(limit)
-
-    def _all_ranked(self) -> _Ranked:
-        ranked = _Ranked(self.configs())
-        if self._full:                     # with a full computation (seconds): sorted at once,
-            ranked.order()                 # so the next record's request does not sort
-        return ranked
+            return self._table().rows.top(limit)
 
     # ---- the other aggregates --------------------------------------------------------------------
 
@@ -465,9 +446,9 @@ class Aggregates:
             # across a change of trust it first moves by the changed authors' runs (_retrust).
             fresh._configs = self._configs.moved(touched, self.mark)
             same = list(trusted) == self.trusted
-            if same:                       # else computed anew (a few small queries, a sort)
+            fresh._grouped_runs = self._grouped_runs
+            if same:                       # else computed anew (a few small queries)
                 fresh._tally = self._tally.moved(touched, self.mark)
-                fresh._ranked = self._ranked.moved(touched, self.mark)
                 fresh._screened = self._screened
             if not touched:
                 fresh._newest = dict(self._newest)

@@ -13,7 +13,7 @@ from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import evidence_sql, sanity, trust, verdicts
+from roles import config_rows, evidence_sql, sanity, trust, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -278,6 +278,40 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
             _same_aggregates(v.agg, fresh.agg)
             _same_verdicts(v, fresh)
         assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
+
+
+@pytest.mark.parametrize("seed", [7])
+def test_trust_change_from_runs_grouped_at_a_later_mark_in_python_integers(
+        tmp_path, seed: int, monkeypatch) -> None:
+    """A change of trust moves the rows by the changed authors' runs as grouped once for every
+    author (roles/author_sums.py) at some mark; grouped at a later mark than the moved table's,
+    the runs stored in between are taken back off. With config_rows.SAFE_N at 1 every sum is a
+    Python integer (the path of a config with more runs than an int64 sum allows). Rows, ranking
+    and verdicts equal fresh ones and the Python pass."""
+    monkeypatch.setattr(config_rows, "SAFE_N", 1)
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        keys = [k.peer_id for k in world.keys]
+        facts, params = sanity.TrackFacts({HARNESS: BUDGET, SIM: None}), stats.GateParams()
+        new_roots = frozenset({keys[0], keys[3]})
+        held = {t: Verdicts(store, t, roots, facts, params) for t in (HARNESS, SIM)}
+        for v in held.values():
+            assert v.agg._table().rows.values.dtype == object
+        stored = len(world.runs)
+        _more(world, 0)
+        for track in (HARNESS, SIM):
+            v = Verdicts(store, track, new_roots, facts, params, base=held[track])
+            grouped = v.agg._grouped(v.agg.mark, held[track].agg._table().rows.index)
+            v.agg._grouped_runs.sums = grouped     # as of a later mark than the table moved
+            changed = set(v.agg.trusted) ^ set(held[track].agg.trusted)
+            assert grouped.mark > held[track].agg.mark
+            assert any(r.author in changed and r.body.track == track
+                       for r in world.runs[stored:])       # some of their runs come back off
+            fresh = Verdicts(store, track, new_roots, facts, params)
+            _same_aggregates(v.agg, fresh.agg)
+            _same_verdicts(v, fresh)
+            _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+            assert v.agg._grouped_runs.sums is grouped      # used, not grouped again
 
 
 def _replay(w: World, replayer: Keypair, author: str, off: float) -> None:

@@ -13,6 +13,8 @@ from memory import synthetic
 from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
 from roles import trust, verdicts
+from swarm.conclusions import Conclusions
+from swarm.web import views
 from swarm.web.app import dashboard_app, warm_up
 from tests.web.conftest import FAKE_DIFF, cli_json
 
@@ -162,6 +164,9 @@ def test_the_warm_up_computes_what_the_first_page_needs(history_home: Path,
                             lambda self, *a, **k: made.append(a[1]) or real(self, *a, **k))
         assert [app.get(p).json() for p in ("/json/leaderboard", "/json/overview")] == alone
         assert made == []
+        # ...and every author's runs grouped by config: a change of trust will not group them.
+        held = Conclusions(memory, history_home).track(views.pick_track(memory, None))
+        assert held.agg._grouped_runs.sums is not None
     finally:
         memory.close()
 
