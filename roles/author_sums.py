@@ -50,6 +50,10 @@ class AuthorSums:
         lo, hi = self._spans.get(author, (0, 0))
         return self._positions[lo:hi], self._sums[lo:hi], self._counts[lo:hi]
 
+    def of_authors(self, authors: list[str]) -> dict[str, Sums]:
+        """`of_author` for each of these authors."""
+        return {a: self.of_author(a) for a in authors}
+
     def at(self, author: str, late: list[tuple[Any, ...]], sign: int) -> Sums:
         """The author's runs below another mark: these, with `late` (config, sum, count) rows
         added (`sign` 1: a later mark) or taken off (-1: an earlier one)."""

@@ -277,7 +277,43 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
             fresh = Verdicts(store, track, steps[0], facts, params)
             _same_aggregates(v.agg, fresh.agg)
             _same_verdicts(v, fresh)
+            v.agg._grouped_runs.wait()          # the grouping started in the background
         assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
+
+
+@pytest.mark.parametrize("seed", [5])
+def test_trust_changes_before_and_after_the_background_grouping_agree(tmp_path,
+                                                                      seed: int) -> None:
+    """The first change of trust after a full computation finds no grouped runs: a query of the
+    changed authors' runs moves the rows and every author's runs are grouped in the background;
+    the next change moves the rows from those (no query of its authors' runs). Both equal fresh
+    computations and the Python pass."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, seed)
+        keys = [k.peer_id for k in world.keys]
+        facts, params = sanity.TrackFacts({HARNESS: BUDGET, SIM: None}), stats.GateParams()
+        steps = [frozenset({keys[0], keys[2]}), frozenset({keys[1], keys[3], keys[4]})]
+        for track in (HARNESS, SIM):
+            held = Verdicts(store, track, roots, facts, params)
+            _same_verdicts(held, held)
+            grouped = held.agg._grouped_runs
+            assert grouped.sums is None and grouped.thread is None
+            for n, new_roots in enumerate(steps):
+                if n == 1:
+                    _more(world, n)                            # runs arrive with the change
+                v = Verdicts(store, track, new_roots, facts, params, base=held)
+                fresh = Verdicts(store, track, new_roots, facts, params)
+                _same_aggregates(v.agg, fresh.agg)
+                _same_verdicts(v, fresh)
+                _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+                assert v.agg._grouped_runs is grouped           # one holder along the line
+                grouped.wait()
+                assert grouped.sums is not None and grouped.thread is None
+                if n == 0:
+                    first = grouped.sums
+                else:
+                    assert grouped.sums is first                # used, not grouped again
+                held = v
 
 
 @pytest.mark.parametrize("seed", [7])
@@ -301,7 +337,7 @@ def test_trust_change_from_runs_grouped_at_a_later_mark_in_python_integers(
         _more(world, 0)
         for track in (HARNESS, SIM):
             v = Verdicts(store, track, new_roots, facts, params, base=held[track])
-            grouped = v.agg._grouped(v.agg.mark, held[track].agg._table().rows.index)
+            grouped = v.agg._grouped(v.agg.mark, held[track].agg._table().rows)
             v.agg._grouped_runs.sums = grouped     # as of a later mark than the table moved
             changed = set(v.agg.trusted) ^ set(held[track].agg.trusted)
             assert grouped.mark > held[track].agg.mark
