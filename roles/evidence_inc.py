@@ -16,22 +16,19 @@ then an exact sort of the candidates). No step reads a column of every run (`con
 (...)` would). A change of the trusted authors (trust follows replays and pins) moves the rows by
 the runs of the authors whose trust changed (`_retrust`), in one step however many changes
 happened since the last computed state: a vectorised add of those authors' per-config sums, kept
-in memory once grouped (roles/author_sums.py). An equivocation or a change of the track's facts
+in memory once grouped (roles/author_sums.py: every author's by the dashboard's warm-up, else
+each author's when a change first names it). An equivocation or a change of the track's facts
 means a full computation. Each part is computed on first use, so a view that needs no ranking
 pays for none. tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
 Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from memory import views
 from roles import author_sums, config_rows, evidence_sql, sanity
-
-log = logging.getLogger(__name__)
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
 MAX_SEEDS = 16               # more new trusted seeds than this: re-read the touched configs
@@ -65,10 +62,11 @@ _REPEATS = _RUNS + """ AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' GROUP BY k HAVING count(*) > 1))"""
 # A change of trust: per author and config, the sums of the sane finished runs (of every author
-# once, as lists per author: roles/author_sums.py; of the changed authors only while those are not
-# grouped yet); then per config, those of the changed authors' runs stored since (a rowid range).
+# once, as lists per author, roles/author_sums.py, or of the changed authors not grouped yet); then
+# per config, those of the changed authors' runs stored since (a rowid range).
 # `{sum}`: _SUM, or the same exact sum as a BIGINT (_SMALL_SUM) where no config holds more than
-# config_rows.SAFE_N runs: a list of HUGEINTs costs about twice as much to fetch as one of BIGINTs.
+# config_rows.SAFE_N runs: lists of HUGEINTs are slower to fetch (every author's runs at a million
+# runs: ~0.95 s of CPU for the query with HUGEINTs, ~0.75 s with BIGINTs).
 _BY_AUTHOR = """
     SELECT author, list(config_hash), list(s), list(n) FROM (
         SELECT author, config_hash, {sum} AS s, count(*) AS n FROM {src}
@@ -166,13 +164,12 @@ def _rows_step(base: config_rows.Rows, found: dict[str, Row], hashes: list[str],
 
 
 class _Grouped:
-    """The holder of every author's runs grouped by config (roles/author_sums.py), shared by a
-    line of states: the first state that needs them has them grouped, once, for all; a grouping
-    under way in the background is not started twice."""
+    """The holder of the authors' runs grouped by config (roles/author_sums.py), shared by a
+    line of states: every author's once grouped (the dashboard's warm-up), else those of the
+    authors whose trust changed, added as changes name them."""
 
     def __init__(self) -> None:
         self.sums: author_sums.AuthorSums | None = None
-        self.thread: threading.Thread | None = None       # the grouping under way, if any
         self.lock = threading.Lock()
 
     def usable(self, since: int, index: config_rows.Index) -> author_sums.AuthorSums | None:
@@ -182,40 +179,6 @@ class _Grouped:
         if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
             return None
         return held
-
-    def fill(self, since: int, index: config_rows.Index,
-             group: Callable[[], author_sums.AuthorSums]) -> None:
-        """Group now (`group()`), unless sums usable at `since` are held."""
-        if self.usable(since, index) is None:
-            made = group()
-            with self.lock:
-                self.sums = made
-
-    def start(self, group: Callable[[], author_sums.AuthorSums]) -> None:
-        """Have `group()` run in a background thread, unless one is under way; its sums replace
-        the held ones when done (a failure leaves them as they were: the next change retries)."""
-        def run() -> None:
-            try:
-                made = group()
-                with self.lock:
-                    self.sums = made
-            except Exception:              # e.g. the memory closed meanwhile
-                log.debug("grouping the authors' runs failed", exc_info=True)
-            finally:
-                with self.lock:
-                    self.thread = None
-        with self.lock:
-            if self.thread is not None:
-                return
-            self.thread = threading.Thread(target=run, name="group-author-runs", daemon=True)
-            self.thread.start()
-
-    def wait(self) -> None:
-        """Wait for the grouping under way, if any."""
-        with self.lock:
-            thread = self.thread
-        if thread is not None:
-            thread.join()
 
 
 def _sum_of(bound: int) -> str:
@@ -405,14 +368,19 @@ class Aggregates:
     def _runs_of(self, authors: list[str], since: int,
                  rows: config_rows.Rows) -> dict[str, author_sums.Sums]:
         """Each author's sane finished runs stored below `since`, grouped by config: from the
-        grouped runs of every author and the authors' runs stored between their mark and `since`
-        (a rowid range). While none are held for these rows' index (or they are far from
-        `since`), a query of these authors' runs answers and every author's are grouped in the
-        background (about a second of CPU at a million runs, off the request's path)."""
+        held grouped runs (grouped as of their mark, for these rows' index) and the authors'
+        runs stored between that mark and `since` (a rowid range). Authors the held sums do not
+        cover are grouped now (one query for them: 0.13-0.3 s for 50,000 runs) and kept, so a
+        line of states groups each author's runs once; every author's at once (about a second
+        at a million runs) only where the dashboard's warm-up asks for it (`group_authors`)."""
         held = self._grouped_runs.usable(since, rows.index)
         if held is None:
-            self._grouped_runs.start(lambda: self._grouped(since, rows))
-            return self._grouped(since, rows, authors).of_authors(authors)
+            held = self._grouped(since, rows, authors)
+        elif held.missing(authors):
+            more = self._grouped(held.mark, rows, held.missing(authors), abs(since - held.mark))
+            held = held.merged(more)
+        with self._grouped_runs.lock:
+            self._grouped_runs.sums = held
         lo, hi = sorted((held.mark, since))
         late: dict[str, list[tuple[Any, ...]]] = {}
         if lo < hi:
@@ -425,24 +393,30 @@ class Aggregates:
         sign = 1 if since >= held.mark else -1
         return {a: held.at(a, late.get(a, []), sign) for a in authors}
 
-    def _grouped(self, since: int, rows: config_rows.Rows,
-                 authors: list[str] | None = None) -> author_sums.AuthorSums:
+    def _grouped(self, since: int, rows: config_rows.Rows, authors: list[str] | None = None,
+                 more_runs: int = 0) -> author_sums.AuthorSums:
         """Every author's (or these authors') sane finished runs below `since`, grouped by config
         (one query, lists per author: a tuple per (author, config) costs twice as much to fetch);
-        `rows`: the per-config rows as of `since` (their index; their bound, for the sums' type)."""
+        `rows`: the per-config rows (their index; their bound, plus `more_runs`, for the sums'
+        type) as of `since`, or as of a mark `more_runs` runs away from it."""
         src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (0, since),
                                      authors=authors)
-        found = self.reader.query(_BY_AUTHOR.format(src=src.source, sum=_sum_of(rows.bound)),
+        found = self.reader.query(_BY_AUTHOR.format(src=src.source,
+                                                    sum=_sum_of(rows.bound + more_runs)),
                                   src.params).rows
-        return author_sums.AuthorSums.of(found, since, rows.index)
+        covered = None if authors is None else frozenset(authors)
+        return author_sums.AuthorSums.of(found, since, rows.index, covered)
 
     def group_authors(self) -> None:
-        """Group every author's runs now, as the first change of trust would have them grouped
-        (about a second at a million runs): the dashboard's warm-up does it, so that change
-        finds them."""
+        """Group every author's runs now (about a second at a million runs), so that no change
+        of trust along this line of states groups any: the dashboard's warm-up does it."""
         with self._lock:
             rows = self._table().rows
-        self._grouped_runs.fill(self.mark, rows.index, lambda: self._grouped(self.mark, rows))
+        held = self._grouped_runs.usable(self.mark, rows.index)
+        if held is None or held.covered is not None:
+            grouped = self._grouped(self.mark, rows)
+            with self._grouped_runs.lock:
+                self._grouped_runs.sums = grouped
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those

@@ -7,13 +7,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import config_rows, evidence_sql, sanity, trust, verdicts
+from roles import author_sums, config_rows, evidence_sql, sanity, trust, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -277,43 +278,62 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
             fresh = Verdicts(store, track, steps[0], facts, params)
             _same_aggregates(v.agg, fresh.agg)
             _same_verdicts(v, fresh)
-            v.agg._grouped_runs.wait()          # the grouping started in the background
         assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
 
 
 @pytest.mark.parametrize("seed", [5])
-def test_trust_changes_before_and_after_the_background_grouping_agree(tmp_path,
-                                                                      seed: int) -> None:
-    """The first change of trust after a full computation finds no grouped runs: a query of the
-    changed authors' runs moves the rows and every author's runs are grouped in the background;
-    the next change moves the rows from those (no query of its authors' runs). Both equal fresh
-    computations and the Python pass."""
+def test_trust_changes_group_each_changed_authors_runs_once(tmp_path, seed: int) -> None:
+    """After a full computation no author's runs are grouped: each change of trust groups those
+    of its changed authors not grouped yet (at the held sums' mark, when some are held), keeps
+    them, and moves the rows from them. Rows, ranking and verdicts equal fresh computations and
+    the Python pass at each step, runs arriving in between included."""
     with Store(tmp_path / "m.duckdb", helpers=0) as store:
         world, roots = _fill(store, seed)
         keys = [k.peer_id for k in world.keys]
         facts, params = sanity.TrackFacts({HARNESS: BUDGET, SIM: None}), stats.GateParams()
-        steps = [frozenset({keys[0], keys[2]}), frozenset({keys[1], keys[3], keys[4]})]
+        steps = [frozenset({keys[0], keys[2]}), frozenset({keys[1], keys[3], keys[4]}),
+                 frozenset({keys[0], keys[2]})]
         for track in (HARNESS, SIM):
             held = Verdicts(store, track, roots, facts, params)
             _same_verdicts(held, held)
             grouped = held.agg._grouped_runs
-            assert grouped.sums is None and grouped.thread is None
+            assert grouped.sums is None
+            covered: set[str] = set()
             for n, new_roots in enumerate(steps):
                 if n == 1:
                     _more(world, n)                            # runs arrive with the change
                 v = Verdicts(store, track, new_roots, facts, params, base=held)
+                before = grouped.sums
                 fresh = Verdicts(store, track, new_roots, facts, params)
                 _same_aggregates(v.agg, fresh.agg)
                 _same_verdicts(v, fresh)
                 _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
                 assert v.agg._grouped_runs is grouped           # one holder along the line
-                grouped.wait()
-                assert grouped.sums is not None and grouped.thread is None
-                if n == 0:
-                    first = grouped.sums
-                else:
-                    assert grouped.sums is first                # used, not grouped again
+                changed = set(v.agg.trusted) ^ set(held.agg.trusted)
+                covered |= changed
+                assert grouped.sums is not None and grouped.sums.covered == covered
+                if before is not None:
+                    assert grouped.sums.mark == before.mark     # grouped at the held mark
+                if n == 2:                                     # every changed author held
+                    assert grouped.sums is before
                 held = v
+
+
+def test_author_sums_merged_keep_each_authors_runs() -> None:
+    """Sums of other authors merged in (one of them in Python integers) leave every author's
+    slices as they were."""
+    index = config_rows.Index(["a", "b", "c"])
+    first = author_sums.AuthorSums.of([("x", ["a", "c"], [5, 7], [1, 2])], 10, index,
+                                      frozenset({"x", "w"}))
+    big = 2**70
+    more = author_sums.AuthorSums(10, index, np.array([1], dtype=np.int32),
+                                  np.array([big], dtype=object), np.array([3], dtype=np.int32),
+                                  {"y": (0, 1)}, frozenset({"y", "z"}))
+    both = first.merged(more)
+    assert both.covered == {"x", "w", "y", "z"} and both.missing(["x", "v", "z"]) == ["v"]
+    assert [list(map(int, a)) for a in both.of_author("x")] == [[0, 2], [5, 7], [1, 2]]
+    assert [list(map(int, a)) for a in both.of_author("y")] == [[1], [big], [3]]
+    assert all(len(a) == 0 for a in both.of_author("w"))
 
 
 @pytest.mark.parametrize("seed", [7])
