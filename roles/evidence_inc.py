@@ -16,19 +16,24 @@ then an exact sort of the candidates). No step reads a column of every run (`con
 (...)` would). A change of the trusted authors (trust follows replays and pins) moves the rows by
 the runs of the authors whose trust changed (`_retrust`), in one step however many changes
 happened since the last computed state: a vectorised add of those authors' per-config sums, kept
-in memory once grouped (roles/author_sums.py: every author's by the dashboard's warm-up, else
-each author's when a change first names it). An equivocation or a change of the track's facts
+in memory once grouped (roles/author_sums.py: every author's by the dashboard's warm-up, else in
+the background from the first change that found them missing, which groups its changed authors'
+runs meanwhile). An equivocation or a change of the track's facts
 means a full computation. Each part is computed on first use, so a view that needs no ranking
 pays for none. tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
 Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from memory import views
 from roles import author_sums, config_rows, evidence_sql, sanity
+
+log = logging.getLogger(__name__)
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
 MAX_SEEDS = 16               # more new trusted seeds than this: re-read the touched configs
@@ -165,11 +170,13 @@ def _rows_step(base: config_rows.Rows, found: dict[str, Row], hashes: list[str],
 
 class _Grouped:
     """The holder of the authors' runs grouped by config (roles/author_sums.py), shared by a
-    line of states: every author's once grouped (the dashboard's warm-up), else those of the
-    authors whose trust changed, added as changes name them."""
+    line of states: every author's (grouped by the dashboard's warm-up, or in the background
+    from the first change of trust that found them missing), else those of the authors whose
+    trust changed, added as changes name them."""
 
     def __init__(self) -> None:
         self.sums: author_sums.AuthorSums | None = None
+        self.thread: threading.Thread | None = None       # every author's being grouped
         self.lock = threading.Lock()
 
     def usable(self, since: int, index: config_rows.Index) -> author_sums.AuthorSums | None:
@@ -179,6 +186,40 @@ class _Grouped:
         if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
             return None
         return held
+
+    def keep(self, sums: author_sums.AuthorSums) -> None:
+        """Hold `sums`, unless they cover some authors only and every author's are held for
+        the same index."""
+        with self.lock:
+            held = self.sums
+            if sums.covered is None or held is None or held.covered is not None \
+                    or held.index is not sums.index:
+                self.sums = sums
+
+    def start(self, group: Callable[[], author_sums.AuthorSums]) -> None:
+        """Have `group()` (every author's runs) run in a background thread, unless one is under
+        way; its sums are held when done (a failure leaves the held ones: a later change
+        retries)."""
+        def run() -> None:
+            try:
+                self.keep(group())
+            except Exception:              # e.g. the memory closed meanwhile
+                log.debug("grouping every author's runs failed", exc_info=True)
+            finally:
+                with self.lock:
+                    self.thread = None
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=run, name="group-author-runs",
+                                               daemon=True)
+                self.thread.start()
+
+    def wait(self) -> None:
+        """Wait for the grouping under way, if any."""
+        with self.lock:
+            thread = self.thread
+        if thread is not None:
+            thread.join()
 
 
 def _sum_of(bound: int) -> str:
@@ -370,17 +411,19 @@ class Aggregates:
         """Each author's sane finished runs stored below `since`, grouped by config: from the
         held grouped runs (grouped as of their mark, for these rows' index) and the authors'
         runs stored between that mark and `since` (a rowid range). Authors the held sums do not
-        cover are grouped now (one query for them: 0.13-0.3 s for 50,000 runs) and kept, so a
-        line of states groups each author's runs once; every author's at once (about a second
-        at a million runs) only where the dashboard's warm-up asks for it (`group_authors`)."""
-        held = self._grouped_runs.usable(since, rows.index)
-        if held is None:
-            held = self._grouped(since, rows, authors)
-        elif held.missing(authors):
-            more = self._grouped(held.mark, rows, held.missing(authors), abs(since - held.mark))
-            held = held.merged(more)
-        with self._grouped_runs.lock:
-            self._grouped_runs.sums = held
+        cover are grouped now (one query for them: 0.13-0.3 s for 50,000 runs) and kept, and
+        every author's are grouped in the background (most of a second of CPU at a million
+        runs, off the request's path; the dashboard's warm-up groups them as it starts)."""
+        holder = self._grouped_runs
+        held = holder.usable(since, rows.index)
+        if held is None or held.missing(authors):
+            holder.start(lambda: self._grouped(since, rows))
+            if held is None:
+                held = self._grouped(since, rows, authors)
+            else:
+                held = held.merged(self._grouped(held.mark, rows, held.missing(authors),
+                                                 abs(since - held.mark)))
+            holder.keep(held)
         lo, hi = sorted((held.mark, since))
         late: dict[str, list[tuple[Any, ...]]] = {}
         if lo < hi:
@@ -414,9 +457,7 @@ class Aggregates:
             rows = self._table().rows
         held = self._grouped_runs.usable(self.mark, rows.index)
         if held is None or held.covered is not None:
-            grouped = self._grouped(self.mark, rows)
-            with self._grouped_runs.lock:
-                self._grouped_runs.sums = grouped
+            self._grouped_runs.keep(self._grouped(self.mark, rows))
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those

@@ -14,7 +14,7 @@ from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import author_sums, config_rows, evidence_sql, sanity, trust, verdicts
+from roles import author_sums, config_rows, evidence_inc, evidence_sql, sanity, trust, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -271,6 +271,7 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
                 _same_aggregates(v.agg, fresh.agg)
                 _same_verdicts(v, fresh)
                 _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+                v.agg._grouped_runs.wait()     # every author's runs grouped in the background
                 held = v
             unasked = Verdicts(store, track, roots, facts, params, base=held)
             _more(world, 1)                                    # two changes, one catch-up
@@ -281,14 +282,19 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
         assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
 
 
-@pytest.mark.parametrize("seed", [5])
-def test_trust_changes_group_each_changed_authors_runs_once(tmp_path, seed: int) -> None:
+@pytest.mark.parametrize("background", [False, True])
+def test_trust_changes_group_each_changed_authors_runs_once(tmp_path, background: bool,
+                                                          monkeypatch) -> None:
     """After a full computation no author's runs are grouped: each change of trust groups those
-    of its changed authors not grouped yet (at the held sums' mark, when some are held), keeps
-    them, and moves the rows from them. Rows, ranking and verdicts equal fresh computations and
-    the Python pass at each step, runs arriving in between included."""
+    of its changed authors not grouped yet (at the held sums' mark, when some are held) and
+    keeps them, and every author's are grouped in the background (here either left to finish
+    before the next change, or not started: the changes then keep grouping their authors').
+    Rows, ranking and verdicts equal fresh computations and the Python pass at each step, runs
+    arriving in between included."""
+    if not background:
+        monkeypatch.setattr(evidence_inc._Grouped, "start", lambda self, group: None)
     with Store(tmp_path / "m.duckdb", helpers=0) as store:
-        world, roots = _fill(store, seed)
+        world, roots = _fill(store, 5)
         keys = [k.peer_id for k in world.keys]
         facts, params = sanity.TrackFacts({HARNESS: BUDGET, SIM: None}), stats.GateParams()
         steps = [frozenset({keys[0], keys[2]}), frozenset({keys[1], keys[3], keys[4]}),
@@ -309,13 +315,17 @@ def test_trust_changes_group_each_changed_authors_runs_once(tmp_path, seed: int)
                 _same_verdicts(v, fresh)
                 _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
                 assert v.agg._grouped_runs is grouped           # one holder along the line
-                changed = set(v.agg.trusted) ^ set(held.agg.trusted)
-                covered |= changed
-                assert grouped.sums is not None and grouped.sums.covered == covered
-                if before is not None:
-                    assert grouped.sums.mark == before.mark     # grouped at the held mark
-                if n == 2:                                     # every changed author held
-                    assert grouped.sums is before
+                covered |= set(v.agg.trusted) ^ set(held.agg.trusted)
+                grouped.wait()
+                if background:                 # every author's, grouped once
+                    assert grouped.sums is not None and grouped.sums.covered is None
+                    assert n == 0 or grouped.sums is before
+                else:
+                    assert grouped.sums is not None and grouped.sums.covered == covered
+                    if before is not None:
+                        assert grouped.sums.mark == before.mark  # grouped at the held mark
+                    if n == 2:                                 # every changed author held
+                        assert grouped.sums is before
                 held = v
 
 
@@ -419,6 +429,7 @@ def test_trust_changes_by_replays_and_pins_between_unranked_states(tmp_path, see
                     _same_aggregates(v.agg, fresh.agg)
                     _same_verdicts(v, fresh)
                     _same_verdicts(v, ReferenceVerdicts(store, track, now, facts, params))
+                v.agg._grouped_runs.wait()     # every author's runs grouped in the background
                 held[track] = v
             if n == 0:
                 assert verdicts.trust_state(store, now, facts).standing(victim).status \
