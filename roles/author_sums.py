@@ -4,12 +4,13 @@ A change of trust (a pin, an unpin, a replay that trusts or distrusts an author)
 authors' runs between the trusted and the untrusted sums of the per-config rows
 (roles/evidence_inc.py). Grouping an author's ~50,000 runs in DuckDB for each change cost
 0.13-0.3 s at a million runs. `AuthorSums` groups every run by (author, config) once (one query,
-lists per author, most of a second of CPU at a million runs: the dashboard's warm-up), or, after
-a full computation that dropped them, the changed authors' runs as each change first names them
-(one query for them, as before; kept and `merged`), as of a mark; a later change takes the changed
-authors' slices of its arrays, plus or minus their runs stored between that mark and the moved
-table's (a rowid range: few rows). The values are those the sums use (val_bpb in units of 1e-12), so the moved
-rows equal a fresh computation's.
+lists per author, most of a second of CPU at a million runs: by the dashboard's warm-up, else in
+the background from the first change of trust after a full computation), or only the changed
+authors' runs as a change first names them (one query for them, as before; kept and `merged`),
+as of a mark; a later change takes the changed authors' slices of its arrays, plus or minus
+their runs stored between that mark and the moved table's (a rowid range: few rows). The values
+are those the sums use (val_bpb in units of 1e-12), so the moved rows equal a fresh
+computation's.
 
 Memory: per (author, config) pair an int32 position, an int64 sum and an int32 count (16 bytes),
 sorted by author, and one dict entry per author: at a million runs about 16 MB for the arrays
@@ -58,7 +59,8 @@ class AuthorSums:
         """These sums with `more`'s (other authors', as of the same mark and index)."""
         assert more.mark == self.mark and more.index is self.index and more.covered is not None
         shift = len(self._positions)
-        spans = {**self._spans, **{a: (lo + shift, hi + shift) for a, (lo, hi) in more._spans.items()}}
+        spans = dict(self._spans)
+        spans.update({a: (lo + shift, hi + shift) for a, (lo, hi) in more._spans.items()})
         covered = None if self.covered is None else self.covered | more.covered
         return AuthorSums(self.mark, self.index, np.concatenate([self._positions, more._positions]),
                           np.concatenate([self._sums, more._sums]),
