@@ -16,18 +16,24 @@ then an exact sort of the candidates). No step reads a column of every run (`con
 (...)` would). A change of the trusted authors (trust follows replays and pins) moves the rows by
 the runs of the authors whose trust changed (`_retrust`), in one step however many changes
 happened since the last computed state: a vectorised add of those authors' per-config sums, kept
-in memory once grouped (roles/author_sums.py). An equivocation or a change of the track's facts
+in memory once grouped (roles/author_sums.py: every author's by the dashboard's warm-up, else in
+the background from the first change that found them missing, which groups its changed authors'
+runs meanwhile). An equivocation or a change of the track's facts
 means a full computation. Each part is computed on first use, so a view that needs no ranking
 pays for none. tests/roles/test_verdicts_sql.py checks advanced aggregates against fresh ones and against the
 Python reference (roles/verdicts_ref.py).
 """
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from memory import views
 from roles import author_sums, config_rows, evidence_sql, sanity
+
+log = logging.getLogger(__name__)
 
 MAX_ADVANCE = 200_000        # more new runs than this: a full computation is as cheap
 MAX_SEEDS = 16               # more new trusted seeds than this: re-read the touched configs
@@ -61,15 +67,18 @@ _REPEATS = _RUNS + """ AND hash(config_hash, seed) IN (
         SELECT k FROM (SELECT hash(config_hash, seed) AS k FROM {src}
                        WHERE sane AND status = 'ok' GROUP BY k HAVING count(*) > 1))"""
 # A change of trust: per author and config, the sums of the sane finished runs (of every author
-# once, roles/author_sums.py; then of the changed authors' runs stored since, a rowid range).
-# A change of trust: per author and config, the sums of the sane finished runs (of every author
-# once, as lists per author: roles/author_sums.py); then per config, those of the changed authors'
-# runs stored since (a rowid range).
-_BY_AUTHOR = f"""
+# once, as lists per author, roles/author_sums.py, or of the changed authors not grouped yet); then
+# per config, those of the changed authors' runs stored since (a rowid range).
+# `{sum}`: _SUM, or the same exact sum as a BIGINT (_SMALL_SUM) where no config holds more than
+# config_rows.SAFE_N runs: lists of HUGEINTs are slower to fetch (every author's runs at a million
+# runs: ~0.95 s of CPU for the query with HUGEINTs, ~0.75 s with BIGINTs).
+_BY_AUTHOR = """
     SELECT author, list(config_hash), list(s), list(n) FROM (
-        SELECT author, config_hash, {_SUM.format(where="true")} AS s, count(*) AS n FROM {{src}}
+        SELECT author, config_hash, {sum} AS s, count(*) AS n FROM {src}
         WHERE sane AND status = 'ok' GROUP BY ALL)
     GROUP BY author"""
+# Each value rounded to 1e-12 and counted in those units (exact), then summed: _SUM's integer.
+_SMALL_SUM = f"CAST(sum({_PICO}) AS BIGINT)"
 _TALLY = """
     SELECT config_hash, count(*) FROM {src}
     WHERE sane AND status = 'ok' AND purpose = 'baseline' AND {author} GROUP BY config_hash"""
@@ -160,12 +169,63 @@ def _rows_step(base: config_rows.Rows, found: dict[str, Row], hashes: list[str],
 
 
 class _Grouped:
-    """The holder of every author's runs grouped by config (roles/author_sums.py), shared by a
-    line of states: whichever first needs them groups them, once, for all."""
+    """The holder of the authors' runs grouped by config (roles/author_sums.py), shared by a
+    line of states: every author's (grouped by the dashboard's warm-up, or in the background
+    from the first change of trust that found them missing), else those of the authors whose
+    trust changed, added as changes name them."""
 
     def __init__(self) -> None:
         self.sums: author_sums.AuthorSums | None = None
+        self.thread: threading.Thread | None = None       # every author's being grouped
         self.lock = threading.Lock()
+
+    def usable(self, since: int, index: config_rows.Index) -> author_sums.AuthorSums | None:
+        """The held sums, if made for this index and near `since`."""
+        with self.lock:
+            held = self.sums
+        if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
+            return None
+        return held
+
+    def keep(self, sums: author_sums.AuthorSums) -> None:
+        """Hold `sums`, unless they cover some authors only and every author's are held for
+        the same index."""
+        with self.lock:
+            held = self.sums
+            if sums.covered is None or held is None or held.covered is not None \
+                    or held.index is not sums.index:
+                self.sums = sums
+
+    def start(self, group: Callable[[], author_sums.AuthorSums]) -> None:
+        """Have `group()` (every author's runs) run in a background thread, unless one is under
+        way; its sums are held when done (a failure leaves the held ones: a later change
+        retries)."""
+        def run() -> None:
+            try:
+                self.keep(group())
+            except Exception:              # e.g. the memory closed meanwhile
+                log.debug("grouping every author's runs failed", exc_info=True)
+            finally:
+                with self.lock:
+                    self.thread = None
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=run, name="group-author-runs",
+                                               daemon=True)
+                self.thread.start()
+
+    def wait(self) -> None:
+        """Wait for the grouping under way, if any."""
+        with self.lock:
+            thread = self.thread
+        if thread is not None:
+            thread.join()
+
+
+def _sum_of(bound: int) -> str:
+    """The _BY_AUTHOR sum for groups of runs of configs that hold at most `bound` runs each: a
+    BIGINT while that is at most config_rows.SAFE_N (then so is one author's share of it)."""
+    return _SMALL_SUM if bound <= config_rows.SAFE_N else _SUM.format(where="true")
 
 
 class Aggregates:
@@ -319,7 +379,7 @@ class Aggregates:
         if not changed:
             return table
         rows = table.rows.copy()
-        moved = self._runs_of(sorted(changed), since, table.rows.index)
+        moved = self._runs_of(sorted(changed), since, table.rows)
         for author, (positions, sums, counts) in moved.items():
             rows.move(positions, sums, counts, author in gained)
         # Their runs in repeated seeds are not in the trusted sums as such: settled here.
@@ -347,40 +407,57 @@ class Aggregates:
         return _Table(rows, table.repeats, self.trusted)
 
     def _runs_of(self, authors: list[str], since: int,
-                 index: config_rows.Index) -> dict[str, author_sums.Sums]:
+                 rows: config_rows.Rows) -> dict[str, author_sums.Sums]:
         """Each author's sane finished runs stored below `since`, grouped by config: from the
-        grouped runs of every author (read once, as of `since`, when none are held for these
-        rows' index or they are far from `since`) and the authors' runs stored between their
-        mark and `since` (a rowid range)."""
-        with self._grouped_runs.lock:
-            held = self._grouped_runs.sums
-            if held is None or held.index is not index or abs(since - held.mark) > MAX_ADVANCE:
-                held = self._grouped_runs.sums = self._grouped(since, index)
+        held grouped runs (grouped as of their mark, for these rows' index) and the authors'
+        runs stored between that mark and `since` (a rowid range). Authors the held sums do not
+        cover are grouped now (one query for them: 0.13-0.3 s for 50,000 runs) and kept, and
+        every author's are grouped in the background (most of a second of CPU at a million
+        runs, off the request's path; the dashboard's warm-up groups them as it starts)."""
+        holder = self._grouped_runs
+        held = holder.usable(since, rows.index)
+        if held is None or held.missing(authors):
+            holder.start(lambda: self._grouped(since, rows))
+            if held is None:
+                held = self._grouped(since, rows, authors)
+            else:
+                held = held.merged(self._grouped(held.mark, rows, held.missing(authors),
+                                                 abs(since - held.mark)))
+            holder.keep(held)
         lo, hi = sorted((held.mark, since))
         late: dict[str, list[tuple[Any, ...]]] = {}
         if lo < hi:
             src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (lo, hi),
                                          authors=authors)
-            for author, *lists in self.reader.query(_BY_AUTHOR.format(src=src.source),
-                                                    src.params).rows:
+            # Between two marks a config gains at most hi - lo runs.
+            sql = _BY_AUTHOR.format(src=src.source, sum=_sum_of(rows.bound + hi - lo))
+            for author, *lists in self.reader.query(sql, src.params).rows:
                 late[author] = list(zip(*lists))
         sign = 1 if since >= held.mark else -1
         return {a: held.at(a, late.get(a, []), sign) for a in authors}
 
-    def _grouped(self, since: int, index: config_rows.Index) -> author_sums.AuthorSums:
-        """Every author's sane finished runs below `since`, grouped by config (one query, lists
-        per author: a tuple per (author, config) costs twice as much to fetch)."""
-        src = self._src(_COLUMNS, (0, since))
-        rows = self.reader.query(_BY_AUTHOR.format(src=src.source), src.params).rows
-        return author_sums.AuthorSums.of(rows, since, index)
+    def _grouped(self, since: int, rows: config_rows.Rows, authors: list[str] | None = None,
+                 more_runs: int = 0) -> author_sums.AuthorSums:
+        """Every author's (or these authors') sane finished runs below `since`, grouped by config
+        (one query, lists per author: a tuple per (author, config) costs twice as much to fetch);
+        `rows`: the per-config rows (their index; their bound, plus `more_runs`, for the sums'
+        type) as of `since`, or as of a mark `more_runs` runs away from it."""
+        src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (0, since),
+                                     authors=authors)
+        found = self.reader.query(_BY_AUTHOR.format(src=src.source,
+                                                    sum=_sum_of(rows.bound + more_runs)),
+                                  src.params).rows
+        covered = None if authors is None else frozenset(authors)
+        return author_sums.AuthorSums.of(found, since, rows.index, covered)
 
     def group_authors(self) -> None:
-        """Group every author's runs now, as the first change of trust would (about a second at
-        a million runs): the dashboard's warm-up does it, so that change costs what later ones
-        do."""
+        """Group every author's runs now (about a second at a million runs), so that no change
+        of trust along this line of states groups any: the dashboard's warm-up does it."""
         with self._lock:
-            index = self._table().rows.index
-        self._runs_of([], self.mark, index)
+            rows = self._table().rows
+        held = self._grouped_runs.usable(self.mark, rows.index)
+        if held is None or held.covered is not None:
+            self._grouped_runs.keep(self._grouped(self.mark, rows))
 
     def ranking(self, limit: int) -> tuple[list[str], list[str]]:
         """The `limit` best configs by trusted mean (ties by hash), and the `limit` best of those

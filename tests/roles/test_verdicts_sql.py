@@ -7,13 +7,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 
 from memory import canonical, codec, records as R, stats, synthetic
 from memory.crypto import Keypair
 from memory.store import Store
 from node.harness.config import Config
-from roles import config_rows, evidence_sql, sanity, trust, verdicts
+from roles import author_sums, config_rows, evidence_inc, evidence_sql, sanity, trust, verdicts
 from roles.verdicts import Verdicts
 from roles.verdicts_ref import ReferenceVerdicts
 
@@ -270,6 +271,7 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
                 _same_aggregates(v.agg, fresh.agg)
                 _same_verdicts(v, fresh)
                 _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+                v.agg._grouped_runs.wait()     # every author's runs grouped in the background
                 held = v
             unasked = Verdicts(store, track, roots, facts, params, base=held)
             _more(world, 1)                                    # two changes, one catch-up
@@ -278,6 +280,70 @@ def test_aggregates_moved_on_across_a_change_of_trust_agree(tmp_path, seed: int)
             _same_aggregates(v.agg, fresh.agg)
             _same_verdicts(v, fresh)
         assert any(len(runs) > 2 for runs in held.agg._table().repeats.values())
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_trust_changes_group_each_changed_authors_runs_once(tmp_path, background: bool,
+                                                          monkeypatch) -> None:
+    """After a full computation no author's runs are grouped: each change of trust groups those
+    of its changed authors not grouped yet (at the held sums' mark, when some are held) and
+    keeps them, and every author's are grouped in the background (here either left to finish
+    before the next change, or not started: the changes then keep grouping their authors').
+    Rows, ranking and verdicts equal fresh computations and the Python pass at each step, runs
+    arriving in between included."""
+    if not background:
+        monkeypatch.setattr(evidence_inc._Grouped, "start", lambda self, group: None)
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, 5)
+        keys = [k.peer_id for k in world.keys]
+        facts, params = sanity.TrackFacts({HARNESS: BUDGET, SIM: None}), stats.GateParams()
+        steps = [frozenset({keys[0], keys[2]}), frozenset({keys[1], keys[3], keys[4]}),
+                 frozenset({keys[0], keys[2]})]
+        for track in (HARNESS, SIM):
+            held = Verdicts(store, track, roots, facts, params)
+            _same_verdicts(held, held)
+            grouped = held.agg._grouped_runs
+            assert grouped.sums is None
+            covered: set[str] = set()
+            for n, new_roots in enumerate(steps):
+                if n == 1:
+                    _more(world, n)                            # runs arrive with the change
+                v = Verdicts(store, track, new_roots, facts, params, base=held)
+                before = grouped.sums
+                fresh = Verdicts(store, track, new_roots, facts, params)
+                _same_aggregates(v.agg, fresh.agg)
+                _same_verdicts(v, fresh)
+                _same_verdicts(v, ReferenceVerdicts(store, track, new_roots, facts, params))
+                assert v.agg._grouped_runs is grouped           # one holder along the line
+                covered |= set(v.agg.trusted) ^ set(held.agg.trusted)
+                grouped.wait()
+                if background:                 # every author's, grouped once
+                    assert grouped.sums is not None and grouped.sums.covered is None
+                    assert n == 0 or grouped.sums is before
+                else:
+                    assert grouped.sums is not None and grouped.sums.covered == covered
+                    if before is not None:
+                        assert grouped.sums.mark == before.mark  # grouped at the held mark
+                    if n == 2:                                 # every changed author held
+                        assert grouped.sums is before
+                held = v
+
+
+def test_author_sums_merged_keep_each_authors_runs() -> None:
+    """Sums of other authors merged in (one of them in Python integers) leave every author's
+    slices as they were."""
+    index = config_rows.Index(["a", "b", "c"])
+    first = author_sums.AuthorSums.of([("x", ["a", "c"], [5, 7], [1, 2])], 10, index,
+                                      frozenset({"x", "w"}))
+    big = 2**70
+    more = author_sums.AuthorSums(10, index, np.array([1], dtype=np.int32),
+                                  np.array([big], dtype=object), np.array([3], dtype=np.int32),
+                                  {"y": (0, 1)}, frozenset({"y", "z"}))
+    both = first.merged(more)
+    assert both.covered == {"x", "w", "y", "z"} and both.missing(["x", "v", "z"]) == ["v"]
+    assert [list(map(int, a)) for a in both.of_author("x")] == [[0, 2], [5, 7], [1, 2]]
+    assert [list(map(int, a)) for a in both.of_author("y")] == [[1], [big], [3]]
+    assert all(len(a) == 0 for a in both.of_author("w"))
 
 
 @pytest.mark.parametrize("seed", [7])
@@ -301,7 +367,7 @@ def test_trust_change_from_runs_grouped_at_a_later_mark_in_python_integers(
         _more(world, 0)
         for track in (HARNESS, SIM):
             v = Verdicts(store, track, new_roots, facts, params, base=held[track])
-            grouped = v.agg._grouped(v.agg.mark, held[track].agg._table().rows.index)
+            grouped = v.agg._grouped(v.agg.mark, held[track].agg._table().rows)
             v.agg._grouped_runs.sums = grouped     # as of a later mark than the table moved
             changed = set(v.agg.trusted) ^ set(held[track].agg.trusted)
             assert grouped.mark > held[track].agg.mark
@@ -363,6 +429,7 @@ def test_trust_changes_by_replays_and_pins_between_unranked_states(tmp_path, see
                     _same_aggregates(v.agg, fresh.agg)
                     _same_verdicts(v, fresh)
                     _same_verdicts(v, ReferenceVerdicts(store, track, now, facts, params))
+                v.agg._grouped_runs.wait()     # every author's runs grouped in the background
                 held[track] = v
             if n == 0:
                 assert verdicts.trust_state(store, now, facts).standing(victim).status \
