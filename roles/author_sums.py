@@ -51,6 +51,26 @@ class AuthorSums:
         spans = {r[0]: (end - len(r[1]), end) for r, end in zip(rows, ends)}
         return cls(mark, index, positions, sums, counts.astype(np.int32), spans, covered)
 
+    @classmethod
+    def of_table(cls, table: Any, mark: int, index: config_rows.Index,
+                 covered: frozenset[str] | None = None) -> AuthorSums:
+        """From an Arrow table of (author, config, sum, count) rows, one per pair, in any order
+        (sums int64): arrays throughout, a Python object only per distinct author and config."""
+        if table.num_rows == 0:
+            return cls.of([], mark, index, covered)
+        authors = table.column(0).combine_chunks().dictionary_encode()
+        configs = table.column(1).combine_chunks().dictionary_encode()
+        who = authors.indices.to_numpy()
+        order = np.argsort(who, kind="stable")       # each author's pairs together
+        where = index.positions(configs.dictionary.to_pylist())
+        positions = where[configs.indices.to_numpy()[order]].astype(np.int32)
+        sums = table.column(2).to_numpy()[order].astype(np.int64)
+        counts = table.column(3).to_numpy()[order].astype(np.int32)
+        sizes = np.bincount(who, minlength=len(authors.dictionary))
+        spans = {a: (end - n, end) for a, end, n in zip(
+            authors.dictionary.to_pylist(), np.cumsum(sizes).tolist(), sizes.tolist())}
+        return cls(mark, index, positions, sums, counts, spans, covered)
+
     def missing(self, authors: list[str]) -> list[str]:
         """Those of `authors` whose runs these sums do not hold."""
         return [] if self.covered is None else [a for a in authors if a not in self.covered]

@@ -77,6 +77,10 @@ _BY_AUTHOR = """
         SELECT author, config_hash, {sum} AS s, count(*) AS n FROM {src}
         WHERE sane AND status = 'ok' GROUP BY ALL)
     GROUP BY author"""
+# The same pairs one per row, for a reader that answers with Arrow arrays (`query_arrow`).
+_PAIRS = """
+    SELECT author, config_hash, {sum} AS s, count(*) AS n FROM {src}
+    WHERE sane AND status = 'ok' GROUP BY ALL"""
 # Each value rounded to 1e-12 and counted in those units (exact), then summed: _SUM's integer.
 _SMALL_SUM = f"CAST(sum({_PICO}) AS BIGINT)"
 _TALLY = """
@@ -444,10 +448,14 @@ class Aggregates:
         type) as of `since`, or as of a mark `more_runs` runs away from it."""
         src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (0, since),
                                      authors=authors)
-        found = self.reader.query(_BY_AUTHOR.format(src=src.source,
-                                                    sum=_sum_of(rows.bound + more_runs)),
-                                  src.params).rows
         covered = None if authors is None else frozenset(authors)
+        total = _sum_of(rows.bound + more_runs)
+        if total == _SMALL_SUM and hasattr(self.reader, "query_arrow"):
+            # As Arrow arrays: no Python object per pair, so grouping every author's runs in
+            # the background no longer holds the GIL for most of a second (requests wait on it).
+            table = self.reader.query_arrow(_PAIRS.format(src=src.source, sum=total), src.params)
+            return author_sums.AuthorSums.of_table(table, since, rows.index, covered)
+        found = self.reader.query(_BY_AUTHOR.format(src=src.source, sum=total), src.params).rows
         return author_sums.AuthorSums.of(found, since, rows.index, covered)
 
     def group_authors(self) -> None:

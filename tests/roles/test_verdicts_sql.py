@@ -346,6 +346,44 @@ def test_author_sums_merged_keep_each_authors_runs() -> None:
     assert all(len(a) == 0 for a in both.of_author("w"))
 
 
+def _by_author(sums: author_sums.AuthorSums, authors: list[str]) -> dict[str, list]:
+    """Each author's pairs as sorted (config hash, sum, count) triples."""
+    out = {}
+    for a in authors:
+        positions, totals, counts = sums.of_author(a)
+        out[a] = sorted((sums.index.hashes[int(p)], int(s), int(n))
+                        for p, s, n in zip(positions, totals, counts))
+    return out
+
+
+def test_author_runs_grouped_as_arrow_equal_the_grouped_lists(tmp_path) -> None:
+    """Every author's runs (and some authors' only) grouped through Arrow arrays (a Store's
+    `query_arrow`) equal the same pairs fetched as Python lists: configs missing from the index
+    are added, an author without runs has none."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, roots = _fill(store, 8)
+        facts = sanity.TrackFacts({HARNESS: BUDGET, SIM: None})
+        for track in (HARNESS, SIM):
+            agg = Verdicts(store, track, roots, facts, stats.GateParams()).agg
+            rows = agg._table().rows
+            some = [k.peer_id for k in world.keys[:3]] + ["nobody"]
+            for authors in (None, some):
+                arrow = agg._grouped(agg.mark, rows, authors)
+                src = evidence_sql.sane_runs(store, facts, track, evidence_inc._COLUMNS,
+                                             (0, agg.mark), authors=authors)
+                listed = author_sums.AuthorSums.of(store.query(evidence_inc._BY_AUTHOR.format(
+                    src=src.source, sum=evidence_inc._SMALL_SUM), src.params).rows,
+                    agg.mark, config_rows.Index(rows.index.hashes[:1]), arrow.covered)
+                everyone = [k.peer_id for k in world.keys] + ["nobody"]
+                assert _by_author(arrow, everyone) == _by_author(listed, everyone)
+                assert arrow.covered == (None if authors is None else frozenset(some))
+                assert arrow._sums.dtype == np.int64 and arrow._positions.dtype == np.int32
+            empty = store.query_arrow("SELECT 'a' AS author, 'c' AS config_hash, 1 AS s, "
+                                      "1 AS n WHERE false")
+            none = author_sums.AuthorSums.of_table(empty, agg.mark, rows.index)
+            assert all(len(a) == 0 for a in none.of_author("a"))
+
+
 @pytest.mark.parametrize("seed", [7])
 def test_trust_change_from_runs_grouped_at_a_later_mark_in_python_integers(
         tmp_path, seed: int, monkeypatch) -> None:
