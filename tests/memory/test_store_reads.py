@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from memory.sqlguard import UnsafeQuery
 from memory.store import QueryTimeout, ReadOnlyMemory, Store
 
 SLOW_SQL = "SELECT sum(hash(i)) FROM range(10000000000000) t(i)"
@@ -28,12 +29,27 @@ def test_a_read_past_its_time_limit_is_stopped(tmp_path: Path) -> None:
     store = Store(tmp_path / "m.duckdb", helpers=0)
     with pytest.raises(QueryTimeout, match="time limit 0.2 s"):
         store.query(SLOW_SQL, timeout_s=0.2)
+    with pytest.raises(QueryTimeout, match="time limit 0.2 s"):
+        store.query_arrow(SLOW_SQL, timeout_s=0.2)
     assert store.query("SELECT count(*) FROM records").rows == [(0,)]   # the store still answers
     store.close()
     memory = ReadOnlyMemory(tmp_path / "m.duckdb")
     with pytest.raises(QueryTimeout):
         memory.query(SLOW_SQL, timeout_s=0.2)
+    with pytest.raises(QueryTimeout):
+        memory.query_arrow(SLOW_SQL, timeout_s=0.2)
     memory.close()
+
+
+def test_an_arrow_read_answers_as_a_read_does(tmp_path: Path) -> None:
+    """`query_arrow` gives the rows `query` gives, as an Arrow table, and is checked the same."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        sql = "SELECT i, 'k' || i AS s FROM range(?) t(i) ORDER BY i"
+        table = store.query_arrow(sql, [5])
+        assert table.column_names == ["i", "s"]
+        assert list(zip(*(c.to_pylist() for c in table.columns))) == store.query(sql, [5]).rows
+        with pytest.raises(UnsafeQuery):
+            store.query_arrow("DELETE FROM records")
 
 
 def test_a_cancelled_read_stops_and_the_memory_cap_is_set(tmp_path: Path) -> None:
