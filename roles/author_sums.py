@@ -4,8 +4,11 @@ A change of trust (a pin, an unpin, a replay that trusts or distrusts an author)
 authors' runs between the trusted and the untrusted sums of the per-config rows
 (roles/evidence_inc.py). Grouping an author's ~50,000 runs in DuckDB for each change cost
 0.13-0.3 s at a million runs. `AuthorSums` groups every run by (author, config) once (one query,
-lists per author, most of a second of CPU at a million runs: by the dashboard's warm-up, else in
-the background from the first change of trust after a full computation), or only the changed
+most of a second of CPU at a million runs: by the dashboard's warm-up, else in the background from
+the first change of trust after a full computation; fetched as Arrow arrays, `of_table`, from a
+reader that has `query_arrow`, so no Python object is made per pair and the GIL is not held for
+the ~0.7 s that turning 632,000 pairs into Python lists took; as lists per author, `of`, from
+other readers and for Python-integer sums), or only the changed
 authors' runs as a change first names them (one query for them, as before; kept and `merged`),
 as of a mark; a later change takes the changed authors' slices of its arrays, plus or minus
 their runs stored between that mark and the moved table's (a rowid range: few rows). The values
@@ -15,7 +18,7 @@ computation's.
 Memory: per (author, config) pair an int32 position, an int64 sum and an int32 count (16 bytes),
 sorted by author, and one dict entry per author: at a million runs about 16 MB for the arrays
 (at most one pair per run; 10 MB for the bench's 632,000 pairs) and ~26 MB for 100,000 authors'
-entries; about 100 MB at most while the query's rows are converted.
+entries; about 100 MB at most while the query's rows are converted (as lists; far less as Arrow).
 """
 from __future__ import annotations
 
