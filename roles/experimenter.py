@@ -1,11 +1,11 @@
 """Experimenter: top up the baseline's seeds, then screen one hypothesis and confirm it sequentially.
 
 Screening runs one seed, and another while the last lands in the gray zone around the baseline
-mean (`stats.screen_again`, up to `screen_max`). Screening starts once the baseline has
-`min_start` seeds; until it has `min_baseline`, every
+mean (from 0.5 sd better to 1.5 sd worse: `stats.screen_again`, up to `screen_max`). Screening
+starts once the baseline has `min_start` seeds; until it has `min_baseline`, every
 experiment unit also adds one baseline seed (the test accounts for the baseline's few df).
 Every run is published as it finishes (crashes too). A crashed confirmation run is replaced by
-another seed, up to `stats.crashes_allowed` times (2, one more per 8 finished runs); crashed runs
+another seed, up to `stats.crashes_allowed` times (4, one more per 8 finished runs); crashed runs
 stay listed in the claim's evidence and counted in its summary, never silently dropped. A candidate that fails screening or
 confirmation stays in the memory as a dead end (`dead_ends` view); one that passes the
 statistician's own bar is published as a `claim` with its confirmation runs as evidence (the

@@ -19,7 +19,7 @@ TRACK = "sim-track"
 SD = 0.002
 BASE: dict[str, Any] = {"lr": 0.003, "n_layer": 3}
 FACTS = sanity.TrackFacts({TRACK: None})
-PARAMS = stats.GateParams()
+PARAMS = stats.GateParams(null_claim=3.0)   # the hand-computed q below take null_claim 3
 BASE_Z = [-1.6, -1.1, -0.8, -0.5, -0.3, -0.1, 0.0, 0.1, 0.2, 0.4, 0.5, 0.7, 0.9, 1.2, 1.5, -0.2]
 CONFIRM_Z = [0.3, -0.4, 0.1, -0.2, 0.2, 0.0]   # min_confirm (6) runs
 

@@ -52,27 +52,36 @@ def test_gate_decisions() -> None:
     assert stats.keep_confirming([1.001, 1.0002], base)       # 2 runs are too noisy to give up on
     assert not stats.keep_confirming([1.001, 1.0002, 1.0001], base)  # mean not better: stop
     assert stats.keep_confirming([0.997, 0.998], base)
-    assert stats.keep_confirming([0.997] * 15, base)
-    assert not stats.keep_confirming([0.997] * 16, base)      # at confirm_max
+    assert stats.keep_confirming([0.997] * 19, base)
+    assert not stats.keep_confirming([0.997] * 20, base)      # at confirm_max
 
 
 def test_screening_gray_zone_and_its_null_bound() -> None:
-    base = stats.NoiseFloor(n=16, mean=1.0, std=0.002)       # gray zone: 1 +- 0.5 sd = +-0.001
+    base = stats.NoiseFloor(n=16, mean=1.0, std=0.002)       # gray zone: 1 - 0.5 sd to 1 + 1.5 sd
     assert stats.screen_again(0.9995, base) and stats.screen_again(1.001, base)
+    assert stats.screen_again(1.0029, base) and stats.screen_again(1.003, base)  # edge: 1.5 sd
     assert not stats.screen_again(0.998, base)                # promoted: no second run needed
-    assert not stats.screen_again(1.0012, base)               # clearly not better: dead end
-    # A no-effect candidate of any noise s is promoted with P <= 1/2 (q + g q + g^2 q with
-    # q + g + q = 1). Hand-computed at s = 1 sd: q = Phi(-0.5) = 0.30854, g = 0.38292:
-    # 0.30854 * (1 + 0.38292 + 0.14663) = 0.47193; at s = 2: q = 0.40129, g = 0.19741: 0.49614.
-    for s, expected in ((1.0, 0.47193), (2.0, 0.49614)):
-        rng, promoted, n = random.Random(int(s)), 0, 20000
+    assert not stats.screen_again(1.0031, base)               # clearly not better: dead end
+    # P(promoted) = q + g q + g^2 q, q = P(a run < mean - 0.5 sd), g = P(gray). A no-effect
+    # candidate, hand-computed at s = 1 sd: q = Phi(-0.5) = 0.30854, g = Phi(1.5) - q = 0.62466:
+    # 0.30854 * (1 + 0.62466 + 0.39020) = 0.62166; at s = 2: q = Phi(-0.25) = 0.40129,
+    # g = Phi(0.75) - q = 0.37208: 0.60616. A real 2-sd effect at s = 2: q = Phi(0.75) = 0.77337,
+    # g = Phi(1.75) - q = 0.18657: 0.94458 (0.87825 with the zone of +-0.5 sd).
+    for mu, s, expected in ((0.0, 1.0, 0.62166), (0.0, 2.0, 0.60616), (-2.0, 2.0, 0.94458)):
+        rng, promoted, n = random.Random(int(s - mu)), 0, 20000
         for _ in range(n):
             for _ in range(stats.GateParams.screen_max):
-                value = rng.gauss(1.0, 0.002 * s)
+                value = rng.gauss(1.0 + 0.002 * mu, 0.002 * s)
                 if stats.promotes(value, base) or not stats.screen_again(value, base):
                     promoted += stats.promotes(value, base)
                     break
-        assert abs(promoted / n - expected) < 0.012 and promoted / n < 0.5 + 0.012
+        assert abs(promoted / n - expected) < 0.012
+        assert mu < 0 or promoted / n <= stats.GateParams.null_promote
+
+
+def test_crashes_allowed_grow_with_finished_runs() -> None:
+    # crash_max 4, one more per 8 finished: 4 at 0-7 finished, 5 at 8-15, 8 at 32.
+    assert [stats.crashes_allowed(n) for n in (0, 7, 8, 15, 32)] == [4, 4, 5, 5, 8]
 
 
 def test_noise_ratio_scales_futility_cap_and_verification_by_hand() -> None:
@@ -166,8 +175,8 @@ def test_lond_on_a_small_family_by_hand() -> None:
     # claimed: p = 1, they only hold their slots). gamma_2 = 52^-1.5 / Z, gamma_4 = 54^-1.5 / Z.
     z = stats._gamma_norm()
     g2, g4 = 52 ** -1.5 / z, 54 ** -1.5 / z                 # 0.00948, 0.00895
-    params = stats.GateParams()
-    # q = null_claim * p / (gamma_slot * (D + 1)), null_claim = 3
+    params = stats.GateParams(null_claim=3.0)
+    # q = null_claim * p / (gamma_slot * (D + 1)), null_claim = 3 (a round figure for the hand)
     assert stats.online_q(1e-4, 2, 0, params) == pytest.approx(3e-4 / g2)
     assert stats.online_q(2e-4, 4, 1, params) == pytest.approx(3 * 2e-4 / (2 * g4))
     assert stats.claim_bar(4, 1, params) == pytest.approx(0.05 * 2 * g4 / 3)
