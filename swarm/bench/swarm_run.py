@@ -57,7 +57,7 @@ class SwarmRun:
     min_baseline: int = 3
     # the caps too: a candidate that looks noisier than the floor would get more runs otherwise.
     # null_claim 0.01: with 2 runs against 3 a 4-sd change reaches p ~ 5e-3, far from LOND's bar
-    # in the first slot at the real factor (~1.6e-4); at 0.01 the bar is ~0.05 and alpha decides.
+    # in the first slot at the real factor (~1.3e-4); at 0.01 the bar is ~0.05 and alpha decides.
     gate: dict[str, Any] = field(default_factory=lambda: {
         "confirm_max": 2, "min_confirm": 2, "confirm_cap": 2, "verify_seeds": 2, "verify_max": 2,
         "null_claim": 0.01})
