@@ -58,9 +58,12 @@ class SwarmRun:
     # the caps too: a candidate that looks noisier than the floor would get more runs otherwise.
     # null_claim 0.01: with 2 runs against 3 a 4-sd change reaches p ~ 5e-3, far from LOND's bar
     # in the first slot at the real factor (~1.3e-4); at 0.01 the bar is ~0.05 and alpha decides.
+    # gray_above_sd 0.5: the screening zone of +-0.5 sd. The real gate's zone (up to 1.5 sd worse)
+    # gives more candidates second screens, and with 2 confirmation runs against 3 the toy gate
+    # cannot tell a lucky one from the seeded change (one CI run verified a TPE proposal first).
     gate: dict[str, Any] = field(default_factory=lambda: {
         "confirm_max": 2, "min_confirm": 2, "confirm_cap": 2, "verify_seeds": 2, "verify_max": 2,
-        "null_claim": 0.01})
+        "null_claim": 0.01, "gray_above_sd": 0.5})
     lease_s: float = 60.0
     hypothesis: dict[str, Any] = field(default_factory=lambda: {"batch_size": 4})
     timeout_s: float = 300.0

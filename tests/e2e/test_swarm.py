@@ -2,6 +2,7 @@
 choose their roles from the memory, and get a claim assessed and independently verified."""
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -27,7 +28,10 @@ def test_three_nodes_reach_an_independently_verified_claim(tmp_path: Path) -> No
     assert claim["outcome"] == "confirmed" and claim["status"] == "verified"
     node = outcome.nodes[0]
     rows = node.query("SELECT diff, candidate_runs FROM claims WHERE id = ?", [claim["id"]])["rows"]
-    assert '"batch_size":4' in rows[0][0].replace(" ", "")        # the seeded, truly helpful change
+    # A truly helpful change: a smaller batch (more optimizer steps in the same tokens; the base's
+    # is 8). Usually the seeded {"batch_size": 4}; in some runs its 2 confirmation runs fall short
+    # and a proposer's config with batch_size 2 (also ~2.5 sds better) is verified first.
+    assert json.loads(rows[0][0]).get("batch_size", 8) < 8, rows[0][0]
     runs = node.query("SELECT author, purpose, status, track FROM runs")["rows"]
     # "refused": a config the harness turns down at run time on this node (memory or time), a
     # recorded result; configs over the tiny budget are no longer proposed (roles/proposers.py)
