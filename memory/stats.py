@@ -2,7 +2,8 @@
 
 The gate (measured by `swarm bench search` / `swarm bench gate`, see docs/ROLES.md):
 1. screen a candidate with ONE run against the baseline mean the swarm knows from many seeds;
-   promote it when better by `promote_sd` noise sds;
+   promote it when better by `promote_sd` noise sds; a run in the gray zone (`screen_again`: up
+   to `gray_above_sd` worse) gets another, up to `screen_max`;
 2. confirm sequentially on fresh seeds (the screening run is not counted: it was selected),
    stopping early for futility once the running mean (over >= 3 runs) is not better than the
    baseline mean, and for efficacy once the claim test reaches `stop_alpha` over >= `min_confirm`
