@@ -16,8 +16,10 @@ passes through a larger intermediate value still ends exact when the result fits
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from roles import sanity
 
@@ -74,6 +76,22 @@ class Rows:
         if rows:
             values[:] = np.array([rows[h] for h in index.hashes], dtype=dtype).T
         return cls(index, values, bound)
+
+    @classmethod
+    def of_table(cls, table: Any) -> Rows:
+        """Rows from an Arrow table of (config, t_sum, t_n, u_sum, u_n) rows (a full
+        computation), sums as decimals of scale 0: int64 arrays while no config holds more than
+        SAFE_N runs (then every sum fits: a checked cast), else Python integers."""
+        index = Index(table.column(0).to_pylist())
+        counts = [table.column(i).to_numpy().astype(np.int64) for i in (2, 4)]
+        bound = int((counts[0] + counts[1]).max()) if table.num_rows else 0
+        if bound <= SAFE_N:
+            sums = [table.column(i).cast(pa.int64()).to_numpy() for i in (1, 3)]
+            values = np.stack([sums[0], counts[0], sums[1], counts[1]]).astype(np.int64)
+        else:
+            values = np.array([[int(x) for x in table.column(i).to_pylist()]
+                               for i in (1, 2, 3, 4)], dtype=object).reshape(4, -1)
+        return cls(index, values.reshape(4, table.num_rows), bound)
 
     def copy(self, more_runs: int = 0) -> Rows:
         """A copy to change, for a state with up to `more_runs` more runs per config."""
