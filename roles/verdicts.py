@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory import codec, schema, stats, views
-from roles import evidence_inc, evidence_sql, replays_inc, sanity, trust
+from roles import evidence_inc, evidence_sql, replays_inc, run_rows, sanity, trust
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
 # verification, replays (one value per seed: a replay repeats its target's seed).
@@ -572,51 +572,22 @@ class Verdicts:
         return self.agg.newest(limit)
 
 
-_LIST = "SELECT unnest(?::VARCHAR[])"
 _NAMES = [c.strip() for c in _RUN_COLUMNS.split(",")]
-_VALID = "author NOT IN (SELECT author FROM equivocations)"      # valid_runs' filter
 
 
 def _load_runs(reader: Any, track: str, match: dict[str, list[str]]) -> list[dict[str, Any]]:
     """The valid runs of the track (`_RUN_COLUMNS`), oldest first, whose column (`config_hash`,
-    `ref`, `id`) is one of its values in `match`.
-
-    Their rowids and config hashes first, by a scan of each column alone (an OR of IN lists
-    over a scan of every column read all of them for every run: ~90 ms of CPU at a million
-    runs, against ~30 so); the ids only where the other columns' runs do not hold them (a claim
-    cites runs of its own configs). Then the rest of their rows by rowid, less the config hash
-    (fetching a value of that column by rowid decodes its whole vector: 20 ms for 300 rows) and
-    the config text, which every run of a config shares (its hash is checked against it): it is
-    read once per config, from one run's row."""
-    assert set(match) <= {"config_hash", "ref", "id"}, match     # column names enter the SQL
+    `ref`, `id`) is one of its values in `match` (roles/run_rows.py: a narrow scan per column,
+    then the rows by rowid); the ids only where the other columns' runs do not hold them (a
+    claim cites runs of its own configs)."""
     keys: dict[int, str] = {}                  # rowid -> config hash
     ids: set[str] = set()
-    for column in ("config_hash", "ref", "id"):
+    for column in run_rows.COLUMNS:
         values = sorted(set(match.get(column) or []) - (ids if column == "id" else set()))
-        if values:
-            for rowid, chash, rid in reader.query(
-                    f"SELECT rowid, config_hash, id FROM runs WHERE {column} IN ({_LIST})",
-                    [values]).rows:
-                keys[rowid] = chash
-                ids.add(rid)
-    if not keys:
-        return []
-    others = ", ".join(c for c in _NAMES if c not in ("config", "config_hash"))
-    result = reader.query(f"SELECT rowid, {others} FROM runs WHERE rowid IN "
-                          f"(SELECT unnest(?::BIGINT[])) AND track = ? AND {_VALID} "
-                          "ORDER BY ts, id", [sorted(keys), track])
-    one = {keys[row[0]]: row[0] for row in result.rows}       # config hash -> one of its rowids
-    texts = {keys[i]: text for i, text in reader.query(
-        "SELECT rowid, config FROM runs WHERE rowid IN (SELECT unnest(?::BIGINT[]))",
-        [sorted(one.values())]).rows} if one else {}
-    names = result.columns[1:]
-    out = []
-    for row in result.rows:
-        found = dict(zip(names, row[1:]))
-        found["config_hash"] = keys[row[0]]
-        found["config"] = texts[found["config_hash"]]
-        out.append({c: found[c] for c in _NAMES})
-    return out
+        for rowid, (chash, rid) in run_rows.matching(reader, column, values).items():
+            keys[rowid] = chash
+            ids.add(rid)
+    return run_rows.read(reader, keys, _NAMES, "track = ?", [track])
 
 
 def _run_row(reader: Any, run_id: str) -> dict[str, Any] | None:
