@@ -4,10 +4,10 @@ Trust (roles/trust.py) is computed from the replays compared with their targets.
 with `trust.load_replays` joins the replays with their targets over every run (a few hundred ms at
 a million runs); a node's trust moves when a replay arrives, which would make that the first
 request's cost after every replay. `Replays` reads them once (the replays by their `purpose`, their
-targets by id) and then moves on by the runs stored since its mark: new replays (their targets
-found through the `records` key's index: their author and seq, then the run of that author and
-seq, both filters DuckDB applies while scanning, where an `id IN (...)` over every run takes
-~0.1 s at a million runs) and late targets of replays held (a rowid range).
+targets by id) and then moves on by the runs stored since its mark: new replays and late targets
+of replays held (a rowid range). Targets are found by the `records` key's index and their rows
+built from their records (roles/run_rows.py: ~15 ms for 400 targets at a million runs, where an
+`id IN (...)` over every run took ~90 ms, the most of a full read).
 `load` gives the same list as `trust.load_replays` (tests/roles/test_verdicts_sql.py checks it).
 A new equivocation (runs leave `valid_runs`) means a full read.
 """
@@ -17,13 +17,13 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from roles import sanity, trust
+from roles import run_rows, sanity, trust
 
 _COLUMNS = ("id, author, ts, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
             "mfu, accelerator, device_name, cores, ref, purpose")
 _VALID = "author NOT IN (SELECT author FROM equivocations)"
+_NAMES = [c.strip() for c in _COLUMNS.split(",")]
 _VERSIONS = itertools.count(1)         # unique across readers and full reads
-BY_KEY = 8                             # new targets looked up one by one, up to this many
 
 
 def _rows(reader: Any, where: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -93,14 +93,13 @@ class Replays:
 
 
 def _targets(reader: Any, refs: list[str], upto: int) -> list[dict[str, Any]]:
-    """The valid runs below `upto` with these ids: a few by their records' (author, seq), more
-    by one scan of the ids."""
-    if len(refs) > BY_KEY:
-        return _rows(reader, "rowid < ? AND id IN (SELECT unnest(?::VARCHAR[]))", [upto, refs])
-    out = []
-    for ref in refs:
-        # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.
-        for author, seq in reader.query("SELECT author, seq FROM records WHERE id = ?", [ref]).rows:
-            out += _rows(reader, "author = ? AND seq = ? AND id = ? AND rowid < ?",
-                         [author, seq, ref, upto])
-    return out
+    """The valid runs below `upto` with these ids: from their records, found by the records'
+    key (roles/run_rows.py), less those stored at or past `upto` (arrived since the mark: a
+    rowid range of the runs)."""
+    rows = run_rows.by_ids(reader, refs, _NAMES)
+    if rows:
+        late = {i for (i,) in reader.query(
+            "SELECT id FROM runs WHERE rowid >= ? AND id IN (SELECT unnest(?::VARCHAR[]))",
+            [upto, [r["id"] for r in rows]]).rows}
+        rows = [r for r in rows if r["id"] not in late]
+    return rows

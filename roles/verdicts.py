@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory import codec, schema, stats, views
+from memory import stats, views
 from roles import evidence_inc, evidence_sql, replays_inc, run_rows, sanity, trust
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
@@ -593,15 +593,8 @@ def _load_runs(reader: Any, track: str, match: dict[str, list[str]]) -> list[dic
 def _run_row(reader: Any, run_id: str) -> dict[str, Any] | None:
     """One valid run's `_RUN_COLUMNS` by id, from its record (the `records` table's key finds it
     at once, where `runs` would be scanned), built as the store builds its `runs` row."""
-    # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.
-    found = reader.query("SELECT raw, kind, author FROM records WHERE id = ?", [run_id]).rows
-    if not found or found[0][1] != "run" or reader.query(
-            "SELECT count(*) FROM equivocations WHERE author = ?", [found[0][2]]).rows[0][0]:
-        return None
-    raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
-    record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
-    row = schema.kind_table("run", [record]).to_pylist()[0]
-    return {k.strip(): row[k.strip()] for k in _RUN_COLUMNS.split(",")}
+    found = run_rows.by_ids(reader, [run_id], _NAMES)
+    return found[0] if found else None
 
 
 def _key(reader: Any, track: str, roots: frozenset[str], facts: sanity.TrackFacts,
