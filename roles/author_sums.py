@@ -3,8 +3,9 @@
 A change of trust (a pin, an unpin, a replay that trusts or distrusts an author) moves the changed
 authors' runs between the trusted and the untrusted sums of the per-config rows
 (roles/evidence_inc.py). Grouping an author's ~50,000 runs in DuckDB for each change cost
-0.13-0.3 s at a million runs. `AuthorSums` groups every run by (author, config) once (one query,
-most of a second of CPU at a million runs: by the dashboard's warm-up, else in the background from
+0.13-0.3 s at a million runs (~50 ms of CPU since the 1e-12 units come from a double product,
+roles/evidence_inc.py). `AuthorSums` groups every run by (author, config) once (one query, ~0.3
+s of CPU at a million runs, ~0.6 s before: by the dashboard's warm-up, else in the background from
 the first change of trust after a full computation; fetched as Arrow arrays, `of_table`, from a
 reader that has `query_arrow`, so no Python object is made per pair and the GIL is not held for
 the ~0.7 s that turning 632,000 pairs into Python lists took; as lists per author, `of`, from

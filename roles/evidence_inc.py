@@ -83,7 +83,8 @@ _BY_ROWID = f"""
 # per config, those of the changed authors' runs stored since (a rowid range).
 # `{sum}`: _SUM, or the same exact sum as a BIGINT (_SMALL_SUM) where no config holds more than
 # config_rows.SAFE_N runs: lists of HUGEINTs are slower to fetch (every author's runs at a million
-# runs: ~0.95 s of CPU for the query with HUGEINTs, ~0.75 s with BIGINTs).
+# runs: ~0.95 s of CPU for the query with HUGEINTs, ~0.75 s with BIGINTs, both with the decimal
+# units; ~0.32 s as Arrow with the double product's units).
 _BY_AUTHOR = """
     SELECT author, list(config_hash), list(s), list(n) FROM (
         SELECT author, config_hash, {sum} AS s, count(*) AS n FROM {src}
@@ -441,8 +442,8 @@ class Aggregates:
         """Each author's sane finished runs stored below `since`, grouped by config: from the
         held grouped runs (grouped as of their mark, for these rows' index) and the authors'
         runs stored between that mark and `since` (a rowid range). Authors the held sums do not
-        cover are grouped now (one query for them: 0.13-0.3 s for 50,000 runs) and kept, and
-        every author's are grouped in the background (most of a second of CPU at a million
+        cover are grouped now (one query for them: ~50-75 ms of CPU for 50,000 runs) and kept, and
+        every author's are grouped in the background (~0.3 s of CPU at a million
         runs, off the request's path; the dashboard's warm-up groups them as it starts)."""
         holder = self._grouped_runs
         held = holder.usable(since, rows.index)
@@ -485,7 +486,7 @@ class Aggregates:
         return author_sums.AuthorSums.of(found, since, rows.index, covered)
 
     def group_authors(self) -> None:
-        """Group every author's runs now (about a second at a million runs), so that no change
+        """Group every author's runs now (~0.3 s of CPU at a million runs), so that no change
         of trust along this line of states groups any: the dashboard's warm-up does it."""
         with self._lock:
             rows = self._table().rows

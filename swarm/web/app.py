@@ -174,7 +174,7 @@ def dashboard_app(reader: Reader, home: Path | None,
 def warm_up(reader: Reader, home: Path | None) -> threading.Thread:
     """Compute the busiest track's verdicts in the background as the server starts (the first
     computation reads every run: seconds at a million runs), so the first page finds them
-    cached, and group its authors' runs by config (roles/author_sums.py: most of a second of CPU
+    cached, and group its authors' runs by config (roles/author_sums.py: ~0.3 s of CPU
     at a million runs, after which no change of trust groups any author's runs). A request that
     arrives meanwhile waits for this computation (roles.verdicts computes one at a time) and then
     uses it: it costs at most what it would have cost alone."""
