@@ -124,16 +124,42 @@ class Verdicts:
         self._memo: dict[tuple, Any] = {}
         if base is not None and self.agg.arrived is not None:
             self._carry(base, self.agg.arrived)
-        rows = _rows(reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
-                             "baseline_runs, candidate_runs, effect FROM valid_claims "
-                             "WHERE track = ? ORDER BY ts, id", [track])
-        self._preload(rows)
-        # The FDR family: every candidate trusted authors screened (claimed or not), in the order
-        # of its first trusted screen; screens by untrusted keys stay out, or a flood of them
-        # would push honest claims to later slots with smaller shares of the error budget.
-        self.screened = self._screened()
-        self.claims = [self._claim(c) for c in rows]
-        self._judge_claims()
+        self._claim_rows = _rows(
+            reader, "SELECT id, author, ts, track, baseline_hash, candidate_hash, diff, "
+                    "baseline_runs, candidate_runs, effect FROM valid_claims "
+                    "WHERE track = ? ORDER BY ts, id", [track])
+        # The claims are judged on first use (`claims`, `screened`, `discoveries`): a leaderboard
+        # asked first reads its board's configs and the claims' in one scan.
+        self._judgement: tuple[list[ClaimView], dict[str, tuple[int, str]], int] | None = None
+
+    # ---- claims, judged on first use -------------------------------------------------------------
+
+    @property
+    def claims(self) -> list[ClaimView]:
+        """The track's valid claims as this node judges them, in (ts, id) order."""
+        return self._judged()[0]
+
+    @property
+    def screened(self) -> dict[str, tuple[int, str]]:
+        """The FDR family: every candidate trusted authors screened (claimed or not), each with
+        the (ts, id) of its first trusted screen; screens by untrusted keys stay out, or a flood
+        of them would push honest claims to later slots with smaller shares of the error
+        budget."""
+        return self._judged()[1]
+
+    @property
+    def discoveries(self) -> int:
+        """How many trusted claims LOND found supported."""
+        return self._judged()[2]
+
+    def _judged(self) -> tuple[list[ClaimView], dict[str, tuple[int, str]], int]:
+        with self._lock:
+            if self._judgement is None:
+                self._preload(self._claim_rows)
+                screened = self._screened()
+                claims = [self._claim(c) for c in self._claim_rows]
+                self._judgement = (claims, screened, self._judge_claims(claims, screened))
+            return self._judgement
 
     # ---- reading runs ----------------------------------------------------------------------------
 
@@ -352,14 +378,14 @@ class Verdicts:
             return "not a run of the candidate config"
         return None
 
-    def _judge_claims(self) -> None:
+    def _judge_claims(self, claims: list[ClaimView], screened: dict[str, tuple[int, str]]) -> int:
         """LOND over the screened family (memory/stats.py): the trusted claims in (ts, id)
         order, each in its family slot, after the discoveries among the trusted claims before it.
         A verdict reads nothing that comes after its claim, so later screens and claims leave it
         as it is. A claim by an untrusted author is judged provisionally, in the slot its key
-        would take, and is never a discovery for the others."""
-        trusted = [c for c in self.claims if c.trusted]
-        keys, slot_of = self._slots(trusted)
+        would take, and is never a discovery for the others. Returns the discoveries."""
+        trusted = [c for c in claims if c.trusted]
+        keys, slot_of = self._slots(trusted, screened)
         verdicts: dict[str, stats.Verdict] = {}
         found: list[tuple[int, str]] = []          # keys of the discoveries so far, in order
         for claim in trusted:
@@ -368,16 +394,17 @@ class Verdicts:
                 verdicts[claim.id] = verdict
                 if verdict.supported:
                     found.append((claim.ts, claim.id))
-        self.discoveries = len(found)
-        for claim in self.claims:
+        for claim in claims:
             if not claim.trusted and claim.test is not None:
                 key = (claim.ts, claim.id)
                 verdicts[claim.id] = self._decide(claim, bisect.bisect_left(keys, key) + 1,
                                                   bisect.bisect_left(found, key))
-        for claim in self.claims:
+        for claim in claims:
             self._status(claim, verdicts.get(claim.id))
+        return len(found)
 
-    def _slots(self, trusted: list[ClaimView]) -> tuple[list[tuple[int, str]], dict[str, int]]:
+    def _slots(self, trusted: list[ClaimView], screened: dict[str, tuple[int, str]]
+               ) -> tuple[list[tuple[int, str]], dict[str, int]]:
         """The family's keys in order, and each trusted claim's slot (1-based). A claim takes
         its candidate's slot (the first trusted screen's key) when that screen comes before it
         and no earlier trusted claim took it; otherwise its own, at its key (an unscreened
@@ -386,14 +413,14 @@ class Verdicts:
         own: list[tuple[int, str]] = []
         key_of: dict[str, tuple[int, str]] = {}
         for claim in trusted:
-            key, first = (claim.ts, claim.id), self.screened.get(claim.candidate_hash)
+            key, first = (claim.ts, claim.id), screened.get(claim.candidate_hash)
             if first is not None and first < key and claim.candidate_hash not in taken:
                 taken.add(claim.candidate_hash)
                 key_of[claim.id] = first
             else:
                 own.append(key)
                 key_of[claim.id] = key
-        keys = sorted(set(self.screened.values()) | set(own))
+        keys = sorted(set(screened.values()) | set(own))
         return keys, {cid: bisect.bisect_left(keys, k) + 1 for cid, k in key_of.items()}
 
     def claim_bar(self, candidate_hash: str) -> float:
@@ -401,7 +428,7 @@ class Verdicts:
         slot (the family's end when unscreened) after the discoveries so far. Discoveries only
         add up, so the bar a claim meets later is at least this one."""
         trusted = [c for c in self.claims if c.trusted]
-        keys, _ = self._slots(trusted)
+        keys, _ = self._slots(trusted, self.screened)
         first = self.screened.get(candidate_hash)
         taken = any(c.candidate_hash == candidate_hash for c in trusted)
         slot = bisect.bisect_left(keys, first) + 1 if first is not None and not taken \
@@ -516,7 +543,10 @@ class Verdicts:
 
     def _leaderboard(self, limit: int) -> list[dict[str, Any]]:
         ranked, untrusted = self._ranking(limit)
-        self.load_configs(ranked + untrusted)
+        # The claims' configs with the board's, in one scan, unless the claims are judged.
+        claimed = [] if self._judgement is not None else [
+            c[k] for c in self._claim_rows for k in ("baseline_hash", "candidate_hash")]
+        self.load_configs(ranked + untrusted + claimed)
         verified = {c.candidate_hash for c in self.verified()}
         rows = []
         for chash in ranked:
