@@ -95,7 +95,9 @@ class Replays:
 def _targets(reader: Any, refs: list[str], upto: int) -> list[dict[str, Any]]:
     """The valid runs below `upto` with these ids: from their records, found by the records'
     key (roles/run_rows.py), less those stored at or past `upto` (arrived since the mark: a
-    rowid range of the runs)."""
+    rowid range of the runs); past run_rows.BY_KEY_MAX of them, by one scan of the runs' ids."""
+    if len(refs) > run_rows.BY_KEY_MAX:
+        return _rows(reader, "rowid < ? AND id IN (SELECT unnest(?::VARCHAR[]))", [upto, refs])
     rows = run_rows.by_ids(reader, refs, _NAMES)
     if rows:
         late = {i for (i,) in reader.query(

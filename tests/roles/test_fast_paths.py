@@ -167,3 +167,23 @@ def test_replays_read_at_an_earlier_mark_leave_later_targets_out(tmp_path) -> No
         assert moved.targets == now.targets
         assert moved.load(facts) == now.load(facts) == trust.load_replays(store, facts)
         assert np.array_equal(sorted(now.replays), sorted(moved.replays))
+
+
+def test_many_targets_by_a_scan_and_ids_in_chunks_read_the_same(tmp_path, monkeypatch) -> None:
+    """Past run_rows.BY_KEY_MAX targets the replays read them by one scan of the ids; by key,
+    the ids go in chunks: the same targets, rows and trust either way."""
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        world, _ = _fill(store, 9)
+        facts = sanity.TrackFacts({HARNESS: BUDGET, SIM: None})
+        upto, equivocated = evidence_inc.mark(store), evidence_inc.equivocations(store)
+        by_key = replays_inc.Replays.read(store, upto, equivocated)
+        names = [c.strip() for c in verdicts._RUN_COLUMNS.split(",")]
+        ids = [r.id for r in world.runs]
+        whole = run_rows.by_ids(store, ids, names)
+        monkeypatch.setattr(run_rows, "_BY_KEY", 7)
+        assert run_rows.by_ids(store, ids, names) == whole
+        monkeypatch.setattr(run_rows, "BY_KEY_MAX", 3)
+        scanned = replays_inc.Replays.read(store, upto, equivocated)
+        assert len(by_key.targets) > 3
+        assert scanned.targets == by_key.targets
+        assert scanned.load(facts) == by_key.load(facts) == trust.load_replays(store, facts)
