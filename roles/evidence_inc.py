@@ -44,7 +44,7 @@ MAX_SEEDS = 16               # more new trusted seeds than this: re-read the tou
 # the value's decimal digits, the product's rounding error is under 0.002): only such values
 # (about 2% of arbitrary doubles, none of six-decimal ones) take the decimal cast, whose
 # DECIMAL(37, 12) product per run made the per-config sums cost ~190 ms of CPU at a million runs
-# (~167 ms so; tests/roles/test_verdicts_sql.py compares the two on ties and their neighbours).
+# (~167 ms so; tests/roles/test_fast_paths.py compares the two on ties and their neighbours).
 _DECIMAL_PICO = "CAST(CAST(val_bpb AS DECIMAL(18, 12)) * 1000000000000 AS BIGINT)"
 _PICO = ("(CASE WHEN abs(val_bpb * 1e12 - floor(val_bpb * 1e12) - 0.5) > 0.01 "
          f"THEN CAST(val_bpb * 1e12 AS BIGINT) ELSE {_DECIMAL_PICO} END)")
