@@ -105,8 +105,9 @@ def open_hypotheses(ctx: Context) -> list[dict[str, Any]]:
     those no trusted author has screened over any best config (oldest first), then those that
     passed screening over an earlier best (newest first: a later proposal knew more, and was
     tested nearer the current best). One a trusted screen turned down over an earlier best stays
-    closed: on a smooth surface a diff that lost there loses here too, and re-running every such
-    diff after each verified claim cost ~10% of a search's runs (docs/ROLES.md, "Measured")."""
+    closed: on a smooth surface a diff that lost there loses here too, and re-running every old
+    hypothesis after each verified claim took 12-16% of a gated search's runs, two thirds of them
+    on diffs no better than the new best (docs/ROLES.md, "Measured")."""
     best = best_config(ctx)
     tried = {config_hash(c) for c in tried_configs(ctx)}
     fresh: list[dict[str, Any]] = []

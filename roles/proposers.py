@@ -14,8 +14,8 @@ memory (verified improvement in noise sds per run spent, `search_evidence.source
 `explore` as a floor of uniform choices. Random search is that floor and no more (`floor`): it is
 asked first only in the uniform draws (5% of proposals beside TPE) or when the others have nothing.
 Why: verified claims come one to four per 500 runs, too sparse for the draw to tell TPE from random
-search in time, so the draw split them about evenly, and in every measurement the mix found less
-than TPE alone (docs/ROLES.md, "Measured"). Sources other than the agent are recorded as `strategy`
+search in time, so the draw split them about evenly, and in every measurement at 500 runs the mix
+found less than TPE alone (docs/ROLES.md, "Measured"; at 1,000 runs the two were level). Sources other than the agent are recorded as `strategy`
 with the proposer's name leading the rationale (`tpe: ...`, `random: ...`): no schema change.
 """
 from __future__ import annotations
