@@ -146,6 +146,61 @@ def test_the_bandit_prefers_the_source_that_verified_more_per_run(store, keys) -
     assert 0.4 < split.count("good") / 1000 < 0.6
 
 
+class Passes:
+    """A proposer with nothing to propose."""
+
+    def propose(self, ctx: Any) -> None:
+        return None
+
+
+def test_random_search_is_the_exploration_floor_only(store, keys) -> None:
+    import random
+
+    from roles.proposers import make_portfolio
+
+    assert make_portfolio().floor == ("random",)
+    bandit = Portfolio({"tpe": Fixed({"lr": 0.01}, "tpe"), "random": Fixed({"lr": 0.02}, "random")},
+                       floor=("random",))
+    rng = random.Random(4)
+    # No record, or a record that favours it: random search comes first only in the uniform
+    # draws (explore 0.1, half of them), never by its record.
+    lucky = {"random": search_evidence.SourceRecord(runs=10, gain_sd=5.0, verified=2)}
+    for records in ({}, lucky):
+        firsts = [bandit.draw(rng, records)[0] for _ in range(2000)]
+        assert 0.02 < firsts.count("random") / 2000 < 0.09
+    # ... and whenever the others have nothing to propose.
+    ctx = context(store, keys[0], None)
+    floor_only = Portfolio({"tpe": Passes(), "random": Fixed({"lr": 0.02}, "random")},
+                           floor=("random",))
+    assert floor_only.propose(ctx).rationale.startswith("random:")
+
+
+def test_after_a_verified_claim_only_untried_and_promoted_hypotheses_reopen(store, keys) -> None:
+    from roles import evidence
+
+    runner = SimRunner({("norm", "rmsnorm"): -3 * SD})
+    a = context(store, keys[0], runner, seed=5, pinned=frozenset({keys[1].peer_id}))
+    b = context(store, keys[1], runner)
+    for seed in range(100, 108):
+        a.publish("run", runner(BASE, seed, "baseline", None))
+
+    def hypothesis(diff: dict[str, Any], purposes: list[str]) -> str:
+        hyp = a.publish("hypothesis", R.HypothesisBody(
+            track=a.track, diff=diff, rationale="tpe: test", source="strategy")).id
+        for seed, purpose in enumerate(purposes):
+            a.publish("run", runner({**BASE, **diff}, seed, purpose, hyp))
+        return hyp
+
+    promoted_old = hypothesis({"activation": "relu2"}, ["screen", "confirm", "confirm"])
+    hypothesis({"lr": 0.02}, ["screen"])                     # turned down at the screen
+    promoted_new = hypothesis({"n_layer": 4}, ["screen", "screen", "confirm"])
+    fresh = hypothesis({"lr": 0.001}, [])                    # nobody tried it yet
+    assert [h["id"] for h in evidence.open_hypotheses(a)] == [fresh]
+    _verified(a, b, runner, "tpe", {"norm": "rmsnorm"}, 3.0, 20)
+    assert evidence.best_config(a)["norm"] == "rmsnorm"      # the best moved
+    assert [h["id"] for h in evidence.open_hypotheses(a)] == [fresh, promoted_new, promoted_old]
+
+
 class CrashOnce(SimRunner):
     """Crashes the first run of any candidate with this purpose (confirmation by default)."""
 
