@@ -15,8 +15,9 @@ memory (verified improvement in noise sds per run spent, `search_evidence.source
 asked first only in the uniform draws (5% of proposals beside TPE) or when the others have nothing.
 Why: verified claims come one to four per 500 runs, too sparse for the draw to tell TPE from random
 search in time, so the draw split them about evenly, and in every measurement at 500 runs the mix
-found less than TPE alone (docs/ROLES.md, "Measured"; at 1,000 runs the two were level). Sources other than the agent are recorded as `strategy`
-with the proposer's name leading the rationale (`tpe: ...`, `random: ...`): no schema change.
+found less than TPE alone (docs/ROLES.md, "Measured"; at 1,000 runs the two were level).
+Sources other than the agent are recorded as `strategy` with the proposer's name leading the
+rationale (`tpe: ...`, `random: ...`): no schema change.
 """
 from __future__ import annotations
 
