@@ -53,6 +53,7 @@ class GateParams:
     confirm_cap: int = 48          # confirmation runs at most for a candidate noisier than the floor
     verify_max: int = 12           # a verifier's fresh seeds at most (noisy candidates get more)
     futility_from: int = 3         # confirmation runs before the first futility look (x noise ratio)
+    futility_sd: float = 0.5       # futility from the efficacy look: mean not this many sds better
     screen_max: int = 3            # screening runs at most while they land in the gray zone
     gray_above_sd: float = 1.5     # the gray zone reaches this many noise sds above the mean
 
@@ -233,7 +234,8 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
                     params: GateParams = GateParams(),
                     baseline_bpb: Sequence[float] | None = None, bar: float = 1.0) -> bool:
     """Sequential confirmation: run another seed? No at the cap; no once the running mean is not
-    better than the baseline mean (futility); no once, given the baseline's runs, the claim test
+    better than the baseline mean (futility), and from the first efficacy look on, not better by
+    `futility_sd` noise sds over the square root of the variance ratio; no once, given the baseline's runs, the claim test
     reaches `stop_alpha`, or the claim's `bar` where that is lower (efficacy; `claim_bar`: the p
     the claim needs in its family slot).
 
@@ -251,9 +253,10 @@ def keep_confirming(confirm_bpb: Sequence[float], base: NoiseFloor,
     if n >= _scaled(params.confirm_max, ratio, max(params.confirm_cap, params.confirm_max)):
         return False
     first_look = _scaled(params.futility_from, ratio, params.confirm_cap)
-    if n >= first_look and float(np.mean(confirm_bpb)) >= base.mean:
-        return False
     efficacy_from = _scaled(params.min_confirm, ratio, params.confirm_cap)
+    margin = params.futility_sd * base.std / math.sqrt(ratio) if n >= efficacy_from else 0.0
+    if n >= first_look and float(np.mean(confirm_bpb)) >= base.mean - margin:
+        return False
     if baseline_bpb is not None and n >= efficacy_from and len(baseline_bpb) >= 2:
         return claim_test(confirm_bpb, baseline_bpb, params).p > min(params.stop_alpha, bar)
     return True

@@ -102,6 +102,17 @@ def test_noise_ratio_scales_futility_cap_and_verification_by_hand() -> None:
     assert stats.verify_runs(noisy, baseline) == 12              # at verify_max
 
 
+def test_futility_asks_half_a_noise_sd_from_the_first_efficacy_look() -> None:
+    base = stats.NoiseFloor(n=16, mean=0.0, std=1.0)
+    slight = [-0.3, -0.5, -0.4, -0.2, -0.4, -0.3]              # mean -0.35 sd, ratio 1
+    assert stats.noise_ratio(slight, 1.0) == 1.0
+    assert stats.keep_confirming(slight[:5], base)             # before min_confirm: only "not better"
+    assert not stats.keep_confirming(slight, base)             # 6 runs, 0.35 < 0.5 sd better: stop
+    assert stats.keep_confirming(slight, base, stats.GateParams(futility_sd=0.0))   # the old rule
+    clear = [-0.6, -0.8, -0.7, -0.5, -0.7, -0.6]               # mean -0.65 sd: on
+    assert stats.keep_confirming(clear, base)
+
+
 def test_confirmation_stops_once_the_claim_test_is_strong() -> None:
     baseline = [1.0 + 0.002 * z for z in (-1.5, -1, -0.5, -0.2, 0, 0, 0.2, 0.5, 1, 1.5)]
     base = stats.noise_floor(baseline)
