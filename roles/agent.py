@@ -147,9 +147,11 @@ class ClaudeAgent:
 
 def make_proposer(mode: str, validate: Validate | None = None, model: str | None = None,
                   base_url: str | None = None) -> Proposer:
-    """The portfolio of proposers: TPE and random search, plus Claude with `auto` and a key or
-    with `claude`; `offline` never calls the API."""
+    """The portfolio of proposers: TPE, the response surface and random search, plus Claude with
+    `auto` and a key or with `claude` (its digest carries TPE's and the response surface's next
+    steps); `offline` never calls the API."""
     from roles.proposers import OptunaProposer, make_portfolio   # lazy: optuna's import
+    from roles.proposers_rsm import SurfaceProposer
 
     if mode not in ("auto", "offline", "claude"):
         raise ValueError(f"--agent must be auto, offline or claude, not {mode!r}")
@@ -158,7 +160,7 @@ def make_proposer(mode: str, validate: Validate | None = None, model: str | None
         return make_portfolio(validate)
     if not key:
         raise ValueError("--agent claude needs ANTHROPIC_API_KEY")
-    tpe = OptunaProposer("tpe", validate)
+    tpe, rsm = OptunaProposer("tpe", validate), SurfaceProposer(validate)
     agent = ClaudeAgent(None, validate, model, base_url or os.environ.get("ANTHROPIC_BASE_URL"),
-                        suggest=tpe.suggestions)
+                        suggest=lambda ctx: tpe.suggestions(ctx) + rsm.suggestions(ctx))
     return make_portfolio(validate, agent)

@@ -34,6 +34,7 @@ from optuna.trial import TrialState, create_trial
 from roles import evidence, leases, search_evidence
 from roles.base import Proposal, Proposer
 from roles.context import Context
+from roles.proposers_rsm import SurfaceProposer
 from roles.proposers_space import Knob, Space
 from roles.strategy import Validate
 
@@ -220,11 +221,12 @@ def make_portfolio(validate: Validate | None = None, agent: Proposer | None = No
                    knobs: dict[str, Knob] | None = None,
                    extra: dict[str, Callable[[], Proposer]] | None = None,
                    gp: bool = False) -> Portfolio:
-    """TPE, random search (the exploration floor), (with a key) the Claude agent and (`gp`)
-    optuna's GPSampler: off by default, each of its asks costs seconds of CPU where TPE's cost
-    milliseconds."""
+    """TPE, the response surface (`rsm`), random search (the exploration floor), (with a key)
+    the Claude agent and (`gp`) optuna's GPSampler: off by default, each of its asks costs
+    seconds of CPU where TPE's cost milliseconds."""
     proposers: dict[str, Proposer] = {"tpe": OptunaProposer("tpe", validate, knobs),
-                                      "random": OptunaProposer("random", validate, knobs)}
+                                      "random": OptunaProposer("random", validate, knobs),
+                                      "rsm": SurfaceProposer(validate, knobs)}
     if gp:
         proposers["gp"] = OptunaProposer("gp", validate, knobs)
     if agent is not None:

@@ -5,9 +5,11 @@ experimenter with the proposers, statistician, verifier, meta-analyst) for sever
 real Store, interleaved unit by unit, with the training run replaced by a simulated response surface
 with a known optimum (swarm/bench/search_surface.py). Arms:
 
-- `swarm`: the portfolio (TPE + random search) through the gate;
+- `swarm`: the portfolio (TPE, the response surface `rsm`, random search as the floor) through
+  the gate;
 - `tpe_gated`, `random_gated`, `gp_gated`: one proposer alone (`gp`: optuna's GPSampler),
-  through the same gate (same loop);
+  through the same gate (same loop); `rsm_gated`: the response surface with random search as
+  its floor (it passes until the track has outcomes);
 - `tpe`, `random`: optuna ask-and-tell, one run per config, no gate; the best single run wins;
 - `greedy`: karpathy/autoresearch's rule: one run per change (1-3 knobs moved from the record),
   kept when lower than the record's run, and the record moves to each kept run.
@@ -45,7 +47,7 @@ from swarm.bench.search_surface import NOISES, SURFACES, SurfaceRunner, Surface
 from swarm.output import console, print_json, print_table
 
 TRACK = "sim-search"
-ARMS = ("swarm", "tpe_gated", "random_gated", "gp_gated", "tpe", "random", "greedy")
+ARMS = ("swarm", "tpe_gated", "random_gated", "gp_gated", "rsm_gated", "tpe", "random", "greedy")
 STALL_STEPS = 40           # worker steps in a row without a run: the search has stalled
 
 
@@ -106,7 +108,7 @@ def verified_claims(ctx: Any) -> list[tuple[str, str]]:
         "status = 'verified' ORDER BY ts", [TRACK])]
 
 
-def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random")) -> dict[str, Any]:
+def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random", "rsm")) -> dict[str, Any]:
     """Nodes running the real roles over one store until `cond.runs` runs."""
     from roles import evidence
 
@@ -238,6 +240,8 @@ def run_arm(arm: str, cond: Cond) -> dict[str, Any]:
     """One arm on one condition."""
     if arm == "swarm":
         return swarm_arm(cond)
+    if arm == "rsm_gated":                 # the model needs outcomes first: random search's
+        return swarm_arm(cond, ("rsm", "random"))
     if arm in ("tpe_gated", "random_gated", "gp_gated"):
         return swarm_arm(cond, (arm.split("_")[0],))
     if arm in ("tpe", "random"):

@@ -86,7 +86,7 @@ def test_experimenter_runs_the_agents_hypothesis(store, keys) -> None:
 def test_proposer_selection(monkeypatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     offline = make_proposer("auto")
-    assert isinstance(offline, Portfolio) and sorted(offline.proposers) == ["random", "tpe"]
+    assert isinstance(offline, Portfolio) and sorted(offline.proposers) == ["random", "rsm", "tpe"]
     with pytest.raises(ValueError, match="ANTHROPIC_API_KEY"):
         make_proposer("claude")
     with pytest.raises(ValueError, match="offline"):
