@@ -10,8 +10,10 @@ by its seeds (1/n of seed noise plus `model_sd`^2 of misfit: no real surface is 
 draw from the coefficients' posterior, its deviation from the mean scaled by `spread` (0.5: the
 portfolio has random search for exploration), gives a model; the proposal moves the best
 config's knobs that the draw says gain most (at least `min_gain` sds each, `max_knobs` at most),
-each to the drawn model's optimum within `reach` windows of the values seen. Knobs the data leave uncertain
-are drawn far from their mean, so they get explored; knobs it pins down are exploited.
+each to the drawn model's optimum within `reach` windows of the values seen. Knobs the data
+leave uncertain are drawn far from their mean, so they get explored; knobs it pins down are
+exploited. Outcomes the harness could not have run (a value outside its knob's bounds or
+choices) are left out.
 
 Why, beside TPE: late in a gated search every screened candidate takes a slot of the error budget
 (LOND, memory/stats.py), so only large steps still pass, and TPE's proposals around the best config
@@ -37,13 +39,42 @@ from roles.proposers_space import CONDITIONS, Knob, config_knobs
 from roles.strategy import Validate
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _inside(knob: Knob, v: float) -> bool:
+    lo = coordinate(knob, knob.lo) if knob.lo is not None else None
+    hi = coordinate(knob, knob.hi) if knob.hi is not None else None
+    return (lo is None or lo <= v) and (hi is None or v <= hi)
+
+
+def _plausible(config: dict[str, Any], knobs: dict[str, Knob]) -> bool:
+    """Could the harness have run it: every knob's value one of its choices or inside its
+    bounds? (A trusted author's outcome still should not stretch the model to lr = 1e308.)"""
+    for name, value in config.items():
+        knob = knobs.get(name)
+        if knob is None or value is None:
+            continue
+        if knob.kind == "cat":
+            if not _scalar(value) or (knob.choices and value not in knob.choices):
+                return False
+        elif (v := coordinate(knob, value)) is None or not _inside(knob, v):
+            return False
+    return True
+
+
 def coordinate(knob: Knob, value: Any) -> float | None:
     """A numeric knob's value on the axis the model is quadratic in (log2 for log and grid)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    try:
+        v = float(value)
+    except OverflowError:                   # an integer beyond any float: no value of a knob
+        return None
     if knob.kind in ("log", "grid"):
-        return math.log2(value) if value > 0 else None
-    return float(value)
+        return math.log2(v) if 0 < v < math.inf else None
+    return v if math.isfinite(v) else None
 
 
 def window(knob: Knob, value: float) -> float:
@@ -74,6 +105,7 @@ class Model:
                  outcomes: Sequence[search_evidence.Outcome], sd: float,
                  model_sd: float = 0.5, prior_sd: float = 3.0) -> None:
         self.best = best
+        outcomes = [o for o in outcomes if _plausible(o.config, knobs)]
         self.axes: list[Axis] = []
         self.levels: dict[str, list[tuple[Any, int]]] = {}
         columns = 1                                     # column 0: the intercept
@@ -86,6 +118,8 @@ class Model:
         self.columns = columns
         x = np.array([self.features(o.config) for o in outcomes]).reshape(len(outcomes), columns)
         means = np.array([o.mean for o in outcomes])
+        keep = np.isfinite(x).all(axis=1) & np.isfinite(means)  # a value too large to square
+        x, means, outcomes = x[keep], means[keep], [o for o, k in zip(outcomes, keep) if k]
         y = (means - means.mean()) / sd
         w = 1.0 / (1.0 / np.array([o.n for o in outcomes], dtype=float) + model_sd ** 2)
         prior = np.full(columns, prior_sd ** -2)
@@ -97,8 +131,9 @@ class Model:
     def _add_knob(self, knob: Knob, outcomes: Sequence[search_evidence.Outcome],
                   col: int) -> int:
         values = [o.config.get(knob.name, self.best[knob.name]) for o in outcomes]
-        if knob.kind == "cat":
-            seen = sorted({v for v in values if v != self.best[knob.name]}, key=repr)
+        if knob.kind == "cat":                  # (a list or dict is no level of any knob)
+            seen = sorted({v for v in values if v != self.best[knob.name] and _scalar(v)},
+                          key=repr)
             self.levels[knob.name] = [(v, col + i) for i, v in enumerate(seen)]
             return col + len(seen)
         center = coordinate(knob, self.best[knob.name])

@@ -127,3 +127,15 @@ def test_a_knob_that_does_nothing_in_the_best_config_is_left_out() -> None:
     assert "decay_frac" not in {a.knob.name for a in Model(best, knobs, outcomes, SD).axes}
     on = {**best, "schedule": "wsd"}
     assert "decay_frac" in {a.knob.name for a in Model(on, knobs, outcomes, SD).axes}
+
+
+def test_odd_values_in_the_outcomes_are_left_out_not_fatal() -> None:
+    odd = [{**BASE, "activation": ["swiglu"]}, {**BASE, "lr": 1e308}, {**BASE, "n_layer": 10**400},
+           {**BASE, "lr": float("inf")}, {**BASE, "lr": float("nan")}]
+    outcomes = _outcomes(40) + [search_evidence.Outcome(str(i), c, 1.0, 2)
+                                for i, c in enumerate(odd)]
+    outcomes.append(search_evidence.Outcome("nan", dict(BASE), float("nan"), 2))
+    model = Model(dict(BASE), KNOBS, outcomes, SD)
+    assert np.isfinite(model.mean).all()
+    steps = {name: value for _, name, value in moves(model, model.mean, reach=1.0)}
+    assert 0.009 <= steps["lr"] <= 0.016 and steps["activation"] == "swiglu"
