@@ -16,8 +16,9 @@ asked first only in the uniform draws (5% of proposals beside TPE) or when the o
 Why: verified claims come one to four per 500 runs, too sparse for the draw to tell TPE from random
 search in time, so the draw split them about evenly, and in every measurement at 500 runs the mix
 found less than TPE alone (docs/ROLES.md, "Measured"; at 1,000 runs the two were level).
-Sources other than the agent are recorded as `strategy` with the proposer's name leading the
-rationale (`tpe: ...`, `random: ...`): no schema change.
+The response surface (`rsm`, roles/proposers_rsm.py) is drawn like TPE. Sources other than the
+agent are recorded as `strategy` with the proposer's name leading the rationale (`tpe: ...`,
+`rsm: ...`, `random: ...`): no schema change.
 """
 from __future__ import annotations
 
