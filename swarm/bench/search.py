@@ -240,8 +240,8 @@ def run_arm(arm: str, cond: Cond) -> dict[str, Any]:
     """One arm on one condition."""
     if arm == "swarm":
         return swarm_arm(cond)
-    if arm == "rsm_gated":                 # the model needs outcomes first: random search's
-        return swarm_arm(cond, ("rsm", "random"))
+    if arm == "rsm_gated":                 # it passes until the track has outcomes: random
+        return swarm_arm(cond, ("rsm", "random"))      # search, the floor, makes them
     if arm in ("tpe_gated", "random_gated", "gp_gated"):
         return swarm_arm(cond, (arm.split("_")[0],))
     if arm in ("tpe", "random"):

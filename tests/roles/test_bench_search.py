@@ -62,6 +62,15 @@ def test_swarm_arm_drives_the_real_roles_without_stalling() -> None:
     assert sum(out["proposals"].values()) >= 1 and 24 in out["curve"]
 
 
+def test_the_response_surface_arm_takes_over_once_the_track_has_outcomes() -> None:
+    cond = search.Cond(runs=160, nodes=2, checkpoints=(160,),
+                       params=search.stats.GateParams(min_baseline=4, min_start=4))
+    out = search.run_arm("rsm_gated", cond)
+    assert out["runs"] >= 160 and not out["stalled"]
+    assert set(out["proposals"]) == {"rsm", "random"}
+    assert out["proposals"]["rsm"] >= 1 and out["proposals"]["random"] >= 1
+
+
 def test_sim_mode_runs_the_gate_rules() -> None:
     out = CliRunner().invoke(app, ["bench", "search", "--mode", "sim", "--noise", "normal",
                                    "--noise", "hetero", "--effect", "4", "--candidates", "20",
