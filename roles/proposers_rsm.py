@@ -203,8 +203,8 @@ def moves(model: Model, beta: np.ndarray, reach: float = 0.5) -> list[tuple[floa
             out.append((-(a * zv + c * zv * zv), axis.knob.name, value))
     for name, levels in model.levels.items():
         if levels:
-            effect, level = min((beta[col], level) for level, col in levels)
-            out.append((-effect, name, level))
+            level, col = min(levels, key=lambda lc: beta[lc[1]])   # (levels need no order)
+            out.append((-float(beta[col]), name, level))
     return sorted(out, key=lambda m: (-m[0], m[1]))
 
 
