@@ -220,10 +220,11 @@ class SurfaceProposer:
         self.name = "rsm"
         self.calls = 0
 
-    def model(self, ctx: Context) -> Model | None:
-        """The model of the track's outcomes around its best config (None: too few outcomes or
-        no noise floor yet)."""
-        done = search_evidence.outcomes(ctx)
+    def model(self, ctx: Context, done: list[search_evidence.Outcome] | None = None
+              ) -> Model | None:
+        """The model of the track's outcomes (`done`: as read already) around its best config
+        (None: too few outcomes or no noise floor yet)."""
+        done = search_evidence.outcomes(ctx) if done is None else done
         floor = evidence.baseline(ctx).floor()
         if len(done) < self.min_outcomes or floor is None or floor.std <= 0:
             return None
@@ -233,12 +234,13 @@ class SurfaceProposer:
     def propose(self, ctx: Context) -> Proposal | None:
         """A new, valid config the drawn model says is better by `min_gain` sds, or None."""
         from roles.proposers import node_seed     # the portfolio's module imports this one
-        model = self.model(ctx)
+        done = search_evidence.outcomes(ctx)
+        model = self.model(ctx, done)
         if model is None:
             return None
         self.calls += 1
         rng = np.random.default_rng(node_seed(ctx.me, self.name, self.calls))
-        tried = evidence.tried_configs(ctx) + [o.config for o in search_evidence.outcomes(ctx)]
+        tried = evidence.tried_configs(ctx) + [o.config for o in done]
         for _ in range(self.attempts):
             picked = [m for m in moves(model, model.draw(rng, self.spread), self.reach)
                       if m[0] >= self.min_gain][:self.max_knobs]
