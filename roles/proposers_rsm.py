@@ -118,7 +118,7 @@ class Model:
         self.columns = columns
         x = np.array([self.features(o.config) for o in outcomes]).reshape(len(outcomes), columns)
         means = np.array([o.mean for o in outcomes])
-        keep = np.isfinite(x).all(axis=1) & np.isfinite(means)  # a value too large to square
+        keep = np.isfinite(means)                      # (values are inside their bounds)
         x, means, outcomes = x[keep], means[keep], [o for o, k in zip(outcomes, keep) if k]
         y = (means - means.mean()) / sd
         w = 1.0 / (1.0 / np.array([o.n for o in outcomes], dtype=float) + model_sd ** 2)
@@ -131,9 +131,8 @@ class Model:
     def _add_knob(self, knob: Knob, outcomes: Sequence[search_evidence.Outcome],
                   col: int) -> int:
         values = [o.config.get(knob.name, self.best[knob.name]) for o in outcomes]
-        if knob.kind == "cat":                  # (a list or dict is no level of any knob)
-            seen = sorted({v for v in values if v != self.best[knob.name] and _scalar(v)},
-                          key=repr)
+        if knob.kind == "cat":                  # (`_plausible` left out non-scalar values)
+            seen = sorted({v for v in values if v != self.best[knob.name]}, key=repr)
             self.levels[knob.name] = [(v, col + i) for i, v in enumerate(seen)]
             return col + len(seen)
         center = coordinate(knob, self.best[knob.name])
