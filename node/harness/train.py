@@ -76,18 +76,24 @@ def lr_multiplier(cfg: Config, progress: float) -> float:
 class Batches:
     """Random windows of the token stream, from a seeded generator (same seed, same batches)."""
 
-    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int) -> None:
+    def __init__(self, tokens: np.ndarray, batch_size: int, seq_len: int, seed: int,
+                 pin: bool = False) -> None:
         if len(tokens) <= seq_len + 1:
             raise ValueError(f"the train split has {len(tokens)} tokens, fewer than seq_len + 2")
         self.tokens = torch.from_numpy(tokens.astype(np.int64))
         self.rng = np.random.default_rng(seed)
         self.batch_size, self.seq_len = batch_size, seq_len
         self.span = torch.arange(seq_len + 1)
+        # Page-locked rows let a CUDA copy run asynchronously (nanoGPT's habit): from pageable
+        # memory the host would wait for the copy, and with it for the queued GPU work.
+        self.pin = pin
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y), each (batch_size, seq_len), y shifted by one."""
         starts = self.rng.integers(0, len(self.tokens) - self.seq_len - 1, size=self.batch_size)
         rows = self.tokens[torch.from_numpy(starts)[:, None] + self.span]
+        if self.pin:
+            rows = rows.pin_memory()
         return rows[:, :-1], rows[:, 1:]
 
 
@@ -127,7 +133,8 @@ class Trainer:
         self.forward = torch.compile(self.model) if compile_model else self.model
         self.opts = build_optimizers(self.model, cfg, fused=device.type == "cuda")
         self.ema = make_ema(self.model, cfg.ema_decay)
-        self.batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed)
+        self.batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed,
+                               pin=device.type == "cuda")
         self.teacher = bigram_teacher(tokens, vocab_size).to(device) if cfg.ngram_steps else None
         self.autocast = lambda: make_autocast(device, precision)
 

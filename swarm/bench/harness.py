@@ -1,18 +1,25 @@
 """`swarm bench harness`: is the harness fast, and how noisy is a track?
 
-1. Peak matmul FLOP/s of this machine (fp32 and bf16, at the benchmark's thread count).
-2. For three model sizes (~0.5M, ~2M, ~8M params): training tokens/s and MFU of the harness's own
-   step (its automatic precision, and fp32) against a textbook eager GPT of the same shape,
-   measured side by side in interleaved rounds; medians and the ratio harness / textbook.
-3. The `tinystories-cpu` base config over N seeds through the real subprocess runner: val_bpb mean
-   and std (the track's seed noise floor), tokens/s, wall time.
-Usage: `swarm bench harness [--seeds 5] [--threads N] [--data-dir DIR] [--json]`.
+1. Peak matmul FLOP/s of this device (fp32 and bf16; on CPU at the benchmark's thread count).
+2. For three model sizes: training tokens/s and MFU of the harness's own step (its automatic
+   precision, and fp32) against a textbook eager GPT of the same shape, measured side by side in
+   interleaved rounds; medians and the ratio harness / textbook. On CPU (`tinystories-cpu`) the
+   sizes are ~0.5M, ~2M and ~8M params; on CUDA (`tinystories-gpu`) the track's base config
+   (~27M) and one size down (~12M) and one up (~88M), compiled as a CUDA run is, with MFU also
+   against the device's data-sheet bf16 peak where it is known (what published MFU figures use).
+3. The track's base config over N seeds through the real subprocess runner: val_bpb mean and std
+   (the track's seed noise floor), tokens/s, wall time.
+Usage: `swarm bench harness [--device cuda] [--seeds 5] [--threads N] [--data-dir DIR] [--json]`;
+`--synthetic-tokens` times the steps on random tokens when the track's data is not at hand
+(throughput does not depend on the token values).
 """
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,7 @@ import torch
 
 from node.harness.config import Config, build_config
 from node.harness.experiment import run_experiment
-from node.harness.hardware import measure_peak_flops
+from node.harness.hardware import describe, measure_peak_flops
 from node.harness.model import flops_per_token
 from node.harness.prepare import prepare
 from node.harness.model import GPT
@@ -32,30 +39,61 @@ from swarm.bench.textbook import TextbookTrainer
 SIZES = {"0.5M": dict(n_layer=3, n_embd=96, n_head=4),
          "2M": dict(n_layer=4, n_embd=192, n_head=6),
          "8M": dict(n_layer=6, n_embd=320, n_head=8)}
+# tinystories-gpu: its base config (8 x 512) and one size down and one up (shapes over its base)
+GPU_SIZES = {"12M": dict(n_layer=6, n_embd=384, n_head=6), "27M base": {},
+             "88M": dict(n_layer=12, n_embd=768, n_head=12)}
+# Dense bf16 tensor-core peaks from NVIDIA's data sheets (no sparsity), by device-name fragment,
+# most specific first. Published MFU figures (karpathy/autoresearch's 39.8% on an H100) divide by
+# these; the measured matmul peak is lower (~790 TFLOP/s on an H200), so MFU against it is higher.
+NOMINAL_BF16 = (("H200", 989.4e12), ("H100 PCIe", 756.5e12), ("H100 NVL", 835.5e12),
+                ("H100", 989.4e12), ("A100", 312e12))
 Note = Callable[[str], None]
 
 
-def _time_steps(step: Callable[[], Any], n: int) -> float:
+def nominal_peak(device_name: str) -> float | None:
+    """The data-sheet dense bf16 FLOP/s of a known CUDA device, else None."""
+    return next((peak for part, peak in NOMINAL_BF16 if part in device_name), None)
+
+
+def sizes_for(device: torch.device) -> dict[str, dict[str, int]]:
+    """The three shapes measured on this kind of device."""
+    return GPU_SIZES if device.type == "cuda" else SIZES
+
+
+def synthetic_tokens(vocab: int, n: int = 1 << 22) -> np.ndarray:
+    """Uniform random token ids: enough to time steps when the track's data is not at hand."""
+    return np.random.default_rng(0).integers(0, vocab, size=n, dtype=np.int64)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_steps(step: Callable[[], Any], n: int, device: torch.device) -> float:
+    _sync(device)                             # CUDA runs ahead of the host: time finished work
     t0 = time.perf_counter()
     for _ in range(n):
         step()
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def _variants(shape: dict[str, int], tokens: np.ndarray,
-              vocab: int) -> tuple[dict[str, tuple[Callable, int, str]], Config]:
-    """name -> (step, params, precision) for the harness (auto precision, fp32) and the textbook."""
-    cfg = build_config(get_track("tinystories-cpu").base.model_dump(), shape)
-    cpu = torch.device("cpu")
+def _variants(shape: dict[str, int], tokens: np.ndarray, vocab: int, track: str,
+              device: torch.device) -> tuple[dict[str, tuple[Callable, int, str]], Config]:
+    """name -> (step, params, precision) for the harness (auto precision, fp32) and the textbook.
+
+    The harness steps as a run on `device` does: compiled on CUDA, eager on CPU."""
+    cfg = build_config(get_track(track).base.model_dump(), shape)
     out = {}
     for name, prec in (("harness", None), ("harness_fp32", "fp32")):
         with torch.device("meta"):
             params = GPT(cfg, vocab).num_params()
-        prec = prec or choose_precision("auto", cpu, params)
-        tr = Trainer(cfg, vocab, tokens, seed=0, device=cpu, precision=prec, compile_model=False,
-                     total_steps=10**6)
+        prec = prec or choose_precision("auto", device, params)
+        tr = Trainer(cfg, vocab, tokens, seed=0, device=device, precision=prec,
+                     compile_model=device.type == "cuda", total_steps=10**6)
         out[name] = (tr.step, tr.params, prec)
-    ref = TextbookTrainer(vocab, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.seq_len)
+    ref = TextbookTrainer(vocab, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.seq_len, device=device)
     batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed=0)
     ref_params = sum(p.numel() for p in ref.model.parameters())
     out["textbook"] = (lambda: ref.step(*batches.next()), ref_params, "fp32")
@@ -63,37 +101,72 @@ def _variants(shape: dict[str, int], tokens: np.ndarray,
 
 
 def throughput(shape: dict[str, int], tokens: np.ndarray, vocab: int, peaks: dict[str, float],
-               rounds: int, steps: int) -> dict[str, Any]:
-    """Median tokens/s and MFU per variant over interleaved rounds, and the ratios."""
-    variants, cfg = _variants(shape, tokens, vocab)
+               rounds: int, steps: int, track: str = "tinystories-cpu",
+               device: torch.device | None = None) -> dict[str, Any]:
+    """Median tokens/s and MFU per variant over interleaved rounds, and the ratios. `peaks` holds
+    the measured fp32 and bf16 peaks, and "nominal" (the data-sheet bf16 peak) when known."""
+    device = device or torch.device("cpu")
+    variants, cfg = _variants(shape, tokens, vocab, track, device)
     names = list(variants)
+    warm = 3 if device.type == "cuda" else 2             # compile, autotune, allocator, kernels
     for step, _, _ in variants.values():
-        _time_steps(step, 2)                                # warm-up: allocator, kernels
+        _time_steps(step, warm, device)
     rates: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]   # rotate: no fixed order bias
         for name in order:
-            rates[name].append(steps * cfg.tokens_per_step / _time_steps(variants[name][0], steps))
-    row: dict[str, Any] = {"params": variants["harness"][1]}
+            seconds = _time_steps(variants[name][0], steps, device)
+            rates[name].append(steps * cfg.tokens_per_step / seconds)
+    row: dict[str, Any] = {"params": variants["harness"][1], "shape": {
+        "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head,
+        "batch_size": cfg.batch_size, "seq_len": cfg.seq_len}}
     for name in names:
-        _, params, prec = variants[name]
-        med = statistics.median(rates[name])
-        fpt = flops_per_token(cfg, vocab, params)
-        row[name] = {"tokens_per_s": med, "precision": prec,
-                     "mfu": fpt * med / peaks["bf16" if prec == "bf16" else "fp32"],
-                     "rounds": [round(x, 1) for x in rates[name]]}
+        row[name] = _variant_row(variants[name], rates[name], cfg, vocab, peaks)
     row["ratio"] = row["harness"]["tokens_per_s"] / row["textbook"]["tokens_per_s"]
     row["ratio_fp32"] = row["harness_fp32"]["tokens_per_s"] / row["textbook"]["tokens_per_s"]
     return row
 
 
-def seed_noise(seeds: int, threads: int, home: Path | None, data_dir: Path | None,
-               budget: int | None, note: Note) -> dict[str, Any]:
-    """The tinystories-cpu base config over `seeds` seeds, each run through the subprocess runner."""
+def _variant_row(variant: tuple[Callable, int, str], rates: list[float], cfg: Config, vocab: int,
+                 peaks: dict[str, float]) -> dict[str, Any]:
+    _, params, prec = variant
+    med = statistics.median(rates)
+    achieved = flops_per_token(cfg, vocab, params) * med
+    nominal = peaks.get("nominal")
+    return {"tokens_per_s": med, "precision": prec,
+            "mfu": achieved / peaks["bf16" if prec == "bf16" else "fp32"],
+            # against the data-sheet bf16 peak whatever the precision: what the hardware offers
+            "mfu_nominal": achieved / nominal if nominal else None,
+            "rounds": [round(x, 1) for x in rates]}
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What `swarm bench harness` measures, and where."""
+
+    device: str = "cpu"                  # cpu | cuda
+    threads: int = 1
+    seeds: int = 5
+    rounds: int = 7                      # 0: no throughput
+    steps: int = 10
+    home: Path | None = None
+    data_dir: Path | None = None
+    seed_budget: int | None = None
+    synthetic: bool = False              # time on random tokens, not the track's data
+
+    @property
+    def track(self) -> str:
+        """The track whose base config the sizes vary: the device's own."""
+        return "tinystories-gpu" if self.device == "cuda" else "tinystories-cpu"
+
+
+def seed_noise(spec: BenchSpec, note: Note) -> dict[str, Any]:
+    """The track's base config over `spec.seeds` seeds, each run through the subprocess runner."""
     runs = []
-    for seed in range(seeds):
-        res = run_experiment("tinystories-cpu", {}, seed=seed, budget_tokens=budget,
-                             threads=threads, home=home, data_dir=data_dir)
+    for seed in range(spec.seeds):
+        res = run_experiment(spec.track, {}, seed=seed, budget_tokens=spec.seed_budget,
+                             threads=spec.threads, home=spec.home, data_dir=spec.data_dir,
+                             device=spec.device)
         m = res.metrics
         note(f"seed {seed}: {res.status} val_bpb={m.val_bpb} tok/s={m.tokens_per_s:.0f} "
              f"wall={m.wall_s:.1f}s")
@@ -108,23 +181,66 @@ def seed_noise(seeds: int, threads: int, home: Path | None, data_dir: Path | Non
             "median_wall_s": statistics.median(r["wall_s"] for r in runs)}
 
 
-def run_bench(threads: int, seeds: int, rounds: int, steps: int, home: Path | None,
-              data_dir: Path | None, seed_budget: int | None, note: Note) -> dict[str, Any]:
-    """Everything above; returns the report as a dict."""
-    torch.set_num_threads(threads)
-    cpu = torch.device("cpu")
-    peaks = {"fp32": measure_peak_flops(cpu, torch.float32, reps=20),
-             "bf16": measure_peak_flops(cpu, torch.bfloat16, reps=20)}
-    note(f"peak matmul FLOP/s at {threads} threads: fp32 {peaks['fp32']:.3g}, bf16 {peaks['bf16']:.3g}")
+def measure_peaks(device: torch.device) -> dict[str, float]:
+    """Measured fp32 and bf16 matmul peaks, and the data-sheet bf16 peak of a known GPU."""
+    peaks = {"fp32": measure_peak_flops(device, torch.float32, reps=20),
+             "bf16": measure_peak_flops(device, torch.bfloat16, reps=20)}
+    nominal = nominal_peak(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    return {**peaks, "nominal": nominal} if nominal else peaks
+
+
+def bench_tokens(spec: BenchSpec) -> tuple[np.ndarray, str]:
+    """The train tokens to time steps on, and where they came from."""
+    vocab = get_track(spec.track).tokenizer.vocab_size
+    if spec.synthetic:
+        return synthetic_tokens(vocab), f"synthetic (uniform over {vocab} ids)"
     from node.home import resolve_home
-    ready = prepare(get_track("tinystories-cpu"), resolve_home(home), data_dir)
-    tokens = np.load(ready.train_tokens)
-    vocab = get_track("tinystories-cpu").tokenizer.vocab_size
-    sizes = {}
-    for name, shape in (SIZES if rounds else {}).items():
-        sizes[name] = throughput(shape, tokens, vocab, peaks, rounds, steps)
-        note(f"{name}: harness {sizes[name]['harness']['tokens_per_s']:.0f} tok/s, textbook "
-             f"{sizes[name]['textbook']['tokens_per_s']:.0f} tok/s, ratio {sizes[name]['ratio']:.2f}")
-    noise = seed_noise(seeds, threads, home, data_dir, seed_budget, note) if seeds else None
-    return {"threads": threads, "torch": torch.__version__, "peak_flops": peaks,
-            "sizes": sizes, "seed_noise": noise}
+    ready = prepare(get_track(spec.track), resolve_home(spec.home), spec.data_dir)
+    return np.load(ready.train_tokens), f"{spec.track} train split"
+
+
+def _one_size(shape: dict[str, int], tokens: np.ndarray, spec: BenchSpec,
+              peaks: dict[str, float], device: torch.device) -> dict[str, Any]:
+    vocab = get_track(spec.track).tokenizer.vocab_size
+    try:
+        return throughput(shape, tokens, vocab, peaks, spec.rounds, spec.steps, spec.track, device)
+    except torch.cuda.OutOfMemoryError:
+        return {"error": "out of memory"}
+    finally:
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _describe(name: str, row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"{name}: {row['error']}"
+    return (f"{name}: harness {row['harness']['tokens_per_s']:.0f} tok/s "
+            f"(MFU {row['harness']['mfu']:.1%}), textbook {row['textbook']['tokens_per_s']:.0f} "
+            f"tok/s, ratio {row['ratio']:.2f}")
+
+
+def run_bench(spec: BenchSpec, note: Note) -> dict[str, Any]:
+    """Everything above; returns the report as a dict."""
+    torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    peaks = measure_peaks(device)
+    note(f"{device_name(device, spec.threads)}: peak matmul FLOP/s fp32 {peaks['fp32']:.3g}, "
+         f"bf16 {peaks['bf16']:.3g}"
+         + (f", data sheet bf16 {peaks['nominal']:.3g}" if "nominal" in peaks else ""))
+    sizes, source = {}, None
+    if spec.rounds:
+        tokens, source = bench_tokens(spec)
+        note(f"tokens: {source}")
+        for name, shape in sizes_for(device).items():
+            sizes[name] = _one_size(shape, tokens, spec, peaks, device)
+            note(_describe(name, sizes[name]))
+    noise = seed_noise(spec, note) if spec.seeds else None
+    return {"device": spec.device, "device_name": device_name(device, spec.threads),
+            "track": spec.track, "threads": spec.threads, "torch": torch.__version__,
+            "tokens": source, "peak_flops": peaks, "sizes": sizes, "seed_noise": noise}
+
+
+def device_name(device: torch.device, threads: int) -> str:
+    """The device as runs record it (the CPU model, or the GPU's name)."""
+    return describe(device, threads).device_name

@@ -73,13 +73,16 @@ class TextbookTrainer:
     """A plain training step: forward, backward, clip, AdamW."""
 
     def __init__(self, vocab: int, n_layer: int, n_embd: int, n_head: int, seq_len: int,
-                 lr: float = 3e-3) -> None:
-        self.model = TextbookGPT(vocab, n_layer, n_embd, n_head, seq_len)
+                 lr: float = 3e-3, device: torch.device | None = None) -> None:
+        self.model = TextbookGPT(vocab, n_layer, n_embd, n_head, seq_len).to(device)
+        self.device = device
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.95),
                                      weight_decay=0.1)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """One optimiser step; returns the loss."""
+        if self.device is not None:
+            x, y = x.to(self.device), y.to(self.device)
         loss = self.model(x, y)
         self.opt.zero_grad()
         loss.backward()

@@ -158,45 +158,77 @@ def _record(result: Any, home: Path | None) -> str:
     return record.id
 
 
-def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0, help="Seeds of tinystories-cpu."),
+def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
+                                            help="Seeds of the track's base config."),
                   threads: int = typer.Option(None, "--threads", min=1, help="CPU threads."),
                   rounds: int = typer.Option(7, "--rounds", min=1, help="Interleaved rounds per size."),
                   steps: int = typer.Option(10, "--steps", min=1, help="Steps per round."),
                   seed_budget: int = typer.Option(None, "--seed-budget-tokens", min=1,
                                                   help="Budget of the seed runs (default: the track's)."),
+                  device: str = typer.Option("cpu", "--device", help="cpu (tinystories-cpu sizes) "
+                                             "or cuda (tinystories-gpu sizes)."),
+                  synthetic: bool = typer.Option(False, "--synthetic-tokens", help="Time the steps "
+                                                 "on random tokens (no data needed)."),
                   data_dir: Path = typer.Option(None, "--data-dir", help="Local train/valid text."),
                   home: Path = typer.Option(None, "--home", help="Home folder."),
                   throughput: bool = typer.Option(True, "--throughput/--no-throughput",
                                                   help="Measure tokens/s against the textbook GPT."),
                   out: Path = typer.Option(None, "--out", help="Also write the JSON report here."),
                   json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
-    """Tokens/s and MFU against a textbook GPT (3 sizes), and tinystories-cpu seed noise."""
+    """Tokens/s and MFU against a textbook GPT (3 sizes), and the track's seed noise."""
     import json
 
     from node.harness.data import DataError, shared_data_dir
     from node.harness.hardware import available_cores
-    from swarm.bench.harness import run_bench
+    from swarm.bench.harness import BenchSpec, run_bench
+    if device not in ("cpu", "cuda"):
+        fail(f"--device must be cpu or cuda, not {device!r}")
+    if device == "cuda" and not _cuda_ready():
+        fail("--device cuda: torch sees no CUDA device here")
+    spec = BenchSpec(device=device, threads=threads or available_cores(), seeds=seeds,
+                     rounds=rounds if throughput else 0, steps=steps, home=home,
+                     data_dir=data_dir or (shared_data_dir() if device == "cpu" else None),
+                     seed_budget=seed_budget, synthetic=synthetic)
     note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
     try:
-        report = run_bench(threads or available_cores(), seeds, rounds if throughput else 0,
-                           steps, home, data_dir or shared_data_dir(), seed_budget, note)
+        report = run_bench(spec, note)
     except DataError as exc:
-        fail(str(exc))
+        fail(f"{exc} (--synthetic-tokens times the steps without data)")
     if out:
         out.write_text(json.dumps(report, indent=2))
     if json_out:
         print_json(report)
         return
-    rows = [[name, r["params"], r["harness"]["precision"], r["harness"]["tokens_per_s"],
-             r["harness"]["mfu"], r["harness_fp32"]["tokens_per_s"], r["textbook"]["tokens_per_s"],
-             r["textbook"]["mfu"], r["ratio"], r["ratio_fp32"]] for name, r in report["sizes"].items()]
-    print_table(f"throughput, {report['threads']} threads (medians)",
-                ["size", "params", "precision", "harness tok/s", "harness MFU", "fp32 tok/s",
-                 "textbook tok/s", "textbook MFU", "ratio", "ratio fp32"], rows)
+    _print_bench(report)
+
+
+def _cuda_ready() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _print_bench(report: dict[str, Any]) -> None:
+    ok = {name: r for name, r in report["sizes"].items() if "error" not in r}
+    rows = [[name, f"{r['params'] / 1e6:.2f}M", r["harness"]["precision"],
+             f"{r['harness']['tokens_per_s']:,.0f}", f"{r['harness']['mfu']:.1%}",
+             f"{r['textbook']['tokens_per_s']:,.0f}", f"{r['ratio']:.2f}",
+             f"{r['ratio_fp32']:.2f}"] for name, r in ok.items()]
+    if rows:
+        print_table(f"tokens/s on {report['device_name'][:40]} (medians; MFU against the "
+                    "measured peak)", ["size", "params", "prec", "harness", "MFU", "textbook",
+                                       "ratio", "fp32"], rows)
+    nominal = [[name, f"{r['harness']['mfu_nominal']:.1%}", f"{r['textbook']['mfu_nominal']:.1%}"]
+               for name, r in ok.items() if r["harness"].get("mfu_nominal") is not None]
+    if nominal:
+        print_table("MFU against the data-sheet bf16 peak", ["size", "harness", "textbook"],
+                    nominal)
+    for name, r in report["sizes"].items():
+        if "error" in r:
+            err_console.print(f"{name}: {r['error']}")
     noise = report["seed_noise"]
     if noise:
-        print_table("tinystories-cpu seed noise", ["seeds ok", "val_bpb mean", "val_bpb std",
-                                                   "median tok/s", "median wall s"],
+        print_table(f"{report['track']} seed noise", ["seeds ok", "val_bpb mean", "val_bpb std",
+                                                       "median tok/s", "median wall s"],
                     [[noise["n_ok"], noise["mean"], noise["std"], noise["median_tokens_per_s"],
                       noise["median_wall_s"]]])
 

@@ -1,0 +1,75 @@
+"""`swarm bench harness`: the harness's step against the textbook loop, on CPU here and on CUDA
+where there is one (the device check of issue 14 runs this file on a GPU)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from swarm.bench.harness import (GPU_SIZES, nominal_peak, sizes_for, synthetic_tokens,
+                                 throughput)
+from swarm.cli import app
+
+cli = CliRunner()
+# the tinystories-gpu base config (rope, rmsnorm, swiglu, qk-norm), shrunk to time in seconds
+TINY = dict(n_layer=1, n_embd=32, n_head=2, batch_size=2, seq_len=32)
+
+
+def _tiny_row(device: torch.device) -> dict:
+    peaks = {"fp32": 1e9, "bf16": 2e9, "nominal": 4e9}
+    return throughput(TINY, synthetic_tokens(4096, 10_000), 4096, peaks, rounds=2, steps=1,
+                      track="tinystories-gpu", device=device)
+
+
+def _check_row(row: dict) -> None:
+    assert row["shape"] == TINY
+    for name in ("harness", "harness_fp32", "textbook"):
+        v = row[name]
+        assert v["tokens_per_s"] > 0 and len(v["rounds"]) == 2
+        peak = 2e9 if v["precision"] == "bf16" else 1e9
+        # the same achieved FLOP/s over the measured and over the data-sheet peak
+        assert v["mfu_nominal"] == pytest.approx(v["mfu"] * peak / 4e9)
+    assert row["ratio"] == pytest.approx(row["harness"]["tokens_per_s"]
+                                         / row["textbook"]["tokens_per_s"])
+
+
+def test_throughput_of_the_gpu_tracks_model_on_cpu() -> None:
+    _check_row(_tiny_row(torch.device("cpu")))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_throughput_on_cuda_compiled_in_bf16() -> None:
+    row = _tiny_row(torch.device("cuda"))
+    _check_row(row)
+    assert row["harness"]["precision"] == "bf16"
+
+
+def test_sizes_and_data_sheet_peaks() -> None:
+    assert sizes_for(torch.device("cuda")) is GPU_SIZES and {} in GPU_SIZES.values()
+    assert nominal_peak("NVIDIA H200") == nominal_peak("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert nominal_peak("NVIDIA H100 PCIe") == 756.5e12
+    assert nominal_peak("NVIDIA A100-SXM4-80GB") == 312e12
+    assert nominal_peak("NVIDIA GeForce RTX 3060") is None
+
+
+@pytest.mark.parametrize("device,message", [("tpu", "--device must be cpu or cuda"),
+                                            ("cuda", "torch sees no CUDA device")])
+def test_bad_device_is_one_line(device: str, message: str) -> None:
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    res = cli.invoke(app, ["bench", "harness", "--device", device, "--seeds", "0"])
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+
+
+def test_cli_json_on_synthetic_tokens(tmp_path) -> None:
+    out = tmp_path / "bench.json"
+    res = cli.invoke(app, ["bench", "harness", "--rounds", "1", "--steps", "1", "--seeds", "0",
+                           "--threads", "1", "--synthetic-tokens", "--json", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report == json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["track"] == "tinystories-cpu"
+    assert report["tokens"].startswith("synthetic") and set(report["sizes"]) == {"0.5M", "2M", "8M"}
+    assert all(r["ratio"] > 0 for r in report["sizes"].values())
