@@ -212,7 +212,8 @@ def _print_bench(report: dict[str, Any]) -> None:
     rows = [[name, f"{r['params'] / 1e6:.2f}M", r["harness"]["precision"],
              f"{r['harness']['tokens_per_s']:,.0f}", f"{r['harness']['mfu']:.1%}",
              f"{r['textbook']['tokens_per_s']:,.0f}", f"{r['ratio']:.2f}",
-             f"{r['ratio_fp32']:.2f}"] for name, r in ok.items()]
+             "-" if r["ratio_fp32"] is None else f"{r['ratio_fp32']:.2f}"]
+            for name, r in ok.items()]
     if rows:
         print_table(f"tokens/s on {report['device_name'][:40]} (medians; MFU against the "
                     "measured peak)", ["size", "params", "prec", "harness", "MFU", "textbook",

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The GPU checks of the harness in one run (issue 14), for a machine with an NVIDIA GPU, PyTorch
+# and no internet. Prepare with scripts/gpu_kit.sh here; carry .whl; run from the repo root:
+#   bash scripts/gpu_check.sh OUTDIR        (~8 minutes on an H200; each step has its own limit)
+# 1. the device;  2. the CUDA tests;  3. `swarm bench harness --device cuda` on synthetic tokens
+# (harness vs the textbook loop at the tinystories-gpu base config and one size down and up);
+# 4. a short `swarm run` on CUDA of each track: tinystories-cpu (its data ships in the package)
+# and tinystories-gpu on the shipped sample (its 400M-token data needs the internet), recorded.
+# Everything goes to OUTDIR: check.log, bench.json, run_cpu_track.json, run_gpu_track.json.
+set -uo pipefail
+OUT_DIR=${1:-/tmp/gpu_check}
+mkdir -p "$OUT_DIR"
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=$PWD:/tmp/site
+fi
+SWARM="python3 -m swarm.cli"
+HOME_DIR=/tmp/gpu_home
+step() { echo "== $(date +%T) $*"; }
+
+main() {
+    step "device"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+torch.cuda.get_device_name(), 'bf16', torch.cuda.is_bf16_supported())"
+
+    step "CUDA tests"
+    timeout 240 python3 -m pytest -q -rs -p no:cacheprovider tests/harness/test_bench_harness.py \
+        tests/harness/test_devices.py tests/harness/test_runner.py -k "cuda or gpu or device"
+
+    step "bench harness on CUDA (synthetic tokens: the track's data is not here)"
+    timeout 300 $SWARM bench harness --device cuda --synthetic-tokens --seeds 0 --rounds 3 \
+        --steps 5 --out "$OUT_DIR/bench.json"
+
+    step "swarm run on CUDA: tinystories-cpu (embedded data)"
+    timeout 180 $SWARM run --track tinystories-cpu --device cuda --home "$HOME_DIR" --json \
+        > "$OUT_DIR/run_cpu_track.json"
+    echo "exit $?"; head -c 600 "$OUT_DIR/run_cpu_track.json"; echo
+
+    step "swarm run on CUDA: tinystories-gpu on the shipped sample, 20M tokens"
+    python3 -c "
+import lzma, pathlib
+src, dst = pathlib.Path('node/harness/data_files/tinystories-lower-4m'), pathlib.Path('/tmp/gpu_data')
+dst.mkdir(exist_ok=True)
+for n in ('train', 'valid'):
+    (dst / f'{n}.txt').write_bytes(lzma.decompress((src / f'{n}.txt.xz').read_bytes()))"
+    timeout 300 $SWARM run --track tinystories-gpu --device cuda --data-dir /tmp/gpu_data \
+        --budget-tokens 20000000 --home "$HOME_DIR" --json > "$OUT_DIR/run_gpu_track.json"
+    echo "exit $?"; head -c 600 "$OUT_DIR/run_gpu_track.json"; echo
+    $SWARM runs --home "$HOME_DIR"
+    step "done"
+}
+
+main 2>&1 | tee "$OUT_DIR/check.log"
