@@ -2,7 +2,7 @@
 
 1. Peak matmul FLOP/s of this device (fp32 and bf16; on CPU at the benchmark's thread count).
 2. For three model sizes: training tokens/s and MFU of the harness's own step (its automatic
-   precision, and fp32) against a textbook eager GPT of the same shape, measured side by side in
+   precision; on CPU also fp32) against a textbook eager GPT of the same shape, measured side by side in
    interleaved rounds; medians and the ratio harness / textbook. On CPU (`tinystories-cpu`) the
    sizes are ~0.5M, ~2M and ~8M params; on CUDA (`tinystories-gpu`) the track's base config
    (~27M) and one size down (~12M) and one up (~88M), compiled as a CUDA run is, with MFU also
@@ -81,7 +81,8 @@ def _time_steps(step: Callable[[], Any], n: int, device: torch.device) -> float:
 
 def _variants(shape: dict[str, int], tokens: np.ndarray, vocab: int, track: str,
               device: torch.device) -> tuple[dict[str, tuple[Callable, int, str]], Config]:
-    """name -> (step, params, precision) for the harness (auto precision, fp32) and the textbook.
+    """name -> (step, params, precision) for the harness (auto precision; fp32 on CPU) and the
+    textbook.
 
     The harness steps as a run on `device` does: compiled on CUDA, eager on CPU."""
     cfg = build_config(get_track(track).base.model_dump(), shape)
