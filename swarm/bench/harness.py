@@ -6,7 +6,8 @@
    side in interleaved rounds; medians and the ratio harness / textbook. On CPU
    (`tinystories-cpu`) the sizes are ~0.5M, ~2M and ~8M params; on CUDA (`tinystories-gpu`)
    the track's base config (~27M) and one size down (~12M) and one up (~88M), compiled as a
-   CUDA run is, with MFU also against the device's data-sheet bf16 peak where it is known (what published MFU figures use).
+   CUDA run is, with MFU also against the device's data-sheet bf16 peak where it is known
+   (what published MFU figures use).
 3. The track's base config over N seeds through the real subprocess runner: val_bpb mean and std
    (the track's seed noise floor), tokens/s, wall time.
 Usage: `swarm bench harness [--device cuda] [--seeds 5] [--threads N] [--data-dir DIR] [--json]`;
