@@ -300,9 +300,10 @@ def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
         finding["author_status"] = c.trust_state().standing(finding["author"]).status
     effects = []
     for e in (finding or {}).get("effects", []):
+        # Effects are the finding author's numbers: finite, yet their sums may overflow to inf.
         se = e.get("stderr")
-        effects.append({**e, "lo": None if se is None else e["effect"] - 2 * se,
-                        "hi": None if se is None else e["effect"] + 2 * se})
+        effects.append({**e, "lo": None if se is None else _clean(e["effect"] - 2 * se),
+                        "hi": None if se is None else _clean(e["effect"] + 2 * se)})
     base = base_configs(reader).get(chosen or "", {})
     tried = {e["knob"] for e in effects}
     return {"track": chosen, "finding": finding, "effects": effects,

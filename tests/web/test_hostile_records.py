@@ -1,4 +1,4 @@
-"""Any author's text reaches the pages and the report as text, never as markup.
+"""Any author's records reach the pages and the report whole: text as text, numbers as JSON.
 
 A stranger's valid, signed claim and runs carry HTML in every free-text field they have; the
 report (one file with the data inlined in a script) and the page shells must hold only the
@@ -91,3 +91,25 @@ def test_a_page_shell_holds_hostile_url_parameters_as_text(home: Path) -> None:
     assert parsed.tags <= SHELL_TAGS
     boot = json.loads(next(s for s in parsed.scripts if '"view"' in s))
     assert boot["params"] == {"author": PAYLOAD, "track": "a&b"}
+
+
+def test_a_findings_extreme_effects_leave_the_knobs_page_and_report_whole(home: Path) -> None:
+    # Finite numbers in range for the schema, whose effect +- 2 se overflows to inf (which JSON
+    # cannot carry: the knobs view answered 500 and `swarm report` raised).
+    _hostile_home(home)
+    (stranger,) = synthetic.keypairs(1, seed=998)
+    finding = R.FindingBody(track=synthetic.HISTORY_TRACK, title="big", text="big", refs=[],
+                            effects=[R.KnobEffect(knob="n_layer", value=6, effect=1e308,
+                                                  stderr=1e308, n=2)])
+    with Store(memory_path(home), helpers=0) as store:
+        assert store.add([codec.sign(stranger, "finding", 5, finding)]).accepted == 1
+    memory = ReadOnlyMemory(memory_path(home))
+    try:
+        with TestClient(dashboard_app(memory, home), base_url="http://127.0.0.1") as client:
+            answer = client.get("/json/knobs")
+    finally:
+        memory.close()
+    assert answer.status_code == 200
+    assert answer.json()["effects"][0]["hi"] is None
+    with open_reader(home) as reader:
+        assert "window.SWARM_REPORT" in render(reader, home, None)
