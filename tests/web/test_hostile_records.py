@@ -113,3 +113,25 @@ def test_a_findings_extreme_effects_leave_the_knobs_page_and_report_whole(home: 
     assert answer.json()["effects"][0]["hi"] is None
     with open_reader(home) as reader:
         assert "window.SWARM_REPORT" in render(reader, home, None)
+
+
+def test_text_that_looks_like_json_stays_text(home: Path) -> None:
+    # Every string column was parsed when it began with [ or {: a node named '[{"text": 1}]'
+    # became a list, and the overview (every node's home page) stopped drawing.
+    _hostile_home(home)
+    (stranger,) = synthetic.keypairs(1, seed=998)
+    looks = '[{"text": 1}]'
+    node = R.NodeBody(name=looks, hardware=synthetic.HARDWARE, software={}, addrs=[],
+                      capabilities=[])
+    with Store(memory_path(home), helpers=0) as store:
+        assert store.add([codec.sign(stranger, "node", 5, node)]).accepted == 1
+    memory = ReadOnlyMemory(memory_path(home))
+    try:
+        with TestClient(dashboard_app(memory, home), base_url="http://127.0.0.1") as client:
+            peers = client.get("/json/overview").json()["peers"]
+            claim = next(c for c in client.get("/json/claims").json()["untrusted_claims"]
+                         if c["diff"] == {PAYLOAD: PAYLOAD})
+            summary = client.get(f"/json/claims/{claim['claim']}").json()["summary"]
+    finally:
+        memory.close()
+    assert looks in [p["name"] for p in peers] and summary == PAYLOAD
