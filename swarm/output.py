@@ -41,9 +41,9 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
 
 
-# Control characters (a terminal's escape sequences) and bidirectional overrides (text shown
-# in another order than it reads).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Control characters but tab and newline (a terminal's escape sequences) and bidirectional
+# overrides (text shown in another order than it reads).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain_text(value: str, style: str = "") -> Text:

@@ -85,8 +85,9 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
     for f in found:
         by = "" if f["trusted"] else f", by {short_id(f['author'])}, not trusted here"
-        console.print(Text.assemble((labels[f["track"]], "bold"), f" ({when(f['ts'])} UTC, "
-                                    f"finding {short_id(f['id'])}, {len(f['effects'])} effects{by}): ",
+        about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
+                 f"{len(f['effects'])} effects{by}): ")
+        console.print(Text.assemble((labels[f["track"]], "bold"), about,
                                     plain_text(f["title"], "bold")), highlight=False)
         console.print(plain_text(f["text"]), highlight=False)
     for heading, group in (("claims (status derived here from trusted runs)", trusted),

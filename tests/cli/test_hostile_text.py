@@ -34,7 +34,8 @@ def hostile(home: Path) -> Path:
                         candidate_hash=canonical.config_hash(config), diff={HOSTILE[:80]: HOSTILE},
                         baseline_runs=[], candidate_runs=[r.id for r in runs], effect=-0.1,
                         summary=HOSTILE)
-    finding = R.FindingBody(track=TRACK, title=HOSTILE, text=HOSTILE, effects=[], refs=[])
+    finding = R.FindingBody(track=TRACK, title=HOSTILE, text=HOSTILE + "\nsecond line",
+                            effects=[], refs=[])
     with Store(memory_path(home)) as store:
         store.add(runs + [codec.sign(stranger, "claim", 3, claim),
                           codec.sign(stranger, "finding", 4, finding)])
@@ -49,6 +50,8 @@ def test_browsing_commands_print_hostile_text_as_text(hostile: Path, args: list[
     assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
     if args[0] in ("findings", "sql"):
         assert "[/bold][link=file:///" in result.stdout          # shown, literally
+    if args[0] == "findings":
+        assert "\nsecond line" in result.stdout                  # a finding keeps its lines
 
 
 def test_the_live_panel_prints_hostile_values_as_text() -> None:

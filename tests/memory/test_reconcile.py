@@ -119,7 +119,8 @@ def _lie(n: int, cut: bool) -> Callable[[list[Any]], Any]:
     sketch ever decodes."""
     def reply(request: list[Any]) -> Any:
         if request[0] == "s":
-            return ["f", [1] if cut else [], b"\x01" * 8 * (1 + cut), [0, n + 50] if cut else [n + 50]]
+            counts = [0, n + 50] if cut else [n + 50]
+            return ["f", [1] if cut else [], b"\x01" * 8 * (1 + cut), counts]
         return False if request[0] == "x" else 0
     return reply
 
