@@ -55,6 +55,10 @@ MAX_REQUESTS = 2048         # requests per frame
 REQUEST_BYTES = 240 * 1024  # R's frames pack to at most this (node/sync.py: S reads up to 1 MiB;
                             # nodes of the first 2.0.0 build, 256 KiB): 2048 "h" requests would not
 MAX_SUBS = 64               # sub-ranges accepted in one split answer
+# Split answers nested deeper than this end the exchange: S's keys shrink 16-fold per level, so 16
+# levels hold 2**68 keys. A responder that answers without splitting (the same range again, or
+# one key off) would otherwise keep R comparing, and sketching its keys, for every round allowed.
+MAX_DEPTH = 16
 SKETCH_KEYS = 4_000_000     # keys S sketches per frame (~1 s); past it, "x" is answered False
 ROUND_BYTES = 8 * 1024 * 1024   # records S sends per round (more: the requester asks again)
 MAX_ROUND_BYTES = ROUND_BYTES + LEAF * MAX_RECORD_BYTES     # past the budget by one request
@@ -352,6 +356,7 @@ class Requester:
     rounds: int = 0
     sketches: int = 0           # sketch requests sent, and how many did not decode
     sketches_failed: int = 0
+    levels: dict[tuple[Bound, Bound], int] = field(default_factory=dict)  # pending "s"/"x" depth
 
     def first(self) -> list[Any]:
         """The opening request: "h" with our keys if we hold few, else "s" with our fingerprint."""
@@ -380,24 +385,31 @@ class Requester:
         for request, reply in zip(requests, replies):
             if request[0] != "s":
                 self._sent(request, reply)
-            elif reply is True:
+                continue
+            lo, hi = decode_bound(request[1]), decode_bound(request[2])
+            level = self.levels.pop((lo, hi), 0)
+            if reply is True:
                 self.in_sync = self.in_sync or (request[1] == encode_bound(START)
                                                 and request[2] == encode_bound(END))
             elif isinstance(reply, list) and len(reply) == 3 + self.v21 and reply[0] == "f":
-                self._subranges(decode_bound(request[1]), decode_bound(request[2]), reply[1:])
+                if level >= MAX_DEPTH:
+                    raise ValueError(f"split answers nested past {MAX_DEPTH} levels")
+                self._subranges(lo, hi, reply[1:], level + 1)
             elif isinstance(reply, list) and len(reply) == 2 and reply[0] == "i":
-                self._their_keys(decode_bound(request[1]), decode_bound(request[2]), reply[1])
+                self._their_keys(lo, hi, reply[1])
             else:
                 raise ValueError(f"bad split reply {str(reply)[:60]}")
 
     def _sent(self, request: list[Any], reply: Any) -> None:
         """A have/want/sketch reply: a record count, or ["m", count, resume bound] (ask the rest
         again), or (sketch) False: split the range instead."""
+        level = self.levels.pop((decode_bound(request[1]), decode_bound(request[2])), 0) \
+            if request[0] == "x" else 0
         if type(reply) is int and reply >= 0:
             return
         if reply is False and request[0] == "x":
             self.sketches_failed += 1
-            self.pending.append(["s", request[1], request[2]])
+            self._split(decode_bound(request[1]), decode_bound(request[2]), level)
             return
         if not (isinstance(reply, list) and len(reply) == 3 and reply[0] == "m"
                 and type(reply[1]) is int and reply[1] >= 0):
@@ -409,7 +421,7 @@ class Requester:
         if request[0] == "w":
             self.pending.append(request)
         elif request[0] == "x":
-            self.pending.append(["s", encode_bound(resume), request[2]])
+            self._split(resume, hi, level)
         else:
             self._have(resume, hi)
 
@@ -418,7 +430,12 @@ class Requester:
         self.pending.append(["h", encode_bound(lo), encode_bound(hi),
                              encode_keys(self.snapshot.keys[i:j])])
 
-    def _subranges(self, lo: Bound, hi: Bound, reply: list[Any]) -> None:
+    def _split(self, lo: Bound, hi: Bound, level: int) -> None:
+        """Ask S to split [lo, hi), a range `level` splits down."""
+        self.levels[(lo, hi)] = level
+        self.pending.append(["s", encode_bound(lo), encode_bound(hi)])
+
+    def _subranges(self, lo: Bound, hi: Bound, reply: list[Any], level: int) -> None:
         bounds, fps, counts = reply[0], reply[1], reply[2] if self.v21 else None
         if not (isinstance(bounds, list) and isinstance(fps, bytes) and len(bounds) < MAX_SUBS
                 and len(fps) == FP_BYTES * (len(bounds) + 1)):
@@ -433,10 +450,10 @@ class Requester:
             if not start < upper <= hi or (k < len(bounds) and upper == hi):
                 raise ValueError("sub-ranges must be increasing and inside the range")
             self._compare(start, upper, fps[k * FP_BYTES:(k + 1) * FP_BYTES],
-                          None if counts is None else counts[k])
+                          None if counts is None else counts[k], level)
             start = upper
 
-    def _compare(self, lo: Bound, hi: Bound, fp: bytes, theirs: int | None) -> None:
+    def _compare(self, lo: Bound, hi: Bound, fp: bytes, theirs: int | None, level: int) -> None:
         i, j = self.snapshot.position(lo), self.snapshot.position(hi)
         if fp == self.snapshot.fingerprint(i, j) or fp == _EMPTY:
             return                      # same keys, or S holds none there: nothing to pull
@@ -444,9 +461,10 @@ class Requester:
             self._have(lo, hi)
         elif theirs is not None and 4 * max(abs(theirs - (j - i)), 1) <= theirs \
                 and sketch.cells_for(abs(theirs - (j - i))) <= sketch.MAX_CELLS:
+            self.levels[(lo, hi)] = level
             self._sketch(lo, hi, i, j, abs(theirs - (j - i)))
         else:
-            self.pending.append(["s", encode_bound(lo), encode_bound(hi)])
+            self._split(lo, hi, level)
 
     def _sketch(self, lo: Bound, hi: Bound, i: int, j: int, difference: int) -> None:
         """Ask with a sketch of our keys in [lo, hi), sized for `difference` missing keys (when

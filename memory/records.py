@@ -40,6 +40,9 @@ Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]   # smart un
 Config = Annotated[dict[Name, Scalar], Field(max_length=128)]     # knob -> value
 Ids = Annotated[list[Hex64], Field(max_length=512)]
 Ms = Annotated[int, Field(ge=0, lt=2**53)]
+# A count the store keeps in a BIGINT column: a larger one could not be stored (ingest raised
+# for the whole batch, and the node's gossip ingest stopped with it), so it is invalid.
+Count = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class Body(BaseModel):
@@ -100,13 +103,13 @@ class RunMetrics(Body):
 
     val_bpb: Float | None
     train_loss: Float | None
-    tokens: Annotated[int, Field(ge=0)]
-    steps: Annotated[int, Field(ge=0)]
+    tokens: Count
+    steps: Count
     wall_s: Annotated[Float, Field(ge=0)]
     tokens_per_s: Annotated[Float, Field(ge=0)]
     mfu: Float | None
     peak_mem_mb: Float | None
-    params: Annotated[int, Field(ge=0)]
+    params: Count
 
 
 class RunBodyV1(Body):
@@ -199,7 +202,7 @@ class AssessmentBody(Body):
     q_value: Float | None
     effect: Float | None
     noise_floor: Float | None
-    n: Annotated[int, Field(ge=0)]
+    n: Count
     reason: Short
 
 
@@ -228,7 +231,7 @@ class NoiseFloorBody(Body):
 
     track: TrackId
     config_hash: Hex32
-    n: Annotated[int, Field(ge=2)]
+    n: Annotated[int, Field(ge=2, lt=2**63)]
     mean: Float
     std: Annotated[Float, Field(ge=0)]
     runs: Ids

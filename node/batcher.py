@@ -83,7 +83,11 @@ class GossipBatcher:
             self._first.clear()
             self._wake.clear()
             self._last = time.monotonic()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - a batch the store could not take (a store bug)
+                # must cost that batch, never the node's gossip ingest: this task would end.
+                log.warning("gossip ingest failed; its batch is dropped", exc_info=True)
 
     async def flush(self) -> None:
         """Ingest everything queued now, in one transaction."""

@@ -39,6 +39,11 @@ SERVE_PER_PEER = 2                 # concurrent transfers one peer may hold
 SERVE_LIMIT = 8                    # ... and all peers together
 RATE_PER_PEER = 64 << 20           # bytes per second one peer may draw
 FRAME_TIMEOUT_S = 30.0
+# A transfer must keep up this average rate once it has run SLOW_GRACE_S: a peer that drips one
+# chunk per frame timeout would otherwise hold a fetch for hours (4 GiB: 16,384 x 30 s). Its
+# verified chunks stay in `.part`; the next peer resumes after them.
+MIN_RATE = 64 << 10
+SLOW_GRACE_S = 60.0
 PEER_WAIT_S = 10.0                 # how long a fetch waits for a first connection
 
 
@@ -248,13 +253,22 @@ class BlobService:
 
     async def _receive(self, stream: Any, part: Path, hashes: list[bytes], start: int,
                        size: int) -> None:
+        started, received = time.monotonic(), 0
         with part.open("r+b" if part.exists() else "wb") as f:
             f.seek(start * CHUNK)
             f.truncate()
             for index in range(start, len(hashes)):
                 frame = await read_frame(stream, timeout=FRAME_TIMEOUT_S)
-                f.write(_valid_chunk(frame, index, hashes, size))
+                received += f.write(_valid_chunk(frame, index, hashes, size))
                 f.flush()            # what arrived survives a crash: the next attempt resumes
+                _keeping_up(received, time.monotonic() - started)
+
+
+def _keeping_up(received: int, elapsed: float) -> None:
+    """BlobError when a transfer past its grace averages under MIN_RATE."""
+    if elapsed > SLOW_GRACE_S and received < MIN_RATE * elapsed:
+        raise BlobError(f"too slow: {received / elapsed / 1024:.0f} KiB/s over {elapsed:.0f} s "
+                        f"(at least {MIN_RATE >> 10} KiB/s)")
 
 
 def _complete_chunks(part: Path, size: int) -> int:

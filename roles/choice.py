@@ -54,7 +54,7 @@ def open_work(ctx: Context) -> dict[str, float]:
     """Units of open work per role, read from the memory."""
     return {
         "verifier": len(Verifier.open_claims(ctx))
-        + SPOT_CHECK * min(1, len(Verifier.spot_checks(ctx))),
+        + SPOT_CHECK * len(Verifier.spot_checks(ctx, 1)),
         "statistician": len(Statistician.awaiting(ctx))
         + (1.0 if Statistician.floor_is_stale(ctx) else 0.0),
         "meta_analyst": new_outcomes(ctx) / 10.0,

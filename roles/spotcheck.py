@@ -14,6 +14,8 @@ from roles.context import Context
 from roles.verdicts import Verdicts
 
 SPOT_SHARE = 0.10
+_COPIED = """SELECT 1 FROM valid_runs WHERE track = ? AND config_hash = ? AND seed = ?
+               AND author <> ? AND (ref IS NULL OR ref <> ?) LIMIT 1"""
 _LIVE = ("supported", "verified", "inconclusive", "disputed")
 
 
@@ -56,6 +58,15 @@ def budget_left(v: Verdicts) -> bool:
     trusted = [r for r in v.runs.values() if v.trust.trusted(r["author"])]
     replays = sum(1 for r in trusted if r["purpose"] == "replay")
     return replays < SPOT_SHARE * max(1, len(trusted))
+
+
+def copied(ctx: Context, run: dict[str, Any]) -> bool:
+    """Does another author hold a run of `run`'s track, config and seed (not a replay of it)?
+    Then a matching replay proves nothing about `run`'s author: it may have signed another's
+    published result (a free key copying the verifier's own runs became trusted that way, and two
+    such keys verified a fabricated claim). Such runs are never replayed for trust."""
+    return bool(ctx.rows(_COPIED, [run["track"], run["config_hash"], run["seed"], run["author"],
+                                   run["id"]]))
 
 
 def candidates(ctx: Context) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ other nodes; each node re-derives the claim's status from the runs (roles/verdic
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -56,10 +57,13 @@ class Verifier:
         return sorted(out, key=lambda c: (c["trusted"], c["ts"], c["id"]))
 
     @staticmethod
-    def spot_checks(ctx: Context) -> list[dict[str, Any]]:
-        """Runs worth a spot check now (roles/spotcheck.py), not leased by anyone trusted."""
-        return [r for r in spotcheck.candidates(ctx) if r["author"] != ctx.me
-                and not leases.held_by_other(ctx, "verify", target=r["id"])]
+    def spot_checks(ctx: Context, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs worth a spot check now (roles/spotcheck.py), not leased by anyone trusted and
+        not copies of another author's run (the first `limit` of them; None: all)."""
+        wanted = (r for r in spotcheck.candidates(ctx) if r["author"] != ctx.me
+                  and not leases.held_by_other(ctx, "verify", target=r["id"])
+                  and not spotcheck.copied(ctx, r))
+        return list(itertools.islice(wanted, limit))
 
     def work(self, ctx: Context) -> str | None:
         """Verify the first open claim, else spot-check the most influential untrusted run."""
@@ -67,11 +71,13 @@ class Verifier:
             return None
         v = evidence.verdicts_of(ctx)
         for claim in self.open_claims(ctx):
+            # An untrusted claimant's replayed run vouches for it: never one it may have copied.
             runs = [v.runs[i] for i in claim["candidate_runs"] if i in v.runs
-                    and v.runs[i]["status"] == "ok"]
+                    and v.runs[i]["status"] == "ok"
+                    and (claim["trusted"] or not spotcheck.copied(ctx, v.runs[i]))]
             if runs and leases.take(ctx, "verify", claim["candidate_hash"], claim["id"]):
                 return self._verify(ctx, claim, runs)
-        for run in self.spot_checks(ctx)[:1]:
+        for run in self.spot_checks(ctx, 1):
             if leases.take(ctx, "verify", run["config_hash"], run["id"]):
                 match, _, _ = self._replay(ctx, run)
                 ctx.count("spot_checks")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -9,6 +10,7 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,14 +41,24 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
 
 
-def _cell(value: Any, width: int = 48) -> str:
+# Control characters but tab and newline (a terminal's escape sequences) and bidirectional
+# overrides (text shown in another order than it reads).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_text(value: str, style: str = "") -> Text:
+    """Text from a record (any author's) as rich shows it: never markup, no control characters."""
+    return Text(_UNPRINTABLE.sub("\ufffd", value), style=style)
+
+
+def _cell(value: Any, width: int = 48) -> Text:
     if value is None:
-        return ""
+        return Text("")
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
+        return Text(f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}")
     text = _plain(value)
     text = text if isinstance(text, str) else json.dumps(text, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return plain_text(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],

@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from swarm.output import plain_text
+
 
 def _best(best: dict[str, Any]) -> str:
     if not best or best.get("val_bpb") is None:
@@ -127,7 +129,7 @@ def panel(work: dict[str, Any] | None) -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for name, value in work_rows(work) if work else [("role", "starting")]:
-        table.add_row(name, value)
+        table.add_row(name, plain_text(value))      # values quote records: never markup
     return table
 
 

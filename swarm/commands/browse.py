@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from swarm.output import console, fail, print_json, print_table, short_id, track_labels, when
+from swarm.output import (console, fail, plain_text, print_json, print_table, short_id,
+                          track_labels, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -84,10 +85,11 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
     for f in found:
         by = "" if f["trusted"] else f", by {short_id(f['author'])}, not trusted here"
-        console.print(f"[bold]{labels[f['track']]}[/] ({when(f['ts'])} UTC, finding "
-                      f"{short_id(f['id'])}, {len(f['effects'])} effects{by}): "
-                      f"[bold]{escape(f['title'])}[/]", highlight=False)
-        console.print(f["text"], highlight=False, markup=False)
+        about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
+                 f"{len(f['effects'])} effects{by}): ")
+        console.print(Text.assemble((labels[f["track"]], "bold"), about,
+                                    plain_text(f["title"], "bold")), highlight=False)
+        console.print(plain_text(f["text"]), highlight=False)
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):
         title, label = _track_title(heading, [c["track"] for c in group])

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, fail, print_json, print_table
+from swarm.output import console, fail, plain_text, print_json, print_table
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -163,8 +163,8 @@ def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
         with progress_view.live(console, work) if summary else contextlib.nullcontext():
             runner.run(daemon.run(on_ready=ready, on_started=starter))
     last = work() if summary else None
-    console.print("node stopped" + (f": {progress_view.summary_line(last)}" if last else ""),
-                  soft_wrap=True, highlight=False)
+    console.print(plain_text("node stopped" + (f": {progress_view.summary_line(last)}" if last
+                                               else "")), soft_wrap=True, highlight=False)
 
 
 def _api_get(home: Optional[Path], path: str) -> Any | None:

@@ -20,7 +20,6 @@ trust roots (read again on each request, so `swarm trust add` shows on the next 
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
 import threading
@@ -54,7 +53,7 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
     """The HTML of a page: the view's name and parameters for app.js, which draws it.
 
     `inline` (for `swarm report`) replaces the links to scripts and styles with their text."""
-    boot = html.escape(json.dumps({"view": view, "params": params, "root": root}), quote=False)
+    boot = script_json({"view": view, "params": params, "root": root})
     head = inline if inline is not None else (
         f'<link rel="stylesheet" href="{root}static/app.css">' + "".join(
             f'<script src="{root}static/{name}"></script>' for name in SCRIPTS))
@@ -67,6 +66,16 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
             f'<nav>{nav}<span id="live"></span></nav><main id="main"></main>'
             f'<script type="application/json" id="boot">{boot}</script>'
             f'<script>swarmDashboard.start()</script></body></html>')
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON that is safe as the text of a <script> element and reads back unchanged.
+
+    Strings come from records (any author's text) and from the URL: an escaped `<` cannot
+    close the script (`</SCRIPT>` closes it too: tag names ignore case) nor open a comment,
+    and `\\u003c` is still `<` to JSON.parse and to JavaScript."""
+    text = json.dumps(value, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 SCRIPTS = ["vendor/vega.min.js", "vendor/vega-lite.min.js", "vendor/vega-embed.min.js", "app.js"]

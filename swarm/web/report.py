@@ -5,14 +5,14 @@ to an issue. Links between views become anchors inside the file.
 """
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 from typing import Any
 
 from memory.store import Reader
 from swarm.conclusions import Conclusions
 from swarm.web import views
-from swarm.web.app import SCRIPTS, STATIC, shell
+from swarm.web.app import SCRIPTS, STATIC, script_json, shell
 
 MAX_RUN_PAGES = 0        # run pages are not inlined (a track may have thousands); the table is
 
@@ -35,13 +35,15 @@ def sections(reader: Reader, home: Path | None, track: str | None) -> list[dict[
 
 
 def _inline_script(text: str) -> str:
-    # A script's text may not contain "</script"; escaping the slash keeps the JavaScript the same.
-    return "<script>" + text.replace("</script", "<\\/script") + "</script>"
+    # A script's text may not contain "</script" in any case; escaping the slash keeps the
+    # JavaScript the same.
+    return "<script>" + re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE) + "</script>"
 
 
 def render(reader: Reader, home: Path | None, track: str | None) -> str:
     """The report's HTML."""
-    data = json.dumps({"sections": sections(reader, home, track)}, allow_nan=False)
+    # The data holds any author's text: escaped for a script element (swarm.web.app.script_json).
+    data = script_json({"sections": sections(reader, home, track)})
     assets = "<style>" + (STATIC / "app.css").read_text() + "</style>"
     assets += "".join(_inline_script((STATIC / name).read_text()) for name in SCRIPTS)
     assets += _inline_script(f"window.SWARM_REPORT = {data};")

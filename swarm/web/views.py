@@ -16,6 +16,7 @@ from typing import Any
 
 from memory import codec
 from memory.leaderboard import base_configs, config_diff
+from memory.schema import BODY_COLUMNS
 from memory.store import Reader
 from memory.views import VALID_RANGE as _VALID, moving, track_runs
 from swarm.conclusions import Conclusions
@@ -26,14 +27,20 @@ MAX_RUNS = 500           # rows of the runs table
 
 def _rows(reader: Reader, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
     result = reader.query(sql, params or [])
-    return [{c: _clean(v) for c, v in zip(result.columns, row)} for row in result.rows]
+    return [{c: _clean(v, c) for c, v in zip(result.columns, row)} for row in result.rows]
 
 
-def _clean(value: Any) -> Any:
+# The columns that hold JSON text (configs, lists, maps); every other string is an author's text,
+# shown as it is even when it looks like JSON (a name "[{...}]" parsed stopped pages drawing).
+_JSON_COLUMNS = frozenset(c.name for columns in BODY_COLUMNS.values() for c in columns
+                          if c.sql_type == "JSON")
+
+
+def _clean(value: Any, column: str | None = None) -> Any:
     """JSON text columns parsed; NaN/inf as null (browsers refuse them in JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, str) and value[:1] in "[{":
+    if isinstance(value, str) and column in _JSON_COLUMNS and value[:1] in "[{":
         try:
             return json.loads(value)
         except ValueError:
@@ -197,7 +204,7 @@ def leaderboard(c: Conclusions, track: str | None, limit: int = 20) -> dict[str,
     v = c.track(chosen) if chosen is not None else None
     if v is None:
         return {"track": chosen, "rows": [], "seeds": [], "baseline": None}
-    rows = [{k: _clean(x) for k, x in r.items()} for r in c.leaderboard_rows(chosen, limit)]
+    rows = [{k: _clean(x, k) for k, x in r.items()} for r in c.leaderboard_rows(chosen, limit)]
     seeds = []
     for row in rows:
         counted = v.config_runs(row["config_hash"]) if row["trusted"] else []
@@ -300,9 +307,10 @@ def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
         finding["author_status"] = c.trust_state().standing(finding["author"]).status
     effects = []
     for e in (finding or {}).get("effects", []):
+        # Effects are the finding author's numbers: finite, yet their sums may overflow to inf.
         se = e.get("stderr")
-        effects.append({**e, "lo": None if se is None else e["effect"] - 2 * se,
-                        "hi": None if se is None else e["effect"] + 2 * se})
+        effects.append({**e, "lo": None if se is None else _clean(e["effect"] - 2 * se),
+                        "hi": None if se is None else _clean(e["effect"] + 2 * se)})
     base = base_configs(reader).get(chosen or "", {})
     tried = {e["knob"] for e in effects}
     return {"track": chosen, "finding": finding, "effects": effects,

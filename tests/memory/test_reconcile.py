@@ -2,6 +2,9 @@
 frames, few round trips, and the store's key index."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import msgpack
 import numpy as np
 import pytest
@@ -108,6 +111,32 @@ def test_malformed_answers_are_refused() -> None:
                     [["i", b"123"]], [None], [["f", [[0, b"\x00"]], fp * 2]]):
         with pytest.raises(ValueError):
             requester.absorb(split, replies)
+
+
+def _lie(n: int, cut: bool) -> Callable[[list[Any]], Any]:
+    """A responder that never splits: every split answer is the range again (or one key-bound
+    off it, `cut`), with a fingerprint that never matches and a count inviting a sketch, and no
+    sketch ever decodes."""
+    def reply(request: list[Any]) -> Any:
+        if request[0] == "s":
+            counts = [0, n + 50] if cut else [n + 50]
+            return ["f", [1] if cut else [], b"\x01" * 8 * (1 + cut), counts]
+        return False if request[0] == "x" else 0
+    return reply
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_a_responder_that_never_splits_ends_the_exchange_within_max_depth(cut: bool) -> None:
+    n = 5000
+    requester = Requester(Snapshot.build(range(1, n + 1), range(1, n + 1)))
+    frame, lie = requester.first(), _lie(n, cut)
+    with pytest.raises(ValueError, match="nested past"):
+        while frame:
+            requester.absorb(frame, [lie(request) for request in frame])
+            frame = requester.next_frame()
+    # each level costs one split and one sketch of R's keys, never a round more
+    assert requester.rounds <= 2 * reconcile.MAX_DEPTH + 2
+    assert requester.sketches <= reconcile.MAX_DEPTH + 1
 
 
 def test_index_merges_new_keys_as_a_rebuild_would() -> None:

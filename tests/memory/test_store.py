@@ -61,6 +61,27 @@ def test_a_bad_record_in_a_batch_does_not_stop_the_good_ones(store, keys) -> Non
     assert (report.accepted, report.rejected) == (10, {"malformed": 1})
 
 
+def _over_bigint(keys) -> list[bytes]:
+    """Signed records whose counts no BIGINT column holds (every other field valid)."""
+    run_body, b = bodies()["run"].model_dump(mode="python"), bodies()
+    out = [sign_raw(keys[2], envelope(keys[2], "run", 1 + i, {
+        **run_body, "metrics": {**run_body["metrics"], field: 2**63}}))
+        for i, field in enumerate(("tokens", "steps", "params"))]
+    out.append(sign_raw(keys[2], envelope(keys[2], "assessment", 4, {
+        **b["assessment"].model_dump(mode="python"), "n": 2**64 - 1})))
+    out.append(sign_raw(keys[2], envelope(keys[2], "noise_floor", 5, {
+        **b["noise_floor"].model_dump(mode="python"), "n": 2**63})))
+    return out
+
+
+def test_counts_past_bigint_are_refused_not_raised_in_a_batch(store, keys) -> None:
+    # Each one made the whole ingest raise OverflowError: the good records of its batch were
+    # lost, and the node's gossip ingest stopped.
+    good = [r.raw for r in synthetic.runs(keys[:2], 4)]
+    report = store.ingest(good[:2] + _over_bigint(keys) + good[2:])
+    assert (report.accepted, report.rejected) == (4, {"schema": 5})
+
+
 def test_equivocation_keeps_both_and_excludes_the_author(store, keys) -> None:
     liar, honest = keys[0], keys[1]
     store.add([run(honest, 1, BASE, seed=1, bpb=1.30)])

@@ -118,3 +118,21 @@ def test_swarm_sql_reports_duckdb_errors_and_its_time_limit(tmp_path: Path, netw
                           text=True, timeout=60)
     assert slow.returncode == 1 and "time limit 0.5 s" in slow.stderr
     assert "Traceback" not in bad.stderr + slow.stderr
+
+
+def test_an_ingest_with_counts_past_bigint_keeps_its_good_records(tmp_path: Path,
+                                                                   network: str) -> None:
+    # A signed run whose `tokens` no BIGINT holds made the whole ingest raise: /ingest answered
+    # 500 and stored nothing of the batch (the same raise stopped the node's gossip ingest).
+    from memory import synthetic
+    from tests.helpers import bodies, envelope, sign_raw
+
+    node = launch(tmp_path / "a", network)
+    (key,) = synthetic.keypairs(1, seed=63)
+    run = bodies()["run"].model_dump(mode="python")
+    bad = sign_raw(key, envelope(key, "run", 1, {**run, "metrics": {**run["metrics"],
+                                                                      "tokens": 2**63}}))
+    good = make_records(3)
+    assert node.ingest([good[0], bad, *good[1:]]) == {"accepted": 3, "duplicate": 0,
+                                                      "rejected": {"schema": 1}}
+    assert node.status()["records"] == 4                # its own node record and the good three

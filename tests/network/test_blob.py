@@ -76,6 +76,29 @@ def test_resume_unknown_hash_and_wrong_size(tmp_path: Path, held_cpu) -> None:
     with_two_hosts(body)
 
 
+def test_a_peer_that_drips_is_left_and_its_chunks_are_kept(tmp_path: Path, held_cpu,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's own rate limit makes it the dripping peer: after its burst (4 chunks) it sends
+    # one chunk a second, so it cannot average the 2 MiB/s asked for here, however fast the machine.
+    monkeypatch.setattr(blob, "MIN_RATE", 2 << 20)
+    monkeypatch.setattr(blob, "SLOW_GRACE_S", 1.0)
+    train = held_cpu["train"].read_bytes()
+    dest, part = tmp_path / "train.bin", tmp_path / "train.bin.part"
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        server.rate = CHUNK
+        with pytest.raises(DataError, match="too slow"):
+            await client.fetch(CPU.train_sha256, CPU.train_bytes, dest)
+        kept = part.stat().st_size
+        assert kept >= 4 * CHUNK and kept % CHUNK == 0 and train.startswith(part.read_bytes())
+        server.rate, server.served_bytes = blob.RATE_PER_PEER, 0
+        server._buckets.clear()                     # the next transfer at the normal rate
+        await client.fetch(CPU.train_sha256, CPU.train_bytes, dest)
+        assert dest.read_bytes() == train and server.served_bytes == CPU.train_bytes - kept
+
+    with_two_hosts(body)
+
+
 def _hostile(manifest_of: Callable[[bytes], list[bytes]], payload: bytes) -> Callable:
     async def serve(stream: Any) -> None:
         await read_frame(stream)

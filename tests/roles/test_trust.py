@@ -207,6 +207,33 @@ def test_fabricator_spot_checked_ends_distrusted(store, keys) -> None:
     assert Verifier.spot_checks(h) == []               # nothing left worth checking
 
 
+def test_keys_that_copy_honest_runs_earn_no_trust_and_verify_nothing(store, keys) -> None:
+    # Two free keys sign the honest node's own published baseline runs (same config, seed and
+    # val_bpb: no training). A spot check's replay of a copy would match and vouch for the copier;
+    # two such keys then made a fabricated claim verified and leaderboard #1.
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    own = [codec.decode(bytes(raw)).body for (raw,) in store.query(
+        "SELECT raw FROM records WHERE kind = 'run' AND author = ? ORDER BY ts", [h.me]).rows]
+    x, y = hostile(2)
+    for key, copies in ((x, own[:3]), (y, own[3:6])):
+        for body in copies:
+            sign(store, key, "run", body)
+    for _ in range(3):
+        Verifier().work(h)
+    v = evidence.verdicts_of(h)
+    assert not v.trust.trusted(x.peer_id) and not v.trust.trusted(y.peer_id)
+    base = evidence.baseline(h)
+    ids = [sign(store, x, "run", run_body(TINY, s, 0.90)).id for s in range(6)]
+    claim = sign(store, x, "claim", claim_body(base.hash, TINY, {"n_layer": 1}, base.run_ids,
+                                               ids, effect=-0.1)).id
+    for s in range(3):
+        sign(store, y, "run", run_body(TINY, 100 + s, 0.90, "verify", claim))
+    v = evidence.verdicts_of(h)
+    assert next(c for c in v.claims if c.id == claim).trusted is False
+    assert [r for r in v.leaderboard() if r["trusted"]][0]["config_hash"] == base.hash
+
+
 def test_honest_newcomer_ends_trusted_after_replays(store, keys) -> None:
     runner = Runner({("lr", 0.006): -5 * SD})
     h = node(store, keys[0], runner, 1)

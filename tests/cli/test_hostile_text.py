@@ -1,0 +1,61 @@
+"""Any author's text reaches the terminal as text: never rich markup, never an escape sequence.
+
+A stranger's valid, signed records carry markup that does not balance (rich raised on it and the
+command died with a traceback) and a terminal escape sequence in every free-text field shown.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from memory import canonical, codec, records as R, synthetic
+from memory.store import Store
+from node.home import memory_path
+from swarm import progress_view
+from swarm.cli import app
+from tests.helpers import BASE, TRACK
+
+HOSTILE = "[/bold][link=file:///etc/passwd]x[/link]\x1b]0;owned\x07\u202e"
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+@pytest.fixture
+def hostile(home: Path) -> Path:
+    """A home holding a stranger's run, claim and finding with HOSTILE in their text."""
+    (stranger,) = synthetic.keypairs(1, seed=77)
+    config = {**BASE, HOSTILE[:80]: HOSTILE}
+    runs = [codec.sign(stranger, "run", i + 1, synthetic.run_body(TRACK, config, seed=i,
+                                                                   val_bpb=1.2)) for i in range(2)]
+    claim = R.ClaimBody(track=TRACK, baseline_hash=canonical.config_hash(BASE),
+                        candidate_hash=canonical.config_hash(config), diff={HOSTILE[:80]: HOSTILE},
+                        baseline_runs=[], candidate_runs=[r.id for r in runs], effect=-0.1,
+                        summary=HOSTILE)
+    finding = R.FindingBody(track=TRACK, title=HOSTILE, text=HOSTILE + "\nsecond line",
+                            effects=[], refs=[])
+    with Store(memory_path(home)) as store:
+        store.add(runs + [codec.sign(stranger, "claim", 3, claim),
+                          codec.sign(stranger, "finding", 4, finding)])
+    return home
+
+
+@pytest.mark.parametrize("args", [["leaderboard"], ["findings"], ["runs"],
+                                  ["sql", "SELECT summary, diff FROM claims"]])
+def test_browsing_commands_print_hostile_text_as_text(hostile: Path, args: list[str]) -> None:
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+    if args[0] in ("findings", "sql"):
+        assert "[/bold][link=file:///" in result.stdout          # shown, literally
+    if args[0] == "findings":
+        assert "\nsecond line" in result.stdout                  # a finding keeps its lines
+
+
+def test_the_live_panel_prints_hostile_values_as_text() -> None:
+    out = Console(file=io.StringIO(), width=200, color_system=None)
+    out.print(progress_view.panel({"track": TRACK, "role": "verifier", "error": HOSTILE}))
+    text = out.file.getvalue()
+    assert "[/bold][link=file:///" in text and "\x1b" not in text
