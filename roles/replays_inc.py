@@ -86,7 +86,8 @@ class Replays:
             if key not in self._compared:      # rows never change: compared once per facts
                 match = trust.judge(replay, target, facts)
                 self._compared[key] = None if match is None else trust.Replay(
-                    replay["id"], replay["author"], target["id"], target["author"], match)
+                    replay["id"], replay["author"], target["id"], target["author"], match,
+                    trust.exact_hardware(replay, target))
             if (found := self._compared[key]) is not None:
                 out.append(found)
         return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roles import evidence
+from roles import evidence, trust
 from roles.context import Context
 from roles.verdicts import Verdicts
 
@@ -69,11 +69,23 @@ def copied(ctx: Context, run: dict[str, Any]) -> bool:
                                    run["id"]]))
 
 
+def own_hardware(ctx: Context) -> dict[str, Any] | None:
+    """The hardware of this node's latest run on the track (None before its first)."""
+    rows = ctx.rows("SELECT accelerator, device_name, cores FROM valid_runs WHERE author = ? "
+                    "AND track = ? ORDER BY ts DESC, id LIMIT 1", [ctx.me, ctx.track])
+    return rows[0] if rows else None
+
+
 def candidates(ctx: Context) -> list[dict[str, Any]]:
-    """Runs worth a spot check now, most influential first (ties: oldest, then id)."""
+    """Runs worth a spot check now, most influential first; within one influence, runs this node
+    can reproduce bit for bit first (only such a match earns their author trust: roles/trust.py),
+    then oldest, then id."""
     v = evidence.verdicts_of(ctx)
     if not budget_left(v):
         return []
     weights = influence(v, evidence.baseline(ctx).hash)
+    mine = own_hardware(ctx)
     runs = [v.runs[i] for i in weights]
-    return sorted(runs, key=lambda r: (-weights[r["id"]], r["ts"], r["id"]))
+    return sorted(runs, key=lambda r: (-weights[r["id"]],
+                                       mine is None or not trust.exact_hardware(mine, r),
+                                       r["ts"], r["id"]))

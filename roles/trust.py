@@ -113,6 +113,10 @@ class Replay:
     target: str
     target_author: str
     match: bool
+    # Bit for bit (same CPU model and thread count): only such a match vouches for the target's
+    # author. Across hardware the replay lands within seed noise of the target, and so does any
+    # number near the config's public mean: a key that trained nothing would match as often.
+    exact: bool = True
 
 
 @dataclass
@@ -153,19 +157,27 @@ def _row_side(row: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k: row[prefix + k] for k in keys}
 
 
+def exact_hardware(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Does a fixed-seed run of `mine`'s hardware reproduce `theirs` bit for bit? On CPU with the
+    same model and thread count it does; CUDA kernels are not bit-deterministic (docs/HARNESS.md,
+    "Determinism"), so two GPU runs of one seed are compared as across hardware."""
+    return mine["accelerator"] == "cpu" and all(mine[k] == theirs[k]
+                                                for k in ("accelerator", "device_name", "cores"))
+
+
 def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts) -> bool | None:
     """Does run `mine` (a replay) reproduce run `theirs`? None when it says nothing either way.
 
-    Same device and core count: a fixed-seed run is bit-identical, so 1e-6 decides both ways.
-    Other hardware of the same accelerator kind: within 0.005 is a match, more than
-    `CROSS_HW_REFUTE` a mismatch (no kernel difference moves a result that far), between the two
-    proves nothing. Another accelerator kind is another experiment."""
+    Bit-identical hardware (`exact_hardware`): 1e-6 decides both ways. Other hardware of the same
+    accelerator kind: within 0.005 is a match, more than `CROSS_HW_REFUTE` a mismatch (no kernel
+    difference moves a result that far), between the two proves nothing. Another accelerator
+    kind is another experiment."""
     same = all(mine[k] == theirs[k] for k in ("track", "config_hash", "seed", "accelerator"))
     if not same or mine["status"] != "ok" or sanity.reason(mine, facts) is not None:
         return None                       # another experiment, or a replay that proves nothing
     if theirs["status"] != "ok" or sanity.reason(theirs, facts) is not None:
         return False                      # the target's number cannot be reproduced: it is none
-    exact = all(mine[k] == theirs[k] for k in ("device_name", "cores"))
+    exact = exact_hardware(mine, theirs)
     gap = abs(float(mine["val_bpb"]) - float(theirs["val_bpb"]))
     if gap <= stats.replay_tolerance(exact, 0.0):
         return True
@@ -178,7 +190,8 @@ def _compare(row: dict[str, Any], facts: sanity.TrackFacts) -> Replay | None:
     match = judge(mine, theirs, facts)
     if match is None:
         return None
-    return Replay(mine["id"], mine["author"], theirs["id"], theirs["author"], match)
+    return Replay(mine["id"], mine["author"], theirs["id"], theirs["author"], match,
+                  exact_hardware(mine, theirs))
 
 
 def load_replays(reader: Any, facts: sanity.TrackFacts) -> list[Replay]:
@@ -209,10 +222,10 @@ def compute(replays: list[Replay], roots: frozenset[str]) -> TrustState:
 def _levels(replays: list[Replay], roots: frozenset[str], distrusted: dict[str, list[str]],
             outcome: dict[str, str]) -> dict[str, float]:
     """Levels with distrusted authors fixed at 0: repeat the capped, decayed sum to a fixpoint.
-    A matching replay of a run that trusted replays dispute or refute vouches for nobody."""
+    Only a bit-for-bit match vouches, and not of a run that trusted replays dispute or refute."""
     vouchers: dict[str, set[str]] = defaultdict(set)
     for rep in replays:
-        if rep.match and outcome.get(rep.target, "reproduced") == "reproduced":
+        if rep.match and rep.exact and outcome.get(rep.target, "reproduced") == "reproduced":
             vouchers[rep.target_author].add(rep.replayer)
     level = {r: 1.0 for r in roots}
     for _ in range(len(vouchers) + 1):
@@ -265,7 +278,8 @@ def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, floa
         trusted_replayer = level.get(rep.replayer, 0.0) >= THRESHOLD
         if rep.match and trusted_replayer and outcome.get(rep.target) == "reproduced":
             target.matched.append(rep.target)
-            target.vouchers.append(rep.replayer)
+            if rep.exact:
+                target.vouchers.append(rep.replayer)
         elif not rep.match and trusted_replayer and outcome.get(rep.target) == "refuted":
             target.mismatched.append(rep.target)
     for author, a in authors.items():
@@ -292,6 +306,9 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
     if a.level >= THRESHOLD:
         return "trusted", (f"{len(a.matched)} run(s) reproduced by "
                            f"{', '.join(v[:12] for v in a.vouchers[:3])}")
+    if a.matched and not a.vouchers:
+        return "untrusted", ("reproduced only across hardware (within seed noise: earns no "
+                             "trust)")
     if a.matched:
         return "untrusted", f"reproduced only by authors below {THRESHOLD} trust"
     return "untrusted", "no replay by a trusted author yet"

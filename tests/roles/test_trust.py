@@ -13,7 +13,7 @@ import pytest
 from memory import codec, records as R
 from memory.canonical import config_hash
 from memory.store import Store
-from roles import choice, evidence, leases, sanity, trust
+from roles import choice, evidence, leases, sanity, spotcheck, trust
 from roles.experimenter import Experimenter
 from roles.meta_analyst import MetaAnalyst
 from roles.statistician import Statistician
@@ -232,6 +232,71 @@ def test_keys_that_copy_honest_runs_earn_no_trust_and_verify_nothing(store, keys
     v = evidence.verdicts_of(h)
     assert next(c for c in v.claims if c.id == claim).trusted is False
     assert [r for r in v.leaderboard() if r["trusted"]][0]["config_hash"] == base.hash
+
+
+def predicted_runs(store: Store, key, runner: Runner, device: str | None) -> None:
+    """Baseline runs of BASE at fresh seeds, each at the config's public mean (no training),
+    claiming `device` (None: the honest node's own hardware); seeds within 2 sd of the mean."""
+    seeds = [s for s in range(900, 1000) if abs(runner.noise(BASE, s)) < 2 * SD][:4]
+    for s in seeds:
+        body = run_body(BASE, s, runner.true_bpb(BASE), "baseline")
+        if device is not None:
+            body = body.model_copy(update={"hardware": body.hardware.model_copy(
+                update={"device_name": device})})
+        sign(store, key, "run", body)
+
+
+def spot_check(h, key) -> trust.AuthorTrust:
+    for _ in range(3):
+        Verifier().work(h)
+    return evidence.verdicts_of(h).trust.standing(key.peer_id)
+
+
+def test_a_predicted_number_on_other_hardware_earns_no_trust(store, keys) -> None:
+    # A free key publishes the best config's public mean under fresh seeds and says it ran on
+    # another CPU model. A replay there lands within seed noise of it, inside the cross-hardware
+    # tolerance (0.005 > 2 sd): it matched 5 times in 5 and vouched, with no training done.
+    runner = Runner()
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    [x] = hostile(1)
+    predicted_runs(store, x, runner, "Other CPU @ 3GHz")
+    standing = spot_check(h, x)
+    assert standing.matched and not standing.vouchers          # it matched, but vouches nothing
+    assert standing.status == "untrusted" and "across hardware" in standing.why
+
+
+def test_a_predicted_number_on_the_replayers_hardware_is_caught(store, keys) -> None:
+    runner = Runner()
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    [x] = hostile(1)
+    predicted_runs(store, x, runner, None)                    # bit for bit: 1e-6 decides
+    assert spot_check(h, x).status == "distrusted"
+
+
+def test_spot_checks_go_first_to_runs_this_node_can_reproduce_bit_for_bit(store, keys) -> None:
+    runner = Runner()
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    other, same = hostile(2)
+    predicted_runs(store, other, runner, "Other CPU @ 3GHz")     # older, equally influential
+    predicted_runs(store, same, runner, None)
+    assert [r["author"] for r in spotcheck.candidates(h)][:4] == [same.peer_id] * 4
+
+
+def test_two_gpu_runs_of_one_seed_are_compared_as_across_hardware() -> None:
+    # CUDA kernels are not bit-deterministic: the same GPU model gives a slightly different
+    # number, which must neither refute (1e-6) nor vouch.
+    gpu = {"track": TRACK, "config_hash": "c", "seed": 1, "status": "ok", "tokens": BUDGET,
+           "steps": 1000, "mfu": 0.4, "accelerator": "cuda", "device_name": "NVIDIA H200",
+           "cores": 16, "config": BASE}
+    facts = sanity.TrackFacts({TRACK: None})
+    assert trust.judge({**gpu, "val_bpb": 1.0001}, {**gpu, "val_bpb": 1.0}, facts) is True
+    assert not trust.exact_hardware(gpu, gpu)
+    cpu = {**gpu, "accelerator": "cpu", "device_name": "Xeon"}
+    assert trust.judge({**cpu, "val_bpb": 1.0001}, {**cpu, "val_bpb": 1.0}, facts) is False
+    assert trust.exact_hardware(cpu, cpu)
 
 
 def test_honest_newcomer_ends_trusted_after_replays(store, keys) -> None:
