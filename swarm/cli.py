@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 bench_app = typer.Typer(help="Benchmarks (figures for the issues' targets).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")

@@ -182,8 +182,9 @@ def bench(
     timeout: float = typer.Option(600.0, "--timeout", help="Give up after S seconds."),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
-    """Run a swarm until a claim is independently verified; report wall time and each node's
-    coordination share (time not spent training / busy time; target < 2%)."""
+    """Run a swarm until a claim is independently verified: wall time, coordination share.
+
+    Each node's coordination share is its time not spent training / busy time (target < 2%)."""
     from node.harness.data import shared_data_dir
 
     data_dir = data_dir or shared_data_dir()

@@ -294,9 +294,10 @@ def bench(scenario: list[str] = typer.Option(list(SCENARIOS), "--scenario",
           rounds: int = typer.Option(12, "--rounds", help="Steps per honest node."),
           seed: int = typer.Option(0, "--seed", help="Random seed of the simulation."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of a table.")) -> None:
-    """Honest nodes (the real roles) against hostile keys: false verified findings (target 0),
-    honest findings lost (0), replay share of runs (<= 10%), replays until a fabricator is
-    distrusted (<= 3)."""
+    """Honest nodes (the real roles) against hostile keys.
+
+    Reports false verified findings (target 0), honest findings lost (0), replay share of runs
+    (<= 10%), replays until a fabricator is distrusted (<= 3)."""
     rows = [simulate(s, k, honest, rounds, seed) for s in scenario for k in keys]
     if json_out:
         return print_json(rows)

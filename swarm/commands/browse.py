@@ -27,8 +27,10 @@ def _compact(config: Any) -> str:
 
 def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=1, help="Rows per track."),
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Configs ranked by mean val_bpb over seeds of trusted, sane runs, per track (lower is
-    better); configs with untrusted runs only follow, marked, unranked (docs/TRUST.md)."""
+    """Configs ranked by mean val_bpb over seeds, per track (lower is better).
+
+    Only trusted, sane runs rank; configs with untrusted runs only follow, marked, unranked
+    (docs/TRUST.md)."""
     from swarm.conclusions import Conclusions
 
     with open_reader(home) as reader, query_errors():
@@ -67,8 +69,10 @@ def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """The newest finding of the meta-analysis per track, in full; then every claim and its status
-    as derived here; claims by authors this node does not trust are listed apart."""
+    """The newest finding per track in full, then every claim and its status.
+
+    Statuses are derived here, from the meta-analysis; claims by authors this node does not trust
+    are listed apart."""
     from swarm.conclusions import Conclusions
 
     with open_reader(home) as reader, query_errors():
@@ -205,8 +209,8 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         fail(f"{out} exists and is not a folder")
     written = []
     with open_reader(home) as reader:
-        out.mkdir(parents=True, exist_ok=True)
         names = [name for (name,) in run_query(reader, EXPORT_LIST).rows]
+        out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
         for name in progress(names, description="exporting", disable=json_out,
                              console=console, transient=True):
             columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns

@@ -7,7 +7,7 @@ from typing import Any, Optional
 import typer
 
 from swarm.output import console, fail, print_json, print_table
-from swarm.reader import open_reader, run_query
+from swarm.reader import open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -80,7 +80,10 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
            json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Write every signed record (or one kind's) to FILE, for another node to import."""
     from memory import stream
+    from memory.records import KINDS
 
+    if kind is not None and kind not in KINDS:
+        fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     with open_reader(home) as reader:
         rows = run_query(reader, "SELECT raw FROM records WHERE (? IS NULL OR kind = ?) "
                          "ORDER BY author, seq, id", [kind, kind]).rows
@@ -103,7 +106,7 @@ def stats(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """What the memory holds: records per kind, authors, rejections by reason, size."""
     from memory.store import memory_stats
 
-    with open_reader(home) as reader:
+    with open_reader(home) as reader, query_errors():
         info = reader.stats() if hasattr(reader, "stats") else memory_stats(reader)
     if json_out:
         return print_json(info)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -15,6 +16,7 @@ from swarm.output import console, fail, print_json, print_table
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/7400"
+STATUS_CELL = 400       # `swarm status` shows a value up to this many characters (folded over lines)
 
 
 def join(
@@ -70,6 +72,7 @@ def join(
     the worker trains, assesses or verifies (--no-work: only keep the memory in sync)."""
     from memory.store import StoreError
     from node.daemon import AlreadyRunning, Daemon, DaemonConfig
+    from node.identity import IdentityError
     from node.home import resolve_home
     from node.host import NetConfig
     from swarm.node_work import NodeWork, WorkOptions, gate_params
@@ -107,12 +110,11 @@ def join(
     from swarm.web.app import with_dashboard
     try:
         _run(Daemon(config), with_dashboard(starter), summary)
-    except AlreadyRunning as exc:
-        fail(str(exc))
-    except StoreError as exc:
+    except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
+        hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
+        fail(f"cannot start the node: {exc}{hint}")
 
 
 def _relay_caps() -> Any:
@@ -192,6 +194,8 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
 
     from swarm.output import when
     shown = dict(info)
+    if "peer_id" in shown and shown["peer_id"] is None:
+        shown["peer_id"] = "none yet (swarm join creates the node's key)"
     if isinstance(info.get("last_sync"), int):
         shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
@@ -205,17 +209,24 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         rows += [(f"work: {name}", value) for name, value in work_rows(loop)]
     if isinstance(work, str):
         rows.append(("current_work", work))
-    print_table("node status", ["field", "value"], rows)
+    # whole values: the peer id and addresses are what another machine needs (they fold, not cut)
+    print_table("node status", ["field", "value"], rows, cell_width=STATUS_CELL)
 
 
 def _offline_status(home: Optional[Path]) -> dict[str, Any]:
+    """What a home says without its daemon: its peer id (None before its first `swarm join`;
+    status never creates a key)."""
     from node.home import resolve_home
-    from node.identity import load_or_create
+    from node.identity import IdentityError
+    from swarm.conclusions import own_peer_id
 
     root = resolve_home(home)
-    if not root.exists():
+    if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
-    return {"running": False, "peer_id": load_or_create(root).peer_id, "home": str(root)}
+    try:
+        return {"running": False, "peer_id": own_peer_id(root), "home": str(root)}
+    except IdentityError as exc:
+        fail(str(exc))
 
 
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
@@ -258,13 +269,21 @@ PEER_TIMES = {"first_seen", "last_seen", "last_sync", "banned_until"}
 
 
 def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
+    """The peers a stopped node saved in HOME/peers.json ([] when none or unreadable)."""
     from node.home import resolve_home
     from node.peers import PEERS_FILE
 
+    root = resolve_home(home)
+    if not root.is_dir():
+        fail(f"no node home at {root}; run `swarm join` first")
     try:
-        return json.loads((resolve_home(home) / PEERS_FILE).read_text())
+        saved = json.loads((root / PEERS_FILE).read_text())
     except (OSError, ValueError):
         return []
+    if not isinstance(saved, list):
+        return []
+    # a file edited by hand: keep only the entries shaped like those the node writes
+    return [p for p in saved if isinstance(p, dict) and isinstance(p.get("peer_id"), str)]
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
