@@ -105,6 +105,8 @@ def join(
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
+        if trust:
+            _check_trust_file(resolve_home(home))
         starter = NodeWork.starter(options)
         summary = (track, options.gate.min_baseline)
     from swarm.web.app import with_dashboard
@@ -115,6 +117,16 @@ def join(
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
         fail(f"cannot start the node: {exc}{hint}")
+
+
+def _check_trust_file(home: Path) -> None:
+    """Stop with one line when HOME/trust.json cannot be read: pinning --trust would drop its pins."""
+    from roles import trust
+
+    try:
+        trust.read_pins(home)
+    except trust.TrustFileError as exc:
+        fail(f"cannot read {exc}; fix or remove the file first")
 
 
 def _relay_caps() -> Any:

@@ -60,6 +60,9 @@ def test_trust_add_keeps_an_unreadable_trust_file(home: Path) -> None:
     code, _, err = swarm("trust", "add", PEER)
     assert one_line_error(code, err, "trust.json")
     assert (home / trust.TRUST_FILE).read_text().endswith(",}}")
+    code, _, err = swarm("join", "--trust", PEER, "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert one_line_error(code, err, "trust.json") and not (home / "memory.duckdb").exists()
+    assert (home / trust.TRUST_FILE).read_text().endswith(",}}")
     code, _, err = swarm("trust", "add", "notakey")      # base58, but no key: said once
     assert one_line_error(code, err, "not an Ed25519 peer id: 'notakey'") and "(" not in err
 
