@@ -144,3 +144,20 @@ def test_help_text_is_reflowed_for_the_terminal() -> None:
     assert "unranked (docs/TRUST.md)" in out          # one sentence, not the docstring's lines
     summary = runner.invoke(app, ["--help"]).stdout
     assert "Configs ranked by mean val_bpb over seeds, per track" in summary
+
+
+def test_manual_runs_are_diffed_against_the_built_in_base(home: Path) -> None:
+    """`swarm run --set lr=...` twice, no baseline run yet: the leaderboard still says what changed."""
+    from memory import codec
+    from node.harness.tracks import TRACKS
+
+    key = synthetic.keypairs(1, seed=3)[0]
+    base = TRACKS["tinystories-cpu"].base.model_dump()
+    track = "tinystories-cpu:" + "7" * 32                    # another budget: another id, same base
+    bodies = [synthetic.run_body(track, base, 0, 2.33),
+              synthetic.run_body(track, {**base, "lr": 0.001}, 1, 2.58)]
+    with Store(memory_path(home)) as store:
+        store.add([codec.sign(key, "run", i + 1, b) for i, b in enumerate(bodies)])
+    rows = json.loads(swarm("leaderboard", "--json")[1])
+    assert [r["diff"] for r in rows] == [{}, {"lr": 0.001}]
+    assert "lr=0.001" in swarm("leaderboard")[1]
