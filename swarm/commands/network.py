@@ -202,27 +202,35 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         info = _offline_status(home)
     if json_out:
         return print_json(info)
+    # the peer id and addresses whole, each on its own line: what another machine pastes
+    console.print(f"peer id {info.get('peer_id') or 'none yet (swarm join creates the key)'}",
+                  soft_wrap=True, highlight=False)
+    for addr in info.get("addrs", []):
+        console.print(f"addr {addr}", soft_wrap=True, highlight=False)
+    # other long values fold over lines rather than being cut
+    print_table("node status", ["field", "value"], _status_rows(info), cell_width=STATUS_CELL)
+
+
+def _status_rows(info: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The status table's rows: one per field, nat / relay / work one row per entry (80 columns)."""
+    from swarm.output import when
     from swarm.progress_view import work_rows
 
-    from swarm.output import when
     shown = dict(info)
-    if "peer_id" in shown and shown["peer_id"] is None:
-        shown["peer_id"] = "none yet (swarm join creates the node's key)"
     if isinstance(info.get("last_sync"), int):
         shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in shown.items() if key not in ("addrs", "current_work", "nat", "relay")]
-    for group in ("nat", "relay"):                   # one row per field, so they fit 80 columns
+            for key, value in shown.items()
+            if key not in ("peer_id", "addrs", "current_work", "nat", "relay")]
+    for group in ("nat", "relay"):
         rows += [(f"{group}: {k}", v if isinstance(v, (str, int)) else json.dumps(v))
                  for k, v in (info.get(group) or {}).items() if k != "relayed_addrs"]
-    rows += [("addr", addr) for addr in info.get("addrs", [])]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
         rows += [(f"work: {name}", value) for name, value in work_rows(loop)]
     if isinstance(work, str):
         rows.append(("current_work", work))
-    # whole values: the peer id and addresses are what another machine needs (they fold, not cut)
-    print_table("node status", ["field", "value"], rows, cell_width=STATUS_CELL)
+    return rows
 
 
 def _offline_status(home: Optional[Path]) -> dict[str, Any]:
