@@ -56,7 +56,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     if not rows:
         console.print(f"[dim]{title}: {empty}[/]")
         return
-    table = Table(title=title, title_justify="left", header_style="bold")
+    # at least as wide as its title, so a narrow table's title is not broken over lines
+    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     for i, name in enumerate(columns):
         # Ids, times and numbers never break across lines; the last column (free text) folds.
         last = i == len(columns) - 1

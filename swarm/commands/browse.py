@@ -190,7 +190,8 @@ def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and 
         result = run_query(reader, query, timeout_s=query_timeout)
     if json_out:
         return print_json([dict(zip(result.columns, row)) for row in result.rows])
-    print_table(f"{len(result.rows)} rows", result.columns, result.rows, empty="no rows")
+    n = len(result.rows)
+    print_table(f"{n} row{'s' if n != 1 else ''}", result.columns, result.rows, empty="no rows")
 
 
 class Format(str, Enum):

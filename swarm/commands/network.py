@@ -252,6 +252,7 @@ def _offline_status(home: Optional[Path]) -> dict[str, Any]:
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Peers this node knows: who, where, when last seen, records received, rejected."""
     found = _api_get(home, "/peers")
+    running = found is not None
     if found is None:
         found = _saved_peers(home)
     if json_out:
@@ -263,7 +264,8 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
                 [(p["peer_id"][:16], _link(p), when(_ms(p.get("last_seen"))),
                   p.get("received", ""), p.get("rejected", ""),
                   (p.get("addrs") or [""])[0].split("/p2p/")[0])
-                 for p in found], empty="none known (is `swarm join` running?)")
+                 for p in found],
+                empty="none known yet" if running else "none known (is `swarm join` running?)")
 
 
 def _link(peer: dict[str, Any]) -> str:

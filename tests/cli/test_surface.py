@@ -161,3 +161,8 @@ def test_manual_runs_are_diffed_against_the_built_in_base(home: Path) -> None:
     rows = json.loads(swarm("leaderboard", "--json")[1])
     assert [r["diff"] for r in rows] == [{}, {"lr": 0.001}]
     assert "lr=0.001" in swarm("leaderboard")[1]
+
+
+def test_a_narrow_tables_title_stays_on_one_line(stored: Path) -> None:
+    code, out, _ = swarm("sql", "SELECT 1 AS n")
+    assert code == 0 and out.splitlines()[0].strip() == "1 row"
