@@ -116,6 +116,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         fail(exc.args[0])
     except Refused as exc:
         fail(str(exc))
+    if record:
+        _check_home(home)
     tasks: dict[str, Any] = {}
     bars = _progress_bars()
     try:
@@ -137,6 +139,22 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
             err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _check_home(home: Path | None) -> None:
+    """Stop before training, not after, when the run could not be recorded in `home`: a file in
+    its place, or a key that cannot be used."""
+    from node.home import IDENTITY_FILE, resolve_home
+    from node.identity import IdentityError, load_or_create
+
+    resolved = resolve_home(home)
+    if resolved.exists() and not resolved.is_dir():
+        fail(f"--home {resolved} is not a folder (or pass --no-record)")
+    if (resolved / IDENTITY_FILE).exists():
+        try:
+            load_or_create(resolved)
+        except IdentityError as exc:
+            fail(f"{exc} (or pass --no-record)")
 
 
 def _record(result: Any, home: Path | None) -> str:
@@ -162,7 +180,7 @@ def _record(result: Any, home: Path | None) -> str:
         with Store(memory_path(resolved)) as store:
             record = codec.sign(keypair, "run", store.next_seq(keypair.peer_id), body)
             report = store.add([record])
-    except (IdentityError, StoreError) as exc:
+    except (IdentityError, StoreError, OSError) as exc:
         fail(f"the run finished but was not recorded: {exc}")
     if report.accepted != 1:
         fail(f"the run finished but the memory refused its record: {report.as_dict()}")

@@ -166,3 +166,18 @@ def test_manual_runs_are_diffed_against_the_built_in_base(home: Path) -> None:
 def test_a_narrow_tables_title_stays_on_one_line(stored: Path) -> None:
     code, out, _ = swarm("sql", "SELECT 1 AS n")
     assert code == 0 and out.splitlines()[0].strip() == "1 row"
+
+
+def test_run_checks_its_home_before_training(tmp_path: Path) -> None:
+    """A home the run could not be recorded in stops `swarm run` at once, not after training."""
+    not_a_folder = tmp_path / "home-file"
+    not_a_folder.write_text("x")
+    code, _, err = swarm("run", "--home", str(not_a_folder), "--budget-tokens", "1000")
+    assert one_line_error(code, err, "is not a folder")
+    bad_key = tmp_path / "home"
+    bad_key.mkdir()
+    (bad_key / IDENTITY_FILE).write_text("zz\n")
+    (bad_key / IDENTITY_FILE).chmod(0o600)
+    code, _, err = swarm("run", "--home", str(bad_key), "--budget-tokens", "1000")
+    assert one_line_error(code, err, "does not hold a 32-byte hex key")
+    assert not (bad_key / "memory.duckdb").exists() and not (bad_key / "cache").exists()
