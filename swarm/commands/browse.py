@@ -168,10 +168,14 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
     console.print(f"author {record.author}  seq {record.seq}  {when(record.ts)} UTC")
-    console.print_json(json.dumps(out["body"], default=str))
     if record.kind == "run":
-        from swarm.readable import print_run_readable
+        from swarm.readable import READABLE, print_run_readable
+        # the samples, quality and curve once, as text for people (in full with --json)
+        console.print_json(json.dumps({k: v for k, v in out["body"].items() if k not in READABLE},
+                                      default=str))
         print_run_readable(console, out["body"])
+    else:
+        console.print_json(json.dumps(out["body"], default=str))
     if status is not None:
         console.print_json(json.dumps({"claim_status": status}, default=str))
     if here is not None:
