@@ -51,6 +51,11 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
 
     if not file.is_file():
         fail(f"no such file: {file}")
+    with open(file, "rb") as head:          # before the home or its memory is created
+        try:
+            stream.check_header(head)
+        except stream.NotARecordStream as exc:
+            fail(f"{file}: {exc}")
     resolved = resolve_home(home)
     client = api_client.connect(resolved)
     with open(file, "rb") as src, _progress(file.stat().st_size, json_out) as progress:

@@ -160,7 +160,8 @@ def test_memory_import_refuses_a_file_that_is_not_a_stream(home, tmp_path) -> No
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
     code, _, err = swarm("memory", "import", str(bad))
-    assert code == 1 and "not a swarm record stream" in err
+    assert code == 1 and "not a swarm record stream" in err and "kept" not in err
+    assert not home.exists()                    # refused before the home or its memory was made
     code, _, err = swarm("memory", "import", str(tmp_path / "missing.swarm"))
     assert code == 1 and "no such file" in err
 
