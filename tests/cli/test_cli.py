@@ -228,7 +228,11 @@ def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
 @pytest.mark.parametrize("args", [["join", "--budget-tokens", "-1"], ["join", "--threads", "0"],
                                   ["join", "--max-runs", "0"], ["join", "--lease", "0"],
                                   ["dashboard", "--port", "99999"],
-                                  ["leaderboard", "--limit", "-5"], ["runs", "--limit", "0"]])
+                                  ["leaderboard", "--limit", "-5"], ["runs", "--limit", "0"],
+                                  ["bench", "memory", "--records", "0"],
+                                  ["bench", "network", "--nodes", "0"],
+                                  ["bench", "swarm", "--nodes", "1"], ["bench", "blob", "--rounds", "0"],
+                                  ["bench", "dashboard", "--records", "5"]])
 def test_out_of_range_options_are_refused_before_anything_starts(home: Path, args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "Invalid value" in result.output

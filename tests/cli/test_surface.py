@@ -181,3 +181,8 @@ def test_run_checks_its_home_before_training(tmp_path: Path) -> None:
     code, _, err = swarm("run", "--home", str(bad_key), "--budget-tokens", "1000")
     assert one_line_error(code, err, "does not hold a 32-byte hex key")
     assert not (bad_key / "memory.duckdb").exists() and not (bad_key / "cache").exists()
+
+
+def test_bench_trust_refuses_an_unknown_attack() -> None:
+    code, _, err = swarm("bench", "trust", "--scenario", "bribe")
+    assert one_line_error(code, err, "--scenario must be one of fabricate")
