@@ -215,15 +215,19 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
     written = []
     with open_reader(home) as reader:
         names = [name for (name,) in run_query(reader, EXPORT_LIST).rows]
-        out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
-        for name in progress(names, description="exporting", disable=json_out,
-                             console=console, transient=True):
-            columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
-            result = run_query(reader, f"SELECT {columns} FROM {name}")
-            table = pa.table({c: [row[i] for row in result.rows] for i, c in enumerate(result.columns)})
-            path = out / f"{name}.{fmt.value}"
-            _write_table(table, path, fmt)
-            written.append({"table": name, "rows": table.num_rows, "path": str(path)})
+        try:
+            out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
+            for name in progress(names, description="exporting", disable=json_out,
+                                 console=console, transient=True):
+                columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
+                result = run_query(reader, f"SELECT {columns} FROM {name}")
+                table = pa.table({c: [row[i] for row in result.rows]
+                                  for i, c in enumerate(result.columns)})
+                path = out / f"{name}.{fmt.value}"
+                _write_table(table, path, fmt)
+                written.append({"table": name, "rows": table.num_rows, "path": str(path)})
+        except OSError as exc:
+            fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     if json_out:
         return print_json(written)
     print_table(f"exported to {out}", ["table", "rows", "file"],

@@ -1,6 +1,7 @@
 """`swarm memory import|export|stats`: signed records as a file, and what the memory holds."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -99,8 +100,9 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
             n = stream.write(out, raws)
         tmp.replace(file)          # never leave a half-written stream under the final name
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        fail(f"cannot write {file}: {exc}")
+        with contextlib.suppress(OSError):      # e.g. its folder is a file: nothing was written
+            tmp.unlink(missing_ok=True)
+        fail(f"cannot write {file}: {exc.strerror or exc}")
     if json_out:
         return print_json({"records": n, "path": str(file), "bytes": file.stat().st_size})
     console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)")

@@ -186,3 +186,14 @@ def test_run_checks_its_home_before_training(tmp_path: Path) -> None:
 def test_bench_trust_refuses_an_unknown_attack() -> None:
     code, _, err = swarm("bench", "trust", "--scenario", "bribe")
     assert one_line_error(code, err, "--scenario must be one of fabricate")
+
+
+def test_writing_under_a_file_is_one_line(stored: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for command in (["export", "--format", "csv", "--out", str(a_file / "out")],
+                    ["memory", "export", str(a_file / "all.swarm")],
+                    ["report", "--out", str(a_file / "report.html")]):
+        code, _, err = swarm(*command)
+        assert one_line_error(code, err, "Not a directory"), command
+    assert a_file.read_text() == "x"
