@@ -105,8 +105,9 @@ def join(
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
-        if trust:
-            _check_trust_file(resolve_home(home))
+        if trust:                   # --trust writes HOME/trust.json: never over one it cannot read
+            from swarm.commands.trust import check_pins_file
+            check_pins_file(resolve_home(home))
         starter = NodeWork.starter(options)
         summary = (track, options.gate.min_baseline)
     from swarm.web.app import with_dashboard
@@ -117,16 +118,6 @@ def join(
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
         fail(f"cannot start the node: {exc}{hint}")
-
-
-def _check_trust_file(home: Path) -> None:
-    """Stop with one line when HOME/trust.json cannot be read: pinning --trust would drop its pins."""
-    from roles import trust
-
-    try:
-        trust.read_pins(home)
-    except trust.TrustFileError as exc:
-        fail(f"cannot read {exc}; fix or remove the file first")
 
 
 def _relay_caps() -> Any:

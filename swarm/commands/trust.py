@@ -32,17 +32,23 @@ def _check_peer(peer_id: str) -> None:
              f"not an Ed25519 peer id: {peer_id!r} ({detail})")
 
 
-def _pins_home(ctx: typer.Context, home: Optional[Path]) -> Path:
-    """The home to pin in: the command's --home, else the group's (`swarm trust --home DIR add`);
-    stops with one line when its trust.json cannot be read (writing would drop its pins)."""
-    from node.home import resolve_home
+def check_pins_file(home: Path) -> None:
+    """Stop with one line when HOME/trust.json cannot be read: writing pins would drop its own."""
     from roles import trust
 
-    root = resolve_home(home if home is not None else (ctx.obj or {}).get("home"))
     try:
-        trust.read_pins(root)
+        trust.read_pins(home)
     except trust.TrustFileError as exc:
         fail(f"cannot read {exc}; fix or remove the file first")
+
+
+def _pins_home(ctx: typer.Context, home: Optional[Path]) -> Path:
+    """The home to pin in: the command's --home, else the group's (`swarm trust --home DIR add`),
+    once its trust.json is known to be readable."""
+    from node.home import resolve_home
+
+    root = resolve_home(home if home is not None else (ctx.obj or {}).get("home"))
+    check_pins_file(root)
     return root
 
 
