@@ -79,6 +79,8 @@ def join(
 
     from node.listen import AddressError, bootstrap_addrs, check_listen
 
+    if resolve_home(home).exists() and not resolve_home(home).is_dir():
+        fail(f"--home {resolve_home(home)} is not a folder")
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))

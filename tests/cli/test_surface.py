@@ -168,12 +168,14 @@ def test_a_narrow_tables_title_stays_on_one_line(stored: Path) -> None:
     assert code == 0 and out.splitlines()[0].strip() == "1 row"
 
 
-def test_run_checks_its_home_before_training(tmp_path: Path) -> None:
-    """A home the run could not be recorded in stops `swarm run` at once, not after training."""
+def test_run_and_join_check_their_home_first(tmp_path: Path) -> None:
+    """A home that cannot hold a memory stops `swarm run` before training and `swarm join` at once."""
     not_a_folder = tmp_path / "home-file"
     not_a_folder.write_text("x")
     code, _, err = swarm("run", "--home", str(not_a_folder), "--budget-tokens", "1000")
     assert one_line_error(code, err, "is not a folder")
+    code, _, err = swarm("join", "--home", str(not_a_folder), "--no-work", "--duration", "1")
+    assert one_line_error(code, err, "is not a folder") and not_a_folder.read_text() == "x"
     bad_key = tmp_path / "home"
     bad_key.mkdir()
     (bad_key / IDENTITY_FILE).write_text("zz\n")
