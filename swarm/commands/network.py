@@ -43,7 +43,8 @@ def join(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the track's "
                                             "train.txt and valid.txt."),
     max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Stop the node after N "
-                                           "training runs."),
+                                           "training runs, once the unit of work under way is "
+                                           "done (a fresh track's first: up to 3 baseline runs)."),
     duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Stop after S seconds."),
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
