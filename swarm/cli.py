@@ -6,6 +6,7 @@ so browsing commands start fast.
 from __future__ import annotations
 
 import logging
+import signal
 
 import typer
 
@@ -24,6 +25,13 @@ app.add_typer(bench_app, name="bench")
 
 for module in commands.modules():
     module.register(app, bench_app)
+
+
+@bench_app.callback()
+def _bench() -> None:
+    # SIGTERM (a CI's timeout, `kill`) ends a benchmark as Ctrl-C does: through its `finally`,
+    # which stops the node processes it started instead of leaving them running
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @app.callback()

@@ -4,6 +4,7 @@ Every failure is one line with a non-zero exit code, and a command that fails ch
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -199,3 +200,47 @@ def test_writing_under_a_file_is_one_line(stored: Path, tmp_path: Path) -> None:
         code, _, err = swarm(*command)
         assert one_line_error(code, err, "Not a directory"), command
     assert a_file.read_text() == "x"
+
+
+def _nodes_of(pid: int) -> list[int]:
+    """The `swarm join` processes whose parent is `pid` (a bench starts them in their own sessions)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            joins = b"join" in (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and joins:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path: Path) -> None:
+    """`timeout 60 swarm bench network` (SIGTERM) once left its node processes running for good."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from swarm.bench.nodes import wait_for
+
+    bench = subprocess.Popen([sys.executable, "-m", "swarm.cli", "bench", "network", "--nodes", "2",
+                              "--seconds", "600", "--catch-up", "0"], cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nodes: list[int] = []
+    try:
+        nodes = wait_for(lambda: c if len(c := _nodes_of(bench.pid)) == 2 else None, 240,
+                         "the bench's two nodes")
+        time.sleep(1)
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(120) != 0
+        wait_for(lambda: not any(Path(f"/proc/{n}").exists() for n in nodes), 60, "nodes gone")
+    finally:
+        bench.kill()
+        bench.wait()
+        for node in nodes:                    # a failure here must not leave them running
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node, signal.SIGKILL)
