@@ -28,10 +28,11 @@ for module in commands.modules():
 
 
 @bench_app.callback()
-def _bench() -> None:
+def _bench(ctx: typer.Context) -> None:
     # SIGTERM (a CI's timeout, `kill`) ends a benchmark as Ctrl-C does: through its `finally`,
     # which stops the node processes it started instead of leaving them running
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))   # as it was (tests)
 
 
 @app.callback()

@@ -244,3 +244,11 @@ def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path: Path) -> None:
         for node in nodes:                    # a failure here must not leave them running
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node, signal.SIGKILL)
+
+
+def test_a_bench_run_in_process_leaves_sigterm_as_it_was() -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = swarm("bench", "trust", "--scenario", "bribe")
+    assert code == 1 and signal.getsignal(signal.SIGTERM) is before
