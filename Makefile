@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: join test bench clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "swarm needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0] + " (make PYTHON=python3.11 ...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned exactly: a looser requirement pulls several GB of CUDA packages.

@@ -29,10 +29,15 @@ def write(out: BinaryIO, raws: Iterable[bytes]) -> int:
     return n
 
 
-def read(src: BinaryIO) -> Iterator[bytes]:
-    """Yield the raw records of a stream; `NotARecordStream` if it is not one."""
+def check_header(src: BinaryIO) -> None:
+    """Read the stream's header from `src`; `NotARecordStream` if it is not there."""
     if src.read(len(MAGIC)) != MAGIC:
         raise NotARecordStream("not a swarm record stream (missing the 'SWARM-RECORDS 1' header)")
+
+
+def read(src: BinaryIO) -> Iterator[bytes]:
+    """Yield the raw records of a stream; `NotARecordStream` if it is not one."""
+    check_header(src)
     unpacker = msgpack.Unpacker(src, raw=True, max_buffer_size=MAX_ITEM_BYTES + 16,
                                 max_bin_len=MAX_ITEM_BYTES, max_str_len=0, max_array_len=0,
                                 max_map_len=0, max_ext_len=0)

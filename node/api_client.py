@@ -43,9 +43,12 @@ def connect(home: Path) -> ApiClient | None:
         token = (home / TOKEN_FILE).read_text().strip()
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or not _alive(int(info.get("pid", 0))):
+    if not isinstance(info, dict) or not isinstance(info.get("url"), str):
+        return None            # not a file a daemon wrote: browse the memory file directly
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or not _alive(pid):     # kill(0) would ask the group
         return None            # a file left by a daemon that died: browse the file directly
-    return ApiClient(str(info["url"]), token)
+    return ApiClient(info["url"], token)
 
 
 class ApiClient:

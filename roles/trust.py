@@ -49,18 +49,32 @@ _REPLAYS = """
 
 # ---- roots, in the home --------------------------------------------------------------------------
 
-def load_pins(home: Path) -> dict[str, dict[str, Any]]:
-    """The pinned keys in HOME/trust.json: peer id -> {note, source, added_ts} (empty when none)."""
+class TrustFileError(ValueError):
+    """HOME/trust.json exists but cannot be read."""
+
+
+def read_pins(home: Path) -> dict[str, dict[str, Any]]:
+    """The pinned keys in HOME/trust.json: peer id -> {note, source, added_ts} (empty when none);
+    TrustFileError when the file exists but cannot be read."""
     path = Path(home) / TRUST_FILE
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        log.warning("ignoring %s: %s", path, exc)
-        return {}
+        raise TrustFileError(f"{path}: {exc}") from exc
     pins = data.get("pinned", {}) if isinstance(data, dict) else {}
+    pins = pins if isinstance(pins, dict) else {}
     return {str(k): dict(v) for k, v in pins.items() if isinstance(v, dict)}
+
+
+def load_pins(home: Path) -> dict[str, dict[str, Any]]:
+    """`read_pins`, with an unreadable file logged and ignored (no pins)."""
+    try:
+        return read_pins(home)
+    except TrustFileError as exc:
+        log.warning("ignoring %s", exc)
+        return {}
 
 
 def save_pins(home: Path, pins: dict[str, dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ so browsing commands start fast.
 from __future__ import annotations
 
 import logging
+import signal
 
 import typer
 
@@ -17,12 +18,21 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 bench_app = typer.Typer(help="Benchmarks (figures for the issues' targets).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 for module in commands.modules():
     module.register(app, bench_app)
+
+
+@bench_app.callback()
+def _bench(ctx: typer.Context) -> None:
+    # SIGTERM (a CI's timeout, `kill`) ends a benchmark as Ctrl-C does: through its `finally`,
+    # which stops the node processes it started instead of leaving them running
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))   # as it was (tests)
 
 
 @app.callback()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memory.leaderboard import add_diffs
+from memory.leaderboard import base_configs, config_diff
 from roles.evidence_sql import AUTHOR_IN
 
 
@@ -22,6 +22,24 @@ def own_peer_id(home: Path) -> str | None:
     from node.identity import load_or_create
 
     return load_or_create(home).peer_id if (home / IDENTITY_FILE).exists() else None
+
+
+def track_base(bases: dict[str, dict[str, Any]], track: str) -> dict[str, Any] | None:
+    """A track's base config: that of its baseline runs (`bases`, from the memory), else the base
+    of the built-in track of that name (a memory of `swarm run`s only); None when neither."""
+    if track in bases:
+        return bases[track]
+    from node.harness.tracks import TRACKS
+
+    known = TRACKS.get(track.split(":", 1)[0])
+    return known.base.model_dump() if known is not None else None
+
+
+def add_base_diffs(reader: Any, rows: list[dict[str, Any]]) -> None:
+    """Give each row (with `track` and `config`) its `diff` from its track's base config."""
+    bases = base_configs(reader)
+    for row in rows:
+        row["diff"] = config_diff(row.get("config"), track_base(bases, row["track"]))
 
 
 def home_roots(home: Path) -> frozenset[str]:
@@ -111,7 +129,7 @@ class Conclusions:
                             "authors": len({r["author"] for r in runs}),
                             "best": min(values) if values else None,
                             "config": _config(v.config_rows(row["config_hash"])[0]["config"])})
-        add_diffs(self.reader, out)
+        add_base_diffs(self.reader, out)
         return out
 
     def claim_rows(self, track: str | None) -> list[dict[str, Any]]:

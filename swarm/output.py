@@ -62,18 +62,20 @@ def _cell(value: Any, width: int = 48) -> Text:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                empty: str = "nothing yet") -> None:
-    """Print rows as a rich table, or `empty` when there are none."""
+                empty: str = "nothing yet", cell_width: int = 48) -> None:
+    """Print rows as a rich table, or `empty` when there are none; cells longer than `cell_width`
+    characters are cut (a table of fields and values passes more, so ids and addresses stay whole)."""
     if not rows:
         console.print(f"[dim]{title}: {empty}[/]")
         return
-    table = Table(title=title, title_justify="left", header_style="bold")
+    # at least as wide as its title, so a narrow table's title is not broken over lines
+    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     for i, name in enumerate(columns):
         # Ids, times and numbers never break across lines; the last column (free text) folds.
         last = i == len(columns) - 1
         table.add_column(name, overflow="fold" if last else "ellipsis", no_wrap=not last)
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(_cell(v, cell_width) for v in row))
     console.print(table)
 
 

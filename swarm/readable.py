@@ -7,6 +7,9 @@ from rich.console import Console
 from rich.markup import escape
 
 
+READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
+
+
 def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     """The samples (prompt, then the model's continuation), quality measures and curve ends of a
     `run` body; nothing for a v1 run or a run without them."""

@@ -17,6 +17,7 @@ from memory.sqlguard import UnsafeQuery
 from memory.store import QueryResult, QueryTimeout, ReadOnlyMemory, Reader, StoreError
 from node import api_client
 from node.home import memory_path, resolve_home
+from node.identity import IdentityError
 from swarm.output import fail
 
 # Columns stored as JSON text; --json output parses them back into objects.
@@ -53,7 +54,8 @@ def open_reader(home: Path | None) -> Iterator[Reader]:
 
 @contextmanager
 def query_errors() -> Iterator[None]:
-    """Turn query errors inside the block into one-line messages and exit code 1."""
+    """Turn query errors inside the block (and an unusable key in the home) into one-line
+    messages and exit code 1."""
     try:
         yield
     except UnsafeQuery as exc:
@@ -64,6 +66,8 @@ def query_errors() -> Iterator[None]:
         fail(str(exc))
     except api_client.ApiError as exc:
         fail(f"daemon: {exc}")
+    except IdentityError as exc:        # the home's key, read for its trust roots
+        fail(str(exc))
 
 
 def run_query(reader: Reader, sql: str, params: Sequence[Any] = (),

@@ -11,7 +11,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,11 +114,14 @@ class TimedRunner:
 
     def __init__(self, runner: Runner, progress: Progress, ctx: Context) -> None:
         self.runner, self.progress, self.ctx = runner, progress, ctx
+        self.before_run: Callable[[], None] | None = None    # e.g. bring the display up to date
         if hasattr(runner, "on_progress"):      # the harness's runner reports steps and loss
             runner.on_progress = progress.on_run_progress
 
     def __call__(self, config: Mapping[str, Any], seed: int, purpose: str,
                  ref: str | None) -> RunBody:
+        if self.progress.runs and self.before_run is not None:
+            self.before_run()           # a unit of several runs: show those it has published
         # A run can outlast the lease (tinystories-cpu: minutes per run, several runs per unit).
         self.progress.lease_renewals += leases.renew(self.ctx, 1.5 * self.progress.mean_run_s())
         self.progress.doing = f"{purpose} run, seed {seed}"
@@ -142,6 +145,7 @@ class Worker:
         self.progress = Progress()
         if ctx.run is not None:
             ctx.run = TimedRunner(ctx.run, self.progress, ctx)
+            ctx.run.before_run = self._refresh_quietly
         self.ctx, self.pinned, self.can_train = ctx, pinned, can_train
         self.max_runs, self.duration_s = max_runs, duration_s
         self.roles: dict[str, Role] = {"experimenter": Experimenter(proposer),
@@ -197,13 +201,17 @@ class Worker:
         self.progress.claims = evidence.claim_tally(self.ctx)
         self.progress.baseline_runs = len(evidence.baseline(self.ctx, self.ctx.base_config).values)
 
+    def _refresh_quietly(self) -> None:
+        """`refresh_view`, where a failure only leaves the display late."""
+        try:
+            self.refresh_view()
+        except Exception:                            # noqa: BLE001 - only the display is late
+            log.debug("view refresh failed", exc_info=True)
+
     def run(self) -> None:
         """Loop until done; errors in one step are logged and the loop goes on."""
         started, idle = time.monotonic(), 0
-        try:
-            self.refresh_view()                      # the panel has counts before the first run
-        except Exception:                            # noqa: BLE001 - only the display is late
-            log.debug("first view refresh failed", exc_info=True)
+        self._refresh_quietly()                      # the panel has counts before the first run
         while not self.done(started):
             t0 = self.progress.step_started = time.monotonic()
             try:

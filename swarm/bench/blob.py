@@ -76,7 +76,8 @@ def _measure(rounds: int, root: Path) -> dict[str, Any]:
             "fetch_s_max": max(times), "mb_per_s_median": mb / statistics.median(times)}
 
 
-def bench(rounds: int = typer.Option(5, "--rounds", help="Fresh fetches of the track's files."),
+def bench(rounds: int = typer.Option(5, "--rounds", min=1,
+                                     help="Fresh fetches of the track's files."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of a table.")) -> None:
     """Time a fresh node's fetch of the tinystories-cpu files from a peer (MB/s, seconds)."""
     with tempfile.TemporaryDirectory(prefix="swarm-bench-blob-") as tmp:

@@ -195,8 +195,8 @@ def _case(client: Any, views: dict[str, str], repeats: int, before: Any = None) 
             "views": {name: _latency(client, url, repeats, before) for name, url in views.items()}}
 
 
-def bench(records: int = typer.Option(1_000_000, help="Synthetic runs in the memory."),
-          repeats: int = typer.Option(10, help="Requests per view and case."),
+def bench(records: int = typer.Option(1_000_000, min=1000, help="Synthetic runs in the memory."),
+          repeats: int = typer.Option(10, min=1, help="Requests per view and case."),
           cache: Path = typer.Option(Path.home() / ".cache" / "swarm-bench", help="Where the "
                                      "generated memories are kept between runs."),
           json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:

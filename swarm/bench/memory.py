@@ -93,12 +93,12 @@ def _repair(full: Any, raws: list[bytes], path: Path, loss: str) -> dict[str, An
             "repair_s": elapsed, "converged": converged}
 
 
-def bench_memory(records: int = typer.Option(100_000, help="How many signed records."),
-                 authors: int = typer.Option(20, help="How many authors write them."),
-                 batch: int = typer.Option(5000, help="Records per ingest transaction."),
-                 repeats: int = typer.Option(15, help="Repeats per query latency."),
+def bench_memory(records: int = typer.Option(100_000, min=1, help="How many signed records."),
+                 authors: int = typer.Option(20, min=1, help="How many authors write them."),
+                 batch: int = typer.Option(5000, min=1, help="Records per ingest transaction."),
+                 repeats: int = typer.Option(15, min=1, help="Repeats per query latency."),
                  helpers: int = typer.Option(
-                     -1, help="Record-checking helper processes (-1: the store's default, "
+                     -1, min=-1, help="Record-checking helper processes (-1: the store's default, "
                               "0: check in-process)."),
                  json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
     """Ingest rate (signatures checked), leaderboard and seed-stat latency, size, repair cost."""

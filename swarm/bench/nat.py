@@ -94,8 +94,9 @@ def propagation(a: NsNode, b: NsNode, count: int, rate: float) -> dict[str, Any]
 
 
 def bench(
-    records: int = typer.Option(40, "--records", help="Records per phase."),
-    rate: float = typer.Option(4.0, "--rate", help="Records per second, alternating origins."),
+    records: int = typer.Option(40, "--records", min=1, help="Records per phase."),
+    rate: float = typer.Option(4.0, "--rate", min=0.1,
+                               help="Records per second, alternating origins."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON here."),
 ) -> None:
     """Propagation between two nodes behind NATs: relayed, then hole-punched (needs root)."""

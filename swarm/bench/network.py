@@ -153,21 +153,23 @@ def _catch_up(root: Path, network: str, count: int, sync_interval: float) -> dic
             "catch_up_s": round(total - serving, 2), "records_per_s": round(want / (total - serving))}
 
 
-def bench(nodes: int = typer.Option(10, "--nodes", help="Node processes on loopback."),
-          rate: float = typer.Option(10.0, help="Records per second across the swarm."),
-          seconds: float = typer.Option(20.0, help="Length of the sustained-rate phase."),
-          catch_up: int = typer.Option(100_000, "--catch-up", help="Records for the catch-up "
+def bench(nodes: int = typer.Option(10, "--nodes", min=2, help="Node processes on loopback."),
+          rate: float = typer.Option(10.0, min=0.1, help="Records per second across the swarm."),
+          seconds: float = typer.Option(20.0, min=1.0, help="Length of the sustained-rate phase."),
+          catch_up: int = typer.Option(100_000, "--catch-up", min=0, help="Records for the catch-up "
                                        "phase (0 skips it)."),
-          sync_interval: float = typer.Option(1.0, "--sync-interval", help="Seconds between repair "
-                                              "syncs (swarm join's default: what users run)."),
+          sync_interval: float = typer.Option(1.0, "--sync-interval", min=0.05,
+                                              help="Seconds between repair syncs (swarm join's "
+                                              "default: what users run)."),
           flood: bool = typer.Option(False, "--flood", help="Instead: honest propagation across "
                                      "5 nodes while one hostile peer floods fresh keys."),
-          fuzz: float = typer.Option(0.0, "--fuzz", help="Instead: fuzz a node for this many "
-                                     "seconds; frames sent, restarts, honest records lost."),
-          sync_records: int = typer.Option(0, "--sync-records", help="Catch-up and repair "
+          fuzz: float = typer.Option(0.0, "--fuzz", min=0.0, help="Instead: fuzz a node for this "
+                                     "many seconds; frames sent, restarts, honest records lost."),
+          sync_records: int = typer.Option(0, "--sync-records", min=0, help="Catch-up and repair "
                                            "through sync 2.1.0 against a memory of this many "
                                            "records (0 skips it; the issue's figure: 1000000)."),
-          sync_authors: int = typer.Option(100_000, "--sync-authors", help="Authors of those."),
+          sync_authors: int = typer.Option(100_000, "--sync-authors", min=1,
+                                           help="Authors of those."),
           sync_only: bool = typer.Option(False, "--sync-only", help="Only the sync 2.1.0 part."),
           sync_phase: list[str] = typer.Option(
               list(syncbench.PHASES), "--sync-phase", help="Which sync pulls to measure "

@@ -175,15 +175,17 @@ def _correlation(pairs: list[tuple[float, float]], stats: Any) -> dict[str, Any]
 
 
 def bench(
-    nodes: int = typer.Option(3, "--nodes", help="Node processes."),
-    budget_tokens: int = typer.Option(20_000, "--budget-tokens", help="Training tokens per run."),
+    nodes: int = typer.Option(3, "--nodes", min=2, help="Node processes."),
+    budget_tokens: int = typer.Option(20_000, "--budget-tokens", min=1,
+                                      help="Training tokens per run."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="tinystories-cpu's files "
                                             "(default ../shared/data/tinystories)."),
-    timeout: float = typer.Option(600.0, "--timeout", help="Give up after S seconds."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Give up after S seconds."),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
-    """Run a swarm until a claim is independently verified; report wall time and each node's
-    coordination share (time not spent training / busy time; target < 2%)."""
+    """Run a swarm until a claim is independently verified: wall time, coordination share.
+
+    Each node's coordination share is its time not spent training / busy time (target < 2%)."""
     from node.harness.data import shared_data_dir
 
     data_dir = data_dir or shared_data_dir()

@@ -40,7 +40,7 @@ from memory import canonical, codec, records as R, synthetic
 from memory.crypto import Keypair
 from memory.stats import GateParams
 from memory.store import Store
-from swarm.output import print_json, print_table
+from swarm.output import fail, print_json, print_table
 
 SD = 0.002
 BUDGET = 1_024_000
@@ -290,13 +290,19 @@ def _confirmed_by_honest(store: Store, honest: set[str]) -> list[str]:
 def bench(scenario: list[str] = typer.Option(list(SCENARIOS), "--scenario",
                                              help="Attack(s) to run (repeatable)."),
           keys: list[int] = typer.Option([1, 10, 1000], "--keys", help="Hostile keys (repeatable)."),
-          honest: int = typer.Option(3, "--honest", help="Honest nodes."),
-          rounds: int = typer.Option(12, "--rounds", help="Steps per honest node."),
+          honest: int = typer.Option(3, "--honest", min=1, help="Honest nodes."),
+          rounds: int = typer.Option(12, "--rounds", min=1, help="Steps per honest node."),
           seed: int = typer.Option(0, "--seed", help="Random seed of the simulation."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of a table.")) -> None:
-    """Honest nodes (the real roles) against hostile keys: false verified findings (target 0),
-    honest findings lost (0), replay share of runs (<= 10%), replays until a fabricator is
-    distrusted (<= 3)."""
+    """Honest nodes (the real roles) against hostile keys.
+
+    Reports false verified findings (target 0), honest findings lost (0), replay share of runs
+    (<= 10%), replays until a fabricator is distrusted (<= 3)."""
+    unknown = sorted(set(scenario) - set(SCENARIOS))
+    if unknown:
+        fail(f"--scenario must be one of {', '.join(SCENARIOS)}, not {', '.join(unknown)}")
+    if min(keys, default=1) < 1:
+        fail("--keys must be at least 1")
     rows = [simulate(s, k, honest, rounds, seed) for s in scenario for k in keys]
     if json_out:
         return print_json(rows)

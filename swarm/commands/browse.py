@@ -28,8 +28,10 @@ def _compact(config: Any) -> str:
 
 def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=1, help="Rows per track."),
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Configs ranked by mean val_bpb over seeds of trusted, sane runs, per track (lower is
-    better); configs with untrusted runs only follow, marked, unranked (docs/TRUST.md)."""
+    """Configs ranked by mean val_bpb over seeds, per track (lower is better).
+
+    Only trusted, sane runs rank; configs with untrusted runs only follow, marked, unranked
+    (docs/TRUST.md)."""
     from swarm.conclusions import Conclusions
 
     with open_reader(home) as reader, query_errors():
@@ -68,8 +70,10 @@ def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """The newest finding of the meta-analysis per track, in full; then every claim and its status
-    as derived here; claims by authors this node does not trust are listed apart."""
+    """The newest finding per track in full, then every claim and its status.
+
+    Statuses are derived here, from the meta-analysis; claims by authors this node does not trust
+    are listed apart."""
     from swarm.conclusions import Conclusions
 
     with open_reader(home) as reader, query_errors():
@@ -166,10 +170,14 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
     console.print(f"author {record.author}  seq {record.seq}  {when(record.ts)} UTC")
-    console.print_json(json.dumps(out["body"], default=str))
     if record.kind == "run":
-        from swarm.readable import print_run_readable
+        from swarm.readable import READABLE, print_run_readable
+        # the samples, quality and curve once, as text for people (in full with --json)
+        console.print_json(json.dumps({k: v for k, v in out["body"].items() if k not in READABLE},
+                                      default=str))
         print_run_readable(console, out["body"])
+    else:
+        console.print_json(json.dumps(out["body"], default=str))
     if status is not None:
         console.print_json(json.dumps({"claim_status": status}, default=str))
     if here is not None:
@@ -188,7 +196,8 @@ def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and 
         result = run_query(reader, query, timeout_s=query_timeout)
     if json_out:
         return print_json([dict(zip(result.columns, row)) for row in result.rows])
-    print_table(f"{len(result.rows)} rows", result.columns, result.rows, empty="no rows")
+    n = len(result.rows)
+    print_table(f"{n} row{'s' if n != 1 else ''}", result.columns, result.rows, empty="no rows")
 
 
 class Format(str, Enum):
@@ -207,16 +216,20 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         fail(f"{out} exists and is not a folder")
     written = []
     with open_reader(home) as reader:
-        out.mkdir(parents=True, exist_ok=True)
         names = [name for (name,) in run_query(reader, EXPORT_LIST).rows]
-        for name in progress(names, description="exporting", disable=json_out,
-                             console=console, transient=True):
-            columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
-            result = run_query(reader, f"SELECT {columns} FROM {name}")
-            table = pa.table({c: [row[i] for row in result.rows] for i, c in enumerate(result.columns)})
-            path = out / f"{name}.{fmt.value}"
-            _write_table(table, path, fmt)
-            written.append({"table": name, "rows": table.num_rows, "path": str(path)})
+        try:
+            out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
+            for name in progress(names, description="exporting", disable=json_out,
+                                 console=console, transient=True):
+                columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
+                result = run_query(reader, f"SELECT {columns} FROM {name}")
+                table = pa.table({c: [row[i] for row in result.rows]
+                                  for i, c in enumerate(result.columns)})
+                path = out / f"{name}.{fmt.value}"
+                _write_table(table, path, fmt)
+                written.append({"table": name, "rows": table.num_rows, "path": str(path)})
+        except OSError as exc:
+            fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     if json_out:
         return print_json(written)
     print_table(f"exported to {out}", ["table", "rows", "file"],

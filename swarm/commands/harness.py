@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from swarm.output import err_console, fail, print_json, print_table
+from swarm.output import console, err_console, fail, print_json, print_table
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -30,9 +30,21 @@ def tracks(json_out: bool = typer.Option(False, "--json", help="JSON for program
     if json_out:
         print_json(rows)
         return
-    cols = ["name", "id", "accelerator", "data", "vocab", "budget_tokens"]
-    print_table("tracks", cols, [[r[c] if c != "id" or r[c] else "(pinned on first fetch)"
-                                  for c in cols] for r in rows])
+    # 80 columns: the full id (it starts with the name), then one line per track with the rest
+    print_table("tracks", ["id", "device", "vocab", "budget"],
+                [(r["id"] or f"{r['name']} (id pinned on first fetch)", r["accelerator"],
+                  r["vocab"], _tokens(r["budget_tokens"])) for r in rows])
+    for r in rows:
+        console.print(f"[bold]{r['name']}[/]: {r['description']}; data {r['data']}",
+                      highlight=False)
+
+
+def _tokens(n: int) -> str:
+    """A token count for people: 2.5M, 400M, 200k."""
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= size:
+            return f"{n / size:g}{unit}"
+    return str(n)
 
 
 def _progress_bars():
@@ -73,7 +85,6 @@ def _show_result(result: Any) -> None:
                          f"x{result.hardware.cores}"),
             ("software", " ".join(f"{k}={v}" for k, v in result.software.items()))]
     print_table("run", ["field", "value"], [r for r in rows if r[1] is not None])
-    from swarm.output import console
     from swarm.readable import print_run_readable
     print_run_readable(console, result.model_dump())
 
@@ -105,6 +116,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         fail(exc.args[0])
     except Refused as exc:
         fail(str(exc))
+    if record:
+        _check_home(home)
     tasks: dict[str, Any] = {}
     bars = _progress_bars()
     try:
@@ -126,6 +139,22 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
             err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _check_home(home: Path | None) -> None:
+    """Stop before training, not after, when the run could not be recorded in `home`: a file in
+    its place, or a key that cannot be used."""
+    from node.home import IDENTITY_FILE, resolve_home
+    from node.identity import IdentityError, load_or_create
+
+    resolved = resolve_home(home)
+    if resolved.exists() and not resolved.is_dir():
+        fail(f"--home {resolved} is not a folder (or pass --no-record)")
+    if (resolved / IDENTITY_FILE).exists():
+        try:
+            load_or_create(resolved)
+        except IdentityError as exc:
+            fail(f"{exc} (or pass --no-record)")
 
 
 def _record(result: Any, home: Path | None) -> str:
@@ -151,7 +180,7 @@ def _record(result: Any, home: Path | None) -> str:
         with Store(memory_path(resolved)) as store:
             record = codec.sign(keypair, "run", store.next_seq(keypair.peer_id), body)
             report = store.add([record])
-    except (IdentityError, StoreError) as exc:
+    except (IdentityError, StoreError, OSError) as exc:
         fail(f"the run finished but was not recorded: {exc}")
     if report.accepted != 1:
         fail(f"the run finished but the memory refused its record: {report.as_dict()}")

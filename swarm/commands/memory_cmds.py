@@ -1,13 +1,14 @@
 """`swarm memory import|export|stats`: signed records as a file, and what the memory holds."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from swarm.output import console, fail, print_json, print_table
-from swarm.reader import open_reader, run_query
+from swarm.reader import open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -51,6 +52,11 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
 
     if not file.is_file():
         fail(f"no such file: {file}")
+    with open(file, "rb") as head:          # before the home or its memory is created
+        try:
+            stream.check_header(head)
+        except stream.NotARecordStream as exc:
+            fail(f"{file}: {exc}")
     resolved = resolve_home(home)
     client = api_client.connect(resolved)
     with open(file, "rb") as src, _progress(file.stat().st_size, json_out) as progress:
@@ -80,7 +86,10 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
            json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Write every signed record (or one kind's) to FILE, for another node to import."""
     from memory import stream
+    from memory.records import KINDS
 
+    if kind is not None and kind not in KINDS:
+        fail(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     with open_reader(home) as reader:
         rows = run_query(reader, "SELECT raw FROM records WHERE (? IS NULL OR kind = ?) "
                          "ORDER BY author, seq, id", [kind, kind]).rows
@@ -91,8 +100,9 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
             n = stream.write(out, raws)
         tmp.replace(file)          # never leave a half-written stream under the final name
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        fail(f"cannot write {file}: {exc}")
+        with contextlib.suppress(OSError):      # e.g. its folder is a file: nothing was written
+            tmp.unlink(missing_ok=True)
+        fail(f"cannot write {file}: {exc.strerror or exc}")
     if json_out:
         return print_json({"records": n, "path": str(file), "bytes": file.stat().st_size})
     console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)")
@@ -103,7 +113,7 @@ def stats(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """What the memory holds: records per kind, authors, rejections by reason, size."""
     from memory.store import memory_stats
 
-    with open_reader(home) as reader:
+    with open_reader(home) as reader, query_errors():
         info = reader.stats() if hasattr(reader, "stats") else memory_stats(reader)
     if json_out:
         return print_json(info)

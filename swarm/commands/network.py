@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -15,6 +16,7 @@ from swarm.output import console, fail, plain_text, print_json, print_table
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
 DEFAULT_LISTEN = "/ip4/0.0.0.0/tcp/7400"
+STATUS_CELL = 400       # `swarm status` shows a value up to this many characters (folded over lines)
 
 
 def join(
@@ -41,7 +43,8 @@ def join(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the track's "
                                             "train.txt and valid.txt."),
     max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Stop the node after N "
-                                           "training runs."),
+                                           "training runs, once the unit of work under way is "
+                                           "done (a fresh track's first: up to 3 baseline runs)."),
     duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Stop after S seconds."),
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
@@ -70,12 +73,15 @@ def join(
     the worker trains, assesses or verifies (--no-work: only keep the memory in sync)."""
     from memory.store import StoreError
     from node.daemon import AlreadyRunning, Daemon, DaemonConfig
+    from node.identity import IdentityError
     from node.home import resolve_home
     from node.host import NetConfig
     from swarm.node_work import NodeWork, WorkOptions, gate_params
 
     from node.listen import AddressError, bootstrap_addrs, check_listen
 
+    if resolve_home(home).exists() and not resolve_home(home).is_dir():
+        fail(f"--home {resolve_home(home)} is not a folder")
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
@@ -102,17 +108,19 @@ def join(
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
+        if trust:                   # --trust writes HOME/trust.json: never over one it cannot read
+            from swarm.commands.trust import check_pins_file
+            check_pins_file(resolve_home(home))
         starter = NodeWork.starter(options)
         summary = (track, options.gate.min_baseline)
     from swarm.web.app import with_dashboard
     try:
         _run(Daemon(config), with_dashboard(starter), summary)
-    except AlreadyRunning as exc:
-        fail(str(exc))
-    except StoreError as exc:
+    except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot start the node: {exc} (is --listen's port in use? try .../tcp/0)")
+        hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
+        fail(f"cannot start the node: {exc}{hint}")
 
 
 def _relay_caps() -> Any:
@@ -188,39 +196,57 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         info = _offline_status(home)
     if json_out:
         return print_json(info)
+    # the peer id and addresses whole, each on its own line: what another machine pastes
+    console.print(f"peer id {info.get('peer_id') or 'none yet (swarm join creates the key)'}",
+                  soft_wrap=True, highlight=False)
+    for addr in info.get("addrs", []):
+        console.print(f"addr {addr}", soft_wrap=True, highlight=False)
+    # other long values fold over lines rather than being cut
+    print_table("node status", ["field", "value"], _status_rows(info), cell_width=STATUS_CELL)
+
+
+def _status_rows(info: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The status table's rows: one per field, nat / relay / work one row per entry (80 columns)."""
+    from swarm.output import when
     from swarm.progress_view import work_rows
 
-    from swarm.output import when
     shown = dict(info)
     if isinstance(info.get("last_sync"), int):
         shown["last_sync"] = when(info["last_sync"]) + " UTC"
     rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in shown.items() if key not in ("addrs", "current_work", "nat", "relay")]
-    for group in ("nat", "relay"):                   # one row per field, so they fit 80 columns
+            for key, value in shown.items()
+            if key not in ("peer_id", "addrs", "current_work", "nat", "relay")]
+    for group in ("nat", "relay"):
         rows += [(f"{group}: {k}", v if isinstance(v, (str, int)) else json.dumps(v))
                  for k, v in (info.get(group) or {}).items() if k != "relayed_addrs"]
-    rows += [("addr", addr) for addr in info.get("addrs", [])]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
         rows += [(f"work: {name}", value) for name, value in work_rows(loop)]
     if isinstance(work, str):
         rows.append(("current_work", work))
-    print_table("node status", ["field", "value"], rows)
+    return rows
 
 
 def _offline_status(home: Optional[Path]) -> dict[str, Any]:
+    """What a home says without its daemon: its peer id (None before its first `swarm join`;
+    status never creates a key)."""
     from node.home import resolve_home
-    from node.identity import load_or_create
+    from node.identity import IdentityError
+    from swarm.conclusions import own_peer_id
 
     root = resolve_home(home)
-    if not root.exists():
+    if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
-    return {"running": False, "peer_id": load_or_create(root).peer_id, "home": str(root)}
+    try:
+        return {"running": False, "peer_id": own_peer_id(root), "home": str(root)}
+    except IdentityError as exc:
+        fail(str(exc))
 
 
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Peers this node knows: who, where, when last seen, records received, rejected."""
     found = _api_get(home, "/peers")
+    running = found is not None
     if found is None:
         found = _saved_peers(home)
     if json_out:
@@ -232,7 +258,8 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
                 [(p["peer_id"][:16], _link(p), when(_ms(p.get("last_seen"))),
                   p.get("received", ""), p.get("rejected", ""),
                   (p.get("addrs") or [""])[0].split("/p2p/")[0])
-                 for p in found], empty="none known (is `swarm join` running?)")
+                 for p in found],
+                empty="none known yet" if running else "none known (is `swarm join` running?)")
 
 
 def _link(peer: dict[str, Any]) -> str:
@@ -258,13 +285,21 @@ PEER_TIMES = {"first_seen", "last_seen", "last_sync", "banned_until"}
 
 
 def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
+    """The peers a stopped node saved in HOME/peers.json ([] when none or unreadable)."""
     from node.home import resolve_home
     from node.peers import PEERS_FILE
 
+    root = resolve_home(home)
+    if not root.is_dir():
+        fail(f"no node home at {root}; run `swarm join` first")
     try:
-        return json.loads((resolve_home(home) / PEERS_FILE).read_text())
+        saved = json.loads((root / PEERS_FILE).read_text())
     except (OSError, ValueError):
         return []
+    if not isinstance(saved, list):
+        return []
+    # a file edited by hand: keep only the entries shaped like those the node writes
+    return [p for p in saved if isinstance(p, dict) and isinstance(p.get("peer_id"), str)]
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

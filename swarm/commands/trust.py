@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from swarm.conclusions import Conclusions
-from swarm.output import fail, print_json, print_table
+from swarm.output import console, fail, print_json, print_table
 from swarm.reader import open_reader, query_errors
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -27,32 +27,54 @@ def _check_peer(peer_id: str) -> None:
     try:
         public_key_from_peer_id(peer_id)
     except (BadPeerId, ValueError) as exc:
-        fail(f"not an Ed25519 peer id: {peer_id!r} ({exc})")
+        detail = str(exc)
+        fail(detail if detail.startswith("not an Ed25519") else
+             f"not an Ed25519 peer id: {peer_id!r} ({detail})")
+
+
+def check_pins_file(home: Path) -> None:
+    """Stop with one line when HOME/trust.json cannot be read: writing pins would drop its own."""
+    from roles import trust
+
+    try:
+        trust.read_pins(home)
+    except trust.TrustFileError as exc:
+        fail(f"cannot read {exc}; fix or remove the file first")
+
+
+def _pins_home(ctx: typer.Context, home: Optional[Path]) -> Path:
+    """The home to pin in: the command's --home, else the group's (`swarm trust --home DIR add`),
+    once its trust.json is known to be readable."""
+    from node.home import resolve_home
+
+    root = resolve_home(home if home is not None else (ctx.obj or {}).get("home"))
+    check_pins_file(root)
+    return root
 
 
 @trust_app.command("add")
-def add(peer_id: str = typer.Argument(..., help="The peer id to trust (a trust root)."),
+def add(ctx: typer.Context,
+        peer_id: str = typer.Argument(..., help="The peer id to trust (a trust root)."),
         note: str = typer.Option("", "--note", help="Why (shown by swarm trust)."),
         home: Optional[Path] = HOME) -> None:
     """Pin a key: its runs count as evidence here, and its matching replays earn others trust."""
-    from node.home import ensure_home, resolve_home
+    from node.home import ensure_home
     from roles import trust
 
     _check_peer(peer_id)
-    trust.pin(ensure_home(resolve_home(home)), peer_id, note)
-    print(f"trusting {peer_id}")
+    trust.pin(ensure_home(_pins_home(ctx, home)), peer_id, note)
+    console.print(f"trusting {peer_id}", soft_wrap=True, highlight=False)
 
 
 @trust_app.command("remove")
-def remove(peer_id: str = typer.Argument(..., help="A pinned peer id."),
+def remove(ctx: typer.Context, peer_id: str = typer.Argument(..., help="A pinned peer id."),
            home: Optional[Path] = HOME) -> None:
     """Unpin a key (its runs count again only through replays by authors this node trusts)."""
-    from node.home import resolve_home
     from roles import trust
 
-    if not trust.unpin(resolve_home(home), peer_id):
+    if not trust.unpin(_pins_home(ctx, home), peer_id):
         fail(f"{peer_id} is not pinned (see swarm trust)")
-    print(f"no longer pinning {peer_id}")
+    console.print(f"no longer pinning {peer_id}", soft_wrap=True, highlight=False)
 
 
 @trust_app.callback()
@@ -60,6 +82,7 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
     """Authors with their trust here, why (the replays that earned it, the mismatch that lost
     it) and their influence (share of the sane runs this memory holds)."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = {"home": home}        # `swarm trust --home DIR add ...` pins in DIR
         return
     with open_reader(home) as reader, query_errors():
         rows = Conclusions(reader, home).authors()

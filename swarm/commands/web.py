@@ -35,12 +35,16 @@ def report(out: Path = typer.Option(..., "--out", help="The HTML file to write."
            track: Optional[str] = typer.Option(None, "--track", "-t", help="Track name or id "
                                                "(default: the one with the most runs)."),
            home: Optional[Path] = HOME) -> None:
-    """Write the dashboard's views of a track as one self-contained HTML file (opens offline),
-    with this home's verdicts (its trust roots)."""
+    """Write a track's dashboard views as one self-contained HTML file (opens offline).
+
+    The verdicts are this home's (its trust roots)."""
     from swarm.reader import open_reader, query_errors
     from swarm.web.report import render
+    from swarm.web.views import pick_track
 
     with open_reader(home) as reader, query_errors():
+        if track is not None and pick_track(reader, track) is None:
+            fail(f"no runs of track {track!r} in this memory (see swarm runs)")
         text = render(reader, home, track)
     try:
         out.write_text(text, encoding="utf-8")

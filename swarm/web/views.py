@@ -19,7 +19,7 @@ from memory.leaderboard import base_configs, config_diff
 from memory.schema import BODY_COLUMNS
 from memory.store import Reader
 from memory.views import VALID_RANGE as _VALID, moving, track_runs
-from swarm.conclusions import Conclusions
+from swarm.conclusions import Conclusions, track_base
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
@@ -311,7 +311,7 @@ def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
         se = e.get("stderr")
         effects.append({**e, "lo": None if se is None else _clean(e["effect"] - 2 * se),
                         "hi": None if se is None else _clean(e["effect"] + 2 * se)})
-    base = base_configs(reader).get(chosen or "", {})
+    base = track_base(base_configs(reader), chosen or "") or {}
     tried = {e["knob"] for e in effects}
     return {"track": chosen, "finding": finding, "effects": effects,
             "never_tried": sorted(k for k in base if k not in tried)}
@@ -336,7 +336,7 @@ def runs(c: Conclusions, track: str | None = None, status: str | None = None,
     bases = base_configs(reader)
     standing = c.trust_state()
     for row in found:
-        row["diff"] = config_diff(row.pop("config"), bases.get(row["track"]))
+        row["diff"] = config_diff(row.pop("config"), track_base(bases, row["track"]))
         row["author_status"] = standing.standing(row["author"]).status
     return {"runs": found}
 
@@ -353,7 +353,7 @@ def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
     raw = found[0][0] if isinstance(found[0][0], bytes) else bytes.fromhex(found[0][0])
     record = codec.decode(raw, now=2**52)       # stored records were checked; skip the clock check
     body = record.body.model_dump(mode="json")
-    base = base_configs(reader).get(record.body.track)
+    base = track_base(base_configs(reader), record.body.track)
     return {"id": record.id, "author": record.author, "ts": record.ts, "body": body,
             "diff": config_diff(body.get("config"), base), "curve": body.get("curve"),
             "samples": body.get("samples"), "here": c.explain(record)}

@@ -160,7 +160,8 @@ def test_memory_import_refuses_a_file_that_is_not_a_stream(home, tmp_path) -> No
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
     code, _, err = swarm("memory", "import", str(bad))
-    assert code == 1 and "not a swarm record stream" in err
+    assert code == 1 and "not a swarm record stream" in err and "kept" not in err
+    assert not home.exists()                    # refused before the home or its memory was made
     code, _, err = swarm("memory", "import", str(tmp_path / "missing.swarm"))
     assert code == 1 and "no such file" in err
 
@@ -227,7 +228,11 @@ def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
 @pytest.mark.parametrize("args", [["join", "--budget-tokens", "-1"], ["join", "--threads", "0"],
                                   ["join", "--max-runs", "0"], ["join", "--lease", "0"],
                                   ["dashboard", "--port", "99999"],
-                                  ["leaderboard", "--limit", "-5"], ["runs", "--limit", "0"]])
+                                  ["leaderboard", "--limit", "-5"], ["runs", "--limit", "0"],
+                                  ["bench", "memory", "--records", "0"],
+                                  ["bench", "network", "--nodes", "0"],
+                                  ["bench", "swarm", "--nodes", "1"], ["bench", "blob", "--rounds", "0"],
+                                  ["bench", "dashboard", "--records", "5"]])
 def test_out_of_range_options_are_refused_before_anything_starts(home: Path, args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "Invalid value" in result.output

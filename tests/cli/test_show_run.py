@@ -1,6 +1,7 @@
 """`swarm show RUN` prints what a person reads of a run: samples, quality measures, loss curve."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -21,5 +22,8 @@ def test_show_prints_a_runs_samples(home: Path) -> None:
     out = runner.invoke(app, ["show", readable.id[:12], "--home", str(home)]).stdout
     assert "once upon a time there was a little dog named max." in out
     assert "quality: distinct_1 0.900" in out and "loss curve: 8 points" in out
+    assert out.count("little dog named max") == 1 and '"curve"' not in out    # said once, as text
+    full = json.loads(runner.invoke(app, ["show", readable.id[:12], "--json"]).stdout)
+    assert len(full["body"]["curve"]) == 8 and full["body"]["samples"]      # --json: in full
     out = runner.invoke(app, ["show", plain.id[:12], "--home", str(home)]).stdout
     assert "quality:" not in out and "loss curve" not in out

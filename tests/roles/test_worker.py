@@ -49,3 +49,17 @@ def test_a_node_that_cannot_train_backs_off_when_idle(store, keys) -> None:
     waits = [worker.idle_wait(n) for n in range(1, 10)]
     assert waits[0] == IDLE_S and waits == sorted(waits) and waits[-1] == IDLE_MAX_S
     assert Worker(context(store, keys[1], None, 2), None).idle_wait(9) == IDLE_S
+
+
+def test_the_best_shown_follows_each_run_of_a_unit(store, keys) -> None:
+    """A fresh node's first unit is several baseline runs: `swarm status` counts each as it lands."""
+    shown: list[int] = []
+    sim = SimRunner()
+
+    def runner(*args):
+        shown.append(worker.progress.best.get("runs", 0))
+        return sim(*args)
+
+    worker = Worker(context(store, keys[0], runner, 1), LrFirst(), pinned="experimenter")
+    worker.step()
+    assert len(shown) >= 2 and shown == list(range(len(shown)))

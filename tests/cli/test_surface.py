@@ -1,0 +1,254 @@
+"""A newcomer's view of the CLI: damaged homes, stale daemon files, and tables at 80 columns.
+
+Every failure is one line with a non-zero exit code, and a command that fails changes nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from memory import synthetic
+from memory.store import Store
+from node.home import API_FILE, IDENTITY_FILE, TOKEN_FILE, memory_path
+from roles import trust
+from swarm.cli import app
+
+runner = CliRunner(env={"COLUMNS": "80"})
+PEER = synthetic.keypairs(1, seed=5)[0].peer_id
+
+
+def swarm(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def one_line_error(code: int, err: str, words: str) -> bool:
+    """A failure as the project wants it: exit code 1, one line naming the problem."""
+    return code == 1 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.fixture
+def stored(home: Path) -> Path:
+    """A home holding a few runs (no key, no daemon)."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.runs(synthetic.keypairs(2), 6))
+    return home
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_trust_add_through_the_groups_home_pins_there(home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert swarm("trust", "--home", str(other), "add", PEER)[0] == 0
+    assert PEER in trust.load_pins(other) and not home.exists()    # not the default home
+    assert swarm("trust", "--home", str(other), "remove", PEER)[0] == 0
+    assert trust.load_pins(other) == {}
+
+
+def test_trust_add_keeps_an_unreadable_trust_file(home: Path) -> None:
+    home.mkdir()
+    (home / trust.TRUST_FILE).write_text('{"pinned": {"12D3KooW...": {},}}')    # a hand edit
+    code, _, err = swarm("trust", "add", PEER)
+    assert one_line_error(code, err, "trust.json")
+    assert (home / trust.TRUST_FILE).read_text().endswith(",}}")
+    code, _, err = swarm("join", "--trust", PEER, "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert one_line_error(code, err, "trust.json") and not (home / "memory.duckdb").exists()
+    assert (home / trust.TRUST_FILE).read_text().endswith(",}}")
+    code, _, err = swarm("trust", "add", "notakey")      # base58, but no key: said once
+    assert one_line_error(code, err, "not an Ed25519 peer id: 'notakey'") and "(" not in err
+
+
+def test_status_never_creates_a_key_and_shows_the_whole_peer_id(stored: Path) -> None:
+    from node.identity import load_or_create
+
+    code, out, _ = swarm("status", "--json")
+    assert code == 0 and json.loads(out)["peer_id"] is None
+    assert "none yet" in swarm("status")[1] and not (stored / IDENTITY_FILE).exists()
+    peer = load_or_create(stored).peer_id
+    code, out, _ = swarm("status")
+    assert code == 0 and peer in out and max(map(len, out.splitlines())) <= 80
+
+
+def test_an_unusable_key_is_one_line_everywhere(stored: Path) -> None:
+    key = stored / IDENTITY_FILE
+    key.write_text("not hex\n")
+    key.chmod(0o600)
+    for command in (["status"], ["leaderboard"], ["trust"], ["findings"]):
+        code, _, err = swarm(*command)
+        assert one_line_error(code, err, "does not hold a 32-byte hex key"), command
+    code, _, err = swarm("join", "--no-work", "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert one_line_error(code, err, "does not hold a 32-byte hex key")
+    assert key.read_text() == "not hex\n"
+
+
+@pytest.mark.parametrize("api", [{"pid": "x", "url": "http://127.0.0.1:1"}, {"pid": os.getpid()},
+                                 {"pid": 0, "url": "http://127.0.0.1:1"}, ["not", "a", "dict"]])
+def test_a_malformed_api_file_is_browsed_past(stored: Path, api: object) -> None:
+    (stored / API_FILE).write_text(json.dumps(api))
+    (stored / TOKEN_FILE).write_text("token")
+    code, out, _ = swarm("runs", "--json")
+    assert code == 0 and len(json.loads(out)) == 6
+
+
+def test_an_unreachable_daemon_is_one_line_and_writes_nothing(stored: Path, tmp_path: Path) -> None:
+    (stored / API_FILE).write_text(json.dumps({"pid": os.getpid(),
+                                               "url": f"http://127.0.0.1:{_closed_port()}"}))
+    (stored / TOKEN_FILE).write_text("token")
+    for command in (["memory", "stats"], ["runs"], ["export", "--format", "csv", "--out",
+                                                    str(tmp_path / "out")]):
+        code, _, err = swarm(*command)
+        assert one_line_error(code, err, "cannot reach the daemon"), command
+    assert not (tmp_path / "out").exists()
+
+
+def test_peers_reads_past_a_damaged_peers_file(stored: Path, tmp_path: Path) -> None:
+    for text in ("{}", '["a", 3]', "not json"):
+        (stored / "peers.json").write_text(text)
+        code, out, _ = swarm("peers", "--json")
+        assert code == 0 and json.loads(out) == [], text
+    code, _, err = swarm("peers", "--home", str(tmp_path / "nowhere"))
+    assert one_line_error(code, err, "no node home")
+
+
+def test_tracks_fit_80_columns_with_their_full_ids() -> None:
+    from node.harness.tracks import TRACKS
+
+    code, out, _ = swarm("tracks")
+    assert code == 0 and max(map(len, out.splitlines())) <= 80
+    assert TRACKS["tinystories-cpu"].id in out and "2.5M" in out
+
+
+def test_report_of_an_unknown_track_writes_nothing(stored: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    code, _, err = swarm("report", "--out", str(out), "--track", "no-such-track")
+    assert one_line_error(code, err, "no runs of track 'no-such-track'") and not out.exists()
+
+
+def test_memory_export_refuses_an_unknown_kind(stored: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.swarm"
+    code, _, err = swarm("memory", "export", str(out), "--kind", "runz")
+    assert one_line_error(code, err, "--kind must be one of") and not out.exists()
+
+
+def test_help_text_is_reflowed_for_the_terminal() -> None:
+    out = runner.invoke(app, ["leaderboard", "--help"]).stdout
+    assert "unranked (docs/TRUST.md)" in out          # one sentence, not the docstring's lines
+    summary = runner.invoke(app, ["--help"]).stdout
+    assert "Configs ranked by mean val_bpb over seeds, per track" in summary
+
+
+def test_manual_runs_are_diffed_against_the_built_in_base(home: Path) -> None:
+    """`swarm run --set lr=...` twice, no baseline run yet: the leaderboard still says what changed."""
+    from memory import codec
+    from node.harness.tracks import TRACKS
+
+    key = synthetic.keypairs(1, seed=3)[0]
+    base = TRACKS["tinystories-cpu"].base.model_dump()
+    track = "tinystories-cpu:" + "7" * 32                    # another budget: another id, same base
+    bodies = [synthetic.run_body(track, base, 0, 2.33),
+              synthetic.run_body(track, {**base, "lr": 0.001}, 1, 2.58)]
+    with Store(memory_path(home)) as store:
+        store.add([codec.sign(key, "run", i + 1, b) for i, b in enumerate(bodies)])
+    rows = json.loads(swarm("leaderboard", "--json")[1])
+    assert [r["diff"] for r in rows] == [{}, {"lr": 0.001}]
+    assert "lr=0.001" in swarm("leaderboard")[1]
+
+
+def test_a_narrow_tables_title_stays_on_one_line(stored: Path) -> None:
+    code, out, _ = swarm("sql", "SELECT 1 AS n")
+    assert code == 0 and out.splitlines()[0].strip() == "1 row"
+
+
+def test_run_and_join_check_their_home_first(tmp_path: Path) -> None:
+    """A home that cannot hold a memory stops `swarm run` before training and `swarm join` at once."""
+    not_a_folder = tmp_path / "home-file"
+    not_a_folder.write_text("x")
+    code, _, err = swarm("run", "--home", str(not_a_folder), "--budget-tokens", "1000")
+    assert one_line_error(code, err, "is not a folder")
+    code, _, err = swarm("join", "--home", str(not_a_folder), "--no-work", "--duration", "1")
+    assert one_line_error(code, err, "is not a folder") and not_a_folder.read_text() == "x"
+    bad_key = tmp_path / "home"
+    bad_key.mkdir()
+    (bad_key / IDENTITY_FILE).write_text("zz\n")
+    (bad_key / IDENTITY_FILE).chmod(0o600)
+    code, _, err = swarm("run", "--home", str(bad_key), "--budget-tokens", "1000")
+    assert one_line_error(code, err, "does not hold a 32-byte hex key")
+    assert not (bad_key / "memory.duckdb").exists() and not (bad_key / "cache").exists()
+
+
+def test_bench_trust_refuses_an_unknown_attack() -> None:
+    code, _, err = swarm("bench", "trust", "--scenario", "bribe")
+    assert one_line_error(code, err, "--scenario must be one of fabricate")
+
+
+def test_writing_under_a_file_is_one_line(stored: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for command in (["export", "--format", "csv", "--out", str(a_file / "out")],
+                    ["memory", "export", str(a_file / "all.swarm")],
+                    ["report", "--out", str(a_file / "report.html")]):
+        code, _, err = swarm(*command)
+        assert one_line_error(code, err, "Not a directory"), command
+    assert a_file.read_text() == "x"
+
+
+def _nodes_of(pid: int) -> list[int]:
+    """The `swarm join` processes whose parent is `pid` (a bench starts them in their own sessions)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            joins = b"join" in (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and joins:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path: Path) -> None:
+    """`timeout 60 swarm bench network` (SIGTERM) once left its node processes running for good."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from swarm.bench.nodes import wait_for
+
+    bench = subprocess.Popen([sys.executable, "-m", "swarm.cli", "bench", "network", "--nodes", "2",
+                              "--seconds", "600", "--catch-up", "0"], cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nodes: list[int] = []
+    try:
+        nodes = wait_for(lambda: c if len(c := _nodes_of(bench.pid)) == 2 else None, 240,
+                         "the bench's two nodes")
+        time.sleep(1)
+        bench.send_signal(signal.SIGTERM)
+        assert bench.wait(120) != 0
+        wait_for(lambda: not any(Path(f"/proc/{n}").exists() for n in nodes), 60, "nodes gone")
+    finally:
+        bench.kill()
+        bench.wait()
+        for node in nodes:                    # a failure here must not leave them running
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node, signal.SIGKILL)
+
+
+def test_a_bench_run_in_process_leaves_sigterm_as_it_was() -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = swarm("bench", "trust", "--scenario", "bribe")
+    assert code == 1 and signal.getsignal(signal.SIGTERM) is before
