@@ -330,7 +330,8 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
 
 def listing(state: TrustState, runs: dict[str, int]) -> list[dict[str, Any]]:
     """Authors with their standing, why, and influence (their share of the sane finished runs
-    and claims this node holds), roots first, then by level, then by id.
+    and claims this node holds), roots first, then by level, then by runs (a flood of keys
+    with nothing counted sorts last), then by id.
 
     `runs`: author -> how many sane finished runs of theirs (any track)."""
     total = max(1, sum(runs.values()))
@@ -344,4 +345,4 @@ def listing(state: TrustState, runs: dict[str, int]) -> list[dict[str, Any]]:
                      "contradicted": a.mismatched, "outvoted_replays": a.lost, "runs": n,
                      "influence": round(n / total, 4)})
     order = {"root": 0, "trusted": 1, "untrusted": 2, "distrusted": 3}
-    return sorted(rows, key=lambda r: (order[r["status"]], -r["level"], r["author"]))
+    return sorted(rows, key=lambda r: (order[r["status"]], -r["level"], -r["runs"], r["author"]))

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from swarm.conclusions import Conclusions
-from swarm.output import console, fail, print_json, print_table
+from swarm.output import console, err_console, fail, print_json, print_table
 from swarm.reader import open_reader, query_errors
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -78,14 +78,17 @@ def remove(ctx: typer.Context, peer_id: str = typer.Argument(..., help="A pinned
 
 
 @trust_app.callback()
-def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
+def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HOME,
+            limit: int = typer.Option(50, min=1, help="First N authors (roots and trusted "
+                                                      "first, then by runs).")) -> None:
     """Authors with their trust here, why (the replays that earned it, the mismatch that lost
     it) and their influence (share of the sane runs this memory holds)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"home": home}        # `swarm trust --home DIR add ...` pins in DIR
         return
     with open_reader(home) as reader, query_errors():
-        rows = Conclusions(reader, home).authors()
+        every = Conclusions(reader, home).authors()
+    rows = every[:limit]                  # keys are free: a flood of them is a long tail
     if json_out:
         return print_json(rows)
     print_table("trust (roots: own key + pinned; others earn it by replays)",
@@ -93,6 +96,8 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
                 [("…" + r["author"][-10:], r["status"] + (" (pin)" if r["pinned"] else ""),
                   r["level"], r["runs"], f"{100 * r['influence']:.1f}%", r["why"]) for r in rows],
                 empty="no authors yet")
+    if len(every) > limit:
+        err_console.print(f"the first {limit} of {len(every)} authors (--limit N for more)")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

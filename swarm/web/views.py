@@ -23,6 +23,7 @@ from swarm.conclusions import Conclusions, track_base
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
+MAX_AUTHORS = 500        # rows of the trust table
 
 
 def _rows(reader: Reader, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -360,7 +361,10 @@ def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
 
 
 def trust(c: Conclusions) -> dict[str, Any]:
-    """Who is trusted here and why: `swarm trust --json`'s rows, and the roots' own key."""
+    """Who is trusted here and why: `swarm trust --json`'s first MAX_AUTHORS rows (roots and
+    trusted first, then by runs: keys are free, so a flood of them is a long tail), how many
+    there are, and the roots' own key."""
     from swarm.conclusions import own_peer_id
 
-    return {"authors": c.authors(), "own": own_peer_id(c.home)}
+    rows = c.authors()
+    return {"authors": rows[:MAX_AUTHORS], "total": len(rows), "own": own_peer_id(c.home)}

@@ -11,7 +11,10 @@ from memory.store import Store
 from node.home import memory_path
 from roles import trust
 from swarm.cli import app
+from swarm.conclusions import Conclusions
 from swarm.node_work import bootstrap_peers
+from swarm.reader import open_reader
+from swarm.web import views
 
 cli = CliRunner(env={"COLUMNS": "120"})
 CONFIG = {"lr": 0.003}
@@ -59,3 +62,26 @@ def test_trust_add_list_remove(home: Path) -> None:
 def test_bootstrap_peer_ids_are_read_from_multiaddrs() -> None:
     peer = synthetic.keypairs(1)[0].peer_id
     assert bootstrap_peers([f"/ip4/1.2.3.4/tcp/4001/p2p/{peer}", "/ip4/1.2.3.4/tcp/1"]) == [peer]
+
+
+def test_a_flood_of_keys_is_a_long_tail_after_the_roots(home: Path) -> None:
+    # Keys are free: 60 strangers with one run each must not bury the roots and trusted authors,
+    # nor make the listing (or the dashboard's trust page) as long as the flood.
+    me, *flood = synthetic.keypairs(61, seed=7)
+    home.mkdir(parents=True)
+    (home / "identity.key").write_text(me.seed.hex() + "\n")
+    (home / "identity.key").chmod(0o600)
+    mine = [codec.sign(me, "run", i + 1,
+                       synthetic.run_body("t", CONFIG, i, 1.0, purpose="baseline"))
+            for i in range(2)]
+    theirs = [codec.sign(k, "run", 1, synthetic.run_body("t", CONFIG, 100 + i, 1.0))
+              for i, k in enumerate(flood)]
+    with Store(memory_path(home)) as store:
+        store.add([*mine, *theirs])
+    rows = json.loads(swarm("trust", "--json", "--limit", "5")[1])
+    assert len(rows) == 5 and rows[0]["author"] == me.peer_id and rows[0]["status"] == "root"
+    code, out, err = swarm("trust")
+    assert code == 0 and "the first 50 of 61 authors" in err
+    with open_reader(home) as reader:
+        page = views.trust(Conclusions(reader, home))
+    assert page["total"] == 61 and page["authors"][0]["author"] == me.peer_id

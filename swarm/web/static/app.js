@@ -390,7 +390,9 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Trust: who counts here and why"]));
     main.appendChild(el("p", {}, ["Roots: this node's own key" + (data.own ? " (…" +
       data.own.slice(-8) + ")" : " (none yet)") + " and the pinned keys (swarm trust add). " +
-      "Others earn trust when a trusted author replays one of their runs and it matches."]));
+      "Others earn trust when a trusted author replays one of their runs and it matches bit " +
+      "for bit (the same CPU model and thread count)." + (data.total > data.authors.length ?
+      " The first " + data.authors.length + " of " + data.total + " authors." : "")]));
     main.appendChild(table(["author", "status", "pinned", "level", "runs", "influence", "why"],
       data.authors.map(function (a) {
         return [a.author.slice(-12), a.status, a.pinned ? (a.pinned.note || a.pinned.source) : "",
