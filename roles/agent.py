@@ -4,7 +4,8 @@ The answer must be a JSON object `{"diff": {knob: value, ...}, "rationale": "one
 diff validates as an experiment over the track's best config. An invalid answer is sent back with
 the validation error (up to `retries` times), then dropped and counted. API errors, rate limits and
 timeouts fall back to `fallback` (or, inside the portfolio, to the other proposers: `propose`
-returns None); nothing raises out of `propose`. When the API answers that the model does not exist
+returns None), and so does a reply that is not a Messages API answer (a broken or hostile server
+behind `ANTHROPIC_BASE_URL`); nothing raises out of `propose`. When the API answers that the model does not exist
 (model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
 """
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +23,9 @@ from roles.strategy import Validate
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "claude-sonnet-4-6"
+# An answer is at most max_tokens=1024 tokens (a few KB); anything far longer is not an answer,
+# and is neither parsed nor sent back.
+MAX_ANSWER = 64 * 1024
 FAMILIES = ("sonnet", "opus", "haiku")
 SYSTEM = (
     "You are the research agent of a peer-to-peer swarm that trains small language models under a "
@@ -36,14 +39,32 @@ class InvalidAnswer(ValueError):
     """The model's answer does not validate as an experiment."""
 
 
+class BrokenReply(ValueError):
+    """The server's reply is not a Messages API answer."""
+
+
+def reply_text(reply: Any) -> str:
+    """The text of a Messages API reply's text blocks, or BrokenReply."""
+    content = getattr(reply, "content", None)
+    if not isinstance(content, list):
+        raise BrokenReply(f"a {type(reply).__name__} reply without a content list")
+    texts = [getattr(block, "text", "") for block in content]
+    if not all(isinstance(t, str) for t in texts):
+        raise BrokenReply("a content block whose text is not a string")
+    return "".join(texts)
+
+
 def parse_answer(text: str, best: dict[str, Any], validate: Validate | None,
                  tried: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The (diff, rationale) in `text`, or InvalidAnswer saying what is wrong."""
-    match = re.search(r"\{.*\}", text, re.DOTALL)
-    if match is None:
+    if len(text) > MAX_ANSWER:
+        raise InvalidAnswer(f"the answer has {len(text)} characters (at most {MAX_ANSWER})")
+    # from the first "{" to the last "}" (a regex search for that is quadratic in the "{"s)
+    first, last = text.find("{"), text.rfind("}")
+    if first < 0 or last < first:
         raise InvalidAnswer("no JSON object found")
     try:
-        answer = json.loads(match.group(0))
+        answer = json.loads(text[first:last + 1])
     except ValueError as exc:
         raise InvalidAnswer(f"not valid JSON: {exc}") from None
     diff, rationale = answer.get("diff"), answer.get("rationale")
@@ -126,15 +147,14 @@ class ClaudeAgent:
             "Memory digest:\n" + text_digest + "\nPropose the next experiment.")}]
         for _attempt in range(self.retries + 1):
             try:
-                reply = self._create(ctx, messages)
-            except self._api_error as exc:
+                text = reply_text(self._create(ctx, messages))
+            except (self._api_error, ValueError) as exc:   # ValueError: a body that is not JSON
                 return self._fall_back(ctx, exc)
-            text = "".join(getattr(b, "text", "") for b in reply.content)
             try:
                 diff, rationale = parse_answer(text, best, self.validate, tried)
             except InvalidAnswer as exc:
                 ctx.count("agent_invalid_answers")
-                messages += [{"role": "assistant", "content": text or "(empty)"},
+                messages += [{"role": "assistant", "content": text[:MAX_ANSWER] or "(empty)"},
                              {"role": "user", "content": f"Invalid: {exc}. Answer again with "
                                                          "the JSON object only."}]
                 continue
