@@ -5,8 +5,8 @@ diff validates as an experiment over the track's best config. An invalid answer 
 the validation error (up to `retries` times), then dropped and counted. API errors, rate limits and
 timeouts fall back to `fallback` (or, inside the portfolio, to the other proposers: `propose`
 returns None), and so does a reply that is not a Messages API answer (a broken or hostile server
-behind `ANTHROPIC_BASE_URL`); nothing raises out of `propose`. When the API answers that the model does not exist
-(model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
+behind `ANTHROPIC_BASE_URL`, roles/messages.py); nothing raises out of `propose`. When the API
+answers that the model does not exist (model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
 """
 from __future__ import annotations
 
@@ -19,13 +19,11 @@ from typing import Any
 from roles import digest, evidence, leases
 from roles.base import Proposal, Proposer
 from roles.context import Context
+from roles.messages import MAX_ANSWER, object_text, reply_text
 from roles.strategy import Validate
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "claude-sonnet-4-6"
-# An answer is at most max_tokens=1024 tokens (a few KB); anything far longer is not an answer,
-# and is neither parsed nor sent back.
-MAX_ANSWER = 64 * 1024
 FAMILIES = ("sonnet", "opus", "haiku")
 SYSTEM = (
     "You are the research agent of a peer-to-peer swarm that trains small language models under a "
@@ -39,32 +37,17 @@ class InvalidAnswer(ValueError):
     """The model's answer does not validate as an experiment."""
 
 
-class BrokenReply(ValueError):
-    """The server's reply is not a Messages API answer."""
-
-
-def reply_text(reply: Any) -> str:
-    """The text of a Messages API reply's text blocks, or BrokenReply."""
-    content = getattr(reply, "content", None)
-    if not isinstance(content, list):
-        raise BrokenReply(f"a {type(reply).__name__} reply without a content list")
-    texts = [getattr(block, "text", "") for block in content]
-    if not all(isinstance(t, str) for t in texts):
-        raise BrokenReply("a content block whose text is not a string")
-    return "".join(texts)
-
-
 def parse_answer(text: str, best: dict[str, Any], validate: Validate | None,
                  tried: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The (diff, rationale) in `text`, or InvalidAnswer saying what is wrong."""
-    if len(text) > MAX_ANSWER:
-        raise InvalidAnswer(f"the answer has {len(text)} characters (at most {MAX_ANSWER})")
-    # from the first "{" to the last "}" (a regex search for that is quadratic in the "{"s)
-    first, last = text.find("{"), text.rfind("}")
-    if first < 0 or last < first:
+    try:
+        found = object_text(text)
+    except ValueError as exc:
+        raise InvalidAnswer(str(exc)) from None
+    if found is None:
         raise InvalidAnswer("no JSON object found")
     try:
-        answer = json.loads(text[first:last + 1])
+        answer = json.loads(found)
     except ValueError as exc:
         raise InvalidAnswer(f"not valid JSON: {exc}") from None
     diff, rationale = answer.get("diff"), answer.get("rationale")

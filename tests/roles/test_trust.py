@@ -318,6 +318,20 @@ def test_free_keys_findings_stamped_ahead_neither_silence_nor_hide_the_meta_anal
     assert MetaAnalyst().work(h) is None
 
 
+def test_free_keys_noise_floors_stamped_ahead_do_not_make_the_statistician_republish(
+        store, keys) -> None:
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    assert Statistician().work(h).startswith("noise floor")
+    body = R.NoiseFloorBody(track=h.track, config_hash="0" * 32, n=2, mean=1.0, std=0.1, runs=[])
+    ahead = codec.now_ms() + 100_000
+    store.add([codec.sign(k, "noise_floor", 1, body, ts=ahead) for k in hostile(300)])
+    assert not Statistician.floor_is_stale(h) and choice.open_work(h)["statistician"] == 0
+    assert Statistician().work(h) is None
+    assert store.query("SELECT count(*) FROM noise_floors WHERE author = ?",
+                       [keys[0].peer_id]).rows == [(1,)]
+
+
 def test_honest_newcomer_ends_trusted_after_replays(store, keys) -> None:
     runner = Runner({("lr", 0.006): -5 * SD})
     h = node(store, keys[0], runner, 1)
