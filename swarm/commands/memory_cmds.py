@@ -38,7 +38,8 @@ def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, A
                 batch = []
                 progress.update(task, completed=src.tell())
     except stream.NotARecordStream as exc:
-        total.merge(ingest(batch))               # the records before the damage are kept
+        if batch:
+            total.merge(ingest(batch))           # the records before the damage are kept
         raise stream.NotARecordStream(f"{exc} (the records before it were imported: "
                                       f"{_summary(total)})") from None
     if batch:
