@@ -4,8 +4,8 @@ A node with `ANTHROPIC_API_KEY` set judges, as part of its meta-analyst work, up
 `PER_STEP` finished runs of the track that have samples, were written by other nodes and have no
 judgement by a trusted judge yet (trusted authors' runs first, then newest first). Each answer
 must be a JSON object of integer scores 0-10 for every criterion of the rubric plus a
-one-sentence reason; it becomes a `judgement` record (judge model,
-rubric version, scores, the run judged, the reason). A judgement is testimony like any record: it
+one-sentence reason; it becomes a `judgement` record (judge model, rubric version, scores, the
+run judged, the reason). A judgement is testimony like any record: it
 says what this node's judge thought, not that the run is good. API errors end judging for the
 step; an answer that does not validate is counted and dropped (no record).
 """
