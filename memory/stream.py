@@ -36,7 +36,8 @@ def check_header(src: BinaryIO) -> None:
 
 
 def read(src: BinaryIO) -> Iterator[bytes]:
-    """Yield the raw records of a stream; `NotARecordStream` if it is not one."""
+    """Yield the raw records of a stream; `NotARecordStream` if it is not one, holds an item that
+    is not a record, or is cut short (raised after the records before the damage)."""
     check_header(src)
     unpacker = msgpack.Unpacker(src, raw=True, max_buffer_size=MAX_ITEM_BYTES + 16,
                                 max_bin_len=MAX_ITEM_BYTES, max_str_len=0, max_array_len=0,
@@ -46,6 +47,12 @@ def read(src: BinaryIO) -> Iterator[bytes]:
             if not isinstance(item, bytes):
                 raise NotARecordStream(f"stream holds a {type(item).__name__}, not a record")
             yield item
+        # The unpacker stops quietly at a cut item; bytes read but not unpacked mean one.
+        left = src.tell() - len(MAGIC) - unpacker.tell()
+        if left:
+            raise NotARecordStream("cut short: it ends inside a record")
+    except msgpack.BufferFull:          # an item's header names more than max_buffer_size
+        raise NotARecordStream(f"an item over {MAX_ITEM_BYTES} bytes is not a record") from None
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
         if isinstance(exc, NotARecordStream):
             raise

@@ -38,6 +38,7 @@ LOOP_S = 3.0
 RECHECK_S = 600.0             # how long a dial-back verdict holds
 DIALBACK_TIMEOUT_S = 5.0
 DIALBACK_PEER_GAP_S = 30.0    # one dial-back per peer per this many seconds (we serve)
+MAX_SERVED = 4096             # askers remembered for the gap; past this, those outside it go
 DIALBACK_ASK = 3              # peers asked per check
 MAX_RELAYS = 2
 MAX_KNOWN_RELAYS = 32
@@ -189,9 +190,13 @@ class Nat:
             port = request.get("port") if isinstance(request, dict) else None
             if not isinstance(port, int) or not 0 < port < 65536 or ip == "?":
                 raise ProtocolError("dial-back: bad request")
-            if time.monotonic() - self._served.get(peer_id, -1e9) < DIALBACK_PEER_GAP_S:
+            now = time.monotonic()
+            if now - self._served.get(peer_id, -1e9) < DIALBACK_PEER_GAP_S:
                 raise ProtocolError("dial-back: asked too often")
-            self._served[peer_id] = time.monotonic()
+            if len(self._served) >= MAX_SERVED:    # peer ids are free: keep only the gap's askers
+                self._served = {p: t for p, t in self._served.items()
+                                if now - t < DIALBACK_PEER_GAP_S}
+            self._served[peer_id] = now
             async with self._dialback_limit:
                 ok = await tcp_reachable(ip, port)
             await write_frame(stream, {"ok": ok})

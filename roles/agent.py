@@ -4,21 +4,22 @@ The answer must be a JSON object `{"diff": {knob: value, ...}, "rationale": "one
 diff validates as an experiment over the track's best config. An invalid answer is sent back with
 the validation error (up to `retries` times), then dropped and counted. API errors, rate limits and
 timeouts fall back to `fallback` (or, inside the portfolio, to the other proposers: `propose`
-returns None); nothing raises out of `propose`. When the API answers that the model does not exist
-(model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
+returns None), and so does a reply that is not a Messages API answer (a broken or hostile server
+behind `ANTHROPIC_BASE_URL`, roles/messages.py); nothing raises out of `propose`. When the API
+answers that the model does not exist (model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 from roles import digest, evidence, leases
 from roles.base import Proposal, Proposer
 from roles.context import Context
+from roles.messages import MAX_ANSWER, object_text, reply_text
 from roles.strategy import Validate
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,14 @@ class InvalidAnswer(ValueError):
 def parse_answer(text: str, best: dict[str, Any], validate: Validate | None,
                  tried: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The (diff, rationale) in `text`, or InvalidAnswer saying what is wrong."""
-    match = re.search(r"\{.*\}", text, re.DOTALL)
-    if match is None:
+    try:
+        found = object_text(text)
+    except ValueError as exc:
+        raise InvalidAnswer(str(exc)) from None
+    if found is None:
         raise InvalidAnswer("no JSON object found")
     try:
-        answer = json.loads(match.group(0))
+        answer = json.loads(found)
     except ValueError as exc:
         raise InvalidAnswer(f"not valid JSON: {exc}") from None
     diff, rationale = answer.get("diff"), answer.get("rationale")
@@ -126,15 +130,14 @@ class ClaudeAgent:
             "Memory digest:\n" + text_digest + "\nPropose the next experiment.")}]
         for _attempt in range(self.retries + 1):
             try:
-                reply = self._create(ctx, messages)
-            except self._api_error as exc:
+                text = reply_text(self._create(ctx, messages))
+            except (self._api_error, ValueError) as exc:   # ValueError: a body that is not JSON
                 return self._fall_back(ctx, exc)
-            text = "".join(getattr(b, "text", "") for b in reply.content)
             try:
                 diff, rationale = parse_answer(text, best, self.validate, tried)
             except InvalidAnswer as exc:
                 ctx.count("agent_invalid_answers")
-                messages += [{"role": "assistant", "content": text or "(empty)"},
+                messages += [{"role": "assistant", "content": text[:MAX_ANSWER] or "(empty)"},
                              {"role": "user", "content": f"Invalid: {exc}. Answer again with "
                                                          "the JSON object only."}]
                 continue

@@ -17,6 +17,7 @@ from memory import records as R
 from roles import evidence
 from roles.base import ROLE_NAMES, RoleName
 from roles.context import Context
+from roles.meta_analyst import MetaAnalyst
 from roles.statistician import Statistician
 from roles.verifier import Verifier
 
@@ -40,16 +41,6 @@ class Choice:
     scores: dict[str, float]
 
 
-def new_outcomes(ctx: Context) -> int:
-    """Runs that count here (trusted, sane) newer than the latest finding by a trusted author:
-    untrusted keys can neither flood the meta-analyst with runs nor silence it with findings."""
-    v = evidence.verdicts_of(ctx)
-    last = max([r["ts"] for r in ctx.rows("SELECT author, ts FROM findings WHERE track = ? "
-                                           "ORDER BY ts DESC LIMIT 256", [ctx.track])
-                if v.trust.trusted(r["author"])] or [0])
-    return sum(1 for r in v.runs.values() if r["ts"] > last and v.counts(r))
-
-
 def open_work(ctx: Context) -> dict[str, float]:
     """Units of open work per role, read from the memory."""
     return {
@@ -57,7 +48,7 @@ def open_work(ctx: Context) -> dict[str, float]:
         + SPOT_CHECK * len(Verifier.spot_checks(ctx, 1)),
         "statistician": len(Statistician.awaiting(ctx))
         + (1.0 if Statistician.floor_is_stale(ctx) else 0.0),
-        "meta_analyst": new_outcomes(ctx) / 10.0,
+        "meta_analyst": MetaAnalyst.new_outcomes(ctx) / 10.0,
         "experimenter": 1.0 + len(evidence.open_hypotheses(ctx)) / 2.0,
     }
 

@@ -2,9 +2,10 @@
 
 A node with `ANTHROPIC_API_KEY` set judges, as part of its meta-analyst work, up to
 `PER_STEP` finished runs of the track that have samples, were written by other nodes and have no
-judgement yet (newest first). Each answer must be a JSON object of integer scores 0-10 for every
-criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge model,
-rubric version, scores, the run judged, the reason). A judgement is testimony like any record: it
+judgement by a trusted judge yet (trusted authors' runs first, then newest first). Each answer
+must be a JSON object of integer scores 0-10 for every criterion of the rubric plus a
+one-sentence reason; it becomes a `judgement` record (judge model, rubric version, scores, the
+run judged, the reason). A judgement is testimony like any record: it
 says what this node's judge thought, not that the run is good. API errors end judging for the
 step; an answer that does not validate is counted and dropped (no record).
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from typing import Any
 
 from memory import records as R
+from roles import evidence
 from roles.context import Context
+from roles.evidence_sql import AUTHOR_IN
+from roles.messages import object_text, reply_text
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -41,11 +44,11 @@ class InvalidJudgement(ValueError):
 
 def parse_judgement(text: str) -> tuple[dict[str, float], str]:
     """(scores, reason) from the judge's answer, or InvalidJudgement saying what is wrong."""
-    match = re.search(r"\{.*\}", text, re.DOTALL)
     try:
-        answer = json.loads(match.group(0)) if match else None
-    except ValueError:
-        answer = None
+        found = object_text(text)
+        answer = json.loads(found) if found else None
+    except ValueError as exc:
+        raise InvalidJudgement(str(exc)[:200]) from None
     if not isinstance(answer, dict):
         raise InvalidJudgement("no JSON object found")
     scores = {c: answer.get(c) for c in CRITERIA}
@@ -66,12 +69,17 @@ def samples_text(samples: list[dict[str, Any]]) -> str:
 
 
 def unjudged_runs(ctx: Context, limit: int = PER_STEP) -> list[dict[str, Any]]:
-    """Finished runs of the track by other nodes, with samples and no judgement yet (newest first)."""
+    """Finished runs of the track by other nodes, with samples and no judgement by a trusted
+    judge yet: trusted authors' runs first, then newest first. A stranger's judgement is no
+    judgement here (free keys judging every run kept this node from judging any), and strangers'
+    runs stamped ahead come after the runs that count here."""
+    trusted = list(evidence.verdicts_of(ctx).trusted_authors)
     return ctx.rows(
-        "SELECT id, samples FROM valid_runs r WHERE track = ? AND status = 'ok' AND author <> ? "
-        "AND samples IS NOT NULL AND json_array_length(samples) > 0 "
-        "AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.run = r.id) "
-        "ORDER BY ts DESC, id LIMIT ?", [ctx.track, ctx.me, limit])
+        f"SELECT id, samples FROM valid_runs r WHERE track = ? AND status = 'ok' AND author <> ? "
+        f"AND samples IS NOT NULL AND json_array_length(samples) > 0 "
+        f"AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.run = r.id AND j.{AUTHOR_IN}) "
+        f"ORDER BY r.{AUTHOR_IN} DESC, ts DESC, id LIMIT ?",
+        [ctx.track, ctx.me, trusted, trusted, limit])
 
 
 class ClaudeJudge:
@@ -88,11 +96,12 @@ class ClaudeJudge:
         self._api_error = anthropic.APIError
 
     def judge_run(self, samples: list[dict[str, Any]]) -> tuple[dict[str, float], str]:
-        """Ask for scores of `samples`; raises the SDK's APIError or InvalidJudgement."""
+        """Ask for scores of `samples`; raises the SDK's APIError, InvalidJudgement, or
+        ValueError for a reply that is no Messages API answer (roles/messages.py)."""
         reply = self.client.messages.create(
             model=self.model, max_tokens=300, system=RUBRIC,
             messages=[{"role": "user", "content": samples_text(samples)}])
-        return parse_judgement("".join(getattr(b, "text", "") for b in reply.content))
+        return parse_judgement(reply_text(reply))
 
     def work(self, ctx: Context) -> int:
         """Judge up to `per_step` unjudged runs; the number of judgements published."""
@@ -100,14 +109,14 @@ class ClaudeJudge:
         for row in unjudged_runs(ctx, self.per_step):
             try:
                 scores, reason = self.judge_run(json.loads(row["samples"]))
-            except self._api_error as exc:
-                ctx.count("judge_errors")
-                log.warning("judge unavailable (%s); no judging this step", type(exc).__name__)
-                break
             except InvalidJudgement as exc:
                 ctx.count("judge_invalid_answers")
                 log.info("judge answer for run %s dropped: %s", row["id"][:8], exc)
                 continue
+            except (self._api_error, ValueError) as exc:   # ValueError: not a Messages answer
+                ctx.count("judge_errors")
+                log.warning("judge unavailable (%s); no judging this step", type(exc).__name__)
+                break
             ctx.publish("judgement", R.JudgementBody(run=row["id"], judge=self.model[:80],
                                                      rubric=RUBRIC_VERSION, scores=scores,
                                                      reason=reason))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from memory import records as R
-from roles import evidence
+from roles import evidence, evidence_sql
 from roles.context import Context
 
 log = logging.getLogger(__name__)
@@ -196,13 +196,13 @@ class MetaAnalyst:
 
     @staticmethod
     def new_outcomes(ctx: Context) -> int:
-        """Runs and verifications on the track since its latest finding."""
-        last = ctx.rows("SELECT coalesce(max(ts), 0) AS ts FROM findings WHERE track = ?",
-                        [ctx.track])[0]["ts"]
-        return ctx.rows(
-            "SELECT (SELECT count(*) FROM runs WHERE track = ? AND ts > ?) + "
-            "(SELECT count(*) FROM verifications v JOIN claims c ON c.id = v.claim "
-            " WHERE c.track = ? AND v.ts > ?) AS n", [ctx.track, last, ctx.track, last])[0]["n"]
+        """Runs that count here (trusted, sane) newer than the latest finding by a trusted author:
+        untrusted keys can neither flood the meta-analyst with runs nor silence it with findings
+        (one finding stamped a minute ahead once hid every run until its ts)."""
+        v = evidence.verdicts_of(ctx)
+        last = ctx.rows(f"SELECT coalesce(max(ts), 0) AS ts FROM findings WHERE track = ? AND "
+                        f"{evidence_sql.AUTHOR_IN}", [ctx.track, list(v.trusted_authors)])[0]["ts"]
+        return sum(1 for r in v.runs.values() if r["ts"] > last and v.counts(r))
 
     def work(self, ctx: Context) -> str | None:
         """Judge a few runs (with a judge), then publish a finding when new outcomes arrived."""

@@ -14,7 +14,7 @@ import logging
 import math
 
 from memory import records as R
-from roles import evidence, leases, verdicts
+from roles import evidence, evidence_sql, leases, verdicts
 from roles.context import Context
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,12 @@ class Statistician:
         base = evidence.baseline(ctx)
         if len(base.values) < 2:
             return False
-        trusted = evidence.verdicts_of(ctx).trust.trusted
-        rows = [r for r in ctx.rows("SELECT author, config_hash, n FROM noise_floors WHERE "
-                                    "track = ? ORDER BY ts DESC, id DESC LIMIT 256", [ctx.track])
-                if trusted(r["author"])]
+        # the newest trusted floor, chosen in SQL: a window of newest floors filtered afterwards
+        # was filled by free keys' floors stamped ahead, and every step published the floor again
+        trusted = list(evidence.verdicts_of(ctx).trusted_authors)
+        rows = ctx.rows(f"SELECT config_hash, n FROM noise_floors WHERE track = ? AND "
+                        f"{evidence_sql.AUTHOR_IN} ORDER BY ts DESC, id DESC LIMIT 1",
+                        [ctx.track, trusted])
         return not rows or (rows[0]["config_hash"], rows[0]["n"]) != (base.hash, len(base.values))
 
     def _noise_floor(self, ctx: Context) -> str | None:

@@ -30,15 +30,26 @@ def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, A
 
     total = IngestReport()
     batch: list[bytes] = []
-    for raw in stream.read(src):
-        batch.append(raw)
-        if len(batch) >= BATCH:
-            total.merge(ingest(batch))
-            batch = []
-            progress.update(task, completed=src.tell())
+    try:
+        for raw in stream.read(src):
+            batch.append(raw)
+            if len(batch) >= BATCH:
+                total.merge(ingest(batch))
+                batch = []
+                progress.update(task, completed=src.tell())
+    except stream.NotARecordStream as exc:
+        if batch:
+            total.merge(ingest(batch))           # the records before the damage are kept
+        raise stream.NotARecordStream(f"{exc} (the records before it were imported: "
+                                      f"{_summary(total)})") from None
     if batch:
         total.merge(ingest(batch))
     return total.as_dict()
+
+
+def _summary(report: Any) -> str:
+    rejected = sum(report.rejected.values())
+    return f"{report.accepted} accepted, {report.duplicate} duplicate, {rejected} rejected"
 
 
 @memory_app.command("import")
@@ -70,7 +81,7 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
                 with Store(memory_path(ensure_home(resolved))) as store:
                     report = _ingest_file(src, store.ingest, progress, task)
         except stream.NotARecordStream as exc:
-            fail(f"{file}: {exc} (records before the damage were kept)")
+            fail(f"{file}: {exc}")
         except (StoreError, api_client.ApiError) as exc:
             fail(str(exc))
     if json_out:

@@ -156,6 +156,26 @@ def test_memory_import_reports_rejections_by_reason(home, tmp_path) -> None:
     assert swarm("memory", "stats")[0] == 0
 
 
+@pytest.mark.parametrize("damage", ["cut", "huge", "map"])
+def test_memory_import_of_a_damaged_stream_keeps_what_came_before_and_says_so(
+        home, tmp_path, damage) -> None:
+    key = synthetic.keypairs(1)[0]
+    good = [r.raw for r in synthetic.runs([key], 5)]
+    file = tmp_path / "damaged.swarm"
+    with open(file, "wb") as f:
+        stream.write(f, good)
+    whole = file.read_bytes()
+    tail = {"cut": b"", "huge": b"\xc6\x7f\xff\xff\xff" + bytes(2 * stream.MAX_ITEM_BYTES),
+            "map": b"\x81\xa1a\x01"}[damage]
+    # "cut": the last record loses its last 5 bytes; the others append an item that is no record
+    file.write_bytes(whole[:-5] if damage == "cut" else whole + tail)
+    code, _, err = swarm("memory", "import", str(file))
+    kept = 4 if damage == "cut" else 5
+    assert code == 1 and "Traceback" not in err and f"imported: {kept} accepted" in err
+    assert len(err.strip().splitlines()) == 1 and "error" in err
+    assert json.loads(swarm("memory", "stats", "--json")[1])["records"] == kept
+
+
 def test_memory_import_refuses_a_file_that_is_not_a_stream(home, tmp_path) -> None:
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")

@@ -5,7 +5,7 @@ import logging
 import time
 
 from node import quiet
-from node.peers import PeerBook
+from node.peers import MAX_PEERS, PRUNE_STEP, PeerBook
 from node.quota import QuotaConfig, Quotas, flood_bound
 
 
@@ -56,6 +56,21 @@ def test_a_peer_that_refuses_a_protocol_is_not_asked_again_for_a_while() -> None
     peers.refused("p", "/swarm/sync/1.0.0")
     assert state.refusals["/swarm/sync/1.0.0"][1] == 2 * first          # backs off further
     assert peers.snapshot()[0]["refuses"] == ["/swarm/sync/1.0.0"]
+
+
+def test_fresh_peer_ids_are_forgotten_but_connected_banned_and_struck_peers_kept() -> None:
+    peers = PeerBook(invalid_limit=3)
+    peers.seen("honest", ["/ip4/192.0.2.1/tcp/7400/p2p/honest"], connected=True)
+    peers.invalid("banned", 3)
+    peers.invalid("struck")
+    for i in range(20_000):                  # a peer id costs nothing: connect, leave, repeat
+        peers.seen(f"fresh{i}", connected=True)
+        peers.seen(f"fresh{i}", connected=False)
+    held = {p["peer_id"] for p in peers.snapshot()}
+    assert len(held) <= MAX_PEERS + PRUNE_STEP
+    assert {"honest", "banned", "struck", "fresh19999"} <= held
+    assert peers.is_banned("banned") and peers.app_score("struck") < 0
+    assert peers.connected_count() == 1
 
 
 def test_strikes_lower_the_application_score() -> None:

@@ -7,6 +7,7 @@ library's own CircuitV2Protocol.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -225,7 +226,7 @@ def test_dial_back_dials_only_the_askers_ip_and_answers_each_peer_once_per_gap()
     from libp2p.peer.peerinfo import PeerInfo
 
     from node.framing import ProtocolError, read_frame, write_frame
-    from node.nat import DIALBACK_PROTOCOL, Nat
+    from node.nat import DIALBACK_PROTOCOL, MAX_SERVED, Nat
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -244,17 +245,23 @@ def test_dial_back_dials_only_the_askers_ip_and_answers_each_peer_once_per_gap()
 
     async def main() -> None:
         listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
-        server, first, second = new_host(), new_host(), new_host()
+        server, first, second, third = new_host(), new_host(), new_host(), new_host()
         nat = Nat(SimpleNamespace(host=server))         # type: ignore[arg-type]
         server.set_stream_handler(TProtocol(DIALBACK_PROTOCOL), nat._serve_dialback)
-        async with server.run(listen), first.run(listen), second.run(listen):
-            for client in (first, second):
+        async with server.run(listen), first.run(listen), second.run(listen), third.run(listen):
+            for client in (first, second, third):
                 await client.connect(PeerInfo(server.get_id(), server.get_addrs()))
             with trio.fail_after(60):
                 assert await ask(first, server, {"port": open_port}) == {"ok": True}
                 assert await ask(first, server, {"port": open_port}) is None      # too soon
                 assert await ask(second, server, {"port": "7400"}) is None        # malformed
                 assert await ask(second, server, {"port": closed_port}) == {"ok": False}
+                # askers from long ago (fresh peer ids, one ask each) are not kept for good
+                long_ago = time.monotonic() - 3600
+                nat._served.update({f"gone{i}": long_ago for i in range(MAX_SERVED)})
+                assert await ask(third, server, {"port": open_port}) == {"ok": True}
+                assert len(nat._served) <= 3
+                assert await ask(first, server, {"port": open_port}) is None      # still too soon
 
     try:
         trio.run(main)

@@ -8,13 +8,14 @@ from typing import Any
 
 
 class MessagesServer:
-    """Answers POST /v1/messages with scripted replies: text (200) or (status, error type).
+    """Answers POST /v1/messages with scripted replies: text (200), (status, error type), or bytes
+    sent as the whole 200 body (a broken server).
 
     With `models` (id, created_at) given, GET /v1/models lists them and a message naming any other
     model gets the API's 404 `not_found_error` (the script is not consumed).
     """
 
-    def __init__(self, script: list[str | tuple[int, str]],
+    def __init__(self, script: list[str | tuple[int, str] | bytes],
                  models: list[tuple[str, str]] | None = None) -> None:
         self.script, self.requests, self.models = list(script), [], models
         server = self
@@ -39,7 +40,9 @@ class MessagesServer:
                     return self._send(404, {"type": "error", "error": {
                         "type": "not_found_error", "message": f"model: {body.get('model')}"}})
                 step = server.script.pop(0) if server.script else (500, "api_error")
-                if isinstance(step, tuple):
+                if isinstance(step, bytes):
+                    self._send(200, step)
+                elif isinstance(step, tuple):
                     self._send(step[0], {"type": "error",
                                          "error": {"type": step[1], "message": "scripted"}})
                 else:
@@ -49,8 +52,8 @@ class MessagesServer:
                                      "content": [{"type": "text", "text": step}],
                                      "usage": {"input_tokens": 10, "output_tokens": 10}})
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict[str, Any] | bytes) -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from roles.agent import ClaudeAgent, make_proposer, parse_answer, pick_model
+from roles.agent import MAX_ANSWER, ClaudeAgent, make_proposer, parse_answer, pick_model
 from roles.experimenter import Experimenter
 from roles.proposers import OptunaProposer, Portfolio
 from roles.strategy import Strategy
@@ -63,6 +63,35 @@ def test_api_errors_fall_back_to_the_strategy(store, keys, error) -> None:
         proposal = agent(server.url).propose(ctx)
     assert proposal is not None and proposal.source == "strategy"
     assert ctx.counters["agent_fallbacks"] == 1
+
+
+def message(content: Any) -> bytes:
+    """A 200 Messages API body with `content` as given (a broken server's, when not a list)."""
+    return json.dumps({"id": "m", "type": "message", "role": "assistant", "model": "claude-test",
+                       "stop_reason": "end_turn", "stop_sequence": None, "content": content,
+                       "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()
+
+
+@pytest.mark.parametrize("body", [b"<html>bad gateway", b"null", b"[1, 2]", b"{}", message(None),
+                                  message(5), message([{"type": "text"}]),
+                                  message([{"type": "text", "text": ["a"]}])],
+                         ids=["html", "null", "list", "empty", "no-content", "int-content",
+                              "no-text", "list-text"])
+def test_a_reply_that_is_no_messages_answer_falls_back(store, keys, body) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer([body]) as server:
+        proposal = agent(server.url).propose(ctx)
+    assert proposal is not None and proposal.source == "strategy"
+    assert ctx.counters["agent_fallbacks"] == 1
+
+
+def test_a_huge_answer_is_refused_unparsed_and_not_sent_back_whole(store, keys) -> None:
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer(["{" * (MAX_ANSWER + 10_000), GOOD]) as server:
+        proposal = agent(server.url).propose(ctx)
+    assert proposal.diff == {"lr": 0.006} and ctx.counters["agent_invalid_answers"] == 1
+    retry = server.requests[1]["body"]["messages"]
+    assert len(retry[-2]["content"]) == MAX_ANSWER and "characters" in retry[-1]["content"]
 
 
 def test_unreachable_server_falls_back(store, keys) -> None:

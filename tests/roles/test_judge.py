@@ -60,6 +60,35 @@ def test_api_errors_end_judging_for_the_step(store, keys) -> None:
     assert ctx.rows("SELECT count(*) AS n FROM judgements")[0]["n"] == 0
 
 
+def test_strangers_judgements_and_runs_stamped_ahead_do_not_keep_trusted_runs_unjudged(
+        store, keys) -> None:
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
+    honest = _runs(store, keys[1], 2)
+    judge_key, runner_key = synthetic.keypairs(2, seed=77)
+    body = {"judge": "x", "rubric": RUBRIC_VERSION, "reason": "x",
+            "scores": {c: 0.0 for c in CRITERIA}}
+    store.add([codec.sign(judge_key, "judgement", i + 1, R.JudgementBody(run=r.id, **body))
+               for i, r in enumerate(honest)])               # "already judged", by a free key
+    ahead = codec.now_ms() + 100_000
+    store.add([codec.sign(runner_key, "run", i + 1, synthetic.run_body(
+        TRACK, dict(BASE), seed=i, val_bpb=1.0, extras=True), ts=ahead) for i in range(3)])
+    with MessagesServer([GOOD, GOOD]) as server:
+        assert judge(server.url).work(ctx) == 2
+    rows = ctx.rows("SELECT run FROM judgements WHERE author = ?", [keys[0].peer_id])
+    assert sorted(r["run"] for r in rows) == sorted(r.id for r in honest)
+
+
+@pytest.mark.parametrize("reply", [b"<html>bad gateway", b"null", json.dumps(
+    {"id": "m", "type": "message", "role": "assistant", "model": "claude-test", "content": None,
+     "stop_reason": "end_turn", "stop_sequence": None, "usage": {}}).encode()])
+def test_a_reply_that_is_no_messages_answer_ends_judging_for_the_step(store, keys, reply) -> None:
+    ctx = context(store, keys[0], None)
+    _runs(store, keys[1], 2)
+    with MessagesServer([reply]) as server:
+        assert judge(server.url).work(ctx) == 0
+    assert len(server.requests) == 1 and ctx.counters["judge_errors"] == 1
+
+
 @pytest.mark.parametrize("answer", ["", "{}", '{"coherence": 11, "grammar": 1, "on_story": 1, '
                                     '"reason": "x"}', '{"coherence": true, "grammar": 1, '
                                     '"on_story": 1, "reason": "x"}',

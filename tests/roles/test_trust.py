@@ -299,6 +299,39 @@ def test_two_gpu_runs_of_one_seed_are_compared_as_across_hardware() -> None:
     assert trust.exact_hardware(cpu, cpu)
 
 
+def test_free_keys_findings_stamped_ahead_neither_silence_nor_hide_the_meta_analyst(
+        store, keys) -> None:
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    ahead = codec.now_ms() + 100_000          # inside the 2-minute clock skew a record may have
+
+    def findings(n: int) -> None:
+        body = R.FindingBody(track=h.track, title="nothing new", text="", effects=[], refs=[])
+        report = store.add([codec.sign(k, "finding", 1, body, ts=ahead) for k in hostile(n)])
+        assert report.accepted == n
+
+    findings(1)
+    assert choice.open_work(h)["meta_analyst"] > 0
+    assert "finding" in (MetaAnalyst().work(h) or "")      # the stranger's finding is no news
+    findings(300)                 # more than any window of newest findings a node might read
+    assert choice.open_work(h)["meta_analyst"] == 0        # its own finding is still the latest
+    assert MetaAnalyst().work(h) is None
+
+
+def test_free_keys_noise_floors_stamped_ahead_do_not_make_the_statistician_republish(
+        store, keys) -> None:
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    assert Statistician().work(h).startswith("noise floor")
+    body = R.NoiseFloorBody(track=h.track, config_hash="0" * 32, n=2, mean=1.0, std=0.1, runs=[])
+    ahead = codec.now_ms() + 100_000
+    store.add([codec.sign(k, "noise_floor", 1, body, ts=ahead) for k in hostile(300)])
+    assert not Statistician.floor_is_stale(h) and choice.open_work(h)["statistician"] == 0
+    assert Statistician().work(h) is None
+    assert store.query("SELECT count(*) FROM noise_floors WHERE author = ?",
+                       [keys[0].peer_id]).rows == [(1,)]
+
+
 def test_honest_newcomer_ends_trusted_after_replays(store, keys) -> None:
     runner = Runner({("lr", 0.006): -5 * SD})
     h = node(store, keys[0], runner, 1)
