@@ -88,6 +88,17 @@ class Config(BaseModel):
                              description="evaluate an EMA of the weights with this decay (0 = off)",
                              json_schema_extra=OPT_IN)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads true as 1: a record or an agent's answer could run a config under
+        # another hash than the same config written with numbers
+        for name, value in (data.items() if isinstance(data, Mapping) else ()):
+            field = cls.model_fields.get(name)
+            if isinstance(value, bool) and field is not None and field.annotation is not bool:
+                raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if self.n_embd % self.n_head:

@@ -32,6 +32,9 @@ def test_choices_are_checked(knob: str, value: str) -> None:
     ({"schedule": "wsd", "warmup_frac": 0.5, "decay_frac": 0.6}, "warmup_frac \\+ decay_frac"),
     ({"nope": 1}, "unknown knob 'nope'"),
     ({"lr": "fast"}, "lr"),
+    # true would be read as 1: the same run under another config hash
+    ({"n_layer": True}, "n_layer: expected a number, got true"),
+    ({"lr": False}, "lr: expected a number, got false"),
 ])
 def test_cross_field_and_unknown_refusals(overrides: dict, reason: str) -> None:
     with pytest.raises(Refused, match=reason):
