@@ -43,6 +43,11 @@ DIALBACK_ASK = 3              # peers asked per check
 MAX_RELAYS = 2
 MAX_KNOWN_RELAYS = 32
 MAX_RELAYED_DIALS = 16        # peers we keep connected through relays
+RELAYED_DIAL_S = 15.0         # one dial through a relay
+# Failed dials per relay per round: a relay naming peers it cannot reach (MAX_LISTED of them,
+# fresh each round) would otherwise hold the loop for 64 x 15 s a round.
+RELAYED_DIAL_FAILS = 4
+MAX_EVER_RELAYED = 4096       # peers remembered as met through a relay; past it, connected ones
 RESERVE_REFRESH = 0.5         # renew a reservation after this share of its TTL
 
 
@@ -130,9 +135,10 @@ class Nat:
     async def _watch_links(self) -> None:
         """Remember peers met over a relay, so that a later direct link counts as hole-punched."""
         while True:
-            for peer_id, link in self._links().items():
-                if link == "relayed":
-                    self.ever_relayed.add(peer_id)
+            links = self._links()
+            self.ever_relayed.update(p for p, link in links.items() if link == "relayed")
+            if len(self.ever_relayed) > MAX_EVER_RELAYED:       # fresh ids, each relayed once
+                self.ever_relayed &= set(links)
             await trio.sleep(0.5)
 
     # ---- reachability (dial-back) ----
@@ -299,6 +305,7 @@ class Nat:
             except Exception as exc:  # noqa: BLE001 - an old relay or a dropped link
                 log.debug("relay %s peers: %r", relay, exc)
                 continue
+            failed = 0
             for peer_id in listed:
                 if (peer_id in connected or relayed >= MAX_RELAYED_DIALS
                         or self.net.peers.is_banned(peer_id) or not addrs):
@@ -306,6 +313,8 @@ class Nat:
                 if await self.dial_via(addrs[0].split("/p2p-circuit", 1)[0], peer_id):
                     connected.add(peer_id)
                     relayed += 1
+                elif (failed := failed + 1) >= RELAYED_DIAL_FAILS:
+                    break                      # this relay's list waits for the next round
 
     async def dial_via(self, relay_addr: str, peer_id: str) -> bool:
         """Connect to `peer_id` through the relay at `relay_addr` (`.../p2p/RELAY`)."""
@@ -313,7 +322,7 @@ class Nat:
 
         target = multiaddr.Multiaddr(f"{relay_addr}/p2p-circuit/p2p/{peer_id}")
         try:
-            with trio.fail_after(15):
+            with trio.fail_after(RELAYED_DIAL_S):
                 await self.transport.dial(target)
             log.info("connected to %s through relay", peer_id)
             return True

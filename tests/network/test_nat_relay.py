@@ -268,3 +268,63 @@ def test_dial_back_dials_only_the_askers_ip_and_answers_each_peer_once_per_gap()
     finally:
         listener.close()
         closed.close()
+
+
+def test_a_relay_naming_peers_it_cannot_reach_costs_a_few_dials_a_round(monkeypatch) -> None:
+    """A hostile relay lists MAX_LISTED fresh peer ids and never answers a dial through it: a
+    round of relayed dials stops after RELAYED_DIAL_FAILS failures (it was one 15-s dial per
+    listed peer, ~16 minutes a round)."""
+    from types import SimpleNamespace
+
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerinfo import PeerInfo
+    from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
+    from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
+    from libp2p.relay.circuit_v2.transport import CircuitV2Transport
+    from libp2p.tools.anyio_service import background_trio_service
+
+    from node import nat as nat_mod
+    from node.framing import read_frame, write_frame
+
+    monkeypatch.setattr(nat_mod, "RELAYED_DIAL_S", 0.5)     # the dials' length is not the point
+    fresh = [str(ID.from_pubkey(new_host().get_public_key())) for _ in range(relay_mod.MAX_LISTED)]
+    dials: list[int] = []
+
+    async def list_fresh(stream: Any) -> None:
+        await read_frame(stream, max_bytes=256, timeout=10)
+        await write_frame(stream, {"p": fresh})
+
+    async def hang(stream: Any) -> None:
+        dials.append(1)
+        await trio.sleep(30)
+
+    async def main() -> None:
+        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        relay, me = new_host(), new_host()
+        relay.set_stream_handler(TProtocol(relay_mod.PEERS_PROTOCOL), list_fresh)
+        relay.set_stream_handler(TProtocol("/libp2p/circuit/relay/0.2.0/hop"), hang)
+        async with relay.run(listen), me.run(listen), trio.open_nursery() as nursery:
+            stop = CircuitV2Protocol(me, allow_hop=False)
+            nursery.start_soon(_serve, stop)
+            await me.connect(PeerInfo(relay.get_id(), relay.get_addrs()))
+            net = SimpleNamespace(host=me, config=SimpleNamespace(network="test"),
+                                  peers=SimpleNamespace(is_banned=lambda p: False),
+                                  connected_peers=lambda: [str(relay.get_id())])
+            nat = nat_mod.Nat(net)                              # type: ignore[arg-type]
+            nat.transport = CircuitV2Transport(me, stop, RelayConfig(roles=RelayRole.STOP))
+            addr = f"{relay.get_addrs()[0]}".split("/p2p/")[0]
+            nat.reservations = {str(relay.get_id()): (
+                time.monotonic() + 3600, [f"{addr}/p2p/{relay.get_id()}/p2p-circuit"])}
+            with trio.fail_after(60):
+                await nat._dial_relayed_peers()
+            nursery.cancel_scope.cancel()
+        assert 1 <= len(dials) <= nat_mod.RELAYED_DIAL_FAILS
+
+    async def _serve(stop: Any) -> None:
+        async with background_trio_service(stop):
+            await trio.sleep_forever()
+
+    trio.run(main)
