@@ -55,16 +55,6 @@ def test_repeatedly_invalid_answers_are_dropped_and_counted(store, keys) -> None
     assert ctx.counters["agent_dropped"] == 1 and len(server.requests) == 3
 
 
-@pytest.mark.parametrize("error", [(429, "rate_limit_error"), (500, "api_error"),
-                                   (529, "overloaded_error")])
-def test_api_errors_fall_back_to_the_strategy(store, keys, error) -> None:
-    ctx = context(store, keys[0], SimRunner())
-    with MessagesServer([error]) as server:
-        proposal = agent(server.url).propose(ctx)
-    assert proposal is not None and proposal.source == "strategy"
-    assert ctx.counters["agent_fallbacks"] == 1
-
-
 def message(content: Any) -> bytes:
     """A 200 Messages API body with `content` as given (a broken server's, when not a list)."""
     return json.dumps({"id": "m", "type": "message", "role": "assistant", "model": "claude-test",
@@ -72,14 +62,17 @@ def message(content: Any) -> bytes:
                        "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()
 
 
-@pytest.mark.parametrize("body", [b"<html>bad gateway", b"null", b"[1, 2]", b"{}", message(None),
-                                  message(5), message([{"type": "text"}]),
-                                  message([{"type": "text", "text": ["a"]}])],
-                         ids=["html", "null", "list", "empty", "no-content", "int-content",
-                              "no-text", "list-text"])
-def test_a_reply_that_is_no_messages_answer_falls_back(store, keys, body) -> None:
+# API errors, and replies that are no Messages API answer at all (a broken server's)
+@pytest.mark.parametrize("reply", [(429, "rate_limit_error"), (500, "api_error"),
+                                   (529, "overloaded_error"), b"<html>bad gateway", b"null",
+                                   b"[1, 2]", b"{}", message(None), message(5),
+                                   message([{"type": "text"}]),
+                                   message([{"type": "text", "text": ["a"]}])],
+                         ids=["429", "500", "529", "html", "null", "list", "empty", "no-content",
+                              "int-content", "no-text", "list-text"])
+def test_api_errors_and_broken_replies_fall_back_to_the_strategy(store, keys, reply) -> None:
     ctx = context(store, keys[0], SimRunner())
-    with MessagesServer([body]) as server:
+    with MessagesServer([reply]) as server:
         proposal = agent(server.url).propose(ctx)
     assert proposal is not None and proposal.source == "strategy"
     assert ctx.counters["agent_fallbacks"] == 1
