@@ -165,6 +165,9 @@ def execute(spec: RunSpec, started: float,
     out = train_loop(trainer, emit, spec.progress_every_s,
                      check_every=1 if plan.device.type == "cpu" else 25,
                      fault=_fault(spec.fault, trainer.model), curve=curve)
+    ctx["software"] = _software(torch.__version__, plan.precision, trainer.compiled, spec.threads)
+    if trainer.compile_error:                             # fell back to eager: say why
+        ctx["software"]["compile_error"] = trainer.compile_error
     val = evaluate_bpb(trainer.eval_model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
                        cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
     tps = out["tokens"] / out["train_s"]

@@ -80,10 +80,19 @@ def _time_steps(step: Callable[[], Any], n: int, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+@dataclass
+class Variant:
+    """One training step to time: the harness's own (`trainer` set) or the textbook's."""
+
+    step: Callable[[], Any]
+    params: int
+    precision: str
+    trainer: Trainer | None = None
+
+
 def _variants(shape: dict[str, int], tokens: np.ndarray, vocab: int, track: str,
-              device: torch.device) -> tuple[dict[str, tuple[Callable, int, str]], Config]:
-    """name -> (step, params, precision) for the harness (auto precision; fp32 on CPU) and the
-    textbook.
+              device: torch.device) -> tuple[dict[str, Variant], Config]:
+    """name -> Variant for the harness (auto precision; fp32 too on CPU) and the textbook.
 
     The harness steps as a run on `device` does: compiled on CUDA, eager on CPU."""
     cfg = build_config(get_track(track).base.model_dump(), shape)
@@ -97,11 +106,11 @@ def _variants(shape: dict[str, int], tokens: np.ndarray, vocab: int, track: str,
         prec = prec or choose_precision("auto", device, params)
         tr = Trainer(cfg, vocab, tokens, seed=0, device=device, precision=prec,
                      compile_model=device.type == "cuda", total_steps=10**6)
-        out[name] = (tr.step, tr.params, prec)
+        out[name] = Variant(tr.step, tr.params, prec, tr)
     ref = TextbookTrainer(vocab, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.seq_len, device=device)
     batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed=0)
     ref_params = sum(p.numel() for p in ref.model.parameters())
-    out["textbook"] = (lambda: ref.step(*batches.next()), ref_params, "fp32")
+    out["textbook"] = Variant(lambda: ref.step(*batches.next()), ref_params, "fp32")
     return out, cfg
 
 
@@ -114,15 +123,15 @@ def throughput(shape: dict[str, int], tokens: np.ndarray, vocab: int, peaks: dic
     variants, cfg = _variants(shape, tokens, vocab, track, device)
     names = list(variants)
     warm = 3 if device.type == "cuda" else 2             # compile, autotune, allocator, kernels
-    for step, _, _ in variants.values():
-        _time_steps(step, warm, device)
+    for variant in variants.values():
+        _time_steps(variant.step, warm, device)
     rates: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]   # rotate: no fixed order bias
         for name in order:
-            seconds = _time_steps(variants[name][0], steps, device)
+            seconds = _time_steps(variants[name].step, steps, device)
             rates[name].append(steps * cfg.tokens_per_step / seconds)
-    row: dict[str, Any] = {"params": variants["harness"][1], "shape": {
+    row: dict[str, Any] = {"params": variants["harness"].params, "shape": {
         "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head,
         "batch_size": cfg.batch_size, "seq_len": cfg.seq_len}}
     for name in names:
@@ -133,9 +142,9 @@ def throughput(shape: dict[str, int], tokens: np.ndarray, vocab: int, peaks: dic
     return row
 
 
-def _variant_row(variant: tuple[Callable, int, str], rates: list[float], cfg: Config, vocab: int,
+def _variant_row(variant: Variant, rates: list[float], cfg: Config, vocab: int,
                  peaks: dict[str, float]) -> dict[str, Any]:
-    _, params, prec = variant
+    params, prec, tr = variant.params, variant.precision, variant.trainer
     med = statistics.median(rates)
     achieved = flops_per_token(cfg, vocab, params) * med
     nominal = peaks.get("nominal")
@@ -143,7 +152,10 @@ def _variant_row(variant: tuple[Callable, int, str], rates: list[float], cfg: Co
             "mfu": achieved / peaks["bf16" if prec == "bf16" else "fp32"],
             # against the data-sheet bf16 peak whatever the precision: what the hardware offers
             "mfu_nominal": achieved / nominal if nominal else None,
-            "rounds": [round(x, 1) for x in rates]}
+            "rounds": [round(x, 1) for x in rates],
+            # compiled as a run would be; a failed compile fell back to eager, and says why
+            "compiled": tr.compiled if tr else False,
+            "compile_error": tr.compile_error if tr else None}
 
 
 @dataclass(frozen=True)
@@ -212,6 +224,9 @@ def _one_size(shape: dict[str, int], tokens: np.ndarray, spec: BenchSpec,
         return throughput(shape, tokens, vocab, peaks, spec.rounds, spec.steps, spec.track, device)
     except torch.cuda.OutOfMemoryError:
         return {"error": "out of memory"}
+    except Exception as exc:                              # one size failing keeps the others
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return {"error": f"{type(exc).__name__}: {first}"[:400]}
     finally:
         gc.collect()
         if device.type == "cuda":
@@ -223,7 +238,9 @@ def _describe(name: str, row: dict[str, Any]) -> str:
         return f"{name}: {row['error']}"
     return (f"{name}: harness {row['harness']['tokens_per_s']:.0f} tok/s "
             f"(MFU {row['harness']['mfu']:.1%}), textbook {row['textbook']['tokens_per_s']:.0f} "
-            f"tok/s, ratio {row['ratio']:.2f}")
+            f"tok/s, ratio {row['ratio']:.2f}"
+            + (f" (eager: {row['harness']['compile_error']})" if row['harness']['compile_error']
+               else ""))
 
 
 def run_bench(spec: BenchSpec, note: Note) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def test_throughput_on_cuda_compiled_in_bf16() -> None:
     row = _tiny_row(torch.device("cuda"))
     _check_row(row)
     assert row["harness"]["precision"] == "bf16" and row["ratio_fp32"] is None
+    assert row["harness"]["compiled"], row["harness"]["compile_error"]      # not the fallback
 
 
 def test_sizes_and_data_sheet_peaks() -> None:

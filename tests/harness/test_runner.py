@@ -47,6 +47,24 @@ def test_json_lines_contract(prepared, home) -> None:
     assert result.config_hash == prepared.track.base.hash()
 
 
+def test_a_compile_that_fails_falls_back_to_eager_and_says_so(prepared, home) -> None:
+    """A box whose C++ compiler does not work (a volunteer's GPU box may lack one for Triton's
+    launcher): the compiled run trains eager instead of crashing, and its record says why."""
+    spec = RunSpec(track=prepared.track, config=prepared.track.base, seed=3, threads=1,
+                   tokenizer=str(prepared.tokenizer), train_tokens=str(prepared.train_tokens),
+                   eval_tokens=str(prepared.eval_tokens), cache=str(home), compile="on")
+    env = {**child_env(1), "CXX": "/bin/false"}           # inductor's compiler, found broken
+    proc = subprocess.run([sys.executable, "-m", "node.harness.run"], input=spec.model_dump_json(),
+                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["compile"] is True
+    result = RunResult.model_validate(events[-1]["result"])
+    assert result.status == "ok", result.error
+    assert result.software["compile"] == "false"
+    assert "compiler" in result.software["compile_error"].lower()
+    assert 0 < result.metrics.val_bpb < 10
+
+
 def test_same_seed_same_numbers_and_run_body(run) -> None:
     a, b = run(seed=7), run(seed=7)
     assert a.status == b.status == "ok"
@@ -121,3 +139,4 @@ def test_gpu_run_bf16_compiled(run) -> None:
     res = run(device="cuda", budget_tokens=128 * 400)
     assert res.status == "ok" and res.hardware.accelerator == "cuda"
     assert res.software["precision"] == "bf16"
+    assert res.software["compile"] == "true", res.software.get("compile_error")   # no fallback
