@@ -76,9 +76,28 @@ def schemas() -> dict[str, Any]:
 
     out = {"record.json": envelope_schema(None, {"type": "object"})}
     for kind, model in BODIES.items():
-        body = _describe_tracks(model.model_json_schema(mode="validation"))
-        out[f"{kind}.json"] = envelope_schema(kind, body)
+        body = _standard(_describe_tracks(model.model_json_schema(mode="validation")))
+        defs = body.pop("$defs", None)
+        envelope = envelope_schema(kind, body)
+        if defs:  # "#/$defs/X" resolves against the document's root, not the body
+            envelope["$defs"] = defs
+        out[f"{kind}.json"] = envelope
     return out
+
+
+# pydantic writes a bound it cannot place in a standard keyword (e.g. on a dict's values) under its
+# own name; JSON Schema validators ignore unknown keywords, so an outsider would read no bound.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _standard(schema: Any) -> Any:
+    """`schema` with pydantic's `ge`/`le`/`gt`/`lt` renamed to their JSON Schema keywords."""
+    if isinstance(schema, dict):
+        return {_BOUNDS.get(k, k) if not isinstance(v, (dict, list)) else k: _standard(v)
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_standard(item) for item in schema]
+    return schema
 
 
 # ---- field tables (docs/schema/FIELDS.md) ----
@@ -130,7 +149,7 @@ def fields_markdown(generated: dict[str, Any]) -> str:
         if name == "record.json":
             continue
         body = schema["properties"]["body"]
-        nested.update(body.get("$defs", {}))
+        nested.update(schema.get("$defs", {}))
         lines += _table(f"`{name[:-5]}`", body, nested)
     for name, schema in sorted(nested.items()):
         lines += _table(f"object {name}", schema, nested)

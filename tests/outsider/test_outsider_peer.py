@@ -1,0 +1,238 @@
+"""An outsider's peer (tests/outsider/peer.py, written from docs/ alone) against a real node.
+
+The node is `swarm join --no-work` in a subprocess on loopback; the test inspects what it stored
+through its local read API (docs/PROTOCOL.md, "Local read API"). The peer never imports swarm:
+`test_the_peer_imports_nothing_of_swarm` checks its imports.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import trio
+
+from tests.outsider import peer as P
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "docs" / "vectors"
+TRACK = json.loads((ROOT / "docs" / "schema" / "tracks.json").read_text())["tinystories-cpu"]
+NETWORK = "outsider-test"
+WAIT_S = 120  # a loaded 2-core machine: generous bounds, never a pass that depends on speed
+SWARM_PACKAGES = {"swarm", "memory", "node", "roles"}  # the project's top-level packages
+
+
+class Node:
+    """A `swarm join --no-work` subprocess and its local API."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.log = open(home.parent / "node.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swarm.cli", "join", "--home", str(home), "--no-work",
+             "--no-mdns", "--no-dht", "--reachability", "public", "--network", NETWORK,
+             "--listen", "/ip4/127.0.0.1/tcp/0"],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + WAIT_S
+        while not (home / "api.json").exists() or not (home / "api.token").exists():
+            assert self.proc.poll() is None, self.log_tail()
+            assert time.monotonic() < deadline, "node did not start\n" + self.log_tail()
+            time.sleep(0.2)
+        time.sleep(0.2)  # api.json is written whole, but give the token file its moment too
+        self.url = json.loads((home / "api.json").read_text())["url"]
+        self.token = (home / "api.token").read_text().strip()
+        status = self.get("/status")
+        self.addr, self.network, self.peer_id = status["addrs"][0], status["network"], status["peer_id"]
+
+    def log_tail(self) -> str:
+        self.log.flush()
+        return (self.home.parent / "node.log").read_text(errors="replace")[-3000:]
+
+    def call(self, path: str, data: bytes | None = None, kind: str = "application/json") -> Any:
+        req = urllib.request.Request(self.url + path, data=data, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": kind})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())
+
+    def get(self, path: str) -> Any:
+        return self.call(path)
+
+    def query(self, sql: str, *params: Any) -> list[list[Any]]:
+        body = json.dumps({"sql": sql, "params": list(params)}).encode()
+        return self.call("/query", body)["rows"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("outsider") / "home"
+    home.mkdir()
+    started = Node(home)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def hypotheses(identity: P.Identity, n: int, first_seq: int = 1) -> list[bytes]:
+    """`n` signed hypothesis records by `identity`, encoded by the outsider's code."""
+    return [P.encode_record(identity, "hypothesis",
+                            {"track": TRACK, "diff": {"n_layer": 1 + seq % 48, "lr": 0.001 * seq},
+                             "rationale": f"outsider {seq}", "source": "human"}, seq)
+            for seq in range(first_seq, first_seq + n)]
+
+
+def wait_for(predicate, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {WAIT_S} s for {what}"
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- offline: docs against vectors
+
+
+def test_the_peer_imports_nothing_of_swarm() -> None:
+    tree = ast.parse((Path(P.__file__)).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "a relative import could reach the project"
+            imported.add((node.module or "").split(".")[0])
+    assert not imported & SWARM_PACKAGES, imported & SWARM_PACKAGES
+    assert {"libp2p", "nacl", "msgpack"} <= imported
+
+
+def test_record_vectors_encode_and_check_byte_for_byte() -> None:
+    vectors = json.loads((VECTORS / "records.json").read_text())
+    assert bytes.fromhex(vectors["signing_domain_hex"]) == P.SIGNING_DOMAIN
+    for vec in vectors["records"]:
+        identity = P.Identity(bytes.fromhex(vec["seed_hex"]))
+        assert identity.peer_id == vec["author"]
+        env = vec["envelope"]
+        raw = P.encode_record(identity, env["kind"], env["body"], env["seq"], env["ts"], env["v"])
+        assert raw.hex() == vec["raw_hex"], vec["kind"]
+        rec = P.check_record(raw)
+        assert rec.id == vec["id"] and P.pack(rec.envelope).hex() == vec["payload_hex"]
+    for vec in vectors["refused"]:
+        raw = bytes.fromhex(vec["raw_hex"])
+        if vec["reason"] is None:
+            P.check_record(raw)
+            continue
+        with pytest.raises(P.Refused) as refused:
+            P.check_record(raw)
+        assert refused.value.reason == vec["reason"], vec["why"]
+
+
+def _unhex(obj: Any) -> Any:
+    if isinstance(obj, str) and obj.startswith("hex:"):
+        return bytes.fromhex(obj[4:])
+    return [_unhex(x) for x in obj] if isinstance(obj, list) else obj
+
+
+def test_sync_vectors_reproduce_the_exchange_frame_by_frame() -> None:
+    vec = json.loads((VECTORS / "sync.json").read_text())["reconcile_v2"]
+    r_keys = sorted((ts, int(h, 16)) for ts, h in vec["r_keys"])
+    s_keys = sorted((ts, int(h, 16)) for ts, h in vec["s_keys"])
+
+    def keys_in(lo, hi):
+        return [k for k in r_keys if lo <= k < hi]
+
+    requests = [P._ask(keys_in, (0, 0), (P.TOP, 0))]
+    for rnd in vec["rounds"]:
+        assert requests == _unhex(rnd["requests"])
+        assert msgpack.packb(requests, use_bin_type=True).hex() == rnd["requests_msgpack_hex"]
+        answers = msgpack.unpackb(bytes.fromhex(rnd["replies_msgpack_hex"]))
+        assert answers == _unhex(rnd["replies"])
+        requests = [r for q, a in zip(requests, answers) for r in P.next_requests(keys_in, q, a)]
+    assert requests == []  # the last round's "h" answers end the exchange
+    first = msgpack.unpackb(bytes.fromhex(vec["rounds"][0]["replies_msgpack_hex"]))[0]
+    bounds, fps = P.split_bounds((0, 0), (P.TOP, 0), first)
+    for i, fp in enumerate(fps):  # S's fingerprints, recomputed from S's keys
+        assert fp == P.fingerprint(k[1] for k in s_keys if bounds[i] <= k < bounds[i + 1])
+
+
+# ---------------------------------------------------------------- live: a real node
+
+
+def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
+    stranger = P.Identity.fresh()
+    seeded = hypotheses(stranger, 40)  # > 16 keys: the pull splits, not one "h"
+    answer = node.call("/ingest", msgpack.packb(seeded, use_bin_type=True), "application/msgpack")
+    assert answer["accepted"] == 40, answer
+    me = P.Identity.fresh()
+    mine = hypotheses(me, 1)[0]
+    got: dict[str, Any] = {}
+
+    async def body(host, pubsub) -> None:
+        peer = await P.connect(host, node.addr)
+        assert str(peer) == node.peer_id
+        mem = P.Memory()
+        got["fresh"] = await P.pull(host, peer, node.network, mem)
+        got["held"], got["refused"] = dict(mem.records), dict(mem.refused)
+        # forget a scattered fifth: the next pull must find exactly those, by splits
+        dropped = sorted(mem.records)[::5]
+        for rid in dropped:
+            del mem.records[rid]
+        got["dropped"] = set(dropped)
+        got["repair"] = await P.pull(host, peer, node.network, mem)
+        got["repaired"] = set(mem.records)
+        got["equal"] = await P.pull(host, peer, node.network, mem)
+
+        topic = P.gossip_topic(node.network)
+        await pubsub.subscribe(topic)
+        await pubsub.wait_for_subscription(peer, topic, timeout=WAIT_S)
+        await pubsub.publish(topic, mine)
+        with trio.fail_after(WAIT_S):  # the node stores it, and serves it back by sync
+            while P.check_record(mine).id not in mem.records:
+                await P.pull(host, peer, node.network, mem)
+                await trio.sleep(0.2)
+
+        got["malformed"] = await P.send_malformed_sync(host, peer)
+        got["after"] = await P.pull(host, peer, node.network, mem)
+
+    trio.run(P.run_with_host, me, body)
+
+    ids = {row[0] for row in node.query("SELECT id FROM records")}
+    fresh = got["fresh"]
+    assert got["refused"] == {}
+    assert set(got["held"]) == ids - {P.check_record(mine).id}  # every record, each checked
+    assert fresh.received == len(got["held"])
+    kinds = [r.envelope["kind"] for r in got["held"].values()]
+    assert kinds.count("hypothesis") == 40 and "node" in kinds
+    assert {r[0] for r in got["repair"].requests[0]} == {"s"}  # 41 keys: a fingerprint first
+    assert got["repaired"] == set(got["held"])
+    assert got["repair"].new == len(got["dropped"])
+    assert got["equal"].rounds == 1 and got["equal"].answers == [[True]]
+
+    mine_id = P.check_record(mine).id
+    assert node.query("SELECT kind, author, seq FROM records WHERE id = ?", mine_id) == [
+        ["hypothesis", me.peer_id, 1]]
+
+    assert got["malformed"] in ("StreamEOF", "StreamReset", "closed")
+    assert got["after"].rounds >= 1  # the node still serves sync after the garbage
+    assert node.proc.poll() is None
+    peers = {p["peer_id"]: p for p in node.get("/peers")}
+    assert peers[me.peer_id]["rejected"] >= 1  # one strike for the malformed frame
+    assert node.get("/status")["rejected"]["invalid_from_peers"] >= 1
