@@ -172,6 +172,16 @@ def tracks() -> dict[str, Any]:
     return {name: (t.id if t.data.pinned else None) for name, t in TRACKS.items()}
 
 
+def data_files() -> dict[str, Any]:
+    """The pinned tracks' data files (what /swarm/blob/1.0.0 serves): name -> sha256 and size."""
+    from node.harness.tracks import TRACKS
+
+    return {name: {"data": t.data.name,
+                   "train.txt": {"sha256": t.data.train_sha256, "bytes": t.data.train_bytes},
+                   "valid.txt": {"sha256": t.data.valid_sha256, "bytes": t.data.valid_bytes}}
+            for name, t in TRACKS.items() if t.data.pinned}
+
+
 # ---- writing and checking ----
 
 def documents() -> dict[Path, str]:
@@ -183,6 +193,7 @@ def documents() -> dict[Path, str]:
     out[SCHEMA_DIR / "FIELDS.md"] = fields_markdown(generated) + "\n"
     out[SCHEMA_DIR / "knobs.json"] = _json(knobs())
     out[SCHEMA_DIR / "tracks.json"] = _json(tracks())
+    out[SCHEMA_DIR / "data.json"] = _json(data_files())
     out[VECTOR_DIR / "records.json"] = _json(docvectors.record_vectors(GOLDEN, GOLDEN_SEED))
     out[VECTOR_DIR / "sync.json"] = _json(docvectors.sync_vectors(GOLDEN))
     return out

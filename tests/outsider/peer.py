@@ -269,12 +269,17 @@ def check_record(raw: bytes, now_ms: int | None = None) -> Record:
     if not isinstance(author, str):
         raise Refused("bad_author", "author not a str")
     key = public_key_of(author)
-    problem = validate(env, _schema(env["kind"], env["v"]), "")
-    if problem:
-        raise Refused("schema", problem)
+    schema = _schema(env["kind"], env["v"])
+    for name in ("seq", "ts"):
+        problem = validate(env[name], schema["properties"][name], name)
+        if problem:
+            raise Refused("schema", problem)
     now = int(time.time() * 1000) if now_ms is None else now_ms
     if env["ts"] > now + MAX_CLOCK_SKEW_MS:
         raise Refused("future_timestamp", str(env["ts"]))
+    problem = validate(env, schema, "")
+    if problem:
+        raise Refused("schema", problem)
     if not isinstance(signature, bytes) or len(signature) != 64:
         raise Refused("bad_signature", "not 64 bytes")
     try:
@@ -541,12 +546,17 @@ async def pull(host, peer: ID, network: str, mem: Memory) -> PullStats:
         await stream.write(frame({"t": "open", "n": network, "q": pending}))
         while pending:
             stats.requests.append(pending)
+            received_before = stats.received
             answers = await _read_round(stream, mem, stats)
             if answers is None:
                 raise ProtocolError("other_network")
             if len(answers) != len(pending):
                 raise ProtocolError(f"{len(answers)} answers to {len(pending)} requests")
             stats.answers.append(answers)
+            promised = sum(_records_promised(a) for a in answers)
+            if promised != stats.received - received_before:
+                raise ProtocolError(f"{promised} records promised, "
+                                    f"{stats.received - received_before} sent")
             follow = [r for q, a in zip(pending, answers)
                       for r in next_requests(mem.in_range, q, a)]
             pending = follow[:MAX_REQUESTS]
@@ -557,6 +567,15 @@ async def pull(host, peer: ID, network: str, mem: Memory) -> PullStats:
     finally:
         await stream.close()
     return stats
+
+
+def _records_promised(answer: Any) -> int:
+    """How many records an answer says S sent this round: a count, or `sent` of an "m"."""
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return answer
+    if isinstance(answer, list) and answer and answer[0] == "m":
+        return answer[1]
+    return 0
 
 
 async def _read_round(stream, mem: Memory, stats: PullStats) -> list | None:

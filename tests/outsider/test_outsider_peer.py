@@ -27,6 +27,7 @@ from tests.outsider import peer as P
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "docs" / "vectors"
 TRACK = json.loads((ROOT / "docs" / "schema" / "tracks.json").read_text())["tinystories-cpu"]
+VALID = json.loads((ROOT / "docs" / "schema" / "data.json").read_text())["tinystories-cpu"]["valid.txt"]
 NETWORK = "outsider-test"
 WAIT_S = 120  # a loaded 2-core machine: generous bounds, never a pass that depends on speed
 SWARM_PACKAGES = {"swarm", "memory", "node", "roles"}  # the project's top-level packages
@@ -209,6 +210,7 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
                 await P.pull(host, peer, node.network, mem)
                 await trio.sleep(0.2)
 
+        got["blob"] = await P.fetch_blob(host, peer, VALID["sha256"])  # verified no data
         got["malformed"] = await P.send_malformed_sync(host, peer)
         got["after"] = await P.pull(host, peer, node.network, mem)
 
@@ -230,9 +232,49 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
     assert node.query("SELECT kind, author, seq FROM records WHERE id = ?", mine_id) == [
         ["hypothesis", me.peer_id, 1]]
 
+    assert got["blob"] is None  # a --no-work node serves no blob (docs/PROTOCOL.md, "Blobs")
     assert got["malformed"] in ("StreamEOF", "StreamReset", "closed")
     assert got["after"].rounds >= 1  # the node still serves sync after the garbage
     assert node.proc.poll() is None
     peers = {p["peer_id"]: p for p in node.get("/peers")}
     assert peers[me.peer_id]["rejected"] >= 1  # one strike for the malformed frame
     assert node.get("/status")["rejected"]["invalid_from_peers"] >= 1
+
+
+def test_an_outsider_fetches_a_blob_and_checks_its_hash(tmp_path: Path, monkeypatch) -> None:
+    """/swarm/blob/1.0.0 served by swarm's BlobService on a real host holding the track's data
+    (a `--no-work` node verifies no data, so it serves none: docs/PROTOCOL.md, "Blobs")."""
+    from libp2p import new_host  # the server side is swarm's; the client is the outsider's
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    import multiaddr
+
+    from node.blob import BlobService
+    from node.harness import data as data_mod
+    from node.harness.tracks import TRACKS
+
+    monkeypatch.delenv("SWARM_DATA_DIR", raising=False)
+    monkeypatch.setattr(data_mod, "_held", {})
+    spec = TRACKS["tinystories-cpu"].data
+    data_mod.resolve_data(spec, tmp_path / "server")  # the server now holds what it verified
+    got: dict[str, Any] = {}
+
+    async def main() -> None:
+        server = new_host(key_pair=create_new_key_pair(), muxer_preference="YAMUX")
+        async with server.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            BlobService(server).register()
+            addr = f"{server.get_addrs()[0]}"
+            if "/p2p/" not in addr:
+                addr += f"/p2p/{server.get_id()}"
+
+            async def body(host, _pubsub) -> None:
+                peer = await P.connect(host, addr)
+                got["valid"] = await P.fetch_blob(host, peer, VALID["sha256"])
+                got["unknown"] = await P.fetch_blob(host, peer, "00" * 32)
+
+            with trio.fail_after(WAIT_S):
+                await P.run_with_host(P.Identity.fresh(), body)
+
+    trio.run(main)
+    assert hashlib.sha256(got["valid"]).hexdigest() == VALID["sha256"] == spec.valid_sha256
+    assert len(got["valid"]) == VALID["bytes"] > 262144  # more than one chunk
+    assert got["unknown"] is None
