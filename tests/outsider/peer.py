@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import struct
 import time
@@ -405,6 +406,99 @@ async def read_frame(stream, limit: int = FRAME_LIMIT, deadline: float = FRAME_D
         return msgpack.unpackb(await read_exactly(stream, length), raw=False)
 
 
+# ---------------------------------------------------------------- sketches (sync 2.1.0)
+
+MASK64 = 2**64 - 1
+MIN_CELLS, MAX_CELLS = 9, 4095
+
+
+def mix(x: int) -> int:
+    """splitmix64's finaliser, mod 2^64."""
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & MASK64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+@dataclass
+class Sketch:
+    """An invertible Bloom lookup table over id8 keys (PROTOCOL.md, "Sketches")."""
+
+    salt: int
+    counts: list[int]
+    keys: list[int]
+    checks: list[int]
+
+    @classmethod
+    def empty(cls, salt: bytes, m: int) -> Sketch:
+        if m % 3 or not MIN_CELLS <= m <= MAX_CELLS:
+            raise ProtocolError(f"sketch of {m} cells")
+        return cls(int.from_bytes(salt, "big"), [0] * m, [0] * m, [0] * m)
+
+    @classmethod
+    def of(cls, id8s: Iterable[int], salt: bytes, m: int) -> Sketch:
+        sketch = cls.empty(salt, m)
+        for id8 in id8s:
+            sketch.toggle(id8, 1)
+        return sketch
+
+    @classmethod
+    def from_wire(cls, salt: bytes, data: bytes) -> Sketch:
+        if len(salt) != 8 or len(data) % 13:
+            raise ProtocolError("sketch: bad salt or size")
+        m = len(data) // 13
+        sketch = cls.empty(salt, m)
+        sketch.counts = list(data[:m])
+        sketch.keys = bin_keys(data[m:9 * m])
+        sketch.checks = [int.from_bytes(data[9 * m + 4 * i:9 * m + 4 * i + 4], "big")
+                         for i in range(m)]
+        return sketch
+
+    def wire(self) -> bytes:
+        return (bytes(self.counts) + keys_bin(self.keys)
+                + b"".join(c.to_bytes(4, "big") for c in self.checks))
+
+    def cells(self, id8: int) -> tuple[list[int], int]:
+        """The key's three cells and its check."""
+        q = len(self.counts) // 3
+        h = mix(id8 ^ self.salt)
+        return [p * q + ((h >> (21 * p)) & 0x1FFFFF) % q for p in range(3)], mix(h) & 0xFFFFFFFF
+
+    def toggle(self, id8: int, delta: int) -> None:
+        cells, check = self.cells(id8)
+        for c in cells:
+            self.counts[c] = (self.counts[c] + delta) % 256
+            self.keys[c] ^= id8
+            self.checks[c] ^= check
+
+    def minus(self, other: Sketch) -> Sketch:
+        return Sketch(self.salt, [(a - b) % 256 for a, b in zip(self.counts, other.counts)],
+                      [a ^ b for a, b in zip(self.keys, other.keys)],
+                      [a ^ b for a, b in zip(self.checks, other.checks)])
+
+    def peel(self) -> tuple[set[int], set[int]] | None:
+        """(keys only in self's side, keys only in the other's) of a difference; None if it
+        does not decode completely."""
+        ours, theirs = set(), set()
+        for _ in range(4 * len(self.counts)):
+            pure = next((c for c in range(len(self.counts)) if self._pure(c)), None)
+            if pure is None:
+                break
+            id8, count = self.keys[pure], self.counts[pure]
+            (ours if count == 1 else theirs).add(id8)
+            self.toggle(id8, -1 if count == 1 else 1)
+        if any(self.counts) or any(self.keys) or any(self.checks):
+            return None
+        return ours, theirs
+
+    def _pure(self, c: int) -> bool:
+        if self.counts[c] not in (1, 255):
+            return False
+        cells, check = self.cells(self.keys[c])
+        return self.checks[c] == check and c in cells
+
+
 # ---------------------------------------------------------------- sync 2.1.0 (requester)
 
 Key = tuple[int, int]  # (ts, id8)
@@ -518,15 +612,35 @@ def next_requests(keys_in: KeysIn, req: list, answer: Any) -> list[list]:
         return [["w", req[1], req[2], keys_bin(lack)]] if lack else []
     if answer[0] == "f":
         bounds, fps = split_bounds(lo, hi, answer)
+        counts = answer[3] if len(answer) > 3 else [None] * len(fps)
         out = []
         for i, fp in enumerate(fps):
             sub_lo, sub_hi = bounds[i], bounds[i + 1]
             mine = keys_in(sub_lo, sub_hi)
             if fp == EMPTY_FP or fp == fingerprint(k[1] for k in mine):
                 continue
-            out.append(_ask(keys_in, sub_lo, sub_hi))
+            out.append(_sketch_or_ask(keys_in, sub_lo, sub_hi, counts[i]))
         return out
     raise ProtocolError(f"unknown answer {answer[0]!r}")
+
+
+def sketch_cells(d: int) -> int:
+    """Cells for a count difference `d`: floor(1.5 max(d, 2)) + 30, up to a multiple of 3."""
+    m = (3 * max(d, 2)) // 2 + 30
+    return m + (-m) % 3
+
+
+def _sketch_or_ask(keys_in: KeysIn, lo: Key, hi: Key, their_count: int | None) -> list:
+    """2.1.0: "x" for a sparse difference where R holds more than 16 keys, else `_ask`."""
+    mine = keys_in(lo, hi)
+    if their_count is not None and len(mine) > LEAF_KEYS:
+        d = abs(their_count - len(mine))
+        m = sketch_cells(d)
+        if 4 * max(d, 1) <= their_count and m <= MAX_CELLS:
+            salt = os.urandom(8)
+            return ["x", encode_bound(lo), encode_bound(hi), salt,
+                    Sketch.of([k[1] for k in mine], salt, m).wire()]
+    return _ask(keys_in, lo, hi)
 
 
 def _ask(keys_in: KeysIn, lo: Key, hi: Key) -> list:
@@ -594,6 +708,129 @@ async def _read_round(stream, mem: Memory, stats: PullStats) -> list | None:
             before = len(mem.records)
             mem.add(raw)
             stats.new += len(mem.records) - before
+
+
+# ---------------------------------------------------------------- sync 2.1.0 (responder)
+
+BATCH_BYTES = 256 * 1024
+SPLIT = 16
+
+
+def shortest_bound(prev: Key, key: Key) -> Key:
+    """The shortest bound b with prev < b <= key: (ts, 0) when the ts differ, else the shortest
+    prefix of key's id8 above prev's."""
+    if prev[0] != key[0]:
+        return (key[0], 0)
+    raw = key[1].to_bytes(8, "big")
+    for n in range(1, 9):
+        cut = int.from_bytes(raw[:n].ljust(8, b"\0"), "big")
+        if cut > prev[1]:
+            return (key[0], cut)
+    return key
+
+
+def split_reply(keys: list[Key], lo: Key, id8_of: Callable[[Key], int] = lambda k: k[1]) -> list:
+    """The "f" answer over S's sorted `keys` of a range starting at `lo`: 16 sub-ranges of equal
+    counts, cut at S's keys, inner bounds as deltas, 16 fingerprints and 16 counts."""
+    n = len(keys)
+    cuts = [i * n // SPLIT for i in range(SPLIT + 1)]
+    deltas, prev = [], lo
+    for c in cuts[1:-1]:
+        bound = shortest_bound(keys[c - 1], keys[c])
+        deltas.append(encode_bound((bound[0] - prev[0], bound[1])))
+        prev = bound
+    parts = [keys[cuts[i]:cuts[i + 1]] for i in range(SPLIT)]
+    return ["f", deltas, b"".join(fingerprint(k[1] for k in part) for part in parts),
+            [len(part) for part in parts]]
+
+
+def answer(mem: Memory, req: Any) -> tuple[Any, list[Record]]:
+    """S's reply to one request and the records it sends for it; ProtocolError if malformed."""
+    if not isinstance(req, list) or len(req) < 3 or req[0] not in ("s", "h", "w", "x"):
+        raise ProtocolError(f"bad request {req!r:.80}")
+    lo, hi = decode_bound(req[1]), decode_bound(req[2])
+    keys = mem.in_range(lo, hi)
+    held = {r.key: r for r in mem.records.values() if lo <= r.key < hi}
+    if req[0] == "s":
+        if len(req) == 4 and req[3] == fingerprint(k[1] for k in keys):
+            return True, []
+        if len(keys) <= LEAF_KEYS:
+            return ["i", keys_bin(k[1] for k in keys)], []
+        return split_reply(keys, lo), []
+    if req[0] in ("h", "w"):
+        named = set(bin_keys(req[3]))
+        if len(named) > LEAF_KEYS:
+            raise ProtocolError("more than 16 keys")
+        if req[0] == "h":
+            send = [held[k] for k in keys if k[1] not in named]
+        else:
+            send = [held[k] for k in keys if k[1] in named]
+        return len(send), send
+    theirs = Sketch.from_wire(req[3], req[4])
+    diff = Sketch.of((k[1] for k in keys), req[3], len(theirs.counts)).minus(theirs).peel()
+    by_id8 = {k[1]: held[k] for k in keys}
+    if diff is None or not diff[0] <= set(by_id8):
+        return False, []
+    send = sorted((by_id8[i] for i in diff[0]), key=lambda r: r.key)
+    return len(send), send
+
+
+async def serve(stream, mem: Memory, network: str) -> int:
+    """Answer one pull (S's side of sync 2.1.0) from `mem`; returns the records sent.
+
+    Paging is left out: this peer's memory is far below a round's 8 MiB."""
+    sent = 0
+    opening = await read_frame(stream)
+    if not isinstance(opening, dict) or opening.get("t") != "open":
+        raise ProtocolError("no opening frame")
+    if opening.get("n") != network:
+        await stream.write(frame({"t": "other_network"}))
+        return 0
+    requests = opening.get("q")
+    while True:
+        if not isinstance(requests, list) or len(requests) > MAX_REQUESTS:
+            raise ProtocolError("bad request list")
+        replies, records = [], []
+        for req in requests:
+            reply, send = answer(mem, req)
+            replies.append(reply)
+            records += send
+        for batch in _batches(records):
+            await stream.write(frame({"t": "batch", "r": batch}))
+        await stream.write(frame({"t": "a", "a": replies}))
+        sent += len(records)
+        msg = await read_frame(stream, deadline=120.0)
+        if isinstance(msg, dict) and msg.get("t") == "done":
+            return sent
+        if not isinstance(msg, dict) or msg.get("t") != "q":
+            raise ProtocolError("expected q or done")
+        requests = msg.get("q")
+
+
+def _batches(records: list[Record]) -> Iterable[list[bytes]]:
+    batch, size = [], 0
+    for rec in records:
+        if batch and size + len(rec.raw) > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(rec.raw)
+        size += len(rec.raw)
+    if batch:
+        yield batch
+
+
+def serve_sync(host, mem: Memory, network: str, served: list[int]) -> None:
+    """Serve /swarm/sync/2.1.0 from `mem`; each pull's record count is appended to `served`."""
+
+    async def handler(stream) -> None:
+        try:
+            served.append(await serve(stream, mem, network))
+        except (ProtocolError, StreamError, trio.TooSlowError):
+            await stream.reset()
+            return
+        await stream.close()
+
+    host.set_stream_handler(SYNC_PROTOCOL, handler)
 
 
 # ---------------------------------------------------------------- gossip
@@ -677,9 +914,14 @@ def make_host(identity: Identity):
     return new_host(key_pair=identity.key_pair(), muxer_preference="YAMUX")
 
 
-async def run_with_host(identity: Identity, body: Callable) -> Any:
-    """Start a host and pubsub on 127.0.0.1, run `await body(host, pubsub)`, stop everything."""
+async def run_with_host(identity: Identity, body: Callable, serve_from: Memory | None = None,
+                        network: str = "main", served: list[int] | None = None) -> Any:
+    """Start a host and pubsub on 127.0.0.1, run `await body(host, pubsub)`, stop everything.
+
+    With `serve_from`, the host also answers sync pulls from that memory for `network`."""
     host = make_host(identity)
+    if serve_from is not None:
+        serve_sync(host, serve_from, network, served if served is not None else [])
     pubsub, router = make_pubsub(host)
     async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         async with background_trio_service(pubsub), background_trio_service(router):

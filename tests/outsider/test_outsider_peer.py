@@ -161,6 +161,13 @@ def test_sync_vectors_reproduce_the_exchange_frame_by_frame() -> None:
         return [k for k in r_keys if lo <= k < hi]
 
     requests = [P._ask(keys_in, (0, 0), (P.TOP, 0))]
+
+    class Responder(P.Memory):  # S, from its keys alone (a split answer needs no records)
+        def in_range(self, lo, hi):
+            return [k for k in s_keys if lo <= k < hi]
+
+    assert P.answer(Responder(), requests[0])[0] == msgpack.unpackb(
+        bytes.fromhex(vec["rounds"][0]["replies_msgpack_hex"]))[0]
     for rnd in vec["rounds"]:
         assert requests == _unhex(rnd["requests"])
         assert msgpack.packb(requests, use_bin_type=True).hex() == rnd["requests_msgpack_hex"]
@@ -179,11 +186,13 @@ def test_sync_vectors_reproduce_the_exchange_frame_by_frame() -> None:
 
 def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
     stranger = P.Identity.fresh()
-    seeded = hypotheses(stranger, 40)  # > 16 keys: the pull splits, not one "h"
+    seeded = hypotheses(stranger, 340)  # 16 sub-ranges of > 16 keys: splits, then sketches
     answer = node.call("/ingest", msgpack.packb(seeded, use_bin_type=True), "application/msgpack")
-    assert answer["accepted"] == 40, answer
+    assert answer["accepted"] == 340, answer
     me = P.Identity.fresh()
-    mine = hypotheses(me, 1)[0]
+    gossiped, *synced = hypotheses(me, 31)
+    mine = P.Memory()  # what this peer serves by sync; filled once the pulls are checked
+    served: list[int] = []
     got: dict[str, Any] = {}
 
     async def body(host, pubsub) -> None:
@@ -192,7 +201,7 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
         mem = P.Memory()
         got["fresh"] = await P.pull(host, peer, node.network, mem)
         got["held"], got["refused"] = dict(mem.records), dict(mem.refused)
-        # forget a scattered fifth: the next pull must find exactly those, by splits
+        # forget a scattered fifth: the next pull must find exactly those, by splits and sketches
         dropped = sorted(mem.records)[::5]
         for rid in dropped:
             del mem.records[rid]
@@ -204,33 +213,46 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
         topic = P.gossip_topic(node.network)
         await pubsub.subscribe(topic)
         await pubsub.wait_for_subscription(peer, topic, timeout=WAIT_S)
-        await pubsub.publish(topic, mine)
+        await pubsub.publish(topic, gossiped)
         with trio.fail_after(WAIT_S):  # the node stores it, and serves it back by sync
-            while P.check_record(mine).id not in mem.records:
+            while P.check_record(gossiped).id not in mem.records:
                 await P.pull(host, peer, node.network, mem)
+                await trio.sleep(0.2)
+
+        # publish by sync: hold 30 more records of our own; the node's periodic pulls take them
+        mine.records.update(mem.records)
+        for raw in synced:
+            mine.add(raw)
+        with trio.fail_after(WAIT_S):
+            while sum(served) < len(synced):
                 await trio.sleep(0.2)
 
         got["blob"] = await P.fetch_blob(host, peer, VALID["sha256"])  # verified no data
         got["malformed"] = await P.send_malformed_sync(host, peer)
         got["after"] = await P.pull(host, peer, node.network, mem)
 
-    trio.run(P.run_with_host, me, body)
+    trio.run(P.run_with_host, me, body, mine, node.network, served)
 
     ids = {row[0] for row in node.query("SELECT id FROM records")}
+    gossiped_id, synced_ids = P.check_record(gossiped).id, {P.check_record(r).id for r in synced}
     fresh = got["fresh"]
     assert got["refused"] == {}
-    assert set(got["held"]) == ids - {P.check_record(mine).id}  # every record, each checked
+    assert set(got["held"]) == ids - synced_ids - {gossiped_id}  # every record, each checked
     assert fresh.received == len(got["held"])
     kinds = [r.envelope["kind"] for r in got["held"].values()]
-    assert kinds.count("hypothesis") == 40 and "node" in kinds
-    assert {r[0] for r in got["repair"].requests[0]} == {"s"}  # 41 keys: a fingerprint first
-    assert got["repaired"] == set(got["held"])
-    assert got["repair"].new == len(got["dropped"])
+    assert kinds.count("hypothesis") == 340 and "node" in kinds
+
+    repair = got["repair"]
+    assert [r[0] for r in repair.requests[0]] == ["s"]  # 341 keys: a fingerprint first
+    assert "x" in {r[0] for r in repair.requests[1]}  # sparse differences: sketches
+    sketched = [a for q, a in zip(repair.requests[1], repair.answers[1]) if q[0] == "x"]
+    assert any(a is not False for a in sketched)  # a sketch fails 0.3-4.3% of the time
+    assert got["repaired"] == set(got["held"]) and repair.new == len(got["dropped"])
     assert got["equal"].rounds == 1 and got["equal"].answers == [[True]]
 
-    mine_id = P.check_record(mine).id
-    assert node.query("SELECT kind, author, seq FROM records WHERE id = ?", mine_id) == [
+    assert node.query("SELECT kind, author, seq FROM records WHERE id = ?", gossiped_id) == [
         ["hypothesis", me.peer_id, 1]]
+    assert node.query("SELECT count(*) FROM records WHERE author = ?", me.peer_id) == [[31]]
 
     assert got["blob"] is None  # a --no-work node serves no blob (docs/PROTOCOL.md, "Blobs")
     assert got["malformed"] in ("StreamEOF", "StreamReset", "closed")
