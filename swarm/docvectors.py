@@ -147,4 +147,26 @@ def sync_vectors(golden: Path) -> dict[str, Any]:
                            "records": len(held)},
             "reconcile_v2": {"s_keys": [[t, f"{k:016x}"] for t, k in s_keys],
                              "r_keys": [[t, f"{k:016x}"] for t, k in r_keys],
-                             "rounds": exchange(mine, theirs)}}
+                             "rounds": exchange(mine, theirs)},
+            "sketch_v2": sketch_vector(s_keys, r_keys)}
+
+
+SKETCH_SALT = bytes.fromhex("0123456789abcdef")
+
+
+def sketch_vector(s_keys: list[list[int]], r_keys: list[list[int]]) -> dict[str, Any]:
+    """R's and S's sketches of the id8s above (salt fixed, sized for their count difference) and
+    the difference S decodes from them: what a `"x"` request and its answer rest on."""
+    import numpy as np
+
+    from memory.sketch import Sketch, cells_for, difference
+
+    salt, cells = int.from_bytes(SKETCH_SALT, "big"), cells_for(len(s_keys) - len(r_keys))
+    r_sketch = Sketch.build(np.array([k for _, k in r_keys], np.uint64), salt, cells)
+    s_sketch = Sketch.build(np.array([k for _, k in s_keys], np.uint64), salt, cells)
+    found = difference(s_sketch, r_sketch, salt)
+    assert found is not None, "the vector's sketch must decode"
+    return {"salt_hex": SKETCH_SALT.hex(), "cells": cells,
+            "r_sketch_hex": r_sketch.encode().hex(), "s_sketch_hex": s_sketch.encode().hex(),
+            "s_holds_r_lacks": sorted(f"{k:016x}" for k in found[0]),
+            "r_holds_s_lacks": sorted(f"{k:016x}" for k in found[1])}

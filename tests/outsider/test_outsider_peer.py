@@ -300,3 +300,18 @@ def test_an_outsider_fetches_a_blob_and_checks_its_hash(tmp_path: Path, monkeypa
     assert hashlib.sha256(got["valid"]).hexdigest() == VALID["sha256"] == spec.valid_sha256
     assert len(got["valid"]) == VALID["bytes"] > 262144  # more than one chunk
     assert got["unknown"] is None
+
+
+def test_sketch_vector_builds_and_peels_as_documented() -> None:
+    vectors = json.loads((VECTORS / "sync.json").read_text())
+    vec, keys = vectors["sketch_v2"], vectors["reconcile_v2"]
+    salt, m = bytes.fromhex(vec["salt_hex"]), vec["cells"]
+    s_ids = [int(h, 16) for _, h in keys["s_keys"]]
+    r_ids = [int(h, 16) for _, h in keys["r_keys"]]
+    assert m == P.sketch_cells(len(s_ids) - len(r_ids))
+    r_sketch, s_sketch = P.Sketch.of(r_ids, salt, m), P.Sketch.of(s_ids, salt, m)
+    assert r_sketch.wire().hex() == vec["r_sketch_hex"]
+    assert s_sketch.wire().hex() == vec["s_sketch_hex"]
+    ours, theirs = s_sketch.minus(P.Sketch.from_wire(salt, r_sketch.wire())).peel()
+    assert sorted(f"{k:016x}" for k in ours) == vec["s_holds_r_lacks"]
+    assert sorted(f"{k:016x}" for k in theirs) == vec["r_holds_s_lacks"]
