@@ -23,6 +23,8 @@ import pytest
 import trio
 
 from tests.outsider import peer as P
+from tests.outsider import reconcile as C
+from tests.outsider import records as R
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "docs" / "vectors"
@@ -94,9 +96,9 @@ def node(tmp_path_factory: pytest.TempPathFactory):
         started.stop()
 
 
-def hypotheses(identity: P.Identity, n: int, first_seq: int = 1) -> list[bytes]:
+def hypotheses(identity: R.Identity, n: int, first_seq: int = 1) -> list[bytes]:
     """`n` signed hypothesis records by `identity`, encoded by the outsider's code."""
-    return [P.encode_record(identity, "hypothesis",
+    return [R.encode_record(identity, "hypothesis",
                             {"track": TRACK, "diff": {"n_layer": 1 + seq % 48, "lr": 0.001 * seq},
                              "rationale": f"outsider {seq}", "source": "human"}, seq)
             for seq in range(first_seq, first_seq + n)]
@@ -113,36 +115,42 @@ def wait_for(predicate, what: str) -> None:
 
 
 def test_the_peer_imports_nothing_of_swarm() -> None:
-    tree = ast.parse((Path(P.__file__)).read_text())
+    """The peer's modules import third-party libraries and each other, nothing of the project."""
+    here = Path(P.__file__).parent
+    modules = {path.stem for path in here.glob("*.py")} - {"__init__"}
+    peer_modules = {m for m in modules if not m.startswith("test_")}
+    assert peer_modules == {"peer", "records", "reconcile"}
     imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "a relative import could reach the project"
-            imported.add((node.module or "").split(".")[0])
-    assert not imported & SWARM_PACKAGES, imported & SWARM_PACKAGES
+    for name in peer_modules:
+        for node in ast.walk(ast.parse((here / f"{name}.py").read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 and node.module in peer_modules, node.module
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+    assert not imported & (SWARM_PACKAGES | {"tests"}), imported & SWARM_PACKAGES
     assert {"libp2p", "nacl", "msgpack"} <= imported
 
 
 def test_record_vectors_encode_and_check_byte_for_byte() -> None:
     vectors = json.loads((VECTORS / "records.json").read_text())
-    assert bytes.fromhex(vectors["signing_domain_hex"]) == P.SIGNING_DOMAIN
+    assert bytes.fromhex(vectors["signing_domain_hex"]) == R.SIGNING_DOMAIN
     for vec in vectors["records"]:
-        identity = P.Identity(bytes.fromhex(vec["seed_hex"]))
+        identity = R.Identity(bytes.fromhex(vec["seed_hex"]))
         assert identity.peer_id == vec["author"]
         env = vec["envelope"]
-        raw = P.encode_record(identity, env["kind"], env["body"], env["seq"], env["ts"], env["v"])
+        raw = R.encode_record(identity, env["kind"], env["body"], env["seq"], env["ts"], env["v"])
         assert raw.hex() == vec["raw_hex"], vec["kind"]
-        rec = P.check_record(raw)
-        assert rec.id == vec["id"] and P.pack(rec.envelope).hex() == vec["payload_hex"]
+        rec = R.check_record(raw)
+        assert rec.id == vec["id"] and R.pack(rec.envelope).hex() == vec["payload_hex"]
     for vec in vectors["refused"]:
         raw = bytes.fromhex(vec["raw_hex"])
         if vec["reason"] is None:
-            P.check_record(raw)
+            R.check_record(raw)
             continue
-        with pytest.raises(P.Refused) as refused:
-            P.check_record(raw)
+        with pytest.raises(R.Refused) as refused:
+            R.check_record(raw)
         assert refused.value.reason == vec["reason"], vec["why"]
 
 
@@ -160,45 +168,45 @@ def test_sync_vectors_reproduce_the_exchange_frame_by_frame() -> None:
     def keys_in(lo, hi):
         return [k for k in r_keys if lo <= k < hi]
 
-    requests = [P._ask(keys_in, (0, 0), (P.TOP, 0))]
+    requests = [C._ask(keys_in, (0, 0), (C.TOP, 0))]
 
-    class Responder(P.Memory):  # S, from its keys alone (a split answer needs no records)
+    class Responder(R.Memory):  # S, from its keys alone (a split answer needs no records)
         def in_range(self, lo, hi):
             return [k for k in s_keys if lo <= k < hi]
 
-    assert P.answer(Responder(), requests[0])[0] == msgpack.unpackb(
+    assert C.answer(Responder(), requests[0])[0] == msgpack.unpackb(
         bytes.fromhex(vec["rounds"][0]["replies_msgpack_hex"]))[0]
     for rnd in vec["rounds"]:
         assert requests == _unhex(rnd["requests"])
         assert msgpack.packb(requests, use_bin_type=True).hex() == rnd["requests_msgpack_hex"]
         answers = msgpack.unpackb(bytes.fromhex(rnd["replies_msgpack_hex"]))
         assert answers == _unhex(rnd["replies"])
-        requests = [r for q, a in zip(requests, answers) for r in P.next_requests(keys_in, q, a)]
+        requests = [r for q, a in zip(requests, answers) for r in C.next_requests(keys_in, q, a)]
     assert requests == []  # the last round's "h" answers end the exchange
     first = msgpack.unpackb(bytes.fromhex(vec["rounds"][0]["replies_msgpack_hex"]))[0]
-    bounds, fps = P.split_bounds((0, 0), (P.TOP, 0), first)
+    bounds, fps = C.split_bounds((0, 0), (C.TOP, 0), first)
     for i, fp in enumerate(fps):  # S's fingerprints, recomputed from S's keys
-        assert fp == P.fingerprint(k[1] for k in s_keys if bounds[i] <= k < bounds[i + 1])
+        assert fp == C.fingerprint(k[1] for k in s_keys if bounds[i] <= k < bounds[i + 1])
 
 
 # ---------------------------------------------------------------- live: a real node
 
 
 def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
-    stranger = P.Identity.fresh()
+    stranger = R.Identity.fresh()
     seeded = hypotheses(stranger, 340)  # 16 sub-ranges of > 16 keys: splits, then sketches
     answer = node.call("/ingest", msgpack.packb(seeded, use_bin_type=True), "application/msgpack")
     assert answer["accepted"] == 340, answer
-    me = P.Identity.fresh()
+    me = R.Identity.fresh()
     gossiped, *synced = hypotheses(me, 31)
-    mine = P.Memory()  # what this peer serves by sync; filled once the pulls are checked
+    mine = R.Memory()  # what this peer serves by sync; filled once the pulls are checked
     served: list[int] = []
     got: dict[str, Any] = {}
 
     async def body(host, pubsub) -> None:
         peer = await P.connect(host, node.addr)
         assert str(peer) == node.peer_id
-        mem = P.Memory()
+        mem = R.Memory()
         got["fresh"] = await P.pull(host, peer, node.network, mem)
         got["held"], got["refused"] = dict(mem.records), dict(mem.refused)
         # forget a scattered fifth: the next pull must find exactly those, by splits and sketches
@@ -215,7 +223,7 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
         await pubsub.wait_for_subscription(peer, topic, timeout=WAIT_S)
         await pubsub.publish(topic, gossiped)
         with trio.fail_after(WAIT_S):  # the node stores it, and serves it back by sync
-            while P.check_record(gossiped).id not in mem.records:
+            while R.check_record(gossiped).id not in mem.records:
                 await P.pull(host, peer, node.network, mem)
                 await trio.sleep(0.2)
 
@@ -234,7 +242,7 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
     trio.run(P.run_with_host, me, body, mine, node.network, served)
 
     ids = {row[0] for row in node.query("SELECT id FROM records")}
-    gossiped_id, synced_ids = P.check_record(gossiped).id, {P.check_record(r).id for r in synced}
+    gossiped_id, synced_ids = R.check_record(gossiped).id, {R.check_record(r).id for r in synced}
     fresh = got["fresh"]
     assert got["refused"] == {}
     assert set(got["held"]) == ids - synced_ids - {gossiped_id}  # every record, each checked
@@ -294,7 +302,7 @@ def test_an_outsider_fetches_a_blob_and_checks_its_hash(tmp_path: Path, monkeypa
                 got["unknown"] = await P.fetch_blob(host, peer, "00" * 32)
 
             with trio.fail_after(WAIT_S):
-                await P.run_with_host(P.Identity.fresh(), body)
+                await P.run_with_host(R.Identity.fresh(), body)
 
     trio.run(main)
     assert hashlib.sha256(got["valid"]).hexdigest() == VALID["sha256"] == spec.valid_sha256
@@ -308,10 +316,10 @@ def test_sketch_vector_builds_and_peels_as_documented() -> None:
     salt, m = bytes.fromhex(vec["salt_hex"]), vec["cells"]
     s_ids = [int(h, 16) for _, h in keys["s_keys"]]
     r_ids = [int(h, 16) for _, h in keys["r_keys"]]
-    assert m == P.sketch_cells(len(s_ids) - len(r_ids))
-    r_sketch, s_sketch = P.Sketch.of(r_ids, salt, m), P.Sketch.of(s_ids, salt, m)
+    assert m == C.sketch_cells(len(s_ids) - len(r_ids))
+    r_sketch, s_sketch = C.Sketch.of(r_ids, salt, m), C.Sketch.of(s_ids, salt, m)
     assert r_sketch.wire().hex() == vec["r_sketch_hex"]
     assert s_sketch.wire().hex() == vec["s_sketch_hex"]
-    ours, theirs = s_sketch.minus(P.Sketch.from_wire(salt, r_sketch.wire())).peel()
+    ours, theirs = s_sketch.minus(C.Sketch.from_wire(salt, r_sketch.wire())).peel()
     assert sorted(f"{k:016x}" for k in ours) == vec["s_holds_r_lacks"]
     assert sorted(f"{k:016x}" for k in theirs) == vec["r_holds_s_lacks"]
