@@ -235,6 +235,11 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
             while sum(served) < len(synced):
                 await trio.sleep(0.2)
 
+        forged = bytearray(hypotheses(me, 1, first_seq=40)[0])
+        forged[-1] ^= 1  # the signature's last byte: a bad_signature, and a strike
+        await pubsub.publish(topic, bytes(forged))
+        with pytest.raises(C.ProtocolError, match="other_network"):
+            await P.pull(host, peer, "elsewhere", R.Memory())
         got["blob"] = await P.fetch_blob(host, peer, VALID["sha256"])  # verified no data
         got["malformed"] = await P.send_malformed_sync(host, peer)
         got["after"] = await P.pull(host, peer, node.network, mem)
@@ -262,6 +267,8 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
         ["hypothesis", me.peer_id, 1]]
     assert node.query("SELECT count(*) FROM records WHERE author = ?", me.peer_id) == [[31]]
 
+    wait_for(lambda: node.query("SELECT n FROM rejections WHERE reason = 'bad_signature'"),
+             "the forged record's rejection")  # counted about once a second
     assert got["blob"] is None  # a --no-work node serves no blob (docs/PROTOCOL.md, "Blobs")
     assert got["malformed"] in ("StreamEOF", "StreamReset", "closed")
     assert got["after"].rounds >= 1  # the node still serves sync after the garbage
