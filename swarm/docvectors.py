@@ -44,7 +44,8 @@ def record_vectors(golden: Path, seed: int) -> dict[str, Any]:
             records.append(_record(record, seeds))
     return {"signing_domain_hex": SIGNING_DOMAIN.hex(),
             "id": "blake2b-256 of the payload, lower-case hex",
-            "records": records, "refused": refused(keys[2])}
+            "records": records,
+            "refused": refused(keys[2]) + [_wrong_config_hash(keys[2], _golden(golden))]}
 
 
 def _signed(keypair: Any, payload: bytes) -> bytes:
@@ -90,6 +91,18 @@ def _float_as_int(keypair: Any) -> bytes:
                 "body": {"addrs": [], "capabilities": [], "hardware": hardware, "name": "n",
                          "software": {}}}
     return _signed(keypair, canonical.pack(envelope))
+
+
+def _wrong_config_hash(keypair: Any, golden: list[Any]) -> dict[str, Any]:
+    """A v2 run whose `config_hash` is not the hash of its `config`: the one body check that is
+    not in the JSON Schema (RECORDS.md, rules 7 and 9)."""
+    from memory import canonical
+
+    envelope = next(r for r in golden if r.kind == "run").envelope()
+    envelope = {**envelope, "author": keypair.peer_id,
+                "body": {**envelope["body"], "config_hash": "0" * 32}}
+    return {"why": "a run whose config_hash is not the hash of its config",
+            "raw_hex": _signed(keypair, canonical.pack(envelope)).hex(), "reason": "schema"}
 
 
 # ---- sync ----

@@ -158,6 +158,11 @@ class Record:
         return (self.ts, self.id8)
 
 
+def config_hash(config: dict) -> str:
+    """blake2b-128 (hex) of the canonical msgpack of a config (RECORDS.md, rule 7)."""
+    return hashlib.blake2b(pack(config), digest_size=16).hexdigest()
+
+
 def record_id(payload: bytes) -> str:
     """blake2b-256 of the payload, lower-case hex."""
     return hashlib.blake2b(payload, digest_size=32).hexdigest()
@@ -232,6 +237,8 @@ def check_record(raw: bytes, now_ms: int | None = None) -> Record:
     problem = validate(env, schema, "")
     if problem:
         raise Refused("schema", problem)
+    if env["kind"] == "run" and env["body"]["config_hash"] != config_hash(env["body"]["config"]):
+        raise Refused("schema", "config_hash is not the hash of config")  # rules 7 and 9
     if not isinstance(signature, bytes) or len(signature) != 64:
         raise Refused("bad_signature", "not 64 bytes")
     try:
