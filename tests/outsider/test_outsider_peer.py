@@ -265,7 +265,8 @@ def test_an_outsider_peer_syncs_publishes_and_is_struck(node: Node) -> None:
 
     assert node.query("SELECT kind, author, seq FROM records WHERE id = ?", gossiped_id) == [
         ["hypothesis", me.peer_id, 1]]
-    assert node.query("SELECT count(*) FROM records WHERE author = ?", me.peer_id) == [[31]]
+    wait_for(lambda: node.query("SELECT count(*) FROM records WHERE author = ?", me.peer_id)
+             == [[31]], "the node to store what it pulled from the outsider")
 
     wait_for(lambda: node.query("SELECT n FROM rejections WHERE reason = 'bad_signature'"),
              "the forged record's rejection")  # counted about once a second
