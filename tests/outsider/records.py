@@ -1,8 +1,8 @@
 """Records as docs/RECORDS.md describes them, written from the docs alone (no swarm import).
 
 Identity and peer ids (rule 8), canonical msgpack (rules 1-2), signing and ids, every check a
-receiver makes, in the order of the rejection reasons (rule 9), against docs/schema/<kind>.json
-with a small JSON Schema checker; and `Memory`, the checked records a peer holds.
+receiver makes, in the order rule 9 gives, against docs/schema/<kind>.json with a small JSON
+Schema checker; and `Memory`, the checked records a peer holds.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
 # docs/RECORDS.md
 SIGNING_DOMAIN = b"swarm/record/v1\x00"
 MAX_RECORD_BYTES = 64 * 1024
