@@ -76,9 +76,28 @@ def schemas() -> dict[str, Any]:
 
     out = {"record.json": envelope_schema(None, {"type": "object"})}
     for kind, model in BODIES.items():
-        body = _describe_tracks(model.model_json_schema(mode="validation"))
-        out[f"{kind}.json"] = envelope_schema(kind, body)
+        body = _standard(_describe_tracks(model.model_json_schema(mode="validation")))
+        defs = body.pop("$defs", None)
+        envelope = envelope_schema(kind, body)
+        if defs:  # "#/$defs/X" resolves against the document's root, not the body
+            envelope["$defs"] = defs
+        out[f"{kind}.json"] = envelope
     return out
+
+
+# pydantic writes a bound it cannot place in a standard keyword (e.g. on a dict's values) under its
+# own name; JSON Schema validators ignore unknown keywords, so an outsider would read no bound.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _standard(schema: Any) -> Any:
+    """`schema` with pydantic's `ge`/`le`/`gt`/`lt` renamed to their JSON Schema keywords."""
+    if isinstance(schema, dict):
+        return {_BOUNDS.get(k, k) if not isinstance(v, (dict, list)) else k: _standard(v)
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_standard(item) for item in schema]
+    return schema
 
 
 # ---- field tables (docs/schema/FIELDS.md) ----
@@ -130,7 +149,7 @@ def fields_markdown(generated: dict[str, Any]) -> str:
         if name == "record.json":
             continue
         body = schema["properties"]["body"]
-        nested.update(body.get("$defs", {}))
+        nested.update(schema.get("$defs", {}))
         lines += _table(f"`{name[:-5]}`", body, nested)
     for name, schema in sorted(nested.items()):
         lines += _table(f"object {name}", schema, nested)
@@ -153,6 +172,16 @@ def tracks() -> dict[str, Any]:
     return {name: (t.id if t.data.pinned else None) for name, t in TRACKS.items()}
 
 
+def data_files() -> dict[str, Any]:
+    """The pinned tracks' data files (what /swarm/blob/1.0.0 serves): name -> sha256 and size."""
+    from node.harness.tracks import TRACKS
+
+    return {name: {"data": t.data.name,
+                   "train.txt": {"sha256": t.data.train_sha256, "bytes": t.data.train_bytes},
+                   "valid.txt": {"sha256": t.data.valid_sha256, "bytes": t.data.valid_bytes}}
+            for name, t in TRACKS.items() if t.data.pinned}
+
+
 # ---- writing and checking ----
 
 def documents() -> dict[Path, str]:
@@ -164,6 +193,7 @@ def documents() -> dict[Path, str]:
     out[SCHEMA_DIR / "FIELDS.md"] = fields_markdown(generated) + "\n"
     out[SCHEMA_DIR / "knobs.json"] = _json(knobs())
     out[SCHEMA_DIR / "tracks.json"] = _json(tracks())
+    out[SCHEMA_DIR / "data.json"] = _json(data_files())
     out[VECTOR_DIR / "records.json"] = _json(docvectors.record_vectors(GOLDEN, GOLDEN_SEED))
     out[VECTOR_DIR / "sync.json"] = _json(docvectors.sync_vectors(GOLDEN))
     return out

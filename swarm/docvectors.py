@@ -44,7 +44,8 @@ def record_vectors(golden: Path, seed: int) -> dict[str, Any]:
             records.append(_record(record, seeds))
     return {"signing_domain_hex": SIGNING_DOMAIN.hex(),
             "id": "blake2b-256 of the payload, lower-case hex",
-            "records": records, "refused": refused(keys[2])}
+            "records": records,
+            "refused": refused(keys[2]) + [_wrong_config_hash(keys[2], _golden(golden))]}
 
 
 def _signed(keypair: Any, payload: bytes) -> bytes:
@@ -90,6 +91,18 @@ def _float_as_int(keypair: Any) -> bytes:
                 "body": {"addrs": [], "capabilities": [], "hardware": hardware, "name": "n",
                          "software": {}}}
     return _signed(keypair, canonical.pack(envelope))
+
+
+def _wrong_config_hash(keypair: Any, golden: list[Any]) -> dict[str, Any]:
+    """A v2 run whose `config_hash` is not the hash of its `config`: the one body check that is
+    not in the JSON Schema (RECORDS.md, rules 7 and 9)."""
+    from memory import canonical
+
+    envelope = next(r for r in golden if r.kind == "run").envelope()
+    envelope = {**envelope, "author": keypair.peer_id,
+                "body": {**envelope["body"], "config_hash": "0" * 32}}
+    return {"why": "a run whose config_hash is not the hash of its config",
+            "raw_hex": _signed(keypair, canonical.pack(envelope)).hex(), "reason": "schema"}
 
 
 # ---- sync ----
@@ -147,4 +160,26 @@ def sync_vectors(golden: Path) -> dict[str, Any]:
                            "records": len(held)},
             "reconcile_v2": {"s_keys": [[t, f"{k:016x}"] for t, k in s_keys],
                              "r_keys": [[t, f"{k:016x}"] for t, k in r_keys],
-                             "rounds": exchange(mine, theirs)}}
+                             "rounds": exchange(mine, theirs)},
+            "sketch_v2": sketch_vector(s_keys, r_keys)}
+
+
+SKETCH_SALT = bytes.fromhex("0123456789abcdef")
+
+
+def sketch_vector(s_keys: list[list[int]], r_keys: list[list[int]]) -> dict[str, Any]:
+    """R's and S's sketches of the id8s above (salt fixed, sized for their count difference) and
+    the difference S decodes from them: what a `"x"` request and its answer rest on."""
+    import numpy as np
+
+    from memory.sketch import Sketch, cells_for, difference
+
+    salt, cells = int.from_bytes(SKETCH_SALT, "big"), cells_for(len(s_keys) - len(r_keys))
+    r_sketch = Sketch.build(np.array([k for _, k in r_keys], np.uint64), salt, cells)
+    s_sketch = Sketch.build(np.array([k for _, k in s_keys], np.uint64), salt, cells)
+    found = difference(s_sketch, r_sketch, salt)
+    assert found is not None, "the vector's sketch must decode"
+    return {"salt_hex": SKETCH_SALT.hex(), "cells": cells,
+            "r_sketch_hex": r_sketch.encode().hex(), "s_sketch_hex": s_sketch.encode().hex(),
+            "s_holds_r_lacks": sorted(f"{k:016x}" for k in found[0]),
+            "r_holds_s_lacks": sorted(f"{k:016x}" for k in found[1])}

@@ -69,3 +69,29 @@ def test_reconciliation_vector_replays_frame_by_frame() -> None:
     assert frame == []
     missing = {k for _, k in vector["s_keys"]} - {k for _, k in vector["r_keys"]}
     assert set(sent) == missing and len(sent) == len(missing)
+
+
+def _walk(schema, visit) -> None:
+    if isinstance(schema, dict):
+        visit(schema)
+        for value in schema.values():
+            _walk(value, visit)
+    elif isinstance(schema, list):
+        for item in schema:
+            _walk(item, visit)
+
+
+@pytest.mark.parametrize("name", sorted(docgen.schemas()))
+def test_schemas_use_only_standard_keywords_and_resolvable_refs(name: str) -> None:
+    """An outsider's JSON Schema validator must see every bound and resolve every `$ref`
+    (a `$defs` inside `body` left `#/$defs/X` dangling; pydantic's `ge`/`le` were ignored)."""
+    schema = docgen.schemas()[name]
+
+    def visit(node: dict) -> None:
+        assert not {"ge", "le", "gt", "lt"} & {k for k, v in node.items()
+                                                if not isinstance(v, (dict, list))}, node
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            assert ref.startswith("#/$defs/") and ref.split("/")[-1] in schema.get("$defs", {}), ref
+
+    _walk(schema, visit)
