@@ -71,7 +71,10 @@ async def _start_mdns(net: NetHost, nursery: trio.Nursery) -> None:
 
     fingerprint = mdns_fingerprint(net.config.network)
     try:
-        mdns = create_mdns_discovery(net.host.get_network(), host=net.host,
+        # our own addresses, not the host: py-libp2p would announce the wildcard 0.0.0.0, which a
+        # LAN peer dials as itself (and then shuns us as unreachable); loopback is for this machine
+        lan = [a for a in map(str, net.host.get_addrs()) if not a.startswith("/ip4/127.")]
+        mdns = create_mdns_discovery(net.host.get_network(), listen_addrs=lan,
                                      private_network_fingerprint=fingerprint)
         mdns.start()
     except OSError as exc:                      # no multicast on this machine: carry on without
@@ -174,8 +177,9 @@ class ConnectionEvents:
         if self.net.peers.is_banned(peer_id):
             self.net.nursery.start_soon(self.net.disconnect, pid)
             return
-        addrs = [f"{a}/p2p/{peer_id}" for a in network.peerstore.addrs(pid)] if _has_addrs(
-            network, pid) else None
+        suffix = f"/p2p/{peer_id}"          # identify's addresses may carry it already
+        addrs = [str(a) if str(a).endswith(suffix) else f"{a}{suffix}"
+                 for a in network.peerstore.addrs(pid)] if _has_addrs(network, pid) else None
         self.net.peers.seen(peer_id, addrs, connected=True)
         if self.net.nursery is not None:
             self.net.nursery.start_soon(self.net.pull_from, peer_id)
@@ -207,6 +211,29 @@ def _has_addrs(network: Any, pid: Any) -> bool:
 
 # ---- addresses ----
 
+def advertised(candidates: list[Any]) -> list[Any]:
+    """The addresses the host tells peers (identify, DHT, hole punching): its listen addresses with
+    the wildcard 0.0.0.0 replaced by this machine's IPv4 addresses, best guess first, loopback left
+    out unless it is all there is (py-libp2p's `addrs_factory`). A peer told `/ip4/0.0.0.0/...` dials itself, and py-libp2p dials only the
+    first TCP address it knows of a peer, so one such address made the node unreachable to it."""
+    import multiaddr
+
+    out: list[Any] = []
+    for addr in candidates:
+        text = str(addr)
+        if text.startswith("/ip4/0.0.0.0/"):
+            out += [multiaddr.Multiaddr(text.replace("/ip4/0.0.0.0/", f"/ip4/{ip}/", 1))
+                    for ip in local_ipv4()]
+        else:
+            out.append(addr)
+    # loopback only when there is nothing else: a peer told 127.0.0.1 dials itself too
+    remote = [a for a in out if not str(a).startswith("/ip4/127.")]
+    return list({str(a): a for a in remote or out}.values())
+
+
+UNSPECIFIED = ["0.0.0.0/32", "::/128"]      # never dialed: an old peer's wildcard listen address
+
+
 def dialable_addrs(host: Any) -> list[str]:
     """The host's addresses with the wildcard 0.0.0.0 replaced by this machine's IPv4 addresses."""
     out: list[str] = []
@@ -220,18 +247,27 @@ def dialable_addrs(host: Any) -> list[str]:
 
 
 def local_ipv4() -> list[str]:
-    """This machine's IPv4 addresses, LAN first, loopback last."""
-    found: set[str] = set()
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            found.add(str(info[4][0]))
-    except OSError:
-        pass
+    """This machine's IPv4 addresses: the default route's first (the one another machine most
+    likely reaches), then every other up interface's, loopback last."""
+    first: list[str] = []
     try:                                        # the address of the default route, sends nothing
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(("192.0.2.1", 9))
-            found.add(probe.getsockname()[0])
+            first.append(probe.getsockname()[0])
     except OSError:
-        pass
-    found.add("127.0.0.1")
-    return sorted(found, key=lambda ip: (ipaddress.ip_address(ip).is_loopback, ip))
+        pass                                    # no default route (a LAN without a gateway)
+    found = set(_interface_ipv4()) | {"127.0.0.1"}
+    rest = sorted(found - set(first), key=lambda ip: (ipaddress.ip_address(ip).is_loopback, ip))
+    return first + rest
+
+
+def _interface_ipv4() -> list[str]:
+    """The IPv4 addresses of the interfaces that are up (psutil reads them on every OS)."""
+    import psutil
+
+    try:
+        up = {name for name, stats in psutil.net_if_stats().items() if stats.isup}
+        return [a.address for name, addrs in psutil.net_if_addrs().items() if name in up
+                for a in addrs if a.family == socket.AF_INET]
+    except OSError:
+        return []

@@ -106,12 +106,15 @@ class NetHost:
     def _make_host(self) -> Any:
         from libp2p import new_host
         from libp2p.crypto.ed25519 import create_new_key_pair
+        from libp2p.network.config import ConnectionConfig
 
         quiet.library_logs()            # importing libp2p reset its logger to bypass ours
 
         # TCP + Noise + Yamux (the defaults once QUIC is off); mDNS is started by node/discovery.py
         # so that it can be scoped to this swarm network
-        return new_host(key_pair=create_new_key_pair(self.config.seed), muxer_preference="YAMUX")
+        return new_host(key_pair=create_new_key_pair(self.config.seed), muxer_preference="YAMUX",
+                        addrs_factory=discovery.advertised,
+                        connection_config=ConnectionConfig(deny_list=discovery.UNSPECIFIED))
 
     async def _start(self, nursery: trio.Nursery) -> None:
         from libp2p.custom_types import TProtocol

@@ -6,7 +6,9 @@ the library drives it by itself every 2 s). Whether this node can be dialed is d
 `--reachability`: `public` / `private` as told, or `auto` (the default): it asks up to three peers
 connected directly to dial its listen port back at the IP they see it from (`/swarm/dialback/1.0.0`,
 our own: AutoNAT v1 in 0.8.1 needs 4 confirming peers, more than a small swarm has). One yes makes
-it `public`; only noes make it `private`.
+it `public`; only noes make it `private`. Peers reached at a LAN address (RFC 1918, CGNAT, link-local,
+loopback) are not asked: a neighbour behind the same home router can always dial us back, which
+says nothing about the internet (it made two nodes behind one router think themselves public).
 
 A private node reserves a slot on up to MAX_RELAYS relays among its direct peers (a bootstrap peer,
 or any peer whose identify lists the hop protocol, e.g. one learned from the DHT or a `node` record
@@ -17,6 +19,7 @@ and its `node` record), and asks each relay which other nodes of its swarm netwo
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -146,7 +149,8 @@ class Nat:
     async def check_reachability(self) -> str:
         """Ask up to DIALBACK_ASK directly connected peers to dial our port back; set verdict."""
         port = self._listen_port()
-        peers = [p for p, link in self._links().items() if link != "relayed"][:DIALBACK_ASK]
+        peers = [p for p, link in self._links().items()
+                 if link != "relayed" and not self._on_lan(p)][:DIALBACK_ASK]
         if port is None or not peers:
             return self.verdict
         answers = []
@@ -159,6 +163,10 @@ class Nat:
             self.checked_at = time.time()
             log.info("reachability: %s (dial-back answers %s)", self.verdict, answers)
         return self.verdict
+
+    def _on_lan(self, peer_id: str) -> bool:
+        """Whether every direct connection to `peer_id` is to a LAN address (or there is none)."""
+        return all(lan_address(addr) for addr in self._direct_addrs(peer_id))
 
     def _listen_port(self) -> int | None:
         for addr in self.net.host.get_addrs():
@@ -394,6 +402,24 @@ def _transport_addrs(conn: Any) -> list[str]:
         return [str(a) for a in conn.get_transport_addresses() or []]
     except Exception:  # noqa: BLE001 - a closing connection
         return []
+
+
+LAN_NETS = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128")]
+
+
+def lan_address(addr: str) -> bool:
+    """Whether multiaddr `addr` is at a LAN / loopback IP, one not reachable across the internet
+    (False for one without an IP)."""
+    parts = addr.split("/")
+    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+        return False
+    try:
+        ip = ipaddress.ip_address(parts[2])
+    except ValueError:
+        return False
+    return any(ip in net for net in LAN_NETS if net.version == ip.version)
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -4,7 +4,9 @@ Used by tests/network/test_nat.py and `swarm bench nat`. Needs root, `ip` (iprou
 (Debian's `nftables`; scripts/check_build_deps.py installs it when run as root).
 
     [ wan: bridge br0, 203.0.113.1 (the public node) ]
+        |-- 203.0.113.2  [ pub2 ]   (with publics=2: a second public machine)
         |-- 203.0.113.11 [ nat1: MASQUERADE, forward drops unsolicited inbound ] 10.1.0.1 -- 10.1.0.2 [ h1 ]
+        |                                            (with hosts=2, the same LAN) 10.1.0.1 -- 10.1.0.3 [ h1-2 ]
         |-- 203.0.113.12 [ nat2: the same ]                                      10.2.0.1 -- 10.2.0.2 [ h2 ]
 
 Each NAT box is a home router: outbound connections are masqueraded to its WAN address, and only
@@ -72,11 +74,12 @@ def unavailable() -> str | None:
 
 
 class NatLab:
-    """The namespaces of one run: `wan` (public), and per home i `nat{i}` and `h{i}`."""
+    """The namespaces of one run: `wan` (public) and `pub2`... (more public machines), and per
+    home i its router `nat{i}` and the machines behind it, `h{i}` and `h{i}-2`... (one LAN)."""
 
-    def __init__(self, homes: int = 2) -> None:
+    def __init__(self, homes: int = 2, publics: int = 1, hosts: int = 1) -> None:
         self.prefix = f"sw{uuid.uuid4().hex[:6]}"
-        self.homes = homes
+        self.homes, self.publics, self.hosts = homes, publics, hosts
         self.made: list[str] = []
 
     def ns(self, name: str) -> str:
@@ -84,9 +87,19 @@ class NatLab:
         return f"{self.prefix}-{name}"
 
     @staticmethod
-    def private_ip(i: int) -> str:
-        """The address of home i's node (behind its NAT)."""
-        return f"10.{i}.0.2"
+    def host(i: int, j: int = 1) -> str:
+        """The name of machine j behind home i's router (`h1`, `h1-2`, ...)."""
+        return f"h{i}" if j == 1 else f"h{i}-{j}"
+
+    @staticmethod
+    def private_ip(i: int, j: int = 1) -> str:
+        """The address of machine j behind home i's router."""
+        return f"10.{i}.0.{1 + j}"
+
+    @staticmethod
+    def public_ip(k: int = 1) -> str:
+        """The address of public machine k (1: `wan` itself, 2: `pub2`, ...)."""
+        return f"{WAN}.{k}"
 
     @staticmethod
     def nat_ip(i: int) -> str:
@@ -95,33 +108,49 @@ class NatLab:
 
     def build(self) -> NatLab:
         """Create the namespaces, links, addresses, routes and NAT rules."""
-        for name in ["wan"] + [f"{k}{i}" for i in range(1, self.homes + 1) for k in ("nat", "h")]:
+        names = ["wan"] + [f"pub{k}" for k in range(2, self.publics + 1)]
+        for i in range(1, self.homes + 1):
+            names += [f"nat{i}"] + [self.host(i, j) for j in range(1, self.hosts + 1)]
+        for name in names:
             _run("ip", "netns", "add", self.ns(name))
             self.made.append(self.ns(name))
             self._ip(name, "link", "set", "lo", "up")
-        self._ip("wan", "link", "add", "br0", "type", "bridge")
-        self._ip("wan", "addr", "add", f"{PUBLIC_IP}/24", "dev", "br0")
-        self._ip("wan", "link", "set", "br0", "up")
+        self._bridge("wan", "br0", f"{PUBLIC_IP}/24")
+        for k in range(2, self.publics + 1):
+            self._plug("wan", "br0", f"q{k}", f"pub{k}", f"{self.public_ip(k)}/24")
         for i in range(1, self.homes + 1):
             self._home(i)
         return self
 
     def _home(self, i: int) -> None:
-        nat, host = f"nat{i}", f"h{i}"
+        nat = f"nat{i}"
         self._ip("wan", "link", "add", f"p{i}", "type", "veth", "peer", "name", "wan0",
                  "netns", self.ns(nat))
         self._ip("wan", "link", "set", f"p{i}", "master", "br0", "up")
         self._ip(nat, "addr", "add", f"{self.nat_ip(i)}/24", "dev", "wan0")
         self._ip(nat, "link", "set", "wan0", "up")
-        self._ip(nat, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
-                 "netns", self.ns(host))
-        self._ip(nat, "addr", "add", f"10.{i}.0.1/24", "dev", "lan0")
-        self._ip(nat, "link", "set", "lan0", "up")
-        self._ip(host, "addr", "add", f"{self.private_ip(i)}/24", "dev", "eth0")
-        self._ip(host, "link", "set", "eth0", "up")
-        self._ip(host, "route", "add", "default", "via", f"10.{i}.0.1")
+        # the home LAN is a bridge named lan0, so the NAT rules' `iifname "lan0"` covers every host
+        self._bridge(nat, "lan0", f"10.{i}.0.1/24")
+        for j in range(1, self.hosts + 1):
+            host = self.host(i, j)
+            self._plug(nat, "lan0", f"l{j}", host, f"{self.private_ip(i, j)}/24")
+            self._ip(host, "route", "add", "default", "via", f"10.{i}.0.1")
         _run("ip", "netns", "exec", self.ns(nat), "sysctl", "-qw", "net.ipv4.ip_forward=1")
         _run("ip", "netns", "exec", self.ns(nat), "nft", "-f", "-", stdin=NAT_RULES)
+
+    def _bridge(self, name: str, bridge: str, cidr: str) -> None:
+        """A bridge (a LAN switch) in namespace `name`, with `cidr` on it."""
+        self._ip(name, "link", "add", bridge, "type", "bridge")
+        self._ip(name, "addr", "add", cidr, "dev", bridge)
+        self._ip(name, "link", "set", bridge, "up")
+
+    def _plug(self, name: str, bridge: str, port: str, machine: str, cidr: str) -> None:
+        """Cable machine `machine` (its eth0, with `cidr`) into `bridge` of namespace `name`."""
+        self._ip(name, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+                 "netns", self.ns(machine))
+        self._ip(name, "link", "set", port, "master", bridge, "up")
+        self._ip(machine, "addr", "add", cidr, "dev", "eth0")
+        self._ip(machine, "link", "set", "eth0", "up")
 
     def _ip(self, name: str, *args: str) -> None:
         _run("ip", "-n", self.ns(name), *args)
