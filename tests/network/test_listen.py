@@ -1,6 +1,7 @@
 """`swarm join`'s addresses, through the CLI: a taken port, a listen address that is not a
 multiaddr and a bootstrap that names no peer are each refused in one line; bootstrap peers also
-come from $SWARM_BOOTSTRAP and HOME/bootstrap.txt."""
+come from $SWARM_BOOTSTRAP and HOME/bootstrap.txt; a node on 0.0.0.0 advertises addresses peers can
+dial."""
 from __future__ import annotations
 
 import os
@@ -76,3 +77,34 @@ def test_bootstrap_from_the_environment_and_the_home_file(tmp_path: Path, networ
     for node in (second, third):
         wait_until_serving(node)
         wait_for(lambda node=node: node.status()["connected"] >= 1, 30, "a bootstrap connection")
+
+
+
+def test_a_node_on_every_interface_tells_peers_addresses_they_can_dial() -> None:
+    """Listening on 0.0.0.0 (the default), a node's identify lists this machine's addresses: a
+    peer told the wildcard dialed itself, and py-libp2p dials only the first TCP address it knows
+    of a peer, so that peer never reached the node again (found by test_nat_running.py). Real
+    py-libp2p hosts on this machine: the node's own, and a plain client that connects to it."""
+    import multiaddr
+    import trio
+    from libp2p import new_host
+    from libp2p.peer.peerinfo import PeerInfo
+
+    from node.host import NetConfig, NetHost
+
+    async def main() -> list[str]:
+        node = NetHost(NetConfig(), None, None, lambda *_: None)._make_host()
+        client = new_host()
+        async with node.run([multiaddr.Multiaddr("/ip4/0.0.0.0/tcp/0")]), \
+                client.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            port = node.get_transport_addrs()[0].value_for_protocol("tcp")
+            dial = multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")
+            await client.connect(PeerInfo(node.get_id(), [dial]))
+            with trio.fail_after(30):           # identify runs on connect: its addresses
+                while not (told := [str(a) for a in client.get_peerstore().addrs(node.get_id())
+                                    if "/ip4/127.0.0.1/" not in str(a)]):   # replace the dialed
+                    await trio.sleep(0.05)
+            return told
+
+    told = trio.run(main)
+    assert not [a for a in told if "/ip4/0.0.0.0/" in a], told

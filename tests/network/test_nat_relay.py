@@ -214,6 +214,38 @@ def test_an_unknown_reachability_is_refused_in_one_line(tmp_path) -> None:
 
 
 
+def test_a_peer_on_the_lan_is_not_asked_to_dial_back() -> None:
+    """A neighbour behind the same home router can always dial us back: its yes made nodes behind
+    one router `public` (test_nat_running.py), so they took no relay slot and nodes behind other
+    routers never reached them. Real hosts on loopback (a LAN address): the verdict stays unknown."""
+    from types import SimpleNamespace
+
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import PeerInfo
+
+    from node.nat import DIALBACK_PROTOCOL, Nat, lan_address
+
+    assert [lan_address(f"/ip4/{ip}/tcp/7400") for ip in (
+        "10.1.0.3", "172.20.0.2", "192.168.1.20", "100.64.0.9", "127.0.0.1", "203.0.113.1")] == [
+        True, True, True, True, True, False]
+    assert lan_address("/ip6/fe80::1/tcp/1") and not lan_address("/p2p-circuit/p2p/x")
+
+    async def main() -> str:
+        listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        server, client = new_host(), new_host()
+        server.set_stream_handler(TProtocol(DIALBACK_PROTOCOL),
+                                  Nat(SimpleNamespace(host=server))._serve_dialback)  # type: ignore[arg-type]
+        nat = Nat(SimpleNamespace(host=client))         # type: ignore[arg-type]
+        async with server.run(listen), client.run(listen):
+            await client.connect(PeerInfo(server.get_id(), server.get_addrs()))
+            with trio.fail_after(60):
+                return await nat.check_reachability()
+
+    assert trio.run(main) == "unknown"
+
+
 def test_dial_back_dials_only_the_askers_ip_and_answers_each_peer_once_per_gap() -> None:
     """`/swarm/dialback/1.0.0` with real hosts: an open port is reachable, a closed one is not,
     a second request within the gap and a malformed one are closed unanswered."""
