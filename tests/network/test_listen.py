@@ -84,7 +84,7 @@ def test_a_node_on_every_interface_tells_peers_addresses_they_can_dial() -> None
     """Listening on 0.0.0.0 (the default), a node's identify lists this machine's addresses: a
     peer told the wildcard dialed itself, and py-libp2p dials only the first TCP address it knows
     of a peer, so that peer never reached the node again (found by test_nat_running.py). Real
-    py-libp2p hosts on this machine: the node's own, and a plain client that connects to it."""
+    py-libp2p hosts on this machine: the node's own, and plain ones it is told of or dialed by."""
     import multiaddr
     import trio
     from libp2p import new_host
@@ -94,9 +94,14 @@ def test_a_node_on_every_interface_tells_peers_addresses_they_can_dial() -> None
 
     async def main() -> list[str]:
         node = NetHost(NetConfig(), None, None, lambda *_: None)._make_host()
-        client = new_host()
-        async with node.run([multiaddr.Multiaddr("/ip4/0.0.0.0/tcp/0")]), \
-                client.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        client, old = new_host(), new_host()
+        loop = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+        async with node.run([multiaddr.Multiaddr("/ip4/0.0.0.0/tcp/0")]), client.run(loop), \
+                old.run(loop):
+            # an older peer's wildcard address is never dialed (it would reach this machine)
+            wildcard = f"/ip4/0.0.0.0/tcp/{old.get_transport_addrs()[0].value_for_protocol('tcp')}"
+            with pytest.raises(Exception, match="connection gate"):
+                await node.connect(PeerInfo(old.get_id(), [multiaddr.Multiaddr(wildcard)]))
             port = node.get_transport_addrs()[0].value_for_protocol("tcp")
             dial = multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")
             await client.connect(PeerInfo(node.get_id(), [dial]))
