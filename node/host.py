@@ -18,7 +18,7 @@ import trio
 from node import discovery, gossip, nat, patches, quiet, quota, sync, syncquota
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
-from node.relay import remote_ip
+from node.relay import connection_ip, remote_ip
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ class NetHost:
             known = await trio.to_thread.run_sync(quota.load_authors, self.quotas, self.store)
             log.debug("quotas: %d known authors", known)
         validator = gossip.make_validator(self.peers, self.quotas, self.tally,
-                                          str(self.host.get_id()), self._ban_soon)
+                                          str(self.host.get_id()), self._ban_soon,
+                                          self.address_of)
         self.pubsub.set_topic_validator(self.topic, validator, False)
         subscription = await self.pubsub.subscribe(self.topic)
         for protocol in sync.PROTOCOLS:          # 2.1.0; 2.0.0 and 1.0.0 for earlier versions
@@ -167,6 +168,10 @@ class NetHost:
         No strike: the failure may be this node's own. Counted, and logged at DEBUG."""
         self.stream_failures += 1
         log.debug("%s stream from %s failed: %r", protocol, peer_id, exc)
+
+    def address_of(self, pid: Any) -> str | None:
+        """The remote IP of a connection to peer `pid` (a libp2p ID), or None if none is known."""
+        return connection_ip(self.host, pid)
 
     # ---- bans ----
 

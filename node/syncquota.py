@@ -33,7 +33,6 @@ Runs on the trio thread only (like the gossip validator); `counts()` may be read
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 import time
@@ -46,7 +45,7 @@ import msgpack
 import trio
 
 from memory import canonical
-from node.quota import HOUR, Quotas, TokenBucket, bound_lru
+from node.quota import HOUR, Quotas, TokenBucket, address_key, bound_lru
 
 MIB, GIB = 1 << 20, 1 << 30
 SCALE_ENV = "SWARM_SYNC_QUOTA_SCALE"      # tests shrink every budget by this factor
@@ -81,21 +80,6 @@ def config_from_environment() -> SyncQuotaConfig:
     """The default config, scaled by $SWARM_SYNC_QUOTA_SCALE if set (tests)."""
     scale = os.environ.get(SCALE_ENV)
     return SyncQuotaConfig().scaled(float(scale)) if scale else SyncQuotaConfig()
-
-
-def address_key(ip: str | None) -> str:
-    """The key an address's budget is kept under: an IPv4 address itself, an IPv6 one by its /64
-    (one subscriber's usual allocation: its hosts can take any address in it), an IPv4-mapped IPv6
-    one as its IPv4; "?" for an unknown address (all such peers share one budget)."""
-    try:
-        address = ipaddress.ip_address(ip or "")
-    except ValueError:
-        return "?"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 class Head(NamedTuple):
