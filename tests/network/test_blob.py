@@ -131,6 +131,29 @@ def test_hostile_peer_bytes_are_refused(tmp_path: Path, manifest_of, message) ->
     with_two_hosts(body)
 
 
+def test_a_peer_offering_an_upstream_file_over_its_bound_is_refused_before_any_chunk(
+        tmp_path: Path) -> None:
+    """An upstream file is pinned by hash alone: a peer's self-consistent manifest of a bigger
+    file would be believed up to 4 GiB, all of it sent before the whole-file hash fails. With the
+    file's bound (`HubFile.max_bytes`) the manifest itself is refused: no chunk is taken."""
+    from libp2p.custom_types import TProtocol
+
+    payload = b"a lie, consistent chunk by chunk " * 30_000                 # ~1 MB, 4 chunks
+    want = hashlib.sha256(b"the real upstream file").hexdigest()
+
+    def chunks(p: bytes) -> list[bytes]:
+        return [hashlib.sha256(p[i:i + CHUNK]).digest() for i in range(0, len(p), CHUNK)]
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        server.host.set_stream_handler(TProtocol(blob.PROTOCOL_ID), _hostile(chunks, payload))
+        with pytest.raises(DataError, match=f"offers {len(payload)} bytes .* the pin is at most "
+                                            f"{2 * CHUNK} "):
+            await client.fetch(want, None, tmp_path / "x", most=2 * CHUNK)
+        assert not (tmp_path / "x.part").exists() and not (tmp_path / "x").exists()
+
+    with_two_hosts(body)
+
+
 def test_request_validation_and_the_rate_limit() -> None:
     for bad in ({"sha256": "AB" * 32, "from": 0}, {"sha256": "ab" * 32, "from": -1},
                 {"sha256": "ab" * 32}, ["ab" * 32, 0], {"sha256": "ab" * 32, "from": True}):
