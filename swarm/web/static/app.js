@@ -4,12 +4,17 @@
 "use strict";
 var swarmDashboard = (function () {
   var boot = null;
+  var invisible = null;     // characters that read otherwise than they show (boot.invisible)
+
+  // Every string shown goes through here: any author's text, with each invisible or reordering
+  // character (a bidi override, a zero-width space) shown as U+FFFD.
+  function visible(text) { return invisible ? text.replace(invisible, "\ufffd") : text; }
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
     (children || []).forEach(function (c) {
-      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+      node.appendChild(typeof c === "string" ? document.createTextNode(visible(c)) : c);
     });
     return node;
   }
@@ -458,6 +463,7 @@ var swarmDashboard = (function () {
   function start() {
     boot = JSON.parse(document.getElementById("boot").textContent);
     boot.report = !!window.SWARM_REPORT;
+    invisible = new RegExp("[" + boot.invisible + "]", "gu");
     if (boot.report) return startReport();
     refresh().then(live).catch(function (err) {
       document.getElementById("main").appendChild(empty("could not load: " + err.message));
