@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ import trio
 from node.framing import ProtocolError, read_frame, write_frame
 from node.harness import data
 from node.host import _close, _reset
+from node.relay import remote_ip
+from node.serveslots import ServeSlots
 
 log = logging.getLogger(__name__)
 PROTOCOL_ID = "/swarm/blob/1.0.0"
@@ -38,6 +41,8 @@ CHUNK = 256 * 1024
 MAX_BLOB = 4 << 30                 # 16,384 chunk hashes: the manifest stays under one frame
 SERVE_PER_PEER = 2                 # concurrent transfers one peer may hold
 SERVE_LIMIT = 8                    # ... and all peers together
+SERVE_PER_ADDRESS = 4              # ... and per remote address (node/serveslots.py)
+SERVE_S = math.inf                 # no cap on a transfer: each frame has FRAME_TIMEOUT_S
 RATE_PER_PEER = 64 << 20           # bytes per second one peer may draw
 FRAME_TIMEOUT_S = 30.0
 # A transfer must keep up this average rate once it has run SLOW_GRACE_S: a peer that drips one
@@ -110,8 +115,8 @@ class BlobService:
         self.token: trio.lowlevel.TrioToken | None = None
         self.rate = RATE_PER_PEER
         self._buckets: dict[str, TokenBucket] = {}
-        self._serving: dict[str, int] = {}
-        self._limit = trio.CapacityLimiter(SERVE_LIMIT)
+        # fair among addresses, as sync's (fresh ids that never read cannot hold every slot)
+        self.slots = ServeSlots(SERVE_LIMIT, SERVE_PER_PEER, SERVE_PER_ADDRESS)
         self._manifests: dict[str, list[bytes]] = {}
         self.served_bytes = 0
 
@@ -133,21 +138,17 @@ class BlobService:
 
     async def serve(self, stream: Any) -> None:
         """Answer one blob request (the stream handler)."""
-        peer = str(stream.muxed_conn.peer_id)
-        if self.is_banned(peer) or self._serving.get(peer, 0) >= SERVE_PER_PEER:
+        peer, address = str(stream.muxed_conn.peer_id), remote_ip(stream)
+        if self.is_banned(peer) or not self.slots.admits(peer, address):
             await _reset(stream)
             return
-        self._serving[peer] = self._serving.get(peer, 0) + 1
         try:
-            async with self._limit:
+            async with self.slots.serving(peer, address, SERVE_S):
                 await self._serve(stream, peer)
         except ProtocolError as exc:
             log.debug("blob request from %s failed: %s", peer, exc)
             await _reset(stream)
         finally:
-            self._serving[peer] -= 1
-            if not self._serving[peer]:
-                del self._serving[peer]
             await _close(stream)
 
     async def _serve(self, stream: Any, peer: str) -> None:

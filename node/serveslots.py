@@ -1,7 +1,8 @@
-"""Who this node serves by sync at once: slots shared fairly among remote addresses.
+"""Whom this node serves at once (sync pulls; blob transfers, node/blob.py, alike): slots shared
+fairly among remote addresses.
 
 A pull holds a slot for as long as its requester reads (a slow requester is no violation, so a
-stalled one keeps it for minutes). Peer ids cost nothing, so a cap per peer id alone let one host
+stalled one keeps it for minutes; a blob transfer's reader, 30 s a chunk). Peer ids cost nothing, so a cap per peer id alone let one host
 hold every slot with a few fresh keys that open pulls and never read, and honest requesters
 queued behind them. Here:
 
