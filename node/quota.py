@@ -24,10 +24,12 @@ import ipaddress
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 HOUR = 3600.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -199,25 +201,20 @@ class Quotas:
         return standing
 
     def _peer(self, peer: str, now: float) -> PeerStanding:
-        return self._source(self._peers, peer, now, 1.0, self.config.max_peers)
+        return lru_get(self._peers, peer, lambda: self._new_source(now, 1.0), self.config.max_peers)
 
     def _address(self, key: str, now: float) -> PeerStanding:
         c = self.config
-        return self._source(self._addresses, key, now, c.address_factor, c.max_addresses)
+        return lru_get(self._addresses, key, lambda: self._new_source(now, c.address_factor),
+                       c.max_addresses)
 
-    def _source(self, table: OrderedDict[str, PeerStanding], key: str, now: float, scale: float,
-                limit: int) -> PeerStanding:
-        """`key`'s standing in `table` (made with buckets `scale` times a peer's if new)."""
-        p = table.get(key)
-        if p is None:
-            c = self.config
-            p = table[key] = PeerStanding(
-                TokenBucket(c.peer_rate * scale, c.peer_burst * scale, now),
-                TokenBucket(c.peer_bytes_per_hour * scale / HOUR, c.peer_bytes_per_hour * scale, now),
-                TokenBucket(c.peer_new_rate * scale, c.peer_new_burst * scale, now))
-            bound_lru(table, limit)
-        table.move_to_end(key)
-        return p
+    def _new_source(self, now: float, scale: float) -> PeerStanding:
+        """A forwarding peer's (or address's: `scale` times a peer's) full buckets."""
+        c = self.config
+        return PeerStanding(
+            TokenBucket(c.peer_rate * scale, c.peer_burst * scale, now),
+            TokenBucket(c.peer_bytes_per_hour * scale / HOUR, c.peer_bytes_per_hour * scale, now),
+            TokenBucket(c.peer_new_rate * scale, c.peer_new_burst * scale, now))
 
     def counts(self) -> dict[str, int]:
         """Records dropped over quota so far, by reason."""
@@ -258,6 +255,17 @@ def load_authors(quotas: Quotas, store: Any) -> int:
     for author, first_ts_ms, count in rows:
         quotas.know(author, first_ts_ms / 1000.0, int(count))
     return len(rows)
+
+
+def lru_get(table: OrderedDict[str, T], key: str, make: Callable[[], T], limit: int) -> T:
+    """`key`'s entry in `table` (made by `make()` if new, forgetting the least recently used past
+    `limit`), now the most recently used."""
+    entry = table.get(key)
+    if entry is None:
+        entry = table[key] = make()
+        bound_lru(table, limit)
+    table.move_to_end(key)
+    return entry
 
 
 def bound_lru(table: OrderedDict[str, Any], limit: int) -> None:

@@ -45,7 +45,7 @@ import msgpack
 import trio
 
 from memory import canonical
-from node.quota import HOUR, Quotas, TokenBucket, address_key, bound_lru
+from node.quota import HOUR, Quotas, TokenBucket, address_key, lru_get
 
 MIB, GIB = 1 << 20, 1 << 30
 SCALE_ENV = "SWARM_SYNC_QUOTA_SCALE"      # tests shrink every budget by this factor
@@ -248,32 +248,24 @@ class SyncQuotas:
             return dict(self._dropped)
 
     def _peer(self, peer: str, now: float) -> _Peer:
-        return self._budget(self._peers, peer, now, 1.0, self.config.max_peers)
+        return lru_get(self._peers, peer, lambda: self._new_budget(now, 1.0), self.config.max_peers)
 
     def _address(self, key: str, now: float) -> _Peer:
         c = self.config
-        return self._budget(self._addresses, key, now, c.address_factor, c.max_addresses)
+        return lru_get(self._addresses, key, lambda: self._new_budget(now, c.address_factor),
+                       c.max_addresses)
 
-    def _budget(self, table: OrderedDict[str, _Peer], key: str, now: float, factor: float,
-                limit: int) -> _Peer:
-        """`key`'s buckets in `table` (made full, at `factor` times a peer's, if new)."""
-        b = table.get(key)
-        if b is None:
-            c = self.config
-            b = table[key] = _Peer(_hourly(factor * c.peer_bytes_per_hour, now),
-                                   _hourly(factor * c.new_bytes_per_hour, now),
-                                   _hourly(factor * c.new_authors_per_hour, now))
-            bound_lru(table, limit)
-        table.move_to_end(key)
-        return b
+    def _new_budget(self, now: float, factor: float) -> _Peer:
+        """A serving peer's (or address's: `factor` times a peer's) full buckets."""
+        c = self.config
+        return _Peer(_hourly(factor * c.peer_bytes_per_hour, now),
+                     _hourly(factor * c.new_bytes_per_hour, now),
+                     _hourly(factor * c.new_authors_per_hour, now))
 
     def _author(self, author: str, now: float) -> TokenBucket:
-        a = self._authors.get(author)
-        if a is None:
-            a = self._authors[author] = _hourly(self.config.author_bytes_per_hour, now)
-            bound_lru(self._authors, self.config.max_authors)
-        self._authors.move_to_end(author)
-        return a
+        return lru_get(self._authors, author,
+                       lambda: _hourly(self.config.author_bytes_per_hour, now),
+                       self.config.max_authors)
 
 
 def _hourly(per_hour: float, now: float) -> TokenBucket:
