@@ -20,6 +20,7 @@ Runs on the trio thread (the validator) only; `counts()` may be read from any th
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
@@ -231,6 +232,7 @@ _PEER_REASONS = ("quota_peer", "quota_new_authors")
 _ADDRESS_REASONS = ("quota_address", "quota_address_new_authors")
 
 
+@functools.lru_cache(maxsize=4096)     # per gossip record: parsing costs more than the buckets
 def address_key(ip: str | None) -> str:
     """The key an address's budget is kept under: an IPv4 address itself, an IPv6 one by its /64
     (one subscriber's usual allocation: its hosts can take any address in it), an IPv4-mapped IPv6
