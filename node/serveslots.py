@@ -10,13 +10,16 @@ queued behind them. Here:
   address (the connection's IP, an IPv6 one by its /64; waiting pulls count): past a cap, the
   stream is reset unread;
 - a pull from an address that is being served nothing, arriving while every slot is taken,
-  ends the oldest pull of the address holding the most slots (if it holds two or more): k
-  addresses holding one slot each are what it takes to make a newcomer wait.
+  ends the oldest pull of the address holding the most slots (if it holds two or more) and
+  takes that slot itself, ahead of the pulls waiting in turn: k addresses holding one slot each
+  are what it takes to make a newcomer wait.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import trio
 
@@ -27,22 +30,27 @@ SERVE_PER_PEER = 2          # ... per peer id
 SERVE_PER_ADDRESS = 4       # ... per remote address, waiting ones included
 
 
+@dataclass(eq=False)
+class _Serve:
+    """One pull being served; `heir`: the newcomer its slot passes to once it ends."""
+
+    scope: trio.CancelScope
+    heir: trio.Event | None = None
+
+
 class ServeSlots:
-    """Admission and slots for serving pulls (trio side)."""
+    """Admission and slots for serving pulls (trio side). A slot a newcomer took from another
+    address passes to that newcomer itself, ahead of the pulls waiting in turn."""
 
     def __init__(self, total: int = SERVE_TOTAL, per_peer: int = SERVE_PER_PEER,
                  per_address: int = SERVE_PER_ADDRESS) -> None:
-        self.per_peer, self.per_address = per_peer, per_address
-        self._limit = trio.CapacityLimiter(total)
+        self.total, self.per_peer, self.per_address = total, per_peer, per_address
+        self.busy = 0                                          # slots held now
+        self.preempted = 0
+        self._waiting: deque[trio.Event] = deque()             # pulls waiting in turn
         self._peers: dict[str, int] = {}
         self._addresses: dict[str, int] = {}
-        self._active: dict[str, list[trio.CancelScope]] = {}     # address -> its serving pulls
-        self.preempted = 0
-
-    @property
-    def busy(self) -> int:
-        """Slots held now."""
-        return int(self._limit.borrowed_tokens)
+        self._active: dict[str, list[_Serve]] = {}             # address -> its serving pulls
 
     def admits(self, peer: str, address: str | None) -> bool:
         """Whether a pull from `peer` at remote IP `address` fits the per-peer and per-address caps."""
@@ -58,28 +66,63 @@ class ServeSlots:
         _add(self._peers, peer, 1)
         _add(self._addresses, key, 1)
         try:
-            if not self._limit.available_tokens and key not in self._active:
-                self._preempt()
-            async with self._limit:
-                scope = trio.CancelScope(deadline=trio.current_time() + seconds)
-                self._active.setdefault(key, []).append(scope)
-                try:
-                    with scope:
-                        yield scope
-                finally:
-                    self._active[key].remove(scope)
-                    if not self._active[key]:
-                        del self._active[key]
+            await self._take(key)
+            serve = _Serve(trio.CancelScope(deadline=trio.current_time() + seconds))
+            self._active.setdefault(key, []).append(serve)
+            try:
+                with serve.scope:
+                    yield serve.scope
+            finally:
+                self._active[key].remove(serve)
+                if not self._active[key]:
+                    del self._active[key]
+                self._give(serve)
         finally:
             _add(self._peers, peer, -1)
             _add(self._addresses, key, -1)
 
-    def _preempt(self) -> None:
-        """End the oldest pull of the address holding the most slots, if it holds two or more."""
-        heaviest = max(self._active.values(), key=len, default=[])
-        if len(heaviest) >= 2:
-            heaviest[0].cancel()
+    async def _take(self, key: str) -> None:
+        """Hold a slot: a free one, else the one a newcomer address takes, else the next in turn."""
+        if self.busy < self.total:
+            self.busy += 1
+            return
+        turn = trio.Event()
+        victim = None if key in self._active else self._victim()
+        if victim is not None:
+            victim.heir = turn
+            victim.scope.cancel()
             self.preempted += 1
+        else:
+            self._waiting.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if turn.is_set():                  # handed a slot just as this wait was cancelled
+                self._pass_on()
+            elif victim is not None and victim.heir is turn:
+                victim.heir = None             # its slot goes the usual way
+            elif turn in self._waiting:
+                self._waiting.remove(turn)
+            raise
+
+    def _victim(self) -> _Serve | None:
+        """The oldest pull of the address holding the most slots, if it holds two or more
+        (pulls already taken by a newcomer not counted)."""
+        serving = [[s for s in serves if s.heir is None] for serves in self._active.values()]
+        heaviest = max(serving, key=len, default=[])
+        return heaviest[0] if len(heaviest) >= 2 else None
+
+    def _give(self, serve: _Serve) -> None:
+        if serve.heir is not None:
+            serve.heir.set()                   # the slot passes to the newcomer
+        else:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        if self._waiting:
+            self._waiting.popleft().set()
+        else:
+            self.busy -= 1
 
 
 def _add(counts: dict[str, int], key: str, n: int) -> None:

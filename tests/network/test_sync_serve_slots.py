@@ -15,6 +15,7 @@ from typing import Any
 
 import multiaddr
 import trio
+import trio.testing
 
 from memory import reconcile
 from memory.crypto import Keypair
@@ -89,3 +90,34 @@ def test_stalled_pulls_from_fresh_ids_do_not_keep_an_honest_requester_waiting() 
         store.ingest(make_records(20))
         got, preempted, held = trio.run(_scenario, store)
     assert got == held == 20 and preempted == 1
+
+
+def test_slot_caps_count_waiting_pulls_and_a_taken_slot_passes_to_the_newcomer() -> None:
+    from node.serveslots import ServeSlots
+
+    async def main() -> None:
+        slots = ServeSlots(total=2, per_peer=2, per_address=3)
+        entered: list[str] = []
+
+        async def serve(peer: str, address: str) -> None:
+            async with slots.serving(peer, address, 60):
+                entered.append(peer)
+                await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            for peer in ("a", "a", "b"):                     # two serve, "b" waits
+                nursery.start_soon(serve, peer, "10.0.0.1")
+                await trio.testing.wait_all_tasks_blocked()
+            assert entered == ["a", "a"] and slots.busy == 2
+            assert not slots.admits("a", "10.0.0.2")         # its own cap, at any address
+            assert not slots.admits("c", "10.0.0.1")         # the address's: "b" waiting counts
+            assert slots.admits("c", "10.0.0.2")
+            nursery.start_soon(serve, "c", "10.0.0.2")       # a newcomer address: an "a"
+            await trio.testing.wait_all_tasks_blocked()       # ends, its slot passes to "c",
+            assert slots.preempted == 1 and entered == ["a", "a", "c"]    # not to "b" in turn
+            assert slots.busy == 2
+            nursery.cancel_scope.cancel()
+        # every pull ended, the waiting one too: nothing held, nothing counted
+        assert slots.busy == 0 and slots.admits("a", "10.0.0.1") and not slots._waiting
+
+    trio.run(main)
