@@ -2,9 +2,9 @@
 fairly among remote addresses.
 
 A pull holds a slot for as long as its requester reads (a slow requester is no violation, so a
-stalled one keeps it for minutes; a blob transfer's reader, 30 s a chunk). Peer ids cost nothing, so a cap per peer id alone let one host
-hold every slot with a few fresh keys that open pulls and never read, and honest requesters
-queued behind them. Here:
+stalled one keeps it for up to 120 s; a blob transfer likewise while its reader keeps up). Peer
+ids cost nothing, so a cap per peer id alone let one host hold every slot with a few fresh keys
+that open pulls and never read, and honest requesters queued behind them. Here:
 
 - at most `total` pulls are served at once, `per_peer` per peer id and `per_address` per remote
   address (the connection's IP, an IPv6 one by its /64; waiting pulls count): past a cap, the
@@ -53,7 +53,8 @@ class ServeSlots:
         self._active: dict[str, list[_Serve]] = {}             # address -> its serving pulls
 
     def admits(self, peer: str, address: str | None) -> bool:
-        """Whether a pull from `peer` at remote IP `address` fits the per-peer and per-address caps."""
+        """Whether a pull from `peer` at remote IP `address` fits the per-peer and per-address
+        caps."""
         return (self._peers.get(peer, 0) < self.per_peer
                 and self._addresses.get(address_key(address), 0) < self.per_address)
 

@@ -3,10 +3,11 @@
 The answer must be a JSON object `{"diff": {knob: value, ...}, "rationale": "one paragraph"}` whose
 diff validates as an experiment over the track's best config. An invalid answer is sent back with
 the validation error (up to `retries` times), then dropped and counted. API errors, rate limits and
-timeouts (each call has a total deadline: roles/deadline.py) fall back to `fallback` (or, inside the portfolio, to the other proposers: `propose`
-returns None), and so does a reply that is not a Messages API answer (a broken or hostile server
-behind `ANTHROPIC_BASE_URL`, roles/messages.py); nothing raises out of `propose`. When the API
-answers that the model does not exist (model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
+timeouts (each call has a total deadline: roles/deadline.py) fall back to `fallback` (or, inside
+the portfolio, to the other proposers: `propose` returns None), and so does a reply that is not a
+Messages API answer (a broken or hostile server behind `ANTHROPIC_BASE_URL`, roles/messages.py);
+nothing raises out of `propose`. When the API answers that the model does not exist (model ids
+age), the agent picks a current one from the Models API (`pick_model`) and asks again.
 """
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     samples = body.get("samples") or []
     for sample in samples:
         # any author's text: never markup, no control or invisible characters
-        console.print(Text.assemble(plain_text(sample["prompt"], "dim"), plain_text(sample["text"])),
-                      soft_wrap=False)
+        console.print(Text.assemble(plain_text(sample["prompt"], "dim"),
+                                    plain_text(sample["text"])), soft_wrap=False)
     quality = body.get("quality")
     if quality:
         console.print(plain_text("quality: " + ", ".join(f"{k} {v:.3f}"

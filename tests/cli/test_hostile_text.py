@@ -89,5 +89,5 @@ def test_invisible_characters_show_as_replacement_characters() -> None:
     assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in shown
                    if ch not in "\t\n")                 # every control and format character
     assert visible(INVISIBLE) == "l\ufffdr" + "\ufffd" * (len(INVISIBLE) - 3)
-    assert visible("аlice ünïcode 中文 ok") == "аlice ünïcode 中文 ok"     # visible text stays
+    assert visible("аlice ünïcode 中文 ok") == "аlice ünïcode 中文 ok"   # visible text stays
     assert "\\u{200b}" in JS_CLASS and "\\u{e0000}-\\u{e0fff}" in JS_CLASS

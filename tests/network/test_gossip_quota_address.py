@@ -19,7 +19,7 @@ from swarm.bench.floodpeer import flood, flood_records
 
 NETWORK = "addr-quota"
 PER_PEER = 5                # never-seen authors one peer id may introduce (burst; the rate is tiny)
-FLOODERS = 4                # peer ids, each introducing PER_PEER fresh authors: within its own budget
+FLOODERS = 4                # peer ids, each introducing PER_PEER fresh authors (its own budget)
 CONFIG = QuotaConfig(peer_new_burst=PER_PEER, peer_new_rate=0.01, address_factor=2.0)
 
 
@@ -66,7 +66,8 @@ def test_fresh_peer_ids_from_one_address_share_its_gossip_budget() -> None:
     start = time.monotonic()
     quotas, drops, sent = trio.run(_flood_victim)
     elapsed = time.monotonic() - start
-    address_budget = CONFIG.address_factor * (CONFIG.peer_new_burst + CONFIG.peer_new_rate * elapsed)
+    address_budget = CONFIG.address_factor * (CONFIG.peer_new_burst
+                                              + CONFIG.peer_new_rate * elapsed)
     accepted = quotas.known_authors()
     # each peer id alone was within its own budget: only the address's stopped the flood
     assert PER_PEER * CONFIG.address_factor <= accepted <= address_budget < sent
