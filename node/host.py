@@ -219,7 +219,7 @@ class NetHost:
                 or not self.sync_quotas.may_pull(peer_id)):
             return None
         self._pulling.add(peer_id)
-        stream = None
+        stream, result = None, sync.PullResult()
         ration = syncquota.SyncRation(
             self.sync_quotas, peer_id, lambda drops: self._over_quota(peer_id, drops))
         try:
@@ -230,16 +230,16 @@ class NetHost:
                 # fresh peer ids from one address share that address's budget (and pause) too
                 if not ration.open(remote_ip(stream)):
                     return None
-                result = await sync.pull(stream, self.store, self.config.network,
-                                         on_batch=lambda report: self._pulled(peer_id, report),
-                                         ration=ration)
+                await sync.pull(stream, self.store, self.config.network,
+                                on_batch=lambda report: self._pulled(peer_id, report),
+                                result=result, ration=ration)
                 self.peers.synced(peer_id)
                 self.last_sync = time.time()
                 return result
         except ProtocolError as exc:
             log.debug("sync with %s failed: %s", peer_id, exc)
-            if not (isinstance(exc, PeerGone) and self.nat.met_through_relay(peer_id)):
-                self._count_invalid(peer_id)    # (a relay's byte or time cap cuts links: no fault)
+            if not _no_fault(exc, result, self.nat.met_through_relay(peer_id)):
+                self._count_invalid(peer_id)
             if stream is not None:
                 await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
@@ -362,6 +362,13 @@ async def _close(stream: Any) -> None:
             await stream.close()
     except Exception:  # noqa: BLE001 - the peer may already have reset it
         await _reset(stream)
+
+
+def _no_fault(exc: ProtocolError, result: sync.PullResult, relayed: bool) -> bool:
+    """A pull that ended without the responder's fault: the stream gone before it sent a byte
+    (an honest node out of serving slots resets unread: node/serveslots.py; peers behind one
+    router share an address's slots), or gone on a relayed link (a relay's byte or time cap)."""
+    return isinstance(exc, PeerGone) and (relayed or result.bytes_read == 0)
 
 
 async def _reset(stream: Any) -> None:

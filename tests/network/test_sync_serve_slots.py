@@ -121,3 +121,37 @@ def test_slot_caps_count_waiting_pulls_and_a_taken_slot_passes_to_the_newcomer()
         assert slots.busy == 0 and slots.admits("a", "10.0.0.1") and not slots._waiting
 
     trio.run(main)
+
+
+async def _pull_from_a_node_out_of_slots(store: Store) -> tuple[Any, int, int]:
+    from node.serveslots import ServeSlots
+
+    def net_host(own: Store) -> NetHost:
+        return NetHost(NetConfig(seed=Keypair.generate().seed, listen=["/ip4/127.0.0.1/tcp/0"],
+                                 mdns=False, dht=False, network=NETWORK),
+                       own, PeerBook(), lambda peer, raw: None)
+
+    with Store(":memory:", helpers=0) as mine:
+        server, puller = net_host(store), net_host(mine)
+        server.serve_slots = ServeSlots(per_address=0)  # its address is full: resets unread
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.main)
+            await nursery.start(puller.main)
+            with trio.fail_after(WAIT_S):
+                await _dial(puller, server.host)
+                result = await puller.pull_from(str(server.host.get_id()))
+            rows = {row["peer_id"]: row for row in puller.peers.snapshot()}
+            nursery.cancel_scope.cancel()
+        row = rows.get(str(server.host.get_id()), {})
+        return result, row.get("rejected", 0), mine.count()
+
+
+def test_a_node_out_of_serving_slots_earns_no_strike_from_its_requester() -> None:
+    """Volunteers share routers, so honest requesters at one address can find a node's slots
+    full: it resets the stream unread, which is no violation (the requester tries again later).
+    Before, every such reset was a strike, and ten within 60 s banned an honest node."""
+    with Store(":memory:", helpers=0) as store:
+        store.ingest(make_records(5))
+        result, strikes, got = trio.run(_pull_from_a_node_out_of_slots, store)
+    assert result is None and got == 0
+    assert strikes == 0
