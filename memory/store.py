@@ -166,6 +166,24 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
 
 
+DUCKDB_MAGIC = b"DUCK"           # bytes 8-11 of every DuckDB database file
+
+
+def check_file(path: Path) -> None:
+    """Raise StoreError if `path` exists but is not a DuckDB database file (checked by its header,
+    before a node creates anything beside it); a missing file is fine (it will be created)."""
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(12)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    if header[8:12] != DUCKDB_MAGIC:
+        raise StoreError(f"{path} is not a swarm memory (not a DuckDB database file); "
+                         "move it away or use another --home")
+
+
 class Store:
     """Read-write access to one memory file. Thread-safe: every method holds the store's lock."""
 

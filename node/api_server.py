@@ -9,6 +9,10 @@ Every request must name 127.0.0.1 or localhost as its Host, so a web page cannot
 through a DNS name that resolves to this machine (DNS rebinding).
 
 We keep uvicorn's own server loop but not its signal handling: the daemon owns SIGINT/SIGTERM.
+uvicorn never closes a connection that has sent no whole request head (it only times out idle
+keep-alive connections after a response), so a slow client (slowloris) could hold every file
+descriptor of the daemon, libp2p's included: `HeadDeadline` closes a connection without a request
+head within `HEAD_S`, and past `MAX_CONNECTIONS` open connections a new one is closed at once.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 32 * 1024 * 1024         # an import batch; larger requests get 413
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 STOP_S = 5.0
+HEAD_S = 10.0                       # to send a whole request head, from connecting or a response
+MAX_CONNECTIONS = 256               # open at once (a dashboard tab holds one or two)
 
 
 class HttpError(Exception):
@@ -128,6 +135,50 @@ def build_app(routes: list[BaseRoute], token: str) -> Starlette:
                             Exception: _internal})
 
 
+class HeadDeadline(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request head (`HEAD_S`, from the connection
+    or from the last response) and a cap on open connections (`MAX_CONNECTIONS`)."""
+
+    head_s = HEAD_S
+    max_connections = MAX_CONNECTIONS
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            transport.close()                 # connection_lost forgets it
+            return
+        self._arm()
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:           # a whole request head arrived
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        self._arm()                           # before: a pipelined request disarms it again
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.head_s, self._head_late)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 class _DaemonOwnedSignals(uvicorn.Server):
     """uvicorn's server without its signal handlers (the daemon's loop handles the signals)."""
 
@@ -161,7 +212,7 @@ class AppServer:
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                http="h11", ws="none", timeout_graceful_shutdown=2)
+                                http=HeadDeadline, ws="none", timeout_graceful_shutdown=2)
         self._server = _DaemonOwnedSignals(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:

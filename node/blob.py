@@ -7,7 +7,8 @@ One stream per transfer, framed by node/framing.py:
   server -> {"size": N, "chunk": C, "hashes": [sha256 of each C-byte chunk, 32 bytes each]}
             or {"error": "unknown"} for a hash it does not hold (nothing else is ever served)
   server -> {"i": K, "d": BYTES} for K = FIRST_CHUNK .. last, then closes.
-The client refuses a manifest whose size is not the pinned size, checks every chunk against the
+The client refuses a manifest whose size is not the pinned size (for an upstream file pinned by
+hash alone: over the file's `HubFile.max_bytes` bound), checks every chunk against the
 manifest as it arrives (a bad chunk ends the transfer with that peer), and checks the whole file
 against the pinned sha256 at the end (a manifest that lies costs at most one file). A partial file
 (`.part`) resumes: its chunks are re-checked against the next manifest and the transfer starts at
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -30,6 +32,8 @@ import trio
 from node.framing import ProtocolError, read_frame, write_frame
 from node.harness import data
 from node.host import _close, _reset
+from node.relay import remote_ip
+from node.serveslots import ServeSlots
 
 log = logging.getLogger(__name__)
 PROTOCOL_ID = "/swarm/blob/1.0.0"
@@ -37,6 +41,8 @@ CHUNK = 256 * 1024
 MAX_BLOB = 4 << 30                 # 16,384 chunk hashes: the manifest stays under one frame
 SERVE_PER_PEER = 2                 # concurrent transfers one peer may hold
 SERVE_LIMIT = 8                    # ... and all peers together
+SERVE_PER_ADDRESS = 4              # ... and per remote address (node/serveslots.py)
+SERVE_S = math.inf                 # no cap on a transfer: each frame has FRAME_TIMEOUT_S
 RATE_PER_PEER = 64 << 20           # bytes per second one peer may draw
 FRAME_TIMEOUT_S = 30.0
 # A transfer must keep up this average rate once it has run SLOW_GRACE_S: a peer that drips one
@@ -109,8 +115,8 @@ class BlobService:
         self.token: trio.lowlevel.TrioToken | None = None
         self.rate = RATE_PER_PEER
         self._buckets: dict[str, TokenBucket] = {}
-        self._serving: dict[str, int] = {}
-        self._limit = trio.CapacityLimiter(SERVE_LIMIT)
+        # fair among addresses, as sync's (fresh ids that never read cannot hold every slot)
+        self.slots = ServeSlots(SERVE_LIMIT, SERVE_PER_PEER, SERVE_PER_ADDRESS)
         self._manifests: dict[str, list[bytes]] = {}
         self.served_bytes = 0
 
@@ -132,21 +138,17 @@ class BlobService:
 
     async def serve(self, stream: Any) -> None:
         """Answer one blob request (the stream handler)."""
-        peer = str(stream.muxed_conn.peer_id)
-        if self.is_banned(peer) or self._serving.get(peer, 0) >= SERVE_PER_PEER:
+        peer, address = str(stream.muxed_conn.peer_id), remote_ip(stream)
+        if self.is_banned(peer) or not self.slots.admits(peer, address):
             await _reset(stream)
             return
-        self._serving[peer] = self._serving.get(peer, 0) + 1
         try:
-            async with self._limit:
+            async with self.slots.serving(peer, address, SERVE_S):
                 await self._serve(stream, peer)
         except ProtocolError as exc:
             log.debug("blob request from %s failed: %s", peer, exc)
             await _reset(stream)
         finally:
-            self._serving[peer] -= 1
-            if not self._serving[peer]:
-                del self._serving[peer]
             await _close(stream)
 
     async def _serve(self, stream: Any, peer: str) -> None:
@@ -180,26 +182,28 @@ class BlobService:
 
     # ---- fetching ----
 
-    def fetch_blocking(self, sha: str, size: int | None, dest: Path) -> Path:
-        """`data.PeerFetch` for other threads: fetch through the host's trio thread."""
+    def fetch_blocking(self, sha: str, size: int | None, dest: Path, most: int | None = None
+                       ) -> Path:
+        """`hub.PeerFetch` for other threads: fetch through the host's trio thread."""
         try:
-            return trio.from_thread.run(self.fetch, sha, size, dest, trio_token=self.token)
+            return trio.from_thread.run(self.fetch, sha, size, dest, most, trio_token=self.token)
         except trio.RunFinishedError:
             raise data.DataError("the host stopped") from None
 
-    async def fetch(self, sha: str, size: int | None, dest: Path) -> Path:
-        """Fetch the blob `sha` of `size` bytes (None: any size up to MAX_BLOB, for upstream files
-        pinned by hash only) into `dest` from a connected peer; raise `DataError` naming each
-        peer tried and what went wrong."""
+    async def fetch(self, sha: str, size: int | None, dest: Path, most: int | None = None) -> Path:
+        """Fetch the blob `sha` of `size` bytes (None: any size up to `most`, else MAX_BLOB, for
+        upstream files pinned by hash only) into `dest` from a connected peer; raise `DataError`
+        naming each peer tried and what went wrong."""
         if size is not None and size > MAX_BLOB:
             raise data.DataError(f"{size} bytes is over the {MAX_BLOB}-byte blob limit")
+        most = MAX_BLOB if most is None else min(most, MAX_BLOB)
         peers = await self._peers()
         if not peers:
             raise data.DataError("no peer connected")
         tried = []
         for peer in peers:
             try:
-                await self._fetch_from(peer, sha, size, dest)
+                await self._fetch_from(peer, sha, size, dest, most)
                 log.info("blob %s…: %d bytes from %s", sha[:12], dest.stat().st_size, peer[:16])
                 return dest
             except (BlobError, ProtocolError) as exc:
@@ -216,13 +220,14 @@ class BlobService:
         random.shuffle(peers)
         return peers
 
-    async def _fetch_from(self, peer: str, sha: str, size: int | None, dest: Path) -> None:
+    async def _fetch_from(self, peer: str, sha: str, size: int | None, dest: Path,
+                          most: int) -> None:
         part = dest.with_name(dest.name + ".part")
         for _ in range(2):        # a second round only when the kept .part failed its check
-            start = _complete_chunks(part, MAX_BLOB if size is None else size)
+            start = _complete_chunks(part, most if size is None else size)
             stream = await self._open(peer)
             try:
-                hashes, total = await self._ask(stream, sha, size, start)
+                hashes, total = await self._ask(stream, sha, size, start, most)
                 if await trio.to_thread.run_sync(_keep_verified, part, hashes, start) == start:
                     await self._receive(stream, part, hashes, start, total)
                     break
@@ -243,13 +248,13 @@ class BlobService:
         with trio.fail_after(10):
             return await self.host.new_stream(ID.from_base58(peer), [TProtocol(PROTOCOL_ID)])
 
-    async def _ask(self, stream: Any, sha: str, size: int | None,
-                   start: int) -> tuple[list[bytes], int]:
+    async def _ask(self, stream: Any, sha: str, size: int | None, start: int,
+                   most: int) -> tuple[list[bytes], int]:
         await write_frame(stream, {"sha256": sha, "from": start})
         reply = await read_frame(stream, timeout=FRAME_TIMEOUT_S)
         if isinstance(reply, dict) and reply.get("error") == "unknown":
             raise BlobError("does not hold it")
-        return _valid_manifest(reply, size)
+        return _valid_manifest(reply, size, most)
 
     async def _receive(self, stream: Any, part: Path, hashes: list[bytes], start: int,
                        size: int) -> None:
@@ -292,16 +297,17 @@ def _keep_verified(part: Path, hashes: list[bytes], upto: int) -> int:
     return upto
 
 
-def _valid_manifest(reply: Any, size: int | None) -> tuple[list[bytes], int]:
-    """(chunk hashes, size) of a manifest that fits the pinned size (or any size up to MAX_BLOB)."""
+def _valid_manifest(reply: Any, size: int | None, most: int = MAX_BLOB
+                    ) -> tuple[list[bytes], int]:
+    """(chunk hashes, size) of a manifest that fits the pinned size (or any size up to `most`)."""
     if not isinstance(reply, dict) or set(reply) != {"size", "chunk", "hashes"}:
         raise BlobError("sent a malformed manifest")
     offered = reply["size"]
     fits = offered == size if size is not None else (
-        isinstance(offered, int) and not isinstance(offered, bool) and 0 < offered <= MAX_BLOB)
+        isinstance(offered, int) and not isinstance(offered, bool) and 0 < offered <= most)
     if not fits or reply["chunk"] != CHUNK:
         raise BlobError(f"offers {offered!r} bytes in {reply['chunk']!r}-byte chunks, "
-                        f"the pin is {size if size is not None else 'at most ' + str(MAX_BLOB)} "
+                        f"the pin is {size if size is not None else 'at most ' + str(most)} "
                         f"in {CHUNK}")
     hashes = reply["hashes"]
     if (not isinstance(hashes, list) or len(hashes) != -(-offered // CHUNK)

@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from memory.codec import peek_id, sign
 from memory.records import Body, NodeBody, Record
-from memory.store import IngestReport, Store
+from memory.store import IngestReport, Store, check_file
 from node import machine
 from node.api_routes import DEFAULT_QUERY_TIMEOUT_S, routes
 from node.api_server import ApiServer
@@ -154,6 +154,8 @@ class Daemon:
     async def run(self, on_ready: Callable[[dict[str, Any]], None] | None = None,
                   on_started: StartServices | None = None) -> None:
         """Start everything, serve until stopped, then shut down cleanly."""
+        # a memory file that cannot be one fails here, before the lock file or a key is made
+        check_file(memory_path(self.home))
         lock = HomeLock(self.home)
         lock.acquire()
         try:

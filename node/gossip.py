@@ -125,9 +125,12 @@ class Tally:
 
 
 def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
-                   on_ban: Callable[[str], None]) -> Callable[[Any, Any], bool]:
+                   on_ban: Callable[[str], None],
+                   address_of: Callable[[Any], str | None] = lambda peer: None
+                   ) -> Callable[[Any, Any], bool]:
     """The topic validator: size, encoding, schema, time and signature of the record (memory.codec),
-    then the forwarding peer's and the author's quotas (node/quota.py).
+    then the forwarding peer's, its address's (`address_of(forwarder)`: the remote IP of its
+    connection, None if unknown) and the author's quotas (node/quota.py).
 
     A refused message is not forwarded and its reason is counted in `tally`. An invalid one is a
     strike against the peer that sent it; over quota, every QuotaConfig.strike_every-th is. When a
@@ -144,7 +147,7 @@ def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
             return _strike(peer_id)
         if peer_id == own_id:
             return True
-        reason, strike = quotas.admit(peer_id, record.author, len(msg.data))
+        reason, strike = quotas.admit(peer_id, record.author, len(msg.data), address_of(forwarder))
         if reason is None:
             return True
         tally.add(reason)

@@ -18,13 +18,12 @@ import trio
 from node import discovery, gossip, nat, patches, quiet, quota, sync, syncquota
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
-from node.relay import remote_ip
+from node.relay import connection_ip, remote_ip
+from node.serveslots import ServeSlots
 
 log = logging.getLogger(__name__)
 
 SYNC_SESSION_S = 300.0          # a whole pull, however large, must finish within this
-SYNC_SERVE_LIMIT = 8            # concurrent pulls we answer, all peers together
-SYNC_SERVE_PER_PEER = 2         # ... and per peer, so one peer's stalled streams cannot starve others
 DIAL_TIMEOUT_S = 10.0
 FOLLOW_UP_S = 0.5             # next periodic pull after one that brought new records
 IDLE_BACKOFF = 3.0            # while in sync, pulls back off to this many sync intervals
@@ -70,8 +69,7 @@ class NetHost:
         self.sync_quotas = syncquota.SyncQuotas(self.quotas, syncquota.config_from_environment())
         self.tally = gossip.Tally()   # gossip refused by reason; the daemon moves it to the store
         self._pulling: set[str] = set()
-        self._serving: dict[str, int] = {}
-        self._serve_limit = trio.CapacityLimiter(SYNC_SERVE_LIMIT)
+        self.serve_slots = ServeSlots()      # pulls we answer: fair among addresses
         self.blobs: Any = None                 # node/blob.py: track files by sha256
         # node/nat.py: reachability, relays, hole punching (started with the host)
         self.nat = nat.Nat(self, config.reachability, config.relay, config.hole_punch)
@@ -123,7 +121,8 @@ class NetHost:
             known = await trio.to_thread.run_sync(quota.load_authors, self.quotas, self.store)
             log.debug("quotas: %d known authors", known)
         validator = gossip.make_validator(self.peers, self.quotas, self.tally,
-                                          str(self.host.get_id()), self._ban_soon)
+                                          str(self.host.get_id()), self._ban_soon,
+                                          self.address_of)
         self.pubsub.set_topic_validator(self.topic, validator, False)
         subscription = await self.pubsub.subscribe(self.topic)
         for protocol in sync.PROTOCOLS:          # 2.1.0; 2.0.0 and 1.0.0 for earlier versions
@@ -171,6 +170,10 @@ class NetHost:
         self.stream_failures += 1
         log.debug("%s stream from %s failed: %r", protocol, peer_id, exc)
 
+    def address_of(self, pid: Any) -> str | None:
+        """The remote IP of a connection to peer `pid` (a libp2p ID), or None if none is known."""
+        return connection_ip(self.host, pid)
+
     # ---- bans ----
 
     def _ban_soon(self, peer_id: str) -> None:
@@ -195,24 +198,19 @@ class NetHost:
     # ---- sync ----
 
     async def _serve_sync(self, stream: Any) -> None:
-        peer_id = str(stream.muxed_conn.peer_id)
-        if self.peers.is_banned(peer_id) or self._serving.get(peer_id, 0) >= SYNC_SERVE_PER_PEER:
+        peer_id, address = str(stream.muxed_conn.peer_id), remote_ip(stream)
+        if self.peers.is_banned(peer_id) or not self.serve_slots.admits(peer_id, address):
             await _reset(stream)
             return
-        self._serving[peer_id] = self._serving.get(peer_id, 0) + 1
         try:
-            async with self._serve_limit:
-                with trio.move_on_after(SYNC_SESSION_S):
-                    sent = await sync.serve(stream, self.store, self.config.network)
-                    log.debug("sync: sent %d records to %s", sent, peer_id)
+            async with self.serve_slots.serving(peer_id, address, SYNC_SESSION_S):
+                sent = await sync.serve(stream, self.store, self.config.network)
+                log.debug("sync: sent %d records to %s", sent, peer_id)
         except ProtocolError as exc:
             log.debug("sync from %s failed: %s", peer_id, exc)
             self._count_invalid(peer_id)
             await _reset(stream)            # drop whatever else it sends, unread
         finally:
-            self._serving[peer_id] -= 1
-            if not self._serving[peer_id]:
-                del self._serving[peer_id]
             await _close(stream)
 
     async def pull_from(self, peer_id: str) -> sync.PullResult | None:
@@ -224,7 +222,7 @@ class NetHost:
                 or not self.sync_quotas.may_pull(peer_id)):
             return None
         self._pulling.add(peer_id)
-        stream = None
+        stream, result = None, sync.PullResult()
         ration = syncquota.SyncRation(
             self.sync_quotas, peer_id, lambda drops: self._over_quota(peer_id, drops))
         try:
@@ -235,16 +233,16 @@ class NetHost:
                 # fresh peer ids from one address share that address's budget (and pause) too
                 if not ration.open(remote_ip(stream)):
                     return None
-                result = await sync.pull(stream, self.store, self.config.network,
-                                         on_batch=lambda report: self._pulled(peer_id, report),
-                                         ration=ration)
+                await sync.pull(stream, self.store, self.config.network,
+                                on_batch=lambda report: self._pulled(peer_id, report),
+                                result=result, ration=ration)
                 self.peers.synced(peer_id)
                 self.last_sync = time.time()
                 return result
         except ProtocolError as exc:
             log.debug("sync with %s failed: %s", peer_id, exc)
-            if not (isinstance(exc, PeerGone) and self.nat.met_through_relay(peer_id)):
-                self._count_invalid(peer_id)    # (a relay's byte or time cap cuts links: no fault)
+            if not _no_fault(exc, result, self.nat.met_through_relay(peer_id)):
+                self._count_invalid(peer_id)
             if stream is not None:
                 await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
@@ -367,6 +365,13 @@ async def _close(stream: Any) -> None:
             await stream.close()
     except Exception:  # noqa: BLE001 - the peer may already have reset it
         await _reset(stream)
+
+
+def _no_fault(exc: ProtocolError, result: sync.PullResult, relayed: bool) -> bool:
+    """A pull that ended without the responder's fault: the stream gone before it sent a byte
+    (an honest node out of serving slots resets unread: node/serveslots.py; peers behind one
+    router share an address's slots), or gone on a relayed link (a relay's byte or time cap)."""
+    return isinstance(exc, PeerGone) and (relayed or result.bytes_read == 0)
 
 
 async def _reset(stream: Any) -> None:

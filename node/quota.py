@@ -7,6 +7,9 @@ refuses it). Buckets:
 - per forwarding peer: records per second, bytes per hour, and a separate small budget for records
   by authors this node has never seen (a flood of fresh keys from one connection drains that budget
   at once; every `STRIKE_EVERY` over-quota records then count one strike against the connection);
+- per forwarding address (the connection's remote IP, an IPv6 one by its /64): the same three at
+  `address_factor` (8) times a peer's. A peer id costs nothing to make: without this, each fresh id
+  from one host would bring a fresh burst; volunteers behind one NAT still get eight peers' worth;
 - per author: records per second and bytes per hour. An author never seen before starts with a small
   allowance that grows with time since first seen and with its accepted records, up to the full
   rate (`AuthorStanding.factor`).
@@ -17,13 +20,17 @@ Runs on the trio thread (the validator) only; `counts()` may be read from any th
 """
 from __future__ import annotations
 
+import functools
+import ipaddress
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 HOUR = 3600.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,8 +49,11 @@ class QuotaConfig:
     ramp_s: float = HOUR                # ... reaching the full rate after this long
     ramp_records: int = 1000            # ... or after this many accepted records
     strike_every: int = 50              # over-quota records from one peer per strike against it
+    # all peer ids at one remote address together get this many times one peer's buckets
+    address_factor: float = 8.0
     max_authors: int = 200_000
     max_peers: int = 4096
+    max_addresses: int = 4096
 
 
 class TokenBucket:
@@ -100,6 +110,7 @@ class Quotas:
     def __post_init__(self) -> None:
         self._authors: OrderedDict[str, AuthorStanding] = OrderedDict()
         self._peers: OrderedDict[str, PeerStanding] = OrderedDict()
+        self._addresses: OrderedDict[str, PeerStanding] = OrderedDict()
         self._dropped: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -120,36 +131,52 @@ class Quotas:
             self._authors[author] = self._standing(time.time(), 0, time.monotonic())
             bound_lru(self._authors, self.config.max_authors)
 
-    def admit(self, peer: str, author: str, size: int) -> tuple[str | None, bool]:
+    def admit(self, peer: str, author: str, size: int, address: str | None = None
+              ) -> tuple[str | None, bool]:
         """(None, False) if the record fits every bucket (then charged), else (reason, strike):
-        `strike` is True when this drop makes `peer` earn a strike."""
+        `strike` is True when this drop makes `peer` earn a strike. `address` is the remote IP
+        the record came from (None: unknown; all such peers share one budget)."""
         now, wall = time.monotonic(), time.time()
         p = self._peer(peer, now)
+        where = self._address(address_key(address), now)
         a = self._authors.get(author)
         factor = 1.0 if a is None else a.factor(wall, self.config)
-        reason = self._check(p, a, size, now, factor)
+        reason = (self._check_source(p, a, size, now, _PEER_REASONS)
+                  or self._check_source(where, a, size, now, _ADDRESS_REASONS)
+                  or self._check_author(a, size, now, factor))
         if reason is not None:
             return reason, self._drop(p, reason)
         if a is None:
-            a = self._introduce(p, author)
+            a = self._introduce(author, p, where)
         self._authors.move_to_end(author)
-        for bucket, n in ((p.records, 1), (p.bytes, size), (a.records, 1), (a.bytes, size)):
+        for bucket, n in ((p.records, 1), (p.bytes, size), (where.records, 1),
+                          (where.bytes, size), (a.records, 1), (a.bytes, size)):
             bucket.tokens -= n
         a.accepted += 1
         return None, False
 
-    def _introduce(self, p: PeerStanding, author: str) -> AuthorStanding:
-        """A never-seen author's first record, charged to `p`'s new-author budget."""
+    def _introduce(self, author: str, *sources: PeerStanding) -> AuthorStanding:
+        """A never-seen author's first record, charged to its sources' new-author budgets."""
         self.met(author)
-        p.new_authors.tokens -= 1
+        for source in sources:
+            source.new_authors.tokens -= 1
         return self._authors[author]
 
-    def _check(self, p: PeerStanding, a: AuthorStanding | None, size: int, now: float,
-               factor: float) -> str | None:
+    @staticmethod
+    def _check_source(p: PeerStanding, a: AuthorStanding | None, size: int, now: float,
+                      reasons: tuple[str, str]) -> str | None:
+        """A forwarding peer's (or address's) buckets: the reason a record does not fit, or None."""
         if not p.records.has(1, now) or not p.bytes.has(size, now):
-            return "quota_peer"
+            return reasons[0]
+        if a is None and not p.new_authors.has(1, now):
+            return reasons[1]
+        return None
+
+    @staticmethod
+    def _check_author(a: AuthorStanding | None, size: int, now: float, factor: float
+                      ) -> str | None:
         if a is None:
-            return None if p.new_authors.has(1, now) else "quota_new_authors"
+            return None
         if not a.records.has(1, now, factor):
             return "quota_author"
         if not a.bytes.has(size, now, factor):
@@ -175,16 +202,20 @@ class Quotas:
         return standing
 
     def _peer(self, peer: str, now: float) -> PeerStanding:
-        p = self._peers.get(peer)
-        if p is None:
-            c = self.config
-            p = self._peers[peer] = PeerStanding(
-                TokenBucket(c.peer_rate, c.peer_burst, now),
-                TokenBucket(c.peer_bytes_per_hour / HOUR, c.peer_bytes_per_hour, now),
-                TokenBucket(c.peer_new_rate, c.peer_new_burst, now))
-            bound_lru(self._peers, self.config.max_peers)
-        self._peers.move_to_end(peer)
-        return p
+        return lru_get(self._peers, peer, lambda: self._new_source(now, 1.0), self.config.max_peers)
+
+    def _address(self, key: str, now: float) -> PeerStanding:
+        c = self.config
+        return lru_get(self._addresses, key, lambda: self._new_source(now, c.address_factor),
+                       c.max_addresses)
+
+    def _new_source(self, now: float, scale: float) -> PeerStanding:
+        """A forwarding peer's (or address's: `scale` times a peer's) full buckets."""
+        c = self.config
+        return PeerStanding(
+            TokenBucket(c.peer_rate * scale, c.peer_burst * scale, now),
+            TokenBucket(c.peer_bytes_per_hour * scale / HOUR, c.peer_bytes_per_hour * scale, now),
+            TokenBucket(c.peer_new_rate * scale, c.peer_new_burst * scale, now))
 
     def counts(self) -> dict[str, int]:
         """Records dropped over quota so far, by reason."""
@@ -196,6 +227,27 @@ class Quotas:
         return len(self._authors)
 
 
+# why a record was dropped: by its forwarding peer's buckets, by its address's
+_PEER_REASONS = ("quota_peer", "quota_new_authors")
+_ADDRESS_REASONS = ("quota_address", "quota_address_new_authors")
+
+
+@functools.lru_cache(maxsize=4096)     # per gossip record: parsing costs more than the buckets
+def address_key(ip: str | None) -> str:
+    """The key an address's budget is kept under: an IPv4 address itself, an IPv6 one by its /64
+    (one subscriber's usual allocation: its hosts can take any address in it), an IPv4-mapped IPv6
+    one as its IPv4; "?" for an unknown address (all such peers share one budget)."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return "?"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 AUTHORS_SQL = "SELECT author, min(ts), count(*) FROM records GROUP BY author"
 
 
@@ -205,6 +257,17 @@ def load_authors(quotas: Quotas, store: Any) -> int:
     for author, first_ts_ms, count in rows:
         quotas.know(author, first_ts_ms / 1000.0, int(count))
     return len(rows)
+
+
+def lru_get(table: OrderedDict[str, T], key: str, make: Callable[[], T], limit: int) -> T:
+    """`key`'s entry in `table` (made by `make()` if new, forgetting the least recently used past
+    `limit`), now the most recently used."""
+    entry = table.get(key)
+    if entry is None:
+        entry = table[key] = make()
+        bound_lru(table, limit)
+    table.move_to_end(key)
+    return entry
 
 
 def bound_lru(table: OrderedDict[str, Any], limit: int) -> None:

@@ -60,6 +60,18 @@ def remote_ip(stream: Any) -> str:
     return str(address[0]) if address else "?"
 
 
+def connection_ip(host: Any, pid: Any) -> str | None:
+    """The IP address of `host`'s first open connection to peer `pid` (None when unknown)."""
+    try:
+        for conn in host.get_network().get_connections(pid):
+            address = conn.muxed_conn.get_remote_address()
+            if address:
+                return str(address[0])
+    except Exception:  # noqa: BLE001 - a closing or relayed connection may not know it
+        return None
+    return None
+
+
 def make_relay(host: Any, caps: RelayCaps) -> Any:
     """A `CappedRelay` for `host` (imports py-libp2p lazily, like the rest of node/)."""
     from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol

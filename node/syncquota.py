@@ -33,7 +33,6 @@ Runs on the trio thread only (like the gossip validator); `counts()` may be read
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 import time
@@ -46,7 +45,7 @@ import msgpack
 import trio
 
 from memory import canonical
-from node.quota import HOUR, Quotas, TokenBucket, bound_lru
+from node.quota import HOUR, Quotas, TokenBucket, address_key, lru_get
 
 MIB, GIB = 1 << 20, 1 << 30
 SCALE_ENV = "SWARM_SYNC_QUOTA_SCALE"      # tests shrink every budget by this factor
@@ -81,21 +80,6 @@ def config_from_environment() -> SyncQuotaConfig:
     """The default config, scaled by $SWARM_SYNC_QUOTA_SCALE if set (tests)."""
     scale = os.environ.get(SCALE_ENV)
     return SyncQuotaConfig().scaled(float(scale)) if scale else SyncQuotaConfig()
-
-
-def address_key(ip: str | None) -> str:
-    """The key an address's budget is kept under: an IPv4 address itself, an IPv6 one by its /64
-    (one subscriber's usual allocation: its hosts can take any address in it), an IPv4-mapped IPv6
-    one as its IPv4; "?" for an unknown address (all such peers share one budget)."""
-    try:
-        address = ipaddress.ip_address(ip or "")
-    except ValueError:
-        return "?"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 class Head(NamedTuple):
@@ -264,32 +248,24 @@ class SyncQuotas:
             return dict(self._dropped)
 
     def _peer(self, peer: str, now: float) -> _Peer:
-        return self._budget(self._peers, peer, now, 1.0, self.config.max_peers)
+        return lru_get(self._peers, peer, lambda: self._new_budget(now, 1.0), self.config.max_peers)
 
     def _address(self, key: str, now: float) -> _Peer:
         c = self.config
-        return self._budget(self._addresses, key, now, c.address_factor, c.max_addresses)
+        return lru_get(self._addresses, key, lambda: self._new_budget(now, c.address_factor),
+                       c.max_addresses)
 
-    def _budget(self, table: OrderedDict[str, _Peer], key: str, now: float, factor: float,
-                limit: int) -> _Peer:
-        """`key`'s buckets in `table` (made full, at `factor` times a peer's, if new)."""
-        b = table.get(key)
-        if b is None:
-            c = self.config
-            b = table[key] = _Peer(_hourly(factor * c.peer_bytes_per_hour, now),
-                                   _hourly(factor * c.new_bytes_per_hour, now),
-                                   _hourly(factor * c.new_authors_per_hour, now))
-            bound_lru(table, limit)
-        table.move_to_end(key)
-        return b
+    def _new_budget(self, now: float, factor: float) -> _Peer:
+        """A serving peer's (or address's: `factor` times a peer's) full buckets."""
+        c = self.config
+        return _Peer(_hourly(factor * c.peer_bytes_per_hour, now),
+                     _hourly(factor * c.new_bytes_per_hour, now),
+                     _hourly(factor * c.new_authors_per_hour, now))
 
     def _author(self, author: str, now: float) -> TokenBucket:
-        a = self._authors.get(author)
-        if a is None:
-            a = self._authors[author] = _hourly(self.config.author_bytes_per_hour, now)
-            bound_lru(self._authors, self.config.max_authors)
-        self._authors.move_to_end(author)
-        return a
+        return lru_get(self._authors, author,
+                       lambda: _hourly(self.config.author_bytes_per_hour, now),
+                       self.config.max_authors)
 
 
 def _hourly(per_hour: float, now: float) -> TokenBucket:

@@ -3,10 +3,11 @@
 The answer must be a JSON object `{"diff": {knob: value, ...}, "rationale": "one paragraph"}` whose
 diff validates as an experiment over the track's best config. An invalid answer is sent back with
 the validation error (up to `retries` times), then dropped and counted. API errors, rate limits and
-timeouts fall back to `fallback` (or, inside the portfolio, to the other proposers: `propose`
-returns None), and so does a reply that is not a Messages API answer (a broken or hostile server
-behind `ANTHROPIC_BASE_URL`, roles/messages.py); nothing raises out of `propose`. When the API
-answers that the model does not exist (model ids age), the agent picks a current one from the Models API (`pick_model`) and asks again.
+timeouts (each call has a total deadline: roles/deadline.py) fall back to `fallback` (or, inside
+the portfolio, to the other proposers: `propose` returns None), and so does a reply that is not a
+Messages API answer (a broken or hostile server behind `ANTHROPIC_BASE_URL`, roles/messages.py);
+nothing raises out of `propose`. When the API answers that the model does not exist (model ids
+age), the agent picks a current one from the Models API (`pick_model`) and asks again.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 from roles import digest, evidence, leases
 from roles.base import Proposal, Proposer
 from roles.context import Context
+from roles.deadline import DEFAULT_TOTAL_S, Deadline
 from roles.messages import MAX_ANSWER, object_text, reply_text
 from roles.strategy import Validate
 
@@ -81,14 +83,17 @@ class ClaudeAgent:
     def __init__(self, fallback: Proposer | None, validate: Validate | None = None,
                  model: str | None = None, base_url: str | None = None,
                  api_key: str | None = None, retries: int = 2, timeout_s: float = 60.0,
-                 suggest: Callable[[Context], list[dict[str, Any]]] | None = None) -> None:
+                 suggest: Callable[[Context], list[dict[str, Any]]] | None = None,
+                 deadline_s: float = DEFAULT_TOTAL_S) -> None:
         import anthropic               # lazy: only nodes with a key pay for the import
 
         self.fallback, self.validate, self.retries = fallback, validate, retries
         self.suggest = suggest
         self.model = model or os.environ.get("SWARM_AGENT_MODEL") or DEFAULT_MODEL
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s,
-                                          max_retries=0)
+        # timeout_s bounds each read; deadline_s each answer (a model switch included)
+        self.deadline = Deadline(deadline_s)
+        self.client = self.deadline.client(anthropic, api_key=api_key, base_url=base_url,
+                                           timeout=timeout_s, max_retries=0)
         self._api_error, self._not_found = anthropic.APIError, anthropic.NotFoundError
 
     def _fall_back(self, ctx: Context, exc: Exception) -> Proposal | None:
@@ -112,6 +117,10 @@ class ClaudeAgent:
         return True
 
     def _create(self, ctx: Context, messages: list[dict[str, Any]]) -> Any:
+        with self.deadline.within():
+            return self._create_now(ctx, messages)
+
+    def _create_now(self, ctx: Context, messages: list[dict[str, Any]]) -> Any:
         try:
             return self.client.messages.create(model=self.model, max_tokens=1024,
                                                system=SYSTEM, messages=messages)

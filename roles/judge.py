@@ -19,6 +19,7 @@ from typing import Any
 from memory import records as R
 from roles import evidence
 from roles.context import Context
+from roles.deadline import DEFAULT_TOTAL_S, Deadline
 from roles.evidence_sql import AUTHOR_IN
 from roles.messages import object_text, reply_text
 
@@ -86,21 +87,25 @@ class ClaudeJudge:
     """Judges runs' samples through the Messages API and publishes `judgement` records."""
 
     def __init__(self, model: str | None = None, base_url: str | None = None,
-                 api_key: str | None = None, timeout_s: float = 60.0, per_step: int = PER_STEP) -> None:
+                 api_key: str | None = None, timeout_s: float = 60.0, per_step: int = PER_STEP,
+                 deadline_s: float = DEFAULT_TOTAL_S) -> None:
         import anthropic               # lazy: only nodes with a key pay for the import
 
         self.model = model or os.environ.get("SWARM_JUDGE_MODEL") or DEFAULT_MODEL
         self.per_step = per_step
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout_s,
-                                          max_retries=0)
+        # timeout_s bounds each read; deadline_s each judgement (roles/deadline.py)
+        self.deadline = Deadline(deadline_s)
+        self.client = self.deadline.client(anthropic, api_key=api_key, base_url=base_url,
+                                           timeout=timeout_s, max_retries=0)
         self._api_error = anthropic.APIError
 
     def judge_run(self, samples: list[dict[str, Any]]) -> tuple[dict[str, float], str]:
         """Ask for scores of `samples`; raises the SDK's APIError, InvalidJudgement, or
         ValueError for a reply that is no Messages API answer (roles/messages.py)."""
-        reply = self.client.messages.create(
-            model=self.model, max_tokens=300, system=RUBRIC,
-            messages=[{"role": "user", "content": samples_text(samples)}])
+        with self.deadline.within():
+            reply = self.client.messages.create(
+                model=self.model, max_tokens=300, system=RUBRIC,
+                messages=[{"role": "user", "content": samples_text(samples)}])
         return parse_judgement(reply_text(reply))
 
     def work(self, ctx: Context) -> int:

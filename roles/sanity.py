@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from memory import canonical
 from node.harness.config import Config, Refused, build_config
 
 # A model that predicts every byte as uniform over 256 values scores 8 bits per byte; an `ok` run
@@ -53,15 +54,39 @@ def _config(value: Any) -> dict[str, Any] | None:
 
 
 def harness_config(value: Any) -> tuple[Config | None, str | None]:
-    """The harness's validated config for a run's config, or the reason it would refuse it."""
+    """The harness's validated config for a run's config, or the reason it would refuse it (or
+    would have written it otherwise: `spelling_reason`)."""
     if isinstance(value, str) and len(value) <= 2048:
         return _harness_config_text(value)      # stored runs: the canonical JSON text, memoised
-    return _harness_config(value)
+    return _run_config(value)
 
 
 @functools.lru_cache(maxsize=4096)
 def _harness_config_text(text: str) -> tuple[Config | None, str | None]:
-    return _harness_config(text)
+    return _run_config(text)
+
+
+def _run_config(value: Any) -> tuple[Config | None, str | None]:
+    cfg, why = _harness_config(value)
+    if cfg is None:
+        return cfg, why
+    why = spelling_reason(_config(value) or {}, cfg)
+    return (None, why) if why else (cfg, None)
+
+
+def spelling_reason(config: dict[str, Any], cfg: Config) -> str | None:
+    """Why `config` (which the harness reads as `cfg`) is not spelled as the harness writes it, or
+    None. The harness reads 3.0 for an int knob as 3, 4 for a float knob as 4.0, -0.0 as 0.0 and
+    an opt-in knob at its default as absent: each spelling is the same run under another config
+    hash (and some print alike), so a run's config must be spelled as `cfg.model_dump()` is."""
+    normal = cfg.model_dump()
+    for knob, value in config.items():
+        if knob not in normal:
+            return f"config spells the opt-in knob {knob} at its default (the harness omits it)"
+        if canonical.pack(value) != canonical.pack(normal[knob]):
+            return (f"config spells {knob} as {value!r}; the harness writes {normal[knob]!r} "
+                    "(the same run under another config hash)")
+    return None
 
 
 def diff_reason(base: dict[str, Any], diff: Any) -> str | None:

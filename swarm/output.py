@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -11,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from swarm.invisible import visible
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,14 +42,10 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
 
 
-# Control characters but tab and newline (a terminal's escape sequences) and bidirectional
-# overrides (text shown in another order than it reads).
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
 def plain_text(value: str, style: str = "") -> Text:
-    """Text from a record (any author's) as rich shows it: never markup, no control characters."""
-    return Text(_UNPRINTABLE.sub("\ufffd", value), style=style)
+    """Text from a record (any author's) as rich shows it: never markup, no control or invisible
+    characters (swarm/invisible.py)."""
+    return Text(visible(value), style=style)
 
 
 def _cell(value: Any, width: int = 48) -> Text:

@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
+
+from swarm.output import plain_text
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
@@ -15,10 +17,13 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     `run` body; nothing for a v1 run or a run without them."""
     samples = body.get("samples") or []
     for sample in samples:
-        console.print(f"[dim]{escape(sample['prompt'])}[/]{escape(sample['text'])}", soft_wrap=False)
+        # any author's text: never markup, no control or invisible characters
+        console.print(Text.assemble(plain_text(sample["prompt"], "dim"),
+                                    plain_text(sample["text"])), soft_wrap=False)
     quality = body.get("quality")
     if quality:
-        console.print("quality: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(quality.items())))
+        console.print(plain_text("quality: " + ", ".join(f"{k} {v:.3f}"
+                                                         for k, v in sorted(quality.items()))))
     curve = body.get("curve") or []
     if curve:
         first, last = curve[0], curve[-1]

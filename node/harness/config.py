@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError,
-                      model_serializer, model_validator)
+                      field_validator, model_serializer, model_validator)
 
 from memory.canonical import config_hash
 
@@ -98,6 +98,12 @@ class Config(BaseModel):
             if isinstance(value, bool) and field is not None and field.annotation is not bool:
                 raise ValueError(f"{name}: expected a number, got {str(value).lower()}")
         return data
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_minus_zero(cls, value: Any) -> Any:
+        # -0.0 trains as 0.0 but hashes otherwise: one run under two config hashes
+        return value + 0.0 if isinstance(value, float) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
-from node.harness.hub import HubError, HubSource, fetch_and_prepare
+from node.harness.hub import HubError, HubSource, PeerFetch, fetch_and_prepare
 from node.harness.hub import file_sha256 as sha256_file
 from node.home import cache_dir
 
@@ -33,8 +33,8 @@ HUB = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = Path(__file__).resolve().parent / "data_files"
 Progress = Callable[[int, "int | None"], None]
-# (sha256, size or None, dest) -> dest, or raise DataError: set by node/blob.py while a host runs
-PeerFetch = Callable[[str, "int | None", Path], Path]
+# (sha256, size or None, dest, most) -> dest, or raise DataError: set by node/blob.py while a host
+# runs (hub.PeerFetch says what the arguments are)
 _peer_fetch: PeerFetch | None = None
 _held: dict[str, Path] = {}                 # sha256 -> verified file this process may serve
 _held_lock = threading.Lock()

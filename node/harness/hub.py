@@ -11,13 +11,18 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, "int | None"], None]
-PeerFetch = Callable[[str, "int | None", Path], Path]   # (sha256, size or None, dest) -> dest
+class PeerFetch(Protocol):
+    """(sha256, size or None, dest, most: the largest size to accept when `size` is None) -> dest;
+    node/blob.py's `BlobService.fetch_blocking`."""
+
+    def __call__(self, sha256: str, size: int | None, dest: Path,
+                 most: int | None = None) -> Path: ...
 
 
 class HubError(RuntimeError):
@@ -31,6 +36,11 @@ class HubFile(BaseModel):
 
     path: str = Field(description="path inside the dataset repository")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file (its LFS oid)")
+    # Not part of the track's identity (excluded from its dump, so track ids are unchanged): a
+    # peer offering a file by hash alone is believed only up to this size, so a lying peer wastes
+    # at most this much transfer before the whole-file hash refuses it (4 GiB otherwise).
+    max_bytes: int | None = Field(None, gt=0, exclude=True,
+                                  description="an upper bound on the file's size, with a margin")
 
 
 class HubSource(BaseModel):
@@ -67,7 +77,7 @@ def _from_peers(item: HubFile, cache: Path, peer_fetch: PeerFetch | None) -> Pat
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return peer_fetch(item.sha256, None, dest)
+        return peer_fetch(item.sha256, None, dest, most=item.max_bytes)
     except RuntimeError as exc:                 # DataError: no peer has it, or none is connected
         log.info("upstream file %s from peers: %s", item.path, exc)
         return None

@@ -97,10 +97,13 @@ TINYSTORIES_4M = DataSpec(
 # hash, so the split hashes are pinned on first fetch.
 TINYSTORIES_HUB = HubSource(
     repo="roneneldan/TinyStories", revision="f54c09fd23315a6f9c86f9dc80f725de7d8f9c64",
+    # max_bytes: what a peer offering the file may claim (the shards are ~249 MB and ~10 MB)
     train=(HubFile(path="data/train-00000-of-00004-2d5a1467fff1081b.parquet",
-                   sha256="77cf780cebe52b6e83e3a2ac84bc56d8059363113e41d17a023f1d8b2ed0fc0b"),),
+                   sha256="77cf780cebe52b6e83e3a2ac84bc56d8059363113e41d17a023f1d8b2ed0fc0b",
+                   max_bytes=256 << 20),),
     valid=(HubFile(path="data/validation-00000-of-00001-869c898b519ad725.parquet",
-                   sha256="33406a6206554cfc279c29c11f4df51528af487aa1a602b075566fc83c49dcab"),),
+                   sha256="33406a6206554cfc279c29c11f4df51528af487aa1a602b075566fc83c49dcab",
+                   max_bytes=32 << 20),),
 )
 TINYSTORIES_400M = DataSpec(
     name="tinystories-lower-400m", train_sha256=None, valid_sha256=None,

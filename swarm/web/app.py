@@ -35,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from memory.store import Reader
 from swarm.conclusions import Conclusions
+from swarm.invisible import JS_CLASS
 from swarm.web import views
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
     """The HTML of a page: the view's name and parameters for app.js, which draws it.
 
     `inline` (for `swarm report`) replaces the links to scripts and styles with their text."""
-    boot = script_json({"view": view, "params": params, "root": root})
+    # `invisible`: the characters app.js shows as U+FFFD in any author's text (swarm/invisible.py)
+    boot = script_json({"view": view, "params": params, "root": root, "invisible": JS_CLASS})
     head = inline if inline is not None else (
         f'<link rel="stylesheet" href="{root}static/app.css">' + "".join(
             f'<script src="{root}static/{name}"></script>' for name in SCRIPTS))

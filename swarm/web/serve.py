@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from memory.store import Reader
-from node.api_server import LOCAL_HOSTS
+from node.api_server import LOCAL_HOSTS, HeadDeadline
 from swarm.web.app import dashboard_app, warm_up
 
 
@@ -35,5 +35,6 @@ def serve(reader: Reader, home: Path | None, port: int,
     on_listening(f"http://127.0.0.1:{sock.getsockname()[1]}/")
     warm_up(reader, home)                  # the first page should not pay the first computation
     config = uvicorn.Config(local_app(reader, home), log_level="warning", access_log=False,
-                            lifespan="off", http="h11", ws="none", timeout_graceful_shutdown=1)
+                            lifespan="off", http=HeadDeadline, ws="none",
+                            timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])

@@ -110,8 +110,13 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
                 "peers": _peers(reader), "counts": {}, "baseline": None}
     claims = _claim_marks(c, v)
     floor = baseline(v)
-    return {**out, "baseline": floor, "best": best_over_time(v, floor), "marks": _marks(v),
-            "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
+    marks = _marks(v)
+    # The chart's time axis starts at the first run that counts here: a stranger's run or claim
+    # stamped in 1970 (ts is the author's word; only the future is bounded) would squeeze every
+    # real point into a sliver of a 56-year axis.
+    since = min((m["ts"] for m in marks if m["counts"]), default=None)
+    return {**out, "baseline": floor, "best": best_over_time(v, floor), "marks": marks,
+            "since": since, "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
             "role_mix": _role_mix(reader), "peers": _peers(reader),
             "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
                        "claims": _tally(x["status"] for x in claims if x["trusted"]),

@@ -59,3 +59,35 @@ def test_the_live_panel_prints_hostile_values_as_text() -> None:
     out.print(progress_view.panel({"track": TRACK, "role": "verifier", "error": HOSTILE}))
     text = out.file.getvalue()
     assert "[/bold][link=file:///" in text and "\x1b" not in text
+
+
+# Invisible and reordering characters: two names that print alike, text that reads otherwise
+INVISIBLE = "l\u200br\u200e\u2060\ufeff\u061c\U000e0041\u034f\u3164\ufe0f\u2028"
+
+
+def test_show_prints_a_strangers_samples_and_quality_names_as_text(home: Path) -> None:
+    (stranger,) = synthetic.keypairs(1, seed=78)
+    body = synthetic.run_body(TRACK, BASE, 1, 1.2, extras=True)
+    body = body.model_copy(update={
+        "samples": [R.Sample(prompt=HOSTILE, text=HOSTILE + INVISIBLE)],
+        "quality": {HOSTILE[:80]: 0.5, INVISIBLE: 0.25}})
+    record = codec.sign(stranger, "run", 1, body)
+    with Store(memory_path(home)) as store:
+        store.add([record])
+    result = runner.invoke(app, ["show", record.id[:12]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "[/bold][link=file:///" in result.stdout                   # shown, literally
+    assert not set(result.stdout) & (set("\x1b\u202e" + INVISIBLE) - set("lr"))
+
+
+def test_invisible_characters_show_as_replacement_characters() -> None:
+    import unicodedata
+
+    from swarm.invisible import JS_CLASS, visible
+
+    shown = visible("".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF))
+    assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in shown
+                   if ch not in "\t\n")                 # every control and format character
+    assert visible(INVISIBLE) == "l\ufffdr" + "\ufffd" * (len(INVISIBLE) - 3)
+    assert visible("аlice ünïcode 中文 ok") == "аlice ünïcode 中文 ok"   # visible text stays
+    assert "\\u{200b}" in JS_CLASS and "\\u{e0000}-\\u{e0fff}" in JS_CLASS

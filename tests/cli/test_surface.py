@@ -252,3 +252,16 @@ def test_a_bench_run_in_process_leaves_sigterm_as_it_was() -> None:
     before = signal.getsignal(signal.SIGTERM)
     code, _, err = swarm("bench", "trust", "--scenario", "bribe")
     assert code == 1 and signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("content", [b"", b"not a database at all\n" * 100])
+def test_join_on_a_memory_file_that_is_no_database_fails_first_creating_nothing(
+        tmp_path: Path, content: bytes) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    memory_path(home).write_bytes(content)
+    code, _, err = swarm("join", "--home", str(home), "--no-work",
+                         "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert one_line_error(code, err, "is not a swarm memory (not a DuckDB database file)")
+    assert sorted(p.name for p in home.iterdir()) == ["memory.duckdb"]
+    assert memory_path(home).read_bytes() == content

@@ -63,6 +63,10 @@ def test_hash_is_canonical_ints_stay_ints_floats_stay_floats() -> None:
     assert a.hash() == Config().hash()
     assert build_config(BASE, {"lr": 1e-3}).hash() != a.hash()
     assert set(dump) == set(KNOBS) - set(OPT_IN_KNOBS)     # opt-in knobs at default: left out
+    # -0.0 trains as 0.0: one hash; the same double however it was written: one hash
+    assert build_config(BASE, {"dropout": -0.0, "z_loss": -0.0}).hash() == a.hash()
+    assert build_config(BASE, {"lr": 0.1000000000000000055}).hash() == build_config(
+        BASE, {"lr": 0.1}).hash()
 
 
 def test_budget_refusals() -> None:

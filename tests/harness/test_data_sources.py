@@ -3,6 +3,7 @@ pinned revision (through huggingface_hub's real cache, offline), always checked 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -155,6 +156,23 @@ def test_the_gpu_track_names_its_upstream_by_revision_and_hash() -> None:
     assert spec.source is not None and len(spec.source.revision) == 40
     assert all(len(f.sha256) == 64 for f in (*spec.source.train, *spec.source.valid))
     assert "source" in spec.model_dump() and "source" not in CPU.data.model_dump()
+
+
+def test_upstream_files_are_asked_of_peers_with_their_size_bound(tmp_path: Path) -> None:
+    from node.harness.hub import _from_peers
+    from node.harness.tracks import TINYSTORIES_HUB
+
+    asked = []
+
+    def peer_fetch(sha: str, size: int | None, dest: Path, most: int | None = None) -> Path:
+        asked.append((size, most))
+        raise DataError("no peer connected")
+
+    for item in (*TINYSTORIES_HUB.train, *TINYSTORIES_HUB.valid):
+        assert _from_peers(item, tmp_path, peer_fetch) is None
+    assert asked == [(None, 256 << 20), (None, 32 << 20)]
+    # the bound is no part of the track's identity (its dump, hence its id)
+    assert "max_bytes" not in json.dumps(TINYSTORIES_HUB.model_dump())
 
 
 def test_peer_fetch_is_asked_before_upstream_and_its_bytes_are_checked(tmp_path: Path,

@@ -131,6 +131,29 @@ def test_hostile_peer_bytes_are_refused(tmp_path: Path, manifest_of, message) ->
     with_two_hosts(body)
 
 
+def test_a_peer_offering_an_upstream_file_over_its_bound_is_refused_before_any_chunk(
+        tmp_path: Path) -> None:
+    """An upstream file is pinned by hash alone: a peer's self-consistent manifest of a bigger
+    file would be believed up to 4 GiB, all of it sent before the whole-file hash fails. With the
+    file's bound (`HubFile.max_bytes`) the manifest itself is refused: no chunk is taken."""
+    from libp2p.custom_types import TProtocol
+
+    payload = b"a lie, consistent chunk by chunk " * 30_000                 # ~1 MB, 4 chunks
+    want = hashlib.sha256(b"the real upstream file").hexdigest()
+
+    def chunks(p: bytes) -> list[bytes]:
+        return [hashlib.sha256(p[i:i + CHUNK]).digest() for i in range(0, len(p), CHUNK)]
+
+    async def body(server: BlobService, client: BlobService) -> None:
+        server.host.set_stream_handler(TProtocol(blob.PROTOCOL_ID), _hostile(chunks, payload))
+        with pytest.raises(DataError, match=f"offers {len(payload)} bytes .* the pin is at most "
+                                            f"{2 * CHUNK} "):
+            await client.fetch(want, None, tmp_path / "x", most=2 * CHUNK)
+        assert not (tmp_path / "x.part").exists() and not (tmp_path / "x").exists()
+
+    with_two_hosts(body)
+
+
 def test_request_validation_and_the_rate_limit() -> None:
     for bad in ({"sha256": "AB" * 32, "from": 0}, {"sha256": "ab" * 32, "from": -1},
                 {"sha256": "ab" * 32}, ["ab" * 32, 0], {"sha256": "ab" * 32, "from": True}):
@@ -179,3 +202,45 @@ def test_upstream_files_come_from_a_peer_by_their_sha256(tmp_path: Path, monkeyp
     assert train.startswith(b"story 0 of train.\n\nstory 1 of train.") and len(train) == 20_000
     assert got["served"] == sum((tmp_path / "server" / f"{s}.parquet").stat().st_size
                                 for s in ("train", "valid"))
+
+
+def test_stalled_transfers_from_fresh_ids_do_not_keep_an_honest_fetch_waiting(
+        tmp_path: Path, held_cpu) -> None:
+    """Four stallers (fresh ids at four addresses, two requests each) ask for a held file and
+    never read: the eight hold all eight slots (py-libp2p's yamux gives a write 5 s for a window
+    update). An honest client at a fifth address is served at once: it takes the oldest slot of
+    an address holding several."""
+    from contextlib import AsyncExitStack
+
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import PeerInfo
+
+    got: dict[str, Any] = {}
+
+    async def main() -> None:
+        hosts = {ip: new_host(muxer_preference="YAMUX") for ip in
+                 ("127.0.0.1", "127.0.0.3", "127.0.0.33", "127.0.0.4", "127.0.0.44", "127.0.0.2")}
+        async with AsyncExitStack() as stack:
+            for ip, host in hosts.items():
+                await stack.enter_async_context(host.run([multiaddr.Multiaddr(f"/ip4/{ip}/tcp/0")]))
+            server, client = BlobService(hosts["127.0.0.1"]), BlobService(hosts["127.0.0.2"])
+            server.register()
+            with trio.fail_after(60):
+                for ip, host in hosts.items():
+                    if ip != "127.0.0.1":          # the server dials: it sees their own address
+                        await server.host.connect(PeerInfo(host.get_id(), host.get_addrs()))
+                for ip in ("127.0.0.3", "127.0.0.33", "127.0.0.4", "127.0.0.44"):
+                    for _ in range(2):
+                        stream = await hosts[ip].new_stream(server.host.get_id(),
+                                                            [TProtocol(blob.PROTOCOL_ID)])
+                        await write_frame(stream, {"sha256": CPU.train_sha256, "from": 0})
+                while server.slots.busy < blob.SERVE_LIMIT:
+                    await trio.sleep(0.05)
+                await client.fetch(CPU.valid_sha256, CPU.valid_bytes, tmp_path / "valid.txt")
+            got["preempted"] = server.slots.preempted
+
+    trio.run(main)
+    assert (tmp_path / "valid.txt").read_bytes() == held_cpu["valid"].read_bytes()
+    assert got["preempted"] == 1

@@ -147,3 +147,13 @@ def test_banning_a_peer_while_it_disconnects_costs_nothing() -> None:
     state = State()
     trio.run(Pubsub._teardown_if_connected, state, "peer")
     assert state.peers == {} and state.forgotten == ["peer"]
+
+
+def test_gossip_address_budgets_are_shared_by_ids_and_separate_by_address() -> None:
+    quotas = Quotas(QuotaConfig(peer_new_burst=2, peer_new_rate=0.0, address_factor=2.0))
+    one = [quotas.admit(f"id{i}", f"a{i}", 100, "10.0.0.1")[0] for i in range(6)]
+    assert one == [None] * 4 + ["quota_address_new_authors"] * 2
+    # another IPv4 address has its own budget; one IPv6 /64 is one address
+    assert quotas.admit("id9", "b", 100, "10.0.0.2")[0] is None
+    six = [quotas.admit(f"v6-{i}", f"c{i}", 100, f"2001:db8::{i}")[0] for i in range(5)]
+    assert six.count(None) == 4

@@ -10,7 +10,7 @@ from roles.agent import MAX_ANSWER, ClaudeAgent, make_proposer, parse_answer, pi
 from roles.experimenter import Experimenter
 from roles.proposers import OptunaProposer, Portfolio
 from roles.strategy import Strategy
-from tests.roles.messages_server import MessagesServer
+from tests.roles.messages_server import Drip, MessagesServer
 from tests.roles.simulated import BASE, SimRunner, context
 
 GOOD = json.dumps({"diff": {"lr": 0.006}, "rationale": "A higher lr suits a short budget."})
@@ -85,6 +85,19 @@ def test_a_huge_answer_is_refused_unparsed_and_not_sent_back_whole(store, keys) 
     assert proposal.diff == {"lr": 0.006} and ctx.counters["agent_invalid_answers"] == 1
     retry = server.requests[1]["body"]["messages"]
     assert len(retry[-2]["content"]) == MAX_ANSWER and "characters" in retry[-1]["content"]
+
+
+@pytest.mark.parametrize("part", ["head", "body"])
+def test_a_server_that_drips_its_answer_falls_back_at_the_calls_deadline(store, keys, part) -> None:
+    """Each byte comes well inside the per-read timeout (10 s): only the call's total deadline
+    ends it. The whole answer would take the server several seconds (longer still under load)."""
+    ctx = context(store, keys[0], SimRunner())
+    with MessagesServer([Drip(GOOD, part)]) as server:
+        slow = ClaudeAgent(Strategy(), validate=no_swiglu, model="claude-test",
+                           base_url=server.url, api_key="test-key", timeout_s=10, deadline_s=0.5)
+        proposal = slow.propose(ctx)
+    assert proposal is not None and proposal.source == "strategy"
+    assert ctx.counters["agent_fallbacks"] == 1
 
 
 def test_unreachable_server_falls_back(store, keys) -> None:

@@ -9,7 +9,7 @@ import pytest
 from memory import codec, records as R, synthetic
 from roles.judge import CRITERIA, RUBRIC_VERSION, ClaudeJudge, make_judge, parse_judgement
 from roles.meta_analyst import MetaAnalyst, quality_effects
-from tests.roles.messages_server import MessagesServer
+from tests.roles.messages_server import Drip, MessagesServer
 from tests.roles.simulated import BASE, TRACK, context
 
 GOOD = json.dumps({"coherence": 6, "grammar": 7, "on_story": 5, "reason": "Simple, mostly sensible."})
@@ -76,6 +76,16 @@ def test_strangers_judgements_and_runs_stamped_ahead_do_not_keep_trusted_runs_un
         assert judge(server.url).work(ctx) == 2
     rows = ctx.rows("SELECT run FROM judgements WHERE author = ?", [keys[0].peer_id])
     assert sorted(r["run"] for r in rows) == sorted(r.id for r in honest)
+
+
+def test_a_server_that_drips_its_answer_ends_judging_at_the_calls_deadline(store, keys) -> None:
+    ctx = context(store, keys[0], None)
+    _runs(store, keys[1], 2)
+    with MessagesServer([Drip(GOOD), GOOD]) as server:
+        slow = ClaudeJudge(model="claude-test", base_url=server.url, api_key="test-key",
+                           timeout_s=10, deadline_s=0.5)
+        assert slow.work(ctx) == 0
+    assert len(server.requests) == 1 and ctx.counters["judge_errors"] == 1
 
 
 @pytest.mark.parametrize("reply", [b"<html>bad gateway", b"null", json.dumps(

@@ -424,3 +424,21 @@ def test_sanity_never_raises(value) -> None:
            "steps": value, "config": value}
     assert sanity.reason(row, facts)
     assert sanity.reason({}, facts) and sanity.reason({"track": []}, facts)
+
+
+@pytest.mark.parametrize("spelling", [{"n_layer": 3.0}, {"mlp_ratio": 4}, {"dropout": -0.0},
+                                      {"optimizer": "adamw"}],
+                         ids=["int-as-float", "float-as-int", "minus-zero", "opt-in-default"])
+def test_the_same_config_spelled_otherwise_is_no_evidence(store, keys, spelling) -> None:
+    """The harness reads each spelling as the base config: the same run under another config
+    hash. Such runs count nowhere (and so make no second, look-alike row of the base config)."""
+    a = node(store, keys[0], Runner(), 1)
+    baseline_ready(a)
+    base_hash = config_hash(BASE)
+    spelled = {**BASE, **spelling}
+    assert config_hash(spelled) != base_hash
+    ids = [sign(store, keys[1], "run", run_body(spelled, 900 + s, 0.9, "baseline")).id
+           for s in range(6)]
+    v = evidence.verdicts_of(a)
+    assert all("spells" in v.insane[i] for i in ids)
+    assert {r["config_hash"] for r in v.leaderboard()} == {base_hash}

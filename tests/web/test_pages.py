@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from memory.store import ReadOnlyMemory
+from memory import codec, records as R, synthetic
+from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
 from swarm.web.serve import local_app
 from tests.web.browser import Browser, find_chromium
@@ -44,8 +45,12 @@ def artefacts(tmp_path: Path) -> Path:
 @pytest.fixture
 def site(history_home: Path) -> Iterator[str]:
     """The dashboard of `history_home` served by uvicorn on 127.0.0.1 (as `swarm dashboard`)."""
-    memory = ReadOnlyMemory(memory_path(history_home))
-    server = uvicorn.Server(uvicorn.Config(local_app(memory, history_home), host="127.0.0.1",
+    yield from _serve(history_home)
+
+
+def _serve(home: Path) -> Iterator[str]:
+    memory = ReadOnlyMemory(memory_path(home))
+    server = uvicorn.Server(uvicorn.Config(local_app(memory, home), host="127.0.0.1",
                                            port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -111,6 +116,34 @@ def test_every_page_draws_with_the_clis_numbers(site: str, browser: Browser, art
     assert browser.evaluate(_values("claim", "p_value")) == pytest.approx([claim["p_value"]])
     _load(browser, site + f"runs/{runs[0]['id']}", artefacts / "run.png")
     assert browser.evaluate(_values("run", "val_bpb")) == pytest.approx([runs[0]["val_bpb"]])
+
+
+AXIS_LABELS = ("Array.from(document.querySelectorAll('.chart')[0].querySelectorAll("
+               "'.role-axis-label text')).map(t => t.textContent)")
+
+
+def test_a_strangers_names_and_stamps_do_not_spoof_the_overview(
+        history_home: Path, browser: Browser, artefacts: Path) -> None:
+    """A node named with a bidi override and zero-width characters: on the page, each is U+FFFD
+    (a name that reads otherwise than it shows, or like another's, is seen for what it is). A run
+    stamped in 1970 at val_bpb 7.9 (sane, untrusted): the chart's axes still span what counts."""
+    (stranger,) = synthetic.keypairs(1, seed=4242)
+    name = "alice\u200b\u202egpj.exe\u2066"
+    run = synthetic.run_body(synthetic.HISTORY_TRACK, synthetic.HISTORY_BASE, 1, 7.9)
+    body = R.NodeBody(name=name, hardware=run.hardware, software={}, addrs=[], capabilities=[])
+    with Store(memory_path(history_home), helpers=0) as store:
+        assert store.add([codec.sign(stranger, "node", 1, body),
+                          codec.sign(stranger, "run", 2, run, ts=1)]).accepted == 2
+    for url in _serve(history_home):
+        _load(browser, url, artefacts / "spoof.png")
+    labels = browser.evaluate(AXIS_LABELS)
+    years = [int(x) for x in labels if x.isdigit() and len(x) == 4]     # ticks of a long axis
+    bpbs = [float(x) for x in labels if "." in x and x.replace(".", "").isdigit()]
+    assert not [y for y in years if y < 2000] and bpbs and max(bpbs) < 2
+    names = browser.evaluate("Array.from(document.querySelectorAll('table[data-table=peers] "
+                             "tbody tr')).map(r => r.cells[1].textContent)")
+    assert "alice\ufffd\ufffdgpj.exe\ufffd" in names and name not in names
+
 
 
 def test_the_report_renders_offline(history_home: Path, tmp_path: Path, artefacts: Path) -> None:

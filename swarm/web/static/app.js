@@ -4,12 +4,17 @@
 "use strict";
 var swarmDashboard = (function () {
   var boot = null;
+  var invisible = null;     // characters that read otherwise than they show (boot.invisible)
+
+  // Every string shown goes through here: any author's text, with each invisible or reordering
+  // character (a bidi override, a zero-width space) shown as U+FFFD.
+  function visible(text) { return invisible ? text.replace(invisible, "\ufffd") : text; }
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
     (children || []).forEach(function (c) {
-      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+      node.appendChild(typeof c === "string" ? document.createTextNode(visible(c)) : c);
     });
     return node;
   }
@@ -137,16 +142,25 @@ var swarmDashboard = (function () {
     main.appendChild(s);
     if (!data.marks.length) { s.appendChild(empty("no finished runs yet")); }
     else {
-      var end = Math.max.apply(null, data.marks.map(function (m) { return m.ts; }));
+      var end = Math.max.apply(null, data.marks.concat(data.claims).map(function (m) {
+        return m.ts; }));
+      // Both axes span what counts here (from data.since; the counted runs' val_bpb): marks
+      // outside, a stranger's word (a run stamped in 1970, a val_bpb of 7.9), are clipped.
+      var time = data.since ? {type: "utc", domain: [data.since, end]} : {type: "utc"};
+      var counted = data.marks.filter(function (m) { return m.counts; }).map(function (m) {
+        return m.val_bpb; }).concat(best.map(function (b) { return b.val_bpb; }));
+      var bpb = counted.length ? {zero: false, domain: [Math.min.apply(null, counted),
+                                                      Math.max.apply(null, counted)]}
+                               : {zero: false};
       var steps = best.concat(best.length ? [{ts: end, val_bpb: best[best.length - 1].val_bpb,
                                               what: "now"}] : []);
       chart(s, {height: 260, layer: [
         {data: {values: data.marks.map(function (m) {
            return {ts: m.ts, val_bpb: m.val_bpb, purpose: m.purpose,
                    evidence: m.counts ? "counts here" : "does not count"}; })},
-         mark: {type: "point", opacity: 0.45, size: 30},
-         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: {type: "utc"}},
-                    y: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
+         mark: {type: "point", opacity: 0.45, size: 30, clip: true},
+         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: time},
+                    y: {field: "val_bpb", type: "quantitative", scale: bpb},
                     color: {field: "purpose", type: "nominal", title: "run"},
                     shape: {field: "evidence", type: "nominal", title: "evidence",
                             scale: {domain: ["counts here", "does not count"],
@@ -155,15 +169,16 @@ var swarmDashboard = (function () {
         {data: {values: data.claims.filter(function (x) { return x.val_bpb !== null; }).map(
            function (x) { return {ts: x.ts, val_bpb: x.val_bpb, claim: x.claim, effect: x.effect,
                                   status: x.trusted ? x.status : "untrusted: " + x.status}; })},
-         mark: {type: "point", shape: "triangle-up", size: 140, filled: false, strokeWidth: 2},
-         encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
-                    y: {field: "val_bpb", type: "quantitative"},
+         mark: {type: "point", shape: "triangle-up", size: 140, filled: false, strokeWidth: 2,
+                clip: true},
+         encoding: {x: {field: "ts", type: "temporal", scale: time},
+                    y: {field: "val_bpb", type: "quantitative", scale: bpb},
                     stroke: {field: "status", type: "nominal", title: "claim"},
                     tooltip: [{field: "status"}, {field: "effect"}, {field: "claim"}]}},
         {data: {values: steps}, mark: {type: "line", interpolate: "step-after", strokeWidth: 2.5,
-                                       color: "#0a7"},
-         encoding: {x: {field: "ts", type: "temporal", scale: {type: "utc"}},
-                    y: {field: "val_bpb", type: "quantitative"},
+                                       color: "#0a7", clip: true},
+         encoding: {x: {field: "ts", type: "temporal", scale: time},
+                    y: {field: "val_bpb", type: "quantitative", scale: bpb},
                     tooltip: [{field: "what"}, {field: "val_bpb"}]}}]});
     }
     var bests = section("Verified best, step by step", [table(["when", "val_bpb", "what"],
@@ -458,6 +473,7 @@ var swarmDashboard = (function () {
   function start() {
     boot = JSON.parse(document.getElementById("boot").textContent);
     boot.report = !!window.SWARM_REPORT;
+    invisible = new RegExp("[" + boot.invisible + "]", "gu");
     if (boot.report) return startReport();
     refresh().then(live).catch(function (err) {
       document.getElementById("main").appendChild(empty("could not load: " + err.message));

@@ -1,0 +1,157 @@
+"""Sync serving slots (node/serveslots.py): fresh peer ids that open pulls and never read can no
+longer hold every slot while honest requesters queue for minutes.
+
+Real py-libp2p on loopback in one trio run: a node (NetHost, as `swarm join` runs it) and plain
+hosts. Four stallers at two addresses (127.0.0.3 and 127.0.0.4, two fresh ids each, two pulls
+per id) open a pull, send the opening frame and never read again: a stalled requester keeps its
+slot for up to 120 s, and the eight take all eight. An honest requester at a third address
+(127.0.0.2) then pulls: it takes the oldest slot of an address holding several, at once.
+The node dials each host, so the address it sees is the host's listen address.
+"""
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import multiaddr
+import trio
+import trio.testing
+
+from memory import reconcile
+from memory.crypto import Keypair
+from memory.store import Store
+from node import sync
+from node.framing import write_frame
+from node.host import NetConfig, NetHost
+from node.peers import PeerBook
+from node.serveslots import SERVE_TOTAL
+from tests.network.launcher import make_records
+
+NETWORK = "slots"
+WAIT_S = 60.0
+
+
+async def _host(stack: AsyncExitStack, ip: str) -> Any:
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    host = new_host(key_pair=create_new_key_pair(Keypair.generate().seed), muxer_preference="YAMUX")
+    await stack.enter_async_context(host.run([multiaddr.Multiaddr(f"/ip4/{ip}/tcp/0")]))
+    return host
+
+
+async def _dial(node: NetHost, host: Any) -> None:
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    addr = f"{host.get_addrs()[0]}"
+    addr += "" if "/p2p/" in addr else f"/p2p/{host.get_id()}"
+    await node.host.connect(info_from_p2p_addr(multiaddr.Multiaddr(addr)))
+
+
+async def _stall(host: Any, node: NetHost, empty: Store) -> None:
+    """Open a pull, send its opening frame, then never read."""
+    from libp2p.custom_types import TProtocol
+
+    stream = await host.new_stream(node.host.get_id(), [TProtocol(p) for p in sync.PROTOCOLS])
+    requester = reconcile.Requester(empty.reconcile_snapshot(), True)
+    await write_frame(stream, {"t": "open", "n": NETWORK, "q": requester.first()})
+
+
+async def _scenario(store: Store) -> tuple[int, int, int]:
+    from libp2p.custom_types import TProtocol
+
+    node = NetHost(NetConfig(seed=Keypair.generate().seed, listen=["/ip4/127.0.0.1/tcp/0"],
+                             mdns=False, dht=False, network=NETWORK),
+                   store, PeerBook(), lambda peer, raw: None)
+    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        await nursery.start(node.main)
+        stallers = [await _host(stack, ip)
+                    for ip in ("127.0.0.3", "127.0.0.3", "127.0.0.4", "127.0.0.4")]
+        honest = await _host(stack, "127.0.0.2")
+        with Store(":memory:", helpers=0) as empty, Store(":memory:", helpers=0) as mine:
+            with trio.fail_after(WAIT_S):
+                for staller in stallers:
+                    await _dial(node, staller)
+                    for _ in range(2):
+                        await _stall(staller, node, empty)
+                while node.serve_slots.busy < SERVE_TOTAL:
+                    await trio.sleep(0.05)
+                await _dial(node, honest)
+                stream = await honest.new_stream(node.host.get_id(),
+                                                 [TProtocol(p) for p in sync.PROTOCOLS])
+                await sync.pull(stream, mine, NETWORK)
+                got = mine.count()
+            nursery.cancel_scope.cancel()
+    return got, node.serve_slots.preempted, store.count()
+
+
+def test_stalled_pulls_from_fresh_ids_do_not_keep_an_honest_requester_waiting() -> None:
+    with Store(":memory:", helpers=0) as store:
+        store.ingest(make_records(20))
+        got, preempted, held = trio.run(_scenario, store)
+    assert got == held == 20 and preempted == 1
+
+
+def test_slot_caps_count_waiting_pulls_and_a_taken_slot_passes_to_the_newcomer() -> None:
+    from node.serveslots import ServeSlots
+
+    async def main() -> None:
+        slots = ServeSlots(total=2, per_peer=2, per_address=3)
+        entered: list[str] = []
+
+        async def serve(peer: str, address: str) -> None:
+            async with slots.serving(peer, address, 60):
+                entered.append(peer)
+                await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            for peer in ("a", "a", "b"):                     # two serve, "b" waits
+                nursery.start_soon(serve, peer, "10.0.0.1")
+                await trio.testing.wait_all_tasks_blocked()
+            assert entered == ["a", "a"] and slots.busy == 2
+            assert not slots.admits("a", "10.0.0.2")         # its own cap, at any address
+            assert not slots.admits("c", "10.0.0.1")         # the address's: "b" waiting counts
+            assert slots.admits("c", "10.0.0.2")
+            nursery.start_soon(serve, "c", "10.0.0.2")       # a newcomer address: an "a"
+            await trio.testing.wait_all_tasks_blocked()       # ends, its slot passes to "c",
+            assert slots.preempted == 1 and entered == ["a", "a", "c"]    # not to "b" in turn
+            assert slots.busy == 2
+            nursery.cancel_scope.cancel()
+        # every pull ended, the waiting one too: nothing held, nothing counted
+        assert slots.busy == 0 and slots.admits("a", "10.0.0.1") and not slots._waiting
+
+    trio.run(main)
+
+
+async def _pull_from_a_node_out_of_slots(store: Store) -> tuple[Any, int, int]:
+    from node.serveslots import ServeSlots
+
+    def net_host(own: Store) -> NetHost:
+        return NetHost(NetConfig(seed=Keypair.generate().seed, listen=["/ip4/127.0.0.1/tcp/0"],
+                                 mdns=False, dht=False, network=NETWORK),
+                       own, PeerBook(), lambda peer, raw: None)
+
+    with Store(":memory:", helpers=0) as mine:
+        server, puller = net_host(store), net_host(mine)
+        server.serve_slots = ServeSlots(per_address=0)  # its address is full: resets unread
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.main)
+            await nursery.start(puller.main)
+            with trio.fail_after(WAIT_S):
+                await _dial(puller, server.host)
+                result = await puller.pull_from(str(server.host.get_id()))
+            rows = {row["peer_id"]: row for row in puller.peers.snapshot()}
+            nursery.cancel_scope.cancel()
+        row = rows.get(str(server.host.get_id()), {})
+        return result, row.get("rejected", 0), mine.count()
+
+
+def test_a_node_out_of_serving_slots_earns_no_strike_from_its_requester() -> None:
+    """Volunteers share routers, so honest requesters at one address can find a node's slots
+    full: it resets the stream unread, which is no violation (the requester tries again later).
+    Before, every such reset was a strike, and ten within 60 s banned an honest node."""
+    with Store(":memory:", helpers=0) as store:
+        store.ingest(make_records(5))
+        result, strikes, got = trio.run(_pull_from_a_node_out_of_slots, store)
+    assert result is None and got == 0
+    assert strikes == 0
