@@ -214,8 +214,9 @@ def _has_addrs(network: Any, pid: Any) -> bool:
 def advertised(candidates: list[Any]) -> list[Any]:
     """The addresses the host tells peers (identify, DHT, hole punching): its listen addresses with
     the wildcard 0.0.0.0 replaced by this machine's IPv4 addresses, best guess first, loopback left
-    out unless it is all there is (py-libp2p's `addrs_factory`). A peer told `/ip4/0.0.0.0/...` dials itself, and py-libp2p dials only the
-    first TCP address it knows of a peer, so one such address made the node unreachable to it."""
+    out unless it is all there is (py-libp2p's `addrs_factory`). A peer told `/ip4/0.0.0.0/...`
+    dials itself, and py-libp2p dials only the first TCP address it knows of a peer, so one such
+    address made the node unreachable to it."""
     import multiaddr
 
     out: list[Any] = []

@@ -6,9 +6,10 @@ the library drives it by itself every 2 s). Whether this node can be dialed is d
 `--reachability`: `public` / `private` as told, or `auto` (the default): it asks up to three peers
 connected directly to dial its listen port back at the IP they see it from (`/swarm/dialback/1.0.0`,
 our own: AutoNAT v1 in 0.8.1 needs 4 confirming peers, more than a small swarm has). One yes makes
-it `public`; only noes make it `private`. Peers reached at a LAN address (RFC 1918, CGNAT, link-local,
-loopback) are not asked: a neighbour behind the same home router can always dial us back, which
-says nothing about the internet (it made two nodes behind one router think themselves public).
+it `public`; only noes make it `private`. Peers reached at a LAN address (RFC 1918, CGNAT,
+link-local, loopback) are not asked: a neighbour behind the same home router can always dial us
+back, which says nothing about the internet (it made two nodes behind one router think themselves
+public).
 
 A private node reserves a slot on up to MAX_RELAYS relays among its direct peers (a bootstrap peer,
 or any peer whose identify lists the hop protocol, e.g. one learned from the DHT or a `node` record

@@ -217,7 +217,8 @@ def test_an_unknown_reachability_is_refused_in_one_line(tmp_path) -> None:
 def test_a_peer_on_the_lan_is_not_asked_to_dial_back() -> None:
     """A neighbour behind the same home router can always dial us back: its yes made nodes behind
     one router `public` (test_nat_running.py), so they took no relay slot and nodes behind other
-    routers never reached them. Real hosts on loopback (a LAN address): the verdict stays unknown."""
+    routers never reached them. Real hosts on loopback (a LAN address): the verdict stays
+    unknown."""
     from types import SimpleNamespace
 
     import multiaddr
@@ -235,8 +236,8 @@ def test_a_peer_on_the_lan_is_not_asked_to_dial_back() -> None:
     async def main() -> str:
         listen = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
         server, client = new_host(), new_host()
-        server.set_stream_handler(TProtocol(DIALBACK_PROTOCOL),
-                                  Nat(SimpleNamespace(host=server))._serve_dialback)  # type: ignore[arg-type]
+        serving = Nat(SimpleNamespace(host=server))     # type: ignore[arg-type]
+        server.set_stream_handler(TProtocol(DIALBACK_PROTOCOL), serving._serve_dialback)
         nat = Nat(SimpleNamespace(host=client))         # type: ignore[arg-type]
         async with server.run(listen), client.run(listen):
             await client.connect(PeerInfo(server.get_id(), server.get_addrs()))

@@ -1,11 +1,12 @@
 """docs/RUNNING.md followed literally across machines (real Linux namespaces, root only).
 
-Four machines (swarm/bench/netns.py): `a` and `b` on the public segment, `c` and `d` behind one home
-router (MASQUERADE NAT that drops unsolicited inbound), as volunteers sharing a router. Each runs the
-doc's command with the defaults it documents (TCP 7400 on every interface, mDNS and the DHT on,
-network `main`), plus its own `--home` and `--no-work`: `swarm join --relay` on `a`, then the
-bootstrap line `a` prints on `b` and `c`, and nothing on `d` (mDNS on its LAN, then the DHT). Asserted on records and on what `swarm status` / `swarm
-peers` show, never on speed. Skips in one line where namespaces cannot be made.
+Four machines (swarm/bench/netns.py): `a` and `b` on the public segment, `c` and `d` behind one
+home router (MASQUERADE NAT that drops unsolicited inbound), as volunteers sharing a router. Each
+runs the doc's command with the defaults it documents (TCP 7400 on every interface, mDNS and the
+DHT on, network `main`), plus its own `--home` and `--no-work`: `swarm join --relay` on `a`, then
+the bootstrap line `a` prints on `b` and `c`, and nothing on `d` (mDNS on its LAN, then the DHT).
+Asserted on records and on what `swarm status` / `swarm peers` show, never on speed. Skips in one
+line where namespaces cannot be made.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_the_documented_commands_make_a_swarm_across_machines_and_a_home_router(
                           wait=False) for name in "bcd"}
     for node in others.values():
         nodes.wait_until_serving(node)
-    b, c, d = others["b"], others["c"], others["d"]
+    c, d = others["c"], others["d"]
     every = {"a": a, **others}
 
     # everyone finds everyone
@@ -64,7 +65,8 @@ def test_the_documented_commands_make_a_swarm_across_machines_and_a_home_router(
     for node in (c, d):                 # behind the router: a slot on the relay, a circuit address
         wait_for(lambda node=node: node.status()["nat"]["relays"], WAIT_S, "a relay reservation")
         assert any("/p2p-circuit/" in x for x in node.status()["addrs"])
-    assert _connected(c)[d.status()["peer_id"]] == "direct"   # neighbours: over the LAN
+    # neighbours link directly over their LAN (hole-punched: direct, after a relayed first contact)
+    assert _connected(c)[d.status()["peer_id"]] in ("direct", "hole-punched")
     assert a.status()["relay"]["reservations"] == 2
 
     status = _cli(lab, "c", tmp_path, "status")
