@@ -236,15 +236,8 @@ UNSPECIFIED = ["0.0.0.0/32", "::/128"]      # never dialed: an old peer's wildca
 
 
 def dialable_addrs(host: Any) -> list[str]:
-    """The host's addresses with the wildcard 0.0.0.0 replaced by this machine's IPv4 addresses."""
-    out: list[str] = []
-    for addr in host.get_addrs():
-        text = str(addr)
-        if text.startswith("/ip4/0.0.0.0/"):
-            out += [text.replace("/ip4/0.0.0.0/", f"/ip4/{ip}/", 1) for ip in local_ipv4()]
-        else:
-            out.append(text)
-    return list(dict.fromkeys(out))
+    """The host's addresses as peers are told them (`advertised`: never the wildcard)."""
+    return list(dict.fromkeys(str(addr) for addr in host.get_addrs()))
 
 
 def local_ipv4() -> list[str]:
