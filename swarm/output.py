@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -68,20 +69,60 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     if not rows:
         console.print(f"[dim]{title}: {empty}[/]")
         return
+    cells = [[_cell(v, cell_width) for v in row] for row in rows]
+    if not _fits(columns, cells):
+        return _print_rows_apart(title, columns, cells)
     # at least as wide as its title, so a narrow table's title is not broken over lines
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
     for i, name in enumerate(columns):
         # Ids, times and numbers never break across lines; the last column (free text) folds.
         last = i == len(columns) - 1
         table.add_column(name, overflow="fold" if last else "ellipsis", no_wrap=not last)
-    for row in rows:
-        table.add_row(*(_cell(v, cell_width) for v in row))
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
+
+
+LAST_COLUMN_MIN = 12        # the folding last column needs at least this much room to be read
+
+
+def _fits(columns: Sequence[str], cells: list[list[Text]]) -> bool:
+    """Whether the table fits the terminal with every column but the last whole (rich would
+    otherwise cut them all down to a few characters, or crop the table's right side)."""
+    widths = [max([cell_len(name)] + [max(map(cell_len, c.plain.split("\n"))) for c in column])
+              for name, *column in zip(columns, *cells)]
+    last = min(widths[-1], max(cell_len(columns[-1]), LAST_COLUMN_MIN))
+    return sum(widths[:-1]) + last + 3 * len(widths) + 1 <= console.width
+
+
+def _print_rows_apart(title: str, columns: Sequence[str], cells: list[list[Text]]) -> None:
+    """Rows too wide for the terminal as a table (`swarm sql` over many columns): each row as
+    its own block of `column  value` lines, values folded, like psql's expanded display."""
+    from rich.rule import Rule
+
+    console.print(title, highlight=False)
+    for number, row in enumerate(cells, 1):
+        console.print(Rule(f"row {number}", align="left", style="dim"))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for name, value in zip(columns, row):
+            grid.add_row(plain_text(str(name)), value)
+        console.print(grid)
 
 
 def short_id(value: Any, n: int = 8) -> str:
     """The first `n` characters of an id (like git's short hashes); '' for None."""
     return "" if value is None else str(value)[:n]
+
+
+PEER_TAIL = 8      # a peer id in tables: "…" and its last 8 characters (the dashboard's too)
+
+
+def short_peer(peer_id: Any) -> str:
+    """A peer id for tables, `…AbCdEfGh`: its tail, since every Ed25519 peer id begins with
+    `12D3KooW` (a head tells none apart); '' for None. `--json` has every id in full."""
+    return "" if not peer_id else "…" + str(peer_id)[-PEER_TAIL:]
 
 
 def when(ts_ms: int | None) -> str:

@@ -26,7 +26,7 @@ from memory.crypto import Keypair
 from memory.records import HypothesisBody
 from node.identity import load_or_create
 from swarm.bench.nodes import Node, kill_all, launch_swarm, log_tail, wait_for
-from swarm.output import console, fail, print_json, print_table
+from swarm.output import console, fail, print_json, print_table, short_peer
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +205,8 @@ def bench(
                   round(sum(n["coordination_s"] for n in per_node) / busy, 5) if busy else None}
     if json_out:
         return print_json(report)
-    console.print(f"claim {outcome.claim['id'][:12]} by {outcome.claim['author'][-8:]}: "
-                  f"{outcome.claim['verdict']}, verified by {outcome.claim['verifier'][-8:]} "
+    console.print(f"claim {outcome.claim['id'][:12]} by {short_peer(outcome.claim['author'])}: "
+                  f"{outcome.claim['verdict']}, verified by {short_peer(outcome.claim['verifier'])} "
                   f"({outcome.claim['outcome']}) after {report['wall_s']} s")
     print_table("coordination per node", ["node", "runs", "busy s", "train s", "coord s", "share"],
                 [(n["node"], n["runs"], n["busy_s"], n["train_s"], n["coordination_s"],

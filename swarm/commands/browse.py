@@ -10,8 +10,8 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
-from swarm.output import (console, fail, plain_text, print_json, print_table, short_id,
-                          track_labels, when)
+from swarm.output import (console, err_console, fail, plain_text, print_json, print_table,
+                          short_id, short_peer, track_labels, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -88,7 +88,7 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
     console.print("findings (the newest per track)" if found else
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
     for f in found:
-        by = "" if f["trusted"] else f", by {short_id(f['author'])}, not trusted here"
+        by = "" if f["trusted"] else f", by {short_peer(f['author'])}, not trusted here"
         about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
                  f"{len(f['effects'])} effects{by}): ")
         console.print(Text.assemble((labels[f["track"]], "bold"), about,
@@ -169,7 +169,9 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
     if json_out:
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
-    console.print(f"author {record.author}  seq {record.seq}  {when(record.ts)} UTC")
+    # the author whole on its own line (80 columns: a peer id and a time do not fit on one)
+    console.print(f"author {record.author}", soft_wrap=True, highlight=False)
+    console.print(f"seq {record.seq}, {when(record.ts)} UTC", highlight=False)
     if record.kind == "run":
         from swarm.readable import READABLE, print_run_readable
         # the samples, quality and curve once, as text for people (in full with --json)
@@ -220,7 +222,7 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         try:
             out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
             for name in progress(names, description="exporting", disable=json_out,
-                                 console=console, transient=True):
+                                 console=err_console, transient=True):
                 columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
                 result = run_query(reader, f"SELECT {columns} FROM {name}")
                 table = pa.table({c: [row[i] for row in result.rows]

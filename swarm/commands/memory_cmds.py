@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, fail, print_json, print_table
+from swarm.output import console, err_console, fail, print_json, print_table
 from swarm.reader import open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -20,8 +20,9 @@ memory_app = typer.Typer(help="Move signed records in and out; what the memory h
 
 def _progress(total: int, quiet: bool) -> Any:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    # on stderr: stdout holds only the result (a table or --json), even when piped
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    console=console, transient=True, disable=quiet)
+                    console=err_console, transient=True, disable=quiet)
 
 
 def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
     from node.home import ensure_home, memory_path, resolve_home
 
     if not file.is_file():
-        fail(f"no such file: {file}")
+        fail(f"{file} is a folder, not a record stream" if file.is_dir() else f"no such file: {file}")
     with open(file, "rb") as head:          # before the home or its memory is created
         try:
             stream.check_header(head)

@@ -251,11 +251,11 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         found = _saved_peers(home)
     if json_out:
         return print_json([_times_as_ms(p) for p in found])
-    from swarm.output import when
+    from swarm.output import short_peer, when
 
-    # 80 columns: the peer id's first 16 characters (all start 12D3KooW), times as MM-DD HH:MM UTC
+    # 80 columns: the peer id's tail (all start 12D3KooW), times as MM-DD HH:MM UTC
     print_table("peers", ["peer", "link", "last seen", "recv", "rej", "addr"],
-                [(p["peer_id"][:16], _link(p), when(_ms(p.get("last_seen"))),
+                [(short_peer(p["peer_id"]), _link(p), when(_ms(p.get("last_seen"))),
                   p.get("received", ""), p.get("rejected", ""),
                   (p.get("addrs") or [""])[0].split("/p2p/")[0])
                  for p in found],

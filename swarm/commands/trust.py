@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from swarm.conclusions import Conclusions
-from swarm.output import console, err_console, fail, print_json, print_table
+from swarm.output import console, err_console, fail, print_json, print_table, short_peer
 from swarm.reader import open_reader, query_errors
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -93,7 +93,7 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
         return print_json(rows)
     print_table("trust (roots: own key + pinned; others earn it by replays)",
                 ["author", "status", "level", "runs", "influence", "why"],
-                [("…" + r["author"][-10:], r["status"] + (" (pin)" if r["pinned"] else ""),
+                [(short_peer(r["author"]), r["status"] + (" (pin)" if r["pinned"] else ""),
                   r["level"], r["runs"], f"{100 * r['influence']:.1f}%", r["why"]) for r in rows],
                 empty="no authors yet")
     if len(every) > limit:
