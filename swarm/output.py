@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None             # JSON has no NaN or Infinity (`swarm sql` can compute them)
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, (list, tuple)):
@@ -33,13 +36,14 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if type(value).__name__ == "Decimal":
-        return float(value)
+        return _plain(float(value))
     return value
 
 
 def print_json(value: Any) -> None:
-    """Write `value` as JSON to stdout (bytes as hex, decimals as floats)."""
-    sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
+    """Write `value` as JSON to stdout (bytes as hex, decimals as floats, NaN and infinities as
+    null: strict parsers such as jq refuse them)."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, default=str, allow_nan=False) + "\n")
 
 
 # Control characters but tab and newline (a terminal's escape sequences) and bidirectional

@@ -109,6 +109,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     from node.harness.tracks import get_track
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    if data_dir is not None and not data_dir.is_dir():
+        fail(f"--data-dir {data_dir} is not a folder")
     try:
         chosen = get_track(track)
         overrides = parse_sets(sets)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from swarm.output import console, err_console, fail, print_json, print_table
-from swarm.reader import open_reader, query_errors, run_query
+from swarm.reader import home_folder, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -60,7 +60,7 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
     from memory import stream
     from memory.store import IngestReport, Store, StoreError
     from node import api_client
-    from node.home import ensure_home, memory_path, resolve_home
+    from node.home import ensure_home, memory_path
 
     if not file.is_file():
         fail(f"{file} is a folder, not a record stream" if file.is_dir() else f"no such file: {file}")
@@ -69,7 +69,7 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
             stream.check_header(head)
         except stream.NotARecordStream as exc:
             fail(f"{file}: {exc}")
-    resolved = resolve_home(home)
+    resolved = home_folder(home)
     client = api_client.connect(resolved)
     with open(file, "rb") as src, _progress(file.stat().st_size, json_out) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)

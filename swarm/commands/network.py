@@ -80,8 +80,11 @@ def join(
 
     from node.listen import AddressError, bootstrap_addrs, check_listen
 
-    if resolve_home(home).exists() and not resolve_home(home).is_dir():
-        fail(f"--home {resolve_home(home)} is not a folder")
+    from swarm.reader import home_folder
+
+    home_folder(home)
+    if work and data_dir is not None and not data_dir.is_dir():     # a typo: say so, start nothing
+        fail(f"--data-dir {data_dir} is not a folder")
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
@@ -230,11 +233,11 @@ def _status_rows(info: dict[str, Any]) -> list[tuple[str, Any]]:
 def _offline_status(home: Optional[Path]) -> dict[str, Any]:
     """What a home says without its daemon: its peer id (None before its first `swarm join`;
     status never creates a key)."""
-    from node.home import resolve_home
     from node.identity import IdentityError
     from swarm.conclusions import own_peer_id
+    from swarm.reader import home_folder
 
-    root = resolve_home(home)
+    root = home_folder(home)
     if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
     try:
@@ -286,10 +289,10 @@ PEER_TIMES = {"first_seen", "last_seen", "last_sync", "banned_until"}
 
 def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
     """The peers a stopped node saved in HOME/peers.json ([] when none or unreadable)."""
-    from node.home import resolve_home
     from node.peers import PEERS_FILE
+    from swarm.reader import home_folder
 
-    root = resolve_home(home)
+    root = home_folder(home)
     if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
     try:

@@ -6,7 +6,7 @@ swarm/conclusions.py, shared with the dashboard.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -45,9 +45,9 @@ def check_pins_file(home: Path) -> None:
 def _pins_home(ctx: typer.Context, home: Optional[Path]) -> Path:
     """The home to pin in: the command's --home, else the group's (`swarm trust --home DIR add`),
     once its trust.json is known to be readable."""
-    from node.home import resolve_home
+    from swarm.reader import home_folder
 
-    root = resolve_home(home if home is not None else (ctx.obj or {}).get("home"))
+    root = home_folder(home if home is not None else (ctx.obj or {}).get("home"))
     check_pins_file(root)
     return root
 
@@ -94,10 +94,20 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
     print_table("trust (roots: own key + pinned; others earn it by replays)",
                 ["author", "status", "level", "runs", "influence", "why"],
                 [(short_peer(r["author"]), r["status"] + (" (pin)" if r["pinned"] else ""),
-                  r["level"], r["runs"], f"{100 * r['influence']:.1f}%", r["why"]) for r in rows],
+                  r["level"], r["runs"], f"{100 * r['influence']:.1f}%", _why(r)) for r in rows],
                 empty="no authors yet")
     if len(every) > limit:
         err_console.print(f"the first {limit} of {len(every)} authors (--limit N for more)")
+
+
+def _why(row: dict[str, Any]) -> str:
+    """The why column: for a root, whose (this node's key, or a pin with its source and note)."""
+    if row["status"] != "root":
+        return row["why"]
+    pin = row.get("pinned")
+    whose = ("this node's own key" if not pin else
+             f"pinned ({pin.get('source', '?')})" + (f": {pin['note']}" if pin.get("note") else ""))
+    return row["why"].replace("root: own key or pinned", whose, 1)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
