@@ -202,8 +202,8 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
                                                  "on random tokens (no data needed)."),
                   data_dir: Path = typer.Option(None, "--data-dir", help="Local train/valid text."),
                   home: Path = typer.Option(None, "--home", help="Home folder."),
-                  throughput: bool = typer.Option(True, "--throughput/--no-throughput",
-                                                  help="Measure tokens/s against the textbook GPT."),
+                  no_throughput: bool = typer.Option(False, "--no-throughput", help="Skip "
+                                                     "tokens/s against the textbook GPT."),
                   out: Path = typer.Option(None, "--out", help="Also write the JSON report here."),
                   json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Tokens/s and MFU against a textbook GPT (3 sizes), and the track's seed noise."""
@@ -217,7 +217,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
     if device == "cuda" and not _cuda_ready():
         fail("--device cuda: torch sees no CUDA device here")
     spec = BenchSpec(device=device, threads=threads or available_cores(), seeds=seeds,
-                     rounds=rounds if throughput else 0, steps=steps, home=home,
+                     rounds=0 if no_throughput else rounds, steps=steps, home=home,
                      data_dir=data_dir or (shared_data_dir() if device == "cpu" else None),
                      seed_budget=seed_budget, synthetic=synthetic)
     note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
