@@ -133,7 +133,7 @@ def print_results(results: dict[str, Any]) -> None:
                      number(prop.get("latency_ms_median"), 0), number(prop.get("latency_ms_p99"), 0),
                      number(prop.get("delivered_within_1s_pct"), 1)))
     print_table("NAT propagation (stored at one home to stored at the other)",
-                ["phase", "link", "link after s", "p50 ms", "p99 ms", "within 1 s %"], rows)
+                ["phase", "link", "up after s", "p50 ms", "p99 ms", "in 1 s %"], rows)
 
 
 def _phase(hole_punch: bool, records: int, rate: float) -> dict[str, Any]:

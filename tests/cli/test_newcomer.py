@@ -174,6 +174,7 @@ def test_bench_nat_has_a_table_and_json(monkeypatch: pytest.MonkeyPatch) -> None
         print_results(results)
     text = captured.get()
     assert "458" in text and "3.1" in text and "relayed" in text and fits(text)
+    assert "┃ phase" in text                    # a table, not rows apart
 
 
 def test_the_end_of_join_counts_one_run_as_one() -> None:
