@@ -87,7 +87,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console.print(table)
 
 
-LAST_COLUMN_MIN = 12        # the folding last column needs at least this much room to be read
+LAST_COLUMN_MIN = 6     # the folding last column needs at least this much room (or its header's)
 
 
 def _fits(columns: Sequence[str], cells: list[list[Text]]) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -38,12 +39,10 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=
         rows = Conclusions(reader, home).leaderboard_rows(track, limit)
     if json_out:
         return print_json(rows)
-    title, label = _track_title("leaderboard (val_bpb, lower is better)", [r["track"] for r in rows])
-    print_table(title, ["#", *label.columns, "config", "val_bpb", "± sd", "runs", "seeds", "status",
-                        "diff from base"],
-                [(r.get("rank", ""), *label(r["track"]), short_id(r["config_hash"]), r["mean"],
-                  r["std"], r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)")
-                 for r in rows])
+    _per_track("leaderboard (val_bpb, lower is better)", rows,
+               ["#", "config", "val_bpb", "± sd", "runs", "seeds", "status", "diff from base"],
+               lambda r: (r.get("rank", ""), short_id(r["config_hash"]), r["mean"], r["std"],
+                          r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)"))
 
 
 def _standing(row: dict[str, Any]) -> str:
@@ -51,22 +50,18 @@ def _standing(row: dict[str, Any]) -> str:
     return "untrusted" if not row["trusted"] else "verified" if row["verified"] else ""
 
 
-class _TrackLabel:
-    """A track column for tables that span several tracks; none (the track in the title) for one."""
-
-    def __init__(self, track_ids: list[str]) -> None:
-        self.labels = track_labels(track_ids)
-        self.columns = ["track"] if len(self.labels) > 1 else []
-
-    def __call__(self, track: str) -> list[str]:
-        return [self.labels[track]] if self.columns else []
-
-
-def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
-    label = _TrackLabel(track_ids)
-    if not label.columns and label.labels:
-        title = f"{title}: {next(iter(label.labels.values()))}"
-    return title, label
+def _per_track(heading: str, rows: list[dict[str, Any]], columns: list[str],
+               cells: Callable[[dict[str, Any]], Sequence[Any]]) -> None:
+    """One table per track, its name (or name:hash8) in the title, in the order the rows come: a
+    track column beside the others would not fit 80 columns (runs of two budgets, say)."""
+    if not rows:
+        return print_table(heading, columns, [])
+    labels = track_labels([r["track"] for r in rows])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["track"], []).append(row)
+    for track, group in groups.items():
+        print_table(f"{heading}: {labels[track]}", columns, [cells(r) for r in group])
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
@@ -96,10 +91,9 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
         console.print(plain_text(f["text"]), highlight=False)
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):
-        title, label = _track_title(heading, [c["track"] for c in group])
-        print_table(title, ["claim", *label.columns, "status", "effect", "p", "q", "diff"],
-                    [(short_id(c["claim"]), *label(c["track"]), c["status"], c["effect"],
-                      c["p_value"], c["q_value"], _compact(c["diff"])) for c in group])
+        _per_track(heading, group, ["claim", "status", "effect", "p", "q", "diff"],
+                   lambda c: (short_id(c["claim"]), c["status"], c["effect"], c["p_value"],
+                              c["q_value"], _compact(c["diff"])))
 
 
 class Status(str, Enum):
@@ -128,12 +122,10 @@ def runs(track: Optional[str] = TRACK,
             [track, track, track, config, config, author, author, state, state, limit]))
     if json_out:
         return print_json(rows)
-    title, label = _track_title("runs (times UTC)", [r["track"] for r in rows])
-    print_table(title, ["run", "when", *label.columns, "config", "seed", "status", "val_bpb",
-                        "purpose"],
-                [(short_id(r["id"]), when(r["ts"]), *label(r["track"]),
-                  short_id(r["config_hash"]), r["seed"], r["status"], r["val_bpb"], r["purpose"])
-                 for r in rows])
+    _per_track("runs (times UTC)", rows,
+               ["run", "when", "config", "seed", "status", "val_bpb", "purpose"],
+               lambda r: (short_id(r["id"]), when(r["ts"]), short_id(r["config_hash"]), r["seed"],
+                          r["status"], r["val_bpb"], r["purpose"]))
 
 
 def show(record_id: str = typer.Argument(..., help="A record id, or a unique prefix (4+ hex chars)."),

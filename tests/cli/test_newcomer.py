@@ -230,3 +230,22 @@ def test_every_command_the_docs_show_exists(doc: str) -> None:
     text = (Path(__file__).parents[2] / doc).read_text()
     shown = _shown_commands(text)
     assert shown and not {c: u for c in shown if (u := _unknown_in(c, root))}
+
+
+def test_runs_of_two_budgets_are_two_tables_that_fit(home: Path) -> None:
+    """README's `swarm run`s at two budgets are two track ids: one table with a track column cut
+    every column (the purpose vanished, the ids lost their distinguishing hash)."""
+    from memory import codec
+    from node.harness.tracks import TRACKS
+
+    base = TRACKS["tinystories-cpu"].base.model_dump()
+    tracks = ["tinystories-cpu:" + "1" * 32, "tinystories-cpu:" + "2" * 32]
+    bodies = [synthetic.run_body(t, base, seed, 2.3) for t in tracks for seed in (0, 4294967295)]
+    with Store(memory_path(home)) as store:
+        store.add([codec.sign(KEYS[0], "run", i + 1, b) for i, b in enumerate(bodies)])
+    for command in (["runs"], ["leaderboard"]):
+        code, out, _ = swarm(*command)
+        assert code == 0 and fits(out) and "row 1" not in out, command
+        assert "tinystories-cpu:11111111" in out and "tinystories-cpu:22222222" in out
+    out = swarm("runs")[1]
+    assert out.count("┃ run ") == 2 and "4294967295" in out and out.count("manual") == 4
