@@ -105,7 +105,11 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
     with open_reader(home) as reader:
         rows = run_query(reader, "SELECT raw FROM records WHERE (? IS NULL OR kind = ?) "
                          "ORDER BY author, seq, id", [kind, kind]).rows
-    raws = (raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows)
+    from rich.progress import track
+
+    raws = track((raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows),
+                 total=len(rows), description=f"writing {file.name}", console=err_console,
+                 transient=True, disable=json_out)
     tmp = file.with_name(file.name + ".part")
     try:
         with open(tmp, "wb") as out:
