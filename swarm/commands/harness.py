@@ -99,8 +99,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
-        record: bool = typer.Option(True, "--record/--no-record",
-                                    help="Sign the run and add it to the home's memory."),
+        no_record: bool = typer.Option(False, "--no-record", help="Do not sign the run and add "
+                                       "it to the home's memory."),
         json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Run one experiment locally (in a subprocess), print its result and record it in the memory."""
     from node.harness.config import Refused, parse_sets
@@ -118,6 +118,7 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         fail(exc.args[0])
     except Refused as exc:
         fail(str(exc))
+    record = not no_record
     if record:
         _check_home(home)
     tasks: dict[str, Any] = {}

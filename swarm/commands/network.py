@@ -34,8 +34,9 @@ def join(
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
                                 "never exchange records)."),
-    work: bool = typer.Option(True, "--work/--no-work", help="Run the research loop (roles, "
-                              "training) beside the node, or only keep the memory in sync."),
+    # one flag, not a --work/--no-work pair: the pair's extra column cut the help at 80 columns
+    no_work: bool = typer.Option(False, "--no-work", help="Only keep the memory in sync: no "
+                                 "research loop (roles, training) beside the node."),
     track: str = typer.Option("tinystories-cpu", "--track", help="Track to work on."),
     budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", min=1, help="Training tokens "
                                                 "per run (another budget is another track id)."),
@@ -83,6 +84,7 @@ def join(
     from swarm.reader import home_folder
 
     home_folder(home)
+    work = not no_work
     if work and data_dir is not None and not data_dir.is_dir():     # a typo: say so, start nothing
         fail(f"--data-dir {data_dir} is not a folder")
     try:

@@ -68,6 +68,22 @@ def test_flags_show_no_value_type_in_help() -> None:
     assert "--seed-budget-tokens" in harness and "--synthetic-tokens" in harness   # not cut
 
 
+def test_no_help_screen_cuts_an_option_or_its_default() -> None:
+    """A --x/--no-x pair took a column of its own: `bench harness --help` showed
+    `--seed-budget-to…`, `join --help` the default `/ip4/0.0.0.0/tcp/740…`."""
+    import typer
+
+    def paths(command: object, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += paths(sub, [*path, name])
+        return found
+
+    for path in paths(typer.main.get_command(app), []):
+        out = swarm(*path, "--help")[1]
+        assert fits(out) and "…" not in out, path
+
+
 def test_peer_ids_are_shown_alike_in_every_table(stored: Path) -> None:
     """`swarm peers` showed a key's head (12D3KooW + 8), `swarm trust` its last 10, findings its
     first 8 (12D3KooW, the same for every key): one form everywhere, the dashboard's too."""
