@@ -6,6 +6,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -22,6 +23,25 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error (no traceback) and exit with `code`."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def check_out_file(path: Path | None, flag: str = "--out") -> None:
+    """Stop with one line before any work when `path` cannot be written as a file (its folder is
+    missing, or a folder is in its place): a bench must not lose its figures at the end."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{flag} {path} is a folder, not a file")
+    if not path.parent.is_dir():
+        fail(f"{flag} {path}: {path.parent} is not a folder")
+
+
+def write_out_file(path: Path, text: str) -> None:
+    """Write `text` to `path`; one line on failure (a disk full, a folder removed meanwhile)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _plain(value: Any) -> Any:

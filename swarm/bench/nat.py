@@ -102,8 +102,9 @@ def bench(
 ) -> None:
     """Propagation between two nodes behind NATs: relayed, then hole-punched (needs root)."""
     from swarm.bench.netns import unavailable
-    from swarm.output import err_console, fail, print_json
+    from swarm.output import check_out_file, err_console, fail, print_json, write_out_file
 
+    check_out_file(out)
     reason = unavailable()
     if reason:
         fail(f"cannot build namespaces: {reason}")
@@ -113,7 +114,7 @@ def bench(
             err_console.print(f"[dim]{phase}: {records} records at {rate:g}/s...[/]")
         results[phase] = measure(records, rate)
     if out:
-        out.write_text(json.dumps(results, indent=2))
+        write_out_file(out, json.dumps(results, indent=2))
     if json_out:
         return print_json(results)
     print_results(results)

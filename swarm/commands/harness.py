@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from swarm.output import console, err_console, fail, print_json, print_table
+from swarm.output import (check_out_file, console, err_console, fail, print_json, print_table,
+                          write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -215,6 +216,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
     from swarm.bench.harness import BenchSpec, run_bench
     if device not in ("cpu", "cuda"):
         fail(f"--device must be cpu or cuda, not {device!r}")
+    check_out_file(out)
     if device == "cuda" and not _cuda_ready():
         fail("--device cuda: torch sees no CUDA device here")
     spec = BenchSpec(device=device, threads=threads or available_cores(), seeds=seeds,
@@ -227,7 +229,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
     except DataError as exc:
         fail(f"{exc} (--synthetic-tokens times the steps without data)")
     if out:
-        out.write_text(json.dumps(report, indent=2))
+        write_out_file(out, json.dumps(report, indent=2))
     if json_out:
         print_json(report)
         return

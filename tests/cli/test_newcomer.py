@@ -265,3 +265,14 @@ def test_runs_of_two_budgets_are_two_tables_that_fit(home: Path) -> None:
         assert "tinystories-cpu:11111111" in out and "tinystories-cpu:22222222" in out
     out = swarm("runs")[1]
     assert out.count("┃ run ") == 2 and "4294967295" in out and out.count("manual") == 4
+
+
+@pytest.mark.parametrize("args", [["bench", "harness", "--out"], ["bench", "nat", "--out"],
+                                  ["bench", "search", "--partial"]])
+def test_a_bench_refuses_an_out_file_it_could_not_write_before_it_runs(
+        tmp_path: Path, args: list[str]) -> None:
+    """`bench harness --out /nonexistent/x.json` measured for minutes, then raised a traceback."""
+    for bad, words in ((tmp_path / "no" / "x.json", "is not a folder"),
+                       (tmp_path, "is a folder, not a file")):
+        code, out, err = swarm(*args, str(bad))
+        assert code == 1 and out == "" and words in err and len(err.splitlines()) == 1
