@@ -36,6 +36,13 @@ def check_out_file(path: Path | None, flag: str = "--out") -> None:
         fail(f"{flag} {path}: {path.parent} is not a folder")
 
 
+def check_folder(path: Path, flag: str, must_exist: bool = False) -> None:
+    """Stop with one line before any work when `path` is not a folder (a file in its place; or,
+    with `must_exist`, nothing there)."""
+    if path.exists() and not path.is_dir() or must_exist and not path.exists():
+        fail(f"{flag} {path} is not a folder")
+
+
 def write_out_file(path: Path, text: str) -> None:
     """Write `text` to `path`; one line on failure (a disk full, a folder removed meanwhile)."""
     try:

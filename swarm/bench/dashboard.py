@@ -35,7 +35,7 @@ from typing import Any
 
 import typer
 
-from swarm.output import console, print_json, print_table
+from swarm.output import check_folder, console, print_json, print_table
 
 TRACK = "synthetic-track"
 
@@ -207,6 +207,7 @@ def bench(records: int = typer.Option(1_000_000, min=1000, help="Synthetic runs 
     from roles import verdicts
     from swarm.web.app import dashboard_app
 
+    check_folder(cache, "--cache")
     full = cache / f"dashboard-{records}.duckdb"
     if not full.exists():
         _build(full.with_suffix(".partial"), records, cache)

@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from swarm.output import (check_out_file, console, err_console, fail, print_json, print_table,
-                          write_out_file)
+from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
+                          print_table, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -110,8 +110,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     from node.harness.tracks import get_track
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
-    if data_dir is not None and not data_dir.is_dir():
-        fail(f"--data-dir {data_dir} is not a folder")
+    if data_dir is not None:
+        check_folder(data_dir, "--data-dir", must_exist=True)
     try:
         chosen = get_track(track)
         overrides = parse_sets(sets)
@@ -217,6 +217,8 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
     if device not in ("cpu", "cuda"):
         fail(f"--device must be cpu or cuda, not {device!r}")
     check_out_file(out)
+    if data_dir is not None:
+        check_folder(data_dir, "--data-dir", must_exist=True)
     if device == "cuda" and not _cuda_ready():
         fail("--device cuda: torch sees no CUDA device here")
     spec = BenchSpec(device=device, threads=threads or available_cores(), seeds=seeds,

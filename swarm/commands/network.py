@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, fail, plain_text, print_json, print_table
+from swarm.output import check_folder, console, fail, plain_text, print_json, print_table
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -85,8 +85,8 @@ def join(
 
     home_folder(home)
     work = not no_work
-    if work and data_dir is not None and not data_dir.is_dir():     # a typo: say so, start nothing
-        fail(f"--data-dir {data_dir} is not a folder")
+    if work and data_dir is not None:           # a typo: say so, start nothing
+        check_folder(data_dir, "--data-dir", must_exist=True)
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))

@@ -276,3 +276,14 @@ def test_a_bench_refuses_an_out_file_it_could_not_write_before_it_runs(
                        (tmp_path, "is a folder, not a file")):
         code, out, err = swarm(*args, str(bad))
         assert code == 1 and out == "" and words in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["bench", "swarm", "--data-dir"], ["bench", "harness", "--data-dir"],
+                                  ["bench", "dashboard", "--records", "1000", "--cache"],
+                                  ["bench", "network", "--sync-only", "--cache"]])
+def test_a_bench_refuses_a_file_for_a_folder_in_one_line(tmp_path: Path, args: list[str]) -> None:
+    """Each raised a traceback (bench swarm: only once its nodes had failed to start)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    code, _, err = swarm(*args, str(a_file))
+    assert code == 1 and err.strip().endswith(f"{a_file} is not a folder") and a_file.read_text() == "x"
