@@ -106,20 +106,24 @@ class Status(str, Enum):
 
 def runs(track: Optional[str] = TRACK,
          config: Optional[str] = typer.Option(None, help="Only this config hash (or a prefix)."),
-         author: Optional[str] = typer.Option(None, help="Only this author's peer id."),
+         author: Optional[str] = typer.Option(None, help="Only this author: its peer id, or "
+                                              "its tail as tables show it (…AbCdEfGh)."),
          status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
          limit: int = typer.Option(50, min=1, help="Most recent N runs."),
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Training runs, most recent first."""
     state = status.value if status else None
+    tail = author.strip().lstrip("…").lstrip(".") if author is not None else None
+    if tail == "":
+        fail(f"--author {author!r}: give a peer id or its tail (…AbCdEfGh)")
     with open_reader(home) as reader:
         rows = as_dicts(run_query(reader, """
             SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
                    tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
             FROM runs WHERE {match} AND (? IS NULL OR config_hash LIKE ? || '%')
-              AND (? IS NULL OR author = ?) AND (? IS NULL OR status = ?)
+              AND (? IS NULL OR ends_with(author, ?)) AND (? IS NULL OR status = ?)
             ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
-            [track, track, track, config, config, author, author, state, state, limit]))
+            [track, track, track, config, config, tail, tail, state, state, limit]))
     if json_out:
         return print_json(rows)
     _per_track("runs (times UTC)", rows,
