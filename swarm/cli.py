@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from swarm import commands
+from swarm.output import print_error
 
 
 class _SwarmGroup(TyperGroup):
@@ -28,14 +29,14 @@ class _SwarmGroup(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.Abort:
-            _one_line("aborted")
+            print_error("aborted")
             sys.exit(1)
         except Exception as exc:            # click's own exceptions (vendored by typer >= 0.2x)
             if not hasattr(exc, "exit_code") or not hasattr(exc, "format_message"):
                 raise
             if type(exc).__name__ == "NoArgsIsHelpError":
                 sys.exit(0)                 # a group given no command: its help is printed
-            _one_line(_usage_error(exc))
+            print_error(_usage_error(exc))
             sys.exit(exc.exit_code)
         sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
@@ -46,13 +47,6 @@ def _usage_error(exc: Any) -> str:
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else ""
     return f"{message} (see {path} --help)" if path else message
-
-
-def _one_line(message: str) -> None:
-    from swarm.output import err_console
-
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False,
-                      soft_wrap=True)
 
 
 def _flags_show_no_type() -> None:

@@ -19,9 +19,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_error(message: str) -> None:
+    """`error: message` on stderr, on one line. The message is plain text, never markup: it often
+    quotes what the user typed (`swarm trust add '[/]x'` raised rich's MarkupError)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", plain_text(message)),
+                      highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error (no traceback) and exit with `code`."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 

@@ -298,3 +298,12 @@ def test_runs_by_author_takes_the_tail_the_tables_show(stored: Path) -> None:
         assert json.loads(swarm("runs", "--json", "--author", given)[1]) == every
     code, _, err = swarm("runs", "--author", "…")
     assert code == 1 and "give a peer id or its tail" in err
+
+
+@pytest.mark.parametrize("args", [["trust", "add", "[/]x"], ["show", "[red]x[/red]"],
+                                  ["runs", "--status", "[/]"], ["tracks", "[/bold]"]])
+def test_an_error_quoting_brackets_is_printed_as_typed(home: Path, args: list[str]) -> None:
+    """Rich read the user's text inside an error as markup: `[/]` raised a MarkupError."""
+    code, _, err = swarm(*args)
+    assert code in (1, 2) and err.startswith("error: ") and args[-1] in err
+    assert len(err.strip().splitlines()) == 1
