@@ -105,17 +105,20 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     """Print rows as a rich table, or `empty` when there are none; cells longer than `cell_width`
     characters are cut (a table of fields and values passes more, so ids and addresses stay whole)."""
     if not rows:
-        console.print(f"[dim]{title}: {empty}[/]")
+        console.print(plain_text(f"{title}: {empty}", "dim"))
         return
     cells = [[_cell(v, cell_width) for v in row] for row in rows]
     if not _fits(columns, cells):
         return _print_rows_apart(title, columns, cells)
-    # at least as wide as its title, so a narrow table's title is not broken over lines
-    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
+    # at least as wide as its title, so a narrow table's title is not broken over lines; titles
+    # and headers as plain text (they hold paths and SQL column names: never markup)
+    table = Table(title=plain_text(title), title_justify="left", header_style="bold",
+                  min_width=len(title))
     for i, name in enumerate(columns):
         # Ids, times and numbers never break across lines; the last column (free text) folds.
         last = i == len(columns) - 1
-        table.add_column(name, overflow="fold" if last else "ellipsis", no_wrap=not last)
+        table.add_column(plain_text(str(name)), overflow="fold" if last else "ellipsis",
+                         no_wrap=not last)
     for row in cells:
         table.add_row(*row)
     console.print(table)
@@ -138,7 +141,7 @@ def _print_rows_apart(title: str, columns: Sequence[str], cells: list[list[Text]
     its own block of `column  value` lines, values folded, like psql's expanded display."""
     from rich.rule import Rule
 
-    console.print(title, highlight=False)
+    console.print(plain_text(title), highlight=False)
     for number, row in enumerate(cells, 1):
         console.print(Rule(f"row {number}", align="left", style="dim"))
         grid = Table.grid(padding=(0, 2))

@@ -121,7 +121,8 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
         fail(f"cannot write {file}: {exc.strerror or exc}")
     if json_out:
         return print_json({"records": n, "path": str(file), "bytes": file.stat().st_size})
-    console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)")
+    console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)", markup=False,
+                  highlight=False)
 
 
 @memory_app.command("stats")

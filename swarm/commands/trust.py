@@ -74,7 +74,7 @@ def remove(ctx: typer.Context, peer_id: str = typer.Argument(..., help="A pinned
 
     if not trust.unpin(_pins_home(ctx, home), peer_id):
         fail(f"{peer_id} is not pinned (see swarm trust)")
-    console.print(f"no longer pinning {peer_id}", soft_wrap=True, highlight=False)
+    console.print(f"no longer pinning {peer_id}", soft_wrap=True, highlight=False, markup=False)
 
 
 @trust_app.callback()

@@ -51,7 +51,8 @@ def report(out: Path = typer.Option(..., "--out", help="The HTML file to write."
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    console.print(f"wrote {out} ({len(text.encode()) // 1024} KiB)", soft_wrap=True, highlight=False)
+    console.print(f"wrote {out} ({len(text.encode()) // 1024} KiB)", soft_wrap=True,
+                  highlight=False, markup=False)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

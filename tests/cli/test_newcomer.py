@@ -307,3 +307,16 @@ def test_an_error_quoting_brackets_is_printed_as_typed(home: Path, args: list[st
     code, _, err = swarm(*args)
     assert code in (1, 2) and err.startswith("error: ") and args[-1] in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_paths_and_column_names_with_brackets_are_printed_as_typed(stored: Path,
+                                                                    tmp_path: Path) -> None:
+    folder = tmp_path / "b[/]"             # a folder `b[` holding a folder `]`
+    folder.mkdir(parents=True)
+    for args, shown in ((["report", "--out", str(folder / "r.html")], str(folder / "r.html")),
+                        (["memory", "export", str(folder / "a.swarm")], str(folder / "a.swarm")),
+                        (["memory", "import", str(folder / "a.swarm")], str(folder / "a.swarm")),
+                        (["export", "--format", "csv", "--out", str(folder / "csv")], str(folder)),
+                        (["sql", 'SELECT 1 AS "[/]"'], "[/]")):
+        code, out, err = swarm(*args)
+        assert code == 0 and shown in out.replace("\n", ""), (args, err)
