@@ -372,7 +372,7 @@ class Nat:
         punched = sum(1 for link in self._links().values() if link == "hole-punched")
         parts = []
         if self.reservations:
-            parts.append("relayed via " + ", ".join(r[:12] + "…" for r in self.reservations))
+            parts.append("relayed via " + ", ".join("…" + r[-8:] for r in self.reservations))
         if punched:
             parts.append(f"hole-punched to {punched} peer{'s' if punched > 1 else ''}")
         return "; ".join(parts) or "private, no relay yet"

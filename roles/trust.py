@@ -318,8 +318,9 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
                                   f"first {a.mismatched[0][:12]}")
         return "distrusted", f"its replay {a.lost[0][:12]} was outvoted by trusted replays"
     if a.level >= THRESHOLD:
+        # keys as every table shows them: their tail (all begin 12D3KooW)
         return "trusted", (f"{len(a.matched)} run(s) reproduced by "
-                           f"{', '.join(v[:12] for v in a.vouchers[:3])}")
+                           f"{', '.join('…' + v[-8:] for v in a.vouchers[:3])}")
     if a.matched and not a.vouchers:
         return "untrusted", ("reproduced only across hardware (within seed noise: earns no "
                              "trust)")

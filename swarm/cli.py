@@ -7,28 +7,91 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from swarm import commands
+from swarm.output import print_error
 
+
+class _SwarmGroup(TyperGroup):
+    """The root command: a usage error (an unknown flag, a value out of range) is one line like
+    every other error, and `swarm` alone prints its help and exits 0, as `swarm --help` does."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        except Exception as exc:            # click's own exceptions (vendored by typer >= 0.2x)
+            if not hasattr(exc, "exit_code") or not hasattr(exc, "format_message"):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                sys.exit(0)                 # a group given no command: its help is printed
+            print_error(_usage_error(exc))
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+
+
+def _usage_error(exc: Any) -> str:
+    """`Invalid value for '--limit': ... (swarm runs --help)`: the message and where to look."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else ""
+    return f"{message} (see {path} --help)" if path else message
+
+
+def _flags_show_no_type() -> None:
+    """typer >= 0.2x writes a flag's type in --help (`--json <bool>`, `-v <int>`), which reads as if
+    the flag took a value (`--json true` fails): a flag shows none, as in click's own help."""
+    option = typer.core.TyperOption
+    shown = getattr(option, "display_type_rich", None)
+    if shown is None or getattr(shown, "swarm", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich.swarm = True          # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
 app = typer.Typer(
     name="swarm",
     help="A peer-to-peer research swarm: train small models, keep only verified improvements.",
-    no_args_is_help=True,
+    cls=_SwarmGroup,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode="markdown",
 )
-bench_app = typer.Typer(help="Benchmarks (figures for the issues' targets).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (figures for the issues' targets).",
+                        invoke_without_command=True)
 app.add_typer(bench_app, name="bench")
 
 for module in commands.modules():
     module.register(app, bench_app)
 
 
+def help_without_a_command(ctx: typer.Context) -> None:
+    """A group called without a command (`swarm`, `swarm bench`): its help, exit 0."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help(), nl=False)
+        raise typer.Exit(0)
+
+
 @bench_app.callback()
 def _bench(ctx: typer.Context) -> None:
+    help_without_a_command(ctx)
     # SIGTERM (a CI's timeout, `kill`) ends a benchmark as Ctrl-C does: through its `finally`,
     # which stops the node processes it started instead of leaving them running
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -36,10 +99,12 @@ def _bench(ctx: typer.Context) -> None:
 
 
 @app.callback()
-def _root(verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+def _root(ctx: typer.Context,
+          verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                       help="More logging (-v info, -vv debug).")) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    help_without_a_command(ctx)
 
 
 def main() -> None:

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -17,13 +20,48 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_error(message: str) -> None:
+    """`error: message` on stderr, on one line. The message is plain text, never markup: it often
+    quotes what the user typed (`swarm trust add '[/]x'` raised rich's MarkupError)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", plain_text(message)),
+                      highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error (no traceback) and exit with `code`."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
+def check_out_file(path: Path | None, flag: str = "--out") -> None:
+    """Stop with one line before any work when `path` cannot be written as a file (its folder is
+    missing, or a folder is in its place): a bench must not lose its figures at the end."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{flag} {path} is a folder, not a file")
+    if not path.parent.is_dir():
+        fail(f"{flag} {path}: {path.parent} is not a folder")
+
+
+def check_folder(path: Path, flag: str, must_exist: bool = False) -> None:
+    """Stop with one line before any work when `path` is not a folder (a file in its place; or,
+    with `must_exist`, nothing there)."""
+    if path.exists() and not path.is_dir() or must_exist and not path.exists():
+        fail(f"{flag} {path} is not a folder")
+
+
+def write_out_file(path: Path, text: str) -> None:
+    """Write `text` to `path`; one line on failure (a disk full, a folder removed meanwhile)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None             # JSON has no NaN or Infinity (`swarm sql` can compute them)
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, (list, tuple)):
@@ -33,13 +71,14 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if type(value).__name__ == "Decimal":
-        return float(value)
+        return _plain(float(value))
     return value
 
 
 def print_json(value: Any) -> None:
-    """Write `value` as JSON to stdout (bytes as hex, decimals as floats)."""
-    sys.stdout.write(json.dumps(_plain(value), indent=2, default=str) + "\n")
+    """Write `value` as JSON to stdout (bytes as hex, decimals as floats, NaN and infinities as
+    null: strict parsers such as jq refuse them)."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2, default=str, allow_nan=False) + "\n")
 
 
 def plain_text(value: str, style: str = "") -> Text:
@@ -63,22 +102,65 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     """Print rows as a rich table, or `empty` when there are none; cells longer than `cell_width`
     characters are cut (a table of fields and values passes more, so ids and addresses stay whole)."""
     if not rows:
-        console.print(f"[dim]{title}: {empty}[/]")
+        console.print(plain_text(f"{title}: {empty}", "dim"))
         return
-    # at least as wide as its title, so a narrow table's title is not broken over lines
-    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title))
+    cells = [[_cell(v, cell_width) for v in row] for row in rows]
+    if not _fits(columns, cells):
+        return _print_rows_apart(title, columns, cells)
+    # at least as wide as its title, so a narrow table's title is not broken over lines; titles
+    # and headers as plain text (they hold paths and SQL column names: never markup)
+    table = Table(title=plain_text(title), title_justify="left", header_style="bold",
+                  min_width=len(title))
     for i, name in enumerate(columns):
         # Ids, times and numbers never break across lines; the last column (free text) folds.
         last = i == len(columns) - 1
-        table.add_column(name, overflow="fold" if last else "ellipsis", no_wrap=not last)
-    for row in rows:
-        table.add_row(*(_cell(v, cell_width) for v in row))
+        table.add_column(plain_text(str(name)), overflow="fold" if last else "ellipsis",
+                         no_wrap=not last)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
+
+
+LAST_COLUMN_MIN = 6     # the folding last column needs at least this much room (or its header's)
+
+
+def _fits(columns: Sequence[str], cells: list[list[Text]]) -> bool:
+    """Whether the table fits the terminal with every column but the last whole (rich would
+    otherwise cut them all down to a few characters, or crop the table's right side)."""
+    widths = [max([cell_len(name)] + [max(map(cell_len, c.plain.split("\n"))) for c in column])
+              for name, *column in zip(columns, *cells)]
+    last = min(widths[-1], max(cell_len(columns[-1]), LAST_COLUMN_MIN))
+    return sum(widths[:-1]) + last + 3 * len(widths) + 1 <= console.width
+
+
+def _print_rows_apart(title: str, columns: Sequence[str], cells: list[list[Text]]) -> None:
+    """Rows too wide for the terminal as a table (`swarm sql` over many columns): each row as
+    its own block of `column  value` lines, values folded, like psql's expanded display."""
+    from rich.rule import Rule
+
+    console.print(plain_text(title), highlight=False)
+    for number, row in enumerate(cells, 1):
+        console.print(Rule(f"row {number}", align="left", style="dim"))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for name, value in zip(columns, row):
+            grid.add_row(plain_text(str(name)), value)
+        console.print(grid)
 
 
 def short_id(value: Any, n: int = 8) -> str:
     """The first `n` characters of an id (like git's short hashes); '' for None."""
     return "" if value is None else str(value)[:n]
+
+
+PEER_TAIL = 8      # a peer id in tables: "…" and its last 8 characters (the dashboard's too)
+
+
+def short_peer(peer_id: Any) -> str:
+    """A peer id for tables, `…AbCdEfGh`: its tail, since every Ed25519 peer id begins with
+    `12D3KooW` (a head tells none apart); '' for None. `--json` has every id in full."""
+    return "" if not peer_id else "…" + str(peer_id)[-PEER_TAIL:]
 
 
 def when(ts_ms: int | None) -> str:

@@ -118,7 +118,8 @@ def summary_line(work: dict[str, Any]) -> str:
     """One line for the end of `swarm join`: what this node did and where the swarm stands."""
     swarm = work.get("swarm") or {}
     claims = ", ".join(f"{n} {s}" for s, n in (swarm.get("claims") or {}).items()) or "no claims"
-    return (f"{work.get('runs', 0)} runs by this node; {claims}; verified best "
+    runs = work.get("runs", 0)
+    return (f"{runs} run{'' if runs == 1 else 's'} by this node; {claims}; verified best "
             f"{_best(work.get('best', {}))}")
 
 

@@ -28,10 +28,19 @@ JSON_COLUMNS = {"config", "diff", "software", "addrs", "capabilities", "scores",
 TRACK_MATCH = "(? IS NULL OR track = ? OR split_part(track, ':', 1) = ?)"
 
 
+def home_folder(home: Path | None) -> Path:
+    """The home `--home` / $SWARM_HOME / ~/.swarm names; exits with one line when a file (or
+    anything but a folder) is in its place. The home may not exist yet."""
+    resolved = resolve_home(home)
+    if resolved.exists() and not resolved.is_dir():
+        fail(f"--home {resolved} is not a folder")
+    return resolved
+
+
 @contextmanager
 def open_reader(home: Path | None) -> Iterator[Reader]:
     """A reader for `home`'s memory; exits with a clear error when there is none."""
-    resolved = resolve_home(home)
+    resolved = home_folder(home)
     client = api_client.connect(resolved)
     if client is not None:
         yield client

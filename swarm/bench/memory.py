@@ -16,7 +16,7 @@ import msgpack
 import typer
 
 from swarm.bench import procstat
-from swarm.output import console, print_json, print_table
+from swarm.output import err_console, print_json, print_table
 
 
 def _median_ms(fn: Any, repeats: int) -> dict[str, float]:
@@ -38,8 +38,8 @@ def _make_records(n: int, authors: int) -> list[bytes]:
     keys = synthetic.keypairs(authors)
     # synthetic.runs' records, byte for byte, made several times faster (memory_gen.py)
     gen = memory_gen.signed_runs(keys, n, configs=max(50, n // 20), seed=7)
-    return [r.raw for r in track(gen, total=n, description="signing records", console=console,
-                                 transient=True)]
+    return [r.raw for r in track(gen, total=n, description="signing records",
+                                 console=err_console, transient=True)]
 
 
 def _ingest(store: Any, raws: list[bytes], batch: int) -> dict[str, float]:
@@ -144,4 +144,4 @@ def _print(r: dict[str, Any]) -> None:
         *[(f"repair 1% {x['loss']} loss", f"{x['records_sent']} records in {x['round_trips']} round trip, "
            f"overhead {x['overhead_pct']:.2f}% ({x['summary_bytes']:,} B summary), "
            f"{x['repair_s'] * 1000:.0f} ms, converged={x['converged']}") for x in r["repair"]],
-    ])
+    ], cell_width=200)          # the repair lines whole, folded in the value column

@@ -134,13 +134,13 @@ def build(path: Path, records: int, authors: int = 20, seed: int = 7) -> None:
     from rich.progress import track as progress
 
     from memory.store import Store
-    from swarm.output import console
+    from swarm.output import err_console
 
     keys = synthetic.keypairs(authors)
     rows = signed_runs(keys, records, configs=max(50, records // 20), seed=seed)
     with Store(path) as store:
         bulk_load(store, progress(rows, total=records, description="generating runs",
-                                  console=console, transient=True))
+                                  console=err_console, transient=True))
         store._con.execute("CHECKPOINT")
 
 

@@ -98,20 +98,43 @@ def bench(
     rate: float = typer.Option(4.0, "--rate", min=0.1,
                                help="Records per second, alternating origins."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON here."),
+    json_out: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Propagation between two nodes behind NATs: relayed, then hole-punched (needs root)."""
     from swarm.bench.netns import unavailable
-    from swarm.output import fail, print_json
+    from swarm.output import check_out_file, err_console, fail, print_json, write_out_file
 
+    check_out_file(out)
     reason = unavailable()
     if reason:
         fail(f"cannot build namespaces: {reason}")
-    results: dict[str, Any] = {"public_baseline": _baseline(records, rate)}
-    for phase, punch in (("relayed", False), ("hole_punch", True)):
-        results[phase] = _phase(punch, records, rate)
+    results: dict[str, Any] = {}
+    for phase, measure in PHASES:
+        if not json_out:
+            err_console.print(f"[dim]{phase}: {records} records at {rate:g}/s...[/]")
+        results[phase] = measure(records, rate)
     if out:
-        out.write_text(json.dumps(results, indent=2))
-    print_json(results)
+        write_out_file(out, json.dumps(results, indent=2))
+    if json_out:
+        return print_json(results)
+    print_results(results)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """One row per phase: the link it measured, when it came up, propagation p50 / p99."""
+    from swarm.output import print_table
+
+    def number(value: Any, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    rows = []
+    for phase, result in results.items():
+        prop = result.get("propagation") or {}
+        rows.append((phase, result.get("link") or "none", number(result.get("link_after_s"), 1),
+                     number(prop.get("latency_ms_median"), 0), number(prop.get("latency_ms_p99"), 0),
+                     number(prop.get("delivered_within_1s_pct"), 1)))
+    print_table("NAT propagation (stored at one home to stored at the other)",
+                ["phase", "link", "up after s", "p50 ms", "p99 ms", "in 1 s %"], rows)
 
 
 def _phase(hole_punch: bool, records: int, rate: float) -> dict[str, Any]:
@@ -150,6 +173,11 @@ def _baseline(records: int, rate: float) -> dict[str, Any]:
     finally:
         nodes.kill_all()
         lab.destroy()
+
+
+PHASES = (("public_baseline", _baseline),
+          ("relayed", lambda records, rate: _phase(False, records, rate)),
+          ("hole_punch", lambda records, rate: _phase(True, records, rate)))
 
 
 def _wait_quietly(condition: Any, timeout: float) -> bool:

@@ -21,7 +21,7 @@ import typer
 
 from swarm.bench import procstat, syncbench
 from swarm.bench.nodes import Node, kill_all, launch, launch_swarm, wait_for
-from swarm.output import err_console, print_json, print_table
+from swarm.output import check_folder, err_console, print_json, print_table
 
 
 def _records(n: int, authors: int = 20, seed: int = 0) -> list[bytes]:
@@ -178,6 +178,7 @@ def bench(nodes: int = typer.Option(10, "--nodes", min=2, help="Node processes o
                                      "and memories of the sync part are kept between runs."),
           json_out: bool = typer.Option(False, "--json", help="JSON instead of tables.")) -> None:
     """Measure propagation, delivery, partition healing, catch-up, and CPU/memory per node."""
+    check_folder(cache, "--cache")
     network = f"bench-{uuid.uuid4().hex[:6]}"
     if flood or fuzz:
         return _show(_hostile(network, flood, fuzz, rate, seconds), json_out)

@@ -36,6 +36,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -44,7 +45,7 @@ from memory import stats, synthetic
 from memory.canonical import config_hash
 from memory.store import Store
 from swarm.bench.search_surface import NOISES, SURFACES, SurfaceRunner, Surface
-from swarm.output import console, print_json, print_table
+from swarm.output import check_out_file, console, print_json, print_table
 
 TRACK = "sim-search"
 ARMS = ("swarm", "tpe_gated", "random_gated", "gp_gated", "rsm_gated", "tpe", "random", "greedy")
@@ -410,6 +411,7 @@ def bench(
     if bad or mode not in ("search", "gate", "sim") or not 0 <= crash < 1 or not 0 <= null_share <= top \
             or runs < 1 or reps < 1 or nodes < 1 or candidates < 1 or min_baseline < 2:
         raise typer.BadParameter(f"bad option value(s): {bad or 'ranges'}")
+    check_out_file(Path(partial) if partial else None, "--partial")
     params = stats.GateParams(min_baseline=min_baseline)
     if mode == "sim":
         return _sim_report(noises, effect, candidates, reps, null_share, crash, params, nodes,

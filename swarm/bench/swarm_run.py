@@ -26,7 +26,7 @@ from memory.crypto import Keypair
 from memory.records import HypothesisBody
 from node.identity import load_or_create
 from swarm.bench.nodes import Node, kill_all, launch_swarm, log_tail, wait_for
-from swarm.output import console, fail, print_json, print_table
+from swarm.output import check_folder, console, fail, print_json, print_table, short_peer
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ def bench(
     Each node's coordination share is its time not spent training / busy time (target < 2%)."""
     from node.harness.data import shared_data_dir
 
+    if data_dir is not None:
+        check_folder(data_dir, "--data-dir", must_exist=True)
     data_dir = data_dir or shared_data_dir()
     if data_dir is None:
         fail("no tinystories data here; pass --data-dir with train.txt and valid.txt")
@@ -205,8 +207,8 @@ def bench(
                   round(sum(n["coordination_s"] for n in per_node) / busy, 5) if busy else None}
     if json_out:
         return print_json(report)
-    console.print(f"claim {outcome.claim['id'][:12]} by {outcome.claim['author'][-8:]}: "
-                  f"{outcome.claim['verdict']}, verified by {outcome.claim['verifier'][-8:]} "
+    console.print(f"claim {outcome.claim['id'][:12]} by {short_peer(outcome.claim['author'])}: "
+                  f"{outcome.claim['verdict']}, verified by {short_peer(outcome.claim['verifier'])} "
                   f"({outcome.claim['outcome']}) after {report['wall_s']} s")
     print_table("coordination per node", ["node", "runs", "busy s", "train s", "coord s", "share"],
                 [(n["node"], n["runs"], n["busy_s"], n["train_s"], n["coordination_s"],

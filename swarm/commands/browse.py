@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
@@ -10,8 +11,8 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
-from swarm.output import (console, fail, plain_text, print_json, print_table, short_id,
-                          track_labels, when)
+from swarm.output import (console, err_console, fail, plain_text, print_json, print_table,
+                          short_id, short_peer, track_labels, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -38,12 +39,10 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=
         rows = Conclusions(reader, home).leaderboard_rows(track, limit)
     if json_out:
         return print_json(rows)
-    title, label = _track_title("leaderboard (val_bpb, lower is better)", [r["track"] for r in rows])
-    print_table(title, ["#", *label.columns, "config", "val_bpb", "± sd", "runs", "seeds", "status",
-                        "diff from base"],
-                [(r.get("rank", ""), *label(r["track"]), short_id(r["config_hash"]), r["mean"],
-                  r["std"], r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)")
-                 for r in rows])
+    _per_track("leaderboard (val_bpb, lower is better)", rows,
+               ["#", "config", "val_bpb", "± sd", "runs", "seeds", "status", "diff from base"],
+               lambda r: (r.get("rank", ""), short_id(r["config_hash"]), r["mean"], r["std"],
+                          r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)"))
 
 
 def _standing(row: dict[str, Any]) -> str:
@@ -51,22 +50,18 @@ def _standing(row: dict[str, Any]) -> str:
     return "untrusted" if not row["trusted"] else "verified" if row["verified"] else ""
 
 
-class _TrackLabel:
-    """A track column for tables that span several tracks; none (the track in the title) for one."""
-
-    def __init__(self, track_ids: list[str]) -> None:
-        self.labels = track_labels(track_ids)
-        self.columns = ["track"] if len(self.labels) > 1 else []
-
-    def __call__(self, track: str) -> list[str]:
-        return [self.labels[track]] if self.columns else []
-
-
-def _track_title(title: str, track_ids: list[str]) -> tuple[str, _TrackLabel]:
-    label = _TrackLabel(track_ids)
-    if not label.columns and label.labels:
-        title = f"{title}: {next(iter(label.labels.values()))}"
-    return title, label
+def _per_track(heading: str, rows: list[dict[str, Any]], columns: list[str],
+               cells: Callable[[dict[str, Any]], Sequence[Any]]) -> None:
+    """One table per track, its name (or name:hash8) in the title, in the order the rows come: a
+    track column beside the others would not fit 80 columns (runs of two budgets, say)."""
+    if not rows:
+        return print_table(heading, columns, [])
+    labels = track_labels([r["track"] for r in rows])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["track"], []).append(row)
+    for track, group in groups.items():
+        print_table(f"{heading}: {labels[track]}", columns, [cells(r) for r in group])
 
 
 def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
@@ -88,7 +83,7 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
     console.print("findings (the newest per track)" if found else
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
     for f in found:
-        by = "" if f["trusted"] else f", by {short_id(f['author'])}, not trusted here"
+        by = "" if f["trusted"] else f", by {short_peer(f['author'])}, not trusted here"
         about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
                  f"{len(f['effects'])} effects{by}): ")
         console.print(Text.assemble((labels[f["track"]], "bold"), about,
@@ -96,10 +91,9 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
         console.print(plain_text(f["text"]), highlight=False)
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):
-        title, label = _track_title(heading, [c["track"] for c in group])
-        print_table(title, ["claim", *label.columns, "status", "effect", "p", "q", "diff"],
-                    [(short_id(c["claim"]), *label(c["track"]), c["status"], c["effect"],
-                      c["p_value"], c["q_value"], _compact(c["diff"])) for c in group])
+        _per_track(heading, group, ["claim", "status", "effect", "p", "q", "diff"],
+                   lambda c: (short_id(c["claim"]), c["status"], c["effect"], c["p_value"],
+                              c["q_value"], _compact(c["diff"])))
 
 
 class Status(str, Enum):
@@ -112,28 +106,30 @@ class Status(str, Enum):
 
 def runs(track: Optional[str] = TRACK,
          config: Optional[str] = typer.Option(None, help="Only this config hash (or a prefix)."),
-         author: Optional[str] = typer.Option(None, help="Only this author's peer id."),
+         author: Optional[str] = typer.Option(None, help="Only this author: its peer id, or "
+                                              "its tail as tables show it (…AbCdEfGh)."),
          status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
          limit: int = typer.Option(50, min=1, help="Most recent N runs."),
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Training runs, most recent first."""
     state = status.value if status else None
+    tail = author.strip().lstrip("…").lstrip(".") if author is not None else None
+    if tail == "":
+        fail(f"--author {author!r}: give a peer id or its tail (…AbCdEfGh)")
     with open_reader(home) as reader:
         rows = as_dicts(run_query(reader, """
             SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
                    tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
             FROM runs WHERE {match} AND (? IS NULL OR config_hash LIKE ? || '%')
-              AND (? IS NULL OR author = ?) AND (? IS NULL OR status = ?)
+              AND (? IS NULL OR ends_with(author, ?)) AND (? IS NULL OR status = ?)
             ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
-            [track, track, track, config, config, author, author, state, state, limit]))
+            [track, track, track, config, config, tail, tail, state, state, limit]))
     if json_out:
         return print_json(rows)
-    title, label = _track_title("runs (times UTC)", [r["track"] for r in rows])
-    print_table(title, ["run", "when", *label.columns, "config", "seed", "status", "val_bpb",
-                        "purpose"],
-                [(short_id(r["id"]), when(r["ts"]), *label(r["track"]),
-                  short_id(r["config_hash"]), r["seed"], r["status"], r["val_bpb"], r["purpose"])
-                 for r in rows])
+    _per_track("runs (times UTC)", rows,
+               ["run", "when", "config", "seed", "status", "val_bpb", "purpose"],
+               lambda r: (short_id(r["id"]), when(r["ts"]), short_id(r["config_hash"]), r["seed"],
+                          r["status"], r["val_bpb"], r["purpose"]))
 
 
 def show(record_id: str = typer.Argument(..., help="A record id, or a unique prefix (4+ hex chars)."),
@@ -169,7 +165,9 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
     if json_out:
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
-    console.print(f"author {record.author}  seq {record.seq}  {when(record.ts)} UTC")
+    # the author whole on its own line (80 columns: a peer id and a time do not fit on one)
+    console.print(f"author {record.author}", soft_wrap=True, highlight=False)
+    console.print(f"seq {record.seq}, {when(record.ts)} UTC", highlight=False)
     if record.kind == "run":
         from swarm.readable import READABLE, print_run_readable
         # the samples, quality and curve once, as text for people (in full with --json)
@@ -220,7 +218,7 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         try:
             out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
             for name in progress(names, description="exporting", disable=json_out,
-                                 console=console, transient=True):
+                                 console=err_console, transient=True):
                 columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
                 result = run_query(reader, f"SELECT {columns} FROM {name}")
                 table = pa.table({c: [row[i] for row in result.rows]

@@ -9,7 +9,8 @@ from typing import Any
 
 import typer
 
-from swarm.output import console, err_console, fail, print_json, print_table
+from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
+                          print_table, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -99,8 +100,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
-        record: bool = typer.Option(True, "--record/--no-record",
-                                    help="Sign the run and add it to the home's memory."),
+        no_record: bool = typer.Option(False, "--no-record", help="Do not sign the run and add "
+                                       "it to the home's memory."),
         json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Run one experiment locally (in a subprocess), print its result and record it in the memory."""
     from node.harness.config import Refused, parse_sets
@@ -109,6 +110,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     from node.harness.tracks import get_track
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    if data_dir is not None:
+        check_folder(data_dir, "--data-dir", must_exist=True)
     try:
         chosen = get_track(track)
         overrides = parse_sets(sets)
@@ -116,6 +119,7 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         fail(exc.args[0])
     except Refused as exc:
         fail(str(exc))
+    record = not no_record
     if record:
         _check_home(home)
     tasks: dict[str, Any] = {}
@@ -200,8 +204,8 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
                                                  "on random tokens (no data needed)."),
                   data_dir: Path = typer.Option(None, "--data-dir", help="Local train/valid text."),
                   home: Path = typer.Option(None, "--home", help="Home folder."),
-                  throughput: bool = typer.Option(True, "--throughput/--no-throughput",
-                                                  help="Measure tokens/s against the textbook GPT."),
+                  no_throughput: bool = typer.Option(False, "--no-throughput", help="Skip "
+                                                     "tokens/s against the textbook GPT."),
                   out: Path = typer.Option(None, "--out", help="Also write the JSON report here."),
                   json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Tokens/s and MFU against a textbook GPT (3 sizes), and the track's seed noise."""
@@ -212,10 +216,13 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
     from swarm.bench.harness import BenchSpec, run_bench
     if device not in ("cpu", "cuda"):
         fail(f"--device must be cpu or cuda, not {device!r}")
+    check_out_file(out)
+    if data_dir is not None:
+        check_folder(data_dir, "--data-dir", must_exist=True)
     if device == "cuda" and not _cuda_ready():
         fail("--device cuda: torch sees no CUDA device here")
     spec = BenchSpec(device=device, threads=threads or available_cores(), seeds=seeds,
-                     rounds=rounds if throughput else 0, steps=steps, home=home,
+                     rounds=0 if no_throughput else rounds, steps=steps, home=home,
                      data_dir=data_dir or (shared_data_dir() if device == "cpu" else None),
                      seed_budget=seed_budget, synthetic=synthetic)
     note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
@@ -224,7 +231,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
     except DataError as exc:
         fail(f"{exc} (--synthetic-tokens times the steps without data)")
     if out:
-        out.write_text(json.dumps(report, indent=2))
+        write_out_file(out, json.dumps(report, indent=2))
     if json_out:
         print_json(report)
         return

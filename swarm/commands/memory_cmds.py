@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, fail, print_json, print_table
-from swarm.reader import open_reader, query_errors, run_query
+from swarm.output import console, err_console, fail, print_json, print_table
+from swarm.reader import home_folder, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -20,8 +20,9 @@ memory_app = typer.Typer(help="Move signed records in and out; what the memory h
 
 def _progress(total: int, quiet: bool) -> Any:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    # on stderr: stdout holds only the result (a table or --json), even when piped
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    console=console, transient=True, disable=quiet)
+                    console=err_console, transient=True, disable=quiet)
 
 
 def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, Any]:
@@ -59,16 +60,16 @@ def import_(file: Path = typer.Argument(..., help="A record stream from `swarm m
     from memory import stream
     from memory.store import IngestReport, Store, StoreError
     from node import api_client
-    from node.home import ensure_home, memory_path, resolve_home
+    from node.home import ensure_home, memory_path
 
     if not file.is_file():
-        fail(f"no such file: {file}")
+        fail(f"{file} is a folder, not a record stream" if file.is_dir() else f"no such file: {file}")
     with open(file, "rb") as head:          # before the home or its memory is created
         try:
             stream.check_header(head)
         except stream.NotARecordStream as exc:
             fail(f"{file}: {exc}")
-    resolved = resolve_home(home)
+    resolved = home_folder(home)
     client = api_client.connect(resolved)
     with open(file, "rb") as src, _progress(file.stat().st_size, json_out) as progress:
         task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
@@ -104,7 +105,11 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
     with open_reader(home) as reader:
         rows = run_query(reader, "SELECT raw FROM records WHERE (? IS NULL OR kind = ?) "
                          "ORDER BY author, seq, id", [kind, kind]).rows
-    raws = (raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows)
+    from rich.progress import track
+
+    raws = track((raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows),
+                 total=len(rows), description=f"writing {file.name}", console=err_console,
+                 transient=True, disable=json_out)
     tmp = file.with_name(file.name + ".part")
     try:
         with open(tmp, "wb") as out:
@@ -116,7 +121,8 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
         fail(f"cannot write {file}: {exc.strerror or exc}")
     if json_out:
         return print_json({"records": n, "path": str(file), "bytes": file.stat().st_size})
-    console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)")
+    console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)", markup=False,
+                  highlight=False)
 
 
 @memory_app.command("stats")

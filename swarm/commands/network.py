@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, fail, plain_text, print_json, print_table
+from swarm.output import check_folder, console, fail, plain_text, print_json, print_table
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -34,8 +34,9 @@ def join(
     no_dht: bool = typer.Option(False, "--no-dht", help="Do not use the Kademlia DHT."),
     network: str = typer.Option("main", "--network", help="Swarm network name (separate swarms "
                                 "never exchange records)."),
-    work: bool = typer.Option(True, "--work/--no-work", help="Run the research loop (roles, "
-                              "training) beside the node, or only keep the memory in sync."),
+    # one flag, not a --work/--no-work pair: the pair's extra column cut the help at 80 columns
+    no_work: bool = typer.Option(False, "--no-work", help="Only keep the memory in sync: no "
+                                 "research loop (roles, training) beside the node."),
     track: str = typer.Option("tinystories-cpu", "--track", help="Track to work on."),
     budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", min=1, help="Training tokens "
                                                 "per run (another budget is another track id)."),
@@ -80,8 +81,12 @@ def join(
 
     from node.listen import AddressError, bootstrap_addrs, check_listen
 
-    if resolve_home(home).exists() and not resolve_home(home).is_dir():
-        fail(f"--home {resolve_home(home)} is not a folder")
+    from swarm.reader import home_folder
+
+    home_folder(home)
+    work = not no_work
+    if work and data_dir is not None:           # a typo: say so, start nothing
+        check_folder(data_dir, "--data-dir", must_exist=True)
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
@@ -230,11 +235,11 @@ def _status_rows(info: dict[str, Any]) -> list[tuple[str, Any]]:
 def _offline_status(home: Optional[Path]) -> dict[str, Any]:
     """What a home says without its daemon: its peer id (None before its first `swarm join`;
     status never creates a key)."""
-    from node.home import resolve_home
     from node.identity import IdentityError
     from swarm.conclusions import own_peer_id
+    from swarm.reader import home_folder
 
-    root = resolve_home(home)
+    root = home_folder(home)
     if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
     try:
@@ -251,11 +256,11 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         found = _saved_peers(home)
     if json_out:
         return print_json([_times_as_ms(p) for p in found])
-    from swarm.output import when
+    from swarm.output import short_peer, when
 
-    # 80 columns: the peer id's first 16 characters (all start 12D3KooW), times as MM-DD HH:MM UTC
+    # 80 columns: the peer id's tail (all start 12D3KooW), times as MM-DD HH:MM UTC
     print_table("peers", ["peer", "link", "last seen", "recv", "rej", "addr"],
-                [(p["peer_id"][:16], _link(p), when(_ms(p.get("last_seen"))),
+                [(short_peer(p["peer_id"]), _link(p), when(_ms(p.get("last_seen"))),
                   p.get("received", ""), p.get("rejected", ""),
                   (p.get("addrs") or [""])[0].split("/p2p/")[0])
                  for p in found],
@@ -286,10 +291,10 @@ PEER_TIMES = {"first_seen", "last_seen", "last_sync", "banned_until"}
 
 def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
     """The peers a stopped node saved in HOME/peers.json ([] when none or unreadable)."""
-    from node.home import resolve_home
     from node.peers import PEERS_FILE
+    from swarm.reader import home_folder
 
-    root = resolve_home(home)
+    root = home_folder(home)
     if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
     try:

@@ -6,12 +6,12 @@ swarm/conclusions.py, shared with the dashboard.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from swarm.conclusions import Conclusions
-from swarm.output import console, err_console, fail, print_json, print_table
+from swarm.output import console, err_console, fail, print_json, print_table, short_peer
 from swarm.reader import open_reader, query_errors
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -45,9 +45,9 @@ def check_pins_file(home: Path) -> None:
 def _pins_home(ctx: typer.Context, home: Optional[Path]) -> Path:
     """The home to pin in: the command's --home, else the group's (`swarm trust --home DIR add`),
     once its trust.json is known to be readable."""
-    from node.home import resolve_home
+    from swarm.reader import home_folder
 
-    root = resolve_home(home if home is not None else (ctx.obj or {}).get("home"))
+    root = home_folder(home if home is not None else (ctx.obj or {}).get("home"))
     check_pins_file(root)
     return root
 
@@ -74,7 +74,7 @@ def remove(ctx: typer.Context, peer_id: str = typer.Argument(..., help="A pinned
 
     if not trust.unpin(_pins_home(ctx, home), peer_id):
         fail(f"{peer_id} is not pinned (see swarm trust)")
-    console.print(f"no longer pinning {peer_id}", soft_wrap=True, highlight=False)
+    console.print(f"no longer pinning {peer_id}", soft_wrap=True, highlight=False, markup=False)
 
 
 @trust_app.callback()
@@ -93,11 +93,21 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
         return print_json(rows)
     print_table("trust (roots: own key + pinned; others earn it by replays)",
                 ["author", "status", "level", "runs", "influence", "why"],
-                [("…" + r["author"][-10:], r["status"] + (" (pin)" if r["pinned"] else ""),
-                  r["level"], r["runs"], f"{100 * r['influence']:.1f}%", r["why"]) for r in rows],
+                [(short_peer(r["author"]), r["status"] + (" (pin)" if r["pinned"] else ""),
+                  r["level"], r["runs"], f"{100 * r['influence']:.1f}%", _why(r)) for r in rows],
                 empty="no authors yet")
     if len(every) > limit:
         err_console.print(f"the first {limit} of {len(every)} authors (--limit N for more)")
+
+
+def _why(row: dict[str, Any]) -> str:
+    """The why column: for a root, whose (this node's key, or a pin with its source and note)."""
+    if row["status"] != "root":
+        return row["why"]
+    pin = row.get("pinned")
+    whose = ("this node's own key" if not pin else
+             f"pinned ({pin.get('source', '?')})" + (f": {pin['note']}" if pin.get("note") else ""))
+    return row["why"].replace("root: own key or pinned", whose, 1)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from swarm.output import console, fail
+from swarm.output import console, err_console, fail
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 
@@ -45,12 +45,14 @@ def report(out: Path = typer.Option(..., "--out", help="The HTML file to write."
     with open_reader(home) as reader, query_errors():
         if track is not None and pick_track(reader, track) is None:
             fail(f"no runs of track {track!r} in this memory (see swarm runs)")
-        text = render(reader, home, track)
+        with err_console.status("computing the views (seconds on a big memory)"):
+            text = render(reader, home, track)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    console.print(f"wrote {out} ({len(text.encode()) // 1024} KiB)", soft_wrap=True, highlight=False)
+    console.print(f"wrote {out} ({len(text.encode()) // 1024} KiB)", soft_wrap=True,
+                  highlight=False, markup=False)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -38,6 +38,9 @@ var swarmDashboard = (function () {
 
   function short(id) { return id ? String(id).slice(0, 8) : ""; }
 
+  // a peer id: its tail, as the CLI's tables show it (every Ed25519 id begins 12D3KooW)
+  function peer(id) { return id ? "\u2026" + String(id).slice(-8) : ""; }
+
   function diffText(diff) {
     var keys = Object.keys(diff || {});
     return keys.length ? keys.map(function (k) { return k + "=" + JSON.stringify(diff[k]); }).join(", ")
@@ -198,7 +201,7 @@ var swarmDashboard = (function () {
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
       chart(hours, {height: 160, data: {values: data.runs_per_hour.map(function (r) {
-        return {hour: r.hour, node: short(r.author.slice(-8)), runs: r.runs}; })},
+        return {hour: r.hour, node: peer(r.author), runs: r.runs}; })},
         mark: "bar", encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
                                    title: "hour (UTC)"},
                                 y: {field: "runs", type: "quantitative", aggregate: "sum"},
@@ -215,7 +218,7 @@ var swarmDashboard = (function () {
     } else { roles.appendChild(empty("no role records yet")); }
     main.appendChild(section("Peers", [table(["node", "name", "accelerator", "last record"],
       (data.peers || []).map(function (p) {
-        return [p.author.slice(-8), p.name, p.accelerator, when(p.ts)]; }), "peers")]));
+        return [peer(p.author), p.name, p.accelerator, when(p.ts)]; }), "peers")]));
     if (data.node) {
       var keys = ["peer_id", "records", "peers", "uptime_s", "network"];
       main.appendChild(section("This node", [table(["field", "value"], keys.map(function (k) {
@@ -272,7 +275,7 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
     if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
     main.appendChild(el("p", {}, [el("b", {}, [data.finding.title]), " (" + when(data.finding.ts) +
-                                  " UTC, by …" + data.finding.author.slice(-8) + ", " +
+                                  " UTC, by " + peer(data.finding.author) + ", " +
                                   data.finding.author_status + " here): " + data.finding.text]));
     var rows = data.effects.map(function (e) {
       return {what: e.knob + "=" + JSON.stringify(e.value), effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
@@ -301,7 +304,7 @@ var swarmDashboard = (function () {
                    "val_bpb"],
       data.runs.map(function (r) {
         return [link("runs/" + r.id, short(r.id)), when(r.ts), r.track.split(":")[0], r.status,
-                r.purpose, r.author.slice(-8), r.author_status, diffText(r.diff), String(r.seed),
+                r.purpose, peer(r.author), r.author_status, diffText(r.diff), String(r.seed),
                 {text: num(r.val_bpb), value: r.val_bpb, key: "val_bpb"}];
       }), "runs");
     main.appendChild(t);
@@ -343,7 +346,7 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + diffText(c.diff)]));
     main.appendChild(el("p", {"class": "status-" + c.status}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary], ["author", c.author.slice(-8) + (c.trusted ? "" : " (untrusted)")],
+      ["summary", data.summary], ["author", peer(c.author) + (c.trusted ? "" : " (untrusted)")],
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
@@ -367,18 +370,18 @@ var swarmDashboard = (function () {
     var excluded = data.evidence.filter(function (e) { return !e.counts; });
     main.appendChild(section("Runs that do not count here, and why", [excluded.length ?
       table(["run", "side", "author", "val_bpb", "why not"], excluded.map(function (e) {
-        return [link("runs/" + e.id, short(e.id)), e.side, (e.author || "").slice(-8),
+        return [link("runs/" + e.id, short(e.id)), e.side, peer(e.author),
                 num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")]));
     main.appendChild(section("Assessments (others' advice; the status above is derived here)",
       [table(["when", "by", "trust", "verdict", "test", "p", "q", "n", "reason"],
       data.assessments.map(function (a) {
-        return [when(a.ts), a.author.slice(-8), a.author_status, a.verdict, a.test, pval(a.p_value),
+        return [when(a.ts), peer(a.author), a.author_status, a.verdict, a.test, pval(a.p_value),
                 pval(a.q_value), String(a.n), a.reason];
       }), "assessments")]));
     main.appendChild(section("Verifications (others' advice)",
       [table(["when", "outcome", "replay match", "by", "trust", "reason"],
       data.verifications.map(function (v) {
-        return [when(v.ts), v.outcome, String(v.replay_match), v.author.slice(-8), v.author_status,
+        return [when(v.ts), v.outcome, String(v.replay_match), peer(v.author), v.author_status,
                 v.reason]; }),
       "verifications")]));
   }
@@ -403,14 +406,14 @@ var swarmDashboard = (function () {
 
   function trust(data, main) {
     main.appendChild(el("h1", {}, ["Trust: who counts here and why"]));
-    main.appendChild(el("p", {}, ["Roots: this node's own key" + (data.own ? " (…" +
-      data.own.slice(-8) + ")" : " (none yet)") + " and the pinned keys (swarm trust add). " +
+    main.appendChild(el("p", {}, ["Roots: this node's own key" + (data.own ? " (" +
+      peer(data.own) + ")" : " (none yet)") + " and the pinned keys (swarm trust add). " +
       "Others earn trust when a trusted author replays one of their runs and it matches bit " +
       "for bit (the same CPU model and thread count)." + (data.total > data.authors.length ?
       " The first " + data.authors.length + " of " + data.total + " authors." : "")]));
     main.appendChild(table(["author", "status", "pinned", "level", "runs", "influence", "why"],
       data.authors.map(function (a) {
-        return [a.author.slice(-12), a.status, a.pinned ? (a.pinned.note || a.pinned.source) : "",
+        return [peer(a.author), a.status, a.pinned ? (a.pinned.note || a.pinned.source) : "",
                 {text: num(a.level, 2), value: a.level, key: "level"},
                 {text: String(a.runs), value: a.runs, key: "runs"},
                 {text: (100 * a.influence).toFixed(1) + "%", value: a.influence, key: "influence"},
