@@ -83,6 +83,8 @@ def bootstrap_addrs(cli: list[str], home: Path) -> list[str]:
     env = os.environ.get("SWARM_BOOTSTRAP", "")
     found += [check_bootstrap(a, "SWARM_BOOTSTRAP") for a in re.split(r"[,\s]+", env) if a]
     path = home / BOOTSTRAP_FILE
+    if path.exists() and not path.is_file():
+        raise AddressError(f"{path} is not a file (one bootstrap multiaddr per line)")
     if path.is_file():
         for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             line = line.split("#", 1)[0].strip()

@@ -69,6 +69,10 @@ def test_bootstrap_from_the_environment_and_the_home_file(tmp_path: Path, networ
     (bad / "bootstrap.txt").write_text("# peers\nnot-an-address\n")
     with pytest.raises(AddressError, match=r"bootstrap.txt:2: 'not-an-address' is not a multiaddr"):
         bootstrap_addrs([], bad)
+    folder = tmp_path / "folder"
+    (folder / "bootstrap.txt").mkdir(parents=True)          # a typo'd setup is said, not ignored
+    with pytest.raises(AddressError, match=r"bootstrap.txt is not a file"):
+        bootstrap_addrs([], folder)
     by_file = tmp_path / "b"
     by_file.mkdir()
     (by_file / "bootstrap.txt").write_text(f"# a peer\n{first.addr}  # the first node\n")
