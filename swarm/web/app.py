@@ -63,6 +63,7 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
     nav = "".join(f'<a href="{"#" + name if inline is not None else root + path}">{PAGES[name]}</a>'
                   for name, path in NAV)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>swarm: {PAGES[view]}</title><link rel="icon" href="data:,">{head}'
             f'</head><body>'
             f'<nav>{nav}<span id="live"></span></nav><main id="main"></main>'

@@ -145,6 +145,13 @@ class Browser:
                 found.append(params["entry"].get("text", "")[:500])
         return found
 
+    def viewport(self, width: int, height: int) -> None:
+        """Lay the page out as a screen of `width` x `height` CSS pixels (a phone when narrow:
+        the page's viewport meta tag then applies)."""
+        self.call("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+            session=True)
+
     def screenshot(self, path: Path) -> None:
         """Save the whole page as PNG."""
         data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},

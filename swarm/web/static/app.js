@@ -36,6 +36,11 @@ var swarmDashboard = (function () {
     return new Date(ms).toISOString().slice(5, 16).replace("T", " ");
   }
 
+  // Axis titles and time labels: units said, and a 24-hour UTC clock as in the tables (Vega's
+  // default, "03 PM" and "03:15", reads as the morning).
+  var BPB = "val_bpb (bits per byte; lower is better)";
+  var TIME = {format: "%m-%d %H:%M", labelOverlap: true};
+
   function short(id) { return id ? String(id).slice(0, 8) : ""; }
 
   // a peer id: its tail, as the CLI's tables show it (every Ed25519 id begins 12D3KooW)
@@ -68,7 +73,12 @@ var swarmDashboard = (function () {
         return el("td", {}, [cell === null || cell === undefined ? "" : cell]);
       }));
     });
-    var t = el("table", {"data-table": name || ""}, [el("thead", {}, [head]), el("tbody", {}, body)]);
+    var parts = [el("thead", {}, [head]), el("tbody", {}, body)];
+    if (!rows.length) {          // an empty table says so instead of showing bare headers
+      parts.push(el("tfoot", {}, [el("tr", {}, [el("td", {colspan: String(columns.length),
+                                                          "class": "empty"}, ["none yet"])])]));
+    }
+    var t = el("table", {"data-table": name || ""}, parts);
     makeSortable(t);
     return t;
   }
@@ -99,6 +109,8 @@ var swarmDashboard = (function () {
     spec.$schema = undefined;
     spec.width = spec.width || "container";
     spec.background = "transparent";
+    // On a narrow screen the legends go below the plot, which keeps the whole width.
+    if (window.innerWidth < 600) spec.config = {legend: {orient: "bottom", direction: "vertical"}};
     return vegaEmbed(box, spec, {actions: false, renderer: "svg"}).catch(function (err) {
       box.textContent = "chart failed: " + err;
       throw err;
@@ -126,6 +138,24 @@ var swarmDashboard = (function () {
     return select;
   }
 
+  // What the swarm found, in one sentence: the verified best against the baseline's noise.
+  function headline(data, best) {
+    var b = data.baseline, top = best[best.length - 1];
+    var text = !data.track ? "Nothing yet: this node has no runs. Join a swarm (swarm join) or " +
+                             "wait for records to arrive; this page updates by itself."
+      : !b ? "No baseline yet: a claim is judged against the base config's noise, which needs " +
+             "two of its runs that count here."
+      : !top || top.what === "baseline" ? "No verified improvement yet: the best is the " +
+             "baseline, " + num(b.mean) + " \u00b1 " + num(b.std) + " val_bpb (" + b.n + " seeds)."
+      : "Verified best: " + top.what + ", " + num(top.val_bpb) + " val_bpb, " +
+        num(b.mean - top.val_bpb) + " below the baseline " + num(b.mean) + " (" +
+        (b.std ? num((b.mean - top.val_bpb) / b.std, 1) + " noise sds; " : "") + b.n +
+        " baseline seeds). Verified: supported by the test here and confirmed by trusted " +
+        "fresh seeds of others.";
+    return el("p", {"class": "headline" + (top && top.what !== "baseline" ? "" : " none"),
+                    id: "headline"}, [text]);
+  }
+
   function overview(data, main) {
     var label = (data.tracks || []).filter(function (t) { return t.track === data.track; });
     main.appendChild(el("h1", {}, ["Overview: " + (label.length ? label[0].label : "no runs yet"),
@@ -141,6 +171,7 @@ var swarmDashboard = (function () {
       (data.baseline ? "; baseline " + num(data.baseline.mean) + " ± " + num(data.baseline.std) +
        " (" + data.baseline.n + " seeds)" : "; no baseline yet")]));
     var best = data.best || [];
+    main.appendChild(headline(data, best));
     var s = section("Verified best over time", []);
     main.appendChild(s);
     if (!data.marks.length) { s.appendChild(empty("no finished runs yet")); }
@@ -162,8 +193,8 @@ var swarmDashboard = (function () {
            return {ts: m.ts, val_bpb: m.val_bpb, purpose: m.purpose,
                    evidence: m.counts ? "counts here" : "does not count"}; })},
          mark: {type: "point", opacity: 0.45, size: 30, clip: true},
-         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: time},
-                    y: {field: "val_bpb", type: "quantitative", scale: bpb},
+         encoding: {x: {field: "ts", type: "temporal", title: "time (UTC)", scale: time, axis: TIME},
+                    y: {field: "val_bpb", type: "quantitative", scale: bpb, title: BPB},
                     color: {field: "purpose", type: "nominal", title: "run"},
                     shape: {field: "evidence", type: "nominal", title: "evidence",
                             scale: {domain: ["counts here", "does not count"],
@@ -191,11 +222,12 @@ var swarmDashboard = (function () {
     main.appendChild(bests);
     var claimRows = (data.claims || []).slice().reverse().map(function (x) {
       return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status,
-              x.trusted ? "" : "untrusted", diffText(x.diff),
+              x.trusted ? "trusted" : el("span", {"class": "untrusted"}, ["untrusted"]),
+              diffText(x.diff),
               {text: num(x.effect), value: x.effect, key: "effect"}];
     });
     main.appendChild(section("Claims (status derived here)", claimRows.length ?
-      [table(["claim", "when", "status", "author", "diff", "effect"], claimRows, "claims")]
+      [table(["claim", "when", "status", "author", "diff", "claimed effect"], claimRows, "claims")]
       : [empty("none yet")]));
     var hours = section("Runs per hour, per node", []);
     main.appendChild(hours);
@@ -203,8 +235,9 @@ var swarmDashboard = (function () {
       chart(hours, {height: 160, data: {values: data.runs_per_hour.map(function (r) {
         return {hour: r.hour, node: peer(r.author), runs: r.runs}; })},
         mark: "bar", encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
-                                   title: "hour (UTC)"},
-                                y: {field: "runs", type: "quantitative", aggregate: "sum"},
+                                   title: "hour (UTC)", axis: TIME},
+                                y: {field: "runs", type: "quantitative", aggregate: "sum",
+                                    title: "runs"},
                                 color: {field: "node", type: "nominal"}}});
     } else { hours.appendChild(empty("no runs yet")); }
     var roles = section("Role mix over time", []);
@@ -212,7 +245,7 @@ var swarmDashboard = (function () {
     if (data.role_mix.length) {
       chart(roles, {height: 140, data: {values: data.role_mix}, mark: "bar",
         encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
-                       title: "hour (UTC)"},
+                       title: "hour (UTC)", axis: TIME},
                    y: {field: "n", type: "quantitative", aggregate: "sum", title: "role choices"},
                    color: {field: "role", type: "nominal"}}});
     } else { roles.appendChild(empty("no role records yet")); }
@@ -243,7 +276,11 @@ var swarmDashboard = (function () {
                 {text: num(r.std), value: r.std, key: "std"}, {text: String(r.n), value: r.n, key: "n"},
                 String(r.seeds), !r.trusted ? "untrusted" : r.verified ? "verified" : ""];
       }), "leaderboard"));
-    var s = section("Every seed against the baseline's noise band", []);
+    var s = section("Every seed against the baseline's noise band", [el("p", {}, [
+      "One tick per seed. The grey band is the baseline's mean \u00b1 2 sd (its seed noise): " +
+      "a config whose ticks sit in it is not told apart from the base. Red dashed ticks are " +
+      "untrusted seeds (they do not count here); any beyond the counted seeds' range are cut " +
+      "off at the edge."])]);
     main.appendChild(s);
     var layers = [];
     if (data.baseline) {
@@ -254,12 +291,20 @@ var swarmDashboard = (function () {
       layers.push({data: {values: [{mean: b.mean}]}, mark: {type: "rule", strokeDash: [4, 3]},
                    encoding: {x: {field: "mean", type: "quantitative"}}});
     }
+    // The axis spans the seeds that count here and the band: an untrusted config far off (a
+    // stranger's word) is clipped at the edge instead of squeezing every trusted seed together.
+    var span = data.seeds.filter(function (x) { return x.counts && x.val_bpb !== null; })
+      .map(function (x) { return x.val_bpb; })
+      .concat(data.baseline ? [data.baseline.mean - 2 * data.baseline.std,
+                               data.baseline.mean + 2 * data.baseline.std] : []);
+    var scale = span.length ? {zero: false, domain: [Math.min.apply(null, span),
+                                                     Math.max.apply(null, span)]} : {zero: false};
     layers.push({data: {values: data.seeds.map(function (x) {
                    return {config: labels[x.config_hash], val_bpb: x.val_bpb, seed: x.seed,
                            evidence: x.counts ? "counts here" : "untrusted"}; })},
-                 mark: {type: "tick", thickness: 2},
-                 encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false},
-                                title: "val_bpb (band: baseline mean ± 2 sd)"},
+                 mark: {type: "tick", thickness: 2, clip: true},
+                 encoding: {x: {field: "val_bpb", type: "quantitative", scale: scale,
+                                title: BPB},
                             y: {field: "config", type: "nominal", sort: null, title: null},
                             color: {field: "evidence", type: "nominal", title: "seed",
                                     scale: {domain: ["counts here", "untrusted"],
@@ -284,7 +329,8 @@ var swarmDashboard = (function () {
     main.appendChild(s);
     chart(s, {height: Math.max(100, 24 * rows.length), data: {values: rows}, layer: [
       {mark: "rule", encoding: {y: {field: "what", type: "nominal", sort: null, title: null},
-                                x: {field: "lo", type: "quantitative", title: "effect"}, x2: {field: "hi"}}},
+                                x: {field: "lo", type: "quantitative", title: "effect on val_bpb (negative is better)"},
+                                x2: {field: "hi"}}},
       {mark: {type: "point", filled: true, size: 60},
        encoding: {y: {field: "what", type: "nominal", sort: null}, x: {field: "effect", type: "quantitative"}}},
       {data: {values: [{zero: 0}]}, mark: {type: "rule", strokeDash: [3, 3]},
@@ -332,8 +378,9 @@ var swarmDashboard = (function () {
     main.appendChild(s);
     if (data.curve && data.curve.length) {
       chart(s, {height: 220, data: {values: data.curve}, mark: {type: "line", point: true},
-                encoding: {x: {field: "step", type: "quantitative"},
-                           y: {field: "train_loss", type: "quantitative", scale: {zero: false}}}});
+                encoding: {x: {field: "step", type: "quantitative", title: "training step"},
+                           y: {field: "train_loss", type: "quantitative", scale: {zero: false},
+                               title: "train loss"}}});
     } else { s.appendChild(empty("this run stored no loss curve (older harness)")); }
     if (data.samples && data.samples.length) {
       main.appendChild(section("Samples", data.samples.map(function (x) {
@@ -360,7 +407,7 @@ var swarmDashboard = (function () {
       return {side: e.side, val_bpb: e.val_bpb, seed: e.seed,
               evidence: e.counts ? "counts here" : "does not count"}; });
     chart(s, {height: 110, data: {values: points}, mark: {type: "point", size: 50, filled: true},
-              encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false}},
+              encoding: {x: {field: "val_bpb", type: "quantitative", scale: {zero: false}, title: BPB},
                          y: {field: "side", type: "nominal", title: null},
                          color: {field: "side", type: "nominal"},
                          shape: {field: "evidence", type: "nominal",

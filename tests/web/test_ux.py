@@ -1,0 +1,91 @@
+"""What a newcomer sees: a phone-width screen, an empty home, a page that follows new records.
+
+Real headless Chromium (tests/web/browser.py); assertions on the DOM and its text, never on speed.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from memory import synthetic
+from memory.store import Store
+from node.home import memory_path
+from swarm.web.app import dashboard_app
+from tests.web.browser import Browser
+from tests.web.test_pages import CHROMIUM, _load, _serve, artefacts, browser, site  # noqa: F401
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
+WIDE = "document.documentElement.scrollWidth"
+def _texts(role: str) -> str:
+    return (f"Array.from(document.querySelectorAll('.chart')[0].querySelectorAll("
+            f"'.role-axis-{role} text')).map(t => t.textContent)")
+
+
+def test_a_phone_sees_what_was_found_without_sideways_scrolling(
+        site: str, browser: Browser, artefacts: Path) -> None:
+    """At 390 px every page fits the screen's width (wide tables scroll inside themselves), the
+    overview says the verified best first, and the time axis reads as the tables do (24-hour)."""
+    browser.viewport(390, 844)
+    for page in ("", "leaderboard", "claims", "knobs", "runs", "trust"):
+        _load(browser, site + page, artefacts / f"narrow-{page or 'overview'}.png")
+        assert browser.evaluate(WIDE) <= 390, page
+    browser.open(site)
+    browser.wait_for("!!document.querySelector('main[data-drawn] .chart svg')")
+    headline = browser.evaluate("document.getElementById('headline').textContent")
+    assert headline.startswith("Verified best: init_scale=2.0") and "below the baseline" in headline
+    titles = browser.evaluate(_texts("title"))
+    assert "time (UTC)" in titles and any("bits per byte" in t for t in titles), titles
+    times = [t for t in browser.evaluate(_texts("label")) if ":" in t]
+    assert times and all(re.fullmatch(r"\d\d-\d\d \d\d:\d\d", t) for t in times), times
+
+
+def test_an_empty_home_says_so(home: Path, browser: Browser, artefacts: Path) -> None:
+    """A fresh node: the overview explains that nothing has arrived yet, and a table with no rows
+    says "none yet" instead of standing as bare headers."""
+    with Store(memory_path(home), helpers=0):
+        pass
+    for url in _serve(home):
+        browser.open(url)
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        browser.screenshot(artefacts / "empty.png")
+        assert browser.errors() == []
+        assert browser.evaluate("document.getElementById('headline').textContent").startswith(
+            "Nothing yet")
+        assert browser.evaluate("document.querySelector('table[data-table=peers] tfoot')"
+                                ".textContent") == "none yet"
+        browser.open("about:blank")       # its event stream closed: the server stops at once
+
+
+def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> None:
+    """Records added while the page is open show on it without a reload."""
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    records = synthetic.history()
+    store.add(records[:30])
+    server = uvicorn.Server(uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        browser.open(f"http://127.0.0.1:{port}/")
+        browser.wait_for("document.getElementById('live').textContent.includes('30 records')")
+        before = browser.evaluate("document.querySelector('p.counts').textContent")
+        store.add(records[30:])
+        browser.wait_for(f"document.getElementById('live').textContent.includes("
+                         f"'{len(records)} records')", timeout=60)
+        browser.wait_for(f"document.querySelector('p.counts').textContent !== {before!r}",
+                         timeout=60)
+        assert browser.evaluate("!!document.querySelector('#headline')")
+        assert browser.errors() == []
+    finally:
+        browser.open("about:blank")
+        server.should_exit = True
+        thread.join(10)
+        store.close()
