@@ -39,7 +39,7 @@ var swarmDashboard = (function () {
   // Axis titles and time labels: units said, and a 24-hour UTC clock as in the tables (Vega's
   // default, "03 PM" and "03:15", reads as the morning).
   var BPB = "val_bpb (bits per byte; lower is better)";
-  var TIME = {format: "%m-%d %H:%M", labelOverlap: true};
+  var TIME = {format: "%m-%d %H:%M", labelOverlap: "greedy", labelSeparation: 6, tickCount: 6};
 
   function short(id) { return id ? String(id).slice(0, 8) : ""; }
 
@@ -51,6 +51,13 @@ var swarmDashboard = (function () {
     return keys.length ? keys.map(function (k) { return k + "=" + JSON.stringify(diff[k]); }).join(", ")
                        : "(base)";
   }
+
+  // A standing, or any text saying data does not count here: red where it does not.
+  function marked(text, bad) {
+    return bad ? el("span", {"class": "untrusted"}, [text]) : text;
+  }
+
+  function untrusted(status) { return status === "untrusted" || status === "distrusted"; }
 
   function link(path, text) {
     if (boot.report) {           // a report holds claim pages, not run pages
@@ -222,7 +229,7 @@ var swarmDashboard = (function () {
     main.appendChild(bests);
     var claimRows = (data.claims || []).slice().reverse().map(function (x) {
       return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status,
-              x.trusted ? "trusted" : el("span", {"class": "untrusted"}, ["untrusted"]),
+              marked(x.trusted ? "trusted" : "untrusted", !x.trusted),
               diffText(x.diff),
               {text: num(x.effect), value: x.effect, key: "effect"}];
     });
@@ -274,13 +281,13 @@ var swarmDashboard = (function () {
         return [r.trusted ? String(r.rank) : "", short(r.config_hash), diffText(r.diff),
                 {text: num(r.mean), value: r.mean, key: "mean"},
                 {text: num(r.std), value: r.std, key: "std"}, {text: String(r.n), value: r.n, key: "n"},
-                String(r.seeds), !r.trusted ? "untrusted" : r.verified ? "verified" : ""];
+                String(r.seeds), !r.trusted ? marked("untrusted", true) : r.verified ? "verified" : ""];
       }), "leaderboard"));
     var s = section("Every seed against the baseline's noise band", [el("p", {}, [
       "One tick per seed. The grey band is the baseline's mean \u00b1 2 sd (its seed noise): " +
       "a config whose ticks sit in it is not told apart from the base. Red dashed ticks are " +
-      "untrusted seeds (they do not count here); any beyond the counted seeds' range are cut " +
-      "off at the edge."])]);
+      "untrusted seeds (they do not count here); those beyond the counted seeds' range are " +
+      "counted at the edge of their row."])]);
     main.appendChild(s);
     var layers = [];
     if (data.baseline) {
@@ -313,7 +320,35 @@ var swarmDashboard = (function () {
                                          scale: {domain: ["counts here", "untrusted"],
                                                  range: [[1, 0], [2, 2]]}},
                             tooltip: [{field: "seed"}, {field: "val_bpb"}, {field: "evidence"}]}});
+    if (scale.domain) layers = layers.concat(offScale(data.seeds, labels, scale.domain));
     chart(s, {height: Math.max(120, 22 * data.rows.length), layer: layers});
+  }
+
+  // Seeds beyond the axis (untrusted ones only: the axis spans the counted ones) are said at the
+  // edge of their config's row, with how many and how far, rather than vanishing.
+  function offScale(seeds, labels, domain) {
+    var rows = {};
+    seeds.forEach(function (x) {
+      if (x.val_bpb === null || (x.val_bpb >= domain[0] && x.val_bpb <= domain[1])) return;
+      var low = x.val_bpb < domain[0], key = x.config_hash + (low ? "<" : ">");
+      var r = rows[key] || (rows[key] = {config: labels[x.config_hash], low: low, n: 0,
+                                         far: x.val_bpb});
+      r.n += 1;
+      r.far = low ? Math.min(r.far, x.val_bpb) : Math.max(r.far, x.val_bpb);
+    });
+    var values = Object.keys(rows).map(function (k) {
+      var r = rows[k];
+      return {config: r.config, at: r.low ? domain[0] : domain[1], low: r.low,
+              text: (r.low ? "\u25c0 " : "") + r.n + " off scale (to " + num(r.far, 3) + ")" +
+                    (r.low ? "" : " \u25b6")};
+    });
+    return [true, false].map(function (low) {
+      return {data: {values: values.filter(function (v) { return v.low === low; })},
+              mark: {type: "text", color: "#d62728", fontSize: 10, align: low ? "left" : "right"},
+              encoding: {x: {field: "at", type: "quantitative"},
+                         y: {field: "config", type: "nominal", sort: null},
+                         text: {field: "text"}}};
+    });
   }
 
   function knobs(data, main) {
@@ -350,7 +385,8 @@ var swarmDashboard = (function () {
                    "val_bpb"],
       data.runs.map(function (r) {
         return [link("runs/" + r.id, short(r.id)), when(r.ts), r.track.split(":")[0], r.status,
-                r.purpose, peer(r.author), r.author_status, diffText(r.diff), String(r.seed),
+                r.purpose, peer(r.author), marked(r.author_status, untrusted(r.author_status)),
+                diffText(r.diff), String(r.seed),
                 {text: num(r.val_bpb), value: r.val_bpb, key: "val_bpb"}];
       }), "runs");
     main.appendChild(t);
@@ -371,7 +407,7 @@ var swarmDashboard = (function () {
       ["diff from base", diffText(data.diff)],
       ["val_bpb", {text: num(m.val_bpb), value: m.val_bpb, key: "val_bpb"}],
       ["evidence here", !data.here ? "" : data.here.counts ? "counts" :
-                        "does not count: " + data.here.why_not],
+                        marked("does not count: " + data.here.why_not, true)],
       ["train_loss", num(m.train_loss)], ["tokens", String(m.tokens)], ["wall_s", num(m.wall_s, 1)]],
       "run"));
     var s = section("Loss curve", []);
@@ -460,7 +496,7 @@ var swarmDashboard = (function () {
       " The first " + data.authors.length + " of " + data.total + " authors." : "")]));
     main.appendChild(table(["author", "status", "pinned", "level", "runs", "influence", "why"],
       data.authors.map(function (a) {
-        return [peer(a.author), a.status, a.pinned ? (a.pinned.note || a.pinned.source) : "",
+        return [peer(a.author), marked(a.status, untrusted(a.status)), a.pinned ? (a.pinned.note || a.pinned.source) : "",
                 {text: num(a.level, 2), value: a.level, key: "level"},
                 {text: String(a.runs), value: a.runs, key: "runs"},
                 {text: (100 * a.influence).toFixed(1) + "%", value: a.influence, key: "influence"},
