@@ -190,8 +190,10 @@ var swarmDashboard = (function () {
       var time = data.since ? {type: "utc", domain: [data.since, end]} : {type: "utc"};
       var counted = data.marks.filter(function (m) { return m.counts; }).map(function (m) {
         return m.val_bpb; }).concat(best.map(function (b) { return b.val_bpb; }));
-      var bpb = counted.length ? {zero: false, domain: [Math.min.apply(null, counted),
-                                                      Math.max.apply(null, counted)]}
+      // A little room above and below, so a claim's triangle at the best is not cut in half.
+      var lo = Math.min.apply(null, counted), hi = Math.max.apply(null, counted);
+      var pad = 0.05 * (hi - lo) || 0.001;
+      var bpb = counted.length ? {zero: false, nice: false, domain: [lo - pad, hi + pad]}
                                : {zero: false};
       var steps = best.concat(best.length ? [{ts: end, val_bpb: best[best.length - 1].val_bpb,
                                               what: "now"}] : []);
