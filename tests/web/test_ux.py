@@ -17,6 +17,7 @@ from memory.store import Store
 from node.home import memory_path
 from swarm.web.app import dashboard_app
 from tests.web.browser import Browser
+from tests.web.conftest import cli_json
 from tests.web.test_pages import CHROMIUM, _load, _serve, artefacts, browser, site  # noqa: F401
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
@@ -38,6 +39,9 @@ def test_a_phone_sees_what_was_found_without_sideways_scrolling(
             texts = browser.evaluate("Array.from(document.querySelectorAll('.chart svg text'))"
                                      ".map(t => t.textContent)")
             assert any(t.startswith("\u25c0 6 off scale (to 1.50") for t in texts), texts
+    (fake,) = cli_json("findings")["untrusted_claims"]
+    _load(browser, site + f"claims/{fake['claim']}", artefacts / "narrow-untrusted-claim.png")
+    assert browser.evaluate("document.getElementById('status').className").endswith(" untrusted")
     browser.open(site)
     browser.wait_for("!!document.querySelector('main[data-drawn] .chart svg')")
     headline = browser.evaluate("document.getElementById('headline').textContent")

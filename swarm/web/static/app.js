@@ -429,9 +429,11 @@ var swarmDashboard = (function () {
   function claim(data, main) {
     var c = data.claim;
     main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + diffText(c.diff)]));
-    main.appendChild(el("p", {"class": "status-" + c.status}, [c.status + ": " + data.why]));
+    // An untrusted author's claim is provisional: its status line is red, whatever it says.
+    main.appendChild(el("p", {"class": "status-" + c.status + (c.trusted ? "" : " untrusted"),
+                              id: "status"}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary], ["author", peer(c.author) + (c.trusted ? "" : " (untrusted)")],
+      ["summary", data.summary], ["author", marked(peer(c.author) + (c.trusted ? "" : " (untrusted)"), !c.trusted)],
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
