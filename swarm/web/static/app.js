@@ -154,7 +154,8 @@ var swarmDashboard = (function () {
              "two of its runs that count here."
       : !top || top.what === "baseline" ? "No verified improvement yet: the best is the " +
              "baseline, " + num(b.mean) + " \u00b1 " + num(b.std) + " val_bpb (" + b.n + " seeds)."
-      : "Verified best: " + top.what + ", " + num(top.val_bpb) + " val_bpb, " +
+      : "Verified best: " + top.what + ", " + num(top.val_bpb) + " val_bpb on its claim's " +
+        "evidence (the leaderboard's mean takes in every later run), " +
         num(b.mean - top.val_bpb) + " below the baseline " + num(b.mean) + " (" +
         (b.std ? num((b.mean - top.val_bpb) / b.std, 1) + " noise sds; " : "") + b.n +
         " baseline seeds). Verified: supported by the test here and confirmed by trusted " +
@@ -356,13 +357,15 @@ var swarmDashboard = (function () {
   function knobs(data, main) {
     main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
     if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
-    main.appendChild(el("p", {}, [el("b", {}, [data.finding.title]), " (" + when(data.finding.ts) +
-                                  " UTC, by " + peer(data.finding.author) + ", " +
-                                  data.finding.author_status + " here): " + data.finding.text]));
+    var f = data.finding;         // its author's testimony: an untrusted author's is marked
+    main.appendChild(el("p", {}, [el("b", {}, [f.title]), " (" + when(f.ts) + " UTC, by " +
+                                  peer(f.author) + ", ", marked(f.author_status + " here",
+                                  untrusted(f.author_status)), "): " + f.text]));
     var rows = data.effects.map(function (e) {
       return {what: e.knob + "=" + JSON.stringify(e.value), effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
     });
-    var s = section("Effect on val_bpb ± 2 standard errors (negative is better)", []);
+    var s = section("Effect on val_bpb \u00b1 2 standard errors (negative is better): the " +
+                    "finding's estimates, its author's word, not derived here", []);
     main.appendChild(s);
     chart(s, {height: Math.max(100, 24 * rows.length), data: {values: rows}, layer: [
       {mark: "rule", encoding: {y: {field: "what", type: "nominal", sort: null, title: null},
@@ -372,7 +375,7 @@ var swarmDashboard = (function () {
        encoding: {y: {field: "what", type: "nominal", sort: null}, x: {field: "effect", type: "quantitative"}}},
       {data: {values: [{zero: 0}]}, mark: {type: "rule", strokeDash: [3, 3]},
        encoding: {x: {field: "zero", type: "quantitative"}}}]});
-    main.appendChild(table(["knob", "effect", "± 2 se", "n"], rows.map(function (r) {
+    main.appendChild(table(["knob", "effect", "\u00b1 2 se", "runs"], rows.map(function (r) {
       return [r.what, {text: num(r.effect), value: r.effect, key: "effect"},
               r.lo === null ? "" : num((r.hi - r.lo) / 2), String(r.n)]; }), "knobs"));
     main.appendChild(section("Never tried", [data.never_tried.length ?
