@@ -117,6 +117,11 @@ _NEWEST = """
     SELECT ts, id, val_bpb, purpose, author, sane FROM {src}
     WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
+# The newest runs that count here: trust enters, so kept only while it does not change.
+_NEWEST_COUNTED = """
+    SELECT ts, id, val_bpb, purpose, author, sane FROM {src}
+    WHERE status = 'ok' AND val_bpb IS NOT NULL AND sane AND {author}
+    ORDER BY ts DESC, id DESC LIMIT ?"""
 Row = config_rows.Row                     # t_sum, t_n, u_sum, u_n (sums in 1e-12 units)
 Run = tuple[int, str, str, int]           # ts, id, author, val_bpb (in 1e-12 units)
 Repeats = dict[tuple[str, int], list[Run]]               # (config, seed) -> its runs, oldest first
@@ -259,6 +264,7 @@ class Aggregates:
         self._grouped_runs = _Grouped()
         self._screened: dict[str, tuple[int, str]] | None = None
         self._newest: dict[int, list[tuple[Any, ...]]] = {}   # limit -> its _NEWEST rows
+        self._counted: dict[int, list[tuple[Any, ...]]] = {}  # limit -> its _NEWEST_COUNTED rows
         # Moved on from an earlier state: the track's runs stored since it (id, config, ref).
         self.arrived: list[tuple[str, str, str | None]] | None = None
 
@@ -535,6 +541,21 @@ class Aggregates:
         return [{"ts": ts, "id": i, "val_bpb": v, "purpose": p,
                  "counts": bool(sane) and a in trusted} for ts, i, v, p, a, sane in found]
 
+    def newest_counted(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` runs that count here (sane, by a trusted author), newest first, in
+        `newest`'s form: a flood of strangers' runs cannot push them out of a chart."""
+        with self._lock:
+            if limit not in self._counted:
+                self._counted[limit] = self._counted_in(None, limit)
+            found = self._counted[limit]
+        return [{"ts": ts, "id": i, "val_bpb": v, "purpose": p, "counts": True}
+                for ts, i, v, p, _, _ in found]
+
+    def _counted_in(self, rows: tuple[int, int] | None, limit: int,
+                    configs: list[str] | None = None) -> list[tuple[Any, ...]]:
+        src = self._src("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status", rows, configs)
+        return [tuple(r) for r in self._query(_NEWEST_COUNTED, src, [limit])]
+
     def _newest_in(self, rows: tuple[int, int] | None, limit: int,
                    configs: list[str] | None = None) -> list[tuple[Any, ...]]:
         src = self._src("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status", rows, configs)
@@ -564,6 +585,7 @@ class Aggregates:
                 fresh._screened = self._screened
             if not touched:
                 fresh._newest = dict(self._newest)
+                fresh._counted = dict(self._counted) if same else {}
                 return fresh
             if same and self._screened is not None:
                 src = fresh._plain("r.config_hash, r.author, r.purpose, r.ts, r.id",
@@ -571,8 +593,10 @@ class Aggregates:
                 fresh._screened = _first_screens(self._screened, fresh._query(_SCREENED, src))
             for limit, old in self._newest.items():      # trust does not enter: kept
                 new = fresh._newest_in((self.mark, upto), limit, touched)
-                merged = sorted(old + new, key=lambda r: (r[0], r[1]), reverse=True)
-                fresh._newest[limit] = merged[:limit]
+                fresh._newest[limit] = _newest_first(old + new)[:limit]
+            for limit, old in (self._counted.items() if same else ()):
+                new = fresh._counted_in((self.mark, upto), limit, touched)
+                fresh._counted[limit] = _newest_first(old + new)[:limit]
         return fresh
 
     def _arrived(self, upto: int) -> list[tuple[str, str, str | None]]:
@@ -580,6 +604,10 @@ class Aggregates:
         return [tuple(r) for r in self.reader.query(
             "SELECT id, config_hash, ref FROM runs WHERE track = ? AND rowid >= ? AND rowid < ?",
             [self.track, self.mark, upto]).rows]
+
+
+def _newest_first(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return sorted(rows, key=lambda r: (r[0], r[1]), reverse=True)
 
 
 def _first_screens(known: dict[str, tuple[int, str]],

@@ -601,6 +601,14 @@ class Verdicts:
     def _newest(self, limit: int) -> list[dict[str, Any]]:
         return self.agg.newest(limit)
 
+    def newest_counted(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` runs that count here (sane, by trusted authors), newest first."""
+        return [dict(r) for r in self._once(("counted", limit),
+                                            lambda: self._newest_counted(limit))]
+
+    def _newest_counted(self, limit: int) -> list[dict[str, Any]]:
+        return self.agg.newest_counted(limit)
+
 
 _NAMES = [c.strip() for c in _RUN_COLUMNS.split(",")]
 

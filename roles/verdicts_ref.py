@@ -59,3 +59,6 @@ class ReferenceVerdicts(Verdicts):
         done.sort(key=lambda r: (r["ts"], r["id"]), reverse=True)
         return [{"ts": r["ts"], "id": r["id"], "val_bpb": r["val_bpb"], "purpose": r["purpose"],
                  "counts": self.why_not(r["id"]) is None} for r in done[:limit]]
+
+    def _newest_counted(self, limit: int) -> list[dict[str, Any]]:
+        return [r for r in self._newest(len(self.runs)) if r["counts"]][:limit]

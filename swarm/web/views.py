@@ -152,10 +152,14 @@ def _diff_text(diff: Any) -> str:
 
 
 def _marks(v: Any) -> list[dict[str, Any]]:
-    # The newest finished runs; no ids or authors: 2,000 points are drawn, and their text would
-    # triple the payload. `counts`: evidence here (sane, by a trusted author).
+    # The newest runs that count here (sane, by a trusted author), then the newest of the rest
+    # up to a quarter as many: a flood of strangers' runs cannot push the counted ones off the
+    # chart. No ids or authors: their text would triple the payload.
+    counted = v.newest_counted(MAX_MARKS)
+    others = [r for r in v.newest_finished(MAX_MARKS) if not r["counts"]][:MAX_MARKS // 4]
+    runs = sorted(counted + others, key=lambda r: (r["ts"], r["id"]), reverse=True)
     return [{"ts": r["ts"], "val_bpb": _clean(r["val_bpb"]), "purpose": r["purpose"],
-             "counts": bool(r["counts"])} for r in v.newest_finished(MAX_MARKS)]
+             "counts": bool(r["counts"])} for r in runs]
 
 
 def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:

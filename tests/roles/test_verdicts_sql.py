@@ -171,6 +171,7 @@ def _same_verdicts(fast: Verdicts, slow: Verdicts) -> None:
     assert fast.screened == slow.screened
     assert fast.baseline_tally() == slow.baseline_tally()
     assert fast.newest_finished(25) == slow.newest_finished(25)
+    assert fast.newest_counted(25) == slow.newest_counted(25)
     assert fast.best() == slow.best()
 
 
@@ -462,6 +463,7 @@ def test_trust_changes_by_replays_and_pins_between_unranked_states(tmp_path, see
                 assert v.agg._configs.base is not None           # moved on, not recomputed
                 fresh = Verdicts(store, track, now, facts, params)
                 assert v.newest_finished(25) == fresh.newest_finished(25)
+                assert v.newest_counted(25) == fresh.newest_counted(25)
                 assert v.baseline_tally() == fresh.baseline_tally()
                 if n % 2:                  # else only the overview's aggregates were asked
                     _same_aggregates(v.agg, fresh.agg)

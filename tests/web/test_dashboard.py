@@ -9,7 +9,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from memory import synthetic
+from memory import codec, synthetic
 from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
 from roles import trust, verdicts
@@ -225,3 +225,34 @@ def test_live_events_announce_new_records(tmp_path: Path) -> None:
     server.should_exit = True
     thread.join(10)
     store.close()
+
+
+def test_a_flood_of_strangers_runs_cannot_push_the_counted_ones_off_the_chart(
+        history_home: Path) -> None:
+    """The overview draws the newest runs: a key publishing more runs than it draws, all newer
+    than any real one, used to leave it no run that counts here (only the stranger's)."""
+    memory = ReadOnlyMemory(memory_path(history_home))
+    try:
+        before = dashboard_app(memory, history_home)
+        with TestClient(before, base_url="http://127.0.0.1") as c:
+            counted = [m for m in c.get("/json/overview").json()["marks"] if m["counts"]]
+        newest = memory.query("SELECT max(ts) FROM records").rows[0][0]
+    finally:
+        memory.close()
+    (flooder,) = synthetic.keypairs(1, seed=4242)
+    config = {**synthetic.HISTORY_BASE, "n_head": 2}
+    flood = [codec.sign(flooder, "run", i + 1, synthetic.run_body(
+        synthetic.HISTORY_TRACK, config, seed=i, val_bpb=1.9, purpose="screen"),
+        ts=newest + 10 * (i + 1)) for i in range(views.MAX_MARKS + 10)]
+    with Store(memory_path(history_home), helpers=0) as store:
+        assert store.add(flood).accepted == len(flood)
+    memory = ReadOnlyMemory(memory_path(history_home))
+    try:
+        with TestClient(dashboard_app(memory, history_home), base_url="http://127.0.0.1") as c:
+            marks = c.get("/json/overview").json()["marks"]
+    finally:
+        memory.close()
+    assert counted and [m for m in marks if m["counts"]] == counted
+    strangers = [m for m in marks if not m["counts"]]
+    assert 0 < len(strangers) <= views.MAX_MARKS // 4
+    assert [m["ts"] for m in marks] == sorted((m["ts"] for m in marks), reverse=True)
