@@ -24,6 +24,11 @@ REDIAL_MIN_S = 5.0
 REDIAL_MAX_S = 300.0
 DHT_INTERVAL_S = 15.0
 MAX_DHT_DIALS = 20              # connections we seek through the DHT (bootstrap peers come on top)
+# Addresses a peer claims for itself (identify) that this node keeps in its peer table, saves in
+# peers.json and so redials after a restart. A claim is testimony: py-libp2p keeps up to 1000, and
+# any of them may be a third party's (a victim to flood with dials) or this node's own LAN or
+# loopback (a port scan of 127.0.0.1:22 or 192.168.x.y by proxy).
+MAX_CLAIMED_ADDRS = 8
 
 
 async def start(net: NetHost, nursery: trio.Nursery) -> None:
@@ -180,6 +185,8 @@ class ConnectionEvents:
         suffix = f"/p2p/{peer_id}"          # identify's addresses may carry it already
         addrs = [str(a) if str(a).endswith(suffix) else f"{a}{suffix}"
                  for a in network.peerstore.addrs(pid)] if _has_addrs(network, pid) else None
+        if addrs:
+            addrs = believable_addrs(addrs, _remote_ip(conn))
         self.net.peers.seen(peer_id, addrs, connected=True)
         if self.net.nursery is not None:
             self.net.nursery.start_soon(self.net.pull_from, peer_id)
@@ -200,6 +207,40 @@ class ConnectionEvents:
 
     async def listen_close(self, network: Any, multiaddr: Any) -> None:
         pass
+
+
+def _remote_ip(conn: Any) -> str | None:
+    try:
+        address = conn.muxed_conn.get_remote_address()
+    except Exception:  # noqa: BLE001 - relayed or closing connections may not know it
+        return None
+    return str(address[0]) if address else None
+
+
+def believable_addrs(claimed: list[str], remote_ip: str | None) -> list[str]:
+    """Of the addresses a peer claims for itself, those this node may keep and redial: at most
+    MAX_CLAIMED_ADDRS, never an unspecified, multicast or broadcast IP, and a loopback or LAN IP
+    only from a peer whose connection comes from one (a peer across the internet cannot be at
+    this node's 127.0.0.1 or 192.168.x.y; a relayed one, whose IP is unknown, counts as across).
+    Addresses at the connection's own IP come first."""
+    from node.nat import lan_address
+
+    local = remote_ip is not None and lan_address(f"/ip{6 if ':' in remote_ip else 4}/{remote_ip}")
+    kept = [a for a in dict.fromkeys(claimed)
+            if not _never_dialed(a) and (local or not lan_address(a))]
+    kept.sort(key=lambda a: a.split("/")[2:3] != [remote_ip])       # stable: claim order else
+    return kept[:MAX_CLAIMED_ADDRS]
+
+
+def _never_dialed(addr: str) -> bool:
+    parts = addr.split("/")
+    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+        return False
+    try:
+        ip = ipaddress.ip_address(parts[2])
+    except ValueError:
+        return True                                 # an IP protocol without an IP
+    return ip.is_unspecified or ip.is_multicast or ip == ipaddress.ip_address("255.255.255.255")
 
 
 def _has_addrs(network: Any, pid: Any) -> bool:
