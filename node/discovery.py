@@ -115,19 +115,95 @@ def _offer(send: Any, info: Any) -> None:
 async def _mdns_dialer(net: NetHost, receive: Any, mdns: Any, handler: Any) -> None:
     from libp2p.discovery.events.peerDiscovery import peerDiscovery
 
+    gate = MdnsGate(local_subnets())
     try:
-        async for info in receive:
-            if str(info.peer_id) in net.connected_peers() or info.peer_id == net.host.get_id():
-                continue
-            try:
-                with trio.fail_after(10):
-                    await net.host.connect(info)
-                log.info("mDNS: connected to %s", info.peer_id)
-            except Exception as exc:  # noqa: BLE001
-                log.debug("mDNS: dial %s failed: %r", info.peer_id, exc)
+        async with trio.open_nursery() as nursery:
+            limit = trio.CapacityLimiter(MDNS_DIALS)
+            async for info in receive:
+                if str(info.peer_id) in net.connected_peers() or info.peer_id == net.host.get_id():
+                    continue
+                addrs = gate.admit([str(a) for a in info.addrs], time.monotonic())
+                if addrs:
+                    info.addrs[:] = [a for a in info.addrs if str(a) in addrs]
+                    token = object()                # back-pressure: the channel drops the rest
+                    await limit.acquire_on_behalf_of(token)
+                    nursery.start_soon(_mdns_dial, net, info, limit, token)
     finally:
         peerDiscovery.unregister_peer_discovered_handler(handler)
         mdns.stop()
+
+
+async def _mdns_dial(net: NetHost, info: Any, limit: trio.CapacityLimiter, token: object) -> None:
+    try:
+        with trio.fail_after(10):
+            await net.host.connect(info)
+        log.info("mDNS: connected to %s", info.peer_id)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("mDNS: dial %s failed: %r", info.peer_id, exc)
+    finally:
+        limit.release_on_behalf_of(token)
+
+
+# mDNS announcements are anyone's on the LAN, and peer ids are free: a spoofer announcing many
+# peers made the node dial each, one at a time (10 s each at a silent address), at any address it
+# named, LAN or internet. Now only addresses on this machine's own subnets, each at most once per
+# MDNS_REDIAL_S whatever peer id names it, MDNS_DIALS at a time.
+MDNS_DIALS = 4
+MDNS_REDIAL_S = 60.0
+MAX_MDNS_REMEMBERED = 4096
+
+
+class MdnsGate:
+    """Which addresses of an mDNS announcement this node dials (see MDNS_REDIAL_S)."""
+
+    def __init__(self, subnets: list[Any]) -> None:
+        self.subnets = subnets
+        self.dialed: dict[str, float] = {}          # IP:port -> when last dialed
+
+    def admit(self, addrs: list[str], now: float) -> list[str]:
+        """The addresses of `addrs` to dial now (remembered as dialed), [] for none."""
+        if len(self.dialed) >= MAX_MDNS_REMEMBERED:
+            self.dialed = {k: t for k, t in self.dialed.items() if now - t < MDNS_REDIAL_S}
+        out = []
+        for addr in addrs:
+            parts = addr.split("/")
+            if len(parts) < 5 or parts[1] not in ("ip4", "ip6") or not self._local(parts[2]):
+                continue
+            endpoint = f"{parts[2]}:{parts[4]}"
+            if now - self.dialed.get(endpoint, -1e9) >= MDNS_REDIAL_S:
+                self.dialed[endpoint] = now
+                out.append(addr)
+        return out
+
+    def _local(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.subnets if net.version == address.version)
+
+
+def local_subnets() -> list[Any]:
+    """The subnets of this machine's up interfaces, loopback left out (a LAN peer is never at
+    this machine's 127.0.0.1; an announcement naming it would make the node dial its own ports)."""
+    import psutil
+
+    try:
+        up = {name for name, stats in psutil.net_if_stats().items() if stats.isup}
+        found = [(a.address.split("%")[0], a.netmask) for name, addrs in psutil.net_if_addrs().items()
+                 if name in up for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6)
+                 and a.netmask]
+    except OSError:
+        return []
+    out = []
+    for address, mask in found:
+        try:
+            net = ipaddress.ip_interface(f"{address}/{mask}").network
+        except ValueError:
+            continue
+        if not net.is_loopback:
+            out.append(net)
+    return out
 
 
 # ---- Kademlia DHT ----

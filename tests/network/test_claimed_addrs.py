@@ -77,3 +77,24 @@ def test_relays_from_node_records_are_never_loopback_or_lan() -> None:
     nat = Nat(None)                       # type: ignore[arg-type] - learn_relays needs no host
     trio.run(nat.learn_relays, relays)
     assert nat.known_relays == relays[2:]
+
+
+def test_mdns_spoofing_many_peers_at_one_address_or_off_the_lan_dials_little() -> None:
+    import ipaddress
+
+    from node.discovery import MDNS_REDIAL_S, MdnsGate
+
+    gate = MdnsGate([ipaddress.ip_network("192.168.1.0/24")])
+    lan = "/ip4/192.168.1.20/tcp/7400"
+    # 200 fresh peer ids announced at one LAN address: one dial, until MDNS_REDIAL_S passed
+    assert sum(len(gate.admit([lan], now=1.0 + i / 100)) for i in range(200)) == 1
+    assert gate.admit([lan], now=1.0 + MDNS_REDIAL_S) == [lan]
+    # an announcement naming an internet victim, another LAN, or loopback: none
+    assert gate.admit(["/ip4/198.51.100.7/tcp/80", "/ip4/10.0.0.1/tcp/22",
+                       "/ip4/127.0.0.1/tcp/22"], now=2.0) == []
+
+
+def test_this_machines_loopback_is_never_an_mdns_subnet() -> None:
+    from node.discovery import local_subnets
+
+    assert not any(net.is_loopback for net in local_subnets())
