@@ -24,6 +24,11 @@ REDIAL_MIN_S = 5.0
 REDIAL_MAX_S = 300.0
 DHT_INTERVAL_S = 15.0
 MAX_DHT_DIALS = 20              # connections we seek through the DHT (bootstrap peers come on top)
+# Addresses a peer claims for itself (identify) that this node keeps in its peer table, saves in
+# peers.json and so redials after a restart. A claim is testimony: py-libp2p keeps up to 1000, and
+# any of them may be a third party's (a victim to flood with dials) or this node's own LAN or
+# loopback (a port scan of 127.0.0.1:22 or 192.168.x.y by proxy).
+MAX_CLAIMED_ADDRS = 8
 
 
 async def start(net: NetHost, nursery: trio.Nursery) -> None:
@@ -110,19 +115,95 @@ def _offer(send: Any, info: Any) -> None:
 async def _mdns_dialer(net: NetHost, receive: Any, mdns: Any, handler: Any) -> None:
     from libp2p.discovery.events.peerDiscovery import peerDiscovery
 
+    gate = MdnsGate(local_subnets())
     try:
-        async for info in receive:
-            if str(info.peer_id) in net.connected_peers() or info.peer_id == net.host.get_id():
-                continue
-            try:
-                with trio.fail_after(10):
-                    await net.host.connect(info)
-                log.info("mDNS: connected to %s", info.peer_id)
-            except Exception as exc:  # noqa: BLE001
-                log.debug("mDNS: dial %s failed: %r", info.peer_id, exc)
+        async with trio.open_nursery() as nursery:
+            limit = trio.CapacityLimiter(MDNS_DIALS)
+            async for info in receive:
+                if str(info.peer_id) in net.connected_peers() or info.peer_id == net.host.get_id():
+                    continue
+                addrs = gate.admit([str(a) for a in info.addrs], time.monotonic())
+                if addrs:
+                    info.addrs[:] = [a for a in info.addrs if str(a) in addrs]
+                    token = object()                # back-pressure: the channel drops the rest
+                    await limit.acquire_on_behalf_of(token)
+                    nursery.start_soon(_mdns_dial, net, info, limit, token)
     finally:
         peerDiscovery.unregister_peer_discovered_handler(handler)
         mdns.stop()
+
+
+async def _mdns_dial(net: NetHost, info: Any, limit: trio.CapacityLimiter, token: object) -> None:
+    try:
+        with trio.fail_after(10):
+            await net.host.connect(info)
+        log.info("mDNS: connected to %s", info.peer_id)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("mDNS: dial %s failed: %r", info.peer_id, exc)
+    finally:
+        limit.release_on_behalf_of(token)
+
+
+# mDNS announcements are anyone's on the LAN, and peer ids are free: a spoofer announcing many
+# peers made the node dial each, one at a time (10 s each at a silent address), at any address it
+# named, LAN or internet. Now only addresses on this machine's own subnets, each at most once per
+# MDNS_REDIAL_S whatever peer id names it, MDNS_DIALS at a time.
+MDNS_DIALS = 4
+MDNS_REDIAL_S = 60.0
+MAX_MDNS_REMEMBERED = 4096
+
+
+class MdnsGate:
+    """Which addresses of an mDNS announcement this node dials (see MDNS_REDIAL_S)."""
+
+    def __init__(self, subnets: list[Any]) -> None:
+        self.subnets = subnets
+        self.dialed: dict[str, float] = {}          # IP:port -> when last dialed
+
+    def admit(self, addrs: list[str], now: float) -> list[str]:
+        """The addresses of `addrs` to dial now (remembered as dialed), [] for none."""
+        if len(self.dialed) >= MAX_MDNS_REMEMBERED:
+            self.dialed = {k: t for k, t in self.dialed.items() if now - t < MDNS_REDIAL_S}
+        out = []
+        for addr in addrs:
+            parts = addr.split("/")
+            if len(parts) < 5 or parts[1] not in ("ip4", "ip6") or not self._local(parts[2]):
+                continue
+            endpoint = f"{parts[2]}:{parts[4]}"
+            if now - self.dialed.get(endpoint, -1e9) >= MDNS_REDIAL_S:
+                self.dialed[endpoint] = now
+                out.append(addr)
+        return out
+
+    def _local(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.subnets if net.version == address.version)
+
+
+def local_subnets() -> list[Any]:
+    """The subnets of this machine's up interfaces, loopback left out (a LAN peer is never at
+    this machine's 127.0.0.1; an announcement naming it would make the node dial its own ports)."""
+    import psutil
+
+    try:
+        up = {name for name, stats in psutil.net_if_stats().items() if stats.isup}
+        found = [(a.address.split("%")[0], a.netmask) for name, addrs in psutil.net_if_addrs().items()
+                 if name in up for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6)
+                 and a.netmask]
+    except OSError:
+        return []
+    out = []
+    for address, mask in found:
+        try:
+            net = ipaddress.ip_interface(f"{address}/{mask}").network
+        except ValueError:
+            continue
+        if not net.is_loopback:
+            out.append(net)
+    return out
 
 
 # ---- Kademlia DHT ----
@@ -180,6 +261,8 @@ class ConnectionEvents:
         suffix = f"/p2p/{peer_id}"          # identify's addresses may carry it already
         addrs = [str(a) if str(a).endswith(suffix) else f"{a}{suffix}"
                  for a in network.peerstore.addrs(pid)] if _has_addrs(network, pid) else None
+        if addrs:
+            addrs = believable_addrs(addrs, _remote_ip(conn))
         self.net.peers.seen(peer_id, addrs, connected=True)
         if self.net.nursery is not None:
             self.net.nursery.start_soon(self.net.pull_from, peer_id)
@@ -200,6 +283,40 @@ class ConnectionEvents:
 
     async def listen_close(self, network: Any, multiaddr: Any) -> None:
         pass
+
+
+def _remote_ip(conn: Any) -> str | None:
+    try:
+        address = conn.muxed_conn.get_remote_address()
+    except Exception:  # noqa: BLE001 - relayed or closing connections may not know it
+        return None
+    return str(address[0]) if address else None
+
+
+def believable_addrs(claimed: list[str], remote_ip: str | None) -> list[str]:
+    """Of the addresses a peer claims for itself, those this node may keep and redial: at most
+    MAX_CLAIMED_ADDRS, never an unspecified, multicast or broadcast IP, and a loopback or LAN IP
+    only from a peer whose connection comes from one (a peer across the internet cannot be at
+    this node's 127.0.0.1 or 192.168.x.y; a relayed one, whose IP is unknown, counts as across).
+    Addresses at the connection's own IP come first."""
+    from node.nat import lan_address
+
+    local = remote_ip is not None and lan_address(f"/ip{6 if ':' in remote_ip else 4}/{remote_ip}")
+    kept = [a for a in dict.fromkeys(claimed)
+            if not _never_dialed(a) and (local or not lan_address(a))]
+    kept.sort(key=lambda a: a.split("/")[2:3] != [remote_ip])       # stable: claim order else
+    return kept[:MAX_CLAIMED_ADDRS]
+
+
+def _never_dialed(addr: str) -> bool:
+    parts = addr.split("/")
+    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+        return False
+    try:
+        ip = ipaddress.ip_address(parts[2])
+    except ValueError:
+        return True                                 # an IP protocol without an IP
+    return ip.is_unspecified or ip.is_multicast or ip == ipaddress.ip_address("255.255.255.255")
 
 
 def _has_addrs(network: Any, pid: Any) -> bool:

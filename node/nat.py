@@ -236,9 +236,12 @@ class Nat:
         return out
 
     async def learn_relays(self, addrs: list[str]) -> None:
-        """Relay addresses from `node` records (newest first); direct `.../p2p/ID` ones, 32 kept."""
-        self.known_relays = [a for a in dict.fromkeys(addrs)
-                             if "/p2p/" in a and "/p2p-circuit" not in a][:MAX_KNOWN_RELAYS]
+        """Relay addresses from `node` records (newest first); direct `.../p2p/ID` ones, 32 kept.
+        Never a loopback or LAN address: a record is anyone's testimony, and a private node seeks
+        its relays across the internet (LAN peers are found by mDNS and need none), so such an
+        address would only make every private node dial a port of its own machine or LAN."""
+        self.known_relays = [a for a in dict.fromkeys(addrs) if "/p2p/" in a
+                             and "/p2p-circuit" not in a and not lan_address(a)][:MAX_KNOWN_RELAYS]
 
     async def _seek_relay(self) -> None:
         """Without a relay among our peers, dial one relay named in `node` records (one address

@@ -31,7 +31,46 @@ def apply() -> None:
     _patch_score_gate()
     _patch_score_thresholds()
     _patch_teardown_race()
+    _patch_identify_bounds()
     _APPLIED = True
+
+
+MAX_IDENTIFY_PROTOCOLS = 64     # a peer's protocols kept from its identify (ours first)
+MAX_IDENTIFY_ADDRS = 32         # a peer's listen addresses kept from its identify
+KNOWN_PREFIXES = ("/swarm/", "/meshsub/", "/libp2p/", "/ipfs/")
+
+
+def _patch_identify_bounds() -> None:
+    """Keep a few of the protocols and addresses a peer's identify lists, not all it sends.
+
+    py-libp2p 0.8.1 stores every protocol of an identify (or identify push) message, up to its
+    1 MiB, and up to 1000 listen addresses, in the peerstore, which keeps them after the peer
+    leaves. Peer ids are free: 30 fresh ids each listing 15,000 protocols grew a host by 103 MiB,
+    kept (measured; tests/network/test_identify_bounds.py). This node reads only a few protocols
+    of a peer (sync, pubsub, relay hop, ...): those under KNOWN_PREFIXES come first, then the
+    rest in the peer's order, MAX_IDENTIFY_PROTOCOLS in all; MAX_IDENTIFY_ADDRS addresses (a
+    peer listing more loses its signed peer record, which would add them all back).
+    """
+    import libp2p.host.basic_host as basic_host
+    import libp2p.identity.identify_push.identify_push as identify_push
+    from libp2p.identity import update
+
+    original = update.update_peerstore_from_identify
+
+    async def bounded(peerstore: Any, peer_id: Any, identify_msg: Any) -> None:
+        if len(identify_msg.protocols) > MAX_IDENTIFY_PROTOCOLS:
+            kept = sorted(identify_msg.protocols, key=lambda p: not p.startswith(KNOWN_PREFIXES))
+            del identify_msg.protocols[:]
+            identify_msg.protocols.extend(kept[:MAX_IDENTIFY_PROTOCOLS])
+        if len(identify_msg.listen_addrs) > MAX_IDENTIFY_ADDRS:
+            del identify_msg.listen_addrs[MAX_IDENTIFY_ADDRS:]
+            # its signed peer record lists them all again, and a signature cannot be trimmed
+            identify_msg.ClearField("signedPeerRecord")
+        await original(peerstore, peer_id, identify_msg)
+
+    bounded.__doc__ = original.__doc__
+    basic_host.update_peerstore_from_identify = bounded         # type: ignore[assignment]
+    identify_push.update_peerstore_from_identify = bounded      # type: ignore[assignment]
 
 
 def _patch_teardown_race() -> None:

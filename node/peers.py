@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 PEERS_FILE = "peers.json"
 MAX_SAVED_PEERS = 200
+MAX_ADDRS = 8               # per peer (discovery.believable_addrs chose them from its claims)
 # Peers remembered while this node runs: a peer id costs nothing to make, and each connection from a
 # fresh one added an entry for good (measured: 200 fresh ids, 200 entries, none connected). Past
 # the bound the least recently seen peers that are neither connected, banned nor recently struck
@@ -90,7 +91,7 @@ class PeerBook:
             state = self._get(peer_id)
             state.last_seen = time.time()
             if addrs:
-                state.addrs = sorted(set(addrs))[:16]
+                state.addrs = list(dict.fromkeys(addrs))[:MAX_ADDRS]
             if connected is not None:
                 state.connected = connected
 

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 EVENT_POLL_S = 1.0
 KEEPALIVE_S = 15.0
+# Live event streams open at once: each lasts as long as its tab and polls the store each second.
+# A local process that opened MAX_CONNECTIONS of them (node/api_server.py) held every connection of
+# the daemon's app, API included; past this cap a new stream ends the oldest one (a browser's
+# EventSource reconnects by itself after `retry`), so streams never hold more than this many.
+MAX_EVENT_STREAMS = 16
 NodeState = Callable[[], Awaitable[dict[str, Any]]]
 PAGES = {"overview": "Overview", "leaderboard": "Leaderboard", "claims": "Claims",
          "knobs": "Knob effects", "runs": "Runs", "trust": "Trust", "run": "Run", "claim": "Claim"}
@@ -91,6 +96,7 @@ class Dashboard:
     def __init__(self, reader: Reader, home: Path | None,
                  node_state: NodeState | None = None) -> None:
         self.reader, self.home, self.node_state = reader, home, node_state
+        self._streams: list[asyncio.Event] = []     # open event streams' stop signals, oldest first
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         # DuckDB and verdict work runs in a thread: the event loop (and the daemon it may belong
@@ -129,9 +135,21 @@ class Dashboard:
                                  headers={"cache-control": "no-store"})
 
     async def _event_stream(self, request: Request) -> AsyncIterator[str]:
+        stop = asyncio.Event()
+        if len(self._streams) >= MAX_EVENT_STREAMS:
+            self._streams.pop(0).set()
+        self._streams.append(stop)
+        try:
+            async for event in self._events(request, stop):
+                yield event
+        finally:
+            if stop in self._streams:
+                self._streams.remove(stop)
+
+    async def _events(self, request: Request, stop: asyncio.Event) -> AsyncIterator[str]:
         last, quiet = None, 0.0
         yield "retry: 3000\n\n"
-        while not await request.is_disconnected():
+        while not stop.is_set() and not await request.is_disconnected():
             count = await asyncio.to_thread(_record_count, self.reader)
             if count != last:
                 last, quiet = count, 0.0
