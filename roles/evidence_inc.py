@@ -118,9 +118,15 @@ _NEWEST = """
     WHERE status = 'ok' AND val_bpb IS NOT NULL AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
 # The newest runs that count here: trust enters, so kept only while it does not change.
+# Sanity is the costly part at a million runs: it is computed only from the ts of the newest
+# `window` finished runs of trusted authors on (exact once that window holds `limit` counted runs).
+_CUT_TRUSTED = """
+    SELECT coalesce(min(ts), 0), count(*) FROM (
+        SELECT ts FROM {src} WHERE status = 'ok' AND val_bpb IS NOT NULL AND {author}
+        ORDER BY ts DESC LIMIT ?)"""
 _NEWEST_COUNTED = """
     SELECT ts, id, val_bpb, purpose, author, sane FROM {src}
-    WHERE status = 'ok' AND val_bpb IS NOT NULL AND sane AND {author}
+    WHERE status = 'ok' AND val_bpb IS NOT NULL AND sane AND {author} AND ts >= ?
     ORDER BY ts DESC, id DESC LIMIT ?"""
 Row = config_rows.Row                     # t_sum, t_n, u_sum, u_n (sums in 1e-12 units)
 Run = tuple[int, str, str, int]           # ts, id, author, val_bpb (in 1e-12 units)
@@ -553,8 +559,16 @@ class Aggregates:
 
     def _counted_in(self, rows: tuple[int, int] | None, limit: int,
                     configs: list[str] | None = None) -> list[tuple[Any, ...]]:
+        plain = self._plain("r.ts, r.status, r.val_bpb, r.author", rows)
         src = self._src("r.ts, r.id, r.val_bpb, r.purpose, r.author, r.status", rows, configs)
-        return [tuple(r) for r in self._query(_NEWEST_COUNTED, src, [limit])]
+        for window in (2 * limit, 16 * limit, None):
+            cut, held = (0, 0) if window is None else self._query(_CUT_TRUSTED, plain, [window])[0]
+            found = [tuple(r) for r in self._query(_NEWEST_COUNTED, src, [cut, limit])]
+            # exact when the window held every trusted run, or `limit` counted runs: any counted
+            # run outside it is older than all of those
+            if window is None or held < window or len(found) >= limit:
+                return found
+        return found
 
     def _newest_in(self, rows: tuple[int, int] | None, limit: int,
                    configs: list[str] | None = None) -> list[tuple[Any, ...]]:
