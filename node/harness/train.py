@@ -46,7 +46,8 @@ def choose_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise Refused("--device cuda: torch sees no CUDA device here")
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        # indexed: some torch.cuda calls refuse a bare "cuda" (mem_get_info before torch 2.5 or so)
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 

@@ -12,7 +12,7 @@ from node.harness.config import Config
 from node.harness.experiment import run_experiment
 from node.harness.hardware import describe, memory_free
 from node.harness.optim import build_optimizers
-from node.harness.train import Batches, Trainer, choose_precision
+from node.harness.train import Batches, Trainer, choose_device, choose_precision
 
 TOKENS = np.random.default_rng(0).integers(0, 64, 5000).astype(np.uint16)
 BASE = dict(n_layer=2, n_embd=32, n_head=2, batch_size=2, seq_len=32)
@@ -59,7 +59,8 @@ def test_device_cuda_without_cuda_is_refused_not_a_crash(track, home, corpus) ->
 
 @needs_cuda
 def test_cuda_device_queries() -> None:
-    cuda = torch.device("cuda")
+    cuda = choose_device("cuda")
+    assert cuda.type == "cuda" and cuda.index == torch.cuda.current_device()
     hw = describe(cuda, 1)
     assert hw.accelerator == "cuda" and hw.device_name and hw.memory_gb > 0
     assert 0 < memory_free(cuda) <= hw.memory_gb * 2**30 * 1.01
