@@ -137,7 +137,9 @@ class Trainer:
         self.total_steps, self.step_no = total_steps, 0
         self.model = GPT(cfg, vocab_size).to(device)
         self.params = self.model.num_params()
-        self.forward = torch.compile(self.model) if compile_model else self.model
+        # static shapes: a second model in this process (the bench's next size) would otherwise be
+        # recompiled with its changed sizes symbolic (dynamo's automatic dynamic), unlike a run
+        self.forward = torch.compile(self.model, dynamic=False) if compile_model else self.model
         self.compiled, self.compile_error = compile_model, None
         self.opts = build_optimizers(self.model, cfg, fused=device.type == "cuda")
         self.ema = make_ema(self.model, cfg.ema_decay)

@@ -1,8 +1,10 @@
 """The harness's CUDA-only choices, exercised as far as a CPU allows (fused AdamW and bf16 autocast
 with every knob that changes the step, contiguous batches for pinned copies, `--device cuda`
-without CUDA), and on a GPU by scripts/gpu_check.sh (the tests that skip here: device queries,
+without CUDA, the compile's eager fallback and static shapes), and on a GPU by scripts/gpu_check.sh (the tests that skip here: device queries,
 pinned batches)."""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
@@ -105,3 +107,23 @@ def test_a_backward_that_fails_to_compile_falls_back_to_eager() -> None:
     for p, q in zip(tr.model.parameters(), ref.model.parameters()):
         assert torch.equal(p, q)
     assert float(tr.step()) == float(ref.step())
+
+
+def test_a_second_compiled_model_is_compiled_static(monkeypatch, capfd) -> None:
+    """The bench compiles three sizes in one process: without dynamic=False dynamo recompiled the
+    second with its changed sizes symbolic ("marking ... n_head as dynamic"), so its step was
+    not a run's. Dynamo decides that while tracing, before the C++ build: a broken compiler
+    (CXX=/bin/false, the eager fallback) keeps this test to seconds."""
+    monkeypatch.setenv("CXX", "/bin/false")
+    torch._logging.set_logs(dynamic=logging.INFO)
+    try:
+        for n_head in (2, 4):
+            tr = Trainer(Config(n_layer=1, n_embd=32, n_head=n_head, batch_size=2, seq_len=16), 64,
+                         TOKENS, seed=0, device=torch.device("cpu"), precision="fp32",
+                         compile_model=True, total_steps=2)
+            assert np.isfinite(float(tr.step()))
+    finally:
+        torch._logging.set_logs()
+    err = capfd.readouterr().err
+    assert "create_env" in err                            # the log was on: dynamo traced
+    assert "as dynamic" not in err
