@@ -31,7 +31,8 @@ main() {
     # without them runs fall back to eager and say why (software.compile_error)
     python3 -c "
 import os, shutil, torch
-print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(),
+print('torch', torch.__version__, 'cuda', torch.version.cuda,
+      'cudnn', torch.backends.cudnn.version(),
       torch.cuda.is_available() and torch.cuda.get_device_name(),
       'bf16', torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
       'visible', os.environ.get('CUDA_VISIBLE_DEVICES'), 'count', torch.cuda.device_count())
@@ -43,9 +44,10 @@ print('compilers', {c: shutil.which(c) for c in ('cc', 'gcc', 'c++', 'g++', 'cla
 
     step "CUDA tests"
     # -v: each test's verdict as it ends, so a run cut by the limit still says how far it got
-    timeout 120 python3 -m pytest -v -rs -p no:cacheprovider tests/harness/test_cuda_paths.py \
-        tests/harness/test_devices.py tests/harness/test_bench_harness.py \
-        tests/harness/test_runner.py -k "cuda or gpu or device"
+    # the quick device queries first, then the compiled run and bench (a compile each)
+    timeout 120 python3 -m pytest -v -rs -p no:cacheprovider \
+        tests/harness/test_accelerator_paths.py tests/harness/test_runner.py \
+        tests/harness/test_bench_harness.py tests/harness/test_devices.py -k "cuda or gpu or device"
 
     step "bench harness on CUDA (synthetic tokens: the track's data is not here)"
     timeout 270 $SWARM bench harness --device $DEVICE --synthetic-tokens --seeds 0 --rounds 3 \

@@ -1,7 +1,7 @@
 """The harness's CUDA-only choices, exercised as far as a CPU allows (fused AdamW and bf16 autocast
 with every knob that changes the step, contiguous batches for pinned copies, `--device cuda`
-without CUDA, the compile's eager fallback and static shapes), and on a GPU by scripts/gpu_check.sh (the tests that skip here: device queries,
-pinned batches)."""
+without CUDA, the compile's eager fallback and static shapes), and on a GPU by
+scripts/gpu_check.sh (the tests that skip here: device queries, pinned batches)."""
 from __future__ import annotations
 
 import logging
@@ -22,12 +22,12 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 
 
 @pytest.mark.parametrize("kw", [
-    dict(norm="rmsnorm", activation="swiglu", pos_encoding="rope", qk_norm=True),  # the GPU track's
+    dict(norm="rmsnorm", activation="swiglu", pos_encoding="rope", qk_norm=True),  # GPU track's
     dict(optimizer="muon", embed_lr_mult=3.0, tie_embeddings=False, ema_decay=0.9, grad_clip=0.5),
     dict(logit_softcap=10.0, z_loss=1e-4, ngram_steps=2, attn_pattern="SL", attn_window=8,
          weight_decay=0.0, dropout=0.1),
 ])
-def test_the_cuda_optimiser_and_autocast_with_every_knob(kw: dict) -> None:
+def test_the_fused_optimiser_and_autocast_with_every_knob(kw: dict) -> None:
     """A CUDA run steps with fused AdamW under bf16 autocast; both exist on CPU, so each knob that
     changes the step or the parameter groups is run that way here and matched against the
     unfused step (same seed: the fused kernel computes the same update)."""
@@ -103,7 +103,8 @@ def test_a_backward_that_fails_to_compile_falls_back_to_eager() -> None:
                        compile_model=False, total_steps=3) for _ in range(2))
     tr.compiled, tr.forward = True, lambda x: _BackwardFails.apply(tr.model(x))
     assert float(tr.step()) == float(ref.step())
-    assert not tr.compiled and tr.compile_error == "RuntimeError: backward compile failed: ptxas not found"
+    assert not tr.compiled
+    assert tr.compile_error == "RuntimeError: backward compile failed: ptxas not found"
     for p, q in zip(tr.model.parameters(), ref.model.parameters()):
         assert torch.equal(p, q)
     assert float(tr.step()) == float(ref.step())
