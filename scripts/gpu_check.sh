@@ -3,10 +3,11 @@
 # and no internet. Prepare with scripts/gpu_kit.sh here; carry .whl; run from the repo root:
 #   bash scripts/gpu_check.sh OUTDIR
 # Steps, each with its own limit, 540 s together (the workplace's device tool allows 600 s a
-# command): 1. the device;  2. the CUDA tests (120 s);  3. `swarm bench harness --device cuda`
-# on synthetic tokens: harness vs the textbook loop at the tinystories-gpu base config and one
-# size down and one up (270 s);  4. a short recorded `swarm run` of tinystories-gpu on CUDA, on
-# the shipped sample (its 400M-token data needs the internet) (150 s).
+# command): 1. the device (torch, Triton, C compilers);  2. the CUDA tests (120 s);
+# 3. `swarm bench harness --device cuda` on synthetic tokens: harness vs the textbook loop at the
+# tinystories-gpu base config and one size down and one up (270 s);  4. a short recorded
+# `swarm run` of tinystories-gpu on CUDA, on the shipped sample (its 400M-token data needs the
+# internet) (150 s).
 # Everything goes to OUTDIR: check.log, bench.json, run_gpu_track.json.
 # GPU_CHECK_DEVICE=cpu runs the same steps on CPU (a dry run of the script's commands, here).
 set -uo pipefail
@@ -26,12 +27,27 @@ step() { echo "== $(date +%T) $*"; }
 main() {
     step "device"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
-    python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
-torch.cuda.is_available() and torch.cuda.get_device_name())"
+    # torch.compile on CUDA needs Triton and a C compiler (Triton builds its launcher with one);
+    # without them runs fall back to eager and say why (software.compile_error)
+    python3 -c "
+import os, shutil, torch
+print('torch', torch.__version__, 'cuda', torch.version.cuda,
+      'cudnn', torch.backends.cudnn.version(),
+      torch.cuda.is_available() and torch.cuda.get_device_name(),
+      'bf16', torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+      'visible', os.environ.get('CUDA_VISIBLE_DEVICES'), 'count', torch.cuda.device_count())
+try:
+    import triton; print('triton', triton.__version__)
+except Exception as exc: print('triton missing:', exc)
+print('compilers', {c: shutil.which(c) for c in ('cc', 'gcc', 'c++', 'g++', 'clang')},
+      'CC', os.environ.get('CC'), 'CXX', os.environ.get('CXX'), 'nproc', os.cpu_count())"
 
     step "CUDA tests"
-    timeout 120 python3 -m pytest -q -rs -p no:cacheprovider tests/harness/test_bench_harness.py \
-        tests/harness/test_devices.py tests/harness/test_runner.py -k "cuda or gpu or device"
+    # -v: each test's verdict as it ends, so a run cut by the limit still says how far it got
+    # the quick device queries first, then the compiled run and bench (a compile each)
+    timeout 120 python3 -m pytest -v -rs -p no:cacheprovider \
+        tests/harness/test_accelerator_paths.py tests/harness/test_runner.py \
+        tests/harness/test_bench_harness.py tests/harness/test_devices.py -k "cuda or gpu or device"
 
     step "bench harness on CUDA (synthetic tokens: the track's data is not here)"
     timeout 270 $SWARM bench harness --device $DEVICE --synthetic-tokens --seeds 0 --rounds 3 \

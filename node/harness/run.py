@@ -156,6 +156,8 @@ def execute(spec: RunSpec, started: float,
     from node.harness.train import Trainer, train_loop
 
     plan, cfg = plan_run(spec), spec.config
+    if plan.device.type == "cuda":        # the peak is the run's, not the peak-FLOP/s matmuls'
+        torch.cuda.reset_peak_memory_stats(plan.device)
     ctx = {"hardware": describe(plan.device, spec.threads), "params": plan.params,
            "software": _software(torch.__version__, plan.precision, plan.compiled, spec.threads)}
     emit({"event": "start", "params": plan.params, "steps": plan.steps, "device": plan.device.type,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from node.harness.config import Config
+from node.harness.config import Config, Refused
 from node.harness.model import GPT
 from node.harness.optim import build_optimizers, make_ema, set_lr
 
@@ -41,9 +41,13 @@ def cpu_has_bf16() -> bool:
 
 
 def choose_device(requested: str) -> torch.device:
-    """cuda when asked for or available under auto, else cpu."""
+    """cuda when asked for or available under auto, else cpu; refuses cuda that torch cannot see
+    (without this the first torch.cuda call crashed the run, and a crash is recorded)."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise Refused("--device cuda: torch sees no CUDA device here")
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        # indexed: some torch.cuda calls refuse a bare "cuda" (mem_get_info before torch 2.5 or so)
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
@@ -92,9 +96,12 @@ class Batches:
         """(x, y), each (batch_size, seq_len), y shifted by one."""
         starts = self.rng.integers(0, len(self.tokens) - self.seq_len - 1, size=self.batch_size)
         rows = self.tokens[torch.from_numpy(starts)[:, None] + self.span]
+        # contiguous: a non_blocking copy of a strided view goes through a pageable temporary,
+        # which made the pinning useless (the copy waited for the queued GPU work)
+        x, y = rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
         if self.pin:
-            rows = rows.pin_memory()
-        return rows[:, :-1], rows[:, 1:]
+            x, y = x.pin_memory(), y.pin_memory()
+        return x, y
 
 
 def bigram_teacher(tokens: np.ndarray, vocab_size: int) -> torch.Tensor:
@@ -130,7 +137,9 @@ class Trainer:
         self.total_steps, self.step_no = total_steps, 0
         self.model = GPT(cfg, vocab_size).to(device)
         self.params = self.model.num_params()
-        self.forward = torch.compile(self.model) if compile_model else self.model
+        # static shapes: a second model in this process (the bench's next size) would otherwise be
+        # recompiled with its changed sizes symbolic (dynamo's automatic dynamic), unlike a run
+        self.forward = torch.compile(self.model, dynamic=False) if compile_model else self.model
         self.compiled, self.compile_error = compile_model, None
         self.opts = build_optimizers(self.model, cfg, fused=device.type == "cuda")
         self.ema = make_ema(self.model, cfg.ema_decay)
@@ -149,30 +158,11 @@ class Trainer:
             return 0.0
         return self.cfg.ngram_weight * (1 - self.step_no / self.cfg.ngram_steps)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The forward pass; a compile that fails (it happens at the first call) falls back to
-        eager once, keeping the reason: a box without a working C/C++ compiler, or a Triton that
-        does not build, still trains (measured: CXX=/bin/false fails in ~3 s on CPU)."""
-        if not self.compiled or self.step_no:
-            return self.forward(x)
-        try:
-            return self.forward(x)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as exc:                          # the backends raise many types
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self.compile_error = f"{type(exc).__name__}: {first}"[:400]
-            self.forward, self.compiled = self.model, False
-            return self.forward(x)
-
-    def step(self) -> torch.Tensor:
-        """One optimiser step; returns the (detached) next-token cross-entropy."""
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward, loss and backward of one step; returns the next-token cross-entropy."""
         cfg = self.cfg
-        set_lr(self.opts, lr_multiplier(cfg, self.step_no / self.total_steps))
-        x, y = self.batches.next()
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with self.autocast():
-            logits = self._logits(x)
+            logits = self.forward(x)
         logits = logits.float()
         ce = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss, alpha = ce, self._teacher_weight()
@@ -183,6 +173,35 @@ class Trainer:
         if cfg.z_loss:
             loss = loss + cfg.z_loss * z_loss_term(logits)
         loss.backward()
+        return ce
+
+    def _first_backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Step 0 of a compiled run, where the compiles happen: the forward's at its first call
+        and the backward's (AOTAutograd compiles it lazily) at the first backward. Either failing
+        falls back to eager once, keeping the reason: a box without a working C/C++ compiler, or
+        a Triton that does not build, still trains (measured: CXX=/bin/false fails in ~3 s on
+        CPU)."""
+        try:
+            return self._backward(x, y)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:                          # the backends raise many types
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self.compile_error = f"{type(exc).__name__}: {first}"[:400]
+            self.forward, self.compiled = self.model, False
+            self.model.zero_grad(set_to_none=True)        # a failed backward may have left some
+            return self._backward(x, y)
+
+    def step(self) -> torch.Tensor:
+        """One optimiser step; returns the (detached) next-token cross-entropy."""
+        cfg = self.cfg
+        set_lr(self.opts, lr_multiplier(cfg, self.step_no / self.total_steps))
+        x, y = self.batches.next()
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.compiled and not self.step_no:
+            ce = self._first_backward(x, y)
+        else:
+            ce = self._backward(x, y)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         for opt in self.opts:

@@ -14,6 +14,10 @@ def test_one_worker_per_gpu() -> None:
     assert device_plan("2,3", 2) == ["2", "3"]            # only the GPUs this process may use
     assert device_plan("GPU-5d2c,GPU-77aa", 2) == ["GPU-5d2c", "GPU-77aa"]
     assert device_plan("", 0) == [None] and device_plan("-1", 0) == [None]
+    assert device_plan("0, 1", 2) == ["0", "1"]           # spaces as people write them
+    # CUDA stops at the first entry it cannot use, so torch's count bounds the list
+    assert device_plan("0,1,2,3", 2) == ["0", "1"] and device_plan("0,-1,1", 1) == ["0"]
+    assert device_plan("0,1", 0) == [None]                # listed, but this torch has no CUDA
 
 
 def test_a_workers_runs_see_only_its_gpu() -> None:

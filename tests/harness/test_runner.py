@@ -140,3 +140,5 @@ def test_gpu_run_bf16_compiled(run) -> None:
     assert res.status == "ok" and res.hardware.accelerator == "cuda"
     assert res.software["precision"] == "bf16"
     assert res.software["compile"] == "true", res.software.get("compile_error")   # no fallback
+    # the run's own peak: not the peak-FLOP/s matmuls measured before it (8192^2, >= 512 MiB)
+    assert 0 < res.metrics.peak_mem_mb < 400
