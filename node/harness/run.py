@@ -172,7 +172,7 @@ def execute(spec: RunSpec, started: float,
         ctx["software"]["compile_error"] = trainer.compile_error
     val = evaluate_bpb(trainer.eval_model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
                        cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
-    tps = out["tokens"] / out["train_s"]
+    tps = out["timed_tokens"] / out["train_s"]        # a compiled run's step 0 left out
     metrics = {"val_bpb": val, "train_loss": out["train_loss"], "tokens": out["tokens"],
                "steps": out["steps"], "wall_s": time.perf_counter() - started,
                "tokens_per_s": tps, "mfu": plan.flops_per_token * tps / plan.peak_flops,

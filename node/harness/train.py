@@ -220,12 +220,18 @@ def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
     `curve` (a `node.harness.curve.LossCurve`) gets every loss read, for the run's loss curve."""
     cfg, steps = trainer.cfg, trainer.total_steps
     losses: list[torch.Tensor] = []
+    # A compiled run's step 0 holds the compiles (tens of seconds on a GPU): the clock of
+    # tokens/s and MFU starts after it, or a 300-step run would read several times slower.
+    warm = 1 if trainer.compiled and steps > 1 else 0
     t0 = last = time.perf_counter()
     for step in range(steps):
         if fault:
             fault(step)
         losses.append(trainer.step())
         done = step + 1
+        if done == warm:
+            _synchronize(trainer.device)
+            t0 = last = time.perf_counter()
         if done % check_every == 0 or done == steps:
             value = float(losses[-1])                     # syncs the device: not every step on GPU
             if curve is not None:
@@ -237,15 +243,21 @@ def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
                 last = now
                 emit({"event": "progress", "step": done, "steps": steps,
                       "tokens": done * cfg.tokens_per_step, "loss": round(value, 6),
-                      "tokens_per_s": round(done * cfg.tokens_per_step / (now - t0), 1),
+                      "tokens_per_s": round((done - warm) * cfg.tokens_per_step
+                                            / max(now - t0, 1e-9), 1),
                       "elapsed_s": round(now - t0, 3)})
         if len(losses) > 256:
             losses = losses[-64:]
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize()
+    _synchronize(trainer.device)
     seconds = time.perf_counter() - t0
     tail = torch.stack(losses[-min(len(losses), 50):]).float()
     if not torch.isfinite(tail).all():
         raise NonFinite("loss is not finite at the end of training")
     return {"tokens": steps * cfg.tokens_per_step, "steps": steps,
-            "train_loss": float(tail.mean()), "train_s": seconds}
+            "train_loss": float(tail.mean()), "train_s": seconds,
+            "timed_tokens": (steps - warm) * cfg.tokens_per_step}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
