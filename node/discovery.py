@@ -309,13 +309,14 @@ def believable_addrs(claimed: list[str], remote_ip: str | None) -> list[str]:
 
 
 def _never_dialed(addr: str) -> bool:
-    parts = addr.split("/")
-    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
-        return False
+    from node.nat import ip_of
+
     try:
-        ip = ipaddress.ip_address(parts[2])
+        ip = ip_of(addr)
     except ValueError:
         return True                                 # an IP protocol without an IP
+    if ip is None:
+        return False
     return ip.is_unspecified or ip.is_multicast or ip == ipaddress.ip_address("255.255.255.255")
 
 

@@ -413,17 +413,23 @@ LAN_NETS = [ipaddress.ip_network(n) for n in (
     "127.0.0.0/8", "fc00::/7", "fe80::/10", "::1/128")]
 
 
+def ip_of(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP of multiaddr `addr`, None when it starts with no IP protocol; ValueError when that
+    protocol holds no IP."""
+    parts = addr.split("/")
+    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
+        return None
+    return ipaddress.ip_address(parts[2])
+
+
 def lan_address(addr: str) -> bool:
     """Whether multiaddr `addr` is at a LAN / loopback IP, one not reachable across the internet
     (False for one without an IP)."""
-    parts = addr.split("/")
-    if len(parts) < 3 or parts[1] not in ("ip4", "ip6"):
-        return False
     try:
-        ip = ipaddress.ip_address(parts[2])
+        ip = ip_of(addr)
     except ValueError:
         return False
-    return any(ip in net for net in LAN_NETS if net.version == ip.version)
+    return ip is not None and any(ip in net for net in LAN_NETS if net.version == ip.version)
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -3,7 +3,6 @@ MAX_EVENT_STREAMS a new stream ends the oldest one (docs/TRUST.md, "Serving").""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import httpx
 from memory import synthetic
 from memory.store import Store
 from swarm.web.app import MAX_EVENT_STREAMS, dashboard_app
+from tests.web.conftest import served
 
 END_WAIT_S = 60.0           # generous: the oldest stream ends within a poll (1 s) on an idle machine
 
@@ -44,26 +44,17 @@ def _ended(sock: socket.socket) -> bool:
 
 
 def test_a_new_event_stream_ends_the_oldest_past_the_cap(tmp_path: Path) -> None:
-    import uvicorn
-
     store = Store(tmp_path / "m.duckdb", helpers=0)
     store.add(synthetic.history()[:3])
-    server = uvicorn.Server(uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    streams = [_open_stream(port) for _ in range(MAX_EVENT_STREAMS)]
-    try:
-        newest = _open_stream(port)
-        assert _ended(streams[0])                   # the oldest went, so streams stay bounded
-        assert httpx.get(f"http://127.0.0.1:{port}/json/trust", timeout=30).status_code == 200
-        streams.append(newest)
-    finally:
-        for sock in streams:
-            sock.close()
-        server.should_exit = True
-        thread.join(10)
-        store.close()
+    streams: list[socket.socket] = []
+    with served(dashboard_app(store, tmp_path / "home")) as port:
+        try:
+            streams += [_open_stream(port) for _ in range(MAX_EVENT_STREAMS)]
+            newest = _open_stream(port)
+            assert _ended(streams[0])               # the oldest went, so streams stay bounded
+            assert httpx.get(f"http://127.0.0.1:{port}/json/trust", timeout=30).status_code == 200
+            streams.append(newest)
+        finally:
+            for sock in streams:                    # before the server stops: it waits on them
+                sock.close()
+    store.close()

@@ -7,20 +7,17 @@ $SWARM_TEST_ARTEFACTS (default: the test's tmp dir), never in the repository.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from memory import codec, records as R, synthetic
 from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
 from swarm.web.serve import local_app
 from tests.web.browser import Browser, find_chromium
-from tests.web.conftest import cli_json
+from tests.web.conftest import cli_json, served
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get "
@@ -50,17 +47,11 @@ def site(history_home: Path) -> Iterator[str]:
 
 def _serve(home: Path) -> Iterator[str]:
     memory = ReadOnlyMemory(memory_path(home))
-    server = uvicorn.Server(uvicorn.Config(local_app(memory, home), host="127.0.0.1",
-                                           port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(10)
-    memory.close()
+    try:
+        with served(local_app(memory, home)) as port:
+            yield f"http://127.0.0.1:{port}/"
+    finally:
+        memory.close()
 
 
 @pytest.fixture

@@ -5,19 +5,16 @@ Real headless Chromium (tests/web/browser.py); assertions on the DOM and its tex
 from __future__ import annotations
 
 import re
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from memory import synthetic
 from memory.store import Store
 from node.home import memory_path
 from swarm.web.app import dashboard_app
 from tests.web.browser import Browser
-from tests.web.conftest import cli_json
+from tests.web.conftest import cli_json, served
 from tests.web.test_pages import CHROMIUM, _load, _serve, artefacts, browser, site  # noqa: F401
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
@@ -74,26 +71,18 @@ def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> N
     store = Store(tmp_path / "m.duckdb", helpers=0)
     records = synthetic.history()
     store.add(records[:30])
-    server = uvicorn.Server(uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        port = server.servers[0].sockets[0].getsockname()[1]
-        browser.open(f"http://127.0.0.1:{port}/")
-        browser.wait_for("document.getElementById('live').textContent.includes('30 records')")
-        before = browser.evaluate("document.querySelector('p.counts').textContent")
-        store.add(records[30:])
-        browser.wait_for(f"document.getElementById('live').textContent.includes("
-                         f"'{len(records)} records')", timeout=60)
-        browser.wait_for(f"document.querySelector('p.counts').textContent !== {before!r}",
-                         timeout=60)
-        assert browser.evaluate("!!document.querySelector('#headline')")
-        assert browser.errors() == []
-    finally:
-        browser.open("about:blank")
-        server.should_exit = True
-        thread.join(10)
-        store.close()
+    with served(dashboard_app(store, tmp_path / "home")) as port:
+        try:
+            browser.open(f"http://127.0.0.1:{port}/")
+            browser.wait_for("document.getElementById('live').textContent.includes('30 records')")
+            before = browser.evaluate("document.querySelector('p.counts').textContent")
+            store.add(records[30:])
+            browser.wait_for(f"document.getElementById('live').textContent.includes("
+                             f"'{len(records)} records')", timeout=60)
+            browser.wait_for(f"document.querySelector('p.counts').textContent !== {before!r}",
+                             timeout=60)
+            assert browser.evaluate("!!document.querySelector('#headline')")
+            assert browser.errors() == []
+        finally:
+            browser.open("about:blank")             # its event stream ends before the server
+    store.close()
