@@ -45,16 +45,20 @@ class Cancelled(RuntimeError):
 def run_accelerator(device: str = "auto", visible_devices: str | None = None) -> str:
     """Where a run of `device` trains, as `train.choose_device` will pick it, without loading torch.
 
-    "auto" trains on CUDA when the child sees a GPU: its CUDA_VISIBLE_DEVICES (`visible_devices`,
-    else ours) says so when set; unset, only torch knows, asked only if this process loaded it.
+    "auto" trains on CUDA when the child sees a GPU. A worker pinned to GPUs (`visible_devices`,
+    set only where they exist: swarm/node_work.py `device_plan`) does; else torch says, if this
+    process loaded it (a node, or the child itself); else our CUDA_VISIBLE_DEVICES, a hint only
+    (it may name a GPU a box lacks).
     """
     if device != "auto":
         return "cuda" if device == "cuda" else "cpu"
-    visible = visible_devices if visible_devices is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return "cuda" if visible.strip() not in ("", "-1") else "cpu"
+    if visible_devices is not None:
+        return "cuda" if visible_devices.strip() not in ("", "-1") else "cpu"
     torch = sys.modules.get("torch")
-    return "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    if torch is not None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "cuda" if visible is not None and visible.strip() not in ("", "-1") else "cpu"
 
 
 def fallback_context(threads: int, device: str = "auto",

@@ -101,21 +101,24 @@ def test_a_run_bound_for_cuda_that_dies_early_is_not_recorded_as_cpu(run) -> Non
 
 
 def test_fallback_accelerator_follows_the_spec_and_the_visible_devices(monkeypatch) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert run_accelerator("cuda") == "cuda" and run_accelerator("cpu", "0") == "cpu"
     assert run_accelerator("auto", "1") == "cuda"            # a worker pinned to a GPU
-    assert run_accelerator("auto") == "cpu"                  # CUDA hidden from the child
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    assert run_accelerator("auto") == "cuda" and run_accelerator("auto", "-1") == "cpu"
+    assert run_accelerator("auto", "") == run_accelerator("auto", "-1") == "cpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")        # torch is loaded here: it decides,
+    cuda = torch.cuda.is_available()                         # not a GPU the env names in vain
+    assert run_accelerator("auto") == ("cuda" if cuda else "cpu")
     assert fallback_context(3, "cuda")["hardware"].cores == 3
 
 
-def test_fallback_context_does_not_load_torch() -> None:
+@pytest.mark.parametrize("visible,accelerator", [("0", "cuda"), ("", "cpu")])
+def test_fallback_context_does_not_load_torch(visible: str, accelerator: str) -> None:
+    """Without torch the parent takes its CUDA_VISIBLE_DEVICES as the hint, and loads none."""
     code = ("import sys; from node.harness.runner import fallback_context; "
-            "fallback_context(1, 'auto'); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, env=child_env(1), timeout=120, check=True).stdout
-    assert out.strip() == "False"
+            "hw = fallback_context(1, 'auto')['hardware']; print(hw.accelerator, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                         env={**child_env(1), "CUDA_VISIBLE_DEVICES": visible}, timeout=120,
+                         check=True).stdout
+    assert out.split() == [accelerator, "False"]
 
 
 @pytest.mark.parametrize("fault,status,error", [
