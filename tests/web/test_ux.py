@@ -32,7 +32,8 @@ def _texts(role: str) -> str:
 def test_a_phone_sees_what_was_found_without_sideways_scrolling(
         site: str, browser: Browser, artefacts: Path) -> None:
     """At 390 px every page fits the screen's width (wide tables scroll inside themselves, short
-    peer ids each on one line), the overview says the verified best first, and the time axis reads as the tables do (24-hour)."""
+    peer ids each on one line), the overview says the verified best first, and the time axis
+    reads as the tables do (24-hour)."""
     browser.viewport(390, 844)
     for page in ("", "leaderboard", "claims", "knobs", "runs", "trust"):
         _load(browser, site + page, artefacts / f"narrow-{page or 'overview'}.png")

@@ -439,8 +439,8 @@ var swarmDashboard = (function () {
     main.appendChild(el("p", {"class": "status-" + c.status + (c.trusted ? "" : " untrusted"),
                               id: "status"}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary], ["author", marked(el("span", {}, [peerTag(c.author), c.trusted ? "" : " (untrusted)"]),
-                         !c.trusted)],
+      ["summary", data.summary],
+      ["author", marked(el("span", {}, [peerTag(c.author), c.trusted ? "" : " (untrusted)"]), !c.trusted)],
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
@@ -501,7 +501,8 @@ var swarmDashboard = (function () {
   function trust(data, main) {
     main.appendChild(el("h1", {}, ["Trust: who counts here and why"]));
     main.appendChild(el("p", {}, ["Roots: this node's own key", data.own ? " (" : " (none yet)",
-      data.own ? peerTag(data.own) : "", (data.own ? ")" : "") + " and the pinned keys (swarm trust add). " +
+      data.own ? peerTag(data.own) : "",
+      (data.own ? ")" : "") + " and the pinned keys (swarm trust add). " +
       "Others earn trust when a trusted author replays one of their runs and it matches bit " +
       "for bit (the same CPU model and thread count)." + (data.total > data.authors.length ?
       " The first " + data.authors.length + " of " + data.total + " authors." : "")]));
