@@ -23,10 +23,10 @@ def _scalar(value: Any) -> Any:
 
 
 def refused_result(track: Track, overrides: Mapping[str, Any], seed: int, threads: int,
-                   reason: str) -> RunResult:
+                   reason: str, device: str = "auto", visible_devices: str | None = None) -> RunResult:
     """The result of a spec that failed validation (nothing ran)."""
     config = {**track.base.model_dump(), **{str(k): _scalar(v) for k, v in overrides.items()}}
-    ctx = fallback_context(threads)
+    ctx = fallback_context(threads, device, visible_devices)
     track_id = track.id if track.data.pinned else track.name
     return RunResult(status="refused", error=reason[:400], track=track_id, config=config,
                      config_hash=config_hash(config), seed=seed, budget_tokens=track.budget.tokens,
@@ -54,7 +54,7 @@ def run_experiment(track: Track | str, config_overrides: Mapping[str, Any] | Non
     try:
         config = build_config(track.base.model_dump(), overrides)
     except Refused as exc:
-        return refused_result(track, overrides, seed, threads, str(exc))
+        return refused_result(track, overrides, seed, threads, str(exc), device, visible_devices)
     root = resolve_home(home)
     ready = prepare(track, root, data_dir, on_prepare)
     spec = RunSpec(track=ready.track, config=config, seed=seed, threads=threads, device=device,

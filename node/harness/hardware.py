@@ -12,12 +12,14 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
-import torch
 
 from memory.records import Hardware
+
+if TYPE_CHECKING:                 # torch is imported where used: `cpu_name` and `memory_total`
+    import torch                  # serve the parent's `runner.fallback_context`, which must not load it
 
 
 def cpu_name() -> str:
@@ -51,6 +53,7 @@ def memory_total() -> int:
 
 def describe(device: torch.device, threads: int) -> Hardware:
     """The `memory.records.Hardware` of the device a run uses."""
+    import torch
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return Hardware(accelerator="cuda", device_name=props.name[:400], cores=available_cores(),
@@ -63,12 +66,14 @@ def describe(device: torch.device, threads: int) -> Hardware:
 
 def memory_free(device: torch.device) -> int:
     """Bytes a run may still allocate on `device`."""
+    import torch
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     return memory_available()
 
 
 def _time_matmul(n: int, dtype: torch.dtype, device: torch.device, reps: int) -> float:
+    import torch
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     best = float("inf")
@@ -92,6 +97,7 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype, reps: int = 5) 
 
 def peak_flops(device: torch.device, dtype: torch.dtype, threads: int, cache: Path | None) -> float:
     """Measured peak matmul FLOP/s for this device, dtype and thread count, cached in `cache`."""
+    import torch
     key = f"{describe(device, threads).device_name}|{device.type}|{dtype}|{threads}|{torch.__version__}"
     table: dict[str, Any] = {}
     if cache is not None and cache.exists():

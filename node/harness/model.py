@@ -16,10 +16,26 @@ from torch import nn
 from node.harness.config import Config
 
 
+class RMSNorm(nn.RMSNorm):
+    """`nn.RMSNorm` that takes a CPU autocast's bf16 input (queries and keys under QK-norm) without
+    the dtype-mismatch fallback.
+
+    CUDA autocast runs rms_norm in fp32; CPU autocast leaves it alone, so bf16 q/k meet the fp32
+    weight, miss the fused kernel and warn. The fallback normalises in fp32 and returns bf16; so
+    does this, through the fused kernel: bit-identical numbers (tests/harness/test_model_eval.py),
+    no warning, no slower (docs/HARNESS.md "Speed").
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or self.weight is None or x.dtype == self.weight.dtype:
+            return super().forward(x)
+        return F.rms_norm(x.float(), self.normalized_shape, self.weight, self.eps).to(x.dtype)
+
+
 def make_norm(cfg: Config, dim: int) -> nn.Module:
     """The configured normalisation over the last `dim` features (no bias)."""
     if cfg.norm == "rmsnorm":
-        return nn.RMSNorm(dim, eps=1e-6)
+        return RMSNorm(dim, eps=1e-6)
     return nn.LayerNorm(dim, bias=False)
 
 

@@ -198,7 +198,7 @@ def result_for(spec: RunSpec, status: str, error: str | None, metrics: dict[str,
                ctx: dict[str, Any]) -> RunResult:
     """Assemble the RunResult of `spec`."""
     from node.harness.runner import fallback_context
-    ctx = {**fallback_context(spec.threads), **ctx}
+    ctx = {**fallback_context(spec.threads, spec.device, spec.visible_devices), **ctx}
     dump = spec.config.model_dump()
     return RunResult(status=status, error=error, track=spec.track.id, config=dump,
                      config_hash=config_hash(dump), seed=spec.seed,

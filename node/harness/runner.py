@@ -35,18 +35,46 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 0.1
 GUARD_FLOOR_MB = 1024.0       # never below this: the torch runtime alone is ~400 MB
 OnEvent = Callable[[dict[str, Any]], None]
+UNDESCRIBED_GPU = "GPU not described (the run died first)"
 
 
 class Cancelled(RuntimeError):
     """The caller's stop event was set: the child was killed and there is no result to publish."""
 
 
-def fallback_context(threads: int) -> dict[str, Any]:
-    """Hardware and software of this machine without importing torch (for runs that died early)."""
+def run_accelerator(device: str = "auto", visible_devices: str | None = None) -> str:
+    """Where a run of `device` trains, as `train.choose_device` will pick it, without loading torch.
+
+    "auto" trains on CUDA when the child sees a GPU. A worker pinned to GPUs (`visible_devices`,
+    set only where they exist: swarm/node_work.py `device_plan`) does; else torch says, if this
+    process loaded it (a node, or the child itself); else our CUDA_VISIBLE_DEVICES, a hint only
+    (it may name a GPU a box lacks).
+    """
+    if device != "auto":
+        return "cuda" if device == "cuda" else "cpu"
+    if visible_devices is not None:
+        return "cuda" if visible_devices.strip() not in ("", "-1") else "cpu"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return "cuda" if visible is not None and visible.strip() not in ("", "-1") else "cpu"
+
+
+def fallback_context(threads: int, device: str = "auto",
+                     visible_devices: str | None = None) -> dict[str, Any]:
+    """Hardware and software of this machine without importing torch (for runs that died early).
+
+    A run bound for CUDA is recorded as `cuda` (its GPU unnamed, memory 0: it died before the
+    child described it), never as this machine's CPU, which did not train it.
+    """
     from node.harness.hardware import cpu_name, memory_total
-    hw = Hardware(accelerator="cpu", device_name=cpu_name()[:400], cores=threads,
-                  memory_gb=round(memory_total() / 2**30, 2),
-                  platform=platform.platform()[:400])
+    common = {"cores": threads, "platform": platform.platform()[:400]}
+    if run_accelerator(device, visible_devices) == "cuda":
+        hw = Hardware(accelerator="cuda", device_name=UNDESCRIBED_GPU, memory_gb=0.0, **common)
+    else:
+        hw = Hardware(accelerator="cpu", device_name=cpu_name()[:400],
+                      memory_gb=round(memory_total() / 2**30, 2), **common)
     return {"hardware": hw, "params": 0,
             "software": {"harness": "1", "python": platform.python_version(), "threads": str(threads)}}
 

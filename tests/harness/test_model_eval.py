@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from node.harness.config import Config
 from node.harness.evaluate import bits_per_byte, evaluate_bpb
-from node.harness.model import GPT
+from node.harness.model import GPT, RMSNorm
 from node.harness.prepare import eval_text
 from node.harness.tokenizer import Tokenizer, train_bpe
 from node.harness.train import Trainer, bigram_teacher, lr_multiplier
@@ -98,3 +99,30 @@ def test_schedules(schedule: str) -> None:
     assert lr_multiplier(cfg, 1.0) == pytest.approx(0.1)
     if schedule == "wsd":
         assert lr_multiplier(cfg, 0.79) == 1.0
+
+
+def test_rmsnorm_takes_cpu_autocast_bf16_silently_and_with_the_same_numbers() -> None:
+    """QK-norm under CPU bf16 autocast: no dtype-mismatch warning (torch's unfused fallback), and
+    the same outputs and gradients as that fallback, so same-seed runs keep their numbers."""
+    cfg = Config(norm="rmsnorm", qk_norm=True, pos_encoding="rope", n_layer=1, seq_len=16)
+    torch.manual_seed(0)
+    model, idx = GPT(cfg, 64), torch.randint(0, 64, (2, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # the mismatch warning fails the test
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(idx).float().sum().backward()
+    x = torch.randn(2, 4, 16, 8).to(torch.bfloat16)
+    mine, theirs = RMSNorm(8, eps=1e-6), torch.nn.RMSNorm(8, eps=1e-6)
+    with torch.no_grad():
+        mine.weight.copy_(torch.linspace(0.5, 1.5, 8))
+        theirs.weight.copy_(mine.weight)
+    grads = []
+    for norm in (mine, theirs):
+        xin = x.clone().requires_grad_()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")             # the fallback's warning, expected here
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = norm(xin)
+        (out.float() * torch.linspace(-1, 1, 8)).sum().backward()
+        grads.append((out, xin.grad, norm.weight.grad))
+    assert all(torch.equal(a, b) for a, b in zip(*grads))

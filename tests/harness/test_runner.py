@@ -12,7 +12,8 @@ import torch
 
 from memory.records import RunBody
 from node.harness.experiment import run_experiment
-from node.harness.runner import GUARD_FLOOR_MB, REPO_ROOT, child_env, memory_limit_mb
+from node.harness.runner import (GUARD_FLOOR_MB, REPO_ROOT, UNDESCRIBED_GPU, child_env,
+                                 fallback_context, memory_limit_mb, run_accelerator)
 from node.harness.samples import PROMPTS
 from node.harness.spec import RunResult, RunSpec, to_run_body
 
@@ -88,6 +89,36 @@ def test_refused_specs_become_results(run) -> None:
     big = run({"n_embd": 1024, "n_head": 8, "n_layer": 24}, memory_limit_mb=700)
     assert big.status == "refused" and "GiB" in big.error
     assert run(budget_tokens=100).status == "refused"
+
+
+def test_a_run_bound_for_cuda_that_dies_early_is_not_recorded_as_cpu(run) -> None:
+    """A spec for CUDA refused before the child described its GPU: its record says cuda, its GPU
+    unnamed, never this machine's CPU (which did not train it)."""
+    res = run({"n_head": 3}, device="cuda")
+    assert res.status == "refused" and res.hardware.accelerator == "cuda"
+    assert res.hardware.device_name == UNDESCRIBED_GPU and res.hardware.memory_gb == 0
+    assert run({"n_head": 3}, device="cpu").hardware.accelerator == "cpu"
+
+
+def test_fallback_accelerator_follows_the_spec_and_the_visible_devices(monkeypatch) -> None:
+    assert run_accelerator("cuda") == "cuda" and run_accelerator("cpu", "0") == "cpu"
+    assert run_accelerator("auto", "1") == "cuda"            # a worker pinned to a GPU
+    assert run_accelerator("auto", "") == run_accelerator("auto", "-1") == "cpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")        # torch is loaded here: it decides,
+    cuda = torch.cuda.is_available()                         # not a GPU the env names in vain
+    assert run_accelerator("auto") == ("cuda" if cuda else "cpu")
+    assert fallback_context(3, "cuda")["hardware"].cores == 3
+
+
+@pytest.mark.parametrize("visible,accelerator", [("0", "cuda"), ("", "cpu")])
+def test_fallback_context_does_not_load_torch(visible: str, accelerator: str) -> None:
+    """Without torch the parent takes its CUDA_VISIBLE_DEVICES as the hint, and loads none."""
+    code = ("import sys; from node.harness.runner import fallback_context; "
+            "hw = fallback_context(1, 'auto')['hardware']; print(hw.accelerator, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
+                         env={**child_env(1), "CUDA_VISIBLE_DEVICES": visible}, timeout=120,
+                         check=True).stdout
+    assert out.split() == [accelerator, "False"]
 
 
 @pytest.mark.parametrize("fault,status,error", [

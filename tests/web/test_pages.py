@@ -98,6 +98,8 @@ def test_every_page_draws_with_the_clis_numbers(site: str, browser: Browser, art
     assert browser.evaluate(_values("trust", "runs")) == [a["runs"] for a in authors]
     assert browser.evaluate(_values("trust", "influence")) == pytest.approx(
         [a["influence"] for a in authors])
+    assert "Influence: the author's share of the sane finished runs" in browser.evaluate(
+        "document.getElementById('main').textContent")       # the column is explained
     assert _load(browser, site + "knobs", artefacts / "knobs.png")[0] > 0
     _load(browser, site + "runs", artefacts / "runs.png")
     assert browser.evaluate(_values("runs", "val_bpb")) == pytest.approx([r["val_bpb"] for r in runs])

@@ -19,6 +19,11 @@ from tests.web.test_pages import CHROMIUM, _load, _serve, artefacts, browser, si
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
 WIDE = "document.documentElement.scrollWidth"
+# the lines each table cell holding just a short peer id ("…" + 8 chars) takes on screen
+PEER_LINES = ("Array.from(document.querySelectorAll('td')).filter(td => "
+              "/^\u2026\\S{8}$/.test(td.textContent)).map(td => { const r = document.createRange(); "
+              "r.selectNodeContents(td); return new Set(Array.from(r.getClientRects())"
+              ".map(x => Math.round(x.bottom))).size; })")
 def _texts(role: str) -> str:
     return (f"Array.from(document.querySelectorAll('.chart')[0].querySelectorAll("
             f"'.role-axis-{role} text')).map(t => t.textContent)")
@@ -26,12 +31,16 @@ def _texts(role: str) -> str:
 
 def test_a_phone_sees_what_was_found_without_sideways_scrolling(
         site: str, browser: Browser, artefacts: Path) -> None:
-    """At 390 px every page fits the screen's width (wide tables scroll inside themselves), the
-    overview says the verified best first, and the time axis reads as the tables do (24-hour)."""
+    """At 390 px every page fits the screen's width (wide tables scroll inside themselves, short
+    peer ids each on one line), the overview says the verified best first, and the time axis
+    reads as the tables do (24-hour)."""
     browser.viewport(390, 844)
     for page in ("", "leaderboard", "claims", "knobs", "runs", "trust"):
         _load(browser, site + page, artefacts / f"narrow-{page or 'overview'}.png")
         assert browser.evaluate(WIDE) <= 390, page
+        if page in ("runs", "trust"):     # a short peer id never breaks after its "…"
+            lines = browser.evaluate(PEER_LINES)
+            assert lines and set(lines) == {1}, (page, lines)
         if page == "leaderboard":        # the fabricator's seeds, far off, are said, not hidden
             texts = browser.evaluate("Array.from(document.querySelectorAll('.chart svg text'))"
                                      ".map(t => t.textContent)")

@@ -46,6 +46,9 @@ var swarmDashboard = (function () {
   // a peer id: its tail, as the CLI's tables show it (every Ed25519 id begins 12D3KooW)
   function peer(id) { return id ? "\u2026" + String(id).slice(-8) : ""; }
 
+  // the same, as a node that never wraps after its "…" (narrow tables broke it there)
+  function peerTag(id) { return el("span", {"class": "peer"}, [peer(id)]); }
+
   function diffText(diff) {
     var keys = Object.keys(diff || {});
     return keys.length ? keys.map(function (k) { return k + "=" + JSON.stringify(diff[k]); }).join(", ")
@@ -261,7 +264,7 @@ var swarmDashboard = (function () {
     } else { roles.appendChild(empty("no role records yet")); }
     main.appendChild(section("Peers", [table(["node", "name", "accelerator", "last record"],
       (data.peers || []).map(function (p) {
-        return [peer(p.author), p.name, p.accelerator, when(p.ts)]; }), "peers")]));
+        return [peerTag(p.author), p.name, p.accelerator, when(p.ts)]; }), "peers")]));
     if (data.node) {
       var keys = ["peer_id", "records", "peers", "uptime_s", "network"];
       main.appendChild(section("This node", [table(["field", "value"], keys.map(function (k) {
@@ -358,8 +361,8 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
     if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
     var f = data.finding;         // its author's testimony: an untrusted author's is marked
-    main.appendChild(el("p", {}, [el("b", {}, [f.title]), " (" + when(f.ts) + " UTC, by " +
-                                  peer(f.author) + ", ", marked(f.author_status + " here",
+    main.appendChild(el("p", {}, [el("b", {}, [f.title]), " (" + when(f.ts) + " UTC, by ",
+                                  peerTag(f.author), ", ", marked(f.author_status + " here",
                                   untrusted(f.author_status)), "): " + f.text]));
     var rows = data.effects.map(function (e) {
       return {what: e.knob + "=" + JSON.stringify(e.value), effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
@@ -390,7 +393,7 @@ var swarmDashboard = (function () {
                    "val_bpb"],
       data.runs.map(function (r) {
         return [link("runs/" + r.id, short(r.id)), when(r.ts), r.track.split(":")[0], r.status,
-                r.purpose, peer(r.author), marked(r.author_status, untrusted(r.author_status)),
+                r.purpose, peerTag(r.author), marked(r.author_status, untrusted(r.author_status)),
                 diffText(r.diff), String(r.seed),
                 {text: num(r.val_bpb), value: r.val_bpb, key: "val_bpb"}];
       }), "runs");
@@ -436,7 +439,8 @@ var swarmDashboard = (function () {
     main.appendChild(el("p", {"class": "status-" + c.status + (c.trusted ? "" : " untrusted"),
                               id: "status"}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary], ["author", marked(peer(c.author) + (c.trusted ? "" : " (untrusted)"), !c.trusted)],
+      ["summary", data.summary],
+      ["author", marked(el("span", {}, [peerTag(c.author), c.trusted ? "" : " (untrusted)"]), !c.trusted)],
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
@@ -460,18 +464,18 @@ var swarmDashboard = (function () {
     var excluded = data.evidence.filter(function (e) { return !e.counts; });
     main.appendChild(section("Runs that do not count here, and why", [excluded.length ?
       table(["run", "side", "author", "val_bpb", "why not"], excluded.map(function (e) {
-        return [link("runs/" + e.id, short(e.id)), e.side, peer(e.author),
+        return [link("runs/" + e.id, short(e.id)), e.side, peerTag(e.author),
                 num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")]));
     main.appendChild(section("Assessments (others' advice; the status above is derived here)",
       [table(["when", "by", "trust", "verdict", "test", "p", "q", "n", "reason"],
       data.assessments.map(function (a) {
-        return [when(a.ts), peer(a.author), a.author_status, a.verdict, a.test, pval(a.p_value),
+        return [when(a.ts), peerTag(a.author), a.author_status, a.verdict, a.test, pval(a.p_value),
                 pval(a.q_value), String(a.n), a.reason];
       }), "assessments")]));
     main.appendChild(section("Verifications (others' advice)",
       [table(["when", "outcome", "replay match", "by", "trust", "reason"],
       data.verifications.map(function (v) {
-        return [when(v.ts), v.outcome, String(v.replay_match), peer(v.author), v.author_status,
+        return [when(v.ts), v.outcome, String(v.replay_match), peerTag(v.author), v.author_status,
                 v.reason]; }),
       "verifications")]));
   }
@@ -496,19 +500,23 @@ var swarmDashboard = (function () {
 
   function trust(data, main) {
     main.appendChild(el("h1", {}, ["Trust: who counts here and why"]));
-    main.appendChild(el("p", {}, ["Roots: this node's own key" + (data.own ? " (" +
-      peer(data.own) + ")" : " (none yet)") + " and the pinned keys (swarm trust add). " +
+    main.appendChild(el("p", {}, ["Roots: this node's own key", data.own ? " (" : " (none yet)",
+      data.own ? peerTag(data.own) : "",
+      (data.own ? ")" : "") + " and the pinned keys (swarm trust add). " +
       "Others earn trust when a trusted author replays one of their runs and it matches bit " +
       "for bit (the same CPU model and thread count)." + (data.total > data.authors.length ?
       " The first " + data.authors.length + " of " + data.total + " authors." : "")]));
     main.appendChild(table(["author", "status", "pinned", "level", "runs", "influence", "why"],
       data.authors.map(function (a) {
-        return [peer(a.author), marked(a.status, untrusted(a.status)), a.pinned ? (a.pinned.note || a.pinned.source) : "",
+        return [peerTag(a.author), marked(a.status, untrusted(a.status)), a.pinned ? (a.pinned.note || a.pinned.source) : "",
                 {text: num(a.level, 2), value: a.level, key: "level"},
                 {text: String(a.runs), value: a.runs, key: "runs"},
                 {text: (100 * a.influence).toFixed(1) + "%", value: a.influence, key: "influence"},
                 a.why];
       }), "trust"));
+    main.appendChild(el("p", {}, ["Influence: the author's share of the sane finished runs " +
+      "this node holds (all tracks, whoever signed them): how much of what is here is theirs, " +
+      "not whether it counts (the status says that)."]));
   }
 
   var VIEWS = {overview: overview, leaderboard: leaderboard, claims: claims, knobs: knobs,
