@@ -20,7 +20,8 @@ Reported per scenario and number of hostile keys: false verified findings shown 
 verified findings lost (honest claims confirmed by honest fresh seeds that an honest node does not
 show verified), the share of honest runs spent on replays, and the replays of a fabricator's runs
 until an honest node distrusts it. Self-contained: `swarm bench search` simulates alike for its
-own questions.
+own questions. Time is simulated (`SimClock`) and every draw seeded, so the same command and seed
+give the same records (`memory_digest`) and figures on every run.
 """
 from __future__ import annotations
 
