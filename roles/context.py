@@ -32,16 +32,21 @@ class Publisher(Protocol):
 
 
 class StorePublisher:
-    """Publishes into a local Store only (tests, offline use)."""
+    """Publishes into a local Store only (tests, offline use).
 
-    def __init__(self, store: Store, keypair: Keypair) -> None:
-        self.store, self.keypair = store, keypair
+    `stamp` gives each record's ts in ms (default: the wall clock); a simulation passes its own
+    clock so that the records, and so their ids, are the same on every run."""
+
+    def __init__(self, store: Store, keypair: Keypair,
+                 stamp: Callable[[], int] | None = None) -> None:
+        self.store, self.keypair, self.stamp = store, keypair, stamp
         self._lock = threading.Lock()
 
     def __call__(self, kind: str, body: Body) -> Record:
         """Sign with the author's next seq and add to the store."""
         with self._lock:
-            record = codec.sign(self.keypair, kind, self.store.next_seq(self.keypair.peer_id), body)
+            record = codec.sign(self.keypair, kind, self.store.next_seq(self.keypair.peer_id), body,
+                                ts=self.stamp() if self.stamp else None)
             report = self.store.add([record])
             if report.rejected:
                 raise ValueError(f"own record rejected: {report.rejected}")

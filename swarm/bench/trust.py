@@ -20,13 +20,13 @@ Reported per scenario and number of hostile keys: false verified findings shown 
 verified findings lost (honest claims confirmed by honest fresh seeds that an honest node does not
 show verified), the share of honest runs spent on replays, and the replays of a fabricator's runs
 until an honest node distrusts it. Self-contained: `swarm bench search` simulates alike for its
-own questions.
+own questions. Time is simulated (`SimClock`) and every draw seeded, so the same command and seed
+give the same records (`memory_digest`) and figures on every run.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import tempfile
 import time
@@ -50,6 +50,31 @@ EFFECTS: dict[tuple[str, Any], float] = {
     ("lr", 0.006): -6.0, ("pos_encoding", "rope"): -4.0, ("activation", "swiglu"): -3.0,
     ("norm", "rmsnorm"): -2.0, ("n_layer", 4): 2.0, ("lr", 0.0015): 3.0}
 PARAMS = GateParams(min_baseline=6, confirm_max=4, min_confirm=3, verify_seeds=3)
+START_MS = 1_700_000_000_000   # the simulated clock's start (Nov 2023: in the past, never ahead)
+STEP_MS = 1_000                # simulated time per honest step (leases: 600 s, grace: 1 h)
+
+
+class SimClock:
+    """The simulation's time: a fixed start, +1 ms per signed record, +STEP_MS per honest step.
+
+    Never the wall clock: a record's id hashes its ts, and roles break ties by ts and id, so wall
+    time made the same command give different figures (honest runs 29 and 30 at 8 rounds)."""
+
+    def __init__(self) -> None:
+        self.ms = START_MS
+
+    def stamp(self) -> int:
+        """The next record's ts (each record its own millisecond)."""
+        self.ms += 1
+        return self.ms
+
+    def seconds(self) -> float:
+        """Now, as `Context.clock` reads it."""
+        return self.ms / 1000
+
+    def step(self) -> None:
+        """An honest step's worth of time passes."""
+        self.ms += STEP_MS
 
 
 class SurfaceRunner:
@@ -85,9 +110,9 @@ def _body(config: dict[str, Any], seed: int, value: float, purpose: str, ref: st
 class Hostile:
     """Keys that sign whatever serves the scenario (real signatures, into the real store)."""
 
-    def __init__(self, store: Store, n: int, scenario: str, seed: int) -> None:
+    def __init__(self, store: Store, n: int, scenario: str, seed: int, clock: SimClock) -> None:
         rng = random.Random(seed)
-        self.store, self.scenario, self.rng = store, scenario, rng
+        self.store, self.scenario, self.rng, self.clock = store, scenario, rng, clock
         self.keys = [Keypair(rng.randbytes(32)) for _ in range(n)]
         self.seqs = {k.peer_id: 0 for k in self.keys}
         self.turn = 0
@@ -96,7 +121,7 @@ class Hostile:
 
     def _sign(self, key: Keypair, kind: str, body: R.Body) -> R.Record:
         self.seqs[key.peer_id] += 1
-        return codec.sign(key, kind, self.seqs[key.peer_id], body)
+        return codec.sign(key, kind, self.seqs[key.peer_id], body, ts=self.clock.stamp())
 
     def _next(self) -> int:
         self.turn += 1
@@ -167,8 +192,8 @@ class Hostile:
         out = [self._sign(self._key(), "claim", R.ClaimBody(
             track="bench-trust", baseline_hash=canonical.config_hash(base),
             candidate_hash=canonical.config_hash({**base, "lr": 0.001 * (i + 1)}),
-            diff={"lr": 0.001 * (i + 1)}, baseline_runs=[os.urandom(32).hex()],
-            candidate_runs=[os.urandom(32).hex()], effect=-0.01, summary="ghost"))
+            diff={"lr": 0.001 * (i + 1)}, baseline_runs=[self.rng.randbytes(32).hex()],
+            candidate_runs=[self.rng.randbytes(32).hex()], effect=-0.01, summary="ghost"))
             for i in range(5)]
         for (claim_id,) in self.store.query("SELECT id FROM claims ORDER BY ts, id", []).rows:
             for work in ("assess", "verify"):
@@ -187,16 +212,17 @@ def _author(store: Store, record_id: str) -> str | None:
     return rows[0][0] if rows else None
 
 
-def _honest_nodes(store: Store, n: int, seed: int) -> list[Any]:
+def _honest_nodes(store: Store, n: int, seed: int, clock: SimClock) -> list[Any]:
     from roles.context import Context, StorePublisher
     from node.harness.config import Config
 
     keys = synthetic.keypairs(n, seed=1000 + seed)
     first = frozenset({keys[0].peer_id})
     runner = SurfaceRunner()
-    return [Context(store=store, me=k.peer_id, publish=StorePublisher(store, k), track="bench-trust",
-                    base_config=Config().model_dump(), run=runner, params=PARAMS,
-                    rng=random.Random(seed * 100 + i), pinned=first - {k.peer_id},
+    return [Context(store=store, me=k.peer_id, publish=StorePublisher(store, k, clock.stamp),
+                    track="bench-trust", base_config=Config().model_dump(), run=runner,
+                    params=PARAMS, rng=random.Random(seed * 100 + i), clock=clock.seconds,
+                    pinned=first - {k.peer_id},
                     budget_tokens=BUDGET) for i, k in enumerate(keys)]
 
 
@@ -218,22 +244,31 @@ def _step(ctx: Any) -> None:
 
 def simulate(scenario: str, keys: int, honest: int = 3, rounds: int = 12, seed: int = 0,
              folder: Path | None = None) -> dict[str, Any]:
-    """One scenario; the figures of the module docstring."""
+    """One scenario; the figures of the module docstring, and `memory_digest`: a hash of every
+    record id stored (the same command and seed give the same digest, or the run is not
+    reproducible)."""
     from roles import evidence
 
     with tempfile.TemporaryDirectory(dir=folder) as tmp, Store(Path(tmp) / "m.duckdb") as store:
-        nodes = _honest_nodes(store, honest, seed)
-        bad = Hostile(store, keys, scenario, seed)
+        clock = SimClock()
+        nodes = _honest_nodes(store, honest, seed, clock)
+        bad = Hostile(store, keys, scenario, seed, clock)
         t0 = time.perf_counter()
         first_distrust: dict[str, int] = {}
         for _ in range(rounds):
             for ctx in nodes:
+                clock.step()
                 _step(ctx)
                 bad.act(evidence.best_config(nodes[0]))
                 _note_distrust(store, nodes, bad, first_distrust)
         return {"scenario": scenario, "hostile_keys": keys, "honest_nodes": honest,
-                **_figures(store, nodes, bad, first_distrust),
+                **_figures(store, nodes, bad, first_distrust), "memory_digest": _digest(store),
                 "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _digest(store: Store) -> str:
+    ids = "\n".join(r[0] for r in store.query("SELECT id FROM records ORDER BY id", []).rows)
+    return hashlib.blake2b(ids.encode(), digest_size=8).hexdigest()
 
 
 def _note_distrust(store: Store, nodes: list[Any], bad: Hostile, seen: dict[str, int]) -> None:
