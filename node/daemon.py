@@ -181,10 +181,12 @@ class Daemon:
         self.api = ApiServer(self.home, routes(self, self.config.query_timeout_s))
         tasks: list[asyncio.Task[Any]] = []
         try:
+            # The node record first: once api.json exists, a reader sees this node's own record
+            # (a test under load once read 0 records from a freshly serving node).
+            await self._publish_node_record()
             url = await self.api.start()
             tasks = [asyncio.create_task(batcher.run()), asyncio.create_task(self._housekeeping()),
                      asyncio.create_task(self._watch_host())]
-            await self._publish_node_record()
             if on_started is not None:
                 self.services = on_started(self, loop)
             if on_ready is not None:

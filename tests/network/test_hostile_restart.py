@@ -53,3 +53,32 @@ def test_a_dead_libp2p_thread_is_restarted_and_the_memory_stays_open(tmp_path: P
         asyncio.run(scenario())
     finally:
         quiet.uninstall()                       # the daemon installed it on pytest's handlers
+
+
+def test_the_node_record_is_stored_before_the_local_app_serves(tmp_path: Path, network: str,
+                                                               monkeypatch) -> None:
+    """A reader that finds api.json finds the node's own record too (CI once read 0 under load)."""
+    from node import api_server
+    seen: list[int] = []
+    start = api_server.ApiServer.start
+
+    async def counting_start(server: api_server.ApiServer) -> str:
+        seen.append(daemon.store.count())
+        return await start(server)
+
+    monkeypatch.setattr(api_server.ApiServer, "start", counting_start)
+    daemon = Daemon(DaemonConfig(home=tmp_path, net=NetConfig(
+        listen=["/ip4/127.0.0.1/tcp/0"], mdns=False, dht=False, network=network)))
+
+    async def scenario() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(daemon.run(on_ready=lambda info: ready.set()))
+        await asyncio.wait_for(ready.wait(), 120)
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        quiet.uninstall()
+    assert seen == [1]
