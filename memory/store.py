@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from memory import antientropy, codec, reconcile, schema, views
+from memory.diskspace import full_disk_cause, full_disk_message
 from memory.batch import HelperDecode, SignaturePool, ThreadedDecode
 from memory.helpers import HelperPool, default_helpers
 from memory.keyset import KeySet
@@ -46,6 +47,19 @@ Decoder = ThreadedDecode | HelperDecode
 
 class StoreError(RuntimeError):
     """The memory file cannot be opened or used."""
+
+
+class DiskFull(StoreError):
+    """A write to the memory failed for lack of room; nothing of it was stored."""
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if any: a commit that failed (e.g. disk full) has already
+    ended it, and DuckDB's "no transaction is active" would hide the error that mattered."""
+    try:
+        con.rollback()
+    except duckdb.TransactionException:
+        pass
 
 
 @dataclass
@@ -160,7 +174,11 @@ def _gc_paused() -> Iterator[None]:
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path) if str(path) != ":memory:" else ":memory:", read_only=read_only, config=dict(SAFE_CONFIG))
-    except duckdb.IOException as exc:
+    except duckdb.Error as exc:
+        if (cause := full_disk_cause(exc)) is not None:     # e.g. replaying the log on open
+            raise DiskFull(full_disk_message(path.parent, cause)) from None
+        if not isinstance(exc, duckdb.IOException):
+            raise
         if "lock" in str(exc).lower():
             raise StoreError(f"{path} is held by another process (is `swarm join` running?)") from exc
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc
@@ -197,6 +215,10 @@ class Store:
         `default_memory_limit()`).
         """
         self.path = Path(path)
+        # Called once, from the writing thread, when a write first fails for lack of room (the
+        # daemon stops the node); the write raises DiskFull all the same.
+        self.on_disk_full: Callable[[DiskFull], None] | None = None
+        self._full: DiskFull | None = None
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._con = _connect(self.path, read_only=False)
@@ -220,8 +242,23 @@ class Store:
     def _column(self, sql: str) -> np.ndarray:
         return self._con.execute(sql).fetchnumpy()["k"]
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a write refused for lack of room into DiskFull (one clear line), once noticed."""
+        try:
+            yield
+        except (duckdb.Error, OSError) as exc:
+            cause = full_disk_cause(exc)
+            if cause is None:
+                raise
+            first = self._full is None
+            self._full = self._full or DiskFull(full_disk_message(self.path.parent, cause))
+            if first and self.on_disk_full is not None:
+                self.on_disk_full(self._full)
+            raise self._full from None
+
     def _create(self) -> None:
-        with self._lock:
+        with self._lock, self._writing():
             # DuckDB checkpoints every 16 MB of log by default, and each checkpoint's cost grows
             # with the table: ingest slowed as the memory grew. 256 MB means 16x fewer of them,
             # for at most a few seconds of log replay after a crash.
@@ -262,7 +299,7 @@ class Store:
         """Validate raw records and store the new valid ones, all in one transaction."""
         raws = list(raws)
         report = IngestReport()
-        with self._lock, _gc_paused():
+        with self._lock, _gc_paused(), self._writing():
             ids = [codec.peek_id(raw) for raw in raws]
             known = self._known_ids(ids)
             # Records already held skip validation: their content was checked when first stored.
@@ -297,7 +334,7 @@ class Store:
             self._count_rejections_in_transaction(report)
             con.commit()
         except BaseException:
-            con.rollback()
+            _rollback(con)
             raise
         if keys is not None:
             rows = tables["records"]
@@ -360,7 +397,7 @@ class Store:
             self._count_rejections_in_transaction(report)
             con.commit()
         except BaseException:
-            con.rollback()
+            _rollback(con)
             raise
         records = list(fresh.values())
         if records:
@@ -438,7 +475,7 @@ class Store:
         """Add records refused before ingest (gossip validation, quotas) to `rejections`."""
         if not counts:
             return
-        with self._lock:
+        with self._lock, self._writing():
             self._con.executemany("INSERT INTO rejections VALUES (?, ?) ON CONFLICT (reason) "
                                   "DO UPDATE SET n = n + excluded.n", list(counts.items()))
 

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from memory.store import QueryResult, QueryTimeout, ReadQuery
+from memory.store import DiskFull, QueryResult, QueryTimeout, ReadQuery
 from node.api_server import HttpError, JsonResponse, read_body
 
 if TYPE_CHECKING:
@@ -159,7 +159,10 @@ def routes(daemon: Daemon, query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S) -> 
 
     async def ingest(request: Request) -> Response:
         raws = _raw_records(await read_body(request))
-        report = await daemon.ingest_and_announce(raws)
+        try:
+            report = await daemon.ingest_and_announce(raws)
+        except DiskFull as exc:             # 507 Insufficient Storage, with the one line
+            raise HttpError(507, str(exc)) from None
         return JsonResponse({"accepted": report.accepted, "duplicate": report.duplicate,
                              "rejected": dict(report.rejected)})
 

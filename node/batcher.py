@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from memory.codec import peek_id
+from memory.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class GossipBatcher:
             self._last = time.monotonic()
             try:
                 await self.flush()
+            except StoreError as exc:       # e.g. a full disk (the daemon stops): one line
+                log.warning("gossip ingest failed; its batch is dropped: %s", exc)
             except Exception:  # noqa: BLE001 - a batch the store could not take (a store bug)
                 # must cost that batch, never the node's gossip ingest: this task would end.
                 log.warning("gossip ingest failed; its batch is dropped", exc_info=True)

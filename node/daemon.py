@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from memory.codec import peek_id, sign
 from memory.records import Body, NodeBody, Record
-from memory.store import IngestReport, Store, check_file
+from memory.store import DiskFull, IngestReport, Store, StoreError, check_file
 from node import machine
 from node.api_routes import DEFAULT_QUERY_TIMEOUT_S, routes
 from node.api_server import ApiServer
@@ -127,6 +127,7 @@ class Daemon:
         self.rejected: dict[str, int] = {}
         self.started = time.time()
         self.host_restarts = 0
+        self.failure: str | None = None        # why the node stopped on its own (a full disk)
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.services: list[Service] = []
@@ -161,6 +162,7 @@ class Daemon:
         try:
             self.keypair = load_or_create(self.home)
             self.store = Store(memory_path(self.home))
+            self.store.on_disk_full = self.disk_full
             try:
                 await self._serve(on_ready, on_started)
             finally:
@@ -197,12 +199,29 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await batcher.flush()                       # the current batch is committed
-            await self._save_refusals()
+            try:
+                await batcher.flush()                   # the current batch is committed
+                await self._save_refusals()
+            except StoreError as exc:                   # a full disk: the rest must still stop
+                log.warning("last batch not stored: %s", exc)
             await self.api.stop()
             if not await asyncio.to_thread(self.bridge.stop, 15.0):
                 log.warning("libp2p thread did not stop in time")
+            self._save_peers()
+
+    def disk_full(self, exc: DiskFull) -> None:
+        """The disk is full (the memory cannot take another record, or the work its data): stop
+        the node with that one line, instead of failing every sync and losing every run trained
+        from now on. Safe from any thread."""
+        if self.failure is None:
+            self.failure = str(exc)
+        self.stop_threadsafe()
+
+    def _save_peers(self) -> None:
+        try:
             self.peers.save(self.home)
+        except OSError as exc:          # e.g. a full disk: the last saved list stays
+            log.warning("cannot save %s: %s", self.home / "peers.json", exc.strerror or exc)
 
     async def _stop_services(self) -> None:
         for service in self.services:
@@ -258,7 +277,7 @@ class Daemon:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(SAVE_PEERS_S)
-            await asyncio.to_thread(self.peers.save, self.home)
+            await asyncio.to_thread(self._save_peers)
             await self._learn_relays()
             await self._publish_node_record()       # e.g. a relayed address, once reserved
 

@@ -170,9 +170,25 @@ class NodeWork:
             self.progress.doing = "stopped: no data for a training role"
             log.error("%s", exc)
         except Exception as exc:               # the node keeps syncing; status shows why
+            if self._disk_full(exc):
+                return
             self.error = f"{type(exc).__name__}: {exc}"
             self.progress.doing = "stopped on an error"
             log.exception("the work loop stopped")
+
+    def _disk_full(self, exc: Exception) -> bool:
+        """When `exc` is a full disk (e.g. writing the track's token arrays): stop the node with
+        that one line, as the daemon does when the memory cannot take a record."""
+        from memory.diskspace import full_disk_cause, full_disk_message
+        from memory.store import DiskFull
+
+        cause = full_disk_cause(exc)
+        if cause is None:
+            return False
+        self.error = full_disk_message(self.daemon.home, cause)
+        self.progress.doing = "stopped: the disk is full"
+        self.daemon.disk_full(DiskFull(self.error))
+        return True
 
     def _make_worker(self) -> Any:
         from roles.agent import make_proposer

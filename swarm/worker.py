@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory.records import Body, Record, RunBody
+from memory.store import DiskFull
 from memory.stats import GateParams
 from node.harness.runner import Cancelled
 from roles import choice, evidence, leases
@@ -219,6 +220,9 @@ class Worker:
                 self.refresh_view()
             except Cancelled:
                 log.info("current run stopped: the node is shutting down")
+                break
+            except DiskFull as exc:                  # the daemon stops the node and says why
+                log.warning("work stopped: %s", exc)
                 break
             except Exception:                        # a bug in one step must not stop the node
                 log.exception("work step failed")

@@ -7,7 +7,10 @@ subprocess only loads arrays.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +46,19 @@ def eval_text(valid: bytes, prefix_bytes: int) -> bytes:
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
+    """Write `array` to `path` whole or not at all: a failed write leaves no partial file."""
     tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    try:
+        np.save(tmp, array)
+        tmp.replace(path)
+    except OSError as exc:
+        # numpy reports a short write ("N requested and M written") with no errno: name the
+        # cause when it is a full disk, so the node can say so in one line
+        full = exc.errno is None and shutil.disk_usage(tmp.parent).free < array.nbytes
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from exc
+        raise
 
 
 def encode_file(tok: Tokenizer, path: Path, limit: int | None = None) -> np.ndarray:

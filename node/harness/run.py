@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,20 @@ def _fault(kind: str | None, model: Any):
             with torch.no_grad():
                 model.head.weight.fill_(float("nan"))
     return hit
+
+
+def exit_with_parent(interval_s: float = 1.0) -> None:
+    """Exit as soon as the node that started this run is gone (killed hard: SIGKILL, the OOM
+    killer): an orphaned run would otherwise train on, unseen, beside the node's next start
+    (it only noticed at its next progress line, and never while evaluating or hung)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:      # an orphan is adopted by init or a subreaper
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _software(torch_version: str, precision: str, compiled: bool, threads: int) -> dict[str, str]:
@@ -212,6 +227,7 @@ def result_for(spec: RunSpec, status: str, error: str | None, metrics: dict[str,
 def main() -> int:
     """Read the spec from stdin, run it, print the protocol lines."""
     from node.harness.curve import LossCurve
+    exit_with_parent()
     started = time.perf_counter()
     spec = RunSpec.model_validate_json(sys.stdin.read())
     metrics: dict[str, Any] = {}

@@ -160,10 +160,11 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _died(proc: subprocess.Popen, stderr_path: Path) -> str:
+def _died(proc: subprocess.Popen, errf: Any) -> str:
     code = proc.returncode
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    lines = [ln for ln in stderr_path.read_text(errors="replace").splitlines() if ln.strip()]
+    errf.seek(0)
+    lines = [ln for ln in errf.read().decode(errors="replace").splitlines() if ln.strip()]
     return f"child {how} without a result" + (f": {lines[-1].strip()}" if lines else "")
 
 
@@ -209,13 +210,20 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
     """
     watch = _Watch(on_event)
     lines: queue.Queue = queue.Queue()
-    with tempfile.NamedTemporaryFile(prefix="swarm-run-", suffix=".stderr", delete=False) as errf:
-        stderr_path = Path(errf.name)
+    # The child's stderr goes to a file without a name (unlinked at once on POSIX): a node killed
+    # hard (SIGKILL, the OOM killer) mid-run used to leave a swarm-run-*.stderr in /tmp each time.
+    with tempfile.TemporaryFile(prefix="swarm-run-", suffix=".stderr") as errf:
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "node.harness.run"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errf,
                                 env=child_env(spec.threads, spec.visible_devices),
                                 cwd=REPO_ROOT, start_new_session=True)
+        return _follow(proc, spec, watch, lines, started, errf, stop)
+
+
+def _follow(proc: subprocess.Popen, spec: RunSpec, watch: _Watch, lines: queue.Queue,
+            started: float, errf: Any, stop: threading.Event | None) -> RunResult:
+    """Hand the child its spec and watch it to its end; the result (the child is gone after)."""
     try:
         try:
             proc.stdin.write(spec.model_dump_json().encode())
@@ -229,11 +237,10 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
             return _synthesise(spec, verdict[0], verdict[1], watch, wall)
         if watch.result is not None:
             return RunResult.model_validate(watch.result)
-        return _synthesise(spec, "crash", _died(proc, stderr_path), watch, wall)
+        return _synthesise(spec, "crash", _died(proc, errf), watch, wall)
     finally:
         if proc.poll() is None:
             _kill(proc)
-        stderr_path.unlink(missing_ok=True)
 
 
 def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watch: _Watch,

@@ -176,6 +176,8 @@ def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
         with progress_view.live(console, work) if summary else contextlib.nullcontext():
             runner.run(daemon.run(on_ready=ready, on_started=starter))
     last = work() if summary else None
+    if daemon.failure is not None:          # it stopped on its own: say why, exit non-zero
+        fail(f"node stopped: {daemon.failure}")
     console.print(plain_text("node stopped" + (f": {progress_view.summary_line(last)}" if last
                                                else "")), soft_wrap=True, highlight=False)
 

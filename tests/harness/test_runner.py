@@ -173,3 +173,56 @@ def test_gpu_run_bf16_compiled(run) -> None:
     assert res.software["compile"] == "true", res.software.get("compile_error")   # no fallback
     # the run's own peak: not the peak-FLOP/s matmuls measured before it (8192^2, >= 512 MiB)
     assert 0 < res.metrics.peak_mem_mb < 400
+
+
+PARENT = """
+import json, sys, psutil
+from node.harness.runner import run_spec
+from node.harness.spec import RunSpec
+spec = RunSpec.model_validate_json(sys.stdin.read())
+def started(event):
+    if event.get("event") == "start":          # the child is training: name it, then wait
+        (child,) = psutil.Process().children()
+        open(sys.argv[1], "w").write(str(child.pid))
+run_spec(spec, on_event=started)
+"""
+
+
+def test_a_node_killed_hard_leaves_no_run_behind_nor_a_file(prepared, home, tmp_path) -> None:
+    """SIGKILL of the node (the OOM killer, `kill -9`) mid-run: the run's process exits instead
+    of training on unseen beside the node's next start, and nothing is left in the temp folder
+    (each such kill used to leave a /tmp/swarm-run-*.stderr). The run hangs at step 2 and emits
+    no progress line, so only the parent watch can end it."""
+    spec = RunSpec(track=prepared.track, config=prepared.track.base, seed=3, threads=1,
+                   tokenizer=str(prepared.tokenizer), train_tokens=str(prepared.train_tokens),
+                   eval_tokens=str(prepared.eval_tokens), cache=str(home), fault="hang",
+                   progress_every_s=3600)
+    tmp, pid_file, sleeper = tmp_path / "tmp", tmp_path / "child.pid", tmp_path / "sleeper.pid"
+    tmp.mkdir()
+    env = {**child_env(1), "TMPDIR": str(tmp), "SWARM_HARNESS_FAULTS": "1",
+           "SWARM_HARNESS_FAULT_PIDS": str(sleeper)}     # the hang's own sleeper: killed below
+    node = subprocess.Popen([sys.executable, "-c", PARENT, str(pid_file)], stdin=subprocess.PIPE,
+                            env=env, cwd=REPO_ROOT)
+    node.stdin.write(spec.model_dump_json().encode())
+    node.stdin.close()
+    child = None
+    try:
+        deadline = time.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            assert node.poll() is None, "the parent died before its run started"
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        node.kill()
+        node.wait()
+        deadline = time.monotonic() + 60
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(child), "the run kept going after its node was killed"
+        assert list(tmp.glob("swarm-run-*")) == []
+    finally:
+        node.kill()
+        pids = [child] if child is not None else []
+        pids += [int(p) for p in sleeper.read_text().split()] if sleeper.exists() else []
+        for pid in pids:
+            if _alive(pid):
+                psutil.Process(pid).kill()
