@@ -6,7 +6,9 @@ tests skip where neither works.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,12 +33,21 @@ UNSHARE = _unshare()
 
 def on_small_disk(folder: Path, size: str, argv: list[str], timeout: float = 300,
                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `argv` with a `size` tmpfs (e.g. "1m") on `folder`; its output as text."""
+    """Run `argv` with a `size` tmpfs (e.g. "1m") on `folder`; its output as text. Past `timeout`
+    its whole process group is killed (a node it started included) and the test fails."""
     if UNSHARE is None:
         pytest.skip("no private mount namespace here (unshare)")
     folder.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([*UNSHARE, "sh", "-c", MOUNT, "sh", size, str(folder), *argv],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.Popen([*UNSHARE, "sh", "-c", MOUNT, "sh", size, str(folder), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"still running after {timeout:.0f} s:\n{out[-1000:]}\n{err[-2000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def python(code: str, *args: str) -> list[str]:

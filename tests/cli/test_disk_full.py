@@ -18,9 +18,12 @@ node = subprocess.Popen(JOIN, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, 
 deadline = time.monotonic() + 120
 while not (home / "api.json").exists() and node.poll() is None and time.monotonic() < deadline:
     time.sleep(0.1)
-imported = subprocess.run([*CLI, "memory", "import", records, "--home", str(home)],
-                          capture_output=True, text=True, timeout=300)
-out, _ = node.communicate(timeout=120)
+try:
+    imported = subprocess.run([*CLI, "memory", "import", records, "--home", str(home)],
+                              capture_output=True, text=True, timeout=300)
+    out, _ = node.communicate(timeout=120)
+finally:
+    node.kill()                                 # a node that did not stop by itself
 try:                                            # whatever room is left: none
     with open(Path(sys.argv[1]) / "filler", "wb") as f:
         while True:
