@@ -36,7 +36,7 @@ def test_call_returns_result_and_error_and_stop_joins() -> None:
             await bridge.call(_boom)
 
     asyncio.run(scenario())
-    assert bridge.stop(timeout=5)
+    assert bridge.stop(timeout=60)
     assert not any(t.name == "test-trio" for t in threading.enumerate())
     with pytest.raises(BridgeClosed):
         asyncio.run(bridge.call(_double, 1))
@@ -59,8 +59,8 @@ def test_asyncio_cancellation_cancels_the_trio_task() -> None:
             await asyncio.wait_for(bridge.call(wait_forever), 0.2)
 
     asyncio.run(scenario())
-    assert cancelled.wait(5)
-    assert bridge.stop(timeout=5)
+    assert cancelled.wait(60)
+    assert bridge.stop(timeout=60)
 
 
 def test_start_reraises_failure_of_main() -> None:
@@ -69,7 +69,7 @@ def test_start_reraises_failure_of_main() -> None:
 
     bridge = TrioThread(bad_main)
     with pytest.raises(OSError, match="port in use"):
-        bridge.start(timeout=5)
+        bridge.start(timeout=60)
     assert not bridge.alive
 
 

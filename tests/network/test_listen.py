@@ -80,7 +80,7 @@ def test_bootstrap_from_the_environment_and_the_home_file(tmp_path: Path, networ
     third = launch(tmp_path / "c", network, env={"SWARM_BOOTSTRAP": first.addr}, wait=False)
     for node in (second, third):
         wait_until_serving(node)
-        wait_for(lambda node=node: node.status()["connected"] >= 1, 30, "a bootstrap connection")
+        wait_for(lambda node=node: node.status()["connected"] >= 1, 120, "a bootstrap connection")
 
 
 

@@ -36,7 +36,7 @@ class Client:
         stream = await self.host.new_stream(relay.get_id(), [TProtocol("/libp2p/circuit/relay/0.2.0/hop")])
         peer = (for_peer or self.host.get_id()).to_bytes()
         await write_delimited_msg(stream, HopMessage(type=HopMessage.RESERVE, peer=PeerId(id=peer)))
-        with trio.fail_after(10):
+        with trio.fail_after(60):          # generous: a loaded machine; ends with the answer
             answer = await read_delimited_msg(stream, HopMessage)
         await stream.reset()
         return answer.status == StatusCode.OK
@@ -45,7 +45,7 @@ class Client:
         import multiaddr
 
         addr = f"{relay.get_addrs()[0]}".split("/p2p/")[0]
-        with trio.fail_after(15):
+        with trio.fail_after(60):
             return await self.transport.dial(
                 multiaddr.Multiaddr(f"{addr}/p2p/{relay.get_id()}/p2p-circuit/p2p/{target}"))
 
@@ -140,7 +140,7 @@ def test_a_circuit_ends_at_its_byte_budget_and_its_deadline() -> None:
 
         stream = await b.host.new_stream(a.host.get_id(), [TProtocol(ECHO)])
         echoed = 0
-        with trio.move_on_after(8):
+        with trio.move_on_after(30):        # ends when all is echoed, or at the cap's reset
             try:
                 await stream.write(payload)
                 while echoed < len(payload) and (data := await stream.read(65536)):
