@@ -78,9 +78,10 @@ def served(app: Any) -> Iterator[int]:
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120          # generous: a loaded machine; ends once it serves
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert server.started, "the dashboard did not start serving in 120 s"
     try:
         yield server.servers[0].sockets[0].getsockname()[1]
     finally:
