@@ -43,6 +43,7 @@ def _gone(pids: set[int], timeout: float = 60.0) -> bool:     # generous: a load
 
 # 250: checked in-process; HELPER_MIN_BATCH: checked by helper processes, which must not outlive
 # the writer.
+@pytest.mark.timeout(900)     # six writers: 115 s on a loaded 2-core machine
 @pytest.mark.parametrize("batch", [250, pytest.param(HELPER_MIN_BATCH, marks=pytest.mark.skipif(
     not Path("/proc/self/cmdline").exists(), reason="finds helper processes through /proc"))])
 def test_sigkill_mid_ingest_loses_nothing_committed(tmp_path: Path, batch: int) -> None:
