@@ -64,6 +64,10 @@ class TrioThread:
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
         self._error: BaseException | None = None
+        # calls whose result has not come back: a trio run that crashes abandons its tasks
+        # without their `finally`, so these are failed when the run ends (else awaited forever)
+        self._pending: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = set()
+        self._pending_lock = threading.Lock()
 
     # ---- lifecycle (called from the asyncio / main thread) ----
 
@@ -107,6 +111,10 @@ class TrioThread:
         finally:
             self._nursery = None
             self._ready.set()
+            with self._pending_lock:
+                abandoned, self._pending = self._pending, set()
+            for loop, future in abandoned:
+                post(loop, _settle, future, None, BridgeClosed("trio side ended during the call"))
 
     async def _root(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
@@ -145,12 +153,18 @@ class TrioThread:
                 return
             nursery.start_soon(runner)
 
-        self._schedule(spawn)
+        pending = (loop, future)
+        with self._pending_lock:
+            self._pending.add(pending)
         try:
+            self._schedule(spawn)
             return await future
         except asyncio.CancelledError:
             self._schedule(scope.cancel, quiet=True)
             raise
+        finally:
+            with self._pending_lock:
+                self._pending.discard(pending)
 
     def _schedule(self, fn: Callable[..., Any], *args: Any, quiet: bool = False) -> None:
         token = self._token

@@ -32,7 +32,7 @@ from node import machine
 from node.api_routes import DEFAULT_QUERY_TIMEOUT_S, routes
 from node.api_server import ApiServer
 from node.batcher import Arrivals, GossipBatcher
-from node.bridge import TrioThread, post
+from node.bridge import BridgeClosed, TrioThread, post
 from node.home import ensure_home, memory_path
 from node.host import NetConfig, NetHost
 from node.identity import load_or_create
@@ -277,9 +277,17 @@ class Daemon:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(SAVE_PEERS_S)
-            await asyncio.to_thread(self._save_peers)
-            await self._learn_relays()
-            await self._publish_node_record()       # e.g. a relayed address, once reserved
+            try:
+                await asyncio.to_thread(self._save_peers)
+                await self._learn_relays()
+                await self._publish_node_record()   # e.g. a relayed address, once reserved
+            except BridgeClosed as exc:
+                # the libp2p thread died meanwhile (_watch_host restarts it): the next round
+                # republishes the new host's addresses. Letting this end the loop stopped every
+                # later round for good.
+                log.info("housekeeping round skipped: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - an ended task is silent: say it, go on
+                log.warning("housekeeping round failed: %r", exc)
 
     # ---- records ----
 

@@ -23,7 +23,11 @@ from typing import Any
 import msgpack
 
 STARTED: list[subprocess.Popen[bytes]] = []
-START_TIMEOUT_S = 30.0
+# Generous: a node imports libp2p and DuckDB before it serves, which took tens of seconds on a
+# loaded 2-core machine. A wait ends once the node serves, so this costs nothing when fast.
+START_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 60.0      # one API call of a busy node (a DuckDB query under load)
+STOP_TIMEOUT_S = 60.0         # a clean shutdown: services, the batch in flight, the libp2p thread
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, message: str = "condition",
@@ -53,7 +57,7 @@ class Node:
         req = urllib.request.Request(self.url + path, data=body,
                                      method="POST" if body is not None else "GET")
         req.add_header("Authorization", f"Bearer {self.token if token is None else token}")
-        with urllib.request.urlopen(req, timeout=20) as response:
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as response:
             return json.loads(response.read())
 
     def status(self) -> dict[str, Any]:
@@ -84,7 +88,7 @@ class Node:
         """A dialable multiaddr of this node."""
         return self.status()["addrs"][0]
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
         """Send `sig` and wait for the process to exit; return its exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -198,7 +198,7 @@ def test_missing_home_is_a_clear_error(tmp_path) -> None:
 def test_a_memory_held_by_another_process_is_a_clear_error(filled, home) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom memory.store import Store\n"
-         f"s = Store({str(memory_path(home))!r})\nprint('ready', flush=True)\ntime.sleep(60)"],
+         f"s = Store({str(memory_path(home))!r})\nprint('ready', flush=True)\ntime.sleep(600)"],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
     try:
         assert holder.stdout.readline().strip() == "ready"

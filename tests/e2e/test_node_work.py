@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -47,20 +46,21 @@ def _alive(pid: int) -> bool:
 @needs_data
 def test_sigterm_during_a_run_stops_the_node_and_kills_the_run(tmp_path: Path) -> None:
     node = launch(tmp_path / "a", f"w-{uuid.uuid4().hex[:8]}", extra=_work_args(), work=True)
-    work = wait_for(lambda: (w := node.status()["current_work"][0])["current_run"] and w, 60,
+    work = wait_for(lambda: (w := node.status()["current_work"][0])["current_run"] and w, 120,
                     "a training run")
     assert work["role"] == "experimenter" and work["track"] == "tinystories-cpu"
     assert "baseline run" in work["current_run"]["what"]
     table = subprocess.run([*CLI, "status", "--home", str(node.home)], capture_output=True,
                            text=True, timeout=60)
     assert table.returncode == 0 and "work: role" in table.stdout and "verified best" in table.stdout
-    runs = wait_for(lambda: _children(node.proc.pid), 10, "the run's child process")
-    started = time.monotonic()
-    assert node.stop(signal.SIGTERM, timeout=30) == 0
-    assert time.monotonic() - started < 15
+    runs = wait_for(lambda: _children(node.proc.pid), 120, "the run's child process")
+    assert node.stop(signal.SIGTERM) == 0
     assert not any(_alive(pid) for pid in runs)                  # the training child is gone
     log = (node.home / "node.log").read_text()
     assert "node stopped" in log and "Traceback" not in log
+    # promptly: the worker killed its run, so shutdown never waited out the service's bound (a
+    # clock here would fail on a loaded machine, and pass on a fast one that waited for the run)
+    assert "did not stop within" not in log
     with Store(memory_path(node.home)) as store:            # no record of the killed run
         assert store.query("SELECT count(*) FROM runs WHERE status <> 'ok'").rows == [(0,)]
 

@@ -55,14 +55,14 @@ def test_hostile_three_key_claim_never_shows_verified_on_honest_nodes(tmp_path: 
     a = launch(tmp_path / "a", network)
     b = launch(tmp_path / "b", network, [a.addr])
     bad = launch(tmp_path / "bad", network, [a.addr])
-    wait_for(lambda: all(n.status()["peers"] >= 1 for n in (a, b, bad)), 30, "connections")
+    wait_for(lambda: all(n.status()["peers"] >= 1 for n in (a, b, bad)), 120, "connections")
     key = load_or_create(a.home)                       # node a's own key: its honest baseline
     honest = [_run(key, 100 + i, BASE, i, 1.0 + 0.002 * (i % 3), "baseline") for i in range(8)]
     assert a.ingest([r.raw for r in honest])["accepted"] == 8
     claim, raws = _fabricated([r.id for r in honest])
     assert bad.ingest(raws)["accepted"] == len(raws)
     ids = {codec.decode(r).id for r in raws} | {r.id for r in honest}
-    wait_for(lambda: all(n.has_all(ids) for n in (a, b, bad)), 30, "records on every node")
+    wait_for(lambda: all(n.has_all(ids) for n in (a, b, bad)), 120, "records on every node")
     assert cli.invoke(app, ["trust", "add", key.peer_id, "--home", str(b.home)]).exit_code == 0
     for node in (a, b):
         home = str(node.home)

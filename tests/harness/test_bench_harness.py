@@ -68,6 +68,7 @@ def test_bad_device_is_one_line(device: str, message: str) -> None:
     assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.timeout(900)           # 236 s on a loaded 2-core machine, against the default 300 s
 def test_cli_json_on_synthetic_tokens(tmp_path) -> None:
     out = tmp_path / "bench.json"
     res = cli.invoke(app, ["bench", "harness", "--rounds", "1", "--steps", "1", "--seeds", "0",

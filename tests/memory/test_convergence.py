@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from memory import codec, synthetic
@@ -47,6 +48,7 @@ deliveries = st.lists(st.tuples(st.integers(0, len(pool()) - 1), st.integers(0, 
                       min_size=0, max_size=60)
 
 
+@pytest.mark.timeout(900)     # 30 examples of 3 stores: 190 s on a loaded 2-core machine
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(chosen=st.sets(st.integers(0, len(pool()) - 1)), extra=deliveries,
        seeds=st.lists(st.integers(), min_size=3, max_size=3))

@@ -86,7 +86,7 @@ def test_slow_bad_and_timed_out_queries(tmp_path: Path, network: str) -> None:
     body = json.dumps({"sql": SLOW_SQL, "timeout_s": 600}).encode()
     slow = _raw_post(node, "/query", {"Authorization": f"Bearer {node.token}",
                                       "Content-Length": str(len(body))}, body)
-    wait_for(lambda: _reads(node)["running"] == 1, 30, "the slow query to start")
+    wait_for(lambda: _reads(node)["running"] == 1, 120, "the slow query to start")
     # While it runs: status, a one-record ingest and another query are answered.
     assert node.ingest(make_records(1))["accepted"] == 1
     assert node.query("SELECT count(*) FROM records")["rows"] == [[2]]
@@ -100,7 +100,7 @@ def test_slow_bad_and_timed_out_queries(tmp_path: Path, network: str) -> None:
     assert timed_out.value.code == 400 and "time limit 1 s" in _error(timed_out.value)
     assert _reads(node)["running"] == 1                  # the slow one goes on
     slow.close()                                         # its client goes away: it is stopped
-    wait_for(lambda: _reads(node) == {**_reads(node), "running": 0, "cancelled": 1}, 30,
+    wait_for(lambda: _reads(node) == {**_reads(node), "running": 0, "cancelled": 1}, 120,
              "the abandoned query to be cancelled")
     assert _reads(node)["timed_out"] == 1
     log = (node.home / "node.log").read_text()

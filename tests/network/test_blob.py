@@ -80,6 +80,7 @@ def test_a_peer_that_drips_is_left_and_its_chunks_are_kept(tmp_path: Path, held_
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     # The server's own rate limit makes it the dripping peer: after its burst (4 chunks) it sends
     # one chunk a second, so it cannot average the 2 MiB/s asked for here, however fast the machine.
+    defaults = blob.MIN_RATE, blob.SLOW_GRACE_S
     monkeypatch.setattr(blob, "MIN_RATE", 2 << 20)
     monkeypatch.setattr(blob, "SLOW_GRACE_S", 1.0)
     train = held_cpu["train"].read_bytes()
@@ -89,12 +90,22 @@ def test_a_peer_that_drips_is_left_and_its_chunks_are_kept(tmp_path: Path, held_
         server.rate = CHUNK
         with pytest.raises(DataError, match="too slow"):
             await client.fetch(CPU.train_sha256, CPU.train_bytes, dest)
+        # at least the chunk after which the rate was checked (the whole burst only if it came
+        # within the 1 s grace: a loaded machine took longer)
         kept = part.stat().st_size
-        assert kept >= 4 * CHUNK and kept % CHUNK == 0 and train.startswith(part.read_bytes())
+        assert kept >= CHUNK and kept % CHUNK == 0 and train.startswith(part.read_bytes())
+        # the dripping transfer's handler may still write a chunk the client no longer reads:
+        # count from when it has ended (it once added a chunk to the next transfer's count)
+        with trio.fail_after(120):
+            while server.slots.busy:
+                await trio.sleep(0.05)
         server.rate, server.served_bytes = blob.RATE_PER_PEER, 0
-        server._buckets.clear()                     # the next transfer at the normal rate
+        server._buckets.clear()                     # the next transfer at the normal rate,
+        blob.MIN_RATE, blob.SLOW_GRACE_S = defaults  # judged as a node judges it (2 MiB/s was
+        # asked of it too, and a loaded machine once delivered 1.7 MiB/s)
         await client.fetch(CPU.train_sha256, CPU.train_bytes, dest)
-        assert dest.read_bytes() == train and server.served_bytes == CPU.train_bytes - kept
+        assert dest.read_bytes() == train
+        assert server.served_bytes == CPU.train_bytes - kept, (server.served_bytes, kept)
 
     with_two_hosts(body)
 

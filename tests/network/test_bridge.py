@@ -36,7 +36,7 @@ def test_call_returns_result_and_error_and_stop_joins() -> None:
             await bridge.call(_boom)
 
     asyncio.run(scenario())
-    assert bridge.stop(timeout=5)
+    assert bridge.stop(timeout=60)
     assert not any(t.name == "test-trio" for t in threading.enumerate())
     with pytest.raises(BridgeClosed):
         asyncio.run(bridge.call(_double, 1))
@@ -59,8 +59,34 @@ def test_asyncio_cancellation_cancels_the_trio_task() -> None:
             await asyncio.wait_for(bridge.call(wait_forever), 0.2)
 
     asyncio.run(scenario())
-    assert cancelled.wait(5)
-    assert bridge.stop(timeout=5)
+    assert cancelled.wait(60)
+    assert bridge.stop(timeout=60)
+
+
+def test_a_call_in_flight_when_the_trio_run_crashes_fails_instead_of_hanging() -> None:
+    # The daemon's housekeeping awaited such a call forever after a libp2p crash (its task then
+    # never republished the restarted host's addresses).
+    started = threading.Event()
+
+    async def wait_forever() -> None:
+        started.set()
+        await trio.sleep_forever()
+
+    def crash() -> None:             # a run_sync_soon callback that raises ends the trio run
+        raise RuntimeError("simulated escape from a protocol handler")
+
+    bridge = TrioThread(_ready_main)
+    bridge.start()
+
+    async def scenario() -> None:
+        call = asyncio.create_task(bridge.call(wait_forever))
+        await asyncio.to_thread(started.wait, 60)
+        bridge._token.run_sync_soon(crash)
+        with pytest.raises(BridgeClosed):
+            await asyncio.wait_for(call, 60)
+
+    asyncio.run(scenario())
+    assert not bridge.alive and bridge.error is not None
 
 
 def test_start_reraises_failure_of_main() -> None:
@@ -69,7 +95,7 @@ def test_start_reraises_failure_of_main() -> None:
 
     bridge = TrioThread(bad_main)
     with pytest.raises(OSError, match="port in use"):
-        bridge.start(timeout=5)
+        bridge.start(timeout=60)
     assert not bridge.alive
 
 

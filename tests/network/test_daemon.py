@@ -91,7 +91,7 @@ def test_api_serves_concurrent_reads_while_gossip_ingests(tmp_path: Path, networ
     for thread in threads:
         thread.join(60)
     assert not errors
-    wait_for(lambda: node.status()["records"] == 201, 10, "all records stored")
+    wait_for(lambda: node.status()["records"] == 201, 120, "all records stored")
 
 
 def test_concurrent_publishes_through_the_node_never_reuse_a_seq(tmp_path: Path, network: str) -> None:

@@ -21,7 +21,8 @@ from swarm.bench import nat as natbench
 from swarm.bench.netns import NatLab, unavailable
 from tests.network.launcher import ids_of, make_records, wait_for
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(600)
+WAIT_S = 150            # generous: three nodes on a loaded 2-core machine; never a speed bound
 CLI = [sys.executable, "-c", "from swarm.cli import main; main()"]
 
 
@@ -46,21 +47,25 @@ def test_two_homes_behind_nat_exchange_records_through_a_relay(lab: NatLab,
 
     # each home learns by dial-back that it cannot be dialed, and reserves a slot on the relay
     for home in (a, b):
-        wait_for(lambda home=home: home.status()["nat"]["relays"], 60, "a relay reservation", 0.5)
+        wait_for(lambda home=home: home.status()["nat"]["relays"], WAIT_S, "a relay reservation",
+                 0.5)
         assert home.status()["nat"]["dialback"] == "private"
-    assert swarm.relay.status()["nat"]["dialback"] == "public"
+    # the relay's own verdict comes from its own round of dial-backs, on its own schedule
+    wait_for(lambda: swarm.relay.status()["nat"]["dialback"] == "public", WAIT_S,
+             "the relay's dial-back verdict", 0.5)
     status = a.status()
     assert any("/p2p-circuit/" in addr for addr in status["addrs"]), status["addrs"]
     assert status["reachability"].startswith(("relayed via", "hole-punched"))
 
-    first_link = wait_for(lambda: natbench.link_between(b, a), 60, "a link between the homes", 0.5)
+    first_link = wait_for(lambda: natbench.link_between(b, a), WAIT_S,
+                          "a link between the homes", 0.5)
     assert first_link in ("relayed", "hole-punched")
-    wait_for(lambda: b.has_all(ids_of(early)), 60, "sync of a's earlier records to b")
+    wait_for(lambda: b.has_all(ids_of(early)), WAIT_S, "sync of a's earlier records to b")
 
     late_a, late_b = make_records(5), make_records(5)
     a.ingest(late_a)
     b.ingest(late_b)
-    wait_for(lambda: b.has_all(ids_of(late_a)) and a.has_all(ids_of(late_b)), 60,
+    wait_for(lambda: b.has_all(ids_of(late_a)) and a.has_all(ids_of(late_b)), WAIT_S,
              "gossip between the homes")
 
     table = subprocess.run(["ip", "netns", "exec", a.ns, *CLI, "peers", "--home", str(a.home)],
@@ -99,7 +104,7 @@ def test_a_catch_up_larger_than_a_circuit_resumes_on_the_next_circuit(lab: NatLa
     raws = _records(2400, seed=5)
     assert sum(map(len, raws)) > 1.3 * cap
     assert a.ingest(raws)["accepted"] == 2400
-    wait_for(lambda: b.has_all(ids_of(raws)), 120, "b's catch-up through the relay", 0.5)
+    wait_for(lambda: b.has_all(ids_of(raws)), 2 * WAIT_S, "b's catch-up through the relay", 0.5)
     assert swarm.relay.status()["relay"]["circuits_opened"] >= 2
     assert natbench.link_between(b, a) in ("", "relayed")
     assert not [p for p in b.request("/peers") if p.get("banned_until")]

@@ -36,7 +36,7 @@ class Client:
         stream = await self.host.new_stream(relay.get_id(), [TProtocol("/libp2p/circuit/relay/0.2.0/hop")])
         peer = (for_peer or self.host.get_id()).to_bytes()
         await write_delimited_msg(stream, HopMessage(type=HopMessage.RESERVE, peer=PeerId(id=peer)))
-        with trio.fail_after(10):
+        with trio.fail_after(60):          # generous: a loaded machine; ends with the answer
             answer = await read_delimited_msg(stream, HopMessage)
         await stream.reset()
         return answer.status == StatusCode.OK
@@ -45,7 +45,7 @@ class Client:
         import multiaddr
 
         addr = f"{relay.get_addrs()[0]}".split("/p2p/")[0]
-        with trio.fail_after(15):
+        with trio.fail_after(60):
             return await self.transport.dial(
                 multiaddr.Multiaddr(f"{addr}/p2p/{relay.get_id()}/p2p-circuit/p2p/{target}"))
 
@@ -85,7 +85,7 @@ async def _lab(caps: RelayCaps, clients: int,
             await host.connect(PeerInfo(relay_host.get_id(), relay_host.get_addrs()))
             out.append(Client(host, CircuitV2Transport(host, stop, RelayConfig(roles=RelayRole.STOP))))
         relay_host.relay = relay
-        with trio.fail_after(90):
+        with trio.fail_after(240):          # generous: a loaded machine; ends with the body
             await body(relay_host, out)
 
 
@@ -140,7 +140,7 @@ def test_a_circuit_ends_at_its_byte_budget_and_its_deadline() -> None:
 
         stream = await b.host.new_stream(a.host.get_id(), [TProtocol(ECHO)])
         echoed = 0
-        with trio.move_on_after(8):
+        with trio.move_on_after(30):        # ends when all is echoed, or at the cap's reset
             try:
                 await stream.write(payload)
                 while echoed < len(payload) and (data := await stream.read(65536)):
@@ -174,7 +174,7 @@ async def _wait_no_circuit(relay: Any) -> None:
     """Until the relay holds no circuit (after a cut, py-libp2p's other direction may wait out
     its 15 s write timeout before the circuit's task ends)."""
     start = trio.current_time()
-    with trio.fail_after(45):
+    with trio.fail_after(120):              # generous: a loaded machine; ends once it is gone
         while relay.relay.info()["circuits"]:
             await trio.sleep(0.1)
     print(f"circuit gone after {trio.current_time() - start:.1f} s")

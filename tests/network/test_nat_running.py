@@ -66,7 +66,9 @@ def test_the_documented_commands_make_a_swarm_across_machines_and_a_home_router(
         wait_for(lambda node=node: node.status()["nat"]["relays"], WAIT_S, "a relay reservation")
         assert any("/p2p-circuit/" in x for x in node.status()["addrs"])
     # neighbours link directly over their LAN (hole-punched: direct, after a relayed first contact)
-    assert _connected(c)[d.status()["peer_id"]] in ("direct", "hole-punched")
+    d_id = d.status()["peer_id"]
+    wait_for(lambda: _connected(c).get(d_id) in ("direct", "hole-punched"), WAIT_S,
+             "a direct link between c and d")
     assert a.status()["relay"]["reservations"] == 2
 
     status = _cli(lab, "c", tmp_path, "status")

@@ -50,7 +50,7 @@ def test_two_memories_of_20000_authors_1pct_apart_converge_without_strikes(
     a = launch(tmp_path / "a", network)
     b = launch(tmp_path / "b", network, [a.addr])
     # each daemon also adds records of its own (its `node` record): equal digests, not counts
-    wait_for(lambda: a.status()["digest"] == b.status()["digest"], 90, "equal memories")
+    wait_for(lambda: a.status()["digest"] == b.status()["digest"], 200, "equal memories")
     assert a.status()["records"] > AUTHORS
     for node in (a, b):
         peers = node.request("/peers")

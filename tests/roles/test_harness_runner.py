@@ -53,7 +53,7 @@ def test_stop_kills_the_run_and_raises(runner: HarnessRunner, tmp_path: Path) ->
     started = time.monotonic()
     with pytest.raises(Cancelled):
         slow(TINY.model_dump(), 1, "baseline", None)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 120           # killed: the run itself would take hours
 
 
 def test_harness_validator_uses_the_harness_rules() -> None:

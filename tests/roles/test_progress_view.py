@@ -43,7 +43,8 @@ def test_progress_counts_the_step_and_run_under_way() -> None:
     p = Progress(busy_s=10.0, train_s=9.0, runs=1)
     p.step_started = p.run_started = time.monotonic() - 5.0
     busy, train = p.totals()
-    assert 15.0 <= busy < 15.5 and 14.0 <= train < 14.5
+    # 5 s under way, counted once (twice would be 20 and 19); the slack is a loaded machine's
+    assert 15.0 <= busy < 19.5 and 14.0 <= train < 18.5
     assert abs(p.coordination_share() - 1.0 / busy) < 0.01
 
 

@@ -77,7 +77,7 @@ class Browser:
                         self.events.append(message)
 
     def call(self, method: str, params: dict[str, Any] | None = None, session: bool = False,
-             timeout: float = 30.0) -> dict[str, Any]:
+             timeout: float = 60.0) -> dict[str, Any]:
         """Send one command and wait for its result."""
         ident = next(self._ids)
         self._replies[ident] = queue.Queue()
@@ -90,7 +90,7 @@ class Browser:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply.get("result", {})
 
-    def open(self, url: str, timeout: float = 60.0) -> None:
+    def open(self, url: str, timeout: float = 120.0) -> None:
         """Navigate the page to `url` and wait for its load event.
 
         (Evaluating while a navigation is under way may never be answered: the old document's
@@ -116,7 +116,7 @@ class Browser:
             raise RuntimeError(f"evaluate failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 30.0) -> None:
+    def wait_for(self, expression: str, timeout: float = 120.0) -> None:
         """Poll until `expression` is truthy in the page."""
         deadline = time.monotonic() + timeout
         while not self.evaluate(expression):

@@ -74,15 +74,21 @@ def served(app: Any) -> Iterator[int]:
     its port."""
     import uvicorn
 
+    # a bounded graceful stop, as `swarm dashboard` has: a client still holding an event stream
+    # (a page left open) kept the server running past the join below, and the caller then closed
+    # the memory under a query of that stream ("connection is busy with another call", seen on
+    # a loaded machine)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
+                                           lifespan="off", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120          # generous: a loaded machine; ends once it serves
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert server.started, "the dashboard did not start serving in 120 s"
     try:
         yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(120)                        # generous: ends once the server has stopped
+        assert not thread.is_alive(), "the dashboard did not stop in 120 s"

@@ -1,8 +1,6 @@
 """Every JSON view of the dashboard through Starlette's TestClient, against a real memory."""
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ from roles import trust, verdicts
 from swarm.conclusions import Conclusions
 from swarm.web import views
 from swarm.web.app import dashboard_app, warm_up
-from tests.web.conftest import FAKE_DIFF, cli_json
+from tests.web.conftest import FAKE_DIFF, cli_json, served
 
 
 @pytest.fixture
@@ -200,20 +198,11 @@ def test_pages_are_shells_that_load_only_local_assets(client: TestClient) -> Non
 
 
 def test_live_events_announce_new_records(tmp_path: Path) -> None:
-    import uvicorn
-
     store = Store(tmp_path / "m.duckdb", helpers=0)
     store.add(synthetic.history()[:5])
-    config = uvicorn.Config(dashboard_app(store, tmp_path / "home"), port=0, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
     counts = []
-    with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=30) as events:
+    with served(dashboard_app(store, tmp_path / "home")) as port, \
+            httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=60) as events:
         for line in events.iter_lines():
             if line.startswith("data:"):
                 counts.append(int(line.split('"records": ')[1].rstrip("}")))
@@ -222,8 +211,6 @@ def test_live_events_announce_new_records(tmp_path: Path) -> None:
                 else:
                     break
     assert counts == [5, 8]
-    server.should_exit = True
-    thread.join(10)
     store.close()
 
 

@@ -58,3 +58,19 @@ def test_a_new_event_stream_ends_the_oldest_past_the_cap(tmp_path: Path) -> None
             for sock in streams:                    # before the server stops: it waits on them
                 sock.close()
     store.close()
+
+
+def test_leaving_a_served_dashboard_stops_it_though_a_stream_is_held_open(tmp_path: Path) -> None:
+    """`served` returns once the server has stopped, even while a client (a page left open) holds
+    an event stream: the caller closes the memory next, which failed on a loaded machine under
+    the stream's query ("connection is busy with another call"). Before, the server outlived
+    `served`."""
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    store.add(synthetic.history()[:3])
+    with served(dashboard_app(store, tmp_path / "home")) as port:
+        held = _open_stream(port)
+    try:
+        assert _ended(held)                     # the server is gone, not streaming on
+    finally:
+        held.close()
+    store.close()                               # no query of the stream is running

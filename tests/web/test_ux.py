@@ -87,9 +87,8 @@ def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> N
             before = browser.evaluate("document.querySelector('p.counts').textContent")
             store.add(records[30:])
             browser.wait_for(f"document.getElementById('live').textContent.includes("
-                             f"'{len(records)} records')", timeout=60)
-            browser.wait_for(f"document.querySelector('p.counts').textContent !== {before!r}",
-                             timeout=60)
+                             f"'{len(records)} records')")
+            browser.wait_for(f"document.querySelector('p.counts').textContent !== {before!r}")
             assert browser.evaluate("!!document.querySelector('#headline')")
             assert browser.errors() == []
         finally:
