@@ -26,6 +26,11 @@ OUTBOUND_QUEUE = 1024           # per peer; libp2p's default is 32
 PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
 GOSSIP_THRESHOLD = -20.0        # below: no IHAVE gossip to or from it
 GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
+# Peer exchange is never accepted: a PRUNE may carry 16 signed records of peers to dial, each
+# made with a free key and naming any address (a fresh peer's score is 0, and py-libp2p accepted
+# PX at 0: 16 dials per PRUNE, LAN and loopback included). Nodes never send PX (GossipSub's
+# do_px is off); they find each other by bootstrap, saved peers, mDNS and the DHT.
+ACCEPT_PX_THRESHOLD = 1e12
 
 
 def topic_for(network: str) -> str:
@@ -60,7 +65,7 @@ def score_params(app_score: Callable[[str], float] | None = None) -> Any:
         p6_appl_slack_weight=1.0, p6_appl_slack_decay=1.0,
         p7_ip_colocation_weight=0.001, p7_ip_colocation_threshold=50,
         publish_threshold=PUBLISH_THRESHOLD, gossip_threshold=GOSSIP_THRESHOLD,
-        graylist_threshold=GRAYLIST_THRESHOLD, accept_px_threshold=0.0,
+        graylist_threshold=GRAYLIST_THRESHOLD, accept_px_threshold=ACCEPT_PX_THRESHOLD,
         app_specific_score_fn=app)
 
 

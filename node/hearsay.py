@@ -1,0 +1,138 @@
+"""Hearsay: addresses one peer names for another, before py-libp2p keeps or dials them.
+
+A Kademlia response names peers with addresses (FIND_NODE and GET_PROVIDERS `closerPeers`, the
+providers of a key, GET_VALUE's closer peers), as does an inbound ADD_PROVIDER. py-libp2p 0.8.1
+stores every such address in the peerstore and its lookups, its auto-connector and this node's DHT
+round dial them: a DHT peer could make this node dial a multicast or wildcard address, a
+third party, or this node's own LAN and loopback (a port scan by proxy). Each goes through the
+same believability rule as a peer's own identify (`discovery.believable_addrs`), with the peer
+whose bytes named it as the witness: at most 8 addresses per naming, never a wildcard,
+multicast or broadcast IP, a loopback or LAN IP only when the naming peer's connection comes
+from one. The hook is ours: the host's peerstore and the DHT's query entry points are wrapped
+on their instances (site-packages is not patched); which peer is speaking travels in a context
+variable, which trio copies into the tasks a query starts.
+
+Addresses this node's own code writes (a bootstrap address, `swarm peers`'s connect, identify,
+which `node/patches.py` bounds and `ConnectionEvents` filters for peers.json) are not hearsay;
+of them only the never-dialable IPs are dropped.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+from typing import Any, Callable
+
+from node.discovery import believable_addrs, never_dialed
+from node.relay import connection_ip
+
+# the libp2p ID of the peer whose bytes are being handled; None while this node's own code runs
+_NAMER: contextvars.ContextVar[Any] = contextvars.ContextVar("swarm_hearsay_namer", default=None)
+
+
+def guard(host: Any) -> None:
+    """Filter every address written into `host`'s peerstore (see the module doc)."""
+    peerstore = host.get_peerstore()
+    if getattr(peerstore, "_swarm_hearsay", False):
+        return
+    original = peerstore.add_addrs          # add_addr and consume_peer_record call it too
+
+    def add_addrs(peer_id: Any, addrs: Any, ttl: int = 0) -> None:
+        kept = heard(host, list(addrs))
+        if kept:
+            original(peer_id, kept, ttl)
+
+    peerstore.add_addrs = add_addrs
+    peerstore._swarm_hearsay = True
+
+
+def guard_dht(host: Any, dht: Any) -> None:
+    """Attribute what `dht` (a py-libp2p KadDHT) learns to the peer that said it: its queries of
+    one peer, its inbound stream handler, and the providers and routing entries it keeps."""
+    guard(host)
+    routing, providers, values = dht.peer_routing, dht.provider_store, dht.value_store
+    routing._query_peer_for_closest = _spoken_by(routing._query_peer_for_closest,
+                                                 lambda peer, *_: peer)
+    providers._get_providers_from_peer_with_closers = _providers_heard(
+        host, providers._get_providers_from_peer_with_closers)
+    values._get_from_peer = _spoken_by(values._get_from_peer, lambda peer, *_, **__: peer)
+    dht._do_handle_stream = _spoken_by(dht._do_handle_stream,
+                                       lambda stream: stream.muxed_conn.peer_id)
+    providers.add_provider = _info_heard(host, providers.add_provider, 1)
+    dht.routing_table.add_peer = _info_heard(host, dht.routing_table.add_peer, 0)
+
+
+def heard(host: Any, addrs: list[Any]) -> list[Any]:
+    """Of `addrs` (multiaddrs) said in the current context, those this node may keep and dial."""
+    namer = _NAMER.get()
+    if namer is None:
+        return believed(addrs, None, hearsay=False)
+    return believed(addrs, connection_ip(host, namer), hearsay=True)
+
+
+def believed(addrs: list[Any], namer_ip: str | None, hearsay: bool) -> list[Any]:
+    """Of `addrs` (multiaddrs), those kept: hearsay by a peer whose connection comes from
+    `namer_ip` (None: unknown or relayed) as `discovery.believable_addrs`; this node's own
+    writes all but the never-dialable."""
+    by_text = {str(a): a for a in addrs}
+    if not hearsay:
+        return [a for text, a in by_text.items() if not never_dialed(text)]
+    return [by_text[t] for t in believable_addrs(list(by_text), namer_ip)]
+
+
+def _spoken_by(fn: Callable[..., Any], namer: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` (a coroutine function) with the peer `namer(*args)` as the speaker while it runs."""
+    @functools.wraps(fn)
+    async def spoken(*args: Any, **kwargs: Any) -> Any:
+        token = _NAMER.set(namer(*args, **kwargs))
+        try:
+            return await fn(*args, **kwargs)
+        finally:
+            _NAMER.reset(token)
+    return spoken
+
+
+def _providers_heard(host: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """GET_PROVIDERS of one peer: its providers come back as PeerInfo, never via the peerstore
+    (this node's DHT round dials them), so their addresses are filtered here."""
+    from libp2p.peer.peerinfo import PeerInfo
+
+    @functools.wraps(fn)
+    async def get(peer_id: Any, key: bytes) -> Any:
+        token = _NAMER.set(peer_id)
+        try:
+            found, closer = await fn(peer_id, key)
+            kept = [PeerInfo(p.peer_id, heard(host, list(p.addrs))) for p in found]
+            return [p for p in kept if p.addrs], closer
+        finally:
+            _NAMER.reset(token)
+    return get
+
+
+def _info_heard(host: Any, fn: Callable[..., Any], at: int) -> Callable[..., Any]:
+    """`fn` with its PeerInfo argument number `at` filtered while a peer is speaking (dropped,
+    returning None or False, when none of its addresses is left)."""
+    import inspect
+
+    from libp2p.peer.peerinfo import PeerInfo
+
+    def filtered(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        info = args[at]
+        if _NAMER.get() is None or not isinstance(info, PeerInfo) or not info.addrs:
+            return args
+        addrs = heard(host, list(info.addrs))
+        if not addrs:
+            return None
+        return args[:at] + (PeerInfo(info.peer_id, addrs),) + args[at + 1:]
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            kept = filtered(args)
+            return False if kept is None else await fn(*kept, **kwargs)
+        return call_async
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        kept = filtered(args)
+        return None if kept is None else fn(*kept, **kwargs)
+    return call

@@ -1,0 +1,168 @@
+"""What the peers and addresses other peers name can make this node keep and dial (docs/TRUST.md,
+"Dialing"; node/hearsay.py).
+
+Real py-libp2p on loopback: the liar is a host that answers every Kademlia request (FIND_NODE,
+GET_PROVIDERS) naming a fake peer at 44 addresses, among them the wildcard, multicast and
+broadcast; the victim is a host with the node's DHT (`discovery.make_dht`). A second liar sends
+a GossipSub PRUNE whose peer exchange names a peer at a canary listener of the test's own.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from typing import Any
+
+import multiaddr
+import trio
+import varint
+
+from node import discovery, gossip
+from node.discovery import MAX_CLAIMED_ADDRS
+from node.hearsay import believed
+
+LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+NEVER = ["/ip4/0.0.0.0/tcp/7400", "/ip4/224.0.0.251/tcp/5353", "/ip4/255.255.255.255/tcp/9",
+         "/ip6/ff02::1/tcp/9"]
+# closed loopback ports (a dial is refused at once) after the never-dialable ones
+NAMED = NEVER + [f"/ip4/127.0.0.1/tcp/{port}" for port in range(1, 41)]
+
+
+def _never(addrs: list[Any]) -> list[str]:
+    return [str(a) for a in addrs if str(a).split("/")[2] in ("0.0.0.0", "224.0.0.251",
+                                                              "255.255.255.255", "ff02::1")]
+
+
+def test_hearsay_from_an_internet_peer_names_no_lan_address() -> None:
+    addrs = [multiaddr.Multiaddr(a) for a in NAMED + ["/ip4/198.51.100.7/tcp/4001"]]
+    kept = [str(a) for a in believed(addrs, "203.0.113.9", hearsay=True)]
+    assert kept == ["/ip4/198.51.100.7/tcp/4001"]
+    assert [str(a) for a in believed(addrs, None, hearsay=True)] == kept    # relayed / unknown
+    from_lan = believed(addrs, "192.168.1.20", hearsay=True)
+    assert len(from_lan) == MAX_CLAIMED_ADDRS and not _never(from_lan)
+    own = believed(addrs, None, hearsay=False)                 # this node's own writes
+    assert len(own) == len(addrs) - len(NEVER) and not _never(own)
+
+
+def _fake_peer() -> Any:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return ID.from_pubkey(create_new_key_pair(b"f" * 32).public_key)
+
+
+async def _lie(stream: Any, fake: Any) -> None:
+    """Answer each Kademlia request of `stream` naming `fake` at NAMED."""
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.utils import read_varint_prefixed_bytes
+
+    try:
+        while True:
+            request = Message()
+            request.ParseFromString(await read_varint_prefixed_bytes(stream))
+            answer = Message(type=request.type, key=request.key)
+            for group in (answer.closerPeers, answer.providerPeers):
+                peer = group.add()
+                peer.id = fake.to_bytes()
+                peer.addrs.extend(multiaddr.Multiaddr(a).to_bytes() for a in NAMED)
+            raw = answer.SerializeToString()
+            await stream.write(varint.encode(len(raw)) + raw)
+    except Exception:  # noqa: BLE001 - the victim closes the stream when done
+        pass
+
+
+async def _ask_a_liar() -> tuple[list[Any], list[Any]]:
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    victim, liar, fake = new_host(), new_host(), _fake_peer()
+
+    async def handler(stream: Any) -> None:
+        await _lie(stream, fake)
+
+    liar.set_stream_handler(TProtocol(PROTOCOL_ID), handler)
+    dht = discovery.make_dht(victim)
+    async with victim.run(LOOPBACK), liar.run(LOOPBACK):
+        target = multiaddr.Multiaddr(f"{liar.get_addrs()[0]}/p2p/{liar.get_id()}")
+        with trio.fail_after(120):
+            await victim.connect(info_from_p2p_addr(target))
+            await dht.add_peer(liar.get_id())
+            key = hashlib.sha256(b"/swarm/hearsay/providers").hexdigest()
+            providers = await dht.find_providers(key, count=20)
+        try:
+            stored = victim.get_peerstore().addrs(fake)
+        except Exception:  # noqa: BLE001 - peerstore raises when it knows no address
+            stored = []
+        return providers, stored
+
+
+def test_a_dht_peer_naming_addresses_gets_a_few_kept_never_the_undialable() -> None:
+    providers, stored = trio.run(_ask_a_liar)
+    named = [p for p in providers if p.addrs]
+    assert named, "the liar's provider answer never arrived"
+    for info in named:
+        assert len(info.addrs) <= MAX_CLAIMED_ADDRS and not _never(info.addrs), info.addrs
+    assert stored, "the liar's closer peer never reached the peerstore"
+    assert len(stored) <= MAX_CLAIMED_ADDRS and not _never(stored), stored
+
+
+async def _prune_with_exchange() -> int:
+    """A fresh peer PRUNEs the victim naming, by peer exchange, a peer at a canary listener; the
+    number of connections the canary got within 5 s of the victim handling the PRUNE (py-libp2p
+    dials PX peers inline, before that handling returns)."""
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.envelope import seal_record
+    from libp2p.peer.peer_record import PeerRecord
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.peer.id import ID
+
+    dials = 0
+
+    async def canary(stream: trio.SocketStream) -> None:
+        nonlocal dials
+        dials += 1
+        await stream.aclose()
+
+    victim = new_host()
+    router, pubsub = gossip.make_router_and_pubsub(victim)
+    liar = new_host()
+    liar_router, liar_pubsub = gossip.make_router_and_pubsub(liar)
+    from libp2p.tools.anyio_service import background_trio_service
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, canary, 0,
+                                                          host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        keys = create_new_key_pair(b"c" * 32)
+        named = ID.from_pubkey(keys.public_key)
+        record = PeerRecord(named, [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")])
+        envelope = seal_record(record, keys.private_key)
+        async with victim.run(LOOPBACK), liar.run(LOOPBACK), \
+                background_trio_service(pubsub), background_trio_service(router), \
+                background_trio_service(liar_pubsub), background_trio_service(liar_router):
+            await pubsub.wait_until_ready()
+            await liar_pubsub.wait_until_ready()
+            await pubsub.subscribe("t")
+            await liar_pubsub.subscribe("t")
+            target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
+            with trio.fail_after(60):
+                await liar.connect(info_from_p2p_addr(target))
+                while liar.get_id() not in pubsub.peers:
+                    await trio.sleep(0.05)
+            prune = rpc_pb2.ControlPrune(topicID="t")
+            prune.peers.add(peerID=named.to_bytes(), signedPeerRecord=envelope.marshal_envelope())
+            await liar_router.emit_control_message(rpc_pb2.ControlMessage(prune=[prune]),
+                                                   victim.get_id())
+            with trio.fail_after(60):                # the victim leaves the liar's mesh on it
+                while not router.graft_flood_tracking.get(liar.get_id(), {}).get("t"):
+                    await trio.sleep(0.05)
+            await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    return dials
+
+
+def test_a_prune_naming_peers_makes_the_node_dial_nothing() -> None:
+    assert trio.run(_prune_with_exchange) == 0
