@@ -12,6 +12,9 @@ from one. The hook is ours: the host's peerstore and the DHT's query entry point
 on their instances (site-packages is not patched); which peer is speaking travels in a context
 variable, which trio copies into the tasks a query starts.
 
+The same wrapper keeps py-libp2p's peerstore limit (1000 peers) from evicting this node's own
+key pair or a connected peer (`_evict`).
+
 Addresses this node's own code writes (a bootstrap address, `swarm peers`'s connect, identify,
 which `node/patches.py` bounds and `ConnectionEvents` filters for peers.json) are not hearsay;
 of them only the never-dialable IPs are dropped.
@@ -42,7 +45,24 @@ def guard(host: Any) -> None:
             original(peer_id, kept, ttl)
 
     peerstore.add_addrs = add_addrs
+    peerstore._enforce_peer_limit = functools.partial(_evict, host, peerstore)
     peerstore._swarm_hearsay = True
+
+
+def _evict(host: Any, peerstore: Any) -> None:
+    """py-libp2p's peer limit (1000 peers) without evicting this node's own entry or a connected
+    peer's. py-libp2p evicted peers without addresses first, in insertion order, and the first is
+    the node's own key pair: one DHT answer naming 1001 peers (or 1001 fresh ids connecting) and
+    the next inbound connection ended the host (PeerStoreError: its own key was gone)."""
+    excess = len(peerstore.peer_data_map) - peerstore.max_peers
+    if excess <= 0:
+        return
+    kept = {host.get_id(), *host.get_connected_peers()}
+    candidates = [(pid, data) for pid, data in peerstore.peer_data_map.items() if pid not in kept]
+    candidates.sort(key=lambda item: (bool(item[1].get_addrs()), not item[1].is_expired()))
+    for pid, _ in candidates[:excess]:
+        peerstore.peer_record_map.pop(pid, None)
+        del peerstore.peer_data_map[pid]
 
 
 def guard_dht(host: Any, dht: Any) -> None:

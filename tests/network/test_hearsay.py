@@ -43,15 +43,16 @@ def test_hearsay_from_an_internet_peer_names_no_lan_address() -> None:
     assert len(own) == len(addrs) - len(NEVER) and not _never(own)
 
 
-def _fake_peer() -> Any:
+def _fake_peer(seed: bytes = b"f" * 32) -> Any:
     from libp2p.crypto.ed25519 import create_new_key_pair
     from libp2p.peer.id import ID
 
-    return ID.from_pubkey(create_new_key_pair(b"f" * 32).public_key)
+    return ID.from_pubkey(create_new_key_pair(seed).public_key)
 
 
-async def _lie(stream: Any, fake: Any) -> None:
-    """Answer each Kademlia request of `stream` naming `fake` at NAMED."""
+async def _lie(stream: Any, fake: Any, named: list[str] = NAMED) -> None:
+    """Answer each Kademlia request of `stream` naming `fake` (one peer ID or a list) at
+    `named`."""
     from libp2p.kad_dht.pb.kademlia_pb2 import Message
     from libp2p.utils import read_varint_prefixed_bytes
 
@@ -61,9 +62,10 @@ async def _lie(stream: Any, fake: Any) -> None:
             request.ParseFromString(await read_varint_prefixed_bytes(stream))
             answer = Message(type=request.type, key=request.key)
             for group in (answer.closerPeers, answer.providerPeers):
-                peer = group.add()
-                peer.id = fake.to_bytes()
-                peer.addrs.extend(multiaddr.Multiaddr(a).to_bytes() for a in NAMED)
+                for pid in fake if isinstance(fake, list) else [fake]:
+                    peer = group.add()
+                    peer.id = pid.to_bytes()
+                    peer.addrs.extend(multiaddr.Multiaddr(a).to_bytes() for a in named)
             raw = answer.SerializeToString()
             await stream.write(varint.encode(len(raw)) + raw)
     except Exception:  # noqa: BLE001 - the victim closes the stream when done
@@ -166,3 +168,40 @@ async def _prune_with_exchange() -> int:
 
 def test_a_prune_naming_peers_makes_the_node_dial_nothing() -> None:
     assert trio.run(_prune_with_exchange) == 0
+
+
+async def _named_a_thousand_then_connect() -> tuple[bool, list[Any]]:
+    """The liar's answers name 1,001 peers at one closed loopback port each, which fills the
+    victim's peerstore past py-libp2p's 1,000; then a third host connects to the victim. Whether
+    the victim still holds its own key, and whom it is connected to."""
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    victim, liar, late = new_host(), new_host(), new_host()
+    fakes = [_fake_peer(i.to_bytes(4, "big") * 8) for i in range(1001)]
+
+    async def handler(stream: Any) -> None:
+        await _lie(stream, fakes, ["/ip4/127.0.0.1/tcp/9"])
+
+    liar.set_stream_handler(TProtocol(PROTOCOL_ID), handler)
+    dht = discovery.make_dht(victim)
+    async with victim.run(LOOPBACK), liar.run(LOOPBACK), late.run(LOOPBACK):
+        target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
+        with trio.fail_after(120):
+            await liar.connect(info_from_p2p_addr(target))
+            await dht.add_peer(liar.get_id())
+            await dht.peer_routing.find_closest_peers_network(b"k" * 32)
+            assert len(victim.get_peerstore().peer_data_map) >= 1000
+            with trio.move_on_after(30):
+                await late.connect(info_from_p2p_addr(target))
+                while late.get_id() not in victim.get_connected_peers():
+                    await trio.sleep(0.05)
+        has_key = victim.get_id() in victim.get_peerstore().peer_data_map
+        return has_key, victim.get_connected_peers()
+
+
+def test_a_dht_answer_naming_a_thousand_peers_leaves_the_host_its_key() -> None:
+    has_key, connected = trio.run(_named_a_thousand_then_connect)
+    assert has_key and len(connected) == 2, connected
