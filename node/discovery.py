@@ -208,24 +208,30 @@ def local_subnets() -> list[Any]:
 
 # ---- Kademlia DHT ----
 
-def make_dht(host: Any) -> Any:
+def providers_key(network: str) -> str:
+    """The DHT key whose providers are the nodes of swarm network `network`."""
+    return hashlib.sha256(f"/swarm/{network}/providers".encode()).hexdigest()
+
+
+def make_dht(host: Any, network: str) -> Any:
     """A Kademlia DHT in server mode on `host`, whose peers' hearsay (the peers and addresses
-    they name) passes node/hearsay.py before it is kept or dialed."""
-    from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+    they name) passes node/hearsay.py before it is kept or dialed, and which keeps peers'
+    provider records for `network`'s key only."""
+    from libp2p.kad_dht.kad_dht import DHTMode, KadDHT, _encode_key
 
     from node import hearsay
 
     dht = KadDHT(host, DHTMode.SERVER)
-    hearsay.guard_dht(host, dht)
+    hearsay.guard_dht(host, dht, {_encode_key(providers_key(network))})
     return dht
 
 
 async def _run_dht(net: NetHost, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     from libp2p.tools.anyio_service import background_trio_service
 
-    dht = make_dht(net.host)
+    dht = make_dht(net.host, net.config.network)
     net.dht = dht
-    key = hashlib.sha256(f"/swarm/{net.config.network}/providers".encode()).hexdigest()
+    key = providers_key(net.config.network)
     async with background_trio_service(dht):
         task_status.started()
         while True:

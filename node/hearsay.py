@@ -65,9 +65,10 @@ def _evict(host: Any, peerstore: Any) -> None:
         del peerstore.peer_data_map[pid]
 
 
-def guard_dht(host: Any, dht: Any) -> None:
+def guard_dht(host: Any, dht: Any, provided: set[bytes]) -> None:
     """Attribute what `dht` (a py-libp2p KadDHT) learns to the peer that said it: its queries of
-    one peer, its inbound stream handler, and the providers and routing entries it keeps."""
+    one peer, its inbound stream handler, and the providers and routing entries it keeps. Peers'
+    provider records are kept only for the keys in `provided` (see `_providers_kept`)."""
     guard(host)
     routing, providers, values = dht.peer_routing, dht.provider_store, dht.value_store
     routing._query_peer_for_closest = _spoken_by(routing._query_peer_for_closest,
@@ -77,7 +78,7 @@ def guard_dht(host: Any, dht: Any) -> None:
     values._get_from_peer = _spoken_by(values._get_from_peer, lambda peer, *_, **__: peer)
     dht._do_handle_stream = _spoken_by(dht._do_handle_stream,
                                        lambda stream: stream.muxed_conn.peer_id)
-    providers.add_provider = _info_heard(host, providers.add_provider, 1)
+    providers.add_provider = _providers_kept(provided, _info_heard(host, providers.add_provider, 1))
     dht.routing_table.add_peer = _info_heard(host, dht.routing_table.add_peer, 0)
 
 
@@ -126,6 +127,19 @@ def _providers_heard(host: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _NAMER.reset(token)
     return get
+
+
+def _providers_kept(provided: set[bytes], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """ProviderStore.add_provider keeping a peer's ADD_PROVIDER only for a key in `provided`.
+    py-libp2p kept any key (up to 80 bytes) for 48 h, at one ADD_PROVIDER a second per peer id,
+    each provider with every address its message listed (4 MiB of them): one peer grew the
+    node's memory by the megabyte each second. A swarm node looks up its network's key only."""
+    @functools.wraps(fn)
+    def add(key: bytes, provider: Any) -> Any:
+        if _NAMER.get() is not None and key not in provided:
+            return None
+        return fn(key, provider)
+    return add
 
 
 def _info_heard(host: Any, fn: Callable[..., Any], at: int) -> Callable[..., Any]:

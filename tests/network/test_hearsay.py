@@ -9,7 +9,6 @@ a GossipSub PRUNE whose peer exchange names a peer at a canary listener of the t
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Any
 
 import multiaddr
@@ -84,13 +83,13 @@ async def _ask_a_liar() -> tuple[list[Any], list[Any]]:
         await _lie(stream, fake)
 
     liar.set_stream_handler(TProtocol(PROTOCOL_ID), handler)
-    dht = discovery.make_dht(victim)
+    dht = discovery.make_dht(victim, "hearsay")
     async with victim.run(LOOPBACK), liar.run(LOOPBACK):
         target = multiaddr.Multiaddr(f"{liar.get_addrs()[0]}/p2p/{liar.get_id()}")
         with trio.fail_after(120):
             await victim.connect(info_from_p2p_addr(target))
             await dht.add_peer(liar.get_id())
-            key = hashlib.sha256(b"/swarm/hearsay/providers").hexdigest()
+            key = discovery.providers_key("hearsay")
             providers = await dht.find_providers(key, count=20)
         try:
             stored = victim.get_peerstore().addrs(fake)
@@ -186,7 +185,7 @@ async def _named_a_thousand_then_connect() -> tuple[bool, list[Any]]:
         await _lie(stream, fakes, ["/ip4/127.0.0.1/tcp/9"])
 
     liar.set_stream_handler(TProtocol(PROTOCOL_ID), handler)
-    dht = discovery.make_dht(victim)
+    dht = discovery.make_dht(victim, "hearsay")
     async with victim.run(LOOPBACK), liar.run(LOOPBACK), late.run(LOOPBACK):
         target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
         with trio.fail_after(120):
@@ -205,3 +204,45 @@ async def _named_a_thousand_then_connect() -> tuple[bool, list[Any]]:
 def test_a_dht_answer_naming_a_thousand_peers_leaves_the_host_its_key() -> None:
     has_key, connected = trio.run(_named_a_thousand_then_connect)
     assert has_key and len(connected) == 2, connected
+
+
+async def _add_providers(keys: list[bytes], addrs: int) -> dict[bytes, list[Any]]:
+    """The liar sends ADD_PROVIDER for each of `keys`, naming itself at `addrs` addresses; what
+    the victim's provider store holds then (key -> addresses of each provider)."""
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.utils import read_varint_prefixed_bytes
+
+    victim, liar = new_host(), new_host()
+    dht = discovery.make_dht(victim, "hearsay")
+    claimed = [multiaddr.Multiaddr(f"/ip4/127.0.0.1/tcp/{port}").to_bytes()
+               for port in range(1, addrs + 1)]
+    async with victim.run(LOOPBACK), liar.run(LOOPBACK):
+        target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
+        with trio.fail_after(120):
+            await liar.connect(info_from_p2p_addr(target))
+            stream = await liar.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
+            for key in keys:
+                message = Message(type=Message.MessageType.ADD_PROVIDER, key=key)
+                provider = message.providerPeers.add()
+                provider.id = liar.get_id().to_bytes()
+                provider.addrs.extend(claimed)
+                raw = message.SerializeToString()
+                await stream.write(varint.encode(len(raw)) + raw)
+                await read_varint_prefixed_bytes(stream)          # the echo: handled
+            await stream.close()
+    return {key: [list(record.provider_info.addrs) for record in providers.values()]
+            for key, providers in dht.provider_store.providers.items()}
+
+
+def test_add_provider_keeps_the_network_key_only_with_a_few_addresses() -> None:
+    from libp2p.kad_dht.kad_dht import _encode_key
+
+    ours = _encode_key(discovery.providers_key("hearsay"))
+    others = [bytes([i]) * 32 for i in range(1, 10)]     # 10 messages: py-libp2p's rate limit
+    stored = trio.run(_add_providers, others + [ours], 5000)
+    assert list(stored) == [ours], [k.hex()[:8] for k in stored]
+    assert all(len(addrs) <= MAX_CLAIMED_ADDRS for addrs in stored[ours]), stored
