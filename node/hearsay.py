@@ -70,6 +70,7 @@ def guard_dht(host: Any, dht: Any, provided: set[bytes]) -> None:
     one peer, its inbound stream handler, and the providers and routing entries it keeps. Peers'
     provider records are kept only for the keys in `provided` (see `_providers_kept`)."""
     guard(host)
+    _bound_messages()
     routing, providers, values = dht.peer_routing, dht.provider_store, dht.value_store
     routing._query_peer_for_closest = _spoken_by(routing._query_peer_for_closest,
                                                  lambda peer, *_: peer)
@@ -80,6 +81,23 @@ def guard_dht(host: Any, dht: Any, provided: set[bytes]) -> None:
                                        lambda stream: stream.muxed_conn.peer_id)
     providers.add_provider = _providers_kept(provided, _info_heard(host, providers.add_provider, 1))
     dht.routing_table.add_peer = _info_heard(host, dht.routing_table.add_peer, 0)
+
+
+# The largest Kademlia message read, either way. py-libp2p reads up to 4 MiB and parses it on the
+# host's one thread: 400,000 addresses in one ADD_PROVIDER, some 0.2 s of the event loop, which
+# one peer id may send each second. A swarm node's own messages (20 peers or providers with
+# their signed records) are some 20 KB.
+MAX_DHT_MESSAGE = 256 * 1024
+
+
+def _bound_messages() -> None:
+    import libp2p.kad_dht.kad_dht as kad_dht
+    import libp2p.kad_dht.peer_routing as peer_routing
+    import libp2p.kad_dht.provider_store as provider_store
+    import libp2p.kad_dht.value_store as value_store
+
+    for module in (kad_dht, peer_routing, provider_store, value_store):
+        module.MAX_DHT_MESSAGE_SIZE = MAX_DHT_MESSAGE      # type: ignore[attr-defined]
 
 
 def heard(host: Any, addrs: list[Any]) -> list[Any]:

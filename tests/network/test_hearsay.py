@@ -231,8 +231,11 @@ async def _add_providers(keys: list[bytes], addrs: int) -> dict[bytes, list[Any]
                 provider.id = liar.get_id().to_bytes()
                 provider.addrs.extend(claimed)
                 raw = message.SerializeToString()
-                await stream.write(varint.encode(len(raw)) + raw)
-                await read_varint_prefixed_bytes(stream)          # the echo: handled
+                try:
+                    await stream.write(varint.encode(len(raw)) + raw)
+                    await read_varint_prefixed_bytes(stream)      # the echo: handled
+                except Exception:  # noqa: BLE001 - the victim reset the stream: refused
+                    break
             await stream.close()
     return {key: [list(record.provider_info.addrs) for record in providers.values()]
             for key, providers in dht.provider_store.providers.items()}
@@ -246,3 +249,14 @@ def test_add_provider_keeps_the_network_key_only_with_a_few_addresses() -> None:
     stored = trio.run(_add_providers, others + [ours], 5000)
     assert list(stored) == [ours], [k.hex()[:8] for k in stored]
     assert all(len(addrs) <= MAX_CLAIMED_ADDRS for addrs in stored[ours]), stored
+
+
+def test_a_dht_message_past_256_kib_is_refused_unread() -> None:
+    from libp2p.kad_dht.kad_dht import _encode_key
+
+    from node.hearsay import MAX_DHT_MESSAGE
+
+    ours = _encode_key(discovery.providers_key("hearsay"))
+    # 30,000 addresses of 10 bytes: py-libp2p read and parsed up to 4 MiB (400,000 of them)
+    assert 30_000 * 10 > MAX_DHT_MESSAGE
+    assert trio.run(_add_providers, [ours], 30_000) == {}
