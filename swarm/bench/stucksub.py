@@ -85,8 +85,9 @@ async def main(stuck: int, records: int, size: int) -> dict[str, Any]:
         await pubsub.wait_until_ready()
         await pubsub.subscribe(TOPIC)
         peers = [await stuck_peer(victim, nursery) for _ in range(stuck)]
-        with trio.fail_after(60):
-            while len(router.mesh.get(TOPIC, ())) < stuck:
+        with trio.fail_after(60):               # grafted, and its outbound queue made
+            while not all(p.get_id() in router.mesh.get(TOPIC, ()) and
+                          p.get_id() in pubsub.peer_queues for p in peers):
                 await trio.sleep(0.1)
         gc.collect()
         before = process.memory_info().rss
@@ -99,7 +100,9 @@ async def main(stuck: int, records: int, size: int) -> dict[str, Any]:
         gossip.widen_outbound_queues(pubsub)
         gc.collect()
         rpcs, nbytes = queued(pubsub)
-        out = {"stuck": stuck, "records": records, "size": size, "in_mesh": len(peers),
+        mesh = router.mesh.get(TOPIC, ())
+        out = {"stuck": stuck, "records": records, "size": size,
+               "in_mesh": sum(p.get_id() in mesh for p in peers),
                "queued_rpcs": rpcs, "queued_bytes": nbytes,
                "queued_mib": round(nbytes / 2**20, 1),
                "rss_growth_mib": round((process.memory_info().rss - before) / 2**20, 1)}
