@@ -25,13 +25,38 @@ from node import discovery
 LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
 
 
+async def add_providers(liar: Any, victim: Any, keys: list[bytes], claimed: list[bytes]) -> int:
+    """`liar` (a connected host) sends `victim` one ADD_PROVIDER per key of `keys`, naming itself
+    at the `claimed` addresses (bytes); how many the victim answered (it resets a stream on a
+    message it refuses; the next goes on a fresh one)."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.utils import read_varint_prefixed_bytes
+
+    answered = 0
+    stream = await liar.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
+    for key in keys:
+        message = Message(type=Message.MessageType.ADD_PROVIDER, key=key)
+        provider = message.providerPeers.add()
+        provider.id = liar.get_id().to_bytes()
+        provider.addrs.extend(claimed)
+        raw = message.SerializeToString()
+        try:
+            await stream.write(varint.encode(len(raw)) + raw)
+            await read_varint_prefixed_bytes(stream)          # the echo: handled
+        except Exception:  # noqa: BLE001 - reset: refused
+            stream = await liar.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
+            continue
+        answered += 1
+    await stream.close()
+    return answered
+
+
 async def main(messages: int, addrs: int, bare: bool) -> dict[str, Any]:
     from libp2p import new_host
-    from libp2p.custom_types import TProtocol
-    from libp2p.kad_dht.kad_dht import PROTOCOL_ID, DHTMode, KadDHT
-    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
     from libp2p.peer.peerinfo import info_from_p2p_addr
-    from libp2p.utils import read_varint_prefixed_bytes
 
     victim, liar = new_host(), new_host()
     dht = KadDHT(victim, DHTMode.SERVER) if bare else discovery.make_dht(victim, "flood")
@@ -41,27 +66,13 @@ async def main(messages: int, addrs: int, bare: bool) -> dict[str, Any]:
     async with victim.run(LOOPBACK), liar.run(LOOPBACK):
         target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
         await liar.connect(info_from_p2p_addr(target))
-        stream = await liar.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
         gc.collect()
         before = process.memory_info().rss
-        answered = 0
-        for i in range(messages):
-            message = Message(type=Message.MessageType.ADD_PROVIDER, key=i.to_bytes(32, "big"))
-            provider = message.providerPeers.add()
-            provider.id = liar.get_id().to_bytes()
-            provider.addrs.extend(claimed)
-            raw = message.SerializeToString()
-            try:
-                await stream.write(varint.encode(len(raw)) + raw)
-                await read_varint_prefixed_bytes(stream)
-            except Exception:  # noqa: BLE001 - reset: refused; a fresh stream for the next
-                stream = await liar.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
-                continue
-            answered += 1
-        await stream.close()
+        keys = [i.to_bytes(32, "big") for i in range(messages)]
+        answered = await add_providers(liar, victim, keys, claimed)
         gc.collect()
         kept = dht.provider_store.providers
-        return {"bare": bare, "messages": messages, "message_bytes": len(raw), "answered": answered,
+        return {"bare": bare, "messages": messages, "addrs": addrs, "answered": answered,
                 "keys_kept": len(kept),
                 "addrs_kept": sum(len(r.provider_info.addrs) for p in kept.values()
                                   for r in p.values()),

@@ -1,4 +1,4 @@
-"""Gossip subscribers that never read: what they cost a node (docs/TRUST.md, "Gossip back-pressure").
+"""Gossip subscribers that never read: their cost to a node (TRUST.md, "Gossip back-pressure").
 
 Real py-libp2p on loopback, one process: a victim host with the node's GossipSub (node/gossip.py,
 its outbound queues widened every second as node/host.py does) publishes `--records` records of

@@ -210,11 +210,9 @@ async def _add_providers(keys: list[bytes], addrs: int) -> dict[bytes, list[Any]
     """The liar sends ADD_PROVIDER for each of `keys`, naming itself at `addrs` addresses; what
     the victim's provider store holds then (key -> addresses of each provider)."""
     from libp2p import new_host
-    from libp2p.custom_types import TProtocol
-    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
-    from libp2p.kad_dht.pb.kademlia_pb2 import Message
     from libp2p.peer.peerinfo import info_from_p2p_addr
-    from libp2p.utils import read_varint_prefixed_bytes
+
+    from swarm.bench.dhtflood import add_providers
 
     victim, liar = new_host(), new_host()
     dht = discovery.make_dht(victim, "hearsay")
@@ -224,19 +222,7 @@ async def _add_providers(keys: list[bytes], addrs: int) -> dict[bytes, list[Any]
         target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
         with trio.fail_after(120):
             await liar.connect(info_from_p2p_addr(target))
-            stream = await liar.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
-            for key in keys:
-                message = Message(type=Message.MessageType.ADD_PROVIDER, key=key)
-                provider = message.providerPeers.add()
-                provider.id = liar.get_id().to_bytes()
-                provider.addrs.extend(claimed)
-                raw = message.SerializeToString()
-                try:
-                    await stream.write(varint.encode(len(raw)) + raw)
-                    await read_varint_prefixed_bytes(stream)      # the echo: handled
-                except Exception:  # noqa: BLE001 - the victim reset the stream: refused
-                    break
-            await stream.close()
+            await add_providers(liar, victim, keys, claimed)
     return {key: [list(record.provider_info.addrs) for record in providers.values()]
             for key, providers in dht.provider_store.providers.items()}
 
