@@ -15,9 +15,10 @@ variable, which trio copies into the tasks a query starts.
 The same wrapper keeps py-libp2p's peerstore limit (1000 peers) from evicting this node's own
 key pair or a connected peer (`_evict`).
 
-Addresses this node's own code writes (a bootstrap address, `swarm peers`'s connect, identify,
-which `node/patches.py` bounds and `ConnectionEvents` filters for peers.json) are not hearsay;
-of them only the never-dialable IPs are dropped.
+A peer's claims about itself (identify, which `node/patches.py` bounds to 32 addresses, and its
+signed peer record) lose the never-dialable IPs, and loopback and LAN ones when it is connected
+directly from an internet IP. Addresses this node's own code writes (a bootstrap address,
+`swarm peers`'s connect) lose only the never-dialable IPs.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import functools
 from typing import Any, Callable
 
 from node.discovery import believable_addrs, never_dialed
+from node.nat import lan_address
 from node.relay import connection_ip
 
 # the libp2p ID of the peer whose bytes are being handled; None while this node's own code runs
@@ -40,7 +42,7 @@ def guard(host: Any) -> None:
     original = peerstore.add_addrs          # add_addr and consume_peer_record call it too
 
     def add_addrs(peer_id: Any, addrs: Any, ttl: int = 0) -> None:
-        kept = heard(host, list(addrs))
+        kept = heard(host, list(addrs), about=peer_id)
         if kept:
             original(peer_id, kept, ttl)
 
@@ -77,8 +79,8 @@ def guard_dht(host: Any, dht: Any, provided: set[bytes]) -> None:
     providers._get_providers_from_peer_with_closers = _providers_heard(
         host, providers._get_providers_from_peer_with_closers)
     values._get_from_peer = _spoken_by(values._get_from_peer, lambda peer, *_, **__: peer)
-    dht._do_handle_stream = _spoken_by(dht._do_handle_stream,
-                                       lambda stream: stream.muxed_conn.peer_id)
+    dht._do_handle_stream = _fair_inbound(host, _spoken_by(
+        dht._do_handle_stream, lambda stream: stream.muxed_conn.peer_id))
     providers.add_provider = _providers_kept(provided, _info_heard(host, providers.add_provider, 1))
     dht.routing_table.add_peer = _info_heard(host, dht.routing_table.add_peer, 0)
 
@@ -100,12 +102,22 @@ def _bound_messages() -> None:
         module.MAX_DHT_MESSAGE_SIZE = MAX_DHT_MESSAGE      # type: ignore[attr-defined]
 
 
-def heard(host: Any, addrs: list[Any]) -> list[Any]:
-    """Of `addrs` (multiaddrs) said in the current context, those this node may keep and dial."""
+def heard(host: Any, addrs: list[Any], about: Any = None) -> list[Any]:
+    """Of `addrs` (multiaddrs) said in the current context, those this node may keep and dial;
+    `about`: the peer they are addresses of, when known."""
     namer = _NAMER.get()
-    if namer is None:
-        return believed(addrs, None, hearsay=False)
-    return believed(addrs, connection_ip(host, namer), hearsay=True)
+    if namer is not None:
+        return believed(addrs, connection_ip(host, namer), hearsay=True)
+    kept = believed(addrs, None, hearsay=False)
+    if about is None or about == host.get_id():
+        return kept
+    # a connected peer's own claim (identify, a signed peer record): py-libp2p's auto-connector
+    # dials the peerstore's addresses while the node has under 100 connections, so an internet
+    # peer claiming 192.168.x.y or 127.0.0.1 had the node probe its own LAN once it left
+    ip = connection_ip(host, about)
+    if ip is None or lan_address(f"/ip{6 if ':' in ip else 4}/{ip}"):
+        return kept                     # this node's own write, a relayed peer, or a LAN peer
+    return [a for a in kept if not lan_address(str(a))]
 
 
 def believed(addrs: list[Any], namer_ip: str | None, hearsay: bool) -> list[Any]:
@@ -145,6 +157,46 @@ def _providers_heard(host: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _NAMER.reset(token)
     return get
+
+
+# Inbound Kademlia streams: py-libp2p serves 12 at once, each for as long as its peer keeps it
+# open, sending nothing or not: one peer's 12 silent streams made this node reset every other
+# peer's DHT request, for as long as it liked.
+DHT_STREAM_S = 30.0             # one inbound stream, whole (an honest one: a request, an answer)
+DHT_PER_PEER = 2                # inbound streams served at once per peer id ...
+DHT_PER_ADDRESS = 4             # ... and per remote address (peer ids are free)
+
+
+def _fair_inbound(host: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """KadDHT._do_handle_stream with a deadline and per-peer / per-address caps (past a cap the
+    stream is reset unread)."""
+    import trio
+
+    from node.patches import reset
+    from node.quota import address_key
+
+    held: dict[Any, int] = {}
+
+    @functools.wraps(fn)
+    async def handle(stream: Any) -> None:
+        peer = stream.muxed_conn.peer_id
+        keys = [("peer", peer), ("ip", address_key(connection_ip(host, peer)))]
+        if held.get(keys[0], 0) >= DHT_PER_PEER or held.get(keys[1], 0) >= DHT_PER_ADDRESS:
+            await reset(stream)
+            return
+        for key in keys:
+            held[key] = held.get(key, 0) + 1
+        try:
+            with trio.move_on_after(DHT_STREAM_S) as scope:
+                await fn(stream)
+            if scope.cancelled_caught:
+                await reset(stream)
+        finally:
+            for key in keys:
+                held[key] -= 1
+                if not held[key]:
+                    del held[key]
+    return handle
 
 
 def _providers_kept(provided: set[bytes], fn: Callable[..., Any]) -> Callable[..., Any]:

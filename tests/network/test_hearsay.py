@@ -246,3 +246,68 @@ def test_a_dht_message_past_256_kib_is_refused_unread() -> None:
     # 30,000 addresses of 10 bytes: py-libp2p read and parsed up to 4 MiB (400,000 of them)
     assert 30_000 * 10 > MAX_DHT_MESSAGE
     assert trio.run(_add_providers, [ours], 30_000) == {}
+
+
+def test_a_liar_across_the_internet_leaves_no_lan_address_to_dial() -> None:
+    """tests/network/hearsay_netns.py in a fresh network namespace (root only: skips otherwise),
+    where the liar is at a public IP: neither its identify's loopback and LAN claims about itself
+    nor its DHT answer's about another peer are kept; its public ones are."""
+    import json
+    import subprocess
+    import sys
+
+    import pytest
+
+    done = subprocess.run(["unshare", "-n", "--", sys.executable, "-m",
+                           "tests.network.hearsay_netns"], capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode and "unshare failed" in done.stderr:     # not root: no namespaces
+        pytest.skip(f"no network namespace here: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept = json.loads(done.stdout.strip().splitlines()[-1])
+    lan = ("/ip4/127.", "/ip4/10.", "/ip4/192.168.")
+    assert not [a for a in kept["liar"] + kept["named"] if a.startswith(lan)], kept
+    assert any(a.startswith("/ip4/198.51.100.9/") for a in kept["liar"]), kept
+    assert kept["named"] == ["/ip4/198.51.100.9/tcp/4001"], kept
+
+
+async def _ask_past_silent_streams() -> bool:
+    """A liar opens 12 Kademlia streams to the victim and sends nothing on them (py-libp2p serves
+    12 at once); then another host asks the victim FIND_NODE. Whether it got an answer."""
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.utils import read_varint_prefixed_bytes
+
+    victim, liar, asker = new_host(), new_host(), new_host()
+    discovery.make_dht(victim, "hearsay")
+    async with victim.run(LOOPBACK), liar.run(LOOPBACK), asker.run(LOOPBACK):
+        target = info_from_p2p_addr(multiaddr.Multiaddr(
+            f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}"))
+        with trio.fail_after(60):
+            await liar.connect(target)
+            silent = []
+            for _ in range(12):
+                try:
+                    silent.append(await liar.new_stream(victim.get_id(),
+                                                        [TProtocol(PROTOCOL_ID)]))
+                except Exception:  # noqa: BLE001 - reset past the victim's cap
+                    pass
+            await trio.sleep(1)                         # the victim's handlers have them
+            await asker.connect(target)
+            raw = Message(type=Message.MessageType.FIND_NODE, key=b"k" * 32).SerializeToString()
+            try:
+                stream = await asker.new_stream(victim.get_id(), [TProtocol(PROTOCOL_ID)])
+                await stream.write(varint.encode(len(raw)) + raw)
+                answer = Message()
+                answer.ParseFromString(await read_varint_prefixed_bytes(stream))
+            except Exception:  # noqa: BLE001 - reset: no slot for it
+                return False
+        assert silent
+        return answer.type == Message.MessageType.FIND_NODE
+
+
+def test_silent_dht_streams_of_one_peer_leave_others_answered() -> None:
+    assert trio.run(_ask_past_silent_streams)
