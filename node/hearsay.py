@@ -13,7 +13,9 @@ on their instances (site-packages is not patched); which peer is speaking travel
 variable, which trio copies into the tasks a query starts.
 
 The same wrapper keeps py-libp2p's peerstore limit (1000 peers) from evicting this node's own
-key pair or a connected peer (`_evict`).
+key pair or a connected peer (`_evict`); the DHT's inbound streams get a deadline and caps per
+peer and per address (`_fair_inbound`), its messages a smaller bound (`MAX_DHT_MESSAGE`), and its
+provider records are kept for the network's key only (`_providers_kept`).
 
 A peer's claims about itself (identify, which `node/patches.py` bounds to 32 addresses, and its
 signed peer record) lose the never-dialable IPs, and loopback and LAN ones when it is connected
