@@ -56,8 +56,9 @@ def guard(host: Any) -> None:
 def _evict(host: Any, peerstore: Any) -> None:
     """py-libp2p's peer limit (1000 peers) without evicting this node's own entry or a connected
     peer's. py-libp2p evicted peers without addresses first, in insertion order, and the first is
-    the node's own key pair: one DHT answer naming 1001 peers (or 1001 fresh ids connecting) and
-    the next inbound connection ended the host (PeerStoreError: its own key was gone)."""
+    the node's own key pair: after one DHT answer naming 1001 peers, every identify the node
+    answered failed (PeerStoreError: its own public key was gone), which on a host without
+    node/patches.py's stream containment ended the host."""
     excess = len(peerstore.peer_data_map) - peerstore.max_peers
     if excess <= 0:
         return

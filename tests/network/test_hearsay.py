@@ -9,6 +9,7 @@ a GossipSub PRUNE whose peer exchange names a peer at a canary listener of the t
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import multiaddr
@@ -311,3 +312,46 @@ async def _ask_past_silent_streams() -> bool:
 
 def test_silent_dht_streams_of_one_peer_leave_others_answered() -> None:
     assert trio.run(_ask_past_silent_streams)
+
+
+async def _name_a_thousand_to(addr: str) -> int:
+    """A liar connects to the node at `addr` and answers its DHT round naming 1,001 peers; once
+    it has answered, a third host connects to the node. How many requests the liar answered."""
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+    from libp2p.kad_dht.kad_dht import PROTOCOL_ID
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    liar, late = new_host(), new_host()
+    fakes = [_fake_peer(i.to_bytes(4, "big") * 8) for i in range(1001)]
+    answered = 0
+
+    async def handler(stream: Any) -> None:
+        nonlocal answered
+        answered += 1
+        await _lie(stream, fakes, ["/ip4/127.0.0.1/tcp/9"])
+
+    liar.set_stream_handler(TProtocol(PROTOCOL_ID), handler)
+    target = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    async with liar.run(LOOPBACK), late.run(LOOPBACK):
+        with trio.fail_after(180):
+            await liar.connect(target)
+            while not answered:                 # the node's DHT round (every 15 s) asked it
+                await trio.sleep(0.2)
+            await trio.sleep(2)
+            await late.connect(target)
+            await trio.sleep(2)
+    return answered
+
+
+def test_a_swarm_join_node_named_a_thousand_dht_peers_still_answers_identify(
+        tmp_path: Path, network: str) -> None:
+    from tests.network.launcher import launch
+
+    a = launch(tmp_path / "a", network)
+    assert trio.run(_name_a_thousand_to, a.addr) >= 1
+    status = a.status()
+    # before, its own key left the peerstore: each identify it answered then failed (a stream
+    # failure each; contained, where a bare py-libp2p host ended)
+    assert status["stream_failures"] == 0 and status["host_restarts"] == 0, status
+    assert a.proc.poll() is None
