@@ -208,13 +208,30 @@ def local_subnets() -> list[Any]:
 
 # ---- Kademlia DHT ----
 
+def providers_key(network: str) -> str:
+    """The DHT key whose providers are the nodes of swarm network `network`."""
+    return hashlib.sha256(f"/swarm/{network}/providers".encode()).hexdigest()
+
+
+def make_dht(host: Any, network: str) -> Any:
+    """A Kademlia DHT in server mode on `host`, whose peers' hearsay (the peers and addresses
+    they name) passes node/hearsay.py before it is kept or dialed, and which keeps peers'
+    provider records for `network`'s key only."""
+    from libp2p.kad_dht.kad_dht import DHTMode, KadDHT, _encode_key
+
+    from node import hearsay
+
+    dht = KadDHT(host, DHTMode.SERVER)
+    hearsay.guard_dht(host, dht, {_encode_key(providers_key(network))})
+    return dht
+
+
 async def _run_dht(net: NetHost, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
     from libp2p.tools.anyio_service import background_trio_service
 
-    dht = KadDHT(net.host, DHTMode.SERVER)
+    dht = make_dht(net.host, net.config.network)
     net.dht = dht
-    key = hashlib.sha256(f"/swarm/{net.config.network}/providers".encode()).hexdigest()
+    key = providers_key(net.config.network)
     async with background_trio_service(dht):
         task_status.started()
         while True:
@@ -303,12 +320,14 @@ def believable_addrs(claimed: list[str], remote_ip: str | None) -> list[str]:
 
     local = remote_ip is not None and lan_address(f"/ip{6 if ':' in remote_ip else 4}/{remote_ip}")
     kept = [a for a in dict.fromkeys(claimed)
-            if not _never_dialed(a) and (local or not lan_address(a))]
+            if not never_dialed(a) and (local or not lan_address(a))]
     kept.sort(key=lambda a: a.split("/")[2:3] != [remote_ip])       # stable: claim order else
     return kept[:MAX_CLAIMED_ADDRS]
 
 
-def _never_dialed(addr: str) -> bool:
+def never_dialed(addr: str) -> bool:
+    """Whether multiaddr `addr` is at an IP no peer can be reached at (unspecified, multicast,
+    broadcast), or names an IP protocol without an IP."""
     from node.nat import ip_of
 
     try:
@@ -350,7 +369,9 @@ def advertised(candidates: list[Any]) -> list[Any]:
     return list({str(a): a for a in remote or out}.values())
 
 
-UNSPECIFIED = ["0.0.0.0/32", "::/128"]      # never dialed: an old peer's wildcard listen address
+# never dialed, whoever names them: an old peer's wildcard listen address (it would reach this
+# node itself), multicast and broadcast (hearsay from a DHT or gossip peer; node/hearsay.py)
+NEVER_DIALED = ["0.0.0.0/32", "::/128", "224.0.0.0/4", "255.255.255.255/32", "ff00::/8"]
 
 
 def dialable_addrs(host: Any) -> list[str]:

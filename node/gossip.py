@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 GOSSIP_PROTOCOL = "/meshsub/1.1.0"
 SUBSCRIPTION_QUEUE = 4096       # libp2p's default 32 drops silently under a burst
 OUTBOUND_QUEUE = 1024           # per peer; libp2p's default is 32
+OUTBOUND_BYTES = 4 * 1024 * 1024  # per peer: 64 records of the largest size (~6,000 of ~680 B)
 PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
 GOSSIP_THRESHOLD = -20.0        # below: no IHAVE gossip to or from it
 GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
+# Peer exchange is never accepted: a PRUNE may carry 16 signed records of peers to dial, each
+# made with a free key and naming any address (a fresh peer's score is 0, and py-libp2p accepted
+# PX at 0: 16 dials per PRUNE, LAN and loopback included). Nodes never send PX (GossipSub's
+# do_px is off); they find each other by bootstrap, saved peers, mDNS and the DHT.
+ACCEPT_PX_THRESHOLD = 1e12
 
 
 def topic_for(network: str) -> str:
@@ -60,7 +66,7 @@ def score_params(app_score: Callable[[str], float] | None = None) -> Any:
         p6_appl_slack_weight=1.0, p6_appl_slack_decay=1.0,
         p7_ip_colocation_weight=0.001, p7_ip_colocation_threshold=50,
         publish_threshold=PUBLISH_THRESHOLD, gossip_threshold=GOSSIP_THRESHOLD,
-        graylist_threshold=GRAYLIST_THRESHOLD, accept_px_threshold=0.0,
+        graylist_threshold=GRAYLIST_THRESHOLD, accept_px_threshold=ACCEPT_PX_THRESHOLD,
         app_specific_score_fn=app)
 
 
@@ -90,7 +96,8 @@ def make_router_and_pubsub(host: Any, app_score: Callable[[str], float] | None =
 
 
 def widen_outbound_queues(pubsub: Any) -> int:
-    """Raise every per-peer outbound queue to OUTBOUND_QUEUE slots; return the fullest queue's length.
+    """Give every per-peer outbound queue OUTBOUND_QUEUE slots and OUTBOUND_BYTES; return the
+    fullest queue's length.
 
     libp2p creates each queue with 32 slots and drops RPCs silently when it is full; the watcher in
     node/host.py calls this every second (a burst before that is repaired by sync).
@@ -98,10 +105,64 @@ def widen_outbound_queues(pubsub: Any) -> int:
     deepest = 0
     for queue in list(pubsub.peer_queues.values()):
         inner = getattr(queue, "_queue", None)
-        if inner is not None and getattr(inner, "max_size", OUTBOUND_QUEUE) < OUTBOUND_QUEUE:
-            inner.max_size = OUTBOUND_QUEUE
+        if inner is not None and not isinstance(inner, _ByteBounded):
+            queue._queue = _bounded_copy(inner)
         deepest = max(deepest, len(queue))
     return deepest
+
+
+def queued_bytes(pubsub: Any) -> int:
+    """The bytes of RPCs waiting in all per-peer outbound queues."""
+    return sum(q._queue.nbytes if isinstance(q._queue, _ByteBounded) else
+               sum(r.ByteSize() for r in [*q._queue._priority, *q._queue._non_priority])
+               for q in list(pubsub.peer_queues.values()) if hasattr(q, "_queue"))
+
+
+def _bounded_copy(inner: Any) -> Any:
+    """A `_ByteBounded` queue holding what `inner` (py-libp2p's PriorityQueue) holds, in order."""
+    bounded = _ByteBounded()
+    for rpc in inner._priority:
+        bounded.push(rpc, priority=True, force=True)
+    for rpc in inner._non_priority:
+        bounded.push(rpc, force=True)
+    return bounded
+
+
+class _ByteBounded:
+    """py-libp2p 0.8.1's per-peer PriorityQueue (the same push / pop / len) bounded in bytes as well
+    as in RPCs: a subscriber that never reads held up to 1024 RPCs of up to 64 KiB each (64 MiB a
+    peer); now OUTBOUND_BYTES, past which pushes are refused as when full (py-libp2p drops the
+    RPC; sync repairs it for a peer that reads again). One RPC is always admitted to an empty
+    queue, whatever its size."""
+
+    def __init__(self, max_size: int = OUTBOUND_QUEUE, max_bytes: int = OUTBOUND_BYTES) -> None:
+        from collections import deque
+
+        self.max_size, self.max_bytes, self.nbytes = max_size, max_bytes, 0
+        self._priority: Any = deque()
+        self._non_priority: Any = deque()
+
+    def __len__(self) -> int:
+        return len(self._priority) + len(self._non_priority)
+
+    def push(self, rpc: Any, priority: bool = False, force: bool = False) -> bool:
+        """Enqueue `rpc` unless full (in RPCs or bytes); False when refused."""
+        size = rpc.ByteSize()
+        if not force and len(self) and (len(self) >= self.max_size
+                                        or self.nbytes + size > self.max_bytes):
+            return False
+        (self._priority if priority else self._non_priority).append((rpc, size))
+        self.nbytes += size
+        return True
+
+    def pop(self) -> Any:
+        """The oldest RPC, control first; None when empty."""
+        side = self._priority or self._non_priority
+        if not side:
+            return None
+        rpc, size = side.popleft()
+        self.nbytes -= size
+        return rpc
 
 
 class Tally:

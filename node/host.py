@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from node import discovery, gossip, nat, patches, quiet, quota, sync, syncquota
+from node import discovery, gossip, hearsay, nat, patches, quiet, quota, sync, syncquota
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 from node.relay import connection_ip, remote_ip
@@ -81,6 +81,7 @@ class NetHost:
         from libp2p.tools.anyio_service import background_trio_service
 
         self.host = self._make_host()
+        hearsay.guard(self.host)
         patches.contain_streams(self.host, self._stream_failed)
         router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
         self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
@@ -112,7 +113,7 @@ class NetHost:
         # so that it can be scoped to this swarm network
         return new_host(key_pair=create_new_key_pair(self.config.seed), muxer_preference="YAMUX",
                         addrs_factory=discovery.advertised,
-                        connection_config=ConnectionConfig(deny_list=discovery.UNSPECIFIED))
+                        connection_config=ConnectionConfig(deny_list=discovery.NEVER_DIALED))
 
     async def _start(self, nursery: trio.Nursery) -> None:
         from libp2p.custom_types import TProtocol

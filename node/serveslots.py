@@ -12,7 +12,10 @@ that open pulls and never read, and honest requesters queued behind them. Here:
 - a pull from an address that is being served nothing, arriving while every slot is taken,
   ends the oldest pull of the address holding the most slots (if it holds two or more) and
   takes that slot itself, ahead of the pulls waiting in turn: k addresses holding one slot each
-  are what it takes to make a newcomer wait.
+  are what it takes to make a newcomer wait;
+- a slot that ends goes to the waiting pull whose address is served least (the oldest of those),
+  so addresses that hold slots and queue more pulls behind them never wait ahead of a newcomer
+  address.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class ServeSlots:
         self.total, self.per_peer, self.per_address = total, per_peer, per_address
         self.busy = 0                                          # slots held now
         self.preempted = 0
-        self._waiting: deque[trio.Event] = deque()             # pulls waiting in turn
+        self._waiting: deque[tuple[trio.Event, str]] = deque()  # waiting pulls, their address
         self._peers: dict[str, int] = {}
         self._addresses: dict[str, int] = {}
         self._active: dict[str, list[_Serve]] = {}             # address -> its serving pulls
@@ -94,7 +97,7 @@ class ServeSlots:
             victim.scope.cancel()
             self.preempted += 1
         else:
-            self._waiting.append(turn)
+            self._waiting.append((turn, key))
         try:
             await turn.wait()
         except BaseException:
@@ -102,8 +105,8 @@ class ServeSlots:
                 self._pass_on()
             elif victim is not None and victim.heir is turn:
                 victim.heir = None             # its slot goes the usual way
-            elif turn in self._waiting:
-                self._waiting.remove(turn)
+            elif (turn, key) in self._waiting:
+                self._waiting.remove((turn, key))
             raise
 
     def _victim(self) -> _Serve | None:
@@ -120,10 +123,15 @@ class ServeSlots:
             self._pass_on()
 
     def _pass_on(self) -> None:
-        if self._waiting:
-            self._waiting.popleft().set()
-        else:
+        """A freed slot goes to the waiting pull whose address is served least (the oldest such):
+        in arrival order alone, addresses that each hold a slot and queue pulls behind it took
+        every freed slot ahead of a newcomer address (up to 3 waiting pulls each)."""
+        if not self._waiting:
             self.busy -= 1
+            return
+        turn = min(self._waiting, key=lambda waiter: len(self._active.get(waiter[1], ())))
+        self._waiting.remove(turn)
+        turn[0].set()
 
 
 def _add(counts: dict[str, int], key: str, n: int) -> None:

@@ -123,6 +123,39 @@ def test_slot_caps_count_waiting_pulls_and_a_taken_slot_passes_to_the_newcomer()
     trio.run(main)
 
 
+def test_a_freed_slot_goes_to_a_newcomer_address_before_pulls_queued_behind_a_held_one() -> None:
+    """Addresses that each hold one slot (no preemption: none holds two) and queue more pulls
+    behind it: a slot that ends passes to the newcomer address, not to their queue."""
+    from node.serveslots import ServeSlots
+
+    async def main() -> None:
+        slots = ServeSlots(total=2, per_peer=2, per_address=4)
+        entered: list[str] = []
+        done = {peer: trio.Event() for peer in ("a", "b", "a2", "a3", "c")}
+
+        async def serve(peer: str, address: str) -> None:
+            async with slots.serving(peer, address, 60):
+                entered.append(peer)
+                await done[peer].wait()
+
+        async with trio.open_nursery() as nursery:
+            for peer, address in (("a", "10.0.0.1"), ("b", "10.0.0.2"), ("a2", "10.0.0.1"),
+                                  ("a3", "10.0.0.1"), ("c", "10.0.0.3")):
+                nursery.start_soon(serve, peer, address)
+                await trio.testing.wait_all_tasks_blocked()
+            assert entered == ["a", "b"] and slots.preempted == 0    # "c" waits last in line
+            done["b"].set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert entered == ["a", "b", "c"]
+            done["a"].set()                                           # then 10.0.0.1's, in turn
+            await trio.testing.wait_all_tasks_blocked()
+            assert entered == ["a", "b", "c", "a2"]
+            nursery.cancel_scope.cancel()
+        assert slots.busy == 0 and not slots._waiting
+
+    trio.run(main)
+
+
 async def _pull_from_a_node_out_of_slots(store: Store) -> tuple[Any, int, int]:
     from node.serveslots import ServeSlots
 
