@@ -76,9 +76,10 @@ def _run_config(value: Any) -> tuple[Config | None, str | None]:
 
 def spelling_reason(config: dict[str, Any], cfg: Config) -> str | None:
     """Why `config` (which the harness reads as `cfg`) is not spelled as the harness writes it, or
-    None. The harness reads 3.0 for an int knob as 3, 4 for a float knob as 4.0, -0.0 as 0.0 and
-    an opt-in knob at its default as absent: each spelling is the same run under another config
-    hash (and some print alike), so a run's config must be spelled as `cfg.model_dump()` is."""
+    None. The harness reads 3.0 for an int knob as 3, 4 for a float knob as 4.0, -0.0 as 0.0, an
+    opt-in knob at its default as absent and an absent core knob as its default: each spelling is
+    the same run under another config hash (and some print alike), so a run's config must be
+    spelled as `cfg.model_dump()` is."""
     normal = cfg.model_dump()
     for knob, value in config.items():
         if knob not in normal:
@@ -86,6 +87,10 @@ def spelling_reason(config: dict[str, Any], cfg: Config) -> str | None:
         if canonical.pack(value) != canonical.pack(normal[knob]):
             return (f"config spells {knob} as {value!r}; the harness writes {normal[knob]!r} "
                     "(the same run under another config hash)")
+    missing = sorted(set(normal) - set(config))     # read as its default, which the harness writes
+    if missing:
+        return (f"config spells no {', '.join(missing)[:200]} (the harness writes every core knob: "
+                "the same run under another config hash)")
     return None
 
 

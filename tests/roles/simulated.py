@@ -48,5 +48,6 @@ def context(store: Store, key: Keypair, runner: SimRunner | None, seed: int = 0,
             **kw: Any) -> Context:
     """A role context for `key` over `store` on the simulated track."""
     return Context(store=store, me=key.peer_id, publish=StorePublisher(store, key), track=TRACK,
-                   base_config=dict(BASE), run=runner, params=kw.pop("params", PARAMS),
+                   base_config=kw.pop("base_config", dict(BASE)), run=runner,
+                   params=kw.pop("params", PARAMS),
                    rng=random.Random(seed), **kw)

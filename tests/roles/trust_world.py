@@ -12,8 +12,11 @@ from roles import evidence
 from roles.context import Context
 from roles.experimenter import Experimenter
 from roles.base import Proposal
-from tests.roles.simulated import BASE, SD, TRACK, SimRunner, context
+from node.harness.config import Config
+from tests.roles.simulated import BASE as SIM_BASE, SD, TRACK, SimRunner, context
 
+# With a budget the node checks that a config is spelled as the harness writes it: in full.
+BASE: dict[str, Any] = {**Config().model_dump(), **SIM_BASE}
 BUDGET = 1_024_000            # 1000 whole steps of 8 x 128 tokens (the harness defaults)
 STEPS = 1000
 
@@ -39,7 +42,7 @@ class Fixed:
 
 def node(store: Store, key: Keypair, runner: SimRunner | None, seed: int = 0, **kw: Any) -> Context:
     """An honest node's role context with the track's budget known."""
-    return context(store, key, runner, seed, budget_tokens=BUDGET, **kw)
+    return context(store, key, runner, seed, budget_tokens=BUDGET, base_config=dict(BASE), **kw)
 
 
 def baseline_ready(ctx: Context) -> None:
