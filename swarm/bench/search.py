@@ -45,6 +45,7 @@ from memory import stats, synthetic
 from memory.canonical import config_hash
 from memory.store import Store
 from swarm.bench.search_surface import NOISES, SURFACES, SurfaceRunner, Surface
+from swarm.bench.simclock import SimClock, memory_digest
 from swarm.output import check_out_file, console, print_json, print_table
 
 TRACK = "sim-search"
@@ -79,16 +80,16 @@ def _validator() -> Any:
 # ---- the swarm arms: the product's loop ------------------------------------------------------
 
 def _workers(store: Store, cond: Cond, runner: SurfaceRunner, sources: tuple[str, ...],
-             proposer: Any = None) -> list[Any]:
+             clock: SimClock, proposer: Any = None) -> list[Any]:
     from roles.context import Context, StorePublisher
     from roles.proposers import make_portfolio
     from swarm.worker import Worker
 
     out = []
     for i, key in enumerate(synthetic.keypairs(cond.nodes, seed=1000 + cond.rep)):
-        ctx = Context(store=store, me=key.peer_id, publish=StorePublisher(store, key), track=TRACK,
-                      base_config=_base(), run=runner, params=cond.params,
-                      rng=random.Random(cond.rep * 1009 + i))
+        ctx = Context(store=store, me=key.peer_id, publish=StorePublisher(store, key, clock.stamp),
+                      track=TRACK, base_config=_base(), run=runner, params=cond.params,
+                      rng=random.Random(cond.rep * 1009 + i), clock=clock.seconds)
         portfolio = proposer or make_portfolio(_validator(), gp="gp" in sources)
         if proposer is None:
             portfolio.proposers = {k: v for k, v in portfolio.proposers.items() if k in sources}
@@ -118,11 +119,13 @@ def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random", "rsm")) -
     out: dict[str, Any] = {"curve": {}, "first_verified_at": None, "stalled": False,
                            "max_idle": 0}
     with Store(":memory:") as store:
-        workers = _workers(store, cond, runner, sources)
+        clock = SimClock()
+        workers = _workers(store, cond, runner, sources, clock)
         ctx, idle = workers[0].ctx, 0
         while runner.runs < cond.runs and not out["stalled"]:
             for worker in workers:
                 before = runner.runs
+                clock.step()
                 worker.step()
                 idle = 0 if runner.runs > before else idle + 1
                 out["stalled"] = idle >= STALL_STEPS
@@ -137,6 +140,7 @@ def swarm_arm(cond: Cond, sources: tuple[str, ...] = ("tpe", "random", "rsm")) -
         out["final_gain"] = surface.gain(evidence.best_config(ctx))
         out["proposals"] = {k: sum(w.ctx.counters.get(f"proposals_{k}", 0) for w in workers)
                             for k in sources}
+        out["memory_digest"] = memory_digest(store)
     return out
 
 
@@ -299,11 +303,13 @@ def gate_arm(cond: Cond, candidates: int, null_share: float, effect: float) -> d
     runner = SurfaceRunner(surface, TRACK, cond.noise, cond.crash, salt=cond.rep)  # type: ignore[arg-type]
     proposer = Candidates(list(table))
     with Store(":memory:") as store:
-        workers = _workers(store, cond, runner, (), proposer)
+        clock = SimClock()
+        workers = _workers(store, cond, runner, (), clock, proposer)
         idle = 0
         while idle < STALL_STEPS:
             for worker in workers:
                 before = runner.runs
+                clock.step()
                 worker.step()
                 idle = 0 if runner.runs > before else idle + 1
         ctx = workers[0].ctx

@@ -40,6 +40,7 @@ from memory import canonical, codec, records as R, synthetic
 from memory.crypto import Keypair
 from memory.stats import GateParams
 from memory.store import Store
+from swarm.bench.simclock import SimClock, memory_digest
 from swarm.output import fail, print_json, print_table
 
 SD = 0.002
@@ -50,31 +51,6 @@ EFFECTS: dict[tuple[str, Any], float] = {
     ("lr", 0.006): -6.0, ("pos_encoding", "rope"): -4.0, ("activation", "swiglu"): -3.0,
     ("norm", "rmsnorm"): -2.0, ("n_layer", 4): 2.0, ("lr", 0.0015): 3.0}
 PARAMS = GateParams(min_baseline=6, confirm_max=4, min_confirm=3, verify_seeds=3)
-START_MS = 1_700_000_000_000   # the simulated clock's start (Nov 2023: in the past, never ahead)
-STEP_MS = 1_000                # simulated time per honest step (leases: 600 s, grace: 1 h)
-
-
-class SimClock:
-    """The simulation's time: a fixed start, +1 ms per signed record, +STEP_MS per honest step.
-
-    Never the wall clock: a record's id hashes its ts, and roles break ties by ts and id, so wall
-    time made the same command give different figures (honest runs 29 and 30 at 8 rounds)."""
-
-    def __init__(self) -> None:
-        self.ms = START_MS
-
-    def stamp(self) -> int:
-        """The next record's ts (each record its own millisecond)."""
-        self.ms += 1
-        return self.ms
-
-    def seconds(self) -> float:
-        """Now, as `Context.clock` reads it."""
-        return self.ms / 1000
-
-    def step(self) -> None:
-        """An honest step's worth of time passes."""
-        self.ms += STEP_MS
 
 
 class SurfaceRunner:
@@ -262,13 +238,8 @@ def simulate(scenario: str, keys: int, honest: int = 3, rounds: int = 12, seed: 
                 bad.act(evidence.best_config(nodes[0]))
                 _note_distrust(store, nodes, bad, first_distrust)
         return {"scenario": scenario, "hostile_keys": keys, "honest_nodes": honest,
-                **_figures(store, nodes, bad, first_distrust), "memory_digest": _digest(store),
+                **_figures(store, nodes, bad, first_distrust), "memory_digest": memory_digest(store),
                 "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def _digest(store: Store) -> str:
-    ids = "\n".join(r[0] for r in store.query("SELECT id FROM records ORDER BY id", []).rows)
-    return hashlib.blake2b(ids.encode(), digest_size=8).hexdigest()
 
 
 def _note_distrust(store: Store, nodes: list[Any], bad: Hostile, seen: dict[str, int]) -> None:

@@ -62,6 +62,15 @@ def test_swarm_arm_drives_the_real_roles_without_stalling() -> None:
     assert sum(out["proposals"].values()) >= 1 and 24 in out["curve"]
 
 
+def test_the_swarm_arm_reproduces_its_records() -> None:
+    """Time is simulated: the same condition signs the same records (wall time would change their
+    ts, so their ids, and the roles' tie-breaks with them)."""
+    cond = search.Cond(runs=12, nodes=2, checkpoints=(12,),
+                       params=search.stats.GateParams(min_baseline=4, min_start=4))
+    first, second = search.swarm_arm(cond), search.swarm_arm(cond)
+    assert first["runs"] >= 12 and first == second
+
+
 def test_the_response_surface_arm_takes_over_once_the_track_has_outcomes() -> None:
     cond = search.Cond(runs=160, nodes=2, checkpoints=(160,),
                        params=search.stats.GateParams(min_baseline=4, min_start=4))
