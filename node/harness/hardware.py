@@ -8,6 +8,7 @@ cached under the home, so MFU divides by what this machine really does, not by a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import time
@@ -16,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from memory.atomic import write_atomic
 from memory.records import Hardware
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:                 # torch is imported where used: `cpu_name` and `memory_total`
     import torch                  # serve the parent's `runner.fallback_context`, which must not load it
@@ -108,8 +112,15 @@ def peak_flops(device: torch.device, dtype: torch.dtype, threads: int, cache: Pa
     if key not in table:
         table[key] = measure_peak_flops(device, dtype)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(table, indent=1))
-            tmp.replace(cache)
+            _save_cache(cache, table)
     return float(table[key])
+
+
+def _save_cache(cache: Path, table: dict[str, Any]) -> None:
+    """Keep the measured peaks; a cache that cannot be written (read-only, full disk) only costs
+    a new measurement next time, never the run."""
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cache, json.dumps(table, indent=1))
+    except OSError as exc:
+        log.warning("could not keep the peak FLOP/s in %s: %s", cache, exc)

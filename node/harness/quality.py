@@ -14,13 +14,14 @@ The training split's word set is cached next to its token array (one pass over t
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from memory.atomic import write_atomic
 
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 SENTENCE_END = re.compile(r"""[.!?]["')\]]*\s*$""")
@@ -70,9 +71,7 @@ def training_vocabulary(train_tokens: Path, tokenizer: Any) -> set[str]:
         pass
     vocab = _vocabulary(np.load(train_tokens), tokenizer)
     try:
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(sorted(vocab)))
-        tmp.replace(cache)
+        write_atomic(cache, "\n".join(sorted(vocab)))
     except OSError:                  # a read-only cache: compute again next time
         pass
     return vocab
