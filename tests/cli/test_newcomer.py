@@ -5,6 +5,7 @@ and docs/ show. Every failure is one line; a command that fails changes nothing.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -161,6 +162,26 @@ def test_a_file_as_home_is_one_line_for_every_command(tmp_path: Path) -> None:
     assert a_file.read_text() == "x"
 
 
+def test_a_path_the_machine_refuses_is_one_line(tmp_path: Path) -> None:
+    """A home under a file (or on a read-only disk) failed deep inside with a traceback: in
+    `memory import` (making the home), `run` (the data cache), `trust add` (its temporary file)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    stream = tmp_path / "all.swarm"
+    stream.write_bytes(b"SWARM-RECORDS 1\n")
+    under = str(a_file / "home")
+    for command in (["memory", "import", str(stream)], ["run", "--no-record", "--budget-tokens",
+                                                        "1000"]):
+        code, out, err = swarm(*command, "--home", under)
+        assert code == 1 and err.strip().startswith(f"error: cannot use {a_file}"), command
+        assert err.strip().endswith("Not a directory") and len(err.strip().splitlines()) == 1
+    home = tmp_path / "h"
+    (home / "trust.tmp").mkdir(parents=True)          # where `trust add` writes before renaming
+    code, _, err = swarm("trust", "add", KEYS[0].peer_id, "--home", str(home))
+    assert code == 1 and err.strip() == f"error: cannot use {home / 'trust.tmp'}: Is a directory"
+    assert a_file.read_text() == "x" and not (home / "trust.json").exists()
+
+
 def test_a_data_dir_that_is_not_a_folder_stops_run_and_join(tmp_path: Path) -> None:
     home = tmp_path / "h"
     for command in (["run", "--budget-tokens", "1000"], ["join", "--duration", "1"]):
@@ -198,6 +219,29 @@ def test_the_end_of_join_counts_one_run_as_one() -> None:
     from swarm.progress_view import summary_line
 
     assert summary_line({"runs": 1}).startswith("1 run by this node;")
+
+
+def test_the_join_panels_title_stays_on_one_line() -> None:
+    """Before the work loop starts the panel had one narrow row, and its title wrapped under it:
+    "swarm node:" on one line, "starting" on the next."""
+    from rich.console import Console
+
+    from swarm.progress_view import panel
+
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(panel(None))
+    assert console.export_text().splitlines()[0].strip() == "swarm node: starting"
+
+
+def test_join_says_where_results_go_and_how_to_look(tmp_path: Path) -> None:
+    """A newcomer's first question after `make join`: where do results go, how do I see them?"""
+    home = tmp_path / "h"
+    code, out, err = swarm("join", "--home", str(home), "--no-work", "--no-mdns", "--no-dht",
+                           "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert f"results go to {home / 'memory.duckdb'}" in said
+    assert f"swarm runs --home {home}" in said
 
 
 DOCS = ["README.md", "docs/RUNNING.md", "docs/HARNESS.md", "docs/TRUST.md", "docs/ROLES.md",

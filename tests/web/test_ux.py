@@ -75,6 +75,25 @@ def test_an_empty_home_says_so(home: Path, browser: Browser, artefacts: Path) ->
         browser.open("about:blank")       # its event stream closed: the server stops at once
 
 
+def test_one_run_and_a_missing_id_read_as_words(home: Path, browser: Browser) -> None:
+    """The overview counted "1 runs; 1 nodes", and a run page for an id not in the memory (a link
+    from another node's dashboard, a short id typed in) said only "could not load: HTTP 404"."""
+    with Store(memory_path(home), helpers=0) as store:
+        store.add(list(synthetic.runs(synthetic.keypairs(1, seed=5), 1)))
+    for url in _serve(home):
+        browser.open(url)
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.evaluate("document.querySelector('.counts').textContent").startswith(
+            "1 run; 0 nodes;")
+        for page, what in (("runs/4cad0873", "run"), ("claims/" + "ab" * 32, "claim")):
+            browser.open(url + page)
+            browser.wait_for("document.getElementById('main').textContent.includes('could not')")
+            text = browser.evaluate("document.getElementById('main').textContent")
+            wanted = page.split("/")[1]
+            assert text == f"could not load: no {what} with id {wanted} in this memory", text
+        browser.open("about:blank")
+
+
 def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> None:
     """Records added while the page is open show on it without a reload."""
     store = Store(tmp_path / "m.duckdb", helpers=0)
