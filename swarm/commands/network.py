@@ -5,6 +5,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -98,6 +99,9 @@ def join(
 
     if reachability not in MODES:
         fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
+    if not re.fullmatch(r"[^\s/]{1,64}", network) or not network.isprintable():
+        # an unset variable (`--network "$NET"`) made a swarm of its own, "/swarm//records/1"
+        fail(f"--network wants a name (1-64 characters, no spaces or '/'), not {network!r}")
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval, reachability=reachability,
                     relay=_relay_caps() if relay else None,

@@ -182,6 +182,17 @@ def test_a_path_the_machine_refuses_is_one_line(tmp_path: Path) -> None:
     assert a_file.read_text() == "x" and not (home / "trust.json").exists()
 
 
+@pytest.mark.parametrize("name", ["", "a b", "x/records"])
+def test_join_refuses_a_network_name_that_is_no_name(tmp_path: Path, name: str) -> None:
+    """`--network "$NET"` with NET unset started a node on a swarm of its own, "/swarm//records/1"."""
+    home = tmp_path / "h"
+    code, _, err = swarm("join", "--network", name, "--home", str(home), "--no-work", "--no-mdns",
+                         "--no-dht", "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert code == 1 and err.strip() == (f"error: --network wants a name (1-64 characters, no "
+                                         f"spaces or '/'), not {name!r}")
+    assert not home.exists()
+
+
 def test_a_data_dir_that_is_not_a_folder_stops_run_and_join(tmp_path: Path) -> None:
     home = tmp_path / "h"
     for command in (["run", "--budget-tokens", "1000"], ["join", "--duration", "1"]):
