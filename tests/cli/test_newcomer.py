@@ -141,6 +141,14 @@ def test_progress_stays_off_stdout(stored: Path, tmp_path: Path) -> None:
     assert code == 0 and out.startswith("imported ")
 
 
+def test_a_tiny_number_is_not_shown_as_zero(stored: Path) -> None:
+    """`swarm findings` showed a claim's p of 1.42e-05 as "0.0000" (the dashboard: 1.42e-5)."""
+    code, out, _ = swarm("sql", "SELECT 0.0000142::DOUBLE AS p, -0.00002::DOUBLE AS e, "
+                                "0.0::DOUBLE AS z, 0.8627::DOUBLE AS big")
+    cells = out.splitlines()[-2].split("│")[1:-1]
+    assert code == 0 and [c.strip() for c in cells] == ["1.42e-05", "-2e-05", "0.0000", "0.8627"]
+
+
 def test_show_fits_80_columns(stored: Path) -> None:
     with Store(memory_path(stored)) as store:
         run_id = store.query("SELECT id FROM runs LIMIT 1").rows[0][0]

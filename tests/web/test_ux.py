@@ -73,6 +73,16 @@ def test_an_empty_home_says_so(home: Path, browser: Browser, artefacts: Path) ->
         assert browser.evaluate("document.querySelector('table[data-table=peers] tfoot')"
                                 ".textContent") == "none yet"
         browser.open("about:blank")       # its event stream closed: the server stops at once
+    # the same home as a report: a file never "updates by itself"
+    from typer.testing import CliRunner
+
+    from swarm.cli import app
+    report = home / "report.html"
+    assert CliRunner().invoke(app, ["report", "--out", str(report)]).exit_code == 0
+    browser.open(report.as_uri())
+    browser.wait_for("!!document.querySelector('main[data-drawn]')")
+    assert browser.evaluate("document.getElementById('headline').textContent") == (
+        "Nothing yet: the memory this report was made from had no runs.")
 
 
 def test_one_run_and_a_missing_id_read_as_words(home: Path, browser: Browser) -> None:

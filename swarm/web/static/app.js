@@ -152,8 +152,11 @@ var swarmDashboard = (function () {
   // What the swarm found, in one sentence: the verified best against the baseline's noise.
   function headline(data, best) {
     var b = data.baseline, top = best[best.length - 1];
-    var text = !data.track ? "Nothing yet: this node has no runs. Join a swarm (swarm join) or " +
-                             "wait for records to arrive; this page updates by itself."
+    // a report is a file: it never updates, and the node that wrote it has no runs
+    var text = !data.track ? (boot.report ? "Nothing yet: the memory this report was made from " +
+                                            "had no runs." :
+                              "Nothing yet: this node has no runs. Join a swarm (swarm join) or " +
+                              "wait for records to arrive; this page updates by itself.")
       : !b ? "No baseline yet: a claim is judged against the base config's noise, which needs " +
              "two of its runs that count here."
       : !top || top.what === "baseline" ? "No verified improvement yet: the best is the " +
