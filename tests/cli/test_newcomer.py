@@ -141,6 +141,21 @@ def test_progress_stays_off_stdout(stored: Path, tmp_path: Path) -> None:
     assert code == 0 and out.startswith("imported ")
 
 
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="no /dev/full")
+def test_memory_export_to_a_device_writes_to_it_never_over_it(stored: Path, tmp_path: Path) -> None:
+    """Written through a link to /dev/full, the backup said "wrote 6 records" and, as root, a file
+    took the device's place: the stream went to FILE.part, then was renamed over FILE."""
+    (tmp_path / "out").mkdir()
+    full, null = tmp_path / "out" / "full", tmp_path / "out" / "null"
+    full.symlink_to("/dev/full")
+    null.symlink_to("/dev/null")
+    code, out, err = swarm("memory", "export", str(full))
+    assert code == 1 and err.strip() == f"error: cannot write {full}: No space left on device"
+    code, out, err = swarm("memory", "export", str(null))
+    assert code == 0 and out == "" and err.strip() == f"wrote 6 records to {null}"
+    assert full.is_symlink() and null.is_symlink() and sorted(full.parent.iterdir()) == [full, null]
+
+
 def test_a_tiny_number_is_not_shown_as_zero(stored: Path) -> None:
     """`swarm findings` showed a claim's p of 1.42e-05 as "0.0000" (the dashboard: 1.42e-5)."""
     code, out, _ = swarm("sql", "SELECT 0.0000142::DOUBLE AS p, -0.00002::DOUBLE AS e, "
