@@ -185,6 +185,15 @@ def test_a_file_as_home_is_one_line_for_every_command(tmp_path: Path) -> None:
     assert a_file.read_text() == "x"
 
 
+def test_a_file_as_swarm_home_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only $SWARM_HOME was set, and the error spoke of a `--home` never given."""
+    a_file = tmp_path / "home-file"
+    a_file.write_text("x")
+    monkeypatch.setenv("SWARM_HOME", str(a_file))
+    code, _, err = swarm("runs")
+    assert code == 1 and err.strip() == f"error: $SWARM_HOME {a_file} is not a folder"
+
+
 def test_a_path_the_machine_refuses_is_one_line(tmp_path: Path) -> None:
     """A home under a file (or on a read-only disk) failed deep inside with a traceback: in
     `memory import` (making the home), `run` (the data cache), `trust add` (its temporary file)."""
