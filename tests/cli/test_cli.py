@@ -256,6 +256,7 @@ def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
                                   # past what DuckDB's LIMIT or a track's budget takes: an SQL
                                   # error, a node whose work loop died in a traceback
                                   ["runs", "--limit", "99999999999999999999"],
+                                  ["bench", "memory", "--records", "99999999999999999999"],
                                   ["run", "--budget-tokens", str(10**13), "--no-record"],
                                   ["join", "--budget-tokens", str(10**13), "--duration", "1",
                                    "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht"]])

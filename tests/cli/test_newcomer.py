@@ -225,6 +225,15 @@ def test_join_refuses_a_network_name_that_is_no_name(tmp_path: Path, name: str) 
     assert not home.exists()
 
 
+@pytest.mark.parametrize("bench", ["network", "swarm"])
+def test_a_bench_refuses_more_nodes_than_the_memory_holds(bench: str) -> None:
+    """`bench network --nodes 100000` started node after node (24 were left running when it was
+    stopped); now it says, before starting any, what they would need."""
+    code, _, err = swarm("bench", bench, "--nodes", "100000")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: --nodes 100000 needs about ") and " GB is available here" in err
+
+
 def test_a_data_dir_that_is_not_a_folder_stops_run_and_join(tmp_path: Path) -> None:
     home = tmp_path / "h"
     for command in (["run", "--budget-tokens", "1000"], ["join", "--duration", "1"]):
