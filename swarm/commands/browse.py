@@ -118,11 +118,17 @@ def runs(track: Optional[str] = TRACK,
     tail = author.strip().lstrip("…").lstrip(".") if author is not None else None
     if tail == "":
         fail(f"--author {author!r}: give a peer id or its tail (…AbCdEfGh)")
+    if config is not None:
+        # a typo ("zz") listed no runs, "%" (LIKE's wildcard) or "" every run, as if filtered
+        config = config.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{1,32}", config):
+            fail(f"--config wants a config hash or its start (hex, as tables show it), "
+                 f"not {config!r}")
     with open_reader(home) as reader:
         rows = as_dicts(run_query(reader, """
             SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
                    tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
-            FROM runs WHERE {match} AND (? IS NULL OR config_hash LIKE ? || '%')
+            FROM runs WHERE {match} AND (? IS NULL OR starts_with(config_hash, ?))
               AND (? IS NULL OR ends_with(author, ?)) AND (? IS NULL OR status = ?)
             ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
             [track, track, track, config, config, tail, tail, state, state, limit]))

@@ -384,6 +384,14 @@ def test_a_bench_refuses_a_file_for_a_folder_in_one_line(tmp_path: Path, args: l
     assert code == 1 and err.strip().endswith(f"{a_file} is not a folder") and a_file.read_text() == "x"
 
 
+@pytest.mark.parametrize("config", ["zz", "%", ""])
+def test_runs_refuses_a_config_that_is_no_hash(stored: Path, config: str) -> None:
+    """`--config zz` listed no runs and `--config %` (LIKE's wildcard) every run, as if filtered."""
+    code, out, err = swarm("runs", "--config", config)
+    assert code == 1 and out == "" and err.strip() == (
+        f"error: --config wants a config hash or its start (hex, as tables show it), not {config!r}")
+
+
 def test_runs_by_author_takes_the_tail_the_tables_show(stored: Path) -> None:
     from swarm.output import short_peer
 
