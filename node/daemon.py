@@ -2,7 +2,7 @@
 
 The application runs on asyncio (uvloop); the libp2p host runs under trio in its own thread
 (node/bridge.py). Gossip arrives through the bridge into a batcher (at most one ingest per ~100 ms);
-sync ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM: the services are
+sync ingests batch by batch on the trio side (the store is thread-safe). SIGINT/SIGTERM/SIGHUP: the services are
 stopped (bounded), the current batch is committed, the host stopped, every thread joined, the home
 lock released.
 
@@ -175,7 +175,10 @@ class Daemon:
     async def _serve(self, on_ready: Callable[[dict[str, Any]], None] | None,
                      on_started: StartServices | None) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal `swarm join` ran in was closed, the usual way a laptop's node
+        # ends; it killed the node mid-batch. Unless ignored (nohup): then it must stay ignored.
+        hangup = [] if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else [signal.SIGHUP]
+        for sig in (signal.SIGINT, signal.SIGTERM, *hangup):
             loop.add_signal_handler(sig, self.stop)
         batcher = GossipBatcher(self.store, self._ingest_pool, self._on_gossip_ingested)
         self._on_gossip = lambda peer, raw: post(loop, batcher.add, peer, raw)

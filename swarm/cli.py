@@ -31,6 +31,10 @@ class _SwarmGroup(TyperGroup):
         except typer.Abort:
             print_error("aborted")
             sys.exit(1)
+        except OSError as exc:              # the machine said no (a read-only home, a file where a
+            logging.getLogger(__name__).debug("stopped by", exc_info=True)   # folder goes): -vv
+            print_error(_os_error(exc))
+            sys.exit(1)
         except Exception as exc:            # click's own exceptions (vendored by typer >= 0.2x)
             if not hasattr(exc, "exit_code") or not hasattr(exc, "format_message"):
                 raise
@@ -47,6 +51,13 @@ def _usage_error(exc: Any) -> str:
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else ""
     return f"{message} (see {path} --help)" if path else message
+
+
+def _os_error(exc: OSError) -> str:
+    """`cannot use /home/x/cache: Read-only file system`: what failed, on which path, no traceback
+    (commands say more where they expect it; this is for the rest)."""
+    reason = exc.strerror or str(exc)
+    return f"cannot use {exc.filename}: {reason}" if exc.filename else reason
 
 
 def _flags_show_no_type() -> None:

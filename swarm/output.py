@@ -91,7 +91,10 @@ def _cell(value: Any, width: int = 48) -> Text:
     if value is None:
         return Text("")
     if isinstance(value, float):
-        return Text(f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}")
+        fixed = f"{value:.4f}"
+        if value and fixed.lstrip("-") == "0.0000":     # a p of 1.4e-05 read "0.0000"
+            return Text(f"{value:.3g}")
+        return Text(fixed if abs(value) < 1e6 else f"{value:.4g}")
     text = _plain(value)
     text = text if isinstance(text, str) else json.dumps(text, default=str)
     return plain_text(text if len(text) <= width else text[: width - 1] + "…")

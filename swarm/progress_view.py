@@ -125,8 +125,10 @@ def summary_line(work: dict[str, Any]) -> str:
 
 def panel(work: dict[str, Any] | None) -> Table:
     """The live panel for one work loop (or a placeholder before it starts)."""
-    table = Table(title=f"swarm node: {work.get('track', '') if work else 'starting'}",
-                  title_justify="left", show_header=False, box=None)
+    title = f"swarm node: {work.get('track', '') if work else 'starting'}"
+    # at least as wide as its title: the placeholder's one row made "starting" wrap under it
+    table = Table(title=title, title_justify="left", show_header=False, box=None,
+                  min_width=len(title))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for name, value in work_rows(work) if work else [("role", "starting")]:

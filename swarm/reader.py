@@ -6,6 +6,7 @@ bad SQL), never a traceback.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,10 @@ def home_folder(home: Path | None) -> Path:
     anything but a folder) is in its place. The home may not exist yet."""
     resolved = resolve_home(home)
     if resolved.exists() and not resolved.is_dir():
-        fail(f"--home {resolved} is not a folder")
+        # name where it came from: "--home" confused someone who had only set $SWARM_HOME
+        source = ("--home" if home is not None else "$SWARM_HOME" if os.environ.get("SWARM_HOME")
+                  else "the home")
+        fail(f"{source} {resolved} is not a folder")
     return resolved
 
 

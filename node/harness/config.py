@@ -6,6 +6,7 @@ here; checks that need the track or the node (memory, budget) live in `feasibili
 """
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -186,10 +187,13 @@ def _parse_value(knob: str, text: str) -> Any:
         raise Refused(f"{knob}: expected true or false, got {text!r}")
     if annotation in (int, float):
         try:
-            return annotation(text) if annotation is float else int(text)
+            value = annotation(text) if annotation is float else int(text)
         except ValueError:
             kind = "an integer" if annotation is int else "a number"
             raise Refused(f"{knob}: expected {kind}, got {text!r}") from None
+        if not math.isfinite(value):        # 1e400 is inf: no config hash, no bound refuses it
+            raise Refused(f"{knob}: expected a finite number, got {text!r}")
+        return value
     return text.strip()
 
 

@@ -38,12 +38,15 @@ class EvalSpec(BaseModel):
     prefix_bytes: int = Field(gt=0, description="bytes of the valid split evaluated")
 
 
+MAX_BUDGET_TOKENS = 10**12         # swarm/commands' options check it too (typos: an extra zero)
+
+
 class Budget(BaseModel):
     """How much training a run gets: a number of tokens, the same on any hardware."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tokens: int = Field(ge=1, le=10**12, description="training tokens per run")
+    tokens: int = Field(ge=1, le=MAX_BUDGET_TOKENS, description="training tokens per run")
 
 
 class Track(BaseModel):

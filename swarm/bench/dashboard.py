@@ -35,6 +35,7 @@ from typing import Any
 
 import typer
 
+from swarm.commands import MAX_ROWS
 from swarm.output import check_folder, console, print_json, print_table
 
 TRACK = "synthetic-track"
@@ -195,7 +196,8 @@ def _case(client: Any, views: dict[str, str], repeats: int, before: Any = None) 
             "views": {name: _latency(client, url, repeats, before) for name, url in views.items()}}
 
 
-def bench(records: int = typer.Option(1_000_000, min=1000, help="Synthetic runs in the memory."),
+def bench(records: int = typer.Option(1_000_000, min=1000, max=MAX_ROWS,
+                                      help="Synthetic runs in the memory."),
           repeats: int = typer.Option(10, min=1, help="Requests per view and case."),
           cache: Path = typer.Option(Path.home() / ".cache" / "swarm-bench", help="Where the "
                                      "generated memories are kept between runs."),

@@ -16,6 +16,7 @@ import msgpack
 import typer
 
 from swarm.bench import procstat
+from swarm.commands import MAX_ROWS
 from swarm.output import err_console, print_json, print_table
 
 
@@ -93,7 +94,8 @@ def _repair(full: Any, raws: list[bytes], path: Path, loss: str) -> dict[str, An
             "repair_s": elapsed, "converged": converged}
 
 
-def bench_memory(records: int = typer.Option(100_000, min=1, help="How many signed records."),
+def bench_memory(records: int = typer.Option(100_000, min=1, max=MAX_ROWS,
+                                             help="How many signed records."),
                  authors: int = typer.Option(20, min=1, help="How many authors write them."),
                  batch: int = typer.Option(5000, min=1, help="Records per ingest transaction."),
                  repeats: int = typer.Option(15, min=1, help="Repeats per query latency."),

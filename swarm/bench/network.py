@@ -20,7 +20,7 @@ from typing import Any
 import typer
 
 from swarm.bench import procstat, syncbench
-from swarm.bench.nodes import Node, kill_all, launch, launch_swarm, wait_for
+from swarm.bench.nodes import Node, check_room, kill_all, launch, launch_swarm, wait_for
 from swarm.output import check_folder, err_console, print_json, print_table
 
 
@@ -179,6 +179,8 @@ def bench(nodes: int = typer.Option(10, "--nodes", min=2, help="Node processes o
           json_out: bool = typer.Option(False, "--json", help="JSON instead of tables.")) -> None:
     """Measure propagation, delivery, partition healing, catch-up, and CPU/memory per node."""
     check_folder(cache, "--cache")
+    if not (flood or fuzz or sync_only):
+        check_room(nodes)
     network = f"bench-{uuid.uuid4().hex[:6]}"
     if flood or fuzz:
         return _show(_hostile(network, flood, fuzz, rate, seconds), json_out)

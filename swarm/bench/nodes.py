@@ -95,6 +95,25 @@ class Node:
         return self.proc.wait(timeout)
 
 
+# Resident memory of one node, measured (docs/RUNNING.md, "Left running for hours"): 215-224 MB
+# with --no-work; a training node 440-490 MB plus its run's process, 390-435 MB.
+NODE_MB = 250
+TRAINING_NODE_MB = 950
+
+
+def check_room(nodes: int, node_mb: int = NODE_MB) -> None:
+    """Stop in one line, before any node starts, when `nodes` nodes would not fit in this
+    machine's available memory: `--nodes 100000` started node after node until stopped."""
+    import psutil
+
+    from swarm.output import fail
+
+    free_mb = psutil.virtual_memory().available // 2**20
+    if nodes * node_mb > free_mb:
+        fail(f"--nodes {nodes} needs about {nodes * node_mb / 1024:,.1f} GB of memory "
+             f"({node_mb} MB a node); {free_mb / 1024:,.1f} GB is available here")
+
+
 def launch(home: Path, network: str, bootstrap: Sequence[str] = (), extra: Sequence[str] = (),
            env: dict[str, str] | None = None, wait: bool = True, work: bool = False,
            sync_interval: float = 1.0) -> Node:

@@ -25,7 +25,8 @@ from memory import codec
 from memory.crypto import Keypair
 from memory.records import HypothesisBody
 from node.identity import load_or_create
-from swarm.bench.nodes import Node, kill_all, launch_swarm, log_tail, wait_for
+from swarm.bench.nodes import (TRAINING_NODE_MB, Node, check_room, kill_all, launch_swarm, log_tail,
+                               wait_for)
 from swarm.output import check_folder, console, fail, print_json, print_table, short_peer
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,7 @@ def bench(
     Each node's coordination share is its time not spent training / busy time (target < 2%)."""
     from node.harness.data import shared_data_dir
 
+    check_room(nodes, TRAINING_NODE_MB)
     if data_dir is not None:
         check_folder(data_dir, "--data-dir", must_exist=True)
     data_dir = data_dir or shared_data_dir()

@@ -8,6 +8,12 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+# Bounds of numeric options, so a typo (an extra zero or ten) is a usage error, not a failure
+# deep inside: DuckDB's LIMIT takes at most a BIGINT, and a track's budget at most
+# node.harness.tracks.MAX_BUDGET_TOKENS (not imported here: it costs 0.2 s at every start).
+MAX_ROWS = 10**9
+MAX_BUDGET_TOKENS = 10**12
+
 _MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "roles", "trust", "web")
 
 

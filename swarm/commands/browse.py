@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
+from swarm.commands import MAX_ROWS
 from swarm.output import (console, err_console, fail, plain_text, print_json, print_table,
                           short_id, short_peer, track_labels, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
@@ -27,7 +28,8 @@ def _compact(config: Any) -> str:
     return json.dumps(config, separators=(",", "="))[1:-1].replace('"', "") if config else ""
 
 
-def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=1, help="Rows per track."),
+def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=1, max=MAX_ROWS,
+                                                                      help="Rows per track."),
                 json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Configs ranked by mean val_bpb over seeds, per track (lower is better).
 
@@ -109,18 +111,24 @@ def runs(track: Optional[str] = TRACK,
          author: Optional[str] = typer.Option(None, help="Only this author: its peer id, or "
                                               "its tail as tables show it (…AbCdEfGh)."),
          status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
-         limit: int = typer.Option(50, min=1, help="Most recent N runs."),
+         limit: int = typer.Option(50, min=1, max=MAX_ROWS, help="Most recent N runs."),
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Training runs, most recent first."""
     state = status.value if status else None
     tail = author.strip().lstrip("…").lstrip(".") if author is not None else None
     if tail == "":
         fail(f"--author {author!r}: give a peer id or its tail (…AbCdEfGh)")
+    if config is not None:
+        # a typo ("zz") listed no runs, "%" (LIKE's wildcard) or "" every run, as if filtered
+        config = config.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{1,32}", config):
+            fail(f"--config wants a config hash or its start (hex, as tables show it), "
+                 f"not {config!r}")
     with open_reader(home) as reader:
         rows = as_dicts(run_query(reader, """
             SELECT id, author, seq, ts, track, config_hash, seed, status, val_bpb, train_loss,
                    tokens, wall_s, tokens_per_s, purpose, accelerator, error, config
-            FROM runs WHERE {match} AND (? IS NULL OR config_hash LIKE ? || '%')
+            FROM runs WHERE {match} AND (? IS NULL OR starts_with(config_hash, ?))
               AND (? IS NULL OR ends_with(author, ?)) AND (? IS NULL OR status = ?)
             ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
             [track, track, track, config, config, tail, tail, state, state, limit]))

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from swarm.commands import MAX_BUDGET_TOKENS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
                           print_table, write_out_file)
 
@@ -93,7 +94,7 @@ def _show_result(result: Any) -> None:
 def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Track name or id."),
         sets: list[str] = typer.Option([], "--set", help="knob=value (repeatable)."),
         seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed."),
-        budget_tokens: int = typer.Option(None, "--budget-tokens", min=1,
+        budget_tokens: int = typer.Option(None, "--budget-tokens", min=1, max=MAX_BUDGET_TOKENS,
                                           help="Training tokens (changes the track id)."),
         threads: int = typer.Option(None, "--threads", min=1, help="CPU threads to use."),
         timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s."),
@@ -197,6 +198,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
                   rounds: int = typer.Option(7, "--rounds", min=1, help="Interleaved rounds per size."),
                   steps: int = typer.Option(10, "--steps", min=1, help="Steps per round."),
                   seed_budget: int = typer.Option(None, "--seed-budget-tokens", min=1,
+                                                  max=MAX_BUDGET_TOKENS,
                                                   help="Budget of the seed runs (default: the track's)."),
                   device: str = typer.Option("cpu", "--device", help="cpu (tinystories-cpu sizes) "
                                              "or cuda (tinystories-gpu sizes)."),

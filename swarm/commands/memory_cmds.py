@@ -110,19 +110,27 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
     raws = track((raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows),
                  total=len(rows), description=f"writing {file.name}", console=err_console,
                  transient=True, disable=json_out)
-    tmp = file.with_name(file.name + ".part")
+    # a device or a pipe (/dev/stdout, a tape) is written in place: renaming a file over it
+    # replaced /dev/full (as root) and reported "wrote 57 records" for a backup that went nowhere
+    special = file.exists() and not file.is_file() and not file.is_dir()
+    tmp = file if special else file.with_name(file.name + ".part")
     try:
         with open(tmp, "wb") as out:
             n = stream.write(out, raws)
-        tmp.replace(file)          # never leave a half-written stream under the final name
+        if not special:
+            tmp.replace(file)      # never leave a half-written stream under the final name
     except OSError as exc:
         with contextlib.suppress(OSError):      # e.g. its folder is a file: nothing was written
-            tmp.unlink(missing_ok=True)
+            if not special:
+                tmp.unlink(missing_ok=True)
         fail(f"cannot write {file}: {exc.strerror or exc}")
+    size = None if special else file.stat().st_size          # a pipe has no size to show
     if json_out:
-        return print_json({"records": n, "path": str(file), "bytes": file.stat().st_size})
-    console.print(f"wrote {n} records to {file} ({file.stat().st_size:,} bytes)", markup=False,
-                  highlight=False)
+        return print_json({"records": n, "path": str(file), "bytes": size})
+    # to stderr when the stream went to a device: it may be this very stdout (/dev/stdout)
+    (err_console if special else console).print(
+        f"wrote {n} records to {file}" + ("" if size is None else f" ({size:,} bytes)"),
+        markup=False, highlight=False, soft_wrap=True)
 
 
 @memory_app.command("stats")

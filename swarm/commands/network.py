@@ -5,12 +5,14 @@ import contextlib
 import errno
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
+from swarm.commands import MAX_BUDGET_TOKENS
 from swarm.output import check_folder, console, fail, plain_text, print_json, print_table
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -38,8 +40,9 @@ def join(
     no_work: bool = typer.Option(False, "--no-work", help="Only keep the memory in sync: no "
                                  "research loop (roles, training) beside the node."),
     track: str = typer.Option("tinystories-cpu", "--track", help="Track to work on."),
-    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", min=1, help="Training tokens "
-                                                "per run (another budget is another track id)."),
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", min=1, max=MAX_BUDGET_TOKENS,
+                                                help="Training tokens per run (another budget is "
+                                                "another track id)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Training threads per run."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the track's "
                                             "train.txt and valid.txt."),
@@ -96,6 +99,9 @@ def join(
 
     if reachability not in MODES:
         fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
+    if not re.fullmatch(r"[^\s/]{1,64}", network) or not network.isprintable():
+        # an unset variable (`--network "$NET"`) made a swarm of its own, "/swarm//records/1"
+        fail(f"--network wants a name (1-64 characters, no spaces or '/'), not {network!r}")
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval, reachability=reachability,
                     relay=_relay_caps() if relay else None,
@@ -120,7 +126,7 @@ def join(
         summary = (track, options.gate.min_baseline)
     from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), with_dashboard(starter), summary)
+        _run(Daemon(config), with_dashboard(starter), summary, browse_hint(config.home, home))
     except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -138,8 +144,17 @@ def _relay_caps() -> Any:
         fail(f"SWARM_TEST_RELAY_CAPS: {exc}")
 
 
-def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
-    """Run the daemon; with `summary` (track, baseline seeds wanted), the live work panel."""
+def browse_hint(resolved: Path, given: Optional[Path]) -> str:
+    """The start line that says where results go and how to look at them (a newcomer's first
+    question); `--home DIR` in the commands when the home was given that way."""
+    flag = f" --home {given}" if given is not None else ""
+    return (f"results go to {resolved / 'memory.duckdb'}: in another terminal, swarm runs{flag} "
+            "(or leaderboard, findings; or the dashboard)")
+
+
+def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None, hint: str = "") -> None:
+    """Run the daemon; with `summary` (track, baseline seeds wanted), the live work panel;
+    `hint` (where results go) is printed among the start lines."""
     import asyncio
     import logging
 
@@ -157,6 +172,8 @@ def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None) -> None:
         console.print(f"listening on {', '.join(info['addrs'])}", soft_wrap=True, highlight=False)
         console.print(f"local app {info['api']} (API; dashboard: {info['api']}/)",
                       soft_wrap=True, highlight=False)
+        if hint:
+            console.print(plain_text(hint), soft_wrap=True, highlight=False)
         lan = [a for a in info["addrs"] if "/ip4/127." not in a] or info["addrs"]
         console.print("to join this swarm from another machine, run:")
         console.print(f"  swarm join --bootstrap {lan[0]}", highlight=False, soft_wrap=True)

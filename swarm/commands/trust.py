@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import typer
 
+from swarm.commands import MAX_ROWS
 from swarm.conclusions import Conclusions
 from swarm.output import console, err_console, fail, print_json, print_table, short_peer
 from swarm.reader import open_reader, query_errors
@@ -79,7 +80,7 @@ def remove(ctx: typer.Context, peer_id: str = typer.Argument(..., help="A pinned
 
 @trust_app.callback()
 def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HOME,
-            limit: int = typer.Option(50, min=1, help="First N authors (roots and trusted "
+            limit: int = typer.Option(50, min=1, max=MAX_ROWS, help="First N authors (roots and trusted "
                                                       "first, then by runs).")) -> None:
     """Authors with their trust here, why (the replays that earned it, the mismatch that lost
     it) and their influence (share of the sane runs this memory holds)."""

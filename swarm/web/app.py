@@ -125,10 +125,12 @@ class Dashboard:
                                       q.get("purpose"), q.get("author")))
 
     async def run(self, request: Request) -> Response:
-        return _found(await self._call(views.run, request.path_params["id"]), "run")
+        return _found(await self._call(views.run, request.path_params["id"]), "run",
+                      request.path_params["id"])
 
     async def claim(self, request: Request) -> Response:
-        return _found(await self._call(views.claim, request.path_params["id"]), "claim")
+        return _found(await self._call(views.claim, request.path_params["id"]), "claim",
+                      request.path_params["id"])
 
     async def events(self, request: Request) -> Response:
         return StreamingResponse(self._event_stream(request), media_type="text/event-stream",
@@ -169,9 +171,11 @@ def _json(value: Any) -> Response:
     return JSONResponse(value)
 
 
-def _found(value: Any, what: str) -> Response:
-    if value is None:
-        return JSONResponse({"error": f"no {what} with that id"}, status_code=404)
+def _found(value: Any, what: str, wanted: str) -> Response:
+    if value is None:           # the page shows this line: the id as typed, cut (it is anyone's)
+        shown = wanted if len(wanted) <= 64 else wanted[:64] + "…"
+        return JSONResponse({"error": f"no {what} with id {shown} in this memory"},
+                            status_code=404)
     return JSONResponse(value)
 
 

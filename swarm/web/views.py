@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from memory import codec
@@ -234,9 +235,24 @@ def claims(c: Conclusions, track: str | None) -> dict[str, Any]:
             "untrusted_claims": [r for r in rows if not r["trusted"]]}
 
 
+def full_id(c: Conclusions, kind: str, wanted: str) -> str | None:
+    """The id of the one `kind` record whose id begins with `wanted`: a prefix of 4+ hex chars,
+    as the tables show ids (`swarm show` takes the same); None when none or several match."""
+    wanted = wanted.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{4,64}", wanted):
+        return None
+    if len(wanted) == 64:
+        return wanted               # the records table's key finds it at once (below)
+    rows = c.reader.query("SELECT id FROM records WHERE kind = ? AND starts_with(id, ?) "
+                          "ORDER BY id LIMIT 2", [kind, wanted]).rows
+    return rows[0][0] if len(rows) == 1 else None
+
+
 def claim(c: Conclusions, claim_id: str) -> dict[str, Any] | None:
     """A claim as derived here: its status and why, which runs counted and which did not (and
-    why), the test against the trusted baseline; others' assessments and verifications as advice."""
+    why), the test against the trusted baseline; others' assessments and verifications as advice.
+    `claim_id` may be a unique prefix."""
+    claim_id = full_id(c, "claim", claim_id) or ""
     found = _rows(c.reader, "SELECT track, summary FROM valid_claims WHERE id = ?", [claim_id])
     v = c.track(found[0]["track"]) if found else None
     view = next((x for x in v.claims if x.id == claim_id), None) if v is not None else None
@@ -353,7 +369,9 @@ def runs(c: Conclusions, track: str | None = None, status: str | None = None,
 
 def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
     """One run in full: its body (with `curve` and `samples` when the harness stored them) and
-    `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`)."""
+    `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`).
+    `run_id` may be a unique prefix."""
+    run_id = full_id(c, "run", run_id) or ""
     reader = c.reader
     # The records table's key finds it at once; `runs` has no index and would be scanned.
     # `id = ?` alone: DuckDB uses the key's index only for a lone equality filter.

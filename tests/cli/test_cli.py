@@ -252,9 +252,23 @@ def test_tables_fit_80_columns_with_short_ids_and_track_names(home) -> None:
                                   ["bench", "memory", "--records", "0"],
                                   ["bench", "network", "--nodes", "0"],
                                   ["bench", "swarm", "--nodes", "1"], ["bench", "blob", "--rounds", "0"],
-                                  ["bench", "dashboard", "--records", "5"]])
+                                  ["bench", "dashboard", "--records", "5"],
+                                  # past what DuckDB's LIMIT or a track's budget takes: an SQL
+                                  # error, a node whose work loop died in a traceback
+                                  ["runs", "--limit", "99999999999999999999"],
+                                  ["bench", "memory", "--records", "99999999999999999999"],
+                                  ["run", "--budget-tokens", str(10**13), "--no-record"],
+                                  ["join", "--budget-tokens", str(10**13), "--duration", "1",
+                                   "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht"]])
 def test_out_of_range_options_are_refused_before_anything_starts(home: Path, args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "Invalid value" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (home / "node.lock").exists() and "Traceback" not in result.output
+
+
+def test_the_clis_budget_bound_is_the_tracks() -> None:
+    from node.harness.tracks import MAX_BUDGET_TOKENS
+    from swarm import commands
+
+    assert commands.MAX_BUDGET_TOKENS == MAX_BUDGET_TOKENS

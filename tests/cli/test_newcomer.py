@@ -5,6 +5,7 @@ and docs/ show. Every failure is one line; a command that fails changes nothing.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -140,6 +141,29 @@ def test_progress_stays_off_stdout(stored: Path, tmp_path: Path) -> None:
     assert code == 0 and out.startswith("imported ")
 
 
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="no /dev/full")
+def test_memory_export_to_a_device_writes_to_it_never_over_it(stored: Path, tmp_path: Path) -> None:
+    """Written through a link to /dev/full, the backup said "wrote 6 records" and, as root, a file
+    took the device's place: the stream went to FILE.part, then was renamed over FILE."""
+    (tmp_path / "out").mkdir()
+    full, null = tmp_path / "out" / "full", tmp_path / "out" / "null"
+    full.symlink_to("/dev/full")
+    null.symlink_to("/dev/null")
+    code, out, err = swarm("memory", "export", str(full))
+    assert code == 1 and err.strip() == f"error: cannot write {full}: No space left on device"
+    code, out, err = swarm("memory", "export", str(null))
+    assert code == 0 and out == "" and err.strip() == f"wrote 6 records to {null}"
+    assert full.is_symlink() and null.is_symlink() and sorted(full.parent.iterdir()) == [full, null]
+
+
+def test_a_tiny_number_is_not_shown_as_zero(stored: Path) -> None:
+    """`swarm findings` showed a claim's p of 1.42e-05 as "0.0000" (the dashboard: 1.42e-5)."""
+    code, out, _ = swarm("sql", "SELECT 0.0000142::DOUBLE AS p, -0.00002::DOUBLE AS e, "
+                                "0.0::DOUBLE AS z, 0.8627::DOUBLE AS big")
+    cells = out.splitlines()[-2].split("│")[1:-1]
+    assert code == 0 and [c.strip() for c in cells] == ["1.42e-05", "-2e-05", "0.0000", "0.8627"]
+
+
 def test_show_fits_80_columns(stored: Path) -> None:
     with Store(memory_path(stored)) as store:
         run_id = store.query("SELECT id FROM runs LIMIT 1").rows[0][0]
@@ -159,6 +183,55 @@ def test_a_file_as_home_is_one_line_for_every_command(tmp_path: Path) -> None:
         code, _, err = swarm(*command, "--home", str(a_file))
         assert code == 1 and err.strip() == f"error: --home {a_file} is not a folder", command
     assert a_file.read_text() == "x"
+
+
+def test_a_file_as_swarm_home_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only $SWARM_HOME was set, and the error spoke of a `--home` never given."""
+    a_file = tmp_path / "home-file"
+    a_file.write_text("x")
+    monkeypatch.setenv("SWARM_HOME", str(a_file))
+    code, _, err = swarm("runs")
+    assert code == 1 and err.strip() == f"error: $SWARM_HOME {a_file} is not a folder"
+
+
+def test_a_path_the_machine_refuses_is_one_line(tmp_path: Path) -> None:
+    """A home under a file (or on a read-only disk) failed deep inside with a traceback: in
+    `memory import` (making the home), `run` (the data cache), `trust add` (its temporary file)."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    stream = tmp_path / "all.swarm"
+    stream.write_bytes(b"SWARM-RECORDS 1\n")
+    under = str(a_file / "home")
+    for command in (["memory", "import", str(stream)], ["run", "--no-record", "--budget-tokens",
+                                                        "1000"]):
+        code, out, err = swarm(*command, "--home", under)
+        assert code == 1 and err.strip().startswith(f"error: cannot use {a_file}"), command
+        assert err.strip().endswith("Not a directory") and len(err.strip().splitlines()) == 1
+    home = tmp_path / "h"
+    (home / "trust.tmp").mkdir(parents=True)          # where `trust add` writes before renaming
+    code, _, err = swarm("trust", "add", KEYS[0].peer_id, "--home", str(home))
+    assert code == 1 and err.strip() == f"error: cannot use {home / 'trust.tmp'}: Is a directory"
+    assert a_file.read_text() == "x" and not (home / "trust.json").exists()
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x/records"])
+def test_join_refuses_a_network_name_that_is_no_name(tmp_path: Path, name: str) -> None:
+    """`--network "$NET"` with NET unset started a node on a swarm of its own, "/swarm//records/1"."""
+    home = tmp_path / "h"
+    code, _, err = swarm("join", "--network", name, "--home", str(home), "--no-work", "--no-mdns",
+                         "--no-dht", "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert code == 1 and err.strip() == (f"error: --network wants a name (1-64 characters, no "
+                                         f"spaces or '/'), not {name!r}")
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("bench", ["network", "swarm"])
+def test_a_bench_refuses_more_nodes_than_the_memory_holds(bench: str) -> None:
+    """`bench network --nodes 100000` started node after node (24 were left running when it was
+    stopped); now it says, before starting any, what they would need."""
+    code, _, err = swarm("bench", bench, "--nodes", "100000")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: --nodes 100000 needs about ") and " GB is available here" in err
 
 
 def test_a_data_dir_that_is_not_a_folder_stops_run_and_join(tmp_path: Path) -> None:
@@ -198,6 +271,29 @@ def test_the_end_of_join_counts_one_run_as_one() -> None:
     from swarm.progress_view import summary_line
 
     assert summary_line({"runs": 1}).startswith("1 run by this node;")
+
+
+def test_the_join_panels_title_stays_on_one_line() -> None:
+    """Before the work loop starts the panel had one narrow row, and its title wrapped under it:
+    "swarm node:" on one line, "starting" on the next."""
+    from rich.console import Console
+
+    from swarm.progress_view import panel
+
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(panel(None))
+    assert console.export_text().splitlines()[0].strip() == "swarm node: starting"
+
+
+def test_join_says_where_results_go_and_how_to_look(tmp_path: Path) -> None:
+    """A newcomer's first question after `make join`: where do results go, how do I see them?"""
+    home = tmp_path / "h"
+    code, out, err = swarm("join", "--home", str(home), "--no-work", "--no-mdns", "--no-dht",
+                           "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1")
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert f"results go to {home / 'memory.duckdb'}" in said
+    assert f"swarm runs --home {home}" in said
 
 
 DOCS = ["README.md", "docs/RUNNING.md", "docs/HARNESS.md", "docs/TRUST.md", "docs/ROLES.md",
@@ -286,6 +382,14 @@ def test_a_bench_refuses_a_file_for_a_folder_in_one_line(tmp_path: Path, args: l
     a_file.write_text("x")
     code, _, err = swarm(*args, str(a_file))
     assert code == 1 and err.strip().endswith(f"{a_file} is not a folder") and a_file.read_text() == "x"
+
+
+@pytest.mark.parametrize("config", ["zz", "%", ""])
+def test_runs_refuses_a_config_that_is_no_hash(stored: Path, config: str) -> None:
+    """`--config zz` listed no runs and `--config %` (LIKE's wildcard) every run, as if filtered."""
+    code, out, err = swarm("runs", "--config", config)
+    assert code == 1 and out == "" and err.strip() == (
+        f"error: --config wants a config hash or its start (hex, as tables show it), not {config!r}")
 
 
 def test_runs_by_author_takes_the_tail_the_tables_show(stored: Path) -> None:

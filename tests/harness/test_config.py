@@ -43,7 +43,9 @@ def test_cross_field_and_unknown_refusals(overrides: dict, reason: str) -> None:
 
 @pytest.mark.parametrize("item,reason", [("lr", "knob=value"), ("=3", "knob=value"),
                                          ("n_layer=2.5", "integer"), ("lr=abc", "number"),
-                                         ("qk_norm=maybe", "true or false"), ("zz=1", "unknown")])
+                                         ("qk_norm=maybe", "true or false"), ("zz=1", "unknown"),
+                                         # inf passed the bounds, then the config hash raised
+                                         ("lr=1e400", "finite"), ("lr=nan", "finite")])
 def test_parse_sets_refusals(item: str, reason: str) -> None:
     with pytest.raises(Refused, match=reason):
         parse_sets([item])

@@ -24,8 +24,11 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
                           timeout=60)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_shuts_down_cleanly_and_keeps_records(tmp_path: Path, network: str, sig: int) -> None:
+    """SIGHUP (a closed terminal) killed the node mid-batch before it was handled as SIGTERM is."""
+    if sig == signal.SIGHUP and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        pytest.skip("SIGHUP is ignored here (nohup): the node inherits that and keeps it")
     node = launch(tmp_path / "a", network)
     raws = make_records(20)
     node.ingest(raws)

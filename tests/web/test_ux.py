@@ -15,7 +15,8 @@ from node.home import memory_path
 from swarm.web.app import dashboard_app
 from tests.web.browser import Browser
 from tests.web.conftest import cli_json, served
-from tests.web.test_pages import CHROMIUM, _load, _serve, artefacts, browser, site  # noqa: F401
+from tests.web.test_pages import (CHROMIUM, _load, _serve, _values, artefacts, browser,  # noqa: F401
+                                   site)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
 WIDE = "document.documentElement.scrollWidth"
@@ -73,6 +74,40 @@ def test_an_empty_home_says_so(home: Path, browser: Browser, artefacts: Path) ->
         assert browser.evaluate("document.querySelector('table[data-table=peers] tfoot')"
                                 ".textContent") == "none yet"
         browser.open("about:blank")       # its event stream closed: the server stops at once
+    # the same home as a report: a file never "updates by itself"
+    from typer.testing import CliRunner
+
+    from swarm.cli import app
+    report = home / "report.html"
+    assert CliRunner().invoke(app, ["report", "--out", str(report)]).exit_code == 0
+    browser.open(report.as_uri())
+    browser.wait_for("!!document.querySelector('main[data-drawn]')")
+    assert browser.evaluate("document.getElementById('headline').textContent") == (
+        "Nothing yet: the memory this report was made from had no runs.")
+
+
+def test_one_run_a_short_id_and_a_missing_id_read_as_words(home: Path, browser: Browser) -> None:
+    """The overview counted "1 runs; 1 nodes"; a run page for an id not in the memory (a link
+    from another node's dashboard) said only "could not load: HTTP 404", and so did one for the
+    8-character id every table shows (`swarm show` takes it)."""
+    (one,) = synthetic.runs(synthetic.keypairs(1, seed=5), 1)
+    with Store(memory_path(home), helpers=0) as store:
+        store.add([one])
+    for url in _serve(home):
+        browser.open(url)
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.evaluate("document.querySelector('.counts').textContent").startswith(
+            "1 run; 0 nodes;")
+        browser.open(url + "runs/" + one.id[:8].upper())
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.evaluate(_values("run", "val_bpb")) == [one.body.metrics.val_bpb]
+        for page, what in (("runs/4cad0873", "run"), ("claims/" + "ab" * 32, "claim")):
+            browser.open(url + page)
+            browser.wait_for("document.getElementById('main').textContent.includes('could not')")
+            text = browser.evaluate("document.getElementById('main').textContent")
+            wanted = page.split("/")[1]
+            assert text == f"could not load: no {what} with id {wanted} in this memory", text
+        browser.open("about:blank")
 
 
 def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> None:

@@ -132,6 +132,7 @@ var swarmDashboard = (function () {
   }
 
   function empty(text) { return el("p", {"class": "empty"}, [text]); }
+  function count(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   // ---- views ---------------------------------------------------------------------------------
 
@@ -151,8 +152,11 @@ var swarmDashboard = (function () {
   // What the swarm found, in one sentence: the verified best against the baseline's noise.
   function headline(data, best) {
     var b = data.baseline, top = best[best.length - 1];
-    var text = !data.track ? "Nothing yet: this node has no runs. Join a swarm (swarm join) or " +
-                             "wait for records to arrive; this page updates by itself."
+    // a report is a file: it never updates, and the node that wrote it has no runs
+    var text = !data.track ? (boot.report ? "Nothing yet: the memory this report was made from " +
+                                            "had no runs." :
+                              "Nothing yet: this node has no runs. Join a swarm (swarm join) or " +
+                              "wait for records to arrive; this page updates by itself.")
       : !b ? "No baseline yet: a claim is judged against the base config's noise, which needs " +
              "two of its runs that count here."
       : !top || top.what === "baseline" ? "No verified improvement yet: the best is the " +
@@ -177,7 +181,8 @@ var swarmDashboard = (function () {
       return Object.keys(t).map(function (k) { return t[k] + " " + k; }).join(", ") || "none";
     }
     main.appendChild(el("p", {"class": "counts"}, [
-      (c.runs || 0) + " runs; " + (data.peers || []).length + " nodes; claims (as derived here): " +
+      count(c.runs || 0, "run") + "; " + count((data.peers || []).length, "node") +
+      "; claims (as derived here): " +
       tally(claims) + (Object.keys(others).length ? "; untrusted claims: " + tally(others) : "") +
       (data.baseline ? "; baseline " + num(data.baseline.mean) + " ± " + num(data.baseline.std) +
        " (" + data.baseline.n + " seeds)" : "; no baseline yet")]));
@@ -539,7 +544,10 @@ var swarmDashboard = (function () {
   function refresh() {
     var main = document.getElementById("main");
     return fetch(boot.root + jsonPath(boot.view, boot.params)).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
+      // the server says what is missing ("no run with id ..."); a bare status code says nothing
+      if (!r.ok) return r.json().catch(function () { return {}; }).then(function (body) {
+        throw new Error(body.error || "HTTP " + r.status);
+      });
       return r.json();
     }).then(function (data) {
       var fresh = el("main", {id: "main"});
