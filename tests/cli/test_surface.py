@@ -246,6 +246,27 @@ def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path: Path) -> None:
                 os.killpg(node, signal.SIGKILL)
 
 
+def test_kill_all_kills_every_node_before_it_waits_for_any() -> None:
+    """A node that outlived its kill (here: one not leading its own process group) made the first
+    wait raise, and the nodes after it were left running, orphaned."""
+    import signal
+    import subprocess
+
+    from swarm.bench import nodes
+
+    stubborn = subprocess.Popen(["sleep", "600"])          # killpg finds no group of its pid
+    others = [subprocess.Popen(["sleep", "600"], start_new_session=True) for _ in range(2)]
+    kept, nodes.STARTED[:] = list(nodes.STARTED), [stubborn, *others]   # others' nodes: untouched
+    try:
+        nodes.kill_all()
+        assert [p.poll() for p in others] == [-signal.SIGKILL] * 2 and not nodes.STARTED
+    finally:
+        nodes.STARTED[:] = kept
+        for proc in (stubborn, *others):
+            proc.kill()
+            proc.wait()
+
+
 def test_a_bench_run_in_process_leaves_sigterm_as_it_was() -> None:
     import signal
 
