@@ -72,7 +72,7 @@ def swarm_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
             ("findings", str(summary["findings"]))]
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     """Compact: 45 s, 3 m 20 s, 1 h 05 m."""
     s = int(round(seconds))
     if s < 60:
@@ -90,14 +90,14 @@ def run_progress(current: dict[str, Any] | None) -> str | None:
     if current.get("loss") is not None:
         text += f", loss {current['loss']:.3f}"
     if current.get("left_s") is not None:
-        text += f", ~{_duration(current['left_s'])} left"
+        text += f", ~{duration_text(current['left_s'])} left"
     return text
 
 
 def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, value) rows describing one work loop's progress."""
     current = work.get("current_run")
-    run = (f"{current['what']} ({_duration(current['running_s'])})" if current
+    run = (f"{current['what']} ({duration_text(current['running_s'])})" if current
            else work.get("doing", ""))
     step = run_progress(current)
     mix = ", ".join(f"{role} {n}" for role, n in sorted(work.get("role_mix", {}).items()))

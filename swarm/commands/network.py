@@ -229,26 +229,55 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     print_table("node status", ["field", "value"], _status_rows(info), cell_width=STATUS_CELL)
 
 
+# The status table's words for the daemon's fields (--json keeps the keys); unknown keys show as is.
+STATUS_LABELS = {
+    "running": "running", "home": "home", "network": "network", "api": "local API", "pid": "process id",
+    "uptime_s": "up for", "connected": "connections", "peers": "peers connected",
+    "known_peers": "peers known", "mesh_peers": "gossip mesh peers",
+    "outbound_queue_high_water": "gossip queue high water", "records": "records",
+    "digest": "memory digest", "last_sync": "last sync", "reachability": "reachability",
+    "host_restarts": "libp2p restarts", "stream_failures": "failed streams",
+}
+
+
 def _status_rows(info: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The status table's rows: one per field, nat / relay / work one row per entry (80 columns)."""
-    from swarm.output import when
+    """The status table's rows, in words: one per field, each group (nat, relay, rejected, reads)
+    one row per entry, work one row per item (80 columns)."""
     from swarm.progress_view import work_rows
 
-    shown = dict(info)
-    if isinstance(info.get("last_sync"), int):
-        shown["last_sync"] = when(info["last_sync"]) + " UTC"
-    rows = [(key, json.dumps(value) if isinstance(value, (dict, list)) else value)
-            for key, value in shown.items()
-            if key not in ("peer_id", "addrs", "current_work", "nat", "relay")]
-    for group in ("nat", "relay"):
-        rows += [(f"{group}: {k}", v if isinstance(v, (str, int)) else json.dumps(v))
-                 for k, v in (info.get(group) or {}).items() if k != "relayed_addrs"]
+    rows = [(STATUS_LABELS.get(key, key), _status_value(key, value))
+            for key, value in info.items()
+            if key not in ("peer_id", "addrs", "current_work") and not isinstance(value, dict)]
+    for group, entries in info.items():
+        if isinstance(entries, dict):
+            rows += [(f"{group}: {k}", _status_value(k, v)) for k, v in entries.items()
+                     if k != "relayed_addrs"]
     work = info.get("current_work")
     for loop in work if isinstance(work, list) else []:
         rows += [(f"work: {name}", value) for name, value in work_rows(loop)]
     if isinstance(work, str):
-        rows.append(("current_work", work))
+        rows.append(("work", work))
     return rows
+
+
+def _status_value(key: str, value: Any) -> str:
+    """One value as a person reads it: a duration, a time, a count with separators, yes/no."""
+    from swarm.output import when
+    from swarm.progress_view import duration_text
+
+    if key == "uptime_s" and isinstance(value, (int, float)):
+        return duration_text(value)
+    if key == "last_sync":
+        return when(value) + " UTC" if isinstance(value, int) else "not yet"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value) if key == "pid" else f"{value:,}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_status_value(k, v)}" for k, v in value.items()) or "none"
+    return str(value)
 
 
 def _offline_status(home: Optional[Path]) -> dict[str, Any]:

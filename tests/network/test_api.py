@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -65,6 +66,20 @@ def test_a_big_body_is_refused_before_it_is_read(tmp_path: Path, network: str) -
     with pytest.raises(urllib.error.HTTPError) as foreign_host:
         _foreign_host(node)               # a DNS-rebinding page names its own host
     assert foreign_host.value.code == 400
+    _status_reads_as_words(node)
+
+
+def _status_reads_as_words(node: Node) -> None:
+    """`swarm status` of a live node: its fields in words ("up for 9 s", not "uptime_s 8.9000"),
+    each group one row per entry, at 80 columns."""
+    shown = subprocess.run([sys.executable, "-m", "swarm.cli", "status", "--home", str(node.home)],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "80"}, check=True).stdout
+    for words in ("up for", "peers connected", "records", "rejected: invalid_from_peers",
+                  "reads: "):
+        assert words in shown, shown
+    table = shown[shown.index("node status"):]       # above it: the id and addresses, whole
+    assert "uptime_s" not in shown and "{" not in table and max(map(len, table.splitlines())) <= 80
 
 
 def _foreign_host(node: Node) -> Any:
