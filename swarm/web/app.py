@@ -20,6 +20,7 @@ trust roots (read again on each request, so `swarm trust add` shows on the next 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import threading
@@ -74,6 +75,21 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
             f'<nav>{nav}<span id="live"></span></nav><main id="main"></main>'
             f'<script type="application/json" id="boot">{boot}</script>'
             f'<script>swarmDashboard.start()</script></body></html>')
+
+
+def missing_page(path: str, root: str = "/") -> str:
+    """The HTML of a path that is no page: says so, and lists the pages (no script: nothing to
+    load). The path is anyone's text: escaped, and cut like a missing id."""
+    shown = html.escape(path if len(path) <= 64 else path[:64] + "…")
+    nav = "".join(f'<a href="{root + p}">{PAGES[name]}</a>' for name, p in NAV)
+    pages = ", ".join(f'<a href="{root + p}">{PAGES[name]}</a>' for name, p in NAV)
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>swarm: no such page</title><link rel="icon" href="data:,">'
+            f'<link rel="stylesheet" href="{root}static/app.css"></head><body><nav>{nav}</nav>'
+            f'<main id="main" data-view="missing"><p class="empty">There is no page at {shown} '
+            f'here. The pages: {pages}; a run is at runs/ID and a claim at claims/ID (ID: its '
+            f'first characters are enough).</p></main></body></html>')
 
 
 def script_json(value: Any) -> str:
@@ -187,6 +203,16 @@ def _page(view: str, **fixed: Any) -> Callable[[Request], Awaitable[Response]]:
     return page
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """A path that is no page gets a page saying so; the JSON, static and event paths keep a bare
+    404 (programs read them)."""
+    path = request.url.path
+    if path.startswith(("/json/", "/static/", "/events")):
+        return Response("Not Found", status_code=404, media_type="text/plain")
+    root = request.scope.get("root_path", "").rstrip("/") + "/"
+    return HTMLResponse(missing_page(path, root), status_code=404)
+
+
 def dashboard_app(reader: Reader, home: Path | None,
                   node_state: NodeState | None = None) -> Starlette:
     """The dashboard's Starlette app over `reader`, concluding with `home`'s trust roots (None:
@@ -202,7 +228,7 @@ def dashboard_app(reader: Reader, home: Path | None,
         Route("/json/knobs", d.knobs), Route("/json/runs", d.runs),
         Route("/json/runs/{id:str}", d.run), Route("/json/claims/{id:str}", d.claim),
         Route("/events", d.events), Mount("/static", StaticFiles(directory=STATIC)),
-    ])
+    ], exception_handlers={404: _not_found})
 
 
 def warm_up(reader: Reader, home: Path | None) -> threading.Thread:

@@ -110,6 +110,21 @@ def test_one_run_a_short_id_and_a_missing_id_read_as_words(home: Path, browser: 
         browser.open("about:blank")
 
 
+def test_a_path_that_is_no_page_says_so_and_lists_the_pages(home: Path, browser: Browser) -> None:
+    """A mistyped address showed Starlette's bare "Not Found"; now a page names the pages. Any
+    text in the path stays text."""
+    Store(memory_path(home), helpers=0).close()
+    for url in _serve(home):
+        browser.open(url + "leaderbord%3Cb%3Ex")
+        browser.wait_for("!!document.querySelector('main[data-view=missing]')")
+        text = browser.evaluate("document.getElementById('main').textContent")
+        assert text.startswith("There is no page at /leaderbord<b>x here. The pages: Overview, "
+                               "Leaderboard,"), text
+        assert browser.evaluate("document.querySelectorAll('main a').length") == 6
+        assert browser.evaluate("document.querySelectorAll('main b').length") == 0
+        browser.open("about:blank")
+
+
 def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> None:
     """Records added while the page is open show on it without a reload."""
     store = Store(tmp_path / "m.duckdb", helpers=0)
