@@ -15,7 +15,8 @@ variable, which trio copies into the tasks a query starts.
 The same wrapper keeps py-libp2p's peerstore limit (1000 peers) from evicting this node's own
 key pair or a connected peer (`_evict`); the DHT's inbound streams get a deadline and caps per
 peer and per address (`_fair_inbound`), its messages a smaller bound (`MAX_DHT_MESSAGE`), and its
-provider records are kept for the network's key only (`_providers_kept`).
+provider records are kept for the network's key only (`_providers_kept`). Addresses only
+hearsay named are dialed within a budget per target IP (node/dialbudget.py).
 
 A peer's claims about itself (identify, which `node/patches.py` bounds to 32 addresses, and its
 signed peer record) lose the never-dialable IPs, and loopback and LAN ones when it is connected
@@ -28,6 +29,7 @@ import contextvars
 import functools
 from typing import Any, Callable
 
+from node.dialbudget import DialBudget, ration_dials
 from node.discovery import believable_addrs, never_dialed
 from node.nat import lan_address
 from node.relay import connection_ip
@@ -42,10 +44,19 @@ def guard(host: Any) -> None:
     if getattr(peerstore, "_swarm_hearsay", False):
         return
     original = peerstore.add_addrs          # add_addr and consume_peer_record call it too
+    budget = DialBudget()
+    host._swarm_dial_budget = budget
+    ration_dials(host, budget)
 
     def add_addrs(peer_id: Any, addrs: Any, ttl: int = 0) -> None:
         kept = heard(host, list(addrs), about=peer_id)
         if kept:
+            namer = _NAMER.get()
+            texts = [str(a) for a in kept]
+            if namer is not None:
+                budget.heard(str(peer_id), texts)
+            else:
+                budget.claimed(str(peer_id), texts)
             original(peer_id, kept, ttl)
 
     peerstore.add_addrs = add_addrs
