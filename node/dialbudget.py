@@ -3,14 +3,15 @@
 A DHT peer may name any public address for any peer id (node/hearsay.py keeps at most 8 per
 naming, only believable ones), and py-libp2p's lookups and auto-connector dial them: a set of
 peers naming a third party's address under many fresh ids had this node dial it a few times per
-cycle each, a connection flood by proxy. So an address that reached the peerstore only as
-hearsay (named in a DHT message, even by its owner, and never claimed by the owner itself in
-identify or a signed peer record on its connection) is dialed at most HEARSAY_DIALS_PER_IP times per
-WINDOW_S per target IP (or DNS name), across all namers and peer ids; past that the dial fails
-at once, as an unreachable one would. Loopback and LAN targets are not rationed: hearsay names
-them only when the namer is itself on the LAN or loopback (`discovery.believable_addrs`). Addresses
-this node's own code adds (bootstrap, saved peers, `swarm peers --connect`) and a peer's own
-claims are never rationed.
+cycle each, a connection flood by proxy. So a dial to a public address is rationed unless the
+(peer, address) pair was claimed: written into the peerstore by this node's own code (bootstrap,
+saved peers, `swarm peers --connect`, node records' relays) or by the peer itself outside a DHT
+exchange (identify, a signed peer record, DCUtR). Everything else (what DHT messages name, even
+a peer about itself, and this node's own dials of DHT providers, `hearsay.repeating`) is dialed
+at most HEARSAY_DIALS_PER_IP times per WINDOW_S per target IP (or DNS name), across all namers
+and peer ids; past that the dial fails at once, as an unreachable one would. Loopback and LAN
+targets are not rationed: hearsay names them only when the namer is itself on the LAN or
+loopback (`discovery.believable_addrs`).
 """
 from __future__ import annotations
 
@@ -23,38 +24,37 @@ from node.nat import ip_of, lan_address
 
 HEARSAY_DIALS_PER_IP = 4
 WINDOW_S = 60.0
-MAX_MARKS = 4096        # (peer, address) pairs remembered as hearsay, and as claimed; oldest out
+MAX_CLAIMED = 65536     # (peer, address) pairs remembered as claimed: more than the peerstore
+                        # holds of claims (1,000 peers + those connected, 32 addresses each)
 MAX_TARGETS = 4096      # target IPs whose recent dials are counted
 
 
 class DialBudget:
-    """Which (peer, address) pairs only hearsay named, and the dials spent on each target IP."""
+    """The (peer, address) pairs claimed by their owner or written by this node, and the dials
+    spent on each target IP for all other (hearsay) addresses."""
 
     def __init__(self, per_ip: int = HEARSAY_DIALS_PER_IP, window: float = WINDOW_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_ip, self.window, self.clock = per_ip, window, clock
         self.refused = 0
-        self._marks: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._dials: OrderedDict[str, list[float]] = OrderedDict()
 
-    def heard(self, peer_id: str, addrs: list[str]) -> None:
-        """`addrs` of `peer_id` were named in a DHT message (unless the owner claimed them)."""
-        for addr in addrs:
-            key = (peer_id, _bare(addr))
-            if key not in self._claimed:
-                _remember(self._marks, key)
-
     def claimed(self, peer_id: str, addrs: list[str]) -> None:
-        """`peer_id` claimed `addrs` itself, or this node's own code added them: not hearsay."""
+        """`peer_id` claimed `addrs` itself, or this node's own code added them: not hearsay.
+        Past MAX_CLAIMED pairs the oldest is forgotten (its address is then rationed: a flood of
+        claims can slow this node's dials, never free a victim's address from its budget)."""
         for addr in addrs:
             key = (peer_id, _bare(addr))
-            self._marks.pop(key, None)
-            _remember(self._claimed, key)
+            self._claimed[key] = None
+            self._claimed.move_to_end(key)
+            if len(self._claimed) > MAX_CLAIMED:
+                self._claimed.popitem(last=False)
 
     def allow(self, peer_id: str, addr: str) -> bool:
-        """Whether this node may dial `addr` for `peer_id` now (a dial allowed is counted)."""
-        if (peer_id, _bare(addr)) not in self._marks or lan_address(addr):
+        """Whether this node may dial `addr` for `peer_id` now (a rationed dial allowed is
+        counted)."""
+        if (peer_id, _bare(addr)) in self._claimed or lan_address(addr):
             return True
         target, now = _target(addr), self.clock()
         recent = [t for t in self._dials.pop(target, []) if now - t < self.window]
@@ -67,14 +67,6 @@ class DialBudget:
         if len(self._dials) > MAX_TARGETS:
             self._dials.popitem(last=False)
         return allowed
-
-
-def _remember(pairs: OrderedDict[tuple[str, str], None], key: tuple[str, str]) -> None:
-    """Add `key` to `pairs` as its newest, forgetting the oldest past MAX_MARKS."""
-    pairs[key] = None
-    pairs.move_to_end(key)
-    if len(pairs) > MAX_MARKS:
-        pairs.popitem(last=False)
 
 
 def _bare(addr: str) -> str:

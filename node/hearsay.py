@@ -25,8 +25,10 @@ directly from an internet IP. Addresses this node's own code writes (a bootstrap
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from node.dialbudget import DialBudget, ration_dials
@@ -36,6 +38,9 @@ from node.relay import connection_ip
 
 # the libp2p ID of the peer whose bytes are being handled; None while this node's own code runs
 _NAMER: contextvars.ContextVar[Any] = contextvars.ContextVar("swarm_hearsay_namer", default=None)
+# set while this node's own code dials what hearsay named (DHT providers): not a claim
+_REPEATING: contextvars.ContextVar[bool] = contextvars.ContextVar("swarm_hearsay_repeating",
+                                                                  default=False)
 
 
 def guard(host: Any) -> None:
@@ -51,12 +56,8 @@ def guard(host: Any) -> None:
     def add_addrs(peer_id: Any, addrs: Any, ttl: int = 0) -> None:
         kept = heard(host, list(addrs), about=peer_id)
         if kept:
-            namer = _NAMER.get()
-            texts = [str(a) for a in kept]
-            if namer is not None:
-                budget.heard(str(peer_id), texts)
-            else:
-                budget.claimed(str(peer_id), texts)
+            if _NAMER.get() is None and not _REPEATING.get():
+                budget.claimed(str(peer_id), [str(a) for a in kept])
             original(peer_id, kept, ttl)
 
     peerstore.add_addrs = add_addrs
@@ -114,6 +115,17 @@ def _bound_messages() -> None:
 
     for module in (kad_dht, peer_routing, provider_store, value_store):
         module.MAX_DHT_MESSAGE_SIZE = MAX_DHT_MESSAGE      # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def repeating() -> Iterator[None]:
+    """While this runs, what this node's own code writes into the peerstore is hearsay it
+    repeats (a DHT provider it dials), not a claim: its dials stay rationed (node/dialbudget.py)."""
+    token = _REPEATING.set(True)
+    try:
+        yield
+    finally:
+        _REPEATING.reset(token)
 
 
 def heard(host: Any, addrs: list[Any], about: Any = None) -> list[Any]:

@@ -73,3 +73,15 @@ def test_own_claims_and_loopback_are_never_rationed(addr: str) -> None:
     for peer in peers:
         host.get_peerstore().add_addrs(peer, [multiaddr.Multiaddr(addr)], 3600)
     assert trio.run(_dial_each, host, peers, addr) == 0 and len(dialed) == 10
+
+
+def test_dht_providers_this_node_dials_stay_rationed() -> None:
+    """Before, the node's own connect to a DHT provider wrote its addresses as its own (a claim):
+    a provider record naming a third party was dialed every round. Repeated hearsay stays
+    hearsay."""
+    host, dialed = _guarded()
+    peers = [_fresh_id() for _ in range(10)]
+    with hearsay.repeating():
+        for peer in peers:
+            host.get_peerstore().add_addrs(peer, [multiaddr.Multiaddr(VICTIM)], 3600)
+    assert trio.run(_dial_each, host, peers, VICTIM) == 10 - HEARSAY_DIALS_PER_IP
