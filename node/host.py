@@ -83,6 +83,7 @@ class NetHost:
         self.host = self._make_host()
         hearsay.guard(self.host)
         patches.contain_streams(self.host, self._stream_failed)
+        patches.release_inbound_slots(self.host)
         router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
         self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
         self.pubsub.on_score_gate = self._score_gated                # read by node/patches.py
