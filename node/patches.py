@@ -15,8 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
-
 log = logging.getLogger(__name__)
 
 _APPLIED = False
@@ -272,38 +270,3 @@ async def reset(stream: Any) -> None:
     except Exception:  # noqa: BLE001
         pass
 
-
-INBOUND_POLL_S = 1.0        # how often a finished inbound connection's slot is looked for
-
-
-def release_inbound_slots(host: Any) -> None:
-    """Give back an inbound connection's slot when the connection ends, not when the host does.
-
-    py-libp2p 0.8.1 admits at most max_connections - min_connections (250) inbound connections
-    at once (`Swarm._inbound_limiter`), but its handler keeps each slot until the swarm stops (it
-    waits for the swarm's end to keep the connection open): 250 inbound connections over a node's
-    whole life, closed long since (fresh ids connecting and leaving, or honest peers
-    reconnecting), and every later inbound connection was closed at once: identify, sync and
-    gossip from any new peer refused for good. Here each inbound handler runs beside a watcher
-    that cancels it once the connection's socket is closed, which ends the wait and releases the
-    slot. Connections without a socket (none on TCP) keep py-libp2p's behaviour.
-    """
-    network = host.get_network()
-    inner: Callable[..., Awaitable[None]] = network._handle_inbound_connection
-
-    async def handle(read_write_closer: Any, maddr: Any) -> None:
-        sock = getattr(getattr(read_write_closer, "stream", None), "socket", None)
-        if sock is None:
-            return await inner(read_write_closer, maddr)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_when_closed, sock, nursery.cancel_scope)
-            await inner(read_write_closer, maddr)
-            nursery.cancel_scope.cancel()           # it ended by itself (a refusal, a failure)
-
-    network._handle_inbound_connection = handle
-
-
-async def _cancel_when_closed(sock: Any, scope: trio.CancelScope) -> None:
-    while sock.fileno() != -1:
-        await trio.sleep(INBOUND_POLL_S)
-    scope.cancel()
