@@ -21,7 +21,6 @@ from typing import Any
 
 import multiaddr
 import trio
-import typer
 
 if __name__ == "__main__":
     sys.path.insert(0, os.getcwd())         # the checkout it runs from: its nodes are launched
@@ -134,12 +133,12 @@ def run(ids: int, batch: int = 50, hold: float = 1.0, root: Path | None = None) 
             kill_all()
 
 
-def bench(ids: int = typer.Option(1200, "--ids", min=1, help="Fresh peer ids that connect."),
-          batch: int = typer.Option(50, "--batch", min=1, help="Connected at once."),
-          hold: float = typer.Option(1.0, "--hold", min=0.0, help="Seconds each stays.")) -> None:
-    """Many fresh peer ids connect to a node: its identify, sync and memory after (one JSON line)."""
-    print(json.dumps(run(ids, batch, hold)))
-
-
 if __name__ == "__main__":
-    typer.run(bench)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ids", type=int, default=1200)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--hold", type=float, default=1.0)
+    args = parser.parse_args()
+    print(json.dumps(run(args.ids, args.batch, args.hold)))

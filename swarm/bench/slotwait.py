@@ -21,7 +21,6 @@ from typing import Any
 
 import trio
 import trio.testing
-import typer
 
 if __name__ == "__main__":
     sys.path.insert(0, os.getcwd())         # the node/ of the checkout it runs from
@@ -71,17 +70,6 @@ async def scenario(addresses: int = 8, queued: int = 1, hold: float = 120.0,
 def run(**kwargs: Any) -> dict[str, Any]:
     """`scenario` on trio's virtual clock (it jumps whenever every task waits)."""
     return trio.run(lambda: scenario(**kwargs), clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-def bench(addresses: int = typer.Option(8, "--addresses", min=0, help="Attacker addresses."),
-          queued: int = typer.Option(1, "--queued", min=0, help="Pulls each keeps waiting."),
-          hold: float = typer.Option(120.0, "--hold", min=1.0, help="A stalled pull's seconds."),
-          arrive: float = typer.Option(10.0, "--arrive", min=0.0, help="The newcomer asks then."),
-          horizon: float = typer.Option(600.0, "--horizon", min=1.0, help="Seconds simulated.")
-          ) -> None:
-    """How long a newcomer waits for a serving slot (virtual clock; one JSON line)."""
-    print(json.dumps(run(addresses=addresses, queued=queued, hold=hold, arrive=arrive,
-                         horizon=horizon)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from typing import Any
 import multiaddr
 import psutil
 import trio
-import typer
 import varint
 
 if __name__ == "__main__":
@@ -163,17 +162,6 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                "rss_growth_mib": round((process.memory_info().rss - before) / 2**20, 1)}
         nursery.cancel_scope.cancel()
     return out
-
-
-def bench(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers that never read."),
-          iwant: int = typer.Option(0, "--iwant", min=0,
-                                    help="Peers outside the mesh that stop reading and ask IWANT."),
-          records: int = typer.Option(1500, "--records", min=1, help="Records published."),
-          size: int = typer.Option(60 * 1024, "--size", min=8, help="Bytes per record."),
-          interval: float = typer.Option(0.0, "--interval", min=0.0,
-                                         help="Seconds between publishes.")) -> None:
-    """Gossip subscribers that never read: the bytes queued to them (one JSON line)."""
-    print(json.dumps(trio.run(main, stuck, records, size, iwant, interval)))
 
 
 if __name__ == "__main__":

@@ -316,14 +316,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command()(status)
     app.command()(peers)
     from swarm.bench import blob as bench_blob
-    from swarm.bench import crowd as bench_crowd
-    from swarm.bench import slotwait as bench_slotwait
-    from swarm.bench import stucksub as bench_stucksub
+    from swarm.bench import attacks
     from swarm.bench import nat as bench_nat
     from swarm.bench import network as bench_network
     bench_app.command("network")(bench_network.bench)
     bench_app.command("blob")(bench_blob.bench)
     bench_app.command("nat")(bench_nat.bench)
-    bench_app.command("crowd")(bench_crowd.bench)
-    bench_app.command("stucksub")(bench_stucksub.bench)
-    bench_app.command("slotwait")(bench_slotwait.bench)
+    bench_app.command("crowd")(attacks.crowd)
+    bench_app.command("stucksub")(attacks.stucksub)
+    bench_app.command("slotwait")(attacks.slotwait)
