@@ -8,6 +8,10 @@ bridge.py      trio (libp2p) in its own thread, callable from asyncio
 host.py        the libp2p host: gossip, sync protocol, connections, bans (trio side)
 gossip.py      GossipSub settings, peer scoring, topic, record validator (checks + quotas)
 patches.py     narrow start-up fixes to py-libp2p 0.8.1; per-stream containment of handlers
+inbound.py     inbound connection slots: given back when a connection ends, fair among addresses
+hearsay.py     addresses DHT peers name, filtered before kept or dialed; peerstore eviction
+dialbudget.py  dials of addresses only hearsay named: a budget per target IP
+serveslots.py  whom the node serves at once (sync pulls, blob transfers), fair among addresses
 quota.py       token buckets per connected peer and per author for gossip
 syncquota.py   wall-clock budgets per serving peer and per author for records pulled by sync
 quiet.py       py-libp2p logging routed through ours; repeated warnings rate-limited

@@ -240,7 +240,10 @@ async def _run_dht(net: NetHost, task_status: Any = trio.TASK_STATUS_IGNORED) ->
 
 
 async def _dht_round(net: NetHost, dht: Any, key: str) -> None:
-    """Add connected peers to the routing table, announce ourselves, dial providers we lack."""
+    """Add connected peers to the routing table, announce ourselves, dial providers we lack
+    (hearsay: rationed per target IP, node/dialbudget.py)."""
+    from node import hearsay
+
     try:
         with trio.move_on_after(DHT_INTERVAL_S):
             for pid in net.host.get_connected_peers():
@@ -253,7 +256,7 @@ async def _dht_round(net: NetHost, dht: Any, key: str) -> None:
                     continue
                 if len(connected) >= MAX_DHT_DIALS or net.peers.is_banned(str(info.peer_id)):
                     break
-                with trio.move_on_after(10):
+                with trio.move_on_after(10), hearsay.repeating():
                     await net.host.connect(info)
                     connected.add(str(info.peer_id))
                     log.info("DHT: connected to %s", info.peer_id)

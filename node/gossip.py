@@ -24,6 +24,11 @@ GOSSIP_PROTOCOL = "/meshsub/1.1.0"
 SUBSCRIPTION_QUEUE = 4096       # libp2p's default 32 drops silently under a burst
 OUTBOUND_QUEUE = 1024           # per peer; libp2p's default is 32
 OUTBOUND_BYTES = 4 * 1024 * 1024  # per peer: 64 records of the largest size (~6,000 of ~680 B)
+# All peers' queues together: past OUTBOUND_TOTAL_BYTES a queue takes an RPC only while it holds
+# under OUTBOUND_FLOOR_BYTES (two records of the largest size, ~190 of ~680 B), so the node holds
+# at most 32 MiB + 128 KiB per peer (~70 MiB at py-libp2p's 300 connections), not 4 MiB per peer.
+OUTBOUND_TOTAL_BYTES = 32 * 1024 * 1024
+OUTBOUND_FLOOR_BYTES = 128 * 1024
 PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
 GOSSIP_THRESHOLD = -20.0        # below: no IHAVE gossip to or from it
 GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
@@ -92,23 +97,24 @@ def make_router_and_pubsub(host: Any, app_score: Callable[[str], float] | None =
     )
     pubsub = Pubsub(host, router, msg_id_constructor=message_id, cache_size=4096,
                     max_inbound_rpc_size=4 * MAX_RECORD_BYTES)
+    pubsub.peer_queues = _BoundedQueues(_pool_of(pubsub))
     return router, pubsub
 
 
 def widen_outbound_queues(pubsub: Any) -> int:
-    """Give every per-peer outbound queue OUTBOUND_QUEUE slots and OUTBOUND_BYTES; return the
-    fullest queue's length.
+    """Give every per-peer outbound queue OUTBOUND_QUEUE slots and OUTBOUND_BYTES, sharing the
+    pubsub's OUTBOUND_TOTAL_BYTES; recount that total from the live queues; return the fullest
+    queue's length.
 
-    libp2p creates each queue with 32 slots and drops RPCs silently when it is full; the watcher in
-    node/host.py calls this every second (a burst before that is repaired by sync).
+    libp2p creates each queue with 32 slots and drops RPCs silently when it is full. Queues of a
+    pubsub made by make_router_and_pubsub are bounded as they are made; the watcher in
+    node/host.py calls this every second, which also forgets the queues of peers gone.
     """
-    deepest = 0
-    for queue in list(pubsub.peer_queues.values()):
-        inner = getattr(queue, "_queue", None)
-        if inner is not None and not isinstance(inner, _ByteBounded):
-            queue._queue = _bounded_copy(inner)
-        deepest = max(deepest, len(queue))
-    return deepest
+    pool, queues = _pool_of(pubsub), list(pubsub.peer_queues.values())
+    for queue in queues:
+        _bound(queue, pool)
+    pool.recount([q._queue for q in queues if hasattr(q, "_queue")])
+    return max((len(q) for q in queues), default=0)
 
 
 def queued_bytes(pubsub: Any) -> int:
@@ -118,9 +124,55 @@ def queued_bytes(pubsub: Any) -> int:
                for q in list(pubsub.peer_queues.values()) if hasattr(q, "_queue"))
 
 
-def _bounded_copy(inner: Any) -> Any:
+def _pool_of(pubsub: Any) -> _Pool:
+    """The byte total shared by `pubsub`'s outbound queues (made on first use)."""
+    pool = getattr(pubsub, "_swarm_outbound_pool", None)
+    if pool is None:
+        pool = _Pool()
+        pubsub._swarm_outbound_pool = pool
+    return pool
+
+
+def _bound(queue: Any, pool: _Pool) -> None:
+    """Swap py-libp2p's PriorityQueue inside `queue` (an RpcQueue) for a `_ByteBounded` one."""
+    inner = getattr(queue, "_queue", None)
+    if inner is not None and not isinstance(inner, _ByteBounded):
+        queue._queue = _bounded_copy(inner, pool)
+
+
+class _BoundedQueues(dict):  # type: ignore[type-arg]
+    """pubsub.peer_queues, whose queues are bounded (`_ByteBounded`) as py-libp2p adds them: a
+    fresh peer's queue otherwise takes 32 RPCs of up to 1 MiB until the next watcher pass."""
+
+    def __init__(self, pool: _Pool) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def __setitem__(self, peer_id: Any, queue: Any) -> None:
+        _bound(queue, self.pool)
+        super().__setitem__(peer_id, queue)
+
+
+class _Pool:
+    """Bytes queued to all peers of one pubsub, against OUTBOUND_TOTAL_BYTES."""
+
+    def __init__(self, max_bytes: int = OUTBOUND_TOTAL_BYTES) -> None:
+        self.max_bytes, self.nbytes = max_bytes, 0
+        self.queues: list[_ByteBounded] = []
+
+    def recount(self, live: list[Any]) -> None:
+        """Count only the queues in `live`: a gone peer's queue no longer counts (nor takes)."""
+        keep = {id(q) for q in live}
+        for queue in self.queues:
+            if id(queue) not in keep:
+                queue.pool = None
+        self.queues = [q for q in live if isinstance(q, _ByteBounded) and q.pool is self]
+        self.nbytes = sum(q.nbytes for q in self.queues)
+
+
+def _bounded_copy(inner: Any, pool: _Pool | None = None) -> Any:
     """A `_ByteBounded` queue holding what `inner` (py-libp2p's PriorityQueue) holds, in order."""
-    bounded = _ByteBounded()
+    bounded = _ByteBounded(pool=pool)
     for rpc in inner._priority:
         bounded.push(rpc, priority=True, force=True)
     for rpc in inner._non_priority:
@@ -133,12 +185,17 @@ class _ByteBounded:
     as in RPCs: a subscriber that never reads held up to 1024 RPCs of up to 64 KiB each (64 MiB a
     peer); now OUTBOUND_BYTES, past which pushes are refused as when full (py-libp2p drops the
     RPC; sync repairs it for a peer that reads again). One RPC is always admitted to an empty
-    queue, whatever its size."""
+    queue, whatever its size, unless the `pool` (all queues of the pubsub) is over its total; then
+    a queue takes RPCs only up to OUTBOUND_FLOOR_BYTES (so a peer that reads keeps its gossip)."""
 
-    def __init__(self, max_size: int = OUTBOUND_QUEUE, max_bytes: int = OUTBOUND_BYTES) -> None:
+    def __init__(self, max_size: int = OUTBOUND_QUEUE, max_bytes: int = OUTBOUND_BYTES,
+                 pool: _Pool | None = None) -> None:
         from collections import deque
 
         self.max_size, self.max_bytes, self.nbytes = max_size, max_bytes, 0
+        self.pool = pool
+        if pool is not None:
+            pool.queues.append(self)
         self._priority: Any = deque()
         self._non_priority: Any = deque()
 
@@ -148,12 +205,25 @@ class _ByteBounded:
     def push(self, rpc: Any, priority: bool = False, force: bool = False) -> bool:
         """Enqueue `rpc` unless full (in RPCs or bytes); False when refused."""
         size = rpc.ByteSize()
-        if not force and len(self) and (len(self) >= self.max_size
-                                        or self.nbytes + size > self.max_bytes):
+        if not force and (self._over_own(size) or self._over_pool(size)):
             return False
         (self._priority if priority else self._non_priority).append((rpc, size))
-        self.nbytes += size
+        self._count(size)
         return True
+
+    def _over_own(self, size: int) -> bool:
+        return bool(len(self)) and (len(self) >= self.max_size
+                                    or self.nbytes + size > self.max_bytes)
+
+    def _over_pool(self, size: int) -> bool:
+        pool = self.pool
+        return (pool is not None and pool.nbytes + size > pool.max_bytes
+                and self.nbytes + size > OUTBOUND_FLOOR_BYTES)
+
+    def _count(self, size: int) -> None:
+        self.nbytes += size
+        if self.pool is not None:
+            self.pool.nbytes += size
 
     def pop(self) -> Any:
         """The oldest RPC, control first; None when empty."""
@@ -161,7 +231,7 @@ class _ByteBounded:
         if not side:
             return None
         rpc, size = side.popleft()
-        self.nbytes -= size
+        self._count(-size)
         return rpc
 
 

@@ -15,7 +15,8 @@ variable, which trio copies into the tasks a query starts.
 The same wrapper keeps py-libp2p's peerstore limit (1000 peers) from evicting this node's own
 key pair or a connected peer (`_evict`); the DHT's inbound streams get a deadline and caps per
 peer and per address (`_fair_inbound`), its messages a smaller bound (`MAX_DHT_MESSAGE`), and its
-provider records are kept for the network's key only (`_providers_kept`).
+provider records are kept for the network's key only (`_providers_kept`). Addresses only
+hearsay named are dialed within a budget per target IP (node/dialbudget.py).
 
 A peer's claims about itself (identify, which `node/patches.py` bounds to 32 addresses, and its
 signed peer record) lose the never-dialable IPs, and loopback and LAN ones when it is connected
@@ -24,16 +25,22 @@ directly from an internet IP. Addresses this node's own code writes (a bootstrap
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+from collections.abc import Iterator
 from typing import Any, Callable
 
+from node.dialbudget import DialBudget, ration_dials
 from node.discovery import believable_addrs, never_dialed
 from node.nat import lan_address
 from node.relay import connection_ip
 
 # the libp2p ID of the peer whose bytes are being handled; None while this node's own code runs
 _NAMER: contextvars.ContextVar[Any] = contextvars.ContextVar("swarm_hearsay_namer", default=None)
+# set while this node's own code dials what hearsay named (DHT providers): not a claim
+_REPEATING: contextvars.ContextVar[bool] = contextvars.ContextVar("swarm_hearsay_repeating",
+                                                                  default=False)
 
 
 def guard(host: Any) -> None:
@@ -42,10 +49,15 @@ def guard(host: Any) -> None:
     if getattr(peerstore, "_swarm_hearsay", False):
         return
     original = peerstore.add_addrs          # add_addr and consume_peer_record call it too
+    budget = DialBudget()
+    host._swarm_dial_budget = budget
+    ration_dials(host, budget)
 
     def add_addrs(peer_id: Any, addrs: Any, ttl: int = 0) -> None:
         kept = heard(host, list(addrs), about=peer_id)
         if kept:
+            if _NAMER.get() is None and not _REPEATING.get():
+                budget.claimed(str(peer_id), [str(a) for a in kept])
             original(peer_id, kept, ttl)
 
     peerstore.add_addrs = add_addrs
@@ -103,6 +115,17 @@ def _bound_messages() -> None:
 
     for module in (kad_dht, peer_routing, provider_store, value_store):
         module.MAX_DHT_MESSAGE_SIZE = MAX_DHT_MESSAGE      # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def repeating() -> Iterator[None]:
+    """While this runs, what this node's own code writes into the peerstore is hearsay it
+    repeats (a DHT provider it dials), not a claim: its dials stay rationed (node/dialbudget.py)."""
+    token = _REPEATING.set(True)
+    try:
+        yield
+    finally:
+        _REPEATING.reset(token)
 
 
 def heard(host: Any, addrs: list[Any], about: Any = None) -> list[Any]:

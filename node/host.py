@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from node import discovery, gossip, hearsay, nat, patches, quiet, quota, sync, syncquota
+from node import discovery, gossip, hearsay, inbound, nat, patches, quiet, quota, sync, syncquota
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 from node.relay import connection_ip, remote_ip
@@ -83,6 +83,7 @@ class NetHost:
         self.host = self._make_host()
         hearsay.guard(self.host)
         patches.contain_streams(self.host, self._stream_failed)
+        inbound.guard_inbound(self.host)
         router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
         self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
         self.pubsub.on_score_gate = self._score_gated                # read by node/patches.py

@@ -269,3 +269,4 @@ async def reset(stream: Any) -> None:
         await stream.reset()
     except Exception:  # noqa: BLE001
         pass
+

@@ -13,9 +13,11 @@ that open pulls and never read, and honest requesters queued behind them. Here:
   ends the oldest pull of the address holding the most slots (if it holds two or more) and
   takes that slot itself, ahead of the pulls waiting in turn: k addresses holding one slot each
   are what it takes to make a newcomer wait;
-- a slot that ends goes to the waiting pull whose address is served least (the oldest of those),
-  so addresses that hold slots and queue more pulls behind them never wait ahead of a newcomer
-  address.
+- a slot that ends goes to the waiting pull whose address is served least, then whose address
+  was last served longest ago (never first), then the oldest: so addresses that hold slots and
+  queue more pulls behind them never wait ahead of a newcomer address, nor does the address
+  whose slot just ended (8 addresses holding one slot each with one more pull queued behind it
+  kept a newcomer unserved for good: their queued pull was always older than its latest try).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from node.quota import address_key
 SERVE_TOTAL = 8             # pulls served at once, all peers together
 SERVE_PER_PEER = 2          # ... per peer id
 SERVE_PER_ADDRESS = 4       # ... per remote address, waiting ones included
+SERVED_REMEMBERED = 4096    # addresses whose last service end is remembered (oldest forgotten)
 
 
 @dataclass(eq=False)
@@ -54,6 +57,7 @@ class ServeSlots:
         self._peers: dict[str, int] = {}
         self._addresses: dict[str, int] = {}
         self._active: dict[str, list[_Serve]] = {}             # address -> its serving pulls
+        self._served: dict[str, float] = {}                    # address -> its last pull's end
 
     def admits(self, peer: str, address: str | None) -> bool:
         """Whether a pull from `peer` at remote IP `address` fits the per-peer and per-address
@@ -80,6 +84,7 @@ class ServeSlots:
                 self._active[key].remove(serve)
                 if not self._active[key]:
                     del self._active[key]
+                self._ended(key)
                 self._give(serve)
         finally:
             _add(self._peers, peer, -1)
@@ -122,14 +127,22 @@ class ServeSlots:
         else:
             self._pass_on()
 
+    def _ended(self, key: str) -> None:
+        """Remember that a pull of address `key` ended now (the newest entry)."""
+        self._served.pop(key, None)
+        self._served[key] = trio.current_time()
+        if len(self._served) > SERVED_REMEMBERED:
+            del self._served[next(iter(self._served))]
+
     def _pass_on(self) -> None:
-        """A freed slot goes to the waiting pull whose address is served least (the oldest such):
-        in arrival order alone, addresses that each hold a slot and queue pulls behind it took
-        every freed slot ahead of a newcomer address (up to 3 waiting pulls each)."""
+        """A freed slot goes to the waiting pull whose address is served least, then was served
+        longest ago, then the oldest: in arrival order alone, addresses that each hold a slot
+        and queue pulls behind it took every freed slot ahead of a newcomer address."""
         if not self._waiting:
             self.busy -= 1
             return
-        turn = min(self._waiting, key=lambda waiter: len(self._active.get(waiter[1], ())))
+        turn = min(self._waiting, key=lambda waiter: (len(self._active.get(waiter[1], ())),
+                                                       self._served.get(waiter[1], float("-inf"))))
         self._waiting.remove(turn)
         turn[0].set()
 

@@ -177,9 +177,11 @@ def when(ts_ms: int | None) -> str:
 
 
 def track_labels(track_ids: Sequence[str]) -> dict[str, str]:
-    """Short labels for track ids (`name:hash`): the name where only one id has it, else name:hash8."""
-    names: dict[str, int] = {}
-    for track in set(track_ids):
-        names[track.split(":", 1)[0]] = names.get(track.split(":", 1)[0], 0) + 1
-    return {t: (name if names[name] == 1 else f"{name}:{rest[:8]}")
-            for t in set(track_ids) for name, _, rest in [t.partition(":")]}
+    """Short labels for track ids (`name:hash`): the name alone where it is plain ASCII and no
+    other track's name looks like it (swarm/lookalike.py), else name:hash8."""
+    from swarm.lookalike import tagged
+
+    tracks = sorted(set(track_ids))
+    tag = tagged(t.partition(":")[0] for t in tracks)
+    return {t: (name if name not in tag else f"{name}:{rest[:8]}")
+            for t in tracks for name, _, rest in [t.partition(":")]}

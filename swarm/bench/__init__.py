@@ -8,6 +8,10 @@ textbook.py  the reference: a plain eager PyTorch GPT training step, straight fr
 procstat.py  CPU time and memory of a process, from /proc
 fuzzpeer.py  a fuzzing peer: random and mutated frames on every protocol a node speaks
 floodpeer.py a flooding peer: valid records from many fresh keys over one connection
+attacks.py   `swarm bench crowd | stucksub | slotwait`: the commands, importing their bench lazily
+crowd.py     `swarm bench crowd`: many fresh peer ids connecting to a node; its identify, sync, memory after
+stucksub.py  `swarm bench stucksub`: gossip subscribers that never read (or ask IWANT from outside the mesh)
+slotwait.py  `swarm bench slotwait`: a newcomer's wait for a serving slot (ServeSlots, virtual clock)
 hostile_bench.py  `swarm bench network --flood/--fuzz`: propagation under a flood; a fuzzing run
 nat.py       `swarm bench nat`: propagation between two homes behind NAT, relayed and hole-punched
 netns.py     the namespaces of `bench nat` and the NAT test: a WAN, homes behind nftables NATs

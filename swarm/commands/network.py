@@ -356,13 +356,18 @@ def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add join, status, peers, `bench network`, `bench blob` and `bench nat` to the CLI."""
+    """Add join, status, peers, `bench network`, `bench blob`, `bench nat`, `bench crowd`,
+    `bench stucksub` and `bench slotwait` to the CLI."""
     app.command()(join)
     app.command()(status)
     app.command()(peers)
     from swarm.bench import blob as bench_blob
+    from swarm.bench import attacks
     from swarm.bench import nat as bench_nat
     from swarm.bench import network as bench_network
     bench_app.command("network")(bench_network.bench)
     bench_app.command("blob")(bench_blob.bench)
     bench_app.command("nat")(bench_nat.bench)
+    bench_app.command("crowd")(attacks.crowd)
+    bench_app.command("stucksub")(attacks.stucksub)
+    bench_app.command("slotwait")(attacks.slotwait)

@@ -21,6 +21,7 @@ from memory.schema import BODY_COLUMNS
 from memory.store import Reader
 from memory.views import VALID_RANGE as _VALID, moving, track_runs
 from swarm.conclusions import Conclusions, track_base
+from swarm.output import track_labels
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
@@ -56,9 +57,9 @@ def tracks(reader: Reader) -> list[dict[str, Any]]:
     counts = track_runs(reader).items()
     found = [{"track": t, "runs": n, "last_ts": ts}
              for t, (n, ts) in sorted(counts, key=lambda x: (-x[1][0], x[0]))]
-    names = [t["track"].split(":", 1)[0] for t in found]
-    for t, name in zip(found, names):
-        t["label"] = name if names.count(name) == 1 else f"{name}:{t['track'].split(':', 1)[-1][:8]}"
+    labels = track_labels([t["track"] for t in found])
+    for t in found:
+        t["label"] = labels[t["track"]]
     return found
 
 

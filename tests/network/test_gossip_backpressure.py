@@ -7,7 +7,8 @@ import trio
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.rpc_queue import RpcQueue
 
-from node.gossip import OUTBOUND_BYTES, queued_bytes, widen_outbound_queues
+from node.gossip import (OUTBOUND_BYTES, OUTBOUND_FLOOR_BYTES, OUTBOUND_TOTAL_BYTES, queued_bytes,
+                         widen_outbound_queues)
 from swarm.bench import stucksub
 
 
@@ -36,3 +37,23 @@ def test_a_subscriber_that_never_reads_leaves_the_node_a_bounded_queue() -> None
     out = trio.run(stucksub.main, 1, 200, 60 * 1024)
     assert out["in_mesh"] == 1, out
     assert out["queued_bytes"] <= OUTBOUND_BYTES, out
+
+
+def test_many_stuck_peers_share_one_byte_budget() -> None:
+    """40 peers' queues, never drained (peers outside the mesh can fill theirs by IWANT): each
+    stopped at 4 MiB, 160 MiB in all; now all of them together stop at OUTBOUND_TOTAL_BYTES plus
+    OUTBOUND_FLOOR_BYTES each, and a peer that reads (an empty queue) still gets a record."""
+    queues = {f"stuck{i}": RpcQueue() for i in range(40)}
+    pubsub = SimpleNamespace(peer_queues=queues)
+    widen_outbound_queues(pubsub)
+    for i in range(100):
+        for queue in queues.values():
+            queue.push(_record_rpc(i, 60 * 1024))
+    bound = OUTBOUND_TOTAL_BYTES + len(queues) * OUTBOUND_FLOOR_BYTES
+    assert OUTBOUND_TOTAL_BYTES - 2 * 61 * 1024 <= queued_bytes(pubsub) <= bound
+    queues["reader"] = RpcQueue()
+    widen_outbound_queues(pubsub)
+    assert queues["reader"].push(_record_rpc(0, 60 * 1024))
+    del queues["stuck0"], queues["stuck1"]             # peers gone: their bytes no longer count
+    widen_outbound_queues(pubsub)
+    assert queues["stuck2"].push(_record_rpc(0, 60 * 1024))

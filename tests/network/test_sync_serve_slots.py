@@ -188,3 +188,14 @@ def test_a_node_out_of_serving_slots_earns_no_strike_from_its_requester() -> Non
         result, strikes, got = trio.run(_pull_from_a_node_out_of_slots, store)
     assert result is None and got == 0
     assert strikes == 0
+
+
+def test_addresses_re_pulling_in_step_do_not_starve_a_newcomer_address() -> None:
+    """8 addresses each hold one slot with a stalled pull and keep one more queued behind it
+    (swarm/bench/slotwait.py, trio's virtual clock). Before, each freed slot went to the queued
+    pull of the address whose slot just ended (older than the newcomer's latest 15-s try): the
+    newcomer was never served in 600 s. Now it gets the first slot that ends."""
+    from swarm.bench import slotwait
+
+    out = slotwait.run(addresses=8, queued=1, hold=120.0, arrive=10.0, horizon=600.0)
+    assert out["wait_s"] is not None and out["wait_s"] <= 120.0, out
