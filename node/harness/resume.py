@@ -84,6 +84,7 @@ def resume(trainer: Any, path: Path, fingerprint: dict[str, Any], curve: Any,
         _refuse(path, str(exc), emit)
         raise
     emit({"event": "resumed", "step": prior.step, "wall_s": round(prior.wall_s, 3),
+          "train_s": round(prior.train_s, 3),
           "segments": prior.segments})
     return prior
 
