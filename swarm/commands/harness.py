@@ -340,7 +340,8 @@ def _print_checkpoint_bench(report: dict[str, Any]) -> None:
     lost = report.get("lost")
     if lost:
         rows = [[kind, r.get("stopped_at_step", "-"), r.get("resumed_at_step", "-"),
-                 r.get("redone_steps", "-"), f"{r.get('lost_train_s', 0):.1f}"]
+                 r.get("redone_steps", "-"),
+                 f"{r['lost_train_s']:.1f}" if "lost_train_s" in r else "-"]
                 for kind, r in lost.items()]
         print_table("a run stopped (Ctrl-C) and run again", ["checkpoints", "stopped at",
                                                              "resumed at", "redone", "lost s"],

@@ -173,3 +173,34 @@ def test_a_corrupt_or_mismatched_checkpoint_is_refused_in_one_line(run, whole, t
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 1 and "written for another seed" in lines[0]
     assert run.resumed_at() is None and not path.exists()      # started over, nothing kept
+
+
+FULL_DISK = """
+import json, os, sys
+from node.harness.experiment import run_experiment
+from node.harness.tracks import Track
+events = []
+result = run_experiment(Track.model_validate_json(sys.argv[1]), json.loads(sys.argv[2]), 11,
+                        threads=1, home=sys.argv[3], data_dir=sys.argv[4], budget_tokens=12_800,
+                        checkpoint=sys.argv[5] + "/run.pt", checkpoint_every_s=0.01,
+                        on_event=events.append)
+print(json.dumps({"status": result.status, "val_bpb": result.metrics.val_bpb,
+                  "files": os.listdir(sys.argv[5]),
+                  "warnings": [e["message"] for e in events if e["event"] == "warning"]}))
+"""
+
+
+def test_a_full_disk_never_stops_the_run_nor_leaves_a_partial_file(run, whole, track, home,
+                                                                   corpus, tmp_path) -> None:
+    from tests.smalldisk import on_small_disk, python
+
+    small = tmp_path / "small"                       # 64 KiB: no checkpoint of the run fits
+    done = on_small_disk(small, "64k", python(FULL_DISK, track.model_dump_json(),
+                                              json.dumps(OVERRIDES), str(home), str(corpus[0]),
+                                              str(small)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["status"] == "ok" and out["val_bpb"] == whole.metrics.val_bpb
+    assert out["warnings"] and all("checkpoint not written: the disk is full" in w
+                                   for w in out["warnings"])
+    assert out["files"] == []                       # no partial file on the full disk
