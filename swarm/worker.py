@@ -231,7 +231,7 @@ class Worker:
         the node stops meanwhile."""
         if not hasattr(self.harness, "pending"):
             return True
-        self.progress.role, self.progress.doing = "experimenter", "resuming a pending run"
+        self.progress.doing = "resuming a pending run"
         try:
             resume_pending(self.ctx, self.harness)
         except Cancelled:

@@ -28,9 +28,14 @@ _current: dict[str, Any] = {}    # "ckpt": the Checkpointer of the run under way
 
 
 def emit(event: dict[str, Any]) -> None:
-    """Write one protocol line."""
-    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    """Write one protocol line. With nobody left to read it (the node killed hard) the run is
+    asked to stop: a training run then checkpoints its step, and the parent watch ends it."""
+    try:
+        sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    except OSError:                        # BrokenPipeError: the parent is gone
+        from node.harness.resume import STOP
+        STOP.set()
 
 
 def _spawn_grandchild() -> None:

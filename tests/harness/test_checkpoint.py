@@ -204,3 +204,49 @@ def test_a_full_disk_never_stops_the_run_nor_leaves_a_partial_file(run, whole, t
     assert out["warnings"] and all("checkpoint not written: the disk is full" in w
                                    for w in out["warnings"])
     assert out["files"] == []                       # no partial file on the full disk
+
+
+NODE = """
+import sys, psutil
+from node.harness.runner import run_spec
+from node.harness.spec import RunSpec
+spec = RunSpec.model_validate_json(sys.stdin.read())
+def training(event):
+    if event.get("event") == "progress":       # the child is training: name it, then wait
+        (child,) = psutil.Process().children()
+        open(sys.argv[1], "w").write(str(child.pid))
+run_spec(spec, on_event=training)
+"""
+
+
+@pytest.mark.timeout(900)
+def test_a_run_whose_node_is_killed_hard_checkpoints_its_step(prepared, home, tmp_path) -> None:
+    """kill -9 of the node mid-run: the run sees its parent gone, checkpoints the step it is at
+    (no periodic checkpoint is due) and exits; the next start resumes from that step."""
+    import subprocess
+    import sys
+
+    from node.harness.runner import REPO_ROOT, child_env, run_spec
+    path, pid_file = tmp_path / "run.pt", tmp_path / "child.pid"
+    spec = _spec(prepared, home, checkpoint=str(path), checkpoint_every_s=3600, fault="slow",
+                 progress_every_s=0.05).model_copy(
+        update={"track": prepared.track.with_budget(51_200)})          # 400 steps, >= 8 s
+    node = subprocess.Popen([sys.executable, "-c", NODE, str(pid_file)], stdin=subprocess.PIPE,
+                            env={**child_env(1), "SWARM_HARNESS_FAULTS": "1"}, cwd=REPO_ROOT)
+    node.stdin.write(spec.model_dump_json().encode())
+    node.stdin.close()
+    try:
+        deadline = time.monotonic() + 300
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            assert node.poll() is None, "the parent died before its run trained"
+            time.sleep(0.1)
+        child = psutil.Process(int(pid_file.read_text()))
+        node.kill()
+        child.wait(120)
+    finally:
+        node.kill()
+    assert path.exists()
+    events: list[dict] = []
+    again = run_spec(spec.model_copy(update={"fault": None}), on_event=events.append)
+    resumed = [e["step"] for e in events if e["event"] == "resumed"]
+    assert again.status == "ok" and resumed and 0 < resumed[0] < 400
