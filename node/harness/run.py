@@ -199,7 +199,9 @@ def _segment(spec: RunSpec, plan: Plan, curve: Any, started: float) -> tuple[Any
         curve.restore(type(curve)().state())
         trainer, prior = fresh(), None
     prior = prior or resume.ck.Prior()
-    wall = lambda: (prior.wall_s + time.perf_counter() - started, _peak_mem_mb(plan.device))  # noqa: E731
+
+    def wall() -> tuple[float, float]:          # the run's wall seconds and peak memory so far
+        return prior.wall_s + time.perf_counter() - started, _peak_mem_mb(plan.device)
     hook = resume.Checkpointer(path, spec.checkpoint_every_s, marks, trainer, curve, prior,
                                emit, wall)
     _current["ckpt"] = hook
