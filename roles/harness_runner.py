@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from memory.records import RunBody
+from roles import pending
 
 log = logging.getLogger(__name__)
 
@@ -15,8 +16,11 @@ log = logging.getLogger(__name__)
 class HarnessRunner:
     """Runs a full config with a seed on one track, budget and thread count; returns the run body.
 
-    `stop` (an Event the node sets at shutdown) kills the current run; the call then raises the
-    harness's `Cancelled`, so the interrupted run is never published. `on_progress`, when set, gets
+    `stop` (an Event the node sets at shutdown) stops the current run; the call then raises the
+    harness's `Cancelled`, so the interrupted run is not published now. With `checkpoints` on
+    (a node's worker), every run is noted as pending in HOME/checkpoints and checkpoints there
+    (roles/pending.py): a stopped run is resumed at the node's next start (`pending`, roles/
+    resume.py), and `forget` drops its files once it is published. `on_progress`, when set, gets
     each progress event of the run under way (the harness's `{"event": "progress", "step",
     "steps", "loss", "elapsed_s", ...}`, about once a second): the live panel of `swarm join`.
     """
@@ -26,13 +30,17 @@ class HarnessRunner:
     def __init__(self, track: Any, budget_tokens: int | None = None, threads: int | None = None,
                  home: Path | None = None, data_dir: Path | None = None,
                  timeout_s: float | None = None, stop: threading.Event | None = None,
-                 visible_devices: str | None = None) -> None:
+                 visible_devices: str | None = None, checkpoints: bool = False,
+                 checkpoint_every_s: float | None = None) -> None:
         from node.harness import get_track     # lazy: keeps torch and friends out of imports
 
         track = get_track(track) if isinstance(track, str) else track
         self.track = track.with_budget(budget_tokens)
         self.threads, self.home, self.data_dir, self.timeout_s = threads, home, data_dir, timeout_s
         self.stop, self.visible_devices = stop, visible_devices     # the GPU(s) runs may use
+        self.checkpoints, self.checkpoint_every_s = checkpoints, checkpoint_every_s
+        # finished runs not yet published: (config_hash, seed, purpose, ref) of their body -> note
+        self.finished: dict[tuple[str, int, str, str | None], pending.Pending] = {}
 
     def prepare(self) -> tuple[str, dict[str, Any]]:
         """Fetch data and train the tokenizer now; return the track id runs carry and its base config."""
@@ -49,13 +57,51 @@ class HarnessRunner:
         """One run (never raises for the run itself: crashes come back as results)."""
         from node.harness import run_experiment, to_run_body
 
+        path = self._checkpoint(config, seed, purpose, ref)
         result = run_experiment(self.track, dict(config), seed, threads=self.threads,
                                 timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir,
                                 stop=self.stop, visible_devices=self.visible_devices,
-                                on_event=self._event)
+                                on_event=self._event, checkpoint=path,
+                                checkpoint_every_s=self.checkpoint_every_s)
+        if path is not None:
+            self.finished[(result.config_hash, seed, purpose, ref)] = \
+                self._pending(config, seed, purpose, ref)
         log.info("run %s seed %d: %s val_bpb=%s", purpose, seed, result.status,
                  result.metrics.val_bpb)
         return to_run_body(result, purpose, ref)
+
+    # ---- pending runs (checkpoints) ----
+
+    def _home(self) -> Path:
+        from node.home import resolve_home
+        return resolve_home(self.home)
+
+    def _pending(self, config: Mapping[str, Any], seed: int, purpose: str,
+                 ref: str | None) -> pending.Pending:
+        track_id = self.track.id if self.track.data.pinned else self.track.name
+        return pending.Pending(track_id, dict(config), seed, purpose, ref, self.visible_devices)
+
+    def _checkpoint(self, config: Mapping[str, Any], seed: int, purpose: str,
+                    ref: str | None) -> Path | None:
+        """The run's checkpoint file, the run noted as pending (None: no checkpoints)."""
+        if not self.checkpoints:
+            return None
+        run = self._pending(config, seed, purpose, ref)
+        return pending.checkpoint_path(self._home(), run) if pending.mark(self._home(), run) else None
+
+    def pending(self) -> list[pending.Pending]:
+        """Runs this worker started and has not published (none without checkpoints)."""
+        return pending.listed(self._home(), self.visible_devices) if self.checkpoints else []
+
+    def discard(self, run: pending.Pending) -> None:
+        """Drop a pending run and its checkpoint."""
+        pending.drop(self._home(), run)
+
+    def forget(self, body: RunBody) -> None:
+        """`body` is published: its pending files go."""
+        run = self.finished.pop((body.config_hash, body.seed, body.purpose, body.ref), None)
+        if run is not None:
+            self.discard(run)
 
     def _event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "progress" and self.on_progress is not None:

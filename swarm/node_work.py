@@ -45,6 +45,7 @@ class WorkOptions:
     agent_model: str | None = None
     lease_s: float = 600.0
     run_timeout_s: float | None = None
+    checkpoint_every_s: float | None = None   # None: the harness's default (CHECKPOINT_EVERY_S)
     gate: GateParams = field(default_factory=GateParams)
     trust: tuple[str, ...] = ()           # peer ids pinned by --trust (kept in HOME/trust.json)
 
@@ -61,6 +62,8 @@ class WorkOptions:
             raise ValueError("--agent claude needs ANTHROPIC_API_KEY (or use --agent offline)")
         if self.lease_s <= 0:
             raise ValueError("--lease must be positive")
+        if self.checkpoint_every_s is not None and self.checkpoint_every_s <= 0:
+            raise ValueError("--checkpoint-every must be positive")
         from memory.crypto import public_key_from_peer_id
 
         for peer in self.trust:
@@ -236,7 +239,8 @@ class NodeWork:
         opts = self.options
         runner = HarnessRunner(opts.track, opts.budget_tokens, opts.threads, self.daemon.home,
                                opts.data_dir, opts.run_timeout_s, stop=self.stop_event,
-                               visible_devices=self.device)
+                               visible_devices=self.device, checkpoints=True,
+                               checkpoint_every_s=opts.checkpoint_every_s)
         self.progress.doing = f"preparing {opts.track} (data, tokenizer)"
         try:
             track_id, base = runner.prepare()

@@ -25,6 +25,7 @@ from roles.context import Context, Runner
 from roles.experimenter import Experimenter
 from roles.judge import make_judge
 from roles.meta_analyst import MetaAnalyst
+from roles.resume import resume_pending
 from roles.statistician import Statistician
 from roles.verifier import Verifier
 
@@ -109,6 +110,19 @@ class Progress:
                 "coordination_share": round(self.coordination_share(), 5)}
 
 
+class ForgetOnPublish:
+    """Wraps a Publisher: once a run is published, the runner drops its pending files."""
+
+    def __init__(self, publish: Any, forget: Callable[[RunBody], None]) -> None:
+        self.publish, self.forget = publish, forget
+
+    def __call__(self, kind: str, body: Body) -> Record:
+        record = self.publish(kind, body)
+        if kind == "run" and isinstance(body, RunBody):
+            self.forget(body)
+        return record
+
+
 class TimedRunner:
     """Wraps a Runner: renews the current work's leases before each run, counts runs and the time
     spent training (everything else in a step is coordination)."""
@@ -144,6 +158,9 @@ class Worker:
                  can_train: bool = True, max_runs: int | None = None,
                  duration_s: float | None = None, stop_event: threading.Event | None = None) -> None:
         self.progress = Progress()
+        self.harness = ctx.run                  # the runner itself (pending runs, checkpoints)
+        if hasattr(ctx.run, "forget"):          # a published run's checkpoint goes
+            ctx.publish = ForgetOnPublish(ctx.publish, ctx.run.forget)
         if ctx.run is not None:
             ctx.run = TimedRunner(ctx.run, self.progress, ctx)
             ctx.run.before_run = self._refresh_quietly
@@ -209,10 +226,29 @@ class Worker:
         except Exception:                            # noqa: BLE001 - only the display is late
             log.debug("view refresh failed", exc_info=True)
 
+    def resume(self) -> bool:
+        """Resume and publish the runs this node left unfinished (roles/resume.py); False when
+        the node stops meanwhile."""
+        if not hasattr(self.harness, "pending"):
+            return True
+        self.progress.doing = "resuming a pending run"
+        try:
+            resume_pending(self.ctx, self.harness)
+        except Cancelled:
+            log.info("resumed run stopped: the node is shutting down")
+            return False
+        except DiskFull as exc:
+            log.warning("work stopped: %s", exc)
+            return False
+        return True
+
     def run(self) -> None:
         """Loop until done; errors in one step are logged and the loop goes on."""
         started, idle = time.monotonic(), 0
         self._refresh_quietly()                      # the panel has counts before the first run
+        if not self.resume():
+            self.progress.doing = "stopped"
+            return
         while not self.done(started):
             t0 = self.progress.step_started = time.monotonic()
             try:

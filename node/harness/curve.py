@@ -7,6 +7,7 @@ spaced in steps. A point is the mean of the readings in its bucket, which smooth
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from memory.records import MAX_CURVE_POINTS
 
@@ -40,6 +41,16 @@ class LossCurve:
             merged.append([pair[-1][0], sum(b[1] for b in pair), sum(b[2] for b in pair)])
         self.filled = int(merged[-1][2]) if len(self.buckets) % 2 == 0 else self.filled
         self.buckets, self.stride = merged, self.stride * 2
+
+    def state(self) -> dict[str, Any]:
+        """Everything `restore` needs to continue this curve exactly (a run's checkpoint)."""
+        return {"buckets": [list(b) for b in self.buckets], "stride": self.stride,
+                "filled": self.filled}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from `state()` of a curve with the same limit."""
+        self.buckets = [[int(b[0]), float(b[1]), int(b[2])] for b in state["buckets"]]
+        self.stride, self.filled = int(state["stride"]), int(state["filled"])
 
     def points(self) -> list[dict[str, float | int]]:
         """The curve as `{step, train_loss}` dicts (what a v2 `run` record holds)."""

@@ -40,13 +40,16 @@ def run_experiment(track: Track | str, config_overrides: Mapping[str, Any] | Non
                    precision: str = "auto", memory_limit_mb: float | None = None,
                    on_event: OnEvent | None = None, on_prepare: StageProgress | None = None,
                    fault: str | None = None, stop: threading.Event | None = None,
-                   visible_devices: str | None = None) -> RunResult:
+                   visible_devices: str | None = None, checkpoint: Path | None = None,
+                   checkpoint_every_s: float | None = None) -> RunResult:
     """Run one experiment in a subprocess and return its result (status ok|crash|nan|timeout|refused).
 
     Raises KeyError for an unknown track name and `DataError` when the track's data cannot be had;
     everything about the run itself comes back as a result. Setting `stop` kills the run and
     raises `runner.Cancelled` (a node shutting down). `visible_devices` pins the run's process
-    to those GPUs (CUDA_VISIBLE_DEVICES).
+    to those GPUs (CUDA_VISIBLE_DEVICES). With `checkpoint` (a file path) the run checkpoints
+    there every `checkpoint_every_s` training seconds and when stopped, and a later call with
+    the same path and spec resumes from it (node/harness/resume.py).
     """
     track = (get_track(track) if isinstance(track, str) else track).with_budget(budget_tokens)
     threads = threads or available_cores()
@@ -61,5 +64,7 @@ def run_experiment(track: Track | str, config_overrides: Mapping[str, Any] | Non
                    precision=precision, tokenizer=str(ready.tokenizer),
                    train_tokens=str(ready.train_tokens), eval_tokens=str(ready.eval_tokens),
                    cache=str(cache_dir(root)), timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
-                   memory_limit_mb=memory_limit_mb, fault=fault, visible_devices=visible_devices)
+                   memory_limit_mb=memory_limit_mb, fault=fault, visible_devices=visible_devices,
+                   checkpoint=str(checkpoint) if checkpoint else None,
+                   **({"checkpoint_every_s": checkpoint_every_s} if checkpoint_every_s else {}))
     return run_spec(spec, on_event, stop)

@@ -7,6 +7,7 @@ failed or NaN run still ends with a result. Nothing else is written to stdout. T
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,12 +23,19 @@ from node.harness.config import Refused
 from node.harness.spec import RunResult, RunSpec, empty_metrics
 
 HARNESS_VERSION = "1"
+PARENT_GRACE_S = 20.0        # an orphaned run's time to checkpoint the step it is at, then exit
+_current: dict[str, Any] = {}    # "ckpt": the Checkpointer of the run under way (signal handlers)
 
 
 def emit(event: dict[str, Any]) -> None:
-    """Write one protocol line."""
-    sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    """Write one protocol line. With nobody left to read it (the node killed hard) the run is
+    asked to stop: a training run then checkpoints its step, and the parent watch ends it."""
+    try:
+        sys.stdout.write(json.dumps(event, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    except OSError:                        # BrokenPipeError: the parent is gone
+        from node.harness.resume import STOP
+        STOP.set()
 
 
 def _spawn_grandchild() -> None:
@@ -47,6 +55,8 @@ def _fault(kind: str | None, model: Any):
         return None
 
     def hit(step: int) -> None:
+        if kind == "slow":                              # a slow machine: every step 20 ms longer
+            time.sleep(0.02)
         if step != 2:
             return
         if kind == "crash":
@@ -59,6 +69,9 @@ def _fault(kind: str | None, model: Any):
             hog = []
             while True:                                 # grows until the parent's guard kills it
                 hog.append(bytearray(64 << 20))
+        if kind == "stop":                              # as if the node asked it to stop
+            from node.harness.resume import STOP
+            STOP.set()
         if kind == "nan":
             import torch
             with torch.no_grad():
@@ -75,6 +88,11 @@ def exit_with_parent(interval_s: float = 1.0) -> None:
     def watch() -> None:
         while os.getppid() == parent:      # an orphan is adopted by init or a subreaper
             time.sleep(interval_s)
+        ckpt = _current.get("ckpt")
+        if ckpt is not None and ckpt.active:      # training: checkpoint this step, then exit
+            from node.harness.resume import STOP
+            STOP.set()
+            time.sleep(PARENT_GRACE_S)
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
@@ -147,6 +165,69 @@ def plan_run(spec: RunSpec) -> Plan:
     return Plan(device, tok, params, steps, precision, peak, fpt, compiled)
 
 
+def fingerprint(spec: RunSpec, plan: Plan) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed by this run: same numbers, step for step."""
+    import torch
+
+    from node.harness.checkpoint import code_version
+    return {"harness": HARNESS_VERSION, "code": code_version(), "torch": torch.__version__,
+            "track": spec.track.id, "budget": spec.track.budget.tokens,
+            "config": config_hash(spec.config.model_dump()), "seed": spec.seed,
+            "threads": spec.threads, "device": str(plan.device), "precision": plan.precision,
+            "compile": plan.compiled, "steps": plan.steps}
+
+
+def _segment(spec: RunSpec, plan: Plan, curve: Any, started: float) -> tuple[Any, Any, Any]:
+    """The trainer of this run, resumed from its checkpoint when there is a good one, with the
+    prior segments' totals and the checkpointer hook (None, None without a checkpoint path)."""
+    import numpy as np
+
+    from node.harness import resume
+    from node.harness.checkpoint import BadCheckpoint
+
+    def fresh() -> Any:
+        from node.harness.train import Trainer
+        return Trainer(spec.config, plan.tokenizer.vocab_size, np.load(spec.train_tokens),
+                       spec.seed, plan.device, plan.precision, plan.compiled, plan.steps)
+    trainer = fresh()
+    if not spec.checkpoint:
+        return trainer, None, None
+    path, marks = Path(spec.checkpoint), fingerprint(spec, plan)
+    try:
+        prior = resume.resume(trainer, path, marks, curve, emit)
+    except BadCheckpoint:                 # loading began: start over from a fresh trainer
+        curve.restore(type(curve)().state())
+        trainer, prior = fresh(), None
+    prior = prior or resume.ck.Prior()
+
+    def wall() -> tuple[float, float]:          # the run's wall seconds and peak memory so far
+        return prior.wall_s + time.perf_counter() - started, _peak_mem_mb(plan.device)
+    hook = resume.Checkpointer(path, spec.checkpoint_every_s, marks, trainer, curve, prior,
+                               emit, wall)
+    _current["ckpt"] = hook
+    return trainer, prior, hook
+
+
+def _train(trainer: Any, plan: Plan, spec: RunSpec, curve: Any, prior: Any,
+           hook: Any) -> dict[str, Any]:
+    """The training loop, with stop requests checkpointed at a step while it runs."""
+    from node.harness.resume import STOP, Interrupted
+    from node.harness.train import train_loop
+
+    if hook is not None:
+        hook.active = True
+    try:
+        return train_loop(trainer, emit, spec.progress_every_s,
+                          check_every=1 if plan.device.type == "cpu" else 25,
+                          fault=_fault(spec.fault, trainer.model), curve=curve, prior=prior,
+                          hook=hook)
+    finally:
+        if hook is not None:
+            hook.active = False
+            if STOP.is_set():         # asked between the last step and here: stop now
+                raise Interrupted(trainer.step_no)
+
+
 def readable(trainer: Any, plan: Plan, spec: RunSpec) -> dict[str, Any]:
     """Samples from the fixed prompts and their offline quality measures (docs/HARNESS.md)."""
     from node.harness.quality import measure, training_vocabulary
@@ -168,7 +249,6 @@ def execute(spec: RunSpec, started: float,
 
     from node.harness.evaluate import evaluate_bpb
     from node.harness.hardware import describe
-    from node.harness.train import Trainer, train_loop
 
     plan, cfg = plan_run(spec), spec.config
     if plan.device.type == "cuda":        # the peak is the run's, not the peak-FLOP/s matmuls'
@@ -177,11 +257,9 @@ def execute(spec: RunSpec, started: float,
            "software": _software(torch.__version__, plan.precision, plan.compiled, spec.threads)}
     emit({"event": "start", "params": plan.params, "steps": plan.steps, "device": plan.device.type,
           "precision": plan.precision, "compile": plan.compiled, "peak_flops": plan.peak_flops})
-    trainer = Trainer(cfg, plan.tokenizer.vocab_size, np.load(spec.train_tokens), spec.seed,
-                      plan.device, plan.precision, plan.compiled, plan.steps)
-    out = train_loop(trainer, emit, spec.progress_every_s,
-                     check_every=1 if plan.device.type == "cpu" else 25,
-                     fault=_fault(spec.fault, trainer.model), curve=curve)
+    trainer, prior, hook = _segment(spec, plan, curve, started)
+    out = _train(trainer, plan, spec, curve, prior, hook)
+    before = prior.wall_s if prior else 0.0           # the segments before this one
     ctx["software"] = _software(torch.__version__, plan.precision, trainer.compiled, spec.threads)
     if trainer.compile_error:                             # fell back to eager: say why
         ctx["software"]["compile_error"] = trainer.compile_error
@@ -189,11 +267,12 @@ def execute(spec: RunSpec, started: float,
                        cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
     tps = out["timed_tokens"] / out["train_s"]        # a compiled run's step 0 left out
     metrics = {"val_bpb": val, "train_loss": out["train_loss"], "tokens": out["tokens"],
-               "steps": out["steps"], "wall_s": time.perf_counter() - started,
+               "steps": out["steps"], "wall_s": before + time.perf_counter() - started,
                "tokens_per_s": tps, "mfu": plan.flops_per_token * tps / plan.peak_flops,
-               "peak_mem_mb": _peak_mem_mb(plan.device), "params": plan.params}
+               "peak_mem_mb": max(_peak_mem_mb(plan.device), prior.peak_mem_mb if prior else 0.0),
+               "params": plan.params}
     ctx.update(readable(trainer, plan, spec))
-    metrics["wall_s"] = time.perf_counter() - started          # samples included
+    metrics["wall_s"] = before + time.perf_counter() - started          # samples included
     return metrics, ctx
 
 
@@ -227,9 +306,12 @@ def result_for(spec: RunSpec, status: str, error: str | None, metrics: dict[str,
 def main() -> int:
     """Read the spec from stdin, run it, print the protocol lines."""
     from node.harness.curve import LossCurve
+    from node.harness.resume import Interrupted, on_stop_signals
     exit_with_parent()
     started = time.perf_counter()
     spec = RunSpec.model_validate_json(sys.stdin.read())
+    if spec.checkpoint:
+        on_stop_signals(lambda: _current.get("ckpt"))
     metrics: dict[str, Any] = {}
     ctx: dict[str, Any] = {}
     status, error = "ok", None
@@ -238,6 +320,10 @@ def main() -> int:
         _spawn_grandchild()          # at once: the timeout may come before training starts
     try:
         metrics, ctx = execute(spec, started, curve)
+    except Interrupted as stopped:      # the checkpoint, if any, is written: no result
+        with contextlib.suppress(OSError):
+            emit({"event": "stopped", "step": stopped.step})
+        return 0
     except Exception as exc:        # every failure becomes a result: the protocol's promise
         status, error = _status_of(exc)
         metrics = {"wall_s": time.perf_counter() - started}

@@ -9,6 +9,7 @@ on Linux, macOS and Windows alike (only Linux is tested here; see docs/HARNESS.m
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from node.harness.spec import RunResult, RunSpec
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLL_S = 0.1
+STOP_GRACE_S = 20.0           # a stopped run's time to checkpoint its step (the node waits 30 s)
 GUARD_FLOOR_MB = 1024.0       # never below this: the torch runtime alone is ~400 MB
 OnEvent = Callable[[dict[str, Any]], None]
 UNDESCRIBED_GPU = "GPU not described (the run died first)"
@@ -174,6 +176,8 @@ class _Watch:
     def __init__(self, on_event: OnEvent | None) -> None:
         self.on_event, self.progress, self.result = on_event, {}, None
         self.curve = LossCurve()      # from progress lines: the curve of a run killed midway
+        self.prior_wall_s = 0.0       # wall seconds of the segments before a resume
+        self.stopped: int | None = None    # the step a stopped run checkpointed (-1: none)
 
     def line(self, raw: bytes) -> None:
         try:
@@ -184,6 +188,13 @@ class _Watch:
         kind = event.get("event")
         if kind == "result":
             self.result = event["result"]
+        elif kind == "warning":
+            log.warning("run: %s", str(event.get("message"))[:400])
+        elif kind == "resumed":
+            self.prior_wall_s = float(event.get("wall_s") or 0.0)
+            log.info("run resumed from its checkpoint at step %s", event.get("step"))
+        elif kind == "stopped":
+            self.stopped = event.get("step") if isinstance(event.get("step"), int) else -1
         elif kind == "progress":
             self.progress = event
             if isinstance(event.get("step"), int) and isinstance(event.get("loss"), (int, float)):
@@ -233,6 +244,8 @@ def _follow(proc: subprocess.Popen, spec: RunSpec, watch: _Watch, lines: queue.Q
         threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
         verdict = _watch_child(proc, spec, lines, watch, started, stop)
         wall = time.monotonic() - started
+        if watch.stopped is not None:        # stopped by someone else (e.g. the OS shutting down)
+            raise Cancelled(f"run stopped at step {watch.stopped}; its checkpoint is kept")
         if verdict is not None:
             return _synthesise(spec, verdict[0], verdict[1], watch, wall)
         if watch.result is not None:
@@ -243,10 +256,27 @@ def _follow(proc: subprocess.Popen, spec: RunSpec, watch: _Watch, lines: queue.Q
             _kill(proc)
 
 
+def _stop(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watch: _Watch) -> None:
+    """Stop the child: with a checkpoint file, ask it (SIGTERM) to checkpoint its step and exit,
+    for up to STOP_GRACE_S; then (or without one) kill its tree."""
+    if spec.checkpoint and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGTERM)
+        until = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < until:
+            try:
+                raw = lines.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if raw is None:
+                break
+            watch.line(raw)
+    _kill(proc)
+
+
 def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watch: _Watch,
                  started: float, stop: threading.Event | None = None) -> tuple[str, str] | None:
     """Pump lines until the child's stdout closes; a (status, error) when a limit killed it."""
-    deadline = started + spec.timeout_s if spec.timeout_s else None
     memory, limit_mb = TreeMemory(proc.pid), memory_limit_mb(spec)
     while True:
         try:
@@ -259,8 +289,10 @@ def _watch_child(proc: subprocess.Popen, spec: RunSpec, lines: queue.Queue, watc
         if raw:
             watch.line(raw)
         if stop is not None and stop.is_set():
-            _kill(proc)
+            _stop(proc, spec, lines, watch)
             raise Cancelled("run stopped: the node is shutting down")
+        # the time limit counts the segments before a resume too
+        deadline = started + spec.timeout_s - watch.prior_wall_s if spec.timeout_s else None
         if deadline is not None and time.monotonic() > deadline:
             _kill(proc)
             return "timeout", f"no result within the {spec.timeout_s:.0f} s limit"

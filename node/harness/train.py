@@ -14,12 +14,13 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from node.harness.checkpoint import Prior
 from node.harness.config import Config, Refused
 from node.harness.model import GPT
 from node.harness.optim import build_optimizers, make_ema, set_lr
@@ -136,6 +137,7 @@ class Trainer:
         torch.manual_seed(seed)
         self.cfg, self.device, self.precision = cfg, device, precision
         self.total_steps, self.step_no = total_steps, 0
+        self.warmed = False           # the compiles happen at a process's first step
         self.model = GPT(cfg, vocab_size).to(device)
         self.params = self.model.num_params()
         # static shapes: a second model in this process (the bench's next size) would otherwise be
@@ -199,7 +201,7 @@ class Trainer:
         set_lr(self.opts, lr_multiplier(cfg, self.step_no / self.total_steps))
         x, y = self.batches.next()
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        if self.compiled and not self.step_no:
+        if self.compiled and not self.warmed:
             ce = self._first_backward(x, y)
         else:
             ce = self._backward(x, y)
@@ -211,24 +213,36 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         self.step_no += 1
+        self.warmed = True
         return ce.detach()
 
 
+class Hook(Protocol):
+    """Called after every step (run.py's checkpointer): `done` steps, the loss tail, and the
+    training seconds and timed tokens of the whole run so far."""
+
+    def __call__(self, done: int, tail: torch.Tensor, train_s: float, timed_tokens: int) -> None: ...
+
+
 def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
-               fault: Callable[[int], None] | None = None, curve: Any = None) -> dict[str, Any]:
-    """Run all steps, emitting progress; returns tokens, steps, train loss and train seconds.
+               fault: Callable[[int], None] | None = None, curve: Any = None,
+               prior: Prior | None = None, hook: Hook | None = None) -> dict[str, Any]:
+    """Run the steps left (from `trainer.step_no`), emitting progress; returns tokens, steps,
+    train loss and train seconds (those of `prior`, the segments before a resume, included).
 
     `curve` (a `node.harness.curve.LossCurve`) gets every loss read, for the run's loss curve."""
-    cfg, steps = trainer.cfg, trainer.total_steps
+    cfg, steps, prior = trainer.cfg, trainer.total_steps, prior or Prior()
+    start = trainer.step_no
     # The last TAIL losses, copied into one buffer on the device (no sync). Keeping each step's
     # loss tensor instead (up to 256 of them) pinned the CPU heap between the steps' freed logits
     # buffers: a tinystories-cpu run's resident memory grew ~8 MB a step, to 2.4 GB (soak test).
-    tail = torch.zeros(TAIL, device=trainer.device)
-    # A compiled run's step 0 holds the compiles (tens of seconds on a GPU): the clock of
-    # tokens/s and MFU starts after it, or a 300-step run would read several times slower.
-    warm = 1 if trainer.compiled and steps > 1 else 0
+    tail = prior.tail if prior.tail is not None else torch.zeros(TAIL, device=trainer.device)
+    # A compiled run's first step (of each segment) holds the compiles (tens of seconds on a GPU):
+    # the clock of tokens/s and MFU starts after it, or a 300-step run would read several times
+    # slower.
+    warm = start + 1 if trainer.compiled and steps - start > 1 else start
     t0 = last = time.perf_counter()
-    for step in range(steps):
+    for step in range(start, steps):
         if fault:
             fault(step)
         loss = trainer.step()
@@ -250,15 +264,18 @@ def train_loop(trainer: Trainer, emit: Emit, every_s: float, check_every: int,
                       "tokens": done * cfg.tokens_per_step, "loss": round(value, 6),
                       "tokens_per_s": round((done - warm) * cfg.tokens_per_step
                                             / max(now - t0, 1e-9), 1),
-                      "elapsed_s": round(now - t0, 3)})
+                      "elapsed_s": round(prior.train_s + now - t0, 3)})
+        if hook is not None:
+            hook(done, tail, prior.train_s + time.perf_counter() - t0,
+                 prior.timed_tokens + max(0, done - warm) * cfg.tokens_per_step)
     _synchronize(trainer.device)
     seconds = time.perf_counter() - t0
     tail = tail.roll(-(steps % TAIL)) if steps >= TAIL else tail[:steps]   # oldest first
     if not torch.isfinite(tail).all():
         raise NonFinite("loss is not finite at the end of training")
     return {"tokens": steps * cfg.tokens_per_step, "steps": steps,
-            "train_loss": float(tail.mean()), "train_s": seconds,
-            "timed_tokens": (steps - warm) * cfg.tokens_per_step}
+            "train_loss": float(tail.mean()), "train_s": prior.train_s + seconds,
+            "timed_tokens": prior.timed_tokens + (steps - warm) * cfg.tokens_per_step}
 
 
 def _synchronize(device: torch.device) -> None:

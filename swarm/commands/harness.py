@@ -272,8 +272,87 @@ def _print_bench(report: dict[str, Any]) -> None:
                       noise["median_wall_s"]]])
 
 
+def bench_checkpoint(pairs: int = typer.Option(3, "--pairs", min=0, help="Runs with and without "
+                                               "checkpoints, interleaved (0: no slowdown runs)."),
+                     budget_tokens: int = typer.Option(300_000, "--budget-tokens", min=1,
+                                                       help="Tokens of each run."),
+                     every: float = typer.Option(None, "--every", min=0.01, help="Training seconds "
+                                                 "between checkpoints (default: a node's, 120)."),
+                     stop_after: float = typer.Option(30.0, "--stop-after", min=0.1, help="Training "
+                                                      "seconds before the stop of a lost-work run."),
+                     no_lost_work: bool = typer.Option(False, "--no-lost-work",
+                                                       help="Skip the stopped runs."),
+                     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads."),
+                     data_dir: Path = typer.Option(None, "--data-dir", help="Local train/valid text."),
+                     home: Path = typer.Option(None, "--home", help="Home folder."),
+                     out: Path = typer.Option(None, "--out", help="Also write the JSON report here."),
+                     json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
+    """A run's checkpoint on tinystories-cpu's base config: write time and size, the training
+    slowdown at the checkpoint interval, and the work lost to a stop with and without them."""
+    import json
+
+    from node.harness.data import DataError, shared_data_dir
+    from node.harness.hardware import available_cores
+    from node.harness.spec import CHECKPOINT_EVERY_S
+    from node.home import resolve_home
+    from swarm.bench import checkpoint as bench
+
+    check_out_file(out)
+    if data_dir is not None:
+        check_folder(data_dir, "--data-dir", must_exist=True)
+    threads, root = threads or available_cores(), resolve_home(home)
+    note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
+    spec = {"track": "tinystories-cpu", "seed": 1, "budget": budget_tokens, "threads": threads,
+            "home": root, "data_dir": data_dir or shared_data_dir()}
+    report: dict[str, Any] = {"threads": threads, "budget_tokens": budget_tokens,
+                              "every_s": every or CHECKPOINT_EVERY_S}
+    try:
+        report["write"] = bench.write_cost(root / "bench-checkpoint", threads)
+        note(f"one checkpoint: {report['write']['bytes']:,} bytes, "
+             f"{report['write']['write_s']:.3f} s")
+        if pairs:
+            report["slowdown"] = bench.slowdown(spec, pairs, report["every_s"], note)
+        if not no_lost_work:
+            report["lost"] = {kind: bench.lost_work(spec, stop_after, kind == "with")
+                              for kind in ("without", "with")}
+    except DataError as exc:
+        fail(str(exc))
+    if out:
+        write_out_file(out, json.dumps(report, indent=2))
+    if json_out:
+        print_json(report)
+        return
+    _print_checkpoint_bench(report)
+
+
+def _print_checkpoint_bench(report: dict[str, Any]) -> None:
+    w = report["write"]
+    print_table(f"one checkpoint ({w['params'] / 1e6:.2f}M params, medians of {w['writes']})",
+                ["bytes", "write s", "read s"],
+                [[f"{w['bytes']:,}", f"{w['write_s']:.3f}", f"{w['read_s']:.3f}"]])
+    slow = report.get("slowdown")
+    if slow:
+        rows = [[kind, f"{r['median_tokens_per_s']:,.0f}", f"{r['median_wall_s']:.1f}",
+                 ", ".join(str(x["checkpoints"]) for x in r["runs"]),
+                 " ".join(sorted({f"{x['val_bpb']:.6f}" for x in r["runs"] if x["val_bpb"]}))]
+                for kind, r in slow.items()]
+        print_table(f"runs of {report['budget_tokens']:,} tokens, checkpoints every "
+                    f"{report['every_s']:g} s (medians)",
+                    ["checkpoints", "tok/s", "wall s", "written", "val_bpb"], rows)
+    lost = report.get("lost")
+    if lost:
+        rows = [[kind, r.get("stopped_at_step", "-"), r.get("resumed_at_step", "-"),
+                 r.get("redone_steps", "-"),
+                 f"{r['lost_train_s']:.1f}" if "lost_train_s" in r else "-"]
+                for kind, r in lost.items()]
+        print_table("a run stopped (Ctrl-C) and run again", ["checkpoints", "stopped at",
+                                                             "resumed at", "redone", "lost s"],
+                    rows)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add `run`, `tracks` and `bench harness`."""
+    """Add `run`, `tracks`, `bench harness` and `bench checkpoint`."""
     app.command("run")(run)
     app.command("tracks")(tracks)
     bench_app.command("harness")(bench_harness)
+    bench_app.command("checkpoint")(bench_checkpoint)

@@ -60,6 +60,9 @@ def join(
                                 "before each run while the work goes on."),
     run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, help="Wall-clock limit "
                                                 "of one training run in seconds."),
+    checkpoint_every: Optional[float] = typer.Option(None, "--checkpoint-every", min=0.01,
+                                                     help="Training seconds between a run's "
+                                                     "checkpoints (default 120)."),
     min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
                                                "before experiments (gate default 16)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
@@ -115,6 +118,7 @@ def join(
             options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
                                   data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
                                   agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
+                                  checkpoint_every_s=checkpoint_every,
                                   gate=gate_params(gate, min_baseline), trust=tuple(trust))
             options.check()
         except (KeyError, ValueError) as exc:

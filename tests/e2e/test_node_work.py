@@ -3,6 +3,7 @@ training run stops the node promptly with nothing half-published, --max-runs end
 work options are refused with one line before anything starts."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -97,3 +98,29 @@ def test_bad_work_options_are_refused_in_one_line(tmp_path: Path, args: list[str
     text = " ".join(done.stderr.split())            # rich wraps at the terminal's width
     assert done.returncode == 1 and message in text
     assert "Traceback" not in text and text.count("error:") == 1
+
+
+@needs_data
+@pytest.mark.timeout(900)            # bounds are generous: a loaded machine must pass too
+def test_a_node_stopped_mid_run_resumes_that_run_at_its_next_start(tmp_path: Path) -> None:
+    """SIGTERM (Ctrl-C) mid-run leaves the run pending with its checkpoint; the next `swarm join`
+    resumes it first and publishes it, and its files go."""
+    network, home = f"w-{uuid.uuid4().hex[:8]}", tmp_path / "a"
+    args = _work_args("--role", "experimenter", "--checkpoint-every", "0.01")
+    node = launch(home, network, extra=args, work=True)
+    folder = home / "checkpoints"
+    wait_for(lambda: list(folder.glob("*.pt")), 300, "a run's first checkpoint")
+    assert node.stop(signal.SIGTERM) == 0
+    notes = list(folder.glob("*.json"))
+    assert len(notes) == 1 and notes[0].with_suffix(".pt").exists()
+    pending = json.loads(notes[0].read_text())
+    with Store(memory_path(home)) as store:
+        before = store.query("SELECT count(*) FROM runs").rows[0][0]
+    again = launch(home, network, extra=[*args, "--max-runs", "1"], work=True)
+    assert again.proc.wait(800) == 0, log_tail(home)
+    log = (home / "node.log").read_text()
+    assert "resuming the pending baseline run" in log and "run resumed from its checkpoint" in log
+    with Store(memory_path(home)) as store:
+        rows = store.query("SELECT purpose, seed, status FROM runs ORDER BY ts").rows
+    assert len(rows) == before + 1 and rows[-1] == ("baseline", pending["seed"], "ok")
+    assert not list(folder.iterdir())                 # published: its checkpoint is gone

@@ -1,0 +1,116 @@
+"""Pending runs: the runs this node started and has not published yet, each resumable.
+
+A run started by a training role leaves two files in HOME/checkpoints/ until it is published:
+`KEY.json`, written before the run starts (what the role asked for: track, config, seed, purpose,
+ref, and the GPU its worker trains on), and `KEY.pt`, the run's own checkpoint
+(node/harness/checkpoint.py), written while it trains. A node that stopped mid-run (Ctrl-C, a
+shutdown, a crash, power loss) finds them at its next start and resumes that run first
+(roles/resume.py). KEY digests the run's identity, so one pending run has one pair of files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from memory.canonical import config_hash
+
+log = logging.getLogger(__name__)
+FOLDER = "checkpoints"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One run started and not yet published."""
+
+    track: str
+    config: dict[str, Any]
+    seed: int
+    purpose: str
+    ref: str | None
+    device: str | None           # the worker's CUDA_VISIBLE_DEVICES (None: unpinned)
+
+    @property
+    def key(self) -> str:
+        """The run's identity as a file name."""
+        ident = [self.track, config_hash(self.config), self.seed, self.purpose, self.ref,
+                 self.device]
+        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
+
+    def describe(self) -> str:
+        """A few words for a log line."""
+        return f"{self.purpose} run of {config_hash(self.config)[:8]} seed {self.seed}"
+
+
+def folder(home: Path) -> Path:
+    """HOME/checkpoints (created)."""
+    path = Path(home) / FOLDER
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def checkpoint_path(home: Path, run: Pending) -> Path:
+    """Where the run's process writes its checkpoint."""
+    return folder(home) / f"{run.key}.pt"
+
+
+def mark(home: Path, run: Pending) -> bool:
+    """Note `run` as started (atomically); False when it cannot be written (a full disk): the run
+    then goes on without checkpoints."""
+    path = folder(home) / f"{run.key}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(asdict(run), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return True
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log.warning("run not checkpointed: cannot write %s (%s)", path.name, exc.strerror or exc)
+        return False
+
+
+def drop(home: Path, run: Pending) -> None:
+    """Forget `run`: its note and its checkpoint (published, refused, or no longer wanted)."""
+    for suffix in (".pt", ".json"):
+        (folder(home) / f"{run.key}{suffix}").unlink(missing_ok=True)
+
+
+def listed(home: Path, device: str | None) -> list[Pending]:
+    """The pending runs of the worker pinned to `device`, oldest first. An unreadable note is
+    deleted with one warning line; a checkpoint without a note is deleted silently."""
+    out: list[tuple[float, Pending]] = []
+    base = folder(home)
+    for note in base.glob("*.json"):
+        try:
+            run = _parse(json.loads(note.read_text()))
+            if run.key != note.stem:
+                raise ValueError("renamed")
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("pending run %s dropped: unreadable (%s)", note.stem[:12], type(exc).__name__)
+            note.unlink(missing_ok=True)
+            (base / f"{note.stem}.pt").unlink(missing_ok=True)
+            continue
+        if run.device == device:
+            out.append((note.stat().st_mtime, run))
+    notes = {p.stem for p in base.glob("*.json")}
+    for orphan in base.glob("*.pt"):
+        if orphan.stem not in notes:
+            orphan.unlink(missing_ok=True)
+    return [run for _, run in sorted(out, key=lambda item: item[0])]
+
+
+def _parse(data: Any) -> Pending:
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise ValueError("not a pending run")
+    ref, device = data.get("ref"), data.get("device")
+    run = Pending(track=str(data["track"]), config=data["config"], seed=int(data["seed"]),
+                  purpose=str(data["purpose"]), ref=None if ref is None else str(ref),
+                  device=None if device is None else str(device))
+    return run
