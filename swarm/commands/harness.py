@@ -133,6 +133,10 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
                                     on_prepare=_prepare_hook(bars, tasks))
     except DataError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        # it exited 130 in silence; a run of `swarm join` resumes, one of `swarm run` does not
+        fail("interrupted: the run was stopped and not recorded (runs of swarm join resume "
+             "from their checkpoint; swarm run starts over)", code=130)
     run_id = _record(result, home) if record and result.status != "refused" else None
     if json_out:
         print_json({**result.model_dump(), "record_id": run_id})

@@ -67,3 +67,27 @@ def test_run_json_on_the_cpu_track(tmp_path) -> None:
     shown = json.loads(cli.invoke(app, ["show", out["record_id"][:10], "--json",
                                         "--home", str(tmp_path)]).stdout)
     assert shown["body"]["config_hash"] == out["config_hash"] and shown["seq"] == 1
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
+def test_run_interrupted_says_so_and_records_nothing(tmp_path) -> None:
+    """Ctrl-C during `swarm run` exited 130 with nothing said; the run is not recorded."""
+    import signal
+
+    import psutil
+
+    from swarm.bench.nodes import wait_for
+
+    proc = subprocess.Popen([sys.executable, "-m", "swarm.cli", "run", "--budget-tokens", "50000000",
+                             "--threads", "1", "--data-dir", str(shared_data_dir()),
+                             "--home", str(tmp_path)], cwd=REPO_ROOT, env=child_env(1),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: psutil.Process(proc.pid).children(), 240, "the run's process")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted: the run was stopped and not recorded" in err, err
+    listed = cli.invoke(app, ["runs", "--json", "--home", str(tmp_path)])
+    assert listed.exit_code != 0 or json.loads(listed.stdout) == [], listed.output
