@@ -34,11 +34,12 @@ def test_pending_runs_are_resumed_and_published_or_dropped(runner: HarnessRunner
                 pending.Pending("other-track", base, 5, "baseline", None, None)):
         pending.mark(home, run)
     (pending.folder(home) / "junk.json").write_text("{not json")
+    notes = sorted(p.name for p in pending.folder(home).iterdir())
     worker = Worker(ctx, None)
     with caplog.at_level(logging.WARNING):
         assert worker.resume()
     warned = sorted(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
-    assert len(warned) == 4 and all("\n" not in line for line in warned)
+    assert len(warned) == 4 and all("\n" not in line for line in warned), (notes, warned)
     assert any("refused, starting over: unreadable" in w for w in warned)
     assert any("its claim is no longer open" in w for w in warned)
     assert any("of track other-track" in w for w in warned)
