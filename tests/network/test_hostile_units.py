@@ -157,3 +157,18 @@ def test_gossip_address_budgets_are_shared_by_ids_and_separate_by_address() -> N
     assert quotas.admit("id9", "b", 100, "10.0.0.2")[0] is None
     six = [quotas.admit(f"v6-{i}", f"c{i}", 100, f"2001:db8::{i}")[0] for i in range(5)]
     assert six.count(None) == 4
+
+
+def test_a_rate_limit_left_on_pytests_handlers_is_removed_before_each_test(caplog) -> None:
+    """pytest reuses its capturing handler from test to test, and a daemon started in an earlier
+    test put a RateLimit on it: a later test saw one of two warnings of one template (CI, the
+    pending-run test). tests/conftest.py removes it before each test, with `quiet.uninstall`."""
+    log = logging.getLogger("tests.ratelimit")
+    assert not any(isinstance(f, quiet.RateLimit) for f in caplog.handler.filters)
+    quiet.install()                              # what a daemon does at its start
+    assert any(isinstance(f, quiet.RateLimit) for f in caplog.handler.filters)
+    quiet.uninstall()
+    for seed in (4, 5):
+        log.warning("pending run seed %d dropped", seed)
+    assert [r.getMessage() for r in caplog.records][-2:] == [
+        "pending run seed 4 dropped", "pending run seed 5 dropped"]
