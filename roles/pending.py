@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from memory.atomic import write_atomic
 from memory.canonical import config_hash
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,10 @@ def mark(home: Path, run: Pending) -> bool:
     """Note `run` as started (atomically); False when it cannot be written (a full disk): the run
     then goes on without checkpoints."""
     path = folder(home) / f"{run.key}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w") as f:
-            json.dump(asdict(run), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(asdict(run)), durable=True)
         return True
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         log.warning("run not checkpointed: cannot write %s (%s)", path.name, exc.strerror or exc)
         return False
 

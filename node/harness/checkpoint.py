@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from memory.atomic import write_atomic
+from memory.diskspace import full_disk_cause
 
 FORMAT = 1
 HERE = Path(__file__).resolve().parent
@@ -68,36 +70,15 @@ def payload(trainer: Any, fingerprint: dict[str, Any], prior: Prior, curve: Any)
 
 
 def write(path: Path, data: dict[str, Any]) -> str | None:
-    """Write `data` to `path` atomically; None, or why it could not (a full disk: the OS's words).
-    A failed write leaves the previous checkpoint, if any, in place and no partial file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write `data` to `path` atomically and durably (memory/atomic.py); None, or why it could
+    not (a full disk: the OS's words). A failed write leaves the previous checkpoint, if any, in
+    place and no partial file."""
     try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_folder(path.parent)
+        write_atomic(path, lambda f: torch.save(data, f), durable=True)
         return None
     except Exception as exc:             # noqa: BLE001 - torch wraps OSErrors in RuntimeErrors
-        tmp.unlink(missing_ok=True)
-        from memory.diskspace import full_disk_cause
         cause = full_disk_cause(exc)
         return f"the disk is full ({cause})" if cause else f"{type(exc).__name__}: {exc}"[:300]
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def remove_stale(path: Path) -> None:

@@ -31,3 +31,15 @@ def test_a_peak_cache_that_cannot_be_written_costs_nothing_but_the_cache(tmp_pat
     blocker.write_text("a file where the cache's folder should be")
     peak = hardware.peak_flops(torch.device("cpu"), torch.float32, 1, blocker / "peak.json")
     assert peak > 0 and blocker.read_text().startswith("a file")
+
+
+def test_a_writer_that_fails_midway_leaves_the_old_file_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    write_atomic(path, lambda f: f.write(b"step 10"), durable=True)
+
+    def half(f) -> None:                  # a checkpoint cut off by a full disk
+        f.write(b"step 2")
+        raise OSError(28, "No space left on device")
+    with pytest.raises(OSError):
+        write_atomic(path, half, durable=True)
+    assert path.read_bytes() == b"step 10" and [p.name for p in tmp_path.iterdir()] == ["run.pt"]
