@@ -21,5 +21,6 @@ sketch.py       invertible Bloom lookup tables of id8 keys (sync 2.1.0 sparse di
 sqlguard.py     user SQL: one SELECT only; connections without file or network access
 stream.py       record stream files (swarm memory export / import)
 stats.py        Welch / paired t, LOND over the screened family, noise floor, the claim gate
+invisible.py    the characters shown as U+FFFD wherever a person or a model reads a record's text
 synthetic.py    realistic signed records for tests, benchmarks and demos; history(): a small swarm
 """

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from swarm.invisible import visible
+from memory.invisible import visible
 
 console = Console()
 err_console = Console(stderr=True)
@@ -83,7 +83,7 @@ def print_json(value: Any) -> None:
 
 def plain_text(value: str, style: str = "") -> Text:
     """Text from a record (any author's) as rich shows it: never markup, no control or invisible
-    characters (swarm/invisible.py)."""
+    characters (memory/invisible.py)."""
     return Text(visible(value), style=style)
 
 

@@ -36,7 +36,7 @@ from starlette.staticfiles import StaticFiles
 
 from memory.store import Reader
 from swarm.conclusions import Conclusions
-from swarm.invisible import JS_CLASS
+from memory.invisible import JS_CLASS
 from swarm.web import views
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def shell(view: str, params: dict[str, Any], root: str = "/", inline: str | None
     """The HTML of a page: the view's name and parameters for app.js, which draws it.
 
     `inline` (for `swarm report`) replaces the links to scripts and styles with their text."""
-    # `invisible`: the characters app.js shows as U+FFFD in any author's text (swarm/invisible.py)
+    # `invisible`: the characters app.js shows as U+FFFD in any author's text (memory/invisible.py)
     boot = script_json({"view": view, "params": params, "root": root, "invisible": JS_CLASS})
     head = inline if inline is not None else (
         f'<link rel="stylesheet" href="{root}static/app.css">' + "".join(

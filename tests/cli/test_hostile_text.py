@@ -83,7 +83,7 @@ def test_show_prints_a_strangers_samples_and_quality_names_as_text(home: Path) -
 def test_invisible_characters_show_as_replacement_characters() -> None:
     import unicodedata
 
-    from swarm.invisible import JS_CLASS, visible
+    from memory.invisible import JS_CLASS, visible
 
     shown = visible("".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF))
     assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in shown

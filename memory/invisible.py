@@ -1,5 +1,6 @@
 """Characters that make text read otherwise than it shows: shown as U+FFFD wherever a person
-reads a record's text (the terminal: swarm/output.py; the dashboard: app.js, from the boot data).
+reads a record's text (the terminal: swarm/output.py; the dashboard: app.js, from the boot data)
+and wherever a language model reads it (roles/untrusted.py).
 
 C0 and C1 controls but tab and newline (a terminal's escape sequences); every format character
 (Unicode Cf: bidirectional overrides, embeddings, isolates and marks, zero-width spaces and
