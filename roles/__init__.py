@@ -21,6 +21,9 @@ choice.py         open work per role x value x hardware weight x jitter; `role` 
 strategy.py       offline proposals guided by the knob effects
 agent.py          Claude through the anthropic SDK
 digest.py         the compact memory digest the agent sees
+judge.py          Claude scores other nodes' run samples against a rubric; `judgement` records
+messages.py       a Messages API reply read defensively; a model's answer as one strict JSON object
+untrusted.py      peers' text for a model: one tagged JSON block it cannot close, cleaned, bounded
 harness_runner.py the real runner (node.harness.run_experiment)
 proposers.py          optuna proposers (TPE, random) rebuilt from the memory; the portfolio bandit
 proposers_space.py    the knob space: optuna distributions from the harness's Config fields

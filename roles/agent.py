@@ -11,28 +11,37 @@ age), the agent picks a current one from the Models API (`pick_model`) and asks 
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
-from roles import digest, evidence, leases
+from roles import digest, evidence, leases, untrusted
 from roles.base import Proposal, Proposer
 from roles.context import Context
 from roles.deadline import DEFAULT_TOTAL_S, Deadline
-from roles.messages import MAX_ANSWER, object_text, reply_text
+from roles.messages import MAX_ANSWER, one_object, reply_text
 from roles.strategy import Validate
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "claude-sonnet-4-6"
 FAMILIES = ("sonnet", "opus", "haiku")
+TAG = "memory_digest"
+# Peers' records fill the digest (a trusted author's dead-end config may name any knob with any
+# string value): each string is cut to MAX_STRING characters, an entry of a list that encodes to
+# over MAX_ENTRY_CHARS is dropped (a whole harness config takes ~500), and the block is cut to
+# MAX_DIGEST_CHARS.
+MAX_STRING = 200
+MAX_ENTRY_CHARS = 2000
+MAX_DIGEST_CHARS = 16_000
 SYSTEM = (
     "You are the research agent of a peer-to-peer swarm that trains small language models under a "
     "fixed token budget and keeps only changes that survive seed variance and an independent "
     "re-run. Lower val_bpb is better. Propose ONE next experiment as a diff over the best config. "
     "Avoid dead ends and anything already tried. Answer with a single JSON object and nothing "
-    'else: {"diff": {"knob": value, ...}, "rationale": "one paragraph"}.')
+    'else: {"diff": {"knob": value, ...}, "rationale": "one paragraph"}.\n\n' + untrusted.data_rule(
+        TAG, "the memory digest (the best config, the baseline's noise, claims, dead ends, knob "
+        "effects, open hypotheses, the optimizer's suggestions), built from peers' records"))
 
 
 class InvalidAnswer(ValueError):
@@ -43,15 +52,9 @@ def parse_answer(text: str, best: dict[str, Any], validate: Validate | None,
                  tried: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
     """The (diff, rationale) in `text`, or InvalidAnswer saying what is wrong."""
     try:
-        found = object_text(text)
+        answer = one_object(text)
     except ValueError as exc:
         raise InvalidAnswer(str(exc)) from None
-    if found is None:
-        raise InvalidAnswer("no JSON object found")
-    try:
-        answer = json.loads(found)
-    except ValueError as exc:
-        raise InvalidAnswer(f"not valid JSON: {exc}") from None
     diff, rationale = answer.get("diff"), answer.get("rationale")
     if not isinstance(diff, dict) or not diff or not isinstance(rationale, str) or not rationale:
         raise InvalidAnswer('expected {"diff": {non-empty object}, "rationale": "text"}')
@@ -64,6 +67,13 @@ def parse_answer(text: str, best: dict[str, Any], validate: Validate | None,
     if config == best or leases.near_duplicate(config, tried):
         raise InvalidAnswer("this config (or a near duplicate) was already tried")
     return diff, rationale
+
+
+def digest_block(ctx: Context, suggestions: list[dict[str, Any]] | None) -> str:
+    """The memory digest as the agent reads it: one tagged JSON block of peers' data, every
+    string cleaned and bounded, the block within MAX_DIGEST_CHARS (roles/untrusted.py)."""
+    data = untrusted.cleaned(digest.digest(ctx, suggestions), MAX_STRING)
+    return untrusted.data_block(TAG, untrusted.fit(data, MAX_DIGEST_CHARS, MAX_ENTRY_CHARS))
 
 
 def pick_model(models: list[tuple[str, str]], wanted: str) -> str | None:
@@ -134,9 +144,8 @@ class ClaudeAgent:
         """Ask Claude; on API failure use the fallback; on repeated invalid answers, drop."""
         best = evidence.best_config(ctx)
         tried = evidence.tried_configs(ctx)
-        text_digest = digest.digest_text(ctx, self.suggest(ctx) if self.suggest else None)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": (
-            "Memory digest:\n" + text_digest + "\nPropose the next experiment.")}]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": digest_block(
+            ctx, self.suggest(ctx) if self.suggest else None) + "\nPropose the next experiment."}]
         for _attempt in range(self.retries + 1):
             try:
                 text = reply_text(self._create(ctx, messages))
@@ -147,8 +156,8 @@ class ClaudeAgent:
             except InvalidAnswer as exc:
                 ctx.count("agent_invalid_answers")
                 messages += [{"role": "assistant", "content": text[:MAX_ANSWER] or "(empty)"},
-                             {"role": "user", "content": f"Invalid: {exc}. Answer again with "
-                                                         "the JSON object only."}]
+                             {"role": "user", "content": f"Invalid: {untrusted.clean(str(exc), 2000)}. "
+                                                         "Answer again with the JSON object only."}]
                 continue
             ctx.count("agent_proposals")
             return Proposal(diff, rationale[:8000], "agent")

@@ -57,7 +57,3 @@ def digest(ctx: Context, suggestions: list[dict[str, Any]] | None = None) -> dic
         "optimizer_suggestions": list(suggestions or [])[:LIMIT],
     }
 
-
-def digest_text(ctx: Context, suggestions: list[dict[str, Any]] | None = None) -> str:
-    """The digest as compact JSON text."""
-    return json.dumps(digest(ctx, suggestions), separators=(",", ":"), default=str)

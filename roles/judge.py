@@ -23,7 +23,7 @@ from roles import evidence, untrusted
 from roles.context import Context
 from roles.deadline import DEFAULT_TOTAL_S, Deadline
 from roles.evidence_sql import AUTHOR_IN
-from roles.messages import MAX_ANSWER, reply_text
+from roles.messages import one_object, reply_text
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -57,42 +57,13 @@ class InvalidJudgement(ValueError):
     """The judge's answer is not a JSON object of valid scores and a reason."""
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("a key given twice")
-    return dict(pairs)
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_unique_keys)
-
-
-def _answer_object(text: str) -> Any:
-    """The one JSON object in `text` (prose around it allowed, as models write): a second object,
-    a key given twice or NaN / Infinity make the answer invalid, since an answer that echoes a
-    hostile sample's object beside its own has no one meaning."""
-    if len(text) > MAX_ANSWER:
-        raise InvalidJudgement(f"the answer has {len(text)} characters (at most {MAX_ANSWER})")
-    start = text.find("{")
-    if start < 0:
-        raise InvalidJudgement("no JSON object found")
-    try:
-        answer, end = _DECODER.raw_decode(text, start)
-    except ValueError as exc:
-        raise InvalidJudgement(f"not one JSON object: {str(exc)[:200]}") from None
-    if "{" in text[end:] or "}" in text[end:]:
-        raise InvalidJudgement("more than one JSON object")
-    return answer
-
-
 def parse_judgement(text: str) -> tuple[dict[str, float], str]:
     """(scores, reason) from the judge's answer, or InvalidJudgement saying what is wrong: exactly
     the rubric's keys, each score an integer from 0 to 10 (9.99999, "10", true, NaN refused)."""
-    answer = _answer_object(text)
+    try:
+        answer = one_object(text)
+    except ValueError as exc:
+        raise InvalidJudgement(str(exc)) from None
     if not isinstance(answer, dict):
         raise InvalidJudgement("no JSON object found")
     extra = sorted(set(answer) - {*CRITERIA, "reason"})

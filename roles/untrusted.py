@@ -14,6 +14,7 @@ bounded, and the whole block is bounded (`fit`).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from memory.invisible import visible
@@ -28,7 +29,10 @@ def clean(text: str, limit: int) -> str:
 
 
 def cleaned(value: Any, limit: int) -> Any:
-    """`value` (JSON-able) with every string in it, keys included, `clean`ed to `limit`."""
+    """`value` (JSON-able) with every string in it, keys included, `clean`ed to `limit`, and a
+    non-finite float as None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, str):
         return clean(value, limit)
     if isinstance(value, dict):
@@ -40,8 +44,7 @@ def cleaned(value: Any, limit: int) -> Any:
 
 def encode(value: Any) -> str:
     """`value` as one line of ASCII JSON with no literal "<", ">" or "&"."""
-    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False,
-                      default=str)
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
     for char, escape in _ESCAPES.items():
         text = text.replace(char, escape)
     return text
@@ -58,9 +61,21 @@ def _longest_list(value: Any) -> list[Any] | None:
     return found
 
 
-def fit(value: Any, max_chars: int) -> Any:
-    """`value` with items dropped from the end of its longest lists until `encode(value)` holds
-    at most `max_chars` characters (a scalar or a value without lists is returned as it is)."""
+def _drop_wide(value: Any, max_item: int) -> None:
+    """Drop, in place, every list item inside `value` whose encoding exceeds `max_item`."""
+    if isinstance(value, list):
+        value[:] = [v for v in value if len(encode(v)) <= max_item]
+    for child in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        _drop_wide(child, max_item)
+
+
+def fit(value: Any, max_chars: int, max_item: int | None = None) -> Any:
+    """`value` without the list items that encode to over `max_item` characters (one peer's
+    bloated entry must not push the others out), then with items dropped from the end of its
+    longest lists until `encode(value)` holds at most `max_chars` characters (a value without
+    lists is returned as it is)."""
+    if max_item is not None:
+        _drop_wide(value, max_item)
     while len(encode(value)) > max_chars:
         longest = _longest_list(value)
         if longest is None:
