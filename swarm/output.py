@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -174,6 +174,17 @@ def when(ts_ms: int | None) -> str:
     moment = dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc)
     this_year = moment.year == dt.datetime.now(dt.timezone.utc).year
     return moment.strftime("%m-%d %H:%M" if this_year else "%Y-%m-%d")
+
+
+def peer_labels(names: Mapping[str, str]) -> dict[str, str]:
+    """Labels for node names by author: the name alone where it is plain ASCII and no other
+    author's name here looks like it (swarm/lookalike.py), else `name:…tail` (its key's tail, as
+    `short_peer`), so a stranger named as a trusted node, or like it by a homoglyph, never
+    prints as that node's name does."""
+    from swarm.lookalike import tagged
+
+    tag = tagged(names.values())
+    return {a: n if n not in tag else f"{n}:{short_peer(a)}" for a, n in names.items()}
 
 
 def track_labels(track_ids: Sequence[str]) -> dict[str, str]:

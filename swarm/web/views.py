@@ -21,7 +21,7 @@ from memory.schema import BODY_COLUMNS
 from memory.store import Reader
 from memory.views import VALID_RANGE as _VALID, moving, track_runs
 from swarm.conclusions import Conclusions, track_base
-from swarm.output import track_labels
+from swarm.output import peer_labels, track_labels
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
@@ -109,7 +109,7 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
     v = c.track(chosen) if chosen is not None else None
     if v is None:
         return {**out, "best": [], "marks": [], "claims": [], "runs_per_hour": [], "role_mix": [],
-                "peers": _peers(reader), "counts": {}, "baseline": None}
+                "peers": _peers(c), "counts": {}, "baseline": None}
     claims = _claim_marks(c, v)
     floor = baseline(v)
     marks = _marks(v)
@@ -119,7 +119,7 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
     since = min((m["ts"] for m in marks if m["counts"]), default=None)
     return {**out, "baseline": floor, "best": best_over_time(v, floor), "marks": marks,
             "since": since, "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
-            "role_mix": _role_mix(reader), "peers": _peers(reader),
+            "role_mix": _role_mix(reader), "peers": _peers(c),
             "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
                        "claims": _tally(x["status"] for x in claims if x["trusted"]),
                        "untrusted_claims": _tally(x["status"] for x in claims if not x["trusted"])}}
@@ -203,10 +203,21 @@ def _role_mix(reader: Reader) -> list[dict[str, Any]]:
         WHERE ts >= (SELECT max(ts) FROM roles) - 48 * 3600000 GROUP BY ALL ORDER BY hour, role""")
 
 
-def _peers(reader: Reader) -> list[dict[str, Any]]:
-    return _rows(reader, """
+def _peers(c: Conclusions) -> list[dict[str, Any]]:
+    """The newest 200 nodes: name, `label` (the name, or name:…tail where another node's name
+    looks like it, a trusted node's among them: swarm/output.py `peer_labels`) and `trust`."""
+    rows = _rows(c.reader, """
         SELECT author, arg_max(name, ts) AS name, arg_max(accelerator, ts) AS accelerator,
                max(ts) AS ts FROM nodes GROUP BY author ORDER BY ts DESC LIMIT 200""")
+    state = c.trust_state()
+    # trusted nodes' names count even when their node records are older than the 200 listed
+    trusted = sorted(state.roots | {a for a, t in state.authors.items() if t.status == "trusted"})
+    names = {r["author"]: r["name"] for r in _rows(c.reader, """
+        SELECT author, arg_max(name, ts) AS name FROM nodes WHERE list_contains(?, author)
+        GROUP BY author""", [trusted])} if trusted else {}
+    labels = peer_labels(names | {r["author"]: r["name"] for r in rows})
+    return [{**r, "label": labels[r["author"]], "trust": state.standing(r["author"]).status}
+            for r in rows]
 
 
 def leaderboard(c: Conclusions, track: str | None, limit: int = 20) -> dict[str, Any]:

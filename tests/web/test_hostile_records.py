@@ -135,3 +135,33 @@ def test_text_that_looks_like_json_stays_text(home: Path) -> None:
     finally:
         memory.close()
     assert looks in [p["name"] for p in peers] and summary == PAYLOAD
+
+
+def test_a_name_like_a_trusted_nodes_carries_its_key_whatever_the_flood(home: Path) -> None:
+    """200 newer nodes push a root's node record out of the overview's peers (the newest 200);
+    one of them is named as that root's node: it still carries its key's tail, and the root's
+    name is never shown bare by another key."""
+    from roles import trust
+
+    (root,) = synthetic.keypairs(1, seed=5)
+    flood = synthetic.keypairs(200, seed=6)
+
+    def node(key, name: str, ts: int) -> R.Record:
+        return codec.sign(key, "node", 1, R.NodeBody(name=name, hardware=synthetic.HARDWARE,
+                                                      software={}, addrs=[], capabilities=[]),
+                          ts=ts)
+    records = [node(root, "lab-gpu", 1_000)] + [
+        node(k, "lab-gpu" if i == 0 else f"free-{i}", 2_000 + i) for i, k in enumerate(flood)]
+    with Store(memory_path(home), helpers=0) as store:
+        assert store.add(records).accepted == len(records)
+    trust.pin(home, root.peer_id, note="test")
+    memory = ReadOnlyMemory(memory_path(home))
+    try:
+        with TestClient(dashboard_app(memory, home), base_url="http://127.0.0.1") as client:
+            peers = client.get("/json/overview").json()["peers"]
+    finally:
+        memory.close()
+    assert root.peer_id not in [p["author"] for p in peers] and len(peers) == 200
+    (twin,) = [p for p in peers if p["name"] == "lab-gpu"]
+    assert twin["label"] == f"lab-gpu:\u2026{flood[0].peer_id[-8:]}" and twin["trust"] == "untrusted"
+    assert {p["label"] for p in peers if p["name"] != "lab-gpu"} == {f"free-{i}" for i in range(1, 200)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
 from swarm.web.serve import local_app
 from tests.web.browser import Browser, find_chromium
-from tests.web.conftest import cli_json, served
+from tests.web.conftest import cli_json, history, served
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get "
@@ -118,25 +119,39 @@ AXIS_LABELS = ("Array.from(document.querySelectorAll('.chart')[0].querySelectorA
 def test_a_strangers_names_and_stamps_do_not_spoof_the_overview(
         history_home: Path, browser: Browser, artefacts: Path) -> None:
     """A node named with a bidi override and zero-width characters: on the page, each is U+FFFD
-    (a name that reads otherwise than it shows, or like another's, is seen for what it is). A run
-    stamped in 1970 at val_bpb 7.9 (sane, untrusted): the chart's axes still span what counts."""
-    (stranger,) = synthetic.keypairs(1, seed=4242)
+    (a name that reads otherwise than it shows, or like another's, is seen for what it is). Nodes
+    named as a trusted node ("node-0") or like one by a homoglyph (a Greek omicron in "nοde-1")
+    never print as its name does: each of the pair carries its key's tail, and the strangers
+    read untrusted. A run stamped in 1970 at val_bpb 7.9 (sane, untrusted): the chart's axes
+    still span what counts."""
+    stranger, twin, homoglyph = synthetic.keypairs(3, seed=4242)
     name = "alice\u200b\u202egpj.exe\u2066"
     run = synthetic.run_body(synthetic.HISTORY_TRACK, synthetic.HISTORY_BASE, 1, 7.9)
-    body = R.NodeBody(name=name, hardware=run.hardware, software={}, addrs=[], capabilities=[])
+
+    def node(key: Any, called: str, seq: int) -> R.Record:
+        return codec.sign(key, "node", seq, R.NodeBody(name=called, hardware=run.hardware,
+                                                        software={}, addrs=[], capabilities=[]))
     with Store(memory_path(history_home), helpers=0) as store:
-        assert store.add([codec.sign(stranger, "node", 1, body),
-                          codec.sign(stranger, "run", 2, run, ts=1)]).accepted == 2
+        assert store.add([node(stranger, name, 1), codec.sign(stranger, "run", 2, run, ts=1),
+                          node(twin, "node-0", 1), node(homoglyph, "n\u03bfde-1", 1)]
+                         ).accepted == 4
     for url in _serve(history_home):
         _load(browser, url, artefacts / "spoof.png")
     labels = browser.evaluate(AXIS_LABELS)
     years = [int(x) for x in labels if x.isdigit() and len(x) == 4]     # ticks of a long axis
     bpbs = [float(x) for x in labels if "." in x and x.replace(".", "").isdigit()]
     assert not [y for y in years if y < 2000] and bpbs and max(bpbs) < 2
-    names = browser.evaluate("Array.from(document.querySelectorAll('table[data-table=peers] "
-                             "tbody tr')).map(r => r.cells[1].textContent)")
-    assert "alice\ufffd\ufffdgpj.exe\ufffd" in names and name not in names
-
+    rows = browser.evaluate("Array.from(document.querySelectorAll('table[data-table=peers] "
+                            "tbody tr')).map(r => Array.from(r.cells).map(c => c.textContent))")
+    by_name = {r[1]: r for r in rows}
+    assert f"alice\ufffd\ufffdgpj.exe\ufffd:\u2026{stranger.peer_id[-8:]}" in by_name
+    assert name not in by_name and "node-0" not in by_name and "n\u03bfde-1" not in by_name
+    honest = {r.body.name: r.author for r in history() if r.kind == "node"}
+    for key, called in ((twin, "node-0"), (homoglyph, "n\u03bfde-1")):
+        assert by_name[f"{called}:\u2026{key.peer_id[-8:]}"][2] == "untrusted"
+    assert by_name[f"node-0:\u2026{honest['node-0'][-8:]}"][2] == "root"     # both tagged
+    # a name that is not plain ASCII always carries its tail, so the original may stay bare
+    assert by_name["node-1"][2] == by_name["node-2"][2] == "root"
 
 
 def test_the_report_renders_offline(history_home: Path, tmp_path: Path, artefacts: Path) -> None:

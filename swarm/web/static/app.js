@@ -267,9 +267,12 @@ var swarmDashboard = (function () {
                    y: {field: "n", type: "quantitative", aggregate: "sum", title: "role choices"},
                    color: {field: "role", type: "nominal"}}});
     } else { roles.appendChild(empty("no role records yet")); }
-    main.appendChild(section("Peers", [table(["node", "name", "accelerator", "last record"],
+    // a name another node's looks like carries its key's tail (`label`; swarm/output.py)
+    main.appendChild(section("Peers", [table(["node", "name", "trust", "accelerator", "last record"],
       (data.peers || []).map(function (p) {
-        return [peerTag(p.author), p.name, p.accelerator, when(p.ts)]; }), "peers")]));
+        return [peerTag(p.author), p.label || p.name,
+                marked(p.trust, p.trust !== "root" && p.trust !== "trusted"),
+                p.accelerator, when(p.ts)]; }), "peers")]));
     if (data.node) {
       var keys = ["peer_id", "records", "peers", "uptime_s", "network"];
       main.appendChild(section("This node", [table(["field", "value"], keys.map(function (k) {
