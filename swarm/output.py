@@ -81,6 +81,13 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, default=str, allow_nan=False) + "\n")
 
 
+def print_record_json(value: Any) -> None:
+    """`value` (a record's body, any author's) as highlighted JSON for people: every string's
+    control, format and invisible characters as U+FFFD (rich's JSON view writes non-ASCII as it
+    is, so a bidi override or a zero-width space in a node's name reached the terminal)."""
+    console.print_json(visible(json.dumps(value, default=str, ensure_ascii=False)))
+
+
 def plain_text(value: str, style: str = "") -> Text:
     """Text from a record (any author's) as rich shows it: never markup, no control or invisible
     characters (memory/invisible.py)."""

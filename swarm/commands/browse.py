@@ -12,8 +12,8 @@ import typer
 from rich.text import Text
 
 from swarm.commands import MAX_ROWS
-from swarm.output import (console, err_console, fail, plain_text, print_json, print_table,
-                          short_id, short_peer, track_labels, when)
+from swarm.output import (console, err_console, fail, plain_text, print_json, print_record_json,
+                          print_table, short_id, short_peer, track_labels, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -179,15 +179,14 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
     if record.kind == "run":
         from swarm.readable import READABLE, print_run_readable
         # the samples, quality and curve once, as text for people (in full with --json)
-        console.print_json(json.dumps({k: v for k, v in out["body"].items() if k not in READABLE},
-                                      default=str))
+        print_record_json({k: v for k, v in out["body"].items() if k not in READABLE})
         print_run_readable(console, out["body"])
     else:
-        console.print_json(json.dumps(out["body"], default=str))
+        print_record_json(out["body"])
     if status is not None:
-        console.print_json(json.dumps({"claim_status": status}, default=str))
+        print_record_json({"claim_status": status})
     if here is not None:
-        console.print_json(json.dumps({"here": here}, default=str))
+        print_record_json({"here": here})
 
 
 SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API's default is 5 s

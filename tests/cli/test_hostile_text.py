@@ -91,3 +91,30 @@ def test_invisible_characters_show_as_replacement_characters() -> None:
     assert visible(INVISIBLE) == "l\ufffdr" + "\ufffd" * (len(INVISIBLE) - 3)
     assert visible("аlice ünïcode 中文 ok") == "аlice ünïcode 中文 ok"   # visible text stays
     assert "\\u{200b}" in JS_CLASS and "\\u{e0000}-\\u{e0fff}" in JS_CLASS
+
+
+@pytest.mark.parametrize("kind", ["node", "run", "claim"])
+def test_show_prints_a_records_body_without_invisible_characters(home: Path, kind: str) -> None:
+    """`swarm show` printed a record's body through rich's JSON view, which writes non-ASCII as
+    it is: a bidi override or zero-width space in a node's name, a config's knob or a claim's
+    summary reached the terminal. A homoglyph stays (a visible character), the author whole
+    beside it."""
+    (stranger,) = synthetic.keypairs(1, seed=79)
+    name = "n\u03bfde-1 \u202egpj.exe\u2066" + INVISIBLE
+    if kind == "node":
+        body = R.NodeBody(name=name[:80], hardware=synthetic.HARDWARE, software={name[:80]: name},
+                          addrs=[], capabilities=[])
+    elif kind == "run":
+        body = synthetic.run_body(TRACK, {**BASE, name[:80]: name}, 1, 1.2)
+    else:
+        body = R.ClaimBody(track=TRACK, baseline_hash=canonical.config_hash(BASE),
+                           candidate_hash=canonical.config_hash({**BASE, "x": 1}), diff={"x": 1},
+                           baseline_runs=[], candidate_runs=[], effect=-0.1, summary=name)
+    record = codec.sign(stranger, kind, 1, body)
+    with Store(memory_path(home)) as store:
+        store.add([record])
+    result = runner.invoke(app, ["show", record.id[:12]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert not set(result.stdout) & (set("\x1b\u202e\u2066" + INVISIBLE) - set("lr"))
+    assert "n\u03bfde-1 \ufffdgpj.exe\ufffd" in result.stdout
+    assert f"author {stranger.peer_id}" in result.stdout
