@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -67,6 +68,16 @@ def _hostile_home(home: Path) -> Path:
     return home
 
 
+def _answers(home: Path, *paths: str) -> list[Any]:
+    """The dashboard's answers to GET `paths`, in order, over the home's memory."""
+    memory = ReadOnlyMemory(memory_path(home))
+    try:
+        with TestClient(dashboard_app(memory, home), base_url="http://127.0.0.1") as client:
+            return [client.get(path) for path in paths]
+    finally:
+        memory.close()
+
+
 def test_the_report_holds_hostile_text_as_text(home: Path) -> None:
     with open_reader(_hostile_home(home)) as reader:
         text = render(reader, home, None)
@@ -103,12 +114,7 @@ def test_a_findings_extreme_effects_leave_the_knobs_page_and_report_whole(home: 
                                                   stderr=1e308, n=2)])
     with Store(memory_path(home), helpers=0) as store:
         assert store.add([codec.sign(stranger, "finding", 5, finding)]).accepted == 1
-    memory = ReadOnlyMemory(memory_path(home))
-    try:
-        with TestClient(dashboard_app(memory, home), base_url="http://127.0.0.1") as client:
-            answer = client.get("/json/knobs")
-    finally:
-        memory.close()
+    (answer,) = _answers(home, "/json/knobs")
     assert answer.status_code == 200
     assert answer.json()["effects"][0]["hi"] is None
     with open_reader(home) as reader:
@@ -155,12 +161,7 @@ def test_a_name_like_a_trusted_nodes_carries_its_key_whatever_the_flood(home: Pa
     with Store(memory_path(home), helpers=0) as store:
         assert store.add(records).accepted == len(records)
     trust.pin(home, root.peer_id, note="test")
-    memory = ReadOnlyMemory(memory_path(home))
-    try:
-        with TestClient(dashboard_app(memory, home), base_url="http://127.0.0.1") as client:
-            peers = client.get("/json/overview").json()["peers"]
-    finally:
-        memory.close()
+    peers = _answers(home, "/json/overview")[0].json()["peers"]
     assert root.peer_id not in [p["author"] for p in peers] and len(peers) == 200
     (twin,) = [p for p in peers if p["name"] == "lab-gpu"]
     assert twin["label"] == f"lab-gpu:\u2026{flood[0].peer_id[-8:]}" and twin["trust"] == "untrusted"
