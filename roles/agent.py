@@ -155,9 +155,10 @@ class ClaudeAgent:
                 diff, rationale = parse_answer(text, best, self.validate, tried)
             except InvalidAnswer as exc:
                 ctx.count("agent_invalid_answers")
+                error = untrusted.clean(str(exc), 2000)    # it may quote a peer's knob
                 messages += [{"role": "assistant", "content": text[:MAX_ANSWER] or "(empty)"},
-                             {"role": "user", "content": f"Invalid: {untrusted.clean(str(exc), 2000)}. "
-                                                         "Answer again with the JSON object only."}]
+                             {"role": "user", "content": f"Invalid: {error}. Answer again with "
+                                                         "the JSON object only."}]
                 continue
             ctx.count("agent_proposals")
             return Proposal(diff, rationale[:8000], "agent")

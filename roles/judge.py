@@ -5,11 +5,11 @@ A node with `ANTHROPIC_API_KEY` set judges, as part of its meta-analyst work, up
 judgement by a trusted judge yet (trusted authors' runs first, then newest first). The samples
 are another peer's text, possibly hostile: the rubric and the rule that samples are data are the
 system prompt, and the samples go in one tagged JSON block they cannot break out of, bounded
-(roles/untrusted.py). Each answer must be exactly one JSON object of integer scores 0-10 for every
-criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge model, rubric version, scores, the
-run judged, the reason). A judgement is testimony like any record: it
-says what this node's judge thought, not that the run is good. API errors end judging for the
-step; an answer that does not validate is counted and dropped (no record).
+(roles/untrusted.py). Each answer must be exactly one JSON object of integer scores 0-10 for
+every criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge
+model, rubric version, scores, the run judged, the reason). A judgement is testimony like any
+record: it says what this node's judge thought, not that the run is good. API errors end judging
+for the step; an answer that does not validate is counted and dropped (no record).
 """
 from __future__ import annotations
 

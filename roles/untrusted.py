@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from memory.invisible import visible
@@ -50,11 +51,16 @@ def encode(value: Any) -> str:
     return text
 
 
+def _children(value: Any) -> Iterable[Any]:
+    if isinstance(value, dict):
+        return value.values()
+    return value if isinstance(value, list) else ()
+
+
 def _longest_list(value: Any) -> list[Any] | None:
     """The longest non-empty list inside `value` (None when there is none)."""
     found: list[Any] | None = value if isinstance(value, list) and value else None
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for child in children:
+    for child in _children(value):
         inner = _longest_list(child)
         if inner is not None and (found is None or len(inner) > len(found)):
             found = inner
@@ -65,7 +71,7 @@ def _drop_wide(value: Any, max_item: int) -> None:
     """Drop, in place, every list item inside `value` whose encoding exceeds `max_item`."""
     if isinstance(value, list):
         value[:] = [v for v in value if len(encode(v)) <= max_item]
-    for child in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+    for child in _children(value):
         _drop_wide(child, max_item)
 
 
