@@ -11,7 +11,7 @@ import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
-                          print_table, write_out_file)
+                          print_table, progress_bars, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -50,11 +50,9 @@ def _tokens(n: int) -> str:
 
 
 def _progress_bars():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err_console,
-                    transient=True)
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    return progress_bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("{task.fields[info]}"), TimeRemainingColumn())
 
 
 def _prepare_hook(bars, tasks: dict[str, Any]):
