@@ -105,6 +105,22 @@ def read(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def summary(path: Path) -> dict[str, Any]:
+    """What a checkpoint says of its run, for people (`swarm pending`): the steps done and
+    planned, training seconds, segments, and the fingerprint. Raises BadCheckpoint when
+    unreadable. The tensors are mapped, not read: a listing of large checkpoints stays quick."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        meta = json.loads(data["meta"])
+    except Exception as exc:                 # noqa: BLE001 - as in `read`
+        raise BadCheckpoint(f"unreadable ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BadCheckpoint("of another format")
+    marks = meta.get("fingerprint") if isinstance(meta.get("fingerprint"), dict) else {}
+    return {"step": meta.get("step"), "steps": marks.get("steps"), "train_s": meta.get("train_s"),
+            "segments": meta.get("segments"), "fingerprint": marks}
+
+
 def restore(trainer: Any, data: dict[str, Any], curve: Any) -> Prior:
     """Put `trainer` (fresh, same spec) and `curve` where the checkpoint left them; the prior
     segments' totals. Raises BadCheckpoint when the tensors do not fit the model."""
