@@ -22,6 +22,9 @@ strategy.py       offline proposals guided by the knob effects
 agent.py          Claude through the anthropic SDK
 digest.py         the compact memory digest the agent sees
 harness_runner.py the real runner (node.harness.run_experiment)
+pending.py        runs started and not yet published, each resumable: HOME/checkpoints/KEY.json + .pt
+pending_list.py   what HOME/checkpoints holds, for people (`swarm pending`); discard by id
+resume.py         a node's pending runs resumed and published at its start, or dropped
 proposers.py          optuna proposers (TPE, random) rebuilt from the memory; the portfolio bandit
 proposers_space.py    the knob space: optuna distributions from the harness's Config fields
 search_evidence.py    what the search reads: outcomes, leased configs, screened family, source records

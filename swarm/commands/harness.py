@@ -119,8 +119,6 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     """Run one experiment locally (in a subprocess), print its result and record it in the memory.
     Stopped (Ctrl-C), it checkpoints; the same command then resumes it."""
     from node.harness.config import Refused, parse_sets
-    from node.harness.data import DataError
-    from node.harness.experiment import run_experiment
     from node.harness.hardware import available_cores
     from node.harness.tracks import get_track
     if device not in ("auto", "cpu", "cuda"):
@@ -137,24 +135,9 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     record = not no_record
     if record:
         _check_home(home)
-    threads = threads or available_cores()
-    note = _pending_run(chosen.with_budget(budget_tokens), overrides, seed, threads, device)
-    path = _checkpoint(home, note, fresh)
-    tasks: dict[str, Any] = {}
-    bars = _progress_bars()
-    try:
-        with bars, _sigterm_as_ctrl_c():
-            result = run_experiment(chosen, overrides, seed, budget_tokens, threads, timeout,
-                                    home=home, data_dir=data_dir, device=device,
-                                    on_event=_event_hook(bars, tasks),
-                                    on_prepare=_prepare_hook(bars, tasks), checkpoint=path,
-                                    checkpoint_every_s=every)
-    except DataError as exc:
-        _forget(home, note)
-        fail(str(exc))
-    except KeyboardInterrupt:
-        fail(_interrupted(home, note, path, tasks.get("stopped")), code=130)
-    _forget(home, note)                 # finished (whatever its status): nothing to resume
+    result = _resumable_run(chosen, overrides, seed, home, fresh, budget_tokens=budget_tokens,
+                            threads=threads or available_cores(), timeout_s=timeout,
+                            data_dir=data_dir, device=device, checkpoint_every_s=every)
     run_id = _record(result, home) if record and result.status != "refused" else None
     if json_out:
         print_json({**result.model_dump(), "record_id": run_id})
@@ -166,6 +149,35 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
             err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _resumable_run(track: Any, overrides: dict[str, Any], seed: int, home: Path | None,
+                   fresh: bool, **spec: Any) -> Any:
+    """The run's result, with progress bars, checkpointed in HOME/checkpoints and resumed from
+    there when the same run stopped before (`spec`: run_experiment's other arguments). Ctrl-C
+    ends the command (exit 130) with the checkpoint kept for the same command to resume."""
+    from node.harness.data import DataError
+    from node.harness.experiment import run_experiment
+
+    note = _pending_run(track.with_budget(spec["budget_tokens"]), overrides, seed,
+                        spec["threads"], spec["device"])
+    path = _checkpoint(home, note, fresh)
+    tasks: dict[str, Any] = {}
+    bars = _progress_bars()
+    try:
+        with bars, _sigterm_as_ctrl_c():
+            result = run_experiment(track, overrides, seed, home=home, checkpoint=path,
+                                    on_event=_event_hook(bars, tasks),
+                                    on_prepare=_prepare_hook(bars, tasks), **spec)
+    except DataError as exc:
+        _forget(home, note, unless=path)
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(_interrupted(home, note, path, tasks.get("stopped")), code=130)
+    # finished, whatever its status: nothing to resume (refused before it trained, e.g. by a
+    # shorter --timeout: its checkpoint, if any, stays for a start that fits)
+    _forget(home, note, unless=path if result.status == "refused" else None)
+    return result
 
 
 def _pending_run(track: Any, overrides: dict[str, Any], seed: int, threads: int,
@@ -187,23 +199,24 @@ def _pending_run(track: Any, overrides: dict[str, Any], seed: int, threads: int,
 def _checkpoint(home: Path | None, note: Any, fresh: bool) -> Path | None:
     """Where the run checkpoints (resumed from when there is one), noted as pending; with
     `fresh`, an earlier checkpoint is discarded first. None: no checkpoints (a full disk)."""
-    from node.home import resolve_home
+    from node.home import ensure_home, resolve_home
     from roles import pending
 
     if note is None:
         return None
-    root = resolve_home(home)
+    root = ensure_home(resolve_home(home))
     if fresh:
         pending.drop(root, note)
     return pending.checkpoint_path(root, note) if pending.mark(root, note) else None
 
 
-def _forget(home: Path | None, note: Any) -> None:
-    """The run ended (or never trained): its note and checkpoint go."""
+def _forget(home: Path | None, note: Any, unless: Path | None = None) -> None:
+    """The run ended (or never trained): its note and checkpoint go, unless the checkpoint file
+    `unless` exists (a later start resumes it)."""
     from node.home import resolve_home
     from roles import pending
 
-    if note is not None:
+    if note is not None and not (unless is not None and unless.exists()):
         pending.drop(resolve_home(home), note)
 
 
