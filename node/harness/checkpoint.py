@@ -9,6 +9,7 @@ fingerprint (track, config, seed, threads, device, precision, compile, harness c
 written atomically (a temporary file in the same folder, fsync, rename), read with
 `torch.load(weights_only=True)` (tensors and plain containers only; the metadata is one JSON
 string), and refused whole when its fingerprint differs from the run's: then the run starts over.
+`summary` reads what a checkpoint says of its run for people (`swarm pending`).
 """
 from __future__ import annotations
 
