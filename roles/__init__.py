@@ -25,6 +25,9 @@ judge.py          Claude scores other nodes' run samples against a rubric; `judg
 messages.py       a Messages API reply read defensively; a model's answer as one strict JSON object
 untrusted.py      peers' text for a model: one tagged JSON block it cannot close, cleaned, bounded
 harness_runner.py the real runner (node.harness.run_experiment)
+pending.py        runs started and not yet published, each resumable: HOME/checkpoints/KEY.json + .pt
+pending_list.py   what HOME/checkpoints holds, for people (`swarm pending`); discard by id
+resume.py         a node's pending runs resumed and published at its start, or dropped
 proposers.py          optuna proposers (TPE, random) rebuilt from the memory; the portfolio bandit
 proposers_space.py    the knob space: optuna distributions from the harness's Config fields
 search_evidence.py    what the search reads: outcomes, leased configs, screened family, source records

@@ -6,6 +6,10 @@ ref, and the GPU its worker trains on), and `KEY.pt`, the run's own checkpoint
 (node/harness/checkpoint.py), written while it trains. A node that stopped mid-run (Ctrl-C, a
 shutdown, a crash, power loss) finds them at its next start and resumes that run first
 (roles/resume.py). KEY digests the run's identity, so one pending run has one pair of files.
+
+`swarm run` notes its runs here too (purpose `manual`, with the `setup` it ran with): the same
+command resumes them; a node leaves them alone. `swarm pending` lists and discards them all
+(roles/pending_list.py).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from memory.canonical import config_hash
 
 log = logging.getLogger(__name__)
 FOLDER = "checkpoints"
+MANUAL = "manual"           # the purpose of a `swarm run` run: resumed by that command, not a node
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,15 @@ class Pending:
     purpose: str
     ref: str | None
     device: str | None           # the worker's CUDA_VISIBLE_DEVICES (None: unpinned)
+    setup: str | None = None     # a `swarm run`'s budget, threads and device: another is another run
 
     @property
     def key(self) -> str:
         """The run's identity as a file name."""
         ident = [self.track, config_hash(self.config), self.seed, self.purpose, self.ref,
                  self.device]
+        if self.setup is not None:          # only then: a node's keys stay as they were
+            ident.append(self.setup)
         return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:24]
 
     def describe(self) -> str:
@@ -77,13 +85,14 @@ def drop(home: Path, run: Pending) -> None:
 
 
 def listed(home: Path, device: str | None) -> list[Pending]:
-    """The pending runs of the worker pinned to `device`, oldest first. An unreadable note is
-    deleted with one warning line; a checkpoint without a note is deleted silently."""
+    """The pending runs of the worker pinned to `device`, oldest first (never `swarm run`'s). An
+    unreadable note is deleted with one warning line; a checkpoint without a note is deleted
+    silently."""
     out: list[tuple[float, Pending]] = []
     base = folder(home)
     for note in base.glob("*.json"):
         try:
-            run = _parse(json.loads(note.read_text()))
+            run = parse(json.loads(note.read_text()))
             if run.key != note.stem:
                 raise ValueError("renamed")
         except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -91,7 +100,7 @@ def listed(home: Path, device: str | None) -> list[Pending]:
             note.unlink(missing_ok=True)
             (base / f"{note.stem}.pt").unlink(missing_ok=True)
             continue
-        if run.device == device:
+        if run.device == device and run.purpose != MANUAL:
             out.append((note.stat().st_mtime, run))
     notes = {p.stem for p in base.glob("*.json")}
     for orphan in base.glob("*.pt"):
@@ -100,11 +109,13 @@ def listed(home: Path, device: str | None) -> list[Pending]:
     return [run for _, run in sorted(out, key=lambda item: item[0])]
 
 
-def _parse(data: Any) -> Pending:
+def parse(data: Any) -> Pending:
+    """The pending run a note holds (its JSON, loaded); raises ValueError, TypeError, KeyError."""
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise ValueError("not a pending run")
-    ref, device = data.get("ref"), data.get("device")
+    ref, device, setup = data.get("ref"), data.get("device"), data.get("setup")
     run = Pending(track=str(data["track"]), config=data["config"], seed=int(data["seed"]),
                   purpose=str(data["purpose"]), ref=None if ref is None else str(ref),
-                  device=None if device is None else str(device))
+                  device=None if device is None else str(device),
+                  setup=None if setup is None else str(setup))
     return run

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,6 +31,29 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error (no traceback) and exit with `code`."""
     print_error(message)
     raise typer.Exit(code)
+
+
+def progress_bars(*columns: Any, quiet: bool = False) -> Any:
+    """Transient rich progress bars on stderr, drawn on a terminal only. Elsewhere (a pipe, a CI
+    log, a test) a transient bar shows nothing, and rich's `Progress.stop` then printed an empty
+    line: a blank line before the error or the line that followed."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=err_console, transient=True,
+                    disable=quiet or not err_console.is_interactive)
+
+
+def track_progress(items: Iterable[Any], description: str, total: float | None = None,
+          quiet: bool = False) -> Iterator[Any]:
+    """`items`, with a transient progress bar on stderr while they are consumed (rich's `track`,
+    without its empty line off a terminal: `progress_bars`)."""
+    from rich.progress import (BarColumn, TaskProgressColumn, TextColumn,
+                               TimeRemainingColumn)
+
+    bars = progress_bars(TextColumn("{task.description}", markup=False), BarColumn(),
+                         TaskProgressColumn(), TimeRemainingColumn(), quiet=quiet)
+    with bars:
+        yield from bars.track(items, total=total, description=description)
 
 
 def check_out_file(path: Path | None, flag: str = "--out") -> None:

@@ -9,6 +9,7 @@ fingerprint (track, config, seed, threads, device, precision, compile, harness c
 written atomically (a temporary file in the same folder, fsync, rename), read with
 `torch.load(weights_only=True)` (tensors and plain containers only; the metadata is one JSON
 string), and refused whole when its fingerprint differs from the run's: then the run starts over.
+`summary` reads what a checkpoint says of its run for people (`swarm pending`).
 """
 from __future__ import annotations
 
@@ -103,6 +104,22 @@ def read(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
                                 f"this run: {fingerprint.get(key)!r})"[:300])
     data["meta"] = meta
     return data
+
+
+def summary(path: Path) -> dict[str, Any]:
+    """What a checkpoint says of its run, for people (`swarm pending`): the steps done and
+    planned, training seconds, segments, and the fingerprint. Raises BadCheckpoint when
+    unreadable. The tensors are mapped, not read: a listing of large checkpoints stays quick."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        meta = json.loads(data["meta"])
+    except Exception as exc:                 # noqa: BLE001 - as in `read`
+        raise BadCheckpoint(f"unreadable ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BadCheckpoint("of another format")
+    marks = meta.get("fingerprint") if isinstance(meta.get("fingerprint"), dict) else {}
+    return {"step": meta.get("step"), "steps": marks.get("steps"), "train_s": meta.get("train_s"),
+            "segments": meta.get("segments"), "fingerprint": marks}
 
 
 def restore(trainer: Any, data: dict[str, Any], curve: Any) -> Prior:

@@ -217,7 +217,9 @@ def run_spec(spec: RunSpec, on_event: OnEvent | None = None,
     """Run `spec` in a subprocess under its time and memory limits; never raises for the child.
 
     When `stop` is set (the node shuts down) the child is killed within POLL_S and `Cancelled`
-    raised: an interrupted run is no outcome of its config, so it must not become a record.
+    raised: an interrupted run is no outcome of its config, so it must not become a record. A
+    KeyboardInterrupt here (Ctrl-C) stops the child the same way, then goes on up. Either way a
+    child with a checkpoint file first gets STOP_GRACE_S to checkpoint the step it is at.
     """
     watch = _Watch(on_event)
     lines: queue.Queue = queue.Queue()
@@ -242,7 +244,11 @@ def _follow(proc: subprocess.Popen, spec: RunSpec, watch: _Watch, lines: queue.Q
         except BrokenPipeError:             # died before reading its spec: reported below
             pass
         threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-        verdict = _watch_child(proc, spec, lines, watch, started, stop)
+        try:
+            verdict = _watch_child(proc, spec, lines, watch, started, stop)
+        except KeyboardInterrupt:           # Ctrl-C in this process (`swarm run`): the child, in
+            _stop(proc, spec, lines, watch)     # a session of its own, checkpoints its step first
+            raise
         wall = time.monotonic() - started
         if watch.stopped is not None:        # stopped by someone else (e.g. the OS shutting down)
             raise Cancelled(f"run stopped at step {watch.stopped}; its checkpoint is kept")

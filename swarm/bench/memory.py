@@ -17,7 +17,7 @@ import typer
 
 from swarm.bench import procstat
 from swarm.commands import MAX_ROWS
-from swarm.output import err_console, print_json, print_table
+from swarm.output import err_console, print_json, print_table, track_progress
 
 
 def _median_ms(fn: Any, repeats: int) -> dict[str, float]:
@@ -32,15 +32,13 @@ def _median_ms(fn: Any, repeats: int) -> dict[str, float]:
 
 
 def _make_records(n: int, authors: int) -> list[bytes]:
-    from rich.progress import track
     from memory import synthetic
     from swarm.bench import memory_gen
 
     keys = synthetic.keypairs(authors)
     # synthetic.runs' records, byte for byte, made several times faster (memory_gen.py)
     gen = memory_gen.signed_runs(keys, n, configs=max(50, n // 20), seed=7)
-    return [r.raw for r in track(gen, total=n, description="signing records",
-                                 console=err_console, transient=True)]
+    return [r.raw for r in track_progress(gen, "signing records", total=n)]
 
 
 def _ingest(store: Any, raws: list[bytes], batch: int) -> dict[str, float]:

@@ -131,16 +131,13 @@ def _write(store: Any, rows: list[Decoded]) -> None:
 def build(path: Path, records: int, authors: int = 20, seed: int = 7) -> None:
     """A memory at `path` holding `records` synthetic runs (as `swarm bench memory` makes them:
     `authors` authors, max(50, records / 20) configs)."""
-    from rich.progress import track as progress
-
     from memory.store import Store
-    from swarm.output import err_console
+    from swarm.output import track_progress
 
     keys = synthetic.keypairs(authors)
     rows = signed_runs(keys, records, configs=max(50, records // 20), seed=seed)
     with Store(path) as store:
-        bulk_load(store, progress(rows, total=records, description="generating runs",
-                                  console=err_console, transient=True))
+        bulk_load(store, track_progress(rows, "generating runs", total=records))
         store._con.execute("CHECKPOINT")
 
 

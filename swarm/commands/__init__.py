@@ -14,7 +14,8 @@ from types import ModuleType
 MAX_ROWS = 10**9
 MAX_BUDGET_TOKENS = 10**12
 
-_MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "roles", "trust", "web")
+_MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "pending", "roles",
+                              "trust", "web")
 
 
 def modules() -> list[ModuleType]:

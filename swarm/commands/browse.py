@@ -13,7 +13,7 @@ from rich.text import Text
 
 from swarm.commands import MAX_ROWS
 from swarm.output import (console, err_console, fail, plain_text, print_json, print_record_json,
-                          print_table, short_id, short_peer, track_labels, when)
+                          print_table, short_id, short_peer, track_labels, track_progress, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -214,8 +214,6 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
            out: Path = typer.Option(..., "--out", help="Folder to write one file per table into."),
            json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Write every table and view to files for analysis elsewhere (pandas, R, DuckDB...)."""
-    from rich.progress import track as progress
-
     if out.exists() and not out.is_dir():
         fail(f"{out} exists and is not a folder")
     written = []
@@ -223,8 +221,7 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
         names = [name for (name,) in run_query(reader, EXPORT_LIST).rows]
         try:
             out.mkdir(parents=True, exist_ok=True)      # only once the memory answered
-            for name in progress(names, description="exporting", disable=json_out,
-                                 console=err_console, transient=True):
+            for name in track_progress(names, "exporting", quiet=json_out):
                 columns = "* EXCLUDE (raw, id8)" if name == "records" else "*"   # internal columns
                 table = _arrow_table(reader, f"SELECT {columns} FROM {name}")
                 path = out / f"{name}.{fmt.value}"

@@ -4,6 +4,9 @@ torch is imported inside the command functions only: `import swarm.cli` stays fa
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
-                          print_table, write_out_file)
+                          print_table, progress_bars, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -50,11 +53,9 @@ def _tokens(n: int) -> str:
 
 
 def _progress_bars():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err_console,
-                    transient=True)
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    return progress_bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("{task.fields[info]}"), TimeRemainingColumn())
 
 
 def _prepare_hook(bars, tasks: dict[str, Any]):
@@ -68,8 +69,15 @@ def _prepare_hook(bars, tasks: dict[str, Any]):
 def _event_hook(bars, tasks: dict[str, Any]):
     def hook(event: dict[str, Any]) -> None:
         if event.get("event") == "start":
+            tasks["steps"] = event["steps"]
             tasks["train"] = bars.add_task("train", total=event["steps"],
                                            info=f"{event['params']:,} params, {event['precision']}")
+        elif event.get("event") == "resumed" and "train" in tasks:
+            bars.update(tasks["train"], completed=event["step"])
+            bars.console.print(f"resuming from step {event['step']} of {tasks['steps']} "
+                               "(its checkpoint; --fresh starts over)", highlight=False)
+        elif event.get("event") == "stopped":
+            tasks["stopped"] = event.get("step")
         elif event.get("event") == "progress" and "train" in tasks:
             bars.update(tasks["train"], completed=event["step"],
                         info=f"loss {event['loss']:.3f}  {event['tokens_per_s']:,.0f} tok/s")
@@ -103,11 +111,15 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
         no_record: bool = typer.Option(False, "--no-record", help="Do not sign the run and add "
                                        "it to the home's memory."),
+        fresh: bool = typer.Option(False, "--fresh", help="Start over: discard this run's "
+                                   "checkpoint from an earlier, stopped start."),
+        every: float = typer.Option(None, "--checkpoint-every", min=0.01, help="Training seconds "
+                                    "between checkpoints (default 120; Ctrl-C checkpoints anyway)."),
         json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
-    """Run one experiment locally (in a subprocess), print its result and record it in the memory."""
+    """Run one experiment locally (in a subprocess), print its result and record it in the memory.
+    Stopped (Ctrl-C), it checkpoints; the same command then resumes it."""
     from node.harness.config import Refused, parse_sets
-    from node.harness.data import DataError
-    from node.harness.experiment import run_experiment
+    from node.harness.hardware import available_cores
     from node.harness.tracks import get_track
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
@@ -123,20 +135,9 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     record = not no_record
     if record:
         _check_home(home)
-    tasks: dict[str, Any] = {}
-    bars = _progress_bars()
-    try:
-        with bars:
-            result = run_experiment(chosen, overrides, seed, budget_tokens, threads, timeout,
-                                    home=home, data_dir=data_dir, device=device,
-                                    on_event=_event_hook(bars, tasks),
-                                    on_prepare=_prepare_hook(bars, tasks))
-    except DataError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        # it exited 130 in silence; a run of `swarm join` resumes, one of `swarm run` does not
-        fail("interrupted: the run was stopped and not recorded (runs of swarm join resume "
-             "from their checkpoint; swarm run starts over)", code=130)
+    result = _resumable_run(chosen, overrides, seed, home, fresh, budget_tokens=budget_tokens,
+                            threads=threads or available_cores(), timeout_s=timeout,
+                            data_dir=data_dir, device=device, checkpoint_every_s=every)
     run_id = _record(result, home) if record and result.status != "refused" else None
     if json_out:
         print_json({**result.model_dump(), "record_id": run_id})
@@ -148,6 +149,96 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
             err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _resumable_run(track: Any, overrides: dict[str, Any], seed: int, home: Path | None,
+                   fresh: bool, **spec: Any) -> Any:
+    """The run's result, with progress bars, checkpointed in HOME/checkpoints and resumed from
+    there when the same run stopped before (`spec`: run_experiment's other arguments). Ctrl-C
+    ends the command (exit 130) with the checkpoint kept for the same command to resume."""
+    from node.harness.data import DataError
+    from node.harness.experiment import run_experiment
+
+    note = _pending_run(track.with_budget(spec["budget_tokens"]), overrides, seed,
+                        spec["threads"], spec["device"])
+    path = _checkpoint(home, note, fresh)
+    tasks: dict[str, Any] = {}
+    bars = _progress_bars()
+    try:
+        with bars, _sigterm_as_ctrl_c():
+            result = run_experiment(track, overrides, seed, home=home, checkpoint=path,
+                                    on_event=_event_hook(bars, tasks),
+                                    on_prepare=_prepare_hook(bars, tasks), **spec)
+    except DataError as exc:
+        _forget(home, note, unless=path)
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(_interrupted(home, note, path, tasks.get("stopped")), code=130)
+    # finished, whatever its status: nothing to resume (refused before it trained, e.g. by a
+    # shorter --timeout: its checkpoint, if any, stays for a start that fits)
+    _forget(home, note, unless=path if result.status == "refused" else None)
+    return result
+
+
+def _pending_run(track: Any, overrides: dict[str, Any], seed: int, threads: int,
+                 device: str) -> Any:
+    """This run's note in HOME/checkpoints (roles/pending.py): the same command, the same note.
+    None when its config is refused (the run then says why, without training)."""
+    from node.harness.config import Refused, build_config
+    from roles.pending import MANUAL, Pending
+
+    try:
+        config = build_config(track.base.model_dump(), overrides).model_dump()
+    except Refused:
+        return None
+    track_id = track.id if track.data.pinned else track.name
+    setup = f"budget={track.budget.tokens} threads={threads} device={device}"
+    return Pending(track_id, config, seed, MANUAL, None, None, setup)
+
+
+def _checkpoint(home: Path | None, note: Any, fresh: bool) -> Path | None:
+    """Where the run checkpoints (resumed from when there is one), noted as pending; with
+    `fresh`, an earlier checkpoint is discarded first. None: no checkpoints (a full disk)."""
+    from node.home import ensure_home, resolve_home
+    from roles import pending
+
+    if note is None:
+        return None
+    root = ensure_home(resolve_home(home))
+    if fresh:
+        pending.drop(root, note)
+    return pending.checkpoint_path(root, note) if pending.mark(root, note) else None
+
+
+def _forget(home: Path | None, note: Any, unless: Path | None = None) -> None:
+    """The run ended (or never trained): its note and checkpoint go, unless the checkpoint file
+    `unless` exists (a later start resumes it)."""
+    from node.home import resolve_home
+    from roles import pending
+
+    if note is not None and not (unless is not None and unless.exists()):
+        pending.drop(resolve_home(home), note)
+
+
+def _interrupted(home: Path | None, note: Any, path: Path | None, step: int | None) -> str:
+    """The Ctrl-C line: whether the same command resumes the run (from which step) or starts
+    it over (stopped before its first checkpoint: its note goes)."""
+    said = "interrupted: the run was stopped and not recorded"
+    if path is None or not path.exists():
+        _forget(home, note)
+        return f"{said}; run the same command to start it over (no checkpoint was written yet)"
+    where = f" at step {step}" if isinstance(step, int) and step >= 0 else ""
+    return f"{said}; checkpointed{where}: run the same command to resume it (--fresh starts over)"
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, a CI's timeout) stops the run as Ctrl-C does: checkpointed, exit 130."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_home(home: Path | None) -> None:

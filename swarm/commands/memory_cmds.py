@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, err_console, fail, print_json, print_table
+from swarm.output import (console, err_console, fail, print_json, print_table, progress_bars,
+                          track_progress)
 from swarm.reader import home_folder, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -19,10 +20,10 @@ memory_app = typer.Typer(help="Move signed records in and out; what the memory h
 
 
 def _progress(total: int, quiet: bool) -> Any:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    from rich.progress import BarColumn, DownloadColumn, TextColumn
     # on stderr: stdout holds only the result (a table or --json), even when piped
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    console=err_console, transient=True, disable=quiet)
+    return progress_bars(TextColumn("{task.description}", markup=False), BarColumn(),
+                         DownloadColumn(), quiet=quiet)
 
 
 def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, Any]:
@@ -105,11 +106,9 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
     with open_reader(home) as reader:
         rows = run_query(reader, "SELECT raw FROM records WHERE (? IS NULL OR kind = ?) "
                          "ORDER BY author, seq, id", [kind, kind]).rows
-    from rich.progress import track
-
-    raws = track((raw if isinstance(raw, bytes) else bytes.fromhex(raw) for (raw,) in rows),
-                 total=len(rows), description=f"writing {file.name}", console=err_console,
-                 transient=True, disable=json_out)
+    raws = track_progress((raw if isinstance(raw, bytes) else bytes.fromhex(raw)
+                           for (raw,) in rows), f"writing {file.name}", total=len(rows),
+                          quiet=json_out)
     # a device or a pipe (/dev/stdout, a tape) is written in place: renaming a file over it
     # replaced /dev/full (as root) and reported "wrote 57 records" for a backup that went nowhere
     special = file.exists() and not file.is_file() and not file.is_dir()

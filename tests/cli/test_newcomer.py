@@ -179,7 +179,8 @@ def test_a_file_as_home_is_one_line_for_every_command(tmp_path: Path) -> None:
     stream = tmp_path / "all.swarm"
     stream.write_bytes(b"SWARM-RECORDS 1\n")
     for command in (["memory", "import", str(stream)], ["runs"], ["status"], ["peers"],
-                    ["trust", "add", KEYS[0].peer_id], ["memory", "stats"]):
+                    ["trust", "add", KEYS[0].peer_id], ["memory", "stats"], ["pending"],
+                    ["pending", "discard", "--all"]):
         code, _, err = swarm(*command, "--home", str(a_file))
         assert code == 1 and err.strip() == f"error: --home {a_file} is not a folder", command
     assert a_file.read_text() == "x"

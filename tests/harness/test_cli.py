@@ -97,6 +97,53 @@ def test_run_interrupted_says_so_and_records_nothing(tmp_path) -> None:
     assert listed.exit_code != 0 or json.loads(listed.stdout) == [], listed.output
 
 
+# a small model for a few hundred steps: seconds on one CPU thread
+SMALL = ["--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--budget-tokens",
+         "204800", "--seed", "3", "--threads", "1", "--no-record", "--json"]
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
+def test_run_stopped_by_ctrl_c_resumes_to_the_same_numbers(tmp_path) -> None:
+    """Ctrl-C after a checkpoint: exit 130, said resumable; the same command resumes from the
+    step it stopped at and ends with the uninterrupted run's numbers; --fresh starts over."""
+    import shutil
+    import signal
+
+    from swarm.bench.nodes import wait_for
+
+    data = ["--data-dir", str(shared_data_dir())]
+    home = tmp_path / "home"
+    args = ["run", *SMALL, *data, "--home", str(home)]
+    whole = cli.invoke(app, args)
+    assert whole.exit_code == 0, whole.output
+    cli_main = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "from swarm.cli import main; main()")      # as in the test above
+    proc = subprocess.Popen([sys.executable, "-c", cli_main, *args, "--checkpoint-every", "0.2"],
+                            cwd=REPO_ROOT, env=child_env(1), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(home.glob("checkpoints/*.pt")), 600, "a first checkpoint", 0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "run the same command to resume it" in err, err
+    step = int(err.split("checkpointed at step ")[1].split(":")[0])
+    listed = json.loads(cli.invoke(app, ["pending", "--json", "--home", str(home)]).stdout)
+    assert [(r["purpose"], r["step"], r["steps"]) for r in listed] == [("manual", step, 200)]
+    kept = tmp_path / "kept"
+    shutil.copytree(home / "checkpoints", kept)
+    for extra, said in (([], f"resuming from step {step} of 200"), (["--fresh"], None)):
+        again = cli.invoke(app, [*args, *extra])
+        assert again.exit_code == 0, again.output
+        assert (said in again.stderr) if said else "resuming" not in again.stderr, again.stderr
+        a, b = json.loads(whole.stdout)["metrics"], json.loads(again.stdout)["metrics"]
+        assert (a["val_bpb"], a["train_loss"], a["steps"]) == (b["val_bpb"], b["train_loss"], 200)
+        assert not list((home / "checkpoints").iterdir())      # finished: nothing pending
+        shutil.rmtree(home / "checkpoints")
+        shutil.copytree(kept, home / "checkpoints")             # the stopped run, for --fresh
+
+
 def _runs_a_child(pid: int) -> bool:
     """Whether `pid` has a `python -m node.harness.run` child (a child may end while read)."""
     import psutil
