@@ -7,8 +7,11 @@
 # 3. `swarm bench harness --device cuda` on synthetic tokens: harness vs the textbook loop at the
 # tinystories-gpu base config and one size down and one up (270 s);  4. a short recorded
 # `swarm run` of tinystories-gpu on CUDA, on the shipped sample (its 400M-token data needs the
-# internet) (150 s).
-# Everything goes to OUTDIR: check.log, bench.json, run_gpu_track.json.
+# internet) (150 s);  5. a checkpoint and resume on CUDA: that run stopped by SIGTERM at its first
+# checkpoint, then the same command resumes it (what time is left; a 600-s cut falls here).
+# Everything goes to OUTDIR: check.log, bench.json, run_gpu_track.json, run_stopped.*,
+# run_resumed.*. GPU_CHECK_TOKENS and GPU_CHECK_TRACK set step 5's budget and track (20M,
+# tinystories-gpu; a dry run of step 5 on CPU needs tinystories-cpu).
 # GPU_CHECK_DEVICE=cpu runs the same steps on CPU (a dry run of the script's commands, here).
 set -uo pipefail
 OUT_DIR=${1:-/tmp/gpu_check}
@@ -23,6 +26,27 @@ SWARM="python3 -m swarm.cli"
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 HOME_DIR=/tmp/gpu_home
 step() { echo "== $(date +%T) $*"; }
+
+# A checkpoint on CUDA (the CUDA RNG state included): the run is stopped (SIGTERM, as a shutdown
+# meets it) once its first checkpoint is on disk, then the same command resumes and finishes it.
+# Last, so that a slow device cuts this step and not the figures above.
+resume_check() {
+    step "swarm run on CUDA stopped at its first checkpoint, then resumed by the same command"
+    local run=($SWARM run --track ${GPU_CHECK_TRACK:-tinystories-gpu} --device $DEVICE --data-dir /tmp/gpu_data
+               --budget-tokens ${GPU_CHECK_TOKENS:-20000000} --seed 1 --home "$HOME_DIR"
+               --checkpoint-every 2 --json)
+    "${run[@]}" > "$OUT_DIR/run_stopped.json" 2> "$OUT_DIR/run_stopped.err" &
+    local pid=$!
+    for _ in $(seq 1 120); do
+        sleep 1; kill -0 $pid 2> /dev/null || break           # ended (refused, done) first
+        ls "$HOME_DIR"/checkpoints/*.pt > /dev/null 2>&1 && break
+    done
+    kill -TERM $pid; wait $pid; echo "exit $? (130: stopped)"; tail -n 3 "$OUT_DIR/run_stopped.err"
+    $SWARM pending --home "$HOME_DIR"
+    timeout 120 "${run[@]}" > "$OUT_DIR/run_resumed.json" 2> "$OUT_DIR/run_resumed.err"
+    echo "exit $?"; tail -n 3 "$OUT_DIR/run_resumed.err"; head -c 600 "$OUT_DIR/run_resumed.json"
+    echo
+}
 
 main() {
     step "device"
@@ -64,6 +88,7 @@ for n in ('train', 'valid'):
         --budget-tokens 20000000 --home "$HOME_DIR" --json > "$OUT_DIR/run_gpu_track.json"
     echo "exit $?"; head -c 600 "$OUT_DIR/run_gpu_track.json"; echo
     $SWARM runs --home "$HOME_DIR"
+    resume_check
     step "done"
 }
 
