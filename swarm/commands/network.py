@@ -83,7 +83,7 @@ def join(
     from node.identity import IdentityError
     from node.home import resolve_home
     from node.host import NetConfig
-    from swarm.node_work import NodeWork, WorkOptions, gate_params
+    from swarm.node_work import NodeWork, WorkOptions, gate_params, with_roots
 
     from node.listen import AddressError, bootstrap_addrs, check_listen
 
@@ -98,6 +98,7 @@ def join(
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
     except AddressError as exc:
         fail(str(exc))
+    _check_trust(trust, resolve_home(home))
     from node.nat import MODES
 
     if reachability not in MODES:
@@ -119,23 +120,36 @@ def join(
                                   data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
                                   agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
                                   checkpoint_every_s=checkpoint_every,
-                                  gate=gate_params(gate, min_baseline), trust=tuple(trust))
+                                  gate=gate_params(gate, min_baseline))
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
-        if trust:                   # --trust writes HOME/trust.json: never over one it cannot read
-            from swarm.commands.trust import check_pins_file
-            check_pins_file(resolve_home(home))
         starter = NodeWork.starter(options)
         summary = (track, options.gate.min_baseline)
     from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), with_dashboard(starter), summary, browse_hint(config.home, home))
+        _run(Daemon(config), with_dashboard(with_roots(starter, tuple(trust))), summary,
+             browse_hint(config.home, home))
     except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
         fail(f"cannot start the node: {exc}{hint}")
+
+
+def _check_trust(pins: list[str], home: Path) -> None:
+    """Stop with one line on a `--trust` that is no peer id, or a HOME/trust.json that cannot be
+    read (pinning would write over it), with or without --no-work."""
+    from memory.crypto import public_key_from_peer_id
+    from swarm.commands.trust import check_pins_file
+
+    try:
+        for peer in pins:
+            public_key_from_peer_id(peer)       # BadPeerId (a ValueError) names the bad one
+    except ValueError as exc:
+        fail(str(exc))
+    if pins:
+        check_pins_file(home)
 
 
 def _relay_caps() -> Any:
