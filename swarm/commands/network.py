@@ -53,7 +53,8 @@ def join(
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
     agent: str = typer.Option("auto", "--agent", help="Who proposes experiments: auto (Claude "
-                              "too, when ANTHROPIC_API_KEY is set), offline (TPE + random search), claude."),
+                              "too, when ANTHROPIC_API_KEY is set), offline (TPE, the response "
+                              "surface, random search), claude."),
     agent_model: Optional[str] = typer.Option(None, "--agent-model", help="Claude model id "
                                               "(default $SWARM_AGENT_MODEL or claude-sonnet-4-6)."),
     lease: float = typer.Option(600.0, "--lease", min=1.0, help="Seconds a claim lease holds; renewed "
