@@ -97,7 +97,7 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         budget_tokens: int = typer.Option(None, "--budget-tokens", min=1, max=MAX_BUDGET_TOKENS,
                                           help="Training tokens (changes the track id)."),
         threads: int = typer.Option(None, "--threads", min=1, help="CPU threads to use."),
-        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s."),
+        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s (default 3600)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),

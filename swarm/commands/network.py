@@ -60,7 +60,7 @@ def join(
     lease: float = typer.Option(600.0, "--lease", min=1.0, help="Seconds a claim lease holds; renewed "
                                 "before each run while the work goes on."),
     run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, help="Wall-clock limit "
-                                                "of one training run in seconds."),
+                                                "of one training run in seconds (default 3600)."),
     checkpoint_every: Optional[float] = typer.Option(None, "--checkpoint-every", min=0.01,
                                                      help="Training seconds between a run's "
                                                      "checkpoints (default 120)."),
