@@ -10,8 +10,8 @@ from typing import Any
 import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS
-from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
-                          print_table, write_out_file)
+from swarm.output import (check_folder, check_out_file, console, err_console, fail, home_flag,
+                          print_json, print_table, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -145,7 +145,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     if not json_out:
         _show_result(result)
         if run_id:
-            err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
+            err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]}"
+                              f"{home_flag(home)})", soft_wrap=True, highlight=False, markup=False)
     if result.status != "ok":
         raise typer.Exit(1)
 

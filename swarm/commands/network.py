@@ -13,7 +13,8 @@ from typing import Any, Optional
 import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS
-from swarm.output import check_folder, console, fail, plain_text, print_json, print_table
+from swarm.output import (check_folder, console, fail, home_flag, plain_text, print_json,
+                           print_table)
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -166,8 +167,8 @@ def _relay_caps() -> Any:
 def browse_hint(resolved: Path, given: Optional[Path]) -> str:
     """The start line that says where results go and how to look at them (a newcomer's first
     question); `--home DIR` in the commands when the home was given that way."""
-    flag = f" --home {given}" if given is not None else ""
-    return (f"results go to {resolved / 'memory.duckdb'}: in another terminal, swarm runs{flag} "
+    return (f"results go to {resolved / 'memory.duckdb'}: in another terminal, swarm runs"
+            f"{home_flag(given)} "
             "(or leaderboard, findings; or the dashboard)")
 
 
