@@ -66,7 +66,8 @@ def join(
                                                      help="Training seconds between a run's "
                                                      "checkpoints (default 120)."),
     min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
-                                               "before experiments (gate default 16)."),
+                                               "of the noise floor (gate default 16; "
+                                               "screening starts at min_start, 6)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
     trust: list[str] = typer.Option([], "--trust", help="Peer id whose runs this node trusts "
@@ -127,7 +128,7 @@ def join(
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
         starter = NodeWork.starter(options)
-        summary = (track, options.gate.min_baseline)
+        summary = (track, options.gate.min_baseline, options.gate.min_start)
     from swarm.web.app import with_dashboard
     try:
         _run(Daemon(config), with_dashboard(with_roots(starter, tuple(trust))), summary,
@@ -172,8 +173,8 @@ def browse_hint(resolved: Path, given: Optional[Path]) -> str:
             "(or leaderboard, findings; or the dashboard)")
 
 
-def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None, hint: str = "") -> None:
-    """Run the daemon; with `summary` (track, baseline seeds wanted), the live work panel;
+def _run(daemon: Any, starter: Any, summary: tuple[str, int, int] | None, hint: str = "") -> None:
+    """Run the daemon; with `summary` (track, baseline seeds wanted, seeds before screening), the live work panel;
     `hint` (where results go) is printed among the start lines."""
     import asyncio
     import logging
