@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import typer
 
+from memory.codec import MAX_RECORD_BYTES
+from memory.records import MAX_CURVE_POINTS
 from memory.store import HELPER_MIN_BATCH
 from node.daemon import SERVICE_STOP_S
 from node.harness.experiment import DEFAULT_TIMEOUT_S
@@ -77,6 +79,8 @@ def _facts() -> list[tuple[str, str]]:
         ("docs/HARNESS.md", f"waits up to {STOP_GRACE_S:g} s (the daemon waits "
                             f"{SERVICE_STOP_S:g} s per service)"),
         ("docs/TRUST.md", f"at most {SPOT_SHARE:.0%} of a track's trusted runs on replays"),
+        ("docs/RECORDS.md", f"the whole record is at most {MAX_RECORD_BYTES >> 10} KiB"),
+        ("docs/HARNESS.md", f"at most {MAX_CURVE_POINTS} buckets; when a {MAX_CURVE_POINTS + 1}th"),
     ]
 
 
