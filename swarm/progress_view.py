@@ -31,7 +31,7 @@ class SwarmSummary:
     ingest. Only the findings count comes from here; the baseline count and the claims come from
     the worker (`Progress.claims`), as this node derives them from evidence it trusts."""
 
-    def __init__(self, reader: Any, track: str, min_baseline: int, min_start: int = 6,
+    def __init__(self, reader: Any, track: str, min_baseline: int, min_start: int,
                  every_s: float = 3.0) -> None:
         self.reader, self.track, self.every_s = reader, track, every_s
         # the experimenter screens from min_start baseline seeds on (each unit adding one seed)

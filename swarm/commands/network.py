@@ -174,8 +174,8 @@ def browse_hint(resolved: Path, given: Optional[Path]) -> str:
 
 
 def _run(daemon: Any, starter: Any, summary: tuple[str, int, int] | None, hint: str = "") -> None:
-    """Run the daemon; with `summary` (track, baseline seeds wanted, seeds before screening), the live work panel;
-    `hint` (where results go) is printed among the start lines."""
+    """Run the daemon; with `summary` (track, baseline seeds wanted, seeds before screening), the
+    live work panel; `hint` (where results go) is printed among the start lines."""
     import asyncio
     import logging
 

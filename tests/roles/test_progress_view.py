@@ -65,7 +65,7 @@ def _panel_rows(store, pinned: frozenset[str]) -> dict[str, str]:
     worker = Worker(ctx, proposer=None, can_train=False)
     worker.refresh_view()
     work = {**WORK, **worker.progress.snapshot()}
-    summary = progress_view.SwarmSummary(store, "tinystories-cpu", 16).get()
+    summary = progress_view.SwarmSummary(store, "tinystories-cpu", 16, GateParams().min_start).get()
     return dict(progress_view.work_rows({**work, "swarm": progress_view.with_work(summary, work)}))
 
 
