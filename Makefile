@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "swarm needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0] + " (make PYTHON=python3.11 ...)")'
+	# libp2p builds fastecdsa from source: needs gcc, python3-dev and libgmp-dev (checked before
+	# any download, so a machine without them is told in one line, not after fetching torch).
+	@$(PYTHON) scripts/check_build_deps.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned exactly: a looser requirement pulls several GB of CUDA packages.
 	$(BIN)/pip install --quiet torch==2.13.0
-	# libp2p builds fastecdsa from source: needs gcc, python3-dev and libgmp-dev.
-	@$(PYTHON) scripts/check_build_deps.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -47,7 +47,6 @@ class WorkOptions:
     run_timeout_s: float | None = None
     checkpoint_every_s: float | None = None   # None: the harness's default (CHECKPOINT_EVERY_S)
     gate: GateParams = field(default_factory=GateParams)
-    trust: tuple[str, ...] = ()           # peer ids pinned by --trust (kept in HOME/trust.json)
 
     def check(self) -> None:
         """Raise ValueError with one line on a bad option (before the node starts)."""
@@ -64,10 +63,6 @@ class WorkOptions:
             raise ValueError("--lease must be positive")
         if self.checkpoint_every_s is not None and self.checkpoint_every_s <= 0:
             raise ValueError("--checkpoint-every must be positive")
-        from memory.crypto import public_key_from_peer_id
-
-        for peer in self.trust:
-            public_key_from_peer_id(peer)       # BadPeerId (a ValueError) names the bad one
 
 
 def gate_params(overrides: list[str], min_baseline: int | None) -> GateParams:
@@ -107,6 +102,28 @@ def bootstrap_peers(addrs: list[str]) -> list[str]:
         if "p2p" in parts and parts.index("p2p") + 1 < len(parts):
             out.append(parts[parts.index("p2p") + 1])
     return out
+
+
+def pin_roots(home: Path, bootstrap: list[str], pins: tuple[str, ...]) -> None:
+    """Pin `--trust` keys in HOME/trust.json; on a first join (no trust.json yet) the peers this
+    node bootstraps through too, logged (docs/TRUST.md)."""
+    from roles import trust
+
+    if not (home / trust.TRUST_FILE).exists():
+        for peer in bootstrap_peers(bootstrap):
+            trust.pin(home, peer, "bootstrapped through on first join", source="bootstrap")
+            log.info("trusting %s (bootstrapped through; swarm trust remove to undo)", peer)
+    for peer in pins:
+        trust.pin(home, peer, "swarm join --trust", source="join")
+
+
+def with_roots(start: Any | None, pins: tuple[str, ...]) -> Any:
+    """A `swarm join` start-up hook that pins the roots (`pin_roots`), then runs `start` (the
+    workers): with or without --no-work, once the node holds its home."""
+    def started(daemon: Any, loop: asyncio.AbstractEventLoop) -> list[Any]:
+        pin_roots(daemon.home, list(daemon.config.net.bootstrap), pins)
+        return start(daemon, loop) if start is not None else []
+    return started
 
 
 def gpu_count() -> int:
@@ -209,18 +226,10 @@ class NodeWork:
         return worker
 
     def _roots(self) -> frozenset[str]:
-        """Pinned keys: HOME/trust.json, plus --trust; on a first join (no trust.json yet) the
-        peers this node bootstrapped through are pinned too, and logged (docs/TRUST.md)."""
+        """Pinned keys: HOME/trust.json (`with_roots` pinned --trust and the bootstrap peers)."""
         from roles import trust
 
-        home = self.daemon.home
-        if not (home / trust.TRUST_FILE).exists():
-            for peer in bootstrap_peers(getattr(self.daemon.config.net, "bootstrap", [])):
-                trust.pin(home, peer, "bootstrapped through on first join", source="bootstrap")
-                log.info("trusting %s (bootstrapped through; swarm trust remove to undo)", peer)
-        for peer in self.options.trust:
-            trust.pin(home, peer, "swarm join --trust", source="join")
-        return frozenset(trust.load_pins(home))
+        return frozenset(trust.load_pins(self.daemon.home))
 
     def _budget(self, runner: Any) -> int | None:
         """The track's token budget (the sanity bounds check runs against it)."""

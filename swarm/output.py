@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -180,6 +181,12 @@ def _print_rows_apart(title: str, columns: Sequence[str], cells: list[list[Text]
         for name, value in zip(columns, row):
             grid.add_row(plain_text(str(name)), value)
         console.print(grid)
+
+
+def home_flag(home: Path | None) -> str:
+    """` --home DIR` for a command line printed for the user to type (quoted for the shell), or ""
+    when the home was not given on the command line."""
+    return f" --home {shlex.quote(str(home))}" if home is not None else ""
 
 
 def short_id(value: Any, n: int = 8) -> str:

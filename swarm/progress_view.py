@@ -31,8 +31,11 @@ class SwarmSummary:
     ingest. Only the findings count comes from here; the baseline count and the claims come from
     the worker (`Progress.claims`), as this node derives them from evidence it trusts."""
 
-    def __init__(self, reader: Any, track: str, min_baseline: int, every_s: float = 3.0) -> None:
-        self.reader, self.track, self.min_baseline, self.every_s = reader, track, min_baseline, every_s
+    def __init__(self, reader: Any, track: str, min_baseline: int, min_start: int,
+                 every_s: float = 3.0) -> None:
+        self.reader, self.track, self.every_s = reader, track, every_s
+        # the experimenter screens from min_start baseline seeds on (each unit adding one seed)
+        self.min_baseline, self.min_start = min_baseline, min(min_start, min_baseline)
         self._at, self._last = 0.0, {}
 
     def get(self) -> dict[str, Any]:
@@ -50,7 +53,8 @@ class SwarmSummary:
         match = "(track = ? OR split_part(track, ':', 1) = ?)"
         findings = self.reader.query(f"SELECT count(*) FROM findings WHERE {match}",
                                      [self.track, self.track]).rows[0][0]
-        return {"min_baseline": self.min_baseline, "findings": findings}
+        return {"min_baseline": self.min_baseline, "min_start": self.min_start,
+                "findings": findings}
 
 
 def with_work(summary: dict[str, Any], work: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +69,10 @@ def swarm_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if not summary or "baseline" not in summary:
         return []
     n, target = summary["baseline"], summary["min_baseline"]
-    base = (f"{n}/{target} seeds; experiments start after it" if n < target
-            else f"{n} seeds (done)")
+    start = summary.get("min_start", target)
+    base = (f"{n}/{target} seeds; experiments start at {start}" if n < start else
+            f"{n}/{target} seeds; experiments under way, each adding one" if n < target else
+            f"{n} seeds (done)")
     claims = ", ".join(f"{count} {status}" for status, count in summary["claims"].items())
     return [("baseline", base), ("claims", claims or "none yet"),
             ("findings", str(summary["findings"]))]

@@ -115,12 +115,12 @@ TINYSTORIES_400M = DataSpec(
 
 TRACKS: dict[str, Track] = {t.name: t for t in (
     Track(name="tinystories-cpu",
-          description="0.85M-param GPT, BPE 2048, 2.5M tokens: about 5 minutes on a 2-core laptop",
+          description="0.87M-param GPT, BPE 2048, 2.5M tokens: about 5 minutes on a 2-core laptop",
           accelerator="cpu", data=TINYSTORIES_4M,
           tokenizer=TokenizerSpec(vocab_size=2048), eval=EvalSpec(prefix_bytes=262_144),
           budget=Budget(tokens=2_500_000), base=Config()),
     Track(name="tinystories-gpu",
-          description="~30M-param GPT, BPE 4096, 400M tokens: about 5 minutes on one current GPU",
+          description="~27M-param GPT, BPE 4096, 400M tokens: about 5 minutes on one current GPU",
           accelerator="cuda", data=TINYSTORIES_400M,
           tokenizer=TokenizerSpec(vocab_size=4096, train_bytes=50_000_000),
           eval=EvalSpec(prefix_bytes=4_000_000), budget=Budget(tokens=400_000_000),

@@ -202,7 +202,8 @@ def bench(records: int = typer.Option(1_000_000, min=1000, max=MAX_ROWS,
           cache: Path = typer.Option(Path.home() / ".cache" / "swarm-bench", help="Where the "
                                      "generated memories are kept between runs."),
           json_out: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
-    """Median and p90 latency of every dashboard JSON view: warm, after a new record, recomputed."""
+    """Median and p90 latency of every dashboard JSON view: warm, after a new record,
+    recomputed, after a change of trust (a pin, a replay)."""
     from starlette.testclient import TestClient
 
     from memory.store import Store

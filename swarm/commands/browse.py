@@ -110,7 +110,8 @@ def runs(track: Optional[str] = TRACK,
          config: Optional[str] = typer.Option(None, help="Only this config hash (or a prefix)."),
          author: Optional[str] = typer.Option(None, help="Only this author: its peer id, or "
                                               "its tail as tables show it (…AbCdEfGh)."),
-         status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
+         status: Optional[Status] = typer.Option(None, metavar="<status>", help="Only runs with "
+                                                 "this status: ok, crash, nan, timeout, refused."),
          limit: int = typer.Option(50, min=1, max=MAX_ROWS, help="Most recent N runs."),
          json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """Training runs, most recent first."""

@@ -13,8 +13,8 @@ from typing import Any
 import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS
-from swarm.output import (check_folder, check_out_file, console, err_console, fail, print_json,
-                          print_table, progress_bars, write_out_file)
+from swarm.output import (check_folder, check_out_file, console, err_console, fail, home_flag,
+                          print_json, print_table, progress_bars, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -105,7 +105,7 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         budget_tokens: int = typer.Option(None, "--budget-tokens", min=1, max=MAX_BUDGET_TOKENS,
                                           help="Training tokens (changes the track id)."),
         threads: int = typer.Option(None, "--threads", min=1, help="CPU threads to use."),
-        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s."),
+        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s (default 3600)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
@@ -146,7 +146,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     if not json_out:
         _show_result(result)
         if run_id:
-            err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]})")
+            err_console.print(f"recorded as run {run_id[:12]} (swarm show {run_id[:12]}"
+                              f"{home_flag(home)})", soft_wrap=True, highlight=False, markup=False)
     if result.status != "ok":
         raise typer.Exit(1)
 

@@ -13,7 +13,8 @@ from typing import Any, Optional
 import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS
-from swarm.output import check_folder, console, fail, plain_text, print_json, print_table
+from swarm.output import (check_folder, console, fail, home_flag, plain_text, print_json,
+                           print_table)
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -53,18 +54,20 @@ def join(
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
     agent: str = typer.Option("auto", "--agent", help="Who proposes experiments: auto (Claude "
-                              "too, when ANTHROPIC_API_KEY is set), offline (TPE + random search), claude."),
+                              "too, when ANTHROPIC_API_KEY is set), offline (TPE, the response "
+                              "surface, random search), claude."),
     agent_model: Optional[str] = typer.Option(None, "--agent-model", help="Claude model id "
                                               "(default $SWARM_AGENT_MODEL or claude-sonnet-4-6)."),
     lease: float = typer.Option(600.0, "--lease", min=1.0, help="Seconds a claim lease holds; renewed "
                                 "before each run while the work goes on."),
     run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, help="Wall-clock limit "
-                                                "of one training run in seconds."),
+                                                "of one training run in seconds (default 3600)."),
     checkpoint_every: Optional[float] = typer.Option(None, "--checkpoint-every", min=0.01,
                                                      help="Training seconds between a run's "
                                                      "checkpoints (default 120)."),
     min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
-                                               "before experiments (gate default 16)."),
+                                               "of the noise floor (gate default 16; "
+                                               "screening starts at min_start, 6)."),
     gate: list[str] = typer.Option([], "--gate", help="Gate override KEY=VALUE (repeatable), e.g. "
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
     trust: list[str] = typer.Option([], "--trust", help="Peer id whose runs this node trusts "
@@ -83,7 +86,7 @@ def join(
     from node.identity import IdentityError
     from node.home import resolve_home
     from node.host import NetConfig
-    from swarm.node_work import NodeWork, WorkOptions, gate_params
+    from swarm.node_work import NodeWork, WorkOptions, gate_params, with_roots
 
     from node.listen import AddressError, bootstrap_addrs, check_listen
 
@@ -98,6 +101,7 @@ def join(
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
     except AddressError as exc:
         fail(str(exc))
+    _check_trust(trust, resolve_home(home))
     from node.nat import MODES
 
     if reachability not in MODES:
@@ -119,23 +123,36 @@ def join(
                                   data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
                                   agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
                                   checkpoint_every_s=checkpoint_every,
-                                  gate=gate_params(gate, min_baseline), trust=tuple(trust))
+                                  gate=gate_params(gate, min_baseline))
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
-        if trust:                   # --trust writes HOME/trust.json: never over one it cannot read
-            from swarm.commands.trust import check_pins_file
-            check_pins_file(resolve_home(home))
         starter = NodeWork.starter(options)
-        summary = (track, options.gate.min_baseline)
+        summary = (track, options.gate.min_baseline, options.gate.min_start)
     from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), with_dashboard(starter), summary, browse_hint(config.home, home))
+        _run(Daemon(config), with_dashboard(with_roots(starter, tuple(trust))), summary,
+             browse_hint(config.home, home))
     except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
         fail(f"cannot start the node: {exc}{hint}")
+
+
+def _check_trust(pins: list[str], home: Path) -> None:
+    """Stop with one line on a `--trust` that is no peer id, or a HOME/trust.json that cannot be
+    read (pinning would write over it), with or without --no-work."""
+    from memory.crypto import public_key_from_peer_id
+    from swarm.commands.trust import check_pins_file
+
+    try:
+        for peer in pins:
+            public_key_from_peer_id(peer)       # BadPeerId (a ValueError) names the bad one
+    except ValueError as exc:
+        fail(str(exc))
+    if pins:
+        check_pins_file(home)
 
 
 def _relay_caps() -> Any:
@@ -151,14 +168,14 @@ def _relay_caps() -> Any:
 def browse_hint(resolved: Path, given: Optional[Path]) -> str:
     """The start line that says where results go and how to look at them (a newcomer's first
     question); `--home DIR` in the commands when the home was given that way."""
-    flag = f" --home {given}" if given is not None else ""
-    return (f"results go to {resolved / 'memory.duckdb'}: in another terminal, swarm runs{flag} "
+    return (f"results go to {resolved / 'memory.duckdb'}: in another terminal, swarm runs"
+            f"{home_flag(given)} "
             "(or leaderboard, findings; or the dashboard)")
 
 
-def _run(daemon: Any, starter: Any, summary: tuple[str, int] | None, hint: str = "") -> None:
-    """Run the daemon; with `summary` (track, baseline seeds wanted), the live work panel;
-    `hint` (where results go) is printed among the start lines."""
+def _run(daemon: Any, starter: Any, summary: tuple[str, int, int] | None, hint: str = "") -> None:
+    """Run the daemon; with `summary` (track, baseline seeds wanted, seeds before screening), the
+    live work panel; `hint` (where results go) is printed among the start lines."""
     import asyncio
     import logging
 

@@ -298,7 +298,7 @@ def test_join_says_where_results_go_and_how_to_look(tmp_path: Path) -> None:
 
 
 DOCS = ["README.md", "docs/RUNNING.md", "docs/HARNESS.md", "docs/TRUST.md", "docs/ROLES.md",
-        "docs/ARCHITECTURE.md"]
+        "docs/ARCHITECTURE.md", "docs/PROTOCOL.md", "docs/RECORDS.md"]
 
 
 def _shown_commands(text: str) -> list[str]:

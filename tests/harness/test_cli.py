@@ -51,6 +51,18 @@ def test_run_missing_local_data_is_one_line(tmp_path) -> None:
     assert res.exit_code == 1 and "train.txt is missing" in " ".join(res.output.split())
 
 
+def test_run_names_the_home_its_record_went_to(tmp_path) -> None:
+    # `recorded as run ID (swarm show ID)` sent a newcomer who ran with --home to the default
+    # home, where `swarm show ID` found nothing
+    home = tmp_path / "my home"
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["run", "--budget-tokens", "2048", "--threads", "1", "--data-dir",
+              str(shared_data_dir()), "--home", str(home)])
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(cli.invoke(app, ["runs", "--json", "--home", str(home)]).stdout)[0]["id"]
+    assert f"(swarm show {run_id[:12]} --home '{home}')" in res.stderr
+
+
 @pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
 def test_run_json_on_the_cpu_track(tmp_path) -> None:
     res = cli.invoke(app, ["run", "--track", "tinystories-cpu", "--seed", "1", "--budget-tokens", "2048",

@@ -65,7 +65,7 @@ def _panel_rows(store, pinned: frozenset[str]) -> dict[str, str]:
     worker = Worker(ctx, proposer=None, can_train=False)
     worker.refresh_view()
     work = {**WORK, **worker.progress.snapshot()}
-    summary = progress_view.SwarmSummary(store, "tinystories-cpu", 16).get()
+    summary = progress_view.SwarmSummary(store, "tinystories-cpu", 16, GateParams().min_start).get()
     return dict(progress_view.work_rows({**work, "swarm": progress_view.with_work(summary, work)}))
 
 
@@ -76,7 +76,10 @@ def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None
     authors = frozenset(k.peer_id for k in synthetic.keypairs(3, seed=100))   # history's nodes
     with Store(tmp_path / "m.duckdb", helpers=0) as store:
         store.add(synthetic.history(baseline=9)[:15])          # 3 nodes, 3 roles, 9 baseline runs
-        assert _panel_rows(store, authors)["baseline"] == "9/16 seeds; experiments start after it"
+        # screening starts at min_start (6) seeds: the panel said "experiments start after it"
+        # (at 16) while they ran
+        assert _panel_rows(store, authors)["baseline"] == \
+            "9/16 seeds; experiments under way, each adding one"
     with Store(tmp_path / "n.duckdb", helpers=0) as store:
         store.add(synthetic.history(confirms=6))
         rows = _panel_rows(store, authors)
@@ -86,7 +89,7 @@ def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None
         # (claim_status), but the panel shows what this node derives, so nothing counts.
         said = store.query("SELECT status FROM claim_status WHERE status = 'verified'").rows
         assert said and _panel_rows(store, frozenset())["claims"] == "none yet"
-        assert _panel_rows(store, frozenset())["baseline"] == "0/16 seeds; experiments start after it"
+        assert _panel_rows(store, frozenset())["baseline"] == "0/16 seeds; experiments start at 6"
     line = progress_view.summary_line({**WORK, "swarm": {"claims": {"verified": 1}}})
     assert line.startswith("5 runs by this node; 1 verified; verified best val_bpb 2.2500")
 

@@ -64,6 +64,22 @@ def test_bootstrap_peer_ids_are_read_from_multiaddrs() -> None:
     assert bootstrap_peers([f"/ip4/1.2.3.4/tcp/4001/p2p/{peer}", "/ip4/1.2.3.4/tcp/1"]) == [peer]
 
 
+def test_join_without_work_pins_its_trust_and_bootstrap_peers(home: Path) -> None:
+    # `--trust` and a first join's `--bootstrap` peers were pinned by the work loop only: a
+    # `--no-work` node (a relay, a monitor) dropped `--trust` silently, and a bad key unsaid.
+    pinned, through = synthetic.keypairs(2, seed=8)
+    node = ["join", "--no-work", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--no-dht",
+            "--duration", "1"]
+    code, _, err = swarm(*node, "--trust", "notakey")
+    assert code == 1 and "not an Ed25519 peer id" in err and not home.exists()
+    boot = f"/ip4/127.0.0.1/tcp/9/p2p/{through.peer_id}"       # nothing listens there
+    code, _, err = swarm(*node, "--trust", pinned.peer_id, "--bootstrap", boot)
+    assert code == 0, err
+    pins = trust.load_pins(home)
+    assert {p: pins[p]["source"] for p in pins} == {pinned.peer_id: "join",
+                                                  through.peer_id: "bootstrap"}
+
+
 def test_a_flood_of_keys_is_a_long_tail_after_the_roots(home: Path) -> None:
     # Keys are free: 60 strangers with one run each must not bury the roots and trusted authors,
     # nor make the listing (or the dashboard's trust page) as long as the flood.
