@@ -273,12 +273,15 @@ async def _stalled_addresses_scenario(store: Store) -> tuple[int, int, float]:
                     await trio.sleep(0.05)
                 await _dial(node, honest)
                 start = trio.current_time()
-                while not mine.count():                   # a requester tries again
+                while not mine.count():   # a requester tries again (resetting, as a node does)
+                    stream = None
                     try:
                         stream = await honest.new_stream(node.host.get_id(),
                                                          [TProtocol(p) for p in sync.PROTOCOLS])
                         await sync.pull(stream, mine, NETWORK)
                     except Exception:  # noqa: BLE001 - its try timed out, or was reset unread
+                        if stream is not None:
+                            await stream.reset()
                         await trio.sleep(0.5)
                 waited = trio.current_time() - start
             got = mine.count()
