@@ -173,7 +173,6 @@ async def iwant_sizes(count: int, size: int) -> tuple[list[int], int]:
     them all by one IWANT. The sizes of the RPCs it is sent, and how many of
     the records came (within 30 s)."""
     from libp2p import new_host
-    from libp2p.custom_types import TProtocol
     from libp2p.pubsub.pb import rpc_pb2
     from libp2p.tools.anyio_service import background_trio_service
 
