@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,15 @@ OUTBOUND_BYTES = 4 * 1024 * 1024  # per peer: 64 records of the largest size (~6
 # at most 32 MiB + 128 KiB per peer (~70 MiB at py-libp2p's 300 connections), not 4 MiB per peer.
 OUTBOUND_TOTAL_BYTES = 32 * 1024 * 1024
 OUTBOUND_FLOOR_BYTES = 128 * 1024
+# While the total is reached, a queue that has sent nothing for STUCK_S (its peer reads nothing)
+# loses what it holds and is held to OUTBOUND_FLOOR_BYTES until it sends again: stuck peers no
+# longer keep the 32 MiB from an honest peer that is only briefly slow (under STUCK_S).
+STUCK_S = 10.0
+SHED_EVERY_S = 1.0              # the pool looks for stuck queues at most this often
+# The largest RPC read from a peer, and so the largest sent to one: py-libp2p splits outbound RPCs
+# at 1 MiB, and an IWANT answered with 17 records of 60 KiB in one RPC made the asking node (same
+# code, reading at most 256 KiB) reset the stream and drop the answering peer from its pubsub.
+MAX_RPC_BYTES = 4 * MAX_RECORD_BYTES
 PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
 GOSSIP_THRESHOLD = -20.0        # below: no IHAVE gossip to or from it
 GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
@@ -96,7 +106,7 @@ def make_router_and_pubsub(host: Any, app_score: Callable[[str], float] | None =
         score_params=score_params(app_score),
     )
     pubsub = Pubsub(host, router, msg_id_constructor=message_id, cache_size=4096,
-                    max_inbound_rpc_size=4 * MAX_RECORD_BYTES)
+                    max_inbound_rpc_size=MAX_RPC_BYTES)
     pubsub.peer_queues = _BoundedQueues(_pool_of(pubsub))
     return router, pubsub
 
@@ -134,7 +144,10 @@ def _pool_of(pubsub: Any) -> _Pool:
 
 
 def _bound(queue: Any, pool: _Pool) -> None:
-    """Swap py-libp2p's PriorityQueue inside `queue` (an RpcQueue) for a `_ByteBounded` one."""
+    """Swap py-libp2p's PriorityQueue inside `queue` (an RpcQueue) for a `_ByteBounded` one, and
+    split what it sends at MAX_RPC_BYTES."""
+    if getattr(queue, "max_message_size", 0) > MAX_RPC_BYTES:
+        queue.max_message_size = MAX_RPC_BYTES
     inner = getattr(queue, "_queue", None)
     if inner is not None and not isinstance(inner, _ByteBounded):
         queue._queue = _bounded_copy(inner, pool)
@@ -150,6 +163,8 @@ class _BoundedQueues(dict):  # type: ignore[type-arg]
 
     def __setitem__(self, peer_id: Any, queue: Any) -> None:
         _bound(queue, self.pool)
+        if isinstance(getattr(queue, "_queue", None), _ByteBounded):
+            queue._queue.peer = str(peer_id)          # named in the log when it is shed
         super().__setitem__(peer_id, queue)
 
 
@@ -159,6 +174,31 @@ class _Pool:
     def __init__(self, max_bytes: int = OUTBOUND_TOTAL_BYTES) -> None:
         self.max_bytes, self.nbytes = max_bytes, 0
         self.queues: list[_ByteBounded] = []
+        self.shed_queues = self.shed_bytes = 0        # stuck queues emptied, bytes dropped
+        self._looked = float("-inf")
+
+    def full(self, size: int) -> bool:
+        """Whether `size` more bytes pass the total; if so, shed stuck queues first (at most
+        every SHED_EVERY_S)."""
+        if self.nbytes + size <= self.max_bytes:
+            return False
+        now = time.monotonic()
+        if now - self._looked >= SHED_EVERY_S:
+            self._looked = now
+            self._shed(now)
+        return self.nbytes + size > self.max_bytes
+
+    def _shed(self, now: float) -> None:
+        """Empty every queue that has sent nothing for STUCK_S and hold it to the floor."""
+        stuck = [q for q in self.queues if q.stuck(now)]
+        dropped = sum(q.shed() for q in stuck)
+        if stuck:
+            self.shed_queues, self.shed_bytes = self.shed_queues + len(stuck), \
+                self.shed_bytes + dropped
+            log.info("gossip: outbound pool full; %d peer queue(s) that sent nothing for %.0f s "
+                     "emptied (%d KiB) and held to %d KiB until they send: %s",
+                     len(stuck), STUCK_S, dropped // 1024, OUTBOUND_FLOOR_BYTES // 1024,
+                     ", ".join(q.peer[-8:] for q in stuck[:5]) + (" ..." if len(stuck) > 5 else ""))
 
     def recount(self, live: list[Any]) -> None:
         """Count only the queues in `live`: a gone peer's queue no longer counts (nor takes)."""
@@ -193,7 +233,9 @@ class _ByteBounded:
         from collections import deque
 
         self.max_size, self.max_bytes, self.nbytes = max_size, max_bytes, 0
-        self.pool = pool
+        self.pool, self.peer = pool, "?"
+        self.since = time.monotonic()       # the last pop, or when it last turned non-empty
+        self.held = False                   # shed: takes only up to the floor until it pops
         if pool is not None:
             pool.queues.append(self)
         self._priority: Any = deque()
@@ -207,6 +249,8 @@ class _ByteBounded:
         size = rpc.ByteSize()
         if not force and (self._over_own(size) or self._over_pool(size)):
             return False
+        if not len(self):
+            self.since = time.monotonic()
         (self._priority if priority else self._non_priority).append((rpc, size))
         self._count(size)
         return True
@@ -216,9 +260,23 @@ class _ByteBounded:
                                     or self.nbytes + size > self.max_bytes)
 
     def _over_pool(self, size: int) -> bool:
-        pool = self.pool
-        return (pool is not None and pool.nbytes + size > pool.max_bytes
-                and self.nbytes + size > OUTBOUND_FLOOR_BYTES)
+        if self.nbytes + size <= OUTBOUND_FLOOR_BYTES:
+            return False
+        return self.held or (self.pool is not None and self.pool.full(size))
+
+    def stuck(self, now: float) -> bool:
+        """Whether it holds more than the floor and has sent nothing for STUCK_S."""
+        return (not self.held and self.nbytes > OUTBOUND_FLOOR_BYTES
+                and now - self.since >= STUCK_S)
+
+    def shed(self) -> int:
+        """Drop every RPC it holds and take only up to the floor until it pops; the bytes."""
+        dropped = self.nbytes
+        self._priority.clear()
+        self._non_priority.clear()
+        self._count(-dropped)
+        self.held = True
+        return dropped
 
     def _count(self, size: int) -> None:
         self.nbytes += size
@@ -232,6 +290,7 @@ class _ByteBounded:
             return None
         rpc, size = side.popleft()
         self._count(-size)
+        self.since, self.held = time.monotonic(), False
         return rpc
 
 

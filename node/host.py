@@ -15,7 +15,8 @@ from typing import Any
 
 import trio
 
-from node import discovery, gossip, hearsay, inbound, nat, patches, quiet, quota, sync, syncquota
+from node import (discovery, gossip, hearsay, inbound, nat, patches, quiet, quota, serveslots, sync,
+                  syncquota)
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 from node.relay import connection_ip, remote_ip
@@ -205,8 +206,10 @@ class NetHost:
             await _reset(stream)
             return
         try:
-            async with self.serve_slots.serving(peer_id, address, SYNC_SESSION_S):
-                sent = await sync.serve(stream, self.store, self.config.network)
+            async with self.serve_slots.serving(peer_id, address, SYNC_SESSION_S,
+                                                stall_s=serveslots.STALL_S) as serve:
+                sent = await sync.serve(serveslots.Watched(stream, serve), self.store,
+                                        self.config.network)
                 log.debug("sync: sent %d records to %s", sent, peer_id)
         except ProtocolError as exc:
             log.debug("sync from %s failed: %s", peer_id, exc)

@@ -32,7 +32,26 @@ def apply() -> None:
     _patch_score_thresholds()
     _patch_teardown_race()
     _patch_identify_bounds()
+    _patch_message_cache_ids()
     _APPLIED = True
+
+
+def _patch_message_cache_ids() -> None:
+    """Key GossipSub's message cache by the pubsub's message id (node/gossip.py: the content
+    address), not by py-libp2p's `from + seqno`.
+
+    py-libp2p 0.8.1's MessageCache ignores the pubsub's `msg_id_constructor`: IHAVE advertised
+    `from + seqno` ids, which the receiving node looked up in its seen cache (content ids) and never
+    found, so it asked by IWANT for every record advertised to it, ones it held included (each
+    answer up to 1 MiB), and an IWANT by the content id (docs/PROTOCOL.md) was never answered.
+    Peers on the old keys still interoperate: their IHAVE ids are asked for and answered as
+    before, and ours are content ids, which their seen cache knows.
+    """
+    import libp2p.pubsub.mcache as mcache
+
+    from node.gossip import message_id
+
+    mcache.default_msg_id_fn = message_id
 
 
 MAX_IDENTIFY_PROTOCOLS = 64     # a peer's protocols kept from its identify (ours first)

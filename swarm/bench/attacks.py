@@ -25,14 +25,18 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
              records: int = typer.Option(1500, "--records", min=1, help="Records published."),
              size: int = typer.Option(60 * 1024, "--size", min=8, help="Bytes per record."),
              interval: float = typer.Option(0.0, "--interval", min=0.0,
-                                            help="Seconds between publishes.")) -> None:
+                                            help="Seconds between publishes."),
+             honest_pause: float = typer.Option(None, "--honest-pause", min=0.0,
+                                                help="Seconds one honest mesh peer stops "
+                                                     "reading, 60% in (counts what it gets).")
+             ) -> None:
     """Gossip subscribers that never read: the bytes queued to them (one JSON line;
     swarm/bench/stucksub.py)."""
     import trio
 
     from swarm.bench import stucksub as bench
 
-    print(json.dumps(trio.run(bench.main, stuck, records, size, iwant, interval)))
+    print(json.dumps(trio.run(bench.main, stuck, records, size, iwant, interval, honest_pause)))
 
 
 def slotwait(addresses: int = typer.Option(8, "--addresses", min=0, help="Attacker addresses."),

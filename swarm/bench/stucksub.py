@@ -8,6 +8,9 @@ With `--iwant K`, K more peers subscribe without grafting (outside the mesh unle
 grafts them), stop reading their connection altogether (their muxer's reads block, so the
 victim's TCP and muxer buffers fill and its queue holds the rest), and ask by IWANT for every
 record published (the newest 70), 4 times a second (py-libp2p answers at most 10 IWANTs a second per peer).
+With `--honest-pause S`, one honest peer (the node's own GossipSub) joins the victim's mesh and
+stops reading its connection for S seconds once 60% of the records are published (a peer that
+is briefly slow), then reads again; `honest_got` counts the records it received by gossip.
 Used by tests/network/test_gossip_backpressure.py. Run as a file from a checkout's root to
 measure that checkout's node/ (another checkout's side by side):
 
@@ -15,6 +18,7 @@ measure that checkout's node/ (another checkout's side by side):
     cd CHECKOUT && python /path/to/swarm/bench/stucksub.py --stuck 1 --records 1500
     cd CHECKOUT && python /path/to/swarm/bench/stucksub.py --stuck 0 --iwant 40 --records 400 \
         --interval 0.05
+    swarm bench stucksub --stuck 0 --iwant 40 --records 400 --interval 0.05 --honest-pause 3
 """
 from __future__ import annotations
 
@@ -56,9 +60,10 @@ async def stuck_peer(victim: Any, nursery: trio.Nursery) -> Any:
     return (await _subscriber(victim, nursery, graft=True))[0]
 
 
-async def _subscriber(victim: Any, nursery: trio.Nursery, graft: bool) -> tuple[Any, Any]:
-    """A host subscribed (and grafted) to TOPIC at `victim` that never reads its gossip stream;
-    with its outbound stream."""
+async def _subscriber(victim: Any, nursery: trio.Nursery, graft: bool, handler: Any = None,
+                      subscribe: bool = True) -> tuple[Any, Any]:
+    """A host subscribed (and grafted) to TOPIC at `victim` (or not: `subscribe`) that never
+    reads its gossip stream (or hands it to `handler`); with its outbound stream."""
     from libp2p import new_host
     from libp2p.custom_types import TProtocol
     from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -69,12 +74,13 @@ async def _subscriber(victim: Any, nursery: trio.Nursery, graft: bool) -> tuple[
     async def never_read(stream: Any) -> None:
         await trio.sleep_forever()
 
-    host.set_stream_handler(TProtocol(gossip.GOSSIP_PROTOCOL), never_read)
+    host.set_stream_handler(TProtocol(gossip.GOSSIP_PROTOCOL), handler or never_read)
     await nursery.start(_run, host)
     target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
     await host.connect(info_from_p2p_addr(target))
     stream = await host.new_stream(victim.get_id(), [TProtocol(gossip.GOSSIP_PROTOCOL)])
-    rpc = rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid=TOPIC)])
+    rpc = rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid=TOPIC)]
+                      if subscribe else [])
     if graft:
         rpc.control.graft.add(topicID=TOPIC)
     raw = rpc.SerializeToString()
@@ -108,6 +114,124 @@ async def iwant_peer(victim: Any, pubsub: Any, nursery: trio.Nursery, ids: list[
     return host
 
 
+class HonestPeer:
+    """A node's own GossipSub subscribed to TOPIC at the victim; counts the records it gets, and
+    can stop reading its connection for a while (`pause`)."""
+
+    def __init__(self) -> None:
+        self.got: set[bytes] = set()
+        self.host: Any = None
+        self._gate: trio.Event | None = None
+
+    async def start(self, victim: Any, nursery: trio.Nursery) -> None:
+        """Run it, connect it to `victim` and subscribe."""
+        from libp2p import new_host
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+        from libp2p.tools.anyio_service import background_trio_service
+
+        self.host = new_host()
+        router, pubsub = gossip.make_router_and_pubsub(self.host)
+
+        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            async with self.host.run(LOOPBACK), background_trio_service(pubsub), \
+                    background_trio_service(router):
+                await pubsub.wait_until_ready()
+                sub = await pubsub.subscribe(TOPIC)
+                task_status.started()
+                async for msg in sub:
+                    self.got.add(msg.data[:4])
+
+        await nursery.start(run)
+        target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
+        await self.host.connect(info_from_p2p_addr(target))
+
+    def gate_reads(self, victim: Any) -> None:
+        """Make its connection's reads wait while paused."""
+        conn = self.host.get_network().connections[victim.get_id()]
+        conn = conn[0] if isinstance(conn, list) else conn
+        secured = conn.muxed_conn.secured_conn
+        inner = secured.read
+
+        async def read(*args: Any) -> bytes:
+            while self._gate is not None:
+                await self._gate.wait()
+            return await inner(*args)
+
+        secured.read = read
+
+    async def pause(self, seconds: float) -> None:
+        """Stop reading for `seconds`, then read again."""
+        self._gate = trio.Event()
+        await trio.sleep(seconds)
+        gate, self._gate = self._gate, None
+        gate.set()
+
+
+async def iwant_sizes(count: int, size: int) -> tuple[list[int], int]:
+    """A victim publishes `count` records of `size` bytes; a peer that then connects (and does
+    not subscribe: the victim replays recent records to a new subscriber one by one) asks for
+    them all by one IWANT. The sizes of the RPCs it is sent, and how many of
+    the records came (within 30 s)."""
+    from libp2p import new_host
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.tools.anyio_service import background_trio_service
+
+    victim = new_host()
+    router, pubsub = gossip.make_router_and_pubsub(victim)
+    sizes: list[int] = []
+    got: set[bytes] = set()
+    async with victim.run(LOOPBACK), background_trio_service(pubsub), \
+            background_trio_service(router), trio.open_nursery() as nursery:
+        await pubsub.wait_until_ready()
+        await pubsub.subscribe(TOPIC)
+
+        async def read_all(stream: Any) -> None:
+            while True:
+                raw = await _read_exactly(stream, await _read_varint(stream))
+                sizes.append(len(raw))
+                got.update(m.data[:4] for m in rpc_pb2.RPC.FromString(raw).publish)
+
+        host, stream = await _subscriber(victim, nursery, graft=False, handler=read_all,
+                                         subscribe=False)
+        with trio.fail_after(30):
+            while host.get_id() not in pubsub.peer_queues:
+                await trio.sleep(0.05)
+        ids = []
+        for i in range(count):
+            data = i.to_bytes(4, "big") + os.urandom(size - 4)
+            await pubsub.publish(TOPIC, data)
+            ids.append(gossip.message_id(SimpleNamespace(data=data)))
+        rpc = rpc_pb2.RPC()
+        rpc.control.iwant.add(messageIDs=[i.hex().encode() for i in ids])
+        raw = rpc.SerializeToString()
+        await stream.write(varint.encode(len(raw)) + raw)
+        with trio.move_on_after(30):
+            while len(got) < count:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    return sizes, len(got)
+
+
+async def _read_varint(stream: Any) -> int:
+    value = shift = 0
+    while True:
+        byte = (await _read_exactly(stream, 1))[0]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+        shift += 7
+
+
+async def _read_exactly(stream: Any, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await stream.read(n - len(data))
+        if not chunk:
+            raise EOFError("stream ended")
+        data += chunk
+    return data
+
+
 async def _block_forever(*_: Any) -> bytes:
     await trio.sleep_forever()
     return b""
@@ -120,7 +244,7 @@ async def _run(host: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
 
 
 async def main(stuck: int, records: int, size: int, iwant: int = 0,
-               interval: float = 0.0) -> dict[str, Any]:
+               interval: float = 0.0, honest_pause: float | None = None) -> dict[str, Any]:
     from libp2p import new_host
     from libp2p.tools.anyio_service import background_trio_service
 
@@ -134,22 +258,30 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
         peers = [await stuck_peer(victim, nursery) for _ in range(stuck)]
         ids: list[bytes] = []
         askers = [await iwant_peer(victim, pubsub, nursery, ids) for _ in range(iwant)]
+        honest = HonestPeer() if honest_pause is not None else None
+        if honest is not None:
+            await honest.start(victim, nursery)
+            peers.append(honest.host)
         with trio.fail_after(60):               # grafted, and its outbound queue made
             while not all(p.get_id() in pubsub.peer_queues for p in askers) or not all(
                     p.get_id() in router.mesh.get(TOPIC, ()) and
                     p.get_id() in pubsub.peer_queues for p in peers):
                 await trio.sleep(0.1)
+        if honest is not None:
+            honest.gate_reads(victim)
         gc.collect()
         before = process.memory_info().rss
         for i in range(records):
             data = i.to_bytes(4, "big") + os.urandom(size - 4)
             await pubsub.publish(TOPIC, data)
             ids.append(gossip.message_id(SimpleNamespace(data=data)))
+            if honest is not None and i == int(records * 0.6):
+                nursery.start_soon(honest.pause, honest_pause)
             if i % 50 == 0:
                 gossip.widen_outbound_queues(pubsub)   # node/host.py's watcher, each second
                 await trio.sleep(0)
             await trio.sleep(interval)
-        await trio.sleep(3)
+        await trio.sleep(3 + (honest_pause or 0))
         gossip.widen_outbound_queues(pubsub)
         gc.collect()
         rpcs, nbytes = queued(pubsub)
@@ -160,6 +292,10 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                "queued_rpcs": rpcs, "queued_bytes": nbytes,
                "queued_mib": round(nbytes / 2**20, 1),
                "rss_growth_mib": round((process.memory_info().rss - before) / 2**20, 1)}
+        if honest is not None:
+            pool = gossip._pool_of(pubsub)
+            out.update(honest_pause_s=honest_pause, honest_got=len(honest.got),
+                       shed_queues=getattr(pool, "shed_queues", None))
         nursery.cancel_scope.cancel()
     return out
 
@@ -172,6 +308,8 @@ if __name__ == "__main__":
                         help="seconds between publishes (a live network for --iwant)")
     parser.add_argument("--records", type=int, default=1500)
     parser.add_argument("--size", type=int, default=60 * 1024)
+    parser.add_argument("--honest-pause", type=float, default=None,
+                        help="seconds an honest mesh peer stops reading (60%% in)")
     args = parser.parse_args()
     print(json.dumps(trio.run(main, args.stuck, args.records, args.size,
-                                args.iwant, args.interval)))
+                                args.iwant, args.interval, args.honest_pause)))
