@@ -207,8 +207,13 @@ class Daemon:
         """The disk is full (the memory cannot take another record, or the work its data): stop
         the node with that one line, instead of failing every sync and losing every run trained
         from now on. Safe from any thread."""
+        self.stop_on(str(exc))
+
+    def stop_on(self, reason: str) -> None:
+        """Stop the node on its own, `reason` (one line) saying why: `swarm join` prints it and
+        exits non-zero. The first reason stays. Safe from any thread."""
         if self.failure is None:
-            self.failure = str(exc)
+            self.failure = reason
         self.stop_threadsafe()
 
     def _save_peers(self) -> None:
