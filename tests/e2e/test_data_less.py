@@ -50,5 +50,9 @@ def test_without_a_pinned_role_a_node_without_data_goes_on(tmp_path: Path) -> No
                     "the work loop's no-data line")
     assert "error" not in work and work["no_data"].startswith("no source has the pinned")
     assert node.proc.poll() is None                     # still up: it assesses and syncs
+    status = subprocess.run([sys.executable, "-m", "swarm.cli", "status", "--home", str(node.home)],
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"})
+    shown = " ".join(status.stdout.replace("│", " ").split())
+    assert "work: no data this node does not train: no source has the pinned" in shown, shown
     log = (node.home / "node.log").read_text()
     assert "Traceback" not in log and log.count("so this node will not train") == 1
