@@ -127,6 +127,8 @@ def _held(root: Path, keys: list[str]) -> Iterator[None]:
         yield
     except pending.RunHeld as exc:
         fail(str(exc))
+    except OSError as exc:          # a folder it may not write (a read-only disk): one line
+        fail(f"cannot discard: {exc.filename or root}: {exc.strerror or exc}")
     finally:
         for lock in locks:
             lock.release(remove=True)
