@@ -29,4 +29,5 @@ batcher.py     gossip records ingested in ~100 ms batches; arrival times
 machine.py     this machine's hardware and software for the `node` record
 api_server.py  the local app: Starlette on uvicorn in the daemon's loop (127.0.0.1, token gate)
 api_routes.py  the API's endpoints: /query /status /peers /ingest /publish /arrivals; timed reads
+pidlock.py     a lock one live process holds (flock; a dead holder's is none): daemon.lock, runs
 """

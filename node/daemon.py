@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from node.home import ensure_home, memory_path
 from node.host import NetConfig, NetHost
 from node.identity import load_or_create
 from node.peers import PeerBook, load_saved_addrs
+from node.pidlock import Held, PidLock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,32 +84,23 @@ class DaemonConfig:
 
 
 class HomeLock:
-    """An exclusive flock on HOME/daemon.lock: one daemon per home."""
+    """An exclusive flock on HOME/daemon.lock: one daemon per home (node/pidlock.py)."""
 
     def __init__(self, home: Path) -> None:
         self.path = home / LOCK_FILE
-        self._fd: int | None = None
+        self._lock = PidLock(self.path)
 
     def acquire(self) -> None:
         """Take the lock or raise AlreadyRunning naming the holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(f"a swarm node (pid {holder}) is already running on {self.path.parent}; "
-                                 "stop it first, or use another --home") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
+            self._lock.acquire()
+        except Held as exc:
+            raise AlreadyRunning(f"a swarm node (pid {exc.pid}) is already running on "
+                                 f"{self.path.parent}; stop it first, or use another --home") from None
 
     def release(self) -> None:
         """Release the lock (the file stays; its lock is what counts)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
 
 
 class PublishError(RuntimeError):
@@ -216,8 +207,13 @@ class Daemon:
         """The disk is full (the memory cannot take another record, or the work its data): stop
         the node with that one line, instead of failing every sync and losing every run trained
         from now on. Safe from any thread."""
+        self.stop_on(str(exc))
+
+    def stop_on(self, reason: str) -> None:
+        """Stop the node on its own, `reason` (one line) saying why: `swarm join` prints it and
+        exits non-zero. The first reason stays. Safe from any thread."""
         if self.failure is None:
-            self.failure = str(exc)
+            self.failure = reason
         self.stop_threadsafe()
 
     def _save_peers(self) -> None:

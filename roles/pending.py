@@ -9,7 +9,8 @@ shutdown, a crash, power loss) finds them at its next start and resumes that run
 
 `swarm run` notes its runs here too (purpose `manual`, with the `setup` it ran with): the same
 command resumes them; a node leaves them alone. `swarm pending` lists and discards them all
-(roles/pending_list.py).
+(roles/pending_list.py). While a `swarm run` trains, it holds `KEY.lock` (node/pidlock.py): a
+second start of the same run, or a discard of it, is refused until it ends.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from memory.atomic import write_atomic
 from memory.canonical import config_hash
+from node.pidlock import Held, PidLock
 
 log = logging.getLogger(__name__)
 FOLDER = "checkpoints"
@@ -64,6 +66,22 @@ def folder(home: Path) -> Path:
 def checkpoint_path(home: Path, run: Pending) -> Path:
     """Where the run's process writes its checkpoint."""
     return folder(home) / f"{run.key}.pt"
+
+
+class RunHeld(RuntimeError):
+    """A live `swarm run` holds this pending run (its message is one line for people)."""
+
+
+def hold(home: Path, key: str) -> PidLock:
+    """The lock on the pending run `key`, taken (`release(remove=True)` when done); RunHeld when
+    a live process holds it: it trains that run and writes its checkpoint."""
+    lock = PidLock(folder(home) / f"{key}.lock")
+    try:
+        lock.acquire()
+    except Held as exc:
+        raise RunHeld(f"run {key[:8]} is being trained by another swarm run (pid {exc.pid}) on "
+                      f"{Path(home)}: wait for it to end, or stop it first") from None
+    return lock
 
 
 def mark(home: Path, run: Pending) -> bool:

@@ -5,7 +5,8 @@ roles loop (swarm/worker.py) in a thread of its own; stops at shutdown, killing 
 training run (no record for it); asks the daemon to stop once `--max-runs` / `--duration` are
 reached. A node whose data cannot be had says so in one line and still works: without a runner it takes
 the roles that need no training (statistician, meta-analyst); with a pinned training role
-(`--role experimenter|verifier`) its work loop stops with that line instead. A box with several
+(`--role experimenter|verifier`), which could never work, the node stops with that line instead and
+`swarm join` exits non-zero. A box with several
 GPUs runs one worker per GPU (`device_plan`), each training in its own processes pinned to its
 device (CUDA_VISIBLE_DEVICES).
 """
@@ -185,10 +186,12 @@ class NodeWork:
                 if not self.stop_event.is_set():          # the loop ended on its own budget
                     log.info("--max-runs / --duration reached; stopping the node")
                     self.daemon.stop_threadsafe()
-        except NoData as exc:                  # one line, no traceback; the node keeps syncing
+        except NoData as exc:
+            # the pinned role could never work: stop the node with this one line (join prints it,
+            # once, and exits 1) rather than keep a node up to --duration that does nothing asked
             self.error = str(exc)
             self.progress.doing = "stopped: no data for a training role"
-            log.error("%s", exc)
+            self.daemon.stop_on(str(exc))
         except Exception as exc:               # the node keeps syncing; status shows why
             if self._disk_full(exc):
                 return
@@ -256,7 +259,9 @@ class NodeWork:
         except DataError as exc:
             # never a silent downgrade: one line says why, and a pinned training role stops here
             if opts.role in TRAINING_ROLES:
-                raise NoData(f"--role {opts.role} needs {opts.track}'s data: {exc}") from None
+                raise NoData(f"--role {opts.role} needs {opts.track}'s data: {exc} (or join "
+                             "without --role: the node then assesses and keeps the memory in "
+                             "sync)") from None
             log.warning("no data for %s, so this node will not train (statistician / "
                         "meta-analyst only): %s", opts.track, exc)
             self.data_missing = str(exc)

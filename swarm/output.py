@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -131,40 +132,78 @@ def _cell(value: Any, width: int = 48) -> Text:
     return plain_text(text if len(text) <= width else text[: width - 1] + "…")
 
 
+LAST_CELL = 240     # the last column folds: a diff, a note or a path, whole up to this length
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                 empty: str = "nothing yet", cell_width: int = 48) -> None:
     """Print rows as a rich table, or `empty` when there are none; cells longer than `cell_width`
-    characters are cut (a table of fields and values passes more, so ids and addresses stay whole)."""
+    characters are cut (a table of fields and values passes more, so ids and addresses stay whole),
+    but for the last column's, which fold up to `LAST_CELL` characters (`soft_breaks`)."""
     if not rows:
         console.print(plain_text(f"{title}: {empty}", "dim"))
         return
-    cells = [[_cell(v, cell_width) for v in row] for row in rows]
-    if not _fits(columns, cells):
+    last_width = max(cell_width, LAST_CELL)
+    cells = [[_cell(v, cell_width if i < len(row) - 1 else last_width) for i, v in enumerate(row)]
+             for row in rows]
+    widths = _widths(columns, cells)
+    if not _fits(columns, widths):
         return _print_rows_apart(title, columns, cells)
+    room = console.width - sum(widths[:-1]) - 3 * len(widths) - 1
     # at least as wide as its title, so a narrow table's title is not broken over lines; titles
     # and headers as plain text (they hold paths and SQL column names: never markup)
     table = Table(title=plain_text(title), title_justify="left", header_style="bold",
-                  min_width=len(title))
+                  min_width=min(len(title), console.width))
     for i, name in enumerate(columns):
         # Ids, times and numbers never break across lines; the last column (free text) folds.
         last = i == len(columns) - 1
         table.add_column(plain_text(str(name)), overflow="fold" if last else "ellipsis",
                          no_wrap=not last)
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*row[:-1], soft_breaks(row[-1], room))
     console.print(table)
 
 
 LAST_COLUMN_MIN = 6     # the folding last column needs at least this much room (or its header's)
 
 
-def _fits(columns: Sequence[str], cells: list[list[Text]]) -> bool:
+def _widths(columns: Sequence[str], cells: list[list[Text]]) -> list[int]:
+    """Each column's natural width: its widest line, header included."""
+    return [max([cell_len(name)] + [max(map(cell_len, c.plain.split("\n"))) for c in column])
+            for name, *column in zip(columns, *cells)]
+
+
+def _fits(columns: Sequence[str], widths: list[int]) -> bool:
     """Whether the table fits the terminal with every column but the last whole (rich would
     otherwise cut them all down to a few characters, or crop the table's right side)."""
-    widths = [max([cell_len(name)] + [max(map(cell_len, c.plain.split("\n"))) for c in column])
-              for name, *column in zip(columns, *cells)]
     last = min(widths[-1], max(cell_len(columns[-1]), LAST_COLUMN_MIN))
     return sum(widths[:-1]) + last + 3 * len(widths) + 1 <= console.width
+
+
+BREAK_AFTER = "=/:"     # where a word too long for its column may break: `knob=`, a path, an address
+
+
+def soft_breaks(cell: Text, room: int) -> Text:
+    """`cell` with a line break after an `=`, `/` or `:` in each word wider than `room` columns:
+    rich wraps at spaces and folds a longer word anywhere, so `activation=swiglu` in 15 columns
+    read `activation=swig` `lu`; it now reads `activation=` `swiglu`, a path breaks at a `/`."""
+    if all(cell_len(word) <= room for word in cell.plain.split()):
+        return cell
+    pieces = re.split(r"(\s+)", cell.plain)
+    return Text("".join(p if p.isspace() else _break_word(p, room) for p in pieces),
+                style=cell.style)
+
+
+def _break_word(word: str, room: int) -> str:
+    lines = []
+    while cell_len(word) > room:
+        cut = max((i + 1 for i, ch in enumerate(word[:-1]) if ch in BREAK_AFTER
+                   and cell_len(word[:i + 1]) <= room), default=0)
+        if not cut:
+            break               # no place to break within the room: rich folds it
+        lines.append(word[:cut])
+        word = word[cut:]
+    return "\n".join(lines + [word])
 
 
 def _print_rows_apart(title: str, columns: Sequence[str], cells: list[list[Text]]) -> None:

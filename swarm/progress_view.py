@@ -115,6 +115,8 @@ def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
             ("role mix (swarm)", mix or "none yet"),
             ("coordination share", f"{100 * work.get('coordination_share', 0.0):.2f}% of "
                                    f"{work.get('busy_s', 0.0):.0f} s busy")]
+    if work.get("no_data"):         # it takes only roles that need no training: say why
+        rows.append(("no data", f"this node does not train: {work['no_data']}"))
     if work.get("error"):
         rows.append(("error", work["error"]))
     return rows

@@ -25,7 +25,9 @@ EXPORT_LIST = ("SELECT table_name FROM information_schema.tables WHERE table_sch
 
 
 def _compact(config: Any) -> str:
-    return json.dumps(config, separators=(",", "="))[1:-1].replace('"', "") if config else ""
+    """A diff for tables, `knob=value, knob=value`: the space lets a narrow column wrap between
+    pairs, never inside one (`activation=swiglu,n_embd=256` broke as `swig` `lu,n_embd`)."""
+    return json.dumps(config, separators=(", ", "="))[1:-1].replace('"', "") if config else ""
 
 
 def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=1, max=MAX_ROWS,
@@ -232,8 +234,9 @@ def export(fmt: Format = typer.Option(..., "--format", help="parquet or csv."),
             fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     if json_out:
         return print_json(written)
+    # the folder is in the title: each row names its file in it (`--json` has the full paths)
     print_table(f"exported to {out}", ["table", "rows", "file"],
-                [(w["table"], w["rows"], w["path"]) for w in written])
+                [(w["table"], w["rows"], Path(w["path"]).name) for w in written])
 
 
 def _arrow_table(reader: Any, sql: str) -> Any:

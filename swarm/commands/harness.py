@@ -156,12 +156,24 @@ def _resumable_run(track: Any, overrides: dict[str, Any], seed: int, home: Path 
                    fresh: bool, **spec: Any) -> Any:
     """The run's result, with progress bars, checkpointed in HOME/checkpoints and resumed from
     there when the same run stopped before (`spec`: run_experiment's other arguments). Ctrl-C
-    ends the command (exit 130) with the checkpoint kept for the same command to resume."""
+    ends the command (exit 130) with the checkpoint kept for the same command to resume. A
+    second start of the same run on this home, while this one trains, is refused."""
+    note = _pending_run(track.with_budget(spec["budget_tokens"]), overrides, seed,
+                        spec["threads"], spec["device"])
+    lock = _hold(home, note)
+    try:
+        return _checkpointed_run(track, overrides, seed, home, fresh, note, spec)
+    finally:
+        if lock is not None:
+            lock.release(remove=True)
+
+
+def _checkpointed_run(track: Any, overrides: dict[str, Any], seed: int, home: Path | None,
+                      fresh: bool, note: Any, spec: dict[str, Any]) -> Any:
+    """`_resumable_run` once it holds the run's lock."""
     from node.harness.data import DataError
     from node.harness.experiment import run_experiment
 
-    note = _pending_run(track.with_budget(spec["budget_tokens"]), overrides, seed,
-                        spec["threads"], spec["device"])
     path = _checkpoint(home, note, fresh)
     tasks: dict[str, Any] = {}
     bars = _progress_bars()
@@ -179,6 +191,24 @@ def _resumable_run(track: Any, overrides: dict[str, Any], seed: int, home: Path 
     # shorter --timeout: its checkpoint, if any, stays for a start that fits)
     _forget(home, note, unless=path if result.status == "refused" else None)
     return result
+
+
+def _hold(home: Path | None, note: Any) -> Any:
+    """The run's lock (roles/pending.py `hold`), before anything is written: a second `swarm run`
+    of the same run on this home would write the same checkpoint, and the first to end delete
+    it. One line and nothing changed when a live one holds it; None without a note, or when the
+    lock file cannot be written (a full disk: the run then fails or goes on as it would)."""
+    from node.home import ensure_home, resolve_home
+    from roles import pending
+
+    if note is None:
+        return None
+    try:
+        return pending.hold(ensure_home(resolve_home(home)), note.key)
+    except pending.RunHeld as exc:
+        fail(str(exc))
+    except OSError:
+        return None
 
 
 def _pending_run(track: Any, overrides: dict[str, Any], seed: int, threads: int,

@@ -2,6 +2,8 @@
 resumable; `swarm pending discard ID|--all` deletes them (roles/pending_list.py)."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -97,18 +99,39 @@ def discard(ctx: typer.Context,
     root = _home(ctx, home)
     _check_no_node(root)
     entries = pending_list.survey(root)
-    if every:
+    if not every:
+        try:
+            entries = [pending_list.match(entries, run_id)]
+        except ValueError as exc:
+            fail(str(exc))
+    with _held(root, [e.key for e in entries]):
         for entry in entries:
             pending_list.discard(root, entry.key)
+    if every:
         noun = "run" if len(entries) == 1 else "runs"
         console.print(f"discarded {len(entries)} pending {noun}", highlight=False)
-        return
+    else:
+        console.print(f"discarded pending run {entries[0].key[:8]}", highlight=False)
+
+
+@contextlib.contextmanager
+def _held(root: Path, keys: list[str]) -> Iterator[None]:
+    """Hold the lock of every run in `keys` (roles/pending.py `hold`): a run that a live `swarm
+    run` trains is refused in one line, and then nothing is deleted."""
+    from roles import pending
+
+    locks = []
     try:
-        entry = pending_list.match(entries, run_id)
-    except ValueError as exc:
+        for key in keys:
+            locks.append(pending.hold(root, key))
+        yield
+    except pending.RunHeld as exc:
         fail(str(exc))
-    pending_list.discard(root, entry.key)
-    console.print(f"discarded pending run {entry.key[:8]}", highlight=False)
+    except OSError as exc:          # a folder it may not write (a read-only disk): one line
+        fail(f"cannot discard: {exc.filename or root}: {exc.strerror or exc}")
+    finally:
+        for lock in locks:
+            lock.release(remove=True)
 
 
 def _check_no_node(root: Path) -> None:

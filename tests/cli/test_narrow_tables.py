@@ -1,0 +1,84 @@
+"""Every listing at 80 and 60 columns, with long values: no line wider than the terminal, and no
+word cut inside itself ("rmsnor" "m", "fir…"): a long value wraps at spaces, or breaks after an
+`=` (`knob=` `value`) or a `/` (a path)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from memory import synthetic
+from memory.store import Store
+from node.home import memory_path
+from roles import trust
+from swarm.cli import app
+from swarm.output import console
+
+LONG_DIFF = {"norm": "rmsnorm", "activation": "swiglu", "n_embd": 256, "weight_decay": 0.1,
+             "warmup_steps": 200, "rope_theta": 10000.0, "tie_embeddings": True}
+NOTE = "bootstrapped through on first join"
+ADDR = "/ip6/2001:db8:85a3:1234:5678:8a2e:370:7334/tcp/7400"
+# words of the long values above, each of which must never be cut inside itself
+WORDS = ["activation=swiglu", "norm=rmsnorm", "weight_decay=0.1", "warmup_steps=200",
+         "tie_embeddings=true", "rope_theta=10000.0", "bootstrapped", "through", "first",
+         "equivocations.csv", ADDR]
+
+
+@pytest.fixture
+def long_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home with a claim and configs of a seven-knob diff, bootstrap pins with their note, and a
+    peer known at a long IPv6 address."""
+    monkeypatch.setattr(synthetic, "HISTORY_TRIES", [(LONG_DIFF, -0.08), *synthetic.HISTORY_TRIES])
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    for key in synthetic.keypairs(2, seed=100):        # history's authors
+        trust.pin(home, key.peer_id, NOTE, source="bootstrap")
+    (home / "peers.json").write_text(json.dumps([{"peer_id": key.peer_id, "addrs": [ADDR]}
+                                                 for key in synthetic.keypairs(1, seed=7)]))
+    return home
+
+
+def cut_words(out: str) -> list[str]:
+    """The heads of `WORDS` that `out` shows cut: a head of one, cut between two letters or
+    digits, last on its line or in its cell; of one shown, a piece between its `=`, `/` and `:`
+    not shown whole;
+    and any word ending in `…`."""
+    cut = re.findall(r"\w…", out)
+    for word in WORDS:
+        pieces = [p for p in re.split(r"[=/:]", word) if p]
+        if pieces[0] in out:            # shown: every piece whole
+            cut += [p for p in pieces if p not in out]
+        for i in range(3, len(word)):
+            if not (word[i - 1].isalnum() and word[i].isalnum()):
+                continue
+            if re.search(rf"(?<![\w=./:-]){re.escape(word[:i])} *(│|$)", out, re.M):
+                cut.append(word[:i])
+    return cut
+
+
+COMMANDS = [["leaderboard"], ["findings"], ["runs", "--limit", "5"], ["trust"], ["peers"],
+            ["memory", "stats"], ["tracks"], ["export", "--format", "csv", "--out", "EXPORT"]]
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_listing_fits_and_cuts_no_word(long_home: Path, tmp_path: Path, command: list[str],
+                                         columns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = [str(tmp_path / "export") if a == "EXPORT" else a for a in command]
+    # rich fixes the width at import when COLUMNS is set then (pytest-xdist's workers set it)
+    monkeypatch.setattr(console, "_width", columns)
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, args, catch_exceptions=False)
+    out = result.stdout
+    assert result.exit_code == 0, result.output
+    assert max(map(len, out.splitlines())) <= columns, out
+    assert cut_words(out) == [], out
+
+
+def test_a_long_diff_is_whole_and_breaks_between_pairs(long_home: Path) -> None:
+    out = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["leaderboard"]).stdout
+    cells = " ".join(line.split("│")[-2].strip() for line in out.splitlines() if "│" in line)
+    assert "activation= swiglu, n_embd=256, norm=rmsnorm," in cells
+    assert "weight_decay= 0.1" in cells                 # the seventh pair, not cut at 48 characters
