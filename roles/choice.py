@@ -5,8 +5,9 @@ Scores (before weights): verifier = claims awaiting an independent re-run (+ 0.3
 check is due: roles/spotcheck.py); statistician = claims this node can test that no trusted author
 assessed + 1 when the noise floor is stale (claims citing runs nobody has are no work for anyone); meta_analyst = new outcomes since the
 last finding / 10; experimenter = 1 + open hypotheses / 2 (there is always an experiment to run).
-A node that cannot train the track's budget in reasonable time (`can_train` false) weights the
-training roles down by 20x, so it prefers statistics and meta-analysis.
+A node that cannot train (`can_train` false: it has no data for the track) never takes a training
+role: it would publish a `role` record for work it cannot do (a data-less node chose
+"experimenter" whenever the other roles had no open work, since that role always has some).
 """
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from roles.verifier import Verifier
 # behind a training run waits minutes (the end-to-end swarm waited 4 of its ~15).
 VALUE = {"verifier": 3.0, "statistician": 30.0, "meta_analyst": 1.0, "experimenter": 1.0}
 TRAINING_ROLES = ("experimenter", "verifier")
-SLOW_NODE_WEIGHT = 0.05
 NOISE = 0.5            # sd of the log-normal jitter on each score
 SPOT_CHECK = 0.3       # a pending spot check is worth less than a claim waiting for review
 
@@ -56,14 +56,13 @@ def open_work(ctx: Context) -> dict[str, float]:
 def choose(ctx: Context, can_train: bool = True, pinned: RoleName | None = None) -> Choice:
     """Pick this node's next role (or the pinned one) and publish the `role` record."""
     work = open_work(ctx)
-    scores: dict[str, float] = {}
-    for role in ROLE_NAMES:
-        weight = VALUE[role] * (1.0 if can_train or role not in TRAINING_ROLES else SLOW_NODE_WEIGHT)
-        scores[role] = round(work[role] * weight * math.exp(ctx.rng.gauss(0.0, NOISE)), 6)
+    able = [r for r in ROLE_NAMES if can_train or r not in TRAINING_ROLES]
+    scores = {r: round(work[r] * VALUE[r] * math.exp(ctx.rng.gauss(0.0, NOISE)), 6)
+              if r in able else 0.0 for r in ROLE_NAMES}
     if pinned is not None:
         role, reason = pinned, f"pinned by --role; open work {work[pinned]:g}"
     else:
-        role = max(ROLE_NAMES, key=lambda r: (scores[r], r))
-        reason = f"{work[role]:g} unit(s) of open work" + ("" if can_train else "; slow node")
+        role = max(able, key=lambda r: (scores[r], r))
+        reason = f"{work[role]:g} unit(s) of open work" + ("" if can_train else "; no data to train")
     ctx.publish("role", R.RoleBody(role=role, reason=reason[:400], scores=scores))
     return Choice(role, reason, scores)

@@ -148,6 +148,16 @@ def test_near_duplicates() -> None:
     assert leases.config_distance(BASE, {**BASE, "norm": "rmsnorm"}) == 1.0
 
 
+def test_a_node_without_data_never_takes_a_training_role(store, keys) -> None:
+    """With no open work but the experimenter's standing 1, a data-less node chose "experimenter"
+    (weighted down, never out) and published role records for work it could not do."""
+    ctx = context(store, keys[0], None, 1)
+    picks = [choice.choose(ctx, can_train=False) for _ in range(12)]
+    assert {p.role for p in picks} <= {"statistician", "meta_analyst"}
+    assert all(p.scores["experimenter"] == p.scores["verifier"] == 0.0 for p in picks)
+    assert {choice.choose(ctx).role for _ in range(12)} >= {"experimenter"}
+
+
 def test_role_choice_follows_open_work_and_hardware(store, keys) -> None:
     runner = SimRunner({("lr", 0.006): -5 * SD})
     a, b = context(store, keys[0], runner, 1), context(store, keys[1], runner, 2, pinned=pins(keys[0]))
