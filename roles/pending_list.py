@@ -27,11 +27,12 @@ class Entry:
     progress: dict[str, Any]     # the checkpoint's summary (node/harness/checkpoint.py); {}: none
     saved: float                 # when its newest file was written (epoch seconds)
     size: int                    # bytes of its files
+    trainer: int | None = None   # the pid of a live `swarm run` training it now (its lock)
 
     @property
     def resumed_by(self) -> str | None:
         """The command that resumes it."""
-        if self.run is None or self.problem:
+        if self.run is None or self.problem or self.trainer is not None:
             return None
         return "swarm run" if self.run.purpose == MANUAL else "swarm join"
 
@@ -44,7 +45,8 @@ class Entry:
                 "config": run and run.config, "step": self.progress.get("step"),
                 "steps": self.progress.get("steps"), "train_s": self.progress.get("train_s"),
                 "segments": self.progress.get("segments"), "saved": self.saved,
-                "bytes": self.size, "problem": self.problem, "resumed_by": self.resumed_by}
+                "bytes": self.size, "problem": self.problem, "resumed_by": self.resumed_by,
+                "training_pid": self.trainer}
 
 
 def survey(home: Path) -> list[Entry]:
@@ -96,7 +98,21 @@ def _entry(base: Path, key: str) -> Entry:
             problem = problem or f"checkpoint {exc}"
     return Entry(key=key, run=run, problem=problem, progress=progress,
                  saved=max((s.st_mtime for s in stats), default=0.0),
-                 size=sum(s.st_size for s in stats))
+                 size=sum(s.st_size for s in stats), trainer=trainer(base, key))
+
+
+def trainer(base: Path, key: str) -> int | None:
+    """The pid a live `swarm run` wrote in the run's lock file, or None. Read, never locked: a
+    listing that took the lock, even briefly, could refuse a `swarm run` starting meanwhile. A
+    dead holder's file names a pid that is gone (or, rarely, reused: the listing then says
+    "training" of a run nobody trains, which the next listing after its lock is taken corrects)."""
+    import psutil
+
+    try:
+        pid = int((base / f"{key}.lock").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and psutil.pid_exists(pid) else None
 
 
 def _stat(path: Path) -> Any:

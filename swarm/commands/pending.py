@@ -61,6 +61,8 @@ def _row(entry: Any, tracks: dict[str, str]) -> list[str]:
         what = f"{tracks[run.track]}: {what}" if run.track in tracks else what
     if entry.problem:
         what = f"{what}: {entry.problem}" if what else entry.problem
+    elif entry.trainer is not None:
+        what = f"{what}: training now (swarm run, pid {entry.trainer})"
     return [entry.key[:8], step, _duration(p.get("train_s")), when(int(entry.saved * 1000)),
             _size(entry.size), what]
 

@@ -4,6 +4,7 @@ the first to end delete it); `swarm pending discard` of it is refused alike. A l
 died is no lock (node/pidlock.py)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -65,6 +66,11 @@ def test_a_second_run_of_the_same_run_and_its_discard_are_refused(tmp_path: Path
             refused = _swarm("pending", "discard", *discard, "--home", str(home))
             assert refused.returncode == 1 and f"(pid {first.pid})" in refused.stderr, refused
             assert len(refused.stderr.splitlines()) == 1
+        listed = _swarm("pending", "--json", "--home", str(home))
+        (entry,) = json.loads(listed.stdout)            # read, never locked, by a listing
+        assert entry["training_pid"] == first.pid and entry["resumed_by"] is None
+        assert f"training now (swarm run, pid {first.pid})" in _swarm(
+            "pending", "--home", str(home)).stdout.replace("\n", " ")
         assert first.poll() is None, first.stderr       # the first trains on, untouched
         assert set(_state(home)) >= set(before)
     finally:
