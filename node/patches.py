@@ -54,8 +54,9 @@ def _patch_gossip_retransmission() -> None:
     node copy 60,211 records (3.5 GiB) into answers while it published 400; now 12,000
     (swarm/bench/stucksub.py `--iwant 10 --iwant-reads`). GossipSub v1.1's message cache counts
     the times each message was sent to each peer by IWANT and ignores the asks past
-    GossipSubGossipRetransmission (3). Here the ids past it, and those not cached (nothing to answer), leave the IWANT before
-    py-libp2p's handler sees it; a message's counts leave the cache with it (`MessageCache.shift`).
+    GossipSubGossipRetransmission (3). Here the ids past it, and those not cached (nothing to
+    answer), leave the IWANT before py-libp2p's handler sees it; a message's counts leave the
+    cache with it (`MessageCache.shift`).
     An ask that py-libp2p's own rate limit then drops still counts: only a peer past 10 IWANTs a
     second loses a retransmission, never an honest one.
     """
