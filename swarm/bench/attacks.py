@@ -28,7 +28,10 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
                                             help="Seconds between publishes."),
              honest_pause: float = typer.Option(None, "--honest-pause", min=0.0,
                                                 help="Seconds one honest mesh peer stops "
-                                                     "reading, 60% in (counts what it gets).")
+                                                     "reading, 60% in (counts what it gets)."),
+             iwant_reads: bool = typer.Option(False, "--iwant-reads",
+                                              help="The --iwant peers read and discard what "
+                                                   "they are sent.")
              ) -> None:
     """Gossip subscribers that never read: the bytes queued to them (one JSON line;
     swarm/bench/stucksub.py)."""
@@ -36,7 +39,8 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
 
     from swarm.bench import stucksub as bench
 
-    print(json.dumps(trio.run(bench.main, stuck, records, size, iwant, interval, honest_pause)))
+    print(json.dumps(trio.run(bench.main, stuck, records, size, iwant, interval, honest_pause,
+                              iwant_reads)))
 
 
 def slotwait(addresses: int = typer.Option(8, "--addresses", min=0, help="Attacker addresses."),

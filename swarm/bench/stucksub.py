@@ -7,10 +7,15 @@ read it. Prints one JSON line: the victim's queued RPC bytes and the process's R
 With `--iwant K`, K more peers subscribe without grafting (outside the mesh unless the victim
 grafts them), stop reading their connection altogether (their muxer's reads block, so the
 victim's TCP and muxer buffers fill and its queue holds the rest), and ask by IWANT for every
-record published (the newest 70), 4 times a second (py-libp2p answers at most 10 IWANTs a second per peer).
+record published (the newest 70), 4 times a second (py-libp2p answers at most 10 IWANTs a second
+per peer); with `--iwant-reads` they read and discard what they are sent instead (so the node
+keeps reading their IWANTs: the same records asked for again and again).
 With `--honest-pause S`, one honest peer (the node's own GossipSub) joins the victim's mesh and
 stops reading its connection for S seconds once 60% of the records are published (a peer that
 is briefly slow), then reads again; `honest_got` counts the records it received by gossip.
+The cost of the askers: `iwant_records` and `iwant_mib`, the records (and their bytes) the node
+put into RPCs answering their IWANTs (copied whether or not their queue then takes them), and
+`cpu_s`, the process's CPU seconds while publishing (victim and peers: one process).
 Used by tests/network/test_gossip_backpressure.py. Run as a file from a checkout's root to
 measure that checkout's node/ (another checkout's side by side):
 
@@ -88,19 +93,23 @@ async def _subscriber(victim: Any, nursery: trio.Nursery, graft: bool, handler: 
     return host, stream
 
 
-async def iwant_peer(victim: Any, pubsub: Any, nursery: trio.Nursery, ids: list[bytes]) -> Any:
-    """A host that subscribes to TOPIC at `victim` without grafting, stops reading its connection,
-    and sends an IWANT for every id in `ids` (filled by the caller as it publishes) every 0.25 s (the newest 70: its
-    writes stop once the victim's muxer window, never updated, is spent)."""
+async def iwant_peer(victim: Any, pubsub: Any, nursery: trio.Nursery, ids: list[bytes],
+                     reads: bool = False) -> Any:
+    """A host that subscribes to TOPIC at `victim` without grafting, stops reading its connection
+    (or, with `reads`, reads and discards all it is sent), and sends an IWANT for every id in
+    `ids` (filled by the caller as it publishes) every 0.25 s (the newest 70; if it stops reading,
+    its writes stop once the victim's muxer window, never updated, is spent)."""
     from libp2p.pubsub.pb import rpc_pb2
 
-    host, stream = await _subscriber(victim, nursery, graft=False)
+    host, stream = await _subscriber(victim, nursery, graft=False,
+                                     handler=_discard if reads else None)
     with trio.fail_after(60):                   # the victim's stream to it is open
         while host.get_id() not in pubsub.peer_queues:
             await trio.sleep(0.05)
-    conn = host.get_network().connections[victim.get_id()]
-    conn = conn[0] if isinstance(conn, list) else conn
-    conn.muxed_conn.secured_conn.read = _block_forever     # never reads a byte more
+    if not reads:
+        conn = host.get_network().connections[victim.get_id()]
+        conn = conn[0] if isinstance(conn, list) else conn
+        conn.muxed_conn.secured_conn.read = _block_forever     # never reads a byte more
 
     async def ask() -> None:
         while True:
@@ -212,6 +221,30 @@ async def iwant_sizes(count: int, size: int) -> tuple[list[int], int]:
     return sizes, len(got)
 
 
+def _count_sent(router: Any, to: set[Any]) -> list[int]:
+    """[records, bytes] the router puts into RPCs answering IWANTs of the peers in `to` from now
+    on (counted as `send_rpc` is called from `handle_iwant`: what the node copied, whether or not
+    the peer's queue then takes it; records the mesh pushes to them are not counted)."""
+    sent, answering = [0, 0], [False]
+    inner_send, inner_iwant = router.send_rpc, router.handle_iwant
+
+    def send_rpc(peer_id: Any, rpc: Any, priority: bool = False) -> None:
+        if answering[0] and peer_id in to:
+            sent[0] += len(rpc.publish)
+            sent[1] += sum(m.ByteSize() for m in rpc.publish)
+        inner_send(peer_id, rpc, priority)
+
+    async def handle_iwant(iwant_msg: Any, sender_peer_id: Any) -> None:
+        answering[0] = True
+        try:
+            await inner_iwant(iwant_msg, sender_peer_id)
+        finally:
+            answering[0] = False
+
+    router.send_rpc, router.handle_iwant = send_rpc, handle_iwant
+    return sent
+
+
 async def _read_varint(stream: Any) -> int:
     value = shift = 0
     while True:
@@ -232,6 +265,11 @@ async def _read_exactly(stream: Any, n: int) -> bytes:
     return data
 
 
+async def _discard(stream: Any) -> None:
+    while await stream.read(65536):
+        pass
+
+
 async def _block_forever(*_: Any) -> bytes:
     await trio.sleep_forever()
     return b""
@@ -244,7 +282,8 @@ async def _run(host: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
 
 
 async def main(stuck: int, records: int, size: int, iwant: int = 0,
-               interval: float = 0.0, honest_pause: float | None = None) -> dict[str, Any]:
+               interval: float = 0.0, honest_pause: float | None = None,
+               reads: bool = False) -> dict[str, Any]:
     from libp2p import new_host
     from libp2p.tools.anyio_service import background_trio_service
 
@@ -257,7 +296,7 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
         await pubsub.subscribe(TOPIC)
         peers = [await stuck_peer(victim, nursery) for _ in range(stuck)]
         ids: list[bytes] = []
-        askers = [await iwant_peer(victim, pubsub, nursery, ids) for _ in range(iwant)]
+        askers = [await iwant_peer(victim, pubsub, nursery, ids, reads) for _ in range(iwant)]
         honest = HonestPeer() if honest_pause is not None else None
         if honest is not None:
             await honest.start(victim, nursery)
@@ -269,8 +308,10 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                 await trio.sleep(0.1)
         if honest is not None:
             honest.gate_reads(victim)
+        sent = _count_sent(router, {p.get_id() for p in askers})
         gc.collect()
         before = process.memory_info().rss
+        cpu = sum(process.cpu_times()[:2])
         for i in range(records):
             data = i.to_bytes(4, "big") + os.urandom(size - 4)
             await pubsub.publish(TOPIC, data)
@@ -282,6 +323,7 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                 await trio.sleep(0)
             await trio.sleep(interval)
         await trio.sleep(3 + (honest_pause or 0))
+        cpu = sum(process.cpu_times()[:2]) - cpu
         gossip.widen_outbound_queues(pubsub)
         gc.collect()
         rpcs, nbytes = queued(pubsub)
@@ -291,7 +333,9 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                "askers_in_mesh": sum(p.get_id() in mesh for p in askers),
                "queued_rpcs": rpcs, "queued_bytes": nbytes,
                "queued_mib": round(nbytes / 2**20, 1),
-               "rss_growth_mib": round((process.memory_info().rss - before) / 2**20, 1)}
+               "rss_growth_mib": round((process.memory_info().rss - before) / 2**20, 1),
+               "iwant_records": sent[0], "iwant_mib": round(sent[1] / 2**20, 1),
+               "cpu_s": round(cpu, 1)}
         if honest is not None:
             pool = gossip._pool_of(pubsub)
             out.update(honest_pause_s=honest_pause, honest_got=len(honest.got),
@@ -310,6 +354,8 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=60 * 1024)
     parser.add_argument("--honest-pause", type=float, default=None,
                         help="seconds an honest mesh peer stops reading (60%% in)")
+    parser.add_argument("--iwant-reads", action="store_true",
+                        help="the --iwant peers read (and discard) what they are sent")
     args = parser.parse_args()
-    print(json.dumps(trio.run(main, args.stuck, args.records, args.size,
-                                args.iwant, args.interval, args.honest_pause)))
+    print(json.dumps(trio.run(main, args.stuck, args.records, args.size, args.iwant,
+                              args.interval, args.honest_pause, args.iwant_reads)))

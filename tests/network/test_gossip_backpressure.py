@@ -73,10 +73,10 @@ def test_stuck_queues_lose_their_share_when_the_pool_is_full(monkeypatch: Any) -
     new since they stopped) then took 128 KiB at most (two records) and lost the rest. Now, once
     the pool is full, queues that sent nothing for STUCK_S are emptied and held to the floor
     until they send again, and the slow peer's queue takes all 20 records."""
-    monkeypatch.setattr(gossip, "STUCK_S", 0.2)          # the figure, not the rule, shortened
     monkeypatch.setattr(gossip, "SHED_EVERY_S", 0.0)
-    queues, pubsub = _stuck_queues(40, 100)
+    queues, pubsub = _stuck_queues(40, 100)              # none stuck while filled, however slow
     assert queued_bytes(pubsub) >= OUTBOUND_TOTAL_BYTES - 2 * 61 * 1024
+    monkeypatch.setattr(gossip, "STUCK_S", 0.2)          # the figure, not the rule, shortened
     time.sleep(0.3)                                       # they have sent nothing since
     queues["slow"] = RpcQueue()
     widen_outbound_queues(pubsub)

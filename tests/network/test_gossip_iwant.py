@@ -1,0 +1,133 @@
+"""GossipSub gossip a peer can make the node do: IWANT retransmissions, IHAVE length and count
+(node/patches.py; docs/TRUST.md, "Gossip back-pressure"). Real py-libp2p on loopback: the node's
+own GossipSub, and a raw peer that writes RPCs to it and reads what it is sent."""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any
+
+import trio
+import varint
+from libp2p.pubsub.mcache import MessageCache
+from libp2p.pubsub.pb import rpc_pb2
+
+from node import gossip, patches
+from swarm.bench import stucksub
+
+TOPIC = stucksub.TOPIC
+
+
+async def _exchange(records: int, build: Any) -> tuple[dict[bytes, int], list[list[bytes]]]:
+    """A node publishes `records` records of 1 KiB (plus one more, the sentinel); a raw peer,
+    neither subscribed nor in its mesh, sends it one RPC, `build(ids, sentinel_id)`, which must
+    end with an IWANT for the sentinel. Returns how many times the peer got each record (by
+    its 4-byte index) and the id lists of the IWANTs the node sent it, once the sentinel came:
+    the node answers in order, its IWANTs (control) before records, so all came by then."""
+    from libp2p import new_host
+    from libp2p.tools.anyio_service import background_trio_service
+
+    victim = new_host()
+    router, pubsub = gossip.make_router_and_pubsub(victim)
+    router.mcache = MessageCache(3, 600)    # records stay cached however slow the machine is
+    got: dict[bytes, int] = {}
+    asked: list[list[bytes]] = []
+    sentinel = (records).to_bytes(4, "big")
+    done = trio.Event()
+
+    async def read_all(stream: Any) -> None:
+        while True:
+            raw = await stucksub._read_exactly(stream, await stucksub._read_varint(stream))
+            rpc = rpc_pb2.RPC.FromString(raw)
+            asked.extend(list(w.messageIDs) for w in rpc.control.iwant)
+            for msg in rpc.publish:
+                got[msg.data[:4]] = got.get(msg.data[:4], 0) + 1
+                if msg.data[:4] == sentinel:
+                    done.set()
+
+    async with victim.run(stucksub.LOOPBACK), background_trio_service(pubsub), \
+            background_trio_service(router), trio.open_nursery() as nursery:
+        await pubsub.wait_until_ready()
+        await pubsub.subscribe(TOPIC)
+        host, stream = await stucksub._subscriber(victim, nursery, graft=False, handler=read_all,
+                                                  subscribe=False)
+        with trio.fail_after(60):
+            while host.get_id() not in pubsub.peer_queues:
+                await trio.sleep(0.05)
+        ids = []
+        for i in range(records + 1):
+            data = i.to_bytes(4, "big") + os.urandom(1020)
+            await pubsub.publish(TOPIC, data)
+            ids.append(gossip.message_id(SimpleNamespace(data=data)).hex().encode())
+        raw = build(ids[:-1], ids[-1]).SerializeToString()
+        await stream.write(varint.encode(len(raw)) + raw)
+        with trio.fail_after(120):
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    return got, asked
+
+
+def _iwant(rpc: Any, ids: list[bytes]) -> None:
+    rpc.control.iwant.add(messageIDs=ids)
+
+
+def test_a_peer_asking_the_same_records_again_gets_each_at_most_three_times() -> None:
+    """One RPC asking 4 times for 5 cached records, and once more naming the first 5 times over:
+    py-libp2p sent the first 9 times and the others 4 (every ask answered; measured here on the
+    code without the patch). Now each comes GOSSIP_RETRANSMISSION times, and the sentinel, asked
+    once (an honest IWANT for a record the peer lacks), is answered."""
+    def build(ids: list[bytes], sentinel: bytes) -> Any:
+        rpc = rpc_pb2.RPC()
+        for _ in range(4):
+            _iwant(rpc, ids)
+        _iwant(rpc, [ids[0]] * 5)
+        _iwant(rpc, [sentinel])
+        return rpc
+
+    got, _ = trio.run(_exchange, 5, build)
+    assert got == {**{i.to_bytes(4, "big"): patches.GOSSIP_RETRANSMISSION for i in range(5)},
+                   (5).to_bytes(4, "big"): 1}, got
+
+
+def test_an_ihave_naming_more_ids_than_a_heartbeat_allows_is_cut() -> None:
+    """An IHAVE of 5,500 ids the node has not seen: py-libp2p asked for all 5,500 by IWANT; now
+    for MAX_IHAVE_LENGTH (5,000), and further IHAVEs in the same heartbeat are ignored."""
+    def build(ids: list[bytes], sentinel: bytes) -> Any:
+        rpc = rpc_pb2.RPC()
+        rpc.control.ihave.add(topicID=TOPIC, messageIDs=[os.urandom(20).hex().encode()
+                                                         for _ in range(5500)])
+        rpc.control.ihave.add(topicID="/other/1", messageIDs=[os.urandom(20).hex().encode()])
+        _iwant(rpc, [sentinel])
+        return rpc
+
+    _, asked = trio.run(_exchange, 0, build)
+    assert sum(map(len, asked)) == patches.MAX_IHAVE_LENGTH, [len(a) for a in asked]
+
+
+def test_ihaves_on_many_topics_count_together() -> None:
+    """20 IHAVEs in one heartbeat, one unseen id each, on 20 topics: py-libp2p (10 a second
+    per topic) asked for all 20; now MAX_IHAVE_MESSAGES (10) are taken from a peer per heartbeat.
+    One RPC is handled with no heartbeat in between (py-libp2p's handlers never yield there)."""
+    def build(ids: list[bytes], sentinel: bytes) -> Any:
+        rpc = rpc_pb2.RPC()
+        for t in range(20):
+            rpc.control.ihave.add(topicID=f"/t{t}/1", messageIDs=[os.urandom(20).hex().encode()])
+        _iwant(rpc, [sentinel])
+        return rpc
+
+    _, asked = trio.run(_exchange, 0, build)
+    assert sum(map(len, asked)) == patches.MAX_IHAVE_MESSAGES, asked
+
+
+def test_retransmission_counts_leave_the_cache_with_their_message() -> None:
+    """The counts are kept per cached message, so they cost no more than the cache does."""
+    patches.apply()
+    cache = MessageCache(1, 2)
+    msg = rpc_pb2.Message(data=b"record", topicIDs=[TOPIC])
+    cache.put(msg)
+    wire = gossip.message_id(msg).hex().encode()
+    assert patches._ration_iwant(cache, [wire] * 5, "peer") == ([wire] * 3, 2)
+    assert patches._ration_iwant(cache, [wire, b"not hex", b"00" * 20], "other") == ([wire], 0)
+    cache.shift()
+    cache.shift()
+    assert cache.get(gossip.message_id(msg)) is None and not cache.served
