@@ -40,7 +40,7 @@ SHED_EVERY_S = 1.0              # the pool looks for stuck queues at most this o
 # code, reading at most 256 KiB) reset the stream and drop the answering peer from its pubsub.
 MAX_RPC_BYTES = 4 * MAX_RECORD_BYTES
 PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
-GOSSIP_THRESHOLD = -20.0        # below: no IHAVE gossip to or from it
+GOSSIP_THRESHOLD = -20.0        # below: its IHAVE / IWANT ignored (node/patches.py)
 GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
 # Peer exchange is never accepted: a PRUNE may carry 16 signed records of peers to dial, each
 # made with a free key and naming any address (a fresh peer's score is 0, and py-libp2p accepted

@@ -35,6 +35,7 @@ def apply() -> None:
     _patch_message_cache_ids()
     _patch_gossip_retransmission()
     _patch_ihave_bounds()
+    _patch_gossip_gate()            # after the two above: a gated ask costs none of their budget
     _APPLIED = True
 
 
@@ -142,6 +143,44 @@ def _patch_ihave_bounds() -> None:
     gossip_heartbeat.__doc__ = original_gossip.__doc__
     GossipSub.handle_ihave = handle_ihave           # type: ignore[method-assign]
     GossipSub.gossip_heartbeat = gossip_heartbeat   # type: ignore[method-assign]
+
+
+def _patch_gossip_gate() -> None:
+    """Ignore IHAVE and IWANT from a peer whose score is below the gossip threshold.
+
+    GossipSub v1.1 (libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md, "Score Thresholds") and
+    go-libp2p ignore gossip from such a peer; py-libp2p 0.8.1's `handle_ihave` and `handle_iwant`
+    check no score, so a peer struck below it (-20: three strikes within 60 s) still got its
+    IWANTs answered and its IHAVEs asked for. Here they are dropped before py-libp2p's handlers
+    (and the bounds above) see them, and counted per kind in the router's `gossip_gated`. The
+    score is the whole score over this node's topics, as in `_patch_score_thresholds`.
+    """
+    from collections import Counter
+
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    original_ihave, original_iwant = GossipSub.handle_ihave, GossipSub.handle_iwant
+
+    def gated(self: Any, peer: Any, kind: str) -> bool:
+        scorer = self.scorer
+        if scorer is None or scorer.score(peer, list(self.mesh)) >= scorer.params.gossip_threshold:
+            return False
+        self.__dict__.setdefault("gossip_gated", Counter())[kind] += 1
+        log.warning("gossip: %s is below the gossip threshold; its %s ignored", peer, kind.upper())
+        return True
+
+    async def handle_ihave(self: Any, ihave_msg: Any, sender_peer_id: Any) -> None:
+        if not gated(self, sender_peer_id, "ihave"):
+            await original_ihave(self, ihave_msg, sender_peer_id)
+
+    async def handle_iwant(self: Any, iwant_msg: Any, sender_peer_id: Any) -> None:
+        if not gated(self, sender_peer_id, "iwant"):
+            await original_iwant(self, iwant_msg, sender_peer_id)
+
+    handle_ihave.__doc__ = original_ihave.__doc__
+    handle_iwant.__doc__ = original_iwant.__doc__
+    GossipSub.handle_ihave = handle_ihave   # type: ignore[method-assign]
+    GossipSub.handle_iwant = handle_iwant   # type: ignore[method-assign]
 
 
 def _patch_message_cache_ids() -> None:

@@ -1,6 +1,7 @@
-"""GossipSub gossip a peer can make the node do: IWANT retransmissions, IHAVE length and count
-(node/patches.py; docs/TRUST.md, "Gossip back-pressure"). Real py-libp2p on loopback: the node's
-own GossipSub, and a raw peer that writes RPCs to it and reads what it is sent."""
+"""GossipSub gossip a peer can make the node do: IWANT retransmissions, IHAVE length and count,
+none for a peer below the gossip threshold (node/patches.py; docs/TRUST.md, "Gossip
+back-pressure"). Real py-libp2p on loopback: the node's own GossipSub, and raw peers that
+write RPCs to it and read what they are sent."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import varint
 from libp2p.pubsub.mcache import MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 
-from node import gossip, patches
+from node import gossip, patches, peers
 from swarm.bench import stucksub
 
 TOPIC = stucksub.TOPIC
@@ -131,3 +132,71 @@ def test_retransmission_counts_leave_the_cache_with_their_message() -> None:
     cache.shift()
     cache.shift()
     assert cache.get(gossip.message_id(msg)) is None and not cache.served
+
+
+async def _gossip_from(strikes: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """A node publishes one record; two raw peers (neither subscribed) each send it one RPC: an
+    IHAVE of an id it has not seen and an IWANT for the record. The first peer holds `strikes`
+    recent strikes at the node (its application score, P6), the second none. Returns what each
+    peer got (records by index, the id lists of the node's IWANTs) and the node's `gossip_gated`,
+    once the second peer has its answer and the first one's RPC was handled (gated) or answered."""
+    from libp2p import new_host
+    from libp2p.tools.anyio_service import background_trio_service
+
+    from node.peers import PeerBook
+
+    victim, book = new_host(), PeerBook()
+    router, pubsub = gossip.make_router_and_pubsub(victim, book.app_score)
+    router.mcache = MessageCache(3, 600)    # the record stays cached however slow the machine is
+    seen: list[dict[str, Any]] = [{"got": [], "asked": []}, {"got": [], "asked": []}]
+
+    def reader(into: dict[str, Any]) -> Any:
+        async def read_all(stream: Any) -> None:
+            while True:
+                raw = await stucksub._read_exactly(stream, await stucksub._read_varint(stream))
+                rpc = rpc_pb2.RPC.FromString(raw)
+                into["asked"].extend(list(w.messageIDs) for w in rpc.control.iwant)
+                into["got"].extend(msg.data[:4] for msg in rpc.publish)
+        return read_all
+
+    def gated() -> int:
+        return sum(router.__dict__.get("gossip_gated", {}).values())
+
+    async with victim.run(stucksub.LOOPBACK), background_trio_service(pubsub), \
+            background_trio_service(router), trio.open_nursery() as nursery:
+        await pubsub.wait_until_ready()
+        await pubsub.subscribe(TOPIC)
+        peers = [await stucksub._subscriber(victim, nursery, graft=False, handler=reader(into),
+                                            subscribe=False) for into in seen]
+        with trio.fail_after(60):
+            while any(host.get_id() not in pubsub.peer_queues for host, _ in peers):
+                await trio.sleep(0.05)
+        data = (0).to_bytes(4, "big") + os.urandom(1020)
+        await pubsub.publish(TOPIC, data)
+        book.invalid(str(peers[0][0].get_id()), strikes)
+        for _, stream in peers:
+            rpc = rpc_pb2.RPC()
+            rpc.control.ihave.add(topicID=TOPIC, messageIDs=[os.urandom(20).hex().encode()])
+            _iwant(rpc, [gossip.message_id(SimpleNamespace(data=data)).hex().encode()])
+            raw = rpc.SerializeToString()
+            await stream.write(varint.encode(len(raw)) + raw)
+        with trio.fail_after(120):
+            # the node writes its IWANT (control) before the record it answers with
+            while not (seen[1]["got"] and (gated() >= 2 or seen[0]["got"])):
+                await trio.sleep(0.05)
+        gated_counts = dict(router.__dict__.get("gossip_gated", {}))
+        nursery.cancel_scope.cancel()
+    return seen[0], seen[1], gated_counts
+
+
+def test_gossip_from_a_peer_below_the_gossip_threshold_is_ignored() -> None:
+    """Three strikes put a peer at -30, below the gossip threshold (-20): py-libp2p still
+    answered its IWANT and asked by IWANT for the id of its IHAVE (measured here on the code
+    without the patch); now both are ignored and counted. A peer with no strike, sending the same
+    RPC, still gets the record and an IWANT for the id it advertised."""
+    assert -3 * peers.STRIKE_SCORE < gossip.GOSSIP_THRESHOLD <= -2 * peers.STRIKE_SCORE
+    low, normal, gated = trio.run(_gossip_from, 3)
+    assert low == {"got": [], "asked": []}, low
+    assert gated == {"ihave": 1, "iwant": 1}, gated
+    assert normal["got"] == [(0).to_bytes(4, "big")] and list(map(len, normal["asked"])) == [1], \
+        normal
