@@ -8,6 +8,7 @@ bridge.py      trio (libp2p) in its own thread, callable from asyncio
 host.py        the libp2p host: gossip, sync protocol, connections, bans (trio side)
 gossip.py      GossipSub settings, peer scoring, topic, record validator (checks + quotas)
 patches.py     narrow start-up fixes to py-libp2p 0.8.1; per-stream containment of handlers
+gossip_requests.py  py-libp2p GossipSub patches for IHAVE / IWANT (GossipSub v1.1's bounds)
 inbound.py     inbound connection slots: given back when a connection ends, fair among addresses
 hearsay.py     addresses DHT peers name, filtered before kept or dialed; peerstore eviction
 dialbudget.py  dials of addresses only hearsay named: a budget per target IP

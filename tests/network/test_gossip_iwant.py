@@ -1,5 +1,5 @@
 """GossipSub gossip a peer can make the node do: IWANT retransmissions, IHAVE length and count,
-none for a peer below the gossip threshold (node/patches.py; docs/TRUST.md, "Gossip
+none for a peer below the gossip threshold (node/gossip_requests.py; docs/TRUST.md, "Gossip
 back-pressure"). Real py-libp2p on loopback: the node's own GossipSub, and raw peers that
 write RPCs to it and read what they are sent."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import varint
 from libp2p.pubsub.mcache import MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 
-from node import gossip, patches, peers
+from node import gossip, gossip_requests, patches, peers
 from swarm.bench import stucksub
 
 TOPIC = stucksub.TOPIC
@@ -86,7 +86,7 @@ def test_a_peer_asking_the_same_records_again_gets_each_at_most_three_times() ->
         return rpc
 
     got, _ = trio.run(_exchange, 5, build)
-    assert got == {**{i.to_bytes(4, "big"): patches.GOSSIP_RETRANSMISSION for i in range(5)},
+    assert got == {**{i.to_bytes(4, "big"): gossip_requests.GOSSIP_RETRANSMISSION for i in range(5)},
                    (5).to_bytes(4, "big"): 1}, got
 
 
@@ -102,7 +102,7 @@ def test_an_ihave_naming_more_ids_than_a_heartbeat_allows_is_cut() -> None:
         return rpc
 
     _, asked = trio.run(_exchange, 0, build)
-    assert sum(map(len, asked)) == patches.MAX_IHAVE_LENGTH, [len(a) for a in asked]
+    assert sum(map(len, asked)) == gossip_requests.MAX_IHAVE_LENGTH, [len(a) for a in asked]
 
 
 def test_ihaves_on_many_topics_count_together() -> None:
@@ -117,7 +117,7 @@ def test_ihaves_on_many_topics_count_together() -> None:
         return rpc
 
     _, asked = trio.run(_exchange, 0, build)
-    assert sum(map(len, asked)) == patches.MAX_IHAVE_MESSAGES, asked
+    assert sum(map(len, asked)) == gossip_requests.MAX_IHAVE_MESSAGES, asked
 
 
 def test_retransmission_counts_leave_the_cache_with_their_message() -> None:
@@ -127,8 +127,8 @@ def test_retransmission_counts_leave_the_cache_with_their_message() -> None:
     msg = rpc_pb2.Message(data=b"record", topicIDs=[TOPIC])
     cache.put(msg)
     wire = gossip.message_id(msg).hex().encode()
-    assert patches._ration_iwant(cache, [wire] * 5, "peer") == ([wire] * 3, 2)
-    assert patches._ration_iwant(cache, [wire, b"not hex", b"00" * 20], "other") == ([wire], 0)
+    assert gossip_requests._ration_iwant(cache, [wire] * 5, "peer") == ([wire] * 3, 2)
+    assert gossip_requests._ration_iwant(cache, [wire, b"not hex", b"00" * 20], "other") == ([wire], 0)
     cache.shift()
     cache.shift()
     assert cache.get(gossip.message_id(msg)) is None and not cache.served

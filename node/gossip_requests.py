@@ -1,0 +1,181 @@
+"""Patches to py-libp2p 0.8.1's GossipSub for the gossip a peer can make a node do: IHAVE and IWANT.
+
+GossipSub v1.1 bounds them (libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md); py-libp2p 0.8.1 has
+only a rate of 10 a second per peer (per topic, for IHAVE). Applied by node/patches.apply() with
+the other patches; the limits are listed in docs/PROTOCOL.md, "Gossip: new records".
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# GossipSub v1.1's bounds on gossip a peer can make this node do (libp2p/specs
+# pubsub/gossipsub/gossipsub-v1.1.md, "Parameters"; go-libp2p-pubsub's defaults)
+GOSSIP_RETRANSMISSION = 3       # times one peer is sent one cached message by IWANT
+MAX_IHAVE_LENGTH = 5000         # message ids taken from one peer's IHAVEs per heartbeat
+MAX_IHAVE_MESSAGES = 10         # IHAVE messages taken from one peer per heartbeat
+
+
+def _patch_gossip_retransmission() -> None:
+    """Answer an IWANT for a message at most GOSSIP_RETRANSMISSION times per peer.
+
+    py-libp2p 0.8.1's `GossipSub.handle_iwant` answers every cached id each time it is asked (the
+    same id listed twice in one IWANT: twice); its only bound is 10 IWANTs a second per peer, each
+    naming any number of ids. 10 peers asking 4 times a second for the newest 70 records made the
+    node copy 60,211 records (3.5 GiB) into answers while it published 400; now 12,000
+    (swarm/bench/stucksub.py `--iwant 10 --iwant-reads`). GossipSub v1.1's message cache counts
+    the times each message was sent to each peer by IWANT and ignores the asks past
+    GossipSubGossipRetransmission (3). Here the ids past it, and those not cached (nothing to
+    answer), leave the IWANT before py-libp2p's handler sees it; a message's counts leave the
+    cache with it (`MessageCache.shift`).
+    An ask that py-libp2p's own rate limit then drops still counts: only a peer past 10 IWANTs a
+    second loses a retransmission, never an honest one.
+    """
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.mcache import MessageCache
+    from libp2p.pubsub.pb import rpc_pb2
+
+    original_iwant, original_shift = GossipSub.handle_iwant, MessageCache.shift
+
+    async def handle_iwant(self: Any, iwant_msg: Any, sender_peer_id: Any) -> None:
+        asked = list(iwant_msg.messageIDs)
+        kept, over = _ration_iwant(self.mcache, asked, sender_peer_id)
+        if over:
+            log.warning("gossip: %s asked by IWANT for cached records it was sent %d times "
+                        "already; %d ask(s) ignored", sender_peer_id, GOSSIP_RETRANSMISSION, over)
+        if kept:
+            await original_iwant(self, rpc_pb2.ControlIWant(messageIDs=kept), sender_peer_id)
+
+    def shift(self: Any) -> None:
+        served = getattr(self, "served", None)
+        if served:
+            for entry in self.history[-1]:
+                served.pop(entry.mid, None)
+        original_shift(self)
+
+    handle_iwant.__doc__ = original_iwant.__doc__
+    shift.__doc__ = original_shift.__doc__
+    GossipSub.handle_iwant = handle_iwant   # type: ignore[method-assign]
+    MessageCache.shift = shift              # type: ignore[method-assign]
+
+
+def _ration_iwant(mcache: Any, asked: list[Any], peer: Any) -> tuple[list[Any], int]:
+    """The ids of `asked` (wire form) to answer `peer`, each counted as sent once more; and how
+    many asks of cached messages were over GOSSIP_RETRANSMISSION."""
+    from libp2p.pubsub.utils import safe_bytes_from_hex
+
+    served: dict[bytes, dict[Any, int]] = mcache.__dict__.setdefault("served", {})
+    kept, over = [], 0
+    for wire in asked:
+        mid = safe_bytes_from_hex(wire)
+        if mid is None or mid not in mcache.msgs:
+            continue                    # unreadable or not cached: nothing to answer
+        counts = served.setdefault(mid, {})
+        if counts.get(peer, 0) >= GOSSIP_RETRANSMISSION:
+            over += 1
+            continue
+        counts[peer] = counts.get(peer, 0) + 1
+        kept.append(wire)
+    return kept, over
+
+
+def _patch_ihave_bounds() -> None:
+    """Take at most MAX_IHAVE_MESSAGES IHAVEs and MAX_IHAVE_LENGTH message ids from a peer per
+    heartbeat, as GossipSub v1.1 says; the rest are ignored.
+
+    py-libp2p 0.8.1 takes 10 IHAVEs a second per peer *per topic* (a peer naming many topics gets
+    10 for each) and any number of ids in each: every id is looked up among the ids seen, and
+    those unseen are asked for by an IWANT of the same size back to the peer. The counts start
+    again at each heartbeat (`GossipSub.gossip_heartbeat`, once per heartbeat).
+    """
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    original_ihave, original_gossip = GossipSub.handle_ihave, GossipSub.gossip_heartbeat
+
+    async def handle_ihave(self: Any, ihave_msg: Any, sender_peer_id: Any) -> None:
+        taken = self.__dict__.setdefault("ihave_taken", {})
+        messages, ids = taken.get(sender_peer_id, (0, 0))
+        room = MAX_IHAVE_LENGTH - ids
+        if messages >= MAX_IHAVE_MESSAGES or room <= 0:
+            log.warning("gossip: %s sent over %d IHAVEs or %d ids in a heartbeat; ignored",
+                        sender_peer_id, MAX_IHAVE_MESSAGES, MAX_IHAVE_LENGTH)
+            return
+        if len(ihave_msg.messageIDs) > room:
+            del ihave_msg.messageIDs[room:]
+        taken[sender_peer_id] = (messages + 1, ids + len(ihave_msg.messageIDs))
+        await original_ihave(self, ihave_msg, sender_peer_id)
+
+    def gossip_heartbeat(self: Any) -> Any:
+        self.__dict__.get("ihave_taken", {}).clear()
+        return original_gossip(self)
+
+    handle_ihave.__doc__ = original_ihave.__doc__
+    gossip_heartbeat.__doc__ = original_gossip.__doc__
+    GossipSub.handle_ihave = handle_ihave           # type: ignore[method-assign]
+    GossipSub.gossip_heartbeat = gossip_heartbeat   # type: ignore[method-assign]
+
+
+def _patch_gossip_gate() -> None:
+    """Ignore IHAVE and IWANT from a peer whose score is below the gossip threshold.
+
+    GossipSub v1.1 (libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md, "Score Thresholds") and
+    go-libp2p ignore gossip from such a peer; py-libp2p 0.8.1's `handle_ihave` and `handle_iwant`
+    check no score, so a peer struck below it (-20: three strikes within 60 s) still got its
+    IWANTs answered and its IHAVEs asked for. Here they are dropped before py-libp2p's handlers
+    (and the bounds above) see them, and counted per kind in the router's `gossip_gated`. The
+    score is the whole score over this node's topics, as in `_patch_score_thresholds`.
+    """
+    from collections import Counter
+
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    original_ihave, original_iwant = GossipSub.handle_ihave, GossipSub.handle_iwant
+
+    def gated(self: Any, peer: Any, kind: str) -> bool:
+        scorer = self.scorer
+        if scorer is None or scorer.score(peer, list(self.mesh)) >= scorer.params.gossip_threshold:
+            return False
+        self.__dict__.setdefault("gossip_gated", Counter())[kind] += 1
+        log.warning("gossip: %s is below the gossip threshold; its %s ignored", peer, kind.upper())
+        return True
+
+    async def handle_ihave(self: Any, ihave_msg: Any, sender_peer_id: Any) -> None:
+        if not gated(self, sender_peer_id, "ihave"):
+            await original_ihave(self, ihave_msg, sender_peer_id)
+
+    async def handle_iwant(self: Any, iwant_msg: Any, sender_peer_id: Any) -> None:
+        if not gated(self, sender_peer_id, "iwant"):
+            await original_iwant(self, iwant_msg, sender_peer_id)
+
+    handle_ihave.__doc__ = original_ihave.__doc__
+    handle_iwant.__doc__ = original_iwant.__doc__
+    GossipSub.handle_ihave = handle_ihave   # type: ignore[method-assign]
+    GossipSub.handle_iwant = handle_iwant   # type: ignore[method-assign]
+
+
+def _patch_message_cache_ids() -> None:
+    """Key GossipSub's message cache by the pubsub's message id (node/gossip.py: the content
+    address), not by py-libp2p's `from + seqno`.
+
+    py-libp2p 0.8.1's MessageCache ignores the pubsub's `msg_id_constructor`: IHAVE advertised
+    `from + seqno` ids, which the receiving node looked up in its seen cache (content ids) and never
+    found, so it asked by IWANT for every record advertised to it, ones it held included (each
+    answer up to 1 MiB), and an IWANT by the content id (docs/PROTOCOL.md) was never answered.
+    Peers on the old keys still interoperate: their IHAVE ids are asked for and answered as
+    before, and ours are content ids, which their seen cache knows.
+    """
+    import libp2p.pubsub.mcache as mcache
+
+    from node.gossip import message_id
+
+    mcache.default_msg_id_fn = message_id
+
+
+def apply() -> None:
+    """Install the patches (node/patches.apply() calls this once)."""
+    _patch_message_cache_ids()
+    _patch_gossip_retransmission()
+    _patch_ihave_bounds()
+    _patch_gossip_gate()            # after the two above: a gated ask costs none of their budget
