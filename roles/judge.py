@@ -1,11 +1,12 @@
 """The judge: Claude scores other nodes' run samples against a short written rubric.
 
 A node with `ANTHROPIC_API_KEY` set judges, as part of its meta-analyst work, up to
-`PER_STEP` finished runs of the track that have samples, were written by other nodes and have no
-judgement by a trusted judge yet (trusted authors' runs first, then newest first). The samples
-are another peer's text, possibly hostile: the rubric and the rule that samples are data are the
-system prompt, and the samples go in one tagged JSON block they cannot break out of, bounded
-(roles/untrusted.py). Each answer must be exactly one JSON object of integer scores 0-10 for
+`PER_STEP` finished runs of the track whose samples continue exactly the harness's fixed prompts
+in order (node/harness/prompts.py; other samples were not written by the harness), were written
+by other nodes and have no judgement by a trusted judge yet (trusted authors' runs first, then
+newest first). The prompts sent are our own constant; the continuations are another peer's text,
+possibly hostile: the rubric and the rule that samples are data are the system prompt, and the
+samples go in one tagged JSON block they cannot break out of, bounded (roles/untrusted.py). Each answer must be exactly one JSON object of integer scores 0-10 for
 every criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge
 model, rubric version, scores, the run judged, the reason). A judgement is testimony like any
 record: it says what this node's judge thought, not that the run is good. API errors end judging
@@ -19,6 +20,7 @@ import os
 from typing import Any
 
 from memory import records as R
+from node.harness.prompts import MAX_TEXT_CHARS, PROMPTS
 from roles import evidence, untrusted
 from roles.context import Context
 from roles.deadline import DEFAULT_TOTAL_S, Deadline
@@ -30,11 +32,9 @@ DEFAULT_MODEL = "claude-sonnet-4-5"
 RUBRIC_VERSION = "stories-v2"     # v2: samples as a data block; hostile text scored low
 CRITERIA = ("coherence", "grammar", "on_story")
 PER_STEP = 2
-# What is sent of one run: the harness writes 4 samples of at most 600 characters after prompts
-# of under 40 (node/harness/samples.py); a record may hold 8 of 1200 after prompts of 200.
-MAX_SAMPLES = 4
-MAX_PROMPT_CHARS = 200
-MAX_TEXT_CHARS = 600
+# What is sent of one run: the harness's fixed prompts (ours, not the record's) and their
+# continuations cut to the harness's 600 characters (a record may hold 1200).
+MAX_SAMPLES = len(PROMPTS)
 MAX_BLOCK_CHARS = 8000          # the encoded block (a non-ASCII character encodes as 6)
 TAG = "samples"
 RUBRIC = """You judge short story continuations written by a very small language model trained on
@@ -80,11 +80,12 @@ def parse_judgement(text: str) -> tuple[dict[str, float], str]:
 
 
 def samples_block(samples: list[Any]) -> str:
-    """The samples as the judge reads them: one tagged block of JSON (roles/untrusted.py), at
-    most MAX_SAMPLES, each prompt and continuation bounded, the block within MAX_BLOCK_CHARS."""
-    sent = [{"prompt": untrusted.clean(_text(s, "prompt"), MAX_PROMPT_CHARS),
-             "continuation": untrusted.clean(_text(s, "text"), MAX_TEXT_CHARS)}
-            for s in samples[:MAX_SAMPLES]]
+    """The samples as the judge reads them: one tagged block of JSON (roles/untrusted.py) pairing
+    each of our fixed PROMPTS with the sample's continuation, bounded, the block within
+    MAX_BLOCK_CHARS. The record's own prompt text is never sent (unjudged_runs selected only runs
+    whose prompts equal PROMPTS)."""
+    sent = [{"prompt": prompt, "continuation": untrusted.clean(_text(s, "text"), MAX_TEXT_CHARS)}
+            for prompt, s in zip(PROMPTS, samples)]
     return untrusted.data_block(TAG, untrusted.fit(sent, MAX_BLOCK_CHARS))
 
 
@@ -94,17 +95,20 @@ def _text(sample: Any, field: str) -> str:
 
 
 def unjudged_runs(ctx: Context, limit: int = PER_STEP) -> list[dict[str, Any]]:
-    """Finished runs of the track by other nodes, with samples and no judgement by a trusted
-    judge yet: trusted authors' runs first, then newest first. A stranger's judgement is no
-    judgement here (free keys judging every run kept this node from judging any), and strangers'
-    runs stamped ahead come after the runs that count here."""
+    """Finished runs of the track by other nodes whose samples' prompts are exactly PROMPTS in
+    order, with no judgement by a trusted judge yet: trusted authors' runs first, then newest
+    first. The prompt test is in the query, before the LIMIT: samples that continue other text
+    were not written by the harness, and a peer's many such runs stamped newest would otherwise
+    fill every step. A stranger's judgement is no judgement here (free keys judging every run
+    kept this node from judging any), and strangers' runs stamped ahead come after the runs that
+    count here."""
     trusted = list(evidence.verdicts_of(ctx).trusted_authors)
     return ctx.rows(
         f"SELECT id, samples FROM valid_runs r WHERE track = ? AND status = 'ok' AND author <> ? "
-        f"AND samples IS NOT NULL AND json_array_length(samples) > 0 "
+        f"AND samples IS NOT NULL AND json_extract_string(samples, '$[*].prompt') = ?::VARCHAR[] "
         f"AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.run = r.id AND j.{AUTHOR_IN}) "
         f"ORDER BY r.{AUTHOR_IN} DESC, ts DESC, id LIMIT ?",
-        [ctx.track, ctx.me, trusted, trusted, limit])
+        [ctx.track, ctx.me, list(PROMPTS), trusted, trusted, limit])
 
 
 class ClaudeJudge:

@@ -12,6 +12,7 @@ train.py        batches, schedule, n-gram teacher, z-loss, the loop
 optim.py        AdamW / Muon param groups, embedding lr, weight EMA
 evaluate.py     val_bpb
 curve.py        the bounded loss curve (at most 64 evenly thinned points)
+prompts.py      the fixed sample prompts and sampling constants (no torch; the judge reads them)
 samples.py      deterministic samples from fixed prompts after training
 quality.py      offline quality measures of the samples (repetition, distinct-n, ...)
 feasibility.py  refusals before a run (memory, budget, time)

@@ -5,6 +5,7 @@ from the model's logits, on the run's device), each until a newline (the end of 
 paragraph) or `MAX_NEW_TOKENS`. The random draws
 come from one CPU generator seeded with `SAMPLE_SEED` and the logits are sampled on the CPU in
 float64, so the same model gives the same text, and two runs with the same seed the same samples.
+The prompts and constants are in prompts.py (no torch: the judge reads them).
 """
 from __future__ import annotations
 
@@ -13,14 +14,11 @@ from typing import Any
 
 import torch
 
-# Lower-case like the TinyStories tracks' text; a fixed set, so every run is read alike.
-PROMPTS = ("once upon a time,", "one day, a little girl named lily", "the dog was very hungry.",
-           "tom and his mom went to the park")
-SAMPLE_SEED = 1234
-TEMPERATURE = 0.8
-TOP_K = 40
-MAX_NEW_TOKENS = 120
-MAX_TEXT_CHARS = 600          # a record bound: 4 samples of at most 600 characters
+from node.harness.prompts import (MAX_NEW_TOKENS, MAX_TEXT_CHARS, PROMPTS, SAMPLE_SEED,
+                                  TEMPERATURE, TOP_K)
+
+__all__ = ["PROMPTS", "SAMPLE_SEED", "TEMPERATURE", "TOP_K", "MAX_NEW_TOKENS", "MAX_TEXT_CHARS",
+           "continue_texts", "write_samples"]
 
 
 def _next_token(logits: torch.Tensor, gen: torch.Generator) -> int:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from memory import codec, records as R, synthetic
+from node.harness.prompts import PROMPTS
 from roles.judge import CRITERIA, RUBRIC_VERSION, ClaudeJudge, make_judge, parse_judgement
 from roles.meta_analyst import MetaAnalyst, quality_effects
 from tests.roles.messages_server import Drip, MessagesServer
@@ -15,13 +16,18 @@ from tests.roles.simulated import BASE, TRACK, context
 GOOD = json.dumps({"coherence": 6, "grammar": 7, "on_story": 5, "reason": "Simple, mostly sensible."})
 
 
+def harness_body(seed: int, config=None, **fields) -> R.RunBody:
+    """A synthetic run whose samples continue the harness's fixed prompts, as the harness writes."""
+    body = synthetic.run_body(TRACK, dict(config or BASE), seed=seed, val_bpb=1.0 + 0.001 * seed,
+                              extras=True)
+    samples = [R.Sample(prompt=p, text=f" there was a dog named max {seed}.") for p in PROMPTS]
+    return R.RunBody.model_validate(body.model_dump() | {"samples": samples} | fields)
+
+
 def _runs(store, key, n: int, config=None, quality=None, start_seq: int = 1) -> list[R.Record]:
     records = []
     for i in range(n):
-        body = synthetic.run_body(TRACK, dict(config or BASE), seed=i, val_bpb=1.0 + 0.001 * i,
-                                  extras=True)
-        if quality is not None:
-            body = R.RunBody.model_validate(body.model_dump() | {"quality": quality})
+        body = harness_body(i, config, **({} if quality is None else {"quality": quality}))
         records.append(codec.sign(key, "run", start_seq + i, body))
     store.add(records)
     return records
@@ -43,7 +49,7 @@ def test_unjudged_runs_of_others_are_judged_once(store, keys) -> None:
     assert len(server.requests) == 4 and ctx.counters["judge_invalid_answers"] == 1
     sent = server.requests[0]["body"]
     assert sent["model"] == "claude-test" and "on_story" in sent["system"]
-    assert "once upon a time" in sent["messages"][0]["content"]
+    assert "once upon a time," in sent["messages"][0]["content"]
     rows = ctx.rows("SELECT run, judge, rubric, scores, author FROM judgements ORDER BY run")
     assert sorted(r["run"] for r in rows) == sorted(r.id for r in others)
     assert {(r["judge"], r["rubric"], r["author"]) for r in rows} == {
@@ -70,8 +76,7 @@ def test_strangers_judgements_and_runs_stamped_ahead_do_not_keep_trusted_runs_un
     store.add([codec.sign(judge_key, "judgement", i + 1, R.JudgementBody(run=r.id, **body))
                for i, r in enumerate(honest)])               # "already judged", by a free key
     ahead = codec.now_ms() + 100_000
-    store.add([codec.sign(runner_key, "run", i + 1, synthetic.run_body(
-        TRACK, dict(BASE), seed=i, val_bpb=1.0, extras=True), ts=ahead) for i in range(3)])
+    store.add([codec.sign(runner_key, "run", i + 1, harness_body(i), ts=ahead) for i in range(3)])
     with MessagesServer([GOOD, GOOD]) as server:
         assert judge(server.url).work(ctx) == 2
     rows = ctx.rows("SELECT run FROM judgements WHERE author = ?", [keys[0].peer_id])
