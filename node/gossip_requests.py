@@ -124,22 +124,36 @@ def _patch_gossip_gate() -> None:
     go-libp2p ignore gossip from such a peer; py-libp2p 0.8.1's `handle_ihave` and `handle_iwant`
     check no score, so a peer struck below it (-20: three strikes within 60 s) still got its
     IWANTs answered and its IHAVEs asked for. Here they are dropped before py-libp2p's handlers
-    (and the bounds above) see them, and counted per kind in the router's `gossip_gated`. The
-    score is the whole score over this node's topics, as in `_patch_score_thresholds`.
+    (and the bounds above) see them, and counted per kind in the router's `gossip_gated`; nor
+    does the heartbeat send such a peer IHAVE (`ihave_to`: its choice of recipients checked no
+    score either). The score is the whole score over this node's topics, as in
+    `_patch_score_thresholds`.
     """
     from collections import Counter
 
     from libp2p.pubsub.gossipsub import GossipSub
 
     original_ihave, original_iwant = GossipSub.handle_ihave, GossipSub.handle_iwant
+    original_gossip = GossipSub.gossip_heartbeat
+
+    def below(self: Any, peer: Any) -> bool:
+        scorer = self.scorer
+        return scorer is not None and \
+            scorer.score(peer, list(self.mesh)) < scorer.params.gossip_threshold
 
     def gated(self: Any, peer: Any, kind: str) -> bool:
-        scorer = self.scorer
-        if scorer is None or scorer.score(peer, list(self.mesh)) >= scorer.params.gossip_threshold:
+        if not below(self, peer):
             return False
         self.__dict__.setdefault("gossip_gated", Counter())[kind] += 1
         log.warning("gossip: %s is below the gossip threshold; its %s ignored", peer, kind.upper())
         return True
+
+    def gossip_heartbeat(self: Any) -> Any:
+        chosen = original_gossip(self)
+        for peer in [p for p in chosen if below(self, p)]:
+            del chosen[peer]                    # no IHAVE to it (counted; not logged: every heartbeat)
+            self.__dict__.setdefault("gossip_gated", Counter())["ihave_to"] += 1
+        return chosen
 
     async def handle_ihave(self: Any, ihave_msg: Any, sender_peer_id: Any) -> None:
         if not gated(self, sender_peer_id, "ihave"):
@@ -151,8 +165,10 @@ def _patch_gossip_gate() -> None:
 
     handle_ihave.__doc__ = original_ihave.__doc__
     handle_iwant.__doc__ = original_iwant.__doc__
+    gossip_heartbeat.__doc__ = original_gossip.__doc__
     GossipSub.handle_ihave = handle_ihave   # type: ignore[method-assign]
     GossipSub.handle_iwant = handle_iwant   # type: ignore[method-assign]
+    GossipSub.gossip_heartbeat = gossip_heartbeat   # type: ignore[method-assign]
 
 
 def _patch_message_cache_ids() -> None:

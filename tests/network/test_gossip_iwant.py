@@ -200,3 +200,29 @@ def test_gossip_from_a_peer_below_the_gossip_threshold_is_ignored() -> None:
     assert gated == {"ihave": 1, "iwant": 1}, gated
     assert normal["got"] == [(0).to_bytes(4, "big")] and list(map(len, normal["asked"])) == [1], \
         normal
+
+
+def test_no_ihave_is_sent_to_a_peer_below_the_gossip_threshold() -> None:
+    """GossipSub v1.1 emits no gossip to a peer below the gossip threshold; py-libp2p 0.8.1's
+    heartbeat chose IHAVE recipients without a score. Two subscribed peers outside the mesh, a
+    message in the cache: the heartbeat gossips to both, then, after three strikes of one, only
+    to the other. The router's own heartbeat on its own state; no network, no timing."""
+    from libp2p import new_host
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+
+    from node.peers import PeerBook
+
+    patches.apply()
+    book = PeerBook()
+    router, pubsub = gossip.make_router_and_pubsub(new_host(), book.app_score)
+    struck, honest = ID(os.urandom(34)), ID(os.urandom(34))
+    pubsub.peer_topics[TOPIC] = {struck, honest}
+    router.peer_protocol.update({struck: PROTOCOL_ID_V11, honest: PROTOCOL_ID_V11})
+    router.mesh[TOPIC] = set()
+    msg = rpc_pb2.Message(data=b"record", topicIDs=[TOPIC], seqno=b"1", from_id=b"author")
+    router.mcache.put(msg)
+    assert set(router.gossip_heartbeat()) == {struck, honest}
+    book.invalid(str(struck), 3)
+    assert set(router.gossip_heartbeat()) == {honest}
+    assert router.__dict__["gossip_gated"]["ihave_to"] == 1
