@@ -82,7 +82,9 @@ async def _start_mdns(net: NetHost, nursery: trio.Nursery) -> None:
         mdns = create_mdns_discovery(net.host.get_network(), listen_addrs=lan,
                                      private_network_fingerprint=fingerprint)
         mdns.start()
-    except OSError as exc:                      # no multicast on this machine: carry on without
+    except (OSError, RuntimeError) as exc:
+        # no multicast on this machine, or no interface up at all (zeroconf raises RuntimeError:
+        # it stopped a node with a traceback in a network namespace without one): carry on
         log.warning("mDNS unavailable: %s", exc)
         return
     send, receive = trio.open_memory_channel[Any](64)
