@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,49 @@ class ReadQuery:
     def cancel(self) -> None:
         """Stop the query now (from any thread); `run` then raises duckdb.InterruptException."""
         self.cancelled = True
-        self._cursor.interrupt()
+        with contextlib.suppress(duckdb.Error):        # its cursor may be closed already
+            self._cursor.interrupt()
+
+
+class Readers:
+    """The cursors that readers take from one root connection, so the root can close.
+
+    DuckDB 2 refuses to close a connection while a cursor made from it runs a query, in any
+    thread ("connection is busy with another call"): a node stopped while a dashboard request or
+    the background grouping read the memory failed to close it. `close` stops the running
+    queries (they raise duckdb.InterruptException) and takes no new ones.
+    """
+
+    def __init__(self, root: duckdb.DuckDBPyConnection) -> None:
+        self._root = root
+        self._live: weakref.WeakSet[ReadQuery] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def open(self) -> ReadQuery:
+        """A read on a cursor of its own; StoreError once the memory is closed."""
+        with self._lock:
+            if self._closed:
+                raise StoreError("the memory is closed")
+            query = ReadQuery(self._root.cursor())
+            self._live.add(query)
+        return query
+
+    def close(self, wait_s: float = 30.0) -> None:
+        """Close the root, stopping the queries still running on its cursors."""
+        with self._lock:
+            self._closed = True
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._root.close()
+                return
+            except duckdb.ResourceInUseException:
+                if time.monotonic() > deadline:
+                    raise StoreError("the memory could not be closed: a read would not stop") from None
+                for query in list(self._live):
+                    query.cancel()
+                time.sleep(0.01)
 
 
 def default_memory_limit() -> str:
@@ -225,7 +268,7 @@ class Store:
         self._con.execute("SET memory_limit = ?", [memory_limit or default_memory_limit()])
         # Readers' cursors are made from a connection that never writes, so making one never
         # waits for a batch being written on `_con`.
-        self._read_root = self._con.cursor()
+        self._readers = Readers(self._con.cursor())
         self._lock = threading.RLock()
         self._version = 0                      # bumped on every write; invalidates caches
         self._cache: dict[str, tuple[int, Any]] = {}
@@ -275,7 +318,7 @@ class Store:
     def close(self) -> None:
         """Checkpoint and close the file."""
         with self._lock:
-            self._read_root.close()
+            self._readers.close()
             self._con.close()
             self._signatures.close()
             if self._helpers is not None:
@@ -534,7 +577,7 @@ class Store:
 
     def read(self) -> ReadQuery:
         """A cancellable read on a cursor of its own (a consistent snapshot, no lock held)."""
-        return ReadQuery(self._read_root.cursor())
+        return self._readers.open()
 
     def query(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
         """Run a read-only SELECT (checked) on its own cursor and return all rows."""
@@ -674,20 +717,21 @@ class ReadOnlyMemory:
             raise StoreError(f"no memory at {self.path}")
         self._con = _connect(self.path, read_only=True)
         self._con.execute("SET memory_limit = ?", [default_memory_limit()])
+        self._readers = Readers(self._con)
 
     def query(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
         """Run a read-only SELECT (checked) and return all rows; QueryTimeout past `timeout_s`."""
-        return ReadQuery(self._con.cursor()).run(sql, params, timeout_s)
+        return self._readers.open().run(sql, params, timeout_s)
 
     def query_arrow(self, sql: str, params: Sequence[Any] = (),
                     timeout_s: float | None = None) -> pa.Table:
         """`query`, with the rows as an Arrow table (ReadQuery.run_arrow)."""
-        return ReadQuery(self._con.cursor()).run_arrow(sql, params, timeout_s)
+        return self._readers.open().run_arrow(sql, params, timeout_s)
 
     def stats(self) -> dict[str, Any]:
         """As `Store.stats`."""
         return {**memory_stats(self), "file_bytes": file_bytes(self.path)}
 
     def close(self) -> None:
-        """Close the file."""
-        self._con.close()
+        """Close the file, stopping the reads still running."""
+        self._readers.close()

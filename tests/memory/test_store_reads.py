@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from memory.sqlguard import UnsafeQuery
-from memory.store import QueryTimeout, ReadOnlyMemory, Store
+from memory.store import QueryTimeout, ReadOnlyMemory, Store, StoreError
 
 SLOW_SQL = "SELECT sum(hash(i)) FROM range(10000000000000) t(i)"
 
@@ -64,3 +65,28 @@ def test_a_cancelled_read_stops_and_the_memory_cap_is_set(tmp_path: Path) -> Non
     with pytest.raises(duckdb.Error, match='Referenced column "nope" not found'):
         store.query("SELECT nope FROM records")
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["store", "read-only"])
+def test_closing_stops_the_reads_still_running(tmp_path: Path, kind: str) -> None:
+    """DuckDB refuses to close a connection whose cursor runs a query in another thread: a node
+    stopped during a dashboard request or the background grouping failed to close its memory."""
+    Store(tmp_path / "m.duckdb", helpers=0).close()
+    memory = Store(tmp_path / "m.duckdb", helpers=0) if kind == "store" \
+        else ReadOnlyMemory(tmp_path / "m.duckdb")
+    ended: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            memory.query(SLOW_SQL)
+        except BaseException as exc:                 # noqa: BLE001 - what stopped it is checked
+            ended.append(exc)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)                              # most likely running by now; either way ...
+    memory.close()                               # ... closing neither raises nor waits for it
+    reader.join(60)
+    assert not reader.is_alive() and len(ended) == 1
+    assert isinstance(ended[0], (duckdb.InterruptException, StoreError))
+    with pytest.raises(StoreError, match="^the memory is closed$"):
+        memory.query("SELECT 1")
