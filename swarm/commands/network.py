@@ -318,7 +318,8 @@ def _offline_status(home: Optional[Path]) -> dict[str, Any]:
 
 
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Peers this node knows: who, where, when last seen, records received, rejected."""
+    """Peers this node knows: who, where, when last seen, records received, rejected (strikes and
+    gossip ignored, with why)."""
     found = _api_get(home, "/peers")
     running = found is not None
     if found is None:

@@ -23,11 +23,11 @@ async def _exchange(records: int, build: Any, size: int = 1024, later: Any = Non
                     ) -> tuple[dict[bytes, int], list[list[bytes]]]:
     """A node publishes `records` records of `size` bytes (plus one more, the sentinel); a raw
     peer, neither subscribed nor in its mesh, sends it one RPC, `build(ids, sentinel_id)`, which
-    must end with an IWANT for the sentinel (with `later(router)`, `build(ids, None)`, and the
-    sentinel is published once `later(router)` holds, and asked for by an RPC of its own). Returns how many times the peer
-    got each record (by its 4-byte index) and the id lists of the IWANTs the node sent it, once
-    the sentinel came: the node answers in order, its IWANTs (control) before records, so all
-    came by then."""
+    must end with an IWANT for the sentinel (with `later`, `build(ids, None)`; the sentinel is
+    published once `later(router)` holds and asked for by an RPC of its own). Returns how many
+    times the peer got each record (by its 4-byte index) and the id lists of the IWANTs the node
+    sent it, once the sentinel came: the node answers in order, its IWANTs (control) before
+    records, so all came by then."""
     from libp2p import new_host
     from libp2p.tools.anyio_service import background_trio_service
 
