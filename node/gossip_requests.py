@@ -126,8 +126,8 @@ def _iwant_credit(mcache: Any, peer: Any) -> int:
     asks for every cached message once gets it (honest catch-up), and over any stretch one peer
     is sent at most the bytes cached in it plus the cap: about 1x the publish rate, not 3x.
     """
-    cached, cap = mcache.__dict__.get("cached", 0), mcache.__dict__.get("nbytes", 0) + \
-        IWANT_ALLOWANCE_BYTES
+    cached = mcache.__dict__.get("cached", 0)
+    cap = mcache.__dict__.get("nbytes", 0) + IWANT_ALLOWANCE_BYTES
     tokens, mark = mcache.__dict__.get("credit", {}).get(peer, (cap, cached))
     return min(cap, tokens + cached - mark)
 
