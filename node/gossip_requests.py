@@ -2,7 +2,9 @@
 
 GossipSub v1.1 bounds them (libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md); py-libp2p 0.8.1 has
 only a rate of 10 a second per peer (per topic, for IHAVE). Applied by node/patches.apply() with
-the other patches; the limits are listed in docs/PROTOCOL.md, "Gossip: new records".
+the other patches; the limits are listed in docs/PROTOCOL.md, "Gossip: new records". The ids a
+peer sends past them are counted by reason (`_refused`): node/host.py adds them to `rejections`
+and to the peer's row of `swarm peers` (`gossip_ignored`).
 """
 from __future__ import annotations
 
@@ -16,20 +18,46 @@ log = logging.getLogger(__name__)
 GOSSIP_RETRANSMISSION = 3       # times one peer is sent one cached message by IWANT
 MAX_IHAVE_LENGTH = 5000         # message ids taken from one peer's IHAVEs per heartbeat
 MAX_IHAVE_MESSAGES = 10         # IHAVE messages taken from one peer per heartbeat
+# Bytes of IWANT answers one peer may get past the bytes this node caches (publishes or forwards):
+# a few re-asks of lost answers (4 RPCs at gossip.MAX_RPC_BYTES); see `_iwant_credit`
+IWANT_ALLOWANCE_BYTES = 1 << 20
+
+# Why a peer's gossip was ignored: the reasons counted in `rejections` and in its row of
+# `swarm peers` (`gossip_ignored`); each counts the message ids ignored
+GATED = "gossip_gate"             # IHAVE / IWANT from a peer below the gossip threshold
+RETRANSMITTED = "iwant_retransmit"  # IWANT asks of a message sent GOSSIP_RETRANSMISSION times
+OVER_BUDGET = "iwant_budget"      # IWANT asks past the peer's byte credit (`_iwant_credit`)
+IHAVE_CAPPED = "ihave_cap"        # IHAVE ids past MAX_IHAVE_MESSAGES / MAX_IHAVE_LENGTH
+
+
+def _refused(router: Any, peer: Any, reason: str, ids: int) -> None:
+    """Count `ids` message ids of `peer`'s gossip ignored for `reason`: in the router's
+    `gossip_refused` and through `router.on_gossip_refused(peer_id, reason, ids)` when set
+    (node/host.py: the peer's row and `rejections`; it must not raise)."""
+    from collections import Counter
+
+    router.__dict__.setdefault("gossip_refused", Counter())[reason] += ids
+    hook = getattr(router, "on_gossip_refused", None)
+    if hook is not None:
+        hook(str(peer), reason, ids)
 
 
 def _patch_gossip_retransmission() -> None:
-    """Answer an IWANT for a message at most GOSSIP_RETRANSMISSION times per peer.
+    """Answer an IWANT for a message at most GOSSIP_RETRANSMISSION times per peer, and with at most
+    the peer's byte credit (`_iwant_credit`).
 
     py-libp2p 0.8.1's `GossipSub.handle_iwant` answers every cached id each time it is asked (the
     same id listed twice in one IWANT: twice); its only bound is 10 IWANTs a second per peer, each
     naming any number of ids. 10 peers asking 4 times a second for the newest 70 records made the
-    node copy 60,211 records (3.5 GiB) into answers while it published 400; now 12,000
-    (swarm/bench/stucksub.py `--iwant 10 --iwant-reads`). GossipSub v1.1's message cache counts
-    the times each message was sent to each peer by IWANT and ignores the asks past
-    GossipSubGossipRetransmission (3). Here the ids past it, and those not cached (nothing to
-    answer), leave the IWANT before py-libp2p's handler sees it; a message's counts leave the
-    cache with it (`MessageCache.shift`).
+    node copy 60,211 records (3.5 GiB) into answers while it published 400; 12,000 with the
+    retransmission bound alone, 3 times the publish rate per peer; 4,170 (1.04 times) with the
+    credit too (swarm/bench/stucksub.py `--iwant 10 --iwant-reads`). GossipSub v1.1's message
+    cache counts the times each message was sent to each peer by IWANT and ignores the asks past
+    GossipSubGossipRetransmission (3); the credit is this node's own (docs/PROTOCOL.md, "Gossip:
+    new records"). Here the ids past either bound, and those not cached (nothing to answer),
+    leave the IWANT before py-libp2p's handler sees it, the ignored ones counted (`_refused`);
+    a message's counts and bytes leave the cache with it (`MessageCache.shift`), a peer's credit
+    with the peer (`GossipSub.remove_peer`).
     An ask that py-libp2p's own rate limit then drops still counts: only a peer past 10 IWANTs a
     second loses a retransmission, never an honest one.
     """
@@ -37,53 +65,103 @@ def _patch_gossip_retransmission() -> None:
     from libp2p.pubsub.mcache import MessageCache
     from libp2p.pubsub.pb import rpc_pb2
 
-    original_iwant, original_shift = GossipSub.handle_iwant, MessageCache.shift
+    original_iwant, original_remove = GossipSub.handle_iwant, GossipSub.remove_peer
+    original_put, original_shift = MessageCache.put, MessageCache.shift
 
     async def handle_iwant(self: Any, iwant_msg: Any, sender_peer_id: Any) -> None:
         asked = list(iwant_msg.messageIDs)
-        kept, over = _ration_iwant(self.mcache, asked, sender_peer_id)
+        kept, over, poor = _ration_iwant(self.mcache, asked, sender_peer_id)
         if over:
             log.warning("gossip: %s asked by IWANT for cached records it was sent %d times "
                         "already; %d ask(s) ignored", sender_peer_id, GOSSIP_RETRANSMISSION, over)
+            _refused(self, sender_peer_id, RETRANSMITTED, over)
+        if poor:
+            log.warning("gossip: %s asked by IWANT for more bytes than this node cached since; "
+                        "%d ask(s) ignored", sender_peer_id, poor)
+            _refused(self, sender_peer_id, OVER_BUDGET, poor)
         if kept:
             await original_iwant(self, rpc_pb2.ControlIWant(messageIDs=kept), sender_peer_id)
 
+    def remove_peer(self: Any, peer_id: Any) -> None:
+        self.mcache.__dict__.get("credit", {}).pop(peer_id, None)
+        original_remove(self, peer_id)
+
+    def put(self: Any, msg: Any) -> None:
+        held = len(self.msgs)
+        original_put(self, msg)
+        if len(self.msgs) > held:               # new to the cache (a repeat is not stored)
+            _count_cached(self, msg.ByteSize())
+
     def shift(self: Any) -> None:
-        served = getattr(self, "served", None)
-        if served:
-            for entry in self.history[-1]:
-                served.pop(entry.mid, None)
+        served = self.__dict__.get("served", {})
+        for entry in self.history[-1]:
+            served.pop(entry.mid, None)
+            msg = self.msgs.get(entry.mid)
+            if msg is not None:
+                self.__dict__["nbytes"] = self.__dict__.get("nbytes", 0) - msg.ByteSize()
         original_shift(self)
 
-    handle_iwant.__doc__ = original_iwant.__doc__
-    shift.__doc__ = original_shift.__doc__
+    for new, old in ((handle_iwant, original_iwant), (remove_peer, original_remove),
+                     (put, original_put), (shift, original_shift)):
+        new.__doc__ = old.__doc__
     GossipSub.handle_iwant = handle_iwant   # type: ignore[method-assign]
+    GossipSub.remove_peer = remove_peer     # type: ignore[method-assign]
+    MessageCache.put = put                  # type: ignore[method-assign]
     MessageCache.shift = shift              # type: ignore[method-assign]
 
 
-def _ration_iwant(mcache: Any, asked: list[Any], peer: Any) -> tuple[list[Any], int]:
-    """The ids of `asked` (wire form) to answer `peer`, each counted as sent once more; and how
-    many asks of cached messages were over GOSSIP_RETRANSMISSION."""
+def _count_cached(mcache: Any, size: int) -> None:
+    """Note `size` more bytes in `mcache`: those it holds (`nbytes`) and all it ever took
+    (`cached`, which `_iwant_credit` compares)."""
+    mcache.__dict__["nbytes"] = mcache.__dict__.get("nbytes", 0) + size
+    mcache.__dict__["cached"] = mcache.__dict__.get("cached", 0) + size
+
+
+def _iwant_credit(mcache: Any, peer: Any) -> int:
+    """The bytes of cached messages `peer` may be sent by IWANT now.
+
+    A token bucket filled by what the node caches: a peer's credit grows by the bytes of every
+    message put into `mcache` (published or forwarded) since it last asked, up to the bytes the
+    cache holds plus IWANT_ALLOWANCE_BYTES, where a peer not seen before starts. So a peer that
+    asks for every cached message once gets it (honest catch-up), and over any stretch one peer
+    is sent at most the bytes cached in it plus the cap: about 1x the publish rate, not 3x.
+    """
+    cached = mcache.__dict__.get("cached", 0)
+    cap = mcache.__dict__.get("nbytes", 0) + IWANT_ALLOWANCE_BYTES
+    tokens, mark = mcache.__dict__.get("credit", {}).get(peer, (cap, cached))
+    return min(cap, tokens + cached - mark)
+
+
+def _ration_iwant(mcache: Any, asked: list[Any], peer: Any) -> tuple[list[Any], int, int]:
+    """The ids of `asked` (wire form) to answer `peer`, each counted as sent once more and paid
+    from its credit (`_iwant_credit`); how many asks of cached messages were over
+    GOSSIP_RETRANSMISSION; and how many were past the credit."""
     from libp2p.pubsub.utils import safe_bytes_from_hex
 
     served: dict[bytes, dict[Any, int]] = mcache.__dict__.setdefault("served", {})
-    kept, over = [], 0
+    credit = _iwant_credit(mcache, peer)
+    kept, over, poor = [], 0, 0
     for wire in asked:
         mid = safe_bytes_from_hex(wire)
-        if mid is None or mid not in mcache.msgs:
+        msg = None if mid is None else mcache.msgs.get(mid)
+        if msg is None:
             continue                    # unreadable or not cached: nothing to answer
         counts = served.setdefault(mid, {})
         if counts.get(peer, 0) >= GOSSIP_RETRANSMISSION:
             over += 1
-            continue
-        counts[peer] = counts.get(peer, 0) + 1
-        kept.append(wire)
-    return kept, over
+        elif msg.ByteSize() > credit:
+            poor += 1
+        else:
+            credit -= msg.ByteSize()
+            counts[peer] = counts.get(peer, 0) + 1
+            kept.append(wire)
+    mcache.__dict__.setdefault("credit", {})[peer] = (credit, mcache.__dict__.get("cached", 0))
+    return kept, over, poor
 
 
 def _patch_ihave_bounds() -> None:
     """Take at most MAX_IHAVE_MESSAGES IHAVEs and MAX_IHAVE_LENGTH message ids from a peer per
-    heartbeat, as GossipSub v1.1 says; the rest are ignored.
+    heartbeat, as GossipSub v1.1 says; the ids of the rest are ignored and counted (`_refused`).
 
     py-libp2p 0.8.1 takes 10 IHAVEs a second per peer *per topic* (a peer naming many topics gets
     10 for each) and any number of ids in each: every id is looked up among the ids seen, and
@@ -101,8 +179,10 @@ def _patch_ihave_bounds() -> None:
         if messages >= MAX_IHAVE_MESSAGES or room <= 0:
             log.warning("gossip: %s sent over %d IHAVEs or %d ids in a heartbeat; ignored",
                         sender_peer_id, MAX_IHAVE_MESSAGES, MAX_IHAVE_LENGTH)
+            _refused(self, sender_peer_id, IHAVE_CAPPED, len(ihave_msg.messageIDs))
             return
         if len(ihave_msg.messageIDs) > room:
+            _refused(self, sender_peer_id, IHAVE_CAPPED, len(ihave_msg.messageIDs) - room)
             del ihave_msg.messageIDs[room:]
         taken[sender_peer_id] = (messages + 1, ids + len(ihave_msg.messageIDs))
         await original_ihave(self, ihave_msg, sender_peer_id)
@@ -124,7 +204,8 @@ def _patch_gossip_gate() -> None:
     go-libp2p ignore gossip from such a peer; py-libp2p 0.8.1's `handle_ihave` and `handle_iwant`
     check no score, so a peer struck below it (-20: three strikes within 60 s) still got its
     IWANTs answered and its IHAVEs asked for. Here they are dropped before py-libp2p's handlers
-    (and the bounds above) see them, and counted per kind in the router's `gossip_gated`; nor
+    (and the bounds above) see them, and counted per kind in the router's `gossip_gated` (their
+    ids as GATED by `_refused`); nor
     does the heartbeat send such a peer IHAVE (`ihave_to`: its choice of recipients checked no
     score either). The score is the whole score over this node's topics, as in
     `_patch_score_thresholds`.
@@ -141,11 +222,12 @@ def _patch_gossip_gate() -> None:
         return scorer is not None and \
             scorer.score(peer, list(self.mesh)) < scorer.params.gossip_threshold
 
-    def gated(self: Any, peer: Any, kind: str) -> bool:
+    def gated(self: Any, peer: Any, kind: str, ids: int) -> bool:
         if not below(self, peer):
             return False
         self.__dict__.setdefault("gossip_gated", Counter())[kind] += 1
         log.warning("gossip: %s is below the gossip threshold; its %s ignored", peer, kind.upper())
+        _refused(self, peer, GATED, ids)
         return True
 
     def gossip_heartbeat(self: Any) -> Any:
@@ -156,11 +238,11 @@ def _patch_gossip_gate() -> None:
         return chosen
 
     async def handle_ihave(self: Any, ihave_msg: Any, sender_peer_id: Any) -> None:
-        if not gated(self, sender_peer_id, "ihave"):
+        if not gated(self, sender_peer_id, "ihave", len(ihave_msg.messageIDs)):
             await original_ihave(self, ihave_msg, sender_peer_id)
 
     async def handle_iwant(self: Any, iwant_msg: Any, sender_peer_id: Any) -> None:
-        if not gated(self, sender_peer_id, "iwant"):
+        if not gated(self, sender_peer_id, "iwant", len(iwant_msg.messageIDs)):
             await original_iwant(self, iwant_msg, sender_peer_id)
 
     handle_ihave.__doc__ = original_ihave.__doc__

@@ -88,6 +88,7 @@ class NetHost:
         router, self.pubsub = gossip.make_router_and_pubsub(self.host, self.peers.app_score)
         self.pubsub.on_invalid_rpc = self._count_invalid      # read by node/patches.py
         self.pubsub.on_score_gate = self._score_gated                # read by node/patches.py
+        router.on_gossip_refused = self._gossip_refused       # read by node/gossip_requests.py
         listen = [_multiaddr(addr) for addr in self.config.listen]
         try:
             async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
@@ -278,6 +279,12 @@ class NetHost:
         sending must still reach the ban, which the gate would otherwise spare it)."""
         self.tally.add("score_gate")
         self._count_invalid(peer_id)
+
+    def _gossip_refused(self, peer_id: str, reason: str, ids: int) -> None:
+        """`ids` message ids of `peer_id`'s IHAVE / IWANT were ignored for `reason`: counted in
+        `rejections` and in its row of `swarm peers`; not a strike (node/gossip_requests.py)."""
+        self.tally.add(reason, ids)
+        self.peers.ignored(peer_id, reason, ids)
 
     def _count_invalid(self, peer_id: str) -> None:
         if self.peers.invalid(peer_id) and self.nursery is not None:

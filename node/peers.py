@@ -44,7 +44,8 @@ class PeerState:
     first_seen: float = 0.0
     last_seen: float = 0.0
     received: int = 0               # records from this peer that were new to us
-    rejected: int = 0               # invalid records or protocol violations
+    rejected: int = 0               # invalid records or protocol violations (strikes)
+    gossip_ignored: dict[str, int] = field(default_factory=dict)  # reason: ids (no strike)
     last_sync: float | None = None
     banned_until: float | None = None
     recent_invalid: list[float] = field(default_factory=list)
@@ -120,6 +121,14 @@ class PeerBook:
                 state.recent_invalid = []
                 return True
             return False
+
+    def ignored(self, peer_id: str, reason: str, count: int) -> None:
+        """Count `count` message ids of `peer_id`'s IHAVE / IWANT ignored for `reason`
+        (node/gossip_requests.py: the gossip threshold, GossipSub's bounds); no strike: an honest
+        peer can pass those bounds now and then."""
+        with self._lock:
+            ignored = self._get(peer_id).gossip_ignored
+            ignored[reason] = ignored.get(reason, 0) + count
 
     def app_score(self, peer_id: str) -> float:
         """This node's opinion of `peer_id` for GossipSub scoring (P6): minus STRIKE_SCORE per

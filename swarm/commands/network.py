@@ -318,7 +318,8 @@ def _offline_status(home: Optional[Path]) -> dict[str, Any]:
 
 
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """Peers this node knows: who, where, when last seen, records received, rejected."""
+    """Peers this node knows: who, where, when last seen, records received, rejected (strikes and
+    gossip ignored, with why)."""
     found = _api_get(home, "/peers")
     running = found is not None
     if found is None:
@@ -330,10 +331,22 @@ def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     # 80 columns: the peer id's tail (all start 12D3KooW), times as MM-DD HH:MM UTC
     print_table("peers", ["peer", "link", "last seen", "recv", "rej", "addr"],
                 [(short_peer(p["peer_id"]), _link(p), when(_ms(p.get("last_seen"))),
-                  p.get("received", ""), p.get("rejected", ""),
+                  p.get("received", ""), _rejected_cell(p),
                   (p.get("addrs") or [""])[0].split("/p2p/")[0])
                  for p in found],
                 empty="none known yet" if running else "none known (is `swarm join` running?)")
+
+
+def _rejected_cell(peer: dict[str, Any]) -> str:
+    """The `rej` cell: the peer's strikes plus the ids of its gossip this node ignored, and the
+    commonest reason of those (`12 iwant_budget`); '' when a saved peer says nothing."""
+    ignored = peer.get("gossip_ignored")
+    ignored = ignored if isinstance(ignored, dict) else {}
+    strikes = peer.get("rejected")
+    if not ignored:
+        return "" if strikes is None else str(strikes)
+    total = (strikes if isinstance(strikes, int) else 0) + sum(ignored.values())
+    return f"{total} {max(ignored, key=ignored.__getitem__)}"
 
 
 def _link(peer: dict[str, Any]) -> str:
