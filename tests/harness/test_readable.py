@@ -52,8 +52,20 @@ def test_quality_measures() -> None:
     assert 0 < q["distinct_1"] < 1 and 0 < q["distinct_2"] < 1
     assert q["ends_sentence"] == 0.5                                  # `zorbly` ends mid-sentence
     assert q["unknown_words"] == pytest.approx(1 / (36 + 12), abs=1e-6)
-    assert quality.measure([], vocab)["unknown_words"] == 0.0
+    assert quality.measure([], vocab) == {}
     assert quality.SENTENCE_END.search('she said, "hi."') and not quality.SENTENCE_END.search("and")
+
+
+def test_a_measure_with_nothing_to_measure_is_left_out_not_zero() -> None:
+    """A model that writes nothing (a newline at once after every prompt) scored the best
+    repetition (0) and unknown-word rate (0) there are, and the meta-analyst fitted them so."""
+    vocab = {"the", "dog", "ran"}
+    assert quality.measure(["", "", "", ""], vocab) == {"ends_sentence": 0.0}
+    short = quality.measure(["the dog.", "", "", "ran"], vocab)     # words, but no 4-word run
+    assert "repetition" not in short and short["unknown_words"] == 0.0
+    assert short["distinct_1"] == 1.0 and short["ends_sentence"] == 0.25
+    assert quality.measure(["the"] * 4, vocab)["distinct_1"] == 0.25 and \
+        "distinct_2" not in quality.measure(["the"] * 4, vocab)
 
 
 def test_training_vocabulary_is_cached_beside_the_tokens(tmp_path) -> None:
