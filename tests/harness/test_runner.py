@@ -127,10 +127,14 @@ def test_fallback_context_does_not_load_torch(visible: str, accelerator: str) ->
     ("crash", "crash", "SIGABRT"),
     ("raise", "crash", "injected failure"),
     ("nan", "nan", "loss is nan"),
+    # finite training losses, NaN weights after the last update: the child's result did not
+    # validate, it died with a traceback and the run read "crash: ... errors.pydantic.dev/..."
+    ("nan_eval", "nan", "val_bpb is nan"),
 ])
 def test_failures_become_results(run, fault: str, status: str, error: str) -> None:
     res = run(fault=fault)
     assert res.status == status and error in res.error
+    assert res.samples == [] and res.quality is None          # no samples from a failed run
     assert to_run_body(res, "manual").status == status
 
 
