@@ -144,3 +144,38 @@ def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> N
         finally:
             browser.open("about:blank")             # its event stream ends before the server
     store.close()
+
+
+QUALITY = ("Array.from(document.querySelectorAll('table[data-table=run] td[data-key=quality]'))"
+           ".map(td => [td.previousElementSibling.textContent, Number(td.dataset.value)])")
+SAMPLES = "Array.from(document.querySelectorAll('pre.sample')).map(p => p.textContent)"
+
+
+def test_a_run_page_shows_its_samples_and_their_quality_beside_val_bpb(
+        home: Path, browser: Browser) -> None:
+    """The run page showed the samples but none of the quality measures stored beside val_bpb
+    (the issue: quality beside val_bpb, samples on the dashboard). A stranger's measure name is
+    text; a measure the harness left out (nothing to measure) is simply absent."""
+    from memory import codec, records as R
+    (key,) = synthetic.keypairs(1, seed=7)
+    body = synthetic.run_body("t", {"lr": 0.003}, seed=1, val_bpb=1.25, extras=True)
+    quality = {"distinct_1": 0.25, "ends_sentence": 0.0, "<b>odd</b>": 0.5}
+    one = codec.sign(key, "run", 1, R.RunBody.model_validate(
+        body.model_dump() | {"quality": quality}))
+    bare = codec.sign(key, "run", 2, synthetic.run_body("t", {"lr": 0.003}, 2, 1.26))
+    with Store(memory_path(home), helpers=0) as store:
+        store.add([one, bare])
+    for url in _serve(home):
+        browser.open(url + "runs/" + one.id)
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.errors() == []
+        assert browser.evaluate(_values("run", "val_bpb")) == [1.25]
+        assert browser.evaluate(QUALITY) == [[f"quality: {k}", v] for k, v in sorted(quality.items())]
+        assert not browser.evaluate("!!document.querySelector('main b')")    # the name is text
+        shown = cli_json("show", one.id, "--home", str(home))["body"]["samples"]
+        assert browser.evaluate(SAMPLES) == [s["prompt"] + "▸" + s["text"] for s in shown]
+        assert shown and "there was a little dog named max." in browser.evaluate(SAMPLES)[0]
+        browser.open(url + "runs/" + bare.id)                      # a run without them
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.evaluate(QUALITY) == [] and browser.evaluate(SAMPLES) == []
+        browser.open("about:blank")
