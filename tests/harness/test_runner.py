@@ -144,6 +144,7 @@ def test_hang_becomes_timeout_and_the_whole_tree_dies(run, tmp_path, monkeypatch
     monkeypatch.setenv("SWARM_HARNESS_FAULT_PIDS", str(pids))
     res = run(fault="hang", timeout_s=15)
     assert res.status == "timeout" and "15 s" in res.error
+    assert res.samples == [] and res.quality is None        # samples are an ok run's only
     # the run had started a grandchild in a session of its own (not in the run's process group)
     (grandchild,) = [int(p) for p in pids.read_text().split()]
     deadline = time.monotonic() + 120
