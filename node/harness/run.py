@@ -246,7 +246,8 @@ def readable(trainer: Any, plan: Plan, spec: RunSpec) -> dict[str, Any]:
     samples = write_samples(trainer.eval_model, plan.tokenizer, spec.config.seq_len, plan.device,
                             trainer.autocast)
     vocab = training_vocabulary(Path(spec.train_tokens), plan.tokenizer)
-    return {"samples": samples, "quality": measure([s["text"] for s in samples], vocab) or None}
+    quality = measure([s["text"] for s in samples], vocab, [s["prompt"] for s in samples])
+    return {"samples": samples, "quality": quality or None}
 
 
 def execute(spec: RunSpec, started: float,

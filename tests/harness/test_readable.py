@@ -68,6 +68,14 @@ def test_a_measure_with_nothing_to_measure_is_left_out_not_zero() -> None:
         "distinct_2" not in quality.measure(["the"] * 4, vocab)
 
 
+def test_a_sample_that_ends_its_paragraph_where_its_prompt_ends_a_sentence_ends_one() -> None:
+    """"the dog was very hungry." and a newline at once: the paragraph ended after a whole
+    sentence (measured on the continuation alone it read as stopping mid-sentence)."""
+    prompts = ["the dog was very hungry.", "once upon a time,"]
+    assert quality.measure(["", ""], set(), prompts)["ends_sentence"] == 0.5
+    assert quality.measure([" and", " there was a dog."], set(), prompts)["ends_sentence"] == 0.5
+
+
 def test_training_vocabulary_is_cached_beside_the_tokens(tmp_path) -> None:
     text = "once upon a time there was a girl named lily. she liked the sun.\n" * 50
     tok = train_bpe(text, 300)
