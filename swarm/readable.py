@@ -10,10 +10,6 @@ from swarm.output import plain_text, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
-MAX_JUDGEMENTS = 20                             # shown per run (any key may judge it)
-JUDGEMENTS_SQL = ("SELECT id, author, ts, judge, rubric, scores, reason FROM judgements "
-                  "WHERE run = ? AND author NOT IN (SELECT author FROM equivocations) "
-                  "ORDER BY ts, id LIMIT ?")
 
 
 def print_judgements(console: Console, judgements: list[dict[str, Any]]) -> None:

@@ -171,7 +171,7 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
             held = Conclusions(reader, home)
             here = held.explain(record)
             if record.kind == "run":
-                judged = _judgements(reader, held, record.id)
+                judged = held.judgements(record.id)
     out: dict[str, Any] = {"id": record.id, **record.envelope()}
     if status is not None:
         out["claim_status"] = status
@@ -197,17 +197,6 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         print_record_json({"claim_status": status})
     if here is not None:
         print_record_json({"here": here})
-
-
-def _judgements(reader: Any, held: Any, run_id: str) -> list[dict[str, Any]]:
-    """The run's `judgement` records (equivocators' left out), oldest first, each marked
-    trusted or not here."""
-    from swarm.readable import JUDGEMENTS_SQL, MAX_JUDGEMENTS
-
-    rows = as_dicts(run_query(reader, JUDGEMENTS_SQL, [run_id, MAX_JUDGEMENTS]))
-    trust = held.trust_state()
-    return [{**r, "scores": json.loads(r["scores"]) if isinstance(r["scores"], str) else r["scores"],
-             "trusted": trust.trusted(r["author"])} for r in rows]
 
 
 SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API's default is 5 s

@@ -449,6 +449,17 @@ var swarmDashboard = (function () {
         data.samples.map(function (x) {
           return el("pre", {"class": "sample"}, [x.prompt + "▸" + x.text]); })));
     }
+    if (data.judgements && data.judgements.length) {
+      // testimony: what each node's LLM judge said of the samples; a judge not trusted here is red
+      main.appendChild(section("Judgements of the samples", [table(
+        ["judge", "trust", "scores", "model", "rubric", "reason"],
+        data.judgements.map(function (j) {
+          var scores = Object.keys(j.scores || {}).sort().map(function (k) {
+            return k + " " + j.scores[k]; }).join(", ");
+          return [peerTag(j.author), marked(j.trusted ? "trusted" : "untrusted", !j.trusted),
+                  scores, j.judge, j.rubric, j.reason];
+        }), "judgements")]));
+    }
   }
 
   function claim(data, main) {
