@@ -10,6 +10,7 @@ from pathlib import Path
 
 from memory.canonical import digest_hex, pack
 from memory.records import Hardware, NodeBody
+from node.harness.hardware import cpu_name, memory_total
 
 NODE_RECORD_FILE = "node_record.hash"
 
@@ -20,20 +21,13 @@ def name() -> str:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()[:400]
-    except OSError:
-        pass
-    return (platform.processor() or platform.machine())[:400] or "unknown cpu"
+    return cpu_name()[:400] or "unknown cpu"
 
 
 def _memory_gb() -> float:
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return 0.0
+    """Total RAM through psutil, as the harness reads it (os.sysconf has no page counts on
+    Windows: the node record said 0 GB there)."""
+    return round(memory_total() / 2**30, 1)
 
 
 def hardware() -> Hardware:

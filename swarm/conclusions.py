@@ -115,6 +115,18 @@ class Conclusions:
         return [{c: _config(v) if c in ("effects", "refs") else v
                  for c, v in zip(result.columns, row)} for row in result.rows]
 
+    def judgements(self, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The `judgement` records of run `run_id` (equivocators' left out), oldest first, at most
+        `limit` (any key may judge a run), each marked `trusted` here or not: testimony."""
+        result = self.reader.query(
+            "SELECT id, author, ts, judge, rubric, scores, reason FROM judgements WHERE run = ? "
+            "AND author NOT IN (SELECT author FROM equivocations) ORDER BY ts, id LIMIT ?",
+            [run_id, limit])
+        trust = self.trust_state()
+        rows = [dict(zip(result.columns, row)) for row in result.rows]
+        return [{**r, "scores": _config(r["scores"]), "trusted": trust.trusted(r["author"])}
+                for r in rows]
+
     def leaderboard_rows(self, track: str | None, limit: int) -> list[dict[str, Any]]:
         """`swarm leaderboard --json`: configs ranked by the mean of their trusted, sane runs;
         configs with untrusted runs only follow, marked `trusted: false`, unranked."""

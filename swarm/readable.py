@@ -6,10 +6,21 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from swarm.output import plain_text
+from swarm.output import plain_text, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
+
+
+def print_judgements(console: Console, judgements: list[dict[str, Any]]) -> None:
+    """One line per `judgement` of a run: who judged (trusted here or not: a judgement is
+    testimony), the scores, the model and rubric, and the reason; every part any author's text."""
+    for j in judgements:
+        scores = ", ".join(f"{k} {v:g}" for k, v in sorted(j["scores"].items()))
+        standing = "trusted" if j["trusted"] else "untrusted"
+        console.print(plain_text(f"judged by {short_peer(j['author'])} ({standing}): {scores} "
+                                 f"({j['judge']}, {j['rubric']}): {j['reason']}"),
+                      soft_wrap=True)      # one line each, whatever the width (the terminal wraps)
 
 
 def print_run_readable(console: Console, body: dict[str, Any]) -> None:

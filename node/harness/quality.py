@@ -6,9 +6,15 @@ All in [0, 1], computed on lower-cased words:
   Welleck et al. 2019), averaged over samples; high = loops.
 - `distinct_1`, `distinct_2`: distinct words / words and distinct word pairs / pairs over all
   samples together (Li et al. 2016); low = a small, repetitive vocabulary.
-- `ends_sentence`: the share of samples that end with `.`, `!` or `?` (a quote may follow), i.e.
-  finished a paragraph instead of running into the length limit or stopping mid-sentence.
+- `ends_sentence`: the share of samples (prompt and continuation together) that end with `.`, `!`
+  or `?` (a quote may follow), i.e. finished a paragraph instead of running into the length
+  limit or stopping mid-sentence; a newline at once after a prompt that ends a sentence counts.
 - `unknown_words`: the share of generated words never seen in the training split; high = invented words.
+
+A measure with nothing to measure is left out, never 0: samples without a single 4-word run have
+no `repetition`, without words no `distinct_*` nor `unknown_words` (a model that writes nothing
+would otherwise score the best repetition and unknown-word rates, and the meta-analyst would
+count it so). `ends_sentence` is there whenever there are samples.
 
 The training split's word set is cached next to its token array (one pass over the decoded tokens).
 """
@@ -36,30 +42,35 @@ def _ngrams(seq: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
 
 
-def repetition(texts: Iterable[str], n: int = 4) -> float:
-    """Mean over samples of the share of word n-grams that repeat an earlier one."""
+def repetition(texts: Iterable[str], n: int = 4) -> float | None:
+    """Mean over samples of the share of word n-grams that repeat an earlier one (None: no
+    sample has n words)."""
     rates = []
     for text in texts:
         grams = _ngrams(words(text), n)
         if grams:
             rates.append(1 - len(set(grams)) / len(grams))
-    return sum(rates) / len(rates) if rates else 0.0
+    return sum(rates) / len(rates) if rates else None
 
 
-def distinct(texts: Iterable[str], n: int) -> float:
-    """Distinct word n-grams / all word n-grams, over every sample together."""
+def distinct(texts: Iterable[str], n: int) -> float | None:
+    """Distinct word n-grams / all word n-grams, over every sample together (None: none)."""
     grams = [g for text in texts for g in _ngrams(words(text), n)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    return len(set(grams)) / len(grams) if grams else None
 
 
-def measure(texts: Sequence[str], vocabulary: set[str]) -> dict[str, float]:
-    """Every measure of `texts` (the samples' generated parts); `vocabulary`: the training words."""
+def measure(texts: Sequence[str], vocabulary: set[str],
+            prompts: Sequence[str] = ()) -> dict[str, float]:
+    """Every measure of `texts` (the samples' generated parts) that is defined for them;
+    `vocabulary`: the training words; `prompts`: what each text continues (where a sample ends
+    is where its prompt ends when the model added nothing)."""
     generated = [w for text in texts for w in words(text)]
-    unknown = sum(w not in vocabulary for w in generated) / len(generated) if generated else 0.0
-    ends = sum(bool(SENTENCE_END.search(t)) for t in texts) / len(texts) if texts else 0.0
-    return {"repetition": round(repetition(texts), 6), "distinct_1": round(distinct(texts, 1), 6),
-            "distinct_2": round(distinct(texts, 2), 6), "ends_sentence": round(ends, 6),
-            "unknown_words": round(unknown, 6)}
+    unknown = sum(w not in vocabulary for w in generated) / len(generated) if generated else None
+    whole = [p + t for p, t in zip(list(prompts) + [""] * len(texts), texts)]
+    ends = sum(bool(SENTENCE_END.search(t)) for t in whole) / len(texts) if texts else None
+    values = {"repetition": repetition(texts), "distinct_1": distinct(texts, 1),
+              "distinct_2": distinct(texts, 2), "ends_sentence": ends, "unknown_words": unknown}
+    return {name: round(v, 6) for name, v in values.items() if v is not None}
 
 
 def training_vocabulary(train_tokens: Path, tokenizer: Any) -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import sys
@@ -77,6 +78,15 @@ def _fault(kind: str | None, model: Any):
             with torch.no_grad():
                 model.head.weight.fill_(float("nan"))
     return hit
+
+
+def _fault_after_training(kind: str | None, model: Any) -> None:
+    """Test-only (SWARM_HARNESS_FAULTS=1): `nan_eval` leaves the evaluated weights NaN after a
+    training loop whose losses were all finite (as an update at the last step can)."""
+    if kind == "nan_eval" and os.environ.get("SWARM_HARNESS_FAULTS") == "1":
+        import torch
+        with torch.no_grad():
+            model.head.weight.fill_(float("nan"))
 
 
 def exit_with_parent(interval_s: float = 1.0) -> None:
@@ -236,7 +246,8 @@ def readable(trainer: Any, plan: Plan, spec: RunSpec) -> dict[str, Any]:
     samples = write_samples(trainer.eval_model, plan.tokenizer, spec.config.seq_len, plan.device,
                             trainer.autocast)
     vocab = training_vocabulary(Path(spec.train_tokens), plan.tokenizer)
-    return {"samples": samples, "quality": measure([s["text"] for s in samples], vocab)}
+    quality = measure([s["text"] for s in samples], vocab, [s["prompt"] for s in samples])
+    return {"samples": samples, "quality": quality or None}
 
 
 def execute(spec: RunSpec, started: float,
@@ -249,6 +260,7 @@ def execute(spec: RunSpec, started: float,
 
     from node.harness.evaluate import evaluate_bpb
     from node.harness.hardware import describe
+    from node.harness.train import NonFinite
 
     plan, cfg = plan_run(spec), spec.config
     if plan.device.type == "cuda":        # the peak is the run's, not the peak-FLOP/s matmuls'
@@ -263,8 +275,11 @@ def execute(spec: RunSpec, started: float,
     ctx["software"] = _software(torch.__version__, plan.precision, trainer.compiled, spec.threads)
     if trainer.compile_error:                             # fell back to eager: say why
         ctx["software"]["compile_error"] = trainer.compile_error
+    _fault_after_training(spec.fault, trainer.eval_model)
     val = evaluate_bpb(trainer.eval_model, np.load(spec.eval_tokens), plan.tokenizer.token_bytes(),
                        cfg.seq_len, cfg.batch_size, plan.device, trainer.autocast())
+    if not math.isfinite(val):        # the last update can break weights its loss never saw
+        raise NonFinite(f"val_bpb is {val}: the trained weights give no finite loss")
     tps = out["timed_tokens"] / out["train_s"]        # a compiled run's step 0 left out
     metrics = {"val_bpb": val, "train_loss": out["train_loss"], "tokens": out["tokens"],
                "steps": out["steps"], "wall_s": before + time.perf_counter() - started,

@@ -13,7 +13,7 @@ Status = Literal["ok", "crash", "nan", "timeout", "refused"]
 # Training seconds between a run's checkpoints: at most this much training is lost to a hard kill
 # (kill -9, power loss); a stop the run is asked for checkpoints the step it is at (docs/HARNESS.md).
 CHECKPOINT_EVERY_S = 120.0
-FAULTS = ("crash", "raise", "hang", "oom", "nan", "stop", "slow")    # test-only, see run.py
+FAULTS = ("crash", "raise", "hang", "oom", "nan", "nan_eval", "stop", "slow")   # test-only: run.py
 
 
 class RunSpec(BaseModel):
@@ -37,7 +37,7 @@ class RunSpec(BaseModel):
     progress_every_s: float = Field(1.0, gt=0)
     visible_devices: str | None = Field(None, max_length=200,
                                         description="CUDA_VISIBLE_DEVICES of the child (one GPU per worker)")
-    fault: Literal["crash", "raise", "hang", "oom", "nan", "stop", "slow"] | None = None
+    fault: Literal["crash", "raise", "hang", "oom", "nan", "nan_eval", "stop", "slow"] | None = None
     checkpoint: str | None = Field(None, max_length=4096,
                                    description="the run's checkpoint file (resumed from if there)")
     checkpoint_every_s: float = Field(CHECKPOINT_EVERY_S, gt=0,

@@ -166,13 +166,19 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
             rows = as_dicts(run_query(reader, "SELECT status, verdict, p_value, q_value, "
                                       "confirmed, refuted FROM claim_status WHERE claim = ?", [record.id]))
             status = rows[0] if rows else {"status": "excluded (author equivocated)"}
+        judged = None
         with query_errors():
-            here = Conclusions(reader, home).explain(record)
+            held = Conclusions(reader, home)
+            here = held.explain(record)
+            if record.kind == "run":
+                judged = held.judgements(record.id)
     out: dict[str, Any] = {"id": record.id, **record.envelope()}
     if status is not None:
         out["claim_status"] = status
     if here is not None:
         out["here"] = here          # what this node concludes (docs/TRUST.md)
+    if judged is not None:
+        out["judgements"] = judged
     if json_out:
         return print_json(out)
     console.print(f"[bold]{record.kind}[/] {record.id}")
@@ -180,10 +186,11 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
     console.print(f"author {record.author}", soft_wrap=True, highlight=False)
     console.print(f"seq {record.seq}, {when(record.ts)} UTC", highlight=False)
     if record.kind == "run":
-        from swarm.readable import READABLE, print_run_readable
+        from swarm.readable import READABLE, print_judgements, print_run_readable
         # the samples, quality and curve once, as text for people (in full with --json)
         print_record_json({k: v for k, v in out["body"].items() if k not in READABLE})
         print_run_readable(console, out["body"])
+        print_judgements(console, judged or [])
     else:
         print_record_json(out["body"])
     if status is not None:

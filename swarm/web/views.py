@@ -380,8 +380,9 @@ def runs(c: Conclusions, track: str | None = None, status: str | None = None,
 
 
 def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
-    """One run in full: its body (with `curve` and `samples` when the harness stored them) and
-    `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`).
+    """One run in full: its body (with `curve` and `samples` when the harness stored them),
+    `here`: whether it counts as evidence here, and why not (`swarm show --json`'s `here`), and
+    its `judgements`, each judge trusted here or not (`swarm show --json`'s `judgements`).
     `run_id` may be a unique prefix."""
     run_id = full_id(c, "run", run_id) or ""
     reader = c.reader
@@ -396,7 +397,8 @@ def run(c: Conclusions, run_id: str) -> dict[str, Any] | None:
     base = track_base(base_configs(reader), record.body.track)
     return {"id": record.id, "author": record.author, "ts": record.ts, "body": body,
             "diff": config_diff(body.get("config"), base), "curve": body.get("curve"),
-            "samples": body.get("samples"), "here": c.explain(record)}
+            "samples": body.get("samples"), "here": c.explain(record),
+            "judgements": c.judgements(record.id)}
 
 
 def trust(c: Conclusions) -> dict[str, Any]:

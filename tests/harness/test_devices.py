@@ -37,3 +37,42 @@ def test_the_starter_makes_one_named_work_per_device() -> None:
     assert [w.device for w in works] == ["0", "1"]
     assert [w.thread.name for w in works] == ["worker-gpu0", "worker-gpu1"]
     assert all(w.join(5) for w in works)
+
+
+def test_each_gpu_workers_runs_are_processes_of_their_own_pinned_to_its_gpu(
+        track, home, corpus, monkeypatch) -> None:
+    """The whole path on a box that says it has 2 GPUs (`gpu_count`, the count torch would give,
+    is the one thing faked; the GPUs are those CUDA_VISIBLE_DEVICES lists): the starter makes one
+    worker per GPU, and each worker's run is a training process of its own whose environment
+    names only that worker's GPU. No CUDA here, so the runs train on the CPU; the workers take
+    turns only so that each run's process is the one harness child alive while it is read."""
+    import threading
+
+    import psutil
+
+    from roles.harness_runner import HarnessRunner
+    from swarm import node_work
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setattr(node_work, "gpu_count", lambda: 2)
+    turn, seen = threading.Lock(), {}
+
+    def child_seen(worker: str) -> None:
+        (child,) = [p for p in psutil.Process().children()
+                    if "node.harness.run" in " ".join(p.cmdline())]
+        seen.setdefault(worker, (child.pid, child.environ().get("CUDA_VISIBLE_DEVICES")))
+
+    class Training(NodeWork):
+        def _main(self) -> None:            # the worker's runner, as _runner makes it
+            runner = HarnessRunner(track, threads=1, home=home, data_dir=corpus[0],
+                                   visible_devices=self.device)
+            runner.on_progress = lambda _event: child_seen(self.thread.name)
+            with turn:
+                self.body = runner(track.base.model_dump(), 0, "manual", None)
+
+    works = Training.starter(WorkOptions())(object(), None)
+    assert all(w.join(600) for w in works)
+    assert [w.device for w in works] == ["3", "5"]
+    assert {name: env for name, (_, env) in seen.items()} == {"worker-gpu3": "3", "worker-gpu5": "5"}
+    assert len({pid for pid, _ in seen.values()}) == 2                  # a process per run
+    assert all(w.body.status == "ok" for w in works)

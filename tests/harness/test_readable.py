@@ -52,8 +52,28 @@ def test_quality_measures() -> None:
     assert 0 < q["distinct_1"] < 1 and 0 < q["distinct_2"] < 1
     assert q["ends_sentence"] == 0.5                                  # `zorbly` ends mid-sentence
     assert q["unknown_words"] == pytest.approx(1 / (36 + 12), abs=1e-6)
-    assert quality.measure([], vocab)["unknown_words"] == 0.0
+    assert quality.measure([], vocab) == {}
     assert quality.SENTENCE_END.search('she said, "hi."') and not quality.SENTENCE_END.search("and")
+
+
+def test_a_measure_with_nothing_to_measure_is_left_out_not_zero() -> None:
+    """A model that writes nothing (a newline at once after every prompt) scored the best
+    repetition (0) and unknown-word rate (0) there are, and the meta-analyst fitted them so."""
+    vocab = {"the", "dog", "ran"}
+    assert quality.measure(["", "", "", ""], vocab) == {"ends_sentence": 0.0}
+    short = quality.measure(["the dog.", "", "", "ran"], vocab)     # words, but no 4-word run
+    assert "repetition" not in short and short["unknown_words"] == 0.0
+    assert short["distinct_1"] == 1.0 and short["ends_sentence"] == 0.25
+    assert quality.measure(["the"] * 4, vocab)["distinct_1"] == 0.25 and \
+        "distinct_2" not in quality.measure(["the"] * 4, vocab)
+
+
+def test_a_sample_that_ends_its_paragraph_where_its_prompt_ends_a_sentence_ends_one() -> None:
+    """"the dog was very hungry." and a newline at once: the paragraph ended after a whole
+    sentence (measured on the continuation alone it read as stopping mid-sentence)."""
+    prompts = ["the dog was very hungry.", "once upon a time,"]
+    assert quality.measure(["", ""], set(), prompts)["ends_sentence"] == 0.5
+    assert quality.measure([" and", " there was a dog."], set(), prompts)["ends_sentence"] == 0.5
 
 
 def test_training_vocabulary_is_cached_beside_the_tokens(tmp_path) -> None:
@@ -81,3 +101,29 @@ def test_batched_sampling_reads_each_prompt_at_its_own_last_token() -> None:
         for row, seq in enumerate((short, long)):
             alone = model(torch.tensor([seq]))[0, -1]
             assert torch.allclose(both[row, len(seq) - 1], alone, atol=1e-5)
+
+
+def test_the_largest_run_record_the_harness_can_write_fits_the_size_limit() -> None:
+    """Every sample at MAX_TEXT_CHARS of 4-byte characters, every text field the harness fills
+    at its bound, the GPU track's config, a full curve: under half the 64 KiB record limit, so
+    an `ok` run's samples can never make its record refused as oversize."""
+    from memory import codec, records as R, synthetic
+    from memory.canonical import config_hash
+    from memory.crypto import Keypair
+    from node.harness.prompts import MAX_TEXT_CHARS, PROMPTS
+    from node.harness.tracks import get_track
+
+    wide = "\U0001d54f"                               # 4 bytes in UTF-8
+    config = get_track("tinystories-gpu").base.model_dump()
+    body = synthetic.run_body("t" * 80, config, 1, 1.0).model_dump() | {
+        "config_hash": config_hash(config), "error": None,
+        "hardware": {"accelerator": "cuda", "device_name": wide * 400, "cores": 9,
+                     "memory_gb": 1.0, "platform": wide * 400},
+        "software": {k: wide * 400 for k in ("harness", "torch", "python", "precision", "compile",
+                                             "threads", "compile_error")},
+        "curve": [{"step": 10**9 + i, "train_loss": 1 / 3} for i in range(R.MAX_CURVE_POINTS)],
+        "samples": [{"prompt": p, "text": wide * MAX_TEXT_CHARS} for p in PROMPTS],
+        "quality": quality.measure(["a b c d e."] * len(PROMPTS), set())}
+    record = codec.sign(Keypair(b"\1" * 32), "run", 1, R.RunBody.model_validate(body))
+    assert len(PROMPTS) <= R.MAX_SAMPLES and MAX_TEXT_CHARS <= 1200      # the schema's bounds
+    assert len(record.raw) < codec.MAX_RECORD_BYTES // 2

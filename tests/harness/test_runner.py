@@ -12,8 +12,9 @@ import torch
 
 from memory.records import RunBody
 from node.harness.experiment import run_experiment
-from node.harness.runner import (GUARD_FLOOR_MB, REPO_ROOT, UNDESCRIBED_GPU, child_env,
-                                 fallback_context, memory_limit_mb, run_accelerator)
+from node.harness.runner import (GUARD_FLOOR_MB, REPO_ROOT, UNDESCRIBED_GPU, TreeMemory,
+                                 child_env, fallback_context, kill_tree, memory_limit_mb,
+                                 run_accelerator)
 from node.harness.samples import PROMPTS
 from node.harness.spec import RunResult, RunSpec, to_run_body
 
@@ -127,10 +128,14 @@ def test_fallback_context_does_not_load_torch(visible: str, accelerator: str) ->
     ("crash", "crash", "SIGABRT"),
     ("raise", "crash", "injected failure"),
     ("nan", "nan", "loss is nan"),
+    # finite training losses, NaN weights after the last update: the child's result did not
+    # validate, it died with a traceback and the run read "crash: ... errors.pydantic.dev/..."
+    ("nan_eval", "nan", "val_bpb is nan"),
 ])
 def test_failures_become_results(run, fault: str, status: str, error: str) -> None:
     res = run(fault=fault)
     assert res.status == status and error in res.error
+    assert res.samples == [] and res.quality is None          # no samples from a failed run
     assert to_run_body(res, "manual").status == status
 
 
@@ -139,6 +144,7 @@ def test_hang_becomes_timeout_and_the_whole_tree_dies(run, tmp_path, monkeypatch
     monkeypatch.setenv("SWARM_HARNESS_FAULT_PIDS", str(pids))
     res = run(fault="hang", timeout_s=15)
     assert res.status == "timeout" and "15 s" in res.error
+    assert res.samples == [] and res.quality is None        # samples are an ok run's only
     # the run had started a grandchild in a session of its own (not in the run's process group)
     (grandchild,) = [int(p) for p in pids.read_text().split()]
     deadline = time.monotonic() + 120
@@ -160,6 +166,41 @@ def test_default_memory_guard_follows_available_memory(prepared) -> None:
     limit = memory_limit_mb(spec)
     assert GUARD_FLOOR_MB <= limit <= psutil.virtual_memory().total / 2**20
     assert memory_limit_mb(spec.model_copy(update={"memory_limit_mb": 700.0})) == 700.0
+
+
+GRANDCHILD = """
+import subprocess, sys
+hog = "held = b'x' * (300 << 20); open(sys.argv[1], 'w').close(); import time; time.sleep(600)"
+subprocess.Popen([sys.executable, "-c", "import sys; " + hog, sys.argv[1]],
+                 start_new_session=True).wait()
+"""
+
+
+def test_the_guard_counts_a_grandchilds_memory_and_the_kill_takes_it(tmp_path) -> None:
+    """The memory a run's process started holds is the run's (here 300 MiB, touched, in a
+    grandchild in a session of its own), and killing the tree leaves none of it."""
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", GRANDCHILD, str(ready)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert ready.exists()
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        assert TreeMemory(proc.pid).rss_mb() > 300
+    finally:
+        kill_tree(proc.pid)
+        proc.wait()
+    assert tree and not any(_alive(p.pid) for p in tree)
+
+
+def test_the_node_record_reads_memory_and_cpu_as_the_harness_does() -> None:
+    """psutil on every OS (os.sysconf has no page counts on Windows: the node said 0 GB)."""
+    from node import machine
+    from node.harness.hardware import cpu_name
+    hw = machine.hardware()
+    assert hw.memory_gb == round(psutil.virtual_memory().total / 2**30, 1) > 0
+    assert hw.device_name == cpu_name()[:400]
 
 
 def test_memory_exhaustion_becomes_crash(run) -> None:

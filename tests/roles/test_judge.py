@@ -144,3 +144,17 @@ def test_meta_analyst_judges_and_reports_quality_beside_val_bpb(store, keys) -> 
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("lr=0.01"))
     assert "val_bpb" in line and "repetition +0.400" in line and "ends_sentence -1.000" in line
     assert "judge" in quality_effects(ctx)                    # the newest runs were judged
+
+
+def test_a_measure_a_run_left_out_is_no_zero_in_the_fit(store, keys) -> None:
+    """Runs whose samples had nothing to measure carry no `repetition` (node/harness/quality.py):
+    the meta-analyst fits repetition over the runs that have it, and ends_sentence over all."""
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
+    _runs(store, keys[1], 4, BASE, {"repetition": 0.2, "ends_sentence": 1.0})
+    _runs(store, keys[1], 3, {**BASE, "lr": 0.01}, {"repetition": 0.5, "ends_sentence": 0.0},
+          start_seq=5)
+    _runs(store, keys[1], 3, {**BASE, "lr": 0.01}, {"ends_sentence": 0.0}, start_seq=8)
+    effects = quality_effects(ctx)
+    rep, ends = effects["repetition"][("lr", "0.01")], effects["ends_sentence"][("lr", "0.01")]
+    assert (rep.n, ends.n) == (3, 6)
+    assert rep.effect == pytest.approx(0.3, abs=1e-6) and ends.effect == pytest.approx(-1.0, abs=1e-6)

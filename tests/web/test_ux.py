@@ -144,3 +144,57 @@ def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> N
         finally:
             browser.open("about:blank")             # its event stream ends before the server
     store.close()
+
+
+QUALITY = ("Array.from(document.querySelectorAll('table[data-table=run] td[data-key=quality]'))"
+           ".map(td => [td.previousElementSibling.textContent, Number(td.dataset.value)])")
+SAMPLES = "Array.from(document.querySelectorAll('pre.sample')).map(p => p.textContent)"
+
+
+JUDGED = ("Array.from(document.querySelectorAll('table[data-table=judgements] tbody tr'))"
+          ".map(r => Array.from(r.cells).map(c => c.textContent))")
+
+
+def test_a_run_page_shows_its_samples_their_quality_beside_val_bpb_and_judgements(
+        home: Path, browser: Browser) -> None:
+    """The run page showed the samples but none of the quality measures stored beside val_bpb
+    (the issue: quality beside val_bpb, samples on the dashboard), nor what judges said of them.
+    A stranger's measure name and judgement are text; a measure the harness left out (nothing to
+    measure) is simply absent; a judge not trusted here says so."""
+    from memory import codec, records as R
+    from roles import trust
+    key, friend, stranger = synthetic.keypairs(3, seed=7)
+    body = synthetic.run_body("t", {"lr": 0.003}, seed=1, val_bpb=1.25, extras=True)
+    quality = {"distinct_1": 0.25, "ends_sentence": 0.0, "<b>odd</b>": 0.5}
+    one = codec.sign(key, "run", 1, R.RunBody.model_validate(
+        body.model_dump() | {"quality": quality}))
+    bare = codec.sign(key, "run", 2, synthetic.run_body("t", {"lr": 0.003}, 2, 1.26))
+    judged = [codec.sign(k, "judgement", 1, R.JudgementBody(
+        run=one.id, judge="claude-test", rubric="stories-v2", scores=scores, reason=reason),
+        ts=1_700_000_000_000 + i) for i, (k, scores, reason) in enumerate([
+            (friend, {"coherence": 6.0, "grammar": 7.0}, "simple"),
+            (stranger, {"<i>x</i>": 10.0}, "<b>perfect</b>")])]
+    with Store(memory_path(home), helpers=0) as store:
+        store.add([one, bare, *judged])
+    trust.pin(home, friend.peer_id, note="test")
+    for url in _serve(home):
+        browser.open(url + "runs/" + one.id)
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.errors() == []
+        assert browser.evaluate(_values("run", "val_bpb")) == [1.25]
+        assert browser.evaluate(QUALITY) == [[f"quality: {k}", v] for k, v in sorted(quality.items())]
+        assert not browser.evaluate("!!document.querySelector('main b')")    # the name is text
+        shown = cli_json("show", one.id, "--home", str(home))["body"]["samples"]
+        assert browser.evaluate(SAMPLES) == [s["prompt"] + "▸" + s["text"] for s in shown]
+        assert shown and "there was a little dog named max." in browser.evaluate(SAMPLES)[0]
+        rows = browser.evaluate(JUDGED)
+        assert [r[1:] for r in rows] == [
+            ["trusted", "coherence 6, grammar 7", "claude-test", "stories-v2", "simple"],
+            ["untrusted", "<i>x</i> 10", "claude-test", "stories-v2", "<b>perfect</b>"]]
+        assert rows[0][0].endswith(friend.peer_id[-8:]) and not browser.evaluate(
+            "!!document.querySelector('main i')")
+        browser.open(url + "runs/" + bare.id)                      # a run without them
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.evaluate(QUALITY) == [] and browser.evaluate(SAMPLES) == []
+        assert browser.evaluate(JUDGED) == []
+        browser.open("about:blank")

@@ -414,6 +414,15 @@ var swarmDashboard = (function () {
     });
   }
 
+  // A run's offline quality measures of its samples (docs/HARNESS.md), one row each beside
+  // val_bpb; the names are the record's (a stranger's may be anything: text, as everywhere).
+  function qualityRows(quality) {
+    return Object.keys(quality || {}).sort().map(function (name) {
+      var v = quality[name];
+      return ["quality: " + name, {text: num(v, 3), value: v, key: "quality"}];
+    });
+  }
+
   function run(data, main) {
     var b = data.body, m = b.metrics || {};
     main.appendChild(el("h1", {}, ["Run " + short(data.id)]));
@@ -421,10 +430,11 @@ var swarmDashboard = (function () {
       ["id", data.id], ["author", data.author], ["when (UTC)", when(data.ts)], ["track", b.track],
       ["status", b.status], ["purpose", b.purpose], ["seed", String(b.seed)],
       ["diff from base", diffText(data.diff)],
-      ["val_bpb", {text: num(m.val_bpb), value: m.val_bpb, key: "val_bpb"}],
+      ["val_bpb", {text: num(m.val_bpb), value: m.val_bpb, key: "val_bpb"}]].concat(
+      qualityRows(b.quality), [
       ["evidence here", !data.here ? "" : data.here.counts ? "counts" :
                         marked("does not count: " + data.here.why_not, true)],
-      ["train_loss", num(m.train_loss)], ["tokens", String(m.tokens)], ["wall_s", num(m.wall_s, 1)]],
+      ["train_loss", num(m.train_loss)], ["tokens", String(m.tokens)], ["wall_s", num(m.wall_s, 1)]]),
       "run"));
     var s = section("Loss curve", []);
     main.appendChild(s);
@@ -435,8 +445,20 @@ var swarmDashboard = (function () {
                                title: "train loss"}}});
     } else { s.appendChild(empty("this run stored no loss curve (older harness)")); }
     if (data.samples && data.samples.length) {
-      main.appendChild(section("Samples", data.samples.map(function (x) {
-        return el("pre", {}, [x.prompt + "▸" + x.text]); })));
+      main.appendChild(section("Samples (the fixed prompt ▸ what the model wrote)",
+        data.samples.map(function (x) {
+          return el("pre", {"class": "sample"}, [x.prompt + "▸" + x.text]); })));
+    }
+    if (data.judgements && data.judgements.length) {
+      // testimony: what each node's LLM judge said of the samples; a judge not trusted here is red
+      main.appendChild(section("Judgements of the samples", [table(
+        ["judge", "trust", "scores", "model", "rubric", "reason"],
+        data.judgements.map(function (j) {
+          var scores = Object.keys(j.scores || {}).sort().map(function (k) {
+            return k + " " + j.scores[k]; }).join(", ");
+          return [peerTag(j.author), marked(j.trusted ? "trusted" : "untrusted", !j.trusted),
+                  scores, j.judge, j.rubric, j.reason];
+        }), "judgements")]));
     }
   }
 
