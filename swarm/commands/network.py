@@ -117,13 +117,16 @@ def join(
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
                           query_timeout_s=query_timeout)
     starter = summary = None
+    try:                    # a --no-work node's dashboard and browsing judge by its gate too
+        gate_set = gate_params(gate, min_baseline)
+    except ValueError as exc:
+        fail(str(exc))
     if work:
         try:
             options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
                                   data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
                                   agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
-                                  checkpoint_every_s=checkpoint_every,
-                                  gate=gate_params(gate, min_baseline))
+                                  checkpoint_every_s=checkpoint_every, gate=gate_set)
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
@@ -131,7 +134,7 @@ def join(
         summary = (track, options.gate.min_baseline, options.gate.min_start)
     from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), with_dashboard(with_roots(starter, tuple(trust))), summary,
+        _run(Daemon(config), with_roots(with_dashboard(starter), tuple(trust), gate_set), summary,
              browse_hint(config.home, home))
     except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
