@@ -92,6 +92,10 @@ def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None
         assert _panel_rows(store, frozenset())["baseline"] == "0/16 seeds; experiments start at 6"
     line = progress_view.summary_line({**WORK, "swarm": {"claims": {"verified": 1}}})
     assert line.startswith("5 runs by this node; 1 verified; verified best val_bpb 2.2500")
+    # off a terminal the summary was never read while the node ran (and its store is closed
+    # at the stop): the worker's own count, not "no claims"
+    line = progress_view.summary_line({**WORK, "claims": {"verified": 2}, "swarm": {}})
+    assert line.startswith("5 runs by this node; 2 verified; verified best")
 
 
 def test_a_run_under_way_shows_its_step_loss_and_time_left_at_80_columns() -> None:
