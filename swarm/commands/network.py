@@ -96,6 +96,7 @@ def join(
     work = not no_work
     if work and data_dir is not None:           # a typo: say so, start nothing
         check_folder(data_dir, "--data-dir", must_exist=True)
+    _check_home_free(resolve_home(home))
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
@@ -141,6 +142,21 @@ def join(
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
         fail(f"cannot start the node: {exc}{hint}")
+
+
+def _check_home_free(home: Path) -> None:
+    """A node already running on this home: say so, with its pid, before the port check, which
+    blamed the port that node holds (a second `swarm join` with the defaults: both on 7400)."""
+    from node import api_client
+    from node.daemon import already_running
+
+    if api_client.connect(home) is None:
+        return
+    try:
+        pid = json.loads((home / api_client.API_FILE).read_text())["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pid = "?"
+    fail(already_running(home, pid))
 
 
 def _check_trust(pins: list[str], home: Path) -> None:
