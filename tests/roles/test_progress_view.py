@@ -117,8 +117,9 @@ def test_a_run_under_way_shows_its_step_loss_and_time_left_at_80_columns() -> No
 
 
 def test_a_stop_mid_run_keeps_the_coordination_share_a_share(tmp_path) -> None:
-    """Ctrl-C during a run: the run's training time was counted and the step's busy time was not
-    (the loop broke out before adding it), so `swarm join`'s panel ended at "-15.70% of 41 s busy"."""
+    """Ctrl-C during a run: the run's training time was counted and the step's busy time was
+    not (the loop broke out before adding it): `swarm join`'s panel ended at "-15.70% of 41 s
+    busy"."""
     import random
 
     from memory.crypto import Keypair
