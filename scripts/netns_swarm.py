@@ -18,7 +18,7 @@ It checks what the docs say as it goes (the line's address, `swarm findings` agr
 node's panel, `swarm trust add`, the dashboard, reachability, the restart's catch-up), prints the
 timings as JSON (seconds from each machine's `swarm join`; record times are the nodes' own) and
 deletes every namespace, veth, NAT table and process it made, also on Ctrl-C or failure. On the
-shared 2-core machine (load 4-13) it took about ten minutes.
+shared 2-core machine (load 4-9) it took 7-8 minutes (docs/RUNNING.md has the figures).
 """
 from __future__ import annotations
 
