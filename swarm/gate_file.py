@@ -30,15 +30,21 @@ def changed_fields(params: GateParams) -> dict[str, Any]:
 
 
 def save_gate(home: Path, params: GateParams) -> None:
-    """Write HOME/gate.json atomically with the changed fields; remove it when none changed."""
+    """Write HOME/gate.json atomically with the changed fields; remove it when none changed.
+    Unchanged, it is not written; a write that fails (a full disk) is logged, never raised: the
+    node runs by its gate whatever its browsing reads."""
     path = Path(home) / GATE_FILE
     changed = changed_fields(params)
-    if not changed:
-        path.unlink(missing_ok=True)
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(changed, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    text = json.dumps(changed, indent=1, sort_keys=True) + "\n"
+    try:
+        if not changed:
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_text() != text:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot record the gate in %s (%s): browsing may judge by another", path, exc)
 
 
 def load_gate(home: Path | None) -> GateParams:

@@ -83,6 +83,7 @@ def test_the_gate_file_round_trips_and_a_bad_one_is_ignored(tmp_path: Path) -> N
         (tmp_path / GATE_FILE).write_text(bad)
         assert load_gate(tmp_path) == GateParams(), bad
     assert load_gate(tmp_path / "absent") == GateParams()
+    save_gate(tmp_path / "absent", params)          # a home it cannot write: logged, not raised
 
 
 class _Daemon:
