@@ -2,9 +2,10 @@
 
 Verdicts come from sane runs by authors trusted here (roles/verdicts.py), with this home's roots:
 its own key and the keys pinned in HOME/trust.json (docs/TRUST.md), and the gate its node last
-joined with (`--gate`, `--min-baseline`: HOME/gate.json, swarm/gate_file.py). One `Conclusions` serves one
-command or one dashboard request: each track's verdicts are computed once and shared by every
-listing drawn from them (roles.verdicts also caches them across requests until the memory changes).
+joined with (`--gate`, `--min-baseline`: HOME/gate.json, swarm/gate_file.py). One `Conclusions`
+serves one command or one dashboard request: each track's verdicts are computed once and shared
+by every listing drawn from them (roles.verdicts also caches them across requests until the
+memory changes).
 """
 from __future__ import annotations
 
