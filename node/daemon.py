@@ -73,6 +73,12 @@ class AlreadyRunning(RuntimeError):
     """Another daemon holds this home."""
 
 
+def already_running(home: Path, pid: object) -> str:
+    """The one line for a home that another live node holds."""
+    return (f"a swarm node (pid {pid}) is already running on {home}; stop it first, or use "
+            "another --home")
+
+
 @dataclass
 class DaemonConfig:
     """Everything `swarm join` passes to the daemon."""
@@ -95,8 +101,7 @@ class HomeLock:
         try:
             self._lock.acquire()
         except Held as exc:
-            raise AlreadyRunning(f"a swarm node (pid {exc.pid}) is already running on "
-                                 f"{self.path.parent}; stop it first, or use another --home") from None
+            raise AlreadyRunning(already_running(self.path.parent, exc.pid)) from None
 
     def release(self) -> None:
         """Release the lock (the file stays; its lock is what counts)."""

@@ -29,6 +29,8 @@ MAX_DHT_DIALS = 20              # connections we seek through the DHT (bootstrap
 # any of them may be a third party's (a victim to flood with dials) or this node's own LAN or
 # loopback (a port scan of 127.0.0.1:22 or 192.168.x.y by proxy).
 MAX_CLAIMED_ADDRS = 8
+# Seconds between looks for a peer's identify in the peerstore after it dialed in (~32 s in all)
+IDENTIFY_LOOKS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 async def start(net: NetHost, nursery: trio.Nursery) -> None:
@@ -280,14 +282,30 @@ class ConnectionEvents:
         if self.net.peers.is_banned(peer_id):
             self.net.nursery.start_soon(self.net.disconnect, pid)
             return
-        suffix = f"/p2p/{peer_id}"          # identify's addresses may carry it already
-        addrs = [str(a) if str(a).endswith(suffix) else f"{a}{suffix}"
-                 for a in network.peerstore.addrs(pid)] if _has_addrs(network, pid) else None
-        if addrs:
-            addrs = believable_addrs(addrs, _remote_ip(conn))
+        addrs = _claimed_addrs(network, conn)
         self.net.peers.seen(peer_id, addrs, connected=True)
         if self.net.nursery is not None:
             self.net.nursery.start_soon(self.net.pull_from, peer_id)
+            if not addrs:
+                self.net.nursery.start_soon(self._addrs_after_identify, network, conn)
+
+    async def _addrs_after_identify(self, network: Any, conn: Any) -> None:
+        """Record the addresses a peer's identify claims once they land in the peerstore.
+
+        A peer that dialed in is unknown to the peerstore when it connects; its identify comes a
+        moment later. Read only at connection time, its addresses were kept from its second
+        connection on: the first machine of a swarm, which every other one dials, saved none of
+        them in peers.json and showed no `addr` in `swarm peers` (found across network namespaces,
+        following docs/RUNNING.md). A few looks, further and further apart, then it gives up."""
+        pid = conn.muxed_conn.peer_id
+        for wait in IDENTIFY_LOOKS_S:
+            await trio.sleep(wait)
+            if not network.connections.get(pid):
+                return                                  # gone: its next connection reads them
+            addrs = _claimed_addrs(network, conn)
+            if addrs:
+                self.net.peers.seen(str(pid), addrs)
+                return
 
     async def disconnected(self, network: Any, conn: Any) -> None:
         peer_id = str(conn.muxed_conn.peer_id)
@@ -305,6 +323,17 @@ class ConnectionEvents:
 
     async def listen_close(self, network: Any, multiaddr: Any) -> None:
         pass
+
+
+def _claimed_addrs(network: Any, conn: Any) -> list[str] | None:
+    """The believable addresses the peerstore holds for `conn`'s peer (None: it holds none)."""
+    pid = conn.muxed_conn.peer_id
+    if not _has_addrs(network, pid):
+        return None
+    suffix = f"/p2p/{pid}"                  # identify's addresses may carry it already
+    addrs = [str(a) if str(a).endswith(suffix) else f"{a}{suffix}"
+             for a in network.peerstore.addrs(pid)]
+    return believable_addrs(addrs, _remote_ip(conn)) or None
 
 
 def _remote_ip(conn: Any) -> str | None:

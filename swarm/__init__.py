@@ -4,6 +4,7 @@ cli.py       the `swarm` entry point (typer); command groups live in commands/
 output.py    tables for people, JSON for programs, one-line errors
 readable.py  a run's samples, quality measures and loss curve for `swarm show`
 conclusions.py  this node's verdicts for people (CLI browsing and dashboard), with the home's roots
+gate_file.py    HOME/gate.json: the gate `swarm join --gate` ran with, for conclusions.py
 commands/    one module per command group, each with register(app, bench_app)
 bench/       benchmark scripts behind `swarm bench ...`
 web/         the web dashboard (pages, JSON twins, live events) and `swarm report`

@@ -1,9 +1,11 @@
 """This node's own conclusions, for people: the browsing commands and the dashboard.
 
 Verdicts come from sane runs by authors trusted here (roles/verdicts.py), with this home's roots:
-its own key and the keys pinned in HOME/trust.json (docs/TRUST.md). One `Conclusions` serves one
-command or one dashboard request: each track's verdicts are computed once and shared by every
-listing drawn from them (roles.verdicts also caches them across requests until the memory changes).
+its own key and the keys pinned in HOME/trust.json (docs/TRUST.md), and the gate its node last
+joined with (`--gate`, `--min-baseline`: HOME/gate.json, swarm/gate_file.py). One `Conclusions`
+serves one command or one dashboard request: each track's verdicts are computed once and shared
+by every listing drawn from them (roles.verdicts also caches them across requests until the
+memory changes).
 """
 from __future__ import annotations
 
@@ -69,9 +71,11 @@ class Conclusions:
 
     def __init__(self, reader: Any, home: Path | None) -> None:
         from node.home import resolve_home
+        from swarm.gate_file import load_gate
 
         self.reader, self.home = reader, resolve_home(home)
         self.roots = home_roots(self.home)
+        self.params = load_gate(self.home)      # the gate its node last joined with (--gate)
         self._verdicts: dict[str | None, dict[str, Any]] = {}
         self._trust: Any = None
 
@@ -80,7 +84,8 @@ class Conclusions:
         from roles import verdicts
 
         if track not in self._verdicts:
-            self._verdicts[track] = verdicts.all_tracks(self.reader, self.roots, track)
+            self._verdicts[track] = verdicts.all_tracks(self.reader, self.roots, track,
+                                                          self.params)
         return self._verdicts[track]
 
     def track(self, track: str) -> Any:

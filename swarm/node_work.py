@@ -118,11 +118,15 @@ def pin_roots(home: Path, bootstrap: list[str], pins: tuple[str, ...]) -> None:
         trust.pin(home, peer, "swarm join --trust", source="join")
 
 
-def with_roots(start: Any | None, pins: tuple[str, ...]) -> Any:
-    """A `swarm join` start-up hook that pins the roots (`pin_roots`), then runs `start` (the
-    workers): with or without --no-work, once the node holds its home."""
+def with_roots(start: Any | None, pins: tuple[str, ...], gate: GateParams | None = None) -> Any:
+    """A `swarm join` start-up hook that pins the roots (`pin_roots`) and records the node's gate
+    for the browsing commands (HOME/gate.json, swarm/gate_file.py), then runs `start` (the
+    dashboard, the workers): with or without --no-work, once the node holds its home."""
+    from swarm.gate_file import save_gate
+
     def started(daemon: Any, loop: asyncio.AbstractEventLoop) -> list[Any]:
         pin_roots(daemon.home, list(daemon.config.net.bootstrap), pins)
+        save_gate(daemon.home, gate or GateParams())
         return start(daemon, loop) if start is not None else []
     return started
 

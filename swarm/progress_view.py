@@ -124,8 +124,11 @@ def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
 
 def summary_line(work: dict[str, Any]) -> str:
     """One line for the end of `swarm join`: what this node did and where the swarm stands."""
-    swarm = work.get("swarm") or {}
-    claims = ", ".join(f"{n} {s}" for s, n in (swarm.get("claims") or {}).items()) or "no claims"
+    # the worker's own count when the swarm summary has none: off a terminal no panel read the
+    # summary while the node ran, and after the stop its store is closed ("no claims" was printed
+    # by a node whose worker counted 2 verified, in a log file)
+    counts = (work.get("swarm") or {}).get("claims") or work.get("claims") or {}
+    claims = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no claims"
     runs = work.get("runs", 0)
     return (f"{runs} run{'' if runs == 1 else 's'} by this node; {claims}; verified best "
             f"{_best(work.get('best', {}))}")

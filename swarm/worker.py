@@ -263,8 +263,9 @@ class Worker:
             except Exception:                        # a bug in one step must not stop the node
                 log.exception("work step failed")
                 summary = None
-            self.progress.busy_s, self.progress.step_started = (
-                self.progress.busy_s + time.monotonic() - t0, None)
+            finally:        # a step a stop cut short counts too: its run's training time does
+                self.progress.busy_s, self.progress.step_started = (
+                    self.progress.busy_s + time.monotonic() - t0, None)
             idle = 0 if summary is not None else idle + 1
             if summary is None:
                 self.progress.doing = "idle: no open work"

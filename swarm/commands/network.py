@@ -96,6 +96,7 @@ def join(
     work = not no_work
     if work and data_dir is not None:           # a typo: say so, start nothing
         check_folder(data_dir, "--data-dir", must_exist=True)
+    _check_home_free(resolve_home(home))
     try:
         check_listen(listen)
         bootstrap = bootstrap_addrs(bootstrap, resolve_home(home))
@@ -117,13 +118,16 @@ def join(
     config = DaemonConfig(home=resolve_home(home), net=net, duration_s=duration,
                           query_timeout_s=query_timeout)
     starter = summary = None
+    try:                    # a --no-work node's dashboard and browsing judge by its gate too
+        gate_set = gate_params(gate, min_baseline)
+    except ValueError as exc:
+        fail(str(exc))
     if work:
         try:
             options = WorkOptions(track=track, budget_tokens=budget_tokens, threads=threads,
                                   data_dir=data_dir, max_runs=max_runs, role=role, agent=agent,
                                   agent_model=agent_model, lease_s=lease, run_timeout_s=run_timeout,
-                                  checkpoint_every_s=checkpoint_every,
-                                  gate=gate_params(gate, min_baseline))
+                                  checkpoint_every_s=checkpoint_every, gate=gate_set)
             options.check()
         except (KeyError, ValueError) as exc:
             fail(exc.args[0] if isinstance(exc, KeyError) else str(exc))
@@ -131,13 +135,28 @@ def join(
         summary = (track, options.gate.min_baseline, options.gate.min_start)
     from swarm.web.app import with_dashboard
     try:
-        _run(Daemon(config), with_dashboard(with_roots(starter, tuple(trust))), summary,
+        _run(Daemon(config), with_roots(with_dashboard(starter), tuple(trust), gate_set), summary,
              browse_hint(config.home, home))
     except (AlreadyRunning, IdentityError, StoreError) as exc:
         fail(str(exc))
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
         fail(f"cannot start the node: {exc}{hint}")
+
+
+def _check_home_free(home: Path) -> None:
+    """A node already running on this home: say so, with its pid, before the port check, which
+    blamed the port that node holds (a second `swarm join` with the defaults: both on 7400)."""
+    from node import api_client
+    from node.daemon import already_running
+
+    if api_client.connect(home) is None:
+        return
+    try:
+        pid = json.loads((home / api_client.API_FILE).read_text())["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pid = "?"
+    fail(already_running(home, pid))
 
 
 def _check_trust(pins: list[str], home: Path) -> None:

@@ -98,3 +98,34 @@ def test_this_machines_loopback_is_never_an_mdns_subnet() -> None:
     from node.discovery import local_subnets
 
     assert not any(net.is_loopback for net in local_subnets())
+
+
+async def _kept_after_one_inbound_connection() -> tuple[list[str], str]:
+    from libp2p import new_host
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    node, caller = new_host(), new_host()
+    net = _Net()
+    net.pull_from = _no_sync                            # type: ignore[attr-defined]
+    node.get_network().register_notifee(ConnectionEvents(net))
+    loopback = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    async with node.run(loopback), caller.run(loopback), trio.open_nursery() as nursery:
+        net.nursery = nursery                           # type: ignore[assignment]
+        target = multiaddr.Multiaddr(f"{node.get_addrs()[0]}/p2p/{node.get_id()}")
+        await caller.connect(info_from_p2p_addr(target))
+        with trio.move_on_after(60):                    # generous: identify on a loaded machine
+            while not (net.peers.snapshot() and net.peers.snapshot()[0]["addrs"]):
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    return net.peers.snapshot()[0]["addrs"], str(caller.get_addrs()[0])     # with its /p2p/ID
+
+
+async def _no_sync(peer_id: str) -> None:
+    pass
+
+
+def test_a_peer_that_dials_in_once_has_its_listen_address_kept() -> None:
+    """The first machine of a swarm is dialed by every other one and dials none of them: their
+    addresses came only from a second connection, so its peers.json stayed empty."""
+    kept, listening = trio.run(_kept_after_one_inbound_connection)
+    assert listening in kept, (kept, listening)

@@ -128,3 +128,17 @@ def test_concurrent_publishes_through_the_node_never_reuse_a_seq(tmp_path: Path,
         client.publish("hypothesis", {**body, "source": "oracle"})
     with pytest.raises(Exception, match="expected"):
         client.publish("gossip", body)
+
+
+def test_second_join_on_a_running_home_names_the_node_not_its_port(tmp_path: Path,
+                                                                   network: str) -> None:
+    """`swarm join` typed twice on one machine with the defaults (both on TCP 7400) was told
+    that the port is in use, "another node?": the node on its home, with its pid, is the answer."""
+    node = launch(tmp_path / "a", network)
+    listening = node.status()["addrs"][0].split("/p2p/")[0]        # the first node's own port
+    second = subprocess.run([*CLI, "join", "--home", str(node.home), "--no-mdns",
+                             "--listen", listening, "--network", network],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert f"(pid {node.proc.pid}) is already running" in second.stderr, second.stderr
+    assert "in use" not in second.stderr

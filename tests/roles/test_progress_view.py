@@ -92,6 +92,10 @@ def test_the_panel_counts_toward_the_baseline_and_shows_claims(tmp_path) -> None
         assert _panel_rows(store, frozenset())["baseline"] == "0/16 seeds; experiments start at 6"
     line = progress_view.summary_line({**WORK, "swarm": {"claims": {"verified": 1}}})
     assert line.startswith("5 runs by this node; 1 verified; verified best val_bpb 2.2500")
+    # off a terminal the summary was never read while the node ran (and its store is closed
+    # at the stop): the worker's own count, not "no claims"
+    line = progress_view.summary_line({**WORK, "claims": {"verified": 2}, "swarm": {}})
+    assert line.startswith("5 runs by this node; 2 verified; verified best")
 
 
 def test_a_run_under_way_shows_its_step_loss_and_time_left_at_80_columns() -> None:
@@ -110,3 +114,34 @@ def test_a_run_under_way_shows_its_step_loss_and_time_left_at_80_columns() -> No
     text = out.export_text()
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "step 120/400, loss 2.346, ~2 m 20 s left" in text           # on one line
+
+
+def test_a_stop_mid_run_keeps_the_coordination_share_a_share(tmp_path) -> None:
+    """Ctrl-C during a run: the run's training time was counted and the step's busy time was
+    not (the loop broke out before adding it): `swarm join`'s panel ended at "-15.70% of 41 s
+    busy"."""
+    import random
+
+    from memory.crypto import Keypair
+    from memory.stats import GateParams
+    from memory.store import Store
+    from node.harness.runner import Cancelled
+    from roles.context import Context, StorePublisher
+    from swarm.worker import Worker
+
+    me = Keypair.generate()
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        ctx = Context(store=store, me=me.peer_id, publish=StorePublisher(store, me),
+                      track="tinystories-cpu", base_config={}, run=None, params=GateParams(),
+                      rng=random.Random(0), pinned=frozenset())
+        worker = Worker(ctx, proposer=None, can_train=False)
+
+        def a_run_stopped_by_ctrl_c() -> str:
+            started = time.monotonic()                  # what TrackedRunner counts as training
+            time.sleep(0.05)
+            worker.progress.train_s += time.monotonic() - started
+            raise Cancelled("stopped")
+        worker.step = a_run_stopped_by_ctrl_c           # type: ignore[method-assign]
+        worker.run()
+    busy, train = worker.progress.totals()
+    assert busy >= train > 0 and 0.0 <= worker.progress.coordination_share() < 1.0
