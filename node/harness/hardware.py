@@ -46,7 +46,7 @@ def available_cores() -> int:
 
 
 def cores_share(shares: int) -> int:
-    """Threads for one of `shares` runs that train at once: an even share of the cores, at least 1."""
+    """Threads for one of `shares` runs training at once: an even share of the cores, at least 1."""
     return max(1, available_cores() // max(1, shares))
 
 

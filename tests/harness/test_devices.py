@@ -64,7 +64,8 @@ def test_each_gpu_workers_runs_are_processes_of_their_own_pinned_to_its_gpu(
         (child,) = [p for p in psutil.Process().children()
                     if "node.harness.run" in " ".join(p.cmdline())]
         env = child.environ()
-        seen.setdefault(worker, (child.pid, env.get("CUDA_VISIBLE_DEVICES"), env["OMP_NUM_THREADS"]))
+        seen.setdefault(worker, (child.pid, env.get("CUDA_VISIBLE_DEVICES"),
+                                 env["OMP_NUM_THREADS"]))
 
     class Training(NodeWork):
         def _main(self) -> None:            # one run of the worker's own runner
@@ -78,7 +79,8 @@ def test_each_gpu_workers_runs_are_processes_of_their_own_pinned_to_its_gpu(
     assert all(w.join(600) for w in works)
     assert [w.device for w in works] == ["3", "5"]
     share = str(max(1, available_cores() // 2))
-    assert {name: env for name, (_, env, _) in seen.items()} == {"worker-gpu3": "3", "worker-gpu5": "5"}
+    assert {name: env for name, (_, env, _) in seen.items()} == {"worker-gpu3": "3",
+                                                                  "worker-gpu5": "5"}
     assert {threads for _, _, threads in seen.values()} == {share}       # each its share of cores
     assert len({pid for pid, _, _ in seen.values()}) == 2               # a process per run
     assert all(w.body.status == "ok" and w.body.software["threads"] == share for w in works)
