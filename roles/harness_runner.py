@@ -11,6 +11,10 @@ from memory.records import RunBody
 from roles import pending
 
 log = logging.getLogger(__name__)
+# A box's GPU workers (threads of one node) prepare the same track in the same home at once;
+# its cache files (tokenizer, token arrays) are written through fixed temporary names, so two
+# writers raced (one's rename found the other's file gone): one prepares, the others find it made.
+_PREPARING = threading.Lock()
 
 
 class HarnessRunner:
@@ -23,6 +27,8 @@ class HarnessRunner:
     resume.py), and `forget` drops its files once it is published. `on_progress`, when set, gets
     each progress event of the run under way (the harness's `{"event": "progress", "step",
     "steps", "loss", "elapsed_s", ...}`, about once a second): the live panel of `swarm join`.
+    `workers` is how many runners of this machine train at once (a box's GPU workers): each
+    run then gets its share of the cores (unless `threads` is set) and of the memory guard.
     """
 
     on_progress: Callable[[dict[str, Any]], None] | None = None
@@ -31,7 +37,7 @@ class HarnessRunner:
                  home: Path | None = None, data_dir: Path | None = None,
                  timeout_s: float | None = None, stop: threading.Event | None = None,
                  visible_devices: str | None = None, checkpoints: bool = False,
-                 checkpoint_every_s: float | None = None) -> None:
+                 checkpoint_every_s: float | None = None, workers: int = 1) -> None:
         from node.harness import get_track     # lazy: keeps torch and friends out of imports
 
         track = get_track(track) if isinstance(track, str) else track
@@ -39,6 +45,7 @@ class HarnessRunner:
         self.threads, self.home, self.data_dir, self.timeout_s = threads, home, data_dir, timeout_s
         self.stop, self.visible_devices = stop, visible_devices     # the GPU(s) runs may use
         self.checkpoints, self.checkpoint_every_s = checkpoints, checkpoint_every_s
+        self.workers = max(1, workers)
         # finished runs not yet published: (config_hash, seed, purpose, ref) of their body -> note
         self.finished: dict[tuple[str, int, str, str | None], pending.Pending] = {}
 
@@ -47,7 +54,8 @@ class HarnessRunner:
         from node.harness.prepare import prepare
         from node.home import resolve_home
 
-        ready = prepare(self.track, resolve_home(self.home), self.data_dir, None)
+        with _PREPARING:
+            ready = prepare(self.track, resolve_home(self.home), self.data_dir, None)
         self.track = ready.track
         track_id = self.track.id if self.track.data.pinned else self.track.name
         return track_id, self.track.base.model_dump()
@@ -58,8 +66,9 @@ class HarnessRunner:
         from node.harness import run_experiment, to_run_body
 
         path = self._checkpoint(config, seed, purpose, ref)
-        result = run_experiment(self.track, dict(config), seed, threads=self.threads,
+        result = run_experiment(self.track, dict(config), seed, threads=self.run_threads(),
                                 timeout_s=self.timeout_s, home=self.home, data_dir=self.data_dir,
+                                memory_limit_mb=self.memory_limit_mb(),
                                 stop=self.stop, visible_devices=self.visible_devices,
                                 on_event=self._event, checkpoint=path,
                                 checkpoint_every_s=self.checkpoint_every_s)
@@ -69,6 +78,18 @@ class HarnessRunner:
         log.info("run %s seed %d: %s val_bpb=%s", purpose, seed, result.status,
                  result.metrics.val_bpb)
         return to_run_body(result, purpose, ref)
+
+    def run_threads(self) -> int | None:
+        """A run's threads: those set, else its share of the cores when workers share them
+        (None: the harness's default, every core)."""
+        from node.harness.hardware import cores_share
+        return self.threads or (cores_share(self.workers) if self.workers > 1 else None)
+
+    def memory_limit_mb(self) -> float | None:
+        """A run's memory guard when workers share the memory: its share of 90% of what is
+        available as it starts (None: the harness's default, all of that 90%)."""
+        from node.harness.runner import default_memory_limit_mb
+        return default_memory_limit_mb(self.workers) if self.workers > 1 else None
 
     # ---- pending runs (checkpoints) ----
 

@@ -141,10 +141,11 @@ class NodeWork:
     """One worker thread of a node (a `node.daemon.Service`); `device` pins its runs to one GPU."""
 
     def __init__(self, daemon: Any, loop: asyncio.AbstractEventLoop, options: WorkOptions,
-                 device: str | None = None) -> None:
+                 device: str | None = None, workers: int = 1) -> None:
         from swarm.worker import Progress
 
         self.daemon, self.loop, self.options, self.device = daemon, loop, options, device
+        self.workers = workers                # workers of this node training at once
         self.stop_event = threading.Event()
         self.progress = Progress()            # replaced by the worker's own once it exists
         self.error: str | None = None
@@ -157,7 +158,7 @@ class NodeWork:
         """The daemon's `on_started` hook: start one NodeWork per device and hand them back."""
         def start(daemon: Any, loop: asyncio.AbstractEventLoop) -> list[NodeWork]:
             plan = devices or device_plan(os.environ.get("CUDA_VISIBLE_DEVICES"), gpu_count())
-            works = [cls(daemon, loop, options, device) for device in plan]
+            works = [cls(daemon, loop, options, device, len(plan)) for device in plan]
             for work in works:
                 work.thread.start()
             return works
@@ -256,7 +257,7 @@ class NodeWork:
         runner = HarnessRunner(opts.track, opts.budget_tokens, opts.threads, self.daemon.home,
                                opts.data_dir, opts.run_timeout_s, stop=self.stop_event,
                                visible_devices=self.device, checkpoints=True,
-                               checkpoint_every_s=opts.checkpoint_every_s)
+                               checkpoint_every_s=opts.checkpoint_every_s, workers=self.workers)
         self.progress.doing = f"preparing {opts.track} (data, tokenizer)"
         try:
             track_id, base = runner.prepare()

@@ -45,6 +45,11 @@ def available_cores() -> int:
         return psutil.cpu_count() or os.cpu_count() or 1
 
 
+def cores_share(shares: int) -> int:
+    """Threads for one of `shares` runs training at once: an even share of the cores, at least 1."""
+    return max(1, available_cores() // max(1, shares))
+
+
 def memory_available() -> int:
     """Bytes of RAM that can be had without swapping (psutil's `available`)."""
     return int(psutil.virtual_memory().available)

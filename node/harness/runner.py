@@ -129,10 +129,15 @@ class TreeMemory:
 def memory_limit_mb(spec: RunSpec) -> float:
     """The run's resident-memory limit: the node's grant, else 90% of what is available now
     (a laptop must not be driven into swap; the fit check refused anything needing over 80%)."""
-    if spec.memory_limit_mb:
-        return spec.memory_limit_mb
+    return spec.memory_limit_mb or default_memory_limit_mb()
+
+
+def default_memory_limit_mb(shares: int = 1) -> float:
+    """90% of the memory available now, split evenly over `shares` runs that train at once (a
+    box's GPU workers: each their own share, so together they stay within it); at least
+    GUARD_FLOOR_MB."""
     from node.harness.hardware import memory_available
-    return max(GUARD_FLOOR_MB, 0.9 * memory_available() / 2**20)
+    return max(GUARD_FLOOR_MB, 0.9 * memory_available() / 2**20 / max(1, shares))
 
 
 def kill_tree(pid: int, wait_s: float = 5.0) -> None:

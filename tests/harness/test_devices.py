@@ -43,14 +43,17 @@ def test_each_gpu_workers_runs_are_processes_of_their_own_pinned_to_its_gpu(
         track, home, corpus, monkeypatch) -> None:
     """The whole path on a box that says it has 2 GPUs (`gpu_count`, the count torch would give,
     is the one thing faked; the GPUs are those CUDA_VISIBLE_DEVICES lists): the starter makes one
-    worker per GPU, and each worker's run is a training process of its own whose environment
-    names only that worker's GPU. No CUDA here, so the runs train on the CPU; the workers take
-    turns only so that each run's process is the one harness child alive while it is read."""
+    worker per GPU, and each worker's run (its runner as `_runner` makes it) is a training
+    process of its own whose environment names only that worker's GPU, with half the cores'
+    threads and half the default memory guard: two runs at once must not over-commit the box.
+    No CUDA here, so the runs train on the CPU; the workers take turns only so that each run's
+    process is the one harness child alive while it is read."""
     import threading
+    from types import SimpleNamespace
 
     import psutil
 
-    from roles.harness_runner import HarnessRunner
+    from node.harness.hardware import available_cores, memory_available
     from swarm import node_work
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
@@ -60,19 +63,31 @@ def test_each_gpu_workers_runs_are_processes_of_their_own_pinned_to_its_gpu(
     def child_seen(worker: str) -> None:
         (child,) = [p for p in psutil.Process().children()
                     if "node.harness.run" in " ".join(p.cmdline())]
-        seen.setdefault(worker, (child.pid, child.environ().get("CUDA_VISIBLE_DEVICES")))
+        env = child.environ()
+        seen.setdefault(worker, (child.pid, env.get("CUDA_VISIBLE_DEVICES"),
+                                 env["OMP_NUM_THREADS"]))
 
     class Training(NodeWork):
-        def _main(self) -> None:            # the worker's runner, as _runner makes it
-            runner = HarnessRunner(track, threads=1, home=home, data_dir=corpus[0],
-                                   visible_devices=self.device)
-            runner.on_progress = lambda _event: child_seen(self.thread.name)
+        def _main(self) -> None:            # one run of the worker's own runner
+            self.runner, _, base = self._runner()
+            self.runner.on_progress = lambda _event: child_seen(self.thread.name)
             with turn:
-                self.body = runner(track.base.model_dump(), 0, "manual", None)
+                self.body = self.runner(base, 0, "manual", None)
 
-    works = Training.starter(WorkOptions())(object(), None)
+    options = WorkOptions(track=track, data_dir=corpus[0])      # threads not set
+    works = Training.starter(options)(SimpleNamespace(home=home), None)
     assert all(w.join(600) for w in works)
     assert [w.device for w in works] == ["3", "5"]
-    assert {name: env for name, (_, env) in seen.items()} == {"worker-gpu3": "3", "worker-gpu5": "5"}
-    assert len({pid for pid, _ in seen.values()}) == 2                  # a process per run
-    assert all(w.body.status == "ok" for w in works)
+    share = str(max(1, available_cores() // 2))
+    assert {name: env for name, (_, env, _) in seen.items()} == {"worker-gpu3": "3",
+                                                                  "worker-gpu5": "5"}
+    assert {threads for _, _, threads in seen.values()} == {share}       # each its share of cores
+    assert len({pid for pid, _, _ in seen.values()}) == 2               # a process per run
+    assert all(w.body.status == "ok" and w.body.software["threads"] == share for w in works)
+    # each run's memory guard is half of 90% of what is available (read now: it moves a little)
+    for work in works:
+        assert 0.3 < work.runner.memory_limit_mb() * 2**20 / memory_available() < 0.6
+    # threads the person set are kept
+    pinned = Training(SimpleNamespace(home=home), None,
+                      WorkOptions(track=track, data_dir=corpus[0], threads=1), "3", 2)
+    assert pinned._runner()[0].run_threads() == 1
