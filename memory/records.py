@@ -11,6 +11,7 @@ before; new records are written as v2.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -214,6 +215,31 @@ class KnobEffect(Body):
     effect: Float
     stderr: Float | None
     n: Annotated[int, Field(ge=0)]
+
+
+# A joint effect (settings the runs never separated, docs/ROLES.md "Aliased knobs") fits the
+# schema as it is: `knob` the knob names joined by JOINT (cut to a Name's 80 characters), `value`
+# the settings as a JSON object string, which is what a reader goes by.
+JOINT = " & "
+
+
+def joint_knob(knobs: list[str]) -> str:
+    """The `knob` field of a joint effect of these knobs."""
+    name = JOINT.join(knobs)
+    return name if len(name) <= 80 else name[:77] + "..."
+
+
+def effect_settings(knob: str, value: Any) -> dict[str, Any]:
+    """The knob settings a `KnobEffect` stands for: `{knob: value}`, or a joint effect's several."""
+    if JOINT in knob and isinstance(value, str) and value.startswith("{"):
+        try:
+            parts = json.loads(value)
+        except (ValueError, RecursionError):     # a stranger's value: any string at all
+            parts = None
+        if (isinstance(parts, dict) and len(parts) > 1 and joint_knob(list(parts)) == knob
+                and not any(isinstance(v, (dict, list)) for v in parts.values())):
+            return parts
+    return {knob: value}
 
 
 class FindingBody(Body):

@@ -17,6 +17,7 @@ experimenter.py   baseline top-up, screen, sequential confirmation, claim
 statistician.py   noise floors and assessments (advice to other nodes)
 verifier.py       replays and fresh seeds of claims; spot checks
 meta_analyst.py   knob effects with standard errors; `finding` records
+aliasing.py       settings the runs never separated: joint effects, unidentified ones
 choice.py         open work per role x value x hardware weight x jitter; `role` record
 strategy.py       offline proposals guided by the knob effects
 agent.py          Claude through the anthropic SDK

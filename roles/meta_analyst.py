@@ -9,7 +9,10 @@ and estimate nothing) is binned: `BINS` bins of equal width (on a log scale when
 more than 10x), each reported at the median value of its runs. What helped (effect + 2 se < 0), what hurt, what is unclear,
 and which knobs were never varied. The same fit over each offline quality measure of the runs'
 samples (and the mean LLM-judge score, where `judgement` records exist) is reported beside each
-setting's val_bpb effect: a lower loss that writes repetitive text shows up here.
+setting's val_bpb effect: a lower loss that writes repetitive text shows up here. Settings the
+runs never separated (always changed together) are reported as one joint effect per combination
+that ran, and settings with no effect relative to the base config at all as not identified
+(roles/aliasing.py; docs/ROLES.md "Aliased knobs").
 
 With a judge (roles/judge.py, when ANTHROPIC_API_KEY is set) the meta-analyst also judges a few
 unjudged runs of other nodes in each of its steps.
@@ -18,12 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from memory import records as R
-from roles import evidence, evidence_sql
+from roles import aliasing, evidence, evidence_sql
 from roles.context import Context
 
 log = logging.getLogger(__name__)
@@ -76,24 +79,45 @@ def _features(configs: list[dict[str, Any]], base: dict[str, Any]) -> list[tuple
 
 def estimate(ctx: Context) -> list[R.KnobEffect]:
     """Per (knob, value) effect on val_bpb relative to the base config, with standard errors."""
+    return estimate_all(ctx).effects
+
+
+def estimate_all(ctx: Context) -> Estimate:
+    """`estimate`, with the settings no run separates from the base config."""
     v = evidence.verdicts_of(ctx)        # sane runs by trusted authors only (docs/TRUST.md)
     rows = sorted((r for r in v.runs.values() if v.counts(r)), key=lambda r: r["id"])
     configs = [evidence._config(r["config"]) for r in rows]
-    return fit(configs, [r["val_bpb"] for r in rows], ctx.base_config)
+    return fit_all(configs, [r["val_bpb"] for r in rows], ctx.base_config)
+
+
+class Estimate(NamedTuple):
+    """The effects (single and joint) and the settings no run separates from the base config."""
+
+    effects: list[R.KnobEffect]
+    unidentified: list[tuple[str, Any]]
 
 
 def fit(configs: list[dict[str, Any]], values: list[float],
         base_config: dict[str, Any]) -> list[R.KnobEffect]:
-    """Per (knob, value) effect on `values` (one per config) relative to `base_config`."""
+    """Per (knob, value) effect on `values` (one per config) relative to `base_config`; settings
+    the runs never separated come as one joint effect (docs/ROLES.md "Aliased knobs")."""
+    return fit_all(configs, values, base_config).effects
+
+
+def fit_all(configs: list[dict[str, Any]], values: list[float],
+            base_config: dict[str, Any]) -> Estimate:
+    """`fit`, with the settings that are not identified at all (every run changed them)."""
     y = np.array(values, dtype=float)
     configs = binned(configs, base_config)
     feats = _features(configs, base_config)
     if not feats or y.size < 3:
-        return []
+        return Estimate([], [])
     X = np.ones((y.size, len(feats) + 1))
     for j, (knob, value) in enumerate(feats, start=1):
         X[:, j] = [1.0 if c.get(knob) == value and base_config.get(knob) != value else 0.0
                    for c in configs]
+    if not aliasing.full_rank(X):
+        return _fit_aliased(X, y, feats)
     gram = X.T @ X + RIDGE * np.eye(X.shape[1])
     coef = np.linalg.solve(gram, X.T @ y)
     resid = y - X @ coef
@@ -104,7 +128,25 @@ def fit(configs: list[dict[str, Any]], values: list[float],
         n = int(X[:, j].sum())
         se = float(np.sqrt(max(cov[j, j], 0.0))) if y.size > X.shape[1] else None
         out.append(R.KnobEffect(knob=knob, value=value, effect=float(coef[j]), stderr=se, n=n))
-    return sorted(out, key=lambda e: e.effect)[:MAX_EFFECTS]
+    return Estimate(sorted(out, key=lambda e: e.effect)[:MAX_EFFECTS], [])
+
+
+def _fit_aliased(X: np.ndarray, y: np.ndarray, feats: list[tuple[str, Any]]) -> Estimate:
+    """Linearly dependent settings: a joint effect per combination that ran (roles/aliasing.py)."""
+    found = aliasing.analyse(X, y)
+    out = []
+    for e in found.single + found.joint:
+        settings = dict(feats[j - 1] for j in e.columns)      # one value per knob in a run
+        knob, value = (next(iter(settings.items())) if len(settings) == 1 else
+                       (R.joint_knob(list(settings)), json.dumps(settings)))
+        out.append(R.KnobEffect(knob=knob, value=value, effect=e.effect, stderr=e.stderr, n=e.n))
+    return Estimate(sorted(out, key=lambda e: e.effect)[:MAX_EFFECTS],
+                    [feats[j - 1] for j in found.unidentified])
+
+
+def setting(e: R.KnobEffect) -> str:
+    """`knob=value`, or a joint effect's `a=1 & b=2`."""
+    return R.JOINT.join(f"{k}={v}" for k, v in R.effect_settings(e.knob, e.value).items())
 
 
 def quality_values(ctx: Context) -> dict[str, tuple[list[dict[str, Any]], list[float]]]:
@@ -143,32 +185,65 @@ def quality_effects(ctx: Context) -> dict[str, dict[tuple[str, str], R.KnobEffec
             for name, (configs, values) in sorted(quality_values(ctx).items())}
 
 
+def _measure(name: str, table: dict[tuple[str, str], R.KnobEffect], e: R.KnobEffect) -> str | None:
+    """`name +x +- se` for this setting, or for the joint effect that holds it in this measure's
+    fit (its runs may have separated less than val_bpb's), else None."""
+    q = table.get((e.knob, json.dumps(e.value)))
+    within = ""
+    if q is None:
+        mine = R.effect_settings(e.knob, e.value).items()
+        q = next((j for j in table.values()
+                  if mine < R.effect_settings(j.knob, j.value).items()), None)
+        within = "" if q is None else f" (jointly: {setting(q)})"
+    if q is None:
+        return None
+    se = f" +- {q.stderr:.2g}" if q.stderr is not None else ""
+    return f"{name}{within} {q.effect:+.3f}{se}"
+
+
 def quality_lines(effects: list[R.KnobEffect],
                   by_measure: dict[str, dict[tuple[str, str], R.KnobEffect]]) -> list[str]:
     """One line per knob setting: its val_bpb effect, then its effect on each quality measure."""
     lines = []
     for e in effects:
-        key = (e.knob, json.dumps(e.value))
-        parts = [f"{name} {q.effect:+.3f}" + (f" +- {q.stderr:.2g}" if q.stderr is not None else "")
-                 for name, table in by_measure.items() if (q := table.get(key)) is not None]
+        parts = [p for name, table in by_measure.items() if (p := _measure(name, table, e))]
         if parts:
-            lines.append(f"  {e.knob}={e.value}: val_bpb {e.effect:+.4f}; " + ", ".join(parts))
+            lines.append(f"  {setting(e)}: val_bpb {e.effect:+.4f}; " + ", ".join(parts))
     return lines
 
 
 def _label(e: R.KnobEffect) -> str:
     se = f" +- {e.stderr:.2g}" if e.stderr is not None else ""
-    return f"{e.knob}={e.value} {e.effect:+.4f}{se} (n={e.n})"
+    return f"{setting(e)} {e.effect:+.4f}{se} (n={e.n})"
 
 
-def summarize(ctx: Context, effects: list[R.KnobEffect]) -> str:
-    """The finding's text: helped, hurt, unclear, never tried, claim outcomes."""
+def _aliasing_lines(effects: list[R.KnobEffect], unidentified: list[tuple[str, Any]]) -> list[str]:
+    """Name the joint effects as such, and the settings with no effect relative to the base
+    config at all (docs/ROLES.md "Aliased knobs")."""
+    joint = [setting(e) for e in effects if len(R.effect_settings(e.knob, e.value)) > 1]
+    out = []
+    if joint:
+        out.append("joint effects (these settings only ran in combinations the runs cannot "
+                   "separate; no share of the effect is known for one of them): "
+                   + ", ".join(joint))
+    if unidentified:
+        out.append("not identified (no run separates them from the base config): "
+                   + ", ".join(f"{k}={v}" for k, v in unidentified))
+    return out
+
+
+def summarize(ctx: Context, effects: list[R.KnobEffect],
+              unidentified: list[tuple[str, Any]] | None = None) -> str:
+    """The finding's text: helped, hurt, unclear, never tried, claim outcomes. Only identified
+    effects are in `effects` (single or joint), so only they can be "helped" or "did not help"."""
     def sure(e: R.KnobEffect, sign: int) -> bool:
         return e.stderr is not None and sign * (e.effect + sign * 2 * e.stderr) < 0
+    unidentified = unidentified or []
     helped = [_label(e) for e in effects if sure(e, 1)]
     hurt = [_label(e) for e in effects if sure(e, -1)]
     unclear = [_label(e) for e in effects if not sure(e, 1) and not sure(e, -1)]
-    varied = {e.knob for e in effects}
+    varied = {k for e in effects for k in R.effect_settings(e.knob, e.value)}
+    varied |= {k for k, _ in unidentified}
     never = sorted(k for k in ctx.base_config if k not in varied)
     # Claims as this node derives them (trusted authors, its own tests), not the records' say:
     # a finding is this node's testimony and must not repeat a stranger's "verified".
@@ -178,6 +253,7 @@ def summarize(ctx: Context, effects: list[R.KnobEffect]) -> str:
              f"unclear: {', '.join(unclear) or 'nothing'}",
              f"never tried: {', '.join(never) or 'nothing'}",
              "claims: " + (", ".join(f"{k} {n}" for k, n in tally.items()) or "none")]
+    parts += _aliasing_lines(effects, unidentified)
     lines = quality_lines(effects, quality_effects(ctx))
     if lines:
         parts.append("effects on sample quality (repetition, unknown_words: lower is better; "
@@ -216,14 +292,15 @@ class MetaAnalyst:
         """Publish a finding when new outcomes arrived since the last one."""
         if self.new_outcomes(ctx) == 0:
             return None
-        effects = estimate(ctx)
+        effects, unidentified = estimate_all(ctx)
         settled = [c for c in evidence.verdicts_of(ctx).claims
                    if c.trusted and c.status in ("verified", "refuted")]
         refs = [c.id for c in sorted(settled, key=lambda c: (-c.ts, c.id))[:512]]
         best = [e for e in effects if e.effect < 0][:1]
         title = f"{len(effects)} knob settings estimated" + (
-            f"; best so far {best[0].knob}={best[0].value} ({best[0].effect:+.4f})" if best else "")
+            f"; best so far {setting(best[0])} ({best[0].effect:+.4f})" if best else "")
         ctx.publish("finding", R.FindingBody(track=ctx.track, title=title[:400],
-                                             text=summarize(ctx, effects), effects=effects,
+                                             text=summarize(ctx, effects, unidentified),
+                                             effects=effects,
                                              refs=refs))
         return f"finding: {title}"

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from memory import records as R
 from roles import evidence, leases
 from roles.base import Proposal
 from roles.context import Context
@@ -55,8 +56,10 @@ class Strategy:
 
     def candidates(self, ctx: Context, best: dict[str, Any]) -> list[dict[str, Any]]:
         """Diffs in the order this strategy would try them."""
-        guided = [{e.knob: e.value} for e in estimate(ctx)
-                  if e.effect < 0 and best.get(e.knob) != e.value]
+        # A joint effect (knobs the runs only changed together) guides to the joint diff.
+        diffs = [(e, R.effect_settings(e.knob, e.value)) for e in estimate(ctx)]
+        guided = [d for e, d in diffs
+                  if e.effect < 0 and any(best.get(k) != v for k, v in d.items())]
         options = [(k, op, a) for k, (op, args) in MUTATIONS.items() if k in best for a in args]
         ctx.rng.shuffle(options)
         randoms = [{k: _mutate(k, best[k], op, a)} for k, op, a in options]

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from memory import codec
+from memory import records as R
 from memory.leaderboard import base_configs, config_diff
 from memory.schema import BODY_COLUMNS
 from memory.store import Reader
@@ -347,10 +348,13 @@ def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
     for e in (finding or {}).get("effects", []):
         # Effects are the finding author's numbers: finite, yet their sums may overflow to inf.
         se = e.get("stderr")
+        # A joint effect (docs/ROLES.md "Aliased knobs") is shown as its settings, a=1 & b=2.
+        settings = R.effect_settings(e["knob"], e["value"])
         effects.append({**e, "lo": None if se is None else _clean(e["effect"] - 2 * se),
-                        "hi": None if se is None else _clean(e["effect"] + 2 * se)})
+                        "hi": None if se is None else _clean(e["effect"] + 2 * se),
+                        "settings": settings if len(settings) > 1 else None})
     base = track_base(base_configs(reader), chosen or "") or {}
-    tried = {e["knob"] for e in effects}
+    tried = {k for e in effects for k in (e["settings"] or {e["knob"]: None})}
     return {"track": chosen, "finding": finding, "effects": effects,
             "never_tried": sorted(k for k in base if k not in tried)}
 

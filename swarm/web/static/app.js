@@ -373,7 +373,10 @@ var swarmDashboard = (function () {
                                   peerTag(f.author), ", ", marked(f.author_status + " here",
                                   untrusted(f.author_status)), "): " + f.text]));
     var rows = data.effects.map(function (e) {
-      return {what: e.knob + "=" + JSON.stringify(e.value), effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
+      // a joint effect: settings the runs only changed together, one effect for all of them
+      var what = e.settings ? Object.keys(e.settings).map(function (k) {
+        return k + "=" + JSON.stringify(e.settings[k]); }).join(" & ") : e.knob + "=" + JSON.stringify(e.value);
+      return {what: what, effect: e.effect, lo: e.lo, hi: e.hi, n: e.n};
     });
     var s = section("Effect on val_bpb \u00b1 2 standard errors (negative is better): the " +
                     "finding's estimates, its author's word, not derived here", []);
