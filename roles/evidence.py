@@ -69,7 +69,7 @@ def runs_by_id(ctx: Context, ids: list[str]) -> list[dict[str, Any]]:
     if not ids:
         return []
     return ctx.rows("SELECT id, author, track, config, config_hash, seed, status, val_bpb, purpose, "
-                    "accelerator, device_name, cores FROM valid_runs WHERE id IN "
+                    "accelerator, device_name, cores, software FROM valid_runs WHERE id IN "
                     f"({', '.join('?' * len(ids))}) ORDER BY ts, id", list(ids))
 
 

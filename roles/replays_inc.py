@@ -20,7 +20,7 @@ from typing import Any
 from roles import run_rows, sanity, trust
 
 _COLUMNS = ("id, author, ts, track, config_hash, config, seed, status, val_bpb, tokens, steps, "
-            "mfu, accelerator, device_name, cores, ref, purpose")
+            "mfu, accelerator, device_name, cores, software, ref, purpose")
 _VALID = "author NOT IN (SELECT author FROM equivocations)"
 _NAMES = [c.strip() for c in _COLUMNS.split(",")]
 _VERSIONS = itertools.count(1)         # unique across readers and full reads

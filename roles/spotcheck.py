@@ -78,8 +78,9 @@ def own_hardware(ctx: Context) -> dict[str, Any] | None:
 
 def candidates(ctx: Context) -> list[dict[str, Any]]:
     """Runs worth a spot check now, most influential first; within one influence, runs this node
-    can reproduce bit for bit first (only such a match earns their author trust: roles/trust.py),
-    then oldest, then id."""
+    can reproduce bit for bit first (only such a match earns their author trust: roles/trust.py;
+    judged by CPU model and thread count, the software being a column too wide to read for every
+    run), then oldest, then id."""
     v = evidence.verdicts_of(ctx)
     if not budget_left(v):
         return []
@@ -87,5 +88,5 @@ def candidates(ctx: Context) -> list[dict[str, Any]]:
     mine = own_hardware(ctx)
     runs = [v.runs[i] for i in weights]
     return sorted(runs, key=lambda r: (-weights[r["id"]],
-                                       mine is None or not trust.exact_hardware(mine, r),
+                                       mine is None or not trust.same_cpu(mine, r),
                                        r["ts"], r["id"]))

@@ -30,16 +30,18 @@ CAP = 0.5            # earned trust never exceeds this (roots hold 1.0)
 THRESHOLD = 0.25     # trusted from here: one vouch by a root, or by an author a root vouched for
 MAX_ROUNDS = 16      # distrust / trust alternations before the answer is taken as it stands
 CROSS_HW_REFUTE = 0.1  # bpb: a cross-hardware replay this far off contradicts the run
+# The run's `software` entries a fixed-seed CPU run's numbers depend on (`exact_hardware`)
+NUMERICS = ("harness", "code", "torch", "precision", "compile")
 TRUST_FILE = "trust.json"
 
 _REPLAYS = """
     SELECT r.id, r.author, r.ts, r.track, r.config_hash, r.config, r.seed, r.status, r.val_bpb,
-           r.tokens, r.steps, r.mfu, r.accelerator, r.device_name, r.cores,
+           r.tokens, r.steps, r.mfu, r.accelerator, r.device_name, r.cores, r.software,
            t.id AS t_id, t.author AS t_author, t.ts AS t_ts, t.track AS t_track,
            t.config_hash AS t_config_hash, t.config AS t_config, t.seed AS t_seed,
            t.status AS t_status, t.val_bpb AS t_val_bpb, t.tokens AS t_tokens, t.steps AS t_steps,
            t.mfu AS t_mfu, t.accelerator AS t_accelerator, t.device_name AS t_device_name,
-           t.cores AS t_cores
+           t.cores AS t_cores, t.software AS t_software
     FROM (SELECT * FROM valid_runs WHERE purpose = 'replay') r
     JOIN (SELECT * FROM valid_runs WHERE id IN (SELECT ref FROM valid_runs WHERE purpose = 'replay')) t
       ON t.id = r.ref
@@ -167,14 +169,38 @@ class TrustState:
 
 def _row_side(row: dict[str, Any], prefix: str) -> dict[str, Any]:
     keys = ("id", "author", "track", "config_hash", "config", "seed", "status", "val_bpb",
-            "tokens", "steps", "mfu", "accelerator", "device_name", "cores")
+            "tokens", "steps", "mfu", "accelerator", "device_name", "cores", "software")
     return {k: row[prefix + k] for k in keys}
 
 
+def numerics(row: dict[str, Any]) -> tuple[str, ...] | None:
+    """What of a run's `software` its numbers depend on (`NUMERICS`), or None where the record
+    does not say all of it (a run written before the harness recorded its code)."""
+    software = row.get("software")
+    if isinstance(software, str):                  # the runs table holds it as JSON text
+        software = json.loads(software)
+    if not isinstance(software, dict):
+        return None
+    values = tuple(software.get(k) for k in NUMERICS)
+    return None if any(v is None for v in values) else values
+
+
 def exact_hardware(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
-    """Does a fixed-seed run of `mine`'s hardware reproduce `theirs` bit for bit? On CPU with the
-    same model and thread count it does; CUDA kernels are not bit-deterministic (docs/HARNESS.md,
-    "Determinism"), so two GPU runs of one seed are compared as across hardware."""
+    """Does a fixed-seed run of `mine`'s machine reproduce `theirs` bit for bit? On CPU with the
+    same model and thread count, and the same software where numbers are made (`numerics`: the
+    harness's code, torch, precision, compilation), it does. Other software is other numbers: the
+    base config's val_bpb moved by 0.003 between two versions of the harness, and a CPU model name
+    says nothing of bf16 support (precision), so such a replay must not refute a run at 1e-6.
+    CUDA kernels are not bit-deterministic (docs/HARNESS.md, "Determinism"), so two GPU runs of
+    one seed are compared as across hardware."""
+    if not same_cpu(mine, theirs):
+        return False
+    ours = numerics(mine)
+    return ours is not None and ours == numerics(theirs)
+
+
+def same_cpu(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Are both CPU runs of one CPU model and thread count (`exact_hardware` less the software)?"""
     return mine["accelerator"] == "cpu" and all(mine[k] == theirs[k]
                                                 for k in ("accelerator", "device_name", "cores"))
 

@@ -27,7 +27,7 @@ def _row(body: R.RunBody) -> dict[str, Any]:
     return {"track": body.track, "config_hash": body.config_hash, "config": body.config,
             "seed": body.seed, "status": body.status, "val_bpb": m.val_bpb, "tokens": m.tokens,
             "steps": m.steps, "mfu": m.mfu, "accelerator": hw.accelerator,
-            "device_name": hw.device_name, "cores": hw.cores}
+            "device_name": hw.device_name, "cores": hw.cores, "software": body.software}
 
 
 def _values(runs: list[dict[str, Any]]) -> list[float]:
@@ -90,6 +90,9 @@ class Verifier:
         config = evidence._config(target["config"])
         body = ctx.run(config, target["seed"], "replay", target["id"])
         replay_id = ctx.publish("run", body).id
+        # the verdicts' rows leave out the software (wide); bit for bit needs it (trust.numerics)
+        software = ctx.rows("SELECT software FROM valid_runs WHERE id = ?", [target["id"]])
+        target = {**target, "software": software[0]["software"] if software else None}
         return trust.judge(_row(body), target, evidence.facts(ctx)), body, replay_id
 
     def _target(self, ctx: Context, runs: list[dict[str, Any]]) -> dict[str, Any]:

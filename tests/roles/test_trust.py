@@ -294,7 +294,8 @@ def test_two_gpu_runs_of_one_seed_are_compared_as_across_hardware() -> None:
     facts = sanity.TrackFacts({TRACK: None})
     assert trust.judge({**gpu, "val_bpb": 1.0001}, {**gpu, "val_bpb": 1.0}, facts) is True
     assert not trust.exact_hardware(gpu, gpu)
-    cpu = {**gpu, "accelerator": "cpu", "device_name": "Xeon"}
+    cpu = {**gpu, "accelerator": "cpu", "device_name": "Xeon",
+           "software": {k: "same" for k in trust.NUMERICS}}
     assert trust.judge({**cpu, "val_bpb": 1.0001}, {**cpu, "val_bpb": 1.0}, facts) is False
     assert trust.exact_hardware(cpu, cpu)
 
@@ -446,3 +447,36 @@ def test_the_same_config_spelled_otherwise_is_no_evidence(store, keys, spelling)
     v = evidence.verdicts_of(a)
     assert all("spells" in v.insane[i] for i in ids)
     assert {r["config_hash"] for r in v.leaderboard()} == {base_hash}
+
+
+@pytest.mark.parametrize("theirs, then", [
+    ({}, "refuted"),                                       # same CPU, same software: 1e-6 decides
+    ({"code": "an older harness"}, "standing"),            # other code: other numbers, no proof
+    ({"precision": "bf16"}, "standing"),                   # one CPU name, bf16 on one host only
+    ({"torch": "2.13.1"}, "standing"),
+])
+def test_a_replay_by_other_software_on_the_same_cpu_refutes_nothing_at_1e_6(
+        store, keys, theirs: dict, then: str) -> None:
+    """The base config's val_bpb moved by 0.003 between two versions of the harness on one
+    machine: a bit-for-bit rule across software refuted honest authors of another version."""
+    h = node(store, keys[0], Runner(), 1)
+    n = keys[1]
+    body = run_body(BASE, 7, 1.5645, "baseline")
+    target = sign(store, n, "run", body.model_copy(
+        update={"software": {**body.software, **theirs}})).id
+    h.publish("run", run_body(BASE, 7, 1.5674, "replay", target))
+    v = evidence.verdicts_of(h)
+    assert v.trust.distrusted(n.peer_id) is (then == "refuted")
+    assert not v.trust.trusted(n.peer_id)                 # nor does it vouch: no bit-for-bit match
+
+
+def test_only_a_replay_by_the_same_cpu_and_software_vouches(store, keys) -> None:
+    h = node(store, keys[0], Runner(), 1)
+    n = keys[1]
+    body = run_body(BASE, 7, 1.5645, "baseline")
+    old = sign(store, n, "run", body.model_copy(update={"software": {"torch": "2.13.0"}})).id
+    same = sign(store, n, "run", run_body(BASE, 8, 1.5645, "baseline")).id
+    h.publish("run", run_body(BASE, 7, 1.5645, "replay", old))
+    assert not evidence.verdicts_of(h).trust.trusted(n.peer_id)   # a run that names no code
+    h.publish("run", run_body(BASE, 8, 1.5645, "replay", same))
+    assert evidence.verdicts_of(h).trust.trusted(n.peer_id)
