@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from memory.store import Reader
-from node.api_server import LOCAL_HOSTS, HeadDeadline
+from node.api_server import LOCAL_HOSTS, HeadDeadline, QuietStop
 from swarm.web.app import dashboard_app, warm_up
 
 
@@ -34,7 +34,10 @@ def serve(reader: Reader, home: Path | None, port: int,
     sock.bind(("127.0.0.1", port))
     on_listening(f"http://127.0.0.1:{sock.getsockname()[1]}/")
     warm_up(reader, home)                  # the first page should not pay the first computation
-    config = uvicorn.Config(local_app(reader, home), log_level="warning", access_log=False,
-                            lifespan="off", http=HeadDeadline, ws="none",
-                            timeout_graceful_shutdown=1)
-    uvicorn.Server(config).run(sockets=[sock])
+    server: uvicorn.Server | None = None
+    # a page still computing at Ctrl-C answers 503, not a logged traceback (QuietStop)
+    app = QuietStop(local_app(reader, home), lambda: server is not None and server.should_exit)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            http=HeadDeadline, ws="none", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
