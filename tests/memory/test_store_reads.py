@@ -10,6 +10,7 @@ import pytest
 
 from memory.sqlguard import UnsafeQuery
 from memory.store import QueryTimeout, ReadOnlyMemory, Store, StoreError
+from swarm.bench import memory_gen
 
 SLOW_SQL = "SELECT sum(hash(i)) FROM range(10000000000000) t(i)"
 
@@ -90,3 +91,40 @@ def test_closing_stops_the_reads_still_running(tmp_path: Path, kind: str) -> Non
     assert isinstance(ended[0], (duckdb.InterruptException, StoreError))
     with pytest.raises(StoreError, match="^the memory is closed$"):
         memory.query("SELECT 1")
+
+
+def test_closing_stops_a_sync_stream_under_way(tmp_path: Path) -> None:
+    """Sync streams a peer's missing records from a cursor of the writing connection, outside the
+    lock; DuckDB refused to close that connection while the stream's query ran ("connection is
+    busy"), so a node whose libp2p thread was still serving a catch-up failed to close its memory.
+    The stream is a read like the others now: closing stops it (StoreError)."""
+    memory_gen.build(tmp_path / "m.duckdb", 2000, authors=1)
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    author, top = store.query("SELECT author, max(seq) FROM records GROUP BY author").rows[0]
+    # overlapping gaps (a hostile peer may send them) make the query run for seconds
+    have = {author: [top, [[1, top - 1]] * 20_000, 0]}
+    started, ended = threading.Event(), []
+
+    def stream() -> None:
+        try:
+            started.set()
+            for _ in store.missing_for(have):
+                pass
+        except BaseException as exc:                 # noqa: BLE001 - what stopped it is checked
+            ended.append(exc)
+    reader = threading.Thread(target=stream, daemon=True)
+    reader.start()
+    assert started.wait(60)
+    time.sleep(0.5)                              # most likely running by now; either way ...
+    store.close()                                # ... closing neither raises nor waits for it
+    reader.join(60)
+    assert not reader.is_alive() and len(ended) == 1
+    assert isinstance(ended[0], StoreError) and str(ended[0]) == "the memory is closed"
+
+
+def test_a_read_whose_cursor_was_closed_with_the_memory_says_so(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    read = store.read()                      # taken before the close, run after it
+    store.close()
+    with pytest.raises(StoreError, match="^the memory is closed$"):
+        read.run("SELECT 1")
