@@ -159,14 +159,19 @@ class ReadQuery:
 
     @contextlib.contextmanager
     def _closing(self) -> Iterator[None]:
-        """A read that failed because the memory closed under it (interrupted, or its cursor
-        closed with the memory) raises StoreError, one line, like a read begun after."""
+        """A read that the memory's close met raises StoreError, one line, like a read begun
+        after: it was interrupted, or its cursor closed with the memory, which DuckDB shows in
+        any way (a TypeError from a result whose description vanished, seen under load) or not
+        at all (rows cut short). The closed flag is set before anything closes, so checking it
+        after the read catches every such read."""
         try:
             yield
-        except duckdb.Error as exc:
+        except Exception as exc:
             if self._closed():
                 raise StoreError("the memory is closed") from exc
             raise
+        if self._closed():
+            raise StoreError("the memory is closed")
 
     def cancel(self) -> None:
         """Stop the query now (from any thread); `run` then raises duckdb.InterruptException."""

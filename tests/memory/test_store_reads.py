@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -128,3 +129,41 @@ def test_a_read_whose_cursor_was_closed_with_the_memory_says_so(tmp_path: Path) 
     store.close()
     with pytest.raises(StoreError, match="^the memory is closed$"):
         read.run("SELECT 1")
+
+
+@pytest.mark.parametrize("kind", ["store", "read-only"])
+def test_closing_under_many_readers_ends_each_with_one_line(tmp_path: Path, kind: str) -> None:
+    """Readers in a loop (rows, Arrow, sync's stream, reads past their time limit) while the
+    memory closes, as in a node stopped under load: the close neither raises nor waits, and every
+    reader ends with "the memory is closed" (a read whose cursor closed under it once raised a
+    TypeError from DuckDB's vanished result description; close raised "connection is busy")."""
+    memory_gen.build(tmp_path / "m.duckdb", 2000, authors=2)
+    for _ in range(3):
+        memory = Store(tmp_path / "m.duckdb", helpers=0) if kind == "store" \
+            else ReadOnlyMemory(tmp_path / "m.duckdb")
+        reads = [lambda: memory.query("SELECT count(*) FROM records"),
+                 lambda: memory.query_arrow("SELECT raw FROM records"),
+                 lambda: memory.query(SLOW_SQL, timeout_s=0.01)]
+        if isinstance(memory, Store):
+            reads.append(lambda: sum(1 for _ in memory.records_by_keys(None, batch_bytes=1000)))
+        ended: list[BaseException] = []
+
+        def loop(read: Any) -> None:
+            while True:
+                try:
+                    read()
+                except QueryTimeout:
+                    continue
+                except BaseException as exc:         # noqa: BLE001 - what stopped it is checked
+                    ended.append(exc)
+                    return
+        readers = [threading.Thread(target=loop, args=(reads[i % len(reads)],), daemon=True)
+                   for i in range(12)]
+        for reader in readers:
+            reader.start()
+        time.sleep(0.3)                          # most of them mid-read by now
+        memory.close()
+        for reader in readers:
+            reader.join(60)
+        assert not any(reader.is_alive() for reader in readers)
+        assert [repr(exc) for exc in ended] == [repr(StoreError("the memory is closed"))] * 12
