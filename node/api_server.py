@@ -91,11 +91,12 @@ class QuietStop:
     """ASGI middleware (outermost): a request that the server's stop ends gets 503, no traceback.
 
     uvicorn's graceful stop waits a moment for the requests in flight (a dashboard page that
-    aggregates every run, a long query), then cancels them, logging each with a traceback as
-    "Exception in ASGI application" and answering 500: a node stopped under load filled its log
-    with them. Once `stopping()` is true, a request that ends by an exception (the cancellation
-    included) answers 503 "the node is stopping" if it had not started its answer, and logs one
-    debug line; before that, errors go on as they were.
+    aggregates every run, a long query, a live event stream), then cancels them, logging each
+    with a traceback as "Exception in ASGI application" and answering 500: a node stopped under
+    load filled its log with them. Once `stopping()` is true, a request that ends by an exception
+    (the cancellation included) answers 503 "the node is stopping" if it had not started its
+    answer, else ends the answer begun (an event stream), and logs one debug line; before that,
+    errors go on as they were.
     """
 
     def __init__(self, app: ASGIApp, stopping: Callable[[], bool]) -> None:
@@ -104,11 +105,13 @@ class QuietStop:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        started = False
+        sent = {"started": False, "ended": False}
 
         async def sending(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                sent["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                sent["ended"] = True
             await send(message)
         try:
             await self.app(scope, receive, sending)
@@ -117,8 +120,10 @@ class QuietStop:
                 raise
             # the task ends here, answered: nothing awaits it but uvicorn, which only forgets it
             log.debug("request %s ended by the stop: %r", scope.get("path"), exc)
-            if not started:
+            if not sent["started"]:
                 await _refuse(scope, send, 503, STOPPING)
+            elif not sent["ended"]:        # uvicorn logs an ERROR for an answer left unended
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _no_receive() -> Any:

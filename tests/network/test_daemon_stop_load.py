@@ -1,5 +1,5 @@
 """A node stopped under load: requests in flight (queries that never end on their own, dashboard
-pages, imports) when SIGTERM arrives. It must exit 0, log no traceback, answer what was in flight
+pages and live event streams, imports) when SIGTERM arrives. It must exit 0, log no traceback, answer what was in flight
 with 503, and keep every record whose import it acknowledged."""
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def _call(node: Node, path: str, body: dict[str, Any] | bytes | None = None) -> 
 def test_sigterm_under_load_exits_cleanly_and_answers_what_was_in_flight(
         tmp_path: Path, network: str) -> None:
     """uvicorn cancelled the requests still running 2 s into its stop and logged each with a
-    traceback ("Exception in ASGI application", answered 500), and the cancelled query's end was
-    logged as "Future exception was never retrieved"."""
+    traceback ("Exception in ASGI application", answered 500), the cancelled query's end was
+    logged as "Future exception was never retrieved", and an event stream ended so was logged as
+    "ASGI callable returned without completing response"."""
     home = tmp_path / "a"
     home.mkdir()
     memory_gen.build(memory_path(home), 2000, authors=5)
@@ -62,7 +63,14 @@ def test_sigterm_under_load_exits_cleanly_and_answers_what_was_in_flight(
             if status == 200 and json.loads(body)["accepted"] == 2:
                 acknowledged.extend(codec.decode(raw).id for raw in raws)
 
+    def follow_events() -> None:                 # a dashboard tab left open: never ends by itself
+        request = urllib.request.Request(node.url + "/events")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            streamed.append(response.read())     # to the end the stop gives it
+
+    streamed: list[bytes] = []
     threads = [threading.Thread(target=query_forever, daemon=True) for _ in range(3)]
+    threads += [threading.Thread(target=follow_events, daemon=True) for _ in range(2)]
     threads += [threading.Thread(target=browse_and_import, args=(i,), daemon=True)
                 for i in range(6)]
     for thread in threads:
@@ -77,7 +85,8 @@ def test_sigterm_under_load_exits_cleanly_and_answers_what_was_in_flight(
     log = (home / "node.log").read_text(errors="replace")
     assert "node stopped" in log
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
-    assert len(endless) == 3
+    assert len(endless) == 3 and len(streamed) == 2
+    assert all(b"event: records" in events for events in streamed)
     for status, body in endless:
         assert status == 503 and json.loads(body) == {"error": "the node is stopping"}
     memory = ReadOnlyMemory(memory_path(home))
