@@ -222,8 +222,34 @@ class HeadDeadline(H11Protocol):
             self.transport.close()
 
 
-class _DaemonOwnedSignals(uvicorn.Server):
-    """uvicorn's server without its signal handlers (the daemon's loop handles the signals)."""
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server whose stop gives the requests in flight `GRACE_S`, then cancels the rest
+    itself (`QuietStop` answers them 503). uvicorn's own graceful timeout (set to `STOP_S`) stays
+    the backstop: reached, it logs an ERROR line ("Cancel N running task(s)") for what is only a
+    stop under load."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        late = asyncio.get_running_loop().call_later(GRACE_S, self._cancel_requests)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            late.cancel()
+
+    def _cancel_requests(self) -> None:
+        for task in list(self.server_state.tasks):
+            task.cancel()
+
+
+def serving_config(app: ASGIApp, stopping: Callable[[], bool]) -> uvicorn.Config:
+    """uvicorn's settings for the local apps: `app` behind `QuietStop`, warnings only, no
+    lifespan, `HeadDeadline` connections, the graceful stop's backstop at `STOP_S`."""
+    return uvicorn.Config(QuietStop(app, stopping), log_level="warning", access_log=False,
+                          lifespan="off", http=HeadDeadline, ws="none",
+                          timeout_graceful_shutdown=STOP_S)
+
+
+class _DaemonOwnedSignals(GracefulServer):
+    """The server without uvicorn's signal handlers (the daemon's loop handles the signals)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -254,10 +280,7 @@ class AppServer:
         """Listen and serve; return the URL once uvicorn accepts connections."""
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(QuietStop(self.app, self._stopping), log_level="warning",
-                                access_log=False, lifespan="off", http=HeadDeadline, ws="none",
-                                timeout_graceful_shutdown=STOP_S)
-        self._server = _DaemonOwnedSignals(config)
+        self._server = _DaemonOwnedSignals(serving_config(self.app, self._stopping))
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
@@ -279,24 +302,11 @@ class AppServer:
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
-        if await self._stopped_within(GRACE_S):
-            return
-        # Cancelled here rather than by uvicorn's own graceful timeout, which logs an ERROR line
-        # for a node stopped under load ("Cancel N running task(s)"); that timeout stays the
-        # backstop, and force_exit the last one.
-        for task in list(self._server.server_state.tasks):
-            task.cancel()
-        if not await self._stopped_within(STOP_S):
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), GRACE_S + STOP_S)
+        except asyncio.TimeoutError:
             self._server.force_exit = True
             await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        assert self._task is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), seconds)
-        except asyncio.TimeoutError:
-            return False
-        return True
 
 
 class ApiServer(AppServer):
