@@ -105,8 +105,10 @@ class ReadQuery:
     milliseconds and its memory is released, instead of running on for a client that has gone.
     """
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection,
+                 closed: Callable[[], bool] = lambda: False) -> None:
         self._cursor = cursor
+        self._closed = closed           # whether the memory was closed (under this read, maybe)
         self.cancelled = False
 
     def run(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
@@ -127,13 +129,14 @@ class ReadQuery:
 
     def _run(self, sql: str, timeout_s: float | None, fetch: Any) -> Any:
         check_read_only(sql)
-        timer = None if timeout_s is None else threading.Timer(timeout_s, self._cursor.interrupt)
+        timer = None if timeout_s is None else threading.Timer(timeout_s, self._interrupt)
         started = time.monotonic()
         try:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            return fetch(self._cursor)
+            with self._closing():
+                return fetch(self._cursor)
         except duckdb.InterruptException as exc:
             if timeout_s is not None and not self.cancelled:
                 raise QueryTimeout(f"query stopped after {time.monotonic() - started:.1f} s "
@@ -144,15 +147,47 @@ class ReadQuery:
                 timer.cancel()
             self._cursor.close()
 
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The cursor itself, for a read whose rows are fetched bit by bit (sync), closed at the
+        end. Closing the memory stops it like any read (StoreError)."""
+        try:
+            with self._closing():
+                yield self._cursor
+        finally:
+            self._cursor.close()
+
+    @contextlib.contextmanager
+    def _closing(self) -> Iterator[None]:
+        """A read that the memory's close met raises StoreError, one line, like a read begun
+        after: it was interrupted, or its cursor closed with the memory, which DuckDB shows in
+        any way (a TypeError from a result whose description vanished, seen under load) or not
+        at all (rows cut short). The closed flag is set before anything closes, so checking it
+        after the read catches every such read."""
+        try:
+            yield
+        except Exception as exc:
+            if self._closed():
+                raise StoreError("the memory is closed") from exc
+            raise
+        if self._closed():
+            raise StoreError("the memory is closed")
+
     def cancel(self) -> None:
         """Stop the query now (from any thread); `run` then raises duckdb.InterruptException."""
         self.cancelled = True
-        with contextlib.suppress(duckdb.Error):        # its cursor may be closed already
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        # The cursor may be closed already, or closing: the time limit's timer can fire just as
+        # the query ends, and a DuckDB error there was a traceback on stderr ("Exception in
+        # thread").
+        with contextlib.suppress(duckdb.Error):
             self._cursor.interrupt()
 
 
 class Readers:
-    """The cursors that readers take from one root connection, so the root can close.
+    """The cursors that readers (queries, sync's streams) take from one root, so it can close.
 
     DuckDB 2 refuses to close a connection while a cursor made from it runs a query, in any
     thread ("connection is busy with another call"): a node stopped while a dashboard request or
@@ -171,7 +206,7 @@ class Readers:
         with self._lock:
             if self._closed:
                 raise StoreError("the memory is closed")
-            query = ReadQuery(self._root.cursor())
+            query = ReadQuery(self._root.cursor(), lambda: self._closed)
             self._live.add(query)
         return query
 
@@ -633,16 +668,13 @@ class Store:
     def missing_for(self, have: Any, batch_bytes: int = 256 * 1024) -> Iterator[list[bytes]]:
         """Raw records the holder of `have` lacks, in batches of about `batch_bytes`.
 
-        Streams from its own cursor (a consistent snapshot), so a long catch-up never holds the
-        store's lock while the caller sends batches over the network.
+        Streams from a reader's cursor (a consistent snapshot), so a long catch-up never holds
+        the store's lock while the caller sends batches over the network; closing the memory
+        stops it (StoreError), as it stops every read.
         """
         peer = antientropy.parse_have(have)
-        with self._lock:
-            cursor = self._con.cursor()
-        try:
+        with self._readers.open().stream() as cursor:
             yield from antientropy.batches(antientropy.missing(cursor, peer), batch_bytes)
-        finally:
-            cursor.close()
 
     def reconcile_snapshot(self) -> reconcile.Snapshot:
         """Every held record's (ts, id8) key, sorted, for range-based reconciliation (sync 2.0.0)."""
@@ -661,9 +693,7 @@ class Store:
         A span lets DuckDB skip the row groups outside it (their ts min/max), so one sync round
         reads its own records, not every record held. Streams from its own cursor, like
         `missing_for`, so the lock is not held while sending."""
-        with self._lock:
-            cursor = self._con.cursor()
-        try:
+        with self._readers.open().stream() as cursor:
             if keys is None:
                 result = cursor.execute("SELECT raw FROM records")
             else:
@@ -673,8 +703,6 @@ class Store:
                     "SELECT raw FROM records WHERE ts BETWEEN ? AND ? "
                     "AND id8 IN (SELECT k FROM _want) ORDER BY ts, id8", [low, high])
             yield from antientropy.batches(antientropy.raws(result), batch_bytes)
-        finally:
-            cursor.close()
 
     def stats(self) -> dict[str, Any]:
         """Counts per kind, rejections by reason, flagged authors, bytes on disk."""

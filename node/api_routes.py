@@ -89,6 +89,9 @@ class Reads:
         finally:
             if not job.done():
                 read.cancel()             # this request was cancelled (shutdown)
+                # and nobody awaits the query's end: without this, its InterruptException was
+                # logged as "Future exception was never retrieved", with a traceback
+                job.cancel()
             self.counts["running"] -= 1
             gone.cancel()
 

@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 32 * 1024 * 1024         # an import batch; larger requests get 413
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+GRACE_S = 2.0                       # at stop, requests in flight get this long to finish
 STOP_S = 5.0
 HEAD_S = 10.0                       # to send a whole request head, from connecting or a response
 MAX_CONNECTIONS = 256               # open at once (a dashboard tab holds one or two)
@@ -81,6 +82,48 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
     # `Connection: close`: the unread body is never read; the connection ends with the answer.
     response = JsonResponse({"error": message}, status_code=status, headers={"connection": "close"})
     await response(scope, _no_receive, send)
+
+
+STOPPING = "the node is stopping"
+
+
+class QuietStop:
+    """ASGI middleware (outermost): a request that the server's stop ends gets 503, no traceback.
+
+    uvicorn's graceful stop waits a moment for the requests in flight (a dashboard page that
+    aggregates every run, a long query, a live event stream), then cancels them, logging each
+    with a traceback as "Exception in ASGI application" and answering 500: a node stopped under
+    load filled its log with them. Once `stopping()` is true, a request that ends by an exception
+    (the cancellation included) answers 503 "the node is stopping" if it had not started its
+    answer, else ends the answer begun (an event stream), and logs one debug line; before that,
+    errors go on as they were.
+    """
+
+    def __init__(self, app: ASGIApp, stopping: Callable[[], bool]) -> None:
+        self.app, self.stopping = app, stopping
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        sent = {"started": False, "ended": False}
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                sent["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                sent["ended"] = True
+            await send(message)
+        try:
+            await self.app(scope, receive, sending)
+        except (Exception, asyncio.CancelledError) as exc:
+            if not self.stopping():
+                raise
+            # the task ends here, answered: nothing awaits it but uvicorn, which only forgets it
+            log.debug("request %s ended by the stop: %r", scope.get("path"), exc)
+            if not sent["started"]:
+                await _refuse(scope, send, 503, STOPPING)
+            elif not sent["ended"]:        # uvicorn logs an ERROR for an answer left unended
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _no_receive() -> Any:
@@ -179,8 +222,34 @@ class HeadDeadline(H11Protocol):
             self.transport.close()
 
 
-class _DaemonOwnedSignals(uvicorn.Server):
-    """uvicorn's server without its signal handlers (the daemon's loop handles the signals)."""
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server whose stop gives the requests in flight `GRACE_S`, then cancels the rest
+    itself (`QuietStop` answers them 503). uvicorn's own graceful timeout (set to `STOP_S`) stays
+    the backstop: reached, it logs an ERROR line ("Cancel N running task(s)") for what is only a
+    stop under load."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        late = asyncio.get_running_loop().call_later(GRACE_S, self._cancel_requests)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            late.cancel()
+
+    def _cancel_requests(self) -> None:
+        for task in list(self.server_state.tasks):
+            task.cancel()
+
+
+def serving_config(app: ASGIApp, stopping: Callable[[], bool]) -> uvicorn.Config:
+    """uvicorn's settings for the local apps: `app` behind `QuietStop`, warnings only, no
+    lifespan, `HeadDeadline` connections, the graceful stop's backstop at `STOP_S`."""
+    return uvicorn.Config(QuietStop(app, stopping), log_level="warning", access_log=False,
+                          lifespan="off", http=HeadDeadline, ws="none",
+                          timeout_graceful_shutdown=STOP_S)
+
+
+class _DaemonOwnedSignals(GracefulServer):
+    """The server without uvicorn's signal handlers (the daemon's loop handles the signals)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -211,9 +280,7 @@ class AppServer:
         """Listen and serve; return the URL once uvicorn accepts connections."""
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                http=HeadDeadline, ws="none", timeout_graceful_shutdown=2)
-        self._server = _DaemonOwnedSignals(config)
+        self._server = _DaemonOwnedSignals(serving_config(self.app, self._stopping))
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
@@ -222,17 +289,21 @@ class AppServer:
             await asyncio.sleep(0.01)
         return self.url
 
+    def _stopping(self) -> bool:
+        return self._server is not None and self._server.should_exit
+
     def mount(self, path: str, app: ASGIApp) -> None:
         """Serve `app` under `path` (after the existing routes; no token: read-only apps only)."""
         self.app.router.routes.append(Mount(path, app=app))
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish (bounded), close the listener."""
+        """Stop accepting, let requests in flight finish (`GRACE_S`), answer the rest 503 (see
+        `QuietStop`), close the listener."""
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), STOP_S)
+            await asyncio.wait_for(asyncio.shield(self._task), GRACE_S + STOP_S)
         except asyncio.TimeoutError:
             self._server.force_exit = True
             await asyncio.gather(self._task, return_exceptions=True)

@@ -34,7 +34,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from memory.store import Reader
+from memory.store import Reader, StoreError
 from swarm.conclusions import Conclusions
 from memory.invisible import JS_CLASS
 from swarm.web import views
@@ -247,6 +247,8 @@ def warm_up(reader: Reader, home: Path | None) -> threading.Thread:
             v = c.track(chosen) if chosen is not None else None
             if v is not None:              # so the first change of trust pays no grouping
                 v.agg.group_authors()
+        except StoreError as exc:          # the node stopped meanwhile: nothing went wrong
+            log.debug("dashboard warm-up ended: %s", exc)
         except Exception:                  # a warm-up that fails leaves the requests to compute
             log.warning("dashboard warm-up failed", exc_info=True)
     thread = threading.Thread(target=run, name="dashboard-warm-up", daemon=True)

@@ -9,12 +9,11 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from memory.store import Reader
-from node.api_server import LOCAL_HOSTS, HeadDeadline
+from node.api_server import LOCAL_HOSTS, GracefulServer, serving_config
 from swarm.web.app import dashboard_app, warm_up
 
 
@@ -34,7 +33,8 @@ def serve(reader: Reader, home: Path | None, port: int,
     sock.bind(("127.0.0.1", port))
     on_listening(f"http://127.0.0.1:{sock.getsockname()[1]}/")
     warm_up(reader, home)                  # the first page should not pay the first computation
-    config = uvicorn.Config(local_app(reader, home), log_level="warning", access_log=False,
-                            lifespan="off", http=HeadDeadline, ws="none",
-                            timeout_graceful_shutdown=1)
-    uvicorn.Server(config).run(sockets=[sock])
+    server: GracefulServer | None = None
+    # a page still computing at Ctrl-C answers 503, not a logged traceback (QuietStop)
+    server = GracefulServer(serving_config(
+        local_app(reader, home), lambda: server is not None and server.should_exit))
+    server.run(sockets=[sock])

@@ -4,12 +4,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from memory.sqlguard import UnsafeQuery
 from memory.store import QueryTimeout, ReadOnlyMemory, Store, StoreError
+from swarm.bench import memory_gen
 
 SLOW_SQL = "SELECT sum(hash(i)) FROM range(10000000000000) t(i)"
 
@@ -90,3 +92,78 @@ def test_closing_stops_the_reads_still_running(tmp_path: Path, kind: str) -> Non
     assert isinstance(ended[0], (duckdb.InterruptException, StoreError))
     with pytest.raises(StoreError, match="^the memory is closed$"):
         memory.query("SELECT 1")
+
+
+def test_closing_stops_a_sync_stream_under_way(tmp_path: Path) -> None:
+    """Sync streams a peer's missing records from a cursor of the writing connection, outside the
+    lock; DuckDB refused to close that connection while the stream's query ran ("connection is
+    busy"), so a node whose libp2p thread was still serving a catch-up failed to close its memory.
+    The stream is a read like the others now: closing stops it (StoreError)."""
+    memory_gen.build(tmp_path / "m.duckdb", 2000, authors=1)
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    author, top = store.query("SELECT author, max(seq) FROM records GROUP BY author").rows[0]
+    # overlapping gaps (a hostile peer may send them) make the query run for seconds
+    have = {author: [top, [[1, top - 1]] * 20_000, 0]}
+    started, ended = threading.Event(), []
+
+    def stream() -> None:
+        try:
+            started.set()
+            for _ in store.missing_for(have):
+                pass
+        except BaseException as exc:                 # noqa: BLE001 - what stopped it is checked
+            ended.append(exc)
+    reader = threading.Thread(target=stream, daemon=True)
+    reader.start()
+    assert started.wait(60)
+    time.sleep(0.5)                              # most likely running by now; either way ...
+    store.close()                                # ... closing neither raises nor waits for it
+    reader.join(60)
+    assert not reader.is_alive() and len(ended) == 1
+    assert isinstance(ended[0], StoreError) and str(ended[0]) == "the memory is closed"
+
+
+def test_a_read_whose_cursor_was_closed_with_the_memory_says_so(tmp_path: Path) -> None:
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    read = store.read()                      # taken before the close, run after it
+    store.close()
+    with pytest.raises(StoreError, match="^the memory is closed$"):
+        read.run("SELECT 1")
+
+
+@pytest.mark.parametrize("kind", ["store", "read-only"])
+def test_closing_under_many_readers_ends_each_with_one_line(tmp_path: Path, kind: str) -> None:
+    """Readers in a loop (rows, Arrow, sync's stream, reads past their time limit) while the
+    memory closes, as in a node stopped under load: the close neither raises nor waits, and every
+    reader ends with "the memory is closed" (a read whose cursor closed under it once raised a
+    TypeError from DuckDB's vanished result description; close raised "connection is busy")."""
+    memory_gen.build(tmp_path / "m.duckdb", 2000, authors=2)
+    for _ in range(3):
+        memory = Store(tmp_path / "m.duckdb", helpers=0) if kind == "store" \
+            else ReadOnlyMemory(tmp_path / "m.duckdb")
+        reads = [lambda: memory.query("SELECT count(*) FROM records"),
+                 lambda: memory.query_arrow("SELECT raw FROM records"),
+                 lambda: memory.query(SLOW_SQL, timeout_s=0.01)]
+        if isinstance(memory, Store):
+            reads.append(lambda: sum(1 for _ in memory.records_by_keys(None, batch_bytes=1000)))
+        ended: list[BaseException] = []
+
+        def loop(read: Any) -> None:
+            while True:
+                try:
+                    read()
+                except QueryTimeout:
+                    continue
+                except BaseException as exc:         # noqa: BLE001 - what stopped it is checked
+                    ended.append(exc)
+                    return
+        readers = [threading.Thread(target=loop, args=(reads[i % len(reads)],), daemon=True)
+                   for i in range(12)]
+        for reader in readers:
+            reader.start()
+        time.sleep(0.3)                          # most of them mid-read by now
+        memory.close()
+        for reader in readers:
+            reader.join(60)
+        assert not any(reader.is_alive() for reader in readers)
+        assert [repr(exc) for exc in ended] == [repr(StoreError("the memory is closed"))] * 12

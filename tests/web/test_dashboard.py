@@ -1,6 +1,7 @@
 """Every JSON view of the dashboard through Starlette's TestClient, against a real memory."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -167,6 +168,17 @@ def test_the_warm_up_computes_what_the_first_page_needs(history_home: Path,
         assert held.agg._grouped_runs.sums is not None
     finally:
         memory.close()
+
+
+def test_a_warm_up_ended_by_the_memory_closing_logs_no_warning(
+        history_home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A node stopped while its dashboard warmed up logged "dashboard warm-up failed" with a
+    traceback: the memory closed under it ("the memory is closed"), which is no failure."""
+    memory = ReadOnlyMemory(memory_path(history_home))
+    memory.close()
+    verdicts.forget()
+    warm_up(memory, history_home).join(timeout=120)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_knobs_runs_and_a_run_without_a_curve(client: TestClient) -> None:
