@@ -15,7 +15,7 @@ from memory.crypto import Keypair
 HARDWARE = R.Hardware(accelerator="cpu", device_name="synthetic cpu", cores=2, memory_gb=24.0,
                       platform="linux-x86_64")
 SOFTWARE = {"python": "3.11", "torch": "2.13.0", "swarm": "0.1.0", "harness": "1",
-            "code": "synthetic", "precision": "fp32", "compile": "false"}
+            "code": "synthetic", "cpu": "DEFAULT", "precision": "fp32", "compile": "false"}
 
 
 def keypairs(n: int, seed: int = 0) -> list[Keypair]:

@@ -37,6 +37,34 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# CPU features by which torch and oneDNN choose their kernels, and so the bits of a run's numbers
+ISA_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
+             "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
+             "amx_int8", "asimd", "sve", "sve2")
+
+
+def cpu_isa() -> str:
+    """torch's CPU capability and the kernel-choosing flags this CPU has, e.g. `AVX512 avx2,...`.
+
+    A CPU model's name does not say them: hosts that all call themselves "Intel(R) Xeon(R)
+    Processor" may differ in AVX-512, bf16 and AMX (one spec and seed gave val_bpb 1.56447 on one
+    build machine of that name and 1.56743 on another: docs/HARNESS.md, "Determinism"). Flags
+    from /proc/cpuinfo (Linux; its `flags` or, on ARM, `Features` line); elsewhere torch's
+    capability alone (untested on macOS and Windows)."""
+    import torch
+
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    found = ",".join(f for f in ISA_FLAGS if f in flags)
+    return f"{torch.backends.cpu.get_cpu_capability()} {found}".strip()
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity where the OS has one, e.g. not macOS)."""
     try:

@@ -109,10 +109,13 @@ def exit_with_parent(interval_s: float = 1.0) -> None:
 
 
 def _software(torch_version: str, precision: str, compiled: bool, threads: int) -> dict[str, str]:
-    # `code`, the digest of the harness's source, with torch, precision and compilation: what a
-    # fixed-seed run's numbers depend on beside the hardware (roles/trust.py `NUMERICS`)
+    # `code`, the digest of the harness's source, and `cpu`, the CPU's kernel-choosing features,
+    # with torch, precision and compilation: what a fixed-seed run's numbers depend on beside the
+    # CPU model and thread count (roles/trust.py `NUMERICS`)
     from node.harness.checkpoint import code_version
-    return {"harness": HARNESS_VERSION, "code": code_version(), "torch": torch_version,
+    from node.harness.hardware import cpu_isa
+    return {"harness": HARNESS_VERSION, "code": code_version(), "cpu": cpu_isa(),
+            "torch": torch_version,
             "python": platform.python_version(), "precision": precision,
             "compile": str(compiled).lower(), "threads": str(threads)}
 
