@@ -31,8 +31,8 @@ THRESHOLD = 0.25     # trusted from here: one vouch by a root, or by an author a
 MAX_ROUNDS = 16      # distrust / trust alternations before the answer is taken as it stands
 CROSS_HW_REFUTE = 0.1  # bpb: a cross-hardware replay this far off contradicts the run
 # bpb: a replay on the same CPU and software this far off contradicts the run. Not 1e-6: one
-# spec and seed on one CPU name, thread count, harness code and torch gave 1.56447 on the
-# 2026-11-30 build machine and 1.56743 on the 2026-12-02 one (docs/HARNESS.md, "Determinism").
+# spec, seed and harness code gave 1.56447 on the 2026-11-30 build machine and 1.56743 on the
+# 2026-12-02 one, and nothing recorded shows the two apart (docs/HARNESS.md, "Determinism").
 EXACT_REFUTE = stats.replay_tolerance(False, 0.0)
 # The run's `software` entries a fixed-seed CPU run's numbers depend on (`exact_hardware`)
 NUMERICS = ("harness", "code", "cpu", "torch", "precision", "compile")
@@ -212,7 +212,7 @@ def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts
     """Does run `mine` (a replay) reproduce run `theirs`? None when it says nothing either way.
 
     Bit-identical hardware (`exact_hardware`): within 1e-6 is a match (and vouches), more than
-    `EXACT_REFUTE` a mismatch: two machines alike in all that is recorded still differed by 0.003.
+    `EXACT_REFUTE` a mismatch (two build machines differed by 0.003 with the same code).
     Other hardware of the same accelerator kind: within 0.005 is a match, more than
     `CROSS_HW_REFUTE` a mismatch (no kernel difference moves a result that far). Between the two
     bounds a replay proves nothing. Another accelerator kind is another experiment."""

@@ -47,8 +47,8 @@ def cpu_isa() -> str:
     """torch's CPU capability and the kernel-choosing flags this CPU has, e.g. `AVX512 avx2,...`.
 
     A CPU model's name does not say them: hosts that all call themselves "Intel(R) Xeon(R)
-    Processor" may differ in AVX-512, bf16 and AMX (one spec and seed gave val_bpb 1.56447 on one
-    build machine of that name and 1.56743 on another: docs/HARNESS.md, "Determinism"). Flags
+    Processor" may differ in AVX-512, bf16 and AMX (one spec, seed and harness code gave val_bpb
+    1.56447 on one build machine and 1.56743 on another: docs/HARNESS.md, "Determinism"). Flags
     from /proc/cpuinfo (Linux; its `flags` or, on ARM, `Features` line); elsewhere torch's
     capability alone (untested on macOS and Windows)."""
     import torch

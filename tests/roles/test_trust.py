@@ -460,10 +460,10 @@ def test_the_same_config_spelled_otherwise_is_no_evidence(store, keys, spelling)
     ({"precision": "bf16"}, 1.5745, "standing"),
     ({"torch": "2.13.1"}, 1.5745, "standing"),
 ])
-def test_a_replay_off_by_what_machines_alike_differ_refutes_nothing(
+def test_a_replay_off_by_what_two_machines_differed_refutes_nothing(
         store, keys, theirs: dict, replayed: float, then: str) -> None:
-    """One spec and seed gave 1.56447 on one build machine and 1.56743 on another, with the
-    same CPU name, thread count, harness code and torch: 1e-6 refuted honest authors."""
+    """One spec, seed and harness code gave 1.56447 on one build machine and 1.56743 on another,
+    and nothing recorded showed them apart: at 1e-6 an honest replay refuted an honest author."""
     h = node(store, keys[0], Runner(), 1)
     n = keys[1]
     body = run_body(BASE, 7, 1.5645, "baseline")
