@@ -4,7 +4,7 @@ The requester reads record batches ahead while its store ingests them (READ_AHEA
 batch already read in one transaction), each batch first admitted against the sync quotas (a
 `Ration`, node/syncquota.py: records over quota are dropped, never stored); the responder reads
 records from its store in one worker thread that stays one batch ahead of the network, so a slow
-reader holds it back.
+reader holds it back, and whose read is interrupted when the exchange ends (`Stop`).
 """
 from __future__ import annotations
 
