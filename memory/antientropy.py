@@ -67,11 +67,14 @@ def parse_have(value: Any) -> Have:
                 and len(entry) == 3 and _int_in(entry[0], 0, 2**63)
                 and isinstance(entry[1], list) and _int_in(entry[2], 0, _U64)):
             raise ValueError(f"bad have-summary entry for {str(author)[:60]!r}")
+        after = 0                # each gap begins past the last one's end + 1: a held seq between
         for gap in entry[1]:
-            if not (isinstance(gap, list) and len(gap) == 2 and _int_in(gap[0], 1, 2**63)
+            if not (isinstance(gap, list) and len(gap) == 2 and _int_in(gap[0], after + 1, 2**63)
                     and _int_in(gap[1], gap[0], entry[0])):
-                raise ValueError(f"bad gap {str(gap)[:60]} for {author[:60]!r}")
+                raise ValueError(f"bad gap {str(gap)[:60]} for {author[:60]!r}: gaps are "
+                                 "[lo, hi], lo <= hi < max seq, ascending, a held seq between two")
             gap_authors.append(author), los.append(gap[0]), his.append(gap[1])
+            after = gap[1] + 1
         if len(los) > MAX_GAPS:
             raise ValueError("too many gaps in a have-summary")
         authors.append(author), tops.append(entry[0]), xors.append(entry[2])
@@ -83,8 +86,9 @@ def parse_have(value: Any) -> Have:
 
 
 _MISSING = """
-WITH in_gap AS (
-    SELECT r.id FROM records r JOIN _gaps g ON r.author = g.author AND r.seq BETWEEN g.lo AND g.hi),
+WITH in_gap AS (   -- the gaps are disjoint and sorted: a seq can only be in the last one below it
+    SELECT r.id FROM records r ASOF JOIN _gaps g ON r.author = g.author AND r.seq >= g.lo
+    WHERE r.seq <= g.hi),
 held AS (      -- what we hold inside the range the peer says it holds
     SELECT r.author, r.seq, r.id8 FROM records r JOIN _have h ON r.author = h.author
     WHERE r.seq <= h.max_seq AND r.id NOT IN (SELECT id FROM in_gap)),

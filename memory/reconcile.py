@@ -238,10 +238,12 @@ def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES, v21:
     if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_REQUESTS:
         raise ValueError(f"a frame holds 1 to {MAX_REQUESTS} requests")
     kinds = ("s", "h", "w", "x") if v21 else ("s", "h", "w")
-    replies, send, first, sketched = [], [], True, 0
     for request in requests:
         if not isinstance(request, list) or not request or request[0] not in kinds:
             raise ValueError(f"unknown request {str(request)[:60]}")
+    _check_disjoint(requests)
+    replies, send, first, sketched = [], [], True, 0
+    for request in requests:
         if request[0] == "s":
             replies.append(_answer_split(snapshot, request, v21))
             continue
@@ -257,6 +259,19 @@ def answer_at(snapshot: Snapshot, requests: Any, budget: int = ROUND_BYTES, v21:
             budget -= int(snapshot.sizes[positions].sum())
             first = False
     return replies, np.concatenate(send) if send else np.zeros(0, dtype=np.int64)
+
+
+def _check_disjoint(requests: list[Any]) -> None:
+    """ValueError unless the requests' ranges are disjoint, as an honest requester's always are
+    (each is a piece of a range answered before). A have or want costs S a pass over its keys in
+    the range, whatever it sends: 2,048 requests for the whole range in one frame were 2,048
+    passes over the memory (docs/TRUST.md); disjoint, they are one at most."""
+    if any(len(request) < 3 for request in requests):
+        raise ValueError("a request is [kind, lo, hi, ...]")
+    ranges = sorted(_range(request[:3], 3) for request in requests)
+    for (_, hi), (lo, _) in zip(ranges, ranges[1:]):
+        if lo < hi:
+            raise ValueError("the ranges of one frame's requests overlap")
 
 
 def ts_span(snapshot: Snapshot, positions: np.ndarray) -> tuple[int, int] | None:

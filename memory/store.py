@@ -665,16 +665,29 @@ class Store:
         return {author: (gaps[0][0] - 1 if gaps else top)
                 for author, (top, gaps, _xor) in self.have().items()}
 
-    def missing_for(self, have: Any, batch_bytes: int = 256 * 1024) -> Iterator[list[bytes]]:
+    def missing_for(self, have: Any, batch_bytes: int = 256 * 1024,
+                    on_read: Callable[[Callable[[], None]], None] | None = None
+                    ) -> Iterator[list[bytes]]:
         """Raw records the holder of `have` lacks, in batches of about `batch_bytes`.
 
         Streams from a reader's cursor (a consistent snapshot), so a long catch-up never holds
         the store's lock while the caller sends batches over the network; closing the memory
-        stops it (StoreError), as it stops every read.
+        stops it (StoreError), as it stops every read. `on_read(cancel)` hears how to stop the
+        read from another thread (it then raises duckdb.InterruptException).
         """
         peer = antientropy.parse_have(have)
-        with self._readers.open().stream() as cursor:
+        with self._read(on_read) as cursor:
             yield from antientropy.batches(antientropy.missing(cursor, peer), batch_bytes)
+
+    @contextlib.contextmanager
+    def _read(self, on_read: Callable[[Callable[[], None]], None] | None
+              ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A streaming read's cursor; `on_read` gets the read's cancel first."""
+        query = self._readers.open()
+        with query.stream() as cursor:
+            if on_read is not None:
+                on_read(query.cancel)
+            yield cursor
 
     def reconcile_snapshot(self) -> reconcile.Snapshot:
         """Every held record's (ts, id8) key, sorted, for range-based reconciliation (sync 2.0.0)."""
@@ -686,14 +699,16 @@ class Store:
             return self._keys.snapshot()
 
     def records_by_keys(self, keys: np.ndarray | None, batch_bytes: int = 256 * 1024,
-                        span: tuple[int, int] | None = None) -> Iterator[list[bytes]]:
+                        span: tuple[int, int] | None = None,
+                        on_read: Callable[[Callable[[], None]], None] | None = None
+                        ) -> Iterator[list[bytes]]:
         """The raw records whose id8 is in `keys` (None: every record), in batches of about
         `batch_bytes`; with `span` (the lowest and highest ts among them), in (ts, id8) order.
 
         A span lets DuckDB skip the row groups outside it (their ts min/max), so one sync round
         reads its own records, not every record held. Streams from its own cursor, like
-        `missing_for`, so the lock is not held while sending."""
-        with self._readers.open().stream() as cursor:
+        `missing_for`, so the lock is not held while sending (and `on_read` as there)."""
+        with self._read(on_read) as cursor:
             if keys is None:
                 result = cursor.execute("SELECT raw FROM records")
             else:

@@ -185,7 +185,8 @@ async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, request
     if at.size:
         every = at.size == len(snapshot)         # a fresh node: no need to look keys up
         keys, span = snapshot.keys[at], reconcile.ts_span(snapshot, at)
-        sent = await send_records(stream, lambda: store.records_by_keys(
-            None if every else keys, BATCH_BYTES, span), timeout=REQUESTER_TIMEOUT)
+        sent = await send_records(stream, lambda stop: store.records_by_keys(
+            None if every else keys, BATCH_BYTES, span, on_read=stop.attach),
+            timeout=REQUESTER_TIMEOUT)
     await write_frame(stream, {"t": "a", "a": replies}, timeout=REQUESTER_TIMEOUT)
     return sent

@@ -63,6 +63,7 @@ async def serve(stream: Any, store: Any, network: str) -> int:
     have = expect(await read_frame(stream, MAX_HAVE_BYTES, FRAME_TIMEOUT), "have").get("h")
     if not isinstance(have, dict):
         raise ProtocolError("'have' must be a map")
-    sent = await send_records(stream, lambda: store.missing_for(have, batch_bytes=BATCH_BYTES))
+    sent = await send_records(stream, lambda stop: store.missing_for(
+        have, BATCH_BYTES, on_read=stop.attach))
     await write_frame(stream, {"t": "end", "n": sent})
     return sent

@@ -4,11 +4,12 @@ The requester reads record batches ahead while its store ingests them (READ_AHEA
 batch already read in one transaction), each batch first admitted against the sync quotas (a
 `Ration`, node/syncquota.py: records over quota are dropped, never stored); the responder reads
 records from its store in one worker thread that stays one batch ahead of the network, so a slow
-reader holds it back.
+reader holds it back, and whose read is interrupted when the exchange ends (`Stop`).
 """
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ READ_AHEAD = 4                           # batches read while the store ingests 
 MAX_INGEST_RECORDS = 8192                # records per ingest transaction
 # a stalled peer is dropped after this long (tests shorten it through the environment)
 FRAME_TIMEOUT = float(os.environ.get("SWARM_SYNC_FRAME_TIMEOUT", "15"))
+STOP_POLL_S = 0.05                       # a stopped producer's read is interrupted this often
 
 
 @dataclass
@@ -166,11 +168,58 @@ async def read_and_ingest(reader: Callable[[Any], Any], store: Any, result: Pull
         raise failure
 
 
-async def send_records(stream: Any, produce: Callable[[], Iterator[list[bytes]]],
+class Stop:
+    """How the trio side stops a producer running in a worker thread: `stop()` interrupts the
+    store's read it registered (`attach`, a ReadQuery's cancel, memory/store.py), again every
+    STOP_POLL_S until the thread has ended: an interrupt DuckDB receives just before the query
+    starts is forgotten, and a query left to run was hours of CPU on a hostile request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancel: Callable[[], None] | None = None
+        self.stopped = False
+        self.started = False
+        self.done = threading.Event()
+
+    def attach(self, cancel: Callable[[], None]) -> None:
+        """The producer's read (in its thread): `cancel()` stops it from any thread."""
+        with self._lock:
+            self._cancel = cancel
+            stopped = self.stopped
+        if stopped:
+            cancel()
+
+    def begin(self) -> bool:
+        """The producer thread starts: False if it was stopped already (then it must not)."""
+        with self._lock:
+            self.started = not self.stopped
+            return self.started
+
+    def stop(self) -> None:
+        """Stop the producer (trio side, never blocks): interrupt its read until it has ended."""
+        with self._lock:
+            self.stopped = True
+            started = self.started
+        if started and not self.done.is_set():
+            threading.Thread(target=self._interrupt, name="sync-stop", daemon=True).start()
+
+    def _interrupt(self) -> None:
+        while True:
+            with self._lock:
+                cancel = self._cancel
+            if cancel is not None:
+                cancel()
+            if self.done.wait(STOP_POLL_S):
+                return
+
+
+async def send_records(stream: Any, produce: Callable[[Stop], Iterator[list[bytes]]],
                        timeout: float = FRAME_TIMEOUT) -> int:
-    """Send the batches `produce()` yields (run in ONE worker thread, one DuckDB cursor) as batch
-    frames; return the number of records sent. A ValueError while producing is the peer's
-    (its request was malformed): ProtocolError."""
+    """Send the batches `produce(stop)` yields (run in ONE worker thread, one DuckDB cursor) as
+    batch frames; return the number of records sent. A ValueError while producing is the peer's
+    (its request was malformed): ProtocolError. The producer passes its read's cancel to
+    `stop.attach`: when the exchange ends early (the peer gone, a cancelled serve), the read is
+    interrupted, not left running in an abandoned thread."""
     send, receive = trio.open_memory_channel[Any](0)
     failure: ProtocolError | None = None
     sent = 0
@@ -197,7 +246,7 @@ async def _send_batches(stream: Any, receive: Any, timeout: float) -> int:
     return sent
 
 
-async def _produce(produce: Callable[[], Iterator[list[bytes]]], send: Any) -> None:
+async def _produce(produce: Callable[[Stop], Iterator[list[bytes]]], send: Any) -> None:
     def handoff(item: Any) -> bool:
         try:
             trio.from_thread.run(send.send, item)
@@ -206,14 +255,28 @@ async def _produce(produce: Callable[[], Iterator[list[bytes]]], send: Any) -> N
             return False             # the reader is gone: stop producing
         return True
 
+    stop = Stop()
+
     def run() -> None:
+        if not stop.begin():
+            return
         try:
-            for batch in produce():
+            for batch in produce(stop):
                 if not handoff(batch):
                     return
         except ValueError as exc:
-            handoff(ProtocolError(f"malformed request: {str(exc)[:100]}"))
+            if not stop.stopped:
+                handoff(ProtocolError(f"malformed request: {str(exc)[:100]}"))
+        except Exception:
+            if not stop.stopped:                # interrupted because we stopped it: expected
+                raise
+        finally:
+            stop.done.set()
 
     async with send:
-        # abandon_on_cancel: if the reader fails, the thread ends at its next handoff
-        await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        # abandon_on_cancel: the trio side need not wait, and the thread (which holds a token of
+        # trio's thread limiter until it ends) stops now, its read interrupted
+        try:
+            await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        finally:
+            stop.stop()

@@ -103,6 +103,20 @@ def test_malformed_requests_are_refused(requests) -> None:
         answer(Snapshot.build([1, 2], [3, 4]), requests)
 
 
+def test_a_frame_whose_ranges_overlap_is_refused_before_any_is_answered() -> None:
+    """Each have/want costs the responder a pass over its keys in the range: 2,048 requests for
+    the whole memory in one ~20 KB frame were 2,048 passes (1.6 CPU s at 100,000 keys). An
+    honest requester's ranges never overlap (each is a piece of one answered before: `_exchange`
+    checks that on every frame of these tests); a frame whose ranges do is refused in one line."""
+    snap = Snapshot.build(range(100), range(1, 101))
+    whole = ["h", 0, reconcile.encode_bound(reconcile.END), b""]
+    for frame in ([whole, whole], [["w", 0, 50, b""], ["s", 40, 90]], [["s", 60, 90], whole]):
+        with pytest.raises(ValueError, match="^the ranges of one frame's requests overlap$"):
+            answer(snap, frame)
+    replies, keys = answer(snap, [["s", 60, 90], ["h", 0, 60, b""], ["w", 90, 95, b""]])
+    assert len(replies) == 3 and keys.size == 60                  # touching is not overlapping
+
+
 def test_malformed_answers_are_refused() -> None:
     requester = Requester(Snapshot.build(range(40), range(1, 41)))
     split, fp = [["s", 0, 50]], b"x" * 8

@@ -126,9 +126,10 @@ def test_a_scattered_difference_is_sketched_and_costs_little(budget) -> None:
 def test_a_frame_of_huge_sketches_is_answered_false_past_the_responders_allowance(
         monkeypatch) -> None:
     rng = np.random.default_rng(6)
-    snap = Snapshot.build(np.arange(3000), _keys(rng, 3000))
+    snap = Snapshot.build(np.arange(9000), _keys(rng, 9000))
     monkeypatch.setattr(reconcile, "SKETCH_KEYS", 7000)
-    whole = ["x", 0, reconcile.encode_bound(reconcile.END), b"saltsalt",
-             Sketch.build(snap.keys[:-1], int.from_bytes(b"saltsalt", "big"), 9).encode()]
-    replies, _ = answer(snap, [whole, whole, whole])
+    salt = int.from_bytes(b"saltsalt", "big")
+    thirds = [["x", lo, hi, b"saltsalt", Sketch.build(snap.keys[lo:hi - 1], salt, 9).encode()]
+              for lo, hi in ((0, 3000), (3000, 6000), (6000, 9000))]     # ranges of a frame
+    replies, _ = answer(snap, thirds)                                    # are disjoint
     assert replies == [1, 1, False]          # 3,000 keys sketched twice; a third would pass 7,000

@@ -203,6 +203,35 @@ def test_malformed_have_is_refused(have) -> None:
         parse_have(have)
 
 
+@pytest.mark.parametrize("gaps", [
+    [[1, 9]] * 2,                      # the same gap twice (a hostile peer sent 1.6 million)
+    [[1, 5], [3, 8]],                  # overlapping
+    [[6, 8], [2, 3]],                  # descending
+    [[2, 3], [4, 5]],                  # adjacent: an honest summary holds a seq between two
+])
+def test_gaps_that_overlap_or_are_out_of_order_are_refused_in_one_line(gaps) -> None:
+    """The responder's join of its records against the gaps grew as records x gaps when gaps
+    overlapped (docs/TRUST.md); an honest summary's gaps are maximal runs, ascending, apart."""
+    with pytest.raises(ValueError, match="ascending, a held seq between two") as refused:
+        parse_have({"a": [10, gaps, 0]})
+    assert "\n" not in str(refused.value)
+    assert parse_have({"a": [10, [[1, 1], [3, 5], [7, 9]], 0]}).gaps.num_rows == 3
+
+
+def test_missing_for_answers_many_disjoint_gaps_exactly(tmp_path, keys) -> None:
+    """Gaps are found by an ASOF join (the last gap starting at or below a seq): a peer that holds
+    every other seq is sent exactly the others, and one gap past our records changes nothing."""
+    raws = [r.raw for r in synthetic.runs(keys[:1], 200)]
+    with Store(tmp_path / "a.duckdb") as full:
+        full.ingest(raws)
+        author, top = full.query("SELECT author, max(seq) FROM records GROUP BY author").rows[0]
+        odd = [[seq, seq] for seq in range(1, top, 2)]            # holds the even seqs only
+        have = {author: [top + 10, [*odd, [top + 1, top + 9]], 0]}
+        sent = [raw for batch in full.missing_for(have) for raw in batch]
+        expected = full.query("SELECT raw FROM records WHERE seq % 2 = 1").rows
+        assert sorted(sent) == sorted(raw for (raw,) in expected) and sent
+
+
 def test_store_refuses_a_second_process_and_reports_it(tmp_path) -> None:
     import subprocess
     import sys

@@ -101,23 +101,20 @@ def test_closing_stops_a_sync_stream_under_way(tmp_path: Path) -> None:
     The stream is a read like the others now: closing stops it (StoreError)."""
     memory_gen.build(tmp_path / "m.duckdb", 2000, authors=1)
     store = Store(tmp_path / "m.duckdb", helpers=0)
-    author, top = store.query("SELECT author, max(seq) FROM records GROUP BY author").rows[0]
-    # overlapping gaps (a hostile peer may send them) make the query run for seconds
-    have = {author: [top, [[1, top - 1]] * 20_000, 0]}
-    started, ended = threading.Event(), []
+    first, closed, ended = threading.Event(), threading.Event(), []
 
     def stream() -> None:
-        try:
-            started.set()
-            for _ in store.missing_for(have):
-                pass
+        try:                    # a peer that holds nothing: every record, in small batches
+            for _ in store.missing_for({}, batch_bytes=1000):
+                first.set()
+                closed.wait(60)                  # the memory closes while the stream is open
         except BaseException as exc:                 # noqa: BLE001 - what stopped it is checked
             ended.append(exc)
     reader = threading.Thread(target=stream, daemon=True)
     reader.start()
-    assert started.wait(60)
-    time.sleep(0.5)                              # most likely running by now; either way ...
-    store.close()                                # ... closing neither raises nor waits for it
+    assert first.wait(60)
+    store.close()                                # closing neither raises nor waits for it
+    closed.set()
     reader.join(60)
     assert not reader.is_alive() and len(ended) == 1
     assert isinstance(ended[0], StoreError) and str(ended[0]) == "the memory is closed"

@@ -3,6 +3,8 @@
 `python -m tests.network.hostile attack TARGET_MULTIADDR NETWORK` connects to an honest node and
 sends nothing at all (a stall), garbage and an absurd frame length on the sync protocol, then gossip
 with bad signatures, oversize payloads and garbage.
+`python -m tests.network.hostile have:GAPS:TOP TARGET NETWORK` pulls by `/swarm/sync/1.0.0` with a
+have-summary of GAPS overlapping gaps (see `hostile_have`).
 `python -m tests.network.hostile serve - NETWORK` waits for honest nodes to pull from it and answers
 each pull with the next misbehaviour: an endless stream of duplicates, silence, an absurd frame
 length, invalid records, garbage.
@@ -92,6 +94,39 @@ async def attack_sync(host: Any, peer: Any) -> None:
         report(name, {"closed_after_s": took, "how": ended})
 
 
+HAVE_KEY = Keypair(b"\x02" * 32)          # whose records the node under attack holds (the test's)
+
+
+def hostile_have(gaps: int, top: int) -> dict[str, list[Any]]:
+    """A 1.0.0 have-summary claiming HAVE_KEY's seqs up to `top` with `gaps` gaps, each the whole
+    range [1, top - 1]: overlapping gaps made the responder's join grow as records x gaps."""
+    return {HAVE_KEY.peer_id: [top, [[1, top - 1]] * gaps, 0]}
+
+
+async def attack_have(host: Any, peer: Any, network: str, gaps: int, top: int) -> None:
+    """Pull by `/swarm/sync/1.0.0` with `hostile_have`; report how the node answered."""
+    from libp2p.custom_types import TProtocol
+
+    from node import sync_v1
+
+    how: Any = "timeout"
+    try:
+        stream = await host.new_stream(peer, [TProtocol(sync_v1.PROTOCOL_ID)])
+        await stream.write(pack({"t": "digest", "d": b"\0" * 16, "n": network}))
+        assert (await read_frame(stream, timeout=30))["t"] == "differ"
+        await stream.write(pack({"t": "have", "h": hostile_have(gaps, top)}))
+        with trio.move_on_after(60):
+            frames = []
+            while True:
+                frames.append((await read_frame(stream, timeout=60)).get("t"))
+                if frames[-1] == "end":
+                    how = {"answered": frames}
+                    break
+    except Exception as exc:  # noqa: BLE001 - EOF or reset: the node hung up on us
+        how = type(exc).__name__
+    report("sync-have-gaps", how)
+
+
 async def attack_gossip(pubsub: Any, topic: str) -> None:
     payloads = ([("bad-signature", raw) for raw in bad_signature_records(4)]
                 + [("oversize", b"\x92" + b"\x00" * 70_000)] * 3
@@ -120,7 +155,12 @@ async def main(mode: str, target: str, network: str) -> None:
             await pubsub.wait_until_ready()
             topic = gossip.topic_for(network)
             await pubsub.subscribe(topic)
-            if mode == "serve":
+            if mode.startswith("have:"):          # have:GAPS:TOP, the 1.0.0 summary attack
+                _, gaps, top = mode.split(":")
+                peer = await _connected(host, target)
+                await attack_have(host, peer, network, int(gaps), int(top))
+                report("done", True)
+            elif mode == "serve":
                 report("listening", str(host.get_addrs()[0]))
                 await trio.sleep(120)                # killed by the test when it has seen enough
             else:
@@ -128,15 +168,21 @@ async def main(mode: str, target: str, network: str) -> None:
             pubsub.seen_messages.stop()
 
 
-async def attack(host: Any, pubsub: Any, topic: str, target: str) -> None:
+async def _connected(host: Any, target: str) -> Any:
+    """Connect to `target`, report our peer id, and return its."""
     import multiaddr
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
     info = info_from_p2p_addr(multiaddr.Multiaddr(target))
     await host.connect(info)
     report("connect", str(host.get_id()))
+    return info.peer_id
+
+
+async def attack(host: Any, pubsub: Any, topic: str, target: str) -> None:
+    peer = await _connected(host, target)
     await trio.sleep(2)                              # let the mesh form
-    await attack_sync(host, info.peer_id)
+    await attack_sync(host, peer)
     await attack_gossip(pubsub, topic)
     await trio.sleep(2)
     report("done", True)

@@ -5,6 +5,9 @@ arrives whole. The nodes run with every sync budget scaled down ($SWARM_SYNC_QUO
 memories with them, so the ratios are those of the bench memory against the real budgets."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,10 +15,12 @@ from memory.crypto import Keypair
 from memory.store import Store
 from node.home import memory_path
 from node.syncquota import SCALE_ENV, SyncQuotaConfig, flood_bound
-from tests.network.launcher import ids_of, launch, make_records, wait_for
+from tests.network.hostile import HAVE_KEY
+from tests.network.launcher import STARTED, ids_of, launch, make_records, wait_for
 
 FLOOD_KEYS = 2000
 SCALE = 0.0025               # 500 never-seen authors per peer an hour, 2.7 MB of their records
+HOSTILE = [sys.executable, "-m", "tests.network.hostile"]
 WAIT_S = 120                 # generous: a loaded 2-core machine; each wait ends when it holds
 
 
@@ -98,3 +103,31 @@ def test_records_refused_over_quota_are_not_asked_for_again_in_a_loop(
     time.sleep(8)                                   # 8 sync intervals: no pull from the seed
     assert _quota_drops(node) == first
     assert not any(p["banned_until"] for p in node.request("/peers"))
+
+
+def test_a_have_summary_of_overlapping_gaps_is_refused_and_counted(
+        tmp_path: Path, network: str) -> None:
+    """`/swarm/sync/1.0.0`: a have-summary whose gaps overlap (here 20,000 copies of the whole
+    range) made the responder join every record with every gap: 4.6 CPU seconds for 10,000 gaps
+    on 2,000 records, 395 s for 100,000, and an 8 MB frame holds ~1.6 million. Gaps must be
+    ascending and apart (docs/PROTOCOL.md): this one is refused at its second gap, and the peer
+    gets a strike; an honest peer still pulls."""
+    records = make_records(50, HAVE_KEY)
+    _memory(tmp_path / "a", records)
+    a = launch(tmp_path / "a", network)
+    hostile = subprocess.Popen([*HOSTILE, "have:20000:50", a.addr, network],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    STARTED.append(hostile)
+    out, err = hostile.communicate(timeout=240)
+    attacks = {r["attack"]: r["outcome"] for r in map(json.loads, out.splitlines())}
+    assert "connect" in attacks and "done" in attacks, err[-2000:]
+    assert not isinstance(attacks["sync-have-gaps"], dict), attacks      # reset, not answered
+    wait_for(lambda: _peer(a, attacks["connect"]).get("rejected", 0) >= 1, WAIT_S,
+             "the refused summary counted against the hostile peer")
+    b = launch(tmp_path / "b", network, [a.addr])            # honest sync is unaffected
+    wait_for(lambda: b.has_all(ids_of(records)), WAIT_S, "a's records on b")
+
+
+def _peer(node, peer_id: str) -> dict:
+    return next((p for p in node.request("/peers") if p["peer_id"] == peer_id), {})

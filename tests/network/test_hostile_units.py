@@ -172,3 +172,49 @@ def test_a_rate_limit_left_on_pytests_handlers_is_removed_before_each_test(caplo
         log.warning("pending run seed %d dropped", seed)
     assert [r.getMessage() for r in caplog.records][-2:] == [
         "pending run seed 4 dropped", "pending run seed 5 dropped"]
+
+
+def test_a_sync_producer_whose_exchange_ends_has_its_read_interrupted(tmp_path) -> None:
+    """node/syncwire.py runs a responder's store read in a worker thread that trio abandons when
+    the exchange ends (the requester gone, the serve cancelled): the read ran on to its end,
+    hours for a hostile 1.0.0 summary, holding a token of trio's thread limiter all along. The
+    exchange's end now interrupts it (a real DuckDB query that would run for hours)."""
+    import threading
+
+    import duckdb
+    import trio
+
+    from memory.store import Store
+    from node.syncwire import send_records
+
+    running, finished, ended = threading.Event(), threading.Event(), []
+
+    def produce(stop):
+        try:
+            query = store.read()
+            with query.stream() as cursor:
+                stop.attach(query.cancel)
+                running.set()
+                cursor.execute("SELECT sum(a.range * b.range) FROM range(1000000) a, "
+                               "range(1000000) b").fetchall()
+            yield [b"never"]
+        except BaseException as exc:                 # noqa: BLE001 - what stopped it is checked
+            ended.append(exc)
+            raise
+        finally:
+            finished.set()
+
+    async def exchange() -> None:
+        with trio.CancelScope() as scope:
+            async def cancel_once_running() -> None:
+                await trio.to_thread.run_sync(running.wait, 60)
+                scope.cancel()                     # the exchange ends: the peer hung up
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(cancel_once_running)
+                await send_records(None, produce)
+        assert scope.cancelled_caught
+
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        trio.run(exchange)
+        assert finished.wait(120), "the read went on after the exchange ended"
+        assert len(ended) == 1 and isinstance(ended[0], duckdb.InterruptException), ended

@@ -66,15 +66,21 @@ def test_a_new_node_pulls_from_new_and_old_nodes(stores, served) -> None:
     assert r.digest() == s.digest()
 
 
+def _recording(store: Any, outcomes: list[Any]) -> Any:
+    """A sync handler serving `store` that appends each exchange's outcome (records sent, or the
+    ProtocolError) to `outcomes`."""
+    async def serve(stream: Any) -> None:
+        try:
+            outcomes.append(await sync.serve(stream, store, "net"))
+        except ProtocolError as exc:
+            outcomes.append(exc)
+    return serve
+
+
 def test_only_the_requesters_malformed_frames_are_violations(stores) -> None:
     s, _ = stores
     outcomes: list[Any] = []
-
-    async def serve(stream: Any) -> None:
-        try:
-            outcomes.append(await sync.serve(stream, s, "net"))
-        except ProtocolError as exc:
-            outcomes.append(exc)
+    serve = _recording(s, outcomes)
 
     async def body(open_stream: Any) -> None:
         hang_up = await open_stream()                       # asks, then goes away mid-exchange
@@ -91,3 +97,24 @@ def test_only_the_requesters_malformed_frames_are_violations(stores) -> None:
     trio.run(_with_pair, sync.PROTOCOLS, serve, body)
     assert not isinstance(outcomes[0], ProtocolError)       # a quiet end: no strike
     assert isinstance(outcomes[1], ProtocolError)
+
+
+def test_a_frame_whose_ranges_overlap_is_a_violation(stores) -> None:
+    """Each have costs the responder a pass over its keys in the range: a frame of 2,048 haves
+    for the whole memory was 2,048 passes (docs/TRUST.md, "Sync serving"); it ends the exchange
+    as a malformed request (a strike, node/host.py), answered with nothing."""
+    s, _ = stores
+    outcomes: list[Any] = []
+    serve = _recording(s, outcomes)
+
+    async def body(open_stream: Any) -> None:
+        stream = await open_stream()
+        whole = ["h", 0, 2**53, b""]
+        await stream.write(pack({"t": "open", "n": "net", "q": [whole] * 2048}))
+        while not outcomes:
+            await trio.sleep(0.05)
+
+    trio.run(_with_pair, sync.PROTOCOLS, serve, body)
+    assert isinstance(outcomes[0], ProtocolError), outcomes
+    assert str(outcomes[0]) == ("bad reconciliation request: the ranges of one frame's requests "
+                                "overlap")
