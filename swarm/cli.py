@@ -109,12 +109,18 @@ def _bench(ctx: typer.Context) -> None:
     ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))   # as it was (tests)
 
 
+# rich renders help through markdown-it, whose rules log ~300 DEBUG lines for one `--help`
+QUIET_LOGGERS = ("markdown_it",)
+
+
 @app.callback()
 def _root(ctx: typer.Context,
           verbose: int = typer.Option(0, "--verbose", "-v", count=True,
                                       help="More logging (-v info, -vv debug).")) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:            # their debug lines say nothing of swarm's work
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     help_without_a_command(ctx)
 
 

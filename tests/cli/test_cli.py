@@ -276,3 +276,11 @@ def test_the_clis_budget_bound_is_the_tracks() -> None:
     from swarm import commands
 
     assert commands.MAX_BUDGET_TOKENS == MAX_BUDGET_TOKENS
+
+
+def test_debug_logging_of_help_is_swarms_own(tmp_path: Path) -> None:
+    """`swarm -vv join --help` printed ~300 DEBUG lines of markdown-it's rules (rich's help)."""
+    done = subprocess.run([sys.executable, "-m", "swarm.cli", "-vv", "join", "--help"],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0 and "--bootstrap" in done.stdout
+    assert "markdown_it" not in done.stderr + done.stdout
