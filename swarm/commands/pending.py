@@ -63,6 +63,8 @@ def _row(entry: Any, tracks: dict[str, str]) -> list[str]:
         what = f"{what}: {entry.problem}" if what else entry.problem
     elif entry.trainer is not None:
         what = f"{what}: training now (swarm run, pid {entry.trainer})"
+    elif not p:                     # stopped before its first checkpoint: step and time are "-"
+        what = f"{what}: no checkpoint yet, starts from step 0"
     return [entry.key[:8], step, _duration(p.get("train_s")), when(int(entry.saved * 1000)),
             _size(entry.size), what]
 

@@ -73,6 +73,17 @@ def test_pending_runs_are_listed_readable_or_not(filled) -> None:
     assert "unreadable" in table.stdout and "junk" in table.stdout
 
 
+def test_a_run_stopped_before_its_first_checkpoint_says_why_it_has_no_step(tmp_path) -> None:
+    """Its row read `-` for step and time and gave no reason."""
+    config = {"n_layer": 1}
+    early = pending.Pending("tiny:0", config, 9, "baseline", None, None)
+    pending.mark(tmp_path, early)
+    wide = CliRunner(env={"COLUMNS": "200"})               # the cell whole on one line
+    table = wide.invoke(app, ["pending", "--home", str(tmp_path)])
+    assert table.exit_code == 0, table.output
+    assert "no checkpoint yet, starts from step 0" in table.stdout
+
+
 def test_a_wrong_prefix_is_one_line_and_changes_nothing(filled, tmp_path) -> None:
     home, _ = filled
     (pending.folder(home) / "abc1.json").write_text("[]")
