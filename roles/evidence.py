@@ -64,15 +64,6 @@ def baseline(ctx: Context, config: dict[str, Any] | None = None) -> Baseline:
                     [r["val_bpb"] for r in runs])
 
 
-def runs_by_id(ctx: Context, ids: list[str]) -> list[dict[str, Any]]:
-    """The listed runs that this replica holds (any status), with what a replay needs."""
-    if not ids:
-        return []
-    return ctx.rows("SELECT id, author, track, config, config_hash, seed, status, val_bpb, purpose, "
-                    "accelerator, device_name, cores, software FROM valid_runs WHERE id IN "
-                    f"({', '.join('?' * len(ids))}) ORDER BY ts, id", list(ids))
-
-
 def claim_tally(ctx: Context) -> dict[str, int]:
     """How many claims by trusted authors have each status, as this node derives them."""
     tally: dict[str, int] = {}
