@@ -9,6 +9,7 @@ and to the peer's row of `swarm peers` (`gossip_ignored`).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ def _refused(router: Any, peer: Any, reason: str, ids: int) -> None:
     """Count `ids` message ids of `peer`'s gossip ignored for `reason`: in the router's
     `gossip_refused` and through `router.on_gossip_refused(peer_id, reason, ids)` when set
     (node/host.py: the peer's row and `rejections`; it must not raise)."""
-    from collections import Counter
-
     router.__dict__.setdefault("gossip_refused", Counter())[reason] += ids
     hook = getattr(router, "on_gossip_refused", None)
     if hook is not None:
@@ -210,8 +209,6 @@ def _patch_gossip_gate() -> None:
     score either). The score is the whole score over this node's topics, as in
     `_patch_score_thresholds`.
     """
-    from collections import Counter
-
     from libp2p.pubsub.gossipsub import GossipSub
 
     original_ihave, original_iwant = GossipSub.handle_ihave, GossipSub.handle_iwant
