@@ -37,19 +37,22 @@ def claimed(home: Path) -> Path:
     base_config = track.base.model_dump()
     candidate = {**base_config, "lr": 0.006}
     steps = track.budget.tokens // (base_config["batch_size"] * base_config["seq_len"])
+    # a ms apart each: a claim judges the baseline runs made before it, and records signed in
+    # the same millisecond as the claim are not (the test read `pending` on a fast machine)
+    t0 = codec.now_ms() - 60_000
 
     def run(seq: int, config: dict, seed: int, bpb: float, purpose: str) -> R.Record:
         body = synthetic.run_body(track.id, config, seed, bpb, purpose=purpose)
         sane = body.metrics.model_copy(update={  # a whole budget's steps: the sanity bounds
             "steps": steps, "tokens": steps * config["batch_size"] * config["seq_len"]})
-        return codec.sign(key, "run", seq, body.model_copy(update={"metrics": sane}))
+        return codec.sign(key, "run", seq, body.model_copy(update={"metrics": sane}), ts=t0 + seq)
     base = [run(i + 1, base_config, i, 2.310 + 0.004 * (i % 2), "baseline") for i in range(4)]
     cand = [run(5 + i, candidate, 10 + i, 2.250 + 0.004 * i, "confirm") for i in range(2)]
     claim = codec.sign(key, "claim", 7, R.ClaimBody(
         track=track.id, baseline_hash=canonical.config_hash(base_config),
         candidate_hash=canonical.config_hash(candidate), diff={"lr": 0.006},
         baseline_runs=[r.id for r in base], candidate_runs=[r.id for r in cand], effect=-0.05,
-        summary="lr 0.006 helps"))
+        summary="lr 0.006 helps"), ts=t0 + 7)
     with Store(memory_path(home)) as store:
         store.add(base + cand + [claim])
     trust.pin(home, key.peer_id, "test")
