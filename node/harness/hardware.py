@@ -41,10 +41,16 @@ def cpu_name() -> str:
 ISA_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
              "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
              "amx_int8", "asimd", "sve", "sve2")
+# Settings that make oneDNN or MKL choose other kernels on the same CPU (ATEN_CPU_CAPABILITY shows
+# in torch's capability): measured, ONEDNN_MAX_CPU_ISA alone moved the CPU base config's val_bpb
+# by up to 0.0048 (docs/HARNESS.md, "Determinism")
+ISA_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_CPU_ISA_HINTS",
+                "DNNL_CPU_ISA_HINTS", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "MKL_DEBUG_CPU_TYPE")
 
 
 def cpu_isa() -> str:
-    """torch's CPU capability and the kernel-choosing flags this CPU has, e.g. `AVX512 avx2,...`.
+    """torch's CPU capability, the kernel-choosing flags this CPU has and the ISA_SETTINGS set in
+    the environment, e.g. `AVX512 avx2,...` or `AVX512 avx2,... ONEDNN_MAX_CPU_ISA=AVX2`.
 
     A CPU model's name does not say them: hosts that all call themselves "Intel(R) Xeon(R)
     Processor" may differ in AVX-512, bf16 and AMX (one spec, seed and harness code gave val_bpb
@@ -62,7 +68,8 @@ def cpu_isa() -> str:
     except OSError:
         pass
     found = ",".join(f for f in ISA_FLAGS if f in flags)
-    return f"{torch.backends.cpu.get_cpu_capability()} {found}".strip()
+    limits = " ".join(f"{k}={os.environ[k]}" for k in ISA_SETTINGS if os.environ.get(k))
+    return " ".join(p for p in (torch.backends.cpu.get_cpu_capability(), found, limits) if p)
 
 
 def available_cores() -> int:

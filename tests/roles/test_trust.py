@@ -485,3 +485,20 @@ def test_only_a_replay_by_the_same_cpu_and_software_vouches(store, keys) -> None
     assert not evidence.verdicts_of(h).trust.trusted(n.peer_id)   # a run that names no code
     h.publish("run", run_body(BASE, 8, 1.5645, "replay", same))
     assert evidence.verdicts_of(h).trust.trusted(n.peer_id)
+
+
+def test_settings_that_choose_other_cpu_kernels_are_part_of_the_runs_cpu(monkeypatch) -> None:
+    """ONEDNN_MAX_CPU_ISA moved the base config's val_bpb by up to 0.0048 on one CPU: a run made
+    under it names it in `software.cpu`, so it is never taken for a bit-identical replay."""
+    from node.harness.hardware import ISA_SETTINGS, cpu_isa
+    from node.harness.run import _software
+
+    for name in ISA_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    plain = cpu_isa()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    limited = _software("2.13.0", "bf16", False, 1)
+    assert limited["cpu"] == f"{plain} ONEDNN_MAX_CPU_ISA=AVX2"
+    row = {"accelerator": "cpu", "device_name": "X", "cores": 1, "software": limited}
+    other = {**row, "software": {**limited, "cpu": plain}}
+    assert trust.exact_hardware(row, row) and not trust.exact_hardware(row, other)
