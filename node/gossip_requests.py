@@ -59,7 +59,8 @@ def _patch_gossip_retransmission() -> None:
     naming any number of ids. 10 peers asking 4 times a second for the newest 70 records made the
     node copy 60,211 records (3.5 GiB) into answers while it published 400; 12,000 with the
     retransmission bound alone, 3 times the publish rate per peer; 4,170 (1.04 times per peer)
-    with a credit per peer id (swarm/bench/stucksub.py `--iwant 10 --iwant-reads`). GossipSub
+    with a credit per peer id; 417 now, the 10 peers being at one address (swarm/bench/stucksub.py
+    `--iwant 10 --iwant-reads`; docs/TRUST.md has `--churn`, fresh keys in turn). GossipSub
     v1.1's message cache counts the times each message was sent to each peer by IWANT and ignores
     the asks past GossipSubGossipRetransmission (3); the credit is this node's own
     (docs/PROTOCOL.md, "Gossip: new records"). Both are kept per remote address (an IPv6 one by

@@ -111,3 +111,28 @@ def test_a_peer_at_another_address_still_gets_its_catch_up() -> None:
     once gets them all (its address's own credit), as any new peer did before."""
     answered = trio.run(_visits, [SPEND, ("127.0.0.2", None, 1)])
     assert answered == [SPENT, RECORDS], answered
+
+
+def test_the_credits_kept_are_bounded_the_least_recently_asking_forgotten() -> None:
+    """Addresses are not free, but an attacker may hold many: past MAX_CREDIT_ADDRESSES the
+    address that asked least recently is forgotten (it starts full again, as a new one does),
+    so the table stays bounded. No network: the rationing on a message cache."""
+    from node import patches
+
+    patches.apply()
+    cache = MessageCache(1, 2)
+    msg = rpc_pb2.Message(data=b"record", topicIDs=[stucksub.TOPIC])
+    cache.put(msg)
+    wire = gossip.message_id(msg).hex().encode()
+    limit = gossip_requests.MAX_CREDIT_ADDRESSES
+    for n in range(limit + 10):
+        gossip_requests._ration_iwant(cache, [wire], f"10.0.{n // 256}.{n % 256}")
+        if n == 0:
+            first = gossip_requests._iwant_credit(cache, "10.0.0.0")
+        if n == limit - 1:      # the first address asks again: now the most recently asking
+            gossip_requests._ration_iwant(cache, [], "10.0.0.0")
+    credits = cache.__dict__["credit"]
+    assert len(credits) == limit
+    assert "10.0.0.0" in credits and "10.0.0.1" not in credits
+    assert gossip_requests._iwant_credit(cache, "10.0.0.0") == first < \
+        gossip_requests._iwant_credit(cache, "10.0.0.1")
