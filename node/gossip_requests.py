@@ -3,32 +3,41 @@
 GossipSub v1.1 bounds them (libp2p/specs pubsub/gossipsub/gossipsub-v1.1.md); py-libp2p 0.8.1 has
 only a rate of 10 a second per peer (per topic, for IHAVE). Applied by node/patches.apply() with
 the other patches; the limits are listed in docs/PROTOCOL.md, "Gossip: new records". The ids a
-peer sends past them are counted by reason (`_refused`): node/host.py adds them to `rejections`
-and to the peer's row of `swarm peers` (`gossip_ignored`).
+peer sends past them, and those py-libp2p's own rate limits drop, are counted by reason
+(`_refused`): node/host.py adds them to `rejections` and to the peer's row of `swarm peers`
+(`gossip_ignored`). IWANT answers are rationed per remote address, not per peer id (a key is
+free, an address is not), as the gossip and sync quotas are (node/quota.py, node/syncquota.py).
 """
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
+
+from node.quota import address_key, bound_lru
 
 log = logging.getLogger(__name__)
 
 # GossipSub v1.1's bounds on gossip a peer can make this node do (libp2p/specs
 # pubsub/gossipsub/gossipsub-v1.1.md, "Parameters"; go-libp2p-pubsub's defaults)
-GOSSIP_RETRANSMISSION = 3       # times one peer is sent one cached message by IWANT
+GOSSIP_RETRANSMISSION = 3       # times one address is sent one cached message by IWANT
 MAX_IHAVE_LENGTH = 5000         # message ids taken from one peer's IHAVEs per heartbeat
 MAX_IHAVE_MESSAGES = 10         # IHAVE messages taken from one peer per heartbeat
-# Bytes of IWANT answers one peer may get past the bytes this node caches (publishes or forwards):
-# a few re-asks of lost answers (4 RPCs at gossip.MAX_RPC_BYTES); see `_iwant_credit`
+# Bytes of IWANT answers one address may get past the bytes this node caches (publishes or
+# forwards): a few re-asks of lost answers (4 RPCs at gossip.MAX_RPC_BYTES); see `_iwant_credit`
 IWANT_ALLOWANCE_BYTES = 1 << 20
+# Addresses whose IWANT credit is kept (least recently asking forgotten past it, as node/quota.py
+# bounds its per-address buckets): ~150 bytes each
+MAX_CREDIT_ADDRESSES = 4096
 
 # Why a peer's gossip was ignored: the reasons counted in `rejections` and in its row of
 # `swarm peers` (`gossip_ignored`); each counts the message ids ignored
 GATED = "gossip_gate"             # IHAVE / IWANT from a peer below the gossip threshold
 RETRANSMITTED = "iwant_retransmit"  # IWANT asks of a message sent GOSSIP_RETRANSMISSION times
-OVER_BUDGET = "iwant_budget"      # IWANT asks past the peer's byte credit (`_iwant_credit`)
+OVER_BUDGET = "iwant_budget"      # IWANT asks past its address's byte credit (`_iwant_credit`)
 IHAVE_CAPPED = "ihave_cap"        # IHAVE ids past MAX_IHAVE_MESSAGES / MAX_IHAVE_LENGTH
+IWANT_RATE = "iwant_rate"         # IWANT ids dropped by py-libp2p's 10 IWANTs a second per peer
+IHAVE_RATE = "ihave_rate"         # IHAVE ids dropped by py-libp2p's 10 IHAVEs a second per topic
 
 
 def _refused(router: Any, peer: Any, reason: str, ids: int) -> None:
@@ -42,48 +51,54 @@ def _refused(router: Any, peer: Any, reason: str, ids: int) -> None:
 
 
 def _patch_gossip_retransmission() -> None:
-    """Answer an IWANT for a message at most GOSSIP_RETRANSMISSION times per peer, and with at most
-    the peer's byte credit (`_iwant_credit`).
+    """Answer an IWANT for a message at most GOSSIP_RETRANSMISSION times per remote address, and
+    with at most the address's byte credit (`_iwant_credit`).
 
     py-libp2p 0.8.1's `GossipSub.handle_iwant` answers every cached id each time it is asked (the
     same id listed twice in one IWANT: twice); its only bound is 10 IWANTs a second per peer, each
     naming any number of ids. 10 peers asking 4 times a second for the newest 70 records made the
     node copy 60,211 records (3.5 GiB) into answers while it published 400; 12,000 with the
-    retransmission bound alone, 3 times the publish rate per peer; 4,170 (1.04 times) with the
-    credit too (swarm/bench/stucksub.py `--iwant 10 --iwant-reads`). GossipSub v1.1's message
-    cache counts the times each message was sent to each peer by IWANT and ignores the asks past
-    GossipSubGossipRetransmission (3); the credit is this node's own (docs/PROTOCOL.md, "Gossip:
-    new records"). Here the ids past either bound, and those not cached (nothing to answer),
-    leave the IWANT before py-libp2p's handler sees it, the ignored ones counted (`_refused`);
-    a message's counts and bytes leave the cache with it (`MessageCache.shift`), a peer's credit
-    with the peer (`GossipSub.remove_peer`).
-    An ask that py-libp2p's own rate limit then drops still counts: only a peer past 10 IWANTs a
-    second loses a retransmission, never an honest one.
+    retransmission bound alone, 3 times the publish rate per peer; 4,170 (1.04 times per peer)
+    with a credit per peer id; 417 now, the 10 peers being at one address (swarm/bench/stucksub.py
+    `--iwant 10 --iwant-reads`; docs/TRUST.md has `--churn`, fresh keys in turn). GossipSub
+    v1.1's message cache counts the times each message was sent to each peer by IWANT and ignores
+    the asks past GossipSubGossipRetransmission (3); the credit is this node's own
+    (docs/PROTOCOL.md, "Gossip: new records"). Both are kept per remote address (an IPv6 one by
+    its /64, `quota.address_key`), shared by its peer ids and kept when they disconnect: a peer id
+    costs nothing to make, so per id each fresh key (or the same one reconnecting) got the whole
+    cache again. Here the ids past either bound, and those not cached (nothing to answer), leave
+    the IWANT before py-libp2p's handler sees it, the ignored ones counted (`_refused`); a
+    message's counts leave the cache with it (`MessageCache.shift`), and the credits of the
+    addresses that asked least recently past MAX_CREDIT_ADDRESSES.
+    An ask that py-libp2p's own rate limit then drops still counts (and is counted as
+    `iwant_rate`): only a peer past 10 IWANTs a second loses a retransmission, never an honest one.
     """
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import MessageCache
     from libp2p.pubsub.pb import rpc_pb2
 
-    original_iwant, original_remove = GossipSub.handle_iwant, GossipSub.remove_peer
+    from node.relay import connection_ip     # here: node/relay.py imports node/patches.py
+
+    original_iwant = GossipSub.handle_iwant
     original_put, original_shift = MessageCache.put, MessageCache.shift
 
     async def handle_iwant(self: Any, iwant_msg: Any, sender_peer_id: Any) -> None:
         asked = list(iwant_msg.messageIDs)
-        kept, over, poor = _ration_iwant(self.mcache, asked, sender_peer_id)
+        host = getattr(self.pubsub, "host", None)
+        address = address_key(None if host is None else connection_ip(host, sender_peer_id))
+        kept, over, poor = _ration_iwant(self.mcache, asked, address)
         if over:
-            log.warning("gossip: %s asked by IWANT for cached records it was sent %d times "
-                        "already; %d ask(s) ignored", sender_peer_id, GOSSIP_RETRANSMISSION, over)
+            log.warning("gossip: %s asked by IWANT for cached records its address %s was sent %d "
+                        "times already; %d ask(s) ignored", sender_peer_id, address,
+                        GOSSIP_RETRANSMISSION, over)
             _refused(self, sender_peer_id, RETRANSMITTED, over)
         if poor:
-            log.warning("gossip: %s asked by IWANT for more bytes than this node cached since; "
-                        "%d ask(s) ignored", sender_peer_id, poor)
+            log.warning("gossip: %s asked by IWANT for more bytes than this node cached since "
+                        "its address %s last asked; %d ask(s) ignored", sender_peer_id, address,
+                        poor)
             _refused(self, sender_peer_id, OVER_BUDGET, poor)
         if kept:
             await original_iwant(self, rpc_pb2.ControlIWant(messageIDs=kept), sender_peer_id)
-
-    def remove_peer(self: Any, peer_id: Any) -> None:
-        self.mcache.__dict__.get("credit", {}).pop(peer_id, None)
-        original_remove(self, peer_id)
 
     def put(self: Any, msg: Any) -> None:
         held = len(self.msgs)
@@ -100,11 +115,10 @@ def _patch_gossip_retransmission() -> None:
                 self.__dict__["nbytes"] = self.__dict__.get("nbytes", 0) - msg.ByteSize()
         original_shift(self)
 
-    for new, old in ((handle_iwant, original_iwant), (remove_peer, original_remove),
-                     (put, original_put), (shift, original_shift)):
+    for new, old in ((handle_iwant, original_iwant), (put, original_put),
+                     (shift, original_shift)):
         new.__doc__ = old.__doc__
     GossipSub.handle_iwant = handle_iwant   # type: ignore[method-assign]
-    GossipSub.remove_peer = remove_peer     # type: ignore[method-assign]
     MessageCache.put = put                  # type: ignore[method-assign]
     MessageCache.shift = shift              # type: ignore[method-assign]
 
@@ -116,29 +130,33 @@ def _count_cached(mcache: Any, size: int) -> None:
     mcache.__dict__["cached"] = mcache.__dict__.get("cached", 0) + size
 
 
-def _iwant_credit(mcache: Any, peer: Any) -> int:
-    """The bytes of cached messages `peer` may be sent by IWANT now.
+def _iwant_credit(mcache: Any, address: str) -> int:
+    """The bytes of cached messages the peers at `address` (a `quota.address_key`) may be sent
+    by IWANT now, all together.
 
-    A token bucket filled by what the node caches: a peer's credit grows by the bytes of every
-    message put into `mcache` (published or forwarded) since it last asked, up to the bytes the
-    cache holds plus IWANT_ALLOWANCE_BYTES, where a peer not seen before starts. So a peer that
-    asks for every cached message once gets it (honest catch-up), and over any stretch one peer
-    is sent at most the bytes cached in it plus the cap: about 1x the publish rate, not 3x.
+    A token bucket filled by what the node caches: an address's credit grows by the bytes of
+    every message put into `mcache` (published or forwarded) since it last asked, up to the bytes
+    the cache holds plus IWANT_ALLOWANCE_BYTES, where an address not seen before (or forgotten:
+    `_ration_iwant`) starts. So a peer that asks for every cached message once gets it (honest
+    catch-up), and over any stretch the peers at one address are sent at most the bytes cached
+    in it plus the cap, however many peer ids they use and however often they reconnect.
     """
     cached = mcache.__dict__.get("cached", 0)
     cap = mcache.__dict__.get("nbytes", 0) + IWANT_ALLOWANCE_BYTES
-    tokens, mark = mcache.__dict__.get("credit", {}).get(peer, (cap, cached))
+    tokens, mark = mcache.__dict__.get("credit", {}).get(address, (cap, cached))
     return min(cap, tokens + cached - mark)
 
 
-def _ration_iwant(mcache: Any, asked: list[Any], peer: Any) -> tuple[list[Any], int, int]:
-    """The ids of `asked` (wire form) to answer `peer`, each counted as sent once more and paid
-    from its credit (`_iwant_credit`); how many asks of cached messages were over
-    GOSSIP_RETRANSMISSION; and how many were past the credit."""
+def _ration_iwant(mcache: Any, asked: list[Any], address: str) -> tuple[list[Any], int, int]:
+    """The ids of `asked` (wire form) to answer a peer at `address` (a `quota.address_key`),
+    each counted as sent there once more and paid from the address's credit (`_iwant_credit`);
+    how many asks of cached messages were over GOSSIP_RETRANSMISSION; and how many were past
+    the credit. The credits of MAX_CREDIT_ADDRESSES addresses are kept, the least recently
+    asking forgotten first (by then most likely full again, as a new one starts)."""
     from libp2p.pubsub.utils import safe_bytes_from_hex
 
-    served: dict[bytes, dict[Any, int]] = mcache.__dict__.setdefault("served", {})
-    credit = _iwant_credit(mcache, peer)
+    served: dict[bytes, dict[str, int]] = mcache.__dict__.setdefault("served", {})
+    credit = _iwant_credit(mcache, address)
     kept, over, poor = [], 0, 0
     for wire in asked:
         mid = safe_bytes_from_hex(wire)
@@ -146,16 +164,60 @@ def _ration_iwant(mcache: Any, asked: list[Any], peer: Any) -> tuple[list[Any], 
         if msg is None:
             continue                    # unreadable or not cached: nothing to answer
         counts = served.setdefault(mid, {})
-        if counts.get(peer, 0) >= GOSSIP_RETRANSMISSION:
+        if counts.get(address, 0) >= GOSSIP_RETRANSMISSION:
             over += 1
         elif msg.ByteSize() > credit:
             poor += 1
         else:
             credit -= msg.ByteSize()
-            counts[peer] = counts.get(peer, 0) + 1
+            counts[address] = counts.get(address, 0) + 1
             kept.append(wire)
-    mcache.__dict__.setdefault("credit", {})[peer] = (credit, mcache.__dict__.get("cached", 0))
+    credits: OrderedDict[str, tuple[int, int]] = mcache.__dict__.setdefault("credit",
+                                                                              OrderedDict())
+    credits[address] = (credit, mcache.__dict__.get("cached", 0))
+    credits.move_to_end(address)
+    bound_lru(credits, MAX_CREDIT_ADDRESSES)
     return kept, over, poor
+
+
+def _patch_rate_limits() -> None:
+    """Count the ids of the IWANTs and IHAVEs py-libp2p's own rate limits drop (10 IWANTs a second
+    per peer, 10 IHAVEs a second per peer and topic) as `iwant_rate` / `ihave_rate` (`_refused`):
+    py-libp2p only logged them. Its checks are wrapped, not copied: each handler notes the ids of
+    the message it is handling for the check to count (the check is the handler's first step,
+    before it awaits anything). Applied first, so that the other patches' handlers call these."""
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    for check_name, handler_name, reason in (
+            ("_check_iwant_rate_limit", "handle_iwant", IWANT_RATE),
+            ("_check_ihave_rate_limit", "handle_ihave", IHAVE_RATE)):
+        check, handler = _counting_rate_limit(getattr(GossipSub, check_name),
+                                              getattr(GossipSub, handler_name), reason)
+        setattr(GossipSub, check_name, check)
+        setattr(GossipSub, handler_name, handler)
+
+
+def _counting_rate_limit(original_check: Any, original_handler: Any, reason: str
+                         ) -> tuple[Any, Any]:
+    """A rate-limit check that counts its drops as `reason`, and the handler that tells it how
+    many ids the dropped message named (per sender, in the router's `<reason>_ids`)."""
+    def check(self: Any, peer_id: Any, *topic: Any) -> bool:
+        within = original_check(self, peer_id, *topic)
+        if not within:
+            naming = self.__dict__.get(f"{reason}_ids", {})
+            _refused(self, peer_id, reason, naming.get(peer_id, 1))
+        return within
+
+    async def handler(self: Any, msg: Any, sender_peer_id: Any) -> None:
+        naming = self.__dict__.setdefault(f"{reason}_ids", {})
+        naming[sender_peer_id] = len(msg.messageIDs)
+        try:
+            await original_handler(self, msg, sender_peer_id)
+        finally:
+            naming.pop(sender_peer_id, None)
+
+    check.__doc__, handler.__doc__ = original_check.__doc__, original_handler.__doc__
+    return check, handler
 
 
 def _patch_ihave_bounds() -> None:
@@ -271,6 +333,7 @@ def _patch_message_cache_ids() -> None:
 def apply() -> None:
     """Install the patches (node/patches.apply() calls this once)."""
     _patch_message_cache_ids()
+    _patch_rate_limits()            # first: the handlers below call its (py-libp2p's drops counted)
     _patch_gossip_retransmission()
     _patch_ihave_bounds()
     _patch_gossip_gate()            # after the two above: a gated ask costs none of their budget

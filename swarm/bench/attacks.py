@@ -31,7 +31,13 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
                                                      "reading, 60% in (counts what it gets)."),
              iwant_reads: bool = typer.Option(False, "--iwant-reads",
                                               help="The --iwant peers read and discard what "
-                                                   "they are sent.")
+                                                   "they are sent."),
+             churn: float = typer.Option(None, "--churn", min=0.0,
+                                         help="Peers at one address ask by IWANT in turn, this "
+                                              "many seconds each, a fresh peer id each time."),
+             churn_same_key: bool = typer.Option(False, "--churn-same-key",
+                                                 help="The --churn peers are one key "
+                                                      "reconnecting.")
              ) -> None:
     """Gossip subscribers that never read: the bytes queued to them (one JSON line;
     swarm/bench/stucksub.py)."""
@@ -40,7 +46,7 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
     from swarm.bench import stucksub as bench
 
     print(json.dumps(trio.run(bench.main, stuck, records, size, iwant, interval, honest_pause,
-                              iwant_reads)))
+                              iwant_reads, churn, churn_same_key)))
 
 
 def slotwait(addresses: int = typer.Option(8, "--addresses", min=0, help="Attacker addresses."),

@@ -10,6 +10,12 @@ victim's TCP and muxer buffers fill and its queue holds the rest), and ask by IW
 record published (the newest 70), 4 times a second (py-libp2p answers at most 10 IWANTs a second
 per peer); with `--iwant-reads` they read and discard what they are sent instead (so the node
 keeps reading their IWANTs: the same records asked for again and again).
+With `--churn S`, peers at one address (127.0.0.1) connect in turn, each a fresh peer id, read
+what they are sent, ask as the `--iwant-reads` peers do for S seconds and leave (with
+`--churn-same-key`, one key reconnecting): `churn_visits` counts them, and their answers count
+in `iwant_records` / `iwant_mib`; `iwant_per_published` is the bytes of all IWANT answers over
+the bytes published (`published_mib`). The `--iwant` peers connect from 127.0.0.1 too: one
+address.
 With `--honest-pause S`, one honest peer (the node's own GossipSub) joins the victim's mesh and
 stops reading its connection for S seconds once 60% of the records are published (a peer that
 is briefly slow), then reads again; `honest_got` counts the records it received by gossip.
@@ -24,6 +30,8 @@ measure that checkout's node/ (another checkout's side by side):
     cd CHECKOUT && python /path/to/swarm/bench/stucksub.py --stuck 0 --iwant 40 --records 400 \
         --interval 0.05
     swarm bench stucksub --stuck 0 --iwant 40 --records 400 --interval 0.05 --honest-pause 3
+    cd CHECKOUT && python /path/to/swarm/bench/stucksub.py --stuck 0 --records 400 \
+        --interval 0.05 --churn 1
 """
 from __future__ import annotations
 
@@ -66,23 +74,29 @@ async def stuck_peer(victim: Any, nursery: trio.Nursery) -> Any:
 
 
 async def _subscriber(victim: Any, nursery: trio.Nursery, graft: bool, handler: Any = None,
-                      subscribe: bool = True) -> tuple[Any, Any]:
+                      subscribe: bool = True, key_pair: Any = None,
+                      source: str | None = None) -> tuple[Any, Any]:
     """A host subscribed (and grafted) to TOPIC at `victim` (or not: `subscribe`) that never
-    reads its gossip stream (or hands it to `handler`); with its outbound stream."""
+    reads its gossip stream (or hands it to `handler`); with its outbound stream. It has the key
+    `key_pair` (None: a fresh one) and dials from IP `source` (None: the system's choice)."""
     from libp2p import new_host
     from libp2p.custom_types import TProtocol
     from libp2p.peer.peerinfo import info_from_p2p_addr
     from libp2p.pubsub.pb import rpc_pb2
 
-    host = new_host()
+    host = new_host(key_pair=key_pair)
 
     async def never_read(stream: Any) -> None:
         await trio.sleep_forever()
 
     host.set_stream_handler(TProtocol(gossip.GOSSIP_PROTOCOL), handler or never_read)
     await nursery.start(_run, host)
-    target = multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}")
-    await host.connect(info_from_p2p_addr(target))
+    target = info_from_p2p_addr(
+        multiaddr.Multiaddr(f"{victim.get_addrs()[0]}/p2p/{victim.get_id()}"))
+    if source is None:
+        await host.connect(target)
+    else:
+        await host.get_network().dial_addr(target.addrs[0], target.peer_id, source=(source, 0))
     stream = await host.new_stream(victim.get_id(), [TProtocol(gossip.GOSSIP_PROTOCOL)])
     rpc = rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid=TOPIC)]
                       if subscribe else [])
@@ -99,8 +113,6 @@ async def iwant_peer(victim: Any, pubsub: Any, nursery: trio.Nursery, ids: list[
     (or, with `reads`, reads and discards all it is sent), and sends an IWANT for every id in
     `ids` (filled by the caller as it publishes) every 0.25 s (the newest 70; if it stops reading,
     its writes stop once the victim's muxer window, never updated, is spent)."""
-    from libp2p.pubsub.pb import rpc_pb2
-
     host, stream = await _subscriber(victim, nursery, graft=False,
                                      handler=_discard if reads else None)
     with trio.fail_after(60):                   # the victim's stream to it is open
@@ -111,16 +123,50 @@ async def iwant_peer(victim: Any, pubsub: Any, nursery: trio.Nursery, ids: list[
         conn = conn[0] if isinstance(conn, list) else conn
         conn.muxed_conn.secured_conn.read = _block_forever     # never reads a byte more
 
-    async def ask() -> None:
-        while True:
-            rpc = rpc_pb2.RPC()
-            rpc.control.iwant.add(messageIDs=[i.hex().encode() for i in ids[-70:]])
-            raw = rpc.SerializeToString()
-            await stream.write(varint.encode(len(raw)) + raw)
-            await trio.sleep(0.25)
-
-    nursery.start_soon(ask)
+    nursery.start_soon(_ask, stream, ids)
     return host
+
+
+async def _ask(stream: Any, ids: list[bytes]) -> None:
+    """Send an IWANT for the newest 70 of `ids` every 0.25 s."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    while True:
+        rpc = rpc_pb2.RPC()
+        rpc.control.iwant.add(messageIDs=[i.hex().encode() for i in ids[-70:]])
+        raw = rpc.SerializeToString()
+        await stream.write(varint.encode(len(raw)) + raw)
+        await trio.sleep(0.25)
+
+
+async def churn(victim: Any, pubsub: Any, ids: list[bytes], to: set[Any], visits: list[int],
+                stay: float, same_key: bool) -> None:
+    """Peers at one address (127.0.0.1) that connect in turn, until cancelled: each subscribes
+    without grafting, reads and discards what it is sent, asks by IWANT for the newest 70 of
+    `ids` every 0.25 s for `stay` s, and disconnects; the next one is a fresh peer id (or, with
+    `same_key`, the same key reconnecting, once the victim has dropped the last connection).
+    Each one's id is added to `to` (the peers `_count_sent` counts), each visit to `visits[0]`."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    key = create_new_key_pair()
+    while True:
+        async with trio.open_nursery() as visit:
+            host, stream = await _subscriber(victim, visit, graft=False, handler=_discard,
+                                             key_pair=key)
+            with trio.fail_after(60):           # the victim's stream to it is open
+                while host.get_id() not in pubsub.peer_queues:
+                    await trio.sleep(0.05)
+            to.add(host.get_id())
+            visits[0] += 1
+            with trio.move_on_after(stay):
+                await _ask(stream, ids)
+            await host.disconnect(victim.get_id())     # stopping its host would not
+            visit.cancel_scope.cancel()
+        with trio.fail_after(60):               # the victim saw it leave
+            while host.get_id() in pubsub.peer_queues:
+                await trio.sleep(0.05)
+        if not same_key:
+            key = create_new_key_pair()
 
 
 class HonestPeer:
@@ -283,7 +329,8 @@ async def _run(host: Any, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
 
 async def main(stuck: int, records: int, size: int, iwant: int = 0,
                interval: float = 0.0, honest_pause: float | None = None,
-               reads: bool = False) -> dict[str, Any]:
+               reads: bool = False, churn_stay: float | None = None,
+               same_key: bool = False) -> dict[str, Any]:
     from libp2p import new_host
     from libp2p.tools.anyio_service import background_trio_service
 
@@ -308,7 +355,10 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                 await trio.sleep(0.1)
         if honest is not None:
             honest.gate_reads(victim)
-        sent = _count_sent(router, {p.get_id() for p in askers})
+        targets = {p.get_id() for p in askers}      # `churn` adds its peers
+        sent, visits = _count_sent(router, targets), [0]
+        if churn_stay is not None:
+            nursery.start_soon(churn, victim, pubsub, ids, targets, visits, churn_stay, same_key)
         gc.collect()
         before = process.memory_info().rss
         cpu = sum(process.cpu_times()[:2])
@@ -335,7 +385,12 @@ async def main(stuck: int, records: int, size: int, iwant: int = 0,
                "queued_mib": round(nbytes / 2**20, 1),
                "rss_growth_mib": round((process.memory_info().rss - before) / 2**20, 1),
                "iwant_records": sent[0], "iwant_mib": round(sent[1] / 2**20, 1),
+               "published_mib": round(records * size / 2**20, 1),
+               "iwant_per_published": round(sent[1] / (records * size), 2),
                "cpu_s": round(cpu, 1)}
+        if churn_stay is not None:
+            out.update(churn_stay_s=churn_stay, churn_same_key=same_key,
+                       churn_visits=visits[0])
         if honest is not None:
             pool = gossip._pool_of(pubsub)
             out.update(honest_pause_s=honest_pause, honest_got=len(honest.got),
@@ -356,6 +411,12 @@ if __name__ == "__main__":
                         help="seconds an honest mesh peer stops reading (60%% in)")
     parser.add_argument("--iwant-reads", action="store_true",
                         help="the --iwant peers read (and discard) what they are sent")
+    parser.add_argument("--churn", type=float, default=None, metavar="STAY",
+                        help="peers at one address ask by IWANT in turn, STAY s each, "
+                             "a fresh peer id each time")
+    parser.add_argument("--churn-same-key", action="store_true",
+                        help="the --churn peers are one key reconnecting")
     args = parser.parse_args()
     print(json.dumps(trio.run(main, args.stuck, args.records, args.size, args.iwant,
-                              args.interval, args.honest_pause, args.iwant_reads)))
+                              args.interval, args.honest_pause, args.iwant_reads, args.churn,
+                              args.churn_same_key)))

@@ -263,3 +263,49 @@ def test_no_ihave_is_sent_to_a_peer_below_the_gossip_threshold() -> None:
     book.invalid(str(struck), 3)
     assert set(router.gossip_heartbeat()) == {honest}
     assert router.__dict__["gossip_gated"]["ihave_to"] == 1
+
+
+async def _rate_limited(iwant_ids: int, ihave_ids: int) -> dict[str, int]:
+    """A node whose py-libp2p rate limits are cut to 0 a second (so every IHAVE and IWANT is over
+    them, whatever the machine's speed) caches `iwant_ids` records; a raw peer sends it one RPC:
+    an IWANT for them all and an IHAVE of `ihave_ids` unseen ids. The node's `gossip_refused`
+    once both were counted."""
+    from libp2p import new_host
+    from libp2p.tools.anyio_service import background_trio_service
+
+    victim = new_host()
+    router, pubsub = gossip.make_router_and_pubsub(victim)
+    router.mcache = MessageCache(3, 600)    # records stay cached however slow the machine is
+    router.max_iwant_requests_per_second = router.max_ihave_messages_per_second = 0
+    async with victim.run(stucksub.LOOPBACK), background_trio_service(pubsub), \
+            background_trio_service(router), trio.open_nursery() as nursery:
+        await pubsub.wait_until_ready()
+        await pubsub.subscribe(TOPIC)
+        host, stream = await stucksub._subscriber(victim, nursery, graft=False,
+                                                  handler=stucksub._discard, subscribe=False)
+        rpc = rpc_pb2.RPC()
+        for i in range(iwant_ids):
+            data = i.to_bytes(4, "big") + os.urandom(1020)
+            await pubsub.publish(TOPIC, data)
+            _iwant(rpc, [gossip.message_id(SimpleNamespace(data=data)).hex().encode()])
+        rpc.control.ihave.add(topicID=TOPIC, messageIDs=[os.urandom(20).hex().encode()
+                                                         for _ in range(ihave_ids)])
+        with trio.fail_after(120):
+            while host.get_id() not in pubsub.peer_queues:
+                await trio.sleep(0.05)
+            raw = rpc.SerializeToString()
+            await stream.write(varint.encode(len(raw)) + raw)
+            while len(router.__dict__.get("gossip_refused", {})) < 2:
+                await trio.sleep(0.05)
+        pubsub.seen_messages.stop()
+        nursery.cancel_scope.cancel()
+    return dict(router.__dict__["gossip_refused"])
+
+
+def test_gossip_py_libp2p_rate_limits_drop_is_counted() -> None:
+    """py-libp2p drops IWANTs past 10 a second per peer and IHAVEs past 10 a second per topic,
+    and only logged it; now their ids are counted as refused (`iwant_rate`, `ihave_rate`), as
+    the other bounds' are (so `swarm peers` and `rejections` show them). Three IWANTs of one id
+    each and an IHAVE of four ids, all over a limit of 0 a second."""
+    refused = trio.run(_rate_limited, 3, 4)
+    assert refused == {gossip_requests.IWANT_RATE: 3, gossip_requests.IHAVE_RATE: 4}, refused
