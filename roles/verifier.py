@@ -58,9 +58,14 @@ class Verifier:
 
     @staticmethod
     def spot_checks(ctx: Context, limit: int | None = None) -> list[dict[str, Any]]:
-        """Runs worth a spot check now (roles/spotcheck.py), not leased by anyone trusted and
-        not copies of another author's run (the first `limit` of them; None: all)."""
+        """Runs worth a spot check now (roles/spotcheck.py), not leased by anyone trusted, not
+        copies of another author's run and not replayed by this node before (the first `limit`
+        of them; None: all). A replay of one seed on this node gives the same number again: a
+        replay on other hardware that said nothing was replayed over and over otherwise."""
+        done = {r["ref"] for r in ctx.rows("SELECT ref FROM valid_runs WHERE author = ? AND "
+                                           "purpose = 'replay'", [ctx.me])}
         wanted = (r for r in spotcheck.candidates(ctx) if r["author"] != ctx.me
+                  and r["id"] not in done
                   and not leases.held_by_other(ctx, "verify", target=r["id"])
                   and not spotcheck.copied(ctx, r))
         return list(itertools.islice(wanted, limit))

@@ -502,3 +502,45 @@ def test_settings_that_choose_other_cpu_kernels_are_part_of_the_runs_cpu(monkeyp
     row = {"accelerator": "cpu", "device_name": "X", "cores": 1, "software": limited}
     other = {**row, "software": {**limited, "cpu": plain}}
     assert trust.exact_hardware(row, row) and not trust.exact_hardware(row, other)
+
+
+def other_cpu(body: R.RunBody) -> R.RunBody:
+    """`body` as made on another CPU model (a replay there cannot be bit for bit)."""
+    return body.model_copy(update={"hardware": body.hardware.model_copy(
+        update={"device_name": "Other CPU @ 3GHz"})})
+
+
+def test_a_replay_on_other_hardware_never_refutes_by_its_number(store, keys) -> None:
+    # Other kernels are another draw of the config's seed noise: one seed of n_layer=4,
+    # lr=0.004 gave 1.614 and 1.709 on two kernel paths of one CPU (docs/HARNESS.md)
+    facts = sanity.TrackFacts({TRACK: None})
+    run = {"track": TRACK, "config_hash": "c", "seed": 1, "status": "ok", "tokens": BUDGET,
+           "steps": 1000, "mfu": 0.4, "accelerator": "cpu", "cores": 1, "config": BASE,
+           "software": {k: "same" for k in trust.NUMERICS}}
+    mine, theirs = {**run, "device_name": "A"}, {**run, "device_name": "B"}
+    for gap in (0.006, 0.095, 0.3):
+        assert trust.judge({**mine, "val_bpb": 1.0 + gap}, {**theirs, "val_bpb": 1.0}, facts) is None
+    assert trust.judge({**mine, "val_bpb": 1.3}, {**mine, "val_bpb": 1.0}, facts) is False
+    assert trust.judge({**mine, "val_bpb": 1.3}, {**theirs, "status": "crash", "val_bpb": None},
+                       facts) is False                    # an unfinished run is still none
+
+
+def test_a_spot_check_is_not_replayed_again_by_the_same_node(store, keys) -> None:
+    # A replay on other hardware says nothing of the run; replaying the same seed here again
+    # gives the same number, and the verifier did it while the spot-check share lasted.
+    runner = Runner()
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    sign_many(store, [(keys[0], "run", run_body(BASE, 500 + s, 1.0, "baseline"))
+                      for s in range(40)])                  # room for several spot checks
+    [x] = hostile(1)
+    for s in range(900, 903):                                 # baseline runs of the best config
+        bpb = runner.true_bpb(BASE) + runner.noise(BASE, s) + 0.05
+        sign(store, x, "run", other_cpu(run_body(BASE, s, bpb, "baseline")))
+    targets = []
+    while (done := Verifier().work(h)) is not None and len(targets) < 6:
+        assert "spot check" in done
+        targets += [r["ref"] for r in h.rows("SELECT ref FROM valid_runs WHERE author = ? AND "
+                                             "purpose = 'replay' ORDER BY ts DESC LIMIT 1", [h.me])]
+    assert len(targets) == 3 == len(set(targets))            # each of x's runs once, then none
+    assert evidence.verdicts_of(h).trust.standing(x.peer_id).status == "untrusted"
