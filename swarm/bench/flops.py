@@ -7,7 +7,7 @@ memory, no arithmetic: an 88M-param model counts in about a second on a CPU), wi
 backend so that attention shows as the batched matmuls it is (the counter has no formula for
 the CPU's fused SDPA kernel and would count it as 0). The math backend computes the whole T x T
 score matrix whatever the mask, as the fused kernels are asked to: for full (causal) layers this
-is exactly PaLM's count, for sliding-window layers it is more than the formula counts (docs/HARNESS.md
+is exactly PaLM's count, for sliding-window layers more than the formula counts (docs/HARNESS.md,
 "MFU").
 
     PYTHONPATH=. .venv/bin/python -m swarm.bench.flops      # the bench sizes' ratios, a table

@@ -237,32 +237,37 @@ def _one_size(shape: dict[str, int], tokens: np.ndarray, spec: BenchSpec,
 def _describe(name: str, row: dict[str, Any]) -> str:
     if "error" in row:
         return f"{name}: {row['error']}"
-    return (f"{name}: harness {row['harness']['tokens_per_s']:.0f} tok/s "
-            f"(MFU {row['harness']['mfu']:.1%}), textbook {row['textbook']['tokens_per_s']:.0f} "
-            f"tok/s, ratio {row['ratio']:.2f}"
-            + (f" (eager: {row['harness']['compile_error']})" if row['harness']['compile_error']
-               else ""))
+    own = row["harness"]
+    sheet = f", {own['mfu_nominal']:.1%} of the data sheet's" if own["mfu_nominal"] else ""
+    return (f"{name}: harness {own['tokens_per_s']:.0f} tok/s (MFU {own['mfu']:.1%}{sheet}), "
+            f"textbook {row['textbook']['tokens_per_s']:.0f} tok/s, ratio {row['ratio']:.2f}"
+            + (f" (eager: {own['compile_error']})" if own['compile_error'] else ""))
 
 
-def run_bench(spec: BenchSpec, note: Note) -> dict[str, Any]:
-    """Everything above; returns the report as a dict."""
+def run_bench(spec: BenchSpec, note: Note,
+              partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Everything above; returns the report as a dict. `partial` gets the report so far after
+    each size (a run cut by a time limit keeps the sizes it finished)."""
     torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
     peaks = measure_peaks(device)
     note(f"{device_name(device, spec.threads)}: peak matmul FLOP/s fp32 {peaks['fp32']:.3g}, "
          f"bf16 {peaks['bf16']:.3g}"
          + (f", data sheet bf16 {peaks['nominal']:.3g}" if "nominal" in peaks else ""))
-    sizes, source = {}, None
+    report: dict[str, Any] = {
+        "device": spec.device, "device_name": device_name(device, spec.threads),
+        "track": spec.track, "threads": spec.threads, "torch": torch.__version__, "tokens": None,
+        "peak_flops": peaks, "sizes": {}, "seed_noise": None}
     if spec.rounds:
-        tokens, source = bench_tokens(spec)
-        note(f"tokens: {source}")
+        tokens, report["tokens"] = bench_tokens(spec)
+        note(f"tokens: {report['tokens']}")
         for name, shape in sizes_for(device).items():
-            sizes[name] = _one_size(shape, tokens, spec, peaks, device)
-            note(_describe(name, sizes[name]))
-    noise = seed_noise(spec, note) if spec.seeds else None
-    return {"device": spec.device, "device_name": device_name(device, spec.threads),
-            "track": spec.track, "threads": spec.threads, "torch": torch.__version__,
-            "tokens": source, "peak_flops": peaks, "sizes": sizes, "seed_noise": noise}
+            report["sizes"][name] = _one_size(shape, tokens, spec, peaks, device)
+            note(_describe(name, report["sizes"][name]))
+            if partial is not None:
+                partial(report)
+    report["seed_noise"] = seed_noise(spec, note) if spec.seeds else None
+    return report
 
 
 def device_name(device: torch.device, threads: int) -> str:
