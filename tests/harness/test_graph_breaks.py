@@ -34,8 +34,8 @@ def test_a_compiled_training_step_has_one_graph_and_no_recompile() -> None:
     assert np.isfinite(losses).all()
 
 
-# each knob that changes the model, checked one at a time when written (docs/HARNESS.md,
-# "Speed"); grouped here, as one explain costs ~1 s on a loaded machine
+# each knob that changes the model, checked one at a time when written (docs/HARNESS.md, "MFU:
+# what the numerator counts"); grouped here, as one explain costs ~1 s on a loaded machine
 @pytest.mark.parametrize("knobs,precision", [
     (dict(tie_embeddings=False, activation="gelu", pos_encoding="learned", qk_norm=False,
           norm="layernorm"), "bf16"),
