@@ -10,9 +10,11 @@
 # internet) (150 s);  5. a checkpoint and resume on CUDA: that run stopped by SIGTERM at its first
 # checkpoint, then the same command resumes it (what time is left; a 600-s cut falls here).
 # Everything goes to OUTDIR: check.log, bench.json, run_gpu_track.json, run_stopped.*,
-# run_resumed.*. GPU_CHECK_TOKENS and GPU_CHECK_TRACK set step 5's budget and track (20M,
-# tinystories-gpu; a dry run of step 5 on CPU needs tinystories-cpu).
+# run_resumed.*. GPU_CHECK_TOKENS and GPU_CHECK_TRACK set steps 4 and 5's budget and track (20M,
+# tinystories-gpu; a dry run of them on CPU needs tinystories-cpu and fewer tokens).
 # GPU_CHECK_DEVICE=cpu runs the same steps on CPU (a dry run of the script's commands, here).
+# Homes and data go to a fresh folder under /tmp (GPU_CHECK_WORK), never to OUTDIR: checkpoints
+# of the 27M model are too big to come back with the results.
 set -uo pipefail
 OUT_DIR=${1:-/tmp/gpu_check}
 mkdir -p "$OUT_DIR"
@@ -24,32 +26,53 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 SWARM="python3 -m swarm.cli"
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
-HOME_DIR=/tmp/gpu_home
+# A fresh home and data folder each call: a rerun on a still-warm machine would otherwise resume
+# the checkpoints its cut first try left (step 4's run is checkpointed when `timeout` stops it)
+WORK_DIR=${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check_work.XXXXXX)}
+HOME_DIR=$WORK_DIR/home DATA_DIR=$WORK_DIR/data
+TRACK=${GPU_CHECK_TRACK:-tinystories-gpu} TOKENS=${GPU_CHECK_TOKENS:-20000000}
 step() { echo "== $(date +%T) $*"; }
+
+# What a run's --json says (the whole file is in OUT_DIR; its head is the config): status, error,
+# metrics, software (compile, compile_error) and device; one line when the run left no JSON
+summary() {
+    python3 - "$1" <<'EOF'
+import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        r = json.load(f)
+except (OSError, ValueError) as exc:
+    sys.exit(print(f"{sys.argv[1]}: no result ({type(exc).__name__})"))
+print({k: r.get(k) for k in ("status", "error", "track", "seed", "record_id")})
+for part in ("metrics", "software", "hardware"):
+    print(part, r.get(part))
+EOF
+}
 
 # A checkpoint on CUDA (the CUDA RNG state included): the run is stopped (SIGTERM, as a shutdown
 # meets it) once its first checkpoint is on disk, then the same command resumes and finishes it.
 # Last, so that a slow device cuts this step and not the figures above.
 resume_check() {
     step "swarm run on CUDA stopped at its first checkpoint, then resumed by the same command"
-    local run=($SWARM run --track ${GPU_CHECK_TRACK:-tinystories-gpu} --device $DEVICE --data-dir /tmp/gpu_data
-               --budget-tokens ${GPU_CHECK_TOKENS:-20000000} --seed 1 --home "$HOME_DIR"
-               --checkpoint-every 2 --json)
+    local run=($SWARM run --track $TRACK --device $DEVICE --data-dir $DATA_DIR
+               --budget-tokens $TOKENS --seed 1 --home "$HOME_DIR" --checkpoint-every 2 --json)
+    # this run's checkpoint, not step 4's (checkpointed if its limit stopped it)
+    local before; before=$(ls "$HOME_DIR"/checkpoints/*.pt 2> /dev/null)
     "${run[@]}" > "$OUT_DIR/run_stopped.json" 2> "$OUT_DIR/run_stopped.err" &
     local pid=$!
     for _ in $(seq 1 120); do
         sleep 1; kill -0 $pid 2> /dev/null || break           # ended (refused, done) first
-        ls "$HOME_DIR"/checkpoints/*.pt > /dev/null 2>&1 && break
+        [ "$(ls "$HOME_DIR"/checkpoints/*.pt 2> /dev/null)" != "$before" ] && break
     done
-    kill -TERM $pid; wait $pid; echo "exit $? (130: stopped)"; tail -n 3 "$OUT_DIR/run_stopped.err"
+    kill -TERM $pid 2> /dev/null || echo "it ended before a checkpoint of its own"
+    wait $pid; echo "exit $? (130: stopped)"; tail -n 3 "$OUT_DIR/run_stopped.err"
     $SWARM pending --home "$HOME_DIR"
     timeout 120 "${run[@]}" > "$OUT_DIR/run_resumed.json" 2> "$OUT_DIR/run_resumed.err"
-    echo "exit $?"; tail -n 3 "$OUT_DIR/run_resumed.err"; head -c 600 "$OUT_DIR/run_resumed.json"
-    echo
+    echo "exit $?"; tail -n 3 "$OUT_DIR/run_resumed.err"; summary "$OUT_DIR/run_resumed.json"
 }
 
 main() {
-    step "device"
+    step "device (work folder $WORK_DIR)"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
     # torch.compile on CUDA needs Triton and a C compiler (Triton builds its launcher with one);
     # without them runs fall back to eager and say why (software.compile_error)
@@ -77,16 +100,16 @@ print('compilers', {c: shutil.which(c) for c in ('cc', 'gcc', 'c++', 'g++', 'cla
     timeout 270 $SWARM bench harness --device $DEVICE --synthetic-tokens --seeds 0 --rounds 3 \
         --steps 5 --out "$OUT_DIR/bench.json"
 
-    step "swarm run on CUDA: tinystories-gpu on the shipped sample, 20M tokens"
+    step "swarm run on CUDA: $TRACK on the shipped sample, $TOKENS tokens"
     python3 -c "
 import lzma, pathlib
-src, dst = pathlib.Path('node/harness/data_files/tinystories-lower-4m'), pathlib.Path('/tmp/gpu_data')
-dst.mkdir(exist_ok=True)
+src, dst = pathlib.Path('node/harness/data_files/tinystories-lower-4m'), pathlib.Path('$DATA_DIR')
+dst.mkdir(parents=True, exist_ok=True)
 for n in ('train', 'valid'):
     (dst / f'{n}.txt').write_bytes(lzma.decompress((src / f'{n}.txt.xz').read_bytes()))"
-    timeout 150 $SWARM run --track tinystories-gpu --device $DEVICE --data-dir /tmp/gpu_data \
-        --budget-tokens 20000000 --home "$HOME_DIR" --json > "$OUT_DIR/run_gpu_track.json"
-    echo "exit $?"; head -c 600 "$OUT_DIR/run_gpu_track.json"; echo
+    timeout 150 $SWARM run --track $TRACK --device $DEVICE --data-dir $DATA_DIR \
+        --budget-tokens $TOKENS --home "$HOME_DIR" --json > "$OUT_DIR/run_gpu_track.json"
+    echo "exit $?"; summary "$OUT_DIR/run_gpu_track.json"
     $SWARM runs --home "$HOME_DIR"
     resume_check
     step "done"

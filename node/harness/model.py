@@ -176,9 +176,24 @@ class GPT(nn.Module):
         return logits
 
 
+def matmul_params(cfg: Config, vocab_size: int, params: int) -> int:
+    """The parameters that multiply activations in a matmul: all of `params` but the lookups (an
+    untied `wte`, learned positions). Norm gains are left in: 0.1% or less of the bench sizes'
+    FLOPs."""
+    lookups = vocab_size * cfg.n_embd * (0 if cfg.tie_embeddings else 1)
+    lookups += cfg.seq_len * cfg.n_embd if cfg.pos_encoding == "learned" else 0
+    return params - lookups
+
+
+def attention_flops_per_token(cfg: Config) -> float:
+    """Training FLOPs per token of the attention scores and their weighted sum, all layers:
+    12 x width x the keys a query's span covers (PaLM's convention: the whole context for a full
+    layer, causal or not; the window for an `S` layer, whatever SDPA computes for its mask)."""
+    return 12.0 * cfg.n_embd * sum(min(w or cfg.seq_len, cfg.seq_len) for w in cfg.layer_windows())
+
+
 def flops_per_token(cfg: Config, vocab_size: int, params: int) -> float:
-    """Training FLOPs per token: 6 x matmul params + attention (the PaLM / nanoGPT estimate)."""
-    embed = vocab_size * cfg.n_embd * (0 if cfg.tie_embeddings else 1)   # a lookup, not a matmul
-    embed += cfg.seq_len * cfg.n_embd if cfg.pos_encoding == "learned" else 0
-    context = sum(min(w or cfg.seq_len, cfg.seq_len) for w in cfg.layer_windows())
-    return 6.0 * (params - embed) + 12.0 * cfg.n_embd * context
+    """Training FLOPs per token, forward and backward (the PaLM / nanoGPT estimate, MFU's
+    numerator): 6 x matmul params + attention. Checked against PyTorch's FLOP counter by
+    tests/harness/test_flops.py (docs/HARNESS.md, "MFU")."""
+    return 6.0 * matmul_params(cfg, vocab_size, params) + attention_flops_per_token(cfg)

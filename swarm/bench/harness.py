@@ -30,12 +30,11 @@ import torch
 from node.harness.config import Config, build_config
 from node.harness.experiment import run_experiment
 from node.harness.hardware import describe, measure_peak_flops
-from node.harness.model import flops_per_token
+from node.harness.model import GPT, flops_per_token
 from node.harness.prepare import prepare
-from node.harness.model import GPT
 from node.harness.train import Batches, Trainer, choose_precision
 from node.harness.tracks import get_track
-from swarm.bench.textbook import TextbookTrainer
+from swarm.bench.textbook import TextbookTrainer, textbook_config
 
 SIZES = {"0.5M": dict(n_layer=3, n_embd=96, n_head=4),
          "2M": dict(n_layer=4, n_embd=192, n_head=6),
@@ -87,6 +86,7 @@ class Variant:
     step: Callable[[], Any]
     params: int
     precision: str
+    flops_per_token: float               # MFU's numerator: the model's own (docs/HARNESS.md)
     trainer: Trainer | None = None
 
 
@@ -106,11 +106,13 @@ def _variants(shape: dict[str, int], tokens: np.ndarray, vocab: int, track: str,
         prec = prec or choose_precision("auto", device, params)
         tr = Trainer(cfg, vocab, tokens, seed=0, device=device, precision=prec,
                      compile_model=device.type == "cuda", total_steps=10**6)
-        out[name] = Variant(tr.step, tr.params, prec, tr)
+        out[name] = Variant(tr.step, tr.params, prec, flops_per_token(cfg, vocab, tr.params), tr)
     ref = TextbookTrainer(vocab, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.seq_len, device=device)
     batches = Batches(tokens, cfg.batch_size, cfg.seq_len, seed=0)
     ref_params = sum(p.numel() for p in ref.model.parameters())
-    out["textbook"] = Variant(lambda: ref.step(*batches.next()), ref_params, "fp32")
+    # its own model's FLOPs: the harness's config would count its learned positions as a matmul
+    out["textbook"] = Variant(lambda: ref.step(*batches.next()), ref_params, "fp32",
+                              flops_per_token(textbook_config(cfg), vocab, ref_params))
     return out, cfg
 
 
@@ -135,20 +137,19 @@ def throughput(shape: dict[str, int], tokens: np.ndarray, vocab: int, peaks: dic
         "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head,
         "batch_size": cfg.batch_size, "seq_len": cfg.seq_len}}
     for name in names:
-        row[name] = _variant_row(variants[name], rates[name], cfg, vocab, peaks)
+        row[name] = _variant_row(variants[name], rates[name], peaks)
     row["ratio"] = row["harness"]["tokens_per_s"] / row["textbook"]["tokens_per_s"]
     row["ratio_fp32"] = (row["harness_fp32"]["tokens_per_s"] / row["textbook"]["tokens_per_s"]
                          if "harness_fp32" in row else None)
     return row
 
 
-def _variant_row(variant: Variant, rates: list[float], cfg: Config, vocab: int,
-                 peaks: dict[str, float]) -> dict[str, Any]:
-    params, prec, tr = variant.params, variant.precision, variant.trainer
+def _variant_row(variant: Variant, rates: list[float], peaks: dict[str, float]) -> dict[str, Any]:
+    prec, tr = variant.precision, variant.trainer
     med = statistics.median(rates)
-    achieved = flops_per_token(cfg, vocab, params) * med
+    achieved = variant.flops_per_token * med
     nominal = peaks.get("nominal")
-    return {"tokens_per_s": med, "precision": prec,
+    return {"tokens_per_s": med, "precision": prec, "flops_per_token": variant.flops_per_token,
             "mfu": achieved / peaks["bf16" if prec == "bf16" else "fp32"],
             # against the data-sheet bf16 peak whatever the precision: what the hardware offers
             "mfu_nominal": achieved / nominal if nominal else None,
@@ -236,32 +237,37 @@ def _one_size(shape: dict[str, int], tokens: np.ndarray, spec: BenchSpec,
 def _describe(name: str, row: dict[str, Any]) -> str:
     if "error" in row:
         return f"{name}: {row['error']}"
-    return (f"{name}: harness {row['harness']['tokens_per_s']:.0f} tok/s "
-            f"(MFU {row['harness']['mfu']:.1%}), textbook {row['textbook']['tokens_per_s']:.0f} "
-            f"tok/s, ratio {row['ratio']:.2f}"
-            + (f" (eager: {row['harness']['compile_error']})" if row['harness']['compile_error']
-               else ""))
+    own = row["harness"]
+    sheet = f", {own['mfu_nominal']:.1%} of the data sheet's" if own["mfu_nominal"] else ""
+    return (f"{name}: harness {own['tokens_per_s']:.0f} tok/s (MFU {own['mfu']:.1%}{sheet}), "
+            f"textbook {row['textbook']['tokens_per_s']:.0f} tok/s, ratio {row['ratio']:.2f}"
+            + (f" (eager: {own['compile_error']})" if own['compile_error'] else ""))
 
 
-def run_bench(spec: BenchSpec, note: Note) -> dict[str, Any]:
-    """Everything above; returns the report as a dict."""
+def run_bench(spec: BenchSpec, note: Note,
+              partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Everything above; returns the report as a dict. `partial` gets the report so far after
+    each size (a run cut by a time limit keeps the sizes it finished)."""
     torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
     peaks = measure_peaks(device)
     note(f"{device_name(device, spec.threads)}: peak matmul FLOP/s fp32 {peaks['fp32']:.3g}, "
          f"bf16 {peaks['bf16']:.3g}"
          + (f", data sheet bf16 {peaks['nominal']:.3g}" if "nominal" in peaks else ""))
-    sizes, source = {}, None
+    report: dict[str, Any] = {
+        "device": spec.device, "device_name": device_name(device, spec.threads),
+        "track": spec.track, "threads": spec.threads, "torch": torch.__version__, "tokens": None,
+        "peak_flops": peaks, "sizes": {}, "seed_noise": None}
     if spec.rounds:
-        tokens, source = bench_tokens(spec)
-        note(f"tokens: {source}")
+        tokens, report["tokens"] = bench_tokens(spec)
+        note(f"tokens: {report['tokens']}")
         for name, shape in sizes_for(device).items():
-            sizes[name] = _one_size(shape, tokens, spec, peaks, device)
-            note(_describe(name, sizes[name]))
-    noise = seed_noise(spec, note) if spec.seeds else None
-    return {"device": spec.device, "device_name": device_name(device, spec.threads),
-            "track": spec.track, "threads": spec.threads, "torch": torch.__version__,
-            "tokens": source, "peak_flops": peaks, "sizes": sizes, "seed_noise": noise}
+            report["sizes"][name] = _one_size(shape, tokens, spec, peaks, device)
+            note(_describe(name, report["sizes"][name]))
+            if partial is not None:
+                partial(report)
+    report["seed_noise"] = seed_noise(spec, note) if spec.seeds else None
+    return report
 
 
 def device_name(device: torch.device, threads: int) -> str:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from node.harness.config import Config, build_config
+
 
 class TextbookAttention(nn.Module):
     """Causal self-attention with the mask and softmax written out."""
@@ -67,6 +69,16 @@ class TextbookGPT(nn.Module):
             x = block(x)
         logits = self.lm_head(self.ln_f(x))
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+
+
+def textbook_config(cfg: Config) -> Config:
+    """`cfg` as the textbook GPT of its shape is built (GELU MLP of 4x, learned positions, tied
+    head, full attention): what `flops_per_token` counts for it, with its own parameters (the
+    same model FLOPs counted the harness's way: tests/harness/test_flops.py)."""
+    return build_config(cfg.model_dump(), dict(activation="gelu", mlp_ratio=4.0, norm="layernorm",
+                                                pos_encoding="learned", tie_embeddings=True,
+                                                qk_norm=False, attn_pattern="L",
+                                                logit_softcap=0.0))
 
 
 class TextbookTrainer:

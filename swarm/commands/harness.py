@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +355,7 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
                      seed_budget=seed_budget, synthetic=synthetic)
     note = (lambda s: None) if json_out else (lambda s: err_console.print(f"[dim]{s}[/]"))
     try:
-        report = run_bench(spec, note)
+        report = run_bench(spec, note, _partial_writer(out))
     except DataError as exc:
         fail(f"{exc} (--synthetic-tokens times the steps without data)")
     if out:
@@ -364,6 +364,23 @@ def bench_harness(seeds: int = typer.Option(5, "--seeds", min=0,
         print_json(report)
         return
     _print_bench(report)
+
+
+def _partial_writer(out: Path | None) -> Callable[[dict[str, Any]], None] | None:
+    """Writes the bench's report to --out after each size too, atomically: a bench cut by a time
+    limit (the GPU check's) keeps the sizes it timed. A failed write waits for the final one."""
+    if out is None:
+        return None
+    import json
+
+    from memory.atomic import write_atomic
+
+    def write(report: dict[str, Any]) -> None:
+        try:
+            write_atomic(out, json.dumps(report, indent=2))
+        except OSError:
+            pass                    # the report's final write says what is wrong, in one line
+    return write
 
 
 def _cuda_ready() -> bool:

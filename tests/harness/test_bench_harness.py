@@ -33,6 +33,7 @@ def _check_row(row: dict) -> None:
         peak = 2e9 if v["precision"] == "bf16" else 1e9
         # the same achieved FLOP/s over the measured and over the data-sheet peak
         assert v["mfu_nominal"] == pytest.approx(v["mfu"] * peak / 4e9)
+        assert v["mfu"] == pytest.approx(v["flops_per_token"] * v["tokens_per_s"] / peak)
     assert row["ratio"] == pytest.approx(row["harness"]["tokens_per_s"]
                                          / row["textbook"]["tokens_per_s"])
 
@@ -79,3 +80,24 @@ def test_cli_json_on_synthetic_tokens(tmp_path) -> None:
     assert report["device"] == "cpu" and report["track"] == "tinystories-cpu"
     assert report["tokens"].startswith("synthetic") and set(report["sizes"]) == {"0.5M", "2M", "8M"}
     assert all(r["ratio"] > 0 for r in report["sizes"].values())
+
+
+def test_the_report_is_written_after_each_size(monkeypatch, tmp_path) -> None:
+    """A bench cut by a time limit (the GPU check gives it 270 s for three compiles) keeps the
+    sizes it finished in --out; the whole report replaces them at the end."""
+    from swarm.bench import harness
+    from swarm.commands.harness import _partial_writer
+    small = dict(n_layer=1, n_embd=32, n_head=2, batch_size=2, seq_len=32)
+    monkeypatch.setattr(harness, "SIZES", {"a": small, "b": {**small, "n_embd": 64}})
+    monkeypatch.setattr(harness, "measure_peaks", lambda device: {"fp32": 1e9, "bf16": 2e9})
+    out, seen = tmp_path / "bench.json", []
+    write = _partial_writer(out)
+
+    def partial(report: dict) -> None:
+        write(report)
+        seen.append(json.loads(out.read_text())["sizes"])
+    spec = harness.BenchSpec(threads=1, seeds=0, rounds=1, steps=1, synthetic=True)
+    report = harness.run_bench(spec, lambda line: None, partial)
+    assert [list(sizes) for sizes in seen] == [["a"], ["a", "b"]]
+    assert seen[-1] == json.loads(json.dumps(report["sizes"]))
+    assert report["sizes"]["a"]["harness"]["flops_per_token"] > 0
