@@ -234,15 +234,19 @@ def test_keys_that_copy_honest_runs_earn_no_trust_and_verify_nothing(store, keys
     assert [r for r in v.leaderboard() if r["trusted"]][0]["config_hash"] == base.hash
 
 
-def predicted_runs(store: Store, key, runner: Runner, device: str | None) -> None:
+def predicted_runs(store: Store, key, runner: Runner, device: str | None,
+                   code: str | None = None) -> None:
     """Baseline runs of BASE at fresh seeds, each at the config's public mean (no training),
-    claiming `device` (None: the honest node's own hardware); seeds within 2 sd of the mean."""
+    claiming `device` (None: the honest node's own hardware) and the harness code `code` (None:
+    the honest node's); seeds within 2 sd of the mean."""
     seeds = [s for s in range(900, 1000) if abs(runner.noise(BASE, s)) < 2 * SD][:4]
     for s in seeds:
         body = run_body(BASE, s, runner.true_bpb(BASE), "baseline")
         if device is not None:
             body = body.model_copy(update={"hardware": body.hardware.model_copy(
                 update={"device_name": device})})
+        if code is not None:
+            body = body.model_copy(update={"software": {**body.software, "code": code}})
         sign(store, key, "run", body)
 
 
@@ -254,13 +258,14 @@ def spot_check(h, key) -> trust.AuthorTrust:
 
 def test_a_predicted_number_on_other_hardware_earns_no_trust(store, keys) -> None:
     # A free key publishes the best config's public mean under fresh seeds and says it ran on
-    # another CPU model. A replay there lands within seed noise of it, inside the cross-hardware
-    # tolerance (0.005 > 2 sd): it matched 5 times in 5 and vouched, with no training done.
+    # this CPU with other software. A replay lands within seed noise of it, inside the
+    # cross-hardware tolerance (0.005 > 2 sd): it matched 5 times in 5 and vouched, with no
+    # training done.
     runner = Runner()
     h = node(store, keys[0], runner, 1)
     baseline_ready(h)
     [x] = hostile(1)
-    predicted_runs(store, x, runner, "Other CPU @ 3GHz")
+    predicted_runs(store, x, runner, None, code="other")
     standing = spot_check(h, x)
     assert standing.matched and not standing.vouchers          # it matched, but vouches nothing
     assert standing.status == "untrusted" and "across hardware" in standing.why
@@ -283,7 +288,19 @@ def test_spot_checks_go_first_to_runs_this_node_can_reproduce_bit_for_bit(store,
     other, same = hostile(2)
     predicted_runs(store, other, runner, "Other CPU @ 3GHz")     # older, equally influential
     predicted_runs(store, same, runner, None)
-    assert [r["author"] for r in spotcheck.candidates(h)][:4] == [same.peer_id] * 4
+    assert [r["author"] for r in spotcheck.candidates(h)] == [same.peer_id] * 4
+
+
+def test_runs_of_another_cpu_are_never_spot_checked(store, keys) -> None:
+    # There a replay can neither vouch (not bit for bit) nor refute (another draw of the seed
+    # noise): a spot check of them spent a run and decided nothing
+    runner = Runner()
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    [other] = hostile(1)
+    predicted_runs(store, other, runner, "Other CPU @ 3GHz")
+    assert spotcheck.influence(evidence.verdicts_of(h), evidence.baseline(h).hash)
+    assert spotcheck.candidates(h) == [] and Verifier().work(h) is None
 
 
 def test_two_gpu_runs_of_one_seed_are_compared_as_across_hardware() -> None:
@@ -504,12 +521,6 @@ def test_settings_that_choose_other_cpu_kernels_are_part_of_the_runs_cpu(monkeyp
     assert trust.exact_hardware(row, row) and not trust.exact_hardware(row, other)
 
 
-def other_cpu(body: R.RunBody) -> R.RunBody:
-    """`body` as made on another CPU model (a replay there cannot be bit for bit)."""
-    return body.model_copy(update={"hardware": body.hardware.model_copy(
-        update={"device_name": "Other CPU @ 3GHz"})})
-
-
 def test_a_replay_on_other_hardware_never_refutes_by_its_number(store, keys) -> None:
     # Other kernels are another draw of the config's seed noise: one seed of n_layer=4,
     # lr=0.004 gave 1.614 and 1.709 on two kernel paths of one CPU (docs/HARNESS.md)
@@ -526,7 +537,7 @@ def test_a_replay_on_other_hardware_never_refutes_by_its_number(store, keys) -> 
 
 
 def test_a_spot_check_is_not_replayed_again_by_the_same_node(store, keys) -> None:
-    # A replay on other hardware says nothing of the run; replaying the same seed here again
+    # A replay made by other software says nothing of the run; replaying the same seed here again
     # gives the same number, and the verifier did it while the spot-check share lasted.
     runner = Runner()
     h = node(store, keys[0], runner, 1)
@@ -536,7 +547,9 @@ def test_a_spot_check_is_not_replayed_again_by_the_same_node(store, keys) -> Non
     [x] = hostile(1)
     for s in range(900, 903):                                 # baseline runs of the best config
         bpb = runner.true_bpb(BASE) + runner.noise(BASE, s) + 0.05
-        sign(store, x, "run", other_cpu(run_body(BASE, s, bpb, "baseline")))
+        body = run_body(BASE, s, bpb, "baseline")
+        sign(store, x, "run", body.model_copy(update={"software": {**body.software,
+                                                                  "code": "other"}}))
     targets = []
     while (done := Verifier().work(h)) is not None and len(targets) < 6:
         assert "spot check" in done
