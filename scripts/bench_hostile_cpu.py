@@ -31,11 +31,13 @@ from typing import Any
 import msgpack
 import numpy as np
 import psutil
+import trio
+import trio.testing
 
 from memory import codec, reconcile
 from memory.crypto import Keypair
 from memory.store import Store
-from node import framing, gossip, sync_v1, syncquota
+from node import framing, gossip, sync, sync_v1, syncquota
 from node.blob import _valid_request
 from node.peers import PeerBook
 from node.quota import Quotas
@@ -212,6 +214,56 @@ def blob_case() -> tuple[int, Run]:
     return 10_000 * len(body), run
 
 
+# ---- sync 2.x: one requester asking without pause, through the real serve loop ----
+
+class Pipe:
+    """One end of an in-memory stream, as framing reads and writes it (a 2.1.0 stream)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    async def read(self, n: int | None = None) -> bytes:
+        return bytes(await self.stream.receive_some(n))
+
+    async def write(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    def get_protocol(self) -> str:
+        return sync.PROTOCOL_ID
+
+
+def flood(snapshot: reconcile.Snapshot, warmup_s: float, window_s: float) -> float:
+    """CPU-s per second the serve loop spends, from `warmup_s` to `warmup_s + window_s`, on a
+    requester that sends a frame of one sketch of every key as soon as each answer arrives.
+    The requester's answer for a sketch that does not decode is [False]: its side costs ~nothing."""
+    store = SimpleNamespace(reconcile_snapshot=lambda: snapshot)
+    request = frame({"t": "q", "q": requests("x", 1)})
+    opening = frame({"t": "open", "n": "net", "q": requests("x", 1)})
+    budget = getattr(sync, "Work", None) and __import__("node.servework").servework.ServeWork()
+    measured: list[float] = []
+
+    async def main() -> None:
+        ours, theirs = trio.testing.memory_stream_pair()
+        async with trio.open_nursery() as nursery:
+            extra = (budget.bound("10.0.0.1"),) if budget else ()
+            nursery.start_soon(sync.serve, Pipe(ours), store, "net", *extra)
+            peer = Pipe(theirs)
+            await peer.write(framing.HEADER.pack(len(opening)) + opening)
+            started = trio.current_time()
+            mark = None
+            while trio.current_time() - started < warmup_s + window_s:
+                await framing.read_frame(peer, timeout=60)
+                if mark is None and trio.current_time() - started >= warmup_s:
+                    mark = (cpu(), trio.current_time())
+                await peer.write(framing.HEADER.pack(len(request)) + request)
+            used, seconds = cpu() - mark[0], trio.current_time() - mark[1]
+            measured.append(used / seconds)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return measured[0]
+
+
 # ---- the table ----
 
 def measure(name: str, size: int, run: Run, runs: int, allowance: float, note: str) -> None:
@@ -257,7 +309,8 @@ def cases(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[[], tuple[i
         size, run = batch_case(tmp, how, args.runs)
         if how == "valid":
             return size, run, 2048 / 3600 * 1.048576, "sync quota: 2 GiB/h per serving peer"
-        return size, run, size / MB / 60, "a bad batch ends the pull (strike); ~1 pull/min"
+        return size, run, 10 * size / MB / 60, ("a bad batch ends the pull, a strike; "
+                                                "10 strikes/60 s ban: 10 batches a minute")
 
     def gossip_(how: str) -> tuple[int, Run, float, str]:
         size, run = gossip_case(how, 500)
@@ -294,7 +347,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keys", type=int, default=200_000,
                         help="keys in the responder's reconciliation snapshot")
+    parser.add_argument("--flood", type=float, nargs=2, metavar=("WARMUP_S", "WINDOW_S"),
+                        help="instead: CPU-s per second of one requester sending sketch frames "
+                             "without pause to the real serve loop, over the window after warmup")
     args = parser.parse_args()
+    if args.flood:
+        rng = np.random.default_rng(1)
+        snapshot = reconcile.Snapshot.build(rng.integers(0, 2**40, args.keys),
+                                            rng.integers(0, 2**63, args.keys, dtype=np.uint64))
+        for _ in range(args.runs):
+            print(json.dumps({"case": "sync2_flood_sketch", "keys": args.keys,
+                              "warmup_s": args.flood[0], "window_s": args.flood[1],
+                              "cpu_s_per_s": round(flood(snapshot, *args.flood), 3)}), flush=True)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         table = cases(args, Path(tmp))
         for name in args.case or list(table):

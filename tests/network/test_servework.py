@@ -2,6 +2,7 @@
 a have frame parsed off the libp2p thread with the collector paused (node/sync_v1.py)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgpack
@@ -72,7 +73,7 @@ def test_a_have_frame_is_parsed_as_before_and_refused_in_one_line() -> None:
                            ({"t": "have", "h": []}, "'have' must be a map"),
                            ({"t": "have", "h": {"a": [10, [[3, 5], [1, 1]], 0]}},
                             "malformed request: bad gap [1, 1] for 'a'")):
-        with pytest.raises(ProtocolError, match=refusal) as refused:
+        with pytest.raises(ProtocolError, match=re.escape(refusal)) as refused:
             sync_v1.parse_have_frame(msgpack.packb(frame))
         assert "\n" not in str(refused.value) and refused.value.__cause__ is None
     with pytest.raises(ProtocolError, match="not msgpack"):
