@@ -18,6 +18,7 @@ records a sync or blob answer sends (output the peer must read). The local read 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import secrets
 import statistics
@@ -38,7 +39,7 @@ from memory import codec, reconcile
 from memory.crypto import Keypair
 from memory.store import Store
 from node import framing, gossip, sync, sync_v1, syncquota
-from node.blob import _valid_request
+from node.blob import BlobError, _valid_request
 from node.peers import PeerBook
 from node.quota import Quotas
 from node.syncwire import check_batch, expect
@@ -71,7 +72,7 @@ def outcome(call: Callable[[], Any]) -> str:
     """What the node's code did: its result, or the refusal it raised."""
     try:
         return str(call())[:80]
-    except (ValueError, framing.ProtocolError) as exc:
+    except (ValueError, framing.ProtocolError, BlobError) as exc:
         return f"refused: {str(exc)[:80]}"
 
 
@@ -264,6 +265,49 @@ def flood(snapshot: reconcile.Snapshot, warmup_s: float, window_s: float) -> flo
     return measured[0]
 
 
+# ---- identify push; a blob chunk (the node as fetcher) ----
+
+def identify_case() -> tuple[int, Run]:
+    """A 1 MiB identify (push) of 15,000 protocols: protobuf parse and the bounded peerstore
+    update (node/patches.py) that py-libp2p calls on it."""
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.identity.identify.pb.identify_pb2 import Identify
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import PeerStore
+
+    from node import patches
+    patches.apply()
+    import libp2p.identity.identify_push.identify_push as push
+    message = Identify(protocols=[f"/junk/{k:058d}" for k in range(15_000)])
+    body = message.SerializeToString()
+    peer = ID.from_pubkey(create_new_key_pair(b"\x09" * 32).public_key)
+
+    def run() -> str:
+        parsed = Identify()
+        parsed.ParseFromString(body)
+        store = PeerStore()
+        trio.run(push.update_peerstore_from_identify, store, peer, parsed)
+        return f"{len(store.get_protocols(peer))} protocols kept"
+    return len(body), run
+
+
+def chunk_case() -> tuple[int, Run]:
+    """Ten 256 KiB blob chunk frames checked against the manifest (node/blob.py `_valid_chunk`),
+    the last one's hash wrong."""
+    from node.blob import CHUNK, _valid_chunk
+    blocks = [secrets.token_bytes(CHUNK) for _ in range(10)]
+    hashes = [hashlib.sha256(b).digest() for b in blocks[:-1]] + [bytes(32)]
+    bodies = [frame({"i": i, "d": b}) for i, b in enumerate(blocks)]
+
+    def run() -> str:
+        def fetch() -> str:
+            for index, body in enumerate(bodies):
+                _valid_chunk(framing.unpack(body), index, hashes, 10 * CHUNK)
+            return "all passed"
+        return outcome(fetch)
+    return sum(map(len, bodies)), run
+
+
 # ---- the table ----
 
 def measure(name: str, size: int, run: Run, runs: int, allowance: float, note: str) -> None:
@@ -338,6 +382,10 @@ def cases(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[[], tuple[i
         "gossip_garbage": lambda: gossip_("garbage"),
         "gossip_overquota": lambda: gossip_("overquota"),
         "blob_request": lambda: (*blob_case(), LINK_MB_S, "blob requests: no rate; a 100 Mbit/s link"),
+        "blob_chunks_as_fetcher": lambda: (*chunk_case(), LINK_MB_S,
+                                           "a blob's chunks: no rate; a 100 Mbit/s link"),
+        "identify_push_15000_protocols": lambda: (*identify_case(), LINK_MB_S,
+                                                  "identify push: no rate; a 100 Mbit/s link"),
     }
 
 
