@@ -9,7 +9,10 @@ answer (the same for a 1.0.0 have frame's parse) is charged to the requester's a
 ids at one IP together, an IPv6 one by its /64: node/quota.py `address_key`); once the address has
 spent its burst, the exchange waits before it reads that address's next request, until the
 budget is back at zero. So an address gets `WORK_RATE` of a core on average, whatever it asks.
-Honest exchanges cost milliseconds a frame and never wait; a wait is at most `MAX_WAIT_S`,
+Addresses are not scarce (an IPv6 /48 holds 65,536 /64s), so all of them together have a budget
+too, `TOTAL_RATE`: while it is spent, every exchange waits until it is back at zero (the 8
+serve slots bound how many exchanges there are). Honest exchanges cost milliseconds a frame and never wait unless the
+node is under such an attack; a wait is at most `MAX_WAIT_S`,
 under the requester's 15 s frame deadline, and is this node's own time (node/serveslots.py does
 not count it as the requester's stall).
 """
@@ -27,6 +30,8 @@ from node.quota import TokenBucket, address_key
 
 WORK_RATE = 0.25          # CPU-seconds per second one address's requests may cost, on average
 WORK_BURST = 5.0          # CPU-seconds it may spend before it waits
+TOTAL_RATE = 1.0          # ... all addresses together: half of a 2-core laptop
+TOTAL_BURST = 10.0
 MAX_WAIT_S = 10.0         # one wait at most: under the requester's 15 s frame deadline
 MAX_ADDRESSES = 4096      # addresses remembered (the least recently charged forgotten)
 T = TypeVar("T")
@@ -37,14 +42,21 @@ class ServeWork:
     thread; `clock` is monotonic seconds (tests pass their own)."""
 
     def __init__(self, rate: float = WORK_RATE, burst: float = WORK_BURST,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, total_rate: float = TOTAL_RATE,
+                 total_burst: float = TOTAL_BURST) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._total = TokenBucket(total_rate, total_burst, clock())
         self._lock = threading.Lock()
         self.waited_s = 0.0                  # all waits so far
 
     def spend(self, address: str | None, cpu_s: float) -> float:
-        """Charge `cpu_s` to `address`; return its budget left (below zero: it must wait)."""
+        """Charge `cpu_s` to `address` (and to all addresses' budget); return the address's
+        budget left (below zero: it must wait)."""
+        return self._spend(address, cpu_s)[0]
+
+    def _spend(self, address: str | None, cpu_s: float) -> tuple[float, float]:
+        """Charge `cpu_s`; the address's budget left and all addresses' budget left."""
         key = address_key(address)
         with self._lock:
             now = self.clock()
@@ -53,17 +65,25 @@ class ServeWork:
             if len(self._buckets) > MAX_ADDRESSES:
                 self._buckets.popitem(last=False)
             bucket.tokens = bucket.refill(now) - cpu_s
-            return bucket.tokens
+            self._total.tokens = self._total.refill(now) - cpu_s
+            return bucket.tokens, self._total.tokens
 
     def left(self, address: str | None) -> float:
         """CPU-seconds `address` may spend now before it waits (the burst if never charged)."""
         return self.spend(address, 0.0)
 
+    def total_left(self) -> float:
+        """CPU-seconds all addresses together may spend now before they wait."""
+        with self._lock:
+            return self._total.refill(self.clock())
+
     async def wait(self, address: str | None) -> None:
-        """Wait while `address` is below zero: until it is back at zero, or MAX_WAIT_S."""
-        left = self.left(address)
-        if left < 0:
-            pause = min(-left / self.rate, MAX_WAIT_S)
+        """Wait while `address`, or all addresses together, are below zero: until that budget
+        is back at zero, or MAX_WAIT_S."""
+        left, total = self._spend(address, 0.0)
+        pause = max(-left / self.rate, -total / self._total.rate)
+        if pause > 0:
+            pause = min(pause, MAX_WAIT_S)
             self.waited_s += pause
             await trio.sleep(pause)
 

@@ -1,6 +1,7 @@
 """CPU a node spends per MB of hostile input, for each protocol a peer can send it bytes on.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_hostile_cpu.py [--runs 3] [--keys 200000] [CASE ...]
+    PYTHONPATH=. .venv/bin/python scripts/bench_hostile_cpu.py --runs 1 --flood 20 20 [--requesters 8]
 
 Each case builds the bytes a hostile peer may send (within the protocol's frame limits) and runs
 them through the functions the node calls on received bytes (frame decode, the protocol's checks,
@@ -233,36 +234,39 @@ class Pipe:
         return sync.PROTOCOL_ID
 
 
-def flood(snapshot: reconcile.Snapshot, warmup_s: float, window_s: float) -> float:
-    """CPU-s per second the serve loop spends, from `warmup_s` to `warmup_s + window_s`, on a
-    requester that sends a frame of one sketch of every key as soon as each answer arrives.
-    The requester's answer for a sketch that does not decode is [False]: its side costs ~nothing."""
+def flood(snapshot: reconcile.Snapshot, warmup_s: float, window_s: float,
+          requesters: int = 1) -> float:
+    """CPU-s per second the serve loop spends, from `warmup_s` to `warmup_s + window_s`, on
+    `requesters` requesters (each from its own address) that each send a frame of one sketch of
+    every key as soon as each answer arrives. The answer for a sketch that does not decode is
+    [False]: the requesters' side costs ~nothing."""
     store = SimpleNamespace(reconcile_snapshot=lambda: snapshot)
     request = frame({"t": "q", "q": requests("x", 1)})
     opening = frame({"t": "open", "n": "net", "q": requests("x", 1)})
     budget = getattr(sync, "Work", None) and __import__("node.servework").servework.ServeWork()
-    measured: list[float] = []
 
-    async def main() -> None:
+    async def ask(nursery: trio.Nursery, address: str) -> None:
         ours, theirs = trio.testing.memory_stream_pair()
-        async with trio.open_nursery() as nursery:
-            extra = (budget.bound("10.0.0.1"),) if budget else ()
-            nursery.start_soon(sync.serve, Pipe(ours), store, "net", *extra)
-            peer = Pipe(theirs)
-            await peer.write(framing.HEADER.pack(len(opening)) + opening)
-            started = trio.current_time()
-            mark = None
-            while trio.current_time() - started < warmup_s + window_s:
-                await framing.read_frame(peer, timeout=60)
-                if mark is None and trio.current_time() - started >= warmup_s:
-                    mark = (cpu(), trio.current_time())
-                await peer.write(framing.HEADER.pack(len(request)) + request)
-            used, seconds = cpu() - mark[0], trio.current_time() - mark[1]
-            measured.append(used / seconds)
-            nursery.cancel_scope.cancel()
+        nursery.start_soon(sync.serve, Pipe(ours), store, "net",
+                           *((budget.bound(address),) if budget else ()))
+        peer = Pipe(theirs)
+        await peer.write(framing.HEADER.pack(len(opening)) + opening)
+        while True:
+            await framing.read_frame(peer, timeout=60)
+            await peer.write(framing.HEADER.pack(len(request)) + request)
 
-    trio.run(main)
-    return measured[0]
+    async def main() -> float:
+        async with trio.open_nursery() as nursery:
+            for k in range(requesters):
+                nursery.start_soon(ask, nursery, f"10.0.{k}.1")
+            await trio.sleep(warmup_s)
+            used, started = cpu(), trio.current_time()
+            await trio.sleep(window_s)
+            used, seconds = cpu() - used, trio.current_time() - started
+            nursery.cancel_scope.cancel()
+        return used / seconds
+
+    return trio.run(main)
 
 
 # ---- identify push; a blob chunk (the node as fetcher) ----
@@ -396,8 +400,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200_000,
                         help="keys in the responder's reconciliation snapshot")
     parser.add_argument("--flood", type=float, nargs=2, metavar=("WARMUP_S", "WINDOW_S"),
-                        help="instead: CPU-s per second of one requester sending sketch frames "
+                        help="instead: CPU-s per second of requesters sending sketch frames "
                              "without pause to the real serve loop, over the window after warmup")
+    parser.add_argument("--requesters", type=int, default=1,
+                        help="with --flood: requesters, each from its own address")
     args = parser.parse_args()
     if args.flood:
         rng = np.random.default_rng(1)
@@ -405,8 +411,9 @@ def main() -> None:
                                             rng.integers(0, 2**63, args.keys, dtype=np.uint64))
         for _ in range(args.runs):
             print(json.dumps({"case": "sync2_flood_sketch", "keys": args.keys,
-                              "warmup_s": args.flood[0], "window_s": args.flood[1],
-                              "cpu_s_per_s": round(flood(snapshot, *args.flood), 3)}), flush=True)
+                              "requesters": args.requesters, "warmup_s": args.flood[0],
+                              "window_s": args.flood[1], "cpu_s_per_s": round(
+                                  flood(snapshot, *args.flood, args.requesters), 3)}), flush=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         table = cases(args, Path(tmp))

@@ -34,6 +34,22 @@ def test_an_address_waits_only_once_its_burst_is_spent() -> None:
     assert waits == [0.0, 0.0, 0.0, pytest.approx(2.0), MAX_WAIT_S]
 
 
+def test_many_addresses_share_one_budget_too() -> None:
+    """Addresses are cheap (an IPv6 /48 is 65,536 of them): past all addresses' budget, an
+    address within its own waits as well, until that budget is back at zero."""
+    async def main() -> tuple[float, float]:
+        work = ServeWork(rate=1.0, burst=2.0, clock=trio.current_time, total_rate=2.0,
+                         total_burst=4.0)
+        for k in range(3):
+            work.spend(f"10.0.0.{k}", 2.0)                # each at its own burst: 6 of 4 spent
+        started = trio.current_time()
+        await work.wait("10.0.0.9")                       # never charged itself
+        return trio.current_time() - started, work.total_left()
+
+    waited, left = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert waited == pytest.approx(1.0) and left == pytest.approx(0.0)   # 2 CPU-s over at 2/s
+
+
 def test_peer_ids_on_one_address_share_its_budget() -> None:
     """A /64 is one address (node/quota.py address_key): fresh keys or addresses in it buy nothing."""
     now = [0.0]
