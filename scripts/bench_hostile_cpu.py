@@ -1,7 +1,8 @@
 """CPU a node spends per MB of hostile input, for each protocol a peer can send it bytes on.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_hostile_cpu.py [--runs 3] [--keys 200000] [CASE ...]
-    PYTHONPATH=. .venv/bin/python scripts/bench_hostile_cpu.py --runs 1 --flood 20 20 [--requesters 8]
+    PYTHONPATH=. .venv/bin/python scripts/bench_hostile_cpu.py --runs 1 --flood 40 20 [--requesters 8]
+    PYTHONPATH=. .venv/bin/python scripts/bench_hostile_cpu.py --honest
 
 Each case builds the bytes a hostile peer may send (within the protocol's frame limits) and runs
 them through the functions the node calls on received bytes (frame decode, the protocol's checks,
@@ -269,6 +270,29 @@ def flood(snapshot: reconcile.Snapshot, warmup_s: float, window_s: float,
     return trio.run(main)
 
 
+def honest(theirs_ts: np.ndarray, theirs_keys: np.ndarray) -> None:
+    """The responder's CPU (its answering thread, what node/servework.py charges) for whole
+    honest 2.1.0 exchanges, memory/reconcile.py's own requester asking: one line each."""
+    rng = np.random.default_rng(3)
+    n = theirs_keys.size
+    theirs = reconcile.Snapshot.build(theirs_ts, theirs_keys, np.full(n, 700))
+    for name, keep in (("fresh", np.zeros(n, bool)), ("random_half", rng.random(n) < 0.5),
+                       ("1pct_lost", rng.random(n) < 0.99), ("in_sync", np.ones(n, bool))):
+        mine = reconcile.Snapshot.build(theirs_ts[keep], theirs_keys[keep],
+                                        np.full(int(keep.sum()), 700))
+        requester, spent, frames = reconcile.Requester(mine), 0.0, 0
+        asked = requester.first()
+        while asked:
+            started = time.thread_time()
+            replies, _ = reconcile.answer(theirs, asked)
+            spent += time.thread_time() - started
+            frames += 1
+            requester.absorb(asked, replies)
+            asked = requester.next_frame()
+        print(json.dumps({"case": f"honest_{name}", "keys": n, "frames": frames,
+                          "responder_cpu_s": round(spent, 3)}), flush=True)
+
+
 # ---- identify push; a blob chunk (the node as fetcher) ----
 
 def identify_case() -> tuple[int, Run]:
@@ -404,7 +428,13 @@ def main() -> None:
                              "without pause to the real serve loop, over the window after warmup")
     parser.add_argument("--requesters", type=int, default=1,
                         help="with --flood: requesters, each from its own address")
+    parser.add_argument("--honest", action="store_true",
+                        help="instead: the responder's CPU for whole honest 2.1.0 exchanges")
     args = parser.parse_args()
+    if args.honest:
+        rng = np.random.default_rng(1)
+        honest(rng.integers(0, 2**40, args.keys), rng.integers(0, 2**63, args.keys, np.uint64))
+        return
     if args.flood:
         rng = np.random.default_rng(1)
         snapshot = reconcile.Snapshot.build(rng.integers(0, 2**40, args.keys),
