@@ -2,19 +2,20 @@
 
 A sync request frame is small and its answer can cost much more: a split answer computes 16
 fingerprints and bounds per request (2,048 requests a frame, ~0.07 CPU-s for 43 KB), a sketch a
-pass over every key in its range (~13 ms per 150-byte frame at 200,000 keys), and nothing rates
-the frames a requester sends (scripts/bench_hostile_cpu.py; docs/PROTOCOL.md, "CPU per byte"):
-one peer asking without pause kept a core busy. Here the CPU of the thread that computes each
+pass over every key in its range (~15 ms per 150-byte frame at 200,000 keys), and nothing rates
+the frames a requester sends (scripts/bench_hostile_cpu.py; docs/TRUST.md, "CPU per byte"): one
+requester asking without pause kept a core busy. Here the CPU of the thread that computes each
 answer (the same for a 1.0.0 have frame's parse) is charged to the requester's address (all peer
-ids at one IP together, an IPv6 one by its /64: node/quota.py `address_key`); once the address has
-spent its burst, the exchange waits before it reads that address's next request, until the
+ids at one IP together, an IPv6 one by its /64: node/quota.py `address_key`); once the address
+has spent its burst, the exchange waits before it reads that requester's next request, until the
 budget is back at zero. So an address gets `WORK_RATE` of a core on average, whatever it asks.
 Addresses are not scarce (an IPv6 /48 holds 65,536 /64s), so all of them together have a budget
-too, `TOTAL_RATE`: while it is spent, every exchange waits until it is back at zero (the 8
-serve slots bound how many exchanges there are). Honest exchanges cost milliseconds a frame and never wait unless the
-node is under such an attack; a wait is at most `MAX_WAIT_S`,
-under the requester's 15 s frame deadline, and is this node's own time (node/serveslots.py does
-not count it as the requester's stall).
+too, `TOTAL_RATE`: while it is spent, every exchange waits until it is back at zero (the 8 serve
+slots bound how many exchanges there are). Whole honest exchanges cost the responder less than
+the burst (the costliest measured at 200,000 keys, a requester holding a random half: 1.4 CPU-s,
+`--honest`) and do not wait unless the node is under such an attack; a wait is at most `MAX_WAIT_S`, under the requester's 15 s frame
+deadline, and is this node's own time (node/serveslots.py does not count it as the requester's
+stall).
 """
 from __future__ import annotations
 
