@@ -15,6 +15,8 @@ most of the bytes. R ingests (and so fully verifies) the records as they arrive 
 violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
 R for hanging up (a failure of R's own); only for malformed requests and stalls. R admits the
 records against its sync quotas before ingest (node/syncquota.py: over quota, dropped and counted).
+S charges the CPU each answer takes to R's address and reads R's next request only within that
+budget (node/servework.py: a small request can cost a pass over every key).
 2.1.0 adds S's key counts to split answers and R's sketch requests (memory/sketch.py) for sparse
 differences; 2.0.0 is the same exchange without them, still served and used with 2.0.0 nodes.
 `/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.x.
