@@ -11,6 +11,7 @@ check_worker.py the helper process itself (python -m memory.check_worker)
 schema.py       tables derived from the record models; Arrow rows for a batch
 keyset.py       compact sets of 64-bit keys that spare each batch a scan of every record
 store.py        Store (read-write, one process), ReadOnlyMemory (browsing), memory_stats
+gcpause.py      the cyclic garbage collector paused while decoding large frames and batches
 diskspace.py    a full disk recognised in DuckDB's and the OS's errors, and its one-line message
 views.py        derived state as SQL views: seed stats, leaderboard, claim status, noise floor;
                 values over every run moved on as runs arrive (runs per track, base configs)

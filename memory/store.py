@@ -16,7 +16,6 @@ DuckDB's 80% of RAM, so no query can take the machine.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import threading
@@ -33,6 +32,7 @@ import pyarrow as pa
 
 from memory import antientropy, codec, reconcile, schema, views
 from memory.diskspace import full_disk_cause, full_disk_message
+from memory.gcpause import gc_paused
 from memory.batch import HelperDecode, SignaturePool, ThreadedDecode
 from memory.helpers import HelperPool, default_helpers
 from memory.keyset import KeySet
@@ -236,19 +236,6 @@ def default_memory_limit() -> str:
     return f"{max(1 << 30, ram // 4) >> 20}MB"
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # A batch allocates thousands of small objects and no reference cycles; letting the cyclic
-    # collector walk them repeatedly costs a third of the ingest time.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path) if str(path) != ":memory:" else ":memory:", read_only=read_only, config=dict(SAFE_CONFIG))
@@ -377,7 +364,7 @@ class Store:
         """Validate raw records and store the new valid ones, all in one transaction."""
         raws = list(raws)
         report = IngestReport()
-        with self._lock, _gc_paused(), self._writing():
+        with self._lock, gc_paused(), self._writing():
             ids = [codec.peek_id(raw) for raw in raws]
             known = self._known_ids(ids)
             # Records already held skip validation: their content was checked when first stored.
@@ -673,9 +660,10 @@ class Store:
         Streams from a reader's cursor (a consistent snapshot), so a long catch-up never holds
         the store's lock while the caller sends batches over the network; closing the memory
         stops it (StoreError), as it stops every read. `on_read(cancel)` hears how to stop the
-        read from another thread (it then raises duckdb.InterruptException).
+        read from another thread (it then raises duckdb.InterruptException). `have` is a
+        summary as received, or one parsed already (`antientropy.parse_have`).
         """
-        peer = antientropy.parse_have(have)
+        peer = have if isinstance(have, antientropy.Have) else antientropy.parse_have(have)
         with self._read(on_read) as cursor:
             yield from antientropy.batches(antientropy.missing(cursor, peer), batch_bytes)
 

@@ -13,6 +13,7 @@ inbound.py     inbound connection slots: given back when a connection ends, fair
 hearsay.py     addresses DHT peers name, filtered before kept or dialed; peerstore eviction
 dialbudget.py  dials of addresses only hearsay named: a budget per target IP
 serveslots.py  whom the node serves at once (sync pulls, blob transfers), fair among addresses
+servework.py   the CPU a requester address's sync answers may take (CPU-seconds, token bucket)
 quota.py       token buckets per connected peer and per author for gossip
 syncquota.py   wall-clock budgets per serving peer and per author for records pulled by sync
 quiet.py       py-libp2p logging routed through ours; repeated warnings rate-limited

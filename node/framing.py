@@ -81,6 +81,12 @@ async def read_exactly(stream: Stream, size: int) -> bytes:
 
 async def read_frame(stream: Stream, max_bytes: int = MAX_FRAME_BYTES, timeout: float = 10.0) -> Any:
     """Read one frame and decode it; raise `ProtocolError` on any violation or after `timeout` s."""
+    return unpack(await read_body(stream, max_bytes, timeout))
+
+
+async def read_body(stream: Stream, max_bytes: int = MAX_FRAME_BYTES, timeout: float = 10.0
+                    ) -> bytes:
+    """Read one frame's body, undecoded (as `read_frame`, for a caller that decodes it elsewhere)."""
     with trio.move_on_after(timeout) as scope:
         (size,) = HEADER.unpack(await read_exactly(stream, HEADER.size))
         if size > max_bytes:
@@ -88,7 +94,7 @@ async def read_frame(stream: Stream, max_bytes: int = MAX_FRAME_BYTES, timeout: 
         body = await read_exactly(stream, size)
     if scope.cancelled_caught:
         raise Stalled(f"no complete frame within {timeout:.0f} s")
-    return unpack(body)
+    return body
 
 
 def unpack(body: bytes) -> Any:

@@ -21,6 +21,7 @@ from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 from node.relay import connection_ip, remote_ip
 from node.serveslots import ServeSlots
+from node.servework import ServeWork
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class NetHost:
         self.tally = gossip.Tally()   # gossip refused by reason; the daemon moves it to the store
         self._pulling: set[str] = set()
         self.serve_slots = ServeSlots()      # pulls we answer: fair among addresses
+        self.serve_work = ServeWork()        # ... and the CPU their answers take, per address
         self.blobs: Any = None                 # node/blob.py: track files by sha256
         # node/nat.py: reachability, relays, hole punching (started with the host)
         self.nat = nat.Nat(self, config.reachability, config.relay, config.hole_punch)
@@ -210,7 +212,7 @@ class NetHost:
             async with self.serve_slots.serving(peer_id, address, SYNC_SESSION_S,
                                                 stall_s=serveslots.STALL_S) as serve:
                 sent = await sync.serve(serveslots.Watched(stream, serve), self.store,
-                                        self.config.network)
+                                        self.config.network, self.serve_work.bound(address))
                 log.debug("sync: sent %d records to %s", sent, peer_id)
         except ProtocolError as exc:
             log.debug("sync from %s failed: %s", peer_id, exc)

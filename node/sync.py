@@ -15,6 +15,8 @@ most of the bytes. R ingests (and so fully verifies) the records as they arrive 
 violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
 R for hanging up (a failure of R's own); only for malformed requests and stalls. R admits the
 records against its sync quotas before ingest (node/syncquota.py: over quota, dropped and counted).
+S charges the CPU each answer takes to R's address and reads R's next request only within that
+budget (node/servework.py: a small request can cost a pass over every key).
 2.1.0 adds S's key counts to split answers and R's sketch requests (memory/sketch.py) for sparse
 differences; 2.0.0 is the same exchange without them, still served and used with 2.0.0 nodes.
 `/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.x.
@@ -32,6 +34,7 @@ from memory import reconcile
 from node import sync_v1
 from node.framing import (FrameTooLarge, Metered, PeerGone, ProtocolError, Stalled, read_frame,
                           write_frame)
+from node.servework import Work, charged, settle
 from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, Ration, check_batch, expect,
                            read_and_ingest, send_records)
 
@@ -138,20 +141,24 @@ async def _round(stream: Any, requester: reconcile.Requester, frame: list[Any], 
 
 # ---- responder ----
 
-async def serve(stream: Any, store: Any, network: str) -> int:
+async def serve(stream: Any, store: Any, network: str, work: Work | None = None) -> int:
     """Answer one pull on `stream` (either version) for swarm `network`; return records sent.
 
-    A requester that hangs up or resets the stream ends the exchange quietly: no ProtocolError."""
+    A requester that hangs up or resets the stream ends the exchange quietly: no ProtocolError.
+    `work` (node/servework.py) is the requester's CPU budget: each answer's computation is
+    charged to it, and the next request is read only once it is back at zero (None: no budget)."""
     try:
         if _protocol(stream) == sync_v1.PROTOCOL_ID:
-            return await sync_v1.serve(stream, store, network)
-        return await _serve(stream, store, network, v21=_protocol(stream) != PROTOCOL_V20)
+            return await sync_v1.serve(stream, store, network, work)
+        return await _serve(stream, store, network, v21=_protocol(stream) != PROTOCOL_V20,
+                            work=work)
     except PeerGone as exc:
         log.debug("sync: requester went away: %s", exc)
         return 0
 
 
-async def _serve(stream: Any, store: Any, network: str, v21: bool) -> int:
+async def _serve(stream: Any, store: Any, network: str, v21: bool,
+                 work: Work | None = None) -> int:
     opening = expect(await read_frame(stream, MAX_REQUEST_BYTES, FRAME_TIMEOUT), "open")
     if opening.get("n") != network:          # another swarm on the same LAN: not an error
         await write_frame(stream, {"t": "other_network"})
@@ -160,7 +167,8 @@ async def _serve(stream: Any, store: Any, network: str, v21: bool) -> int:
     requests, sent = opening.get("q"), 0
     try:
         for _ in range(MAX_ROUNDS):
-            sent += await _answer(stream, store, snapshot, requests, v21)
+            sent += await _answer(stream, store, snapshot, requests, v21, work)
+            await settle(work)
             # R reads at the pace its store ingests and verifies: a slow requester is no
             # violation, so the waits are long and a stall ends the exchange quietly
             message = await read_frame(stream, MAX_REQUEST_BYTES, REQUESTER_TIMEOUT)
@@ -174,11 +182,10 @@ async def _serve(stream: Any, store: Any, network: str, v21: bool) -> int:
 
 
 async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, requests: Any,
-                  v21: bool) -> int:
+                  v21: bool, work: Work | None = None) -> int:
     """Answer one frame of requests: the records asked for, then the replies."""
     try:
-        replies, at = await trio.to_thread.run_sync(
-            lambda: reconcile.answer_at(snapshot, requests, v21=v21))
+        replies, at = await charged(work, lambda: reconcile.answer_at(snapshot, requests, v21=v21))
     except ValueError as exc:
         raise ProtocolError(f"bad reconciliation request: {exc}") from exc
     sent = 0

@@ -161,3 +161,24 @@ def test_a_run_at_every_v2_bound_stays_far_under_the_size_limit(keys) -> None:
         "quality": {f"measure_{i:02d}": 1 / 3 for i in range(32)}}
     record = codec.sign(keys[0], "run", 1, R.RunBody.model_validate(full))
     assert len(record.raw) < codec.MAX_RECORD_BYTES // 2
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    ({"ts": 2**52}, Reason.FUTURE_TIMESTAMP), ({"seq": 0}, Reason.SCHEMA),
+    ({"kind": "nope"}, Reason.UNKNOWN_KIND), ({"v": 99}, Reason.UNKNOWN_VERSION)])
+def test_a_record_failing_a_cheap_check_is_refused_before_its_signature_is(keys, tmp_path,
+                                                                           spoil, reason) -> None:
+    """An Ed25519 check is most of a record's cost (scripts/bench_hostile_cpu.py: a batch of
+    records in the future costs a third of one with bad signatures): a record that fails a cheap
+    check (and whose signature is bad too) is refused for the cheap one on every path that
+    checks records: decode (gossip's validator), the helper processes and the store's ingest."""
+    from memory.check_worker import check
+    from memory.store import Store
+
+    env = _valid_env(keys) | spoil
+    payload, signature = msgpack.unpackb(sign_raw(keys[0], env))
+    raw = canonical.pack([payload, bytes([signature[0] ^ 1]) + signature[1:]])
+    assert _reason(raw) is reason
+    assert check([raw], codec.now_ms())[0][0][0] == reason.value
+    with Store(tmp_path / "m.duckdb", helpers=0) as store:
+        assert store.ingest([raw]).rejected == {reason.value: 1}
