@@ -77,16 +77,16 @@ def own_hardware(ctx: Context) -> dict[str, Any] | None:
 
 
 def candidates(ctx: Context) -> list[dict[str, Any]]:
-    """Runs worth a spot check now, most influential first, then oldest, then id: runs of this
-    node's CPU model and thread count only (`trust.same_cpu`; the software, a column too wide to
-    read for every run, is compared after the replay). Elsewhere a replay can neither vouch nor
-    refute (roles/trust.py `judge`): on other hardware, or any GPU, a spot check spent a run and
-    decided nothing. A node that has not run on the track yet does not know its hardware there:
-    it takes them all."""
+    """Runs worth a spot check now, most influential first; within one influence, runs this node
+    can reproduce bit for bit first (only such a match earns their author trust: roles/trust.py;
+    judged by CPU model and thread count, the software being a column too wide to read for every
+    run), then oldest, then id."""
     v = evidence.verdicts_of(ctx)
     if not budget_left(v):
         return []
     weights = influence(v, evidence.baseline(ctx).hash)
     mine = own_hardware(ctx)
-    runs = [v.runs[i] for i in weights if mine is None or trust.same_cpu(mine, v.runs[i])]
-    return sorted(runs, key=lambda r: (-weights[r["id"]], r["ts"], r["id"]))
+    runs = [v.runs[i] for i in weights]
+    return sorted(runs, key=lambda r: (-weights[r["id"]],
+                                       mine is None or not trust.same_cpu(mine, r),
+                                       r["ts"], r["id"]))

@@ -8,8 +8,8 @@ every hostile run record changed: `none` as the bench writes it (the honest node
 and software), `code` with `software.code` = "other" (another harness build, by its own word),
 `device` with `hardware.device_name` = "other cpu". Prints one JSON line per disguise: the
 bench's figures and the gaps |replay - run| of the honest nodes' replays of hostile runs (a
-replay on the same CPU and software contradicts beyond 0.005, on other hardware never by its
-number: roles/trust.py). Runs with whatever code is on PYTHONPATH, so the same command measures main and
+replay on the same CPU and software contradicts beyond 0.005, on other hardware a run 0.5
+better than itself: roles/trust.py). Runs with whatever code is on PYTHONPATH, so the same command measures main and
 a branch side by side.
 """
 from __future__ import annotations
