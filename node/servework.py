@@ -5,18 +5,21 @@ fingerprints and bounds per request (2,048 requests a frame, ~0.07 CPU-s for 43 
 pass over every key in its range (~15 ms per 150-byte frame at 200,000 keys), and nothing rates
 the frames a requester sends (scripts/bench_hostile_cpu.py; docs/TRUST.md, "CPU per byte"): one
 requester asking without pause kept a core busy. Here the CPU of the thread that computes each
-answer (the same for a 1.0.0 have frame's parse, and the thread that reads the records an
-exchange sends, its store query included: node/syncwire.py `send_records`) is charged to the requester's address (all peer
-ids at one IP together, an IPv6 one by its /64: node/quota.py `address_key`); once the address
-has spent its burst, the exchange waits before it reads that requester's next request, until the
-budget is back at zero. So an address gets `WORK_RATE` of a core on average, whatever it asks.
+answer (the same for a 1.0.0 have frame's parse, and for the thread that reads the records an
+exchange sends, its store query included: node/syncwire.py `send_records`) is charged to the
+requester's address (all peer ids at one IP together, an IPv6 one by its /64: node/quota.py
+`address_key`); once the address has spent its burst, the exchange waits before it reads that
+requester's next request (and before each record batch it writes), until the budget is back at
+zero. So an address gets `WORK_RATE` of a core on average, whatever it asks.
 Addresses are not scarce (an IPv6 /48 holds 65,536 /64s), so all of them together have a budget
 too, `TOTAL_RATE`: while it is spent, every exchange waits until it is back at zero (the 8 serve
 slots bound how many exchanges there are). Whole honest exchanges cost the responder less than
 the burst (the costliest measured at 200,000 keys, a requester holding a random half: 1.4 CPU-s,
-`--honest`) and do not wait unless the node is under such an attack; a wait is at most `MAX_WAIT_S`, under the requester's 15 s frame
-deadline, and is this node's own time (node/serveslots.py does not count it as the requester's
-stall).
+`--honest`) and do not wait unless the node is under such an attack; a wait is at most
+`MAX_WAIT_S`, and all the waits before one frame of ours end within MAX_WAIT_S of the frame the
+requester waits from (`Work.mark`), under its 15 s frame deadline; they are this node's own time
+(node/serveslots.py does not count them as the requester's stall). DuckDB's own worker threads,
+which help a store query, are seen by no thread clock here and are not charged.
 """
 from __future__ import annotations
 
