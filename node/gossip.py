@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from memory.codec import MAX_RECORD_BYTES, Rejected, decode
+from memory import crypto
+from memory.codec import MAX_RECORD_BYTES, Reason, Rejected, now_ms, parse_unsigned
 from node.peers import PeerBook
 from node.quota import Quotas
 
@@ -318,9 +319,11 @@ def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
                    on_ban: Callable[[str], None],
                    address_of: Callable[[Any], str | None] = lambda peer: None
                    ) -> Callable[[Any, Any], bool]:
-    """The topic validator: size, encoding, schema, time and signature of the record (memory.codec),
-    then the forwarding peer's, its address's (`address_of(forwarder)`: the remote IP of its
-    connection, None if unknown) and the author's quotas (node/quota.py).
+    """The topic validator: size, encoding, schema and time of the record (memory.codec), the
+    forwarding peer's and its address's quotas (`address_of(forwarder)`: the remote IP of its
+    connection, None if unknown), the record's signature, then the author's quotas (node/quota.py):
+    a source past its quota costs no signature check, and an author's quota is kept by the
+    verified author only.
 
     A refused message is not forwarded and its reason is counted in `tally`. An invalid one is a
     strike against the peer that sent it; over quota, every QuotaConfig.strike_every-th is. When a
@@ -330,14 +333,31 @@ def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
     def validate(forwarder: Any, msg: Any) -> bool:
         peer_id = str(forwarder)
         try:
-            record = decode(msg.data)
+            record, payload = parse_unsigned(msg.data, now_ms())
         except Rejected as exc:
             log.debug("invalid gossip from %s: %s", peer_id, exc)
             tally.add(exc.reason.value)
             return _strike(peer_id)
-        if peer_id == own_id:
+        if peer_id == own_id:            # checked, never rationed: stored already
+            return _verified(peer_id, record, payload)
+        address = address_of(forwarder)
+        # the forwarder's and its address's buckets before the signature: a source past its
+        # quota costs no verification (the author's buckets need the verified author: after)
+        if not _admitted(peer_id, *quotas.screen(peer_id, record.author, len(msg.data), address)):
+            return False
+        return _verified(peer_id, record, payload) and _admitted(
+            peer_id, *quotas.admit(peer_id, record.author, len(msg.data), address))
+
+    def _verified(peer_id: str, record: Any, payload: bytes) -> bool:
+        """True if the record's signature is its author's; else a strike against the peer."""
+        if crypto.verify(record.author, payload, record.signature):
             return True
-        reason, strike = quotas.admit(peer_id, record.author, len(msg.data), address_of(forwarder))
+        log.debug("invalid gossip from %s: bad signature", peer_id)
+        tally.add(Reason.BAD_SIGNATURE.value)
+        return _strike(peer_id)
+
+    def _admitted(peer_id: str, reason: str | None, strike: bool) -> bool:
+        """True if the quotas let the record through; else its refusal counted (and struck)."""
         if reason is None:
             return True
         tally.add(reason)

@@ -155,6 +155,22 @@ class Quotas:
         a.accepted += 1
         return None, False
 
+    def screen(self, peer: str, author: str, size: int, address: str | None = None
+               ) -> tuple[str | None, bool]:
+        """`admit`'s checks of the forwarding peer's and address's buckets alone, charging
+        nothing: run before the record's signature is verified, so a source past its quota costs
+        no verification. `author` may be the unverified claim: it only tells a never-seen author
+        (that source's new-author budget), and a record whose claim is false is refused anyway
+        (bad signature). A refusal is counted (and may strike) as `admit` counts it; the author's
+        own buckets need the verified author and stay in `admit`."""
+        now = time.monotonic()
+        p = self._peer(peer, now)
+        where = self._address(address_key(address), now)
+        a = self._authors.get(author)
+        reason = (self._check_source(p, a, size, now, _PEER_REASONS)
+                  or self._check_source(where, a, size, now, _ADDRESS_REASONS))
+        return (None, False) if reason is None else (reason, self._drop(p, reason))
+
     def _introduce(self, author: str, *sources: PeerStanding) -> AuthorStanding:
         """A never-seen author's first record, charged to its sources' new-author budgets."""
         self.met(author)

@@ -5,17 +5,21 @@ fingerprints and bounds per request (2,048 requests a frame, ~0.07 CPU-s for 43 
 pass over every key in its range (~15 ms per 150-byte frame at 200,000 keys), and nothing rates
 the frames a requester sends (scripts/bench_hostile_cpu.py; docs/TRUST.md, "CPU per byte"): one
 requester asking without pause kept a core busy. Here the CPU of the thread that computes each
-answer (the same for a 1.0.0 have frame's parse) is charged to the requester's address (all peer
-ids at one IP together, an IPv6 one by its /64: node/quota.py `address_key`); once the address
-has spent its burst, the exchange waits before it reads that requester's next request, until the
-budget is back at zero. So an address gets `WORK_RATE` of a core on average, whatever it asks.
+answer (the same for a 1.0.0 have frame's parse, and for the thread that reads the records an
+exchange sends, its store query included: node/syncwire.py `send_records`) is charged to the
+requester's address (all peer ids at one IP together, an IPv6 one by its /64: node/quota.py
+`address_key`); once the address has spent its burst, the exchange waits before it reads that
+requester's next request (and before each record batch it writes), until the budget is back at
+zero. So an address gets `WORK_RATE` of a core on average, whatever it asks.
 Addresses are not scarce (an IPv6 /48 holds 65,536 /64s), so all of them together have a budget
 too, `TOTAL_RATE`: while it is spent, every exchange waits until it is back at zero (the 8 serve
 slots bound how many exchanges there are). Whole honest exchanges cost the responder less than
 the burst (the costliest measured at 200,000 keys, a requester holding a random half: 1.4 CPU-s,
-`--honest`) and do not wait unless the node is under such an attack; a wait is at most `MAX_WAIT_S`, under the requester's 15 s frame
-deadline, and is this node's own time (node/serveslots.py does not count it as the requester's
-stall).
+`--honest`) and do not wait unless the node is under such an attack; a wait is at most
+`MAX_WAIT_S`, and all the waits before one frame of ours end within MAX_WAIT_S of the frame the
+requester waits from (`Work.mark`), under its 15 s frame deadline; they are this node's own time
+(node/serveslots.py does not count them as the requester's stall). DuckDB's own worker threads,
+which help a store query, are seen by no thread clock here and are not charged.
 """
 from __future__ import annotations
 
@@ -78,13 +82,13 @@ class ServeWork:
         with self._lock:
             return self._total.refill(self.clock())
 
-    async def wait(self, address: str | None) -> None:
+    async def wait(self, address: str | None, longest: float = MAX_WAIT_S) -> None:
         """Wait while `address`, or all addresses together, are below zero: until that budget
-        is back at zero, or MAX_WAIT_S."""
+        is back at zero, or `longest` seconds (at most MAX_WAIT_S)."""
         left, total = self._spend(address, 0.0)
         pause = max(-left / self.rate, -total / self._total.rate)
-        if pause > 0:
-            pause = min(pause, MAX_WAIT_S)
+        if pause > 0 and longest > 0:
+            pause = min(pause, longest, MAX_WAIT_S)
             self.waited_s += pause
             await trio.sleep(pause)
 
@@ -98,6 +102,13 @@ class Work:
 
     def __init__(self, budgets: ServeWork, address: str | None) -> None:
         self.budgets, self.address = budgets, address
+        self.anchor: float | None = None      # since when the requester may be waiting on us
+
+    def mark(self) -> None:
+        """The requester may wait on a frame of ours from now on (trio time): waits until the
+        next `mark` end within MAX_WAIT_S of it, so that all of them together stay under its
+        frame deadline."""
+        self.anchor = trio.current_time()
 
     async def run(self, job: Callable[[], T]) -> T:
         """`job()` in a worker thread, its thread's CPU charged to the address (when it raises too)."""
@@ -106,12 +117,20 @@ class Work:
             try:
                 return job()
             finally:
-                self.budgets.spend(self.address, time.thread_time() - started)
+                self.charge(time.thread_time() - started)
         return await trio.to_thread.run_sync(timed)
 
+    def charge(self, cpu_s: float) -> None:
+        """Charge `cpu_s` to the address (from any thread): work timed by its caller."""
+        self.budgets.spend(self.address, cpu_s)
+
     async def wait(self) -> None:
-        """Wait until the address's budget is back at zero (at once if it is not below)."""
-        await self.budgets.wait(self.address)
+        """Wait until the address's budget is back at zero (at once if it is not below), or
+        until MAX_WAIT_S after the last `mark`."""
+        longest = MAX_WAIT_S
+        if self.anchor is not None:
+            longest = self.anchor + MAX_WAIT_S - trio.current_time()
+        await self.budgets.wait(self.address, longest)
 
 
 async def charged(work: Work | None, job: Callable[[], T]) -> T:
@@ -123,3 +142,9 @@ async def settle(work: Work | None) -> None:
     """Wait while `work`'s address is over its budget (None: never)."""
     if work is not None:
         await work.wait()
+
+
+def mark(work: Work | None) -> None:
+    """A frame read or written: the requester may wait on us from now (`Work.mark`)."""
+    if work is not None:
+        work.mark()

@@ -15,8 +15,9 @@ most of the bytes. R ingests (and so fully verifies) the records as they arrive 
 violation (malformed answers, records in a round that asked for none, invalid records, stalls). S holds nothing against
 R for hanging up (a failure of R's own); only for malformed requests and stalls. R admits the
 records against its sync quotas before ingest (node/syncquota.py: over quota, dropped and counted).
-S charges the CPU each answer takes to R's address and reads R's next request only within that
-budget (node/servework.py: a small request can cost a pass over every key).
+S charges the CPU each answer takes (the records it reads too) to R's address and reads R's next
+request, or writes its next batch, only within that budget (node/servework.py: a small request can
+cost a pass over every key).
 2.1.0 adds S's key counts to split answers and R's sketch requests (memory/sketch.py) for sparse
 differences; 2.0.0 is the same exchange without them, still served and used with 2.0.0 nodes.
 `/swarm/sync/1.0.0` (node/sync_v1.py) is still served, and used to pull from nodes that lack 2.x.
@@ -34,7 +35,7 @@ from memory import reconcile
 from node import sync_v1
 from node.framing import (FrameTooLarge, Metered, PeerGone, ProtocolError, Stalled, read_frame,
                           write_frame)
-from node.servework import Work, charged, settle
+from node.servework import Work, charged, mark, settle
 from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, Ration, check_batch, expect,
                            read_and_ingest, send_records)
 
@@ -145,8 +146,10 @@ async def serve(stream: Any, store: Any, network: str, work: Work | None = None)
     """Answer one pull on `stream` (either version) for swarm `network`; return records sent.
 
     A requester that hangs up or resets the stream ends the exchange quietly: no ProtocolError.
-    `work` (node/servework.py) is the requester's CPU budget: each answer's computation is
-    charged to it, and the next request is read only once it is back at zero (None: no budget)."""
+    `work` (node/servework.py) is the requester's CPU budget: each answer's computation and the
+    reads of the records sent are charged to it, and the next request is read, and each record
+    batch written, only once it is back at zero or the wait would come near the requester's frame
+    deadline (None: no budget)."""
     try:
         if _protocol(stream) == sync_v1.PROTOCOL_ID:
             return await sync_v1.serve(stream, store, network, work)
@@ -160,6 +163,7 @@ async def serve(stream: Any, store: Any, network: str, work: Work | None = None)
 async def _serve(stream: Any, store: Any, network: str, v21: bool,
                  work: Work | None = None) -> int:
     opening = expect(await read_frame(stream, MAX_REQUEST_BYTES, FRAME_TIMEOUT), "open")
+    mark(work)                          # the requester waits for our answer from about now
     if opening.get("n") != network:          # another swarm on the same LAN: not an error
         await write_frame(stream, {"t": "other_network"})
         return 0
@@ -194,6 +198,9 @@ async def _answer(stream: Any, store: Any, snapshot: reconcile.Snapshot, request
         keys, span = snapshot.keys[at], reconcile.ts_span(snapshot, at)
         sent = await send_records(stream, lambda stop: store.records_by_keys(
             None if every else keys, BATCH_BYTES, span, on_read=stop.attach),
-            timeout=REQUESTER_TIMEOUT)
+            timeout=REQUESTER_TIMEOUT, work=work)
     await write_frame(stream, {"t": "a", "a": replies}, timeout=REQUESTER_TIMEOUT)
+    # the requester may send its next frame and wait on our answer from now: the waits before
+    # its records are bounded from here, not from when we read it (we may wait before reading)
+    mark(work)
     return sent

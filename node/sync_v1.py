@@ -18,7 +18,7 @@ import trio
 from memory import antientropy
 from memory.gcpause import gc_paused
 from node.framing import ProtocolError, read_body, read_frame, unpack, write_frame
-from node.servework import Work, charged, settle
+from node.servework import Work, charged, mark, settle
 from node.syncwire import (BATCH_BYTES, FRAME_TIMEOUT, PullResult, Ration, check_batch, expect,
                            read_and_ingest, send_records)
 
@@ -55,7 +55,9 @@ async def pull(stream: Any, store: Any, network: str,
 
 async def serve(stream: Any, store: Any, network: str, work: Work | None = None) -> int:
     """Answer one 1.0.0 pull on `stream` for swarm `network`; return the number of records sent.
-    The have frame's parse is charged to `work`, the requester's CPU budget (node/servework.py)."""
+    The have frame's parse and the store's query and reads that answer it (the producer thread's
+    CPU) are charged to `work`, the requester's CPU budget (node/servework.py); the exchange waits
+    while it is spent before each frame it sends, each wait under the requester's frame deadline."""
     request = expect(await read_frame(stream, max_bytes=256, timeout=FRAME_TIMEOUT), "digest")
     if request.get("n") != network:         # another swarm on the same LAN: not an error
         await write_frame(stream, {"t": "other_network"})
@@ -65,10 +67,11 @@ async def serve(stream: Any, store: Any, network: str, work: Work | None = None)
         return 0
     await write_frame(stream, {"t": "differ"})
     body = await read_body(stream, MAX_HAVE_BYTES, FRAME_TIMEOUT)
+    mark(work)                          # the requester waits for our first batch from about now
     have = await charged(work, lambda: parse_have_frame(body))
     await settle(work)
     sent = await send_records(stream, lambda stop: store.missing_for(
-        have, BATCH_BYTES, on_read=stop.attach))
+        have, BATCH_BYTES, on_read=stop.attach), work=work)
     await write_frame(stream, {"t": "end", "n": sent})
     return sent
 

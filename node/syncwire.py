@@ -4,12 +4,15 @@ The requester reads record batches ahead while its store ingests them (READ_AHEA
 batch already read in one transaction), each batch first admitted against the sync quotas (a
 `Ration`, node/syncquota.py: records over quota are dropped, never stored); the responder reads
 records from its store in one worker thread that stays one batch ahead of the network, so a slow
-reader holds it back, and whose read is interrupted when the exchange ends (`Stop`).
+reader holds it back, and whose read is interrupted when the exchange ends (`Stop`). That
+thread's CPU (the store's query, the records it reads) is charged to the requester's budget, and
+the exchange waits while it is spent before each frame it writes (node/servework.py).
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +21,7 @@ import trio
 
 from memory.codec import MAX_RECORD_BYTES
 from node.framing import ProtocolError, write_frame
+from node.servework import Work, mark, settle
 
 BATCH_BYTES = 256 * 1024
 MAX_BATCH_RECORDS = 4096
@@ -214,19 +218,22 @@ class Stop:
 
 
 async def send_records(stream: Any, produce: Callable[[Stop], Iterator[list[bytes]]],
-                       timeout: float = FRAME_TIMEOUT) -> int:
+                       timeout: float = FRAME_TIMEOUT, work: Work | None = None) -> int:
     """Send the batches `produce(stop)` yields (run in ONE worker thread, one DuckDB cursor) as
     batch frames; return the number of records sent. A ValueError while producing is the peer's
     (its request was malformed): ProtocolError. The producer passes its read's cancel to
     `stop.attach`: when the exchange ends early (the peer gone, a cancelled serve), the read is
-    interrupted, not left running in an abandoned thread."""
+    interrupted, not left running in an abandoned thread. The producer thread's CPU is charged
+    to `work` as each batch is read, and before each batch frame the exchange waits while that
+    budget is spent (`settle`: at most MAX_WAIT_S, under the requester's frame deadline; the
+    next batch is read meanwhile, so the frame follows the wait at once)."""
     send, receive = trio.open_memory_channel[Any](0)
     failure: ProtocolError | None = None
     sent = 0
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_produce, produce, send)
+        nursery.start_soon(_produce, produce, send, work)
         try:
-            sent = await _send_batches(stream, receive, timeout)
+            sent = await _send_batches(stream, receive, timeout, work)
         except ProtocolError as exc:        # raised outside the nursery, not as an ExceptionGroup
             failure = exc
         nursery.cancel_scope.cancel()
@@ -235,18 +242,22 @@ async def send_records(stream: Any, produce: Callable[[Stop], Iterator[list[byte
     return sent
 
 
-async def _send_batches(stream: Any, receive: Any, timeout: float) -> int:
+async def _send_batches(stream: Any, receive: Any, timeout: float, work: Work | None) -> int:
     sent = 0
     async with receive:
         async for item in receive:
             if isinstance(item, ProtocolError):
                 raise item
+            await settle(work)
             await write_frame(stream, {"t": "batch", "r": item}, timeout=timeout)
+            mark(work)
             sent += len(item)
+    await settle(work)                  # the last batch's read, before the frame that follows
     return sent
 
 
-async def _produce(produce: Callable[[Stop], Iterator[list[bytes]]], send: Any) -> None:
+async def _produce(produce: Callable[[Stop], Iterator[list[bytes]]], send: Any,
+                   work: Work | None) -> None:
     def handoff(item: Any) -> bool:
         try:
             trio.from_thread.run(send.send, item)
@@ -260,8 +271,10 @@ async def _produce(produce: Callable[[Stop], Iterator[list[bytes]]], send: Any) 
     def run() -> None:
         if not stop.begin():
             return
+        charge = _Charge(work)
         try:
             for batch in produce(stop):
+                charge()                        # this batch's read, before the reader waits
                 if not handoff(batch):
                     return
         except ValueError as exc:
@@ -271,6 +284,7 @@ async def _produce(produce: Callable[[Stop], Iterator[list[bytes]]], send: Any) 
             if not stop.stopped:                # interrupted because we stopped it: expected
                 raise
         finally:
+            charge()
             stop.done.set()
 
     async with send:
@@ -280,3 +294,18 @@ async def _produce(produce: Callable[[Stop], Iterator[list[bytes]]], send: Any) 
             await trio.to_thread.run_sync(run, abandon_on_cancel=True)
         finally:
             stop.stop()
+
+
+class _Charge:
+    """Charges the calling thread's CPU since the last call (or since made) to `work`: the
+    producer thread's own time, as `Work.run` charges a job's (DuckDB's helper threads, when a
+    query uses them, are not counted)."""
+
+    def __init__(self, work: Work | None) -> None:
+        self.work, self.mark = work, time.thread_time()
+
+    def __call__(self) -> None:
+        if self.work is not None:
+            now = time.thread_time()
+            self.work.charge(now - self.mark)
+            self.mark = now

@@ -10,11 +10,14 @@ the store or reconciliation work), timing process CPU (every thread, and the sto
 checking helper processes, read with psutil). Prints one JSON line per case: the median of `--runs`,
 the input's bytes, CPU-s per MB, and CPU-s per second at the most the node lets one peer id
 send (`allowance_mb_s`; for sync frames, which no quota rates, a 100 Mbit/s link: 12.5 MB/s).
+The 1.0.0 have cases run the real serve on an in-memory stream and also print what the
+requester's CPU budget was charged (`charged_cpu_s`, node/servework.py).
 Runs whatever code is on PYTHONPATH, so the same command measures main and a branch.
 
 What is not run here: libp2p's own work (Noise, Yamux, protobuf of pubsub RPCs, the pubsub
 message signature under StrictSign, one Ed25519 check per message like the record's) and the
-records a sync or blob answer sends (output the peer must read). The local read API listens on
+records a sync or blob answer sends (output the peer must read; but the 1.0.0 have cases send
+theirs). The local read API listens on
 127.0.0.1 only (node/api_server.py): no peer reaches it.
 """
 from __future__ import annotations
@@ -43,7 +46,7 @@ from memory.store import Store
 from node import framing, gossip, sync, sync_v1, syncquota
 from node.blob import BlobError, _valid_request
 from node.peers import PeerBook
-from node.quota import Quotas
+from node.quota import QuotaConfig, Quotas
 from node.syncwire import check_batch, expect
 from tests.network.launcher import make_records
 
@@ -52,6 +55,7 @@ LINK_MB_S = 12.5                  # 100 Mbit/s: what an unrated frame stream is 
 HAVE_BYTES = 8 * 1024 * 1024      # sync 1.0.0's have frame limit
 FRAME_BYTES = 1024 * 1024         # any other sync frame
 Run = Callable[[], str]           # runs the node's code on the input once; returns the outcome
+PEER_SPENT = QuotaConfig(peer_burst=0.0, peer_rate=1e-4)    # a gossip peer past its quota
 
 
 def cpu() -> float:
@@ -106,14 +110,43 @@ def author_frame(limit: int) -> bytes:
 
 
 def have_case(store: Store, body: bytes) -> Run:
-    """The responder's work on a have frame: decode, validate, find what it lacks."""
-    parse = getattr(sync_v1, "parse_have_frame", None)         # None: main's code before it
+    """The responder's work on a have frame: the real 1.0.0 serve (decode, validate, find what it
+    lacks, send it) on an in-memory stream, a requester reading its frames; `run.charged` gets
+    the CPU-s each run charged to the requester's budget (node/servework.py; never refilled)."""
+    from node.servework import ServeWork
+    digest = frame({"t": "digest", "d": bytes(16), "n": "net"})
+    charged: list[float] = []
+
+    async def exchange() -> str:
+        budget = ServeWork(burst=1e9, clock=lambda: 0.0, total_burst=1e9)
+        ours, theirs = trio.testing.memory_stream_pair()
+        peer, sent = Pipe(theirs), []
+
+        async def serve() -> None:
+            try:
+                sent.append(await sync_v1.serve(Pipe(ours), store, "net", budget.bound("10.0.0.1")))
+            except framing.ProtocolError as exc:
+                sent.append(f"refused: {str(exc)[:80]}")
+            await ours.aclose()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            for body_ in (digest, None, body):
+                if body_ is None:
+                    await framing.read_frame(peer, timeout=60)          # differ
+                else:
+                    await peer.write(framing.HEADER.pack(len(body_)) + body_)
+            try:
+                while expect(await framing.read_frame(peer, timeout=60), "batch"):
+                    pass
+            except (framing.ProtocolError, trio.BrokenResourceError):
+                pass                                          # "end", or the stream closed
+        charged.append(1e9 - budget.left("10.0.0.1"))
+        return str(sent[0]) if isinstance(sent[0], str) else f"sent {sent[0]} records"
 
     def run() -> str:
-        def serve() -> str:
-            have = parse(body) if parse else expect(framing.unpack(body), "have").get("h")
-            return f"sent {sum(len(b) for b in store.missing_for(have))}"
-        return outcome(serve)
+        return trio.run(exchange)
+    run.charged = charged                                     # type: ignore[attr-defined]
     return run
 
 
@@ -188,8 +221,9 @@ def batch_case(tmp: Path, how: str, runs: int) -> tuple[int, Run]:
 
 # ---- gossip: the topic validator on each message ----
 
-def gossip_case(how: str, count: int) -> tuple[int, Run]:
-    """Validator work (record check, then quotas) for `count` messages of one peer."""
+def gossip_case(how: str, count: int, config: QuotaConfig | None = None) -> tuple[int, Run]:
+    """Validator work (record check, quotas) for `count` messages of one peer (`config`: its
+    quotas, default the node's)."""
     if how == "overquota":                       # one author: past its burst at once
         raws = make_records(count, Keypair.generate())
     else:
@@ -199,7 +233,8 @@ def gossip_case(how: str, count: int) -> tuple[int, Run]:
 
     def run() -> str:
         peers = PeerBook(invalid_limit=10**9)
-        validate = gossip.make_validator(peers, Quotas(), gossip.Tally(), "me", lambda p: None)
+        validate = gossip.make_validator(peers, Quotas(config or QuotaConfig()), gossip.Tally(),
+                                         "me", lambda p: None)
         passed = sum(validate("peer", msg) for msg in messages)
         return f"passed {passed} of {len(messages)}"
     return sum(len(raw) for raw in raws), run
@@ -347,7 +382,10 @@ def measure(name: str, size: int, run: Run, runs: int, allowance: float, note: s
         times.append(cpu() - started)
     median = statistics.median(times)
     per_mb = median / (size / MB)
-    print(json.dumps({"case": name, "input_bytes": size, "cpu_s_median": round(median, 4),
+    charged = getattr(run, "charged", None)
+    extra = {"charged_cpu_s_median": round(statistics.median(charged), 4),
+             "charged_cpu_s": [round(c, 4) for c in charged]} if charged else {}
+    print(json.dumps({"case": name, "input_bytes": size, "cpu_s_median": round(median, 4), **extra,
                       "cpu_s": [round(t, 4) for t in times], "cpu_s_per_mb": round(per_mb, 3),
                       "allowance_mb_s": allowance,
                       "cpu_s_per_s": round(per_mb * allowance, 3), "allowance": note,
@@ -384,11 +422,13 @@ def cases(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[[], tuple[i
         return size, run, 10 * size / MB / 60, ("a bad batch ends the pull, a strike; "
                                                 "10 strikes/60 s ban: 10 batches a minute")
 
-    def gossip_(how: str) -> tuple[int, Run, float, str]:
-        size, run = gossip_case(how, 500)
-        rate = {"valid": (gossip_peer, "quota_peer: 512 MB/h, 200 records/s"),
-                "overquota": (size / 500 * 50 * 10 / 60 / MB,
-                              "every 50th over quota a strike, 10 strikes/60 s ban: 500/min")}
+    def gossip_(how: str, config: QuotaConfig | None = None) -> tuple[int, Run, float, str]:
+        size, run = gossip_case(how, 500, config)
+        over = (size / 500 * 50 * 10 / 60 / MB,
+                "every 50th over quota a strike, 10 strikes/60 s ban: 500/min")
+        rate = {"valid": (gossip_peer, "quota_peer: 512 MB/h, 200 records/s"), "overquota": over}
+        if config is not None:                  # the sending peer past its own quota
+            rate = {how: over}
         allowance, note = rate.get(how, (size / 500 * 10 / 60 / MB,
                                          "each a strike, 10/60 s ban: 10 a minute"))
         return size, run, allowance, note
@@ -409,6 +449,9 @@ def cases(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[[], tuple[i
         "gossip_badsig": lambda: gossip_("badsig"),
         "gossip_garbage": lambda: gossip_("garbage"),
         "gossip_overquota": lambda: gossip_("overquota"),
+        # the forwarding peer's records bucket empty (refilled at a record a ~3 hours)
+        "gossip_peer_overquota": lambda: gossip_("valid", PEER_SPENT),
+        "gossip_peer_overquota_badsig": lambda: gossip_("badsig", PEER_SPENT),
         "blob_request": lambda: (*blob_case(), LINK_MB_S, "blob requests: no rate; a 100 Mbit/s link"),
         "blob_chunks_as_fetcher": lambda: (*chunk_case(), LINK_MB_S,
                                            "a blob's chunks: no rate; a 100 Mbit/s link"),

@@ -3,6 +3,7 @@ a have frame parsed off the libp2p thread with the collector paused (node/sync_v
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import msgpack
@@ -94,3 +95,76 @@ def test_a_have_frame_is_parsed_as_before_and_refused_in_one_line() -> None:
         assert "\n" not in str(refused.value) and refused.value.__cause__ is None
     with pytest.raises(ProtocolError, match="not msgpack"):
         sync_v1.parse_have_frame(b"\xc1")
+
+
+class Reads:
+    """A real store whose record reads (the producer thread's: `missing_for`, `records_by_keys`)
+    also burn BURN_S of that thread's CPU, as a costly query would; `cpu_s` is what those reads
+    took in their thread, measured the way servework charges it."""
+
+    BURN_S = 0.2
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.cpu_s = store, 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def missing_for(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self.store.missing_for(*args, **kwargs))
+
+    def records_by_keys(self, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self.store.records_by_keys(*args, **kwargs))
+
+    def _timed(self, batches: Any) -> Any:
+        started = time.thread_time()
+        while time.thread_time() - started < self.BURN_S:
+            pass
+        for batch in batches:
+            self.cpu_s += time.thread_time() - started
+            yield batch
+            started = time.thread_time()
+        self.cpu_s += time.thread_time() - started
+
+
+@pytest.mark.parametrize("protocol", [sync_v1.PROTOCOL_ID, sync.PROTOCOL_ID])
+def test_the_reads_of_the_records_sent_are_charged_too(stores, protocol) -> None:  # noqa: F811
+    """The thread that reads the records an exchange sends (1.0.0: the have frame's store query)
+    is charged to the requester's address, beside the parse or the reconciliation answers (main
+    charged only those: a have frame's query, most of its CPU, cost the requester nothing)."""
+    s, r = stores
+    reads = Reads(s)
+    work = ServeWork(burst=1000.0, clock=lambda: 0.0, total_burst=1000.0)   # never refilled
+
+    async def serve(stream: Any) -> None:
+        await sync.serve(stream, reads, "net", work.bound("127.0.0.1"))
+        await stream.close()
+
+    async def body(open_stream: Any) -> Any:
+        return await sync.pull(await open_stream(), r, "net")
+
+    result = trio.run(_with_pair, (protocol,), serve, body)
+    assert result.protocol == protocol and r.digest() == s.digest()
+    assert reads.cpu_s >= Reads.BURN_S
+    assert 1000.0 - work.left("127.0.0.1") >= reads.cpu_s
+
+
+def test_waits_stay_within_max_wait_of_the_requesters_last_frame() -> None:
+    """Several waits in one exchange end MAX_WAIT_S after the frame the requester waits from (the
+    last `mark`), so that together they stay under its frame deadline; a new mark, a new bound."""
+    async def main() -> list[float]:
+        work = ServeWork(rate=1.0, burst=0.0, clock=trio.current_time).bound("10.0.0.1")
+        work.mark()
+        waits = []
+        for cpu_s in (4.0, 100.0, 100.0):
+            work.charge(cpu_s)
+            started = trio.current_time()
+            await work.wait()
+            waits.append(trio.current_time() - started)
+        work.mark()
+        started = trio.current_time()
+        await work.wait()
+        return waits + [trio.current_time() - started]
+
+    waits = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert waits == [pytest.approx(4.0), pytest.approx(MAX_WAIT_S - 4.0), 0.0, MAX_WAIT_S]

@@ -1,0 +1,81 @@
+"""The gossip validator checks the forwarding peer's and its address's quotas before a record's
+signature (node/gossip.py, node/quota.py `screen`): a peer past its quota costs no signature
+verification, and every refusal keeps its reason and its strikes. Real records, real quotas,
+real Ed25519: the signature check is only counted, never replaced."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import msgpack
+import pytest
+
+from memory import crypto
+from memory.crypto import Keypair
+from node import gossip
+from node.peers import PeerBook
+from node.quota import QuotaConfig, Quotas
+from tests.network.launcher import make_records
+
+
+def bad_signature(raw: bytes) -> bytes:
+    """`raw` with one bit of its signature flipped: every cheap check still passes."""
+    payload, signature = msgpack.unpackb(raw)
+    return msgpack.packb([payload, bytes([signature[0] ^ 1]) + signature[1:]])
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The authors whose signatures were checked (the real check runs)."""
+    calls: list[str] = []
+    real = crypto.verify
+
+    def counted(peer_id: str, message: bytes, signature: bytes) -> bool:
+        calls.append(peer_id)
+        return real(peer_id, message, signature)
+    monkeypatch.setattr(crypto, "verify", counted)
+    return calls
+
+
+def validator(config: QuotaConfig) -> tuple[Any, gossip.Tally, PeerBook]:
+    peers, tally = PeerBook(invalid_limit=10**9), gossip.Tally()
+    validate = gossip.make_validator(peers, Quotas(config), tally, "me", lambda peer: None,
+                                     lambda peer: "10.0.0.1")
+    return validate, tally, peers
+
+
+def strikes(peers: PeerBook) -> int:
+    return sum(peer["rejected"] for peer in peers.snapshot() if peer["peer_id"] == "peer")
+
+
+def test_a_peer_past_its_quota_costs_no_signature_check(verifications: list[str]) -> None:
+    """One record a peer's burst: the next, its signature bad, is refused as over quota (a
+    strike every `strike_every`, as before) without verifying it; main verified it first and
+    refused it as a bad signature (a strike each)."""
+    validate, tally, peers = validator(QuotaConfig(peer_burst=1, peer_rate=1e-9, strike_every=2))
+    first, *rest = make_records(4, Keypair.generate())
+    assert validate("peer", SimpleNamespace(data=first)) and len(verifications) == 1
+    outcomes = [validate("peer", SimpleNamespace(data=bad_signature(raw))) for raw in rest]
+    assert outcomes == [False] * 3 and len(verifications) == 1
+    assert tally.take() == {"quota_peer": 3}
+    assert strikes(peers) == 1                          # the 2nd over-quota record: a strike
+
+
+def test_within_quota_a_bad_signature_is_still_one_strike(verifications: list[str]) -> None:
+    validate, tally, peers = validator(QuotaConfig())
+    raw = make_records(1, Keypair.generate())[0]
+    assert not validate("peer", SimpleNamespace(data=bad_signature(raw)))
+    assert tally.take() == {"bad_signature": 1} and strikes(peers) == 1
+    assert len(verifications) == 1
+
+
+def test_an_authors_quota_is_kept_by_the_verified_author(verifications: list[str]) -> None:
+    """The author's buckets come after the signature: a forged record in an over-quota author's
+    name is a bad signature (a strike), an honest one over its quota is `quota_author`."""
+    validate, tally, _ = validator(QuotaConfig(author_burst=1, author_rate=1e-9,
+                                               new_author_factor=1.0))
+    first, second, third = make_records(3, Keypair.generate())
+    assert validate("peer", SimpleNamespace(data=first))
+    assert not validate("peer", SimpleNamespace(data=bad_signature(second)))
+    assert not validate("peer", SimpleNamespace(data=third))
+    assert tally.take() == {"bad_signature": 1, "quota_author": 1} and len(verifications) == 3
