@@ -325,35 +325,41 @@ def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
     a source past its quota costs no signature check, and an author's quota is kept by the
     verified author only.
 
-    A refused message is not forwarded and its reason is counted in `tally`. An invalid one is a
-    strike against the peer that sent it; over quota, every QuotaConfig.strike_every-th is. When a
-    peer passes the strike limit, `on_ban(peer_id)` is called (it must not raise). This node's own
+    A refused message is not forwarded and its reason is counted in `tally`. An invalid one (a
+    cheap check or the signature failed) is a strike against the peer that sent it and is charged
+    to its and its address's records and bytes buckets (`Quotas.charge_invalid`): a source sending
+    invalid records runs out of quota as one sending valid ones does, whatever its peer ids. Over
+    quota, every QuotaConfig.strike_every-th refusal is a strike. When a peer passes the strike
+    limit, `on_ban(peer_id)` is called (it must not raise). This node's own
     publishes are checked, never rationed: they were stored already.
     """
     def validate(forwarder: Any, msg: Any) -> bool:
-        peer_id = str(forwarder)
+        peer_id, size = str(forwarder), len(msg.data)
+        own = peer_id == own_id          # checked, never rationed: stored already
+        address = None if own else address_of(forwarder)
         try:
             record, payload = parse_unsigned(msg.data, now_ms())
         except Rejected as exc:
             log.debug("invalid gossip from %s: %s", peer_id, exc)
             tally.add(exc.reason.value)
-            return _strike(peer_id)
-        if peer_id == own_id:            # checked, never rationed: stored already
-            return _verified(peer_id, record, payload)
-        address = address_of(forwarder)
+            return _invalid(peer_id, size, address)
         # the forwarder's and its address's buckets before the signature: a source past its
         # quota costs no verification (the author's buckets need the verified author: after)
-        if not _admitted(peer_id, *quotas.screen(peer_id, record.author, len(msg.data), address)):
+        if not own and not _admitted(peer_id,
+                                     *quotas.screen(peer_id, record.author, size, address)):
             return False
-        return _verified(peer_id, record, payload) and _admitted(
-            peer_id, *quotas.admit(peer_id, record.author, len(msg.data), address))
+        if not crypto.verify(record.author, payload, record.signature):
+            log.debug("invalid gossip from %s: bad signature", peer_id)
+            tally.add(Reason.BAD_SIGNATURE.value)
+            return _invalid(peer_id, size, address)
+        return own or _admitted(peer_id, *quotas.admit(peer_id, record.author, size, address))
 
-    def _verified(peer_id: str, record: Any, payload: bytes) -> bool:
-        """True if the record's signature is its author's; else a strike against the peer."""
-        if crypto.verify(record.author, payload, record.signature):
-            return True
-        log.debug("invalid gossip from %s: bad signature", peer_id)
-        tally.add(Reason.BAD_SIGNATURE.value)
+    def _invalid(peer_id: str, size: int, address: str | None) -> bool:
+        """An invalid record (its reason counted): charged to the forwarder's and its address's
+        records and bytes buckets (our own never: never rationed), a strike against the
+        forwarder; False."""
+        if peer_id != own_id:
+            quotas.charge_invalid(peer_id, size, address)
         return _strike(peer_id)
 
     def _admitted(peer_id: str, reason: str | None, strike: bool) -> bool:

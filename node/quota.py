@@ -10,6 +10,9 @@ refuses it). Buckets:
 - per forwarding address (the connection's remote IP, an IPv6 one by its /64): the same three at
   `address_factor` (8) times a peer's. A peer id costs nothing to make: without this, each fresh id
   from one host would bring a fresh burst; volunteers behind one NAT still get eight peers' worth;
+- an invalid record (bad signature, or refused by a cheap check) is charged to its forwarding
+  peer's and address's records and bytes buckets too (`charge_invalid`), never its unverified
+  author's: invalid gossip drains a source as valid gossip does;
 - per author: records per second and bytes per hour. An author never seen before starts with a small
   allowance that grows with time since first seen and with its accepted records, up to the full
   rate (`AuthorStanding.factor`).
@@ -170,6 +173,18 @@ class Quotas:
         reason = (self._check_source(p, a, size, now, _PEER_REASONS)
                   or self._check_source(where, a, size, now, _ADDRESS_REASONS))
         return (None, False) if reason is None else (reason, self._drop(p, reason))
+
+    def charge_invalid(self, peer: str, size: int, address: str | None = None) -> None:
+        """Charge an invalid record (bad signature, or refused by a cheap check) to its forwarding
+        peer's and address's records and bytes buckets, never below empty, never its claimed
+        author's (unverified): an address sending invalid records runs out of its quota as one
+        sending valid ones does, so `screen` then refuses its records before any signature
+        check, whatever peer id it uses (a fresh id costs nothing). Counts no refusal and no
+        strike: the caller counts the record's own reason."""
+        now = time.monotonic()
+        for source in (self._peer(peer, now), self._address(address_key(address), now)):
+            for bucket, n in ((source.records, 1), (source.bytes, size)):
+                bucket.tokens = max(0.0, bucket.refill(now) - n)
 
     def _introduce(self, author: str, *sources: PeerStanding) -> AuthorStanding:
         """A never-seen author's first record, charged to its sources' new-author budgets."""

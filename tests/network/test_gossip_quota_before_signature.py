@@ -4,6 +4,7 @@ verification, and every refusal keeps its reason and its strikes. Real records, 
 real Ed25519: the signature check is only counted, never replaced."""
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -79,3 +80,52 @@ def test_an_authors_quota_is_kept_by_the_verified_author(verifications: list[str
     assert not validate("peer", SimpleNamespace(data=bad_signature(second)))
     assert not validate("peer", SimpleNamespace(data=third))
     assert tally.take() == {"bad_signature": 1, "quota_author": 1} and len(verifications) == 3
+
+
+def from_addresses(config: QuotaConfig) -> tuple[Any, gossip.Tally, PeerBook]:
+    """A validator whose peers named "evil..." connect from 10.0.0.1, every other from 10.0.0.2."""
+    peers, tally = PeerBook(invalid_limit=10**9), gossip.Tally()
+    validate = gossip.make_validator(
+        peers, Quotas(config), tally, "me", lambda peer: None,
+        lambda peer: "10.0.0.1" if str(peer).startswith("evil") else "10.0.0.2")
+    return validate, tally, peers
+
+
+def rejected(peers: PeerBook) -> dict[str, int]:
+    return {peer["peer_id"]: peer["rejected"] for peer in peers.snapshot() if peer["rejected"]}
+
+
+def test_bad_signatures_from_fresh_peer_ids_drain_their_address(
+        verifications: list[str]) -> None:
+    """Each bad signature is charged to its forwarder's and its address's buckets: after the
+    address's 4 records, the next, from yet another fresh peer id, is refused as over quota with
+    no signature check. On main an invalid record was never charged: every one was verified."""
+    validate, tally, peers = from_addresses(QuotaConfig(peer_burst=4, peer_rate=1e-9,
+                                                        address_factor=1.0))
+    raws = [bad_signature(raw) for raw in make_records(6, Keypair.generate())]
+    outcomes = [validate(f"evil{i}", SimpleNamespace(data=raw)) for i, raw in enumerate(raws)]
+    assert outcomes == [False] * 6 and len(verifications) == 4
+    assert tally.take() == {"bad_signature": 4, "quota_address": 2}
+    # a strike for each bad signature, as before; none yet for the over-quota ones (1 in 50)
+    assert rejected(peers) == {f"evil{i}": 1 for i in range(4)}
+    honest = make_records(4, Keypair.generate())      # another address: untouched
+    assert all(validate("honest", SimpleNamespace(data=raw)) for raw in honest)
+    assert tally.take() == {} and len(verifications) == 8
+
+
+def test_bytes_of_bad_signatures_and_cheap_refusals_are_charged(
+        verifications: list[str]) -> None:
+    """The bytes too, and a record refused by a cheap check (a timestamp in the future): records
+    plentiful, the address's bytes bucket holds three records; after three invalid ones the next
+    valid record from that address is over quota, unverified."""
+    size = len(make_records(1, Keypair.generate())[0])
+    validate, tally, _ = from_addresses(QuotaConfig(peer_bytes_per_hour=3.5 * size,
+                                                    address_factor=1.0))
+    future = make_records(1, Keypair.generate(), ts=int(time.time() * 1000) + 600_000)[0]
+    bad = [bad_signature(raw) for raw in make_records(2, Keypair.generate())]
+    for i, raw in enumerate([future, *bad]):
+        assert not validate(f"evil{i}", SimpleNamespace(data=raw))
+    assert len(verifications) == 2
+    assert not validate("evil9", SimpleNamespace(data=make_records(1, Keypair.generate())[0]))
+    assert tally.take() == {"future_timestamp": 1, "bad_signature": 2, "quota_address": 1}
+    assert len(verifications) == 2
