@@ -221,9 +221,11 @@ def batch_case(tmp: Path, how: str, runs: int) -> tuple[int, Run]:
 
 # ---- gossip: the topic validator on each message ----
 
-def gossip_case(how: str, count: int, config: QuotaConfig | None = None) -> tuple[int, Run]:
+def gossip_case(how: str, count: int, config: QuotaConfig | None = None,
+                fresh_ids: bool = False) -> tuple[int, Run]:
     """Validator work (record check, quotas) for `count` messages of one peer (`config`: its
-    quotas, default the node's)."""
+    quotas, default the node's; `fresh_ids`: each message from a fresh peer id, all at one
+    address)."""
     if how == "overquota":                       # one author: past its burst at once
         raws = make_records(count, Keypair.generate())
     else:
@@ -234,8 +236,9 @@ def gossip_case(how: str, count: int, config: QuotaConfig | None = None) -> tupl
     def run() -> str:
         peers = PeerBook(invalid_limit=10**9)
         validate = gossip.make_validator(peers, Quotas(config or QuotaConfig()), gossip.Tally(),
-                                         "me", lambda p: None)
-        passed = sum(validate("peer", msg) for msg in messages)
+                                         "me", lambda p: None, lambda p: "10.0.0.1")
+        passed = sum(validate(f"id{i}" if fresh_ids else "peer", msg)
+                     for i, msg in enumerate(messages))
         return f"passed {passed} of {len(messages)}"
     return sum(len(raw) for raw in raws), run
 
@@ -433,6 +436,12 @@ def cases(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[[], tuple[i
                                          "each a strike, 10/60 s ban: 10 a minute"))
         return size, run, allowance, note
 
+    def gossip_fresh_ids(count: int, config: QuotaConfig) -> tuple[int, Run, float, str]:
+        size, run = gossip_case("badsig", count, config, fresh_ids=True)
+        address = QuotaConfig().peer_rate * QuotaConfig().address_factor
+        return size, run, address * size / count / MB, (
+            "quota_address: 1600 records/s, invalid ones charged too (main: none, a link)")
+
     return {
         "sync1_have_gaps": lambda: have(gap_frame(HAVE_BYTES)),
         "sync1_have_gaps_bad_last": lambda: have(gap_frame(HAVE_BYTES, bad_last=True)),
@@ -452,6 +461,11 @@ def cases(args: argparse.Namespace, tmp: Path) -> dict[str, Callable[[], tuple[i
         # the forwarding peer's records bucket empty (refilled at a record a ~3 hours)
         "gossip_peer_overquota": lambda: gossip_("valid", PEER_SPENT),
         "gossip_peer_overquota_badsig": lambda: gossip_("badsig", PEER_SPENT),
+        # a fresh peer id for each record, all from one address: twice the address's burst, here
+        # 2,000 records (the node's: 16,000), so that the ids stay within PeerBook's MAX_PEERS
+        # (past it, with every id struck within the minute, nothing can be pruned and each new
+        # id costs a scan of the book: 32,000 ids took 127 CPU-s)
+        "gossip_fresh_ids_badsig": lambda: gossip_fresh_ids(4000, QuotaConfig(peer_burst=250)),
         "blob_request": lambda: (*blob_case(), LINK_MB_S, "blob requests: no rate; a 100 Mbit/s link"),
         "blob_chunks_as_fetcher": lambda: (*chunk_case(), LINK_MB_S,
                                            "a blob's chunks: no rate; a 100 Mbit/s link"),
