@@ -65,14 +65,18 @@ class PeerBook:
     def __init__(self, ban_s: float = BAN_S, invalid_limit: int = INVALID_LIMIT) -> None:
         self._lock = threading.Lock()
         self._peers: dict[str, PeerState] = {}
+        self._prune_at = MAX_PEERS + PRUNE_STEP   # the book's size at which `_get` next prunes
         self.ban_s = ban_s
         self.invalid_limit = invalid_limit
 
     def _get(self, peer_id: str) -> PeerState:
         state = self._peers.get(peer_id)
         if state is None:
-            if len(self._peers) >= MAX_PEERS + PRUNE_STEP:
+            if len(self._peers) >= self._prune_at:
                 self._prune(time.time())
+                # next after PRUNE_STEP more: when little could go (ids struck in the last
+                # minute), pruning again at every new id scanned the whole book each time
+                self._prune_at = max(MAX_PEERS, len(self._peers)) + PRUNE_STEP
             state = self._peers[peer_id] = PeerState(peer_id, first_seen=time.time())
         return state
 

@@ -73,6 +73,20 @@ def test_fresh_peer_ids_are_forgotten_but_connected_banned_and_struck_peers_kept
     assert peers.connected_count() == 1
 
 
+def test_fresh_struck_peer_ids_do_not_make_every_new_id_scan_the_book(monkeypatch) -> None:
+    # ids struck within the last minute cannot be forgotten: with the book full of them, every
+    # new id sorted the whole book again (32,000 fresh ids sending bad signatures: 124 CPU-s)
+    peers = PeerBook()
+    scans = []
+    original = peers._prune
+    monkeypatch.setattr(peers, "_prune", lambda now: (scans.append(now), original(now)))
+    extra = 3 * PRUNE_STEP
+    for i in range(MAX_PEERS + PRUNE_STEP + extra):
+        peers.invalid(f"evil{i}")
+    assert len(scans) <= extra // PRUNE_STEP + 1          # once per PRUNE_STEP new ids, not each
+    assert len(peers.snapshot()) == MAX_PEERS + PRUNE_STEP + extra     # all struck: all kept
+
+
 def test_strikes_lower_the_application_score() -> None:
     peers = PeerBook(invalid_limit=3)
     assert peers.app_score("p") == 0.0
