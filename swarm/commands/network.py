@@ -92,6 +92,15 @@ def join(
 
     from swarm.reader import home_folder
 
+    # the flags themselves first: a bad value is reported whatever this machine's state (a port
+    # another node holds, a home in use)
+    from node.nat import MODES
+
+    if reachability not in MODES:
+        fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
+    if not re.fullmatch(r"[^\s/]{1,64}", network) or not network.isprintable():
+        # an unset variable (`--network "$NET"`) made a swarm of its own, "/swarm//records/1"
+        fail(f"--network wants a name (1-64 characters, no spaces or '/'), not {network!r}")
     home_folder(home)
     work = not no_work
     if work and data_dir is not None:           # a typo: say so, start nothing
@@ -103,13 +112,6 @@ def join(
     except AddressError as exc:
         fail(str(exc))
     _check_trust(trust, resolve_home(home))
-    from node.nat import MODES
-
-    if reachability not in MODES:
-        fail(f"--reachability must be one of {', '.join(MODES)}, not {reachability!r}")
-    if not re.fullmatch(r"[^\s/]{1,64}", network) or not network.isprintable():
-        # an unset variable (`--network "$NET"`) made a swarm of its own, "/swarm//records/1"
-        fail(f"--network wants a name (1-64 characters, no spaces or '/'), not {network!r}")
     net = NetConfig(listen=listen, bootstrap=bootstrap, mdns=not no_mdns, dht=not no_dht,
                     network=network, sync_interval_s=sync_interval, reachability=reachability,
                     relay=_relay_caps() if relay else None,

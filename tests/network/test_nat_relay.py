@@ -207,11 +207,19 @@ def test_relays_are_learned_from_node_records(tmp_path) -> None:
 
 
 def test_an_unknown_reachability_is_refused_in_one_line(tmp_path) -> None:
+    """Before anything about the machine: with its port taken (another node, say), a bad flag
+    still gets its own message, not the port's."""
+    import socket
+
     from tests.network.test_listen import _join, _one_line_error
 
-    _one_line_error(_join(tmp_path, "--reachability", "sometimes"),
-                    "--reachability must be one of auto, public, private")
-
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _one_line_error(_join(tmp_path, "--reachability", "sometimes",
+                              "--listen", f"/ip4/127.0.0.1/tcp/{port}"),
+                        "--reachability must be one of auto, public, private")
 
 
 def test_a_peer_on_the_lan_is_not_asked_to_dial_back() -> None:
