@@ -3,7 +3,9 @@ trust computation (docs/TRUST.md). Each test is an attack that worked before its
 from __future__ import annotations
 
 from memory import codec, records as R
-from roles import evidence
+from memory.canonical import config_hash
+from roles import evidence, search_evidence
+from roles.proposers import OptunaProposer
 from roles.verifier import Verifier
 from tests.roles.trust_world import (BASE, TRACK, Runner, baseline_ready, claim_body, hostile,
                                      node, run_body, sign)
@@ -47,3 +49,35 @@ def test_a_copy_under_an_alias_config_earns_no_trust(store, keys) -> None:
     v = evidence.verdicts_of(h)
     assert next(c for c in v.claims if c.id == claim).status != "verified"
     assert evidence.best_config(h) == BASE
+
+
+def lease(store, h, key, diff: dict, hours: float) -> None:
+    """`key` publishes a hypothesis of `diff` over `h`'s best config and leases it for `hours`."""
+    hyp = sign(store, key, "hypothesis", R.HypothesisBody(track=TRACK, diff=diff, rationale="x",
+                                                          source="strategy"))
+    sign(store, key, "claim_lease", R.ClaimLeaseBody(
+        track=TRACK, work="experiment", config_hash=config_hash({**evidence.best_config(h),
+                                                                  **diff}),
+        target=hyp.id, expires_ts=h.now_ms() + int(hours * 3600_000)))
+
+
+def test_a_strangers_leases_neither_widen_nor_steer_the_study(store, keys) -> None:
+    # The study's running trials were every other author's unexpired experiment lease, and the
+    # search window stretched to cover them: one free key's lease of a config at the harness's
+    # bounds, expiring in ten years, widened every knob's window to those bounds (lr 0.012 to
+    # 1.0, n_layer 6 to 48) and 40 of 40 asks fell outside the honest window, for ten years.
+    pinned = keys[1]
+    h = node(store, keys[0], Runner(), 1, pinned=frozenset({pinned.peer_id}))
+    baseline_ready(h)
+    window = {k: vars(d) for k, d in OptunaProposer("tpe").study(h, seed=1)[1].dists.items()}
+    wide = {"lr": 1.0, "n_layer": 48, "warmup_frac": 0.5, "weight_decay": 1.0}
+    lease(store, h, hostile(1)[0], wide, 24 * 365 * 10)
+    lease(store, h, hostile(1)[0], {**wide, "lr": 0.5}, 1)
+    lease(store, h, pinned, {**wide, "lr": 0.25}, 24 * 365 * 10)     # a promise nobody keeps
+    assert search_evidence.pending(h, evidence.best_config(h)) == []
+    study, space = OptunaProposer("tpe").study(h, seed=1)
+    assert {k: vars(d) for k, d in space.dists.items()} == window
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    lease(store, h, pinned, {"lr": 0.004}, 1)                         # a trusted lease is a trial
+    assert search_evidence.pending(h, evidence.best_config(h)) == [
+        {**evidence.best_config(h), "lr": 0.004}]
