@@ -5,8 +5,11 @@ from __future__ import annotations
 from memory import codec, records as R
 from memory.canonical import config_hash
 from roles import evidence, search_evidence
+from roles.meta_analyst import quality_values
 from roles.proposers import OptunaProposer
 from roles.verifier import Verifier
+from tests.roles.simulated import context
+from tests.roles.test_judge import _runs
 from tests.roles.trust_world import (BASE, TRACK, Runner, baseline_ready, claim_body, hostile,
                                      node, run_body, sign)
 
@@ -81,3 +84,19 @@ def test_a_strangers_leases_neither_widen_nor_steer_the_study(store, keys) -> No
     lease(store, h, pinned, {"lr": 0.004}, 1)                         # a trusted lease is a trial
     assert search_evidence.pending(h, evidence.best_config(h)) == [
         {**evidence.best_config(h), "lr": 0.004}]
+
+
+def test_a_judge_that_repeats_itself_weighs_as_one(store, keys) -> None:
+    # A run's judge score was the mean over its judgements one by one: a trusted key that judged
+    # a run 20 times outweighed every other judge of it 20 to 1 (mean 0.38 where this node's own
+    # judge said 8 and that key 0).
+    me, other = keys[0], keys[1]
+    ctx = context(store, me, None, pinned=frozenset({other.peer_id}))
+    runs = _runs(store, other, 4, BASE)
+    for run in runs:
+        sign(store, me, "judgement", R.JudgementBody(run=run.id, judge="m", rubric="r1",
+                                                     scores={"coherence": 8}, reason="fine"))
+        for n in range(20):
+            sign(store, other, "judgement", R.JudgementBody(
+                run=run.id, judge="m", rubric="r1", scores={"coherence": 0}, reason="x"))
+    assert quality_values(ctx)["judge"][1] == [4.0] * 4
