@@ -10,7 +10,7 @@ from roles.proposers import OptunaProposer
 from roles.verifier import Verifier
 from tests.roles.simulated import context
 from tests.roles.test_judge import _runs
-from tests.roles.trust_world import (BASE, TRACK, Runner, baseline_ready, claim_body, hostile,
+from tests.roles.trust_world import (BASE, SD, TRACK, Runner, baseline_ready, claim_body, hostile,
                                      node, run_body, sign)
 
 TINY = {**BASE, "n_layer": 1}
@@ -100,3 +100,23 @@ def test_a_judge_that_repeats_itself_weighs_as_one(store, keys) -> None:
             sign(store, other, "judgement", R.JudgementBody(
                 run=run.id, judge="m", rubric="r1", scores={"coherence": 0}, reason="x"))
     assert quality_values(ctx)["judge"][1] == [4.0] * 4
+
+
+def test_claims_that_cite_only_others_runs_cost_the_verifier_nothing(store, keys) -> None:
+    # Free keys each signed a claim of the node's own confirmed improvement, citing the node's own
+    # runs. The verifier took them as spot checks of their authors: it replayed one of its own
+    # runs (a replay of one's own run says nothing of anyone) and ran fresh seeds, 15 runs for
+    # three claims, which then read "verified" (untrusted) and no key was ever checked.
+    runner = Runner({("lr", 0.006): -5 * SD})
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    better = {**BASE, "lr": 0.006}
+    ids = [h.publish("run", runner(better, 300 + n, "confirm", None)).id for n in range(8)]
+    base = evidence.baseline(h)
+    for key in hostile(3):
+        sign(store, key, "claim", claim_body(base.hash, better, {"lr": 0.006}, base.run_ids, ids))
+    before = runner.calls
+    for _ in range(3):
+        Verifier().work(h)
+    assert runner.calls == before
+    assert {c.status for c in evidence.verdicts_of(h).claims} == {"supported"}
