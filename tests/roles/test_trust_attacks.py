@@ -89,15 +89,15 @@ def test_a_strangers_leases_neither_widen_nor_steer_the_study(store, keys) -> No
 def test_a_judge_that_repeats_itself_weighs_as_one(store, keys) -> None:
     # A run's judge score was the mean over its judgements one by one: a trusted key that judged
     # a run 20 times outweighed every other judge of it 20 to 1 (mean 0.38 where this node's own
-    # judge said 8 and that key 0).
+    # judge said 8 and that key 0). Free keys' judgements count for nothing (they did not before).
     me, other = keys[0], keys[1]
     ctx = context(store, me, None, pinned=frozenset({other.peer_id}))
     runs = _runs(store, other, 4, BASE)
     for run in runs:
         sign(store, me, "judgement", R.JudgementBody(run=run.id, judge="m", rubric="r1",
                                                      scores={"coherence": 8}, reason="fine"))
-        for n in range(20):
-            sign(store, other, "judgement", R.JudgementBody(
+        for key in [other] * 20 + hostile(5):
+            sign(store, key, "judgement", R.JudgementBody(
                 run=run.id, judge="m", rubric="r1", scores={"coherence": 0}, reason="x"))
     assert quality_values(ctx)["judge"][1] == [4.0] * 4
 
