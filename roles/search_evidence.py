@@ -63,7 +63,7 @@ def pending(ctx: Context, best: dict[str, Any]) -> list[dict[str, Any]]:
     rows = ctx.rows(
         "SELECT DISTINCT l.config_hash, h.diff FROM claim_leases l JOIN hypotheses h "
         "ON h.id = l.target WHERE l.track = ? AND l.work = 'experiment' AND l.expires_ts > ? "
-        f"AND l.expires_ts <= ? AND l.expires_ts - l.ts <= ? AND l.author <> ? "
+        "AND l.expires_ts <= ? AND l.expires_ts - l.ts <= ? AND l.author <> ? "
         f"AND l.{evidence_sql.AUTHOR_IN} AND l.config_hash NOT IN (SELECT config_hash "
         "FROM seed_stats WHERE track = ?) ORDER BY l.config_hash",
         [ctx.track, now, now + most, most, ctx.me,
