@@ -163,19 +163,21 @@ def quality_values(ctx: Context) -> dict[str, tuple[list[dict[str, Any]], list[f
             if isinstance(value, (int, float)):
                 out.setdefault(name, ([], []))[0].append(config)
                 out[name][1].append(float(value))
-    per_run: dict[str, tuple[dict[str, Any], list[float]]] = {}
+    # run -> (config, judge -> its newest judgement's mean score): one say per judge and run,
+    # else a trusted key that judged a run 20 times outweighed every other judge of it 20 to 1
+    per_run: dict[str, tuple[dict[str, Any], dict[str, float]]] = {}
     for row in ctx.rows("SELECT r.id, r.config, j.author AS judge, j.scores FROM valid_runs r "
                         "JOIN judgements j ON j.run = r.id WHERE r.track = ? AND r.status = 'ok' "
                         "AND j.author NOT IN (SELECT author FROM equivocations) "
-                        "ORDER BY r.id, j.id", [ctx.track]):
+                        "ORDER BY r.id, j.ts, j.id", [ctx.track]):
         if row["id"] not in counted or not v.trust.trusted(row["judge"]):
             continue                     # a judgement is testimony: only trusted judges count
         scores = list(json.loads(row["scores"]).values())
-        entry = per_run.setdefault(row["id"], (evidence._config(row["config"]), []))
-        entry[1].append(sum(scores) / len(scores))
+        entry = per_run.setdefault(row["id"], (evidence._config(row["config"]), {}))
+        entry[1][row["judge"]] = sum(scores) / len(scores)
     if per_run:
         out["judge"] = ([c for c, _ in per_run.values()],
-                        [sum(v) / len(v) for _, v in per_run.values()])
+                        [sum(v.values()) / len(v) for _, v in per_run.values()])
     return out
 
 

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from memory import stats
 from roles import evidence, trust
 from roles.context import Context
 from roles.verdicts import Verdicts
 
 SPOT_SHARE = 0.10
-_COPIED = """SELECT 1 FROM valid_runs WHERE track = ? AND config_hash = ? AND seed = ?
-               AND author <> ? AND (ref IS NULL OR ref <> ?) LIMIT 1"""
+# Another author's run of the same seed and config, or of the same seed and val_bpb to within a
+# bit-for-bit replay's tolerance under any config: the harness trains some configs bit for bit
+# alike under other hashes (decay_frac under cosine, attn_window with no S layer, attn_pattern "LL"
+# for "L", muon_lr under AdamW, ngram_weight with no ngram steps), so a copy signed under such an
+# alias matched a replay exactly and vouched for a key that trained nothing.
+_COPIED = """SELECT 1 FROM valid_runs WHERE track = ? AND seed = ? AND author <> ?
+               AND (ref IS NULL OR ref <> ?) AND (config_hash = ? OR abs(val_bpb - ?) <= ?)
+             LIMIT 1"""
+EXACT = stats.replay_tolerance(True, 0.0)
 _LIVE = ("supported", "verified", "inconclusive", "disputed")
 
 
@@ -61,12 +69,13 @@ def budget_left(v: Verdicts) -> bool:
 
 
 def copied(ctx: Context, run: dict[str, Any]) -> bool:
-    """Does another author hold a run of `run`'s track, config and seed (not a replay of it)?
+    """Does another author hold a run of `run`'s track and seed (not a replay of it) of the same
+    config, or with the same val_bpb to within `EXACT` (an alias config the harness trains alike)?
     Then a matching replay proves nothing about `run`'s author: it may have signed another's
     published result (a free key copying the verifier's own runs became trusted that way, and two
     such keys verified a fabricated claim). Such runs are never replayed for trust."""
-    return bool(ctx.rows(_COPIED, [run["track"], run["config_hash"], run["seed"], run["author"],
-                                   run["id"]]))
+    return bool(ctx.rows(_COPIED, [run["track"], run["seed"], run["author"], run["id"],
+                                   run["config_hash"], run["val_bpb"], EXACT]))
 
 
 def own_hardware(ctx: Context) -> dict[str, Any] | None:

@@ -62,7 +62,9 @@ def test_two_stores_with_the_same_records_build_the_same_study(store, keys, tmp_
 
 def test_leased_configs_are_pending_trials(store, keys) -> None:
     _fill(store, keys, 2)
-    me, other = context(store, keys[0], None), context(store, keys[1], None)
+    # a trusted author's lease (a stranger's is no trial: tests/roles/test_trust_attacks.py)
+    me = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
+    other = context(store, keys[1], None)
     diff = {"lr": 0.02, "norm": "rmsnorm"}
     hyp = other.publish("hypothesis", R.HypothesisBody(track=other.track, diff=diff,
                                                        rationale="tpe: x", source="strategy"))

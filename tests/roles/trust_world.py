@@ -22,7 +22,16 @@ STEPS = 1000
 
 
 class Runner(SimRunner):
-    """SimRunner whose metrics are what the harness would report for BUDGET."""
+    """SimRunner whose metrics are what the harness would report for BUDGET, and which, as the
+    harness does, trains a config whose `decay_frac` changed under a schedule other than wsd
+    exactly as the config itself (the harness reads `decay_frac` for wsd only: another config
+    hash, bit-identical weights; likewise attn_window, attn_pattern "LL" for "L", muon_lr,
+    ngram_weight where unused, measured in the trust audit of 2026-12-02)."""
+
+    def noise(self, config: Any, seed: int) -> float:
+        if config.get("schedule") != "wsd" and "decay_frac" in config:
+            config = {**config, "decay_frac": BASE["decay_frac"]}
+        return super().noise(config, seed)
 
     def __call__(self, config: Any, seed: int, purpose: str, ref: str | None) -> R.RunBody:
         body = super().__call__(config, seed, purpose, ref)

@@ -1,0 +1,122 @@
+"""The trust audit of 2026-12-02: a hostile peer with free keys against the real roles, store and
+trust computation (docs/TRUST.md). Each test is an attack that worked before its fix."""
+from __future__ import annotations
+
+from memory import codec, records as R
+from memory.canonical import config_hash
+from roles import evidence, search_evidence
+from roles.meta_analyst import quality_values
+from roles.proposers import OptunaProposer
+from roles.verifier import Verifier
+from tests.roles.simulated import context
+from tests.roles.test_judge import _runs
+from tests.roles.trust_world import (BASE, SD, TRACK, Runner, baseline_ready, claim_body, hostile,
+                                     node, run_body, sign)
+
+TINY = {**BASE, "n_layer": 1}
+
+
+def own_runs(store, author: str) -> list[R.RunBody]:
+    """`author`'s published runs, oldest first, as signed."""
+    return [codec.decode(bytes(raw)).body for (raw,) in store.query(
+        "SELECT raw FROM records WHERE kind = 'run' AND author = ? ORDER BY ts, id",
+        [author]).rows]
+
+
+def test_a_copy_under_an_alias_config_earns_no_trust(store, keys) -> None:
+    # The harness trains a config whose decay_frac changed under the cosine schedule bit for bit
+    # as the config itself (likewise attn_window, attn_pattern "LL", muon_lr, ngram_weight where
+    # unused), under another config hash. A free key re-signed the honest node's best baseline
+    # seed under such an alias: no other author held that config and seed, so the node's spot
+    # check replayed it, matched it bit for bit and vouched for the copier; the copier then
+    # vouched for a second key by a "replay" and the two verified a fabricated claim.
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    lucky = min((b for b in own_runs(store, h.me) if b.status == "ok"),
+                key=lambda b: b.metrics.val_bpb)
+    alias = {**lucky.config, "decay_frac": 0.7}
+    s, t = hostile(2)
+    sign(store, s, "run", run_body(alias, lucky.seed, lucky.metrics.val_bpb, "baseline"))
+    for _ in range(2):
+        Verifier().work(h)
+    assert not evidence.verdicts_of(h).trust.trusted(s.peer_id)
+    # what the copier did next, had the spot check vouched for it
+    fake = sign(store, t, "run", run_body(BASE, 4242, 0.99, "baseline"))
+    sign(store, s, "run", run_body(BASE, 4242, 0.99, "replay", fake.id))
+    base = evidence.baseline(h)
+    ids = [sign(store, s, "run", run_body(TINY, n, 0.90)).id for n in range(6)]
+    claim = sign(store, s, "claim", claim_body(base.hash, TINY, {"n_layer": 1}, base.run_ids,
+                                               ids, effect=-0.1)).id
+    for n in range(3):
+        sign(store, t, "run", run_body(TINY, 100 + n, 0.90, "verify", claim))
+    v = evidence.verdicts_of(h)
+    assert next(c for c in v.claims if c.id == claim).status != "verified"
+    assert evidence.best_config(h) == BASE
+
+
+def lease(store, h, key, diff: dict, hours: float) -> None:
+    """`key` publishes a hypothesis of `diff` over `h`'s best config and leases it for `hours`."""
+    hyp = sign(store, key, "hypothesis", R.HypothesisBody(track=TRACK, diff=diff, rationale="x",
+                                                          source="strategy"))
+    sign(store, key, "claim_lease", R.ClaimLeaseBody(
+        track=TRACK, work="experiment", config_hash=config_hash({**evidence.best_config(h),
+                                                                  **diff}),
+        target=hyp.id, expires_ts=h.now_ms() + int(hours * 3600_000)))
+
+
+def test_a_strangers_leases_neither_widen_nor_steer_the_study(store, keys) -> None:
+    # The study's running trials were every other author's unexpired experiment lease, and the
+    # search window stretched to cover them: one free key's lease of a config at the harness's
+    # bounds, expiring in ten years, widened every knob's window to those bounds (lr 0.012 to
+    # 1.0, n_layer 6 to 48) and 40 of 40 asks fell outside the honest window, for ten years.
+    pinned = keys[1]
+    h = node(store, keys[0], Runner(), 1, pinned=frozenset({pinned.peer_id}))
+    baseline_ready(h)
+    window = {k: vars(d) for k, d in OptunaProposer("tpe").study(h, seed=1)[1].dists.items()}
+    wide = {"lr": 1.0, "n_layer": 48, "warmup_frac": 0.5, "weight_decay": 1.0}
+    lease(store, h, hostile(1)[0], wide, 24 * 365 * 10)
+    lease(store, h, hostile(1)[0], {**wide, "lr": 0.5}, 1)
+    lease(store, h, pinned, {**wide, "lr": 0.25}, 24 * 365 * 10)     # a promise nobody keeps
+    assert search_evidence.pending(h, evidence.best_config(h)) == []
+    study, space = OptunaProposer("tpe").study(h, seed=1)
+    assert {k: vars(d) for k, d in space.dists.items()} == window
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    lease(store, h, pinned, {"lr": 0.004}, 1)                         # a trusted lease is a trial
+    assert search_evidence.pending(h, evidence.best_config(h)) == [
+        {**evidence.best_config(h), "lr": 0.004}]
+
+
+def test_a_judge_that_repeats_itself_weighs_as_one(store, keys) -> None:
+    # A run's judge score was the mean over its judgements one by one: a trusted key that judged
+    # a run 20 times outweighed every other judge of it 20 to 1 (mean 0.38 where this node's own
+    # judge said 8 and that key 0). Free keys' judgements count for nothing (they did not before).
+    me, other = keys[0], keys[1]
+    ctx = context(store, me, None, pinned=frozenset({other.peer_id}))
+    runs = _runs(store, other, 4, BASE)
+    for run in runs:
+        sign(store, me, "judgement", R.JudgementBody(run=run.id, judge="m", rubric="r1",
+                                                     scores={"coherence": 8}, reason="fine"))
+        for key in [other] * 20 + hostile(5):
+            sign(store, key, "judgement", R.JudgementBody(
+                run=run.id, judge="m", rubric="r1", scores={"coherence": 0}, reason="x"))
+    assert quality_values(ctx)["judge"][1] == [4.0] * 4
+
+
+def test_claims_that_cite_only_others_runs_cost_the_verifier_nothing(store, keys) -> None:
+    # Free keys each signed a claim of the node's own confirmed improvement, citing the node's own
+    # runs. The verifier took them as spot checks of their authors: it replayed one of its own
+    # runs (a replay of one's own run says nothing of anyone) and ran fresh seeds, 15 runs for
+    # three claims, which then read "verified" (untrusted) and no key was ever checked.
+    runner = Runner({("lr", 0.006): -5 * SD})
+    h = node(store, keys[0], runner, 1)
+    baseline_ready(h)
+    better = {**BASE, "lr": 0.006}
+    ids = [h.publish("run", runner(better, 300 + n, "confirm", None)).id for n in range(8)]
+    base = evidence.baseline(h)
+    for key in hostile(3):
+        sign(store, key, "claim", claim_body(base.hash, better, {"lr": 0.006}, base.run_ids, ids))
+    before = runner.calls
+    for _ in range(3):
+        Verifier().work(h)
+    assert runner.calls == before
+    assert {c.status for c in evidence.verdicts_of(h).claims} == {"supported"}
