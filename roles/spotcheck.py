@@ -1,6 +1,8 @@
 """Spot checks: which runs of not-yet-trusted authors a verifier replays, most influential first.
 
-A run's influence is what it would change if its author were trusted: 3 = it is evidence of a claim
+Runs whose trusted replays disagree (outcome `disputed`) come before all others, whoever their
+author: only a root's replay settles them (roles/trust.py), so this node's own replay is what
+decides. A run's influence is what it would change if its author were trusted: 3 = it is evidence of a claim
 that would pass (a claim's verdict), 2 = its config would top the leaderboard, 1 = it is a baseline
 run of the current best config (the baseline). Runs of no influence are never spot-checked. The
 swarm spends at most `SPOT_SHARE` of the track's trusted runs on replays (docs/TRUST.md).
@@ -15,6 +17,7 @@ from roles.context import Context
 from roles.verdicts import Verdicts
 
 SPOT_SHARE = 0.10
+DISPUTED = 4          # above any influence: a disputed run waits for a root's replay to settle it
 # Another author's run of the same seed and config, or of the same seed and val_bpb to within a
 # bit-for-bit replay's tolerance under any config: the harness trains some configs bit for bit
 # alike under other hashes (decay_frac under cosine, attn_window with no S layer, attn_pattern "LL"
@@ -38,7 +41,8 @@ def _top_mean(v: Verdicts) -> float | None:
 
 
 def influence(v: Verdicts, best_hash: str) -> dict[str, int]:
-    """Influence per spot-checkable run (author neither trusted nor distrusted, sane, finished)."""
+    """Influence per spot-checkable run (author neither trusted nor distrusted, sane, finished),
+    and `DISPUTED` for every disputed run (`disputed`)."""
     out: dict[str, int] = {}
     for claim in v.claims:
         if not claim.trusted and claim.status in _LIVE:
@@ -53,12 +57,23 @@ def influence(v: Verdicts, best_hash: str) -> dict[str, int]:
         if run["purpose"] == "baseline":
             out.setdefault(run["id"], 1)
     skip = _replayed(v)
-    return {i: w for i, w in out.items() if i not in skip and _checkable(v, v.runs[i])}
+    out = {i: w for i, w in out.items() if i not in skip and _checkable(v, v.runs[i])}
+    return {**out, **disputed(v)}
+
+
+def disputed(v: Verdicts) -> dict[str, int]:
+    """The track's sane finished runs whose trusted replays disagree, whoever their author."""
+    return {i: DISPUTED for i, o in sorted(v.trust.run_outcome.items())
+            if o == "disputed" and i in v.runs and _sane(v, v.runs[i])}
+
+
+def _sane(v: Verdicts, run: dict[str, Any]) -> bool:
+    return run["status"] == "ok" and run["id"] not in v.insane
 
 
 def _checkable(v: Verdicts, run: dict[str, Any]) -> bool:
-    return (run["status"] == "ok" and run["id"] not in v.insane
-            and not v.trust.trusted(run["author"]) and not v.trust.distrusted(run["author"]))
+    return (_sane(v, run) and not v.trust.trusted(run["author"])
+            and not v.trust.distrusted(run["author"]))
 
 
 def budget_left(v: Verdicts) -> bool:

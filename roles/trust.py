@@ -4,11 +4,13 @@ Roots are this node's own key and the keys its user pinned (HOME/trust.json). Ev
 trust when an author this node already trusts replayed one of their runs (a `run` record with
 purpose `replay` and `ref` = the run replayed: same track, config and seed, the same accelerator
 kind) and got the same val_bpb within the harness's replay tolerance. Trust flows from the roots
-with a decay per hop and a cap, so keys that only vouch for each other gain nothing. A run that
-trusted replays contradict (more disagreeing trusted replayers than agreeing ones) makes its
-author distrusted; equal numbers leave the run disputed until a further replay settles it, and the
-losing side of a settled dispute is distrusted too. All of it is recomputed from records and
-roots, in a fixed order, so two nodes with the same records and roots agree.
+with a decay per hop and a cap, so keys that only vouch for each other gain nothing. Roots decide
+the runs they replayed: more roots contradicting than matching makes the run refuted and its author
+distrusted, more matching makes it reproduced, and the trusted non-roots on the losing side are
+distrusted too; equal numbers leave it disputed. Derived trust alone cannot refute: a run no root
+replayed that a trusted replayer contradicts is disputed, nobody losing, until this node's own spot
+check settles it. All of it is recomputed from records and roots, in a fixed order, so two nodes
+with the same records and roots agree.
 """
 from __future__ import annotations
 
@@ -300,7 +302,15 @@ def _levels(replays: list[Replay], roots: frozenset[str], distrusted: dict[str, 
 
 def _outcomes(replays: list[Replay], level: dict[str, float], roots: frozenset[str]
               ) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Per run: reproduced / refuted / disputed by its trusted replayers; who lost, and on what."""
+    """Per run: reproduced / refuted / disputed by its trusted replayers; who lost, and on what.
+
+    Roots decide what they replayed: where a root replayed the run, only roots' verdicts count
+    (more contradict: refuted; more match: reproduced; equal: disputed) and the trusted
+    non-roots on the losing side lose. Where none did, derived trust alone cannot refute: any
+    trusted contradiction leaves the run disputed, nobody losing, until this node's own spot
+    check settles it (roles/spotcheck.py). Before, one key that earned trust with one real run
+    minted keys that distrusted an honest newcomer and outvoted this node's own replay
+    (scripts/audit_earned_key.py)."""
     by_target: dict[str, list[Replay]] = defaultdict(list)
     for rep in replays:
         if level.get(rep.replayer, 0.0) >= THRESHOLD:
@@ -308,19 +318,28 @@ def _outcomes(replays: list[Replay], level: dict[str, float], roots: frozenset[s
     outcome: dict[str, str] = {}
     losers: dict[str, list[str]] = defaultdict(list)
     for target in sorted(by_target):
-        reps = by_target[target]
-        yes = {r.replayer for r in reps if r.match}
-        no = {r.replayer for r in reps if not r.match}
-        if len(yes) == len(no):
-            outcome[target] = "disputed"
+        reps = sorted(by_target[target], key=lambda r: r.id)
+        outcome[target] = _decide(reps, roots)
+        if outcome[target] == "disputed":
             continue
-        outcome[target] = "reproduced" if len(yes) > len(no) else "refuted"
-        for rep in sorted(reps, key=lambda r: r.id):
+        for rep in reps:
             if outcome[target] == "refuted" and rep.target_author not in roots:
                 losers[rep.target_author].append(target)
             if rep.match != (outcome[target] == "reproduced") and rep.replayer not in roots:
                 losers[rep.replayer].append(rep.id)
     return outcome, {a: sorted(set(v)) for a, v in sorted(losers.items())}
+
+
+def _decide(reps: list[Replay], roots: frozenset[str]) -> str:
+    """One run's outcome from its trusted replays (`_outcomes`)."""
+    by_roots = [r for r in reps if r.replayer in roots]
+    yes = {r.replayer for r in by_roots or reps if r.match}
+    no = {r.replayer for r in by_roots or reps if not r.match}
+    if not by_roots:
+        return "disputed" if no else "reproduced"
+    if len(yes) == len(no):
+        return "disputed"
+    return "reproduced" if len(yes) > len(no) else "refuted"
 
 
 def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, float],

@@ -439,6 +439,33 @@ def test_disputes_are_settled_by_a_further_replay() -> None:
     assert "outvoted" in state.standing("a").why
 
 
+def test_roots_decide_what_they_replayed_and_derived_trust_alone_refutes_nothing() -> None:
+    # One key trusted by a root (a) and two it vouched for (b, c, 0.25 each) contradicted runs:
+    # with derived trust counted like a root's, they outvoted this node's own match of x1 and
+    # distrusted y, whose run no root had replayed, alone.
+    roots = frozenset({"me", "you"})
+    base = [rep(0, "me", "a", True, "a1"), rep(1, "a", "b", True, "b1"),
+            rep(2, "me", "c", True, "c1"), rep(3, "me", "x", True, "x1")]
+    reps = base + [rep(4, "a", "x", False, "x1"), rep(5, "b", "x", False, "x1"),
+                   rep(6, "c", "x", False, "x1"), rep(7, "b", "y", False, "y1"),
+                   rep(8, "c", "z", True, "z1")]
+    state = trust.compute(reps, roots)
+    assert state.run_outcome["x1"] == "reproduced" and state.trusted("x")
+    assert all(state.distrusted(k) for k in "abc")          # they lost against a root's replay
+    state = trust.compute(base + [rep(7, "b", "y", False, "y1"), rep(8, "c", "z", True, "z1")],
+                          roots)
+    assert state.run_outcome["y1"] == "disputed" and not state.distrusted("y")
+    assert not state.distrusted("b") and state.run_outcome["z1"] == "reproduced"
+    # roots settle it, roots never lose
+    state = trust.compute(base + [rep(7, "b", "y", False, "y1"), rep(9, "me", "y", True, "y1"),
+                                  rep(10, "you", "y", False, "y1")], roots)
+    assert state.run_outcome["y1"] == "disputed" and not state.distrusted("b")
+    state = trust.compute(base + [rep(7, "b", "y", False, "y1"), rep(9, "me", "y", False, "y1")],
+                          roots)
+    assert state.run_outcome["y1"] == "refuted" and state.distrusted("y")
+    assert state.trusted("b") and state.standing("me").status == "root"
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "1.0", None, -0.0, 1e308 * 10])
 def test_sanity_never_raises(value) -> None:
     facts = sanity.TrackFacts({TRACK: BUDGET})

@@ -10,8 +10,8 @@ from roles.proposers import OptunaProposer
 from roles.verifier import Verifier
 from tests.roles.simulated import context
 from tests.roles.test_judge import _runs
-from tests.roles.trust_world import (BASE, SD, TRACK, Runner, baseline_ready, claim_body, hostile,
-                                     node, run_body, sign)
+from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Runner, baseline_ready,
+                                     claim_body, hostile, node, run_body, sign)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -120,3 +120,51 @@ def test_claims_that_cite_only_others_runs_cost_the_verifier_nothing(store, keys
         Verifier().work(h)
     assert runner.calls == before
     assert {c.status for c in evidence.verdicts_of(h).claims} == {"supported"}
+
+
+# ---- one key that earned trust with one real run (scripts/audit_earned_key.py) -------------------
+
+def test_an_earned_key_cannot_distrust_an_honest_author_alone(store, keys) -> None:
+    # A key trusted for one real run "replayed" a fabricated run of a free key (an exact match:
+    # trusted), which contradicted one of an honest newcomer's runs that no root had replayed:
+    # the newcomer, vouched for by this node, was distrusted by one signature.
+    w = EarnedWorld(store, keys)
+    t = w.mint(5000)
+    lone = w.newcomer_run(replayed_by_h=False)
+    w.contradict(t, lone)
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.trusted(w.s.peer_id) and v.trust.trusted(t.peer_id)
+    assert v.trust.run_outcome[lone] == "disputed"
+    assert v.trust.trusted(w.n.me) and not v.trust.distrusted(t.peer_id)
+
+
+def test_earned_keys_cannot_outvote_this_nodes_own_replay(store, keys) -> None:
+    # The earned key and a key it minted contradicted the newcomer's run that this node had
+    # replayed and matched: two trusted contradictions to one match, refuted, newcomer distrusted.
+    w = EarnedWorld(store, keys)
+    t = w.mint(5000)
+    checked = w.newcomer_run(replayed_by_h=True)
+    for key in (w.s, t):
+        w.contradict(key, checked)
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.run_outcome[checked] == "reproduced"
+    assert v.trust.trusted(w.n.me)
+    assert v.trust.distrusted(w.s.peer_id) and v.trust.distrusted(t.peer_id)
+
+
+def test_a_disputed_run_is_settled_by_this_nodes_own_spot_check(store, keys) -> None:
+    # Spot checks went to untrusted authors only: a trusted newcomer's run that a trusted key
+    # contradicted was never replayed here (and the newcomer was distrusted at once).
+    w = EarnedWorld(store, keys)
+    for seed in range(100, 130):        # runs enough that the replay share allows one more
+        w.h.publish("run", w.runner(BASE, seed, "baseline", None))
+    t = w.mint(5000)
+    lone = w.newcomer_run(replayed_by_h=False)
+    w.contradict(t, lone)
+    assert Verifier.spot_checks(w.h, 1)[0]["id"] == lone
+    Verifier().work(w.h)
+    assert lone in w.by_h()
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.run_outcome[lone] == "reproduced"
+    assert v.trust.trusted(w.n.me) and v.trust.distrusted(t.peer_id)
+    assert lone not in {r["id"] for r in Verifier.spot_checks(w.h)}

@@ -11,6 +11,7 @@ from memory.store import Store
 from roles import evidence
 from roles.context import Context
 from roles.experimenter import Experimenter
+from roles.verifier import Verifier
 from roles.base import Proposal
 from node.harness.config import Config
 from tests.roles.simulated import BASE as SIM_BASE, SD, TRACK, SimRunner, context
@@ -87,6 +88,47 @@ def sign_many(store: Store, items: list[tuple[Keypair, str, R.Body]]) -> list[R.
     return records
 
 
+class EarnedWorld:
+    """The trust audit's world (scripts/audit_earned_key.py): an honest node `h` (a root) with
+    its baseline; an honest newcomer `n` with 4 runs of a better config, vouched for by `h`'s spot
+    check; a hostile key `s` trusted (0.5) for one real baseline run `h` matched bit for bit."""
+
+    def __init__(self, store: Store, keys: list[Keypair]) -> None:
+        self.store, self.runner = store, Runner({("lr", 0.006): -5 * SD})
+        self.better = {**BASE, "lr": 0.006}
+        self.h, self.n = node(store, keys[0], self.runner, 1), node(store, keys[1], self.runner, 2)
+        baseline_ready(self.h)
+        self.nruns = [self.n.publish("run", self.runner(self.better, s, "baseline", None)).id
+                      for s in range(4)]
+        self.s = hostile(1)[0]
+        node(store, self.s, self.runner, 3).publish("run", self.runner(BASE, 777, "baseline", None))
+        for _ in range(6):
+            Verifier().work(self.h)
+
+    def mint(self, seed: int) -> Keypair:
+        """A free key vouched for by `s`: an exact "replay" of a fabricated run of it."""
+        key = hostile(1)[0]
+        fake = sign(self.store, key, "run", run_body(BASE, seed, 1.02, "baseline"))
+        sign(self.store, self.s, "run", run_body(BASE, seed, 1.02, "replay", fake.id))
+        return key
+
+    def by_h(self) -> set[str]:
+        """The runs `h` replayed."""
+        return {r.target for r in evidence.verdicts_of(self.h).trust.replays
+                if r.replayer == self.h.me}
+
+    def newcomer_run(self, replayed_by_h: bool) -> str:
+        """One of `n`'s runs that `h` replayed (or did not)."""
+        return next(i for i in sorted(self.nruns) if (i in self.by_h()) == replayed_by_h)
+
+    def contradict(self, key: Keypair, run_id: str, off: float = 0.05) -> R.Record:
+        """`key` "replays" `n`'s run `run_id` on `n`'s hardware, `off` worse: a contradiction."""
+        seed = self.store.query("SELECT seed FROM runs WHERE id = ?", [run_id]).rows[0][0]
+        value = self.runner(self.better, seed, "manual", None).metrics.val_bpb
+        return sign(self.store, key, "run", run_body(self.better, seed, value + off, "replay",
+                                                     run_id))
+
+
 def run_body(config: dict[str, Any], seed: int, bpb: float | None, purpose: str = "confirm",
              ref: str | None = None, status: str = "ok", **metrics: Any) -> R.RunBody:
     """A run body on the simulated track with harness-consistent metrics unless overridden."""
@@ -104,4 +146,4 @@ def claim_body(base_hash: str, config: dict[str, Any], diff: dict[str, Any], bas
 
 
 __all__ = ["BASE", "SD", "TRACK", "BUDGET", "Runner", "Fixed", "node", "baseline_ready", "hostile",
-           "sign", "sign_many", "run_body", "claim_body"]
+           "sign", "sign_many", "run_body", "claim_body", "EarnedWorld"]
