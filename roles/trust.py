@@ -279,18 +279,27 @@ def compute(replays: list[Replay], roots: frozenset[str]) -> TrustState:
 def _levels(replays: list[Replay], roots: frozenset[str], distrusted: dict[str, list[str]],
             outcome: dict[str, str]) -> dict[str, float]:
     """Levels with distrusted authors fixed at 0: repeat the capped, decayed sum to a fixpoint.
-    Only a bit-for-bit match vouches, and not of a run that trusted replays dispute or refute."""
+    Only a bit-for-bit match vouches, and not of a run that trusted replays dispute or refute.
+    A root gives DECAY to each author it vouches for; any other voucher's trust is split, not
+    copied, among the k non-root authors it vouches for (DECAY x level / k, as EigenTrust
+    normalises): one key trusted for one real run minted any number of trusted keys by exact
+    "replays" of their fabricated runs (scripts/audit_earned_key.py); now at most one."""
     vouchers: dict[str, set[str]] = defaultdict(set)
     for rep in replays:
         if rep.match and rep.exact and outcome.get(rep.target, "reproduced") == "reproduced":
             vouchers[rep.target_author].add(rep.replayer)
+    vouched: dict[str, int] = defaultdict(int)         # voucher -> non-root authors vouched for
+    for author in sorted(set(vouchers) - roots):
+        for v in vouchers[author]:
+            vouched[v] += 1
     level = {r: 1.0 for r in roots}
     for _ in range(len(vouchers) + 1):
         changed = False
         for author in sorted(vouchers):
             if author in roots or author in distrusted:
                 continue
-            total = sum(DECAY * level.get(v, 0.0) for v in sorted(vouchers[author])
+            total = sum(DECAY * level.get(v, 0.0) / (1 if v in roots else vouched[v])
+                        for v in sorted(vouchers[author])
                         if v not in distrusted and level.get(v, 0.0) >= THRESHOLD)
             new = min(CAP, total)
             if new != level.get(author, 0.0):

@@ -413,15 +413,29 @@ def test_sybils_vouching_for_each_other_gain_nothing_and_trust_decays() -> None:
     reps = [rep(i, ring[i], ring[(i + 1) % 6], True) for i in range(6)]
     state = trust.compute(reps, frozenset({"me"}))
     assert not any(state.trusted(s) for s in ring)
-    chain = reps + [rep(10, "me", "a", True), rep(11, "a", "b", True), rep(12, "b", "c", True),
-                    rep(13, "b", "d", True), rep(14, "c", "e", True), rep(15, "a", "b2", True),
-                    rep(16, "b2", "d", True), rep(17, "c", "d", True)]
+    chain = reps + [rep(10, "me", "a", True), rep(11, "a", "b", True), rep(12, "me", "a2", True),
+                    rep(13, "a2", "b2", True), rep(14, "b", "d", True), rep(15, "b2", "d", True),
+                    rep(16, "d", "e", True), rep(17, "e", "f", True)]
     state = trust.compute(chain, frozenset({"me"}))
-    assert (state.level("a"), state.level("b"), state.level("c")) == (0.5, 0.25, 0.125)
-    assert state.trusted("b") and not state.trusted("c")
+    assert (state.level("a"), state.level("b"), state.level("d")) == (0.5, 0.25, 0.25)
     assert state.trusted("d")              # two trusted vouchers give 0.125 each (capped sum)
-    assert not state.trusted("e")          # an untrusted voucher gives nothing
+    assert state.level("e") == 0.125 and not state.trusted("e")
+    assert state.level("f") == 0.0         # an untrusted voucher gives nothing
     assert not any(state.trusted(s) for s in ring)        # one trusted link would be needed
+
+
+def test_a_derived_vouchers_trust_is_split_among_the_authors_it_vouches_for() -> None:
+    # A key a root vouched for (0.5) "replayed" fabricated runs of free keys bit for bit and each
+    # got 0.25: trusted, any number of them (scripts/audit_earned_key.py: 3 of 3).
+    roots = frozenset({"me"})
+    minted = [rep(0, "me", "s", True)] + [rep(i, "s", f"m{i}", True) for i in range(1, 5)]
+    state = trust.compute(minted, roots)
+    assert [state.level(f"m{i}") for i in range(1, 5)] == [0.0625] * 4
+    assert not any(state.trusted(f"m{i}") for i in range(1, 5))
+    one = trust.compute(minted[:2] + [rep(9, "m1", "n", True)], roots)
+    assert one.trusted("m1") and one.level("n") == 0.125     # one key per earned key, no more
+    fan = trust.compute([rep(i, "me", f"a{i}", True) for i in range(4)], roots)
+    assert all(fan.level(f"a{i}") == 0.5 for i in range(4))  # a root's vouch is not split
 
 
 def test_disputes_are_settled_by_a_further_replay() -> None:

@@ -168,3 +168,14 @@ def test_a_disputed_run_is_settled_by_this_nodes_own_spot_check(store, keys) -> 
     assert v.trust.run_outcome[lone] == "reproduced"
     assert v.trust.trusted(w.n.me) and v.trust.distrusted(t.peer_id)
     assert lone not in {r["id"] for r in Verifier.spot_checks(w.h)}
+
+
+def test_an_earned_key_mints_no_trusted_keys_by_fake_replays(store, keys) -> None:
+    # Its exact "replays" of fabricated runs vouched 0.25 for each free key: 3 of 3 trusted, and
+    # any number more by signatures alone. Its trust is split among them now (0.5 / 2 / 3 each).
+    w = EarnedWorld(store, keys)
+    minted = [w.mint(5000 + i) for i in range(3)]
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.trusted(w.s.peer_id)
+    assert not any(v.trust.trusted(t.peer_id) for t in minted)
+    assert {round(v.trust.level(t.peer_id), 4) for t in minted} == {round(0.25 / 3, 4)}
