@@ -179,3 +179,24 @@ def test_an_earned_key_mints_no_trusted_keys_by_fake_replays(store, keys) -> Non
     assert v.trust.trusted(w.s.peer_id)
     assert not any(v.trust.trusted(t.peer_id) for t in minted)
     assert {round(v.trust.level(t.peer_id), 4) for t in minted} == {round(0.25 / 3, 4)}
+
+
+def test_a_claim_citing_a_disputed_run_is_disputed_and_the_verifier_settles_it(store, keys) -> None:
+    # One minted key's contradiction of a cited run no root had replayed refuted the newcomer's
+    # supported claim (and distrusted the newcomer). It is disputed now, and verifier work.
+    w = EarnedWorld(store, keys)
+    more = [w.n.publish("run", w.runner(w.better, s, "confirm", None)).id for s in range(10, 22)]
+    base = evidence.baseline(w.h)
+    claim = w.n.publish("claim", claim_body(base.hash, w.better, {"lr": 0.006}, base.run_ids,
+                                            w.nruns + more)).id
+    t = w.mint(5000)
+    lone = w.newcomer_run(replayed_by_h=False)
+    w.contradict(t, lone)
+    v = evidence.verdicts_of(w.h)
+    assert next(c for c in v.claims if c.id == claim).status == "disputed"
+    assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
+    Verifier().work(w.h)
+    v = evidence.verdicts_of(w.h)
+    assert lone in w.by_h() and v.trust.run_outcome[lone] == "reproduced"
+    assert next(c for c in v.claims if c.id == claim).status in ("supported", "verified")
+    assert v.trust.distrusted(t.peer_id)
