@@ -16,6 +16,9 @@ check matches bit for bit: S is trusted (0.5). Then, with signatures only, in tw
    cosine) with runs at the base config's true values and T signs fresh "verify" seeds; T
    contradicts one of N's runs that no root replayed (N's hardware, 0.05 worse), and H's next
    spot check; S and T contradict the run of N that H itself replayed.
+3. With 30 more honest runs of H, T contradicts N's run that no root replayed (disputed: H's next
+   spot check), and S signs "replays" of H's baseline runs (their own numbers) until H's spot
+   checks stop: the replay share counts every trusted author's replays.
 
 Prints one JSON line of what H derives after each step (before the fix of 2026-12-02: 3 minted
 keys trusted, N distrusted by one minted replay, H's own replay outvoted (refuted), baseline mean
@@ -84,10 +87,31 @@ def one_key(out: dict[str, Any], w: EarnedWorld) -> None:
     out["S_distrusted"] = v.trust.distrusted(w.s.peer_id)
 
 
+def share(out: dict[str, Any], w: EarnedWorld) -> None:
+    """Step 3: with 30 more honest runs of H, T contradicts N's run no root replayed, and S signs
+    "replays" of H's baseline runs (their own numbers: exact matches) until H's spot checks stop."""
+    for seed in range(100, 130):
+        w.h.publish("run", w.runner(BASE, seed, "baseline", None))
+    t = w.mint(5000)
+    lone = w.newcomer_run(replayed_by_h=False)
+    w.contradict(t, lone)
+    out["share_H_would_spot_check_lone_run"] = [r["id"] for r in Verifier.spot_checks(w.h, 1)] \
+        == [lone]
+    mine = w.store.query("SELECT id, config, seed, val_bpb FROM runs WHERE author = ? AND purpose "
+                         "= 'baseline' ORDER BY ts, id", [w.h.me]).rows
+    signed = 0
+    while Verifier.spot_checks(w.h, 1) and signed < len(mine):
+        run_id, config, seed, value = mine[signed]
+        sign(w.store, w.s, "run", run_body(json.loads(config), seed, value, "replay", run_id))
+        signed += 1
+    out["share_replays_S_signed_to_stop_H_spot_checks"] = signed
+    out["share_lone_run_then"] = evidence.verdicts_of(w.h).trust.run_outcome.get(lone)
+
+
 def main() -> None:
     """Run the scenario and print what the honest node derives."""
     out: dict[str, Any] = {}
-    for step in (minting, one_key):
+    for step in (minting, one_key, share):
         keys = synthetic.keypairs(3, seed=42)
         with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "memory.duckdb") as store:
             step(out, EarnedWorld(store, keys))
