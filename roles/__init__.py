@@ -10,7 +10,7 @@ evidence_inc.py   the verdicts' aggregates over every run, moved on from the run
 config_rows.py    the per-config rows as arrays; the best few picked exactly (partition, then sort)
 author_sums.py    per author and config, the sums of its runs, grouped once (changes of trust)
 verdicts_ref.py   the same verdicts by a Python pass over every run: the reference tests check
-spotcheck.py      which untrusted runs a verifier replays, by influence, within a share of runs
+spotcheck.py      which runs a verifier replays: disputed, then untrusted by influence, in a share
 evidence.py       what roles read: best config, baseline runs, claims, tried configs, hypotheses
 leases.py         claim_lease records: take / held_by_other / renew; near-duplicate configs
 experimenter.py   baseline top-up, screen, sequential confirmation, claim

@@ -1,8 +1,9 @@
-"""Spot checks: which runs of not-yet-trusted authors a verifier replays, most influential first.
+"""Spot checks: which runs a verifier replays: disputed runs first, then runs of not-yet-trusted
+authors, most influential first.
 
 Runs whose trusted replays disagree (outcome `disputed`) come before all others, whoever their
-author: only a root's replay settles them (roles/trust.py), so this node's own replay is what
-decides. A run's influence is what it would change if its author were trusted: 3 = it is evidence of a claim
+author: only a root's replay settles them (roles/trust.py), so this node's own replay decides. A
+run's influence is what it would change if its author were trusted: 3 = it is evidence of a claim
 that would pass (a claim's verdict), 2 = its config would top the leaderboard, 1 = it is a baseline
 run of the current best config (the baseline). Runs of no influence are never spot-checked. The
 swarm spends at most `SPOT_SHARE` of the track's trusted runs on replays (docs/TRUST.md).
