@@ -385,7 +385,7 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
         if a.mismatched:
             return "distrusted", (f"trusted replays contradicted {len(a.mismatched)} run(s), "
                                   f"first {a.mismatched[0][:12]}")
-        return "distrusted", f"its replay {a.lost[0][:12]} was outvoted by trusted replays"
+        return "distrusted", f"its replay {a.lost[0][:12]} was outvoted by the roots' replays"
     if a.level >= THRESHOLD:
         # keys as every table shows them: their tail (all begin 12D3KooW)
         return "trusted", (f"{len(a.matched)} run(s) reproduced by "
