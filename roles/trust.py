@@ -383,7 +383,7 @@ def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[st
         return "root", "root: own key or pinned" + extra
     if a.author in distrusted:
         if a.mismatched:
-            return "distrusted", (f"trusted replays contradicted {len(a.mismatched)} run(s), "
+            return "distrusted", (f"the roots' replays contradicted {len(a.mismatched)} run(s), "
                                   f"first {a.mismatched[0][:12]}")
         return "distrusted", f"its replay {a.lost[0][:12]} was outvoted by the roots' replays"
     if a.level >= THRESHOLD:
