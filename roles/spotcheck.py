@@ -1,5 +1,5 @@
-"""Spot checks: which runs a verifier replays: disputed runs first, then runs of not-yet-trusted
-authors, most influential first.
+"""Spot checks: which runs a verifier replays: disputed runs first (whatever the replay share),
+then runs of not-yet-trusted authors, most influential first.
 
 Runs whose trusted replays disagree (outcome `disputed`) come before all others, whoever their
 author: only a root's replay settles them (roles/trust.py), so this node's own replay decides. A
@@ -107,9 +107,9 @@ def candidates(ctx: Context) -> list[dict[str, Any]]:
     judged by CPU model and thread count, the software being a column too wide to read for every
     run), then oldest, then id."""
     v = evidence.verdicts_of(ctx)
-    if not budget_left(v):
-        return []
-    weights = influence(v, evidence.baseline(ctx).hash)
+    # A disputed run is settled whatever the share: replays signed by one earned key filled it
+    # and stopped this node's spot checks, so disputes it opened were never settled.
+    weights = (influence(v, evidence.baseline(ctx).hash) if budget_left(v) else disputed(v))
     mine = own_hardware(ctx)
     runs = [v.runs[i] for i in weights]
     return sorted(runs, key=lambda r: (-weights[r["id"]],

@@ -340,12 +340,15 @@ def _outcomes(replays: list[Replay], level: dict[str, float], roots: frozenset[s
 
 
 def _decide(reps: list[Replay], roots: frozenset[str]) -> str:
-    """One run's outcome from its trusted replays (`_outcomes`)."""
+    """One run's outcome from its trusted replays (`_outcomes`). A root's own run is that root's
+    word, as if it had replayed it: else a derived key's contradiction left this node's own run
+    disputed for good (its own replay of it does not count)."""
+    author = reps[0].target_author
     by_roots = [r for r in reps if r.replayer in roots]
-    yes = {r.replayer for r in by_roots or reps if r.match}
-    no = {r.replayer for r in by_roots or reps if not r.match}
-    if not by_roots:
-        return "disputed" if no else "reproduced"
+    if not by_roots and author not in roots:
+        return "disputed" if any(not r.match for r in reps) else "reproduced"
+    yes = {r.replayer for r in by_roots if r.match} | ({author} & roots)
+    no = {r.replayer for r in by_roots if not r.match}
     if len(yes) == len(no):
         return "disputed"
     return "reproduced" if len(yes) > len(no) else "refuted"

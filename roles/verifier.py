@@ -64,10 +64,14 @@ class Verifier:
         replay on other hardware that said nothing was replayed over and over otherwise."""
         done = {r["ref"] for r in ctx.rows("SELECT ref FROM valid_runs WHERE author = ? AND "
                                            "purpose = 'replay'", [ctx.me])}
+        # A copy's replay would vouch for its signer, but a trusted author's run earns it nothing
+        # more: it is replayed whatever copies exist (a disputed run of a trusted author, copied by
+        # a free key, was never settled).
+        v = evidence.verdicts_of(ctx)
         wanted = (r for r in spotcheck.candidates(ctx) if r["author"] != ctx.me
                   and r["id"] not in done
                   and not leases.held_by_other(ctx, "verify", target=r["id"])
-                  and not spotcheck.copied(ctx, r))
+                  and (v.trust.trusted(r["author"]) or not spotcheck.copied(ctx, r)))
         return list(itertools.islice(wanted, limit))
 
     def work(self, ctx: Context) -> str | None:

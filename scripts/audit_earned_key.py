@@ -17,8 +17,9 @@ check matches bit for bit: S is trusted (0.5). Then, with signatures only, in tw
    contradicts one of N's runs that no root replayed (N's hardware, 0.05 worse), and H's next
    spot check; S and T contradict the run of N that H itself replayed.
 3. With 30 more honest runs of H, T contradicts N's run that no root replayed (disputed: H's next
-   spot check), and S signs "replays" of H's baseline runs (their own numbers) until H's spot
-   checks stop: the replay share counts every trusted author's replays.
+   spot check), and S signs "replays" of all H's baseline runs (their own numbers): the replay
+   share counts every trusted author's replays, so it is spent; does H still settle the dispute
+   (before the second fix of 2026-12-02, 1 such signature stopped H's spot checks for good)?
 
 Prints one JSON line of what H derives after each step (before the fix of 2026-12-02: 3 minted
 keys trusted, N distrusted by one minted replay, H's own replay outvoted (refuted), baseline mean
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from memory import synthetic                                                    # noqa: E402
 from memory.store import Store                                                  # noqa: E402
-from roles import evidence                                                      # noqa: E402
+from roles import evidence, spotcheck                                           # noqa: E402
 from roles.verifier import Verifier                                             # noqa: E402
 from tests.roles.trust_world import BASE, EarnedWorld, claim_body, run_body, sign  # noqa: E402
 
@@ -89,7 +90,7 @@ def one_key(out: dict[str, Any], w: EarnedWorld) -> None:
 
 def share(out: dict[str, Any], w: EarnedWorld) -> None:
     """Step 3: with 30 more honest runs of H, T contradicts N's run no root replayed, and S signs
-    "replays" of H's baseline runs (their own numbers: exact matches) until H's spot checks stop."""
+    "replays" of all H's baseline runs (their own numbers: exact matches), spending the share."""
     for seed in range(100, 130):
         w.h.publish("run", w.runner(BASE, seed, "baseline", None))
     t = w.mint(5000)
@@ -99,12 +100,13 @@ def share(out: dict[str, Any], w: EarnedWorld) -> None:
         == [lone]
     mine = w.store.query("SELECT id, config, seed, val_bpb FROM runs WHERE author = ? AND purpose "
                          "= 'baseline' ORDER BY ts, id", [w.h.me]).rows
-    signed = 0
-    while Verifier.spot_checks(w.h, 1) and signed < len(mine):
-        run_id, config, seed, value = mine[signed]
+    for run_id, config, seed, value in mine:
         sign(w.store, w.s, "run", run_body(json.loads(config), seed, value, "replay", run_id))
-        signed += 1
-    out["share_replays_S_signed_to_stop_H_spot_checks"] = signed
+    out["share_replays_S_signed"] = len(mine)
+    out["share_spent"] = not spotcheck.budget_left(evidence.verdicts_of(w.h))
+    out["share_H_spot_checks_lone_run_still"] = [r["id"] for r in Verifier.spot_checks(w.h, 1)] \
+        == [lone]
+    Verifier().work(w.h)
     out["share_lone_run_then"] = evidence.verdicts_of(w.h).trust.run_outcome.get(lone)
 
 

@@ -200,3 +200,41 @@ def test_a_claim_citing_a_disputed_run_is_disputed_and_the_verifier_settles_it(s
     assert lone in w.by_h() and v.trust.run_outcome[lone] == "reproduced"
     assert next(c for c in v.claims if c.id == claim).status in ("supported", "verified")
     assert v.trust.distrusted(t.peer_id)
+
+
+def test_a_derived_contradiction_of_this_nodes_own_run_loses(store, keys) -> None:
+    # A minted key "replayed" one of this node's own baseline runs 0.05 worse: no root had
+    # replayed it (a node does not replay itself), so the run stayed disputed for good, and any
+    # claim citing it with it.
+    w = EarnedWorld(store, keys)
+    t = w.mint(5000)
+    mine = next(r for r in evidence.verdicts_of(w.h).runs.values()
+                if r["author"] == w.h.me and r["purpose"] == "baseline")
+    sign(store, t, "run", run_body(BASE, mine["seed"], mine["val_bpb"] + 0.05, "replay",
+                                   mine["id"]))
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.distrusted(t.peer_id) and v.trust.trusted(w.s.peer_id)
+    # t's replay no longer counts once t is distrusted: nothing says anything against the run
+    assert v.trust.run_outcome.get(mine["id"]) is None
+
+
+def test_a_dispute_is_settled_with_the_replay_share_spent_and_the_run_copied(store, keys) -> None:
+    # The replay share spent (here by this node's own spot checks; an earned key's signed
+    # "replays" spend it as well) stopped every spot check, and a free key's copy of the
+    # disputed run (same seed and val_bpb) kept it from ever being replayed: either way the
+    # dispute a minted key opened over a trusted newcomer's run was never settled.
+    from roles import spotcheck
+
+    w = EarnedWorld(store, keys)
+    t = w.mint(5000)
+    lone = w.newcomer_run(replayed_by_h=False)
+    w.contradict(t, lone)
+    run = evidence.verdicts_of(w.h).runs[lone]
+    sign(store, hostile(1)[0], "run", run_body(w.better, run["seed"], run["val_bpb"], "baseline"))
+    assert not spotcheck.budget_left(evidence.verdicts_of(w.h))
+    assert spotcheck.copied(w.h, run)
+    assert [r["id"] for r in Verifier.spot_checks(w.h)] == [lone]
+    Verifier().work(w.h)
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.run_outcome[lone] == "reproduced" and v.trust.distrusted(t.peer_id)
+    assert Verifier.spot_checks(w.h) == []
