@@ -274,13 +274,18 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
 
 def _check_home(home: Path | None) -> None:
     """Stop before training, not after, when the run could not be recorded in `home`: a file in
-    its place, or a key that cannot be used."""
-    from node.home import IDENTITY_FILE, resolve_home
+    its place, a memory file that is no DuckDB database, or a key that cannot be used."""
+    from memory.store import StoreError, check_file
+    from node.home import IDENTITY_FILE, memory_path, resolve_home
     from node.identity import IdentityError, load_or_create
 
     resolved = resolve_home(home)
     if resolved.exists() and not resolved.is_dir():
         fail(f"--home {resolved} is not a folder (or pass --no-record)")
+    try:           # a damaged memory was found only once the run had trained (minutes, lost)
+        check_file(memory_path(resolved))
+    except StoreError as exc:
+        fail(f"{exc} (or pass --no-record)")
     if (resolved / IDENTITY_FILE).exists():
         try:
             load_or_create(resolved)

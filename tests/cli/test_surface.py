@@ -186,6 +186,19 @@ def test_run_and_join_check_their_home_first(tmp_path: Path) -> None:
     assert not (bad_key / "memory.duckdb").exists() and not (bad_key / "cache").exists()
 
 
+def test_run_checks_its_memory_file_before_training(tmp_path: Path) -> None:
+    """A home whose memory.duckdb is not a DuckDB file stops `swarm run` before it trains, as it
+    stops `swarm join` (it trained the whole run, then said it could not record it)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    damaged = bytes(range(256)) * 40
+    memory_path(home).write_bytes(damaged)
+    code, out, err = swarm("run", "--home", str(home), "--budget-tokens", "1000")
+    assert one_line_error(code, err, "is not a swarm memory") and out == ""
+    assert memory_path(home).read_bytes() == damaged
+    assert sorted(p.name for p in home.iterdir()) == ["memory.duckdb"]     # no cache, no key
+
+
 def test_bench_trust_refuses_an_unknown_attack() -> None:
     code, _, err = swarm("bench", "trust", "--scenario", "bribe")
     assert one_line_error(code, err, "--scenario must be one of fabricate")
