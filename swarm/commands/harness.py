@@ -5,6 +5,8 @@ torch is imported inside the command functions only: `import swarm.cli` stays fa
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -274,7 +276,8 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
 
 def _check_home(home: Path | None) -> None:
     """Stop before training, not after, when the run could not be recorded in `home`: a file in
-    its place, a memory file that is no DuckDB database, or a key that cannot be used."""
+    its place, a home or memory file it may not write (a read-only disk), a memory file that is
+    no DuckDB database, or a key that cannot be used."""
     from memory.store import StoreError, check_file
     from node.home import IDENTITY_FILE, memory_path, resolve_home
     from node.identity import IdentityError, load_or_create
@@ -282,6 +285,9 @@ def _check_home(home: Path | None) -> None:
     resolved = resolve_home(home)
     if resolved.exists() and not resolved.is_dir():
         fail(f"--home {resolved} is not a folder (or pass --no-record)")
+    for path in (resolved, memory_path(resolved)):
+        if path.exists() and not os.access(path, os.W_OK):     # found once it had trained
+            fail(f"cannot use {path}: {_not_writable(path)} (or pass --no-record)")
     try:           # a damaged memory was found only once the run had trained (minutes, lost)
         check_file(memory_path(resolved))
     except StoreError as exc:
@@ -291,6 +297,12 @@ def _check_home(home: Path | None) -> None:
             load_or_create(resolved)
         except IdentityError as exc:
             fail(f"{exc} (or pass --no-record)")
+
+
+def _not_writable(path: Path) -> str:
+    """Why `path` may not be written, as the OS words it: a read-only disk, else permissions."""
+    read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+    return os.strerror(errno.EROFS if read_only else errno.EACCES)
 
 
 def _record(result: Any, home: Path | None) -> str:

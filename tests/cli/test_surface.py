@@ -18,6 +18,7 @@ from memory.store import Store
 from node.home import API_FILE, IDENTITY_FILE, TOKEN_FILE, memory_path
 from roles import trust
 from swarm.cli import app
+from tests.smalldisk import on_read_only, python
 
 runner = CliRunner(env={"COLUMNS": "80"})
 PEER = synthetic.keypairs(1, seed=5)[0].peer_id
@@ -197,6 +198,22 @@ def test_run_checks_its_memory_file_before_training(tmp_path: Path) -> None:
     assert one_line_error(code, err, "is not a swarm memory") and out == ""
     assert memory_path(home).read_bytes() == damaged
     assert sorted(p.name for p in home.iterdir()) == ["memory.duckdb"]     # no cache, no key
+
+
+def test_run_on_a_read_only_home_stops_before_training(stored: Path) -> None:
+    """A home on a read-only disk: `swarm run` trained the whole run (no checkpoint, a warning)
+    and only then failed to record it; it stops at once, in one line."""
+    from node.harness.prepare import prepare
+    from node.harness.tracks import get_track
+
+    prepare(get_track("tinystories-cpu"), stored)     # a home used before: its data cached,
+    (stored / "checkpoints").mkdir()                   # its checkpoints' folder made
+    before = sorted(p.name for p in stored.iterdir())
+    done = on_read_only(stored, python("from swarm.cli import main; main()", "run", "--home",
+                                       str(stored), "--budget-tokens", "1000"))
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr == f"error: cannot use {stored}: Read-only file system (or pass --no-record)\n"
+    assert sorted(p.name for p in stored.iterdir()) == before
 
 
 def test_bench_trust_refuses_an_unknown_attack() -> None:
