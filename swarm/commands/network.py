@@ -141,7 +141,9 @@ def join(
         fail(str(exc))
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
-        fail(f"cannot start the node: {exc}{hint}")
+        # the path and the OS's words, not Python's "[Errno 30] ...: '/home/x/daemon.lock'"
+        said = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc
+        fail(f"cannot start the node: {said}{hint}")
 
 
 def _check_home_free(home: Path) -> None:

@@ -216,6 +216,18 @@ def test_run_on_a_read_only_home_stops_before_training(stored: Path) -> None:
     assert sorted(p.name for p in stored.iterdir()) == before
 
 
+def test_join_on_a_read_only_home_names_the_path_in_words(stored: Path) -> None:
+    """`swarm join` on a read-only disk said `[Errno 30] Read-only file system: '.../daemon.lock'`."""
+    before = sorted(p.name for p in stored.iterdir())
+    done = on_read_only(stored, python("from swarm.cli import main; main()", "join", "--home",
+                                       str(stored), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
+                                       "--no-dht", "--no-work", "--duration", "1"), timeout=120)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr == (f"error: cannot start the node: {stored / 'daemon.lock'}: "
+                           "Read-only file system\n")
+    assert sorted(p.name for p in stored.iterdir()) == before
+
+
 def test_bench_trust_refuses_an_unknown_attack() -> None:
     code, _, err = swarm("bench", "trust", "--scenario", "bribe")
     assert one_line_error(code, err, "--scenario must be one of fabricate")
