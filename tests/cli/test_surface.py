@@ -7,13 +7,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from memory import synthetic
+from memory import stream, synthetic
 from memory.store import Store
 from node.home import API_FILE, IDENTITY_FILE, TOKEN_FILE, memory_path
 from roles import trust
@@ -226,6 +230,57 @@ def test_join_on_a_read_only_home_names_the_path_in_words(stored: Path) -> None:
     assert done.stderr == (f"error: cannot start the node: {stored / 'daemon.lock'}: "
                            "Read-only file system\n")
     assert sorted(p.name for p in stored.iterdir()) == before
+
+
+def test_ctrl_c_in_memory_import_says_what_it_kept(tmp_path: Path) -> None:
+    """Ctrl-C in `swarm memory import` exited 130 with an empty line: nothing said of the batches
+    it had committed. One line now, with the counts the memory holds."""
+    records, home = tmp_path / "all.swarm", tmp_path / "home"
+    with open(records, "wb") as out:
+        stream.write(out, (r.raw for r in synthetic.runs(synthetic.keypairs(3), 20_000)))
+    proc = subprocess.Popen(python("from swarm.cli import main; main()", "memory", "import",
+                                   str(records), "--home", str(home)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wal = memory_path(home).with_name("memory.duckdb.wal")
+    deadline = time.monotonic() + 120       # a committed batch of 2,000 runs: ~3 MB of log
+    while proc.poll() is None and time.monotonic() < deadline:
+        if wal.exists() and wal.stat().st_size > 1_000_000:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)        # what Ctrl-C sends (to the group: helpers ignore it)
+    out, err = proc.communicate(timeout=120)
+    kept = re.fullmatch(r"error: interrupted: (\d+) accepted, 0 duplicate, 0 rejected before "
+                        r"the stop, kept; the same command imports the rest \(what is held "
+                        r"already counts as duplicate\)\n", err)
+    assert proc.returncode == 130 and out == "" and kept, err
+    with Store(memory_path(home)) as store:
+        held = store.query("SELECT count(*) FROM records").rows[0][0]
+    assert held == int(kept.group(1)) and 0 < held < 20_000
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (Linux /proc)."""
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return False
+
+
+def test_ctrl_c_stops_a_long_query_at_once_in_one_line(stored: Path) -> None:
+    """Ctrl-C in `swarm sql` on a home without a daemon went unnoticed until the query's time
+    limit (120 s by default), then ended in a "Query interrupted" traceback."""
+    query = "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000) b"
+    proc = subprocess.Popen(python("from swarm.cli import main; main()", "sql", query,
+                                   "--query-timeout", "60", "--home", str(stored)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not _holds_open(proc.pid, memory_path(stored)) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out, err) == (130, "", "error: interrupted\n")
 
 
 def test_bench_trust_refuses_an_unknown_attack() -> None:
