@@ -169,10 +169,13 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
 @memory_app.command("stats")
 def stats(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """What the memory holds: records per kind, authors, rejections by reason, size."""
-    from memory.store import memory_stats
+    from memory.store import file_bytes, memory_stats
+    from node.home import memory_path
 
     with open_reader(home) as reader, query_errors():
         info = reader.stats() if hasattr(reader, "stats") else memory_stats(reader)
+    if "file_bytes" not in info:        # through a running node's API: the same file, on disk here
+        info["file_bytes"] = file_bytes(memory_path(home_folder(home)))
     if json_out:
         return print_json(info)
     rows: list[tuple[str, Any]] = [("records", info["records"]), ("authors", info["authors"]),

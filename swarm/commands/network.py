@@ -260,6 +260,9 @@ def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     info = _api_get(home, "/status")
     if info is None:
         info = _offline_status(home)
+    else:               # the keys an offline home gives, too: `--json | .running` was null
+        from node.home import resolve_home
+        info = {"running": True, "home": str(resolve_home(home)), **info}
     if json_out:
         return print_json(info)
     # the peer id and addresses whole, each on its own line: what another machine pastes
