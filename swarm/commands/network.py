@@ -255,14 +255,44 @@ def _api_get(home: Optional[Path], path: str) -> Any | None:
         return None                     # api.json left by a daemon that died
 
 
+def _status_info(home: Optional[Path]) -> dict[str, Any]:
+    """What `status` shows: the node's own word through its local API, else what the home says.
+    A node that runs but does not answer (hung, or in another network namespace) said `running
+    no`, beside a `swarm join` refused because that node runs: it is known by its pid, alive and
+    the same in api.json and daemon.lock (a process that took a dead node's pid holds no lock)."""
+    from node import api_client
+    from node.home import resolve_home
+
+    root = resolve_home(home)
+    client = api_client.connect(root)
+    if client is None:
+        return _offline_status(home)
+    try:            # the keys an offline home gives, too: `--json | .running` was null
+        return {"running": True, "home": str(root), **client.get("/status")}
+    except api_client.ApiError as exc:
+        said = str(exc)
+    pid = _node_pid(root)
+    if pid is None:                     # api.json left by a node that died
+        return _offline_status(home)
+    return {**_offline_status(home), "running": True, "pid": pid, "api": f"not answering: {said}"}
+
+
+def _node_pid(root: Path) -> int | None:
+    """The pid that both api.json and daemon.lock name, None when they differ or are unread."""
+    from node import api_client
+    from node.daemon import LOCK_FILE
+
+    try:
+        pid = json.loads((root / api_client.API_FILE).read_text())["pid"]
+        holder = (root / LOCK_FILE).read_text().strip()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if isinstance(pid, int) and holder == str(pid) else None
+
+
 def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """This node: peer id, addresses, peers, records, last sync, current work."""
-    info = _api_get(home, "/status")
-    if info is None:
-        info = _offline_status(home)
-    else:               # the keys an offline home gives, too: `--json | .running` was null
-        from node.home import resolve_home
-        info = {"running": True, "home": str(resolve_home(home)), **info}
+    info = _status_info(home)
     if json_out:
         return print_json(info)
     # the peer id and addresses whole, each on its own line: what another machine pastes

@@ -116,6 +116,26 @@ def test_an_unreachable_daemon_is_one_line_and_writes_nothing(stored: Path, tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_status_of_a_node_that_runs_but_does_not_answer(stored: Path) -> None:
+    """A node whose local API does not answer (hung, or in another network namespace) read
+    `running no` while `swarm join` on its home was refused because it runs. Its pid, alive and
+    named by both api.json and daemon.lock, says it runs; a pid in api.json alone (a dead node's,
+    taken by another process) does not."""
+    (stored / API_FILE).write_text(json.dumps({"pid": os.getpid(),
+                                               "url": f"http://127.0.0.1:{_closed_port()}"}))
+    (stored / TOKEN_FILE).write_text("token")
+    (stored / "daemon.lock").write_text(str(os.getpid()))
+    code, out, _ = swarm("status", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["running"] is True and info["pid"] == os.getpid()
+    assert info["api"].startswith("not answering: cannot reach the daemon at http://127.0.0.1:")
+    code, out, _ = swarm("status")
+    assert code == 0 and "│ running" in out and "yes" in out and "not answering" in out
+    (stored / "daemon.lock").write_text("1")
+    code, out, _ = swarm("status", "--json")
+    assert code == 0 and json.loads(out)["running"] is False and "api" not in json.loads(out)
+
+
 def test_peers_reads_past_a_damaged_peers_file(stored: Path, tmp_path: Path) -> None:
     for text in ("{}", '["a", 3]', "not json"):
         (stored / "peers.json").write_text(text)
