@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
-from swarm.commands import MAX_ROWS
+from swarm.commands import MAX_ROWS, MAX_SECONDS
 from swarm.output import (console, err_console, fail, plain_text, print_json, print_record_json,
                           print_table, short_id, short_peer, track_labels, track_progress, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
@@ -224,6 +224,7 @@ SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API'
 def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and views: see docs)."),
         json_out: bool = JSON, home: Optional[Path] = HOME,
         query_timeout: float = typer.Option(SQL_TIMEOUT_S, "--query-timeout", min=0.1,
+                                            max=MAX_SECONDS,
                                             help="Stop the query after S seconds.")) -> None:
     """Run a read-only SQL query over the memory (no file or network access)."""
     with open_reader(home) as reader:

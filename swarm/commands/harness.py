@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from swarm.commands import MAX_BUDGET_TOKENS
+from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, home_flag,
                           print_json, print_table, progress_bars, write_out_file)
 
@@ -107,7 +107,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         budget_tokens: int = typer.Option(None, "--budget-tokens", min=1, max=MAX_BUDGET_TOKENS,
                                           help="Training tokens (changes the track id)."),
         threads: int = typer.Option(None, "--threads", min=1, help="CPU threads to use."),
-        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s (default 3600)."),
+        timeout: float = typer.Option(None, "--timeout", min=1, max=MAX_SECONDS,
+                                      help="Wall-clock limit, s (default 3600)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
@@ -115,7 +116,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
                                        "it to the home's memory."),
         fresh: bool = typer.Option(False, "--fresh", help="Start over: discard this run's "
                                    "checkpoint from an earlier, stopped start."),
-        every: float = typer.Option(None, "--checkpoint-every", min=0.01, help="Training seconds "
+        every: float = typer.Option(None, "--checkpoint-every", min=0.01, max=MAX_SECONDS,
+                                    help="Training seconds "
                                     "between checkpoints (default 120; Ctrl-C checkpoints anyway)."),
         json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Run one experiment locally (in a subprocess), print its result and record it in the memory.
