@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from concurrent.futures import Future
 import os
 import threading
 import time
@@ -110,6 +111,7 @@ class ReadQuery:
         self._cursor = cursor
         self._closed = closed           # whether the memory was closed (under this read, maybe)
         self.cancelled = False
+        self.interruptible = False      # Ctrl-C stops it, from the main thread (`_fetch`)
 
     def run(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
         """Check and run `sql`; QueryTimeout past `timeout_s`; duckdb.Error for a bad query."""
@@ -136,7 +138,7 @@ class ReadQuery:
                 timer.daemon = True
                 timer.start()
             with self._closing():
-                return fetch(self._cursor)
+                return self._fetch(fetch)
         except duckdb.InterruptException as exc:
             if timeout_s is not None and not self.cancelled:
                 raise QueryTimeout(f"query stopped after {time.monotonic() - started:.1f} s "
@@ -146,6 +148,32 @@ class ReadQuery:
             if timer is not None:
                 timer.cancel()
             self._cursor.close()
+
+    def _fetch(self, fetch: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """`fetch(cursor)`; from the main thread, in a thread of its own while the main thread
+        waits. DuckDB runs a query without looking at signals, and Python raises Ctrl-C's
+        KeyboardInterrupt in the main thread only, between bytecodes: Ctrl-C in `swarm sql`
+        waited for the query's end or time limit (120 s), then was a "Query interrupted"
+        traceback. A waiting main thread takes it at once: the query is cancelled, and the
+        KeyboardInterrupt goes on."""
+        if not self.interruptible or threading.current_thread() is not threading.main_thread():
+            return fetch(self._cursor)
+        done: Future[Any] = Future()
+
+        def work() -> None:
+            try:
+                done.set_result(fetch(self._cursor))
+            except BaseException as exc:            # the caller's to see, in its own thread
+                done.set_exception(exc)
+
+        worker = threading.Thread(target=work, name="read", daemon=True)
+        worker.start()
+        try:
+            return done.result()
+        except KeyboardInterrupt:
+            self.cancel()
+            worker.join()
+            raise
 
     @contextlib.contextmanager
     def stream(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -751,13 +779,19 @@ class ReadOnlyMemory:
         self._readers = Readers(self._con)
 
     def query(self, sql: str, params: Sequence[Any] = (), timeout_s: float | None = None) -> QueryResult:
-        """Run a read-only SELECT (checked) and return all rows; QueryTimeout past `timeout_s`."""
-        return self._readers.open().run(sql, params, timeout_s)
+        """Run a read-only SELECT (checked) and return all rows; QueryTimeout past `timeout_s`.
+        Ctrl-C stops it at once (ReadQuery._fetch)."""
+        return self._read().run(sql, params, timeout_s)
 
     def query_arrow(self, sql: str, params: Sequence[Any] = (),
                     timeout_s: float | None = None) -> pa.Table:
         """`query`, with the rows as an Arrow table (ReadQuery.run_arrow)."""
-        return self._readers.open().run_arrow(sql, params, timeout_s)
+        return self._read().run_arrow(sql, params, timeout_s)
+
+    def _read(self) -> ReadQuery:
+        read = self._readers.open()
+        read.interruptible = True       # what the CLI browses with: a person may press Ctrl-C
+        return read
 
     def stats(self) -> dict[str, Any]:
         """As `Store.stats`."""

@@ -44,6 +44,16 @@ class _SwarmGroup(TyperGroup):
             sys.exit(exc.exit_code)
         sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
+    def invoke(self, ctx: Any) -> Any:
+        """Ctrl-C (or a command that turns SIGTERM into it) is one line and exit 130: click's own
+        handling printed an empty line, nothing else, and a `memory import` stopped so said
+        nothing of what it had imported. Commands that say more catch it themselves."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            print_error("interrupted")
+            sys.exit(130)
+
 
 def _usage_error(exc: Any) -> str:
     """`Invalid value for '--limit': ... (swarm runs --help)`: the message and where to look."""

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 MOUNT = 'mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@"'
+# the folder itself, bound onto itself read-only: a read-only disk under what it holds
+READ_ONLY = 'mount --bind "$2" "$2" && mount -o remount,ro,bind "$2" && shift 2 && exec "$@"'
 
 
 def _unshare() -> list[str] | None:
@@ -35,10 +37,22 @@ def on_small_disk(folder: Path, size: str, argv: list[str], timeout: float = 300
                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `argv` with a `size` tmpfs (e.g. "1m") on `folder`; its output as text. Past `timeout`
     its whole process group is killed (a node it started included) and the test fails."""
+    return _mounted(MOUNT, size, folder, argv, timeout, env)
+
+
+def on_read_only(folder: Path, argv: list[str], timeout: float = 300,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `argv` with `folder` (and all it holds) on a read-only mount; as `on_small_disk`."""
+    return _mounted(READ_ONLY, "ro", folder, argv, timeout, env)
+
+
+def _mounted(script: str, option: str, folder: Path, argv: list[str], timeout: float,
+             env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    """Run `argv` after `script` mounted something on `folder` in a private mount namespace."""
     if UNSHARE is None:
         pytest.skip("no private mount namespace here (unshare)")
     folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([*UNSHARE, "sh", "-c", MOUNT, "sh", size, str(folder), *argv],
+    proc = subprocess.Popen([*UNSHARE, "sh", "-c", script, "sh", option, str(folder), *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:

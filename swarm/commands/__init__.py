@@ -13,6 +13,9 @@ from types import ModuleType
 # node.harness.tracks.MAX_BUDGET_TOKENS (not imported here: it costs 0.2 s at every start).
 MAX_ROWS = 10**9
 MAX_BUDGET_TOKENS = 10**12
+# the longest time option a command takes (a year): `--lease inf` or `--query-timeout 1e300`
+# passed the bounds, then failed in tracebacks (int(inf), a timer past TIMEOUT_MAX)
+MAX_SECONDS = 365 * 24 * 3600
 
 _MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "pending", "roles",
                               "trust", "web")

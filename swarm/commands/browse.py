@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
-from swarm.commands import MAX_ROWS
+from swarm.commands import MAX_ROWS, MAX_SECONDS
 from swarm.output import (console, err_console, fail, plain_text, print_json, print_record_json,
                           print_table, short_id, short_peer, track_labels, track_progress, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
@@ -41,12 +41,14 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=
 
     with open_reader(home) as reader, query_errors():
         rows = Conclusions(reader, home).leaderboard_rows(track, limit)
+        unknown = _unknown_track(reader, track)
     if json_out:
         return print_json(rows)
     _per_track("leaderboard (val_bpb, lower is better)", rows,
                ["#", "config", "val_bpb", "± sd", "runs", "seeds", "status", "diff from base"],
                lambda r: (r.get("rank", ""), short_id(r["config_hash"]), r["mean"], r["std"],
-                          r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)"))
+                          r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)"),
+               unknown or "nothing yet")
 
 
 def _standing(row: dict[str, Any]) -> str:
@@ -54,12 +56,25 @@ def _standing(row: dict[str, Any]) -> str:
     return "untrusted" if not row["trusted"] else "verified" if row["verified"] else ""
 
 
+def _unknown_track(reader: Any, track: str | None) -> str | None:
+    """When `--track` names no track of this memory's runs (and it holds some): the line saying
+    so and naming its tracks. A typo (`tinystories_cpu`) read "nothing yet" on a memory full of
+    runs, as if nothing had run."""
+    if track is None:
+        return None
+    tracks = [row[0] for row in run_query(reader, "SELECT DISTINCT track FROM runs").rows]
+    if not tracks or any(t == track or t.split(":")[0] == track for t in tracks):
+        return None
+    names = ", ".join(sorted({t.split(":")[0] for t in tracks}))
+    return f"no runs of track {track!r} in this memory (its tracks: {names})"
+
+
 def _per_track(heading: str, rows: list[dict[str, Any]], columns: list[str],
-               cells: Callable[[dict[str, Any]], Sequence[Any]]) -> None:
+               cells: Callable[[dict[str, Any]], Sequence[Any]], empty: str = "nothing yet") -> None:
     """One table per track, its name (or name:hash8) in the title, in the order the rows come: a
     track column beside the others would not fit 80 columns (runs of two budgets, say)."""
     if not rows:
-        return print_table(heading, columns, [])
+        return print_table(heading, columns, [], empty=empty)
     labels = track_labels([r["track"] for r in rows])
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -79,10 +94,13 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
         here = Conclusions(reader, home)
         found = here.newest_findings(TRACK_MATCH, [track] * 3)
         claims = here.claim_rows(track)
+        unknown = _unknown_track(reader, track)
     trusted = [c for c in claims if c["trusted"]]
     untrusted = [c for c in claims if not c["trusted"]]
     if json_out:
         return print_json({"findings": found, "claims": trusted, "untrusted_claims": untrusted})
+    if unknown is not None:
+        return console.print(plain_text(f"findings: {unknown}", "dim"))
     labels = track_labels([f["track"] for f in found] + [c["track"] for c in claims])
     console.print("findings (the newest per track)" if found else
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
@@ -135,12 +153,13 @@ def runs(track: Optional[str] = TRACK,
               AND (? IS NULL OR ends_with(author, ?)) AND (? IS NULL OR status = ?)
             ORDER BY ts DESC, id LIMIT ?""".format(match=TRACK_MATCH),
             [track, track, track, config, config, tail, tail, state, state, limit]))
+        unknown = _unknown_track(reader, track)
     if json_out:
         return print_json(rows)
     _per_track("runs (times UTC)", rows,
                ["run", "when", "config", "seed", "status", "val_bpb", "purpose"],
                lambda r: (short_id(r["id"]), when(r["ts"]), short_id(r["config_hash"]), r["seed"],
-                          r["status"], r["val_bpb"], r["purpose"]))
+                          r["status"], r["val_bpb"], r["purpose"]), unknown or "nothing yet")
 
 
 def show(record_id: str = typer.Argument(..., help="A record id, or a unique prefix (4+ hex chars)."),
@@ -205,6 +224,7 @@ SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API'
 def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and views: see docs)."),
         json_out: bool = JSON, home: Optional[Path] = HOME,
         query_timeout: float = typer.Option(SQL_TIMEOUT_S, "--query-timeout", min=0.1,
+                                            max=MAX_SECONDS,
                                             help="Stop the query after S seconds.")) -> None:
     """Run a read-only SQL query over the memory (no file or network access)."""
     with open_reader(home) as reader:

@@ -5,6 +5,8 @@ torch is imported inside the command functions only: `import swarm.cli` stays fa
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 
 import typer
 
-from swarm.commands import MAX_BUDGET_TOKENS
+from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, home_flag,
                           print_json, print_table, progress_bars, write_out_file)
 
@@ -105,7 +107,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         budget_tokens: int = typer.Option(None, "--budget-tokens", min=1, max=MAX_BUDGET_TOKENS,
                                           help="Training tokens (changes the track id)."),
         threads: int = typer.Option(None, "--threads", min=1, help="CPU threads to use."),
-        timeout: float = typer.Option(None, "--timeout", min=1, help="Wall-clock limit, s (default 3600)."),
+        timeout: float = typer.Option(None, "--timeout", min=1, max=MAX_SECONDS,
+                                      help="Wall-clock limit, s (default 3600)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         data_dir: Path = typer.Option(None, "--data-dir", help="Folder with train.txt and valid.txt."),
         home: Path = typer.Option(None, "--home", help="Home folder (default $SWARM_HOME, ~/.swarm)."),
@@ -113,7 +116,8 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
                                        "it to the home's memory."),
         fresh: bool = typer.Option(False, "--fresh", help="Start over: discard this run's "
                                    "checkpoint from an earlier, stopped start."),
-        every: float = typer.Option(None, "--checkpoint-every", min=0.01, help="Training seconds "
+        every: float = typer.Option(None, "--checkpoint-every", min=0.01, max=MAX_SECONDS,
+                                    help="Training seconds "
                                     "between checkpoints (default 120; Ctrl-C checkpoints anyway)."),
         json_out: bool = typer.Option(False, "--json", help="JSON for programs.")) -> None:
     """Run one experiment locally (in a subprocess), print its result and record it in the memory.
@@ -274,18 +278,33 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
 
 def _check_home(home: Path | None) -> None:
     """Stop before training, not after, when the run could not be recorded in `home`: a file in
-    its place, or a key that cannot be used."""
-    from node.home import IDENTITY_FILE, resolve_home
+    its place, a home or memory file it may not write (a read-only disk), a memory file that is
+    no DuckDB database, or a key that cannot be used."""
+    from memory.store import StoreError, check_file
+    from node.home import IDENTITY_FILE, memory_path, resolve_home
     from node.identity import IdentityError, load_or_create
 
     resolved = resolve_home(home)
     if resolved.exists() and not resolved.is_dir():
         fail(f"--home {resolved} is not a folder (or pass --no-record)")
+    for path in (resolved, memory_path(resolved)):
+        if path.exists() and not os.access(path, os.W_OK):     # found once it had trained
+            fail(f"cannot use {path}: {_not_writable(path)} (or pass --no-record)")
+    try:           # a damaged memory was found only once the run had trained (minutes, lost)
+        check_file(memory_path(resolved))
+    except StoreError as exc:
+        fail(f"{exc} (or pass --no-record)")
     if (resolved / IDENTITY_FILE).exists():
         try:
             load_or_create(resolved)
         except IdentityError as exc:
             fail(f"{exc} (or pass --no-record)")
+
+
+def _not_writable(path: Path) -> str:
+    """Why `path` may not be written, as the OS words it: a read-only disk, else permissions."""
+    read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+    return os.strerror(errno.EROFS if read_only else errno.EACCES)
 
 
 def _record(result: Any, home: Path | None) -> str:

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,27 +29,58 @@ def _progress(total: int, quiet: bool) -> Any:
                          DownloadColumn(), quiet=quiet)
 
 
+@contextlib.contextmanager
+def _ctrl_c_between_batches() -> Iterator[threading.Event]:
+    """Ctrl-C during an import, noted and acted on between two batches: raised inside a batch,
+    DuckDB turned it into "Query interrupted" in the commit (a traceback), or it came after the
+    commit and the batch went uncounted."""
+    stop = threading.Event()
+    if (threading.current_thread() is not threading.main_thread()     # may set no handler
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):  # nohup, &
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _ingest_file(src: Any, ingest: Any, progress: Any, task: Any) -> dict[str, Any]:
     from memory import stream
     from memory.store import IngestReport
 
     total = IngestReport()
     batch: list[bytes] = []
-    try:
-        for raw in stream.read(src):
-            batch.append(raw)
-            if len(batch) >= BATCH:
-                total.merge(ingest(batch))
-                batch = []
-                progress.update(task, completed=src.tell())
-    except stream.NotARecordStream as exc:
-        if batch:
-            total.merge(ingest(batch))           # the records before the damage are kept
-        raise stream.NotARecordStream(f"{exc} (the records before it were imported: "
-                                      f"{_summary(total)})") from None
-    if batch:
-        total.merge(ingest(batch))
+    with _ctrl_c_between_batches() as stop:
+        try:
+            _ingest_batches(stream.read(src), ingest, total, batch, stop,
+                            lambda: progress.update(task, completed=src.tell()))
+        except stream.NotARecordStream as exc:
+            if batch:
+                total.merge(ingest(batch))           # the records before the damage are kept
+            raise stream.NotARecordStream(f"{exc} (the records before it were imported: "
+                                          f"{_summary(total)})") from None
+        if batch and not stop.is_set():
+            total.merge(ingest(batch))
+        if stop.is_set():               # each batch is committed whole, or not at all
+            fail(f"interrupted: {_summary(total)} before the stop, kept; the same command "
+                 "imports the rest (what is held already counts as duplicate)", code=130)
     return total.as_dict()
+
+
+def _ingest_batches(raws: Iterator[bytes], ingest: Any, total: Any, batch: list[bytes],
+                    stop: threading.Event, advanced: Any) -> None:
+    """Ingest `raws` BATCH at a time into `total`, until they end or `stop` is set; what is left
+    over stays in `batch` (fewer than BATCH records)."""
+    for raw in raws:
+        batch.append(raw)
+        if len(batch) >= BATCH:
+            total.merge(ingest(batch))
+            batch.clear()
+            advanced()
+            if stop.is_set():
+                return
 
 
 def _summary(report: Any) -> str:
@@ -135,10 +169,13 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
 @memory_app.command("stats")
 def stats(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """What the memory holds: records per kind, authors, rejections by reason, size."""
-    from memory.store import memory_stats
+    from memory.store import file_bytes, memory_stats
+    from node.home import memory_path
 
     with open_reader(home) as reader, query_errors():
         info = reader.stats() if hasattr(reader, "stats") else memory_stats(reader)
+    if "file_bytes" not in info:        # through a running node's API: the same file, on disk here
+        info["file_bytes"] = file_bytes(memory_path(home_folder(home)))
     if json_out:
         return print_json(info)
     rows: list[tuple[str, Any]] = [("records", info["records"]), ("authors", info["authors"]),

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.commands import MAX_BUDGET_TOKENS
+from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, console, fail, home_flag, plain_text, print_json,
                            print_table)
 
@@ -50,7 +50,8 @@ def join(
     max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, help="Stop the node after N "
                                            "training runs, once the unit of work under way is "
                                            "done (a fresh track's first: up to 3 baseline runs)."),
-    duration: Optional[float] = typer.Option(None, "--duration", min=0.1, help="Stop after S seconds."),
+    duration: Optional[float] = typer.Option(None, "--duration", min=0.1, max=MAX_SECONDS,
+                                             help="Stop after S seconds."),
     role: Optional[str] = typer.Option(None, "--role", help="Pin a role: experimenter, verifier, "
                                        "statistician or meta_analyst (default: chosen each step)."),
     agent: str = typer.Option("auto", "--agent", help="Who proposes experiments: auto (Claude "
@@ -58,11 +59,13 @@ def join(
                               "surface, random search), claude."),
     agent_model: Optional[str] = typer.Option(None, "--agent-model", help="Claude model id "
                                               "(default $SWARM_AGENT_MODEL or claude-sonnet-4-6)."),
-    lease: float = typer.Option(600.0, "--lease", min=1.0, help="Seconds a claim lease holds; renewed "
-                                "before each run while the work goes on."),
-    run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, help="Wall-clock limit "
-                                                "of one training run in seconds (default 3600)."),
+    lease: float = typer.Option(600.0, "--lease", min=1.0, max=MAX_SECONDS, help="Seconds a claim "
+                                "lease holds; renewed before each run while the work goes on."),
+    run_timeout: Optional[float] = typer.Option(None, "--run-timeout", min=1.0, max=MAX_SECONDS,
+                                                help="Wall-clock limit of one training run in "
+                                                "seconds (default 3600)."),
     checkpoint_every: Optional[float] = typer.Option(None, "--checkpoint-every", min=0.01,
+                                                     max=MAX_SECONDS,
                                                      help="Training seconds between a run's "
                                                      "checkpoints (default 120)."),
     min_baseline: Optional[int] = typer.Option(None, "--min-baseline", help="Baseline seeds "
@@ -72,10 +75,12 @@ def join(
                                    "confirm_max=3, verify_seeds=2, alpha=0.05."),
     trust: list[str] = typer.Option([], "--trust", help="Peer id whose runs this node trusts "
                                     "(repeatable; kept in HOME/trust.json, see swarm trust)."),
-    sync_interval: float = typer.Option(1.0, "--sync-interval", min=0.05, help="Seconds between repair "
-                                        "syncs with a random peer (up to 3x that while in sync)."),
-    query_timeout: float = typer.Option(5.0, "--query-timeout", min=0.1, help="Seconds a query "
-                                        "through the local API may run unless it asks for more."),
+    sync_interval: float = typer.Option(1.0, "--sync-interval", min=0.05, max=MAX_SECONDS,
+                                        help="Seconds between repair syncs with a random peer "
+                                        "(up to 3x that while in sync)."),
+    query_timeout: float = typer.Option(5.0, "--query-timeout", min=0.1, max=MAX_SECONDS,
+                                        help="Seconds a query through the local API may run "
+                                        "unless it asks for more."),
 ) -> None:
     """Start a node and its research loop (choose a role, work, publish, repeat).
 
@@ -143,7 +148,9 @@ def join(
         fail(str(exc))
     except OSError as exc:
         hint = " (is --listen's port in use? try .../tcp/0)" if exc.errno == errno.EADDRINUSE else ""
-        fail(f"cannot start the node: {exc}{hint}")
+        # the path and the OS's words, not Python's "[Errno 30] ...: '/home/x/daemon.lock'"
+        said = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else exc
+        fail(f"cannot start the node: {said}{hint}")
 
 
 def _check_home_free(home: Path) -> None:
@@ -255,11 +262,44 @@ def _api_get(home: Optional[Path], path: str) -> Any | None:
         return None                     # api.json left by a daemon that died
 
 
+def _status_info(home: Optional[Path]) -> dict[str, Any]:
+    """What `status` shows: the node's own word through its local API, else what the home says.
+    A node that runs but does not answer (hung, or in another network namespace) said `running
+    no`, beside a `swarm join` refused because that node runs: it is known by its pid, alive and
+    the same in api.json and daemon.lock (a process that took a dead node's pid holds no lock)."""
+    from node import api_client
+    from node.home import resolve_home
+
+    root = resolve_home(home)
+    client = api_client.connect(root)
+    if client is None:
+        return _offline_status(home)
+    try:            # the keys an offline home gives, too: `--json | .running` was null
+        return {"running": True, "home": str(root), **client.get("/status")}
+    except api_client.ApiError as exc:
+        said = str(exc)
+    pid = _node_pid(root)
+    if pid is None:                     # api.json left by a node that died
+        return _offline_status(home)
+    return {**_offline_status(home), "running": True, "pid": pid, "api": f"not answering: {said}"}
+
+
+def _node_pid(root: Path) -> int | None:
+    """The pid that both api.json and daemon.lock name, None when they differ or are unread."""
+    from node import api_client
+    from node.daemon import LOCK_FILE
+
+    try:
+        pid = json.loads((root / api_client.API_FILE).read_text())["pid"]
+        holder = (root / LOCK_FILE).read_text().strip()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pid if isinstance(pid, int) and holder == str(pid) else None
+
+
 def status(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
     """This node: peer id, addresses, peers, records, last sync, current work."""
-    info = _api_get(home, "/status")
-    if info is None:
-        info = _offline_status(home)
+    info = _status_info(home)
     if json_out:
         return print_json(info)
     # the peer id and addresses whole, each on its own line: what another machine pastes

@@ -425,3 +425,32 @@ def test_paths_and_column_names_with_brackets_are_printed_as_typed(stored: Path,
                         (["sql", 'SELECT 1 AS "[/]"'], "[/]")):
         code, out, err = swarm(*args)
         assert code == 0 and shown in out.replace("\n", ""), (args, err)
+
+
+@pytest.mark.parametrize("command", ["runs", "leaderboard", "findings"])
+def test_a_track_this_memory_does_not_hold_is_named_not_nothing_yet(stored: Path,
+                                                                     command: str) -> None:
+    """`--track synthetic_track` (a typo) on a memory full of runs read "nothing yet", as if
+    nothing had run: it says no run has that track, and which tracks the memory holds."""
+    code, out, err = swarm(command, "--track", "synthetic_track")
+    text = " ".join(out.split())
+    assert code == 0 and err == "" and "nothing yet" not in text
+    assert "no runs of track 'synthetic_track'" in text and "synthetic-track" in text
+    code, out, _ = swarm(command, "--track", "synthetic-track")
+    assert code == 0 and "no runs of track" not in " ".join(out.split())
+    if command != "findings":
+        assert json.loads(swarm(command, "--track", "synthetic_track", "--json")[1]) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["join", "--lease", "inf"], ["join", "--query-timeout", "1e300"], ["join", "--duration", "inf"],
+    ["join", "--sync-interval", "inf"], ["join", "--run-timeout", "inf"],
+    ["join", "--checkpoint-every", "inf"], ["run", "--timeout", "inf"],
+    ["run", "--checkpoint-every", "1e300"], ["sql", "SELECT 1", "--query-timeout", "inf"],
+])
+def test_a_time_past_a_year_is_a_usage_error(home: Path, args: list[str]) -> None:
+    """`--lease inf` started a node whose every work step was an OverflowError traceback (0 runs);
+    `--query-timeout 1e300` a timer past threading's limit, a traceback in a thread."""
+    code, out, err = swarm(*args)
+    assert code == 2 and out == "" and "Input should be less than or equal to 31536000" in err
+    assert len(err.strip().splitlines()) == 1 and not home.exists()

@@ -7,17 +7,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from memory import synthetic
+from memory import stream, synthetic
 from memory.store import Store
 from node.home import API_FILE, IDENTITY_FILE, TOKEN_FILE, memory_path
 from roles import trust
 from swarm.cli import app
+from tests.smalldisk import on_read_only, python
 
 runner = CliRunner(env={"COLUMNS": "80"})
 PEER = synthetic.keypairs(1, seed=5)[0].peer_id
@@ -111,6 +116,26 @@ def test_an_unreachable_daemon_is_one_line_and_writes_nothing(stored: Path, tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_status_of_a_node_that_runs_but_does_not_answer(stored: Path) -> None:
+    """A node whose local API does not answer (hung, or in another network namespace) read
+    `running no` while `swarm join` on its home was refused because it runs. Its pid, alive and
+    named by both api.json and daemon.lock, says it runs; a pid in api.json alone (a dead node's,
+    taken by another process) does not."""
+    (stored / API_FILE).write_text(json.dumps({"pid": os.getpid(),
+                                               "url": f"http://127.0.0.1:{_closed_port()}"}))
+    (stored / TOKEN_FILE).write_text("token")
+    (stored / "daemon.lock").write_text(str(os.getpid()))
+    code, out, _ = swarm("status", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["running"] is True and info["pid"] == os.getpid()
+    assert info["api"].startswith("not answering: cannot reach the daemon at http://127.0.0.1:")
+    code, out, _ = swarm("status")
+    assert code == 0 and "│ running" in out and "yes" in out and "not answering" in out
+    (stored / "daemon.lock").write_text("1")
+    code, out, _ = swarm("status", "--json")
+    assert code == 0 and json.loads(out)["running"] is False and "api" not in json.loads(out)
+
+
 def test_peers_reads_past_a_damaged_peers_file(stored: Path, tmp_path: Path) -> None:
     for text in ("{}", '["a", 3]', "not json"):
         (stored / "peers.json").write_text(text)
@@ -184,6 +209,98 @@ def test_run_and_join_check_their_home_first(tmp_path: Path) -> None:
     code, _, err = swarm("run", "--home", str(bad_key), "--budget-tokens", "1000")
     assert one_line_error(code, err, "does not hold a 32-byte hex key")
     assert not (bad_key / "memory.duckdb").exists() and not (bad_key / "cache").exists()
+
+
+def test_run_checks_its_memory_file_before_training(tmp_path: Path) -> None:
+    """A home whose memory.duckdb is not a DuckDB file stops `swarm run` before it trains, as it
+    stops `swarm join` (it trained the whole run, then said it could not record it)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    damaged = bytes(range(256)) * 40
+    memory_path(home).write_bytes(damaged)
+    code, out, err = swarm("run", "--home", str(home), "--budget-tokens", "1000")
+    assert one_line_error(code, err, "is not a swarm memory") and out == ""
+    assert memory_path(home).read_bytes() == damaged
+    assert sorted(p.name for p in home.iterdir()) == ["memory.duckdb"]     # no cache, no key
+
+
+def test_run_on_a_read_only_home_stops_before_training(stored: Path) -> None:
+    """A home on a read-only disk: `swarm run` trained the whole run (no checkpoint, a warning)
+    and only then failed to record it; it stops at once, in one line."""
+    from node.harness.prepare import prepare
+    from node.harness.tracks import get_track
+
+    prepare(get_track("tinystories-cpu"), stored)     # a home used before: its data cached,
+    (stored / "checkpoints").mkdir()                   # its checkpoints' folder made
+    before = sorted(p.name for p in stored.iterdir())
+    done = on_read_only(stored, python("from swarm.cli import main; main()", "run", "--home",
+                                       str(stored), "--budget-tokens", "1000"))
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr == f"error: cannot use {stored}: Read-only file system (or pass --no-record)\n"
+    assert sorted(p.name for p in stored.iterdir()) == before
+
+
+def test_join_on_a_read_only_home_names_the_path_in_words(stored: Path) -> None:
+    """`swarm join` on a read-only disk said `[Errno 30] Read-only file system: '.../daemon.lock'`."""
+    before = sorted(p.name for p in stored.iterdir())
+    done = on_read_only(stored, python("from swarm.cli import main; main()", "join", "--home",
+                                       str(stored), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns",
+                                       "--no-dht", "--no-work", "--duration", "1"), timeout=120)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr == (f"error: cannot start the node: {stored / 'daemon.lock'}: "
+                           "Read-only file system\n")
+    assert sorted(p.name for p in stored.iterdir()) == before
+
+
+def test_ctrl_c_in_memory_import_says_what_it_kept(tmp_path: Path) -> None:
+    """Ctrl-C in `swarm memory import` exited 130 with an empty line: nothing said of the batches
+    it had committed. One line now, with the counts the memory holds."""
+    records, home = tmp_path / "all.swarm", tmp_path / "home"
+    with open(records, "wb") as out:
+        stream.write(out, (r.raw for r in synthetic.runs(synthetic.keypairs(3), 20_000)))
+    proc = subprocess.Popen(python("from swarm.cli import main; main()", "memory", "import",
+                                   str(records), "--home", str(home)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wal = memory_path(home).with_name("memory.duckdb.wal")
+    deadline = time.monotonic() + 120       # a committed batch of 2,000 runs: ~3 MB of log
+    while proc.poll() is None and time.monotonic() < deadline:
+        if wal.exists() and wal.stat().st_size > 1_000_000:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)        # what Ctrl-C sends (to the group: helpers ignore it)
+    out, err = proc.communicate(timeout=120)
+    kept = re.fullmatch(r"error: interrupted: (\d+) accepted, 0 duplicate, 0 rejected before "
+                        r"the stop, kept; the same command imports the rest \(what is held "
+                        r"already counts as duplicate\)\n", err)
+    assert proc.returncode == 130 and out == "" and kept, err
+    with Store(memory_path(home)) as store:
+        held = store.query("SELECT count(*) FROM records").rows[0][0]
+    assert held == int(kept.group(1)) and 0 < held < 20_000
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (Linux /proc)."""
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return False
+
+
+def test_ctrl_c_stops_a_long_query_at_once_in_one_line(stored: Path) -> None:
+    """Ctrl-C in `swarm sql` on a home without a daemon went unnoticed until the query's time
+    limit (120 s by default), then ended in a "Query interrupted" traceback."""
+    query = "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000) b"
+    proc = subprocess.Popen(python("from swarm.cli import main; main()", "sql", query,
+                                   "--query-timeout", "60", "--home", str(stored)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not _holds_open(proc.pid, memory_path(stored)) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, out, err) == (130, "", "error: interrupted\n")
 
 
 def test_bench_trust_refuses_an_unknown_attack() -> None:

@@ -75,6 +75,21 @@ def test_browsing_through_the_local_api(tmp_path: Path, network: str) -> None:
     assert peers.returncode == 0 and json.loads(peers.stdout) == []
 
 
+def test_status_and_stats_json_have_the_same_keys_running_or_not(tmp_path: Path,
+                                                                  network: str) -> None:
+    """Through a running node `status --json` had no `running` or `home` (`.running` read null)
+    and `memory stats --json` no `file_bytes`: a script saw other keys whether a node ran."""
+    node = launch(tmp_path / "a", network)
+    live = json.loads(_cli("status", "--json", home=node.home).stdout)
+    live_stats = json.loads(_cli("memory", "stats", "--json", home=node.home).stdout)
+    assert node.stop(signal.SIGTERM) == 0
+    stopped = json.loads(_cli("status", "--json", home=node.home).stdout)
+    stopped_stats = json.loads(_cli("memory", "stats", "--json", home=node.home).stdout)
+    assert (live["running"], stopped["running"]) == (True, False)
+    assert live["home"] == stopped["home"] == str(node.home) and live["peer_id"] == stopped["peer_id"]
+    assert sorted(live_stats) == sorted(stopped_stats) and live_stats["file_bytes"] > 0
+
+
 def test_api_serves_concurrent_reads_while_gossip_ingests(tmp_path: Path, network: str) -> None:
     node = launch(tmp_path / "a", network)
     errors: list[BaseException] = []
