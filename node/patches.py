@@ -153,6 +153,12 @@ def _patch_yamux_buffers() -> None:
     Yamux.__init__ = __init__   # type: ignore[method-assign]
 
 
+# Inbound streams one connection may have negotiating or handled at once. An honest peer uses a
+# few (pubsub, sync, blob, identify, Kademlia, a relay's circuits: 16 a reservation); py-libp2p
+# had no bound: one connection's 10,000 silent streams cost a node 10 CPU-s, mostly while each
+# waited out its 30 s negotiation deadline.
+MAX_INBOUND_STREAMS = 64
+
 # Protocols whose handler hands its stream on when it returns (a relayed connection runs on it).
 HANDED_ON = ("/libp2p/circuit/",)
 
@@ -345,24 +351,44 @@ def contain_streams(host: Any, on_error: Callable[[str, str, BaseException], Non
     catches `Exception` (never trio's Cancelled, a BaseException) after the handler, resets the stream
     and reports `(peer id, protocol, error)` to `on_error`, which must not raise. Once the handler
     has returned, the stream's unread bytes are dropped (`discard_unread`; but on a stream handed
-    on, HANDED_ON). Uses the network's public `set_stream_handler`, so nothing in the library is
-    replaced.
+    on, HANDED_ON). A connection holding MAX_INBOUND_STREAMS inbound streams (negotiating or
+    handled) has its next one reset at once. Uses the network's public `set_stream_handler`, so
+    nothing in the library is replaced.
     """
     network = host.get_network()
     inner: Callable[[Any], Awaitable[None]] = network.common_stream_handler
+    live: dict[int, int] = {}       # id of a connection -> its inbound streams negotiating or handled
 
     async def contained(stream: Any) -> None:
-        try:
-            await inner(stream)
-        except Exception as exc:  # noqa: BLE001 - the point: a stream's failure stays its own
-            peer = str(getattr(stream.muxed_conn, "peer_id", "?"))
-            protocol = str(stream.get_protocol() or "(negotiating)")
-            on_error(peer, protocol, exc)
+        conn = id(stream.muxed_conn)
+        if live.get(conn, 0) >= MAX_INBOUND_STREAMS:
+            log.debug("peer %s opened more than %d streams at once; resetting the next",
+                      getattr(stream.muxed_conn, "peer_id", "?"), MAX_INBOUND_STREAMS)
             await reset(stream)
-        if not str(stream.get_protocol() or "").startswith(HANDED_ON):
-            discard_unread(stream)          # its handler is done: nothing will read it again
+            return
+        live[conn] = live.get(conn, 0) + 1
+        try:
+            await _handle(inner, stream, on_error)
+        finally:
+            live[conn] -= 1
+            if not live[conn]:
+                del live[conn]
 
     network.set_stream_handler(contained)
+
+
+async def _handle(inner: Callable[[Any], Awaitable[None]], stream: Any,
+                  on_error: Callable[[str, str, BaseException], None]) -> None:
+    """Negotiate and handle one inbound stream (`contain_streams`)."""
+    try:
+        await inner(stream)
+    except Exception as exc:  # noqa: BLE001 - the point: a stream's failure stays its own
+        peer = str(getattr(stream.muxed_conn, "peer_id", "?"))
+        protocol = str(stream.get_protocol() or "(negotiating)")
+        on_error(peer, protocol, exc)
+        await reset(stream)
+    if not str(stream.get_protocol() or "").startswith(HANDED_ON):
+        discard_unread(stream)          # its handler is done: nothing will read it again
 
 
 async def reset(stream: Any) -> None:

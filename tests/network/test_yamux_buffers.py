@@ -126,3 +126,37 @@ def test_streams_this_node_is_done_with_hold_nothing_unread() -> None:
     inbound, both = trio.run(_finished_streams, 8)
     assert inbound <= 64 * 1024                 # was 8 x 250 KB
     assert both <= 64 * 1024
+
+
+def _live_inbound(host: Any) -> int:
+    """Streams the peers of `host` opened that are still open (not closed, not reset)."""
+    return sum(1 for conns in host.get_network().get_connections_map().values() for conn in conns
+               for stream in conn.muxed_conn.streams.values()
+               if not stream.is_initiator and not stream.closed)
+
+
+async def _silent_streams(streams: int) -> tuple[int, bool]:
+    """The peer opens `streams` streams on one connection and says nothing on them; then another
+    host asks the victim something."""
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+
+    victim, peer = await _hosts()
+    other = new_host()
+    async with victim.run(LOOPBACK), peer.run(LOOPBACK), other.run(LOOPBACK):
+        muxed = peer.get_network().get_connections(await _connect(peer, victim))[0].muxed_conn
+        muxed.stream_backlog_semaphore = trio.Semaphore(streams + 1)   # the peer's own bound
+        held = [await muxed.open_stream() for _ in range(streams)]
+        await trio.sleep(1.0)
+        live = _live_inbound(victim)
+        stream = await other.new_stream(await _connect(other, victim), [TProtocol(ANSWER)])
+        await write_frame(stream, {"q": 1})
+        answered = await read_frame(stream, timeout=10) == {"ok": True}
+        del held
+        return live, answered
+
+
+def test_one_connection_holds_a_bounded_number_of_inbound_streams() -> None:
+    live, answered = trio.run(_silent_streams, 200)
+    assert live <= 64 + 1       # MAX_INBOUND_STREAMS (was all 200, each for its 30 s deadline)
+    assert answered
