@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from node import gossip_requests
+from node import gossip_requests, rpc_rate
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def apply() -> None:
     _patch_teardown_race()
     _patch_identify_bounds()
     _patch_yamux_buffers()
+    rpc_rate.apply()
     gossip_requests.apply()
     _APPLIED = True
 

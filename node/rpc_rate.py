@@ -1,0 +1,93 @@
+"""Pubsub RPCs read from peers are rationed: every RPC costs this node CPU, however few its bytes.
+
+py-libp2p 0.8.1 reads a peer's `/meshsub/1.1.0` RPCs as fast as they arrive and handles each on the
+libp2p thread (varint prefix read byte by byte through Yamux, protobuf parse, signed peer record,
+control handling): measured on a node, 155 CPU-us for an empty RPC (1 byte on the wire), 320 for an
+unsubscribe (8 bytes), 390 for an empty IHAVE (26 bytes): 15-155 CPU-s per MB, so one peer sending
+~40 KB/s kept most of a core busy, and nothing rated RPCs. Here the read loop takes one token per RPC,
+before reading it, from the peer id's bucket (RATE_PER_PEER, BURST_PER_PEER) and from its address's
+(all peer ids at one remote IP, an IPv6 one by its /64: `quota.address_key`; ADDRESS_FACTOR times
+a peer's); an RPC past either waits until the bucket has refilled: the stream is not read meanwhile,
+so the peer's Yamux window fills and its writes wait (nothing is dropped, nothing is a strike).
+An honest peer sends about one RPC per record it forwards, and the gossip quotas refuse a peer's
+records past 200 a second (burst 2,000): these budgets are well above that.
+Applied by node/patches.py `apply()`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from node.quota import TokenBucket, address_key, lru_get
+
+log = logging.getLogger(__name__)
+
+RATE_PER_PEER = 200.0           # pubsub RPCs a second read from one peer id (its records' quota)
+BURST_PER_PEER = 5000.0         # ... at once (a bulk import's 1,000 records gossiped at once fit)
+ADDRESS_FACTOR = 4              # all peer ids at one address together: 4 peers' worth
+MAX_KEYS = 4096                 # peer ids and addresses remembered, each (least recently used go)
+REFILL_S = 0.1                  # a waiting reader sleeps until this much rate has accrued: one
+                                # wake-up per 20 RPCs, not one each (each cost ~100 CPU-us)
+
+
+class RpcRation:
+    """Token buckets per peer id and per address; `delay` says how long to wait before an RPC."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.peers: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.addresses: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.delayed = 0            # RPCs that had to wait (for tests and logs)
+
+    def delay(self, peer: str, ip: str | None) -> float:
+        """Take one RPC from `peer`'s bucket and its address's; the seconds to wait before reading
+        it (0: none). Buckets go into debt, so a peer that keeps sending waits its turn."""
+        now = self.clock()
+        buckets = (
+            lru_get(self.peers, peer, lambda: TokenBucket(RATE_PER_PEER, BURST_PER_PEER, now),
+                    MAX_KEYS),
+            lru_get(self.addresses, address_key(ip),
+                    lambda: TokenBucket(RATE_PER_PEER * ADDRESS_FACTOR,
+                                        BURST_PER_PEER * ADDRESS_FACTOR, now), MAX_KEYS))
+        wait = 0.0
+        for bucket in buckets:
+            bucket.refill(now)
+            bucket.tokens -= 1
+            if bucket.tokens < 0:
+                wait = max(wait, -bucket.tokens / bucket.rate + REFILL_S)
+        if wait:
+            self.delayed += 1
+        return wait
+
+
+def apply() -> RpcRation:
+    """Ration the RPCs pubsub reads (py-libp2p reads each through the module-level
+    `read_varint_prefixed_bytes_limited`); return the ration, whose figures tests read."""
+    import libp2p.pubsub.pubsub as pubsub_module
+    import trio
+
+    original = pubsub_module.read_varint_prefixed_bytes_limited
+    ration = RpcRation()
+
+    async def rationed(reader: Any, max_length: int) -> bytes:
+        conn = getattr(reader, "muxed_conn", None)
+        wait = ration.delay(str(getattr(conn, "peer_id", "?")), _remote_ip(reader))
+        if wait:
+            log.debug("pubsub RPCs from %s past their rate: waiting %.2f s",
+                      getattr(conn, "peer_id", "?"), wait)
+            await trio.sleep(wait)
+        return await original(reader, max_length)
+
+    pubsub_module.read_varint_prefixed_bytes_limited = rationed    # type: ignore[assignment]
+    return ration
+
+
+def _remote_ip(stream: Any) -> str | None:
+    try:
+        address = stream.get_remote_address()
+    except Exception:  # noqa: BLE001 - relayed or closed streams may not know it
+        return None
+    return str(address[0]) if address else None
