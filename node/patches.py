@@ -35,6 +35,7 @@ def apply() -> None:
     _patch_teardown_race()
     _patch_identify_bounds()
     _patch_yamux_buffers()
+    _patch_foreign_topics()
     rpc_rate.apply()
     gossip_requests.apply()
     _APPLIED = True
@@ -176,6 +177,28 @@ def discard_unread(stream: Any) -> None:
     if buffer is not None and hasattr(buffer, "discarding"):
         buffer.discarding = True
         buffer.clear()
+
+
+def _patch_foreign_topics() -> None:
+    """A pubsub message is taken only if every topic it names is one this node subscribes to.
+
+    py-libp2p 0.8.1 takes a message that names any subscribed topic (`Pubsub._is_subscribed_to_msg`)
+    and then keeps state for every topic it names: peer-score counters per topic, fanout and
+    publish times for forwarding. A swarm node publishes each record on its network's one topic,
+    but a peer may add thousands of others to a valid record's message (the signature covers
+    them, so they cannot be stripped): 100 such messages naming 5,000 made-up topics each grew a
+    node by 195 MB, kept, and cost it 5.8 CPU-s (measured; tests/network/test_gossip_rpc_rate.py).
+    Such a message is now dropped before its signature is checked, as one on no subscribed topic
+    already was (no strike: it is not a record this node refused).
+    """
+    from libp2p.pubsub.pubsub import Pubsub
+
+    def _is_subscribed_to_msg(self: Any, msg: Any) -> bool:
+        topics = msg.topicIDs
+        return bool(topics) and all(topic in self.topic_ids for topic in topics)
+
+    _is_subscribed_to_msg.__doc__ = Pubsub._is_subscribed_to_msg.__doc__
+    Pubsub._is_subscribed_to_msg = _is_subscribed_to_msg   # type: ignore[method-assign]
 
 
 def _patch_teardown_race() -> None:
