@@ -4,13 +4,14 @@ py-libp2p 0.8.1 reads a peer's `/meshsub/1.1.0` RPCs as fast as they arrive and 
 libp2p thread (varint prefix read byte by byte through Yamux, protobuf parse, signed peer record,
 control handling): measured on a node, 155 CPU-us for an empty RPC (1 byte on the wire), 320 for an
 unsubscribe (8 bytes), 390 for an empty IHAVE (26 bytes): 15-155 CPU-s per MB, so one peer sending
-~40 KB/s kept most of a core busy, and nothing rated RPCs. Here the read loop takes one token per RPC,
+~50 KB/s of empty IHAVEs kept a node at 0.86 CPU-s per second, and nothing rated RPCs. Here the read loop takes one token per RPC,
 before reading it, from the peer id's bucket (RATE_PER_PEER, BURST_PER_PEER) and from its address's
 (all peer ids at one remote IP, an IPv6 one by its /64: `quota.address_key`; ADDRESS_FACTOR times
 a peer's); an RPC past either waits until the bucket has refilled: the stream is not read meanwhile,
 so the peer's Yamux window fills and its writes wait (nothing is dropped, nothing is a strike).
 An honest peer sends about one RPC per record it forwards, and the gossip quotas refuse a peer's
-records past 200 a second (burst 2,000): these budgets are well above that.
+records past 200 a second (burst 2,000): these budgets are well above that. Subscription changes
+are rationed too (`SubscriptionRation`, below).
 Applied by node/patches.py `apply()`.
 """
 from __future__ import annotations
@@ -29,6 +30,11 @@ RATE_PER_PEER = 200.0           # pubsub RPCs a second read from one peer id (it
 BURST_PER_PEER = 5000.0         # ... at once (a bulk import's 1,000 records gossiped at once fit)
 ADDRESS_FACTOR = 4              # all peer ids at one address together: 4 peers' worth
 MAX_KEYS = 4096                 # peer ids and addresses remembered, each (least recently used go)
+# Subscription changes (a subscribe to a topic the peer was not in, an unsubscribe from one it
+# was) taken from a peer id: each makes py-libp2p spawn three tasks, and a subscribe to this
+# node's topic replays its recent messages to the peer. An honest peer subscribes once.
+SUB_RATE_PER_PEER = 1.0
+SUB_BURST_PER_PEER = 20.0
 REFILL_S = 0.1                  # a waiting reader sleeps until this much rate has accrued: one
                                 # wake-up per 20 RPCs, not one each (each cost ~100 CPU-us)
 
@@ -63,12 +69,46 @@ class RpcRation:
         return wait
 
 
+class SubscriptionRation:
+    """Token buckets of subscription changes per peer id and per address (ADDRESS_FACTOR times)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.peers: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.addresses: OrderedDict[str, TokenBucket] = OrderedDict()
+        self.ignored = 0            # changes past the budget (for tests and logs)
+
+    def admits(self, peer: str, ip: str | None) -> bool:
+        """Whether `peer` (at `ip`) may change a subscription now; takes one change if so. A peer
+        id's first change is free of its address's budget: every peer behind one NAT subscribes
+        once, and a subscribe ignored is never sent again."""
+        now = self.clock()
+        if peer not in self.peers:
+            lru_get(self.peers, peer,
+                    lambda: TokenBucket(SUB_RATE_PER_PEER, SUB_BURST_PER_PEER, now), MAX_KEYS)
+            return True
+        buckets = (
+            lru_get(self.peers, peer,
+                    lambda: TokenBucket(SUB_RATE_PER_PEER, SUB_BURST_PER_PEER, now), MAX_KEYS),
+            lru_get(self.addresses, address_key(ip),
+                    lambda: TokenBucket(SUB_RATE_PER_PEER * ADDRESS_FACTOR,
+                                        SUB_BURST_PER_PEER * ADDRESS_FACTOR, now), MAX_KEYS))
+        if not all(bucket.has(1, now) for bucket in buckets):
+            self.ignored += 1
+            return False
+        for bucket in buckets:
+            bucket.tokens -= 1
+        return True
+
+
 def apply() -> RpcRation:
     """Ration the RPCs pubsub reads (py-libp2p reads each through the module-level
-    `read_varint_prefixed_bytes_limited`); return the ration, whose figures tests read."""
+    `read_varint_prefixed_bytes_limited`) and the subscription changes it takes
+    (`Pubsub.handle_subscription`); return the RPC ration, whose figures tests read."""
     import libp2p.pubsub.pubsub as pubsub_module
     import trio
 
+    _ration_subscriptions(pubsub_module.Pubsub)
     original = pubsub_module.read_varint_prefixed_bytes_limited
     ration = RpcRation()
 
@@ -83,6 +123,41 @@ def apply() -> RpcRation:
 
     pubsub_module.read_varint_prefixed_bytes_limited = rationed    # type: ignore[assignment]
     return ration
+
+
+def _ration_subscriptions(pubsub_class: Any) -> SubscriptionRation:
+    """Ignore a peer's subscription changes past its budget (SubscriptionRation).
+
+    py-libp2p 0.8.1 caps a peer's topics (100) and the entries of one RPC (5,000), not how often
+    they change: an RPC of 5,000 alternating subscribes and unsubscribes (35 KB) cost a node ~3
+    CPU-s (three tasks spawned per subscribe; on this node's own topic, a replay of its recent
+    messages to the peer each time), and 8 such RPCs left its API answering after 16 s.
+    """
+    ration = SubscriptionRation()
+    original = pubsub_class.handle_subscription
+
+    def handle_subscription(self: Any, origin_id: Any, sub_message: Any) -> None:
+        held = origin_id in self.peer_topics.get(sub_message.topicid, ())
+        if held != bool(sub_message.subscribe):          # a change, not a repeat
+            if not ration.admits(str(origin_id), _connection_ip(self.host, origin_id)):
+                log.debug("subscription changes from %s past their rate: ignored", origin_id)
+                return
+        original(self, origin_id, sub_message)
+
+    handle_subscription.__doc__ = original.__doc__
+    pubsub_class.handle_subscription = handle_subscription
+    return ration
+
+
+def _connection_ip(host: Any, peer_id: Any) -> str | None:
+    try:
+        for conn in host.get_network().get_connections(peer_id):
+            address = conn.muxed_conn.get_remote_address()
+            if address:
+                return str(address[0])
+    except Exception:  # noqa: BLE001 - a peer gone meanwhile: the unknown address's share
+        pass
+    return None
 
 
 def _remote_ip(stream: Any) -> str | None:

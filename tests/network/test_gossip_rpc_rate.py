@@ -99,3 +99,42 @@ def test_a_message_naming_topics_the_node_does_not_subscribe_to_is_dropped() -> 
     got, kept = trio.run(_junk_topics, 2000)
     assert got == [b"sentinel"]                 # was [b"junk", b"sentinel"]
     assert kept <= 1                            # TOPIC's (was 2,001: a counter per topic)
+
+
+async def _subscribes_taken(rpcs: int) -> tuple[int, float]:
+    """A peer writes `rpcs` RPCs of 50 subscribes and 50 unsubscribes (alternating, TOPIC): how
+    many subscribes the node took (each spawns its router's `on_peer_subscribed`), and when."""
+    from libp2p import new_host
+    from libp2p.tools.anyio_service import background_trio_service
+
+    victim = new_host()
+    router, pubsub = gossip.make_router_and_pubsub(victim)
+    taken = [0]
+    inner = router.on_peer_subscribed
+
+    async def counting(peer: Any, topic: str) -> None:
+        taken[0] += 1
+        await inner(peer, topic)
+
+    router.on_peer_subscribed = counting
+    rpc = rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=i % 2 == 0,
+                                                         topicid=stucksub.TOPIC)
+                                     for i in range(100)])
+    raw = rpc.SerializeToString()
+    async with victim.run(stucksub.LOOPBACK), background_trio_service(pubsub), \
+            background_trio_service(router), trio.open_nursery() as nursery:
+        await pubsub.wait_until_ready()
+        await pubsub.subscribe(stucksub.TOPIC)
+        host, stream = await stucksub._subscriber(victim, nursery, graft=False, subscribe=False)
+        started = time.monotonic()
+        with trio.fail_after(60):
+            await stream.write((varint.encode(len(raw)) + raw) * rpcs)
+        await trio.sleep(2.0)
+        nursery.cancel_scope.cancel()
+        return taken[0], time.monotonic() - started
+
+
+def test_a_peer_churning_its_subscriptions_has_few_taken() -> None:
+    taken, elapsed = trio.run(_subscribes_taken, 20)
+    assert taken >= 1
+    assert taken <= 1 + 20 + 1.0 * elapsed + 1     # first, burst, rate (was all 1,000)
