@@ -108,13 +108,15 @@ def apply() -> RpcRation:
     import libp2p.pubsub.pubsub as pubsub_module
     import trio
 
+    from node.relay import remote_ip      # here: node.relay imports node.patches, which imports us
+
     _ration_subscriptions(pubsub_module.Pubsub)
     original = pubsub_module.read_varint_prefixed_bytes_limited
     ration = RpcRation()
 
     async def rationed(reader: Any, max_length: int) -> bytes:
         conn = getattr(reader, "muxed_conn", None)
-        wait = ration.delay(str(getattr(conn, "peer_id", "?")), _remote_ip(reader))
+        wait = ration.delay(str(getattr(conn, "peer_id", "?")), remote_ip(reader))
         if wait:
             log.debug("pubsub RPCs from %s past their rate: waiting %.2f s",
                       getattr(conn, "peer_id", "?"), wait)
@@ -133,13 +135,15 @@ def _ration_subscriptions(pubsub_class: Any) -> SubscriptionRation:
     CPU-s (three tasks spawned per subscribe; on this node's own topic, a replay of its recent
     messages to the peer each time), and 8 such RPCs left its API answering after 16 s.
     """
+    from node.relay import connection_ip   # here: node.relay imports node.patches, which imports us
+
     ration = SubscriptionRation()
     original = pubsub_class.handle_subscription
 
     def handle_subscription(self: Any, origin_id: Any, sub_message: Any) -> None:
         held = origin_id in self.peer_topics.get(sub_message.topicid, ())
         if held != bool(sub_message.subscribe):          # a change, not a repeat
-            if not ration.admits(str(origin_id), _connection_ip(self.host, origin_id)):
+            if not ration.admits(str(origin_id), connection_ip(self.host, origin_id)):
                 log.debug("subscription changes from %s past their rate: ignored", origin_id)
                 return
         original(self, origin_id, sub_message)
@@ -147,22 +151,3 @@ def _ration_subscriptions(pubsub_class: Any) -> SubscriptionRation:
     handle_subscription.__doc__ = original.__doc__
     pubsub_class.handle_subscription = handle_subscription
     return ration
-
-
-def _connection_ip(host: Any, peer_id: Any) -> str | None:
-    try:
-        for conn in host.get_network().get_connections(peer_id):
-            address = conn.muxed_conn.get_remote_address()
-            if address:
-                return str(address[0])
-    except Exception:  # noqa: BLE001 - a peer gone meanwhile: the unknown address's share
-        pass
-    return None
-
-
-def _remote_ip(stream: Any) -> str | None:
-    try:
-        address = stream.get_remote_address()
-    except Exception:  # noqa: BLE001 - relayed or closed streams may not know it
-        return None
-    return str(address[0]) if address else None
