@@ -4,8 +4,8 @@ py-libp2p 0.8.1 reads a peer's `/meshsub/1.1.0` RPCs as fast as they arrive and 
 libp2p thread (varint prefix read byte by byte through Yamux, protobuf parse, signed peer record,
 control handling): measured on a node, 155 CPU-us for an empty RPC (1 byte on the wire), 320 for an
 unsubscribe (8 bytes), 390 for an empty IHAVE (26 bytes): 15-155 CPU-s per MB, so one peer sending
-~50 KB/s of empty IHAVEs kept a node at 0.86 CPU-s per second, and nothing rated RPCs. Here the read loop takes one token per RPC,
-before reading it, from the peer id's bucket (RATE_PER_PEER, BURST_PER_PEER) and from its address's
+~50 KB/s of empty IHAVEs kept a node at 0.86 CPU-s per second, and nothing rated RPCs. Here the
+read loop takes one token per RPC, before reading it, from the peer id's bucket (RATE_PER_PEER, BURST_PER_PEER) and from its address's
 (all peer ids at one remote IP, an IPv6 one by its /64: `quota.address_key`; ADDRESS_FACTOR times
 a peer's); an RPC past either waits until the bucket has refilled: the stream is not read meanwhile,
 so the peer's Yamux window fills and its writes wait (nothing is dropped, nothing is a strike).
