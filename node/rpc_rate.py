@@ -11,7 +11,7 @@ a peer's); an RPC past either waits until the bucket has refilled: the stream is
 so the peer's Yamux window fills and its writes wait (nothing is dropped, nothing is a strike).
 An honest peer sends about one RPC per record it forwards, and the gossip quotas refuse a peer's
 records past 200 a second (burst 2,000): these budgets are well above that. Subscription changes
-are rationed too (`SubscriptionRation`, below).
+(`SubscriptionRation`, below) and pings answered (PING_RATE_PER_PEER) are rationed too.
 Applied by node/patches.py `apply()`.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from node.quota import TokenBucket, address_key, lru_get
@@ -35,66 +35,63 @@ MAX_KEYS = 4096                 # peer ids and addresses remembered, each (least
 # node's topic replays its recent messages to the peer. An honest peer subscribes once.
 SUB_RATE_PER_PEER = 1.0
 SUB_BURST_PER_PEER = 20.0
+# Pings answered per peer id (py-libp2p answers every 32-byte ping at once, 2 streams per peer:
+# one peer pinging without pause kept a node at 0.70 CPU-s per second); a ping past the rate waits.
+PING_RATE_PER_PEER = 10.0
+PING_BURST_PER_PEER = 100.0
 REFILL_S = 0.1                  # a waiting reader sleeps until this much rate has accrued: one
                                 # wake-up per 20 RPCs, not one each (each cost ~100 CPU-us)
 
 
-class RpcRation:
-    """Token buckets per peer id and per address; `delay` says how long to wait before an RPC."""
+class Ration:
+    """Token buckets per peer id and per address (ADDRESS_FACTOR times a peer's); `rates()` gives
+    a peer's (rate per second, burst), read as each bucket is made."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
+    def __init__(self, rates: Callable[[], tuple[float, float]],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rates, self.clock = rates, clock
         self.peers: OrderedDict[str, TokenBucket] = OrderedDict()
         self.addresses: OrderedDict[str, TokenBucket] = OrderedDict()
-        self.delayed = 0            # RPCs that had to wait (for tests and logs)
+
+    def buckets(self, peer: str, ip: str | None, now: float) -> tuple[TokenBucket, TokenBucket]:
+        """`peer`'s bucket and its address's, refilled to `now`."""
+        rate, burst = self.rates()
+        pair = (lru_get(self.peers, peer, lambda: TokenBucket(rate, burst, now), MAX_KEYS),
+                lru_get(self.addresses, address_key(ip),
+                        lambda: TokenBucket(rate * ADDRESS_FACTOR, burst * ADDRESS_FACTOR, now),
+                        MAX_KEYS))
+        for bucket in pair:
+            bucket.refill(now)
+        return pair
+
+
+class RpcRation(Ration):
+    """`delay` says how long to wait before reading the next message (an RPC, a ping)."""
 
     def delay(self, peer: str, ip: str | None) -> float:
-        """Take one RPC from `peer`'s bucket and its address's; the seconds to wait before reading
-        it (0: none). Buckets go into debt, so a peer that keeps sending waits its turn."""
-        now = self.clock()
-        buckets = (
-            lru_get(self.peers, peer, lambda: TokenBucket(RATE_PER_PEER, BURST_PER_PEER, now),
-                    MAX_KEYS),
-            lru_get(self.addresses, address_key(ip),
-                    lambda: TokenBucket(RATE_PER_PEER * ADDRESS_FACTOR,
-                                        BURST_PER_PEER * ADDRESS_FACTOR, now), MAX_KEYS))
+        """Take one message from `peer`'s bucket and its address's; the seconds to wait before
+        reading it (0: none). Buckets go into debt, so a peer that keeps sending waits its turn."""
         wait = 0.0
-        for bucket in buckets:
-            bucket.refill(now)
+        for bucket in self.buckets(peer, ip, self.clock()):
             bucket.tokens -= 1
             if bucket.tokens < 0:
                 wait = max(wait, -bucket.tokens / bucket.rate + REFILL_S)
-        if wait:
-            self.delayed += 1
         return wait
 
 
-class SubscriptionRation:
-    """Token buckets of subscription changes per peer id and per address (ADDRESS_FACTOR times)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.peers: OrderedDict[str, TokenBucket] = OrderedDict()
-        self.addresses: OrderedDict[str, TokenBucket] = OrderedDict()
-        self.ignored = 0            # changes past the budget (for tests and logs)
+class SubscriptionRation(Ration):
+    """`admits` says whether a subscription change is taken."""
 
     def admits(self, peer: str, ip: str | None) -> bool:
         """Whether `peer` (at `ip`) may change a subscription now; takes one change if so. A peer
         id's first change is free of its address's budget: every peer behind one NAT subscribes
         once, and a subscribe ignored is never sent again."""
         now = self.clock()
-        if peer not in self.peers:
-            lru_get(self.peers, peer,
-                    lambda: TokenBucket(SUB_RATE_PER_PEER, SUB_BURST_PER_PEER, now), MAX_KEYS)
+        first = peer not in self.peers
+        buckets = self.buckets(peer, ip, now)
+        if first:
             return True
-        buckets = (
-            lru_get(self.peers, peer,
-                    lambda: TokenBucket(SUB_RATE_PER_PEER, SUB_BURST_PER_PEER, now), MAX_KEYS),
-            lru_get(self.addresses, address_key(ip),
-                    lambda: TokenBucket(SUB_RATE_PER_PEER * ADDRESS_FACTOR,
-                                        SUB_BURST_PER_PEER * ADDRESS_FACTOR, now), MAX_KEYS))
-        if not all(bucket.has(1, now) for bucket in buckets):
-            self.ignored += 1
+        if not all(bucket.tokens >= 1 for bucket in buckets):
             return False
         for bucket in buckets:
             bucket.tokens -= 1
@@ -103,28 +100,39 @@ class SubscriptionRation:
 
 def apply() -> RpcRation:
     """Ration the RPCs pubsub reads (py-libp2p reads each through the module-level
-    `read_varint_prefixed_bytes_limited`) and the subscription changes it takes
-    (`Pubsub.handle_subscription`); return the RPC ration, whose figures tests read."""
+    `read_varint_prefixed_bytes_limited`), the pings answered (`libp2p.host.ping.read_exactly`)
+    and the subscription changes pubsub takes (`Pubsub.handle_subscription`); return the RPC
+    ration."""
+    import libp2p.host.ping as ping_module
     import libp2p.pubsub.pubsub as pubsub_module
+
+    _ration_subscriptions(pubsub_module.Pubsub)
+    ration = RpcRation(lambda: (RATE_PER_PEER, BURST_PER_PEER))
+    pubsub_module.read_varint_prefixed_bytes_limited = _rationed(   # type: ignore[assignment]
+        pubsub_module.read_varint_prefixed_bytes_limited, ration, "pubsub RPCs")
+    ping_module.read_exactly = _rationed(                           # type: ignore[assignment]
+        ping_module.read_exactly, RpcRation(lambda: (PING_RATE_PER_PEER, PING_BURST_PER_PEER)),
+        "pings")
+    return ration
+
+
+def _rationed(read: Callable[..., Awaitable[bytes]], ration: RpcRation, what: str
+              ) -> Callable[..., Awaitable[bytes]]:
+    """`read(stream, ...)` that first waits out `ration`'s delay for the stream's peer."""
     import trio
 
     from node.relay import remote_ip      # here: node.relay imports node.patches, which imports us
 
-    _ration_subscriptions(pubsub_module.Pubsub)
-    original = pubsub_module.read_varint_prefixed_bytes_limited
-    ration = RpcRation()
-
-    async def rationed(reader: Any, max_length: int) -> bytes:
+    async def rationed(reader: Any, *args: Any) -> bytes:
         conn = getattr(reader, "muxed_conn", None)
         wait = ration.delay(str(getattr(conn, "peer_id", "?")), remote_ip(reader))
         if wait:
-            log.debug("pubsub RPCs from %s past their rate: waiting %.2f s",
+            log.debug("%s from %s past their rate: waiting %.2f s", what,
                       getattr(conn, "peer_id", "?"), wait)
             await trio.sleep(wait)
-        return await original(reader, max_length)
+        return await read(reader, *args)
 
-    pubsub_module.read_varint_prefixed_bytes_limited = rationed    # type: ignore[assignment]
-    return ration
+    return rationed
 
 
 def _ration_subscriptions(pubsub_class: Any) -> SubscriptionRation:
@@ -137,7 +145,7 @@ def _ration_subscriptions(pubsub_class: Any) -> SubscriptionRation:
     """
     from node.relay import connection_ip   # here: node.relay imports node.patches, which imports us
 
-    ration = SubscriptionRation()
+    ration = SubscriptionRation(lambda: (SUB_RATE_PER_PEER, SUB_BURST_PER_PEER))
     original = pubsub_class.handle_subscription
 
     def handle_subscription(self: Any, origin_id: Any, sub_message: Any) -> None:
