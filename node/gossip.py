@@ -40,6 +40,9 @@ SHED_EVERY_S = 1.0              # the pool looks for stuck queues at most this o
 # at 1 MiB, and an IWANT answered with 17 records of 60 KiB in one RPC made the asking node (same
 # code, reading at most 256 KiB) reset the stream and drop the answering peer from its pubsub.
 MAX_RPC_BYTES = 4 * MAX_RECORD_BYTES
+# Subscription entries one RPC may carry (py-libp2p: 5,000); an RPC with more has them all
+# ignored. A node subscribes to one topic; 5,000 entries cost ~15 ms to handle however few changed.
+MAX_SUBSCRIPTIONS_PER_RPC = 100
 PUBLISH_THRESHOLD = -50.0       # below: a peer's messages are dropped before validation
 GOSSIP_THRESHOLD = -20.0        # below: its IHAVE / IWANT ignored (node/patches.py)
 GRAYLIST_THRESHOLD = -100.0     # below: its RPCs are ignored altogether
@@ -107,7 +110,8 @@ def make_router_and_pubsub(host: Any, app_score: Callable[[str], float] | None =
         score_params=score_params(app_score),
     )
     pubsub = Pubsub(host, router, msg_id_constructor=message_id, cache_size=4096,
-                    max_inbound_rpc_size=MAX_RPC_BYTES)
+                    max_inbound_rpc_size=MAX_RPC_BYTES,
+                    max_subscriptions_per_rpc=MAX_SUBSCRIPTIONS_PER_RPC)
     pubsub.peer_queues = _BoundedQueues(_pool_of(pubsub))
     return router, pubsub
 

@@ -19,7 +19,7 @@ from node import (discovery, gossip, hearsay, inbound, nat, patches, quiet, quot
                   syncquota)
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
-from node.relay import connection_ip, remote_ip
+from node.relay import _close, connection_ip, remote_ip
 from node.serveslots import ServeSlots
 from node.servework import ServeWork
 
@@ -371,14 +371,6 @@ def _peer_str(raw: bytes) -> str:
     from libp2p.peer.id import ID
 
     return str(ID(raw))
-
-
-async def _close(stream: Any) -> None:
-    try:
-        with trio.move_on_after(2):
-            await stream.close()
-    except Exception:  # noqa: BLE001 - the peer may already have reset it
-        await _reset(stream)
 
 
 def _no_fault(exc: ProtocolError, result: sync.PullResult, relayed: bool) -> bool:

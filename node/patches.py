@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from node import gossip_requests
+from node import gossip_requests, rpc_rate
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ def apply() -> None:
     _patch_score_thresholds()
     _patch_teardown_race()
     _patch_identify_bounds()
+    _patch_yamux_buffers()
+    _patch_foreign_topics()
+    rpc_rate.apply()
     gossip_requests.apply()
     _APPLIED = True
 
@@ -74,6 +77,128 @@ def _patch_identify_bounds() -> None:
     bounded.__doc__ = original.__doc__
     basic_host.update_peerstore_from_identify = bounded         # type: ignore[assignment]
     identify_push.update_peerstore_from_identify = bounded      # type: ignore[assignment]
+
+
+# What a peer may send on a stream beyond the receive window this node granted it (256 KiB, more
+# as the reader reads, at most 16 MiB): room for a sender's rounding, never reached by one that
+# keeps to the window.
+UNREAD_SLACK = 256 * 1024
+
+
+class WindowExceeded(Exception):
+    """Raised inside py-libp2p's Yamux reader when a peer overruns a stream's receive window;
+    `_patch_yamux_buffers` turns it into the library's own "close this connection" path."""
+
+
+def _patch_yamux_buffers() -> None:
+    """A Yamux stream's unread bytes stay within the window this node granted, and a stream this
+    node is done with (`discard_unread`) buffers nothing more.
+
+    py-libp2p 0.8.1's `Yamux.handle_incoming` appends every DATA frame to its stream's buffer and,
+    when the peer sends past the stream's receive window, only logs "peer exceeded receive window"
+    (go-yamux closes the session: ErrRecvWindowExceeded). A peer that ignores flow control on a
+    stream whose handler no longer reads (a blob request answered `unknown`) grew a node by 300 MB
+    in 4 s, kept (measured; tests/network/test_yamux_buffers.py). Here each stream's buffer checks
+    what arrives against the window granted: past the window plus UNREAD_SLACK the connection is
+    closed.
+    The check raises a subclass of trio.TooSlowError, which every branch of `handle_incoming`
+    passes up to its handler for a stalled frame body: log, close the connection, stop reading.
+    No upstream report of the missing check was found (same family as libp2p/py-libp2p#416).
+    """
+    import trio
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+
+    class Overrun(WindowExceeded, trio.TooSlowError):
+        """WindowExceeded as the Yamux reader's connection-closing error."""
+
+    class Buffer(bytearray):
+        """One stream's unread bytes: bounded by its window, or dropped once discarding."""
+
+        def __init__(self, conn: Any, stream_id: int, initial: bytes = b"") -> None:
+            super().__init__(initial)
+            self.conn, self.stream_id, self.discarding = conn, stream_id, False
+            self.overrun = 0        # bytes received past the window, all frames together
+
+        def extend(self, data: Any) -> None:
+            if self.discarding:
+                return
+            # the library subtracts each frame from `recv_window` after this and clamps it at
+            # 0, so the overrun is summed here: one frame a little past the window at a time
+            # must not add up to an unbounded buffer
+            stream = self.conn.streams.get(self.stream_id)
+            window = max(0, getattr(stream, "recv_window", 0))
+            self.overrun += max(0, len(data) - window)
+            if self.overrun > UNREAD_SLACK:
+                log.warning("peer %s sent %d bytes past stream %d's receive window; closing "
+                            "its connection", self.conn.peer_id, self.overrun, self.stream_id)
+                raise Overrun(f"stream {self.stream_id}: receive window exceeded")
+            super().extend(data)
+
+    class Buffers(dict):  # type: ignore[type-arg]
+        """`Yamux.stream_buffers`, whose buffers are `Buffer`s."""
+
+        def __init__(self, conn: Any) -> None:
+            super().__init__()
+            self.conn = conn
+
+        def __setitem__(self, stream_id: int, value: Any) -> None:
+            if not isinstance(value, Buffer):
+                value = Buffer(self.conn, stream_id, value)
+            super().__setitem__(stream_id, value)
+
+    original_init = Yamux.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.stream_buffers = Buffers(self)
+
+    Yamux.__init__ = __init__   # type: ignore[method-assign]
+
+
+# Inbound streams one connection may have negotiating or handled at once. An honest peer uses a
+# few (pubsub, sync, blob, identify, Kademlia, a relay's circuits: 16 a reservation); py-libp2p
+# had no bound: one connection's 10,000 silent streams cost a node 10 CPU-s, mostly while each
+# waited out its 30 s negotiation deadline.
+MAX_INBOUND_STREAMS = 64
+
+# Protocols whose handler hands its stream on when it returns (a relayed connection runs on it).
+HANDED_ON = ("/libp2p/circuit/",)
+
+
+def discard_unread(stream: Any) -> None:
+    """Drop what `stream` holds unread and whatever its peer sends on it later: this node will
+    never read it again (its handler returned, or the node closed it after use). Without this a
+    peer could leave a window's worth (256 KiB) in each of any number of finished streams, and
+    keep it there: 1,059 answered blob requests each followed by 250 KB grew a node by 253 MB
+    (measured). A no-op for streams that are not Yamux's."""
+    muxed = getattr(stream, "muxed_stream", stream)
+    buffers = getattr(getattr(muxed, "conn", None), "stream_buffers", None)
+    buffer = buffers.get(getattr(muxed, "stream_id", None)) if isinstance(buffers, dict) else None
+    if buffer is not None and hasattr(buffer, "discarding"):
+        buffer.discarding = True
+        buffer.clear()
+
+
+def _patch_foreign_topics() -> None:
+    """A pubsub message is taken only if every topic it names is one this node subscribes to.
+
+    py-libp2p 0.8.1 takes a message that names any subscribed topic (`Pubsub._is_subscribed_to_msg`)
+    and then keeps state for every topic it names: peer-score counters per topic, fanout and
+    publish times for forwarding. A swarm node publishes each record on its network's one topic,
+    but a peer may add thousands of others to a valid record's message (the signature covers
+    them, so they cannot be stripped): 100 such messages naming 5,000 made-up topics each grew a
+    node by 195 MB, kept, and cost it 5.8 CPU-s (measured; tests/network/test_gossip_rpc_rate.py).
+    Such a message is now dropped before its signature is checked, as one on no subscribed topic
+    already was (no strike: it is not a record this node refused).
+    """
+    from libp2p.pubsub.pubsub import Pubsub
+
+    def _is_subscribed_to_msg(self: Any, msg: Any) -> bool:
+        topics = msg.topicIDs
+        return bool(topics) and all(topic in self.topic_ids for topic in topics)
+
+    _is_subscribed_to_msg.__doc__ = Pubsub._is_subscribed_to_msg.__doc__
+    Pubsub._is_subscribed_to_msg = _is_subscribed_to_msg   # type: ignore[method-assign]
 
 
 def _patch_teardown_race() -> None:
@@ -248,22 +373,46 @@ def contain_streams(host: Any, on_error: Callable[[str, str, BaseException], Non
     py-libp2p runs every inbound stream's protocol handler inside its connection's nursery
     (`SwarmConn._handle_muxed_stream`), so any exception a handler lets escape ends the host. This
     catches `Exception` (never trio's Cancelled, a BaseException) after the handler, resets the stream
-    and reports `(peer id, protocol, error)` to `on_error`, which must not raise. Uses the network's
-    public `set_stream_handler`, so nothing in the library is replaced.
+    and reports `(peer id, protocol, error)` to `on_error`, which must not raise. Once the handler
+    has returned, the stream's unread bytes are dropped (`discard_unread`; but on a stream handed
+    on, HANDED_ON). A connection holding MAX_INBOUND_STREAMS inbound streams (negotiating or
+    handled) has its next one reset at once. Uses the network's public `set_stream_handler`, so
+    nothing in the library is replaced.
     """
     network = host.get_network()
     inner: Callable[[Any], Awaitable[None]] = network.common_stream_handler
+    live: dict[int, int] = {}       # id of a connection -> its inbound streams negotiating or handled
 
     async def contained(stream: Any) -> None:
-        try:
-            await inner(stream)
-        except Exception as exc:  # noqa: BLE001 - the point: a stream's failure stays its own
-            peer = str(getattr(stream.muxed_conn, "peer_id", "?"))
-            protocol = str(stream.get_protocol() or "(negotiating)")
-            on_error(peer, protocol, exc)
+        conn = id(stream.muxed_conn)
+        if live.get(conn, 0) >= MAX_INBOUND_STREAMS:
+            log.debug("peer %s opened more than %d streams at once; resetting the next",
+                      getattr(stream.muxed_conn, "peer_id", "?"), MAX_INBOUND_STREAMS)
             await reset(stream)
+            return
+        live[conn] = live.get(conn, 0) + 1
+        try:
+            await _handle(inner, stream, on_error)
+        finally:
+            live[conn] -= 1
+            if not live[conn]:
+                del live[conn]
 
     network.set_stream_handler(contained)
+
+
+async def _handle(inner: Callable[[Any], Awaitable[None]], stream: Any,
+                  on_error: Callable[[str, str, BaseException], None]) -> None:
+    """Negotiate and handle one inbound stream (`contain_streams`)."""
+    try:
+        await inner(stream)
+    except Exception as exc:  # noqa: BLE001 - the point: a stream's failure stays its own
+        peer = str(getattr(stream.muxed_conn, "peer_id", "?"))
+        protocol = str(stream.get_protocol() or "(negotiating)")
+        on_error(peer, protocol, exc)
+        await reset(stream)
+    if not str(stream.get_protocol() or "").startswith(HANDED_ON):
+        discard_unread(stream)          # its handler is done: nothing will read it again
 
 
 async def reset(stream: Any) -> None:

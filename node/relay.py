@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from node.framing import ProtocolError, read_frame, write_frame
+from node.patches import discard_unread
 from node.patches import reset as _reset
 
 log = logging.getLogger(__name__)
@@ -240,10 +241,12 @@ async def ask_peers(host: Any, relay_id: Any, network: str) -> list[str]:
 
 
 async def _close(stream: Any) -> None:
-    """Close `stream` politely, resetting it when that fails or takes over 2 s."""
+    """Close `stream` politely, resetting it when that fails or takes over 2 s; either way drop
+    what it holds unread and what its peer sends on it later (this node is done with it)."""
     with trio.move_on_after(2) as scope:
         try:
             await stream.close()
+            discard_unread(stream)
             return
         except Exception:  # noqa: BLE001 - the peer may already have reset it
             pass
