@@ -5,8 +5,10 @@ Runs whose trusted replays disagree (outcome `disputed`) come before all others,
 author: only a root's replay settles them (roles/trust.py), so this node's own replay decides. A
 run's influence is what it would change if its author were trusted: 3 = it is evidence of a claim
 that would pass (a claim's verdict), 2 = its config would top the leaderboard, 1 = it is a baseline
-run of the current best config (the baseline). Runs of no influence are never spot-checked. The
-swarm spends at most `SPOT_SHARE` of the track's trusted runs on replays (docs/TRUST.md).
+run of the current best config (the baseline). Runs of no influence are never spot-checked. Last,
+runs of trusted authors other than the roots that no root replayed (`audit`). Each node spends at
+most `SPOT_SHARE` of its own runs on the track on replays (docs/TRUST.md); disputed runs are
+replayed whatever the share.
 """
 from __future__ import annotations
 
@@ -41,10 +43,11 @@ def _top_mean(v: Verdicts) -> float | None:
     return ranked[0]["mean"] if ranked else None
 
 
-def influence(v: Verdicts, best_hash: str) -> dict[str, int]:
+def influence(v: Verdicts, best_hash: str) -> dict[str, float]:
     """Influence per spot-checkable run (author neither trusted nor distrusted, sane, finished),
-    and `DISPUTED` for every disputed run (`disputed`)."""
-    out: dict[str, int] = {}
+    `DISPUTED` for every disputed run (`disputed`), and below all of them the runs of trusted
+    authors other than the roots that no root replayed (`audit`)."""
+    out: dict[str, float] = {}
     for claim in v.claims:
         if not claim.trusted and claim.status in _LIVE:
             for run_id in claim.counted:
@@ -59,7 +62,28 @@ def influence(v: Verdicts, best_hash: str) -> dict[str, int]:
             out.setdefault(run["id"], 1)
     skip = _replayed(v)
     out = {i: w for i, w in out.items() if i not in skip and _checkable(v, v.runs[i])}
-    return {**out, **disputed(v)}
+    return {**audit(v, best_hash), **out, **disputed(v)}
+
+
+def audit(v: Verdicts, best_hash: str) -> dict[str, float]:
+    """Runs of trusted authors other than the roots that move what this node concludes, and that
+    no root replayed: evidence of its live claims (0.3), baseline runs of the best config (0.1).
+    Trust earned by one matching run is no licence: a key trusted for one real run signed 40
+    baseline runs at 1.02 (the truth 1.0) that nothing ever replayed, and moved the baseline to
+    1.016 (scripts/audit_earned_key.py); one replay of one of them, on this node's hardware,
+    distrusts it. Below every untrusted author's run: newcomers first."""
+    out: dict[str, float] = {}
+    for claim in v.claims:
+        if claim.trusted and claim.status in _LIVE:
+            for run_id in claim.counted:
+                out[run_id] = 0.3
+    for run in v.by_config.get(best_hash, []):
+        if run["purpose"] == "baseline":
+            out.setdefault(run["id"], 0.1)
+    by_roots = {r.target for r in v.trust.replays if r.replayer in v.trust.roots}
+    return {i: w for i, w in out.items() if i not in by_roots and i in v.runs
+            and _sane(v, v.runs[i]) and v.runs[i]["author"] not in v.trust.roots
+            and v.trust.trusted(v.runs[i]["author"])}
 
 
 def disputed(v: Verdicts) -> dict[str, int]:
@@ -77,11 +101,13 @@ def _checkable(v: Verdicts, run: dict[str, Any]) -> bool:
             and not v.trust.distrusted(run["author"]))
 
 
-def budget_left(v: Verdicts) -> bool:
-    """Is the track's share of trusted replays below `SPOT_SHARE` of its trusted runs?"""
-    trusted = [r for r in v.runs.values() if v.trust.trusted(r["author"])]
-    replays = sum(1 for r in trusted if r["purpose"] == "replay")
-    return replays < SPOT_SHARE * max(1, len(trusted))
+def budget_left(v: Verdicts, me: str) -> bool:
+    """Are this node's own replays on the track below `SPOT_SHARE` of its own runs there? Each
+    node's share, not the swarm's: counted over every trusted author, an earned key's signed
+    "replays" spent the whole swarm's share and stopped every node's spot checks."""
+    mine = [r for r in v.runs.values() if r["author"] == me]
+    replays = sum(1 for r in mine if r["purpose"] == "replay")
+    return replays < SPOT_SHARE * max(1, len(mine))
 
 
 def copied(ctx: Context, run: dict[str, Any]) -> bool:
@@ -109,7 +135,8 @@ def candidates(ctx: Context) -> list[dict[str, Any]]:
     v = evidence.verdicts_of(ctx)
     # A disputed run is settled whatever the share: replays signed by one earned key filled it
     # and stopped this node's spot checks, so disputes it opened were never settled.
-    weights = (influence(v, evidence.baseline(ctx).hash) if budget_left(v) else disputed(v))
+    weights = (influence(v, evidence.baseline(ctx).hash) if budget_left(v, ctx.me)
+               else disputed(v))
     mine = own_hardware(ctx)
     runs = [v.runs[i] for i in weights]
     return sorted(runs, key=lambda r: (-weights[r["id"]],

@@ -50,7 +50,7 @@ class Verifier:
                                               [ctx.me])}
         # A claim by an untrusted author is a spot check: within the spot-check share only, so
         # a flood of claims from free keys cannot take the honest nodes' runs.
-        spot = spotcheck.budget_left(evidence.verdicts_of(ctx))
+        spot = spotcheck.budget_left(evidence.verdicts_of(ctx), ctx.me)
         out = [c for c in evidence.claims(ctx) if c["status"] in OPEN
                and (c["trusted"] or spot) and c["author"] != ctx.me and c["id"] not in mine
                and not leases.held_by_other(ctx, "verify", target=c["id"])]

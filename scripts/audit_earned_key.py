@@ -103,7 +103,7 @@ def share(out: dict[str, Any], w: EarnedWorld) -> None:
     for run_id, config, seed, value in mine:
         sign(w.store, w.s, "run", run_body(json.loads(config), seed, value, "replay", run_id))
     out["share_replays_S_signed"] = len(mine)
-    out["share_spent"] = not spotcheck.budget_left(evidence.verdicts_of(w.h))
+    out["share_spent"] = not spotcheck.budget_left(evidence.verdicts_of(w.h), w.h.me)
     out["share_H_spot_checks_lone_run_still"] = [r["id"] for r in Verifier.spot_checks(w.h, 1)] \
         == [lone]
     Verifier().work(w.h)

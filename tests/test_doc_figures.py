@@ -78,7 +78,7 @@ def _facts() -> list[tuple[str, str]]:
         ("docs/RUNNING.md", f"the first batch of {HELPER_MIN_BATCH:,} records or more"),
         ("docs/HARNESS.md", f"waits up to {STOP_GRACE_S:g} s (the daemon waits "
                             f"{SERVICE_STOP_S:g} s per service)"),
-        ("docs/TRUST.md", f"at most {SPOT_SHARE:.0%} of a track's trusted runs on replays"),
+        ("docs/TRUST.md", f"at most {SPOT_SHARE:.0%} of its own runs on a track on replays"),
         ("docs/RECORDS.md", f"the whole record is at most {MAX_RECORD_BYTES >> 10} KiB"),
         ("docs/HARNESS.md", f"at most {MAX_CURVE_POINTS} buckets; when a {MAX_CURVE_POINTS + 1}th"),
     ]

@@ -219,8 +219,7 @@ def test_a_derived_contradiction_of_this_nodes_own_run_loses(store, keys) -> Non
 
 
 def test_a_dispute_is_settled_with_the_replay_share_spent_and_the_run_copied(store, keys) -> None:
-    # The replay share spent (here by this node's own spot checks; an earned key's signed
-    # "replays" spend it as well) stopped every spot check, and a free key's copy of the
+    # With this node's replay share spent, every spot check stopped; and a free key's copy of the
     # disputed run (same seed and val_bpb) kept it from ever being replayed: either way the
     # dispute a minted key opened over a trusted newcomer's run was never settled.
     from roles import spotcheck
@@ -231,10 +230,36 @@ def test_a_dispute_is_settled_with_the_replay_share_spent_and_the_run_copied(sto
     w.contradict(t, lone)
     run = evidence.verdicts_of(w.h).runs[lone]
     sign(store, hostile(1)[0], "run", run_body(w.better, run["seed"], run["val_bpb"], "baseline"))
-    assert not spotcheck.budget_left(evidence.verdicts_of(w.h))
+    s_run = store.query("SELECT id FROM runs WHERE author = ?", [w.s.peer_id]).rows[0][0]
+    while spotcheck.budget_left(evidence.verdicts_of(w.h), w.h.me):      # this node's own
+        w.h.publish("run", w.runner(BASE, 777, "replay", s_run))
     assert spotcheck.copied(w.h, run)
     assert [r["id"] for r in Verifier.spot_checks(w.h)] == [lone]
     Verifier().work(w.h)
     v = evidence.verdicts_of(w.h)
     assert v.trust.run_outcome[lone] == "reproduced" and v.trust.distrusted(t.peer_id)
     assert Verifier.spot_checks(w.h) == []
+
+
+def test_an_earned_keys_baseline_runs_are_audited_and_its_replays_spend_no_share(store, keys) -> None:
+    # A key trusted for one real run signed 40 baseline runs at 1.02 (the truth 1.0): spot checks
+    # went to untrusted authors only, so nothing replayed them, and the baseline read 1.016. Its
+    # signed "replays" of this node's runs (their own numbers) also spent the replay share, which
+    # counted every trusted author's replays: this node's spot checks stopped.
+    from roles import spotcheck
+
+    w = EarnedWorld(store, keys)
+    for seed in range(40):
+        sign(store, w.s, "run", run_body(BASE, 9000 + seed, 1.02, "baseline"))
+    assert evidence.baseline(w.h).floor().mean > 1.01
+    mine = store.query("SELECT id, seed, val_bpb FROM runs WHERE author = ? AND purpose = "
+                       "'baseline'", [w.h.me]).rows
+    for run_id, seed, value in mine:
+        sign(store, w.s, "run", run_body(BASE, seed, value, "replay", run_id))
+    assert spotcheck.budget_left(evidence.verdicts_of(w.h), w.h.me)
+    first = Verifier.spot_checks(w.h, 1)
+    assert first and first[0]["author"] == w.s.peer_id
+    Verifier().work(w.h)
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.distrusted(w.s.peer_id)
+    assert evidence.baseline(w.h).floor().mean < 1.005
