@@ -7,9 +7,9 @@ kind) and got the same val_bpb within the harness's replay tolerance. Trust flow
 with a decay per hop and a cap, so keys that only vouch for each other gain nothing. Roots decide
 the runs they replayed: more roots contradicting than matching makes the run refuted and its author
 distrusted, more matching makes it reproduced, and the trusted non-roots on the losing side are
-distrusted too; equal numbers leave it disputed. Derived trust alone cannot refute: a run no root
-replayed that a trusted replayer contradicts is disputed, nobody losing, until this node's own spot
-check settles it. All of it is recomputed from records and roots, in a fixed order, so two nodes
+distrusted too; equal numbers leave it disputed; a root's own run counts as that root's match.
+Derived trust alone cannot refute: a run no root replayed that a trusted replayer contradicts is
+disputed, nobody losing, until this node's own spot check settles it. All of it is recomputed from records and roots, in a fixed order, so two nodes
 with the same records and roots agree.
 """
 from __future__ import annotations
