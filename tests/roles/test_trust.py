@@ -20,7 +20,8 @@ from roles.statistician import Statistician
 from roles.strategy import Strategy
 from roles.verifier import Verifier
 from tests.roles.trust_world import (BASE, BUDGET, SD, TRACK, Fixed, Runner, baseline_ready,
-                                     claim_body, hostile, node, run_body, sign, sign_many)
+                                     claim_body, fabricated_claim, hostile, node, run_body,
+                                     sign, sign_many)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -223,15 +224,11 @@ def test_keys_that_copy_honest_runs_earn_no_trust_and_verify_nothing(store, keys
         Verifier().work(h)
     v = evidence.verdicts_of(h)
     assert not v.trust.trusted(x.peer_id) and not v.trust.trusted(y.peer_id)
-    base = evidence.baseline(h)
-    ids = [sign(store, x, "run", run_body(TINY, s, 0.90)).id for s in range(6)]
-    claim = sign(store, x, "claim", claim_body(base.hash, TINY, {"n_layer": 1}, base.run_ids,
-                                               ids, effect=-0.1)).id
-    for s in range(3):
-        sign(store, y, "run", run_body(TINY, 100 + s, 0.90, "verify", claim))
+    claim = fabricated_claim(store, x, y, h, TINY)
     v = evidence.verdicts_of(h)
     assert next(c for c in v.claims if c.id == claim).trusted is False
-    assert [r for r in v.leaderboard() if r["trusted"]][0]["config_hash"] == base.hash
+    assert [r for r in v.leaderboard() if r["trusted"]][0]["config_hash"] == \
+        evidence.baseline(h).hash
 
 
 def predicted_runs(store: Store, key, runner: Runner, device: str | None) -> None:

@@ -11,7 +11,8 @@ from roles.verifier import Verifier
 from tests.roles.simulated import context
 from tests.roles.test_judge import _runs
 from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Runner, baseline_ready,
-                                     claim_body, hostile, node, run_body, sign)
+                                     claim_body, fabricated_claim, hostile, node, run_body,
+                                     sign)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -43,12 +44,7 @@ def test_a_copy_under_an_alias_config_earns_no_trust(store, keys) -> None:
     # what the copier did next, had the spot check vouched for it
     fake = sign(store, t, "run", run_body(BASE, 4242, 0.99, "baseline"))
     sign(store, s, "run", run_body(BASE, 4242, 0.99, "replay", fake.id))
-    base = evidence.baseline(h)
-    ids = [sign(store, s, "run", run_body(TINY, n, 0.90)).id for n in range(6)]
-    claim = sign(store, s, "claim", claim_body(base.hash, TINY, {"n_layer": 1}, base.run_ids,
-                                               ids, effect=-0.1)).id
-    for n in range(3):
-        sign(store, t, "run", run_body(TINY, 100 + n, 0.90, "verify", claim))
+    claim = fabricated_claim(store, s, t, h, TINY)
     v = evidence.verdicts_of(h)
     assert next(c for c in v.claims if c.id == claim).status != "verified"
     assert evidence.best_config(h) == BASE

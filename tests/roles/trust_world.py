@@ -147,5 +147,19 @@ def claim_body(base_hash: str, config: dict[str, Any], diff: dict[str, Any], bas
                        summary="claimed")
 
 
+def fabricated_claim(store: Store, claimant: Keypair, verifier: Keypair, ctx: Context,
+                     config: dict[str, Any], value: float = 0.90) -> str:
+    """`claimant` claims `config` (a diff from BASE) over `ctx`'s baseline with 6 runs at `value`
+    it never trained; `verifier` signs 3 fresh "verify" seeds at the same value. The claim's id."""
+    base = evidence.baseline(ctx)
+    ids = [sign(store, claimant, "run", run_body(config, n, value)).id for n in range(6)]
+    diff = {k: v for k, v in config.items() if BASE.get(k) != v}
+    claim = sign(store, claimant, "claim", claim_body(base.hash, config, diff, base.run_ids, ids,
+                                                      effect=-0.1)).id
+    for n in range(3):
+        sign(store, verifier, "run", run_body(config, 100 + n, value, "verify", claim))
+    return claim
+
+
 __all__ = ["BASE", "SD", "TRACK", "BUDGET", "Runner", "Fixed", "node", "baseline_ready", "hostile",
-           "sign", "sign_many", "run_body", "claim_body", "EarnedWorld"]
+           "sign", "sign_many", "run_body", "claim_body", "fabricated_claim", "EarnedWorld"]
