@@ -8,7 +8,8 @@ All in [0, 1], computed on lower-cased words:
   samples together (Li et al. 2016); low = a small, repetitive vocabulary.
 - `ends_sentence`: the share of samples (prompt and continuation together) that end with `.`, `!`
   or `?` (a quote may follow), i.e. finished a paragraph instead of running into the length
-  limit or stopping mid-sentence; a newline at once after a prompt that ends a sentence counts.
+  limit or stopping mid-sentence; a newline at once after a prompt that ends a sentence counts,
+  a sample cut at the token or character limit does not, even when the cut falls after a `.`.
 - `unknown_words`: the share of generated words never seen in the training split; high = invented words.
 
 A measure with nothing to measure is left out, never 0: samples without a single 4-word run have
@@ -59,15 +60,19 @@ def distinct(texts: Iterable[str], n: int) -> float | None:
     return len(set(grams)) / len(grams) if grams else None
 
 
-def measure(texts: Sequence[str], vocabulary: set[str],
-            prompts: Sequence[str] = ()) -> dict[str, float]:
+def measure(texts: Sequence[str], vocabulary: set[str], prompts: Sequence[str] = (),
+            ended: Sequence[bool] = ()) -> dict[str, float]:
     """Every measure of `texts` (the samples' generated parts) that is defined for them;
     `vocabulary`: the training words; `prompts`: what each text continues (where a sample ends
-    is where its prompt ends when the model added nothing)."""
+    is where its prompt ends when the model added nothing); `ended`: whether the model ended
+    each text itself (default: all), as a text cut at a length limit did not finish a sentence
+    wherever the cut fell."""
     generated = [w for text in texts for w in words(text)]
     unknown = sum(w not in vocabulary for w in generated) / len(generated) if generated else None
     whole = [p + t for p, t in zip(list(prompts) + [""] * len(texts), texts)]
-    ends = sum(bool(SENTENCE_END.search(t)) for t in whole) / len(texts) if texts else None
+    own = list(ended) + [True] * (len(texts) - len(ended))
+    ends = sum(bool(SENTENCE_END.search(t)) and e for t, e in zip(whole, own)) / len(texts) \
+        if texts else None
     values = {"repetition": repetition(texts), "distinct_1": distinct(texts, 1),
               "distinct_2": distinct(texts, 2), "ends_sentence": ends, "unknown_words": unknown}
     return {name: round(v, 6) for name, v in values.items() if v is not None}

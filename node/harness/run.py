@@ -250,10 +250,10 @@ def readable(trainer: Any, plan: Plan, spec: RunSpec) -> dict[str, Any]:
     from node.harness.quality import measure, training_vocabulary
     from node.harness.samples import write_samples
 
-    samples = write_samples(trainer.eval_model, plan.tokenizer, spec.config.seq_len, plan.device,
-                            trainer.autocast)
+    samples, ended = write_samples(trainer.eval_model, plan.tokenizer, spec.config.seq_len,
+                                   plan.device, trainer.autocast)
     vocab = training_vocabulary(Path(spec.train_tokens), plan.tokenizer)
-    quality = measure([s["text"] for s in samples], vocab, [s["prompt"] for s in samples])
+    quality = measure([s["text"] for s in samples], vocab, [s["prompt"] for s in samples], ended)
     return {"samples": samples, "quality": quality or None}
 
 

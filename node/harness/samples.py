@@ -38,9 +38,11 @@ def _batch(windows: list[list[int]], device: torch.device) -> torch.Tensor:
 @torch.no_grad()
 def continue_texts(model: torch.nn.Module, tokenizer: Any, prompts: tuple[str, ...], seq_len: int,
                    device: torch.device, gen: torch.Generator,
-                   autocast: contextlib.AbstractContextManager | None = None) -> list[str]:
-    """The model's continuations of `prompts` (prompts not included), all advanced in one batch:
-    one forward per new token for every unfinished prompt, draws in prompt order."""
+                   autocast: contextlib.AbstractContextManager | None = None
+                   ) -> list[tuple[str, bool]]:
+    """The model's continuations of `prompts` (prompts not included), each with whether the model
+    ended it (a newline) rather than a limit, all advanced in one batch: one forward per new
+    token for every unfinished prompt, draws in prompt order."""
     ids = [[int(t) for t in tokenizer.encode(p)] for p in prompts]
     starts = [len(i) for i in ids]
     active = list(range(len(prompts)))
@@ -53,12 +55,20 @@ def continue_texts(model: torch.nn.Module, tokenizer: Any, prompts: tuple[str, .
         for row, i in enumerate(active):
             ids[i].append(_next_token(logits[row, len(windows[row]) - 1], gen))
         active = [i for i in active if "\n" not in tokenizer.decode(ids[i][-1:])]
-    return [tokenizer.decode(i[s:]).split("\n", 1)[0][:MAX_TEXT_CHARS] for i, s in zip(ids, starts)]
+    return [_finish(tokenizer.decode(i[s:])) for i, s in zip(ids, starts)]
+
+
+def _finish(text: str) -> tuple[str, bool]:
+    """The text up to its paragraph's end, at most `MAX_TEXT_CHARS`, and whether it ended there
+    (False: cut at the token or character limit, wherever the cut falls, even after a `.`)."""
+    line, newline, _ = text.partition("\n")
+    return line[:MAX_TEXT_CHARS], bool(newline) and len(line) <= MAX_TEXT_CHARS
 
 
 def write_samples(model: torch.nn.Module, tokenizer: Any, seq_len: int, device: torch.device,
-                  autocast: Any = None) -> list[dict[str, str]]:
-    """`{prompt, text}` for every prompt of `PROMPTS`, deterministic for a given model."""
+                  autocast: Any = None) -> tuple[list[dict[str, str]], list[bool]]:
+    """`{prompt, text}` for every prompt of `PROMPTS`, deterministic for a given model, and for
+    each whether the model ended it (see `continue_texts`)."""
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(SAMPLE_SEED)
@@ -67,4 +77,4 @@ def write_samples(model: torch.nn.Module, tokenizer: Any, seq_len: int, device: 
                                autocast() if autocast else None)
     finally:
         model.train(was_training)
-    return [{"prompt": p, "text": t} for p, t in zip(PROMPTS, texts)]
+    return [{"prompt": p, "text": t} for p, (t, _) in zip(PROMPTS, texts)], [e for _, e in texts]

@@ -127,3 +127,42 @@ def test_the_largest_run_record_the_harness_can_write_fits_the_size_limit() -> N
     record = codec.sign(Keypair(b"\1" * 32), "run", 1, R.RunBody.model_validate(body))
     assert len(PROMPTS) <= R.MAX_SAMPLES and MAX_TEXT_CHARS <= 1200      # the schema's bounds
     assert len(record.raw) < codec.MAX_RECORD_BYTES // 2
+
+
+class _Says:
+    """A "model" whose every next token is `token`: the sampler's stopping is what is tested."""
+
+    def __init__(self, token: int, vocab: int) -> None:
+        self.token, self.vocab, self.training = token, vocab, False
+
+    def __call__(self, idx):
+        import torch
+        logits = torch.full((*idx.shape, self.vocab), -1e4)
+        logits[..., self.token] = 1e4
+        return logits
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+
+def test_a_sample_cut_at_the_length_limit_does_not_end_a_sentence_even_after_a_full_stop() -> None:
+    """A model that writes ". . ." until the 120-token limit cut it: its samples end in `.` and
+    counted as having finished a sentence (ends_sentence 1.0); it never ended a paragraph."""
+    import torch
+
+    from node.harness.samples import _finish, write_samples
+    text = "once upon a time there was a girl. she liked the sun.\n" * 20
+    tok = train_bpe(text, 300)
+    dot = int(tok.encode(".")[-1])
+    samples, ended = write_samples(_Says(dot, 300), tok, 64, torch.device("cpu"))
+    assert all(s["text"].endswith(".") for s in samples) and ended == [False] * len(samples)
+    texts, prompts = [s["text"] for s in samples], [s["prompt"] for s in samples]
+    assert quality.measure(texts, set(), prompts, ended)["ends_sentence"] == 0.0
+    newline = int(tok.encode("\n")[-1])
+    samples, ended = write_samples(_Says(newline, 300), tok, 64, torch.device("cpu"))
+    assert ended == [True] * len(samples) and all(s["text"] == "" for s in samples)
+    assert _finish("she ran.\nand on") == ("she ran.", True)
+    assert _finish("x" * 600 + ".\n") == ("x" * 600, False)          # cut at 600 characters
