@@ -7,12 +7,13 @@ from memory.canonical import config_hash
 from roles import evidence, search_evidence
 from roles.meta_analyst import quality_values
 from roles.proposers import OptunaProposer
+from roles.experimenter import Experimenter
 from roles.verifier import Verifier
 from tests.roles.simulated import context
 from tests.roles.test_judge import _runs
-from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Runner, baseline_ready,
-                                     claim_body, fabricated_claim, hostile, node, run_body,
-                                     sign)
+from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Fixed, Runner,
+                                     baseline_ready, claim_body, fabricated_claim, hostile, node,
+                                     run_body, sign)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -50,14 +51,16 @@ def test_a_copy_under_an_alias_config_earns_no_trust(store, keys) -> None:
     assert evidence.best_config(h) == BASE
 
 
-def lease(store, h, key, diff: dict, hours: float) -> None:
-    """`key` publishes a hypothesis of `diff` over `h`'s best config and leases it for `hours`."""
+def lease(store, h, key, diff: dict, hours: float, ago: float = 0.0) -> None:
+    """`key` publishes a hypothesis of `diff` over `h`'s best config and leases it, signed `ago`
+    hours ago, until `hours` from now."""
     hyp = sign(store, key, "hypothesis", R.HypothesisBody(track=TRACK, diff=diff, rationale="x",
                                                           source="strategy"))
+    now = h.now_ms()
     sign(store, key, "claim_lease", R.ClaimLeaseBody(
         track=TRACK, work="experiment", config_hash=config_hash({**evidence.best_config(h),
                                                                   **diff}),
-        target=hyp.id, expires_ts=h.now_ms() + int(hours * 3600_000)))
+        target=hyp.id, expires_ts=now + int(hours * 3600_000)), ts=now - int(ago * 3600_000))
 
 
 def test_a_strangers_leases_neither_widen_nor_steer_the_study(store, keys) -> None:
@@ -259,3 +262,59 @@ def test_an_earned_keys_baseline_runs_are_audited_and_its_replays_spend_no_share
     v = evidence.verdicts_of(w.h)
     assert v.trust.distrusted(w.s.peer_id)
     assert evidence.baseline(w.h).floor().mean < 1.005
+
+
+def test_a_verify_lease_of_a_config_does_not_stop_the_audit_of_its_runs(store, keys) -> None:
+    # Spot checks chose a run not leased by its id, then leased it by its config too and backed
+    # off on any verify lease of that config: an earned key that signed 40 poisoned baseline runs
+    # of the best config and held (renewed) a verify lease of that config kept every verifier
+    # step idle, its runs never audited.
+    w = EarnedWorld(store, keys)
+    for seed in range(40):
+        sign(store, w.s, "run", run_body(BASE, 9000 + seed, 1.02, "baseline"))
+    sign(store, w.s, "claim_lease", R.ClaimLeaseBody(
+        track=TRACK, work="verify", config_hash=evidence.baseline(w.h).hash, target="ab" * 32,
+        expires_ts=w.h.now_ms() + 3600_000))
+    assert Verifier.spot_checks(w.h, 1)[0]["author"] == w.s.peer_id
+    assert Verifier().work(w.h) is not None
+    assert evidence.verdicts_of(w.h).trust.distrusted(w.s.peer_id)
+
+
+def test_a_leased_claim_config_is_no_verifier_work_and_a_renewed_lease_expires(store, keys) -> None:
+    # The claims listed as verifier work were those not leased by their id, while the verifier's
+    # lease backed off on their config too: a trusted key's verify lease of the claim's config
+    # made the node choose the verifier for work it then backed off from. And a trusted key that
+    # renewed that lease every few hours held the claim's verification off for good.
+    w = EarnedWorld(store, keys)
+    more = [w.n.publish("run", w.runner(w.better, s, "confirm", None)).id for s in range(10, 22)]
+    base = evidence.baseline(w.h)
+    claim = w.n.publish("claim", claim_body(base.hash, w.better, {"lr": 0.006}, base.run_ids,
+                                            w.nruns + more)).id
+    assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
+    hour, now = 3600_000, w.h.now_ms()
+
+    def lease(start_h: float, end_h: float) -> None:    # w.s's verify lease of the claim's config
+        sign(store, w.s, "claim_lease", R.ClaimLeaseBody(
+            track=TRACK, work="verify", config_hash=config_hash(w.better), target="ab" * 32,
+            expires_ts=now + int(end_h * hour)), ts=now - int(start_h * hour))
+
+    lease(0.5, 1)
+    assert Verifier.open_claims(w.h) == []
+    lease(7, -2)                 # the chain's first lease, 7 h ago: past what one lease may promise
+    assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
+
+
+def test_a_strangers_renewed_experiment_lease_holds_a_config_off_for_one_lease_only(
+        store, keys) -> None:
+    # A stranger's experiment lease held this node's experimenter off its config (a newcomer's
+    # work is not run twice), and renewed every few hours, held it off for good: a lease of the
+    # best config with one categorical knob changed backed the experimenter off at every step.
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    diff = {"schedule": "linear"}
+    exp = Experimenter(Fixed(diff))
+    lease(store, h, hostile(1)[0], diff, 5, ago=0.5)
+    assert exp.work(h).startswith("backed off")      # one promise, believed
+    # its chain began 7 h ago (another free key's lease, expired since): past one lease's length
+    lease(store, h, hostile(1)[0], diff, -1.5, ago=7)
+    assert not exp.work(h).startswith("backed off")
