@@ -5,12 +5,14 @@ from __future__ import annotations
 from memory import codec, records as R
 from memory.canonical import config_hash
 from roles import evidence, search_evidence
+from roles.experimenter import Experimenter
+from roles.judge import ClaudeJudge
 from roles.meta_analyst import quality_values
 from roles.proposers import OptunaProposer
-from roles.experimenter import Experimenter
 from roles.verifier import Verifier
+from tests.roles.messages_server import MessagesServer
 from tests.roles.simulated import context
-from tests.roles.test_judge import _runs
+from tests.roles.test_judge import GOOD, _runs
 from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Fixed, Runner,
                                      baseline_ready, claim_body, fabricated_claim, hostile, node,
                                      run_body, sign)
@@ -99,6 +101,23 @@ def test_a_judge_that_repeats_itself_weighs_as_one(store, keys) -> None:
             sign(store, key, "judgement", R.JudgementBody(
                 run=run.id, judge="m", rubric="r1", scores={"coherence": 0}, reason="x"))
     assert quality_values(ctx)["judge"][1] == [4.0] * 4
+
+
+def test_strangers_runs_spend_no_judge_calls(store, keys) -> None:
+    # Once the trusted runs were judged, the judge sent every free key's run to the Messages API,
+    # 2 calls a step for as long as free keys kept publishing: the volunteer's API budget, spent on
+    # scores that count nowhere here (only trusted authors' runs do).
+    me, other = keys[0], keys[1]
+    ctx = context(store, me, None, pinned=frozenset({other.peer_id}))
+    trusted = _runs(store, other, 2, BASE)
+    for key in hostile(5):
+        _runs(store, key, 4, BASE)
+    with MessagesServer([GOOD] * 20) as server:
+        for _ in range(3):
+            ClaudeJudge(model="m", base_url=server.url, api_key="k", timeout_s=10).work(ctx)
+    assert len(server.requests) == 2
+    assert {r["run"] for r in ctx.rows("SELECT run FROM judgements WHERE author = ?",
+                                       [me.peer_id])} == {r.id for r in trusted}
 
 
 def test_claims_that_cite_only_others_runs_cost_the_verifier_nothing(store, keys) -> None:
