@@ -337,3 +337,16 @@ def test_a_strangers_renewed_experiment_lease_holds_a_config_off_for_one_lease_o
     # its chain began 7 h ago (another free key's lease, expired since): past one lease's length
     lease(store, h, hostile(1)[0], diff, -1.5, ago=7)
     assert not exp.work(h).startswith("backed off")
+
+
+def test_an_earned_keys_renewed_experiment_lease_is_no_running_trial_for_good(store, keys) -> None:
+    # The optimizer's study took every trusted author's holding experiment lease as a running
+    # trial: an earned key's lease at the harness's bounds, renewed, stretched the study's window
+    # for as long as it kept renewing. A chain past one lease's length holds nothing now.
+    w = EarnedWorld(store, keys)
+    wide = {"lr": 1.0, "n_layer": 48}
+    lease(store, w.h, w.s, wide, 5, ago=0.5)
+    assert search_evidence.pending(w.h, evidence.best_config(w.h)) == [
+        {**evidence.best_config(w.h), **wide}]
+    lease(store, w.h, w.s, wide, -1.5, ago=7)        # the chain began 7 h ago
+    assert search_evidence.pending(w.h, evidence.best_config(w.h)) == []
