@@ -6,13 +6,15 @@ in order (node/harness/prompts.py; other samples were not written by the harness
 by other nodes trusted here and have no judgement by a trusted judge yet (newest first). A
 stranger's run is never sent: its score counts nowhere here (the meta-analyst reads the runs that
 count, by trusted authors only), and free keys publishing runs would spend the volunteer's API
-budget, 2 calls a step for as long as they keep publishing. The prompts sent are our own constant; the continuations are another peer's text,
-possibly hostile: the rubric and the rule that samples are data are the system prompt, and the
-samples go in one tagged JSON block they cannot break out of, bounded (roles/untrusted.py). Each answer must be exactly one JSON object of integer scores 0-10 for
-every criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge
-model, rubric version, scores, the run judged, the reason). A judgement is testimony like any
-record: it says what this node's judge thought, not that the run is good. API errors end judging
-for the step; an answer that does not validate is counted and dropped (no record).
+budget, 2 calls a step for as long as they keep publishing. The prompts sent are our own
+constant; the continuations are another peer's text, possibly hostile: the rubric and the rule
+that samples are data are the system prompt, and the samples go in one tagged JSON block they
+cannot break out of, bounded (roles/untrusted.py). Each answer must be exactly one JSON object of
+integer scores 0-10 for every criterion of the rubric plus a one-sentence reason; it becomes a
+`judgement` record (judge model, rubric version, scores, the run judged, the reason). A
+judgement is testimony like any record: it says what this node's judge thought, not that the run
+is good. API errors end judging for the step; an answer that does not validate is counted and
+dropped (no record).
 """
 from __future__ import annotations
 

@@ -61,6 +61,8 @@ def matters(name: str, config: dict[str, Any]) -> bool:
     (`CONDITIONS`)? Knobs without a condition always do."""
     cond = CONDITIONS.get(name)
     return cond is None or cond({**_defaults(), **config})
+
+
 LOG_SPAN = 100.0           # floats spanning more than this factor are searched on a log scale
 GRID_SPAN = 64.0           # ints spanning more than this factor are searched on a x2 grid
 

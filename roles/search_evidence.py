@@ -60,17 +60,18 @@ def pending(ctx: Context, best: dict[str, Any]) -> list[dict[str, Any]]:
     harness's bounds, expiring in ten years, stretched every knob's window to them (lr to 1.0,
     n_layer to 48) and sent 40 of 40 asks outside the window for as long (docs/TRUST.md)."""
     now, most = ctx.now_ms(), MAX_LEASE_S * 1000
-    trusted = list(evidence.verdicts_of(ctx).trusted_authors)
+    trusted = evidence.verdicts_of(ctx).trusted_authors
     rows = ctx.rows(
         "SELECT DISTINCT l.config_hash, h.diff FROM claim_leases l JOIN hypotheses h "
         "ON h.id = l.target WHERE l.track = ? AND l.work = 'experiment' AND l.expires_ts > ? "
         "AND l.expires_ts <= ? AND l.expires_ts - l.ts <= ? AND l.author <> ? "
         f"AND l.{evidence_sql.AUTHOR_IN} AND l.config_hash NOT IN (SELECT config_hash "
         "FROM seed_stats WHERE track = ?) ORDER BY l.config_hash",
-        [ctx.track, now, now + most, most, ctx.me, trusted, ctx.track])
+        [ctx.track, now, now + most, most, ctx.me, list(trusted), ctx.track])
     # a chain of renewals past one lease's length holds nothing (`leases.active`): an earned
     # key's renewed lease would otherwise be a running trial for good
-    held = {r["config_hash"] for r in leases.active(ctx, "experiment") if r["author"] in set(trusted)}
+    counted = set(trusted)
+    held = {r["config_hash"] for r in leases.active(ctx, "experiment") if r["author"] in counted}
     out = []
     for row in (r for r in rows if r["config_hash"] in held):
         config = {**best, **_json(row["diff"])}
