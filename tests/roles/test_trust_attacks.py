@@ -283,6 +283,14 @@ def test_an_earned_keys_baseline_runs_are_audited_and_its_replays_spend_no_share
     assert evidence.baseline(w.h).floor().mean < 1.005
 
 
+def verify_lease(store, key, chash: str, now: int, ago: float, hours: float) -> None:
+    """`key` leases the verification of config `chash` (some claim of it), signed `ago` hours
+    before `now`, until `hours` after it."""
+    sign(store, key, "claim_lease", R.ClaimLeaseBody(
+        track=TRACK, work="verify", config_hash=chash, target="ab" * 32,
+        expires_ts=now + int(hours * 3600_000)), ts=now - int(ago * 3600_000))
+
+
 def test_a_verify_lease_of_a_config_does_not_stop_the_audit_of_its_runs(store, keys) -> None:
     # Spot checks chose a run not leased by its id, then leased it by its config too and backed
     # off on any verify lease of that config: an earned key that signed 40 poisoned baseline runs
@@ -291,9 +299,7 @@ def test_a_verify_lease_of_a_config_does_not_stop_the_audit_of_its_runs(store, k
     w = EarnedWorld(store, keys)
     for seed in range(40):
         sign(store, w.s, "run", run_body(BASE, 9000 + seed, 1.02, "baseline"))
-    sign(store, w.s, "claim_lease", R.ClaimLeaseBody(
-        track=TRACK, work="verify", config_hash=evidence.baseline(w.h).hash, target="ab" * 32,
-        expires_ts=w.h.now_ms() + 3600_000))
+    verify_lease(store, w.s, evidence.baseline(w.h).hash, w.h.now_ms(), 0, 1)
     assert Verifier.spot_checks(w.h, 1)[0]["author"] == w.s.peer_id
     assert Verifier().work(w.h) is not None
     assert evidence.verdicts_of(w.h).trust.distrusted(w.s.peer_id)
@@ -310,16 +316,11 @@ def test_a_leased_claim_config_is_no_verifier_work_and_a_renewed_lease_expires(s
     claim = w.n.publish("claim", claim_body(base.hash, w.better, {"lr": 0.006}, base.run_ids,
                                             w.nruns + more)).id
     assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
-    hour, now = 3600_000, w.h.now_ms()
-
-    def lease(start_h: float, end_h: float) -> None:    # w.s's verify lease of the claim's config
-        sign(store, w.s, "claim_lease", R.ClaimLeaseBody(
-            track=TRACK, work="verify", config_hash=config_hash(w.better), target="ab" * 32,
-            expires_ts=now + int(end_h * hour)), ts=now - int(start_h * hour))
-
-    lease(0.5, 1)
+    now = w.h.now_ms()
+    verify_lease(store, w.s, config_hash(w.better), now, 0.5, 1)
     assert Verifier.open_claims(w.h) == []
-    lease(7, -2)                 # the chain's first lease, 7 h ago: past what one lease may promise
+    # the chain's first lease, 7 h ago: past what one lease may promise
+    verify_lease(store, w.s, config_hash(w.better), now, 7, -2)
     assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
 
 
