@@ -3,14 +3,18 @@
 A node with `ANTHROPIC_API_KEY` set judges, as part of its meta-analyst work, up to
 `PER_STEP` finished runs of the track whose samples continue exactly the harness's fixed prompts
 in order (node/harness/prompts.py; other samples were not written by the harness), were written
-by other nodes and have no judgement by a trusted judge yet (trusted authors' runs first, then
-newest first). The prompts sent are our own constant; the continuations are another peer's text,
-possibly hostile: the rubric and the rule that samples are data are the system prompt, and the
-samples go in one tagged JSON block they cannot break out of, bounded (roles/untrusted.py). Each answer must be exactly one JSON object of integer scores 0-10 for
-every criterion of the rubric plus a one-sentence reason; it becomes a `judgement` record (judge
-model, rubric version, scores, the run judged, the reason). A judgement is testimony like any
-record: it says what this node's judge thought, not that the run is good. API errors end judging
-for the step; an answer that does not validate is counted and dropped (no record).
+by other nodes trusted here and have no judgement by a trusted judge yet (newest first). A
+stranger's run is never sent: its score counts nowhere here (the meta-analyst reads the runs that
+count, by trusted authors only), and free keys publishing runs would spend the volunteer's API
+budget, 2 calls a step for as long as they keep publishing. The prompts sent are our own
+constant; the continuations are another peer's text, possibly hostile: the rubric and the rule
+that samples are data are the system prompt, and the samples go in one tagged JSON block they
+cannot break out of, bounded (roles/untrusted.py). Each answer must be exactly one JSON object of
+integer scores 0-10 for every criterion of the rubric plus a one-sentence reason; it becomes a
+`judgement` record (judge model, rubric version, scores, the run judged, the reason). A
+judgement is testimony like any record: it says what this node's judge thought, not that the run
+is good. API errors end judging for the step; an answer that does not validate is counted and
+dropped (no record).
 """
 from __future__ import annotations
 
@@ -95,20 +99,22 @@ def _text(sample: Any, field: str) -> str:
 
 
 def unjudged_runs(ctx: Context, limit: int = PER_STEP) -> list[dict[str, Any]]:
-    """Finished runs of the track by other nodes whose samples' prompts are exactly PROMPTS in
-    order, with no judgement by a trusted judge yet: trusted authors' runs first, then newest
-    first. The prompt test is in the query, before the LIMIT: samples that continue other text
-    were not written by the harness, and a peer's many such runs stamped newest would otherwise
-    fill every step. A stranger's judgement is no judgement here (free keys judging every run
-    kept this node from judging any), and strangers' runs stamped ahead come after the runs that
-    count here."""
+    """Finished runs of the track by other authors trusted here whose samples' prompts are
+    exactly PROMPTS in order, with no judgement by a trusted judge yet, newest first. The prompt
+    test is in the query, before the LIMIT: samples that continue other text were not written by
+    the harness, and a peer's many such runs stamped newest would otherwise fill every step. A
+    stranger's judgement is no judgement here (free keys judging every run kept this node from
+    judging any), and a stranger's run is no run to judge: its score would count nowhere here
+    (`meta_analyst.quality_values`), and free keys' runs took 2 API calls a step, for good, once
+    the trusted runs were judged. A stranger's run is judged once its author is trusted."""
     trusted = list(evidence.verdicts_of(ctx).trusted_authors)
     return ctx.rows(
         f"SELECT id, samples FROM valid_runs r WHERE track = ? AND status = 'ok' AND author <> ? "
+        f"AND r.{AUTHOR_IN} "
         f"AND samples IS NOT NULL AND json_extract_string(samples, '$[*].prompt') = ?::VARCHAR[] "
         f"AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.run = r.id AND j.{AUTHOR_IN}) "
-        f"ORDER BY r.{AUTHOR_IN} DESC, ts DESC, id LIMIT ?",
-        [ctx.track, ctx.me, list(PROMPTS), trusted, trusted, limit])
+        f"ORDER BY ts DESC, id LIMIT ?",
+        [ctx.track, ctx.me, trusted, list(PROMPTS), trusted, limit])
 
 
 class ClaudeJudge:

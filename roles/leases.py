@@ -8,6 +8,12 @@ caught by `config_distance`.
 A lease lasts `ctx.lease_s`; work that runs longer keeps it by `renew` (the worker calls it before
 each training run), so a live node's work is never taken over, while a dead node's lease simply
 expires and frees the work.
+
+A lease is testimony, a promise: only a root's (this node's or a pinned key's) is believed for as
+long as it is renewed. Others' leases of one piece of work hold for at most `MAX_LEASE_S` from the
+first such lease of it (keys are free: counted over all of them): a free key that renewed its lease
+of a config every 6 h kept this node's experimenter off that config for good (docs/TRUST.md,
+"Liveness").
 """
 from __future__ import annotations
 
@@ -29,16 +35,43 @@ TRUSTED_WORK = ("verify", "assess")
 
 def active(ctx: Context, work: str) -> list[dict[str, Any]]:
     """Unexpired leases of `work` on the context's track that hold (see `MAX_LEASE_S`,
-    `TRUSTED_WORK`), oldest first."""
+    `TRUSTED_WORK`, `_first_ts`), oldest first."""
     now = ctx.now_ms()
     rows = ctx.rows("SELECT id, author, ts, config_hash, target, expires_ts FROM claim_leases "
                     "WHERE track = ? AND work = ? AND expires_ts > ? AND expires_ts <= ? "
                     "AND expires_ts - ts <= ? ORDER BY ts, id",
                     [ctx.track, work, now, now + MAX_LEASE_S * 1000, MAX_LEASE_S * 1000])
-    if work not in TRUSTED_WORK or not rows:
+    roots = ctx.roots
+    if not rows or all(r["author"] in roots for r in rows):
         return rows
-    trusted = evidence.verdicts_of(ctx).trust.trusted
-    return [r for r in rows if r["author"] == ctx.me or trusted(r["author"])]
+    if work in TRUSTED_WORK:
+        trusted = evidence.verdicts_of(ctx).trust.trusted
+        rows = [r for r in rows if r["author"] in roots or trusted(r["author"])]
+    first = _first_ts(ctx, work, [r for r in rows if r["author"] not in roots])
+    since = now - MAX_LEASE_S * 1000
+    return [r for r in rows if r["author"] in roots
+            or (first.get(("c", r["config_hash"]), now) >= since
+                and first.get(("t", r["target"]), now) >= since)]
+
+
+def _first_ts(ctx: Context, work: str, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """("c", config hash) or ("t", target) -> the ts of the first lease of that work on the track
+    by any author other than the roots, expired ones included: a chain of renewals, by one key or
+    by many free ones taking turns, is one promise, believed for `MAX_LEASE_S` from its start."""
+    configs = sorted({r["config_hash"] for r in rows if r["config_hash"] is not None})
+    targets = sorted({r["target"] for r in rows if r["target"] is not None})
+    if not configs and not targets:
+        return {}
+    found = ctx.rows("SELECT author, config_hash, target, ts FROM claim_leases WHERE track = ? "
+                     "AND work = ? AND (config_hash IN (SELECT unnest(?::VARCHAR[])) "
+                     "OR target IN (SELECT unnest(?::VARCHAR[])))",
+                     [ctx.track, work, configs, targets])
+    out: dict[tuple[str, str], int] = {}
+    for row in (r for r in found if r["author"] not in ctx.roots):
+        for key in (("c", row["config_hash"]), ("t", row["target"])):
+            if key[1] is not None:
+                out[key] = min(out.get(key, row["ts"]), row["ts"])
+    return out
 
 
 def held_by_other(ctx: Context, work: str, config_hash: str | None = None,

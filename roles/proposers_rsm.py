@@ -35,7 +35,7 @@ import numpy as np
 from roles import evidence, leases, search_evidence
 from roles.base import Proposal
 from roles.context import Context
-from roles.proposers_space import CONDITIONS, Knob, config_knobs
+from roles.proposers_space import Knob, config_knobs, matters
 from roles.strategy import Validate
 
 
@@ -110,9 +110,8 @@ class Model:
         self.levels: dict[str, list[tuple[Any, int]]] = {}
         columns = 1                                     # column 0: the intercept
         for name in sorted(knobs):
-            parent = CONDITIONS.get(name)            # a knob that does nothing in the best config
-            if name not in best or best[name] is None or (
-                    parent is not None and parent[0] in best and not parent[1](best[parent[0]])):
+            # a knob that does nothing in the best config
+            if name not in best or best[name] is None or not matters(name, best):
                 continue
             columns = self._add_knob(knobs[name], outcomes, columns)
         self.columns = columns

@@ -17,6 +17,7 @@ re-asked by the proposer.
 """
 from __future__ import annotations
 
+import functools
 import math
 import typing
 from collections.abc import Callable
@@ -26,11 +27,42 @@ from typing import Any
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
                                   IntDistribution)
 
-# child knob -> (parent knob, when the child matters, given the parent's value)
-CONDITIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "decay_frac": ("schedule", lambda v: v == "wsd"),
-    "ngram_weight": ("ngram_steps", lambda v: isinstance(v, (int, float)) and v > 0),
+def _window_layer(config: dict[str, Any]) -> bool:
+    """Has the config a sliding-window (S) layer? The harness's own tiling (`layer_windows`: the
+    pattern tiled over the layers, the last one full), so "L", "LL" or one layer have none."""
+    from node.harness.config import Config
+    pattern, layers = config.get("attn_pattern"), config.get("n_layer")
+    if not isinstance(pattern, str) or type(layers) is not int:
+        return True                     # not the harness's to read: the knob is left searched
+    windows = Config.model_construct(attn_pattern=pattern, n_layer=layers).layer_windows()
+    return any(w is not None for w in windows)
+
+
+# child knob -> whether it matters in a config (the harness's defaults filled in, since an opt-in
+# knob at its default is left out of a config). A child that does nothing trains bit for bit as
+# the config without it, under another hash (an alias: scripts/audit_alias_configs.py): a
+# proposal of it is a wasted experiment, and its runs look like another config's.
+CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "decay_frac": lambda c: c["schedule"] == "wsd",
+    "ngram_weight": lambda c: isinstance(c["ngram_steps"], (int, float)) and c["ngram_steps"] > 0,
+    "muon_lr": lambda c: c["optimizer"] == "muon",
+    "attn_window": _window_layer,
 }
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    from node.harness.config import Config
+    return {n: f.default for n, f in Config.model_fields.items()}
+
+
+def matters(name: str, config: dict[str, Any]) -> bool:
+    """Does knob `name` change what the harness trains, given `config`'s other knobs
+    (`CONDITIONS`)? Knobs without a condition always do."""
+    cond = CONDITIONS.get(name)
+    return cond is None or cond({**_defaults(), **config})
+
+
 LOG_SPAN = 100.0           # floats spanning more than this factor are searched on a log scale
 GRID_SPAN = 64.0           # ints spanning more than this factor are searched on a x2 grid
 
@@ -166,9 +198,8 @@ class Space:
                 self.dists[name] = _cover(dist, seen)
 
     def active(self, name: str, config: dict[str, Any]) -> bool:
-        """Does this knob matter in `config` (conditional knobs)?"""
-        parent = CONDITIONS.get(name)
-        return parent is None or parent[0] not in config or parent[1](config[parent[0]])
+        """Does this knob matter in `config` (conditional knobs: `matters`)?"""
+        return matters(name, config)
 
     def params(self, config: dict[str, Any]) -> dict[str, Any]:
         """A config's values for the knobs of this space that matter in it (a trial's params)."""

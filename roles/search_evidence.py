@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memory.canonical import config_hash
-from roles import evidence, evidence_sql
+from roles import evidence, evidence_sql, leases
 from roles.context import Context
 from roles.leases import MAX_LEASE_S
 
@@ -55,21 +55,25 @@ def outcomes(ctx: Context) -> list[Outcome]:
 
 def pending(ctx: Context, best: dict[str, Any]) -> list[dict[str, Any]]:
     """Configs that other trusted authors hold an experiment lease on (one that holds:
-    `leases.MAX_LEASE_S`) and that have no outcome yet: the study's running trials. A stranger's
+    `leases.active`) and that have no outcome yet: the study's running trials. A stranger's
     lease is none: its outcome would not count here, and one free key's lease of a config at the
     harness's bounds, expiring in ten years, stretched every knob's window to them (lr to 1.0,
     n_layer to 48) and sent 40 of 40 asks outside the window for as long (docs/TRUST.md)."""
     now, most = ctx.now_ms(), MAX_LEASE_S * 1000
+    trusted = evidence.verdicts_of(ctx).trusted_authors
     rows = ctx.rows(
         "SELECT DISTINCT l.config_hash, h.diff FROM claim_leases l JOIN hypotheses h "
         "ON h.id = l.target WHERE l.track = ? AND l.work = 'experiment' AND l.expires_ts > ? "
         "AND l.expires_ts <= ? AND l.expires_ts - l.ts <= ? AND l.author <> ? "
         f"AND l.{evidence_sql.AUTHOR_IN} AND l.config_hash NOT IN (SELECT config_hash "
         "FROM seed_stats WHERE track = ?) ORDER BY l.config_hash",
-        [ctx.track, now, now + most, most, ctx.me,
-         list(evidence.verdicts_of(ctx).trusted_authors), ctx.track])
+        [ctx.track, now, now + most, most, ctx.me, list(trusted), ctx.track])
+    # a chain of renewals past one lease's length holds nothing (`leases.active`): an earned
+    # key's renewed lease would otherwise be a running trial for good
+    counted = set(trusted)
+    held = {r["config_hash"] for r in leases.active(ctx, "experiment") if r["author"] in counted}
     out = []
-    for row in rows:
+    for row in (r for r in rows if r["config_hash"] in held):
         config = {**best, **_json(row["diff"])}
         if config_hash(config) == row["config_hash"]:     # else it was over another best config
             out.append(config)

@@ -42,8 +42,9 @@ class Verifier:
     @staticmethod
     def open_claims(ctx: Context) -> list[dict[str, Any]]:
         """Claims by others that still need a re-run, that this node has not re-run and that
-        nobody trusted is re-running; claims of untrusted authors (spot checks that decide a
-        verdict) first while the spot-check share allows, then oldest first."""
+        nobody trusted is re-running (its claim or its config leased: what `work`'s lease backs
+        off on); claims of untrusted authors (spot checks that decide a verdict) first while the
+        spot-check share allows, then oldest first."""
         mine = {r["ref"] for r in ctx.rows("SELECT ref FROM valid_runs WHERE author = ? AND "
                                            "purpose = 'verify'", [ctx.me])}
         mine |= {r["claim"] for r in ctx.rows("SELECT claim FROM verifications WHERE author = ?",
@@ -53,7 +54,7 @@ class Verifier:
         spot = spotcheck.budget_left(evidence.verdicts_of(ctx), ctx.me)
         out = [c for c in evidence.claims(ctx) if c["status"] in OPEN
                and (c["trusted"] or spot) and c["author"] != ctx.me and c["id"] not in mine
-               and not leases.held_by_other(ctx, "verify", target=c["id"])]
+               and not leases.held_by_other(ctx, "verify", c["candidate_hash"], c["id"])]
         return sorted(out, key=lambda c: (c["trusted"], c["ts"], c["id"]))
 
     @staticmethod
@@ -86,7 +87,10 @@ class Verifier:
             if runs and leases.take(ctx, "verify", claim["candidate_hash"], claim["id"]):
                 return self._verify(ctx, claim, runs)
         for run in self.spot_checks(ctx, 1):
-            if leases.take(ctx, "verify", run["config_hash"], run["id"]):
+            # Leased by the run checked, as `spot_checks` chose it: leased by its config too, the
+            # step backed off whenever anyone trusted held a verify lease of that config (an earned
+            # key's, renewed, kept the audit of its own runs from ever starting).
+            if leases.take(ctx, "verify", target=run["id"]):
                 match, _, _ = self._replay(ctx, run)
                 ctx.count("spot_checks")
                 return f"spot check of {run['id'][:8]} by {run['author'][:12]}: match={match}"

@@ -39,7 +39,7 @@ def judge(url: str, per_step: int = 2) -> ClaudeJudge:
 
 
 def test_unjudged_runs_of_others_are_judged_once(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     _runs(store, keys[0], 1)                                  # our own run: never judged by us
     others = _runs(store, keys[1], 3)
     with MessagesServer([GOOD, "I liked it", GOOD, GOOD]) as server:
@@ -58,7 +58,7 @@ def test_unjudged_runs_of_others_are_judged_once(store, keys) -> None:
 
 
 def test_api_errors_end_judging_for_the_step(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     _runs(store, keys[1], 2)
     with MessagesServer([(529, "overloaded_error")]) as server:
         assert judge(server.url).work(ctx) == 0
@@ -84,7 +84,7 @@ def test_strangers_judgements_and_runs_stamped_ahead_do_not_keep_trusted_runs_un
 
 
 def test_a_server_that_drips_its_answer_ends_judging_at_the_calls_deadline(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     _runs(store, keys[1], 2)
     with MessagesServer([Drip(GOOD), GOOD]) as server:
         slow = ClaudeJudge(model="claude-test", base_url=server.url, api_key="test-key",
@@ -97,7 +97,7 @@ def test_a_server_that_drips_its_answer_ends_judging_at_the_calls_deadline(store
     {"id": "m", "type": "message", "role": "assistant", "model": "claude-test", "content": None,
      "stop_reason": "end_turn", "stop_sequence": None, "usage": {}}).encode()])
 def test_a_reply_that_is_no_messages_answer_ends_judging_for_the_step(store, keys, reply) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     _runs(store, keys[1], 2)
     with MessagesServer([reply]) as server:
         assert judge(server.url).work(ctx) == 0

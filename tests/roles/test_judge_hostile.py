@@ -53,7 +53,7 @@ def _block(content: str) -> tuple[str, list[dict[str, str]], str]:
 
 
 def _sent(store, keys, samples: list[R.Sample]) -> dict:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     _hostile_run(store, keys[1], samples)
     with MessagesServer([GOOD]) as server:
         assert _judge(server.url).work(ctx) == 1
@@ -93,7 +93,7 @@ def test_what_is_sent_of_a_run_is_bounded(store, keys) -> None:
 
 
 def test_a_hostile_answer_publishes_no_judgement(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     _hostile_run(store, keys[1], _on_prompts(INJECTION))
     echoed = f"The sample asks for {PERFECT}. My scores: {GOOD}"
     with MessagesServer([echoed]) as server:

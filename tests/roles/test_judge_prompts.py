@@ -47,7 +47,7 @@ def _prompts_sent(request: dict) -> list[str]:
 
 
 def test_off_prompt_runs_are_never_sent(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     store.add([_run(keys[1], i + 1, prompts) for i, prompts in enumerate(OFF_PROMPT.values())])
     with MessagesServer([GOOD] * 20) as server:
         assert _judge(server.url, per_step=20).work(ctx) == 0
@@ -61,11 +61,12 @@ def test_off_prompt_runs_are_never_sent(store, keys) -> None:
 
 
 def test_many_newest_off_prompt_runs_do_not_starve_an_honest_older_run(store, keys) -> None:
-    ctx = context(store, keys[0], None)            # nobody trusted: newest first decides
+    # both trusted (a stranger's runs are never judged): newest first decides
+    hostile = synthetic.keypairs(1, seed=91)[0]
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id, hostile.peer_id}))
     honest = _run(keys[1], 1, FIXED)
     store.add([honest])
     ahead = codec.now_ms() + 100_000
-    hostile = synthetic.keypairs(1, seed=91)[0]
     store.add([_run(hostile, i + 1, OFF_PROMPT["no-comma"], ts=ahead + i) for i in range(50)])
     assert [r["id"] for r in unjudged_runs(ctx)] == [honest.id]
     with MessagesServer([GOOD, GOOD]) as server:
@@ -75,7 +76,7 @@ def test_many_newest_off_prompt_runs_do_not_starve_an_honest_older_run(store, ke
 
 
 def test_the_request_carries_our_prompts_and_the_peers_continuations(store, keys) -> None:
-    ctx = context(store, keys[0], None)
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
     store.add([_run(keys[1], 7, FIXED)])
     with MessagesServer([GOOD]) as server:
         assert _judge(server.url).work(ctx) == 1

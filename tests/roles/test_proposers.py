@@ -327,3 +327,27 @@ def test_the_gp_sampler_is_a_source_of_its_own(store, keys) -> None:
     tried = {o.hash for o in search_evidence.outcomes(ctx)}
     assert proposal.diff and config_hash({**BASE, **proposal.diff}) not in tried
     assert "gp" in make_portfolio(gp=True).proposers and "gp" not in make_portfolio().proposers
+
+
+def test_knobs_that_do_nothing_under_the_others_are_not_proposed() -> None:
+    # The harness trains muon_lr under AdamW, and attn_window with no S layer, bit for bit as the
+    # config without them, under another hash (scripts/audit_alias_configs.py): the space drew
+    # them anyway, so a proposal could be an alias of a config already run (a wasted experiment,
+    # and runs that look like another config's).
+    from node.harness.config import Config
+    from roles.proposers_space import matters
+
+    base = Config().model_dump()
+    assert not matters("muon_lr", base) and matters("muon_lr", {**base, "optimizer": "muon"})
+    for pattern, layers, window in (("L", 4, False), ("LL", 4, False), ("SL", 4, True),
+                                    ("SL", 1, False), ("LS", 2, False), ("LS", 3, True)):
+        config = {**base, "attn_pattern": pattern, "n_layer": layers}
+        assert matters("attn_window", config) is window, (pattern, layers)
+        assert any(Config(**config).layer_windows()) is window      # the harness's own tiling
+    best = {**base, "muon_lr": 0.05, "attn_window": 32}              # AdamW, no S layer
+    asked: list[str] = []
+    Space(best).sample(lambda name, dist: asked.append(name) or best[name])
+    assert "lr" in asked and not {"muon_lr", "attn_window"} & set(asked)
+    assert not {"muon_lr", "attn_window"} & set(Space(best).params(best))
+    muon = {**best, "optimizer": "muon", "attn_pattern": "SSL"}
+    assert {"muon_lr", "attn_window"} <= set(Space(muon).params(muon))

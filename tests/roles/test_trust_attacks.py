@@ -5,14 +5,17 @@ from __future__ import annotations
 from memory import codec, records as R
 from memory.canonical import config_hash
 from roles import evidence, search_evidence
+from roles.experimenter import Experimenter
+from roles.judge import ClaudeJudge
 from roles.meta_analyst import quality_values
 from roles.proposers import OptunaProposer
 from roles.verifier import Verifier
+from tests.roles.messages_server import MessagesServer
 from tests.roles.simulated import context
-from tests.roles.test_judge import _runs
-from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Runner, baseline_ready,
-                                     claim_body, fabricated_claim, hostile, node, run_body,
-                                     sign)
+from tests.roles.test_judge import GOOD, _runs
+from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Fixed, Runner,
+                                     baseline_ready, claim_body, fabricated_claim, hostile, node,
+                                     run_body, sign)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -50,14 +53,16 @@ def test_a_copy_under_an_alias_config_earns_no_trust(store, keys) -> None:
     assert evidence.best_config(h) == BASE
 
 
-def lease(store, h, key, diff: dict, hours: float) -> None:
-    """`key` publishes a hypothesis of `diff` over `h`'s best config and leases it for `hours`."""
+def lease(store, h, key, diff: dict, hours: float, ago: float = 0.0) -> None:
+    """`key` publishes a hypothesis of `diff` over `h`'s best config and leases it, signed `ago`
+    hours ago, until `hours` from now."""
     hyp = sign(store, key, "hypothesis", R.HypothesisBody(track=TRACK, diff=diff, rationale="x",
                                                           source="strategy"))
+    now = h.now_ms()
     sign(store, key, "claim_lease", R.ClaimLeaseBody(
         track=TRACK, work="experiment", config_hash=config_hash({**evidence.best_config(h),
                                                                   **diff}),
-        target=hyp.id, expires_ts=h.now_ms() + int(hours * 3600_000)))
+        target=hyp.id, expires_ts=now + int(hours * 3600_000)), ts=now - int(ago * 3600_000))
 
 
 def test_a_strangers_leases_neither_widen_nor_steer_the_study(store, keys) -> None:
@@ -96,6 +101,23 @@ def test_a_judge_that_repeats_itself_weighs_as_one(store, keys) -> None:
             sign(store, key, "judgement", R.JudgementBody(
                 run=run.id, judge="m", rubric="r1", scores={"coherence": 0}, reason="x"))
     assert quality_values(ctx)["judge"][1] == [4.0] * 4
+
+
+def test_strangers_runs_spend_no_judge_calls(store, keys) -> None:
+    # Once the trusted runs were judged, the judge sent every free key's run to the Messages API,
+    # 2 calls a step for as long as free keys kept publishing: the volunteer's API budget, spent on
+    # scores that count nowhere here (only trusted authors' runs do).
+    me, other = keys[0], keys[1]
+    ctx = context(store, me, None, pinned=frozenset({other.peer_id}))
+    trusted = _runs(store, other, 2, BASE)
+    for key in hostile(5):
+        _runs(store, key, 4, BASE)
+    with MessagesServer([GOOD] * 20) as server:
+        for _ in range(3):
+            ClaudeJudge(model="m", base_url=server.url, api_key="k", timeout_s=10).work(ctx)
+    assert len(server.requests) == 2
+    assert {r["run"] for r in ctx.rows("SELECT run FROM judgements WHERE author = ?",
+                                       [me.peer_id])} == {r.id for r in trusted}
 
 
 def test_claims_that_cite_only_others_runs_cost_the_verifier_nothing(store, keys) -> None:
@@ -259,3 +281,73 @@ def test_an_earned_keys_baseline_runs_are_audited_and_its_replays_spend_no_share
     v = evidence.verdicts_of(w.h)
     assert v.trust.distrusted(w.s.peer_id)
     assert evidence.baseline(w.h).floor().mean < 1.005
+
+
+def verify_lease(store, key, chash: str, now: int, ago: float, hours: float) -> None:
+    """`key` leases the verification of config `chash` (some claim of it), signed `ago` hours
+    before `now`, until `hours` after it."""
+    sign(store, key, "claim_lease", R.ClaimLeaseBody(
+        track=TRACK, work="verify", config_hash=chash, target="ab" * 32,
+        expires_ts=now + int(hours * 3600_000)), ts=now - int(ago * 3600_000))
+
+
+def test_a_verify_lease_of_a_config_does_not_stop_the_audit_of_its_runs(store, keys) -> None:
+    # Spot checks chose a run not leased by its id, then leased it by its config too and backed
+    # off on any verify lease of that config: an earned key that signed 40 poisoned baseline runs
+    # of the best config and held (renewed) a verify lease of that config kept every verifier
+    # step idle, its runs never audited.
+    w = EarnedWorld(store, keys)
+    for seed in range(40):
+        sign(store, w.s, "run", run_body(BASE, 9000 + seed, 1.02, "baseline"))
+    verify_lease(store, w.s, evidence.baseline(w.h).hash, w.h.now_ms(), 0, 1)
+    assert Verifier.spot_checks(w.h, 1)[0]["author"] == w.s.peer_id
+    assert Verifier().work(w.h) is not None
+    assert evidence.verdicts_of(w.h).trust.distrusted(w.s.peer_id)
+
+
+def test_a_leased_claim_config_is_no_verifier_work_and_a_renewed_lease_expires(store, keys) -> None:
+    # The claims listed as verifier work were those not leased by their id, while the verifier's
+    # lease backed off on their config too: a trusted key's verify lease of the claim's config
+    # made the node choose the verifier for work it then backed off from. And a trusted key that
+    # renewed that lease every few hours held the claim's verification off for good.
+    w = EarnedWorld(store, keys)
+    more = [w.n.publish("run", w.runner(w.better, s, "confirm", None)).id for s in range(10, 22)]
+    base = evidence.baseline(w.h)
+    claim = w.n.publish("claim", claim_body(base.hash, w.better, {"lr": 0.006}, base.run_ids,
+                                            w.nruns + more)).id
+    assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
+    now = w.h.now_ms()
+    verify_lease(store, w.s, config_hash(w.better), now, 0.5, 1)
+    assert Verifier.open_claims(w.h) == []
+    # the chain's first lease, 7 h ago: past what one lease may promise
+    verify_lease(store, w.s, config_hash(w.better), now, 7, -2)
+    assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
+
+
+def test_a_strangers_renewed_experiment_lease_holds_a_config_off_for_one_lease_only(
+        store, keys) -> None:
+    # A stranger's experiment lease held this node's experimenter off its config (a newcomer's
+    # work is not run twice), and renewed every few hours, held it off for good: a lease of the
+    # best config with one categorical knob changed backed the experimenter off at every step.
+    h = node(store, keys[0], Runner(), 1)
+    baseline_ready(h)
+    diff = {"schedule": "linear"}
+    exp = Experimenter(Fixed(diff))
+    lease(store, h, hostile(1)[0], diff, 5, ago=0.5)
+    assert exp.work(h).startswith("backed off")      # one promise, believed
+    # its chain began 7 h ago (another free key's lease, expired since): past one lease's length
+    lease(store, h, hostile(1)[0], diff, -1.5, ago=7)
+    assert not exp.work(h).startswith("backed off")
+
+
+def test_an_earned_keys_renewed_experiment_lease_is_no_running_trial_for_good(store, keys) -> None:
+    # The optimizer's study took every trusted author's holding experiment lease as a running
+    # trial: an earned key's lease at the harness's bounds, renewed, stretched the study's window
+    # for as long as it kept renewing. A chain past one lease's length holds nothing now.
+    w = EarnedWorld(store, keys)
+    wide = {"lr": 1.0, "n_layer": 48}
+    lease(store, w.h, w.s, wide, 5, ago=0.5)
+    assert search_evidence.pending(w.h, evidence.best_config(w.h)) == [
+        {**evidence.best_config(w.h), **wide}]
+    lease(store, w.h, w.s, wide, -1.5, ago=7)        # the chain began 7 h ago
+    assert search_evidence.pending(w.h, evidence.best_config(w.h)) == []
