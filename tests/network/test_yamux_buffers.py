@@ -160,3 +160,49 @@ def test_one_connection_holds_a_bounded_number_of_inbound_streams() -> None:
     live, answered = trio.run(_silent_streams, 200)
     assert live <= 64 + 1       # MAX_INBOUND_STREAMS (was all 200, each for its 30 s deadline)
     assert answered
+
+
+async def _streams_past_the_bound(extra: int) -> tuple[int, int, int]:
+    """The peer holds MAX_INBOUND_STREAMS silent streams on one connection, then opens `extra`
+    more; (streams that reached the victim's stream handler, extra streams reset at the peer,
+    streams the victim's muxer still tracks)."""
+    victim, peer = await _hosts()
+    network = victim.get_network()
+    contained, reached = network.common_stream_handler, [0]
+
+    async def counted(stream: Any) -> None:     # watches what the muxer handed on
+        reached[0] += 1
+        await contained(stream)
+
+    network.set_stream_handler(counted)
+    async with victim.run(LOOPBACK), peer.run(LOOPBACK):
+        muxed = peer.get_network().get_connections(await _connect(peer, victim))[0].muxed_conn
+        muxed.stream_backlog_semaphore = trio.Semaphore(10**6)       # the peer's own bound
+        held = [await muxed.open_stream() for _ in range(patches.MAX_INBOUND_STREAMS)]
+        with trio.fail_after(60):               # all held are being negotiated
+            while patches.inbound_streams(_victim_conn(victim)) < len(held):
+                await trio.sleep(0.05)
+        more = [await muxed.open_stream() for _ in range(extra)]
+        with trio.move_on_after(60):           # each is reset, one way or the other
+            while not all(stream.reset_received for stream in more):
+                await trio.sleep(0.05)
+        await trio.sleep(0.5)
+        tracked = len(_victim_conn(victim).streams)
+        return reached[0], sum(stream.reset_received for stream in more), tracked
+
+
+def _victim_conn(victim: Any) -> Any:
+    """The victim's one muxed connection."""
+    (conns,) = victim.get_network().get_connections_map().values()
+    return conns[0].muxed_conn
+
+
+def test_streams_past_the_bound_are_refused_at_their_syn() -> None:
+    """Past MAX_INBOUND_STREAMS a stream is reset at its Yamux SYN: never built, never handed
+    to the stream handler (py-libp2p built each, acknowledged it and ran it through the
+    connection's tasks before `contain_streams` reset it: ~0.7 ms of CPU apiece)."""
+    reached, reset, tracked = trio.run(_streams_past_the_bound, 100)
+    assert reset == 100                                   # the peer learns of each refusal
+    own = 8               # the hosts' own streams besides (identify and the like)
+    assert reached <= patches.MAX_INBOUND_STREAMS + own   # was 165: every one handed on
+    assert tracked <= patches.MAX_INBOUND_STREAMS + own   # the held ones
