@@ -82,8 +82,8 @@ def _patch_identify_bounds() -> None:
 
 
 # What a peer may send on a stream beyond the receive window this node granted it (256 KiB, more
-# as the reader reads, at most 16 MiB): room for a sender's rounding, never reached by one that
-# keeps to the window.
+# as the reader reads, at most MAX_RECEIVE_WINDOW): room for a sender's rounding, never reached by
+# one that keeps to the window.
 UNREAD_SLACK = 256 * 1024
 
 
@@ -158,9 +158,12 @@ def _patch_yamux_buffers() -> None:
 
 
 # The most a Yamux stream's receive window grows to (py-libp2p 0.8.1: 16 MiB, go-yamux's). What a
-# peer sends waits in the window until read, so one slowly read stream could hold this much: sync
-# reads its records ahead at most 4 batches of 256 KiB anyway (node/syncwire.py).
-MAX_RECEIVE_WINDOW = 16 * 1024 * 1024
+# peer sends waits in the window until read, so a stream read quickly a while, then slowly, held
+# 16 MiB (measured; tests/network/test_yamux_buffers.py). Sync reads ahead 4 batches of 256 KiB
+# (node/syncwire.py) and is bound by its ingest (~1.4 MB/s a catch-up on a loaded 2-core machine;
+# the same with 256 KiB, 1 MiB or 16 MiB: docs/PROTOCOL.md, "Hostile peers"); 1 MiB still carries
+# 10 MB/s at a 100 ms round trip, where 256 KiB (py-libp2p's first window) would carry 2.6.
+MAX_RECEIVE_WINDOW = 1024 * 1024
 
 
 def _patch_yamux_window() -> None:

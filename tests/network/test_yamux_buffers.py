@@ -21,6 +21,7 @@ from node.relay import _close
 
 LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
 SILENT, ANSWER, DUMP = "/test/silent/1", "/test/answer/1", "/test/dump/1"
+SLOWS = "/test/slows/1"          # reads quickly a while, then stops reading
 MiB = 1 << 20
 
 
@@ -50,7 +51,14 @@ async def _hosts() -> tuple[Any, Any]:
         await read_frame(stream, timeout=10)
         await stream.write(pack({"ok": True}) + bytes(250_000))
 
+    async def slows(stream: Any) -> None:         # a quick reader that falls behind
+        got = 0
+        while got < 24 * MiB:
+            got += len(await stream.read(MiB))
+        await trio.sleep(3600)
+
     victim.set_stream_handler(TProtocol(SILENT), silent)
+    victim.set_stream_handler(TProtocol(SLOWS), slows)
     victim.set_stream_handler(TProtocol(ANSWER), answer)
     peer.set_stream_handler(TProtocol(DUMP), dump)
     return victim, peer
@@ -66,7 +74,7 @@ async def _connect(host: Any, other: Any) -> Any:
 
 async def _overrun() -> tuple[int, bool]:
     """The peer sends 32 MiB on a stream the victim's handler never reads, past the window
-    (py-libp2p grants up to 16 MiB as a stream is read: 4 MiB once negotiated on loopback)."""
+    (a window grows as a stream is read, to patches.MAX_RECEIVE_WINDOW)."""
     from libp2p.custom_types import TProtocol
 
     victim, peer = await _hosts()
@@ -90,7 +98,7 @@ async def _overrun() -> tuple[int, bool]:
 
 def test_a_peer_past_a_streams_receive_window_loses_its_connection() -> None:
     most, connected = trio.run(_overrun)
-    assert most <= 16 * MiB + 256 * 1024     # the largest window + UNREAD_SLACK (was 32 MiB)
+    assert most <= patches.MAX_RECEIVE_WINDOW + patches.UNREAD_SLACK     # was 32 MiB
     assert not connected
 
 
@@ -206,3 +214,32 @@ def test_streams_past_the_bound_are_refused_at_their_syn() -> None:
     own = 8               # the hosts' own streams besides (identify and the like)
     assert reached <= patches.MAX_INBOUND_STREAMS + own   # was 165: every one handed on
     assert tracked <= patches.MAX_INBOUND_STREAMS + own   # the held ones
+
+
+async def _slow_reader() -> tuple[int, int]:
+    """The peer writes, keeping to the window, on a stream the victim reads quickly for 24 MiB
+    and then stops reading: (the most the victim then holds unread, the stream's window)."""
+    from libp2p.custom_types import TProtocol
+
+    victim, peer = await _hosts()
+    async with victim.run(LOOPBACK), peer.run(LOOPBACK):
+        stream = await peer.new_stream(await _connect(peer, victim), [TProtocol(SLOWS)])
+        with trio.move_on_after(120):           # until the window is spent (py-libp2p's writer
+            try:                                # then gives up after 5 s)
+                while True:
+                    await stream.write(bytes(256 * 1024))
+            except Exception:  # noqa: BLE001 - no window left: the point
+                pass
+        await trio.sleep(0.5)
+        (conns,) = victim.get_network().get_connections_map().values()
+        (inbound,) = [s for s in conns[0].muxed_conn.streams.values() if not s.is_initiator
+                      and s.stream_id == stream.muxed_stream.stream_id]
+        return _unread(victim), inbound.target_recv_window
+
+
+def test_a_slowly_read_stream_holds_at_most_the_capped_window() -> None:
+    """py-libp2p grows a quickly read stream's window up to 16 MiB (4 MiB and more on loopback),
+    all of which a peer may then leave unread once the reader slows (patches.MAX_RECEIVE_WINDOW)."""
+    unread, window = trio.run(_slow_reader)
+    assert window <= patches.MAX_RECEIVE_WINDOW               # was 16 MiB
+    assert unread <= patches.MAX_RECEIVE_WINDOW + patches.UNREAD_SLACK     # was 16.1 MB
