@@ -183,9 +183,11 @@ def _patch_stream_refusal() -> None:
 
     `contain_streams` resets such a stream as its handler starts; by then py-libp2p 0.8.1 has
     built it, acknowledged it (ACK) and passed it through the connection's and the network's tasks:
-    ~0.7 ms of CPU per refused stream. Here the reader sees each frame header as it is read; a
-    SYN on a connection already at the bound makes its stream table say the id is taken, once,
-    so the library answers with its own reset (RST, as for an id in use) and builds nothing.
+    0.4-0.7 ms of CPU per refused stream; now 0.12 (scripts/wire_audit/stream_flood.py). Here the
+    reader sees each frame header as `handle_incoming` reads it (through the module's
+    `read_exactly`; a frame's body is read through `_read_data_body`, told apart); a SYN on a
+    connection already at the bound makes its stream table say the id is taken, once, so the
+    library answers with its own reset (RST, as for an id in use) and builds nothing.
     """
     import contextvars
     import struct
@@ -199,7 +201,7 @@ def _patch_stream_refusal() -> None:
     opening = (yamux_module.TYPE_DATA, yamux_module.TYPE_WINDOW_UPDATE)
 
     class Streams(dict):  # type: ignore[type-arg]
-        """`Yamux.streams`, which can say once that one id is taken (`refuse`)."""
+        """`Yamux.streams`, which can say once that one id is taken (`refused`)."""
 
         refused: int | None = None
 
@@ -463,9 +465,10 @@ def contain_streams(host: Any, on_error: Callable[[str, str, BaseException], Non
     and reports `(peer id, protocol, error)` to `on_error`, which must not raise. Once the handler
     has returned, the stream's unread bytes are dropped (`discard_unread`; but on a stream handed
     on, HANDED_ON). A connection holding MAX_INBOUND_STREAMS inbound streams (negotiating or
-    handled) has its next one reset at once (refused at its Yamux SYN, `_patch_stream_refusal`;
-    here the streams of other muxers, and any that slip through). Uses the network's public `set_stream_handler`, so
-    nothing in the library is replaced.
+    handled) has its next one reset at once (a Yamux one is refused at its SYN already,
+    `_patch_stream_refusal`; this catches other muxers' and any opened while the count was
+    lower). Uses the network's public `set_stream_handler`, so nothing in the library is
+    replaced.
     """
     network = host.get_network()
     inner: Callable[[Any], Awaitable[None]] = network.common_stream_handler
