@@ -160,7 +160,7 @@ def _patch_yamux_buffers() -> None:
 # The most a Yamux stream's receive window grows to (py-libp2p 0.8.1: 16 MiB, go-yamux's). What a
 # peer sends waits in the window until read, so a stream read quickly a while, then slowly, held
 # 16 MiB (measured; tests/network/test_yamux_buffers.py). Sync reads ahead 4 batches of 256 KiB
-# (node/syncwire.py) and is bound by its ingest (~1.4 MB/s a catch-up on a loaded 2-core machine;
+# (node/syncwire.py) and is bound by its ingest (~1-3 MB/s a catch-up on a loaded 2-core machine;
 # the same with 256 KiB, 1 MiB or 16 MiB: docs/PROTOCOL.md, "Hostile peers"); 1 MiB still carries
 # 10 MB/s at a 100 ms round trip, where 256 KiB (py-libp2p's first window) would carry 2.6.
 MAX_RECEIVE_WINDOW = 1024 * 1024
