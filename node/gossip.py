@@ -325,9 +325,9 @@ def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
                    ) -> Callable[[Any, Any], bool]:
     """The topic validator: size, encoding, schema and time of the record (memory.codec), the
     forwarding peer's and its address's quotas (`address_of(forwarder)`: the remote IP of its
-    connection, None if unknown), the record's signature, then the author's quotas (node/quota.py):
-    a source past its quota costs no signature check, and an author's quota is kept by the
-    verified author only.
+    connection, None if unknown) and the claimed author's (node/quota.py `screen`), the record's
+    signature, then all of them again, charged (`admit`): a source or an author past its quota
+    costs no signature check, and an author's quota is spent by the verified author only.
 
     A refused message is not forwarded and its reason is counted in `tally`. An invalid one (a
     cheap check or the signature failed) is a strike against the peer that sent it and is charged
@@ -347,8 +347,8 @@ def make_validator(peers: PeerBook, quotas: Quotas, tally: Tally, own_id: str,
             log.debug("invalid gossip from %s: %s", peer_id, exc)
             tally.add(exc.reason.value)
             return _invalid(peer_id, size, address)
-        # the forwarder's and its address's buckets before the signature: a source past its
-        # quota costs no verification (the author's buckets need the verified author: after)
+        # every bucket before the signature, charging none: a source or a claimed author past
+        # its quota costs no verification (only a verified author's records spend its quota)
         if not own and not _admitted(peer_id,
                                      *quotas.screen(peer_id, record.author, size, address)):
             return False

@@ -17,6 +17,7 @@ import trio
 
 from node import (discovery, gossip, hearsay, inbound, nat, patches, quiet, quota, serveslots, sync,
                   syncquota)
+from node.addrstrikes import AddressStrikes
 from node.framing import PeerGone, ProtocolError
 from node.peers import PeerBook
 from node.relay import _close, connection_ip, remote_ip
@@ -73,6 +74,7 @@ class NetHost:
         self._pulling: set[str] = set()
         self.serve_slots = ServeSlots()      # pulls we answer: fair among addresses
         self.serve_work = ServeWork()        # ... and the CPU their answers take, per address
+        self.sync_strikes = AddressStrikes()   # sync strikes per address: fresh ids share them
         self.blobs: Any = None                 # node/blob.py: track files by sha256
         # node/nat.py: reachability, relays, hole punching (started with the host)
         self.nat = nat.Nat(self, config.reachability, config.relay, config.hole_punch)
@@ -205,7 +207,8 @@ class NetHost:
 
     async def _serve_sync(self, stream: Any) -> None:
         peer_id, address = str(stream.muxed_conn.peer_id), remote_ip(stream)
-        if self.peers.is_banned(peer_id) or not self.serve_slots.admits(peer_id, address):
+        if (self.peers.is_banned(peer_id) or self.sync_strikes.barred(address)
+                or not self.serve_slots.admits(peer_id, address)):
             await _reset(stream)
             return
         try:
@@ -216,7 +219,7 @@ class NetHost:
                 log.debug("sync: sent %d records to %s", sent, peer_id)
         except ProtocolError as exc:
             log.debug("sync from %s failed: %s", peer_id, exc)
-            self._count_invalid(peer_id)
+            self._sync_strike(peer_id, address)
             await _reset(stream)            # drop whatever else it sends, unread
         finally:
             await _close(stream)
@@ -227,7 +230,8 @@ class NetHost:
 
         if (peer_id in self._pulling or self.peers.is_banned(peer_id)
                 or self.peers.refuses(peer_id, sync.PROTOCOL_ID)
-                or not self.sync_quotas.may_pull(peer_id)):
+                or not self.sync_quotas.may_pull(peer_id)
+                or self.sync_strikes.barred(self.address_of(_peer_id(peer_id)))):
             return None
         self._pulling.add(peer_id)
         stream, result = None, sync.PullResult()
@@ -250,7 +254,7 @@ class NetHost:
         except ProtocolError as exc:
             log.debug("sync with %s failed: %s", peer_id, exc)
             if not _no_fault(exc, result, self.nat.met_through_relay(peer_id)):
-                self._count_invalid(peer_id)
+                self._sync_strike(peer_id, ration.address)
             if stream is not None:
                 await _reset(stream)        # drop whatever else it sends, unread
         except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
@@ -287,6 +291,14 @@ class NetHost:
         `rejections` and in its row of `swarm peers`; not a strike (node/gossip_requests.py)."""
         self.tally.add(reason, ids)
         self.peers.ignored(peer_id, reason, ids)
+
+    def _sync_strike(self, peer_id: str, address: str | None) -> None:
+        """A sync violation by `peer_id` at remote IP `address`: a strike against the peer id and
+        against the address (node/addrstrikes.py: fresh peer ids from one host share its)."""
+        self._count_invalid(peer_id)
+        if self.sync_strikes.strike(address):
+            log.warning("sync with peers at %s barred for %.0f s: too many sync violations from "
+                        "there", address, self.sync_strikes.bar_s)
 
     def _count_invalid(self, peer_id: str) -> None:
         if self.peers.invalid(peer_id) and self.nursery is not None:

@@ -35,6 +35,8 @@ def apply() -> None:
     _patch_teardown_race()
     _patch_identify_bounds()
     _patch_yamux_buffers()
+    _patch_yamux_window()
+    _patch_stream_refusal()
     _patch_foreign_topics()
     rpc_rate.apply()
     gossip_requests.apply()
@@ -80,8 +82,8 @@ def _patch_identify_bounds() -> None:
 
 
 # What a peer may send on a stream beyond the receive window this node granted it (256 KiB, more
-# as the reader reads, at most 16 MiB): room for a sender's rounding, never reached by one that
-# keeps to the window.
+# as the reader reads, at most MAX_RECEIVE_WINDOW): room for a sender's rounding, never reached by
+# one that keeps to the window.
 UNREAD_SLACK = 256 * 1024
 
 
@@ -153,6 +155,93 @@ def _patch_yamux_buffers() -> None:
         self.stream_buffers = Buffers(self)
 
     Yamux.__init__ = __init__   # type: ignore[method-assign]
+
+
+# The most a Yamux stream's receive window grows to (py-libp2p 0.8.1: 16 MiB, go-yamux's). What a
+# peer sends waits in the window until read, so a stream read quickly a while, then slowly, held
+# 16 MiB (measured; tests/network/test_yamux_buffers.py). Sync reads ahead 4 batches of 256 KiB
+# (node/syncwire.py) and is bound by its ingest (~1-3 MB/s a catch-up on a loaded 2-core machine;
+# the same with 256 KiB, 1 MiB or 16 MiB: docs/PROTOCOL.md, "Hostile peers"); 1 MiB still carries
+# 10 MB/s at a 100 ms round trip, where 256 KiB (py-libp2p's first window) would carry 2.6.
+MAX_RECEIVE_WINDOW = 1024 * 1024
+
+
+def _patch_yamux_window() -> None:
+    """A Yamux stream's receive window grows to MAX_RECEIVE_WINDOW at most.
+
+    py-libp2p 0.8.1 doubles a stream's window (from 256 KiB) while it is read quickly, up to the
+    module's MAX_WINDOW_SIZE (16 MiB), which its reader also takes as the largest DATA frame a peer
+    may send: a peer never needs a frame above the window this node granted.
+    """
+    import libp2p.stream_muxer.yamux.yamux as yamux_module
+
+    yamux_module.MAX_WINDOW_SIZE = MAX_RECEIVE_WINDOW
+
+
+def _patch_stream_refusal() -> None:
+    """A connection's inbound stream past MAX_INBOUND_STREAMS is refused at its Yamux SYN frame.
+
+    `contain_streams` resets such a stream as its handler starts; by then py-libp2p 0.8.1 has
+    built it, acknowledged it (ACK) and passed it through the connection's and the network's tasks:
+    0.4-0.7 ms of CPU per refused stream; now 0.12 (scripts/wire_audit/stream_flood.py). Here the
+    reader sees each frame header as `handle_incoming` reads it (through the module's
+    `read_exactly`; a frame's body is read through `_read_data_body`, told apart); a SYN on a
+    connection already at the bound makes its stream table say the id is taken, once, so the
+    library answers with its own reset (RST, as for an id in use) and builds nothing.
+    """
+    import contextvars
+    import struct
+
+    import libp2p.stream_muxer.yamux.yamux as yamux_module
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+
+    reading: contextvars.ContextVar[Any] = contextvars.ContextVar("yamux_reading", default=None)
+    read, read_body = yamux_module.read_exactly, Yamux._read_data_body
+    handle_incoming, original_init = Yamux.handle_incoming, Yamux.__init__
+    opening = (yamux_module.TYPE_DATA, yamux_module.TYPE_WINDOW_UPDATE)
+
+    class Streams(dict):  # type: ignore[type-arg]
+        """`Yamux.streams`, which can say once that one id is taken (`refused`)."""
+
+        refused: int | None = None
+
+        def __contains__(self, stream_id: object) -> bool:
+            if stream_id == self.refused:
+                self.refused = None
+                return True
+            return super().__contains__(stream_id)
+
+    async def read_exactly(conn: Any, n: int) -> bytes:
+        data = await read(conn, n)
+        muxer = reading.get()
+        if muxer is not None and len(data) == yamux_module.HEADER_SIZE:
+            _, kind, flags, stream_id, _ = struct.unpack(yamux_module.YAMUX_HEADER_FORMAT, data)
+            if (kind in opening and flags & yamux_module.FLAG_SYN
+                    and inbound_streams(muxer) >= MAX_INBOUND_STREAMS):
+                log.debug("peer %s opened more than %d streams at once; refusing stream %d",
+                          muxer.peer_id, MAX_INBOUND_STREAMS, stream_id)
+                muxer.streams.refused = stream_id
+        return data
+
+    async def _handle_incoming(self: Any) -> None:
+        reading.set(self)           # this task's header reads are this connection's
+        await handle_incoming(self)
+
+    async def _read_data_body(self: Any, length: int) -> bytes:
+        token = reading.set(None)   # a frame's body, not a header
+        try:
+            return await read_body(self, length)
+        finally:
+            reading.reset(token)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.streams = Streams()
+
+    yamux_module.read_exactly = read_exactly
+    Yamux.handle_incoming = _handle_incoming            # type: ignore[method-assign]
+    Yamux._read_data_body = _read_data_body             # type: ignore[method-assign]
+    Yamux.__init__ = __init__                           # type: ignore[method-assign]
 
 
 # Inbound streams one connection may have negotiating or handled at once. An honest peer uses a
@@ -376,29 +465,38 @@ def contain_streams(host: Any, on_error: Callable[[str, str, BaseException], Non
     and reports `(peer id, protocol, error)` to `on_error`, which must not raise. Once the handler
     has returned, the stream's unread bytes are dropped (`discard_unread`; but on a stream handed
     on, HANDED_ON). A connection holding MAX_INBOUND_STREAMS inbound streams (negotiating or
-    handled) has its next one reset at once. Uses the network's public `set_stream_handler`, so
-    nothing in the library is replaced.
+    handled) has its next one reset at once (a Yamux one is refused at its SYN already,
+    `_patch_stream_refusal`; this catches other muxers' and any opened while the count was
+    lower). Uses the network's public `set_stream_handler`, so nothing in the library is
+    replaced.
     """
     network = host.get_network()
     inner: Callable[[Any], Awaitable[None]] = network.common_stream_handler
-    live: dict[int, int] = {}       # id of a connection -> its inbound streams negotiating or handled
 
     async def contained(stream: Any) -> None:
-        conn = id(stream.muxed_conn)
-        if live.get(conn, 0) >= MAX_INBOUND_STREAMS:
+        conn = stream.muxed_conn
+        if inbound_streams(conn) >= MAX_INBOUND_STREAMS:
             log.debug("peer %s opened more than %d streams at once; resetting the next",
-                      getattr(stream.muxed_conn, "peer_id", "?"), MAX_INBOUND_STREAMS)
+                      getattr(conn, "peer_id", "?"), MAX_INBOUND_STREAMS)
             await reset(stream)
             return
-        live[conn] = live.get(conn, 0) + 1
+        _count_inbound(conn, 1)
         try:
             await _handle(inner, stream, on_error)
         finally:
-            live[conn] -= 1
-            if not live[conn]:
-                del live[conn]
+            _count_inbound(conn, -1)
 
     network.set_stream_handler(contained)
+
+
+def inbound_streams(conn: Any) -> int:
+    """Inbound streams of muxed connection `conn` negotiating or handled now (`contain_streams`)."""
+    return getattr(conn, "swarm_inbound_streams", 0)
+
+
+def _count_inbound(conn: Any, change: int) -> None:
+    """Add `change` to `conn`'s inbound streams (kept on the connection: gone with it)."""
+    conn.swarm_inbound_streams = inbound_streams(conn) + change
 
 
 async def _handle(inner: Callable[[Any], Awaitable[None]], stream: Any,

@@ -139,14 +139,7 @@ class Quotas:
         """(None, False) if the record fits every bucket (then charged), else (reason, strike):
         `strike` is True when this drop makes `peer` earn a strike. `address` is the remote IP
         the record came from (None: unknown; all such peers share one budget)."""
-        now, wall = time.monotonic(), time.time()
-        p = self._peer(peer, now)
-        where = self._address(address_key(address), now)
-        a = self._authors.get(author)
-        factor = 1.0 if a is None else a.factor(wall, self.config)
-        reason = (self._check_source(p, a, size, now, _PEER_REASONS)
-                  or self._check_source(where, a, size, now, _ADDRESS_REASONS)
-                  or self._check_author(a, size, now, factor))
+        p, where, a, reason = self._check(peer, author, size, address)
         if reason is not None:
             return reason, self._drop(p, reason)
         if a is None:
@@ -160,19 +153,29 @@ class Quotas:
 
     def screen(self, peer: str, author: str, size: int, address: str | None = None
                ) -> tuple[str | None, bool]:
-        """`admit`'s checks of the forwarding peer's and address's buckets alone, charging
-        nothing: run before the record's signature is verified, so a source past its quota costs
-        no verification. `author` may be the unverified claim: it only tells a never-seen author
-        (that source's new-author budget), and a record whose claim is false is refused anyway
-        (bad signature). A refusal is counted (and may strike) as `admit` counts it; the author's
-        own buckets need the verified author and stay in `admit`."""
+        """`admit`'s checks, charging nothing: run before the record's signature is verified,
+        so a source or an author past its quota costs no verification. `author` may be the
+        unverified claim: it tells a never-seen author (that source's new-author budget), and
+        an author already past its own quota refuses the record whoever signed it (a true claim
+        would be refused after the signature as well; a false one is refused either way). A
+        forger cannot spend an honest author's quota: only `admit`, after the signature,
+        charges it. A refusal is counted (and may strike) as `admit` counts it."""
+        p, _, _, reason = self._check(peer, author, size, address)
+        return (None, False) if reason is None else (reason, self._drop(p, reason))
+
+    def _check(self, peer: str, author: str, size: int, address: str | None
+               ) -> tuple[PeerStanding, PeerStanding, AuthorStanding | None, str | None]:
+        """The forwarding peer's and address's standings, the author's (None: never seen) and
+        the reason the record fits none of their buckets (None: it fits); charges nothing."""
         now = time.monotonic()
         p = self._peer(peer, now)
         where = self._address(address_key(address), now)
         a = self._authors.get(author)
+        factor = 1.0 if a is None else a.factor(time.time(), self.config)
         reason = (self._check_source(p, a, size, now, _PEER_REASONS)
-                  or self._check_source(where, a, size, now, _ADDRESS_REASONS))
-        return (None, False) if reason is None else (reason, self._drop(p, reason))
+                  or self._check_source(where, a, size, now, _ADDRESS_REASONS)
+                  or self._check_author(a, size, now, factor))
+        return p, where, a, reason
 
     def charge_invalid(self, peer: str, size: int, address: str | None = None) -> None:
         """Charge an invalid record (bad signature, or refused by a cheap check) to its forwarding

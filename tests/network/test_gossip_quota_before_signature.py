@@ -1,6 +1,7 @@
-"""The gossip validator checks the forwarding peer's and its address's quotas before a record's
-signature (node/gossip.py, node/quota.py `screen`): a peer past its quota costs no signature
-verification, and every refusal keeps its reason and its strikes. Real records, real quotas,
+"""The gossip validator checks the forwarding peer's, its address's and the claimed author's
+quotas before a record's signature (node/gossip.py, node/quota.py `screen`): a source or an
+author past its quota costs no signature verification, only a verified record spends its
+author's quota, and every refusal keeps its reason and its strikes. Real records, real quotas,
 real Ed25519: the signature check is only counted, never replaced."""
 from __future__ import annotations
 
@@ -70,16 +71,33 @@ def test_within_quota_a_bad_signature_is_still_one_strike(verifications: list[st
     assert len(verifications) == 1
 
 
-def test_an_authors_quota_is_kept_by_the_verified_author(verifications: list[str]) -> None:
-    """The author's buckets come after the signature: a forged record in an over-quota author's
-    name is a bad signature (a strike), an honest one over its quota is `quota_author`."""
-    validate, tally, _ = validator(QuotaConfig(author_burst=1, author_rate=1e-9,
-                                               new_author_factor=1.0))
+def test_an_author_past_its_quota_costs_no_signature_check(verifications: list[str]) -> None:
+    """An author's buckets are checked before the signature too: once it is past its quota, its
+    next records, honest or forged in its name, are `quota_author` with no verification (main
+    verified each first: a forged one was a bad signature, an honest one `quota_author`)."""
+    validate, tally, peers = validator(QuotaConfig(author_burst=1, author_rate=1e-9,
+                                                   new_author_factor=1.0, strike_every=2))
     first, second, third = make_records(3, Keypair.generate())
-    assert validate("peer", SimpleNamespace(data=first))
+    assert validate("peer", SimpleNamespace(data=first)) and len(verifications) == 1
     assert not validate("peer", SimpleNamespace(data=bad_signature(second)))
     assert not validate("peer", SimpleNamespace(data=third))
-    assert tally.take() == {"bad_signature": 1, "quota_author": 1} and len(verifications) == 3
+    assert tally.take() == {"quota_author": 2} and len(verifications) == 1
+    assert strikes(peers) == 1                          # the 2nd over-quota record: a strike
+
+
+def test_a_forger_spends_no_honest_authors_quota(verifications: list[str]) -> None:
+    """Only a verified record spends its author's quota: records forged in an author's name
+    (within its quota) are bad signatures, and the author's own records still fit after them."""
+    validate, tally, _ = validator(QuotaConfig(author_burst=2, author_rate=1e-9,
+                                               new_author_factor=1.0))
+    key = Keypair.generate()
+    known, *honest = make_records(3, key)
+    assert validate("peer", SimpleNamespace(data=known))        # the author is known: 1 left
+    forged = [bad_signature(raw) for raw in make_records(5, key)]
+    assert not any(validate("forger", SimpleNamespace(data=raw)) for raw in forged)
+    assert tally.take() == {"bad_signature": 5}
+    assert [validate("peer", SimpleNamespace(data=raw)) for raw in honest] == [True, False]
+    assert tally.take() == {"quota_author": 1}
 
 
 def from_addresses(config: QuotaConfig) -> tuple[Any, gossip.Tally, PeerBook]:

@@ -232,3 +232,24 @@ def test_a_sync_producer_whose_exchange_ends_has_its_read_interrupted(tmp_path) 
         trio.run(exchange)
         assert finished.wait(120), "the read went on after the exchange ended"
         assert len(ended) == 1 and isinstance(ended[0], duckdb.InterruptException), ended
+
+
+def test_sync_strikes_bar_an_address_and_no_other() -> None:
+    """node/addrstrikes.py: the limit's strikes within the window bar that address (an IPv6 one
+    by its /64) for bar_s; other addresses, unknown ones ("?": relayed links) and strikes spread
+    wider than the window bar nothing."""
+    from node.addrstrikes import AddressStrikes
+
+    now = [0.0]
+    strikes = AddressStrikes(limit=4, window_s=60, bar_s=300, clock=lambda: now[0])
+    for t in (0, 30, 59, 70):                               # the first expires at 60
+        now[0] = t
+        assert not strikes.strike("2001:db8::1")
+    assert not strikes.barred("2001:db8::1")
+    now[0] = 75
+    assert strikes.strike("2001:db8::2")                    # 4 within 60 s, the /64 shared
+    assert strikes.barred("2001:db8::99") and not strikes.barred("2001:db8:1::1")
+    assert not any(strikes.strike(address) for address in ["?", None] * 10)
+    assert not strikes.barred("?") and not strikes.barred(None)
+    now[0] += 301
+    assert not strikes.barred("2001:db8::1")                # the bar ends

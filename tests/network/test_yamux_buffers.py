@@ -21,6 +21,7 @@ from node.relay import _close
 
 LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
 SILENT, ANSWER, DUMP = "/test/silent/1", "/test/answer/1", "/test/dump/1"
+SLOWS = "/test/slows/1"          # reads quickly a while, then stops reading
 MiB = 1 << 20
 
 
@@ -50,7 +51,14 @@ async def _hosts() -> tuple[Any, Any]:
         await read_frame(stream, timeout=10)
         await stream.write(pack({"ok": True}) + bytes(250_000))
 
+    async def slows(stream: Any) -> None:         # a quick reader that falls behind
+        got = 0
+        while got < 24 * MiB:
+            got += len(await stream.read(MiB))
+        await trio.sleep(3600)
+
     victim.set_stream_handler(TProtocol(SILENT), silent)
+    victim.set_stream_handler(TProtocol(SLOWS), slows)
     victim.set_stream_handler(TProtocol(ANSWER), answer)
     peer.set_stream_handler(TProtocol(DUMP), dump)
     return victim, peer
@@ -66,7 +74,7 @@ async def _connect(host: Any, other: Any) -> Any:
 
 async def _overrun() -> tuple[int, bool]:
     """The peer sends 32 MiB on a stream the victim's handler never reads, past the window
-    (py-libp2p grants up to 16 MiB as a stream is read: 4 MiB once negotiated on loopback)."""
+    (a window grows as a stream is read, to patches.MAX_RECEIVE_WINDOW)."""
     from libp2p.custom_types import TProtocol
 
     victim, peer = await _hosts()
@@ -90,7 +98,7 @@ async def _overrun() -> tuple[int, bool]:
 
 def test_a_peer_past_a_streams_receive_window_loses_its_connection() -> None:
     most, connected = trio.run(_overrun)
-    assert most <= 16 * MiB + 256 * 1024     # the largest window + UNREAD_SLACK (was 32 MiB)
+    assert most <= patches.MAX_RECEIVE_WINDOW + patches.UNREAD_SLACK     # was 32 MiB
     assert not connected
 
 
@@ -160,3 +168,78 @@ def test_one_connection_holds_a_bounded_number_of_inbound_streams() -> None:
     live, answered = trio.run(_silent_streams, 200)
     assert live <= 64 + 1       # MAX_INBOUND_STREAMS (was all 200, each for its 30 s deadline)
     assert answered
+
+
+async def _streams_past_the_bound(extra: int) -> tuple[int, int, int]:
+    """The peer holds MAX_INBOUND_STREAMS silent streams on one connection, then opens `extra`
+    more; (streams that reached the victim's stream handler, extra streams reset at the peer,
+    streams the victim's muxer still tracks)."""
+    victim, peer = await _hosts()
+    network = victim.get_network()
+    contained, reached = network.common_stream_handler, [0]
+
+    async def counted(stream: Any) -> None:     # watches what the muxer handed on
+        reached[0] += 1
+        await contained(stream)
+
+    network.set_stream_handler(counted)
+    async with victim.run(LOOPBACK), peer.run(LOOPBACK):
+        muxed = peer.get_network().get_connections(await _connect(peer, victim))[0].muxed_conn
+        muxed.stream_backlog_semaphore = trio.Semaphore(10**6)       # the peer's own bound
+        held = [await muxed.open_stream() for _ in range(patches.MAX_INBOUND_STREAMS)]
+        with trio.fail_after(60):               # all held are being negotiated
+            while patches.inbound_streams(_victim_conn(victim)) < len(held):
+                await trio.sleep(0.05)
+        more = [await muxed.open_stream() for _ in range(extra)]
+        with trio.move_on_after(60):           # each is reset, one way or the other
+            while not all(stream.reset_received for stream in more):
+                await trio.sleep(0.05)
+        await trio.sleep(0.5)
+        tracked = len(_victim_conn(victim).streams)
+        return reached[0], sum(stream.reset_received for stream in more), tracked
+
+
+def _victim_conn(victim: Any) -> Any:
+    """The victim's one muxed connection."""
+    (conns,) = victim.get_network().get_connections_map().values()
+    return conns[0].muxed_conn
+
+
+def test_streams_past_the_bound_are_refused_at_their_syn() -> None:
+    """Past MAX_INBOUND_STREAMS a stream is reset at its Yamux SYN: never built, never handed
+    to the stream handler (py-libp2p built each, acknowledged it and ran it through the
+    connection's tasks before `contain_streams` reset it: ~0.7 ms of CPU apiece)."""
+    reached, reset, tracked = trio.run(_streams_past_the_bound, 100)
+    assert reset == 100                                   # the peer learns of each refusal
+    own = 8               # the hosts' own streams besides (identify and the like)
+    assert reached <= patches.MAX_INBOUND_STREAMS + own   # was 165: every one handed on
+    assert tracked <= patches.MAX_INBOUND_STREAMS + own   # the held ones
+
+
+async def _slow_reader() -> tuple[int, int]:
+    """The peer writes, keeping to the window, on a stream the victim reads quickly for 24 MiB
+    and then stops reading: (the most the victim then holds unread, the stream's window)."""
+    from libp2p.custom_types import TProtocol
+
+    victim, peer = await _hosts()
+    async with victim.run(LOOPBACK), peer.run(LOOPBACK):
+        stream = await peer.new_stream(await _connect(peer, victim), [TProtocol(SLOWS)])
+        with trio.move_on_after(120):           # until the window is spent (py-libp2p's writer
+            try:                                # then gives up after 5 s)
+                while True:
+                    await stream.write(bytes(256 * 1024))
+            except Exception:  # noqa: BLE001 - no window left: the point
+                pass
+        await trio.sleep(0.5)
+        (conns,) = victim.get_network().get_connections_map().values()
+        (inbound,) = [s for s in conns[0].muxed_conn.streams.values() if not s.is_initiator
+                      and s.stream_id == stream.muxed_stream.stream_id]
+        return _unread(victim), inbound.target_recv_window
+
+
+def test_a_slowly_read_stream_holds_at_most_the_capped_window() -> None:
+    """py-libp2p grows a quickly read stream's window up to 16 MiB (4 MiB and more on loopback),
+    all of which a peer may then leave unread once the reader slows (patches.MAX_RECEIVE_WINDOW)."""
+    unread, window = trio.run(_slow_reader)
+    assert window <= patches.MAX_RECEIVE_WINDOW               # was 16 MiB
+    assert unread <= patches.MAX_RECEIVE_WINDOW + patches.UNREAD_SLACK     # was 16.1 MB
