@@ -3,6 +3,7 @@ tinystories-cpu files from a peer by sha256; resume, unknown hashes, wrong sizes
 peers (bad chunks, a lying manifest) are each refused with one line."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -215,12 +216,21 @@ def test_upstream_files_come_from_a_peer_by_their_sha256(tmp_path: Path, monkeyp
                                 for s in ("train", "valid"))
 
 
+async def _read_all(stream: Any) -> None:
+    """Read what the server sends until the stream ends or is reset (a preempted one is)."""
+    with contextlib.suppress(Exception):
+        while await stream.read(64 * 1024):
+            pass
+
+
 def test_stalled_transfers_from_fresh_ids_do_not_keep_an_honest_fetch_waiting(
         tmp_path: Path, held_cpu) -> None:
-    """Four stallers (fresh ids at four addresses, two requests each) ask for a held file and
-    never read: the eight hold all eight slots (py-libp2p's yamux gives a write 5 s for a window
-    update). An honest client at a fifth address is served at once: it takes the oldest slot of
-    an address holding several."""
+    """Four slow requesters (fresh ids at four addresses, two requests each) ask for a held file:
+    the eight hold all eight slots. An honest client at a fifth address is served at once: it
+    takes the oldest slot of an address holding several. (The server sends each peer 1 B/s past
+    its burst, so the eight hold their slots for as long as the test runs: requesters that
+    never read lost theirs to py-libp2p's yamux, which gives a write 5 s for a window update,
+    and on a loaded machine before the client asked.)"""
     from contextlib import AsyncExitStack
 
     import multiaddr
@@ -237,19 +247,23 @@ def test_stalled_transfers_from_fresh_ids_do_not_keep_an_honest_fetch_waiting(
             for ip, host in hosts.items():
                 await stack.enter_async_context(host.run([multiaddr.Multiaddr(f"/ip4/{ip}/tcp/0")]))
             server, client = BlobService(hosts["127.0.0.1"]), BlobService(hosts["127.0.0.2"])
+            server.rate = 1.0            # past each peer's burst (4 chunks; valid.txt is 4)
             server.register()
             with trio.fail_after(60):
                 for ip, host in hosts.items():
                     if ip != "127.0.0.1":          # the server dials: it sees their own address
                         await server.host.connect(PeerInfo(host.get_id(), host.get_addrs()))
-                for ip in ("127.0.0.3", "127.0.0.33", "127.0.0.4", "127.0.0.44"):
-                    for _ in range(2):
-                        stream = await hosts[ip].new_stream(server.host.get_id(),
-                                                            [TProtocol(blob.PROTOCOL_ID)])
-                        await write_frame(stream, {"sha256": CPU.train_sha256, "from": 0})
-                while server.slots.busy < blob.SERVE_LIMIT:
-                    await trio.sleep(0.05)
-                await client.fetch(CPU.valid_sha256, CPU.valid_bytes, tmp_path / "valid.txt")
+                async with trio.open_nursery() as readers:
+                    for ip in ("127.0.0.3", "127.0.0.33", "127.0.0.4", "127.0.0.44"):
+                        for _ in range(2):
+                            stream = await hosts[ip].new_stream(server.host.get_id(),
+                                                                [TProtocol(blob.PROTOCOL_ID)])
+                            await write_frame(stream, {"sha256": CPU.train_sha256, "from": 0})
+                            readers.start_soon(_read_all, stream)
+                    while server.slots.busy < blob.SERVE_LIMIT:
+                        await trio.sleep(0.05)
+                    await client.fetch(CPU.valid_sha256, CPU.valid_bytes, tmp_path / "valid.txt")
+                    readers.cancel_scope.cancel()
             got["preempted"] = server.slots.preempted
 
     trio.run(main)
