@@ -438,9 +438,11 @@ def bench_checkpoint(pairs: int = typer.Option(3, "--pairs", min=0, help="Runs w
                                                "checkpoints, interleaved (0: no slowdown runs)."),
                      budget_tokens: int = typer.Option(300_000, "--budget-tokens", min=1,
                                                        help="Tokens of each run."),
-                     every: float = typer.Option(None, "--every", min=0.01, help="Training seconds "
+                     every: float = typer.Option(None, "--every", min=0.01, max=MAX_SECONDS,
+                                                 help="Training seconds "
                                                  "between checkpoints (default: a node's, 120)."),
-                     stop_after: float = typer.Option(30.0, "--stop-after", min=0.1, help="Training "
+                     stop_after: float = typer.Option(30.0, "--stop-after", min=0.1,
+                                                      max=MAX_SECONDS, help="Training "
                                                       "seconds before the stop of a lost-work run."),
                      no_lost_work: bool = typer.Option(False, "--no-lost-work",
                                                        help="Skip the stopped runs."),
