@@ -1,8 +1,8 @@
 """Checks on `swarm join`'s addresses before anything starts, each failure one line.
 
 Listen addresses must be TCP multiaddrs on an address of this machine, and their port must be
-free: py-libp2p 0.8.1 listens with SO_REUSEPORT (for hole punching), so a second node on a taken port would start and share it
-silently; a plain bind without SO_REUSEPORT refuses a port another process listens on, which is
+free: py-libp2p 0.8.1 listens with SO_REUSEPORT (for hole punching), so a second node on a taken
+port would start and share it silently; a plain bind without SO_REUSEPORT refuses a port another process listens on, which is
 the check made here (racy only against a node started in the same instant).
 Bootstrap peers come from `--bootstrap`, `$SWARM_BOOTSTRAP` (separated by commas or spaces) and
 `HOME/bootstrap.txt` (one per line, `#` comments), each a multiaddr ending in `/p2p/PEER_ID`.
