@@ -2,6 +2,7 @@
 
 cli.py       the `swarm` entry point (typer); command groups live in commands/
 startup.py   Ctrl-C while the CLI still imports: one line, exit 130
+tidy.py      the empty folders a failed command made go again
 output.py    tables for people, JSON for programs, one-line errors
 readable.py  a run's samples, quality measures and loss curve for `swarm show`
 conclusions.py  this node's verdicts for people (CLI browsing and dashboard), with the home's roots

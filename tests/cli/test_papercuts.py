@@ -89,3 +89,23 @@ def test_a_bench_option_out_of_range_is_a_usage_line() -> None:
     assert done.returncode == 2 and done.stdout == "", done.stderr
     assert done.stderr.startswith("error: Invalid value for '--rate'") and \
         done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_failed_run_leaves_no_empty_folders_in_a_new_home(tmp_path: Path) -> None:
+    """A `swarm run` that failed before training (here: data that is not the track's) left
+    HOME/ and HOME/checkpoints/ behind, empty; on a home already in use it adds nothing."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.txt", "valid.txt"):
+        (data / name).write_text("not the pinned text\n")
+    used = tmp_path / "used"
+    (used / "cache").mkdir(parents=True)
+    for home in (tmp_path / "new", used):
+        done = subprocess.run(
+            [sys.executable, "-m", "swarm.cli", "run", "--home", str(home), "--data-dir",
+             str(data), "--budget-tokens", "20000", "--no-record"],
+            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1 and "train.txt has 20 bytes, the pin" in done.stderr, \
+            done.stderr
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in used.rglob("*")) == ["cache"]
