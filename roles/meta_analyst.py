@@ -287,7 +287,7 @@ class MetaAnalyst:
         judged = self.judge.work(ctx) if self.judge is not None else 0
         finding = self.synthesize(ctx)
         if judged:
-            return f"{judged} runs judged" + (f"; {finding}" if finding else "")
+            return f"{judged} run{'s' if judged != 1 else ''} judged" + (f"; {finding}" if finding else "")
         return finding
 
     def synthesize(self, ctx: Context) -> str | None:

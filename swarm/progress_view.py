@@ -14,14 +14,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from swarm.output import plain_text
+from swarm.output import plain_text, plural
 
 
 def _best(best: dict[str, Any]) -> str:
     if not best or best.get("val_bpb") is None:
         return "no finished baseline run yet"
     diff = json.dumps(best.get("diff") or {}) if best.get("diff") else "the track's base config"
-    return f"val_bpb {best['val_bpb']:.4f} over {best.get('runs', 0)} runs: {diff}"
+    return f"val_bpb {best['val_bpb']:.4f} over {plural(best.get('runs', 0), 'run')}: {diff}"
 
 
 class SwarmSummary:

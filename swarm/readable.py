@@ -6,7 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from swarm.output import plain_text, short_peer
+from swarm.output import plain_text, plural, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
@@ -38,5 +38,5 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     curve = body.get("curve") or []
     if curve:
         first, last = curve[0], curve[-1]
-        console.print(f"loss curve: {len(curve)} points, {first['train_loss']:.3f} at step "
+        console.print(f"loss curve: {plural(len(curve), 'point')}, {first['train_loss']:.3f} at step "
                       f"{first['step']} -> {last['train_loss']:.3f} at step {last['step']}")

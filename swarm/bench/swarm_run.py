@@ -180,8 +180,8 @@ def bench(
     nodes: int = typer.Option(3, "--nodes", min=2, help="Node processes."),
     budget_tokens: int = typer.Option(20_000, "--budget-tokens", min=1,
                                       help="Training tokens per run."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="tinystories-cpu's files "
-                                            "(default ../shared/data/tinystories)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="tinystories-cpu's files; "
+                                            "default ../shared/data/tinystories"),
     timeout: float = typer.Option(600.0, "--timeout", min=1.0, max=MAX_SECONDS,
                                  help="Give up after S seconds."),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of tables."),

@@ -109,3 +109,24 @@ def test_a_failed_run_leaves_no_empty_folders_in_a_new_home(tmp_path: Path) -> N
             done.stderr
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in used.rglob("*")) == ["cache"]
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    """`swarm memory export` said "wrote 1 records"; the progress panel "over 1 runs", a run's
+    text view "loss curve: 1 points"."""
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from swarm.progress_view import _best
+    from swarm.readable import print_run_readable
+
+    home = tmp_path / "home"
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.runs(synthetic.keypairs(1), 1))
+    done = CliRunner().invoke(app, ["memory", "export", str(tmp_path / "one.swarm"),
+                                    "--home", str(home)])
+    assert done.exit_code == 0 and done.output.startswith("wrote 1 record to "), done.output
+    assert _best({"val_bpb": 1.5, "runs": 1}) == "val_bpb 1.5000 over 1 run: the track's base config"
+    console = Console(record=True, width=200)
+    print_run_readable(console, {"curve": [{"step": 0, "train_loss": 9.0}]})
+    assert console.export_text().startswith("loss curve: 1 point, 9.000 at step 0")
