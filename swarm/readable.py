@@ -10,6 +10,8 @@ from swarm.output import plain_text, plural, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
+PROMPT_END = "▸"                                # between a sample's prompt and continuation
+SAMPLES_HEADING = f"samples (the fixed prompt {PROMPT_END} what the model wrote):"
 
 
 def print_judgements(console: Console, judgements: list[dict[str, Any]]) -> None:
@@ -27,9 +29,13 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     """The samples (prompt, then the model's continuation), quality measures and curve ends of a
     `run` body; nothing for a v1 run or a run without them."""
     samples = body.get("samples") or []
+    if samples:
+        # as the dashboard shows them: the prompt's end marked (a dim prompt is not dim in a
+        # pipe, and an empty continuation, a newline at once, looked like a missing line)
+        console.print(SAMPLES_HEADING, highlight=False)
     for sample in samples:
         # any author's text: never markup, no control or invisible characters
-        console.print(Text.assemble(plain_text(sample["prompt"], "dim"),
+        console.print(Text.assemble(plain_text(sample["prompt"], "dim"), PROMPT_END,
                                     plain_text(sample["text"])), soft_wrap=False)
     quality = body.get("quality")
     if quality:
