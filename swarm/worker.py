@@ -187,10 +187,13 @@ class Worker:
     def idle_wait(self, idle_steps: int) -> float:
         """Seconds to wait after `idle_steps` idle steps in a row.
 
-        A node that cannot train (no data) finds nothing to do most of the time; each step
-        publishes a `role` record, so it backs off (doubling, up to IDLE_MAX_S) instead of
-        publishing one every IDLE_S seconds. A node that trains always waits IDLE_S."""
-        if self.can_train:
+        A node that cannot train (no data), or is pinned to a role that never trains
+        (`--role meta_analyst`: 27 `role` records in its first minute, idle), finds nothing to do
+        most of the time; each step publishes a `role` record, so it backs off (doubling, up to
+        IDLE_MAX_S) instead of publishing one every IDLE_S seconds. A node that trains always
+        waits IDLE_S."""
+        trains = self.can_train and (self.pinned is None or self.pinned in choice.TRAINING_ROLES)
+        if trains:
             return IDLE_S
         return min(IDLE_MAX_S, IDLE_S * 2 ** max(0, idle_steps - 1))
 
