@@ -66,6 +66,10 @@ class Progress:
     busy_s: float = 0.0
     lease_renewals: int = 0
     run_step: dict[str, Any] = field(default_factory=dict)   # the run under way: step, loss
+    # the judge's work here (docs/ROLES.md): a node run for judging said nothing of it, and one
+    # with a refused ANTHROPIC_API_KEY only logged a warning
+    judgements: int = 0
+    judge_errors: int = 0
 
     def on_run_progress(self, event: dict[str, Any]) -> None:
         """A progress event of the run under way (from the harness, about once a second)."""
@@ -107,6 +111,7 @@ class Progress:
                 "best": dict(self.best), "claims": dict(self.claims),
                 "baseline_runs": self.baseline_runs, "train_s": round(train, 3),
                 "busy_s": round(busy, 3), "lease_renewals": self.lease_renewals,
+                "judgements": self.judgements, "judge_errors": self.judge_errors,
                 "coordination_share": round(self.coordination_share(), 5)}
 
 
@@ -205,6 +210,8 @@ class Worker:
         self.progress.doing = f"working as {picked.role}"
         self.progress.roles[picked.role] = self.progress.roles.get(picked.role, 0) + 1
         summary = self.roles[picked.role].work(self.ctx)
+        self.progress.judgements = self.ctx.counters.get("judgements", 0)
+        self.progress.judge_errors = self.ctx.counters.get("judge_errors", 0)
         log.info("%s: %s", picked.role, summary or "nothing to do")
         return summary
 
