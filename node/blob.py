@@ -210,7 +210,7 @@ class BlobService:
                 tried.append(f"{peer[:16]}… {exc}")
             except Exception as exc:  # noqa: BLE001 - dial/negotiation failures are expected
                 tried.append(f"{peer[:16]}… {type(exc).__name__}")
-        raise data.DataError(f"none of {len(peers)} peers gave {sha[:12]}… ({'; '.join(tried)})")
+        raise data.DataError(f"none of {len(peers)} peer{'s' if len(peers) != 1 else ''} gave {sha[:12]}… ({'; '.join(tried)})")
 
     async def _peers(self) -> list[str]:
         with trio.move_on_after(PEER_WAIT_S):

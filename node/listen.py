@@ -1,8 +1,8 @@
 """Checks on `swarm join`'s addresses before anything starts, each failure one line.
 
-Listen addresses must be TCP multiaddrs, and their port must be free: py-libp2p 0.8.1 listens with
-SO_REUSEPORT (for hole punching), so a second node on a taken port would start and share it
-silently; a plain bind without SO_REUSEPORT refuses a port another process listens on, which is
+Listen addresses must be TCP multiaddrs on an address of this machine, and their port must be
+free: py-libp2p 0.8.1 listens with SO_REUSEPORT (for hole punching), so a second node on a taken
+port would start and share it silently; a plain bind without SO_REUSEPORT refuses a port another process listens on, which is
 the check made here (racy only against a node started in the same instant).
 Bootstrap peers come from `--bootstrap`, `$SWARM_BOOTSTRAP` (separated by commas or spaces) and
 `HOME/bootstrap.txt` (one per line, `#` comments), each a multiaddr ending in `/p2p/PEER_ID`.
@@ -51,8 +51,9 @@ def check_listen(addrs: list[str]) -> list[str]:
 
 
 def _port_free(ip: str, port: int, family: str, text: str) -> None:
-    if port == 0:
-        return
+    """The bind the node will make, made and undone: a taken port, or an address that is not this
+    machine's. Port 0 too: a node on `/ip4/192.0.2.1/tcp/0` started, listened nowhere, and said
+    nothing (py-libp2p logs the failed bind and goes on)."""
     sock = socket.socket(socket.AF_INET6 if family == "ip6" else socket.AF_INET)
     try:
         # SO_REUSEADDR so that a port left in TIME_WAIT by a stopped node is not taken for busy
@@ -62,6 +63,9 @@ def _port_free(ip: str, port: int, family: str, text: str) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise AddressError(f"--listen {text}: port {port} is already in use (another node?); "
                                f"pick another port or .../tcp/0") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise AddressError(f"--listen {text}: {ip} is not an address of this machine "
+                               f"(0.0.0.0 listens on every interface)") from None
         raise AddressError(f"--listen {text}: {exc.strerror}") from None
     finally:
         sock.close()

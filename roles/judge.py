@@ -160,6 +160,7 @@ class ClaudeJudge:
             ctx.publish("judgement", R.JudgementBody(run=row["id"], judge=self.model[:80],
                                                      rubric=RUBRIC_VERSION, scores=scores,
                                                      reason=reason))
+            ctx.count("judgements")
             published += 1
         return published
 

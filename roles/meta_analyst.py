@@ -287,7 +287,7 @@ class MetaAnalyst:
         judged = self.judge.work(ctx) if self.judge is not None else 0
         finding = self.synthesize(ctx)
         if judged:
-            return f"{judged} runs judged" + (f"; {finding}" if finding else "")
+            return f"{judged} run{'s' if judged != 1 else ''} judged" + (f"; {finding}" if finding else "")
         return finding
 
     def synthesize(self, ctx: Context) -> str | None:
@@ -299,7 +299,7 @@ class MetaAnalyst:
                    if c.trusted and c.status in ("verified", "refuted")]
         refs = [c.id for c in sorted(settled, key=lambda c: (-c.ts, c.id))[:512]]
         best = [e for e in effects if e.effect < 0][:1]
-        title = f"{len(effects)} knob settings estimated" + (
+        title = f"{len(effects)} knob setting{'s' if len(effects) != 1 else ''} estimated" + (
             f"; best so far {setting(best[0])} ({best[0].effect:+.4f})" if best else "")
         ctx.publish("finding", R.FindingBody(track=ctx.track, title=title[:400],
                                              text=summarize(ctx, effects, unidentified),

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from swarm import commands
+from swarm import commands, startup
 from swarm.output import print_error
 
 
@@ -49,6 +49,7 @@ class _SwarmGroup(TyperGroup):
         handling printed an empty line, nothing else, and a `memory import` stopped so said
         nothing of what it had imported. Commands that say more catch it themselves."""
         try:
+            startup.release()           # the imports are done: Ctrl-C stops the command itself
             return super().invoke(ctx)
         except KeyboardInterrupt:
             print_error("interrupted")

@@ -29,6 +29,11 @@ def print_error(message: str) -> None:
                       highlight=False, soft_wrap=True)
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 record`, `2 records`, `0 records` (`nouns` when adding an s is not the plural)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line error (no traceback) and exit with `code`."""
     print_error(message)

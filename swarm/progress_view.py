@@ -14,14 +14,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from swarm.output import plain_text
+from swarm.output import plain_text, plural
 
 
 def _best(best: dict[str, Any]) -> str:
     if not best or best.get("val_bpb") is None:
         return "no finished baseline run yet"
     diff = json.dumps(best.get("diff") or {}) if best.get("diff") else "the track's base config"
-    return f"val_bpb {best['val_bpb']:.4f} over {best.get('runs', 0)} runs: {diff}"
+    return f"val_bpb {best['val_bpb']:.4f} over {plural(best.get('runs', 0), 'run')}: {diff}"
 
 
 class SwarmSummary:
@@ -115,11 +115,20 @@ def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
             ("role mix (swarm)", mix or "none yet"),
             ("coordination share", f"{100 * work.get('coordination_share', 0.0):.2f}% of "
                                    f"{work.get('busy_s', 0.0):.0f} s busy")]
+    if work.get("judgements") or work.get("judge_errors"):
+        rows.append(("judged here", _judged(work)))
     if work.get("no_data"):         # it takes only roles that need no training: say why
         rows.append(("no data", f"this node does not train: {work['no_data']}"))
     if work.get("error"):
         rows.append(("error", work["error"]))
     return rows
+
+
+def _judged(work: dict[str, Any]) -> str:
+    """`2 runs; 1 judge API error (see the log)`: what this node's LLM judge did."""
+    text = plural(work.get("judgements", 0), "run")
+    errors = work.get("judge_errors", 0)
+    return text + (f"; {plural(errors, 'judge API error')} (see the log)" if errors else "")
 
 
 def summary_line(work: dict[str, Any]) -> str:
@@ -130,7 +139,9 @@ def summary_line(work: dict[str, Any]) -> str:
     counts = (work.get("swarm") or {}).get("claims") or work.get("claims") or {}
     claims = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no claims"
     runs = work.get("runs", 0)
-    return (f"{runs} run{'' if runs == 1 else 's'} by this node; {claims}; verified best "
+    judged = f"; judged {_judged(work)}" if work.get("judgements") or work.get("judge_errors") \
+        else ""
+    return (f"{plural(runs, 'run')} by this node{judged}; {claims}; verified best "
             f"{_best(work.get('best', {}))}")
 
 

@@ -6,10 +6,12 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from swarm.output import plain_text, short_peer
+from swarm.output import plain_text, plural, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
+PROMPT_END = "▸"                                # between a sample's prompt and continuation
+SAMPLES_HEADING = f"samples (the fixed prompt {PROMPT_END} what the model wrote):"
 
 
 def print_judgements(console: Console, judgements: list[dict[str, Any]]) -> None:
@@ -27,9 +29,13 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     """The samples (prompt, then the model's continuation), quality measures and curve ends of a
     `run` body; nothing for a v1 run or a run without them."""
     samples = body.get("samples") or []
+    if samples:
+        # as the dashboard shows them: the prompt's end marked (a dim prompt is not dim in a
+        # pipe, and an empty continuation, a newline at once, looked like a missing line)
+        console.print(SAMPLES_HEADING, highlight=False)
     for sample in samples:
         # any author's text: never markup, no control or invisible characters
-        console.print(Text.assemble(plain_text(sample["prompt"], "dim"),
+        console.print(Text.assemble(plain_text(sample["prompt"], "dim"), PROMPT_END,
                                     plain_text(sample["text"])), soft_wrap=False)
     quality = body.get("quality")
     if quality:
@@ -38,5 +44,5 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
     curve = body.get("curve") or []
     if curve:
         first, last = curve[0], curve[-1]
-        console.print(f"loss curve: {len(curve)} points, {first['train_loss']:.3f} at step "
+        console.print(f"loss curve: {plural(len(curve), 'point')}, {first['train_loss']:.3f} at step "
                       f"{first['step']} -> {last['train_loss']:.3f} at step {last['step']}")

@@ -66,6 +66,10 @@ class Progress:
     busy_s: float = 0.0
     lease_renewals: int = 0
     run_step: dict[str, Any] = field(default_factory=dict)   # the run under way: step, loss
+    # the judge's work here (docs/ROLES.md): a node run for judging said nothing of it, and one
+    # with a refused ANTHROPIC_API_KEY only logged a warning
+    judgements: int = 0
+    judge_errors: int = 0
 
     def on_run_progress(self, event: dict[str, Any]) -> None:
         """A progress event of the run under way (from the harness, about once a second)."""
@@ -107,6 +111,7 @@ class Progress:
                 "best": dict(self.best), "claims": dict(self.claims),
                 "baseline_runs": self.baseline_runs, "train_s": round(train, 3),
                 "busy_s": round(busy, 3), "lease_renewals": self.lease_renewals,
+                "judgements": self.judgements, "judge_errors": self.judge_errors,
                 "coordination_share": round(self.coordination_share(), 5)}
 
 
@@ -187,10 +192,13 @@ class Worker:
     def idle_wait(self, idle_steps: int) -> float:
         """Seconds to wait after `idle_steps` idle steps in a row.
 
-        A node that cannot train (no data) finds nothing to do most of the time; each step
-        publishes a `role` record, so it backs off (doubling, up to IDLE_MAX_S) instead of
-        publishing one every IDLE_S seconds. A node that trains always waits IDLE_S."""
-        if self.can_train:
+        A node that cannot train (no data), or is pinned to a role that never trains
+        (`--role meta_analyst`: 27 `role` records in its first minute, idle), finds nothing to do
+        most of the time; each step publishes a `role` record, so it backs off (doubling, up to
+        IDLE_MAX_S) instead of publishing one every IDLE_S seconds. A node that trains always
+        waits IDLE_S."""
+        trains = self.can_train and (self.pinned is None or self.pinned in choice.TRAINING_ROLES)
+        if trains:
             return IDLE_S
         return min(IDLE_MAX_S, IDLE_S * 2 ** max(0, idle_steps - 1))
 
@@ -202,6 +210,8 @@ class Worker:
         self.progress.doing = f"working as {picked.role}"
         self.progress.roles[picked.role] = self.progress.roles.get(picked.role, 0) + 1
         summary = self.roles[picked.role].work(self.ctx)
+        self.progress.judgements = self.ctx.counters.get("judgements", 0)
+        self.progress.judge_errors = self.ctx.counters.get("judge_errors", 0)
         log.info("%s: %s", picked.role, summary or "nothing to do")
         return summary
 

@@ -7,10 +7,13 @@ import json
 
 import typer
 
+from swarm.commands import MAX_SECONDS
+
 
 def crowd(ids: int = typer.Option(1200, "--ids", min=1, help="Fresh peer ids that connect."),
           batch: int = typer.Option(50, "--batch", min=1, help="Connected at once."),
-          hold: float = typer.Option(1.0, "--hold", min=0.0, help="Seconds each stays.")) -> None:
+          hold: float = typer.Option(1.0, "--hold", min=0.0, max=MAX_SECONDS,
+                                      help="Seconds each stays.")) -> None:
     """Many fresh peer ids connect to a node and leave: does it still take new peers, answer
     identify, sync? (one JSON line; swarm/bench/crowd.py)"""
     from swarm.bench import crowd as bench
@@ -24,15 +27,16 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
                                             "IWANT."),
              records: int = typer.Option(1500, "--records", min=1, help="Records published."),
              size: int = typer.Option(60 * 1024, "--size", min=8, help="Bytes per record."),
-             interval: float = typer.Option(0.0, "--interval", min=0.0,
+             interval: float = typer.Option(0.0, "--interval", min=0.0, max=MAX_SECONDS,
                                             help="Seconds between publishes."),
              honest_pause: float = typer.Option(None, "--honest-pause", min=0.0,
+                                                max=MAX_SECONDS,
                                                 help="Seconds one honest mesh peer stops "
                                                      "reading, 60% in (counts what it gets)."),
              iwant_reads: bool = typer.Option(False, "--iwant-reads",
                                               help="The --iwant peers read and discard what "
                                                    "they are sent."),
-             churn: float = typer.Option(None, "--churn", min=0.0,
+             churn: float = typer.Option(None, "--churn", min=0.0, max=MAX_SECONDS,
                                          help="Peers at one address ask by IWANT in turn, this "
                                               "many seconds each, a fresh peer id each time."),
              churn_same_key: bool = typer.Option(False, "--churn-same-key",
@@ -51,11 +55,11 @@ def stucksub(stuck: int = typer.Option(1, "--stuck", min=0, help="Grafted peers 
 
 def slotwait(addresses: int = typer.Option(8, "--addresses", min=0, help="Attacker addresses."),
              queued: int = typer.Option(1, "--queued", min=0, help="Pulls each keeps waiting."),
-             hold: float = typer.Option(120.0, "--hold", min=1.0,
+             hold: float = typer.Option(120.0, "--hold", min=1.0, max=MAX_SECONDS,
                                         help="A stalled pull's seconds."),
-             arrive: float = typer.Option(10.0, "--arrive", min=0.0,
+             arrive: float = typer.Option(10.0, "--arrive", min=0.0, max=MAX_SECONDS,
                                           help="The newcomer asks then."),
-             horizon: float = typer.Option(600.0, "--horizon", min=1.0,
+             horizon: float = typer.Option(600.0, "--horizon", min=1.0, max=MAX_SECONDS,
                                            help="Seconds simulated.")) -> None:
     """How long a newcomer waits for a serving slot while addresses hold them (virtual clock;
     one JSON line; swarm/bench/slotwait.py)."""

@@ -24,6 +24,7 @@ import typer
 
 from swarm.bench import nodes
 from swarm.bench.netns import PUBLIC_IP, NatLab, NsNode
+from swarm.commands import MAX_RATE
 
 PORT = 7400
 
@@ -95,7 +96,7 @@ def propagation(a: NsNode, b: NsNode, count: int, rate: float) -> dict[str, Any]
 
 def bench(
     records: int = typer.Option(40, "--records", min=1, help="Records per phase."),
-    rate: float = typer.Option(4.0, "--rate", min=0.1,
+    rate: float = typer.Option(4.0, "--rate", min=0.1, max=MAX_RATE,
                                help="Records per second, alternating origins."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON here."),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of a table."),

@@ -21,6 +21,7 @@ import typer
 
 from swarm.bench import procstat, syncbench
 from swarm.bench.nodes import Node, check_room, kill_all, launch, launch_swarm, wait_for
+from swarm.commands import MAX_RATE, MAX_SECONDS
 from swarm.output import check_folder, err_console, print_json, print_table
 
 
@@ -154,16 +155,16 @@ def _catch_up(root: Path, network: str, count: int, sync_interval: float) -> dic
 
 
 def bench(nodes: int = typer.Option(10, "--nodes", min=2, help="Node processes on loopback."),
-          rate: float = typer.Option(10.0, min=0.1, help="Records per second across the swarm."),
-          seconds: float = typer.Option(20.0, min=1.0, help="Length of the sustained-rate phase."),
+          rate: float = typer.Option(10.0, min=0.1, max=MAX_RATE, help="Records per second across the swarm."),
+          seconds: float = typer.Option(20.0, min=1.0, max=MAX_SECONDS, help="Length of the sustained-rate phase."),
           catch_up: int = typer.Option(100_000, "--catch-up", min=0, help="Records for the catch-up "
                                        "phase (0 skips it)."),
-          sync_interval: float = typer.Option(1.0, "--sync-interval", min=0.05,
+          sync_interval: float = typer.Option(1.0, "--sync-interval", min=0.05, max=MAX_SECONDS,
                                               help="Seconds between repair syncs (swarm join's "
                                               "default: what users run)."),
           flood: bool = typer.Option(False, "--flood", help="Instead: honest propagation across "
                                      "5 nodes while one hostile peer floods fresh keys."),
-          fuzz: float = typer.Option(0.0, "--fuzz", min=0.0, help="Instead: fuzz a node for this "
+          fuzz: float = typer.Option(0.0, "--fuzz", min=0.0, max=MAX_SECONDS, help="Instead: fuzz a node for this "
                                      "many seconds; frames sent, restarts, honest records lost."),
           sync_records: int = typer.Option(0, "--sync-records", min=0, help="Catch-up and repair "
                                            "through sync 2.1.0 against a memory of this many "

@@ -46,6 +46,7 @@ from memory.canonical import config_hash
 from memory.store import Store
 from swarm.bench.search_surface import NOISES, SURFACES, SurfaceRunner, Surface
 from swarm.bench.simclock import SimClock, memory_digest
+from swarm.commands import MAX_EFFECT_SD
 from swarm.output import check_out_file, console, print_json, print_table
 
 TRACK = "sim-search"
@@ -398,13 +399,13 @@ def bench(
                                      "(candidates with 2x noise) (repeatable)."),
     arms: list[str] = typer.Option(["swarm", "tpe_gated", "tpe", "random", "greedy"], "--arm",
                                    help=f"Arms to run ({', '.join(ARMS)})."),
-    crash: float = typer.Option(0.0, help="Share of runs that crash."),
+    crash: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of runs that crash."),
     runs: int = typer.Option(500, help="Runs per arm and repetition (search mode)."),
     reps: int = typer.Option(5, help="Repetitions per condition."),
     nodes: int = typer.Option(3, help="Nodes working on one store (swarm arms)."),
     candidates: int = typer.Option(40, help="Candidates per repetition (gate mode)."),
-    null_share: float = typer.Option(0.8, help="Share of candidates without effect (gate mode)."),
-    effect: float = typer.Option(2.0, help="Effect of the others in noise sds (gate mode)."),
+    null_share: float = typer.Option(0.8, min=0.0, max=1.0, help="Share of candidates without effect (gate mode)."),
+    effect: float = typer.Option(2.0, min=-MAX_EFFECT_SD, max=MAX_EFFECT_SD, help="Effect of the others in noise sds (gate mode)."),
     min_baseline: int = typer.Option(stats.GateParams.min_baseline, help="Baseline seeds."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON."),
     partial: str | None = typer.Option(None, "--partial", help="Append each repetition's "
@@ -509,12 +510,12 @@ def _sim_report(noises: list[str], effect: float, candidates: int, reps: int, nu
 
 def gate_bench(
     noises: list[str] = typer.Option(["normal"], "--noise", help="normal, t3, hetero."),
-    crash: float = typer.Option(0.0, help="Share of runs that crash."),
+    crash: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of runs that crash."),
     reps: int = typer.Option(5, help="Repetitions."),
     nodes: int = typer.Option(2, help="Nodes working on one store."),
     candidates: int = typer.Option(40, help="Candidates per repetition."),
-    null_share: float = typer.Option(0.8, help="Share of candidates without effect."),
-    effect: float = typer.Option(2.0, help="Effect of the others in noise sds."),
+    null_share: float = typer.Option(0.8, min=0.0, max=1.0, help="Share of candidates without effect."),
+    effect: float = typer.Option(2.0, min=-MAX_EFFECT_SD, max=MAX_EFFECT_SD, help="Effect of the others in noise sds."),
     min_baseline: int = typer.Option(stats.GateParams.min_baseline, help="Baseline seeds."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON."),
 ) -> None:

@@ -27,6 +27,7 @@ from memory.records import HypothesisBody
 from node.identity import load_or_create
 from swarm.bench.nodes import (TRAINING_NODE_MB, Node, check_room, kill_all, launch_swarm, log_tail,
                                wait_for)
+from swarm.commands import MAX_SECONDS
 from swarm.output import check_folder, console, fail, print_json, print_table, short_peer
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,10 @@ def bench(
     nodes: int = typer.Option(3, "--nodes", min=2, help="Node processes."),
     budget_tokens: int = typer.Option(20_000, "--budget-tokens", min=1,
                                       help="Training tokens per run."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="tinystories-cpu's files "
-                                            "(default ../shared/data/tinystories)."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Give up after S seconds."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="tinystories-cpu's files; "
+                                            "default ../shared/data/tinystories"),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, max=MAX_SECONDS,
+                                 help="Give up after S seconds."),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of tables."),
 ) -> None:
     """Run a swarm until a claim is independently verified: wall time, coordination share.

@@ -16,6 +16,10 @@ MAX_BUDGET_TOKENS = 10**12
 # the longest time option a command takes (a year): `--lease inf` or `--query-timeout 1e300`
 # passed the bounds, then failed in tracebacks (int(inf), a timer past TIMEOUT_MAX)
 MAX_SECONDS = 365 * 24 * 3600
+# benchmarks' rates (records per second) and effects (in noise sds): `--rate inf` or
+# `--effect nan` were taken as given
+MAX_RATE = 10**6
+MAX_EFFECT_SD = 1000.0
 
 _MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "pending", "roles",
                               "trust", "web")

@@ -12,8 +12,9 @@ import typer
 from rich.text import Text
 
 from swarm.commands import MAX_ROWS, MAX_SECONDS
-from swarm.output import (console, err_console, fail, plain_text, print_json, print_record_json,
-                          print_table, short_id, short_peer, track_labels, track_progress, when)
+from swarm.output import (console, err_console, fail, plain_text, plural, print_json,
+                          print_record_json, print_table, short_id, short_peer, track_labels,
+                          track_progress, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -107,7 +108,7 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
     for f in found:
         by = "" if f["trusted"] else f", by {short_peer(f['author'])}, not trusted here"
         about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
-                 f"{len(f['effects'])} effects{by}): ")
+                 f"{plural(len(f['effects']), 'effect')}{by}): ")
         console.print(Text.assemble((labels[f["track"]], "bold"), about,
                                     plain_text(f["title"], "bold")), highlight=False)
         console.print(plain_text(f["text"]), highlight=False)
@@ -231,8 +232,7 @@ def sql(query: str = typer.Argument(..., help="One SELECT statement (tables and 
         result = run_query(reader, query, timeout_s=query_timeout)
     if json_out:
         return print_json([dict(zip(result.columns, row)) for row in result.rows])
-    n = len(result.rows)
-    print_table(f"{n} row{'s' if n != 1 else ''}", result.columns, result.rows, empty="no rows")
+    print_table(plural(len(result.rows), "row"), result.columns, result.rows, empty="no rows")
 
 
 class Format(str, Enum):

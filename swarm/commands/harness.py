@@ -125,6 +125,9 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
     from node.harness.config import Refused, parse_sets
     from node.harness.hardware import available_cores
     from node.harness.tracks import get_track
+    from node.home import resolve_home
+    from swarm.tidy import tidy_on_failure
+
     if device not in ("auto", "cpu", "cuda"):
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
     if data_dir is not None:
@@ -136,12 +139,19 @@ def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Trac
         fail(exc.args[0])
     except Refused as exc:
         fail(str(exc))
-    record = not no_record
+    with tidy_on_failure(resolve_home(home)):
+        _run_and_report(chosen, overrides, seed, home, fresh, not no_record, json_out,
+                        budget_tokens=budget_tokens, threads=threads or available_cores(),
+                        timeout_s=timeout, data_dir=data_dir, device=device,
+                        checkpoint_every_s=every)
+
+
+def _run_and_report(track: Any, overrides: dict[str, Any], seed: int, home: Path | None,
+                    fresh: bool, record: bool, json_out: bool, **spec: Any) -> None:
+    """`swarm run` once its arguments are checked: train, record, print; exit 1 unless ok."""
     if record:
         _check_home(home)
-    result = _resumable_run(chosen, overrides, seed, home, fresh, budget_tokens=budget_tokens,
-                            threads=threads or available_cores(), timeout_s=timeout,
-                            data_dir=data_dir, device=device, checkpoint_every_s=every)
+    result = _resumable_run(track, overrides, seed, home, fresh, **spec)
     run_id = _record(result, home) if record and result.status != "refused" else None
     if json_out:
         print_json({**result.model_dump(), "record_id": run_id})
@@ -438,9 +448,11 @@ def bench_checkpoint(pairs: int = typer.Option(3, "--pairs", min=0, help="Runs w
                                                "checkpoints, interleaved (0: no slowdown runs)."),
                      budget_tokens: int = typer.Option(300_000, "--budget-tokens", min=1,
                                                        help="Tokens of each run."),
-                     every: float = typer.Option(None, "--every", min=0.01, help="Training seconds "
+                     every: float = typer.Option(None, "--every", min=0.01, max=MAX_SECONDS,
+                                                 help="Training seconds "
                                                  "between checkpoints (default: a node's, 120)."),
-                     stop_after: float = typer.Option(30.0, "--stop-after", min=0.1, help="Training "
+                     stop_after: float = typer.Option(30.0, "--stop-after", min=0.1,
+                                                      max=MAX_SECONDS, help="Training "
                                                       "seconds before the stop of a lost-work run."),
                      no_lost_work: bool = typer.Option(False, "--no-lost-work",
                                                        help="Skip the stopped runs."),

@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import (console, err_console, fail, print_json, print_table, progress_bars,
-                          track_progress)
+from swarm.output import (console, err_console, fail, plural, print_json, print_table,
+                          progress_bars, track_progress)
 from swarm.reader import home_folder, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -162,7 +162,7 @@ def export(file: Path = typer.Argument(..., help="Where to write the record stre
         return print_json({"records": n, "path": str(file), "bytes": size})
     # to stderr when the stream went to a device: it may be this very stdout (/dev/stdout)
     (err_console if special else console).print(
-        f"wrote {n} records to {file}" + ("" if size is None else f" ({size:,} bytes)"),
+        f"wrote {plural(n, 'record')} to {file}" + ("" if size is None else f" ({size:,} bytes)"),
         markup=False, highlight=False, soft_wrap=True)
 
 

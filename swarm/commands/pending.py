@@ -9,7 +9,8 @@ from typing import Any, Optional
 
 import typer
 
-from swarm.output import console, err_console, fail, print_json, print_table, track_labels, when
+from swarm.output import (console, err_console, fail, plural, print_json, print_table,
+                          track_labels, when)
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -112,8 +113,7 @@ def discard(ctx: typer.Context,
         for entry in entries:
             pending_list.discard(root, entry.key)
     if every:
-        noun = "run" if len(entries) == 1 else "runs"
-        console.print(f"discarded {len(entries)} pending {noun}", highlight=False)
+        console.print(f"discarded {plural(len(entries), 'pending run')}", highlight=False)
     else:
         console.print(f"discarded pending run {entries[0].key[:8]}", highlight=False)
 

@@ -12,7 +12,8 @@ import typer
 
 from swarm.commands import MAX_ROWS
 from swarm.conclusions import Conclusions
-from swarm.output import console, err_console, fail, print_json, print_table, short_peer
+from swarm.output import (console, err_console, fail, plural, print_json, print_table,
+                          short_peer)
 from swarm.reader import open_reader, query_errors
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -98,7 +99,7 @@ def listing(ctx: typer.Context, json_out: bool = JSON, home: Optional[Path] = HO
                   r["level"], r["runs"], f"{100 * r['influence']:.1f}%", _why(r)) for r in rows],
                 empty="no authors yet")
     if len(every) > limit:
-        err_console.print(f"the first {limit} of {len(every)} authors (--limit N for more)")
+        err_console.print(f"the first {limit} of {plural(len(every), 'author')} (--limit N for more)")
 
 
 def _why(row: dict[str, Any]) -> str:

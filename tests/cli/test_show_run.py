@@ -20,7 +20,9 @@ def test_show_prints_a_runs_samples(home: Path) -> None:
         store.add([readable, plain])
     runner = CliRunner(env={"COLUMNS": "200"})
     out = runner.invoke(app, ["show", readable.id[:12], "--home", str(home)]).stdout
-    assert "once upon a time there was a little dog named max." in out
+    # the prompt's end marked as on the dashboard: without colour the two read as one text
+    assert "samples (the fixed prompt ▸ what the model wrote):\n" \
+           "once upon a time▸ there was a little dog named max.\n" in out
     assert "quality: distinct_1 0.900" in out and "loss curve: 8 points" in out
     assert out.count("little dog named max") == 1 and '"curve"' not in out    # said once, as text
     full = json.loads(runner.invoke(app, ["show", readable.id[:12], "--json"]).stdout)

@@ -51,6 +51,7 @@ def test_run_missing_local_data_is_one_line(tmp_path) -> None:
     assert res.exit_code == 1 and "train.txt is missing" in " ".join(res.output.split())
 
 
+@pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
 def test_run_names_the_home_its_record_went_to(tmp_path) -> None:
     # `recorded as run ID (swarm show ID)` sent a newcomer who ran with --home to the default
     # home, where `swarm show ID` found nothing

@@ -62,6 +62,16 @@ def test_address_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listen:
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("port", [0, 7431])
+def test_a_listen_address_not_on_this_machine_is_refused(tmp_path: Path, port: int) -> None:
+    """192.0.2.1 (TEST-NET-1) is no machine's: with port 0 the node started, listened nowhere
+    and said nothing. One line now, and the home is not made."""
+    done = _join(tmp_path / "h", "--listen", f"/ip4/192.0.2.1/tcp/{port}", "--duration", "1")
+    _one_line_error(done, f"--listen /ip4/192.0.2.1/tcp/{port}: 192.0.2.1 is not an address of "
+                          f"this machine")
+    assert not (tmp_path / "h").exists()
+
+
 def test_bootstrap_from_the_environment_and_the_home_file(tmp_path: Path, network: str) -> None:
     first = launch(tmp_path / "a", network)
     bad = tmp_path / "bad"

@@ -158,3 +158,25 @@ def test_a_measure_a_run_left_out_is_no_zero_in_the_fit(store, keys) -> None:
     rep, ends = effects["repetition"][("lr", "0.01")], effects["ends_sentence"][("lr", "0.01")]
     assert (rep.n, ends.n) == (3, 6)
     assert rep.effect == pytest.approx(0.3, abs=1e-6) and ends.effect == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_a_node_says_what_its_judge_did(store, keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node run for judging (`--role meta_analyst`, ANTHROPIC_API_KEY set) said nothing of the
+    runs it judged, at the end or in its panel; one whose key was refused only logged a warning."""
+    from swarm.progress_view import summary_line, work_rows
+    from swarm.worker import Worker
+
+    _runs(store, keys[1], 1)
+    with MessagesServer([GOOD, (401, "authentication_error")]) as server:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.delenv("SWARM_JUDGE", raising=False)
+        worker = Worker(context(store, keys[0], None), None, pinned="meta_analyst")
+        worker.step()
+        _runs(store, keys[1], 1, start_seq=2)
+        worker.step()
+    work = worker.progress.snapshot()
+    assert (work["judgements"], work["judge_errors"]) == (1, 1)
+    assert ("judged here", "1 run; 1 judge API error (see the log)") in work_rows(work)
+    assert summary_line(work).startswith(
+        "0 runs by this node; judged 1 run; 1 judge API error (see the log); ")

@@ -98,7 +98,7 @@ def test_the_finding_never_calls_an_unidentified_effect_sure(store, keys) -> Non
     # error, and the finding said each of lr and norm "helped".
     ctx = context(store, keys[0], None)
     _publish_runs(ctx, [(BASE, 1.0)] * 4 + [(BOTH, 0.97)] * 4)
-    assert MetaAnalyst().work(ctx) == "finding: 1 knob settings estimated; best so far " \
+    assert MetaAnalyst().work(ctx) == "finding: 1 knob setting estimated; best so far " \
                                       "lr=0.006 & norm=rmsnorm (-0.0300)"
     text = ctx.rows("SELECT text FROM findings")[0]["text"]
     helped, hurt = text.splitlines()[:2]
@@ -113,7 +113,7 @@ def test_an_unidentified_setting_is_named_so_and_never_sure(store, keys) -> None
     only_lr = {**BASE, "lr": 0.006}
     ctx = context(store, keys[0], None)
     _publish_runs(ctx, [(only_lr, 1.0)] * 3 + [(BOTH, 0.97)] * 3)
-    assert MetaAnalyst().work(ctx).startswith("finding: 1 knob settings estimated")
+    assert MetaAnalyst().work(ctx).startswith("finding: 1 knob setting estimated")
     text = ctx.rows("SELECT text FROM findings")[0]["text"]
     assert "lr=0.006" not in text.split("never tried")[0]              # neither helped nor hurt
     assert "not identified (no run separates them from the base config): lr=0.006" in text

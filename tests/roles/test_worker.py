@@ -1,6 +1,8 @@
 """Worker loops (no network): nodes sharing one memory reach a verified claim with no role assigned."""
 from __future__ import annotations
 
+import pytest
+
 from roles.base import Proposal
 from swarm.worker import Worker
 from tests.roles.simulated import SD, SimRunner, context
@@ -49,6 +51,19 @@ def test_a_node_that_cannot_train_backs_off_when_idle(store, keys) -> None:
     waits = [worker.idle_wait(n) for n in range(1, 10)]
     assert waits[0] == IDLE_S and waits == sorted(waits) and waits[-1] == IDLE_MAX_S
     assert Worker(context(store, keys[1], None, 2), None).idle_wait(9) == IDLE_S
+
+
+@pytest.mark.parametrize("pinned, backs_off", [("meta_analyst", True), ("statistician", True),
+                                               ("verifier", False), (None, False)])
+def test_a_node_pinned_to_a_role_that_never_trains_backs_off_when_idle(
+        store, keys, pinned, backs_off) -> None:
+    """`swarm join --role meta_analyst` on a machine with the track's data waited 2 s after
+    each idle step, publishing a `role` record each time (27 in its first minute)."""
+    from swarm.worker import IDLE_MAX_S, IDLE_S, Worker
+
+    worker = Worker(context(store, keys[0], None, 1), None, pinned=pinned, can_train=True)
+    assert worker.idle_wait(9) == (IDLE_MAX_S if backs_off else IDLE_S)
+    assert worker.idle_wait(1) == IDLE_S
 
 
 def test_the_best_shown_follows_each_run_of_a_unit(store, keys) -> None:

@@ -146,6 +146,27 @@ def test_the_overview_follows_new_records(tmp_path: Path, browser: Browser) -> N
     store.close()
 
 
+def test_counts_of_one_are_singular_on_the_overview(tmp_path: Path, browser: Browser) -> None:
+    """The live label said "live: 1 records", the track picker "(1 runs)"."""
+    store = Store(tmp_path / "m.duckdb", helpers=0)
+    key, other = synthetic.keypairs(2)
+    store.add(synthetic.runs([key], 1, track="track-a"))
+    with served(dashboard_app(store, tmp_path / "home")) as port:
+        try:
+            browser.open(f"http://127.0.0.1:{port}/")
+            browser.wait_for("document.getElementById('live').textContent === 'live: 1 record'")
+            store.add(synthetic.runs([other], 1, track="track-b"))     # a second track: a picker
+            browser.wait_for("document.getElementById('live').textContent === 'live: 2 records'")
+            browser.wait_for("document.querySelectorAll('#track option').length === 2")
+            options = browser.evaluate("Array.from(document.querySelectorAll('#track option'))"
+                                       ".map(o => o.textContent)")
+            assert all(o.endswith(" (1 run)") for o in options), options
+            assert browser.errors() == []
+        finally:
+            browser.open("about:blank")             # its event stream ends before the server
+    store.close()
+
+
 QUALITY = ("Array.from(document.querySelectorAll('table[data-table=run] td[data-key=quality]'))"
            ".map(td => [td.previousElementSibling.textContent, Number(td.dataset.value)])")
 SAMPLES = "Array.from(document.querySelectorAll('pre.sample')).map(p => p.textContent)"

@@ -139,7 +139,7 @@ var swarmDashboard = (function () {
   function trackPicker(data, view) {
     if (boot.report || !data.tracks || data.tracks.length < 2) return el("span", {});
     var select = el("select", {id: "track"}, data.tracks.map(function (t) {
-      var o = el("option", {value: t.track}, [t.label + " (" + t.runs + " runs)"]);
+      var o = el("option", {value: t.track}, [t.label + " (" + count(t.runs, "run") + ")"]);
       if (t.track === data.track) o.selected = true;
       return o;
     }));
@@ -160,7 +160,7 @@ var swarmDashboard = (function () {
       : !b ? "No baseline yet: a claim is judged against the base config's noise, which needs " +
              "two of its runs that count here."
       : !top || top.what === "baseline" ? "No verified improvement yet: the best is the " +
-             "baseline, " + num(b.mean) + " \u00b1 " + num(b.std) + " val_bpb (" + b.n + " seeds)."
+             "baseline, " + num(b.mean) + " \u00b1 " + num(b.std) + " val_bpb (" + count(b.n, "seed") + ")."
       : "Verified best: " + top.what + ", " + num(top.val_bpb) + " val_bpb on its claim's " +
         "evidence (the leaderboard's mean takes in every later run), " +
         num(b.mean - top.val_bpb) + " below the baseline " + num(b.mean) + " (" +
@@ -185,7 +185,7 @@ var swarmDashboard = (function () {
       "; claims (as derived here): " +
       tally(claims) + (Object.keys(others).length ? "; untrusted claims: " + tally(others) : "") +
       (data.baseline ? "; baseline " + num(data.baseline.mean) + " ± " + num(data.baseline.std) +
-       " (" + data.baseline.n + " seeds)" : "; no baseline yet")]));
+       " (" + count(data.baseline.n, "seed") + ")" : "; no baseline yet")]));
     var best = data.best || [];
     main.appendChild(headline(data, best));
     var s = section("Verified best over time", []);
@@ -591,7 +591,7 @@ var swarmDashboard = (function () {
     // its connection, and browsers allow only 6 per host.
     window.addEventListener("pagehide", function () { source.close(); });
     source.addEventListener("records", function (e) {
-      label.textContent = "live: " + JSON.parse(e.data).records + " records";
+      label.textContent = "live: " + count(JSON.parse(e.data).records, "record");
       if (!first) refresh();
       first = false;
     });
