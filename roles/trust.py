@@ -31,9 +31,9 @@ DECAY = 0.5          # a vouch passes on half of the voucher's trust
 CAP = 0.5            # earned trust never exceeds this (roots hold 1.0)
 THRESHOLD = 0.25     # trusted from here: one vouch by a root, or by an author a root vouched for
 MAX_ROUNDS = 16      # distrust / trust alternations before the answer is taken as it stands
-# bpb: a run this much better than a replay on other hardware contradicts it (3x the widest
-# spread of one config's seeds and kernel paths measured, 0.17; a fabricated 0.50 where the
-# config gives 2.3 is caught, an honest lucky seed is not: `judge`)
+# bpb: a run this much better or worse than a replay on other hardware contradicts it (3x the
+# widest spread of one config's seeds and kernel paths measured, 0.17; a fabricated 0.50 where
+# the config gives 2.3 is caught, an honest lucky seed is not: `judge`)
 CROSS_HW_REFUTE = 0.5
 # bpb: a replay on the same CPU and software this far off contradicts the run. Not 1e-6: one
 # spec, seed and harness code gave 1.56447 on the 2026-11-30 build machine and 1.56743 on the
@@ -219,13 +219,13 @@ def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts
     Bit-identical hardware (`exact_hardware`): within 1e-6 is a match (and vouches), more than
     `EXACT_REFUTE` a mismatch (two build machines differed by 0.003 with the same code).
     Other hardware of the same accelerator kind: within 0.005 is a match; a mismatch only when the
-    run is better than the replay by more than `CROSS_HW_REFUTE`. Other kernels are another draw
-    of the config's seed noise, and that can be wide: one CPU's oneDNN kernel paths put n_layer=4,
-    lr=0.004 at 1.614, 1.690 and 1.709 for one seed, where its seeds 0-3 spanned 1.564-1.733
-    (docs/HARNESS.md, "Determinism"); a bound of 0.1 both ways refuted honest work. A run worse
-    than its replay is never refuted there (an unlucky or diverging seed is honest; a fabricator
-    gains nothing by it). Otherwise a replay proves nothing. Another accelerator kind is another
-    experiment."""
+    two are more than `CROSS_HW_REFUTE` apart. Other kernels are another draw of the config's
+    seed noise, and that can be wide: one CPU's oneDNN kernel paths put n_layer=4, lr=0.004 at
+    1.614, 1.690 and 1.709 for one seed, where its seeds 0-3 spanned 1.564-1.733 (docs/HARNESS.md,
+    "Determinism"); a bound of 0.1 refuted honest work. Both ways: a run worse than its replay was
+    never refuted there, and an earned key's baseline runs signed 0.6 worse under another CPU
+    model hid a real improvement (scripts/audit_cross_hw_poison.py). Otherwise a replay proves
+    nothing. Another accelerator kind is another experiment."""
     same = all(mine[k] == theirs[k] for k in ("track", "config_hash", "seed", "accelerator"))
     if not same or mine["status"] != "ok" or sanity.reason(mine, facts) is not None:
         return None                       # another experiment, or a replay that proves nothing
@@ -237,8 +237,7 @@ def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts
         return True
     if exact:
         return False if gap > EXACT_REFUTE else None
-    better = float(mine["val_bpb"]) - float(theirs["val_bpb"])     # how far the run beat the replay
-    return False if better > CROSS_HW_REFUTE else None
+    return False if gap > CROSS_HW_REFUTE else None
 
 
 def _compare(row: dict[str, Any], facts: sanity.TrackFacts) -> Replay | None:

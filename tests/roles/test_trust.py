@@ -286,7 +286,7 @@ def test_spot_checks_go_first_to_runs_this_node_can_reproduce_bit_for_bit(store,
 @pytest.mark.parametrize("claimed, distrusted", [(0.45, True), (0.55, False)])
 def test_a_gross_fabrication_on_another_cpu_is_still_caught(store, keys, claimed,
                                                             distrusted) -> None:
-    # Across hardware only a run better than its replay by more than CROSS_HW_REFUTE (0.5) is
+    # Across hardware only a run more than CROSS_HW_REFUTE (0.5) off its replay is
     # contradicted: the config here gives ~1.0, so 0.45 is caught and 0.55 says nothing
     runner = Runner()
     h = node(store, keys[0], runner, 1)
@@ -560,19 +560,21 @@ def test_settings_that_choose_other_cpu_kernels_are_part_of_the_runs_cpu(monkeyp
     assert trust.exact_hardware(row, row) and not trust.exact_hardware(row, other)
 
 
-def test_a_replay_on_other_hardware_refutes_only_a_gross_improvement(store, keys) -> None:
+def test_a_replay_on_other_hardware_refutes_only_a_gross_difference(store, keys) -> None:
     # Other kernels are another draw of the config's seed noise: one seed of n_layer=4,
     # lr=0.004 gave 1.614 and 1.709 on two kernel paths of one CPU (docs/HARNESS.md); the 0.1
-    # bound both ways refuted honest work
+    # bound both ways refuted honest work. A run 0.5 worse than its replay is refuted too
+    # (test_trust_attacks.py: an earned key's worse baseline on another CPU)
     facts = sanity.TrackFacts({TRACK: None})
     run = {"track": TRACK, "config_hash": "c", "seed": 1, "status": "ok", "tokens": BUDGET,
            "steps": 1000, "mfu": 0.4, "accelerator": "cpu", "cores": 1, "config": BASE,
            "software": {k: "same" for k in trust.NUMERICS}}
     mine, theirs = {**run, "device_name": "A"}, {**run, "device_name": "B"}
-    for run_minus_replay in (0.006, -0.006, 0.095, -0.3, -0.49, 0.3, 0.7, 1.5):
+    for run_minus_replay in (0.006, -0.006, 0.095, -0.3, -0.49, 0.3, 0.49):
         assert trust.judge({**mine, "val_bpb": 2.0}, {**theirs, "val_bpb": 2.0 + run_minus_replay},
                            facts) is None
-    assert trust.judge({**mine, "val_bpb": 2.0}, {**theirs, "val_bpb": 1.49}, facts) is False
+    for run in (1.49, 2.51, 3.5):
+        assert trust.judge({**mine, "val_bpb": 2.0}, {**theirs, "val_bpb": run}, facts) is False
     assert trust.judge({**mine, "val_bpb": 1.3}, {**mine, "val_bpb": 1.0}, facts) is False
     assert trust.judge({**mine, "val_bpb": 1.3}, {**theirs, "status": "crash", "val_bpb": None},
                        facts) is False                    # an unfinished run is still none

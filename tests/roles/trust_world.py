@@ -123,6 +123,21 @@ class EarnedWorld:
         """One of `n`'s runs that `h` replayed (or did not)."""
         return next(i for i in sorted(self.nruns) if (i in self.by_h()) == replayed_by_h)
 
+    def poison(self, value: float, device_name: str | None = None, n: int = 40) -> None:
+        """`s` signs `n` baseline runs of the base config at `value` (the truth is 1.0), trained
+        nowhere; under `device_name` when given (another CPU model than this node's)."""
+        for seed in range(9000, 9000 + n):
+            body = run_body(BASE, seed, value, "baseline")
+            sign(self.store, self.s, "run", other_cpu(body, device_name) if device_name else body)
+
+    def claim(self, config: dict[str, Any]) -> str:
+        """`n` runs 6 fresh seeds of `config` and claims it beats `h`'s baseline: the claim's id."""
+        ids = [self.n.publish("run", self.runner(config, s, "confirm", None)).id
+               for s in range(10, 16)]
+        base = evidence.baseline(self.h)
+        diff = {k: v for k, v in config.items() if BASE.get(k) != v}
+        return self.n.publish("claim", claim_body(base.hash, config, diff, base.run_ids, ids)).id
+
     def contradict(self, key: Keypair, run_id: str, off: float = 0.05) -> R.Record:
         """`key` "replays" `n`'s run `run_id` on `n`'s hardware, `off` worse: a contradiction."""
         seed = self.store.query("SELECT seed FROM runs WHERE id = ?", [run_id]).rows[0][0]
@@ -137,6 +152,13 @@ def run_body(config: dict[str, Any], seed: int, bpb: float | None, purpose: str 
     body = synthetic.run_body(TRACK, dict(config), seed, bpb, status=status, purpose=purpose, ref=ref)
     update = {"tokens": BUDGET, "steps": STEPS, **metrics}
     return body.model_copy(update={"metrics": body.metrics.model_copy(update=update)})
+
+
+def other_cpu(body: R.RunBody, device_name: str = "another cpu") -> R.RunBody:
+    """`body` as run on another CPU model than the simulated nodes' (`synthetic.HARDWARE`): what a
+    replay on this node's hardware can only compare across hardware."""
+    return body.model_copy(update={"hardware": body.hardware.model_copy(
+        update={"device_name": device_name})})
 
 
 def claim_body(base_hash: str, config: dict[str, Any], diff: dict[str, Any], base_ids: list[str],
@@ -162,4 +184,4 @@ def fabricated_claim(store: Store, claimant: Keypair, verifier: Keypair, ctx: Co
 
 
 __all__ = ["BASE", "SD", "TRACK", "BUDGET", "Runner", "Fixed", "node", "baseline_ready", "hostile",
-           "sign", "sign_many", "run_body", "claim_body", "fabricated_claim", "EarnedWorld"]
+           "sign", "sign_many", "run_body", "other_cpu", "claim_body", "fabricated_claim", "EarnedWorld"]
