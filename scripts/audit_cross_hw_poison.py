@@ -7,11 +7,14 @@ The real roles, trust computation and DuckDB store, training simulated as in tes
 (tests/roles/trust_world.py, `EarnedWorld`: honest node H, a root, with its baseline; hostile key S
 trusted at 0.5 for one real baseline run H matched bit for bit). Per world: an honest author (the
 newcomer N, trusted) runs 6 seeds of a null config (lr 0.0055: no effect, the truth 1.0) and 6 of
-a real improvement (lr 0.006: 0.01 better, 5 sd) and claims each beats the base config. Then S signs 40 baseline runs of the base config OFF bpb worse than the
-truth (1.0, sd 0.002), naming another CPU model, with signatures only; H's verifier steps (the
-audit of trusted authors' runs) replay them within H's share. Prints one JSON line per OFF: the
+a real improvement (lr 0.006: 0.01 better, 5 sd) and claims each beats the base config, after S
+signed 40 baseline runs of the base config OFF bpb worse than the truth (1.0, sd 0.002), naming
+another CPU model, with signatures only; then H's verifier steps (the audit of trusted authors'
+runs) replay them within H's share. Prints one JSON line per OFF: the
 base config's baseline mean, each claim's status here, S's standing and what H's replays of
-S's runs said, before and after the verifier steps.
+S's runs said, before and after the verifier steps. Before the fix of 2026-12-02 (a replay across
+hardware refuted only a run better than itself), OFF 0.6 left S trusted and the real claim not
+supported; now S is distrusted and the claim verified. OFF 0.2 is still not caught (TRUST.md).
 """
 from __future__ import annotations
 

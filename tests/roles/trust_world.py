@@ -184,4 +184,5 @@ def fabricated_claim(store: Store, claimant: Keypair, verifier: Keypair, ctx: Co
 
 
 __all__ = ["BASE", "SD", "TRACK", "BUDGET", "Runner", "Fixed", "node", "baseline_ready", "hostile",
-           "sign", "sign_many", "run_body", "other_cpu", "claim_body", "fabricated_claim", "EarnedWorld"]
+           "sign", "sign_many", "run_body", "other_cpu", "claim_body", "fabricated_claim",
+           "EarnedWorld"]
