@@ -13,8 +13,9 @@ cannot break out of, bounded (roles/untrusted.py). Each answer must be exactly o
 integer scores 0-10 for every criterion of the rubric plus a one-sentence reason; it becomes a
 `judgement` record (judge model, rubric version, scores, the run judged, the reason). A
 judgement is testimony like any record: it says what this node's judge thought, not that the run
-is good. API errors end judging for the step; an answer that does not validate is counted and
-dropped (no record).
+is good. API errors end judging for the step; a refused key (401 or 403) ends it for the rest of
+the node's life, said once in the log (the key will not start working by itself, and a node asked
+again at every step); an answer that does not validate is counted and dropped (no record).
 """
 from __future__ import annotations
 
@@ -132,6 +133,8 @@ class ClaudeJudge:
         self.client = self.deadline.client(anthropic, api_key=api_key, base_url=base_url,
                                            timeout=timeout_s, max_retries=0)
         self._api_error = anthropic.APIError
+        self._refused = (anthropic.AuthenticationError, anthropic.PermissionDeniedError)
+        self.off: str | None = None     # why judging stopped for good: the key was refused
 
     def judge_run(self, samples: list[dict[str, Any]]) -> tuple[dict[str, float], str]:
         """Ask for scores of `samples`; raises the SDK's APIError, InvalidJudgement, or
@@ -146,6 +149,8 @@ class ClaudeJudge:
     def work(self, ctx: Context) -> int:
         """Judge up to `per_step` unjudged runs; the number of judgements published."""
         published = 0
+        if self.off is not None:
+            return 0
         for row in unjudged_runs(ctx, self.per_step):
             try:
                 scores, reason = self.judge_run(json.loads(row["samples"]))
@@ -155,7 +160,7 @@ class ClaudeJudge:
                 continue
             except (self._api_error, ValueError) as exc:   # ValueError: not a Messages answer
                 ctx.count("judge_errors")
-                log.warning("judge unavailable (%s); no judging this step", type(exc).__name__)
+                self._warn(exc)
                 break
             ctx.publish("judgement", R.JudgementBody(run=row["id"], judge=self.model[:80],
                                                      rubric=RUBRIC_VERSION, scores=scores,
@@ -163,6 +168,15 @@ class ClaudeJudge:
             ctx.count("judgements")
             published += 1
         return published
+
+    def _warn(self, exc: Exception) -> None:
+        """One log line for an API error; a refused key also turns the judge off for good."""
+        if not isinstance(exc, self._refused):
+            log.warning("judge unavailable (%s); no judging this step", type(exc).__name__)
+            return
+        self.off = f"the Messages API refused ANTHROPIC_API_KEY ({exc.status_code})"
+        log.warning("judge off for the rest of this node's life: %s; fix the key and restart "
+                    "the node to judge", self.off)
 
 
 def make_judge(base_url: str | None = None) -> ClaudeJudge | None:

@@ -111,11 +111,44 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_plain(value), indent=2, default=str, allow_nan=False) + "\n")
 
 
-def print_record_json(value: Any) -> None:
-    """`value` (a record's body, any author's) as highlighted JSON for people: every string's
-    control, format and invisible characters as U+FFFD (rich's JSON view writes non-ASCII as it
-    is, so a bidi override or a zero-width space in a node's name reached the terminal)."""
-    console.print_json(visible(json.dumps(value, default=str, ensure_ascii=False)))
+def wrap_parts(parts: Sequence[str], width: int, indent: str = "  ") -> str:
+    """`parts` (each with its own punctuation: `repetition 0.000,`) joined by spaces into lines of
+    at most `width` cells, broken between parts, never inside one: rich wraps at any space, and at
+    80 columns `quality: ..., repetition 0.000` read `repetition` / `0.000`. Lines after the first
+    start with `indent`; a part wider than a line alone is left to the terminal to fold."""
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        if line.strip() and cell_len(f"{line} {part}") > width:
+            lines.append(line)
+            line = indent + part.lstrip()
+        else:
+            line = f"{line} {part}" if line else part
+    return "\n".join(lines + [line])
+
+
+def with_commas(parts: Sequence[str]) -> list[str]:
+    """`parts` with a comma after each but the last, for `wrap_parts`."""
+    return [p + ("," if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
+
+
+def print_parts(label: str, parts: Sequence[str], out: Console | None = None) -> None:
+    """`label part, part, ...` (any author's text) wrapped between parts at the console's width."""
+    out = out or console
+    shown = wrap_parts([visible(label), *with_commas([visible(p) for p in parts])], out.width)
+    out.print(Text(shown), highlight=False, soft_wrap=False)
+
+
+def print_lines(text: str, out: Console | None = None) -> None:
+    """`text` (any author's: a finding's) line by line, each wrapped after a `,` or `;` where it
+    can, never inside a `name value` pair (`repetition +0.400 +- 0.02`), its continuation lines
+    indented under it."""
+    out = out or console
+    lines = []
+    for line in visible(text).split("\n"):
+        indent = line[:len(line) - len(line.lstrip())] + "    "
+        lines.append(wrap_parts(re.split(r"(?<=[,;]) +", line), out.width, indent))
+    out.print(Text("\n".join(lines)), highlight=False, soft_wrap=False)
 
 
 def plain_text(value: str, style: str = "") -> Text:

@@ -6,7 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from swarm.output import plain_text, plural, short_peer
+from swarm.output import plain_text, plural, print_parts, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
@@ -39,8 +39,7 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
                                     plain_text(sample["text"])), soft_wrap=False)
     quality = body.get("quality")
     if quality:
-        console.print(plain_text("quality: " + ", ".join(f"{k} {v:.3f}"
-                                                         for k, v in sorted(quality.items()))))
+        print_parts("quality:", [f"{k} {v:.3f}" for k, v in sorted(quality.items())], console)
     curve = body.get("curve") or []
     if curve:
         first, last = curve[0], curve[-1]

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from swarm.commands import MAX_ROWS, MAX_SECONDS
 from swarm.output import (console, err_console, fail, plain_text, plural, print_json,
-                          print_record_json, print_table, short_id, short_peer, track_labels,
+                          print_lines, print_table, short_id, short_peer, track_labels,
                           track_progress, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
@@ -111,7 +111,7 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
                  f"{plural(len(f['effects']), 'effect')}{by}): ")
         console.print(Text.assemble((labels[f["track"]], "bold"), about,
                                     plain_text(f["title"], "bold")), highlight=False)
-        console.print(plain_text(f["text"]), highlight=False)
+        print_lines(f["text"])
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):
         _per_track(heading, group, ["claim", "status", "effect", "p", "q", "diff"],
@@ -201,22 +201,8 @@ def show(record_id: str = typer.Argument(..., help="A record id, or a unique pre
         out["judgements"] = judged
     if json_out:
         return print_json(out)
-    console.print(f"[bold]{record.kind}[/] {record.id}")
-    # the author whole on its own line (80 columns: a peer id and a time do not fit on one)
-    console.print(f"author {record.author}", soft_wrap=True, highlight=False)
-    console.print(f"seq {record.seq}, {when(record.ts)} UTC", highlight=False)
-    if record.kind == "run":
-        from swarm.readable import READABLE, print_judgements, print_run_readable
-        # the samples, quality and curve once, as text for people (in full with --json)
-        print_record_json({k: v for k, v in out["body"].items() if k not in READABLE})
-        print_run_readable(console, out["body"])
-        print_judgements(console, judged or [])
-    else:
-        print_record_json(out["body"])
-    if status is not None:
-        print_record_json({"claim_status": status})
-    if here is not None:
-        print_record_json({"here": here})
+    from swarm.record_view import print_record
+    print_record(out, record.kind, judged)
 
 
 SQL_TIMEOUT_S = 120.0       # a person's ad-hoc query may take a while; the API's default is 5 s

@@ -66,3 +66,87 @@ def test_show_prints_a_runs_judgements_and_whether_each_judge_is_trusted(home: P
         store.add([plain])
     assert json.loads(runner.invoke(app, ["show", plain.id[:12], "--json", "--home",
                                           str(home)]).stdout)["judgements"] == []
+
+
+def _lines_80(args: list[str]) -> list[str]:
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, result.stdout
+    return lines
+
+
+def test_show_is_tables_for_people_and_json_only_with_json(home: Path) -> None:
+    """`swarm show RUN` ended its view for people with a raw JSON block, `{"here": ...}`, after
+    the body as JSON; now fields and values in tables at 80 columns, the JSON behind `--json`."""
+    from memory import codec
+    from tests.helpers import bodies
+
+    (a,) = synthetic.keypairs(1, seed=5)
+    stranger = run(a, 1, BASE, seed=1, bpb=1.25, extras=True)    # no pin: counts nowhere here
+    claim = codec.sign(a, "claim", 2, bodies(run_id=stranger.id)["claim"])
+    with Store(memory_path(home)) as store:
+        store.add([stranger, claim])
+    for record in (stranger, claim):
+        lines = _lines_80(["show", record.id[:12], "--home", str(home)])
+        text = "\n".join(lines)
+        assert '"here"' not in text and not any(ln.strip() in ("{", "}") for ln in lines)
+        assert any(ln.startswith("here (what this node concludes") for ln in lines)
+        full = json.loads(CliRunner().invoke(app, ["show", record.id[:12], "--json"]).stdout)
+        assert full["id"] == record.id and "here" in full          # --json as it was
+    row = next(ln for ln in _lines_80(["show", stranger.id[:12]]) if "why_not" in ln)
+    assert "author not trusted yet" in row
+    row = next(ln for ln in _lines_80(["show", stranger.id[:12]]) if "│ config " in ln)
+    assert "depth=3, lr=0.003" in row
+    assert full["claim_status"]["status"] and full["body"]["summary"] == "depth 4 helps"
+
+
+QUALITY = {"distinct_1": 0.9, "distinct_2": 1.0, "ends_sentence": 1.0, "repetition": 0.0,
+           "unknown_words": 0.0}
+
+
+def test_quality_wraps_between_pairs_at_80_columns(home: Path) -> None:
+    """At 80 columns `quality: ...` broke inside a pair, `repetition` / `0.000`, in `swarm show`
+    and after `swarm run` (the same lines: swarm/readable.py)."""
+    import io
+
+    from rich.console import Console
+    from swarm.readable import print_run_readable
+
+    (a,) = synthetic.keypairs(1, seed=6)
+    record = run(a, 1, BASE, seed=1, bpb=1.25, extras=True)
+    assert record.body.quality == QUALITY
+    with Store(memory_path(home)) as store:
+        store.add([record])
+    narrow = Console(file=io.StringIO(), width=80)
+    print_run_readable(narrow, record.body.model_dump())          # what `swarm run` prints
+    for lines in (_lines_80(["show", record.id[:12]]), narrow.file.getvalue().splitlines()):
+        quality = lines[next(i for i, ln in enumerate(lines) if ln.startswith("quality:")):][:2]
+        assert len(quality) == 2 and quality[1].startswith("  repetition 0.000")
+        for name, value in QUALITY.items():
+            assert any(f"{name} {value:.3f}" in ln for ln in quality), (name, quality)
+
+
+def test_findings_wrap_between_name_value_pairs_at_80_columns(home: Path) -> None:
+    """A finding's lines (the meta-analyst's `lr=0.01: val_bpb ...; repetition +0.400 +- 0.02,
+    ...`) broke inside a pair at 80 columns in `swarm findings` and `swarm show FINDING`."""
+    from memory import codec, records as R
+    from roles import trust
+
+    (a,) = synthetic.keypairs(1, seed=7)
+    parts = ["repetition +0.400 +- 0.02", "distinct_1 -0.300 +- 0.02", "distinct_2 -0.500 +- 0.03",
+             "ends_sentence -1.000 +- 0", "unknown_words +0.010 +- 0.001", "judge -5.000 +- 1.2"]
+    line = "  lr=0.01: val_bpb +0.0100 +- 0.003; " + ", ".join(parts)
+    finding = codec.sign(a, "finding", 1, R.FindingBody(
+        track="test-track", title="quality", text="helped: nothing yet\n" + line, effects=[],
+        refs=[]))
+    with Store(memory_path(home)) as store:
+        store.add([finding])
+    trust.pin(home, a.peer_id, note="test")
+    for args in (["findings"], ["show", finding.id[:12]]):
+        lines = _lines_80(args)
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("  lr=0.01: val_bpb"))
+        shown = lines[start:start + 4]
+        assert shown[1].startswith("      ") and "val_bpb +0.0100 +- 0.003;" in shown[0]
+        for part in parts:
+            assert any(part in ln for ln in shown), (args, part, shown)

@@ -66,6 +66,23 @@ def test_api_errors_end_judging_for_the_step(store, keys) -> None:
     assert ctx.rows("SELECT count(*) AS n FROM judgements")[0]["n"] == 0
 
 
+@pytest.mark.parametrize("refusal", [(401, "authentication_error"),
+                                     (403, "permission_error")])
+def test_a_refused_key_turns_the_judge_off_for_the_nodes_life(store, keys, caplog,
+                                                             refusal) -> None:
+    """A meta-analyst whose key the API refused asked again at every step, a warning each time:
+    the key will not start working by itself. One call, one error counted, one log line."""
+    ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
+    _runs(store, keys[1], 2)
+    with MessagesServer([refusal, GOOD, GOOD]) as server, caplog.at_level("WARNING", "roles.judge"):
+        refused = judge(server.url)
+        assert [refused.work(ctx) for _ in range(3)] == [0, 0, 0]
+    assert len(server.requests) == 1 and ctx.counters["judge_errors"] == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "roles.judge"]
+    assert len(lines) == 1 and "off for the rest of this node's life" in lines[0]
+    assert str(refusal[0]) in lines[0]
+
+
 def test_strangers_judgements_and_runs_stamped_ahead_do_not_keep_trusted_runs_unjudged(
         store, keys) -> None:
     ctx = context(store, keys[0], None, pinned=frozenset({keys[1].peer_id}))
@@ -171,7 +188,8 @@ def test_a_node_says_what_its_judge_did(store, keys, monkeypatch: pytest.MonkeyP
         monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         monkeypatch.delenv("SWARM_JUDGE", raising=False)
-        worker = Worker(context(store, keys[0], None), None, pinned="meta_analyst")
+        worker = Worker(context(store, keys[0], None, pinned=frozenset({keys[1].peer_id})), None,
+                        pinned="meta_analyst")
         worker.step()
         _runs(store, keys[1], 1, start_seq=2)
         worker.step()
