@@ -4,17 +4,12 @@ flipped; the node's CPU-s per second and its refusals by reason.
 `python scripts/wire_audit/author_flood.py 150 valid`"""
 import sys
 
-from common import LOOPBACK, flood, main
+from common import flood, main, publisher
 
 import msgpack
-import multiaddr
 import trio
-from libp2p import new_host
-from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.tools.anyio_service import background_trio_service
 
 from memory.crypto import Keypair
-from node import gossip
 from tests.network.launcher import make_records
 
 RATE = int(sys.argv[1]) if len(sys.argv) > 1 else 150
@@ -32,16 +27,7 @@ async def attack(node):
     records = make_records(RATE * (SECONDS + 5), Keypair.generate())
     if MODE == "forged":        # the first 20 honest (the author's quota spent), the rest forged
         records = records[:20] + [forged(raw) for raw in records[20:]]
-    host = new_host()
-    router, pubsub = gossip.make_router_and_pubsub(host)     # signs as StrictSign wants
-    topic = gossip.topic_for("wa")
-    async with host.run(LOOPBACK), background_trio_service(pubsub), \
-            background_trio_service(router):
-        await pubsub.wait_until_ready()
-        await host.connect(info_from_p2p_addr(multiaddr.Multiaddr(node.addr)))
-        with trio.fail_after(30):
-            await pubsub.wait_for_subscription(info_from_p2p_addr(
-                multiaddr.Multiaddr(node.addr)).peer_id, topic)
+    async with publisher(node) as (pubsub, topic):
         queue = iter(records)
 
         async def write() -> int:

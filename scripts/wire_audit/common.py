@@ -23,6 +23,7 @@ import psutil  # noqa: E402
 import trio  # noqa: E402
 from libp2p import new_host  # noqa: E402
 from libp2p.peer.peerinfo import info_from_p2p_addr  # noqa: E402
+from libp2p.tools.anyio_service import background_trio_service  # noqa: E402
 
 from tests.network.launcher import kill_all, launch  # noqa: E402
 
@@ -54,6 +55,24 @@ async def attacker(node: Any) -> AsyncIterator[tuple[Any, Any]]:
         target = info_from_p2p_addr(multiaddr.Multiaddr(node.addr))
         await host.connect(target)
         yield host, target
+
+
+@asynccontextmanager
+async def publisher(node: Any) -> AsyncIterator[tuple[Any, str]]:
+    """A fresh gossiping host connected to `node`, once the node subscribes it to its topic:
+    (its pubsub, the topic); it signs as the node's StrictSign wants."""
+    from node import gossip
+    host = new_host()
+    router, pubsub = gossip.make_router_and_pubsub(host)
+    topic = gossip.topic_for("wa")
+    async with host.run(LOOPBACK), background_trio_service(pubsub), \
+            background_trio_service(router):
+        await pubsub.wait_until_ready()
+        target = info_from_p2p_addr(multiaddr.Multiaddr(node.addr))
+        await host.connect(target)
+        with trio.fail_after(30):
+            await pubsub.wait_for_subscription(target.peer_id, topic)
+        yield pubsub, topic
 
 
 async def flood(node: Any, write: Callable[[], Awaitable[int]], seconds: float = 30.0) -> None:

@@ -3,16 +3,11 @@ and TOPICS made-up ones; watched for 90 s.  `python scripts/wire_audit/many_topi
 import sys
 import time
 
-from common import LOOPBACK, api_ok, main, measure
+from common import api_ok, main, measure, publisher
 
-import multiaddr
 import trio
-from libp2p import new_host
-from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.tools.anyio_service import background_trio_service
 
 from memory.crypto import Keypair
-from node import gossip
 from tests.network.launcher import make_records
 
 MSGS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
@@ -20,16 +15,7 @@ TOPICS = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
 
 
 async def attack(node):
-    host = new_host()
-    router, pubsub = gossip.make_router_and_pubsub(host)     # signs as StrictSign wants
-    topic = gossip.topic_for("wa")
-    async with host.run(LOOPBACK), background_trio_service(pubsub), \
-            background_trio_service(router):
-        await pubsub.wait_until_ready()
-        target = info_from_p2p_addr(multiaddr.Multiaddr(node.addr))
-        await host.connect(target)
-        with trio.fail_after(30):
-            await pubsub.wait_for_subscription(target.peer_id, topic)
+    async with publisher(node) as (pubsub, topic):
         print("before", measure(node), flush=True)
         keys = [Keypair.generate() for _ in range(10)]
         records = [r for k in keys for r in make_records(MSGS // 10, k)]

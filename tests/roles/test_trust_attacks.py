@@ -203,10 +203,7 @@ def test_a_claim_citing_a_disputed_run_is_disputed_and_the_verifier_settles_it(s
     # One minted key's contradiction of a cited run no root had replayed refuted the newcomer's
     # supported claim (and distrusted the newcomer). It is disputed now, and verifier work.
     w = EarnedWorld(store, keys)
-    more = [w.n.publish("run", w.runner(w.better, s, "confirm", None)).id for s in range(10, 22)]
-    base = evidence.baseline(w.h)
-    claim = w.n.publish("claim", claim_body(base.hash, w.better, {"lr": 0.006}, base.run_ids,
-                                            w.nruns + more)).id
+    claim = w.claim(w.better, seeds=12, cite=w.nruns)
     t = w.mint(5000)
     lone = w.newcomer_run(replayed_by_h=False)
     w.contradict(t, lone)
@@ -329,10 +326,7 @@ def test_a_leased_claim_config_is_no_verifier_work_and_a_renewed_lease_expires(s
     # made the node choose the verifier for work it then backed off from. And a trusted key that
     # renewed that lease every few hours held the claim's verification off for good.
     w = EarnedWorld(store, keys)
-    more = [w.n.publish("run", w.runner(w.better, s, "confirm", None)).id for s in range(10, 22)]
-    base = evidence.baseline(w.h)
-    claim = w.n.publish("claim", claim_body(base.hash, w.better, {"lr": 0.006}, base.run_ids,
-                                            w.nruns + more)).id
+    claim = w.claim(w.better, seeds=12, cite=w.nruns)
     assert [c["id"] for c in Verifier.open_claims(w.h)] == [claim]
     now = w.h.now_ms()
     verify_lease(store, w.s, config_hash(w.better), now, 0.5, 1)

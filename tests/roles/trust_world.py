@@ -130,10 +130,11 @@ class EarnedWorld:
             body = run_body(BASE, seed, value, "baseline")
             sign(self.store, self.s, "run", other_cpu(body, device_name) if device_name else body)
 
-    def claim(self, config: dict[str, Any]) -> str:
-        """`n` runs 6 fresh seeds of `config` and claims it beats `h`'s baseline: the claim's id."""
-        ids = [self.n.publish("run", self.runner(config, s, "confirm", None)).id
-               for s in range(10, 16)]
+    def claim(self, config: dict[str, Any], seeds: int = 6, cite: list[str] = ()) -> str:
+        """`n` runs `seeds` fresh seeds of `config` and claims it beats `h`'s baseline, citing
+        `cite` (runs of `config` it holds) and them: the claim's id."""
+        ids = list(cite) + [self.n.publish("run", self.runner(config, s, "confirm", None)).id
+                            for s in range(10, 10 + seeds)]
         base = evidence.baseline(self.h)
         diff = {k: v for k, v in config.items() if BASE.get(k) != v}
         return self.n.publish("claim", claim_body(base.hash, config, diff, base.run_ids, ids)).id
