@@ -9,6 +9,9 @@ of replays held (a rowid range). Targets are found by the `records` key's index 
 built from their records (roles/run_rows.py: ~15 ms for 400 targets at a million runs, where an
 `id IN (...)` over every run took ~90 ms, the most of a full read).
 `load` gives the same list as `trust.load_replays` (tests/roles/test_verdicts_sql.py checks it).
+A comparison is kept as the two rows give it (`trust.Compared`): across hardware its verdict rests
+on a bound the roots' runs of the config set (`trust.cross_bounds`), applied when trust is computed,
+so a comparison cached before those runs arrived is not stale.
 A new equivocation (runs leave `valid_runs`) means a full read.
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ class Replays:
     replays: dict[str, dict[str, Any]] = field(default_factory=dict)      # id -> replay row
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)      # id -> target row
     version: int = 0                   # new whenever the pairs change (trust is kept until then)
-    _compared: dict[tuple[str, str], trust.Replay | None] = field(default_factory=dict)
+    _compared: dict[tuple[str, str], trust.Compared | None] = field(default_factory=dict)
 
     @classmethod
     def read(cls, reader: Any, upto: int, equivocated: int) -> Replays:
@@ -75,8 +78,9 @@ class Replays:
             self.targets.update((r["id"], r) for r in _targets(reader, refs, upto))
         self.version = next(_VERSIONS)
 
-    def load(self, facts: sanity.TrackFacts) -> list[trust.Replay]:
-        """Every comparable replay, oldest first (`trust.load_replays`' list)."""
+    def compared(self, facts: sanity.TrackFacts) -> list[trust.Compared]:
+        """Every comparable replay, oldest first, before the cross-hardware bounds (which move
+        with the roots' runs: `trust.settle` applies them)."""
         out = []
         for replay in sorted(self.replays.values(), key=lambda r: (r["ts"], r["id"])):
             target = self.targets.get(replay["ref"])
@@ -84,13 +88,16 @@ class Replays:
                 continue
             key = (repr(facts), replay["id"])
             if key not in self._compared:      # rows never change: compared once per facts
-                match = trust.judge(replay, target, facts)
-                self._compared[key] = None if match is None else trust.Replay(
-                    replay["id"], replay["author"], target["id"], target["author"], match,
-                    trust.exact_hardware(replay, target))
+                self._compared[key] = trust.compare(replay, target, facts)
             if (found := self._compared[key]) is not None:
                 out.append(found)
         return out
+
+    def load(self, facts: sanity.TrackFacts,
+             bounds: dict[tuple[str, str], float] | None = None) -> list[trust.Replay]:
+        """Every replay that says something with these bounds (`trust.load_replays`' list where
+        they are its roots' `trust.cross_bounds`; none: `trust.CROSS_HW_REFUTE`)."""
+        return trust.settle(self.compared(facts), bounds or {})
 
 
 def _targets(reader: Any, refs: list[str], upto: int) -> list[dict[str, Any]]:

@@ -35,6 +35,14 @@ MAX_ROUNDS = 16      # distrust / trust alternations before the answer is taken 
 # widest spread of one config's seeds and kernel paths measured, 0.17; a fabricated 0.50 where
 # the config gives 2.3 is caught, an honest lucky seed is not: `judge`)
 CROSS_HW_REFUTE = 0.5
+# Where the roots' own runs show a config's seed spread (at least CROSS_HW_MIN_RUNS sane runs of
+# it), a run more than CROSS_HW_SDS of their sds off its replay across hardware contradicts it,
+# never one within CROSS_HW_FLOOR: 11x the span of the base config's kernel paths measured
+# (0.009); the wide config's (sd 0.084) gets 0.84. An earned key's baseline runs of the best
+# config signed 0.2 worse under another CPU model hid a real improvement (`cross_bounds`).
+CROSS_HW_FLOOR = 0.1
+CROSS_HW_SDS = 10.0
+CROSS_HW_MIN_RUNS = 8
 # bpb: a replay on the same CPU and software this far off contradicts the run. Not 1e-6: one
 # spec, seed and harness code gave 1.56447 on the 2026-11-30 build machine and 1.56743 on the
 # 2026-12-02 one, and nothing recorded shows the two apart (docs/HARNESS.md, "Determinism").
@@ -213,48 +221,124 @@ def same_cpu(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
                                                 for k in ("accelerator", "device_name", "cores"))
 
 
-def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts) -> bool | None:
+def judge(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts,
+          bound: float = CROSS_HW_REFUTE) -> bool | None:
     """Does run `mine` (a replay) reproduce run `theirs`? None when it says nothing either way.
 
     Bit-identical hardware (`exact_hardware`): within 1e-6 is a match (and vouches), more than
     `EXACT_REFUTE` a mismatch (two build machines differed by 0.003 with the same code).
     Other hardware of the same accelerator kind: within 0.005 is a match; a mismatch only when the
-    two are more than `CROSS_HW_REFUTE` apart. Other kernels are another draw of the config's
-    seed noise, and that can be wide: one CPU's oneDNN kernel paths put n_layer=4, lr=0.004 at
-    1.614, 1.690 and 1.709 for one seed, where its seeds 0-3 spanned 1.564-1.733 (docs/HARNESS.md,
-    "Determinism"); a bound of 0.1 refuted honest work. Both ways: a run worse than its replay was
-    never refuted there, and an earned key's baseline runs signed 0.6 worse under another CPU
-    model hid a real improvement (scripts/audit_cross_hw_poison.py). Otherwise a replay proves
-    nothing. Another accelerator kind is another experiment."""
+    two are more than `bound` apart: the config's (`cross_bounds`), else `CROSS_HW_REFUTE`.
+    Other kernels are another draw of the config's seed noise, and that can be wide: one CPU's
+    oneDNN kernel paths put n_layer=4, lr=0.004 at 1.614, 1.690 and 1.709 for one seed, where its
+    seeds 0-3 spanned 1.564-1.733 (docs/HARNESS.md, "Determinism"); a bound of 0.1 for every
+    config refuted honest work. Both ways: a run worse than its replay was never refuted there,
+    and an earned key's baseline runs signed 0.6 worse under another CPU model hid a real
+    improvement (scripts/audit_cross_hw_poison.py). Otherwise a replay proves nothing. Another
+    accelerator kind is another experiment."""
+    verdict, gap = _verdict(mine, theirs, facts)
+    if verdict is None and gap is not None:
+        return False if gap > bound else None
+    return verdict
+
+
+def _verdict(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts
+             ) -> tuple[bool | None, float | None]:
+    """`judge` less the bound across hardware: (verdict, None), or (None, gap) for two runs of
+    other hardware more than a match apart, whose verdict the config's bound gives."""
     same = all(mine[k] == theirs[k] for k in ("track", "config_hash", "seed", "accelerator"))
     if not same or mine["status"] != "ok" or sanity.reason(mine, facts) is not None:
-        return None                       # another experiment, or a replay that proves nothing
+        return None, None                 # another experiment, or a replay that proves nothing
     if theirs["status"] != "ok" or sanity.reason(theirs, facts) is not None:
-        return False                      # the target's number cannot be reproduced: it is none
+        return False, None                # the target's number cannot be reproduced: it is none
     exact = exact_hardware(mine, theirs)
     gap = abs(float(mine["val_bpb"]) - float(theirs["val_bpb"]))
     if gap <= stats.replay_tolerance(exact, 0.0):
-        return True
+        return True, None
     if exact:
-        return False if gap > EXACT_REFUTE else None
-    return False if gap > CROSS_HW_REFUTE else None
+        return (False if gap > EXACT_REFUTE else None), None
+    return None, gap
 
 
-def _compare(row: dict[str, Any], facts: sanity.TrackFacts) -> Replay | None:
-    """The replay's verdict on its target, or None when the two are not comparable."""
-    mine, theirs = _row_side(row, ""), _row_side(row, "t_")
-    match = judge(mine, theirs, facts)
-    if match is None:
+@dataclass(frozen=True)
+class Compared:
+    """A replay compared with its target, as far as the two rows alone tell: `replay` carries
+    the verdict; where `gap` is set (across hardware, more than a match apart) that verdict is
+    a mismatch only past the bound of `config` (track, config hash), which the roots' runs of
+    it set and move as they arrive: `settle` applies it when trust is computed, so a cache of
+    comparisons (roles/replays_inc.py) stays true."""
+
+    replay: Replay
+    gap: float | None = None
+    config: tuple[str, str] | None = None
+
+
+def compare(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFacts
+            ) -> Compared | None:
+    """Replay `mine` of run `theirs` compared (`Compared`), or None when it can never say
+    anything of it."""
+    verdict, gap = _verdict(mine, theirs, facts)
+    if verdict is None and gap is None:
         return None
-    return Replay(mine["id"], mine["author"], theirs["id"], theirs["author"], match,
-                  exact_hardware(mine, theirs))
+    replay = Replay(mine["id"], mine["author"], theirs["id"], theirs["author"], bool(verdict),
+                    exact_hardware(mine, theirs))
+    return Compared(replay, gap, None if gap is None else (mine["track"], mine["config_hash"]))
 
 
-def load_replays(reader: Any, facts: sanity.TrackFacts) -> list[Replay]:
-    """Every comparable replay in the memory, oldest first."""
+def settle(compared: list[Compared], bounds: dict[tuple[str, str], float]) -> list[Replay]:
+    """The replays that say something with these bounds (`cross_bounds`; CROSS_HW_REFUTE for a
+    config not in them), in the order given."""
+    return [c.replay for c in compared
+            if c.gap is None or c.gap > bounds.get(c.config, CROSS_HW_REFUTE)]
+
+
+def cross_bound(values: list[float]) -> float:
+    """How far a replay across hardware may land from a run of a config whose roots' runs gave
+    `values`: CROSS_HW_SDS sds of them, at least CROSS_HW_FLOOR; CROSS_HW_REFUTE with fewer than
+    CROSS_HW_MIN_RUNS (an sd of few runs can be far too small)."""
+    if len(values) < CROSS_HW_MIN_RUNS:
+        return CROSS_HW_REFUTE
+    return max(CROSS_HW_FLOOR, CROSS_HW_SDS * stats.noise_floor(values).std)
+
+
+_ROOT_RUNS = """
+    SELECT track, config_hash, config, seed, status, val_bpb, mfu, tokens, steps
+    FROM valid_runs
+    WHERE status = 'ok' AND author IN (SELECT unnest(?::VARCHAR[]))
+      AND config_hash IN (SELECT unnest(?::VARCHAR[]))
+    ORDER BY id"""
+
+
+def cross_bounds(reader: Any, compared: list[Compared], roots: frozenset[str],
+                 facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
+    """The cross-hardware bound (`cross_bound`) of each config an open comparison names, from
+    the roots' own sane runs of it (one per seed and value: a root's exact replay of another
+    root's run repeats a number). Only the roots': keys are free, and any other key could sign
+    runs of a wide spread to widen a config's bound (or a narrow one to refute honest work)."""
+    configs = sorted({c.config for c in compared if c.config is not None})
+    if not configs or not roots:
+        return {}
+    result = reader.query(_ROOT_RUNS, [sorted(roots), sorted({h for _, h in configs})])
+    values: dict[tuple[str, str], set[tuple[Any, float]]] = defaultdict(set)
+    for row in (dict(zip(result.columns, r)) for r in result.rows):
+        if (row["track"], row["config_hash"]) in configs and sanity.reason(row, facts) is None:
+            values[(row["track"], row["config_hash"])].add((row["seed"], float(row["val_bpb"])))
+    return {c: cross_bound([v for _, v in sorted(values[c], key=repr)]) for c in configs}
+
+
+def _compare(row: dict[str, Any], facts: sanity.TrackFacts) -> Compared | None:
+    """The replay's comparison with its target, or None when the two are not comparable."""
+    return compare(_row_side(row, ""), _row_side(row, "t_"), facts)
+
+
+def load_replays(reader: Any, facts: sanity.TrackFacts, roots: frozenset[str] = frozenset()
+                 ) -> list[Replay]:
+    """Every replay in the memory that says something, oldest first, across hardware by the
+    bounds these roots' runs give (`cross_bounds`; none: CROSS_HW_REFUTE)."""
     result = reader.query(_REPLAYS, [])
     rows = [dict(zip(result.columns, r)) for r in result.rows]
-    return [rep for row in rows if (rep := _compare(row, facts)) is not None]
+    compared = [c for row in rows if (c := _compare(row, facts)) is not None]
+    return settle(compared, cross_bounds(reader, compared, roots, facts))
 
 
 def compute(replays: list[Replay], roots: frozenset[str]) -> TrustState:

@@ -689,7 +689,7 @@ def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
 
 
 _REPLAYS: weakref.WeakKeyDictionary[Any, replays_inc.Replays] = weakref.WeakKeyDictionary()
-_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[int, trust.TrustState]]] = \
+_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[int, dict, trust.TrustState]]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -707,18 +707,22 @@ def _replays(reader: Any) -> replays_inc.Replays:
 
 def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
     """Trust over every replay in the memory with these roots (kept until a replay, or a run that
-    a replay names, arrives; the replays themselves are read once and moved on)."""
+    a replay names, arrives, or the roots' runs move a cross-hardware bound: `trust.cross_bounds`;
+    the replays themselves are read once and moved on)."""
     with _LOCK:
         try:
             held = _TRUST.setdefault(reader, {})
         except TypeError:                  # a reader that cannot be weakly referenced: no cache
-            return trust.compute(trust.load_replays(reader, facts), roots)
+            return trust.compute(trust.load_replays(reader, facts, roots), roots)
         replays = _replays(reader)
+        compared = replays.compared(facts)
+        bounds = trust.cross_bounds(reader, compared, roots, facts)
         key = (tuple(sorted(roots)), repr(facts))
         found = held.get(key)
-        if found is None or found[0] != replays.version:
-            found = held[key] = (replays.version, trust.compute(replays.load(facts), roots))
-        return found[1]
+        if found is None or found[:2] != (replays.version, bounds):
+            found = held[key] = (replays.version, bounds,
+                                 trust.compute(trust.settle(compared, bounds), roots))
+        return found[2]
 
 
 def forget() -> None:
