@@ -20,8 +20,8 @@ from roles.statistician import Statistician
 from roles.strategy import Strategy
 from roles.verifier import Verifier
 from tests.roles.trust_world import (BASE, BUDGET, SD, TRACK, Fixed, Runner, baseline_ready,
-                                     claim_body, fabricated_claim, hostile, node, run_body,
-                                     sign, sign_many)
+                                     claim_body, fabricated_claim, hostile, node, other_cpu,
+                                     run_body, sign, sign_many)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -578,6 +578,70 @@ def test_a_replay_on_other_hardware_refutes_only_a_gross_difference(store, keys)
     assert trust.judge({**mine, "val_bpb": 1.3}, {**mine, "val_bpb": 1.0}, facts) is False
     assert trust.judge({**mine, "val_bpb": 1.3}, {**theirs, "status": "crash", "val_bpb": None},
                        facts) is False                    # an unfinished run is still none
+
+
+WIDE = {**BASE, "n_layer": 4, "lr": 0.004}
+
+
+class WideRunner(Runner):
+    """`Runner` whose WIDE config's seed noise is 42 times the others' (sd 0.084: n_layer=4,
+    lr=0.004 over seeds and kernel paths, docs/HARNESS.md, "Determinism")."""
+
+    def noise(self, config, seed: int) -> float:
+        scale = 42 if config.get("n_layer") == 4 else 1
+        return scale * super().noise(config, seed)
+
+
+def other_path(store, key, runner: Runner, config: dict, seed: int, off: float) -> str:
+    """`key`'s run of `config` and `seed` on another CPU model, `off` from what this node's
+    hardware gives (another kernel path's draw): its id."""
+    value = runner(config, seed, "manual", None).metrics.val_bpb + off
+    return sign(store, key, "run", other_cpu(run_body(config, seed, value, "baseline"))).id
+
+
+def test_honest_spread_of_a_wide_config_across_hardware_is_not_refuted(store, keys) -> None:
+    # Across hardware the bound is the config's: 10 sds of the roots' own runs of it, at least
+    # 0.1. One seed of the wide config gave 1.614 and 1.709 on two kernel paths of one CPU, so an
+    # honest run 0.25 off this node's replay is no lie there (a flat 0.1 refuted honest work a
+    # third of the time), where on the narrow base config (sd 0.002) 0.25 is, and is refuted:
+    # under the old flat 0.5 an earned key's baseline 0.2 worse hid a real improvement
+    # (test_trust_attacks.py).
+    runner = WideRunner()
+    h = node(store, keys[0], runner, 1)
+    for seed in range(8):
+        h.publish("run", runner(WIDE, seed, "baseline", None))
+        h.publish("run", runner(BASE, seed, "baseline", None))
+    wide, narrow = (other_path(store, keys[1], runner, c, 50, 0.25) for c in (WIDE, BASE))
+    for config, target in ((WIDE, wide), (BASE, narrow)):
+        h.publish("run", runner(config, 50, "replay", target))
+    v = evidence.verdicts_of(h).trust
+    assert wide not in v.run_outcome
+    assert v.run_outcome[narrow] == "refuted" and v.distrusted(keys[1].peer_id)
+
+
+def test_a_verdict_across_hardware_moves_with_the_roots_runs_of_its_config(store, keys) -> None:
+    # The bound rests on the roots' runs of the config, which arrive after a replay is compared
+    # and its comparison cached (roles/replays_inc.py): 0.2 off said nothing while this node had
+    # one run of the config (bound 0.5), and refutes once it has 8 (bound 0.1); the trust kept
+    # per memory equals a fresh computation at each step.
+    runner = Runner()
+    h = node(store, keys[0], runner, 1)
+    [s] = hostile(1)
+    cand = {**BASE, "lr": 0.004}
+    fake = other_path(store, s, runner, cand, 7, 0.2)
+    h.publish("run", runner(cand, 7, "replay", fake))
+    facts = evidence.facts(h)
+
+    def state() -> trust.TrustState:
+        kept = evidence.verdicts_of(h).trust
+        fresh = trust.compute(trust.load_replays(store, facts, h.roots), h.roots)
+        assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
+        return kept
+
+    assert fake not in state().run_outcome and not state().distrusted(s.peer_id)
+    for seed in range(100, 107):
+        h.publish("run", runner(cand, seed, "baseline", None))
+    assert state().run_outcome[fake] == "refuted" and state().distrusted(s.peer_id)
 
 
 def test_a_spot_check_is_not_replayed_again_by_the_same_node(store, keys) -> None:

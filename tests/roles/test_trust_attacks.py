@@ -2,6 +2,8 @@
 trust computation (docs/TRUST.md). Each test is an attack that worked before its fix."""
 from __future__ import annotations
 
+import pytest
+
 from memory import codec, records as R
 from memory.canonical import config_hash
 from roles import evidence, search_evidence
@@ -280,17 +282,20 @@ def test_an_earned_keys_baseline_runs_are_audited_and_its_replays_spend_no_share
     assert evidence.baseline(w.h).floor().mean < 1.005
 
 
-def test_an_earned_keys_worse_baseline_on_another_cpu_is_refuted(store, keys) -> None:
+@pytest.mark.parametrize("poison", [1.6, 1.2])
+def test_an_earned_keys_worse_baseline_on_another_cpu_is_refuted(store, keys, poison) -> None:
     # Across hardware only a run better than its replay by more than 0.5 was refuted: a key
     # trusted for one real run signed 40 baseline runs of the best config 0.6 worse than the truth
     # (1.6, the truth 1.0) naming another CPU model, and this node's audit replayed one and learnt
     # nothing. The baseline read 1.38 and a real 5-sd improvement was not supported
-    # (scripts/audit_cross_hw_poison.py).
+    # (scripts/audit_cross_hw_poison.py). Then 0.2 worse (1.2) did the same, the bound being 0.5
+    # for every config: the baseline read 1.13 (q 0.077); now the bound is 10 sds of the roots'
+    # own runs of the config, at least 0.1 (trust.cross_bounds).
     w = EarnedWorld(store, keys)
-    w.poison(1.6, "another cpu")
+    w.poison(poison, "another cpu")
     real = w.claim(w.better)
     claim = lambda: next(c for c in evidence.verdicts_of(w.h).claims if c.id == real)  # noqa: E731
-    assert evidence.baseline(w.h).floor().mean > 1.3 and claim().status == "not_supported"
+    assert evidence.baseline(w.h).floor().mean > 1.1 and claim().status == "not_supported"
     assert Verifier.spot_checks(w.h, 1)[0]["author"] == w.s.peer_id
     assert "spot check" in Verifier().work(w.h)
     v = evidence.verdicts_of(w.h)

@@ -233,8 +233,10 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
                 _same_verdicts(v, ReferenceVerdicts(store, track, roots, facts, stats.GateParams()))
                 held[track] = v
             kept = verdicts.trust_state(store, roots, facts)        # kept unless replays moved
-            assert verdicts._replays(store).load(facts) == trust.load_replays(store, facts)
-            fresh = trust.compute(trust.load_replays(store, facts), roots)
+            held_replays = verdicts._replays(store)
+            bounds = trust.cross_bounds(store, held_replays.compared(facts), roots, facts)
+            assert held_replays.load(facts, bounds) == trust.load_replays(store, facts, roots)
+            fresh = trust.compute(trust.load_replays(store, facts, roots), roots)
             assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
         assert moved >= 4
         unasked = {t: Verdicts(store, t, roots, facts, stats.GateParams(), base=held[t])
