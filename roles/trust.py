@@ -301,28 +301,41 @@ def cross_bound(values: list[float]) -> float:
     return max(CROSS_HW_FLOOR, CROSS_HW_SDS * stats.noise_floor(values).std)
 
 
-_ROOT_RUNS = """
-    SELECT track, config_hash, config, seed, status, val_bpb, mfu, tokens, steps
-    FROM valid_runs
+ROOT_RUN_COLUMNS = ("track", "config_hash", "config", "seed", "status", "val_bpb", "mfu",
+                    "tokens", "steps")
+_ROOT_RUNS = f"""
+    SELECT {', '.join(ROOT_RUN_COLUMNS)} FROM valid_runs
     WHERE status = 'ok' AND author IN (SELECT unnest(?::VARCHAR[]))
-      AND config_hash IN (SELECT unnest(?::VARCHAR[]))
-    ORDER BY id"""
+      AND config_hash IN (SELECT unnest(?::VARCHAR[]))"""
+
+
+def open_configs(compared: list[Compared]) -> list[tuple[str, str]]:
+    """The configs (track, config hash) whose bound some comparison's verdict awaits."""
+    return sorted({c.config for c in compared if c.config is not None})
 
 
 def cross_bounds(reader: Any, compared: list[Compared], roots: frozenset[str],
                  facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
-    """The cross-hardware bound (`cross_bound`) of each config an open comparison names, from
-    the roots' own sane runs of it (one per seed and value: a root's exact replay of another
-    root's run repeats a number). Only the roots': keys are free, and any other key could sign
-    runs of a wide spread to widen a config's bound (or a narrow one to refute honest work)."""
-    configs = sorted({c.config for c in compared if c.config is not None})
+    """The cross-hardware bound of each config an open comparison names (`bounds_from`), from
+    the roots' runs of it in the memory (one query; roles/root_runs_inc.py keeps them instead)."""
+    configs = open_configs(compared)
     if not configs or not roots:
         return {}
     result = reader.query(_ROOT_RUNS, [sorted(roots), sorted({h for _, h in configs})])
+    return bounds_from([dict(zip(result.columns, r)) for r in result.rows], configs, facts)
+
+
+def bounds_from(rows: list[dict[str, Any]], configs: list[tuple[str, str]],
+                facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
+    """`cross_bound` per config from `rows`, the roots' own finished runs (`ROOT_RUN_COLUMNS`),
+    sane ones only, one per seed and value (a root's exact replay of another root's run repeats a
+    number). Only the roots': keys are free, and any other key could sign runs of a wide spread
+    to widen a config's bound (or a narrow one to refute honest work)."""
     values: dict[tuple[str, str], set[tuple[Any, float]]] = defaultdict(set)
-    for row in (dict(zip(result.columns, r)) for r in result.rows):
-        if (row["track"], row["config_hash"]) in configs and sanity.reason(row, facts) is None:
-            values[(row["track"], row["config_hash"])].add((row["seed"], float(row["val_bpb"])))
+    for row in rows:
+        config = (row["track"], row["config_hash"])
+        if config in configs and row["status"] == "ok" and sanity.reason(row, facts) is None:
+            values[config].add((row["seed"], float(row["val_bpb"])))
     return {c: cross_bound([v for _, v in sorted(values[c], key=repr)]) for c in configs}
 
 

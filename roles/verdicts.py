@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory import stats, views
-from roles import evidence_inc, evidence_sql, replays_inc, run_rows, sanity, trust
+from roles import (evidence_inc, evidence_sql, replays_inc, root_runs_inc, run_rows, sanity,
+                   trust)
 
 # Runs that estimate a baseline without selection bias: the baseline's own seeds, fresh seeds of a
 # verification, replays (one value per seed: a replay repeats its target's seed).
@@ -691,6 +692,8 @@ def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
 _REPLAYS: weakref.WeakKeyDictionary[Any, replays_inc.Replays] = weakref.WeakKeyDictionary()
 _TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[int, dict, trust.TrustState]]] = \
     weakref.WeakKeyDictionary()
+_ROOT_RUNS: weakref.WeakKeyDictionary[Any, dict[tuple, root_runs_inc.RootRuns]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _replays(reader: Any) -> replays_inc.Replays:
@@ -705,6 +708,21 @@ def _replays(reader: Any) -> replays_inc.Replays:
     return held
 
 
+def _bounds(reader: Any, compared: list[trust.Compared], roots: frozenset[str],
+            facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
+    """`trust.cross_bounds`, from these roots' runs of the open configs kept per reader and
+    moved on to its current state (under _LOCK)."""
+    configs = trust.open_configs(compared)
+    if not configs or not roots:
+        return {}
+    upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
+    held = _ROOT_RUNS.setdefault(reader, {})
+    key = tuple(sorted(roots))
+    runs = held.get(key) or root_runs_inc.RootRuns(key, upto, equivocated)
+    runs = held[key] = runs.moved(reader, {h for _, h in configs}, upto, equivocated)
+    return runs.bounds(compared, facts)
+
+
 def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
     """Trust over every replay in the memory with these roots (kept until a replay, or a run that
     a replay names, arrives, or the roots' runs move a cross-hardware bound: `trust.cross_bounds`;
@@ -716,7 +734,7 @@ def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) ->
             return trust.compute(trust.load_replays(reader, facts, roots), roots)
         replays = _replays(reader)
         compared = replays.compared(facts)
-        bounds = trust.cross_bounds(reader, compared, roots, facts)
+        bounds = _bounds(reader, compared, roots, facts)
         key = (tuple(sorted(roots)), repr(facts))
         found = held.get(key)
         if found is None or found[:2] != (replays.version, bounds):
@@ -731,6 +749,7 @@ def forget() -> None:
         _CACHE.clear()
         _TRUST.clear()
         _REPLAYS.clear()
+        _ROOT_RUNS.clear()
 
 
 def cli_facts(reader: Any) -> sanity.TrackFacts:
