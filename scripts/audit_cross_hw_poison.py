@@ -14,7 +14,9 @@ runs) replay them within H's share. Prints one JSON line per OFF: the
 base config's baseline mean, each claim's status here, S's standing and what H's replays of
 S's runs said, before and after the verifier steps. Before the fix of 2026-12-02 (a replay across
 hardware refuted only a run better than itself), OFF 0.6 left S trusted and the real claim not
-supported; now S is distrusted and the claim verified. OFF 0.2 is still not caught (TRUST.md).
+supported; now S is distrusted and the claim verified. With the bound 0.5 for every config, OFF 0.2
+did as much (q 0.077); now the bound is the config's, 10 sds of the roots' own runs of it, at least
+0.1 (roles/trust.py `cross_bounds`): OFF 0.2 is caught, 0.02 and 0.08 are not (TRUST.md, "Limits").
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from roles.verifier import Verifier                                             
 from tests.roles.trust_world import BASE, EarnedWorld                            # noqa: E402
 
 NULL = {**BASE, "lr": 0.0055}
-OFFSETS = (0.0, 0.02, 0.2, 0.6)
+OFFSETS = (0.0, 0.02, 0.08, 0.2, 0.6)
 STEPS = 4                           # verifier steps after the poison
 
 

@@ -25,6 +25,8 @@ from roles.deadline import DEFAULT_TOTAL_S
 from roles.experimenter import BASELINE_PER_UNIT
 from roles.judge import PER_STEP
 from roles.spotcheck import SPOT_SHARE
+from roles.trust import (CROSS_HW_FLOOR, CROSS_HW_MIN_RUNS, CROSS_HW_REFUTE, CROSS_HW_SDS,
+                         EXACT_REFUTE)
 from swarm.cli import app
 from swarm.commands.browse import SQL_TIMEOUT_S
 
@@ -79,6 +81,11 @@ def _facts() -> list[tuple[str, str]]:
         ("docs/HARNESS.md", f"waits up to {STOP_GRACE_S:g} s (the daemon waits "
                             f"{SERVICE_STOP_S:g} s per service)"),
         ("docs/TRUST.md", f"at most {SPOT_SHARE:.0%} of its own runs on a track on replays"),
+        ("docs/TRUST.md", f"{CROSS_HW_SDS:g} standard deviations (`CROSS_HW_SDS`)"),
+        ("docs/TRUST.md", f"never under {CROSS_HW_FLOOR:g} bpb (`CROSS_HW_FLOOR`), and "
+                          f"{CROSS_HW_REFUTE:g} bpb (`CROSS_HW_REFUTE`) while the roots hold "
+                          f"fewer than {CROSS_HW_MIN_RUNS} such runs"),
+        ("docs/TRUST.md", f"bit-identical hardware beyond {EXACT_REFUTE:g} (`EXACT_REFUTE`)"),
         ("docs/RECORDS.md", f"the whole record is at most {MAX_RECORD_BYTES >> 10} KiB"),
         ("docs/HARNESS.md", f"at most {MAX_CURVE_POINTS} buckets; when a {MAX_CURVE_POINTS + 1}th"),
     ]
