@@ -608,7 +608,7 @@ def test_honest_spread_of_a_wide_config_across_hardware_is_not_refuted(store, ke
     # (test_trust_attacks.py).
     runner = WideRunner()
     h = node(store, keys[0], runner, 1)
-    for seed in range(8):
+    for seed in range(16):
         h.publish("run", runner(WIDE, seed, "baseline", None))
         h.publish("run", runner(BASE, seed, "baseline", None))
     wide, narrow = (other_path(store, keys[1], runner, c, 50, 0.25) for c in (WIDE, BASE))
@@ -622,7 +622,7 @@ def test_honest_spread_of_a_wide_config_across_hardware_is_not_refuted(store, ke
 def test_a_verdict_across_hardware_moves_with_the_roots_runs_of_its_config(store, keys) -> None:
     # The bound rests on the roots' runs of the config, which arrive after a replay is compared
     # and its comparison cached (roles/replays_inc.py): 0.2 off said nothing while this node had
-    # one run of the config (bound 0.5), and refutes once it has 8 (bound 0.1); the trust kept
+    # one run of the config (bound 0.5), and refutes once it has 16 (bound 0.1); the trust kept
     # per memory equals a fresh computation at each step.
     runner = Runner()
     h = node(store, keys[0], runner, 1)
@@ -639,7 +639,7 @@ def test_a_verdict_across_hardware_moves_with_the_roots_runs_of_its_config(store
         return kept
 
     assert fake not in state().run_outcome and not state().distrusted(s.peer_id)
-    for seed in range(100, 107):
+    for seed in range(100, 115):
         h.publish("run", runner(cand, seed, "baseline", None))
     assert state().run_outcome[fake] == "refuted" and state().distrusted(s.peer_id)
 
