@@ -47,6 +47,6 @@ class RootRuns:
     def bounds(self, compared: list[trust.Compared], facts: sanity.TrackFacts
                ) -> dict[tuple[str, str], float]:
         """`trust.cross_bounds` from the runs held (of every config `compared` opens)."""
-        configs = trust.open_configs(compared)
+        configs = trust.open_configs(compared, self.roots)
         rows = [r for h in sorted({h for _, h in configs}) for r in self.rows.get(h, [])]
         return trust.bounds_from(rows, configs, facts)

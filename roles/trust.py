@@ -312,17 +312,27 @@ _ROOT_RUNS = f"""
       AND config_hash IN (SELECT unnest(?::VARCHAR[]))"""
 
 
-def open_configs(compared: list[Compared]) -> list[tuple[str, str]]:
-    """The configs (track, config hash) whose bound some comparison's verdict awaits."""
-    return sorted({c.config for c in compared if c.config is not None})
+def open_configs(compared: list[Compared], roots: frozenset[str] | tuple[str, ...]
+                 ) -> list[tuple[str, str]]:
+    """The configs (track, config hash) whose bound a comparison's verdict awaits, of replayers
+    that can be trusted here at all: roots, and authors that exact matches reach from them (only
+    those vouch, whatever the bounds: `_levels`). Free keys' "replays" open none: each open config
+    costs a read of the roots' runs of it, and their verdicts count for nothing."""
+    reach = set(roots)
+    exact = [(c.replay.replayer, c.replay.target_author) for c in compared
+             if c.replay.match and c.replay.exact]
+    while new := {t for r, t in exact if r in reach} - reach:
+        reach |= new
+    return sorted({c.config for c in compared
+                   if c.config is not None and c.replay.replayer in reach})
 
 
 def cross_bounds(reader: Any, compared: list[Compared], roots: frozenset[str],
                  facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
     """The cross-hardware bound of each config an open comparison names (`bounds_from`), from
     the roots' runs of it in the memory (one query; roles/root_runs_inc.py keeps them instead)."""
-    configs = open_configs(compared)
-    if not configs or not roots:
+    configs = open_configs(compared, roots)
+    if not configs:
         return {}
     result = reader.query(_ROOT_RUNS, [sorted(roots), sorted({h for _, h in configs})])
     return bounds_from([dict(zip(result.columns, r)) for r in result.rows], configs, facts)

@@ -712,8 +712,8 @@ def _bounds(reader: Any, compared: list[trust.Compared], roots: frozenset[str],
             facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
     """`trust.cross_bounds`, from these roots' runs of the open configs kept per reader and
     moved on to its current state (under _LOCK)."""
-    configs = trust.open_configs(compared)
-    if not configs or not roots:
+    configs = trust.open_configs(compared, roots)
+    if not configs:
         return {}
     upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
     held = _ROOT_RUNS.setdefault(reader, {})

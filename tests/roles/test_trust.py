@@ -644,6 +644,22 @@ def test_a_verdict_across_hardware_moves_with_the_roots_runs_of_its_config(store
     assert state().run_outcome[fake] == "refuted" and state().distrusted(s.peer_id)
 
 
+def test_only_replayers_that_can_be_trusted_open_a_bound_to_read() -> None:
+    # Each config a replay across hardware leaves open costs a read of the roots' runs of it.
+    # Only replayers that can be trusted at all open one (roots, and authors that exact matches
+    # reach from them): a free key's "replays", and those of keys only it matched, count for
+    # nothing whatever the bound.
+    def cmp(i: int, replayer: str, author: str, exact: bool, config=None) -> trust.Compared:
+        rep = trust.Replay(f"r{i}", replayer, f"t{i}", author, config is None, exact)
+        return trust.Compared(rep, None if config is None else 0.2, config)
+
+    c1, c2, c3 = ((TRACK, f"c{i}") for i in (1, 2, 3))
+    compared = [cmp(0, "me", "a", True), cmp(1, "a", "x", False, c1), cmp(2, "free", "y", False, c2),
+                cmp(3, "me", "z", False, c3), cmp(4, "free", "b", True),
+                cmp(5, "b", "x", False, c2)]
+    assert trust.open_configs(compared, frozenset({"me"})) == [c1, c3]
+
+
 def test_a_spot_check_is_not_replayed_again_by_the_same_node(store, keys) -> None:
     # A replay made by other software says nothing of the run; replaying the same seed here again
     # gives the same number, and the verifier did it while the spot-check share lasted.
