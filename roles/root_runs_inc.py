@@ -1,11 +1,12 @@
 """The roots' own runs of the configs whose replays across hardware await their bound
-(`trust.cross_bounds`), kept per reader and roots as runs arrive.
+(`trust.cross_bounds`), kept per reader, roots and track facts as runs arrive.
 
 Trust is asked after every write, and while any replay across hardware is more than a match off
 its run, its verdict rests on the roots' runs of that config. One query for them filters every
 run (12-88 ms at 100,000 runs on the loaded 2-core machine, 2026-12-02). `RootRuns` reads a
 config's roots' runs once, when a replay first opens it, then moves on by the runs stored since
-its mark (a rowid range, as roles/replays_inc.py does). A new equivocation means a full read.
+its mark (a rowid range, as roles/replays_inc.py does), and recomputes a config's bound only when
+a run of it arrived. A new equivocation means a full read.
 """
 from __future__ import annotations
 
@@ -22,31 +23,39 @@ _QUERY = (f"SELECT {', '.join(trust.ROOT_RUN_COLUMNS)} FROM runs WHERE {_VALID} 
 
 @dataclass
 class RootRuns:
-    """The finished runs by `roots` below `mark` of the config hashes held, as of `equivocated`."""
+    """The sane finished runs by `roots` below `mark` of the config hashes held, as (seed,
+    val_bpb) per config (`trust.root_values`), as of `equivocated`."""
 
     roots: tuple[str, ...]
-    mark: int
-    equivocated: int
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)    # config hash -> runs
+    facts: sanity.TrackFacts
+    mark: int = 0
+    equivocated: int = -1
+    hashes: set[str] = field(default_factory=set)
+    values: dict[tuple[str, str], set[tuple[Any, float]]] = field(default_factory=dict)
+    _bounds: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def moved(self, reader: Any, hashes: set[str], upto: int, equivocated: int) -> RootRuns:
-        """These roots' runs of the hashes held and of `hashes`, below `upto`: the runs stored
-        since the mark for the hashes held, every one for the others."""
+    def move(self, reader: Any, hashes: set[str], upto: int, equivocated: int) -> None:
+        """Hold these roots' runs of the hashes held and of `hashes` below `upto`: the runs stored
+        since the mark for the hashes held, every one for the others (all of them again after a
+        new equivocation)."""
         if equivocated != self.equivocated or upto < self.mark:
-            return RootRuns(self.roots, upto, equivocated).moved(reader, hashes, upto, equivocated)
-        out = RootRuns(self.roots, upto, equivocated, {h: list(r) for h, r in self.rows.items()})
-        for hashes_, since in ((sorted(self.rows), self.mark), (sorted(hashes - set(self.rows)), 0)):
-            if not hashes_ or since >= upto:
-                continue
-            out.rows.update((h, out.rows.get(h, [])) for h in hashes_)
-            result = reader.query(_QUERY, [list(self.roots), hashes_, since, upto])
-            for row in (dict(zip(result.columns, r)) for r in result.rows):
-                out.rows[row["config_hash"]].append(row)
-        return out
+            self.hashes, self.values, self._bounds = set(), {}, {}
+            self.mark, self.equivocated = upto, equivocated
+        for held, since in ((sorted(self.hashes), self.mark), (sorted(hashes - self.hashes), 0)):
+            if held and since < upto:
+                self._add(reader.query(_QUERY, [list(self.roots), held, since, upto]))
+        self.hashes |= hashes
+        self.mark = upto
 
-    def bounds(self, compared: list[trust.Compared], facts: sanity.TrackFacts
-               ) -> dict[tuple[str, str], float]:
-        """`trust.cross_bounds` from the runs held (of every config `compared` opens)."""
-        configs = trust.open_configs(compared, self.roots)
-        rows = [r for h in sorted({h for _, h in configs}) for r in self.rows.get(h, [])]
-        return trust.bounds_from(rows, configs, facts)
+    def _add(self, result: Any) -> None:
+        rows = [dict(zip(result.columns, r)) for r in result.rows]
+        for config, values in trust.root_values(rows, self.facts).items():
+            self.values.setdefault(config, set()).update(values)
+            self._bounds.pop(config, None)
+
+    def bounds(self, configs: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """`trust.cross_bounds` of `configs` (held) from the runs held."""
+        for c in configs:
+            if c not in self._bounds:
+                self._bounds[c] = trust.bound_of(self.values.get(c, set()))
+        return {c: self._bounds[c] for c in configs}

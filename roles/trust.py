@@ -329,27 +329,32 @@ def open_configs(compared: list[Compared], roots: frozenset[str] | tuple[str, ..
 
 def cross_bounds(reader: Any, compared: list[Compared], roots: frozenset[str],
                  facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
-    """The cross-hardware bound of each config an open comparison names (`bounds_from`), from
+    """The cross-hardware bound of each config an open comparison names (`bound_of`), from
     the roots' runs of it in the memory (one query; roles/root_runs_inc.py keeps them instead)."""
     configs = open_configs(compared, roots)
     if not configs:
         return {}
     result = reader.query(_ROOT_RUNS, [sorted(roots), sorted({h for _, h in configs})])
-    return bounds_from([dict(zip(result.columns, r)) for r in result.rows], configs, facts)
+    values = root_values([dict(zip(result.columns, r)) for r in result.rows], facts)
+    return {c: bound_of(values.get(c, set())) for c in configs}
 
 
-def bounds_from(rows: list[dict[str, Any]], configs: list[tuple[str, str]],
-                facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
-    """`cross_bound` per config from `rows`, the roots' own finished runs (`ROOT_RUN_COLUMNS`),
-    sane ones only, one per seed and value (a root's exact replay of another root's run repeats a
-    number). Only the roots': keys are free, and any other key could sign runs of a wide spread
-    to widen a config's bound (or a narrow one to refute honest work)."""
+def root_values(rows: list[dict[str, Any]], facts: sanity.TrackFacts
+                ) -> dict[tuple[str, str], set[tuple[Any, float]]]:
+    """The roots' own finished runs (`ROOT_RUN_COLUMNS` rows) as (seed, val_bpb) per config
+    (track, config hash): sane ones only, one per seed and value (a root's exact replay of another
+    root's run repeats a number). Only the roots': keys are free, and any other key could sign
+    runs of a wide spread to widen a config's bound (or a narrow one to refute honest work)."""
     values: dict[tuple[str, str], set[tuple[Any, float]]] = defaultdict(set)
     for row in rows:
-        config = (row["track"], row["config_hash"])
-        if config in configs and row["status"] == "ok" and sanity.reason(row, facts) is None:
-            values[config].add((row["seed"], float(row["val_bpb"])))
-    return {c: cross_bound([v for _, v in sorted(values[c], key=repr)]) for c in configs}
+        if row["status"] == "ok" and sanity.reason(row, facts) is None:
+            values[(row["track"], row["config_hash"])].add((row["seed"], float(row["val_bpb"])))
+    return dict(values)
+
+
+def bound_of(values: set[tuple[Any, float]]) -> float:
+    """`cross_bound` of a config's `root_values`, in a fixed order (float sums depend on it)."""
+    return cross_bound([v for _, v in sorted(values, key=repr)])
 
 
 def _compare(row: dict[str, Any], facts: sanity.TrackFacts) -> Compared | None:

@@ -690,8 +690,18 @@ def _earlier(cache: OrderedDict[tuple, Any], track: str, roots: frozenset[str],
 
 
 _REPLAYS: weakref.WeakKeyDictionary[Any, replays_inc.Replays] = weakref.WeakKeyDictionary()
-_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[int, dict, trust.TrustState]]] = \
-    weakref.WeakKeyDictionary()
+@dataclass
+class _Trust:
+    """Trust kept for one (roots, facts) at one state of the replays, with what it was made of."""
+
+    version: int                                   # of the replays (`replays_inc.Replays`)
+    compared: list[trust.Compared]
+    configs: list[tuple[str, str]]                 # those whose bound a comparison awaits
+    bounds: dict[tuple[str, str], float]
+    state: trust.TrustState
+
+
+_TRUST: weakref.WeakKeyDictionary[Any, dict[tuple, _Trust]] = weakref.WeakKeyDictionary()
 _ROOT_RUNS: weakref.WeakKeyDictionary[Any, dict[tuple, root_runs_inc.RootRuns]] = \
     weakref.WeakKeyDictionary()
 
@@ -708,19 +718,18 @@ def _replays(reader: Any) -> replays_inc.Replays:
     return held
 
 
-def _bounds(reader: Any, compared: list[trust.Compared], roots: frozenset[str],
+def _bounds(reader: Any, configs: list[tuple[str, str]], roots: frozenset[str],
             facts: sanity.TrackFacts) -> dict[tuple[str, str], float]:
-    """`trust.cross_bounds`, from these roots' runs of the open configs kept per reader and
+    """`trust.cross_bounds` of `configs`, from these roots' runs of them kept per reader and
     moved on to its current state (under _LOCK)."""
-    configs = trust.open_configs(compared, roots)
     if not configs:
         return {}
     upto, equivocated = evidence_inc.mark(reader), evidence_inc.equivocations(reader)
     held = _ROOT_RUNS.setdefault(reader, {})
-    key = tuple(sorted(roots))
-    runs = held.get(key) or root_runs_inc.RootRuns(key, upto, equivocated)
-    runs = held[key] = runs.moved(reader, {h for _, h in configs}, upto, equivocated)
-    return runs.bounds(compared, facts)
+    key = (tuple(sorted(roots)), repr(facts))
+    runs = held.setdefault(key, root_runs_inc.RootRuns(key[0], facts))
+    runs.move(reader, {h for _, h in configs}, upto, equivocated)
+    return runs.bounds(configs)
 
 
 def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) -> trust.TrustState:
@@ -733,14 +742,18 @@ def trust_state(reader: Any, roots: frozenset[str], facts: sanity.TrackFacts) ->
         except TypeError:                  # a reader that cannot be weakly referenced: no cache
             return trust.compute(trust.load_replays(reader, facts, roots), roots)
         replays = _replays(reader)
-        compared = replays.compared(facts)
-        bounds = _bounds(reader, compared, roots, facts)
         key = (tuple(sorted(roots)), repr(facts))
         found = held.get(key)
-        if found is None or found[:2] != (replays.version, bounds):
-            found = held[key] = (replays.version, bounds,
-                                 trust.compute(trust.settle(compared, bounds), roots))
-        return found[2]
+        if found is None or found.version != replays.version:
+            compared = replays.compared(facts)
+            configs = trust.open_configs(compared, roots)
+        else:
+            compared, configs = found.compared, found.configs
+        bounds = _bounds(reader, configs, roots, facts)
+        if found is None or found.version != replays.version or found.bounds != bounds:
+            found = held[key] = _Trust(replays.version, compared, configs, bounds,
+                                       trust.compute(trust.settle(compared, bounds), roots))
+        return found.state
 
 
 def forget() -> None:
