@@ -82,3 +82,26 @@ def test_a_long_diff_is_whole_and_breaks_between_pairs(long_home: Path) -> None:
     cells = " ".join(line.split("│")[-2].strip() for line in out.splitlines() if "│" in line)
     assert "activation= swiglu, n_embd=256, norm=rmsnorm," in cells
     assert "weight_decay= 0.1" in cells                 # the seventh pair, not cut at 48 characters
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_findings_heading_reads_as_a_heading(home: Path, columns: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`swarm findings` printed a finding's track, time, id, effects, author and title as one
+    line, wrapped as prose at 80 columns (`…DrYGBDwn, not` / `trusted here): init_scale=2.0
+    helps`): now `track: title` on a line of its own, then its details, wrapped between them."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())          # its finding's author is not trusted here
+    monkeypatch.setattr(console, "_width", columns)
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, ["findings"],
+                                                             catch_exceptions=False)
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= columns, result.stdout
+    finding = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["findings"][0]
+    title = lines.index(f"tinystories-cpu: {finding['title']}")
+    details = lines[title + 1:lines.index(next(ln for ln in lines if ln.startswith(
+        finding["title"].split()[0] + " lowers")))]
+    assert details[0].startswith(f"  finding {finding['id'][:8]}, "), details
+    assert any(ln.strip() == f"by …{finding['author'][-8:]} (not trusted here)"
+               or ln.endswith(f", by …{finding['author'][-8:]} (not trusted here)")
+               for ln in details), details
