@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
-from swarm.commands import MAX_ROWS, MAX_SECONDS
+from swarm.commands import BROWSE, MAX_ROWS, MAX_SECONDS
 from swarm.output import (console, err_console, fail, plain_text, plural, print_json,
                           print_lines, print_table, short_id, short_peer, track_labels,
                           track_progress, when, with_commas, wrap_parts)
@@ -286,4 +286,4 @@ def _write_table(table: Any, path: Path, fmt: Format) -> None:
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the browsing commands to the CLI."""
     for command in (leaderboard, findings, runs, show, sql, export):
-        app.command()(command)
+        app.command(rich_help_panel=BROWSE)(command)

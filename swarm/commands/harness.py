@@ -526,7 +526,9 @@ def _print_checkpoint_bench(report: dict[str, Any]) -> None:
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `run`, `tracks`, `bench harness` and `bench checkpoint`."""
-    app.command("run")(run)
-    app.command("tracks")(tracks)
+    from swarm.commands import TAKE_PART
+
+    app.command("run", rich_help_panel=TAKE_PART)(run)
+    app.command("tracks", rich_help_panel=TAKE_PART)(tracks)
     bench_app.command("harness")(bench_harness)
     bench_app.command("checkpoint")(bench_checkpoint)

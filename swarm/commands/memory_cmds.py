@@ -192,5 +192,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `swarm memory ...` and `swarm bench memory` to the CLI."""
     from swarm.bench.memory import bench_memory
 
-    app.add_typer(memory_app, name="memory")
+    from swarm.commands import BROWSE
+
+    app.add_typer(memory_app, name="memory", rich_help_panel=BROWSE)
     bench_app.command("memory")(bench_memory)

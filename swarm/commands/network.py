@@ -453,9 +453,10 @@ def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add join, status, peers, `bench network`, `bench blob`, `bench nat`, `bench crowd`,
     `bench stucksub` and `bench slotwait` to the CLI."""
-    app.command()(join)
-    app.command()(status)
-    app.command()(peers)
+    from swarm.commands import TAKE_PART
+
+    for command in (join, status, peers):
+        app.command(rich_help_panel=TAKE_PART)(command)
     from swarm.bench import blob as bench_blob
     from swarm.bench import attacks
     from swarm.bench import nat as bench_nat
