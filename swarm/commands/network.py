@@ -319,6 +319,7 @@ STATUS_LABELS = {
     "outbound_queue_high_water": "gossip queue high water", "records": "records",
     "digest": "memory digest", "last_sync": "last sync", "reachability": "reachability",
     "host_restarts": "libp2p restarts", "stream_failures": "failed streams",
+    "pending_runs": "runs to resume", "memory": "memory",
 }
 
 
@@ -373,9 +374,33 @@ def _offline_status(home: Optional[Path]) -> dict[str, Any]:
     if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
     try:
-        return {"running": False, "peer_id": own_peer_id(root), "home": str(root)}
+        info = {"running": False, "peer_id": own_peer_id(root), "home": str(root)}
     except IdentityError as exc:
         fail(str(exc))
+    return {**info, **_home_holds(root)}
+
+
+def _home_holds(root: Path) -> dict[str, Any]:
+    """What a stopped node's home holds: its records and the runs it left to resume. After a
+    Ctrl-C, `swarm status` said only `running no` and the home's path."""
+    import duckdb
+
+    from memory.store import ReadOnlyMemory, StoreError
+    from node.home import memory_path
+    from roles.pending_list import survey
+
+    holds: dict[str, Any] = {}
+    if memory_path(root).exists():
+        try:
+            memory = ReadOnlyMemory(memory_path(root))
+            try:
+                holds["records"] = memory.query("SELECT count(*) FROM records").rows[0][0]
+            finally:
+                memory.close()
+        except (StoreError, duckdb.Error) as exc:     # held by a `swarm run`, or damaged
+            holds["memory"] = f"unreadable: {str(exc).splitlines()[0]}"
+    holds["pending_runs"] = len(survey(root))
+    return holds
 
 
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:

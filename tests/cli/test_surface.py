@@ -403,3 +403,46 @@ def test_join_on_a_memory_file_that_is_no_database_fails_first_creating_nothing(
     assert one_line_error(code, err, "is not a swarm memory (not a DuckDB database file)")
     assert sorted(p.name for p in home.iterdir()) == ["memory.duckdb"]
     assert memory_path(home).read_bytes() == content
+
+
+def damage(path: Path) -> bytes:
+    """Flip bytes in the memory file's first data block, as a bad disk block or a cut copy does
+    (the DuckDB header stays: the file still reads as a DuckDB database); its bytes after."""
+    with path.open("r+b") as handle:
+        handle.seek(12288 + 200)
+        handle.write(b"\xff" * 64)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("command", [["runs"], ["findings"], ["leaderboard"], ["show", "abcd"],
+                                     ["memory", "stats"], ["sql", "SELECT 1"], ["dashboard"],
+                                     ["export", "--format", "csv", "--out", "OUT"],
+                                     ["report", "--out", "OUT"],
+                                     ["join", "--no-work", "--no-mdns", "--listen",
+                                      "/ip4/127.0.0.1/tcp/0", "--duration", "1"]])
+def test_a_damaged_memory_is_one_line_and_left_as_it_is(stored: Path, tmp_path: Path,
+                                                        command: list[str]) -> None:
+    """A memory file with a damaged block ended every command that opened it (and `swarm join`)
+    in a traceback: `_duckdb.Error: Corrupt database file: computed checksum ...`."""
+    before = damage(memory_path(stored))
+    out = tmp_path / "out"
+    code, _, err = swarm(*[str(out) if a == "OUT" else a for a in command])
+    assert one_line_error(code, err, f"{memory_path(stored)} is damaged"), err
+    assert "move it away" in err and memory_path(stored).read_bytes() == before
+    assert not out.exists()
+
+
+def test_status_of_a_stopped_node_says_what_its_home_holds(stored: Path) -> None:
+    """After a Ctrl-C, `swarm status` said `running no` and the home's path, nothing of the
+    records it holds or the run it left to resume."""
+    (stored / "checkpoints").mkdir()
+    (stored / "checkpoints" / "0123abcd.json").write_text("{}")
+    code, out, _ = swarm("status", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["running"] is False
+    assert info["records"] == 6 and info["pending_runs"] == 1
+    code, out, _ = swarm("status")
+    assert re.search(r"│ records +│ 6 ", out) and re.search(r"│ runs to resume +│ 1 ", out), out
+    damage(memory_path(stored))
+    code, out, _ = swarm("status")             # the rest of the status, and why no count
+    assert code == 0 and "unreadable" in out and "runs to resume" in out
