@@ -183,3 +183,28 @@ def test_the_report_renders_offline(history_home: Path, tmp_path: Path, artefact
         assert anchors == []                        # every link stays inside the file
     finally:
         offline.close()
+
+
+FINDING_PARTS = ("['.finding-title', '.finding-about', '.finding-text'].map(s => "
+                 "document.querySelector(s) && document.querySelector(s).textContent)")
+
+
+def test_the_knobs_finding_reads_as_a_heading(site: str, browser: Browser, history_home: Path,
+                                              tmp_path: Path, artefacts: Path) -> None:
+    """The knobs page (and the report's) printed a finding's title, time, author, standing and
+    text as one paragraph, `title (time, by …X, untrusted here): text`: now the title is a
+    heading, who and when a line of their own, the text a paragraph after them."""
+    from typer.testing import CliRunner
+
+    from swarm.cli import app
+    (finding,) = cli_json("findings")["findings"]
+    about = f"finding {finding['id'][:8]}, "
+    _load(browser, site + "knobs", artefacts / "knobs-finding.png")
+    title, by, text = browser.evaluate(FINDING_PARTS)
+    assert title == f"Finding: {finding['title']}" and text == finding["text"]
+    assert by.startswith(about) and by.endswith(" here)") and finding["author"][-8:] in by
+    out = tmp_path / "report.html"
+    CliRunner().invoke(app, ["report", "--out", str(out)], catch_exceptions=False)
+    browser.open(out.as_uri())
+    browser.wait_for(DRAWN)
+    assert browser.evaluate(FINDING_PARTS) == [title, by, text]

@@ -369,9 +369,13 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
     if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
     var f = data.finding;         // its author's testimony: an untrusted author's is marked
-    main.appendChild(el("p", {}, [el("b", {}, [f.title]), " (" + when(f.ts) + " UTC, by ",
-                                  peerTag(f.author), ", ", marked(f.author_status + " here",
-                                  untrusted(f.author_status)), "): " + f.text]));
+    // its title as a heading, then who and when on a line of their own, then its text with its
+    // lines: all in one paragraph, the title ran into the author and the text as prose
+    main.appendChild(el("h2", {"class": "finding-title"}, ["Finding: " + f.title]));
+    main.appendChild(el("p", {"class": "counts finding-about"}, [
+      "finding " + f.id.slice(0, 8) + ", " + when(f.ts) + " UTC, by ", peerTag(f.author), " (",
+      marked(f.author_status + " here", untrusted(f.author_status)), ")"]));
+    main.appendChild(el("p", {"class": "finding-text"}, [f.text]));
     var rows = data.effects.map(function (e) {
       // a joint effect: settings the runs only changed together, one effect for all of them
       var what = e.settings ? Object.keys(e.settings).map(function (k) {
