@@ -37,12 +37,33 @@ def print_fields(title: str, fields: Mapping[str, Any]) -> None:
     """`fields` as a field/value table, empty ones left out; a text too long for a cell (a
     finding's text) printed whole after it, line by line."""
     long = {k: v for k, v in fields.items() if isinstance(v, str) and _is_long(v)}
+    listed = {k: v for k, v in fields.items() if _is_rows(v)}
     rows = [(k, cell_text(v)) for k, v in fields.items()
-            if k not in long and v is not None and v != [] and v != {}]
+            if k not in long and k not in listed and v is not None and v != [] and v != {}]
     print_table(title, ["field", "value"], rows)
+    for name, items in listed.items():
+        # a table of their own (a finding's effects: knob, value, effect, stderr, n): in one cell
+        # they ran together as `knob=..., value=...; knob=...` and were cut at 240 characters
+        columns = list(items[0])
+        print_table(f"{title}: {name}", columns, [[_row_cell(c, i[c]) for c in columns]
+                                                  for i in items])
     for name, text in long.items():
         console.print(plain_text(f"{name}:", "bold"), highlight=False)
         print_lines(text)
+
+
+def _row_cell(column: str, value: Any) -> Any:
+    """A cell of a listed field's table: a knob's `value` as written (`lr` 0.001, not 0.0010;
+    a setting is no measurement), nested values as compact JSON, the rest as tables show them."""
+    if column == "value" or isinstance(value, (dict, list)):
+        return _item(value)
+    return value
+
+
+def _is_rows(value: Any) -> bool:
+    """A non-empty list of mappings with the same keys (rows of a table)."""
+    return (isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+            and all(list(v) == list(value[0]) for v in value))
 
 
 def _is_long(text: str) -> bool:

@@ -150,3 +150,21 @@ def test_findings_wrap_between_name_value_pairs_at_80_columns(home: Path) -> Non
         assert shown[1].startswith("      ") and "val_bpb +0.0100 +- 0.003;" in shown[0]
         for part in parts:
             assert any(part in ln for ln in shown), (args, part, shown)
+
+
+def test_show_lists_a_findings_effects_as_a_table(home: Path) -> None:
+    """`swarm show FINDING` ran its effects together in one cell (`knob=init_scale, value=2.0,
+    effect=-0.08, ...; knob=n_layer, ...`) and cut them at 240 characters (`knob=n_emb…`): the
+    sixth of six effects was lost. Now one row per effect, each knob's value as written."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    (finding,) = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["findings"]
+    lines = _lines_80(["show", finding["id"][:12]])
+    start = lines.index(next(ln for ln in lines if ln.startswith("finding: effects")))
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in lines[start:] if ln.startswith("│")]
+    assert [c.strip() for c in lines[start + 2].split("┃")[1:-1]] == [
+        "knob", "value", "effect", "stderr", "n"]
+    assert [(r[0], r[1]) for r in rows] == [(e["knob"], str(e["value"]))
+                                            for e in finding["effects"]]
+    assert [float(r[2]) for r in rows] == [e["effect"] for e in finding["effects"]]
+    assert "…" not in "\n".join(lines)
