@@ -14,7 +14,7 @@ import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, console, fail, home_flag, plain_text, print_json,
-                           print_table)
+                           plural, print_table)
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -245,7 +245,21 @@ def _run(daemon: Any, starter: Any, summary: tuple[str, int, int] | None, hint: 
     if daemon.failure is not None:          # it stopped on its own: say why, exit non-zero
         fail(f"node stopped: {daemon.failure}")
     console.print(plain_text("node stopped" + (f": {progress_view.summary_line(last)}" if last
-                                               else "")), soft_wrap=True, highlight=False)
+                                               else "") + _left_to_resume(daemon.home)),
+                  soft_wrap=True, highlight=False)
+
+
+def _left_to_resume(home: Path) -> str:
+    """`; 1 run saved to resume (swarm pending): the next swarm join resumes it` when the node
+    left runs to resume (a Ctrl-C mid-run), else "": the last line said nothing of the run just
+    checkpointed, as if its minutes of training were lost."""
+    from roles.pending_list import resumable
+
+    left = resumable(home)
+    if not left:
+        return ""
+    return (f"; {plural(left, 'run')} saved to resume (swarm pending): the next swarm join "
+            f"resumes {'it' if left == 1 else 'them'}")
 
 
 def _api_get(home: Optional[Path], path: str) -> Any | None:
@@ -387,7 +401,7 @@ def _home_holds(root: Path) -> dict[str, Any]:
 
     from memory.store import ReadOnlyMemory, StoreError
     from node.home import memory_path
-    from roles.pending_list import survey
+    from roles.pending_list import resumable
 
     holds: dict[str, Any] = {}
     if memory_path(root).exists():
@@ -399,7 +413,7 @@ def _home_holds(root: Path) -> dict[str, Any]:
                 memory.close()
         except (StoreError, duckdb.Error) as exc:     # held by a `swarm run`, or damaged
             holds["memory"] = f"unreadable: {str(exc).splitlines()[0]}"
-    holds["pending_runs"] = len(survey(root))
+    holds["pending_runs"] = resumable(root)
     return holds
 
 

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -435,8 +436,8 @@ def test_a_damaged_memory_is_one_line_and_left_as_it_is(stored: Path, tmp_path: 
 def test_status_of_a_stopped_node_says_what_its_home_holds(stored: Path) -> None:
     """After a Ctrl-C, `swarm status` said `running no` and the home's path, nothing of the
     records it holds or the run it left to resume."""
-    (stored / "checkpoints").mkdir()
-    (stored / "checkpoints" / "0123abcd.json").write_text("{}")
+    mark_pending(stored)
+    (stored / "checkpoints" / "junk.json").write_text("{not json")     # no run to resume
     code, out, _ = swarm("status", "--json")
     info = json.loads(out)
     assert code == 0 and info["running"] is False
@@ -446,3 +447,27 @@ def test_status_of_a_stopped_node_says_what_its_home_holds(stored: Path) -> None
     damage(memory_path(stored))
     code, out, _ = swarm("status")             # the rest of the status, and why no count
     assert code == 0 and "unreadable" in out and "runs to resume" in out
+
+
+def mark_pending(home: Path) -> None:
+    """A run of the built-in track noted as started in `home` (what a stopped node leaves)."""
+    from node.harness.tracks import TRACKS
+    from roles import pending
+
+    track = TRACKS["tinystories-cpu"]
+    pending.mark(home, pending.Pending(track.id, track.base.model_dump(), 7, "baseline", None,
+                                       None))
+
+
+def test_a_node_stopped_with_a_run_to_resume_says_so(stored: Path) -> None:
+    """`swarm join`'s last line said `node stopped: 0 runs by this node; ...` after a Ctrl-C
+    mid-run, nothing of the run it saved, as if its training were lost."""
+    mark_pending(stored)
+    done = subprocess.run([sys.executable, "-m", "swarm.cli", "join", "--no-work", "--no-mdns",
+                           "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SWARM_HOME": str(stored), "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == ("node stopped; 1 run saved to resume (swarm pending): the next swarm join "
+                    "resumes it"), done.stdout
