@@ -471,3 +471,16 @@ def test_a_node_stopped_with_a_run_to_resume_says_so(stored: Path) -> None:
     last = done.stdout.strip().splitlines()[-1]
     assert last == ("node stopped; 1 run saved to resume (swarm pending): the next swarm join "
                     "resumes it"), done.stdout
+
+
+def test_memory_stats_reads_its_numbers_for_people(stored: Path) -> None:
+    """`swarm memory stats` printed `file bytes 3682304`, read digit by digit: counts and sizes
+    have thousands separators, a size past a MiB says so (--json keeps the numbers)."""
+    info = json.loads(swarm("memory", "stats", "--json")[1])
+    code, out, _ = swarm("memory", "stats")
+    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in out.splitlines()
+             if ln.startswith("│")}
+    size = info["file_bytes"]
+    assert code == 0 and isinstance(size, int) and size >= 2**20
+    assert cells["file bytes"] == f"{size:,} ({size / 2**20:.1f} MiB)"
+    assert cells["record bytes"] == f"{info['record_bytes']:,}" and "," in cells["record bytes"]
