@@ -16,7 +16,7 @@ import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, home_flag,
-                          print_json, print_table, progress_bars, write_out_file)
+                          plural, print_json, print_table, progress_bars, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -88,17 +88,27 @@ def _event_hook(bars, tasks: dict[str, Any]):
 
 def _show_result(result: Any) -> None:
     m = result.metrics
+    # quantities as people read them (`wall_s 86.9539`, `tokens 19456`, `peak_mem_mb 428.9883`
+    # were printed with a table's four decimals or none of its separators); --json has them raw
     rows = [("status", result.status), ("error", result.error), ("val_bpb", m.val_bpb),
-            ("train_loss", m.train_loss), ("tokens", m.tokens), ("steps", m.steps),
-            ("wall_s", m.wall_s), ("tokens_per_s", m.tokens_per_s), ("mfu", m.mfu),
-            ("peak_mem_mb", m.peak_mem_mb), ("params", m.params), ("track", result.track),
-            ("config_hash", result.config_hash), ("seed", result.seed),
-            ("hardware", f"{result.hardware.accelerator} {result.hardware.device_name} "
-                         f"x{result.hardware.cores}"),
+            ("train_loss", m.train_loss), ("tokens", _count(m.tokens)), ("steps", _count(m.steps)),
+            ("wall_s", _fixed(m.wall_s, 1)), ("tokens_per_s", _fixed(m.tokens_per_s, 0)),
+            ("mfu", m.mfu), ("peak_mem_mb", _fixed(m.peak_mem_mb, 0)), ("params", _count(m.params)),
+            ("track", result.track), ("config_hash", result.config_hash), ("seed", result.seed),
+            ("hardware", f"{result.hardware.accelerator} {result.hardware.device_name}, "
+                         f"{plural(result.hardware.cores, 'core')}"),
             ("software", " ".join(f"{k}={v}" for k, v in result.software.items()))]
     print_table("run", ["field", "value"], [r for r in rows if r[1] is not None])
     from swarm.readable import print_run_readable
     print_run_readable(console, result.model_dump())
+
+
+def _count(n: int | None) -> str | None:
+    return None if n is None else f"{n:,}"
+
+
+def _fixed(x: float | None, digits: int) -> str | None:
+    return None if x is None else f"{x:,.{digits}f}"
 
 
 def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Track name or id."),
