@@ -9,6 +9,8 @@ from typing import Any
 from swarm.output import LAST_CELL, console, plain_text, print_lines, print_table, short_id, when
 
 HEX_ID = 64          # a record id's length: ids in lists are cut to 8 characters, as tables do
+WHOLE = 100_000      # a value in `swarm show` is never cut (a record is at most 64 KiB)
+SHORT_FLOAT = 10     # a float whose repr is longer (`86.95388917899982`) shows 6 significant digits
 
 
 def print_record(out: Mapping[str, Any], kind: str, judged: list[dict[str, Any]] | None) -> None:
@@ -40,7 +42,9 @@ def print_fields(title: str, fields: Mapping[str, Any]) -> None:
     listed = {k: v for k, v in fields.items() if _is_rows(v)}
     rows = [(k, cell_text(v)) for k, v in fields.items()
             if k not in long and k not in listed and v is not None and v != [] and v != {}]
-    print_table(title, ["field", "value"], rows)
+    # a record's values whole, however long (a run's config of 32 knobs was cut at 240
+    # characters, `norm=layernorm, p…`, in the command `swarm run` says to type)
+    print_table(title, ["field", "value"], rows, cell_width=WHOLE)
     for name, items in listed.items():
         # a table of their own (a finding's effects: knob, value, effect, stderr, n): in one cell
         # they ran together as `knob=..., value=...; knob=...` and were cut at 240 characters
@@ -87,6 +91,8 @@ def cell_text(value: Any) -> str:
 def _item(value: Any) -> str:
     if isinstance(value, str) and len(value) == HEX_ID:
         return short_id(value)
+    if isinstance(value, float) and len(repr(value)) > SHORT_FLOAT:
+        return f"{value:.6g}"       # `val_bpb=2.3346129668176103`: six digits, --json has all
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), default=str)
     if isinstance(value, bool):

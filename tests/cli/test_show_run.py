@@ -168,3 +168,22 @@ def test_show_lists_a_findings_effects_as_a_table(home: Path) -> None:
                                             for e in finding["effects"]]
     assert [float(r[2]) for r in rows] == [e["effect"] for e in finding["effects"]]
     assert "…" not in "\n".join(lines)
+
+
+def test_show_prints_a_whole_config_and_readable_metrics(home: Path) -> None:
+    """`swarm show RUN` (the command `swarm run` says to type) cut a run's config of the built-in
+    track's 32 knobs at 240 characters (`norm=layernorm, p…`) and printed its metrics as Python
+    writes floats (`val_bpb=2.3346129668176103, wall_s=86.95388917899982`)."""
+    from node.harness.config import build_config
+    from node.harness.tracks import TRACKS
+
+    config = build_config(TRACKS["tinystories-cpu"].base.model_dump(), {}).model_dump()
+    (a,) = synthetic.keypairs(1, seed=3)
+    record = run(a, 1, config, seed=1, bpb=2.3346129668176103)
+    with Store(memory_path(home)) as store:
+        store.add([record])
+    text = " ".join(" ".join(ln.strip("│ ").split()) for ln in _lines_80(["show", record.id[:12]]))
+    assert "…" not in text and len(config) > 20
+    for knob in config:
+        assert f"{knob}=" in text, knob
+    assert "val_bpb=2.33461," in text and "2.3346129668176103" not in text
