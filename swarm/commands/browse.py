@@ -50,6 +50,12 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=
                lambda r: (r.get("rank", ""), short_id(r["config_hash"]), r["mean"], r["std"],
                           r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)"),
                unknown or "nothing yet")
+    if any(not r["trusted"] for r in rows):
+        # a newcomer's first leaderboard (records imported, or a swarm joined) read `untrusted`
+        # on every row and no rank, with nothing saying why or what to do
+        console.print(plain_text("untrusted: runs by authors this node does not trust, unranked "
+                                 "until trusted runs back the config (swarm trust; docs/TRUST.md)",
+                                 "dim"), highlight=False)
 
 
 def _standing(row: dict[str, Any]) -> str:

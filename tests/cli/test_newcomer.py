@@ -482,3 +482,21 @@ def test_a_time_past_a_year_is_a_usage_error(home: Path, args: list[str]) -> Non
     code, out, err = swarm(*args)
     assert code == 2 and out == "" and "Input should be less than or equal to 31536000" in err
     assert len(err.strip().splitlines()) == 1 and not home.exists()
+
+
+def test_a_leaderboard_of_strangers_says_why_nothing_ranks(home: Path) -> None:
+    """Records by authors not trusted here (imported, or a swarm just joined): the leaderboard
+    read `untrusted` on every row and no rank, with nothing saying why or what to do."""
+    from roles import trust
+
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    code, out, _ = swarm("leaderboard")
+    assert code == 0 and "│ untrusted │" in out
+    note = " ".join(out.split("┘")[-1].split())
+    assert note.startswith("untrusted: runs by authors this node does not trust") and \
+        "swarm trust" in note, out
+    for key in synthetic.keypairs(3, seed=100):        # history's authors, trusted
+        trust.pin(home, key.peer_id, "test")
+    code, out, _ = swarm("leaderboard")
+    assert code == 0 and "untrusted" not in out, out
