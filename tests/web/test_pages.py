@@ -208,3 +208,23 @@ def test_the_knobs_finding_reads_as_a_heading(site: str, browser: Browser, histo
     browser.open(out.as_uri())
     browser.wait_for(DRAWN)
     assert browser.evaluate(FINDING_PARTS) == [title, by, text]
+
+
+MARKS_ROOM = ("(() => { const c = document.querySelectorAll('.chart')[0];"
+              " const axes = Array.from(c.querySelectorAll('.role-axis-domain line, "
+              ".role-axis-domain path')).map(e => e.getBoundingClientRect());"
+              " const x = axes.reduce((a, r) => r.width > a.width ? r : a);"
+              " const marks = Array.from(c.querySelectorAll('.role-mark path'))"
+              ".map(e => e.getBoundingClientRect());"
+              " return [x.left, x.right, marks.length, Math.min(...marks.map(r => r.left)),"
+              " Math.max(...marks.map(r => r.right))]; })()")
+
+
+def test_the_best_chart_shows_its_first_and_newest_runs_whole(site: str, browser: Browser,
+                                                              artefacts: Path) -> None:
+    """The overview's time axis ended at the newest run, whose mark sat on the plot's edge, cut
+    in half (and began at the first counted run, cut likewise)."""
+    _load(browser, site, artefacts / "overview-edges.png")
+    left, right, marks, first, last = browser.evaluate(MARKS_ROOM)
+    assert marks > 0 and right - left > 100
+    assert left <= first and last <= right, (left, first, last, right)

@@ -196,7 +196,11 @@ var swarmDashboard = (function () {
         return m.ts; }));
       // Both axes span what counts here (from data.since; the counted runs' val_bpb): marks
       // outside, a stranger's word (a run stamped in 1970, a val_bpb of 7.9), are clipped.
-      var time = data.since ? {type: "utc", domain: [data.since, end]} : {type: "utc"};
+      // A little room left and right too: the newest run's mark sat on the edge, cut in half.
+      var start = data.since ? data.since : Math.min.apply(null, data.marks.map(function (m) {
+        return m.ts; }));
+      var room = 0.02 * (end - start) || 60000;
+      var time = {type: "utc", domain: [start - room, end + room]};
       var counted = data.marks.filter(function (m) { return m.counts; }).map(function (m) {
         return m.val_bpb; }).concat(best.map(function (b) { return b.val_bpb; }));
       // A little room above and below, so a claim's triangle at the best is not cut in half.
