@@ -264,6 +264,10 @@ def default_memory_limit() -> str:
     return f"{max(1 << 30, ram // 4) >> 20}MB"
 
 
+class DamagedMemory(StoreError):
+    """A memory file DuckDB finds corrupt (a bad disk block, a copy cut short)."""
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path) if str(path) != ":memory:" else ":memory:", read_only=read_only, config=dict(SAFE_CONFIG))
@@ -275,8 +279,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 raise
             # a damaged file (a bad disk block, a copy cut short): every command that opened it
             # ended in a traceback (`_duckdb.Error: Corrupt database file: computed checksum ...`)
-            raise StoreError(f"{path} is damaged ({str(exc).splitlines()[0]}); move it away "
-                             "or use another --home") from exc
+            raise DamagedMemory(f"{path} is damaged ({str(exc).splitlines()[0]}); move it away "
+                                "or use another --home") from exc
         if "lock" in str(exc).lower():
             raise StoreError(f"{path} is held by another process (is `swarm join` running?)") from exc
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc

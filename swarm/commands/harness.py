@@ -312,6 +312,7 @@ def _check_home(home: Path | None) -> None:
             fail(f"cannot use {path}: {_not_writable(path)} (or pass --no-record)")
     try:           # a damaged memory was found only once the run had trained (minutes, lost)
         check_file(memory_path(resolved))
+        _opens(resolved)
     except StoreError as exc:
         fail(f"{exc} (or pass --no-record)")
     if (resolved / IDENTITY_FILE).exists():
@@ -319,6 +320,24 @@ def _check_home(home: Path | None) -> None:
             load_or_create(resolved)
         except IdentityError as exc:
             fail(f"{exc} (or pass --no-record)")
+
+
+def _opens(home: Path) -> None:
+    """Raise DamagedMemory when `home`'s memory, a DuckDB file, has a damaged block: it passed
+    `check_file` and the run trained for minutes before it could not be recorded. A memory held
+    by a process (a node, another `swarm run` recording) is left to it."""
+    from memory.store import DamagedMemory, ReadOnlyMemory, StoreError
+    from node import api_client
+    from node.home import memory_path
+
+    if not memory_path(home).exists() or api_client.connect(home) is not None:
+        return
+    try:
+        ReadOnlyMemory(memory_path(home)).close()
+    except DamagedMemory:
+        raise
+    except StoreError:          # held by another process: it will say at recording time
+        return
 
 
 def _not_writable(path: Path) -> str:

@@ -179,3 +179,25 @@ def _runs_a_child(pid: int) -> bool:
         except psutil.Error:
             continue
     return False
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
+def test_run_on_a_damaged_memory_stops_before_it_trains(tmp_path) -> None:
+    """A memory with a damaged block (its DuckDB header whole) passed the check before training:
+    the run trained, then ended `the run finished but was not recorded`, its minutes lost."""
+    from memory import synthetic
+    from memory.store import Store
+    from node.home import memory_path
+
+    home = tmp_path / "home"
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.runs(synthetic.keypairs(1), 3))
+    with memory_path(home).open("r+b") as handle:       # a bad block after the header
+        handle.seek(12288 + 200)
+        handle.write(b"\xff" * 64)
+    before = memory_path(home).read_bytes()
+    res = cli.invoke(app, ["run", "--budget-tokens", "2048", "--threads", "1", "--data-dir",
+                           str(shared_data_dir()), "--home", str(home)])
+    assert res.exit_code == 1 and "is damaged" in res.stderr and "--no-record" in res.stderr
+    assert "finished" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert memory_path(home).read_bytes() == before and not (home / "checkpoints").exists()
