@@ -228,3 +228,18 @@ def test_the_best_chart_shows_its_first_and_newest_runs_whole(site: str, browser
     left, right, marks, first, last = browser.evaluate(MARKS_ROOM)
     assert marks > 0 and right - left > 100
     assert left <= first and last <= right, (left, first, last, right)
+
+
+ALIGN = ("['effect', 'measured_effect', 'effect_in_sd', 'p_value'].map(k => { const td = "
+         "document.querySelector('table[data-table=claim] td[data-key=' + k + ']'); "
+         "return td && [getComputedStyle(td).textAlign, Number(td.dataset.value)]; })")
+
+
+def test_a_claims_numbers_line_up(site: str, browser: Browser, artefacts: Path) -> None:
+    """A claim page's `effect in noise sds` sat on the left of the value column, the effects
+    and p above and below it on the right."""
+    claim = next(c for c in cli_json("findings")["claims"] if c["status"] == "verified")
+    _load(browser, site + f"claims/{claim['claim']}", artefacts / "claim-numbers.png")
+    cells = browser.evaluate(ALIGN)
+    assert all(cells) and len({align for align, _ in cells}) == 1, cells
+    assert cells[0][1] == pytest.approx(claim["effect"])

@@ -485,7 +485,9 @@ var swarmDashboard = (function () {
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
-      ["effect in noise sds", num(data.effect_in_sd, 2)],
+      // a number like its neighbours (it alone sat on the left of the value column)
+      ["effect in noise sds", {text: num(data.effect_in_sd, 2), value: data.effect_in_sd,
+                               key: "effect_in_sd"}],
       ["p", {text: pval(c.p_value), value: c.p_value, key: "p_value"}],
       ["q", {text: pval(c.q_value), value: c.q_value, key: "q_value"}],
       ["runs counted", c.counted.length + " of " + c.candidate_runs.length + " cited"]], "claim"));
