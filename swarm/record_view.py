@@ -80,6 +80,8 @@ def cell_text(value: Any) -> str:
     as yes or no."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float):    # `p_value 1.4208931780362457e-05` in a claim's `here`
+        return _item(value)
     if isinstance(value, Mapping):
         return ", ".join(f"{_item(k)}={_item(v)}" for k, v in value.items())
     if isinstance(value, list):

@@ -187,3 +187,20 @@ def test_show_prints_a_whole_config_and_readable_metrics(home: Path) -> None:
     for knob in config:
         assert f"{knob}=" in text, knob
     assert "val_bpb=2.33461," in text and "2.3346129668176103" not in text
+
+
+def test_show_prints_what_this_node_concludes_in_short_numbers(home: Path) -> None:
+    """A claim's `here` table printed `p_value 1.4208931780362457e-05`, `q_value
+    0.005388866225988197`: six significant digits (--json has every one)."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    claims = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["untrusted_claims"]
+    for claim in claims:
+        here = json.loads(CliRunner().invoke(app, ["show", claim["claim"], "--json"]).stdout)["here"]
+        lines = _lines_80(["show", claim["claim"][:12]])
+        start = lines.index(next(ln for ln in lines if ln.startswith("here (")))
+        cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in lines[start:]
+                 if ln.startswith("│")}
+        for key in ("p_value", "q_value"):
+            assert cells[key] == f"{here[key]:.6g}" or cells[key] == repr(here[key]), cells
+            assert len(cells[key]) <= 11, cells
