@@ -264,6 +264,10 @@ def default_memory_limit() -> str:
     return f"{max(1 << 30, ram // 4) >> 20}MB"
 
 
+class DamagedMemory(StoreError):
+    """A memory file DuckDB finds corrupt (a bad disk block, a copy cut short)."""
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path) if str(path) != ":memory:" else ":memory:", read_only=read_only, config=dict(SAFE_CONFIG))
@@ -271,7 +275,12 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         if (cause := full_disk_cause(exc)) is not None:     # e.g. replaying the log on open
             raise DiskFull(full_disk_message(path.parent, cause)) from None
         if not isinstance(exc, duckdb.IOException):
-            raise
+            if "corrupt" not in str(exc).lower():
+                raise
+            # a damaged file (a bad disk block, a copy cut short): every command that opened it
+            # ended in a traceback (`_duckdb.Error: Corrupt database file: computed checksum ...`)
+            raise DamagedMemory(f"{path} is damaged ({str(exc).splitlines()[0]}); move it away "
+                                "or use another --home") from exc
         if "lock" in str(exc).lower():
             raise StoreError(f"{path} is held by another process (is `swarm join` running?)") from exc
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from exc

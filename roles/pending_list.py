@@ -58,6 +58,15 @@ def survey(home: Path) -> list[Entry]:
     return sorted((_entry(base, key) for key in keys), key=lambda e: (e.saved, e.key))
 
 
+def resumable(home: Path) -> int:
+    """How many pending runs in `home` a node would resume: their notes read (their checkpoints
+    are not opened: `swarm status` and the end of `swarm join` stay quick)."""
+    base = Path(home) / FOLDER
+    if not base.is_dir():
+        return 0
+    return sum(_note(note)[0] is not None for note in base.glob("*.json"))
+
+
 def files(home: Path, key: str) -> list[Path]:
     """The files of the pending run `key`: note, checkpoint, a killed writer's leftovers."""
     base = Path(home) / FOLDER

@@ -6,6 +6,7 @@ so browsing commands start fast.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -71,19 +72,41 @@ def _os_error(exc: OSError) -> str:
     return f"cannot use {exc.filename}: {reason}" if exc.filename else reason
 
 
+# a bound at or past this only guards against a typo (a year of seconds, 10**12 tokens): --help
+# leaves it out, a value past it is still refused with the bound in the error
+TYPO_BOUND = 10**6
+# typer's type names that read as Python (`<list[str]>`, `<float range>`): the value's own type
+PLAIN_TYPES = ((re.compile(r"^<list\[(.*)\]>$"), r"<\1>"), (re.compile(r"^<(\w+) range>$"), r"<\1>"))
+
+
 def _flags_show_no_type() -> None:
     """typer >= 0.2x writes a flag's type in --help (`--json <bool>`, `-v <int>`), which reads as if
-    the flag took a value (`--json true` fails): a flag shows none, as in click's own help."""
+    the flag took a value (`--json true` fails): a flag shows none, as in click's own help. An
+    option's type reads plainly (`<float>`, not `<float range>`), and a bound that only guards
+    against typos is left out: `[0.1<=x<=31536000]` beside `<float range>` made the type column so
+    wide that `swarm join --help` at 80 columns wrapped every option's help in 26 columns."""
     option = typer.core.TyperOption
     shown = getattr(option, "display_type_rich", None)
-    if shown is None or getattr(shown, "swarm", False):
+    ranged = getattr(option, "_get_number_range_help_str", None)
+    if shown is None or ranged is None or getattr(shown, "swarm", False):
         return
 
     def display_type_rich(self: Any, ctx: Any) -> str | None:
-        return None if self.is_flag or self.count else shown(self, ctx)
+        if self.is_flag or self.count:
+            return None
+        label = shown(self, ctx)
+        for pattern, plain in PLAIN_TYPES:
+            label = pattern.sub(plain, label) if isinstance(label, str) else label
+        return label
+
+    def range_help(self: Any) -> str | None:
+        if self.max is not None and self.max >= TYPO_BOUND:
+            return None if self.min is None else f"x>={self.min}"
+        return ranged(self)
 
     display_type_rich.swarm = True          # type: ignore[attr-defined]
     option.display_type_rich = display_type_rich
+    option._get_number_range_help_str = range_help
 
 
 _flags_show_no_type()
@@ -96,12 +119,12 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
-bench_app = typer.Typer(help="Benchmarks (figures for the issues' targets).",
-                        invoke_without_command=True)
-app.add_typer(bench_app, name="bench")
+bench_app = typer.Typer(help="Benchmarks: the memory, the harness, the network, trust, the search, "
+                        "the dashboard (the figures in docs/).", invoke_without_command=True)
 
 for module in commands.modules():
     module.register(app, bench_app)
+app.add_typer(bench_app, name="bench", rich_help_panel="Measure")     # last: not for a newcomer
 
 
 def help_without_a_command(ctx: typer.Context) -> None:

@@ -186,7 +186,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
              for row in rows]
     widths = _widths(columns, cells)
     if not _fits(columns, widths):
-        return _print_rows_apart(title, columns, cells)
+        # one row at a time, every value folds under its name: none is cut at `cell_width`
+        # (`swarm sql "SELECT * FROM seed_stats"` showed a config as `{"activation":...,"lr":0.00…`)
+        return _print_rows_apart(title, columns, [[_cell(v, last_width) for v in row]
+                                                  for row in rows])
     room = console.width - sum(widths[:-1]) - 3 * len(widths) - 1
     # at least as wide as its title, so a narrow table's title is not broken over lines; titles
     # and headers as plain text (they hold paths and SQL column names: never markup)
@@ -255,8 +258,9 @@ def _print_rows_apart(title: str, columns: Sequence[str], cells: list[list[Text]
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column(overflow="fold")
+        room = console.width - max(cell_len(str(name)) for name in columns) - 2
         for name, value in zip(columns, row):
-            grid.add_row(plain_text(str(name)), value)
+            grid.add_row(plain_text(str(name)), soft_breaks(value, room))
         console.print(grid)
 
 

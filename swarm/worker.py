@@ -239,8 +239,8 @@ class Worker:
     def resume(self) -> bool:
         """Resume and publish the runs this node left unfinished (roles/resume.py); False when
         the node stops meanwhile."""
-        if not hasattr(self.harness, "pending"):
-            return True
+        if not hasattr(self.harness, "pending") or not self.harness.pending():
+            return True             # the panel said "resuming a pending run" on every fresh home
         self.progress.doing = "resuming a pending run"
         try:
             resume_pending(self.ctx, self.harness)

@@ -21,8 +21,13 @@ MAX_SECONDS = 365 * 24 * 3600
 MAX_RATE = 10**6
 MAX_EFFECT_SD = 1000.0
 
-_MODULES: tuple[str, ...] = ("browse", "memory_cmds", "harness", "network", "pending", "roles",
-                              "trust", "web")
+# `swarm --help` lists commands under these headings, in this order: a newcomer looks for
+# `join` first (it came ninth, after six browsing commands)
+TAKE_PART = "Take part"
+BROWSE = "Browse the memory"
+# the order commands are registered in, within each heading
+_MODULES: tuple[str, ...] = ("network", "harness", "pending", "browse", "trust", "memory_cmds",
+                              "web", "roles")
 
 
 def modules() -> list[ModuleType]:

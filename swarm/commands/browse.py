@@ -11,10 +11,10 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
-from swarm.commands import MAX_ROWS, MAX_SECONDS
+from swarm.commands import BROWSE, MAX_ROWS, MAX_SECONDS
 from swarm.output import (console, err_console, fail, plain_text, plural, print_json,
                           print_lines, print_table, short_id, short_peer, track_labels,
-                          track_progress, when)
+                          track_progress, when, with_commas, wrap_parts)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -50,6 +50,12 @@ def leaderboard(track: Optional[str] = TRACK, limit: int = typer.Option(20, min=
                lambda r: (r.get("rank", ""), short_id(r["config_hash"]), r["mean"], r["std"],
                           r["n"], r["seeds"], _standing(r), _compact(r["diff"]) or "(base)"),
                unknown or "nothing yet")
+    if any(not r["trusted"] for r in rows):
+        # a newcomer's first leaderboard (records imported, or a swarm joined) read `untrusted`
+        # on every row and no rank, with nothing saying why or what to do
+        console.print(plain_text("untrusted: runs by authors this node does not trust, unranked "
+                                 "until trusted runs back the config (swarm trust; docs/TRUST.md)",
+                                 "dim"), highlight=False)
 
 
 def _standing(row: dict[str, Any]) -> str:
@@ -106,17 +112,26 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
     console.print("findings (the newest per track)" if found else
                   "[dim]findings: none yet (the meta-analyst publishes them)[/]")
     for f in found:
-        by = "" if f["trusted"] else f", by {short_peer(f['author'])}, not trusted here"
-        about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
-                 f"{plural(len(f['effects']), 'effect')}{by}): ")
-        console.print(Text.assemble((labels[f["track"]], "bold"), about,
-                                    plain_text(f["title"], "bold")), highlight=False)
+        _finding_heading(f, labels[f["track"]])
         print_lines(f["text"])
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):
         _per_track(heading, group, ["claim", "status", "effect", "p", "q", "diff"],
                    lambda c: (short_id(c["claim"]), c["status"], c["effect"], c["p_value"],
                               c["q_value"], _compact(c["diff"])))
+
+
+def _finding_heading(finding: dict[str, Any], track: str) -> None:
+    """A finding's heading, `track: title` in bold, then its id, time, effects and author on a
+    dim line of its own, wrapped between those parts: all of it on one line, the title last,
+    wrapped as prose at 80 columns (`…DrYGBDwn, not` / `trusted here): init_scale=2.0 helps`)."""
+    console.print(Text.assemble((f"{track}: ", "bold"), plain_text(finding["title"], "bold")),
+                  highlight=False)
+    trusted = "" if finding["trusted"] else " (not trusted here)"
+    parts = [f"  finding {short_id(finding['id'])}", f"{when(finding['ts'])} UTC",
+             plural(len(finding["effects"]), "effect"), f"by {short_peer(finding['author'])}{trusted}"]
+    console.print(Text(wrap_parts(with_commas(parts), console.width, "    "), style="dim"),
+                  highlight=False, soft_wrap=False)
 
 
 class Status(str, Enum):
@@ -277,4 +292,4 @@ def _write_table(table: Any, path: Path, fmt: Format) -> None:
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the browsing commands to the CLI."""
     for command in (leaderboard, findings, runs, show, sql, export):
-        app.command()(command)
+        app.command(rich_help_panel=BROWSE)(command)

@@ -16,7 +16,7 @@ import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, check_out_file, console, err_console, fail, home_flag,
-                          print_json, print_table, progress_bars, write_out_file)
+                          plural, print_json, print_table, progress_bars, write_out_file)
 
 
 def _track_rows() -> list[dict[str, Any]]:
@@ -88,17 +88,27 @@ def _event_hook(bars, tasks: dict[str, Any]):
 
 def _show_result(result: Any) -> None:
     m = result.metrics
+    # quantities as people read them (`wall_s 86.9539`, `tokens 19456`, `peak_mem_mb 428.9883`
+    # were printed with a table's four decimals or none of its separators); --json has them raw
     rows = [("status", result.status), ("error", result.error), ("val_bpb", m.val_bpb),
-            ("train_loss", m.train_loss), ("tokens", m.tokens), ("steps", m.steps),
-            ("wall_s", m.wall_s), ("tokens_per_s", m.tokens_per_s), ("mfu", m.mfu),
-            ("peak_mem_mb", m.peak_mem_mb), ("params", m.params), ("track", result.track),
-            ("config_hash", result.config_hash), ("seed", result.seed),
-            ("hardware", f"{result.hardware.accelerator} {result.hardware.device_name} "
-                         f"x{result.hardware.cores}"),
+            ("train_loss", m.train_loss), ("tokens", _count(m.tokens)), ("steps", _count(m.steps)),
+            ("wall_s", _fixed(m.wall_s, 1)), ("tokens_per_s", _fixed(m.tokens_per_s, 0)),
+            ("mfu", m.mfu), ("peak_mem_mb", _fixed(m.peak_mem_mb, 0)), ("params", _count(m.params)),
+            ("track", result.track), ("config_hash", result.config_hash), ("seed", result.seed),
+            ("hardware", f"{result.hardware.accelerator} {result.hardware.device_name}, "
+                         f"{plural(result.hardware.cores, 'core')}"),
             ("software", " ".join(f"{k}={v}" for k, v in result.software.items()))]
     print_table("run", ["field", "value"], [r for r in rows if r[1] is not None])
     from swarm.readable import print_run_readable
     print_run_readable(console, result.model_dump())
+
+
+def _count(n: int | None) -> str | None:
+    return None if n is None else f"{n:,}"
+
+
+def _fixed(x: float | None, digits: int) -> str | None:
+    return None if x is None else f"{x:,.{digits}f}"
 
 
 def run(track: str = typer.Option("tinystories-cpu", "--track", "-t", help="Track name or id."),
@@ -302,6 +312,7 @@ def _check_home(home: Path | None) -> None:
             fail(f"cannot use {path}: {_not_writable(path)} (or pass --no-record)")
     try:           # a damaged memory was found only once the run had trained (minutes, lost)
         check_file(memory_path(resolved))
+        _opens(resolved)
     except StoreError as exc:
         fail(f"{exc} (or pass --no-record)")
     if (resolved / IDENTITY_FILE).exists():
@@ -309,6 +320,24 @@ def _check_home(home: Path | None) -> None:
             load_or_create(resolved)
         except IdentityError as exc:
             fail(f"{exc} (or pass --no-record)")
+
+
+def _opens(home: Path) -> None:
+    """Raise DamagedMemory when `home`'s memory, a DuckDB file, has a damaged block: it passed
+    `check_file` and the run trained for minutes before it could not be recorded. A memory held
+    by a process (a node, another `swarm run` recording) is left to it."""
+    from memory.store import DamagedMemory, ReadOnlyMemory, StoreError
+    from node import api_client
+    from node.home import memory_path
+
+    if not memory_path(home).exists() or api_client.connect(home) is not None:
+        return
+    try:
+        ReadOnlyMemory(memory_path(home)).close()
+    except DamagedMemory:
+        raise
+    except StoreError:          # held by another process: it will say at recording time
+        return
 
 
 def _not_writable(path: Path) -> str:
@@ -526,7 +555,9 @@ def _print_checkpoint_bench(report: dict[str, Any]) -> None:
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `run`, `tracks`, `bench harness` and `bench checkpoint`."""
-    app.command("run")(run)
-    app.command("tracks")(tracks)
+    from swarm.commands import TAKE_PART
+
+    app.command("run", rich_help_panel=TAKE_PART)(run)
+    app.command("tracks", rich_help_panel=TAKE_PART)(tracks)
     bench_app.command("harness")(bench_harness)
     bench_app.command("checkpoint")(bench_checkpoint)

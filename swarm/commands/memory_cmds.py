@@ -178,19 +178,29 @@ def stats(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
         info["file_bytes"] = file_bytes(memory_path(home_folder(home)))
     if json_out:
         return print_json(info)
-    rows: list[tuple[str, Any]] = [("records", info["records"]), ("authors", info["authors"]),
-                                   ("record bytes", info["record_bytes"])]
+    # counts with thousands separators, sizes in MiB too: `file bytes 3682304` was read digit by
+    # digit (--json keeps the numbers)
+    rows: list[tuple[str, Any]] = [("records", f"{info['records']:,}"),
+                                   ("authors", f"{info['authors']:,}"),
+                                   ("record bytes", _size(info["record_bytes"]))]
     if "file_bytes" in info:
-        rows.append(("file bytes", info["file_bytes"]))
-    rows += [(f"kind: {k}", n) for k, n in info["by_kind"].items()]
-    rows += [(f"rejected: {r}", n) for r, n in info["rejected"].items()]
-    rows.append(("flagged authors (equivocated)", info["flagged_authors"]))
+        rows.append(("file bytes", _size(info["file_bytes"])))
+    rows += [(f"kind: {k}", f"{n:,}") for k, n in info["by_kind"].items()]
+    rows += [(f"rejected: {r}", f"{n:,}") for r, n in info["rejected"].items()]
+    rows.append(("flagged authors (equivocated)", f"{info['flagged_authors']:,}"))
     print_table("memory", ["", "count"], rows)
+
+
+def _size(n: int) -> str:
+    """`3,682,304 (3.5 MiB)`: the bytes, and in MiB past one."""
+    return f"{n:,}" + (f" ({n / 2**20:.1f} MiB)" if n >= 2**20 else "")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `swarm memory ...` and `swarm bench memory` to the CLI."""
     from swarm.bench.memory import bench_memory
 
-    app.add_typer(memory_app, name="memory")
+    from swarm.commands import BROWSE
+
+    app.add_typer(memory_app, name="memory", rich_help_panel=BROWSE)
     bench_app.command("memory")(bench_memory)

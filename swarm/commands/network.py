@@ -14,7 +14,7 @@ import typer
 
 from swarm.commands import MAX_BUDGET_TOKENS, MAX_SECONDS
 from swarm.output import (check_folder, console, fail, home_flag, plain_text, print_json,
-                           print_table)
+                           plural, print_table)
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
 JSON = typer.Option(False, "--json", help="Machine-readable JSON instead of a table.")
@@ -245,7 +245,21 @@ def _run(daemon: Any, starter: Any, summary: tuple[str, int, int] | None, hint: 
     if daemon.failure is not None:          # it stopped on its own: say why, exit non-zero
         fail(f"node stopped: {daemon.failure}")
     console.print(plain_text("node stopped" + (f": {progress_view.summary_line(last)}" if last
-                                               else "")), soft_wrap=True, highlight=False)
+                                               else "") + _left_to_resume(daemon.home)),
+                  soft_wrap=True, highlight=False)
+
+
+def _left_to_resume(home: Path) -> str:
+    """`; 1 run saved to resume (swarm pending): the next swarm join resumes it` when the node
+    left runs to resume (a Ctrl-C mid-run), else "": the last line said nothing of the run just
+    checkpointed, as if its minutes of training were lost."""
+    from roles.pending_list import resumable
+
+    left = resumable(home)
+    if not left:
+        return ""
+    return (f"; {plural(left, 'run')} saved to resume (swarm pending): the next swarm join "
+            f"resumes {'it' if left == 1 else 'them'}")
 
 
 def _api_get(home: Optional[Path], path: str) -> Any | None:
@@ -319,6 +333,7 @@ STATUS_LABELS = {
     "outbound_queue_high_water": "gossip queue high water", "records": "records",
     "digest": "memory digest", "last_sync": "last sync", "reachability": "reachability",
     "host_restarts": "libp2p restarts", "stream_failures": "failed streams",
+    "pending_runs": "runs to resume", "memory": "memory",
 }
 
 
@@ -373,9 +388,33 @@ def _offline_status(home: Optional[Path]) -> dict[str, Any]:
     if not root.is_dir():
         fail(f"no node home at {root}; run `swarm join` first")
     try:
-        return {"running": False, "peer_id": own_peer_id(root), "home": str(root)}
+        info = {"running": False, "peer_id": own_peer_id(root), "home": str(root)}
     except IdentityError as exc:
         fail(str(exc))
+    return {**info, **_home_holds(root)}
+
+
+def _home_holds(root: Path) -> dict[str, Any]:
+    """What a stopped node's home holds: its records and the runs it left to resume. After a
+    Ctrl-C, `swarm status` said only `running no` and the home's path."""
+    import duckdb
+
+    from memory.store import ReadOnlyMemory, StoreError
+    from node.home import memory_path
+    from roles.pending_list import resumable
+
+    holds: dict[str, Any] = {}
+    if memory_path(root).exists():
+        try:
+            memory = ReadOnlyMemory(memory_path(root))
+            try:
+                holds["records"] = memory.query("SELECT count(*) FROM records").rows[0][0]
+            finally:
+                memory.close()
+        except (StoreError, duckdb.Error) as exc:     # held by a `swarm run`, or damaged
+            holds["memory"] = f"unreadable: {str(exc).splitlines()[0]}"
+    holds["pending_runs"] = resumable(root)
+    return holds
 
 
 def peers(json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
@@ -453,9 +492,10 @@ def _saved_peers(home: Optional[Path]) -> list[dict[str, Any]]:
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add join, status, peers, `bench network`, `bench blob`, `bench nat`, `bench crowd`,
     `bench stucksub` and `bench slotwait` to the CLI."""
-    app.command()(join)
-    app.command()(status)
-    app.command()(peers)
+    from swarm.commands import TAKE_PART
+
+    for command in (join, status, peers):
+        app.command(rich_help_panel=TAKE_PART)(command)
     from swarm.bench import blob as bench_blob
     from swarm.bench import attacks
     from swarm.bench import nat as bench_nat

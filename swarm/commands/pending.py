@@ -149,4 +149,6 @@ def _check_no_node(root: Path) -> None:
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `swarm pending` and `swarm pending discard`."""
-    app.add_typer(pending_app, name="pending")
+    from swarm.commands import TAKE_PART
+
+    app.add_typer(pending_app, name="pending", rich_help_panel=TAKE_PART)

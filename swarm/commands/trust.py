@@ -116,5 +116,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `swarm trust` and `swarm bench trust`."""
     from swarm.bench import trust as bench_trust
 
-    app.add_typer(trust_app, name="trust")
+    from swarm.commands import BROWSE
+
+    app.add_typer(trust_app, name="trust", rich_help_panel=BROWSE)
     bench_app.command("trust")(bench_trust.bench)

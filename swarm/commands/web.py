@@ -58,6 +58,8 @@ def report(out: Path = typer.Option(..., "--out", help="The HTML file to write."
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add dashboard and report to the CLI."""
     from swarm.bench import dashboard as bench_dashboard
-    app.command()(dashboard)
-    app.command()(report)
+    from swarm.commands import BROWSE
+
+    app.command(rich_help_panel=BROWSE)(dashboard)
+    app.command(rich_help_panel=BROWSE)(report)
     bench_app.command("dashboard")(bench_dashboard.bench)

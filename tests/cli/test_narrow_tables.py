@@ -82,3 +82,61 @@ def test_a_long_diff_is_whole_and_breaks_between_pairs(long_home: Path) -> None:
     cells = " ".join(line.split("│")[-2].strip() for line in out.splitlines() if "│" in line)
     assert "activation= swiglu, n_embd=256, norm=rmsnorm," in cells
     assert "weight_decay= 0.1" in cells                 # the seventh pair, not cut at 48 characters
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_findings_heading_reads_as_a_heading(home: Path, columns: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`swarm findings` printed a finding's track, time, id, effects, author and title as one
+    line, wrapped as prose at 80 columns (`…DrYGBDwn, not` / `trusted here): init_scale=2.0
+    helps`): now `track: title` on a line of its own, then its details, wrapped between them."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())          # its finding's author is not trusted here
+    monkeypatch.setattr(console, "_width", columns)
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, ["findings"],
+                                                             catch_exceptions=False)
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= columns, result.stdout
+    finding = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["findings"][0]
+    title = lines.index(f"tinystories-cpu: {finding['title']}")
+    details = lines[title + 1:lines.index(next(ln for ln in lines if ln.startswith(
+        finding["title"].split()[0] + " lowers")))]
+    assert details[0].startswith(f"  finding {finding['id'][:8]}, "), details
+    assert any(ln.strip() == f"by …{finding['author'][-8:]} (not trusted here)"
+               or ln.endswith(f", by …{finding['author'][-8:]} (not trusted here)")
+               for ln in details), details
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_result_shown_row_by_row_shows_each_value_whole(long_home: Path, columns: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """README's `swarm sql "SELECT * FROM seed_stats"` is too wide for a table, so it prints one
+    row at a time; each value was still cut at 48 characters (`{"activation":...,"lr":0.00…`),
+    the config unreadable, and folded inside a number (`0.00` / `3`)."""
+    monkeypatch.setattr(console, "_width", columns)
+    sql = "SELECT config FROM seed_stats ORDER BY length(config) DESC LIMIT 1"
+    config = json.loads(CliRunner().invoke(app, ["sql", sql, "--json"]).stdout)[0]["config"]
+    args = ["sql", "SELECT track, config_hash, config, n, mean, std, best, worst FROM seed_stats"]
+    out = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, args, catch_exceptions=False).stdout
+    assert "row 1 ─" in out and max(map(len, out.splitlines())) <= columns, out
+    values = _values_named("config", out)
+    assert len(values) == 8 and "…" not in out and cut_words(out) == [], out
+    whole = config.replace(" ", "")              # JSON text, as the column holds it
+    assert len(whole) > 48 and whole in [v.replace("\n", "") for v in values], (whole, values)
+    for value in values:        # folded only after a `:` (never inside a number or a name)
+        assert all(re.search(r"[:,{]$", ln) for ln in value.split("\n")[:-1]), value
+
+
+def _values_named(name: str, out: str) -> list[str]:
+    """Each row's value of column `name` in a row-by-row listing, its folded lines joined by
+    newlines (stripped)."""
+    values, lines = [], out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(name + " "):
+            parts = [line[len(name):].strip()]
+            for more in lines[i + 1:]:
+                if not more.startswith(" "):
+                    break
+                parts.append(more.strip())
+            values.append("\n".join(parts))
+    return values

@@ -43,7 +43,8 @@ def stored(home: Path) -> Path:
 @pytest.mark.parametrize("group", [[], ["bench"], ["memory"], ["-v"]])
 def test_a_group_without_a_command_prints_its_help_and_exits_0(group: list[str]) -> None:
     code, out, err = swarm(*group)
-    assert code == 0 and "Usage:" in out and "Commands" in out and err == ""
+    listed = "Take part" if group in ([], ["-v"]) else "Commands"     # the root's headings
+    assert code == 0 and "Usage:" in out and listed in out and err == ""
 
 
 @pytest.mark.parametrize("args, words", [
@@ -65,9 +66,36 @@ def test_flags_show_no_value_type_in_help() -> None:
     for args in (["--help"], ["runs", "--help"], ["run", "--help"], ["bench", "harness", "--help"]):
         out = swarm(*args)[1]
         assert "<bool>" not in out and "--help" in out and fits(out), args
-    assert "<int range>" in swarm("runs", "--help")[1]        # options that take one keep it
+    assert "<int> [x>=1]" in swarm("runs", "--help")[1]       # options that take one keep it
     harness = swarm("bench", "harness", "--help")[1]
     assert "--seed-budget-tokens" in harness and "--synthetic-tokens" in harness   # not cut
+
+
+def test_help_lists_the_commands_a_newcomer_runs_first() -> None:
+    """`swarm --help` listed six browsing commands before `join` (ninth), and called the
+    benchmarks "figures for the issues' targets": commands come under headings, taking part
+    first, benchmarks last."""
+    out = swarm("--help")[1]
+    headings = [m.group(1) for m in re.finditer(r"╭─ (.+?) ─", out)]
+    assert headings == ["Options", "Take part", "Browse the memory", "Measure"], headings
+    names = re.findall(r"^│ (\w+) ", out, re.M)
+    assert names.index("join") < names.index("run") < names.index("leaderboard"), names
+    assert names[-1] == "bench" and "issues'" not in out
+
+
+def test_help_types_read_plainly_and_leave_out_typo_bounds() -> None:
+    """`swarm join --help` at 80 columns showed `<float range> [0.1<=x<=31536000]` and
+    `<list[str]>`: the type column took 23 columns and every option's help wrapped in 26. Types
+    read `<float>`, `<str>`; a bound that only guards against typos (a year of seconds, 10**12
+    tokens) is left out of the help and still refused, with the bound, in the error."""
+    out = swarm("join", "--help")[1]
+    for python_like in ("range>", "list[", "31536000", "1000000000000"):
+        assert python_like not in out, python_like
+    assert re.search(r"--duration +<float> \[x>=0\.1\] +Stop after S seconds", out), out
+    assert re.search(r"--bootstrap +<str> +Multiaddr", out), out
+    assert "[0<=x<=65535]" in swarm("dashboard", "--help")[1]      # a real limit stays shown
+    code, _, err = swarm("join", "--duration", "1e9")
+    assert code == 2 and "31536000" in err
 
 
 def test_no_help_screen_cuts_an_option_or_its_default() -> None:
@@ -454,3 +482,21 @@ def test_a_time_past_a_year_is_a_usage_error(home: Path, args: list[str]) -> Non
     code, out, err = swarm(*args)
     assert code == 2 and out == "" and "Input should be less than or equal to 31536000" in err
     assert len(err.strip().splitlines()) == 1 and not home.exists()
+
+
+def test_a_leaderboard_of_strangers_says_why_nothing_ranks(home: Path) -> None:
+    """Records by authors not trusted here (imported, or a swarm just joined): the leaderboard
+    read `untrusted` on every row and no rank, with nothing saying why or what to do."""
+    from roles import trust
+
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    code, out, _ = swarm("leaderboard")
+    assert code == 0 and "│ untrusted │" in out
+    note = " ".join(out.split("┘")[-1].split())
+    assert note.startswith("untrusted: runs by authors this node does not trust") and \
+        "swarm trust" in note, out
+    for key in synthetic.keypairs(3, seed=100):        # history's authors, trusted
+        trust.pin(home, key.peer_id, "test")
+    code, out, _ = swarm("leaderboard")
+    assert code == 0 and "untrusted" not in out, out

@@ -150,3 +150,57 @@ def test_findings_wrap_between_name_value_pairs_at_80_columns(home: Path) -> Non
         assert shown[1].startswith("      ") and "val_bpb +0.0100 +- 0.003;" in shown[0]
         for part in parts:
             assert any(part in ln for ln in shown), (args, part, shown)
+
+
+def test_show_lists_a_findings_effects_as_a_table(home: Path) -> None:
+    """`swarm show FINDING` ran its effects together in one cell (`knob=init_scale, value=2.0,
+    effect=-0.08, ...; knob=n_layer, ...`) and cut them at 240 characters (`knob=n_emb…`): the
+    sixth of six effects was lost. Now one row per effect, each knob's value as written."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    (finding,) = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["findings"]
+    lines = _lines_80(["show", finding["id"][:12]])
+    start = lines.index(next(ln for ln in lines if ln.startswith("finding: effects")))
+    rows = [[c.strip() for c in ln.split("│")[1:-1]] for ln in lines[start:] if ln.startswith("│")]
+    assert [c.strip() for c in lines[start + 2].split("┃")[1:-1]] == [
+        "knob", "value", "effect", "stderr", "n"]
+    assert [(r[0], r[1]) for r in rows] == [(e["knob"], str(e["value"]))
+                                            for e in finding["effects"]]
+    assert [float(r[2]) for r in rows] == [e["effect"] for e in finding["effects"]]
+    assert "…" not in "\n".join(lines)
+
+
+def test_show_prints_a_whole_config_and_readable_metrics(home: Path) -> None:
+    """`swarm show RUN` (the command `swarm run` says to type) cut a run's config of the built-in
+    track's 32 knobs at 240 characters (`norm=layernorm, p…`) and printed its metrics as Python
+    writes floats (`val_bpb=2.3346129668176103, wall_s=86.95388917899982`)."""
+    from node.harness.config import build_config
+    from node.harness.tracks import TRACKS
+
+    config = build_config(TRACKS["tinystories-cpu"].base.model_dump(), {}).model_dump()
+    (a,) = synthetic.keypairs(1, seed=3)
+    record = run(a, 1, config, seed=1, bpb=2.3346129668176103)
+    with Store(memory_path(home)) as store:
+        store.add([record])
+    text = " ".join(" ".join(ln.strip("│ ").split()) for ln in _lines_80(["show", record.id[:12]]))
+    assert "…" not in text and len(config) > 20
+    for knob in config:
+        assert f"{knob}=" in text, knob
+    assert "val_bpb=2.33461," in text and "2.3346129668176103" not in text
+
+
+def test_show_prints_what_this_node_concludes_in_short_numbers(home: Path) -> None:
+    """A claim's `here` table printed `p_value 1.4208931780362457e-05`, `q_value
+    0.005388866225988197`: six significant digits (--json has every one)."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())
+    claims = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["untrusted_claims"]
+    for claim in claims:
+        here = json.loads(CliRunner().invoke(app, ["show", claim["claim"], "--json"]).stdout)["here"]
+        lines = _lines_80(["show", claim["claim"][:12]])
+        start = lines.index(next(ln for ln in lines if ln.startswith("here (")))
+        cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in lines[start:]
+                 if ln.startswith("│")}
+        for key in ("p_value", "q_value"):
+            assert cells[key] == f"{here[key]:.6g}" or cells[key] == repr(here[key]), cells
+            assert len(cells[key]) <= 11, cells

@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -403,3 +404,83 @@ def test_join_on_a_memory_file_that_is_no_database_fails_first_creating_nothing(
     assert one_line_error(code, err, "is not a swarm memory (not a DuckDB database file)")
     assert sorted(p.name for p in home.iterdir()) == ["memory.duckdb"]
     assert memory_path(home).read_bytes() == content
+
+
+def damage(path: Path) -> bytes:
+    """Flip bytes in the memory file's first data block, as a bad disk block or a cut copy does
+    (the DuckDB header stays: the file still reads as a DuckDB database); its bytes after."""
+    with path.open("r+b") as handle:
+        handle.seek(12288 + 200)
+        handle.write(b"\xff" * 64)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("command", [["runs"], ["findings"], ["leaderboard"], ["show", "abcd"],
+                                     ["memory", "stats"], ["sql", "SELECT 1"], ["dashboard"],
+                                     ["export", "--format", "csv", "--out", "OUT"],
+                                     ["report", "--out", "OUT"],
+                                     ["join", "--no-work", "--no-mdns", "--listen",
+                                      "/ip4/127.0.0.1/tcp/0", "--duration", "1"]])
+def test_a_damaged_memory_is_one_line_and_left_as_it_is(stored: Path, tmp_path: Path,
+                                                        command: list[str]) -> None:
+    """A memory file with a damaged block ended every command that opened it (and `swarm join`)
+    in a traceback: `_duckdb.Error: Corrupt database file: computed checksum ...`."""
+    before = damage(memory_path(stored))
+    out = tmp_path / "out"
+    code, _, err = swarm(*[str(out) if a == "OUT" else a for a in command])
+    assert one_line_error(code, err, f"{memory_path(stored)} is damaged"), err
+    assert "move it away" in err and memory_path(stored).read_bytes() == before
+    assert not out.exists()
+
+
+def test_status_of_a_stopped_node_says_what_its_home_holds(stored: Path) -> None:
+    """After a Ctrl-C, `swarm status` said `running no` and the home's path, nothing of the
+    records it holds or the run it left to resume."""
+    mark_pending(stored)
+    (stored / "checkpoints" / "junk.json").write_text("{not json")     # no run to resume
+    code, out, _ = swarm("status", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["running"] is False
+    assert info["records"] == 6 and info["pending_runs"] == 1
+    code, out, _ = swarm("status")
+    assert re.search(r"│ records +│ 6 ", out) and re.search(r"│ runs to resume +│ 1 ", out), out
+    damage(memory_path(stored))
+    code, out, _ = swarm("status")             # the rest of the status, and why no count
+    assert code == 0 and "unreadable" in out and "runs to resume" in out
+
+
+def mark_pending(home: Path) -> None:
+    """A run of the built-in track noted as started in `home` (what a stopped node leaves)."""
+    from node.harness.tracks import TRACKS
+    from roles import pending
+
+    track = TRACKS["tinystories-cpu"]
+    pending.mark(home, pending.Pending(track.id, track.base.model_dump(), 7, "baseline", None,
+                                       None))
+
+
+def test_a_node_stopped_with_a_run_to_resume_says_so(stored: Path) -> None:
+    """`swarm join`'s last line said `node stopped: 0 runs by this node; ...` after a Ctrl-C
+    mid-run, nothing of the run it saved, as if its training were lost."""
+    mark_pending(stored)
+    done = subprocess.run([sys.executable, "-m", "swarm.cli", "join", "--no-work", "--no-mdns",
+                           "--listen", "/ip4/127.0.0.1/tcp/0", "--duration", "1"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SWARM_HOME": str(stored), "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == ("node stopped; 1 run saved to resume (swarm pending): the next swarm join "
+                    "resumes it"), done.stdout
+
+
+def test_memory_stats_reads_its_numbers_for_people(stored: Path) -> None:
+    """`swarm memory stats` printed `file bytes 3682304`, read digit by digit: counts and sizes
+    have thousands separators, a size past a MiB says so (--json keeps the numbers)."""
+    info = json.loads(swarm("memory", "stats", "--json")[1])
+    code, out, _ = swarm("memory", "stats")
+    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in out.splitlines()
+             if ln.startswith("│")}
+    size = info["file_bytes"]
+    assert code == 0 and isinstance(size, int) and size >= 2**20
+    assert cells["file bytes"] == f"{size:,} ({size / 2**20:.1f} MiB)"
+    assert cells["record bytes"] == f"{info['record_bytes']:,}" and "," in cells["record bytes"]

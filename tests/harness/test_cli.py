@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -62,6 +63,16 @@ def test_run_names_the_home_its_record_went_to(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     run_id = json.loads(cli.invoke(app, ["runs", "--json", "--home", str(home)]).stdout)[0]["id"]
     assert f"(swarm show {run_id[:12]} --home '{home}')" in res.stderr
+    # its quantities as people read them: `wall_s 86.9539`, `peak_mem_mb 428.9883`, `tokens
+    # 19456` and `hardware cpu AMD EPYC x2` were printed
+    cells = {ln.split("│")[1].strip(): ln.split("│")[2].strip() for ln in res.stdout.splitlines()
+             if ln.count("│") == 3}
+    metrics = json.loads(cli.invoke(app, ["show", run_id, "--json", "--home", str(home)])
+                         .stdout)["body"]["metrics"]
+    assert cells["tokens"] == f"{metrics['tokens']:,}" and cells["params"] == f"{metrics['params']:,}"
+    assert cells["wall_s"] == f"{metrics['wall_s']:,.1f}"
+    assert cells["peak_mem_mb"] == f"{metrics['peak_mem_mb']:,.0f}"
+    assert re.fullmatch(r"cpu .+, \d+ cores?", cells["hardware"]), cells["hardware"]
 
 
 @pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
@@ -168,3 +179,25 @@ def _runs_a_child(pid: int) -> bool:
         except psutil.Error:
             continue
     return False
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="needs ../shared/data/tinystories")
+def test_run_on_a_damaged_memory_stops_before_it_trains(tmp_path) -> None:
+    """A memory with a damaged block (its DuckDB header whole) passed the check before training:
+    the run trained, then ended `the run finished but was not recorded`, its minutes lost."""
+    from memory import synthetic
+    from memory.store import Store
+    from node.home import memory_path
+
+    home = tmp_path / "home"
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.runs(synthetic.keypairs(1), 3))
+    with memory_path(home).open("r+b") as handle:       # a bad block after the header
+        handle.seek(12288 + 200)
+        handle.write(b"\xff" * 64)
+    before = memory_path(home).read_bytes()
+    res = cli.invoke(app, ["run", "--budget-tokens", "2048", "--threads", "1", "--data-dir",
+                           str(shared_data_dir()), "--home", str(home)])
+    assert res.exit_code == 1 and "is damaged" in res.stderr and "--no-record" in res.stderr
+    assert "finished" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert memory_path(home).read_bytes() == before and not (home / "checkpoints").exists()

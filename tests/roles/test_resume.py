@@ -55,3 +55,17 @@ def test_pending_runs_are_resumed_and_published_or_dropped(runner: HarnessRunner
     assert [r.getMessage() for r in caplog.records][-1].endswith("already published")
     assert store.query("SELECT count(*) FROM runs").rows == [(1,)]
     assert not list(pending.folder(home).iterdir())
+
+
+def test_a_node_with_nothing_to_resume_never_says_it_resumes(runner: HarnessRunner, store,
+                                                             keys) -> None:
+    """Every fresh node's panel read `current run: resuming a pending run` at its start, on a
+    home that never had one."""
+    track_id, base = runner.prepare()
+    ctx = context(store, keys[0], runner, base_config=base)
+    ctx.track = track_id
+    assert runner.pending() == []
+    worker = Worker(ctx, None)
+    before = worker.progress.doing
+    assert worker.resume() and worker.progress.doing == before
+    assert "resum" not in str(before)

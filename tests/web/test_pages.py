@@ -183,3 +183,63 @@ def test_the_report_renders_offline(history_home: Path, tmp_path: Path, artefact
         assert anchors == []                        # every link stays inside the file
     finally:
         offline.close()
+
+
+FINDING_PARTS = ("['.finding-title', '.finding-about', '.finding-text'].map(s => "
+                 "document.querySelector(s) && document.querySelector(s).textContent)")
+
+
+def test_the_knobs_finding_reads_as_a_heading(site: str, browser: Browser, history_home: Path,
+                                              tmp_path: Path, artefacts: Path) -> None:
+    """The knobs page (and the report's) printed a finding's title, time, author, standing and
+    text as one paragraph, `title (time, by …X, untrusted here): text`: now the title is a
+    heading, who and when a line of their own, the text a paragraph after them."""
+    from typer.testing import CliRunner
+
+    from swarm.cli import app
+    (finding,) = cli_json("findings")["findings"]
+    about = f"finding {finding['id'][:8]}, "
+    _load(browser, site + "knobs", artefacts / "knobs-finding.png")
+    title, by, text = browser.evaluate(FINDING_PARTS)
+    assert title == f"Finding: {finding['title']}" and text == finding["text"]
+    assert by.startswith(about) and by.endswith(" here)") and finding["author"][-8:] in by
+    out = tmp_path / "report.html"
+    CliRunner().invoke(app, ["report", "--out", str(out)], catch_exceptions=False)
+    browser.open(out.as_uri())
+    browser.wait_for(DRAWN)
+    assert browser.evaluate(FINDING_PARTS) == [title, by, text]
+
+
+MARKS_ROOM = ("(() => { const c = document.querySelectorAll('.chart')[0];"
+              " const axes = Array.from(c.querySelectorAll('.role-axis-domain line, "
+              ".role-axis-domain path')).map(e => e.getBoundingClientRect());"
+              " const x = axes.reduce((a, r) => r.width > a.width ? r : a);"
+              " const marks = Array.from(c.querySelectorAll('.role-mark path'))"
+              ".map(e => e.getBoundingClientRect());"
+              " return [x.left, x.right, marks.length, Math.min(...marks.map(r => r.left)),"
+              " Math.max(...marks.map(r => r.right))]; })()")
+
+
+def test_the_best_chart_shows_its_first_and_newest_runs_whole(site: str, browser: Browser,
+                                                              artefacts: Path) -> None:
+    """The overview's time axis ended at the newest run, whose mark sat on the plot's edge, cut
+    in half (and began at the first counted run, cut likewise)."""
+    _load(browser, site, artefacts / "overview-edges.png")
+    left, right, marks, first, last = browser.evaluate(MARKS_ROOM)
+    assert marks > 0 and right - left > 100
+    assert left <= first and last <= right, (left, first, last, right)
+
+
+ALIGN = ("['effect', 'measured_effect', 'effect_in_sd', 'p_value'].map(k => { const td = "
+         "document.querySelector('table[data-table=claim] td[data-key=' + k + ']'); "
+         "return td && [getComputedStyle(td).textAlign, Number(td.dataset.value)]; })")
+
+
+def test_a_claims_numbers_line_up(site: str, browser: Browser, artefacts: Path) -> None:
+    """A claim page's `effect in noise sds` sat on the left of the value column, the effects
+    and p above and below it on the right."""
+    claim = next(c for c in cli_json("findings")["claims"] if c["status"] == "verified")
+    _load(browser, site + f"claims/{claim['claim']}", artefacts / "claim-numbers.png")
+    cells = browser.evaluate(ALIGN)
+    assert all(cells) and len({align for align, _ in cells}) == 1, cells
+    assert cells[0][1] == pytest.approx(claim["effect"])

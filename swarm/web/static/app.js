@@ -196,7 +196,11 @@ var swarmDashboard = (function () {
         return m.ts; }));
       // Both axes span what counts here (from data.since; the counted runs' val_bpb): marks
       // outside, a stranger's word (a run stamped in 1970, a val_bpb of 7.9), are clipped.
-      var time = data.since ? {type: "utc", domain: [data.since, end]} : {type: "utc"};
+      // A little room left and right too: the newest run's mark sat on the edge, cut in half.
+      var start = data.since ? data.since : Math.min.apply(null, data.marks.map(function (m) {
+        return m.ts; }));
+      var room = 0.02 * (end - start) || 60000;
+      var time = {type: "utc", domain: [start - room, end + room]};
       var counted = data.marks.filter(function (m) { return m.counts; }).map(function (m) {
         return m.val_bpb; }).concat(best.map(function (b) { return b.val_bpb; }));
       // A little room above and below, so a claim's triangle at the best is not cut in half.
@@ -369,9 +373,13 @@ var swarmDashboard = (function () {
     main.appendChild(el("h1", {}, ["Knob effects", " ", trackPicker(data, "knobs")]));
     if (!data.finding) { main.appendChild(empty("no finding yet (the meta-analyst publishes them)")); return; }
     var f = data.finding;         // its author's testimony: an untrusted author's is marked
-    main.appendChild(el("p", {}, [el("b", {}, [f.title]), " (" + when(f.ts) + " UTC, by ",
-                                  peerTag(f.author), ", ", marked(f.author_status + " here",
-                                  untrusted(f.author_status)), "): " + f.text]));
+    // its title as a heading, then who and when on a line of their own, then its text with its
+    // lines: all in one paragraph, the title ran into the author and the text as prose
+    main.appendChild(el("h2", {"class": "finding-title"}, ["Finding: " + f.title]));
+    main.appendChild(el("p", {"class": "counts finding-about"}, [
+      "finding " + f.id.slice(0, 8) + ", " + when(f.ts) + " UTC, by ", peerTag(f.author), " (",
+      marked(f.author_status + " here", untrusted(f.author_status)), ")"]));
+    main.appendChild(el("p", {"class": "finding-text"}, [f.text]));
     var rows = data.effects.map(function (e) {
       // a joint effect: settings the runs only changed together, one effect for all of them
       var what = e.settings ? Object.keys(e.settings).map(function (k) {
@@ -477,7 +485,9 @@ var swarmDashboard = (function () {
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
                                 key: "measured_effect"}],
-      ["effect in noise sds", num(data.effect_in_sd, 2)],
+      // a number like its neighbours (it alone sat on the left of the value column)
+      ["effect in noise sds", {text: num(data.effect_in_sd, 2), value: data.effect_in_sd,
+                               key: "effect_in_sd"}],
       ["p", {text: pval(c.p_value), value: c.p_value, key: "p_value"}],
       ["q", {text: pval(c.q_value), value: c.q_value, key: "q_value"}],
       ["runs counted", c.counted.length + " of " + c.candidate_runs.length + " cited"]], "claim"));
