@@ -2,6 +2,7 @@
 #   make join   creates .venv, installs everything, and starts a node
 #   make test   creates .venv, installs everything, and runs the test suite
 PYTHON ?= python3
+TORCH_INDEX ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,7 +17,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned exactly: a looser requirement pulls several GB of CUDA packages.
-	$(BIN)/pip install --quiet torch==2.13.0
+	# TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu) picks the index torch comes from:
+	# on Linux, PyPI's wheel of torch depends on CUDA packages even for a laptop without a GPU.
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
