@@ -18,7 +18,9 @@ supported; now S is distrusted and the claim verified. With the bound 0.5 for ev
 did as much (q 0.077); now the bound is the config's, 10 sds of the roots' own runs of it, at least
 0.1 (roles/trust.py `cross_bounds`): OFF 0.2 is caught, 0.02 and 0.08 are not (TRUST.md, "Limits").
 Then OFF 0.2 and 0.6 again with the runs named `cuda` "NVIDIA H200" (another accelerator kind:
-no replay on this node compares, so neither is caught).
+no replay on this node compares, so neither is caught; H's one spot check went to one of them and
+said nothing until spot checks kept to this node's accelerator kind, `spotcheck.replayable`:
+now H's steps replay none of them, and the poison still stands).
 """
 from __future__ import annotations
 
