@@ -127,18 +127,26 @@ def own_hardware(ctx: Context) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def replayable(mine: dict[str, Any] | None, run: dict[str, Any]) -> bool:
+    """Can a replay on `mine` (this node's hardware; None: not known yet) say anything of `run`?
+    Not across accelerator kinds (roles/trust.py `judge`: another experiment): an earned key's
+    baseline runs named `cuda` on a CPU node's track took its one spot check, which said nothing,
+    and its share was then spent (scripts/audit_cross_hw_poison.py)."""
+    return mine is None or run["accelerator"] == mine["accelerator"]
+
+
 def candidates(ctx: Context) -> list[dict[str, Any]]:
-    """Runs worth a spot check now, most influential first; within one influence, runs this node
-    can reproduce bit for bit first (only such a match earns their author trust: roles/trust.py;
-    judged by CPU model and thread count, the software being a column too wide to read for every
-    run), then oldest, then id."""
+    """Runs worth a spot check now (of this node's accelerator kind: `replayable`), most
+    influential first; within one influence, runs this node can reproduce bit for bit first
+    (only such a match earns their author trust: roles/trust.py; judged by CPU model and thread
+    count, the software being a column too wide to read for every run), then oldest, then id."""
     v = evidence.verdicts_of(ctx)
     # A disputed run is settled whatever the share: replays signed by one earned key filled it
     # and stopped this node's spot checks, so disputes it opened were never settled.
     weights = (influence(v, evidence.baseline(ctx).hash) if budget_left(v, ctx.me)
                else disputed(v))
     mine = own_hardware(ctx)
-    runs = [v.runs[i] for i in weights]
+    runs = [v.runs[i] for i in weights if replayable(mine, v.runs[i])]
     return sorted(runs, key=lambda r: (-weights[r["id"]],
                                        mine is None or not trust.same_cpu(mine, r),
                                        r["ts"], r["id"]))

@@ -18,7 +18,9 @@ supported; now S is distrusted and the claim verified. With the bound 0.5 for ev
 did as much (q 0.077); now the bound is the config's, 10 sds of the roots' own runs of it, at least
 0.1 (roles/trust.py `cross_bounds`): OFF 0.2 is caught, 0.02 and 0.08 are not (TRUST.md, "Limits").
 Then OFF 0.2 and 0.6 again with the runs named `cuda` "NVIDIA H200" (another accelerator kind:
-no replay on this node compares, so neither is caught).
+no replay on this node compares, so neither is caught; H's one spot check went to one of them and
+said nothing until spot checks kept to this node's accelerator kind, `spotcheck.replayable`:
+now H's steps replay none of them, and the poison still stands).
 """
 from __future__ import annotations
 
@@ -34,11 +36,10 @@ from memory import synthetic                                                    
 from memory.store import Store                                                  # noqa: E402
 from roles import evidence                                                      # noqa: E402
 from roles.verifier import Verifier                                             # noqa: E402
-from tests.roles.trust_world import BASE, EarnedWorld, run_body, sign            # noqa: E402
+from tests.roles.trust_world import BASE, EarnedWorld                            # noqa: E402
 
 NULL = {**BASE, "lr": 0.0055}
 OFFSETS = (0.0, 0.02, 0.08, 0.2, 0.6)
-GPU = {"accelerator": "cuda", "device_name": "NVIDIA H200"}
 STEPS = 4                           # verifier steps after the poison
 
 
@@ -54,24 +55,14 @@ def state(w: EarnedWorld, ids: dict[str, str]) -> dict[str, Any]:
             "H_replays_of_S_refuting": sum(not r.match for r in mine)}
 
 
-def gpu_poison(w: EarnedWorld, value: float, n: int = 40) -> None:
-    """`EarnedWorld.poison`, the runs named as made on a GPU (`GPU`)."""
-    for seed in range(9000, 9000 + n):
-        body = run_body(BASE, seed, value, "baseline")
-        sign(w.store, w.s, "run", body.model_copy(update={
-            "hardware": body.hardware.model_copy(update=GPU)}))
-
-
 def world(off: float, gpu: bool = False) -> dict[str, Any]:
-    """One world: the poison at `off` (named as on a GPU when `gpu`), then the two claims, then
-    H's verifier steps."""
+    """One world: the poison at `off` (named as on a GPU when `gpu`: `EarnedWorld.poison`), then
+    the two claims, then H's verifier steps."""
     keys = synthetic.keypairs(3, seed=42)
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "memory.duckdb") as store:
         w = EarnedWorld(store, keys)
-        if off and gpu:
-            gpu_poison(w, 1.0 + off)
-        elif off:
-            w.poison(1.0 + off, "another cpu")
+        if off:
+            w.poison(1.0 + off, None if gpu else "another cpu", gpu=gpu)
         ids = {"null": w.claim(NULL), "real": w.claim(w.better)}
         out: dict[str, Any] = {"off": off, "gpu": gpu, "before_audit": state(w, ids)}
         out["steps"] = [Verifier().work(w.h) for _ in range(STEPS)]

@@ -303,6 +303,22 @@ def test_an_earned_keys_worse_baseline_on_another_cpu_is_refuted(store, keys, po
     assert claim().status == "supported"
 
 
+def test_a_spot_check_never_picks_a_run_of_another_accelerator_kind(store, keys) -> None:
+    # A replay on this node's CPU never compares with a run named `cuda` (trust.judge: another
+    # experiment), yet such runs were spot-check candidates: an earned key's 40 baseline runs of
+    # the best config named `cuda` "NVIDIA H200" took the node's one spot check, which said
+    # nothing (match None), and its replay share was then spent (scripts/audit_cross_hw_poison.py).
+    w = EarnedWorld(store, keys)
+    w.poison(1.2, gpu=True)
+    w.claim(w.better)
+    assert [r for r in Verifier.spot_checks(w.h) if r["accelerator"] != "cpu"] == []
+    for _ in range(3):
+        Verifier().work(w.h)
+    v = evidence.verdicts_of(w.h)
+    mine = {r["ref"] for r in v.runs.values() if r["author"] == w.h.me and r["purpose"] == "replay"}
+    assert all(v.runs[i]["accelerator"] == "cpu" for i in mine if i in v.runs)
+
+
 def verify_lease(store, key, chash: str, now: int, ago: float, hours: float) -> None:
     """`key` leases the verification of config `chash` (some claim of it), signed `ago` hours
     before `now`, until `hours` after it."""

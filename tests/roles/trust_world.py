@@ -123,12 +123,15 @@ class EarnedWorld:
         """One of `n`'s runs that `h` replayed (or did not)."""
         return next(i for i in sorted(self.nruns) if (i in self.by_h()) == replayed_by_h)
 
-    def poison(self, value: float, device_name: str | None = None, n: int = 40) -> None:
+    def poison(self, value: float, device_name: str | None = None, n: int = 40,
+               gpu: bool = False) -> None:
         """`s` signs `n` baseline runs of the base config at `value` (the truth is 1.0), trained
-        nowhere; under `device_name` when given (another CPU model than this node's)."""
+        nowhere; under `device_name` when given (another CPU model than this node's), or named
+        as run on a GPU (`on_gpu`) when `gpu`."""
         for seed in range(9000, 9000 + n):
             body = run_body(BASE, seed, value, "baseline")
-            sign(self.store, self.s, "run", other_cpu(body, device_name) if device_name else body)
+            body = other_cpu(body, device_name) if device_name else body
+            sign(self.store, self.s, "run", on_gpu(body) if gpu else body)
 
     def claim(self, config: dict[str, Any], seeds: int = 6, cite: list[str] = ()) -> str:
         """`n` runs `seeds` fresh seeds of `config` and claims it beats `h`'s baseline, citing
@@ -160,6 +163,13 @@ def other_cpu(body: R.RunBody, device_name: str = "another cpu") -> R.RunBody:
     replay on this node's hardware can only compare across hardware."""
     return body.model_copy(update={"hardware": body.hardware.model_copy(
         update={"device_name": device_name})})
+
+
+def on_gpu(body: R.RunBody) -> R.RunBody:
+    """`body` named as run on another accelerator kind than the simulated nodes' CPU: `cuda`,
+    "NVIDIA H200" (no replay on their hardware compares with it: roles/trust.py `judge`)."""
+    return body.model_copy(update={"hardware": body.hardware.model_copy(
+        update={"accelerator": "cuda", "device_name": "NVIDIA H200"})})
 
 
 def claim_body(base_hash: str, config: dict[str, Any], diff: dict[str, Any], base_ids: list[str],
