@@ -41,6 +41,8 @@ var swarmDashboard = (function () {
   var BPB = "val_bpb (bits per byte; lower is better)";
   var TIME = {format: "%m-%d %H:%M", labelOverlap: "greedy", labelSeparation: 6, tickCount: 6};
 
+  function cut(text, n) { return text.length > n ? text.slice(0, n - 1) + "\u2026" : text; }
+
   function short(id) { return id ? String(id).slice(0, 8) : ""; }
 
   // a peer id: its tail, as the CLI's tables show it (every Ed25519 id begins 12D3KooW)
@@ -467,12 +469,14 @@ var swarmDashboard = (function () {
 
   function claim(data, main) {
     var c = data.claim;
-    main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + diffText(c.diff)]));
+    // The heading holds the diff cut (a stranger's may hold 128 knobs of 400 characters each);
+    // the table below holds it whole.
+    main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + cut(diffText(c.diff), 120)]));
     // An untrusted author's claim is provisional: its status line is red, whatever it says.
     main.appendChild(el("p", {"class": "status-" + c.status + (c.trusted ? "" : " untrusted"),
                               id: "status"}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary],
+      ["summary", data.summary], ["diff", diffText(c.diff)],
       ["author", marked(el("span", {}, [peerTag(c.author), c.trusted ? "" : " (untrusted)"]), !c.trusted)],
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,

@@ -1,0 +1,82 @@
+"""A stranger's records drawn in a real headless Chromium: no script of theirs runs, and their
+text, however long, neither widens the page nor pushes this node's numbers out of view.
+
+(tests/web/test_hostile_records.py checks the HTML the server writes; this checks what the
+browser makes of the records once app.js has drawn them.)
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from memory import canonical, codec, records as R, synthetic
+from memory.store import Store
+from node.home import memory_path
+from tests.web.browser import Browser, find_chromium
+from tests.web.test_pages import CHROMIUM, _serve
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH")
+
+# Each sets window.__x if it ever runs: as HTML, as an attribute break, as a script in a script.
+SCRIPTED = '"><img src=x onerror=window.__x=1></script><script>window.__x=2</script>'
+LONG = SCRIPTED + "<svg/onload=window.__x=3>" + "W" * 400      # one 400-character word
+# Nothing of the stranger's ran; no element carries an event handler or a javascript: URL.
+CLEAN = ("window.__x === undefined && !Array.from(document.querySelectorAll('*')).some(e => "
+         "Array.from(e.attributes).some(a => a.name.startsWith('on') || "
+         "(a.name === 'href' || a.name === 'src') && /^\\s*javascript:/i.test(a.value)))")
+# The page is no wider than the window, and every number cell lies inside it.
+FITS = ("document.documentElement.scrollWidth <= window.innerWidth && Array.from("
+        "document.querySelectorAll('td[data-value]')).every(td => "
+        "td.getBoundingClientRect().right <= window.innerWidth)")
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    binary = find_chromium()
+    assert binary is not None
+    b = Browser(binary)
+    yield b
+    b.close()
+
+
+def _long_words(home: Path) -> str:
+    """A stranger's claim (a diff of long words, a long summary) on its two runs, and its finding
+    with a long title and a long knob: the claim's id."""
+    (stranger,) = synthetic.keypairs(1, seed=4343)
+    diff = {SCRIPTED: LONG[:400], "W" * 80: "V" * 400}
+    config = {**synthetic.HISTORY_BASE, **diff}
+    runs = [codec.sign(stranger, "run", i + 1, synthetic.run_body(
+        synthetic.HISTORY_TRACK, config, seed=800 + i, val_bpb=1.6, purpose="confirm"))
+        for i in range(2)]
+    claim = codec.sign(stranger, "claim", 3, R.ClaimBody(
+        track=synthetic.HISTORY_TRACK, baseline_hash=canonical.config_hash(synthetic.HISTORY_BASE),
+        candidate_hash=canonical.config_hash(config), diff=diff, baseline_runs=[],
+        candidate_runs=[r.id for r in runs], effect=-0.14, summary=LONG))
+    finding = codec.sign(stranger, "finding", 4, R.FindingBody(
+        track=synthetic.HISTORY_TRACK, title=LONG[:400], text=LONG, refs=[],
+        effects=[R.KnobEffect(knob="W" * 80, value="V" * 400, effect=-0.1, stderr=0.01, n=2)]))
+    with Store(memory_path(home), helpers=0) as store:
+        assert store.add([*runs, claim, finding]).accepted == 4
+    return claim.id
+
+
+def test_a_strangers_long_words_run_nothing_and_hide_no_number(
+        history_home: Path, browser: Browser) -> None:
+    """A 400-character word in a claim's diff and summary stretched the claim page to 3,500
+    pixels: its table's value column grew to the word, and the claimed effect, p and q (right
+    aligned) lay beyond the window; the knobs page went 2,455 pixels wide on a finding's title."""
+    claim = _long_words(history_home)
+    for site in _serve(history_home):
+        for path in (f"claims/{claim}", "knobs", "claims", ""):
+            browser.open(site + path)
+            browser.wait_for("!!document.querySelector('main[data-drawn]')")
+            assert browser.errors() == []
+            assert browser.evaluate(CLEAN), path
+            assert browser.evaluate(FITS), path
+            if path.startswith("claims/"):
+                # the heading holds the diff cut; the table holds it whole, as text
+                assert len(browser.evaluate("document.querySelector('h1').textContent")) < 200
+                assert SCRIPTED in browser.evaluate(
+                    "document.querySelector('table[data-table=claim]').textContent")
