@@ -27,6 +27,11 @@ from swarm.output import peer_labels, track_labels
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
 MAX_AUTHORS = 500        # rows of the trust table
+# Strangers' rows per list (untrusted claims, a config's untrusted seeds, a claim's fresh seeds,
+# assessments and verifications by authors not trusted here): keys are free, and 5,000 such
+# records made the overview take 5 s to draw and one claim page 18 s (4.7 MB). Trusted authors'
+# rows are all shown; the newest MAX_STRANGERS of the others, and how many were left out.
+MAX_STRANGERS = 100
 
 
 def _rows(reader: Reader, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -111,7 +116,9 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
     if v is None:
         return {**out, "best": [], "marks": [], "claims": [], "runs_per_hour": [], "role_mix": [],
                 "peers": _peers(c), "counts": {}, "baseline": None}
-    claims = _claim_marks(c, v)
+    rows = c.claim_rows(v.track)
+    claims, omitted = few_strangers(rows, lambda r: r["trusted"])
+    claims = _claim_marks(v, claims)
     floor = baseline(v)
     marks = _marks(v)
     # The chart's time axis starts at the first run that counts here: a stranger's run or claim
@@ -121,9 +128,19 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
     return {**out, "baseline": floor, "best": best_over_time(v, floor), "marks": marks,
             "since": since, "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
             "role_mix": _role_mix(reader), "peers": _peers(c),
+            "untrusted_claims_omitted": omitted,
             "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
-                       "claims": _tally(x["status"] for x in claims if x["trusted"]),
-                       "untrusted_claims": _tally(x["status"] for x in claims if not x["trusted"])}}
+                       "claims": _tally(x["status"] for x in rows if x["trusted"]),
+                       "untrusted_claims": _tally(x["status"] for x in rows if not x["trusted"])}}
+
+
+def few_strangers(rows: list[dict[str, Any]], trusted: Any,
+                  limit: int = MAX_STRANGERS) -> tuple[list[dict[str, Any]], int]:
+    """`rows` (in their order) with every row `trusted(row)` keeps and the newest `limit` (by
+    `ts`) of the others; and how many of the others were left out."""
+    others = sorted((r for r in rows if not trusted(r)), key=lambda r: r["ts"] or 0, reverse=True)
+    kept = {id(r) for r in others[:limit]}
+    return [r for r in rows if id(r) in kept or trusted(r)], max(0, len(others) - limit)
 
 
 def _tally(statuses: Any) -> dict[str, int]:
@@ -165,11 +182,12 @@ def _marks(v: Any) -> list[dict[str, Any]]:
              "counts": bool(r["counts"])} for r in runs]
 
 
-def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
-    """The track's claims as derived here, oldest first, each at its config's mean (trusted runs;
-    an untrusted claim's at its author's own runs, as its provisional status is computed)."""
+def _claim_marks(v: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims of `rows` (newest first, as `Conclusions.claim_rows` gives them) oldest first,
+    each at its config's mean (trusted runs; an untrusted claim's at its author's own runs, as its
+    provisional status is computed)."""
     out = []
-    for row in reversed(c.claim_rows(v.track)):
+    for row in reversed(rows):
         admit = frozenset() if row["trusted"] else frozenset({row["author"]})
         mean = v.mean(row["candidate_hash"], admit)
         out.append({"claim": row["claim"], "ts": row["ts"], "status": row["status"],
@@ -229,23 +247,26 @@ def leaderboard(c: Conclusions, track: str | None, limit: int = 20) -> dict[str,
     if v is None:
         return {"track": chosen, "rows": [], "seeds": [], "baseline": None}
     rows = [{k: _clean(x, k) for k, x in r.items()} for r in c.leaderboard_rows(chosen, limit)]
-    seeds = []
+    seeds, omitted = [], 0
     for row in rows:
         counted = v.config_runs(row["config_hash"]) if row["trusted"] else []
-        for run, counts in [(r, True) for r in counted] + [
-                (r, False) for r in v.untrusted_runs(row["config_hash"])]:
+        strangers, left = few_strangers(v.untrusted_runs(row["config_hash"]), lambda r: False)
+        omitted += left
+        for run, counts in [(r, True) for r in counted] + [(r, False) for r in strangers]:
             seeds.append({"config_hash": row["config_hash"], "seed": run["seed"],
                           "val_bpb": _clean(run["val_bpb"]), "id": run["id"],
                           "author": run["author"], "counts": counts})
-    return {"track": chosen, "rows": rows, "seeds": seeds, "baseline": baseline(v)}
+    return {"track": chosen, "rows": rows, "seeds": seeds, "baseline": baseline(v),
+            "untrusted_seeds_omitted": omitted}
 
 
 def claims(c: Conclusions, track: str | None) -> dict[str, Any]:
     """`swarm findings --json`'s claims of the track: trusted and untrusted apart."""
     chosen = pick_track(c.reader, track)
     rows = c.claim_rows(chosen) if chosen is not None else []
+    others, omitted = few_strangers([r for r in rows if not r["trusted"]], lambda r: False)
     return {"track": chosen, "claims": [r for r in rows if r["trusted"]],
-            "untrusted_claims": [r for r in rows if not r["trusted"]]}
+            "untrusted_claims": others, "untrusted_claims_omitted": omitted}
 
 
 def full_id(c: Conclusions, kind: str, wanted: str) -> str | None:
@@ -274,14 +295,22 @@ def claim(c: Conclusions, claim_id: str) -> dict[str, Any] | None:
     row = next(r for r in c.claim_rows(v.track) if r["claim"] == claim_id)
     test, floor = view.test if view.test is not None else (None, None)
     standing = c.trust_state()
-    return {"claim": row, "summary": found[0]["summary"], "evidence": _evidence(v, view),
+    evidence, omitted = few_strangers(_evidence(v, view), lambda r: r["side"] != "verify"
+                                      or r["trusted"])
+    assessments, left_a = few_strangers(_advice(c, "assessments", claim_id, standing), _vouched)
+    verifications, left_v = few_strangers(_advice(c, "verifications", claim_id, standing), _vouched)
+    return {"claim": row, "summary": found[0]["summary"], "evidence": evidence,
             "baseline": None if floor is None else {"n": floor.n, "mean": floor.mean,
                                                     "std": floor.std},
             "measured_effect": None if test is None else test.effect,
             "effect_in_sd": None if test is None or not floor.std else test.effect / floor.std,
-            "assessments": _advice(c, "assessments", claim_id, standing),
-            "verifications": _advice(c, "verifications", claim_id, standing),
+            "assessments": assessments, "verifications": verifications,
+            "omitted": {"verify_runs": omitted, "assessments": left_a, "verifications": left_v},
             "why": _why(row)}
+
+
+def _vouched(row: dict[str, Any]) -> bool:
+    return row["author_status"] in ("root", "trusted")
 
 
 def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
@@ -298,7 +327,8 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
     for run in v.refs(view.id):
         if run["purpose"] == "verify":
             why = "by the claimant" if run["author"] == view.author else v.why_not(run["id"])
-            out.append(_run_row(v, run["id"], "verify", why))
+            out.append({**_run_row(v, run["id"], "verify", why),
+                        "trusted": v.trust.trusted(run["author"])})
     return out
 
 

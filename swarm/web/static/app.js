@@ -134,6 +134,14 @@ var swarmDashboard = (function () {
   }
 
   function empty(text) { return el("p", {"class": "empty"}, [text]); }
+
+  // Strangers' rows beyond the newest 100 of a list are left out (swarm/web/views.py
+  // MAX_STRANGERS): keys are free. Says how many, and where they all are.
+  function omitted(n, what, where) {
+    return n ? [el("p", {"class": "empty omitted"}, [count(n, "more " + what) + " by authors " +
+                "not trusted here left out: the newest 100 are shown (" + where +
+                " lists them all)"])] : [];
+  }
   function count(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   // ---- views ---------------------------------------------------------------------------------
@@ -246,9 +254,10 @@ var swarmDashboard = (function () {
               diffText(x.diff),
               {text: num(x.effect), value: x.effect, key: "effect"}];
     });
-    main.appendChild(section("Claims (status derived here)", claimRows.length ?
+    main.appendChild(section("Claims (status derived here)", (claimRows.length ?
       [table(["claim", "when", "status", "author", "diff", "claimed effect"], claimRows, "claims")]
-      : [empty("none yet")]));
+      : [empty("none yet")]).concat(omitted(data.untrusted_claims_omitted, "claim",
+                                            "swarm findings"))));
     var hours = section("Runs per hour, per node", []);
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
@@ -338,6 +347,8 @@ var swarmDashboard = (function () {
                             tooltip: [{field: "seed"}, {field: "val_bpb"}, {field: "evidence"}]}});
     if (scale.domain) layers = layers.concat(offScale(data.seeds, labels, scale.domain));
     chart(s, {height: Math.max(120, 22 * data.rows.length), layer: layers});
+    omitted(data.untrusted_seeds_omitted, "seed", "swarm runs").forEach(function (n) {
+      s.appendChild(n); });
   }
 
   // Seeds beyond the axis (untrusted ones only: the axis spans the counted ones) are said at the
@@ -502,19 +513,20 @@ var swarmDashboard = (function () {
     main.appendChild(section("Runs that do not count here, and why", [excluded.length ?
       table(["run", "side", "author", "val_bpb", "why not"], excluded.map(function (e) {
         return [link("runs/" + e.id, short(e.id)), e.side, peerTag(e.author),
-                num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")]));
+                num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")].concat(
+      omitted(data.omitted.verify_runs, "fresh seed", "swarm runs"))));
     main.appendChild(section("Assessments (others' advice; the status above is derived here)",
       [table(["when", "by", "trust", "verdict", "test", "p", "q", "n", "reason"],
       data.assessments.map(function (a) {
         return [when(a.ts), peerTag(a.author), a.author_status, a.verdict, a.test, pval(a.p_value),
                 pval(a.q_value), String(a.n), a.reason];
-      }), "assessments")]));
+      }), "assessments")].concat(omitted(data.omitted.assessments, "assessment", "swarm sql"))));
     main.appendChild(section("Verifications (others' advice)",
       [table(["when", "outcome", "replay match", "by", "trust", "reason"],
       data.verifications.map(function (v) {
         return [when(v.ts), v.outcome, String(v.replay_match), peerTag(v.author), v.author_status,
                 v.reason]; }),
-      "verifications")]));
+      "verifications")].concat(omitted(data.omitted.verifications, "verification", "swarm sql"))));
   }
 
   function claimTable(rows, name) {
@@ -532,7 +544,8 @@ var swarmDashboard = (function () {
       claimTable(data.claims, "claims") : empty("none yet")]));
     main.appendChild(section("By authors not trusted here (provisional)", [
       data.untrusted_claims.length ? claimTable(data.untrusted_claims, "untrusted_claims")
-                                   : empty("none")]));
+                                   : empty("none")].concat(omitted(data.untrusted_claims_omitted,
+                                                                   "claim", "swarm findings"))));
   }
 
   function trust(data, main) {
