@@ -14,6 +14,7 @@ import pytest
 from memory import canonical, codec, records as R, synthetic
 from memory.store import Store
 from node.home import memory_path
+from roles import trust
 from tests.web.browser import Browser, find_chromium
 from tests.web.test_pages import CHROMIUM, _serve
 
@@ -80,3 +81,26 @@ def test_a_strangers_long_words_run_nothing_and_hide_no_number(
                 assert len(browser.evaluate("document.querySelector('h1').textContent")) < 200
                 assert SCRIPTED in browser.evaluate(
                     "document.querySelector('table[data-table=claim]').textContent")
+
+
+def test_chart_text_shows_invisible_characters_as_the_tables_do(
+        history_home: Path, browser: Browser) -> None:
+    """A finding's knob named with a bidi override (it reads "lr=0.01" reversed) and zero-width
+    characters: the knobs table showed each as U+FFFD, the chart's axis (drawn by Vega, not
+    app.js's el) drew them as they are (its author trusted: testimony all the same)."""
+    (stranger,) = synthetic.keypairs(1, seed=4444)
+    knob = "\u202e10.0=rl\u200b\u2066"
+    finding = codec.sign(stranger, "finding", 1, R.FindingBody(
+        track=synthetic.HISTORY_TRACK, title="t", text="t", refs=[],
+        effects=[R.KnobEffect(knob=knob, value=1, effect=-0.1, stderr=0.01, n=2)]))
+    with Store(memory_path(history_home), helpers=0) as store:
+        assert store.add([finding]).accepted == 1
+    trust.pin(history_home, stranger.peer_id)       # the knobs page shows a trusted finding
+    for site in _serve(history_home):
+        browser.open(site + "knobs")
+        browser.wait_for("!!document.querySelector('main[data-drawn] .chart svg .role-axis')")
+        shown = browser.evaluate(
+            "Array.from(document.querySelectorAll('.chart text, .chart [aria-label]')).map(t => "
+            "t.textContent + (t.getAttribute('aria-label') || '')).join(' ')")
+        assert "\ufffd10.0=rl" in shown
+        assert not set(shown) & set("\u202e\u200b\u2066")

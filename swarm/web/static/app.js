@@ -115,7 +115,23 @@ var swarmDashboard = (function () {
     });
   }
 
+  // Vega draws a chart's text (axis labels, legends, tooltips), not el(): any author's strings
+  // in its data (a finding's knob names, a config's) get visible() here. A knob named with a
+  // bidi override read in the axis as another knob, while the table below showed U+FFFD.
+  function visibleData(spec) {
+    if (spec.data && spec.data.values) {
+      spec.data.values = spec.data.values.map(function (v) {
+        var out = {};
+        Object.keys(v).forEach(function (k) {
+          out[k] = typeof v[k] === "string" ? visible(v[k]) : v[k]; });
+        return out;
+      });
+    }
+    (spec.layer || []).forEach(visibleData);
+  }
+
   function chart(target, spec) {
+    visibleData(spec);
     var box = el("div", {"class": "chart"});
     target.appendChild(box);
     spec.$schema = undefined;
