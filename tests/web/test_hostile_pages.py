@@ -6,6 +6,7 @@ browser makes of the records once app.js has drawn them.)
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +105,38 @@ def test_chart_text_shows_invisible_characters_as_the_tables_do(
             "t.textContent + (t.getAttribute('aria-label') || '')).join(' ')")
         assert "\ufffd10.0=rl" in shown
         assert not set(shown) & set("\u202e\u200b\u2066")
+
+
+def _answers(browser: Browser, prefix: str) -> dict[str, int]:
+    """The status of each answer the page got from URLs starting with `prefix` (an
+    EventSource's refused answer shows only in the answer's raw headers: ExtraInfo)."""
+    with browser._lock:
+        events = list(browser.events)
+    urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in events
+            if e.get("method") == "Network.requestWillBeSent"}
+    return {urls[e["params"]["requestId"]]: e["params"]["statusCode"] for e in events
+            if e.get("method") == "Network.responseReceivedExtraInfo"
+            and urls.get(e["params"]["requestId"], "").startswith(prefix)}
+
+
+def test_another_sites_page_gets_nothing_computed(history_home: Path, browser: Browser,
+                                                  tmp_path: Path) -> None:
+    """Any page the user has open could make the dashboard compute its views (fetch in no-cors
+    mode, an image) and hold its event streams (ending the user's own past 16): the browser hid
+    the answers from that page, but the work was done. Now each is refused (403); the
+    dashboard's own pages still draw."""
+    for site in _serve(history_home):
+        wanted = [site + "json/overview", site + "json/leaderboard", site + "events"]
+        page = tmp_path / "elsewhere.html"
+        page.write_text(f"""<script>
+            fetch("{wanted[0]}", {{mode: "no-cors"}});
+            new Image().src = "{wanted[1]}";
+            new EventSource("{wanted[2]}");</script>""")
+        browser.open(page.as_uri())
+        deadline = time.monotonic() + 60                # generous: ends once all three answered
+        while len(_answers(browser, site)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _answers(browser, site) == {url: 403 for url in wanted}
+        browser.open(site)
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        assert browser.errors() == []
