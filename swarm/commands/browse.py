@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from swarm.commands import MAX_ROWS, MAX_SECONDS
-from swarm.output import (console, err_console, fail, plain_text, plural, print_json,
+from swarm.output import (console, err_console, fail, one_line, plain_text, plural, print_json,
                           print_lines, print_table, short_id, short_peer, track_labels,
                           track_progress, when)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
@@ -110,7 +110,7 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
         about = (f" ({when(f['ts'])} UTC, finding {short_id(f['id'])}, "
                  f"{plural(len(f['effects']), 'effect')}{by}): ")
         console.print(Text.assemble((labels[f["track"]], "bold"), about,
-                                    plain_text(f["title"], "bold")), highlight=False)
+                                    (one_line(f["title"]), "bold")), highlight=False)
         print_lines(f["text"])
     for heading, group in (("claims (status derived here from trusted runs)", trusted),
                            ("claims by authors not trusted here (provisional)", untrusted)):
