@@ -16,6 +16,8 @@ from memory import canonical, codec, records as R, synthetic
 from memory.store import Store
 from node.home import memory_path
 from roles import trust
+from swarm.reader import open_reader
+from swarm.web.report import render
 from tests.web.browser import Browser, find_chromium
 from tests.web.test_pages import CHROMIUM, _serve
 
@@ -43,15 +45,17 @@ def browser() -> Iterator[Browser]:
     b.close()
 
 
-def _long_words(home: Path) -> str:
-    """A stranger's claim (a diff of long words, a long summary) on its two runs, and its finding
-    with a long title and a long knob: the claim's id."""
+def _long_words(home: Path) -> tuple[str, str]:
+    """A stranger's claim (a diff of long words, a long summary) on its two runs (samples of
+    long words too), and its finding with a long title and a long knob: the claim's and a run's
+    ids."""
     (stranger,) = synthetic.keypairs(1, seed=4343)
     diff = {SCRIPTED: LONG[:400], "W" * 80: "V" * 400}
     config = {**synthetic.HISTORY_BASE, **diff}
     runs = [codec.sign(stranger, "run", i + 1, synthetic.run_body(
-        synthetic.HISTORY_TRACK, config, seed=800 + i, val_bpb=1.6, purpose="confirm"))
-        for i in range(2)]
+        synthetic.HISTORY_TRACK, config, seed=800 + i, val_bpb=1.6, purpose="confirm",
+        extras=True).model_copy(update={"samples": [R.Sample(prompt=SCRIPTED, text=LONG * 2)],
+                                        "quality": {SCRIPTED: 0.5}})) for i in range(2)]
     claim = codec.sign(stranger, "claim", 3, R.ClaimBody(
         track=synthetic.HISTORY_TRACK, baseline_hash=canonical.config_hash(synthetic.HISTORY_BASE),
         candidate_hash=canonical.config_hash(config), diff=diff, baseline_runs=[],
@@ -61,17 +65,18 @@ def _long_words(home: Path) -> str:
         effects=[R.KnobEffect(knob="W" * 80, value="V" * 400, effect=-0.1, stderr=0.01, n=2)]))
     with Store(memory_path(home), helpers=0) as store:
         assert store.add([*runs, claim, finding]).accepted == 4
-    return claim.id
+    return claim.id, runs[0].id
 
 
 def test_a_strangers_long_words_run_nothing_and_hide_no_number(
-        history_home: Path, browser: Browser) -> None:
+        history_home: Path, browser: Browser, tmp_path: Path) -> None:
     """A 400-character word in a claim's diff and summary stretched the claim page to 3,500
     pixels: its table's value column grew to the word, and the claimed effect, p and q (right
     aligned) lay beyond the window; the knobs page went 2,455 pixels wide on a finding's title."""
-    claim = _long_words(history_home)
+    claim, run = _long_words(history_home)
     for site in _serve(history_home):
-        for path in (f"claims/{claim}", "knobs", "claims", ""):
+        for path in (f"claims/{claim}", "knobs", "claims", "", f"runs/{run}", "leaderboard",
+                     "runs", "trust"):
             browser.open(site + path)
             browser.wait_for("!!document.querySelector('main[data-drawn]')")
             assert browser.errors() == []
@@ -82,6 +87,12 @@ def test_a_strangers_long_words_run_nothing_and_hide_no_number(
                 assert len(browser.evaluate("document.querySelector('h1').textContent")) < 200
                 assert SCRIPTED in browser.evaluate(
                     "document.querySelector('table[data-table=claim]').textContent")
+    report = tmp_path / "report.html"           # the report: every view in one file, inlined
+    with open_reader(history_home) as reader:
+        report.write_text(render(reader, history_home, None), encoding="utf-8")
+    browser.open(report.as_uri())
+    browser.wait_for("!!document.querySelector('main[data-drawn]')")
+    assert browser.errors() == [] and browser.evaluate(CLEAN) and browser.evaluate(FITS)
 
 
 def test_chart_text_shows_invisible_characters_as_the_tables_do(
