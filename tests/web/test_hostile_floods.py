@@ -66,6 +66,11 @@ def test_a_flood_of_strangers_testimony_leaves_every_view_bounded(history_home: 
     assert [x for x in overview["claims"] if x["trusted"]] == trusted       # all still there
     assert len(overview["claims"]) <= len(before[0]["claims"]) + MAX_STRANGERS
     assert overview["untrusted_claims_omitted"] >= EXTRA
+    # runs per hour: one bar per trusted node, every stranger's runs in one (author None)
+    hours = overview["runs_per_hour"]
+    assert {h["author"] for h in hours} == {h["author"] for h in before[0]["runs_per_hour"]} | {None}
+    assert sum(h["runs"] for h in hours) == sum(h["runs"] for h in before[0]["runs_per_hour"]) + (
+        MAX_STRANGERS + EXTRA)
     assert sum(overview["counts"]["untrusted_claims"].values()) >= MAX_STRANGERS + EXTRA
     assert len(claims["untrusted_claims"]) == MAX_STRANGERS
     assert claims["untrusted_claims_omitted"] == len(before[0]["claims"]) - len(trusted) + EXTRA

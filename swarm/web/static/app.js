@@ -278,7 +278,8 @@ var swarmDashboard = (function () {
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
       chart(hours, {height: 160, data: {values: data.runs_per_hour.map(function (r) {
-        return {hour: r.hour, node: peer(r.author), runs: r.runs}; })},
+        return {hour: r.hour, node: r.author ? peer(r.author) : "others (not trusted here)",
+                runs: r.runs}; })},
         mark: "bar", encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
                                    title: "hour (UTC)", axis: TIME},
                                 y: {field: "runs", type: "quantitative", aggregate: "sum",
