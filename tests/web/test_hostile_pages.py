@@ -1,5 +1,6 @@
-"""A stranger's records drawn in a real headless Chromium: no script of theirs runs, and their
-text, however long, neither widens the page nor pushes this node's numbers out of view.
+"""A stranger's records drawn in a real headless Chromium: no script of theirs runs, their text,
+however long, neither widens the page nor pushes this node's numbers out of view, and a chart's
+text shows invisible characters as the tables do; another site's page gets nothing computed.
 
 (tests/web/test_hostile_records.py checks the HTML the server writes; this checks what the
 browser makes of the records once app.js has drawn them.)
