@@ -245,7 +245,7 @@ def warm_up(reader: Reader, home: Path | None) -> threading.Thread:
             c = Conclusions(reader, home)
             views.leaderboard(c, None)
             views.overview(c, None)
-            chosen = views.pick_track(reader, None)
+            chosen = views.pick_track(reader, None, trusted=views.trusted_authors(c))
             v = c.track(chosen) if chosen is not None else None
             if v is not None:              # so the first change of trust pays no grouping
                 v.agg.group_authors()

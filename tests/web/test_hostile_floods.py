@@ -85,3 +85,32 @@ def test_a_flood_of_strangers_testimony_leaves_every_view_bounded(history_home: 
     assert before[1]["assessments"] == [a for a in page["assessments"]
                                         if a["author_status"] in ("root", "trusted")]
     assert len(page["assessments"]) == len(before[1]["assessments"]) + MAX_STRANGERS
+
+
+def test_a_strangers_busier_track_is_not_the_home_page(history_home: Path) -> None:
+    """The dashboard (and `swarm report`) open on the busiest track: a stranger's made-up track
+    with more runs than the real one became every node's home page, no baseline, no claim."""
+    from swarm.reader import open_reader
+    from swarm.web.report import sections
+
+    (stranger,) = synthetic.keypairs(1, seed=8181)
+    with Store(memory_path(history_home), helpers=0) as store:
+        real = store.query("SELECT count(*) FROM runs").rows[0][0]
+        flood = [codec.sign(stranger, "run", i + 1, synthetic.run_body(
+            "tinystories-cpu2", synthetic.HISTORY_BASE, seed=i, val_bpb=1.9))
+            for i in range(real + 10)]
+        assert store.add(flood).accepted == len(flood)
+    memory = ReadOnlyMemory(memory_path(history_home))
+    try:
+        with TestClient(dashboard_app(memory, history_home), base_url="http://127.0.0.1") as c:
+            overview = c.get("/json/overview").json()
+            assert overview["tracks"][0]["track"].startswith("tinystories-cpu2")    # busiest
+            assert overview["track"] == synthetic.HISTORY_TRACK
+            for view in ("leaderboard", "claims", "knobs"):
+                assert c.get(f"/json/{view}").json()["track"] == synthetic.HISTORY_TRACK
+            chosen = c.get("/json/overview", params={"track": "tinystories-cpu2"}).json()
+            assert chosen["track"].startswith("tinystories-cpu2")       # still there, asked
+    finally:
+        memory.close()
+    with open_reader(history_home) as reader:
+        assert sections(reader, history_home, None)[0]["data"]["track"] == synthetic.HISTORY_TRACK
