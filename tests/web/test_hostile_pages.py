@@ -31,10 +31,16 @@ LONG = SCRIPTED + "<svg/onload=window.__x=3>" + "W" * 400      # one 400-charact
 CLEAN = ("window.__x === undefined && !Array.from(document.querySelectorAll('*')).some(e => "
          "Array.from(e.attributes).some(a => a.name.startsWith('on') || "
          "(a.name === 'href' || a.name === 'src') && /^\\s*javascript:/i.test(a.value)))")
-# The page is no wider than the window, and every number cell lies inside it.
+# The page is no wider than the window, every number cell lies inside it, and no short cell
+# (a header, a field's name, a number) is broken inside a word: no more lines than words
+# (a hyphen may end a line).
 FITS = ("document.documentElement.scrollWidth <= window.innerWidth && Array.from("
         "document.querySelectorAll('td[data-value]')).every(td => "
-        "td.getBoundingClientRect().right <= window.innerWidth)")
+        "td.getBoundingClientRect().right <= window.innerWidth) && Array.from("
+        "document.querySelectorAll('th, td:not(.long)')).every(c => { const r = "
+        "document.createRange(); r.selectNodeContents(c); return new Set(Array.from("
+        "r.getClientRects()).map(x => Math.round(x.top))).size <= Math.max(1, "
+        "c.textContent.trim().split(/[\\s-]+/).length); })")
 
 
 @pytest.fixture

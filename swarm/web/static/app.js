@@ -72,6 +72,9 @@ var swarmDashboard = (function () {
     return el("a", {href: boot.root + path}, [text]);
   }
 
+  // A cell of more characters than this may break inside a word (app.css td.long).
+  var LONG_CELL = 40;
+
   // A table; each cell may be a string/node or {text, value, key} (value kept in data-value).
   function table(columns, rows, name) {
     var head = el("tr", {}, columns.map(function (c) { return el("th", {}, [c]); }));
@@ -82,7 +85,8 @@ var swarmDashboard = (function () {
           if (cell.value !== undefined && cell.value !== null) attrs["data-value"] = String(cell.value);
           return el("td", attrs, [cell.text]);
         }
-        return el("td", {}, [cell === null || cell === undefined ? "" : cell]);
+        var long = typeof cell === "string" && cell.length > LONG_CELL;
+        return el("td", long ? {"class": "long"} : {}, [cell === null || cell === undefined ? "" : cell]);
       }));
     });
     var parts = [el("thead", {}, [head]), el("tbody", {}, body)];
