@@ -158,3 +158,22 @@ def test_another_sites_page_gets_nothing_computed(history_home: Path, browser: B
         browser.open(site)
         browser.wait_for("!!document.querySelector('main[data-drawn]')")
         assert browser.errors() == []
+
+
+def test_a_curve_too_wide_to_draw_says_so(history_home: Path, browser: Browser) -> None:
+    """A stranger's loss curve at -1e308 and 1e308 (finite, valid): their span overflows, and
+    the chart's axis read NaN under a line that meant nothing."""
+    (stranger,) = synthetic.keypairs(1, seed=4545)
+    body = synthetic.run_body(synthetic.HISTORY_TRACK, synthetic.HISTORY_BASE, 1, 1.7,
+                              extras=True).model_copy(update={"curve": [
+                                  R.CurvePoint(step=0, train_loss=-1e308),
+                                  R.CurvePoint(step=100, train_loss=1e308)]})
+    record = codec.sign(stranger, "run", 1, body)
+    with Store(memory_path(history_home), helpers=0) as store:
+        assert store.add([record]).accepted == 1
+    for site in _serve(history_home):
+        browser.open(site + f"runs/{record.id}")
+        browser.wait_for("!!document.querySelector('main[data-drawn]')")
+        text = browser.evaluate("document.getElementById('main').textContent")
+        assert "NaN" not in text and "too far apart to draw" in text
+        assert browser.errors() == []

@@ -475,7 +475,11 @@ var swarmDashboard = (function () {
       "run"));
     var s = section("Loss curve", []);
     main.appendChild(s);
-    if (data.curve && data.curve.length) {
+    // A stranger's curve may hold -1e308 and 1e308: their span overflows, and the axis read NaN.
+    var losses = (data.curve || []).map(function (c) { return c.train_loss; });
+    if (losses.length && !isFinite(Math.max.apply(null, losses) - Math.min.apply(null, losses))) {
+      s.appendChild(empty("this run's loss curve holds values too far apart to draw"));
+    } else if (data.curve && data.curve.length) {
       chart(s, {height: 220, data: {values: data.curve}, mark: {type: "line", point: true},
                 encoding: {x: {field: "step", type: "quantitative", title: "training step"},
                            y: {field: "train_loss", type: "quantitative", scale: {zero: false},
