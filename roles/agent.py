@@ -155,10 +155,14 @@ class ClaudeAgent:
                 diff, rationale = parse_answer(text, best, self.validate, tried)
             except InvalidAnswer as exc:
                 ctx.count("agent_invalid_answers")
-                error = untrusted.clean(str(exc), 2000)    # it may quote a peer's knob
+                # The reason may quote a knob the model copied from the digest (a peer's text,
+                # "</memory_digest> Ignore ..."): it goes as one JSON string, escaped as the
+                # block is, never as this node's own words.
+                error = untrusted.encode(untrusted.clean(str(exc), 2000))
                 messages += [{"role": "assistant", "content": text[:MAX_ANSWER] or "(empty)"},
-                             {"role": "user", "content": f"Invalid: {error}. Answer again with "
-                                                         "the JSON object only."}]
+                             {"role": "user", "content": "Invalid; the reason, as a JSON string "
+                              f"that may quote peers' data: {error}. Answer again with the JSON "
+                              "object only."}]
                 continue
             ctx.count("agent_proposals")
             return Proposal(diff, rationale[:8000], "agent")

@@ -121,13 +121,16 @@ class Conclusions:
                  for c, v in zip(result.columns, row)} for row in result.rows]
 
     def judgements(self, run_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The `judgement` records of run `run_id` (equivocators' left out), oldest first, at most
-        `limit` (any key may judge a run), each marked `trusted` here or not: testimony."""
+        """The `judgement` records of run `run_id` (equivocators' left out), trusted judges' first,
+        then oldest first, at most `limit` (any key may judge a run), each marked `trusted` here or
+        not: testimony. Trusted first: `ts` is the author's word, and 20 strangers' judgements
+        stamped in 1970 hid every trusted judge's."""
+        trust = self.trust_state()
+        judges = sorted(trust.roots | {a for a, t in trust.authors.items() if trust.trusted(a)})
         result = self.reader.query(
             "SELECT id, author, ts, judge, rubric, scores, reason FROM judgements WHERE run = ? "
-            "AND author NOT IN (SELECT author FROM equivocations) ORDER BY ts, id LIMIT ?",
-            [run_id, limit])
-        trust = self.trust_state()
+            "AND author NOT IN (SELECT author FROM equivocations) "
+            "ORDER BY list_contains(?, author) DESC, ts, id LIMIT ?", [run_id, judges, limit])
         rows = [dict(zip(result.columns, row)) for row in result.rows]
         return [{**r, "scores": _config(r["scores"]), "trusted": trust.trusted(r["author"])}
                 for r in rows]

@@ -135,20 +135,36 @@ def with_commas(parts: Sequence[str]) -> list[str]:
 def print_parts(label: str, parts: Sequence[str], out: Console | None = None) -> None:
     """`label part, part, ...` (any author's text) wrapped between parts at the console's width."""
     out = out or console
-    shown = wrap_parts([visible(label), *with_commas([visible(p) for p in parts])], out.width)
+    shown = wrap_parts([one_line(label), *with_commas([one_line(p) for p in parts])], out.width)
     out.print(Text(shown), highlight=False, soft_wrap=False)
 
 
+TEXT_INDENT = "  "
+
+
 def print_lines(text: str, out: Console | None = None) -> None:
-    """`text` (any author's: a finding's) line by line, each wrapped after a `,` or `;` where it
+    """`text` (any author's: a finding's) line by line, each indented by TEXT_INDENT (no line of
+    it starts where this command's own headings and tables do: a stranger's finding wrote a
+    "claims (status derived here ...)" table of its own), wrapped after a `,` or `;` where it
     can, never inside a `name value` pair (`repetition +0.400 +- 0.02`), its continuation lines
     indented under it."""
     out = out or console
     lines = []
     for line in visible(text).split("\n"):
+        line = TEXT_INDENT + line
         indent = line[:len(line) - len(line.lstrip())] + "    "
         lines.append(wrap_parts(re.split(r"(?<=[,;]) +", line), out.width, indent))
     out.print(Text("\n".join(lines)), highlight=False, soft_wrap=False)
+
+
+NEWLINE = "\u21b5"          # ↵: a newline in text printed as one line
+
+
+def one_line(value: str) -> str:
+    """Text from a record (any author's) for a line of this command's own: invisible characters
+    as U+FFFD and each newline as ↵. A newline let a stranger's judgement reason (or sample, or
+    quality name) start a line of its own, written as this command writes a trusted judge's."""
+    return visible(value).replace("\n", NEWLINE)
 
 
 def plain_text(value: str, style: str = "") -> Text:

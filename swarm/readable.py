@@ -6,7 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from swarm.output import plain_text, plural, print_parts, short_peer
+from swarm.output import one_line, plural, print_parts, short_peer
 
 
 READABLE = ("samples", "quality", "curve")      # the run body's fields printed here
@@ -20,8 +20,8 @@ def print_judgements(console: Console, judgements: list[dict[str, Any]]) -> None
     for j in judgements:
         scores = ", ".join(f"{k} {v:g}" for k, v in sorted(j["scores"].items()))
         standing = "trusted" if j["trusted"] else "untrusted"
-        console.print(plain_text(f"judged by {short_peer(j['author'])} ({standing}): {scores} "
-                                 f"({j['judge']}, {j['rubric']}): {j['reason']}"),
+        console.print(Text(one_line(f"judged by {short_peer(j['author'])} ({standing}): {scores} "
+                                    f"({j['judge']}, {j['rubric']}): {j['reason']}")),
                       soft_wrap=True)      # one line each, whatever the width (the terminal wraps)
 
 
@@ -35,8 +35,8 @@ def print_run_readable(console: Console, body: dict[str, Any]) -> None:
         console.print(SAMPLES_HEADING, highlight=False)
     for sample in samples:
         # any author's text: never markup, no control or invisible characters
-        console.print(Text.assemble(plain_text(sample["prompt"], "dim"), PROMPT_END,
-                                    plain_text(sample["text"])), soft_wrap=False)
+        console.print(Text.assemble((one_line(sample["prompt"]), "dim"), PROMPT_END,
+                                    one_line(sample["text"])), soft_wrap=False)
     quality = body.get("quality")
     if quality:
         print_parts("quality:", [f"{k} {v:.3f}" for k, v in sorted(quality.items())], console)

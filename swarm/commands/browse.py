@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from swarm.commands import BROWSE, MAX_ROWS, MAX_SECONDS
-from swarm.output import (console, err_console, fail, plain_text, plural, print_json,
+from swarm.output import (console, err_console, fail, one_line, plain_text, plural, print_json,
                           print_lines, print_table, short_id, short_peer, track_labels,
                           track_progress, when, with_commas, wrap_parts)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
@@ -125,7 +125,7 @@ def _finding_heading(finding: dict[str, Any], track: str) -> None:
     """A finding's heading, `track: title` in bold, then its id, time, effects and author on a
     dim line of its own, wrapped between those parts: all of it on one line, the title last,
     wrapped as prose at 80 columns (`…DrYGBDwn, not` / `trusted here): init_scale=2.0 helps`)."""
-    console.print(Text.assemble((f"{track}: ", "bold"), plain_text(finding["title"], "bold")),
+    console.print(Text.assemble((f"{track}: ", "bold"), plain_text(one_line(finding["title"]), "bold")),
                   highlight=False)
     trusted = "" if finding["trusted"] else " (not trusted here)"
     parts = [f"  finding {short_id(finding['id'])}", f"{when(finding['ts'])} UTC",

@@ -33,7 +33,7 @@ def dashboard(home: Optional[Path] = HOME,
 
 def report(out: Path = typer.Option(..., "--out", help="The HTML file to write."),
            track: Optional[str] = typer.Option(None, "--track", "-t", help="Track name or id "
-                                               "(default: the one with the most runs)."),
+                                               "(default: the busiest one a trusted author ran)."),
            home: Optional[Path] = HOME) -> None:
     """Write a track's dashboard views as one self-contained HTML file (opens offline).
 

@@ -12,8 +12,8 @@
     /static/...       app.js, app.css, vendor/ (vega, vega-lite, vega-embed with their licences)
 
 Served by `swarm dashboard` (a memory file no daemon holds, or a running daemon through its API)
-and mounted into a running `swarm join`'s local app (`mount_into`). Pages load nothing from
-outside 127.0.0.1; every page is the same shell that app.js fills from the JSON twin. Every view
+and mounted into a running `swarm join`'s local app (`mount_into`). Requests from other sites'
+pages are refused (swarm/web/crosssite.py). Pages load nothing from outside 127.0.0.1; every page is the same shell that app.js fills from the JSON twin. Every view
 shows this node's own verdicts: the app knows the home, whose own key and pinned keys are the
 trust roots (read again on each request, so `swarm trust add` shows on the next page load).
 """
@@ -31,6 +31,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -38,6 +39,7 @@ from memory.store import Reader, StoreError
 from swarm.conclusions import Conclusions
 from memory.invisible import JS_CLASS
 from swarm.web import views
+from swarm.web.crosssite import SameOriginOnly
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +230,7 @@ def dashboard_app(reader: Reader, home: Path | None,
         Route("/json/knobs", d.knobs), Route("/json/runs", d.runs),
         Route("/json/runs/{id:str}", d.run), Route("/json/claims/{id:str}", d.claim),
         Route("/events", d.events), Mount("/static", StaticFiles(directory=STATIC)),
-    ], exception_handlers={404: _not_found})
+    ], exception_handlers={404: _not_found}, middleware=[Middleware(SameOriginOnly)])
 
 
 def warm_up(reader: Reader, home: Path | None) -> threading.Thread:
@@ -243,7 +245,7 @@ def warm_up(reader: Reader, home: Path | None) -> threading.Thread:
             c = Conclusions(reader, home)
             views.leaderboard(c, None)
             views.overview(c, None)
-            chosen = views.pick_track(reader, None)
+            chosen = views.pick_track(reader, None, trusted=views.trusted_authors(c))
             v = c.track(chosen) if chosen is not None else None
             if v is not None:              # so the first change of trust pays no grouping
                 v.agg.group_authors()

@@ -21,7 +21,7 @@ def sections(reader: Reader, home: Path | None, track: str | None) -> list[dict[
     """Every view of the track as `home`'s node concludes it, in reading order, each with its
     data and anchor (one `Conclusions`: the verdicts are computed once for all of them)."""
     c = Conclusions(reader, home)
-    chosen = views.pick_track(reader, track)
+    chosen = views.pick_track(reader, track, trusted=views.trusted_authors(c))
     out = [{"view": "overview", "anchor": "overview", "data": views.overview(c, chosen)},
            {"view": "leaderboard", "anchor": "leaderboard", "data": views.leaderboard(c, chosen)},
            {"view": "claims", "anchor": "claims", "data": views.claims(c, chosen)},

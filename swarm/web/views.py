@@ -10,6 +10,7 @@ Every time is epoch milliseconds (UTC), as in the CLI's `--json`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -27,6 +28,11 @@ from swarm.output import peer_labels, track_labels
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
 MAX_AUTHORS = 500        # rows of the trust table
+# Strangers' rows per list (untrusted claims, a config's untrusted seeds, a claim's fresh seeds,
+# assessments and verifications by authors not trusted here): keys are free, and 5,000 such
+# records made the overview take 5 s to draw and one claim page 18 s (4.7 MB). Trusted authors'
+# rows are all shown; the newest MAX_STRANGERS of the others, and how many were left out.
+MAX_STRANGERS = 100
 
 
 def _rows(reader: Reader, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -64,13 +70,36 @@ def tracks(reader: Reader) -> list[dict[str, Any]]:
     return found
 
 
-def pick_track(reader: Reader, track: str | None,
-               found: list[dict[str, Any]] | None = None) -> str | None:
-    """The track id for `track` (an id, or a name: its busiest id), else the busiest track."""
-    for t in tracks(reader) if found is None else found:
+def pick_track(reader: Reader, track: str | None, found: list[dict[str, Any]] | None = None,
+               trusted: list[str] | None = None) -> str | None:
+    """The track id for `track` (an id, or a name: its busiest id), else the busiest track; with
+    `trusted` authors, the busiest track any of them ran (else the busiest): keys are free, and a
+    stranger's made-up track with more runs than the real one became every node's home page."""
+    found = tracks(reader) if found is None else found
+    if track is None and trusted:
+        theirs = _tracks_of(reader, trusted)
+        found = [t for t in found if t["track"] in theirs] or found
+    for t in found:
         if track is None or track in (t["track"], t["track"].split(":", 1)[0]):
             return t["track"]
     return None
+
+
+def _tracks_of(reader: Reader, authors: list[str]) -> frozenset[str]:
+    """The tracks `authors` have valid runs on; kept per reader and moved on as runs arrive
+    (memory.views.moving: a scan of a million runs took 40-80 ms, each request)."""
+    def found(lo: int, hi: int) -> frozenset[str]:
+        return frozenset(t for (t,) in reader.query(
+            f"SELECT DISTINCT track FROM runs WHERE list_contains(?, author) AND {_VALID}",
+            [authors, lo, hi]).rows)
+    name = "tracks_of:" + hashlib.sha256(",".join(authors).encode()).hexdigest()
+    return moving(reader, name, lambda hi: found(0, hi), lambda old, lo, hi: old | found(lo, hi))
+
+
+def trusted_authors(c: Conclusions) -> list[str]:
+    """The roots and the authors trusted here (`pick_track`'s `trusted`)."""
+    state = c.trust_state()
+    return sorted(state.roots | {a for a in state.authors if state.trusted(a)})
 
 
 def _cut(reader: Reader, where: str, params: list[Any], limit: int) -> int:
@@ -105,13 +134,15 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
     """Running best over time with marks, runs per hour per node, role mix, peers, counts."""
     reader = c.reader
     found = tracks(reader)
-    chosen = pick_track(reader, track, found)
+    chosen = pick_track(reader, track, found, trusted_authors(c))
     out: dict[str, Any] = {"track": chosen, "tracks": found, "node": node}
     v = c.track(chosen) if chosen is not None else None
     if v is None:
         return {**out, "best": [], "marks": [], "claims": [], "runs_per_hour": [], "role_mix": [],
                 "peers": _peers(c), "counts": {}, "baseline": None}
-    claims = _claim_marks(c, v)
+    rows = c.claim_rows(v.track)
+    claims, omitted = few_strangers(rows, lambda r: r["trusted"])
+    claims = _claim_marks(v, claims)
     floor = baseline(v)
     marks = _marks(v)
     # The chart's time axis starts at the first run that counts here: a stranger's run or claim
@@ -119,11 +150,21 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
     # real point into a sliver of a 56-year axis.
     since = min((m["ts"] for m in marks if m["counts"]), default=None)
     return {**out, "baseline": floor, "best": best_over_time(v, floor), "marks": marks,
-            "since": since, "claims": claims, "runs_per_hour": _per_hour(reader, chosen),
+            "since": since, "claims": claims, "runs_per_hour": _per_hour(c, chosen),
             "role_mix": _role_mix(reader), "peers": _peers(c),
+            "untrusted_claims_omitted": omitted,
             "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
-                       "claims": _tally(x["status"] for x in claims if x["trusted"]),
-                       "untrusted_claims": _tally(x["status"] for x in claims if not x["trusted"])}}
+                       "claims": _tally(x["status"] for x in rows if x["trusted"]),
+                       "untrusted_claims": _tally(x["status"] for x in rows if not x["trusted"])}}
+
+
+def few_strangers(rows: list[dict[str, Any]], trusted: Any,
+                  limit: int = MAX_STRANGERS) -> tuple[list[dict[str, Any]], int]:
+    """`rows` (in their order) with every row `trusted(row)` keeps and the newest `limit` (by
+    `ts`) of the others; and how many of the others were left out."""
+    others = sorted((r for r in rows if not trusted(r)), key=lambda r: r["ts"] or 0, reverse=True)
+    kept = {id(r) for r in others[:limit]}
+    return [r for r in rows if id(r) in kept or trusted(r)], max(0, len(others) - limit)
 
 
 def _tally(statuses: Any) -> dict[str, int]:
@@ -165,11 +206,12 @@ def _marks(v: Any) -> list[dict[str, Any]]:
              "counts": bool(r["counts"])} for r in runs]
 
 
-def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
-    """The track's claims as derived here, oldest first, each at its config's mean (trusted runs;
-    an untrusted claim's at its author's own runs, as its provisional status is computed)."""
+def _claim_marks(v: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims of `rows` (newest first, as `Conclusions.claim_rows` gives them) oldest first,
+    each at its config's mean (trusted runs; an untrusted claim's at its author's own runs, as its
+    provisional status is computed)."""
     out = []
-    for row in reversed(c.claim_rows(v.track)):
+    for row in reversed(rows):
         admit = frozenset() if row["trusted"] else frozenset({row["author"]})
         mean = v.mean(row["candidate_hash"], admit)
         out.append({"claim": row["claim"], "ts": row["ts"], "status": row["status"],
@@ -178,8 +220,11 @@ def _claim_marks(c: Conclusions, v: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _per_hour(reader: Reader, track: str) -> list[dict[str, Any]]:
-    """Runs per hour per author over the track's last 48 hours (of its newest run's ts)."""
+def _per_hour(c: Conclusions, track: str) -> list[dict[str, Any]]:
+    """Runs per hour per author trusted here over the track's last 48 hours (of its newest run's
+    ts); every other author's runs together under author None. Keys are free: 3,000 strangers'
+    runs gave 3,000 colours, the trusted nodes' bars lost among them, the legend cut off."""
+    reader = c.reader
     def counted(lo: int, hi: int) -> dict[tuple[int, str], int]:
         return {(h, a): n for h, a, n in reader.query(
             "SELECT (ts // 3600000) * 3600000, author, count(*) FROM runs WHERE track = ? AND "
@@ -194,8 +239,14 @@ def _per_hour(reader: Reader, track: str) -> list[dict[str, Any]]:
     # a million runs are not grouped again for each request.
     hours = moving(reader, f"per_hour:{track}", lambda hi: counted(0, hi), step)
     start = max((h for h, _ in hours), default=0) - 48 * 3_600_000
-    return [{"hour": h, "author": a, "runs": n} for (h, a), n in sorted(hours.items())
-            if h >= start]
+    state = c.trust_state()
+    out: dict[tuple[int, str | None], int] = {}
+    for (h, a), n in hours.items():
+        if h >= start:
+            key = (h, a if state.trusted(a) else None)
+            out[key] = out.get(key, 0) + n
+    return [{"hour": h, "author": a, "runs": n}
+            for (h, a), n in sorted(out.items(), key=lambda x: (x[0][0], x[0][1] or ""))]
 
 
 def _role_mix(reader: Reader) -> list[dict[str, Any]]:
@@ -212,7 +263,7 @@ def _peers(c: Conclusions) -> list[dict[str, Any]]:
                max(ts) AS ts FROM nodes GROUP BY author ORDER BY ts DESC LIMIT 200""")
     state = c.trust_state()
     # trusted nodes' names count even when their node records are older than the 200 listed
-    trusted = sorted(state.roots | {a for a, t in state.authors.items() if t.status == "trusted"})
+    trusted = trusted_authors(c)
     names = {r["author"]: r["name"] for r in _rows(c.reader, """
         SELECT author, arg_max(name, ts) AS name FROM nodes WHERE list_contains(?, author)
         GROUP BY author""", [trusted])} if trusted else {}
@@ -224,28 +275,31 @@ def _peers(c: Conclusions) -> list[dict[str, Any]]:
 def leaderboard(c: Conclusions, track: str | None, limit: int = 20) -> dict[str, Any]:
     """`swarm leaderboard --json`'s rows for the track, every seed of theirs (those that count
     here, and untrusted ones marked `counts: false`) and the baseline's noise band."""
-    chosen = pick_track(c.reader, track)
+    chosen = pick_track(c.reader, track, trusted=trusted_authors(c))
     v = c.track(chosen) if chosen is not None else None
     if v is None:
         return {"track": chosen, "rows": [], "seeds": [], "baseline": None}
     rows = [{k: _clean(x, k) for k, x in r.items()} for r in c.leaderboard_rows(chosen, limit)]
-    seeds = []
+    seeds, omitted = [], 0
     for row in rows:
         counted = v.config_runs(row["config_hash"]) if row["trusted"] else []
-        for run, counts in [(r, True) for r in counted] + [
-                (r, False) for r in v.untrusted_runs(row["config_hash"])]:
+        strangers, left = few_strangers(v.untrusted_runs(row["config_hash"]), lambda r: False)
+        omitted += left
+        for run, counts in [(r, True) for r in counted] + [(r, False) for r in strangers]:
             seeds.append({"config_hash": row["config_hash"], "seed": run["seed"],
                           "val_bpb": _clean(run["val_bpb"]), "id": run["id"],
                           "author": run["author"], "counts": counts})
-    return {"track": chosen, "rows": rows, "seeds": seeds, "baseline": baseline(v)}
+    return {"track": chosen, "rows": rows, "seeds": seeds, "baseline": baseline(v),
+            "untrusted_seeds_omitted": omitted}
 
 
 def claims(c: Conclusions, track: str | None) -> dict[str, Any]:
     """`swarm findings --json`'s claims of the track: trusted and untrusted apart."""
-    chosen = pick_track(c.reader, track)
+    chosen = pick_track(c.reader, track, trusted=trusted_authors(c))
     rows = c.claim_rows(chosen) if chosen is not None else []
+    others, omitted = few_strangers([r for r in rows if not r["trusted"]], lambda r: False)
     return {"track": chosen, "claims": [r for r in rows if r["trusted"]],
-            "untrusted_claims": [r for r in rows if not r["trusted"]]}
+            "untrusted_claims": others, "untrusted_claims_omitted": omitted}
 
 
 def full_id(c: Conclusions, kind: str, wanted: str) -> str | None:
@@ -274,14 +328,22 @@ def claim(c: Conclusions, claim_id: str) -> dict[str, Any] | None:
     row = next(r for r in c.claim_rows(v.track) if r["claim"] == claim_id)
     test, floor = view.test if view.test is not None else (None, None)
     standing = c.trust_state()
-    return {"claim": row, "summary": found[0]["summary"], "evidence": _evidence(v, view),
+    evidence, omitted = few_strangers(_evidence(v, view), lambda r: r["side"] != "verify"
+                                      or r["trusted"])
+    assessments, left_a = few_strangers(_advice(c, "assessments", claim_id, standing), _vouched)
+    verifications, left_v = few_strangers(_advice(c, "verifications", claim_id, standing), _vouched)
+    return {"claim": row, "summary": found[0]["summary"], "evidence": evidence,
             "baseline": None if floor is None else {"n": floor.n, "mean": floor.mean,
                                                     "std": floor.std},
             "measured_effect": None if test is None else test.effect,
             "effect_in_sd": None if test is None or not floor.std else test.effect / floor.std,
-            "assessments": _advice(c, "assessments", claim_id, standing),
-            "verifications": _advice(c, "verifications", claim_id, standing),
+            "assessments": assessments, "verifications": verifications,
+            "omitted": {"verify_runs": omitted, "assessments": left_a, "verifications": left_v},
             "why": _why(row)}
+
+
+def _vouched(row: dict[str, Any]) -> bool:
+    return row["author_status"] in ("root", "trusted")
 
 
 def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
@@ -298,7 +360,8 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
     for run in v.refs(view.id):
         if run["purpose"] == "verify":
             why = "by the claimant" if run["author"] == view.author else v.why_not(run["id"])
-            out.append(_run_row(v, run["id"], "verify", why))
+            out.append({**_run_row(v, run["id"], "verify", why),
+                        "trusted": v.trust.trusted(run["author"])})
     return out
 
 
@@ -338,7 +401,7 @@ def knobs(c: Conclusions, track: str | None) -> dict[str, Any]:
     finding is its author's testimony (as in `swarm findings`: the newest by a trusted author,
     else the newest, marked), with the author's standing here."""
     reader = c.reader
-    chosen = pick_track(reader, track)
+    chosen = pick_track(reader, track, trusted=trusted_authors(c))
     found = c.newest_findings("track = ?", [chosen]) if chosen else []
     finding = found[0] if found else None
     if finding is not None:

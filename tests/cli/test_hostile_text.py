@@ -51,7 +51,7 @@ def test_browsing_commands_print_hostile_text_as_text(hostile: Path, args: list[
     if args[0] in ("findings", "sql"):
         assert "[/bold][link=file:///" in result.stdout          # shown, literally
     if args[0] == "findings":
-        assert "\nsecond line" in result.stdout                  # a finding keeps its lines
+        assert "\n  second line" in result.stdout                # a finding keeps its lines
 
 
 def test_the_live_panel_prints_hostile_values_as_text() -> None:

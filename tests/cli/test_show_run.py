@@ -145,9 +145,10 @@ def test_findings_wrap_between_name_value_pairs_at_80_columns(home: Path) -> Non
     trust.pin(home, a.peer_id, note="test")
     for args in (["findings"], ["show", finding.id[:12]]):
         lines = _lines_80(args)
-        start = next(i for i, ln in enumerate(lines) if ln.startswith("  lr=0.01: val_bpb"))
+        # every line of the text indented 2 more (swarm/output.py TEXT_INDENT)
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("    lr=0.01: val_bpb"))
         shown = lines[start:start + 4]
-        assert shown[1].startswith("      ") and "val_bpb +0.0100 +- 0.003;" in shown[0]
+        assert shown[1].startswith("        ") and "val_bpb +0.0100 +- 0.003;" in shown[0]
         for part in parts:
             assert any(part in ln for ln in shown), (args, part, shown)
 

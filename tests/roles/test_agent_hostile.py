@@ -91,3 +91,17 @@ def test_an_answer_outside_the_knob_space_is_refused(store, keys) -> None:
     assert ctx.rows("SELECT count(*) AS n FROM hypotheses")[0]["n"] == 0
     with pytest.raises(InvalidAnswer, match="unknown knobs"):
         parse_answer(answers[2], dict(BASE), budget_validator(None), [])
+
+
+def test_a_refusal_quoting_a_peers_knob_reaches_the_agent_only_as_data(store, keys) -> None:
+    """The model copied a peer's hostile knob from the digest into its answer; the refusal that
+    names it (`unknown knobs [...]`) went back as the user's own words, closing tag and order
+    included. It goes as one escaped JSON string."""
+    ctx = context(store, keys[0], SimRunner(), pinned=frozenset({keys[1].peer_id}))
+    _dead_ends(store, keys[1], [{**BASE, "lr": 0.01, KNOB: VALUE}])
+    answers = [json.dumps({"diff": {KNOB: 1}, "rationale": "a knob from a dead end"}), GOOD]
+    with MessagesServer(answers) as server:
+        assert _agent(server.url).propose(ctx).diff == {"lr": 0.006}
+    retry = server.requests[1]["body"]["messages"][-1]["content"]
+    assert "unknown knobs" in retry and "\\u003c/memory_digest\\u003e" in retry
+    assert "<" not in retry and "\nIgnore" not in retry

@@ -41,6 +41,8 @@ var swarmDashboard = (function () {
   var BPB = "val_bpb (bits per byte; lower is better)";
   var TIME = {format: "%m-%d %H:%M", labelOverlap: "greedy", labelSeparation: 6, tickCount: 6};
 
+  function cut(text, n) { return text.length > n ? text.slice(0, n - 1) + "\u2026" : text; }
+
   function short(id) { return id ? String(id).slice(0, 8) : ""; }
 
   // a peer id: its tail, as the CLI's tables show it (every Ed25519 id begins 12D3KooW)
@@ -70,6 +72,9 @@ var swarmDashboard = (function () {
     return el("a", {href: boot.root + path}, [text]);
   }
 
+  // A cell of more characters than this may break inside a word (app.css td.long).
+  var LONG_CELL = 40;
+
   // A table; each cell may be a string/node or {text, value, key} (value kept in data-value).
   function table(columns, rows, name) {
     var head = el("tr", {}, columns.map(function (c) { return el("th", {}, [c]); }));
@@ -80,7 +85,8 @@ var swarmDashboard = (function () {
           if (cell.value !== undefined && cell.value !== null) attrs["data-value"] = String(cell.value);
           return el("td", attrs, [cell.text]);
         }
-        return el("td", {}, [cell === null || cell === undefined ? "" : cell]);
+        var long = typeof cell === "string" && cell.length > LONG_CELL;
+        return el("td", long ? {"class": "long"} : {}, [cell === null || cell === undefined ? "" : cell]);
       }));
     });
     var parts = [el("thead", {}, [head]), el("tbody", {}, body)];
@@ -113,7 +119,23 @@ var swarmDashboard = (function () {
     });
   }
 
+  // Vega draws a chart's text (axis labels, legends, tooltips), not el(): any author's strings
+  // in its data (a finding's knob names, a config's) get visible() here. A knob named with a
+  // bidi override read in the axis as another knob, while the table below showed U+FFFD.
+  function visibleData(spec) {
+    if (spec.data && spec.data.values) {
+      spec.data.values = spec.data.values.map(function (v) {
+        var out = {};
+        Object.keys(v).forEach(function (k) {
+          out[k] = typeof v[k] === "string" ? visible(v[k]) : v[k]; });
+        return out;
+      });
+    }
+    (spec.layer || []).forEach(visibleData);
+  }
+
   function chart(target, spec) {
+    visibleData(spec);
     var box = el("div", {"class": "chart"});
     target.appendChild(box);
     spec.$schema = undefined;
@@ -132,6 +154,14 @@ var swarmDashboard = (function () {
   }
 
   function empty(text) { return el("p", {"class": "empty"}, [text]); }
+
+  // Strangers' rows beyond the newest 100 of a list are left out (swarm/web/views.py
+  // MAX_STRANGERS): keys are free. Says how many, and where they all are.
+  function omitted(n, what, where) {
+    return n ? [el("p", {"class": "empty omitted"}, [count(n, "more " + what) + " by authors " +
+                "not trusted here left out: the newest 100 are shown (" + where +
+                " lists them all)"])] : [];
+  }
   function count(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   // ---- views ---------------------------------------------------------------------------------
@@ -248,14 +278,16 @@ var swarmDashboard = (function () {
               diffText(x.diff),
               {text: num(x.effect), value: x.effect, key: "effect"}];
     });
-    main.appendChild(section("Claims (status derived here)", claimRows.length ?
+    main.appendChild(section("Claims (status derived here)", (claimRows.length ?
       [table(["claim", "when", "status", "author", "diff", "claimed effect"], claimRows, "claims")]
-      : [empty("none yet")]));
+      : [empty("none yet")]).concat(omitted(data.untrusted_claims_omitted, "claim",
+                                            "swarm findings"))));
     var hours = section("Runs per hour, per node", []);
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
       chart(hours, {height: 160, data: {values: data.runs_per_hour.map(function (r) {
-        return {hour: r.hour, node: peer(r.author), runs: r.runs}; })},
+        return {hour: r.hour, node: r.author ? peer(r.author) : "others (not trusted here)",
+                runs: r.runs}; })},
         mark: "bar", encoding: {x: {field: "hour", type: "temporal", timeUnit: "utcyearmonthdatehours",
                                    title: "hour (UTC)", axis: TIME},
                                 y: {field: "runs", type: "quantitative", aggregate: "sum",
@@ -340,6 +372,8 @@ var swarmDashboard = (function () {
                             tooltip: [{field: "seed"}, {field: "val_bpb"}, {field: "evidence"}]}});
     if (scale.domain) layers = layers.concat(offScale(data.seeds, labels, scale.domain));
     chart(s, {height: Math.max(120, 22 * data.rows.length), layer: layers});
+    omitted(data.untrusted_seeds_omitted, "seed", "swarm runs").forEach(function (n) {
+      s.appendChild(n); });
   }
 
   // Seeds beyond the axis (untrusted ones only: the axis spans the counted ones) are said at the
@@ -449,7 +483,11 @@ var swarmDashboard = (function () {
       "run"));
     var s = section("Loss curve", []);
     main.appendChild(s);
-    if (data.curve && data.curve.length) {
+    // A stranger's curve may hold -1e308 and 1e308: their span overflows, and the axis read NaN.
+    var losses = (data.curve || []).map(function (c) { return c.train_loss; });
+    if (losses.length && !isFinite(Math.max.apply(null, losses) - Math.min.apply(null, losses))) {
+      s.appendChild(empty("this run's loss curve holds values too far apart to draw"));
+    } else if (data.curve && data.curve.length) {
       chart(s, {height: 220, data: {values: data.curve}, mark: {type: "line", point: true},
                 encoding: {x: {field: "step", type: "quantitative", title: "training step"},
                            y: {field: "train_loss", type: "quantitative", scale: {zero: false},
@@ -475,12 +513,14 @@ var swarmDashboard = (function () {
 
   function claim(data, main) {
     var c = data.claim;
-    main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + diffText(c.diff)]));
+    // The heading holds the diff cut (a stranger's may hold 128 knobs of 400 characters each);
+    // the table below holds it whole.
+    main.appendChild(el("h1", {}, ["Claim " + short(c.claim) + ": " + cut(diffText(c.diff), 120)]));
     // An untrusted author's claim is provisional: its status line is red, whatever it says.
     main.appendChild(el("p", {"class": "status-" + c.status + (c.trusted ? "" : " untrusted"),
                               id: "status"}, [c.status + ": " + data.why]));
     main.appendChild(table(["field", "value"], [
-      ["summary", data.summary],
+      ["summary", data.summary], ["diff", diffText(c.diff)],
       ["author", marked(el("span", {}, [peerTag(c.author), c.trusted ? "" : " (untrusted)"]), !c.trusted)],
       ["claimed effect", {text: num(c.effect), value: c.effect, key: "effect"}],
       ["effect measured here", {text: num(data.measured_effect), value: data.measured_effect,
@@ -508,19 +548,20 @@ var swarmDashboard = (function () {
     main.appendChild(section("Runs that do not count here, and why", [excluded.length ?
       table(["run", "side", "author", "val_bpb", "why not"], excluded.map(function (e) {
         return [link("runs/" + e.id, short(e.id)), e.side, peerTag(e.author),
-                num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")]));
+                num(e.val_bpb), e.why_not]; }), "excluded") : empty("every cited run counts")].concat(
+      omitted(data.omitted.verify_runs, "fresh seed", "swarm runs"))));
     main.appendChild(section("Assessments (others' advice; the status above is derived here)",
       [table(["when", "by", "trust", "verdict", "test", "p", "q", "n", "reason"],
       data.assessments.map(function (a) {
         return [when(a.ts), peerTag(a.author), a.author_status, a.verdict, a.test, pval(a.p_value),
                 pval(a.q_value), String(a.n), a.reason];
-      }), "assessments")]));
+      }), "assessments")].concat(omitted(data.omitted.assessments, "assessment", "swarm sql"))));
     main.appendChild(section("Verifications (others' advice)",
       [table(["when", "outcome", "replay match", "by", "trust", "reason"],
       data.verifications.map(function (v) {
         return [when(v.ts), v.outcome, String(v.replay_match), peerTag(v.author), v.author_status,
                 v.reason]; }),
-      "verifications")]));
+      "verifications")].concat(omitted(data.omitted.verifications, "verification", "swarm sql"))));
   }
 
   function claimTable(rows, name) {
@@ -538,7 +579,8 @@ var swarmDashboard = (function () {
       claimTable(data.claims, "claims") : empty("none yet")]));
     main.appendChild(section("By authors not trusted here (provisional)", [
       data.untrusted_claims.length ? claimTable(data.untrusted_claims, "untrusted_claims")
-                                   : empty("none")]));
+                                   : empty("none")].concat(omitted(data.untrusted_claims_omitted,
+                                                                   "claim", "swarm findings"))));
   }
 
   function trust(data, main) {
