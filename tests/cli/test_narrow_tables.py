@@ -99,7 +99,7 @@ def test_a_findings_heading_reads_as_a_heading(home: Path, columns: int,
     assert max(map(len, lines)) <= columns, result.stdout
     finding = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["findings"][0]
     title = lines.index(f"tinystories-cpu: {finding['title']}")
-    details = lines[title + 1:lines.index(next(ln for ln in lines if ln.startswith(
+    details = lines[title + 1:lines.index(next(ln for ln in lines if ln.lstrip().startswith(
         finding["title"].split()[0] + " lowers")))]
     assert details[0].startswith(f"  finding {finding['id'][:8]}, "), details
     assert any(ln.strip() == f"by …{finding['author'][-8:]} (not trusted here)"
