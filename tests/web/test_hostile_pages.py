@@ -155,9 +155,16 @@ def test_another_sites_page_gets_nothing_computed(history_home: Path, browser: B
         while len(_answers(browser, site)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _answers(browser, site) == {url: 403 for url in wanted}
-        browser.open(site)
-        browser.wait_for("!!document.querySelector('main[data-drawn]')")
-        assert browser.errors() == []
+        # in a browser of its own: the refused requests' console errors may still arrive after
+        # the next page opened (one did, under load, and failed this check)
+        assert CHROMIUM is not None
+        own = Browser(CHROMIUM)
+        try:
+            own.open(site)
+            own.wait_for("!!document.querySelector('main[data-drawn]')")
+            assert own.errors() == []
+        finally:
+            own.close()
 
 
 def test_a_curve_too_wide_to_draw_says_so(history_home: Path, browser: Browser) -> None:
