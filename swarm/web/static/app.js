@@ -281,7 +281,7 @@ var swarmDashboard = (function () {
     main.appendChild(section("Claims (status derived here)", (claimRows.length ?
       [table(["claim", "when", "status", "author", "diff", "claimed effect"], claimRows, "claims")]
       : [empty("none yet")]).concat(omitted(data.untrusted_claims_omitted, "claim",
-                                            "swarm findings"))));
+                                            "swarm findings --all"))));
     var hours = section("Runs per hour, per node", []);
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
@@ -580,7 +580,7 @@ var swarmDashboard = (function () {
     main.appendChild(section("By authors not trusted here (provisional)", [
       data.untrusted_claims.length ? claimTable(data.untrusted_claims, "untrusted_claims")
                                    : empty("none")].concat(omitted(data.untrusted_claims_omitted,
-                                                                   "claim", "swarm findings"))));
+                                                                   "claim", "swarm findings --all"))));
   }
 
   function trust(data, main) {
