@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
@@ -12,9 +13,9 @@ import typer
 from rich.text import Text
 
 from swarm.commands import BROWSE, MAX_ROWS, MAX_SECONDS
-from swarm.output import (console, err_console, fail, one_line, plain_text, plural, print_json,
-                          print_lines, print_table, short_id, short_peer, track_labels,
-                          track_progress, when, with_commas, wrap_parts)
+from swarm.output import (console, err_console, fail, home_flag, one_line, plain_text, plural,
+                          print_json, print_lines, print_table, short_id, short_peer,
+                          track_labels, track_progress, when, with_commas, wrap_parts)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -133,10 +134,12 @@ def findings(track: Optional[str] = TRACK, all_claims: bool = ALL, json_out: boo
                               c["q_value"], _compact(c["diff"])))
     if omitted:
         # the command whole on a line of its own when the line does not fit (60 columns)
+        again = "swarm findings --all" + (f" --track {shlex.quote(track)}" if track else "")
         parts = [f"{plural(omitted, 'more claim')} by authors not trusted here:",
-                 "swarm findings --all"]
+                 again + home_flag(home)]
+        # soft_wrap: a command longer than the line is folded by the terminal, copied whole
         console.print(Text(wrap_parts(parts, console.width), style="dim"), highlight=False,
-                      soft_wrap=False)
+                      soft_wrap=True)
 
 
 def _finding_heading(finding: dict[str, Any], track: str) -> None:

@@ -79,6 +79,10 @@ def test_a_flood_of_strangers_claims_leaves_findings_short_and_the_trusted_claim
     assert shown == [c.id for c in flood[:TABLE_STRANGERS]], table
     assert all(c[:8] in table for c in mine)
     assert f"{len(flood) - TABLE_STRANGERS} more claims" in table and "swarm findings --all" in table
+    one_track = findings("--track", synthetic.HISTORY_TRACK.split(":")[0], "--home", str(home))
+    # the line to type, as this one was typed, on a line of its own
+    lines = [ln.strip() for ln in one_track.splitlines()]
+    assert f"swarm findings --all --track tinystories-cpu --home {home}" in lines, one_track
     every = findings("--all")
     assert all(c.id[:8] in every for c in flood) and "--all" not in every
     out = json.loads(findings("--json"))
