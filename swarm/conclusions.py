@@ -17,6 +17,22 @@ from typing import Any
 from memory.leaderboard import base_configs, config_diff
 from roles.evidence_sql import AUTHOR_IN
 
+# Strangers' rows per list (untrusted claims, a config's untrusted seeds, a claim's fresh seeds,
+# assessments and verifications by authors not trusted here), on the dashboard and in
+# `swarm findings --json`: keys are free, and 5,000 such records made the overview take 5 s to
+# draw and one claim page 18 s (4.7 MB). Trusted authors' rows are all shown; the newest
+# MAX_STRANGERS of the others, and how many were left out.
+MAX_STRANGERS = 100
+
+
+def few_strangers(rows: list[dict[str, Any]], trusted: Any,
+                  limit: int = MAX_STRANGERS) -> tuple[list[dict[str, Any]], int]:
+    """`rows` (in their order) with every row `trusted(row)` keeps and the newest `limit` (by
+    `ts`) of the others; and how many of the others were left out."""
+    others = sorted((r for r in rows if not trusted(r)), key=lambda r: r["ts"] or 0, reverse=True)
+    kept = {id(r) for r in others[:limit]}
+    return [r for r in rows if id(r) in kept or trusted(r)], max(0, len(others) - limit)
+
 
 def own_peer_id(home: Path) -> str | None:
     """This home's node key, if it has one (browsing never creates one)."""

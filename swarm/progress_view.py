@@ -113,8 +113,7 @@ def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
             ("verified best", _best(work.get("best", {}))),
             *swarm_rows(work.get("swarm", {})),
             ("role mix (swarm)", mix or "none yet"),
-            ("coordination share", f"{100 * work.get('coordination_share', 0.0):.2f}% of "
-                                   f"{work.get('busy_s', 0.0):.0f} s busy")]
+            ("time not training", _overhead(work))]
     if work.get("judgements") or work.get("judge_errors"):
         rows.append(("judged here", _judged(work)))
     if work.get("no_data"):         # it takes only roles that need no training: say why
@@ -122,6 +121,22 @@ def work_rows(work: dict[str, Any]) -> list[tuple[str, str]]:
     if work.get("error"):
         rows.append(("error", work["error"]))
     return rows
+
+
+# Busy seconds before the share of time not training is shown: before that it is mostly the first
+# run's start (a newcomer read `coordination share 49.37% of 2 s busy`: jargon, and noise).
+MIN_BUSY_S = 60.0
+
+
+def _overhead(work: dict[str, Any]) -> str:
+    """`3% of 5 m 00 s (choosing and sharing work)`: the share of this node's working time spent
+    on anything but training (`coordination_share` in the JSON), once there is enough of it."""
+    busy = work.get("busy_s", 0.0)
+    if busy < MIN_BUSY_S:
+        return "shown after a minute of work"
+    share = 100 * work.get("coordination_share", 0.0)
+    percent = "under 1%" if share < 0.5 else f"{share:.0f}%"
+    return f"{percent} of {duration_text(busy)} (choosing and sharing work)"
 
 
 def _judged(work: dict[str, Any]) -> str:

@@ -6,7 +6,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from swarm.output import LAST_CELL, console, plain_text, print_lines, print_table, short_id, when
+from rich.text import Text
+
+from swarm.output import (LAST_CELL, console, hex_lines, plain_text, print_lines, print_table,
+                          short_id, when)
 
 HEX_ID = 64          # a record id's length: ids in lists are cut to 8 characters, as tables do
 WHOLE = 100_000      # a value in `swarm show` is never cut (a record is at most 64 KiB)
@@ -16,7 +19,10 @@ SHORT_FLOAT = 10     # a float whose repr is longer (`86.95388917899982`) shows 
 def print_record(out: Mapping[str, Any], kind: str, judged: list[dict[str, Any]] | None) -> None:
     """The header lines, the body as a field/value table (a run's samples, quality and curve as
     text), then the claim's status in the records and what this node concludes (`here`)."""
-    console.print(f"[bold]{kind}[/] {out['id']}")
+    # the id whole on one line when it fits, else in equal halves under each other (60 columns)
+    ident = hex_lines(out["id"], console.width - len(kind) - 1)
+    ident = ident.replace("\n", "\n" + " " * (len(kind) + 1))
+    console.print(Text.assemble((kind, "bold"), " ", ident), highlight=False, soft_wrap=True)
     # the author whole on its own line (80 columns: a peer id and a time do not fit on one)
     console.print(f"author {out['author']}", soft_wrap=True, highlight=False)
     console.print(f"seq {out['seq']}, {when(out['ts'])} UTC", highlight=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
@@ -12,9 +13,9 @@ import typer
 from rich.text import Text
 
 from swarm.commands import BROWSE, MAX_ROWS, MAX_SECONDS
-from swarm.output import (console, err_console, fail, one_line, plain_text, plural, print_json,
-                          print_lines, print_table, short_id, short_peer, track_labels,
-                          track_progress, when, with_commas, wrap_parts)
+from swarm.output import (console, err_console, fail, home_flag, one_line, plain_text, plural,
+                          print_json, print_lines, print_table, short_id, short_peer,
+                          track_labels, track_progress, when, with_commas, wrap_parts)
 from swarm.reader import TRACK_MATCH, as_dicts, open_reader, query_errors, run_query
 
 HOME = typer.Option(None, "--home", help="Node home (default: $SWARM_HOME or ~/.swarm).")
@@ -90,12 +91,20 @@ def _per_track(heading: str, rows: list[dict[str, Any]], columns: list[str],
         print_table(f"{heading}: {labels[track]}", columns, [cells(r) for r in group])
 
 
-def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional[Path] = HOME) -> None:
-    """The newest finding per track in full, then every claim and its status.
+# Untrusted claims a `swarm findings` table shows (the newest): keys are free, and 5,000
+# strangers' claims printed 5,000 rows that buried the trusted claims and took the terminal.
+TABLE_STRANGERS = 20
+ALL = typer.Option(False, "--all", help="Every claim by authors not trusted here (by default the "
+                   f"table shows the newest {TABLE_STRANGERS}, --json the newest 100).")
+
+
+def findings(track: Optional[str] = TRACK, all_claims: bool = ALL, json_out: bool = JSON,
+             home: Optional[Path] = HOME) -> None:
+    """The newest finding per track in full, then every trusted claim and its status.
 
     Statuses are derived here, from the meta-analysis; claims by authors this node does not trust
-    are listed apart."""
-    from swarm.conclusions import Conclusions
+    are listed apart, the newest of them only unless `--all`."""
+    from swarm.conclusions import MAX_STRANGERS, Conclusions, few_strangers
 
     with open_reader(home) as reader, query_errors():
         here = Conclusions(reader, home)
@@ -103,9 +112,13 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
         claims = here.claim_rows(track)
         unknown = _unknown_track(reader, track)
     trusted = [c for c in claims if c["trusted"]]
-    untrusted = [c for c in claims if not c["trusted"]]
+    bound = len(claims) if all_claims else MAX_STRANGERS if json_out else TABLE_STRANGERS
+    untrusted, omitted = few_strangers([c for c in claims if not c["trusted"]], lambda c: False,
+                                       bound)
     if json_out:
-        return print_json({"findings": found, "claims": trusted, "untrusted_claims": untrusted})
+        # as the dashboard's /json/claims: the newest MAX_STRANGERS, and how many were left out
+        return print_json({"findings": found, "claims": trusted, "untrusted_claims": untrusted,
+                           "untrusted_claims_omitted": omitted})
     if unknown is not None:
         return console.print(plain_text(f"findings: {unknown}", "dim"))
     labels = track_labels([f["track"] for f in found] + [c["track"] for c in claims])
@@ -119,6 +132,14 @@ def findings(track: Optional[str] = TRACK, json_out: bool = JSON, home: Optional
         _per_track(heading, group, ["claim", "status", "effect", "p", "q", "diff"],
                    lambda c: (short_id(c["claim"]), c["status"], c["effect"], c["p_value"],
                               c["q_value"], _compact(c["diff"])))
+    if omitted:
+        # the command whole on a line of its own when the line does not fit (60 columns)
+        again = "swarm findings --all" + (f" --track {shlex.quote(track)}" if track else "")
+        parts = [f"{plural(omitted, 'more claim')} by authors not trusted here:",
+                 again + home_flag(home)]
+        # soft_wrap: a command longer than the line is folded by the terminal, copied whole
+        console.print(Text(wrap_parts(parts, console.width), style="dim"), highlight=False,
+                      soft_wrap=True)
 
 
 def _finding_heading(finding: dict[str, Any], track: str) -> None:

@@ -22,17 +22,13 @@ from memory.leaderboard import base_configs, config_diff
 from memory.schema import BODY_COLUMNS
 from memory.store import Reader
 from memory.views import VALID_RANGE as _VALID, moving, track_runs
-from swarm.conclusions import Conclusions, track_base
+# MAX_STRANGERS: the bound on strangers' rows per list, shared with `swarm findings`
+from swarm.conclusions import MAX_STRANGERS, Conclusions, few_strangers, track_base  # noqa: F401
 from swarm.output import peer_labels, track_labels
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)
 MAX_RUNS = 500           # rows of the runs table
 MAX_AUTHORS = 500        # rows of the trust table
-# Strangers' rows per list (untrusted claims, a config's untrusted seeds, a claim's fresh seeds,
-# assessments and verifications by authors not trusted here): keys are free, and 5,000 such
-# records made the overview take 5 s to draw and one claim page 18 s (4.7 MB). Trusted authors'
-# rows are all shown; the newest MAX_STRANGERS of the others, and how many were left out.
-MAX_STRANGERS = 100
 
 
 def _rows(reader: Reader, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -156,15 +152,6 @@ def overview(c: Conclusions, track: str | None, node: dict[str, Any] | None = No
             "counts": {"runs": next(t["runs"] for t in found if t["track"] == chosen),
                        "claims": _tally(x["status"] for x in rows if x["trusted"]),
                        "untrusted_claims": _tally(x["status"] for x in rows if not x["trusted"])}}
-
-
-def few_strangers(rows: list[dict[str, Any]], trusted: Any,
-                  limit: int = MAX_STRANGERS) -> tuple[list[dict[str, Any]], int]:
-    """`rows` (in their order) with every row `trusted(row)` keeps and the newest `limit` (by
-    `ts`) of the others; and how many of the others were left out."""
-    others = sorted((r for r in rows if not trusted(r)), key=lambda r: r["ts"] or 0, reverse=True)
-    kept = {id(r) for r in others[:limit]}
-    return [r for r in rows if id(r) in kept or trusted(r)], max(0, len(others) - limit)
 
 
 def _tally(statuses: Any) -> dict[str, int]:

@@ -100,7 +100,7 @@ def test_a_findings_heading_reads_as_a_heading(home: Path, columns: int,
     finding = json.loads(CliRunner().invoke(app, ["findings", "--json"]).stdout)["findings"][0]
     title = lines.index(f"tinystories-cpu: {finding['title']}")
     details = lines[title + 1:lines.index(next(ln for ln in lines if ln.lstrip().startswith(
-        finding["title"].split()[0] + " lowers")))]
+        finding["title"].split()[0] + " lowers")))]       # the finding's text, indented
     assert details[0].startswith(f"  finding {finding['id'][:8]}, "), details
     assert any(ln.strip() == f"by …{finding['author'][-8:]} (not trusted here)"
                or ln.endswith(f", by …{finding['author'][-8:]} (not trusted here)")
@@ -140,3 +140,42 @@ def _values_named(name: str, out: str) -> list[str]:
                 parts.append(more.strip())
             values.append("\n".join(parts))
     return values
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_title_too_wide_puts_its_track_whole_on_a_line_of_its_own(
+        home: Path, columns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 60 columns `claims by authors not trusted here (provisional): tinystories-cpu` broke
+    where rich chose, each line padded to the table's width; it now reads the heading, then the
+    track alone (on one line where it fits, as at 80 columns)."""
+    with Store(memory_path(home)) as store:
+        store.add(synthetic.history())          # no author trusted here: every claim untrusted
+    monkeypatch.setattr(console, "_width", columns)
+    out = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, ["findings"],
+                                                          catch_exceptions=False).stdout
+    lines = [ln.rstrip() for ln in out.splitlines()]
+    heading = "claims by authors not trusted here (provisional):"
+    assert max(map(len, lines)) <= columns, out
+    if columns >= len(heading) + len(" tinystories-cpu"):
+        assert f"{heading} tinystories-cpu" in lines, out
+    else:
+        assert lines[lines.index(heading) + 1] == "  tinystories-cpu", out
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_record_id_alone_breaks_in_halves_not_at_the_edge(
+        long_home: Path, columns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64-character id shown alone (the record's own in `swarm show`'s first line, a verify
+    run's `ref`) folded where the terminal or its cell ended (`…4e9e8c` / `cd81`): it now reads
+    whole on its line where it fits, else in two halves of 32, one under the other."""
+    sql = "SELECT id, ref FROM runs WHERE purpose = 'verify' LIMIT 1"
+    run_id, ref = json.loads(CliRunner().invoke(app, ["sql", sql, "--json"]).stdout)[0].values()
+    monkeypatch.setattr(console, "_width", columns)
+    out = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, ["show", run_id[:12]],
+                                                          catch_exceptions=False).stdout
+    assert max(map(len, out.splitlines())) <= columns, out
+    pieces = [p for ln in out.splitlines() for p in re.split(r"[\s│]+", ln) if p]
+    for whole in (run_id, ref):
+        assert whole in pieces or (whole[:32] in pieces and whole[32:] in pieces), out
+    first = out.splitlines()[0]
+    assert first == f"run {run_id}" or first == f"run {run_id[:32]}", out

@@ -21,7 +21,18 @@ def test_rows_show_role_run_best_mix_and_share() -> None:
     assert rows["role"] == "verifier" and rows["current run"] == "replay run, seed 7 (12 s)"
     assert rows["verified best"] == 'val_bpb 2.2500 over 6 runs: {"batch_size": 4}'
     assert rows["role mix (swarm)"] == "experimenter 4, verifier 1"
-    assert rows["coordination share"].startswith("1.25% of 100 s")
+    assert rows["time not training"] == "1% of 1 m 40 s (choosing and sharing work)"
+
+
+def test_time_not_training_reads_plainly_and_waits_for_enough_work() -> None:
+    """The panel read `coordination share 49.37% of 2 s busy`: jargon to a newcomer, and a
+    percentage of two seconds (the first run's start) that means nothing yet."""
+    early = dict(progress_view.work_rows({**WORK, "busy_s": 2.0, "coordination_share": 0.4937}))
+    assert "coordination share" not in early
+    assert early["time not training"] == "shown after a minute of work"
+    assert "%" not in early["time not training"]
+    rows = dict(progress_view.work_rows({**WORK, "busy_s": 3700.0, "coordination_share": 0.001}))
+    assert rows["time not training"] == "under 1% of 1 h 01 m (choosing and sharing work)"
 
 
 def test_live_panel_draws_on_a_terminal_only() -> None:

@@ -25,6 +25,16 @@ PEER_LINES = ("Array.from(document.querySelectorAll('td')).filter(td => "
               "/^\u2026\\S{8}$/.test(td.textContent)).map(td => { const r = document.createRange(); "
               "r.selectNodeContents(td); return new Set(Array.from(r.getClientRects())"
               ".map(x => Math.round(x.bottom))).size; })")
+# the same for each peer's name in the peers table (`node-2` broke after its "-" at 390 px)
+NAME_LINES = ("Array.from(document.querySelectorAll('table[data-table=peers] td:nth-child(2)'))"
+              ".map(td => { const r = document.createRange(); r.selectNodeContents(td); "
+              "return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.bottom))).size; })")
+# the section under a heading: its text, and whether it holds a table
+SECTION = ("(() => {{ const h = Array.from(document.querySelectorAll('h2')).find(h => "
+           "h.textContent === {heading!r}); return [h.parentNode.textContent.slice("
+           "h.textContent.length), !!h.parentNode.querySelector('table')]; }})()")
+
+
 def _texts(role: str) -> str:
     return (f"Array.from(document.querySelectorAll('.chart')[0].querySelectorAll("
             f"'.role-axis-{role} text')).map(t => t.textContent)")
@@ -46,6 +56,9 @@ def test_a_phone_sees_what_was_found_without_sideways_scrolling(
             texts = browser.evaluate("Array.from(document.querySelectorAll('.chart svg text'))"
                                      ".map(t => t.textContent)")
             assert any(t.startswith("\u25c0 6 off scale (to 1.50") for t in texts), texts
+    _load(browser, site, artefacts / "narrow-overview.png")
+    names = browser.evaluate(NAME_LINES)           # each node's name on one line
+    assert len(names) >= 2 and set(names) == {1}, names
     (fake,) = cli_json("findings")["untrusted_claims"]
     _load(browser, site + f"claims/{fake['claim']}", artefacts / "narrow-untrusted-claim.png")
     assert browser.evaluate("document.getElementById('status').className").endswith(" untrusted")
@@ -98,6 +111,9 @@ def test_one_run_a_short_id_and_a_missing_id_read_as_words(home: Path, browser: 
         browser.wait_for("!!document.querySelector('main[data-drawn]')")
         assert browser.evaluate("document.querySelector('.counts').textContent").startswith(
             "1 run; 0 nodes;")
+        # nothing verified: a sentence, as other empty sections say, not a bare table
+        text, table = browser.evaluate(SECTION.format(heading="Verified best, step by step"))
+        assert (text, table) == ("nothing verified yet", False)
         browser.open(url + "runs/" + one.id[:8].upper())
         browser.wait_for("!!document.querySelector('main[data-drawn]')")
         assert browser.evaluate(_values("run", "val_bpb")) == [one.body.metrics.val_bpb]

@@ -51,6 +51,13 @@ var swarmDashboard = (function () {
   // the same, as a node that never wraps after its "…" (narrow tables broke it there)
   function peerTag(id) { return el("span", {"class": "peer"}, [peer(id)]); }
 
+  // a node's name (`node-2`) on one line: at a phone's width it broke after its "-"; a long
+  // one (over LONG_CELL) still breaks, as any long cell does, rather than widen the table
+  function nameTag(name) {
+    var text = name === null || name === undefined ? "" : String(name);
+    return text.length > LONG_CELL ? text : el("span", {"class": "peer"}, [text]);
+  }
+
   function diffText(diff) {
     var keys = Object.keys(diff || {});
     return keys.length ? keys.map(function (k) { return k + "=" + JSON.stringify(diff[k]); }).join(", ")
@@ -267,10 +274,13 @@ var swarmDashboard = (function () {
                     y: {field: "val_bpb", type: "quantitative", scale: bpb},
                     tooltip: [{field: "what"}, {field: "val_bpb"}]}}]});
     }
-    var bests = section("Verified best, step by step", [table(["when", "val_bpb", "what"],
-      best.map(function (b) {
+    // nothing verified: a sentence, as other empty sections say, not a table of the baseline
+    var verified = best.some(function (b) { return b.what !== "baseline"; });
+    var bests = section("Verified best, step by step", [verified ? table(["when", "val_bpb",
+      "what"], best.map(function (b) {
         return [when(b.ts), {text: num(b.val_bpb), value: b.val_bpb, key: "val_bpb"}, b.what];
-      }), "best")]);
+      }), "best") : empty("nothing verified yet" + (data.baseline ? "; the best is the " +
+        "baseline, " + num(data.baseline.mean) + " val_bpb" : ""))]);
     main.appendChild(bests);
     var claimRows = (data.claims || []).slice().reverse().map(function (x) {
       return [link("claims/" + x.claim, short(x.claim)), when(x.ts), x.status,
@@ -281,7 +291,7 @@ var swarmDashboard = (function () {
     main.appendChild(section("Claims (status derived here)", (claimRows.length ?
       [table(["claim", "when", "status", "author", "diff", "claimed effect"], claimRows, "claims")]
       : [empty("none yet")]).concat(omitted(data.untrusted_claims_omitted, "claim",
-                                            "swarm findings"))));
+                                            "swarm findings --all"))));
     var hours = section("Runs per hour, per node", []);
     main.appendChild(hours);
     if (data.runs_per_hour.length) {
@@ -306,7 +316,7 @@ var swarmDashboard = (function () {
     // a name another node's looks like carries its key's tail (`label`; swarm/output.py)
     main.appendChild(section("Peers", [table(["node", "name", "trust", "accelerator", "last record"],
       (data.peers || []).map(function (p) {
-        return [peerTag(p.author), p.label || p.name,
+        return [peerTag(p.author), nameTag(p.label || p.name),
                 marked(p.trust, p.trust !== "root" && p.trust !== "trusted"),
                 p.accelerator, when(p.ts)]; }), "peers")]));
     if (data.node) {
@@ -580,7 +590,7 @@ var swarmDashboard = (function () {
     main.appendChild(section("By authors not trusted here (provisional)", [
       data.untrusted_claims.length ? claimTable(data.untrusted_claims, "untrusted_claims")
                                    : empty("none")].concat(omitted(data.untrusted_claims_omitted,
-                                                                   "claim", "swarm findings"))));
+                                                                   "claim", "swarm findings --all"))));
   }
 
   function trust(data, main) {
