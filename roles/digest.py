@@ -21,7 +21,7 @@ _DEAD = f"""
     SELECT min(r.config) AS config, count(*) FILTER (WHERE r.status = 'ok') AS ok_runs,
            max(r.ts) AS last_ts
     FROM valid_runs r
-    WHERE r.track = ? AND r.purpose IN ('screen', 'confirm') AND r.{evidence_sql.AUTHOR_IN}
+    WHERE r.track = ? AND r.purpose IN ('screen', 'confirm') AND {evidence_sql.RUN_IN}
       AND NOT EXISTS (SELECT 1 FROM valid_claims c WHERE c.track = r.track
                       AND c.candidate_hash = r.config_hash AND c.{evidence_sql.AUTHOR_IN})
     GROUP BY r.config_hash ORDER BY last_ts DESC, r.config_hash LIMIT ?"""

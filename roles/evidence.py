@@ -86,7 +86,7 @@ def tried_configs(ctx: Context) -> list[dict[str, Any]]:
     v = verdicts_of(ctx)
     seen: dict[str, dict[str, Any]] = {}
     for run in v.runs.values():
-        if run["purpose"] in ("screen", "confirm", "candidate") and v.trust.trusted(run["author"]):
+        if run["purpose"] in ("screen", "confirm", "candidate") and v.trust.counts(run):
             seen.setdefault(run["config_hash"], _config(run["config"]))
     return list(seen.values())
 
@@ -117,7 +117,7 @@ def open_hypotheses(ctx: Context) -> list[dict[str, Any]]:
         if config_hash({**best, **diff}) in tried or {**best, **diff} == best:
             continue
         tests = {r["purpose"] for r in v.by_ref.get(row["id"], [])
-                 if r["purpose"] in ("screen", "confirm") and trusted(r["author"])}
+                 if r["purpose"] in ("screen", "confirm") and v.trust.counts(r)}
         if not tests:
             fresh.append({**row, "diff": diff})
         elif "confirm" in tests:

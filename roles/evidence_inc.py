@@ -32,6 +32,7 @@ from typing import Any
 
 from memory import views
 from roles import author_sums, config_rows, evidence_sql, repeats as repeated_seeds, sanity
+from roles.trust import RUN_KEY_SQL
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ _REPEATS = _RUNS + """ AND hash(config_hash, seed) IN (
 # arrays: each sane finished run's rowid and hash; then the candidates' rows, by rowid.
 _KEYS = "SELECT rid, hash(config_hash, seed) FROM {src} WHERE sane AND status = 'ok'"
 _BY_ROWID = f"""
-    SELECT config_hash, seed, ts, id, author, {_PICO} FROM runs
+    SELECT config_hash, seed, ts, id, {RUN_KEY_SQL} AS author, {_PICO} FROM runs r
     WHERE rowid IN (SELECT unnest(?::BIGINT[]))"""
 # A change of trust: per author and config, the sums of the sane finished runs (of every author
 # once, as lists per author, roles/author_sums.py, or of the changed authors not grouped yet); then
@@ -279,10 +280,12 @@ class Aggregates:
     def _src(self, columns: str, rows: tuple[int, int] | None = None,
              configs: list[str] | None = None) -> evidence_sql.Sane:
         bounds = (0, self.mark) if rows is None else rows
-        return evidence_sql.sane_runs(self.reader, self.facts, self.track, columns, bounds, configs)
+        return evidence_sql.sane_runs(self.reader, self.facts, self.track, columns, bounds, configs,
+                                      keyed=True)
 
     def _plain(self, columns: str, rows: tuple[int, int] | None = None) -> evidence_sql.Sane:
-        return evidence_sql.plain_runs(self.track, columns, (0, self.mark) if rows is None else rows)
+        return evidence_sql.plain_runs(self.track, columns, (0, self.mark) if rows is None else rows,
+                                       keyed=True)
 
     def _query(self, template: str, src: evidence_sql.Sane, params: list[Any] | None = None,
                repeat: int = 1, **fmt: str) -> list[tuple[Any, ...]]:
@@ -404,7 +407,7 @@ class Aggregates:
                                                  (since, self.mark))
         for seed in seeds:
             src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS,
-                                         (0, since), hashes, accepted)
+                                         (0, since), hashes, accepted, keyed=True)
             rows = self.reader.query(_FIRST.format(src=src.source, seed=int(seed)), src.params).rows
             for key, runs in _groups(rows, at_least=1).items():
                 out.setdefault(key, runs)  # a repeated seed's runs are those held already
@@ -471,7 +474,7 @@ class Aggregates:
         late: dict[str, list[tuple[Any, ...]]] = {}
         if lo < hi:
             src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (lo, hi),
-                                         authors=authors)
+                                         authors=authors, keyed=True)
             # Between two marks a config gains at most hi - lo runs.
             sql = _BY_AUTHOR.format(src=src.source, sum=_sum_of(rows.bound + hi - lo))
             for author, *lists in self.reader.query(sql, src.params).rows:
@@ -486,7 +489,7 @@ class Aggregates:
         `rows`: the per-config rows (their index; their bound, plus `more_runs`, for the sums'
         type) as of `since`, or as of a mark `more_runs` runs away from it."""
         src = evidence_sql.sane_runs(self.reader, self.facts, self.track, _COLUMNS, (0, since),
-                                     authors=authors)
+                                     authors=authors, keyed=True)
         covered = None if authors is None else frozenset(authors)
         total = _sum_of(rows.bound + more_runs)
         if total == _SMALL_SUM and hasattr(self.reader, "query_arrow"):

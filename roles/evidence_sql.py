@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roles import sanity
+from roles.trust import RUN_KEY_SQL
 
 # The `ok` run's val_bpb bounds, the unfinished run's missing val_bpb, mfu in [0, 1]: sanity.py's
 # _bpb_reason and _mfu_reason, clause for clause.
@@ -44,9 +45,10 @@ class Sane:
 def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = "r.*",
               rows: tuple[int, int] | None = None, configs: list[str] | None = None,
               accepted: tuple[list[str], list[int]] | None = None,
-              authors: list[str] | None = None) -> Sane:
+              authors: list[str] | None = None, keyed: bool = False) -> Sane:
     """A subquery of the track's valid runs (`columns` of `r`), each with `sane`: true when
-    `sanity.reason` would find nothing wrong with it.
+    `sanity.reason` would find nothing wrong with it. `keyed`: `r.author` in `columns` and
+    `authors` is the run's key (roles/trust.py `run_key`: whose trust the run counts under).
 
     `rows` keeps the runs whose rowid is in [lo, hi) (the `runs` table is insert-only: rowids
     count up in the order runs were stored, so a range is "what arrived between two looks");
@@ -54,25 +56,33 @@ def sane_runs(reader: Any, facts: sanity.TrackFacts, track: str, columns: str = 
     roles/evidence_inc.py, which may also pass `accepted`: `accepted_configs` of these runs'
     configs, known from other runs."""
     budget = facts.budgets.get(track)
-    where, params = _bounds(track, rows, configs, authors)
+    where, params = _bounds(track, rows, configs, authors, keyed)
+    columns = _keyed(columns) if keyed else columns
     if not facts.knows(track):
         return Sane(f"(SELECT {columns}, false AS sane FROM runs r WHERE {where})", params)
     if budget is None:
         return Sane(f"(SELECT {columns}, ({_SANE}) AS sane FROM runs r WHERE {where})", params)
-    hashes, tps = accepted or accepted_configs(reader, track, configs, rows, authors)
+    hashes, tps = accepted or accepted_configs(reader, track, configs, rows, authors, keyed)
     return Sane(f"""(SELECT {columns}, coalesce(({_SANE} {_BUDGET}), false) AS sane
         FROM runs r LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS hash,
                                       unnest(?::BIGINT[]) AS tps) h ON h.hash = r.config_hash
         WHERE {where})""", [budget, hashes, tps, *params])
 
 
+def _keyed(columns: str) -> str:
+    """`columns` with `r.author` as the run's key (`sane_runs`)."""
+    assert "r.*" not in columns, "a keyed source names its columns"
+    return columns.replace("r.author", f"{RUN_KEY_SQL} AS author")
+
+
 def _bounds(track: str, rows: tuple[int, int] | None, configs: list[str] | None,
-            authors: list[str] | None = None) -> tuple[str, list[Any]]:
+            authors: list[str] | None = None, keyed: bool = False) -> tuple[str, list[Any]]:
     """The WHERE clause of `sane_runs` over `runs r` (valid_runs' equivocation filter included)."""
     where = "r.track = ? AND r.author NOT IN (SELECT author FROM equivocations)"
     params: list[Any] = [track]
     if authors is not None:            # first: DuckDB then reads the other columns of few rows
-        where = "r.author IN (SELECT unnest(?::VARCHAR[])) AND " + where
+        who = RUN_KEY_SQL if keyed else "r.author"
+        where = f"{who} IN (SELECT unnest(?::VARCHAR[])) AND " + where
         params.insert(0, authors)
     if rows is not None:
         where += " AND r.rowid >= ? AND r.rowid < ?"
@@ -84,18 +94,20 @@ def _bounds(track: str, rows: tuple[int, int] | None, configs: list[str] | None,
 
 
 def plain_runs(track: str, columns: str, rows: tuple[int, int] | None = None,
-               configs: list[str] | None = None) -> Sane:
+               configs: list[str] | None = None, keyed: bool = False) -> Sane:
     """`sane_runs` without the `sane` column (nothing read to judge configs)."""
     where, params = _bounds(track, rows, configs)
+    columns = _keyed(columns) if keyed else columns
     return Sane(f"(SELECT {columns} FROM runs r WHERE {where})", params)
 
 
 def accepted_configs(reader: Any, track: str, configs: list[str] | None = None,
-                     rows: tuple[int, int] | None = None,
-                     authors: list[str] | None = None) -> tuple[list[str], list[int]]:
+                     rows: tuple[int, int] | None = None, authors: list[str] | None = None,
+                     keyed: bool = False) -> tuple[list[str], list[int]]:
     """The track's config hashes the harness accepts (of `configs` only, when given; of the runs
-    with rowids in `rows`, or by `authors`, when given), with their tokens per step."""
-    where, params = _bounds(track, rows, configs, authors)
+    with rowids in `rows`, or by `authors`, when given), with their tokens per step (`keyed`:
+    `authors` are run keys, `sane_runs`)."""
+    where, params = _bounds(track, rows, configs, authors, keyed)
     result = reader.query(f"SELECT config_hash, any_value(config) FROM runs r WHERE {where} "
                           "GROUP BY config_hash", params)
     hashes, tps = [], []
@@ -109,6 +121,8 @@ def accepted_configs(reader: Any, track: str, configs: list[str] | None = None,
 
 # A predicate on `author` for a list parameter (a semi-join: fast over a million runs).
 AUTHOR_IN = "author IN (SELECT unnest(?::VARCHAR[]))"
+# The same on a run `r`'s key (roles/trust.py `run_key`) for the list of run keys that count.
+RUN_IN = f"{RUN_KEY_SQL} IN (SELECT unnest(?::VARCHAR[]))"
 
 
 def sane_counts(reader: Any, facts: sanity.TrackFacts) -> dict[str, int]:

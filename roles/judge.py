@@ -29,7 +29,7 @@ from node.harness.prompts import MAX_TEXT_CHARS, PROMPTS
 from roles import evidence, untrusted
 from roles.context import Context
 from roles.deadline import DEFAULT_TOTAL_S, Deadline
-from roles.evidence_sql import AUTHOR_IN
+from roles.evidence_sql import AUTHOR_IN, RUN_IN
 from roles.messages import one_object, reply_text
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def unjudged_runs(ctx: Context, limit: int = PER_STEP) -> list[dict[str, Any]]:
     trusted = list(evidence.verdicts_of(ctx).trusted_authors)
     return ctx.rows(
         f"SELECT id, samples FROM valid_runs r WHERE track = ? AND status = 'ok' AND author <> ? "
-        f"AND r.{AUTHOR_IN} "
+        f"AND {RUN_IN} "
         f"AND samples IS NOT NULL AND json_extract_string(samples, '$[*].prompt') = ?::VARCHAR[] "
         f"AND NOT EXISTS (SELECT 1 FROM judgements j WHERE j.run = r.id AND j.{AUTHOR_IN}) "
         f"ORDER BY ts DESC, id LIMIT ?",

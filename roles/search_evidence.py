@@ -46,7 +46,7 @@ def outcomes(ctx: Context) -> list[Outcome]:
     rebuilds); the mean is over every such run."""
     v = evidence.verdicts_of(ctx)
     src = evidence_sql.sane_runs(v.reader, v.facts, ctx.track,
-                                 "r.config_hash, r.config, r.val_bpb, r.status, r.author")
+                                 "r.config_hash, r.config, r.val_bpb, r.status, r.author", keyed=True)
     rows = ctx.rows(_OUTCOMES.format(source=src.source, author_in=evidence_sql.AUTHOR_IN),
                     [*src.params, list(v.trusted_authors)])
     return [Outcome(r["config_hash"], dict(_json(r["config"])), int(r["sx"]) / r["n"] / 1e6,
@@ -106,7 +106,7 @@ def source_records(ctx: Context, noise_sd: float = 1.0) -> dict[str, SourceRecor
     for row in ctx.rows(
             "SELECT h.source, h.rationale, count(r.id) AS runs FROM hypotheses h "
             "LEFT JOIN valid_runs r ON r.ref = h.id AND r.track = h.track "
-            f"AND r.{evidence_sql.AUTHOR_IN} WHERE h.track = ? "
+            f"AND {evidence_sql.RUN_IN} WHERE h.track = ? "
             "GROUP BY h.id, h.source, h.rationale", [list(v.trusted_authors), ctx.track]):
         rec = out.setdefault(source_of(row["source"], row["rationale"] or ""), SourceRecord())
         rec.runs += int(row["runs"])
@@ -128,6 +128,6 @@ def _screened_by(ctx: Context, chash: str, trusted: list[str]) -> dict[str, Any]
     rows = ctx.rows(
         "SELECT h.source, h.rationale FROM valid_runs r JOIN hypotheses h ON h.id = r.ref "
         "WHERE r.track = ? AND r.config_hash = ? AND r.purpose = 'screen' "
-        f"AND r.{evidence_sql.AUTHOR_IN} "
+        f"AND {evidence_sql.RUN_IN} "
         "ORDER BY r.ts, r.id LIMIT 1", [ctx.track, chash, list(trusted)])
     return rows[0] if rows else None

@@ -150,6 +150,26 @@ class Replay:
     # author. Across hardware the replay lands within seed noise of the target, and so does any
     # number near the config's public mean: a key that trained nothing would match as often.
     exact: bool = True
+    kind: str = "cpu"                      # the accelerator kind both runs name
+
+
+# Runs on another accelerator kind than the CPU count only where their author's work was
+# reproduced on that kind: each is counted as its author's key `author#kind` (`run_key`), trusted
+# for the roots and, for another author, once it is trusted and a trusted replay matched one of
+# its runs of that kind (docs/TRUST.md, "Roots and earned trust"). Only a bit-for-bit match
+# vouches, and that is CPU only (`exact_hardware`), so a trusted author's CPU runs always count.
+KINDS = ("cuda", "mps")                    # memory/records.py: the accelerators other than `cpu`
+
+
+def run_key(author: str, accelerator: str | None) -> str:
+    """Whose trust a run of `author` on `accelerator` counts under: the author's own on CPU,
+    `author#kind` on another accelerator kind."""
+    return author if accelerator in (None, "cpu") else f"{author}#{accelerator}"
+
+
+# The same as SQL over a `runs` row aliased `r` (roles/evidence_sql.py).
+RUN_KEY_SQL = ("(CASE WHEN r.accelerator IS NULL OR r.accelerator = 'cpu' THEN r.author "
+               "ELSE r.author || '#' || r.accelerator END)")
 
 
 @dataclass
@@ -160,11 +180,32 @@ class TrustState:
     authors: dict[str, AuthorTrust]
     replays: list[Replay]
     run_outcome: dict[str, str]            # run id -> reproduced | refuted | disputed
+    # author -> the accelerator kinds where a trusted replay matched one of its runs
+    kinds: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def trusted(self, author: str) -> bool:
-        """Do this author's runs count as evidence?"""
-        return author in self.roots or (a := self.authors.get(author)) is not None \
-            and a.status == "trusted"
+        """Do this author's runs count as evidence? `author` may be a run's key (`run_key`):
+        `author#kind` counts where the author does and one of its runs of that kind matched."""
+        author, _, kind = author.partition("#")
+        if author in self.roots:
+            return True
+        a = self.authors.get(author)
+        return a is not None and a.status == "trusted" and (
+            not kind or kind in self.kinds.get(author, frozenset()))
+
+    def counts(self, run: dict[str, Any]) -> bool:
+        """Does this run (a `runs` row) count as evidence here (`trusted` of its `run_key`)?"""
+        return self.trusted(run_key(run["author"], run.get("accelerator")))
+
+    def keys(self) -> list[str]:
+        """The run keys whose runs count, sorted: the roots and the trusted authors, and each
+        one's `author#kind` where it counts on that kind."""
+        out = set(self.roots) | {f"{r}#{k}" for r in self.roots for k in KINDS}
+        for author, a in self.authors.items():
+            if a.status == "trusted":
+                out |= {author} | {f"{author}#{k}" for k in self.kinds.get(author, ())
+                                   if k in KINDS}
+        return sorted(out)
 
     def distrusted(self, author: str) -> bool:
         """Was this author caught by a trusted replay (evidence kept in `authors`)?"""
@@ -281,7 +322,7 @@ def compare(mine: dict[str, Any], theirs: dict[str, Any], facts: sanity.TrackFac
     if verdict is None and gap is None:
         return None
     replay = Replay(mine["id"], mine["author"], theirs["id"], theirs["author"], bool(verdict),
-                    exact_hardware(mine, theirs))
+                    exact_hardware(mine, theirs), mine["accelerator"])
     return Compared(replay, gap, None if gap is None else (mine["track"], mine["config_hash"]))
 
 
@@ -471,6 +512,7 @@ def _decide(reps: list[Replay], roots: frozenset[str]) -> str:
 def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, float],
              distrusted: dict[str, list[str]], outcome: dict[str, str]) -> TrustState:
     authors: dict[str, AuthorTrust] = {}
+    kinds: dict[str, set[str]] = defaultdict(set)
     for rep in replays:
         for who in (rep.replayer, rep.target_author):
             authors.setdefault(who, AuthorTrust(who, level.get(who, 0.0)))
@@ -478,6 +520,7 @@ def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, floa
         trusted_replayer = level.get(rep.replayer, 0.0) >= THRESHOLD
         if rep.match and trusted_replayer and outcome.get(rep.target) == "reproduced":
             target.matched.append(rep.target)
+            kinds[rep.target_author].add(rep.kind)
             if rep.exact:
                 target.vouchers.append(rep.replayer)
         elif not rep.match and trusted_replayer and outcome.get(rep.target) == "refuted":
@@ -490,7 +533,8 @@ def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, floa
         a.level = 0.0 if a.status == "distrusted" else (1.0 if author in roots else a.level)
     for root in roots:
         authors.setdefault(root, AuthorTrust(root, 1.0, "root", why="root: own key or pinned"))
-    return TrustState(roots, authors, replays, outcome)
+    return TrustState(roots, authors, replays, outcome,
+                      {a: frozenset(k) for a, k in kinds.items()})
 
 
 def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[str]]

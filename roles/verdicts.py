@@ -90,9 +90,10 @@ class ClaimView:
 
 
 def trusted_authors(roots: frozenset[str], state: Any) -> list[str]:
-    """The keys whose runs count, sorted: the roots and the authors `state` (a TrustState)
-    trusts. Roots are never distrusted."""
-    return sorted(set(roots) | {a for a, s in state.authors.items() if s.status == "trusted"})
+    """The run keys whose runs count, sorted (roles/trust.py `run_key`): the roots and the
+    authors `state` (a TrustState) trusts, each also as `author#kind` where its runs of that
+    accelerator kind count. Roots are never distrusted."""
+    return sorted(set(roots) | set(state.keys()))
 
 
 class Verdicts:
@@ -287,7 +288,7 @@ class Verdicts:
     def counts(self, run: dict[str, Any], admit: frozenset[str] = frozenset()) -> bool:
         """Is this run evidence here (sane, finished, by a trusted or admitted author)?"""
         return (run["status"] == "ok" and self.insanity(run) is None
-                and (self.trust.trusted(run["author"]) or run["author"] in admit)
+                and (self.trust.counts(run) or run["author"] in admit)
                 and not self.trust.distrusted(run["author"]))
 
     def why_not(self, run_id: str, admit: frozenset[str] = frozenset()) -> str | None:
@@ -301,7 +302,10 @@ class Verdicts:
             return f"status {run['status']}"
         if self.trust.distrusted(run["author"]):
             return "author distrusted: " + self.trust.standing(run["author"]).why
-        if not (self.trust.trusted(run["author"]) or run["author"] in admit):
+        if not (self.trust.counts(run) or run["author"] in admit):
+            if self.trust.trusted(run["author"]):
+                return (f"author not trusted on {run['accelerator']} yet (no run of its there "
+                        "reproduced)")
             return "author not trusted yet"
         return None
 
@@ -568,7 +572,7 @@ class Verdicts:
     def untrusted_runs(self, chash: str) -> list[dict[str, Any]]:
         """A config's sane finished runs by authors not trusted here (shown, marked, never counted)."""
         return [r for r in self.config_rows(chash) if r["status"] == "ok"
-                and self.insanity(r) is None and not self.trust.trusted(r["author"])]
+                and self.insanity(r) is None and not self.trust.counts(r)]
 
     def _untrusted_rows(self, hashes: list[str], limit: int) -> list[dict]:
         out = []

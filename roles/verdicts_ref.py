@@ -28,7 +28,7 @@ class ReferenceVerdicts(Verdicts):
     def _screened(self) -> dict[str, tuple[int, str]]:
         first: dict[str, tuple[int, str]] = {}
         for r in self.runs.values():
-            if r["purpose"] == "screen" and self.trust.trusted(r["author"]):
+            if r["purpose"] == "screen" and self.trust.counts(r):
                 key = (int(r["ts"]), r["id"])
                 first[r["config_hash"]] = min(first.get(r["config_hash"], key), key)
         return first

@@ -11,13 +11,16 @@ from roles.experimenter import Experimenter
 from roles.judge import ClaudeJudge
 from roles.meta_analyst import quality_values
 from roles.proposers import OptunaProposer
+from roles.verdicts import Verdicts
+from roles.verdicts_ref import ReferenceVerdicts
 from roles.verifier import Verifier
 from tests.roles.messages_server import MessagesServer
 from tests.roles.simulated import context
 from tests.roles.test_judge import GOOD, _runs
+from tests.roles.test_verdicts_sql import _same_aggregates, _same_verdicts
 from tests.roles.trust_world import (BASE, SD, TRACK, EarnedWorld, Fixed, Runner,
                                      baseline_ready, claim_body, fabricated_claim, hostile, node,
-                                     run_body, sign)
+                                     on_gpu, run_body, sign)
 
 TINY = {**BASE, "n_layer": 1}
 
@@ -317,6 +320,45 @@ def test_a_spot_check_never_picks_a_run_of_another_accelerator_kind(store, keys)
     v = evidence.verdicts_of(w.h)
     mine = {r["ref"] for r in v.runs.values() if r["author"] == w.h.me and r["purpose"] == "replay"}
     assert all(v.runs[i]["accelerator"] == "cpu" for i in mine if i in v.runs)
+
+
+def test_an_earned_keys_runs_on_another_accelerator_kind_count_only_once_reproduced_there(
+        store, keys) -> None:
+    # Trust was per author: a key trusted for one real CPU run signed 40 baseline runs of the best
+    # config 0.2 worse named `cuda` "NVIDIA H200", which no replay on this CPU node compares with:
+    # they counted, the baseline read 1.1267 and a real 5-sd improvement was not supported
+    # (scripts/audit_cross_hw_poison.py). An author's runs count only on the accelerator kinds
+    # where a trusted replay matched one of its runs (roots' on every kind: trust.run_key).
+    w = EarnedWorld(store, keys)
+    w.poison(1.2, gpu=True)
+    real = w.claim(w.better)
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.trusted(w.s.peer_id) and v.trust.trusted(w.n.me)
+    assert evidence.baseline(w.h).floor().mean < 1.005
+    own = [r for r in v.runs.values() if r["author"] == w.s.peer_id and r["accelerator"] == "cpu"]
+    assert own and all(v.counts(r) for r in own)          # its CPU run, reproduced here, counts
+    assert all(v.counts(v.runs[i]) for i in w.nruns)
+    cuda = sorted((r for r in v.runs.values() if r["accelerator"] == "cuda"),
+                  key=lambda r: r["seed"])
+    assert len(cuda) == 40 and v.why_not(cuda[0]["id"]).startswith("author not trusted on cuda")
+    for _ in range(4):
+        Verifier().work(w.h)
+    assert next(c for c in evidence.verdicts_of(w.h).claims if c.id == real).status == "verified"
+    # A root's replay on cuda matches one of them: the key's cuda runs count from then on, and
+    # verdicts moved on from the earlier state equal fresh ones and the Python pass.
+    v = evidence.verdicts_of(w.h)
+    held = Verdicts(store, TRACK, v.roots, v.facts, v.params)
+    _same_verdicts(held, held)                            # every aggregate computed once
+    sign(store, keys[0], "run", on_gpu(run_body(BASE, cuda[0]["seed"], 1.2, "replay",
+                                                cuda[0]["id"])))
+    moved = Verdicts(store, TRACK, v.roots, v.facts, v.params, base=held)
+    assert moved.trust.kinds[w.s.peer_id] == frozenset({"cpu", "cuda"})
+    assert all(moved.counts(moved.runs[r["id"]]) for r in cuda)
+    fresh = Verdicts(store, TRACK, v.roots, v.facts, v.params)
+    _same_verdicts(moved, fresh)
+    _same_aggregates(moved.agg, fresh.agg)
+    _same_verdicts(moved, ReferenceVerdicts(store, TRACK, v.roots, v.facts, v.params))
+    assert evidence.baseline(w.h).floor().mean > 1.1
 
 
 def verify_lease(store, key, chash: str, now: int, ago: float, hours: float) -> None:

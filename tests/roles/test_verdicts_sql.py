@@ -40,6 +40,9 @@ class World:
         self.runs: list[R.Record] = []
         self.claims: list[R.Record] = []
         self.pending: list[R.Record] = []
+        # Some runs name another accelerator kind (their authors' runs count on it only once a
+        # trusted replay matched one there: roles/trust.py `run_key`); drawn apart from `rng`.
+        self.kinds = random.Random(self.keys[0].peer_id)
 
     def sign(self, key: Keypair, kind: str, body: R.Body) -> R.Record:
         self.seq[key.peer_id] += 1
@@ -55,13 +58,17 @@ class World:
         self.pending = []
 
     def run(self, key: Keypair, track: str, purpose: str = "baseline", ref: str | None = None,
-            config: dict | None = None, seed: int | None = None, bpb: float | None = None
-            ) -> R.Record:
+            config: dict | None = None, seed: int | None = None, bpb: float | None = None,
+            accelerator: str | None = None) -> R.Record:
         config = config if config is not None else self.rng.choice(CONFIGS)
         seed = seed if seed is not None else self.rng.randrange(6)      # seeds repeat
         bpb = bpb if bpb is not None else round(1.5 + self.rng.gauss(0, 0.05), 6)
         tps = config["batch_size"] * config["seq_len"]
         body = synthetic.run_body(track, config, seed, bpb, purpose=purpose, ref=ref)
+        accelerator = accelerator or ("cuda" if self.kinds.random() < 0.2 else "cpu")
+        if accelerator != "cpu":
+            body = body.model_copy(update={"hardware": body.hardware.model_copy(
+                update={"accelerator": accelerator, "device_name": "NVIDIA H200"})})
         metrics = {"tokens": BUDGET // tps * tps, "steps": BUDGET // tps, "mfu": 0.05}
         if self.rng.random() < 0.15:
             metrics.update(self.rng.choice(INSANE))
@@ -112,12 +119,13 @@ def _fill(store: Store, seed: int) -> tuple[World, frozenset[str]]:
         m = target.body.metrics
         off = w.rng.choice([0.0, 0.0, 0.0, 0.03, 0.5])
         w.run(replayer, target.body.track, "replay", target.id, config=target.body.config,
-              seed=target.body.seed, bpb=None if m.val_bpb is None else round(m.val_bpb + off, 6))
+              seed=target.body.seed, bpb=None if m.val_bpb is None else round(m.val_bpb + off, 6),
+              accelerator=target.body.hardware.accelerator)
     for track in (HARNESS, SIM):
-        target = w.run(honest, track, "baseline", config=BASE, bpb=1.5)
+        target = w.run(honest, track, "baseline", config=BASE, bpb=1.5, accelerator="cpu")
         if target.body.status == "ok" and target.body.metrics.val_bpb is not None:
             w.run(root, track, "replay", target.id, config=BASE, seed=target.body.seed,
-                  bpb=target.body.metrics.val_bpb)
+                  bpb=target.body.metrics.val_bpb, accelerator="cpu")
     w.flush()
     return w, frozenset({root.peer_id, pinned.peer_id})
 
@@ -181,6 +189,24 @@ def _same_aggregates(moved: Any, fresh: Any) -> None:
     assert moved.ranking(10**6) == fresh.ranking(10**6)
 
 
+def _clean(run: R.Record) -> bool:
+    """Did `World.run` draw none of the insane metrics for this run?"""
+    m = run.body.metrics
+    return (run.body.status == "ok" and m.val_bpb is not None and m.val_bpb < 9 and m.mfu == 0.05
+            and m.tokens != 10 and m.steps != 7)
+
+
+def _vouch_on_cuda(w: World) -> None:
+    """The root replays a `cuda` run of the trusted author `w.keys[7]` on `cuda`, a match: that
+    author's runs on `cuda` count from then on (roles/trust.py `run_key`)."""
+    target = replay = None
+    while target is None or not _clean(target):
+        target = w.run(w.keys[7], SIM, "baseline", config=BASE, bpb=1.5, accelerator="cuda")
+    while replay is None or not _clean(replay):
+        replay = w.run(w.keys[0], SIM, "replay", target.id, config=BASE, seed=target.body.seed,
+                       bpb=1.5, accelerator="cuda")
+
+
 def _more(w: World, round_: int) -> None:
     """A round of arrivals: runs of held configs (seeds repeat), screens, insane runs, runs of the
     other track, a root's runs with an older ts than runs already held, a claim, and in the last
@@ -193,11 +219,14 @@ def _more(w: World, round_: int) -> None:
         now, w.ts = w.ts, w.ts - 5_000
         w.run(w.keys[0], track, "baseline", config=BASE)
         w.ts = now
+    if round_ == 0:
+        _vouch_on_cuda(w)
     if round_ == 1:
         w.claim(w.rng.choice(w.keys), w.rng.choice([HARNESS, SIM]))
         target = w.run(w.keys[8], SIM, "baseline", config=BASE, bpb=1.5)
         w.pending.remove(target)           # its replay is stored first, the target a round later
-        w.run(w.keys[0], SIM, "replay", target.id, config=BASE, seed=target.body.seed, bpb=1.5)
+        w.run(w.keys[0], SIM, "replay", target.id, config=BASE, seed=target.body.seed, bpb=1.5,
+              accelerator=target.body.hardware.accelerator)
         w.late = [target]
     if round_ == 2:
         w.pending += getattr(w, "late", [])
@@ -205,7 +234,8 @@ def _more(w: World, round_: int) -> None:
         target = next(r for r in reversed(w.runs) if r.body.metrics.val_bpb is not None
                       and r.author != w.keys[0].peer_id)
         w.run(w.keys[0], target.body.track, "replay", target.id, config=target.body.config,
-              seed=target.body.seed, bpb=target.body.metrics.val_bpb)
+              seed=target.body.seed, bpb=target.body.metrics.val_bpb,
+              accelerator=target.body.hardware.accelerator)
     w.flush()
 
 
@@ -238,6 +268,8 @@ def test_verdicts_moved_on_from_an_earlier_state_agree(tmp_path, seed: int) -> N
             assert held_replays.load(facts, bounds) == trust.load_replays(store, facts, roots)
             fresh = trust.compute(trust.load_replays(store, facts, roots), roots)
             assert (kept.authors, kept.run_outcome) == (fresh.authors, fresh.run_outcome)
+            assert kept.kinds == fresh.kinds
+            assert "cuda" in kept.kinds[world.keys[7].peer_id]       # _vouch_on_cuda, round 0
         assert moved >= 4
         unasked = {t: Verdicts(store, t, roots, facts, stats.GateParams(), base=held[t])
                    for t in (HARNESS, SIM)}       # nobody asks for these states' leaderboards
@@ -373,11 +405,12 @@ def test_author_runs_grouped_as_arrow_equal_the_grouped_lists(tmp_path) -> None:
             for authors in (None, some):
                 arrow = agg._grouped(agg.mark, rows, authors)
                 src = evidence_sql.sane_runs(store, facts, track, evidence_inc._COLUMNS,
-                                             (0, agg.mark), authors=authors)
+                                             (0, agg.mark), authors=authors, keyed=True)
                 listed = author_sums.AuthorSums.of(store.query(evidence_inc._BY_AUTHOR.format(
                     src=src.source, sum=evidence_inc._SMALL_SUM), src.params).rows,
                     agg.mark, config_rows.Index(rows.index.hashes[:1]), arrow.covered)
-                everyone = [k.peer_id for k in world.keys] + ["nobody"]
+                everyone = [a for k in world.keys for a in (k.peer_id, f"{k.peer_id}#cuda")]
+                everyone.append("nobody")
                 assert _by_author(arrow, everyone) == _by_author(listed, everyone)
                 assert arrow.covered == (None if authors is None else frozenset(some))
                 assert arrow._sums.dtype == np.int64 and arrow._positions.dtype == np.int32
@@ -432,7 +465,8 @@ def _replay(w: World, replayer: Keypair, author: str, off: float) -> None:
                and r.body.metrics.steps != 7]
     for target in targets[:3]:
         w.run(replayer, target.body.track, "replay", target.id, config=target.body.config,
-              seed=target.body.seed, bpb=round(target.body.metrics.val_bpb + off, 6))
+              seed=target.body.seed, bpb=round(target.body.metrics.val_bpb + off, 6),
+              accelerator=target.body.hardware.accelerator)
 
 
 @pytest.mark.parametrize("seed", [5, 6])
