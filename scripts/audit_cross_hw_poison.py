@@ -19,8 +19,10 @@ did as much (q 0.077); now the bound is the config's, 10 sds of the roots' own r
 0.1 (roles/trust.py `cross_bounds`): OFF 0.2 is caught, 0.02 and 0.08 are not (TRUST.md, "Limits").
 Then OFF 0.2 and 0.6 again with the runs named `cuda` "NVIDIA H200" (another accelerator kind:
 no replay on this node compares, so neither is caught; H's one spot check went to one of them and
-said nothing until spot checks kept to this node's accelerator kind, `spotcheck.replayable`:
-now H's steps replay none of them, and the poison still stands).
+said nothing until spot checks kept to this node's accelerator kind, `spotcheck.replayable`;
+the poison counted, baseline 1.1267 and 1.3807, until a non-root author's runs counted only on
+the accelerator kinds where a trusted replay matched one of its runs, `trust.run_key`: now both
+read as the world without poison, S trusted, its `cuda` runs counted nowhere).
 """
 from __future__ import annotations
 
