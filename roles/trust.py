@@ -512,7 +512,7 @@ def _decide(reps: list[Replay], roots: frozenset[str]) -> str:
 def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, float],
              distrusted: dict[str, list[str]], outcome: dict[str, str]) -> TrustState:
     authors: dict[str, AuthorTrust] = {}
-    kinds: dict[str, set[str]] = defaultdict(set)
+    vouching: list[Replay] = []                # matches that may vouch for their kind
     for rep in replays:
         for who in (rep.replayer, rep.target_author):
             authors.setdefault(who, AuthorTrust(who, level.get(who, 0.0)))
@@ -520,7 +520,7 @@ def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, floa
         trusted_replayer = level.get(rep.replayer, 0.0) >= THRESHOLD
         if rep.match and trusted_replayer and outcome.get(rep.target) == "reproduced":
             target.matched.append(rep.target)
-            kinds[rep.target_author].add(rep.kind)
+            vouching.append(rep)
             if rep.exact:
                 target.vouchers.append(rep.replayer)
         elif not rep.match and trusted_replayer and outcome.get(rep.target) == "refuted":
@@ -533,8 +533,25 @@ def _explain(replays: list[Replay], roots: frozenset[str], level: dict[str, floa
         a.level = 0.0 if a.status == "distrusted" else (1.0 if author in roots else a.level)
     for root in roots:
         authors.setdefault(root, AuthorTrust(root, 1.0, "root", why="root: own key or pinned"))
-    return TrustState(roots, authors, replays, outcome,
-                      {a: frozenset(k) for a, k in kinds.items()})
+    return TrustState(roots, authors, replays, outcome, _kinds(vouching, roots))
+
+
+def _kinds(matches: list[Replay], roots: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Author -> the accelerator kinds where one of its runs was matched by a replayer whose own
+    runs count on that kind (a root, or an author with that kind here already; from the roots
+    out): a trusted key's minted key, trusted on the CPU, matched the key's `cuda` poison on
+    `cuda`, and the poison counted (tests/roles/test_trust_attacks.py)."""
+    kinds: dict[str, set[str]] = defaultdict(set)
+    grew = True
+    while grew:
+        grew = False
+        for rep in matches:
+            if rep.kind not in kinds[rep.target_author] and (
+                    rep.replayer in roots or rep.kind in kinds[rep.replayer]
+                    or rep.kind == "cpu"):
+                kinds[rep.target_author].add(rep.kind)
+                grew = True
+    return {a: frozenset(k) for a, k in kinds.items() if k}
 
 
 def _status(a: AuthorTrust, roots: frozenset[str], distrusted: dict[str, list[str]]

@@ -361,6 +361,22 @@ def test_an_earned_keys_runs_on_another_accelerator_kind_count_only_once_reprodu
     assert evidence.baseline(w.h).floor().mean > 1.1
 
 
+def test_a_minted_keys_replay_on_another_kind_earns_its_voucher_nothing_there(store, keys) -> None:
+    # A replay vouches for an accelerator kind only where its replayer's own runs count: the
+    # earned key's minted key (trusted, its CPU runs "reproduced" by the earned key) matched one of
+    # the earned key's `cuda` poison runs on `cuda`, and the 40 runs counted again.
+    w = EarnedWorld(store, keys)
+    t = w.mint(5000)
+    w.poison(1.2, gpu=True)
+    target = min((r for r in evidence.verdicts_of(w.h).runs.values()
+                  if r["accelerator"] == "cuda"), key=lambda r: r["seed"])
+    sign(store, t, "run", on_gpu(run_body(BASE, target["seed"], 1.2, "replay", target["id"])))
+    v = evidence.verdicts_of(w.h)
+    assert v.trust.trusted(t.peer_id) and v.trust.trusted(w.s.peer_id)
+    assert "cuda" not in v.trust.kinds.get(w.s.peer_id, ())
+    assert evidence.baseline(w.h).floor().mean < 1.005
+
+
 def verify_lease(store, key, chash: str, now: int, ago: float, hours: float) -> None:
     """`key` leases the verification of config `chash` (some claim of it), signed `ago` hours
     before `now`, until `hours` after it."""
