@@ -348,7 +348,7 @@ def _evidence(v: Any, view: Any) -> list[dict[str, Any]]:
         if run["purpose"] == "verify":
             why = "by the claimant" if run["author"] == view.author else v.why_not(run["id"])
             out.append({**_run_row(v, run["id"], "verify", why),
-                        "trusted": v.trust.trusted(run["author"])})
+                        "trusted": v.trust.counts(run)})
     return out
 
 
