@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from pathlib import Path
@@ -101,7 +102,11 @@ def test_the_live_panel_shows_a_real_runs_step_loss_and_time_left(runner: Harnes
     assert body.status == "ok" and panels                 # ...which reported at least the end
     last = panels[-1]
     steps = body.metrics.steps
-    assert "current run         screen run, seed 3 (" in last
-    assert f"run progress        step {steps}/{steps}, loss " in last and "~0 s left" in last
+    # label, then value (the label column is as wide as the widest label: not pinned here)
+    rows = dict((re.split(r"\s{2,}", line.strip(), maxsplit=1) + [""])[:2]
+                for line in last.splitlines())
+    assert rows["current run"].startswith("screen run, seed 3 ("), last
+    assert rows["run progress"].startswith(f"step {steps}/{steps}, loss "), last
+    assert "~0 s left" in last
     assert all(len(line) <= 80 for panel in panels for line in panel.splitlines())
     assert progress.snapshot()["current_run"] is None     # cleared once the run is over
