@@ -22,8 +22,7 @@ from memory.leaderboard import base_configs, config_diff
 from memory.schema import BODY_COLUMNS
 from memory.store import Reader
 from memory.views import VALID_RANGE as _VALID, moving, track_runs
-# MAX_STRANGERS: the bound on strangers' rows per list, shared with `swarm findings`
-from swarm.conclusions import MAX_STRANGERS, Conclusions, few_strangers, track_base  # noqa: F401
+from swarm.conclusions import Conclusions, few_strangers, track_base
 from swarm.output import peer_labels, track_labels
 
 MAX_MARKS = 2000         # runs drawn on the overview chart (the newest)

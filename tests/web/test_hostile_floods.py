@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 from memory import canonical, codec, records as R, synthetic
 from memory.store import ReadOnlyMemory, Store
 from node.home import memory_path
+from swarm.conclusions import MAX_STRANGERS
 from swarm.web.app import dashboard_app
-from swarm.web.views import MAX_STRANGERS
 
 EXTRA = 30               # strangers' rows past the bound, of each kind
 
