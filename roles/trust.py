@@ -20,9 +20,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from memory import stats
+from memory import records as R, stats
 from roles import sanity
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class Replay:
 # for the roots and, for another author, once it is trusted and a trusted replay matched one of
 # its runs of that kind (docs/TRUST.md, "Roots and earned trust"). Only a bit-for-bit match
 # vouches, and that is CPU only (`exact_hardware`), so a trusted author's CPU runs always count.
-KINDS = ("cuda", "mps")                    # memory/records.py: the accelerators other than `cpu`
+KINDS = tuple(k for k in get_args(R.Hardware.model_fields["accelerator"].annotation) if k != "cpu")
 
 
 def run_key(author: str, accelerator: str | None) -> str:
